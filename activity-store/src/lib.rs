@@ -1,0 +1,3 @@
+//! activity-store
+pub mod schema;
+pub use schema::SCHEMA;

@@ -1,0 +1,64 @@
+//! activity.db's schema: the daemon's sessions and events.
+//!
+//! Every legacy column keeps its name and meaning, except times: INTEGER Unix epoch milliseconds UTC, in
+//! columns renamed `*_ms` (`start_time` -> `start_time_ms`, `timestamp` -> `timestamp_ms`). Ids are the
+//! legacy ids (AUTOINCREMENT, as in the legacy file, so an id is never reused after a prune and a dangling
+//! reference can never come to point at a new row).
+//!
+//! No foreign keys: `activity_sessions.project_id` names a project in config.db (joined in the application),
+//! and `activity_events.session_id` is kept exactly as the legacy file had it, NULL or pointing at a session
+//! that no longer exists included. Retention deletes by time, not by cascade.
+
+use store_core::schema::ACTIVITY_APPLICATION_ID;
+use store_core::{Migration, Schema, Step};
+
+/// activity.db, owned by the daemon.
+pub static SCHEMA: Schema = Schema {
+    file_name: "activity.db",
+    owner: "the daemon",
+    application_id: ACTIVITY_APPLICATION_ID,
+    migrations: MIGRATIONS,
+    incremental_vacuum: true,
+};
+
+/// Released migrations: never edit one (its checksum is recorded in every file); add a new one instead.
+static MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "sessions and events",
+        step: Step::Sql(
+            "CREATE TABLE activity_sessions (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    app              TEXT NOT NULL,
+    title            TEXT,
+    url              TEXT,
+    domain           TEXT,
+    project_id       INTEGER,
+    start_time_ms    INTEGER NOT NULL,
+    end_time_ms      INTEGER,
+    duration_seconds INTEGER,
+    is_idle          INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE activity_events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id   INTEGER,
+    event_type   TEXT NOT NULL,
+    app          TEXT,
+    title        TEXT,
+    url          TEXT,
+    timestamp_ms INTEGER NOT NULL,
+    idle_seconds INTEGER
+);",
+        ),
+    },
+    Migration {
+        version: 2,
+        name: "indexes for the hot reads",
+        step: Step::Sql(
+            "CREATE INDEX activity_sessions_start ON activity_sessions (start_time_ms, project_id, duration_seconds);
+CREATE INDEX activity_sessions_project ON activity_sessions (project_id, start_time_ms);
+CREATE INDEX activity_events_session ON activity_events (session_id, timestamp_ms);
+CREATE INDEX activity_events_timestamp ON activity_events (timestamp_ms);",
+        ),
+    },
+];

@@ -1,0 +1,3 @@
+//! config-store
+pub mod schema;
+pub use schema::SCHEMA;

@@ -1,0 +1,92 @@
+//! config.db's schema: the server's projects, domains, calendar keywords and subscriptions, calendar
+//! events and settings.
+//!
+//! Every legacy column keeps its name and meaning, except times: INTEGER Unix epoch milliseconds UTC, in
+//! columns renamed `*_ms`. Ids are the legacy ids (AUTOINCREMENT: never reused, so a project id kept in
+//! activity.db or in a calendar event never comes to mean another project).
+//!
+//! Foreign keys, with explicit ON DELETE:
+//! - a deleted project takes its domains and calendar keywords (CASCADE), as the legacy schema declared;
+//! - a deleted subscription takes its calendar events (CASCADE), as the legacy schema declared;
+//! - a deleted project does NOT touch calendar events: `calendar_events.project_id` is a plain column, like
+//!   `activity_sessions.project_id`, and reports show such events under "deleted project N", never drop them.
+//!
+//! Duplicates: the legacy code let a project carry the same domain (or keyword) twice. Here
+//! `UNIQUE (project_id, domain)` and `UNIQUE (project_id, keyword)` make that impossible; migrate-split
+//! reports each legacy duplicate (and writes it to the rejects file) instead of hiding it.
+//!
+//! `settings.secret` marks values that are credentials; no value is ever printed either way.
+
+use store_core::schema::CONFIG_APPLICATION_ID;
+use store_core::{Migration, Schema, Step};
+
+/// config.db, owned by the server.
+pub static SCHEMA: Schema = Schema {
+    file_name: "config.db",
+    owner: "the server",
+    application_id: CONFIG_APPLICATION_ID,
+    migrations: MIGRATIONS,
+    incremental_vacuum: false,
+};
+
+/// Released migrations: never edit one (its checksum is recorded in every file); add a new one instead.
+static MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "projects, calendars and settings",
+        step: Step::Sql(
+            "CREATE TABLE projects (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    name          TEXT NOT NULL,
+    color         TEXT,
+    created_at_ms INTEGER,
+    archived      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE project_domains (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    domain     TEXT NOT NULL,
+    UNIQUE (project_id, domain)
+);
+CREATE TABLE project_calendar_keywords (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    keyword    TEXT NOT NULL,
+    UNIQUE (project_id, keyword)
+);
+CREATE TABLE calendar_subscriptions (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    name              TEXT NOT NULL,
+    url               TEXT NOT NULL,
+    color             TEXT,
+    last_synced_at_ms INTEGER,
+    enabled           INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE calendar_events (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscription_id INTEGER NOT NULL REFERENCES calendar_subscriptions(id) ON DELETE CASCADE,
+    uid             TEXT NOT NULL,
+    title           TEXT,
+    start_time_ms   INTEGER NOT NULL,
+    end_time_ms     INTEGER,
+    project_id      INTEGER
+);
+CREATE TABLE settings (
+    key           TEXT PRIMARY KEY NOT NULL,
+    value         TEXT,
+    updated_at_ms INTEGER,
+    secret        INTEGER NOT NULL DEFAULT 0
+);",
+        ),
+    },
+    Migration {
+        version: 2,
+        name: "indexes for lookups and reports",
+        step: Step::Sql(
+            "CREATE INDEX project_domains_domain ON project_domains (domain);
+CREATE INDEX calendar_events_subscription ON calendar_events (subscription_id);
+CREATE INDEX calendar_events_start ON calendar_events (start_time_ms);
+CREATE INDEX calendar_events_project ON calendar_events (project_id, start_time_ms);",
+        ),
+    },
+];

@@ -1,0 +1,1 @@
+//! splitstore: server-side composition of the two stores.

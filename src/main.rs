@@ -1,0 +1,51 @@
+//! The `splitstore` command: the reference daemon and server, reports, the demo, and operator tools.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "splitstore",
+    version,
+    about = "Two SQLite files, one writer each: the daemon's activity.db and the server's config.db"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Split a sample legacy database, race a real daemon and server against it, and prove nothing is lost.
+    Demo(cli::demo::Args),
+    /// Reference daemon: the only writer of DIR/activity.db.
+    Daemon(cli::daemon::Args),
+    /// Reference server: the only writer of DIR/config.db, reading activity.db.
+    Server(cli::server::Args),
+    /// Time per project, joining activity.db and config.db in the application.
+    Report(cli::report::Args),
+    /// Health of both databases, with the command that fixes each problem.
+    Doctor(cli::doctor::Args),
+    /// Consistent backups of both databases, safe while the daemon and server write.
+    Backup(cli::backup::Args),
+    /// Put backups back in place (both owners must be stopped).
+    Restore(cli::restore::Args),
+    /// Quarantine a damaged database and restore the newest good backup.
+    Repair(cli::repair::Args),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Demo(args) => cli::demo::run(args),
+        Command::Daemon(args) => cli::daemon::run(args),
+        Command::Server(args) => cli::server::run(args),
+        Command::Report(args) => cli::report::run(args),
+        Command::Doctor(args) => cli::doctor::run(args),
+        Command::Backup(args) => cli::backup::run(args),
+        Command::Restore(args) => cli::restore::run(args),
+        Command::Repair(args) => cli::repair::run(args),
+    }
+}

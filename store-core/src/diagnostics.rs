@@ -1,0 +1,1 @@
+//! Health facts about a database file, as data (filled in by the operability work).

@@ -1,0 +1,331 @@
+//! The migration engine: versioned steps in `schema_migrations` and `PRAGMA user_version`, each step in its
+//! own `BEGIN IMMEDIATE` transaction together with its bookkeeping, so a failure or a kill leaves the file at
+//! the previous version and the next open finishes the job.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::conn_ext::{self, ConnExt};
+use crate::error::{Error, Result, SqliteResultExt};
+use crate::maintenance;
+use crate::schema::{KNOWN_KINDS, Migration, Schema, Step};
+
+/// Bookkeeping every splitstore database carries, created (if missing) inside each migration's
+/// transaction so that a fresh file and an upgraded one end with the same schema.
+pub const BOOKKEEPING_SQL: &str = "
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    checksum   TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS provenance (
+    id             INTEGER PRIMARY KEY,
+    event          TEXT NOT NULL,
+    at_ms          INTEGER NOT NULL,
+    source_path    TEXT,
+    source_sha256  TEXT,
+    source_version INTEGER,
+    detail         TEXT
+);
+";
+
+/// Called inside each migration's transaction after its step ran and before its bookkeeping and COMMIT.
+/// Returning `Err` fails the migration (the transaction rolls back). Drills use it to inject failures and
+/// to hold a migration open while a test kills the process.
+pub type MigrationHook = Arc<dyn Fn(&Migration) -> std::result::Result<(), String> + Send + Sync>;
+
+/// What the file looked like before migrating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileState {
+    pub application_id: i32,
+    pub user_version: u32,
+    pub table_count: u32,
+}
+
+impl FileState {
+    /// A file nothing has been written into yet (a 0-byte or empty SQLite file).
+    pub fn is_blank(&self) -> bool {
+        self.application_id == 0 && self.user_version == 0 && self.table_count == 0
+    }
+}
+
+/// Reads the header fields and forces SQLite to read and parse the schema, so a garbage or truncated file
+/// fails here, at open, with `NotADatabase`/`Corrupt` (opening is lazy: https://sqlite.org/c3ref/open_v2.html).
+pub(crate) fn read_state(conn: &Connection, path: &Path) -> Result<FileState> {
+    conn.query_row(
+        "SELECT (SELECT application_id FROM pragma_application_id()),
+                (SELECT user_version FROM pragma_user_version()),
+                (SELECT count(*) FROM sqlite_schema WHERE type = 'table')",
+        [],
+        |r| {
+            Ok(FileState {
+                application_id: r.get(0)?,
+                user_version: r.get(1)?,
+                table_count: r.get(2)?,
+            })
+        },
+    )
+    .at(path)
+}
+
+/// Refuses a file that is not this kind: another splitstore kind, another application, or a SQLite file
+/// with tables but no splitstore `application_id` (a legacy combined database, for instance).
+pub(crate) fn check_identity(path: &Path, schema: &Schema, state: &FileState) -> Result<()> {
+    if state.is_blank() || state.application_id == schema.application_id {
+        return Ok(());
+    }
+    let found = if let Some((_, kind)) = KNOWN_KINDS.iter().find(|(id, _)| *id == state.application_id) {
+        format!(
+            "it is a splitstore {kind} (application_id {:#010x})",
+            state.application_id
+        )
+    } else if state.application_id != 0 {
+        format!(
+            "it belongs to another application (application_id {:#010x})",
+            state.application_id
+        )
+    } else if (1..=3).contains(&state.user_version) {
+        format!(
+            "it has {} tables, no splitstore application_id and user_version {}: it looks like a legacy combined \
+             database, which `migrate-split` converts",
+            state.table_count, state.user_version
+        )
+    } else {
+        format!(
+            "it has {} tables, user_version {} and no splitstore application_id: it belongs to another application",
+            state.table_count, state.user_version
+        )
+    };
+    Err(Error::WrongDatabase {
+        path: path.to_path_buf(),
+        expected: schema.file_name,
+        found,
+    })
+}
+
+/// Refuses a file newer than this build, and one whose applied migrations differ from this build's.
+/// Reads only: the file is untouched when this fails.
+pub(crate) fn check_history(conn: &Connection, path: &Path, schema: &Schema, state: &FileState) -> Result<()> {
+    let end = schema.end_version();
+    if state.user_version > end {
+        return Err(Error::SchemaNewer {
+            path: path.to_path_buf(),
+            found: state.user_version,
+            supported: end,
+        });
+    }
+    if state.user_version == 0 {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare("SELECT name, checksum FROM schema_migrations WHERE version = ?1")
+        .at(path)?;
+    for m in &schema.migrations[..state.user_version as usize] {
+        let recorded: Option<(String, String)> = stmt
+            .query_row([m.version], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .at(path)?;
+        let detail = match recorded {
+            None => "the file's user_version says it was applied, but schema_migrations has no record of it".into(),
+            Some((_, checksum)) if checksum != m.checksum() => {
+                format!("its checksum is {checksum}, this build's is {}", m.checksum())
+            }
+            Some(_) => continue,
+        };
+        return Err(Error::MigrationChanged {
+            path: path.to_path_buf(),
+            version: m.version,
+            name: m.name,
+            detail,
+        });
+    }
+    Ok(())
+}
+
+/// What an upgrade did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeReport {
+    pub from_version: u32,
+    pub to_version: u32,
+    /// The backup taken before migrating a file that already had a schema.
+    pub backup: Option<PathBuf>,
+}
+
+/// Applies migrations `from+1 ..= target`. On a file that already had a schema: `quick_check` first, then
+/// a backup, then the steps. `synchronous=FULL` while migrating, since a power loss under NORMAL may roll back
+/// the last commits (https://sqlite.org/wal.html#performance_considerations); the caller restores NORMAL.
+pub(crate) fn upgrade(
+    conn: &mut Connection,
+    path: &Path,
+    schema: &Schema,
+    from: u32,
+    target: u32,
+    backups: Option<(&Path, usize)>,
+    hook: Option<&MigrationHook>,
+) -> Result<UpgradeReport> {
+    let mut report = UpgradeReport {
+        from_version: from,
+        to_version: from,
+        backup: None,
+    };
+    if from >= target {
+        return Ok(report);
+    }
+    if from > 0 {
+        let problems = maintenance::quick_check(conn).at(path)?;
+        if !problems.is_empty() {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("quick_check before migrating found: {}", problems.join("; ")),
+                newest_backup: maintenance::newest_backup_near(path),
+            });
+        }
+        if let Some((dir, keep)) = backups {
+            let label = format!("pre-migration-v{from}");
+            report.backup = Some(maintenance::backup_connection(conn, path, schema, dir, &label, keep)?);
+        }
+    }
+    conn_ext::set_and_verify(conn, path, "synchronous", "FULL", "2")?;
+    for m in &schema.migrations[from as usize..target as usize] {
+        apply_one(conn, path, schema, m, hook)?;
+        report.to_version = m.version;
+    }
+    Ok(report)
+}
+
+fn apply_one(
+    conn: &mut Connection,
+    path: &Path,
+    schema: &Schema,
+    m: &Migration,
+    hook: Option<&MigrationHook>,
+) -> Result<()> {
+    let rebuild = matches!(m.step, Step::Rebuild(_));
+    if rebuild {
+        // Must happen outside the transaction: inside one it is a silent no-op
+        // (https://sqlite.org/foreignkeys.html#fk_enable).
+        conn_ext::set_and_verify(conn, path, "foreign_keys", "OFF", "0")?;
+    }
+    let outcome = run_in_transaction(conn, path, schema, m, hook);
+    if rebuild {
+        conn_ext::set_and_verify(conn, path, "foreign_keys", "ON", "1")?;
+    }
+    outcome
+}
+
+fn run_in_transaction(
+    conn: &mut Connection,
+    path: &Path,
+    schema: &Schema,
+    m: &Migration,
+    hook: Option<&MigrationHook>,
+) -> Result<()> {
+    let failed = |sql: Option<String>, detail: String, source: Option<Box<rusqlite::Error>>| Error::MigrationFailed {
+        path: path.to_path_buf(),
+        version: m.version,
+        name: m.name,
+        sql,
+        detail,
+        source,
+    };
+    let sqlite_failed = |sql: Option<String>, e: rusqlite::Error| match Error::from_sqlite(path, e) {
+        // Damage and a full disk say more than "migration failed"; keep their own types.
+        e @ (Error::Corrupt { .. } | Error::DiskFull { .. } | Error::WriteFailed { .. } | Error::Busy { .. }) => e,
+        Error::Sqlite { source, .. } => failed(sql, source.to_string(), Some(Box::new(source))),
+        other => failed(sql, other.what(), None),
+    };
+
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| sqlite_failed(None, e))?;
+    // Converge: if the version moved while we waited for the write lock, this step is already done.
+    let current: u32 = tx.pragma_value("user_version").map_err(|e| sqlite_failed(None, e))?;
+    if current >= m.version {
+        return Ok(());
+    }
+    if current != m.version - 1 {
+        return Err(failed(
+            None,
+            format!("the file is at version {current}, not {}", m.version - 1),
+            None,
+        ));
+    }
+    tx.execute_batch(BOOKKEEPING_SQL)
+        .map_err(|e| sqlite_failed(Some(BOOKKEEPING_SQL.into()), e))?;
+    match &m.step {
+        Step::Sql(sql) | Step::Rebuild(sql) => run_statements(&tx, sql).map_err(|(s, e)| sqlite_failed(s, e))?,
+        Step::Rust { run, .. } => run(&tx).map_err(|e| sqlite_failed(None, e))?,
+    }
+    if let Some(hook) = hook {
+        hook(m).map_err(|why| failed(None, format!("injected failure: {why}"), None))?;
+    }
+    let violations = maintenance::foreign_key_violations(&tx).map_err(|e| sqlite_failed(None, e))?;
+    if !violations.is_empty() {
+        let shown: Vec<String> = violations.iter().take(5).map(|v| v.to_string()).collect();
+        return Err(failed(
+            None,
+            format!(
+                "foreign_key_check found {} violation(s) before COMMIT: {}",
+                violations.len(),
+                shown.join("; ")
+            ),
+            None,
+        ));
+    }
+    tx.execute(
+        "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
+        params![m.version, m.name, m.checksum(), chrono::Utc::now().timestamp_millis()],
+    )
+    .map_err(|e| sqlite_failed(None, e))?;
+    // Both header fields are written by the transaction and commit (or vanish) with it.
+    tx.pragma_update(None, "user_version", m.version)
+        .map_err(|e| sqlite_failed(None, e))?;
+    if m.version == 1 {
+        tx.pragma_update(None, "application_id", schema.application_id)
+            .map_err(|e| sqlite_failed(None, e))?;
+    }
+    tx.commit().map_err(|e| sqlite_failed(None, e))
+}
+
+/// Runs each statement of `sql` in turn, and on failure says which one failed.
+fn run_statements(conn: &Connection, sql: &str) -> std::result::Result<(), (Option<String>, rusqlite::Error)> {
+    for statement in split_statements(sql) {
+        let failed = |e| (Some(statement.to_string()), e);
+        let mut stmt = conn.prepare(statement).map_err(failed)?;
+        stmt.raw_query().next().map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Splits SQL text into complete statements the way the sqlite3 shell does: a `;` ends a statement only
+/// where `sqlite3_complete` says the text so far is complete (not inside a string, comment or trigger body).
+pub fn split_statements(sql: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in sql.match_indices(';') {
+        let candidate = &sql[start..=i];
+        if is_complete(candidate) {
+            let trimmed = candidate.trim();
+            if trimmed != ";" {
+                out.push(trimmed);
+            }
+            start = i + 1;
+        }
+    }
+    let rest = sql[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+fn is_complete(sql: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(sql) else {
+        return false;
+    };
+    // SAFETY: sqlite3_complete only reads the NUL-terminated string it is given.
+    unsafe { rusqlite::ffi::sqlite3_complete(c.as_ptr()) != 0 }
+}

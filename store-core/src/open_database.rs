@@ -1,0 +1,275 @@
+//! The owner's connection: the one writable connection to a database, opened honestly.
+//!
+//! Order matters, and each step is here for a reason:
+//! 1. the data directory (0700) and the owner lock, before touching the file;
+//! 2. the file created 0600 if missing, so SQLite's `-wal`/`-shm` inherit 0600;
+//! 3. the first schema read inside open (garbage fails now with `NotADatabase`, a truncated file with
+//!    `Corrupt`), identity (`application_id`) and history (version, checksums) checked while nothing has
+//!    been written, so a refused file keeps its bytes;
+//! 4. the connection posture, each pragma read back;
+//! 5. pending migrations (quick_check, backup, one transaction per step).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::conn_ext::{self, ConnExt};
+use crate::error::{Error, Result, SqliteResultExt};
+use crate::files;
+use crate::maintenance;
+use crate::migrate::{self, MigrationHook, UpgradeReport};
+use crate::owner_lock::OwnerLock;
+use crate::schema::Schema;
+
+/// How long a connection waits for a lock held by another connection before `Busy`.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// `PRAGMA journal_size_limit`: after a checkpoint resets the WAL, the file is truncated to this size, so a
+/// burst does not leave a huge `-wal` behind (https://sqlite.org/pragma.html#pragma_journal_size_limit).
+pub const JOURNAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+/// Prepared statements cached per connection.
+pub const STATEMENT_CACHE: usize = 64;
+
+/// Options for [`OwnerConnection::open_with`].
+#[derive(Clone)]
+pub struct OpenOptions {
+    pub busy_timeout: Duration,
+    /// Where pre-migration backups go; `None` means `<data dir>/backups`.
+    pub backup_dir: Option<PathBuf>,
+    /// How many backups of this database to keep there.
+    pub keep_backups: usize,
+    /// Stop migrating at this version instead of the build's last (tests build old versions with it).
+    pub target_version: Option<u32>,
+    /// Runs inside each migration's transaction before COMMIT (fault-injection drills).
+    pub migration_hook: Option<MigrationHook>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            backup_dir: None,
+            keep_backups: maintenance::DEFAULT_KEEP_BACKUPS,
+            target_version: None,
+            migration_hook: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("busy_timeout", &self.busy_timeout)
+            .field("backup_dir", &self.backup_dir)
+            .field("keep_backups", &self.keep_backups)
+            .field("target_version", &self.target_version)
+            .field("migration_hook", &self.migration_hook.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
+}
+
+/// What happened during open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The file did not exist, or was empty, and was initialised.
+    pub created: bool,
+    pub upgrade: UpgradeReport,
+}
+
+/// The single writable connection to a database, holding its owner lock for as long as it lives.
+#[derive(Debug)]
+pub struct OwnerConnection {
+    // Field order: the connection closes before the lock is released.
+    conn: Connection,
+    path: PathBuf,
+    schema: &'static Schema,
+    report: OpenReport,
+    lock: OwnerLock,
+}
+
+impl OwnerConnection {
+    /// Opens `path` as the owner with default options.
+    pub fn open(path: &Path, schema: &'static Schema) -> Result<OwnerConnection> {
+        Self::open_with(path, schema, &OpenOptions::default())
+    }
+
+    /// Opens `path` as the owner: takes the lock, creates the file if missing, checks it is this kind and
+    /// not newer than the build, sets and verifies the posture, and applies pending migrations.
+    pub fn open_with(path: &Path, schema: &'static Schema, opts: &OpenOptions) -> Result<OwnerConnection> {
+        schema.validate().map_err(|detail| Error::InvalidMigrations {
+            path: path.to_path_buf(),
+            detail,
+        })?;
+        let target = opts.target_version.unwrap_or(schema.end_version());
+        if target > schema.end_version() {
+            return Err(Error::InvalidMigrations {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "target version {target} is past the last migration ({})",
+                    schema.end_version()
+                ),
+            });
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        files::create_private_dir_all(dir)?;
+        let lock = OwnerLock::acquire(path)?;
+        if std::fs::symlink_metadata(path).is_err() {
+            drop(files::create_private_new(path)?);
+        }
+        files::ensure_private(path)?;
+        for sidecar in files::sidecars(path) {
+            files::ensure_private(&sidecar)?;
+        }
+
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).at(path)?;
+        conn.busy_timeout(opts.busy_timeout).at(path)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+
+        let state = migrate::read_state(&conn, path)?;
+        migrate::check_identity(path, schema, &state)?;
+        migrate::check_history(&conn, path, schema, &state)?;
+
+        set_posture(&conn, path, schema, state.is_blank(), opts.busy_timeout)?;
+        let backup_dir = opts
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| maintenance::default_backup_dir(path));
+        let upgrade = migrate::upgrade(
+            &mut conn,
+            path,
+            schema,
+            state.user_version,
+            target,
+            Some((&backup_dir, opts.keep_backups)),
+            opts.migration_hook.as_ref(),
+        );
+        // Back to NORMAL whatever happened: FULL is only for the migration itself.
+        conn_ext::set_and_verify(&conn, path, "synchronous", "NORMAL", "1")?;
+        let upgrade = upgrade?;
+        if schema.incremental_vacuum {
+            conn_ext::verify(&conn, path, "auto_vacuum", "INCREMENTAL", "2")?;
+        }
+        Ok(OwnerConnection {
+            conn,
+            path: path.to_path_buf(),
+            schema,
+            report: OpenReport {
+                created: state.is_blank(),
+                upgrade,
+            },
+            lock,
+        })
+    }
+
+    /// The connection, for the owning store's cached statements. Single statements run in autocommit are
+    /// atomic on their own; anything with more than one statement goes through [`write`](Self::write).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it. `BEGIN IMMEDIATE` takes the write
+    /// lock up front: a deferred transaction that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT`
+    /// if another connection committed in between, and busy_timeout does not retry that
+    /// (https://sqlite.org/rescode.html#busy_snapshot). If `f` fails, nothing of it is written.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .at(path)?;
+        let value = f(&tx).at(path)?;
+        tx.commit().at(path)?;
+        Ok(value)
+    }
+
+    /// Like [`write`](Self::write) for callers whose closure returns their own error type.
+    pub fn try_write<T, E: From<Error>>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .at(&path)?;
+        let value = f(&tx)?;
+        tx.commit().at(&path)?;
+        Ok(value)
+    }
+
+    /// Runs read-only work on the owner's connection.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        f(&self.conn).at(&self.path)
+    }
+
+    /// Maps a SQLite error met on this database to the typed error.
+    pub fn error(&self, e: rusqlite::Error) -> Error {
+        Error::from_sqlite(&self.path, e)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema(&self) -> &'static Schema {
+        self.schema
+    }
+
+    /// What open did (created, migrated, backup taken).
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    pub fn lock(&self) -> &OwnerLock {
+        &self.lock
+    }
+
+    /// The schema version of the file.
+    pub fn schema_version(&self) -> Result<u32> {
+        self.conn.pragma_value("user_version").at(&self.path)
+    }
+
+    /// Takes a backup of this database into `dest_dir` (see [`maintenance::backup_connection`]).
+    pub fn backup_to(&self, dest_dir: &Path, label: &str, keep: usize) -> Result<PathBuf> {
+        maintenance::backup_connection(&self.conn, &self.path, self.schema, dest_dir, label, keep)
+    }
+
+    /// Records where this file's content came from (a split, a restore) in its `provenance` table.
+    pub fn record_provenance(&mut self, record: &crate::Provenance) -> Result<()> {
+        self.write(|tx| record.insert(tx))
+    }
+}
+
+/// The posture every owner connection has, each setting read back.
+fn set_posture(conn: &Connection, path: &Path, schema: &Schema, blank: bool, busy: Duration) -> Result<()> {
+    if blank && schema.incremental_vacuum {
+        // auto_vacuum is fixed when the first table is created; set it before anything writes page 1.
+        conn_ext::set_and_verify(conn, path, "auto_vacuum", "INCREMENTAL", "2")?;
+    }
+    // journal_mode returns the mode now in effect; anything but "wal" (a network file system, say) is refused.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).at(path)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::PragmaRejected {
+            path: path.to_path_buf(),
+            pragma: "journal_mode",
+            wanted: "wal".into(),
+            got: mode,
+        });
+    }
+    // WAL + NORMAL never corrupts and keeps every commit across a process crash; a power loss may roll back
+    // the last commits (https://sqlite.org/wal.html, sqlite-hazards "Durability").
+    conn_ext::set_and_verify(conn, path, "synchronous", "NORMAL", "1")?;
+    // Bundled SQLite enables foreign keys by default; set and check anyway: the posture must not depend on
+    // how SQLite was built.
+    conn_ext::set_and_verify(conn, path, "foreign_keys", "ON", "1")?;
+    let limit = JOURNAL_SIZE_LIMIT.to_string();
+    conn_ext::set_and_verify(conn, path, "journal_size_limit", &limit, &limit)?;
+    conn_ext::verify(
+        conn,
+        path,
+        "busy_timeout",
+        &busy.as_millis().to_string(),
+        &busy.as_millis().to_string(),
+    )
+}

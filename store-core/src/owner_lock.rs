@@ -1,0 +1,173 @@
+//! The single-writer rule: an exclusive advisory lock on `<db>.lock`, held for the owner's lifetime.
+//!
+//! The lock is a separate file because on Linux `flock` (fs2) and SQLite's `fcntl` locks do not see each
+//! other, so locking the database file itself would exclude nothing (sqlite-hazards: "The ownership lock").
+//! `flock` locks belong to an open file description, so a second `acquire` in the same process conflicts
+//! with the first exactly as another process would. The OS drops the lock when the holder dies, so after
+//! `kill -9` the next owner gets it at once. The lock file is never deleted: unlinking a lock file that
+//! another process has open would let two owners lock two different inodes.
+//!
+//! fs2 is called fully qualified: since Rust 1.89 `std::fs::File` has inherent `lock`/`try_lock`/... methods
+//! that shadow fs2's and report contention differently.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use std::{fmt, fs, io, thread};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::files;
+
+/// Who holds an owner lock, as written into the lock file by the holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockHolder {
+    pub pid: u32,
+    /// RFC 3339 time the holder took the lock.
+    pub since: Option<String>,
+}
+
+impl LockHolder {
+    /// Whether the holder is this very process (a second handle opened by the same program).
+    pub fn is_this_process(&self) -> bool {
+        self.pid == std::process::id()
+    }
+}
+
+impl fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        if self.is_this_process() {
+            write!(f, " (this process)")?;
+        }
+        if let Some(since) = &self.since {
+            write!(f, " since {since}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a database has an owner right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LockState {
+    Free,
+    /// Held; `holder` is `None` only if the holder had not yet written its pid.
+    Held {
+        holder: Option<LockHolder>,
+    },
+}
+
+/// Exclusive ownership of one database file. Dropping it releases the lock.
+#[derive(Debug)]
+pub struct OwnerLock {
+    file: File,
+    lock_path: PathBuf,
+    db_path: PathBuf,
+}
+
+/// How long `acquire` retries on contention before refusing. A [`probe`] holds a shared lock for a few
+/// microseconds; this window keeps a probe from ever refusing a real owner, while a real second owner is
+/// still refused well within a second.
+const PROBE_GRACE: Duration = Duration::from_millis(60);
+
+impl OwnerLock {
+    /// The lock file that guards `db_path`: `activity.db` -> `activity.db.lock`.
+    pub fn path_for(db_path: &Path) -> PathBuf {
+        files::with_suffix(db_path, ".lock")
+    }
+
+    /// Takes ownership of `db_path`, or fails at once with [`Error::Locked`] naming the holder's pid.
+    /// The lock file is created 0600 and records this process's pid and start time.
+    pub fn acquire(db_path: &Path) -> Result<OwnerLock> {
+        let lock_path = Self::path_for(db_path);
+        let mut file = files::open_private(&lock_path)?;
+        let deadline = std::time::Instant::now() + PROBE_GRACE;
+        loop {
+            match fs2::FileExt::try_lock_exclusive(&file) {
+                Ok(()) => break,
+                Err(e) if is_contended(&e) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(Error::Locked {
+                            path: db_path.to_path_buf(),
+                            holder: read_holder(&lock_path),
+                        });
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(Error::io(&lock_path, "lock", e)),
+            }
+        }
+        let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let record = format!("pid={}\nsince={since}\n", std::process::id());
+        file.set_len(0)
+            .and_then(|_| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(record.as_bytes()))
+            .map_err(|e| Error::io(&lock_path, "write the owner's pid into", e))?;
+        Ok(OwnerLock {
+            file,
+            lock_path,
+            db_path: db_path.to_path_buf(),
+        })
+    }
+
+    /// Reports whether `db_path` has an owner, and who, without becoming the owner. It holds a shared lock
+    /// for the instant of the test (flock has no test-only call); [`acquire`](Self::acquire) tolerates that.
+    pub fn probe(db_path: &Path) -> Result<LockState> {
+        let lock_path = Self::path_for(db_path);
+        let file = match File::open(&lock_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Free),
+            Err(e) => return Err(Error::io(&lock_path, "open", e)),
+        };
+        match fs2::FileExt::try_lock_shared(&file) {
+            Ok(()) => {
+                fs2::FileExt::unlock(&file).map_err(|e| Error::io(&lock_path, "unlock", e))?;
+                Ok(LockState::Free)
+            }
+            Err(e) if is_contended(&e) => Ok(LockState::Held {
+                holder: read_holder(&lock_path),
+            }),
+            Err(e) => Err(Error::io(&lock_path, "probe the lock", e)),
+        }
+    }
+
+    /// The database this lock owns.
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// The lock file.
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+}
+
+impl Drop for OwnerLock {
+    fn drop(&mut self) {
+        // Closing the descriptor releases the lock too; unlocking first makes the release immediate
+        // even if the descriptor were duplicated. The pid text is left as a harmless hint.
+        let _ = fs2::FileExt::unlock(&self.file);
+    }
+}
+
+fn is_contended(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
+}
+
+fn read_holder(lock_path: &Path) -> Option<LockHolder> {
+    let mut text = String::new();
+    fs::File::open(lock_path).ok()?.read_to_string(&mut text).ok()?;
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .map(str::trim)
+    };
+    let pid = field("pid")?.parse().ok()?;
+    Some(LockHolder {
+        pid,
+        since: field("since").map(str::to_string),
+    })
+}

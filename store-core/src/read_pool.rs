@@ -1,0 +1,224 @@
+//! Read-only connections for processes that do not own a database (the server reading activity.db, the
+//! daemon reading config.db), pooled with r2d2.
+//!
+//! Readers never take the owner lock, never create the file and cannot write: connections open with
+//! `SQLITE_OPEN_READ_ONLY` (`PRAGMA query_only` would still let COMMIT and checkpoints through). Never
+//! `immutable=1`: it ignores the WAL and committed rows look missing (https://sqlite.org/uri.html#uriimmutable).
+//!
+//! Every read runs in one short transaction that ends before [`ReadPool::read`] returns, so no reader pins
+//! the WAL (a reader holding a snapshot stops checkpoints from resetting it: https://sqlite.org/wal.html#ckpt).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, SqliteResultExt};
+use crate::open_database::{DEFAULT_BUSY_TIMEOUT, STATEMENT_CACHE};
+use crate::schema::Schema;
+
+/// Connections a reader pool keeps at most.
+pub const DEFAULT_READERS: u32 = 4;
+
+fn reader_flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, reader_flags())?;
+    conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// A pool of read-only connections to one database of a known kind and schema version.
+pub struct ReadPool {
+    pool: Pool<SqliteConnectionManager>,
+    path: PathBuf,
+    schema: &'static Schema,
+    /// One connection kept aside for change polling: `PRAGMA data_version` is per connection.
+    watcher: Mutex<Option<Connection>>,
+    watcher_epoch: AtomicU64,
+}
+
+impl std::fmt::Debug for ReadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadPool")
+            .field("path", &self.path)
+            .field("file", &self.schema.file_name)
+            .finish()
+    }
+}
+
+/// A token that changes whenever anyone commits to the database: compare two with `!=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DataVersion {
+    /// Which watcher connection produced `version` (values of different connections do not compare).
+    pub epoch: u64,
+    /// `PRAGMA data_version` of that connection.
+    pub version: i64,
+}
+
+impl ReadPool {
+    /// A pool for `path`. Touches nothing: the file may not exist yet, and start-up never waits for it
+    /// (r2d2's `build()` would wait for `min_idle` connections and fail after 30 s).
+    pub fn new(path: &Path, schema: &'static Schema) -> Result<ReadPool> {
+        Self::with_size(path, schema, DEFAULT_READERS)
+    }
+
+    /// Like [`new`](Self::new) with at most `max` connections.
+    pub fn with_size(path: &Path, schema: &'static Schema, max: u32) -> Result<ReadPool> {
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(reader_flags())
+            .with_init(|c| {
+                c.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
+                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                Ok(())
+            });
+        let pool = Pool::builder()
+            .max_size(max.max(1))
+            .min_idle(Some(0))
+            // Validation happens in `read`, inside the read transaction, where it also sees schema changes.
+            .test_on_check_out(false)
+            .connection_timeout(Duration::from_secs(10))
+            .build_unchecked(manager);
+        Ok(ReadPool {
+            pool,
+            path: path.to_path_buf(),
+            schema,
+            watcher: Mutex::new(None),
+            watcher_epoch: AtomicU64::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one read transaction on a pooled connection, after checking that the file is this kind
+    /// at the schema version this build reads. The transaction ends before this returns.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.connection()?;
+        let tx = conn.unchecked_transaction().at(&self.path)?;
+        self.check_file(&tx)?;
+        let value = f(&tx).at(&self.path)?;
+        tx.commit().at(&self.path)?;
+        Ok(value)
+    }
+
+    /// Opens a connection outside the pool and checks the file, mapping every failure to its typed error.
+    /// Useful at start-up to report a problem before the first real read.
+    pub fn check(&self) -> Result<()> {
+        self.probe()
+    }
+
+    /// A token that changes whenever any connection (any process) commits to the database. Cheap: it reads
+    /// the WAL index, not the file. Holds no transaction between calls.
+    pub fn data_version(&self) -> Result<DataVersion> {
+        let mut slot = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            self.probe()?;
+            *slot = Some(open_reader(&self.path).at(&self.path)?);
+            self.watcher_epoch.fetch_add(1, Ordering::Relaxed);
+        }
+        let epoch = self.watcher_epoch.load(Ordering::Relaxed);
+        let conn = slot.as_ref().ok_or_else(|| Error::Unavailable {
+            path: self.path.clone(),
+            detail: "the watcher connection is gone".into(),
+        })?;
+        match conn.query_row("PRAGMA data_version", [], |r| r.get(0)) {
+            Ok(version) => Ok(DataVersion { epoch, version }),
+            Err(e) => {
+                *slot = None;
+                Err(Error::from_sqlite(&self.path, e))
+            }
+        }
+    }
+
+    fn connection(&self) -> Result<PooledConnection<SqliteConnectionManager>> {
+        if let Some(conn) = self.pool.try_get() {
+            return Ok(conn);
+        }
+        // A new connection is about to be made: r2d2 would retry a failing open until its timeout and then
+        // report only a string, so open one here first and map its failure precisely.
+        if self.pool.state().connections < self.pool.max_size() {
+            self.probe()?;
+        }
+        self.pool.get().map_err(|e| Error::Unavailable {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn probe(&self) -> Result<()> {
+        if std::fs::symlink_metadata(&self.path).is_err() {
+            return Err(Error::Missing {
+                path: self.path.clone(),
+                owner: self.schema.owner,
+            });
+        }
+        let conn = open_reader(&self.path).map_err(|e| self.open_error(e))?;
+        let tx = conn.unchecked_transaction().at(&self.path)?;
+        self.check_file(&tx)
+    }
+
+    fn open_error(&self, e: rusqlite::Error) -> Error {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && !self.path.exists() {
+            return Error::Missing {
+                path: self.path.clone(),
+                owner: self.schema.owner,
+            };
+        }
+        Error::from_sqlite(&self.path, e)
+    }
+
+    /// The file is this kind, at exactly the version this build reads. The first read here is also where
+    /// a missing `-shm` in a read-only directory surfaces (SQLITE_READONLY_DIRECTORY).
+    fn check_file(&self, conn: &Connection) -> Result<()> {
+        let (application_id, version): (i32, u32) = conn
+            .prepare_cached(
+                "SELECT (SELECT application_id FROM pragma_application_id()),
+                        (SELECT user_version FROM pragma_user_version())",
+            )
+            .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+            .at(&self.path)?;
+        let expected = self.schema.end_version();
+        let path = self.path.clone();
+        if version == 0 && application_id == 0 {
+            // Created, but the owner has not committed its first migration yet (or crashed before it).
+            return Err(Error::SchemaBehind {
+                path,
+                found: 0,
+                expected,
+                owner: self.schema.owner,
+            });
+        }
+        if application_id != self.schema.application_id {
+            let state = crate::migrate::FileState {
+                application_id,
+                user_version: version,
+                table_count: 1,
+            };
+            return crate::migrate::check_identity(&self.path, self.schema, &state);
+        }
+        match version.cmp(&expected) {
+            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Less => Err(Error::SchemaBehind {
+                path,
+                found: version,
+                expected,
+                owner: self.schema.owner,
+            }),
+            std::cmp::Ordering::Greater => Err(Error::SchemaNewer {
+                path,
+                found: version,
+                supported: expected,
+            }),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! What each database kind declares about itself: its file name, owner, `application_id` and the ordered
+//! migrations that build its schema. This is the small "initializer" of Mozilla's sql-support, as data.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Transaction;
+use sha2::{Digest, Sha256};
+
+/// One database kind (activity.db, config.db).
+#[derive(Debug)]
+pub struct Schema {
+    /// The file name in a data directory, also used in messages: `activity.db`.
+    pub file_name: &'static str,
+    /// Who owns (writes) this file, for messages: `the daemon`.
+    pub owner: &'static str,
+    /// `PRAGMA application_id`, distinct per kind, so a file of one kind is never opened as another.
+    pub application_id: i32,
+    /// Migrations 1..=N, in order. The schema's version is the last one's.
+    pub migrations: &'static [Migration],
+    /// Set `auto_vacuum=INCREMENTAL` when the file is created (it cannot change later without VACUUM).
+    pub incremental_vacuum: bool,
+}
+
+impl Schema {
+    /// The schema version this build writes and reads.
+    pub fn end_version(&self) -> u32 {
+        self.migrations.len() as u32
+    }
+
+    /// The path of this database in `data_dir`.
+    pub fn path_in(&self, data_dir: &Path) -> PathBuf {
+        data_dir.join(self.file_name)
+    }
+
+    /// The file name without `.db`, used to name backups: `activity`.
+    pub fn stem(&self) -> &'static str {
+        self.file_name.strip_suffix(".db").unwrap_or(self.file_name)
+    }
+
+    /// Checks the list at start-up: versions contiguous from 1, no duplicates, names present.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.migrations.is_empty() {
+            return Err("there are no migrations".into());
+        }
+        for (i, m) in self.migrations.iter().enumerate() {
+            let expected = i as u32 + 1;
+            if m.version != expected {
+                return Err(format!(
+                    "migration #{} has version {} where {expected} was expected (versions must run 1, 2, 3, ... \
+                     without gaps or duplicates)",
+                    i + 1,
+                    m.version
+                ));
+            }
+            if m.name.trim().is_empty() {
+                return Err(format!("migration {} has no name", m.version));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One versioned step of a schema.
+#[derive(Debug)]
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub step: Step,
+}
+
+/// What a migration does.
+pub enum Step {
+    /// Plain SQL, run inside the migration's `BEGIN IMMEDIATE` transaction.
+    Sql(&'static str),
+    /// A table rebuild (https://sqlite.org/lang_altertable.html#otheralter, the 12 steps): the engine turns
+    /// foreign keys off *before* the transaction (inside one it is a silent no-op) and checks it took, so
+    /// `DROP TABLE` does not cascade-delete children; runs `foreign_key_check` before COMMIT; turns them on after.
+    Rebuild(&'static str),
+    /// A step in Rust. `fingerprint` stands in for the code in the checksum: change it whenever `run` changes
+    /// meaning (which, after a release, must never happen).
+    Rust {
+        run: fn(&Transaction<'_>) -> rusqlite::Result<()>,
+        fingerprint: &'static str,
+    },
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Sql(sql) => f.debug_tuple("Sql").field(sql).finish(),
+            Step::Rebuild(sql) => f.debug_tuple("Rebuild").field(sql).finish(),
+            Step::Rust { fingerprint, .. } => f.debug_struct("Rust").field("fingerprint", fingerprint).finish(),
+        }
+    }
+}
+
+impl Migration {
+    /// sha256 over the step's kind and text: what `schema_migrations.checksum` records.
+    pub fn checksum(&self) -> String {
+        let (tag, text) = match &self.step {
+            Step::Sql(sql) => ("sql", *sql),
+            Step::Rebuild(sql) => ("rebuild", *sql),
+            Step::Rust { fingerprint, .. } => ("rust", *fingerprint),
+        };
+        let mut h = Sha256::new();
+        h.update(tag.as_bytes());
+        h.update([0u8]);
+        h.update(text.as_bytes());
+        hex(&h.finalize())
+    }
+
+    /// The SQL of the step, if it is SQL.
+    pub fn sql(&self) -> Option<&'static str> {
+        match self.step {
+            Step::Sql(s) | Step::Rebuild(s) => Some(s),
+            Step::Rust { .. } => None,
+        }
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The splitstore database kinds this build knows, by `application_id`, to say what a wrong file is.
+pub const KNOWN_KINDS: &[(i32, &str)] = &[
+    (ACTIVITY_APPLICATION_ID, "activity.db"),
+    (CONFIG_APPLICATION_ID, "config.db"),
+];
+
+/// `PRAGMA application_id` of activity.db: ASCII "SPLA".
+pub const ACTIVITY_APPLICATION_ID: i32 = 0x5350_4C41;
+/// `PRAGMA application_id` of config.db: ASCII "SPLC".
+pub const CONFIG_APPLICATION_ID: i32 = 0x5350_4C43;

@@ -1,0 +1,395 @@
+//! The migration engine on real files: refusals that leave bytes untouched, failures that roll back,
+//! kills that converge, upgrades equal to fresh builds, backups before migrating.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use rusqlite::Connection;
+use store_core::testing::{open_at_version, schema_fingerprint};
+use store_core::{Error, ErrorKind, Migration, OpenOptions, OwnerConnection, Schema, Step};
+
+#[test]
+fn child_entry() {
+    let Ok(role) = std::env::var(CHILD_ROLE) else { return };
+    let (what, path) = role.split_once(':').expect("role is what:path");
+    let path = std::path::PathBuf::from(path);
+    match what {
+        // Upgrade, and stall inside migration 3's transaction until killed.
+        "slow-migration" => {
+            let marker = store_core::files::with_suffix(&path, ".ready");
+            let hook: store_core::MigrationHook = Arc::new(move |m: &Migration| {
+                if m.version == 3 {
+                    fs::write(&marker, b"").map_err(|e| e.to_string())?;
+                    std::thread::sleep(Duration::from_secs(120));
+                }
+                Ok(())
+            });
+            let opts = OpenOptions {
+                migration_hook: Some(hook),
+                ..OpenOptions::default()
+            };
+            let _ = OwnerConnection::open_with(&path, &ITEMS, &opts);
+            panic!("the parent should have killed this child");
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn version_of(path: &Path) -> u32 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn fingerprint(path: &Path) -> String {
+    schema_fingerprint(&Connection::open(path).unwrap()).unwrap()
+}
+
+fn seed_v1(path: &Path) {
+    let owner = open_at_version(path, &ITEMS, 1).unwrap();
+    owner
+        .conn()
+        .execute_batch(
+            "INSERT INTO items (id, name) VALUES (1, 'one'), (2, 'two');
+             INSERT INTO tags (item_id, tag) VALUES (1, 'a'), (1, 'b'), (2, 'c');",
+        )
+        .unwrap();
+}
+
+#[test]
+fn upgraded_one_to_n_equals_fresh_and_rebuilds_keep_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh/activity.db");
+    drop(OwnerConnection::open(&fresh, &ITEMS).unwrap());
+
+    let old = dir.path().join("old/activity.db");
+    seed_v1(&old);
+    assert_eq!(version_of(&old), 1);
+    let owner = OwnerConnection::open(&old, &ITEMS).unwrap();
+    assert_eq!(owner.open_report().upgrade.from_version, 1);
+    assert_eq!(owner.open_report().upgrade.to_version, 3);
+    // The rebuild dropped and recreated `items`; with foreign keys on, that DROP would have
+    // cascade-deleted every tag. They are all still here.
+    let tags: i64 = owner
+        .conn()
+        .query_row("SELECT count(*) FROM tags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tags, 3);
+    let color: String = owner
+        .conn()
+        .query_row("SELECT color FROM items WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(color, "none");
+    drop(owner);
+
+    assert_eq!(fingerprint(&old), fingerprint(&fresh));
+    let fp = fingerprint(&fresh);
+    assert!(
+        fp.contains("table schema_migrations") && fp.contains("table provenance"),
+        "{fp}"
+    );
+    assert!(fp.contains("fk items|item_id|id|NO ACTION|CASCADE"), "{fp}");
+}
+
+#[test]
+fn every_intermediate_version_upgrades_to_the_same_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh/activity.db");
+    drop(OwnerConnection::open(&fresh, &ITEMS).unwrap());
+    for start in 1..=3 {
+        let db = dir.path().join(format!("v{start}/activity.db"));
+        drop(open_at_version(&db, &ITEMS, start).unwrap());
+        assert_eq!(version_of(&db), start);
+        drop(OwnerConnection::open(&db, &ITEMS).unwrap());
+        assert_eq!(fingerprint(&db), fingerprint(&fresh), "upgrade from v{start}");
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_the_file_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    {
+        let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+        owner.conn().execute_batch("PRAGMA user_version = 9").unwrap();
+    }
+    let before = fs::read(&db).unwrap();
+    let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SchemaNewer);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is at schema version 9, newer than this build supports (3). What to do: it was written by a newer \
+             splitstore: upgrade this app, or restore a backup taken before the upgrade (`splitstore restore \
+             --data-dir {} --from BACKUP`); the file was not changed",
+            db.display(),
+            dir.path().display()
+        )
+    );
+    assert_eq!(fs::read(&db).unwrap(), before);
+    assert!(
+        !store_core::files::with_suffix(&db, "-wal").exists()
+            || fs::metadata(store_core::files::with_suffix(&db, "-wal")).unwrap().len() == 0
+    );
+}
+
+static EDITED: &[Migration] = &[Migration {
+    version: 1,
+    name: "items and tags",
+    // The same migration 1, edited after release.
+    step: Step::Sql(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE tags (id INTEGER PRIMARY KEY);",
+    ),
+}];
+static EDITED_SCHEMA: Schema = Schema {
+    migrations: EDITED,
+    ..ITEMS_SHAPE
+};
+const ITEMS_SHAPE: Schema = Schema {
+    file_name: "activity.db",
+    owner: "the daemon",
+    application_id: store_core::schema::ACTIVITY_APPLICATION_ID,
+    migrations: &[],
+    incremental_vacuum: true,
+};
+
+#[test]
+fn a_changed_checksum_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    drop(open_at_version(&db, &ITEMS, 1).unwrap());
+    let before = fs::read(&db).unwrap();
+    let err = OwnerConnection::open(&db, &EDITED_SCHEMA).unwrap_err();
+    match &err {
+        Error::MigrationChanged { version: 1, name, .. } => assert_eq!(*name, "items and tags"),
+        other => panic!("expected MigrationChanged, got {other:?}"),
+    }
+    assert!(err.what().contains("its checksum is"), "{err}");
+    assert_eq!(fs::read(&db).unwrap(), before);
+}
+
+static GAPPY: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "one",
+        step: Step::Sql("CREATE TABLE a (x);"),
+    },
+    Migration {
+        version: 3,
+        name: "three",
+        step: Step::Sql("CREATE TABLE b (x);"),
+    },
+];
+static GAPPY_SCHEMA: Schema = Schema {
+    migrations: GAPPY,
+    ..ITEMS_SHAPE
+};
+
+#[test]
+fn a_migration_list_with_a_gap_is_refused_before_touching_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let err = OwnerConnection::open(&db, &GAPPY_SCHEMA).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidMigrations);
+    assert!(err.what().contains("has version 3 where 2 was expected"), "{err}");
+    assert!(!db.exists());
+}
+
+#[test]
+fn an_injected_failure_in_each_step_leaves_the_previous_version_and_a_rerun_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh/activity.db");
+    drop(OwnerConnection::open(&fresh, &ITEMS).unwrap());
+    for failing in 1..=3u32 {
+        let db = dir.path().join(format!("fail{failing}/activity.db"));
+        if failing > 1 {
+            seed_v1(&db);
+            if failing > 2 {
+                drop(open_at_version(&db, &ITEMS, failing - 1).unwrap());
+            }
+        }
+        let hook: store_core::MigrationHook = Arc::new(move |m: &Migration| {
+            if m.version == failing {
+                Err(format!("boom in step {failing}"))
+            } else {
+                Ok(())
+            }
+        });
+        let opts = OpenOptions {
+            migration_hook: Some(hook),
+            ..OpenOptions::default()
+        };
+        let err = OwnerConnection::open_with(&db, &ITEMS, &opts).unwrap_err();
+        match &err {
+            Error::MigrationFailed { version, detail, .. } => {
+                assert_eq!(*version, failing);
+                assert!(detail.contains(&format!("boom in step {failing}")), "{detail}");
+            }
+            other => panic!("expected MigrationFailed, got {other:?}"),
+        }
+        assert_eq!(version_of(&db), failing - 1, "the failed step left nothing behind");
+        if failing > 1 {
+            let tags: i64 = Connection::open(&db)
+                .unwrap()
+                .query_row("SELECT count(*) FROM tags", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(tags, 3);
+        }
+        let owner = OwnerConnection::open(&db, &ITEMS).expect("the rerun finishes the upgrade");
+        assert_eq!(owner.schema_version().unwrap(), 3);
+        drop(owner);
+        assert_eq!(
+            fingerprint(&db),
+            fingerprint(&fresh),
+            "converged after a failure in step {failing}"
+        );
+    }
+}
+
+static BROKEN_SQL: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "ok",
+        step: Step::Sql("CREATE TABLE a (x);"),
+    },
+    Migration {
+        version: 2,
+        name: "second statement fails",
+        step: Step::Sql("CREATE TABLE b (y); ALTER TABLE a ADD COLUMN x; CREATE TABLE c (z);"),
+    },
+];
+static BROKEN_SCHEMA: Schema = Schema {
+    migrations: BROKEN_SQL,
+    ..ITEMS_SHAPE
+};
+
+#[test]
+fn a_failing_statement_is_named_and_nothing_of_its_migration_remains() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let err = OwnerConnection::open(&db, &BROKEN_SCHEMA).unwrap_err();
+    match &err {
+        Error::MigrationFailed {
+            version: 2,
+            sql: Some(sql),
+            detail,
+            ..
+        } => {
+            assert_eq!(sql, "ALTER TABLE a ADD COLUMN x;");
+            assert!(detail.contains("duplicate column name: x"), "{detail}");
+        }
+        other => panic!("expected MigrationFailed naming the statement, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("[failing SQL: ALTER TABLE a ADD COLUMN x;]"),
+        "{err}"
+    );
+    let c = Connection::open(&db).unwrap();
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        tables,
+        ["a", "provenance", "schema_migrations"],
+        "table b of the failed migration was rolled back"
+    );
+}
+
+#[test]
+fn a_process_killed_during_a_migration_leaves_a_file_the_next_open_upgrades() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    seed_v1(&db);
+    drop(open_at_version(&db, &ITEMS, 2).unwrap());
+    let mut child = spawn_child("child_entry", &format!("slow-migration:{}", db.display()));
+    wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(30));
+    kill9(&mut child);
+
+    assert_eq!(version_of(&db), 2, "the killed migration's transaction never committed");
+    let owner = OwnerConnection::open(&db, &ITEMS).expect("next open upgrades");
+    assert_eq!(owner.schema_version().unwrap(), 3);
+    let n: i64 = owner
+        .conn()
+        .query_row("SELECT count(*) FROM tags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+    let problems = store_core::maintenance::integrity_check(owner.conn()).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+#[test]
+fn a_backup_is_taken_before_migrating_existing_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    seed_v1(&db);
+    assert!(
+        !dir.path().join("backups").exists(),
+        "no backup when creating a fresh file"
+    );
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    let backup = owner
+        .open_report()
+        .upgrade
+        .backup
+        .clone()
+        .expect("a pre-migration backup");
+    drop(owner);
+    assert_eq!(backup.parent().unwrap(), dir.path().join("backups"));
+    let name = backup.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.starts_with("activity-") && name.ends_with("-v1-pre-migration-v1.db"),
+        "{name}"
+    );
+    assert_eq!(mode(&backup), 0o600);
+    let copy = Connection::open(&backup).unwrap();
+    assert!(store_core::maintenance::integrity_check(&copy).unwrap().is_empty());
+    let v: u32 = copy.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 1, "the backup holds the data as it was before migrating");
+    let tags: i64 = copy.query_row("SELECT count(*) FROM tags", [], |r| r.get(0)).unwrap();
+    assert_eq!(tags, 3);
+    let mode_: String = copy.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode_, "delete", "a backup is one self-contained file");
+    let listed = store_core::maintenance::list_backups(&dir.path().join("backups"), "activity");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].version, Some(1));
+    assert_eq!(listed[0].label.as_deref(), Some("pre-migration-v1"));
+}
+
+#[test]
+fn a_damaged_file_is_not_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    {
+        let owner = open_at_version(&db, &ITEMS, 1).unwrap();
+        let tx_sql: String = (0..3000)
+            .map(|i| format!("INSERT INTO items (name) VALUES ('{i:0>300}');"))
+            .collect();
+        owner.conn().execute_batch(&format!("BEGIN; {tx_sql} COMMIT;")).unwrap();
+        owner
+            .conn()
+            .execute_batch("CREATE INDEX items_name ON items(name);")
+            .unwrap();
+        store_core::maintenance::checkpoint(owner.conn(), store_core::maintenance::CheckpointMode::Truncate).unwrap();
+    }
+    // Damage one page in the middle of the file (not the header, not the schema page).
+    let mut bytes = fs::read(&db).unwrap();
+    let pages = bytes.len() / 4096;
+    let mid = (pages / 2) * 4096;
+    for b in &mut bytes[mid + 8..mid + 4000] {
+        *b = 0xA5;
+    }
+    fs::write(&db, &bytes).unwrap();
+    let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert_eq!(version_of(&db), 1);
+}

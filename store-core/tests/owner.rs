@@ -1,0 +1,291 @@
+//! The owner lock and the honest open, on real files and real processes.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::time::Duration;
+
+use common::*;
+use rusqlite::Connection;
+use store_core::{Error, ErrorKind, LockState, OwnerConnection, OwnerLock};
+
+/// Child role: hold the owner connection of the path in the role, signal with `<path>.ready`, sleep.
+#[test]
+fn child_entry() {
+    let Ok(role) = std::env::var(CHILD_ROLE) else { return };
+    let (what, path) = role.split_once(':').expect("role is what:path");
+    let path = std::path::PathBuf::from(path);
+    match what {
+        "own" => {
+            let _owner = OwnerConnection::open(&path, &ITEMS).expect("child opens as owner");
+            fs::write(store_core::files::with_suffix(&path, ".ready"), b"").expect("ready marker");
+            std::thread::sleep(Duration::from_secs(120));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn second_owner_in_the_same_process_is_refused_with_the_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let first = OwnerConnection::open(&db, &ITEMS).unwrap();
+    let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Locked);
+    assert_eq!(err.path(), db);
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("pid {} (this process)", std::process::id())),
+        "{text}"
+    );
+    assert!(text.contains(&db.display().to_string()), "{text}");
+    drop(first);
+    OwnerConnection::open(&db, &ITEMS).expect("free again once the first owner is dropped");
+}
+
+#[test]
+fn second_owner_in_another_process_is_refused_and_a_kill_frees_the_lock_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut child = spawn_child("child_entry", &format!("own:{}", db.display()));
+    wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(30));
+
+    let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
+    match &err {
+        Error::Locked { holder: Some(h), .. } => assert_eq!(h.pid, child.id()),
+        other => panic!("expected Locked with the child's pid, got {other:?}"),
+    }
+    assert!(err.to_string().contains(&format!("pid {}", child.id())), "{err}");
+    match OwnerLock::probe(&db).unwrap() {
+        LockState::Held { holder: Some(h) } => assert_eq!(h.pid, child.id()),
+        other => panic!("probe should see the child holding the lock, got {other:?}"),
+    }
+
+    kill9(&mut child);
+    let start = std::time::Instant::now();
+    let owner = OwnerConnection::open(&db, &ITEMS).expect("the OS released the lock of the killed owner");
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    assert_eq!(owner.schema_version().unwrap(), 3);
+}
+
+#[test]
+fn lock_and_database_files_are_private_and_the_lock_names_its_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nested/data");
+    let db = data.join("activity.db");
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    owner
+        .conn()
+        .execute("INSERT INTO items (name) VALUES ('x')", [])
+        .unwrap();
+    let lock = OwnerLock::path_for(&db);
+    assert_eq!(mode(&lock), 0o600);
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&store_core::files::with_suffix(&db, "-wal")), 0o600);
+    assert_eq!(mode(&store_core::files::with_suffix(&db, "-shm")), 0o600);
+    assert_eq!(mode(&data), 0o700);
+    let text = fs::read_to_string(&lock).unwrap();
+    assert!(text.starts_with(&format!("pid={}\n", std::process::id())), "{text}");
+    match OwnerLock::probe(&db).unwrap() {
+        LockState::Held { holder: Some(h) } => assert_eq!(h.pid, std::process::id()),
+        other => panic!("{other:?}"),
+    }
+    drop(owner);
+    assert_eq!(OwnerLock::probe(&db).unwrap(), LockState::Free);
+}
+
+#[test]
+fn a_lock_file_created_wide_open_is_tightened() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let lock = OwnerLock::path_for(&db);
+    fs::write(&lock, "stale").unwrap();
+    fs::set_permissions(&lock, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let _owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    assert_eq!(mode(&lock), 0o600);
+}
+
+#[test]
+fn probe_never_makes_an_owner_fail() {
+    // Probing holds a shared lock for an instant; an owner starting at that instant must still get in.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    drop(OwnerConnection::open(&db, &ITEMS).unwrap());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                OwnerLock::probe(&db).unwrap();
+            }
+        })
+    };
+    for _ in 0..50 {
+        drop(OwnerLock::acquire(&db).expect("a probe must not refuse an owner"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    prober.join().unwrap();
+}
+
+#[test]
+fn posture_is_set_and_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    let c = owner.conn();
+    let get = |p: &str| {
+        c.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, rusqlite::types::Value>(0))
+            .unwrap()
+    };
+    use rusqlite::types::Value::*;
+    assert_eq!(get("journal_mode"), Text("wal".into()));
+    assert_eq!(get("synchronous"), Integer(1));
+    assert_eq!(get("foreign_keys"), Integer(1));
+    assert_eq!(get("busy_timeout"), Integer(5000));
+    assert_eq!(get("journal_size_limit"), Integer(16 * 1024 * 1024));
+    assert_eq!(get("auto_vacuum"), Integer(2));
+    assert_eq!(
+        get("application_id"),
+        Integer(store_core::schema::ACTIVITY_APPLICATION_ID as i64)
+    );
+    assert_eq!(get("user_version"), Integer(3));
+    assert!(owner.open_report().created);
+}
+
+#[test]
+fn a_zero_byte_file_is_an_empty_database_and_is_initialised() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    fs::write(&db, b"").unwrap();
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    assert_eq!(owner.schema_version().unwrap(), 3);
+    assert!(owner.open_report().created);
+}
+
+fn open_err(db: &std::path::Path) -> Error {
+    OwnerConnection::open(db, &ITEMS).expect_err("open must refuse this file")
+}
+
+#[test]
+fn garbage_bytes_are_not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let garbage: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    fs::write(&db, &garbage).unwrap();
+    let err = open_err(&db);
+    assert_eq!(err.kind(), ErrorKind::NotADatabase, "{err}");
+    assert_eq!(err.path(), db);
+    assert_eq!(fs::read(&db).unwrap(), garbage, "a refused file keeps its bytes");
+}
+
+#[test]
+fn a_truncated_database_is_corrupt_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    {
+        let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+        for i in 0..2000 {
+            owner
+                .conn()
+                .execute(
+                    "INSERT INTO items (name) VALUES (?1)",
+                    [format!("item {i} {}", "x".repeat(100))],
+                )
+                .unwrap();
+        }
+    }
+    let len = fs::metadata(&db).unwrap().len();
+    assert!(len > 8 * 4096, "the file is several pages");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = open_err(&db);
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.remedy().contains("splitstore repair"), "{}", err.remedy());
+}
+
+#[test]
+fn another_applications_database_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    {
+        let c = Connection::open(&db).unwrap();
+        c.execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, path TEXT); PRAGMA user_version = 7;")
+            .unwrap();
+    }
+    let before = fs::read(&db).unwrap();
+    let err = open_err(&db);
+    assert_eq!(err.kind(), ErrorKind::WrongDatabase, "{err}");
+    assert!(err.what().contains("another application"), "{err}");
+    assert_eq!(fs::read(&db).unwrap(), before);
+
+    let foreign_id = dir.path().join("foreign.db");
+    Connection::open(&foreign_id)
+        .unwrap()
+        .execute_batch("PRAGMA application_id = 1234; CREATE TABLE t(x);")
+        .unwrap();
+    let err = OwnerConnection::open(&foreign_id, &ITEMS).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongDatabase);
+    assert!(err.what().contains("0x000004d2"), "{err}");
+}
+
+#[test]
+fn config_db_opened_as_activity_db_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.db");
+    drop(OwnerConnection::open(&config, &OTHER).unwrap());
+    let before = fs::read(&config).unwrap();
+    let err = OwnerConnection::open(&config, &ITEMS).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongDatabase);
+    assert_eq!(
+        err.what(),
+        format!(
+            "{} is not activity.db: it is a splitstore config.db (application_id 0x53504c43)",
+            config.display()
+        )
+    );
+    assert_eq!(fs::read(&config).unwrap(), before);
+}
+
+#[test]
+fn a_legacy_combined_file_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE projects (id INTEGER PRIMARY KEY); PRAGMA user_version = 3;")
+        .unwrap();
+    let err = open_err(&db);
+    assert_eq!(err.kind(), ErrorKind::WrongDatabase);
+    assert!(err.what().contains("legacy combined database"), "{err}");
+    assert!(err.what().contains("migrate-split"), "{err}");
+}
+
+#[test]
+fn a_read_only_file_system_path_gives_a_typed_error_not_a_panic() {
+    // /proc is read-only for everyone, root included.
+    let err = OwnerConnection::open(std::path::Path::new("/proc/splitstore-test/activity.db"), &ITEMS).unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Io | ErrorKind::ReadOnlyDirectory),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("/proc/splitstore-test"), "{err}");
+}
+
+#[test]
+fn errors_serialise_as_a_banner() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut f = fs::File::create(&db).unwrap();
+    f.write_all(&[0x42; 4096]).unwrap();
+    let err = open_err(&db);
+    let json = serde_json::to_value(&err).unwrap();
+    assert_eq!(json["kind"], "NotADatabase");
+    assert_eq!(json["path"], db.display().to_string());
+    assert!(json["message"].as_str().unwrap().contains("is not a SQLite database"));
+    assert!(json["remedy"].as_str().unwrap().contains("splitstore repair"));
+}

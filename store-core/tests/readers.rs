@@ -1,0 +1,231 @@
+//! Read-only pools: typed errors for every way a file can be unreadable, no writes, no start-up wait.
+
+mod common;
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use common::*;
+use store_core::testing::open_at_version;
+use store_core::{ErrorKind, OwnerConnection, ReadPool};
+
+#[test]
+fn child_entry() {
+    let Ok(role) = std::env::var(CHILD_ROLE) else { return };
+    let (what, path) = role.split_once(':').expect("role is what:path");
+    let path = std::path::PathBuf::from(path);
+    match what {
+        // Commit rows, signal, and wait to be killed with the WAL still holding them.
+        "write-and-hang" => {
+            let owner = OwnerConnection::open(&path, &ITEMS).unwrap();
+            for i in 0..100 {
+                owner
+                    .conn()
+                    .execute("INSERT INTO items (name) VALUES (?1)", [format!("row {i}")])
+                    .unwrap();
+            }
+            fs::write(store_core::files::with_suffix(&path, ".ready"), b"").unwrap();
+            std::thread::sleep(Duration::from_secs(120));
+        }
+        // Read as an unprivileged user, print the error kind.
+        "read-as-nobody" => {
+            let pool = ReadPool::new(&path, &ITEMS).unwrap();
+            let outcome = pool.read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0)));
+            let kind = outcome
+                .map(|n| format!("rows={n}"))
+                .unwrap_or_else(|e| format!("{:?}|{e}", e.kind()));
+            fs::write(store_core::files::with_suffix(&path, ".outcome"), kind).unwrap();
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn a_missing_file_is_a_typed_error_at_once_and_is_never_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let start = Instant::now();
+    let pool = ReadPool::new(&db, &ITEMS).expect("building a pool never touches the file");
+    let err = pool
+        .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+        .unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "no waiting on a missing file: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::Missing);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} does not exist: the daemon has not created it yet. What to do: start the daemon (it creates the file), or check --data-dir",
+            db.display()
+        )
+    );
+    assert!(!db.exists(), "a reader never creates the database");
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "nor anything beside it");
+}
+
+#[test]
+fn readers_see_the_owners_commits_and_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    let pool = ReadPool::new(&db, &ITEMS).unwrap();
+    let before = pool.data_version().unwrap();
+    owner
+        .conn()
+        .execute("INSERT INTO items (name) VALUES ('seen')", [])
+        .unwrap();
+    let n: i64 = pool
+        .read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(n, 1);
+    let after = pool.data_version().unwrap();
+    assert_ne!(before, after, "a commit by the owner changes the token");
+    assert_eq!(after, pool.data_version().unwrap(), "no commit, same token");
+
+    let err = pool
+        .read(|c| c.execute("INSERT INTO items (name) VALUES ('nope')", []))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Sqlite, "{err:?}");
+    assert!(
+        err.to_string().contains("readonly") || err.to_string().contains("read-only"),
+        "{err}"
+    );
+    let n: i64 = owner
+        .conn()
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn readers_see_every_commit_after_the_owner_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut child = spawn_child("child_entry", &format!("write-and-hang:{}", db.display()));
+    wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(30));
+    let pool = ReadPool::new(&db, &ITEMS).unwrap();
+    let live: i64 = pool
+        .read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(live, 100, "while the owner runs");
+    kill9(&mut child);
+    assert!(
+        store_core::files::with_suffix(&db, "-wal").exists(),
+        "the crash left the WAL behind"
+    );
+    let after: i64 = pool
+        .read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(after, 100, "after the crash, from the leftover WAL");
+    let fresh = ReadPool::new(&db, &ITEMS).unwrap();
+    let n: i64 = fresh
+        .read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(n, 100, "a new reader too");
+}
+
+#[test]
+fn a_reader_meeting_an_older_schema_says_the_owner_has_not_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    drop(open_at_version(&db, &ITEMS, 2).unwrap());
+    let pool = ReadPool::new(&db, &ITEMS).unwrap();
+    let err = pool
+        .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SchemaBehind);
+    assert_eq!(
+        err.what(),
+        format!(
+            "{} is at schema 2, this build reads 3: the daemon has not upgraded it yet",
+            db.display()
+        )
+    );
+    // The owner upgrades; the same pool now reads.
+    drop(OwnerConnection::open(&db, &ITEMS).unwrap());
+    pool.read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0)))
+        .unwrap();
+}
+
+#[test]
+fn a_reader_meeting_a_newer_schema_or_another_kind_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    {
+        let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+        owner.conn().execute_batch("PRAGMA user_version = 4").unwrap();
+    }
+    let err = ReadPool::new(&db, &ITEMS).unwrap().check().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SchemaNewer);
+
+    let config = dir.path().join("config.db");
+    drop(OwnerConnection::open(&config, &OTHER).unwrap());
+    let err = ReadPool::new(&config, &ITEMS).unwrap().check().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongDatabase);
+}
+
+#[test]
+fn a_reader_of_garbage_or_an_uninitialised_file_gets_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    fs::write(&garbage, vec![0x5a; 10_000]).unwrap();
+    assert_eq!(
+        ReadPool::new(&garbage, &ITEMS).unwrap().check().unwrap_err().kind(),
+        ErrorKind::NotADatabase
+    );
+
+    let empty = dir.path().join("empty.db");
+    fs::write(&empty, b"").unwrap();
+    assert_eq!(
+        ReadPool::new(&empty, &ITEMS).unwrap().check().unwrap_err().kind(),
+        ErrorKind::SchemaBehind
+    );
+}
+
+#[test]
+fn a_reader_in_a_directory_it_cannot_write_gets_read_only_directory() {
+    // A reader must create -wal/-shm on first read. Run it as an unprivileged user (root ignores modes).
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = data.join("activity.db");
+    {
+        let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+        owner
+            .conn()
+            .execute("INSERT INTO items (name) VALUES ('x')", [])
+            .unwrap();
+    }
+    assert!(
+        !store_core::files::with_suffix(&db, "-shm").exists(),
+        "a clean close removes -wal/-shm"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o555)).unwrap();
+    fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ROLE, format!("read-as-nobody:{}", db.display()))
+        .stdout(std::process::Stdio::null());
+    if is_root {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(65534).gid(65534);
+    }
+    // The child reports through a file that exists already: writing it needs no directory permission.
+    let outcome_file = store_core::files::with_suffix(&db, ".outcome");
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(&outcome_file, b"").unwrap();
+    fs::set_permissions(&outcome_file, fs::Permissions::from_mode(0o666)).unwrap();
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o555)).unwrap();
+    let status = cmd.status().unwrap();
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(status.success(), "child failed: {status}");
+    let outcome = fs::read_to_string(&outcome_file).unwrap();
+    assert!(outcome.starts_with("ReadOnlyDirectory|"), "{outcome}");
+    assert!(outcome.contains("-shm"), "{outcome}");
+    assert!(!store_core::files::with_suffix(&db, "-wal").exists());
+}
