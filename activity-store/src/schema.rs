@@ -16,6 +16,7 @@ use store_core::{Migration, Schema, Step};
 pub static SCHEMA: Schema = Schema {
     file_name: "activity.db",
     owner: "the daemon",
+    owner_command: "splitstore daemon",
     application_id: ACTIVITY_APPLICATION_ID,
     migrations: MIGRATIONS,
     incremental_vacuum: true,

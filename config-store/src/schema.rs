@@ -24,6 +24,7 @@ use store_core::{Migration, Schema, Step};
 pub static SCHEMA: Schema = Schema {
     file_name: "config.db",
     owner: "the server",
+    owner_command: "splitstore server",
     application_id: CONFIG_APPLICATION_ID,
     migrations: MIGRATIONS,
     incremental_vacuum: false,

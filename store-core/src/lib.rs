@@ -15,6 +15,7 @@ pub mod open_database;
 pub mod owner_lock;
 pub mod provenance;
 pub mod read_pool;
+pub mod restore;
 pub mod schema;
 pub mod testing;
 pub mod time;

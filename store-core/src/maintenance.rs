@@ -226,9 +226,10 @@ pub fn backup_connection(
     Ok(target)
 }
 
-/// Page-exact copy of `conn`'s main database into the empty file `dest`, then checks the copy.
-/// Returns the schema version of the copy.
-fn copy_and_check(conn: &Connection, db_path: &Path, dest: &Path) -> Result<u32> {
+/// Page-exact copy of `conn`'s main database into the existing empty file `dest`, in one step, so it
+/// finishes however fast the owner writes. Returns a connection to the copy. Works from a read-only
+/// connection: the copy holds one read transaction on the source for its duration, nothing longer.
+pub fn snapshot_into(conn: &Connection, db_path: &Path, dest: &Path) -> Result<Connection> {
     let mut out = Connection::open_with_flags(
         dest,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -254,6 +255,13 @@ fn copy_and_check(conn: &Connection, db_path: &Path, dest: &Path) -> Result<u32>
             }
         }
     }
+    Ok(out)
+}
+
+/// Snapshot of `conn` into the empty file `dest`, checked, made a single self-contained file.
+/// Returns the schema version of the copy.
+fn copy_and_check(conn: &Connection, db_path: &Path, dest: &Path) -> Result<u32> {
+    let out = snapshot_into(conn, db_path, dest)?;
     let problems = quick_check(&out).at(dest)?;
     if !problems.is_empty() {
         // The copy is page-exact: its damage is the source's.

@@ -329,3 +329,28 @@ fn is_complete(sql: &str) -> bool {
     // SAFETY: sqlite3_complete only reads the NUL-terminated string it is given.
     unsafe { rusqlite::ffi::sqlite3_complete(c.as_ptr()) != 0 }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::split_statements;
+
+    #[test]
+    fn statements_split_on_semicolons_outside_strings_comments_and_trigger_bodies() {
+        let sql = "CREATE TABLE a (x TEXT DEFAULT ';');
+-- a comment; with a semicolon
+CREATE TRIGGER t AFTER INSERT ON a BEGIN
+  UPDATE a SET x = 'y;z';
+  DELETE FROM a WHERE x = ';';
+END;
+INSERT INTO a VALUES ('last')";
+        assert_eq!(
+            split_statements(sql),
+            [
+                "CREATE TABLE a (x TEXT DEFAULT ';');",
+                "-- a comment; with a semicolon\nCREATE TRIGGER t AFTER INSERT ON a BEGIN\n  UPDATE a SET x = 'y;z';\n  DELETE FROM a WHERE x = ';';\nEND;",
+                "INSERT INTO a VALUES ('last')",
+            ]
+        );
+        assert!(split_statements(" ; ;\n").is_empty());
+    }
+}

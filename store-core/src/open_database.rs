@@ -113,6 +113,19 @@ impl OwnerConnection {
         let dir = path.parent().unwrap_or(Path::new("."));
         files::create_private_dir_all(dir)?;
         let lock = OwnerLock::acquire(path)?;
+        Self::open_locked(lock, schema, opts)
+    }
+
+    /// Opens the database whose lock the caller already holds (restore and repair take the lock first, swap
+    /// the file, then open it). Everything else is as [`open_with`](Self::open_with).
+    pub fn open_locked(lock: OwnerLock, schema: &'static Schema, opts: &OpenOptions) -> Result<OwnerConnection> {
+        let path = lock.db_path().to_path_buf();
+        let path = path.as_path();
+        schema.validate().map_err(|detail| Error::InvalidMigrations {
+            path: path.to_path_buf(),
+            detail,
+        })?;
+        let target = opts.target_version.unwrap_or(schema.end_version());
         if std::fs::symlink_metadata(path).is_err() {
             drop(files::create_private_new(path)?);
         }
@@ -228,6 +241,13 @@ impl OwnerConnection {
     /// The schema version of the file.
     pub fn schema_version(&self) -> Result<u32> {
         self.conn.pragma_value("user_version").at(&self.path)
+    }
+
+    /// Closes the connection and hands back the owner lock, still held.
+    pub fn into_lock(self) -> OwnerLock {
+        let OwnerConnection { conn, lock, .. } = self;
+        drop(conn);
+        lock
     }
 
     /// Takes a backup of this database into `dest_dir` (see [`maintenance::backup_connection`]).

@@ -13,6 +13,8 @@ pub struct Schema {
     pub file_name: &'static str,
     /// Who owns (writes) this file, for messages: `the daemon`.
     pub owner: &'static str,
+    /// The command that runs the owner, for remedies: `splitstore daemon`.
+    pub owner_command: &'static str,
     /// `PRAGMA application_id`, distinct per kind, so a file of one kind is never opened as another.
     pub application_id: i32,
     /// Migrations 1..=N, in order. The schema's version is the last one's.

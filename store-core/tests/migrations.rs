@@ -154,6 +154,7 @@ static EDITED_SCHEMA: Schema = Schema {
 const ITEMS_SHAPE: Schema = Schema {
     file_name: "activity.db",
     owner: "the daemon",
+    owner_command: "splitstore daemon",
     application_id: store_core::schema::ACTIVITY_APPLICATION_ID,
     migrations: &[],
     incremental_vacuum: true,

@@ -41,6 +41,7 @@ pub static MIGRATIONS: &[Migration] = &[
 pub static ITEMS: Schema = Schema {
     file_name: "activity.db",
     owner: "the daemon",
+    owner_command: "splitstore daemon",
     application_id: ACTIVITY_APPLICATION_ID,
     migrations: MIGRATIONS,
     incremental_vacuum: true,
@@ -50,6 +51,7 @@ pub static ITEMS: Schema = Schema {
 pub static OTHER: Schema = Schema {
     file_name: "config.db",
     owner: "the server",
+    owner_command: "splitstore server",
     application_id: CONFIG_APPLICATION_ID,
     migrations: MIGRATIONS.split_at(1).0,
     incremental_vacuum: false,

@@ -1,0 +1,278 @@
+//! Diagnostics, backups and restore on real files.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+use rusqlite::Connection;
+use store_core::diagnostics::{CheckLevel, InspectOptions, inspect};
+use store_core::files::with_suffix;
+use store_core::maintenance::{self, list_backups};
+use store_core::restore::{restore_from, verify_backup};
+use store_core::testing::open_at_version;
+use store_core::{ErrorKind, LockState, OwnerConnection, OwnerLock, Provenance};
+
+fn fill(owner: &OwnerConnection, n: usize) {
+    let sql: String = (0..n)
+        .map(|i| format!("INSERT INTO items (name) VALUES ('item {i:0>200}');"))
+        .collect();
+    owner.conn().execute_batch(&format!("BEGIN; {sql} COMMIT;")).unwrap();
+}
+
+fn count(path: &Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_healthy_file_has_no_problems_and_counts_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    fill(&OwnerConnection::open(&db, &ITEMS).unwrap(), 10);
+    let h = inspect(&db, &ITEMS, &InspectOptions::default());
+    assert!(h.is_healthy(), "{:?}", h.problems);
+    assert_eq!(h.schema_version, Some(3));
+    assert_eq!(h.pending_migrations, 0);
+    assert_eq!(h.owner, Some(LockState::Free));
+    assert_eq!(h.row_counts["items"], 10);
+    assert_eq!(h.row_counts["schema_migrations"], 3);
+    let check = h.check.unwrap();
+    assert!(check.ok && !check.on_snapshot);
+    assert_eq!(h.foreign_key_violations, Some(0));
+}
+
+#[test]
+fn while_an_owner_writes_the_check_runs_on_a_snapshot_and_names_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    fill(&owner, 10);
+    let h = inspect(
+        &db,
+        &ITEMS,
+        &InspectOptions {
+            check: CheckLevel::Full,
+            backup_dir: None,
+        },
+    );
+    assert!(h.is_healthy(), "{:?}", h.problems);
+    match &h.owner {
+        Some(LockState::Held { holder: Some(holder) }) => assert_eq!(holder.pid, std::process::id()),
+        other => panic!("{other:?}"),
+    }
+    let check = h.check.clone().unwrap();
+    assert!(check.ok && check.on_snapshot && check.level == CheckLevel::Full);
+    assert_eq!(h.row_counts["items"], 10);
+    // The snapshot directory is gone again.
+    let leftovers: Vec<_> = fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("splitstore-check-{}-", std::process::id()))
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    drop(owner);
+}
+
+#[test]
+fn missing_newer_pending_and_damaged_files_each_name_a_problem_and_a_remedy() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = inspect(&dir.path().join("activity.db"), &ITEMS, &InspectOptions::default());
+    assert!(!missing.exists);
+    assert_eq!(missing.problems[0].code, "missing");
+    assert!(
+        missing.problems[0].remedy.contains("splitstore daemon --data-dir"),
+        "{:?}",
+        missing.problems
+    );
+
+    let newer = dir.path().join("newer/activity.db");
+    OwnerConnection::open(&newer, &ITEMS)
+        .unwrap()
+        .conn()
+        .execute_batch("PRAGMA user_version = 8")
+        .unwrap();
+    let h = inspect(&newer, &ITEMS, &InspectOptions::default());
+    assert!(h.newer_than_build);
+    assert_eq!(h.problems[0].code, "schema_newer");
+
+    let pending = dir.path().join("pending/activity.db");
+    drop(open_at_version(&pending, &ITEMS, 2).unwrap());
+    let h = inspect(&pending, &ITEMS, &InspectOptions::default());
+    assert_eq!(h.pending_migrations, 1);
+    assert_eq!(h.problems[0].code, "migrations_pending");
+    assert!(
+        h.problems[0].remedy.contains("splitstore daemon --data-dir"),
+        "{:?}",
+        h.problems
+    );
+
+    let damaged = dir.path().join("damaged/activity.db");
+    {
+        let owner = OwnerConnection::open(&damaged, &ITEMS).unwrap();
+        fill(&owner, 3000);
+        owner
+            .conn()
+            .execute_batch("CREATE INDEX items_name ON items(name)")
+            .unwrap();
+        owner
+            .backup_to(&maintenance::default_backup_dir(&damaged), "", 5)
+            .unwrap();
+        maintenance::checkpoint(owner.conn(), maintenance::CheckpointMode::Truncate).unwrap();
+    }
+    let mut bytes = fs::read(&damaged).unwrap();
+    let mid = (bytes.len() / 4096 / 2) * 4096;
+    bytes[mid + 8..mid + 4000].fill(0xA5);
+    fs::write(&damaged, &bytes).unwrap();
+    let h = inspect(&damaged, &ITEMS, &InspectOptions::default());
+    assert_eq!(h.problems.len(), 1, "{:?}", h.problems);
+    assert_eq!(h.problems[0].code, "corrupt");
+    let backup = h.newest_backup.as_ref().unwrap().path.display().to_string();
+    assert!(
+        h.problems[0].remedy.contains(&format!("--from {backup}")),
+        "{}",
+        h.problems[0].remedy
+    );
+}
+
+#[test]
+fn backups_are_private_verified_and_only_the_newest_k_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    let to = dir.path().join("elsewhere");
+    let mut taken = Vec::new();
+    for i in 0..4 {
+        fill(&owner, 5);
+        taken.push(owner.backup_to(&to, "", 3).unwrap());
+        assert_eq!(mode(&taken[i]), 0o600);
+    }
+    let kept = list_backups(&to, "activity");
+    assert_eq!(
+        kept.iter().map(|b| b.path.clone()).collect::<Vec<_>>(),
+        [taken[3].clone(), taken[2].clone(), taken[1].clone()]
+    );
+    assert_eq!(count(&taken[3]), 20);
+    assert_eq!(verify_backup(&taken[3], &ITEMS).unwrap(), 3);
+    assert_eq!(fs::read_dir(&to).unwrap().count(), 3, "no temporary files left");
+}
+
+#[test]
+fn a_backup_from_a_read_only_connection_finishes_while_the_owner_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    fill(&owner, 2000);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            // A second connection of the same process writing as fast as it can (the owner's lock is held
+            // by `owner`; this stands in for its write path).
+            let c = Connection::open(&db).unwrap();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                c.execute("INSERT INTO items (name) VALUES ('busy')", []).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let reader = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let backup = maintenance::backup_connection(&reader, &db, &ITEMS, &dir.path().join("b"), "", 5).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(written > 0, "the writer really wrote during the backup");
+    assert!(count(&backup) >= 2000);
+    assert!(verify_backup(&backup, &ITEMS).is_ok());
+}
+
+#[test]
+fn restore_moves_the_current_file_aside_with_its_wal_and_places_the_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let backup = {
+        let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+        fill(&owner, 7);
+        owner.backup_to(&dir.path().join("backups"), "", 5).unwrap()
+    };
+    // The current file moves on and is left with a WAL, as after a crash.
+    let mut child = spawn_child("child_entry", &format!("write-and-hang:{}", db.display()));
+    wait_for_file(&with_suffix(&db, ".ready"), std::time::Duration::from_secs(30));
+    kill9(&mut child);
+    assert!(with_suffix(&db, "-wal").exists());
+
+    let lock = OwnerLock::acquire(&db).unwrap();
+    let (report, lock) = restore_from(lock, &ITEMS, &backup, "replaced").unwrap();
+    drop(lock);
+    let aside = report.moved_aside.clone().unwrap();
+    assert!(
+        aside.exists() && with_suffix(&aside, "-wal").exists(),
+        "the old file moved aside with its WAL"
+    );
+    assert_eq!(count(&aside), 7 + 50, "nothing of the replaced file was lost");
+    assert!(
+        !with_suffix(&db, "-wal").exists() && !with_suffix(&db, "-shm").exists(),
+        "no stale sidecars"
+    );
+    assert_eq!(count(&db), 7);
+    assert_eq!(mode(&db), 0o600);
+    let provenance = Provenance::read_all(&Connection::open(&db).unwrap()).unwrap();
+    assert_eq!(provenance.last().unwrap().event, "restore");
+    assert_eq!(
+        provenance.last().unwrap().source_path.as_deref(),
+        Some(backup.to_str().unwrap())
+    );
+}
+
+#[test]
+fn child_entry() {
+    let Ok(role) = std::env::var(CHILD_ROLE) else { return };
+    let (what, path) = role.split_once(':').expect("role is what:path");
+    let path = std::path::PathBuf::from(path);
+    assert_eq!(what, "write-and-hang");
+    let owner = OwnerConnection::open(&path, &ITEMS).unwrap();
+    fill(&owner, 50);
+    fs::write(with_suffix(&path, ".ready"), b"").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(120));
+}
+
+#[test]
+fn backups_that_are_not_sound_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("config.db");
+    drop(OwnerConnection::open(&other, &OTHER).unwrap());
+    assert_eq!(
+        verify_backup(&other, &ITEMS).unwrap_err().kind(),
+        ErrorKind::WrongDatabase
+    );
+
+    let newer = dir.path().join("newer.db");
+    OwnerConnection::open(&newer, &ITEMS)
+        .unwrap()
+        .conn()
+        .execute_batch("PRAGMA user_version = 4")
+        .unwrap();
+    assert_eq!(
+        verify_backup(&newer, &ITEMS).unwrap_err().kind(),
+        ErrorKind::SchemaNewer
+    );
+
+    let garbage = dir.path().join("garbage.db");
+    fs::write(&garbage, vec![7u8; 9000]).unwrap();
+    assert_eq!(
+        verify_backup(&garbage, &ITEMS).unwrap_err().kind(),
+        ErrorKind::NotADatabase
+    );
+
+    let missing = verify_backup(&dir.path().join("nope.db"), &ITEMS).unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::Io);
+    assert!(missing.to_string().contains("nope.db"), "{missing}");
+}
