@@ -1,15 +1,34 @@
-//! Not built yet.
+//! `splitstore backup`: consistent copies of both databases, safe while the daemon and server write.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use store_core::maintenance::DEFAULT_KEEP_BACKUPS;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db and config.db.
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    /// Directory the backups go to (created 0700 if missing). Default: DATA_DIR/backups.
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+    /// How many backups of each database to keep there.
+    #[arg(long, default_value_t = DEFAULT_KEEP_BACKUPS)]
+    pub keep: usize,
 }
 
-pub fn run(_args: Args) -> ExitCode {
-    super::fail("", &"this subcommand is not built yet")
+pub fn run(args: Args) -> ExitCode {
+    let to = args
+        .to
+        .unwrap_or_else(|| args.data_dir.join(store_core::maintenance::BACKUP_DIR_NAME));
+    match splitstore::operations::backup(&args.data_dir, &to, args.keep) {
+        Ok(files) => {
+            for f in files {
+                println!("backup: {}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => super::fail("backup", &e),
+    }
 }

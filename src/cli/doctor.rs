@@ -1,15 +1,156 @@
-//! Not built yet.
+//! `splitstore doctor`: the state of both databases at a glance, each problem with the command that fixes it.
+//! Exit 0 healthy, 1 problems found, 2 could not run. Never prints a settings value (only row counts).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use splitstore::health::{self, Health};
+use store_core::LockState;
+use store_core::diagnostics::{CheckLevel, DbHealth};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db and config.db.
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Run integrity_check (O(N log N)) instead of quick_check.
+    #[arg(long, conflicts_with = "no_check")]
+    pub full: bool,
+    /// Skip the structural check (header, version, owner and counts only).
+    #[arg(long)]
+    pub no_check: bool,
 }
 
-pub fn run(_args: Args) -> ExitCode {
-    super::fail("", &"this subcommand is not built yet")
+pub fn run(args: Args) -> ExitCode {
+    if !args.data_dir.is_dir() {
+        return super::fail(
+            "doctor",
+            &format!(
+                "{} is not a directory: pass the --data-dir that holds activity.db and config.db",
+                args.data_dir.display()
+            ),
+        );
+    }
+    let level = match (args.full, args.no_check) {
+        (true, _) => CheckLevel::Full,
+        (_, true) => CheckLevel::None,
+        _ => CheckLevel::Quick,
+    };
+    let health = health::check(&args.data_dir, level);
+    if args.json {
+        match serde_json::to_string_pretty(&health) {
+            Ok(json) => println!("{json}"),
+            Err(e) => return super::fail("doctor", &e),
+        }
+    } else {
+        print!("{}", render(&health));
+    }
+    if health.healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn render(h: &Health) -> String {
+    let rows: [(&str, fn(&DbHealth) -> String); 8] = [
+        ("file", |d| {
+            if d.exists {
+                format!(
+                    "{} ({}, wal {})",
+                    d.database,
+                    bytes(d.size_bytes.unwrap_or(0)),
+                    bytes(d.wal_bytes)
+                )
+            } else {
+                format!("{} (missing)", d.database)
+            }
+        }),
+        ("schema", |d| match d.schema_version {
+            Some(v) if d.newer_than_build => format!("{v} (NEWER than this build's {})", d.build_version),
+            Some(v) if d.pending_migrations > 0 => {
+                format!("{v} ({} pending, build {})", d.pending_migrations, d.build_version)
+            }
+            Some(v) => format!("{v} (build {})", d.build_version),
+            None => "-".into(),
+        }),
+        ("application_id", |d| {
+            d.application_id
+                .map(|id| format!("{id:#010x}"))
+                .unwrap_or_else(|| "-".into())
+        }),
+        ("check", |d| match &d.check {
+            Some(c) => format!(
+                "{} {}{}",
+                match c.level {
+                    CheckLevel::Full => "integrity_check",
+                    CheckLevel::Quick => "quick_check",
+                    CheckLevel::None => "none",
+                },
+                if c.ok { "ok" } else { "FAILED" },
+                if c.on_snapshot { " (on a snapshot)" } else { "" }
+            ),
+            None => "-".into(),
+        }),
+        ("foreign keys", |d| match d.foreign_key_violations {
+            Some(0) => "ok".into(),
+            Some(n) => format!("{n} violation(s)"),
+            None => "-".into(),
+        }),
+        ("owner", |d| match &d.owner {
+            Some(LockState::Free) => "free".into(),
+            Some(LockState::Held { holder: Some(holder) }) => format!("held by {holder}"),
+            Some(LockState::Held { holder: None }) => "held (pid not yet written)".into(),
+            None => "-".into(),
+        }),
+        ("rows", |d| {
+            let counts: Vec<String> = d
+                .row_counts
+                .iter()
+                .filter(|(t, _)| !matches!(t.as_str(), "schema_migrations" | "provenance"))
+                .map(|(t, n)| format!("{t}={n}"))
+                .collect();
+            if counts.is_empty() {
+                "-".into()
+            } else {
+                counts.join(" ")
+            }
+        }),
+        ("newest backup", |d| match &d.newest_backup {
+            Some(b) => format!("{} ({})", b.path.display(), b.taken_at),
+            None => "none".into(),
+        }),
+    ];
+    let mut out = format!("splitstore doctor: {}\n", h.data_dir.display());
+    for db in &h.databases {
+        out.push_str(&format!("\n{}\n", db.path.display()));
+        for (label, cell) in &rows {
+            out.push_str(&format!("  {label:<15} {}\n", cell(db)));
+        }
+    }
+    let problems: Vec<_> = h.problems().collect();
+    if problems.is_empty() {
+        out.push_str("\nhealthy\n");
+    } else {
+        out.push_str(&format!("\n{} problem(s):\n", problems.len()));
+        for (db, p) in problems {
+            out.push_str(&format!(
+                "  {} [{}]: {}\n    fix: {}\n",
+                db.database, p.code, p.message, p.remedy
+            ));
+        }
+    }
+    out
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KB", n as f64 / (1u64 << 10) as f64),
+        n => format!("{n} B"),
+    }
 }

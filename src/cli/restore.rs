@@ -1,4 +1,4 @@
-//! Not built yet.
+//! `splitstore restore`: put backups back in place. Refused while the daemon or the server runs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,9 +7,30 @@ use std::process::ExitCode;
 pub struct Args {
     /// Directory holding activity.db and config.db.
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    /// A backup file (restores the database it is a backup of) or a backup directory (restores the newest
+    /// backup of each database in it).
+    #[arg(long)]
+    pub from: PathBuf,
 }
 
-pub fn run(_args: Args) -> ExitCode {
-    super::fail("", &"this subcommand is not built yet")
+pub fn run(args: Args) -> ExitCode {
+    match splitstore::operations::restore(&args.data_dir, &args.from) {
+        Ok(reports) => {
+            for r in reports {
+                println!(
+                    "restored {} from {} (schema {} -> {}){}",
+                    r.path.display(),
+                    r.restored_from.display(),
+                    r.backup_version,
+                    r.version,
+                    r.moved_aside
+                        .map(|a| format!("; the previous file is kept at {}", a.display()))
+                        .unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => super::fail("restore", &e),
+    }
 }

@@ -6,18 +6,17 @@
 //! So while an owner runs, the checks run on a page-exact snapshot (one-step backup into a private temporary
 //! file, deleted afterwards): the owner's WAL is pinned only for the time of the copy.
 
+use rusqlite::Connection;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use rusqlite::{Connection, OpenFlags};
-use serde::Serialize;
 
 use crate::error::{Error, SqliteResultExt};
 use crate::files;
 use crate::maintenance::{self, BackupFile};
 use crate::migrate;
 use crate::owner_lock::{LockState, OwnerLock};
+use crate::read_pool;
 use crate::schema::Schema;
 
 /// A `-wal` larger than this is reported: something is keeping the owner from resetting it.
@@ -173,9 +172,7 @@ pub fn inspect(path: &Path, schema: &'static Schema, opts: &InspectOptions) -> D
 }
 
 fn inspect_contents(h: &mut DbHealth, path: &Path, schema: &'static Schema, level: CheckLevel) -> crate::Result<()> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .at(path)?;
-    conn.busy_timeout(Duration::from_secs(5)).at(path)?;
+    let conn = read_pool::open_read_only(path, schema.owner)?;
     let state = migrate::read_state(&conn, path)?;
     h.application_id = Some(state.application_id);
     h.schema_version = Some(state.user_version);

@@ -36,6 +36,7 @@ pub enum ErrorKind {
     WriteFailed,
     Busy,
     Constraint,
+    NoBackup,
     Unavailable,
     Io,
     Sqlite,
@@ -109,6 +110,12 @@ pub enum Error {
     Busy { path: PathBuf },
     /// A write broke a constraint of the schema (uniqueness, foreign key, NOT NULL).
     Constraint { path: PathBuf, detail: String },
+    /// A restore or repair found no backup that passes verification.
+    NoBackup {
+        path: PathBuf,
+        backup_dir: PathBuf,
+        quarantined: Option<PathBuf>,
+    },
     /// The read pool could not hand out a connection.
     Unavailable { path: PathBuf, detail: String },
     /// A filesystem operation around the database failed.
@@ -146,6 +153,7 @@ impl Error {
             Error::WriteFailed { .. } => ErrorKind::WriteFailed,
             Error::Busy { .. } => ErrorKind::Busy,
             Error::Constraint { .. } => ErrorKind::Constraint,
+            Error::NoBackup { .. } => ErrorKind::NoBackup,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Io { .. } => ErrorKind::Io,
             Error::Sqlite { .. } => ErrorKind::Sqlite,
@@ -171,6 +179,7 @@ impl Error {
             | Error::WriteFailed { path, .. }
             | Error::Busy { path }
             | Error::Constraint { path, .. }
+            | Error::NoBackup { path, .. }
             | Error::Unavailable { path, .. }
             | Error::Io { path, .. }
             | Error::Sqlite { path, .. } => path,
@@ -230,6 +239,17 @@ impl Error {
             Error::WriteFailed { detail, .. } => format!("{p}: the operating system refused a write ({detail})"),
             Error::Busy { .. } => format!("{p} stayed locked by another connection past the busy timeout"),
             Error::Constraint { detail, .. } => format!("{p}: the write breaks a rule of the schema ({detail})"),
+            Error::NoBackup {
+                backup_dir,
+                quarantined,
+                ..
+            } => {
+                let mut s = format!("no backup of {p} in {} passes verification", backup_dir.display());
+                if let Some(q) = quarantined {
+                    s.push_str(&format!(" (the damaged file is kept at {})", q.display()));
+                }
+                s
+            }
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
             Error::Io { action, source, .. } => format!("could not {action} {p}: {source}"),
             Error::Sqlite { source, .. } => format!("SQLite error on {p}: {source}"),
@@ -300,6 +320,16 @@ impl Error {
                 format!("retry; if it persists, see who holds the file with `splitstore doctor --data-dir {dir}`")
             }
             Error::Constraint { .. } => "change the value so it no longer conflicts; nothing was written".into(),
+            Error::NoBackup { path, .. } if path.file_name().is_some_and(|n| n == "config.db") => {
+                "config.db holds the user's configuration and never starts empty: restore a backup kept elsewhere \
+                 with `splitstore restore --data-dir DIR --from FILE`, or split the legacy database again with \
+                 `migrate-split --legacy FILE --data-dir DIR --force`"
+                    .to_string()
+            }
+            Error::NoBackup { .. } => format!(
+                "restore a backup kept elsewhere with `splitstore restore --data-dir {dir} --from FILE`, or start \
+                 activity.db empty with `splitstore repair --data-dir {dir} --allow-empty`"
+            ),
             Error::Unavailable { .. } | Error::Sqlite { .. } => {
                 format!("run `splitstore doctor --data-dir {dir}` for a diagnosis")
             }

@@ -29,6 +29,18 @@ fn reader_flags() -> OpenFlags {
     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
 }
 
+/// One read-only connection outside any pool (backups, checks): a missing file is [`Error::Missing`] naming
+/// `owner`, never created.
+pub fn open_read_only(path: &Path, owner: &'static str) -> Result<Connection> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Err(Error::Missing {
+            path: path.to_path_buf(),
+            owner,
+        });
+    }
+    open_reader(path).at(path)
+}
+
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, reader_flags())?;
     conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;

@@ -1,0 +1,182 @@
+//! Backup, restore and repair of a whole data directory (both databases).
+//!
+//! Restore and repair take BOTH owner locks before touching anything: the server reads activity.db while it
+//! owns config.db and the daemon may read config.db, so swapping either file under a running process would
+//! leave it reading the moved-aside inode. Holding the locks also keeps an owner from starting half-way.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use store_core::diagnostics::{CheckLevel, InspectOptions, inspect};
+use store_core::maintenance::{self, list_backups};
+use store_core::read_pool::open_read_only;
+use store_core::restore::{RestoreReport, quarantine, restore_from, verify_backup};
+use store_core::schema::KNOWN_KINDS;
+use store_core::{Error, OwnerConnection, OwnerLock, Provenance, Result, Schema, SqliteResultExt};
+
+use crate::DATABASES;
+
+/// Takes a consistent backup of each database that exists in `data_dir` into `to` (one-step online backup
+/// from a read-only connection: it finishes while the daemon and server write), keeping the newest `keep`
+/// of each. Returns the new backup files. At least one database must exist.
+pub fn backup(data_dir: &Path, to: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+    let mut taken = Vec::new();
+    let mut missing = None;
+    for schema in DATABASES {
+        let path = schema.path_in(data_dir);
+        match open_read_only(&path, schema.owner) {
+            Ok(conn) => taken.push(maintenance::backup_connection(&conn, &path, schema, to, "", keep)?),
+            Err(e @ Error::Missing { .. }) => missing = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    match (taken.is_empty(), missing) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(taken),
+    }
+}
+
+/// Both owner locks of `data_dir`, or `Locked` naming the running owner.
+fn take_both_locks(data_dir: &Path) -> Result<Vec<(&'static Schema, OwnerLock)>> {
+    DATABASES
+        .iter()
+        .map(|schema| Ok((*schema, OwnerLock::acquire(&schema.path_in(data_dir))?)))
+        .collect()
+}
+
+/// Which database kind a file holds, by its `application_id`.
+fn kind_of(file: &Path) -> Result<&'static Schema> {
+    let conn = open_read_only(file, "a backup")?;
+    let id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).at(file)?;
+    let name = KNOWN_KINDS
+        .iter()
+        .find(|(known, _)| *known == id)
+        .map(|(_, name)| *name);
+    DATABASES
+        .iter()
+        .copied()
+        .find(|s| Some(s.file_name) == name)
+        .ok_or_else(|| Error::WrongDatabase {
+            path: file.to_path_buf(),
+            expected: "a backup of activity.db or config.db",
+            found: format!("its application_id is {id:#010x}"),
+        })
+}
+
+/// Restores from `from`: a backup file (restores the database it is a backup of) or a backup directory
+/// (restores the newest backup of each database found there). Refused while either owner runs. The files
+/// in place move aside (never deleted) with their `-wal`/`-shm`.
+pub fn restore(data_dir: &Path, from: &Path) -> Result<Vec<RestoreReport>> {
+    let locks = take_both_locks(data_dir)?;
+    let chosen: Vec<(&'static Schema, PathBuf)> = if from.is_dir() {
+        DATABASES
+            .iter()
+            .filter_map(|s| list_backups(from, s.stem()).into_iter().next().map(|b| (*s, b.path)))
+            .collect()
+    } else {
+        vec![(kind_of(from)?, from.to_path_buf())]
+    };
+    if chosen.is_empty() {
+        return Err(Error::NoBackup {
+            path: data_dir.to_path_buf(),
+            backup_dir: from.to_path_buf(),
+            quarantined: None,
+        });
+    }
+    // Verify everything before moving anything.
+    for (schema, backup) in &chosen {
+        verify_backup(backup, schema)?;
+    }
+    let mut reports = Vec::new();
+    for (schema, lock) in locks {
+        if let Some((_, backup)) = chosen.iter().find(|(s, _)| std::ptr::eq(*s, schema)) {
+            let (report, _lock) = restore_from(lock, schema, backup, "replaced")?;
+            reports.push(report);
+        }
+    }
+    Ok(reports)
+}
+
+/// What repair did to one database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RepairAction {
+    /// Not damaged: left alone.
+    Healthy { database: &'static str },
+    /// Damaged: moved aside, newest good backup restored.
+    Restored {
+        database: &'static str,
+        quarantined: Option<PathBuf>,
+        report: RestoreReport,
+    },
+    /// Damaged, no good backup, `--allow-empty`: moved aside, started empty (activity.db only).
+    StartedEmpty {
+        database: &'static str,
+        quarantined: Option<PathBuf>,
+    },
+}
+
+/// Repairs damaged databases in `data_dir`: a file that is not a database or fails `quick_check` is
+/// quarantined (renamed `<name>.corrupt-<time>`, never deleted) and replaced by the newest backup in
+/// `backup_dir` that verifies; with no good backup, activity.db may start empty if `allow_empty`, and
+/// config.db (the user's configuration) never does. Refused while either owner runs.
+pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<Vec<RepairAction>> {
+    let locks = take_both_locks(data_dir)?;
+    let mut actions = Vec::new();
+    for (schema, lock) in locks {
+        let path = schema.path_in(data_dir);
+        let health = inspect(
+            &path,
+            schema,
+            &InspectOptions {
+                check: CheckLevel::Quick,
+                backup_dir: Some(backup_dir.to_path_buf()),
+            },
+        );
+        let damaged = health
+            .problems
+            .iter()
+            .any(|p| matches!(p.code, "corrupt" | "not_a_database"));
+        if !damaged {
+            actions.push(RepairAction::Healthy {
+                database: schema.file_name,
+            });
+            continue;
+        }
+        let quarantined = quarantine(&lock)?;
+        let good = list_backups(backup_dir, schema.stem())
+            .into_iter()
+            .find(|b| verify_backup(&b.path, schema).is_ok());
+        match good {
+            Some(backup) => {
+                let (report, _lock) = restore_from(lock, schema, &backup.path, "replaced")?;
+                actions.push(RepairAction::Restored {
+                    database: schema.file_name,
+                    quarantined,
+                    report,
+                });
+            }
+            None if allow_empty && std::ptr::eq(schema, &activity_store::SCHEMA) => {
+                let mut owner = OwnerConnection::open_locked(lock, schema, &Default::default())?;
+                let mut record = Provenance::now("repair-empty");
+                record.detail = quarantined
+                    .as_ref()
+                    .map(|q| format!("damaged file quarantined at {}", q.display()));
+                owner.record_provenance(&record)?;
+                actions.push(RepairAction::StartedEmpty {
+                    database: schema.file_name,
+                    quarantined,
+                });
+            }
+            None => {
+                return Err(Error::NoBackup {
+                    path,
+                    backup_dir: backup_dir.to_path_buf(),
+                    quarantined,
+                });
+            }
+        }
+    }
+    Ok(actions)
+}
