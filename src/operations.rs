@@ -123,21 +123,39 @@ pub enum RepairAction {
 /// config.db (the user's configuration) never does. Refused while either owner runs.
 pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<Vec<RepairAction>> {
     let locks = take_both_locks(data_dir)?;
-    let mut actions = Vec::new();
+    // Decide for both databases before moving anything: a repair that cannot finish moves nothing.
+    let mut plans = Vec::new();
     for (schema, lock) in locks {
         let path = schema.path_in(data_dir);
-        let health = inspect(
-            &path,
-            schema,
-            &InspectOptions {
-                check: CheckLevel::Quick,
-                backup_dir: Some(backup_dir.to_path_buf()),
-            },
-        );
+        let opts = InspectOptions {
+            check: CheckLevel::Quick,
+            backup_dir: Some(backup_dir.to_path_buf()),
+        };
+        let health = inspect(&path, schema, &opts);
         let damaged = health
             .problems
             .iter()
             .any(|p| matches!(p.code, "corrupt" | "not_a_database"));
+        let backup = if damaged {
+            let good = list_backups(backup_dir, schema.stem())
+                .into_iter()
+                .find(|b| verify_backup(&b.path, schema).is_ok());
+            let may_start_empty = allow_empty && std::ptr::eq(schema, &activity_store::SCHEMA);
+            if good.is_none() && !may_start_empty {
+                return Err(Error::NoBackup {
+                    path,
+                    backup_dir: backup_dir.to_path_buf(),
+                    quarantined: None,
+                });
+            }
+            good.map(|b| b.path)
+        } else {
+            None
+        };
+        plans.push((schema, lock, damaged, backup));
+    }
+    let mut actions = Vec::new();
+    for (schema, lock, damaged, backup) in plans {
         if !damaged {
             actions.push(RepairAction::Healthy {
                 database: schema.file_name,
@@ -145,19 +163,16 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<V
             continue;
         }
         let quarantined = quarantine(&lock)?;
-        let good = list_backups(backup_dir, schema.stem())
-            .into_iter()
-            .find(|b| verify_backup(&b.path, schema).is_ok());
-        match good {
+        match backup {
             Some(backup) => {
-                let (report, _lock) = restore_from(lock, schema, &backup.path, "replaced")?;
+                let (report, _lock) = restore_from(lock, schema, &backup, "replaced")?;
                 actions.push(RepairAction::Restored {
                     database: schema.file_name,
                     quarantined,
                     report,
                 });
             }
-            None if allow_empty && std::ptr::eq(schema, &activity_store::SCHEMA) => {
+            None => {
                 let mut owner = OwnerConnection::open_locked(lock, schema, &Default::default())?;
                 let mut record = Provenance::now("repair-empty");
                 record.detail = quarantined
@@ -166,13 +181,6 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<V
                 owner.record_provenance(&record)?;
                 actions.push(RepairAction::StartedEmpty {
                     database: schema.file_name,
-                    quarantined,
-                });
-            }
-            None => {
-                return Err(Error::NoBackup {
-                    path,
-                    backup_dir: backup_dir.to_path_buf(),
                     quarantined,
                 });
             }

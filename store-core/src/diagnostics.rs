@@ -172,6 +172,7 @@ pub fn inspect(path: &Path, schema: &'static Schema, opts: &InspectOptions) -> D
 }
 
 fn inspect_contents(h: &mut DbHealth, path: &Path, schema: &'static Schema, level: CheckLevel) -> crate::Result<()> {
+    crate::open_database::refuse_orphaned_wal(path)?;
     let conn = read_pool::open_read_only(path, schema.owner)?;
     let state = migrate::read_state(&conn, path)?;
     h.application_id = Some(state.application_id);

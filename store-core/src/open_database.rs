@@ -129,6 +129,7 @@ impl OwnerConnection {
         if std::fs::symlink_metadata(path).is_err() {
             drop(files::create_private_new(path)?);
         }
+        refuse_orphaned_wal(path)?;
         files::ensure_private(path)?;
         for sidecar in files::sidecars(path) {
             files::ensure_private(&sidecar)?;
@@ -292,4 +293,26 @@ fn set_posture(conn: &Connection, path: &Path, schema: &Schema, blank: bool, bus
         &busy.as_millis().to_string(),
         &busy.as_millis().to_string(),
     )
+}
+
+/// Refuses an empty database file that has a non-empty `-wal` beside it. A live database's main file always
+/// holds at least its header page once it is in WAL mode (switching to WAL writes it), so this pair means the
+/// main file was truncated or replaced (a whole-file export that crashed, a bad copy). SQLite would replay
+/// the WAL's pages into the empty file and produce a partial database; refuse instead, and let `repair` move
+/// both aside together.
+pub(crate) fn refuse_orphaned_wal(path: &Path) -> Result<()> {
+    let main = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let wal = maintenance::wal_bytes(path);
+    if main == 0 && wal > 0 {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "the file is empty but {}-wal holds {wal} bytes of an earlier database: the main file was truncated \
+                 or replaced, and replaying that WAL alone would give a partial database",
+                path.display()
+            ),
+            newest_backup: maintenance::newest_backup_near(path),
+        });
+    }
+    Ok(())
 }

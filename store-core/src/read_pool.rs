@@ -174,6 +174,7 @@ impl ReadPool {
                 owner: self.schema.owner,
             });
         }
+        crate::open_database::refuse_orphaned_wal(&self.path)?;
         let conn = open_reader(&self.path).map_err(|e| self.open_error(e))?;
         let tx = conn.unchecked_transaction().at(&self.path)?;
         self.check_file(&tx)

@@ -1,0 +1,188 @@
+//! Drill: for every migration step of both databases, a failure injected at that step, and a `kill -9`
+//! during it; then a normal open. The file must converge to exactly the schema a fresh file gets, with every
+//! row it had before.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use store_core::testing::{open_at_version, schema_fingerprint};
+use store_core::{Error, Migration, MigrationHook, OpenOptions, OwnerConnection, Schema};
+use support::*;
+
+fn schema_named(name: &str) -> &'static Schema {
+    splitstore::DATABASES
+        .into_iter()
+        .find(|s| s.stem() == name)
+        .expect("known database")
+}
+
+/// Rows that exist from version 1 on, so each drill can check nothing was lost.
+fn seed(schema: &Schema, path: &Path) {
+    let sql = match schema.stem() {
+        "activity" => {
+            "INSERT INTO activity_sessions (id, app, project_id, start_time_ms) VALUES (1, 'editor', 3, 1700000000000);
+             INSERT INTO activity_events (id, session_id, event_type, timestamp_ms) VALUES (1, 1, 'focus', 1700000000000);"
+        }
+        _ => {
+            "INSERT INTO projects (id, name) VALUES (1, 'p');
+             INSERT INTO project_domains (project_id, domain) VALUES (1, 'example.com');
+             INSERT INTO settings (key, value) VALUES ('theme', '\"dark\"');"
+        }
+    };
+    Connection::open(path).unwrap().execute_batch(sql).unwrap();
+}
+
+fn rows(path: &Path) -> i64 {
+    let c = Connection::open(path).unwrap();
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('schema_migrations', 'provenance')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    tables
+        .iter()
+        .map(|t| {
+            c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        })
+        .sum()
+}
+
+fn version(path: &Path) -> u32 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn fingerprint(path: &Path) -> String {
+    schema_fingerprint(&Connection::open(path).unwrap()).unwrap()
+}
+
+/// A database left by an older build at `version` (blank if 0), with rows if it has tables.
+fn at_version(schema: &'static Schema, path: &Path, version: u32) -> i64 {
+    if version == 0 {
+        return 0;
+    }
+    drop(open_at_version(path, schema, version).unwrap());
+    seed(schema, path);
+    rows(path)
+}
+
+#[test]
+fn child_entry() {
+    let Some((role, path)) = child_role() else { return };
+    // role: slow-<database>-<step>
+    let mut parts = role.splitn(3, '-');
+    assert_eq!(parts.next(), Some("slow"));
+    let schema = schema_named(parts.next().unwrap());
+    let step: u32 = parts.next().unwrap().parse().unwrap();
+    let ready = marker(&path, "ready");
+    let hook: MigrationHook = Arc::new(move |m: &Migration| {
+        if m.version == step {
+            std::fs::write(&ready, b"").map_err(|e| e.to_string())?;
+            std::thread::sleep(Duration::from_secs(120));
+        }
+        Ok(())
+    });
+    let _ = OwnerConnection::open_with(
+        &path,
+        schema,
+        &OpenOptions {
+            migration_hook: Some(hook),
+            ..Default::default()
+        },
+    );
+    panic!("the drill should have killed this child inside migration {step}");
+}
+
+#[test]
+fn every_migration_step_of_both_databases_survives_a_failure_and_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut injection_points = 0;
+    for schema in splitstore::DATABASES {
+        let fresh = dir.path().join(format!("fresh/{}", schema.file_name));
+        drop(OwnerConnection::open(&fresh, schema).unwrap());
+        let expected = fingerprint(&fresh);
+        for step in 1..=schema.end_version() {
+            // A failure injected inside the step's transaction.
+            let db = dir
+                .path()
+                .join(format!("fail-{}-{step}/{}", schema.stem(), schema.file_name));
+            let before = at_version(schema, &db, step - 1);
+            let hook: MigrationHook = Arc::new(move |m: &Migration| {
+                if m.version == step {
+                    Err("injected".into())
+                } else {
+                    Ok(())
+                }
+            });
+            let err = OwnerConnection::open_with(
+                &db,
+                schema,
+                &OpenOptions {
+                    migration_hook: Some(hook),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, Error::MigrationFailed { version, .. } if version == step),
+                "{err:?}"
+            );
+            assert_eq!(
+                version(&db),
+                step - 1,
+                "{}: failed step {step} left nothing",
+                schema.file_name
+            );
+            drop(OwnerConnection::open(&db, schema).unwrap());
+            assert_eq!(
+                fingerprint(&db),
+                expected,
+                "{} converged after a failure in step {step}",
+                schema.file_name
+            );
+            assert_eq!(rows(&db), before, "no row lost");
+
+            // A kill -9 while the step's transaction is open.
+            let db = dir
+                .path()
+                .join(format!("kill-{}-{step}/{}", schema.stem(), schema.file_name));
+            let before = at_version(schema, &db, step - 1);
+            let mut child = spawn_child("child_entry", &format!("slow-{}-{step}", schema.stem()), &db);
+            wait_for_file(&marker(&db, "ready"), Duration::from_secs(30));
+            kill9(&mut child);
+            assert_eq!(
+                version(&db),
+                step - 1,
+                "{}: the killed step never committed",
+                schema.file_name
+            );
+            let owner = OwnerConnection::open(&db, schema).unwrap();
+            assert!(
+                store_core::maintenance::integrity_check(owner.conn())
+                    .unwrap()
+                    .is_empty()
+            );
+            drop(owner);
+            assert_eq!(
+                fingerprint(&db),
+                expected,
+                "{} converged after a kill in step {step}",
+                schema.file_name
+            );
+            assert_eq!(rows(&db), before, "no row lost");
+            injection_points += 1;
+        }
+    }
+    // Both databases have at least two steps; the count is what the closing note reports.
+    assert!(injection_points >= 4, "{injection_points}");
+    eprintln!("drill_migrations: {injection_points} steps, each with an injected failure and a kill -9");
+}
