@@ -15,6 +15,10 @@
 //! `UNIQUE (project_id, domain)` and `UNIQUE (project_id, keyword)` make that impossible; migrate-split
 //! reports each legacy duplicate (and writes it to the rejects file) instead of hiding it.
 //!
+//! Domains: legacy rows are kept exactly as written (`GitHub.com`); new ones are stored normalized
+//! (`config_store::normalize_domain`). Host names are case-insensitive, so lookups compare with
+//! `COLLATE NOCASE`, served by an index with the same collation.
+//!
 //! `settings.secret` marks values that are credentials; no value is ever printed either way.
 
 use store_core::schema::CONFIG_APPLICATION_ID;
@@ -84,7 +88,7 @@ CREATE TABLE settings (
         version: 2,
         name: "indexes for lookups and reports",
         step: Step::Sql(
-            "CREATE INDEX project_domains_domain ON project_domains (domain);
+            "CREATE INDEX project_domains_domain ON project_domains (domain COLLATE NOCASE);
 CREATE INDEX calendar_events_subscription ON calendar_events (subscription_id);
 CREATE INDEX calendar_events_start ON calendar_events (start_time_ms);
 CREATE INDEX calendar_events_project ON calendar_events (project_id, start_time_ms);",

@@ -1,0 +1,126 @@
+//! Typed access to calendar subscriptions and events, one statement per function.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use store_core::time::{get_opt_time, get_time, to_ms};
+
+use super::queries;
+use super::{CalendarEvent, CalendarUrl, NewCalendarEvent, Subscription};
+
+fn subscription_row(row: &Row<'_>) -> rusqlite::Result<Subscription> {
+    Ok(Subscription {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        url: CalendarUrl::new(row.get::<_, String>(2)?),
+        color: row.get(3)?,
+        last_synced_at: get_opt_time(row, 4)?,
+        enabled: row.get::<_, i64>(5)? != 0,
+    })
+}
+
+fn event_row(row: &Row<'_>) -> rusqlite::Result<CalendarEvent> {
+    Ok(CalendarEvent {
+        id: row.get(0)?,
+        subscription_id: row.get(1)?,
+        uid: row.get(2)?,
+        title: row.get(3)?,
+        start_time: get_time(row, 4)?,
+        end_time: get_opt_time(row, 5)?,
+        project_id: row.get(6)?,
+    })
+}
+
+pub(crate) fn insert_subscription(
+    conn: &Connection,
+    name: &str,
+    url: &str,
+    color: Option<&str>,
+    enabled: bool,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(queries::INSERT_SUBSCRIPTION)?
+        .execute(params![name, url, color, enabled])?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub(crate) fn subscription(conn: &Connection, id: i64) -> rusqlite::Result<Option<Subscription>> {
+    conn.prepare_cached(queries::SELECT_SUBSCRIPTION)?
+        .query_row([id], subscription_row)
+        .optional()
+}
+
+pub(crate) fn subscriptions(conn: &Connection) -> rusqlite::Result<Vec<Subscription>> {
+    conn.prepare_cached(queries::SELECT_SUBSCRIPTIONS)?
+        .query_map([], subscription_row)?
+        .collect()
+}
+
+/// Sets the fields given (`color: Some(None)` clears it); returns whether the subscription exists.
+pub(crate) fn update_subscription(
+    conn: &Connection,
+    id: i64,
+    name: Option<&str>,
+    url: Option<&str>,
+    color: Option<Option<&str>>,
+    enabled: Option<bool>,
+) -> rusqlite::Result<bool> {
+    let changed = conn.prepare_cached(queries::UPDATE_SUBSCRIPTION)?.execute(params![
+        id,
+        name,
+        url,
+        color.is_some(),
+        color.flatten(),
+        enabled,
+    ])?;
+    Ok(changed > 0)
+}
+
+pub(crate) fn delete_subscription(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    Ok(conn.prepare_cached(queries::DELETE_SUBSCRIPTION)?.execute([id])? > 0)
+}
+
+/// Returns whether the subscription exists.
+pub(crate) fn set_last_synced(conn: &Connection, id: i64, at: DateTime<Utc>) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(queries::SET_LAST_SYNCED)?
+        .execute(params![id, to_ms(at)])?
+        > 0)
+}
+
+pub(crate) fn delete_events_of(conn: &Connection, subscription_id: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(queries::DELETE_EVENTS_OF)?
+        .execute([subscription_id])
+}
+
+pub(crate) fn insert_event(conn: &Connection, subscription_id: i64, event: &NewCalendarEvent) -> rusqlite::Result<()> {
+    conn.prepare_cached(queries::INSERT_EVENT)?
+        .execute(params![
+            subscription_id,
+            event.uid,
+            event.title,
+            to_ms(event.start_time),
+            event.end_time.map(to_ms),
+            event.project_id,
+        ])
+        .map(drop)
+}
+
+pub(crate) fn events_between(
+    conn: &Connection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> rusqlite::Result<Vec<CalendarEvent>> {
+    conn.prepare_cached(queries::SELECT_EVENTS_BETWEEN)?
+        .query_map(params![to_ms(from), to_ms(to)], event_row)?
+        .collect()
+}
+
+pub(crate) fn project_events_between(
+    conn: &Connection,
+    project_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> rusqlite::Result<Vec<CalendarEvent>> {
+    conn.prepare_cached(queries::SELECT_PROJECT_EVENTS_BETWEEN)?
+        .query_map(params![to_ms(from), to_ms(to), project_id], event_row)?
+        .collect()
+}

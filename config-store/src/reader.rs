@@ -1,0 +1,165 @@
+//! [`ConfigReader`]: read-only access to config.db for processes that do not own it (the daemon asking
+//! "which project owns this domain").
+//!
+//! It is a `store_core::ReadPool` (connections opened `SQLITE_OPEN_READ_ONLY`, each read one short
+//! transaction that checks the file's kind and schema version first) and nothing else: it has no write
+//! method, and no connection it could write through is reachable from it.
+//!
+//! ```compile_fail
+//! # fn f(reader: &config_store::ConfigReader) {
+//! reader.create_project(&config_store::NewProject::named("x")); // no such method on a reader
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use serde::de::DeserializeOwned;
+use store_core::{DataVersion, ReadPool};
+
+use crate::SCHEMA;
+use crate::calendar::{self, CalendarEvent, Subscription};
+use crate::error::Result;
+use crate::projects::{self, Project, ProjectSummary};
+use crate::settings::{self, SettingInfo};
+
+/// Read-only access to config.db. Cheap to clone (clones share one pool) and `Send + Sync`: hand a clone
+/// to every thread that reads.
+#[derive(Clone)]
+pub struct ConfigReader {
+    pool: Arc<ReadPool>,
+}
+
+impl fmt::Debug for ConfigReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigReader").field("path", &self.pool.path()).finish()
+    }
+}
+
+impl ConfigReader {
+    /// A reader for `path` that touches nothing now: the server may not have created the file yet. Each
+    /// read checks the file and reports `Missing`, `SchemaBehind`... until it is readable; a daemon can
+    /// start before the server and keep this one reader.
+    pub fn new(path: &Path) -> Result<ConfigReader> {
+        Ok(ConfigReader {
+            pool: Arc::new(ReadPool::new(path, &SCHEMA)?),
+        })
+    }
+
+    /// A reader for `path`, checked now: the file exists, is a config.db, and is at the schema version this
+    /// build reads (typed `Missing`, `WrongDatabase`, `SchemaBehind`, `SchemaNewer`... otherwise).
+    pub fn open(path: &Path) -> Result<ConfigReader> {
+        let reader = ConfigReader::new(path)?;
+        reader.check()?;
+        Ok(reader)
+    }
+
+    /// [`open`](Self::open) on `<data_dir>/config.db`.
+    pub fn open_in(data_dir: &Path) -> Result<ConfigReader> {
+        ConfigReader::open(&SCHEMA.path_in(data_dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.pool.path()
+    }
+
+    /// Checks the file as a read would, without reading anything.
+    pub fn check(&self) -> Result<()> {
+        Ok(self.pool.check()?)
+    }
+
+    /// A token that changes whenever anyone commits to config.db: cache what you read (say, domain
+    /// lookups) and read again when it changes.
+    pub fn data_version(&self) -> Result<DataVersion> {
+        Ok(self.pool.data_version()?)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        Ok(self.pool.read(f)?)
+    }
+
+    /// Every project, archived ones included, by id, each with its domains and keywords.
+    pub fn projects(&self) -> Result<Vec<Project>> {
+        self.read(projects::repo::projects)
+    }
+
+    /// Every project, archived ones included, by id, without domains and keywords: one query. What a
+    /// report needs to name project ids and tell active from archived (an id missing here is deleted).
+    pub fn project_summaries(&self) -> Result<Vec<ProjectSummary>> {
+        self.read(projects::repo::project_summaries)
+    }
+
+    /// One project with its domains and keywords.
+    pub fn project(&self, id: i64) -> Result<Option<Project>> {
+        self.read(|c| projects::repo::project(c, id))
+    }
+
+    /// id -> name of every project, archived ones included, in one query: what a report joins activity
+    /// with. An id missing from it is a deleted project.
+    pub fn project_names(&self) -> Result<HashMap<i64, String>> {
+        self.read(projects::repo::project_names)
+    }
+
+    /// The project `host` belongs to: the most specific listed domain that is `host` or a parent of it,
+    /// among non-archived projects, the lowest id when several list it (rules in [`crate::projects`]).
+    /// `host` is compared case-insensitively, trailing dot ignored; `None` if no project lists it.
+    pub fn project_for_domain(&self, host: &str) -> Result<Option<i64>> {
+        let candidates = projects::lookup_candidates(host);
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
+        self.read(|c| projects::repo::project_for_domain(c, &candidates))
+    }
+
+    /// Every calendar subscription, by id.
+    pub fn subscriptions(&self) -> Result<Vec<Subscription>> {
+        self.read(calendar::repo::subscriptions)
+    }
+
+    pub fn subscription(&self, id: i64) -> Result<Option<Subscription>> {
+        self.read(|c| calendar::repo::subscription(c, id))
+    }
+
+    /// Events of every subscription that overlap `[from, to)`, by start time. An event spans
+    /// `[start_time, end_time)`; one without an end (or ending before it starts) is the instant
+    /// `start_time`. Empty when `from >= to`.
+    pub fn calendar_events_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<CalendarEvent>> {
+        self.read(|c| calendar::repo::events_between(c, from, to))
+    }
+
+    /// As [`calendar_events_between`](Self::calendar_events_between), only events attributed to
+    /// `project_id` (which may be a deleted project's id).
+    pub fn calendar_events_for_project(
+        &self,
+        project_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<CalendarEvent>> {
+        self.read(|c| calendar::repo::project_events_between(c, project_id, from, to))
+    }
+
+    /// The setting `key` decoded as `T`; `None` if it is not set (or holds SQL `NULL`). A value that does
+    /// not decode as `T` is `Error::SettingType`, which never includes the value. Legacy plain-text values
+    /// read as strings (see [`crate::settings`]).
+    pub fn setting<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.read(|c| settings::repo::value(c, key))? {
+            None => Ok(None),
+            Some(stored) => settings::decode(self.path(), key, stored),
+        }
+    }
+
+    /// Every setting's key, secret mark and update time (never a value), by key.
+    pub fn setting_keys(&self) -> Result<Vec<SettingInfo>> {
+        self.read(settings::repo::infos)
+    }
+
+    /// One setting's key, secret mark and update time (never its value).
+    pub fn setting_info(&self, key: &str) -> Result<Option<SettingInfo>> {
+        self.read(|c| settings::repo::info(c, key))
+    }
+}

@@ -1,0 +1,162 @@
+//! [`ConfigStore`]: the server's handle on config.db, the only one that writes it.
+//!
+//! It holds the owner lock (`store_core::OwnerConnection`: a second owner, in this process or another, is
+//! refused with `Locked`) and writes through that one connection, each write one `BEGIN IMMEDIATE`
+//! transaction: a write that fails at any step leaves nothing of itself behind. It reads through a
+//! [`ConfigReader`] on the same file, so reads never wait for the owner connection and can run on other
+//! threads ([`ConfigStore::reader`] clones cheaply).
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use serde::Serialize;
+use store_core::{OpenOptions, OwnerConnection, Provenance};
+
+use crate::SCHEMA;
+use crate::calendar::{self, NewCalendarEvent, NewSubscription, Subscription, SubscriptionUpdate};
+use crate::error::{Result, store};
+use crate::projects::{self, NewProject, Project, ProjectUpdate};
+use crate::reader::ConfigReader;
+use crate::settings;
+
+/// The owner of config.db: every write, and reads through [`reader`](Self::reader).
+#[derive(Debug)]
+pub struct ConfigStore {
+    owner: OwnerConnection,
+    reader: ConfigReader,
+    path: PathBuf,
+}
+
+impl ConfigStore {
+    /// Opens (creating and migrating as needed) config.db at `path` as its owner.
+    pub fn open(path: &Path) -> Result<ConfigStore> {
+        ConfigStore::open_with(path, &OpenOptions::default())
+    }
+
+    /// [`open`](Self::open) on `<data_dir>/config.db`.
+    pub fn open_in(data_dir: &Path) -> Result<ConfigStore> {
+        ConfigStore::open(&SCHEMA.path_in(data_dir))
+    }
+
+    /// [`open`](Self::open) with options (busy timeout, backup directory...).
+    pub fn open_with(path: &Path, options: &OpenOptions) -> Result<ConfigStore> {
+        let owner = OwnerConnection::open_with(path, &SCHEMA, options)?;
+        let reader = ConfigReader::new(path)?;
+        Ok(ConfigStore {
+            owner,
+            reader,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The owner connection: open report, schema version, lock, backups (`backup_to`).
+    pub fn owner(&self) -> &OwnerConnection {
+        &self.owner
+    }
+
+    /// Reads (projects, domain lookups, calendar events, settings). Clone it to read from other threads.
+    pub fn reader(&self) -> &ConfigReader {
+        &self.reader
+    }
+
+    /// Records where this file's content came from (a split, a restore).
+    pub fn record_provenance(&mut self, record: &Provenance) -> Result<()> {
+        Ok(self.owner.record_provenance(record)?)
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction; an error from `f` rolls all of it back.
+    fn write<T>(&mut self, f: impl FnOnce(&Connection, &Path) -> Result<T>) -> Result<T> {
+        let path = &self.path;
+        self.owner.try_write(|tx| f(tx, path))
+    }
+
+    /// Creates a project with its domains and keywords, `created_at` now, in one transaction. Refuses an
+    /// empty name, a domain that is not a host name (`InvalidInput`) and duplicates (`DuplicateDomain`,
+    /// `DuplicateKeyword`) before writing anything.
+    pub fn create_project(&mut self, new: &NewProject) -> Result<Project> {
+        self.write(|tx, path| projects::create(tx, path, new, Utc::now()))
+    }
+
+    /// Changes the fields the update names, replacing the domain and keyword lists if given, in one
+    /// transaction. `ProjectNotFound` if there is no such project.
+    pub fn update_project(&mut self, id: i64, update: &ProjectUpdate) -> Result<Project> {
+        self.write(|tx, path| projects::update(tx, path, id, update))
+    }
+
+    /// Deletes a project with its domains and keywords (one transaction). Calendar events and activity
+    /// keep its id. Returns whether it existed.
+    pub fn delete_project(&mut self, id: i64) -> Result<bool> {
+        self.write(|tx, path| projects::repo::delete_project(tx, id).map_err(|e| store(path, e)))
+    }
+
+    /// Adds a domain to a project; returns it as stored (normalized: [`projects::normalize_domain`]).
+    /// `ProjectNotFound`, `DuplicateDomain` or `InvalidInput` otherwise.
+    pub fn add_domain(&mut self, project_id: i64, domain: &str) -> Result<String> {
+        self.write(|tx, path| projects::add_domain(tx, path, project_id, domain))
+    }
+
+    /// Removes a domain, given as stored or in any spelling that normalizes to it. Returns whether one was
+    /// removed.
+    pub fn remove_domain(&mut self, project_id: i64, domain: &str) -> Result<bool> {
+        self.write(|tx, path| projects::remove_domain(tx, path, project_id, domain))
+    }
+
+    /// Adds a calendar keyword to a project; returns it as stored (trimmed). `ProjectNotFound`,
+    /// `DuplicateKeyword` or `InvalidInput` otherwise.
+    pub fn add_keyword(&mut self, project_id: i64, keyword: &str) -> Result<String> {
+        self.write(|tx, path| projects::add_keyword(tx, path, project_id, keyword))
+    }
+
+    /// Removes a calendar keyword, given as stored or with surrounding whitespace. Returns whether one was
+    /// removed.
+    pub fn remove_keyword(&mut self, project_id: i64, keyword: &str) -> Result<bool> {
+        self.write(|tx, path| projects::remove_keyword(tx, path, project_id, keyword))
+    }
+
+    /// Adds a calendar subscription (never synced yet).
+    pub fn add_subscription(&mut self, new: &NewSubscription) -> Result<Subscription> {
+        self.write(|tx, path| calendar::add(tx, path, new))
+    }
+
+    /// Changes the fields the update names. `SubscriptionNotFound` if there is no such subscription.
+    pub fn update_subscription(&mut self, id: i64, update: &SubscriptionUpdate) -> Result<Subscription> {
+        self.write(|tx, path| calendar::update(tx, path, id, update))
+    }
+
+    /// Deletes a subscription and its events (one transaction). Returns whether it existed.
+    pub fn delete_subscription(&mut self, id: i64) -> Result<bool> {
+        self.write(|tx, path| calendar::repo::delete_subscription(tx, id).map_err(|e| store(path, e)))
+    }
+
+    /// A sync: replaces all of the subscription's events with `events` and sets its `last_synced_at`, in
+    /// one transaction, so a sync that fails half-way leaves the previous events and time intact. Returns
+    /// how many events were stored. `SubscriptionNotFound` if there is no such subscription.
+    pub fn replace_calendar_events(
+        &mut self,
+        subscription_id: i64,
+        events: &[NewCalendarEvent],
+        synced_at: DateTime<Utc>,
+    ) -> Result<usize> {
+        self.write(|tx, path| calendar::replace_events(tx, path, subscription_id, events, synced_at))
+    }
+
+    /// Stores `value` as JSON under `key`. A key already marked secret stays secret.
+    pub fn set_setting<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
+        self.write(|tx, path| settings::set(tx, path, key, value, false, Utc::now()))
+    }
+
+    /// Stores `value` as JSON under `key` and marks it secret (a credential).
+    pub fn set_secret_setting<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
+        self.write(|tx, path| settings::set(tx, path, key, value, true, Utc::now()))
+    }
+
+    /// Deletes a setting (and its secret mark). Returns whether it existed.
+    pub fn delete_setting(&mut self, key: &str) -> Result<bool> {
+        self.write(|tx, path| settings::repo::delete(tx, key).map_err(|e| store(path, e)))
+    }
+}

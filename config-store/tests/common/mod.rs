@@ -1,0 +1,52 @@
+//! Shared by config-store's integration tests: real files in temp dirs, plain connections for what the
+//! API deliberately cannot do (install a failing trigger, write a legacy row, count raw rows).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use config_store::ConfigStore;
+use rusqlite::{Connection, OpenFlags};
+
+/// A temp dir and the path of config.db in it (not created yet).
+pub fn fresh() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = config_store::SCHEMA.path_in(dir.path());
+    (dir, path)
+}
+
+/// A temp dir with a new, empty config.db owned by the returned store.
+pub fn store() -> (tempfile::TempDir, PathBuf, ConfigStore) {
+    let (dir, path) = fresh();
+    let store = ConfigStore::open(&path).expect("open config.db");
+    (dir, path, store)
+}
+
+/// Runs SQL through a plain writable connection (the store must be closed, or the SQL a test-only trigger).
+pub fn exec(path: &Path, sql: &str) {
+    let conn = Connection::open(path).expect("plain connection");
+    conn.execute_batch(sql).expect("plain SQL");
+}
+
+/// One integer from a plain read-only connection.
+pub fn int(path: &Path, sql: &str) -> i64 {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("plain connection");
+    conn.query_row(sql, [], |r| r.get(0)).expect("plain query")
+}
+
+/// Rows of one text column from a plain read-only connection.
+pub fn texts(path: &Path, sql: &str) -> Vec<String> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("plain connection");
+    let mut stmt = conn.prepare(sql).expect("prepare");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows")
+}
+
+/// An RFC 3339 time.
+pub fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("RFC 3339 time")
+        .with_timezone(&Utc)
+}
