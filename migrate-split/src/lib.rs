@@ -1,1 +1,257 @@
-//! migrate-split
+//! migrate-split: moves a legacy combined database (schema versions 1..=3, see `legacy/README.md`) into
+//! the daemon's `activity.db` and the server's `config.db`.
+//!
+//! ```no_run
+//! use migrate_split::{Options, split};
+//! let report = split("legacy.db".as_ref(), "data".as_ref(), &Options::default())?;
+//! println!("{}", report.human_summary());
+//! # Ok::<(), migrate_split::SplitError>(())
+//! ```
+//!
+//! What a run guarantees:
+//! - the legacy file is opened read-only (`mode=ro` URI) and never written; its sha256 is taken first;
+//!   anything but a legacy database whose tables match its version is refused before anything is created;
+//! - both owner locks of the data directory are held for the whole run, so no daemon or server starts
+//!   mid-split, and a running one is named by pid in the refusal;
+//! - every legacy row is accounted for: copied with its id and values (times as epoch milliseconds UTC), or
+//!   written to `split-rejects.jsonl` with the reason (no settings value is ever written there or shown);
+//! - the outputs are created by the stores' own migrations, verified, and renamed into place only when
+//!   complete; a killed run leaves nothing that is taken as done, and the next run cleans up and starts
+//!   over (see "Interrupted runs" below);
+//! - a second run on the same legacy file finds the recorded split and changes nothing.
+//!
+//! # Interrupted runs
+//!
+//! A split writes `.split-tmp-<split id>.activity.db`, `.split-tmp-<split id>.config.db` and
+//! `.split-tmp-<split id>.rejects.jsonl` in the data directory, then renames the rejects file, activity.db
+//! and config.db into place, fsyncing the directory after each rename. Every run holds both owner locks
+//! from start to end, so any `.split-tmp-*` file found at start is a leftover of a killed run and is
+//! removed: a temporary file is never taken as an output.
+//!
+//! The two renames are not one atomic step. A kill between them leaves activity.db in place and config.db
+//! missing. Both outputs carry a `split` provenance record with the same split id; an output whose split
+//! id the other file does not have, or whose partner is missing, is an unfinished split: the next run moves
+//! it aside (`activity.db.unfinished-<time>`, never deleted: a daemon may have written it since) and splits
+//! again. Only two files naming the same split of the same legacy file (same sha256) count as done. A
+//! rejects file found without outputs is moved aside (`.stale-<time>`) the same way.
+//!
+//! # Exit codes
+//!
+//! 0: split, already split, or dry run done; 1: refused (the input, existing outputs without `--force`, a
+//! held owner lock, `--strict`); 2: could not run (I/O, verification, the legacy file changed meanwhile).
+//! See [`SplitError::exit_code`].
+
+mod convert;
+mod copy;
+mod digest;
+pub mod error;
+pub mod fixtures;
+mod kept_ids;
+mod legacy;
+pub mod legacy_time;
+mod outputs;
+mod progress;
+mod queries;
+mod rejects;
+pub mod report;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use store_core::{OwnerLock, files};
+
+pub use copy::{CREDENTIAL_MARKERS, is_credential_key};
+pub use error::{Result, SplitError};
+pub use legacy::LATEST_LEGACY_VERSION;
+pub use outputs::{REJECTS_FILE_NAME, TEMP_PREFIX};
+pub use rejects::REDACTED;
+pub use report::{LegacyInfo, Outcome, Report, TableCounts};
+
+use legacy::LegacyFile;
+use outputs::Existing;
+use progress::Progress;
+
+/// How to run a split.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Do the full conversion and counting in a scratch directory outside the data directory, report, and
+    /// delete it: nothing is written in the data directory.
+    pub dry_run: bool,
+    /// Any rejected row or unknown table is a failure, and no output is left.
+    pub strict: bool,
+    /// Outputs that exist and are not a completed split of this legacy file are moved aside (renamed with
+    /// a `.replaced-<time>` suffix, never deleted) instead of refusing. A completed split of the same file
+    /// is never redone, with or without it.
+    pub force: bool,
+    /// Show a progress bar on stderr (the binary sets it when stderr is a terminal and `--json` is off).
+    pub progress: bool,
+}
+
+/// Splits the legacy database at `legacy_path` into `data_dir/activity.db` and `data_dir/config.db`.
+pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<Report> {
+    let started = Instant::now();
+    let legacy = LegacyFile::open(legacy_path)?;
+    let mut report = Report {
+        outcome: Outcome::Split,
+        legacy: LegacyInfo {
+            path: legacy.path.clone(),
+            version: legacy.version,
+            sha256: legacy.sha256.clone(),
+        },
+        data_dir: data_dir.to_path_buf(),
+        tables: Default::default(),
+        unknown_tables: legacy.unknown_tables.clone(),
+        rejects_file: None,
+        split_id: None,
+        moved_aside: Vec::new(),
+        cleaned_up: Vec::new(),
+        existing_outputs: Vec::new(),
+        warnings: legacy
+            .unknown_tables
+            .iter()
+            .map(|t| format!("table {t} is not part of any legacy version: it was left in the legacy file, not copied"))
+            .collect(),
+        seconds: 0.0,
+    };
+    if options.strict && !report.unknown_tables.is_empty() {
+        return Err(strict_failure(report, started));
+    }
+    if options.dry_run {
+        return dry_run(legacy, report, options, started);
+    }
+
+    files::create_private_dir_all(data_dir)?;
+    let finals = outputs::final_paths(data_dir);
+    // Held until this function returns: no daemon, server or other split works in the directory meanwhile.
+    let _activity_lock = OwnerLock::acquire(&finals.activity)?;
+    let _config_lock = OwnerLock::acquire(&finals.config)?;
+    report.cleaned_up = outputs::remove_leftovers(data_dir)?;
+
+    match outputs::inspect(data_dir, &legacy.sha256) {
+        Existing::AlreadySplit(detail) => {
+            legacy.close_unchanged()?;
+            report.outcome = Outcome::AlreadySplit;
+            report.tables = detail.tables;
+            report.split_id = Some(detail.split_id);
+            report.rejects_file = finals.rejects.exists().then(|| finals.rejects.clone());
+            report.seconds = started.elapsed().as_secs_f64();
+            return Ok(report);
+        }
+        Existing::Unfinished(state) => {
+            report.warnings.push(format!(
+                "an earlier split did not finish ({state}): its files were moved aside"
+            ));
+            report.moved_aside = outputs::move_aside_all(data_dir, "unfinished")?;
+        }
+        Existing::Other(state) if options.force => {
+            report.moved_aside = outputs::move_aside_all(data_dir, "replaced")?;
+            report
+                .warnings
+                .push(format!("--force: existing outputs were moved aside ({state})"));
+        }
+        Existing::Other(state) => {
+            return Err(SplitError::OutputsExist {
+                data_dir: data_dir.to_path_buf(),
+                found: state,
+            });
+        }
+        Existing::Absent => {
+            if let Some(to) = outputs::move_aside_rejects(data_dir, "stale")? {
+                report.warnings.push(format!(
+                    "a rejects file without outputs (from an interrupted run) was moved aside to {}",
+                    to.display()
+                ));
+                report.moved_aside.push(to);
+            }
+        }
+    }
+
+    let split_id = new_split_id();
+    let temp = outputs::temp_paths(data_dir, &split_id);
+    let progress = Progress::new(options.progress);
+    let converted = convert::convert(&legacy, &temp, &split_id, &progress);
+    progress.finish();
+    let converted = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
+    let conversion = match converted {
+        Ok(c) => c,
+        Err(e) => {
+            outputs::remove_temp(&temp);
+            return Err(e);
+        }
+    };
+    report.tables = conversion.tables;
+    report.split_id = Some(split_id);
+    if options.strict && report.rejected() > 0 {
+        outputs::remove_temp(&temp);
+        return Err(strict_failure(report, started));
+    }
+    report.rejects_file = match outputs::place(&temp, conversion.rejects_file.as_deref(), data_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            outputs::remove_temp(&temp);
+            return Err(e);
+        }
+    };
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The full conversion in a scratch directory (deleted afterwards), reported as what would happen.
+fn dry_run(legacy: LegacyFile, mut report: Report, options: &Options, started: Instant) -> Result<Report> {
+    report.outcome = Outcome::DryRun;
+    let finals = outputs::final_paths(&report.data_dir);
+    report.existing_outputs = [&finals.activity, &finals.config, &finals.rejects]
+        .iter()
+        .filter(|p| p.exists())
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let scratch = tempfile::Builder::new()
+        .prefix("migrate-split-dry-run-")
+        .tempdir()
+        .map_err(|e| SplitError::io(&std::env::temp_dir(), "create a scratch directory in", e))?;
+    let split_id = new_split_id();
+    let temp = outputs::temp_paths(scratch.path(), &split_id);
+    let progress = Progress::new(options.progress);
+    let converted = convert::convert(&legacy, &temp, &split_id, &progress);
+    progress.finish();
+    let conversion = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
+    drop(scratch);
+    report.tables = conversion?.tables;
+    if options.strict && report.rejected() > 0 {
+        return Err(strict_failure(report, started));
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn strict_failure(mut report: Report, started: Instant) -> SplitError {
+    report.seconds = started.elapsed().as_secs_f64();
+    let mut reasons = Vec::new();
+    if !report.unknown_tables.is_empty() {
+        reasons.push(format!(
+            "the legacy file has tables no legacy version has ({})",
+            report.unknown_tables.join(", ")
+        ));
+    }
+    let rejected = report.rejected();
+    if rejected > 0 {
+        reasons.push(format!("{rejected} row(s) would be rejected"));
+    }
+    report.rejects_file = None;
+    SplitError::Strict {
+        reasons,
+        report: Box::new(report),
+    }
+}
+
+/// A split id: when and by which process, unique in practice and readable in file names and provenance.
+fn new_split_id() -> String {
+    format!("{}-{}", files::name_timestamp(chrono::Utc::now()), std::process::id())
+}
+
+/// The paths a split of `data_dir` writes: activity.db, config.db and the rejects file.
+pub fn output_paths(data_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let f = outputs::final_paths(data_dir);
+    (f.activity, f.config, f.rejects)
+}

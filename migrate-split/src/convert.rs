@@ -1,0 +1,374 @@
+//! The conversion: legacy rows streamed into two fresh outputs, counted, verified, closed in WAL mode.
+//!
+//! The outputs are created by the stores' own migration engines (`OwnerConnection::open` with
+//! `activity_store::SCHEMA` / `config_store::SCHEMA`), so their schema is exactly a fresh store's. Then:
+//! - rollback-journal mode while loading: one big transaction per table writes each page once, where WAL
+//!   would write it twice (WAL, then checkpoint); synchronous stays NORMAL (never OFF);
+//! - the schema's indexes are dropped before the load and re-created afterwards with their exact SQL read
+//!   from `sqlite_schema`, building each b-tree once instead of inserting into it row by row
+//!   (https://sqlite.org/lang_createindex.html); UNIQUE constraints keep their automatic indexes, which
+//!   catch legacy duplicates while loading;
+//! - every legacy row is read once, in key order, inside one read transaction (one snapshot), with bounded
+//!   memory whatever the file size (see [`copy`]); dangling references are counted as rows go in;
+//! - AUTOINCREMENT counters are carried over and raised past every id the legacy file references, so a
+//!   dangling reference can never come to name a new row;
+//! - verification before anything is put in place: `legacy = copied + rejected` per table, a digest of the
+//!   values inserted equal to a digest of the rows read back from the file through a separate read-only
+//!   connection, `quick_check` and `foreign_key_check` on each output.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use store_core::{OwnerConnection, Provenance, Schema, SqliteResultExt};
+
+use crate::copy;
+use crate::error::{Result, SplitError};
+use crate::kept_ids::KeptIds;
+use crate::legacy::{LegacyFile, legacy_error};
+use crate::progress::Progress;
+use crate::queries::{self, TABLES, Table, Target};
+use crate::rejects::RejectsFile;
+use crate::report::TableCounts;
+use crate::verify;
+
+/// Page cache of each output connection while loading (KiB). Index builds sort within it before spilling
+/// to temporary files. With the legacy and verifying connections, a split of a 1 GB file peaks at about
+/// 60 MB resident.
+const LOAD_CACHE_KIB: i64 = 16 * 1024;
+
+/// Where a conversion writes.
+#[derive(Debug, Clone)]
+pub(crate) struct OutputPaths {
+    pub activity: PathBuf,
+    pub config: PathBuf,
+    pub rejects: PathBuf,
+}
+
+/// A finished conversion: both files closed, in WAL mode, verified and fsynced, not yet in place.
+#[derive(Debug)]
+pub(crate) struct Conversion {
+    pub tables: BTreeMap<String, TableCounts>,
+    pub rejects_file: Option<PathBuf>,
+}
+
+/// The detail of the `split` provenance record both outputs carry: the split id and the counts (never a
+/// settings value).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SplitDetail {
+    pub split_id: String,
+    pub tables: BTreeMap<String, TableCounts>,
+}
+
+/// An output being loaded.
+struct Output {
+    conn: OwnerConnection,
+    /// Index name and exact SQL, dropped for the load.
+    indexes: Vec<(String, String)>,
+}
+
+impl Output {
+    fn path(&self) -> &Path {
+        self.conn.path()
+    }
+
+    fn err(&self, e: rusqlite::Error) -> SplitError {
+        SplitError::Store(self.conn.error(e))
+    }
+}
+
+/// Converts `legacy` into the files named by `paths`, which must not exist.
+pub(crate) fn convert(
+    legacy: &LegacyFile,
+    paths: &OutputPaths,
+    split_id: &str,
+    progress: &Progress,
+) -> Result<Conversion> {
+    let mut activity = open_output(&paths.activity, &activity_store::SCHEMA)?;
+    let mut config = open_output(&paths.config, &config_store::SCHEMA)?;
+    let mut rejects = RejectsFile::new(&paths.rejects);
+
+    // One read transaction: every count and row below comes from the same snapshot.
+    legacy
+        .conn
+        .execute_batch("BEGIN DEFERRED")
+        .map_err(|e| legacy_error(&legacy.path, e))?;
+    let tables: Vec<&'static Table> = TABLES.iter().filter(|t| legacy.has(t)).collect();
+    let mut legacy_counts = HashMap::new();
+    for t in &tables {
+        let n: i64 = legacy
+            .conn
+            .query_row(&queries::legacy_count(t), [], |r| r.get(0))
+            .map_err(|e| legacy_error(&legacy.path, e))?;
+        legacy_counts.insert(t.name, n as u64);
+    }
+    progress.set_total(legacy_counts.values().sum());
+    let mut sequences = legacy_sequences(legacy)?;
+
+    let mut counts = BTreeMap::new();
+    let mut digests = Vec::new();
+    let mut kept: HashMap<&'static str, KeptIds> = HashMap::new();
+    for table in &tables {
+        progress.phase(&format!("copying {}", table.name));
+        let out = match table.target {
+            Target::Activity => &mut activity,
+            Target::Config => &mut config,
+        };
+        let mut run = copy::copy_table(
+            table,
+            copy::Endpoints {
+                legacy: &legacy.conn,
+                legacy_path: &legacy.path,
+                version: legacy.version,
+                output: &mut out.conn,
+                rejects: &mut rejects,
+                kept: &mut kept,
+                progress,
+            },
+        )?;
+        run.counts.legacy = legacy_counts[table.name];
+        if run.counts.copied + run.counts.rejected != run.counts.legacy {
+            return Err(SplitError::Verification {
+                path: out.path().to_path_buf(),
+                detail: format!(
+                    "{}: the legacy file has {} rows, {} were copied and {} rejected",
+                    table.name, legacy_counts[table.name], run.counts.copied, run.counts.rejected
+                ),
+            });
+        }
+        for (parent, id) in run.max_refs {
+            let seq = sequences.entry(parent.to_string()).or_insert(0);
+            *seq = (*seq).max(id);
+        }
+        counts.insert(table.name.to_string(), run.counts);
+        digests.push((*table, run.counts.copied, run.digest));
+    }
+    legacy
+        .conn
+        .execute_batch("COMMIT")
+        .map_err(|e| legacy_error(&legacy.path, e))?;
+
+    progress.phase("building indexes");
+    finish_load(&mut config, Target::Config, &sequences)?;
+    finish_load(&mut activity, Target::Activity, &sequences)?;
+    let untracked: Vec<&str> = kept.iter().filter(|(_, k)| k.overflowed()).map(|(t, _)| *t).collect();
+    if !untracked.is_empty() {
+        progress.phase("counting dangling references");
+        count_dangling(&config, &activity, &paths.config, &untracked, &mut counts)?;
+    }
+
+    let detail = SplitDetail {
+        split_id: split_id.to_string(),
+        tables: counts.clone(),
+    };
+    let record = Provenance {
+        source_path: Some(
+            std::fs::canonicalize(&legacy.path)
+                .unwrap_or_else(|_| legacy.path.clone())
+                .display()
+                .to_string(),
+        ),
+        source_sha256: Some(legacy.sha256.clone()),
+        source_version: Some(i64::from(legacy.version)),
+        detail: Some(serde_json::to_string(&detail).expect("counts serialise")),
+        ..Provenance::now("split")
+    };
+    for out in [&mut config, &mut activity] {
+        out.conn.record_provenance(&record)?;
+    }
+
+    // Two independent reads of the finished files, one per core: every row read back and compared, and
+    // SQLite's own structural checks.
+    progress.phase("verifying");
+    let outputs = [
+        (config.path().to_path_buf(), config.conn.schema(), Target::Config),
+        (activity.path().to_path_buf(), activity.conn.schema(), Target::Activity),
+    ];
+    let (rows_checked, files_checked) = std::thread::scope(|scope| {
+        let files = scope.spawn(|| {
+            outputs
+                .iter()
+                .try_for_each(|(path, schema, _)| verify::verify_file(path, schema))
+        });
+        let rows = outputs.iter().try_for_each(|(path, _, target)| {
+            let expected: Vec<_> = digests.iter().filter(|(t, _, _)| t.target == *target).collect();
+            verify::verify_rows(path, &expected)
+        });
+        (rows, files.join())
+    });
+    rows_checked?;
+    files_checked.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+
+    progress.phase("closing");
+    for out in [config, activity] {
+        close_in_wal(out)?;
+    }
+    let rejects_file = rejects.finish()?;
+    Ok(Conversion {
+        tables: counts,
+        rejects_file,
+    })
+}
+
+/// Creates an output through its store's migration engine, then readies it for the bulk load.
+fn open_output(path: &Path, schema: &'static Schema) -> Result<Output> {
+    let conn = OwnerConnection::open(path, schema)?;
+    let c = conn.conn();
+    let mode: String = c.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).at(path)?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(SplitError::Store(store_core::Error::PragmaRejected {
+            path: path.to_path_buf(),
+            pragma: "journal_mode",
+            wanted: "delete".into(),
+            got: mode,
+        }));
+    }
+    c.execute_batch(&format!("PRAGMA cache_size = -{LOAD_CACHE_KIB}"))
+        .at(path)?;
+    let indexes: Vec<(String, String)> = c
+        .prepare(queries::OUTPUT_INDEXES)
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .at(path)?;
+    let mut out = Output { conn, indexes };
+    let drops: Vec<String> = out.indexes.iter().map(|(name, _)| queries::drop_index(name)).collect();
+    out.conn.write(|tx| {
+        for sql in &drops {
+            tx.execute_batch(sql)?;
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The legacy AUTOINCREMENT counters (empty when the file never had one).
+fn legacy_sequences(legacy: &LegacyFile) -> Result<HashMap<String, i64>> {
+    let err = |e| legacy_error(&legacy.path, e);
+    let has: bool = legacy
+        .conn
+        .query_row(queries::HAS_SEQUENCES, [], |r| r.get(0))
+        .map_err(err)?;
+    if !has {
+        return Ok(HashMap::new());
+    }
+    let mut stmt = legacy.conn.prepare(queries::LEGACY_SEQUENCES).map_err(err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)))
+        .map_err(err)?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let (name, seq) = row.map_err(err)?;
+        if let Some(seq) = seq {
+            let e = out.entry(name).or_insert(seq);
+            *e = (*e).max(seq);
+        }
+    }
+    Ok(out)
+}
+
+/// After the load: AUTOINCREMENT counters, then the indexes (exact SQL), in one transaction.
+fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64>) -> Result<()> {
+    let counters: Vec<(&'static str, i64)> = TABLES
+        .iter()
+        .filter(|t| t.target == target && t.key == queries::Key::Id)
+        .filter_map(|t| sequences.get(t.name).filter(|s| **s > 0).map(|s| (t.name, *s)))
+        .collect();
+    let indexes = out.indexes.clone();
+    out.conn.write(|tx| {
+        for (name, seq) in &counters {
+            tx.execute(queries::RAISE_SEQUENCE, rusqlite::params![name, seq])?;
+            tx.execute(queries::INSERT_SEQUENCE, rusqlite::params![name, seq])?;
+        }
+        for (_, sql) in &indexes {
+            tx.execute_batch(sql)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Counts, with SQL over the loaded outputs, kept rows whose plain (unenforced) reference names no row of
+/// the outputs, for parents whose ids were too large to track while copying (see [`KeptIds`]).
+fn count_dangling(
+    config: &Output,
+    activity: &Output,
+    config_path: &Path,
+    untracked_parents: &[&str],
+    counts: &mut BTreeMap<String, TableCounts>,
+) -> Result<()> {
+    let c = activity.conn.conn();
+    let attached = c
+        .execute(queries::ATTACH_CONFIG, [config_path.to_string_lossy()])
+        .map_err(|e| activity.err(e));
+    attached?;
+    let outcome = (|| -> Result<()> {
+        for table in TABLES {
+            let Some(entry) = counts.get_mut(table.name) else {
+                continue;
+            };
+            for r in table
+                .references
+                .iter()
+                .filter(|r| !r.enforced && untracked_parents.contains(&r.parent))
+            {
+                let parent = queries::table(r.parent).expect("references name known tables");
+                let (conn, schema) = match (table.target, parent.target) {
+                    (Target::Config, _) => (config, "main"),
+                    (Target::Activity, Target::Activity) => (activity, "main"),
+                    (Target::Activity, Target::Config) => (activity, queries::CONFIG_ATTACHED),
+                };
+                let n: i64 = conn
+                    .conn
+                    .conn()
+                    .query_row(&queries::dangling_count(table, r, schema), [], |row| row.get(0))
+                    .map_err(|e| conn.err(e))?;
+                entry.dangling += n as u64;
+            }
+        }
+        Ok(())
+    })();
+    c.execute_batch(queries::DETACH_CONFIG).map_err(|e| activity.err(e))?;
+    outcome
+}
+
+/// Switches a loaded output to WAL (what its owner expects), closes it, and checks the closed file: WAL in
+/// its header, no `-wal` left (the last connection checkpoints and removes it), fsynced.
+fn close_in_wal(out: Output) -> Result<()> {
+    let path = out.path().to_path_buf();
+    let mode: String = out
+        .conn
+        .conn()
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .at(&path)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(SplitError::Store(store_core::Error::PragmaRejected {
+            path,
+            pragma: "journal_mode",
+            wanted: "wal".into(),
+            got: mode,
+        }));
+    }
+    drop(out);
+    // No connection to the file is open any more: reading it with std::fs is safe now.
+    let mut header = [0u8; 100];
+    std::fs::File::open(&path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .map_err(|e| SplitError::io(&path, "read the header of", e))?;
+    if header[18] != 2 || header[19] != 2 {
+        return Err(SplitError::Verification {
+            path,
+            detail: "the closed file is not marked WAL in its header".into(),
+        });
+    }
+    let [wal, shm, journal] = store_core::files::sidecars(&path);
+    if wal.exists() || journal.exists() {
+        return Err(SplitError::Verification {
+            path,
+            detail: "a -wal or -journal file remained after closing".into(),
+        });
+    }
+    // An -shm holds no data (it is an index into the -wal, rebuilt on the next open).
+    if shm.exists() {
+        std::fs::remove_file(&shm).map_err(|e| SplitError::io(&shm, "remove", e))?;
+    }
+    store_core::files::sync_file(&path)?;
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! Copying one legacy table into its output, row by row, with every row accounted for.
+//!
+//! A row is converted (times to epoch ms, the credential flag), checked against what the output requires
+//! (NOT NULL columns, read from the output itself), then inserted; a row that cannot be kept goes to the
+//! rejects file with the reason. Two loaders:
+//! - config.db's tables (small, with enforced foreign keys and UNIQUE pairs): one INSERT per row, so a
+//!   constraint failure rejects that row only (an orphan, a duplicate);
+//! - activity.db's tables (large, nothing a checked row can fail): each row bound straight into a
+//!   multi-row INSERT of [`BATCH_ROWS`] rows, one statement execution and one AUTOINCREMENT counter update
+//!   per batch instead of per row. (A reader thread feeding a writer thread was measured no faster: the
+//!   bundled SQLite serialises both on its global page-cache and memory-statistics mutexes.)
+//!
+//! Each table is one transaction on its output. The legacy rows are read in key order inside the
+//! caller's read transaction; values are borrowed from SQLite, never copied into per-value allocations.
+
+use std::collections::HashMap;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, Row, Statement, Transaction};
+use serde_json::{Map, Value};
+
+use crate::digest::RowDigest;
+use crate::error::{Result, SplitError};
+use crate::kept_ids::KeptIds;
+use crate::legacy::legacy_error;
+use crate::legacy_time;
+use crate::progress::{Progress, TICK_ROWS};
+use crate::queries::{self, Key, Source, TABLES, Table};
+use crate::rejects::{self, RejectsFile};
+use crate::report::TableCounts;
+
+/// Widest table (activity_sessions: key + 9 columns).
+const MAX_COLUMNS: usize = 12;
+/// Rows per multi-row INSERT of the batched loader: one statement execution, and one AUTOINCREMENT counter
+/// update, per batch instead of per row.
+const BATCH_ROWS: usize = 64;
+
+/// Substrings of a settings key that mark its value as a credential (compared case-insensitively).
+pub const CREDENTIAL_MARKERS: &[&str] = &[
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "api_key",
+    "apikey",
+    "api-key",
+    "credential",
+];
+
+/// Whether a settings key names a credential (`api_token`, `CalendarPassword`, `sync.secret`).
+pub fn is_credential_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    CREDENTIAL_MARKERS.iter().any(|m| key.contains(m))
+}
+
+/// Binds a borrowed value (SQLite copies it while binding).
+struct Bind<'a>(ValueRef<'a>);
+
+impl rusqlite::ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(self.0))
+    }
+}
+
+/// What the copy of one table produced.
+#[derive(Debug)]
+pub(crate) struct TableRun {
+    pub counts: TableCounts,
+    /// Digest of every value inserted, in key order.
+    pub digest: RowDigest,
+    /// Largest id referenced per parent table (rejected rows included), for the AUTOINCREMENT counters.
+    pub max_refs: Vec<(&'static str, i64)>,
+}
+
+/// Where a table's rows come from and go to.
+pub(crate) struct Endpoints<'a> {
+    pub legacy: &'a Connection,
+    pub legacy_path: &'a std::path::Path,
+    pub version: u32,
+    pub output: &'a mut store_core::OwnerConnection,
+    pub rejects: &'a mut RejectsFile,
+    /// Kept ids of parent tables already loaded (see [`KeptIds`]); this table's are added when it is one.
+    pub kept: &'a mut HashMap<&'static str, KeptIds>,
+    pub progress: &'a Progress,
+}
+
+/// Copies `table` in one transaction on its output.
+pub(crate) fn copy_table(table: &'static Table, ends: Endpoints<'_>) -> Result<TableRun> {
+    let plan = Plan::new(table, ends.version, ends.output)?;
+    let is_parent = TABLES
+        .iter()
+        .flat_map(|t| t.references)
+        .any(|r| !r.enforced && r.parent == table.name);
+    let mut tally = Tally {
+        loose: table
+            .references
+            .iter()
+            .zip(&plan.reference_indexes)
+            .filter(|(r, _)| !r.enforced)
+            .filter_map(|(r, idx)| {
+                ends.kept
+                    .get(r.parent)
+                    .filter(|k| !k.overflowed())
+                    .map(|k| (*idx, r.null_is_dangling, k))
+            })
+            .collect(),
+        own: is_parent.then(KeptIds::default),
+        run: TableRun {
+            counts: TableCounts::default(),
+            digest: RowDigest::default(),
+            max_refs: table.references.iter().map(|r| (r.parent, 0)).collect(),
+        },
+    };
+    let batched = table.key == Key::Id && table.unique.is_empty() && table.references.iter().all(|r| !r.enforced);
+    if batched {
+        copy_batched(
+            &plan,
+            ends.legacy,
+            ends.legacy_path,
+            ends.output,
+            ends.rejects,
+            &mut tally,
+            ends.progress,
+        )?;
+    } else {
+        copy_rows(
+            &plan,
+            ends.legacy,
+            ends.legacy_path,
+            ends.output,
+            ends.rejects,
+            &mut tally,
+            ends.progress,
+        )?;
+    }
+    let Tally { own, run, .. } = tally;
+    if let Some(own) = own {
+        ends.kept.insert(table.name, own);
+    }
+    Ok(run)
+}
+
+/// Everything about a table that does not change from row to row.
+struct Plan {
+    table: &'static Table,
+    version: u32,
+    /// Output columns, key included.
+    ncols: usize,
+    /// Each legacy column of this version and its place in the SELECT (the raw row of the rejects file).
+    raw_columns: Vec<(&'static str, usize)>,
+    key_index: Option<usize>,
+    unique_indexes: Vec<usize>,
+    reference_indexes: Vec<usize>,
+    /// Columns the output declares NOT NULL.
+    required: Vec<usize>,
+}
+
+impl Plan {
+    fn new(table: &'static Table, version: u32, output: &store_core::OwnerConnection) -> Result<Plan> {
+        let ncols = table.columns.len() + 1;
+        assert!(ncols <= MAX_COLUMNS, "table map wider than MAX_COLUMNS");
+        let index_of = |name: &str| table.columns.iter().position(|c| c.output == name).map(|i| i + 1);
+        let required: Vec<String> = output
+            .conn()
+            .prepare(queries::OUTPUT_NOT_NULL)
+            .and_then(|mut s| s.query_map([table.name], |r| r.get(0))?.collect())
+            .map_err(|e| SplitError::Store(output.error(e)))?;
+        Ok(Plan {
+            table,
+            version,
+            ncols,
+            raw_columns: std::iter::once((table.key.sql(), 0))
+                .chain(table.columns.iter().enumerate().filter_map(|(i, c)| {
+                    c.legacy()
+                        .filter(|(_, since)| *since <= version)
+                        .map(|(name, _)| (name, i + 1))
+                }))
+                .collect(),
+            key_index: index_of("key"),
+            unique_indexes: table.unique.iter().filter_map(|c| index_of(c)).collect(),
+            reference_indexes: table.references.iter().filter_map(|r| index_of(r.column)).collect(),
+            required: required.iter().filter_map(|name| index_of(name)).collect(),
+        })
+    }
+
+    /// Converts one legacy row into `vals`; returns why the row cannot be kept, if so.
+    fn convert<'r>(
+        &self,
+        row: &'r Row<'_>,
+        vals: &mut [ValueRef<'r>; MAX_COLUMNS],
+        max_refs: &mut [(&'static str, i64)],
+    ) -> rusqlite::Result<Option<String>> {
+        let mut reason = None;
+        vals[0] = row.get_ref(0)?;
+        for (i, col) in self.table.columns.iter().enumerate() {
+            let raw = row.get_ref(i + 1)?;
+            vals[i + 1] = match col.source {
+                Source::Copy { .. } => raw,
+                Source::Time { legacy: name, .. } => match legacy_time::to_epoch_ms(raw) {
+                    Ok(Some(ms)) => ValueRef::Integer(ms),
+                    Ok(None) => ValueRef::Null,
+                    Err(why) => {
+                        reason.get_or_insert_with(|| format!("unparseable time in {name}: {why}"));
+                        ValueRef::Null
+                    }
+                },
+                Source::CredentialFlag => {
+                    let key = self.key_index.map_or(ValueRef::Null, |k| vals[k]);
+                    let secret = matches!(key, ValueRef::Text(t) if is_credential_key(&String::from_utf8_lossy(t)));
+                    ValueRef::Integer(i64::from(secret))
+                }
+            };
+        }
+        for (slot, idx) in max_refs.iter_mut().zip(&self.reference_indexes) {
+            if let ValueRef::Integer(id) = vals[*idx] {
+                slot.1 = slot.1.max(id);
+            }
+        }
+        if reason.is_none()
+            && let Some(&i) = self.required.iter().find(|&&i| vals[i] == ValueRef::Null)
+        {
+            let col = &self.table.columns[i - 1];
+            let name = col.legacy().map_or(col.output, |(name, _)| name);
+            reason = Some(format!("{name} is NULL, which the output requires"));
+        }
+        Ok(reason)
+    }
+
+    /// A rejected row as the rejects file shows it: its id and its raw legacy values (settings values
+    /// redacted).
+    fn raw_row(&self, row: &Row<'_>) -> rusqlite::Result<(Option<i64>, Map<String, Value>)> {
+        let mut raw = Map::new();
+        let mut id = None;
+        for (name, idx) in &self.raw_columns {
+            let v = row.get_ref(*idx)?;
+            if *idx == 0
+                && let ValueRef::Integer(i) = v
+            {
+                id = Some(i);
+            }
+            let value = if Some(*name) == self.table.redacted {
+                Value::from(rejects::REDACTED)
+            } else {
+                rejects::json_value(v)
+            };
+            raw.insert((*name).to_string(), value);
+        }
+        Ok((id, raw))
+    }
+
+    fn reject(
+        &self,
+        row: &Row<'_>,
+        reason: &str,
+        rejects: &mut RejectsFile,
+        legacy_path: &std::path::Path,
+    ) -> Result<()> {
+        let (id, raw) = self.raw_row(row).map_err(|e| legacy_error(legacy_path, e))?;
+        rejects.write(self.table.name, id, raw, reason)
+    }
+}
+
+/// Per-row bookkeeping of the rows that made it into the output.
+struct Tally<'k> {
+    /// Plain references checked against their parent's kept ids: (column, NULL is dangling, parent ids).
+    loose: Vec<(usize, bool, &'k KeptIds)>,
+    /// This table's own kept ids, when a plain reference names it.
+    own: Option<KeptIds>,
+    run: TableRun,
+}
+
+impl Tally<'_> {
+    fn copied_row(&mut self, vals: &[ValueRef<'_>]) {
+        self.run.counts.copied += 1;
+        for v in vals {
+            self.run.digest.value(*v);
+        }
+        self.run.digest.end_row();
+        if let (Some(own), ValueRef::Integer(id)) = (self.own.as_mut(), vals[0]) {
+            own.insert(id);
+        }
+        let dangling = self
+            .loose
+            .iter()
+            .any(|(idx, null_is_dangling, parent)| match vals[*idx] {
+                ValueRef::Null => *null_is_dangling,
+                ValueRef::Integer(id) => parent.contains(id) == Some(false),
+                _ => true,
+            });
+        self.run.counts.dangling += u64::from(dangling);
+    }
+}
+
+/// One INSERT per row: config.db's tables, where a row may fail a constraint on its own.
+fn copy_rows(
+    plan: &Plan,
+    legacy: &Connection,
+    legacy_path: &std::path::Path,
+    output: &mut store_core::OwnerConnection,
+    rejects: &mut RejectsFile,
+    tally: &mut Tally<'_>,
+    progress: &Progress,
+) -> Result<()> {
+    let lerr = |e| legacy_error(legacy_path, e);
+    let opath = output.path().to_path_buf();
+    let oerr = |e| SplitError::Store(store_core::Error::from_sqlite(&opath, e));
+    let table = plan.table;
+    let mut select = legacy
+        .prepare(&queries::legacy_select(table, plan.version))
+        .map_err(lerr)?;
+    let mut parent_lookups: Vec<(&'static str, Statement<'_>)> = table
+        .references
+        .iter()
+        .filter(|r| r.enforced)
+        .map(|r| {
+            legacy
+                .prepare(&queries::legacy_parent_exists(r.parent))
+                .map(|s| (r.parent, s))
+        })
+        .collect::<rusqlite::Result<_>>()
+        .map_err(lerr)?;
+    output.try_write(|tx: &Transaction<'_>| {
+        let mut insert = tx.prepare(&queries::output_insert(table)).map_err(oerr)?;
+        let mut duplicate_of = queries::output_duplicate_of(table)
+            .map(|sql| tx.prepare(&sql))
+            .transpose()
+            .map_err(oerr)?;
+        let mut rows = select.query([]).map_err(lerr)?;
+        while let Some(row) = rows.next().map_err(lerr)? {
+            let mut vals = [ValueRef::Null; MAX_COLUMNS];
+            let mut reason = plan.convert(row, &mut vals, &mut tally.run.max_refs).map_err(lerr)?;
+            if reason.is_none() {
+                reason = insert_row(
+                    &mut insert,
+                    duplicate_of.as_mut(),
+                    &vals[..plan.ncols],
+                    &plan.unique_indexes,
+                    &mut tally.run.counts,
+                    || orphan_reason(plan, &vals, &mut parent_lookups),
+                )
+                .map_err(oerr)?;
+                if reason.is_none() {
+                    tally.copied_row(&vals[..plan.ncols]);
+                }
+            }
+            if let Some(reason) = reason {
+                tally.run.counts.rejected += 1;
+                plan.reject(row, &reason, rejects, legacy_path)?;
+            }
+            progress.inc(1);
+        }
+        Ok::<_, SplitError>(())
+    })
+}
+
+/// Inserts one row; on a constraint failure returns why the row is rejected (duplicate, orphan, other).
+fn insert_row(
+    insert: &mut Statement<'_>,
+    duplicate_of: Option<&mut Statement<'_>>,
+    vals: &[ValueRef<'_>],
+    unique_indexes: &[usize],
+    counts: &mut TableCounts,
+    orphan: impl FnOnce() -> rusqlite::Result<String>,
+) -> rusqlite::Result<Option<String>> {
+    let e = match insert.execute(rusqlite::params_from_iter(vals.iter().map(|v| Bind(*v)))) {
+        Ok(_) => return Ok(None),
+        Err(e) => e,
+    };
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => f.extended_code,
+        _ => return Err(e),
+    };
+    Ok(Some(match code {
+        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+            counts.duplicates += 1;
+            let first: Option<i64> = match duplicate_of {
+                Some(stmt) => stmt.query_row(
+                    rusqlite::params_from_iter(unique_indexes.iter().map(|&i| Bind(vals[i]))),
+                    |r| r.get(0),
+                )?,
+                None => None,
+            };
+            match first {
+                Some(id) => format!("duplicate of id {id}"),
+                None => format!("duplicate: {e}"),
+            }
+        }
+        rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+            counts.dangling += 1;
+            orphan()?
+        }
+        _ => format!("constraint: {e}"),
+    }))
+}
+
+/// Why a row failed its enforced foreign key: its parent was deleted in the legacy file (the legacy
+/// schema's ON DELETE CASCADE was never enforced), or the parent itself was rejected.
+fn orphan_reason(
+    plan: &Plan,
+    vals: &[ValueRef<'_>],
+    lookups: &mut [(&'static str, Statement<'_>)],
+) -> rusqlite::Result<String> {
+    let references = plan.table.references.iter().zip(&plan.reference_indexes);
+    for (r, idx) in references.filter(|(r, _)| r.enforced) {
+        let Some((_, stmt)) = lookups.iter_mut().find(|(p, _)| *p == r.parent) else {
+            continue;
+        };
+        let ValueRef::Integer(id) = vals[*idx] else {
+            continue;
+        };
+        let in_legacy: bool = stmt.query_row([id], |row| row.get(0))?;
+        return Ok(if in_legacy {
+            format!("orphan: {} {id}: that {} row was itself rejected", r.column, r.parent)
+        } else {
+            format!(
+                "orphan: {} {id}: {} has no row {id} (deleted; the legacy ON DELETE CASCADE was never enforced)",
+                r.column, r.parent
+            )
+        });
+    }
+    Ok("orphan: a foreign key of the output is not satisfied".to_string())
+}
+
+/// Rows read, converted and bound straight into a multi-row INSERT of [`BATCH_ROWS`] rows (SQLite copies
+/// each value as it is bound): activity.db's tables, where a checked row cannot fail a constraint.
+fn copy_batched(
+    plan: &Plan,
+    legacy: &Connection,
+    legacy_path: &std::path::Path,
+    output: &mut store_core::OwnerConnection,
+    rejects: &mut RejectsFile,
+    tally: &mut Tally<'_>,
+    progress: &Progress,
+) -> Result<()> {
+    let lerr = |e| legacy_error(legacy_path, e);
+    let opath = output.path().to_path_buf();
+    let oerr = |e| SplitError::Store(store_core::Error::from_sqlite(&opath, e));
+    let ncols = plan.ncols;
+    let mut select = legacy
+        .prepare(&queries::legacy_select(plan.table, plan.version))
+        .map_err(lerr)?;
+    output.try_write(|tx: &Transaction<'_>| {
+        let mut insert = tx
+            .prepare(&queries::output_insert_batch(plan.table, BATCH_ROWS))
+            .map_err(oerr)?;
+        let mut pending = 0;
+        let mut ticks = 0;
+        let mut rows = select.query([]).map_err(lerr)?;
+        while let Some(row) = rows.next().map_err(lerr)? {
+            let mut vals = [ValueRef::Null; MAX_COLUMNS];
+            match plan.convert(row, &mut vals, &mut tally.run.max_refs).map_err(lerr)? {
+                Some(reason) => {
+                    tally.run.counts.rejected += 1;
+                    plan.reject(row, &reason, rejects, legacy_path)?;
+                }
+                None => {
+                    for (k, v) in vals[..ncols].iter().enumerate() {
+                        insert
+                            .raw_bind_parameter(pending * ncols + k + 1, Bind(*v))
+                            .map_err(oerr)?;
+                    }
+                    tally.copied_row(&vals[..ncols]);
+                    pending += 1;
+                    if pending == BATCH_ROWS {
+                        insert.raw_execute().map_err(oerr)?;
+                        pending = 0;
+                    }
+                }
+            }
+            ticks += 1;
+            if ticks == TICK_ROWS {
+                progress.inc(ticks);
+                ticks = 0;
+            }
+        }
+        progress.inc(ticks);
+        if pending > 0 {
+            // The last, partial batch: NULL in the unused rows, which the statement skips.
+            for idx in pending * ncols + 1..=BATCH_ROWS * ncols {
+                insert.raw_bind_parameter(idx, rusqlite::types::Null).map_err(oerr)?;
+            }
+            insert.raw_execute().map_err(oerr)?;
+        }
+        Ok::<_, SplitError>(())
+    })
+}

@@ -1,0 +1,157 @@
+//! What can stop a split, with the exit code the binary gives each.
+//!
+//! Exit codes: 0 the outputs are in place (split now, or already done earlier) or a dry run finished;
+//! 1 refused: the legacy file is not one this tool converts, the outputs exist and are not a finished split
+//! of this file (use `--force`), an owner lock is held, or `--strict` found rejects or unknown tables;
+//! 2 could not run: I/O, a full disk, a failed verification, the legacy file changed during the run.
+//! Whatever the code, nothing half-done is left in the data directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::report::Report;
+
+/// `Result` with [`SplitError`].
+pub type Result<T, E = SplitError> = std::result::Result<T, E>;
+
+/// Why a split did not happen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SplitError {
+    /// The legacy file is not a legacy database this tool knows. Nothing was created.
+    Refused { path: PathBuf, found: String },
+    /// The data directory holds outputs that are not a finished split of this legacy file.
+    OutputsExist { data_dir: PathBuf, found: String },
+    /// `--strict`, and the split would have rejected rows or left unknown tables behind. No output is left.
+    Strict { reasons: Vec<String>, report: Box<Report> },
+    /// The copy, read back from the output, differs from what was written (a bug or a failing disk).
+    /// No output was put in place.
+    Verification { path: PathBuf, detail: String },
+    /// The legacy file was modified while the split read it (another program still writes it).
+    LegacyChanged { path: PathBuf },
+    /// A store error: an owner lock held by another process, a full disk, I/O.
+    Store(#[from] store_core::Error),
+}
+
+impl SplitError {
+    /// The process exit code for this error: 1 refused, 2 could not run.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SplitError::Refused { .. } | SplitError::OutputsExist { .. } | SplitError::Strict { .. } => 1,
+            SplitError::Store(e) if e.kind() == store_core::ErrorKind::Locked => 1,
+            SplitError::Verification { .. } | SplitError::LegacyChanged { .. } | SplitError::Store(_) => 2,
+        }
+    }
+
+    /// A short machine-readable kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SplitError::Refused { .. } => "refused_input",
+            SplitError::OutputsExist { .. } => "outputs_exist",
+            SplitError::Strict { .. } => "strict",
+            SplitError::Verification { .. } => "verification_failed",
+            SplitError::LegacyChanged { .. } => "legacy_changed",
+            SplitError::Store(e) if e.kind() == store_core::ErrorKind::Locked => "locked",
+            SplitError::Store(_) => "store",
+        }
+    }
+
+    /// What happened, naming the file.
+    pub fn what(&self) -> String {
+        match self {
+            SplitError::Refused { path, found } => {
+                format!(
+                    "{} is not a legacy database this tool converts: {found}",
+                    path.display()
+                )
+            }
+            SplitError::OutputsExist { data_dir, found } => {
+                format!("{} already holds output files: {found}", data_dir.display())
+            }
+            SplitError::Strict { reasons, .. } => format!("--strict: {}", reasons.join("; ")),
+            SplitError::Verification { path, detail } => {
+                format!("verification of {} failed: {detail}", path.display())
+            }
+            SplitError::LegacyChanged { path } => format!("{} was modified while it was being split", path.display()),
+            SplitError::Store(e) => e.what(),
+        }
+    }
+
+    /// What to do about it.
+    pub fn remedy(&self) -> String {
+        match self {
+            SplitError::Refused { .. } => "check the path; if this should be the legacy database, restore it from a \
+                 backup (a crash during the old app's whole-file export leaves empty or truncated files); nothing was \
+                 created and the file was not changed"
+                .into(),
+            SplitError::OutputsExist { .. } => "if they are disposable, run again with --force: they are moved aside \
+                 (renamed, never deleted) and the split is redone; otherwise point --data-dir elsewhere"
+                .into(),
+            SplitError::Strict { .. } => "look at the counts (run without --strict, or with --dry-run, to get the \
+                 rejects file), fix the legacy file or accept the rejects; no output was left"
+                .into(),
+            SplitError::Verification { .. } => "nothing was put in place; check the disk (dmesg, free space) and run \
+                 again; if it repeats, report it with the --json output"
+                .into(),
+            SplitError::LegacyChanged { .. } => "stop every program that still writes the legacy file (the old app), \
+                 then run again; nothing was put in place"
+                .into(),
+            SplitError::Store(e) => e.remedy(),
+        }
+    }
+
+    /// The file or directory this error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            SplitError::Refused { path, .. }
+            | SplitError::Verification { path, .. }
+            | SplitError::LegacyChanged { path } => path,
+            SplitError::OutputsExist { data_dir, .. } => data_dir,
+            SplitError::Strict { report, .. } => &report.legacy.path,
+            SplitError::Store(e) => e.path(),
+        }
+    }
+
+    /// The error as data for `--json`.
+    pub fn to_json(&self) -> ErrorJson<'_> {
+        ErrorJson {
+            kind: self.kind(),
+            path: self.path(),
+            message: self.what(),
+            remedy: self.remedy(),
+            exit_code: self.exit_code(),
+        }
+    }
+
+    pub(crate) fn refused(path: &Path, found: impl Into<String>) -> SplitError {
+        SplitError::Refused {
+            path: path.to_path_buf(),
+            found: found.into(),
+        }
+    }
+
+    pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> SplitError {
+        SplitError::Store(store_core::Error::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        })
+    }
+}
+
+impl std::fmt::Display for SplitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}. What to do: {}", self.what(), self.remedy())
+    }
+}
+
+/// [`SplitError`] as the `error` member of the binary's `--json` output.
+#[derive(Debug, Serialize)]
+pub struct ErrorJson<'a> {
+    pub kind: &'static str,
+    pub path: &'a Path,
+    pub message: String,
+    pub remedy: String,
+    pub exit_code: u8,
+}

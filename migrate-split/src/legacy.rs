@@ -1,0 +1,317 @@
+//! The legacy input: checked, hashed and opened read-only, never written.
+//!
+//! Order matters: the file is stat'ed and hashed with `std::fs` first, and only then opened by SQLite. While
+//! a SQLite connection to it is open this process never opens (so never closes) it with `std::fs`: closing
+//! any descriptor of a file drops every POSIX lock SQLite holds on it (https://sqlite.org/howtocorrupt.html
+//! §2.2). Only `metadata` (no descriptor) is used afterwards, to see whether another program changed it.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, SplitError};
+use crate::queries::{self, TABLES};
+
+/// The newest legacy schema version this tool knows.
+pub const LATEST_LEGACY_VERSION: u32 = 3;
+
+/// Identity of the file's bytes as the file system reports them; a writer changes at least one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    pub fn of(path: &Path) -> std::io::Result<FileStamp> {
+        let m = fs::metadata(path)?;
+        Ok(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// An open, validated legacy file.
+#[derive(Debug)]
+pub(crate) struct LegacyFile {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub version: u32,
+    /// Tables no legacy version has (an add-on's), left where they are.
+    pub unknown_tables: Vec<String>,
+    pub stamp: FileStamp,
+    pub conn: Connection,
+}
+
+impl LegacyFile {
+    /// Checks, hashes and opens `path`; refuses anything that is not a legacy database at version 1..=3
+    /// whose tables match its version.
+    pub fn open(path: &Path) -> Result<LegacyFile> {
+        let meta = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SplitError::refused(path, "it does not exist"));
+            }
+            Err(e) => return Err(SplitError::io(path, "read the metadata of", e)),
+        };
+        if !meta.is_file() {
+            return Err(SplitError::refused(path, "it is not a regular file"));
+        }
+        let stamp = FileStamp::of(path).map_err(|e| SplitError::io(path, "read the metadata of", e))?;
+        let (sha256, header) = hash_file(path)?;
+        check_header(path, &header, stamp.len)?;
+        let conn = open_read_only(path)?;
+        let (version, unknown_tables) = check_schema(&conn, path)?;
+        Ok(LegacyFile {
+            path: path.to_path_buf(),
+            sha256,
+            version,
+            unknown_tables,
+            stamp,
+            conn,
+        })
+    }
+
+    /// Whether a legacy table exists in this file's version.
+    pub fn has(&self, table: &queries::Table) -> bool {
+        table.since <= self.version
+    }
+
+    /// Closes the connection and checks nobody wrote the file meanwhile.
+    pub fn close_unchanged(self) -> Result<()> {
+        let path = self.path.clone();
+        self.conn.close().map_err(|(_, e)| legacy_error(&path, e))?;
+        match FileStamp::of(&path) {
+            Ok(now) if now == self.stamp => Ok(()),
+            _ => Err(SplitError::LegacyChanged { path }),
+        }
+    }
+}
+
+/// Maps a SQLite error met reading the legacy file: damage is a refusal of the input, the rest is an error.
+pub(crate) fn legacy_error(path: &Path, e: rusqlite::Error) -> SplitError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        match f.code {
+            ErrorCode::NotADatabase => return SplitError::refused(path, "it is not a SQLite database"),
+            ErrorCode::DatabaseCorrupt => return SplitError::refused(path, format!("it is damaged ({e})")),
+            ErrorCode::ReadOnly if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK => {
+                return SplitError::refused(
+                    path,
+                    format!(
+                        "a hot journal ({}-journal) is beside it: the old app was interrupted in the middle of a \
+                         write; open the file once with the old app or the sqlite3 shell so SQLite rolls it back",
+                        path.display()
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+    SplitError::Store(store_core::Error::from_sqlite(path, e))
+}
+
+/// sha256 of the file and its first 100 bytes (SQLite's header).
+fn hash_file(path: &Path) -> Result<(String, Vec<u8>)> {
+    let mut file = File::open(path).map_err(|e| SplitError::io(path, "open", e))?;
+    let mut hasher = Sha256::new();
+    let mut header = Vec::with_capacity(100);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| SplitError::io(path, "read", e))?;
+        if n == 0 {
+            break;
+        }
+        if header.len() < 100 {
+            let take = (100 - header.len()).min(n);
+            header.extend_from_slice(&buf[..take]);
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok((store_core::schema::hex(&hasher.finalize()), header))
+}
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuses what the header already tells: an empty file, another format, a truncated database
+/// (https://sqlite.org/fileformat.html#the_database_header).
+fn check_header(path: &Path, header: &[u8], len: u64) -> Result<()> {
+    if len == 0 {
+        return Err(SplitError::refused(
+            path,
+            "it is empty (0 bytes), as a crash during the old app's whole-file export leaves it",
+        ));
+    }
+    let prefix = &header[..header.len().min(16)];
+    if !SQLITE_MAGIC.starts_with(prefix) {
+        return Err(SplitError::refused(
+            path,
+            "it is not a SQLite database (its first bytes are not \"SQLite format 3\")",
+        ));
+    }
+    if header.len() < 100 {
+        return Err(SplitError::refused(
+            path,
+            format!("it is truncated: {len} bytes, shorter than SQLite's 100-byte header"),
+        ));
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536u64,
+        n => u64::from(n),
+    };
+    if !page_size.is_power_of_two() || !(512..=65_536).contains(&page_size) {
+        return Err(SplitError::refused(
+            path,
+            format!("it is damaged: its header gives a page size of {page_size} bytes"),
+        ));
+    }
+    let pages = u64::from(u32::from_be_bytes([header[28], header[29], header[30], header[31]]));
+    // The in-header size is valid only when the change counter matches version-valid-for.
+    let size_valid = header[24..28] == header[92..96] && pages > 0;
+    if size_valid && pages * page_size > len {
+        return Err(SplitError::refused(
+            path,
+            format!(
+                "it is truncated: its header says {pages} pages of {page_size} bytes ({} bytes), the file has {len}",
+                pages * page_size
+            ),
+        ));
+    }
+    if header[18] == 2 || header[19] == 2 {
+        // Reading a WAL database creates -wal and -shm beside it; the old app never wrote one.
+        return Err(SplitError::refused(
+            path,
+            "it is in WAL mode, which the old app never used (a splitstore output, or a converted copy); if it \
+             is a legacy file, switch it back with `sqlite3 FILE 'PRAGMA journal_mode=DELETE'` first",
+        ));
+    }
+    if !len.is_multiple_of(page_size) {
+        return Err(SplitError::refused(
+            path,
+            format!("it is truncated: {len} bytes is not a whole number of {page_size}-byte pages"),
+        ));
+    }
+    Ok(())
+}
+
+/// `file:` URI of a path, with the characters URIs give a meaning percent-encoded
+/// (https://sqlite.org/uri.html).
+pub(crate) fn file_uri(path: &Path, query: &str) -> String {
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push('?');
+    uri.push_str(query);
+    uri
+}
+
+/// Opens read-only through a `mode=ro` URI: SQLite cannot write the file, nor create one if it vanished.
+fn open_read_only(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(file_uri(path, "mode=ro"), flags).map_err(|e| legacy_error(path, e))
+}
+
+/// Reads the version and checks every table against it. Returns the version and the unknown tables.
+fn check_schema(conn: &Connection, path: &Path) -> Result<(u32, Vec<String>)> {
+    let (user_version, application_id): (i64, i64) = conn
+        .query_row(queries::LEGACY_HEADER, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(|e| legacy_error(path, e))?;
+    let tables: Vec<String> = conn
+        .prepare(queries::LEGACY_TABLES)
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| legacy_error(path, e))?;
+    let listed = if tables.is_empty() {
+        "no tables".to_string()
+    } else {
+        format!("tables {}", tables.join(", "))
+    };
+    if application_id != 0 {
+        let id = application_id as i32;
+        let what = match store_core::schema::KNOWN_KINDS.iter().find(|(k, _)| *k == id) {
+            Some((_, kind)) => format!("it is a splitstore {kind} (application_id {id:#010x}), already split"),
+            None => format!("it belongs to another application (application_id {id:#010x}; {listed})"),
+        };
+        return Err(SplitError::refused(path, what));
+    }
+    let version = match u32::try_from(user_version) {
+        Ok(v @ 1..=LATEST_LEGACY_VERSION) => v,
+        _ => {
+            return Err(SplitError::refused(
+                path,
+                format!(
+                    "its user_version is {user_version}, and legacy files have 1, 2 or 3 (it has {listed}); a file of \
+                     another app, or of a newer legacy version than this tool knows"
+                ),
+            ));
+        }
+    };
+
+    let mut problems = Vec::new();
+    let mut unknown = Vec::new();
+    for name in &tables {
+        let Some(table) = queries::table(name) else {
+            unknown.push(name.clone());
+            continue;
+        };
+        if table.since > version {
+            problems.push(format!(
+                "table {name} belongs to version {}, but the file says version {version}",
+                table.since
+            ));
+            continue;
+        }
+        let present: Vec<String> = conn
+            .prepare(queries::LEGACY_COLUMNS)
+            .and_then(|mut s| s.query_map([name], |r| r.get(0))?.collect())
+            .map_err(|e| legacy_error(path, e))?;
+        for expected in table.legacy_columns(version) {
+            if !present.iter().any(|p| p == expected) {
+                problems.push(format!(
+                    "table {name} lacks column {expected}, which version {version} has"
+                ));
+            }
+        }
+        for col in &present {
+            match table.column_since(col) {
+                Some(since) if since <= version => {}
+                Some(since) => problems.push(format!(
+                    "table {name} has column {col} of version {since} in a version {version} file"
+                )),
+                None => problems.push(format!(
+                    "table {name} has column {col}, which no legacy version has (copying would drop it)"
+                )),
+            }
+        }
+    }
+    for table in TABLES.iter().filter(|t| t.since <= version) {
+        if !tables.iter().any(|t| t == table.name) {
+            problems.push(format!("table {} is missing (version {version} has it)", table.name));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(SplitError::refused(
+            path,
+            format!(
+                "its tables do not match its version (user_version {version}): {}",
+                problems.join("; ")
+            ),
+        ));
+    }
+    Ok((version, unknown))
+}

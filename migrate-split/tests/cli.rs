@@ -1,0 +1,152 @@
+//! The binary as an operator runs it: one JSON object on stdout with --json, the summary on stderr, exit
+//! codes, and no settings value anywhere it prints or writes besides config.db itself.
+
+mod common;
+
+use std::ffi::OsStr;
+
+use common::*;
+use migrate_split::fixtures::LegacySpec;
+
+fn args<'a>(legacy: &'a std::path::Path, data: &'a std::path::Path, extra: &[&'a str]) -> Vec<&'a OsStr> {
+    let mut v: Vec<&OsStr> = vec![
+        "--legacy".as_ref(),
+        legacy.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ];
+    v.extend(extra.iter().map(|s| OsStr::new(*s)));
+    v
+}
+
+fn one_json_object(stdout: &[u8]) -> serde_json::Value {
+    let text = std::str::from_utf8(stdout).expect("utf-8");
+    assert_eq!(text.lines().count(), 1, "exactly one line on stdout: {text}");
+    let value: serde_json::Value = serde_json::from_str(text).expect("one JSON object");
+    assert!(value.is_object());
+    value
+}
+
+fn assert_no_secret(summary: &migrate_split::fixtures::FixtureSummary, what: &str, text: &str) {
+    assert!(!summary.secret_values.is_empty());
+    for secret in &summary.secret_values {
+        assert!(!text.contains(secret.as_str()), "a settings value appears in {what}");
+    }
+}
+
+#[test]
+fn json_report_summary_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, summary) = legacy_file(dir.path(), &all_quirks(3));
+    let data = dir.path().join("data");
+
+    let out = run_bin(&args(&legacy, &data, &["--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = one_json_object(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("migrate-split: split: "), "{stderr}");
+    assert!(stderr.contains("activity_events"), "{stderr}");
+    assert!(!stderr.contains('\r'), "no progress bar when stderr is not a terminal");
+
+    assert_eq!(report["outcome"], "split");
+    assert_eq!(report["legacy"]["path"], legacy.display().to_string());
+    assert_eq!(report["legacy"]["version"], 3);
+    assert_eq!(report["legacy"]["sha256"], sha256(&legacy));
+    assert!(report["seconds"].as_f64().is_some_and(|s| s >= 0.0));
+    assert_eq!(report["unknown_tables"], serde_json::json!(["addon_focus_stats"]));
+    let rejects = data.join("split-rejects.jsonl");
+    assert_eq!(report["rejects_file"], rejects.display().to_string());
+    let tables = report["tables"].as_object().unwrap();
+    assert_eq!(tables.len(), summary.tables.len());
+    for (name, expected) in summary.counts() {
+        let t = &tables[&name];
+        for (key, want) in [
+            ("legacy", expected.legacy),
+            ("copied", expected.copied),
+            ("rejected", expected.rejected),
+            ("dangling", expected.dangling),
+        ] {
+            assert_eq!(t[key], want, "{name}.{key}");
+        }
+    }
+    assert_no_secret(&summary, "stdout", &String::from_utf8_lossy(&out.stdout));
+    assert_no_secret(&summary, "stderr", &stderr);
+    assert_no_secret(
+        &summary,
+        "the rejects file",
+        &std::fs::read_to_string(&rejects).unwrap(),
+    );
+
+    // Again: already split, exit 0.
+    let out = run_bin(&args(&legacy, &data, &["--json"]));
+    assert_eq!(out.status.code(), Some(0));
+    let again = one_json_object(&out.stdout);
+    assert_eq!(again["outcome"], "already_split");
+    assert_eq!(again["tables"], report["tables"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already split (nothing changed)"));
+}
+
+#[test]
+fn failures_are_one_json_object_too_and_never_show_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = LegacySpec {
+        unparseable_times: true,
+        ..LegacySpec::small(3)
+    };
+    let (legacy, summary) = legacy_file(dir.path(), &spec);
+    let data = dir.path().join("data");
+
+    let out = run_bin(&args(&legacy, &data, &["--json", "--strict"]));
+    assert_eq!(out.status.code(), Some(1));
+    let v = one_json_object(&out.stdout);
+    assert_eq!(v["outcome"], "failed");
+    assert_eq!(v["error"]["kind"], "strict");
+    assert_eq!(v["error"]["exit_code"], 1);
+    assert!(v["report"]["tables"]["settings"]["rejected"].as_u64().unwrap() > 0);
+    assert_no_secret(&summary, "stdout", &String::from_utf8_lossy(&out.stdout));
+    assert_no_secret(&summary, "stderr", &String::from_utf8_lossy(&out.stderr));
+    assert!(
+        listing(&data).iter().all(|n| n.ends_with(".lock")),
+        "{:?}",
+        listing(&data)
+    );
+
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, b"definitely not sqlite").unwrap();
+    let out = run_bin(&args(&garbage, &data, &["--json"]));
+    assert_eq!(out.status.code(), Some(1));
+    let v = one_json_object(&out.stdout);
+    assert_eq!(v["error"]["kind"], "refused_input");
+    assert!(v["error"]["message"].as_str().unwrap().contains("garbage.db"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not a legacy database this tool converts"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("What to do:"), "{stderr}");
+}
+
+#[test]
+fn dry_run_and_force_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(1));
+    let data = dir.path().join("data");
+    let out = run_bin(&args(&legacy, &data, &["--dry-run", "--json"]));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(one_json_object(&out.stdout)["outcome"], "dry_run");
+    assert!(!data.exists());
+
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("config.db"), b"someone else's file").unwrap();
+    let out = run_bin(&args(&legacy, &data, &[]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.db cannot be read"));
+    let out = run_bin(&args(&legacy, &data, &["--force"]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let aside: Vec<String> = listing(&data)
+        .into_iter()
+        .filter(|n| n.starts_with("config.db.replaced-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(std::fs::read(data.join(&aside[0])).unwrap(), b"someone else's file");
+}

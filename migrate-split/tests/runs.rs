@@ -1,0 +1,277 @@
+//! Runs against a data directory in each state a user meets: an owner running, outputs that exist, a
+//! dry run, --strict, --force, and a legacy file that fails half-way through.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use migrate_split::fixtures::LegacySpec;
+use migrate_split::{Options, Outcome, SplitError, split};
+use store_core::{ErrorKind, OwnerConnection, Provenance};
+
+/// Child role: hold activity.db's owner connection in the directory named by the role, signal readiness
+/// with `<dir>/owner.ready`, then sleep until killed.
+#[test]
+fn child_entry() {
+    let Ok(dir) = std::env::var(CHILD_ROLE) else { return };
+    let dir = std::path::PathBuf::from(dir);
+    let _owner = OwnerConnection::open(&dir.join("activity.db"), &activity_store::SCHEMA).expect("child owns");
+    std::fs::write(dir.join("owner.ready"), b"").unwrap();
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+fn no_outputs(data: &Path) {
+    let names = listing(data);
+    assert!(
+        names.iter().all(|n| n.ends_with(".lock") || n == "owner.ready"),
+        "only lock files may be left: {names:?}"
+    );
+}
+
+#[test]
+fn a_running_owner_is_refused_with_its_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mut child = spawn_child("child_entry", &data.display().to_string());
+    wait_for_file(&data.join("owner.ready"), Duration::from_secs(30));
+
+    let err = split(&legacy, &data, &Options::default()).expect_err("refused while the daemon runs");
+    match &err {
+        SplitError::Store(store_core::Error::Locked { holder: Some(h), path }) => {
+            assert_eq!(h.pid, child.id());
+            assert_eq!(path, &data.join("activity.db"));
+        }
+        other => panic!("expected Locked naming the child, got {other:?}"),
+    }
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.to_string().contains(&format!("pid {}", child.id())), "{err}");
+    // The child's fresh activity.db is its own; nothing of a split was written.
+    assert!(!data.join("config.db").exists());
+    assert!(listing(&data).iter().all(|n| !n.starts_with(".split-tmp-")));
+
+    let out = run_bin(&[
+        "--legacy".as_ref(),
+        legacy.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("pid {}", child.id())));
+    kill9(&mut child);
+}
+
+#[test]
+fn outputs_of_something_else_are_refused_unless_forced_and_then_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, summary) = legacy_file(dir.path(), &LegacySpec::small(2));
+    let data = dir.path().join("data");
+    // A daemon started before the split and created an empty activity.db.
+    drop(OwnerConnection::open(&data.join("activity.db"), &activity_store::SCHEMA).unwrap());
+    let err = split(&legacy, &data, &Options::default()).expect_err("refused");
+    assert!(matches!(err, SplitError::OutputsExist { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 1);
+    assert!(
+        err.to_string()
+            .contains("activity.db records no split, config.db is missing"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--force"), "{err}");
+
+    let forced = Options {
+        force: true,
+        ..Options::default()
+    };
+    let report = split(&legacy, &data, &forced).expect("forced split");
+    assert_eq!(report.outcome, Outcome::Split);
+    assert_eq!(report.tables, summary.counts());
+    assert_eq!(report.moved_aside.len(), 1, "{:?}", report.moved_aside);
+    let aside = &report.moved_aside[0];
+    assert!(
+        aside
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("activity.db.replaced-")
+    );
+    let conn = open_output(aside);
+    assert!(
+        Provenance::read_all(&conn).unwrap().iter().all(|p| p.event != "split"),
+        "the old file, intact"
+    );
+    assert_rows_match(&legacy, &data, 2);
+
+    // A split of another legacy file is "something else" too.
+    let other_dir = tempfile::tempdir().unwrap();
+    let (other, other_summary) = legacy_file(
+        other_dir.path(),
+        &LegacySpec {
+            seed: 99,
+            projects: 30,
+            ..LegacySpec::small(3)
+        },
+    );
+    let err = split(&other, &data, &Options::default()).expect_err("refused");
+    assert!(err.to_string().contains("of another legacy file"), "{err}");
+    let report = split(&other, &data, &forced).expect("forced split of the other file");
+    assert_eq!(report.tables, other_summary.counts());
+    assert_eq!(
+        report.moved_aside.len(),
+        3,
+        "both outputs and the rejects file: {:?}",
+        report.moved_aside
+    );
+    for p in &report.moved_aside {
+        assert!(p.exists(), "{} still exists under its aside name", p.display());
+    }
+    assert_rows_match(&other, &data, 3);
+}
+
+#[test]
+fn a_dry_run_writes_nothing_in_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, summary) = legacy_file(dir.path(), &all_quirks(3));
+    let sha = sha256(&legacy);
+    let data = dir.path().join("data");
+    let report = split(
+        &legacy,
+        &data,
+        &Options {
+            dry_run: true,
+            ..Options::default()
+        },
+    )
+    .expect("dry run");
+    assert_eq!(report.outcome, Outcome::DryRun);
+    assert_eq!(report.tables, summary.counts());
+    assert_eq!(report.rejects_file, None);
+    assert!(report.split_id.is_none());
+    assert!(!data.exists(), "a dry run created the data directory");
+    assert_eq!(sha256(&legacy), sha);
+    assert!(report.human_summary().contains("row(s) would be rejected"));
+
+    // Existing outputs are reported, not touched.
+    split(&legacy, &data, &Options::default()).unwrap();
+    let before = snapshot(&data);
+    let report = split(
+        &legacy,
+        &data,
+        &Options {
+            dry_run: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        report.existing_outputs,
+        ["activity.db", "config.db", "split-rejects.jsonl"]
+    );
+    assert_eq!(snapshot(&data), before);
+}
+
+#[test]
+fn strict_fails_on_rejects_or_unknown_tables_and_leaves_no_output() {
+    let strict = Options {
+        strict: true,
+        ..Options::default()
+    };
+    // Rejected rows: the whole conversion runs, then nothing is kept.
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, summary) = legacy_file(
+        dir.path(),
+        &LegacySpec {
+            unparseable_times: true,
+            ..LegacySpec::small(3)
+        },
+    );
+    let data = dir.path().join("data");
+    let err = split(&legacy, &data, &strict).expect_err("strict fails");
+    let SplitError::Strict { report, reasons } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(err.exit_code(), 1);
+    assert_eq!(report.tables, summary.counts(), "the counts say why");
+    assert!(reasons.iter().any(|r| r.contains("would be rejected")), "{reasons:?}");
+    no_outputs(&data);
+    // Without --strict the same file splits (and the leftover locks are no obstacle).
+    split(&legacy, &data, &Options::default()).expect("split");
+
+    // An unknown table: refused before anything is created.
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(
+        dir.path(),
+        &LegacySpec {
+            unknown_table: true,
+            ..LegacySpec::small(1)
+        },
+    );
+    let data = dir.path().join("data");
+    let err = split(&legacy, &data, &strict).expect_err("strict fails");
+    assert!(err.to_string().contains("addon_focus_stats"), "{err}");
+    assert!(!data.exists());
+}
+
+#[test]
+fn unknown_tables_are_listed_warned_and_left_in_the_legacy_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(
+        dir.path(),
+        &LegacySpec {
+            unknown_table: true,
+            ..LegacySpec::small(2)
+        },
+    );
+    let report = split(&legacy, &dir.path().join("data"), &Options::default()).unwrap();
+    assert_eq!(report.unknown_tables, ["addon_focus_stats"]);
+    assert!(report.human_summary().contains(
+        "warning: table addon_focus_stats is not part of any legacy version: it was left in the legacy file, not copied"
+    ));
+    for file in ["activity.db", "config.db"] {
+        let conn = open_output(&dir.path().join("data").join(file));
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'addon_focus_stats'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}
+
+#[test]
+fn a_legacy_file_damaged_half_way_leaves_nothing_behind() {
+    // The events table's root page is destroyed: config.db and the sessions are converted before the
+    // copy meets it. The run must stop and leave no output and no temporary file.
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
+    let (root, page_size): (i64, i64) = {
+        let conn = open_legacy(&legacy);
+        (
+            conn.query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 'activity_events'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap(),
+            conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap(),
+        )
+    };
+    let mut bytes = std::fs::read(&legacy).unwrap();
+    let start = ((root - 1) * page_size) as usize;
+    bytes[start..start + page_size as usize].fill(0xFF);
+    std::fs::write(&legacy, &bytes).unwrap();
+
+    let data = dir.path().join("data");
+    let err = split(&legacy, &data, &Options::default()).expect_err("the damage stops the run");
+    assert!(matches!(err, SplitError::Refused { .. }), "{err:?}");
+    assert!(err.to_string().contains("it is damaged"), "{err}");
+    no_outputs(&data);
+    assert!(
+        !matches!(err, SplitError::Store(ref e) if e.kind() == ErrorKind::Locked),
+        "not a lock problem"
+    );
+}
