@@ -55,8 +55,11 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// One line of the table: how to show a fact of one database.
+type Cell = fn(&DbHealth) -> String;
+
 fn render(h: &Health) -> String {
-    let rows: [(&str, fn(&DbHealth) -> String); 8] = [
+    let rows: [(&str, Cell); 8] = [
         ("file", |d| {
             if d.exists {
                 format!(

@@ -1,15 +1,104 @@
-//! Not built yet.
+//! `splitstore report`: time per project, joining activity.db (sessions aggregated in SQL there) and
+//! config.db (names) in the application. Read-only: runs while the daemon and the server write.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use activity_store::TimeRange;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use splitstore::{ProjectStatus, Reports};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db and config.db.
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    /// Sessions starting at or after this time: RFC 3339 (2024-01-01T10:00:00Z), a date (2024-01-01, UTC
+    /// midnight) or epoch milliseconds.
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<DateTime<Utc>>,
+    /// Sessions starting before this time (same forms as --from).
+    #[arg(long, value_parser = parse_time)]
+    pub to: Option<DateTime<Utc>>,
+    /// Print a JSON array of {"project_id", "name", "seconds", "sessions"}.
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub fn run(_args: Args) -> ExitCode {
-    super::fail("", &"this subcommand is not built yet")
+/// One row of `--json`: exactly the documented keys.
+#[derive(Serialize)]
+struct Row<'a> {
+    project_id: Option<i64>,
+    name: Option<&'a str>,
+    seconds: i64,
+    sessions: i64,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let range = TimeRange {
+        from: args.from,
+        to: args.to,
+    };
+    let rows = match Reports::open(&args.data_dir).and_then(|r| r.time_per_project(&range)) {
+        Ok(rows) => rows,
+        Err(e) => return super::fail("report", &e),
+    };
+    if args.json {
+        let json: Vec<Row> = rows
+            .iter()
+            .map(|r| Row {
+                project_id: r.project_id,
+                name: r.name.as_deref(),
+                seconds: r.seconds,
+                sessions: r.sessions,
+            })
+            .collect();
+        match serde_json::to_string(&json) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return super::fail("report", &e),
+        }
+        return ExitCode::SUCCESS;
+    }
+    println!("{:>10}  {:<32} {:>10} {:>10}", "project", "name", "sessions", "hours");
+    for r in &rows {
+        let id = r.project_id.map_or_else(|| "-".to_string(), |id| id.to_string());
+        let name = match (r.status, &r.name) {
+            (ProjectStatus::Unassigned, _) => "(no project)".to_string(),
+            (ProjectStatus::Deleted, _) => "(deleted project)".to_string(),
+            (ProjectStatus::Archived, Some(n)) => format!("{n} (archived)"),
+            (_, name) => name.clone().unwrap_or_default(),
+        };
+        println!(
+            "{id:>10}  {:<32} {:>10} {:>10.2}",
+            truncate(&name, 32),
+            r.sessions,
+            r.seconds as f64 / 3600.0
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    }
+}
+
+/// RFC 3339, a plain date (UTC midnight), or epoch milliseconds.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).ok_or("not a valid date")?);
+    }
+    if let Ok(ms) = s.parse::<i64>() {
+        return DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("{ms} ms is outside the range of times"));
+    }
+    Err(format!(
+        "{s:?} is not a time: use RFC 3339 (2024-01-01T10:00:00Z), a date (2024-01-01) or epoch milliseconds"
+    ))
 }

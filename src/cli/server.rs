@@ -1,15 +1,121 @@
-//! Not built yet.
+//! `splitstore server`: a reference server built on [`splitstore::Server`]. It is the only writer of
+//! DIR/config.db: it creates, edits and deletes projects (with domains and keywords), writes settings, and
+//! reads the time-per-project report over both files, in a loop at full speed. On exit (after --seconds, or
+//! on SIGTERM/SIGINT) it prints one summary line:
+//! `server: projects_created=A projects_deleted=B settings_written=C reports=D`.
+//!
+//! It deletes only projects it created itself (the oldest first), never the user's (e.g. those a split
+//! brought in), so `projects in config.db = before + created - deleted` holds for anyone checking.
 
+use std::collections::VecDeque;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use activity_store::TimeRange;
+use config_store::{NewProject, ProjectUpdate};
+use splitstore::Server;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Directory holding activity.db and config.db.
+    /// Directory holding config.db (created if missing) and activity.db (read only).
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    /// Run this many seconds, then exit 0. Without it: until SIGTERM/SIGINT.
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// After each committed change print `created <id>` / `deleted <id>` on its own line, flushed at once.
+    #[arg(long)]
+    pub print_changes: bool,
 }
 
-pub fn run(_args: Args) -> ExitCode {
-    super::fail("", &"this subcommand is not built yet")
+/// The setting the server bumps every round; its final value equals the rounds that wrote it.
+pub const ROUNDS_SETTING: &str = "server.rounds";
+
+#[derive(Debug, Default)]
+struct Tally {
+    created: u64,
+    deleted: u64,
+    settings: u64,
+    reports: u64,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    if let Err(e) = super::install_stop_handlers() {
+        return super::fail("server", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
+    }
+    let mut server = match Server::open(&args.data_dir) {
+        Ok(s) => s,
+        Err(e) => return super::fail("server", &e),
+    };
+    let deadline = args
+        .seconds
+        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let mut tally = Tally::default();
+    let outcome = serve(&mut server, deadline, args.print_changes, &mut tally);
+    println!(
+        "server: projects_created={} projects_deleted={} settings_written={} reports={}",
+        tally.created, tally.deleted, tally.settings, tally.reports
+    );
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => super::fail("server", &e),
+    }
+}
+
+fn serve(server: &mut Server, deadline: Option<Instant>, print: bool, tally: &mut Tally) -> splitstore::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let mut say = |line: String| {
+        if print {
+            // A closed stdout must not stop the server; the summary line reports the counts anyway.
+            let _ = writeln!(stdout, "{line}").and_then(|_| stdout.flush());
+        }
+    };
+    let mut mine: VecDeque<i64> = VecDeque::new();
+    let mut round: u64 = 0;
+    while !super::stop_requested() && deadline.is_none_or(|d| Instant::now() < d) {
+        round += 1;
+        let project = server.config_mut().create_project(&NewProject {
+            name: format!("Server project {round}"),
+            color: Some(["#d33", "#3a3", "#33d"][round as usize % 3].into()),
+            archived: false,
+            domains: vec![format!("p{round}.example.com"), format!("docs.p{round}.example.org")],
+            keywords: vec![format!("standup {round}")],
+        })?;
+        tally.created += 1;
+        mine.push_back(project.id);
+        say(format!("created {}", project.id));
+
+        if round.is_multiple_of(3) {
+            let update = ProjectUpdate {
+                name: Some(format!("Server project {round} (renamed)")),
+                domains: Some(vec![
+                    format!("p{round}.example.com"),
+                    format!("app.p{round}.example.net"),
+                ]),
+                ..ProjectUpdate::default()
+            };
+            server.config_mut().update_project(project.id, &update)?;
+        }
+        if round.is_multiple_of(2)
+            && let Some(oldest) = mine.pop_front()
+            && server.config_mut().delete_project(oldest)?
+        {
+            tally.deleted += 1;
+            say(format!("deleted {oldest}"));
+        }
+        server.config_mut().set_setting(ROUNDS_SETTING, &round)?;
+        tally.settings += 1;
+
+        // Today's report: the sessions the daemon is recording now, joined with the projects.
+        let today = TimeRange::since(chrono::Utc::now() - chrono::Duration::hours(24));
+        match server.reports().time_per_project(&today) {
+            Ok(_) => tally.reports += 1,
+            // The daemon has not created (or upgraded) activity.db yet: the report waits for it.
+            Err(e) if e.is_not_ready() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,314 @@
+//! Row types and the typed functions that read and write them on a `rusqlite::Connection`.
+//!
+//! Times are `DateTime<Utc>` here and INTEGER epoch milliseconds in the file (`store_core::time`). The
+//! functions run exactly one statement each (or one per row); transactions are the caller's business:
+//! [`ActivityWriter`](crate::ActivityWriter) wraps batches in `BEGIN IMMEDIATE`, [`ActivityReader`](crate::ActivityReader)
+//! runs every read in one short read transaction.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+use store_core::time::{get_opt_time, get_time, to_ms};
+
+use crate::queries;
+
+/// A session to start: what the user is doing, from `start` until it is ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSession {
+    pub app: String,
+    pub title: Option<String>,
+    pub url: Option<String>,
+    pub domain: Option<String>,
+    /// A project of config.db (joined in the application; activity.db does not know projects).
+    pub project_id: Option<i64>,
+    pub start: DateTime<Utc>,
+    pub is_idle: bool,
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: i64,
+    pub app: String,
+    pub title: Option<String>,
+    pub url: Option<String>,
+    pub domain: Option<String>,
+    pub project_id: Option<i64>,
+    pub start: DateTime<Utc>,
+    /// `None` while the session is open.
+    pub end: Option<DateTime<Utc>>,
+    /// Whole seconds from start to end, set when the session is ended.
+    pub duration_seconds: Option<i64>,
+    pub is_idle: bool,
+}
+
+/// An event to record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// The session it belongs to, if any (not a foreign key: legacy files hold dangling ids).
+    pub session_id: Option<i64>,
+    pub event_type: String,
+    pub app: Option<String>,
+    pub title: Option<String>,
+    pub url: Option<String>,
+    pub at: DateTime<Utc>,
+    pub idle_seconds: Option<i64>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: i64,
+    pub session_id: Option<i64>,
+    pub event_type: String,
+    pub app: Option<String>,
+    pub title: Option<String>,
+    pub url: Option<String>,
+    pub at: DateTime<Utc>,
+    pub idle_seconds: Option<i64>,
+}
+
+/// Time spent on one project (or on no project: `project_id: None`) by the sessions of a [`TimeRange`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectTotal {
+    pub project_id: Option<i64>,
+    /// Sum of the sessions' `duration_seconds`; open sessions count 0.
+    pub seconds: i64,
+    /// Number of sessions, open ones included.
+    pub sessions: i64,
+}
+
+/// A half-open time range `[from, to)` on a session's start time. `None` leaves that side unbounded.
+///
+/// Sessions belong to the range they *started* in: a session that starts before midnight and ends after
+/// it counts wholly on the first day. This is what the `activity_sessions_start` index serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TimeRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl TimeRange {
+    /// Everything.
+    pub fn all() -> TimeRange {
+        TimeRange { from: None, to: None }
+    }
+
+    /// `[from, to)`.
+    pub fn between(from: DateTime<Utc>, to: DateTime<Utc>) -> TimeRange {
+        TimeRange {
+            from: Some(from),
+            to: Some(to),
+        }
+    }
+
+    /// `[from, ∞)`.
+    pub fn since(from: DateTime<Utc>) -> TimeRange {
+        TimeRange {
+            from: Some(from),
+            to: None,
+        }
+    }
+
+    /// `(-∞, to)`.
+    pub fn until(to: DateTime<Utc>) -> TimeRange {
+        TimeRange {
+            from: None,
+            to: Some(to),
+        }
+    }
+
+    /// Whether a session starting at `start` is in the range.
+    pub fn contains(&self, start: DateTime<Utc>) -> bool {
+        self.from.is_none_or(|f| start >= f) && self.to.is_none_or(|t| start < t)
+    }
+
+    /// The bounds as the SQL binds them. Unbounded sides become `i64::MIN`/`i64::MAX`, so one statement
+    /// (and one index range scan) serves every range; chrono's latest time is far below `i64::MAX` ms.
+    fn bounds_ms(&self) -> (i64, i64) {
+        (self.from.map_or(i64::MIN, to_ms), self.to.map_or(i64::MAX, to_ms))
+    }
+}
+
+/// The most recent activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latest {
+    /// The session that started last.
+    pub session: Option<Session>,
+    /// The event with the latest time.
+    pub event: Option<Event>,
+}
+
+/// The highest ids in the file (`None` for an empty table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LastIds {
+    pub session_id: Option<i64>,
+    pub event_id: Option<i64>,
+}
+
+pub(crate) fn insert_session(conn: &Connection, s: &NewSession) -> rusqlite::Result<i64> {
+    conn.prepare_cached(queries::INSERT_SESSION)?.insert((
+        s.app.as_str(),
+        s.title.as_deref(),
+        s.url.as_deref(),
+        s.domain.as_deref(),
+        s.project_id,
+        to_ms(s.start),
+        s.is_idle,
+    ))
+}
+
+/// Ends session `id` at `end`. `false` when no open session has that id (nothing changed).
+pub(crate) fn end_session(conn: &Connection, id: i64, end: DateTime<Utc>) -> rusqlite::Result<bool> {
+    let changed = conn.prepare_cached(queries::END_SESSION)?.execute((id, to_ms(end)))?;
+    Ok(changed == 1)
+}
+
+/// The event insert statement, prepared once for a run of rows.
+pub(crate) struct EventInserter<'c> {
+    stmt: CachedStatement<'c>,
+}
+
+impl<'c> EventInserter<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> rusqlite::Result<EventInserter<'c>> {
+        Ok(EventInserter {
+            stmt: conn.prepare_cached(queries::INSERT_EVENT)?,
+        })
+    }
+
+    /// Inserts one event and returns its id.
+    pub(crate) fn insert(&mut self, e: &NewEvent) -> rusqlite::Result<i64> {
+        self.stmt.insert((
+            e.session_id,
+            e.event_type.as_str(),
+            e.app.as_deref(),
+            e.title.as_deref(),
+            e.url.as_deref(),
+            to_ms(e.at),
+            e.idle_seconds,
+        ))
+    }
+}
+
+pub(crate) fn sessions_in_range(conn: &Connection, range: &TimeRange, limit: u32) -> rusqlite::Result<Vec<Session>> {
+    let (from, to) = range.bounds_ms();
+    let mut stmt = conn.prepare_cached(queries::SESSIONS_IN_RANGE)?;
+    let rows = stmt.query_map((from, to, i64::from(limit)), session_from_row)?;
+    rows.collect()
+}
+
+pub(crate) fn sessions_of_project(
+    conn: &Connection,
+    project_id: i64,
+    range: &TimeRange,
+    limit: u32,
+) -> rusqlite::Result<Vec<Session>> {
+    let (from, to) = range.bounds_ms();
+    let mut stmt = conn.prepare_cached(queries::SESSIONS_OF_PROJECT)?;
+    let rows = stmt.query_map((project_id, from, to, i64::from(limit)), session_from_row)?;
+    rows.collect()
+}
+
+pub(crate) fn sessions_overlapping(
+    conn: &Connection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> rusqlite::Result<Vec<Session>> {
+    let mut stmt = conn.prepare_cached(queries::SESSIONS_OVERLAPPING)?;
+    let rows = stmt.query_map((to_ms(from), to_ms(to)), session_from_row)?;
+    rows.collect()
+}
+
+pub(crate) fn events_of_session(conn: &Connection, session_id: i64, limit: u32) -> rusqlite::Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(queries::EVENTS_OF_SESSION)?;
+    let rows = stmt.query_map((session_id, i64::from(limit)), event_from_row)?;
+    rows.collect()
+}
+
+pub(crate) fn totals_by_project(conn: &Connection, range: &TimeRange) -> rusqlite::Result<Vec<ProjectTotal>> {
+    let (from, to) = range.bounds_ms();
+    let mut stmt = conn.prepare_cached(queries::TOTALS_BY_PROJECT)?;
+    let rows = stmt.query_map((from, to), |r| {
+        Ok(ProjectTotal {
+            project_id: r.get(0)?,
+            seconds: r.get(1)?,
+            sessions: r.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+pub(crate) fn latest(conn: &Connection) -> rusqlite::Result<Latest> {
+    let session = conn
+        .prepare_cached(queries::LATEST_SESSION)?
+        .query_row([], session_from_row)
+        .optional()?;
+    let event = conn
+        .prepare_cached(queries::LATEST_EVENT)?
+        .query_row([], event_from_row)
+        .optional()?;
+    Ok(Latest { session, event })
+}
+
+pub(crate) fn last_ids(conn: &Connection) -> rusqlite::Result<LastIds> {
+    conn.prepare_cached(queries::LAST_IDS)?.query_row([], |r| {
+        Ok(LastIds {
+            session_id: r.get(0)?,
+            event_id: r.get(1)?,
+        })
+    })
+}
+
+/// Deletes up to `limit` events older than `before`; returns how many.
+pub(crate) fn prune_events_chunk(conn: &Connection, before: DateTime<Utc>, limit: u32) -> rusqlite::Result<usize> {
+    conn.prepare_cached(queries::PRUNE_EVENTS)?
+        .execute((to_ms(before), i64::from(limit)))
+}
+
+/// Deletes up to `limit` ended sessions that started and ended before `before`; returns how many.
+pub(crate) fn prune_sessions_chunk(conn: &Connection, before: DateTime<Utc>, limit: u32) -> rusqlite::Result<usize> {
+    conn.prepare_cached(queries::PRUNE_SESSIONS)?
+        .execute((to_ms(before), i64::from(limit)))
+}
+
+pub(crate) fn freelist_count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(queries::FREELIST_COUNT, [], |r| r.get(0))
+}
+
+pub(crate) fn page_count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(queries::PAGE_COUNT, [], |r| r.get(0))
+}
+
+/// One incremental-vacuum step (its own autocommit transaction).
+pub(crate) fn incremental_vacuum_step(conn: &Connection) -> rusqlite::Result<()> {
+    // The pragma frees one page per step of the statement: run it to completion.
+    conn.execute_batch(queries::INCREMENTAL_VACUUM_STEP)
+}
+
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: r.get(0)?,
+        app: r.get(1)?,
+        title: r.get(2)?,
+        url: r.get(3)?,
+        domain: r.get(4)?,
+        project_id: r.get(5)?,
+        start: get_time(r, 6)?,
+        end: get_opt_time(r, 7)?,
+        duration_seconds: r.get(8)?,
+        is_idle: r.get(9)?,
+    })
+}
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: r.get(0)?,
+        session_id: r.get(1)?,
+        event_type: r.get(2)?,
+        app: r.get(3)?,
+        title: r.get(4)?,
+        url: r.get(5)?,
+        at: get_time(r, 6)?,
+        idle_seconds: r.get(7)?,
+    })
+}

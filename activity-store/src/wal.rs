@@ -1,0 +1,176 @@
+//! The writer's checkpoint policy: only a writable connection can checkpoint, so the daemon owns the WAL.
+//!
+//! Three layers (<https://sqlite.org/wal.html#ckpt>):
+//! 1. SQLite's autocheckpoint (a PASSIVE checkpoint at the commit that takes the WAL past
+//!    [`WalPolicy::autocheckpoint_pages`]), and `journal_size_limit` (store_core), which truncates the
+//!    `-wal` file back to 16 MiB whenever the WAL is reset. In normal operation nothing else is needed.
+//! 2. Every [`WalPolicy::check_every_commits`] commits the writer stats the `-wal` file (metadata only: the
+//!    file is never opened, which would drop SQLite's POSIX locks). Above the soft limit it runs its own
+//!    PASSIVE checkpoint: the WAL outgrew what autocheckpointing keeps it to.
+//! 3. Above the hard limit it escalates to TRUNCATE with a short busy timeout, so a reader holding an old
+//!    snapshot (which no checkpoint can get past) makes it give up after that timeout instead of stalling
+//!    the daemon for the normal busy timeout. The outcome is recorded in [`WalStatus`]
+//!    (`pinned_by_reader`, `escalations`). Automatic escalations are at least
+//!    [`WalPolicy::escalation_interval`] apart, so a reader that keeps its snapshot for minutes costs the
+//!    daemon at most `escalation_busy_timeout` per interval (2% with the defaults), not one timeout per check.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use serde::Serialize;
+use store_core::maintenance::{self, CheckpointMode, CheckpointResult};
+use store_core::open_database::JOURNAL_SIZE_LIMIT;
+
+/// When the writer checkpoints on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalPolicy {
+    /// `PRAGMA wal_autocheckpoint` (pages; SQLite's default is 1000, about 4 MiB at 4 KiB pages).
+    pub autocheckpoint_pages: u32,
+    /// Stat the `-wal` file after this many commits (a batch or group commit counts as one).
+    pub check_every_commits: u32,
+    /// Above this size the writer runs a PASSIVE checkpoint.
+    pub soft_limit_bytes: u64,
+    /// Above this size the writer runs a TRUNCATE checkpoint with `escalation_busy_timeout`.
+    pub hard_limit_bytes: u64,
+    /// How long a TRUNCATE checkpoint waits for readers on old snapshots before giving up.
+    pub escalation_busy_timeout: Duration,
+    /// Least time between two automatic escalations (an explicit `maintain_wal` always escalates).
+    pub escalation_interval: Duration,
+}
+
+impl Default for WalPolicy {
+    fn default() -> Self {
+        WalPolicy {
+            autocheckpoint_pages: 1000,
+            check_every_commits: 64,
+            // A reset truncates the file to journal_size_limit: larger means no reset happened for that long.
+            soft_limit_bytes: JOURNAL_SIZE_LIMIT as u64,
+            hard_limit_bytes: 4 * JOURNAL_SIZE_LIMIT as u64,
+            escalation_busy_timeout: Duration::from_millis(100),
+            escalation_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the writer knows about its WAL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WalStatus {
+    /// Size of the `-wal` file at the last check.
+    pub wal_bytes: u64,
+    /// The last checkpoint the writer ran itself (autocheckpoints are not seen).
+    pub last_checkpoint: Option<CheckpointResult>,
+    /// Checkpoints the writer ran itself.
+    pub checkpoints: u64,
+    /// TRUNCATE escalations (the WAL was past the hard limit).
+    pub escalations: u64,
+    /// The last checkpoint could not get past a reader's snapshot: some reader keeps a read transaction
+    /// open (a statement not reset, a transaction not ended), and the WAL cannot be reset until it ends.
+    pub pinned_by_reader: bool,
+    /// The last automatic check failed (after a committed write, so the write itself succeeded).
+    pub last_error: Option<String>,
+}
+
+/// The policy and its bookkeeping, owned by the writer.
+#[derive(Debug)]
+pub(crate) struct WalKeeper {
+    policy: WalPolicy,
+    status: WalStatus,
+    commits_since_check: u32,
+    last_escalation: Option<Instant>,
+}
+
+impl WalKeeper {
+    pub(crate) fn new(policy: WalPolicy) -> WalKeeper {
+        WalKeeper {
+            policy,
+            status: WalStatus::default(),
+            commits_since_check: 0,
+            last_escalation: None,
+        }
+    }
+
+    pub(crate) fn policy(&self) -> &WalPolicy {
+        &self.policy
+    }
+
+    pub(crate) fn status(&self) -> &WalStatus {
+        &self.status
+    }
+
+    /// Counts a commit; every `check_every_commits` runs [`maintain`](Self::maintain). A failure is
+    /// recorded in the status, not returned: the commit it follows has succeeded and must be reported so.
+    pub(crate) fn after_commit(&mut self, conn: &Connection, db: &Path, normal_busy: Duration) {
+        self.commits_since_check += 1;
+        if self.commits_since_check >= self.policy.check_every_commits
+            && let Err(e) = self.maintain(conn, db, normal_busy, false)
+        {
+            self.status.last_error = Some(store_core::Error::from_sqlite(db, e).to_string());
+        }
+    }
+
+    /// Stats the WAL and checkpoints as the policy says; `explicit` (a caller asked) ignores the
+    /// escalation interval.
+    pub(crate) fn maintain(
+        &mut self,
+        conn: &Connection,
+        db: &Path,
+        normal_busy: Duration,
+        explicit: bool,
+    ) -> rusqlite::Result<()> {
+        self.commits_since_check = 0;
+        let bytes = maintenance::wal_bytes(db);
+        self.status.wal_bytes = bytes;
+        let may_escalate = explicit
+            || self
+                .last_escalation
+                .is_none_or(|t| t.elapsed() >= self.policy.escalation_interval);
+        if bytes > self.policy.hard_limit_bytes && may_escalate {
+            self.status.escalations += 1;
+            self.last_escalation = Some(Instant::now());
+            self.checkpoint_with_timeout(conn, db, CheckpointMode::Truncate, normal_busy)?;
+        } else if bytes > self.policy.soft_limit_bytes {
+            self.checkpoint(conn, db, CheckpointMode::Passive)?;
+        }
+        self.status.last_error = None;
+        Ok(())
+    }
+
+    /// Runs one checkpoint now and records it.
+    pub(crate) fn checkpoint(
+        &mut self,
+        conn: &Connection,
+        db: &Path,
+        mode: CheckpointMode,
+    ) -> rusqlite::Result<CheckpointResult> {
+        let result = maintenance::checkpoint(conn, mode)?;
+        self.record(db, result);
+        Ok(result)
+    }
+
+    /// A blocking checkpoint (RESTART/TRUNCATE) that waits at most `escalation_busy_timeout` for readers,
+    /// then puts the normal busy timeout back whatever happened.
+    pub(crate) fn checkpoint_with_timeout(
+        &mut self,
+        conn: &Connection,
+        db: &Path,
+        mode: CheckpointMode,
+        normal_busy: Duration,
+    ) -> rusqlite::Result<CheckpointResult> {
+        conn.busy_timeout(self.policy.escalation_busy_timeout)?;
+        let result = maintenance::checkpoint(conn, mode);
+        conn.busy_timeout(normal_busy)?;
+        let result = result?;
+        self.record(db, result);
+        Ok(result)
+    }
+
+    fn record(&mut self, db: &Path, result: CheckpointResult) {
+        self.status.checkpoints += 1;
+        // PASSIVE never waits: frames it could not copy are behind some reader's snapshot. RESTART and
+        // TRUNCATE report busy when a reader outlasted the timeout.
+        self.status.pinned_by_reader = result.busy || result.checkpointed_frames < result.wal_frames;
+        self.status.last_checkpoint = Some(result);
+        self.status.wal_bytes = maintenance::wal_bytes(db);
+    }
+}

@@ -1,0 +1,290 @@
+//! The daemon's writer: the one connection allowed to write activity.db.
+//!
+//! # Durability
+//! Every method that writes returns only after its transaction committed. activity.db runs in WAL mode
+//! with `synchronous=NORMAL` (store_core), so a committed write survives the daemon's crash (`kill -9`,
+//! a panic, an abort): the next open replays the WAL. It may be rolled back by a power loss or an OS crash
+//! before the next checkpoint syncs the WAL (<https://sqlite.org/pragma.html#pragma_synchronous>); the file
+//! is never corrupted either way. The [`GroupCommit`] buffer is the one exception, documented there.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use store_core::maintenance::{CheckpointMode, CheckpointResult};
+use store_core::{OpenOptions, OwnerConnection, Result, SqliteResultExt};
+
+use crate::SCHEMA;
+use crate::group_commit::{GroupCommit, GroupCommitPolicy, Pending};
+use crate::repo::{self, EventInserter, NewEvent, NewSession};
+use crate::wal::{WalKeeper, WalPolicy, WalStatus};
+
+/// Rows one retention transaction deletes at most: small enough that each chunk's pages fit in a few MiB
+/// of WAL (which the autocheckpoint then resets), large enough that the per-transaction cost is noise.
+pub const DEFAULT_PRUNE_CHUNK_ROWS: u32 = 5_000;
+
+/// How [`ActivityWriter::open_with`] opens the file and maintains it.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// The owner open (busy timeout, where pre-migration backups go).
+    pub open: OpenOptions,
+    pub wal: WalPolicy,
+    /// Rows per retention transaction in [`ActivityWriter::prune_before`].
+    pub prune_chunk_rows: u32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            open: OpenOptions::default(),
+            wal: WalPolicy::default(),
+            prune_chunk_rows: DEFAULT_PRUNE_CHUNK_ROWS,
+        }
+    }
+}
+
+/// What one commit wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Committed {
+    /// Ids of the events it recorded, in the order they were given.
+    pub event_ids: Vec<i64>,
+    /// Sessions it ended (ends of sessions that were not open are not counted).
+    pub sessions_ended: usize,
+}
+
+/// What [`ActivityWriter::prune_before`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    pub events_deleted: u64,
+    pub sessions_deleted: u64,
+    /// Write transactions it took (each at most `prune_chunk_rows` rows, plus one per vacuum step).
+    pub transactions: u64,
+    /// Pages in the file before and after (the difference went back to the file system).
+    pub pages_before: i64,
+    pub pages_after: i64,
+    /// Free pages left after the incremental vacuum (0 unless something else holds them).
+    pub freelist_after: i64,
+    /// The closing TRUNCATE checkpoint, which hands the shrunk file to the file system.
+    pub checkpoint: Option<CheckpointResult>,
+}
+
+/// The only writer of activity.db: holds the owner lock, one connection, cached statements, and the WAL.
+///
+/// A read-only process uses [`ActivityReader`](crate::ActivityReader) instead; nothing here is shared with it.
+#[derive(Debug)]
+pub struct ActivityWriter {
+    owner: OwnerConnection,
+    wal: WalKeeper,
+    busy_timeout: Duration,
+    prune_chunk_rows: u32,
+}
+
+impl ActivityWriter {
+    /// Opens (creating if needed) activity.db at `path` as its owner, with default options. Fails with
+    /// `Error::Locked` naming the owner's pid if another process (or handle) already owns it.
+    pub fn open(path: &Path) -> Result<ActivityWriter> {
+        Self::open_with(path, &WriterOptions::default())
+    }
+
+    /// Opens `data_dir/activity.db`.
+    pub fn open_in(data_dir: &Path) -> Result<ActivityWriter> {
+        Self::open(&SCHEMA.path_in(data_dir))
+    }
+
+    /// Opens with explicit options.
+    pub fn open_with(path: &Path, options: &WriterOptions) -> Result<ActivityWriter> {
+        let owner = OwnerConnection::open_with(path, &SCHEMA, &options.open)?;
+        let pages = options.wal.autocheckpoint_pages.to_string();
+        store_core::conn_ext::set_and_verify(owner.conn(), path, "wal_autocheckpoint", &pages, &pages)?;
+        Ok(ActivityWriter {
+            owner,
+            wal: WalKeeper::new(options.wal.clone()),
+            busy_timeout: options.open.busy_timeout,
+            prune_chunk_rows: options.prune_chunk_rows.max(1),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.owner.path()
+    }
+
+    /// The owner connection (its lock, open report, backups).
+    pub fn owner(&self) -> &OwnerConnection {
+        &self.owner
+    }
+
+    /// Starts a session; returns its id. One INSERT in autocommit: atomic and committed on return.
+    pub fn start_session(&mut self, session: &NewSession) -> Result<i64> {
+        let id = repo::insert_session(self.owner.conn(), session).at(self.owner.path())?;
+        self.after_commit();
+        Ok(id)
+    }
+
+    /// Ends open session `id` at `end`, setting `duration_seconds` (whole seconds, never negative).
+    /// Returns `false`, changing nothing, when no open session has that id (already ended, pruned, or never
+    /// started).
+    pub fn end_session(&mut self, id: i64, end: DateTime<Utc>) -> Result<bool> {
+        let ended = repo::end_session(self.owner.conn(), id, end).at(self.owner.path())?;
+        self.after_commit();
+        Ok(ended)
+    }
+
+    /// Records one event; returns its id once committed. A single INSERT needs no explicit transaction:
+    /// in autocommit it is atomic and takes the write lock through the busy handler (BEGIN IMMEDIATE only
+    /// matters for multi-statement transactions: <https://sqlite.org/rescode.html#busy_snapshot>).
+    pub fn record_event(&mut self, event: &NewEvent) -> Result<i64> {
+        let id = EventInserter::new(self.owner.conn())
+            .and_then(|mut ins| ins.insert(event))
+            .at(self.owner.path())?;
+        self.after_commit();
+        Ok(id)
+    }
+
+    /// Records `events` in one `BEGIN IMMEDIATE` transaction: all of them, or (on error) none.
+    pub fn record_batch(&mut self, events: &[NewEvent]) -> Result<Committed> {
+        if events.is_empty() {
+            return Ok(Committed::default());
+        }
+        let event_ids = self.owner.write(|tx| {
+            let mut ins = EventInserter::new(tx)?;
+            events
+                .iter()
+                .map(|e| ins.insert(e))
+                .collect::<rusqlite::Result<Vec<i64>>>()
+        })?;
+        self.after_commit();
+        Ok(Committed {
+            event_ids,
+            sessions_ended: 0,
+        })
+    }
+
+    /// A group-commit buffer over this writer, for high event rates: see [`GroupCommit`].
+    pub fn group_commit(&mut self, policy: GroupCommitPolicy) -> GroupCommit<'_> {
+        GroupCommit::new(self, policy)
+    }
+
+    /// Commits a group's operations, in order, in one `BEGIN IMMEDIATE` transaction.
+    pub(crate) fn commit_group(&mut self, ops: &[Pending]) -> Result<Committed> {
+        let committed = self.owner.write(|tx| {
+            let mut committed = Committed::default();
+            let mut ins = EventInserter::new(tx)?;
+            for op in ops {
+                match op {
+                    Pending::Event(e) => committed.event_ids.push(ins.insert(e)?),
+                    Pending::EndSession { id, end } => {
+                        if repo::end_session(tx, *id, *end)? {
+                            committed.sessions_ended += 1;
+                        }
+                    }
+                }
+            }
+            Ok(committed)
+        })?;
+        self.after_commit();
+        Ok(committed)
+    }
+
+    /// Size of the `-wal` file now (metadata only).
+    pub fn wal_bytes(&self) -> u64 {
+        store_core::maintenance::wal_bytes(self.owner.path())
+    }
+
+    /// The WAL as of the writer's last check.
+    pub fn wal_status(&self) -> &WalStatus {
+        self.wal.status()
+    }
+
+    /// The policy this writer runs.
+    pub fn wal_policy(&self) -> &WalPolicy {
+        self.wal.policy()
+    }
+
+    /// Checks the WAL now and checkpoints as the [`WalPolicy`] says, escalating past the hard limit
+    /// whatever the `escalation_interval` (the writer also checks on its own every `check_every_commits`
+    /// commits, respecting the interval). A reader pinning the WAL shows as `pinned_by_reader`.
+    pub fn maintain_wal(&mut self) -> Result<&WalStatus> {
+        let path = self.owner.path();
+        self.wal
+            .maintain(self.owner.conn(), path, self.busy_timeout, true)
+            .at(path)?;
+        Ok(self.wal.status())
+    }
+
+    /// Runs one checkpoint now. RESTART and TRUNCATE wait for readers at most the policy's
+    /// `escalation_busy_timeout`.
+    pub fn checkpoint(&mut self, mode: CheckpointMode) -> Result<CheckpointResult> {
+        let path = self.owner.path();
+        let conn = self.owner.conn();
+        match mode {
+            CheckpointMode::Passive => self.wal.checkpoint(conn, path, mode),
+            _ => self.wal.checkpoint_with_timeout(conn, path, mode, self.busy_timeout),
+        }
+        .at(path)
+    }
+
+    /// Retention: deletes the events older than `before` and the sessions that started and ended before
+    /// it (open sessions are never deleted), at most `prune_chunk_rows` rows per `BEGIN IMMEDIATE`
+    /// transaction; then returns the freed pages to the file system (`auto_vacuum=INCREMENTAL`, in steps
+    /// of [`VACUUM_STEP_PAGES`](crate::queries::VACUUM_STEP_PAGES)) and checkpoints with TRUNCATE.
+    ///
+    /// Chunks keep the WAL small (one huge DELETE would put every page it touches in the WAL before any
+    /// checkpoint could run) and make a crash lose only progress: what was deleted stays deleted, every
+    /// chunk being a whole set of rows older than `before`, and calling it again finishes the job. The
+    /// call itself runs to the end on this writer, so the daemon records nothing meanwhile: prune often
+    /// (say daily) so each call has little to do. Readers are never blocked by it (WAL).
+    pub fn prune_before(&mut self, before: DateTime<Utc>) -> Result<PruneReport> {
+        let chunk = self.prune_chunk_rows;
+        let mut report = PruneReport::default();
+        loop {
+            let n = self.owner.write(|tx| repo::prune_events_chunk(tx, before, chunk))?;
+            self.after_commit();
+            report.transactions += 1;
+            report.events_deleted += n as u64;
+            if n < chunk as usize {
+                break;
+            }
+        }
+        loop {
+            let n = self.owner.write(|tx| repo::prune_sessions_chunk(tx, before, chunk))?;
+            self.after_commit();
+            report.transactions += 1;
+            report.sessions_deleted += n as u64;
+            if n < chunk as usize {
+                break;
+            }
+        }
+        let path = self.owner.path().to_path_buf();
+        let conn = self.owner.conn();
+        report.pages_before = repo::page_count(conn).at(&path)?;
+        let mut free = repo::freelist_count(conn).at(&path)?;
+        while free > 0 {
+            repo::incremental_vacuum_step(conn).at(&path)?;
+            report.transactions += 1;
+            let left = repo::freelist_count(conn).at(&path)?;
+            if left >= free {
+                break; // no progress: never spin
+            }
+            free = left;
+        }
+        report.freelist_after = free;
+        report.pages_after = repo::page_count(conn).at(&path)?;
+        report.checkpoint = Some(
+            self.wal
+                .checkpoint_with_timeout(conn, &path, CheckpointMode::Truncate, self.busy_timeout)
+                .at(&path)?,
+        );
+        Ok(report)
+    }
+
+    fn after_commit(&mut self) {
+        self.wal
+            .after_commit(self.owner.conn(), self.owner.path(), self.busy_timeout);
+    }
+
+    /// The path, owned (for messages that outlive a borrow).
+    pub(crate) fn path_buf(&self) -> PathBuf {
+        self.owner.path().to_path_buf()
+    }
+}

@@ -1,0 +1,66 @@
+//! Shared by activity-store's integration tests: row builders and raw views of the file.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use activity_store::{NewEvent, NewSession};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags};
+
+/// A time `ms` milliseconds after the epoch.
+pub fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).expect("time in range")
+}
+
+pub fn session(project_id: Option<i64>, start_ms: i64) -> NewSession {
+    NewSession {
+        app: "code".into(),
+        title: Some("main.rs - splitstore".into()),
+        url: None,
+        domain: None,
+        project_id,
+        start: at(start_ms),
+        is_idle: false,
+    }
+}
+
+pub fn event(session_id: Option<i64>, event_type: &str, at_ms: i64) -> NewEvent {
+    NewEvent {
+        session_id,
+        event_type: event_type.into(),
+        app: Some("code".into()),
+        title: Some("main.rs - splitstore".into()),
+        url: Some("https://example.com/a".into()),
+        at: at(at_ms),
+        idle_seconds: None,
+    }
+}
+
+/// A plain read-only connection (what an independent checker would open).
+pub fn raw_reader(path: &Path) -> Connection {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only")
+}
+
+/// A plain read-write connection that bypasses the owner lock: for installing fault-injection triggers.
+pub fn raw_writer(path: &Path) -> Connection {
+    let c = Connection::open(path).expect("open read-write");
+    c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    c
+}
+
+pub fn count(path: &Path, table: &str) -> i64 {
+    raw_reader(path)
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .expect("count")
+}
+
+/// Installs a trigger that fails any insert of an event of type `poison`.
+pub fn install_poison_trigger(path: &Path) {
+    raw_writer(path)
+        .execute_batch(
+            "CREATE TRIGGER poison_events BEFORE INSERT ON activity_events
+             WHEN NEW.event_type = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'injected failure: poison event'); END;",
+        )
+        .expect("install trigger");
+}

@@ -1,0 +1,159 @@
+//! Every hot statement uses the index it was written for (`EXPLAIN QUERY PLAN` on a real, filled file).
+
+mod common;
+
+use activity_store::{ActivityWriter, queries};
+use common::*;
+
+/// The plan's detail lines for `sql`, parameters bound to NULL (without `ANALYZE` statistics the plan
+/// does not depend on the values).
+fn plan(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+    stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+fn filled() -> (tempfile::TempDir, rusqlite::Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    for s in 0..50 {
+        let id = w.start_session(&session(Some(s % 5), s * 60_000)).unwrap();
+        let batch: Vec<_> = (0..20)
+            .map(|i| event(Some(id), "focus", s * 60_000 + i * 1000))
+            .collect();
+        w.record_batch(&batch).unwrap();
+        w.end_session(id, at(s * 60_000 + 30_000)).unwrap();
+    }
+    drop(w);
+    let conn = raw_reader(&db);
+    (dir, conn)
+}
+
+#[track_caller]
+fn assert_plan(conn: &rusqlite::Connection, sql: &str, expected: &[&str]) {
+    let lines = plan(conn, sql);
+    for want in expected {
+        assert!(
+            lines.iter().any(|l| l.contains(want)),
+            "plan of\n{sql}\nis\n{}\nwhich lacks `{want}`",
+            lines.join("\n")
+        );
+    }
+    for line in &lines {
+        assert!(
+            !line.starts_with("SCAN activity_") || line.contains("USING"),
+            "full table scan in the plan of\n{sql}:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+#[test]
+fn sessions_in_range_searches_the_start_index() {
+    let (_dir, c) = filled();
+    assert_plan(
+        &c,
+        queries::SESSIONS_IN_RANGE,
+        &["SEARCH activity_sessions USING INDEX activity_sessions_start (start_time_ms>? AND start_time_ms<?)"],
+    );
+}
+
+#[test]
+fn totals_by_project_is_covered_by_the_start_index() {
+    let (_dir, c) = filled();
+    assert_plan(
+        &c,
+        queries::TOTALS_BY_PROJECT,
+        &[
+            "SEARCH activity_sessions USING COVERING INDEX activity_sessions_start (start_time_ms>? AND start_time_ms<?)",
+        ],
+    );
+}
+
+#[test]
+fn events_of_session_search_the_session_index_in_order() {
+    let (_dir, c) = filled();
+    assert_plan(
+        &c,
+        queries::EVENTS_OF_SESSION,
+        &["SEARCH activity_events USING INDEX activity_events_session (session_id=?)"],
+    );
+    let lines = plan(&c, queries::EVENTS_OF_SESSION);
+    assert!(
+        !lines.iter().any(|l| l.contains("TEMP B-TREE")),
+        "the index already gives time order: {lines:?}"
+    );
+}
+
+#[test]
+fn latest_reads_one_row_from_each_time_index() {
+    let (_dir, c) = filled();
+    assert_plan(
+        &c,
+        queries::LATEST_EVENT,
+        &["SCAN activity_events USING INDEX activity_events_timestamp"],
+    );
+    let lines = plan(&c, queries::LATEST_EVENT);
+    assert!(!lines.iter().any(|l| l.contains("TEMP B-TREE")), "no sort: {lines:?}");
+    assert_plan(
+        &c,
+        queries::LATEST_SESSION,
+        &[
+            "SEARCH activity_sessions USING COVERING INDEX activity_sessions_start",
+            "SEARCH activity_sessions USING INDEX activity_sessions_start (start_time_ms=?)",
+        ],
+    );
+}
+
+#[test]
+fn last_ids_seek_the_rowid_trees() {
+    let (_dir, c) = filled();
+    assert_plan(
+        &c,
+        queries::LAST_IDS,
+        &["SEARCH activity_sessions", "SEARCH activity_events"],
+    );
+}
+
+#[test]
+fn prune_chunks_find_their_rows_through_the_time_indexes() {
+    let (_dir, c) = filled();
+    assert_plan(
+        &c,
+        queries::PRUNE_EVENTS,
+        &["SEARCH activity_events USING COVERING INDEX activity_events_timestamp (timestamp_ms<?)"],
+    );
+    assert_plan(
+        &c,
+        queries::PRUNE_SESSIONS,
+        &["SEARCH activity_sessions USING INDEX activity_sessions_start (start_time_ms<?)"],
+    );
+}
+
+#[test]
+fn sessions_of_project_search_the_project_index_in_order() {
+    let (_dir, c) = filled();
+    assert_plan(
+        &c,
+        queries::SESSIONS_OF_PROJECT,
+        &[
+            "SEARCH activity_sessions USING INDEX activity_sessions_project (project_id=? AND start_time_ms>? AND start_time_ms<?)",
+        ],
+    );
+    let lines = plan(&c, queries::SESSIONS_OF_PROJECT);
+    assert!(!lines.iter().any(|l| l.contains("TEMP B-TREE")), "no sort: {lines:?}");
+}
+
+#[test]
+fn sessions_overlapping_bound_the_start_index() {
+    let (_dir, c) = filled();
+    assert_plan(
+        &c,
+        queries::SESSIONS_OVERLAPPING,
+        &["SEARCH activity_sessions USING INDEX activity_sessions_start (start_time_ms<?)"],
+    );
+}

@@ -1,0 +1,285 @@
+//! The writer owns the WAL (bounded under polling readers, escalation past a pinning reader) and
+//! retention (prune boundaries, chunked transactions, pages returned by the incremental vacuum).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use activity_store::{
+    ActivityReader, ActivityWriter, CheckpointMode, GroupCommitPolicy, TimeRange, WalPolicy, WriterOptions,
+};
+use common::*;
+
+/// The WAL file stays this small under a reader that polls without holding a transaction: the
+/// autocheckpoint (1000 pages, ~4 MiB) restarts it, so it never needs journal_size_limit (16 MiB).
+const POLLED_WAL_BOUND: u64 = 8 * 1024 * 1024;
+
+#[test]
+fn the_wal_stays_bounded_under_a_polling_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let s = w.start_session(&session(Some(1), 0)).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let polls = Arc::new(AtomicU64::new(0));
+    let poller = {
+        let (db, stop, polls) = (db.clone(), stop.clone(), polls.clone());
+        std::thread::spawn(move || {
+            let r = ActivityReader::open(&db).unwrap();
+            let mut token = r.change_token().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(t) = r.changed_since(&token).unwrap() {
+                    token = t;
+                    r.totals_by_project(&TimeRange::all()).unwrap();
+                    r.latest().unwrap();
+                    r.events_of_session(s, 50).unwrap();
+                }
+                polls.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+
+    let mut max_wal = 0;
+    {
+        let mut g = w.group_commit(GroupCommitPolicy {
+            max_events: 100,
+            max_delay: Duration::from_secs(3600),
+        });
+        for i in 0..200_000 {
+            if g.push(event(Some(s), "focus", i)).unwrap().is_some() {
+                max_wal = max_wal.max(g.writer().wal_bytes());
+            }
+        }
+        g.flush().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    poller.join().unwrap();
+
+    assert!(polls.load(Ordering::Relaxed) > 100, "the reader really polled");
+    assert_eq!(count(&db, "activity_events"), 200_000);
+    assert!(
+        max_wal <= POLLED_WAL_BOUND,
+        "WAL reached {max_wal} bytes under a polling reader (bound {POLLED_WAL_BOUND})"
+    );
+    assert_eq!(w.wal_status().escalations, 0, "no escalation was needed");
+}
+
+fn small_wal_policy() -> WriterOptions {
+    WriterOptions {
+        wal: WalPolicy {
+            check_every_commits: 1,
+            soft_limit_bytes: 64 * 1024,
+            hard_limit_bytes: 256 * 1024,
+            escalation_busy_timeout: Duration::from_millis(100),
+            ..WalPolicy::default()
+        },
+        ..WriterOptions::default()
+    }
+}
+
+#[test]
+fn a_reader_pinning_a_snapshot_is_reported_and_does_not_stall_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open_with(&db, &small_wal_policy()).unwrap();
+    w.record_event(&event(None, "focus", 0)).unwrap();
+
+    // A careless reader: a transaction left open pins the snapshot it read.
+    let pinning = raw_reader(&db);
+    pinning.execute_batch("BEGIN").unwrap();
+    let seen: i64 = pinning
+        .query_row("SELECT COUNT(*) FROM activity_events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(seen, 1);
+
+    let batch: Vec<_> = (0..500).map(|i| event(None, "focus", i)).collect();
+    let start = Instant::now();
+    for _ in 0..20 {
+        w.record_batch(&batch).unwrap();
+    }
+    let wrote_in = start.elapsed();
+    let status = w.wal_status().clone();
+    assert!(status.wal_bytes > 256 * 1024, "{status:?}");
+    assert!(status.pinned_by_reader, "{status:?}");
+    assert_eq!(
+        status.escalations, 1,
+        "automatic escalations are spaced out: {status:?}"
+    );
+    assert!(
+        wrote_in < Duration::from_secs(3),
+        "20 batches took {wrote_in:?} behind a pinned reader"
+    );
+
+    let start = Instant::now();
+    let status = w.maintain_wal().unwrap().clone();
+    let stalled = start.elapsed();
+    assert!(status.pinned_by_reader, "{status:?}");
+    assert_eq!(status.escalations, 2);
+    let last = status.last_checkpoint.unwrap();
+    assert_eq!(last.mode, CheckpointMode::Truncate);
+    assert!(last.busy, "{last:?}");
+    // The normal busy timeout is 5 s: returning well before it shows the short one was used.
+    assert!(
+        stalled < Duration::from_secs(2),
+        "escalation stalled the writer {stalled:?}"
+    );
+    let busy_ms: i64 = w
+        .owner()
+        .conn()
+        .pragma_query_value(None, "busy_timeout", |r| r.get(0))
+        .unwrap();
+    assert_eq!(busy_ms, 5000, "the normal busy timeout is back");
+
+    // Once the reader lets go, the next escalation truncates the WAL.
+    pinning.execute_batch("COMMIT").unwrap();
+    let status = w.maintain_wal().unwrap().clone();
+    assert!(!status.pinned_by_reader, "{status:?}");
+    assert!(!status.last_checkpoint.unwrap().busy);
+    assert_eq!(status.wal_bytes, 0, "TRUNCATE left an empty WAL");
+    assert_eq!(w.wal_bytes(), 0);
+}
+
+#[test]
+fn between_soft_and_hard_limits_the_writer_runs_passive_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut options = small_wal_policy();
+    options.wal.hard_limit_bytes = u64::MAX;
+    options.wal.autocheckpoint_pages = 100_000; // keep SQLite's own checkpoints out of the way
+    let mut w = ActivityWriter::open_with(&db, &options).unwrap();
+    let batch: Vec<_> = (0..500).map(|i| event(None, "focus", i)).collect();
+    for _ in 0..5 {
+        w.record_batch(&batch).unwrap();
+    }
+    let status = w.wal_status();
+    assert!(status.checkpoints >= 1, "{status:?}");
+    let last = status.last_checkpoint.unwrap();
+    assert_eq!(last.mode, CheckpointMode::Passive);
+    assert_eq!(
+        last.checkpointed_frames, last.wal_frames,
+        "nothing pinned: everything copied"
+    );
+    assert!(!status.pinned_by_reader);
+    assert_eq!(status.escalations, 0);
+}
+
+#[test]
+fn prune_keeps_open_sessions_and_respects_exact_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let t = 1_000_000;
+    let old_ended = w.start_session(&session(Some(1), 10_000)).unwrap();
+    w.end_session(old_ended, at(t - 1)).unwrap();
+    let ended_at_t = w.start_session(&session(Some(1), 20_000)).unwrap();
+    w.end_session(ended_at_t, at(t)).unwrap();
+    let old_open = w.start_session(&session(Some(2), 30_000)).unwrap();
+    let spans_t = w.start_session(&session(None, t - 5_000)).unwrap();
+    w.end_session(spans_t, at(t + 5_000)).unwrap();
+    let after = w.start_session(&session(None, t + 1)).unwrap();
+    w.end_session(after, at(t + 2)).unwrap();
+    for ms in [0, t - 1, t, t + 1] {
+        w.record_event(&event(Some(old_open), "focus", ms)).unwrap();
+    }
+
+    let report = w.prune_before(at(t)).unwrap();
+    assert_eq!((report.events_deleted, report.sessions_deleted), (2, 1), "{report:?}");
+
+    let c = raw_reader(&db);
+    let ids = |sql: &str| -> Vec<i64> {
+        c.prepare(sql)
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    assert_eq!(
+        ids("SELECT id FROM activity_sessions ORDER BY id"),
+        vec![ended_at_t, old_open, spans_t, after],
+        "only the session that ended before t is gone; the open one stays however old"
+    );
+    assert_eq!(
+        ids("SELECT timestamp_ms FROM activity_events ORDER BY id"),
+        vec![t, t + 1],
+        "events stamped before t are gone, the one at t stays"
+    );
+    let again = w.prune_before(at(t)).unwrap();
+    assert_eq!((again.events_deleted, again.sessions_deleted), (0, 0));
+}
+
+#[test]
+fn prune_works_in_bounded_transactions_and_returns_pages_to_the_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let options = WriterOptions {
+        prune_chunk_rows: 1_000,
+        ..WriterOptions::default()
+    };
+    let mut w = ActivityWriter::open_with(&db, &options).unwrap();
+    let s = w.start_session(&session(Some(1), 0)).unwrap();
+    for chunk in 0..10 {
+        let batch: Vec<_> = (0..1_000).map(|i| event(Some(s), "focus", chunk * 1_000 + i)).collect();
+        w.record_batch(&batch).unwrap();
+    }
+    w.checkpoint(CheckpointMode::Truncate).unwrap();
+    let pages = |c: &rusqlite::Connection| -> (i64, i64) {
+        (
+            c.pragma_query_value(None, "page_count", |r| r.get(0)).unwrap(),
+            c.pragma_query_value(None, "freelist_count", |r| r.get(0)).unwrap(),
+        )
+    };
+    let (pages_before, free_before) = pages(&raw_reader(&db));
+    assert_eq!(free_before, 0);
+    let file_before = std::fs::metadata(&db).unwrap().len();
+
+    let report = w.prune_before(at(9_500)).unwrap();
+    assert_eq!(report.events_deleted, 9_500);
+    // 10 chunks of 1000 events (the last one short), 1 of sessions, then vacuum steps.
+    assert!(report.transactions >= 11, "{report:?}");
+    assert_eq!(report.pages_before, pages_before);
+    assert!(report.pages_after < pages_before / 2, "{report:?}");
+    assert_eq!(report.freelist_after, 0);
+    assert!(!report.checkpoint.unwrap().busy);
+
+    let (pages_after, free_after) = pages(&raw_reader(&db));
+    assert_eq!(pages_after, report.pages_after);
+    assert_eq!(free_after, 0, "the incremental vacuum returned every free page");
+    let file_after = std::fs::metadata(&db).unwrap().len();
+    assert!(
+        file_after < file_before / 2,
+        "the file shrank: {file_before} -> {file_after} bytes"
+    );
+    assert_eq!(count(&db, "activity_events"), 500);
+    assert!(
+        store_core::maintenance::integrity_check(&raw_reader(&db))
+            .unwrap()
+            .is_empty(),
+        "integrity_check after prune"
+    );
+}
+
+#[test]
+fn the_page_freed_by_a_delete_comes_back_only_through_incremental_vacuum() {
+    // auto_vacuum=INCREMENTAL (not FULL, not NONE): a delete leaves pages on the free list, and the
+    // incremental vacuum in prune_before is what returns them.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let batch: Vec<_> = (0..5_000).map(|i| event(None, "focus", i)).collect();
+    w.record_batch(&batch).unwrap();
+    drop(w);
+    raw_writer(&db).execute_batch("DELETE FROM activity_events").unwrap();
+    let free: i64 = raw_reader(&db)
+        .pragma_query_value(None, "freelist_count", |r| r.get(0))
+        .unwrap();
+    assert!(free > 10, "a delete leaves free pages ({free})");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let report = w.prune_before(at(0)).unwrap();
+    assert_eq!(report.events_deleted, 0);
+    assert_eq!(report.freelist_after, 0);
+    assert!(report.pages_before - report.pages_after >= free, "{report:?}");
+}

@@ -1,0 +1,329 @@
+//! ActivityWriter on real files: sessions, events, batches, group commit, failures half-way.
+
+mod common;
+
+use std::time::Duration;
+
+use activity_store::{ActivityReader, ActivityWriter, GroupCommitPolicy, Pending, SCHEMA, TimeRange, WriterOptions};
+use common::*;
+use store_core::ErrorKind;
+
+#[test]
+fn a_new_file_is_activity_db_with_incremental_auto_vacuum_and_the_posture() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let writer = ActivityWriter::open(&db).unwrap();
+    assert!(writer.owner().open_report().created);
+    let c = raw_reader(&db);
+    let pragma = |name: &str| -> i64 { c.pragma_query_value(None, name, |r| r.get(0)).unwrap() };
+    assert_eq!(pragma("auto_vacuum"), 2, "auto_vacuum=INCREMENTAL is fixed at creation");
+    assert_eq!(pragma("application_id"), SCHEMA.application_id as i64);
+    assert_eq!(pragma("user_version"), SCHEMA.end_version() as i64);
+    let mode: String = c.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    let autocheckpoint: i64 = writer
+        .owner()
+        .conn()
+        .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+        .unwrap();
+    assert_eq!(autocheckpoint, 1000);
+}
+
+#[test]
+fn a_second_writer_is_refused_with_this_process_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = ActivityWriter::open_in(dir.path()).unwrap();
+    let err = ActivityWriter::open_in(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Locked);
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {} (this process)", std::process::id())),
+        "{err}"
+    );
+}
+
+#[test]
+fn sessions_and_events_are_stored_as_given_and_ids_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let s = w.start_session(&session(Some(7), 10_000)).unwrap();
+    let e1 = w.record_event(&event(Some(s), "focus", 10_000)).unwrap();
+    let e2 = w.record_event(&event(Some(s), "title", 12_500)).unwrap();
+    assert_eq!(e2, e1 + 1);
+    assert!(w.end_session(s, at(75_900)).unwrap());
+    assert!(
+        !w.end_session(s, at(99_000)).unwrap(),
+        "an ended session is not ended twice"
+    );
+    assert!(!w.end_session(9_999, at(99_000)).unwrap(), "no such session");
+
+    let r = ActivityReader::open(&db).unwrap();
+    let sessions = r.sessions_in_range(&TimeRange::all(), 10).unwrap();
+    assert_eq!(sessions.len(), 1);
+    let got = &sessions[0];
+    assert_eq!(got.id, s);
+    assert_eq!(got.project_id, Some(7));
+    assert_eq!(got.start, at(10_000));
+    assert_eq!(got.end, Some(at(75_900)));
+    assert_eq!(got.duration_seconds, Some(65), "whole seconds, rounded down");
+    let events = r.events_of_session(s, 10).unwrap();
+    assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![e1, e2]);
+    assert_eq!(events[1].at, at(12_500));
+    assert_eq!(events[1].event_type, "title");
+}
+
+#[test]
+fn a_session_ended_before_it_started_has_zero_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let s = w.start_session(&session(None, 50_000)).unwrap();
+    assert!(w.end_session(s, at(40_000)).unwrap());
+    let got = ActivityReader::open(&db)
+        .unwrap()
+        .sessions_in_range(&TimeRange::all(), 1)
+        .unwrap();
+    assert_eq!(got[0].duration_seconds, Some(0));
+}
+
+#[test]
+fn a_batch_is_one_transaction_with_consecutive_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let batch: Vec<_> = (0..500).map(|i| event(None, "focus", 1_000 + i)).collect();
+    let committed = w.record_batch(&batch).unwrap();
+    assert_eq!(committed.event_ids.len(), 500);
+    assert!(committed.event_ids.windows(2).all(|p| p[1] == p[0] + 1));
+    assert_eq!(count(&db, "activity_events"), 500);
+    assert!(w.record_batch(&[]).unwrap().event_ids.is_empty());
+}
+
+#[test]
+fn an_injected_failure_mid_batch_leaves_none_of_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    w.record_event(&event(None, "focus", 1)).unwrap();
+    install_poison_trigger(&db);
+
+    let mut batch: Vec<_> = (0..100).map(|i| event(None, "focus", 10 + i)).collect();
+    batch[60] = event(None, "poison", 70);
+    let err = w.record_batch(&batch).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Constraint, "{err}");
+    assert!(err.to_string().contains("injected failure: poison event"), "{err}");
+    assert!(
+        err.to_string().contains("activity.db"),
+        "the error names the file: {err}"
+    );
+    assert_eq!(count(&db, "activity_events"), 1, "none of the failed batch is left");
+
+    // The writer is usable afterwards and ids were not consumed by the rolled-back batch.
+    let next = w.record_event(&event(None, "focus", 200)).unwrap();
+    assert_eq!(next, 2);
+}
+
+#[test]
+fn group_commit_commits_at_max_events_and_acknowledges_every_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let policy = GroupCommitPolicy {
+        max_events: 10,
+        max_delay: Duration::from_secs(3600),
+    };
+    let mut g = w.group_commit(policy);
+    let mut acked = Vec::new();
+    for i in 0..25 {
+        if let Some(c) = g.push(event(None, "focus", i)).unwrap() {
+            assert_eq!(c.event_ids.len(), 10);
+            acked.extend(c.event_ids);
+        }
+    }
+    assert_eq!(acked.len(), 20);
+    assert_eq!(g.pending_len(), 5);
+    acked.extend(g.flush().unwrap().event_ids);
+    assert_eq!(acked, (1..=25).collect::<Vec<i64>>());
+    assert!(
+        g.flush().unwrap().event_ids.is_empty(),
+        "an empty flush commits nothing"
+    );
+}
+
+#[test]
+fn group_commit_pending_events_are_invisible_until_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let reader = ActivityReader::open(&db).unwrap();
+    let s = w.start_session(&session(Some(1), 0)).unwrap();
+    let mut g = w.group_commit(GroupCommitPolicy {
+        max_events: 1000,
+        max_delay: Duration::from_secs(3600),
+    });
+    for i in 0..10 {
+        assert!(g.push(event(Some(s), "focus", i)).unwrap().is_none());
+    }
+    assert!(g.end_session(s, at(60_000)).unwrap().is_none());
+    assert!(
+        reader.events_of_session(s, 100).unwrap().is_empty(),
+        "pending is not visible"
+    );
+    assert_eq!(reader.sessions_in_range(&TimeRange::all(), 1).unwrap()[0].end, None);
+
+    let c = g.flush().unwrap();
+    assert_eq!(c.event_ids.len(), 10);
+    assert_eq!(c.sessions_ended, 1);
+    assert_eq!(
+        reader.events_of_session(s, 100).unwrap().len(),
+        10,
+        "visible once committed"
+    );
+    assert_eq!(
+        reader.sessions_in_range(&TimeRange::all(), 1).unwrap()[0].duration_seconds,
+        Some(60)
+    );
+}
+
+#[test]
+fn group_commit_commits_when_the_oldest_has_waited_max_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let mut g = w.group_commit(GroupCommitPolicy {
+        max_events: 1000,
+        max_delay: Duration::from_millis(30),
+    });
+    assert!(g.push(event(None, "focus", 1)).unwrap().is_none());
+    assert!(g.flush_if_due().unwrap().is_none(), "not due yet");
+    std::thread::sleep(Duration::from_millis(40));
+    assert!(g.is_due());
+    let c = g.flush_if_due().unwrap().expect("due after max_delay");
+    assert_eq!(c.event_ids, vec![1]);
+    assert_eq!(count(&db, "activity_events"), 1);
+}
+
+#[test]
+fn group_commit_flushes_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    {
+        let mut g = w.group_commit(GroupCommitPolicy {
+            max_events: 1000,
+            max_delay: Duration::from_secs(3600),
+        });
+        for i in 0..42 {
+            g.push(event(None, "focus", i)).unwrap();
+        }
+        assert_eq!(count(&db, "activity_events"), 0);
+    }
+    assert_eq!(count(&db, "activity_events"), 42, "dropping the buffer committed it");
+}
+
+#[test]
+fn group_commit_failure_writes_nothing_and_keeps_everything_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let s = w.start_session(&session(None, 0)).unwrap();
+    install_poison_trigger(&db);
+    let mut g = w.group_commit(GroupCommitPolicy {
+        max_events: 5,
+        max_delay: Duration::from_secs(3600),
+    });
+    for i in 0..3 {
+        g.push(event(Some(s), "focus", i)).unwrap();
+    }
+    assert!(g.end_session(s, at(10_000)).unwrap().is_none());
+    assert!(
+        g.push(event(Some(s), "poison", 4)).unwrap().is_none(),
+        "4 events: not due yet"
+    );
+    let err = g.push(event(Some(s), "focus", 5)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Constraint, "{err}");
+    let err = g.push(event(Some(s), "focus", 6)).unwrap_err();
+    assert!(
+        err.to_string().contains("injected failure"),
+        "a retry fails the same way: {err}"
+    );
+    assert_eq!(count(&db, "activity_events"), 0, "nothing of the group was written");
+    let open: i64 = raw_reader(&db)
+        .query_row(
+            "SELECT COUNT(*) FROM activity_sessions WHERE end_time_ms IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(open, 1, "the session end in the failed group was not applied");
+    assert_eq!(g.pending_len(), 7, "every operation is still pending");
+
+    let taken = g.discard_pending();
+    assert_eq!(taken.len(), 7);
+    assert!(matches!(&taken[4], Pending::Event(e) if e.event_type == "poison"));
+    assert_eq!(g.pending_len(), 0);
+    let c = g.push(event(Some(s), "focus", 7)).unwrap();
+    assert!(c.is_none());
+    assert_eq!(g.flush().unwrap().event_ids.len(), 1, "the buffer works again");
+}
+
+#[test]
+fn writer_options_are_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut options = WriterOptions::default();
+    options.wal.autocheckpoint_pages = 250;
+    let w = ActivityWriter::open_with(&db, &options).unwrap();
+    let pages: i64 = w
+        .owner()
+        .conn()
+        .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+        .unwrap();
+    assert_eq!(pages, 250);
+    assert_eq!(w.wal_policy().autocheckpoint_pages, 250);
+}
+
+/// Environment variable that turns a run of this test binary into the child of the drop test.
+const DROP_CHILD: &str = "ACTIVITY_STORE_DROP_CHILD";
+
+/// Child role: a group that cannot commit is dropped (the parent reads stderr).
+#[test]
+fn child_drops_a_group_that_cannot_commit() {
+    let Ok(path) = std::env::var(DROP_CHILD) else { return };
+    let db = std::path::PathBuf::from(path);
+    let mut w = ActivityWriter::open(&db).unwrap();
+    install_poison_trigger(&db);
+    let mut g = w.group_commit(GroupCommitPolicy {
+        max_events: 1000,
+        max_delay: Duration::from_secs(3600),
+    });
+    g.push(event(None, "focus", 1)).unwrap();
+    g.push(event(None, "poison", 2)).unwrap();
+    g.end_session(1, at(3)).unwrap();
+}
+
+#[test]
+fn a_group_lost_on_drop_is_reported_on_stderr_with_the_file_and_the_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_drops_a_group_that_cannot_commit",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(DROP_CHILD, &db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "activity-store: 3 pending operations (2 events) were NOT recorded in {}: ",
+        db.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains("injected failure: poison event"), "{stderr}");
+    assert_eq!(count(&db, "activity_events"), 0);
+}

@@ -1,0 +1,238 @@
+//! The server's composition: [`Server`] owns config.db ([`ConfigStore`]) and reads activity.db; [`Reports`]
+//! answers the questions that used to be SQL JOINs across one combined file by joining in the application.
+//! `Reports` holds only read-only handles, so `splitstore report` (or the daemon) can ask the same questions
+//! while the server runs. Each side is aggregated inside its own file first (activity totals per
+//! project in SQL in activity.db; names in one query of config.db), so the join touches hundreds of rows,
+//! not millions.
+//!
+//! Nothing is dropped by a join: sessions with no project and sessions naming a project that was deleted
+//! are reported as [`ProjectStatus::Unassigned`] and [`ProjectStatus::Deleted`].
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use activity_store::{ActivityReader, ProjectTotal, Session, TimeRange};
+use chrono::{DateTime, Utc};
+use config_store::{CalendarEvent, ConfigReader, ConfigStore, Project};
+use serde::Serialize;
+
+use crate::Result;
+
+/// What a project id in activity or calendar data refers to now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectStatus {
+    /// The row names no project.
+    Unassigned,
+    Active,
+    Archived,
+    /// The row names a project id that config.db no longer has.
+    Deleted,
+}
+
+/// Time on one project in a range: one row per distinct `activity_sessions.project_id`, NULL included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectTime {
+    pub project_id: Option<i64>,
+    /// The project's name from config.db; `None` when unassigned or deleted.
+    pub name: Option<String>,
+    pub status: ProjectStatus,
+    /// Sum of `duration_seconds` (NULL counts 0).
+    pub seconds: i64,
+    pub sessions: i64,
+}
+
+/// One project's activity in a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectActivity {
+    /// `None` if config.db has no such project (deleted): its sessions are still reported.
+    pub project: Option<Project>,
+    pub seconds: i64,
+    pub sessions: Vec<Session>,
+}
+
+/// A calendar event beside the activity tracked during it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CalendarActivity {
+    pub event: CalendarEvent,
+    pub project_name: Option<String>,
+    pub project_status: ProjectStatus,
+    /// Milliseconds of ended sessions (any project) overlapping the event's time.
+    pub tracked_ms: i64,
+    /// Of those, milliseconds of sessions of the event's own project.
+    pub project_ms: i64,
+}
+
+/// The server side: the owner of config.db, and the reports over both files.
+#[derive(Debug)]
+pub struct Server {
+    config: ConfigStore,
+    reports: Reports,
+}
+
+impl Server {
+    /// Opens `data_dir/config.db` as its owner (creating and migrating it as needed) and a reader of
+    /// `data_dir/activity.db` (which the daemon may not have created yet: activity reads then report `Missing`).
+    pub fn open(data_dir: &Path) -> Result<Server> {
+        let config = ConfigStore::open_in(data_dir)?;
+        let reports = Reports {
+            config: config.reader().clone(),
+            activity: ActivityReader::open_in(data_dir)?,
+        };
+        Ok(Server { config, reports })
+    }
+
+    pub fn config(&self) -> &ConfigStore {
+        &self.config
+    }
+
+    pub fn config_mut(&mut self) -> &mut ConfigStore {
+        &mut self.config
+    }
+
+    pub fn reports(&self) -> &Reports {
+        &self.reports
+    }
+}
+
+/// The questions that join activity.db and config.db, answered in the application through read-only
+/// handles on both files.
+#[derive(Debug)]
+pub struct Reports {
+    config: ConfigReader,
+    activity: ActivityReader,
+}
+
+impl Reports {
+    /// Read-only handles on both files of `data_dir`. Touches nothing now: each question reports a missing
+    /// or unreadable file as its typed error.
+    pub fn open(data_dir: &Path) -> Result<Reports> {
+        Ok(Reports {
+            config: ConfigReader::new(&config_store::SCHEMA.path_in(data_dir))?,
+            activity: ActivityReader::open_in(data_dir)?,
+        })
+    }
+
+    pub fn activity(&self) -> &ActivityReader {
+        &self.activity
+    }
+
+    pub fn config(&self) -> &ConfigReader {
+        &self.config
+    }
+
+    /// Time per project in `range` (sessions by start time), with project names. Every distinct project id
+    /// of the sessions appears once, the unassigned (NULL) and deleted ones included; largest first.
+    pub fn time_per_project(&self, range: &TimeRange) -> Result<Vec<ProjectTime>> {
+        let totals = self.activity.totals_by_project(range)?;
+        let projects = self.project_index()?;
+        let mut rows: Vec<ProjectTime> = totals
+            .into_iter()
+            .map(
+                |ProjectTotal {
+                     project_id,
+                     seconds,
+                     sessions,
+                 }| {
+                    let (name, status) = describe(&projects, project_id);
+                    ProjectTime {
+                        project_id,
+                        name,
+                        status,
+                        seconds,
+                        sessions,
+                    }
+                },
+            )
+            .collect();
+        rows.sort_by(|a, b| b.seconds.cmp(&a.seconds).then(a.project_id.cmp(&b.project_id)));
+        Ok(rows)
+    }
+
+    /// One project's sessions in `range` (at most `limit`, oldest first) and its total seconds. Works for a
+    /// deleted project too: its sessions keep its id.
+    pub fn project_activity(&self, project_id: i64, range: &TimeRange, limit: u32) -> Result<ProjectActivity> {
+        let project = self.config.project(project_id)?;
+        let sessions = self.activity.sessions_of_project(project_id, range, limit)?;
+        let seconds = self
+            .activity
+            .totals_by_project(range)?
+            .into_iter()
+            .find(|t| t.project_id == Some(project_id))
+            .map_or(0, |t| t.seconds);
+        Ok(ProjectActivity {
+            project,
+            seconds,
+            sessions,
+        })
+    }
+
+    /// Calendar events starting in `[from, to)`, each beside the time tracked while it ran.
+    pub fn calendar_beside_activity(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<CalendarActivity>> {
+        let events = self.config.calendar_events_between(from, to)?;
+        let (Some(first), Some(last)) = (
+            events.iter().map(|e| e.start_time).min(),
+            events.iter().filter_map(|e| e.end_time).max(),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let sessions = self.activity.sessions_overlapping(first, last)?;
+        let projects = self.project_index()?;
+        Ok(events
+            .into_iter()
+            .map(|event| {
+                let (project_name, project_status) = describe(&projects, event.project_id);
+                let (mut tracked_ms, mut project_ms) = (0, 0);
+                if let Some(end) = event.end_time {
+                    for s in &sessions {
+                        let overlap = overlap_ms(event.start_time, end, s);
+                        tracked_ms += overlap;
+                        if event.project_id.is_some() && s.project_id == event.project_id {
+                            project_ms += overlap;
+                        }
+                    }
+                }
+                CalendarActivity {
+                    event,
+                    project_name,
+                    project_status,
+                    tracked_ms,
+                    project_ms,
+                }
+            })
+            .collect())
+    }
+
+    /// Every project of config.db (archived included) by id: one query.
+    fn project_index(&self) -> Result<HashMap<i64, (String, bool)>> {
+        Ok(self
+            .config
+            .project_summaries()?
+            .into_iter()
+            .map(|p| (p.id, (p.name, p.archived)))
+            .collect())
+    }
+}
+
+fn describe(projects: &HashMap<i64, (String, bool)>, id: Option<i64>) -> (Option<String>, ProjectStatus) {
+    match id.map(|id| projects.get(&id)) {
+        None => (None, ProjectStatus::Unassigned),
+        Some(None) => (None, ProjectStatus::Deleted),
+        Some(Some((name, archived))) => (
+            Some(name.clone()),
+            if *archived {
+                ProjectStatus::Archived
+            } else {
+                ProjectStatus::Active
+            },
+        ),
+    }
+}
+
+/// Milliseconds during which an ended session overlaps `[start, end)`.
+fn overlap_ms(start: DateTime<Utc>, end: DateTime<Utc>, s: &Session) -> i64 {
+    let Some(s_end) = s.end else { return 0 };
+    let from = start.max(s.start);
+    let to = end.min(s_end);
+    (to - from).num_milliseconds().max(0)
+}
