@@ -55,14 +55,16 @@ LIMIT ?4"
 );
 
 /// Ended sessions whose time overlaps `[?1, ?2)`: started before `?2`, ended after `?1`. Index:
-/// `activity_sessions_start` on the start bound only: the schema has no index on `end_time_ms`, so the
-/// cost grows with the sessions that started before `?2` (a table lookup each), not with the answer.
+/// `activity_sessions_end` on the end bound, so only sessions that ended after `?1` are visited (recent
+/// ones, for a recent window), however long the history. The unary `+` keeps the planner off the start
+/// index, whose bound (`start < ?2`) covers nearly all history
+/// (https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
 pub const SESSIONS_OVERLAPPING: &str = concat!(
     "SELECT ",
     session_columns!(),
     " FROM activity_sessions
-WHERE start_time_ms < ?2 AND end_time_ms > ?1
-ORDER BY start_time_ms, id"
+WHERE +start_time_ms < ?2 AND end_time_ms > ?1
+ORDER BY +start_time_ms, id"
 );
 
 /// Events of session `?1` in time order, at most `?2`. Index: `activity_events_session`.
@@ -111,7 +113,8 @@ pub const PRUNE_EVENTS: &str = "DELETE FROM activity_events WHERE id IN
 (SELECT id FROM activity_events WHERE timestamp_ms < ?1 LIMIT ?2)";
 
 /// One retention chunk: up to `?2` sessions that started and ended before `?1`; open sessions
-/// (`end_time_ms IS NULL`) never match. Index: `activity_sessions_start` (on the start bound).
+/// (`end_time_ms IS NULL`) never match. Index: `activity_sessions_end` (its range skips open sessions,
+/// whose NULL end sorts first and never satisfies `<`).
 pub const PRUNE_SESSIONS: &str = "DELETE FROM activity_sessions WHERE id IN
 (SELECT id FROM activity_sessions WHERE start_time_ms < ?1 AND end_time_ms < ?1 LIMIT ?2)";
 

@@ -69,9 +69,8 @@ impl ActivityReader {
     }
 
     /// Every ended session whose time overlaps `[from, to)` (it started before `to` and ended after
-    /// `from`), oldest first; open sessions are not included. Unlimited: the range bounds the answer, but
-    /// the cost grows with all sessions started before `to` (no index on end times in the schema), so
-    /// keep it for reports over recent ranges, not for polling.
+    /// `from`), oldest first; open sessions are not included. Unlimited: the range bounds the answer, and
+    /// the end-time index bounds the cost to the sessions that ended after `from`.
     pub fn sessions_overlapping(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Session>> {
         self.pool.read(|c| repo::sessions_overlapping(c, from, to))
     }

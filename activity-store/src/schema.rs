@@ -58,6 +58,7 @@ CREATE TABLE activity_events (
         step: Step::Sql(
             "CREATE INDEX activity_sessions_start ON activity_sessions (start_time_ms, project_id, duration_seconds);
 CREATE INDEX activity_sessions_project ON activity_sessions (project_id, start_time_ms);
+CREATE INDEX activity_sessions_end ON activity_sessions (end_time_ms);
 CREATE INDEX activity_events_session ON activity_events (session_id, timestamp_ms);
 CREATE INDEX activity_events_timestamp ON activity_events (timestamp_ms);",
         ),

@@ -130,7 +130,7 @@ fn prune_chunks_find_their_rows_through_the_time_indexes() {
     assert_plan(
         &c,
         queries::PRUNE_SESSIONS,
-        &["SEARCH activity_sessions USING INDEX activity_sessions_start (start_time_ms<?)"],
+        &["SEARCH activity_sessions USING INDEX activity_sessions_end (end_time_ms<?)"],
     );
 }
 
@@ -149,11 +149,11 @@ fn sessions_of_project_search_the_project_index_in_order() {
 }
 
 #[test]
-fn sessions_overlapping_bound_the_start_index() {
+fn sessions_overlapping_search_the_end_index() {
     let (_dir, c) = filled();
     assert_plan(
         &c,
         queries::SESSIONS_OVERLAPPING,
-        &["SEARCH activity_sessions USING INDEX activity_sessions_start (start_time_ms<?)"],
+        &["SEARCH activity_sessions USING INDEX activity_sessions_end (end_time_ms>?)"],
     );
 }
