@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::Result;
 
 /// What a project id in activity or calendar data refers to now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProjectStatus {
     /// The row names no project.
@@ -167,16 +167,20 @@ impl Reports {
         })
     }
 
-    /// Calendar events starting in `[from, to)`, each beside the time tracked while it ran.
+    /// Calendar events overlapping `[from, to)` (as [`ConfigReader::calendar_events_between`] selects them),
+    /// each beside the time tracked while it ran. Events with no end (or an end before their start) have no
+    /// duration, so nothing overlaps them; they are listed with 0.
     pub fn calendar_beside_activity(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<CalendarActivity>> {
         let events = self.config.calendar_events_between(from, to)?;
-        let (Some(first), Some(last)) = (
-            events.iter().map(|e| e.start_time).min(),
-            events.iter().filter_map(|e| e.end_time).max(),
-        ) else {
-            return Ok(Vec::new());
+        let window = events.iter().filter_map(|e| {
+            e.end_time
+                .filter(|end| *end > e.start_time)
+                .map(|end| (e.start_time, end))
+        });
+        let sessions = match window.reduce(|(a, b), (c, d)| (a.min(c), b.max(d))) {
+            Some((first, last)) => self.activity.sessions_overlapping(first, last)?,
+            None => Vec::new(),
         };
-        let sessions = self.activity.sessions_overlapping(first, last)?;
         let projects = self.project_index()?;
         Ok(events
             .into_iter()

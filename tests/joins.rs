@@ -1,0 +1,300 @@
+//! The application-level joins equal the same questions asked as one SQL JOIN over both files ATTACHed
+//! (the oracle), on generated data with every awkward case: sessions with no project, with a deleted
+//! project, with an id that never existed, open sessions, archived projects, calendar events with no end or
+//! an end before their start.
+
+use std::path::Path;
+
+use activity_store::{ActivityWriter, NewSession, TimeRange};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use config_store::{ConfigStore, NewCalendarEvent, NewProject, NewSubscription};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rusqlite::{Connection, OpenFlags, params};
+use splitstore::{ProjectStatus, Reports};
+
+const NEVER_EXISTED: i64 = 99_999;
+
+fn base() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+}
+
+struct Generated {
+    active: i64,
+    archived: i64,
+    deleted: i64,
+}
+
+fn generate(dir: &Path, seed: u64) -> Generated {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut config = ConfigStore::open_in(dir).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let p = config
+            .create_project(&NewProject {
+                name: format!("Project {i} — 'quoted' ✓"),
+                archived: i % 7 == 3,
+                domains: vec![format!("p{i}.example.com")],
+                keywords: vec![format!("kw{i}")],
+                ..NewProject::default()
+            })
+            .unwrap();
+        ids.push((p.id, p.archived));
+    }
+    let deleted: Vec<i64> = ids.iter().step_by(5).map(|(id, _)| *id).collect();
+    for id in &deleted {
+        assert!(config.delete_project(*id).unwrap());
+    }
+    let live: Vec<(i64, bool)> = ids.iter().copied().filter(|(id, _)| !deleted.contains(id)).collect();
+    let pick = |rng: &mut StdRng| -> Option<i64> {
+        match rng.random_range(0..10) {
+            0 => None,
+            1 => Some(deleted[rng.random_range(0..deleted.len())]),
+            2 => Some(NEVER_EXISTED),
+            _ => Some(live[rng.random_range(0..live.len())].0),
+        }
+    };
+    let at = |rng: &mut StdRng, days: i64| base() + Duration::minutes(rng.random_range(0..days * 24 * 60));
+
+    for s in 0..3 {
+        let sub = config
+            .add_subscription(&NewSubscription {
+                name: format!("Calendar {s}"),
+                url: format!("https://calendar.example.com/private-{s}/basic.ics").into(),
+                color: None,
+                enabled: true,
+            })
+            .unwrap();
+        let events: Vec<NewCalendarEvent> = (0..60)
+            .map(|e| {
+                let start = at(&mut rng, 30);
+                let end = match rng.random_range(0..20) {
+                    0 => None,
+                    1 => Some(start - Duration::minutes(30)),
+                    _ => Some(start + Duration::minutes(rng.random_range(15..180))),
+                };
+                NewCalendarEvent {
+                    uid: format!("uid-{s}-{e}"),
+                    title: Some(format!("Meeting {e}")),
+                    start_time: start,
+                    end_time: end,
+                    project_id: pick(&mut rng),
+                }
+            })
+            .collect();
+        config.replace_calendar_events(sub.id, &events, Utc::now()).unwrap();
+    }
+
+    let mut writer = ActivityWriter::open_in(dir).unwrap();
+    for i in 0..3000 {
+        let start = at(&mut rng, 30);
+        let id = writer
+            .start_session(&NewSession {
+                app: ["editor", "browser", "terminal"][i % 3].into(),
+                title: Some(format!("session {i}")),
+                url: None,
+                domain: None,
+                project_id: pick(&mut rng),
+                start,
+                is_idle: i % 11 == 0,
+            })
+            .unwrap();
+        if rng.random_range(0..10) > 0 {
+            writer
+                .end_session(id, start + Duration::seconds(rng.random_range(1..4 * 3600)))
+                .unwrap();
+        }
+    }
+    let archived = live.iter().find(|(_, a)| *a).unwrap().0;
+    let active = live.iter().find(|(_, a)| !*a).unwrap().0;
+    Generated {
+        active,
+        archived,
+        deleted: deleted[1],
+    }
+}
+
+/// activity.db with config.db attached as `cfg`, both read-only.
+fn oracle(dir: &Path) -> Connection {
+    let c = Connection::open_with_flags(dir.join("activity.db"), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    c.execute("ATTACH DATABASE ?1 AS cfg", [dir.join("config.db").to_str().unwrap()])
+        .unwrap();
+    c
+}
+
+fn bounds(range: &TimeRange) -> (i64, i64) {
+    (
+        range.from.map_or(i64::MIN, |t| t.timestamp_millis()),
+        range.to.map_or(i64::MAX, |t| t.timestamp_millis()),
+    )
+}
+
+fn status(project_id: Option<i64>, found: bool, archived: bool) -> ProjectStatus {
+    match (project_id, found, archived) {
+        (None, _, _) => ProjectStatus::Unassigned,
+        (Some(_), false, _) => ProjectStatus::Deleted,
+        (Some(_), true, true) => ProjectStatus::Archived,
+        (Some(_), true, false) => ProjectStatus::Active,
+    }
+}
+
+fn ranges() -> Vec<TimeRange> {
+    vec![
+        TimeRange::all(),
+        TimeRange::between(base() + Duration::days(5), base() + Duration::days(20)),
+        TimeRange::since(base() + Duration::days(25)),
+        TimeRange::until(base() + Duration::days(3)),
+        TimeRange::between(base() + Duration::days(400), base() + Duration::days(401)),
+    ]
+}
+
+type TimeRow = (Option<i64>, Option<String>, ProjectStatus, i64, i64);
+
+#[test]
+fn time_per_project_equals_the_attach_join_including_null_and_dangling_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 1);
+    let reports = Reports::open(dir.path()).unwrap();
+    let db = oracle(dir.path());
+    let mut seen_statuses = std::collections::HashSet::new();
+    for range in ranges() {
+        let app = reports.time_per_project(&range).unwrap();
+        assert!(app.windows(2).all(|w| w[0].seconds >= w[1].seconds), "largest first");
+        let mut app: Vec<TimeRow> = app
+            .into_iter()
+            .map(|r| (r.project_id, r.name, r.status, r.seconds, r.sessions))
+            .collect();
+        app.sort_by_key(|r| r.0);
+        let (from, to) = bounds(&range);
+        let mut stmt = db
+            .prepare(
+                "SELECT s.project_id, p.name, p.id IS NOT NULL, coalesce(p.archived, 0),
+                        sum(coalesce(s.duration_seconds, 0)), count(*)
+                 FROM activity_sessions s LEFT JOIN cfg.projects p ON p.id = s.project_id
+                 WHERE s.start_time_ms >= ?1 AND s.start_time_ms < ?2
+                 GROUP BY s.project_id ORDER BY s.project_id",
+            )
+            .unwrap();
+        let expected: Vec<TimeRow> = stmt
+            .query_map(params![from, to], |r| {
+                let id: Option<i64> = r.get(0)?;
+                Ok((
+                    id,
+                    r.get(1)?,
+                    status(id, r.get(2)?, r.get::<_, i64>(3)? != 0),
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(app, expected, "range {range:?}");
+        seen_statuses.extend(app.iter().map(|r| r.2));
+    }
+    assert_eq!(
+        seen_statuses.len(),
+        4,
+        "the data covers unassigned, active, archived and deleted: {seen_statuses:?}"
+    );
+}
+
+#[test]
+fn project_activity_equals_the_attach_join_for_active_archived_deleted_and_unknown_projects() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path(), 2);
+    let reports = Reports::open(dir.path()).unwrap();
+    let db = oracle(dir.path());
+    for project_id in [g.active, g.archived, g.deleted, NEVER_EXISTED] {
+        for range in ranges() {
+            let app = reports.project_activity(project_id, &range, 100_000).unwrap();
+            let (from, to) = bounds(&range);
+            let ids: Vec<i64> = db
+                .prepare(
+                    "SELECT id FROM activity_sessions WHERE project_id = ?1 AND start_time_ms >= ?2 AND start_time_ms < ?3
+                     ORDER BY start_time_ms, id",
+                )
+                .unwrap()
+                .query_map(params![project_id, from, to], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let seconds: i64 = db
+                .query_row(
+                    "SELECT coalesce(sum(coalesce(duration_seconds, 0)), 0) FROM activity_sessions
+                     WHERE project_id = ?1 AND start_time_ms >= ?2 AND start_time_ms < ?3",
+                    params![project_id, from, to],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let name: Option<String> = db
+                .query_row("SELECT name FROM cfg.projects WHERE id = ?1", [project_id], |r| {
+                    r.get(0)
+                })
+                .ok();
+            assert_eq!(
+                app.sessions.iter().map(|s| s.id).collect::<Vec<_>>(),
+                ids,
+                "{project_id} {range:?}"
+            );
+            assert_eq!(app.seconds, seconds, "{project_id} {range:?}");
+            assert_eq!(app.project.map(|p| p.name), name, "{project_id}");
+        }
+    }
+}
+
+type CalendarRow = (i64, Option<String>, ProjectStatus, i64, i64);
+
+#[test]
+fn calendar_beside_activity_equals_the_attach_join() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 3);
+    let reports = Reports::open(dir.path()).unwrap();
+    let db = oracle(dir.path());
+    let windows = [
+        (base(), base() + Duration::days(31)),
+        (base() + Duration::days(10), base() + Duration::days(12)),
+        (base() + Duration::days(100), base() + Duration::days(101)),
+    ];
+    let mut nonzero = 0;
+    for (from, to) in windows {
+        let app: Vec<CalendarRow> = reports
+            .calendar_beside_activity(from, to)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.event.id, c.project_name, c.project_status, c.tracked_ms, c.project_ms))
+            .collect();
+        let mut stmt = db
+            .prepare(
+                "SELECT e.id, p.name, e.project_id, p.id IS NOT NULL, coalesce(p.archived, 0),
+                        coalesce(sum(max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms))), 0),
+                        coalesce(sum(CASE WHEN s.project_id = e.project_id
+                            THEN max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms)) END), 0)
+                 FROM cfg.calendar_events e
+                 LEFT JOIN cfg.projects p ON p.id = e.project_id
+                 LEFT JOIN activity_sessions s
+                        ON s.end_time_ms IS NOT NULL AND s.start_time_ms < e.end_time_ms AND s.end_time_ms > e.start_time_ms
+                 WHERE ?1 < ?2 AND e.start_time_ms < ?2
+                   AND max(coalesce(e.end_time_ms, e.start_time_ms), e.start_time_ms + 1) > ?1
+                 GROUP BY e.id ORDER BY e.start_time_ms, e.id",
+            )
+            .unwrap();
+        let expected: Vec<CalendarRow> = stmt
+            .query_map(params![from.timestamp_millis(), to.timestamp_millis()], |r| {
+                let id: Option<i64> = r.get(2)?;
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    status(id, r.get(3)?, r.get::<_, i64>(4)? != 0),
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(app, expected, "window {from} .. {to}");
+        nonzero += app.iter().filter(|r| r.3 > 0).count();
+    }
+    assert!(nonzero > 10, "the data has overlaps to compare ({nonzero})");
+}
