@@ -108,7 +108,7 @@ impl Reports {
     /// or unreadable file as its typed error.
     pub fn open(data_dir: &Path) -> Result<Reports> {
         Ok(Reports {
-            config: ConfigReader::new(&config_store::SCHEMA.path_in(data_dir))?,
+            config: ConfigReader::open_in(data_dir)?,
             activity: ActivityReader::open_in(data_dir)?,
         })
     }

@@ -244,6 +244,9 @@ fn bad_arguments_are_refused_before_anything_is_created() {
     assert!(!data.exists());
 }
 
+/// Rounds of each crash loop (issue 6's drill asks for 20 or more).
+const KILL_ROUNDS: u32 = 20;
+
 /// Kills `--print-acks` daemons at random moments (some before their first commit), round after round
 /// on the same file, and checks after each: every acknowledged id is there, integrity_check passes, the
 /// next owner starts at once and a reader reads the crashed daemon's file.
@@ -252,7 +255,7 @@ fn kill9_rounds(extra: &[&str]) {
     let db = dir.path().join("activity.db");
     let mut all_acks = Vec::new();
     let mut rounds_with_acks = 0;
-    for round in 0..12u32 {
+    for round in 0..KILL_ROUNDS {
         let daemon = spawn_daemon(dir.path(), extra);
         // Half the rounds die at a random moment after writing began, the others at a random moment
         // from spawn (start-up, file creation and migration included).
@@ -292,7 +295,7 @@ fn kill9_rounds(extra: &[&str]) {
         );
     }
     assert!(
-        rounds_with_acks >= 6,
+        rounds_with_acks >= KILL_ROUNDS as usize / 2,
         "only {rounds_with_acks} rounds acknowledged anything"
     );
 }

@@ -41,21 +41,14 @@ impl fmt::Debug for ConfigReader {
 }
 
 impl ConfigReader {
-    /// A reader for `path` that touches nothing now: the server may not have created the file yet. Each
-    /// read checks the file and reports `Missing`, `SchemaBehind`... until it is readable; a daemon can
-    /// start before the server and keep this one reader.
-    pub fn new(path: &Path) -> Result<ConfigReader> {
+    /// A reader for `path` that touches nothing now (like `ActivityReader::open`): the server may not have
+    /// created the file yet. Each read checks the file and reports `Missing`, `SchemaBehind`... until it is
+    /// readable, so a daemon can start before the server and keep this one reader. Call
+    /// [`check`](Self::check) to find out now.
+    pub fn open(path: &Path) -> Result<ConfigReader> {
         Ok(ConfigReader {
             pool: Arc::new(ReadPool::new(path, &SCHEMA)?),
         })
-    }
-
-    /// A reader for `path`, checked now: the file exists, is a config.db, and is at the schema version this
-    /// build reads (typed `Missing`, `WrongDatabase`, `SchemaBehind`, `SchemaNewer`... otherwise).
-    pub fn open(path: &Path) -> Result<ConfigReader> {
-        let reader = ConfigReader::new(path)?;
-        reader.check()?;
-        Ok(reader)
     }
 
     /// [`open`](Self::open) on `<data_dir>/config.db`.

@@ -42,7 +42,7 @@ impl ConfigStore {
     /// [`open`](Self::open) with options (busy timeout, backup directory...).
     pub fn open_with(path: &Path, options: &OpenOptions) -> Result<ConfigStore> {
         let owner = OwnerConnection::open_with(path, &SCHEMA, options)?;
-        let reader = ConfigReader::new(path)?;
+        let reader = ConfigReader::open(path)?;
         Ok(ConfigStore {
             owner,
             reader,

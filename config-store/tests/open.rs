@@ -65,7 +65,7 @@ fn a_reader_sees_what_the_open_store_commits() {
 #[test]
 fn a_reader_of_a_missing_file_is_a_typed_error_and_creates_nothing() {
     let (dir, path) = fresh();
-    let err = ConfigReader::open(&path).unwrap_err();
+    let err = ConfigReader::open(&path).unwrap().check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::Missing);
     assert_eq!(
         err.to_string(),
@@ -75,11 +75,11 @@ fn a_reader_of_a_missing_file_is_a_typed_error_and_creates_nothing() {
             path.display()
         )
     );
-    let err = ConfigReader::open_in(dir.path()).unwrap_err();
+    let err = ConfigReader::open_in(dir.path()).unwrap().check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::Missing);
 
     // A lazy reader starts before the server and works once the server has created the file.
-    let lazy = ConfigReader::new(&path).unwrap();
+    let lazy = ConfigReader::open(&path).unwrap();
     assert_eq!(
         store_kind(&lazy.projects().unwrap_err()),
         store_core::ErrorKind::Missing
@@ -99,7 +99,7 @@ fn a_reader_of_a_missing_file_is_a_typed_error_and_creates_nothing() {
 fn a_reader_refuses_a_file_at_another_schema_version() {
     let (_dir, path) = fresh();
     drop(open_at_version(&path, &SCHEMA, 1).unwrap());
-    let err = ConfigReader::open(&path).unwrap_err();
+    let err = ConfigReader::open(&path).unwrap().check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::SchemaBehind);
     assert_eq!(
         err.to_string(),
@@ -109,7 +109,7 @@ fn a_reader_refuses_a_file_at_another_schema_version() {
             path.display()
         )
     );
-    let lazy = ConfigReader::new(&path).unwrap();
+    let lazy = ConfigReader::open(&path).unwrap();
     assert_eq!(
         store_kind(&lazy.project_for_domain("x.com").unwrap_err()),
         store_core::ErrorKind::SchemaBehind
@@ -122,7 +122,7 @@ fn a_reader_refuses_a_file_at_another_schema_version() {
 
     drop(store);
     exec(&path, "PRAGMA user_version = 3");
-    let err = ConfigReader::open(&path).unwrap_err();
+    let err = ConfigReader::open(&path).unwrap().check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::SchemaNewer);
 }
 
@@ -137,7 +137,7 @@ fn a_reader_refuses_a_database_of_another_kind() {
     ))
     .unwrap();
     drop(conn);
-    let err = ConfigReader::open(&activity).unwrap_err();
+    let err = ConfigReader::open(&activity).unwrap().check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::WrongDatabase);
     let err = ConfigStore::open(&activity).unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::WrongDatabase);
