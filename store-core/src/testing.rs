@@ -109,3 +109,51 @@ fn plain(v: rusqlite::types::Value) -> String {
 fn collapse(sql: &str) -> String {
     sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// Environment variable that turns a run of a test binary into a child process with a role (see
+/// [`spawn_child`]). Tests that need a real second process (a second owner, a `kill -9` in the middle of
+/// a write or a migration) re-run their own test binary this way.
+pub const CHILD_ROLE: &str = "SPLITSTORE_TEST_CHILD";
+
+/// The role this process was started with by [`spawn_child`], if it is such a child.
+pub fn child_role() -> Option<String> {
+    std::env::var(CHILD_ROLE).ok()
+}
+
+/// Re-runs the current test binary as a child process that runs only the test `test_name` (which checks
+/// [`child_role`] and acts it out), with `role` in its environment. Its stdout is discarded.
+pub fn spawn_child(test_name: &str, role: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ROLE, role)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn a child test process")
+}
+
+/// Waits until `path` exists (a child signals readiness by creating a file), failing the test after `limit`.
+pub fn wait_for_file(path: &Path, limit: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while std::fs::symlink_metadata(path).is_err() {
+        assert!(
+            start.elapsed() < limit,
+            "{} did not appear within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// `kill -9` a child, then reap it.
+pub fn kill9(child: &mut std::process::Child) {
+    // SAFETY: kill(2) on the pid of a child this process spawned and has not reaped yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// The permission bits of a file (`0o600`).
+pub fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+}

@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use chrono::{DateTime, NaiveDateTime};
 use migrate_split::fixtures::{FixtureSummary, LegacySpec, build};
@@ -34,10 +33,9 @@ pub fn sha256(path: &Path) -> String {
     Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
-}
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use store_core::testing::file_mode as mode;
 
 /// File names in `dir` (empty if it does not exist).
 pub fn listing(dir: &Path) -> BTreeSet<String> {
@@ -242,37 +240,8 @@ pub fn assert_rows_match(legacy: &Path, data: &Path, version: u32) -> HashSet<(S
     rejected
 }
 
-/// Environment variable that turns a run of a test binary into a child process with a role.
-pub const CHILD_ROLE: &str = "MIGRATE_SPLIT_TEST_CHILD";
-
-/// Re-runs this test binary as a child that executes only `test_name`, with `role` in the environment.
-pub fn spawn_child(test_name: &str, role: &str) -> Child {
-    Command::new(std::env::current_exe().expect("current exe"))
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ROLE, role)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child test process")
-}
-
-pub fn wait_for_file(path: &Path, limit: Duration) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < limit,
-            "{} did not appear within {limit:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-pub fn kill9(child: &mut Child) {
-    // SAFETY: plain kill(2) on a pid this test spawned.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
-}
+#[allow(unused_imports)]
+pub use store_core::testing::{CHILD_ROLE, kill9, spawn_child, wait_for_file};
 
 /// The real binary.
 pub fn bin() -> Command {

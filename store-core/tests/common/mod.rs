@@ -1,10 +1,6 @@
 //! Shared by store-core's integration tests: a small schema with a rebuild step, and child processes.
 #![allow(dead_code)]
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use store_core::schema::{ACTIVITY_APPLICATION_ID, CONFIG_APPLICATION_ID};
 use store_core::{Migration, Schema, Step};
 
@@ -57,40 +53,6 @@ pub static OTHER: Schema = Schema {
     incremental_vacuum: false,
 };
 
-/// Environment variable that turns a run of this test binary into a child process with a role.
-pub const CHILD_ROLE: &str = "STORE_CORE_TEST_CHILD";
-
-/// Re-runs this test binary as a child that executes only `test_name`, with `role` in the environment.
-pub fn spawn_child(test_name: &str, role: &str) -> Child {
-    Command::new(std::env::current_exe().expect("current exe"))
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ROLE, role)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child test process")
-}
-
-/// Waits until `path` exists (a child signals readiness by creating it).
-pub fn wait_for_file(path: &Path, limit: Duration) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < limit,
-            "child did not create {} within {limit:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-pub fn kill9(child: &mut Child) {
-    // SAFETY: plain kill(2) on a pid we spawned.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
-}
-
-pub fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
-}
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use store_core::testing::{CHILD_ROLE, file_mode as mode, kill9, spawn_child, wait_for_file};
