@@ -298,3 +298,51 @@ fn calendar_beside_activity_equals_the_attach_join() {
     }
     assert!(nonzero > 10, "the data has overlaps to compare ({nonzero})");
 }
+
+#[test]
+fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 4);
+    let range = TimeRange::between(base() + Duration::days(2), base() + Duration::days(9));
+    let expected = Reports::open(dir.path()).unwrap().time_per_project(&range).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_splitstore"))
+        .args(["report", "--data-dir", dir.path().to_str().unwrap(), "--json"])
+        .args([
+            "--from",
+            "2026-03-03",
+            "--to",
+            &(base() + Duration::days(9)).to_rfc3339(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), expected.len());
+    for (row, want) in rows.iter().zip(&expected) {
+        let keys: Vec<&str> = row.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["name", "project_id", "seconds", "sessions"]);
+        assert_eq!(row["project_id"].as_i64(), want.project_id);
+        assert_eq!(row["name"].as_str(), want.name.as_deref());
+        assert_eq!(row["seconds"].as_i64(), Some(want.seconds));
+        assert_eq!(row["sessions"].as_i64(), Some(want.sessions));
+    }
+    assert!(
+        rows.iter().any(|r| r["project_id"].is_null()),
+        "the unassigned sessions are a row"
+    );
+    assert!(
+        rows.iter().any(|r| !r["project_id"].is_null() && r["name"].is_null()),
+        "deleted projects are rows"
+    );
+
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_splitstore"))
+        .args(["report", "--data-dir", dir.path().join("nowhere").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("activity.db does not exist: the daemon has not created it yet"),
+        "{stderr}"
+    );
+}
