@@ -57,7 +57,7 @@ pub(crate) struct LegacyFile {
 
 impl LegacyFile {
     /// Checks, hashes and opens `path`; refuses anything that is not a legacy database at version 1..=3
-    /// whose tables match its version.
+    /// whose tables match its version and whose b-trees pass `quick_check`.
     pub fn open(path: &Path) -> Result<LegacyFile> {
         let meta = match fs::metadata(path) {
             Ok(m) => m,
@@ -74,6 +74,7 @@ impl LegacyFile {
         check_header(path, &header, stamp.len)?;
         let conn = open_read_only(path)?;
         let (version, unknown_tables) = check_schema(&conn, path)?;
+        check_structure(&conn, path)?;
         Ok(LegacyFile {
             path: path.to_path_buf(),
             sha256,
@@ -116,8 +117,21 @@ pub(crate) fn legacy_error(path: &Path, e: rusqlite::Error) -> SplitError {
                     ),
                 );
             }
+            // Every query here is fixed and the schema was checked against it, so a plain SQLITE_ERROR
+            // ("unsupported file format", a column missing from sqlite_sequence) means damaged bytes.
+            _ if f.extended_code == rusqlite::ffi::SQLITE_ERROR => {
+                return SplitError::refused(path, format!("it is damaged ({e})"));
+            }
             _ => {}
         }
+    }
+    // A typed read met a value SQLite's own tables cannot hold (a sqlite_sequence name that is not UTF-8).
+    if let rusqlite::Error::Utf8Error(..)
+    | rusqlite::Error::FromSqlConversionFailure(..)
+    | rusqlite::Error::InvalidColumnType(..)
+    | rusqlite::Error::IntegralValueOutOfRange(..) = e
+    {
+        return SplitError::refused(path, format!("it is damaged (a value of an unexpected type: {e})"));
     }
     SplitError::Store(store_core::Error::from_sqlite(path, e))
 }
@@ -203,6 +217,30 @@ fn check_header(path: &Path, header: &[u8], len: u64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Refuses a file whose b-trees are damaged (`PRAGMA quick_check`, O(N)). SQLite reads such a file without
+/// always reporting an error: it may return a row twice, out of order, or not at all, so a copy of it could
+/// lose rows without anything noticing (https://sqlite.org/pragma.html#pragma_quick_check).
+fn check_structure(conn: &Connection, path: &Path) -> Result<()> {
+    let problems = store_core::maintenance::quick_check(conn).map_err(|e| legacy_error(path, e))?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut found = problems
+        .iter()
+        .take(3)
+        .map(|p| p.replace('\n', "; "))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if let Some((cut, _)) = found.char_indices().nth(300) {
+        found.truncate(cut);
+        found.push('…');
+    }
+    Err(SplitError::refused(
+        path,
+        format!("it is damaged (quick_check: {found})"),
+    ))
 }
 
 /// `file:` URI of a path, with the characters URIs give a meaning percent-encoded

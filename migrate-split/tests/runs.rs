@@ -244,8 +244,8 @@ fn unknown_tables_are_listed_warned_and_left_in_the_legacy_file() {
 
 #[test]
 fn a_legacy_file_damaged_half_way_leaves_nothing_behind() {
-    // The events table's root page is destroyed: config.db and the sessions are converted before the
-    // copy meets it. The run must stop and leave no output and no temporary file.
+    // The events table's root page is destroyed. The quick_check at open refuses the file before any
+    // conversion starts; the run must leave no output and no temporary file.
     let dir = tempfile::tempdir().unwrap();
     let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
     let (root, page_size): (i64, i64) = {

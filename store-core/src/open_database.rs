@@ -79,8 +79,8 @@ pub struct OpenReport {
 /// The single writable connection to a database, holding its owner lock for as long as it lives.
 #[derive(Debug)]
 pub struct OwnerConnection {
-    // Field order: the connection closes before the lock is released.
-    conn: Connection,
+    // Field order: the connection closes (and checkpoints) before the lock is released.
+    conn: ClosingConnection,
     path: PathBuf,
     schema: &'static Schema,
     report: OpenReport,
@@ -165,7 +165,7 @@ impl OwnerConnection {
             conn_ext::verify(&conn, path, "auto_vacuum", "INCREMENTAL", "2")?;
         }
         Ok(OwnerConnection {
-            conn,
+            conn: ClosingConnection(conn),
             path: path.to_path_buf(),
             schema,
             report: OpenReport {
@@ -315,4 +315,34 @@ pub(crate) fn refuse_orphaned_wal(path: &Path) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The owner's connection. Closing it runs a TRUNCATE checkpoint: SQLite checkpoints and deletes the WAL
+/// only when the *last* connection to a file closes (https://sqlite.org/wal.html#the_wal_file), and an
+/// owner's process often still holds read-only connections (its reader pool, a reader of the same file)
+/// that cannot. Without this, a cleanly stopped owner would leave its last commits in `-wal` rather than in
+/// the database file, and a copy of the file alone would miss them.
+#[derive(Debug)]
+struct ClosingConnection(Connection);
+
+impl Drop for ClosingConnection {
+    fn drop(&mut self) {
+        // A reader holding an old snapshot makes TRUNCATE wait for it: never wait long when closing. If it
+        // cannot finish, nothing is lost: the WAL stays and the next open replays it.
+        let _ = self.0.busy_timeout(Duration::from_millis(200));
+        let _ = maintenance::checkpoint(&self.0, maintenance::CheckpointMode::Truncate);
+    }
+}
+
+impl std::ops::Deref for ClosingConnection {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ClosingConnection {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0
+    }
 }

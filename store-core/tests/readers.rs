@@ -229,3 +229,41 @@ fn a_reader_in_a_directory_it_cannot_write_gets_read_only_directory() {
     assert!(outcome.contains("-shm"), "{outcome}");
     assert!(!store_core::files::with_suffix(&db, "-wal").exists());
 }
+
+#[test]
+fn an_owner_closed_while_its_readers_stay_open_leaves_every_commit_in_the_database_file() {
+    // SQLite folds the WAL back only when the last connection closes; here readers outlive the owner.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let pool = ReadPool::new(&db, &ITEMS).unwrap();
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    for i in 0..500 {
+        owner
+            .conn()
+            .execute("INSERT INTO items (name) VALUES (?1)", [format!("row {i}")])
+            .unwrap();
+    }
+    let n: i64 = pool
+        .read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(n, 500);
+    let wal = store_core::files::with_suffix(&db, "-wal");
+    assert!(
+        fs::metadata(&wal).unwrap().len() > 0,
+        "the commits are in the WAL while the owner runs"
+    );
+    drop(owner);
+    assert_eq!(
+        fs::metadata(&wal).map(|m| m.len()).unwrap_or(0),
+        0,
+        "the owner's close folded the WAL back"
+    );
+    // Never open a database with std::fs while this process has a connection to it (howtocorrupt §2.2).
+    drop(pool);
+    // A copy of the database file alone (no -wal) has every row.
+    let copy = dir.path().join("copy.db");
+    fs::copy(&db, &copy).unwrap();
+    let c = rusqlite::Connection::open(&copy).unwrap();
+    let n: i64 = c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 500);
+}

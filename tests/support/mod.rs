@@ -10,49 +10,109 @@ pub fn splitstore() -> Command {
     Command::new(env!("CARGO_BIN_EXE_splitstore"))
 }
 
-/// Environment variable that turns a run of a test binary into a child process with a role.
-pub const CHILD_ROLE: &str = "SPLITSTORE_TEST_CHILD";
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use store_core::testing::{file_mode as mode, kill9, wait_for_file};
 
-/// The role this process was started with, if it is a child.
+/// The role this process was started with by [`spawn_child`] (`role:path`), if it is such a child.
 pub fn child_role() -> Option<(String, PathBuf)> {
-    let role = std::env::var(CHILD_ROLE).ok()?;
+    let role = store_core::testing::child_role()?;
     let (what, path) = role.split_once(':')?;
     Some((what.to_string(), PathBuf::from(path)))
 }
 
-/// Re-runs this test binary as a child that executes only `test_name`, with `role:path` in the environment.
+/// Re-runs this test binary as a child that runs only `test_name`, acting out `role` on `path`.
 pub fn spawn_child(test_name: &str, role: &str, path: &Path) -> Child {
-    Command::new(std::env::current_exe().expect("current exe"))
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ROLE, format!("{role}:{}", path.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child test process")
-}
-
-/// Waits until `path` exists (a child signals readiness by creating it).
-pub fn wait_for_file(path: &Path, limit: Duration) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(start.elapsed() < limit, "no {} within {limit:?}", path.display());
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// `kill -9`, then reap.
-pub fn kill9(child: &mut Child) {
-    // SAFETY: kill(2) on a pid this process spawned and has not reaped.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
-}
-
-pub fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    store_core::testing::spawn_child(test_name, &format!("{role}:{}", path.display()))
 }
 
 /// A marker file beside `path`: `activity.db` -> `activity.db.<tag>`.
 pub fn marker(path: &Path, tag: &str) -> PathBuf {
     store_core::files::with_suffix(path, &format!(".{tag}"))
+}
+
+/// Runs `cmd` to completion with stdout and stderr captured; kills it and fails the test if it runs longer
+/// than `limit` (a hang is a failure, not a stuck CI job).
+pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            kill9(&mut child);
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// `splitstore <args>` run to completion within 60 s.
+pub fn run_splitstore<I, S>(args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    output_within(splitstore().args(args), Duration::from_secs(60))
+}
+
+/// Stdout and stderr of a finished command, as text.
+pub fn texts(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A data directory as the real processes leave it: `splitstore daemon --events N` (activity.db), then
+/// `splitstore server` for a moment (config.db, projects and settings).
+pub fn seed_data_dir(data: &Path, events: u64) {
+    let (d, events) = (utf8(data), events.to_string());
+    let daemon = run_splitstore(["daemon", "--events", &events, "--data-dir", d]);
+    assert!(daemon.status.success(), "seeding daemon: {daemon:?}");
+    let server = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
+    assert!(server.status.success(), "seeding server: {server:?}");
+}
+
+/// A path as text for a command line (temporary paths are UTF-8).
+pub fn utf8(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// A read-only connection to a database (for checks; never creates the file).
+pub fn read_only(db: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap_or_else(|e| panic!("open {} read-only: {e}", db.display()))
+}
+
+pub fn query_i64(conn: &rusqlite::Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// `PRAGMA integrity_check` of the file (through SQLite, so with its WAL) is clean.
+#[track_caller]
+pub fn assert_integrity_ok(db: &Path) {
+    let problems = store_core::maintenance::integrity_check(&read_only(db)).expect("integrity_check runs");
+    assert!(problems.is_empty(), "integrity_check of {}: {problems:?}", db.display());
 }

@@ -1,0 +1,279 @@
+//! Drill: the disk fills up under the real daemon and server. The child process gets a file-size limit
+//! (`RLIMIT_FSIZE`) a little above its database's size, with `SIGXFSZ` ignored, so a write(2) that would grow
+//! a file past it fails with `EFBIG` instead of killing the process (SQLite reports `SQLITE_IOERR_WRITE`, extended
+//! code 778, which store_core maps to `WriteFailed`). Each process must stop with one clear error naming its file
+//! and the remedy, exit 2, keep everything it acknowledged (integrity_check clean), and write again once the
+//! limit is lifted.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use store_core::maintenance::{CheckpointMode, checkpoint, wal_bytes};
+use support::*;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+/// Makes the process `cmd` starts unable to grow any file past `max_bytes` (pipes are not files: its
+/// stdout and stderr still work).
+fn with_file_size_limit(cmd: &mut Command, max_bytes: u64) -> &mut Command {
+    // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe functions
+    // (signal, setrlimit). An ignored disposition survives exec, so the limit makes write(2) fail with EFBIG
+    // instead of delivering SIGXFSZ (whose default action kills the process).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR {
+                return Err(io::Error::last_os_error());
+            }
+            let limit = libc::rlimit {
+                rlim_cur: max_bytes as libc::rlim_t,
+                rlim_max: max_bytes as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Lines of stdout starting with `prefix`, the rest of each parsed as an id.
+fn ids(stdout: &str, prefix: &str) -> Vec<i64> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|id| id.parse().unwrap_or_else(|_| panic!("bad line {prefix}{id:?}")))
+        .collect()
+}
+
+/// A `key=value` field of the summary line starting with `head`.
+fn summary_field(stdout: &str, head: &str, key: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(head))
+        .unwrap_or_else(|| panic!("no summary line {head:?} in {stdout:?}"));
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+}
+
+/// The failure a user sees: exit 2, one line on stderr naming the file, what the OS refused and what to do.
+#[track_caller]
+fn assert_refused_write(out: &Output, command: &str, db: &Path) {
+    let (_, stderr) = texts(out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{command} must fail (2), not exit 0 or crash: {out:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{command} panicked: {stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with(&format!("splitstore {command}: ")))
+        .collect();
+    assert_eq!(lines.len(), 1, "one error line: {stderr}");
+    let expected = format!(
+        "splitstore {command}: {}: the operating system refused a write (disk I/O error (extended code 778)). What to \
+         do: check free space, quotas and file-size limits (ulimit -f) for {}; committed data is intact and writes \
+         succeed again once the cause is fixed",
+        db.display(),
+        db.parent().unwrap().display()
+    );
+    assert_eq!(lines[0], expected);
+}
+
+/// `splitstore daemon --print-acks` on `data` with files limited to `limit` bytes. Returns its output and
+/// the acknowledged ids. `--seconds` bounds a daemon that would ignore the failure (it would then exit 0).
+fn limited_daemon(data: &Path, limit: u64, extra: &[&str]) -> (Output, Vec<i64>) {
+    let mut cmd = splitstore();
+    cmd.args(["daemon", "--print-acks", "--seconds", "30", "--data-dir", utf8(data)])
+        .args(extra);
+    let out = output_within(with_file_size_limit(&mut cmd, limit), Duration::from_secs(60));
+    let acks = ids(&texts(&out).0, "ack ");
+    (out, acks)
+}
+
+/// Every acknowledged event is in activity.db and the file passes integrity_check; returns the events.
+#[track_caller]
+fn assert_acks_kept(db: &Path, acks: &[i64]) -> i64 {
+    assert_integrity_ok(db);
+    let conn = read_only(db);
+    let mut stmt = conn.prepare("SELECT 1 FROM activity_events WHERE id = ?1").unwrap();
+    for id in acks {
+        assert!(stmt.exists([id]).unwrap(), "acknowledged event {id} is missing");
+    }
+    query_i64(&conn, "SELECT count(*) FROM activity_events")
+}
+
+/// With the limit lifted, the daemon records again and doctor finds both files healthy.
+#[track_caller]
+fn assert_writes_again(data: &Path, events_before: i64) {
+    let db = data.join("activity.db");
+    let out = run_splitstore(["daemon", "--events", "200", "--data-dir", utf8(data)]);
+    assert!(out.status.success(), "without the limit the daemon runs: {out:?}");
+    assert_eq!(summary_field(&texts(&out).0, "daemon: ", "events"), 200);
+    assert_eq!(
+        query_i64(&read_only(&db), "SELECT count(*) FROM activity_events"),
+        events_before + 200
+    );
+    assert_integrity_ok(&db);
+    let doctor = run_splitstore(["doctor", "--data-dir", utf8(data)]);
+    assert_eq!(doctor.status.code(), Some(0), "{}", texts(&doctor).0);
+}
+
+#[test]
+fn the_daemon_stops_with_a_clear_error_when_activity_db_cannot_grow_and_keeps_every_acknowledged_event() {
+    for mode in [&[][..], &["--batch", "100"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        seed_data_dir(&data, 3000);
+        let db = data.join("activity.db");
+        assert_eq!(wal_bytes(&db), 0, "a cleanly stopped daemon leaves no WAL");
+        let before = query_i64(&read_only(&db), "SELECT count(*) FROM activity_events");
+        // Just above the file: the WAL reaches the limit within a few hundred events.
+        let limit = size(&db) + 256 * KIB;
+
+        let (out, acks) = limited_daemon(&data, limit, mode);
+        assert_refused_write(&out, "daemon", &db);
+        assert!(
+            !acks.is_empty(),
+            "{mode:?}: the daemon wrote before the limit stopped it"
+        );
+        assert_eq!(
+            summary_field(&texts(&out).0, "daemon: ", "events"),
+            acks.len() as u64,
+            "{mode:?}: the summary counts exactly the acknowledged events"
+        );
+        let after = assert_acks_kept(&db, &acks);
+        assert!(after >= before + acks.len() as i64, "{mode:?}");
+        eprintln!(
+            "drill_disk_full: daemon {mode:?}: {} events acknowledged before the limit",
+            acks.len()
+        );
+        assert_writes_again(&data, after);
+    }
+}
+
+#[test]
+fn a_checkpoint_that_cannot_grow_activity_db_keeps_the_committed_events_in_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 3000);
+    let db = data.join("activity.db");
+    // Above the autocheckpoint size (1000 pages, 4 MiB): checkpoints copy the WAL into activity.db until the
+    // database file itself meets the limit; the WAL can then no longer restart and meets it too.
+    let limit = size(&db) + 6 * MIB;
+
+    let (out, acks) = limited_daemon(&data, limit, &["--batch", "1000"]);
+    assert_refused_write(&out, "daemon", &db);
+    assert!(
+        size(&db) > limit - 4 * KIB,
+        "the database file reached the limit ({} of {limit} bytes)",
+        size(&db)
+    );
+    assert!(wal_bytes(&db) > 0, "committed events wait in the WAL");
+    let after = assert_acks_kept(&db, &acks);
+    assert!(acks.len() > 10_000, "{} events acknowledged", acks.len());
+    eprintln!(
+        "drill_disk_full: checkpoint at the limit: {} events acknowledged",
+        acks.len()
+    );
+    assert_writes_again(&data, after);
+    assert_eq!(
+        wal_bytes(&db),
+        0,
+        "the next owner checkpointed the WAL into activity.db and removed it"
+    );
+}
+
+#[test]
+fn the_server_stops_with_a_clear_error_when_config_db_cannot_grow_and_keeps_every_committed_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 500);
+    let db = data.join("config.db");
+    let secret = "token-5f1c0de-never-printed";
+    {
+        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+        store.set_secret_setting("sync.api_token", secret).unwrap();
+        // As after a clean stop with nothing left to checkpoint: the limit is then the only thing in the way.
+        checkpoint(store.owner().conn(), CheckpointMode::Truncate).unwrap();
+    }
+    assert_eq!(wal_bytes(&db), 0);
+    let projects_before: BTreeSet<i64> = project_ids(&db);
+    let limit = size(&db) + 256 * KIB;
+
+    let mut cmd = splitstore();
+    cmd.args([
+        "server",
+        "--print-changes",
+        "--seconds",
+        "30",
+        "--data-dir",
+        utf8(&data),
+    ]);
+    let out = output_within(with_file_size_limit(&mut cmd, limit), Duration::from_secs(60));
+    assert_refused_write(&out, "server", &db);
+    let (stdout, stderr) = texts(&out);
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    let created = ids(&stdout, "created ");
+    let deleted = ids(&stdout, "deleted ");
+    assert!(!created.is_empty(), "the server wrote before the limit stopped it");
+    assert_eq!(
+        summary_field(&stdout, "server: ", "projects_created"),
+        created.len() as u64
+    );
+
+    assert_integrity_ok(&db);
+    let now = project_ids(&db);
+    for id in &created {
+        assert_eq!(
+            now.contains(id),
+            !deleted.contains(id),
+            "project {id}: created, deleted = {}",
+            deleted.contains(id)
+        );
+    }
+    assert!(
+        projects_before.iter().all(|id| now.contains(id)),
+        "the server deletes only its own projects"
+    );
+    let reader = config_store::ConfigReader::open(&db).unwrap();
+    assert_eq!(
+        reader.setting::<String>("sync.api_token").unwrap().as_deref(),
+        Some(secret)
+    );
+    drop(reader);
+    eprintln!(
+        "drill_disk_full: server: {} projects created before the limit",
+        created.len()
+    );
+
+    let again = run_splitstore(["server", "--seconds", "0.3", "--data-dir", utf8(&data)]);
+    assert!(again.status.success(), "without the limit the server runs: {again:?}");
+    assert!(summary_field(&texts(&again).0, "server: ", "projects_created") > 0);
+    assert_integrity_ok(&db);
+    let doctor = run_splitstore(["doctor", "--data-dir", utf8(&data)]);
+    assert_eq!(doctor.status.code(), Some(0), "{}", texts(&doctor).0);
+}
+
+fn project_ids(db: &Path) -> BTreeSet<i64> {
+    read_only(db)
+        .prepare("SELECT id FROM projects")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}

@@ -1,0 +1,795 @@
+//! Operability of a data directory through the real `splitstore` binary: `doctor` in every state an operator
+//! meets (healthy, owned by a running daemon, damaged, newer, behind, missing), `backup` while the daemon and
+//! the server write at full speed, `restore` refused while an owner runs and exact afterwards, `repair` of a
+//! damaged file, and no command ever printing a settings value.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use rusqlite::types::Value;
+use serde_json::Value as Json;
+use store_core::files::with_suffix;
+use store_core::{LockState, OwnerLock};
+use support::*;
+
+/// A settings value of each kind, put in config.db by [`with_settings`]; no output may contain either.
+const SECRET_VALUE: &str = "tok-8c41e9-secret-never-printed";
+const PLAIN_VALUE: &str = "plain-setting-value-3e77";
+
+/// The seeded data directory `<dir>/data` with one secret and one plain setting in config.db.
+fn with_settings(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    seed_data_dir(&data, 3000);
+    let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+    store.set_secret_setting("sync.api_token", SECRET_VALUE).unwrap();
+    store.set_setting("ui.greeting", PLAIN_VALUE).unwrap();
+    data
+}
+
+/// The schema version this build writes for the database named `name` (`activity.db`).
+fn build_version(name: &str) -> u32 {
+    splitstore::DATABASES
+        .iter()
+        .find(|s| s.file_name == name)
+        .unwrap_or_else(|| panic!("no database {name}"))
+        .end_version()
+}
+
+/// `splitstore doctor --data-dir DATA`: (exit code, human stdout) and the same for `--json`, parsed.
+fn doctor(data: &Path) -> (i32, String, Json) {
+    let human = run_splitstore(["doctor", "--data-dir", utf8(data)]);
+    let json = run_splitstore(["doctor", "--json", "--data-dir", utf8(data)]);
+    assert_eq!(human.status.code(), json.status.code(), "{human:?} {json:?}");
+    let (stdout, stderr) = texts(&human);
+    assert!(stderr.is_empty(), "doctor ran: {stderr}");
+    (human.status.code().unwrap(), stdout, one_json_object(&json.stdout))
+}
+
+/// The output parses as exactly one JSON value, and it is an object.
+#[track_caller]
+fn one_json_object(bytes: &[u8]) -> Json {
+    let values: Vec<Json> = serde_json::Deserializer::from_slice(bytes)
+        .into_iter::<Json>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)));
+    assert_eq!(values.len(), 1, "exactly one JSON value");
+    assert!(values[0].is_object(), "{}", values[0]);
+    values.into_iter().next().unwrap()
+}
+
+/// The JSON of one database in doctor's output.
+fn db_json<'a>(doctor: &'a Json, name: &str) -> &'a Json {
+    doctor["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["database"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {doctor}"))
+}
+
+/// The problems doctor reports for one database, as (code, message, remedy).
+fn problems(doctor: &Json, name: &str) -> Vec<(String, String, String)> {
+    db_json(doctor, name)["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap().to_string();
+            (s("code"), s("message"), s("remedy"))
+        })
+        .collect()
+}
+
+/// The section of doctor's table about `db`.
+fn section<'a>(table: &'a str, db: &Path) -> &'a str {
+    let start = table
+        .find(&format!("\n{}\n", db.display()))
+        .unwrap_or_else(|| panic!("no section for {} in\n{table}", db.display()));
+    let rest = &table[start + 1..];
+    let end = rest.find("\n\n").unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// A process the test started; killed if the test fails before stopping it.
+struct Running(Child);
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let child = splitstore()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn splitstore");
+        Running(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits until this process owns `db` (its lock file names its pid).
+    fn wait_owner_of(&self, db: &Path) {
+        let start = Instant::now();
+        loop {
+            if let Ok(LockState::Held { holder: Some(h) }) = OwnerLock::probe(db)
+                && h.pid == self.pid()
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "pid {} did not take {} within 30 s",
+                self.pid(),
+                db.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then a bounded wait: a clean stop exits 0.
+    fn stop(mut self) {
+        // SAFETY: kill(2) on a child this test spawned and has not reaped.
+        unsafe { libc::kill(self.pid() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "no exit 30 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(self.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(status.success(), "a clean stop: {status:?} {stderr}");
+    }
+
+    fn kill9(mut self) {
+        kill9(&mut self.0);
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            kill9(&mut self.0);
+        }
+    }
+}
+
+/// Every table's rows (by rowid), except `skip`.
+fn contents(db: &Path, skip: &[&str]) -> BTreeMap<String, Vec<Vec<Value>>> {
+    let conn = read_only(db);
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    tables
+        .into_iter()
+        .filter(|t| !skip.contains(&t.as_str()))
+        .map(|t| {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {t} ORDER BY rowid")).unwrap();
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            (t, rows)
+        })
+        .collect()
+}
+
+/// Files in `dir` whose names start with `prefix`.
+fn named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    found.sort();
+    found
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `<stem>-<YYYYMMDDTHHMMSS.mmmZ>-v<version>.db`: the name says which database, when, and which schema.
+#[track_caller]
+fn assert_backup_name(path: &Path, stem: &str, version: u32) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let time = name
+        .strip_prefix(&format!("{stem}-"))
+        .and_then(|r| r.strip_suffix(&format!("-v{version}.db")))
+        .unwrap_or_else(|| panic!("{name} is not {stem}-<time>-v{version}.db"));
+    assert!(
+        NaiveDateTime::parse_from_str(time, "%Y%m%dT%H%M%S%.3fZ").is_ok() && time.len() == 20,
+        "{name}: {time} is not a UTC time"
+    );
+}
+
+/// The `backup: <path>` lines of `splitstore backup`.
+fn backup_paths(out: &Output) -> Vec<PathBuf> {
+    texts(out)
+        .0
+        .lines()
+        .map(|l| {
+            PathBuf::from(
+                l.strip_prefix("backup: ")
+                    .unwrap_or_else(|| panic!("unexpected line {l:?}")),
+            )
+        })
+        .collect()
+}
+
+/// Overwrites the page in the middle of the file: structure damage only a check finds.
+fn damage_middle_page(db: &Path) {
+    let mut bytes = fs::read(db).unwrap();
+    let mid = (bytes.len() / 4096 / 2) * 4096;
+    bytes[mid..mid + 4096].fill(0x5A);
+    fs::write(db, &bytes).unwrap();
+}
+
+#[test]
+fn doctor_on_a_healthy_data_dir_exits_0_with_a_short_table_and_one_json_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 0, "{table}");
+    for db in ["activity.db", "config.db"] {
+        let part = section(&table, &data.join(db));
+        assert!(part.contains(&format!("file            {db} (")), "{part}");
+        let v = build_version(db);
+        assert!(part.contains(&format!("schema          {v} (build {v})")), "{part}");
+        assert!(part.contains("check           quick_check ok\n"), "{part}");
+        assert!(part.contains("foreign keys    ok"), "{part}");
+        assert!(part.contains("owner           free"), "{part}");
+        assert!(part.contains("newest backup   none"), "{part}");
+    }
+    assert!(section(&table, &data.join("activity.db")).contains("activity_events=3000 activity_sessions=30"));
+    assert!(table.ends_with("\nhealthy\n"), "{table}");
+    assert!(table.lines().count() < 30, "a short table:\n{table}");
+
+    assert_eq!(json["healthy"], true);
+    assert_eq!(json["data_dir"], utf8(&data));
+    let names: Vec<&str> = json["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["database"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["activity.db", "config.db"]);
+    for name in names {
+        let db = db_json(&json, name);
+        assert_eq!(db["path"], utf8(&data.join(name)));
+        assert_eq!(db["exists"], true);
+        assert!(db["size_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(db["schema_version"], db["build_version"]);
+        assert_eq!(db["pending_migrations"], 0);
+        assert_eq!(db["check"]["ok"], true);
+        assert_eq!(db["check"]["on_snapshot"], false);
+        assert_eq!(db["foreign_key_violations"], 0);
+        assert_eq!(db["owner"]["state"], "free");
+        assert!(db["problems"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(db_json(&json, "activity.db")["row_counts"]["activity_events"], 3000);
+    assert_eq!(db_json(&json, "config.db")["row_counts"]["settings"], 3);
+}
+
+#[test]
+fn doctor_names_the_running_daemon_and_checks_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let db = data.join("activity.db");
+    let daemon = Running::start(&["daemon", "--rate", "2000", "--data-dir", utf8(&data)]);
+    daemon.wait_owner_of(&db);
+
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 0, "a running owner is healthy:\n{table}");
+    let part = section(&table, &db);
+    assert!(
+        part.contains(&format!("owner           held by pid {} since ", daemon.pid())),
+        "{part}"
+    );
+    assert!(
+        part.contains("check           quick_check ok (on a snapshot)"),
+        "{part}"
+    );
+    assert!(section(&table, &data.join("config.db")).contains("owner           free"));
+    let activity = db_json(&json, "activity.db");
+    assert_eq!(activity["owner"]["state"], "held");
+    assert_eq!(activity["owner"]["holder"]["pid"], daemon.pid());
+    assert_eq!(activity["check"]["on_snapshot"], true);
+    assert_eq!(activity["check"]["ok"], true);
+    daemon.stop();
+}
+
+#[test]
+fn doctor_reports_a_damaged_activity_db_with_the_command_that_fixes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let d = utf8(&data);
+    let db = data.join("activity.db");
+    let backup = run_splitstore(["backup", "--data-dir", d]);
+    assert!(backup.status.success(), "{backup:?}");
+    let newest = backup_paths(&backup)[0].clone();
+
+    // A damaged page: quick_check finds it; the remedy names the newest backup.
+    damage_middle_page(&db);
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 1, "{table}");
+    let found = problems(&json, "activity.db");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (code_name, message, remedy) = &found[0];
+    assert_eq!(code_name, "corrupt");
+    assert!(
+        message.starts_with(&format!("{} is damaged: ", db.display())),
+        "{message}"
+    );
+    assert!(
+        remedy.contains(&format!(
+            "`splitstore restore --data-dir {d} --from {}`",
+            newest.display()
+        )),
+        "{remedy}"
+    );
+    assert!(
+        remedy.contains(&format!("`splitstore repair --data-dir {d}`")),
+        "{remedy}"
+    );
+    assert_eq!(db_json(&json, "activity.db")["check"]["ok"], false);
+    assert!(problems(&json, "config.db").is_empty());
+    assert!(section(&table, &db).contains("quick_check FAILED"), "{table}");
+    assert!(
+        table.contains(&format!(
+            "1 problem(s):\n  activity.db [corrupt]: {message}\n    fix: {remedy}\n"
+        )),
+        "{table}"
+    );
+
+    // Not a database at all: the header is gone.
+    let mut bytes = fs::read(&db).unwrap();
+    bytes[..100].fill(0xEE);
+    fs::write(&db, &bytes).unwrap();
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 1, "{table}");
+    let found = problems(&json, "activity.db");
+    assert_eq!(found[0].0, "not_a_database", "{found:?}");
+    assert!(
+        found[0].2.contains(&format!("`splitstore repair --data-dir {d}`")),
+        "{found:?}"
+    );
+    assert!(table.contains("activity.db [not_a_database]"), "{table}");
+}
+
+#[test]
+fn doctor_reports_a_schema_newer_than_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let db = data.join("activity.db");
+    let build = activity_store::SCHEMA.end_version();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {}", build + 1))
+        .unwrap();
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 1, "{table}");
+    let found = problems(&json, "activity.db");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "schema_newer");
+    assert_eq!(
+        found[0].1,
+        format!(
+            "{} is at schema version {}, newer than this build supports ({build})",
+            db.display(),
+            build + 1
+        )
+    );
+    assert!(found[0].2.contains("upgrade this app"), "{found:?}");
+    assert_eq!(db_json(&json, "activity.db")["newer_than_build"], true);
+    assert!(
+        section(&table, &db).contains(&format!(
+            "schema          {} (NEWER than this build's {build})",
+            build + 1
+        )),
+        "{table}"
+    );
+}
+
+#[test]
+fn doctor_reports_pending_migrations_with_the_owner_command_and_the_owner_clears_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    fs::create_dir_all(&data).unwrap();
+    for schema in splitstore::DATABASES {
+        drop(store_core::testing::open_at_version(&schema.path_in(&data), schema, 1).unwrap());
+    }
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 1, "{table}");
+    for (name, command) in [("activity.db", "splitstore daemon"), ("config.db", "splitstore server")] {
+        let found = problems(&json, name);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "migrations_pending");
+        let v = build_version(name);
+        assert!(
+            found[0].1.contains(&format!(
+                "is at schema 1, this build writes {v}: {} migration(s) pending",
+                v - 1
+            )),
+            "{found:?}"
+        );
+        assert!(found[0].2.contains(&format!("`{command} --data-dir {d}`")), "{found:?}");
+        assert_eq!(db_json(&json, name)["pending_migrations"], v - 1);
+        assert!(
+            section(&table, &data.join(name)).contains(&format!("schema          1 ({} pending, build {v})", v - 1)),
+            "{table}"
+        );
+    }
+
+    // Doing what the remedies say clears them (and the owners back the files up before migrating).
+    assert!(
+        run_splitstore(["daemon", "--events", "10", "--data-dir", d])
+            .status
+            .success()
+    );
+    assert!(
+        run_splitstore(["server", "--seconds", "0.2", "--data-dir", d])
+            .status
+            .success()
+    );
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 0, "{table}");
+    for name in ["activity.db", "config.db"] {
+        let backup = db_json(&json, name)["newest_backup"]["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(backup.ends_with("-v1-pre-migration-v1.db"), "{backup}");
+    }
+}
+
+#[test]
+fn doctor_cannot_run_without_a_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    for extra in [&[][..], &["--json"][..]] {
+        let out = run_splitstore(["doctor", "--data-dir", utf8(&missing)].iter().chain(extra));
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert_eq!(
+            stderr,
+            format!(
+                "splitstore doctor: {} is not a directory: pass the --data-dir that holds activity.db and config.db\n",
+                missing.display()
+            )
+        );
+    }
+    assert!(!missing.exists(), "doctor creates nothing");
+}
+
+#[test]
+fn backup_during_full_speed_writes_finishes_and_holds_every_row_committed_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let d = utf8(&data);
+    let (activity, config) = (data.join("activity.db"), data.join("config.db"));
+    let to = dir.path().join("backups");
+    let daemon = Running::start(&["daemon", "--seconds", "60", "--batch", "1000", "--data-dir", d]);
+    let server = Running::start(&["server", "--seconds", "60", "--data-dir", d]);
+    daemon.wait_owner_of(&activity);
+    server.wait_owner_of(&config);
+    let rounds = |db: &Path| -> i64 {
+        let text: String = read_only(db)
+            .query_row("SELECT value FROM settings WHERE key = 'server.rounds'", [], |r| {
+                r.get(0)
+            })
+            .unwrap_or_else(|_| "0".into());
+        text.parse().unwrap()
+    };
+    // Both are writing: wait until activity.db holds a few hundred thousand events (tens of MB to copy).
+    let start = Instant::now();
+    while query_i64(&read_only(&activity), "SELECT count(*) FROM activity_events") < 200_000 || rounds(&config) < 50 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the daemon and the server are not writing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let (events_before, max_event_before) = {
+        let c = read_only(&activity);
+        (
+            query_i64(&c, "SELECT count(*) FROM activity_events"),
+            query_i64(&c, "SELECT max(id) FROM activity_events"),
+        )
+    };
+    let (rounds_before, max_project_before) = (
+        rounds(&config),
+        query_i64(&read_only(&config), "SELECT max(id) FROM projects"),
+    );
+    let started = Instant::now();
+    let out = output_within(
+        splitstore().args(["backup", "--data-dir", d, "--to", utf8(&to)]),
+        Duration::from_secs(30),
+    );
+    let took = started.elapsed();
+    assert!(out.status.success(), "{out:?}");
+    // Bound: 30 s (output_within). A debug build takes well under a second here; a paged backup, restarted by
+    // every commit of the daemon, would not finish at all.
+    let files = backup_paths(&out);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let events_after = query_i64(&read_only(&activity), "SELECT count(*) FROM activity_events");
+    assert!(
+        events_after > events_before,
+        "the daemon kept committing while the backup ran"
+    );
+    eprintln!(
+        "operations: backup of {} + {} bytes during full-speed writes took {took:?}; the daemon committed {} events \
+         meanwhile",
+        fs::metadata(&files[0]).unwrap().len(),
+        fs::metadata(&files[1]).unwrap().len(),
+        events_after - events_before
+    );
+    for (file, stem) in files.iter().zip(["activity", "config"]) {
+        assert_eq!(file.parent().unwrap(), to);
+        assert_backup_name(file, stem, build_version(&format!("{stem}.db")));
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+        assert_integrity_ok(file);
+        assert!(
+            !with_suffix(file, "-wal").exists(),
+            "a backup is one self-contained file"
+        );
+        assert_eq!(
+            read_only(file)
+                .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+                .unwrap(),
+            "delete"
+        );
+    }
+    let a = read_only(&files[0]);
+    assert!(query_i64(&a, "SELECT count(*) FROM activity_events") >= events_before);
+    assert!(query_i64(&a, "SELECT max(id) FROM activity_events") >= max_event_before);
+    assert!(rounds(&files[1]) >= rounds_before);
+    assert!(query_i64(&read_only(&files[1]), "SELECT max(id) FROM projects") >= max_project_before);
+    assert_eq!(
+        read_only(&files[1])
+            .query_row("SELECT value FROM settings WHERE key = 'sync.api_token'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .unwrap(),
+        format!("\"{SECRET_VALUE}\""),
+        "the backup holds the user's settings"
+    );
+
+    // --keep K: two more backups with --keep 2 leave the newest two of each.
+    let mut taken = files.clone();
+    for _ in 0..2 {
+        let out = run_splitstore(["backup", "--data-dir", d, "--to", utf8(&to), "--keep", "2"]);
+        assert!(out.status.success(), "{out:?}");
+        taken.extend(backup_paths(&out));
+    }
+    for (i, stem) in ["activity", "config"].into_iter().enumerate() {
+        let kept = named(&to, &format!("{stem}-"));
+        let newest: Vec<PathBuf> = {
+            let mut mine: Vec<PathBuf> = taken.iter().skip(i).step_by(2).cloned().collect();
+            mine.sort();
+            mine.split_off(1)
+        };
+        assert_eq!(kept, newest, "{stem}: only the newest 2 are kept");
+    }
+    assert_eq!(
+        listing(&to).len(),
+        4,
+        "nothing else is left in the backup directory: {:?}",
+        listing(&to)
+    );
+    daemon.stop();
+    server.stop();
+}
+
+#[test]
+fn restore_is_refused_while_the_daemon_runs_and_puts_the_backup_back_after_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let d = utf8(&data);
+    let activity = data.join("activity.db");
+    let to = dir.path().join("backups");
+    let out = run_splitstore(["backup", "--data-dir", d, "--to", utf8(&to)]);
+    assert!(out.status.success(), "{out:?}");
+    let files = backup_paths(&out);
+
+    // The daemon writes on after the backup.
+    let daemon = Running::start(&["daemon", "--rate", "5000", "--data-dir", d]);
+    daemon.wait_owner_of(&activity);
+    let before = listing(&data);
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let activity_inode = inode(&activity);
+    let refused = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&to)]);
+    let (stdout, stderr) = texts(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!(
+            "splitstore restore: {} is already owned by pid {} since ",
+            activity.display(),
+            daemon.pid()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("What to do: only one process may write this file"),
+        "{stderr}"
+    );
+    assert_eq!(listing(&data), before, "nothing was moved");
+    assert_eq!(inode(&activity), activity_inode);
+
+    // kill -9: the replaced file keeps committed rows in its -wal, which must move aside with it.
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.kill9();
+    assert!(with_suffix(&activity, "-wal").exists());
+    let live_events = query_i64(&read_only(&activity), "SELECT count(*) FROM activity_events");
+    assert!(live_events > 3000, "the daemon wrote after the backup");
+
+    let out = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&to)]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for ((line, file), name) in lines.iter().zip(&files).zip(["activity.db", "config.db"]) {
+        let db = data.join(name);
+        let v = build_version(name);
+        let head = format!(
+            "restored {} from {} (schema {v} -> {v}); the previous file is kept at {}.replaced-",
+            db.display(),
+            file.display(),
+            db.display()
+        );
+        assert!(line.starts_with(&head), "{line}");
+        let aside = PathBuf::from(line.rsplit_once(" is kept at ").unwrap().1);
+        assert!(aside.exists(), "{}", aside.display());
+        // Checked before this test opens the file (a read-only connection leaves an empty -wal and -shm).
+        for sidecar in ["-wal", "-shm"] {
+            assert!(
+                !with_suffix(&db, sidecar).exists(),
+                "no {sidecar} beside the restored {name}"
+            );
+        }
+        assert_eq!(
+            contents(&db, &["provenance"]),
+            contents(file, &["provenance"]),
+            "{name} holds the backup's rows"
+        );
+        assert_eq!(
+            query_i64(
+                &read_only(&db),
+                "SELECT count(*) FROM provenance WHERE event = 'restore'"
+            ),
+            1,
+            "{name}: the restore is recorded"
+        );
+        assert_eq!(mode(&db), 0o600);
+        if name == "activity.db" {
+            assert!(
+                with_suffix(&aside, "-wal").exists(),
+                "the replaced file's -wal moved with it"
+            );
+            assert_eq!(
+                query_i64(&read_only(&aside), "SELECT count(*) FROM activity_events"),
+                live_events,
+                "the replaced file, with its -wal, still holds every committed event"
+            );
+        }
+    }
+    let (code, table, _) = doctor(&data);
+    assert_eq!(code, 0, "{table}");
+}
+
+#[test]
+fn repair_through_the_cli_quarantines_the_damaged_file_and_restores_the_newest_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let d = utf8(&data);
+    let activity = data.join("activity.db");
+    let out = run_splitstore(["backup", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    let backup = backup_paths(&out)[0].clone();
+
+    damage_middle_page(&activity);
+    let damaged = fs::read(&activity).unwrap();
+    let out = run_splitstore(["repair", "--data-dir", d]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let head = format!(
+        "activity.db: restored from {} (damaged file kept at {}.corrupt-",
+        backup.display(),
+        activity.display()
+    );
+    assert!(lines[0].starts_with(&head), "{stdout}");
+    assert_eq!(lines[1], "config.db: healthy, left alone");
+    // The damaged file moved aside with the -wal and -shm the backup's read-only connection left beside it.
+    let quarantined = named(&data, "activity.db.corrupt-");
+    assert_eq!(quarantined.len(), 3, "{quarantined:?}");
+    assert_eq!(
+        [&quarantined[1], &quarantined[2]],
+        [
+            &with_suffix(&quarantined[0], "-shm"),
+            &with_suffix(&quarantined[0], "-wal")
+        ]
+    );
+    assert_eq!(
+        fs::read(&quarantined[0]).unwrap(),
+        damaged,
+        "the damaged file is kept as it was"
+    );
+    assert_eq!(contents(&activity, &["provenance"]), contents(&backup, &["provenance"]));
+
+    let (code, table, _) = doctor(&data);
+    assert_eq!(code, 0, "healthy after the repair:\n{table}");
+}
+
+#[test]
+fn no_command_prints_a_settings_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let d = utf8(&data);
+    let to = dir.path().join("backups");
+    let mut outputs: Vec<(String, Output)> = Vec::new();
+    let mut run = |args: &[&str]| {
+        let out = run_splitstore(args);
+        outputs.push((args.join(" "), out));
+    };
+    run(&["doctor", "--data-dir", d]);
+    run(&["doctor", "--json", "--data-dir", d]);
+    run(&["doctor", "--full", "--json", "--data-dir", d]);
+    run(&["backup", "--data-dir", d, "--to", utf8(&to)]);
+    run(&["report", "--data-dir", d]);
+    run(&["report", "--json", "--data-dir", d]);
+    run(&["restore", "--data-dir", d, "--from", utf8(&to)]);
+    run(&["repair", "--data-dir", d, "--from", utf8(&to)]);
+    // Damaged config.db: the reports of a failing check and a repair.
+    damage_middle_page(&data.join("config.db"));
+    run(&["doctor", "--json", "--data-dir", d]);
+    run(&["repair", "--data-dir", d, "--from", utf8(&to)]);
+    run(&["doctor", "--data-dir", d]);
+
+    for (command, out) in &outputs {
+        let (stdout, stderr) = texts(out);
+        for value in [SECRET_VALUE, PLAIN_VALUE] {
+            assert!(
+                !stdout.contains(value) && !stderr.contains(value),
+                "`splitstore {command}` printed a settings value:\n{stdout}\n{stderr}"
+            );
+        }
+    }
+    let code = |i: usize| outputs[i].1.status.code();
+    assert_eq!(
+        (0..outputs.len()).map(code).collect::<Vec<_>>(),
+        [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0].map(Some),
+        "every command ran (the damaged config.db is found, then repaired)"
+    );
+    // The value is still there: it was only never printed.
+    let reader = config_store::ConfigReader::open_in(&data).unwrap();
+    assert_eq!(
+        reader.setting::<String>("sync.api_token").unwrap().as_deref(),
+        Some(SECRET_VALUE)
+    );
+}
