@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use store_core::testing::{open_at_version, schema_fingerprint};
+use store_core::testing::{fingerprint_of, open_at_version, user_version_of};
 use store_core::{Error, Migration, MigrationHook, OpenOptions, OwnerConnection, Schema};
 use support::*;
 
@@ -52,17 +52,6 @@ fn rows(path: &Path) -> i64 {
                 .unwrap()
         })
         .sum()
-}
-
-fn version(path: &Path) -> u32 {
-    Connection::open(path)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap()
-}
-
-fn fingerprint(path: &Path) -> String {
-    schema_fingerprint(&Connection::open(path).unwrap()).unwrap()
 }
 
 /// A database left by an older build at `version` (blank if 0), with rows if it has tables.
@@ -109,7 +98,7 @@ fn every_migration_step_of_both_databases_survives_a_failure_and_a_kill() {
     for schema in splitstore::DATABASES {
         let fresh = dir.path().join(format!("fresh/{}", schema.file_name));
         drop(OwnerConnection::open(&fresh, schema).unwrap());
-        let expected = fingerprint(&fresh);
+        let expected = fingerprint_of(&fresh);
         for step in 1..=schema.end_version() {
             // A failure injected inside the step's transaction.
             let db = dir
@@ -137,14 +126,14 @@ fn every_migration_step_of_both_databases_survives_a_failure_and_a_kill() {
                 "{err:?}"
             );
             assert_eq!(
-                version(&db),
+                user_version_of(&db),
                 step - 1,
                 "{}: failed step {step} left nothing",
                 schema.file_name
             );
             drop(OwnerConnection::open(&db, schema).unwrap());
             assert_eq!(
-                fingerprint(&db),
+                fingerprint_of(&db),
                 expected,
                 "{} converged after a failure in step {step}",
                 schema.file_name
@@ -160,7 +149,7 @@ fn every_migration_step_of_both_databases_survives_a_failure_and_a_kill() {
             wait_for_file(&marker(&db, "ready"), Duration::from_secs(30));
             kill9(&mut child);
             assert_eq!(
-                version(&db),
+                user_version_of(&db),
                 step - 1,
                 "{}: the killed step never committed",
                 schema.file_name
@@ -173,7 +162,7 @@ fn every_migration_step_of_both_databases_survives_a_failure_and_a_kill() {
             );
             drop(owner);
             assert_eq!(
-                fingerprint(&db),
+                fingerprint_of(&db),
                 expected,
                 "{} converged after a kill in step {step}",
                 schema.file_name

@@ -157,3 +157,17 @@ pub fn file_mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
 }
+
+/// `PRAGMA user_version` of the file at `path`, read through a connection of its own.
+pub fn user_version_of(path: &Path) -> u32 {
+    Connection::open(path)
+        .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .expect("user_version")
+}
+
+/// [`schema_fingerprint`] of the file at `path`, read through a connection of its own.
+pub fn fingerprint_of(path: &Path) -> String {
+    Connection::open(path)
+        .and_then(|c| schema_fingerprint(&c))
+        .expect("schema fingerprint")
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use rusqlite::Connection;
-use store_core::testing::{open_at_version, schema_fingerprint};
+use store_core::testing::{fingerprint_of, open_at_version, user_version_of};
 use store_core::{Error, ErrorKind, Migration, OpenOptions, OwnerConnection, Schema, Step};
 
 #[test]
@@ -40,17 +40,6 @@ fn child_entry() {
     }
 }
 
-fn version_of(path: &Path) -> u32 {
-    Connection::open(path)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap()
-}
-
-fn fingerprint(path: &Path) -> String {
-    schema_fingerprint(&Connection::open(path).unwrap()).unwrap()
-}
-
 fn seed_v1(path: &Path) {
     let owner = open_at_version(path, &ITEMS, 1).unwrap();
     owner
@@ -70,7 +59,7 @@ fn upgraded_one_to_n_equals_fresh_and_rebuilds_keep_children() {
 
     let old = dir.path().join("old/activity.db");
     seed_v1(&old);
-    assert_eq!(version_of(&old), 1);
+    assert_eq!(user_version_of(&old), 1);
     let owner = OwnerConnection::open(&old, &ITEMS).unwrap();
     assert_eq!(owner.open_report().upgrade.from_version, 1);
     assert_eq!(owner.open_report().upgrade.to_version, 3);
@@ -88,8 +77,8 @@ fn upgraded_one_to_n_equals_fresh_and_rebuilds_keep_children() {
     assert_eq!(color, "none");
     drop(owner);
 
-    assert_eq!(fingerprint(&old), fingerprint(&fresh));
-    let fp = fingerprint(&fresh);
+    assert_eq!(fingerprint_of(&old), fingerprint_of(&fresh));
+    let fp = fingerprint_of(&fresh);
     assert!(
         fp.contains("table schema_migrations") && fp.contains("table provenance"),
         "{fp}"
@@ -105,9 +94,9 @@ fn every_intermediate_version_upgrades_to_the_same_schema() {
     for start in 1..=3 {
         let db = dir.path().join(format!("v{start}/activity.db"));
         drop(open_at_version(&db, &ITEMS, start).unwrap());
-        assert_eq!(version_of(&db), start);
+        assert_eq!(user_version_of(&db), start);
         drop(OwnerConnection::open(&db, &ITEMS).unwrap());
-        assert_eq!(fingerprint(&db), fingerprint(&fresh), "upgrade from v{start}");
+        assert_eq!(fingerprint_of(&db), fingerprint_of(&fresh), "upgrade from v{start}");
     }
 }
 
@@ -234,7 +223,7 @@ fn an_injected_failure_in_each_step_leaves_the_previous_version_and_a_rerun_conv
             }
             other => panic!("expected MigrationFailed, got {other:?}"),
         }
-        assert_eq!(version_of(&db), failing - 1, "the failed step left nothing behind");
+        assert_eq!(user_version_of(&db), failing - 1, "the failed step left nothing behind");
         if failing > 1 {
             let tags: i64 = Connection::open(&db)
                 .unwrap()
@@ -246,8 +235,8 @@ fn an_injected_failure_in_each_step_leaves_the_previous_version_and_a_rerun_conv
         assert_eq!(owner.schema_version().unwrap(), 3);
         drop(owner);
         assert_eq!(
-            fingerprint(&db),
-            fingerprint(&fresh),
+            fingerprint_of(&db),
+            fingerprint_of(&fresh),
             "converged after a failure in step {failing}"
         );
     }
@@ -316,7 +305,11 @@ fn a_process_killed_during_a_migration_leaves_a_file_the_next_open_upgrades() {
     wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(30));
     kill9(&mut child);
 
-    assert_eq!(version_of(&db), 2, "the killed migration's transaction never committed");
+    assert_eq!(
+        user_version_of(&db),
+        2,
+        "the killed migration's transaction never committed"
+    );
     let owner = OwnerConnection::open(&db, &ITEMS).expect("next open upgrades");
     assert_eq!(owner.schema_version().unwrap(), 3);
     let n: i64 = owner
@@ -392,5 +385,5 @@ fn a_damaged_file_is_not_migrated() {
     fs::write(&db, &bytes).unwrap();
     let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
-    assert_eq!(version_of(&db), 1);
+    assert_eq!(user_version_of(&db), 1);
 }
