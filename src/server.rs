@@ -154,12 +154,7 @@ impl Reports {
     pub fn project_activity(&self, project_id: i64, range: &TimeRange, limit: u32) -> Result<ProjectActivity> {
         let project = self.config.project(project_id)?;
         let sessions = self.activity.sessions_of_project(project_id, range, limit)?;
-        let seconds = self
-            .activity
-            .totals_by_project(range)?
-            .into_iter()
-            .find(|t| t.project_id == Some(project_id))
-            .map_or(0, |t| t.seconds);
+        let seconds = self.activity.total_of_project(project_id, range)?.seconds;
         Ok(ProjectActivity {
             project,
             seconds,

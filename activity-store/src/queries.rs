@@ -85,6 +85,12 @@ WHERE start_time_ms >= ?1 AND start_time_ms < ?2
 GROUP BY project_id
 ORDER BY project_id";
 
+/// Time and session count of project `?1` alone, sessions started in `[?2, ?3)`. Index:
+/// `activity_sessions_project` (project, start): only that project's sessions in the range are visited.
+pub const TOTAL_OF_PROJECT: &str = "SELECT COALESCE(SUM(COALESCE(duration_seconds, 0)), 0), COUNT(*)
+FROM activity_sessions
+WHERE project_id = ?1 AND start_time_ms >= ?2 AND start_time_ms < ?3";
+
 /// The session that started last (the highest id among those starting at that instant). Index:
 /// `activity_sessions_start`, once for the latest start, once for the sessions at it; the sort is over
 /// those few rows only (an `ORDER BY start_time_ms DESC, id DESC` would sort the whole table, as the index

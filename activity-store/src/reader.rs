@@ -87,6 +87,12 @@ impl ActivityReader {
         self.pool.read(|c| repo::totals_by_project(c, range))
     }
 
+    /// Seconds and session count of one project's sessions that started in `range` (0 and 0 if it has
+    /// none), read through the project index rather than by aggregating every project.
+    pub fn total_of_project(&self, project_id: i64, range: &TimeRange) -> Result<ProjectTotal> {
+        self.pool.read(|c| repo::total_of_project(c, project_id, range))
+    }
+
     /// The session that started last and the latest event.
     pub fn latest(&self) -> Result<Latest> {
         self.pool.read(repo::latest)

@@ -238,6 +238,22 @@ pub(crate) fn totals_by_project(conn: &Connection, range: &TimeRange) -> rusqlit
     rows.collect()
 }
 
+pub(crate) fn total_of_project(
+    conn: &Connection,
+    project_id: i64,
+    range: &TimeRange,
+) -> rusqlite::Result<ProjectTotal> {
+    let (from, to) = range.bounds_ms();
+    let mut stmt = conn.prepare_cached(queries::TOTAL_OF_PROJECT)?;
+    stmt.query_row((project_id, from, to), |r| {
+        Ok(ProjectTotal {
+            project_id: Some(project_id),
+            seconds: r.get(0)?,
+            sessions: r.get(1)?,
+        })
+    })
+}
+
 pub(crate) fn latest(conn: &Connection) -> rusqlite::Result<Latest> {
     let session = conn
         .prepare_cached(queries::LATEST_SESSION)?

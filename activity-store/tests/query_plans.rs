@@ -149,6 +149,18 @@ fn sessions_of_project_search_the_project_index_in_order() {
 }
 
 #[test]
+fn one_projects_total_searches_the_project_index() {
+    let (_dir, c) = filled();
+    assert_plan(
+        &c,
+        queries::TOTAL_OF_PROJECT,
+        &[
+            "SEARCH activity_sessions USING INDEX activity_sessions_project (project_id=? AND start_time_ms>? AND start_time_ms<?)",
+        ],
+    );
+}
+
+#[test]
 fn sessions_overlapping_search_the_end_index() {
     let (_dir, c) = filled();
     assert_plan(
