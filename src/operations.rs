@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use store_core::diagnostics::{CheckLevel, InspectOptions, inspect};
+use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
 use store_core::maintenance::{self, list_backups};
 use store_core::read_pool::open_read_only;
 use store_core::restore::{RestoreReport, quarantine, restore_from, verify_backup};
@@ -131,7 +131,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<V
             check: CheckLevel::Quick,
             backup_dir: Some(backup_dir.to_path_buf()),
         };
-        let health = inspect(&path, schema, &opts);
+        let health = inspect_owned(&lock, schema, &opts);
         let damaged = health
             .problems
             .iter()

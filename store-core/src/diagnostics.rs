@@ -118,7 +118,27 @@ impl DbHealth {
 }
 
 /// Inspects the database at `path`. Problems become entries in [`DbHealth::problems`]; this never fails.
+/// While an owner holds the file, structural checks run on a snapshot.
 pub fn inspect(path: &Path, schema: &'static Schema, opts: &InspectOptions) -> DbHealth {
+    let owner = OwnerLock::probe(path).ok();
+    let writer_may_run = matches!(owner, Some(LockState::Held { .. }));
+    inspect_with(path, schema, opts, owner, writer_may_run)
+}
+
+/// Inspects the database whose owner lock the caller holds (repair, restore). Holding the lock is the proof
+/// that nobody writes the file, so checks run on the file itself instead of on a copy of it.
+pub fn inspect_owned(lock: &OwnerLock, schema: &'static Schema, opts: &InspectOptions) -> DbHealth {
+    let owner = OwnerLock::probe(lock.db_path()).ok();
+    inspect_with(lock.db_path(), schema, opts, owner, false)
+}
+
+fn inspect_with(
+    path: &Path,
+    schema: &'static Schema,
+    opts: &InspectOptions,
+    owner: Option<LockState>,
+    writer_may_run: bool,
+) -> DbHealth {
     let dir = path.parent().unwrap_or(Path::new(".")).display().to_string();
     let backup_dir = opts
         .backup_dir
@@ -137,7 +157,7 @@ pub fn inspect(path: &Path, schema: &'static Schema, opts: &InspectOptions) -> D
         application_id: None,
         check: None,
         foreign_key_violations: None,
-        owner: OwnerLock::probe(path).ok(),
+        owner,
         row_counts: BTreeMap::new(),
         newest_backup: maintenance::list_backups(&backup_dir, schema.stem()).into_iter().next(),
         problems: Vec::new(),
@@ -165,13 +185,19 @@ pub fn inspect(path: &Path, schema: &'static Schema, opts: &InspectOptions) -> D
                 .into(),
         );
     }
-    if let Err(e) = inspect_contents(&mut h, path, schema, opts.check) {
+    if let Err(e) = inspect_contents(&mut h, path, schema, opts.check, writer_may_run) {
         h.problem_from(&e);
     }
     h
 }
 
-fn inspect_contents(h: &mut DbHealth, path: &Path, schema: &'static Schema, level: CheckLevel) -> crate::Result<()> {
+fn inspect_contents(
+    h: &mut DbHealth,
+    path: &Path,
+    schema: &'static Schema,
+    level: CheckLevel,
+    on_snapshot: bool,
+) -> crate::Result<()> {
     crate::open_database::refuse_orphaned_wal(path)?;
     let conn = read_pool::open_read_only(path, schema.owner)?;
     let state = migrate::read_state(&conn, path)?;
@@ -205,9 +231,8 @@ fn inspect_contents(h: &mut DbHealth, path: &Path, schema: &'static Schema, leve
         );
     }
 
-    let owner_running = matches!(h.owner, Some(LockState::Held { .. }));
     let snapshot_dir;
-    let checked = if owner_running && level != CheckLevel::None {
+    let checked = if on_snapshot && level != CheckLevel::None {
         snapshot_dir = PrivateTempDir::new()?;
         let copy = snapshot_dir.path().join(schema.file_name);
         drop(files::create_private_new(&copy)?);
@@ -226,7 +251,7 @@ fn inspect_contents(h: &mut DbHealth, path: &Path, schema: &'static Schema, leve
             level,
             ok,
             messages: problems.iter().take(10).cloned().collect(),
-            on_snapshot: owner_running,
+            on_snapshot,
         });
         if !ok {
             let err = Error::Corrupt {

@@ -276,3 +276,42 @@ fn backups_that_are_not_sound_are_refused() {
     assert_eq!(missing.kind(), ErrorKind::Io);
     assert!(missing.to_string().contains("nope.db"), "{missing}");
 }
+
+#[test]
+fn the_holder_of_the_owner_lock_checks_the_file_itself_not_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    {
+        let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+        fill(&owner, 3000);
+        owner
+            .conn()
+            .execute_batch("CREATE INDEX items_name ON items(name)")
+            .unwrap();
+    }
+    let lock = OwnerLock::acquire(&db).unwrap();
+    let h = store_core::diagnostics::inspect_owned(&lock, &ITEMS, &InspectOptions::default());
+    assert!(h.is_healthy(), "{:?}", h.problems);
+    let check = h.check.unwrap();
+    assert!(
+        check.ok && !check.on_snapshot,
+        "no copy: nobody can write while the lock is held"
+    );
+    assert!(matches!(h.owner, Some(LockState::Held { .. })));
+
+    let mut bytes = fs::read(&db).unwrap();
+    let mid = (bytes.len() / 4096 / 2) * 4096;
+    bytes[mid + 8..mid + 4000].fill(0xA5);
+    fs::write(&db, &bytes).unwrap();
+    let h = store_core::diagnostics::inspect_owned(&lock, &ITEMS, &InspectOptions::default());
+    assert_eq!(h.problems[0].code, "corrupt", "{:?}", h.problems);
+    // Without the lock, the same file is checked on a snapshot (an owner might be writing).
+    drop(lock);
+    let other = OwnerLock::acquire(&db).unwrap();
+    let h = inspect(&db, &ITEMS, &InspectOptions::default());
+    assert!(
+        h.check.is_some_and(|c| c.on_snapshot),
+        "held by someone: checked on a copy"
+    );
+    drop(other);
+}
