@@ -10,7 +10,7 @@ use serde::Serialize;
 use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
 use store_core::maintenance::{self, list_backups};
 use store_core::read_pool::open_read_only;
-use store_core::restore::{RestoreReport, quarantine, restore_from, verify_backup};
+use store_core::restore::{RestoreReport, VerifiedBackup, quarantine, restore_from, verify_backup};
 use store_core::schema::KNOWN_KINDS;
 use store_core::{Error, OwnerConnection, OwnerLock, Provenance, Result, Schema, SqliteResultExt};
 
@@ -84,12 +84,13 @@ pub fn restore(data_dir: &Path, from: &Path) -> Result<Vec<RestoreReport>> {
         });
     }
     // Verify everything before moving anything.
-    for (schema, backup) in &chosen {
-        verify_backup(backup, schema)?;
-    }
+    let verified: Vec<(&'static Schema, VerifiedBackup)> = chosen
+        .iter()
+        .map(|(schema, backup)| Ok((*schema, verify_backup(backup, schema)?)))
+        .collect::<Result<_>>()?;
     let mut reports = Vec::new();
     for (schema, lock) in locks {
-        if let Some((_, backup)) = chosen.iter().find(|(s, _)| std::ptr::eq(*s, schema)) {
+        if let Some((_, backup)) = verified.iter().find(|(s, _)| std::ptr::eq(*s, schema)) {
             let (report, _lock) = restore_from(lock, schema, backup, "replaced")?;
             reports.push(report);
         }
@@ -139,7 +140,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<V
         let backup = if damaged {
             let good = list_backups(backup_dir, schema.stem())
                 .into_iter()
-                .find(|b| verify_backup(&b.path, schema).is_ok());
+                .find_map(|b| verify_backup(&b.path, schema).ok());
             let may_start_empty = allow_empty && std::ptr::eq(schema, &activity_store::SCHEMA);
             if good.is_none() && !may_start_empty {
                 return Err(Error::NoBackup {
@@ -148,7 +149,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<V
                     quarantined: None,
                 });
             }
-            good.map(|b| b.path)
+            good
         } else {
             None
         };

@@ -36,10 +36,29 @@ pub struct RestoreReport {
     pub version: u32,
 }
 
+/// A backup [`verify_backup`] found sound: the only thing [`restore_from`] accepts, so a backup is always
+/// verified before it is placed, and verified once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedBackup {
+    path: PathBuf,
+    version: u32,
+}
+
+impl VerifiedBackup {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its schema version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+}
+
 /// Checks that `backup` is a sound copy of this kind of database that this build can open:
 /// `integrity_check` clean, the right `application_id`, a schema version in 1..=this build's.
-/// Returns its schema version. Errors name the backup file.
-pub fn verify_backup(backup: &Path, schema: &Schema) -> Result<u32> {
+/// Errors name the backup file.
+pub fn verify_backup(backup: &Path, schema: &Schema) -> Result<VerifiedBackup> {
     if let Err(e) = std::fs::metadata(backup) {
         return Err(Error::io(backup, "read the backup", e));
     }
@@ -73,19 +92,23 @@ pub fn verify_backup(backup: &Path, schema: &Schema) -> Result<u32> {
         });
     }
     let version: u32 = conn.pragma_value("user_version").at(backup)?;
-    Ok(version)
+    Ok(VerifiedBackup {
+        path: backup.to_path_buf(),
+        version,
+    })
 }
 
-/// Replaces the database guarded by `lock` with `backup` (verified first), then opens it once as the owner
+/// Replaces the database guarded by `lock` with the verified `backup`, then opens it once as the owner
 /// with `lock`, which brings it to this build's schema and records a `restore` provenance row. Returns the
 /// lock so the caller can keep holding it.
 pub fn restore_from(
     lock: OwnerLock,
     schema: &'static Schema,
-    backup: &Path,
+    backup: &VerifiedBackup,
     aside_tag: &str,
 ) -> Result<(RestoreReport, OwnerLock)> {
-    let backup_version = verify_backup(backup, schema)?;
+    let backup_version = backup.version;
+    let backup = backup.path();
     let path = lock.db_path().to_path_buf();
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = files::with_suffix(&path, ".restoring");

@@ -160,7 +160,7 @@ fn backups_are_private_verified_and_only_the_newest_k_are_kept() {
         [taken[3].clone(), taken[2].clone(), taken[1].clone()]
     );
     assert_eq!(count(&taken[3]), 20);
-    assert_eq!(verify_backup(&taken[3], &ITEMS).unwrap(), 3);
+    assert_eq!(verify_backup(&taken[3], &ITEMS).unwrap().version(), 3);
     assert_eq!(fs::read_dir(&to).unwrap().count(), 3, "no temporary files left");
 }
 
@@ -210,7 +210,8 @@ fn restore_moves_the_current_file_aside_with_its_wal_and_places_the_backup() {
     assert!(with_suffix(&db, "-wal").exists());
 
     let lock = OwnerLock::acquire(&db).unwrap();
-    let (report, lock) = restore_from(lock, &ITEMS, &backup, "replaced").unwrap();
+    let verified = verify_backup(&backup, &ITEMS).unwrap();
+    let (report, lock) = restore_from(lock, &ITEMS, &verified, "replaced").unwrap();
     drop(lock);
     let aside = report.moved_aside.clone().unwrap();
     assert!(
