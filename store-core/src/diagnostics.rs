@@ -3,8 +3,9 @@
 //!
 //! Integrity checks hold a read transaction for their whole run (O(N) for quick_check, O(N log N) for
 //! integrity_check), and a reader holding a transaction pins the owner's WAL (https://sqlite.org/wal.html#ckpt).
-//! So while an owner runs, the checks run on a page-exact snapshot (one-step backup into a private temporary
-//! file, deleted afterwards): the owner's WAL is pinned only for the time of the copy.
+//! So while an owner runs, the checks run on a page-exact snapshot (one-step backup into a scratch folder of
+//! the data directory's private folder, deleted afterwards): the owner's WAL is pinned only for the time of
+//! the copy. The snapshot holds user data, so it never goes to the shared system temp directory.
 
 use rusqlite::Connection;
 use serde::Serialize;
@@ -16,6 +17,7 @@ use crate::files;
 use crate::maintenance::{self, BackupFile};
 use crate::migrate;
 use crate::owner_lock::{LockState, OwnerLock};
+use crate::private_dir::{self, Scratch};
 use crate::read_pool;
 use crate::schema::Schema;
 
@@ -60,6 +62,8 @@ pub struct CheckOutcome {
     pub messages: Vec<String>,
     /// Whether it ran on a snapshot because an owner was writing.
     pub on_snapshot: bool,
+    /// The scratch folder that held the snapshot (removed before the check returned).
+    pub snapshot_dir: Option<PathBuf>,
 }
 
 /// Something wrong with a database, with the command (or step) that fixes it.
@@ -231,14 +235,20 @@ fn inspect_contents(
         );
     }
 
-    let snapshot_dir;
-    let checked = if on_snapshot && level != CheckLevel::None {
-        snapshot_dir = PrivateTempDir::new()?;
-        let copy = snapshot_dir.path().join(schema.file_name);
-        drop(files::create_private_new(&copy)?);
-        maintenance::snapshot_into(&conn, path, &copy)?
+    // Declared before the snapshot's connection, so that connection closes before the folder is removed.
+    let scratch = if on_snapshot && level != CheckLevel::None {
+        private_dir::remove_stale_scratch(files::parent_dir(path));
+        Some(Scratch::new(files::parent_dir(path), "check")?)
     } else {
-        conn
+        None
+    };
+    let checked = match &scratch {
+        Some(scratch) => {
+            let copy = scratch.path().join(schema.file_name);
+            drop(files::create_private_new(&copy)?);
+            maintenance::snapshot_into(&conn, path, &copy)?
+        }
+        None => conn,
     };
     if level != CheckLevel::None {
         let problems = match level {
@@ -252,6 +262,7 @@ fn inspect_contents(
             ok,
             messages: problems.iter().take(10).cloned().collect(),
             on_snapshot,
+            snapshot_dir: scratch.as_ref().map(|s| s.path().to_path_buf()),
         });
         if !ok {
             let err = Error::Corrupt {
@@ -298,27 +309,4 @@ pub fn row_counts(conn: &Connection) -> rusqlite::Result<BTreeMap<String, u64>> 
         counts.insert(t, n as u64);
     }
     Ok(counts)
-}
-
-/// A 0700 directory under the system temp dir, removed with everything in it on drop. Snapshots hold user
-/// data (settings included), so they are private and never outlive the check.
-struct PrivateTempDir(PathBuf);
-
-impl PrivateTempDir {
-    fn new() -> crate::Result<PrivateTempDir> {
-        let stamp = files::name_timestamp(chrono::Utc::now());
-        let dir = std::env::temp_dir().join(format!("splitstore-check-{}-{stamp}", std::process::id()));
-        files::create_private_dir_all(&dir)?;
-        Ok(PrivateTempDir(dir))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for PrivateTempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -38,6 +38,7 @@ pub enum ErrorKind {
     Constraint,
     NoBackup,
     Unavailable,
+    UnsafePath,
     Io,
     Sqlite,
 }
@@ -118,6 +119,9 @@ pub enum Error {
     },
     /// The read pool could not hand out a connection.
     Unavailable { path: PathBuf, detail: String },
+    /// A path the stores would write is not a plain file or directory of their own (a symbolic link, a
+    /// FIFO, a directory others may write): refused rather than followed.
+    UnsafePath { path: PathBuf, problem: String },
     /// A filesystem operation around the database failed.
     Io {
         path: PathBuf,
@@ -155,6 +159,7 @@ impl Error {
             Error::Constraint { .. } => ErrorKind::Constraint,
             Error::NoBackup { .. } => ErrorKind::NoBackup,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::UnsafePath { .. } => ErrorKind::UnsafePath,
             Error::Io { .. } => ErrorKind::Io,
             Error::Sqlite { .. } => ErrorKind::Sqlite,
         }
@@ -181,6 +186,7 @@ impl Error {
             | Error::Constraint { path, .. }
             | Error::NoBackup { path, .. }
             | Error::Unavailable { path, .. }
+            | Error::UnsafePath { path, .. }
             | Error::Io { path, .. }
             | Error::Sqlite { path, .. } => path,
         }
@@ -251,6 +257,7 @@ impl Error {
                 s
             }
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
+            Error::UnsafePath { problem, .. } => format!("{p} {problem}"),
             Error::Io { action, source, .. } => format!("could not {action} {p}: {source}"),
             Error::Sqlite { source, .. } => format!("SQLite error on {p}: {source}"),
         }
@@ -332,6 +339,9 @@ impl Error {
             ),
             Error::Unavailable { .. } | Error::Sqlite { .. } => {
                 format!("run `splitstore doctor --data-dir {dir}` for a diagnosis")
+            }
+            Error::UnsafePath { .. } => {
+                "nothing was written through it: remove it (or move it away) so the file can be created in place".into()
             }
             Error::Io { .. } => "check that the path exists and that this user may read and write it".into(),
         }

@@ -85,6 +85,26 @@ fn tighten(file: &File, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Refuses `path` if it is a symbolic link: everything the stores write lives in the data directory, and a
+/// planted link would make them write (or chmod) whatever it points at. A missing path is fine.
+pub fn refuse_symlink(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            problem: "is a symbolic link".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// fsyncs a file by path. Opens a descriptor: only for files no connection of this process has open.
 pub fn sync_file(path: &Path) -> Result<()> {
     File::open(path)

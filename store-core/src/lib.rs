@@ -13,6 +13,8 @@ pub mod maintenance;
 pub mod migrate;
 pub mod open_database;
 pub mod owner_lock;
+pub mod private_dir;
+pub mod process;
 pub mod provenance;
 pub mod read_pool;
 pub mod restore;

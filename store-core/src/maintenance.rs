@@ -298,7 +298,7 @@ fn remove_stale_partials(dir: &Path, stem: &str) {
             continue;
         };
         let pid = rest.rsplit('-').next().and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|pid| !process_alive(pid)) {
+        if pid.is_some_and(|pid| !crate::process::alive(pid)) {
             remove_with_sidecars(&e.path());
         }
     }
@@ -309,11 +309,4 @@ fn remove_with_sidecars(path: &Path) {
     for s in files::sidecars(path) {
         let _ = fs::remove_file(s);
     }
-}
-
-/// Whether a process with this pid exists (signal 0 checks without sending anything).
-pub fn process_alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 performs only the existence and permission check.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }

@@ -67,17 +67,14 @@ fn while_an_owner_writes_the_check_runs_on_a_snapshot_and_names_the_owner() {
     let check = h.check.clone().unwrap();
     assert!(check.ok && check.on_snapshot && check.level == CheckLevel::Full);
     assert_eq!(h.row_counts["items"], 10);
-    // The snapshot directory is gone again.
-    let leftovers: Vec<_> = fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("splitstore-check-{}-", std::process::id()))
-        })
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // This check's snapshot was taken inside the data directory's private folder, and is gone again.
+    let snapshot = check.snapshot_dir.expect("the check names its snapshot folder");
+    assert!(
+        snapshot.starts_with(store_core::private_dir::private_dir(dir.path())),
+        "{}",
+        snapshot.display()
+    );
+    assert!(!snapshot.exists(), "{} was left behind", snapshot.display());
     drop(owner);
 }
 
@@ -315,4 +312,27 @@ fn the_holder_of_the_owner_lock_checks_the_file_itself_not_a_copy() {
         "held by someone: checked on a copy"
     );
     drop(other);
+}
+
+#[test]
+fn a_snapshot_left_by_a_killed_check_is_removed_by_the_next_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    fill(&owner, 10);
+    // A process that has exited: its pid names no live process now.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let stale = store_core::private_dir::private_dir(dir.path()).join(format!("check-{}-0", gone.id()));
+    fs::create_dir_all(&stale).unwrap();
+    fs::write(stale.join("activity.db"), b"a copy of user data").unwrap();
+    // A live process's folder (this one's) is not touched.
+    let live = store_core::private_dir::private_dir(dir.path()).join(format!("check-{}-999999", std::process::id()));
+    fs::create_dir_all(&live).unwrap();
+
+    let h = inspect(&db, &ITEMS, &InspectOptions::default());
+    assert!(h.check.is_some_and(|c| c.ok && c.on_snapshot), "{:?}", h.problems);
+    assert!(!stale.exists(), "the killed check's snapshot was removed");
+    assert!(live.exists(), "a live process's scratch folder is left alone");
+    drop(owner);
 }
