@@ -223,7 +223,7 @@ fn inserts(c: &mut Criterion) {
     // 1000 single pushes, committed together.
     let mut raw_buffer: Vec<NewEvent> = Vec::with_capacity(1000);
     // One buffer for the whole run, as a daemon keeps it (its Vec is reused, like the raw side's).
-    let mut group = store.group_commit(GROUP);
+    let mut group = store.into_group_commit(GROUP);
     let mut store_group = || {
         clock.stamp(&mut store_events);
         let mut committed = 0;
@@ -316,7 +316,7 @@ fn reads_under_writer(c: &mut Criterion) {
 
     let stop = Arc::new(AtomicBool::new(false));
     let writer = full_speed_writer(path.clone(), stop.clone());
-    let reader = ActivityReader::open(&path).unwrap();
+    let reader = ActivityReader::open(&path);
     let raw = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     raw.busy_timeout(Duration::from_secs(5)).unwrap();
 
@@ -408,7 +408,7 @@ impl Poller {
         let p = Arc::new(Poller::default());
         let state = p.clone();
         let handle = std::thread::spawn(move || {
-            let reader = ActivityReader::open(&path).unwrap();
+            let reader = ActivityReader::open(&path);
             let mut token = reader.change_token().unwrap();
             let range = read_range();
             while !state.stop.load(Ordering::Relaxed) {

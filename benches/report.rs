@@ -138,7 +138,7 @@ fn report(c: &mut Criterion) {
         "built {SESSIONS} sessions and {PROJECTS} projects in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let reports = Reports::open(dir.path()).unwrap();
+    let reports = Reports::open(dir.path());
     let attach = AttachJoin::open(dir.path());
     for (name, range) in ranges() {
         let mut a = app_join(&reports, &range);

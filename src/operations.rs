@@ -7,12 +7,11 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use store_core::backup::{self, BackupClass};
 use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
-use store_core::maintenance::{self, list_backups};
 use store_core::read_pool::open_read_only;
 use store_core::restore::{RestoreReport, VerifiedBackup, quarantine, restore_from, verify_backup};
-use store_core::schema::KNOWN_KINDS;
-use store_core::{Error, OwnerConnection, OwnerLock, Provenance, Result, Schema, SqliteResultExt};
+use store_core::{Error, ErrorKind, OwnerConnection, OwnerLock, Provenance, Result, Schema, files};
 
 use crate::DATABASES;
 
@@ -24,8 +23,15 @@ pub fn backup(data_dir: &Path, to: &Path, keep: usize) -> Result<Vec<PathBuf>> {
     let mut missing = None;
     for schema in DATABASES {
         let path = schema.path_in(data_dir);
-        match open_read_only(&path, schema.owner) {
-            Ok(conn) => taken.push(maintenance::backup_connection(&conn, &path, schema, to, "", keep)?),
+        match open_read_only(&path, schema) {
+            Ok(conn) => taken.push(backup::backup_connection(
+                &conn,
+                &path,
+                schema,
+                to,
+                BackupClass::Manual,
+                keep,
+            )?),
             Err(e @ Error::Missing { .. }) => missing = Some(e),
             Err(e) => return Err(e),
         }
@@ -44,22 +50,22 @@ fn take_both_locks(data_dir: &Path) -> Result<Vec<(&'static Schema, OwnerLock)>>
         .collect()
 }
 
-/// Which database kind a file holds, by its `application_id`.
+/// Which database kind a file holds, by its `application_id`. Reads only a regular file (a FIFO would block).
 fn kind_of(file: &Path) -> Result<&'static Schema> {
-    let conn = open_read_only(file, "a backup")?;
-    let id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).at(file)?;
-    let name = KNOWN_KINDS
-        .iter()
-        .find(|(known, _)| *known == id)
-        .map(|(_, name)| *name);
+    files::require_regular_file(file, "read the backup")?;
+    let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| Error::from_sqlite(file, e))?;
+    let id: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| Error::from_sqlite(file, e))?;
     DATABASES
         .iter()
         .copied()
-        .find(|s| Some(s.file_name) == name)
+        .find(|s| s.application_id == id)
         .ok_or_else(|| Error::WrongDatabase {
             path: file.to_path_buf(),
             expected: "a backup of activity.db or config.db",
-            found: format!("its application_id is {id:#010x}"),
+            found: format!("its application_id is {}", store_core::migrate::show_application_id(id)),
         })
 }
 
@@ -71,16 +77,19 @@ pub fn restore(data_dir: &Path, from: &Path) -> Result<Vec<RestoreReport>> {
     let chosen: Vec<(&'static Schema, PathBuf)> = if from.is_dir() {
         DATABASES
             .iter()
-            .filter_map(|s| list_backups(from, s.stem()).into_iter().next().map(|b| (*s, b.path)))
+            .filter_map(|s| backup::newest_backup(from, s).map(|b| (*s, b.path)))
             .collect()
     } else {
         vec![(kind_of(from)?, from.to_path_buf())]
     };
     if chosen.is_empty() {
+        // Nothing in that folder is a backup of either database: say so about the first of them.
+        let schema = DATABASES[0];
         return Err(Error::NoBackup {
-            path: data_dir.to_path_buf(),
+            path: schema.path_in(data_dir),
             backup_dir: from.to_path_buf(),
             quarantined: None,
+            schema,
         });
     }
     // Verify everything before moving anything.
@@ -136,17 +145,19 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<V
         let damaged = health
             .problems
             .iter()
-            .any(|p| matches!(p.code, "corrupt" | "not_a_database"));
+            .any(|p| matches!(p.code, ErrorKind::Corrupt | ErrorKind::NotADatabase));
         let backup = if damaged {
-            let good = list_backups(backup_dir, schema.stem())
+            let good = backup::all_backups(backup_dir, schema)
+                .backups
                 .into_iter()
                 .find_map(|b| verify_backup(&b.path, schema).ok());
-            let may_start_empty = allow_empty && std::ptr::eq(schema, &activity_store::SCHEMA);
+            let may_start_empty = allow_empty && schema.may_start_empty;
             if good.is_none() && !may_start_empty {
                 return Err(Error::NoBackup {
                     path,
                     backup_dir: backup_dir.to_path_buf(),
                     quarantined: None,
+                    schema,
                 });
             }
             good

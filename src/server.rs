@@ -18,6 +18,16 @@ use serde::Serialize;
 
 use crate::Result;
 
+/// An activity read that the daemon has not recorded anything for yet (activity.db not created, or created
+/// but not yet given its schema) answers "nothing": a fresh install where the server starts first shows an
+/// empty report, not an error. Anything else, a data directory not converted yet included, is an error.
+fn or_nothing_yet<T: Default>(read: activity_store::Result<T>) -> Result<T> {
+    match read {
+        Err(store_core::Error::Missing { .. } | store_core::Error::SchemaBehind { found: 0, .. }) => Ok(T::default()),
+        other => Ok(other?),
+    }
+}
+
 /// What a project id in activity or calendar data refers to now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +74,27 @@ pub struct CalendarActivity {
 }
 
 /// The server side: the owner of config.db, and the reports over both files.
+///
+/// ```
+/// use splitstore::{ProjectStatus, Server, TimeRange};
+/// use splitstore::activity_store::{ActivityWriter, NewSession};
+/// use splitstore::config_store::NewProject;
+///
+/// let dir = tempfile::tempdir()?;
+/// let mut server = Server::open(dir.path())?; // owns config.db; activity.db may not exist yet
+/// assert!(server.reports().time_per_project(&TimeRange::all())?.is_empty(), "nothing recorded yet");
+///
+/// let acme = server.config_mut().create_project(&NewProject::named("Acme"))?;
+/// // The daemon (another process in real life) records a session of that project.
+/// let mut daemon = ActivityWriter::open_in(dir.path())?;
+/// let start = chrono::Utc::now() - chrono::Duration::hours(1);
+/// let s = daemon.start_session(&NewSession { project_id: Some(acme.id), ..NewSession::new("editor", start) })?;
+/// daemon.end_session(s, start + chrono::Duration::minutes(30))?;
+///
+/// let rows = server.reports().time_per_project(&TimeRange::all())?;
+/// assert_eq!((rows[0].name.as_deref(), rows[0].seconds, rows[0].status), (Some("Acme"), 1800, ProjectStatus::Active));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Server {
     config: ConfigStore,
@@ -72,12 +103,12 @@ pub struct Server {
 
 impl Server {
     /// Opens `data_dir/config.db` as its owner (creating and migrating it as needed) and a reader of
-    /// `data_dir/activity.db` (which the daemon may not have created yet: activity reads then report `Missing`).
+    /// `data_dir/activity.db` (which the daemon may not have created yet: reports then show nothing).
     pub fn open(data_dir: &Path) -> Result<Server> {
         let config = ConfigStore::open_in(data_dir)?;
         let reports = Reports {
             config: config.reader().clone(),
-            activity: ActivityReader::open_in(data_dir)?,
+            activity: ActivityReader::open_in(data_dir),
         };
         Ok(Server { config, reports })
     }
@@ -97,7 +128,7 @@ impl Server {
 
 /// The questions that join activity.db and config.db, answered in the application through read-only
 /// handles on both files.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Reports {
     config: ConfigReader,
     activity: ActivityReader,
@@ -106,11 +137,11 @@ pub struct Reports {
 impl Reports {
     /// Read-only handles on both files of `data_dir`. Touches nothing now: each question reports a missing
     /// or unreadable file as its typed error.
-    pub fn open(data_dir: &Path) -> Result<Reports> {
-        Ok(Reports {
-            config: ConfigReader::open_in(data_dir)?,
-            activity: ActivityReader::open_in(data_dir)?,
-        })
+    pub fn open(data_dir: &Path) -> Reports {
+        Reports {
+            config: ConfigReader::open_in(data_dir),
+            activity: ActivityReader::open_in(data_dir),
+        }
     }
 
     pub fn activity(&self) -> &ActivityReader {
@@ -122,9 +153,10 @@ impl Reports {
     }
 
     /// Time per project in `range` (sessions by start time), with project names. Every distinct project id
-    /// of the sessions appears once, the unassigned (NULL) and deleted ones included; largest first.
+    /// of the sessions appears once, the unassigned (NULL) and deleted ones included; largest first. Empty
+    /// while the daemon has recorded nothing yet.
     pub fn time_per_project(&self, range: &TimeRange) -> Result<Vec<ProjectTime>> {
-        let totals = self.activity.totals_by_project(range)?;
+        let totals = or_nothing_yet(self.activity.totals_by_project(range))?;
         let projects = self.project_index()?;
         let mut rows: Vec<ProjectTime> = totals
             .into_iter()
@@ -153,8 +185,8 @@ impl Reports {
     /// deleted project too: its sessions keep its id.
     pub fn project_activity(&self, project_id: i64, range: &TimeRange, limit: u32) -> Result<ProjectActivity> {
         let project = self.config.project(project_id)?;
-        let sessions = self.activity.sessions_of_project(project_id, range, limit)?;
-        let seconds = self.activity.total_of_project(project_id, range)?.seconds;
+        let sessions = or_nothing_yet(self.activity.sessions_of_project(project_id, range, limit))?;
+        let seconds = or_nothing_yet(self.activity.total_of_project(project_id, range).map(|t| t.seconds))?;
         Ok(ProjectActivity {
             project,
             seconds,
@@ -162,18 +194,20 @@ impl Reports {
         })
     }
 
-    /// Calendar events overlapping `[from, to)` (as [`ConfigReader::calendar_events_between`] selects them),
+    /// Calendar events overlapping `range` (as [`ConfigReader::calendar_events_between`] selects them),
     /// each beside the time tracked while it ran. Events with no end (or an end before their start) have no
     /// duration, so nothing overlaps them; they are listed with 0.
-    pub fn calendar_beside_activity(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<CalendarActivity>> {
-        let events = self.config.calendar_events_between(from, to)?;
+    pub fn calendar_beside_activity(&self, range: &TimeRange) -> Result<Vec<CalendarActivity>> {
+        let events = self.config.calendar_events_between(range)?;
         let window = events.iter().filter_map(|e| {
             e.end_time
                 .filter(|end| *end > e.start_time)
                 .map(|end| (e.start_time, end))
         });
         let sessions = match window.reduce(|(a, b), (c, d)| (a.min(c), b.max(d))) {
-            Some((first, last)) => self.activity.sessions_overlapping(first, last)?,
+            Some((first, last)) => {
+                or_nothing_yet(self.activity.sessions_overlapping(&TimeRange::between(first, last)))?
+            }
             None => Vec::new(),
         };
         let projects = self.project_index()?;

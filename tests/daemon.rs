@@ -139,7 +139,7 @@ fn summary(lines: &[String]) -> (u64, u64) {
 fn assert_acks_present(db: &Path, acks: &[i64]) {
     let c = raw(db);
     assert!(
-        store_core::maintenance::integrity_check(&c).unwrap().is_empty(),
+        store_core::check::integrity_check(&c).unwrap().is_empty(),
         "integrity_check failed"
     );
     let mut stmt = c.prepare("SELECT 1 FROM activity_events WHERE id = ?1").unwrap();
@@ -280,7 +280,7 @@ fn kill9_rounds(extra: &[&str]) {
         );
         drop(owner);
         assert_acks_present(&db, &all_acks);
-        let reader = ActivityReader::open(&db).unwrap();
+        let reader = ActivityReader::open(&db);
         let sessions: i64 = reader
             .totals_by_project(&TimeRange::all())
             .unwrap()
@@ -288,10 +288,10 @@ fn kill9_rounds(extra: &[&str]) {
             .map(|t| t.sessions)
             .sum();
         assert_eq!(sessions, query_i64(&raw(&db), "SELECT COUNT(*) FROM activity_sessions"));
-        let token = reader.change_token().unwrap();
+        let last = reader.last_ids().unwrap();
         assert!(
-            token.last.event_id >= all_acks.iter().max().copied(),
-            "round {round}: {token:?}"
+            last.event_id >= all_acks.iter().max().copied(),
+            "round {round}: {last:?}"
         );
     }
     assert!(
@@ -314,17 +314,20 @@ fn kill9_at_random_moments_loses_no_acknowledged_group() {
 fn a_reader_follows_a_running_daemon_and_reads_it_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let reader = ActivityReader::open(&db).unwrap();
+    let reader = ActivityReader::open(&db);
     let mut daemon = spawn_daemon(dir.path(), &["--batch", "100", "--rate", "20000"]);
     daemon.wait_first_ack();
 
     let mut token = reader.change_token().unwrap();
+    let mut seen = None;
     let mut changes = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
     while changes < 5 {
         assert!(Instant::now() < deadline, "saw only {changes} changes in 20 s");
         if let Some(next) = reader.changed_since(&token).unwrap() {
-            assert!(next.last.event_id >= token.last.event_id);
+            let last = reader.last_ids().unwrap();
+            assert!(last.event_id >= seen, "ids only grow");
+            seen = last.event_id;
             token = next;
             changes += 1;
             assert!(!reader.totals_by_project(&TimeRange::all()).unwrap().is_empty());
@@ -334,8 +337,8 @@ fn a_reader_follows_a_running_daemon_and_reads_it_after_a_crash() {
     kill9(&mut daemon.child);
     let (acks, _) = daemon.stdout.join().unwrap();
     assert_acks_present(&db, &acks);
-    let after = reader.change_token().unwrap();
-    assert!(after.last.event_id >= acks.iter().max().copied());
+    let after = reader.last_ids().unwrap();
+    assert!(after.event_id >= acks.iter().max().copied());
     let sessions = reader.sessions_in_range(&TimeRange::all(), 1_000_000).unwrap();
     assert_eq!(
         sessions.len() as i64,

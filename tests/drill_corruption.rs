@@ -31,7 +31,7 @@ fn fill(schema: &Schema, owner: &OwnerConnection) {
     };
     let sql: String = (0..3000).map(row).collect();
     owner.conn().execute_batch(&format!("BEGIN; {sql} COMMIT;")).unwrap();
-    store_core::maintenance::checkpoint(owner.conn(), store_core::maintenance::CheckpointMode::Truncate).unwrap();
+    store_core::checkpoint::checkpoint(owner.conn(), store_core::checkpoint::CheckpointMode::Truncate).unwrap();
 }
 
 fn healthy_file(schema: &'static Schema, path: &Path) {
@@ -140,7 +140,7 @@ fn each_corruption_fixture_gives_its_typed_error_and_doctor_reports_it() {
             }
             drop(opened);
             if let Some(kind) = expected {
-                let read = ReadPool::new(&path, schema).unwrap().check().unwrap_err();
+                let read = ReadPool::new(&path, schema).check().unwrap_err();
                 assert_eq!(read.kind(), kind, "reader, {} / {name}: {read}", schema.file_name);
             }
             let health = inspect(
@@ -288,10 +288,10 @@ proptest! {
         let path = dir.path().join("damaged").join(schema.file_name);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, &bytes).unwrap();
-        let _ = ReadPool::new(&path, schema).unwrap().check();
+        let _ = ReadPool::new(&path, schema).check();
         let _ = inspect(&path, schema, &InspectOptions::default());
         if let Ok(owner) = OwnerConnection::open(&path, schema) {
-            let _ = store_core::maintenance::quick_check(owner.conn());
+            let _ = store_core::check::quick_check(owner.conn());
         }
     }
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use store_core::maintenance::{CheckpointMode, checkpoint, wal_bytes};
+use store_core::checkpoint::{CheckpointMode, checkpoint, wal_bytes};
 use support::*;
 
 const KIB: u64 = 1024;
@@ -249,7 +249,7 @@ fn the_server_stops_with_a_clear_error_when_config_db_cannot_grow_and_keeps_ever
         projects_before.iter().all(|id| now.contains(id)),
         "the server deletes only its own projects"
     );
-    let reader = config_store::ConfigReader::open(&db).unwrap();
+    let reader = config_store::ConfigReader::open(&db);
     assert_eq!(
         reader.setting::<String>("sync.api_token").unwrap().as_deref(),
         Some(secret)

@@ -155,11 +155,7 @@ fn every_migration_step_of_both_databases_survives_a_failure_and_a_kill() {
                 schema.file_name
             );
             let owner = OwnerConnection::open(&db, schema).unwrap();
-            assert!(
-                store_core::maintenance::integrity_check(owner.conn())
-                    .unwrap()
-                    .is_empty()
-            );
+            assert!(store_core::check::integrity_check(owner.conn()).unwrap().is_empty());
             drop(owner);
             assert_eq!(
                 fingerprint_of(&db),

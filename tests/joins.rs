@@ -154,7 +154,7 @@ type TimeRow = (Option<i64>, Option<String>, ProjectStatus, i64, i64);
 fn time_per_project_equals_the_attach_join_including_null_and_dangling_ids() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), 1);
-    let reports = Reports::open(dir.path()).unwrap();
+    let reports = Reports::open(dir.path());
     let db = oracle(dir.path());
     let mut seen_statuses = std::collections::HashSet::new();
     for range in ranges() {
@@ -203,7 +203,7 @@ fn time_per_project_equals_the_attach_join_including_null_and_dangling_ids() {
 fn project_activity_equals_the_attach_join_for_active_archived_deleted_and_unknown_projects() {
     let dir = tempfile::tempdir().unwrap();
     let g = generate(dir.path(), 2);
-    let reports = Reports::open(dir.path()).unwrap();
+    let reports = Reports::open(dir.path());
     let db = oracle(dir.path());
     for project_id in [g.active, g.archived, g.deleted, NEVER_EXISTED] {
         for range in ranges() {
@@ -249,7 +249,7 @@ type CalendarRow = (i64, Option<String>, ProjectStatus, i64, i64);
 fn calendar_beside_activity_equals_the_attach_join() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), 3);
-    let reports = Reports::open(dir.path()).unwrap();
+    let reports = Reports::open(dir.path());
     let db = oracle(dir.path());
     let windows = [
         (base(), base() + Duration::days(31)),
@@ -259,7 +259,7 @@ fn calendar_beside_activity_equals_the_attach_join() {
     let mut nonzero = 0;
     for (from, to) in windows {
         let app: Vec<CalendarRow> = reports
-            .calendar_beside_activity(from, to)
+            .calendar_beside_activity(&TimeRange::between(from, to))
             .unwrap()
             .into_iter()
             .map(|c| (c.event.id, c.project_name, c.project_status, c.tracked_ms, c.project_ms))
@@ -304,7 +304,7 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), 4);
     let range = TimeRange::between(base() + Duration::days(2), base() + Duration::days(9));
-    let expected = Reports::open(dir.path()).unwrap().time_per_project(&range).unwrap();
+    let expected = Reports::open(dir.path()).time_per_project(&range).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_splitstore"))
         .args(["report", "--data-dir", dir.path().to_str().unwrap(), "--json"])
         .args([

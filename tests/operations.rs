@@ -787,7 +787,7 @@ fn no_command_prints_a_settings_value() {
         "every command ran (the damaged config.db is found, then repaired)"
     );
     // The value is still there: it was only never printed.
-    let reader = config_store::ConfigReader::open_in(&data).unwrap();
+    let reader = config_store::ConfigReader::open_in(&data);
     assert_eq!(
         reader.setting::<String>("sync.api_token").unwrap().as_deref(),
         Some(SECRET_VALUE)

@@ -139,7 +139,7 @@ fn daemon_and_server_racing_lose_nothing_round_after_round() {
         );
     }
     for path in [&activity_path, &config_path] {
-        let problems = store_core::maintenance::integrity_check(&read_only(path)).unwrap();
+        let problems = store_core::check::integrity_check(&read_only(path)).unwrap();
         assert!(problems.is_empty(), "{}: {problems:?}", path.display());
     }
 }

@@ -4,9 +4,12 @@
 //! - [`ActivityWriter`] (the daemon only): takes the owner lock, records sessions and events, commits
 //!   batches and groups ([`GroupCommit`]), runs the checkpoint policy ([`WalPolicy`]) and retention
 //!   ([`ActivityWriter::prune_before`]).
+//! - [`GroupCommit`] (the daemon at high rates): the writer with a group-commit buffer, in one value.
 //! - [`ActivityReader`] (the server, reports): short read transactions on a `store_core::ReadPool`;
 //!   sessions in a [`TimeRange`], events of a session, [`ProjectTotal`]s, the latest activity and a
 //!   [`ChangeToken`] to poll cheaply.
+//! - [`Error`] says what went wrong, which file, what to do, and whether retrying helps; `kind()`,
+//!   `is_not_ready()` and `locked_by()` are what a daemon branches on.
 //!
 //! Layout: SQL text in [`queries`], row types and typed functions in `repo`, the schema in [`schema`].
 
@@ -15,13 +18,16 @@ pub mod queries;
 mod reader;
 mod repo;
 pub mod schema;
+#[cfg(feature = "synthetic")]
+pub mod synthetic;
 mod wal;
 mod writer;
 
 pub use group_commit::{GroupCommit, GroupCommitPolicy, Pending};
-pub use reader::{ActivityReader, ChangeToken};
-pub use repo::{Event, LastIds, Latest, NewEvent, NewSession, ProjectTotal, Session, TimeRange};
+pub use reader::ActivityReader;
+pub use repo::{Event, LastIds, Latest, NewEvent, NewSession, ProjectTotal, Session};
 pub use schema::SCHEMA;
-pub use store_core::maintenance::{CheckpointMode, CheckpointResult};
+pub use store_core::checkpoint::{CheckpointMode, CheckpointResult};
+pub use store_core::{Banner, ChangeToken, Error, ErrorKind, LockHolder, OpenOptions, Result, TimeRange};
 pub use wal::{WalPolicy, WalStatus};
 pub use writer::{ActivityWriter, Committed, DEFAULT_PRUNE_CHUNK_ROWS, PruneReport, WriterOptions};

@@ -9,40 +9,48 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use store_core::{DataVersion, ReadPool, Result};
+use store_core::{ChangeToken, ReadPool, Result, TimeRange};
 
 use crate::SCHEMA;
-use crate::repo::{self, Event, LastIds, Latest, ProjectTotal, Session, TimeRange};
+use crate::repo::{self, Event, LastIds, Latest, ProjectTotal, Session};
 
-/// A cheap token that changes whenever activity.db changes: compare with [`ActivityReader::changed_since`]
-/// instead of re-reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ChangeToken {
-    /// Changes on every commit by anyone (`PRAGMA data_version` on the pool's watcher connection).
-    pub data_version: DataVersion,
-    /// The highest ids when the token was taken: what is new since is `id > last`.
-    pub last: LastIds,
-}
-
-/// Read-only access to activity.db for processes that do not own it.
-#[derive(Debug)]
+/// Read-only access to activity.db for processes that do not own it. Cheap to clone (clones share one
+/// pool) and `Send + Sync`: hand a clone to every thread that reads.
+///
+/// ```
+/// use activity_store::{ActivityReader, ActivityWriter, NewSession, TimeRange};
+///
+/// let dir = tempfile::tempdir()?;
+/// let reader = ActivityReader::open_in(dir.path()); // touches nothing: the daemon may not have started
+/// assert!(reader.totals_by_project(&TimeRange::all()).unwrap_err().is_not_ready());
+///
+/// let mut writer = ActivityWriter::open_in(dir.path())?;
+/// let token = reader.change_token()?;
+/// let start = chrono::Utc::now() - chrono::Duration::minutes(5);
+/// let id = writer.start_session(&NewSession { project_id: Some(3), ..NewSession::new("editor", start) })?;
+/// writer.end_session(id, start + chrono::Duration::minutes(2))?;
+///
+/// assert!(reader.changed_since(&token)?.is_some(), "one PRAGMA tells a change, no table read");
+/// let totals = reader.totals_by_project(&TimeRange::since(start))?;
+/// assert_eq!((totals[0].project_id, totals[0].seconds), (Some(3), 120));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
 pub struct ActivityReader {
     pool: ReadPool,
 }
 
 impl ActivityReader {
     /// A reader for activity.db at `path`. Touches nothing: the file may not exist yet (reads then fail
-    /// with `Error::Missing` until the daemon creates it).
-    pub fn open(path: &Path) -> Result<ActivityReader> {
-        Ok(ActivityReader {
-            pool: ReadPool::new(path, &SCHEMA)?,
-        })
+    /// with an error whose `is_not_ready()` is true until the daemon creates it).
+    pub fn open(path: &Path) -> ActivityReader {
+        ActivityReader {
+            pool: ReadPool::new(path, &SCHEMA),
+        }
     }
 
     /// A reader for `data_dir/activity.db`.
-    pub fn open_in(data_dir: &Path) -> Result<ActivityReader> {
+    pub fn open_in(data_dir: &Path) -> ActivityReader {
         Self::open(&SCHEMA.path_in(data_dir))
     }
 
@@ -68,11 +76,11 @@ impl ActivityReader {
             .read(|c| repo::sessions_of_project(c, project_id, range, limit))
     }
 
-    /// Every ended session whose time overlaps `[from, to)` (it started before `to` and ended after
-    /// `from`), oldest first; open sessions are not included. Unlimited: the range bounds the answer, and
-    /// the end-time index bounds the cost to the sessions that ended after `from`.
-    pub fn sessions_overlapping(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Session>> {
-        self.pool.read(|c| repo::sessions_overlapping(c, from, to))
+    /// Every ended session whose time overlaps `range` (it started before its end and ended after its
+    /// start), oldest first; open sessions are not included. Unlimited: the range bounds the answer, and
+    /// the end-time index bounds the cost to the sessions that ended after its start.
+    pub fn sessions_overlapping(&self, range: &TimeRange) -> Result<Vec<Session>> {
+        self.pool.read(|c| repo::sessions_overlapping(c, range))
     }
 
     /// Events of one session in time order, at most `limit`.
@@ -98,23 +106,19 @@ impl ActivityReader {
         self.pool.read(repo::latest)
     }
 
-    /// The current [`ChangeToken`].
+    /// A token that changes whenever anyone commits to activity.db (one `PRAGMA data_version`, no table
+    /// read): keep it, and ask [`changed_since`](Self::changed_since) instead of re-reading.
     pub fn change_token(&self) -> Result<ChangeToken> {
-        // data_version first: a commit landing between the two reads makes the ids newer than the version,
-        // which the next poll sees as a change (one extra re-read, never a missed one).
-        let data_version = self.pool.data_version()?;
-        let last = self.pool.read(repo::last_ids)?;
-        Ok(ChangeToken { data_version, last })
+        self.pool.change_token()
     }
 
-    /// `None` if nothing was committed since `token` was taken (one `PRAGMA data_version`, no table read);
-    /// otherwise the new token, whose `last` ids tell what was added.
+    /// `None` if nothing was committed since `token` was taken; otherwise the new token.
     pub fn changed_since(&self, token: &ChangeToken) -> Result<Option<ChangeToken>> {
-        let data_version = self.pool.data_version()?;
-        if data_version == token.data_version {
-            return Ok(None);
-        }
-        let last = self.pool.read(repo::last_ids)?;
-        Ok(Some(ChangeToken { data_version, last }))
+        self.pool.changed_since(token)
+    }
+
+    /// The highest session and event ids: what is new since an earlier call is `id > last`.
+    pub fn last_ids(&self) -> Result<LastIds> {
+        self.pool.read(repo::last_ids)
     }
 }

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
+use store_core::TimeRange;
 use store_core::time::{get_opt_time, get_time, to_ms};
 
 use crate::queries;
@@ -23,6 +24,22 @@ pub struct NewSession {
     pub project_id: Option<i64>,
     pub start: DateTime<Utc>,
     pub is_idle: bool,
+}
+
+impl NewSession {
+    /// A session of `app` starting at `start`, with nothing else known yet: set the other fields with
+    /// struct update syntax (`NewSession { project_id: Some(7), ..NewSession::new("editor", now) }`).
+    pub fn new(app: impl Into<String>, start: DateTime<Utc>) -> NewSession {
+        NewSession {
+            app: app.into(),
+            title: None,
+            url: None,
+            domain: None,
+            project_id: None,
+            start,
+            is_idle: false,
+        }
+    }
 }
 
 /// A stored session.
@@ -55,6 +72,22 @@ pub struct NewEvent {
     pub idle_seconds: Option<i64>,
 }
 
+impl NewEvent {
+    /// An event of `event_type` at `at`, in session `session_id` (if any), with nothing else known yet: set
+    /// the other fields with struct update syntax.
+    pub fn new(session_id: Option<i64>, event_type: impl Into<String>, at: DateTime<Utc>) -> NewEvent {
+        NewEvent {
+            session_id,
+            event_type: event_type.into(),
+            app: None,
+            title: None,
+            url: None,
+            at,
+            idle_seconds: None,
+        }
+    }
+}
+
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -76,58 +109,6 @@ pub struct ProjectTotal {
     pub seconds: i64,
     /// Number of sessions, open ones included.
     pub sessions: i64,
-}
-
-/// A half-open time range `[from, to)` on a session's start time. `None` leaves that side unbounded.
-///
-/// Sessions belong to the range they *started* in: a session that starts before midnight and ends after
-/// it counts wholly on the first day. This is what the `activity_sessions_start` index serves.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct TimeRange {
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-}
-
-impl TimeRange {
-    /// Everything.
-    pub fn all() -> TimeRange {
-        TimeRange { from: None, to: None }
-    }
-
-    /// `[from, to)`.
-    pub fn between(from: DateTime<Utc>, to: DateTime<Utc>) -> TimeRange {
-        TimeRange {
-            from: Some(from),
-            to: Some(to),
-        }
-    }
-
-    /// `[from, ∞)`.
-    pub fn since(from: DateTime<Utc>) -> TimeRange {
-        TimeRange {
-            from: Some(from),
-            to: None,
-        }
-    }
-
-    /// `(-∞, to)`.
-    pub fn until(to: DateTime<Utc>) -> TimeRange {
-        TimeRange {
-            from: None,
-            to: Some(to),
-        }
-    }
-
-    /// Whether a session starting at `start` is in the range.
-    pub fn contains(&self, start: DateTime<Utc>) -> bool {
-        self.from.is_none_or(|f| start >= f) && self.to.is_none_or(|t| start < t)
-    }
-
-    /// The bounds as the SQL binds them. Unbounded sides become `i64::MIN`/`i64::MAX`, so one statement
-    /// (and one index range scan) serves every range; chrono's latest time is far below `i64::MAX` ms.
-    fn bounds_ms(&self) -> (i64, i64) {
-        (self.from.map_or(i64::MIN, to_ms), self.to.map_or(i64::MAX, to_ms))
-    }
 }
 
 /// The most recent activity.
@@ -209,13 +190,10 @@ pub(crate) fn sessions_of_project(
     rows.collect()
 }
 
-pub(crate) fn sessions_overlapping(
-    conn: &Connection,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> rusqlite::Result<Vec<Session>> {
+pub(crate) fn sessions_overlapping(conn: &Connection, range: &TimeRange) -> rusqlite::Result<Vec<Session>> {
+    let (from, to) = range.bounds_ms();
     let mut stmt = conn.prepare_cached(queries::SESSIONS_OVERLAPPING)?;
-    let rows = stmt.query_map((to_ms(from), to_ms(to)), session_from_row)?;
+    let rows = stmt.query_map((from, to), session_from_row)?;
     rows.collect()
 }
 

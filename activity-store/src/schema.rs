@@ -9,17 +9,32 @@
 //! and `activity_events.session_id` is kept exactly as the legacy file had it, NULL or pointing at a session
 //! that no longer exists included. Retention deletes by time, not by cascade.
 
-use store_core::schema::ACTIVITY_APPLICATION_ID;
-use store_core::{Migration, Schema, Step};
+use store_core::{Migration, Predecessor, Schema, Step, Tools};
+
+/// `PRAGMA application_id` of activity.db: ASCII "SPLA".
+pub const APPLICATION_ID: i32 = 0x5350_4C41;
 
 /// activity.db, owned by the daemon.
 pub static SCHEMA: Schema = Schema {
     file_name: "activity.db",
     owner: "the daemon",
-    owner_command: "splitstore daemon",
-    application_id: ACTIVITY_APPLICATION_ID,
+    tools: Tools {
+        program: "splitstore",
+        owner_subcommand: "daemon",
+    },
+    application_id: APPLICATION_ID,
     migrations: MIGRATIONS,
     incremental_vacuum: true,
+    // Recorded activity may restart empty after damage with no backup, when the operator asks for it.
+    may_start_empty: true,
+    predecessor: Some(LEGACY),
+};
+
+/// The legacy combined database both activity.db and config.db were split from.
+pub const LEGACY: Predecessor = Predecessor {
+    file_name: "legacy.db",
+    versions: (1, 3),
+    converter: "migrate-split",
 };
 
 /// Released migrations: never edit one (its checksum is recorded in every file); add a new one instead.

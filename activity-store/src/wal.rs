@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use serde::Serialize;
-use store_core::maintenance::{self, CheckpointMode, CheckpointResult};
+use store_core::checkpoint::{self, CheckpointMode, CheckpointResult};
 use store_core::open_database::JOURNAL_SIZE_LIMIT;
 
 /// When the writer checkpoints on its own.
@@ -105,7 +105,11 @@ impl WalKeeper {
         if self.commits_since_check >= self.policy.check_every_commits
             && let Err(e) = self.maintain(conn, db, normal_busy, false)
         {
-            self.status.last_error = Some(store_core::Error::from_sqlite(db, e).to_string());
+            self.status.last_error = Some(
+                store_core::Error::from_sqlite(db, e)
+                    .with_schema(&crate::SCHEMA)
+                    .to_string(),
+            );
         }
     }
 
@@ -119,7 +123,7 @@ impl WalKeeper {
         explicit: bool,
     ) -> rusqlite::Result<()> {
         self.commits_since_check = 0;
-        let bytes = maintenance::wal_bytes(db);
+        let bytes = checkpoint::wal_bytes(db);
         self.status.wal_bytes = bytes;
         let may_escalate = explicit
             || self
@@ -143,7 +147,7 @@ impl WalKeeper {
         db: &Path,
         mode: CheckpointMode,
     ) -> rusqlite::Result<CheckpointResult> {
-        let result = maintenance::checkpoint(conn, mode)?;
+        let result = checkpoint::checkpoint(conn, mode)?;
         self.record(db, result);
         Ok(result)
     }
@@ -158,7 +162,7 @@ impl WalKeeper {
         normal_busy: Duration,
     ) -> rusqlite::Result<CheckpointResult> {
         conn.busy_timeout(self.policy.escalation_busy_timeout)?;
-        let result = maintenance::checkpoint(conn, mode);
+        let result = checkpoint::checkpoint(conn, mode);
         conn.busy_timeout(normal_busy)?;
         let result = result?;
         self.record(db, result);
@@ -171,6 +175,6 @@ impl WalKeeper {
         // TRUNCATE report busy when a reader outlasted the timeout.
         self.status.pinned_by_reader = result.busy || result.checkpointed_frames < result.wal_frames;
         self.status.last_checkpoint = Some(result);
-        self.status.wal_bytes = maintenance::wal_bytes(db);
+        self.status.wal_bytes = checkpoint::wal_bytes(db);
     }
 }

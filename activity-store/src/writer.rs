@@ -7,12 +7,12 @@
 //! before the next checkpoint syncs the WAL (<https://sqlite.org/pragma.html#pragma_synchronous>); the file
 //! is never corrupted either way. The [`GroupCommit`] buffer is the one exception, documented there.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use store_core::maintenance::{CheckpointMode, CheckpointResult};
+use store_core::checkpoint::{CheckpointMode, CheckpointResult};
 use store_core::{OpenOptions, OwnerConnection, Result, SqliteResultExt};
 
 use crate::SCHEMA;
@@ -49,8 +49,8 @@ impl Default for WriterOptions {
 pub struct Committed {
     /// Ids of the events it recorded, in the order they were given.
     pub event_ids: Vec<i64>,
-    /// Sessions it ended (ends of sessions that were not open are not counted).
-    pub sessions_ended: usize,
+    /// Ids of the sessions it ended, in order (an end of a session that was not open is not listed).
+    pub ended_sessions: Vec<i64>,
 }
 
 /// What [`ActivityWriter::prune_before`] did.
@@ -72,6 +72,26 @@ pub struct PruneReport {
 /// The only writer of activity.db: holds the owner lock, one connection, cached statements, and the WAL.
 ///
 /// A read-only process uses [`ActivityReader`](crate::ActivityReader) instead; nothing here is shared with it.
+/// A daemon recording at a high rate turns it into a [`GroupCommit`] ([`into_group_commit`](Self::into_group_commit)).
+///
+/// ```
+/// use activity_store::{ActivityWriter, NewEvent, NewSession};
+///
+/// let dir = tempfile::tempdir()?;
+/// let mut writer = ActivityWriter::open_in(dir.path())?; // takes activity.db.lock, creates, migrates
+/// let session = writer.start_session(&NewSession {
+///     project_id: Some(7), // a project of config.db: joined in the application
+///     ..NewSession::new("browser", chrono::Utc::now())
+/// })?;
+/// let event = writer.record_event(&NewEvent::new(Some(session), "focus", chrono::Utc::now()))?; // committed
+/// assert!(writer.end_session(session, chrono::Utc::now())?);
+///
+/// // A second owner is refused, naming the holder.
+/// let second = ActivityWriter::open_in(dir.path()).unwrap_err();
+/// assert_eq!(second.locked_by().map(|h| h.pid), Some(std::process::id()));
+/// # let _ = event;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct ActivityWriter {
     owner: OwnerConnection,
@@ -116,7 +136,7 @@ impl ActivityWriter {
 
     /// Starts a session; returns its id. One INSERT in autocommit: atomic and committed on return.
     pub fn start_session(&mut self, session: &NewSession) -> Result<i64> {
-        let id = repo::insert_session(self.owner.conn(), session).at(self.owner.path())?;
+        let id = repo::insert_session(self.owner.conn(), session).map_err(|e| self.owner.error(e))?;
         self.after_commit();
         Ok(id)
     }
@@ -125,18 +145,20 @@ impl ActivityWriter {
     /// Returns `false`, changing nothing, when no open session has that id (already ended, pruned, or never
     /// started).
     pub fn end_session(&mut self, id: i64, end: DateTime<Utc>) -> Result<bool> {
-        let ended = repo::end_session(self.owner.conn(), id, end).at(self.owner.path())?;
+        let ended = repo::end_session(self.owner.conn(), id, end).map_err(|e| self.owner.error(e))?;
         self.after_commit();
         Ok(ended)
     }
 
-    /// Records one event; returns its id once committed. A single INSERT needs no explicit transaction:
+    /// Records one event; returns its id once committed. It borrows the event, which is written before this
+    /// returns ([`GroupCommit::push`] takes it by value: the group keeps it until it commits).
+    /// A single INSERT needs no explicit transaction:
     /// in autocommit it is atomic and takes the write lock through the busy handler (BEGIN IMMEDIATE only
     /// matters for multi-statement transactions: <https://sqlite.org/rescode.html#busy_snapshot>).
     pub fn record_event(&mut self, event: &NewEvent) -> Result<i64> {
         let id = EventInserter::new(self.owner.conn())
             .and_then(|mut ins| ins.insert(event))
-            .at(self.owner.path())?;
+            .map_err(|e| self.owner.error(e))?;
         self.after_commit();
         Ok(id)
     }
@@ -156,17 +178,28 @@ impl ActivityWriter {
         self.after_commit();
         Ok(Committed {
             event_ids,
-            sessions_ended: 0,
+            ended_sessions: Vec::new(),
         })
     }
 
-    /// A group-commit buffer over this writer, for high event rates: see [`GroupCommit`].
-    pub fn group_commit(&mut self, policy: GroupCommitPolicy) -> GroupCommit<'_> {
+    /// This writer with a group-commit buffer, for high event rates: see [`GroupCommit`].
+    pub fn into_group_commit(self, policy: GroupCommitPolicy) -> GroupCommit {
         GroupCommit::new(self, policy)
     }
 
-    /// Commits a group's operations, in order, in one `BEGIN IMMEDIATE` transaction.
+    /// Commits a group's operations, in order, in one `BEGIN IMMEDIATE` transaction (a lone event: one
+    /// autocommit INSERT, which is atomic by itself).
     pub(crate) fn commit_group(&mut self, ops: &[Pending]) -> Result<Committed> {
+        if let [Pending::Event(event)] = ops {
+            let id = EventInserter::new(self.owner.conn())
+                .and_then(|mut ins| ins.insert(event))
+                .map_err(|e| self.owner.error(e))?;
+            self.after_commit();
+            return Ok(Committed {
+                event_ids: vec![id],
+                ended_sessions: Vec::new(),
+            });
+        }
         let committed = self.owner.write(|tx| {
             let mut committed = Committed::default();
             let mut ins = EventInserter::new(tx)?;
@@ -175,7 +208,7 @@ impl ActivityWriter {
                     Pending::Event(e) => committed.event_ids.push(ins.insert(e)?),
                     Pending::EndSession { id, end } => {
                         if repo::end_session(tx, *id, *end)? {
-                            committed.sessions_ended += 1;
+                            committed.ended_sessions.push(*id);
                         }
                     }
                 }
@@ -188,7 +221,7 @@ impl ActivityWriter {
 
     /// Size of the `-wal` file now (metadata only).
     pub fn wal_bytes(&self) -> u64 {
-        store_core::maintenance::wal_bytes(self.owner.path())
+        store_core::checkpoint::wal_bytes(self.owner.path())
     }
 
     /// The WAL as of the writer's last check.
@@ -208,7 +241,7 @@ impl ActivityWriter {
         let path = self.owner.path();
         self.wal
             .maintain(self.owner.conn(), path, self.busy_timeout, true)
-            .at(path)?;
+            .map_err(|e| self.owner.error(e))?;
         Ok(self.wal.status())
     }
 
@@ -221,7 +254,7 @@ impl ActivityWriter {
             CheckpointMode::Passive => self.wal.checkpoint(conn, path, mode),
             _ => self.wal.checkpoint_with_timeout(conn, path, mode, self.busy_timeout),
         }
-        .at(path)
+        .at_db(path, &SCHEMA)
     }
 
     /// Retention: deletes the events older than `before` and the sessions that started and ended before
@@ -257,23 +290,23 @@ impl ActivityWriter {
         }
         let path = self.owner.path().to_path_buf();
         let conn = self.owner.conn();
-        report.pages_before = repo::page_count(conn).at(&path)?;
-        let mut free = repo::freelist_count(conn).at(&path)?;
+        report.pages_before = repo::page_count(conn).at_db(&path, &SCHEMA)?;
+        let mut free = repo::freelist_count(conn).at_db(&path, &SCHEMA)?;
         while free > 0 {
-            repo::incremental_vacuum_step(conn).at(&path)?;
+            repo::incremental_vacuum_step(conn).at_db(&path, &SCHEMA)?;
             report.transactions += 1;
-            let left = repo::freelist_count(conn).at(&path)?;
+            let left = repo::freelist_count(conn).at_db(&path, &SCHEMA)?;
             if left >= free {
                 break; // no progress: never spin
             }
             free = left;
         }
         report.freelist_after = free;
-        report.pages_after = repo::page_count(conn).at(&path)?;
+        report.pages_after = repo::page_count(conn).at_db(&path, &SCHEMA)?;
         report.checkpoint = Some(
             self.wal
                 .checkpoint_with_timeout(conn, &path, CheckpointMode::Truncate, self.busy_timeout)
-                .at(&path)?,
+                .at_db(&path, &SCHEMA)?,
         );
         Ok(report)
     }
@@ -281,10 +314,5 @@ impl ActivityWriter {
     fn after_commit(&mut self) {
         self.wal
             .after_commit(self.owner.conn(), self.owner.path(), self.busy_timeout);
-    }
-
-    /// The path, owned (for messages that outlive a borrow).
-    pub(crate) fn path_buf(&self) -> PathBuf {
-        self.owner.path().to_path_buf()
     }
 }

@@ -10,7 +10,7 @@ use store_core::{Error, ErrorKind};
 fn a_missing_file_is_a_typed_error_and_nothing_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let reader = ActivityReader::open(&db).expect("opening a reader touches nothing");
+    let reader = ActivityReader::open(&db);
     for err in [
         reader.totals_by_project(&TimeRange::all()).unwrap_err(),
         reader.change_token().unwrap_err(),
@@ -33,7 +33,7 @@ fn a_file_the_daemon_has_not_upgraded_is_refused_as_behind() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     drop(store_core::testing::open_at_version(&db, &SCHEMA, 1).unwrap());
-    let err = ActivityReader::open(&db).unwrap().latest().unwrap_err();
+    let err = ActivityReader::open(&db).latest().unwrap_err();
     match &err {
         Error::SchemaBehind { found, expected, .. } => {
             assert_eq!((*found, *expected), (1, SCHEMA.end_version()));
@@ -52,7 +52,6 @@ fn a_file_newer_than_this_build_is_refused() {
         .execute_batch(&format!("PRAGMA user_version = {}", SCHEMA.end_version() + 1))
         .unwrap();
     let err = ActivityReader::open(&db)
-        .unwrap()
         .totals_by_project(&TimeRange::all())
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SchemaNewer, "{err}");
@@ -65,17 +64,22 @@ fn config_db_is_not_read_as_activity_db() {
     static CONFIG_LIKE: store_core::Schema = store_core::Schema {
         file_name: "config.db",
         owner: "the server",
-        owner_command: "splitstore server",
-        application_id: store_core::schema::CONFIG_APPLICATION_ID,
+        tools: store_core::Tools {
+            program: "splitstore",
+            owner_subcommand: "server",
+        },
+        application_id: 0x5350_4C43,
         migrations: &[store_core::Migration {
             version: 1,
             name: "settings",
             step: store_core::Step::Sql("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT);"),
         }],
         incremental_vacuum: false,
+        may_start_empty: false,
+        predecessor: None,
     };
     drop(store_core::OwnerConnection::open(&db, &CONFIG_LIKE).unwrap());
-    let err = ActivityReader::open(&db).unwrap().latest().unwrap_err();
+    let err = ActivityReader::open(&db).latest().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WrongDatabase, "{err}");
 }
 
@@ -103,7 +107,7 @@ fn totals_by_project_sum_durations_per_project_including_none() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     fill(&mut ActivityWriter::open(&db).unwrap());
-    let r = ActivityReader::open(&db).unwrap();
+    let r = ActivityReader::open(&db);
     let t = |project_id, seconds, sessions| ProjectTotal {
         project_id,
         seconds,
@@ -135,7 +139,7 @@ fn sessions_in_range_are_ordered_bounded_and_limited() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     fill(&mut ActivityWriter::open(&db).unwrap());
-    let r = ActivityReader::open(&db).unwrap();
+    let r = ActivityReader::open(&db);
     let starts = |range: TimeRange, limit| -> Vec<i64> {
         r.sessions_in_range(&range, limit)
             .unwrap()
@@ -160,7 +164,7 @@ fn sessions_in_range_are_ordered_bounded_and_limited() {
 fn latest_is_the_last_session_and_the_latest_event() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let r = ActivityReader::open(&db).unwrap();
+    let r = ActivityReader::open(&db);
     let mut w = ActivityWriter::open(&db).unwrap();
     let empty = r.latest().unwrap();
     assert_eq!((empty.session, empty.event), (None, None));
@@ -178,21 +182,23 @@ fn the_change_token_moves_on_every_commit_and_only_then() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     let mut w = ActivityWriter::open(&db).unwrap();
-    let r = ActivityReader::open(&db).unwrap();
+    let r = ActivityReader::open(&db);
     let t0 = r.change_token().unwrap();
-    assert_eq!((t0.last.session_id, t0.last.event_id), (None, None));
+    let last = r.last_ids().unwrap();
+    assert_eq!((last.session_id, last.event_id), (None, None));
     assert_eq!(r.changed_since(&t0).unwrap(), None, "no commit, no change");
 
     let s = w.start_session(&session(Some(3), 0)).unwrap();
     let e = w.record_event(&event(Some(s), "focus", 0)).unwrap();
     let t1 = r.changed_since(&t0).unwrap().expect("a commit is a change");
-    assert_eq!((t1.last.session_id, t1.last.event_id), (Some(s), Some(e)));
+    let last = r.last_ids().unwrap();
+    assert_eq!((last.session_id, last.event_id), (Some(s), Some(e)));
     assert_eq!(r.changed_since(&t1).unwrap(), None);
 
     // An update changes no id but is still a change.
     w.end_session(s, at(1_000)).unwrap();
     let t2 = r.changed_since(&t1).unwrap().expect("an update is a change");
-    assert_eq!(t2.last, t1.last);
+    assert_eq!(r.last_ids().unwrap(), last);
     let json = serde_json::to_string(&t2).unwrap();
     assert_eq!(serde_json::from_str::<activity_store::ChangeToken>(&json).unwrap(), t2);
 }
@@ -202,7 +208,7 @@ fn the_reader_reads_a_stopped_daemons_file() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     fill(&mut ActivityWriter::open(&db).unwrap());
-    let r = ActivityReader::open(&db).unwrap();
+    let r = ActivityReader::open(&db);
     r.check().unwrap();
     assert_eq!(r.sessions_in_range(&TimeRange::all(), 100).unwrap().len(), 6);
     assert_eq!(r.events_of_session(1, 100).unwrap().len(), 1);
@@ -216,7 +222,7 @@ fn latest_breaks_a_tie_of_start_times_by_the_highest_id() {
     w.start_session(&session(Some(1), 5_000)).unwrap();
     let second = w.start_session(&session(Some(2), 5_000)).unwrap();
     w.start_session(&session(Some(3), 4_000)).unwrap();
-    let latest = ActivityReader::open(&db).unwrap().latest().unwrap().session.unwrap();
+    let latest = ActivityReader::open(&db).latest().unwrap().session.unwrap();
     assert_eq!((latest.id, latest.project_id), (second, Some(2)));
 }
 
@@ -225,7 +231,7 @@ fn sessions_of_project_are_that_projects_sessions_in_the_range() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     fill(&mut ActivityWriter::open(&db).unwrap());
-    let r = ActivityReader::open(&db).unwrap();
+    let r = ActivityReader::open(&db);
     let starts = |project, range: TimeRange, limit| -> Vec<i64> {
         r.sessions_of_project(project, &range, limit)
             .unwrap()
@@ -248,9 +254,9 @@ fn sessions_overlapping_are_the_ended_sessions_sharing_some_time_with_the_range(
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     fill(&mut ActivityWriter::open(&db).unwrap());
-    let r = ActivityReader::open(&db).unwrap();
+    let r = ActivityReader::open(&db);
     let starts = |from, to| -> Vec<i64> {
-        r.sessions_overlapping(at(from), at(to))
+        r.sessions_overlapping(&TimeRange::between(at(from), at(to)))
             .unwrap()
             .iter()
             .map(|s| s.start.timestamp_millis())

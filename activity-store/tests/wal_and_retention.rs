@@ -28,7 +28,7 @@ fn the_wal_stays_bounded_under_a_polling_reader() {
     let poller = {
         let (db, stop, polls) = (db.clone(), stop.clone(), polls.clone());
         std::thread::spawn(move || {
-            let r = ActivityReader::open(&db).unwrap();
+            let r = ActivityReader::open(&db);
             let mut token = r.change_token().unwrap();
             while !stop.load(Ordering::Relaxed) {
                 if let Some(t) = r.changed_since(&token).unwrap() {
@@ -43,18 +43,16 @@ fn the_wal_stays_bounded_under_a_polling_reader() {
     };
 
     let mut max_wal = 0;
-    {
-        let mut g = w.group_commit(GroupCommitPolicy {
-            max_events: 100,
-            max_delay: Duration::from_secs(3600),
-        });
-        for i in 0..200_000 {
-            if g.push(event(Some(s), "focus", i)).unwrap().is_some() {
-                max_wal = max_wal.max(g.writer().wal_bytes());
-            }
+    let mut g = w.into_group_commit(GroupCommitPolicy {
+        max_events: 100,
+        max_delay: Duration::from_secs(3600),
+    });
+    for i in 0..200_000 {
+        if g.push(event(Some(s), "focus", i)).unwrap().is_some() {
+            max_wal = max_wal.max(g.writer().wal_bytes());
         }
-        g.flush().unwrap();
     }
+    let w = g.into_writer().unwrap();
     stop.store(true, Ordering::Relaxed);
     poller.join().unwrap();
 
@@ -255,9 +253,7 @@ fn prune_works_in_bounded_transactions_and_returns_pages_to_the_file_system() {
     );
     assert_eq!(count(&db, "activity_events"), 500);
     assert!(
-        store_core::maintenance::integrity_check(&raw_reader(&db))
-            .unwrap()
-            .is_empty(),
+        store_core::check::integrity_check(&raw_reader(&db)).unwrap().is_empty(),
         "integrity_check after prune"
     );
 }

@@ -4,7 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use activity_store::{ActivityReader, ActivityWriter, GroupCommitPolicy, Pending, SCHEMA, TimeRange, WriterOptions};
+use activity_store::{
+    ActivityReader, ActivityWriter, GroupCommit, GroupCommitPolicy, Pending, SCHEMA, TimeRange, WriterOptions,
+};
 use common::*;
 use store_core::ErrorKind;
 
@@ -58,7 +60,7 @@ fn sessions_and_events_are_stored_as_given_and_ids_come_back() {
     );
     assert!(!w.end_session(9_999, at(99_000)).unwrap(), "no such session");
 
-    let r = ActivityReader::open(&db).unwrap();
+    let r = ActivityReader::open(&db);
     let sessions = r.sessions_in_range(&TimeRange::all(), 10).unwrap();
     assert_eq!(sessions.len(), 1);
     let got = &sessions[0];
@@ -81,7 +83,6 @@ fn a_session_ended_before_it_started_has_zero_duration() {
     let s = w.start_session(&session(None, 50_000)).unwrap();
     assert!(w.end_session(s, at(40_000)).unwrap());
     let got = ActivityReader::open(&db)
-        .unwrap()
         .sessions_in_range(&TimeRange::all(), 1)
         .unwrap();
     assert_eq!(got[0].duration_seconds, Some(0));
@@ -128,12 +129,12 @@ fn an_injected_failure_mid_batch_leaves_none_of_the_batch() {
 fn group_commit_commits_at_max_events_and_acknowledges_every_id() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let mut w = ActivityWriter::open(&db).unwrap();
+    let w = ActivityWriter::open(&db).unwrap();
     let policy = GroupCommitPolicy {
         max_events: 10,
         max_delay: Duration::from_secs(3600),
     };
-    let mut g = w.group_commit(policy);
+    let mut g = w.into_group_commit(policy);
     let mut acked = Vec::new();
     for i in 0..25 {
         if let Some(c) = g.push(event(None, "focus", i)).unwrap() {
@@ -156,9 +157,9 @@ fn group_commit_pending_events_are_invisible_until_flushed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     let mut w = ActivityWriter::open(&db).unwrap();
-    let reader = ActivityReader::open(&db).unwrap();
+    let reader = ActivityReader::open(&db);
     let s = w.start_session(&session(Some(1), 0)).unwrap();
-    let mut g = w.group_commit(GroupCommitPolicy {
+    let mut g = w.into_group_commit(GroupCommitPolicy {
         max_events: 1000,
         max_delay: Duration::from_secs(3600),
     });
@@ -174,7 +175,7 @@ fn group_commit_pending_events_are_invisible_until_flushed() {
 
     let c = g.flush().unwrap();
     assert_eq!(c.event_ids.len(), 10);
-    assert_eq!(c.sessions_ended, 1);
+    assert_eq!(c.ended_sessions, vec![s], "the commit names the session it ended");
     assert_eq!(
         reader.events_of_session(s, 100).unwrap().len(),
         10,
@@ -190,8 +191,8 @@ fn group_commit_pending_events_are_invisible_until_flushed() {
 fn group_commit_commits_when_the_oldest_has_waited_max_delay() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let mut w = ActivityWriter::open(&db).unwrap();
-    let mut g = w.group_commit(GroupCommitPolicy {
+    let w = ActivityWriter::open(&db).unwrap();
+    let mut g = w.into_group_commit(GroupCommitPolicy {
         max_events: 1000,
         max_delay: Duration::from_millis(30),
     });
@@ -208,9 +209,9 @@ fn group_commit_commits_when_the_oldest_has_waited_max_delay() {
 fn group_commit_flushes_on_drop() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let mut w = ActivityWriter::open(&db).unwrap();
+    let w = ActivityWriter::open(&db).unwrap();
     {
-        let mut g = w.group_commit(GroupCommitPolicy {
+        let mut g = w.into_group_commit(GroupCommitPolicy {
             max_events: 1000,
             max_delay: Duration::from_secs(3600),
         });
@@ -229,7 +230,7 @@ fn group_commit_failure_writes_nothing_and_keeps_everything_pending() {
     let mut w = ActivityWriter::open(&db).unwrap();
     let s = w.start_session(&session(None, 0)).unwrap();
     install_poison_trigger(&db);
-    let mut g = w.group_commit(GroupCommitPolicy {
+    let mut g = w.into_group_commit(GroupCommitPolicy {
         max_events: 5,
         max_delay: Duration::from_secs(3600),
     });
@@ -269,6 +270,54 @@ fn group_commit_failure_writes_nothing_and_keeps_everything_pending() {
 }
 
 #[test]
+fn a_daemon_keeps_its_writer_and_group_in_one_struct_and_prunes_while_events_are_pending() {
+    struct Daemon {
+        group: GroupCommit,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let old = w.start_session(&session(None, 0)).unwrap();
+    w.record_event(&event(Some(old), "focus", 10)).unwrap();
+    w.end_session(old, at(1_000)).unwrap();
+    let mut daemon = Daemon {
+        group: w.into_group_commit(GroupCommitPolicy {
+            max_events: 1000,
+            max_delay: Duration::from_secs(3600),
+        }),
+    };
+    let now = 10_000_000;
+    let s = daemon.group.start_session(&session(None, now)).unwrap();
+    for i in 0..5 {
+        daemon.group.push(event(Some(s), "focus", now + i)).unwrap();
+    }
+    let pruned = daemon.group.writer_mut().prune_before(at(5_000_000)).unwrap();
+    assert_eq!((pruned.sessions_deleted, pruned.events_deleted), (1, 1));
+    assert_eq!(daemon.group.pending_len(), 5, "pruning left the pending events pending");
+    let mut w = daemon.group.into_writer().unwrap();
+    assert_eq!(
+        count(&db, "activity_events"),
+        5,
+        "handing the writer back committed them"
+    );
+    w.record_event(&event(Some(s), "focus", now + 10)).unwrap();
+}
+
+#[test]
+fn one_commit_per_event_is_a_group_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut g = ActivityWriter::open(&db)
+        .unwrap()
+        .into_group_commit(GroupCommitPolicy::every_event());
+    for i in 0..3 {
+        let c = g.push(event(None, "focus", i)).unwrap().expect("every push commits");
+        assert_eq!(c.event_ids, vec![i + 1]);
+        assert_eq!(count(&db, "activity_events"), i + 1, "visible at once");
+    }
+}
+
+#[test]
 fn writer_options_are_applied() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
@@ -292,9 +341,9 @@ const DROP_CHILD: &str = "ACTIVITY_STORE_DROP_CHILD";
 fn child_drops_a_group_that_cannot_commit() {
     let Ok(path) = std::env::var(DROP_CHILD) else { return };
     let db = std::path::PathBuf::from(path);
-    let mut w = ActivityWriter::open(&db).unwrap();
+    let w = ActivityWriter::open(&db).unwrap();
     install_poison_trigger(&db);
-    let mut g = w.group_commit(GroupCommitPolicy {
+    let mut g = w.into_group_commit(GroupCommitPolicy {
         max_events: 1000,
         max_delay: Duration::from_secs(3600),
     });

@@ -1,30 +1,29 @@
 //! The one error type of this crate: everything `store_core` reports, plus what only config.db's domain
 //! knows (a project that does not exist, a duplicate domain, a setting that does not decode as asked).
 //!
-//! Like `store_core::Error`, every variant names the file, `Display` is `"<what happened>. What to do:
-//! <remedy>"`, and the error serialises (serde) as a banner `{kind, path, message, remedy}` for a UI.
+//! It has the surface every error of these crates has (`store_core::impl_error_surface!`): every variant
+//! names the file, `Display` is `"<what happened>. What to do: <remedy>"`, `kind()` is the shared
+//! [`ErrorKind`] vocabulary, `is_not_ready()`, `is_retryable()` and `locked_by()` answer the questions a
+//! program asks, and the error serialises (serde) as the same banner as `store_core::Error`.
 //!
 //! No variant carries a settings value, and none carries serde_json's message about one: serde puts the
 //! offending value into its messages (`invalid type: string "sk-…", expected u32`), so a settings error
 //! says only which key, which Rust type was asked for and what JSON kind is stored.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-use serde::ser::SerializeStruct;
+pub use store_core::ErrorKind;
+use store_core::{Describe, LockHolder};
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong reading or writing config.db.
-#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Opening, reading or writing the file failed (lock, schema, disk, constraint...): see
     /// [`store_core::Error`].
-    #[error(transparent)]
-    Store(#[from] store_core::Error),
+    Store(store_core::Error),
     /// The write names a project that config.db does not have.
     ProjectNotFound { path: PathBuf, id: i64 },
     /// The write names a calendar subscription that config.db does not have.
@@ -66,51 +65,30 @@ pub enum Error {
     },
 }
 
-/// The kind of an [`Error`], for programs that branch on it and for the UI banner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// A `store_core` error of this kind.
-    Store(store_core::ErrorKind),
-    ProjectNotFound,
-    SubscriptionNotFound,
-    DuplicateDomain,
-    DuplicateKeyword,
-    InvalidInput,
-    SettingType,
-    SettingEncode,
-}
-
-impl Serialize for ErrorKind {
-    /// A store kind serialises as `store_core` serialises it (`"Locked"`), the others by name, so a UI sees
-    /// one flat set of kinds.
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let name = match self {
-            ErrorKind::Store(kind) => return kind.serialize(serializer),
-            ErrorKind::ProjectNotFound => "ProjectNotFound",
-            ErrorKind::SubscriptionNotFound => "SubscriptionNotFound",
-            ErrorKind::DuplicateDomain => "DuplicateDomain",
-            ErrorKind::DuplicateKeyword => "DuplicateKeyword",
-            ErrorKind::InvalidInput => "InvalidInput",
-            ErrorKind::SettingType => "SettingType",
-            ErrorKind::SettingEncode => "SettingEncode",
-        };
-        serializer.serialize_str(name)
+impl From<store_core::Error> for Error {
+    fn from(e: store_core::Error) -> Error {
+        Error::Store(e)
     }
 }
 
 impl Error {
-    /// What kind of error this is.
+    /// What kind of error this is, in the vocabulary every error of these crates shares.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Store(e) => ErrorKind::Store(e.kind()),
-            Error::ProjectNotFound { .. } => ErrorKind::ProjectNotFound,
-            Error::SubscriptionNotFound { .. } => ErrorKind::SubscriptionNotFound,
-            Error::DuplicateDomain { .. } => ErrorKind::DuplicateDomain,
-            Error::DuplicateKeyword { .. } => ErrorKind::DuplicateKeyword,
+            Error::Store(e) => e.kind(),
+            Error::ProjectNotFound { .. } | Error::SubscriptionNotFound { .. } => ErrorKind::NotFound,
+            Error::DuplicateDomain { .. } | Error::DuplicateKeyword { .. } => ErrorKind::Duplicate,
             Error::InvalidInput { .. } => ErrorKind::InvalidInput,
-            Error::SettingType { .. } => ErrorKind::SettingType,
-            Error::SettingEncode { .. } => ErrorKind::SettingEncode,
+            Error::SettingType { .. } => ErrorKind::WrongType,
+            Error::SettingEncode { .. } => ErrorKind::Unencodable,
+        }
+    }
+
+    /// Who holds config.db's owner lock, when the error is that it is held.
+    pub fn locked_by(&self) -> Option<&LockHolder> {
+        match self {
+            Error::Store(e) => e.locked_by(),
+            _ => None,
         }
     }
 
@@ -185,26 +163,25 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Store(e) => fmt::Display::fmt(e, f),
-            _ => write!(f, "{}. What to do: {}", self.what(), self.remedy()),
-        }
+impl Describe for Error {
+    fn kind(&self) -> ErrorKind {
+        Error::kind(self)
+    }
+    fn path(&self) -> &Path {
+        Error::path(self)
+    }
+    fn what(&self) -> String {
+        Error::what(self)
+    }
+    fn remedy(&self) -> String {
+        Error::remedy(self)
+    }
+    fn locked_by(&self) -> Option<&LockHolder> {
+        Error::locked_by(self)
     }
 }
 
-impl Serialize for Error {
-    /// The banner a UI shows: `{kind, path, message, remedy}`, the same shape as `store_core::Banner`.
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Banner", 4)?;
-        s.serialize_field("kind", &self.kind())?;
-        s.serialize_field("path", self.path())?;
-        s.serialize_field("message", &self.what())?;
-        s.serialize_field("remedy", &self.remedy())?;
-        s.end()
-    }
-}
+store_core::impl_error_surface!(Error);
 
 fn project_label(id: Option<i64>) -> String {
     match id {
@@ -229,7 +206,7 @@ pub(crate) fn broken_rule(e: &rusqlite::Error) -> Option<Broken> {
     }
 }
 
-/// Maps a SQLite error on `path` to the typed store error.
+/// Maps a SQLite error on `path` (config.db) to the typed store error.
 pub(crate) fn store(path: &Path, e: rusqlite::Error) -> Error {
-    Error::Store(store_core::Error::from_sqlite(path, e))
+    Error::Store(store_core::Error::from_sqlite(path, e).with_schema(&crate::SCHEMA))
 }

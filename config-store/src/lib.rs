@@ -43,3 +43,4 @@ pub use reader::ConfigReader;
 pub use schema::SCHEMA;
 pub use settings::SettingInfo;
 pub use store::ConfigStore;
+pub use store_core::{Banner, ChangeToken, LockHolder, OpenOptions, TimeRange};

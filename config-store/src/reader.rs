@@ -14,12 +14,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::de::DeserializeOwned;
-use store_core::{DataVersion, ReadPool};
+use store_core::{ChangeToken, ReadPool, TimeRange};
 
 use crate::SCHEMA;
 use crate::calendar::{self, CalendarEvent, Subscription};
@@ -31,7 +29,7 @@ use crate::settings::{self, SettingInfo};
 /// to every thread that reads.
 #[derive(Clone)]
 pub struct ConfigReader {
-    pool: Arc<ReadPool>,
+    pool: ReadPool,
 }
 
 impl fmt::Debug for ConfigReader {
@@ -45,14 +43,14 @@ impl ConfigReader {
     /// created the file yet. Each read checks the file and reports `Missing`, `SchemaBehind`... until it is
     /// readable, so a daemon can start before the server and keep this one reader. Call
     /// [`check`](Self::check) to find out now.
-    pub fn open(path: &Path) -> Result<ConfigReader> {
-        Ok(ConfigReader {
-            pool: Arc::new(ReadPool::new(path, &SCHEMA)?),
-        })
+    pub fn open(path: &Path) -> ConfigReader {
+        ConfigReader {
+            pool: ReadPool::new(path, &SCHEMA),
+        }
     }
 
     /// [`open`](Self::open) on `<data_dir>/config.db`.
-    pub fn open_in(data_dir: &Path) -> Result<ConfigReader> {
+    pub fn open_in(data_dir: &Path) -> ConfigReader {
         ConfigReader::open(&SCHEMA.path_in(data_dir))
     }
 
@@ -65,10 +63,16 @@ impl ConfigReader {
         Ok(self.pool.check()?)
     }
 
-    /// A token that changes whenever anyone commits to config.db: cache what you read (say, domain
-    /// lookups) and read again when it changes.
-    pub fn data_version(&self) -> Result<DataVersion> {
-        Ok(self.pool.data_version()?)
+    /// A token that changes whenever anyone commits to config.db (one `PRAGMA data_version`, no table
+    /// read): cache what you read (say, domain lookups) and read again when
+    /// [`changed_since`](Self::changed_since) says so.
+    pub fn change_token(&self) -> Result<ChangeToken> {
+        Ok(self.pool.change_token()?)
+    }
+
+    /// `None` if nothing was committed since `token` was taken; otherwise the new token.
+    pub fn changed_since(&self, token: &ChangeToken) -> Result<Option<ChangeToken>> {
+        Ok(self.pool.changed_since(token)?)
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -118,22 +122,17 @@ impl ConfigReader {
         self.read(|c| calendar::repo::subscription(c, id))
     }
 
-    /// Events of every subscription that overlap `[from, to)`, by start time. An event spans
+    /// Events of every subscription that overlap `range`, by start time. An event spans
     /// `[start_time, end_time)`; one without an end (or ending before it starts) is the instant
-    /// `start_time`. Empty when `from >= to`.
-    pub fn calendar_events_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<CalendarEvent>> {
-        self.read(|c| calendar::repo::events_between(c, from, to))
+    /// `start_time`. Empty when the range is.
+    pub fn calendar_events_between(&self, range: &TimeRange) -> Result<Vec<CalendarEvent>> {
+        self.read(|c| calendar::repo::events_between(c, range))
     }
 
     /// As [`calendar_events_between`](Self::calendar_events_between), only events attributed to
     /// `project_id` (which may be a deleted project's id).
-    pub fn calendar_events_for_project(
-        &self,
-        project_id: i64,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<CalendarEvent>> {
-        self.read(|c| calendar::repo::project_events_between(c, project_id, from, to))
+    pub fn calendar_events_for_project(&self, project_id: i64, range: &TimeRange) -> Result<Vec<CalendarEvent>> {
+        self.read(|c| calendar::repo::project_events_between(c, project_id, range))
     }
 
     /// The setting `key` decoded as `T`; `None` if it is not set (or holds SQL `NULL`). A value that does

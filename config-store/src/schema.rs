@@ -21,17 +21,32 @@
 //!
 //! `settings.secret` marks values that are credentials; no value is ever printed either way.
 
-use store_core::schema::CONFIG_APPLICATION_ID;
-use store_core::{Migration, Schema, Step};
+use store_core::{Migration, Predecessor, Schema, Step, Tools};
+
+/// `PRAGMA application_id` of config.db: ASCII "SPLC".
+pub const APPLICATION_ID: i32 = 0x5350_4C43;
 
 /// config.db, owned by the server.
 pub static SCHEMA: Schema = Schema {
     file_name: "config.db",
     owner: "the server",
-    owner_command: "splitstore server",
-    application_id: CONFIG_APPLICATION_ID,
+    tools: Tools {
+        program: "splitstore",
+        owner_subcommand: "server",
+    },
+    application_id: APPLICATION_ID,
     migrations: MIGRATIONS,
     incremental_vacuum: false,
+    // The user's configuration never silently restarts empty.
+    may_start_empty: false,
+    predecessor: Some(LEGACY),
+};
+
+/// The legacy combined database config.db (and activity.db) were split from.
+const LEGACY: Predecessor = Predecessor {
+    file_name: "legacy.db",
+    versions: (1, 3),
+    converter: "migrate-split",
 };
 
 /// Released migrations: never edit one (its checksum is recorded in every file); add a new one instead.

@@ -21,6 +21,23 @@ use crate::reader::ConfigReader;
 use crate::settings;
 
 /// The owner of config.db: every write, and reads through [`reader`](Self::reader).
+///
+/// ```
+/// use config_store::{ConfigStore, NewProject};
+///
+/// let dir = tempfile::tempdir()?;
+/// let mut store = ConfigStore::open_in(dir.path())?; // takes config.db.lock, creates, migrates
+/// let acme = store.create_project(&NewProject {
+///     domains: vec!["acme.com".into()],
+///     ..NewProject::named("Acme")
+/// })?;
+/// assert_eq!(store.reader().project_for_domain("docs.acme.com")?, Some(acme.id));
+///
+/// // A duplicate is refused before anything is written, with a kind a program can branch on.
+/// let err = store.add_domain(acme.id, "ACME.com").unwrap_err();
+/// assert_eq!(err.kind(), config_store::ErrorKind::Duplicate);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct ConfigStore {
     owner: OwnerConnection,
@@ -42,7 +59,7 @@ impl ConfigStore {
     /// [`open`](Self::open) with options (busy timeout, backup directory...).
     pub fn open_with(path: &Path, options: &OpenOptions) -> Result<ConfigStore> {
         let owner = OwnerConnection::open_with(path, &SCHEMA, options)?;
-        let reader = ConfigReader::open(path)?;
+        let reader = ConfigReader::open(path);
         Ok(ConfigStore {
             owner,
             reader,

@@ -4,6 +4,7 @@ mod common;
 
 use chrono::{DateTime, Utc};
 use common::*;
+use config_store::TimeRange;
 use config_store::{
     CalendarEvent, ConfigStore, Error, NewCalendarEvent, NewSubscription, Subscription, SubscriptionUpdate,
 };
@@ -147,7 +148,10 @@ fn a_sync_replaces_the_subscriptions_events_and_records_when() {
 
     let all = store
         .reader()
-        .calendar_events_between(t("2024-01-01T00:00:00Z"), t("2025-01-01T00:00:00Z"))
+        .calendar_events_between(&TimeRange::between(
+            t("2024-01-01T00:00:00Z"),
+            t("2025-01-01T00:00:00Z"),
+        ))
         .unwrap();
     assert_eq!(
         uids(&all),
@@ -240,7 +244,7 @@ fn range_reads_return_every_event_overlapping_the_range() {
         .unwrap();
     let r = store.reader();
     let between = |from: &str, to: &str| -> Vec<String> {
-        let events = r.calendar_events_between(t(from), t(to)).unwrap();
+        let events = r.calendar_events_between(&TimeRange::between(t(from), t(to))).unwrap();
         uids(&events).into_iter().map(String::from).collect()
     };
     assert_eq!(
@@ -263,7 +267,9 @@ fn range_reads_return_every_event_overlapping_the_range() {
     );
 
     let for_project = |id: i64, from: DateTime<Utc>, to: DateTime<Utc>| -> Vec<String> {
-        let events = r.calendar_events_for_project(id, from, to).unwrap();
+        let events = r
+            .calendar_events_for_project(id, &TimeRange::between(from, to))
+            .unwrap();
         assert!(events.iter().all(|e| e.project_id == Some(id)));
         uids(&events).into_iter().map(String::from).collect()
     };

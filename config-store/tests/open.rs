@@ -10,10 +10,11 @@ use config_store::{ConfigReader, ConfigStore, Error, ErrorKind, NewProject, SCHE
 use rusqlite::{Connection, OpenFlags};
 use store_core::testing::{open_at_version, schema_fingerprint};
 
-fn store_kind(err: &Error) -> store_core::ErrorKind {
-    match err.kind() {
-        ErrorKind::Store(kind) => kind,
-        other => panic!("expected a store error, got {other:?}: {err}"),
+/// The kind of a store error (one about the file itself), failing the test for any other.
+fn store_kind(err: &Error) -> ErrorKind {
+    match err {
+        Error::Store(e) => e.kind(),
+        other => panic!("expected a store error, got {other:?}"),
     }
 }
 
@@ -25,8 +26,8 @@ fn fingerprint(path: &Path) -> String {
 #[test]
 fn a_reader_sees_what_the_open_store_commits() {
     let (_dir, path, mut store) = store();
-    let reader = ConfigReader::open(&path).unwrap();
-    let before = reader.data_version().unwrap();
+    let reader = ConfigReader::open(&path);
+    let before = reader.change_token().unwrap();
     let p = store
         .create_project(&NewProject {
             domains: vec!["example.com".into()],
@@ -37,7 +38,7 @@ fn a_reader_sees_what_the_open_store_commits() {
     store.set_setting("theme", "dark").unwrap();
 
     assert_ne!(
-        reader.data_version().unwrap(),
+        reader.change_token().unwrap(),
         before,
         "the reader can tell something changed"
     );
@@ -65,21 +66,23 @@ fn a_reader_sees_what_the_open_store_commits() {
 #[test]
 fn a_reader_of_a_missing_file_is_a_typed_error_and_creates_nothing() {
     let (dir, path) = fresh();
-    let err = ConfigReader::open(&path).unwrap().check().unwrap_err();
+    let err = ConfigReader::open(&path).check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::Missing);
     assert_eq!(
         err.to_string(),
         format!(
-            "{} does not exist: the server has not created it yet. What to do: start the server (it creates the \
-             file), or check --data-dir",
-            path.display()
+            "{} does not exist: the server has not created it yet. What to do: start the server (`splitstore server \
+             --data-dir {}`): it creates the file; or check that {} is the right data directory",
+            path.display(),
+            dir.path().display(),
+            dir.path().display()
         )
     );
-    let err = ConfigReader::open_in(dir.path()).unwrap().check().unwrap_err();
+    let err = ConfigReader::open_in(dir.path()).check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::Missing);
 
     // A lazy reader starts before the server and works once the server has created the file.
-    let lazy = ConfigReader::open(&path).unwrap();
+    let lazy = ConfigReader::open(&path);
     assert_eq!(
         store_kind(&lazy.projects().unwrap_err()),
         store_core::ErrorKind::Missing
@@ -99,17 +102,18 @@ fn a_reader_of_a_missing_file_is_a_typed_error_and_creates_nothing() {
 fn a_reader_refuses_a_file_at_another_schema_version() {
     let (_dir, path) = fresh();
     drop(open_at_version(&path, &SCHEMA, 1).unwrap());
-    let err = ConfigReader::open(&path).unwrap().check().unwrap_err();
+    let err = ConfigReader::open(&path).check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::SchemaBehind);
     assert_eq!(
         err.to_string(),
         format!(
             "{} is at schema 1, this build reads 2: the server has not upgraded it yet. What to do: start the server \
-             from this build so it upgrades the file, then retry",
-            path.display()
+             from this build (`splitstore server --data-dir {}`) so it upgrades the file, then retry",
+            path.display(),
+            path.parent().unwrap().display()
         )
     );
-    let lazy = ConfigReader::open(&path).unwrap();
+    let lazy = ConfigReader::open(&path);
     assert_eq!(
         store_kind(&lazy.project_for_domain("x.com").unwrap_err()),
         store_core::ErrorKind::SchemaBehind
@@ -122,7 +126,7 @@ fn a_reader_refuses_a_file_at_another_schema_version() {
 
     drop(store);
     exec(&path, "PRAGMA user_version = 3");
-    let err = ConfigReader::open(&path).unwrap().check().unwrap_err();
+    let err = ConfigReader::open(&path).check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::SchemaNewer);
 }
 
@@ -133,11 +137,11 @@ fn a_reader_refuses_a_database_of_another_kind() {
     let conn = Connection::open(&activity).unwrap();
     conn.execute_batch(&format!(
         "PRAGMA application_id = {}; CREATE TABLE t (x); PRAGMA user_version = 2;",
-        store_core::schema::ACTIVITY_APPLICATION_ID
+        0x5350_4C41 // activity.db's
     ))
     .unwrap();
     drop(conn);
-    let err = ConfigReader::open(&activity).unwrap().check().unwrap_err();
+    let err = ConfigReader::open(&activity).check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::WrongDatabase);
     let err = ConfigStore::open(&activity).unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::WrongDatabase);

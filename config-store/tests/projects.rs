@@ -4,6 +4,7 @@ mod common;
 
 use chrono::Utc;
 use common::*;
+use config_store::TimeRange;
 use config_store::{ConfigStore, Error, NewCalendarEvent, NewProject, NewSubscription, ProjectUpdate, SCHEMA};
 use store_core::{ErrorKind, OwnerConnection};
 
@@ -223,7 +224,10 @@ fn deleting_a_project_takes_its_domains_and_keywords_and_leaves_calendar_events(
     );
     let events = store
         .reader()
-        .calendar_events_between(t("2024-01-01T00:00:00Z"), t("2024-01-02T00:00:00Z"))
+        .calendar_events_between(&TimeRange::between(
+            t("2024-01-01T00:00:00Z"),
+            t("2024-01-02T00:00:00Z"),
+        ))
         .unwrap();
     assert_eq!(events.len(), 1, "the event stays");
     assert_eq!(events[0].project_id, Some(doomed.id), "with the deleted project's id");
@@ -239,7 +243,7 @@ fn a_domain_for_a_missing_project_is_a_typed_error_and_nothing_is_written() {
     let (_dir, path, mut store) = store();
     let err = store.add_domain(7, "example.com").unwrap_err();
     assert!(matches!(err, Error::ProjectNotFound { id: 7, .. }), "{err:?}");
-    assert_eq!(err.kind(), config_store::ErrorKind::ProjectNotFound);
+    assert_eq!(err.kind(), config_store::ErrorKind::NotFound);
     assert_eq!(err.path(), path);
     assert_eq!(
         err.to_string(),

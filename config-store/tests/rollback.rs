@@ -59,11 +59,7 @@ fn event(uid: &str) -> NewCalendarEvent {
 }
 
 fn assert_injected(err: &Error) {
-    assert_eq!(
-        err.kind(),
-        config_store::ErrorKind::Store(ErrorKind::Constraint),
-        "{err:?}"
-    );
+    assert_eq!(err.kind(), ErrorKind::Constraint, "{err:?}");
     assert!(err.to_string().contains("injected"), "{err}");
 }
 

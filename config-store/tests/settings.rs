@@ -80,7 +80,7 @@ fn legacy_plain_text_values_are_readable() {
             ('multiline', 'line one\nline \"two\"', NULL, 0);
          INSERT INTO settings (key, value) VALUES ('integer', 12), ('blob', x'68690a');",
     );
-    let r = ConfigReader::open(&path).unwrap();
+    let r = ConfigReader::open(&path);
     assert_eq!(r.setting::<String>("theme").unwrap().as_deref(), Some("dark"));
     assert_eq!(r.setting::<u16>("port").unwrap(), Some(8080));
     assert_eq!(

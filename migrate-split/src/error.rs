@@ -8,15 +8,16 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use store_core::{Describe, ErrorKind, LockHolder};
 
 use crate::report::Report;
 
 /// `Result` with [`SplitError`].
 pub type Result<T, E = SplitError> = std::result::Result<T, E>;
 
-/// Why a split did not happen.
-#[derive(Debug, thiserror::Error)]
+/// Why a split did not happen. It has the surface every error of these crates has
+/// (`store_core::impl_error_surface!`): `kind()` in the shared vocabulary, `is_retryable()`, `locked_by()`,
+/// and the same serde banner.
 #[non_exhaustive]
 pub enum SplitError {
     /// The legacy file is not a legacy database this tool knows. Nothing was created.
@@ -31,7 +32,13 @@ pub enum SplitError {
     /// The legacy file was modified while the split read it (another program still writes it).
     LegacyChanged { path: PathBuf },
     /// A store error: an owner lock held by another process, a full disk, I/O.
-    Store(#[from] store_core::Error),
+    Store(store_core::Error),
+}
+
+impl From<store_core::Error> for SplitError {
+    fn from(e: store_core::Error) -> SplitError {
+        SplitError::Store(e)
+    }
 }
 
 impl SplitError {
@@ -44,16 +51,23 @@ impl SplitError {
         }
     }
 
-    /// A short machine-readable kind.
-    pub fn kind(&self) -> &'static str {
+    /// What kind of error this is, in the vocabulary every error of these crates shares.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            SplitError::Refused { .. } => "refused_input",
-            SplitError::OutputsExist { .. } => "outputs_exist",
-            SplitError::Strict { .. } => "strict",
-            SplitError::Verification { .. } => "verification_failed",
-            SplitError::LegacyChanged { .. } => "legacy_changed",
-            SplitError::Store(e) if e.kind() == store_core::ErrorKind::Locked => "locked",
-            SplitError::Store(_) => "store",
+            SplitError::Refused { .. } => ErrorKind::UnsupportedInput,
+            SplitError::OutputsExist { .. } => ErrorKind::OutputsExist,
+            SplitError::Strict { .. } => ErrorKind::RejectedRows,
+            SplitError::Verification { .. } => ErrorKind::VerificationFailed,
+            SplitError::LegacyChanged { .. } => ErrorKind::ChangedDuringRun,
+            SplitError::Store(e) => e.kind(),
+        }
+    }
+
+    /// Who holds an owner lock of the data directory, when the error is that one is held.
+    pub fn locked_by(&self) -> Option<&LockHolder> {
+        match self {
+            SplitError::Store(e) => e.locked_by(),
+            _ => None,
         }
     }
 
@@ -113,17 +127,6 @@ impl SplitError {
         }
     }
 
-    /// The error as data for `--json`.
-    pub fn to_json(&self) -> ErrorJson<'_> {
-        ErrorJson {
-            kind: self.kind(),
-            path: self.path(),
-            message: self.what(),
-            remedy: self.remedy(),
-            exit_code: self.exit_code(),
-        }
-    }
-
     pub(crate) fn refused(path: &Path, found: impl Into<String>) -> SplitError {
         SplitError::Refused {
             path: path.to_path_buf(),
@@ -132,26 +135,26 @@ impl SplitError {
     }
 
     pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> SplitError {
-        SplitError::Store(store_core::Error::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
-        })
+        SplitError::Store(store_core::Error::io(path, action, source))
     }
 }
 
-impl std::fmt::Display for SplitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}. What to do: {}", self.what(), self.remedy())
+impl Describe for SplitError {
+    fn kind(&self) -> ErrorKind {
+        SplitError::kind(self)
+    }
+    fn path(&self) -> &Path {
+        SplitError::path(self)
+    }
+    fn what(&self) -> String {
+        SplitError::what(self)
+    }
+    fn remedy(&self) -> String {
+        SplitError::remedy(self)
+    }
+    fn locked_by(&self) -> Option<&LockHolder> {
+        SplitError::locked_by(self)
     }
 }
 
-/// [`SplitError`] as the `error` member of the binary's `--json` output.
-#[derive(Debug, Serialize)]
-pub struct ErrorJson<'a> {
-    pub kind: &'static str,
-    pub path: &'a Path,
-    pub message: String,
-    pub remedy: String,
-    pub exit_code: u8,
-}
+store_core::impl_error_surface!(SplitError);

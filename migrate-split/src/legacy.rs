@@ -223,7 +223,7 @@ fn check_header(path: &Path, header: &[u8], len: u64) -> Result<()> {
 /// always reporting an error: it may return a row twice, out of order, or not at all, so a copy of it could
 /// lose rows without anything noticing (https://sqlite.org/pragma.html#pragma_quick_check).
 fn check_structure(conn: &Connection, path: &Path) -> Result<()> {
-    let problems = store_core::maintenance::quick_check(conn).map_err(|e| legacy_error(path, e))?;
+    let problems = store_core::check::quick_check(conn).map_err(|e| legacy_error(path, e))?;
     if problems.is_empty() {
         return Ok(());
     }
@@ -281,8 +281,14 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<(u32, Vec<String>)> {
     };
     if application_id != 0 {
         let id = application_id as i32;
-        let what = match store_core::schema::KNOWN_KINDS.iter().find(|(k, _)| *k == id) {
-            Some((_, kind)) => format!("it is a splitstore {kind} (application_id {id:#010x}), already split"),
+        let split_kind = [&activity_store::SCHEMA, &config_store::SCHEMA]
+            .into_iter()
+            .find(|s| s.application_id == id);
+        let what = match split_kind {
+            Some(s) => format!(
+                "it is a splitstore {} (application_id {id:#010x}), already split",
+                s.file_name
+            ),
             None => format!("it belongs to another application (application_id {id:#010x}; {listed})"),
         };
         return Err(SplitError::refused(path, what));

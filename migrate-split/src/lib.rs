@@ -45,6 +45,7 @@ mod convert;
 mod copy;
 mod digest;
 pub mod error;
+#[cfg(feature = "fixtures")]
 pub mod fixtures;
 mod kept_ids;
 mod legacy;
@@ -59,6 +60,7 @@ mod verify;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use store_core::private_dir::{self, Scratch};
 use store_core::{OwnerLock, files};
 
 pub use copy::{CREDENTIAL_MARKERS, is_credential_key};
@@ -71,9 +73,13 @@ pub use report::{LegacyInfo, Outcome, Report, TableCounts};
 use legacy::LegacyFile;
 use outputs::Existing;
 use progress::Progress;
+pub use progress::{ProgressCallback, SplitProgress};
+
+/// The scratch folders of dry runs under the system temp directory: `migrate-split-dry-run-<pid>-<n>`.
+const DRY_RUN_SCRATCH: &str = "migrate-split-dry-run";
 
 /// How to run a split.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// Do the full conversion and counting in a scratch directory outside the data directory, report, and
     /// delete it: nothing is written in the data directory.
@@ -84,8 +90,19 @@ pub struct Options {
     /// a `.replaced-<time>` suffix, never deleted) instead of refusing. A completed split of the same file
     /// is never redone, with or without it.
     pub force: bool,
-    /// Show a progress bar on stderr (the binary sets it when stderr is a terminal and `--json` is off).
-    pub progress: bool,
+    /// Receives progress updates (phase, rows copied of all), for a UI or a terminal's progress bar.
+    pub progress: Option<ProgressCallback>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("dry_run", &self.dry_run)
+            .field("strict", &self.strict)
+            .field("force", &self.force)
+            .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
+            .finish()
+    }
 }
 
 /// Splits the legacy database at `legacy_path` into `data_dir/activity.db` and `data_dir/config.db`.
@@ -131,6 +148,10 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     match outputs::inspect(data_dir, &legacy.sha256) {
         Existing::AlreadySplit(detail) => {
             legacy.close_unchanged()?;
+            // A data directory split by an earlier version has no record yet.
+            if store_core::conversion::recorded(data_dir).is_none() {
+                record_conversion(&report.legacy, data_dir, &detail.split_id)?;
+            }
             report.outcome = Outcome::AlreadySplit;
             report.tables = detail.tables;
             report.split_id = Some(detail.split_id);
@@ -169,7 +190,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
 
     let split_id = new_split_id();
     let temp = outputs::temp_paths(data_dir, &split_id);
-    let progress = Progress::new(options.progress);
+    let progress = Progress::new(options.progress.clone());
     let converted = convert::convert(&legacy, &temp, &split_id, &progress);
     progress.finish();
     let converted = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
@@ -193,6 +214,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
             return Err(e);
         }
     };
+    record_conversion(&report.legacy, data_dir, report.split_id.as_deref().unwrap_or_default())?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -206,13 +228,14 @@ fn dry_run(legacy: LegacyFile, mut report: Report, options: &Options, started: I
         .filter(|p| p.exists())
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    let scratch = tempfile::Builder::new()
-        .prefix("migrate-split-dry-run-")
-        .tempdir()
-        .map_err(|e| SplitError::io(&std::env::temp_dir(), "create a scratch directory in", e))?;
+    // A private (0700) folder under the system temp directory, removed afterwards; one a killed dry run
+    // left behind is removed by the next.
+    let temp_root = std::env::temp_dir();
+    private_dir::remove_stale_scratch_under(&temp_root, Some(DRY_RUN_SCRATCH));
+    let scratch = Scratch::under(&temp_root, DRY_RUN_SCRATCH)?;
     let split_id = new_split_id();
     let temp = outputs::temp_paths(scratch.path(), &split_id);
-    let progress = Progress::new(options.progress);
+    let progress = Progress::new(options.progress.clone());
     let converted = convert::convert(&legacy, &temp, &split_id, &progress);
     progress.finish();
     let conversion = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
@@ -243,6 +266,18 @@ fn strict_failure(mut report: Report, started: Instant) -> SplitError {
         reasons,
         report: Box::new(report),
     }
+}
+
+/// Records the completed split in the data directory, so owners know the legacy file beside the outputs
+/// is converted (they never create an empty file beside an unconverted one).
+fn record_conversion(legacy: &LegacyInfo, data_dir: &Path, split_id: &str) -> Result<()> {
+    let record = store_core::conversion::ConversionRecord {
+        predecessor: std::fs::canonicalize(&legacy.path).unwrap_or_else(|_| legacy.path.clone()),
+        sha256: legacy.sha256.clone(),
+        run_id: split_id.to_string(),
+        at_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    Ok(store_core::conversion::record(data_dir, &record)?)
 }
 
 /// A split id: when and by which process, unique in practice and readable in file names and provenance.

@@ -8,8 +8,11 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::Parser;
-use migrate_split::{Options, SplitError, split};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use migrate_split::{Options, ProgressCallback, SplitError, SplitProgress, split};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,13 +45,24 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let bar = (!args.json && std::io::stderr().is_terminal()).then(progress_bar);
     let options = Options {
         dry_run: args.dry_run,
         strict: args.strict,
         force: args.force,
-        progress: !args.json && std::io::stderr().is_terminal(),
+        progress: bar.clone().map(|bar| -> ProgressCallback {
+            Arc::new(move |p: &SplitProgress| {
+                bar.set_length(p.rows_total);
+                bar.set_position(p.rows_done);
+                bar.set_message(p.phase.clone());
+            })
+        }),
     };
-    match split(&args.legacy, &args.data_dir, &options) {
+    let outcome = split(&args.legacy, &args.data_dir, &options);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match outcome {
         Ok(report) => {
             eprint!("{}", report.human_summary());
             if args.json {
@@ -62,7 +76,9 @@ fn main() -> ExitCode {
             }
             eprintln!("migrate-split: {err}");
             if args.json {
-                let mut out = serde_json::json!({ "outcome": "failed", "error": err.to_json() });
+                let mut error = serde_json::to_value(&err).expect("errors serialise");
+                error["exit_code"] = err.exit_code().into();
+                let mut out = serde_json::json!({ "outcome": "failed", "error": error });
                 if let SplitError::Strict { report, .. } = &err {
                     out["report"] = serde_json::to_value(report).expect("report serialises");
                 }
@@ -77,4 +93,14 @@ fn print_json(value: &serde_json::Value) {
     let mut out = std::io::stdout().lock();
     let _ = serde_json::to_writer(&mut out, value);
     let _ = writeln!(out);
+}
+
+/// A progress bar on stderr (only on a terminal, never with `--json`: the caller decides).
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{msg:<28} [{bar:36}] {human_pos}/{human_len} rows {per_sec} {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar
 }

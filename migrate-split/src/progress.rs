@@ -1,50 +1,72 @@
-//! The progress bar: on a terminal only, never with `--json` (the caller decides), on stderr.
+//! Progress of a split, reported through the caller's callback (a UI's progress view, the binary's bar on a
+//! terminal). Updates come at phase changes and every [`TICK_ROWS`] rows, so their cost stays out of the
+//! copy loop.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Rows between two updates of the bar: keeps its cost out of the copy loop.
+use serde::Serialize;
+
+/// Rows between two progress updates.
 pub(crate) const TICK_ROWS: u64 = 4096;
 
-#[derive(Debug)]
+/// Where a split is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SplitProgress {
+    /// What it is doing: `copying activity_events`, `building indexes`, `verifying`...
+    pub phase: String,
+    /// Legacy rows copied so far, and in all.
+    pub rows_done: u64,
+    pub rows_total: u64,
+}
+
+/// The callback that receives [`SplitProgress`] updates. Called on the splitting thread: keep it short.
+pub type ProgressCallback = Arc<dyn Fn(&SplitProgress) + Send + Sync>;
+
+/// The running state behind the callback.
 pub(crate) struct Progress {
-    bar: Option<ProgressBar>,
+    callback: Option<ProgressCallback>,
+    phase: std::sync::Mutex<String>,
+    done: AtomicU64,
+    total: AtomicU64,
 }
 
 impl Progress {
-    pub fn new(enabled: bool) -> Progress {
-        let bar = enabled.then(|| {
-            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            let style =
-                ProgressStyle::with_template("{msg:<28} [{bar:36}] {human_pos}/{human_len} rows {per_sec} {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> ");
-            bar.set_style(style);
-            bar
-        });
-        Progress { bar }
+    pub fn new(callback: Option<ProgressCallback>) -> Progress {
+        Progress {
+            callback,
+            phase: std::sync::Mutex::new(String::new()),
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+        }
     }
 
     pub fn set_total(&self, rows: u64) {
-        if let Some(b) = &self.bar {
-            b.set_length(rows);
-        }
+        self.total.store(rows, Ordering::Relaxed);
+        self.report();
     }
 
     pub fn phase(&self, what: &str) {
-        if let Some(b) = &self.bar {
-            b.set_message(what.to_string());
-        }
+        *self.phase.lock().unwrap_or_else(|p| p.into_inner()) = what.to_string();
+        self.report();
     }
 
     pub fn inc(&self, rows: u64) {
-        if let Some(b) = &self.bar {
-            b.inc(rows);
-        }
+        self.done.fetch_add(rows, Ordering::Relaxed);
+        self.report();
     }
 
     pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
+        self.phase("done");
+    }
+
+    fn report(&self) {
+        if let Some(callback) = &self.callback {
+            callback(&SplitProgress {
+                phase: self.phase.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                rows_done: self.done.load(Ordering::Relaxed),
+                rows_total: self.total.load(Ordering::Relaxed),
+            });
         }
     }
 }

@@ -80,14 +80,14 @@ pub(crate) fn verify_file(path: &Path, schema: &Schema) -> Result<()> {
             ),
         ));
     }
-    let problems = store_core::maintenance::quick_check(&conn).at(path)?;
+    let problems = store_core::check::quick_check(&conn).at(path)?;
     if !problems.is_empty() {
         return Err(verification_failed(
             path,
             format!("quick_check: {}", problems.join("; ")),
         ));
     }
-    let violations = store_core::maintenance::foreign_key_violations(&conn).at(path)?;
+    let violations = store_core::check::foreign_key_violations(&conn).at(path)?;
     if !violations.is_empty() {
         let shown: Vec<String> = violations.iter().take(5).map(|v| v.to_string()).collect();
         return Err(verification_failed(

@@ -122,7 +122,7 @@ fn run_case(version: u32, damages: &[Damage]) -> Result<bool, TestCaseError> {
     match result {
         Ok(report) => {
             prop_assert_eq!(report.outcome, Outcome::Split);
-            let problems = store_core::maintenance::quick_check(&open_legacy(&legacy)).unwrap();
+            let problems = store_core::check::quick_check(&open_legacy(&legacy)).unwrap();
             prop_assert!(
                 problems.is_empty(),
                 "split a legacy file that fails quick_check: {:?}",
@@ -130,7 +130,7 @@ fn run_case(version: u32, damages: &[Damage]) -> Result<bool, TestCaseError> {
             );
             for db in ["activity.db", "config.db"] {
                 let conn = open_legacy(&data.join(db));
-                let problems = store_core::maintenance::integrity_check(&conn).unwrap();
+                let problems = store_core::check::integrity_check(&conn).unwrap();
                 prop_assert!(problems.is_empty(), "{}: {:?}", db, problems);
             }
             prop_assert!(!report.tables.is_empty());

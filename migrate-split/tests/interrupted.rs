@@ -125,7 +125,7 @@ fn kill_9_at_random_moments_then_a_clean_rerun() {
         for f in ["activity.db", "config.db"] {
             let conn = open_output(&data.join(f));
             assert!(
-                store_core::maintenance::quick_check(&conn).unwrap().is_empty(),
+                store_core::check::quick_check(&conn).unwrap().is_empty(),
                 "round {round} {f}"
             );
         }

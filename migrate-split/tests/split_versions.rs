@@ -108,14 +108,9 @@ fn check_version(version: u32) {
         ("config.db", &config_store::SCHEMA),
     ] {
         let conn = open_output(&data.join(file));
+        assert!(store_core::check::integrity_check(&conn).unwrap().is_empty(), "{file}");
         assert!(
-            store_core::maintenance::integrity_check(&conn).unwrap().is_empty(),
-            "{file}"
-        );
-        assert!(
-            store_core::maintenance::foreign_key_violations(&conn)
-                .unwrap()
-                .is_empty(),
+            store_core::check::foreign_key_violations(&conn).unwrap().is_empty(),
             "{file}"
         );
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();

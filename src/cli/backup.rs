@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use store_core::maintenance::DEFAULT_KEEP_BACKUPS;
+use store_core::backup::DEFAULT_KEEP_BACKUPS;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -21,11 +21,11 @@ pub struct Args {
 pub fn run(args: Args) -> ExitCode {
     let to = args
         .to
-        .unwrap_or_else(|| args.data_dir.join(store_core::maintenance::BACKUP_DIR_NAME));
+        .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));
     match splitstore::operations::backup(&args.data_dir, &to, args.keep) {
         Ok(files) => {
             for f in files {
-                println!("backup: {}", f.display());
+                super::say!("backup: {}", f.display());
             }
             ExitCode::SUCCESS
         }

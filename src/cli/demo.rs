@@ -21,7 +21,8 @@ use config_store::ConfigReader;
 use migrate_split::fixtures::{LegacySpec, build};
 use migrate_split::{Options, split};
 use splitstore::{ProjectStatus, Reports, health, operations};
-use store_core::diagnostics::{CheckLevel, row_counts};
+use store_core::check::row_counts;
+use store_core::diagnostics::CheckLevel;
 use store_core::read_pool::open_read_only;
 
 use super::server::ROUNDS_SETTING;
@@ -55,7 +56,7 @@ pub fn run(args: Args) -> ExitCode {
     if let Some(temp) = temp
         && (args.keep || outcome.is_err())
     {
-        println!("demo: files kept in {}", temp.keep().display());
+        super::say!("demo: files kept in {}", temp.keep().display());
     }
     match outcome {
         Ok(0) => ExitCode::SUCCESS,
@@ -75,7 +76,7 @@ struct Counts {
 fn counts(dir: &Path) -> Result<Counts, String> {
     let rows = |schema: &'static store_core::Schema| -> Result<BTreeMap<String, u64>, String> {
         let path = schema.path_in(dir);
-        let conn = open_read_only(&path, schema.owner).map_err(|e| e.to_string())?;
+        let conn = open_read_only(&path, schema).map_err(|e| e.to_string())?;
         row_counts(&conn).map_err(|e| format!("{}: {e}", path.display()))
     };
     let activity = rows(&activity_store::SCHEMA)?;
@@ -89,13 +90,13 @@ fn counts(dir: &Path) -> Result<Counts, String> {
 
 fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
-    println!("demo: working in {}", dir.display());
+    super::say!("demo: working in {}", dir.display());
 
     // 1. A sample legacy database, as the old app left it.
     let legacy = dir.join("legacy.db");
     if !legacy.exists() {
         let summary = build(&LegacySpec::small(3), &legacy).map_err(|e| e.to_string())?;
-        println!(
+        super::say!(
             "demo: built a sample legacy database {} ({} rows, schema v3)",
             legacy.display(),
             summary.rows()
@@ -104,10 +105,10 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
 
     // 2. The one-shot split.
     let report = split(&legacy, dir, &Options::default()).map_err(|e| e.to_string())?;
-    print!("{}", indent(&report.human_summary()));
+    super::print_out(format_args!("{}", indent(&report.human_summary())));
     let before = counts(dir)?;
-    let project_ids: Vec<String> = ConfigReader::open(&config_store::SCHEMA.path_in(dir))
-        .and_then(|r| r.project_summaries())
+    let project_ids: Vec<String> = ConfigReader::open_in(dir)
+        .project_summaries()
         .map_err(|e| e.to_string())?
         .into_iter()
         .filter(|p| !p.archived)
@@ -117,7 +118,7 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
         .collect();
 
     // 3. The race: two real processes, one writer per file, each reading the other's file.
-    println!("demo: racing `splitstore daemon` and `splitstore server` for {seconds} s");
+    super::say!("demo: racing `splitstore daemon` and `splitstore server` for {seconds} s");
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let secs = seconds.to_string();
     let daemon = spawn(
@@ -138,7 +139,7 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
     std::thread::sleep(Duration::from_secs_f64(seconds / 2.0));
     let started = Instant::now();
     let backups = operations::backup(dir, &dir.join("backups"), 5).map_err(|e| e.to_string())?;
-    println!(
+    super::say!(
         "demo: backup taken while both wrote, in {} ms: {}",
         started.elapsed().as_millis(),
         backups
@@ -149,7 +150,7 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
     );
     let daemon_line = finish(daemon, "daemon")?;
     let server_line = finish(server, "server")?;
-    println!("  {daemon_line}\n  {server_line}");
+    super::say!("  {daemon_line}\n  {server_line}");
     let d = fields(&daemon_line);
     let s = fields(&server_line);
     let (events, sessions) = (d("events")?, d("sessions")?);
@@ -162,16 +163,16 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
 
     // 4. The report, joined in the application, and the health of both files.
     let rows = Reports::open(dir)
-        .and_then(|r| r.time_per_project(&TimeRange::all()))
+        .time_per_project(&TimeRange::all())
         .map_err(|e| e.to_string())?;
-    println!("demo: time per project (all sessions), top 8 of {}:", rows.len());
+    super::say!("demo: time per project (all sessions), top 8 of {}:", rows.len());
     for r in rows.iter().take(8) {
         let name = match r.status {
             ProjectStatus::Unassigned => "(no project)".to_string(),
             ProjectStatus::Deleted => format!("(deleted project {})", r.project_id.unwrap_or_default()),
             _ => r.name.clone().unwrap_or_default(),
         };
-        println!(
+        super::say!(
             "  {:<40} {:>8} sessions {:>10.1} h",
             name,
             r.sessions,
@@ -180,7 +181,7 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
     }
     let health = health::check(dir, CheckLevel::Quick);
     for db in &health.databases {
-        println!(
+        super::say!(
             "demo: health {}: schema v{}/{}, quick_check {}, owner {}, {} problem(s)",
             db.database,
             db.schema_version.unwrap_or(0),
@@ -197,8 +198,8 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
 
     // 5. Count: every acknowledged write is in its file, and nothing nobody wrote.
     let after = counts(dir)?;
-    let rounds: u64 = ConfigReader::open(&config_store::SCHEMA.path_in(dir))
-        .and_then(|r| r.setting(ROUNDS_SETTING))
+    let rounds: u64 = ConfigReader::open_in(dir)
+        .setting(ROUNDS_SETTING)
         .map_err(|e| e.to_string())?
         .unwrap_or(0);
     let expected = Counts {
@@ -215,13 +216,13 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
     let mut unexplained = 0;
     for (what, want, got) in checks {
         let verdict = if want == got { "ok" } else { "MISMATCH" };
-        println!("demo: {what}: expected {want}, found {got}: {verdict}");
+        super::say!("demo: {what}: expected {want}, found {got}: {verdict}");
         lost += want.saturating_sub(got);
         unexplained += got.saturating_sub(want);
     }
     // A settings value is never printed, this one included: only whether it is the last one written.
     let rounds_ok = rounds == settings;
-    println!(
+    super::say!(
         "demo: setting {ROUNDS_SETTING}: the last value the server wrote: {}",
         if rounds_ok { "ok" } else { "MISMATCH" }
     );
@@ -229,7 +230,7 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
     if !health.healthy {
         unexplained += 1;
     }
-    println!(
+    super::say!(
         "demo: events={events} sessions={sessions} projects_created={created} projects_deleted={deleted} \
          settings={settings} reports={reports} lost={lost}"
     );

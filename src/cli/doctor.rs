@@ -42,11 +42,11 @@ pub fn run(args: Args) -> ExitCode {
     let health = health::check(&args.data_dir, level);
     if args.json {
         match serde_json::to_string_pretty(&health) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => super::say!("{json}"),
             Err(e) => return super::fail("doctor", &e),
         }
     } else {
-        print!("{}", render(&health));
+        super::print_out(format_args!("{}", render(&health)));
     }
     if health.healthy {
         ExitCode::SUCCESS

@@ -9,13 +9,60 @@ pub mod report;
 pub mod restore;
 pub mod server;
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Prints an error the way every subcommand does (what happened, then what to do) and returns exit code 2
 /// ("could not run").
 pub fn fail(context: &str, err: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("splitstore {context}: {err}");
+    let _ = writeln!(std::io::stderr(), "splitstore {context}: {err}");
     ExitCode::from(2)
+}
+
+/// Prints on stdout. A closed stdout (`splitstore report | head -1`) is not an error worth a panic: the
+/// text is dropped, as the reader asked, and the command goes on to its usual exit code.
+pub fn print_out(text: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(text).and_then(|()| out.flush());
+}
+
+/// `println!` that never panics on a closed stdout (see [`print_out`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::print_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use say;
+
+/// The longest `--seconds` any command accepts: ten years. Longer is a typo, and a time that far ahead is
+/// not representable on every clock.
+const MAX_SECONDS: f64 = 10.0 * 365.0 * 24.0 * 3600.0;
+
+/// Parses `--seconds`: a finite number of seconds from 0 to ten years.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs.is_finite() && (0.0..=MAX_SECONDS).contains(&secs)) {
+        return Err(format!(
+            "{s:?} is not a number of seconds from 0 to {MAX_SECONDS:.0} (ten years)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `--rate`: events per second, from 0.001 to 1e9.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of events per second"))?;
+    if !(rate.is_finite() && (0.001..=1e9).contains(&rate)) {
+        return Err(format!("{s:?} is not a rate from 0.001 to 1e9 events per second"));
+    }
+    Ok(rate)
 }
 
 /// Set by SIGTERM/SIGINT once [`install_stop_handlers`] ran; long-running subcommands poll it.

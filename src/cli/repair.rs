@@ -22,7 +22,7 @@ pub struct Args {
 pub fn run(args: Args) -> ExitCode {
     let from = args
         .from
-        .unwrap_or_else(|| args.data_dir.join(store_core::maintenance::BACKUP_DIR_NAME));
+        .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));
     match splitstore::operations::repair(&args.data_dir, &from, args.allow_empty) {
         Ok(actions) => {
             for a in actions {
@@ -32,20 +32,20 @@ pub fn run(args: Args) -> ExitCode {
                         .unwrap_or_default()
                 };
                 match a {
-                    RepairAction::Healthy { database } => println!("{database}: healthy, left alone"),
+                    RepairAction::Healthy { database } => super::say!("{database}: healthy, left alone"),
                     RepairAction::Restored {
                         database,
                         quarantined,
                         report,
-                    } => println!(
+                    } => super::say!(
                         "{database}: restored from {}{}",
                         report.restored_from.display(),
                         aside(&quarantined)
                     ),
                     RepairAction::StartedEmpty { database, quarantined } => {
-                        println!("{database}: started empty{}", aside(&quarantined))
+                        super::say!("{database}: started empty{}", aside(&quarantined))
                     }
-                    other => println!("{other:?}"),
+                    other => super::say!("{other:?}"),
                 }
             }
             ExitCode::SUCCESS

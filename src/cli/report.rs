@@ -40,7 +40,7 @@ pub fn run(args: Args) -> ExitCode {
         from: args.from,
         to: args.to,
     };
-    let rows = match Reports::open(&args.data_dir).and_then(|r| r.time_per_project(&range)) {
+    let rows = match Reports::open(&args.data_dir).time_per_project(&range) {
         Ok(rows) => rows,
         Err(e) => return super::fail("report", &e),
     };
@@ -55,12 +55,12 @@ pub fn run(args: Args) -> ExitCode {
             })
             .collect();
         match serde_json::to_string(&json) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => super::say!("{text}"),
             Err(e) => return super::fail("report", &e),
         }
         return ExitCode::SUCCESS;
     }
-    println!("{:>10}  {:<32} {:>10} {:>10}", "project", "name", "sessions", "hours");
+    super::say!("{:>10}  {:<32} {:>10} {:>10}", "project", "name", "sessions", "hours");
     for r in &rows {
         let id = r.project_id.map_or_else(|| "-".to_string(), |id| id.to_string());
         let name = match (r.status, &r.name) {
@@ -69,7 +69,7 @@ pub fn run(args: Args) -> ExitCode {
             (ProjectStatus::Archived, Some(n)) => format!("{n} (archived)"),
             (_, name) => name.clone().unwrap_or_default(),
         };
-        println!(
+        super::say!(
             "{id:>10}  {:<32} {:>10} {:>10.2}",
             truncate(&name, 32),
             r.sessions,

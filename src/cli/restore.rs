@@ -18,7 +18,7 @@ pub fn run(args: Args) -> ExitCode {
     match splitstore::operations::restore(&args.data_dir, &args.from) {
         Ok(reports) => {
             for r in reports {
-                println!(
+                super::say!(
                     "restored {} from {} (schema {} -> {}){}",
                     r.path.display(),
                     r.restored_from.display(),

@@ -23,8 +23,8 @@ pub struct Args {
     #[arg(long)]
     pub data_dir: PathBuf,
     /// Run this many seconds, then exit 0. Without it: until SIGTERM/SIGINT.
-    #[arg(long)]
-    pub seconds: Option<f64>,
+    #[arg(long, value_name = "S", value_parser = super::parse_seconds)]
+    pub seconds: Option<Duration>,
     /// After each committed change print `created <id>` / `deleted <id>` on its own line, flushed at once.
     #[arg(long)]
     pub print_changes: bool,
@@ -49,14 +49,15 @@ pub fn run(args: Args) -> ExitCode {
         Ok(s) => s,
         Err(e) => return super::fail("server", &e),
     };
-    let deadline = args
-        .seconds
-        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let deadline = args.seconds.map(|s| Instant::now() + s);
     let mut tally = Tally::default();
     let outcome = serve(&mut server, deadline, args.print_changes, &mut tally);
-    println!(
+    super::say!(
         "server: projects_created={} projects_deleted={} settings_written={} reports={}",
-        tally.created, tally.deleted, tally.settings, tally.reports
+        tally.created,
+        tally.deleted,
+        tally.settings,
+        tally.reports
     );
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,5 @@
-//! Health facts about one database file, as data: what `splitstore doctor` prints and what an app shows in
-//! a persistent banner. Inspecting never writes to the database and never takes its owner lock.
+//! Health facts about one database file, as data: what a doctor command prints and what an app shows in a
+//! persistent banner. Inspecting never writes to the database and never takes its owner lock.
 //!
 //! Integrity checks hold a read transaction for their whole run (O(N) for quick_check, O(N log N) for
 //! integrity_check), and a reader holding a transaction pins the owner's WAL (https://sqlite.org/wal.html#ckpt).
@@ -7,18 +7,22 @@
 //! the data directory's private folder, deleted afterwards): the owner's WAL is pinned only for the time of
 //! the copy. The snapshot holds user data, so it never goes to the shared system temp directory.
 
-use rusqlite::Connection;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, SqliteResultExt};
+use crate::backup::{self, BackupClass, BackupFile, IgnoredFile};
+use crate::check;
+use crate::checkpoint;
+use crate::error::{Error, ErrorKind, SqliteResultExt};
 use crate::files;
-use crate::maintenance::{self, BackupFile};
+use crate::leftovers::{self, Leftover};
 use crate::migrate;
+use crate::open_database::refuse_truncated;
 use crate::owner_lock::{LockState, OwnerLock};
 use crate::private_dir::{self, Scratch};
 use crate::read_pool;
+use crate::records::{self, FailureRecord};
 use crate::schema::Schema;
 
 /// A `-wal` larger than this is reported: something is keeping the owner from resetting it.
@@ -69,9 +73,8 @@ pub struct CheckOutcome {
 /// Something wrong with a database, with the command (or step) that fixes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// Stable identifier: `missing`, `corrupt`, `not_a_database`, `wrong_database`, `schema_newer`,
-    /// `migrations_pending`, `foreign_keys`, `large_wal`, `unreadable`.
-    pub code: &'static str,
+    /// What kind of problem: the same vocabulary as errors.
+    pub code: ErrorKind,
     pub message: String,
     pub remedy: String,
 }
@@ -95,7 +98,16 @@ pub struct DbHealth {
     pub foreign_key_violations: Option<usize>,
     pub owner: Option<LockState>,
     pub row_counts: BTreeMap<String, u64>,
+    /// The newest backup of either class.
     pub newest_backup: Option<BackupFile>,
+    /// The copies taken before migrations, newest first (never rotated away).
+    pub pre_migration_backups: Vec<BackupFile>,
+    /// Files named like backups of this database that are not (reported, never used or pruned).
+    pub ignored_backups: Vec<IgnoredFile>,
+    /// The last failed open by the owner, not yet cleared by a successful one.
+    pub last_failure: Option<FailureRecord>,
+    /// Copies of this database's data outside the database (quarantined, replaced, unfinished files).
+    pub leftovers: Vec<Leftover>,
     pub problems: Vec<Problem>,
 }
 
@@ -104,20 +116,19 @@ impl DbHealth {
         self.problems.is_empty()
     }
 
-    fn problem(&mut self, code: &'static str, message: String, remedy: String) {
+    fn problem(&mut self, code: ErrorKind, message: String, remedy: String) {
         self.problems.push(Problem { code, message, remedy });
     }
 
+    /// The problem an error describes. Damage also names the newest backup repair would restore.
     fn problem_from(&mut self, err: &Error) {
-        let code = match err.kind() {
-            crate::ErrorKind::Missing => "missing",
-            crate::ErrorKind::Corrupt => "corrupt",
-            crate::ErrorKind::NotADatabase => "not_a_database",
-            crate::ErrorKind::WrongDatabase => "wrong_database",
-            crate::ErrorKind::SchemaNewer => "schema_newer",
-            _ => "unreadable",
-        };
-        self.problem(code, err.what(), err.remedy());
+        let mut remedy = err.remedy();
+        if matches!(err.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase)
+            && let Some(b) = &self.newest_backup
+        {
+            remedy.push_str(&format!("; the newest backup is {}", b.path.display()));
+        }
+        self.problem(err.kind(), err.what(), remedy);
     }
 }
 
@@ -143,17 +154,19 @@ fn inspect_with(
     owner: Option<LockState>,
     writer_may_run: bool,
 ) -> DbHealth {
-    let dir = path.parent().unwrap_or(Path::new(".")).display().to_string();
+    let dir = files::parent_dir(path);
     let backup_dir = opts
         .backup_dir
         .clone()
-        .unwrap_or_else(|| maintenance::default_backup_dir(path));
+        .unwrap_or_else(|| backup::default_backup_dir(path));
+    let backups = backup::all_backups(&backup_dir, schema);
+    let owner_running = matches!(owner, Some(LockState::Held { .. }));
     let mut h = DbHealth {
         database: schema.file_name,
         path: path.to_path_buf(),
         exists: false,
         size_bytes: None,
-        wal_bytes: maintenance::wal_bytes(path),
+        wal_bytes: checkpoint::wal_bytes(path),
         schema_version: None,
         build_version: schema.end_version(),
         pending_migrations: 0,
@@ -163,26 +176,58 @@ fn inspect_with(
         foreign_key_violations: None,
         owner,
         row_counts: BTreeMap::new(),
-        newest_backup: maintenance::list_backups(&backup_dir, schema.stem()).into_iter().next(),
+        newest_backup: backups.backups.first().cloned(),
+        pre_migration_backups: backups
+            .backups
+            .iter()
+            .filter(|b| b.class == BackupClass::PreMigration)
+            .cloned()
+            .collect(),
+        ignored_backups: backups.ignored,
+        last_failure: records::last_failure(path),
+        leftovers: leftovers::find(path, &backup_dir),
         problems: Vec::new(),
     };
-    let Ok(meta) = std::fs::metadata(path) else {
+    for d in [dir, backup_dir.as_path()] {
+        if let Err(e @ Error::UnsafePath { .. }) = files::check_private_dir(d) {
+            h.problem_from(&e);
+        }
+    }
+    // While the owner runs, its failure record is from an earlier start that a later one superseded.
+    if let Some(failure) = h.last_failure.clone().filter(|_| !owner_running) {
         h.problem(
-            "missing",
-            format!("{} does not exist", path.display()),
+            failure.banner.kind,
             format!(
-                "start {} (`{} --data-dir {dir}`), or split a legacy database into {dir} \
-                 (`migrate-split --legacy FILE --data-dir {dir}`)",
-                schema.owner, schema.owner_command
+                "the last start of {} failed ({}): {}",
+                schema.owner,
+                chrono::DateTime::from_timestamp_millis(failure.at_ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+                failure.banner.message
             ),
+            failure.banner.remedy,
         );
-        return h;
+    }
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let err = crate::conversion::pending_error(path, schema).unwrap_or(Error::Missing {
+                path: path.to_path_buf(),
+                schema,
+            });
+            h.problem_from(&err);
+            return h;
+        }
+        Err(e) => {
+            h.problem_from(&Error::io(path, "read the metadata of", e));
+            return h;
+        }
     };
     h.exists = true;
     h.size_bytes = Some(meta.len());
     if h.wal_bytes > LARGE_WAL_BYTES {
         h.problem(
-            "large_wal",
+            ErrorKind::LargeWal,
             format!("{}-wal is {} MB", path.display(), h.wal_bytes / (1024 * 1024)),
             "a reader is holding an old snapshot: restart long-running readers; the owner truncates the WAL at \
              its next checkpoint"
@@ -202,25 +247,26 @@ fn inspect_contents(
     level: CheckLevel,
     on_snapshot: bool,
 ) -> crate::Result<()> {
-    crate::open_database::refuse_orphaned_wal(path)?;
-    let conn = read_pool::open_read_only(path, schema.owner)?;
-    let state = migrate::read_state(&conn, path)?;
+    files::ensure_regular(path)?;
+    refuse_truncated(path, schema)?;
+    let conn = read_pool::open_read_only(path, schema)?;
+    let state = migrate::read_state(&conn, path, schema)?;
     h.application_id = Some(state.application_id);
     h.schema_version = Some(state.user_version);
     migrate::check_identity(path, schema, &state)?;
-    let dir = path.parent().unwrap_or(Path::new(".")).display().to_string();
     if state.user_version > schema.end_version() {
         h.newer_than_build = true;
         return Err(Error::SchemaNewer {
             path: path.to_path_buf(),
             found: state.user_version,
             supported: schema.end_version(),
+            schema,
         });
     }
     h.pending_migrations = schema.end_version() - state.user_version;
     if h.pending_migrations > 0 {
         h.problem(
-            "migrations_pending",
+            ErrorKind::MigrationsPending,
             format!(
                 "{} is at schema {}, this build writes {}: {} migration(s) pending",
                 path.display(),
@@ -229,8 +275,9 @@ fn inspect_contents(
                 h.pending_migrations
             ),
             format!(
-                "start {} from this build (`{} --data-dir {dir}`): it backs the file up, then migrates it",
-                schema.owner, schema.owner_command
+                "start {} from this build (`{}`): it backs the file up, then migrates it",
+                schema.owner,
+                schema.owner_command(files::parent_dir(path))
             ),
         );
     }
@@ -246,16 +293,16 @@ fn inspect_contents(
         Some(scratch) => {
             let copy = scratch.path().join(schema.file_name);
             drop(files::create_private_new(&copy)?);
-            maintenance::snapshot_into(&conn, path, &copy)?
+            backup::snapshot_into(&conn, path, &copy)?
         }
         None => conn,
     };
     if level != CheckLevel::None {
         let problems = match level {
-            CheckLevel::Full => maintenance::integrity_check(&checked),
-            _ => maintenance::quick_check(&checked),
+            CheckLevel::Full => check::integrity_check(&checked),
+            _ => check::quick_check(&checked),
         }
-        .at(path)?;
+        .at_db(path, schema)?;
         let ok = problems.is_empty();
         h.check = Some(CheckOutcome {
             level,
@@ -265,48 +312,32 @@ fn inspect_contents(
             snapshot_dir: scratch.as_ref().map(|s| s.path().to_path_buf()),
         });
         if !ok {
-            let err = Error::Corrupt {
+            h.problem_from(&Error::Corrupt {
                 path: path.to_path_buf(),
                 detail: problems.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
-                newest_backup: h.newest_backup.as_ref().map(|b| b.path.clone()),
-            };
-            h.problem_from(&err);
+                schema: Some(schema),
+            });
             return Ok(());
         }
-        let violations = maintenance::foreign_key_violations(&checked).at(path)?;
+        let violations = check::foreign_key_violations(&checked).at_db(path, schema)?;
         h.foreign_key_violations = Some(violations.len());
         if !violations.is_empty() {
             let shown: Vec<String> = violations.iter().take(3).map(|v| v.to_string()).collect();
             h.problem(
-                "foreign_keys",
+                ErrorKind::ForeignKeyViolations,
                 format!(
                     "{} has {} foreign key violation(s): {}",
                     path.display(),
                     violations.len(),
                     shown.join("; ")
                 ),
-                format!("restore the newest backup with `splitstore restore --data-dir {dir} --from BACKUP`"),
+                format!(
+                    "restore the newest backup with `{} --from BACKUP`",
+                    schema.tools.command("restore", files::parent_dir(path))
+                ),
             );
         }
     }
-    h.row_counts = row_counts(&checked).at(path)?;
+    h.row_counts = check::row_counts(&checked).at_db(path, schema)?;
     Ok(())
-}
-
-/// Rows per table (bookkeeping tables included; SQLite's internal tables excluded).
-pub fn row_counts(conn: &Connection) -> rusqlite::Result<BTreeMap<String, u64>> {
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut counts = BTreeMap::new();
-    for t in tables {
-        let n: i64 = conn.query_row(
-            &format!("SELECT count(*) FROM \"{}\"", t.replace('"', "\"\"")),
-            [],
-            |r| r.get(0),
-        )?;
-        counts.insert(t, n as u64);
-    }
-    Ok(counts)
 }

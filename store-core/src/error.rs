@@ -1,62 +1,217 @@
-//! One public error for everything that can go wrong with a splitstore database.
+//! One error vocabulary for every crate built on store-core.
 //!
-//! Every variant carries the path of the file it is about, `Display` says what happened and what to do
-//! next, and the whole error serialises (serde) into a [`Banner`] a daemon can hand to its UI. There is no
-//! degraded or in-memory mode anywhere in this crate: an open either gives a durable database or one of
-//! these errors.
+//! - [`ErrorKind`] is the single list of conditions, in snake_case, shared by every error type built on this
+//!   crate, by the UI [`Banner`], by JSON outputs and by diagnostics' problems. It also says whether waiting
+//!   ([`ErrorKind::is_not_ready`]) or retrying ([`ErrorKind::is_retryable`]) can help.
+//! - [`Error`] is this crate's error: every variant carries the path of the file it is about, and what to do
+//!   next. There is no degraded or in-memory mode anywhere: an open gives a durable database or an error.
+//! - [`Describe`] is what every error type says about itself (kind, path, what, remedy); the
+//!   [`impl_error_surface!`](crate::impl_error_surface) macro gives a type implementing it the same
+//!   `Display` (`"<what>. What to do: <remedy>"`), `Debug`, serde banner and inherent `kind()`,
+//!   `is_not_ready()`, `is_retryable()`, `locked_by()` and `banner()` as this crate's `Error`. Written once.
+//!
+//! An error's `Display` already holds the text of its cause (an I/O or SQLite message), so `source()` does
+//! not repeat it: an error reporter walking the chain prints each cause once. The underlying errors stay
+//! reachable with [`Error::sqlite_error`] and [`Error::io_error`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::ErrorCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::files::{parent_dir, shell_quoted};
 use crate::owner_lock::LockHolder;
+use crate::schema::Schema;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The kind of an [`Error`], for programs that branch on it (and for the UI banner).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// What went wrong, as one snake_case word a program can branch on and a UI can show. Shared by every error
+/// type built on store-core and by diagnostics' problems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorKind {
+    /// Another owner holds the file's lock.
     Locked,
+    /// The file's schema is newer than this build.
     SchemaNewer,
+    /// The file's owner has not created or upgraded it to the schema this build reads yet.
     SchemaBehind,
+    /// The data directory holds a predecessor database that was not converted yet.
+    NotConvertedYet,
+    /// A released migration differs from the one recorded in the file.
     MigrationChanged,
+    /// A migration failed and rolled back.
     MigrationFailed,
+    /// The build's migration list is malformed.
     InvalidMigrations,
+    /// Not a SQLite file.
     NotADatabase,
+    /// A SQLite file of another kind or application.
     WrongDatabase,
+    /// SQLite reports damage.
     Corrupt,
+    /// A reader needs write access to the directory for `-wal`/`-shm`.
     ReadOnlyDirectory,
+    /// The operating system refused access to a path.
+    PermissionDenied,
+    /// The file does not exist.
     Missing,
+    /// A connection setting did not take effect.
     PragmaRejected,
+    /// No space left.
     DiskFull,
+    /// The operating system refused a write.
     WriteFailed,
+    /// Another connection held a lock past the busy timeout.
     Busy,
+    /// A write broke a rule of the schema.
     Constraint,
+    /// No backup passes verification.
     NoBackup,
+    /// A read connection could not be handed out.
     Unavailable,
+    /// A symbolic link, a non-regular file or an unsafe directory where a private file belongs.
     UnsafePath,
+    /// Any other filesystem failure.
     Io,
+    /// Any other SQLite failure.
     Sqlite,
+    /// A row the request names does not exist.
+    NotFound,
+    /// The write would store something twice that may be stored once.
+    Duplicate,
+    /// An input value is unusable.
+    InvalidInput,
+    /// A stored value does not decode as the type asked for.
+    WrongType,
+    /// A value cannot be encoded to be stored.
+    Unencodable,
+    /// An input file is not one this tool converts.
+    UnsupportedInput,
+    /// Output files already exist and are not the finished work of this run.
+    OutputsExist,
+    /// Strict mode, and rows would have been rejected.
+    RejectedRows,
+    /// What was written differs from what reads back.
+    VerificationFailed,
+    /// An input changed while it was being read.
+    ChangedDuringRun,
+    /// Migrations are pending (diagnostics).
+    MigrationsPending,
+    /// Foreign keys point at missing rows (diagnostics).
+    ForeignKeyViolations,
+    /// The write-ahead log is large: a reader pins it (diagnostics).
+    LargeWal,
 }
 
-/// Everything that can go wrong opening, migrating, reading or writing a splitstore database.
-#[derive(Debug, thiserror::Error)]
+impl ErrorKind {
+    /// The kind as its snake_case word (`"locked"`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Locked => "locked",
+            ErrorKind::SchemaNewer => "schema_newer",
+            ErrorKind::SchemaBehind => "schema_behind",
+            ErrorKind::NotConvertedYet => "not_converted_yet",
+            ErrorKind::MigrationChanged => "migration_changed",
+            ErrorKind::MigrationFailed => "migration_failed",
+            ErrorKind::InvalidMigrations => "invalid_migrations",
+            ErrorKind::NotADatabase => "not_a_database",
+            ErrorKind::WrongDatabase => "wrong_database",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::ReadOnlyDirectory => "read_only_directory",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::Missing => "missing",
+            ErrorKind::PragmaRejected => "pragma_rejected",
+            ErrorKind::DiskFull => "disk_full",
+            ErrorKind::WriteFailed => "write_failed",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Constraint => "constraint",
+            ErrorKind::NoBackup => "no_backup",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::UnsafePath => "unsafe_path",
+            ErrorKind::Io => "io",
+            ErrorKind::Sqlite => "sqlite",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Duplicate => "duplicate",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::WrongType => "wrong_type",
+            ErrorKind::Unencodable => "unencodable",
+            ErrorKind::UnsupportedInput => "unsupported_input",
+            ErrorKind::OutputsExist => "outputs_exist",
+            ErrorKind::RejectedRows => "rejected_rows",
+            ErrorKind::VerificationFailed => "verification_failed",
+            ErrorKind::ChangedDuringRun => "changed_during_run",
+            ErrorKind::MigrationsPending => "migrations_pending",
+            ErrorKind::ForeignKeyViolations => "foreign_key_violations",
+            ErrorKind::LargeWal => "large_wal",
+        }
+    }
+
+    /// The file is not there yet, not created or upgraded by its owner yet, or not converted yet: a reader
+    /// (or a process started before its peer) waits this out and asks again.
+    pub fn is_not_ready(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Missing | ErrorKind::SchemaBehind | ErrorKind::NotConvertedYet
+        )
+    }
+
+    /// Whether the same call can succeed later without anyone changing the files or the build: another
+    /// owner may stop, a lock may be released, space may come back, an I/O error may pass, a peer may finish
+    /// creating a file. `false` means retrying fails the same way (a migration's SQL, damage, a newer
+    /// schema, a wrong file): someone has to act on the remedy first.
+    pub fn is_retryable(self) -> bool {
+        self.is_not_ready()
+            || matches!(
+                self,
+                ErrorKind::Locked
+                    | ErrorKind::Busy
+                    | ErrorKind::DiskFull
+                    | ErrorKind::WriteFailed
+                    | ErrorKind::Io
+                    | ErrorKind::Unavailable
+                    | ErrorKind::ChangedDuringRun
+            )
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that can go wrong opening, migrating, reading or writing a database of a [`Schema`].
+///
+/// Variants whose remedy names a command carry the [`Schema`] (its tools); where an error is made without
+/// one (a bare SQLite error), [`Error::with_schema`] adds it at the first layer that knows the kind.
 #[non_exhaustive]
 pub enum Error {
     /// Another owner holds `<db>.lock`: only one process (and one handle) may write a database.
     Locked { path: PathBuf, holder: Option<LockHolder> },
     /// The file's schema is newer than this build knows. Nothing was written.
-    SchemaNewer { path: PathBuf, found: u32, supported: u32 },
-    /// A reader met a file its owner has not upgraded to the schema this build reads.
+    SchemaNewer {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+        schema: &'static Schema,
+    },
+    /// A reader met a file its owner has not created (found 0) or upgraded to the schema this build reads.
     SchemaBehind {
         path: PathBuf,
         found: u32,
         expected: u32,
-        owner: &'static str,
+        schema: &'static Schema,
+    },
+    /// The data directory holds the schema's predecessor (a legacy database) and no record of its
+    /// conversion: the file is not created empty beside it.
+    NotConvertedYet {
+        path: PathBuf,
+        predecessor: PathBuf,
+        schema: &'static Schema,
     },
     /// An applied migration recorded in the file differs from this build's migration of that version.
     MigrationChanged {
@@ -64,6 +219,7 @@ pub enum Error {
         version: u32,
         name: &'static str,
         detail: String,
+        schema: &'static Schema,
     },
     /// A migration failed; its transaction rolled back, so the file is still at `version - 1`.
     MigrationFailed {
@@ -71,15 +227,20 @@ pub enum Error {
         version: u32,
         name: &'static str,
         /// The statement that failed, when it is known.
-        sql: Option<String>,
+        sql: Option<Box<str>>,
         detail: String,
-        #[source]
-        source: Option<Box<rusqlite::Error>>,
+        /// The backup taken before migrating, if one was. (Boxed, like `sql`, to keep every `Result` of
+        /// these crates small.)
+        backup: Option<Box<Path>>,
+        schema: &'static Schema,
     },
     /// The build's own migration list is malformed (a bug in this build; the file was not touched).
     InvalidMigrations { path: PathBuf, detail: String },
     /// The file is not a SQLite database at all.
-    NotADatabase { path: PathBuf },
+    NotADatabase {
+        path: PathBuf,
+        schema: Option<&'static Schema>,
+    },
     /// The file is a SQLite database, but not the kind that was asked for.
     WrongDatabase {
         path: PathBuf,
@@ -90,12 +251,14 @@ pub enum Error {
     Corrupt {
         path: PathBuf,
         detail: String,
-        newest_backup: Option<PathBuf>,
+        schema: Option<&'static Schema>,
     },
     /// A read-only connection needs to create `-wal`/`-shm` beside the file and may not.
     ReadOnlyDirectory { path: PathBuf },
+    /// The operating system refused this user access to the path.
+    PermissionDenied { path: PathBuf, action: &'static str },
     /// The database file does not exist (readers never create it).
-    Missing { path: PathBuf, owner: &'static str },
+    Missing { path: PathBuf, schema: &'static Schema },
     /// A connection setting did not take effect.
     PragmaRejected {
         path: PathBuf,
@@ -116,24 +279,24 @@ pub enum Error {
         path: PathBuf,
         backup_dir: PathBuf,
         quarantined: Option<PathBuf>,
+        schema: &'static Schema,
     },
     /// The read pool could not hand out a connection.
     Unavailable { path: PathBuf, detail: String },
-    /// A path the stores would write is not a plain file or directory of their own (a symbolic link, a
-    /// FIFO, a directory others may write): refused rather than followed.
+    /// A path that must be a private regular file or directory of the data directory is not (a symbolic
+    /// link, a FIFO, a directory others may write): refused rather than followed.
     UnsafePath { path: PathBuf, problem: String },
     /// A filesystem operation around the database failed.
     Io {
         path: PathBuf,
         action: &'static str,
-        #[source]
         source: std::io::Error,
     },
     /// Any other SQLite error.
     Sqlite {
         path: PathBuf,
-        #[source]
         source: rusqlite::Error,
+        schema: Option<&'static Schema>,
     },
 }
 
@@ -144,6 +307,7 @@ impl Error {
             Error::Locked { .. } => ErrorKind::Locked,
             Error::SchemaNewer { .. } => ErrorKind::SchemaNewer,
             Error::SchemaBehind { .. } => ErrorKind::SchemaBehind,
+            Error::NotConvertedYet { .. } => ErrorKind::NotConvertedYet,
             Error::MigrationChanged { .. } => ErrorKind::MigrationChanged,
             Error::MigrationFailed { .. } => ErrorKind::MigrationFailed,
             Error::InvalidMigrations { .. } => ErrorKind::InvalidMigrations,
@@ -151,6 +315,7 @@ impl Error {
             Error::WrongDatabase { .. } => ErrorKind::WrongDatabase,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::ReadOnlyDirectory { .. } => ErrorKind::ReadOnlyDirectory,
+            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::Missing { .. } => ErrorKind::Missing,
             Error::PragmaRejected { .. } => ErrorKind::PragmaRejected,
             Error::DiskFull { .. } => ErrorKind::DiskFull,
@@ -171,13 +336,15 @@ impl Error {
             Error::Locked { path, .. }
             | Error::SchemaNewer { path, .. }
             | Error::SchemaBehind { path, .. }
+            | Error::NotConvertedYet { path, .. }
             | Error::MigrationChanged { path, .. }
             | Error::MigrationFailed { path, .. }
             | Error::InvalidMigrations { path, .. }
-            | Error::NotADatabase { path }
+            | Error::NotADatabase { path, .. }
             | Error::WrongDatabase { path, .. }
             | Error::Corrupt { path, .. }
             | Error::ReadOnlyDirectory { path }
+            | Error::PermissionDenied { path, .. }
             | Error::Missing { path, .. }
             | Error::PragmaRejected { path, .. }
             | Error::DiskFull { path }
@@ -192,22 +359,74 @@ impl Error {
         }
     }
 
+    /// Who holds the lock, for [`Error::Locked`] whose holder is known.
+    pub fn locked_by(&self) -> Option<&LockHolder> {
+        match self {
+            Error::Locked { holder, .. } => holder.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The SQLite error underneath, if this came from one.
+    pub fn sqlite_error(&self) -> Option<&rusqlite::Error> {
+        match self {
+            Error::Sqlite { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// The I/O error underneath, if this came from one.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// Names the database kind on an error made without it, so its remedy can name the right commands.
+    pub fn with_schema(mut self, kind: &'static Schema) -> Error {
+        match &mut self {
+            Error::NotADatabase { schema, .. } | Error::Corrupt { schema, .. } | Error::Sqlite { schema, .. } => {
+                schema.get_or_insert(kind);
+            }
+            _ => {}
+        }
+        self
+    }
+
     /// What happened, in one sentence that names the file.
     pub fn what(&self) -> String {
         let p = self.path().display();
         match self {
             Error::Locked { holder, .. } => match holder {
                 Some(h) => format!("{p} is already owned by {h}"),
-                None => format!("{p} is already owned by another process (its pid could not be read)"),
+                None => format!(
+                    "{p} is already owned by another process (it has not recorded its pid, or the recorded pid is \
+                     not that process)"
+                ),
             },
             Error::SchemaNewer { found, supported, .. } => {
                 format!("{p} is at schema version {found}, newer than this build supports ({supported})")
             }
-            Error::SchemaBehind {
-                found, expected, owner, ..
-            } => {
-                format!("{p} is at schema {found}, this build reads {expected}: {owner} has not upgraded it yet")
+            Error::SchemaBehind { found: 0, schema, .. } => {
+                format!("{p} is being created by {} and has no schema yet", schema.owner)
             }
+            Error::SchemaBehind {
+                found,
+                expected,
+                schema,
+                ..
+            } => {
+                format!(
+                    "{p} is at schema {found}, this build reads {expected}: {} has not upgraded it yet",
+                    schema.owner
+                )
+            }
+            Error::NotConvertedYet { predecessor, .. } => format!(
+                "{p} was not created: {} beside it holds this data from an earlier version and has not been \
+                 converted yet",
+                predecessor.display()
+            ),
             Error::MigrationChanged {
                 version, name, detail, ..
             } => {
@@ -235,7 +454,8 @@ impl Error {
             Error::ReadOnlyDirectory { .. } => format!(
                 "{p} cannot be read: a reader must create {p}-wal and {p}-shm beside it and the directory is not writable"
             ),
-            Error::Missing { owner, .. } => format!("{p} does not exist: {owner} has not created it yet"),
+            Error::PermissionDenied { action, .. } => format!("this user may not {action} {p}"),
+            Error::Missing { schema, .. } => format!("{p} does not exist: {} has not created it yet", schema.owner),
             Error::PragmaRejected {
                 pragma, wanted, got, ..
             } => {
@@ -265,115 +485,166 @@ impl Error {
 
     /// What to do about it.
     pub fn remedy(&self) -> String {
-        let dir = data_dir_of(self.path());
+        let dir = parent_dir(self.path());
+        let quoted_dir = shell_quoted(dir);
+        // A command of the schema's application on this data directory (with `extra` arguments), quoted for
+        // copying, or a description of it when the kind is not known.
+        let command = |schema: Option<&Schema>, subcommand: &str, extra: &str| match schema {
+            Some(s) if extra.is_empty() => format!("`{}`", s.tools.command(subcommand, dir)),
+            Some(s) => format!("`{} {extra}`", s.tools.command(subcommand, dir)),
+            None => format!("the application's {subcommand} command on {quoted_dir}"),
+        };
         match self {
             Error::Locked { .. } => "only one process may write this file: stop the other owner (or drop the other \
-                 handle in this process) and try again; readers do not need the lock"
+                 handle in this process) and try again; a supervisor retries with a bounded backoff; readers do not \
+                 need the lock"
                 .to_string(),
-            Error::SchemaNewer { .. } => format!(
-                "it was written by a newer splitstore: upgrade this app, or restore a backup taken before the upgrade \
-                 (`splitstore restore --data-dir {dir} --from BACKUP`); the file was not changed"
+            Error::SchemaNewer { schema, .. } => format!(
+                "it was written by a newer version of this application: upgrade this one, or restore a backup taken \
+                 before the upgrade with {}; the file was not changed",
+                command(Some(schema), "restore", "--from BACKUP")
             ),
-            Error::SchemaBehind { owner, .. } => {
-                format!("start {owner} from this build so it upgrades the file, then retry")
-            }
-            Error::MigrationChanged { .. } => format!(
+            Error::SchemaBehind { found: 0, .. } => "retry in a moment".into(),
+            Error::SchemaBehind { schema, .. } => format!(
+                "start {} from this build ({}) so it upgrades the file, then retry",
+                schema.owner,
+                command(Some(schema), schema.tools.owner_subcommand, "")
+            ),
+            Error::NotConvertedYet {
+                predecessor, schema, ..
+            } => match schema.predecessor {
+                Some(p) => format!(
+                    "start the application's upgrade step, which converts it once, or run `{} --legacy {} \
+                     --data-dir {quoted_dir}`; nothing was created",
+                    p.converter,
+                    shell_quoted(predecessor)
+                ),
+                None => "convert it first; nothing was created".into(),
+            },
+            Error::MigrationChanged { schema, .. } => format!(
                 "released migrations must never be edited: run the build that wrote this file, or restore a backup \
-                 (`splitstore restore --data-dir {dir} --from BACKUP`); the file was not changed"
+                 with {}; the file was not changed",
+                command(Some(schema), "restore", "--from BACKUP")
             ),
-            Error::MigrationFailed { version, .. } => format!(
-                "nothing of this migration was applied (the file is still at version {}); fix the cause and open \
-                 again to finish the upgrade; a pre-migration backup is in {dir}/backups",
-                version.saturating_sub(1)
-            ),
+            Error::MigrationFailed {
+                version,
+                backup,
+                schema,
+                ..
+            } => {
+                let mut s = format!(
+                    "nothing of this migration was applied (the file is still at version {}), and starting this \
+                     build again fails the same way: go back to the previous version of the application (it reads \
+                     the file as it is) or install a fixed build",
+                    version.saturating_sub(1)
+                );
+                if let Some(b) = backup {
+                    s.push_str(&format!(
+                        "; the copy taken before migrating is {}, restored with {}",
+                        b.display(),
+                        command(Some(schema), "restore", &format!("--from {}", shell_quoted(b)))
+                    ));
+                }
+                s
+            }
             Error::InvalidMigrations { .. } => {
                 "this is a bug in this build: report it; the file was not touched".into()
             }
-            Error::NotADatabase { .. } => format!(
-                "check the path; if this file should be the database, quarantine it and restore a backup with \
-                 `splitstore repair --data-dir {dir}`"
+            Error::NotADatabase { schema, .. } => format!(
+                "check the path; if this file should be the database, stop its owner and run {}: it quarantines the \
+                 file (nothing is deleted) and restores the newest good backup",
+                command(*schema, "repair", "")
             ),
             Error::WrongDatabase { .. } => {
-                "check the path: splitstore never writes into a database of another kind or application".into()
+                "check the path: a database of another kind or application is never written into".into()
             }
-            Error::Corrupt { newest_backup, .. } => match newest_backup {
-                Some(b) => format!(
-                    "stop the owner, then restore the newest backup: `splitstore restore --data-dir {dir} --from {}` \
-                     (or `splitstore repair --data-dir {dir}`, which quarantines the damaged file first)",
-                    b.display()
-                ),
-                None => format!(
-                    "no backup was found in {dir}/backups: run `splitstore repair --data-dir {dir}` to quarantine the \
-                     damaged file (nothing is deleted); activity.db may start empty with --allow-empty"
-                ),
-            },
-            Error::ReadOnlyDirectory { .. } => format!(
-                "give this user write access to {dir}, or keep the owner running so -wal and -shm already exist"
+            Error::Corrupt { schema, .. } => format!(
+                "stop its owner, then run {}: it quarantines the damaged file (nothing is deleted) and restores the \
+                 newest backup that verifies, or says what else can be done",
+                command(*schema, "repair", "")
             ),
-            Error::Missing { owner, .. } => format!("start {owner} (it creates the file), or check --data-dir"),
+            Error::ReadOnlyDirectory { .. } => format!(
+                "give this user write access to {quoted_dir}, or keep the owner running so -wal and -shm already exist"
+            ),
+            Error::PermissionDenied { .. } => format!(
+                "run as the user that owns {quoted_dir} (see `ls -ld {quoted_dir}`), or give this user access to it"
+            ),
+            Error::Missing { schema, .. } => format!(
+                "start {} ({}): it creates the file; or check that {quoted_dir} is the right data directory",
+                schema.owner,
+                command(Some(schema), schema.tools.owner_subcommand, "")
+            ),
             Error::PragmaRejected { .. } => {
                 "the file system may not support it (WAL needs a local disk with shared memory): move the data \
                  directory to a local file system"
                     .into()
             }
             Error::DiskFull { .. } => format!(
-                "free space on the disk holding {dir}; committed data is intact and writes succeed again once space returns"
+                "free space on the disk holding {quoted_dir}; committed data is intact and writes succeed again once \
+                 space returns"
             ),
             Error::WriteFailed { .. } => format!(
-                "check free space, quotas and file-size limits (ulimit -f) for {dir}; committed data is intact and \
-                 writes succeed again once the cause is fixed"
+                "check free space, quotas and file-size limits (ulimit -f) for {quoted_dir}; committed data is intact \
+                 and writes succeed again once the cause is fixed"
             ),
-            Error::Busy { .. } => {
-                format!("retry; if it persists, see who holds the file with `splitstore doctor --data-dir {dir}`")
-            }
+            Error::Busy { .. } => "retry: some connection kept a write transaction open longer than the busy timeout; \
+                 if it persists, look for a process that keeps one open"
+                .into(),
             Error::Constraint { .. } => "change the value so it no longer conflicts; nothing was written".into(),
-            Error::NoBackup { path, .. } if path.file_name().is_some_and(|n| n == "config.db") => {
-                "config.db holds the user's configuration and never starts empty: restore a backup kept elsewhere \
-                 with `splitstore restore --data-dir DIR --from FILE`, or split the legacy database again with \
-                 `migrate-split --legacy FILE --data-dir DIR --force`"
-                    .to_string()
+            Error::NoBackup { schema, .. } => {
+                let restore = command(Some(schema), "restore", "--from FILE");
+                if schema.may_start_empty {
+                    format!(
+                        "restore a backup kept elsewhere with {restore}, or start the file empty with {}",
+                        command(Some(schema), "repair", "--allow-empty")
+                    )
+                } else {
+                    let mut s = format!(
+                        "{} holds what the user configured and never starts empty: restore a backup kept elsewhere \
+                         with {restore}",
+                        schema.file_name
+                    );
+                    if let Some(p) = schema.predecessor {
+                        s.push_str(&format!(
+                            ", or convert the legacy database again with `{} --legacy FILE --data-dir {quoted_dir} \
+                             --force`",
+                            p.converter
+                        ));
+                    }
+                    s
+                }
             }
-            Error::NoBackup { .. } => format!(
-                "restore a backup kept elsewhere with `splitstore restore --data-dir {dir} --from FILE`, or start \
-                 activity.db empty with `splitstore repair --data-dir {dir} --allow-empty`"
-            ),
-            Error::Unavailable { .. } | Error::Sqlite { .. } => {
-                format!("run `splitstore doctor --data-dir {dir}` for a diagnosis")
-            }
+            Error::Unavailable { .. } => "retry; if it persists, check the file's health".into(),
+            Error::Sqlite { schema, .. } => format!("run {} for a diagnosis", command(*schema, "doctor", "")),
             Error::UnsafePath { .. } => {
-                "nothing was written through it: remove it (or move it away) so the file can be created in place".into()
+                "nothing was written through it: remove it (or move it away) so the file can be created in place, \
+                 and make sure only this user can write the data directory (chmod 700)"
+                    .into()
             }
             Error::Io { .. } => "check that the path exists and that this user may read and write it".into(),
         }
     }
 
-    /// The error as a UI banner: kind, path, message and remedy.
-    pub fn banner(&self) -> Banner {
-        Banner {
-            kind: self.kind(),
-            path: self.path().to_path_buf(),
-            message: self.what(),
-            remedy: self.remedy(),
-        }
-    }
-
-    /// Maps a SQLite error met while working on `path` to the typed error a user can act on.
+    /// Maps a SQLite error met while working on `path` to the typed error a user can act on. Does no I/O.
     pub fn from_sqlite(path: &Path, err: rusqlite::Error) -> Error {
         let path = path.to_path_buf();
         let (code, extended) = match &err {
             rusqlite::Error::SqliteFailure(e, _) => (e.code, e.extended_code),
-            _ => return Error::Sqlite { path, source: err },
+            _ => {
+                return Error::Sqlite {
+                    path,
+                    source: err,
+                    schema: None,
+                };
+            }
         };
         match code {
-            ErrorCode::NotADatabase => Error::NotADatabase { path },
-            ErrorCode::DatabaseCorrupt => {
-                let newest_backup = crate::maintenance::newest_backup_near(&path);
-                Error::Corrupt {
-                    path,
-                    detail: err.to_string(),
-                    newest_backup,
-                }
-            }
+            ErrorCode::NotADatabase => Error::NotADatabase { path, schema: None },
+            ErrorCode::DatabaseCorrupt => Error::Corrupt {
+                path,
+                detail: err.to_string(),
+                schema: None,
+            },
             ErrorCode::DiskFull => Error::DiskFull { path },
             ErrorCode::SystemIoFailure => Error::WriteFailed {
                 path,
@@ -383,50 +654,145 @@ impl Error {
             ErrorCode::ReadOnly if extended == rusqlite::ffi::SQLITE_READONLY_DIRECTORY => {
                 Error::ReadOnlyDirectory { path }
             }
+            ErrorCode::PermissionDenied => Error::PermissionDenied { path, action: "open" },
             ErrorCode::ConstraintViolation => Error::Constraint {
                 path,
                 detail: err.to_string(),
             },
-            _ => Error::Sqlite { path, source: err },
+            _ => Error::Sqlite {
+                path,
+                source: err,
+                schema: None,
+            },
         }
     }
 
-    pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> Error {
-        Error::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
+    /// An I/O error on `path` while trying to `action` it, typed by its cause: permission denied, a
+    /// read-only file system, or anything else.
+    pub fn io(path: &Path, action: &'static str, source: std::io::Error) -> Error {
+        let path = path.to_path_buf();
+        match (source.kind(), source.raw_os_error()) {
+            (std::io::ErrorKind::PermissionDenied, _) => Error::PermissionDenied { path, action },
+            (_, Some(libc::EROFS)) => Error::ReadOnlyDirectory { path },
+            (_, Some(libc::ELOOP)) => Error::UnsafePath {
+                path,
+                problem: "is a symbolic link".into(),
+            },
+            _ => Error::Io { path, action, source },
         }
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}. What to do: {}", self.what(), self.remedy())
+/// What every error type built on store-core says about itself. [`impl_error_surface!`](crate::impl_error_surface)
+/// turns an implementation into the shared surface (`Display`, `Debug`, serde banner, inherent methods).
+pub trait Describe {
+    fn kind(&self) -> ErrorKind;
+    /// The file (or directory) it is about.
+    fn path(&self) -> &Path;
+    /// What happened, in one sentence that names the file.
+    fn what(&self) -> String;
+    /// What to do about it.
+    fn remedy(&self) -> String;
+    /// Who holds the owner lock, when the error is that a lock is held.
+    fn locked_by(&self) -> Option<&LockHolder>;
+
+    /// The error as a UI banner.
+    fn banner(&self) -> Banner {
+        Banner {
+            kind: self.kind(),
+            path: self.path().to_path_buf(),
+            message: self.what(),
+            remedy: self.remedy(),
+            retryable: self.kind().is_retryable(),
+        }
     }
 }
 
-/// An error as data for a UI: a persistent banner with the file, the problem and the remedy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+impl Describe for Error {
+    fn kind(&self) -> ErrorKind {
+        Error::kind(self)
+    }
+    fn path(&self) -> &Path {
+        Error::path(self)
+    }
+    fn what(&self) -> String {
+        Error::what(self)
+    }
+    fn remedy(&self) -> String {
+        Error::remedy(self)
+    }
+    fn locked_by(&self) -> Option<&LockHolder> {
+        Error::locked_by(self)
+    }
+}
+
+/// Gives an error type implementing [`Describe`] the surface every error of these crates has: `Display`
+/// (`"<what>. What to do: <remedy>"`), a `Debug` that shows the kind, path and message (what `fn main() ->
+/// Result<..>` prints), `std::error::Error` with no `source()` (the message already holds the cause),
+/// `Serialize` as a [`Banner`], and inherent `is_not_ready()`, `is_retryable()` and `banner()`.
+#[macro_export]
+macro_rules! impl_error_surface {
+    ($ty:ty) => {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                write!(
+                    f,
+                    "{}. What to do: {}",
+                    $crate::Describe::what(self),
+                    $crate::Describe::remedy(self)
+                )
+            }
+        }
+
+        impl ::std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("kind", &$crate::Describe::kind(self))
+                    .field("path", &$crate::Describe::path(self))
+                    .field("message", &$crate::Describe::what(self))
+                    .field("remedy", &$crate::Describe::remedy(self))
+                    .finish()
+            }
+        }
+
+        impl ::std::error::Error for $ty {}
+
+        impl $crate::serde::Serialize for $ty {
+            fn serialize<S: $crate::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                $crate::Describe::banner(self).serialize(serializer)
+            }
+        }
+
+        impl $ty {
+            /// The file is not there or not ready yet: wait and ask again (see `ErrorKind::is_not_ready`).
+            pub fn is_not_ready(&self) -> bool {
+                $crate::Describe::kind(self).is_not_ready()
+            }
+
+            /// Whether the same call can succeed later without anyone acting (see `ErrorKind::is_retryable`).
+            pub fn is_retryable(&self) -> bool {
+                $crate::Describe::kind(self).is_retryable()
+            }
+
+            /// The error as a UI banner: kind, path, message, remedy and whether retrying can help.
+            pub fn banner(&self) -> $crate::Banner {
+                $crate::Describe::banner(self)
+            }
+        }
+    };
+}
+
+impl_error_surface!(Error);
+
+/// An error as data for a UI: a persistent banner with the file, the problem, the remedy, and whether
+/// retrying (rather than acting on the remedy) can help.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Banner {
     pub kind: ErrorKind,
     pub path: PathBuf,
     pub message: String,
     pub remedy: String,
-}
-
-impl Serialize for Error {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        self.banner().serialize(serializer)
-    }
-}
-
-/// The directory a database lives in, as shown in remedies (`--data-dir`).
-fn data_dir_of(path: &Path) -> String {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.display().to_string(),
-        _ => ".".to_string(),
-    }
+    pub retryable: bool,
 }
 
 fn shorten(s: &str, max: usize) -> String {
@@ -438,14 +804,20 @@ fn shorten(s: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
-/// Adds the path to a rusqlite result, for code that works on one known file.
+/// Adds the path (and the kind, when known) to a rusqlite result, for code that works on one known file.
 pub trait SqliteResultExt<T> {
     /// Maps a SQLite error to the typed [`Error`] for `path`.
     fn at(self, path: &Path) -> Result<T>;
+    /// Maps a SQLite error to the typed [`Error`] for `path`, a database of `schema`.
+    fn at_db(self, path: &Path, schema: &'static Schema) -> Result<T>;
 }
 
 impl<T> SqliteResultExt<T> for rusqlite::Result<T> {
     fn at(self, path: &Path) -> Result<T> {
         self.map_err(|e| Error::from_sqlite(path, e))
+    }
+
+    fn at_db(self, path: &Path, schema: &'static Schema) -> Result<T> {
+        self.map_err(|e| Error::from_sqlite(path, e).with_schema(schema))
     }
 }

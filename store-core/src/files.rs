@@ -1,16 +1,23 @@
-//! Filesystem steps around database files: private modes, fsync, atomic placement, moving aside.
+//! Filesystem steps around database files: private modes, no links followed, fsync, atomic placement,
+//! moving aside.
 //!
 //! SQLite creates `-wal`, `-shm` and `-journal` with the mode of the database file (os_unix.c,
 //! `findCreateFileMode`), so creating the database 0600 before SQLite opens it keeps all of them private.
-//! New files made any other way are 0644 minus umask (sqlite-hazards: "Backups and restore").
+//! New files made any other way are 0644 minus umask (hazards: "Private files").
+//!
+//! Nothing here writes or changes the mode of anything outside the data directory: files are opened with
+//! `O_NOFOLLOW` and checked to be regular files after opening (a planted symbolic link or FIFO is refused
+//! with [`Error::UnsafePath`]), modes are changed through the opened descriptor, and a data directory that
+//! other users may write (where such links could be planted) is refused ([`check_private_dir`]).
 //!
 //! Never open and close a database (or its `-wal`/`-shm`) with `std::fs` while a SQLite connection to it is
 //! open in this process: closing any descriptor drops all of SQLite's POSIX locks on the file
-//! (https://sqlite.org/howtocorrupt.html §2.2). Functions here that open files say so; callers use them
-//! only on files no connection of this process has open. `metadata`/`rename` do not open the file.
+//! (https://sqlite.org/howtocorrupt.html §2.2; hazards: "The ownership lock"). Functions here that open
+//! files say so; callers use them only on files no connection of this process has open.
+//! `metadata`/`rename` do not open the file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -18,25 +25,53 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 
-/// Mode of every file splitstore creates: the database, its sidecars, backups, rejects and lock files.
+/// Mode of every file the stores create: the database, its sidecars, backups, records and lock files.
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
-/// Mode of the directories splitstore creates.
+/// Mode of the directories the stores create.
 pub const PRIVATE_DIR_MODE: u32 = 0o700;
 
-/// Creates `dir` (and missing parents) with mode 0700. An existing directory is left as it is.
+/// Creates `dir` (and missing parents) with mode 0700. An existing directory is left as it is; an existing
+/// file in its place is an error that says so.
 pub fn create_private_dir_all(dir: &Path) -> Result<()> {
     if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
+    }
+    if let Ok(meta) = fs::metadata(dir) {
+        return Err(Error::UnsafePath {
+            path: dir.to_path_buf(),
+            problem: format!("is {}, not a directory", describe_type(&meta)),
+        });
     }
     fs::DirBuilder::new()
         .recursive(true)
         .mode(PRIVATE_DIR_MODE)
         .create(dir)
-        .map_err(|e| dir_error(dir, "create the directory", e))
+        .map_err(|e| Error::io(dir, "create the directory", e))
 }
 
-/// Opens (creating if missing) a private read-write file, and tightens its mode to 0600 if it was wider.
-/// Opens a descriptor: not for a database this process has a connection to.
+/// Refuses a directory that users other than its owner may write (mode `g+w` or `o+w`): anyone who can
+/// write it can plant a link where a database, lock or backup is about to be created. The remedy says
+/// `chmod 700`.
+pub fn check_private_dir(dir: &Path) -> Result<()> {
+    let meta = fs::metadata(dir).map_err(|e| Error::io(dir, "read the metadata of", e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(Error::UnsafePath {
+            path: dir.to_path_buf(),
+            problem: format!(
+                "is writable by other users (mode {mode:04o}), who could plant links to files outside it; \
+                 `chmod 700 {}` makes it private",
+                shell_quoted(dir)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Opens (creating if missing) a private read-write regular file without following a symbolic link, and
+/// tightens its mode to 0600 through the descriptor if it was wider. A link, FIFO or other non-regular file
+/// in its place is [`Error::UnsafePath`], and its target is not touched. Opens a descriptor: not for a
+/// database this process has a connection to.
 pub fn open_private(path: &Path) -> Result<File> {
     let file = OpenOptions::new()
         .read(true)
@@ -44,40 +79,81 @@ pub fn open_private(path: &Path) -> Result<File> {
         .create(true)
         .truncate(false)
         .mode(PRIVATE_FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| dir_error(path, "open", e))?;
-    tighten(&file, path)?;
+        .map_err(|e| Error::io(path, "open", e))?;
+    regular_and_private(&file, path)?;
     Ok(file)
 }
 
-/// Creates a new private file; fails if it exists. Opens a descriptor (see [`open_private`]).
+/// Creates a new private file; fails if anything (a link included) exists at `path`. Opens a descriptor
+/// (see [`open_private`]).
 pub fn create_private_new(path: &Path) -> Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .mode(PRIVATE_FILE_MODE)
+        .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| dir_error(path, "create", e))
+        .map_err(|e| Error::io(path, "create", e))
 }
 
-/// Sets 0600 on `path` if it exists with a wider mode. Uses `chmod` on the path: no descriptor is opened.
+/// If `path` exists, checks that it is a regular file (not a link, not a FIFO) and sets 0600 if its mode
+/// is wider, through a descriptor opened without following links. Opens a descriptor (see [`open_private`]).
 pub fn ensure_private(path: &Path) -> Result<()> {
-    match fs::metadata(path) {
-        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
-            fs::set_permissions(path, fs::Permissions::from_mode(PRIVATE_FILE_MODE))
-                .map_err(|e| Error::io(path, "restrict the mode of", e))
-        }
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(path, "read the metadata of", e)),
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(path, "open", e)),
+    };
+    regular_and_private(&file, path)
+}
+
+/// Checks that `path` is a regular file without opening it (a FIFO would block a reader): what a command
+/// given a file by its user (a backup to restore, a legacy file) reads. Links are followed: the user named
+/// the file.
+pub fn require_regular_file(path: &Path, action: &'static str) -> Result<()> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, action, e))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            problem: format!("is {}, not a regular file", describe_type(&meta)),
+        })
     }
 }
 
-fn tighten(file: &File, path: &Path) -> Result<()> {
+/// Refuses `path` unless it is a regular file, without following a link or opening it: a database given
+/// by its place in the data directory (a link there was planted, a FIFO would block the first read).
+pub fn ensure_regular(path: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(path).map_err(|e| Error::io(path, "read the metadata of", e))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            problem: format!("is {}, not a regular file", describe_type(&meta)),
+        })
+    }
+}
+
+/// The opened file is a regular file, and private.
+fn regular_and_private(file: &File, path: &Path) -> Result<()> {
     let meta = file
         .metadata()
         .map_err(|e| Error::io(path, "read the metadata of", e))?;
+    if !meta.is_file() {
+        return Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            problem: format!("is {}, not a regular file", describe_type(&meta)),
+        });
+    }
     if meta.permissions().mode() & 0o077 != 0 {
         file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE_MODE))
             .map_err(|e| Error::io(path, "restrict the mode of", e))?;
@@ -85,11 +161,21 @@ fn tighten(file: &File, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The directory holding `path` (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
+fn describe_type(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "a regular file"
     }
 }
 
@@ -103,6 +189,19 @@ pub fn refuse_symlink(path: &Path) -> Result<()> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Writes `bytes` to a new private file at `path`, atomically: a temporary name beside it, fsync, rename
+/// over `path`, fsync of the directory. A reader sees the old content or the new, never a part.
+pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temp = with_suffix(path, &format!(".tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&temp);
+    let mut file = create_private_new(&temp)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(&temp, "write", e))?;
+    drop(file);
+    rename_durably(&temp, path)
 }
 
 /// fsyncs a file by path. Opens a descriptor: only for files no connection of this process has open.
@@ -124,10 +223,10 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, "fsync the directory", e))
 }
 
-/// Renames `from` to `to` (same directory) and fsyncs the directory.
+/// Renames `from` to `to` (same directory) and fsyncs the directory. A rename never follows links.
 pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to).map_err(|e| Error::io(from, "rename", e))?;
-    sync_dir(to.parent().unwrap_or(Path::new(".")))
+    sync_dir(parent_dir(to))
 }
 
 /// The sidecar files SQLite keeps beside a database.
@@ -139,11 +238,31 @@ pub fn sidecars(db: &Path) -> [PathBuf; 3] {
     ]
 }
 
-/// `path` with `suffix` appended to its file name (`activity.db` + `.lock` = `activity.db.lock`).
+/// `path` with `suffix` appended to its file name (`events.db` + `.lock` = `events.db.lock`).
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(suffix);
     PathBuf::from(s)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// `path` as it should be typed in a shell: as is when it holds only safe characters, single-quoted
+/// otherwise, so a remedy's command can be copied and pasted even for a data directory with spaces.
+pub fn shell_quoted(path: &Path) -> String {
+    let text = path.display().to_string();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// A compact UTC timestamp for file names, sortable as text: `20261121T235614.123Z`.
@@ -175,16 +294,19 @@ pub fn move_aside(db: &Path, tag: &str) -> Result<Option<PathBuf>> {
     if exists(db) {
         fs::rename(db, &target).map_err(|e| Error::io(db, "move aside", e))?;
     }
-    sync_dir(db.parent().unwrap_or(Path::new(".")))?;
+    sync_dir(parent_dir(db))?;
     Ok(Some(target))
 }
 
-/// An I/O error on `path`, typed [`Error::ReadOnlyDirectory`] when the directory refuses writes.
-fn dir_error(path: &Path, action: &'static str, e: io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::EROFS) => Error::ReadOnlyDirectory {
-            path: path.to_path_buf(),
-        },
-        _ => Error::io(path, action, e),
+#[cfg(test)]
+mod tests {
+    use super::shell_quoted;
+    use std::path::Path;
+
+    #[test]
+    fn paths_are_quoted_for_a_shell_only_when_needed() {
+        assert_eq!(shell_quoted(Path::new("/home/a/data-1")), "/home/a/data-1");
+        assert_eq!(shell_quoted(Path::new("/home/a/my data")), "'/home/a/my data'");
+        assert_eq!(shell_quoted(Path::new("/it's")), "'/it'\\''s'");
     }
 }

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::backup::{self, BackupClass};
+use crate::check;
 use crate::conn_ext::{self, ConnExt};
 use crate::error::{Error, Result, SqliteResultExt};
-use crate::maintenance;
-use crate::schema::{KNOWN_KINDS, Migration, Schema, Step};
+use crate::schema::{Migration, Schema, Step};
 
-/// Bookkeeping every splitstore database carries, created (if missing) inside each migration's
+/// Bookkeeping every database carries, created (if missing) inside each migration's
 /// transaction so that a fresh file and an upgraded one end with the same schema.
 pub const BOOKKEEPING_SQL: &str = "
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -54,7 +55,7 @@ impl FileState {
 
 /// Reads the header fields and forces SQLite to read and parse the schema, so a garbage or truncated file
 /// fails here, at open, with `NotADatabase`/`Corrupt` (opening is lazy: https://sqlite.org/c3ref/open_v2.html).
-pub(crate) fn read_state(conn: &Connection, path: &Path) -> Result<FileState> {
+pub(crate) fn read_state(conn: &Connection, path: &Path, schema: &'static Schema) -> Result<FileState> {
     conn.query_row(
         "SELECT (SELECT application_id FROM pragma_application_id()),
                 (SELECT user_version FROM pragma_user_version()),
@@ -68,34 +69,35 @@ pub(crate) fn read_state(conn: &Connection, path: &Path) -> Result<FileState> {
             })
         },
     )
-    .at(path)
+    .at_db(path, schema)
 }
 
-/// Refuses a file that is not this kind: another splitstore kind, another application, or a SQLite file
-/// with tables but no splitstore `application_id` (a legacy combined database, for instance).
+/// Refuses a file that is not this kind: another kind or application, or a SQLite file with tables but no
+/// `application_id` (the schema's predecessor, for instance).
 pub(crate) fn check_identity(path: &Path, schema: &Schema, state: &FileState) -> Result<()> {
     if state.is_blank() || state.application_id == schema.application_id {
         return Ok(());
     }
-    let found = if let Some((_, kind)) = KNOWN_KINDS.iter().find(|(id, _)| *id == state.application_id) {
+    let predecessor = schema
+        .predecessor
+        .filter(|p| state.application_id == 0 && (p.versions.0..=p.versions.1).contains(&state.user_version));
+    let found = if state.application_id != 0 {
         format!(
-            "it is a splitstore {kind} (application_id {:#010x})",
-            state.application_id
+            "its application_id is {} where {} has {}: it is another kind of database, or another \
+             application's",
+            show_application_id(state.application_id),
+            schema.file_name,
+            show_application_id(schema.application_id)
         )
-    } else if state.application_id != 0 {
+    } else if let Some(p) = predecessor {
         format!(
-            "it belongs to another application (application_id {:#010x})",
-            state.application_id
-        )
-    } else if (1..=3).contains(&state.user_version) {
-        format!(
-            "it has {} tables, no splitstore application_id and user_version {}: it looks like a legacy combined \
-             database, which `migrate-split` converts",
-            state.table_count, state.user_version
+            "it has {} tables, no application_id and user_version {}: it looks like the legacy database this \
+             data comes from, which `{}` converts",
+            state.table_count, state.user_version, p.converter
         )
     } else {
         format!(
-            "it has {} tables, user_version {} and no splitstore application_id: it belongs to another application",
+            "it has {} tables, user_version {} and no application_id: it belongs to another application",
             state.table_count, state.user_version
         )
     };
@@ -106,15 +108,26 @@ pub(crate) fn check_identity(path: &Path, schema: &Schema, state: &FileState) ->
     })
 }
 
+/// An `application_id` as hex, with its four bytes as text when they are printable (`0x4e4f5445 "NOTE"`).
+pub fn show_application_id(id: i32) -> String {
+    let bytes = id.to_be_bytes();
+    if bytes.iter().all(|b| b.is_ascii_graphic()) {
+        format!("{id:#010x} \"{}\"", String::from_utf8_lossy(&bytes))
+    } else {
+        format!("{id:#010x}")
+    }
+}
+
 /// Refuses a file newer than this build, and one whose applied migrations differ from this build's.
 /// Reads only: the file is untouched when this fails.
-pub(crate) fn check_history(conn: &Connection, path: &Path, schema: &Schema, state: &FileState) -> Result<()> {
+pub(crate) fn check_history(conn: &Connection, path: &Path, schema: &'static Schema, state: &FileState) -> Result<()> {
     let end = schema.end_version();
     if state.user_version > end {
         return Err(Error::SchemaNewer {
             path: path.to_path_buf(),
             found: state.user_version,
             supported: end,
+            schema,
         });
     }
     if state.user_version == 0 {
@@ -122,12 +135,12 @@ pub(crate) fn check_history(conn: &Connection, path: &Path, schema: &Schema, sta
     }
     let mut stmt = conn
         .prepare("SELECT name, checksum FROM schema_migrations WHERE version = ?1")
-        .at(path)?;
+        .at_db(path, schema)?;
     for m in &schema.migrations[..state.user_version as usize] {
         let recorded: Option<(String, String)> = stmt
             .query_row([m.version], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
-            .at(path)?;
+            .at_db(path, schema)?;
         let detail = match recorded {
             None => "the file's user_version says it was applied, but schema_migrations has no record of it".into(),
             Some((_, checksum)) if checksum != m.checksum() => {
@@ -140,6 +153,7 @@ pub(crate) fn check_history(conn: &Connection, path: &Path, schema: &Schema, sta
             version: m.version,
             name: m.name,
             detail,
+            schema,
         });
     }
     Ok(())
@@ -155,15 +169,15 @@ pub struct UpgradeReport {
 }
 
 /// Applies migrations `from+1 ..= target`. On a file that already had a schema: `quick_check` first, then
-/// a backup, then the steps. `synchronous=FULL` while migrating, since a power loss under NORMAL may roll back
-/// the last commits (https://sqlite.org/wal.html#performance_considerations); the caller restores NORMAL.
+/// a pre-migration backup into `backup_dir`, then the steps. `synchronous=FULL` while migrating, since a
+/// power loss under NORMAL may roll back the last commits (https://sqlite.org/wal.html#performance_considerations);
+/// the caller restores NORMAL.
 pub(crate) fn upgrade(
     conn: &mut Connection,
     path: &Path,
-    schema: &Schema,
-    from: u32,
-    target: u32,
-    backups: Option<(&Path, usize)>,
+    schema: &'static Schema,
+    (from, target): (u32, u32),
+    backup_dir: Option<&Path>,
     hook: Option<&MigrationHook>,
 ) -> Result<UpgradeReport> {
     let mut report = UpgradeReport {
@@ -175,22 +189,47 @@ pub(crate) fn upgrade(
         return Ok(report);
     }
     if from > 0 {
-        let problems = maintenance::quick_check(conn).at(path)?;
+        let problems = check::quick_check(conn).at_db(path, schema)?;
         if !problems.is_empty() {
             return Err(Error::Corrupt {
                 path: path.to_path_buf(),
                 detail: format!("quick_check before migrating found: {}", problems.join("; ")),
-                newest_backup: maintenance::newest_backup_near(path),
+                schema: Some(schema),
             });
         }
-        if let Some((dir, keep)) = backups {
-            let label = format!("pre-migration-v{from}");
-            report.backup = Some(maintenance::backup_connection(conn, path, schema, dir, &label, keep)?);
+        if let Some(dir) = backup_dir {
+            report.backup = Some(backup::backup_connection(
+                conn,
+                path,
+                schema,
+                dir,
+                BackupClass::PreMigration,
+                0,
+            )?);
         }
     }
     conn_ext::set_and_verify(conn, path, "synchronous", "FULL", "2")?;
     for m in &schema.migrations[from as usize..target as usize] {
-        apply_one(conn, path, schema, m, hook)?;
+        apply_one(conn, path, schema, m, hook).map_err(|e| match e {
+            Error::MigrationFailed {
+                path,
+                version,
+                name,
+                sql,
+                detail,
+                schema,
+                ..
+            } => Error::MigrationFailed {
+                path,
+                version,
+                name,
+                sql,
+                detail,
+                backup: report.backup.clone().map(PathBuf::into_boxed_path),
+                schema,
+            },
+            other => other,
+        })?;
         report.to_version = m.version;
     }
     Ok(report)
@@ -199,7 +238,7 @@ pub(crate) fn upgrade(
 fn apply_one(
     conn: &mut Connection,
     path: &Path,
-    schema: &Schema,
+    schema: &'static Schema,
     m: &Migration,
     hook: Option<&MigrationHook>,
 ) -> Result<()> {
@@ -219,23 +258,26 @@ fn apply_one(
 fn run_in_transaction(
     conn: &mut Connection,
     path: &Path,
-    schema: &Schema,
+    schema: &'static Schema,
     m: &Migration,
     hook: Option<&MigrationHook>,
 ) -> Result<()> {
-    let failed = |sql: Option<String>, detail: String, source: Option<Box<rusqlite::Error>>| Error::MigrationFailed {
+    let failed = |sql: Option<String>, detail: String| Error::MigrationFailed {
         path: path.to_path_buf(),
         version: m.version,
         name: m.name,
-        sql,
+        sql: sql.map(String::into_boxed_str),
         detail,
-        source,
+        backup: None,
+        schema,
     };
     let sqlite_failed = |sql: Option<String>, e: rusqlite::Error| match Error::from_sqlite(path, e) {
         // Damage and a full disk say more than "migration failed"; keep their own types.
-        e @ (Error::Corrupt { .. } | Error::DiskFull { .. } | Error::WriteFailed { .. } | Error::Busy { .. }) => e,
-        Error::Sqlite { source, .. } => failed(sql, source.to_string(), Some(Box::new(source))),
-        other => failed(sql, other.what(), None),
+        e @ (Error::Corrupt { .. } | Error::DiskFull { .. } | Error::WriteFailed { .. } | Error::Busy { .. }) => {
+            e.with_schema(schema)
+        }
+        Error::Sqlite { source, .. } => failed(sql, source.to_string()),
+        other => failed(sql, other.what()),
     };
 
     let tx = conn
@@ -250,7 +292,6 @@ fn run_in_transaction(
         return Err(failed(
             None,
             format!("the file is at version {current}, not {}", m.version - 1),
-            None,
         ));
     }
     tx.execute_batch(BOOKKEEPING_SQL)
@@ -260,9 +301,9 @@ fn run_in_transaction(
         Step::Rust { run, .. } => run(&tx).map_err(|e| sqlite_failed(None, e))?,
     }
     if let Some(hook) = hook {
-        hook(m).map_err(|why| failed(None, format!("injected failure: {why}"), None))?;
+        hook(m).map_err(|why| failed(None, format!("injected failure: {why}")))?;
     }
-    let violations = maintenance::foreign_key_violations(&tx).map_err(|e| sqlite_failed(None, e))?;
+    let violations = check::foreign_key_violations(&tx).map_err(|e| sqlite_failed(None, e))?;
     if !violations.is_empty() {
         let shown: Vec<String> = violations.iter().take(5).map(|v| v.to_string()).collect();
         return Err(failed(
@@ -272,7 +313,6 @@ fn run_in_transaction(
                 violations.len(),
                 shown.join("; ")
             ),
-            None,
         ));
     }
     tx.execute(

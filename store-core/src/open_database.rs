@@ -1,26 +1,33 @@
 //! The owner's connection: the one writable connection to a database, opened honestly.
 //!
 //! Order matters, and each step is here for a reason:
-//! 1. the data directory (0700) and the owner lock, before touching the file;
-//! 2. the file created 0600 if missing, so SQLite's `-wal`/`-shm` inherit 0600;
-//! 3. the first schema read inside open (garbage fails now with `NotADatabase`, a truncated file with
+//! 1. the data directory (0700, refused if others may write it) and the owner lock, before touching the file;
+//! 2. the file and its sidecars checked to be private regular files (a planted link is refused, its target
+//!    untouched); an empty file that the data directory shows held data before, or an empty file beside a
+//!    live WAL, is damage, not a new install; a file about to be created beside an unconverted predecessor
+//!    is not created;
+//! 3. the file created 0600 if missing, so SQLite's `-wal`/`-shm` inherit 0600;
+//! 4. the first schema read inside open (garbage fails now with `NotADatabase`, a truncated file with
 //!    `Corrupt`), identity (`application_id`) and history (version, checksums) checked while nothing has
 //!    been written, so a refused file keeps its bytes;
-//! 4. the connection posture, each pragma read back;
-//! 5. pending migrations (quick_check, backup, one transaction per step).
+//! 5. the connection posture, each pragma read back;
+//! 6. pending migrations (quick_check, pre-migration backup, one transaction per step);
+//! 7. the outcome recorded in the private folder: the first successful open, or the failure's banner.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::backup::{self, BackupClass};
+use crate::checkpoint::{self, CheckpointMode};
 use crate::conn_ext::{self, ConnExt};
-use crate::error::{Error, Result, SqliteResultExt};
+use crate::error::{Error, ErrorKind, Result, SqliteResultExt};
 use crate::files;
-use crate::maintenance;
 use crate::migrate::{self, MigrationHook, UpgradeReport};
 use crate::owner_lock::OwnerLock;
 use crate::schema::Schema;
+use crate::{conversion, private_dir, records};
 
 /// How long a connection waits for a lock held by another connection before `Busy`.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,14 +41,15 @@ pub const STATEMENT_CACHE: usize = 64;
 #[derive(Clone)]
 pub struct OpenOptions {
     pub busy_timeout: Duration,
-    /// Where pre-migration backups go; `None` means `<data dir>/backups`.
+    /// Where backups go (pre-migration ones in its `pre-migration` folder); `None` means
+    /// `<data dir>/backups`.
     pub backup_dir: Option<PathBuf>,
-    /// How many backups of this database to keep there.
-    pub keep_backups: usize,
     /// Stop migrating at this version instead of the build's last (tests build old versions with it).
     pub target_version: Option<u32>,
     /// Runs inside each migration's transaction before COMMIT (fault-injection drills).
     pub migration_hook: Option<MigrationHook>,
+    /// Where the schema's predecessor lives, if not at its conventional name in the data directory.
+    pub predecessor: Option<PathBuf>,
 }
 
 impl Default for OpenOptions {
@@ -49,9 +57,9 @@ impl Default for OpenOptions {
         OpenOptions {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             backup_dir: None,
-            keep_backups: maintenance::DEFAULT_KEEP_BACKUPS,
             target_version: None,
             migration_hook: None,
+            predecessor: None,
         }
     }
 }
@@ -61,9 +69,9 @@ impl std::fmt::Debug for OpenOptions {
         f.debug_struct("OpenOptions")
             .field("busy_timeout", &self.busy_timeout)
             .field("backup_dir", &self.backup_dir)
-            .field("keep_backups", &self.keep_backups)
             .field("target_version", &self.target_version)
             .field("migration_hook", &self.migration_hook.as_ref().map(|_| "<hook>"))
+            .field("predecessor", &self.predecessor)
             .finish()
     }
 }
@@ -96,6 +104,35 @@ impl OwnerConnection {
     /// Opens `path` as the owner: takes the lock, creates the file if missing, checks it is this kind and
     /// not newer than the build, sets and verifies the posture, and applies pending migrations.
     pub fn open_with(path: &Path, schema: &'static Schema, opts: &OpenOptions) -> Result<OwnerConnection> {
+        files::create_private_dir_all(files::parent_dir(path))?;
+        let lock = OwnerLock::acquire(path)?;
+        Self::open_locked(lock, schema, opts)
+    }
+
+    /// Opens the database whose lock the caller already holds (restore and repair take the lock first, swap
+    /// the file, then open it). Everything else is as [`open_with`](Self::open_with); every open goes
+    /// through here. A failed open (other than a held lock) is recorded for a UI to show
+    /// ([`records::last_failure`]); a successful one clears that record.
+    pub fn open_locked(lock: OwnerLock, schema: &'static Schema, opts: &OpenOptions) -> Result<OwnerConnection> {
+        let path = lock.db_path().to_path_buf();
+        match Self::open_owned(lock, schema, opts) {
+            Ok(owner) => {
+                records::note_success(&path)?;
+                private_dir::remove_stale_scratch(files::parent_dir(&path));
+                Ok(owner)
+            }
+            Err(e) => {
+                if e.kind() != ErrorKind::Locked {
+                    records::note_failure(&path, &e);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn open_owned(lock: OwnerLock, schema: &'static Schema, opts: &OpenOptions) -> Result<OwnerConnection> {
+        let path = lock.db_path().to_path_buf();
+        let path = path.as_path();
         schema.validate().map_err(|detail| Error::InvalidMigrations {
             path: path.to_path_buf(),
             detail,
@@ -110,37 +147,33 @@ impl OwnerConnection {
                 ),
             });
         }
-        let dir = path.parent().unwrap_or(Path::new("."));
-        files::create_private_dir_all(dir)?;
-        let lock = OwnerLock::acquire(path)?;
-        Self::open_locked(lock, schema, opts)
-    }
-
-    /// Opens the database whose lock the caller already holds (restore and repair take the lock first, swap
-    /// the file, then open it). Everything else is as [`open_with`](Self::open_with).
-    pub fn open_locked(lock: OwnerLock, schema: &'static Schema, opts: &OpenOptions) -> Result<OwnerConnection> {
-        let path = lock.db_path().to_path_buf();
-        let path = path.as_path();
-        schema.validate().map_err(|detail| Error::InvalidMigrations {
-            path: path.to_path_buf(),
-            detail,
-        })?;
-        let target = opts.target_version.unwrap_or(schema.end_version());
-        if std::fs::symlink_metadata(path).is_err() {
-            drop(files::create_private_new(path)?);
-        }
-        refuse_orphaned_wal(path)?;
         files::ensure_private(path)?;
         for sidecar in files::sidecars(path) {
             files::ensure_private(&sidecar)?;
         }
+        refuse_truncated(path, schema)?;
+        let size = std::fs::symlink_metadata(path).map(|m| m.len()).ok();
+        if size.unwrap_or(0) == 0
+            && let Some(predecessor) = conversion::pending(path, schema, opts.predecessor.as_deref())
+        {
+            return Err(Error::NotConvertedYet {
+                path: path.to_path_buf(),
+                predecessor,
+                schema,
+            });
+        }
+        if size.is_none() {
+            drop(files::create_private_new(path)?);
+        }
 
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(path, flags).at(path)?;
-        conn.busy_timeout(opts.busy_timeout).at(path)?;
+        // NOFOLLOW: SQLite itself refuses a database path that is a link (https://sqlite.org/c3ref/open.html).
+        let flags =
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let mut conn = Connection::open_with_flags(path, flags).at_db(path, schema)?;
+        conn.busy_timeout(opts.busy_timeout).at_db(path, schema)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
 
-        let state = migrate::read_state(&conn, path)?;
+        let state = migrate::read_state(&conn, path, schema)?;
         migrate::check_identity(path, schema, &state)?;
         migrate::check_history(&conn, path, schema, &state)?;
 
@@ -148,14 +181,13 @@ impl OwnerConnection {
         let backup_dir = opts
             .backup_dir
             .clone()
-            .unwrap_or_else(|| maintenance::default_backup_dir(path));
+            .unwrap_or_else(|| backup::default_backup_dir(path));
         let upgrade = migrate::upgrade(
             &mut conn,
             path,
             schema,
-            state.user_version,
-            target,
-            Some((&backup_dir, opts.keep_backups)),
+            (state.user_version, target),
+            Some(&backup_dir),
             opts.migration_hook.as_ref(),
         );
         // Back to NORMAL whatever happened: FULL is only for the migration itself.
@@ -187,13 +219,13 @@ impl OwnerConnection {
     /// if another connection committed in between, and busy_timeout does not retry that
     /// (https://sqlite.org/rescode.html#busy_snapshot). If `f` fails, nothing of it is written.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
-        let path = &self.path;
+        let (path, schema) = (&self.path, self.schema);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .at(path)?;
-        let value = f(&tx).at(path)?;
-        tx.commit().at(path)?;
+            .at_db(path, schema)?;
+        let value = f(&tx).at_db(path, schema)?;
+        tx.commit().at_db(path, schema)?;
         Ok(value)
     }
 
@@ -202,24 +234,24 @@ impl OwnerConnection {
         &mut self,
         f: impl FnOnce(&Transaction<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        let path = self.path.clone();
+        let (path, schema) = (self.path.clone(), self.schema);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .at(&path)?;
+            .at_db(&path, schema)?;
         let value = f(&tx)?;
-        tx.commit().at(&path)?;
+        tx.commit().at_db(&path, schema)?;
         Ok(value)
     }
 
     /// Runs read-only work on the owner's connection.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        f(&self.conn).at(&self.path)
+        f(&self.conn).at_db(&self.path, self.schema)
     }
 
     /// Maps a SQLite error met on this database to the typed error.
     pub fn error(&self, e: rusqlite::Error) -> Error {
-        Error::from_sqlite(&self.path, e)
+        Error::from_sqlite(&self.path, e).with_schema(self.schema)
     }
 
     pub fn path(&self) -> &Path {
@@ -241,7 +273,7 @@ impl OwnerConnection {
 
     /// The schema version of the file.
     pub fn schema_version(&self) -> Result<u32> {
-        self.conn.pragma_value("user_version").at(&self.path)
+        self.conn.pragma_value("user_version").at_db(&self.path, self.schema)
     }
 
     /// Closes the connection and hands back the owner lock, still held.
@@ -251,9 +283,17 @@ impl OwnerConnection {
         lock
     }
 
-    /// Takes a backup of this database into `dest_dir` (see [`maintenance::backup_connection`]).
-    pub fn backup_to(&self, dest_dir: &Path, label: &str, keep: usize) -> Result<PathBuf> {
-        maintenance::backup_connection(&self.conn, &self.path, self.schema, dest_dir, label, keep)
+    /// Takes a manual backup of this database into `backup_dir`, keeping the newest `keep` there (see
+    /// [`backup::backup_connection`]).
+    pub fn backup_to(&self, backup_dir: &Path, keep: usize) -> Result<PathBuf> {
+        backup::backup_connection(
+            &self.conn,
+            &self.path,
+            self.schema,
+            backup_dir,
+            BackupClass::Manual,
+            keep,
+        )
     }
 
     /// Records where this file's content came from (a split, a restore) in its `provenance` table.
@@ -279,7 +319,7 @@ fn set_posture(conn: &Connection, path: &Path, schema: &Schema, blank: bool, bus
         });
     }
     // WAL + NORMAL never corrupts and keeps every commit across a process crash; a power loss may roll back
-    // the last commits (https://sqlite.org/wal.html, sqlite-hazards "Durability").
+    // the last commits (https://sqlite.org/wal.html; hazards: "Durability").
     conn_ext::set_and_verify(conn, path, "synchronous", "NORMAL", "1")?;
     // Bundled SQLite enables foreign keys by default; set and check anyway: the posture must not depend on
     // how SQLite was built.
@@ -295,26 +335,56 @@ fn set_posture(conn: &Connection, path: &Path, schema: &Schema, blank: bool, bus
     )
 }
 
-/// Refuses an empty database file that has a non-empty `-wal` beside it. A live database's main file always
-/// holds at least its header page once it is in WAL mode (switching to WAL writes it), so this pair means the
-/// main file was truncated or replaced (a whole-file export that crashed, a bad copy). SQLite would replay
-/// the WAL's pages into the empty file and produce a partial database; refuse instead, and let `repair` move
-/// both aside together.
-pub(crate) fn refuse_orphaned_wal(path: &Path) -> Result<()> {
-    let main = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let wal = maintenance::wal_bytes(path);
-    if main == 0 && wal > 0 {
-        return Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!(
-                "the file is empty but {}-wal holds {wal} bytes of an earlier database: the main file was truncated \
-                 or replaced, and replaying that WAL alone would give a partial database",
-                path.display()
-            ),
-            newest_backup: maintenance::newest_backup_near(path),
-        });
+/// Refuses an empty database file that is damage, not a new install:
+/// - beside a non-empty `-wal`. A live database's main file always holds at least its header page once it
+///   is in WAL mode (switching to WAL writes it), so this pair means the main file was truncated or
+///   replaced (a whole-file export that crashed, a bad copy). SQLite would replay the WAL's pages into the
+///   empty file and produce a partial database.
+/// - when the data directory shows the file held data before: its first open is recorded, a backup of it
+///   exists, or its data was converted from a predecessor. A copy or sync cut short leaves exactly such a
+///   file; taking it for a new install would start an empty database over the user's data.
+///
+/// Either way `repair` moves it aside (with its sidecars) and restores the newest good backup.
+pub(crate) fn refuse_truncated(path: &Path, schema: &'static Schema) -> Result<()> {
+    if std::fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(1) != 0 {
+        return Ok(());
     }
-    Ok(())
+    let corrupt = |detail: String| {
+        Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+            schema: Some(schema),
+        })
+    };
+    let wal = checkpoint::wal_bytes(path);
+    if wal > 0 {
+        return corrupt(format!(
+            "the file is empty but {}-wal holds {wal} bytes of an earlier database: the main file was truncated \
+             or replaced, and replaying that WAL alone would give a partial database",
+            path.display()
+        ));
+    }
+    let evidence = if records::was_opened(path) {
+        Some(format!(
+            "it was opened before ({})",
+            records::opened_path(path).display()
+        ))
+    } else if let Some(b) = backup::newest_backup(&backup::default_backup_dir(path), schema) {
+        Some(format!("a backup of it exists ({})", b.path.display()))
+    } else if schema.predecessor.is_some()
+        && let Some(c) = conversion::recorded(files::parent_dir(path))
+    {
+        Some(format!("it was converted from {}", c.predecessor.display()))
+    } else {
+        None
+    };
+    match evidence {
+        Some(why) => corrupt(format!(
+            "the file is empty (0 bytes), but it held data before: {why}; a copy or sync cut short leaves such a \
+             file"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The owner's connection. Closing it runs a TRUNCATE checkpoint: SQLite checkpoints and deletes the WAL
@@ -330,7 +400,7 @@ impl Drop for ClosingConnection {
         // A reader holding an old snapshot makes TRUNCATE wait for it: never wait long when closing. If it
         // cannot finish, nothing is lost: the WAL stays and the next open replays it.
         let _ = self.0.busy_timeout(Duration::from_millis(200));
-        let _ = maintenance::checkpoint(&self.0, maintenance::CheckpointMode::Truncate);
+        let _ = checkpoint::checkpoint(&self.0, CheckpointMode::Truncate);
     }
 }
 

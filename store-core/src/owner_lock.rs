@@ -1,7 +1,7 @@
 //! The single-writer rule: an exclusive advisory lock on `<db>.lock`, held for the owner's lifetime.
 //!
 //! The lock is a separate file because on Linux `flock` (fs2) and SQLite's `fcntl` locks do not see each
-//! other, so locking the database file itself would exclude nothing (sqlite-hazards: "The ownership lock").
+//! other, so locking the database file itself would exclude nothing (hazards: "The ownership lock").
 //! `flock` locks belong to an open file description, so a second `acquire` in the same process conflicts
 //! with the first exactly as another process would. The OS drops the lock when the holder dies, so after
 //! `kill -9` the next owner gets it at once. The lock file is never deleted: unlinking a lock file that
@@ -11,7 +11,8 @@
 //! that shadow fs2's and report contention differently.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use std::{fmt, fs, io, thread};
@@ -74,15 +75,18 @@ pub struct OwnerLock {
 const PROBE_GRACE: Duration = Duration::from_millis(60);
 
 impl OwnerLock {
-    /// The lock file that guards `db_path`: `activity.db` -> `activity.db.lock`.
+    /// The lock file that guards `db_path`: `events.db` -> `events.db.lock`.
     pub fn path_for(db_path: &Path) -> PathBuf {
         files::with_suffix(db_path, ".lock")
     }
 
     /// Takes ownership of `db_path`, or fails at once with [`Error::Locked`] naming the holder's pid.
-    /// The lock file is created 0600 and records this process's pid and start time.
+    /// The lock file is created 0600 (a link or FIFO in its place is refused, its target untouched) and
+    /// records this process's pid and start time. A data directory other users may write is refused
+    /// ([`files::check_private_dir`]): whoever can write it can plant links where the owner writes.
     pub fn acquire(db_path: &Path) -> Result<OwnerLock> {
         let lock_path = Self::path_for(db_path);
+        files::check_private_dir(files::parent_dir(db_path))?;
         let mut file = files::open_private(&lock_path)?;
         let deadline = std::time::Instant::now() + PROBE_GRACE;
         loop {
@@ -92,7 +96,7 @@ impl OwnerLock {
                     if std::time::Instant::now() >= deadline {
                         return Err(Error::Locked {
                             path: db_path.to_path_buf(),
-                            holder: read_holder(&lock_path),
+                            holder: read_holder(&file),
                         });
                     }
                     thread::sleep(Duration::from_millis(5));
@@ -117,18 +121,28 @@ impl OwnerLock {
     /// for the instant of the test (flock has no test-only call); [`acquire`](Self::acquire) tolerates that.
     pub fn probe(db_path: &Path) -> Result<LockState> {
         let lock_path = Self::path_for(db_path);
-        let file = match File::open(&lock_path) {
+        let file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&lock_path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Free),
             Err(e) => return Err(Error::io(&lock_path, "open", e)),
         };
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(Error::UnsafePath {
+                path: lock_path,
+                problem: "is not a regular file".into(),
+            });
+        }
         match fs2::FileExt::try_lock_shared(&file) {
             Ok(()) => {
                 fs2::FileExt::unlock(&file).map_err(|e| Error::io(&lock_path, "unlock", e))?;
                 Ok(LockState::Free)
             }
             Err(e) if is_contended(&e) => Ok(LockState::Held {
-                holder: read_holder(&lock_path),
+                holder: read_holder(&file),
             }),
             Err(e) => Err(Error::io(&lock_path, "probe the lock", e)),
         }
@@ -157,15 +171,22 @@ fn is_contended(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
 }
 
-fn read_holder(lock_path: &Path) -> Option<LockHolder> {
-    let mut text = String::new();
-    fs::File::open(lock_path).ok()?.read_to_string(&mut text).ok()?;
+/// The holder recorded in the lock file, read through the open descriptor. A recorded pid that names no
+/// live process is not the holder (the holder has not written its pid yet, or is a process that inherited
+/// the descriptor): `None`, "another process".
+fn read_holder(file: &File) -> Option<LockHolder> {
+    let mut bytes = vec![0u8; 256];
+    let n = std::os::unix::fs::FileExt::read_at(file, &mut bytes, 0).ok()?;
+    let text = String::from_utf8_lossy(&bytes[..n]);
     let field = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
             .map(str::trim)
     };
-    let pid = field("pid")?.parse().ok()?;
+    let pid: u32 = field("pid")?.parse().ok()?;
+    if !crate::process::alive(i32::try_from(pid).ok()?) {
+        return None;
+    }
     Some(LockHolder {
         pid,
         since: field("since").map(str::to_string),

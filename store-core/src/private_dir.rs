@@ -42,7 +42,11 @@ static SCRATCH_SEQ: AtomicU64 = AtomicU64::new(0);
 impl Scratch {
     /// A new, empty, private scratch folder for `purpose` (`check`) in `data_dir`'s private folder.
     pub fn new(data_dir: &Path, purpose: &str) -> Result<Scratch> {
-        let parent = ensure(data_dir)?;
+        Self::under(&ensure(data_dir)?, purpose)
+    }
+
+    /// A new, empty, private (0700) scratch folder for `purpose` directly under `parent`, which must exist.
+    pub fn under(parent: &Path, purpose: &str) -> Result<Scratch> {
         let n = SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed);
         let dir = parent.join(format!("{purpose}-{}-{n}", std::process::id()));
         std::fs::DirBuilder::new()
@@ -66,7 +70,12 @@ impl Drop for Scratch {
 /// Removes the scratch folders (`<purpose>-<pid>-<n>`) of processes that no longer run: a check killed
 /// mid-way leaves its snapshot behind. Returns what was removed.
 pub fn remove_stale_scratch(data_dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(private_dir(data_dir)) else {
+    remove_stale_scratch_under(&private_dir(data_dir), None)
+}
+
+/// Removes the scratch folders under `parent` (of `purpose` only, if given) whose process no longer runs.
+pub fn remove_stale_scratch_under(parent: &Path, purpose: Option<&str>) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
         return Vec::new();
     };
     let mut removed = Vec::new();
@@ -74,6 +83,9 @@ pub fn remove_stale_scratch(data_dir: &Path) -> Vec<PathBuf> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
+        if purpose.is_some_and(|p| !name.starts_with(&format!("{p}-"))) {
+            continue;
+        }
         let Some(pid) = scratch_pid(&name) else { continue };
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if is_dir && !crate::process::alive(pid) && std::fs::remove_dir_all(entry.path()).is_ok() {
@@ -102,6 +114,6 @@ mod tests {
         assert_eq!(scratch_pid("check-4242-0"), Some(4242));
         assert_eq!(scratch_pid("check-extra-4242-17"), Some(4242));
         assert_eq!(scratch_pid("check-4242"), None);
-        assert_eq!(scratch_pid("activity.db.opened"), None);
+        assert_eq!(scratch_pid("events.db.opened"), None);
     }
 }

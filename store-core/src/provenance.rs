@@ -8,7 +8,7 @@ use serde::Serialize;
 /// One provenance record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Provenance {
-    /// What happened: `split`, `restore`, `repair-empty`.
+    /// What happened: `split`, `restore`, `backup`, `repair-empty`.
     pub event: String,
     /// When, in Unix epoch milliseconds (UTC).
     pub at_ms: i64,
@@ -49,14 +49,18 @@ impl Provenance {
         Ok(())
     }
 
-    /// All records, oldest first. A file without the table (never migrated) has none.
-    pub fn read_all(conn: &Connection) -> rusqlite::Result<Vec<Provenance>> {
-        let exists: bool = conn.query_row(
+    /// Whether the file has the `provenance` table (every file a migration has run on does).
+    pub fn table_exists(conn: &Connection) -> rusqlite::Result<bool> {
+        conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'provenance')",
             [],
             |r| r.get(0),
-        )?;
-        if !exists {
+        )
+    }
+
+    /// All records, oldest first. A file without the table (never migrated) has none.
+    pub fn read_all(conn: &Connection) -> rusqlite::Result<Vec<Provenance>> {
+        if !Self::table_exists(conn)? {
             return Ok(Vec::new());
         }
         let mut stmt = conn.prepare(

@@ -1,5 +1,5 @@
-//! Read-only connections for processes that do not own a database (the server reading activity.db, the
-//! daemon reading config.db), pooled with r2d2.
+//! Read-only connections for processes that do not own a database (a process reading the file another
+//! process writes), pooled with r2d2.
 //!
 //! Readers never take the owner lock, never create the file and cannot write: connections open with
 //! `SQLITE_OPEN_READ_ONLY` (`PRAGMA query_only` would still let COMMIT and checkpoints through). Never
@@ -9,8 +9,8 @@
 //! the WAL (a reader holding a snapshot stops checkpoints from resetting it: https://sqlite.org/wal.html#ckpt).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
@@ -25,20 +25,22 @@ use crate::schema::Schema;
 /// Connections a reader pool keeps at most.
 pub const DEFAULT_READERS: u32 = 4;
 
+/// Read-only, and never through a link: SQLite would put `-wal`/`-shm` beside the link's target, outside
+/// the data directory.
 fn reader_flags() -> OpenFlags {
-    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW
 }
 
-/// One read-only connection outside any pool (backups, checks): a missing file is [`Error::Missing`] naming
-/// `owner`, never created.
-pub fn open_read_only(path: &Path, owner: &'static str) -> Result<Connection> {
+/// One read-only connection outside any pool (backups, checks) to a database of `schema`: a missing file is
+/// [`Error::Missing`], never created.
+pub fn open_read_only(path: &Path, schema: &'static Schema) -> Result<Connection> {
     if std::fs::symlink_metadata(path).is_err() {
         return Err(Error::Missing {
             path: path.to_path_buf(),
-            owner,
+            schema,
         });
     }
-    open_reader(path).at(path)
+    open_reader(path).at_db(path, schema)
 }
 
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
@@ -48,14 +50,22 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// A pool of read-only connections to one database of a known kind and schema version.
+/// A pool of read-only connections to one database of a known kind and schema version. Cheap to clone:
+/// clones share the connections.
+#[derive(Clone)]
 pub struct ReadPool {
     pool: Pool<SqliteConnectionManager>,
     path: PathBuf,
     schema: &'static Schema,
-    /// One connection kept aside for change polling: `PRAGMA data_version` is per connection.
-    watcher: Mutex<Option<Connection>>,
-    watcher_epoch: AtomicU64,
+    watcher: Arc<Watcher>,
+}
+
+/// One connection kept aside for change polling: `PRAGMA data_version` is per connection
+/// (https://sqlite.org/pragma.html#pragma_data_version).
+#[derive(Default)]
+struct Watcher {
+    conn: Mutex<Option<Connection>>,
+    epoch: AtomicU64,
 }
 
 impl std::fmt::Debug for ReadPool {
@@ -67,9 +77,10 @@ impl std::fmt::Debug for ReadPool {
     }
 }
 
-/// A token that changes whenever anyone commits to the database: compare two with `!=`.
+/// A token that changes whenever anyone commits to the database: compare two with `!=`, or ask
+/// [`ReadPool::changed_since`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct DataVersion {
+pub struct ChangeToken {
     /// Which watcher connection produced `version` (values of different connections do not compare).
     pub epoch: u64,
     /// `PRAGMA data_version` of that connection.
@@ -79,12 +90,12 @@ pub struct DataVersion {
 impl ReadPool {
     /// A pool for `path`. Touches nothing: the file may not exist yet, and start-up never waits for it
     /// (r2d2's `build()` would wait for `min_idle` connections and fail after 30 s).
-    pub fn new(path: &Path, schema: &'static Schema) -> Result<ReadPool> {
+    pub fn new(path: &Path, schema: &'static Schema) -> ReadPool {
         Self::with_size(path, schema, DEFAULT_READERS)
     }
 
     /// Like [`new`](Self::new) with at most `max` connections.
-    pub fn with_size(path: &Path, schema: &'static Schema, max: u32) -> Result<ReadPool> {
+    pub fn with_size(path: &Path, schema: &'static Schema, max: u32) -> ReadPool {
         let manager = SqliteConnectionManager::file(path)
             .with_flags(reader_flags())
             .with_init(|c| {
@@ -99,13 +110,12 @@ impl ReadPool {
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build_unchecked(manager);
-        Ok(ReadPool {
+        ReadPool {
             pool,
             path: path.to_path_buf(),
             schema,
-            watcher: Mutex::new(None),
-            watcher_epoch: AtomicU64::new(0),
-        })
+            watcher: Arc::default(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -116,11 +126,16 @@ impl ReadPool {
     /// at the schema version this build reads. The transaction ends before this returns.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.connection()?;
-        let tx = conn.unchecked_transaction().at(&self.path)?;
+        let tx = conn.unchecked_transaction().at_db(&self.path, self.schema)?;
         self.check_file(&tx)?;
-        let value = f(&tx).at(&self.path)?;
-        tx.commit().at(&self.path)?;
+        let value = f(&tx).at_db(&self.path, self.schema)?;
+        tx.commit().at_db(&self.path, self.schema)?;
         Ok(value)
+    }
+
+    /// The schema of the file this pool reads.
+    pub fn schema(&self) -> &'static Schema {
+        self.schema
     }
 
     /// Opens a connection outside the pool and checks the file, mapping every failure to its typed error.
@@ -131,25 +146,31 @@ impl ReadPool {
 
     /// A token that changes whenever any connection (any process) commits to the database. Cheap: it reads
     /// the WAL index, not the file. Holds no transaction between calls.
-    pub fn data_version(&self) -> Result<DataVersion> {
-        let mut slot = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn change_token(&self) -> Result<ChangeToken> {
+        let mut slot = self.watcher.conn.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             self.probe()?;
-            *slot = Some(open_reader(&self.path).at(&self.path)?);
-            self.watcher_epoch.fetch_add(1, Ordering::Relaxed);
+            *slot = Some(open_reader(&self.path).at_db(&self.path, self.schema)?);
+            self.watcher.epoch.fetch_add(1, Ordering::Relaxed);
         }
-        let epoch = self.watcher_epoch.load(Ordering::Relaxed);
+        let epoch = self.watcher.epoch.load(Ordering::Relaxed);
         let conn = slot.as_ref().ok_or_else(|| Error::Unavailable {
             path: self.path.clone(),
             detail: "the watcher connection is gone".into(),
         })?;
         match conn.query_row("PRAGMA data_version", [], |r| r.get(0)) {
-            Ok(version) => Ok(DataVersion { epoch, version }),
+            Ok(version) => Ok(ChangeToken { epoch, version }),
             Err(e) => {
                 *slot = None;
-                Err(Error::from_sqlite(&self.path, e))
+                Err(Error::from_sqlite(&self.path, e).with_schema(self.schema))
             }
         }
+    }
+
+    /// `None` if nothing was committed since `token` was taken; otherwise the new token.
+    pub fn changed_since(&self, token: &ChangeToken) -> Result<Option<ChangeToken>> {
+        let now = self.change_token()?;
+        Ok((now != *token).then_some(now))
     }
 
     fn connection(&self) -> Result<PooledConnection<SqliteConnectionManager>> {
@@ -169,25 +190,27 @@ impl ReadPool {
 
     fn probe(&self) -> Result<()> {
         if std::fs::symlink_metadata(&self.path).is_err() {
-            return Err(Error::Missing {
-                path: self.path.clone(),
-                owner: self.schema.owner,
-            });
+            return Err(self.missing());
         }
-        crate::open_database::refuse_orphaned_wal(&self.path)?;
+        crate::open_database::refuse_truncated(&self.path, self.schema)?;
         let conn = open_reader(&self.path).map_err(|e| self.open_error(e))?;
-        let tx = conn.unchecked_transaction().at(&self.path)?;
+        let tx = conn.unchecked_transaction().at_db(&self.path, self.schema)?;
         self.check_file(&tx)
+    }
+
+    /// The file is not there: not created yet by its owner, or not converted yet from its predecessor.
+    fn missing(&self) -> Error {
+        crate::conversion::pending_error(&self.path, self.schema).unwrap_or_else(|| Error::Missing {
+            path: self.path.clone(),
+            schema: self.schema,
+        })
     }
 
     fn open_error(&self, e: rusqlite::Error) -> Error {
         if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && !self.path.exists() {
-            return Error::Missing {
-                path: self.path.clone(),
-                owner: self.schema.owner,
-            };
+            return self.missing();
         }
-        Error::from_sqlite(&self.path, e)
+        Error::from_sqlite(&self.path, e).with_schema(self.schema)
     }
 
     /// The file is this kind, at exactly the version this build reads. The first read here is also where
@@ -199,7 +222,7 @@ impl ReadPool {
                         (SELECT user_version FROM pragma_user_version())",
             )
             .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
-            .at(&self.path)?;
+            .at_db(&self.path, self.schema)?;
         let expected = self.schema.end_version();
         let path = self.path.clone();
         if version == 0 && application_id == 0 {
@@ -208,7 +231,7 @@ impl ReadPool {
                 path,
                 found: 0,
                 expected,
-                owner: self.schema.owner,
+                schema: self.schema,
             });
         }
         if application_id != self.schema.application_id {
@@ -225,12 +248,13 @@ impl ReadPool {
                 path,
                 found: version,
                 expected,
-                owner: self.schema.owner,
+                schema: self.schema,
             }),
             std::cmp::Ordering::Greater => Err(Error::SchemaNewer {
                 path,
                 found: version,
                 supported: expected,
+                schema: self.schema,
             }),
         }
     }

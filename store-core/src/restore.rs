@@ -1,5 +1,5 @@
 //! Putting a backup back, and quarantining a damaged file. Both require the database's [`OwnerLock`]: the
-//! lock is the proof that no owner is running (sqlite-hazards: "Restore only with both processes closed").
+//! lock is the proof that no owner is running (hazards: "Backups and restore").
 //!
 //! Placement follows https://sqlite.org/howtocorrupt.html: the current file moves aside together with its
 //! `-wal`/`-shm` (a database separated from its WAL loses committed rows, and a stale WAL beside a new file
@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
+use crate::check;
 use crate::conn_ext::ConnExt;
 use crate::error::{Error, Result, SqliteResultExt};
 use crate::files;
-use crate::maintenance;
 use crate::migrate;
 use crate::open_database::{OpenOptions, OwnerConnection};
 use crate::owner_lock::OwnerLock;
@@ -58,16 +58,15 @@ impl VerifiedBackup {
 /// Checks that `backup` is a sound copy of this kind of database that this build can open:
 /// `integrity_check` clean, the right `application_id`, a schema version in 1..=this build's.
 /// Errors name the backup file.
-pub fn verify_backup(backup: &Path, schema: &Schema) -> Result<VerifiedBackup> {
-    if let Err(e) = std::fs::metadata(backup) {
-        return Err(Error::io(backup, "read the backup", e));
-    }
+pub fn verify_backup(backup: &Path, schema: &'static Schema) -> Result<VerifiedBackup> {
+    // Only a regular file: opening a FIFO would wait for a writer forever (with both owner locks held).
+    files::require_regular_file(backup, "read the backup")?;
     let conn = Connection::open_with_flags(
         backup,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .at(backup)?;
-    let state = migrate::read_state(&conn, backup)?;
+    .at_db(backup, schema)?;
+    let state = migrate::read_state(&conn, backup, schema)?;
     if state.is_blank() {
         return Err(Error::WrongDatabase {
             path: backup.to_path_buf(),
@@ -81,17 +80,18 @@ pub fn verify_backup(backup: &Path, schema: &Schema) -> Result<VerifiedBackup> {
             path: backup.to_path_buf(),
             found: state.user_version,
             supported: schema.end_version(),
+            schema,
         });
     }
-    let problems = maintenance::integrity_check(&conn).at(backup)?;
+    let problems = check::integrity_check(&conn).at_db(backup, schema)?;
     if !problems.is_empty() {
         return Err(Error::Corrupt {
             path: backup.to_path_buf(),
             detail: format!("integrity_check of the backup found: {}", problems.join("; ")),
-            newest_backup: None,
+            schema: Some(schema),
         });
     }
-    let version: u32 = conn.pragma_value("user_version").at(backup)?;
+    let version: u32 = conn.pragma_value("user_version").at_db(backup, schema)?;
     Ok(VerifiedBackup {
         path: backup.to_path_buf(),
         version,
@@ -110,7 +110,7 @@ pub fn restore_from(
     let backup_version = backup.version;
     let backup = backup.path();
     let path = lock.db_path().to_path_buf();
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = files::parent_dir(&path);
     let temp = files::with_suffix(&path, ".restoring");
     if std::fs::symlink_metadata(&temp).is_ok() {
         // Left by a restore that was killed before its rename: ours, never the user's data.
@@ -149,6 +149,7 @@ pub fn quarantine(lock: &OwnerLock) -> Result<Option<PathBuf>> {
 /// Copies `from` to the new file `to`, created 0600, and fsyncs it. Opens both with std::fs: only for files
 /// no SQLite connection of this process has open (a backup being restored, its temporary copy).
 fn copy_private(from: &Path, to: &Path) -> Result<()> {
+    files::require_regular_file(from, "read the backup")?;
     let mut src = File::open(from).map_err(|e| Error::io(from, "open", e))?;
     let mut dst = files::create_private_new(to)?;
     io::copy(&mut src, &mut dst).map_err(|e| Error::io(to, "write", e))?;

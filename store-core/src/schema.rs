@@ -6,24 +6,73 @@ use std::path::{Path, PathBuf};
 use rusqlite::Transaction;
 use sha2::{Digest, Sha256};
 
-/// One database kind (activity.db, config.db).
+/// One database kind: everything store-core knows about it comes from this value. An application declares
+/// one `static` per kind; store-core itself names no application, file or id.
 #[derive(Debug)]
 pub struct Schema {
-    /// The file name in a data directory, also used in messages: `activity.db`.
+    /// The file name in a data directory, also used in messages (`events.db`).
     pub file_name: &'static str,
-    /// Who owns (writes) this file, for messages: `the daemon`.
+    /// Who owns (writes) this file, for messages (`the recorder`).
     pub owner: &'static str,
-    /// The command that runs the owner, for remedies: `splitstore daemon`.
-    pub owner_command: &'static str,
+    /// The application's command-line tools, named in remedies.
+    pub tools: Tools,
     /// `PRAGMA application_id`, distinct per kind, so a file of one kind is never opened as another.
     pub application_id: i32,
     /// Migrations 1..=N, in order. The schema's version is the last one's.
     pub migrations: &'static [Migration],
     /// Set `auto_vacuum=INCREMENTAL` when the file is created (it cannot change later without VACUUM).
     pub incremental_vacuum: bool,
+    /// Whether a damaged file with no good backup may be replaced by an empty one when the operator asks
+    /// for it (recorded activity may; a user's configuration never does).
+    pub may_start_empty: bool,
+    /// The database this kind's data came from before it existed, if any (a combined file an earlier
+    /// version of the application wrote), so that a file of that kind is named as such, and so that an
+    /// owner never starts an empty file beside one that was not converted yet.
+    pub predecessor: Option<Predecessor>,
+}
+
+/// The command-line tools of the application that owns a [`Schema`], as remedies name them. Each command
+/// takes `--data-dir DIR`: `{program} {owner_subcommand} --data-dir DIR` runs the owner; `{program} doctor`,
+/// `backup`, `restore --from FILE` and `repair` operate on a data directory.
+#[derive(Debug, Clone, Copy)]
+pub struct Tools {
+    /// The program (`myapp`).
+    pub program: &'static str,
+    /// Its subcommand that runs this kind's owner (`recorder`).
+    pub owner_subcommand: &'static str,
+}
+
+/// A database kind's predecessor: a file an earlier version of the application used, converted once by a
+/// tool into the current kinds.
+#[derive(Debug, Clone, Copy)]
+pub struct Predecessor {
+    /// Its conventional file name in the data directory (`old.db`).
+    pub file_name: &'static str,
+    /// The `user_version`s it was written with, `first..=last`: a SQLite file with tables, no
+    /// `application_id` and one of these versions is taken for one.
+    pub versions: (u32, u32),
+    /// The tool that converts it, as a remedy would name it (`myapp-convert`); it takes `--legacy FILE
+    /// --data-dir DIR`.
+    pub converter: &'static str,
+}
+
+impl Tools {
+    /// `{program} {subcommand} --data-dir {dir}`, the directory quoted for a shell when it needs it.
+    pub fn command(&self, subcommand: &str, data_dir: &Path) -> String {
+        format!(
+            "{} {subcommand} --data-dir {}",
+            self.program,
+            crate::files::shell_quoted(data_dir)
+        )
+    }
 }
 
 impl Schema {
+    /// The command that runs this kind's owner on `data_dir`.
+    pub fn owner_command(&self, data_dir: &Path) -> String {
+        self.tools.command(self.tools.owner_subcommand, data_dir)
+    }
+
     /// The schema version this build writes and reads.
     pub fn end_version(&self) -> u32 {
         self.migrations.len() as u32
@@ -34,7 +83,7 @@ impl Schema {
         data_dir.join(self.file_name)
     }
 
-    /// The file name without `.db`, used to name backups: `activity`.
+    /// The file name without `.db`, used to name backups: `events`.
     pub fn stem(&self) -> &'static str {
         self.file_name.strip_suffix(".db").unwrap_or(self.file_name)
     }
@@ -128,14 +177,3 @@ pub fn hex(bytes: &[u8]) -> String {
         s
     })
 }
-
-/// The splitstore database kinds this build knows, by `application_id`, to say what a wrong file is.
-pub const KNOWN_KINDS: &[(i32, &str)] = &[
-    (ACTIVITY_APPLICATION_ID, "activity.db"),
-    (CONFIG_APPLICATION_ID, "config.db"),
-];
-
-/// `PRAGMA application_id` of activity.db: ASCII "SPLA".
-pub const ACTIVITY_APPLICATION_ID: i32 = 0x5350_4C41;
-/// `PRAGMA application_id` of config.db: ASCII "SPLC".
-pub const CONFIG_APPLICATION_ID: i32 = 0x5350_4C43;

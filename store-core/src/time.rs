@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 use rusqlite::types::Type;
+use serde::{Deserialize, Serialize};
 
 /// A time as stored: Unix epoch milliseconds, UTC.
 pub fn to_ms(t: DateTime<Utc>) -> i64 {
@@ -36,4 +37,60 @@ fn out_of_range(idx: usize, ms: i64) -> rusqlite::Error {
         Type::Integer,
         format!("{ms} ms since the Unix epoch is outside the representable range of times").into(),
     )
+}
+
+/// A half-open time range `[from, to)`. `None` leaves that side unbounded. What a time in the range means
+/// (a row's start, or any overlap) is said by the function that takes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TimeRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl TimeRange {
+    /// Everything.
+    pub fn all() -> TimeRange {
+        TimeRange { from: None, to: None }
+    }
+
+    /// `[from, to)`.
+    pub fn between(from: DateTime<Utc>, to: DateTime<Utc>) -> TimeRange {
+        TimeRange {
+            from: Some(from),
+            to: Some(to),
+        }
+    }
+
+    /// `[from, ∞)`.
+    pub fn since(from: DateTime<Utc>) -> TimeRange {
+        TimeRange {
+            from: Some(from),
+            to: None,
+        }
+    }
+
+    /// `(-∞, to)`.
+    pub fn until(to: DateTime<Utc>) -> TimeRange {
+        TimeRange {
+            from: None,
+            to: Some(to),
+        }
+    }
+
+    /// Whether `t` is in the range.
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|end| t < end)
+    }
+
+    /// Whether no time is in the range (`from >= to`).
+    pub fn is_empty(&self) -> bool {
+        matches!((self.from, self.to), (Some(f), Some(t)) if f >= t)
+    }
+
+    /// The bounds as SQL binds them, in epoch milliseconds. Unbounded sides become `i64::MIN`/`i64::MAX`,
+    /// so one statement (and one index range scan) serves every range; chrono's latest time is far below
+    /// `i64::MAX` ms.
+    pub fn bounds_ms(&self) -> (i64, i64) {
+        (self.from.map_or(i64::MIN, to_ms), self.to.map_or(i64::MAX, to_ms))
+    }
 }

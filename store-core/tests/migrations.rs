@@ -115,8 +115,8 @@ fn a_newer_schema_is_refused_and_the_file_is_unchanged() {
         err.to_string(),
         format!(
             "{} is at schema version 9, newer than this build supports (3). What to do: it was written by a newer \
-             splitstore: upgrade this app, or restore a backup taken before the upgrade (`splitstore restore \
-             --data-dir {} --from BACKUP`); the file was not changed",
+             version of this application: upgrade this one, or restore a backup taken before the upgrade with \
+             `splitstore restore --data-dir {} --from BACKUP`; the file was not changed",
             db.display(),
             dir.path().display()
         )
@@ -143,10 +143,15 @@ static EDITED_SCHEMA: Schema = Schema {
 const ITEMS_SHAPE: Schema = Schema {
     file_name: "activity.db",
     owner: "the daemon",
-    owner_command: "splitstore daemon",
-    application_id: store_core::schema::ACTIVITY_APPLICATION_ID,
+    tools: store_core::Tools {
+        program: "splitstore",
+        owner_subcommand: "daemon",
+    },
+    application_id: ITEMS_APPLICATION_ID,
     migrations: &[],
     incremental_vacuum: true,
+    may_start_empty: true,
+    predecessor: None,
 };
 
 #[test]
@@ -271,7 +276,7 @@ fn a_failing_statement_is_named_and_nothing_of_its_migration_remains() {
             detail,
             ..
         } => {
-            assert_eq!(sql, "ALTER TABLE a ADD COLUMN x;");
+            assert_eq!(&**sql, "ALTER TABLE a ADD COLUMN x;");
             assert!(detail.contains("duplicate column name: x"), "{detail}");
         }
         other => panic!("expected MigrationFailed naming the statement, got {other:?}"),
@@ -317,7 +322,7 @@ fn a_process_killed_during_a_migration_leaves_a_file_the_next_open_upgrades() {
         .query_row("SELECT count(*) FROM tags", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 3);
-    let problems = store_core::maintenance::integrity_check(owner.conn()).unwrap();
+    let problems = store_core::check::integrity_check(owner.conn()).unwrap();
     assert!(problems.is_empty(), "{problems:?}");
 }
 
@@ -338,25 +343,26 @@ fn a_backup_is_taken_before_migrating_existing_data() {
         .clone()
         .expect("a pre-migration backup");
     drop(owner);
-    assert_eq!(backup.parent().unwrap(), dir.path().join("backups"));
-    let name = backup.file_name().unwrap().to_str().unwrap();
-    assert!(
-        name.starts_with("activity-") && name.ends_with("-v1-pre-migration-v1.db"),
-        "{name}"
+    assert_eq!(
+        backup.parent().unwrap(),
+        dir.path().join("backups/pre-migration"),
+        "kept apart from manual backups, so their rotation never removes it"
     );
+    let name = backup.file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with("activity-") && name.ends_with("-v1.db"), "{name}");
     assert_eq!(mode(&backup), 0o600);
     let copy = Connection::open(&backup).unwrap();
-    assert!(store_core::maintenance::integrity_check(&copy).unwrap().is_empty());
+    assert!(store_core::check::integrity_check(&copy).unwrap().is_empty());
     let v: u32 = copy.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(v, 1, "the backup holds the data as it was before migrating");
     let tags: i64 = copy.query_row("SELECT count(*) FROM tags", [], |r| r.get(0)).unwrap();
     assert_eq!(tags, 3);
     let mode_: String = copy.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode_, "delete", "a backup is one self-contained file");
-    let listed = store_core::maintenance::list_backups(&dir.path().join("backups"), "activity");
+    let listed = store_core::backup::all_backups(&dir.path().join("backups"), &ITEMS).backups;
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].version, Some(1));
-    assert_eq!(listed[0].label.as_deref(), Some("pre-migration-v1"));
+    assert_eq!(listed[0].version, 1);
+    assert_eq!(listed[0].class, store_core::backup::BackupClass::PreMigration);
 }
 
 #[test]
@@ -373,7 +379,7 @@ fn a_damaged_file_is_not_migrated() {
             .conn()
             .execute_batch("CREATE INDEX items_name ON items(name);")
             .unwrap();
-        store_core::maintenance::checkpoint(owner.conn(), store_core::maintenance::CheckpointMode::Truncate).unwrap();
+        store_core::checkpoint::checkpoint(owner.conn(), store_core::checkpoint::CheckpointMode::Truncate).unwrap();
     }
     // Damage one page in the middle of the file (not the header, not the schema page).
     let mut bytes = fs::read(&db).unwrap();

@@ -7,9 +7,10 @@ use std::path::Path;
 
 use common::*;
 use rusqlite::Connection;
+use store_core::backup::{self, BackupClass, list_backups};
+use store_core::checkpoint;
 use store_core::diagnostics::{CheckLevel, InspectOptions, inspect};
 use store_core::files::with_suffix;
-use store_core::maintenance::{self, list_backups};
 use store_core::restore::{restore_from, verify_backup};
 use store_core::testing::open_at_version;
 use store_core::{ErrorKind, LockState, OwnerConnection, OwnerLock, Provenance};
@@ -83,7 +84,7 @@ fn missing_newer_pending_and_damaged_files_each_name_a_problem_and_a_remedy() {
     let dir = tempfile::tempdir().unwrap();
     let missing = inspect(&dir.path().join("activity.db"), &ITEMS, &InspectOptions::default());
     assert!(!missing.exists);
-    assert_eq!(missing.problems[0].code, "missing");
+    assert_eq!(missing.problems[0].code, store_core::ErrorKind::Missing);
     assert!(
         missing.problems[0].remedy.contains("splitstore daemon --data-dir"),
         "{:?}",
@@ -98,13 +99,13 @@ fn missing_newer_pending_and_damaged_files_each_name_a_problem_and_a_remedy() {
         .unwrap();
     let h = inspect(&newer, &ITEMS, &InspectOptions::default());
     assert!(h.newer_than_build);
-    assert_eq!(h.problems[0].code, "schema_newer");
+    assert_eq!(h.problems[0].code, store_core::ErrorKind::SchemaNewer);
 
     let pending = dir.path().join("pending/activity.db");
     drop(open_at_version(&pending, &ITEMS, 2).unwrap());
     let h = inspect(&pending, &ITEMS, &InspectOptions::default());
     assert_eq!(h.pending_migrations, 1);
-    assert_eq!(h.problems[0].code, "migrations_pending");
+    assert_eq!(h.problems[0].code, store_core::ErrorKind::MigrationsPending);
     assert!(
         h.problems[0].remedy.contains("splitstore daemon --data-dir"),
         "{:?}",
@@ -119,10 +120,8 @@ fn missing_newer_pending_and_damaged_files_each_name_a_problem_and_a_remedy() {
             .conn()
             .execute_batch("CREATE INDEX items_name ON items(name)")
             .unwrap();
-        owner
-            .backup_to(&maintenance::default_backup_dir(&damaged), "", 5)
-            .unwrap();
-        maintenance::checkpoint(owner.conn(), maintenance::CheckpointMode::Truncate).unwrap();
+        owner.backup_to(&backup::default_backup_dir(&damaged), 5).unwrap();
+        checkpoint::checkpoint(owner.conn(), checkpoint::CheckpointMode::Truncate).unwrap();
     }
     let mut bytes = fs::read(&damaged).unwrap();
     let mid = (bytes.len() / 4096 / 2) * 4096;
@@ -130,12 +129,15 @@ fn missing_newer_pending_and_damaged_files_each_name_a_problem_and_a_remedy() {
     fs::write(&damaged, &bytes).unwrap();
     let h = inspect(&damaged, &ITEMS, &InspectOptions::default());
     assert_eq!(h.problems.len(), 1, "{:?}", h.problems);
-    assert_eq!(h.problems[0].code, "corrupt");
+    assert_eq!(h.problems[0].code, store_core::ErrorKind::Corrupt);
     let backup = h.newest_backup.as_ref().unwrap().path.display().to_string();
+    let remedy = &h.problems[0].remedy;
     assert!(
-        h.problems[0].remedy.contains(&format!("--from {backup}")),
-        "{}",
-        h.problems[0].remedy
+        remedy.contains(&format!(
+            "`splitstore repair --data-dir {}`",
+            dir.path().join("damaged").display()
+        )) && remedy.contains(&format!("the newest backup is {backup}")),
+        "{remedy}"
     );
 }
 
@@ -148,10 +150,10 @@ fn backups_are_private_verified_and_only_the_newest_k_are_kept() {
     let mut taken = Vec::new();
     for i in 0..4 {
         fill(&owner, 5);
-        taken.push(owner.backup_to(&to, "", 3).unwrap());
+        taken.push(owner.backup_to(&to, 3).unwrap());
         assert_eq!(mode(&taken[i]), 0o600);
     }
-    let kept = list_backups(&to, "activity");
+    let kept = list_backups(&to, &ITEMS, BackupClass::Manual).backups;
     assert_eq!(
         kept.iter().map(|b| b.path.clone()).collect::<Vec<_>>(),
         [taken[3].clone(), taken[2].clone(), taken[1].clone()]
@@ -183,7 +185,8 @@ fn a_backup_from_a_read_only_connection_finishes_while_the_owner_writes() {
         })
     };
     let reader = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let backup = maintenance::backup_connection(&reader, &db, &ITEMS, &dir.path().join("b"), "", 5).unwrap();
+    let backup =
+        backup::backup_connection(&reader, &db, &ITEMS, &dir.path().join("b"), BackupClass::Manual, 5).unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = writer.join().unwrap();
     assert!(written > 0, "the writer really wrote during the backup");
@@ -198,7 +201,7 @@ fn restore_moves_the_current_file_aside_with_its_wal_and_places_the_backup() {
     let backup = {
         let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
         fill(&owner, 7);
-        owner.backup_to(&dir.path().join("backups"), "", 5).unwrap()
+        owner.backup_to(&dir.path().join("backups"), 5).unwrap()
     };
     // The current file moves on and is left with a WAL, as after a crash.
     let mut child = spawn_child("child_entry", &format!("write-and-hang:{}", db.display()));
@@ -302,7 +305,7 @@ fn the_holder_of_the_owner_lock_checks_the_file_itself_not_a_copy() {
     bytes[mid + 8..mid + 4000].fill(0xA5);
     fs::write(&db, &bytes).unwrap();
     let h = store_core::diagnostics::inspect_owned(&lock, &ITEMS, &InspectOptions::default());
-    assert_eq!(h.problems[0].code, "corrupt", "{:?}", h.problems);
+    assert_eq!(h.problems[0].code, store_core::ErrorKind::Corrupt, "{:?}", h.problems);
     // Without the lock, the same file is checked on a snapshot (an owner might be writing).
     drop(lock);
     let other = OwnerLock::acquire(&db).unwrap();

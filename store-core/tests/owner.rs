@@ -145,10 +145,7 @@ fn posture_is_set_and_verified() {
     assert_eq!(get("busy_timeout"), Integer(5000));
     assert_eq!(get("journal_size_limit"), Integer(16 * 1024 * 1024));
     assert_eq!(get("auto_vacuum"), Integer(2));
-    assert_eq!(
-        get("application_id"),
-        Integer(store_core::schema::ACTIVITY_APPLICATION_ID as i64)
-    );
+    assert_eq!(get("application_id"), Integer(ITEMS_APPLICATION_ID as i64));
     assert_eq!(get("user_version"), Integer(3));
     assert!(owner.open_report().created);
 }
@@ -244,7 +241,8 @@ fn config_db_opened_as_activity_db_is_refused() {
     assert_eq!(
         err.what(),
         format!(
-            "{} is not activity.db: it is a splitstore config.db (application_id 0x53504c43)",
+            "{} is not activity.db: its application_id is 0x4f544852 \"OTHR\" where activity.db has 0x4954454d \
+             \"ITEM\": it is another kind of database, or another application's",
             config.display()
         )
     );
@@ -261,7 +259,7 @@ fn a_legacy_combined_file_is_named_as_such() {
         .unwrap();
     let err = open_err(&db);
     assert_eq!(err.kind(), ErrorKind::WrongDatabase);
-    assert!(err.what().contains("legacy combined database"), "{err}");
+    assert!(err.what().contains("looks like the legacy database"), "{err}");
     assert!(err.what().contains("migrate-split"), "{err}");
 }
 
@@ -284,7 +282,8 @@ fn errors_serialise_as_a_banner() {
     f.write_all(&[0x42; 4096]).unwrap();
     let err = open_err(&db);
     let json = serde_json::to_value(&err).unwrap();
-    assert_eq!(json["kind"], "NotADatabase");
+    assert_eq!(json["kind"], "not_a_database");
+    assert_eq!(json["retryable"], false, "retrying the same file fails the same way");
     assert_eq!(json["path"], db.display().to_string());
     assert!(json["message"].as_str().unwrap().contains("is not a SQLite database"));
     assert!(json["remedy"].as_str().unwrap().contains("splitstore repair"));

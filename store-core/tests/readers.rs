@@ -29,7 +29,7 @@ fn child_entry() {
         }
         // Read as an unprivileged user, print the error kind.
         "read-as-nobody" => {
-            let pool = ReadPool::new(&path, &ITEMS).unwrap();
+            let pool = ReadPool::new(&path, &ITEMS);
             let outcome = pool.read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0)));
             let kind = outcome
                 .map(|n| format!("rows={n}"))
@@ -45,7 +45,7 @@ fn a_missing_file_is_a_typed_error_at_once_and_is_never_created() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     let start = Instant::now();
-    let pool = ReadPool::new(&db, &ITEMS).expect("building a pool never touches the file");
+    let pool = ReadPool::new(&db, &ITEMS);
     let err = pool
         .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
         .unwrap_err();
@@ -58,8 +58,11 @@ fn a_missing_file_is_a_typed_error_at_once_and_is_never_created() {
     assert_eq!(
         err.to_string(),
         format!(
-            "{} does not exist: the daemon has not created it yet. What to do: start the daemon (it creates the file), or check --data-dir",
-            db.display()
+            "{} does not exist: the daemon has not created it yet. What to do: start the daemon (`splitstore daemon \
+             --data-dir {}`): it creates the file; or check that {} is the right data directory",
+            db.display(),
+            dir.path().display(),
+            dir.path().display()
         )
     );
     assert!(!db.exists(), "a reader never creates the database");
@@ -71,8 +74,8 @@ fn readers_see_the_owners_commits_and_cannot_write() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
-    let pool = ReadPool::new(&db, &ITEMS).unwrap();
-    let before = pool.data_version().unwrap();
+    let pool = ReadPool::new(&db, &ITEMS);
+    let before = pool.change_token().unwrap();
     owner
         .conn()
         .execute("INSERT INTO items (name) VALUES ('seen')", [])
@@ -81,9 +84,9 @@ fn readers_see_the_owners_commits_and_cannot_write() {
         .read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)))
         .unwrap();
     assert_eq!(n, 1);
-    let after = pool.data_version().unwrap();
+    let after = pool.change_token().unwrap();
     assert_ne!(before, after, "a commit by the owner changes the token");
-    assert_eq!(after, pool.data_version().unwrap(), "no commit, same token");
+    assert_eq!(after, pool.change_token().unwrap(), "no commit, same token");
 
     let err = pool
         .read(|c| c.execute("INSERT INTO items (name) VALUES ('nope')", []))
@@ -106,7 +109,7 @@ fn readers_see_every_commit_after_the_owner_is_killed() {
     let db = dir.path().join("activity.db");
     let mut child = spawn_child("child_entry", &format!("write-and-hang:{}", db.display()));
     wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(30));
-    let pool = ReadPool::new(&db, &ITEMS).unwrap();
+    let pool = ReadPool::new(&db, &ITEMS);
     let live: i64 = pool
         .read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)))
         .unwrap();
@@ -120,7 +123,7 @@ fn readers_see_every_commit_after_the_owner_is_killed() {
         .read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)))
         .unwrap();
     assert_eq!(after, 100, "after the crash, from the leftover WAL");
-    let fresh = ReadPool::new(&db, &ITEMS).unwrap();
+    let fresh = ReadPool::new(&db, &ITEMS);
     let n: i64 = fresh
         .read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)))
         .unwrap();
@@ -132,7 +135,7 @@ fn a_reader_meeting_an_older_schema_says_the_owner_has_not_upgraded() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     drop(open_at_version(&db, &ITEMS, 2).unwrap());
-    let pool = ReadPool::new(&db, &ITEMS).unwrap();
+    let pool = ReadPool::new(&db, &ITEMS);
     let err = pool
         .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
         .unwrap_err();
@@ -158,12 +161,12 @@ fn a_reader_meeting_a_newer_schema_or_another_kind_refuses() {
         let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
         owner.conn().execute_batch("PRAGMA user_version = 4").unwrap();
     }
-    let err = ReadPool::new(&db, &ITEMS).unwrap().check().unwrap_err();
+    let err = ReadPool::new(&db, &ITEMS).check().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SchemaNewer);
 
     let config = dir.path().join("config.db");
     drop(OwnerConnection::open(&config, &OTHER).unwrap());
-    let err = ReadPool::new(&config, &ITEMS).unwrap().check().unwrap_err();
+    let err = ReadPool::new(&config, &ITEMS).check().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WrongDatabase);
 }
 
@@ -173,14 +176,14 @@ fn a_reader_of_garbage_or_an_uninitialised_file_gets_typed_errors() {
     let garbage = dir.path().join("garbage.db");
     fs::write(&garbage, vec![0x5a; 10_000]).unwrap();
     assert_eq!(
-        ReadPool::new(&garbage, &ITEMS).unwrap().check().unwrap_err().kind(),
+        ReadPool::new(&garbage, &ITEMS).check().unwrap_err().kind(),
         ErrorKind::NotADatabase
     );
 
     let empty = dir.path().join("empty.db");
     fs::write(&empty, b"").unwrap();
     assert_eq!(
-        ReadPool::new(&empty, &ITEMS).unwrap().check().unwrap_err().kind(),
+        ReadPool::new(&empty, &ITEMS).check().unwrap_err().kind(),
         ErrorKind::SchemaBehind
     );
 }
@@ -235,7 +238,7 @@ fn an_owner_closed_while_its_readers_stay_open_leaves_every_commit_in_the_databa
     // SQLite folds the WAL back only when the last connection closes; here readers outlive the owner.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let pool = ReadPool::new(&db, &ITEMS).unwrap();
+    let pool = ReadPool::new(&db, &ITEMS);
     let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
     for i in 0..500 {
         owner

@@ -113,6 +113,6 @@ pub fn query_i64(conn: &rusqlite::Connection, sql: &str) -> i64 {
 /// `PRAGMA integrity_check` of the file (through SQLite, so with its WAL) is clean.
 #[track_caller]
 pub fn assert_integrity_ok(db: &Path) {
-    let problems = store_core::maintenance::integrity_check(&read_only(db)).expect("integrity_check runs");
+    let problems = store_core::check::integrity_check(&read_only(db)).expect("integrity_check runs");
     assert!(problems.is_empty(), "integrity_check of {}: {problems:?}", db.display());
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use store_core::TimeRange;
 use store_core::time::{get_opt_time, get_time, to_ms};
 
 use super::queries;
@@ -104,23 +105,20 @@ pub(crate) fn insert_event(conn: &Connection, subscription_id: i64, event: &NewC
         .map(drop)
 }
 
-pub(crate) fn events_between(
-    conn: &Connection,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> rusqlite::Result<Vec<CalendarEvent>> {
+pub(crate) fn events_between(conn: &Connection, range: &TimeRange) -> rusqlite::Result<Vec<CalendarEvent>> {
+    let (from, to) = range.bounds_ms();
     conn.prepare_cached(queries::SELECT_EVENTS_BETWEEN)?
-        .query_map(params![to_ms(from), to_ms(to)], event_row)?
+        .query_map(params![from, to], event_row)?
         .collect()
 }
 
 pub(crate) fn project_events_between(
     conn: &Connection,
     project_id: i64,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    range: &TimeRange,
 ) -> rusqlite::Result<Vec<CalendarEvent>> {
+    let (from, to) = range.bounds_ms();
     conn.prepare_cached(queries::SELECT_PROJECT_EVENTS_BETWEEN)?
-        .query_map(params![to_ms(from), to_ms(to), project_id], event_row)?
+        .query_map(params![from, to, project_id], event_row)?
         .collect()
 }

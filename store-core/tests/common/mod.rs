@@ -1,8 +1,12 @@
 //! Shared by store-core's integration tests: a small schema with a rebuild step, and child processes.
 #![allow(dead_code)]
 
-use store_core::schema::{ACTIVITY_APPLICATION_ID, CONFIG_APPLICATION_ID};
-use store_core::{Migration, Schema, Step};
+use store_core::{Migration, Schema, Step, Tools};
+
+/// application_id of the test kind standing in for activity.db ("ITEM").
+pub const ITEMS_APPLICATION_ID: i32 = 0x4954_454D;
+/// application_id of the second test kind ("OTHR").
+pub const OTHER_APPLICATION_ID: i32 = 0x4F54_4852;
 
 pub static MIGRATIONS: &[Migration] = &[
     Migration {
@@ -33,24 +37,38 @@ pub static MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Stands in for activity.db in engine tests (same application_id, so identity checks are the real ones).
+/// Stands in for a real kind in engine tests.
 pub static ITEMS: Schema = Schema {
     file_name: "activity.db",
     owner: "the daemon",
-    owner_command: "splitstore daemon",
-    application_id: ACTIVITY_APPLICATION_ID,
+    tools: Tools {
+        program: "splitstore",
+        owner_subcommand: "daemon",
+    },
+    application_id: ITEMS_APPLICATION_ID,
     migrations: MIGRATIONS,
     incremental_vacuum: true,
+    may_start_empty: true,
+    predecessor: Some(store_core::Predecessor {
+        file_name: "legacy.db",
+        versions: (1, 3),
+        converter: "migrate-split",
+    }),
 };
 
-/// A second kind, with config.db's application_id.
+/// A second kind.
 pub static OTHER: Schema = Schema {
     file_name: "config.db",
     owner: "the server",
-    owner_command: "splitstore server",
-    application_id: CONFIG_APPLICATION_ID,
+    tools: Tools {
+        program: "splitstore",
+        owner_subcommand: "server",
+    },
+    application_id: OTHER_APPLICATION_ID,
     migrations: MIGRATIONS.split_at(1).0,
     incremental_vacuum: false,
+    may_start_empty: false,
+    predecessor: None,
 };
 
 // Not every test binary uses every helper.

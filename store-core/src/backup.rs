@@ -1,0 +1,416 @@
+//! Backups: page-exact copies of a database, verified, fsynced, private, and named by what they are.
+//!
+//! Copies use the online backup API in a single step (`sqlite3_backup_step(-1)`): it copies every page
+//! while holding one read transaction, so it finishes however fast the owner writes. A paged backup restarts
+//! whenever another connection writes the source and may never finish under load
+//! (https://sqlite.org/backup.html). The copy is page-exact, so checking it checks the original.
+//!
+//! Two classes, kept apart: manual backups (`<data dir>/backups`, rotated: the newest K are kept) and the
+//! copy taken before each migration (`<data dir>/backups/pre-migration`, never rotated: it is the one
+//! way back from an upgrade).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+
+use crate::check::quick_check;
+use crate::conn_ext::ConnExt;
+use crate::error::{Error, Result, SqliteResultExt};
+use crate::files;
+use crate::provenance::Provenance;
+use crate::schema::Schema;
+
+/// Name of the directory beside the databases where backups go unless told otherwise.
+pub const BACKUP_DIR_NAME: &str = "backups";
+/// Name of the folder inside a backup directory that holds the copies taken before migrations.
+pub const PRE_MIGRATION_DIR_NAME: &str = "pre-migration";
+/// How many manual backups of each database are kept unless told otherwise.
+pub const DEFAULT_KEEP_BACKUPS: usize = 5;
+/// The provenance event a backup records inside itself: when it was taken, from which file.
+pub const BACKUP_EVENT: &str = "backup";
+
+/// The default backup directory for a database: `<its directory>/backups`.
+pub fn default_backup_dir(db_path: &Path) -> PathBuf {
+    files::parent_dir(db_path).join(BACKUP_DIR_NAME)
+}
+
+/// Where the copies taken before migrations go, inside a backup directory.
+pub fn pre_migration_dir(backup_dir: &Path) -> PathBuf {
+    backup_dir.join(PRE_MIGRATION_DIR_NAME)
+}
+
+/// Why a backup was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupClass {
+    /// Taken on request (`backup`), rotated: the newest K are kept.
+    Manual,
+    /// Taken by the owner just before migrating the file; never rotated.
+    PreMigration,
+}
+
+/// A backup's file name: `<stem>-<taken, UTC>-v<schema version>[-<n>].db`, e.g.
+/// `events-20261121T235614.123Z-v2.db`. `n` tells apart two backups taken in the same millisecond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupName {
+    /// The database's file name without `.db`.
+    pub stem: String,
+    pub taken_at: DateTime<Utc>,
+    /// The schema version the copy holds.
+    pub version: u32,
+    pub seq: u32,
+}
+
+impl BackupName {
+    /// The format of the time in the name: sortable as text, no characters a file system dislikes.
+    const TIME_FORMAT: &'static str = "%Y%m%dT%H%M%S%.3fZ";
+
+    /// The file name.
+    pub fn file_name(&self) -> String {
+        let time = self.taken_at.format(Self::TIME_FORMAT);
+        match self.seq {
+            0 => format!("{}-{time}-v{}.db", self.stem, self.version),
+            n => format!("{}-{time}-v{}-{n}.db", self.stem, self.version),
+        }
+    }
+
+    /// Parses a file name [`file_name`](Self::file_name) made; `None` for anything else.
+    pub fn parse(file_name: &str) -> Option<BackupName> {
+        let rest = file_name.strip_suffix(".db")?;
+        let (head, tail) = rest.rsplit_once("-v")?;
+        let (version, seq) = match tail.split_once('-') {
+            Some((v, n)) => (v.parse().ok()?, n.parse().ok().filter(|n| *n > 0)?),
+            None => (tail.parse().ok()?, 0),
+        };
+        let (stem, time) = head.rsplit_once('-')?;
+        let taken_at = NaiveDateTime::parse_from_str(time, Self::TIME_FORMAT).ok()?.and_utc();
+        (!stem.is_empty()).then(|| BackupName {
+            stem: stem.to_string(),
+            taken_at,
+            version,
+            seq,
+        })
+    }
+}
+
+/// A backup of one database found in a backup directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupFile {
+    pub path: PathBuf,
+    pub class: BackupClass,
+    /// When it was taken: as recorded inside the copy, or (for a copy that records nothing) the file's
+    /// modification time. Never the time in its name, which anyone can type.
+    pub taken_at: DateTime<Utc>,
+    /// The schema version it holds, read from the copy.
+    pub version: u32,
+    pub size_bytes: u64,
+}
+
+/// A file in a backup directory named like a backup of a database but not taken for one: reported, never
+/// pruned, never restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IgnoredFile {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What a backup directory holds for one database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BackupListing {
+    /// Backups whose content is this database kind, newest first.
+    pub backups: Vec<BackupFile>,
+    /// Files named like its backups that are not (another kind, not SQLite, a link, a name from the future).
+    pub ignored: Vec<IgnoredFile>,
+}
+
+/// Lists the backups of `schema` in `dir` (one class), reading each candidate to learn what it is. Only
+/// regular files are looked at; a name from the future is reported and the file is left out.
+pub fn list_backups(dir: &Path, schema: &Schema, class: BackupClass) -> BackupListing {
+    let mut listing = BackupListing::default();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return listing;
+    };
+    let now = Utc::now();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let Some(name) = entry.file_name().to_str().and_then(BackupName::parse) else {
+            continue;
+        };
+        if name.stem != schema.stem() {
+            continue;
+        }
+        let path = entry.path();
+        let ignore = |reason: String| IgnoredFile {
+            path: path.clone(),
+            reason,
+        };
+        match examine(&path, schema) {
+            Err(reason) => listing.ignored.push(ignore(reason)),
+            Ok(_) if name.taken_at > now + chrono::Duration::minutes(5) => listing.ignored.push(ignore(format!(
+                "its name says it was taken at {}, in the future: not trusted",
+                name.taken_at.to_rfc3339()
+            ))),
+            Ok((taken_at, version, size_bytes)) => listing.backups.push(BackupFile {
+                path,
+                class,
+                taken_at,
+                version,
+                size_bytes,
+            }),
+        }
+    }
+    listing
+        .backups
+        .sort_by(|a, b| b.taken_at.cmp(&a.taken_at).then_with(|| b.path.cmp(&a.path)));
+    listing.ignored.sort_by(|a, b| a.path.cmp(&b.path));
+    listing
+}
+
+/// Every backup of `schema` under `backup_dir`, both classes, newest first.
+pub fn all_backups(backup_dir: &Path, schema: &Schema) -> BackupListing {
+    let mut all = list_backups(backup_dir, schema, BackupClass::Manual);
+    let pre = list_backups(&pre_migration_dir(backup_dir), schema, BackupClass::PreMigration);
+    all.backups.extend(pre.backups);
+    all.ignored.extend(pre.ignored);
+    all.backups
+        .sort_by(|a, b| b.taken_at.cmp(&a.taken_at).then_with(|| b.path.cmp(&a.path)));
+    all
+}
+
+/// Reads what a candidate file is: its time (recorded, else mtime), schema version and size, or why it is
+/// not a backup of this kind. Opens only regular files, read-only.
+fn examine(path: &Path, schema: &Schema) -> std::result::Result<(DateTime<Utc>, u32, u64), String> {
+    let meta = fs::symlink_metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Err("is not a regular file".into());
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| format!("cannot be opened: {e}"))?;
+    let read = || -> rusqlite::Result<(i32, u32, Option<i64>)> {
+        let id: i32 = conn.pragma_value("application_id")?;
+        let version: u32 = conn.pragma_value("user_version")?;
+        let recorded = Provenance::read_all(&conn)?
+            .into_iter()
+            .rev()
+            .find(|p| p.event == BACKUP_EVENT)
+            .map(|p| p.at_ms);
+        Ok((id, version, recorded))
+    };
+    let (id, version, recorded) = read().map_err(|e| format!("is not a readable SQLite database ({e})"))?;
+    if id != schema.application_id {
+        return Err(format!(
+            "is not a copy of {} (its application_id is {id:#010x})",
+            schema.file_name
+        ));
+    }
+    let taken_at = recorded
+        .and_then(DateTime::from_timestamp_millis)
+        .or_else(|| meta.modified().ok().map(DateTime::<Utc>::from))
+        .unwrap_or(DateTime::UNIX_EPOCH);
+    Ok((taken_at, version, meta.len()))
+}
+
+/// The newest backup of `schema` under `backup_dir` (either class).
+pub fn newest_backup(backup_dir: &Path, schema: &Schema) -> Option<BackupFile> {
+    all_backups(backup_dir, schema).backups.into_iter().next()
+}
+
+/// Copies the database behind `conn` (an owner or a read-only connection) into a new backup file of
+/// `class` under `backup_dir`: one-step online backup into a 0600 file under a temporary name,
+/// `quick_check` of the copy, a `backup` record inside it (time and source), fsync, rename to its
+/// [`BackupName`], fsync of the directory. Manual backups are then rotated: only the newest `keep` manual
+/// backups of this database stay, the one just taken always among them, and only files that are backups of
+/// this database kind are ever removed. Returns the backup's path.
+pub fn backup_connection(
+    conn: &Connection,
+    db_path: &Path,
+    schema: &'static Schema,
+    backup_dir: &Path,
+    class: BackupClass,
+    keep: usize,
+) -> Result<PathBuf> {
+    let dest_dir = match class {
+        BackupClass::Manual => backup_dir.to_path_buf(),
+        BackupClass::PreMigration => pre_migration_dir(backup_dir),
+    };
+    files::create_private_dir_all(&dest_dir)?;
+    files::refuse_symlink(&dest_dir)?;
+    remove_stale_partials(&dest_dir, schema.stem());
+    let taken_at = Utc::now();
+    let partial = dest_dir.join(format!(
+        ".{}-{}-{}.partial",
+        schema.stem(),
+        files::name_timestamp(taken_at),
+        std::process::id()
+    ));
+    drop(files::create_private_new(&partial)?);
+    let version = match copy_and_check(conn, db_path, schema, &partial, taken_at) {
+        Ok(v) => v,
+        Err(e) => {
+            remove_with_sidecars(&partial);
+            return Err(e);
+        }
+    };
+    files::sync_file(&partial)?;
+    let mut name = BackupName {
+        stem: schema.stem().to_string(),
+        taken_at,
+        version,
+        seq: 0,
+    };
+    // Two backups in the same millisecond: keep both, the later one numbered.
+    while fs::symlink_metadata(dest_dir.join(name.file_name())).is_ok() {
+        name.seq += 1;
+    }
+    let target = dest_dir.join(name.file_name());
+    files::rename_durably(&partial, &target)?;
+    if class == BackupClass::Manual {
+        prune_backups(&dest_dir, schema, keep, &target)?;
+    }
+    Ok(target)
+}
+
+/// Page-exact copy of `conn`'s main database into the existing empty file `dest`, in one step, so it
+/// finishes however fast the owner writes. Returns a connection to the copy. Works from a read-only
+/// connection: the copy holds one read transaction on the source for its duration, nothing longer.
+pub fn snapshot_into(conn: &Connection, db_path: &Path, dest: &Path) -> Result<Connection> {
+    let mut out = Connection::open_with_flags(
+        dest,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .at(dest)?;
+    {
+        let backup = Backup::new(conn, &mut out).at(dest)?;
+        let mut waited = Duration::ZERO;
+        loop {
+            match backup.step(-1).at(db_path)? {
+                StepResult::Done => break,
+                StepResult::Busy | StepResult::Locked if waited < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    waited += Duration::from_millis(20);
+                }
+                StepResult::Busy | StepResult::Locked => {
+                    return Err(Error::Busy {
+                        path: db_path.to_path_buf(),
+                    });
+                }
+                // `More` cannot follow step(-1); treat it as another round rather than trust it.
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Snapshot of `conn` into the empty file `dest`, checked, with a `backup` record, made a single
+/// self-contained file. Returns the schema version of the copy.
+fn copy_and_check(
+    conn: &Connection,
+    db_path: &Path,
+    schema: &'static Schema,
+    dest: &Path,
+    taken_at: DateTime<Utc>,
+) -> Result<u32> {
+    let out = snapshot_into(conn, db_path, dest)?;
+    let problems = quick_check(&out).at(dest)?;
+    if !problems.is_empty() {
+        // The copy is page-exact: its damage is the source's.
+        return Err(Error::Corrupt {
+            path: db_path.to_path_buf(),
+            detail: format!("quick_check of a fresh backup found: {}", problems.join("; ")),
+            schema: Some(schema),
+        });
+    }
+    let version: u32 = out.pragma_value("user_version").at(dest)?;
+    if Provenance::table_exists(&out).at(dest)? {
+        let record = Provenance {
+            at_ms: taken_at.timestamp_millis(),
+            source_path: Some(db_path.display().to_string()),
+            source_version: Some(i64::from(version)),
+            ..Provenance::now(BACKUP_EVENT)
+        };
+        record.insert(&out).at(dest)?;
+    }
+    // A copy of a WAL database is itself marked WAL; make it a single self-contained file.
+    out.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(())).at(dest)?;
+    out.close().map_err(|(_, e)| Error::from_sqlite(dest, e))?;
+    Ok(version)
+}
+
+/// Keeps the newest `keep` (at least 1) manual backups of `schema` in `dir`, `just_taken` always among
+/// them, and removes the older ones. Only files that are backups of this kind are removed (see
+/// [`list_backups`]); anything else named like one is left alone.
+pub fn prune_backups(dir: &Path, schema: &Schema, keep: usize, just_taken: &Path) -> Result<()> {
+    let listing = list_backups(dir, schema, BackupClass::Manual);
+    let older = listing.backups.into_iter().filter(|b| b.path != just_taken);
+    for old in older.skip(keep.max(1) - 1) {
+        fs::remove_file(&old.path).map_err(|e| Error::io(&old.path, "remove an old backup", e))?;
+    }
+    Ok(())
+}
+
+/// Removes temporary backup files left by a backup process that no longer runs.
+fn remove_stale_partials(dir: &Path, stem: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let prefix = format!(".{stem}-");
+    for e in entries.filter_map(|e| e.ok()) {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".partial")) else {
+            continue;
+        };
+        let pid = rest.rsplit('-').next().and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|pid| !crate::process::alive(pid)) {
+            remove_with_sidecars(&e.path());
+        }
+    }
+}
+
+fn remove_with_sidecars(path: &Path) {
+    let _ = fs::remove_file(path);
+    for s in files::sidecars(path) {
+        let _ = fs::remove_file(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BackupName;
+
+    #[test]
+    fn backup_names_format_and_parse_back() {
+        let taken_at = chrono::DateTime::from_timestamp_millis(1_790_000_000_123).unwrap();
+        for seq in [0, 3] {
+            let name = BackupName {
+                stem: "my-events".into(),
+                taken_at,
+                version: 12,
+                seq,
+            };
+            assert_eq!(BackupName::parse(&name.file_name()), Some(name));
+        }
+        assert_eq!(
+            BackupName {
+                stem: "events".into(),
+                taken_at,
+                version: 2,
+                seq: 0
+            }
+            .file_name(),
+            "events-20260921T141320.123Z-v2.db"
+        );
+        for not_a_backup in [
+            "events.db",
+            "events-2026-v2.db",
+            "events-20260921T140320.123Z-v2.txt",
+            "x-20260921T140320.123Z-vx.db",
+        ] {
+            assert_eq!(BackupName::parse(not_a_backup), None, "{not_a_backup}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Structural checks: `quick_check`, `integrity_check`, `foreign_key_check`, and row counts.
+//!
+//! Both integrity checks hold one read transaction for their whole run (`quick_check` is O(N),
+//! `integrity_check` O(N log N)), which pins the owner's WAL: on a live file check a snapshot instead
+//! (`diagnostics`). Neither looks at foreign keys (https://sqlite.org/pragma.html#pragma_integrity_check).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+/// `PRAGMA quick_check`: the problems found, empty when the file is fine. O(N).
+pub fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    check_rows(conn, "PRAGMA quick_check")
+}
+
+/// `PRAGMA integrity_check`: the problems found, empty when the file is fine. O(N log N).
+pub fn integrity_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    check_rows(conn, "PRAGMA integrity_check")
+}
+
+fn check_rows(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    Ok(if rows.len() == 1 && rows[0] == "ok" {
+        Vec::new()
+    } else {
+        rows
+    })
+}
+
+/// One row of `PRAGMA foreign_key_check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FkViolation {
+    pub table: String,
+    pub rowid: Option<i64>,
+    pub parent: String,
+}
+
+impl fmt::Display for FkViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.rowid {
+            Some(id) => write!(f, "{} row {} points at a missing {}", self.table, id, self.parent),
+            None => write!(f, "a {} row points at a missing {}", self.table, self.parent),
+        }
+    }
+}
+
+/// `PRAGMA foreign_key_check` (integrity checks do not look at foreign keys).
+pub fn foreign_key_violations(conn: &Connection) -> rusqlite::Result<Vec<FkViolation>> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    stmt.query_map([], |r| {
+        Ok(FkViolation {
+            table: r.get(0)?,
+            rowid: r.get(1)?,
+            parent: r.get(2)?,
+        })
+    })?
+    .collect()
+}
+
+/// Rows per table (bookkeeping tables included; SQLite's internal tables excluded).
+pub fn row_counts(conn: &Connection) -> rusqlite::Result<BTreeMap<String, u64>> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut counts = BTreeMap::new();
+    for t in tables {
+        let n: i64 = conn.query_row(
+            &format!("SELECT count(*) FROM \"{}\"", t.replace('"', "\"\"")),
+            [],
+            |r| r.get(0),
+        )?;
+        counts.insert(t, n as u64);
+    }
+    Ok(counts)
+}

@@ -1,0 +1,124 @@
+//! Files that hold a database's user data outside the database itself: kept on purpose (a damaged file
+//! quarantined by repair, the file a restore replaced) or left by a command that was killed (a restore's
+//! temporary copy, a backup's partial file). Nothing removes the ones kept on purpose by itself; they are
+//! listed by diagnostics with their age and size, and removed only when the operator asks ([`remove`]).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::files;
+
+/// One such file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Leftover {
+    pub path: PathBuf,
+    /// What it is, in a few words.
+    pub what: String,
+    pub size_bytes: u64,
+    /// Its last modification.
+    pub modified: DateTime<Utc>,
+}
+
+impl Leftover {
+    /// Its age in whole days at `now`.
+    pub fn age_days(&self, now: DateTime<Utc>) -> i64 {
+        (now - self.modified).num_days()
+    }
+
+    /// Reads the metadata of `path` into a leftover described as `what` (`None` if it is gone).
+    pub fn at(path: PathBuf, what: impl Into<String>) -> Option<Leftover> {
+        let meta = fs::symlink_metadata(&path).ok()?;
+        Some(Leftover {
+            what: what.into(),
+            size_bytes: meta.len(),
+            modified: meta
+                .modified()
+                .map(DateTime::<Utc>::from)
+                .unwrap_or(DateTime::UNIX_EPOCH),
+            path,
+        })
+    }
+}
+
+/// The leftovers of the database at `db`: `<name>.<tag>-<time>[-n]` files moved aside (with their
+/// sidecars), `<name>.restoring` of a killed restore, and `.partial` files of killed backups in
+/// `backup_dir`.
+pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
+    let Some(name) = db.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let prefix = format!("{name}.");
+    for entry in read_dir(files::parent_dir(db)) {
+        let Some(file) = entry.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            continue;
+        };
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let base = ["-wal", "-shm", "-journal"]
+            .iter()
+            .find_map(|s| rest.strip_suffix(s))
+            .unwrap_or(rest);
+        let what = if base == "restoring" {
+            "the temporary copy of a restore that did not finish".to_string()
+        } else if let Some((tag, stamp)) = base.split_once('-')
+            && stamp
+                .get(..20)
+                .is_some_and(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%S%.3fZ").is_ok())
+        {
+            match tag {
+                "corrupt" => "a damaged copy moved aside by repair".to_string(),
+                "replaced" => "the file a restore replaced".to_string(),
+                "unfinished" => "the output of a split that did not finish".to_string(),
+                other => format!("a copy moved aside ({other})"),
+            }
+        } else {
+            continue;
+        };
+        found.extend(Leftover::at(entry, what));
+    }
+    let stem = name.strip_suffix(".db").unwrap_or(name);
+    let partial = format!(".{stem}-");
+    for dir in [backup_dir.to_path_buf(), crate::backup::pre_migration_dir(backup_dir)] {
+        for entry in read_dir(&dir) {
+            let is_partial = entry
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&partial) && n.contains(".partial"));
+            if is_partial {
+                found.extend(Leftover::at(entry, "the partial file of a backup that did not finish"));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
+fn read_dir(dir: &Path) -> Vec<PathBuf> {
+    match fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Removes `leftover` (a file, or a folder with what is inside). The caller decides which: nothing here
+/// chooses by age or name.
+pub fn remove(leftover: &Leftover) -> Result<()> {
+    let path = &leftover.path;
+    let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    let removed = if is_dir {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match removed {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, "remove", e)),
+    }
+}

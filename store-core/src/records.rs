@@ -1,0 +1,98 @@
+//! What an owner leaves in the data directory's private folder about its opens, for whoever looks while it
+//! is not running:
+//! - `<file>.opened`: the first successful open of this file. It tells a database that existed (and was
+//!   then emptied by a cut-short copy or sync) from a new install: a 0-byte file is new only when nothing
+//!   shows it existed before.
+//! - `<file>.failure.json`: the last failed open, as the error's banner (no secrets: banners never hold
+//!   settings values), so an app can show why its daemon is down while it is down. The next successful open
+//!   removes it.
+//!
+//! Both are 0600, written atomically; losing one costs a message, never data, so writing them is best
+//! effort where the open itself must not fail because of them.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Banner, Describe};
+use crate::files;
+use crate::private_dir;
+
+/// The record of a failed open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// When, in Unix epoch milliseconds (UTC).
+    pub at_ms: i64,
+    /// The process that failed.
+    pub pid: u32,
+    /// The error, as a UI shows it.
+    pub banner: Banner,
+}
+
+/// The record of the first successful open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenedRecord {
+    /// When, in Unix epoch milliseconds (UTC).
+    pub first_open_ms: i64,
+}
+
+/// `<private folder>/<file>.opened`.
+pub fn opened_path(db: &Path) -> PathBuf {
+    record_path(db, ".opened")
+}
+
+/// `<private folder>/<file>.failure.json`.
+pub fn failure_path(db: &Path) -> PathBuf {
+    record_path(db, ".failure.json")
+}
+
+fn record_path(db: &Path, suffix: &str) -> PathBuf {
+    let name = db
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    private_dir::private_dir_of(db).join(format!("{name}{suffix}"))
+}
+
+/// Whether `db` was ever opened successfully (by a build that keeps this record).
+pub fn was_opened(db: &Path) -> bool {
+    std::fs::symlink_metadata(opened_path(db)).is_ok()
+}
+
+/// Records the first successful open of `db` (nothing if one is recorded), and clears a failure record.
+pub fn note_success(db: &Path) -> crate::Result<()> {
+    let failure = failure_path(db);
+    if std::fs::symlink_metadata(&failure).is_ok() {
+        std::fs::remove_file(&failure).map_err(|e| crate::Error::io(&failure, "remove", e))?;
+    }
+    if !was_opened(db) {
+        private_dir::ensure(files::parent_dir(db))?;
+        let record = OpenedRecord {
+            first_open_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        let text = serde_json::to_string(&record).unwrap_or_default();
+        files::write_private_atomically(&opened_path(db), text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Records a failed open of `db`. Best effort: the caller is already returning the error itself.
+pub fn note_failure(db: &Path, error: &dyn Describe) {
+    let record = FailureRecord {
+        at_ms: chrono::Utc::now().timestamp_millis(),
+        pid: std::process::id(),
+        banner: error.banner(),
+    };
+    let Ok(text) = serde_json::to_string_pretty(&record) else {
+        return;
+    };
+    if private_dir::ensure(files::parent_dir(db)).is_ok() {
+        let _ = files::write_private_atomically(&failure_path(db), text.as_bytes());
+    }
+}
+
+/// The last failed open of `db` not yet cleared by a successful one.
+pub fn last_failure(db: &Path) -> Option<FailureRecord> {
+    let text = std::fs::read_to_string(failure_path(db)).ok()?;
+    serde_json::from_str(&text).ok()
+}
