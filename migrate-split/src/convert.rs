@@ -211,7 +211,12 @@ pub(crate) fn convert(
 
 /// Creates an output through its store's migration engine, then readies it for the bulk load.
 fn open_output(path: &Path, schema: &'static Schema) -> Result<Output> {
-    let conn = OwnerConnection::open(path, schema)?;
+    // A temporary file: its opens are not the data directory's database's.
+    let options = store_core::OpenOptions {
+        record_outcome: false,
+        ..Default::default()
+    };
+    let conn = OwnerConnection::open_with(path, schema, &options)?;
     let c = conn.conn();
     let mode: String = c.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).at(path)?;
     if !mode.eq_ignore_ascii_case("delete") {

@@ -100,7 +100,7 @@ fn failures_are_one_json_object_too_and_never_show_a_secret() {
     assert_eq!(out.status.code(), Some(1));
     let v = one_json_object(&out.stdout);
     assert_eq!(v["outcome"], "failed");
-    assert_eq!(v["error"]["kind"], "strict");
+    assert_eq!(v["error"]["kind"], "rejected_rows");
     assert_eq!(v["error"]["exit_code"], 1);
     assert!(v["report"]["tables"]["settings"]["rejected"].as_u64().unwrap() > 0);
     assert_no_secret(&summary, "stdout", &String::from_utf8_lossy(&out.stdout));
@@ -116,7 +116,7 @@ fn failures_are_one_json_object_too_and_never_show_a_secret() {
     let out = run_bin(&args(&garbage, &data, &["--json"]));
     assert_eq!(out.status.code(), Some(1));
     let v = one_json_object(&out.stdout);
-    assert_eq!(v["error"]["kind"], "refused_input");
+    assert_eq!(v["error"]["kind"], "unsupported_input");
     assert!(v["error"]["message"].as_str().unwrap().contains("garbage.db"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

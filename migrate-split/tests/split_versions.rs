@@ -42,10 +42,12 @@ fn check_version(version: u32) {
     let rejects_path = data.join("split-rejects.jsonl");
     assert_eq!(report.rejects_file.as_deref(), Some(rejects_path.as_path()));
 
-    // Nothing but the outputs, the rejects file and the owner locks is left.
+    // Nothing but the outputs, the rejects file, the owner locks and the private folder (holding the record
+    // of this split) is left.
     assert_eq!(
         listing(&data),
         [
+            ".private",
             "activity.db",
             "activity.db.lock",
             "config.db",
@@ -55,6 +57,11 @@ fn check_version(version: u32) {
         .map(String::from)
         .into()
     );
+    assert_eq!(
+        listing(&data.join(".private")),
+        ["converted.json".to_string()].into_iter().collect(),
+        "the split is recorded, so no owner starts an empty file beside the legacy one"
+    );
     assert_eq!(sha256(&legacy), legacy_sha, "the legacy file is unchanged");
     for f in [
         "activity.db",
@@ -62,6 +69,7 @@ fn check_version(version: u32) {
         "split-rejects.jsonl",
         "activity.db.lock",
         "config.db.lock",
+        ".private/converted.json",
     ] {
         assert_eq!(mode(&data.join(f)), 0o600, "{f}");
     }

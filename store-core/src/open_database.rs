@@ -50,6 +50,9 @@ pub struct OpenOptions {
     pub migration_hook: Option<MigrationHook>,
     /// Where the schema's predecessor lives, if not at its conventional name in the data directory.
     pub predecessor: Option<PathBuf>,
+    /// Record the outcome in the data directory's private folder (the first successful open, the last
+    /// failure). Off for a temporary file that is not (yet) a data directory's database.
+    pub record_outcome: bool,
 }
 
 impl Default for OpenOptions {
@@ -60,6 +63,7 @@ impl Default for OpenOptions {
             target_version: None,
             migration_hook: None,
             predecessor: None,
+            record_outcome: true,
         }
     }
 }
@@ -72,6 +76,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("target_version", &self.target_version)
             .field("migration_hook", &self.migration_hook.as_ref().map(|_| "<hook>"))
             .field("predecessor", &self.predecessor)
+            .field("record_outcome", &self.record_outcome)
             .finish()
     }
 }
@@ -117,12 +122,14 @@ impl OwnerConnection {
         let path = lock.db_path().to_path_buf();
         match Self::open_owned(lock, schema, opts) {
             Ok(owner) => {
-                records::note_success(&path)?;
-                private_dir::remove_stale_scratch(files::parent_dir(&path));
+                if opts.record_outcome {
+                    records::note_success(&path)?;
+                    private_dir::remove_stale_scratch(files::parent_dir(&path));
+                }
                 Ok(owner)
             }
             Err(e) => {
-                if e.kind() != ErrorKind::Locked {
+                if opts.record_outcome && e.kind() != ErrorKind::Locked {
                     records::note_failure(&path, &e);
                 }
                 Err(e)

@@ -47,18 +47,22 @@ pub fn listing(dir: &Path) -> BTreeSet<String> {
     }
 }
 
-/// Bytes and mtime of every file in `dir`.
+/// Bytes and mtime of every file under `dir` (folders walked), lock files aside.
 pub fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
-    listing(dir)
-        .into_iter()
-        .filter(|n| !n.ends_with(".lock"))
-        .map(|n| {
-            let p = dir.join(&n);
-            let bytes = std::fs::read(&p).expect("read");
-            let mtime = std::fs::metadata(&p).expect("metadata").modified().expect("mtime");
-            (n, (bytes, mtime))
-        })
-        .collect()
+    let mut files = BTreeMap::new();
+    for name in listing(dir).into_iter().filter(|n| !n.ends_with(".lock")) {
+        let p = dir.join(&name);
+        if p.is_dir() {
+            for (inner, v) in snapshot(&p) {
+                files.insert(format!("{name}/{inner}"), v);
+            }
+            continue;
+        }
+        let bytes = std::fs::read(&p).expect("read");
+        let mtime = std::fs::metadata(&p).expect("metadata").modified().expect("mtime");
+        files.insert(name, (bytes, mtime));
+    }
+    files
 }
 
 /// A read-only connection that never creates anything beside the file (for files with no -wal/-shm, a
