@@ -67,23 +67,15 @@ impl Error {
     pub fn locked_by(&self) -> Option<&LockHolder> {
         self.inner().locked_by()
     }
-}
 
-impl Describe for Error {
-    fn kind(&self) -> ErrorKind {
-        self.inner().kind()
-    }
-    fn path(&self) -> &Path {
-        self.inner().path()
-    }
-    fn what(&self) -> String {
+    /// What happened, in one sentence that names the file.
+    pub fn what(&self) -> String {
         self.inner().what()
     }
-    fn remedy(&self) -> String {
+
+    /// What to do about it.
+    pub fn remedy(&self) -> String {
         self.inner().remedy()
-    }
-    fn locked_by(&self) -> Option<&LockHolder> {
-        self.inner().locked_by()
     }
 }
 

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 pub use store_core::ErrorKind;
-use store_core::{Describe, LockHolder};
+use store_core::LockHolder;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -160,24 +160,6 @@ impl Error {
                  nothing was written"
                 .into(),
         }
-    }
-}
-
-impl Describe for Error {
-    fn kind(&self) -> ErrorKind {
-        Error::kind(self)
-    }
-    fn path(&self) -> &Path {
-        Error::path(self)
-    }
-    fn what(&self) -> String {
-        Error::what(self)
-    }
-    fn remedy(&self) -> String {
-        Error::remedy(self)
-    }
-    fn locked_by(&self) -> Option<&LockHolder> {
-        Error::locked_by(self)
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use store_core::{Describe, ErrorKind, LockHolder};
+use store_core::{ErrorKind, LockHolder};
 
 use crate::report::Report;
 
@@ -136,24 +136,6 @@ impl SplitError {
 
     pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> SplitError {
         SplitError::Store(store_core::Error::io(path, action, source))
-    }
-}
-
-impl Describe for SplitError {
-    fn kind(&self) -> ErrorKind {
-        SplitError::kind(self)
-    }
-    fn path(&self) -> &Path {
-        SplitError::path(self)
-    }
-    fn what(&self) -> String {
-        SplitError::what(self)
-    }
-    fn remedy(&self) -> String {
-        SplitError::remedy(self)
-    }
-    fn locked_by(&self) -> Option<&LockHolder> {
-        SplitError::locked_by(self)
     }
 }
 

@@ -683,8 +683,8 @@ impl Error {
     }
 }
 
-/// What every error type built on store-core says about itself. [`impl_error_surface!`](crate::impl_error_surface)
-/// turns an implementation into the shared surface (`Display`, `Debug`, serde banner, inherent methods).
+/// What every error type built on store-core says about itself, for code that handles any of them (a
+/// failure record, a banner). [`impl_error_surface!`](crate::impl_error_surface) implements it.
 pub trait Describe {
     fn kind(&self) -> ErrorKind;
     /// The file (or directory) it is about.
@@ -708,31 +708,32 @@ pub trait Describe {
     }
 }
 
-impl Describe for Error {
-    fn kind(&self) -> ErrorKind {
-        Error::kind(self)
-    }
-    fn path(&self) -> &Path {
-        Error::path(self)
-    }
-    fn what(&self) -> String {
-        Error::what(self)
-    }
-    fn remedy(&self) -> String {
-        Error::remedy(self)
-    }
-    fn locked_by(&self) -> Option<&LockHolder> {
-        Error::locked_by(self)
-    }
-}
-
-/// Gives an error type implementing [`Describe`] the surface every error of these crates has: `Display`
+/// Gives an error type the surface every error of these crates has, from its inherent `kind()`, `path()`,
+/// `what()`, `remedy()` and `locked_by()`: [`Describe`], `Display`
 /// (`"<what>. What to do: <remedy>"`), a `Debug` that shows the kind, path and message (what `fn main() ->
 /// Result<..>` prints), `std::error::Error` with no `source()` (the message already holds the cause),
 /// `Serialize` as a [`Banner`], and inherent `is_not_ready()`, `is_retryable()` and `banner()`.
 #[macro_export]
 macro_rules! impl_error_surface {
     ($ty:ty) => {
+        impl $crate::Describe for $ty {
+            fn kind(&self) -> $crate::ErrorKind {
+                <$ty>::kind(self)
+            }
+            fn path(&self) -> &::std::path::Path {
+                <$ty>::path(self)
+            }
+            fn what(&self) -> String {
+                <$ty>::what(self)
+            }
+            fn remedy(&self) -> String {
+                <$ty>::remedy(self)
+            }
+            fn locked_by(&self) -> Option<&$crate::LockHolder> {
+                <$ty>::locked_by(self)
+            }
+        }
+
         impl ::std::fmt::Display for $ty {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 write!(

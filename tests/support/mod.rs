@@ -34,12 +34,18 @@ pub fn marker(path: &Path, tag: &str) -> PathBuf {
 /// Runs `cmd` to completion with stdout and stderr captured; kills it and fails the test if it runs longer
 /// than `limit` (a hang is a failure, not a stuck CI job).
 pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
-    use std::io::Read;
-    let mut child = cmd
+    let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    wait_output_within(child, limit)
+}
+
+/// Collects the output of a child spawned with piped stdout and stderr; kills it and fails the test if it
+/// runs longer than `limit`.
+pub fn wait_output_within(mut child: Child, limit: Duration) -> std::process::Output {
+    use std::io::Read;
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -56,7 +62,7 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output
         }
         if start.elapsed() > limit {
             kill9(&mut child);
-            panic!("{cmd:?} did not finish within {limit:?}");
+            panic!("pid {} did not finish within {limit:?}", child.id());
         }
         std::thread::sleep(Duration::from_millis(5));
     };
