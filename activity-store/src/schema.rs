@@ -9,7 +9,7 @@
 //! and `activity_events.session_id` is kept exactly as the legacy file had it, NULL or pointing at a session
 //! that no longer exists included. Retention deletes by time, not by cascade.
 
-use store_core::{Migration, Predecessor, Schema, Step, Tools};
+use store_core::{Compat, Migration, Predecessor, Schema, Step, Tools};
 
 /// `PRAGMA application_id` of activity.db: ASCII "SPLA".
 pub const APPLICATION_ID: i32 = 0x5350_4C41;
@@ -42,6 +42,7 @@ static MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "sessions and events",
+        compat: Compat::Breaking,
         step: Step::Sql(
             "CREATE TABLE activity_sessions (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -70,6 +71,7 @@ CREATE TABLE activity_events (
     Migration {
         version: 2,
         name: "indexes for the hot reads",
+        compat: Compat::Additive,
         step: Step::Sql(
             "CREATE INDEX activity_sessions_start ON activity_sessions (start_time_ms, project_id, duration_seconds);
 CREATE INDEX activity_sessions_project ON activity_sessions (project_id, start_time_ms);

@@ -44,16 +44,22 @@ fn a_file_the_daemon_has_not_upgraded_is_refused_as_behind() {
 }
 
 #[test]
-fn a_file_newer_than_this_build_is_refused() {
+fn a_file_newer_than_this_build_is_refused_unless_it_says_this_build_still_reads_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     drop(ActivityWriter::open(&db).unwrap());
+    let newer = SCHEMA.end_version() + 1;
+    // What a newer build's additive migration leaves: a higher version, the oldest reader unchanged.
     raw_writer(&db)
-        .execute_batch(&format!("PRAGMA user_version = {}", SCHEMA.end_version() + 1))
+        .execute_batch(&format!("PRAGMA user_version = {newer}"))
         .unwrap();
-    let err = ActivityReader::open(&db)
-        .totals_by_project(&TimeRange::all())
-        .unwrap_err();
+    let reader = ActivityReader::open(&db);
+    assert!(reader.totals_by_project(&TimeRange::all()).unwrap().is_empty());
+    // What a breaking one leaves: this build is too old to read it.
+    raw_writer(&db)
+        .execute_batch(&format!("UPDATE reader_compatibility SET min_reader_version = {newer}"))
+        .unwrap();
+    let err = reader.totals_by_project(&TimeRange::all()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SchemaNewer, "{err}");
 }
 
@@ -72,6 +78,7 @@ fn config_db_is_not_read_as_activity_db() {
         migrations: &[store_core::Migration {
             version: 1,
             name: "settings",
+            compat: store_core::Compat::Breaking,
             step: store_core::Step::Sql("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT);"),
         }],
         incremental_vacuum: false,

@@ -21,7 +21,7 @@
 //!
 //! `settings.secret` marks values that are credentials; no value is ever printed either way.
 
-use store_core::{Migration, Predecessor, Schema, Step, Tools};
+use store_core::{Compat, Migration, Predecessor, Schema, Step, Tools};
 
 /// `PRAGMA application_id` of config.db: ASCII "SPLC".
 pub const APPLICATION_ID: i32 = 0x5350_4C43;
@@ -54,6 +54,7 @@ static MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "projects, calendars and settings",
+        compat: Compat::Breaking,
         step: Step::Sql(
             "CREATE TABLE projects (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -102,6 +103,7 @@ CREATE TABLE settings (
     Migration {
         version: 2,
         name: "indexes for lookups and reports",
+        compat: Compat::Additive,
         step: Step::Sql(
             "CREATE INDEX project_domains_domain ON project_domains (domain COLLATE NOCASE);
 CREATE INDEX calendar_events_subscription ON calendar_events (subscription_id);

@@ -125,7 +125,10 @@ fn a_reader_refuses_a_file_at_another_schema_version() {
     assert_eq!(lazy.project_for_domain("x.com").unwrap(), None);
 
     drop(store);
+    // A newer build's additive migration: still read. A breaking one: refused.
     exec(&path, "PRAGMA user_version = 3");
+    ConfigReader::open(&path).check().unwrap();
+    exec(&path, "UPDATE reader_compatibility SET min_reader_version = 3");
     let err = ConfigReader::open(&path).check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::SchemaNewer);
 }

@@ -7,7 +7,7 @@
 //! `docs/sqlite-hazards.md` (cited as "hazards: <section>").
 //!
 //! ```
-//! use store_core::{Migration, OwnerConnection, ReadPool, Schema, Step, Tools};
+//! use store_core::{Compat, Migration, OwnerConnection, ReadPool, Schema, Step, Tools};
 //!
 //! static NOTES: Schema = Schema {
 //!     file_name: "notes.db",
@@ -18,6 +18,7 @@
 //!         version: 1,
 //!         name: "notes",
 //!         step: Step::Sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);"),
+//!         compat: Compat::Breaking,
 //!     }],
 //!     incremental_vacuum: false,
 //!     may_start_empty: true,
@@ -70,6 +71,6 @@ pub use open_database::{OpenOptions, OpenReport, OwnerConnection};
 pub use owner_lock::{LockHolder, LockState, OwnerLock};
 pub use provenance::Provenance;
 pub use read_pool::{ChangeToken, ReadPool};
-pub use schema::{Migration, Predecessor, Schema, Step, Tools};
+pub use schema::{Compat, Migration, Predecessor, Schema, Step, Tools};
 pub use time::TimeRange;
 pub use {rusqlite, serde};

@@ -11,7 +11,7 @@ use crate::backup::{self, BackupClass};
 use crate::check;
 use crate::conn_ext::{self, ConnExt};
 use crate::error::{Error, Result, SqliteResultExt};
-use crate::schema::{Migration, Schema, Step};
+use crate::schema::{Compat, Migration, Schema, Step};
 
 /// Bookkeeping every database carries, created (if missing) inside each migration's
 /// transaction so that a fresh file and an upgraded one end with the same schema.
@@ -21,6 +21,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     name       TEXT NOT NULL,
     checksum   TEXT NOT NULL,
     applied_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reader_compatibility (
+    id                 INTEGER PRIMARY KEY CHECK (id = 1),
+    min_reader_version INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS provenance (
     id             INTEGER PRIMARY KEY,
@@ -320,6 +324,14 @@ fn run_in_transaction(
         params![m.version, m.name, m.checksum(), chrono::Utc::now().timestamp_millis()],
     )
     .map_err(|e| sqlite_failed(None, e))?;
+    // The oldest reader version that still reads the file: unchanged by an additive step, this version
+    // after a breaking one. A file from before this record knew only its own version: the step before.
+    tx.execute(
+        "INSERT INTO reader_compatibility (id, min_reader_version) VALUES (1, ?1 - ?2)
+         ON CONFLICT (id) DO UPDATE SET min_reader_version = CASE WHEN ?2 THEN min_reader_version ELSE ?1 END",
+        params![m.version, m.compat == Compat::Additive],
+    )
+    .map_err(|e| sqlite_failed(None, e))?;
     // Both header fields are written by the transaction and commit (or vanish) with it.
     tx.pragma_update(None, "user_version", m.version)
         .map_err(|e| sqlite_failed(None, e))?;
@@ -393,4 +405,22 @@ INSERT INTO a VALUES ('last')";
         );
         assert!(split_statements(" ; ;\n").is_empty());
     }
+}
+
+/// The oldest reader version that reads this file (see [`Compat`]): `None` if the file records none.
+pub(crate) fn min_reader_version(conn: &Connection) -> rusqlite::Result<Option<u32>> {
+    let recorded: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'reader_compatibility')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !recorded {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT min_reader_version FROM reader_compatibility WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
 }

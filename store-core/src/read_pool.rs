@@ -213,8 +213,9 @@ impl ReadPool {
         Error::from_sqlite(&self.path, e).with_schema(self.schema)
     }
 
-    /// The file is this kind, at exactly the version this build reads. The first read here is also where
-    /// a missing `-shm` in a read-only directory surfaces (SQLITE_READONLY_DIRECTORY).
+    /// The file is this kind, at the version this build reads or a newer one that readers of this version
+    /// still read ([`Compat`](crate::schema::Compat)). The first read here is also where a missing `-shm`
+    /// in a read-only directory surfaces (SQLITE_READONLY_DIRECTORY).
     fn check_file(&self, conn: &Connection) -> Result<()> {
         let (application_id, version): (i32, u32) = conn
             .prepare_cached(
@@ -250,12 +251,19 @@ impl ReadPool {
                 expected,
                 schema: self.schema,
             }),
-            std::cmp::Ordering::Greater => Err(Error::SchemaNewer {
-                path,
-                found: version,
-                supported: expected,
-                schema: self.schema,
-            }),
+            // A newer file is still read when every migration past this build's was additive: the queries
+            // name the columns they read, and those are all there.
+            std::cmp::Ordering::Greater => {
+                match crate::migrate::min_reader_version(conn).at_db(&self.path, self.schema)? {
+                    Some(min) if min <= expected => Ok(()),
+                    _ => Err(Error::SchemaNewer {
+                        path,
+                        found: version,
+                        supported: expected,
+                        schema: self.schema,
+                    }),
+                }
+            }
         }
     }
 }

@@ -117,6 +117,20 @@ pub struct Migration {
     pub version: u32,
     pub name: &'static str,
     pub step: Step,
+    /// Whether readers built for the previous version still read a file at this one.
+    pub compat: Compat,
+}
+
+/// What a migration means for readers of the previous version (a daemon and a server are upgraded apart,
+/// so for a while an older reader meets a newer file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compat {
+    /// Adds only what an older reader does not look for (a table, a nullable or defaulted column, an
+    /// index): readers select the columns they know by name, so they read the file as before.
+    Additive,
+    /// Anything else (a rebuild, a renamed or dropped column, changed meaning): older readers refuse the
+    /// file with `SchemaNewer`.
+    Breaking,
 }
 
 /// What a migration does.

@@ -131,6 +131,7 @@ fn a_newer_schema_is_refused_and_the_file_is_unchanged() {
 static EDITED: &[Migration] = &[Migration {
     version: 1,
     name: "items and tags",
+    compat: store_core::Compat::Breaking,
     // The same migration 1, edited after release.
     step: Step::Sql(
         "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE tags (id INTEGER PRIMARY KEY);",
@@ -173,11 +174,13 @@ static GAPPY: &[Migration] = &[
     Migration {
         version: 1,
         name: "one",
+        compat: store_core::Compat::Breaking,
         step: Step::Sql("CREATE TABLE a (x);"),
     },
     Migration {
         version: 3,
         name: "three",
+        compat: store_core::Compat::Breaking,
         step: Step::Sql("CREATE TABLE b (x);"),
     },
 ];
@@ -251,11 +254,13 @@ static BROKEN_SQL: &[Migration] = &[
     Migration {
         version: 1,
         name: "ok",
+        compat: store_core::Compat::Breaking,
         step: Step::Sql("CREATE TABLE a (x);"),
     },
     Migration {
         version: 2,
         name: "second statement fails",
+        compat: store_core::Compat::Breaking,
         step: Step::Sql("CREATE TABLE b (y); ALTER TABLE a ADD COLUMN x; CREATE TABLE c (z);"),
     },
 ];

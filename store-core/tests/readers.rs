@@ -27,6 +27,15 @@ fn child_entry() {
             fs::write(store_core::files::with_suffix(&path, ".ready"), b"").unwrap();
             std::thread::sleep(Duration::from_secs(120));
         }
+        // Read as a build one or two schema versions behind (the file's reader of an older release).
+        "read-as-v1" | "read-as-v2" => {
+            let schema = if what == "read-as-v1" { &ITEMS_V1 } else { &ITEMS_V2 };
+            let outcome = ReadPool::new(&path, schema)
+                .read(|c| c.query_row("SELECT count(name) FROM items", [], |r| r.get::<_, i64>(0)))
+                .map(|n| format!("rows={n}"))
+                .unwrap_or_else(|e| format!("{:?}", e.kind()));
+            fs::write(store_core::files::with_suffix(&path, &format!(".{what}")), outcome).unwrap();
+        }
         // Read as an unprivileged user, print the error kind.
         "read-as-nobody" => {
             let pool = ReadPool::new(&path, &ITEMS);
@@ -38,6 +47,65 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// `ITEMS` as a build that knows only its first migration (or first two) would declare it.
+static ITEMS_V1: store_core::Schema = store_core::Schema {
+    migrations: MIGRATIONS.split_at(1).0,
+    ..ITEMS_BUILD
+};
+static ITEMS_V2: store_core::Schema = store_core::Schema {
+    migrations: MIGRATIONS.split_at(2).0,
+    ..ITEMS_BUILD
+};
+const ITEMS_BUILD: store_core::Schema = store_core::Schema {
+    file_name: "activity.db",
+    owner: "the daemon",
+    tools: store_core::Tools {
+        program: "splitstore",
+        owner_subcommand: "daemon",
+    },
+    application_id: ITEMS_APPLICATION_ID,
+    migrations: MIGRATIONS,
+    incremental_vacuum: true,
+    may_start_empty: true,
+    predecessor: None,
+};
+
+/// Runs the read of an older build in a child process and returns what it saw.
+fn read_in_child_as(role: &str, db: &std::path::Path) -> String {
+    let mut child = spawn_child("child_entry", &format!("{role}:{}", db.display()));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{role}: {status}");
+    fs::read_to_string(store_core::files::with_suffix(db, &format!(".{role}"))).unwrap()
+}
+
+#[test]
+fn a_reader_one_version_behind_reads_an_additive_migration_and_refuses_a_breaking_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    {
+        let owner = open_at_version(&db, &ITEMS, 1).unwrap();
+        owner
+            .conn()
+            .execute_batch("INSERT INTO items (name) VALUES ('a'), ('b')")
+            .unwrap();
+    }
+    // Version 2 adds a column (additive): a v1 reader, in its own process, still reads the file.
+    drop(open_at_version(&db, &ITEMS, 2).unwrap());
+    assert_eq!(read_in_child_as("read-as-v1", &db), "rows=2");
+    let in_process = ReadPool::new(&db, &ITEMS_V1)
+        .read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0)))
+        .unwrap();
+    assert_eq!(in_process, 2);
+
+    // Version 3 rebuilds the table (breaking): v1 and v2 readers are refused with the typed error.
+    drop(OwnerConnection::open(&db, &ITEMS).unwrap());
+    assert_eq!(read_in_child_as("read-as-v1", &db), "SchemaNewer");
+    assert_eq!(read_in_child_as("read-as-v2", &db), "SchemaNewer");
+    // Owners never accept a newer file.
+    let err = OwnerConnection::open(&db, &ITEMS_V2).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SchemaNewer, "{err}");
 }
 
 #[test]
@@ -158,8 +226,12 @@ fn a_reader_meeting_a_newer_schema_or_another_kind_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     {
+        // What a newer build with a breaking migration 4 leaves.
         let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
-        owner.conn().execute_batch("PRAGMA user_version = 4").unwrap();
+        owner
+            .conn()
+            .execute_batch("PRAGMA user_version = 4; UPDATE reader_compatibility SET min_reader_version = 4")
+            .unwrap();
     }
     let err = ReadPool::new(&db, &ITEMS).check().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SchemaNewer);

@@ -1,7 +1,7 @@
 //! Shared by store-core's integration tests: a small schema with a rebuild step, and child processes.
 #![allow(dead_code)]
 
-use store_core::{Migration, Schema, Step, Tools};
+use store_core::{Compat, Migration, Schema, Step, Tools};
 
 /// application_id of the test kind standing in for activity.db ("ITEM").
 pub const ITEMS_APPLICATION_ID: i32 = 0x4954_454D;
@@ -12,6 +12,7 @@ pub static MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "items and tags",
+        compat: Compat::Breaking,
         step: Step::Sql(
             "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
              CREATE TABLE tags (id INTEGER PRIMARY KEY,
@@ -23,11 +24,13 @@ pub static MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         name: "item color",
+        compat: Compat::Additive,
         step: Step::Sql("ALTER TABLE items ADD COLUMN color TEXT;"),
     },
     Migration {
         version: 3,
         name: "color not null (rebuild)",
+        compat: Compat::Breaking,
         step: Step::Rebuild(
             "CREATE TABLE new_items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, color TEXT NOT NULL DEFAULT 'none');
              INSERT INTO new_items (id, name, color) SELECT id, name, coalesce(color, 'none') FROM items;
