@@ -13,7 +13,7 @@ use std::path::Path;
 
 use activity_store::{ActivityReader, ProjectTotal, Session, TimeRange};
 use chrono::{DateTime, Utc};
-use config_store::{CalendarEvent, ConfigReader, ConfigStore, Project};
+use config_store::{CalendarEvent, ConfigReader, ConfigStore, OpenOptions, Project};
 use serde::Serialize;
 
 use crate::Result;
@@ -105,7 +105,13 @@ impl Server {
     /// Opens `data_dir/config.db` as its owner (creating and migrating it as needed) and a reader of
     /// `data_dir/activity.db` (which the daemon may not have created yet: reports then show nothing).
     pub fn open(data_dir: &Path) -> Result<Server> {
-        let config = ConfigStore::open_in(data_dir)?;
+        Self::open_with(data_dir, &OpenOptions::default())
+    }
+
+    /// [`open`](Self::open) with options for config.db's owner (busy timeout, backup directory, where the
+    /// legacy database lives...).
+    pub fn open_with(data_dir: &Path, options: &OpenOptions) -> Result<Server> {
+        let config = ConfigStore::open_with(&config_store::SCHEMA.path_in(data_dir), options)?;
         let reports = Reports {
             config: config.reader().clone(),
             activity: ActivityReader::open_in(data_dir),

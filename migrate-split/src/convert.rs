@@ -213,7 +213,7 @@ pub(crate) fn convert(
 fn open_output(path: &Path, schema: &'static Schema) -> Result<Output> {
     // A temporary file: its opens are not the data directory's database's.
     let options = store_core::OpenOptions {
-        record_outcome: false,
+        temporary_file: true,
         ..Default::default()
     };
     let conn = OwnerConnection::open_with(path, schema, &options)?;

@@ -137,7 +137,9 @@ pub(crate) fn legacy_error(path: &Path, e: rusqlite::Error) -> SplitError {
 }
 
 /// sha256 of the file and its first 100 bytes (SQLite's header).
-fn hash_file(path: &Path) -> Result<(String, Vec<u8>)> {
+pub(crate) fn hash_file(path: &Path) -> Result<(String, Vec<u8>)> {
+    // Only a regular file: reading a FIFO would wait for a writer forever.
+    store_core::files::require_regular_file(path, "read")?;
     let mut file = File::open(path).map_err(|e| SplitError::io(path, "open", e))?;
     let mut hasher = Sha256::new();
     let mut header = Vec::with_capacity(100);

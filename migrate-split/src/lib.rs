@@ -55,6 +55,7 @@ mod progress;
 mod queries;
 mod rejects;
 pub mod report;
+pub mod upgrade;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -69,6 +70,7 @@ pub use legacy::LATEST_LEGACY_VERSION;
 pub use outputs::{REJECTS_FILE_NAME, TEMP_PREFIX};
 pub use rejects::REDACTED;
 pub use report::{LegacyInfo, Outcome, Report, TableCounts};
+pub use upgrade::{Upgrade, UpgradeEvent, UpgradeOptions, prepare};
 
 use legacy::LegacyFile;
 use outputs::Existing;
@@ -150,7 +152,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
             legacy.close_unchanged()?;
             // A data directory split by an earlier version has no record yet.
             if store_core::conversion::recorded(data_dir).is_none() {
-                record_conversion(&report.legacy, data_dir, &detail.split_id)?;
+                record_conversion(&report.legacy.path, &report.legacy.sha256, data_dir, &detail.split_id)?;
             }
             report.outcome = Outcome::AlreadySplit;
             report.tables = detail.tables;
@@ -192,7 +194,6 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     let temp = outputs::temp_paths(data_dir, &split_id);
     let progress = Progress::new(options.progress.clone());
     let converted = convert::convert(&legacy, &temp, &split_id, &progress);
-    progress.finish();
     let converted = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     let conversion = match converted {
         Ok(c) => c,
@@ -214,7 +215,12 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
             return Err(e);
         }
     };
-    record_conversion(&report.legacy, data_dir, report.split_id.as_deref().unwrap_or_default())?;
+    record_conversion(
+        &report.legacy.path,
+        &report.legacy.sha256,
+        data_dir,
+        report.split_id.as_deref().unwrap_or_default(),
+    )?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -237,7 +243,6 @@ fn dry_run(legacy: LegacyFile, mut report: Report, options: &Options, started: I
     let temp = outputs::temp_paths(scratch.path(), &split_id);
     let progress = Progress::new(options.progress.clone());
     let converted = convert::convert(&legacy, &temp, &split_id, &progress);
-    progress.finish();
     let conversion = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     drop(scratch);
     report.tables = conversion?.tables;
@@ -270,14 +275,31 @@ fn strict_failure(mut report: Report, started: Instant) -> SplitError {
 
 /// Records the completed split in the data directory, so owners know the legacy file beside the outputs
 /// is converted (they never create an empty file beside an unconverted one).
-fn record_conversion(legacy: &LegacyInfo, data_dir: &Path, split_id: &str) -> Result<()> {
+fn record_conversion(legacy: &Path, sha256: &str, data_dir: &Path, split_id: &str) -> Result<()> {
     let record = store_core::conversion::ConversionRecord {
-        predecessor: std::fs::canonicalize(&legacy.path).unwrap_or_else(|_| legacy.path.clone()),
-        sha256: legacy.sha256.clone(),
+        predecessor: std::fs::canonicalize(legacy).unwrap_or_else(|_| legacy.to_path_buf()),
+        sha256: sha256.to_string(),
         run_id: split_id.to_string(),
         at_ms: chrono::Utc::now().timestamp_millis(),
     };
     Ok(store_core::conversion::record(data_dir, &record)?)
+}
+
+/// A data directory split before splits were recorded in it: when both outputs record a completed split of
+/// `legacy`, records it now (reading only, no owner lock needed) and returns `true`.
+pub(crate) fn adopt_recorded_split(legacy: &Path, data_dir: &Path) -> Result<bool> {
+    let finals = outputs::final_paths(data_dir);
+    if !(finals.activity.exists() && finals.config.exists()) {
+        return Ok(false);
+    }
+    let (sha256, _) = legacy::hash_file(legacy)?;
+    match outputs::inspect(data_dir, &sha256) {
+        Existing::AlreadySplit(detail) => {
+            record_conversion(legacy, &sha256, data_dir, &detail.split_id)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// A split id: when and by which process, unique in practice and readable in file names and provenance.

@@ -56,10 +56,6 @@ impl Progress {
         self.report();
     }
 
-    pub fn finish(&self) {
-        self.phase("done");
-    }
-
     fn report(&self) {
         if let Some(callback) = &self.callback {
             callback(&SplitProgress {

@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use activity_store::synthetic::Generator;
-use activity_store::{ActivityWriter, Committed, GroupCommit, GroupCommitPolicy};
+use activity_store::{ActivityWriter, Committed, GroupCommit, GroupCommitPolicy, OpenOptions, WriterOptions};
 use chrono::Utc;
 
 /// Events per session.
@@ -27,6 +27,9 @@ pub struct Args {
     /// Directory holding activity.db (created, with the file, if missing).
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
+    /// The legacy database to split on the first start after the upgrade (default: DIR/legacy.db).
+    #[arg(long, value_name = "FILE")]
+    pub legacy: Option<PathBuf>,
     /// Run this many seconds, then exit 0. Without --seconds or --events: run until SIGTERM/SIGINT.
     #[arg(long, value_name = "S", value_parser = super::parse_seconds)]
     pub seconds: Option<Duration>,
@@ -46,13 +49,7 @@ pub struct Args {
     pub print_acks: bool,
     /// Project ids the sessions are assigned to, in turn, comma separated; `null` records sessions with
     /// no project.
-    #[arg(
-        long,
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "1,2,3,4,5,null",
-        required = true
-    )]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1,2,3,4,5,null")]
     pub project_ids: Vec<ProjectId>,
     /// Events per second (default: as fast as possible), from 0.001 to 1e9.
     #[arg(long, value_name = "R", value_parser = super::parse_rate)]
@@ -80,7 +77,17 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = super::install_stop_handlers() {
         return super::fail("daemon", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
     }
-    let writer = match ActivityWriter::open_in(&args.data_dir) {
+    if let Err(code) = super::upgrade_first("daemon", &args.data_dir, args.legacy.as_deref()) {
+        return code;
+    }
+    let options = WriterOptions {
+        open: OpenOptions {
+            predecessor: args.legacy.clone(),
+            ..OpenOptions::default()
+        },
+        ..WriterOptions::default()
+    };
+    let writer = match ActivityWriter::open_with(&activity_store::SCHEMA.path_in(&args.data_dir), &options) {
         Ok(w) => w,
         Err(e) => return super::fail("daemon", &e),
     };

@@ -1,68 +1,100 @@
-//! `splitstore demo`: the main job, end to end, on a built-in sample.
+//! `splitstore demo`: the main job, end to end, on a built-in sample, in a directory of its own.
 //!
-//! 1. builds a sample legacy combined database (schema v3, with the quirks of real files);
-//! 2. splits it into activity.db and config.db with migrate-split's library;
-//! 3. runs `splitstore daemon` and `splitstore server` as two real child processes at full speed, each the
-//!    only writer of its file and a reader of the other's, and takes a backup while they write;
+//! 1. builds a sample legacy combined database (schema v3, with the quirks of real files) in a new private
+//!    data directory (0700; it refuses a directory that exists and is not empty: it never touches a
+//!    user's data);
+//! 2. starts `splitstore daemon` and `splitstore server` as two real processes at the same moment, as the
+//!    first start after an upgrade: one of them splits the legacy database, the other waits for it;
+//! 3. lets them race at full speed, each the only writer of its file and a reader of the other's, and
+//!    takes a backup while they write;
 //! 4. prints the time-per-project report (joined in the application) and a health summary;
-//! 5. counts the rows of both files against what each process reported writing.
+//! 5. counts the rows of both files against the legacy file's and what each process reported writing.
 //!
-//! Its last line is `demo: events=N sessions=M projects_created=A projects_deleted=B settings=C reports=D
-//! lost=L`, and it exits non-zero if anything was lost (or anything is there that nobody wrote).
+//! Stopped by SIGTERM/SIGINT, it stops its two children first. Its last line is `demo: events=N
+//! sessions=M projects_created=A projects_deleted=B settings=C reports=D lost=L`, and it exits non-zero if
+//! anything was lost (or anything is there that nobody wrote).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use activity_store::TimeRange;
 use config_store::ConfigReader;
 use migrate_split::fixtures::{LegacySpec, build};
-use migrate_split::{Options, split};
-use splitstore::{ProjectStatus, Reports, health, operations};
+use splitstore::{ProjectStatus, Reports, TimeRange, health, operations};
+use store_core::LockState;
 use store_core::check::row_counts;
 use store_core::diagnostics::CheckLevel;
 use store_core::read_pool::open_read_only;
 
+use super::say;
 use super::server::ROUNDS_SETTING;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Work in this directory (created if missing) instead of a fresh temporary one.
+    /// Work in this directory, which must not exist yet (or be empty); it is created 0700. Default: a new
+    /// private temporary directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// How long the daemon and the server race.
-    #[arg(long, default_value_t = 5.0)]
-    pub seconds: f64,
+    #[arg(long, value_name = "S", default_value = "5", value_parser = super::parse_seconds)]
+    pub seconds: Duration,
     /// Keep the temporary directory afterwards (its path is printed).
     #[arg(long)]
     pub keep: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let temp = match args.data_dir {
-        Some(_) => None,
-        None => match tempfile::Builder::new().prefix("splitstore-demo-").tempdir() {
-            Ok(t) => Some(t),
-            Err(e) => return super::fail("demo", &format!("could not create a temporary directory: {e}")),
-        },
+    if let Err(e) = super::install_stop_handlers() {
+        return super::fail("demo", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
+    }
+    let (dir, temp) = match prepare_dir(args.data_dir.as_deref()) {
+        Ok(d) => d,
+        Err(e) => return super::fail("demo", &e),
     };
-    let dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default());
     let outcome = demo(&dir, args.seconds);
     if let Some(temp) = temp
         && (args.keep || outcome.is_err())
     {
-        super::say!("demo: files kept in {}", temp.keep().display());
+        say!("demo: files kept in {}", temp.keep().display());
     }
     match outcome {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => super::fail("demo", &e),
     }
+}
+
+/// The demo's own data directory: the one asked for, if it does not exist or is empty, or a new private
+/// temporary one. Never a directory holding anything: the demo writes synthetic data.
+fn prepare_dir(asked: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>), String> {
+    let Some(dir) = asked else {
+        let temp = tempfile::Builder::new()
+            .prefix("splitstore-demo-")
+            .permissions(std::fs::Permissions::from_mode(store_core::files::PRIVATE_DIR_MODE))
+            .tempdir()
+            .map_err(|e| format!("could not create a temporary directory: {e}"))?;
+        return Ok((temp.path().to_path_buf(), Some(temp)));
+    };
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(format!(
+                    "{} is not empty: the demo writes synthetic data and never into a directory that holds \
+                     anything (a user's data directory, say); give it a new path, or none for a temporary one",
+                    dir.display()
+                ));
+            }
+            store_core::files::check_private_dir(dir).map_err(|e| e.to_string())?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            store_core::files::create_private_dir_all(dir).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(format!("{} cannot be used: {e}", dir.display())),
+    }
+    Ok((dir.to_path_buf(), None))
 }
 
 /// Rows that matter for the loss count, read straight from the files.
@@ -88,58 +120,45 @@ fn counts(dir: &Path) -> Result<Counts, String> {
     })
 }
 
-fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
-    super::say!("demo: working in {}", dir.display());
+fn demo(dir: &Path, seconds: Duration) -> Result<u64, String> {
+    say!("demo: working in {}", dir.display());
 
-    // 1. A sample legacy database, as the old app left it.
-    let legacy = dir.join("legacy.db");
-    if !legacy.exists() {
-        let summary = build(&LegacySpec::small(3), &legacy).map_err(|e| e.to_string())?;
-        super::say!(
-            "demo: built a sample legacy database {} ({} rows, schema v3)",
-            legacy.display(),
-            summary.rows()
-        );
-    }
+    // 1. A sample legacy database, as the old app left it (private: it holds a sample token).
+    let legacy = dir.join(activity_store::schema::LEGACY.file_name);
+    let summary = build(&LegacySpec::small(3), &legacy).map_err(|e| e.to_string())?;
+    store_core::files::ensure_private(&legacy).map_err(|e| e.to_string())?;
+    let copied = |table: &str| summary.counts().get(table).map_or(0, |c| c.copied);
+    let before = Counts {
+        events: copied("activity_events"),
+        sessions: copied("activity_sessions"),
+        projects: copied("projects"),
+    };
+    say!(
+        "demo: built a sample legacy database {} ({} rows, schema v3)",
+        legacy.display(),
+        summary.rows()
+    );
 
-    // 2. The one-shot split.
-    let report = split(&legacy, dir, &Options::default()).map_err(|e| e.to_string())?;
-    super::print_out(format_args!("{}", indent(&report.human_summary())));
-    let before = counts(dir)?;
-    let project_ids: Vec<String> = ConfigReader::open_in(dir)
-        .project_summaries()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|p| !p.archived)
-        .take(6)
-        .map(|p| p.id.to_string())
-        .chain(std::iter::once("null".to_string()))
-        .collect();
-
-    // 3. The race: two real processes, one writer per file, each reading the other's file.
-    super::say!("demo: racing `splitstore daemon` and `splitstore server` for {seconds} s");
+    // 2-3. The first start after an upgrade, then the race: two real processes, one writer per file.
+    say!(
+        "demo: starting `splitstore daemon` and `splitstore server` together for {seconds:?}: one splits the legacy database, the other waits"
+    );
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let secs = seconds.to_string();
-    let daemon = spawn(
+    let secs = seconds.as_secs_f64().to_string();
+    let data = dir
+        .to_str()
+        .ok_or_else(|| format!("{} is not valid UTF-8", dir.display()))?;
+    let mut children = Children(Vec::new());
+    children.spawn(
         &exe,
-        &[
-            "daemon",
-            "--data-dir",
-            path_str(dir)?,
-            "--seconds",
-            &secs,
-            "--batch",
-            "500",
-            "--project-ids",
-            &project_ids.join(","),
-        ],
+        &["daemon", "--data-dir", data, "--seconds", &secs, "--batch", "500"],
     )?;
-    let server = spawn(&exe, &["server", "--data-dir", path_str(dir)?, "--seconds", &secs])?;
-    std::thread::sleep(Duration::from_secs_f64(seconds / 2.0));
+    children.spawn(&exe, &["server", "--data-dir", data, "--seconds", &secs])?;
+    children.sleep_unless_stopped(seconds / 2)?;
     let started = Instant::now();
-    let backups = operations::backup(dir, &dir.join("backups"), 5).map_err(|e| e.to_string())?;
-    super::say!(
+    let backups =
+        operations::backup(dir, &dir.join(store_core::backup::BACKUP_DIR_NAME), 5).map_err(|e| e.to_string())?;
+    say!(
         "demo: backup taken while both wrote, in {} ms: {}",
         started.elapsed().as_millis(),
         backups
@@ -148,9 +167,13 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let daemon_line = finish(daemon, "daemon")?;
-    let server_line = finish(server, "server")?;
-    super::say!("  {daemon_line}\n  {server_line}");
+    let [daemon_out, server_out] = children.finish()?;
+    let daemon_line = summary_line(&daemon_out, "daemon")?;
+    let server_line = summary_line(&server_out, "server")?;
+    for line in daemon_out.stderr.iter().chain(&server_out.stderr) {
+        say!("  {line}");
+    }
+    say!("  {daemon_line}\n  {server_line}");
     let d = fields(&daemon_line);
     let s = fields(&server_line);
     let (events, sessions) = (d("events")?, d("sessions")?);
@@ -165,14 +188,14 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
     let rows = Reports::open(dir)
         .time_per_project(&TimeRange::all())
         .map_err(|e| e.to_string())?;
-    super::say!("demo: time per project (all sessions), top 8 of {}:", rows.len());
+    say!("demo: time per project (all sessions), top 8 of {}:", rows.len());
     for r in rows.iter().take(8) {
         let name = match r.status {
             ProjectStatus::Unassigned => "(no project)".to_string(),
             ProjectStatus::Deleted => format!("(deleted project {})", r.project_id.unwrap_or_default()),
             _ => r.name.clone().unwrap_or_default(),
         };
-        super::say!(
+        say!(
             "  {:<40} {:>8} sessions {:>10.1} h",
             name,
             r.sessions,
@@ -181,14 +204,14 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
     }
     let health = health::check(dir, CheckLevel::Quick);
     for db in &health.databases {
-        super::say!(
+        say!(
             "demo: health {}: schema v{}/{}, quick_check {}, owner {}, {} problem(s)",
             db.database,
             db.schema_version.unwrap_or(0),
             db.build_version,
             db.check.as_ref().map_or("-", |c| if c.ok { "ok" } else { "FAILED" }),
             match &db.owner {
-                Some(store_core::LockState::Free) => "free".to_string(),
+                Some(LockState::Free) => "free".to_string(),
                 Some(other) => format!("{other:?}"),
                 None => "-".into(),
             },
@@ -196,7 +219,8 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
         );
     }
 
-    // 5. Count: every acknowledged write is in its file, and nothing nobody wrote.
+    // 5. Count: every legacy row that was kept and every acknowledged write is in its file, and nothing
+    // that nobody wrote.
     let after = counts(dir)?;
     let rounds: u64 = ConfigReader::open_in(dir)
         .setting(ROUNDS_SETTING)
@@ -216,13 +240,13 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
     let mut unexplained = 0;
     for (what, want, got) in checks {
         let verdict = if want == got { "ok" } else { "MISMATCH" };
-        super::say!("demo: {what}: expected {want}, found {got}: {verdict}");
+        say!("demo: {what}: expected {want}, found {got}: {verdict}");
         lost += want.saturating_sub(got);
         unexplained += got.saturating_sub(want);
     }
     // A settings value is never printed, this one included: only whether it is the last one written.
     let rounds_ok = rounds == settings;
-    super::say!(
+    say!(
         "demo: setting {ROUNDS_SETTING}: the last value the server wrote: {}",
         if rounds_ok { "ok" } else { "MISMATCH" }
     );
@@ -230,40 +254,107 @@ fn demo(dir: &Path, seconds: f64) -> Result<u64, String> {
     if !health.healthy {
         unexplained += 1;
     }
-    super::say!(
+    say!(
         "demo: events={events} sessions={sessions} projects_created={created} projects_deleted={deleted} \
          settings={settings} reports={reports} lost={lost}"
     );
     Ok(lost + unexplained)
 }
 
-fn path_str(p: &Path) -> Result<&str, String> {
-    p.to_str().ok_or_else(|| format!("{} is not valid UTF-8", p.display()))
+/// What a child printed.
+struct Output {
+    stdout: Vec<String>,
+    stderr: Vec<String>,
 }
 
-fn spawn(exe: &Path, args: &[&str]) -> Result<Child, String> {
-    Command::new(exe)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("could not start `{} {}`: {e}", exe.display(), args[0]))
-}
+/// The demo's child processes: stopped (SIGTERM, then waited for) if the demo stops or fails first.
+struct Children(Vec<(String, Child)>);
 
-/// Waits for a child and returns its summary line (the last line starting with `<name>:`).
-fn finish(child: Child, name: &str) -> Result<String, String> {
-    let output = child.wait_with_output().map_err(|e| format!("{name}: {e}"))?;
-    let prefix = format!("{name}:");
-    let line = BufReader::new(&output.stdout[..])
-        .lines()
-        .map_while(Result::ok)
-        .filter(|l| l.starts_with(&prefix))
-        .last()
-        .ok_or_else(|| format!("{name} printed no summary line"))?;
-    if !output.status.success() {
-        return Err(format!("{name} failed ({}); its summary: {line}", output.status));
+impl Children {
+    fn spawn(&mut self, exe: &Path, args: &[&str]) -> Result<(), String> {
+        let child = Command::new(exe)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("could not start `{} {}`: {e}", exe.display(), args[0]))?;
+        self.0.push((args[0].to_string(), child));
+        Ok(())
     }
-    Ok(line)
+
+    /// Sleeps `d`, or less if the demo is asked to stop (then the children are stopped too).
+    fn sleep_unless_stopped(&mut self, d: Duration) -> Result<(), String> {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            if super::stop_requested() {
+                return Err("stopped (SIGTERM/SIGINT): the daemon and server were stopped too".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Waits for both children (stopping them if the demo is stopped) and returns what they printed.
+    fn finish(mut self) -> Result<[Output; 2], String> {
+        let mut outputs = Vec::new();
+        for (name, mut child) in std::mem::take(&mut self.0) {
+            let pipes = (child.stdout.take(), child.stderr.take());
+            let status = loop {
+                if super::stop_requested() {
+                    terminate(&mut child);
+                }
+                match child.try_wait() {
+                    Ok(Some(status)) => break status,
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                    Err(e) => return Err(format!("{name}: {e}")),
+                }
+            };
+            let read = |pipe: Option<Box<dyn Read>>| -> Vec<String> {
+                pipe.map(|p| BufReader::new(p).lines().map_while(Result::ok).collect())
+                    .unwrap_or_default()
+            };
+            let output = Output {
+                stdout: read(pipes.0.map(|p| Box::new(p) as Box<dyn Read>)),
+                stderr: read(pipes.1.map(|p| Box::new(p) as Box<dyn Read>)),
+            };
+            if !status.success() {
+                return Err(format!("{name} failed ({status}): {}", output.stderr.join(" | ")));
+            }
+            outputs.push(output);
+        }
+        if super::stop_requested() {
+            return Err("stopped (SIGTERM/SIGINT): the daemon and server were stopped too".into());
+        }
+        outputs
+            .try_into()
+            .map_err(|_| "the demo runs exactly two processes".to_string())
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            terminate(child);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Asks a child to stop cleanly (it flushes and exits on SIGTERM).
+fn terminate(child: &mut Child) {
+    // SAFETY: kill(2) on the pid of a child this process spawned and has not reaped yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+}
+
+/// The child's summary line (the last line of stdout starting with `<name>:`).
+fn summary_line(output: &Output, name: &str) -> Result<String, String> {
+    let prefix = format!("{name}:");
+    output
+        .stdout
+        .iter()
+        .rfind(|l| l.starts_with(&prefix))
+        .cloned()
+        .ok_or_else(|| format!("{name} printed no summary line"))
 }
 
 /// `key=value` fields of a summary line, as numbers.
@@ -274,8 +365,4 @@ fn fields(line: &str) -> impl Fn(&str) -> Result<u64, String> + '_ {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| format!("no {key}= in {line:?}"))
     }
-}
-
-fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("  {l}\n")).collect()
 }

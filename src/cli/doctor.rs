@@ -113,7 +113,7 @@ fn render(h: &Health) -> String {
             let counts: Vec<String> = d
                 .row_counts
                 .iter()
-                .filter(|(t, _)| !matches!(t.as_str(), "schema_migrations" | "provenance"))
+                .filter(|(t, _)| !matches!(t.as_str(), "schema_migrations" | "reader_compatibility" | "provenance"))
                 .map(|(t, n)| format!("{t}={n}"))
                 .collect();
             if counts.is_empty() {

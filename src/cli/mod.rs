@@ -10,7 +10,9 @@ pub mod restore;
 pub mod server;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Prints an error the way every subcommand does (what happened, then what to do) and returns exit code 2
@@ -63,6 +65,42 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
         return Err(format!("{s:?} is not a rate from 0.001 to 1e9 events per second"));
     }
     Ok(rate)
+}
+
+/// The first start after an upgrade: splits the data directory's legacy database once (or waits while the
+/// peer process does), saying so on stderr. Returns the failure, as the command prints it, if it cannot.
+pub fn upgrade_first(context: &str, data_dir: &Path, legacy: Option<&Path>) -> Result<(), ExitCode> {
+    let context_owned = context.to_string();
+    let last_phase = std::sync::Mutex::new(String::new());
+    let options = migrate_split::UpgradeOptions {
+        legacy: legacy.map(Path::to_path_buf),
+        on_event: Some(Arc::new(move |event: &migrate_split::UpgradeEvent| {
+            // Waiting is said once a second (by prepare); splitting only when its phase changes.
+            if let migrate_split::UpgradeEvent::Splitting(p) = event {
+                let mut last = last_phase.lock().unwrap_or_else(|e| e.into_inner());
+                if p.phase.is_empty() || *last == p.phase {
+                    return;
+                }
+                last.clone_from(&p.phase);
+            }
+            let _ = writeln!(std::io::stderr(), "splitstore {context_owned}: {event}");
+        })),
+        ..Default::default()
+    };
+    match migrate_split::prepare(data_dir, &options) {
+        Ok(migrate_split::Upgrade::Split(report)) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "splitstore {context}: upgraded: split {} into {} ({} rows)",
+                report.legacy.path.display(),
+                data_dir.display(),
+                report.tables.values().map(|t| t.legacy).sum::<u64>()
+            );
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(fail(context, &e)),
+    }
 }
 
 /// Set by SIGTERM/SIGINT once [`install_stop_handlers`] ran; long-running subcommands poll it.

@@ -22,6 +22,9 @@ pub struct Args {
     /// Directory holding config.db (created if missing) and activity.db (read only).
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// The legacy database to split on the first start after the upgrade (default: DIR/legacy.db).
+    #[arg(long, value_name = "FILE")]
+    pub legacy: Option<PathBuf>,
     /// Run this many seconds, then exit 0. Without it: until SIGTERM/SIGINT.
     #[arg(long, value_name = "S", value_parser = super::parse_seconds)]
     pub seconds: Option<Duration>,
@@ -45,7 +48,14 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = super::install_stop_handlers() {
         return super::fail("server", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
     }
-    let mut server = match Server::open(&args.data_dir) {
+    if let Err(code) = super::upgrade_first("server", &args.data_dir, args.legacy.as_deref()) {
+        return code;
+    }
+    let options = store_core::OpenOptions {
+        predecessor: args.legacy.clone(),
+        ..Default::default()
+    };
+    let mut server = match Server::open_with(&args.data_dir, &options) {
         Ok(s) => s,
         Err(e) => return super::fail("server", &e),
     };

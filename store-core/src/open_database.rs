@@ -50,9 +50,10 @@ pub struct OpenOptions {
     pub migration_hook: Option<MigrationHook>,
     /// Where the schema's predecessor lives, if not at its conventional name in the data directory.
     pub predecessor: Option<PathBuf>,
-    /// Record the outcome in the data directory's private folder (the first successful open, the last
-    /// failure). Off for a temporary file that is not (yet) a data directory's database.
-    pub record_outcome: bool,
+    /// The file is a temporary one under construction (a converter's output before it is put in place),
+    /// not a data directory's database: its opens are not recorded, and it is created even beside an
+    /// unconverted predecessor (it is the conversion).
+    pub temporary_file: bool,
 }
 
 impl Default for OpenOptions {
@@ -63,7 +64,7 @@ impl Default for OpenOptions {
             target_version: None,
             migration_hook: None,
             predecessor: None,
-            record_outcome: true,
+            temporary_file: false,
         }
     }
 }
@@ -76,7 +77,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("target_version", &self.target_version)
             .field("migration_hook", &self.migration_hook.as_ref().map(|_| "<hook>"))
             .field("predecessor", &self.predecessor)
-            .field("record_outcome", &self.record_outcome)
+            .field("temporary_file", &self.temporary_file)
             .finish()
     }
 }
@@ -122,14 +123,14 @@ impl OwnerConnection {
         let path = lock.db_path().to_path_buf();
         match Self::open_owned(lock, schema, opts) {
             Ok(owner) => {
-                if opts.record_outcome {
+                if !opts.temporary_file {
                     records::note_success(&path)?;
                     private_dir::remove_stale_scratch(files::parent_dir(&path));
                 }
                 Ok(owner)
             }
             Err(e) => {
-                if opts.record_outcome && e.kind() != ErrorKind::Locked {
+                if !opts.temporary_file && e.kind() != ErrorKind::Locked {
                     records::note_failure(&path, &e);
                 }
                 Err(e)
@@ -161,6 +162,7 @@ impl OwnerConnection {
         refuse_truncated(path, schema)?;
         let size = std::fs::symlink_metadata(path).map(|m| m.len()).ok();
         if size.unwrap_or(0) == 0
+            && !opts.temporary_file
             && let Some(predecessor) = conversion::pending(path, schema, opts.predecessor.as_deref())
         {
             return Err(Error::NotConvertedYet {

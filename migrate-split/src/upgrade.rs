@@ -1,0 +1,184 @@
+//! The first start after an upgrade: [`prepare`] splits the legacy database of a data directory once, before
+//! the daemon or the server opens its store there. Both call it at start; whichever comes first splits,
+//! the other waits (bounded, and visibly) and then opens the result.
+//!
+//! - No legacy file, or a split already recorded: nothing to do, at the cost of two `stat`s.
+//! - Otherwise [`split`](crate::split) runs: it takes both owner locks, so a second caller (the peer process
+//!   starting at the same moment) finds them held. That caller waits, reporting who holds them, until the
+//!   split is recorded, then returns; if the holder goes away without recording it (killed), the waiter
+//!   takes over and splits itself. `kill -9` at any point leaves nothing taken for done: the next call
+//!   cleans up and splits again.
+//! - A legacy file the split refuses is a typed error for both processes, with the remedy; nothing is
+//!   created, and no owner creates an empty store beside it (store-core refuses that on its own).
+//! - After a completed split the legacy file stays where it is, untouched, and is never split again.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use store_core::{ErrorKind, LockHolder, LockState, OwnerLock, conversion};
+
+use crate::report::Report;
+use crate::{Options, Outcome, ProgressCallback, Result, SplitError, SplitProgress};
+
+/// How long a caller waits for a split another process runs, unless told otherwise: a 1 GB legacy file
+/// splits in well under a minute.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// How [`prepare`] runs.
+#[derive(Clone)]
+pub struct UpgradeOptions {
+    /// The legacy database; `None` means `<data dir>/legacy.db`.
+    pub legacy: Option<PathBuf>,
+    /// The longest to wait for another process's split before giving up with `Locked`.
+    pub max_wait: Duration,
+    /// Receives what the upgrade is doing (splitting, with progress; or waiting, and for whom), for a UI.
+    pub on_event: Option<Arc<dyn Fn(&UpgradeEvent) + Send + Sync>>,
+}
+
+impl Default for UpgradeOptions {
+    fn default() -> Self {
+        UpgradeOptions {
+            legacy: None,
+            max_wait: DEFAULT_MAX_WAIT,
+            on_event: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for UpgradeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpgradeOptions")
+            .field("legacy", &self.legacy)
+            .field("max_wait", &self.max_wait)
+            .field("on_event", &self.on_event.as_ref().map(|_| "<callback>"))
+            .finish()
+    }
+}
+
+/// What an upgrade in progress is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum UpgradeEvent {
+    /// This process splits the legacy file.
+    Splitting(SplitProgress),
+    /// Another process holds the data directory (splitting it, most likely): this one waits.
+    Waiting { holder: Option<LockHolder>, waited_ms: u64 },
+}
+
+impl std::fmt::Display for UpgradeEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpgradeEvent::Splitting(p) => write!(
+                f,
+                "upgrading: splitting the legacy database ({}, {} of {} rows)",
+                p.phase, p.rows_done, p.rows_total
+            ),
+            UpgradeEvent::Waiting { holder, waited_ms } => {
+                let by = holder.as_ref().map_or("another process".to_string(), |h| h.to_string());
+                write!(
+                    f,
+                    "upgrading: split in progress by {by} (waited {} s)",
+                    waited_ms / 1000
+                )
+            }
+        }
+    }
+}
+
+/// What [`prepare`] found or did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Upgrade {
+    /// No legacy database in the data directory: nothing to split.
+    NoLegacy,
+    /// The split was done before (recorded in the data directory).
+    AlreadyDone,
+    /// This process split the legacy database now.
+    Split(Box<Report>),
+    /// Another process split it while this one waited.
+    SplitByPeer { waited_ms: u64 },
+}
+
+/// Splits `data_dir`'s legacy database if it has one that was never split; see the module documentation.
+/// Call it at start, before opening a store there.
+pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
+    let legacy = options
+        .legacy
+        .clone()
+        .unwrap_or_else(|| data_dir.join(activity_store::schema::LEGACY.file_name));
+    if std::fs::symlink_metadata(&legacy).is_err() {
+        return Ok(Upgrade::NoLegacy);
+    }
+    if conversion::recorded(data_dir).is_some() || crate::adopt_recorded_split(&legacy, data_dir)? {
+        return Ok(Upgrade::AlreadyDone);
+    }
+    let tell = |event: UpgradeEvent| {
+        if let Some(on_event) = &options.on_event {
+            on_event(&event);
+        }
+    };
+    let progress: Option<ProgressCallback> = options.on_event.as_ref().map(|on_event| {
+        let on_event = on_event.clone();
+        Arc::new(move |p: &SplitProgress| on_event(&UpgradeEvent::Splitting(p.clone()))) as ProgressCallback
+    });
+    let split_options = Options {
+        progress,
+        ..Options::default()
+    };
+    let started = Instant::now();
+    let mut last_told: Option<Instant> = None;
+    loop {
+        // While a peer holds the directory, do not start a split (it would hash the whole legacy file
+        // before finding the locks taken): ask the locks, then wait.
+        let outcome = match held_by(data_dir) {
+            Some(holder) => Err(SplitError::Store(store_core::Error::Locked {
+                path: activity_store::SCHEMA.path_in(data_dir),
+                holder,
+            })),
+            None => crate::split(&legacy, data_dir, &split_options),
+        };
+        let waited_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(report) => {
+                return Ok(match report.outcome {
+                    // Found done: by a peer while this process waited, or before it started.
+                    Outcome::AlreadySplit if last_told.is_some() => Upgrade::SplitByPeer { waited_ms },
+                    Outcome::AlreadySplit => Upgrade::AlreadyDone,
+                    // Split here (also after a peer that held the directory went away without finishing).
+                    _ => Upgrade::Split(Box::new(report)),
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::Locked => {
+                if conversion::recorded(data_dir).is_some() {
+                    return Ok(Upgrade::SplitByPeer { waited_ms });
+                }
+                if started.elapsed() >= options.max_wait {
+                    return Err(e);
+                }
+                // Said at once, then once a second.
+                if last_told.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tell(UpgradeEvent::Waiting {
+                        holder: e.locked_by().cloned(),
+                        waited_ms,
+                    });
+                    last_told = Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Who holds an owner lock of `data_dir` right now (the outer `Option`: someone does; the inner: their pid,
+/// when they recorded it).
+fn held_by(data_dir: &Path) -> Option<Option<LockHolder>> {
+    [&activity_store::SCHEMA, &config_store::SCHEMA]
+        .into_iter()
+        .find_map(|schema| match OwnerLock::probe(&schema.path_in(data_dir)) {
+            Ok(LockState::Held { holder }) => Some(holder),
+            _ => None,
+        })
+}
