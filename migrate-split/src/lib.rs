@@ -70,7 +70,7 @@ pub use legacy::LATEST_LEGACY_VERSION;
 pub use outputs::{REJECTS_FILE_NAME, TEMP_PREFIX};
 pub use rejects::REDACTED;
 pub use report::{LegacyInfo, Outcome, Report, TableCounts};
-pub use upgrade::{Upgrade, UpgradeEvent, UpgradeOptions, prepare};
+pub use upgrade::{Upgrade, UpgradeCallback, UpgradeEvent, UpgradeOptions, prepare};
 
 use legacy::LegacyFile;
 use outputs::Existing;

@@ -34,7 +34,7 @@ pub struct UpgradeOptions {
     /// The longest to wait for another process's split before giving up with `Locked`.
     pub max_wait: Duration,
     /// Receives what the upgrade is doing (splitting, with progress; or waiting, and for whom), for a UI.
-    pub on_event: Option<Arc<dyn Fn(&UpgradeEvent) + Send + Sync>>,
+    pub on_event: Option<UpgradeCallback>,
 }
 
 impl Default for UpgradeOptions {
@@ -56,6 +56,9 @@ impl std::fmt::Debug for UpgradeOptions {
             .finish()
     }
 }
+
+/// The callback that receives [`UpgradeEvent`]s. Called on the upgrading thread: keep it short.
+pub type UpgradeCallback = Arc<dyn Fn(&UpgradeEvent) + Send + Sync>;
 
 /// What an upgrade in progress is doing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
