@@ -382,6 +382,24 @@ fn is_complete(sql: &str) -> bool {
     unsafe { rusqlite::ffi::sqlite3_complete(c.as_ptr()) != 0 }
 }
 
+/// The oldest reader version that reads this file (see [`Compat`]): `None` if the file records none.
+pub(crate) fn min_reader_version(conn: &Connection) -> rusqlite::Result<Option<u32>> {
+    let recorded: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'reader_compatibility')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !recorded {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT min_reader_version FROM reader_compatibility WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 #[cfg(test)]
 mod tests {
     use super::split_statements;
@@ -405,22 +423,4 @@ INSERT INTO a VALUES ('last')";
         );
         assert!(split_statements(" ; ;\n").is_empty());
     }
-}
-
-/// The oldest reader version that reads this file (see [`Compat`]): `None` if the file records none.
-pub(crate) fn min_reader_version(conn: &Connection) -> rusqlite::Result<Option<u32>> {
-    let recorded: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'reader_compatibility')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !recorded {
-        return Ok(None);
-    }
-    conn.query_row(
-        "SELECT min_reader_version FROM reader_compatibility WHERE id = 1",
-        [],
-        |r| r.get(0),
-    )
-    .optional()
 }
