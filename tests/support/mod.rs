@@ -42,19 +42,21 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output
     wait_output_within(child, limit)
 }
 
-/// Collects the output of a child spawned with piped stdout and stderr; kills it and fails the test if it
-/// runs longer than `limit`.
+/// Collects the output of a child (what it printed on the pipes still left to it; a pipe the caller took
+/// reads as empty); kills it and fails the test if it runs longer than `limit`.
 pub fn wait_output_within(mut child: Child, limit: Duration) -> std::process::Output {
     use std::io::Read;
-    let drain = |mut pipe: Box<dyn Read + Send>| {
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
             bytes
         })
     };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {

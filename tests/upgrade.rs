@@ -1,0 +1,279 @@
+//! The first start after an upgrade, as a user meets it: a data directory holding only the legacy database,
+//! and the new `splitstore daemon` and `splitstore server` started at the same moment (real processes). One
+//! splits, the other waits; a `kill -9` of the splitter in the middle of the split is taken over. Afterwards
+//! every legacy row is there once with its id, what both processes wrote since is there too, and exactly
+//! one split is recorded.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use migrate_split::fixtures::{LegacySpec, build};
+use support::{kill9, read_only, run_splitstore, splitstore, texts, utf8, wait_output_within};
+
+/// Ids of a table, through a plain read-only connection.
+fn ids(db: &Path, table: &str) -> BTreeSet<i64> {
+    read_only(db)
+        .prepare(&format!("SELECT id FROM {table}"))
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The legacy ids the split keeps, per table: every row of the legacy file but those in the rejects file.
+fn kept_legacy_ids(legacy: &Path, data: &Path) -> BTreeMap<&'static str, BTreeSet<i64>> {
+    let rejected: Vec<(String, i64)> = std::fs::read_to_string(data.join("split-rejects.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["table"].as_str().unwrap().to_string(), v["id"].as_i64().unwrap_or(-1))
+        })
+        .collect();
+    ["projects", "activity_sessions", "activity_events", "calendar_events"]
+        .into_iter()
+        .map(|t| {
+            let mut kept = ids(legacy, t);
+            for (table, id) in &rejected {
+                if table == t {
+                    kept.remove(id);
+                }
+            }
+            (t, kept)
+        })
+        .collect()
+}
+
+/// A `splitstore` subcommand with stdout collected and stderr lines sent to `lines`, tagged with `name`.
+fn start(name: &'static str, args: &[&str], lines: &mpsc::Sender<(&'static str, String)>) -> Child {
+    let mut child = splitstore()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send((name, line));
+        }
+    });
+    child
+}
+
+/// The lines `<prefix> <id>` of a command's stdout, as ids.
+fn tagged(stdout: &str, prefix: &str) -> BTreeSet<i64> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn daemon_and_server_started_together_split_the_legacy_database_exactly_once() {
+    for round in 0..10 {
+        let kill_the_splitter = round % 2 == 1;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let legacy = data.join("legacy.db");
+        build(&LegacySpec::small(3), &legacy).unwrap();
+        let legacy_sha = store_core::schema::hex(&sha2_of(&legacy));
+        let d = utf8(data);
+        let daemon_args = [
+            "daemon",
+            "--data-dir",
+            d,
+            "--events",
+            "3000",
+            "--batch",
+            "100",
+            "--print-acks",
+        ];
+        let server_args = ["server", "--data-dir", d, "--seconds", "0.5", "--print-changes"];
+
+        let (tx, rx) = mpsc::channel();
+        let mut children: BTreeMap<&str, Child> = BTreeMap::new();
+        children.insert("daemon", start("daemon", &daemon_args, &tx));
+        children.insert("server", start("server", &server_args, &tx));
+        let pids: BTreeMap<&str, u32> = children.iter().map(|(n, c)| (*n, c.id())).collect();
+        let mut killed = None;
+        if kill_the_splitter {
+            // Kill whichever process says it is splitting, as soon as it says so.
+            while killed.is_none() {
+                let (name, line) = rx
+                    .recv_timeout(Duration::from_secs(60))
+                    .unwrap_or_else(|e| panic!("round {round}: no process started splitting: {e}"));
+                if line.contains("upgrading: splitting") {
+                    kill9(children.get_mut(name).unwrap());
+                    killed = Some(name);
+                }
+            }
+        }
+        let mut outputs: BTreeMap<&str, std::process::Output> = BTreeMap::new();
+        for (name, child) in children {
+            let out = wait_output_within(child, Duration::from_secs(60));
+            if Some(name) != killed {
+                assert!(out.status.success(), "round {round}: {name} failed: {out:?}");
+            }
+            outputs.insert(name, out);
+        }
+        // The killed one starts again, as a supervisor would restart it, and opens the result.
+        if let Some(name) = killed {
+            let args: &[&str] = if name == "daemon" { &daemon_args } else { &server_args };
+            let out = run_splitstore(args);
+            assert!(out.status.success(), "round {round}: restarted {name}: {out:?}");
+            outputs.insert(name, out);
+        }
+        drop(tx);
+        let said: Vec<(&str, String)> = rx.try_iter().collect();
+
+        let activity = data.join("activity.db");
+        let config = data.join("config.db");
+        // Every legacy row the split keeps is there once, with its id.
+        for (table, legacy_ids) in kept_legacy_ids(&legacy, data) {
+            let db = if table.starts_with("activity") {
+                &activity
+            } else {
+                &config
+            };
+            let present = ids(db, table);
+            let missing: Vec<_> = legacy_ids.difference(&present).take(5).collect();
+            assert!(missing.is_empty(), "round {round}: {table} lost legacy ids {missing:?}");
+        }
+        // What both wrote since is there too: every acknowledged event, every project the server kept.
+        let (daemon_out, _) = texts(&outputs["daemon"]);
+        let (server_out, _) = texts(&outputs["server"]);
+        let acked = tagged(&daemon_out, "ack ");
+        assert!(!acked.is_empty(), "round {round}: the daemon acknowledged events");
+        assert!(
+            acked.is_subset(&ids(&activity, "activity_events")),
+            "round {round}: acked events"
+        );
+        let created = tagged(&server_out, "created ");
+        let deleted = tagged(&server_out, "deleted ");
+        let projects = ids(&config, "projects");
+        assert!(!created.is_empty(), "round {round}: the server created projects");
+        assert!(
+            created.difference(&deleted).all(|id| projects.contains(id)),
+            "round {round}"
+        );
+        assert!(deleted.iter().all(|id| !projects.contains(id)), "round {round}");
+        // Exactly one split, recorded in both files (as their first record) and in the data directory.
+        for db in [&activity, &config] {
+            let events: Vec<String> = read_only(db)
+                .prepare("SELECT event FROM provenance ORDER BY id")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(
+                events.first().map(String::as_str),
+                Some("split"),
+                "round {round}: {events:?}"
+            );
+            assert_eq!(events.iter().filter(|e| *e == "split").count(), 1, "round {round}");
+        }
+        let record = store_core::conversion::recorded(data).expect("the split is recorded");
+        assert_eq!(
+            record.sha256, legacy_sha,
+            "round {round}: the legacy file was never changed"
+        );
+        // One process said it split (two, when the first was killed after finishing). One that waited
+        // said so, naming the other process's pid.
+        let splits_said = said.iter().filter(|(_, l)| l.contains("upgraded: split")).count();
+        assert!(
+            splits_said == 1 || (kill_the_splitter && splits_said <= 2),
+            "round {round}: {said:?}"
+        );
+        for (name, line) in said
+            .iter()
+            .filter(|(_, l)| l.contains("upgrading: split in progress by"))
+        {
+            let other = if *name == "daemon" {
+                pids["server"]
+            } else {
+                pids["daemon"]
+            };
+            assert!(
+                line.contains(&format!("by pid {other} ")),
+                "round {round}: {name}: {line}"
+            );
+        }
+    }
+}
+
+fn sha2_of(path: &Path) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+#[test]
+fn the_server_started_alone_on_a_legacy_directory_shows_the_legacy_projects() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy.db");
+    let summary = build(&LegacySpec::small(3), &legacy).unwrap();
+    let out = run_splitstore([
+        "server",
+        "--data-dir",
+        utf8(dir.path()),
+        "--seconds",
+        "0.2",
+        "--print-changes",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let (stdout, stderr) = texts(&out);
+    assert!(stderr.contains("upgraded: split"), "{stderr}");
+    let legacy_projects = summary.counts()["projects"].copied;
+    let names = splitstore::config_store::ConfigReader::open_in(dir.path())
+        .project_names()
+        .unwrap();
+    let created = tagged(&stdout, "created ").len() as u64;
+    let deleted = tagged(&stdout, "deleted ").len() as u64;
+    assert_eq!(
+        names.len() as u64,
+        legacy_projects + created - deleted,
+        "the legacy projects are there"
+    );
+    assert!(legacy_projects > 0);
+}
+
+#[test]
+fn a_legacy_file_that_cannot_be_split_stops_both_processes_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    std::fs::write(data.join("legacy.db"), b"a whole-file export cut short").unwrap();
+    for command in ["daemon", "server"] {
+        let out = run_splitstore([command, "--data-dir", utf8(data), "--seconds", "0.2"]);
+        assert_eq!(out.status.code(), Some(2), "{command}: {out:?}");
+        let (_, stderr) = texts(&out);
+        assert!(
+            stderr.contains("legacy.db is not a legacy database this tool converts") && stderr.contains("What to do:"),
+            "{command}: {stderr}"
+        );
+    }
+    assert!(
+        !data.join("activity.db").exists() && !data.join("config.db").exists(),
+        "nothing created"
+    );
+    // A store opened directly (bypassing the upgrade step) refuses to start empty beside it.
+    let err = splitstore::activity_store::ActivityWriter::open_in(data).unwrap_err();
+    assert_eq!(err.kind(), splitstore::ErrorKind::NotConvertedYet, "{err}");
+    assert!(err.is_not_ready());
+    let err = splitstore::config_store::ConfigReader::open_in(data)
+        .check()
+        .unwrap_err();
+    assert_eq!(err.kind(), splitstore::ErrorKind::NotConvertedYet, "{err}");
+    assert!(
+        !data.join("activity.db").exists() && !data.join("config.db").exists(),
+        "still nothing"
+    );
+}
