@@ -19,6 +19,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    if let Err(code) = super::existing_data_dir("backup", &args.data_dir) {
+        return code;
+    }
     let to = args
         .to
         .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));

@@ -25,14 +25,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    if !args.data_dir.is_dir() {
-        return super::fail(
-            "doctor",
-            &format!(
-                "{} is not a directory: pass the --data-dir that holds activity.db and config.db",
-                args.data_dir.display()
-            ),
-        );
+    if let Err(code) = super::existing_data_dir("doctor", &args.data_dir) {
+        return code;
     }
     let level = match (args.full, args.no_check) {
         (true, _) => CheckLevel::Full,

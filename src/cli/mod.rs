@@ -67,6 +67,25 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     Ok(rate)
 }
 
+/// Checks that `--data-dir` names an existing directory, for the commands that only work on one (report,
+/// doctor, backup, restore, repair); the error says what it is instead.
+pub fn existing_data_dir(context: &str, dir: &Path) -> Result<(), ExitCode> {
+    let problem = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "is a file, not a directory",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => "cannot be read by this user",
+        Err(_) => "cannot be read",
+    };
+    Err(fail(
+        context,
+        &format!(
+            "{} {problem}: pass the --data-dir that holds activity.db and config.db",
+            dir.display()
+        ),
+    ))
+}
+
 /// The first start after an upgrade: splits the data directory's legacy database once (or waits while the
 /// peer process does), saying so on stderr. Returns the failure, as the command prints it, if it cannot.
 pub fn upgrade_first(context: &str, data_dir: &Path, legacy: Option<&Path>) -> Result<(), ExitCode> {

@@ -20,6 +20,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    if let Err(code) = super::existing_data_dir("repair", &args.data_dir) {
+        return code;
+    }
     let from = args
         .from
         .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));

@@ -36,6 +36,9 @@ struct Row<'a> {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    if let Err(code) = super::existing_data_dir("report", &args.data_dir) {
+        return code;
+    }
     let range = TimeRange {
         from: args.from,
         to: args.to,

@@ -15,6 +15,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    // Restoring into a new data directory (the old one is lost) is fine: it is created 0700.
+    if let Err(e) = store_core::files::create_private_dir_all(&args.data_dir) {
+        return super::fail("restore", &e);
+    }
     match splitstore::operations::restore(&args.data_dir, &args.from) {
         Ok(reports) => {
             for r in reports {
