@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use activity_store::{ActivityReader, ActivityWriter, TimeRange};
+use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
 use rusqlite::{Connection, OpenFlags};
 use support::{kill9, splitstore};
 
@@ -132,6 +132,20 @@ fn summary(lines: &[String]) -> (u64, u64) {
         "{line}"
     );
     (field("events").parse().unwrap(), field("sessions").parse().unwrap())
+}
+
+/// Open sessions: (id, start ms, last event ms).
+fn open_sessions_with_last_event(db: &Path) -> Vec<(i64, i64, Option<i64>)> {
+    raw(db)
+        .prepare(
+            "SELECT s.id, s.start_time_ms, (SELECT MAX(timestamp_ms) FROM activity_events WHERE session_id = s.id)
+             FROM activity_sessions s WHERE s.end_time_ms IS NULL ORDER BY s.id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// Every acknowledged id is in the file, and the file passes integrity_check.
@@ -271,6 +285,7 @@ fn kill9_rounds(extra: &[&str]) {
         rounds_with_acks += usize::from(!acks.is_empty());
         all_acks.extend(acks);
 
+        let open_before: Vec<(i64, i64, Option<i64>)> = open_sessions_with_last_event(&db);
         let start = Instant::now();
         let owner = ActivityWriter::open(&db).unwrap_or_else(|e| panic!("round {round}: next owner refused: {e}"));
         assert!(
@@ -278,7 +293,42 @@ fn kill9_rounds(extra: &[&str]) {
             "round {round}: next owner took {:?}",
             start.elapsed()
         );
+        // The session the killed daemon had open is closed, exactly once, at its last event.
+        let recovered: Vec<i64> = owner.recovery().sessions.iter().map(|s| s.id).collect();
+        assert_eq!(
+            recovered,
+            open_before.iter().map(|(id, ..)| *id).collect::<Vec<_>>(),
+            "round {round}: every open session, and only those, recovered"
+        );
         drop(owner);
+        assert_eq!(
+            query_i64(
+                &raw(&db),
+                "SELECT COUNT(*) FROM activity_sessions WHERE end_time_ms IS NULL"
+            ),
+            0,
+            "round {round}: no session is left open"
+        );
+        for (id, start_ms, last_ms) in &open_before {
+            let end = last_ms.unwrap_or(*start_ms).max(*start_ms);
+            let (end_ms, duration, reason): (i64, i64, String) = raw(&db)
+                .query_row(
+                    "SELECT end_time_ms, duration_seconds, end_reason FROM activity_sessions WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .unwrap();
+            assert_eq!(
+                (end_ms, duration, reason.as_str()),
+                (end, (end - start_ms) / 1000, "recovered")
+            );
+        }
+        let again = ActivityWriter::open(&db).unwrap();
+        assert!(
+            again.recovery().is_empty(),
+            "round {round}: opening again changes nothing"
+        );
+        drop(again);
         assert_acks_present(&db, &all_acks);
         let reader = ActivityReader::open(&db);
         let sessions: i64 = reader
@@ -344,10 +394,15 @@ fn a_reader_follows_a_running_daemon_and_reads_it_after_a_crash() {
         sessions.len() as i64,
         query_i64(&raw(&db), "SELECT COUNT(*) FROM activity_sessions")
     );
+    let crashed = sessions.last().expect("a session");
     assert_eq!(
-        sessions.last().expect("a session").end,
-        None,
-        "the crashed daemon's session stays open"
+        crashed.end, None,
+        "until a daemon starts again, the crashed daemon's session is open"
+    );
+    assert_eq!(
+        reader.session_state(crashed).unwrap(),
+        SessionState::AwaitingRecovery,
+        "and a UI can tell it waits for recovery, not live"
     );
     let events: usize = sessions
         .iter()
@@ -380,4 +435,40 @@ fn sigint_stops_a_group_committing_daemon_after_committing_its_pending_group() {
         "the pending group was committed and acknowledged at the stop"
     );
     assert_acks_present(&dir.path().join("activity.db"), &acks);
+}
+
+#[test]
+fn a_daemon_restarted_after_a_crash_closes_the_session_it_left_open_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    // Slow enough that a session is open (100 events each) when the kill lands.
+    let mut daemon = spawn_daemon(dir.path(), &["--rate", "500"]);
+    daemon.wait_first_ack();
+    std::thread::sleep(Duration::from_millis(50));
+    kill9(&mut daemon.child);
+    let (acks, _) = daemon.stdout.join().unwrap();
+    let left_open = open_sessions_with_last_event(&db);
+    assert_eq!(left_open.len(), 1, "the kill left one session open");
+
+    let restarted = splitstore()
+        .args(["daemon", "--events", "1", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(restarted.status.success(), "{restarted:?}");
+    let stderr = String::from_utf8_lossy(&restarted.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "splitstore daemon: recovered: closed 1 session(s) left open by a writer that stopped without ending \
+             them (ids {})",
+            left_open[0].0
+        )),
+        "{stderr}"
+    );
+    assert_acks_present(&db, &acks);
+    assert_eq!(
+        open_sessions_with_last_event(&db),
+        [],
+        "the restarted daemon ended its own session too"
+    );
 }

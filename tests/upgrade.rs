@@ -277,3 +277,48 @@ fn a_legacy_file_that_cannot_be_split_stops_both_processes_and_nothing_is_create
         "still nothing"
     );
 }
+
+#[test]
+fn sessions_a_legacy_file_left_open_are_recovered_at_the_first_open_after_the_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    build(&LegacySpec::small(3), &data.join("legacy.db")).unwrap();
+    migrate_split::prepare(data, &Default::default()).unwrap();
+    let activity = data.join("activity.db");
+    let conn = read_only(&activity);
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let open = count("SELECT count(*) FROM activity_sessions WHERE end_time_ms IS NULL");
+    let ended = count("SELECT count(*) FROM activity_sessions WHERE end_time_ms IS NOT NULL");
+    assert!(open > 0, "the fixture has sessions the legacy app left open");
+    assert_eq!(
+        count("SELECT count(*) FROM activity_sessions WHERE end_reason = 'ended'"),
+        ended
+    );
+    drop(conn);
+
+    let writer = splitstore::activity_store::ActivityWriter::open_in(data).unwrap();
+    assert_eq!(writer.recovery().sessions.len() as i64, open);
+    drop(writer);
+    let conn = read_only(&activity);
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM activity_sessions WHERE end_time_ms IS NULL"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM activity_sessions WHERE end_reason = 'recovered'"),
+        open
+    );
+    // Each ends at its last event (or its start), never before its start.
+    let wrong = count(
+        "SELECT count(*) FROM activity_sessions s WHERE end_reason = 'recovered' AND end_time_ms !=
+           max(start_time_ms, coalesce((SELECT max(timestamp_ms) FROM activity_events WHERE session_id = s.id), 0))",
+    );
+    assert_eq!(wrong, 0);
+    assert!(
+        splitstore::activity_store::ActivityWriter::open_in(data)
+            .unwrap()
+            .recovery()
+            .is_empty()
+    );
+}

@@ -24,10 +24,12 @@ mod wal;
 mod writer;
 
 pub use group_commit::{GroupCommit, GroupCommitPolicy, Pending};
-pub use reader::ActivityReader;
-pub use repo::{Event, LastIds, Latest, NewEvent, NewSession, ProjectTotal, Session};
+pub use reader::{ActivityReader, SessionState};
+pub use repo::{EndReason, Event, LastIds, Latest, NewEvent, NewSession, ProjectTotal, Session};
 pub use schema::SCHEMA;
 pub use store_core::checkpoint::{CheckpointMode, CheckpointResult};
 pub use store_core::{Banner, ChangeToken, Error, ErrorKind, LockHolder, OpenOptions, Result, TimeRange};
 pub use wal::{WalPolicy, WalStatus};
-pub use writer::{ActivityWriter, Committed, DEFAULT_PRUNE_CHUNK_ROWS, PruneReport, WriterOptions};
+pub use writer::{
+    ActivityWriter, Committed, DEFAULT_PRUNE_CHUNK_ROWS, PruneReport, RecoveredSession, Recovery, WriterOptions,
+};

@@ -8,7 +8,7 @@
 /// Columns of a session, in the order `repo` reads them.
 macro_rules! session_columns {
     () => {
-        "id, app, title, url, domain, project_id, start_time_ms, end_time_ms, duration_seconds, is_idle"
+        "id, app, title, url, domain, project_id, start_time_ms, end_time_ms, duration_seconds, is_idle, end_reason"
     };
 }
 
@@ -23,11 +23,21 @@ pub const INSERT_SESSION: &str =
     "INSERT INTO activity_sessions (app, title, url, domain, project_id, start_time_ms, is_idle)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-/// Ends an open session: `?1` id, `?2` end time. The duration is whole seconds from start to end, never
-/// negative (a clock that stepped back must not produce negative time in reports).
+/// Ends an open session: `?1` id, `?2` end time, `?3` how (`ended`, `recovered`). The duration is whole
+/// seconds from start to end, never negative (a clock that stepped back must not produce negative time in
+/// reports).
 pub const END_SESSION: &str = "UPDATE activity_sessions
-SET end_time_ms = ?2, duration_seconds = MAX(0, (?2 - start_time_ms) / 1000)
+SET end_time_ms = ?2, duration_seconds = MAX(0, (?2 - start_time_ms) / 1000), end_reason = ?3
 WHERE id = ?1 AND end_time_ms IS NULL";
+
+/// Sessions still open, each with the time of its last event (NULL without events). Index:
+/// `activity_sessions_end` (open sessions are its NULL end, first in the index) and, per session,
+/// `activity_events_session` read backwards for the latest event.
+pub const OPEN_SESSIONS: &str = "SELECT s.id, s.start_time_ms,
+    (SELECT MAX(e.timestamp_ms) FROM activity_events e WHERE e.session_id = s.id)
+FROM activity_sessions s
+WHERE s.end_time_ms IS NULL
+ORDER BY s.id";
 
 pub const INSERT_EVENT: &str =
     "INSERT INTO activity_events (session_id, event_type, app, title, url, timestamp_ms, idle_seconds)

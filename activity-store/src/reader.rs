@@ -12,7 +12,23 @@ use std::path::Path;
 use store_core::{ChangeToken, ReadPool, Result, TimeRange};
 
 use crate::SCHEMA;
-use crate::repo::{self, Event, LastIds, Latest, ProjectTotal, Session};
+use serde::Serialize;
+
+use crate::repo::{self, EndReason, Event, LastIds, Latest, ProjectTotal, Session};
+
+/// What a session is now (see [`ActivityReader::session_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Ended by its writer.
+    Ended,
+    /// Closed by recovery: its writer stopped without ending it.
+    Recovered,
+    /// Open, and the daemon that records it runs.
+    Live,
+    /// Open, and no daemon runs: the next one to start closes it at its last event.
+    AwaitingRecovery,
+}
 
 /// Read-only access to activity.db for processes that do not own it. Cheap to clone (clones share one
 /// pool) and `Send + Sync`: hand a clone to every thread that reads.
@@ -115,6 +131,20 @@ impl ActivityReader {
     /// `None` if nothing was committed since `token` was taken; otherwise the new token.
     pub fn changed_since(&self, token: &ChangeToken) -> Result<Option<ChangeToken>> {
         self.pool.changed_since(token)
+    }
+
+    /// What a session is now, for a UI: ended (by its writer or by recovery), live (open, and the daemon
+    /// runs), or waiting for recovery (open, and no daemon runs: the next one closes it at its last event).
+    pub fn session_state(&self, session: &Session) -> Result<SessionState> {
+        Ok(match session.end_reason {
+            Some(EndReason::Ended) => SessionState::Ended,
+            Some(EndReason::Recovered) => SessionState::Recovered,
+            None if session.end.is_some() => SessionState::Ended,
+            None => match store_core::OwnerLock::probe(self.path())? {
+                store_core::LockState::Held { .. } => SessionState::Live,
+                store_core::LockState::Free => SessionState::AwaitingRecovery,
+            },
+        })
     }
 
     /// The highest session and event ids: what is new since an earlier call is `id > last`.

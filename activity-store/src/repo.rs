@@ -57,6 +57,37 @@ pub struct Session {
     /// Whole seconds from start to end, set when the session is ended.
     pub duration_seconds: Option<i64>,
     pub is_idle: bool,
+    /// How it ended; `None` while it is open (or, for a legacy session ended before this was recorded,
+    /// never: migration 3 marked every ended session `Ended`).
+    pub end_reason: Option<EndReason>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Its writer ended it.
+    Ended,
+    /// Its writer stopped without ending it (a crash, `kill -9`, a power loss); the next writer closed it
+    /// at the time of its last event (or its start, without events).
+    Recovered,
+}
+
+impl EndReason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Ended => "ended",
+            EndReason::Recovered => "recovered",
+        }
+    }
+
+    fn parse(text: &str) -> Option<EndReason> {
+        match text {
+            "ended" => Some(EndReason::Ended),
+            "recovered" => Some(EndReason::Recovered),
+            _ => None,
+        }
+    }
 }
 
 /// An event to record.
@@ -139,10 +170,31 @@ pub(crate) fn insert_session(conn: &Connection, s: &NewSession) -> rusqlite::Res
     ))
 }
 
-/// Ends session `id` at `end`. `false` when no open session has that id (nothing changed).
-pub(crate) fn end_session(conn: &Connection, id: i64, end: DateTime<Utc>) -> rusqlite::Result<bool> {
-    let changed = conn.prepare_cached(queries::END_SESSION)?.execute((id, to_ms(end)))?;
+/// Ends session `id` at `end`, for `reason`. `false` when no open session has that id (nothing changed).
+pub(crate) fn end_session(conn: &Connection, id: i64, end: DateTime<Utc>, reason: EndReason) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(queries::END_SESSION)?
+        .execute((id, to_ms(end), reason.as_str()))?;
     Ok(changed == 1)
+}
+
+/// A session still open: its id, start and the time of its last event, in epoch milliseconds.
+pub(crate) struct OpenSession {
+    pub id: i64,
+    pub start_ms: i64,
+    pub last_event_ms: Option<i64>,
+}
+
+pub(crate) fn open_sessions(conn: &Connection) -> rusqlite::Result<Vec<OpenSession>> {
+    conn.prepare_cached(queries::OPEN_SESSIONS)?
+        .query_map([], |r| {
+            Ok(OpenSession {
+                id: r.get(0)?,
+                start_ms: r.get(1)?,
+                last_event_ms: r.get(2)?,
+            })
+        })?
+        .collect()
 }
 
 /// The event insert statement, prepared once for a run of rows.
@@ -291,6 +343,7 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
         end: get_opt_time(r, 7)?,
         duration_seconds: r.get(8)?,
         is_idle: r.get(9)?,
+        end_reason: r.get::<_, Option<String>>(10)?.as_deref().and_then(EndReason::parse),
     })
 }
 

@@ -5,6 +5,10 @@
 //! legacy ids (AUTOINCREMENT, as in the legacy file, so an id is never reused after a prune and a dangling
 //! reference can never come to point at a new row).
 //!
+//! `end_reason` says how a session ended: NULL while it is open, `ended` by its writer, `recovered` when a
+//! later writer closed it because the one that opened it stopped without ending it (a crash, `kill -9`, a
+//! power loss, a forced reboot): see `ActivityWriter`'s recovery at open.
+//!
 //! No foreign keys: `activity_sessions.project_id` names a project in config.db (joined in the application),
 //! and `activity_events.session_id` is kept exactly as the legacy file had it, NULL or pointing at a session
 //! that no longer exists included. Retention deletes by time, not by cascade.
@@ -78,6 +82,16 @@ CREATE INDEX activity_sessions_project ON activity_sessions (project_id, start_t
 CREATE INDEX activity_sessions_end ON activity_sessions (end_time_ms);
 CREATE INDEX activity_events_session ON activity_events (session_id, timestamp_ms);
 CREATE INDEX activity_events_timestamp ON activity_events (timestamp_ms);",
+        ),
+    },
+    Migration {
+        version: 3,
+        name: "how a session ended",
+        // Additive: a reader built for version 2 reads the file as before (it never names this column).
+        compat: Compat::Additive,
+        step: Step::Sql(
+            "ALTER TABLE activity_sessions ADD COLUMN end_reason TEXT;
+UPDATE activity_sessions SET end_reason = 'ended' WHERE end_time_ms IS NOT NULL;",
         ),
     },
 ];

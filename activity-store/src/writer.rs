@@ -17,7 +17,7 @@ use store_core::{OpenOptions, OwnerConnection, Result, SqliteResultExt};
 
 use crate::SCHEMA;
 use crate::group_commit::{GroupCommit, GroupCommitPolicy, Pending};
-use crate::repo::{self, EventInserter, NewEvent, NewSession};
+use crate::repo::{self, EndReason, EventInserter, NewEvent, NewSession};
 use crate::wal::{WalKeeper, WalPolicy, WalStatus};
 
 /// Rows one retention transaction deletes at most: small enough that each chunk's pages fit in a few MiB
@@ -51,6 +51,68 @@ pub struct Committed {
     pub event_ids: Vec<i64>,
     /// Ids of the sessions it ended, in order (an end of a session that was not open is not listed).
     pub ended_sessions: Vec<i64>,
+}
+
+/// What the writer's open found and did about sessions a writer before it left open.
+///
+/// Only the owner writes activity.db, and its lock proves no other owner runs, so a session still open when
+/// a writer opens the file was opened by a writer that is gone without ending it: a crash, `kill -9`, a
+/// power loss, a forced reboot. Each is closed at the time of its last event (its start, if it has none),
+/// with its duration computed as for any end, marked [`EndReason::Recovered`], all in one `BEGIN IMMEDIATE`
+/// transaction (with a `recovery` provenance record), so a second open finds nothing to do. Without this,
+/// such sessions would count 0 s in every report, be skipped by overlap queries, never be pruned, and pile
+/// up over the years.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Recovery {
+    /// The sessions closed, by id.
+    pub sessions: Vec<RecoveredSession>,
+}
+
+/// One session closed by recovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecoveredSession {
+    pub id: i64,
+    pub start: DateTime<Utc>,
+    /// Its last event's time (or its start).
+    pub end: DateTime<Utc>,
+}
+
+impl Recovery {
+    /// Whether anything was recovered.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// From the earliest start to the latest end of the recovered sessions.
+    pub fn span(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let from = self.sessions.iter().map(|s| s.start).min()?;
+        let to = self.sessions.iter().map(|s| s.end).max()?;
+        Some((from, to))
+    }
+}
+
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some((from, to)) = self.span() else {
+            return write!(f, "no session was left open");
+        };
+        let ids: Vec<String> = self.sessions.iter().take(10).map(|s| s.id.to_string()).collect();
+        let more = self.sessions.len().saturating_sub(ids.len());
+        write!(
+            f,
+            "closed {} session(s) left open by a writer that stopped without ending them (ids {}{}), from {} to \
+             {}, each at its last event",
+            self.sessions.len(),
+            ids.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            },
+            from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
 }
 
 /// What [`ActivityWriter::prune_before`] did.
@@ -98,6 +160,7 @@ pub struct ActivityWriter {
     wal: WalKeeper,
     busy_timeout: Duration,
     prune_chunk_rows: u32,
+    recovery: Recovery,
 }
 
 impl ActivityWriter {
@@ -112,17 +175,24 @@ impl ActivityWriter {
         Self::open(&SCHEMA.path_in(data_dir))
     }
 
-    /// Opens with explicit options.
+    /// Opens with explicit options. Sessions a previous writer left open are closed now (see [`Recovery`]).
     pub fn open_with(path: &Path, options: &WriterOptions) -> Result<ActivityWriter> {
-        let owner = OwnerConnection::open_with(path, &SCHEMA, &options.open)?;
+        let mut owner = OwnerConnection::open_with(path, &SCHEMA, &options.open)?;
         let pages = options.wal.autocheckpoint_pages.to_string();
         store_core::conn_ext::set_and_verify(owner.conn(), path, "wal_autocheckpoint", &pages, &pages)?;
+        let recovery = recover_open_sessions(&mut owner)?;
         Ok(ActivityWriter {
             owner,
             wal: WalKeeper::new(options.wal.clone()),
             busy_timeout: options.open.busy_timeout,
             prune_chunk_rows: options.prune_chunk_rows.max(1),
+            recovery,
         })
+    }
+
+    /// What this open recovered: the sessions a previous writer left open, now closed.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
     }
 
     pub fn path(&self) -> &Path {
@@ -145,7 +215,7 @@ impl ActivityWriter {
     /// Returns `false`, changing nothing, when no open session has that id (already ended, pruned, or never
     /// started).
     pub fn end_session(&mut self, id: i64, end: DateTime<Utc>) -> Result<bool> {
-        let ended = repo::end_session(self.owner.conn(), id, end).map_err(|e| self.owner.error(e))?;
+        let ended = repo::end_session(self.owner.conn(), id, end, EndReason::Ended).map_err(|e| self.owner.error(e))?;
         self.after_commit();
         Ok(ended)
     }
@@ -207,7 +277,7 @@ impl ActivityWriter {
                 match op {
                     Pending::Event(e) => committed.event_ids.push(ins.insert(e)?),
                     Pending::EndSession { id, end } => {
-                        if repo::end_session(tx, *id, *end)? {
+                        if repo::end_session(tx, *id, *end, EndReason::Ended)? {
                             committed.ended_sessions.push(*id);
                         }
                     }
@@ -315,4 +385,41 @@ impl ActivityWriter {
         self.wal
             .after_commit(self.owner.conn(), self.owner.path(), self.busy_timeout);
     }
+}
+
+/// Closes every session left open by a writer that is gone (see [`Recovery`]), in one transaction.
+fn recover_open_sessions(owner: &mut OwnerConnection) -> Result<Recovery> {
+    owner.write(|tx| {
+        let mut recovery = Recovery::default();
+        for open in repo::open_sessions(tx)? {
+            let end_ms = open.last_event_ms.unwrap_or(open.start_ms).max(open.start_ms);
+            let (Some(start), Some(end)) = (
+                store_core::time::from_ms(open.start_ms),
+                store_core::time::from_ms(end_ms),
+            ) else {
+                continue; // a time outside chrono's range: left open rather than guessed
+            };
+            if repo::end_session(tx, open.id, end, EndReason::Recovered)? {
+                recovery.sessions.push(RecoveredSession {
+                    id: open.id,
+                    start,
+                    end,
+                });
+            }
+        }
+        if !recovery.is_empty() {
+            let detail = serde_json::json!({
+                "sessions": recovery.sessions.len(),
+                "ids": recovery.sessions.iter().take(100).map(|s| s.id).collect::<Vec<_>>(),
+                "from": recovery.span().map(|(f, _)| f.to_rfc3339()),
+                "to": recovery.span().map(|(_, t)| t.to_rfc3339()),
+            });
+            store_core::Provenance {
+                detail: Some(detail.to_string()),
+                ..store_core::Provenance::now(store_core::provenance::RECOVERY_EVENT)
+            }
+            .insert(tx)?;
+        }
+        Ok(recovery)
+    })
 }

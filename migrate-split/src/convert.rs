@@ -282,6 +282,9 @@ fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64
             tx.execute(queries::RAISE_SEQUENCE, rusqlite::params![name, seq])?;
             tx.execute(queries::INSERT_SEQUENCE, rusqlite::params![name, seq])?;
         }
+        if target == Target::Activity {
+            tx.execute(queries::MARK_ENDED_SESSIONS, [])?;
+        }
         for (_, sql) in &indexes {
             tx.execute_batch(sql)?;
         }

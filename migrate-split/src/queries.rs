@@ -475,5 +475,10 @@ pub(crate) fn drop_index(name: &str) -> String {
 /// Raises an output's AUTOINCREMENT counter to at least `?2` (inserting with explicit ids already raised it
 /// to the largest id copied).
 pub(crate) const RAISE_SEQUENCE: &str = "UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1";
+/// Legacy sessions that have an end were ended by the legacy app: what activity.db's migration 3 records for
+/// every ended session. Open ones stay open; the daemon's first open closes them (recovery).
+pub(crate) const MARK_ENDED_SESSIONS: &str =
+    "UPDATE activity_sessions SET end_reason = 'ended' WHERE end_time_ms IS NOT NULL AND end_reason IS NULL";
+
 pub(crate) const INSERT_SEQUENCE: &str = "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2
      WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)";

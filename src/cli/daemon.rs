@@ -91,6 +91,9 @@ pub fn run(args: Args) -> ExitCode {
         Ok(w) => w,
         Err(e) => return super::fail("daemon", &e),
     };
+    if !writer.recovery().is_empty() {
+        let _ = writeln!(io::stderr(), "splitstore daemon: recovered: {}", writer.recovery());
+    }
     let policy = match args.batch {
         Some(b) => GroupCommitPolicy {
             max_events: usize::try_from(b).unwrap_or(usize::MAX),

@@ -53,7 +53,7 @@ pub fn run(args: Args) -> ExitCode {
 type Cell = fn(&DbHealth) -> String;
 
 fn render(h: &Health) -> String {
-    let rows: [(&str, Cell); 8] = [
+    let rows: [(&str, Cell); 9] = [
         ("file", |d| {
             if d.exists {
                 format!(
@@ -115,6 +115,16 @@ fn render(h: &Health) -> String {
             } else {
                 counts.join(" ")
             }
+        }),
+        ("last recovery", |d| match &d.last_recovery {
+            Some(r) => format!(
+                "{} {}",
+                chrono::DateTime::from_timestamp_millis(r.at_ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+                r.detail.as_deref().unwrap_or("")
+            ),
+            None => "none".into(),
         }),
         ("newest backup", |d| match &d.newest_backup {
             Some(b) => format!("{} ({})", b.path.display(), b.taken_at),

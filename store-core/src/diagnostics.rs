@@ -21,6 +21,7 @@ use crate::migrate;
 use crate::open_database::refuse_truncated;
 use crate::owner_lock::{LockState, OwnerLock};
 use crate::private_dir::{self, Scratch};
+use crate::provenance::{Provenance, RECOVERY_EVENT};
 use crate::read_pool;
 use crate::records::{self, FailureRecord};
 use crate::schema::Schema;
@@ -106,6 +107,9 @@ pub struct DbHealth {
     pub ignored_backups: Vec<IgnoredFile>,
     /// The last failed open by the owner, not yet cleared by a successful one.
     pub last_failure: Option<FailureRecord>,
+    /// The last time an owner found what a previous one left behind by stopping uncleanly, and what it
+    /// recovered (its `recovery` provenance record).
+    pub last_recovery: Option<Provenance>,
     /// Copies of this database's data outside the database (quarantined, replaced, unfinished files).
     pub leftovers: Vec<Leftover>,
     pub problems: Vec<Problem>,
@@ -185,6 +189,7 @@ fn inspect_with(
             .collect(),
         ignored_backups: backups.ignored,
         last_failure: records::last_failure(path),
+        last_recovery: None,
         leftovers: leftovers::find(path, &backup_dir),
         problems: Vec::new(),
     };
@@ -339,5 +344,10 @@ fn inspect_contents(
         }
     }
     h.row_counts = check::row_counts(&checked).at_db(path, schema)?;
+    h.last_recovery = Provenance::read_all(&checked)
+        .at_db(path, schema)?
+        .into_iter()
+        .rev()
+        .find(|p| p.event == RECOVERY_EVENT);
     Ok(())
 }

@@ -5,10 +5,14 @@
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
+/// The event an owner records when it repaired state a previous owner left behind by stopping uncleanly
+/// (for example: closed what it had left open). Diagnostics report the last one.
+pub const RECOVERY_EVENT: &str = "recovery";
+
 /// One provenance record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Provenance {
-    /// What happened: `split`, `restore`, `backup`, `repair-empty`.
+    /// What happened: `split`, `restore`, `backup`, `recovery`, `repair-empty`.
     pub event: String,
     /// When, in Unix epoch milliseconds (UTC).
     pub at_ms: i64,
