@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use store_core::diagnostics::{self, CheckLevel, DbHealth, InspectOptions};
+use store_core::leftovers::{self, Leftover};
 
 use crate::DATABASES;
 
@@ -15,6 +16,10 @@ pub struct Health {
     pub data_dir: PathBuf,
     pub healthy: bool,
     pub databases: Vec<DbHealth>,
+    /// Files holding user data that belong to neither database: the legacy database after its split, the
+    /// split's rejects, a killed split's temporary files. Each database's own are in its
+    /// [`DbHealth::leftovers`]. Removed only when asked (`splitstore cleanup`).
+    pub leftovers: Vec<Leftover>,
 }
 
 impl Health {
@@ -41,5 +46,28 @@ pub fn check(data_dir: &Path, level: CheckLevel) -> Health {
         data_dir: data_dir.to_path_buf(),
         healthy: databases.iter().all(DbHealth::is_healthy),
         databases,
+        leftovers: conversion_leftovers(data_dir),
     }
+}
+
+/// The data directory's leftovers of the legacy split (see [`Health::leftovers`]).
+pub fn conversion_leftovers(data_dir: &Path) -> Vec<Leftover> {
+    activity_store::SCHEMA
+        .predecessor
+        .as_ref()
+        .map(|p| leftovers::of_conversion(data_dir, p))
+        .unwrap_or_default()
+}
+
+/// Every leftover of the data directory: both databases' and the split's.
+pub fn all_leftovers(data_dir: &Path) -> Vec<Leftover> {
+    let mut all: Vec<Leftover> = DATABASES
+        .iter()
+        .flat_map(|schema| {
+            let db = schema.path_in(data_dir);
+            leftovers::find(&db, &store_core::backup::default_backup_dir(&db))
+        })
+        .collect();
+    all.extend(conversion_leftovers(data_dir));
+    all
 }

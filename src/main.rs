@@ -35,6 +35,8 @@ enum Command {
     Restore(cli::restore::Args),
     /// Quarantine a damaged database and restore the newest good backup.
     Repair(cli::repair::Args),
+    /// Remove files holding user data outside the databases (quarantined, replaced, the split legacy file).
+    Cleanup(cli::cleanup::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,5 +49,6 @@ fn main() -> ExitCode {
         Command::Backup(args) => cli::backup::run(args),
         Command::Restore(args) => cli::restore::run(args),
         Command::Repair(args) => cli::repair::run(args),
+        Command::Cleanup(args) => cli::cleanup::run(args),
     }
 }

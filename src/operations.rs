@@ -10,7 +10,10 @@ use serde::Serialize;
 use store_core::backup::{self, BackupClass};
 use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
 use store_core::read_pool::open_read_only;
-use store_core::restore::{RestoreReport, VerifiedBackup, quarantine, restore_from, verify_backup};
+pub use store_core::restore::RestoreHook;
+use store_core::restore::{
+    Placement, RestoreReport, VerifiedBackup, counters_of, quarantine, raise_counters, restore_all, verify_backup,
+};
 use store_core::{Error, ErrorKind, OwnerConnection, OwnerLock, Provenance, Result, Schema, files};
 
 use crate::DATABASES;
@@ -71,8 +74,15 @@ fn kind_of(file: &Path) -> Result<&'static Schema> {
 
 /// Restores from `from`: a backup file (restores the database it is a backup of) or a backup directory
 /// (restores the newest backup of each database found there). Refused while either owner runs. The files
-/// in place move aside (never deleted) with their `-wal`/`-shm`.
+/// in place move aside (never deleted) with their `-wal`/`-shm`. Both files are restored together, all or
+/// nothing (see [`store_core::restore::restore_all`]), and their counters are raised so no id is ever
+/// handed out twice.
 pub fn restore(data_dir: &Path, from: &Path) -> Result<Vec<RestoreReport>> {
+    restore_with(data_dir, from, None)
+}
+
+/// [`restore`], with a hook called at each of its steps (drills inject failures and kills with it).
+pub fn restore_with(data_dir: &Path, from: &Path, hook: Option<&RestoreHook>) -> Result<Vec<RestoreReport>> {
     let locks = take_both_locks(data_dir)?;
     let chosen: Vec<(&'static Schema, PathBuf)> = if from.is_dir() {
         DATABASES
@@ -97,14 +107,40 @@ pub fn restore(data_dir: &Path, from: &Path) -> Result<Vec<RestoreReport>> {
         .iter()
         .map(|(schema, backup)| Ok((*schema, verify_backup(backup, schema)?)))
         .collect::<Result<_>>()?;
-    let mut reports = Vec::new();
-    for (schema, lock) in locks {
-        if let Some((_, backup)) = verified.iter().find(|(s, _)| std::ptr::eq(*s, schema)) {
-            let (report, _lock) = restore_from(lock, schema, backup, "replaced")?;
-            reports.push(report);
+    let placements = locks
+        .into_iter()
+        .filter_map(|(schema, lock)| {
+            let (_, backup) = verified.iter().find(|(s, _)| std::ptr::eq(*s, schema))?;
+            Some(Placement {
+                schema,
+                id_floors: referenced_ids(data_dir, schema),
+                lock,
+                backup: backup.clone(),
+            })
+        })
+        .collect();
+    let (reports, _locks) = restore_all(placements, "replaced", hook)?;
+    Ok(reports)
+}
+
+/// The highest ids of `schema`'s tables that the other databases of `data_dir` refer to (their
+/// [`Schema::id_references`]), as floors for its AUTOINCREMENT counters: a restored or repaired file never
+/// hands out an id that the other file already points at. An unreadable other file gives none (its own
+/// restore guards it).
+pub fn referenced_ids(data_dir: &Path, schema: &'static Schema) -> Vec<(String, i64)> {
+    let mut floors = Vec::new();
+    for other in DATABASES.iter().filter(|o| !std::ptr::eq(**o, schema)) {
+        let Ok(conn) = open_read_only(&other.path_in(data_dir), other) else {
+            continue;
+        };
+        for r in other.id_references.iter().filter(|r| r.target_file == schema.file_name) {
+            let sql = format!("SELECT max({}) FROM {}", r.column, r.table);
+            if let Ok(Some(max)) = conn.query_row(&sql, [], |row| row.get::<_, Option<i64>>(0)) {
+                floors.push((r.target_table.to_string(), max));
+            }
         }
     }
-    Ok(reports)
+    floors
 }
 
 /// What repair did to one database.
@@ -114,6 +150,8 @@ pub fn restore(data_dir: &Path, from: &Path) -> Result<Vec<RestoreReport>> {
 pub enum RepairAction {
     /// Not damaged: left alone.
     Healthy { database: &'static str },
+    /// There is no such file: nothing to repair (its owner creates it when it starts).
+    Missing { database: &'static str },
     /// Damaged: moved aside, newest good backup restored.
     Restored {
         database: &'static str,
@@ -127,14 +165,18 @@ pub enum RepairAction {
     },
 }
 
-/// Repairs damaged databases in `data_dir`: a file that is not a database or fails `quick_check` is
-/// quarantined (renamed `<name>.corrupt-<time>`, never deleted) and replaced by the newest backup in
-/// `backup_dir` that verifies; with no good backup, activity.db may start empty if `allow_empty`, and
-/// config.db (the user's configuration) never does. Refused while either owner runs.
+/// Repairs damaged databases in `data_dir`: a file that is not a database, fails `quick_check`, or is
+/// empty where it held data before, is quarantined (renamed `<name>.corrupt-<time>`, never deleted) and
+/// replaced by the newest backup in `backup_dir` that verifies (both files at once when both are
+/// damaged: all or nothing); with no good backup, activity.db may start empty if `allow_empty`, and
+/// config.db (the user's configuration) never does. Counters are raised so no id is handed out twice.
+/// Refused while either owner runs.
 pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<Vec<RepairAction>> {
     let locks = take_both_locks(data_dir)?;
     // Decide for both databases before moving anything: a repair that cannot finish moves nothing.
-    let mut plans = Vec::new();
+    let mut actions = Vec::new();
+    let mut placements = Vec::new();
+    let mut empty_starts = Vec::new();
     for (schema, lock) in locks {
         let path = schema.path_in(data_dir);
         let opts = InspectOptions {
@@ -146,13 +188,31 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<V
             .problems
             .iter()
             .any(|p| matches!(p.code, ErrorKind::Corrupt | ErrorKind::NotADatabase));
-        let backup = if damaged {
-            let good = backup::all_backups(backup_dir, schema)
-                .backups
-                .into_iter()
-                .find_map(|b| verify_backup(&b.path, schema).ok());
-            let may_start_empty = allow_empty && schema.may_start_empty;
-            if good.is_none() && !may_start_empty {
+        if !damaged {
+            actions.push(if health.exists {
+                RepairAction::Healthy {
+                    database: schema.file_name,
+                }
+            } else {
+                RepairAction::Missing {
+                    database: schema.file_name,
+                }
+            });
+            continue;
+        }
+        let good = backup::all_backups(backup_dir, schema)
+            .backups
+            .into_iter()
+            .find_map(|b| verify_backup(&b.path, schema).ok());
+        match good {
+            Some(backup) => placements.push(Placement {
+                schema,
+                id_floors: referenced_ids(data_dir, schema),
+                lock,
+                backup,
+            }),
+            None if allow_empty && schema.may_start_empty => empty_starts.push((schema, lock)),
+            None => {
                 return Err(Error::NoBackup {
                     path,
                     backup_dir: backup_dir.to_path_buf(),
@@ -160,43 +220,48 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<V
                     schema,
                 });
             }
-            good
-        } else {
-            None
-        };
-        plans.push((schema, lock, damaged, backup));
-    }
-    let mut actions = Vec::new();
-    for (schema, lock, damaged, backup) in plans {
-        if !damaged {
-            actions.push(RepairAction::Healthy {
-                database: schema.file_name,
-            });
-            continue;
         }
+    }
+    // The damaged files move aside as `.corrupt-<time>` and their backups take their place, together.
+    let (reports, _locks) = restore_all(placements, "corrupt", None)?;
+    for report in reports {
+        actions.push(RepairAction::Restored {
+            database: report.database,
+            quarantined: report.moved_aside.clone(),
+            report,
+        });
+    }
+    for (schema, lock) in empty_starts {
         let quarantined = quarantine(&lock)?;
-        match backup {
-            Some(backup) => {
-                let (report, _lock) = restore_from(lock, schema, &backup, "replaced")?;
-                actions.push(RepairAction::Restored {
-                    database: schema.file_name,
-                    quarantined,
-                    report,
-                });
-            }
-            None => {
-                let mut owner = OwnerConnection::open_locked(lock, schema, &Default::default())?;
-                let mut record = Provenance::now("repair-empty");
-                record.detail = quarantined
-                    .as_ref()
-                    .map(|q| format!("damaged file quarantined at {}", q.display()));
-                owner.record_provenance(&record)?;
-                actions.push(RepairAction::StartedEmpty {
-                    database: schema.file_name,
-                    quarantined,
-                });
-            }
+        let mut floors = referenced_ids(data_dir, schema);
+        floors.extend(quarantined.as_deref().map(counters_of).unwrap_or_default());
+        let mut owner = OwnerConnection::open_locked(lock, schema, &Default::default())?;
+        let mut record = Provenance::now("repair-empty");
+        record.detail = quarantined
+            .as_ref()
+            .map(|q| format!("damaged file quarantined at {}", q.display()));
+        owner.write(|tx| {
+            raise_counters(tx, &floors)?;
+            record.insert(tx)
+        })?;
+        actions.push(RepairAction::StartedEmpty {
+            database: schema.file_name,
+            quarantined,
+        });
+    }
+    // Reported in the order of the data directory's databases, whatever was done to each.
+    actions.sort_by_key(|a| DATABASES.iter().position(|s| s.file_name == a.database()));
+    Ok(actions)
+}
+
+impl RepairAction {
+    /// The database it is about.
+    pub fn database(&self) -> &'static str {
+        match self {
+            RepairAction::Healthy { database }
+            | RepairAction::Missing { database }
+            | RepairAction::Restored { database, .. }
+            | RepairAction::StartedEmpty { database, .. } => database,
         }
     }
-    Ok(actions)
 }

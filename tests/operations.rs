@@ -342,17 +342,15 @@ fn doctor_reports_a_damaged_activity_db_with_the_command_that_fixes_it() {
         "{message}"
     );
     assert!(
-        remedy.contains(&format!(
-            "`splitstore restore --data-dir {d} --from {}`",
-            newest.display()
-        )),
+        remedy.contains(&format!("`splitstore repair --data-dir {d}`"))
+            && remedy.contains(&format!("the newest backup is {}", newest.display())),
         "{remedy}"
     );
     assert!(
         remedy.contains(&format!("`splitstore repair --data-dir {d}`")),
         "{remedy}"
     );
-    assert_eq!(db_json(&json, "activity.db")["check"]["ok"], false);
+    assert_eq!(db_json(&json, "activity.db")["check"]["ok"], false, "{message}");
     assert!(problems(&json, "config.db").is_empty());
     assert!(section(&table, &db).contains("quick_check FAILED"), "{table}");
     assert!(
@@ -400,7 +398,7 @@ fn doctor_reports_a_schema_newer_than_the_build() {
             build + 1
         )
     );
-    assert!(found[0].2.contains("upgrade this app"), "{found:?}");
+    assert!(found[0].2.contains("upgrade this one"), "{found:?}");
     assert_eq!(db_json(&json, "activity.db")["newer_than_build"], true);
     assert!(
         section(&table, &db).contains(&format!(
@@ -460,7 +458,10 @@ fn doctor_reports_pending_migrations_with_the_owner_command_and_the_owner_clears
             .as_str()
             .unwrap()
             .to_string();
-        assert!(backup.ends_with("-v1-pre-migration-v1.db"), "{backup}");
+        assert!(
+            backup.contains("/backups/pre-migration/") && backup.ends_with("-v1.db"),
+            "{backup}"
+        );
     }
 }
 
@@ -476,7 +477,7 @@ fn doctor_cannot_run_without_a_data_dir() {
         assert_eq!(
             stderr,
             format!(
-                "splitstore doctor: {} is not a directory: pass the --data-dir that holds activity.db and config.db\n",
+                "splitstore doctor: {} does not exist: pass the --data-dir that holds activity.db and config.db\n",
                 missing.display()
             )
         );

@@ -13,7 +13,7 @@
 //! and `activity_events.session_id` is kept exactly as the legacy file had it, NULL or pointing at a session
 //! that no longer exists included. Retention deletes by time, not by cascade.
 
-use store_core::{Compat, Migration, Predecessor, Schema, Step, Tools};
+use store_core::{Compat, IdReference, Migration, Predecessor, Schema, Step, Tools};
 
 /// `PRAGMA application_id` of activity.db: ASCII "SPLA".
 pub const APPLICATION_ID: i32 = 0x5350_4C41;
@@ -32,6 +32,13 @@ pub static SCHEMA: Schema = Schema {
     // Recorded activity may restart empty after damage with no backup, when the operator asks for it.
     may_start_empty: true,
     predecessor: Some(LEGACY),
+    // Sessions name projects of config.db: a restore of config.db never reuses one of their ids.
+    id_references: &[IdReference {
+        table: "activity_sessions",
+        column: "project_id",
+        target_file: "config.db",
+        target_table: "projects",
+    }],
 };
 
 /// The legacy combined database both activity.db and config.db were split from.
@@ -39,6 +46,8 @@ pub const LEGACY: Predecessor = Predecessor {
     file_name: "legacy.db",
     versions: (1, 3),
     converter: "migrate-split",
+    converter_temp_prefix: ".split-tmp-",
+    converter_rejects: "split-rejects.jsonl",
 };
 
 /// Released migrations: never edit one (its checksum is recorded in every file); add a new one instead.

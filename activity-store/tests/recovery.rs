@@ -116,6 +116,7 @@ static SCHEMA_V2: store_core::Schema = store_core::Schema {
     incremental_vacuum: SCHEMA.incremental_vacuum,
     may_start_empty: SCHEMA.may_start_empty,
     predecessor: None,
+    id_references: &[],
 };
 
 #[test]

@@ -40,6 +40,7 @@ pub static SCHEMA: Schema = Schema {
     // The user's configuration never silently restarts empty.
     may_start_empty: false,
     predecessor: Some(LEGACY),
+    id_references: &[],
 };
 
 /// The legacy combined database config.db (and activity.db) were split from.
@@ -47,6 +48,8 @@ const LEGACY: Predecessor = Predecessor {
     file_name: "legacy.db",
     versions: (1, 3),
     converter: "migrate-split",
+    converter_temp_prefix: ".split-tmp-",
+    converter_rejects: "split-rejects.jsonl",
 };
 
 /// Released migrations: never edit one (its checksum is recorded in every file); add a new one instead.

@@ -12,10 +12,11 @@ use crate::convert::{OutputPaths, SplitDetail};
 use crate::error::{Result, SplitError};
 use crate::legacy::file_uri;
 
-/// Name of the rejects file in the data directory.
-pub const REJECTS_FILE_NAME: &str = "split-rejects.jsonl";
-/// Prefix of every temporary file a split creates in the data directory.
-pub const TEMP_PREFIX: &str = ".split-tmp-";
+/// Name of the rejects file in the data directory (declared with the stores' predecessor).
+pub const REJECTS_FILE_NAME: &str = activity_store::schema::LEGACY.converter_rejects;
+/// Prefix of every temporary file a split creates in the data directory (declared with the stores'
+/// predecessor, so diagnostics recognise a killed run's files).
+pub const TEMP_PREFIX: &str = activity_store::schema::LEGACY.converter_temp_prefix;
 
 /// The temporary files of split `split_id` in `dir`.
 pub(crate) fn temp_paths(dir: &Path, split_id: &str) -> OutputPaths {

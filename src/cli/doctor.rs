@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use splitstore::health::{self, Health};
 use store_core::LockState;
 use store_core::diagnostics::{CheckLevel, DbHealth};
+use store_core::leftovers::Leftover;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -53,7 +54,7 @@ pub fn run(args: Args) -> ExitCode {
 type Cell = fn(&DbHealth) -> String;
 
 fn render(h: &Health) -> String {
-    let rows: [(&str, Cell); 9] = [
+    let rows: [(&str, Cell); 11] = [
         ("file", |d| {
             if d.exists {
                 format!(
@@ -127,7 +128,27 @@ fn render(h: &Health) -> String {
             None => "none".into(),
         }),
         ("newest backup", |d| match &d.newest_backup {
-            Some(b) => format!("{} ({})", b.path.display(), b.taken_at),
+            Some(b) => format!("{} ({})", b.path.display(), b.taken_at.to_rfc3339()),
+            None => "none".into(),
+        }),
+        ("pre-migration", |d| match d.pre_migration_backups.as_slice() {
+            [] => "none".into(),
+            all => format!(
+                "{} backup(s) taken before migrations (never rotated), newest {}",
+                all.len(),
+                all[0].path.display()
+            ),
+        }),
+        ("last failure", |d| match &d.last_failure {
+            Some(f) => format!(
+                "{} pid {} [{}] {}",
+                chrono::DateTime::from_timestamp_millis(f.at_ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+                f.pid,
+                f.banner.kind,
+                f.banner.message
+            ),
             None => "none".into(),
         }),
     ];
@@ -136,6 +157,45 @@ fn render(h: &Health) -> String {
         out.push_str(&format!("\n{}\n", db.path.display()));
         for (label, cell) in &rows {
             out.push_str(&format!("  {label:<15} {}\n", cell(db)));
+        }
+    }
+    let leftovers: Vec<&Leftover> = h
+        .databases
+        .iter()
+        .flat_map(|d| &d.leftovers)
+        .chain(&h.leftovers)
+        .collect();
+    if !leftovers.is_empty() {
+        let now = chrono::Utc::now();
+        let total: u64 = leftovers.iter().map(|l| l.size_bytes).sum();
+        out.push_str(&format!(
+            "\n{} file(s) holding user data outside the databases ({}):\n",
+            leftovers.len(),
+            bytes(total)
+        ));
+        for l in &leftovers {
+            out.push_str(&format!(
+                "  {} ({}, {} days old): {}\n",
+                l.path.display(),
+                bytes(l.size_bytes),
+                l.age_days(now),
+                l.what
+            ));
+        }
+        out.push_str(&format!(
+            "  remove them when no longer needed: `splitstore cleanup --data-dir {} --older-than DAYS` (add \
+             --dry-run to see what it would remove)\n",
+            store_core::files::shell_quoted(&h.data_dir)
+        ));
+    }
+    for d in &h.databases {
+        for ignored in &d.ignored_backups {
+            out.push_str(&format!(
+                "\nnot used as a backup of {}: {} {}\n",
+                d.database,
+                ignored.path.display(),
+                ignored.reason
+            ));
         }
     }
     let problems: Vec<_> = h.problems().collect();

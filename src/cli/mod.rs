@@ -1,6 +1,7 @@
 //! One module per subcommand. Each has `Args` (clap) and `run(Args) -> ExitCode`.
 
 pub mod backup;
+pub mod cleanup;
 pub mod daemon;
 pub mod demo;
 pub mod doctor;

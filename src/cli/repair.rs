@@ -36,6 +36,9 @@ pub fn run(args: Args) -> ExitCode {
                 };
                 match a {
                     RepairAction::Healthy { database } => super::say!("{database}: healthy, left alone"),
+                    RepairAction::Missing { database } => super::say!(
+                        "{database}: does not exist, nothing to repair (its owner creates it when it starts)"
+                    ),
                     RepairAction::Restored {
                         database,
                         quarantined,

@@ -251,7 +251,7 @@ pub fn backup_connection(
     let version = match copy_and_check(conn, db_path, schema, &partial, taken_at) {
         Ok(v) => v,
         Err(e) => {
-            remove_with_sidecars(&partial);
+            let _ = files::remove_with_sidecars(&partial);
             return Err(e);
         }
     };
@@ -366,15 +366,8 @@ fn remove_stale_partials(dir: &Path, stem: &str) {
         };
         let pid = rest.rsplit('-').next().and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|pid| !crate::process::alive(pid)) {
-            remove_with_sidecars(&e.path());
+            let _ = files::remove_with_sidecars(&e.path());
         }
-    }
-}
-
-fn remove_with_sidecars(path: &Path) {
-    let _ = fs::remove_file(path);
-    for s in files::sidecars(path) {
-        let _ = fs::remove_file(s);
     }
 }
 

@@ -198,6 +198,17 @@ fn inspect_with(
             h.problem_from(&e);
         }
     }
+    if crate::restore::interrupted(dir) {
+        h.problem(
+            ErrorKind::RestoreInterrupted,
+            format!("a restore in {} was interrupted before it finished", dir.display()),
+            format!(
+                "start {} (`{}`): its open puts every file back as it was before the restore; then restore again",
+                schema.owner,
+                schema.owner_command(dir)
+            ),
+        );
+    }
     // While the owner runs, its failure record is from an earlier start that a later one superseded.
     if let Some(failure) = h.last_failure.clone().filter(|_| !owner_running) {
         h.problem(
@@ -303,11 +314,16 @@ fn inspect_contents(
         None => conn,
     };
     if level != CheckLevel::None {
-        let problems = match level {
+        let checked_rows = match level {
             CheckLevel::Full => check::integrity_check(&checked),
             _ => check::quick_check(&checked),
-        }
-        .at_db(path, schema)?;
+        };
+        // A check can also stop with an error on a page too damaged to walk: that is its finding too.
+        let problems = match checked_rows.at_db(path, schema) {
+            Ok(rows) => rows,
+            Err(e @ (Error::Corrupt { .. } | Error::NotADatabase { .. })) => vec![e.what()],
+            Err(e) => return Err(e),
+        };
         let ok = problems.is_empty();
         h.check = Some(CheckOutcome {
             level,

@@ -105,6 +105,8 @@ pub enum ErrorKind {
     ForeignKeyViolations,
     /// The write-ahead log is large: a reader pins it (diagnostics).
     LargeWal,
+    /// A restore was interrupted; the next owner's open puts the files back as they were (diagnostics).
+    RestoreInterrupted,
 }
 
 impl ErrorKind {
@@ -147,6 +149,7 @@ impl ErrorKind {
             ErrorKind::MigrationsPending => "migrations_pending",
             ErrorKind::ForeignKeyViolations => "foreign_key_violations",
             ErrorKind::LargeWal => "large_wal",
+            ErrorKind::RestoreInterrupted => "restore_interrupted",
         }
     }
 

@@ -273,29 +273,57 @@ pub fn name_timestamp(at: DateTime<Utc>) -> String {
 /// Moves a database and its sidecars aside as `<name>.<tag>-<time>` (never deletes). Returns the new
 /// path of the database, or `None` if there was nothing to move. The database must not be open.
 pub fn move_aside(db: &Path, tag: &str) -> Result<Option<PathBuf>> {
-    let exists = |p: &Path| fs::symlink_metadata(p).is_ok();
-    if !exists(db) && sidecars(db).iter().all(|p| !exists(p)) {
+    if !exists_with_sidecars(db) {
         return Ok(None);
     }
+    let target = aside_path(db, tag);
+    move_with_sidecars(db, &target)?;
+    Ok(Some(target))
+}
+
+/// Whether the database or any of its sidecars exists.
+pub fn exists_with_sidecars(db: &Path) -> bool {
+    let exists = |p: &Path| fs::symlink_metadata(p).is_ok();
+    exists(db) || sidecars(db).iter().any(|p| exists(p))
+}
+
+/// A free name `<name>.<tag>-<time>[-n]` beside `db` to move it aside to (neither it nor its sidecars exist).
+pub fn aside_path(db: &Path, tag: &str) -> PathBuf {
     let stamp = name_timestamp(Utc::now());
     let mut target = with_suffix(db, &format!(".{tag}-{stamp}"));
     let mut n = 1;
-    while exists(&target) || sidecars(&target).iter().any(|p| exists(p)) {
+    while exists_with_sidecars(&target) {
         target = with_suffix(db, &format!(".{tag}-{stamp}-{n}"));
         n += 1;
     }
-    // Sidecars first: a database without its -wal would lose committed rows, so the pair moves together
-    // and the database itself moves last.
-    for (from, to) in sidecars(db).iter().zip(sidecars(&target).iter()) {
-        if exists(from) {
-            fs::rename(from, to).map_err(|e| Error::io(from, "move aside", e))?;
+    target
+}
+
+/// Renames a database and its sidecars to `to` (same directory), the database last, then fsyncs the
+/// directory. A database without its -wal would lose committed rows, so the pair always moves together.
+pub fn move_with_sidecars(from: &Path, to: &Path) -> Result<()> {
+    let exists = |p: &Path| fs::symlink_metadata(p).is_ok();
+    for (side_from, side_to) in sidecars(from).iter().zip(sidecars(to).iter()) {
+        if exists(side_from) {
+            fs::rename(side_from, side_to).map_err(|e| Error::io(side_from, "move aside", e))?;
         }
     }
-    if exists(db) {
-        fs::rename(db, &target).map_err(|e| Error::io(db, "move aside", e))?;
+    if exists(from) {
+        fs::rename(from, to).map_err(|e| Error::io(from, "move aside", e))?;
     }
-    sync_dir(parent_dir(db))?;
-    Ok(Some(target))
+    sync_dir(parent_dir(from))
+}
+
+/// Removes a database file of our own (a temporary copy) with its sidecars; a missing one is fine.
+pub fn remove_with_sidecars(db: &Path) -> Result<()> {
+    for p in std::iter::once(db.to_path_buf()).chain(sidecars(db)) {
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, "remove", e)),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::files;
+use crate::schema::Predecessor;
 
 /// One such file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,6 +98,49 @@ pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
     found
+}
+
+/// The leftovers of a conversion in `data_dir`: the predecessor file once its conversion is recorded (kept
+/// for a rollback, but a plaintext copy of the user's data), the converter's rejects file, and its temporary
+/// files (a killed run's; a running one holds the owner locks, so only remove them with the locks held).
+pub fn of_conversion(data_dir: &Path, predecessor: &Predecessor) -> Vec<Leftover> {
+    let mut found = Vec::new();
+    if let Some(record) = crate::conversion::recorded(data_dir) {
+        let legacy = data_dir.join(predecessor.file_name);
+        let converted = chrono::DateTime::from_timestamp_millis(record.at_ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        found.extend(Leftover::at(
+            legacy,
+            format!("the legacy database, converted {converted}: kept for a rollback to the old app"),
+        ));
+    }
+    for entry in read_dir(data_dir) {
+        let Some(name) = entry.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            continue;
+        };
+        if name.starts_with(predecessor.converter_temp_prefix) {
+            found.extend(Leftover::at(
+                entry,
+                "a temporary file of a conversion that did not finish",
+            ));
+        } else if name == predecessor.converter_rejects {
+            found.extend(Leftover::at(
+                entry,
+                "the rows the conversion could not keep (secrets redacted)",
+            ));
+        } else if name.starts_with(&format!("{}.", predecessor.converter_rejects)) {
+            found.extend(Leftover::at(entry, "the rejects of an earlier, interrupted conversion"));
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
+/// Whether removing `leftover` needs the owner locks (a temporary file a running command may still use).
+pub fn needs_owner_locks(leftover: &Leftover, predecessor: Option<&Predecessor>) -> bool {
+    let name = leftover.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.ends_with(".restoring") || predecessor.is_some_and(|p| name.starts_with(p.converter_temp_prefix))
 }
 
 fn read_dir(dir: &Path) -> Vec<PathBuf> {

@@ -23,6 +23,7 @@
 //!     incremental_vacuum: false,
 //!     may_start_empty: true,
 //!     predecessor: None,
+//!     id_references: &[],
 //! };
 //!
 //! let dir = tempfile::tempdir()?;
@@ -71,6 +72,6 @@ pub use open_database::{OpenOptions, OpenReport, OwnerConnection};
 pub use owner_lock::{LockHolder, LockState, OwnerLock};
 pub use provenance::Provenance;
 pub use read_pool::{ChangeToken, ReadPool};
-pub use schema::{Compat, Migration, Predecessor, Schema, Step, Tools};
+pub use schema::{Compat, IdReference, Migration, Predecessor, Schema, Step, Tools};
 pub use time::TimeRange;
 pub use {rusqlite, serde};

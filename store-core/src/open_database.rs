@@ -111,6 +111,8 @@ impl OwnerConnection {
     /// not newer than the build, sets and verifies the posture, and applies pending migrations.
     pub fn open_with(path: &Path, schema: &'static Schema, opts: &OpenOptions) -> Result<OwnerConnection> {
         files::create_private_dir_all(files::parent_dir(path))?;
+        // A restore killed half-way is undone first, so an owner never starts on half of a restored pair.
+        crate::restore::undo_interrupted(files::parent_dir(path))?;
         let lock = OwnerLock::acquire(path)?;
         Self::open_locked(lock, schema, opts)
     }

@@ -98,47 +98,260 @@ pub fn verify_backup(backup: &Path, schema: &'static Schema) -> Result<VerifiedB
     })
 }
 
-/// Replaces the database guarded by `lock` with the verified `backup`, then opens it once as the owner
-/// with `lock`, which brings it to this build's schema and records a `restore` provenance row. Returns the
-/// lock so the caller can keep holding it.
+/// One database to restore: its kind, its owner lock (the proof nobody writes it), the verified backup to
+/// put in place, and the lowest AUTOINCREMENT counters it must end with (ids other files already refer to:
+/// `(table, highest id referenced)`).
+#[derive(Debug)]
+pub struct Placement {
+    pub schema: &'static Schema,
+    pub lock: OwnerLock,
+    pub backup: VerifiedBackup,
+    pub id_floors: Vec<(String, i64)>,
+}
+
+/// Called at each step of [`restore_all`] with the step's name; an `Err` fails the restore there (drills
+/// inject failures and kills with it).
+pub type RestoreHook = std::sync::Arc<dyn Fn(&str) -> std::result::Result<(), String> + Send + Sync>;
+
+/// The journal of a restore in progress, in the data directory's private folder.
+pub const JOURNAL_FILE_NAME: &str = "restore.journal";
+
+/// What a restore in progress wrote down before moving anything, so that an interrupted one is undone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Journal {
+    entries: Vec<JournalEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct JournalEntry {
+    db: PathBuf,
+    /// The backup's copy, before it is renamed into place.
+    restoring: PathBuf,
+    /// Where the file in place moves to.
+    aside: PathBuf,
+    /// Whether there was a file in place (a restore into an empty data directory has none).
+    had_original: bool,
+}
+
+fn journal_path(data_dir: &Path) -> PathBuf {
+    crate::private_dir::private_dir(data_dir).join(JOURNAL_FILE_NAME)
+}
+
+/// Whether a restore was interrupted in `data_dir` (its journal is there): the next owner's open undoes it.
+pub fn interrupted(data_dir: &Path) -> bool {
+    std::fs::symlink_metadata(journal_path(data_dir)).is_ok()
+}
+
+/// Replaces every database of `placements` with its verified backup, all or nothing: each backup is copied
+/// beside its database first; a journal naming every move is written; then each current file moves aside
+/// (with its `-wal`/`-shm`, never deleted) and its copy is renamed into place; the journal is removed (the
+/// commit point). A failure before that puts every file back as it was; a kill before that is undone by the
+/// next owner's open ([`undo_interrupted`]). Only then is each opened as the owner (migrating it to this
+/// build's schema), its AUTOINCREMENT counters raised to at least the replaced file's and the given floors
+/// (no id is ever handed out twice), and a `restore` provenance row recorded. Returns the locks, still held.
+pub fn restore_all(
+    placements: Vec<Placement>,
+    aside_tag: &str,
+    hook: Option<&RestoreHook>,
+) -> Result<(Vec<RestoreReport>, Vec<OwnerLock>)> {
+    let Some(first) = placements.first() else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let data_dir = files::parent_dir(first.lock.db_path()).to_path_buf();
+    let step = |name: &str| -> Result<()> {
+        match hook.map(|h| h(name)) {
+            Some(Err(why)) => Err(Error::Io {
+                path: data_dir.clone(),
+                action: "restore (injected failure)",
+                source: std::io::Error::other(format!("{name}: {why}")),
+            }),
+            _ => Ok(()),
+        }
+    };
+    let journal = Journal {
+        entries: placements
+            .iter()
+            .map(|p| {
+                let db = p.lock.db_path().to_path_buf();
+                JournalEntry {
+                    restoring: files::with_suffix(&db, ".restoring"),
+                    aside: files::aside_path(&db, aside_tag),
+                    had_original: files::exists_with_sidecars(&db),
+                    db,
+                }
+            })
+            .collect(),
+    };
+    // 1. Copies beside each database (a leftover of a killed restore is ours, never the user's data); a
+    // failure removes them again.
+    let copied = placements.iter().zip(&journal.entries).try_for_each(|(p, e)| {
+        files::remove_with_sidecars(&e.restoring)?;
+        copy_private(p.backup.path(), &e.restoring)?;
+        step(&format!("copied {}", p.schema.file_name))
+    });
+    if let Err(e) = copied {
+        for entry in &journal.entries {
+            let _ = files::remove_with_sidecars(&entry.restoring);
+        }
+        return Err(e);
+    }
+    // 2. The journal, then the moves; any failure puts everything back.
+    crate::private_dir::ensure(&data_dir)?;
+    let text = serde_json::to_string_pretty(&journal).unwrap_or_default();
+    files::write_private_atomically(&journal_path(&data_dir), text.as_bytes())?;
+    let moved = (|| -> Result<()> {
+        step("journal written")?;
+        for e in &journal.entries {
+            if e.had_original {
+                files::move_with_sidecars(&e.db, &e.aside)?;
+            }
+            step(&format!("moved aside {}", e.db.display()))?;
+            files::rename_durably(&e.restoring, &e.db)?;
+            step(&format!("placed {}", e.db.display()))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = moved {
+        // Best effort, then the journal stays if the undo failed: the next owner's open finishes it.
+        if undo(&journal).is_ok() {
+            let _ = std::fs::remove_file(journal_path(&data_dir));
+        }
+        return Err(e);
+    }
+    std::fs::remove_file(journal_path(&data_dir)).map_err(|e| Error::io(&journal_path(&data_dir), "remove", e))?;
+    files::sync_dir(&crate::private_dir::private_dir(&data_dir))?;
+    step("committed")?;
+
+    // 3. The new files stand: open each, raise its counters, record where it came from.
+    let mut reports = Vec::new();
+    let mut locks = Vec::new();
+    for (p, e) in placements.into_iter().zip(journal.entries) {
+        let replaced = e.had_original.then(|| e.aside.clone());
+        let mut floors = p.id_floors;
+        if let Some(aside) = &replaced {
+            floors.extend(counters_of(aside));
+        }
+        let mut owner = OwnerConnection::open_locked(p.lock, p.schema, &OpenOptions::default())?;
+        let mut record = Provenance::now("restore");
+        record.source_path = Some(p.backup.path().display().to_string());
+        record.source_version = Some(i64::from(p.backup.version));
+        owner.write(|tx| {
+            raise_counters(tx, &floors)?;
+            record.insert(tx)
+        })?;
+        let version = owner.schema_version()?;
+        locks.push(owner.into_lock());
+        reports.push(RestoreReport {
+            database: p.schema.file_name,
+            path: e.db,
+            restored_from: p.backup.path().to_path_buf(),
+            moved_aside: replaced,
+            backup_version: p.backup.version,
+            version,
+        });
+    }
+    Ok((reports, locks))
+}
+
+/// Replaces the database guarded by `lock` with the verified `backup`: [`restore_all`] of one.
 pub fn restore_from(
     lock: OwnerLock,
     schema: &'static Schema,
     backup: &VerifiedBackup,
     aside_tag: &str,
 ) -> Result<(RestoreReport, OwnerLock)> {
-    let backup_version = backup.version;
-    let backup = backup.path();
-    let path = lock.db_path().to_path_buf();
-    let dir = files::parent_dir(&path);
-    let temp = files::with_suffix(&path, ".restoring");
-    if std::fs::symlink_metadata(&temp).is_ok() {
-        // Left by a restore that was killed before its rename: ours, never the user's data.
-        std::fs::remove_file(&temp).map_err(|e| Error::io(&temp, "remove a leftover of an earlier restore", e))?;
-    }
-    copy_private(backup, &temp)?;
-    let moved_aside = files::move_aside(&path, aside_tag)?;
-    files::rename_durably(&temp, &path)?;
-    files::sync_dir(dir)?;
-
-    let mut owner = OwnerConnection::open_locked(lock, schema, &OpenOptions::default())?;
-    let mut record = Provenance::now("restore");
-    record.source_path = Some(backup.display().to_string());
-    record.source_version = Some(backup_version as i64);
-    owner.record_provenance(&record)?;
-    let version = owner.schema_version()?;
-    let lock = owner.into_lock();
-    Ok((
-        RestoreReport {
-            database: schema.file_name,
-            path,
-            restored_from: backup.to_path_buf(),
-            moved_aside,
-            backup_version,
-            version,
-        },
+    let placement = Placement {
+        schema,
         lock,
-    ))
+        backup: backup.clone(),
+        id_floors: Vec::new(),
+    };
+    let (mut reports, mut locks) = restore_all(vec![placement], aside_tag, None)?;
+    let report = reports.pop().expect("restore_all reports every placement");
+    let lock = locks.pop().expect("restore_all returns every lock");
+    Ok((report, lock))
+}
+
+/// Puts every file of an interrupted restore back as it was: the copy in place (if placed) removed, the
+/// file moved aside renamed back, the temporary copy removed.
+fn undo(journal: &Journal) -> Result<()> {
+    for e in &journal.entries {
+        let aside_there = files::exists_with_sidecars(&e.aside);
+        if aside_there || !e.had_original {
+            // What is at `db` now is the backup's copy (or nothing): ours to remove.
+            files::remove_with_sidecars(&e.db)?;
+        }
+        if aside_there {
+            files::move_with_sidecars(&e.aside, &e.db)?;
+        }
+        files::remove_with_sidecars(&e.restoring)?;
+    }
+    Ok(())
+}
+
+/// If a restore was interrupted in `data_dir` (killed between its journal and its commit), takes the owner
+/// locks of every file it names and puts them back as they were. Every owner's open calls this first.
+/// `Locked` if another process holds one of them (it is doing the same; retry).
+pub fn undo_interrupted(data_dir: &Path) -> Result<bool> {
+    let path = journal_path(data_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(&path, "read", e)),
+    };
+    let journal: Journal = serde_json::from_str(&text).map_err(|e| Error::Io {
+        path: path.clone(),
+        action: "read the restore journal",
+        source: io::Error::new(io::ErrorKind::InvalidData, e),
+    })?;
+    let _locks: Vec<OwnerLock> = journal
+        .entries
+        .iter()
+        .map(|e| OwnerLock::acquire(&e.db))
+        .collect::<Result<_>>()?;
+    undo(&journal)?;
+    std::fs::remove_file(&path).map_err(|e| Error::io(&path, "remove", e))?;
+    files::sync_dir(files::parent_dir(&path))?;
+    Ok(true)
+}
+
+/// The AUTOINCREMENT counters of a file (one moved aside, say), as floors for [`raise_counters`]. A
+/// damaged or unreadable file gives none. Opens a connection: not for a file an owner of this process has
+/// open.
+pub fn counters_of(db: &Path) -> Vec<(String, i64)> {
+    let Ok(conn) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+    else {
+        return Vec::new();
+    };
+    conn.prepare("SELECT name, seq FROM sqlite_sequence")
+        .and_then(|mut stmt| stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .unwrap_or_default()
+}
+
+/// Raises each table's AUTOINCREMENT counter to at least its floor (tables the file does not have, or
+/// without AUTOINCREMENT, are skipped): the next id handed out is above every id anyone has seen.
+pub fn raise_counters(conn: &Connection, floors: &[(String, i64)]) -> rusqlite::Result<()> {
+    for (table, floor) in floors {
+        let autoincrement: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1
+                AND sql LIKE '%AUTOINCREMENT%')",
+            [table],
+            |r| r.get(0),
+        )?;
+        if !autoincrement {
+            continue;
+        }
+        conn.execute(
+            "UPDATE sqlite_sequence SET seq = MAX(seq, ?2) WHERE name = ?1",
+            rusqlite::params![table, floor],
+        )?;
+        conn.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2 WHERE NOT EXISTS
+                (SELECT 1 FROM sqlite_sequence WHERE name = ?1)",
+            rusqlite::params![table, floor],
+        )?;
+    }
+    Ok(())
 }
 
 /// Moves a damaged database (and its `-wal`/`-shm`) aside as `<name>.corrupt-<time>`. Returns where it went.

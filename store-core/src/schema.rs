@@ -29,6 +29,20 @@ pub struct Schema {
     /// version of the application wrote), so that a file of that kind is named as such, and so that an
     /// owner never starts an empty file beside one that was not converted yet.
     pub predecessor: Option<Predecessor>,
+    /// Ids of another kind's rows that this kind's rows hold in plain columns (joined in the application,
+    /// not by foreign key). A restore of that other kind raises its AUTOINCREMENT counters past every id
+    /// referenced here, so an id this file still points at is never handed out to a new row.
+    pub id_references: &'static [IdReference],
+}
+
+/// A column holding ids of another kind's table (see [`Schema::id_references`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IdReference {
+    pub table: &'static str,
+    pub column: &'static str,
+    /// The kind (its file name) and table whose ids the column holds.
+    pub target_file: &'static str,
+    pub target_table: &'static str,
 }
 
 /// The command-line tools of the application that owns a [`Schema`], as remedies name them. Each command
@@ -54,6 +68,10 @@ pub struct Predecessor {
     /// The tool that converts it, as a remedy would name it (`myapp-convert`); it takes `--legacy FILE
     /// --data-dir DIR`.
     pub converter: &'static str,
+    /// The prefix of the converter's temporary files in the data directory (a killed run's are leftovers).
+    pub converter_temp_prefix: &'static str,
+    /// The file the converter writes the rows it could not keep to, in the data directory.
+    pub converter_rejects: &'static str,
 }
 
 impl Tools {

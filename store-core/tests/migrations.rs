@@ -153,6 +153,7 @@ const ITEMS_SHAPE: Schema = Schema {
     incremental_vacuum: true,
     may_start_empty: true,
     predecessor: None,
+    id_references: &[],
 };
 
 #[test]
@@ -300,7 +301,7 @@ fn a_failing_statement_is_named_and_nothing_of_its_migration_remains() {
         .unwrap();
     assert_eq!(
         tables,
-        ["a", "provenance", "schema_migrations"],
+        ["a", "provenance", "reader_compatibility", "schema_migrations"],
         "table b of the failed migration was rolled back"
     );
 }

@@ -70,6 +70,7 @@ const ITEMS_BUILD: store_core::Schema = store_core::Schema {
     incremental_vacuum: true,
     may_start_empty: true,
     predecessor: None,
+    id_references: &[],
 };
 
 /// Runs the read of an older build in a child process and returns what it saw.

@@ -106,6 +106,18 @@ pub struct NewSubscription {
     pub enabled: bool,
 }
 
+impl NewSubscription {
+    /// An enabled subscription named `name` to the feed at `url`, with no color.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> NewSubscription {
+        NewSubscription {
+            name: name.into(),
+            url: CalendarUrl::new(url),
+            color: None,
+            enabled: true,
+        }
+    }
+}
+
 fn enabled_by_default() -> bool {
     true
 }
@@ -146,6 +158,20 @@ pub struct NewCalendarEvent {
     pub end_time: Option<DateTime<Utc>>,
     /// The project the sync attributed it to (by keyword), if any. Not a foreign key.
     pub project_id: Option<i64>,
+}
+
+impl NewCalendarEvent {
+    /// An instant event `uid` at `start`, untitled and on no project: set the other fields with struct update
+    /// syntax.
+    pub fn new(uid: impl Into<String>, start: DateTime<Utc>) -> NewCalendarEvent {
+        NewCalendarEvent {
+            uid: uid.into(),
+            title: None,
+            start_time: start,
+            end_time: None,
+            project_id: None,
+        }
+    }
 }
 
 /// An event as stored.

@@ -56,7 +56,10 @@ pub static ITEMS: Schema = Schema {
         file_name: "legacy.db",
         versions: (1, 3),
         converter: "migrate-split",
+        converter_temp_prefix: ".split-tmp-",
+        converter_rejects: "split-rejects.jsonl",
     }),
+    id_references: &[],
 };
 
 /// A second kind.
@@ -72,6 +75,7 @@ pub static OTHER: Schema = Schema {
     incremental_vacuum: false,
     may_start_empty: false,
     predecessor: None,
+    id_references: &[],
 };
 
 // Not every test binary uses every helper.

@@ -1,0 +1,79 @@
+//! `splitstore cleanup`: removes the files that hold user data outside the databases (quarantined, replaced
+//! and unfinished copies, the legacy database after its split, the split's rejects, leftovers of killed
+//! commands) once they are older than asked, and only when asked. `--dry-run` lists what it would remove.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use splitstore::health::all_leftovers;
+use store_core::OwnerLock;
+use store_core::leftovers::{self, Leftover};
+
+use super::say;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Directory holding activity.db and config.db.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Remove only files at least this many days old (0: all of them).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub older_than: u32,
+    /// List what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    if let Err(code) = super::existing_data_dir("cleanup", &args.data_dir) {
+        return code;
+    }
+    let now = chrono::Utc::now();
+    let old: Vec<Leftover> = all_leftovers(&args.data_dir)
+        .into_iter()
+        .filter(|l| l.age_days(now) >= i64::from(args.older_than))
+        .collect();
+    // Temporary files of a restore or a split may belong to one that is running: removed only while this
+    // command holds both owner locks (nobody else can then be restoring or splitting).
+    let predecessor = activity_store::SCHEMA.predecessor.as_ref();
+    let locks: Option<Vec<OwnerLock>> = if args.dry_run {
+        None
+    } else {
+        splitstore::DATABASES
+            .iter()
+            .map(|s| OwnerLock::acquire(&s.path_in(&args.data_dir)))
+            .collect::<Result<_, _>>()
+            .ok()
+    };
+    let mut removed = 0u64;
+    let mut freed = 0u64;
+    for l in &old {
+        let what = format!(
+            "{} ({} bytes, {} days old): {}",
+            l.path.display(),
+            l.size_bytes,
+            l.age_days(now),
+            l.what
+        );
+        if args.dry_run {
+            say!("would remove {what}");
+            continue;
+        }
+        if locks.is_none() && leftovers::needs_owner_locks(l, predecessor) {
+            say!("kept {what}: the daemon or server runs, and it may still be using it");
+            continue;
+        }
+        match leftovers::remove(l) {
+            Ok(()) => {
+                removed += 1;
+                freed += l.size_bytes;
+                say!("removed {what}");
+            }
+            Err(e) => return super::fail("cleanup", &e),
+        }
+    }
+    if !args.dry_run {
+        say!("cleanup: removed {removed} file(s), {freed} bytes");
+    }
+    ExitCode::SUCCESS
+}

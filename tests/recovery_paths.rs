@@ -1,0 +1,359 @@
+//! Recovery never silently damages data: a restore or repair never lets an id be handed out twice, a
+//! restore of both files is all or nothing (whatever step fails or is killed), pre-migration backups
+//! survive manual rotation, and a start that always fails leaves a record the app can show.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use splitstore::activity_store::{ActivityWriter, NewEvent, NewSession};
+use splitstore::config_store::{ConfigStore, NewCalendarEvent, NewProject, NewSubscription};
+use splitstore::operations::{self, RestoreHook};
+use support::{
+    child_role, kill9, marker, query_i64, read_only, run_splitstore, spawn_child, texts, utf8, wait_for_file,
+};
+
+fn ids(db: &Path, sql: &str) -> BTreeSet<i64> {
+    read_only(db)
+        .prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Sessions of `projects`, each with an event, recorded by the daemon's writer.
+fn record_sessions(data: &Path, projects: &[i64]) {
+    let mut w = ActivityWriter::open_in(data).unwrap();
+    for &p in projects {
+        let start = chrono::Utc::now() - chrono::Duration::minutes(10);
+        let s = w
+            .start_session(&NewSession {
+                project_id: Some(p),
+                ..NewSession::new("editor", start)
+            })
+            .unwrap();
+        w.record_event(&NewEvent::new(Some(s), "focus", start)).unwrap();
+        w.end_session(s, start + chrono::Duration::minutes(1)).unwrap();
+    }
+}
+
+#[test]
+fn a_project_created_after_a_config_restore_never_reuses_an_id_activity_or_calendar_events_refer_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let d = utf8(data);
+    // The server creates (and deletes) projects as a real process; the daemon records against them.
+    assert!(
+        run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"])
+            .status
+            .success()
+    );
+    let early = ids(&data.join("config.db"), "SELECT id FROM projects");
+    record_sessions(data, &early.iter().copied().collect::<Vec<_>>());
+    let backup = run_splitstore(["backup", "--data-dir", d]);
+    assert!(backup.status.success(), "{backup:?}");
+
+    // After the backup: more projects, sessions of the newest, and calendar events naming them.
+    assert!(
+        run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"])
+            .status
+            .success()
+    );
+    let later: Vec<i64> = ids(&data.join("config.db"), "SELECT id FROM projects")
+        .difference(&early)
+        .copied()
+        .collect();
+    assert!(!later.is_empty());
+    record_sessions(data, &later);
+    {
+        let mut config = ConfigStore::open_in(data).unwrap();
+        let sub = config
+            .add_subscription(&NewSubscription::new("Team", "https://example.com/team.ics"))
+            .unwrap();
+        let events: Vec<NewCalendarEvent> = later
+            .iter()
+            .map(|&p| NewCalendarEvent {
+                project_id: Some(p),
+                ..NewCalendarEvent::new(format!("uid-{p}"), chrono::Utc::now())
+            })
+            .collect();
+        config
+            .replace_calendar_events(sub.id, &events, chrono::Utc::now())
+            .unwrap();
+    }
+    let mut referenced = ids(&data.join("activity.db"), "SELECT project_id FROM activity_sessions");
+    referenced.extend(ids(
+        &data.join("config.db"),
+        "SELECT project_id FROM calendar_events WHERE project_id IS NOT NULL",
+    ));
+    let highest_ever = query_i64(
+        &read_only(&data.join("config.db")),
+        "SELECT seq FROM sqlite_sequence WHERE name = 'projects'",
+    );
+
+    // Restore config.db alone, from before those projects existed.
+    let config_backup = std::fs::read_dir(data.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("config-"))
+        .unwrap();
+    let restored = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&config_backup)]);
+    assert!(restored.status.success(), "{restored:?}");
+    assert!(ids(&data.join("config.db"), "SELECT id FROM projects").is_disjoint(&later.iter().copied().collect()));
+
+    let created = ConfigStore::open_in(data)
+        .unwrap()
+        .create_project(&NewProject::named("After the restore"))
+        .unwrap();
+    assert!(
+        !referenced.contains(&created.id) && created.id > highest_ever,
+        "new project {} reuses an id (referenced: {referenced:?}, highest ever {highest_ever})",
+        created.id
+    );
+}
+
+#[test]
+fn a_config_repaired_from_an_older_backup_never_reuses_an_id_activity_refers_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let d = utf8(data);
+    let mut config = ConfigStore::open_in(data).unwrap();
+    let first = config.create_project(&NewProject::named("first")).unwrap();
+    drop(config);
+    assert!(run_splitstore(["backup", "--data-dir", d]).status.success());
+    let mut config = ConfigStore::open_in(data).unwrap();
+    let later: Vec<i64> = (0..5)
+        .map(|i| {
+            config
+                .create_project(&NewProject::named(format!("later {i}")))
+                .unwrap()
+                .id
+        })
+        .collect();
+    drop(config);
+    record_sessions(data, &later);
+    // config.db is damaged beyond reading: its counters are lost with it.
+    std::fs::write(data.join("config.db"), vec![0x42; 8192]).unwrap();
+    let repaired = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repaired.status.success(), "{repaired:?}");
+    let created = ConfigStore::open_in(data)
+        .unwrap()
+        .create_project(&NewProject::named("after the repair"))
+        .unwrap();
+    assert!(
+        created.id > *later.iter().max().unwrap(),
+        "{} reuses an id activity.db refers to",
+        created.id
+    );
+    assert!(created.id > first.id);
+}
+
+/// A data directory whose files hold "current" content and whose backups hold "backup" content, told apart
+/// by their rows: (events, project names).
+fn two_states(data: &Path) -> ((i64, Vec<String>), (i64, Vec<String>)) {
+    let mut w = ActivityWriter::open_in(data).unwrap();
+    let s = w.start_session(&NewSession::new("editor", chrono::Utc::now())).unwrap();
+    for _ in 0..10 {
+        w.record_event(&NewEvent::new(Some(s), "focus", chrono::Utc::now()))
+            .unwrap();
+    }
+    drop(w);
+    let mut c = ConfigStore::open_in(data).unwrap();
+    c.create_project(&NewProject::named("first")).unwrap();
+    drop(c);
+    operations::backup(data, &data.join("backups"), 5).unwrap();
+    let backup = state(data);
+    let mut w = ActivityWriter::open_in(data).unwrap();
+    for _ in 0..15 {
+        w.record_event(&NewEvent::new(None, "input", chrono::Utc::now()))
+            .unwrap();
+    }
+    drop(w);
+    let mut c = ConfigStore::open_in(data).unwrap();
+    c.create_project(&NewProject::named("second")).unwrap();
+    drop(c);
+    (state(data), backup)
+}
+
+fn state(data: &Path) -> (i64, Vec<String>) {
+    let events = query_i64(
+        &read_only(&data.join("activity.db")),
+        "SELECT count(*) FROM activity_events",
+    );
+    let names = read_only(&data.join("config.db"))
+        .prepare("SELECT name FROM projects ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    (events, names)
+}
+
+/// The steps of a restore of both files, in order (see `store_core::restore::restore_all`).
+fn steps(data: &Path) -> Vec<String> {
+    let a = data.join("activity.db");
+    let c = data.join("config.db");
+    vec![
+        "copied activity.db".into(),
+        "copied config.db".into(),
+        "journal written".into(),
+        format!("moved aside {}", a.display()),
+        format!("placed {}", a.display()),
+        format!("moved aside {}", c.display()),
+        format!("placed {}", c.display()),
+        "committed".into(),
+    ]
+}
+
+#[test]
+fn a_restore_of_both_files_that_fails_at_any_step_leaves_the_old_pair_or_the_new_one_never_a_mix() {
+    for (i, step) in steps(Path::new("DATA")).iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let (current, backup) = two_states(data);
+        let failing = steps(data)[i].clone();
+        let hook: RestoreHook = Arc::new(move |s: &str| if s == failing { Err("injected".into()) } else { Ok(()) });
+        let err = operations::restore_with(data, &data.join("backups"), Some(&hook)).unwrap_err();
+        assert!(err.to_string().contains("injected"), "{step}: {err}");
+        let committed = step == "committed";
+        // Opening an owner (which finishes any interrupted restore) and reading: one pair or the other.
+        drop(ActivityWriter::open_in(data).unwrap());
+        let now = state(data);
+        assert_eq!(
+            now,
+            if committed { backup.clone() } else { current.clone() },
+            "failed at {step}"
+        );
+        assert!(!data.join("activity.db.restoring").exists() && !data.join("config.db.restoring").exists());
+        assert!(!data.join(".private/restore.journal").exists(), "{step}");
+    }
+}
+
+#[test]
+fn a_restore_of_both_files_killed_at_any_step_is_undone_by_the_next_start() {
+    for (i, step) in steps(Path::new("DATA")).iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let (current, backup) = two_states(data);
+        let mut child = spawn_child("child_entry", &format!("restore-hang-at-{i}"), data);
+        wait_for_file(&marker(&data.join("activity.db"), "ready"), Duration::from_secs(60));
+        kill9(&mut child);
+        let health = splitstore::health::check(data, splitstore::CheckLevel::None);
+        let committed = step == "committed";
+        assert_eq!(
+            health
+                .problems()
+                .any(|(_, p)| p.code == splitstore::ErrorKind::RestoreInterrupted),
+            i >= 2 && !committed,
+            "{step}: doctor tells an interrupted restore"
+        );
+        // The next start of either owner puts the pair back (or keeps the committed one).
+        drop(ConfigStore::open_in(data).unwrap());
+        let now = state(data);
+        assert_eq!(
+            now,
+            if committed { backup.clone() } else { current.clone() },
+            "killed at {step}"
+        );
+        assert!(!data.join(".private/restore.journal").exists(), "{step}");
+    }
+}
+
+#[test]
+fn child_entry() {
+    let Some((role, data)) = child_role() else { return };
+    let i: usize = role.strip_prefix("restore-hang-at-").unwrap().parse().unwrap();
+    let at = steps(&data)[i].clone();
+    let ready = marker(&data.join("activity.db"), "ready");
+    let hook: RestoreHook = Arc::new(move |s: &str| {
+        if s == at {
+            std::fs::write(&ready, b"").unwrap();
+            std::thread::sleep(Duration::from_secs(120));
+        }
+        Ok(())
+    });
+    let _ = operations::restore_with(&data, &data.join("backups"), Some(&hook));
+}
+
+#[test]
+fn pre_migration_backups_survive_manual_rotation_and_doctor_lists_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let d = utf8(data);
+    drop(
+        store_core::testing::open_at_version(&data.join("activity.db"), &splitstore::activity_store::SCHEMA, 2)
+            .unwrap(),
+    );
+    drop(ActivityWriter::open_in(data).unwrap()); // migrates 2 -> 3, taking the pre-migration backup
+    for _ in 0..3 {
+        assert!(
+            run_splitstore(["backup", "--data-dir", d, "--keep", "1"])
+                .status
+                .success()
+        );
+    }
+    let pre: Vec<_> = std::fs::read_dir(data.join("backups/pre-migration")).unwrap().collect();
+    assert_eq!(pre.len(), 1, "rotation of manual backups never removes it");
+    let out = run_splitstore(["doctor", "--data-dir", d, "--json", "--no-check"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = &json["databases"][0]["pre_migration_backups"];
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(listed[0]["version"], 2);
+    assert!(
+        texts(&run_splitstore(["doctor", "--data-dir", d, "--no-check"]))
+            .0
+            .contains("pre-migration")
+    );
+}
+
+#[test]
+fn a_migration_that_fails_on_every_start_leaves_its_banner_for_doctor_naming_the_pre_migration_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let d = utf8(data);
+    // activity.db at schema 2, with the column migration 3 adds already there: migration 3 fails every time.
+    let db = data.join("activity.db");
+    drop(store_core::testing::open_at_version(&db, &splitstore::activity_store::SCHEMA, 2).unwrap());
+    read_only(&db); // (a reader does not change anything)
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("ALTER TABLE activity_sessions ADD COLUMN end_reason TEXT")
+        .unwrap();
+    for _ in 0..2 {
+        let out = run_splitstore(["daemon", "--data-dir", d, "--events", "1"]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            texts(&out).1.contains("migration 3 (how a session ended) failed"),
+            "{out:?}"
+        );
+    }
+    let out = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failure = &json["databases"][0]["last_failure"];
+    assert_eq!(failure["banner"]["kind"], "migration_failed", "{json}");
+    assert_eq!(failure["banner"]["retryable"], false, "retrying fails the same way");
+    let problems = json["databases"][0]["problems"].as_array().unwrap();
+    let banner = problems
+        .iter()
+        .find(|p| p["code"] == "migration_failed")
+        .unwrap_or_else(|| panic!("{problems:?}"));
+    let remedy = banner["remedy"].as_str().unwrap();
+    assert!(
+        remedy.contains("backups/pre-migration/activity-") && remedy.contains("splitstore restore --data-dir"),
+        "{remedy}"
+    );
+    assert!(!remedy.contains("start the daemon"), "{remedy}");
+    assert!(
+        banner["message"]
+            .as_str()
+            .unwrap()
+            .contains("the last start of the daemon failed")
+    );
+}
