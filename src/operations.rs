@@ -18,16 +18,26 @@ use store_core::{Error, ErrorKind, OwnerConnection, OwnerLock, Provenance, Resul
 
 use crate::DATABASES;
 
+/// What [`backup`] did: the backups taken, and the databases it could not back up because they do not exist
+/// (yet), each with the error that says so.
+#[derive(Debug)]
+pub struct BackupReport {
+    pub taken: Vec<PathBuf>,
+    pub missing: Vec<Error>,
+}
+
 /// Takes a consistent backup of each database that exists in `data_dir` into `to` (one-step online backup
 /// from a read-only connection: it finishes while the daemon and server write), keeping the newest `keep`
-/// of each. Returns the new backup files. At least one database must exist.
-pub fn backup(data_dir: &Path, to: &Path, keep: usize) -> Result<Vec<PathBuf>> {
-    let mut taken = Vec::new();
-    let mut missing = None;
+/// manual backups of each. At least one database must exist; the report names any that does not.
+pub fn backup(data_dir: &Path, to: &Path, keep: usize) -> Result<BackupReport> {
+    let mut report = BackupReport {
+        taken: Vec::new(),
+        missing: Vec::new(),
+    };
     for schema in DATABASES {
         let path = schema.path_in(data_dir);
         match open_read_only(&path, schema) {
-            Ok(conn) => taken.push(backup::backup_connection(
+            Ok(conn) => report.taken.push(backup::backup_connection(
                 &conn,
                 &path,
                 schema,
@@ -35,14 +45,16 @@ pub fn backup(data_dir: &Path, to: &Path, keep: usize) -> Result<Vec<PathBuf>> {
                 BackupClass::Manual,
                 keep,
             )?),
-            Err(e @ Error::Missing { .. }) => missing = Some(e),
+            Err(e) if e.is_not_ready() => report.missing.push(e),
             Err(e) => return Err(e),
         }
     }
-    match (taken.is_empty(), missing) {
-        (true, Some(e)) => Err(e),
-        _ => Ok(taken),
+    if report.taken.is_empty()
+        && let Some(e) = report.missing.pop()
+    {
+        return Err(e);
     }
+    Ok(report)
 }
 
 /// Both owner locks of `data_dir`, or `Locked` naming the running owner.

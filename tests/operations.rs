@@ -223,11 +223,12 @@ fn assert_backup_name(path: &Path, stem: &str, version: u32) {
     );
 }
 
-/// The `backup: <path>` lines of `splitstore backup`.
+/// The `backup: <path>` lines of `splitstore backup` (not its `backup: not backed up: ...` lines).
 fn backup_paths(out: &Output) -> Vec<PathBuf> {
     texts(out)
         .0
         .lines()
+        .filter(|l| !l.starts_with("backup: not backed up: "))
         .map(|l| {
             PathBuf::from(
                 l.strip_prefix("backup: ")

@@ -110,6 +110,7 @@ impl std::fmt::Debug for Options {
 /// Splits the legacy database at `legacy_path` into `data_dir/activity.db` and `data_dir/config.db`.
 pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<Report> {
     let started = Instant::now();
+    refuse_legacy_among_outputs(legacy_path, data_dir)?;
     let legacy = LegacyFile::open(legacy_path)?;
     let mut report = Report {
         outcome: Outcome::Split,
@@ -283,6 +284,29 @@ fn record_conversion(legacy: &Path, sha256: &str, data_dir: &Path, split_id: &st
         at_ms: chrono::Utc::now().timestamp_millis(),
     };
     Ok(store_core::conversion::record(data_dir, &record)?)
+}
+
+/// Refuses a legacy path that is one of the split's own outputs (`DIR/activity.db`, `config.db`, the rejects
+/// file): moving existing outputs aside would move the legacy file itself away.
+fn refuse_legacy_among_outputs(legacy: &Path, data_dir: &Path) -> Result<()> {
+    let (Ok(legacy_real), Ok(dir_real)) = (std::fs::canonicalize(legacy), std::fs::canonicalize(data_dir)) else {
+        return Ok(()); // a missing legacy file or data directory is said by the steps that need them
+    };
+    let finals = outputs::final_paths(&dir_real);
+    if [&finals.activity, &finals.config, &finals.rejects]
+        .iter()
+        .any(|p| **p == legacy_real)
+    {
+        return Err(SplitError::refused(
+            legacy,
+            format!(
+                "it is where the split writes one of its outputs in {}: copy it out of the data directory (or \
+                 rename it legacy.db) and split that",
+                data_dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A data directory split before splits were recorded in it: when both outputs record a completed split of

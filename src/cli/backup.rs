@@ -26,9 +26,13 @@ pub fn run(args: Args) -> ExitCode {
         .to
         .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));
     match splitstore::operations::backup(&args.data_dir, &to, args.keep) {
-        Ok(files) => {
-            for f in files {
+        Ok(report) => {
+            for f in report.taken {
                 super::say!("backup: {}", f.display());
+            }
+            // Half a backup is said, not hidden: the other file does not exist (yet).
+            for e in report.missing {
+                super::say!("backup: not backed up: {}", e.what());
             }
             ExitCode::SUCCESS
         }

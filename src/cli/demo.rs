@@ -154,10 +154,13 @@ fn demo(dir: &Path, seconds: Duration) -> Result<u64, String> {
         &["daemon", "--data-dir", data, "--seconds", &secs, "--batch", "500"],
     )?;
     children.spawn(&exe, &["server", "--data-dir", data, "--seconds", &secs])?;
+    // The backup is taken while both write: once both own their files (the split is done), halfway.
+    children.wait_until_both_own(dir)?;
     children.sleep_unless_stopped(seconds / 2)?;
     let started = Instant::now();
-    let backups =
-        operations::backup(dir, &dir.join(store_core::backup::BACKUP_DIR_NAME), 5).map_err(|e| e.to_string())?;
+    let backups = operations::backup(dir, &dir.join(store_core::backup::BACKUP_DIR_NAME), 5)
+        .map_err(|e| e.to_string())?
+        .taken;
     say!(
         "demo: backup taken while both wrote, in {} ms: {}",
         started.elapsed().as_millis(),
@@ -290,6 +293,22 @@ impl Children {
                 return Err("stopped (SIGTERM/SIGINT): the daemon and server were stopped too".into());
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Waits until the daemon and the server both own their files (after the first start's split), or one
+    /// of them has exited (its failure is reported by [`finish`](Self::finish)).
+    fn wait_until_both_own(&mut self, dir: &Path) -> Result<(), String> {
+        let owned = |db: &str| {
+            matches!(store_core::OwnerLock::probe(&dir.join(db)), Ok(LockState::Held { .. }))
+                && dir.join(db).metadata().is_ok_and(|m| m.len() > 0)
+        };
+        while !(owned("activity.db") && owned("config.db")) {
+            if self.0.iter_mut().any(|(_, c)| c.try_wait().ok().flatten().is_some()) {
+                return Ok(());
+            }
+            self.sleep_unless_stopped(Duration::from_millis(20))?;
         }
         Ok(())
     }

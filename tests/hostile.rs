@@ -1,0 +1,449 @@
+//! Hostile and careless input, through the real binary: nothing outside the data directory is ever touched,
+//! an empty database file is damage (not a new install) when the directory shows it held data, rotation
+//! never deletes what it must keep, and no argument or closed pipe makes a command panic or hang.
+
+mod support;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use support::{mode, output_within, run_splitstore, seed_data_dir, splitstore, texts, utf8};
+
+/// A file outside the data directory that a planted link points at, with its bytes and mode.
+struct Target {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    mode: u32,
+}
+
+impl Target {
+    fn new(dir: &Path, bytes: &[u8]) -> Target {
+        let path = dir.join("outside/precious");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, bytes).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        Target {
+            path,
+            bytes: bytes.to_vec(),
+            mode: 0o644,
+        }
+    }
+
+    #[track_caller]
+    fn assert_untouched(&self) {
+        assert_eq!(
+            fs::read(&self.path).unwrap(),
+            self.bytes,
+            "the link's target was written"
+        );
+        assert_eq!(mode(&self.path), self.mode, "the link's target changed mode");
+    }
+}
+
+fn data_dir(root: &Path) -> PathBuf {
+    let data = root.join("data");
+    fs::create_dir_all(&data).unwrap();
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).unwrap();
+    data
+}
+
+#[test]
+fn a_planted_link_in_place_of_a_lock_database_or_sidecar_is_refused_and_its_target_untouched() {
+    for (planted, command) in [
+        ("activity.db.lock", "daemon"),
+        ("config.db.lock", "server"),
+        ("activity.db", "daemon"),
+        ("config.db", "server"),
+        ("activity.db-wal", "daemon"),
+        ("config.db-shm", "server"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data_dir(dir.path());
+        // An empty target is the worst case: SQLite would happily write a database into it.
+        let target = Target::new(dir.path(), b"");
+        symlink(&target.path, data.join(planted)).unwrap();
+        let out = run_splitstore(
+            [command, "--data-dir", utf8(&data), "--seconds", "0.2", "--events", "5"]
+                .into_iter()
+                .filter(|a| command == "daemon" || !["--events", "5"].contains(a)),
+        );
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{planted}: {out:?}");
+        assert!(
+            stderr.contains(&format!("{} is a symbolic link", data.join(planted).display())),
+            "{planted}: {stderr}"
+        );
+        target.assert_untouched();
+    }
+}
+
+#[test]
+fn restore_and_the_split_refuse_a_planted_lock_link_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 50);
+    let backup = run_splitstore(["backup", "--data-dir", utf8(&data)]);
+    assert!(backup.status.success());
+    fs::remove_file(data.join("config.db.lock")).unwrap();
+    let target = Target::new(dir.path(), b"root-owned configuration\n");
+    symlink(&target.path, data.join("config.db.lock")).unwrap();
+    let out = run_splitstore([
+        "restore",
+        "--data-dir",
+        utf8(&data),
+        "--from",
+        utf8(&data.join("backups")),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(texts(&out).1.contains("is a symbolic link"), "{out:?}");
+    target.assert_untouched();
+
+    let fresh = data_dir(&dir.path().join("split"));
+    let legacy = dir.path().join("legacy.db");
+    migrate_split::fixtures::build(&migrate_split::fixtures::LegacySpec::small(3), &legacy).unwrap();
+    symlink(&target.path, fresh.join("activity.db.lock")).unwrap();
+    let err = migrate_split::split(&legacy, &fresh, &Default::default()).unwrap_err();
+    assert_eq!(err.kind(), splitstore::ErrorKind::UnsafePath, "{err}");
+    target.assert_untouched();
+}
+
+#[test]
+fn a_data_directory_others_may_write_is_refused_by_owners_and_reported_by_doctor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = run_splitstore(["daemon", "--data-dir", utf8(&data), "--events", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = texts(&out).1;
+    assert!(
+        stderr.contains("is writable by other users (mode 0777)") && stderr.contains("chmod 700"),
+        "{stderr}"
+    );
+    assert!(!data.join("activity.db").exists());
+    let out = run_splitstore(["doctor", "--data-dir", utf8(&data), "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = json["databases"][0]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"unsafe_path"), "{json}");
+}
+
+#[test]
+fn an_empty_config_db_beside_backups_is_damage_the_server_refuses_and_repair_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 100);
+    assert!(run_splitstore(["backup", "--data-dir", utf8(&data)]).status.success());
+    let projects_before: i64 = support::query_i64(
+        &support::read_only(&data.join("config.db")),
+        "SELECT count(*) FROM projects",
+    );
+    // A sync tool or a cut-short copy leaves a 0-byte file.
+    fs::write(data.join("config.db"), b"").unwrap();
+
+    let out = run_splitstore(["server", "--data-dir", utf8(&data), "--seconds", "0.2"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = texts(&out).1;
+    assert!(
+        stderr.contains("config.db is damaged: the file is empty (0 bytes), but it held data before")
+            && stderr.contains("splitstore repair --data-dir"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::metadata(data.join("config.db")).unwrap().len(),
+        0,
+        "nothing was started over it"
+    );
+
+    let doctor = run_splitstore(["doctor", "--data-dir", utf8(&data)]);
+    assert_eq!(doctor.status.code(), Some(1));
+    assert!(texts(&doctor).0.contains("config.db [corrupt]"), "{doctor:?}");
+
+    let repair = run_splitstore(["repair", "--data-dir", utf8(&data)]);
+    assert!(repair.status.success(), "{repair:?}");
+    assert!(texts(&repair).0.contains("config.db: restored from"), "{repair:?}");
+    let projects: i64 = support::query_i64(
+        &support::read_only(&data.join("config.db")),
+        "SELECT count(*) FROM projects",
+    );
+    assert_eq!(projects, projects_before, "every project is back");
+}
+
+#[test]
+fn rotation_removes_only_real_backups_keeps_the_new_one_and_does_not_trust_names_from_the_future() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 20);
+    let backups = data.join("backups");
+    assert!(run_splitstore(["backup", "--data-dir", utf8(&data)]).status.success());
+    // A real backup copied under a name from the future, and a text file named like a backup.
+    let real = fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_str().unwrap().contains("/activity-"))
+        .unwrap();
+    let future = backups.join("activity-29990101T000000.000Z-v2.db");
+    fs::copy(&real, &future).unwrap();
+    let text = backups.join("activity-20200101T000000.000Z-v2.db");
+    fs::write(&text, "not a database").unwrap();
+
+    let out = run_splitstore(["backup", "--data-dir", utf8(&data), "--keep", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    let new = PathBuf::from(
+        texts(&out)
+            .0
+            .lines()
+            .find_map(|l| l.strip_prefix("backup: ").filter(|p| p.contains("/activity-")))
+            .unwrap(),
+    );
+    assert!(new.exists(), "the backup just taken survives its own rotation");
+    assert!(
+        future.exists(),
+        "a name from the future is not trusted, and not removed"
+    );
+    assert!(text.exists(), "a file that is not a backup is never removed");
+    assert!(!real.exists(), "the older real backup is rotated away");
+    let doctor = texts(&run_splitstore(["doctor", "--data-dir", utf8(&data), "--no-check"])).0;
+    assert!(doctor.contains("in the future: not trusted"), "{doctor}");
+
+    // A restore from the folder picks the newest real backup, not the future-named one.
+    let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(&backups)]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(texts(&out).0.contains(&format!("from {}", new.display())), "{out:?}");
+}
+
+#[test]
+fn durations_and_rates_out_of_range_are_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for args in [
+        &["daemon", "--seconds", "1e20"][..],
+        &["daemon", "--seconds", "inf"],
+        &["daemon", "--seconds", "NaN"],
+        &["daemon", "--seconds=-1"],
+        &["daemon", "--rate", "1e-300", "--seconds", "1"],
+        &["server", "--seconds", "1e20"],
+        &["demo", "--seconds", "inf"],
+    ] {
+        let out = run_splitstore(args.iter().copied().chain(["--data-dir", utf8(&data)]));
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            !stderr.contains("panicked") && !stdout.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("--seconds") || stderr.contains("--rate"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!data.exists(), "nothing was created");
+}
+
+/// Reads one line of a command's stdout, then closes the pipe, as `| head -1` does; returns its exit status
+/// and stderr.
+fn read_one_line_then_close(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = splitstore()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // The reader (and the pipe) is gone now.
+    let mut stderr = String::new();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{args:?} did not end after its reader left"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    (status, stderr)
+}
+
+#[test]
+fn a_closed_stdout_ends_report_and_server_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 500);
+    let d = utf8(&data);
+    let (status, stderr) = read_one_line_then_close(&["report", "--data-dir", d]);
+    assert!(status.success(), "report: {status:?} {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (status, stderr) = read_one_line_then_close(&["server", "--data-dir", d, "--seconds", "1", "--print-changes"]);
+    assert!(status.success(), "server: {status:?} {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn restore_from_a_fifo_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 10);
+    let fifo = dir.path().join("backup.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let started = Instant::now();
+    let out = output_within(
+        splitstore().args(["restore", "--data-dir", utf8(&data), "--from", utf8(&fifo)]),
+        Duration::from_secs(30),
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(texts(&out).1.contains("is a FIFO, not a regular file"), "{out:?}");
+}
+
+#[test]
+fn the_demo_refuses_a_directory_with_anything_in_it_and_keeps_its_own_files_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_data = dir.path().join("user");
+    fs::create_dir_all(&user_data).unwrap();
+    fs::write(user_data.join("activity.db"), b"the user's").unwrap();
+    let out = run_splitstore(["demo", "--data-dir", utf8(&user_data), "--seconds", "0.5"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(texts(&out).1.contains("is not empty"), "{out:?}");
+    assert_eq!(fs::read(user_data.join("activity.db")).unwrap(), b"the user's");
+
+    let own = dir.path().join("demo");
+    let out = run_splitstore(["demo", "--data-dir", utf8(&own), "--seconds", "0.5"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(mode(&own), 0o700);
+    for f in ["legacy.db", "activity.db", "config.db"] {
+        assert_eq!(mode(&own.join(f)), 0o600, "{f}");
+    }
+}
+
+#[test]
+fn a_demo_stopped_with_sigterm_stops_its_daemon_and_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = dir.path().join("demo");
+    let mut demo = splitstore()
+        .args(["demo", "--data-dir", utf8(&own), "--seconds", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // Wait until both children own their files.
+    while !["activity.db", "config.db"].iter().all(|f| {
+        matches!(
+            store_core::OwnerLock::probe(&own.join(f)),
+            Ok(store_core::LockState::Held { .. })
+        )
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the demo's children never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on a child this test spawned and has not reaped.
+    unsafe { libc::kill(demo.id() as i32, libc::SIGTERM) };
+    let out = support::wait_output_within(demo, Duration::from_secs(60));
+    assert!(!out.status.success(), "a stopped demo does not claim success: {out:?}");
+    for f in ["activity.db", "config.db"] {
+        assert_eq!(
+            store_core::OwnerLock::probe(&own.join(f)).unwrap(),
+            store_core::LockState::Free,
+            "{f}: the demo's child still runs"
+        );
+    }
+}
+
+/// Values an argument can take in the property test: plausible, extreme, and malformed.
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("0".to_string()),
+        Just("0.05".to_string()),
+        Just("-1".to_string()),
+        Just("1e20".to_string()),
+        Just("inf".to_string()),
+        Just("NaN".to_string()),
+        Just("".to_string()),
+        Just("null".to_string()),
+        Just("1,2,null".to_string()),
+        Just("9223372036854775807".to_string()),
+        Just("/dev/null".to_string()),
+        Just("2024-01-01".to_string()),
+        Just("not a value".to_string()),
+        "[a-z0-9 ,.:-]{0,12}",
+    ]
+}
+
+fn flag() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "--seconds",
+        "--events",
+        "--batch",
+        "--batch-delay-ms",
+        "--rate",
+        "--project-ids",
+        "--from",
+        "--to",
+        "--keep",
+        "--older-than",
+        "--legacy",
+        "--print-acks",
+        "--json",
+        "--dry-run",
+        "--allow-empty",
+        "--full",
+    ])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48),
+        ..ProptestConfig::default()
+    })]
+
+    /// Whatever the arguments, every subcommand ends (bounded: `--seconds` is forced small where a command
+    /// would otherwise run until stopped) without a panic, with exit code 0, 1 or 2.
+    #[test]
+    fn no_argument_makes_a_command_panic_or_hang(
+        command in prop::sample::select(vec!["daemon", "server", "report", "doctor", "backup", "restore", "repair", "cleanup"]),
+        args in prop::collection::vec((flag(), value()), 0..4),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data_dir(dir.path());
+        let mut cmd = splitstore();
+        cmd.arg(command).args(["--data-dir", utf8(&data)]);
+        for (flag, value) in &args {
+            cmd.arg(flag);
+            if !["--print-acks", "--json", "--dry-run", "--allow-empty", "--full"].contains(flag) {
+                cmd.arg(value);
+            }
+        }
+        // The daemon and the server run until stopped unless told a duration: give one when the case did not
+        // (a second `--seconds` would be a usage error, not the bound).
+        if ["daemon", "server"].contains(&command) && !args.iter().any(|(f, _)| *f == "--seconds") {
+            cmd.args(["--seconds", "0.2"]);
+        }
+        let out = output_within(&mut cmd, Duration::from_secs(60));
+        let (stdout, stderr) = texts(&out);
+        prop_assert!(!stdout.contains("panicked at") && !stderr.contains("panicked at"), "{args:?}: {stderr}");
+        prop_assert!(matches!(out.status.code(), Some(0..=2)), "{command} {args:?}: {out:?}");
+    }
+}
