@@ -167,7 +167,7 @@ fn repair_quarantines_damaged_files_restores_good_backups_and_deletes_nothing() 
         healthy_file(schema, &schema.path_in(&data));
     }
     let backups = data.join("backups");
-    backup(&data, &backups, 5).unwrap().taken;
+    backup(&data, &backups, 5).unwrap();
     // Damage both.
     for schema in splitstore::DATABASES {
         let p = schema.path_in(&data);

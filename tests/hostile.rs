@@ -339,7 +339,7 @@ fn the_demo_refuses_a_directory_with_anything_in_it_and_keeps_its_own_files_priv
 fn a_demo_stopped_with_sigterm_stops_its_daemon_and_server() {
     let dir = tempfile::tempdir().unwrap();
     let own = dir.path().join("demo");
-    let mut demo = splitstore()
+    let demo = splitstore()
         .args(["demo", "--data-dir", utf8(&own), "--seconds", "60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

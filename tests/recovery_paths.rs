@@ -166,7 +166,7 @@ fn two_states(data: &Path) -> ((i64, Vec<String>), (i64, Vec<String>)) {
     let mut c = ConfigStore::open_in(data).unwrap();
     c.create_project(&NewProject::named("first")).unwrap();
     drop(c);
-    operations::backup(data, &data.join("backups"), 5).unwrap().taken;
+    operations::backup(data, &data.join("backups"), 5).unwrap();
     let backup = state(data);
     let mut w = ActivityWriter::open_in(data).unwrap();
     for _ in 0..15 {
