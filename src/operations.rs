@@ -11,6 +11,7 @@ use store_core::backup::{self, BackupClass};
 use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
 use store_core::read_pool::open_read_only;
 use store_core::restore::{RestoreReport, VerifiedBackup, quarantine, restore_from, verify_backup};
+use store_core::salvage::{self, SalvageHook, SalvageOptions, SalvageReport};
 use store_core::{Error, ErrorKind, OwnerConnection, OwnerLock, Provenance, Result, Schema, files};
 
 use crate::DATABASES;
@@ -125,77 +126,155 @@ pub enum RepairAction {
         database: &'static str,
         quarantined: Option<PathBuf>,
     },
+    /// Damaged, `--salvage`: every readable row copied (on top of the newest good backup, if any) into a new
+    /// file, which was verified and put in place; the damaged file moved aside.
+    Salvaged {
+        database: &'static str,
+        quarantined: Option<PathBuf>,
+        report: SalvageReport,
+    },
+}
+
+/// How [`repair`] treats a damaged database.
+#[derive(Clone, Default)]
+pub struct RepairOptions {
+    /// With no good backup, start activity.db empty (config.db never starts empty). Ignored with `salvage`,
+    /// which always keeps what can be read.
+    pub allow_empty: bool,
+    /// Salvage: copy every row of the damaged file that can still be read into a new file, on top of the
+    /// newest good backup when there is one (backup rows, plus salvaged rows newer than it).
+    pub salvage: bool,
+    /// Fault injection for drills: runs on each salvage output before it is verified (see
+    /// [`SalvageHook`]).
+    pub salvage_hook: Option<SalvageHook>,
+}
+
+impl std::fmt::Debug for RepairOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepairOptions")
+            .field("allow_empty", &self.allow_empty)
+            .field("salvage", &self.salvage)
+            .field("salvage_hook", &self.salvage_hook.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
+}
+
+/// What repair decided for one database before moving anything.
+enum Plan {
+    Healthy,
+    Restore(VerifiedBackup),
+    StartEmpty,
+    Salvage(Option<VerifiedBackup>),
+    /// A salvage built and verified at this temporary path, ready to be put in place.
+    Built(PathBuf, Box<SalvageReport>),
 }
 
 /// Repairs damaged databases in `data_dir`: a file that is not a database or fails `quick_check` is
-/// quarantined (renamed `<name>.corrupt-<time>`, never deleted) and replaced by the newest backup in
-/// `backup_dir` that verifies; with no good backup, activity.db may start empty if `allow_empty`, and
-/// config.db (the user's configuration) never does. Refused while either owner runs.
-pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<Vec<RepairAction>> {
+/// quarantined (renamed `<name>.corrupt-<time>`, never deleted) and replaced by
+/// - with `opts.salvage`: a new file holding every row of it that can still be read, on top of the newest
+///   backup in `backup_dir` that verifies, if any ([`store_core::salvage`]); both databases may be salvaged;
+/// - otherwise the newest backup in `backup_dir` that verifies; with no good backup, activity.db may start
+///   empty if `opts.allow_empty`, and config.db (the user's configuration) never does.
+///
+/// Refused while either owner runs. Everything is decided, and every salvage built and verified, before
+/// anything moves: a repair that cannot finish moves nothing.
+pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Result<Vec<RepairAction>> {
     let locks = take_both_locks(data_dir)?;
-    // Decide for both databases before moving anything: a repair that cannot finish moves nothing.
     let mut plans = Vec::new();
     for (schema, lock) in locks {
         let path = schema.path_in(data_dir);
-        let opts = InspectOptions {
+        let inspect_opts = InspectOptions {
             check: CheckLevel::Quick,
             backup_dir: Some(backup_dir.to_path_buf()),
         };
-        let health = inspect_owned(&lock, schema, &opts);
+        let health = inspect_owned(&lock, schema, &inspect_opts);
         let damaged = health
             .problems
             .iter()
             .any(|p| matches!(p.code, ErrorKind::Corrupt | ErrorKind::NotADatabase));
-        let backup = if damaged {
+        let plan = if !damaged {
+            Plan::Healthy
+        } else {
             let good = backup::all_backups(backup_dir, schema)
                 .backups
                 .into_iter()
                 .find_map(|b| verify_backup(&b.path, schema).ok());
-            let may_start_empty = allow_empty && schema.may_start_empty;
-            if good.is_none() && !may_start_empty {
-                return Err(Error::NoBackup {
-                    path,
-                    backup_dir: backup_dir.to_path_buf(),
-                    quarantined: None,
-                    schema,
+            match good {
+                _ if opts.salvage => Plan::Salvage(good),
+                Some(b) => Plan::Restore(b),
+                None if opts.allow_empty && schema.may_start_empty => Plan::StartEmpty,
+                None => {
+                    return Err(Error::NoBackup {
+                        path,
+                        backup_dir: backup_dir.to_path_buf(),
+                        quarantined: None,
+                        schema,
+                    });
+                }
+            }
+        };
+        plans.push((schema, lock, plan));
+    }
+
+    // Build every salvage beside its database while the damaged file is still in place (read-only; the
+    // locks prove nobody writes it). Any failure removes what was built and moves nothing.
+    let salvage_opts = SalvageOptions {
+        before_verify: opts.salvage_hook.clone(),
+        ..SalvageOptions::default()
+    };
+    for i in 0..plans.len() {
+        let (schema, lock, plan) = &plans[i];
+        let Plan::Salvage(base) = plan else { continue };
+        let temp = salvage::temp_path(lock.db_path());
+        // Left by a salvage that was killed: ours (the lock is held), never the user's data.
+        salvage::discard(&temp);
+        match salvage::salvage_with(lock.db_path(), schema, base.as_ref(), &temp, &salvage_opts) {
+            Ok(report) => plans[i].2 = Plan::Built(temp, Box::new(report)),
+            Err(e) => {
+                for (_, _, plan) in &plans {
+                    if let Plan::Built(temp, _) = plan {
+                        salvage::discard(temp);
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+
+    let mut actions = Vec::new();
+    for (schema, lock, plan) in plans {
+        let database = schema.file_name;
+        match plan {
+            Plan::Healthy => actions.push(RepairAction::Healthy { database }),
+            Plan::Built(temp, mut report) => {
+                let (quarantined, _lock) = salvage::place(lock, schema, &temp, &mut report)?;
+                actions.push(RepairAction::Salvaged {
+                    database,
+                    quarantined,
+                    report: *report,
                 });
             }
-            good
-        } else {
-            None
-        };
-        plans.push((schema, lock, damaged, backup));
-    }
-    let mut actions = Vec::new();
-    for (schema, lock, damaged, backup) in plans {
-        if !damaged {
-            actions.push(RepairAction::Healthy {
-                database: schema.file_name,
-            });
-            continue;
-        }
-        let quarantined = quarantine(&lock)?;
-        match backup {
-            Some(backup) => {
+            Plan::Restore(backup) => {
+                let quarantined = quarantine(&lock)?;
                 let (report, _lock) = restore_from(lock, schema, &backup, "replaced")?;
                 actions.push(RepairAction::Restored {
-                    database: schema.file_name,
+                    database,
                     quarantined,
                     report,
                 });
             }
-            None => {
+            Plan::StartEmpty => {
+                let quarantined = quarantine(&lock)?;
                 let mut owner = OwnerConnection::open_locked(lock, schema, &Default::default())?;
                 let mut record = Provenance::now("repair-empty");
                 record.detail = quarantined
                     .as_ref()
                     .map(|q| format!("damaged file quarantined at {}", q.display()));
                 owner.record_provenance(&record)?;
-                actions.push(RepairAction::StartedEmpty {
-                    database: schema.file_name,
-                    quarantined,
-                });
+                actions.push(RepairAction::StartedEmpty { database, quarantined });
             }
+            // Every salvage plan became `Built` above (or repair returned).
+            Plan::Salvage(_) => {}
         }
     }
     Ok(actions)
