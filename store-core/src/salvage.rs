@@ -26,13 +26,18 @@
 //! the number of ids in the ranges, an upper bound that is exact where ids are dense (AUTOINCREMENT ids of a
 //! table nothing was deleted from). Which of the two was used is in the report.
 //!
+//! # Leaves a damaged interior page hides
+//! A damaged *interior* page hides every leaf below it from SQLite, though those leaves are intact. When a
+//! table still has unreadable ranges, its file is read page by page ([`pages`]), as SQLite's recover
+//! extension (`ext/recover`) does, and a table leaf page is taken only when everything says it is one of this
+//! table's lost leaves (see `orphan_rows`). It is not done when the file has a non-empty `-wal` (the file's
+//! copy of a page may be older than the WAL's).
+//!
 //! # What this does not do
-//! It does not parse pages itself the way SQLite's recover extension (`ext/recover`) does, so rows behind a
-//! damaged *interior* page are reached only through the seeks above (a damaged interior page hides every leaf
-//! below it), and a file whose first page (the schema) is unreadable yields nothing. It never writes the
-//! damaged file.
+//! A file whose first page (the schema) is unreadable yields nothing; a row whose overflow pages are damaged
+//! is lost; WITHOUT ROWID tables are read only up to their first damage. It never writes the damaged file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -49,6 +54,8 @@ use crate::owner_lock::OwnerLock;
 use crate::provenance::Provenance;
 use crate::restore::{self, VerifiedBackup};
 use crate::schema::Schema;
+
+mod pages;
 
 /// The tables every database carries for the migration engine and its history (see
 /// [`BOOKKEEPING_SQL`](crate::BOOKKEEPING_SQL)): they describe the file, not the user's data, so a salvage
@@ -749,13 +756,21 @@ fn copy_table(
         let gaps = scan
             .scan(start, i64::MAX, &mut writer)
             .map_err(|e| e.into_error(source))?;
-        let gaps = scan.refine(gaps, &mut writer).map_err(|e| e.into_error(source))?;
+        let mut gaps = scan.refine(gaps, &mut writer).map_err(|e| e.into_error(source))?;
         // Read once, and only when something was unreadable: a whole pass over an index.
         let index = if gaps.is_empty() {
             None
         } else {
             index_rowids(source, table)
         };
+        if !gaps.is_empty() {
+            let orphans = orphan_rows(source, table, &damaged_cols, &common, &gaps, index.as_ref(), notes);
+            if !orphans.is_empty() {
+                let ids: Vec<i64> = orphans.iter().map(|r| r.0).collect();
+                writer.put(orphans)?;
+                gaps = subtract(&gaps, &ids);
+            }
+        }
         let (gaps, bound) = cap_open_gap(gaps, source, table, index.as_ref(), notes);
         writer.t.unreadable_ranges = gaps;
         estimate_lost(index, writer.t);
@@ -822,6 +837,151 @@ fn raise_sequence(
         )?;
         Ok(())
     })
+}
+
+/// `ranges` (sorted, inclusive) without the ids `ids` (sorted).
+fn subtract(ranges: &[(i64, i64)], ids: &[i64]) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    for &(a, z) in ranges {
+        let mut start = a;
+        let from = ids.partition_point(|&i| i < a);
+        for &id in ids[from..].iter().take_while(|&&i| i <= z) {
+            if id > start {
+                out.push((start, id - 1));
+            }
+            start = match id.checked_add(1) {
+                Some(s) => s,
+                None => return out,
+            };
+        }
+        if start <= z {
+            out.push((start, z));
+        }
+    }
+    out
+}
+
+/// Rows of `table` on leaf pages SQLite cannot reach (below a damaged interior page), read from the file
+/// page by page ([`pages`]), mapped to the `common` columns. A page is taken only when everything says it is
+/// one of this table's lost leaves: it is not on the freelist (freed pages keep deleted rows); every cell
+/// decodes; every rowid lies in an unreadable range of this table (so it is none of the leaves already read)
+/// and, when an index of the table could be read, is one the index lists; every record has the table's
+/// number of columns; and no other table with as many columns holds its first row (a readable leaf of that
+/// table). Anything else is left alone.
+fn orphan_rows(
+    source: &DamagedFile,
+    table: &str,
+    damaged_cols: &[String],
+    common: &[String],
+    gaps: &[(i64, i64)],
+    index: Option<&(String, Vec<i64>)>,
+    notes: &mut Vec<String>,
+) -> Vec<Row> {
+    let wal = files::with_suffix(&source.path, "-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        // A page in the WAL is newer than the same page in the file: reading the file's copy could bring
+        // back a deleted row or an old value.
+        notes.push(format!(
+            "{table}: pages hidden by a damaged interior page were not read directly because {} holds pages \
+             newer than the file's",
+            wal.display()
+        ));
+        return Vec::new();
+    }
+    let raw = match pages::RawFile::open(&source.path) {
+        Ok(raw) => raw,
+        Err(why) => {
+            notes.push(format!("{table}: pages were not read directly: the file {why}"));
+            return Vec::new();
+        }
+    };
+    let listed: Option<HashSet<i64>> = index.map(|(_, ids)| ids.iter().copied().collect());
+    if raw.free.is_none() && listed.is_none() {
+        notes.push(format!(
+            "{table}: pages were not read directly: neither the freelist nor an index can be read to tell lost \
+             rows from deleted ones"
+        ));
+        return Vec::new();
+    }
+    let in_gap = |id: i64| {
+        let i = gaps.partition_point(|r| r.1 < id);
+        gaps.get(i).is_some_and(|r| r.0 <= id)
+    };
+    let positions: Vec<usize> = common
+        .iter()
+        .filter_map(|c| damaged_cols.iter().position(|d| d.eq_ignore_ascii_case(c)))
+        .collect();
+    if positions.len() != common.len() {
+        return Vec::new();
+    }
+    let others: Vec<String> = source
+        .conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> ?1")
+        .and_then(|mut s| {
+            s.query_map([table], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| {
+            source
+                .columns(t)
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.len() == damaged_cols.len())
+        })
+        .collect();
+    // Whether another table holds this row as it is (then the page is that table's), or cannot be asked.
+    let elsewhere = |rowid: i64, values: &[Value]| {
+        others.iter().any(|t| {
+            let sql = format!("SELECT * FROM {} NOT INDEXED WHERE rowid = ?1", quote(t));
+            let found = source.conn.prepare_cached(&sql).and_then(|mut s| {
+                let mut rows = s.query([rowid])?;
+                match rows.next()? {
+                    Some(r) => (0..values.len())
+                        .map(|i| r.get_ref(i).map(owned))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .map(Some),
+                    None => Ok(None),
+                }
+            });
+            match found {
+                Ok(Some(theirs)) => values
+                    .iter()
+                    .zip(&theirs)
+                    .all(|(mine, theirs)| matches!(mine, Value::Null) || mine == theirs),
+                Ok(None) => false,
+                Err(_) => true,
+            }
+        })
+    };
+    let mut seen = HashSet::new();
+    let mut rows: Vec<Row> = Vec::new();
+    for n in raw.page_numbers() {
+        if raw.free.as_ref().is_some_and(|f| f.contains(&n)) {
+            continue;
+        }
+        let Some(cells) = raw.table_leaf(n) else { continue };
+        let ours = cells.iter().all(|(id, values)| {
+            in_gap(*id) && values.len() == damaged_cols.len() && listed.as_ref().is_none_or(|l| l.contains(id))
+        });
+        if !ours || elsewhere(cells[0].0, &cells[0].1) {
+            continue;
+        }
+        for (id, values) in cells {
+            if seen.insert(id) {
+                rows.push((id, positions.iter().map(|&p| values[p].clone()).collect()));
+            }
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    if !rows.is_empty() {
+        notes.push(format!(
+            "{table}: {} row(s) read directly from leaf pages that a damaged interior page hid from SQLite",
+            rows.len()
+        ));
+    }
+    rows
 }
 
 /// An unreadable range that runs to the end of the rowid space (the last pages could not be read) ends, as
