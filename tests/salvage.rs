@@ -483,3 +483,60 @@ fn repair_salvage_through_the_cli_prints_each_table_and_json() {
     );
     assert_eq!(json["actions"][1]["action"], "healthy", "{json}");
 }
+
+/// A small activity.db (3000 events), built once; the property test damages copies of it.
+fn small_template() -> &'static [u8] {
+    static SMALL: OnceLock<Vec<u8>> = OnceLock::new();
+    SMALL.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("activity.db");
+        record_events(&path, 0, 3000);
+        fs::read(&path).unwrap()
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(24),
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Any damage: salvage returns an error (and leaves no output) or an output that passes its checks and
+    /// matches its report; it never panics and never changes the damaged file.
+    #[test]
+    fn salvage_of_any_damage_is_sound_or_an_error(
+        cuts in proptest::collection::vec((0usize..400_000, proptest::prelude::any::<u8>(), 1usize..600), 0..12),
+        truncate_to in proptest::option::of(0usize..400_000),
+    ) {
+        let mut bytes = small_template().to_vec();
+        let len = bytes.len();
+        for (at, value, run) in cuts {
+            let at = at % len;
+            let end = (at + run).min(len);
+            bytes[at..end].fill(value);
+        }
+        if let Some(to) = truncate_to {
+            bytes.truncate(to.min(len));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let damaged = dir.path().join("activity.db");
+        fs::write(&damaged, &bytes).unwrap();
+        let out = dir.path().join("out.db");
+        match store_core::salvage::salvage(&damaged, &activity_store::SCHEMA, None, &out) {
+            Ok(report) => {
+                assert_integrity_ok(&out);
+                let conn = read_only(&out);
+                for (table, t) in &report.tables {
+                    let n = query_i64(&conn, &format!("SELECT count(*) FROM {table}")) as u64;
+                    proptest::prop_assert_eq!(n, t.salvaged);
+                }
+            }
+            Err(e) => {
+                proptest::prop_assert!(!out.exists(), "{e}");
+                proptest::prop_assert!(!e.remedy().is_empty());
+            }
+        }
+        proptest::prop_assert_eq!(fs::read(&damaged).unwrap(), bytes);
+    }
+}
