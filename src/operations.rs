@@ -14,6 +14,7 @@ pub use store_core::restore::RestoreHook;
 use store_core::restore::{
     Placement, RestoreReport, VerifiedBackup, counters_of, quarantine, raise_counters, restore_all, verify_backup,
 };
+use store_core::salvage::{self, SalvageHook, SalvageOptions, SalvageReport};
 use store_core::{Error, ErrorKind, OwnerConnection, OwnerLock, Provenance, Result, Schema, files};
 
 use crate::DATABASES;
@@ -175,90 +176,174 @@ pub enum RepairAction {
         database: &'static str,
         quarantined: Option<PathBuf>,
     },
+    /// Damaged, `--salvage`: every readable row copied (on top of the newest good backup, if any) into a new
+    /// file, which was verified and put in place; the damaged file moved aside.
+    Salvaged {
+        database: &'static str,
+        quarantined: Option<PathBuf>,
+        report: SalvageReport,
+    },
+}
+
+/// How [`repair`] treats a damaged database.
+#[derive(Clone, Default)]
+pub struct RepairOptions {
+    /// With no good backup, start activity.db empty (config.db never starts empty). Ignored with `salvage`,
+    /// which always keeps what can be read.
+    pub allow_empty: bool,
+    /// Salvage: copy every row of the damaged file that can still be read into a new file, on top of the
+    /// newest good backup when there is one (backup rows, plus salvaged rows newer than it).
+    pub salvage: bool,
+    /// Fault injection for drills: runs on each salvage output before it is verified (see
+    /// [`SalvageHook`]).
+    pub salvage_hook: Option<SalvageHook>,
+}
+
+impl std::fmt::Debug for RepairOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepairOptions")
+            .field("allow_empty", &self.allow_empty)
+            .field("salvage", &self.salvage)
+            .field("salvage_hook", &self.salvage_hook.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
+}
+
+/// What repair decided for one database before moving anything.
+enum Plan {
+    Healthy,
+    Missing,
+    Restore(VerifiedBackup),
+    StartEmpty,
+    Salvage(Option<VerifiedBackup>),
+    /// A salvage built and verified at this temporary path, ready to be put in place.
+    Built(PathBuf, Box<SalvageReport>),
 }
 
 /// Repairs damaged databases in `data_dir`: a file that is not a database, fails `quick_check`, or is
 /// empty where it held data before, is quarantined (renamed `<name>.corrupt-<time>`, never deleted) and
-/// replaced by the newest backup in `backup_dir` that verifies (both files at once when both are
-/// damaged: all or nothing); with no good backup, activity.db may start empty if `allow_empty`, and
-/// config.db (the user's configuration) never does. Counters are raised so no id is handed out twice.
-/// Refused while either owner runs.
-pub fn repair(data_dir: &Path, backup_dir: &Path, allow_empty: bool) -> Result<Vec<RepairAction>> {
+/// replaced by
+/// - with `opts.salvage`: a new file holding every row of it that can still be read, on top of the newest
+///   backup in `backup_dir` that verifies, if any ([`store_core::salvage`]); both databases may be salvaged;
+/// - otherwise the newest backup in `backup_dir` that verifies (both files at once when both are damaged:
+///   all or nothing); with no good backup, activity.db may start empty if `opts.allow_empty`, and
+///   config.db (the user's configuration) never does.
+///
+/// AUTOINCREMENT counters are raised so no id is handed out twice. Refused while either owner runs.
+/// Everything is decided, and every salvage built and verified, before anything moves: a repair that
+/// cannot finish moves nothing.
+pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Result<Vec<RepairAction>> {
     let locks = take_both_locks(data_dir)?;
-    // Decide for both databases before moving anything: a repair that cannot finish moves nothing.
-    let mut actions = Vec::new();
-    let mut placements = Vec::new();
-    let mut empty_starts = Vec::new();
+    let mut plans = Vec::new();
     for (schema, lock) in locks {
         let path = schema.path_in(data_dir);
-        let opts = InspectOptions {
+        let inspect_opts = InspectOptions {
             check: CheckLevel::Quick,
             backup_dir: Some(backup_dir.to_path_buf()),
         };
-        let health = inspect_owned(&lock, schema, &opts);
+        let health = inspect_owned(&lock, schema, &inspect_opts);
         let damaged = health
             .problems
             .iter()
             .any(|p| matches!(p.code, ErrorKind::Corrupt | ErrorKind::NotADatabase));
-        if !damaged {
-            actions.push(if health.exists {
-                RepairAction::Healthy {
-                    database: schema.file_name,
+        let plan = if !damaged {
+            if health.exists { Plan::Healthy } else { Plan::Missing }
+        } else {
+            let good = backup::all_backups(backup_dir, schema)
+                .backups
+                .into_iter()
+                .find_map(|b| verify_backup(&b.path, schema).ok());
+            match good {
+                _ if opts.salvage => Plan::Salvage(good),
+                Some(b) => Plan::Restore(b),
+                None if opts.allow_empty && schema.may_start_empty => Plan::StartEmpty,
+                None => {
+                    return Err(Error::NoBackup {
+                        path,
+                        backup_dir: backup_dir.to_path_buf(),
+                        quarantined: None,
+                        schema,
+                    });
                 }
-            } else {
-                RepairAction::Missing {
-                    database: schema.file_name,
+            }
+        };
+        plans.push((schema, lock, plan));
+    }
+
+    // Build every salvage beside its database while the damaged file is still in place (read-only; the
+    // locks prove nobody writes it). Any failure removes what was built and moves nothing.
+    let salvage_opts = SalvageOptions {
+        before_verify: opts.salvage_hook.clone(),
+        ..SalvageOptions::default()
+    };
+    for i in 0..plans.len() {
+        let (schema, lock, plan) = &plans[i];
+        let Plan::Salvage(base) = plan else { continue };
+        let temp = salvage::temp_path(lock.db_path());
+        // Left by a salvage that was killed: ours (the lock is held), never the user's data.
+        salvage::discard(&temp);
+        match salvage::salvage_with(lock.db_path(), schema, base.as_ref(), &temp, &salvage_opts) {
+            Ok(report) => plans[i].2 = Plan::Built(temp, Box::new(report)),
+            Err(e) => {
+                for (_, _, plan) in &plans {
+                    if let Plan::Built(temp, _) = plan {
+                        salvage::discard(temp);
+                    }
                 }
-            });
-            continue;
+                return Err(e);
+            }
         }
-        let good = backup::all_backups(backup_dir, schema)
-            .backups
-            .into_iter()
-            .find_map(|b| verify_backup(&b.path, schema).ok());
-        match good {
-            Some(backup) => placements.push(Placement {
+    }
+
+    let mut actions = Vec::new();
+    let mut placements = Vec::new();
+    for (schema, lock, plan) in plans {
+        let database = schema.file_name;
+        match plan {
+            Plan::Healthy => actions.push(RepairAction::Healthy { database }),
+            Plan::Missing => actions.push(RepairAction::Missing { database }),
+            Plan::Built(temp, mut report) => {
+                let floors = referenced_ids(data_dir, schema);
+                let (quarantined, _lock) = salvage::place(lock, schema, &temp, &mut report, &floors)?;
+                actions.push(RepairAction::Salvaged {
+                    database,
+                    quarantined,
+                    report: *report,
+                });
+            }
+            Plan::Restore(backup) => placements.push(Placement {
                 schema,
                 id_floors: referenced_ids(data_dir, schema),
                 lock,
                 backup,
             }),
-            None if allow_empty && schema.may_start_empty => empty_starts.push((schema, lock)),
-            None => {
-                return Err(Error::NoBackup {
-                    path,
-                    backup_dir: backup_dir.to_path_buf(),
-                    quarantined: None,
-                    schema,
-                });
+            Plan::StartEmpty => {
+                let quarantined = quarantine(&lock)?;
+                let mut floors = referenced_ids(data_dir, schema);
+                floors.extend(quarantined.as_deref().map(counters_of).unwrap_or_default());
+                let mut owner = OwnerConnection::open_locked(lock, schema, &Default::default())?;
+                let mut record = Provenance::now("repair-empty");
+                record.detail = quarantined
+                    .as_ref()
+                    .map(|q| format!("damaged file quarantined at {}", q.display()));
+                owner.write(|tx| {
+                    raise_counters(tx, &floors)?;
+                    record.insert(tx)
+                })?;
+                actions.push(RepairAction::StartedEmpty { database, quarantined });
             }
+            // Every salvage plan became `Built` above (or repair returned).
+            Plan::Salvage(_) => {}
         }
     }
-    // The damaged files move aside as `.corrupt-<time>` and their backups take their place, together.
+    // The damaged files restored from backups move aside as `.corrupt-<time>` and their backups take their
+    // place, together.
     let (reports, _locks) = restore_all(placements, "corrupt", None)?;
     for report in reports {
         actions.push(RepairAction::Restored {
             database: report.database,
             quarantined: report.moved_aside.clone(),
             report,
-        });
-    }
-    for (schema, lock) in empty_starts {
-        let quarantined = quarantine(&lock)?;
-        let mut floors = referenced_ids(data_dir, schema);
-        floors.extend(quarantined.as_deref().map(counters_of).unwrap_or_default());
-        let mut owner = OwnerConnection::open_locked(lock, schema, &Default::default())?;
-        let mut record = Provenance::now("repair-empty");
-        record.detail = quarantined
-            .as_ref()
-            .map(|q| format!("damaged file quarantined at {}", q.display()));
-        owner.write(|tx| {
-            raise_counters(tx, &floors)?;
-            record.insert(tx)
-        })?;
-        actions.push(RepairAction::StartedEmpty {
-            database: schema.file_name,
-            quarantined,
         });
     }
     // Reported in the order of the data directory's databases, whatever was done to each.
@@ -273,7 +358,8 @@ impl RepairAction {
             RepairAction::Healthy { database }
             | RepairAction::Missing { database }
             | RepairAction::Restored { database, .. }
-            | RepairAction::StartedEmpty { database, .. } => database,
+            | RepairAction::StartedEmpty { database, .. }
+            | RepairAction::Salvaged { database, .. } => database,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use rusqlite::Connection;
-use splitstore::operations::{RepairAction, backup, repair};
+use splitstore::operations::{RepairAction, RepairOptions, backup, repair};
 use store_core::diagnostics::{CheckLevel, InspectOptions, inspect};
 use store_core::files::with_suffix;
 use store_core::{ErrorKind, OwnerConnection, ReadPool, Schema};
@@ -175,7 +175,7 @@ fn repair_quarantines_damaged_files_restores_good_backups_and_deletes_nothing() 
         bytes[..100].fill(0xEE);
         fs::write(&p, &bytes).unwrap();
     }
-    let actions = repair(&data, &backups, false).unwrap();
+    let actions = repair(&data, &backups, &RepairOptions::default()).unwrap();
     assert_eq!(actions.len(), 2);
     for (action, schema) in actions.iter().zip(splitstore::DATABASES) {
         match action {
@@ -201,7 +201,7 @@ fn repair_quarantines_damaged_files_restores_good_backups_and_deletes_nothing() 
         );
     }
     // Healthy now: a second repair leaves both alone.
-    let again = repair(&data, &backups, false).unwrap();
+    let again = repair(&data, &backups, &RepairOptions::default()).unwrap();
     assert!(
         again.iter().all(|a| matches!(a, RepairAction::Healthy { .. })),
         "{again:?}"
@@ -218,7 +218,7 @@ fn with_no_backup_activity_may_start_empty_only_when_asked_and_config_never() {
     let activity = activity_store::SCHEMA.path_in(&data);
     fs::write(&activity, vec![0x33; 8192]).unwrap();
     let empty_backups = dir.path().join("none");
-    let err = repair(&data, &empty_backups, false).unwrap_err();
+    let err = repair(&data, &empty_backups, &RepairOptions::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoBackup);
     assert!(err.remedy().contains("--allow-empty"), "{err}");
     // A repair that cannot finish moves nothing.
@@ -232,7 +232,7 @@ fn with_no_backup_activity_may_start_empty_only_when_asked_and_config_never() {
     };
     assert_eq!(quarantined(&data), 0);
 
-    let actions = repair(&data, &empty_backups, true).unwrap();
+    let actions = repair(&data, &empty_backups, &allow_empty()).unwrap();
     assert!(matches!(actions[0], RepairAction::StartedEmpty { .. }), "{actions:?}");
     assert_eq!(quarantined(&data), 1, "the damaged activity.db is kept aside");
     assert!(matches!(actions[1], RepairAction::Healthy { .. }), "{actions:?}");
@@ -241,7 +241,7 @@ fn with_no_backup_activity_may_start_empty_only_when_asked_and_config_never() {
     let config = config_store::SCHEMA.path_in(&data);
     fs::write(&config, vec![0x33; 8192]).unwrap();
     fs::write(&activity, vec![0x34; 8192]).unwrap();
-    let err = repair(&data, &empty_backups, true).unwrap_err();
+    let err = repair(&data, &empty_backups, &allow_empty()).unwrap_err();
     assert_eq!(
         fs::read(&activity).unwrap(),
         vec![0x34; 8192],
@@ -293,5 +293,12 @@ proptest! {
         if let Ok(owner) = OwnerConnection::open(&path, schema) {
             let _ = store_core::check::quick_check(owner.conn());
         }
+    }
+}
+
+fn allow_empty() -> RepairOptions {
+    RepairOptions {
+        allow_empty: true,
+        ..RepairOptions::default()
     }
 }

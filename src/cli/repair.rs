@@ -1,10 +1,12 @@
 //! `splitstore repair`: quarantine a damaged database and restore the newest good backup (or, for activity.db
-//! only and only with --allow-empty, start it empty). Nothing is ever deleted.
+//! only and only with --allow-empty, start it empty; or, with --salvage, copy every row that can still be
+//! read into a new file on top of the newest good backup). Nothing is ever deleted.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use splitstore::operations::RepairAction;
+use splitstore::operations::{RepairAction, RepairOptions};
+use store_core::salvage::SalvageReport;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -17,6 +19,14 @@ pub struct Args {
     /// With no good backup, start activity.db empty (config.db never starts empty).
     #[arg(long)]
     pub allow_empty: bool,
+    /// Copy every row of a damaged file that can still be read into a new file (on top of the newest good
+    /// backup, if any: its rows plus the salvaged rows newer than it), verify it and put it in place. Works
+    /// for both databases.
+    #[arg(long)]
+    pub salvage: bool,
+    /// Print what was done as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -26,36 +36,103 @@ pub fn run(args: Args) -> ExitCode {
     let from = args
         .from
         .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));
-    match splitstore::operations::repair(&args.data_dir, &from, args.allow_empty) {
-        Ok(actions) => {
-            for a in actions {
-                let aside = |q: &Option<PathBuf>| {
-                    q.as_ref()
-                        .map(|q| format!(" (damaged file kept at {})", q.display()))
-                        .unwrap_or_default()
-                };
-                match a {
-                    RepairAction::Healthy { database } => super::say!("{database}: healthy, left alone"),
-                    RepairAction::Missing { database } => super::say!(
-                        "{database}: does not exist, nothing to repair (its owner creates it when it starts)"
-                    ),
-                    RepairAction::Restored {
-                        database,
-                        quarantined,
-                        report,
-                    } => super::say!(
-                        "{database}: restored from {}{}",
-                        report.restored_from.display(),
-                        aside(&quarantined)
-                    ),
-                    RepairAction::StartedEmpty { database, quarantined } => {
-                        super::say!("{database}: started empty{}", aside(&quarantined))
-                    }
-                    other => super::say!("{other:?}"),
-                }
+    let opts = RepairOptions {
+        allow_empty: args.allow_empty,
+        salvage: args.salvage,
+        ..RepairOptions::default()
+    };
+    let actions = match splitstore::operations::repair(&args.data_dir, &from, &opts) {
+        Ok(actions) => actions,
+        Err(e) => return super::fail("repair", &e),
+    };
+    if args.json {
+        let object = serde_json::json!({ "data_dir": args.data_dir, "actions": actions });
+        return match serde_json::to_string_pretty(&object) {
+            Ok(json) => {
+                super::say!("{json}");
+                ExitCode::SUCCESS
             }
-            ExitCode::SUCCESS
+            Err(e) => super::fail("repair", &e),
+        };
+    }
+    for a in actions {
+        let aside = |q: &Option<PathBuf>| {
+            q.as_ref()
+                .map(|q| format!(" (damaged file kept at {})", q.display()))
+                .unwrap_or_default()
+        };
+        match a {
+            RepairAction::Healthy { database } => super::say!("{database}: healthy, left alone"),
+            RepairAction::Missing { database } => {
+                super::say!("{database}: does not exist, nothing to repair (its owner creates it when it starts)")
+            }
+            RepairAction::Restored {
+                database,
+                quarantined,
+                report,
+            } => super::say!(
+                "{database}: restored from {}{}",
+                report.restored_from.display(),
+                aside(&quarantined)
+            ),
+            RepairAction::StartedEmpty { database, quarantined } => {
+                super::say!("{database}: started empty{}", aside(&quarantined))
+            }
+            RepairAction::Salvaged {
+                database,
+                quarantined,
+                report,
+            } => print_salvage(database, &aside(&quarantined), &report),
+            other => super::say!("{other:?}"),
         }
-        Err(e) => super::fail("repair", &e),
+    }
+    ExitCode::SUCCESS
+}
+
+/// One line for the database, then a table: per table, rows salvaged, from the backup, known lost.
+fn print_salvage(database: &str, aside: &str, report: &SalvageReport) {
+    let base = report
+        .base_backup
+        .as_ref()
+        .map(|b| format!(" on top of the backup {}", b.display()))
+        .unwrap_or_default();
+    super::say!(
+        "{database}: salvaged {} rows{base}, {} known lost{aside}",
+        report.salvaged(),
+        report.known_lost()
+    );
+    let width = report.tables.keys().map(String::len).max().unwrap_or(5).max(5);
+    super::say!(
+        "  {:<width$}  {:>10}  {:>11}  {:>10}",
+        "table",
+        "salvaged",
+        "from backup",
+        "known lost"
+    );
+    for (name, t) in &report.tables {
+        let mut extra = Vec::new();
+        if t.rejected > 0 {
+            extra.push(format!("{} refused by the schema", t.rejected));
+        }
+        if t.already_in_backup > 0 {
+            extra.push(format!("{} already in the backup", t.already_in_backup));
+        }
+        if let Some(basis) = &t.known_lost_basis {
+            extra.push(format!("lost counted from {basis}"));
+        }
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", extra.join("; "))
+        };
+        super::say!(
+            "  {name:<width$}  {:>10}  {:>11}  {:>10}{extra}",
+            t.salvaged,
+            t.from_backup,
+            t.known_lost
+        );
+    }
+    for note in &report.notes {
+        super::say!("  note: {note}");
     }
 }

@@ -301,6 +301,9 @@ pub enum Error {
         source: rusqlite::Error,
         schema: Option<&'static Schema>,
     },
+    /// A file this crate built (a salvage's output) failed its checks before being handed over; it was
+    /// removed, and what it was built from was not changed.
+    VerificationFailed { path: PathBuf, detail: String },
 }
 
 impl Error {
@@ -330,6 +333,7 @@ impl Error {
             Error::UnsafePath { .. } => ErrorKind::UnsafePath,
             Error::Io { .. } => ErrorKind::Io,
             Error::Sqlite { .. } => ErrorKind::Sqlite,
+            Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
         }
     }
 
@@ -358,7 +362,8 @@ impl Error {
             | Error::Unavailable { path, .. }
             | Error::UnsafePath { path, .. }
             | Error::Io { path, .. }
-            | Error::Sqlite { path, .. } => path,
+            | Error::Sqlite { path, .. }
+            | Error::VerificationFailed { path, .. } => path,
         }
     }
 
@@ -483,6 +488,9 @@ impl Error {
             Error::UnsafePath { problem, .. } => format!("{p} {problem}"),
             Error::Io { action, source, .. } => format!("could not {action} {p}: {source}"),
             Error::Sqlite { source, .. } => format!("SQLite error on {p}: {source}"),
+            Error::VerificationFailed { detail, .. } => {
+                format!("{p} was built but failed its checks, so it was removed: {detail}")
+            }
         }
     }
 
@@ -596,15 +604,17 @@ impl Error {
             Error::Constraint { .. } => "change the value so it no longer conflicts; nothing was written".into(),
             Error::NoBackup { schema, .. } => {
                 let restore = command(Some(schema), "restore", "--from FILE");
+                let salvage = command(Some(schema), "repair", "--salvage");
                 if schema.may_start_empty {
                     format!(
-                        "restore a backup kept elsewhere with {restore}, or start the file empty with {}",
+                        "restore a backup kept elsewhere with {restore}, copy every row that can still be read into \
+                         a new file with {salvage}, or start the file empty with {}",
                         command(Some(schema), "repair", "--allow-empty")
                     )
                 } else {
                     let mut s = format!(
                         "{} holds what the user configured and never starts empty: restore a backup kept elsewhere \
-                         with {restore}",
+                         with {restore}, or copy every row that can still be read into a new file with {salvage}",
                         schema.file_name
                     );
                     if let Some(p) = schema.predecessor {
@@ -625,6 +635,9 @@ impl Error {
                     .into()
             }
             Error::Io { .. } => "check that the path exists and that this user may read and write it".into(),
+            Error::VerificationFailed { .. } => "nothing was put in place and the source file was not changed; \
+                 restore a backup kept elsewhere, and report this: a salvage is meant to produce a sound file"
+                .into(),
         }
     }
 

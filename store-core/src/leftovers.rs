@@ -67,6 +67,8 @@ pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
             .unwrap_or(rest);
         let what = if base == "restoring" {
             "the temporary copy of a restore that did not finish".to_string()
+        } else if base == crate::salvage::TEMP_SUFFIX.trim_start_matches('.') {
+            "the output of a salvage that did not finish".to_string()
         } else if let Some((tag, stamp)) = base.split_once('-')
             && stamp
                 .get(..20)

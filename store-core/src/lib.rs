@@ -60,6 +60,7 @@ pub mod provenance;
 pub mod read_pool;
 pub mod records;
 pub mod restore;
+pub mod salvage;
 pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;

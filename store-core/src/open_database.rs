@@ -50,9 +50,10 @@ pub struct OpenOptions {
     pub migration_hook: Option<MigrationHook>,
     /// Where the schema's predecessor lives, if not at its conventional name in the data directory.
     pub predecessor: Option<PathBuf>,
-    /// The file is a temporary one under construction (a converter's output before it is put in place),
-    /// not a data directory's database: its opens are not recorded, and it is created even beside an
-    /// unconverted predecessor (it is the conversion).
+    /// The file is a temporary one under construction (a converter's or a salvage's output before it is put
+    /// in place), not a data directory's database: its opens are not recorded, it is created even beside an
+    /// unconverted predecessor (it is the conversion), and migrating it takes no pre-migration backup (what
+    /// it was built from is kept elsewhere).
     pub temporary_file: bool,
 }
 
@@ -189,16 +190,19 @@ impl OwnerConnection {
         migrate::check_history(&conn, path, schema, &state)?;
 
         set_posture(&conn, path, schema, state.is_blank(), opts.busy_timeout)?;
-        let backup_dir = opts
-            .backup_dir
-            .clone()
-            .unwrap_or_else(|| backup::default_backup_dir(path));
+        // A temporary file under construction is not the user's database: what it is built from is kept
+        // elsewhere (a verified backup a salvage starts from), so its migrations take no backup of it.
+        let backup_dir = match (&opts.backup_dir, opts.temporary_file) {
+            (_, true) => None,
+            (Some(dir), false) => Some(dir.clone()),
+            (None, false) => Some(backup::default_backup_dir(path)),
+        };
         let upgrade = migrate::upgrade(
             &mut conn,
             path,
             schema,
             (state.user_version, target),
-            Some(&backup_dir),
+            backup_dir.as_deref(),
             opts.migration_hook.as_ref(),
         );
         // Back to NORMAL whatever happened: FULL is only for the migration itself.

@@ -361,7 +361,7 @@ pub fn quarantine(lock: &OwnerLock) -> Result<Option<PathBuf>> {
 
 /// Copies `from` to the new file `to`, created 0600, and fsyncs it. Opens both with std::fs: only for files
 /// no SQLite connection of this process has open (a backup being restored, its temporary copy).
-fn copy_private(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_private(from: &Path, to: &Path) -> Result<()> {
     files::require_regular_file(from, "read the backup")?;
     let mut src = File::open(from).map_err(|e| Error::io(from, "open", e))?;
     let mut dst = files::create_private_new(to)?;

@@ -1,0 +1,1340 @@
+//! Salvage: every row of a damaged database that can still be read, copied into a new file at this build's
+//! schema, on top of the newest good backup where there is one, then verified. What `sqlite3 .recover` and
+//! `.dump` do for a person at a shell, done for a [`Schema`] (see `docs/salvage.md`).
+//!
+//! # Reading around damage
+//! SQLite reads a table through its b-tree (https://sqlite.org/fileformat2.html#b_tree_pages): interior pages
+//! lead to the leaf pages that hold the rows, in rowid order. A damaged page fails with `SQLITE_CORRUPT` when
+//! a cursor enters it, and only then: every other leaf is still reachable by seeking to a rowid it holds. So
+//! each table is read in rowid order, in ranges (`WHERE rowid >= ?` `ORDER BY rowid LIMIT n`); when a read
+//! fails, the first start past the damage is found by seeking further and further (`+1, +2, +4`, ...) and
+//! then bisecting back, and reading resumes there. The rows on both sides of a damaged page are recovered;
+//! the rowids between the last row read and the first start that reads again are an unreadable range. Each
+//! range is then bisected again (within a budget of probes) for rows a damaged neighbour hid, which also
+//! narrows the range to where rows really are.
+//!
+//! Rows are never read through an index (`NOT INDEXED`): an index page may be damaged while every table page
+//! is fine, and a rowid seek uses only the table's own b-tree. `PRAGMA cell_size_check` makes SQLite check
+//! each cell's size as it reads a page, so a page whose cells are garbage fails rather than yields garbage
+//! (https://sqlite.org/pragma.html#pragma_cell_size_check); `PRAGMA writable_schema` (on a read-only
+//! connection) lets SQLite read a file shorter than its header says, page by page, instead of refusing it.
+//!
+//! # What is known lost
+//! The rows of an unreadable range are lost, and their number is estimated from the damaged file itself: an
+//! index of the table holds one entry per row (rowid included), so when one can be read whole, the rowids it
+//! lists inside the unreadable ranges are the rows lost, exactly. Without a readable index the estimate is
+//! the number of ids in the ranges, an upper bound that is exact where ids are dense (AUTOINCREMENT ids of a
+//! table nothing was deleted from). Which of the two was used is in the report.
+//!
+//! # Leaves a damaged interior page hides
+//! A damaged *interior* page hides every leaf below it from SQLite, though those leaves are intact. When a
+//! table still has unreadable ranges, its file is read page by page ([`pages`]), as SQLite's recover
+//! extension (`ext/recover`) does, and a table leaf page is taken only when everything says it is one of this
+//! table's lost leaves (see `orphan_rows`). It is not done when the file has a non-empty `-wal` (the file's
+//! copy of a page may be older than the WAL's).
+//!
+//! # What this does not do
+//! A file whose first page (the schema) is unreadable yields nothing; a row whose overflow pages are damaged
+//! is lost; WITHOUT ROWID tables are read only up to their first damage. It never writes the damaged file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, ErrorCode, OpenFlags, params};
+use serde::Serialize;
+
+use crate::check;
+use crate::error::{Error, Result, SqliteResultExt};
+use crate::files;
+use crate::migrate;
+use crate::open_database::{OpenOptions, OwnerConnection};
+use crate::owner_lock::OwnerLock;
+use crate::provenance::Provenance;
+use crate::restore::{self, VerifiedBackup};
+use crate::schema::Schema;
+
+mod pages;
+
+/// The tables every database carries for the migration engine and its history (see
+/// [`BOOKKEEPING_SQL`](crate::BOOKKEEPING_SQL)): they describe the file, not the user's data, so a salvage
+/// keeps the output's own and copies none from the damaged file.
+pub const BOOKKEEPING_TABLES: [&str; 3] = ["schema_migrations", "reader_compatibility", "provenance"];
+/// The provenance event [`place`] records in the file it puts in place.
+pub const SALVAGE_EVENT: &str = "salvage";
+/// Suffix of the temporary file a salvage builds beside the database it replaces (`<name>.salvaging`).
+pub const TEMP_SUFFIX: &str = ".salvaging";
+/// Rows read, and written in one transaction, at a time.
+pub const DEFAULT_CHUNK_ROWS: usize = 2_000;
+/// Seeks each table may spend looking inside its unreadable ranges for rows a damaged page hid. Each is one
+/// b-tree descent (a few pages, from the cache): thousands cost milliseconds.
+pub const DEFAULT_PROBE_BUDGET: u32 = 4_096;
+
+/// Runs on the finished output just before it is verified; returning `Err` fails the salvage exactly as a
+/// failed verification does. Drills use it to inject a failure.
+pub type SalvageHook = Arc<dyn Fn(&Connection) -> std::result::Result<(), String> + Send + Sync>;
+
+/// Options for [`salvage_with`].
+#[derive(Clone)]
+pub struct SalvageOptions {
+    pub chunk_rows: usize,
+    pub probe_budget: u32,
+    /// Fault injection (see [`SalvageHook`]).
+    pub before_verify: Option<SalvageHook>,
+}
+
+impl Default for SalvageOptions {
+    fn default() -> Self {
+        SalvageOptions {
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            probe_budget: DEFAULT_PROBE_BUDGET,
+            before_verify: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SalvageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SalvageOptions")
+            .field("chunk_rows", &self.chunk_rows)
+            .field("probe_budget", &self.probe_budget)
+            .field("before_verify", &self.before_verify.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
+}
+
+/// What a salvage put in its output, per table. It matches the output exactly: each table holds
+/// `from_backup + salvaged` rows (checked before the output is handed over).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SalvageReport {
+    pub database: &'static str,
+    /// The damaged file the rows were read from (after [`place`]: where it was quarantined).
+    pub from: PathBuf,
+    /// Its schema version, when its header could be read.
+    pub from_version: Option<u32>,
+    /// The file built (after [`place`]: the database's own path).
+    pub out: PathBuf,
+    /// The verified backup the output started from, if any.
+    pub base_backup: Option<PathBuf>,
+    /// Its schema version.
+    pub base_version: Option<u32>,
+    /// The output's schema version: this build's.
+    pub version: u32,
+    pub tables: BTreeMap<String, TableSalvage>,
+    /// What could not be done as usual (a table missing from the damaged file, a column it lacks, rows the
+    /// schema refused, a counter it could not read), one sentence each.
+    pub notes: Vec<String>,
+}
+
+impl SalvageReport {
+    /// Rows copied from the damaged file, all tables.
+    pub fn salvaged(&self) -> u64 {
+        self.tables.values().map(|t| t.salvaged).sum()
+    }
+
+    /// Rows that came from the backup, all tables.
+    pub fn from_backup(&self) -> u64 {
+        self.tables.values().map(|t| t.from_backup).sum()
+    }
+
+    /// Rows known lost, all tables.
+    pub fn known_lost(&self) -> u64 {
+        self.tables.values().map(|t| t.known_lost).sum()
+    }
+}
+
+/// What a salvage did with one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TableSalvage {
+    /// Rows read from the damaged file and written to the output.
+    pub salvaged: u64,
+    /// Rows the output holds from the backup it started from.
+    pub from_backup: u64,
+    /// Rows read from the damaged file that the backup already holds (same key) and so were not copied.
+    /// Tables keyed by an integer id are read only past the backup's highest id, so this counts only rows
+    /// of tables keyed otherwise (a text key).
+    pub already_in_backup: u64,
+    /// Rows read from the damaged file that the schema refused (a duplicate key, a parent row that was
+    /// lost, a NULL where none may be): not copied. The first reason is in the report's notes.
+    pub rejected: u64,
+    /// Rows the damaged file shows existed but that could not be read: see [`known_lost_basis`](Self::known_lost_basis).
+    pub known_lost: u64,
+    /// How `known_lost` was estimated: `"index <name>"` (the rowids an index of the damaged table lists in
+    /// the unreadable ranges: exact), `"id ranges"` (the number of ids in the ranges: an upper bound, exact
+    /// when ids are dense), or `None` when nothing was unreadable.
+    pub known_lost_basis: Option<String>,
+    /// Rowid ranges (inclusive) of the damaged table that could not be read.
+    pub unreadable_ranges: Vec<(i64, i64)>,
+}
+
+/// [`salvage_with`] with default options.
+pub fn salvage(
+    damaged: &Path,
+    schema: &'static Schema,
+    base: Option<&VerifiedBackup>,
+    out: &Path,
+) -> Result<SalvageReport> {
+    salvage_with(damaged, schema, base, out, &SalvageOptions::default())
+}
+
+/// Copies every readable row of `damaged` (a database of `schema`, at this build's version or older) into
+/// the new file `out` (which must not exist), at this build's schema version:
+/// - without `base`, `out` starts as a fresh database of `schema` and every readable row is copied;
+/// - with `base` (a verified backup, at any version this build opens), `out` starts as the backup brought to
+///   this build's schema, and only rows newer than it are added: rows whose integer key (`id`, or the rowid)
+///   is above the backup's highest of that table, and rows of other tables whose key the backup lacks.
+///
+/// Only columns both files have (by name) are copied; the others take their defaults. AUTOINCREMENT counters
+/// end at least at the highest id the damaged file shows (its `sqlite_sequence`, the rows read, its indexes),
+/// so no id is ever used twice. Each chunk of rows is written in one `BEGIN IMMEDIATE` transaction.
+///
+/// `out` is checked (`integrity_check`, `foreign_key_check`, each table's count against the report) before
+/// this returns; on any failure `out` and its sidecars are removed and the error returned. `damaged` is
+/// only read. `out` is left a single self-contained file (no `-wal`), fsynced, 0600.
+pub fn salvage_with(
+    damaged: &Path,
+    schema: &'static Schema,
+    base: Option<&VerifiedBackup>,
+    out: &Path,
+    opts: &SalvageOptions,
+) -> Result<SalvageReport> {
+    if std::fs::symlink_metadata(out).is_ok() {
+        return Err(Error::io(
+            out,
+            "create the salvage output",
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "it already exists (a salvage writes only a new file)",
+            ),
+        ));
+    }
+    let source = DamagedFile::open(damaged, schema, base.is_some())?;
+    let built = build(&source, schema, base, out, opts);
+    drop(source);
+    match built {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            discard(out);
+            Err(e)
+        }
+    }
+}
+
+/// The temporary name a salvage of the database at `db` is built under, beside it.
+pub fn temp_path(db: &Path) -> PathBuf {
+    files::with_suffix(db, TEMP_SUFFIX)
+}
+
+/// Removes a salvage output that will not be used: the file, its sidecars and the lock file its build
+/// took. Only for files this process built (or a leftover of a killed salvage, under the owner lock).
+pub fn discard(out: &Path) {
+    for p in files::sidecars(out)
+        .into_iter()
+        .chain([out.to_path_buf(), OwnerLock::path_for(out)])
+    {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Puts a salvage output built by [`salvage_with`] (at [`temp_path`] of the database) in place of the
+/// damaged database guarded by `lock`, the way a restore places a backup (hazards: "Backups and restore"):
+/// the damaged file moves aside with its `-wal`/`-shm` as `<name>.corrupt-<time>` (never deleted), the
+/// output (already fsynced) is renamed into place and the directory fsynced, then the file is opened once
+/// as its owner, which records a `salvage` provenance row. Updates `report` to the final paths. Returns
+/// where the damaged file went and the lock, still held.
+pub fn place(
+    lock: OwnerLock,
+    schema: &'static Schema,
+    built: &Path,
+    report: &mut SalvageReport,
+    id_floors: &[(String, i64)],
+) -> Result<(Option<PathBuf>, OwnerLock)> {
+    let path = lock.db_path().to_path_buf();
+    files::ensure_regular(built)?;
+    let quarantined = restore::quarantine(&lock)?;
+    files::rename_durably(built, &path)?;
+    if let Some(q) = quarantined.as_ref().filter(|_| report.from == path) {
+        report.from = q.clone();
+    }
+    report.out = path;
+    let mut owner = OwnerConnection::open_locked(lock, schema, &OpenOptions::default())?;
+    let mut record = Provenance::now(SALVAGE_EVENT);
+    record.source_path = Some(report.from.display().to_string());
+    record.source_version = report.from_version.map(i64::from);
+    record.detail = Some(format!(
+        "{} rows salvaged, {} from the backup {}, {} known lost",
+        report.salvaged(),
+        report.from_backup(),
+        report
+            .base_backup
+            .as_ref()
+            .map(|b| b.display().to_string())
+            .unwrap_or_else(|| "(none)".into()),
+        report.known_lost()
+    ));
+    // Ids other files refer to are never handed out again (the salvage itself raised the counters past
+    // every id the damaged file shows).
+    owner.write(|tx| {
+        restore::raise_counters(tx, id_floors)?;
+        record.insert(tx)
+    })?;
+    // The build left the file in rollback-journal mode; the owner's open just put it back in WAL.
+    Ok((quarantined, owner.into_lock()))
+}
+
+/// The damaged file, opened read-only.
+struct DamagedFile {
+    path: PathBuf,
+    conn: Connection,
+    /// None when its schema cannot be read (then nothing can be read from it).
+    version: Option<u32>,
+    /// Why nothing could be read, when that is so.
+    unreadable: Option<String>,
+    /// Its AUTOINCREMENT counters, when `sqlite_sequence` can be read.
+    sequences: Option<BTreeMap<String, i64>>,
+}
+
+impl DamagedFile {
+    /// Opens `path` read-only and reads what it is. A file of another kind, or newer than this build, is
+    /// refused. A file whose schema cannot be read is an error unless there is a backup to start from.
+    fn open(path: &Path, schema: &'static Schema, have_base: bool) -> Result<DamagedFile> {
+        files::require_regular_file(path, "read the damaged database")?;
+        if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+            // SQLite deletes a `-wal` it finds beside an empty database, even on a read-only connection
+            // (pager.c, pagerOpenWalIfPresent): opening this file would destroy what is left of it.
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                detail: "the file is empty (0 bytes): there is nothing in it to salvage, and SQLite would delete \
+                         its -wal on opening it"
+                    .into(),
+                schema: Some(schema),
+            });
+        }
+        // Read-only: a salvage never writes the damaged file. Not `immutable=1`: that would ignore the
+        // committed transactions still in its WAL (hazards: "Readers of a WAL database").
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .at_db(path, schema)?;
+        // cell_size_check: a page whose cells are garbage fails rather than yields garbage rows.
+        // writable_schema: SQLite refuses a file shorter than its header's page count as corrupt before
+        // reading anything (btree.c, lockBtree) unless it is on; with it on, the pages that are there are read
+        // and the missing ones fail one by one, as a damaged page does. The sqlite3 shell's `.dump` sets it for
+        // the same reason. The connection is read-only: it cannot write the schema or anything else.
+        conn.execute_batch("PRAGMA cell_size_check = ON; PRAGMA writable_schema = ON")
+            .at_db(path, schema)?;
+        let mut file = DamagedFile {
+            path: path.to_path_buf(),
+            conn,
+            version: None,
+            unreadable: None,
+            sequences: None,
+        };
+        match migrate::read_state(&file.conn, path, schema) {
+            Ok(state) => {
+                migrate::check_identity(path, schema, &state)?;
+                if state.user_version > schema.end_version() {
+                    return Err(Error::SchemaNewer {
+                        path: path.to_path_buf(),
+                        found: state.user_version,
+                        supported: schema.end_version(),
+                        schema,
+                    });
+                }
+                file.version = Some(state.user_version);
+            }
+            Err(e @ (Error::Corrupt { .. } | Error::NotADatabase { .. })) if have_base => {
+                file.unreadable = Some(e.what());
+            }
+            Err(e @ (Error::Corrupt { .. } | Error::NotADatabase { .. })) => {
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: format!(
+                        "nothing of it can be salvaged: its schema (page 1) cannot be read ({}), and there is no \
+                         backup to start from",
+                        e.what()
+                    ),
+                    schema: Some(schema),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        if file.unreadable.is_none() {
+            file.sequences = read_sequences(&file.conn).ok();
+        }
+        Ok(file)
+    }
+
+    fn error(&self, e: rusqlite::Error) -> Error {
+        Error::from_sqlite(&self.path, e)
+    }
+
+    /// The table's columns (by name), or None if the damaged file has no such table.
+    fn columns(&self, table: &str) -> Result<Option<Vec<String>>> {
+        let cols = table_columns(&self.conn, table).map_err(|e| self.error(e))?;
+        Ok((!cols.is_empty()).then(|| cols.into_iter().map(|c| c.name).collect()))
+    }
+
+    fn has_rowid(&self, table: &str) -> bool {
+        self.conn
+            .prepare(&format!("SELECT rowid FROM {} LIMIT 0", quote(table)))
+            .is_ok()
+    }
+}
+
+/// `sqlite_sequence` of a file: table name -> highest AUTOINCREMENT id handed out.
+fn read_sequences(conn: &Connection) -> rusqlite::Result<BTreeMap<String, i64>> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(BTreeMap::new());
+    }
+    conn.prepare("SELECT name, seq FROM sqlite_sequence")?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect()
+}
+
+struct Column {
+    name: String,
+    decl_type: String,
+    /// Position in the primary key (0: not part of it).
+    pk: i64,
+}
+
+fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
+    conn.prepare("SELECT name, type, pk FROM pragma_table_info(?1)")?
+        .query_map([table], |r| {
+            Ok(Column {
+                name: r.get(0)?,
+                decl_type: r.get(1)?,
+                pk: r.get(2)?,
+            })
+        })?
+        .collect()
+}
+
+/// An SQL identifier, quoted.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Whether a SQLite error is damage to step over (rather than a failure of this process).
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase | ErrorCode::SystemIoFailure)
+    )
+}
+
+/// Builds `out`; on error the caller removes it.
+fn build(
+    source: &DamagedFile,
+    schema: &'static Schema,
+    base: Option<&VerifiedBackup>,
+    out: &Path,
+    opts: &SalvageOptions,
+) -> Result<SalvageReport> {
+    if let Some(b) = base {
+        restore::copy_private(b.path(), out)?;
+    }
+    let open = OpenOptions {
+        temporary_file: true,
+        ..OpenOptions::default()
+    };
+    // Creates the file 0600 (or opens the backup's copy) and migrates it to this build's schema.
+    let mut owner = OwnerConnection::open_with(out, schema, &open)?;
+    let mut report = SalvageReport {
+        database: schema.file_name,
+        from: source.path.clone(),
+        from_version: source.version,
+        out: out.to_path_buf(),
+        base_backup: base.map(|b| b.path().to_path_buf()),
+        base_version: base.map(VerifiedBackup::version),
+        version: owner.schema_version()?,
+        tables: BTreeMap::new(),
+        notes: Vec::new(),
+    };
+    if let Some(why) = &source.unreadable {
+        report
+            .notes
+            .push(format!("nothing could be read from {}: {why}", source.path.display()));
+    }
+    if source.unreadable.is_none() && source.sequences.is_none() {
+        report.notes.push(
+            "the damaged file's AUTOINCREMENT counters (sqlite_sequence) could not be read: counters are set from \
+             the ids seen instead"
+                .into(),
+        );
+    }
+    let tables = tables_parents_first(owner.conn()).map_err(|e| owner.error(e))?;
+    for table in &tables {
+        let from_backup = count_rows(owner.conn(), table).map_err(|e| owner.error(e))?;
+        let mut t = TableSalvage {
+            from_backup,
+            ..TableSalvage::default()
+        };
+        if source.unreadable.is_none() {
+            copy_table(
+                source,
+                &mut owner,
+                table,
+                base.is_some(),
+                opts,
+                &mut t,
+                &mut report.notes,
+            )?;
+        }
+        report.tables.insert(table.clone(), t);
+    }
+    // A salvage output is a single self-contained file, like a backup: no -wal to lose beside it.
+    let mode: String = owner
+        .conn()
+        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+        .map_err(|e| owner.error(e))?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(Error::PragmaRejected {
+            path: out.to_path_buf(),
+            pragma: "journal_mode",
+            wanted: "delete".into(),
+            got: mode,
+        });
+    }
+    verify(owner.conn(), out, &report, opts)?;
+    drop(owner);
+    // The lock file of a temporary file is ours alone (the caller holds the database's own lock).
+    let lock = OwnerLock::path_for(out);
+    std::fs::remove_file(&lock).map_err(|e| Error::io(&lock, "remove", e))?;
+    files::sync_file(out)?;
+    Ok(report)
+}
+
+/// The output's checks: the injected hook, `integrity_check`, `foreign_key_check`, and each table's count
+/// against the report.
+fn verify(conn: &Connection, out: &Path, report: &SalvageReport, opts: &SalvageOptions) -> Result<()> {
+    let failed = |detail: String| Error::VerificationFailed {
+        path: out.to_path_buf(),
+        detail,
+    };
+    if let Some(hook) = &opts.before_verify {
+        hook(conn).map_err(|why| failed(format!("injected failure: {why}")))?;
+    }
+    let problems = check::integrity_check(conn).at(out)?;
+    if !problems.is_empty() {
+        return Err(failed(format!("integrity_check found: {}", problems.join("; "))));
+    }
+    let violations = check::foreign_key_violations(conn).at(out)?;
+    if !violations.is_empty() {
+        let shown: Vec<String> = violations.iter().take(5).map(|v| v.to_string()).collect();
+        return Err(failed(format!(
+            "foreign_key_check found {} violation(s): {}",
+            violations.len(),
+            shown.join("; ")
+        )));
+    }
+    for (table, t) in &report.tables {
+        let n = count_rows(conn, table).at(out)?;
+        if n != t.from_backup + t.salvaged {
+            return Err(failed(format!(
+                "{table} holds {n} rows where the report says {} from the backup and {} salvaged",
+                t.from_backup, t.salvaged
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn count_rows(conn: &Connection, table: &str) -> rusqlite::Result<u64> {
+    conn.query_row(&format!("SELECT count(*) FROM {}", quote(table)), [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+}
+
+/// The user tables of the output (not SQLite's, not the bookkeeping), each after the tables its foreign
+/// keys point at, so a child row is written after its parent. A cycle keeps schema order.
+fn tables_parents_first(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?
+        .into_iter()
+        .filter(|n| !BOOKKEEPING_TABLES.contains(&n.as_str()))
+        .collect();
+    let mut parents = BTreeMap::new();
+    for n in &names {
+        let p: Vec<String> = conn
+            .prepare("SELECT DISTINCT \"table\" FROM pragma_foreign_key_list(?1)")?
+            .query_map([n], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        parents.insert(n.clone(), p);
+    }
+    let mut ordered: Vec<String> = Vec::new();
+    let mut left = names;
+    while !left.is_empty() {
+        let ready = left.iter().position(|n| {
+            parents[n]
+                .iter()
+                .all(|p| p.eq_ignore_ascii_case(n) || ordered.iter().any(|o| o.eq_ignore_ascii_case(p)))
+        });
+        ordered.push(left.remove(ready.unwrap_or(0)));
+    }
+    Ok(ordered)
+}
+
+/// How rows of a table are told apart, in the output.
+enum Key {
+    /// By rowid (an `INTEGER PRIMARY KEY` column, or the hidden rowid): copied as is, and with a backup
+    /// only rows above its highest are added.
+    Rowid,
+    /// By these columns (a text primary key): with a backup, a row is added when its key is absent.
+    Columns(Vec<String>),
+}
+
+/// One row read from the damaged file: its rowid and the copied columns' values.
+type Row = (i64, Vec<Value>);
+
+fn owned(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(f) => Value::Real(f),
+        // Text that is not UTF-8 is damage too; keep what can be shown rather than drop the row.
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+/// Copies what can be read of `table` from the damaged file into the output, filling `t`.
+fn copy_table(
+    source: &DamagedFile,
+    owner: &mut OwnerConnection,
+    table: &str,
+    have_base: bool,
+    opts: &SalvageOptions,
+    t: &mut TableSalvage,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let Some(damaged_cols) = source.columns(table).or_else(|e| match e {
+        Error::Corrupt { .. } | Error::NotADatabase { .. } => Ok(None),
+        e => Err(e),
+    })?
+    else {
+        notes.push(format!(
+            "{table}: not in the damaged file (it is older, or its schema is damaged)"
+        ));
+        return Ok(());
+    };
+    let out_cols = table_columns(owner.conn(), table).map_err(|e| owner.error(e))?;
+    let pk: Vec<&Column> = out_cols.iter().filter(|c| c.pk > 0).collect();
+    let rowid_alias = match pk.as_slice() {
+        [c] if c.decl_type.eq_ignore_ascii_case("INTEGER") => Some(c.name.clone()),
+        _ => None,
+    };
+    let out_has_rowid = owner
+        .conn()
+        .prepare(&format!("SELECT rowid FROM {} LIMIT 0", quote(table)))
+        .is_ok();
+    let key = if !out_has_rowid || (rowid_alias.is_none() && !pk.is_empty()) {
+        let mut cols: Vec<&Column> = pk.clone();
+        cols.sort_by_key(|c| c.pk);
+        Key::Columns(cols.iter().map(|c| c.name.clone()).collect())
+    } else {
+        Key::Rowid
+    };
+    // The columns both have, by name; the output's own spelling. The rowid alias travels as the rowid.
+    let common: Vec<String> = out_cols
+        .iter()
+        .filter(|c| Some(&c.name) != rowid_alias.as_ref())
+        .filter(|c| damaged_cols.iter().any(|d| d.eq_ignore_ascii_case(&c.name)))
+        .map(|c| c.name.clone())
+        .collect();
+    let missing: Vec<&str> = out_cols
+        .iter()
+        .filter(|c| Some(&c.name) != rowid_alias.as_ref())
+        .filter(|c| !damaged_cols.iter().any(|d| d.eq_ignore_ascii_case(&c.name)))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        notes.push(format!(
+            "{table}: the damaged file has no column {}; salvaged rows take the default",
+            missing.join(", ")
+        ));
+    }
+
+    let explicit_rowid = matches!(key, Key::Rowid);
+    let mut insert_cols: Vec<String> = Vec::new();
+    if explicit_rowid {
+        insert_cols.push("rowid".into());
+    }
+    insert_cols.extend(common.iter().map(|c| quote(c)));
+    let placeholders: Vec<String> = (1..=insert_cols.len()).map(|i| format!("?{i}")).collect();
+    let insert_sql = if insert_cols.is_empty() {
+        format!("INSERT INTO {} DEFAULT VALUES", quote(table))
+    } else {
+        format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote(table),
+            insert_cols.join(", "),
+            placeholders.join(", ")
+        )
+    };
+    // With a backup, a row of a table keyed by columns is added only when its key is absent.
+    let (exists_sql, key_positions) = match &key {
+        Key::Columns(cols) if have_base => {
+            let positions: Option<Vec<usize>> = cols
+                .iter()
+                .map(|k| common.iter().position(|c| c.eq_ignore_ascii_case(k)))
+                .collect();
+            match positions {
+                Some(p) if !p.is_empty() => {
+                    let cond: Vec<String> = cols
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| format!("{} IS ?{}", quote(c), i + 1))
+                        .collect();
+                    (
+                        Some(format!(
+                            "SELECT EXISTS (SELECT 1 FROM {} WHERE {})",
+                            quote(table),
+                            cond.join(" AND ")
+                        )),
+                        p,
+                    )
+                }
+                _ => (None, Vec::new()),
+            }
+        }
+        _ => (None, Vec::new()),
+    };
+    // With a backup, a table keyed by rowid is read only past the backup's highest rowid.
+    let start = match key {
+        Key::Rowid if have_base => {
+            let max: Option<i64> = owner
+                .conn()
+                .query_row(&format!("SELECT max(rowid) FROM {}", quote(table)), [], |r| r.get(0))
+                .map_err(|e| owner.error(e))?;
+            max.map_or(i64::MIN, |m| m.saturating_add(1))
+        }
+        _ => i64::MIN,
+    };
+
+    let mut writer = TableWriter {
+        owner,
+        insert_sql,
+        exists_sql,
+        key_positions,
+        explicit_rowid,
+        t,
+        max_seen: None,
+        first_rejection: None,
+    };
+
+    if !source.has_rowid(table) {
+        // A WITHOUT ROWID table has no rowid to seek by: read it in key order up to the first damage.
+        let cols: Vec<String> = common.iter().map(|c| quote(c)).collect();
+        let sql = format!("SELECT {} FROM {}", cols.join(", "), quote(table));
+        let (rows, damaged) = read_all_until_damage(&source.conn, &sql, common.len()).map_err(|e| source.error(e))?;
+        writer.explicit_rowid = false;
+        writer.put(rows)?;
+        if damaged {
+            notes.push(format!(
+                "{table}: a WITHOUT ROWID table is read in key order up to its first damaged page; rows past it \
+                 are lost and not counted"
+            ));
+        }
+    } else {
+        let mut select_cols = vec!["rowid".to_string()];
+        select_cols.extend(common.iter().map(|c| quote(c)));
+        let mut scan = Scan {
+            conn: &source.conn,
+            sql: format!(
+                "SELECT {} FROM {} NOT INDEXED WHERE rowid >= ?1 AND rowid <= ?2 ORDER BY rowid LIMIT ?3",
+                select_cols.join(", "),
+                quote(table)
+            ),
+            ncols: common.len(),
+            chunk: opts.chunk_rows.max(1),
+            budget: opts.probe_budget,
+        };
+        let gaps = scan
+            .scan(start, i64::MAX, &mut writer)
+            .map_err(|e| e.into_error(source))?;
+        let mut gaps = scan.refine(gaps, &mut writer).map_err(|e| e.into_error(source))?;
+        // Read once, and only when something was unreadable: a whole pass over an index.
+        let index = if gaps.is_empty() {
+            None
+        } else {
+            index_rowids(source, table)
+        };
+        if !gaps.is_empty() {
+            let orphans = orphan_rows(source, table, &damaged_cols, &common, &gaps, index.as_ref(), notes);
+            if !orphans.is_empty() {
+                let ids: Vec<i64> = orphans.iter().map(|r| r.0).collect();
+                writer.put(orphans)?;
+                gaps = subtract(&gaps, &ids);
+            }
+        }
+        let (gaps, bound) = cap_open_gap(gaps, source, table, index.as_ref(), notes);
+        writer.t.unreadable_ranges = gaps;
+        estimate_lost(index, writer.t);
+        if let Some(b) = bound {
+            writer.max_seen = Some(writer.max_seen.map_or(b, |m| m.max(b)));
+        }
+    }
+    let (rejected, first_rejection, max_seen) = (writer.t.rejected, writer.first_rejection.take(), writer.max_seen);
+    let owner = writer.owner;
+    if rejected > 0 {
+        notes.push(format!(
+            "{table}: {rejected} row(s) read from the damaged file were refused by the schema and not copied \
+             (first: {})",
+            first_rejection.unwrap_or_default()
+        ));
+    }
+    raise_sequence(owner, source, table, max_seen, notes)
+}
+
+/// The highest id of `table` anything shows: the counter of the damaged file, the rows read, the end of an
+/// unreadable range. Sets the output's AUTOINCREMENT counter to at least that, so a new row never takes an
+/// id a lost row had (https://sqlite.org/autoinc.html).
+fn raise_sequence(
+    owner: &mut OwnerConnection,
+    source: &DamagedFile,
+    table: &str,
+    max_seen: Option<i64>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let autoincrement: bool = owner
+        .conn()
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1
+                             AND upper(sql) LIKE '%AUTOINCREMENT%')",
+            [table],
+            |r| r.get(0),
+        )
+        .map_err(|e| owner.error(e))?;
+    let recorded = source.sequences.as_ref().and_then(|s| s.get(table).copied());
+    let target = match (recorded, max_seen) {
+        (Some(a), Some(b)) => a.max(b),
+        (a, b) => match a.or(b) {
+            Some(v) => v,
+            None => return Ok(()),
+        },
+    };
+    if !autoincrement {
+        if recorded.is_none() && max_seen.is_some_and(|m| m > 0) {
+            notes.push(format!(
+                "{table}: not AUTOINCREMENT, so a new row may take the id of a lost row above the highest one kept"
+            ));
+        }
+        return Ok(());
+    }
+    owner.write(|tx| {
+        tx.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)",
+            params![table, target],
+        )?;
+        tx.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1",
+            params![table, target],
+        )?;
+        Ok(())
+    })
+}
+
+/// `ranges` (sorted, inclusive) without the ids `ids` (sorted).
+fn subtract(ranges: &[(i64, i64)], ids: &[i64]) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    for &(a, z) in ranges {
+        let mut start = a;
+        let from = ids.partition_point(|&i| i < a);
+        for &id in ids[from..].iter().take_while(|&&i| i <= z) {
+            if id > start {
+                out.push((start, id - 1));
+            }
+            start = match id.checked_add(1) {
+                Some(s) => s,
+                None => return out,
+            };
+        }
+        if start <= z {
+            out.push((start, z));
+        }
+    }
+    out
+}
+
+/// Rows of `table` on leaf pages SQLite cannot reach (below a damaged interior page), read from the file
+/// page by page ([`pages`]), mapped to the `common` columns. A page is taken only when everything says it is
+/// one of this table's lost leaves: it is not on the freelist (freed pages keep deleted rows); every cell
+/// decodes; every rowid lies in an unreadable range of this table (so it is none of the leaves already read)
+/// and, when an index of the table could be read, is one the index lists; every record has the table's
+/// number of columns; and no other table with as many columns holds its first row (a readable leaf of that
+/// table). Anything else is left alone.
+fn orphan_rows(
+    source: &DamagedFile,
+    table: &str,
+    damaged_cols: &[String],
+    common: &[String],
+    gaps: &[(i64, i64)],
+    index: Option<&(String, Vec<i64>)>,
+    notes: &mut Vec<String>,
+) -> Vec<Row> {
+    let wal = files::with_suffix(&source.path, "-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        // A page in the WAL is newer than the same page in the file: reading the file's copy could bring
+        // back a deleted row or an old value.
+        notes.push(format!(
+            "{table}: pages hidden by a damaged interior page were not read directly because {} holds pages \
+             newer than the file's",
+            wal.display()
+        ));
+        return Vec::new();
+    }
+    let raw = match pages::RawFile::open(&source.path) {
+        Ok(raw) => raw,
+        Err(why) => {
+            notes.push(format!("{table}: pages were not read directly: the file {why}"));
+            return Vec::new();
+        }
+    };
+    let listed: Option<HashSet<i64>> = index.map(|(_, ids)| ids.iter().copied().collect());
+    if raw.free.is_none() && listed.is_none() {
+        notes.push(format!(
+            "{table}: pages were not read directly: neither the freelist nor an index can be read to tell lost \
+             rows from deleted ones"
+        ));
+        return Vec::new();
+    }
+    let in_gap = |id: i64| {
+        let i = gaps.partition_point(|r| r.1 < id);
+        gaps.get(i).is_some_and(|r| r.0 <= id)
+    };
+    let positions: Vec<usize> = common
+        .iter()
+        .filter_map(|c| damaged_cols.iter().position(|d| d.eq_ignore_ascii_case(c)))
+        .collect();
+    if positions.len() != common.len() {
+        return Vec::new();
+    }
+    let others: Vec<String> = source
+        .conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> ?1")
+        .and_then(|mut s| {
+            s.query_map([table], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| {
+            source
+                .columns(t)
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.len() == damaged_cols.len())
+        })
+        .collect();
+    // Whether another table holds this row as it is (then the page is that table's), or cannot be asked.
+    let elsewhere = |rowid: i64, values: &[Value]| {
+        others.iter().any(|t| {
+            let sql = format!("SELECT * FROM {} NOT INDEXED WHERE rowid = ?1", quote(t));
+            let found = source.conn.prepare_cached(&sql).and_then(|mut s| {
+                let mut rows = s.query([rowid])?;
+                match rows.next()? {
+                    Some(r) => (0..values.len())
+                        .map(|i| r.get_ref(i).map(owned))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .map(Some),
+                    None => Ok(None),
+                }
+            });
+            match found {
+                Ok(Some(theirs)) => values
+                    .iter()
+                    .zip(&theirs)
+                    .all(|(mine, theirs)| matches!(mine, Value::Null) || mine == theirs),
+                Ok(None) => false,
+                Err(_) => true,
+            }
+        })
+    };
+    let mut seen = HashSet::new();
+    let mut rows: Vec<Row> = Vec::new();
+    for n in raw.page_numbers() {
+        if raw.free.as_ref().is_some_and(|f| f.contains(&n)) {
+            continue;
+        }
+        let Some(cells) = raw.table_leaf(n) else { continue };
+        let ours = cells.iter().all(|(id, values)| {
+            in_gap(*id) && values.len() == damaged_cols.len() && listed.as_ref().is_none_or(|l| l.contains(id))
+        });
+        if !ours || elsewhere(cells[0].0, &cells[0].1) {
+            continue;
+        }
+        for (id, values) in cells {
+            if seen.insert(id) {
+                rows.push((id, positions.iter().map(|&p| values[p].clone()).collect()));
+            }
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    if !rows.is_empty() {
+        notes.push(format!(
+            "{table}: {} row(s) read directly from leaf pages that a damaged interior page hid from SQLite",
+            rows.len()
+        ));
+    }
+    rows
+}
+
+/// An unreadable range that runs to the end of the rowid space (the last pages could not be read) ends, as
+/// far as anything shows, at the highest id the damaged file's counter or an index records. Returns the
+/// ranges and that bound.
+fn cap_open_gap(
+    mut gaps: Vec<(i64, i64)>,
+    source: &DamagedFile,
+    table: &str,
+    index: Option<&(String, Vec<i64>)>,
+    notes: &mut Vec<String>,
+) -> (Vec<(i64, i64)>, Option<i64>) {
+    let recorded = source.sequences.as_ref().and_then(|s| s.get(table).copied());
+    let indexed = index.and_then(|(_, ids)| ids.iter().copied().max());
+    let bound = [recorded, indexed].into_iter().flatten().max();
+    if let Some(last) = gaps.last_mut().filter(|g| g.1 == i64::MAX) {
+        match bound {
+            Some(b) if b >= last.0 => last.1 = b,
+            Some(_) => {
+                gaps.pop();
+            }
+            None => notes.push(format!(
+                "{table}: the rows from id {} on could not be read, and nothing shows how many there were",
+                last.0
+            )),
+        }
+    }
+    (gaps, bound)
+}
+
+/// The rowids of `table` as one of its (complete, non-partial) indexes in the damaged file lists them: the
+/// index's name and the ids, or None if no index can be read whole.
+fn index_rowids(source: &DamagedFile, table: &str) -> Option<(String, Vec<i64>)> {
+    let names: Vec<String> = source
+        .conn
+        .prepare("SELECT name FROM pragma_index_list(?1) WHERE partial = 0 ORDER BY name")
+        .and_then(|mut s| s.query_map([table], |r| r.get(0))?.collect())
+        .ok()?;
+    names.into_iter().find_map(|name| {
+        // INDEXED BY: the rowid is in every index entry, so this reads the index alone, never the table.
+        let sql = format!("SELECT rowid FROM {} INDEXED BY {}", quote(table), quote(&name));
+        let ids: rusqlite::Result<Vec<i64>> = source
+            .conn
+            .prepare(&sql)
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
+        ids.ok().map(|ids| (name, ids))
+    })
+}
+
+/// Fills `known_lost` and its basis from the unreadable ranges and, when one could be read, an index.
+fn estimate_lost(index: Option<(String, Vec<i64>)>, t: &mut TableSalvage) {
+    if t.unreadable_ranges.is_empty() {
+        return;
+    }
+    let ranges = &t.unreadable_ranges;
+    let inside = |id: i64| {
+        let i = ranges.partition_point(|r| r.1 < id);
+        ranges.get(i).is_some_and(|r| r.0 <= id)
+    };
+    match index {
+        Some((name, ids)) => {
+            t.known_lost = ids.into_iter().filter(|id| inside(*id)).count() as u64;
+            t.known_lost_basis = Some(format!("index {name}"));
+        }
+        None => {
+            t.known_lost = ranges
+                .iter()
+                .filter(|r| r.1 != i64::MAX)
+                .map(|r| (i128::from(r.1) - i128::from(r.0) + 1) as u64)
+                .sum();
+            t.known_lost_basis = Some("id ranges".into());
+        }
+    }
+}
+
+/// Reads `sql` until it ends or meets damage: the rows read and whether it met damage. Other errors fail.
+fn read_all_until_damage(conn: &Connection, sql: &str, ncols: usize) -> rusqlite::Result<(Vec<Row>, bool)> {
+    let mut stmt = match conn.prepare(sql) {
+        Ok(s) => s,
+        Err(e) if is_damage(&e) => return Ok((Vec::new(), true)),
+        Err(e) => return Err(e),
+    };
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    loop {
+        match rows.next() {
+            Ok(Some(r)) => out.push((
+                0,
+                (0..ncols)
+                    .map(|i| r.get_ref(i).map(owned))
+                    .collect::<rusqlite::Result<_>>()?,
+            )),
+            Ok(None) => return Ok((out, false)),
+            Err(e) if is_damage(&e) => return Ok((out, true)),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// An error of a scan: reading the damaged file, or writing the output.
+enum ScanError {
+    Read(rusqlite::Error),
+    Write(Error),
+}
+
+impl ScanError {
+    fn into_error(self, source: &DamagedFile) -> Error {
+        match self {
+            ScanError::Read(e) => source.error(e),
+            ScanError::Write(e) => e,
+        }
+    }
+}
+
+/// What a probe found at a rowid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// The first row at or after it (within the bound) reads: its rowid.
+    Row(i64),
+    /// No row at or after it within the bound.
+    End,
+    /// The first row at or after it cannot be read (or the seek to it fails).
+    Damaged,
+}
+
+/// Reads one table of the damaged file in rowid order around its damage.
+struct Scan<'c> {
+    conn: &'c Connection,
+    /// `SELECT rowid, cols.. WHERE rowid >= ?1 AND rowid <= ?2 ORDER BY rowid LIMIT ?3`.
+    sql: String,
+    ncols: usize,
+    chunk: usize,
+    /// Probes left for [`refine`](Self::refine).
+    budget: u32,
+}
+
+impl Scan<'_> {
+    /// Reads rows with `from <= rowid <= until`, at most `limit`: the rows read before any damage, and
+    /// whether damage stopped it. Rows out of order (a damaged tree can yield them) are dropped.
+    fn read(&self, from: i64, until: i64, limit: usize) -> rusqlite::Result<(Vec<Row>, bool)> {
+        let mut stmt = match self.conn.prepare_cached(&self.sql) {
+            Ok(s) => s,
+            Err(e) if is_damage(&e) => return Ok((Vec::new(), true)),
+            Err(e) => return Err(e),
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = match stmt.query(params![from, until, limit]) {
+            Ok(r) => r,
+            Err(e) if is_damage(&e) => return Ok((Vec::new(), true)),
+            Err(e) => return Err(e),
+        };
+        let mut out: Vec<Row> = Vec::new();
+        loop {
+            match rows.next() {
+                Ok(Some(r)) => {
+                    let id: i64 = r.get(0)?;
+                    let after = out.last().map_or(from, |l| l.0.saturating_add(1));
+                    if id < after || id > until {
+                        continue;
+                    }
+                    let values = (1..=self.ncols)
+                        .map(|i| r.get_ref(i).map(owned))
+                        .collect::<rusqlite::Result<_>>()?;
+                    out.push((id, values));
+                }
+                Ok(None) => return Ok((out, false)),
+                Err(e) if is_damage(&e) => return Ok((out, true)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn probe(&mut self, from: i64, until: i64) -> rusqlite::Result<Probe> {
+        self.budget = self.budget.saturating_sub(1);
+        let (rows, damaged) = self.read(from, until, 1)?;
+        Ok(match (rows.first(), damaged) {
+            (Some(r), _) => Probe::Row(r.0),
+            (None, true) => Probe::Damaged,
+            (None, false) => Probe::End,
+        })
+    }
+
+    /// Reads `from..=until` into `w`, stepping over damage. Returns the unreadable ranges (inclusive), each
+    /// starting where a read failed.
+    fn scan(&mut self, from: i64, until: i64, w: &mut TableWriter<'_>) -> Result<Vec<(i64, i64)>, ScanError> {
+        let mut gaps = Vec::new();
+        let mut next = from;
+        loop {
+            let (rows, damaged) = self.read(next, until, self.chunk).map_err(ScanError::Read)?;
+            let count = rows.len();
+            let last = rows.last().map(|r| r.0);
+            w.put(rows).map_err(ScanError::Write)?;
+            let after_last = match last {
+                Some(l) => match l.checked_add(1) {
+                    Some(a) => a,
+                    None => return Ok(gaps),
+                },
+                None => next,
+            };
+            if after_last > until {
+                return Ok(gaps);
+            }
+            if damaged {
+                match self.next_readable(after_last, until).map_err(ScanError::Read)? {
+                    Some(b) => {
+                        gaps.push((after_last, b - 1));
+                        next = b;
+                    }
+                    None => {
+                        gaps.push((after_last, until));
+                        return Ok(gaps);
+                    }
+                }
+            } else if count < self.chunk {
+                return Ok(gaps);
+            } else {
+                next = after_last;
+            }
+        }
+    }
+
+    /// The smallest `x` in `(a, until]` from which a read no longer fails at once, knowing one from `a` does:
+    /// seeks at `a+1, a+3, a+7, ...` until one reads, then bisects back to the boundary. None if every
+    /// seek up to `until` fails.
+    fn next_readable(&mut self, a: i64, until: i64) -> rusqlite::Result<Option<i64>> {
+        let mut lo = a;
+        let mut step: i128 = 1;
+        let mut hi = loop {
+            if lo >= until {
+                return Ok(None);
+            }
+            let x = (i128::from(lo) + step).min(i128::from(until)) as i64;
+            match self.probe(x, until)? {
+                Probe::Damaged => {
+                    lo = x;
+                    step = step.saturating_mul(2);
+                }
+                _ => break x,
+            }
+        };
+        while i128::from(hi) - i128::from(lo) > 1 {
+            let mid = ((i128::from(lo) + i128::from(hi)) / 2) as i64;
+            match self.probe(mid, until)? {
+                Probe::Damaged => lo = mid,
+                _ => hi = mid,
+            }
+        }
+        Ok(Some(hi))
+    }
+
+    /// Looks inside unreadable ranges for rows a damaged page hid (a good leaf between two damaged ones is
+    /// skipped by the boundary search) by bisecting each range, while the probe budget lasts; a half with no
+    /// rows at all is dropped from the range. Returns the ranges still unreadable, merged.
+    fn refine(&mut self, gaps: Vec<(i64, i64)>, w: &mut TableWriter<'_>) -> Result<Vec<(i64, i64)>, ScanError> {
+        let mut todo = gaps;
+        let mut done = Vec::new();
+        while let Some((a, z)) = todo.pop() {
+            if z <= a || self.budget == 0 {
+                done.push((a, z));
+                continue;
+            }
+            // In (a, z]: the read from `a` is known to fail.
+            let mid = ((i128::from(a) + i128::from(z)) / 2 + 1) as i64;
+            match self.probe(mid, z).map_err(ScanError::Read)? {
+                Probe::End => todo.push((a, mid - 1)),
+                Probe::Damaged => {
+                    todo.push((a, mid - 1));
+                    todo.push((mid, z));
+                }
+                Probe::Row(_) => {
+                    todo.push((a, mid - 1));
+                    todo.extend(self.scan(mid, z, w)?);
+                }
+            }
+        }
+        done.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (a, z) in done {
+            match merged.last_mut() {
+                Some(m) if i128::from(a) <= i128::from(m.1) + 1 => m.1 = m.1.max(z),
+                _ => merged.push((a, z)),
+            }
+        }
+        Ok(merged)
+    }
+}
+
+/// Writes rows of one table into the output, a chunk per `BEGIN IMMEDIATE` transaction.
+struct TableWriter<'o> {
+    owner: &'o mut OwnerConnection,
+    insert_sql: String,
+    exists_sql: Option<String>,
+    /// Where the key columns are among a row's values (for `exists_sql`).
+    key_positions: Vec<usize>,
+    explicit_rowid: bool,
+    t: &'o mut TableSalvage,
+    /// The highest rowid read from the damaged file.
+    max_seen: Option<i64>,
+    first_rejection: Option<String>,
+}
+
+impl TableWriter<'_> {
+    fn put(&mut self, rows: Vec<Row>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if self.explicit_rowid
+            && let Some(m) = rows.iter().map(|r| r.0).max()
+        {
+            self.max_seen = Some(self.max_seen.map_or(m, |s| s.max(m)));
+        }
+        let (insert_sql, exists_sql) = (&self.insert_sql, &self.exists_sql);
+        let (key_positions, explicit_rowid) = (&self.key_positions, self.explicit_rowid);
+        let (mut salvaged, mut already, mut rejected) = (0u64, 0u64, 0u64);
+        let mut first_rejection = None;
+        self.owner.write(|tx| {
+            let mut insert = tx.prepare_cached(insert_sql)?;
+            let mut exists = exists_sql.as_deref().map(|s| tx.prepare_cached(s)).transpose()?;
+            for (rowid, values) in &rows {
+                if let Some(exists) = exists.as_mut() {
+                    let key = key_positions.iter().map(|&i| &values[i]);
+                    if exists.query_row(rusqlite::params_from_iter(key), |r| r.get::<_, bool>(0))? {
+                        already += 1;
+                        continue;
+                    }
+                }
+                let rowid_value = Value::Integer(*rowid);
+                let params = explicit_rowid.then_some(&rowid_value).into_iter().chain(values.iter());
+                match insert.execute(rusqlite::params_from_iter(params)) {
+                    Ok(_) => salvaged += 1,
+                    // A constraint failure undoes that one statement, not the transaction
+                    // (https://sqlite.org/lang_conflict.html, ABORT).
+                    Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                        rejected += 1;
+                        first_rejection.get_or_insert_with(|| e.to_string());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })?;
+        self.t.salvaged += salvaged;
+        self.t.already_in_backup += already;
+        self.t.rejected += rejected;
+        if self.first_rejection.is_none() {
+            self.first_rejection = first_rejection;
+        }
+        Ok(())
+    }
+}

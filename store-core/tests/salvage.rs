@@ -1,0 +1,213 @@
+//! `store_core::salvage` on a schema of its own: a damaged file at an older schema version than the build,
+//! on top of a backup, with a text-keyed table, a foreign key, a column the damaged file lacks; refusals.
+
+use std::fs;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+use store_core::backup::{BackupClass, backup_connection};
+use store_core::restore::verify_backup;
+use store_core::salvage::{salvage, temp_path};
+use store_core::testing::{file_mode, open_at_version};
+use store_core::{Compat, ErrorKind, Migration, Schema, Step, Tools};
+
+static NOTES: Schema = Schema {
+    file_name: "notes.db",
+    owner: "the notes service",
+    tools: Tools {
+        program: "notes",
+        owner_subcommand: "serve",
+    },
+    application_id: 0x4E4F_5445,
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "notes, tags, prefs",
+            step: Step::Sql(
+                "CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+                 CREATE TABLE tags (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                                    note_id INTEGER NOT NULL REFERENCES notes(id) ON DELETE CASCADE,
+                                    tag TEXT NOT NULL);
+                 CREATE TABLE prefs (key TEXT PRIMARY KEY NOT NULL, value TEXT);",
+            ),
+            compat: Compat::Breaking,
+        },
+        Migration {
+            version: 2,
+            name: "pinned notes",
+            step: Step::Sql(
+                "ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+                 CREATE INDEX notes_body ON notes (body);",
+            ),
+            compat: Compat::Additive,
+        },
+    ],
+    incremental_vacuum: false,
+    may_start_empty: true,
+    predecessor: None,
+    id_references: &[],
+};
+
+fn ro(path: &Path) -> Connection {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
+
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Adds notes (and a tag for each) up to `to`, and prefs `p.0..p.1`.
+fn add(conn: &Connection, notes: (i64, i64), prefs: (i64, i64)) {
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    for i in notes.0..notes.1 {
+        conn.execute(
+            "INSERT INTO notes (id, body) VALUES (?1, ?2)",
+            rusqlite::params![i + 1, format!("{i:06} {}", "n".repeat(300))],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO tags (note_id, tag) VALUES (?1, 't')", [i + 1])
+            .unwrap();
+    }
+    for i in prefs.0..prefs.1 {
+        conn.execute(
+            "INSERT INTO prefs (key, value) VALUES (?1, 'first')",
+            [format!("pref.{i:04}")],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+}
+
+fn damage_middle_leaf(db: &Path, table: &str) {
+    let page: i64 = ro(db)
+        .query_row(
+            "SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'leaf' ORDER BY pageno
+             LIMIT 1 OFFSET (SELECT count(*) / 2 FROM dbstat WHERE name = ?1 AND pagetype = 'leaf')",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut bytes = fs::read(db).unwrap();
+    let at = (page as usize - 1) * 4096;
+    bytes[at..at + 4096].fill(0x5A);
+    fs::write(db, &bytes).unwrap();
+}
+
+#[test]
+fn an_older_damaged_file_on_top_of_a_backup_keeps_the_backup_and_adds_newer_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NOTES.path_in(dir.path());
+    let owner = open_at_version(&db, &NOTES, 1).unwrap();
+    add(owner.conn(), (0, 1000), (0, 100));
+    let backup = backup_connection(owner.conn(), &db, &NOTES, &dir.path().join("b"), BackupClass::Manual, 5).unwrap();
+    add(owner.conn(), (1000, 3000), (100, 200));
+    owner.conn().execute("UPDATE prefs SET value = 'changed'", []).unwrap();
+    drop(owner);
+    damage_middle_leaf(&db, "notes");
+    let damaged = fs::read(&db).unwrap();
+
+    let base = verify_backup(&backup, &NOTES).unwrap();
+    let out = temp_path(&db);
+    let report = salvage(&db, &NOTES, Some(&base), &out).unwrap();
+    assert_eq!(fs::read(&db).unwrap(), damaged, "the damaged file is only read");
+    assert_eq!(
+        (report.from_version, report.base_version, report.version),
+        (Some(1), Some(1), 2)
+    );
+
+    let c = ro(&out);
+    assert!(store_core::check::integrity_check(&c).unwrap().is_empty());
+    for (table, t) in &report.tables {
+        assert_eq!(
+            count(&c, &format!("SELECT count(*) FROM {table}")) as u64,
+            t.from_backup + t.salvaged,
+            "{table}"
+        );
+    }
+    assert!(!report.tables.contains_key("provenance") && !report.tables.contains_key("schema_migrations"));
+
+    let notes = &report.tables["notes"];
+    assert_eq!(notes.from_backup, 1000);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM notes WHERE id > 1000") as u64,
+        notes.salvaged
+    );
+    // v1 had no index on notes: the loss is the ids of the unreadable range (dense ids: exact).
+    assert_eq!(notes.known_lost_basis.as_deref(), Some("id ranges"), "{notes:?}");
+    assert_eq!(notes.salvaged + notes.known_lost, 2000, "{notes:?}");
+    assert!(notes.known_lost > 0 && notes.known_lost < 100, "{notes:?}");
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM notes WHERE pinned <> 0"),
+        0,
+        "the new column took its default"
+    );
+    assert!(
+        report.notes.iter().any(|n| n.contains("no column pinned")),
+        "{:?}",
+        report.notes
+    );
+
+    // The tags of lost notes point nowhere: refused by the foreign key, not copied.
+    let tags = &report.tables["tags"];
+    assert_eq!(tags.from_backup, 1000);
+    assert_eq!(tags.rejected, notes.known_lost, "{tags:?}");
+    assert_eq!(tags.salvaged + tags.rejected, 2000);
+    assert!(store_core::check::foreign_key_violations(&c).unwrap().is_empty());
+
+    // Text keys: the backup's rows stay as they were; keys it lacks come from the damaged file.
+    let prefs = &report.tables["prefs"];
+    assert_eq!(
+        (prefs.from_backup, prefs.already_in_backup, prefs.salvaged),
+        (100, 100, 100),
+        "{prefs:?}"
+    );
+    assert_eq!(count(&c, "SELECT count(*) FROM prefs WHERE value = 'first'"), 100);
+
+    // No id handed out again: the counters are at least where the damaged file's were.
+    assert!(count(&c, "SELECT seq FROM sqlite_sequence WHERE name = 'notes'") >= 3000);
+    assert!(count(&c, "SELECT seq FROM sqlite_sequence WHERE name = 'tags'") >= 3000);
+
+    // A finished output: one private file, no lock or WAL beside it.
+    assert_eq!(file_mode(&out), 0o600);
+    for suffix in ["-wal", "-shm", ".lock"] {
+        assert!(!store_core::files::with_suffix(&out, suffix).exists(), "{suffix}");
+    }
+    assert_eq!(
+        c.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+            .unwrap(),
+        "delete"
+    );
+}
+
+#[test]
+fn salvage_refuses_another_kind_an_empty_file_and_a_file_with_nothing_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.db");
+
+    let other = dir.path().join("other.db");
+    Connection::open(&other)
+        .unwrap()
+        .execute_batch("PRAGMA application_id = 7; CREATE TABLE x (a)")
+        .unwrap();
+    let err = salvage(&other, &NOTES, None, &out).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongDatabase, "{err}");
+    assert!(!out.exists());
+
+    // An empty file beside a WAL: SQLite would delete the WAL on opening it, so it is not opened.
+    let empty = dir.path().join("empty.db");
+    fs::write(&empty, b"").unwrap();
+    let wal = store_core::files::with_suffix(&empty, "-wal");
+    fs::write(&wal, vec![1u8; 4096]).unwrap();
+    let err = salvage(&empty, &NOTES, None, &out).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert_eq!(fs::read(&wal).unwrap(), vec![1u8; 4096], "the WAL is kept");
+    assert!(!out.exists());
+
+    // A garbage header and no backup: nothing to salvage, said as damage.
+    let garbage = dir.path().join("garbage.db");
+    fs::write(&garbage, vec![0xEE; 8192]).unwrap();
+    let err = salvage(&garbage, &NOTES, None, &out).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("nothing of it can be salvaged"), "{err}");
+    assert!(!out.exists());
+}

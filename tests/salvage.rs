@@ -1,0 +1,545 @@
+//! `repair --salvage` on real damaged files: a damaged leaf page of the events table, a damaged index page,
+//! a truncated tail (no backup); a backup older than the damage (backup rows plus newer salvaged rows, ids
+//! never reused); an injected failure (nothing left behind, nothing moved); config.db; and the CLI.
+//! Each test prints what it recovered (`cargo test --test salvage -- --nocapture`).
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use activity_store::{ActivityWriter, CheckpointMode, NewEvent};
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::Connection;
+use serde_json::Value as Json;
+use splitstore::operations::{RepairAction, RepairOptions, backup, repair};
+use store_core::ErrorKind;
+use store_core::salvage::SalvageReport;
+use support::*;
+
+/// Events in the fixture database.
+const EVENTS: i64 = 100_000;
+
+fn at(i: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(1_700_000_000_000).unwrap() + Duration::seconds(i)
+}
+
+/// Records events `from..to` (ids `from+1..=to` in a fresh file) in batches, then checkpoints so every page
+/// is in the main file, and closes.
+fn record_events(path: &Path, from: i64, to: i64) {
+    let mut writer = ActivityWriter::open(path).unwrap();
+    for start in (from..to).step_by(10_000) {
+        let batch: Vec<NewEvent> = (start..(start + 10_000).min(to))
+            .map(|i| NewEvent {
+                app: Some(format!("app-{}", i % 17)),
+                title: Some(format!("window title number {i} of the fixture")),
+                ..NewEvent::new(Some(1 + i / 50), "focus", at(i))
+            })
+            .collect();
+        writer.record_batch(&batch).unwrap();
+    }
+    writer.checkpoint(CheckpointMode::Truncate).unwrap();
+}
+
+/// A healthy activity.db holding [`EVENTS`] events, built once per test binary; tests copy it.
+fn template() -> &'static Path {
+    static TEMPLATE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = TEMPLATE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("activity.db");
+        record_events(&path, 0, EVENTS);
+        (dir, path)
+    });
+    path
+}
+
+/// A data directory whose activity.db is a copy of the template.
+fn data_dir_with_events(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    fs::create_dir_all(&data).unwrap();
+    store_core::files::create_private_dir_all(&data).unwrap();
+    fs::copy(template(), data.join("activity.db")).unwrap();
+    data
+}
+
+/// The pages of `object` (a table or index) of a given type (`leaf`, `internal`), in page order, from
+/// SQLite's own `dbstat` on the healthy file.
+fn pages_of(db: &Path, object: &str, page_type: &str) -> Vec<i64> {
+    let conn = read_only(db);
+    let mut stmt = conn
+        .prepare("SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = ?2 ORDER BY pageno")
+        .unwrap();
+    stmt.query_map([object, page_type], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// Overwrites page `page` (1-based) of `db` with 0x5A bytes, as a bad sector or a stray write would.
+fn damage_page(db: &Path, page: i64) {
+    let size = query_i64(&read_only(db), "PRAGMA page_size") as usize;
+    let mut bytes = fs::read(db).unwrap();
+    let start = (page as usize - 1) * size;
+    bytes[start..start + size].fill(0x5A);
+    fs::write(db, &bytes).unwrap();
+}
+
+fn salvage_options() -> RepairOptions {
+    RepairOptions {
+        salvage: true,
+        ..RepairOptions::default()
+    }
+}
+
+/// Repairs `data` with salvage and returns the activity.db action's report and where the damaged file went.
+fn salvage_activity(data: &Path) -> (SalvageReport, PathBuf) {
+    let actions = repair(data, &data.join("backups"), &salvage_options()).unwrap();
+    match &actions[0] {
+        RepairAction::Salvaged {
+            database: "activity.db",
+            quarantined: Some(q),
+            report,
+        } => (report.clone(), q.clone()),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The report matches the file: each table holds `from_backup + salvaged` rows, and the file is sound.
+#[track_caller]
+fn assert_report_matches(db: &Path, report: &SalvageReport) {
+    assert_integrity_ok(db);
+    let conn = read_only(db);
+    assert!(store_core::check::foreign_key_violations(&conn).unwrap().is_empty());
+    for (table, t) in &report.tables {
+        let n = query_i64(&conn, &format!("SELECT count(*) FROM {table}")) as u64;
+        assert_eq!(n, t.from_backup + t.salvaged, "{table}: {t:?}");
+    }
+    assert_eq!(report.out, db);
+}
+
+fn events_in(db: &Path) -> i64 {
+    query_i64(&read_only(db), "SELECT count(*) FROM activity_events")
+}
+
+#[test]
+fn a_damaged_leaf_page_of_the_events_table_loses_only_that_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir_with_events(dir.path());
+    let db = data.join("activity.db");
+    let leaves = pages_of(&db, "activity_events", "leaf");
+    damage_page(&db, leaves[leaves.len() / 2]);
+    let damaged = fs::read(&db).unwrap();
+
+    let (report, quarantined) = salvage_activity(&data);
+    assert_eq!(
+        fs::read(&quarantined).unwrap(),
+        damaged,
+        "the damaged file is kept as it was"
+    );
+    assert_report_matches(&db, &report);
+    let events = &report.tables["activity_events"];
+    let kept = events_in(&db);
+    assert_eq!(kept as u64, events.salvaged);
+    assert_eq!(events.from_backup, 0);
+    assert!(kept * 100 >= EVENTS * 90, "{kept} of {EVENTS}");
+    // The index of the damaged file still lists every row: the loss is counted exactly.
+    assert_eq!(
+        events.known_lost_basis.as_deref().map(|b| b.starts_with("index ")),
+        Some(true),
+        "{events:?}"
+    );
+    assert_eq!(events.salvaged + events.known_lost, EVENTS as u64, "{events:?}");
+    assert_eq!(events.unreadable_ranges.len(), 1, "{events:?}");
+    // Rows on both sides of the damaged page are there.
+    let (lo, hi) = events.unreadable_ranges[0];
+    let conn = read_only(&db);
+    assert_eq!(
+        query_i64(&conn, &format!("SELECT count(*) FROM activity_events WHERE id < {lo}")),
+        lo - 1
+    );
+    assert_eq!(
+        query_i64(&conn, &format!("SELECT count(*) FROM activity_events WHERE id > {hi}")),
+        EVENTS - hi
+    );
+    eprintln!(
+        "salvage, damaged leaf page of activity_events: {kept} of {EVENTS} events ({:.3}%), {} known lost, \
+         unreadable ids {lo}..={hi}",
+        kept as f64 * 100.0 / EVENTS as f64,
+        events.known_lost
+    );
+}
+
+#[test]
+fn a_damaged_index_page_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir_with_events(dir.path());
+    let db = data.join("activity.db");
+    let leaves = pages_of(&db, "activity_events_timestamp", "leaf");
+    damage_page(&db, leaves[leaves.len() / 2]);
+
+    let (report, _) = salvage_activity(&data);
+    assert_report_matches(&db, &report);
+    let events = &report.tables["activity_events"];
+    assert_eq!(events.salvaged, EVENTS as u64, "{events:?}");
+    assert_eq!(events.known_lost, 0);
+    assert!(events.unreadable_ranges.is_empty());
+    assert_eq!(events_in(&db), EVENTS);
+    // The rebuilt index answers as the table does.
+    let conn = read_only(&db);
+    assert_eq!(
+        query_i64(
+            &conn,
+            "SELECT count(*) FROM activity_events INDEXED BY activity_events_timestamp WHERE timestamp_ms > 0"
+        ),
+        EVENTS
+    );
+    eprintln!(
+        "salvage, damaged index page: {} of {EVENTS} events (100%)",
+        events.salvaged
+    );
+}
+
+#[test]
+fn a_damaged_interior_page_hides_intact_leaves_that_are_read_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir_with_events(dir.path());
+    let db = data.join("activity.db");
+    let root = query_i64(
+        &read_only(&db),
+        "SELECT rootpage FROM sqlite_schema WHERE name = 'activity_events'",
+    );
+    let interior: Vec<i64> = pages_of(&db, "activity_events", "internal")
+        .into_iter()
+        .filter(|p| *p != root)
+        .collect();
+    assert!(
+        !interior.is_empty(),
+        "the fixture's events b-tree has interior pages below its root"
+    );
+    damage_page(&db, interior[interior.len() / 2]);
+
+    let (report, _) = salvage_activity(&data);
+    assert_report_matches(&db, &report);
+    let events = &report.tables["activity_events"];
+    let kept = events_in(&db);
+    assert_eq!(events.salvaged + events.known_lost, EVENTS as u64, "{events:?}");
+    assert!(kept * 100 >= EVENTS * 90, "{kept} of {EVENTS}: {report:?}");
+    assert!(
+        report.notes.iter().any(|n| n.contains("read directly from leaf pages")),
+        "{:?}",
+        report.notes
+    );
+    // The rows read from the pages are the rows that were written.
+    let conn = read_only(&db);
+    let wrong = query_i64(
+        &conn,
+        "SELECT count(*) FROM activity_events WHERE timestamp_ms <> 1700000000000 + (id - 1) * 1000
+            OR title <> 'window title number ' || (id - 1) || ' of the fixture'",
+    );
+    assert_eq!(wrong, 0);
+    eprintln!(
+        "salvage, damaged interior page of activity_events ({} interior pages below the root): {kept} of {EVENTS} \
+         events ({:.3}%), {} known lost",
+        interior.len(),
+        kept as f64 * 100.0 / EVENTS as f64,
+        events.known_lost
+    );
+}
+
+#[test]
+fn a_truncated_file_keeps_what_lies_before_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir_with_events(dir.path());
+    let db = data.join("activity.db");
+    let len = fs::metadata(&db).unwrap().len();
+    let cut = len * 2 / 3 / 4096 * 4096;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+
+    let (report, _) = salvage_activity(&data);
+    assert_report_matches(&db, &report);
+    let events = &report.tables["activity_events"];
+    let kept = events_in(&db);
+    assert!(kept > 0, "{events:?}");
+    assert!(events.salvaged + events.known_lost <= EVENTS as u64, "{events:?}");
+    eprintln!(
+        "salvage, file truncated to {cut} of {len} bytes: {kept} of {EVENTS} events ({:.1}%), {} known lost ({})",
+        kept as f64 * 100.0 / EVENTS as f64,
+        events.known_lost,
+        events.known_lost_basis.as_deref().unwrap_or("-")
+    );
+}
+
+#[test]
+fn with_an_older_backup_the_result_is_its_rows_plus_newer_salvaged_ones_and_ids_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = data.join("activity.db");
+    store_core::files::create_private_dir_all(&data).unwrap();
+    record_events(&db, 0, 40_000);
+    let backups = data.join("backups");
+    backup(&data, &backups, 5).unwrap();
+    record_events(&db, 40_000, 60_000);
+    // Damage the last leaf: the highest ids are lost, and must never be handed out again.
+    let leaves = pages_of(&db, "activity_events", "leaf");
+    let last_leaf = *leaves.iter().max().unwrap();
+    damage_page(&db, last_leaf);
+    let highest_ever = 60_000;
+
+    let (report, quarantined) = salvage_activity(&data);
+    assert_report_matches(&db, &report);
+    assert!(report.base_backup.is_some(), "{report:?}");
+    let events = &report.tables["activity_events"];
+    assert_eq!(events.from_backup, 40_000, "{events:?}");
+    assert!(events.salvaged > 0 && events.salvaged < 20_000, "{events:?}");
+    let conn = read_only(&db);
+    assert_eq!(
+        query_i64(&conn, "SELECT count(*) FROM activity_events WHERE id > 40000") as u64,
+        events.salvaged,
+        "salvaged rows are exactly those newer than the backup"
+    );
+    assert_eq!(
+        query_i64(&conn, "SELECT count(*) FROM activity_events WHERE id <= 40000"),
+        40_000
+    );
+    assert!(query_i64(&conn, "SELECT max(id) FROM activity_events") < highest_ever);
+    assert_eq!(events.salvaged + events.known_lost, 20_000, "{events:?}");
+    drop(conn);
+    // The provenance of the file says where it came from.
+    let detail: String = read_only(&db)
+        .query_row(
+            "SELECT source_path FROM provenance WHERE event = 'salvage' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(detail, quarantined.display().to_string());
+
+    let mut writer = ActivityWriter::open(&db).unwrap();
+    let id = writer.record_event(&NewEvent::new(None, "focus", at(70_000))).unwrap();
+    assert!(
+        id > highest_ever,
+        "new id {id} reuses an id that existed (up to {highest_ever})"
+    );
+    eprintln!(
+        "salvage on top of a backup: {} from the backup + {} salvaged of 20000 newer events, {} known lost; next id \
+         {id}",
+        events.from_backup, events.salvaged, events.known_lost
+    );
+}
+
+#[test]
+fn a_failed_salvage_leaves_no_output_and_moves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir_with_events(dir.path());
+    let db = data.join("activity.db");
+    let leaves = pages_of(&db, "activity_events", "leaf");
+    damage_page(&db, leaves[leaves.len() / 3]);
+    let damaged = fs::read(&db).unwrap();
+    let opts = RepairOptions {
+        salvage: true,
+        salvage_hook: Some(Arc::new(|_: &Connection| Err("the disk went away".to_string()))),
+        ..RepairOptions::default()
+    };
+    let err = repair(&data, &data.join("backups"), &opts).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::VerificationFailed, "{err}");
+    assert!(err.to_string().contains("the disk went away"), "{err}");
+    assert_eq!(
+        fs::read(&db).unwrap(),
+        damaged,
+        "the damaged file is where it was, unchanged"
+    );
+    let names: Vec<String> = fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("salvaging") && !n.contains(".corrupt-")),
+        "{names:?}"
+    );
+
+    // The same through the library call: `out` and its sidecars are removed.
+    let out = dir.path().join("out.db");
+    let err = store_core::salvage::salvage_with(
+        &db,
+        &activity_store::SCHEMA,
+        None,
+        &out,
+        &store_core::salvage::SalvageOptions {
+            before_verify: Some(Arc::new(|_: &Connection| Err("made to fail".into()))),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::VerificationFailed, "{err}");
+    assert_eq!(err.path(), out);
+    for p in [
+        out.clone(),
+        store_core::files::with_suffix(&out, "-wal"),
+        store_core::files::with_suffix(&out, ".lock"),
+    ] {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+    // An output that already exists is refused before anything is read or written.
+    fs::write(&out, b"mine").unwrap();
+    let err = store_core::salvage::salvage(&db, &activity_store::SCHEMA, None, &out).unwrap_err();
+    assert_eq!(fs::read(&out).unwrap(), b"mine", "{err}");
+}
+
+#[test]
+fn config_db_may_be_salvaged_and_the_no_backup_remedy_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 100);
+    {
+        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+        for i in 0..2000 {
+            store.set_setting(&format!("key.{i:05}"), &"v".repeat(100)).unwrap();
+        }
+    }
+    let config = data.join("config.db");
+    let before = query_i64(&read_only(&config), "SELECT count(*) FROM settings");
+    let leaves = pages_of(&config, "settings", "leaf");
+    damage_page(&config, leaves[leaves.len() / 2]);
+    let err = repair(&data, &data.join("backups"), &RepairOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoBackup);
+    assert!(err.remedy().contains("--salvage"), "{err}");
+
+    let actions = repair(&data, &data.join("backups"), &salvage_options()).unwrap();
+    assert!(matches!(actions[0], RepairAction::Healthy { .. }), "{actions:?}");
+    let RepairAction::Salvaged { report, .. } = &actions[1] else {
+        panic!("{actions:?}")
+    };
+    assert_report_matches(&config, report);
+    let settings = &report.tables["settings"];
+    let after = query_i64(&read_only(&config), "SELECT count(*) FROM settings");
+    assert_eq!(after as u64, settings.salvaged);
+    assert_eq!(settings.salvaged + settings.known_lost, before as u64, "{settings:?}");
+    assert!(after * 100 >= before * 90, "{after} of {before}");
+    // The server opens it.
+    config_store::ConfigStore::open_in(&data).unwrap();
+    eprintln!("salvage of config.db, damaged settings page: {after} of {before} settings");
+}
+
+#[test]
+fn repair_salvage_through_the_cli_prints_each_table_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir_with_events(dir.path());
+    let db = data.join("activity.db");
+    let leaves = pages_of(&db, "activity_events", "leaf");
+    damage_page(&db, leaves[leaves.len() / 2]);
+    let pristine = data.with_file_name("pristine.db");
+    fs::copy(&db, &pristine).unwrap();
+
+    let out = run_splitstore(["repair", "--data-dir", utf8(&data), "--salvage"]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("activity.db: salvaged "), "{stdout}");
+    assert!(lines[0].contains("known lost (damaged file kept at "), "{stdout}");
+    let events_line = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("activity_events "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let numbers: Vec<u64> = events_line
+        .split_whitespace()
+        .skip(1)
+        .take(3)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(numbers[0] as i64, events_in(&db), "{stdout}");
+    assert_eq!(numbers[1], 0, "{stdout}");
+    assert_eq!(numbers[0] + numbers[2], EVENTS as u64, "{stdout}");
+    assert!(
+        lines.iter().any(|l| l.trim_start().starts_with("activity_sessions ")),
+        "{stdout}"
+    );
+    eprintln!("{stdout}");
+
+    // Healthy now: the same repair leaves it alone. Damage it again and ask for JSON.
+    let again = run_splitstore(["repair", "--data-dir", utf8(&data), "--salvage", "--json"]);
+    assert!(again.status.success(), "{again:?}");
+    let json: Json = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(json["actions"][0]["action"], "healthy", "{json}");
+    fs::copy(&pristine, &db).unwrap();
+    let out = run_splitstore(["repair", "--data-dir", utf8(&data), "--salvage", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let json: Json = serde_json::from_slice(&out.stdout).unwrap();
+    let action = &json["actions"][0];
+    assert_eq!(action["action"], "salvaged", "{json}");
+    assert_eq!(action["database"], "activity.db");
+    let events = &action["report"]["tables"]["activity_events"];
+    assert_eq!(events["salvaged"].as_i64(), Some(events_in(&db)), "{json}");
+    assert_eq!(
+        events["salvaged"].as_u64().unwrap() + events["known_lost"].as_u64().unwrap(),
+        EVENTS as u64
+    );
+    assert_eq!(
+        json["actions"][1]["action"], "missing",
+        "config.db was never created: {json}"
+    );
+}
+
+/// A small activity.db (3000 events), built once; the property test damages copies of it.
+fn small_template() -> &'static [u8] {
+    static SMALL: OnceLock<Vec<u8>> = OnceLock::new();
+    SMALL.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("activity.db");
+        record_events(&path, 0, 3000);
+        fs::read(&path).unwrap()
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(24),
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Any damage: salvage returns an error (and leaves no output) or an output that passes its checks and
+    /// matches its report; it never panics and never changes the damaged file.
+    #[test]
+    fn salvage_of_any_damage_is_sound_or_an_error(
+        cuts in proptest::collection::vec((0usize..400_000, proptest::prelude::any::<u8>(), 1usize..600), 0..12),
+        truncate_to in proptest::option::of(0usize..400_000),
+    ) {
+        let mut bytes = small_template().to_vec();
+        let len = bytes.len();
+        for (at, value, run) in cuts {
+            let at = at % len;
+            let end = (at + run).min(len);
+            bytes[at..end].fill(value);
+        }
+        if let Some(to) = truncate_to {
+            bytes.truncate(to.min(len));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let damaged = dir.path().join("activity.db");
+        fs::write(&damaged, &bytes).unwrap();
+        let out = dir.path().join("out.db");
+        match store_core::salvage::salvage(&damaged, &activity_store::SCHEMA, None, &out) {
+            Ok(report) => {
+                assert_integrity_ok(&out);
+                let conn = read_only(&out);
+                for (table, t) in &report.tables {
+                    let n = query_i64(&conn, &format!("SELECT count(*) FROM {table}")) as u64;
+                    proptest::prop_assert_eq!(n, t.salvaged);
+                }
+            }
+            Err(e) => {
+                proptest::prop_assert!(!out.exists(), "{e}");
+                proptest::prop_assert!(!e.remedy().is_empty());
+            }
+        }
+        proptest::prop_assert_eq!(fs::read(&damaged).unwrap(), bytes);
+    }
+}
