@@ -65,11 +65,7 @@ pub(crate) fn remove_leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Best effort: whatever remains is removed by the next run.
 pub(crate) fn remove_temp(paths: &OutputPaths) {
     for db in [&paths.activity, &paths.config] {
-        let _ = fs::remove_file(db);
-        for s in files::sidecars(db) {
-            let _ = fs::remove_file(s);
-        }
-        let _ = fs::remove_file(store_core::OwnerLock::path_for(db));
+        files::discard_temporary_database(db);
     }
     let _ = fs::remove_file(&paths.rejects);
 }

@@ -118,21 +118,19 @@ pub fn ensure_private(path: &Path) -> Result<()> {
 /// given a file by its user (a backup to restore, a legacy file) reads. Links are followed: the user named
 /// the file.
 pub fn require_regular_file(path: &Path, action: &'static str) -> Result<()> {
-    let meta = fs::metadata(path).map_err(|e| Error::io(path, action, e))?;
-    if meta.is_file() {
-        Ok(())
-    } else {
-        Err(Error::UnsafePath {
-            path: path.to_path_buf(),
-            problem: format!("is {}, not a regular file", describe_type(&meta)),
-        })
-    }
+    regular(path, fs::metadata(path).map_err(|e| Error::io(path, action, e))?)
 }
 
 /// Refuses `path` unless it is a regular file, without following a link or opening it: a database given
 /// by its place in the data directory (a link there was planted, a FIFO would block the first read).
 pub fn ensure_regular(path: &Path) -> Result<()> {
-    let meta = fs::symlink_metadata(path).map_err(|e| Error::io(path, "read the metadata of", e))?;
+    regular(
+        path,
+        fs::symlink_metadata(path).map_err(|e| Error::io(path, "read the metadata of", e))?,
+    )
+}
+
+fn regular(path: &Path, meta: fs::Metadata) -> Result<()> {
     if meta.is_file() {
         Ok(())
     } else {
@@ -148,12 +146,7 @@ fn regular_and_private(file: &File, path: &Path) -> Result<()> {
     let meta = file
         .metadata()
         .map_err(|e| Error::io(path, "read the metadata of", e))?;
-    if !meta.is_file() {
-        return Err(Error::UnsafePath {
-            path: path.to_path_buf(),
-            problem: format!("is {}, not a regular file", describe_type(&meta)),
-        });
-    }
+    regular(path, meta.clone())?;
     if meta.permissions().mode() & 0o077 != 0 {
         file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE_MODE))
             .map_err(|e| Error::io(path, "restrict the mode of", e))?;
@@ -324,6 +317,14 @@ pub fn remove_with_sidecars(db: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes a temporary database of our own (a conversion's or a salvage's output that is not kept) with its
+/// sidecars and the lock file its construction used. Best effort: what remains is a leftover the next run
+/// (or `cleanup`) removes.
+pub fn discard_temporary_database(db: &Path) {
+    let _ = remove_with_sidecars(db);
+    let _ = fs::remove_file(with_suffix(db, ".lock"));
 }
 
 #[cfg(test)]

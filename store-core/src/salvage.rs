@@ -229,12 +229,7 @@ pub fn temp_path(db: &Path) -> PathBuf {
 /// Removes a salvage output that will not be used: the file, its sidecars and the lock file its build
 /// took. Only for files this process built (or a leftover of a killed salvage, under the owner lock).
 pub fn discard(out: &Path) {
-    for p in files::sidecars(out)
-        .into_iter()
-        .chain([out.to_path_buf(), OwnerLock::path_for(out)])
-    {
-        let _ = std::fs::remove_file(p);
-    }
+    files::discard_temporary_database(out);
 }
 
 /// Puts a salvage output built by [`salvage_with`] (at [`temp_path`] of the database) in place of the
