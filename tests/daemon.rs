@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use activity_store::{ActivityReader, ActivityWriter, TimeRange};
 use rusqlite::{Connection, OpenFlags};
-use support::{kill9, splitstore};
+use support::{kill9, output_within, splitstore};
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
 struct Daemon {
@@ -155,11 +155,12 @@ fn a_second_daemon_is_refused_at_once_naming_the_owner_and_sigterm_stops_the_fir
     first.wait_first_ack();
 
     let start = Instant::now();
-    let second = splitstore()
-        .args(["daemon", "--events", "10", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let second = output_within(
+        splitstore()
+            .args(["daemon", "--events", "10", "--data-dir"])
+            .arg(dir.path()),
+        Duration::from_secs(60),
+    );
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "refusal took {:?}",
@@ -231,11 +232,12 @@ fn events_n_records_exactly_n_in_sessions_of_100_with_the_given_projects() {
 fn bad_arguments_are_refused_before_anything_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = splitstore()
-        .args(["daemon", "--project-ids", "1,seven", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = output_within(
+        splitstore()
+            .args(["daemon", "--project-ids", "1,seven", "--data-dir"])
+            .arg(&data),
+        Duration::from_secs(60),
+    );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("\"seven\" is not a project id"),

@@ -307,16 +307,17 @@ fn child_drops_a_group_that_cannot_commit() {
 fn a_group_lost_on_drop_is_reported_on_stderr_with_the_file_and_the_count() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_drops_a_group_that_cannot_commit",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DROP_CHILD, &db)
-        .output()
-        .unwrap();
+    let out = store_core::testing::output_within(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "child_drops_a_group_that_cannot_commit",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(DROP_CHILD, &db),
+        Duration::from_secs(60),
+    );
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expected = format!(

@@ -221,7 +221,7 @@ fn a_reader_in_a_directory_it_cannot_write_gets_read_only_directory() {
     fs::write(&outcome_file, b"").unwrap();
     fs::set_permissions(&outcome_file, fs::Permissions::from_mode(0o666)).unwrap();
     fs::set_permissions(&data, fs::Permissions::from_mode(0o555)).unwrap();
-    let status = cmd.status().unwrap();
+    let status = wait_within(&mut cmd.spawn().unwrap(), Duration::from_secs(60));
     fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
     assert!(status.success(), "child failed: {status}");
     let outcome = fs::read_to_string(&outcome_file).unwrap();

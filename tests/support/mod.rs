@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 /// The `splitstore` binary built for these tests.
 pub fn splitstore() -> Command {
@@ -12,7 +12,7 @@ pub fn splitstore() -> Command {
 
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
-pub use store_core::testing::{file_mode as mode, kill9, wait_for_file};
+pub use store_core::testing::{file_mode as mode, kill9, output_within, wait_for_file, wait_within};
 
 /// The role this process was started with by [`spawn_child`] (`role:path`), if it is such a child.
 pub fn child_role() -> Option<(String, PathBuf)> {
@@ -29,42 +29,6 @@ pub fn spawn_child(test_name: &str, role: &str, path: &Path) -> Child {
 /// A marker file beside `path`: `activity.db` -> `activity.db.<tag>`.
 pub fn marker(path: &Path, tag: &str) -> PathBuf {
     store_core::files::with_suffix(path, &format!(".{tag}"))
-}
-
-/// Runs `cmd` to completion with stdout and stderr captured; kills it and fails the test if it runs longer
-/// than `limit` (a hang is a failure, not a stuck CI job).
-pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
-    use std::io::Read;
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if start.elapsed() > limit {
-            kill9(&mut child);
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    std::process::Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
 }
 
 /// `splitstore <args>` run to completion within 60 s.
