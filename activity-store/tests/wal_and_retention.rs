@@ -13,8 +13,14 @@ use activity_store::{
 use common::*;
 
 /// The WAL file stays this small under a reader that polls without holding a transaction: the
-/// autocheckpoint (1000 pages, ~4 MiB) restarts it, so it never needs journal_size_limit (16 MiB).
-const POLLED_WAL_BOUND: u64 = 8 * 1024 * 1024;
+/// autocheckpoint (1000 pages, ~4 MiB) restarts it, so it never reaches the writer's soft limit
+/// (journal_size_limit, 16 MiB), above which the writer would have to run checkpoints of its own.
+///
+/// Not a tighter bound: a reset needs a moment when no read transaction is open, and a reader that polls
+/// without pause is inside one most of the time; on a loaded machine its transactions are stretched by
+/// preemption, so resets are missed for a while and the WAL passes twice the autocheckpoint size (9 to
+/// 12 MB were seen on a loaded 2-core machine). A WAL that is never reset reaches about 110 MiB here.
+const POLLED_WAL_BOUND: u64 = store_core::open_database::JOURNAL_SIZE_LIMIT as u64;
 
 #[test]
 fn the_wal_stays_bounded_under_a_polling_reader() {
@@ -60,9 +66,15 @@ fn the_wal_stays_bounded_under_a_polling_reader() {
 
     assert!(polls.load(Ordering::Relaxed) > 100, "the reader really polled");
     assert_eq!(count(&db, "activity_events"), 200_000);
+    eprintln!("wal_and_retention: the WAL reached {max_wal} bytes under a polling reader");
     assert!(
         max_wal <= POLLED_WAL_BOUND,
         "WAL reached {max_wal} bytes under a polling reader (bound {POLLED_WAL_BOUND})"
+    );
+    assert_eq!(
+        w.wal_status().checkpoints,
+        0,
+        "the writer needed no checkpoint of its own"
     );
     assert_eq!(w.wal_status().escalations, 0, "no escalation was needed");
 }
