@@ -367,7 +367,19 @@ fn sigint_stops_a_group_committing_daemon_after_committing_its_pending_group() {
         dir.path(),
         &["--batch", "1000", "--batch-delay-ms", "60000", "--rate", "2000"],
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // Signal once the daemon is recording: its first session is committed at once (outside the group), after
+    // its SIGINT handler is installed and right before its first event is pushed. A fixed sleep instead
+    // raced the daemon's start-up on a busy machine (no event made yet, or no handler installed yet).
+    let reader = ActivityReader::open(&dir.path().join("activity.db")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reader
+        .sessions_in_range(&TimeRange::all(), 1)
+        .is_ok_and(|s| !s.is_empty())
+    {
+        assert!(Instant::now() < deadline, "the daemon started no session within 30 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(reader);
     signal(&daemon.child, libc::SIGINT);
     let (status, acks, lines, stderr) = daemon.finish();
     assert!(status.success(), "SIGINT is a clean stop: {status:?} {stderr}");
