@@ -191,13 +191,16 @@ fn group_commit_commits_when_the_oldest_has_waited_max_delay() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     let mut w = ActivityWriter::open(&db).unwrap();
+    // The delay is long enough that the two calls below always fall inside it, even when this thread is
+    // descheduled between them on a busy machine (30 ms was not: a time slice alone can be that long).
+    let max_delay = Duration::from_millis(500);
     let mut g = w.group_commit(GroupCommitPolicy {
         max_events: 1000,
-        max_delay: Duration::from_millis(30),
+        max_delay,
     });
     assert!(g.push(event(None, "focus", 1)).unwrap().is_none());
     assert!(g.flush_if_due().unwrap().is_none(), "not due yet");
-    std::thread::sleep(Duration::from_millis(40));
+    std::thread::sleep(max_delay + Duration::from_millis(10));
     assert!(g.is_due());
     let c = g.flush_if_due().unwrap().expect("due after max_delay");
     assert_eq!(c.event_ids, vec![1]);
