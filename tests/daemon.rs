@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
 use rusqlite::{Connection, OpenFlags};
-use support::{kill9, splitstore};
+use support::{kill9, output_within, splitstore};
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
 struct Daemon {
@@ -169,11 +169,12 @@ fn a_second_daemon_is_refused_at_once_naming_the_owner_and_sigterm_stops_the_fir
     first.wait_first_ack();
 
     let start = Instant::now();
-    let second = splitstore()
-        .args(["daemon", "--events", "10", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let second = output_within(
+        splitstore()
+            .args(["daemon", "--events", "10", "--data-dir"])
+            .arg(dir.path()),
+        Duration::from_secs(60),
+    );
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "refusal took {:?}",
@@ -245,11 +246,12 @@ fn events_n_records_exactly_n_in_sessions_of_100_with_the_given_projects() {
 fn bad_arguments_are_refused_before_anything_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = splitstore()
-        .args(["daemon", "--project-ids", "1,seven", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = output_within(
+        splitstore()
+            .args(["daemon", "--project-ids", "1,seven", "--data-dir"])
+            .arg(&data),
+        Duration::from_secs(60),
+    );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("\"seven\" is not a project id"),
@@ -423,7 +425,19 @@ fn sigint_stops_a_group_committing_daemon_after_committing_its_pending_group() {
         dir.path(),
         &["--batch", "1000", "--batch-delay-ms", "60000", "--rate", "2000"],
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // Signal once the daemon is recording: its first session is committed at once (outside the group), after
+    // its SIGINT handler is installed and right before its first event is pushed. A fixed sleep instead
+    // raced the daemon's start-up on a busy machine (no event made yet, or no handler installed yet).
+    let reader = ActivityReader::open(&dir.path().join("activity.db"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reader
+        .sessions_in_range(&TimeRange::all(), 1)
+        .is_ok_and(|s| !s.is_empty())
+    {
+        assert!(Instant::now() < deadline, "the daemon started no session within 30 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(reader);
     signal(&daemon.child, libc::SIGINT);
     let (status, acks, lines, stderr) = daemon.finish();
     assert!(status.success(), "SIGINT is a clean stop: {status:?} {stderr}");

@@ -468,21 +468,34 @@ fn leftovers_of_killed_commands_are_listed_by_doctor_and_removed_only_by_cleanup
     }
     let doctor = texts(&run_splitstore(["doctor", "--data-dir", d, "--no-check"])).0;
     for f in &left {
-        assert!(doctor.contains(&f.display().to_string()), "{} not listed:\n{doctor}", f.display());
+        assert!(
+            doctor.contains(&f.display().to_string()),
+            "{} not listed:\n{doctor}",
+            f.display()
+        );
     }
-    assert!(doctor.contains(&format!("splitstore cleanup --data-dir {d} --older-than DAYS")), "{doctor}");
+    assert!(
+        doctor.contains(&format!("splitstore cleanup --data-dir {d} --older-than DAYS")),
+        "{doctor}"
+    );
 
     // Nothing is removed unless asked; a dry run removes nothing; files younger than asked stay.
     let dry = run_splitstore(["cleanup", "--data-dir", d, "--older-than", "0", "--dry-run"]);
     assert!(dry.status.success(), "{dry:?}");
     assert!(left.iter().all(|f| f.exists()));
-    assert_eq!(texts(&dry).0.lines().filter(|l| l.starts_with("would remove ")).count(), left.len());
+    assert_eq!(
+        texts(&dry).0.lines().filter(|l| l.starts_with("would remove ")).count(),
+        left.len()
+    );
     let young = run_splitstore(["cleanup", "--data-dir", d, "--older-than", "30"]);
     assert!(young.status.success() && left.iter().all(|f| f.exists()), "{young:?}");
     let all = run_splitstore(["cleanup", "--data-dir", d, "--older-than", "0"]);
     assert!(all.status.success(), "{all:?}");
     assert!(left.iter().all(|f| !f.exists()), "{all:?}");
-    assert!(data.join("activity.db").exists() && data.join("config.db").exists(), "the databases stay");
+    assert!(
+        data.join("activity.db").exists() && data.join("config.db").exists(),
+        "the databases stay"
+    );
 }
 
 #[test]
@@ -497,6 +510,13 @@ fn the_split_refuses_a_legacy_path_that_is_one_of_its_outputs_and_moves_nothing(
         ..Default::default()
     };
     let err = migrate_split::split(&legacy_named_as_output, &data, &options).unwrap_err();
-    assert!(err.to_string().contains("is where the split writes one of its outputs"), "{err}");
-    assert_eq!(fs::read(&legacy_named_as_output).unwrap(), before, "the legacy file was not moved or changed");
+    assert!(
+        err.to_string().contains("is where the split writes one of its outputs"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(&legacy_named_as_output).unwrap(),
+        before,
+        "the legacy file was not moved or changed"
+    );
 }

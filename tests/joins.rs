@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, OpenFlags, params};
 use splitstore::{ProjectStatus, Reports};
+use store_core::testing::output_within;
 
 const NEVER_EXISTED: i64 = 99_999;
 
@@ -305,16 +306,17 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
     generate(dir.path(), 4);
     let range = TimeRange::between(base() + Duration::days(2), base() + Duration::days(9));
     let expected = Reports::open(dir.path()).time_per_project(&range).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_splitstore"))
-        .args(["report", "--data-dir", dir.path().to_str().unwrap(), "--json"])
-        .args([
-            "--from",
-            "2026-03-03",
-            "--to",
-            &(base() + Duration::days(9)).to_rfc3339(),
-        ])
-        .output()
-        .unwrap();
+    let out = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_splitstore"))
+            .args(["report", "--data-dir", dir.path().to_str().unwrap(), "--json"])
+            .args([
+                "--from",
+                "2026-03-03",
+                "--to",
+                &(base() + Duration::days(9)).to_rfc3339(),
+            ]),
+        std::time::Duration::from_secs(60),
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), expected.len());
@@ -335,10 +337,14 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
         "deleted projects are rows"
     );
 
-    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_splitstore"))
-        .args(["report", "--data-dir", dir.path().join("nowhere").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let missing = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_splitstore")).args([
+            "report",
+            "--data-dir",
+            dir.path().join("nowhere").to_str().unwrap(),
+        ]),
+        std::time::Duration::from_secs(60),
+    );
     assert_eq!(missing.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(

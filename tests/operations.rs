@@ -642,8 +642,17 @@ fn restore_is_refused_while_the_daemon_runs_and_puts_the_backup_back_after_it_st
     assert_eq!(listing(&data), before, "nothing was moved");
     assert_eq!(inode(&activity), activity_inode);
 
-    // kill -9: the replaced file keeps committed rows in its -wal, which must move aside with it.
-    std::thread::sleep(Duration::from_millis(300));
+    // kill -9: the replaced file keeps committed rows in its -wal, which must move aside with it. The kill
+    // comes once the daemon has committed events after the backup (the backup holds the seeded 3000); a
+    // fixed sleep here raced the daemon's first commit on a busy machine.
+    let start = Instant::now();
+    while query_i64(&read_only(&activity), "SELECT count(*) FROM activity_events") <= 3000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the daemon committed nothing within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     daemon.kill9();
     assert!(with_suffix(&activity, "-wal").exists());
     let live_events = query_i64(&read_only(&activity), "SELECT count(*) FROM activity_events");

@@ -14,7 +14,9 @@ use std::thread::JoinHandle;
 use migrate_split::fixtures::{LegacySpec, build};
 use migrate_split::{Options, split};
 use rusqlite::{Connection, OpenFlags};
-use support::splitstore;
+use std::time::Duration;
+
+use support::{splitstore, wait_within};
 
 /// Starts a subcommand with its stdout read line by line on a thread.
 fn start(args: &[&str]) -> (Child, JoinHandle<Vec<String>>) {
@@ -66,8 +68,15 @@ fn daemon_and_server_racing_lose_nothing_round_after_round() {
         let (mut daemon, daemon_out) = start(&daemon_args);
         let (mut server, server_out) =
             start(&["server", "--data-dir", data_arg, "--seconds", "1.5", "--print-changes"]);
-        assert!(daemon.wait().unwrap().success(), "daemon round {round}");
-        assert!(server.wait().unwrap().success(), "server round {round}");
+        // --seconds 1.5 each: a minute is a hang, not a slow machine.
+        assert!(
+            wait_within(&mut daemon, Duration::from_secs(60)).success(),
+            "daemon round {round}"
+        );
+        assert!(
+            wait_within(&mut server, Duration::from_secs(60)).success(),
+            "server round {round}"
+        );
 
         let daemon_lines = daemon_out.join().unwrap();
         let round_acks: Vec<i64> = daemon_lines

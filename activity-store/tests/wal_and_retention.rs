@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use activity_store::{
@@ -23,25 +21,16 @@ fn the_wal_stays_bounded_under_a_polling_reader() {
     let mut w = ActivityWriter::open(&db).unwrap();
     let s = w.start_session(&session(Some(1), 0)).unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let polls = Arc::new(AtomicU64::new(0));
-    let poller = {
-        let (db, stop, polls) = (db.clone(), stop.clone(), polls.clone());
-        std::thread::spawn(move || {
-            let r = ActivityReader::open(&db);
-            let mut token = r.change_token().unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                if let Some(t) = r.changed_since(&token).unwrap() {
-                    token = t;
-                    r.totals_by_project(&TimeRange::all()).unwrap();
-                    r.latest().unwrap();
-                    r.events_of_session(s, 50).unwrap();
-                }
-                polls.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
-
+    // The reader polls between the writer's commits, as a server's timer does, on connections of its own.
+    // Not on a thread polling without pause: the WAL is reset only at a write that finds no read
+    // transaction open, so how far a WAL grows past the autocheckpoint size next to a concurrent reader
+    // depends on how long the scheduler stretches that reader's transactions (up to 21.9 MB was seen on a
+    // loaded 2-core machine), which no bound can hold. Here the WAL is reset at the first write after each
+    // autocheckpoint, whatever the timing (it reaches 4181832 bytes every run), while a reader that leaves a
+    // snapshot open after a call returns (the defect this test is for) still pins it (about 110 MiB).
+    let r = ActivityReader::open(&db);
+    let mut token = r.change_token().unwrap();
+    let mut polls = 0;
     let mut max_wal = 0;
     let mut g = w.into_group_commit(GroupCommitPolicy {
         max_events: 100,
@@ -50,13 +39,16 @@ fn the_wal_stays_bounded_under_a_polling_reader() {
     for i in 0..200_000 {
         if g.push(event(Some(s), "focus", i)).unwrap().is_some() {
             max_wal = max_wal.max(g.writer().wal_bytes());
+            token = r.changed_since(&token).unwrap().expect("the reader sees every commit");
+            r.totals_by_project(&TimeRange::all()).unwrap();
+            r.latest().unwrap();
+            r.events_of_session(s, 50).unwrap();
+            polls += 1;
         }
     }
     let w = g.into_writer().unwrap();
-    stop.store(true, Ordering::Relaxed);
-    poller.join().unwrap();
 
-    assert!(polls.load(Ordering::Relaxed) > 100, "the reader really polled");
+    assert_eq!(polls, 2_000, "the reader polled after every commit");
     assert_eq!(count(&db, "activity_events"), 200_000);
     assert!(
         max_wal <= POLLED_WAL_BOUND,

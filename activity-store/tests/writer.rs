@@ -192,13 +192,16 @@ fn group_commit_commits_when_the_oldest_has_waited_max_delay() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     let w = ActivityWriter::open(&db).unwrap();
+    // The delay is long enough that the two calls below always fall inside it, even when this thread is
+    // descheduled between them on a busy machine (30 ms was not: a time slice alone can be that long).
+    let max_delay = Duration::from_millis(500);
     let mut g = w.into_group_commit(GroupCommitPolicy {
         max_events: 1000,
-        max_delay: Duration::from_millis(30),
+        max_delay,
     });
     assert!(g.push(event(None, "focus", 1)).unwrap().is_none());
     assert!(g.flush_if_due().unwrap().is_none(), "not due yet");
-    std::thread::sleep(Duration::from_millis(40));
+    std::thread::sleep(max_delay + Duration::from_millis(10));
     assert!(g.is_due());
     let c = g.flush_if_due().unwrap().expect("due after max_delay");
     assert_eq!(c.event_ids, vec![1]);
@@ -356,16 +359,17 @@ fn child_drops_a_group_that_cannot_commit() {
 fn a_group_lost_on_drop_is_reported_on_stderr_with_the_file_and_the_count() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_drops_a_group_that_cannot_commit",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DROP_CHILD, &db)
-        .output()
-        .unwrap();
+    let out = store_core::testing::output_within(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "child_drops_a_group_that_cannot_commit",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(DROP_CHILD, &db),
+        Duration::from_secs(60),
+    );
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expected = format!(

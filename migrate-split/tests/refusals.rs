@@ -190,11 +190,12 @@ fn a_hot_journal_beside_the_file() {
     let legacy = fixture(dir.path(), 3);
     let journal = dir.path().join("legacy.db-journal");
     // A hot journal: a valid journal header, the file unlocked. Write one by interrupting a transaction.
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["hot_journal_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ROLE, legacy.display().to_string())
-        .status()
+        .spawn()
         .unwrap();
+    let status = wait_within(&mut child, std::time::Duration::from_secs(60));
     assert!(!status.success(), "the child aborts mid-transaction");
     assert!(journal.exists(), "the child left a hot journal");
     let text = refused(dir.path(), &legacy);

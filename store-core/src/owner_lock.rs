@@ -69,10 +69,15 @@ pub struct OwnerLock {
     db_path: PathBuf,
 }
 
-/// How long `acquire` retries on contention before refusing. A [`probe`] holds a shared lock for a few
-/// microseconds; this window keeps a probe from ever refusing a real owner, while a real second owner is
-/// still refused well within a second.
-const PROBE_GRACE: Duration = Duration::from_millis(60);
+/// How long `acquire` retries while another owner holds the lock before refusing: a real second owner is
+/// refused well within a second.
+const OWNER_GRACE: Duration = Duration::from_millis(60);
+
+/// How long `acquire` waits while only [`probe`](OwnerLock::probe)s hold the lock. A probe holds its shared
+/// lock for a few microseconds, but a probing thread descheduled on a busy machine can hold it for tens of
+/// milliseconds or more, so probes are told from an owner by the kind of lock they hold, not by how long
+/// they hold it. Only a shared lock kept this long (not a probe) makes `acquire` give up.
+const SHARED_WAIT_LIMIT: Duration = Duration::from_secs(5);
 
 impl OwnerLock {
     /// The lock file that guards `db_path`: `events.db` -> `events.db.lock`.
@@ -88,12 +93,23 @@ impl OwnerLock {
         let lock_path = Self::path_for(db_path);
         files::check_private_dir(files::parent_dir(db_path))?;
         let mut file = files::open_private(&lock_path)?;
-        let deadline = std::time::Instant::now() + PROBE_GRACE;
+        let start = std::time::Instant::now();
         loop {
             match fs2::FileExt::try_lock_exclusive(&file) {
                 Ok(()) => break,
                 Err(e) if is_contended(&e) => {
-                    if std::time::Instant::now() >= deadline {
+                    // Held by an owner (exclusive) or only by probes (shared). A shared lock is granted only
+                    // while no exclusive lock is held, so trying one tells the two apart.
+                    let owner_holds = match fs2::FileExt::try_lock_shared(&file) {
+                        Ok(()) => {
+                            fs2::FileExt::unlock(&file).map_err(|e| Error::io(&lock_path, "unlock", e))?;
+                            false
+                        }
+                        Err(e) if is_contended(&e) => true,
+                        Err(e) => return Err(Error::io(&lock_path, "lock", e)),
+                    };
+                    let limit = if owner_holds { OWNER_GRACE } else { SHARED_WAIT_LIMIT };
+                    if start.elapsed() >= limit {
                         return Err(Error::Locked {
                             path: db_path.to_path_buf(),
                             holder: read_holder(&file),
@@ -118,7 +134,8 @@ impl OwnerLock {
     }
 
     /// Reports whether `db_path` has an owner, and who, without becoming the owner. It holds a shared lock
-    /// for the instant of the test (flock has no test-only call); [`acquire`](Self::acquire) tolerates that.
+    /// for the instant of the test (flock has no test-only call); [`acquire`](Self::acquire) waits it out
+    /// however long that instant is stretched.
     pub fn probe(db_path: &Path) -> Result<LockState> {
         let lock_path = Self::path_for(db_path);
         let file = match fs::OpenOptions::new()

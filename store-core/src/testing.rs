@@ -152,6 +152,60 @@ pub fn kill9(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
+/// Waits for `child` to exit; if it runs longer than `limit`, kills it (`kill -9`) and fails the test (a hang
+/// is a failure, not a stuck CI job).
+#[track_caller]
+pub fn wait_within(child: &mut std::process::Child, limit: std::time::Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            kill9(child);
+            panic!("child process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Runs `cmd` to completion with stdout and stderr captured; kills it and fails the test if it runs longer
+/// than `limit`.
+#[track_caller]
+pub fn output_within(cmd: &mut std::process::Command, limit: std::time::Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    wait_output_within(child, limit)
+}
+
+/// Collects the output of a child (what it prints on the pipes still left to it; a pipe the caller took
+/// reads as empty), waiting as [`wait_within`] does.
+#[track_caller]
+pub fn wait_output_within(mut child: std::process::Child, limit: std::time::Duration) -> std::process::Output {
+    use std::io::Read;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let status = wait_within(&mut child, limit);
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
 /// The permission bits of a file (`0o600`).
 pub fn file_mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;

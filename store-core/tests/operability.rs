@@ -170,6 +170,7 @@ fn a_backup_from_a_read_only_connection_finishes_while_the_owner_writes() {
     let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
     fill(&owner, 2000);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (first_commit, committed) = std::sync::mpsc::channel();
     let writer = {
         let (db, stop) = (db.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -179,18 +180,29 @@ fn a_backup_from_a_read_only_connection_finishes_while_the_owner_writes() {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 c.execute("INSERT INTO items (name) VALUES ('busy')", []).unwrap();
+                if n == 0 {
+                    first_commit.send(()).unwrap();
+                }
                 n += 1;
             }
             n
         })
     };
+    // The backup starts only once the writer is committing (on a busy machine the thread may not have run
+    // at all before a backup of this size finishes), and the writer is stopped only after it.
+    committed
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the writer committed within 30 s");
     let reader = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let backup =
         backup::backup_connection(&reader, &db, &ITEMS, &dir.path().join("b"), BackupClass::Manual, 5).unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = writer.join().unwrap();
-    assert!(written > 0, "the writer really wrote during the backup");
-    assert!(count(&backup) >= 2000);
+    assert!(written > 0, "the writer really wrote while the backup ran");
+    assert!(
+        count(&backup) > 2000,
+        "the backup holds the rows committed before it began, the writer's first included"
+    );
     assert!(verify_backup(&backup, &ITEMS).is_ok());
 }
 

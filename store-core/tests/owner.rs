@@ -129,6 +129,24 @@ fn probe_never_makes_an_owner_fail() {
 }
 
 #[test]
+fn a_probe_stalled_while_it_holds_the_lock_delays_an_owner_but_never_refuses_it() {
+    // A probing thread descheduled between taking and dropping its shared lock (a busy machine) holds the
+    // lock far longer than the instant a probe takes, and longer than an owner's grace for another owner.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    drop(OwnerLock::acquire(&db).unwrap());
+    let stalled_probe = fs::File::open(OwnerLock::path_for(&db)).unwrap();
+    fs2::FileExt::lock_shared(&stalled_probe).unwrap();
+    let wakes_up = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        fs2::FileExt::unlock(&stalled_probe).unwrap();
+    });
+    let owner = OwnerLock::acquire(&db).expect("a probe must not refuse an owner");
+    wakes_up.join().unwrap();
+    drop(owner);
+}
+
+#[test]
 fn posture_is_set_and_verified() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");

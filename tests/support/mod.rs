@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 /// The `splitstore` binary built for these tests.
 pub fn splitstore() -> Command {
@@ -12,7 +12,9 @@ pub fn splitstore() -> Command {
 
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
-pub use store_core::testing::{file_mode as mode, kill9, wait_for_file};
+pub use store_core::testing::{
+    file_mode as mode, kill9, output_within, wait_for_file, wait_output_within, wait_within,
+};
 
 /// The role this process was started with by [`spawn_child`] (`role:path`), if it is such a child.
 pub fn child_role() -> Option<(String, PathBuf)> {
@@ -29,50 +31,6 @@ pub fn spawn_child(test_name: &str, role: &str, path: &Path) -> Child {
 /// A marker file beside `path`: `activity.db` -> `activity.db.<tag>`.
 pub fn marker(path: &Path, tag: &str) -> PathBuf {
     store_core::files::with_suffix(path, &format!(".{tag}"))
-}
-
-/// Runs `cmd` to completion with stdout and stderr captured; kills it and fails the test if it runs longer
-/// than `limit` (a hang is a failure, not a stuck CI job).
-pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    wait_output_within(child, limit)
-}
-
-/// Collects the output of a child (what it printed on the pipes still left to it; a pipe the caller took
-/// reads as empty); kills it and fails the test if it runs longer than `limit`.
-pub fn wait_output_within(mut child: Child, limit: Duration) -> std::process::Output {
-    use std::io::Read;
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if start.elapsed() > limit {
-            kill9(&mut child);
-            panic!("pid {} did not finish within {limit:?}", child.id());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    std::process::Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
 }
 
 /// `splitstore <args>` run to completion within 60 s.

@@ -252,14 +252,14 @@ pub fn assert_rows_match(legacy: &Path, data: &Path, version: u32) -> HashSet<(S
 }
 
 #[allow(unused_imports)]
-pub use store_core::testing::{CHILD_ROLE, kill9, spawn_child, wait_for_file};
+pub use store_core::testing::{CHILD_ROLE, kill9, output_within, spawn_child, wait_for_file, wait_within};
 
 /// The real binary.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_migrate-split"))
 }
 
-/// Runs the binary to completion.
+/// Runs the binary to completion; a run that takes more than two minutes is a hang and fails the test.
 pub fn run_bin(args: &[&std::ffi::OsStr]) -> Output {
-    bin().args(args).output().expect("run migrate-split")
+    output_within(bin().args(args), std::time::Duration::from_secs(120))
 }

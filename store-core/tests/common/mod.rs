@@ -80,4 +80,4 @@ pub static OTHER: Schema = Schema {
 
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
-pub use store_core::testing::{CHILD_ROLE, file_mode as mode, kill9, spawn_child, wait_for_file};
+pub use store_core::testing::{CHILD_ROLE, file_mode as mode, kill9, spawn_child, wait_for_file, wait_within};
