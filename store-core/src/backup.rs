@@ -56,7 +56,7 @@ pub enum BackupClass {
 
 /// A backup's file name: `<stem>-<taken, UTC>-v<schema version>[-<n>].db`, e.g.
 /// `events-20261121T235614.123Z-v2.db`. `n` tells apart two backups taken in the same millisecond.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackupName {
     /// The database's file name without `.db`.
     pub stem: String,
@@ -109,6 +109,8 @@ pub struct BackupFile {
     /// The schema version it holds, read from the copy.
     pub version: u32,
     pub size_bytes: u64,
+    /// Its file name, parsed.
+    pub name: BackupName,
 }
 
 /// A file in a backup directory named like a backup of a database but not taken for one: reported, never
@@ -160,14 +162,21 @@ pub fn list_backups(dir: &Path, schema: &Schema, class: BackupClass) -> BackupLi
                 taken_at,
                 version,
                 size_bytes,
+                name,
             }),
         }
     }
-    listing
-        .backups
-        .sort_by(|a, b| b.taken_at.cmp(&a.taken_at).then_with(|| b.path.cmp(&a.path)));
+    listing.backups.sort_by(newest_first);
     listing.ignored.sort_by(|a, b| a.path.cmp(&b.path));
     listing
+}
+
+/// Newest first: by the time taken; two taken in the same millisecond by their number (`-1` after none).
+fn newest_first(a: &BackupFile, b: &BackupFile) -> std::cmp::Ordering {
+    b.taken_at
+        .cmp(&a.taken_at)
+        .then_with(|| b.name.seq.cmp(&a.name.seq))
+        .then_with(|| b.path.cmp(&a.path))
 }
 
 /// Every backup of `schema` under `backup_dir`, both classes, newest first.
@@ -176,8 +185,7 @@ pub fn all_backups(backup_dir: &Path, schema: &Schema) -> BackupListing {
     let pre = list_backups(&pre_migration_dir(backup_dir), schema, BackupClass::PreMigration);
     all.backups.extend(pre.backups);
     all.ignored.extend(pre.ignored);
-    all.backups
-        .sort_by(|a, b| b.taken_at.cmp(&a.taken_at).then_with(|| b.path.cmp(&a.path)));
+    all.backups.sort_by(newest_first);
     all
 }
 
@@ -373,7 +381,31 @@ fn remove_stale_partials(dir: &Path, stem: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::BackupName;
+    use super::{BackupClass, BackupFile, BackupName, newest_first};
+
+    #[test]
+    fn two_backups_taken_in_the_same_millisecond_order_by_their_number() {
+        let taken_at = chrono::DateTime::from_timestamp_millis(1_790_000_000_123).unwrap();
+        let file = |seq| {
+            let name = BackupName {
+                stem: "events".into(),
+                taken_at,
+                version: 3,
+                seq,
+            };
+            BackupFile {
+                path: std::path::PathBuf::from(name.file_name()),
+                class: BackupClass::Manual,
+                taken_at,
+                version: 3,
+                size_bytes: 0,
+                name,
+            }
+        };
+        let mut files = vec![file(0), file(2), file(1)];
+        files.sort_by(newest_first);
+        assert_eq!(files.iter().map(|f| f.name.seq).collect::<Vec<_>>(), [2, 1, 0]);
+    }
 
     #[test]
     fn backup_names_format_and_parse_back() {
