@@ -11,8 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
-use rusqlite::{Connection, OpenFlags};
-use support::{kill9, output_within, splitstore};
+use support::{kill9, output_within, query_i64, read_only, splitstore};
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
 struct Daemon {
@@ -107,14 +106,6 @@ fn signal(child: &Child, sig: libc::c_int) {
     unsafe { libc::kill(child.id() as i32, sig) };
 }
 
-fn raw(db: &Path) -> Connection {
-    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
-}
-
-fn query_i64(c: &Connection, sql: &str) -> i64 {
-    c.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
 /// Parses `daemon: events=N sessions=M seconds=S rate=R/s`.
 fn summary(lines: &[String]) -> (u64, u64) {
     let line = lines
@@ -136,7 +127,7 @@ fn summary(lines: &[String]) -> (u64, u64) {
 
 /// Open sessions: (id, start ms, last event ms).
 fn open_sessions_with_last_event(db: &Path) -> Vec<(i64, i64, Option<i64>)> {
-    raw(db)
+    read_only(db)
         .prepare(
             "SELECT s.id, s.start_time_ms, (SELECT MAX(timestamp_ms) FROM activity_events WHERE session_id = s.id)
              FROM activity_sessions s WHERE s.end_time_ms IS NULL ORDER BY s.id",
@@ -151,7 +142,7 @@ fn open_sessions_with_last_event(db: &Path) -> Vec<(i64, i64, Option<i64>)> {
 /// Every acknowledged id is in the file, and the file passes integrity_check.
 #[track_caller]
 fn assert_acks_present(db: &Path, acks: &[i64]) {
-    let c = raw(db);
+    let c = read_only(db);
     assert!(
         store_core::check::integrity_check(&c).unwrap().is_empty(),
         "integrity_check failed"
@@ -195,7 +186,7 @@ fn a_second_daemon_is_refused_at_once_naming_the_owner_and_sigterm_stops_the_fir
     let (events, sessions) = summary(&lines);
     let db = dir.path().join("activity.db");
     assert_acks_present(&db, &acks);
-    let c = raw(&db);
+    let c = read_only(&db);
     assert_eq!(events as usize, acks.len(), "one ack per committed event");
     assert_eq!(query_i64(&c, "SELECT COUNT(*) FROM activity_events") as u64, events);
     assert_eq!(query_i64(&c, "SELECT COUNT(*) FROM activity_sessions") as u64, sessions);
@@ -221,7 +212,7 @@ fn events_n_records_exactly_n_in_sessions_of_100_with_the_given_projects() {
             "{mode:?}: every event acknowledged once"
         );
 
-        let c = raw(&dir.path().join("activity.db"));
+        let c = read_only(&dir.path().join("activity.db"));
         let sessions: Vec<(Option<i64>, i64, Option<i64>)> = c
             .prepare(
                 "SELECT s.project_id, COUNT(e.id), s.duration_seconds
@@ -305,7 +296,7 @@ fn kill9_rounds(extra: &[&str]) {
         drop(owner);
         assert_eq!(
             query_i64(
-                &raw(&db),
+                &read_only(&db),
                 "SELECT COUNT(*) FROM activity_sessions WHERE end_time_ms IS NULL"
             ),
             0,
@@ -313,7 +304,7 @@ fn kill9_rounds(extra: &[&str]) {
         );
         for (id, start_ms, last_ms) in &open_before {
             let end = last_ms.unwrap_or(*start_ms).max(*start_ms);
-            let (end_ms, duration, reason): (i64, i64, String) = raw(&db)
+            let (end_ms, duration, reason): (i64, i64, String) = read_only(&db)
                 .query_row(
                     "SELECT end_time_ms, duration_seconds, end_reason FROM activity_sessions WHERE id = ?1",
                     [id],
@@ -339,7 +330,10 @@ fn kill9_rounds(extra: &[&str]) {
             .iter()
             .map(|t| t.sessions)
             .sum();
-        assert_eq!(sessions, query_i64(&raw(&db), "SELECT COUNT(*) FROM activity_sessions"));
+        assert_eq!(
+            sessions,
+            query_i64(&read_only(&db), "SELECT COUNT(*) FROM activity_sessions")
+        );
         let last = reader.last_ids().unwrap();
         assert!(
             last.event_id >= all_acks.iter().max().copied(),
@@ -394,7 +388,7 @@ fn a_reader_follows_a_running_daemon_and_reads_it_after_a_crash() {
     let sessions = reader.sessions_in_range(&TimeRange::all(), 1_000_000).unwrap();
     assert_eq!(
         sessions.len() as i64,
-        query_i64(&raw(&db), "SELECT COUNT(*) FROM activity_sessions")
+        query_i64(&read_only(&db), "SELECT COUNT(*) FROM activity_sessions")
     );
     let crashed = sessions.last().expect("a session");
     assert_eq!(
@@ -412,7 +406,7 @@ fn a_reader_follows_a_running_daemon_and_reads_it_after_a_crash() {
         .sum();
     assert_eq!(
         events as i64,
-        query_i64(&raw(&db), "SELECT COUNT(*) FROM activity_events")
+        query_i64(&read_only(&db), "SELECT COUNT(*) FROM activity_events")
     );
     assert!(events >= acks.len());
 }

@@ -29,7 +29,7 @@ fn filled() -> (tempfile::TempDir, rusqlite::Connection) {
         w.end_session(id, at(s * 60_000 + 30_000)).unwrap();
     }
     drop(w);
-    let conn = raw_reader(&db);
+    let conn = read_only(&db);
     (dir, conn)
 }
 

@@ -69,7 +69,7 @@ fn sessions_left_open_are_closed_at_their_last_event_exactly_once() {
 
     // Exactly once: the next open finds nothing to do, and the provenance says what happened once.
     assert!(ActivityWriter::open(&db).unwrap().recovery().is_empty());
-    let records: i64 = raw_reader(&db)
+    let records: i64 = read_only(&db)
         .query_row("SELECT count(*) FROM provenance WHERE event = 'recovery'", [], |r| {
             r.get(0)
         })
@@ -97,11 +97,15 @@ fn a_failure_during_recovery_leaves_every_session_as_it_was() {
     let err = ActivityWriter::open(&db).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
     assert_eq!(
-        count(&db, "activity_sessions WHERE end_time_ms IS NULL"),
+        count_rows(&db, "activity_sessions WHERE end_time_ms IS NULL"),
         3,
         "nothing closed"
     );
-    assert_eq!(count(&db, "provenance WHERE event = 'recovery'"), 0, "nothing recorded");
+    assert_eq!(
+        count_rows(&db, "provenance WHERE event = 'recovery'"),
+        0,
+        "nothing recorded"
+    );
     raw_writer(&db).execute_batch("DROP TRIGGER fail_recovery").unwrap();
     assert_eq!(ActivityWriter::open(&db).unwrap().recovery().sessions.len(), 3);
 }
@@ -147,14 +151,14 @@ fn a_file_at_schema_2_migrates_to_3_with_every_row_and_a_reader_built_for_2_stil
         "the open session is recovered after the migration"
     );
     drop(w);
-    assert_eq!(count(&db, "activity_sessions"), 2);
-    assert_eq!(count(&db, "activity_events"), 3);
+    assert_eq!(count_rows(&db, "activity_sessions"), 2);
+    assert_eq!(count_rows(&db, "activity_events"), 3);
     assert_eq!(
-        count(&db, "activity_sessions WHERE end_reason = 'ended'"),
+        count_rows(&db, "activity_sessions WHERE end_reason = 'ended'"),
         1,
         "ended before: ended"
     );
-    assert_eq!(count(&db, "activity_sessions WHERE end_reason = 'recovered'"), 1);
+    assert_eq!(count_rows(&db, "activity_sessions WHERE end_reason = 'recovered'"), 1);
 
     // Fresh = upgraded.
     let fresh = dir.path().join("fresh/activity.db");

@@ -49,7 +49,7 @@ fn the_wal_stays_bounded_under_a_polling_reader() {
     let w = g.into_writer().unwrap();
 
     assert_eq!(polls, 2_000, "the reader polled after every commit");
-    assert_eq!(count(&db, "activity_events"), 200_000);
+    assert_eq!(count_rows(&db, "activity_events"), 200_000);
     assert!(
         max_wal <= POLLED_WAL_BOUND,
         "WAL reached {max_wal} bytes under a polling reader (bound {POLLED_WAL_BOUND})"
@@ -78,7 +78,7 @@ fn a_reader_pinning_a_snapshot_is_reported_and_does_not_stall_the_writer() {
     w.record_event(&event(None, "focus", 0)).unwrap();
 
     // A careless reader: a transaction left open pins the snapshot it read.
-    let pinning = raw_reader(&db);
+    let pinning = read_only(&db);
     pinning.execute_batch("BEGIN").unwrap();
     let seen: i64 = pinning
         .query_row("SELECT COUNT(*) FROM activity_events", [], |r| r.get(0))
@@ -178,7 +178,7 @@ fn prune_keeps_open_sessions_and_respects_exact_boundaries() {
     let report = w.prune_before(at(t)).unwrap();
     assert_eq!((report.events_deleted, report.sessions_deleted), (2, 1), "{report:?}");
 
-    let c = raw_reader(&db);
+    let c = read_only(&db);
     let ids = |sql: &str| -> Vec<i64> {
         c.prepare(sql)
             .unwrap()
@@ -222,7 +222,7 @@ fn prune_works_in_bounded_transactions_and_returns_pages_to_the_file_system() {
             c.pragma_query_value(None, "freelist_count", |r| r.get(0)).unwrap(),
         )
     };
-    let (pages_before, free_before) = pages(&raw_reader(&db));
+    let (pages_before, free_before) = pages(&read_only(&db));
     assert_eq!(free_before, 0);
     let file_before = std::fs::metadata(&db).unwrap().len();
 
@@ -235,7 +235,7 @@ fn prune_works_in_bounded_transactions_and_returns_pages_to_the_file_system() {
     assert_eq!(report.freelist_after, 0);
     assert!(!report.checkpoint.unwrap().busy);
 
-    let (pages_after, free_after) = pages(&raw_reader(&db));
+    let (pages_after, free_after) = pages(&read_only(&db));
     assert_eq!(pages_after, report.pages_after);
     assert_eq!(free_after, 0, "the incremental vacuum returned every free page");
     let file_after = std::fs::metadata(&db).unwrap().len();
@@ -243,9 +243,9 @@ fn prune_works_in_bounded_transactions_and_returns_pages_to_the_file_system() {
         file_after < file_before / 2,
         "the file shrank: {file_before} -> {file_after} bytes"
     );
-    assert_eq!(count(&db, "activity_events"), 500);
+    assert_eq!(count_rows(&db, "activity_events"), 500);
     assert!(
-        store_core::check::integrity_check(&raw_reader(&db)).unwrap().is_empty(),
+        store_core::check::integrity_check(&read_only(&db)).unwrap().is_empty(),
         "integrity_check after prune"
     );
 }
@@ -261,7 +261,7 @@ fn the_page_freed_by_a_delete_comes_back_only_through_incremental_vacuum() {
     w.record_batch(&batch).unwrap();
     drop(w);
     raw_writer(&db).execute_batch("DELETE FROM activity_events").unwrap();
-    let free: i64 = raw_reader(&db)
+    let free: i64 = read_only(&db)
         .pragma_query_value(None, "freelist_count", |r| r.get(0))
         .unwrap();
     assert!(free > 10, "a delete leaves free pages ({free})");

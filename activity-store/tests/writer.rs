@@ -16,7 +16,7 @@ fn a_new_file_is_activity_db_with_incremental_auto_vacuum_and_the_posture() {
     let db = dir.path().join("activity.db");
     let writer = ActivityWriter::open(&db).unwrap();
     assert!(writer.owner().open_report().created);
-    let c = raw_reader(&db);
+    let c = read_only(&db);
     let pragma = |name: &str| -> i64 { c.pragma_query_value(None, name, |r| r.get(0)).unwrap() };
     assert_eq!(pragma("auto_vacuum"), 2, "auto_vacuum=INCREMENTAL is fixed at creation");
     assert_eq!(pragma("application_id"), SCHEMA.application_id as i64);
@@ -97,7 +97,7 @@ fn a_batch_is_one_transaction_with_consecutive_ids() {
     let committed = w.record_batch(&batch).unwrap();
     assert_eq!(committed.event_ids.len(), 500);
     assert!(committed.event_ids.windows(2).all(|p| p[1] == p[0] + 1));
-    assert_eq!(count(&db, "activity_events"), 500);
+    assert_eq!(count_rows(&db, "activity_events"), 500);
     assert!(w.record_batch(&[]).unwrap().event_ids.is_empty());
 }
 
@@ -118,7 +118,11 @@ fn an_injected_failure_mid_batch_leaves_none_of_the_batch() {
         err.to_string().contains("activity.db"),
         "the error names the file: {err}"
     );
-    assert_eq!(count(&db, "activity_events"), 1, "none of the failed batch is left");
+    assert_eq!(
+        count_rows(&db, "activity_events"),
+        1,
+        "none of the failed batch is left"
+    );
 
     // The writer is usable afterwards and ids were not consumed by the rolled-back batch.
     let next = w.record_event(&event(None, "focus", 200)).unwrap();
@@ -205,7 +209,7 @@ fn group_commit_commits_when_the_oldest_has_waited_max_delay() {
     assert!(g.is_due());
     let c = g.flush_if_due().unwrap().expect("due after max_delay");
     assert_eq!(c.event_ids, vec![1]);
-    assert_eq!(count(&db, "activity_events"), 1);
+    assert_eq!(count_rows(&db, "activity_events"), 1);
 }
 
 #[test]
@@ -221,9 +225,13 @@ fn group_commit_flushes_on_drop() {
         for i in 0..42 {
             g.push(event(None, "focus", i)).unwrap();
         }
-        assert_eq!(count(&db, "activity_events"), 0);
+        assert_eq!(count_rows(&db, "activity_events"), 0);
     }
-    assert_eq!(count(&db, "activity_events"), 42, "dropping the buffer committed it");
+    assert_eq!(
+        count_rows(&db, "activity_events"),
+        42,
+        "dropping the buffer committed it"
+    );
 }
 
 #[test]
@@ -252,8 +260,12 @@ fn group_commit_failure_writes_nothing_and_keeps_everything_pending() {
         err.to_string().contains("injected failure"),
         "a retry fails the same way: {err}"
     );
-    assert_eq!(count(&db, "activity_events"), 0, "nothing of the group was written");
-    let open: i64 = raw_reader(&db)
+    assert_eq!(
+        count_rows(&db, "activity_events"),
+        0,
+        "nothing of the group was written"
+    );
+    let open: i64 = read_only(&db)
         .query_row(
             "SELECT COUNT(*) FROM activity_sessions WHERE end_time_ms IS NULL",
             [],
@@ -299,7 +311,7 @@ fn a_daemon_keeps_its_writer_and_group_in_one_struct_and_prunes_while_events_are
     assert_eq!(daemon.group.pending_len(), 5, "pruning left the pending events pending");
     let mut w = daemon.group.into_writer().unwrap();
     assert_eq!(
-        count(&db, "activity_events"),
+        count_rows(&db, "activity_events"),
         5,
         "handing the writer back committed them"
     );
@@ -316,7 +328,7 @@ fn one_commit_per_event_is_a_group_of_one() {
     for i in 0..3 {
         let c = g.push(event(None, "focus", i)).unwrap().expect("every push commits");
         assert_eq!(c.event_ids, vec![i + 1]);
-        assert_eq!(count(&db, "activity_events"), i + 1, "visible at once");
+        assert_eq!(count_rows(&db, "activity_events"), i + 1, "visible at once");
     }
 }
 
@@ -378,5 +390,5 @@ fn a_group_lost_on_drop_is_reported_on_stderr_with_the_file_and_the_count() {
     );
     assert!(stderr.contains(&expected), "{stderr}");
     assert!(stderr.contains("injected failure: poison event"), "{stderr}");
-    assert_eq!(count(&db, "activity_events"), 0);
+    assert_eq!(count_rows(&db, "activity_events"), 0);
 }

@@ -169,8 +169,8 @@ fn a_sync_replaces_the_subscriptions_events_and_records_when() {
         Some(second_sync)
     );
     assert_eq!(
-        int(
-            &path,
+        query_i64(
+            &read_only(&path),
             &format!(
                 "SELECT last_synced_at_ms FROM calendar_subscriptions WHERE id = {}",
                 work.id
@@ -181,8 +181,8 @@ fn a_sync_replaces_the_subscriptions_events_and_records_when() {
 
     assert_eq!(store.replace_calendar_events(work.id, &[], second_sync).unwrap(), 0);
     assert_eq!(
-        int(
-            &path,
+        query_i64(
+            &read_only(&path),
             &format!(
                 "SELECT count(*) FROM calendar_events WHERE subscription_id = {}",
                 work.id
@@ -207,7 +207,7 @@ fn a_sync_of_a_missing_subscription_is_a_typed_error_and_writes_nothing() {
             path.display()
         )
     );
-    assert_eq!(int(&path, "SELECT count(*) FROM calendar_events"), 0);
+    assert_eq!(query_i64(&read_only(&path), "SELECT count(*) FROM calendar_events"), 0);
 }
 
 #[test]

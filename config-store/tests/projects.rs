@@ -52,7 +52,7 @@ fn a_created_project_reads_back_with_its_domains_and_keywords() {
     assert_eq!(reader.projects().unwrap(), vec![created.clone()]);
     assert_eq!(reader.project(created.id + 1).unwrap(), None);
     assert_eq!(
-        int(&path, "SELECT created_at_ms FROM projects"),
+        query_i64(&read_only(&path), "SELECT created_at_ms FROM projects"),
         at.timestamp_millis(),
         "stored as epoch ms"
     );
@@ -94,7 +94,10 @@ fn an_update_changes_only_what_it_names_and_keeps_kept_domain_rows() {
             ..project("Old", &["keep.com", "drop.com"], &["k1", "k2"])
         })
         .unwrap();
-    let kept_row = int(&path, "SELECT id FROM project_domains WHERE domain = 'keep.com'");
+    let kept_row = query_i64(
+        &read_only(&path),
+        "SELECT id FROM project_domains WHERE domain = 'keep.com'",
+    );
 
     let renamed = store
         .update_project(
@@ -131,7 +134,10 @@ fn an_update_changes_only_what_it_names_and_keeps_kept_domain_rows() {
     assert_eq!(updated.keywords, ["k2", "k3"]);
     assert_eq!(updated.created_at, p.created_at);
     assert_eq!(
-        int(&path, "SELECT id FROM project_domains WHERE domain = 'keep.com'"),
+        query_i64(
+            &read_only(&path),
+            "SELECT id FROM project_domains WHERE domain = 'keep.com'"
+        ),
         kept_row,
         "a domain kept in the list keeps its row"
     );
@@ -206,15 +212,15 @@ fn deleting_a_project_takes_its_domains_and_keywords_and_leaves_calendar_events(
 
     assert_eq!(store.reader().project(doomed.id).unwrap(), None);
     assert_eq!(
-        int(
-            &path,
+        query_i64(
+            &read_only(&path),
             &format!("SELECT count(*) FROM project_domains WHERE project_id = {}", doomed.id)
         ),
         0
     );
     assert_eq!(
-        int(
-            &path,
+        query_i64(
+            &read_only(&path),
             &format!(
                 "SELECT count(*) FROM project_calendar_keywords WHERE project_id = {}",
                 doomed.id
@@ -255,8 +261,11 @@ fn a_domain_for_a_missing_project_is_a_typed_error_and_nothing_is_written() {
     );
     let err = store.add_keyword(7, "standup").unwrap_err();
     assert!(matches!(err, Error::ProjectNotFound { id: 7, .. }), "{err:?}");
-    assert_eq!(int(&path, "SELECT count(*) FROM project_domains"), 0);
-    assert_eq!(int(&path, "SELECT count(*) FROM project_calendar_keywords"), 0);
+    assert_eq!(query_i64(&read_only(&path), "SELECT count(*) FROM project_domains"), 0);
+    assert_eq!(
+        query_i64(&read_only(&path), "SELECT count(*) FROM project_calendar_keywords"),
+        0
+    );
 }
 
 #[test]

@@ -190,11 +190,7 @@ fn a_hot_journal_beside_the_file() {
     let legacy = fixture(dir.path(), 3);
     let journal = dir.path().join("legacy.db-journal");
     // A hot journal: a valid journal header, the file unlocked. Write one by interrupting a transaction.
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["hot_journal_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ROLE, legacy.display().to_string())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child("hot_journal_child", "abort-mid-write", &legacy);
     let status = wait_within(&mut child, std::time::Duration::from_secs(60));
     assert!(!status.success(), "the child aborts mid-transaction");
     assert!(journal.exists(), "the child left a hot journal");
@@ -207,7 +203,7 @@ fn a_hot_journal_beside_the_file() {
 /// without committing or rolling back.
 #[test]
 fn hot_journal_child() {
-    let Ok(path) = std::env::var(CHILD_ROLE) else { return };
+    let Some((_, path)) = child_role() else { return };
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "PRAGMA journal_mode = DELETE; PRAGMA cache_size = 1; BEGIN; UPDATE activity_events SET title = 'x';",

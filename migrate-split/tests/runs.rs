@@ -11,12 +11,11 @@ use migrate_split::fixtures::LegacySpec;
 use migrate_split::{Options, Outcome, SplitError, split};
 use store_core::{ErrorKind, OwnerConnection, Provenance};
 
-/// Child role: hold activity.db's owner connection in the directory named by the role, signal readiness
-/// with `<dir>/owner.ready`, then sleep until killed.
+/// Child role: hold activity.db's owner connection in the directory given, signal readiness with
+/// `<dir>/owner.ready`, then sleep until killed.
 #[test]
 fn child_entry() {
-    let Ok(dir) = std::env::var(CHILD_ROLE) else { return };
-    let dir = std::path::PathBuf::from(dir);
+    let Some((_, dir)) = child_role() else { return };
     let _owner = OwnerConnection::open(&dir.join("activity.db"), &activity_store::SCHEMA).expect("child owns");
     std::fs::write(dir.join("owner.ready"), b"").unwrap();
     std::thread::sleep(Duration::from_secs(120));
@@ -36,7 +35,7 @@ fn a_running_owner_is_refused_with_its_pid() {
     let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let mut child = spawn_child("child_entry", &data.display().to_string());
+    let mut child = spawn_child("child_entry", "own", &data);
     wait_for_file(&data.join("owner.ready"), Duration::from_secs(30));
 
     let err = split(&legacy, &data, &Options::default()).expect_err("refused while the daemon runs");

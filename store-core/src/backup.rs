@@ -402,7 +402,7 @@ mod tests {
                 name,
             }
         };
-        let mut files = vec![file(0), file(2), file(1)];
+        let mut files = [file(0), file(2), file(1)];
         files.sort_by(newest_first);
         assert_eq!(files.iter().map(|f| f.name.seq).collect::<Vec<_>>(), [2, 1, 0]);
     }

@@ -115,17 +115,19 @@ fn collapse(sql: &str) -> String {
 /// a write or a migration) re-run their own test binary this way.
 pub const CHILD_ROLE: &str = "SPLITSTORE_TEST_CHILD";
 
-/// The role this process was started with by [`spawn_child`], if it is such a child.
-pub fn child_role() -> Option<String> {
-    std::env::var(CHILD_ROLE).ok()
+/// The role and the path this process was started with by [`spawn_child`], if it is such a child.
+pub fn child_role() -> Option<(String, std::path::PathBuf)> {
+    let role = std::env::var(CHILD_ROLE).ok()?;
+    let (what, path) = role.split_once(':')?;
+    Some((what.to_string(), std::path::PathBuf::from(path)))
 }
 
 /// Re-runs the current test binary as a child process that runs only the test `test_name` (which checks
-/// [`child_role`] and acts it out), with `role` in its environment. Its stdout is discarded.
-pub fn spawn_child(test_name: &str, role: &str) -> std::process::Child {
+/// [`child_role`] and acts out `role` on `path`). Its stdout is discarded.
+pub fn spawn_child(test_name: &str, role: &str, path: &Path) -> std::process::Child {
     std::process::Command::new(std::env::current_exe().expect("the test binary's path"))
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ROLE, role)
+        .env(CHILD_ROLE, format!("{role}:{}", path.display()))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -210,6 +212,25 @@ pub fn wait_output_within(mut child: std::process::Child, limit: std::time::Dura
 pub fn file_mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+}
+
+/// A plain read-only connection to `db`: what an independent checker opens (it never creates the file).
+pub fn read_only(db: &Path) -> Connection {
+    Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap_or_else(|e| panic!("open {} read-only: {e}", db.display()))
+}
+
+/// The one integer `sql` returns on `conn`.
+#[track_caller]
+pub fn query_i64(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The rows of `table` (or of `table WHERE ...`) in the file at `db`, read through its own connection.
+#[track_caller]
+pub fn count_rows(db: &Path, table: &str) -> i64 {
+    query_i64(&read_only(db), &format!("SELECT count(*) FROM {table}"))
 }
 
 /// `PRAGMA user_version` of the file at `path`, read through a connection of its own.

@@ -15,10 +15,8 @@ use store_core::{Error, ErrorKind, Migration, OpenOptions, OwnerConnection, Sche
 
 #[test]
 fn child_entry() {
-    let Ok(role) = std::env::var(CHILD_ROLE) else { return };
-    let (what, path) = role.split_once(':').expect("role is what:path");
-    let path = std::path::PathBuf::from(path);
-    match what {
+    let Some((what, path)) = child_role() else { return };
+    match what.as_str() {
         // Upgrade, and stall inside migration 3's transaction until killed.
         "slow-migration" => {
             let marker = store_core::files::with_suffix(&path, ".ready");
@@ -312,7 +310,7 @@ fn a_process_killed_during_a_migration_leaves_a_file_the_next_open_upgrades() {
     let db = dir.path().join("activity.db");
     seed_v1(&db);
     drop(open_at_version(&db, &ITEMS, 2).unwrap());
-    let mut child = spawn_child("child_entry", &format!("slow-migration:{}", db.display()));
+    let mut child = spawn_child("child_entry", "slow-migration", &db);
     wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(30));
     kill9(&mut child);
 

@@ -3,7 +3,6 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 
 use common::*;
 use rusqlite::Connection;
@@ -20,13 +19,6 @@ fn fill(owner: &OwnerConnection, n: usize) {
         .map(|i| format!("INSERT INTO items (name) VALUES ('item {i:0>200}');"))
         .collect();
     owner.conn().execute_batch(&format!("BEGIN; {sql} COMMIT;")).unwrap();
-}
-
-fn count(path: &Path) -> i64 {
-    Connection::open(path)
-        .unwrap()
-        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
-        .unwrap()
 }
 
 #[test]
@@ -158,7 +150,7 @@ fn backups_are_private_verified_and_only_the_newest_k_are_kept() {
         kept.iter().map(|b| b.path.clone()).collect::<Vec<_>>(),
         [taken[3].clone(), taken[2].clone(), taken[1].clone()]
     );
-    assert_eq!(count(&taken[3]), 20);
+    assert_eq!(count_rows(&taken[3], "items"), 20);
     assert_eq!(verify_backup(&taken[3], &ITEMS).unwrap().version(), 3);
     assert_eq!(fs::read_dir(&to).unwrap().count(), 3, "no temporary files left");
 }
@@ -200,7 +192,7 @@ fn a_backup_from_a_read_only_connection_finishes_while_the_owner_writes() {
     let written = writer.join().unwrap();
     assert!(written > 0, "the writer really wrote while the backup ran");
     assert!(
-        count(&backup) > 2000,
+        count_rows(&backup, "items") > 2000,
         "the backup holds the rows committed before it began, the writer's first included"
     );
     assert!(verify_backup(&backup, &ITEMS).is_ok());
@@ -216,7 +208,7 @@ fn restore_moves_the_current_file_aside_with_its_wal_and_places_the_backup() {
         owner.backup_to(&dir.path().join("backups"), 5).unwrap()
     };
     // The current file moves on and is left with a WAL, as after a crash.
-    let mut child = spawn_child("child_entry", &format!("write-and-hang:{}", db.display()));
+    let mut child = spawn_child("child_entry", "write-and-hang", &db);
     wait_for_file(&with_suffix(&db, ".ready"), std::time::Duration::from_secs(30));
     kill9(&mut child);
     assert!(with_suffix(&db, "-wal").exists());
@@ -230,12 +222,16 @@ fn restore_moves_the_current_file_aside_with_its_wal_and_places_the_backup() {
         aside.exists() && with_suffix(&aside, "-wal").exists(),
         "the old file moved aside with its WAL"
     );
-    assert_eq!(count(&aside), 7 + 50, "nothing of the replaced file was lost");
+    assert_eq!(
+        count_rows(&aside, "items"),
+        7 + 50,
+        "nothing of the replaced file was lost"
+    );
     assert!(
         !with_suffix(&db, "-wal").exists() && !with_suffix(&db, "-shm").exists(),
         "no stale sidecars"
     );
-    assert_eq!(count(&db), 7);
+    assert_eq!(count_rows(&db, "items"), 7);
     assert_eq!(mode(&db), 0o600);
     let provenance = Provenance::read_all(&Connection::open(&db).unwrap()).unwrap();
     assert_eq!(provenance.last().unwrap().event, "restore");
@@ -247,9 +243,7 @@ fn restore_moves_the_current_file_aside_with_its_wal_and_places_the_backup() {
 
 #[test]
 fn child_entry() {
-    let Ok(role) = std::env::var(CHILD_ROLE) else { return };
-    let (what, path) = role.split_once(':').expect("role is what:path");
-    let path = std::path::PathBuf::from(path);
+    let Some((what, path)) = child_role() else { return };
     assert_eq!(what, "write-and-hang");
     let owner = OwnerConnection::open(&path, &ITEMS).unwrap();
     fill(&owner, 50);

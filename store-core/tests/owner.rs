@@ -13,10 +13,8 @@ use store_core::{Error, ErrorKind, LockState, OwnerConnection, OwnerLock};
 /// Child role: hold the owner connection of the path in the role, signal with `<path>.ready`, sleep.
 #[test]
 fn child_entry() {
-    let Ok(role) = std::env::var(CHILD_ROLE) else { return };
-    let (what, path) = role.split_once(':').expect("role is what:path");
-    let path = std::path::PathBuf::from(path);
-    match what {
+    let Some((what, path)) = child_role() else { return };
+    match what.as_str() {
         "own" => {
             let _owner = OwnerConnection::open(&path, &ITEMS).expect("child opens as owner");
             fs::write(store_core::files::with_suffix(&path, ".ready"), b"").expect("ready marker");
@@ -48,7 +46,7 @@ fn second_owner_in_the_same_process_is_refused_with_the_pid() {
 fn second_owner_in_another_process_is_refused_and_a_kill_frees_the_lock_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let mut child = spawn_child("child_entry", &format!("own:{}", db.display()));
+    let mut child = spawn_child("child_entry", "own", &db);
     wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(30));
 
     let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();

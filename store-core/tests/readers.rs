@@ -11,10 +11,8 @@ use store_core::{ErrorKind, OwnerConnection, ReadPool};
 
 #[test]
 fn child_entry() {
-    let Ok(role) = std::env::var(CHILD_ROLE) else { return };
-    let (what, path) = role.split_once(':').expect("role is what:path");
-    let path = std::path::PathBuf::from(path);
-    match what {
+    let Some((what, path)) = child_role() else { return };
+    match what.as_str() {
         // Commit rows, signal, and wait to be killed with the WAL still holding them.
         "write-and-hang" => {
             let owner = OwnerConnection::open(&path, &ITEMS).unwrap();
@@ -75,7 +73,7 @@ const ITEMS_BUILD: store_core::Schema = store_core::Schema {
 
 /// Runs the read of an older build in a child process and returns what it saw.
 fn read_in_child_as(role: &str, db: &std::path::Path) -> String {
-    let mut child = spawn_child("child_entry", &format!("{role}:{}", db.display()));
+    let mut child = spawn_child("child_entry", role, db);
     let status = child.wait().unwrap();
     assert!(status.success(), "{role}: {status}");
     fs::read_to_string(store_core::files::with_suffix(db, &format!(".{role}"))).unwrap()
@@ -178,7 +176,7 @@ fn readers_see_the_owners_commits_and_cannot_write() {
 fn readers_see_every_commit_after_the_owner_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let mut child = spawn_child("child_entry", &format!("write-and-hang:{}", db.display()));
+    let mut child = spawn_child("child_entry", "write-and-hang", &db);
     wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(30));
     let pool = ReadPool::new(&db, &ITEMS);
     let live: i64 = pool

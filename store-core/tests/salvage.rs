@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use store_core::backup::{BackupClass, backup_connection};
 use store_core::restore::verify_backup;
 use store_core::salvage::{salvage, temp_path};
-use store_core::testing::{file_mode, open_at_version};
+use store_core::testing::{file_mode, open_at_version, query_i64};
 use store_core::{Compat, ErrorKind, Migration, Schema, Step, Tools};
 
 static NOTES: Schema = Schema {
@@ -50,10 +50,6 @@ static NOTES: Schema = Schema {
 
 fn ro(path: &Path) -> Connection {
     Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
-}
-
-fn count(conn: &Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 /// Adds notes (and a tag for each) up to `to`, and prefs `p.0..p.1`.
@@ -119,7 +115,7 @@ fn an_older_damaged_file_on_top_of_a_backup_keeps_the_backup_and_adds_newer_rows
     assert!(store_core::check::integrity_check(&c).unwrap().is_empty());
     for (table, t) in &report.tables {
         assert_eq!(
-            count(&c, &format!("SELECT count(*) FROM {table}")) as u64,
+            query_i64(&c, &format!("SELECT count(*) FROM {table}")) as u64,
             t.from_backup + t.salvaged,
             "{table}"
         );
@@ -129,7 +125,7 @@ fn an_older_damaged_file_on_top_of_a_backup_keeps_the_backup_and_adds_newer_rows
     let notes = &report.tables["notes"];
     assert_eq!(notes.from_backup, 1000);
     assert_eq!(
-        count(&c, "SELECT count(*) FROM notes WHERE id > 1000") as u64,
+        query_i64(&c, "SELECT count(*) FROM notes WHERE id > 1000") as u64,
         notes.salvaged
     );
     // v1 had no index on notes: the loss is the ids of the unreadable range (dense ids: exact).
@@ -137,7 +133,7 @@ fn an_older_damaged_file_on_top_of_a_backup_keeps_the_backup_and_adds_newer_rows
     assert_eq!(notes.salvaged + notes.known_lost, 2000, "{notes:?}");
     assert!(notes.known_lost > 0 && notes.known_lost < 100, "{notes:?}");
     assert_eq!(
-        count(&c, "SELECT count(*) FROM notes WHERE pinned <> 0"),
+        query_i64(&c, "SELECT count(*) FROM notes WHERE pinned <> 0"),
         0,
         "the new column took its default"
     );
@@ -161,11 +157,11 @@ fn an_older_damaged_file_on_top_of_a_backup_keeps_the_backup_and_adds_newer_rows
         (100, 100, 100),
         "{prefs:?}"
     );
-    assert_eq!(count(&c, "SELECT count(*) FROM prefs WHERE value = 'first'"), 100);
+    assert_eq!(query_i64(&c, "SELECT count(*) FROM prefs WHERE value = 'first'"), 100);
 
     // No id handed out again: the counters are at least where the damaged file's were.
-    assert!(count(&c, "SELECT seq FROM sqlite_sequence WHERE name = 'notes'") >= 3000);
-    assert!(count(&c, "SELECT seq FROM sqlite_sequence WHERE name = 'tags'") >= 3000);
+    assert!(query_i64(&c, "SELECT seq FROM sqlite_sequence WHERE name = 'notes'") >= 3000);
+    assert!(query_i64(&c, "SELECT seq FROM sqlite_sequence WHERE name = 'tags'") >= 3000);
 
     // A finished output: one private file, no lock or WAL beside it.
     assert_eq!(file_mode(&out), 0o600);

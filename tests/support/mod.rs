@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 /// The `splitstore` binary built for these tests.
@@ -13,20 +13,9 @@ pub fn splitstore() -> Command {
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
 pub use store_core::testing::{
-    file_mode as mode, kill9, output_within, wait_for_file, wait_output_within, wait_within,
+    child_role, count_rows, file_mode as mode, kill9, output_within, query_i64, read_only, spawn_child, wait_for_file,
+    wait_output_within, wait_within,
 };
-
-/// The role this process was started with by [`spawn_child`] (`role:path`), if it is such a child.
-pub fn child_role() -> Option<(String, PathBuf)> {
-    let role = store_core::testing::child_role()?;
-    let (what, path) = role.split_once(':')?;
-    Some((what.to_string(), PathBuf::from(path)))
-}
-
-/// Re-runs this test binary as a child that runs only `test_name`, acting out `role` on `path`.
-pub fn spawn_child(test_name: &str, role: &str, path: &Path) -> Child {
-    store_core::testing::spawn_child(test_name, &format!("{role}:{}", path.display()))
-}
 
 /// A marker file beside `path`: `activity.db` -> `activity.db.<tag>`.
 pub fn marker(path: &Path, tag: &str) -> PathBuf {
@@ -63,17 +52,6 @@ pub fn seed_data_dir(data: &Path, events: u64) {
 /// A path as text for a command line (temporary paths are UTF-8).
 pub fn utf8(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
-}
-
-/// A read-only connection to a database (for checks; never creates the file).
-pub fn read_only(db: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap_or_else(|e| panic!("open {} read-only: {e}", db.display()))
-}
-
-pub fn query_i64(conn: &rusqlite::Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// `PRAGMA integrity_check` of the file (through SQLite, so with its WAL) is clean.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use activity_store::{NewEvent, NewSession};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 /// A time `ms` milliseconds after the epoch.
 pub fn at(ms: i64) -> DateTime<Utc> {
@@ -36,22 +36,11 @@ pub fn event(session_id: Option<i64>, event_type: &str, at_ms: i64) -> NewEvent 
     }
 }
 
-/// A plain read-only connection (what an independent checker would open).
-pub fn raw_reader(path: &Path) -> Connection {
-    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only")
-}
-
 /// A plain read-write connection that bypasses the owner lock: for installing fault-injection triggers.
 pub fn raw_writer(path: &Path) -> Connection {
     let c = Connection::open(path).expect("open read-write");
     c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
     c
-}
-
-pub fn count(path: &Path, table: &str) -> i64 {
-    raw_reader(path)
-        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-        .expect("count")
 }
 
 /// Installs a trigger that fails any insert of an event of type `poison`.
@@ -64,3 +53,7 @@ pub fn install_poison_trigger(path: &Path) {
         )
         .expect("install trigger");
 }
+
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use store_core::testing::{count_rows, read_only};

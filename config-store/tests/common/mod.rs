@@ -28,12 +28,6 @@ pub fn exec(path: &Path, sql: &str) {
     conn.execute_batch(sql).expect("plain SQL");
 }
 
-/// One integer from a plain read-only connection.
-pub fn int(path: &Path, sql: &str) -> i64 {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("plain connection");
-    conn.query_row(sql, [], |r| r.get(0)).expect("plain query")
-}
-
 /// Rows of one text column from a plain read-only connection.
 pub fn texts(path: &Path, sql: &str) -> Vec<String> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("plain connection");
@@ -50,3 +44,7 @@ pub fn t(s: &str) -> DateTime<Utc> {
         .expect("RFC 3339 time")
         .with_timezone(&Utc)
 }
+
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use store_core::testing::{count_rows, query_i64, read_only};
