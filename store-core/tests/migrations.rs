@@ -137,21 +137,7 @@ static EDITED: &[Migration] = &[Migration {
 }];
 static EDITED_SCHEMA: Schema = Schema {
     migrations: EDITED,
-    ..ITEMS_SHAPE
-};
-const ITEMS_SHAPE: Schema = Schema {
-    file_name: "activity.db",
-    owner: "the daemon",
-    tools: store_core::Tools {
-        program: "splitstore",
-        owner_subcommand: "daemon",
-    },
-    application_id: ITEMS_APPLICATION_ID,
-    migrations: &[],
-    incremental_vacuum: true,
-    may_start_empty: true,
-    predecessor: None,
-    id_references: &[],
+    ..ITEMS_KIND
 };
 
 #[test]
@@ -185,7 +171,7 @@ static GAPPY: &[Migration] = &[
 ];
 static GAPPY_SCHEMA: Schema = Schema {
     migrations: GAPPY,
-    ..ITEMS_SHAPE
+    ..ITEMS_KIND
 };
 
 #[test]
@@ -265,7 +251,7 @@ static BROKEN_SQL: &[Migration] = &[
 ];
 static BROKEN_SCHEMA: Schema = Schema {
     migrations: BROKEN_SQL,
-    ..ITEMS_SHAPE
+    ..ITEMS_KIND
 };
 
 #[test]

@@ -50,25 +50,11 @@ fn child_entry() {
 /// `ITEMS` as a build that knows only its first migration (or first two) would declare it.
 static ITEMS_V1: store_core::Schema = store_core::Schema {
     migrations: MIGRATIONS.split_at(1).0,
-    ..ITEMS_BUILD
+    ..ITEMS_KIND
 };
 static ITEMS_V2: store_core::Schema = store_core::Schema {
     migrations: MIGRATIONS.split_at(2).0,
-    ..ITEMS_BUILD
-};
-const ITEMS_BUILD: store_core::Schema = store_core::Schema {
-    file_name: "activity.db",
-    owner: "the daemon",
-    tools: store_core::Tools {
-        program: "splitstore",
-        owner_subcommand: "daemon",
-    },
-    application_id: ITEMS_APPLICATION_ID,
-    migrations: MIGRATIONS,
-    incremental_vacuum: true,
-    may_start_empty: true,
-    predecessor: None,
-    id_references: &[],
+    ..ITEMS_KIND
 };
 
 /// Runs the read of an older build in a child process and returns what it saw.

@@ -41,7 +41,11 @@ pub static MIGRATIONS: &[Migration] = &[
 ];
 
 /// Stands in for a real kind in engine tests.
-pub static ITEMS: Schema = Schema {
+pub static ITEMS: Schema = ITEMS_KIND;
+
+/// [`ITEMS`] as a value, for tests that declare a variant of it (other migrations: an older build, an
+/// edited release).
+pub const ITEMS_KIND: Schema = Schema {
     file_name: "activity.db",
     owner: "the daemon",
     tools: Tools {
