@@ -520,3 +520,37 @@ fn the_split_refuses_a_legacy_path_that_is_one_of_its_outputs_and_moves_nothing(
         "the legacy file was not moved or changed"
     );
 }
+
+#[test]
+fn a_data_directory_this_user_may_not_read_is_permission_denied_not_missing() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 10);
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let run = |args: &[&str]| {
+        let mut cmd = splitstore();
+        cmd.args(args);
+        if is_root {
+            // Root reads everything: run as nobody, to whom the 0700 data directory is closed.
+            cmd.uid(65534).gid(65534);
+        } else {
+            fs::set_permissions(&data, fs::Permissions::from_mode(0o000)).unwrap();
+        }
+        let out = output_within(&mut cmd, Duration::from_secs(60));
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).unwrap();
+        out
+    };
+    for args in [
+        &["report", "--data-dir", utf8(&data)][..],
+        &["daemon", "--data-dir", utf8(&data), "--events", "1"],
+    ] {
+        let out = run(args);
+        let stderr = texts(&out).1;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(stderr.contains("this user may not"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("has not created it yet"), "{args:?}: {stderr}");
+    }
+}

@@ -34,13 +34,23 @@ fn reader_flags() -> OpenFlags {
 /// One read-only connection outside any pool (backups, checks) to a database of `schema`: a missing file is
 /// [`Error::Missing`], never created.
 pub fn open_read_only(path: &Path, schema: &'static Schema) -> Result<Connection> {
-    if std::fs::symlink_metadata(path).is_err() {
+    if !exists(path, schema)? {
         return Err(Error::Missing {
             path: path.to_path_buf(),
             schema,
         });
     }
     open_reader(path).at_db(path, schema)
+}
+
+/// Whether the file is there. Only "not found" means missing: a directory this user may not search is
+/// `PermissionDenied`, never "the owner has not created it yet".
+fn exists(path: &Path, schema: &'static Schema) -> Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, "read", e).with_schema(schema)),
+    }
 }
 
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
@@ -189,7 +199,7 @@ impl ReadPool {
     }
 
     fn probe(&self) -> Result<()> {
-        if std::fs::symlink_metadata(&self.path).is_err() {
+        if !exists(&self.path, self.schema)? {
             return Err(self.missing());
         }
         crate::open_database::refuse_truncated(&self.path, self.schema)?;
@@ -207,8 +217,17 @@ impl ReadPool {
     }
 
     fn open_error(&self, e: rusqlite::Error) -> Error {
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && !self.path.exists() {
-            return self.missing();
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) {
+            if !self.path.exists() {
+                return self.missing();
+            }
+            // SQLite says "unable to open" for a file this user may not read: say which it is, without
+            // opening the file (closing a descriptor of it would drop this process's SQLite locks).
+            let c_path = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes()).unwrap_or_default();
+            // SAFETY: access(2) only reads the NUL-terminated path it is given.
+            if unsafe { libc::access(c_path.as_ptr(), libc::R_OK) } != 0 {
+                return Error::io(&self.path, "read", std::io::Error::last_os_error());
+            }
         }
         Error::from_sqlite(&self.path, e).with_schema(self.schema)
     }
