@@ -38,13 +38,11 @@ fn seed(schema: &Schema, path: &Path) {
 
 fn rows(path: &Path) -> i64 {
     let c = Connection::open(path).unwrap();
-    let tables: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('schema_migrations', 'reader_compatibility', 'provenance')")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let tables: Vec<String> = query_column(
+        &c,
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+         AND name NOT IN ('schema_migrations', 'reader_compatibility', 'provenance')",
+    );
     tables
         .iter()
         .map(|t| {

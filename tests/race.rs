@@ -7,16 +7,14 @@ mod support;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::thread::JoinHandle;
 
 use migrate_split::fixtures::{LegacySpec, build};
 use migrate_split::{Options, split};
-use rusqlite::{Connection, OpenFlags};
 use std::time::Duration;
 
-use support::{splitstore, wait_within};
+use support::{query_column, read_only, splitstore, wait_within};
 
 /// Starts a subcommand with its stdout read line by line on a thread.
 fn start(args: &[&str]) -> (Child, JoinHandle<Vec<String>>) {
@@ -31,19 +29,6 @@ fn start(args: &[&str]) -> (Child, JoinHandle<Vec<String>>) {
     (child, reader)
 }
 
-fn ids(conn: &Connection, sql: &str) -> HashSet<i64> {
-    conn.prepare(sql)
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
-fn read_only(path: &Path) -> Connection {
-    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
-}
-
 #[test]
 fn daemon_and_server_racing_lose_nothing_round_after_round() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,7 +39,7 @@ fn daemon_and_server_racing_lose_nothing_round_after_round() {
     let data_arg = data.to_str().unwrap();
     let config_path = data.join("config.db");
     let activity_path = data.join("activity.db");
-    let users_projects = ids(&read_only(&config_path), "SELECT id FROM projects");
+    let users_projects = query_column::<i64, HashSet<_>>(&read_only(&config_path), "SELECT id FROM projects");
     let mut acked: HashSet<i64> = HashSet::new();
     let mut kept: HashSet<i64> = HashSet::new();
     let mut deleted: HashSet<i64> = HashSet::new();
@@ -121,13 +106,13 @@ fn daemon_and_server_racing_lose_nothing_round_after_round() {
         );
 
         // After every round: everything acknowledged is in its file.
-        let events = ids(&read_only(&activity_path), "SELECT id FROM activity_events");
+        let events = query_column::<i64, HashSet<_>>(&read_only(&activity_path), "SELECT id FROM activity_events");
         let missing: Vec<_> = acked.difference(&events).take(5).collect();
         assert!(
             missing.is_empty(),
             "round {round}: acknowledged events missing from activity.db: {missing:?}"
         );
-        let projects = ids(&read_only(&config_path), "SELECT id FROM projects");
+        let projects = query_column::<i64, HashSet<_>>(&read_only(&config_path), "SELECT id FROM projects");
         let lost: Vec<_> = kept
             .union(&users_projects)
             .filter(|id| !projects.contains(id))

@@ -13,17 +13,12 @@ use splitstore::activity_store::{ActivityWriter, NewEvent, NewSession};
 use splitstore::config_store::{ConfigStore, NewCalendarEvent, NewProject, NewSubscription};
 use splitstore::operations::{self, RestoreHook};
 use support::{
-    child_role, kill9, marker, query_i64, read_only, run_splitstore, spawn_child, texts, utf8, wait_for_file,
+    child_role, kill9, marker, query_column, query_i64, read_only, run_splitstore, spawn_child, texts, utf8,
+    wait_for_file,
 };
 
 fn ids(db: &Path, sql: &str) -> BTreeSet<i64> {
-    read_only(db)
-        .prepare(sql)
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    query_column(&read_only(db), sql)
 }
 
 /// Sessions of `projects`, each with an event, recorded by the daemon's writer.
@@ -185,13 +180,10 @@ fn state(data: &Path) -> (i64, Vec<String>) {
         &read_only(&data.join("activity.db")),
         "SELECT count(*) FROM activity_events",
     );
-    let names = read_only(&data.join("config.db"))
-        .prepare("SELECT name FROM projects ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let names = query_column(
+        &read_only(&data.join("config.db")),
+        "SELECT name FROM projects ORDER BY id",
+    );
     (events, names)
 }
 

@@ -14,17 +14,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use migrate_split::fixtures::{LegacySpec, build};
-use support::{kill9, read_only, run_splitstore, splitstore, texts, utf8, wait_output_within};
+use support::{kill9, query_column, read_only, run_splitstore, splitstore, texts, utf8, wait_output_within};
 
 /// Ids of a table, through a plain read-only connection.
 fn ids(db: &Path, table: &str) -> BTreeSet<i64> {
-    read_only(db)
-        .prepare(&format!("SELECT id FROM {table}"))
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    query_column(&read_only(db), &format!("SELECT id FROM {table}"))
 }
 
 /// The legacy ids the split keeps, per table: every row of the legacy file but those in the rejects file.
@@ -168,13 +162,7 @@ fn daemon_and_server_started_together_split_the_legacy_database_exactly_once() {
         assert!(deleted.iter().all(|id| !projects.contains(id)), "round {round}");
         // Exactly one split, recorded in both files (as their first record) and in the data directory.
         for db in [&activity, &config] {
-            let events: Vec<String> = read_only(db)
-                .prepare("SELECT event FROM provenance ORDER BY id")
-                .unwrap()
-                .query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let events: Vec<String> = query_column(&read_only(db), "SELECT event FROM provenance ORDER BY id");
             assert_eq!(
                 events.first().map(String::as_str),
                 Some("split"),

@@ -296,7 +296,10 @@ fn deleting_a_subscription_deletes_its_events_only() {
         .unwrap();
     assert!(store.delete_subscription(work.id).unwrap());
     assert!(!store.delete_subscription(work.id).unwrap());
-    assert_eq!(texts(&path, "SELECT uid FROM calendar_events"), ["h"]);
+    assert_eq!(
+        query_column::<String, Vec<_>>(&read_only(&path), "SELECT uid FROM calendar_events"),
+        ["h"]
+    );
     assert_eq!(
         store.reader().subscriptions().unwrap(),
         vec![store.reader().subscription(home.id).unwrap().unwrap()]

@@ -13,8 +13,8 @@ use store_core::ErrorKind;
 
 /// Everything in the tables a test touches, as text, to compare before and after.
 fn snapshot(path: &Path) -> Vec<String> {
-    texts(
-        path,
+    query_column(
+        &read_only(path),
         "SELECT 'p|' || id || '|' || name || '|' || coalesce(color, '') || '|' || archived FROM projects
          UNION ALL SELECT 'd|' || id || '|' || project_id || '|' || domain FROM project_domains
          UNION ALL SELECT 'k|' || id || '|' || project_id || '|' || keyword FROM project_calendar_keywords

@@ -46,8 +46,8 @@ fn values_round_trip_as_the_type_they_were_written_with() {
     assert_eq!(r.setting::<String>("unset").unwrap(), None);
 
     assert_eq!(
-        texts(
-            &path,
+        query_column::<String, Vec<_>>(
+            &read_only(&path),
             "SELECT value FROM settings WHERE key IN ('theme', 'retries', 'enabled') ORDER BY key"
         ),
         ["true", "3", "\"dark\""],

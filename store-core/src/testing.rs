@@ -227,6 +227,14 @@ pub fn query_i64(conn: &Connection, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// The values of the one column `sql` returns on `conn`, collected (`Vec<String>`, `BTreeSet<i64>`...).
+#[track_caller]
+pub fn query_column<T: rusqlite::types::FromSql, C: FromIterator<T>>(conn: &Connection, sql: &str) -> C {
+    conn.prepare(sql)
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// The rows of `table` (or of `table WHERE ...`) in the file at `db`, read through its own connection.
 #[track_caller]
 pub fn count_rows(db: &Path, table: &str) -> i64 {

@@ -275,14 +275,10 @@ fn a_failing_statement_is_named_and_nothing_of_its_migration_remains() {
         err.to_string().contains("[failing SQL: ALTER TABLE a ADD COLUMN x;]"),
         "{err}"
     );
-    let c = Connection::open(&db).unwrap();
-    let tables: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let tables: Vec<String> = query_column(
+        &read_only(&db),
+        "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name",
+    );
     assert_eq!(
         tables,
         ["a", "provenance", "reader_compatibility", "schema_migrations"],

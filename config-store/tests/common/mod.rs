@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use config_store::ConfigStore;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 /// A temp dir and the path of config.db in it (not created yet).
 pub fn fresh() -> (tempfile::TempDir, PathBuf) {
@@ -28,16 +28,6 @@ pub fn exec(path: &Path, sql: &str) {
     conn.execute_batch(sql).expect("plain SQL");
 }
 
-/// Rows of one text column from a plain read-only connection.
-pub fn texts(path: &Path, sql: &str) -> Vec<String> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("plain connection");
-    let mut stmt = conn.prepare(sql).expect("prepare");
-    stmt.query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<rusqlite::Result<_>>()
-        .expect("rows")
-}
-
 /// An RFC 3339 time.
 pub fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
@@ -47,4 +37,4 @@ pub fn t(s: &str) -> DateTime<Utc> {
 
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
-pub use store_core::testing::{count_rows, query_i64, read_only};
+pub use store_core::testing::{count_rows, query_column, query_i64, read_only};

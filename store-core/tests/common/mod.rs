@@ -85,6 +85,6 @@ pub static OTHER: Schema = Schema {
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
 pub use store_core::testing::{
-    CHILD_ROLE, child_role, count_rows, file_mode as mode, kill9, query_i64, read_only, spawn_child, wait_for_file,
-    wait_within,
+    CHILD_ROLE, child_role, count_rows, file_mode as mode, kill9, query_column, query_i64, read_only, spawn_child,
+    wait_for_file, wait_within,
 };
