@@ -3,15 +3,16 @@
 
 mod support;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
-use support::{kill9, output_within, query_i64, read_only, splitstore};
+use support::{kill9, output_within, query_i64, read_only, spawn_splitstore, splitstore};
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
 struct Daemon {
@@ -23,14 +24,12 @@ struct Daemon {
 }
 
 fn spawn_daemon(dir: &Path, extra: &[&str]) -> Daemon {
-    let mut child = splitstore()
-        .args(["daemon", "--print-acks", "--data-dir"])
-        .arg(dir)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn splitstore daemon");
+    let args = ["daemon", "--print-acks", "--data-dir"].map(OsStr::new);
+    let mut child = spawn_splitstore(
+        args.into_iter()
+            .chain([dir.as_os_str()])
+            .chain(extra.iter().map(OsStr::new)),
+    );
     let out = child.stdout.take().unwrap();
     let (tx, first_ack) = mpsc::channel();
     let stdout = std::thread::spawn(move || {

@@ -8,11 +8,10 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use support::{mode, output_within, run_splitstore, seed_data_dir, splitstore, texts, utf8};
+use support::{mode, output_within, run_splitstore, seed_data_dir, spawn_splitstore, splitstore, texts, utf8};
 
 /// A file outside the data directory that a planted link points at, with its bytes and mode.
 struct Target {
@@ -251,12 +250,7 @@ fn durations_and_rates_out_of_range_are_refused_with_a_clear_error() {
 /// Reads one line of a command's stdout, then closes the pipe, as `| head -1` does; returns its exit status
 /// and stderr.
 fn read_one_line_then_close(args: &[&str]) -> (std::process::ExitStatus, String) {
-    let mut child = splitstore()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_splitstore(args);
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -339,12 +333,7 @@ fn the_demo_refuses_a_directory_with_anything_in_it_and_keeps_its_own_files_priv
 fn a_demo_stopped_with_sigterm_stops_its_daemon_and_server() {
     let dir = tempfile::tempdir().unwrap();
     let own = dir.path().join("demo");
-    let demo = splitstore()
-        .args(["demo", "--data-dir", utf8(&own), "--seconds", "60"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let demo = spawn_splitstore(["demo", "--data-dir", utf8(&own), "--seconds", "60"]);
     let started = Instant::now();
     // Wait until both children own their files.
     while !["activity.db", "config.db"].iter().all(|f| {

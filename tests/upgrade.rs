@@ -9,12 +9,12 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use migrate_split::fixtures::{LegacySpec, build};
-use support::{kill9, query_column, read_only, run_splitstore, splitstore, texts, utf8, wait_output_within};
+use support::{kill9, query_column, read_only, run_splitstore, spawn_splitstore, texts, utf8, wait_output_within};
 
 /// Ids of a table, through a plain read-only connection.
 fn ids(db: &Path, table: &str) -> BTreeSet<i64> {
@@ -47,12 +47,7 @@ fn kept_legacy_ids(legacy: &Path, data: &Path) -> BTreeMap<&'static str, BTreeSe
 
 /// A `splitstore` subcommand with stdout collected and stderr lines sent to `lines`, tagged with `name`.
 fn start(name: &'static str, args: &[&str], lines: &mpsc::Sender<(&'static str, String)>) -> Child {
-    let mut child = splitstore()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_splitstore(args);
     let stderr = child.stderr.take().unwrap();
     let lines = lines.clone();
     std::thread::spawn(move || {

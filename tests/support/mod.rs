@@ -22,6 +22,20 @@ pub fn marker(path: &Path, tag: &str) -> PathBuf {
     store_core::files::with_suffix(path, &format!(".{tag}"))
 }
 
+/// `splitstore <args>` started with stdout and stderr piped to the test.
+pub fn spawn_splitstore<I, S>(args: I) -> std::process::Child
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    splitstore()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn splitstore")
+}
+
 /// `splitstore <args>` run to completion within 60 s.
 pub fn run_splitstore<I, S>(args: I) -> std::process::Output
 where
