@@ -150,3 +150,42 @@ fn dry_run_and_force_through_the_binary() {
     assert_eq!(aside.len(), 1);
     assert_eq!(std::fs::read(data.join(&aside[0])).unwrap(), b"someone else's file");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(32),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Whatever the arguments (present or not, a legacy file or not, flags in any combination, values that
+    /// are paths to nothing, to a directory, to /dev/null), the binary ends without a panic with exit code
+    /// 0, 1 or 2.
+    #[test]
+    fn no_argument_makes_the_binary_panic_or_hang(
+        legacy in proptest::prop_oneof![
+            proptest::strategy::Just("legacy.db"),
+            proptest::strategy::Just("missing.db"),
+            proptest::strategy::Just("/dev/null"),
+            proptest::strategy::Just("."),
+            proptest::strategy::Just(""),
+        ],
+        flags in proptest::collection::vec(
+            proptest::sample::select(vec!["--dry-run", "--json", "--strict", "--force", "--bogus", "--data-dir"]),
+            0..4,
+        ),
+        with_data_dir in proptest::bool::ANY,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        legacy_file(dir.path(), &LegacySpec::small(1));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_migrate-split"));
+        cmd.current_dir(dir.path()).args(["--legacy", legacy]);
+        if with_data_dir {
+            cmd.args(["--data-dir", "data"]);
+        }
+        cmd.args(&flags);
+        let out = output_within(&mut cmd, std::time::Duration::from_secs(60));
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        proptest::prop_assert!(!text.contains("panicked at"), "{flags:?}: {text}");
+        proptest::prop_assert!(matches!(out.status.code(), Some(0..=2)), "{legacy} {flags:?}: {out:?}");
+    }
+}
