@@ -5,10 +5,10 @@
 //! - `encryption_one_per_commit`: one event per commit;
 //! - `encryption_group_commit_1000`: 1000 single pushes into a group-commit buffer, committed together.
 //!
-//! As in `benches/activity.rs`, each group is followed by an *interleaved* run printed as a `ratio ...` line
-//! (the two sides alternate in short chunks, in random order each round, so both see the same machine); the
-//! README's numbers are read off those lines. The two sides write two files (one cannot be both), each
-//! checkpointing on its own.
+//! As in `benches/activity.rs`, each group comes with an *interleaved* run printed as a `ratio ...` line
+//! (the two sides alternate in short chunks, in random order each round, so both see the same machine and
+//! write as many events); the README's numbers are read off those lines. The two sides write two files (one
+//! cannot be both), each checkpointing on its own; every comparison starts on new files.
 //!
 //! `cargo bench --features encryption --bench encryption`
 
@@ -115,61 +115,93 @@ fn print_ratio(name: &str, (encrypted, plain): (f64, f64)) {
     );
 }
 
+/// A plaintext and an encrypted writer on two new files in `dir`, and their event buffers and clocks.
+struct Sides {
+    plain: ActivityWriter,
+    enc: ActivityWriter,
+    plain_events: Vec<NewEvent>,
+    enc_events: Vec<NewEvent>,
+    plain_clock: Clock,
+    enc_clock: Clock,
+}
+
+fn sides(dir: &Path, name: &str) -> Sides {
+    Sides {
+        plain: writer(&dir.join(name).join("plain"), None),
+        enc: writer(&dir.join(name).join("encrypted"), Some(Key::generate().unwrap())),
+        plain_events: sample_events(1000),
+        enc_events: sample_events(1000),
+        plain_clock: Clock(Cell::new(1_700_000_000_000)),
+        enc_clock: Clock(Cell::new(1_700_000_000_000)),
+    }
+}
+
+/// One event per commit into `w`.
+fn one(w: &mut ActivityWriter, clock: &Clock, events: &mut [NewEvent]) {
+    clock.stamp(&mut events[..1]);
+    w.record_event(&events[0]).unwrap();
+}
+
+// Each comparison starts on two new files: the side that commits faster would otherwise work on a larger
+// file (deeper indexes) in the next one. The interleaved run, which writes as many events to each side,
+// comes first; criterion's (which runs each side for a fixed time) after it, on two more new files.
 fn encryption(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let (plain_dir, enc_dir) = (dir.path().join("plain"), dir.path().join("encrypted"));
-    let mut plain = writer(&plain_dir, None);
-    let mut enc = writer(&enc_dir, Some(Key::generate().unwrap()));
-    let (mut plain_events, mut enc_events) = (sample_events(1000), sample_events(1000));
-    let (plain_clock, enc_clock) = (Clock(Cell::new(1_700_000_000_000)), Clock(Cell::new(1_700_000_000_000)));
 
-    let mut plain_one = || {
-        plain_clock.stamp(&mut plain_events[..1]);
-        plain.record_event(&plain_events[0]).unwrap();
-    };
-    let mut enc_one = || {
-        enc_clock.stamp(&mut enc_events[..1]);
-        enc.record_event(&enc_events[0]).unwrap();
-    };
+    // 250 commits per chunk: about one autocheckpoint cycle of each file.
+    let mut s = sides(dir.path(), "one-interleaved");
+    print_ratio(
+        "encryption_one_per_commit",
+        interleave(
+            || {
+                (0..250).for_each(|_| one(&mut s.enc, &s.enc_clock, &mut s.enc_events));
+                250
+            },
+            || {
+                (0..250).for_each(|_| one(&mut s.plain, &s.plain_clock, &mut s.plain_events));
+                250
+            },
+        ),
+    );
+    let mut s = sides(dir.path(), "one-criterion");
     let mut g = c.benchmark_group("encryption_one_per_commit");
     g.throughput(Throughput::Elements(1))
         .measurement_time(MEASURE)
         .warm_up_time(WARM_UP)
         .sample_size(50);
-    g.bench_function("plaintext", |b| b.iter(&mut plain_one));
-    g.bench_function("encrypted", |b| b.iter(&mut enc_one));
+    g.bench_function("plaintext", |b| {
+        b.iter(|| one(&mut s.plain, &s.plain_clock, &mut s.plain_events))
+    });
+    g.bench_function("encrypted", |b| {
+        b.iter(|| one(&mut s.enc, &s.enc_clock, &mut s.enc_events))
+    });
     g.finish();
-    // 250 commits per chunk: about one autocheckpoint cycle of each file.
-    let chunk = |f: &mut dyn FnMut()| {
-        (0..250).for_each(|_| f());
-        250
-    };
-    print_ratio(
-        "encryption_one_per_commit",
-        interleave(|| chunk(&mut enc_one), || chunk(&mut plain_one)),
-    );
 
-    let mut plain_group = plain.into_group_commit(GROUP);
-    let mut enc_group = enc.into_group_commit(GROUP);
+    let s = sides(dir.path(), "group-interleaved");
+    let (mut plain, mut enc) = (s.plain.into_group_commit(GROUP), s.enc.into_group_commit(GROUP));
+    let (mut plain_events, mut enc_events) = (s.plain_events, s.enc_events);
+    print_ratio(
+        "encryption_group_commit_1000",
+        interleave(
+            || push_all(&mut enc, &s.enc_clock, &mut enc_events),
+            || push_all(&mut plain, &s.plain_clock, &mut plain_events),
+        ),
+    );
+    let s = sides(dir.path(), "group-criterion");
+    let (mut plain, mut enc) = (s.plain.into_group_commit(GROUP), s.enc.into_group_commit(GROUP));
+    let (mut plain_events, mut enc_events) = (s.plain_events, s.enc_events);
     let mut g = c.benchmark_group("encryption_group_commit_1000");
     g.throughput(Throughput::Elements(1000))
         .measurement_time(MEASURE)
         .warm_up_time(WARM_UP)
         .sample_size(30);
     g.bench_function("plaintext", |b| {
-        b.iter(|| push_all(&mut plain_group, &plain_clock, &mut plain_events))
+        b.iter(|| push_all(&mut plain, &s.plain_clock, &mut plain_events))
     });
     g.bench_function("encrypted", |b| {
-        b.iter(|| push_all(&mut enc_group, &enc_clock, &mut enc_events))
+        b.iter(|| push_all(&mut enc, &s.enc_clock, &mut enc_events))
     });
     g.finish();
-    print_ratio(
-        "encryption_group_commit_1000",
-        interleave(
-            || push_all(&mut enc_group, &enc_clock, &mut enc_events),
-            || push_all(&mut plain_group, &plain_clock, &mut plain_events),
-        ),
-    );
 }
 
 criterion_group!(benches, encryption);
