@@ -184,12 +184,28 @@ pub(crate) fn apply_raw(conn: &Connection, key: &Key) -> rusqlite::Result<()> {
         ));
     }
     quiet_sqlcipher();
-    let hex = key.to_hex();
-    let sql = Zeroizing::new(format!("PRAGMA key = \"x'{}'\"", hex.as_str()));
+    let sql = pragma_with_key("key", key);
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.raw_query();
     while rows.next()?.is_some() {}
     Ok(())
+}
+
+/// `<prefix>x'<hex>'<suffix>`, in a buffer allocated once at its final size (no reallocation leaves a copy
+/// of the key behind) and wiped when dropped.
+fn raw_key_literal(key: &Key, prefix: &str, suffix: &str) -> Zeroizing<String> {
+    let mut text = Zeroizing::new(String::with_capacity(prefix.len() + 2 * KEY_BYTES + 3 + suffix.len()));
+    text.push_str(prefix);
+    text.push_str("x'");
+    text.push_str(key.to_hex().as_str());
+    text.push('\'');
+    text.push_str(suffix);
+    text
+}
+
+/// `PRAGMA <name> = "x'<hex>'"` (see [`raw_key_literal`]).
+fn pragma_with_key(name: &str, key: &Key) -> Zeroizing<String> {
+    raw_key_literal(key, &format!("PRAGMA {name} = \""), "\"")
 }
 
 /// SQLCipher logs a failed page check (a wrong key, damage) on stderr; the typed error already says it, so
@@ -211,8 +227,7 @@ pub fn rekey(conn: &Connection, path: &Path, new: &Key) -> Result<()> {
             path: path.to_path_buf(),
         });
     }
-    let hex = new.to_hex();
-    let sql = Zeroizing::new(format!("PRAGMA rekey = \"x'{}'\"", hex.as_str()));
+    let sql = pragma_with_key("rekey", new);
     (|| -> rusqlite::Result<()> {
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.raw_query();
@@ -240,7 +255,7 @@ pub fn export(source: &Path, source_key: Option<&Key>, dest: &Path, dest_key: Op
     let conn = Connection::open_with_flags(dest, flags).map_err(|e| Error::from_sqlite(dest, e))?;
     apply(&conn, dest, dest_key)?;
     let source_key_sql = match source_key {
-        Some(k) => Zeroizing::new(format!("x'{}'", k.to_hex().as_str())),
+        Some(k) => raw_key_literal(k, "", ""),
         None => Zeroizing::new(String::new()),
     };
     conn.execute(
@@ -393,5 +408,20 @@ mod tests {
         assert_ne!(Key::generate().unwrap().to_hex(), Key::generate().unwrap().to_hex());
         assert_eq!(key.check_value().len(), 32);
         assert!(!hex.to_lowercase().contains(&key.check_value()));
+    }
+
+    #[test]
+    fn key_problems_have_their_words_and_are_never_retried() {
+        use crate::ErrorKind;
+        for (kind, word) in [
+            (ErrorKind::KeyRejected, "key_rejected"),
+            (ErrorKind::KeyRequired, "key_required"),
+            (ErrorKind::NotEncrypted, "not_encrypted"),
+            (ErrorKind::EncryptionUnavailable, "encryption_unavailable"),
+        ] {
+            assert_eq!(kind.as_str(), word);
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{word}\""));
+            assert!(!kind.is_retryable() && !kind.is_not_ready(), "{word}");
+        }
     }
 }
