@@ -215,6 +215,15 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
         outputs::remove_temp(&temp);
         return Err(strict_failure(report, started));
     }
+    // Whether the outputs are encrypted, and with which key (its check value), recorded before they are in
+    // place: a wrong key (or a missing one) is told from damage from the first open on.
+    let recorded = [&finals.activity, &finals.config]
+        .into_iter()
+        .try_for_each(|db| store_core::records::note_encryption(db, key));
+    if let Err(e) = recorded {
+        outputs::remove_temp(&temp);
+        return Err(e.into());
+    }
     report.rejects_file = match outputs::place(&temp, conversion.rejects_file.as_deref(), data_dir) {
         Ok(r) => r,
         Err(e) => {
@@ -222,11 +231,6 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
             return Err(e);
         }
     };
-    // Whether the outputs are encrypted, and with which key (its check value), before anyone opens them: a
-    // wrong key is then told from damage from the first open on.
-    for db in [&finals.activity, &finals.config] {
-        store_core::records::note_encryption(db, key)?;
-    }
     record_conversion(
         &report.legacy.path,
         &report.legacy.sha256,

@@ -119,14 +119,32 @@ pub fn encryption(db: &Path) -> Option<EncryptionRecord> {
     serde_json::from_str(&text).ok()
 }
 
+/// The record [`note_encryption`] writes for `key` (or none).
+pub fn encryption_of(key: Option<&crate::key::Key>) -> EncryptionRecord {
+    EncryptionRecord {
+        encrypted: key.is_some(),
+        key_check: key.map(|k| k.check_value()),
+    }
+}
+
+/// Records that which key opens `db` is not known for now: something is about to put a file under another
+/// key (or none) in its place. Until its next successful open records the key again, a failure under a
+/// key is `key_rejected` and one without a key `key_required`, never damage: nothing is moved aside for it.
+pub fn note_key_unknown(db: &Path) -> crate::Result<()> {
+    let record = EncryptionRecord {
+        encrypted: true,
+        key_check: None,
+    };
+    private_dir::ensure(files::parent_dir(db))?;
+    let text = serde_json::to_string(&record).unwrap_or_default();
+    files::write_private_atomically(&encryption_path(db), text.as_bytes())
+}
+
 /// Records that `db` opens with `key` (or without one), unless that is recorded already. Called by the
 /// owner after each successful open, and by whatever puts a database in place under a key (a split, a key
 /// rotation).
 pub fn note_encryption(db: &Path, key: Option<&crate::key::Key>) -> crate::Result<()> {
-    let record = EncryptionRecord {
-        encrypted: key.is_some(),
-        key_check: key.map(|k| k.check_value()),
-    };
+    let record = encryption_of(key);
     if encryption(db).as_ref() == Some(&record) {
         return Ok(());
     }

@@ -215,8 +215,15 @@ pub fn place_all(
         }
         return Err(e);
     }
-    // 2. The journal, then the moves; any failure puts everything back.
+    // 2. The journal, then the moves; any failure puts everything back. A file about to be replaced by one
+    // under another key (or none) has its key recorded as unknown first: until the new file's first open
+    // records its key, a failing open is a key problem, never damage (whichever file a kill leaves there).
     crate::private_dir::ensure(&data_dir)?;
+    for e in &journal.entries {
+        if crate::records::encryption(&e.db) != Some(crate::records::encryption_of(key)) {
+            crate::records::note_key_unknown(&e.db)?;
+        }
+    }
     let text = serde_json::to_string_pretty(&journal).unwrap_or_default();
     files::write_private_atomically(&journal_path(&data_dir), text.as_bytes())?;
     let moved = (|| -> Result<()> {

@@ -240,6 +240,46 @@ mod sqlcipher {
     }
 
     #[test]
+    fn a_file_put_in_place_under_another_key_is_never_taken_for_damage_before_its_first_open() {
+        use store_core::OwnerLock;
+        use store_core::restore::{Placement, RestoreHook, restore_all};
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("activity.db");
+        let (a, b) = (key(0xa), key(0xb));
+        let mut owner = OwnerConnection::open_with(&db, &ITEMS, &keyed(&a)).unwrap();
+        write_secret(&mut owner, 5);
+        let backup = owner.backup_to(&dir.path().join("backups"), 5).unwrap();
+        drop(owner);
+        // The data directory moves on to key B (as after a rotation); the backup stays under key A.
+        store_core::files::move_aside(&db, "old").unwrap();
+        drop(OwnerConnection::open_with(&db, &ITEMS, &keyed(&b)).unwrap());
+
+        // A restore of the key-A backup killed right after its commit, before the first open under key A.
+        let hook: RestoreHook = std::sync::Arc::new(|step: &str| {
+            if step == "committed" {
+                Err("killed".into())
+            } else {
+                Ok(())
+            }
+        });
+        let placement = Placement {
+            schema: &ITEMS,
+            lock: OwnerLock::acquire(&db).unwrap(),
+            backup: verify_backup(&backup, &ITEMS, Some(&a)).unwrap(),
+            id_floors: Vec::new(),
+        };
+        restore_all(vec![placement], "replaced", Some(&hook), Some(&a)).unwrap_err();
+        let err = OwnerConnection::open_with(&db, &ITEMS, &keyed(&b)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyRejected, "never damage: {err}");
+        let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyRequired, "{err}");
+        drop(OwnerConnection::open_with(&db, &ITEMS, &keyed(&a)).unwrap());
+        // Its key is recorded again: a failure under it would be damage, under another a wrong key.
+        let err = OwnerConnection::open_with(&db, &ITEMS, &keyed(&b)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyRejected, "{err}");
+    }
+
+    #[test]
     fn damage_under_the_right_key_is_still_damage() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("activity.db");
