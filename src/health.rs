@@ -34,9 +34,16 @@ impl Health {
 /// Inspects activity.db and config.db in `data_dir`. While an owner writes, structural checks run on a
 /// snapshot so the owner's WAL is not pinned.
 pub fn check(data_dir: &Path, level: CheckLevel) -> Health {
+    check_with_key(data_dir, level, None)
+}
+
+/// [`check`] of an encrypted data directory: both databases and their backups are read with `key`. A file
+/// the key does not open is reported as `key_rejected` (`key_required` without a key), never as damage.
+pub fn check_with_key(data_dir: &Path, level: CheckLevel, key: Option<&store_core::Key>) -> Health {
     let opts = InspectOptions {
         check: level,
         backup_dir: None,
+        key: key.cloned(),
     };
     let databases: Vec<DbHealth> = DATABASES
         .iter()

@@ -37,6 +37,8 @@ enum Command {
     Repair(cli::repair::Args),
     /// Remove files holding user data outside the databases (quarantined, replaced, the split legacy file).
     Cleanup(cli::cleanup::Args),
+    /// Change the encryption key of both databases, or encrypt a plaintext data directory (owners stopped).
+    Rekey(cli::rekey::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +52,6 @@ fn main() -> ExitCode {
         Command::Restore(args) => cli::restore::run(args),
         Command::Repair(args) => cli::repair::run(args),
         Command::Cleanup(args) => cli::cleanup::run(args),
+        Command::Rekey(args) => cli::rekey::run(args),
     }
 }

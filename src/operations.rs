@@ -3,6 +3,10 @@
 //! Restore and repair take BOTH owner locks before touching anything: the server reads activity.db while it
 //! owns config.db and the daemon may read config.db, so swapping either file under a running process would
 //! leave it reading the moved-aside inode. Holding the locks also keeps an owner from starting half-way.
+//!
+//! An encrypted data directory's operations take its key: both databases and their backups are encrypted
+//! with the same key. A file the key does not open is `key_rejected`, never damage: repair moves nothing
+//! for it. [`rekey`] changes the key of both databases, all or nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +19,7 @@ use store_core::restore::{
     Placement, RestoreReport, VerifiedBackup, counters_of, quarantine, raise_counters, restore_all, verify_backup,
 };
 use store_core::salvage::{self, SalvageHook, SalvageOptions, SalvageReport};
-use store_core::{Error, ErrorKind, OwnerConnection, OwnerLock, Provenance, Result, Schema, files};
+use store_core::{Error, ErrorKind, Key, OwnerConnection, OwnerLock, Provenance, Result, Schema, files};
 
 use crate::DATABASES;
 
@@ -31,13 +35,19 @@ pub struct BackupReport {
 /// from a read-only connection: it finishes while the daemon and server write), keeping the newest `keep`
 /// manual backups of each. At least one database must exist; the report names any that does not.
 pub fn backup(data_dir: &Path, to: &Path, keep: usize) -> Result<BackupReport> {
+    backup_with_key(data_dir, to, keep, None)
+}
+
+/// [`backup`] of an encrypted data directory: each database is read with `key`, and each backup is encrypted
+/// with it.
+pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key>) -> Result<BackupReport> {
     let mut report = BackupReport {
         taken: Vec::new(),
         missing: Vec::new(),
     };
     for schema in DATABASES {
         let path = schema.path_in(data_dir);
-        match open_read_only(&path, schema) {
+        match open_read_only(&path, schema, key) {
             Ok(conn) => report.taken.push(backup::backup_connection(
                 &conn,
                 &path,
@@ -45,6 +55,7 @@ pub fn backup(data_dir: &Path, to: &Path, keep: usize) -> Result<BackupReport> {
                 to,
                 BackupClass::Manual,
                 keep,
+                key,
             )?),
             Err(e) if e.is_not_ready() => report.missing.push(e),
             Err(e) => return Err(e),
@@ -67,13 +78,14 @@ fn take_both_locks(data_dir: &Path) -> Result<Vec<(&'static Schema, OwnerLock)>>
 }
 
 /// Which database kind a file holds, by its `application_id`. Reads only a regular file (a FIFO would block).
-fn kind_of(file: &Path) -> Result<&'static Schema> {
+fn kind_of(file: &Path, key: Option<&Key>) -> Result<&'static Schema> {
     files::require_regular_file(file, "read the backup")?;
     let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| Error::from_sqlite(file, e))?;
+    store_core::key::apply(&conn, file, key)?;
     let id: i32 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .map_err(|e| Error::from_sqlite(file, e))?;
+        .map_err(|e| store_core::key::error_at(file, key, e))?;
     DATABASES
         .iter()
         .copied()
@@ -91,21 +103,39 @@ fn kind_of(file: &Path) -> Result<&'static Schema> {
 /// nothing (see [`store_core::restore::restore_all`]), and their counters are raised so no id is ever
 /// handed out twice.
 pub fn restore(data_dir: &Path, from: &Path) -> Result<Vec<RestoreReport>> {
-    restore_with(data_dir, from, None)
+    restore_with(data_dir, from, None, None)
 }
 
-/// [`restore`], with a hook called at each of its steps (drills inject failures and kills with it).
-pub fn restore_with(data_dir: &Path, from: &Path, hook: Option<&RestoreHook>) -> Result<Vec<RestoreReport>> {
+/// [`restore`], with a hook called at each of its steps (drills inject failures and kills with it), and the
+/// key of an encrypted data directory: the backups are read with it (a backup taken under another key is
+/// `key_rejected`), and the restored files are opened with it.
+pub fn restore_with(
+    data_dir: &Path,
+    from: &Path,
+    hook: Option<&RestoreHook>,
+    key: Option<&Key>,
+) -> Result<Vec<RestoreReport>> {
     let locks = take_both_locks(data_dir)?;
     let chosen: Vec<(&'static Schema, PathBuf)> = if from.is_dir() {
         DATABASES
             .iter()
-            .filter_map(|s| backup::newest_backup(from, s).map(|b| (*s, b.path)))
+            .filter_map(|s| backup::newest_backup(from, s, key).map(|b| (*s, b.path)))
             .collect()
     } else {
-        vec![(kind_of(from)?, from.to_path_buf())]
+        vec![(kind_of(from, key)?, from.to_path_buf())]
     };
     if chosen.is_empty() {
+        // Backups the key does not open are said as such: the right key restores them.
+        for schema in DATABASES {
+            let listing = backup::all_backups(from, schema, key);
+            if let Some(ignored) = listing.ignored.iter().find(|i| i.key_problem.is_some()) {
+                let (path, schema) = (ignored.path.clone(), Some(schema));
+                return Err(match ignored.key_problem {
+                    Some(ErrorKind::NotEncrypted) => Error::NotEncrypted { path, schema },
+                    _ => Error::KeyRejected { path, schema },
+                });
+            }
+        }
         // Nothing in that folder is a backup of either database: say so about the first of them.
         let schema = DATABASES[0];
         return Err(Error::NoBackup {
@@ -118,7 +148,7 @@ pub fn restore_with(data_dir: &Path, from: &Path, hook: Option<&RestoreHook>) ->
     // Verify everything before moving anything.
     let verified: Vec<(&'static Schema, VerifiedBackup)> = chosen
         .iter()
-        .map(|(schema, backup)| Ok((*schema, verify_backup(backup, schema)?)))
+        .map(|(schema, backup)| Ok((*schema, verify_backup(backup, schema, key)?)))
         .collect::<Result<_>>()?;
     let placements = locks
         .into_iter()
@@ -126,13 +156,13 @@ pub fn restore_with(data_dir: &Path, from: &Path, hook: Option<&RestoreHook>) ->
             let (_, backup) = verified.iter().find(|(s, _)| std::ptr::eq(*s, schema))?;
             Some(Placement {
                 schema,
-                id_floors: referenced_ids(data_dir, schema),
+                id_floors: referenced_ids(data_dir, schema, key),
                 lock,
                 backup: backup.clone(),
             })
         })
         .collect();
-    let (reports, _locks) = restore_all(placements, "replaced", hook)?;
+    let (reports, _locks) = restore_all(placements, "replaced", hook, key)?;
     Ok(reports)
 }
 
@@ -140,10 +170,10 @@ pub fn restore_with(data_dir: &Path, from: &Path, hook: Option<&RestoreHook>) ->
 /// [`Schema::id_references`]), as floors for its AUTOINCREMENT counters: a restored or repaired file never
 /// hands out an id that the other file already points at. An unreadable other file gives none (its own
 /// restore guards it).
-pub fn referenced_ids(data_dir: &Path, schema: &'static Schema) -> Vec<(String, i64)> {
+pub fn referenced_ids(data_dir: &Path, schema: &'static Schema, key: Option<&Key>) -> Vec<(String, i64)> {
     let mut floors = Vec::new();
     for other in DATABASES.iter().filter(|o| !std::ptr::eq(**o, schema)) {
-        let Ok(conn) = open_read_only(&other.path_in(data_dir), other) else {
+        let Ok(conn) = open_read_only(&other.path_in(data_dir), other, key) else {
             continue;
         };
         for r in other.id_references.iter().filter(|r| r.target_file == schema.file_name) {
@@ -197,6 +227,9 @@ pub struct RepairOptions {
     /// Fault injection for drills: runs on each salvage output before it is verified (see
     /// [`SalvageHook`]).
     pub salvage_hook: Option<SalvageHook>,
+    /// The key of an encrypted data directory (databases and backups). A database it does not open is
+    /// `key_rejected`: repair stops before moving anything.
+    pub key: Option<Key>,
 }
 
 impl std::fmt::Debug for RepairOptions {
@@ -205,6 +238,7 @@ impl std::fmt::Debug for RepairOptions {
             .field("allow_empty", &self.allow_empty)
             .field("salvage", &self.salvage)
             .field("salvage_hook", &self.salvage_hook.as_ref().map(|_| "<hook>"))
+            .field("key", &self.key)
             .finish()
     }
 }
@@ -234,14 +268,28 @@ enum Plan {
 /// cannot finish moves nothing.
 pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Result<Vec<RepairAction>> {
     let locks = take_both_locks(data_dir)?;
+    let key = opts.key.as_ref();
     let mut plans = Vec::new();
     for (schema, lock) in locks {
         let path = schema.path_in(data_dir);
         let inspect_opts = InspectOptions {
             check: CheckLevel::Quick,
             backup_dir: Some(backup_dir.to_path_buf()),
+            key: opts.key.clone(),
         };
         let health = inspect_owned(&lock, schema, &inspect_opts);
+        // A file the key does not open (or that needs one) is not damaged as far as anyone can tell: stop
+        // before anything moves, saying so.
+        if let Some(p) = health.problems.iter().find(|p| is_key_problem(p.code)) {
+            let path = path.clone();
+            let schema = Some(schema);
+            return Err(match p.code {
+                ErrorKind::KeyRequired => Error::KeyRequired { path, schema },
+                ErrorKind::NotEncrypted => Error::NotEncrypted { path, schema },
+                ErrorKind::EncryptionUnavailable => Error::EncryptionUnavailable { path },
+                _ => Error::KeyRejected { path, schema },
+            });
+        }
         let damaged = health
             .problems
             .iter()
@@ -249,10 +297,10 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         let plan = if !damaged {
             if health.exists { Plan::Healthy } else { Plan::Missing }
         } else {
-            let good = backup::all_backups(backup_dir, schema)
+            let good = backup::all_backups(backup_dir, schema, key)
                 .backups
                 .into_iter()
-                .find_map(|b| verify_backup(&b.path, schema).ok());
+                .find_map(|b| verify_backup(&b.path, schema, key).ok());
             match good {
                 _ if opts.salvage => Plan::Salvage(good),
                 Some(b) => Plan::Restore(b),
@@ -274,6 +322,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
     // locks prove nobody writes it). Any failure removes what was built and moves nothing.
     let salvage_opts = SalvageOptions {
         before_verify: opts.salvage_hook.clone(),
+        key: opts.key.clone(),
         ..SalvageOptions::default()
     };
     for i in 0..plans.len() {
@@ -303,8 +352,8 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             Plan::Healthy => actions.push(RepairAction::Healthy { database }),
             Plan::Missing => actions.push(RepairAction::Missing { database }),
             Plan::Built(temp, mut report) => {
-                let floors = referenced_ids(data_dir, schema);
-                let (quarantined, _lock) = salvage::place(lock, schema, &temp, &mut report, &floors)?;
+                let floors = referenced_ids(data_dir, schema, key);
+                let (quarantined, _lock) = salvage::place(lock, schema, &temp, &mut report, &floors, key)?;
                 actions.push(RepairAction::Salvaged {
                     database,
                     quarantined,
@@ -313,15 +362,19 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             }
             Plan::Restore(backup) => placements.push(Placement {
                 schema,
-                id_floors: referenced_ids(data_dir, schema),
+                id_floors: referenced_ids(data_dir, schema, key),
                 lock,
                 backup,
             }),
             Plan::StartEmpty => {
                 let quarantined = quarantine(&lock)?;
-                let mut floors = referenced_ids(data_dir, schema);
-                floors.extend(quarantined.as_deref().map(counters_of).unwrap_or_default());
-                let mut owner = OwnerConnection::open_locked(lock, schema, &Default::default())?;
+                let mut floors = referenced_ids(data_dir, schema, key);
+                floors.extend(quarantined.as_deref().map(|q| counters_of(q, key)).unwrap_or_default());
+                let options = store_core::OpenOptions {
+                    key: opts.key.clone(),
+                    ..Default::default()
+                };
+                let mut owner = OwnerConnection::open_locked(lock, schema, &options)?;
                 let mut record = Provenance::now("repair-empty");
                 record.detail = quarantined
                     .as_ref()
@@ -338,7 +391,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
     }
     // The damaged files restored from backups move aside as `.corrupt-<time>` and their backups take their
     // place, together.
-    let (reports, _locks) = restore_all(placements, "corrupt", None)?;
+    let (reports, _locks) = restore_all(placements, "corrupt", None, key)?;
     for report in reports {
         actions.push(RepairAction::Restored {
             database: report.database,
@@ -362,4 +415,157 @@ impl RepairAction {
             | RepairAction::Salvaged { database, .. } => database,
         }
     }
+}
+
+/// The problems that are about the key, not the file: a wrong key, a missing one, a key for a plaintext file,
+/// a key on a build without encryption. Never damage: nothing is moved aside for them.
+pub fn is_key_problem(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::KeyRejected | ErrorKind::KeyRequired | ErrorKind::NotEncrypted | ErrorKind::EncryptionUnavailable
+    )
+}
+
+/// What [`rekey`] did to one database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RekeyReport {
+    pub database: &'static str,
+    pub path: PathBuf,
+    /// Where the file under the old key (or in the clear) was moved: kept, never deleted, until `cleanup`.
+    pub previous: Option<PathBuf>,
+    /// Rows per table, the same before and after (checked).
+    pub rows: u64,
+}
+
+/// Suffix of the copy a key rotation builds beside each database before anything is put in place.
+pub const REKEY_SUFFIX: &str = ".rekeying";
+
+/// Changes the key of both databases of `data_dir` from `old` to `new` (`old` `None`: a plaintext data
+/// directory is encrypted; `new` `None`: it is decrypted). Refused while either owner runs. All or nothing:
+/// 1. for each database, a copy is made beside it (`<db>.rekeying`): with both keys, a page-exact online
+///    backup under the old key, then `PRAGMA rekey` on the copy; otherwise `sqlcipher_export` into a copy
+///    under the new key (or none);
+/// 2. each copy is verified under the new key (`integrity_check`, kind, schema version and the row count of
+///    every table equal to the original's) before anything moves;
+/// 3. both copies are put in place together the way a restore is ([`store_core::restore::place_all`]:
+///    journal, moves, commit; a failure or a kill puts everything back as it was), the files under the old
+///    key moving aside as `<db>.rekeyed-<time>` (never deleted; `cleanup` removes them).
+///
+/// A wrong `old` key is `key_rejected` and changes nothing. Existing backups stay under the key they were
+/// taken with: restore one with that key, then rekey again.
+pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>) -> Result<Vec<RekeyReport>> {
+    if !store_core::encryption_available() {
+        return Err(Error::EncryptionUnavailable {
+            path: data_dir.to_path_buf(),
+        });
+    }
+    let locks = take_both_locks(data_dir)?;
+    // Every copy is built and verified before anything moves; any failure removes them all.
+    let mut built: Vec<(Placement, PathBuf, u64)> = Vec::new();
+    let discard = |built: &[(Placement, PathBuf, u64)]| {
+        for (_, copy, _) in built {
+            let _ = files::remove_with_sidecars(copy);
+        }
+    };
+    for (schema, lock) in locks {
+        let path = schema.path_in(data_dir);
+        if std::fs::symlink_metadata(&path).is_err() {
+            continue;
+        }
+        let copy = files::with_suffix(&path, REKEY_SUFFIX);
+        // A copy left by a killed rotation is ours (the lock is held), never the user's data.
+        files::remove_with_sidecars(&copy)?;
+        let made = rekeyed_copy(&path, schema, &copy, old, new).and_then(|rows| {
+            let backup = verify_backup(&copy, schema, new)?;
+            Ok((backup, rows))
+        });
+        match made {
+            Ok((backup, rows)) => built.push((
+                Placement {
+                    schema,
+                    lock,
+                    backup,
+                    id_floors: Vec::new(),
+                },
+                copy,
+                rows,
+            )),
+            Err(e) => {
+                let _ = files::remove_with_sidecars(&copy);
+                discard(&built);
+                return Err(e);
+            }
+        }
+    }
+    if built.is_empty() {
+        let schema = DATABASES[0];
+        return Err(Error::Missing {
+            path: schema.path_in(data_dir),
+            schema,
+        });
+    }
+    let rows: Vec<(&'static str, u64)> = built.iter().map(|(p, _, n)| (p.schema.file_name, *n)).collect();
+    let copies: Vec<PathBuf> = built.iter().map(|(_, c, _)| c.clone()).collect();
+    let placements = built.into_iter().map(|(p, _, _)| p).collect();
+    let placed = store_core::restore::place_all(placements, "rekeyed", None, new, "rekey");
+    for copy in &copies {
+        let _ = files::remove_with_sidecars(copy);
+    }
+    let (reports, _locks) = placed?;
+    Ok(reports
+        .into_iter()
+        .map(|r| RekeyReport {
+            database: r.database,
+            rows: rows.iter().find(|(db, _)| *db == r.database).map_or(0, |(_, n)| *n),
+            path: r.path,
+            previous: r.moved_aside,
+        })
+        .collect())
+}
+
+/// Builds `copy`, the database at `path` under the `new` key, and checks it holds what the original holds.
+/// Returns the rows it holds.
+fn rekeyed_copy(
+    path: &Path,
+    schema: &'static Schema,
+    copy: &Path,
+    old: Option<&Key>,
+    new: Option<&Key>,
+) -> Result<u64> {
+    // The original is sound, this kind, and opens with the old key (a wrong one is `key_rejected`).
+    verify_backup(path, schema, old)?;
+    let source = open_read_only(path, schema, old)?;
+    let before = store_core::check::row_counts(&source).map_err(|e| Error::from_sqlite(path, e))?;
+    match (old, new) {
+        (Some(old), Some(new)) => {
+            drop(files::create_private_new(copy)?);
+            let out = backup::snapshot_into(&source, path, copy, Some(old))?;
+            // A copy of a WAL database is marked WAL; rekey it as a single file.
+            out.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+                .map_err(|e| Error::from_sqlite(copy, e))?;
+            store_core::key::rekey(&out, copy, new)?;
+            out.close().map_err(|(_, e)| Error::from_sqlite(copy, e))?;
+            drop(source);
+        }
+        (old, new) => {
+            drop(source);
+            drop(files::create_private_new(copy)?);
+            store_core::key::export(path, old, copy, new)?;
+        }
+    }
+    files::sync_file(copy)?;
+    let check = open_read_only(copy, schema, new)?;
+    let after = store_core::check::row_counts(&check).map_err(|e| Error::from_sqlite(copy, e))?;
+    let problems = store_core::check::integrity_check(&check).map_err(|e| Error::from_sqlite(copy, e))?;
+    if after != before || !problems.is_empty() {
+        return Err(Error::VerificationFailed {
+            path: copy.to_path_buf(),
+            detail: if problems.is_empty() {
+                format!("the rows per table differ: {before:?} before, {after:?} after")
+            } else {
+                format!("integrity_check: {}", problems.join("; "))
+            },
+        });
+    }
+    Ok(after.values().sum())
 }

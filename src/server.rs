@@ -109,12 +109,13 @@ impl Server {
     }
 
     /// [`open`](Self::open) with options for config.db's owner (busy timeout, backup directory, where the
-    /// legacy database lives...).
+    /// legacy database lives...). With `options.key` (an encrypted data directory), activity.db is read with
+    /// the same key: both databases of a data directory share one key.
     pub fn open_with(data_dir: &Path, options: &OpenOptions) -> Result<Server> {
         let config = ConfigStore::open_with(&config_store::SCHEMA.path_in(data_dir), options)?;
         let reports = Reports {
             config: config.reader().clone(),
-            activity: ActivityReader::open_in(data_dir),
+            activity: ActivityReader::open_with_key(&activity_store::SCHEMA.path_in(data_dir), options.key.clone()),
         };
         Ok(Server { config, reports })
     }
@@ -144,9 +145,14 @@ impl Reports {
     /// Read-only handles on both files of `data_dir`. Touches nothing now: each question reports a missing
     /// or unreadable file as its typed error.
     pub fn open(data_dir: &Path) -> Reports {
+        Self::open_with_key(data_dir, None)
+    }
+
+    /// [`open`](Self::open) for an encrypted data directory: both files are read with `key`.
+    pub fn open_with_key(data_dir: &Path, key: Option<store_core::Key>) -> Reports {
         Reports {
-            config: ConfigReader::open_in(data_dir),
-            activity: ActivityReader::open_in(data_dir),
+            config: ConfigReader::open_with_key(&config_store::SCHEMA.path_in(data_dir), key.clone()),
+            activity: ActivityReader::open_with_key(&activity_store::SCHEMA.path_in(data_dir), key),
         }
     }
 

@@ -148,7 +148,7 @@ fn each_corruption_fixture_gives_its_typed_error_and_doctor_reports_it() {
                 schema,
                 &InspectOptions {
                     check: CheckLevel::Quick,
-                    backup_dir: None,
+                    ..InspectOptions::default()
                 },
             );
             assert!(!health.is_healthy(), "doctor must see {} / {name}", schema.file_name);

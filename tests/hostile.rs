@@ -399,6 +399,9 @@ fn flag() -> impl Strategy<Value = &'static str> {
         "--dry-run",
         "--allow-empty",
         "--full",
+        "--key-file",
+        "--new-key-file",
+        "--decrypt",
     ])
 }
 
@@ -412,7 +415,7 @@ proptest! {
     /// would otherwise run until stopped) without a panic, with exit code 0, 1 or 2.
     #[test]
     fn no_argument_makes_a_command_panic_or_hang(
-        command in prop::sample::select(vec!["daemon", "server", "report", "doctor", "backup", "restore", "repair", "cleanup"]),
+        command in prop::sample::select(vec!["daemon", "server", "report", "doctor", "backup", "restore", "repair", "cleanup", "rekey"]),
         args in prop::collection::vec((flag(), value()), 0..4),
     ) {
         let dir = tempfile::tempdir().unwrap();
@@ -421,7 +424,7 @@ proptest! {
         cmd.arg(command).args(["--data-dir", utf8(&data)]);
         for (flag, value) in &args {
             cmd.arg(flag);
-            if !["--print-acks", "--json", "--dry-run", "--allow-empty", "--full"].contains(flag) {
+            if !["--print-acks", "--json", "--dry-run", "--allow-empty", "--full", "--decrypt"].contains(flag) {
                 cmd.arg(value);
             }
         }

@@ -211,7 +211,7 @@ fn a_restore_of_both_files_that_fails_at_any_step_leaves_the_old_pair_or_the_new
         let (current, backup) = two_states(data);
         let failing = steps(data)[i].clone();
         let hook: RestoreHook = Arc::new(move |s: &str| if s == failing { Err("injected".into()) } else { Ok(()) });
-        let err = operations::restore_with(data, &data.join("backups"), Some(&hook)).unwrap_err();
+        let err = operations::restore_with(data, &data.join("backups"), Some(&hook), None).unwrap_err();
         assert!(err.to_string().contains("injected"), "{step}: {err}");
         let committed = step == "committed";
         // Opening an owner (which finishes any interrupted restore) and reading: one pair or the other.
@@ -270,7 +270,7 @@ fn child_entry() {
         }
         Ok(())
     });
-    let _ = operations::restore_with(&data, &data.join("backups"), Some(&hook));
+    let _ = operations::restore_with(&data, &data.join("backups"), Some(&hook), None);
 }
 
 #[test]

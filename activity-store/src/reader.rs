@@ -70,6 +70,14 @@ impl ActivityReader {
         Self::open(&SCHEMA.path_in(data_dir))
     }
 
+    /// [`open`](Self::open) for an encrypted activity.db: every connection is keyed with `key` (`None`:
+    /// [`open`](Self::open)). A wrong key is `key_rejected` at the first read, never damage.
+    pub fn open_with_key(path: &Path, key: Option<store_core::Key>) -> ActivityReader {
+        ActivityReader {
+            pool: ReadPool::with_key(path, &SCHEMA, key),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.pool.path()
     }

@@ -59,7 +59,7 @@ impl ConfigStore {
     /// [`open`](Self::open) with options (busy timeout, backup directory...).
     pub fn open_with(path: &Path, options: &OpenOptions) -> Result<ConfigStore> {
         let owner = OwnerConnection::open_with(path, &SCHEMA, options)?;
-        let reader = ConfigReader::open(path);
+        let reader = ConfigReader::open_with_key(path, options.key.clone());
         Ok(ConfigStore {
             owner,
             reader,

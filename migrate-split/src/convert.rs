@@ -82,9 +82,10 @@ pub(crate) fn convert(
     paths: &OutputPaths,
     split_id: &str,
     progress: &Progress,
+    key: Option<&store_core::Key>,
 ) -> Result<Conversion> {
-    let mut activity = open_output(&paths.activity, &activity_store::SCHEMA)?;
-    let mut config = open_output(&paths.config, &config_store::SCHEMA)?;
+    let mut activity = open_output(&paths.activity, &activity_store::SCHEMA, key)?;
+    let mut config = open_output(&paths.config, &config_store::SCHEMA, key)?;
     let mut rejects = RejectsFile::new(&paths.rejects);
 
     // One read transaction: every count and row below comes from the same snapshot.
@@ -187,11 +188,11 @@ pub(crate) fn convert(
         let files = scope.spawn(|| {
             outputs
                 .iter()
-                .try_for_each(|(path, schema, _)| verify::verify_file(path, schema))
+                .try_for_each(|(path, schema, _)| verify::verify_file(path, schema, key))
         });
         let rows = outputs.iter().try_for_each(|(path, _, target)| {
             let expected: Vec<_> = digests.iter().filter(|(t, _, _)| t.target == *target).collect();
-            verify::verify_rows(path, &expected)
+            verify::verify_rows(path, &expected, key)
         });
         (rows, files.join())
     });
@@ -200,7 +201,7 @@ pub(crate) fn convert(
 
     progress.phase("closing");
     for out in [config, activity] {
-        close_in_wal(out)?;
+        close_in_wal(out, key)?;
     }
     let rejects_file = rejects.finish()?;
     Ok(Conversion {
@@ -210,10 +211,11 @@ pub(crate) fn convert(
 }
 
 /// Creates an output through its store's migration engine, then readies it for the bulk load.
-fn open_output(path: &Path, schema: &'static Schema) -> Result<Output> {
+fn open_output(path: &Path, schema: &'static Schema, key: Option<&store_core::Key>) -> Result<Output> {
     // A temporary file: its opens are not the data directory's database's.
     let options = store_core::OpenOptions {
         temporary_file: true,
+        key: key.cloned(),
         ..Default::default()
     };
     let conn = OwnerConnection::open_with(path, schema, &options)?;
@@ -338,8 +340,9 @@ fn count_dangling(
 }
 
 /// Switches a loaded output to WAL (what its owner expects), closes it, and checks the closed file: WAL in
-/// its header, no `-wal` left (the last connection checkpoints and removes it), fsynced.
-fn close_in_wal(out: Output) -> Result<()> {
+/// its header, no `-wal` left (the last connection checkpoints and removes it), fsynced. An encrypted
+/// output's header is ciphertext: its journal mode is read back through a new connection keyed with `key`.
+fn close_in_wal(out: Output, key: Option<&store_core::Key>) -> Result<()> {
     let path = out.path().to_path_buf();
     let mode: String = out
         .conn
@@ -355,12 +358,31 @@ fn close_in_wal(out: Output) -> Result<()> {
         }));
     }
     drop(out);
-    // No connection to the file is open any more: reading it with std::fs is safe now.
-    let mut header = [0u8; 100];
-    std::fs::File::open(&path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
-        .map_err(|e| SplitError::io(&path, "read the header of", e))?;
-    if header[18] != 2 || header[19] != 2 {
+    let marked_wal = match key {
+        // The last connection to close removes the -wal and -shm it creates.
+        Some(key) => {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+            let conn = rusqlite::Connection::open_with_flags(&path, flags).at(&path)?;
+            store_core::key::apply(&conn, &path, Some(key))?;
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .map_err(|e| store_core::key::error_at(&path, Some(key), e))?;
+            conn.close()
+                .map_err(|(_, e)| store_core::Error::from_sqlite(&path, e))?;
+            mode.eq_ignore_ascii_case("wal")
+        }
+        None => {
+            // No connection to the file is open any more: reading it with std::fs is safe now.
+            let mut header = [0u8; 100];
+            std::fs::File::open(&path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+                .map_err(|e| SplitError::io(&path, "read the header of", e))?;
+            header[18] == 2 && header[19] == 2
+        }
+    };
+    if !marked_wal {
         return Err(SplitError::Verification {
             path,
             detail: "the closed file is not marked WAL in its header".into(),

@@ -25,7 +25,7 @@ use crate::kept_ids::KeptIds;
 use crate::legacy::legacy_error;
 use crate::legacy_time;
 use crate::progress::{Progress, TICK_ROWS};
-use crate::queries::{self, Key, Source, TABLES, Table};
+use crate::queries::{self, Key, Redact, Source, TABLES, Table};
 use crate::rejects::{self, RejectsFile};
 use crate::report::TableCounts;
 
@@ -227,7 +227,7 @@ impl Plan {
     }
 
     /// A rejected row as the rejects file shows it: its id and its raw legacy values (settings values
-    /// redacted).
+    /// redacted, calendar feed URLs cut to their scheme and host).
     fn raw_row(&self, row: &Row<'_>) -> rusqlite::Result<(Option<i64>, Map<String, Value>)> {
         let mut raw = Map::new();
         let mut id = None;
@@ -238,10 +238,16 @@ impl Plan {
             {
                 id = Some(i);
             }
-            let value = if Some(*name) == self.table.redacted {
-                Value::from(rejects::REDACTED)
-            } else {
-                rejects::json_value(v)
+            let value = match self.table.redacted {
+                Some((column, Redact::Value)) if column == *name => Value::from(rejects::REDACTED),
+                Some((column, Redact::UrlHost)) if column == *name => match v {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Text(t) => {
+                        Value::from(config_store::CalendarUrl::new(String::from_utf8_lossy(t)).redacted())
+                    }
+                    _ => Value::from(rejects::REDACTED),
+                },
+                _ => rejects::json_value(v),
             };
             raw.insert((*name).to_string(), value);
         }

@@ -93,6 +93,9 @@ pub struct FixtureSummary {
     /// Settings values that must never appear in a report, a message or the rejects file: every credential
     /// value, and every value of a settings row the split rejects.
     pub secret_values: Vec<String>,
+    /// Every calendar feed URL (each with a private token in its path), which must never appear in a report,
+    /// a message or the rejects file either (only its scheme and host may).
+    pub secret_urls: Vec<String>,
     /// Size of the file written.
     pub bytes: u64,
 }
@@ -109,6 +112,7 @@ impl std::fmt::Debug for FixtureSummary {
                 "secret_values",
                 &format_args!("<{} redacted>", self.secret_values.len()),
             )
+            .field("secret_urls", &format_args!("<{} redacted>", self.secret_urls.len()))
             .field("bytes", &self.bytes)
             .finish()
     }
@@ -290,6 +294,7 @@ struct Builder<'a> {
     expected: BTreeMap<&'static str, ExpectedCounts>,
     secret_keys: Vec<String>,
     secret_values: Vec<String>,
+    secret_urls: Vec<String>,
     /// Next row index per table (rows are numbered across eras).
     next: BTreeMap<&'static str, u64>,
     /// (project, domain) / (project, keyword) pairs kept so far, to predict duplicates.
@@ -310,6 +315,7 @@ impl<'a> Builder<'a> {
             expected,
             secret_keys: Vec::new(),
             secret_values: Vec::new(),
+            secret_urls: Vec::new(),
             next: BTreeMap::new(),
             seen_pairs: Default::default(),
         }
@@ -470,6 +476,12 @@ impl<'a> Builder<'a> {
             };
             let name = self.text(format!("Calendar {id}"));
             let color = (!self.rng.one_in(3)).then(|| format!("#{:06x}", self.rng.below(0x100_0000)));
+            // Feed URLs carry a private token, as real ones do (`.../private-<token>/basic.ics`).
+            let url = format!(
+                "https://calendar.example.com/ical/user{id}/private-{:016x}/basic.ics",
+                self.rng.below(u64::MAX)
+            );
+            self.secret_urls.push(url.clone());
             self.conn
                 .prepare_cached(
                     "INSERT INTO calendar_subscriptions (id, name, url, color, last_synced_at, enabled)
@@ -478,7 +490,7 @@ impl<'a> Builder<'a> {
                 .execute(params![
                     id as i64,
                     name,
-                    format!("https://calendar.example.com/{id}.ics"),
+                    url,
                     color,
                     synced,
                     i64::from(!self.rng.one_in(4))
@@ -835,6 +847,7 @@ impl<'a> Builder<'a> {
             },
             secret_keys: self.secret_keys,
             secret_values: self.secret_values,
+            secret_urls: self.secret_urls,
             bytes: 0,
         })
     }

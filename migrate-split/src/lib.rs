@@ -94,6 +94,10 @@ pub struct Options {
     pub force: bool,
     /// Receives progress updates (phase, rows copied of all), for a UI or a terminal's progress bar.
     pub progress: Option<ProgressCallback>,
+    /// Encrypt the outputs with this key (`encryption` feature): activity.db, config.db and everything the
+    /// split writes of them (a dry run's scratch copies included). The legacy file stays as it is (the old
+    /// app's, in the clear); the rejects file holds no secret. `None`: plaintext outputs.
+    pub key: Option<store_core::Key>,
 }
 
 impl std::fmt::Debug for Options {
@@ -103,6 +107,7 @@ impl std::fmt::Debug for Options {
             .field("strict", &self.strict)
             .field("force", &self.force)
             .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
+            .field("key", &self.key)
             .finish()
     }
 }
@@ -148,7 +153,8 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     let _config_lock = OwnerLock::acquire(&finals.config)?;
     report.cleaned_up = outputs::remove_leftovers(data_dir)?;
 
-    match outputs::inspect(data_dir, &legacy.sha256) {
+    let key = options.key.as_ref();
+    match outputs::inspect(data_dir, &legacy.sha256, key) {
         Existing::AlreadySplit(detail) => {
             legacy.close_unchanged()?;
             // A data directory split by an earlier version has no record yet.
@@ -194,7 +200,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     let split_id = new_split_id();
     let temp = outputs::temp_paths(data_dir, &split_id);
     let progress = Progress::new(options.progress.clone());
-    let converted = convert::convert(&legacy, &temp, &split_id, &progress);
+    let converted = convert::convert(&legacy, &temp, &split_id, &progress, key);
     let converted = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     let conversion = match converted {
         Ok(c) => c,
@@ -208,6 +214,15 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     if options.strict && report.rejected() > 0 {
         outputs::remove_temp(&temp);
         return Err(strict_failure(report, started));
+    }
+    // Whether the outputs are encrypted, and with which key (its check value), recorded before they are in
+    // place: a wrong key (or a missing one) is told from damage from the first open on.
+    let recorded = [&finals.activity, &finals.config]
+        .into_iter()
+        .try_for_each(|db| store_core::records::note_encryption(db, key));
+    if let Err(e) = recorded {
+        outputs::remove_temp(&temp);
+        return Err(e.into());
     }
     report.rejects_file = match outputs::place(&temp, conversion.rejects_file.as_deref(), data_dir) {
         Ok(r) => r,
@@ -243,7 +258,7 @@ fn dry_run(legacy: LegacyFile, mut report: Report, options: &Options, started: I
     let split_id = new_split_id();
     let temp = outputs::temp_paths(scratch.path(), &split_id);
     let progress = Progress::new(options.progress.clone());
-    let converted = convert::convert(&legacy, &temp, &split_id, &progress);
+    let converted = convert::convert(&legacy, &temp, &split_id, &progress, options.key.as_ref());
     let conversion = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     drop(scratch);
     report.tables = conversion?.tables;
@@ -311,13 +326,13 @@ fn refuse_legacy_among_outputs(legacy: &Path, data_dir: &Path) -> Result<()> {
 
 /// A data directory split before splits were recorded in it: when both outputs record a completed split of
 /// `legacy`, records it now (reading only, no owner lock needed) and returns `true`.
-pub(crate) fn adopt_recorded_split(legacy: &Path, data_dir: &Path) -> Result<bool> {
+pub(crate) fn adopt_recorded_split(legacy: &Path, data_dir: &Path, key: Option<&store_core::Key>) -> Result<bool> {
     let finals = outputs::final_paths(data_dir);
     if !(finals.activity.exists() && finals.config.exists()) {
         return Ok(false);
     }
     let (sha256, _) = legacy::hash_file(legacy)?;
-    match outputs::inspect(data_dir, &sha256) {
+    match outputs::inspect(data_dir, &sha256, key) {
         Existing::AlreadySplit(detail) => {
             record_conversion(legacy, &sha256, data_dir, &detail.split_id)?;
             Ok(true)

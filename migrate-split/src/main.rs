@@ -41,15 +41,32 @@ struct Args {
     /// Move existing outputs aside (renamed, never deleted) instead of refusing.
     #[arg(long)]
     force: bool,
+    /// Encrypt activity.db and config.db with the key in FILE (64 hexadecimal characters, chmod 600; needs
+    /// a build with the `encryption` feature). The legacy file is left as it is.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let key = match args.key_file.as_deref().map(load_key).transpose() {
+        Ok(key) => key,
+        Err(err) => {
+            eprintln!("migrate-split: {err}");
+            if args.json {
+                let mut error = serde_json::to_value(&err).expect("errors serialise");
+                error["exit_code"] = 2.into();
+                print_json(&serde_json::json!({ "outcome": "failed", "error": error }));
+            }
+            return ExitCode::from(2);
+        }
+    };
     let bar = (!args.json && std::io::stderr().is_terminal()).then(progress_bar);
     let options = Options {
         dry_run: args.dry_run,
         strict: args.strict,
         force: args.force,
+        key,
         progress: bar.clone().map(|bar| -> ProgressCallback {
             Arc::new(move |p: &SplitProgress| {
                 bar.set_length(p.rows_total);
@@ -87,6 +104,16 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// Reads a key file; a build without encryption refuses any key rather than write in the clear.
+fn load_key(path: &std::path::Path) -> Result<store_core::Key, store_core::Error> {
+    if !store_core::encryption_available() {
+        return Err(store_core::Error::EncryptionUnavailable {
+            path: path.to_path_buf(),
+        });
+    }
+    store_core::Key::read_file(path)
 }
 
 fn print_json(value: &serde_json::Value) {

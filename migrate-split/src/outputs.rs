@@ -91,7 +91,7 @@ struct SplitRecord {
 }
 
 /// Reads what `dir` holds. Opens existing outputs only to read their provenance (see [`read_split_record`]).
-pub(crate) fn inspect(dir: &Path, legacy_sha256: &str) -> Existing {
+pub(crate) fn inspect(dir: &Path, legacy_sha256: &str, key: Option<&store_core::Key>) -> Existing {
     let finals = final_paths(dir);
     let present = |db: &Path| fs::symlink_metadata(db).is_ok();
     let a_present = present(&finals.activity);
@@ -109,7 +109,7 @@ pub(crate) fn inspect(dir: &Path, legacy_sha256: &str) -> Existing {
             Existing::Other(format!("sidecar files without their database: {}", strays.join(", ")))
         };
     }
-    let read = |db: &Path, there: bool| there.then(|| read_split_record(db));
+    let read = |db: &Path, there: bool| there.then(|| read_split_record(db, key));
     let a = read(&finals.activity, a_present);
     let c = read(&finals.config, c_present);
     let id = |r: &Option<std::result::Result<Option<SplitRecord>, String>>| match r {
@@ -149,7 +149,7 @@ pub(crate) fn inspect(dir: &Path, legacy_sha256: &str) -> Existing {
 /// (a read-only connection would create them and could not remove them; the read-write one removes them
 /// when it closes, and reading writes nothing to the database), read-only when they exist (the caller
 /// holds the owner lock, so they are a killed owner's and are left exactly as they are).
-fn read_split_record(db: &Path) -> std::result::Result<Option<SplitRecord>, String> {
+fn read_split_record(db: &Path, key: Option<&store_core::Key>) -> std::result::Result<Option<SplitRecord>, String> {
     let has_sidecars = files::sidecars(db).iter().take(2).any(|s| s.exists());
     let conn = if has_sidecars {
         Connection::open_with_flags(
@@ -160,7 +160,8 @@ fn read_split_record(db: &Path) -> std::result::Result<Option<SplitRecord>, Stri
         Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
     }
     .map_err(|e| e.to_string())?;
-    let records = Provenance::read_all(&conn).map_err(|e| e.to_string())?;
+    store_core::key::apply(&conn, db, key).map_err(|e| e.what())?;
+    let records = Provenance::read_all(&conn).map_err(|e| store_core::key::error_at(db, key, e).what())?;
     drop(conn);
     let Some(last) = records.into_iter().rev().find(|r| r.event == "split") else {
         return Ok(None);

@@ -91,8 +91,19 @@ pub(crate) struct Table {
     /// The columns of the output's UNIQUE constraint besides the key, if any (a legacy duplicate is
     /// rejected as "duplicate of id N").
     pub unique: &'static [&'static str],
-    /// A column whose value never leaves the legacy file in a message or the rejects file.
-    pub redacted: Option<&'static str>,
+    /// A column whose value never leaves the legacy file in a message or the rejects file, and how it is
+    /// shown instead.
+    pub redacted: Option<(&'static str, Redact)>,
+}
+
+/// How a secret column is shown in the rejects file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redact {
+    /// Not at all: [`REDACTED`](crate::rejects::REDACTED) in its place (a settings value: a token, a password).
+    Value,
+    /// Scheme and host only (`https://calendar.example.com/<redacted>`): enough to tell which feed the row
+    /// was, never its private path or token.
+    UrlHost,
 }
 
 impl Table {
@@ -190,7 +201,7 @@ pub(crate) static TABLES: &[Table] = &[
         ],
         references: &[],
         unique: &[],
-        redacted: None,
+        redacted: Some(("url", Redact::UrlHost)),
     },
     Table {
         name: "project_domains",
@@ -248,7 +259,7 @@ pub(crate) static TABLES: &[Table] = &[
         ],
         references: &[],
         unique: &[],
-        redacted: Some("value"),
+        redacted: Some(("value", Redact::Value)),
     },
     Table {
         name: "activity_sessions",

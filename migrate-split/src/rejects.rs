@@ -1,6 +1,8 @@
 //! The rejects file: one JSON object per line for every legacy row the split could not keep, so no row is
 //! ever dropped silently. `{"table": ..., "id": ..., "row": {column: value, ...}, "reason": ...}`, where `row`
-//! is the raw legacy row (settings values replaced by `"<redacted>"`: the value stays in the legacy file).
+//! is the raw legacy row, less its secrets: settings values replaced by `"<redacted>"`, calendar feed URLs
+//! (which carry private tokens) cut to their scheme and host (`https://calendar.example.com/<redacted>`).
+//! The values stay in the legacy file.
 //! Created 0600 only when the first row is rejected.
 
 use std::fs::File;

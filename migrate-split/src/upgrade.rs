@@ -35,6 +35,8 @@ pub struct UpgradeOptions {
     pub max_wait: Duration,
     /// Receives what the upgrade is doing (splitting, with progress; or waiting, and for whom), for a UI.
     pub on_event: Option<UpgradeCallback>,
+    /// The key of the data directory: the split's outputs are encrypted with it (see [`Options::key`]).
+    pub key: Option<store_core::Key>,
 }
 
 impl Default for UpgradeOptions {
@@ -43,6 +45,7 @@ impl Default for UpgradeOptions {
             legacy: None,
             max_wait: DEFAULT_MAX_WAIT,
             on_event: None,
+            key: None,
         }
     }
 }
@@ -53,6 +56,7 @@ impl std::fmt::Debug for UpgradeOptions {
             .field("legacy", &self.legacy)
             .field("max_wait", &self.max_wait)
             .field("on_event", &self.on_event.as_ref().map(|_| "<callback>"))
+            .field("key", &self.key)
             .finish()
     }
 }
@@ -114,7 +118,8 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
     if std::fs::symlink_metadata(&legacy).is_err() {
         return Ok(Upgrade::NoLegacy);
     }
-    if conversion::recorded(data_dir).is_some() || crate::adopt_recorded_split(&legacy, data_dir)? {
+    if conversion::recorded(data_dir).is_some() || crate::adopt_recorded_split(&legacy, data_dir, options.key.as_ref())?
+    {
         return Ok(Upgrade::AlreadyDone);
     }
     let tell = |event: UpgradeEvent| {
@@ -128,6 +133,7 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
     });
     let split_options = Options {
         progress,
+        key: options.key.clone(),
         ..Options::default()
     };
     let started = Instant::now();

@@ -16,9 +16,10 @@ use crate::queries::{self, Table};
 /// enough, and keeps the split's memory flat.
 const VERIFY_CACHE_KIB: i64 = 2 * 1024;
 
-fn open_read_only(path: &Path) -> Result<Connection> {
+fn open_read_only(path: &Path, key: Option<&store_core::Key>) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(file_uri(path, "mode=ro"), flags).at(path)?;
+    store_core::key::apply(&conn, path, key)?;
     conn.execute_batch(&format!("PRAGMA cache_size = -{VERIFY_CACHE_KIB}"))
         .at(path)?;
     Ok(conn)
@@ -33,8 +34,12 @@ fn verification_failed(path: &Path, detail: String) -> SplitError {
 
 /// Reads every table back through a separate read-only connection, in key order, and compares count and
 /// digest with what was inserted.
-pub(crate) fn verify_rows(path: &Path, expected: &[&(&Table, u64, RowDigest)]) -> Result<()> {
-    let conn = open_read_only(path)?;
+pub(crate) fn verify_rows(
+    path: &Path,
+    expected: &[&(&Table, u64, RowDigest)],
+    key: Option<&store_core::Key>,
+) -> Result<()> {
+    let conn = open_read_only(path, key)?;
     for (table, copied, digest) in expected.iter().copied() {
         let ncols = table.columns.len() + 1;
         let mut stmt = conn.prepare(&queries::output_select(table)).at(path)?;
@@ -65,8 +70,8 @@ pub(crate) fn verify_rows(path: &Path, expected: &[&(&Table, u64, RowDigest)]) -
 }
 
 /// The file as a whole: header fields, `quick_check`, `foreign_key_check`.
-pub(crate) fn verify_file(path: &Path, schema: &Schema) -> Result<()> {
-    let conn = open_read_only(path)?;
+pub(crate) fn verify_file(path: &Path, schema: &Schema, key: Option<&store_core::Key>) -> Result<()> {
+    let conn = open_read_only(path, key)?;
     let (version, app_id): (u32, i32) = conn
         .query_row(queries::LEGACY_HEADER, [], |r| Ok((r.get(0)?, r.get(1)?)))
         .at(path)?;

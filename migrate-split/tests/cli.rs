@@ -32,6 +32,10 @@ fn assert_no_secret(summary: &migrate_split::fixtures::FixtureSummary, what: &st
     for secret in &summary.secret_values {
         assert!(!text.contains(secret.as_str()), "a settings value appears in {what}");
     }
+    assert!(!summary.secret_urls.is_empty());
+    for url in &summary.secret_urls {
+        assert!(!text.contains(url.as_str()), "a calendar feed URL appears in {what}");
+    }
 }
 
 #[test]

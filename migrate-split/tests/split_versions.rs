@@ -59,8 +59,15 @@ fn check_version(version: u32) {
     );
     assert_eq!(
         listing(&data.join(".private")),
-        ["converted.json".to_string()].into_iter().collect(),
-        "the split is recorded, so no owner starts an empty file beside the legacy one"
+        [
+            "activity.db.key-check.json",
+            "config.db.key-check.json",
+            "converted.json"
+        ]
+        .map(String::from)
+        .into(),
+        "the split is recorded, so no owner starts an empty file beside the legacy one (and whether its outputs \
+         are encrypted)"
     );
     assert_eq!(sha256(&legacy), legacy_sha, "the legacy file is unchanged");
     for f in [
@@ -104,6 +111,38 @@ fn check_version(version: u32) {
             !text.contains(secret.as_str()),
             "a settings value leaked into the rejects file"
         );
+    }
+    // Calendar feed URLs carry private tokens: a rejected subscription is named by its id, name and feed
+    // host, never by its URL.
+    assert_eq!(
+        summary.secret_urls.is_empty(),
+        version < 2,
+        "calendars came with version 2"
+    );
+    for url in &summary.secret_urls {
+        assert!(
+            !text.contains(url.as_str()),
+            "a calendar feed URL leaked into the rejects file"
+        );
+    }
+    assert!(
+        !text.contains("private-"),
+        "a feed's private token leaked into the rejects file"
+    );
+    let rejected_feeds: Vec<serde_json::Value> = rejects(&rejects_path)
+        .into_iter()
+        .filter(|((table, _), _)| table == "calendar_subscriptions")
+        .map(|(_, line)| line)
+        .collect();
+    if version >= 2 && summary.tables["calendar_subscriptions"].counts.rejected > 0 {
+        assert!(!rejected_feeds.is_empty());
+        for line in &rejected_feeds {
+            assert_eq!(line["row"]["url"], "https://calendar.example.com/<redacted>", "{line}");
+            assert!(
+                line["id"].as_i64().is_some() && line["row"]["name"].is_string(),
+                "{line}"
+            );
+        }
     }
     if version >= 3 {
         assert!(text.contains("\"reason\":\"unparseable time in updated_at"), "{text}");

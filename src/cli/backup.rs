@@ -16,16 +16,22 @@ pub struct Args {
     /// How many backups of each database to keep there.
     #[arg(long, default_value_t = DEFAULT_KEEP_BACKUPS)]
     pub keep: usize,
+    #[command(flatten)]
+    pub key: super::KeyArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
     if let Err(code) = super::existing_data_dir("backup", &args.data_dir) {
         return code;
     }
+    let key = match args.key.load("backup") {
+        Ok(key) => key,
+        Err(code) => return code,
+    };
     let to = args
         .to
         .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));
-    match splitstore::operations::backup(&args.data_dir, &to, args.keep) {
+    match splitstore::operations::backup_with_key(&args.data_dir, &to, args.keep, key.as_ref()) {
         Ok(report) => {
             for f in report.taken {
                 super::say!("backup: {}", f.display());

@@ -54,6 +54,8 @@ pub struct Args {
     /// Events per second (default: as fast as possible), from 0.001 to 1e9.
     #[arg(long, value_name = "R", value_parser = super::parse_rate)]
     pub rate: Option<f64>,
+    #[command(flatten)]
+    pub key: super::KeyArgs,
 }
 
 /// One entry of `--project-ids`: a project id, or `null` for none.
@@ -77,12 +79,17 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = super::install_stop_handlers() {
         return super::fail("daemon", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
     }
-    if let Err(code) = super::upgrade_first("daemon", &args.data_dir, args.legacy.as_deref()) {
+    let key = match args.key.load("daemon") {
+        Ok(key) => key,
+        Err(code) => return code,
+    };
+    if let Err(code) = super::upgrade_first("daemon", &args.data_dir, args.legacy.as_deref(), key.as_ref()) {
         return code;
     }
     let options = WriterOptions {
         open: OpenOptions {
             predecessor: args.legacy.clone(),
+            key,
             ..OpenOptions::default()
         },
         ..WriterOptions::default()

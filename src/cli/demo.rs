@@ -10,6 +10,11 @@
 //! 4. prints the time-per-project report (joined in the application) and a health summary;
 //! 5. counts the rows of both files against the legacy file's and what each process reported writing.
 //!
+//! Encrypted: with `--key-file K` the data directory is encrypted with that key; built with the `encryption`
+//! feature and given no key file, the demo generates a key and keeps it in `demo.key` in its directory (0600;
+//! a real application keeps its key in the operating system's keychain, never beside the data). The legacy
+//! database stays plaintext (it is the old app's file).
+//!
 //! Stopped by SIGTERM/SIGINT, it stops its two children first. Its last line is `demo: events=N
 //! sessions=M projects_created=A projects_deleted=B settings=C reports=D lost=L`, and it exits non-zero if
 //! anything was lost (or anything is there that nobody wrote).
@@ -44,17 +49,25 @@ pub struct Args {
     /// Keep the temporary directory afterwards (its path is printed).
     #[arg(long)]
     pub keep: bool,
+    #[command(flatten)]
+    pub key: super::KeyArgs,
 }
+
+/// Where the demo keeps the key it generates, in its own directory.
+const DEMO_KEY_FILE: &str = "demo.key";
 
 pub fn run(args: Args) -> ExitCode {
     if let Err(e) = super::install_stop_handlers() {
         return super::fail("demo", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
     }
+    if let Err(code) = args.key.load("demo") {
+        return code;
+    }
     let (dir, temp) = match prepare_dir(args.data_dir.as_deref()) {
         Ok(d) => d,
         Err(e) => return super::fail("demo", &e),
     };
-    let outcome = demo(&dir, args.seconds);
+    let outcome = demo_key(&dir, args.key.key_file.as_deref()).and_then(|key| demo(&dir, args.seconds, key));
     if let Some(temp) = temp
         && (args.keep || outcome.is_err())
     {
@@ -105,10 +118,27 @@ struct Counts {
     projects: u64,
 }
 
-fn counts(dir: &Path) -> Result<Counts, String> {
+/// The demo's key: the one given, or (built with encryption) a new one kept in the demo's directory; `None`
+/// for a plaintext demo (built without encryption). Returns the key and its file.
+fn demo_key(dir: &Path, given: Option<&Path>) -> Result<Option<(store_core::Key, PathBuf)>, String> {
+    if let Some(file) = given {
+        let key = store_core::Key::read_file(file).map_err(|e| e.to_string())?;
+        let file = std::fs::canonicalize(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        return Ok(Some((key, file)));
+    }
+    if !store_core::encryption_available() {
+        return Ok(None);
+    }
+    let key = store_core::Key::generate().map_err(|e| format!("could not generate a key: {e}"))?;
+    let file = dir.join(DEMO_KEY_FILE);
+    key.write_file(&file).map_err(|e| e.to_string())?;
+    Ok(Some((key, file)))
+}
+
+fn counts(dir: &Path, key: Option<&store_core::Key>) -> Result<Counts, String> {
     let rows = |schema: &'static store_core::Schema| -> Result<BTreeMap<String, u64>, String> {
         let path = schema.path_in(dir);
-        let conn = open_read_only(&path, schema).map_err(|e| e.to_string())?;
+        let conn = open_read_only(&path, schema, key).map_err(|e| e.to_string())?;
         row_counts(&conn).map_err(|e| format!("{}: {e}", path.display()))
     };
     let activity = rows(&activity_store::SCHEMA)?;
@@ -120,8 +150,28 @@ fn counts(dir: &Path) -> Result<Counts, String> {
     })
 }
 
-fn demo(dir: &Path, seconds: Duration) -> Result<u64, String> {
+fn demo(dir: &Path, seconds: Duration, key: Option<(store_core::Key, PathBuf)>) -> Result<u64, String> {
     say!("demo: working in {}", dir.display());
+    let (key, key_file) = match key {
+        Some((key, file)) => (Some(key), Some(file)),
+        None => (None, None),
+    };
+    match &key_file {
+        Some(f) => say!(
+            "demo: encrypted at rest (SQLCipher) with the key in {} (activity.db, config.db, their WAL and backups)",
+            f.display()
+        ),
+        None => say!("demo: not encrypted (built without the `encryption` feature)"),
+    }
+    let key_file_text = key_file
+        .as_ref()
+        .map(|f| {
+            f.to_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("{} is not valid UTF-8", f.display()))
+        })
+        .transpose()?;
+    let key_args: Vec<&str> = key_file_text.iter().flat_map(|f| ["--key-file", f.as_str()]).collect();
 
     // 1. A sample legacy database, as the old app left it (private: it holds a sample token).
     let legacy = dir.join(activity_store::schema::LEGACY.file_name);
@@ -149,16 +199,17 @@ fn demo(dir: &Path, seconds: Duration) -> Result<u64, String> {
         .to_str()
         .ok_or_else(|| format!("{} is not valid UTF-8", dir.display()))?;
     let mut children = Children(Vec::new());
-    children.spawn(
-        &exe,
-        &["daemon", "--data-dir", data, "--seconds", &secs, "--batch", "500"],
-    )?;
-    children.spawn(&exe, &["server", "--data-dir", data, "--seconds", &secs])?;
+    let mut daemon_args = vec!["daemon", "--data-dir", data, "--seconds", &secs, "--batch", "500"];
+    daemon_args.extend(&key_args);
+    let mut server_args = vec!["server", "--data-dir", data, "--seconds", &secs];
+    server_args.extend(&key_args);
+    children.spawn(&exe, &daemon_args)?;
+    children.spawn(&exe, &server_args)?;
     // The backup is taken while both write: once both own their files (the split is done), halfway.
     children.wait_until_both_own(dir)?;
     children.sleep_unless_stopped(seconds / 2)?;
     let started = Instant::now();
-    let backups = operations::backup(dir, &dir.join(store_core::backup::BACKUP_DIR_NAME), 5)
+    let backups = operations::backup_with_key(dir, &dir.join(store_core::backup::BACKUP_DIR_NAME), 5, key.as_ref())
         .map_err(|e| e.to_string())?
         .taken;
     say!(
@@ -188,7 +239,7 @@ fn demo(dir: &Path, seconds: Duration) -> Result<u64, String> {
     );
 
     // 4. The report, joined in the application, and the health of both files.
-    let rows = Reports::open(dir)
+    let rows = Reports::open_with_key(dir, key.clone())
         .time_per_project(&TimeRange::all())
         .map_err(|e| e.to_string())?;
     say!("demo: time per project (all sessions), top 8 of {}:", rows.len());
@@ -205,7 +256,7 @@ fn demo(dir: &Path, seconds: Duration) -> Result<u64, String> {
             r.seconds as f64 / 3600.0
         );
     }
-    let health = health::check(dir, CheckLevel::Quick);
+    let health = health::check_with_key(dir, CheckLevel::Quick, key.as_ref());
     for db in &health.databases {
         say!(
             "demo: health {}: schema v{}/{}, quick_check {}, owner {}, {} problem(s)",
@@ -224,8 +275,8 @@ fn demo(dir: &Path, seconds: Duration) -> Result<u64, String> {
 
     // 5. Count: every legacy row that was kept and every acknowledged write is in its file, and nothing
     // that nobody wrote.
-    let after = counts(dir)?;
-    let rounds: u64 = ConfigReader::open_in(dir)
+    let after = counts(dir, key.as_ref())?;
+    let rounds: u64 = ConfigReader::open_with_key(&config_store::SCHEMA.path_in(dir), key.clone())
         .setting(ROUNDS_SETTING)
         .map_err(|e| e.to_string())?
         .unwrap_or(0);

@@ -23,6 +23,8 @@ pub struct Args {
     /// Skip the structural check (header, version, owner and counts only).
     #[arg(long)]
     pub no_check: bool,
+    #[command(flatten)]
+    pub key: super::KeyArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -34,7 +36,11 @@ pub fn run(args: Args) -> ExitCode {
         (_, true) => CheckLevel::None,
         _ => CheckLevel::Quick,
     };
-    let health = health::check(&args.data_dir, level);
+    let key = match args.key.load("doctor") {
+        Ok(key) => key,
+        Err(code) => return code,
+    };
+    let health = health::check_with_key(&args.data_dir, level, key.as_ref());
     if args.json {
         match serde_json::to_string_pretty(&health) {
             Ok(json) => super::say!("{json}"),

@@ -5,13 +5,14 @@ pub mod cleanup;
 pub mod daemon;
 pub mod demo;
 pub mod doctor;
+pub mod rekey;
 pub mod repair;
 pub mod report;
 pub mod restore;
 pub mod server;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,11 +90,17 @@ pub fn existing_data_dir(context: &str, dir: &Path) -> Result<(), ExitCode> {
 
 /// The first start after an upgrade: splits the data directory's legacy database once (or waits while the
 /// peer process does), saying so on stderr. Returns the failure, as the command prints it, if it cannot.
-pub fn upgrade_first(context: &str, data_dir: &Path, legacy: Option<&Path>) -> Result<(), ExitCode> {
+pub fn upgrade_first(
+    context: &str,
+    data_dir: &Path,
+    legacy: Option<&Path>,
+    key: Option<&store_core::Key>,
+) -> Result<(), ExitCode> {
     let context_owned = context.to_string();
     let last_phase = std::sync::Mutex::new(String::new());
     let options = migrate_split::UpgradeOptions {
         legacy: legacy.map(Path::to_path_buf),
+        key: key.cloned(),
         on_event: Some(Arc::new(move |event: &migrate_split::UpgradeEvent| {
             // Waiting is said once a second (by prepare); splitting only when its phase changes.
             if let migrate_split::UpgradeEvent::Splitting(p) = event {
@@ -121,6 +128,40 @@ pub fn upgrade_first(context: &str, data_dir: &Path, legacy: Option<&Path>) -> R
         Ok(_) => Ok(()),
         Err(e) => Err(fail(context, &e)),
     }
+}
+
+/// `--key-file FILE`, on every command that opens a database.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct KeyArgs {
+    /// The key of an encrypted data directory: a file holding the 256-bit key as 64 hexadecimal characters,
+    /// readable by its owner only (chmod 600). Needs a build with the `encryption` feature. Without it the
+    /// databases are plaintext.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    /// Reads the key file, if one was given; the failure (never showing the file's content) as the command
+    /// prints it. A key on a build without encryption is refused here, before anything is opened.
+    pub fn load(&self, context: &str) -> Result<Option<store_core::Key>, ExitCode> {
+        load_key(context, self.key_file.as_deref())
+    }
+}
+
+/// Reads the key file at `path` (see [`KeyArgs::load`]).
+pub fn load_key(context: &str, path: Option<&Path>) -> Result<Option<store_core::Key>, ExitCode> {
+    let Some(path) = path else { return Ok(None) };
+    if !store_core::encryption_available() {
+        return Err(fail(
+            context,
+            &store_core::Error::EncryptionUnavailable {
+                path: path.to_path_buf(),
+            },
+        ));
+    }
+    store_core::Key::read_file(path)
+        .map(Some)
+        .map_err(|e| fail(context, &e))
 }
 
 /// Set by SIGTERM/SIGINT once [`install_stop_handlers`] ran; long-running subcommands poll it.

@@ -27,6 +27,8 @@ pub struct Args {
     /// Print what was done as one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub key: super::KeyArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -36,9 +38,14 @@ pub fn run(args: Args) -> ExitCode {
     let from = args
         .from
         .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));
+    let key = match args.key.load("repair") {
+        Ok(key) => key,
+        Err(code) => return code,
+    };
     let opts = RepairOptions {
         allow_empty: args.allow_empty,
         salvage: args.salvage,
+        key,
         ..RepairOptions::default()
     };
     let actions = match splitstore::operations::repair(&args.data_dir, &from, &opts) {

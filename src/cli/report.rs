@@ -24,6 +24,8 @@ pub struct Args {
     /// Print a JSON array of {"project_id", "name", "seconds", "sessions"}.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub key: super::KeyArgs,
 }
 
 /// One row of `--json`: exactly the documented keys.
@@ -39,11 +41,15 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(code) = super::existing_data_dir("report", &args.data_dir) {
         return code;
     }
+    let key = match args.key.load("report") {
+        Ok(key) => key,
+        Err(code) => return code,
+    };
     let range = TimeRange {
         from: args.from,
         to: args.to,
     };
-    let rows = match Reports::open(&args.data_dir).time_per_project(&range) {
+    let rows = match Reports::open_with_key(&args.data_dir, key).time_per_project(&range) {
         Ok(rows) => rows,
         Err(e) => return super::fail("report", &e),
     };

@@ -12,14 +12,20 @@ pub struct Args {
     /// backup of each database in it).
     #[arg(long)]
     pub from: PathBuf,
+    #[command(flatten)]
+    pub key: super::KeyArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
+    let key = match args.key.load("restore") {
+        Ok(key) => key,
+        Err(code) => return code,
+    };
     // Restoring into a new data directory (the old one is lost) is fine: it is created 0700.
     if let Err(e) = store_core::files::create_private_dir_all(&args.data_dir) {
         return super::fail("restore", &e);
     }
-    match splitstore::operations::restore(&args.data_dir, &args.from) {
+    match splitstore::operations::restore_with(&args.data_dir, &args.from, None, key.as_ref()) {
         Ok(reports) => {
             for r in reports {
                 super::say!(

@@ -31,6 +31,8 @@ pub struct Args {
     /// After each committed change print `created <id>` / `deleted <id>` on its own line, flushed at once.
     #[arg(long)]
     pub print_changes: bool,
+    #[command(flatten)]
+    pub key: super::KeyArgs,
 }
 
 /// The setting the server bumps every round; its final value equals the rounds that wrote it.
@@ -48,11 +50,16 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = super::install_stop_handlers() {
         return super::fail("server", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
     }
-    if let Err(code) = super::upgrade_first("server", &args.data_dir, args.legacy.as_deref()) {
+    let key = match args.key.load("server") {
+        Ok(key) => key,
+        Err(code) => return code,
+    };
+    if let Err(code) = super::upgrade_first("server", &args.data_dir, args.legacy.as_deref(), key.as_ref()) {
         return code;
     }
     let options = store_core::OpenOptions {
         predecessor: args.legacy.clone(),
+        key,
         ..Default::default()
     };
     let mut server = match Server::open_with(&args.data_dir, &options) {

@@ -8,6 +8,10 @@
 //! Two classes, kept apart: manual backups (`<data dir>/backups`, rotated: the newest K are kept) and the
 //! copy taken before each migration (`<data dir>/backups/pre-migration`, never rotated: it is the one
 //! way back from an upgrade).
+//!
+//! An encrypted database's backups are encrypted with its key: the copy is made between two connections
+//! keyed with the same key, so its pages are written encrypted as they are copied (`key`; hazards:
+//! "Encryption at rest"). Reading a backup (to list it, verify it, restore it) takes that key too.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,6 +26,7 @@ use crate::check::quick_check;
 use crate::conn_ext::ConnExt;
 use crate::error::{Error, Result, SqliteResultExt};
 use crate::files;
+use crate::key::Key;
 use crate::provenance::Provenance;
 use crate::schema::Schema;
 
@@ -119,6 +124,9 @@ pub struct BackupFile {
 pub struct IgnoredFile {
     pub path: PathBuf,
     pub reason: String,
+    /// When the key was the reason (`key_rejected`: taken under another key, say before a key rotation;
+    /// `key_required`, `not_encrypted`): the file may well be a sound backup, just not for this key.
+    pub key_problem: Option<crate::ErrorKind>,
 }
 
 /// What a backup directory holds for one database.
@@ -130,9 +138,10 @@ pub struct BackupListing {
     pub ignored: Vec<IgnoredFile>,
 }
 
-/// Lists the backups of `schema` in `dir` (one class), reading each candidate to learn what it is. Only
-/// regular files are looked at; a name from the future is reported and the file is left out.
-pub fn list_backups(dir: &Path, schema: &Schema, class: BackupClass) -> BackupListing {
+/// Lists the backups of `schema` in `dir` (one class), reading each candidate (with `key`, for an encrypted
+/// database's) to learn what it is. Only regular files are looked at; a name from the future is reported
+/// and the file is left out, and so is one that `key` does not open (with the reason).
+pub fn list_backups(dir: &Path, schema: &Schema, class: BackupClass, key: Option<&Key>) -> BackupListing {
     let mut listing = BackupListing::default();
     let Ok(entries) = fs::read_dir(dir) else {
         return listing;
@@ -149,9 +158,13 @@ pub fn list_backups(dir: &Path, schema: &Schema, class: BackupClass) -> BackupLi
         let ignore = |reason: String| IgnoredFile {
             path: path.clone(),
             reason,
+            key_problem: None,
         };
-        match examine(&path, schema) {
-            Err(reason) => listing.ignored.push(ignore(reason)),
+        match examine(&path, schema, key) {
+            Err((reason, key_problem)) => listing.ignored.push(IgnoredFile {
+                key_problem,
+                ..ignore(reason)
+            }),
             Ok(_) if name.taken_at > now + chrono::Duration::minutes(5) => listing.ignored.push(ignore(format!(
                 "its name says it was taken at {}, in the future: not trusted",
                 name.taken_at.to_rfc3339()
@@ -180,9 +193,9 @@ fn newest_first(a: &BackupFile, b: &BackupFile) -> std::cmp::Ordering {
 }
 
 /// Every backup of `schema` under `backup_dir`, both classes, newest first.
-pub fn all_backups(backup_dir: &Path, schema: &Schema) -> BackupListing {
-    let mut all = list_backups(backup_dir, schema, BackupClass::Manual);
-    let pre = list_backups(&pre_migration_dir(backup_dir), schema, BackupClass::PreMigration);
+pub fn all_backups(backup_dir: &Path, schema: &Schema, key: Option<&Key>) -> BackupListing {
+    let mut all = list_backups(backup_dir, schema, BackupClass::Manual, key);
+    let pre = list_backups(&pre_migration_dir(backup_dir), schema, BackupClass::PreMigration, key);
     all.backups.extend(pre.backups);
     all.ignored.extend(pre.ignored);
     all.backups.sort_by(newest_first);
@@ -191,13 +204,21 @@ pub fn all_backups(backup_dir: &Path, schema: &Schema) -> BackupListing {
 
 /// Reads what a candidate file is: its time (recorded, else mtime), schema version and size, or why it is
 /// not a backup of this kind. Opens only regular files, read-only.
-fn examine(path: &Path, schema: &Schema) -> std::result::Result<(DateTime<Utc>, u32, u64), String> {
-    let meta = fs::symlink_metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
+/// Why not, with the key problem when the key is the reason.
+type NotABackup = (String, Option<crate::ErrorKind>);
+
+fn examine(
+    path: &Path,
+    schema: &Schema,
+    key: Option<&Key>,
+) -> std::result::Result<(DateTime<Utc>, u32, u64), NotABackup> {
+    let meta = fs::symlink_metadata(path).map_err(|e| (format!("cannot be read: {e}"), None))?;
     if !meta.file_type().is_file() {
-        return Err("is not a regular file".into());
+        return Err(("is not a regular file".into(), None));
     }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| format!("cannot be opened: {e}"))?;
+        .map_err(|e| (format!("cannot be opened: {e}"), None))?;
+    crate::key::apply(&conn, path, key).map_err(|e| (e.what(), Some(e.kind())))?;
     let read = || -> rusqlite::Result<(i32, u32, Option<i64>)> {
         let id: i32 = conn.pragma_value("application_id")?;
         let version: u32 = conn.pragma_value("user_version")?;
@@ -208,11 +229,20 @@ fn examine(path: &Path, schema: &Schema) -> std::result::Result<(DateTime<Utc>, 
             .map(|p| p.at_ms);
         Ok((id, version, recorded))
     };
-    let (id, version, recorded) = read().map_err(|e| format!("is not a readable SQLite database ({e})"))?;
+    let (id, version, recorded) = read().map_err(|e| match crate::key::error_at(path, key, e) {
+        e @ (Error::KeyRejected { .. } | Error::NotEncrypted { .. }) => (
+            format!("cannot be read with the key given ({})", e.kind()),
+            Some(e.kind()),
+        ),
+        e => (format!("is not a readable SQLite database ({})", e.what()), None),
+    })?;
     if id != schema.application_id {
-        return Err(format!(
-            "is not a copy of {} (its application_id is {id:#010x})",
-            schema.file_name
+        return Err((
+            format!(
+                "is not a copy of {} (its application_id is {id:#010x})",
+                schema.file_name
+            ),
+            None,
         ));
     }
     let taken_at = recorded
@@ -223,8 +253,8 @@ fn examine(path: &Path, schema: &Schema) -> std::result::Result<(DateTime<Utc>, 
 }
 
 /// The newest backup of `schema` under `backup_dir` (either class).
-pub fn newest_backup(backup_dir: &Path, schema: &Schema) -> Option<BackupFile> {
-    all_backups(backup_dir, schema).backups.into_iter().next()
+pub fn newest_backup(backup_dir: &Path, schema: &Schema, key: Option<&Key>) -> Option<BackupFile> {
+    all_backups(backup_dir, schema, key).backups.into_iter().next()
 }
 
 /// Copies the database behind `conn` (an owner or a read-only connection) into a new backup file of
@@ -232,7 +262,8 @@ pub fn newest_backup(backup_dir: &Path, schema: &Schema) -> Option<BackupFile> {
 /// `quick_check` of the copy, a `backup` record inside it (time and source), fsync, rename to its
 /// [`BackupName`], fsync of the directory. Manual backups are then rotated: only the newest `keep` manual
 /// backups of this database stay, the one just taken always among them, and only files that are backups of
-/// this database kind are ever removed. Returns the backup's path.
+/// this database kind are ever removed. `key` is the database's (the one `conn` was keyed with): the backup
+/// is encrypted with it. Returns the backup's path.
 pub fn backup_connection(
     conn: &Connection,
     db_path: &Path,
@@ -240,6 +271,7 @@ pub fn backup_connection(
     backup_dir: &Path,
     class: BackupClass,
     keep: usize,
+    key: Option<&Key>,
 ) -> Result<PathBuf> {
     let dest_dir = match class {
         BackupClass::Manual => backup_dir.to_path_buf(),
@@ -256,7 +288,7 @@ pub fn backup_connection(
         std::process::id()
     ));
     drop(files::create_private_new(&partial)?);
-    let version = match copy_and_check(conn, db_path, schema, &partial, taken_at) {
+    let version = match copy_and_check(conn, db_path, schema, &partial, taken_at, key) {
         Ok(v) => v,
         Err(e) => {
             let _ = files::remove_with_sidecars(&partial);
@@ -277,20 +309,23 @@ pub fn backup_connection(
     let target = dest_dir.join(name.file_name());
     files::rename_durably(&partial, &target)?;
     if class == BackupClass::Manual {
-        prune_backups(&dest_dir, schema, keep, &target)?;
+        prune_backups(&dest_dir, schema, keep, &target, key)?;
     }
     Ok(target)
 }
 
 /// Page-exact copy of `conn`'s main database into the existing empty file `dest`, in one step, so it
 /// finishes however fast the owner writes. Returns a connection to the copy. Works from a read-only
-/// connection: the copy holds one read transaction on the source for its duration, nothing longer.
-pub fn snapshot_into(conn: &Connection, db_path: &Path, dest: &Path) -> Result<Connection> {
+/// connection: the copy holds one read transaction on the source for its duration, nothing longer. `key`
+/// is the one `conn` was keyed with: the copy is keyed with it too, so its pages are written encrypted
+/// (SQLCipher copies between two connections only when both are keyed alike).
+pub fn snapshot_into(conn: &Connection, db_path: &Path, dest: &Path, key: Option<&Key>) -> Result<Connection> {
     let mut out = Connection::open_with_flags(
         dest,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )
     .at(dest)?;
+    crate::key::apply(&out, dest, key)?;
     {
         let backup = Backup::new(conn, &mut out).at(dest)?;
         let mut waited = Duration::ZERO;
@@ -322,8 +357,9 @@ fn copy_and_check(
     schema: &'static Schema,
     dest: &Path,
     taken_at: DateTime<Utc>,
+    key: Option<&Key>,
 ) -> Result<u32> {
-    let out = snapshot_into(conn, db_path, dest)?;
+    let out = snapshot_into(conn, db_path, dest, key)?;
     let problems = quick_check(&out).at(dest)?;
     if !problems.is_empty() {
         // The copy is page-exact: its damage is the source's.
@@ -352,8 +388,8 @@ fn copy_and_check(
 /// Keeps the newest `keep` (at least 1) manual backups of `schema` in `dir`, `just_taken` always among
 /// them, and removes the older ones. Only files that are backups of this kind are removed (see
 /// [`list_backups`]); anything else named like one is left alone.
-pub fn prune_backups(dir: &Path, schema: &Schema, keep: usize, just_taken: &Path) -> Result<()> {
-    let listing = list_backups(dir, schema, BackupClass::Manual);
+pub fn prune_backups(dir: &Path, schema: &Schema, keep: usize, just_taken: &Path, key: Option<&Key>) -> Result<()> {
+    let listing = list_backups(dir, schema, BackupClass::Manual, key);
     let older = listing.backups.into_iter().filter(|b| b.path != just_taken);
     for old in older.skip(keep.max(1) - 1) {
         fs::remove_file(&old.path).map_err(|e| Error::io(&old.path, "remove an old backup", e))?;

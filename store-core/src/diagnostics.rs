@@ -16,6 +16,7 @@ use crate::check;
 use crate::checkpoint;
 use crate::error::{Error, ErrorKind, SqliteResultExt};
 use crate::files;
+use crate::key::Key;
 use crate::leftovers::{self, Leftover};
 use crate::migrate;
 use crate::open_database::refuse_truncated;
@@ -47,6 +48,9 @@ pub struct InspectOptions {
     pub check: CheckLevel,
     /// Where to look for backups; `None` means `<data dir>/backups`.
     pub backup_dir: Option<PathBuf>,
+    /// The key of an encrypted database (and of its backups); `None` for a plaintext one. A file the key
+    /// does not open is reported as `key_rejected` (or `key_required`, `not_encrypted`), never as damage.
+    pub key: Option<Key>,
 }
 
 impl Default for InspectOptions {
@@ -54,6 +58,7 @@ impl Default for InspectOptions {
         InspectOptions {
             check: CheckLevel::Quick,
             backup_dir: None,
+            key: None,
         }
     }
 }
@@ -163,7 +168,8 @@ fn inspect_with(
         .backup_dir
         .clone()
         .unwrap_or_else(|| backup::default_backup_dir(path));
-    let backups = backup::all_backups(&backup_dir, schema);
+    let key = opts.key.as_ref();
+    let backups = backup::all_backups(&backup_dir, schema, key);
     let owner_running = matches!(owner, Some(LockState::Held { .. }));
     let mut h = DbHealth {
         database: schema.file_name,
@@ -250,8 +256,8 @@ fn inspect_with(
                 .into(),
         );
     }
-    if let Err(e) = inspect_contents(&mut h, path, schema, opts.check, writer_may_run) {
-        h.problem_from(&e);
+    if let Err(e) = inspect_contents(&mut h, path, schema, opts.check, writer_may_run, key) {
+        h.problem_from(&crate::key::explain(e, key));
     }
     h
 }
@@ -262,10 +268,11 @@ fn inspect_contents(
     schema: &'static Schema,
     level: CheckLevel,
     on_snapshot: bool,
+    key: Option<&Key>,
 ) -> crate::Result<()> {
     files::ensure_regular(path)?;
-    refuse_truncated(path, schema)?;
-    let conn = read_pool::open_read_only(path, schema)?;
+    refuse_truncated(path, schema, key)?;
+    let conn = read_pool::open_read_only(path, schema, key)?;
     let state = migrate::read_state(&conn, path, schema)?;
     h.application_id = Some(state.application_id);
     h.schema_version = Some(state.user_version);
@@ -309,7 +316,7 @@ fn inspect_contents(
         Some(scratch) => {
             let copy = scratch.path().join(schema.file_name);
             drop(files::create_private_new(&copy)?);
-            backup::snapshot_into(&conn, path, &copy)?
+            backup::snapshot_into(&conn, path, &copy, key)?
         }
         None => conn,
     };

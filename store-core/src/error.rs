@@ -107,6 +107,14 @@ pub enum ErrorKind {
     LargeWal,
     /// A restore was interrupted; the next owner's open puts the files back as they were (diagnostics).
     RestoreInterrupted,
+    /// The key does not open the file: a wrong key (never taken for damage).
+    KeyRejected,
+    /// The file is encrypted and was opened without a key.
+    KeyRequired,
+    /// A key was given for a file that is not encrypted.
+    NotEncrypted,
+    /// A key was given to a build without encryption.
+    EncryptionUnavailable,
 }
 
 impl ErrorKind {
@@ -150,6 +158,10 @@ impl ErrorKind {
             ErrorKind::ForeignKeyViolations => "foreign_key_violations",
             ErrorKind::LargeWal => "large_wal",
             ErrorKind::RestoreInterrupted => "restore_interrupted",
+            ErrorKind::KeyRejected => "key_rejected",
+            ErrorKind::KeyRequired => "key_required",
+            ErrorKind::NotEncrypted => "not_encrypted",
+            ErrorKind::EncryptionUnavailable => "encryption_unavailable",
         }
     }
 
@@ -304,6 +316,27 @@ pub enum Error {
     /// A file this crate built (a salvage's output) failed its checks before being handed over; it was
     /// removed, and what it was built from was not changed.
     VerificationFailed { path: PathBuf, detail: String },
+    /// The key given does not open the file: it is encrypted with another key (or records no key and is
+    /// not a plaintext database). Never taken for damage: nothing is moved aside for it.
+    KeyRejected {
+        path: PathBuf,
+        schema: Option<&'static Schema>,
+    },
+    /// The file is encrypted (its owner recorded so) and was opened without a key.
+    KeyRequired {
+        path: PathBuf,
+        schema: Option<&'static Schema>,
+    },
+    /// A key was given, and the file is a plaintext database.
+    NotEncrypted {
+        path: PathBuf,
+        schema: Option<&'static Schema>,
+    },
+    /// A key was given to a build without encryption (the `encryption` feature): nothing was opened.
+    EncryptionUnavailable { path: PathBuf },
+    /// A key file that cannot be used (missing, not private, not 64 hexadecimal characters). The message
+    /// never holds its content.
+    BadKeyFile { path: PathBuf, problem: String },
 }
 
 impl Error {
@@ -334,6 +367,11 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::Sqlite { .. } => ErrorKind::Sqlite,
             Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
+            Error::KeyRejected { .. } => ErrorKind::KeyRejected,
+            Error::KeyRequired { .. } => ErrorKind::KeyRequired,
+            Error::NotEncrypted { .. } => ErrorKind::NotEncrypted,
+            Error::EncryptionUnavailable { .. } => ErrorKind::EncryptionUnavailable,
+            Error::BadKeyFile { .. } => ErrorKind::InvalidInput,
         }
     }
 
@@ -363,7 +401,12 @@ impl Error {
             | Error::UnsafePath { path, .. }
             | Error::Io { path, .. }
             | Error::Sqlite { path, .. }
-            | Error::VerificationFailed { path, .. } => path,
+            | Error::VerificationFailed { path, .. }
+            | Error::KeyRejected { path, .. }
+            | Error::KeyRequired { path, .. }
+            | Error::NotEncrypted { path, .. }
+            | Error::EncryptionUnavailable { path }
+            | Error::BadKeyFile { path, .. } => path,
         }
     }
 
@@ -394,7 +437,12 @@ impl Error {
     /// Names the database kind on an error made without it, so its remedy can name the right commands.
     pub fn with_schema(mut self, kind: &'static Schema) -> Error {
         match &mut self {
-            Error::NotADatabase { schema, .. } | Error::Corrupt { schema, .. } | Error::Sqlite { schema, .. } => {
+            Error::NotADatabase { schema, .. }
+            | Error::Corrupt { schema, .. }
+            | Error::Sqlite { schema, .. }
+            | Error::KeyRejected { schema, .. }
+            | Error::KeyRequired { schema, .. }
+            | Error::NotEncrypted { schema, .. } => {
                 schema.get_or_insert(kind);
             }
             _ => {}
@@ -491,6 +539,20 @@ impl Error {
             Error::VerificationFailed { detail, .. } => {
                 format!("{p} was built but failed its checks, so it was removed: {detail}")
             }
+            Error::KeyRejected { .. } => {
+                format!(
+                    "the key was rejected: {p} cannot be read with the key given (it is encrypted with another key)"
+                )
+            }
+            Error::KeyRequired { .. } => format!("{p} is encrypted and was opened without its key"),
+            Error::NotEncrypted { .. } => {
+                format!("{p} is not encrypted (a plaintext database), but it was opened with a key")
+            }
+            Error::EncryptionUnavailable { .. } => format!(
+                "{p} was to be opened with a key, but this build has no encryption (built without the `encryption` \
+                 feature)"
+            ),
+            Error::BadKeyFile { problem, .. } => format!("the key file {p} {problem}"),
         }
     }
 
@@ -637,6 +699,27 @@ impl Error {
             Error::Io { .. } => "check that the path exists and that this user may read and write it".into(),
             Error::VerificationFailed { .. } => "nothing was put in place and the source file was not changed; \
                  restore a backup kept elsewhere, and report this: a salvage is meant to produce a sound file"
+                .into(),
+            Error::KeyRejected { schema, .. } => format!(
+                "supply the right key with --key-file, or restore from a backup taken with the key you have ({}); \
+                 the file was not changed (a wrong key is never taken for damage)",
+                command(*schema, "restore", "--from BACKUP --key-file FILE")
+            ),
+            Error::KeyRequired { .. } if !crate::key::encryption_available() => {
+                "use a build with encryption (the `encryption` feature) and supply its key with --key-file; the file \
+                 was not changed"
+                    .into()
+            }
+            Error::KeyRequired { .. } => "supply its key with --key-file; the file was not changed".into(),
+            Error::NotEncrypted { schema, .. } => format!(
+                "open it without a key, or encrypt it with the key: stop its owner and run {}",
+                command(*schema, "rekey", "--new-key-file FILE")
+            ),
+            Error::EncryptionUnavailable { .. } => "use a build with the `encryption` feature, or open the \
+                 database without a key (it is then written in the clear)"
+                .into(),
+            Error::BadKeyFile { .. } => "a key file holds the 256-bit key as 64 hexadecimal characters and only its \
+                 owner may read or write it (`chmod 600 FILE`)"
                 .into(),
         }
     }

@@ -67,6 +67,8 @@ pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
             .unwrap_or(rest);
         let what = if base == "restoring" {
             "the temporary copy of a restore that did not finish".to_string()
+        } else if base == "rekeying" {
+            "the copy of a key rotation that did not finish (under the new key)".to_string()
         } else if base == crate::salvage::TEMP_SUFFIX.trim_start_matches('.') {
             "the output of a salvage that did not finish".to_string()
         } else if let Some((tag, stamp)) = base.split_once('-')
@@ -78,6 +80,9 @@ pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
                 "corrupt" => "a damaged copy moved aside by repair".to_string(),
                 "replaced" => "the file a restore replaced".to_string(),
                 "unfinished" => "the output of a split that did not finish".to_string(),
+                "rekeyed" => {
+                    "the file as it was before a key rotation (under the old key, or in the clear)".to_string()
+                }
                 other => format!("a copy moved aside ({other})"),
             }
         } else {
@@ -142,7 +147,9 @@ pub fn of_conversion(data_dir: &Path, predecessor: &Predecessor) -> Vec<Leftover
 /// Whether removing `leftover` needs the owner locks (a temporary file a running command may still use).
 pub fn needs_owner_locks(leftover: &Leftover, predecessor: Option<&Predecessor>) -> bool {
     let name = leftover.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.ends_with(".restoring") || predecessor.is_some_and(|p| name.starts_with(p.converter_temp_prefix))
+    name.ends_with(".restoring")
+        || name.ends_with(".rekeying")
+        || predecessor.is_some_and(|p| name.starts_with(p.converter_temp_prefix))
 }
 
 fn read_dir(dir: &Path) -> Vec<PathBuf> {

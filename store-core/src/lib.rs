@@ -50,6 +50,7 @@ pub mod conversion;
 pub mod diagnostics;
 pub mod error;
 pub mod files;
+pub mod key;
 pub mod leftovers;
 pub mod migrate;
 pub mod open_database;
@@ -68,6 +69,7 @@ pub mod time;
 
 pub use diagnostics::CheckLevel;
 pub use error::{Banner, Describe, Error, ErrorKind, Result, SqliteResultExt};
+pub use key::{Key, encryption_available};
 pub use migrate::{BOOKKEEPING_SQL, MigrationHook, UpgradeReport};
 pub use open_database::{OpenOptions, OpenReport, OwnerConnection};
 pub use owner_lock::{LockHolder, LockState, OwnerLock};

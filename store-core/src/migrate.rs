@@ -183,6 +183,7 @@ pub(crate) fn upgrade(
     (from, target): (u32, u32),
     backup_dir: Option<&Path>,
     hook: Option<&MigrationHook>,
+    key: Option<&crate::key::Key>,
 ) -> Result<UpgradeReport> {
     let mut report = UpgradeReport {
         from_version: from,
@@ -209,6 +210,7 @@ pub(crate) fn upgrade(
                 dir,
                 BackupClass::PreMigration,
                 0,
+                key,
             )?);
         }
     }

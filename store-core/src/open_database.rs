@@ -24,6 +24,7 @@ use crate::checkpoint::{self, CheckpointMode};
 use crate::conn_ext::{self, ConnExt};
 use crate::error::{Error, ErrorKind, Result, SqliteResultExt};
 use crate::files;
+use crate::key::Key;
 use crate::migrate::{self, MigrationHook, UpgradeReport};
 use crate::owner_lock::OwnerLock;
 use crate::schema::Schema;
@@ -55,6 +56,9 @@ pub struct OpenOptions {
     /// unconverted predecessor (it is the conversion), and migrating it takes no pre-migration backup (what
     /// it was built from is kept elsewhere).
     pub temporary_file: bool,
+    /// The key of an encrypted database (`encryption` feature): every connection this open makes is keyed
+    /// with it first, and the pre-migration backup is encrypted with it. `None`: a plaintext database.
+    pub key: Option<Key>,
 }
 
 impl Default for OpenOptions {
@@ -66,6 +70,7 @@ impl Default for OpenOptions {
             migration_hook: None,
             predecessor: None,
             temporary_file: false,
+            key: None,
         }
     }
 }
@@ -79,6 +84,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("migration_hook", &self.migration_hook.as_ref().map(|_| "<hook>"))
             .field("predecessor", &self.predecessor)
             .field("temporary_file", &self.temporary_file)
+            .field("key", &self.key)
             .finish()
     }
 }
@@ -99,6 +105,7 @@ pub struct OwnerConnection {
     path: PathBuf,
     schema: &'static Schema,
     report: OpenReport,
+    key: Option<Key>,
     lock: OwnerLock,
 }
 
@@ -128,11 +135,13 @@ impl OwnerConnection {
             Ok(owner) => {
                 if !opts.temporary_file {
                     records::note_success(&path)?;
+                    records::note_encryption(&path, opts.key.as_ref())?;
                     private_dir::remove_stale_scratch(files::parent_dir(&path));
                 }
                 Ok(owner)
             }
             Err(e) => {
+                let e = crate::key::explain(e, opts.key.as_ref());
                 if !opts.temporary_file && e.kind() != ErrorKind::Locked {
                     records::note_failure(&path, &e);
                 }
@@ -162,7 +171,7 @@ impl OwnerConnection {
         for sidecar in files::sidecars(path) {
             files::ensure_private(&sidecar)?;
         }
-        refuse_truncated(path, schema)?;
+        refuse_truncated(path, schema, opts.key.as_ref())?;
         let size = std::fs::symlink_metadata(path).map(|m| m.len()).ok();
         if size.unwrap_or(0) == 0
             && !opts.temporary_file
@@ -182,6 +191,8 @@ impl OwnerConnection {
         let flags =
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let mut conn = Connection::open_with_flags(path, flags).at_db(path, schema)?;
+        // The key before any other statement (hazards: "Encryption at rest").
+        crate::key::apply(&conn, path, opts.key.as_ref()).map_err(|e| e.with_schema(schema))?;
         conn.busy_timeout(opts.busy_timeout).at_db(path, schema)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
 
@@ -204,6 +215,7 @@ impl OwnerConnection {
             (state.user_version, target),
             backup_dir.as_deref(),
             opts.migration_hook.as_ref(),
+            opts.key.as_ref(),
         );
         // Back to NORMAL whatever happened: FULL is only for the migration itself.
         conn_ext::set_and_verify(&conn, path, "synchronous", "NORMAL", "1")?;
@@ -219,6 +231,7 @@ impl OwnerConnection {
                 created: state.is_blank(),
                 upgrade,
             },
+            key: opts.key.clone(),
             lock,
         })
     }
@@ -286,6 +299,11 @@ impl OwnerConnection {
         &self.lock
     }
 
+    /// The key the database was opened with (`None`: a plaintext database).
+    pub fn key(&self) -> Option<&Key> {
+        self.key.as_ref()
+    }
+
     /// The schema version of the file.
     pub fn schema_version(&self) -> Result<u32> {
         self.conn.pragma_value("user_version").at_db(&self.path, self.schema)
@@ -308,6 +326,7 @@ impl OwnerConnection {
             backup_dir,
             BackupClass::Manual,
             keep,
+            self.key.as_ref(),
         )
     }
 
@@ -360,7 +379,7 @@ fn set_posture(conn: &Connection, path: &Path, schema: &Schema, blank: bool, bus
 ///   file; taking it for a new install would start an empty database over the user's data.
 ///
 /// Either way `repair` moves it aside (with its sidecars) and restores the newest good backup.
-pub(crate) fn refuse_truncated(path: &Path, schema: &'static Schema) -> Result<()> {
+pub(crate) fn refuse_truncated(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<()> {
     if std::fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(1) != 0 {
         return Ok(());
     }
@@ -384,7 +403,7 @@ pub(crate) fn refuse_truncated(path: &Path, schema: &'static Schema) -> Result<(
             "it was opened before ({})",
             records::opened_path(path).display()
         ))
-    } else if let Some(b) = backup::newest_backup(&backup::default_backup_dir(path), schema) {
+    } else if let Some(b) = backup::newest_backup(&backup::default_backup_dir(path), schema, key) {
         Some(format!("a backup of it exists ({})", b.path.display()))
     } else if schema.predecessor.is_some()
         && let Some(c) = conversion::recorded(files::parent_dir(path))

@@ -19,6 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, SqliteResultExt};
+use crate::key::Key;
 use crate::open_database::{DEFAULT_BUSY_TIMEOUT, STATEMENT_CACHE};
 use crate::schema::Schema;
 
@@ -31,16 +32,20 @@ fn reader_flags() -> OpenFlags {
     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW
 }
 
-/// One read-only connection outside any pool (backups, checks) to a database of `schema`: a missing file is
-/// [`Error::Missing`], never created.
-pub fn open_read_only(path: &Path, schema: &'static Schema) -> Result<Connection> {
+/// One read-only connection outside any pool (backups, checks) to a database of `schema`, keyed with `key`
+/// for an encrypted one: a missing file is [`Error::Missing`], never created. The file is read once here,
+/// so a wrong key (or a missing one) fails now, typed ([`crate::key::explain_not_a_database`]).
+pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<Connection> {
     if !exists(path, schema)? {
         return Err(Error::Missing {
             path: path.to_path_buf(),
             schema,
         });
     }
-    open_reader(path).at_db(path, schema)
+    let conn = open_reader(path, key).map_err(|e| e.with_schema(schema))?;
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+        .map_err(|e| crate::key::error_at(path, key, e).with_schema(schema))?;
+    Ok(conn)
 }
 
 /// Whether the file is there. Only "not found" means missing: a directory this user may not search is
@@ -53,9 +58,10 @@ fn exists(path: &Path, schema: &'static Schema) -> Result<bool> {
     }
 }
 
-fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(path, reader_flags())?;
-    conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
+fn open_reader(path: &Path, key: Option<&Key>) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, reader_flags()).at(path)?;
+    crate::key::apply(&conn, path, key)?;
+    conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).at(path)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
@@ -67,6 +73,7 @@ pub struct ReadPool {
     pool: Pool<SqliteConnectionManager>,
     path: PathBuf,
     schema: &'static Schema,
+    key: Option<Key>,
     watcher: Arc<Watcher>,
 }
 
@@ -106,9 +113,25 @@ impl ReadPool {
 
     /// Like [`new`](Self::new) with at most `max` connections.
     pub fn with_size(path: &Path, schema: &'static Schema, max: u32) -> ReadPool {
+        Self::with_key_and_size(path, schema, None, max)
+    }
+
+    /// Like [`new`](Self::new) for an encrypted database: every connection (pooled, the change watcher, the
+    /// checks) is keyed with `key` before anything else. `None` is [`new`](Self::new).
+    pub fn with_key(path: &Path, schema: &'static Schema, key: Option<Key>) -> ReadPool {
+        Self::with_key_and_size(path, schema, key, DEFAULT_READERS)
+    }
+
+    /// [`with_key`](Self::with_key) with at most `max` connections.
+    pub fn with_key_and_size(path: &Path, schema: &'static Schema, key: Option<Key>, max: u32) -> ReadPool {
+        let init_key = key.clone();
         let manager = SqliteConnectionManager::file(path)
             .with_flags(reader_flags())
-            .with_init(|c| {
+            .with_init(move |c| {
+                if let Some(key) = &init_key {
+                    // First, before any other statement (hazards: "Encryption at rest").
+                    crate::key::apply_raw(c, key)?;
+                }
                 c.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
                 c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 Ok(())
@@ -124,6 +147,7 @@ impl ReadPool {
             pool,
             path: path.to_path_buf(),
             schema,
+            key,
             watcher: Arc::default(),
         }
     }
@@ -138,7 +162,7 @@ impl ReadPool {
         let conn = self.connection()?;
         let tx = conn.unchecked_transaction().at_db(&self.path, self.schema)?;
         self.check_file(&tx)?;
-        let value = f(&tx).at_db(&self.path, self.schema)?;
+        let value = f(&tx).map_err(|e| self.sqlite_error(e))?;
         tx.commit().at_db(&self.path, self.schema)?;
         Ok(value)
     }
@@ -160,7 +184,7 @@ impl ReadPool {
         let mut slot = self.watcher.conn.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             self.probe()?;
-            *slot = Some(open_reader(&self.path).at_db(&self.path, self.schema)?);
+            *slot = Some(open_reader(&self.path, self.key.as_ref()).map_err(|e| e.with_schema(self.schema))?);
             self.watcher.epoch.fetch_add(1, Ordering::Relaxed);
         }
         let epoch = self.watcher.epoch.load(Ordering::Relaxed);
@@ -172,7 +196,7 @@ impl ReadPool {
             Ok(version) => Ok(ChangeToken { epoch, version }),
             Err(e) => {
                 *slot = None;
-                Err(Error::from_sqlite(&self.path, e).with_schema(self.schema))
+                Err(self.sqlite_error(e))
             }
         }
     }
@@ -202,10 +226,22 @@ impl ReadPool {
         if !exists(&self.path, self.schema)? {
             return Err(self.missing());
         }
-        crate::open_database::refuse_truncated(&self.path, self.schema)?;
-        let conn = open_reader(&self.path).map_err(|e| self.open_error(e))?;
+        crate::open_database::refuse_truncated(&self.path, self.schema, self.key.as_ref())?;
+        let conn = match open_reader(&self.path, self.key.as_ref()) {
+            Ok(conn) => conn,
+            Err(Error::Sqlite { source, .. }) => return Err(self.open_error(source)),
+            Err(e) => return Err(e.with_schema(self.schema)),
+        };
         let tx = conn.unchecked_transaction().at_db(&self.path, self.schema)?;
-        self.check_file(&tx)
+        let checked = self.check_file(&tx);
+        drop(tx);
+        drop(conn);
+        checked.map_err(|e| crate::key::explain(e, self.key.as_ref()))
+    }
+
+    /// A SQLite error met reading the file, typed (a wrong or missing key told from damage).
+    fn sqlite_error(&self, e: rusqlite::Error) -> Error {
+        crate::key::error_at(&self.path, self.key.as_ref(), e).with_schema(self.schema)
     }
 
     /// The file is not there: not created yet by its owner, or not converted yet from its predecessor.
@@ -229,7 +265,7 @@ impl ReadPool {
                 return Error::io(&self.path, "read", std::io::Error::last_os_error());
             }
         }
-        Error::from_sqlite(&self.path, e).with_schema(self.schema)
+        self.sqlite_error(e)
     }
 
     /// The file is this kind, at the version this build reads or a newer one that readers of this version
@@ -242,7 +278,7 @@ impl ReadPool {
                         (SELECT user_version FROM pragma_user_version())",
             )
             .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
-            .at_db(&self.path, self.schema)?;
+            .map_err(|e| self.sqlite_error(e))?;
         let expected = self.schema.end_version();
         let path = self.path.clone();
         if version == 0 && application_id == 0 {

@@ -96,3 +96,59 @@ pub fn last_failure(db: &Path) -> Option<FailureRecord> {
     let text = std::fs::read_to_string(failure_path(db)).ok()?;
     serde_json::from_str(&text).ok()
 }
+
+/// Whether a database was encrypted at its owner's last successful open, and with which key (its check
+/// value, never the key): `<private folder>/<file>.key-check.json`. With it, a file SQLite cannot read is
+/// told apart: opened with the recorded key, it is damaged; with another key, the key is wrong; without a
+/// key, it needs one ([`crate::key::explain_not_a_database`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionRecord {
+    pub encrypted: bool,
+    /// [`Key::check_value`](crate::key::Key::check_value) of the key it was opened with.
+    pub key_check: Option<String>,
+}
+
+/// `<private folder>/<file>.key-check.json`.
+pub fn encryption_path(db: &Path) -> PathBuf {
+    record_path(db, ".key-check.json")
+}
+
+/// What the data directory recorded about `db`'s encryption (see [`EncryptionRecord`]).
+pub fn encryption(db: &Path) -> Option<EncryptionRecord> {
+    let text = std::fs::read_to_string(encryption_path(db)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The record [`note_encryption`] writes for `key` (or none).
+pub fn encryption_of(key: Option<&crate::key::Key>) -> EncryptionRecord {
+    EncryptionRecord {
+        encrypted: key.is_some(),
+        key_check: key.map(|k| k.check_value()),
+    }
+}
+
+/// Records that which key opens `db` is not known for now: something is about to put a file under another
+/// key (or none) in its place. Until its next successful open records the key again, a failure under a
+/// key is `key_rejected` and one without a key `key_required`, never damage: nothing is moved aside for it.
+pub fn note_key_unknown(db: &Path) -> crate::Result<()> {
+    let record = EncryptionRecord {
+        encrypted: true,
+        key_check: None,
+    };
+    private_dir::ensure(files::parent_dir(db))?;
+    let text = serde_json::to_string(&record).unwrap_or_default();
+    files::write_private_atomically(&encryption_path(db), text.as_bytes())
+}
+
+/// Records that `db` opens with `key` (or without one), unless that is recorded already. Called by the
+/// owner after each successful open, and by whatever puts a database in place under a key (a split, a key
+/// rotation).
+pub fn note_encryption(db: &Path, key: Option<&crate::key::Key>) -> crate::Result<()> {
+    let record = encryption_of(key);
+    if encryption(db).as_ref() == Some(&record) {
+        return Ok(());
+    }
+    private_dir::ensure(files::parent_dir(db))?;
+    let text = serde_json::to_string(&record).unwrap_or_default();
+    files::write_private_atomically(&encryption_path(db), text.as_bytes())
+}

@@ -17,6 +17,7 @@ use crate::check;
 use crate::conn_ext::ConnExt;
 use crate::error::{Error, Result, SqliteResultExt};
 use crate::files;
+use crate::key::Key;
 use crate::migrate;
 use crate::open_database::{OpenOptions, OwnerConnection};
 use crate::owner_lock::OwnerLock;
@@ -56,9 +57,10 @@ impl VerifiedBackup {
 }
 
 /// Checks that `backup` is a sound copy of this kind of database that this build can open:
-/// `integrity_check` clean, the right `application_id`, a schema version in 1..=this build's.
+/// `integrity_check` clean, the right `application_id`, a schema version in 1..=this build's. An encrypted
+/// database's backup is read with its `key`; one taken under another key is [`Error::KeyRejected`].
 /// Errors name the backup file.
-pub fn verify_backup(backup: &Path, schema: &'static Schema) -> Result<VerifiedBackup> {
+pub fn verify_backup(backup: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<VerifiedBackup> {
     // Only a regular file: opening a FIFO would wait for a writer forever (with both owner locks held).
     files::require_regular_file(backup, "read the backup")?;
     let conn = Connection::open_with_flags(
@@ -66,7 +68,8 @@ pub fn verify_backup(backup: &Path, schema: &'static Schema) -> Result<VerifiedB
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .at_db(backup, schema)?;
-    let state = migrate::read_state(&conn, backup, schema)?;
+    crate::key::apply(&conn, backup, key)?;
+    let state = migrate::read_state(&conn, backup, schema).map_err(|e| crate::key::explain(e, key))?;
     if state.is_blank() {
         return Err(Error::WrongDatabase {
             path: backup.to_path_buf(),
@@ -83,7 +86,8 @@ pub fn verify_backup(backup: &Path, schema: &'static Schema) -> Result<VerifiedB
             schema,
         });
     }
-    let problems = check::integrity_check(&conn).at_db(backup, schema)?;
+    let problems =
+        check::integrity_check(&conn).map_err(|e| crate::key::error_at(backup, key, e).with_schema(schema))?;
     if !problems.is_empty() {
         return Err(Error::Corrupt {
             path: backup.to_path_buf(),
@@ -148,11 +152,27 @@ pub fn interrupted(data_dir: &Path) -> bool {
 /// commit point). A failure before that puts every file back as it was; a kill before that is undone by the
 /// next owner's open ([`undo_interrupted`]). Only then is each opened as the owner (migrating it to this
 /// build's schema), its AUTOINCREMENT counters raised to at least the replaced file's and the given floors
-/// (no id is ever handed out twice), and a `restore` provenance row recorded. Returns the locks, still held.
+/// (no id is ever handed out twice), and a `restore` provenance row recorded. Each is opened with `key`
+/// (an encrypted database's backups are encrypted with its key). Returns the locks, still held.
 pub fn restore_all(
     placements: Vec<Placement>,
     aside_tag: &str,
     hook: Option<&RestoreHook>,
+    key: Option<&Key>,
+) -> Result<(Vec<RestoreReport>, Vec<OwnerLock>)> {
+    place_all(placements, aside_tag, hook, key, RESTORE_EVENT)
+}
+
+/// The provenance event a restore records in the file it puts in place.
+pub const RESTORE_EVENT: &str = "restore";
+
+/// [`restore_all`], recording `event` (what put the files in place: a restore, a key rotation) in each.
+pub fn place_all(
+    placements: Vec<Placement>,
+    aside_tag: &str,
+    hook: Option<&RestoreHook>,
+    key: Option<&Key>,
+    event: &str,
 ) -> Result<(Vec<RestoreReport>, Vec<OwnerLock>)> {
     let Some(first) = placements.first() else {
         return Ok((Vec::new(), Vec::new()));
@@ -195,8 +215,15 @@ pub fn restore_all(
         }
         return Err(e);
     }
-    // 2. The journal, then the moves; any failure puts everything back.
+    // 2. The journal, then the moves; any failure puts everything back. A file about to be replaced by one
+    // under another key (or none) has its key recorded as unknown first: until the new file's first open
+    // records its key, a failing open is a key problem, never damage (whichever file a kill leaves there).
     crate::private_dir::ensure(&data_dir)?;
+    for e in &journal.entries {
+        if crate::records::encryption(&e.db) != Some(crate::records::encryption_of(key)) {
+            crate::records::note_key_unknown(&e.db)?;
+        }
+    }
     let text = serde_json::to_string_pretty(&journal).unwrap_or_default();
     files::write_private_atomically(&journal_path(&data_dir), text.as_bytes())?;
     let moved = (|| -> Result<()> {
@@ -229,10 +256,14 @@ pub fn restore_all(
         let replaced = e.had_original.then(|| e.aside.clone());
         let mut floors = p.id_floors;
         if let Some(aside) = &replaced {
-            floors.extend(counters_of(aside));
+            floors.extend(counters_of(aside, key));
         }
-        let mut owner = OwnerConnection::open_locked(p.lock, p.schema, &OpenOptions::default())?;
-        let mut record = Provenance::now("restore");
+        let options = OpenOptions {
+            key: key.cloned(),
+            ..OpenOptions::default()
+        };
+        let mut owner = OwnerConnection::open_locked(p.lock, p.schema, &options)?;
+        let mut record = Provenance::now(event);
         record.source_path = Some(p.backup.path().display().to_string());
         record.source_version = Some(i64::from(p.backup.version));
         owner.write(|tx| {
@@ -259,6 +290,7 @@ pub fn restore_from(
     schema: &'static Schema,
     backup: &VerifiedBackup,
     aside_tag: &str,
+    key: Option<&Key>,
 ) -> Result<(RestoreReport, OwnerLock)> {
     let placement = Placement {
         schema,
@@ -266,7 +298,7 @@ pub fn restore_from(
         backup: backup.clone(),
         id_floors: Vec::new(),
     };
-    let (mut reports, mut locks) = restore_all(vec![placement], aside_tag, None)?;
+    let (mut reports, mut locks) = restore_all(vec![placement], aside_tag, None, key)?;
     let report = reports.pop().expect("restore_all reports every placement");
     let lock = locks.pop().expect("restore_all returns every lock");
     Ok((report, lock))
@@ -316,13 +348,16 @@ pub fn undo_interrupted(data_dir: &Path) -> Result<bool> {
 }
 
 /// The AUTOINCREMENT counters of a file (one moved aside, say), as floors for [`raise_counters`]. A
-/// damaged or unreadable file gives none. Opens a connection: not for a file an owner of this process has
-/// open.
-pub fn counters_of(db: &Path) -> Vec<(String, i64)> {
+/// damaged or unreadable file (or one `key` does not open) gives none. Opens a connection: not for a file an
+/// owner of this process has open.
+pub fn counters_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
     let Ok(conn) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
     else {
         return Vec::new();
     };
+    if crate::key::apply(&conn, db, key).is_err() {
+        return Vec::new();
+    }
     conn.prepare("SELECT name, seq FROM sqlite_sequence")
         .and_then(|mut stmt| stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .unwrap_or_default()

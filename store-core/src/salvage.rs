@@ -82,6 +82,10 @@ pub struct SalvageOptions {
     pub probe_budget: u32,
     /// Fault injection (see [`SalvageHook`]).
     pub before_verify: Option<SalvageHook>,
+    /// The key of an encrypted database: the damaged file, the backup and the output are all read and
+    /// written with it. Rows below a damaged interior page are not read page by page from an encrypted
+    /// file (its pages are ciphertext): they count as lost.
+    pub key: Option<crate::key::Key>,
 }
 
 impl Default for SalvageOptions {
@@ -90,6 +94,7 @@ impl Default for SalvageOptions {
             chunk_rows: DEFAULT_CHUNK_ROWS,
             probe_budget: DEFAULT_PROBE_BUDGET,
             before_verify: None,
+            key: None,
         }
     }
 }
@@ -100,6 +105,7 @@ impl std::fmt::Debug for SalvageOptions {
             .field("chunk_rows", &self.chunk_rows)
             .field("probe_budget", &self.probe_budget)
             .field("before_verify", &self.before_verify.as_ref().map(|_| "<hook>"))
+            .field("key", &self.key)
             .finish()
     }
 }
@@ -209,7 +215,7 @@ pub fn salvage_with(
             ),
         ));
     }
-    let source = DamagedFile::open(damaged, schema, base.is_some())?;
+    let source = DamagedFile::open(damaged, schema, base.is_some(), opts.key.as_ref())?;
     let built = build(&source, schema, base, out, opts);
     drop(source);
     match built {
@@ -244,6 +250,7 @@ pub fn place(
     built: &Path,
     report: &mut SalvageReport,
     id_floors: &[(String, i64)],
+    key: Option<&crate::key::Key>,
 ) -> Result<(Option<PathBuf>, OwnerLock)> {
     let path = lock.db_path().to_path_buf();
     files::ensure_regular(built)?;
@@ -253,7 +260,11 @@ pub fn place(
         report.from = q.clone();
     }
     report.out = path;
-    let mut owner = OwnerConnection::open_locked(lock, schema, &OpenOptions::default())?;
+    let options = OpenOptions {
+        key: key.cloned(),
+        ..OpenOptions::default()
+    };
+    let mut owner = OwnerConnection::open_locked(lock, schema, &options)?;
     let mut record = Provenance::now(SALVAGE_EVENT);
     record.source_path = Some(report.from.display().to_string());
     record.source_version = report.from_version.map(i64::from);
@@ -288,12 +299,19 @@ struct DamagedFile {
     unreadable: Option<String>,
     /// Its AUTOINCREMENT counters, when `sqlite_sequence` can be read.
     sequences: Option<BTreeMap<String, i64>>,
+    /// Opened with a key: its pages on disk are ciphertext, never read directly.
+    encrypted: bool,
 }
 
 impl DamagedFile {
     /// Opens `path` read-only and reads what it is. A file of another kind, or newer than this build, is
     /// refused. A file whose schema cannot be read is an error unless there is a backup to start from.
-    fn open(path: &Path, schema: &'static Schema, have_base: bool) -> Result<DamagedFile> {
+    fn open(
+        path: &Path,
+        schema: &'static Schema,
+        have_base: bool,
+        key: Option<&crate::key::Key>,
+    ) -> Result<DamagedFile> {
         files::require_regular_file(path, "read the damaged database")?;
         if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
             // SQLite deletes a `-wal` it finds beside an empty database, even on a read-only connection
@@ -311,6 +329,7 @@ impl DamagedFile {
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .at_db(path, schema)?;
+        crate::key::apply(&conn, path, key)?;
         // cell_size_check: a page whose cells are garbage fails rather than yields garbage rows.
         // writable_schema: SQLite refuses a file shorter than its header's page count as corrupt before
         // reading anything (btree.c, lockBtree) unless it is on; with it on, the pages that are there are read
@@ -324,8 +343,9 @@ impl DamagedFile {
             version: None,
             unreadable: None,
             sequences: None,
+            encrypted: key.is_some(),
         };
-        match migrate::read_state(&file.conn, path, schema) {
+        match migrate::read_state(&file.conn, path, schema).map_err(|e| crate::key::explain(e, key)) {
             Ok(state) => {
                 migrate::check_identity(path, schema, &state)?;
                 if state.user_version > schema.end_version() {
@@ -437,6 +457,7 @@ fn build(
     }
     let open = OpenOptions {
         temporary_file: true,
+        key: opts.key.clone(),
         ..OpenOptions::default()
     };
     // Creates the file 0600 (or opens the backup's copy) and migrates it to this build's schema.
@@ -878,6 +899,13 @@ fn orphan_rows(
     index: Option<&(String, Vec<i64>)>,
     notes: &mut Vec<String>,
 ) -> Vec<Row> {
+    if source.encrypted {
+        notes.push(format!(
+            "{table}: pages hidden by a damaged interior page were not read directly because the file is encrypted \
+             (its pages on disk are ciphertext)"
+        ));
+        return Vec::new();
+    }
     let wal = files::with_suffix(&source.path, "-wal");
     if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
         // A page in the WAL is newer than the same page in the file: reading the file's copy could bring

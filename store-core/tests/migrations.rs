@@ -345,7 +345,7 @@ fn a_backup_is_taken_before_migrating_existing_data() {
     assert_eq!(tags, 3);
     let mode_: String = copy.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode_, "delete", "a backup is one self-contained file");
-    let listed = store_core::backup::all_backups(&dir.path().join("backups"), &ITEMS).backups;
+    let listed = store_core::backup::all_backups(&dir.path().join("backups"), &ITEMS, None).backups;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].version, 1);
     assert_eq!(listed[0].class, store_core::backup::BackupClass::PreMigration);

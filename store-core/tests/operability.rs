@@ -49,7 +49,7 @@ fn while_an_owner_writes_the_check_runs_on_a_snapshot_and_names_the_owner() {
         &ITEMS,
         &InspectOptions {
             check: CheckLevel::Full,
-            backup_dir: None,
+            ..InspectOptions::default()
         },
     );
     assert!(h.is_healthy(), "{:?}", h.problems);
@@ -145,13 +145,13 @@ fn backups_are_private_verified_and_only_the_newest_k_are_kept() {
         taken.push(owner.backup_to(&to, 3).unwrap());
         assert_eq!(mode(&taken[i]), 0o600);
     }
-    let kept = list_backups(&to, &ITEMS, BackupClass::Manual).backups;
+    let kept = list_backups(&to, &ITEMS, BackupClass::Manual, None).backups;
     assert_eq!(
         kept.iter().map(|b| b.path.clone()).collect::<Vec<_>>(),
         [taken[3].clone(), taken[2].clone(), taken[1].clone()]
     );
     assert_eq!(count_rows(&taken[3], "items"), 20);
-    assert_eq!(verify_backup(&taken[3], &ITEMS).unwrap().version(), 3);
+    assert_eq!(verify_backup(&taken[3], &ITEMS, None).unwrap().version(), 3);
     assert_eq!(fs::read_dir(&to).unwrap().count(), 3, "no temporary files left");
 }
 
@@ -186,8 +186,16 @@ fn a_backup_from_a_read_only_connection_finishes_while_the_owner_writes() {
         .recv_timeout(std::time::Duration::from_secs(30))
         .expect("the writer committed within 30 s");
     let reader = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let backup =
-        backup::backup_connection(&reader, &db, &ITEMS, &dir.path().join("b"), BackupClass::Manual, 5).unwrap();
+    let backup = backup::backup_connection(
+        &reader,
+        &db,
+        &ITEMS,
+        &dir.path().join("b"),
+        BackupClass::Manual,
+        5,
+        None,
+    )
+    .unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = writer.join().unwrap();
     assert!(written > 0, "the writer really wrote while the backup ran");
@@ -195,7 +203,7 @@ fn a_backup_from_a_read_only_connection_finishes_while_the_owner_writes() {
         count_rows(&backup, "items") > 2000,
         "the backup holds the rows committed before it began, the writer's first included"
     );
-    assert!(verify_backup(&backup, &ITEMS).is_ok());
+    assert!(verify_backup(&backup, &ITEMS, None).is_ok());
 }
 
 #[test]
@@ -214,8 +222,8 @@ fn restore_moves_the_current_file_aside_with_its_wal_and_places_the_backup() {
     assert!(with_suffix(&db, "-wal").exists());
 
     let lock = OwnerLock::acquire(&db).unwrap();
-    let verified = verify_backup(&backup, &ITEMS).unwrap();
-    let (report, lock) = restore_from(lock, &ITEMS, &verified, "replaced").unwrap();
+    let verified = verify_backup(&backup, &ITEMS, None).unwrap();
+    let (report, lock) = restore_from(lock, &ITEMS, &verified, "replaced", None).unwrap();
     drop(lock);
     let aside = report.moved_aside.clone().unwrap();
     assert!(
@@ -257,7 +265,7 @@ fn backups_that_are_not_sound_are_refused() {
     let other = dir.path().join("config.db");
     drop(OwnerConnection::open(&other, &OTHER).unwrap());
     assert_eq!(
-        verify_backup(&other, &ITEMS).unwrap_err().kind(),
+        verify_backup(&other, &ITEMS, None).unwrap_err().kind(),
         ErrorKind::WrongDatabase
     );
 
@@ -268,18 +276,18 @@ fn backups_that_are_not_sound_are_refused() {
         .execute_batch("PRAGMA user_version = 4")
         .unwrap();
     assert_eq!(
-        verify_backup(&newer, &ITEMS).unwrap_err().kind(),
+        verify_backup(&newer, &ITEMS, None).unwrap_err().kind(),
         ErrorKind::SchemaNewer
     );
 
     let garbage = dir.path().join("garbage.db");
     fs::write(&garbage, vec![7u8; 9000]).unwrap();
     assert_eq!(
-        verify_backup(&garbage, &ITEMS).unwrap_err().kind(),
+        verify_backup(&garbage, &ITEMS, None).unwrap_err().kind(),
         ErrorKind::NotADatabase
     );
 
-    let missing = verify_backup(&dir.path().join("nope.db"), &ITEMS).unwrap_err();
+    let missing = verify_backup(&dir.path().join("nope.db"), &ITEMS, None).unwrap_err();
     assert_eq!(missing.kind(), ErrorKind::Io);
     assert!(missing.to_string().contains("nope.db"), "{missing}");
 }

@@ -95,14 +95,23 @@ fn an_older_damaged_file_on_top_of_a_backup_keeps_the_backup_and_adds_newer_rows
     let db = NOTES.path_in(dir.path());
     let owner = open_at_version(&db, &NOTES, 1).unwrap();
     add(owner.conn(), (0, 1000), (0, 100));
-    let backup = backup_connection(owner.conn(), &db, &NOTES, &dir.path().join("b"), BackupClass::Manual, 5).unwrap();
+    let backup = backup_connection(
+        owner.conn(),
+        &db,
+        &NOTES,
+        &dir.path().join("b"),
+        BackupClass::Manual,
+        5,
+        None,
+    )
+    .unwrap();
     add(owner.conn(), (1000, 3000), (100, 200));
     owner.conn().execute("UPDATE prefs SET value = 'changed'", []).unwrap();
     drop(owner);
     damage_middle_leaf(&db, "notes");
     let damaged = fs::read(&db).unwrap();
 
-    let base = verify_backup(&backup, &NOTES).unwrap();
+    let base = verify_backup(&backup, &NOTES, None).unwrap();
     let out = temp_path(&db);
     let report = salvage(&db, &NOTES, Some(&base), &out).unwrap();
     assert_eq!(fs::read(&db).unwrap(), damaged, "the damaged file is only read");

@@ -1,0 +1,208 @@
+//! The cost of encryption at rest (`--features encryption`): the same writer, the same events, into a
+//! plaintext activity.db and an encrypted one (SQLCipher, raw 256-bit key), in one run of one binary.
+//!
+//! Criterion groups (mean time and throughput of each side):
+//! - `encryption_one_per_commit`: one event per commit;
+//! - `encryption_group_commit_1000`: 1000 single pushes into a group-commit buffer, committed together.
+//!
+//! As in `benches/activity.rs`, each group comes with an *interleaved* run printed as a `ratio ...` line
+//! (the two sides alternate in short chunks, in random order each round, so both see the same machine and
+//! write as many events); the README's numbers are read off those lines. The two sides write two files (one
+//! cannot be both), each checkpointing on its own; every comparison starts on new files.
+//!
+//! `cargo bench --features encryption --bench encryption`
+
+use std::cell::Cell;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use activity_store::{ActivityWriter, GroupCommitPolicy, NewEvent, WriterOptions};
+use chrono::{DateTime, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use store_core::{Key, OpenOptions};
+
+const MEASURE: Duration = Duration::from_secs(5);
+const WARM_UP: Duration = Duration::from_secs(2);
+/// How long each interleaved comparison runs.
+const INTERLEAVED: Duration = Duration::from_secs(8);
+const GROUP: GroupCommitPolicy = GroupCommitPolicy {
+    max_events: 1000,
+    max_delay: Duration::from_secs(3600),
+};
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap()
+}
+
+/// Event times that only go forward, as a daemon's do.
+struct Clock(Cell<i64>);
+
+impl Clock {
+    fn stamp(&self, events: &mut [NewEvent]) {
+        for e in events {
+            self.0.set(self.0.get() + 1);
+            e.at = at(self.0.get());
+        }
+    }
+}
+
+fn sample_events(n: i64) -> Vec<NewEvent> {
+    (0..n)
+        .map(|i| NewEvent {
+            session_id: Some(1),
+            event_type: ["focus", "title_change", "input"][(i % 3) as usize].to_string(),
+            app: Some("firefox".into()),
+            title: Some(format!("firefox - task {}", i % 1000)),
+            url: Some(format!("https://docs.rs/task/{}/{}", i % 1000, i % 16)),
+            at: at(1_700_000_000_000 + i),
+            idle_seconds: None,
+        })
+        .collect()
+}
+
+fn writer(dir: &Path, key: Option<Key>) -> ActivityWriter {
+    let options = WriterOptions {
+        open: OpenOptions {
+            key,
+            ..OpenOptions::default()
+        },
+        ..WriterOptions::default()
+    };
+    ActivityWriter::open_with(&dir.join("activity.db"), &options).unwrap()
+}
+
+/// Runs `a` and `b` (each one chunk of work, returning the events it wrote) in alternation for
+/// `INTERLEAVED`, in random order each round. Returns each side's events per second.
+fn interleave(mut a: impl FnMut() -> u64, mut b: impl FnMut() -> u64) -> (f64, f64) {
+    let (mut time_a, mut time_b, mut events_a, mut events_b) = (Duration::ZERO, Duration::ZERO, 0, 0);
+    let start = Instant::now();
+    while start.elapsed() < INTERLEAVED {
+        let first = u8::from(rand::random::<bool>());
+        for side in [first, 1 - first] {
+            let t = Instant::now();
+            if side == 0 {
+                events_a += a();
+                time_a += t.elapsed();
+            } else {
+                events_b += b();
+                time_b += t.elapsed();
+            }
+        }
+    }
+    (
+        events_a as f64 / time_a.as_secs_f64(),
+        events_b as f64 / time_b.as_secs_f64(),
+    )
+}
+
+/// Pushes every event into the group; returns the events committed meanwhile.
+fn push_all(group: &mut activity_store::GroupCommit, clock: &Clock, events: &mut [NewEvent]) -> u64 {
+    clock.stamp(events);
+    let mut committed = 0;
+    for e in events.iter() {
+        if let Some(c) = group.push(e.clone()).unwrap() {
+            committed += c.event_ids.len() as u64;
+        }
+    }
+    committed
+}
+
+fn print_ratio(name: &str, (encrypted, plain): (f64, f64)) {
+    println!(
+        "ratio {name} (interleaved): encrypted {encrypted:.0} events/s, plaintext {plain:.0} events/s, \
+         encrypted/plaintext = {:.3}",
+        encrypted / plain
+    );
+}
+
+/// A plaintext and an encrypted writer on two new files in `dir`, and their event buffers and clocks.
+struct Sides {
+    plain: ActivityWriter,
+    enc: ActivityWriter,
+    plain_events: Vec<NewEvent>,
+    enc_events: Vec<NewEvent>,
+    plain_clock: Clock,
+    enc_clock: Clock,
+}
+
+fn sides(dir: &Path, name: &str) -> Sides {
+    Sides {
+        plain: writer(&dir.join(name).join("plain"), None),
+        enc: writer(&dir.join(name).join("encrypted"), Some(Key::generate().unwrap())),
+        plain_events: sample_events(1000),
+        enc_events: sample_events(1000),
+        plain_clock: Clock(Cell::new(1_700_000_000_000)),
+        enc_clock: Clock(Cell::new(1_700_000_000_000)),
+    }
+}
+
+/// One event per commit into `w`.
+fn one(w: &mut ActivityWriter, clock: &Clock, events: &mut [NewEvent]) {
+    clock.stamp(&mut events[..1]);
+    w.record_event(&events[0]).unwrap();
+}
+
+// Each comparison starts on two new files: the side that commits faster would otherwise work on a larger
+// file (deeper indexes) in the next one. The interleaved run, which writes as many events to each side,
+// comes first; criterion's (which runs each side for a fixed time) after it, on two more new files.
+fn encryption(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+
+    // 250 commits per chunk: about one autocheckpoint cycle of each file.
+    let mut s = sides(dir.path(), "one-interleaved");
+    print_ratio(
+        "encryption_one_per_commit",
+        interleave(
+            || {
+                (0..250).for_each(|_| one(&mut s.enc, &s.enc_clock, &mut s.enc_events));
+                250
+            },
+            || {
+                (0..250).for_each(|_| one(&mut s.plain, &s.plain_clock, &mut s.plain_events));
+                250
+            },
+        ),
+    );
+    let mut s = sides(dir.path(), "one-criterion");
+    let mut g = c.benchmark_group("encryption_one_per_commit");
+    g.throughput(Throughput::Elements(1))
+        .measurement_time(MEASURE)
+        .warm_up_time(WARM_UP)
+        .sample_size(50);
+    g.bench_function("plaintext", |b| {
+        b.iter(|| one(&mut s.plain, &s.plain_clock, &mut s.plain_events))
+    });
+    g.bench_function("encrypted", |b| {
+        b.iter(|| one(&mut s.enc, &s.enc_clock, &mut s.enc_events))
+    });
+    g.finish();
+
+    let s = sides(dir.path(), "group-interleaved");
+    let (mut plain, mut enc) = (s.plain.into_group_commit(GROUP), s.enc.into_group_commit(GROUP));
+    let (mut plain_events, mut enc_events) = (s.plain_events, s.enc_events);
+    print_ratio(
+        "encryption_group_commit_1000",
+        interleave(
+            || push_all(&mut enc, &s.enc_clock, &mut enc_events),
+            || push_all(&mut plain, &s.plain_clock, &mut plain_events),
+        ),
+    );
+    let s = sides(dir.path(), "group-criterion");
+    let (mut plain, mut enc) = (s.plain.into_group_commit(GROUP), s.enc.into_group_commit(GROUP));
+    let (mut plain_events, mut enc_events) = (s.plain_events, s.enc_events);
+    let mut g = c.benchmark_group("encryption_group_commit_1000");
+    g.throughput(Throughput::Elements(1000))
+        .measurement_time(MEASURE)
+        .warm_up_time(WARM_UP)
+        .sample_size(30);
+    g.bench_function("plaintext", |b| {
+        b.iter(|| push_all(&mut plain, &s.plain_clock, &mut plain_events))
+    });
+    g.bench_function("encrypted", |b| {
+        b.iter(|| push_all(&mut enc, &s.enc_clock, &mut enc_events))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encryption);
+criterion_main!(benches);

@@ -1,0 +1,147 @@
+//! A split with a key (`--features encryption`): encrypted outputs (and a dry run's scratch outputs), the
+//! plaintext legacy file unchanged, a rejects file with no settings value and no calendar feed URL, the
+//! upgrade step and the binary's `--key-file`.
+#![cfg(feature = "encryption")]
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fs;
+
+use common::*;
+use migrate_split::{Options, Outcome, UpgradeOptions, prepare, split};
+use store_core::{ErrorKind, Key, OpenOptions, OwnerConnection};
+
+const SQLITE_HEADER: &[u8] = b"SQLite format 3\0";
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn a_split_with_a_key_writes_encrypted_outputs_from_a_plaintext_legacy_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, summary) = legacy_file(dir.path(), &all_quirks(3));
+    let legacy_sha = sha256(&legacy);
+    let data = dir.path().join("data");
+    let key = Key::generate().unwrap();
+    let options = Options {
+        key: Some(key.clone()),
+        ..Options::default()
+    };
+    let dry = split(
+        &legacy,
+        &data,
+        &Options {
+            dry_run: true,
+            ..options.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(dry.outcome, Outcome::DryRun);
+    let report = split(&legacy, &data, &options).unwrap();
+    assert_eq!(report.outcome, Outcome::Split);
+    assert_eq!(report.tables, dry.tables);
+    assert_eq!(
+        sha256(&legacy),
+        legacy_sha,
+        "the legacy file is unchanged (and stays plaintext)"
+    );
+
+    let (activity, config, rejects) = migrate_split::output_paths(&data);
+    for db in [&activity, &config] {
+        let bytes = fs::read(db).unwrap();
+        assert!(!bytes.starts_with(SQLITE_HEADER), "{} is plaintext", db.display());
+        for secret in summary.secret_values.iter().chain(&summary.secret_urls) {
+            assert!(
+                !contains(&bytes, secret),
+                "{} holds a secret in the clear",
+                db.display()
+            );
+        }
+    }
+    // The rejects file is plaintext, and holds no secret.
+    let text = fs::read_to_string(&rejects).unwrap();
+    for secret in summary.secret_values.iter().chain(&summary.secret_urls) {
+        assert!(!text.contains(secret.as_str()), "a secret in the rejects file");
+    }
+    assert!(
+        text.contains("\"url\":\"https://calendar.example.com/<redacted>\""),
+        "{text}"
+    );
+
+    // The owners open the outputs with the key, and a wrong key is named as such.
+    let open = |k: Option<Key>| {
+        let opts = OpenOptions {
+            key: k,
+            ..OpenOptions::default()
+        };
+        OwnerConnection::open_with(&config, &config_store::SCHEMA, &opts)
+    };
+    let err = open(Some(Key::generate().unwrap())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::KeyRejected, "{err}");
+    assert_eq!(open(None).unwrap_err().kind(), ErrorKind::KeyRequired);
+    let owner = open(Some(key.clone())).unwrap();
+    let projects: i64 = owner
+        .read(|c| c.query_row("SELECT count(*) FROM projects", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(projects as u64, summary.tables["projects"].counts.copied);
+    drop(owner);
+
+    // The upgrade step finds the split done, with or without the key.
+    let upgrade = UpgradeOptions {
+        legacy: Some(legacy.clone()),
+        key: Some(key),
+        ..UpgradeOptions::default()
+    };
+    assert!(matches!(
+        prepare(&data, &upgrade).unwrap(),
+        migrate_split::Upgrade::AlreadyDone
+    ));
+}
+
+#[test]
+fn the_binary_takes_a_key_file_and_never_prints_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, summary) = legacy_file(dir.path(), &all_quirks(3));
+    let data = dir.path().join("data");
+    let key_file = dir.path().join("k");
+    Key::generate().unwrap().write_file(&key_file).unwrap();
+    let args: Vec<&OsStr> = vec![
+        "--legacy".as_ref(),
+        legacy.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--json".as_ref(),
+        "--key-file".as_ref(),
+        key_file.as_os_str(),
+    ];
+    let out = run_bin(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in summary.secret_values.iter().chain(&summary.secret_urls) {
+        assert!(!printed.contains(secret.as_str()), "a secret was printed");
+    }
+    assert!(!fs::read(data.join("activity.db")).unwrap().starts_with(SQLITE_HEADER));
+
+    // A key file others may read is refused before anything is done.
+    let other = dir.path().join("other");
+    let loose = dir.path().join("loose");
+    Key::generate().unwrap().write_file(&loose).unwrap();
+    fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = run_bin(&[
+        "--legacy".as_ref(),
+        legacy.as_os_str(),
+        "--data-dir".as_ref(),
+        other.as_os_str(),
+        "--key-file".as_ref(),
+        loose.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    assert!(!other.exists(), "nothing was created");
+}

@@ -1,0 +1,442 @@
+//! Encryption at rest through the real `splitstore` binary (`--features encryption`): the daemon and the
+//! server race on an encrypted data directory and lose nothing; no file of the data directory (databases,
+//! WAL, backups, pre-migration backups, files moved aside) starts with SQLite's header or holds a window
+//! title, a token or a calendar feed URL written through the API; doctor, report, backup and restore work
+//! with the key; with a wrong key every command fails saying the key was rejected and repair moves nothing;
+//! a key rotation is all or nothing and leaves the old backups under the old key. Without the feature, every
+//! command refuses a key file.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::*;
+
+/// Writes a fresh random key to `path` (0600) and returns its path as text.
+fn key_file(path: &Path) -> String {
+    store_core::Key::generate().unwrap().write_file(path).unwrap();
+    utf8(path).to_string()
+}
+
+#[cfg(not(feature = "encryption"))]
+#[test]
+fn without_the_feature_every_command_refuses_a_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    let k = key_file(&dir.path().join("k"));
+    let d = utf8(&data);
+    for args in [
+        vec!["daemon", "--data-dir", d, "--events", "10"],
+        vec!["server", "--data-dir", d, "--seconds", "0.1"],
+        vec!["report", "--data-dir", d],
+        vec!["doctor", "--data-dir", d],
+        vec!["backup", "--data-dir", d],
+        vec!["restore", "--data-dir", d, "--from", d],
+        vec!["repair", "--data-dir", d],
+        vec!["rekey", "--data-dir", d, "--new-key-file", &k],
+    ] {
+        let mut args = args.clone();
+        if args[0] != "rekey" {
+            args.extend(["--key-file", &k]);
+        }
+        let out = run_splitstore(&args);
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout} {stderr}");
+        assert!(stderr.contains("`encryption` feature"), "{args:?}: {stderr}");
+    }
+    assert!(!data.join("activity.db").exists() && !data.join("config.db").exists());
+}
+
+#[cfg(feature = "encryption")]
+mod encrypted {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use activity_store::{ActivityWriter, NewSession, WriterOptions};
+    use config_store::{ConfigStore, NewSubscription};
+    use store_core::{Key, OpenOptions};
+
+    const SQLITE_HEADER: &[u8] = b"SQLite format 3\0";
+    /// Written through the API; no byte of the data directory may hold them.
+    const TITLE: &str = "Divorce lawyer consultation - Confidential";
+    const URL: &str = "https://bank.example.com/statement/acct-99817";
+    const TOKEN: &str = "tok-5c9e21f7-never-on-disk-in-the-clear";
+    const FEED_TOKEN: &str = "private-a83f9c11d2e4";
+
+    fn feed_url() -> String {
+        format!("https://calendar.example.com/ical/me%40example.com/{FEED_TOKEN}/basic.ics")
+    }
+
+    /// Every file under `dir`, recursively.
+    fn all_files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
+            if e.file_type().unwrap().is_dir() {
+                out.extend(all_files(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn contains(haystack: &[u8], needle: &str) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    /// Every file of the data directory that holds data (not the private folder's records, the lock files
+    /// that name their last holder, nor the `-shm` and empty `-wal` a reader's connection leaves), with its
+    /// size and a digest of its bytes.
+    fn snapshot(data: &Path) -> BTreeMap<PathBuf, (usize, String)> {
+        use sha2::Digest;
+        all_files(data)
+            .into_iter()
+            .filter(|p| !p.starts_with(data.join(".private")))
+            .filter(|p| !p.to_string_lossy().ends_with("-shm") && !p.to_string_lossy().ends_with(".lock"))
+            .filter(|p| !(p.to_string_lossy().ends_with("-wal") && fs::metadata(p).unwrap().len() == 0))
+            .map(|p| {
+                let bytes = fs::read(&p).unwrap();
+                let digest = format!("{:x}", sha2::Sha256::digest(&bytes));
+                (p, (bytes.len(), digest))
+            })
+            .collect()
+    }
+
+    fn key_of(file: &str) -> Key {
+        Key::read_file(Path::new(file)).unwrap()
+    }
+
+    /// Seeds `data` through the library, with the key: activity.db at the schema before this build's (so the
+    /// daemon's open migrates it and takes a pre-migration backup) holding a session with a private title
+    /// and URL; config.db holding an API token and a private calendar feed.
+    fn seed(data: &Path, key: &Key) {
+        let open = OpenOptions {
+            key: Some(key.clone()),
+            target_version: Some(activity_store::SCHEMA.end_version() - 1),
+            ..OpenOptions::default()
+        };
+        let options = WriterOptions {
+            open,
+            ..WriterOptions::default()
+        };
+        let mut writer = ActivityWriter::open_with(&activity_store::SCHEMA.path_in(data), &options).unwrap();
+        let start = chrono::Utc::now() - chrono::Duration::hours(2);
+        let id = writer
+            .start_session(&NewSession {
+                title: Some(TITLE.into()),
+                url: Some(URL.into()),
+                ..NewSession::new("browser", start)
+            })
+            .unwrap();
+        // Left open: this schema version cannot end it; the daemon's open recovers it.
+        let _ = id;
+        drop(writer);
+        let open = OpenOptions {
+            key: Some(key.clone()),
+            ..OpenOptions::default()
+        };
+        let mut config = ConfigStore::open_with(&config_store::SCHEMA.path_in(data), &open).unwrap();
+        config.set_secret_setting("sync.api_token", TOKEN).unwrap();
+        config
+            .add_subscription(&NewSubscription::new("Private", feed_url()))
+            .unwrap();
+    }
+
+    /// `splitstore <args> --key-file <key>`.
+    fn with_key(args: &[&str], key: &str) -> std::process::Output {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--key-file", key]);
+        run_splitstore(&all)
+    }
+
+    fn field(line: &str, key: &str) -> u64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+    }
+
+    fn count(data: &Path, key: &Key, schema: &'static store_core::Schema, table: &str) -> u64 {
+        let conn = store_core::read_pool::open_read_only(&schema.path_in(data), schema, Some(key)).unwrap();
+        store_core::check::row_counts(&conn).unwrap()[table]
+    }
+
+    #[test]
+    fn an_encrypted_data_directory_end_to_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        fs::create_dir(&data).unwrap();
+        fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let k = key_file(&dir.path().join("key"));
+        let key = key_of(&k);
+        seed(&data, &key);
+        let d = utf8(&data);
+        let mut outputs = Vec::new();
+
+        // The race, as in the demo: both owners at once, a backup in the middle.
+        let daemon = splitstore()
+            .args([
+                "daemon",
+                "--data-dir",
+                d,
+                "--seconds",
+                "2",
+                "--batch",
+                "200",
+                "--key-file",
+                &k,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let server = splitstore()
+            .args(["server", "--data-dir", d, "--seconds", "2", "--key-file", &k])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once both own their files (the daemon's open migrated activity.db first).
+        for db in ["activity.db", "config.db"] {
+            let path = data.join(db);
+            let start = std::time::Instant::now();
+            while !matches!(
+                store_core::OwnerLock::probe(&path),
+                Ok(store_core::LockState::Held { .. })
+            ) {
+                assert!(start.elapsed() < Duration::from_secs(30), "{db} was never owned");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let backup = with_key(&["backup", "--data-dir", d], &k);
+        assert!(backup.status.success(), "{backup:?}");
+        outputs.push(backup);
+        let daemon = wait_output_within(daemon, Duration::from_secs(60));
+        let server = wait_output_within(server, Duration::from_secs(60));
+        assert!(daemon.status.success(), "{daemon:?}");
+        assert!(server.status.success(), "{server:?}");
+        let (daemon_out, _) = texts(&daemon);
+        let (server_out, _) = texts(&server);
+        let d_line = daemon_out
+            .lines()
+            .rfind(|l| l.starts_with("daemon:"))
+            .unwrap()
+            .to_string();
+        let s_line = server_out
+            .lines()
+            .rfind(|l| l.starts_with("server:"))
+            .unwrap()
+            .to_string();
+        outputs.extend([daemon, server]);
+
+        // Nothing lost: every event the daemon committed, the seeded session and every project alive.
+        assert_eq!(
+            count(&data, &key, &activity_store::SCHEMA, "activity_events"),
+            field(&d_line, "events")
+        );
+        assert_eq!(
+            count(&data, &key, &activity_store::SCHEMA, "activity_sessions"),
+            field(&d_line, "sessions") + 1
+        );
+        assert_eq!(
+            count(&data, &key, &config_store::SCHEMA, "projects"),
+            field(&s_line, "projects_created") - field(&s_line, "projects_deleted")
+        );
+        let pre = all_files(&data.join("backups/pre-migration"));
+        assert_eq!(
+            pre.len(),
+            1,
+            "the daemon's migration took a pre-migration backup: {pre:?}"
+        );
+
+        // Doctor and report work with the key.
+        let doctor = with_key(&["doctor", "--data-dir", d], &k);
+        assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
+        let report = with_key(&["report", "--data-dir", d, "--json"], &k);
+        assert!(report.status.success(), "{report:?}");
+        let (report_out, _) = texts(&report);
+        let rows: serde_json::Value = serde_json::from_str(report_out.trim()).unwrap();
+        assert!(!rows.as_array().unwrap().is_empty());
+        outputs.extend([doctor, report]);
+
+        // A restore leaves the files it replaced beside the new ones (moved aside, encrypted).
+        let restore = with_key(&["restore", "--data-dir", d, "--from", &format!("{d}/backups")], &k);
+        assert!(restore.status.success(), "{restore:?}");
+        outputs.push(restore);
+        let files = all_files(&data);
+        assert!(
+            files.iter().any(|f| f.to_string_lossy().contains(".replaced-")),
+            "{files:?}"
+        );
+
+        // No file of the data directory holds a title, a URL, a token or a feed in the clear, and no
+        // database, backup or moved-aside copy is a plaintext SQLite file.
+        for file in &files {
+            let bytes = fs::read(file).unwrap();
+            for secret in [TITLE, URL, TOKEN, FEED_TOKEN] {
+                assert!(
+                    !contains(&bytes, secret),
+                    "{} holds {secret:?} in the clear",
+                    file.display()
+                );
+            }
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            let database = !name.ends_with("-wal")
+                && !name.ends_with("-shm")
+                && !name.ends_with(".lock")
+                && !file.starts_with(data.join(".private"));
+            if database {
+                assert!(
+                    !bytes.starts_with(SQLITE_HEADER),
+                    "{} is a plaintext database",
+                    file.display()
+                );
+            }
+        }
+        let dbs: Vec<&PathBuf> = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "db") || f.to_string_lossy().contains(".replaced-"))
+            .collect();
+        assert!(
+            dbs.len() >= 7,
+            "databases, backups, pre-migration backup, moved-aside copies: {dbs:?}"
+        );
+
+        // A wrong key: every command fails saying so, and nothing moves or changes.
+        let wrong = key_file(&dir.path().join("wrong"));
+        let before = snapshot(&data);
+        for args in [
+            vec!["daemon", "--data-dir", d, "--events", "10"],
+            vec!["server", "--data-dir", d, "--seconds", "0.1"],
+            vec!["report", "--data-dir", d],
+            vec!["doctor", "--data-dir", d],
+            vec!["backup", "--data-dir", d],
+            vec!["restore", "--data-dir", d, "--from", &format!("{d}/backups")],
+            vec!["repair", "--data-dir", d],
+            vec!["repair", "--data-dir", d, "--salvage"],
+            vec!["repair", "--data-dir", d, "--allow-empty"],
+        ] {
+            let out = with_key(&args, &wrong);
+            let (stdout, stderr) = texts(&out);
+            assert_ne!(out.status.code(), Some(0), "{args:?}: {stdout} {stderr}");
+            assert!(
+                stdout.contains("the key was rejected") || stderr.contains("the key was rejected"),
+                "{args:?}: {stdout} {stderr}"
+            );
+            assert!(
+                !stdout.contains("damaged") && !stderr.contains("damaged"),
+                "{args:?}: {stdout} {stderr}"
+            );
+            outputs.push(out);
+        }
+        let rekey = run_splitstore(["rekey", "--data-dir", d, "--key-file", &wrong, "--new-key-file", &k]);
+        assert_ne!(rekey.status.code(), Some(0));
+        assert!(texts(&rekey).1.contains("the key was rejected"), "{rekey:?}");
+        assert_eq!(snapshot(&data), before, "nothing moved or changed");
+
+        // No key at all: doctor says the files need their key (and never that they are damaged).
+        let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+        assert_eq!(doctor.status.code(), Some(1));
+        let (doctor_out, _) = texts(&doctor);
+        assert!(doctor_out.contains("\"key_required\""), "{doctor_out}");
+        assert!(!doctor_out.contains("\"corrupt\"") && !doctor_out.contains("\"not_a_database\""));
+        outputs.push(doctor);
+
+        // No output of any command held a secret.
+        for out in &outputs {
+            let (stdout, stderr) = texts(out);
+            for secret in [TOKEN, FEED_TOKEN, key.to_hex().as_str()] {
+                assert!(
+                    !stdout.contains(secret) && !stderr.contains(secret),
+                    "{stdout} {stderr}"
+                );
+            }
+        }
+
+        // Key rotation: both files under the new key, the old files kept aside, backups under the old key.
+        let events_before = count(&data, &key, &activity_store::SCHEMA, "activity_events");
+        let new = key_file(&dir.path().join("new"));
+        let rotated = run_splitstore(["rekey", "--data-dir", d, "--key-file", &k, "--new-key-file", &new]);
+        assert!(rotated.status.success(), "{rotated:?}");
+        let (rotated_out, _) = texts(&rotated);
+        assert!(
+            rotated_out.contains("existing backups stay under the key"),
+            "{rotated_out}"
+        );
+        let doctor = with_key(&["doctor", "--data-dir", d], &new);
+        let (doctor_out, _) = texts(&doctor);
+        assert_eq!(doctor.status.code(), Some(0), "{doctor_out}");
+        assert!(doctor_out.contains("before a key rotation"), "{doctor_out}");
+        assert!(
+            doctor_out.contains("not used as a backup"),
+            "old backups stay under the old key: {doctor_out}"
+        );
+        let old = with_key(&["report", "--data-dir", d], &k);
+        assert!(texts(&old).1.contains("the key was rejected"), "{old:?}");
+        assert_eq!(
+            count(&data, &key_of(&new), &activity_store::SCHEMA, "activity_events"),
+            events_before
+        );
+        let cleanup = run_splitstore(["cleanup", "--data-dir", d, "--older-than", "0"]);
+        assert!(cleanup.status.success(), "{cleanup:?}");
+        assert!(!all_files(&data).iter().any(|f| f.to_string_lossy().contains("rekeyed")));
+    }
+
+    #[test]
+    fn a_plaintext_data_directory_is_encrypted_by_rekey() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        seed_data_dir(&data, 500);
+        let d = utf8(&data);
+        let k = key_file(&dir.path().join("key"));
+        let with = with_key(&["doctor", "--data-dir", d], &k);
+        assert!(texts(&with).0.contains("[not_encrypted]"), "{with:?}");
+        let rekey = run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &k]);
+        assert!(rekey.status.success(), "{rekey:?}");
+        for db in ["activity.db", "config.db"] {
+            assert!(!fs::read(data.join(db)).unwrap().starts_with(SQLITE_HEADER), "{db}");
+        }
+        let key = key_of(&k);
+        assert_eq!(count(&data, &key, &activity_store::SCHEMA, "activity_events"), 500);
+        let doctor = with_key(&["doctor", "--data-dir", d], &k);
+        assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
+        // And back, for a user who turns encryption off.
+        let back = run_splitstore(["rekey", "--data-dir", d, "--key-file", &k, "--decrypt"]);
+        assert!(back.status.success(), "{back:?}");
+        assert!(fs::read(data.join("activity.db")).unwrap().starts_with(SQLITE_HEADER));
+        let doctor = run_splitstore(["doctor", "--data-dir", d]);
+        assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
+    }
+
+    #[test]
+    fn the_demo_runs_encrypted_with_a_generated_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("demo");
+        let out = output_within(
+            splitstore().args(["demo", "--seconds", "1.5", "--data-dir", utf8(&data)]),
+            Duration::from_secs(120),
+        );
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "{stdout} {stderr}");
+        assert!(stdout.contains("encrypted at rest"), "{stdout}");
+        assert!(stdout.contains("lost=0"), "{stdout}");
+        for db in ["activity.db", "config.db"] {
+            assert!(!fs::read(data.join(db)).unwrap().starts_with(SQLITE_HEADER), "{db}");
+        }
+        for backup in all_files(&data.join("backups")) {
+            assert!(
+                !fs::read(&backup).unwrap().starts_with(SQLITE_HEADER),
+                "{}",
+                backup.display()
+            );
+        }
+        let doctor = with_key(&["doctor", "--data-dir", utf8(&data)], utf8(&data.join("demo.key")));
+        assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
+    }
+}
