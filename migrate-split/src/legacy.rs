@@ -7,7 +7,6 @@
 
 use std::fs::{self, File};
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -245,26 +244,10 @@ fn check_structure(conn: &Connection, path: &Path) -> Result<()> {
     ))
 }
 
-/// `file:` URI of a path, with the characters URIs give a meaning percent-encoded
-/// (https://sqlite.org/uri.html).
-pub(crate) fn file_uri(path: &Path, query: &str) -> String {
-    let mut uri = String::from("file:");
-    for &b in path.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
-            uri.push(b as char);
-        } else {
-            uri.push_str(&format!("%{b:02X}"));
-        }
-    }
-    uri.push('?');
-    uri.push_str(query);
-    uri
-}
-
 /// Opens read-only through a `mode=ro` URI: SQLite cannot write the file, nor create one if it vanished.
 fn open_read_only(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(file_uri(path, "mode=ro"), flags).map_err(|e| legacy_error(path, e))
+    Connection::open_with_flags(store_core::files::file_uri(path, "mode=ro"), flags).map_err(|e| legacy_error(path, e))
 }
 
 /// Reads the version and checks every table against it. Returns the version and the unknown tables.

@@ -10,7 +10,7 @@ use store_core::{Provenance, files};
 
 use crate::convert::{OutputPaths, SplitDetail};
 use crate::error::{Result, SplitError};
-use crate::legacy::file_uri;
+use store_core::files::file_uri;
 
 /// Name of the rejects file in the data directory (declared with the stores' predecessor).
 pub const REJECTS_FILE_NAME: &str = activity_store::schema::LEGACY.converter_rejects;

@@ -9,8 +9,8 @@ use store_core::{Schema, SqliteResultExt};
 
 use crate::digest::RowDigest;
 use crate::error::{Result, SplitError};
-use crate::legacy::file_uri;
 use crate::queries::{self, Table};
+use store_core::files::file_uri;
 
 /// Page cache of a verifying connection (KiB): it reads each page once, in order, so a small cache is
 /// enough, and keeps the split's memory flat.

@@ -327,6 +327,23 @@ pub fn discard_temporary_database(db: &Path) {
     let _ = fs::remove_file(with_suffix(db, ".lock"));
 }
 
+/// A `file:` URI for `path` with `query` (`mode=ro`, ...): every byte outside the unreserved set is
+/// percent-encoded, since `?`, `#` and `%` in a path mean something in a URI (https://sqlite.org/uri.html).
+pub fn file_uri(path: &Path, query: &str) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push('?');
+    uri.push_str(query);
+    uri
+}
+
 #[cfg(test)]
 mod tests {
     use super::shell_quoted;

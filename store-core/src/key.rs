@@ -260,7 +260,7 @@ pub fn export(source: &Path, source_key: Option<&Key>, dest: &Path, dest_key: Op
     };
     conn.execute(
         "ATTACH DATABASE ?1 AS export_source KEY ?2",
-        rusqlite::params![file_uri(source, "mode=ro"), source_key_sql.as_str()],
+        rusqlite::params![crate::files::file_uri(source, "mode=ro"), source_key_sql.as_str()],
     )
     .map_err(|e| error_at(source, source_key, e))?;
     // sqlcipher_export copies the schema and the rows, not the header fields: auto_vacuum is set before the
@@ -278,22 +278,6 @@ pub fn export(source: &Path, source_key: Option<&Key>, dest: &Path, dest_key: Op
     let detached = conn.execute_batch("DETACH DATABASE export_source");
     exported.and(detached).map_err(|e| Error::from_sqlite(dest, e))?;
     conn.close().map_err(|(_, e)| Error::from_sqlite(dest, e))
-}
-
-/// A `file:` URI for `path` with `query` (every byte outside the unreserved set percent-encoded).
-fn file_uri(path: &Path, query: &str) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut uri = String::from("file:");
-    for &b in path.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
-            uri.push(b as char);
-        } else {
-            uri.push_str(&format!("%{b:02X}"));
-        }
-    }
-    uri.push('?');
-    uri.push_str(query);
-    uri
 }
 
 /// Whether SQLite reads the file at `path` without a key: it is a plaintext database. Read through a new
