@@ -9,6 +9,16 @@
 //! later writer closed it because the one that opened it stopped without ending it (a crash, `kill -9`, a
 //! power loss, a forced reboot): see `ActivityWriter`'s recovery at open.
 //!
+//! `activity_totals` keeps, per project (`has_project` 0 with `project_id` 0 for sessions with no project:
+//! a key column cannot be NULL in a `WITHOUT ROWID` table, and a NULL is never equal to another in a UNIQUE
+//! key) and per 15-minute bucket of start time (`bucket_ms`, a multiple of 900 000 ms since the epoch, UTC),
+//! *running* totals: the sessions that started before the bucket's end and the seconds of those that
+//! ended. A session counts in `sessions` from its start, and its duration joins `seconds` when it ends.
+//! A report over `[from, to)` is the difference of two rows per project, plus the sessions of the two
+//! partial buckets at its edges (see `repo::totals_by_project`); every time zone's day and week starts on
+//! a 15-minute boundary (offsets are multiples of 15 minutes), so such ranges have no partial bucket at
+//! all. Retention deletes sessions, never totals: a report over pruned history still counts them.
+//!
 //! No foreign keys: `activity_sessions.project_id` names a project in config.db (joined in the application),
 //! and `activity_events.session_id` is kept exactly as the legacy file had it, NULL or pointing at a session
 //! that no longer exists included. Retention deletes by time, not by cascade.
@@ -92,6 +102,33 @@ CREATE INDEX activity_events_timestamp ON activity_events (timestamp_ms);",
         step: Step::Sql(
             "ALTER TABLE activity_sessions ADD COLUMN end_reason TEXT;
 UPDATE activity_sessions SET end_reason = 'ended' WHERE end_time_ms IS NOT NULL;",
+        ),
+    },
+    Migration {
+        version: 4,
+        name: "running totals per project in 15-minute buckets",
+        // Additive: a new table; a reader built for version 3 never names it and aggregates sessions as before.
+        compat: Compat::Additive,
+        // The backfill is `queries::REBUILD_TOTALS` as it was when this migration was released, frozen here
+        // (a released migration never changes; the query may).
+        step: Step::Sql(
+            "CREATE TABLE activity_totals (
+    has_project INTEGER NOT NULL,
+    project_id  INTEGER NOT NULL,
+    bucket_ms   INTEGER NOT NULL,
+    sessions    INTEGER NOT NULL,
+    seconds     INTEGER NOT NULL,
+    PRIMARY KEY (has_project, project_id, bucket_ms)
+) WITHOUT ROWID;
+INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
+SELECT has_project, project_id, bucket_ms,
+       SUM(started) OVER running, SUM(seconds) OVER running
+FROM (SELECT project_id IS NOT NULL AS has_project, IFNULL(project_id, 0) AS project_id,
+             start_time_ms - (start_time_ms % 900000 + 900000) % 900000 AS bucket_ms,
+             COUNT(*) AS started, SUM(IFNULL(duration_seconds, 0)) AS seconds
+      FROM activity_sessions
+      GROUP BY 1, 2, 3)
+WINDOW running AS (PARTITION BY has_project, project_id ORDER BY bucket_ms ROWS UNBOUNDED PRECEDING);",
         ),
     },
 ];

@@ -269,7 +269,8 @@ fn legacy_sequences(legacy: &LegacyFile) -> Result<HashMap<String, i64>> {
     Ok(out)
 }
 
-/// After the load: AUTOINCREMENT counters, then the indexes (exact SQL), in one transaction.
+/// After the load: AUTOINCREMENT counters, then the indexes (exact SQL), then activity.db's running totals,
+/// in one transaction.
 fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64>) -> Result<()> {
     let counters: Vec<(&'static str, i64)> = TABLES
         .iter()
@@ -287,6 +288,11 @@ fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64
         }
         for (_, sql) in &indexes {
             tx.execute_batch(sql)?;
+        }
+        if target == Target::Activity {
+            // The sessions were loaded around the writer, which keeps the running totals reports read:
+            // computed once here, from the loaded sessions (over the covering start-time index just built).
+            tx.execute_batch(activity_store::queries::REBUILD_TOTALS)?;
         }
         Ok(())
     })?;
