@@ -2,8 +2,9 @@
 //!
 //! The outputs are created by the stores' own migration engines (`OwnerConnection::open` with
 //! `activity_store::SCHEMA` / `config_store::SCHEMA`), so their schema is exactly a fresh store's. Then:
-//! - rollback-journal mode while loading: one big transaction per table writes each page once, where WAL
-//!   would write it twice (WAL, then checkpoint); synchronous stays NORMAL (never OFF);
+//! - loaded unsynced, activity.db without a journal (see [`LoadPosture`]: temporary files, fsynced once
+//!   before they are put in place): one big transaction per table writes each page once, where WAL would
+//!   write it twice (WAL, then checkpoint);
 //! - the schema's indexes are dropped before the load and re-created afterwards with their exact SQL read
 //!   from `sqlite_schema`, building each b-tree once instead of inserting into it row by row
 //!   (https://sqlite.org/lang_createindex.html); UNIQUE constraints keep their automatic indexes, which
@@ -31,10 +32,44 @@ use crate::rejects::RejectsFile;
 use crate::report::TableCounts;
 use crate::verify;
 
-/// Page cache of each output connection while loading (KiB). Index builds sort within it before spilling
-/// to temporary files. With the legacy and verifying connections, a split of a 1 GB file peaks at about
-/// 60 MB resident.
-const LOAD_CACHE_KIB: i64 = 16 * 1024;
+/// How an output is loaded: its journal, its page cache and the sorter's helper threads.
+///
+/// The outputs are temporary files until verified, so they are loaded without fsyncs
+/// (`synchronous=OFF`), and activity.db, whose copy never relies on a rollback (a failed statement fails
+/// the split), without a journal (`journal_mode=OFF`): each page is written once, where a rollback journal
+/// (or a WAL) would write it twice. A crash or power loss mid-load leaves a damaged temporary file that
+/// nothing ever opens as a database: the next run removes every `.split-tmp-*` file and starts over. The
+/// finished file is fsynced once, after its last connection closed and before it is renamed into place
+/// (see [`close_in_wal`]), so what is put in place is durable. This is not the rule "never
+/// `synchronous=OFF` or `journal_mode=OFF` on a database a user keeps" broken: no user database is ever
+/// open in that mode, and the user's files are only ever whole, synced ones (docs/sqlite-hazards.md,
+/// "Durability"). config.db keeps a rollback journal: its rows are inserted one by one, and a row that
+/// fails a constraint is rolled back alone.
+#[derive(Debug, Clone, Copy)]
+struct LoadPosture {
+    journal_mode: &'static str,
+    /// Page cache (KiB). Index builds sort within it before spilling to temporary files.
+    cache_kib: i64,
+    /// `PRAGMA threads`: helper threads of the sorter that builds indexes (the second core;
+    /// https://sqlite.org/pragma.html#pragma_threads).
+    threads: u32,
+}
+
+/// activity.db: the big one. A larger cache, or more sorter threads, was measured no faster on a 1 GB
+/// legacy file (the index builds write as much as they sort) and costs memory: with these, the legacy
+/// and verifying connections and the copy's channel, a split of that file peaks at about 85 MB resident.
+const ACTIVITY_LOAD: LoadPosture = LoadPosture {
+    journal_mode: "off",
+    cache_kib: 16 * 1024,
+    threads: 1,
+};
+
+/// config.db: a few thousand rows.
+const CONFIG_LOAD: LoadPosture = LoadPosture {
+    journal_mode: "delete",
+    cache_kib: 4 * 1024,
+    threads: 0,
+};
 
 /// Where a conversion writes.
 #[derive(Debug, Clone)]
@@ -83,8 +118,8 @@ pub(crate) fn convert(
     split_id: &str,
     progress: &Progress,
 ) -> Result<Conversion> {
-    let mut activity = open_output(&paths.activity, &activity_store::SCHEMA)?;
-    let mut config = open_output(&paths.config, &config_store::SCHEMA)?;
+    let mut activity = open_output(&paths.activity, &activity_store::SCHEMA, ACTIVITY_LOAD)?;
+    let mut config = open_output(&paths.config, &config_store::SCHEMA, CONFIG_LOAD)?;
     let mut rejects = RejectsFile::new(&paths.rejects);
 
     // One read transaction: every count and row below comes from the same snapshot.
@@ -210,7 +245,7 @@ pub(crate) fn convert(
 }
 
 /// Creates an output through its store's migration engine, then readies it for the bulk load.
-fn open_output(path: &Path, schema: &'static Schema) -> Result<Output> {
+fn open_output(path: &Path, schema: &'static Schema, posture: LoadPosture) -> Result<Output> {
     // A temporary file: its opens are not the data directory's database's.
     let options = store_core::OpenOptions {
         temporary_file: true,
@@ -218,16 +253,22 @@ fn open_output(path: &Path, schema: &'static Schema) -> Result<Output> {
     };
     let conn = OwnerConnection::open_with(path, schema, &options)?;
     let c = conn.conn();
-    let mode: String = c.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).at(path)?;
-    if !mode.eq_ignore_ascii_case("delete") {
+    let wanted = posture.journal_mode;
+    let mode: String = c
+        .query_row(&format!("PRAGMA journal_mode = {wanted}"), [], |r| r.get(0))
+        .at(path)?;
+    if !mode.eq_ignore_ascii_case(wanted) {
         return Err(SplitError::Store(store_core::Error::PragmaRejected {
             path: path.to_path_buf(),
             pragma: "journal_mode",
-            wanted: "delete".into(),
+            wanted: wanted.into(),
             got: mode,
         }));
     }
-    c.execute_batch(&format!("PRAGMA cache_size = -{LOAD_CACHE_KIB}"))
+    // Only on this temporary file, until it is closed (see LoadPosture).
+    store_core::conn_ext::set_and_verify(c, path, "synchronous", "OFF", "0")?;
+    let (cache, threads) = (posture.cache_kib, posture.threads);
+    c.execute_batch(&format!("PRAGMA cache_size = -{cache}; PRAGMA threads = {threads}"))
         .at(path)?;
     let indexes: Vec<(String, String)> = c
         .prepare(queries::OUTPUT_INDEXES)
@@ -344,7 +385,8 @@ fn count_dangling(
 }
 
 /// Switches a loaded output to WAL (what its owner expects), closes it, and checks the closed file: WAL in
-/// its header, no `-wal` left (the last connection checkpoints and removes it), fsynced.
+/// its header, no `-wal` left (the last connection checkpoints and removes it). Then the one fsync of the
+/// file (it was loaded unsynced, see [`LoadPosture`]), before anything renames it into place.
 fn close_in_wal(out: Output) -> Result<()> {
     let path = out.path().to_path_buf();
     let mode: String = out
