@@ -25,44 +25,18 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// Ends an open session: `?1` id, `?2` end time, `?3` how (`ended`, `recovered`). The duration is whole
 /// seconds from start to end, never negative (a clock that stepped back must not produce negative time in
-/// reports). Returns the new duration, for the totals (https://sqlite.org/lang_returning.html); no row when
-/// no open session has that id.
+/// reports). Setting the end fires migration 4's `activity_totals_on_end`, which adds the session to the
+/// running totals in this same statement.
 pub const END_SESSION: &str = "UPDATE activity_sessions
 SET end_time_ms = ?2, duration_seconds = MAX(0, (?2 - start_time_ms) / 1000), end_reason = ?3
-WHERE id = ?1 AND end_time_ms IS NULL
-RETURNING duration_seconds";
-
-/// Open session `?1`'s project, start and the duration its row holds now (NULL, except in a legacy file
-/// that stored one on an open session), read before [`END_SESSION`] so its totals change by the
-/// difference. Index: the rowid.
-pub const OPEN_SESSION: &str =
-    "SELECT project_id, start_time_ms, duration_seconds FROM activity_sessions WHERE id = ?1 AND end_time_ms IS NULL";
+WHERE id = ?1 AND end_time_ms IS NULL";
 
 /// Width of a bucket of `activity_totals`: 15 minutes, so that the start of a day or a week in any time
 /// zone (every UTC offset in use is a whole number of quarter hours: +05:30, +05:45, +09:30, -03:30) is a
-/// bucket boundary. Buckets are aligned on the Unix epoch.
+/// bucket boundary. Buckets are aligned on the Unix epoch. (Migration 4's triggers and backfill, and
+/// [`REBUILD_TOTALS`], compute buckets with this width.) The totals hold ended sessions; open ones are
+/// counted from the sessions themselves ([`OPEN_TOTALS_BY_PROJECT`]).
 pub const TOTALS_BUCKET_MS: i64 = 900_000;
-
-/// Adds `?4` sessions and `?5` seconds to the running totals of project (`?1` has_project, `?2`
-/// project_id) in every bucket from `?3` on (a session counts in its start bucket and every later one),
-/// and returns whether bucket `?3` itself was there. Index: the primary key (has_project, project_id,
-/// bucket_ms): only that project's buckets from `?3` on are visited, and a session ends soon after it
-/// starts, so these are its own bucket and a few after it.
-pub const ADD_TO_LATER_TOTALS: &str = "UPDATE activity_totals SET sessions = sessions + ?4, seconds = seconds + ?5
-WHERE has_project = ?1 AND project_id = ?2 AND bucket_ms >= ?3
-RETURNING bucket_ms = ?3";
-
-/// Creates the bucket `?3` of a project when [`ADD_TO_LATER_TOTALS`] found none: the running totals of
-/// the project's previous bucket, plus `?4` sessions and `?5` seconds. Index: the primary key, one seek
-/// for the previous bucket.
-pub const INSERT_TOTALS_BUCKET: &str =
-    "INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
-VALUES (?1, ?2, ?3,
-    ?4 + IFNULL((SELECT sessions FROM activity_totals
-                 WHERE has_project = ?1 AND project_id = ?2 AND bucket_ms < ?3 ORDER BY bucket_ms DESC LIMIT 1), 0),
-    ?5 + IFNULL((SELECT seconds FROM activity_totals
-                 WHERE has_project = ?1 AND project_id = ?2 AND bucket_ms < ?3 ORDER BY bucket_ms DESC LIMIT 1), 0))
-ON CONFLICT DO NOTHING";
 
 /// Per project (NULL included), the seconds and sessions of the whole buckets `[?1, ?2)` (bucket
 /// boundaries, or `i64::MIN`/`i64::MAX` for unbounded sides): the running totals of the last bucket
@@ -103,6 +77,20 @@ ranged(has_project, project_id, seconds, sessions) AS (
 )
 SELECT CASE WHEN has_project THEN project_id END, seconds, sessions FROM ranged WHERE sessions > 0";
 
+/// Per project, the sessions still open that started in `[?1, ?2)` and the seconds their rows hold (none,
+/// but a legacy file may hold one): what the totals, which hold ended sessions, do not count yet. Index:
+/// `activity_sessions_end`, whose NULL end is open sessions only (the one the daemon records, and those
+/// a stopped writer left for recovery).
+pub const OPEN_TOTALS_BY_PROJECT: &str = "SELECT project_id, SUM(IFNULL(duration_seconds, 0)), COUNT(*)
+FROM activity_sessions
+WHERE end_time_ms IS NULL AND start_time_ms >= ?1 AND start_time_ms < ?2
+GROUP BY project_id";
+
+/// [`OPEN_TOTALS_BY_PROJECT`] for project `?1` alone, `[?2, ?3)`. Index: `activity_sessions_end`.
+pub const OPEN_TOTAL_OF_PROJECT: &str = "SELECT IFNULL(SUM(IFNULL(duration_seconds, 0)), 0), COUNT(*)
+FROM activity_sessions
+WHERE end_time_ms IS NULL AND project_id = ?1 AND start_time_ms >= ?2 AND start_time_ms < ?3";
+
 /// The running totals of project (`?1` has_project, `?2` project_id) at its last bucket before `?3`
 /// (sessions, seconds): its sessions that started before `?3`, a bucket boundary. Index: the primary key,
 /// one seek.
@@ -111,17 +99,19 @@ WHERE has_project = ?1 AND project_id = ?2 AND bucket_ms < ?3
 ORDER BY bucket_ms DESC
 LIMIT 1";
 
-/// Recomputes every running total from the sessions (what migration 4 did once): after a bulk load that
-/// bypassed the writer (migrate-split's outputs). The sessions are grouped per project and bucket, then
-/// summed in bucket order per project by a window function (https://sqlite.org/windowfunctions.html).
+/// Recomputes every running total from the ended sessions (what migration 4 did once): after a bulk load
+/// that went around the triggers (migrate-split's outputs). The sessions are grouped per project and
+/// bucket, then summed in bucket order per project by a window function
+/// (https://sqlite.org/windowfunctions.html).
 pub const REBUILD_TOTALS: &str = "DELETE FROM activity_totals;
 INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
 SELECT has_project, project_id, bucket_ms,
-       SUM(started) OVER running, SUM(seconds) OVER running
+       SUM(ended) OVER running, SUM(seconds) OVER running
 FROM (SELECT project_id IS NOT NULL AS has_project, IFNULL(project_id, 0) AS project_id,
              start_time_ms - (start_time_ms % 900000 + 900000) % 900000 AS bucket_ms,
-             COUNT(*) AS started, SUM(IFNULL(duration_seconds, 0)) AS seconds
+             COUNT(*) AS ended, SUM(IFNULL(duration_seconds, 0)) AS seconds
       FROM activity_sessions
+      WHERE end_time_ms IS NOT NULL
       GROUP BY 1, 2, 3)
 WINDOW running AS (PARTITION BY has_project, project_id ORDER BY bucket_ms ROWS UNBOUNDED PRECEDING);";
 

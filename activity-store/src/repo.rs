@@ -158,45 +158,26 @@ pub struct LastIds {
     pub event_id: Option<i64>,
 }
 
-/// Starts a session and counts it in its start bucket's totals: two writes, so the caller runs it inside
-/// one transaction.
-pub(crate) fn start_session(conn: &Connection, s: &NewSession) -> rusqlite::Result<i64> {
-    let start_ms = to_ms(s.start);
-    let id = conn.prepare_cached(queries::INSERT_SESSION)?.insert((
+/// Starts a session (one INSERT; an open session is not in the totals yet).
+pub(crate) fn insert_session(conn: &Connection, s: &NewSession) -> rusqlite::Result<i64> {
+    conn.prepare_cached(queries::INSERT_SESSION)?.insert((
         s.app.as_str(),
         s.title.as_deref(),
         s.url.as_deref(),
         s.domain.as_deref(),
         s.project_id,
-        start_ms,
+        to_ms(s.start),
         s.is_idle,
-    ))?;
-    add_to_totals(conn, s.project_id, start_ms, 1, 0)?;
-    Ok(id)
+    ))
 }
 
-/// Ends session `id` at `end`, for `reason`, and adds its duration to its start bucket's totals (in the
-/// caller's transaction). `false` when no open session has that id (nothing changed).
+/// Ends session `id` at `end`, for `reason` (one UPDATE: its trigger adds the session to the totals
+/// within the statement). `false` when no open session has that id (nothing changed).
 pub(crate) fn end_session(conn: &Connection, id: i64, end: DateTime<Utc>, reason: EndReason) -> rusqlite::Result<bool> {
-    let open: Option<(Option<i64>, i64, Option<i64>)> = conn
-        .prepare_cached(queries::OPEN_SESSION)?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    let Some((project_id, start_ms, counted)) = open else {
-        return Ok(false);
-    };
-    let seconds: Option<i64> = conn
+    let changed = conn
         .prepare_cached(queries::END_SESSION)?
-        .query_row((id, to_ms(end), reason.as_str()), |r| r.get(0))?;
-    // The totals already count what the row held (a legacy file may hold a duration on an open session).
-    add_to_totals(
-        conn,
-        project_id,
-        start_ms,
-        0,
-        seconds.unwrap_or(0) - counted.unwrap_or(0),
-    )?;
-    Ok(true)
+        .execute((id, to_ms(end), reason.as_str()))?;
+    Ok(changed == 1)
 }
 
 /// The totals key of a project: `(has_project, project_id)`, `(0, 0)` for no project.
@@ -207,28 +188,6 @@ fn totals_key(project_id: Option<i64>) -> (bool, i64) {
 /// The start of the totals bucket holding `ms` (floor, also before the epoch).
 pub(crate) fn bucket_of(ms: i64) -> i64 {
     ms - ms.rem_euclid(queries::TOTALS_BUCKET_MS)
-}
-
-/// Adds `sessions` and `seconds` to the running totals of `project_id` from the bucket of `start_ms` on.
-fn add_to_totals(
-    conn: &Connection,
-    project_id: Option<i64>,
-    start_ms: i64,
-    sessions: i64,
-    seconds: i64,
-) -> rusqlite::Result<()> {
-    let (has_project, project_id) = totals_key(project_id);
-    let params = (has_project, project_id, bucket_of(start_ms), sessions, seconds);
-    let mut later = conn.prepare_cached(queries::ADD_TO_LATER_TOTALS)?;
-    let mut rows = later.query(params)?;
-    let mut has_bucket = false;
-    while let Some(r) = rows.next()? {
-        has_bucket |= r.get::<_, bool>(0)?;
-    }
-    if !has_bucket {
-        conn.prepare_cached(queries::INSERT_TOTALS_BUCKET)?.execute(params)?;
-    }
-    Ok(())
 }
 
 /// A session still open: its id, start and the time of its last event, in epoch milliseconds.
@@ -308,8 +267,8 @@ pub(crate) fn events_of_session(conn: &Connection, session_id: i64, limit: u32) 
     rows.collect()
 }
 
-/// How a range `[from, to)` in milliseconds is answered: whole buckets from the running totals, and the
-/// sessions of the partial buckets at its edges.
+/// How a range `[from, to)` in milliseconds is answered: whole buckets from the running totals of ended
+/// sessions plus the open sessions started in them, and the sessions of the partial buckets at its edges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Plan {
     /// Whole buckets `[from, to)`: bucket boundaries (`i64::MIN`/`i64::MAX` for an unbounded side).
@@ -354,7 +313,7 @@ impl Plan {
 }
 
 /// Seconds and sessions per project of the sessions that started in `range`: the whole buckets from
-/// `activity_totals`, the edges from the sessions (see [`Plan`]). Runs in the caller's read transaction,
+/// `activity_totals` (ended sessions) and the open sessions, the edges from the sessions (see [`Plan`]). Runs in the caller's read transaction,
 /// so both parts read one snapshot.
 pub(crate) fn totals_by_project(conn: &Connection, range: &TimeRange) -> rusqlite::Result<Vec<ProjectTotal>> {
     let plan = Plan::of(range);
@@ -366,6 +325,11 @@ pub(crate) fn totals_by_project(conn: &Connection, range: &TimeRange) -> rusqlit
     };
     if let Some(whole) = plan.whole {
         whole_buckets(conn, whole, &mut add)?;
+        let mut open = conn.prepare_cached(queries::OPEN_TOTALS_BY_PROJECT)?;
+        let mut rows = open.query(whole)?;
+        while let Some(r) = rows.next()? {
+            add(r.get(0)?, r.get(1)?, r.get(2)?);
+        }
     }
     for edge in plan.edges.into_iter().flatten() {
         let mut stmt = conn.prepare_cached(queries::TOTALS_BY_PROJECT)?;
@@ -430,6 +394,10 @@ pub(crate) fn total_of_project(
         let lo = totals_before(&mut before, key, from)?;
         total.sessions += hi.0 - lo.0;
         total.seconds += hi.1 - lo.1;
+        let mut open = conn.prepare_cached(queries::OPEN_TOTAL_OF_PROJECT)?;
+        let (seconds, sessions): (i64, i64) = open.query_row((project_id, from, to), |r| Ok((r.get(0)?, r.get(1)?)))?;
+        total.seconds += seconds;
+        total.sessions += sessions;
     }
     for (from, to) in plan.edges.into_iter().flatten() {
         let mut stmt = conn.prepare_cached(queries::TOTAL_OF_PROJECT)?;

@@ -219,23 +219,21 @@ impl ActivityWriter {
         &self.owner
     }
 
-    /// Starts a session; returns its id. The session and its count in the totals of its start bucket
-    /// (see [`ActivityReader::totals_by_project`](crate::ActivityReader::totals_by_project)) are one
-    /// `BEGIN IMMEDIATE` transaction, committed on return.
+    /// Starts a session; returns its id. One INSERT in autocommit: atomic and committed on return. Reports
+    /// count it from now on ([`ActivityReader::totals_by_project`](crate::ActivityReader::totals_by_project)
+    /// counts open sessions from the sessions themselves; the running totals take it when it ends).
     pub fn start_session(&mut self, session: &NewSession) -> Result<i64> {
-        let id = self.owner.write(|tx| repo::start_session(tx, session))?;
+        let id = repo::insert_session(self.owner.conn(), session).map_err(|e| self.owner.error(e))?;
         self.after_commit();
         Ok(id)
     }
 
-    /// Ends open session `id` at `end`, setting `duration_seconds` (whole seconds, never negative), and
-    /// adds that duration to the totals of its start bucket, in one `BEGIN IMMEDIATE` transaction.
-    /// Returns `false`, changing nothing, when no open session has that id (already ended, pruned, or never
-    /// started).
+    /// Ends open session `id` at `end`, setting `duration_seconds` (whole seconds, never negative); the
+    /// session and its duration join the running totals in the same statement (a trigger of the schema:
+    /// one statement in autocommit, atomic, the totals included). Returns `false`,
+    /// changing nothing, when no open session has that id (already ended, pruned, or never started).
     pub fn end_session(&mut self, id: i64, end: DateTime<Utc>) -> Result<bool> {
-        let ended = self
-            .owner
-            .write(|tx| repo::end_session(tx, id, end, EndReason::Ended))?;
+        let ended = repo::end_session(self.owner.conn(), id, end, EndReason::Ended).map_err(|e| self.owner.error(e))?;
         self.after_commit();
         Ok(ended)
     }

@@ -402,40 +402,52 @@ fn a_failure_writing_the_totals_leaves_neither_the_session_nor_its_end() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     let mut w = ActivityWriter::open(&db).unwrap();
+    let still_open = || count(&db, "activity_sessions WHERE end_time_ms IS NULL");
 
+    // The project's first ended session creates its bucket: that insert fails.
+    let s = w.start_session(&session(Some(1), BASE)).unwrap();
+    w.record_event(&event(Some(s), "input", BASE + 60_000)).unwrap();
     fail_totals(&db, "INSERT");
-    let err = w.start_session(&session(Some(1), BASE)).unwrap_err();
+    let err = w.end_session(s, at(BASE + HOUR)).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
-    assert_eq!(count(&db, "activity_sessions"), 0, "the session is not there either");
+    assert_eq!(still_open(), 1, "the session is still open");
+    assert_eq!(count(&db, "activity_totals"), 0);
+    // A session inserted already ended (a copy, a tool) is refused as a whole too.
+    let err = raw_writer(&db)
+        .execute_batch(&format!(
+            "INSERT INTO activity_sessions (app, project_id, start_time_ms, end_time_ms, duration_seconds)
+             VALUES ('copy', 5, {BASE}, {BASE} + 1000, 1)"
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert_eq!(count(&db, "activity_sessions"), 1);
     unfail_totals(&db);
 
-    let s = w.start_session(&session(Some(1), BASE)).unwrap();
+    // Once the bucket exists, ending a session updates it: that update fails.
+    let other = w.start_session(&session(Some(1), BASE + 1000)).unwrap();
+    w.end_session(other, at(BASE + 2000)).unwrap();
     fail_totals(&db, "UPDATE");
     let err = w.end_session(s, at(BASE + HOUR)).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
-    assert_eq!(
-        count(&db, "activity_sessions WHERE end_time_ms IS NULL"),
-        1,
-        "still open"
-    );
+    assert_eq!(still_open(), 1);
 
     // In a group: the whole group stays pending, nothing of it written.
     let mut group = w.into_group_commit(GroupCommitPolicy {
         max_events: 1000,
         max_delay: std::time::Duration::from_secs(3600),
     });
-    group.push(event(Some(s), "input", BASE + 1000)).unwrap();
+    group.push(event(Some(s), "input", BASE + 61_000)).unwrap();
     group.end_session(s, at(BASE + HOUR)).unwrap();
     assert!(group.flush().is_err());
     assert_eq!(group.pending_len(), 2);
-    assert_eq!(count(&db, "activity_events"), 0);
-    assert_eq!(count(&db, "activity_sessions WHERE end_time_ms IS NULL"), 1);
+    assert_eq!(count(&db, "activity_events"), 1, "only the event recorded before");
+    assert_eq!(still_open(), 1);
 
-    // Recovery at open: nothing closed, nothing recorded.
+    // Recovery at open (it would close the session at its event, 60 s): nothing closed, nothing recorded.
     group.discard_pending();
     drop(group);
     assert!(ActivityWriter::open(&db).is_err());
-    assert_eq!(count(&db, "activity_sessions WHERE end_time_ms IS NULL"), 1);
+    assert_eq!(still_open(), 1);
     assert_eq!(count(&db, "provenance WHERE event = 'recovery'"), 0);
 
     unfail_totals(&db);
@@ -615,10 +627,15 @@ fn rebuilding_the_totals_gives_what_the_writer_kept() {
     assert_eq!(kept(&c), by_writer);
     // The migration's frozen backfill is the same query.
     let migration = SCHEMA.migrations[3].sql().unwrap();
-    let backfill = &migration[migration.find("INSERT INTO activity_totals").unwrap()..];
+    let backfill =
+        &migration[migration.find("INSERT INTO activity_totals").unwrap()..migration.find("CREATE TRIGGER").unwrap()];
     assert!(
-        queries::REBUILD_TOTALS.ends_with(backfill),
+        queries::REBUILD_TOTALS.ends_with(backfill.trim_end()),
         "migration 4 and REBUILD_TOTALS differ"
     );
-    assert!(backfill.contains(&queries::TOTALS_BUCKET_MS.to_string()));
+    assert_eq!(
+        migration.matches(&queries::TOTALS_BUCKET_MS.to_string()).count(),
+        21,
+        "the backfill and the triggers use the same bucket width"
+    );
 }

@@ -5,8 +5,8 @@
 //! - loaded unsynced, activity.db without a journal (see [`LoadPosture`]: temporary files, fsynced once
 //!   before they are put in place): one big transaction per table writes each page once, where WAL would
 //!   write it twice (WAL, then checkpoint);
-//! - the schema's indexes are dropped before the load and re-created afterwards with their exact SQL read
-//!   from `sqlite_schema`, building each b-tree once instead of inserting into it row by row
+//! - the schema's indexes (and triggers) are dropped before the load and re-created afterwards with their
+//!   exact SQL read from `sqlite_schema`, building each b-tree once instead of inserting into it row by row
 //!   (https://sqlite.org/lang_createindex.html); UNIQUE constraints keep their automatic indexes, which
 //!   catch legacy duplicates while loading;
 //! - every legacy row is read once, in key order, inside one read transaction (one snapshot), with bounded
@@ -97,8 +97,8 @@ pub(crate) struct SplitDetail {
 /// An output being loaded.
 struct Output {
     conn: OwnerConnection,
-    /// Index name and exact SQL, dropped for the load.
-    indexes: Vec<(String, String)>,
+    /// Indexes and triggers (`sqlite_schema.type`, name, exact SQL), dropped for the load.
+    derived: Vec<(String, String, String)>,
 }
 
 impl Output {
@@ -270,12 +270,16 @@ fn open_output(path: &Path, schema: &'static Schema, posture: LoadPosture) -> Re
     let (cache, threads) = (posture.cache_kib, posture.threads);
     c.execute_batch(&format!("PRAGMA cache_size = -{cache}; PRAGMA threads = {threads}"))
         .at(path)?;
-    let indexes: Vec<(String, String)> = c
-        .prepare(queries::OUTPUT_INDEXES)
-        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+    let derived: Vec<(String, String, String)> = c
+        .prepare(queries::OUTPUT_DERIVED)
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
         .at(path)?;
-    let mut out = Output { conn, indexes };
-    let drops: Vec<String> = out.indexes.iter().map(|(name, _)| queries::drop_index(name)).collect();
+    let mut out = Output { conn, derived };
+    let drops: Vec<String> = out
+        .derived
+        .iter()
+        .map(|(kind, name, _)| queries::drop_derived(kind, name))
+        .collect();
     out.conn.write(|tx| {
         for sql in &drops {
             tx.execute_batch(sql)?;
@@ -310,15 +314,16 @@ fn legacy_sequences(legacy: &LegacyFile) -> Result<HashMap<String, i64>> {
     Ok(out)
 }
 
-/// After the load: AUTOINCREMENT counters, then the indexes (exact SQL), then activity.db's running totals,
-/// in one transaction.
+/// After the load: AUTOINCREMENT counters, then the indexes (exact SQL), then activity.db's running totals
+/// and its triggers, in one transaction.
 fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64>) -> Result<()> {
     let counters: Vec<(&'static str, i64)> = TABLES
         .iter()
         .filter(|t| t.target == target && t.key == queries::Key::Id)
         .filter_map(|t| sequences.get(t.name).filter(|s| **s > 0).map(|s| (t.name, *s)))
         .collect();
-    let indexes = out.indexes.clone();
+    let derived = out.derived.clone();
+    let (indexes, triggers): (Vec<_>, Vec<_>) = derived.iter().partition(|(kind, _, _)| kind == "index");
     out.conn.write(|tx| {
         for (name, seq) in &counters {
             tx.execute(queries::RAISE_SEQUENCE, rusqlite::params![name, seq])?;
@@ -327,13 +332,17 @@ fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64
         if target == Target::Activity {
             tx.execute(queries::MARK_ENDED_SESSIONS, [])?;
         }
-        for (_, sql) in &indexes {
+        for (_, _, sql) in &indexes {
             tx.execute_batch(sql)?;
         }
         if target == Target::Activity {
-            // The sessions were loaded around the writer, which keeps the running totals reports read:
-            // computed once here, from the loaded sessions (over the covering start-time index just built).
+            // The sessions were loaded without the triggers that keep the running totals reports read:
+            // computed once here, from the loaded sessions (over the covering start-time index just built),
+            // then the triggers are back for the daemon's writes.
             tx.execute_batch(activity_store::queries::REBUILD_TOTALS)?;
+        }
+        for (_, _, sql) in &triggers {
+            tx.execute_batch(sql)?;
         }
         Ok(())
     })?;
