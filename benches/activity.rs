@@ -5,6 +5,9 @@
 //! - `insert_one_per_commit`: one event per commit (autocommit INSERT);
 //! - `insert_batch_1000`: 1000 events per `BEGIN IMMEDIATE` transaction;
 //! - `group_commit_1000`: 1000 single pushes into a group-commit buffer (raw: a Vec and a transaction);
+//! - `session_of_100_one_per_commit`, `sessions_of_100_group_commit_1000`: a daemon's whole work per event,
+//!   sessions started and ended around their 100 events, with the running totals activity_store keeps at
+//!   each start and end, against raw rusqlite doing the same without totals (the writer before them);
 //! - `read_under_full_speed_writer/*`: reader latency while another thread writes as fast as it can;
 //! - `writer_with_polling_reader`: writer throughput with one reader idle or polling for changes.
 //!
@@ -157,6 +160,40 @@ fn interleave(mut a: impl FnMut() -> u64, mut b: impl FnMut() -> u64) -> (f64, f
     )
 }
 
+/// Like [`interleave`], for `rounds` long, also measuring each side's own CPU time (this thread's):
+/// returns events per second and CPU microseconds per event, each side.
+fn interleave_cpu(
+    mut a: impl FnMut() -> u64,
+    mut b: impl FnMut() -> u64,
+    rounds: Duration,
+) -> ((f64, f64), (f64, f64)) {
+    let mut wall = [Duration::ZERO; 2];
+    let mut cpu = [Duration::ZERO; 2];
+    let mut events = [0u64; 2];
+    let start = Instant::now();
+    while start.elapsed() < rounds {
+        let first = usize::from(rand::random::<bool>());
+        for side in [first, 1 - first] {
+            let (t, c) = (Instant::now(), thread_cpu());
+            events[side] += if side == 0 { a() } else { b() };
+            cpu[side] += thread_cpu() - c;
+            wall[side] += t.elapsed();
+        }
+    }
+    let rate = |i: usize| events[i] as f64 / wall[i].as_secs_f64();
+    let per_event = |i: usize| cpu[i].as_secs_f64() * 1e6 / events[i] as f64;
+    ((rate(0), rate(1)), (per_event(0), per_event(1)))
+}
+
+fn print_ratio_cpu(name: &str, ((store, raw), (store_cpu, raw_cpu)): ((f64, f64), (f64, f64))) {
+    println!(
+        "ratio {name} (interleaved): activity_store {store:.0} events/s, raw_rusqlite {raw:.0} events/s, \
+         activity_store/raw = {:.3}; CPU {store_cpu:.3} vs {raw_cpu:.3} µs/event, raw/activity_store = {:.3}",
+        store / raw,
+        raw_cpu / store_cpu
+    );
+}
+
 fn print_ratio(name: &str, (store, raw): (f64, f64)) {
     println!(
         "ratio {name} (interleaved): activity_store {store:.0} events/s, raw_rusqlite {raw:.0} events/s, \
@@ -252,6 +289,150 @@ fn inserts(c: &mut Criterion) {
     g.bench_function("raw_rusqlite", |b| b.iter(&mut raw_group));
     g.finish();
     print_ratio("group_commit_1000", interleave(&mut store_group, &mut raw_group));
+}
+
+/// Raw rusqlite doing what the writer did before it kept totals, for a daemon's session: the session's
+/// INSERT and its end's UPDATE, each one autocommit statement.
+const RAW_END_SESSION: &str = "UPDATE activity_sessions
+SET end_time_ms = ?2, duration_seconds = MAX(0, (?2 - start_time_ms) / 1000), end_reason = 'ended'
+WHERE id = ?1 AND end_time_ms IS NULL";
+
+/// Events per session in the daemon-like workload (the reference daemon's).
+const SESSION_EVENTS: usize = 100;
+
+/// The whole per-event cost of a daemon's work, sessions included: a session started, 100 events, the
+/// session ended, over and over. activity_store maintains the running totals when a session starts and
+/// ends (the schema's triggers, inside those statements); raw rusqlite does the same inserts and update
+/// without totals (triggers off on its connection), as the writer did before. One event per commit, and group commit of 1000 (the session
+/// ends inside the group, as `GroupCommit::end_session` does; the raw side commits its end with its group).
+fn sessions_with_totals(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("activity.db");
+    let mut store = ActivityWriter::open(&path).unwrap();
+    let raw = raw_connection(&path);
+    // The writer before the totals: the schema's triggers (which keep them) off on this connection only.
+    raw.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)
+        .unwrap();
+    let mut raw_stmt = raw.prepare(queries::INSERT_EVENT).unwrap();
+    let (mut store_events, mut raw_events) = (
+        sample_events(SESSION_EVENTS as i64),
+        sample_events(SESSION_EVENTS as i64),
+    );
+    let clock = Clock::starting_at(1_700_000_000_000);
+    let raw_session = |start: i64| -> i64 {
+        let s = sample_session(1, start);
+        raw.prepare_cached(queries::INSERT_SESSION)
+            .unwrap()
+            .insert(rusqlite::params![
+                s.app,
+                s.title,
+                s.url,
+                s.domain,
+                s.project_id,
+                start,
+                s.is_idle
+            ])
+            .unwrap()
+    };
+    let raw_end = |id: i64, end: i64| {
+        raw.prepare_cached(RAW_END_SESSION).unwrap().execute((id, end)).unwrap();
+    };
+
+    let mut store_one = || {
+        let id = store.start_session(&sample_session(1, clock.now())).unwrap();
+        for e in store_events.iter_mut() {
+            e.session_id = Some(id);
+        }
+        clock.stamp(&mut store_events);
+        for e in &store_events {
+            store.record_event(e).unwrap();
+        }
+        store.end_session(id, at(clock.now())).unwrap();
+        SESSION_EVENTS as u64
+    };
+    let mut raw_one = || {
+        let id = raw_session(clock.now());
+        for e in raw_events.iter_mut() {
+            e.session_id = Some(id);
+        }
+        clock.stamp(&mut raw_events);
+        for e in &raw_events {
+            raw_insert(&mut raw_stmt, e);
+        }
+        raw_end(id, clock.now());
+        SESSION_EVENTS as u64
+    };
+    let mut g = c.benchmark_group("session_of_100_one_per_commit");
+    g.throughput(Throughput::Elements(SESSION_EVENTS as u64))
+        .measurement_time(MEASURE)
+        .warm_up_time(WARM_UP)
+        .sample_size(20);
+    g.bench_function("activity_store_with_totals", |b| b.iter(&mut store_one));
+    g.bench_function("raw_rusqlite_without_totals", |b| b.iter(&mut raw_one));
+    g.finish();
+    print_ratio_cpu(
+        "session_of_100_one_per_commit (store with totals vs raw without)",
+        interleave_cpu(
+            || (0..3).map(|_| store_one()).sum(),
+            || (0..3).map(|_| raw_one()).sum(),
+            INTERLEAVED * 2,
+        ),
+    );
+
+    let mut group = store.into_group_commit(GROUP);
+    let mut raw_buffer: Vec<NewEvent> = Vec::with_capacity(1000);
+    let mut raw_ends: Vec<(i64, i64)> = Vec::new();
+    // 10 sessions of 100 events: one group of 1000 events on each side.
+    let mut store_group = || {
+        let mut committed = 0;
+        for _ in 0..10 {
+            let id = group.start_session(&sample_session(1, clock.now())).unwrap();
+            for e in store_events.iter_mut() {
+                e.session_id = Some(id);
+            }
+            clock.stamp(&mut store_events);
+            for e in &store_events {
+                if let Some(c) = group.push(e.clone()).unwrap() {
+                    committed += c.event_ids.len() as u64;
+                }
+            }
+            if let Some(c) = group.end_session(id, at(clock.now())).unwrap() {
+                committed += c.event_ids.len() as u64;
+            }
+        }
+        committed
+    };
+    let mut raw_group = || {
+        for _ in 0..10 {
+            let id = raw_session(clock.now());
+            for e in raw_events.iter_mut() {
+                e.session_id = Some(id);
+            }
+            clock.stamp(&mut raw_events);
+            raw_buffer.extend(raw_events.iter().cloned());
+            raw_ends.push((id, clock.now()));
+        }
+        raw.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let n = raw_buffer.iter().map(|e| raw_insert(&mut raw_stmt, e)).count() as u64;
+        for (id, end) in raw_ends.drain(..) {
+            raw_end(id, end);
+        }
+        raw.execute_batch("COMMIT").unwrap();
+        raw_buffer.clear();
+        n
+    };
+    let mut g = c.benchmark_group("sessions_of_100_group_commit_1000");
+    g.throughput(Throughput::Elements(1000))
+        .measurement_time(MEASURE)
+        .warm_up_time(WARM_UP)
+        .sample_size(20);
+    g.bench_function("activity_store_with_totals", |b| b.iter(&mut store_group));
+    g.bench_function("raw_rusqlite_without_totals", |b| b.iter(&mut raw_group));
+    g.finish();
+    print_ratio_cpu(
+        "sessions_of_100_group_commit_1000 (store with totals vs raw without)",
+        interleave_cpu(&mut store_group, &mut raw_group, INTERLEAVED * 2),
+    );
 }
 
 /// A file with `PREFILL_SESSIONS` ended sessions of 20 events each, one session per minute.
@@ -514,5 +695,11 @@ fn writer_with_polling_reader(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, inserts, reads_under_writer, writer_with_polling_reader);
+criterion_group!(
+    benches,
+    inserts,
+    sessions_with_totals,
+    reads_under_writer,
+    writer_with_polling_reader
+);
 criterion_main!(benches);

@@ -1,19 +1,26 @@
-//! The time-per-project report over 10^6 sessions and 10^3 projects: the application join of two files
-//! (`splitstore::Reports`: totals aggregated in SQL inside activity.db, names from one query of config.db,
-//! joined in Rust) against the single-database SQL JOIN over both files ATTACHed, on a raw rusqlite
-//! connection with the statement prepared once. Goal: app join <= 1.2x the JOIN.
+//! The time-per-project report over 10^6 sessions and 10^3 projects, for all time, one week and a few
+//! arbitrary ranges, three ways on the same two files:
+//! - `app_join`: `splitstore::Reports` as it is: per-project totals from activity.db's running totals
+//!   (`activity_totals`: two rows per project, plus the sessions of the partial 15-minute buckets at the
+//!   range's edges), names from one query of config.db, joined in Rust;
+//! - `previous_app_join`: the same join with the totals aggregated over the sessions
+//!   (`queries::TOTALS_BY_PROJECT`), as `Reports` did before the running totals;
+//! - `attach_join`: the single-database SQL JOIN over both files ATTACHed, on a raw rusqlite connection
+//!   with the statement prepared once (and the same JOIN written group-first).
 //!
-//! Both sides answer the same question (one row per distinct project_id, NULL and deleted included, with
-//! the project's name), for all sessions and for one week. `cargo bench --bench report`; the ratio is
-//! printed as `ratio ...` lines after criterion's groups, from an interleaved run (the sides alternate,
-//! so both see the same machine load).
+//! Every side answers the same question (one row per distinct project_id, NULL and deleted included, with
+//! the project's name): the bench asserts equal rows before timing. Goals: app join <= 10 ms for every
+//! range, and <= 0.05x the JOIN over all sessions. `cargo bench --bench report`; the ratios are printed
+//! as `ratio ...` lines after criterion's groups, from an interleaved run (the sides alternate, so all
+//! see the same machine load).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use activity_store::TimeRange;
+use activity_store::{TimeRange, queries};
 use chrono::{DateTime, TimeZone, Utc};
-use config_store::{ConfigStore, NewProject};
+use config_store::{ConfigReader, ConfigStore, NewProject};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::{Connection, OpenFlags, params};
 use splitstore::Reports;
@@ -60,6 +67,8 @@ fn build(dir: &Path) {
                 let secs = (x >> 20) as i64 % 3600;
                 insert.execute(params![project, t, t + secs * 1000, secs])?;
             }
+            // Inserted around the writer: the running totals it keeps are computed once, as a split does.
+            tx.execute_batch(queries::REBUILD_TOTALS)?;
             Ok(())
         })
         .unwrap();
@@ -122,12 +131,76 @@ fn app_join(reports: &Reports, range: &TimeRange) -> Vec<Row> {
         .collect()
 }
 
-fn ranges() -> [(&'static str, TimeRange); 2] {
-    let week = TimeRange::between(
-        base() + chrono::Duration::days(100),
-        base() + chrono::Duration::days(107),
-    );
-    [("all", TimeRange::all()), ("one_week", week)]
+/// `Reports::time_per_project` as it was before the running totals: the sessions aggregated per project
+/// in SQL inside activity.db, names from one query of config.db, joined and sorted in Rust.
+struct PreviousAppJoin {
+    activity: Connection,
+    config: ConfigReader,
+}
+
+impl PreviousAppJoin {
+    fn open(dir: &Path) -> PreviousAppJoin {
+        let activity = Connection::open_with_flags(dir.join("activity.db"), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        PreviousAppJoin {
+            activity,
+            config: ConfigReader::open_in(dir),
+        }
+    }
+
+    fn run(&self, range: &TimeRange) -> Vec<Row> {
+        let (from, to) = range.bounds_ms();
+        let tx = self.activity.unchecked_transaction().unwrap();
+        let totals: Vec<(Option<i64>, i64, i64)> = tx
+            .prepare_cached(queries::TOTALS_BY_PROJECT)
+            .unwrap()
+            .query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        tx.commit().unwrap();
+        let names: HashMap<i64, String> = self
+            .config
+            .project_summaries()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.id, p.name))
+            .collect();
+        let mut rows: Vec<Row> = totals
+            .into_iter()
+            .map(|(id, seconds, sessions)| (id, id.and_then(|id| names.get(&id).cloned()), seconds, sessions))
+            .collect();
+        rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        rows
+    }
+}
+
+/// All time, a UTC week, a local week of a +05:30 zone, a month of a +09:30 zone, and arbitrary
+/// millisecond ranges (their edges fall inside 15-minute buckets).
+fn ranges() -> Vec<(&'static str, TimeRange)> {
+    let day = |d: i64| base() + chrono::Duration::days(d);
+    let ms = |d: i64, ms: i64| day(d) + chrono::Duration::milliseconds(ms);
+    let ist = chrono::Duration::minutes(330);
+    let acst = chrono::Duration::minutes(570);
+    vec![
+        ("all", TimeRange::all()),
+        ("one_week", TimeRange::between(day(100), day(107))),
+        ("local_week_+05:30", TimeRange::between(day(200) - ist, day(207) - ist)),
+        ("local_month_+09:30", TimeRange::between(day(31) - acst, day(59) - acst)),
+        (
+            "arbitrary_half_year",
+            TimeRange::between(ms(37, 12_345), ms(211, 987_654_321)),
+        ),
+        (
+            "arbitrary_3_hours",
+            TimeRange::between(ms(300, 7_777_777), ms(300, 18_555_555)),
+        ),
+        ("since_arbitrary", TimeRange::since(ms(250, 123_456))),
+    ]
+}
+
+fn median_ms(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    v[v.len() / 2].as_secs_f64() * 1e3
 }
 
 fn report(c: &mut Criterion) {
@@ -139,53 +212,74 @@ fn report(c: &mut Criterion) {
         started.elapsed().as_secs_f64()
     );
     let reports = Reports::open(dir.path());
+    let previous = PreviousAppJoin::open(dir.path());
     let attach = AttachJoin::open(dir.path());
+    let mut lines = Vec::new();
     for (name, range) in ranges() {
         let mut a = app_join(&reports, &range);
+        let mut p = previous.run(&range);
         let mut b = attach.run(&range);
         let mut c2 = attach.run_grouped_first(&range);
-        a.sort();
-        b.sort();
-        c2.sort();
+        for rows in [&mut a, &mut p, &mut b, &mut c2] {
+            rows.sort();
+        }
+        assert_eq!(a, p, "the totals answer what the sessions answer ({name})");
         assert_eq!(a, b, "both sides answer the same question ({name})");
         assert_eq!(a, c2, "both sides answer the same question ({name})");
+        assert!(!a.is_empty(), "{name} has sessions");
 
         let mut g = c.benchmark_group(format!("time_per_project_{name}"));
-        g.measurement_time(Duration::from_secs(8)).sample_size(20);
+        g.measurement_time(Duration::from_secs(5)).sample_size(20);
         g.bench_function("app_join", |bench| bench.iter(|| app_join(&reports, &range)));
+        g.bench_function("previous_app_join", |bench| bench.iter(|| previous.run(&range)));
         g.bench_function("attach_join", |bench| bench.iter(|| attach.run(&range)));
-        g.bench_function("attach_join_grouped_first", |bench| {
-            bench.iter(|| attach.run_grouped_first(&range))
-        });
         g.finish();
 
-        // Interleaved: alternate the sides so both see the same load; report the ratios of medians.
-        let mut times: [Vec<Duration>; 3] = Default::default();
-        let until = Instant::now() + Duration::from_secs(10);
+        // Interleaved: the sides alternate (in a rotating order) so all see the same load; medians. The
+        // app join, and activity.db's totals alone (what the app join reads from activity.db), run five
+        // times a round for more samples.
+        let mut times: [Vec<Duration>; 5] = Default::default();
+        let until = Instant::now() + Duration::from_secs(8);
         let mut round = 0usize;
-        while Instant::now() < until || times[0].len() < 5 {
-            for k in 0..3 {
-                let side = (round + k) % 3;
-                let t = Instant::now();
-                match side {
-                    0 => drop(std::hint::black_box(app_join(&reports, &range))),
-                    1 => drop(std::hint::black_box(attach.run(&range))),
-                    _ => drop(std::hint::black_box(attach.run_grouped_first(&range))),
+        while Instant::now() < until || times[2].len() < 5 {
+            for k in 0..5 {
+                let side = (round + k) % 5;
+                let repeat = if side < 2 { 5 } else { 1 };
+                for _ in 0..repeat {
+                    let t = Instant::now();
+                    match side {
+                        0 => drop(std::hint::black_box(app_join(&reports, &range))),
+                        1 => drop(std::hint::black_box(
+                            reports.activity().totals_by_project(&range).unwrap(),
+                        )),
+                        2 => drop(std::hint::black_box(previous.run(&range))),
+                        3 => drop(std::hint::black_box(attach.run(&range))),
+                        _ => drop(std::hint::black_box(attach.run_grouped_first(&range))),
+                    }
+                    times[side].push(t.elapsed());
                 }
-                times[side].push(t.elapsed());
             }
             round += 1;
         }
-        let [app, sql, grouped] = times.map(|mut v| {
+        let p99 = {
+            let mut v = times[0].clone();
             v.sort();
-            v[v.len() / 2].as_secs_f64() * 1e3
-        });
-        println!(
-            "ratio time_per_project_{name}: app join {app:.2} ms / attach join {sql:.2} ms = {:.3} (goal <= 1.2); \
-             / attach join grouped first {grouped:.2} ms = {:.3} ({round} rounds)",
+            v[(v.len() - 1) * 99 / 100].as_secs_f64() * 1e3
+        };
+        let [app, totals, prev, sql, grouped] = times.map(median_ms);
+        lines.push(format!(
+            "ratio time_per_project_{name} ({} rows, {round} rounds): app join {app:.2} ms (p99 {p99:.2} ms; goal \
+             <= 10 ms; activity.db's totals alone {totals:.2} ms) / attach join {sql:.2} ms = {:.4} (goal <= 0.05); \
+             / attach join grouped first {grouped:.2} ms = {:.4}; / previous app join over sessions {prev:.2} ms = \
+             {:.4}",
+            a.len(),
             app / sql,
-            app / grouped
-        );
+            app / grouped,
+            app / prev
+        ));
+    }
+    for line in lines {
+        println!("{line}");
     }
 }
 

@@ -2,8 +2,8 @@
 //! answers the questions that used to be SQL JOINs across one combined file by joining in the application.
 //! `Reports` holds only read-only handles, so `splitstore report` (or the daemon) can ask the same questions
 //! while the server runs. Each side is aggregated inside its own file first (activity totals per
-//! project in SQL in activity.db; names in one query of config.db), so the join touches hundreds of rows,
-//! not millions.
+//! project from activity.db's running totals; names in one query of config.db), so the join touches
+//! hundreds of rows, not millions.
 //!
 //! Nothing is dropped by a join: sessions with no project and sessions naming a project that was deleted
 //! are reported as [`ProjectStatus::Unassigned`] and [`ProjectStatus::Deleted`].
@@ -57,6 +57,8 @@ pub struct ProjectTime {
 pub struct ProjectActivity {
     /// `None` if config.db has no such project (deleted): its sessions are still reported.
     pub project: Option<Project>,
+    /// All of the project's time in the range, from activity.db's running totals: pruned sessions still
+    /// count here, though `sessions` no longer lists them.
     pub seconds: i64,
     pub sessions: Vec<Session>,
 }
@@ -166,7 +168,9 @@ impl Reports {
 
     /// Time per project in `range` (sessions by start time), with project names. Every distinct project id
     /// of the sessions appears once, the unassigned (NULL) and deleted ones included; largest first. Empty
-    /// while the daemon has recorded nothing yet.
+    /// while the daemon has recorded nothing yet. The totals come from activity.db's running totals (see
+    /// [`ActivityReader::totals_by_project`]): a few milliseconds at any history length, and pruned
+    /// sessions still count.
     pub fn time_per_project(&self, range: &TimeRange) -> Result<Vec<ProjectTime>> {
         let totals = or_nothing_yet(self.activity.totals_by_project(range))?;
         let projects = self.project_index()?;

@@ -479,3 +479,79 @@ fn a_daemon_restarted_after_a_crash_closes_the_session_it_left_open_and_says_so(
         "the restarted daemon ended its own session too"
     );
 }
+
+/// `--prune-older-than-days`: the daemon prunes old history in steps while it records, and the totals of
+/// what it pruned stay in the reports.
+#[test]
+fn the_daemon_prunes_old_history_in_steps_while_it_records_and_the_totals_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let run = |args: &[&str]| -> String {
+        let out = splitstore()
+            .args(["daemon", "--data-dir"])
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // 150 sessions of 2 events, 400 days ago.
+    run(&[
+        "--backdate-days",
+        "400",
+        "--session-events",
+        "2",
+        "--events",
+        "300",
+        "--batch",
+        "50",
+    ]);
+    let old = TimeRange::until(chrono::Utc::now() - chrono::Duration::days(399));
+    let reader = ActivityReader::open(&db);
+    let before: (i64, i64) = reader
+        .totals_by_project(&old)
+        .unwrap()
+        .iter()
+        .fold((0, 0), |(s, n), t| (s + t.seconds, n + t.sessions));
+    assert_eq!(before.1, 150);
+
+    // 2 s of recording at 2000 events/s: far more chances to step than the 23 steps needed.
+    let out = run(&[
+        "--events",
+        "4000",
+        "--rate",
+        "2000",
+        "--batch",
+        "100",
+        "--prune-older-than-days",
+        "365",
+        "--prune-step-rows",
+        "20",
+    ]);
+    let line = out.lines().find(|l| l.starts_with("daemon: ")).unwrap();
+    let field = |name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!((field("pruned_events"), field("pruned_sessions")), (300, 150), "{line}");
+    assert!(
+        field("prune_steps") >= 300 / 20 + 150 / 20,
+        "steps of at most 20 rows: {line}"
+    );
+    assert_eq!(field("events"), 4000, "recording went on: {line}");
+    let old_left = query_i64(
+        &read_only(&db),
+        "SELECT count(*) FROM activity_sessions WHERE start_time_ms < strftime('%s', 'now', '-365 days') * 1000",
+    );
+    assert_eq!(old_left, 0);
+    let after: (i64, i64) = reader
+        .totals_by_project(&old)
+        .unwrap()
+        .iter()
+        .fold((0, 0), |(s, n), t| (s + t.seconds, n + t.sessions));
+    assert_eq!(after, before, "the totals outlive the pruned sessions");
+}

@@ -177,7 +177,12 @@ fn contents(db: &Path, skip: &[&str]) -> BTreeMap<String, Vec<Vec<Value>>> {
         .into_iter()
         .filter(|t| !skip.contains(&t.as_str()))
         .map(|t| {
-            let mut stmt = conn.prepare(&format!("SELECT * FROM {t} ORDER BY rowid")).unwrap();
+            // A WITHOUT ROWID table (activity_totals) has no rowid: its primary key orders it.
+            let without_rowid: bool = conn
+                .query_row("SELECT wr FROM pragma_table_list WHERE name = ?1", [&t], |r| r.get(0))
+                .unwrap();
+            let order = if without_rowid { "" } else { " ORDER BY rowid" };
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {t}{order}")).unwrap();
             let n = stmt.column_count();
             let rows = stmt
                 .query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())

@@ -105,7 +105,8 @@ fn salvage_activity(data: &Path) -> (SalvageReport, PathBuf) {
     }
 }
 
-/// The report matches the file: each table holds `from_backup + salvaged` rows, and the file is sound.
+/// The report matches the file: each table holds `from_backup + salvaged + derived` rows, and the file is
+/// sound.
 #[track_caller]
 fn assert_report_matches(db: &Path, report: &SalvageReport) {
     assert_integrity_ok(db);
@@ -113,7 +114,7 @@ fn assert_report_matches(db: &Path, report: &SalvageReport) {
     assert!(store_core::check::foreign_key_violations(&conn).unwrap().is_empty());
     for (table, t) in &report.tables {
         let n = query_i64(&conn, &format!("SELECT count(*) FROM {table}")) as u64;
-        assert_eq!(n, t.from_backup + t.salvaged, "{table}: {t:?}");
+        assert_eq!(n, t.from_backup + t.salvaged + t.derived, "{table}: {t:?}");
     }
     assert_eq!(report.out, db);
 }
@@ -542,4 +543,111 @@ proptest::proptest! {
         }
         proptest::prop_assert_eq!(fs::read(&damaged).unwrap(), bytes);
     }
+}
+
+/// A data directory whose activity.db holds 2000 sessions of four projects over 20 days, most of them
+/// ended, the oldest pruned (their totals stay), checkpointed into the main file.
+fn data_dir_with_sessions(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    store_core::files::create_private_dir_all(&data).unwrap();
+    let db = data.join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    for i in 0..2000i64 {
+        let start = at(i * 864);
+        let session = activity_store::NewSession {
+            project_id: [Some(1), Some(2), Some(3), None][i as usize % 4],
+            title: Some(format!("a window title long enough to fill pages, session {i}")),
+            ..activity_store::NewSession::new("code", start)
+        };
+        let id = w.start_session(&session).unwrap();
+        if i % 10 != 0 {
+            w.end_session(id, start + Duration::seconds(60 + i % 300)).unwrap();
+        }
+    }
+    w.prune_before(at(2 * 86_400)).unwrap();
+    w.checkpoint(CheckpointMode::Truncate).unwrap();
+    data
+}
+
+fn totals(db: &Path) -> Vec<activity_store::ProjectTotal> {
+    activity_store::ActivityReader::open(db)
+        .totals_by_project(&activity_store::TimeRange::all())
+        .unwrap()
+}
+
+#[test]
+fn salvaged_sessions_keep_the_reports_the_damaged_file_gave_pruned_history_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir_with_sessions(dir.path());
+    let db = data.join("activity.db");
+    let before = totals(&db);
+    let open_before = open_sessions(&db);
+    let leaves = pages_of(&db, "activity_sessions", "leaf");
+    damage_page(&db, leaves[leaves.len() / 2]);
+
+    let (report, _) = salvage_activity(&data);
+    assert_report_matches(&db, &report);
+    assert!(report.tables["activity_sessions"].known_lost > 0, "{report:?}");
+    // Ended sessions count from the totals, whole in the damaged file; open ones from the sessions
+    // salvaged (an open session on the damaged page is lost, and reported as such).
+    let open_after = open_sessions(&db);
+    assert!(open_after.values().sum::<i64>() < open_before.values().sum::<i64>());
+    let expected: Vec<_> = before
+        .iter()
+        .map(|t| activity_store::ProjectTotal {
+            sessions: t.sessions - open_before.get(&t.project_id).unwrap_or(&0)
+                + open_after.get(&t.project_id).unwrap_or(&0),
+            ..t.clone()
+        })
+        .collect();
+    assert_eq!(
+        totals(&db),
+        expected,
+        "the running totals were readable: ended sessions all count"
+    );
+}
+
+/// Open sessions per project.
+fn open_sessions(db: &Path) -> std::collections::BTreeMap<Option<i64>, i64> {
+    read_only(db)
+        .prepare("SELECT project_id, count(*) FROM activity_sessions WHERE end_time_ms IS NULL GROUP BY 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+#[test]
+fn damaged_running_totals_are_rebuilt_from_the_salvaged_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir_with_sessions(dir.path());
+    let db = data.join("activity.db");
+    let totals_pages = pages_of(&db, "activity_totals", "leaf");
+    damage_page(&db, totals_pages[0]);
+
+    let (report, _) = salvage_activity(&data);
+    assert_report_matches(&db, &report);
+    assert!(
+        report.notes.iter().any(|n| n.starts_with("activity_totals: rebuilt")),
+        "{:?}",
+        report.notes
+    );
+    // What a GROUP BY over the sessions now in the file says (the pruned ones are gone with the damage).
+    let conn = read_only(&db);
+    let oracle: Vec<(Option<i64>, i64, i64)> = conn
+        .prepare(
+            "SELECT project_id, SUM(IFNULL(duration_seconds, 0)), COUNT(*) FROM activity_sessions
+             GROUP BY project_id ORDER BY project_id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let got: Vec<(Option<i64>, i64, i64)> = totals(&db)
+        .iter()
+        .map(|t| (t.project_id, t.seconds, t.sessions))
+        .collect();
+    assert_eq!(got, oracle);
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`ActivityWriter`] (the daemon only): takes the owner lock, records sessions and events, commits
 //!   batches and groups ([`GroupCommit`]), runs the checkpoint policy ([`WalPolicy`]) and retention
-//!   ([`ActivityWriter::prune_before`]).
+//!   ([`ActivityWriter::prune_step`] between commits, or [`ActivityWriter::prune_before`] at once), and
+//!   keeps the running totals per project that reports read ([`ActivityReader::totals_by_project`]).
 //! - [`GroupCommit`] (the daemon at high rates): the writer with a group-commit buffer, in one value.
 //! - [`ActivityReader`] (the server, reports): short read transactions on a `store_core::ReadPool`;
 //!   sessions in a [`TimeRange`], events of a session, [`ProjectTotal`]s, the latest activity and a
@@ -31,5 +32,6 @@ pub use store_core::checkpoint::{CheckpointMode, CheckpointResult};
 pub use store_core::{Banner, ChangeToken, Error, ErrorKind, LockHolder, OpenOptions, Result, TimeRange};
 pub use wal::{WalPolicy, WalStatus};
 pub use writer::{
-    ActivityWriter, Committed, DEFAULT_PRUNE_CHUNK_ROWS, PruneReport, RecoveredSession, Recovery, WriterOptions,
+    ActivityWriter, Committed, DEFAULT_PRUNE_CHUNK_ROWS, PruneReport, PruneStep, RecoveredSession, Recovery,
+    WriterOptions,
 };

@@ -112,15 +112,29 @@ impl ActivityReader {
         self.pool.read(|c| repo::events_of_session(c, session_id, limit))
     }
 
-    /// Seconds and session counts per `project_id` (one row per distinct value, `None` included, ordered
-    /// with `None` first) of the sessions that started in `range`, aggregated by SQLite inside activity.db.
-    /// Project names live in config.db: the application joins them.
+    /// Seconds and session counts per `project_id` (one row per project with a session that started in
+    /// `range`, `None` included, ordered with `None` first). `sessions` counts every session that started
+    /// in the range, open ones included; `seconds` sums the durations of those that ended (an open session
+    /// counts 0 s until it ends). Project names live in config.db: the application joins them.
+    ///
+    /// Answered in about the same time at any history length: the writer keeps running totals per project
+    /// in 15-minute buckets of start time (`activity_totals`, updated in the transaction that starts or
+    /// ends a session), so the whole buckets of the range are two rows per project, and only the sessions
+    /// of the partial buckets at its two edges are read one by one (through the start-time index). The
+    /// answer is exact for any millisecond range; a range whose bounds are quarter hours (the start of a
+    /// day or week in any time zone) has no partial bucket.
+    ///
+    /// **Totals outlive retention.** Pruning deletes sessions, never totals: whole buckets over pruned
+    /// history still count the pruned sessions. Only a partial edge bucket is read from the sessions
+    /// themselves, so in pruned history a bound that is not a quarter hour counts, in its edge bucket, only
+    /// the sessions still stored.
     pub fn totals_by_project(&self, range: &TimeRange) -> Result<Vec<ProjectTotal>> {
         self.pool.read(|c| repo::totals_by_project(c, range))
     }
 
     /// Seconds and session count of one project's sessions that started in `range` (0 and 0 if it has
-    /// none), read through the project index rather than by aggregating every project.
+    /// none), from the running totals as [`totals_by_project`](Self::totals_by_project) (same meaning,
+    /// same retention rule), in a few seeks.
     pub fn total_of_project(&self, project_id: i64, range: &TimeRange) -> Result<ProjectTotal> {
         self.pool.read(|c| repo::total_of_project(c, project_id, range))
     }

@@ -158,6 +158,7 @@ pub struct LastIds {
     pub event_id: Option<i64>,
 }
 
+/// Starts a session (one INSERT; an open session is not in the totals yet).
 pub(crate) fn insert_session(conn: &Connection, s: &NewSession) -> rusqlite::Result<i64> {
     conn.prepare_cached(queries::INSERT_SESSION)?.insert((
         s.app.as_str(),
@@ -170,12 +171,23 @@ pub(crate) fn insert_session(conn: &Connection, s: &NewSession) -> rusqlite::Res
     ))
 }
 
-/// Ends session `id` at `end`, for `reason`. `false` when no open session has that id (nothing changed).
+/// Ends session `id` at `end`, for `reason` (one UPDATE: its trigger adds the session to the totals
+/// within the statement). `false` when no open session has that id (nothing changed).
 pub(crate) fn end_session(conn: &Connection, id: i64, end: DateTime<Utc>, reason: EndReason) -> rusqlite::Result<bool> {
     let changed = conn
         .prepare_cached(queries::END_SESSION)?
         .execute((id, to_ms(end), reason.as_str()))?;
     Ok(changed == 1)
+}
+
+/// The totals key of a project: `(has_project, project_id)`, `(0, 0)` for no project.
+fn totals_key(project_id: Option<i64>) -> (bool, i64) {
+    (project_id.is_some(), project_id.unwrap_or(0))
+}
+
+/// The start of the totals bucket holding `ms` (floor, also before the epoch).
+pub(crate) fn bucket_of(ms: i64) -> i64 {
+    ms - ms.rem_euclid(queries::TOTALS_BUCKET_MS)
 }
 
 /// A session still open: its id, start and the time of its last event, in epoch milliseconds.
@@ -255,33 +267,145 @@ pub(crate) fn events_of_session(conn: &Connection, session_id: i64, limit: u32) 
     rows.collect()
 }
 
-pub(crate) fn totals_by_project(conn: &Connection, range: &TimeRange) -> rusqlite::Result<Vec<ProjectTotal>> {
-    let (from, to) = range.bounds_ms();
-    let mut stmt = conn.prepare_cached(queries::TOTALS_BY_PROJECT)?;
-    let rows = stmt.query_map((from, to), |r| {
-        Ok(ProjectTotal {
-            project_id: r.get(0)?,
-            seconds: r.get(1)?,
-            sessions: r.get(2)?,
-        })
-    })?;
-    rows.collect()
+/// How a range `[from, to)` in milliseconds is answered: whole buckets from the running totals of ended
+/// sessions plus the open sessions started in them, and the sessions of the partial buckets at its edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// Whole buckets `[from, to)`: bucket boundaries (`i64::MIN`/`i64::MAX` for an unbounded side).
+    pub whole: Option<(i64, i64)>,
+    /// Sessions aggregated one by one, at most two stretches shorter than a bucket each.
+    pub edges: [Option<(i64, i64)>; 2],
 }
 
+impl Plan {
+    pub(crate) fn of(range: &TimeRange) -> Plan {
+        let (from, to) = range.bounds_ms();
+        let mut plan = Plan {
+            whole: None,
+            edges: [None, None],
+        };
+        if from >= to {
+            return plan;
+        }
+        let width = queries::TOTALS_BUCKET_MS;
+        // The first boundary at or after `from`, the last at or before `to` (unbounded sides stay so).
+        let first = match from {
+            i64::MIN => i64::MIN,
+            f => bucket_of(f)
+                .checked_add(if f == bucket_of(f) { 0 } else { width })
+                .unwrap_or(i64::MAX),
+        };
+        let last = if to == i64::MAX { i64::MAX } else { bucket_of(to) };
+        if first > last {
+            // Inside one bucket: no whole bucket at all.
+            plan.edges[0] = Some((from, to));
+            return plan;
+        }
+        if first < last {
+            plan.whole = Some((first, last));
+        }
+        plan.edges = [
+            (from < first).then_some((from, first)),
+            (last < to).then_some((last, to)),
+        ];
+        plan
+    }
+}
+
+/// Seconds and sessions per project of the sessions that started in `range`: the whole buckets from
+/// `activity_totals` (ended sessions) and the open sessions, the edges from the sessions (see [`Plan`]). Runs in the caller's read transaction,
+/// so both parts read one snapshot.
+pub(crate) fn totals_by_project(conn: &Connection, range: &TimeRange) -> rusqlite::Result<Vec<ProjectTotal>> {
+    let plan = Plan::of(range);
+    let mut sums: std::collections::BTreeMap<Option<i64>, (i64, i64)> = std::collections::BTreeMap::new();
+    let mut add = |project_id: Option<i64>, seconds: i64, sessions: i64| {
+        let sum = sums.entry(project_id).or_default();
+        sum.0 += seconds;
+        sum.1 += sessions;
+    };
+    if let Some(whole) = plan.whole {
+        whole_buckets(conn, whole, &mut add)?;
+        let mut open = conn.prepare_cached(queries::OPEN_TOTALS_BY_PROJECT)?;
+        let mut rows = open.query(whole)?;
+        while let Some(r) = rows.next()? {
+            add(r.get(0)?, r.get(1)?, r.get(2)?);
+        }
+    }
+    for edge in plan.edges.into_iter().flatten() {
+        let mut stmt = conn.prepare_cached(queries::TOTALS_BY_PROJECT)?;
+        let mut rows = stmt.query(edge)?;
+        while let Some(r) = rows.next()? {
+            add(r.get(0)?, r.get(1)?, r.get(2)?);
+        }
+    }
+    Ok(sums
+        .into_iter()
+        .map(|(project_id, (seconds, sessions))| ProjectTotal {
+            project_id,
+            seconds,
+            sessions,
+        })
+        .collect())
+}
+
+/// Per project with sessions in the whole buckets `[from, to)`, `add(project, seconds, sessions)`: one
+/// statement, [`queries::TOTALS_FROM_BUCKETS`].
+fn whole_buckets(
+    conn: &Connection,
+    (from, to): (i64, i64),
+    add: &mut impl FnMut(Option<i64>, i64, i64),
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(queries::TOTALS_FROM_BUCKETS)?;
+    let mut rows = stmt.query((from, to))?;
+    while let Some(r) = rows.next()? {
+        add(r.get(0)?, r.get(1)?, r.get(2)?);
+    }
+    Ok(())
+}
+
+/// The running totals (sessions, seconds) of a project before bucket boundary `at`: `(0, 0)` before its
+/// first bucket, and for `at = i64::MIN` without a seek.
+fn totals_before(stmt: &mut rusqlite::CachedStatement<'_>, key: (bool, i64), at: i64) -> rusqlite::Result<(i64, i64)> {
+    if at == i64::MIN {
+        return Ok((0, 0));
+    }
+    Ok(stmt
+        .query_row((key.0, key.1, at), |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0)))
+}
+
+/// One project's seconds and sessions in `range`, as [`totals_by_project`] computes them.
 pub(crate) fn total_of_project(
     conn: &Connection,
     project_id: i64,
     range: &TimeRange,
 ) -> rusqlite::Result<ProjectTotal> {
-    let (from, to) = range.bounds_ms();
-    let mut stmt = conn.prepare_cached(queries::TOTAL_OF_PROJECT)?;
-    stmt.query_row((project_id, from, to), |r| {
-        Ok(ProjectTotal {
-            project_id: Some(project_id),
-            seconds: r.get(0)?,
-            sessions: r.get(1)?,
-        })
-    })
+    let plan = Plan::of(range);
+    let mut total = ProjectTotal {
+        project_id: Some(project_id),
+        seconds: 0,
+        sessions: 0,
+    };
+    if let Some((from, to)) = plan.whole {
+        let key = totals_key(Some(project_id));
+        let mut before = conn.prepare_cached(queries::TOTALS_BEFORE)?;
+        let hi = totals_before(&mut before, key, to)?;
+        let lo = totals_before(&mut before, key, from)?;
+        total.sessions += hi.0 - lo.0;
+        total.seconds += hi.1 - lo.1;
+        let mut open = conn.prepare_cached(queries::OPEN_TOTAL_OF_PROJECT)?;
+        let (seconds, sessions): (i64, i64) = open.query_row((project_id, from, to), |r| Ok((r.get(0)?, r.get(1)?)))?;
+        total.seconds += seconds;
+        total.sessions += sessions;
+    }
+    for (from, to) in plan.edges.into_iter().flatten() {
+        let mut stmt = conn.prepare_cached(queries::TOTAL_OF_PROJECT)?;
+        let (seconds, sessions): (i64, i64) = stmt.query_row((project_id, from, to), |r| Ok((r.get(0)?, r.get(1)?)))?;
+        total.seconds += seconds;
+        total.sessions += sessions;
+    }
+    Ok(total)
 }
 
 pub(crate) fn latest(conn: &Connection) -> rusqlite::Result<Latest> {
@@ -325,10 +449,10 @@ pub(crate) fn page_count(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row(queries::PAGE_COUNT, [], |r| r.get(0))
 }
 
-/// One incremental-vacuum step (its own autocommit transaction).
-pub(crate) fn incremental_vacuum_step(conn: &Connection) -> rusqlite::Result<()> {
+/// One incremental-vacuum step of at most `pages` pages (its own autocommit transaction).
+pub(crate) fn incremental_vacuum_step(conn: &Connection, pages: u32) -> rusqlite::Result<()> {
     // The pragma frees one page per step of the statement: run it to completion.
-    conn.execute_batch(queries::INCREMENTAL_VACUUM_STEP)
+    conn.execute_batch(&queries::incremental_vacuum(pages))
 }
 
 fn session_from_row(r: &Row<'_>) -> rusqlite::Result<Session> {

@@ -9,6 +9,28 @@
 //! later writer closed it because the one that opened it stopped without ending it (a crash, `kill -9`, a
 //! power loss, a forced reboot): see `ActivityWriter`'s recovery at open.
 //!
+//! `activity_totals` keeps, per project (`has_project` 0 with `project_id` 0 for sessions with no project:
+//! a key column cannot be NULL in a `WITHOUT ROWID` table, and a NULL is never equal to another in a UNIQUE
+//! key) and per 15-minute bucket of start time (`bucket_ms`, a multiple of 900 000 ms since the epoch, UTC),
+//! *running* totals of the ended sessions: how many started before the bucket's end, and their seconds.
+//! A session joins them when it ends (with its duration), in its start bucket and every later one; while
+//! it is open, a report counts it from the session itself (there are few: the one the daemon records, and
+//! those a crash left for recovery). Two triggers keep them, inside the very statement that ends a
+//! session (the `UPDATE` that sets its end) or inserts one already ended (a copy, a tool), so every
+//! write stays one atomic statement and the totals never disagree with the sessions at any commit: the
+//! writer's `end_session`, a group's `EndSession` and recovery at open all go through them, and starting
+//! a session or recording an event writes nothing more than before. An end adds to its bucket's row, or
+//! creates it from the project's previous row when that update found none (`changes()` in a trigger
+//! body counts the previous statement of that body: https://sqlite.org/c3ref/changes.html), then to any
+//! later rows (a session that started long ago). Deleting a session (retention) changes no total; no
+//! code changes a session's project or start, nor a session's end once set.
+//!
+//! A report over `[from, to)` is the difference of two rows per project, plus the open sessions started
+//! there, plus the sessions of the two partial buckets at its edges (see `repo::totals_by_project`);
+//! every time zone's day and week starts on a 15-minute boundary (offsets are multiples of 15 minutes),
+//! so such ranges have no partial bucket at all. Retention deletes sessions, never totals: a report over
+//! pruned history still counts them.
+//!
 //! No foreign keys: `activity_sessions.project_id` names a project in config.db (joined in the application),
 //! and `activity_events.session_id` is kept exactly as the legacy file had it, NULL or pointing at a session
 //! that no longer exists included. Retention deletes by time, not by cascade.
@@ -39,6 +61,8 @@ pub static SCHEMA: Schema = Schema {
         target_file: "config.db",
         target_table: "projects",
     }],
+    // Written by the triggers of migration 4 when a session ends (see `queries::TOTALS_*`).
+    derived_tables: &["activity_totals"],
 };
 
 /// The legacy combined database both activity.db and config.db were split from.
@@ -101,6 +125,81 @@ CREATE INDEX activity_events_timestamp ON activity_events (timestamp_ms);",
         step: Step::Sql(
             "ALTER TABLE activity_sessions ADD COLUMN end_reason TEXT;
 UPDATE activity_sessions SET end_reason = 'ended' WHERE end_time_ms IS NOT NULL;",
+        ),
+    },
+    Migration {
+        version: 4,
+        name: "running totals per project in 15-minute buckets",
+        // Additive: a new table and its triggers; a reader built for version 3 never names them and
+        // aggregates sessions as before.
+        compat: Compat::Additive,
+        // The backfill is `queries::REBUILD_TOTALS` as it was when this migration was released, frozen here
+        // (a released migration never changes; the query may). Then the triggers that keep the totals.
+        step: Step::Sql(
+            "CREATE TABLE activity_totals (
+    has_project INTEGER NOT NULL,
+    project_id  INTEGER NOT NULL,
+    bucket_ms   INTEGER NOT NULL,
+    sessions    INTEGER NOT NULL,
+    seconds     INTEGER NOT NULL,
+    PRIMARY KEY (has_project, project_id, bucket_ms)
+) WITHOUT ROWID;
+INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
+SELECT has_project, project_id, bucket_ms,
+       SUM(ended) OVER running, SUM(seconds) OVER running
+FROM (SELECT project_id IS NOT NULL AS has_project, IFNULL(project_id, 0) AS project_id,
+             start_time_ms - (start_time_ms % 900000 + 900000) % 900000 AS bucket_ms,
+             COUNT(*) AS ended, SUM(IFNULL(duration_seconds, 0)) AS seconds
+      FROM activity_sessions
+      WHERE end_time_ms IS NOT NULL
+      GROUP BY 1, 2, 3)
+WINDOW running AS (PARTITION BY has_project, project_id ORDER BY bucket_ms ROWS UNBOUNDED PRECEDING);
+CREATE TRIGGER activity_totals_on_end AFTER UPDATE OF end_time_ms ON activity_sessions
+WHEN OLD.end_time_ms IS NULL AND NEW.end_time_ms IS NOT NULL
+BEGIN
+    UPDATE activity_totals
+    SET sessions = sessions + 1, seconds = seconds + IFNULL(NEW.duration_seconds, 0)
+    WHERE has_project = (NEW.project_id IS NOT NULL) AND project_id = IFNULL(NEW.project_id, 0)
+      AND bucket_ms = NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000;
+    INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
+    SELECT NEW.project_id IS NOT NULL, IFNULL(NEW.project_id, 0), b.bucket_ms,
+        1 + IFNULL((SELECT t.sessions FROM activity_totals t
+                    WHERE t.has_project = (NEW.project_id IS NOT NULL) AND t.project_id = IFNULL(NEW.project_id, 0)
+                      AND t.bucket_ms < b.bucket_ms ORDER BY t.bucket_ms DESC LIMIT 1), 0),
+        IFNULL(NEW.duration_seconds, 0)
+        + IFNULL((SELECT t.seconds FROM activity_totals t
+                  WHERE t.has_project = (NEW.project_id IS NOT NULL) AND t.project_id = IFNULL(NEW.project_id, 0)
+                    AND t.bucket_ms < b.bucket_ms ORDER BY t.bucket_ms DESC LIMIT 1), 0)
+    FROM (SELECT NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000 AS bucket_ms) b
+    WHERE changes() = 0;
+    UPDATE activity_totals
+    SET sessions = sessions + 1, seconds = seconds + IFNULL(NEW.duration_seconds, 0)
+    WHERE has_project = (NEW.project_id IS NOT NULL) AND project_id = IFNULL(NEW.project_id, 0)
+      AND bucket_ms > NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000;
+END;
+CREATE TRIGGER activity_totals_on_insert_ended AFTER INSERT ON activity_sessions
+WHEN NEW.end_time_ms IS NOT NULL
+BEGIN
+    UPDATE activity_totals
+    SET sessions = sessions + 1, seconds = seconds + IFNULL(NEW.duration_seconds, 0)
+    WHERE has_project = (NEW.project_id IS NOT NULL) AND project_id = IFNULL(NEW.project_id, 0)
+      AND bucket_ms = NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000;
+    INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
+    SELECT NEW.project_id IS NOT NULL, IFNULL(NEW.project_id, 0), b.bucket_ms,
+        1 + IFNULL((SELECT t.sessions FROM activity_totals t
+                    WHERE t.has_project = (NEW.project_id IS NOT NULL) AND t.project_id = IFNULL(NEW.project_id, 0)
+                      AND t.bucket_ms < b.bucket_ms ORDER BY t.bucket_ms DESC LIMIT 1), 0),
+        IFNULL(NEW.duration_seconds, 0)
+        + IFNULL((SELECT t.seconds FROM activity_totals t
+                  WHERE t.has_project = (NEW.project_id IS NOT NULL) AND t.project_id = IFNULL(NEW.project_id, 0)
+                    AND t.bucket_ms < b.bucket_ms ORDER BY t.bucket_ms DESC LIMIT 1), 0)
+    FROM (SELECT NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000 AS bucket_ms) b
+    WHERE changes() = 0;
+    UPDATE activity_totals
+    SET sessions = sessions + 1, seconds = seconds + IFNULL(NEW.duration_seconds, 0)
+    WHERE has_project = (NEW.project_id IS NOT NULL) AND project_id = IFNULL(NEW.project_id, 0)
+      AND bucket_ms > NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000;
+END;",
         ),
     },
 ];

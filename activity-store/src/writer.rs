@@ -30,7 +30,8 @@ pub struct WriterOptions {
     /// The owner open (busy timeout, where pre-migration backups go).
     pub open: OpenOptions,
     pub wal: WalPolicy,
-    /// Rows per retention transaction in [`ActivityWriter::prune_before`].
+    /// Rows per retention transaction in [`ActivityWriter::prune_before`] (a daemon calling
+    /// [`ActivityWriter::prune_step`] chooses its own budget per step).
     pub prune_chunk_rows: u32,
 }
 
@@ -113,6 +114,20 @@ impl std::fmt::Display for Recovery {
             to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         )
     }
+}
+
+/// What one [`ActivityWriter::prune_step`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PruneStep {
+    /// Nothing older than `before` is left to delete, and no free page is left to return: retention is
+    /// complete until time moves on.
+    pub done: bool,
+    pub events_deleted: u64,
+    pub sessions_deleted: u64,
+    /// Pages returned to the file system by this step's incremental vacuum.
+    pub pages_returned: u64,
+    /// Write transactions it took: one, or two with a vacuum step.
+    pub transactions: u64,
 }
 
 /// What [`ActivityWriter::prune_before`] did.
@@ -204,16 +219,19 @@ impl ActivityWriter {
         &self.owner
     }
 
-    /// Starts a session; returns its id. One INSERT in autocommit: atomic and committed on return.
+    /// Starts a session; returns its id. One INSERT in autocommit: atomic and committed on return. Reports
+    /// count it from now on ([`ActivityReader::totals_by_project`](crate::ActivityReader::totals_by_project)
+    /// counts open sessions from the sessions themselves; the running totals take it when it ends).
     pub fn start_session(&mut self, session: &NewSession) -> Result<i64> {
         let id = repo::insert_session(self.owner.conn(), session).map_err(|e| self.owner.error(e))?;
         self.after_commit();
         Ok(id)
     }
 
-    /// Ends open session `id` at `end`, setting `duration_seconds` (whole seconds, never negative).
-    /// Returns `false`, changing nothing, when no open session has that id (already ended, pruned, or never
-    /// started).
+    /// Ends open session `id` at `end`, setting `duration_seconds` (whole seconds, never negative); the
+    /// session and its duration join the running totals in the same statement (a trigger of the schema:
+    /// one statement in autocommit, atomic, the totals included). Returns `false`,
+    /// changing nothing, when no open session has that id (already ended, pruned, or never started).
     pub fn end_session(&mut self, id: i64, end: DateTime<Utc>) -> Result<bool> {
         let ended = repo::end_session(self.owner.conn(), id, end, EndReason::Ended).map_err(|e| self.owner.error(e))?;
         self.after_commit();
@@ -328,50 +346,35 @@ impl ActivityWriter {
     }
 
     /// Retention: deletes the events older than `before` and the sessions that started and ended before
-    /// it (open sessions are never deleted), at most `prune_chunk_rows` rows per `BEGIN IMMEDIATE`
-    /// transaction; then returns the freed pages to the file system (`auto_vacuum=INCREMENTAL`, in steps
-    /// of [`VACUUM_STEP_PAGES`](crate::queries::VACUUM_STEP_PAGES)) and checkpoints with TRUNCATE.
+    /// it (open sessions are never deleted), then returns the freed pages to the file system
+    /// (`auto_vacuum=INCREMENTAL`) and checkpoints with TRUNCATE. It is the loop over
+    /// [`prune_step`](Self::prune_step) with a budget of `prune_chunk_rows` (and at most
+    /// [`VACUUM_STEP_PAGES`](crate::queries::VACUUM_STEP_PAGES) pages per vacuum step), to the end.
     ///
-    /// Chunks keep the WAL small (one huge DELETE would put every page it touches in the WAL before any
-    /// checkpoint could run) and make a crash lose only progress: what was deleted stays deleted, every
-    /// chunk being a whole set of rows older than `before`, and calling it again finishes the job. The
-    /// call itself runs to the end on this writer, so the daemon records nothing meanwhile: prune often
-    /// (say daily) so each call has little to do. Readers are never blocked by it (WAL).
+    /// The totals of pruned sessions stay: reports over pruned history still count them (see
+    /// [`ActivityReader::totals_by_project`](crate::ActivityReader::totals_by_project)).
+    ///
+    /// The call runs to the end on this writer, so nothing is recorded meanwhile. A daemon that must keep
+    /// recording while a long history is pruned calls [`prune_step`](Self::prune_step) between its commits
+    /// instead. Readers are never blocked by either (WAL).
     pub fn prune_before(&mut self, before: DateTime<Utc>) -> Result<PruneReport> {
         let chunk = self.prune_chunk_rows;
-        let mut report = PruneReport::default();
+        let mut report = PruneReport {
+            pages_before: self.page_count()?,
+            ..PruneReport::default()
+        };
         loop {
-            let n = self.owner.write(|tx| repo::prune_events_chunk(tx, before, chunk))?;
-            self.after_commit();
-            report.transactions += 1;
-            report.events_deleted += n as u64;
-            if n < chunk as usize {
-                break;
-            }
-        }
-        loop {
-            let n = self.owner.write(|tx| repo::prune_sessions_chunk(tx, before, chunk))?;
-            self.after_commit();
-            report.transactions += 1;
-            report.sessions_deleted += n as u64;
-            if n < chunk as usize {
+            let step = self.prune_step(before, chunk)?;
+            report.events_deleted += step.events_deleted;
+            report.sessions_deleted += step.sessions_deleted;
+            report.transactions += step.transactions;
+            if step.done {
                 break;
             }
         }
         let path = self.owner.path().to_path_buf();
         let conn = self.owner.conn();
-        report.pages_before = repo::page_count(conn).at_db(&path, &SCHEMA)?;
-        let mut free = repo::freelist_count(conn).at_db(&path, &SCHEMA)?;
-        while free > 0 {
-            repo::incremental_vacuum_step(conn).at_db(&path, &SCHEMA)?;
-            report.transactions += 1;
-            let left = repo::freelist_count(conn).at_db(&path, &SCHEMA)?;
-            if left >= free {
-                break; // no progress: never spin
-            }
-            free = left;
-        }
-        report.freelist_after = free;
+        report.freelist_after = repo::freelist_count(conn).at_db(&path, &SCHEMA)?;
         report.pages_after = repo::page_count(conn).at_db(&path, &SCHEMA)?;
         report.checkpoint = Some(
             self.wal
@@ -379,6 +382,83 @@ impl ActivityWriter {
                 .at_db(&path, &SCHEMA)?,
         );
         Ok(report)
+    }
+
+    /// One short step of retention, for a daemon that records while it prunes: deletes at most `budget`
+    /// rows in one `BEGIN IMMEDIATE` transaction, the events older than `before` first, then the sessions
+    /// that started and ended before it (open sessions are never deleted). Once nothing is left to delete,
+    /// each step returns at most `budget` (and at most [`VACUUM_STEP_PAGES`](crate::queries::VACUUM_STEP_PAGES))
+    /// free pages to the file system (an incremental vacuum step, its own transaction). `done` says nothing
+    /// is left to delete or to return.
+    ///
+    /// Totals stay: only sessions and events are deleted, never the running totals of `activity_totals`,
+    /// so reports over pruned history keep counting the pruned sessions.
+    ///
+    /// Each step is a whole set of rows older than `before`: a crash loses only progress, and the next
+    /// steps finish the job. Small steps keep both the pause they cause and the WAL small (one huge DELETE
+    /// would put every page it touches in the WAL before any checkpoint could run). A daemon calls it
+    /// between commits (with [`GroupCommit`], through [`GroupCommit::writer_mut`] while a group is pending:
+    /// the step commits before the pending operations, which stay pending):
+    ///
+    /// ```
+    /// # use activity_store::{ActivityWriter, NewEvent};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let mut daemon = ActivityWriter::open_in(dir.path())?.into_group_commit(Default::default());
+    /// let before = chrono::Utc::now() - chrono::Duration::days(365);
+    /// let mut pruned = false;
+    /// for _ in 0..3 {
+    ///     daemon.push(NewEvent::new(None, "focus", chrono::Utc::now()))?; // recording goes on
+    ///     if !pruned {
+    ///         pruned = daemon.writer_mut().prune_step(before, 500)?.done;
+    ///     }
+    /// }
+    /// # daemon.flush()?;
+    /// # assert!(pruned);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prune_step(&mut self, before: DateTime<Utc>, budget: u32) -> Result<PruneStep> {
+        let budget = budget.max(1);
+        let (events, sessions) = self.owner.write(|tx| {
+            let events = repo::prune_events_chunk(tx, before, budget)?;
+            let left = budget.saturating_sub(u32::try_from(events).unwrap_or(u32::MAX));
+            let sessions = if left > 0 {
+                repo::prune_sessions_chunk(tx, before, left)?
+            } else {
+                0
+            };
+            Ok((events as u64, sessions as u64))
+        })?;
+        self.after_commit();
+        let mut step = PruneStep {
+            done: false,
+            events_deleted: events,
+            sessions_deleted: sessions,
+            pages_returned: 0,
+            transactions: 1,
+        };
+        if events + sessions > 0 {
+            return Ok(step);
+        }
+        let path = self.owner.path().to_path_buf();
+        let conn = self.owner.conn();
+        let free = repo::freelist_count(conn).at_db(&path, &SCHEMA)?;
+        if free == 0 {
+            step.done = true;
+            return Ok(step);
+        }
+        let pages = budget.min(crate::queries::VACUUM_STEP_PAGES);
+        repo::incremental_vacuum_step(conn, pages).at_db(&path, &SCHEMA)?;
+        let left = repo::freelist_count(conn).at_db(&path, &SCHEMA)?;
+        self.after_commit();
+        step.transactions += 1;
+        step.pages_returned = u64::try_from(free - left).unwrap_or(0);
+        // Done when none is left, or when a step returned none (never spin).
+        step.done = left == 0 || left >= free;
+        Ok(step)
+    }
+
+    fn page_count(&self) -> Result<i64> {
+        repo::page_count(self.owner.conn()).at_db(self.owner.path(), &SCHEMA)
     }
 
     fn after_commit(&mut self) {

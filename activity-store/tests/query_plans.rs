@@ -169,3 +169,43 @@ fn sessions_overlapping_search_the_end_index() {
         &["SEARCH activity_sessions USING INDEX activity_sessions_end (end_time_ms>?)"],
     );
 }
+
+#[test]
+fn the_totals_are_read_through_their_primary_key() {
+    let (_dir, c) = filled();
+    assert_plan(
+        &c,
+        queries::TOTALS_BEFORE,
+        &["SEARCH activity_totals USING PRIMARY KEY (has_project=? AND project_id=? AND bucket_ms<?)"],
+    );
+    // The skip scan over projects (one seek per project) and each project's rows (one seek each).
+    assert_plan(
+        &c,
+        queries::TOTALS_FROM_BUCKETS,
+        &[
+            "SEARCH activity_totals USING PRIMARY KEY (has_project=? AND project_id<?)",
+            "SEARCH t USING PRIMARY KEY (has_project=? AND project_id=? AND bucket_ms<?)",
+        ],
+    );
+    // Open sessions, which the totals do not hold yet: the NULL end of the end index.
+    assert_plan(
+        &c,
+        queries::OPEN_TOTALS_BY_PROJECT,
+        &["SEARCH activity_sessions USING INDEX activity_sessions_end (end_time_ms=?)"],
+    );
+    assert_plan(
+        &c,
+        queries::OPEN_TOTAL_OF_PROJECT,
+        &["SEARCH activity_sessions USING INDEX"],
+    );
+    for sql in [queries::TOTALS_BEFORE, queries::TOTALS_FROM_BUCKETS] {
+        let lines = plan(&c, sql);
+        assert!(!lines.iter().any(|l| l.contains("TEMP B-TREE")), "no sort: {lines:?}");
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with("SCAN activity_totals") || l.starts_with("SCAN t")),
+            "no scan of the totals: {lines:?}"
+        );
+    }
+}

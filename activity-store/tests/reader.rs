@@ -85,6 +85,7 @@ fn config_db_is_not_read_as_activity_db() {
         may_start_empty: false,
         predecessor: None,
         id_references: &[],
+        derived_tables: &[],
     };
     drop(store_core::OwnerConnection::open(&db, &CONFIG_LIKE).unwrap());
     let err = ActivityReader::open(&db).latest().unwrap_err();

@@ -41,6 +41,7 @@ pub static SCHEMA: Schema = Schema {
     may_start_empty: false,
     predecessor: Some(LEGACY),
     id_references: &[],
+    derived_tables: &[],
 };
 
 /// The legacy combined database config.db (and activity.db) were split from.

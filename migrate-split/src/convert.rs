@@ -2,10 +2,11 @@
 //!
 //! The outputs are created by the stores' own migration engines (`OwnerConnection::open` with
 //! `activity_store::SCHEMA` / `config_store::SCHEMA`), so their schema is exactly a fresh store's. Then:
-//! - rollback-journal mode while loading: one big transaction per table writes each page once, where WAL
-//!   would write it twice (WAL, then checkpoint); synchronous stays NORMAL (never OFF);
-//! - the schema's indexes are dropped before the load and re-created afterwards with their exact SQL read
-//!   from `sqlite_schema`, building each b-tree once instead of inserting into it row by row
+//! - loaded unsynced, activity.db without a journal (see [`LoadPosture`]: temporary files, fsynced once
+//!   before they are put in place): one big transaction per table writes each page once, where WAL would
+//!   write it twice (WAL, then checkpoint);
+//! - the schema's indexes (and triggers) are dropped before the load and re-created afterwards with their
+//!   exact SQL read from `sqlite_schema`, building each b-tree once instead of inserting into it row by row
 //!   (https://sqlite.org/lang_createindex.html); UNIQUE constraints keep their automatic indexes, which
 //!   catch legacy duplicates while loading;
 //! - every legacy row is read once, in key order, inside one read transaction (one snapshot), with bounded
@@ -31,10 +32,44 @@ use crate::rejects::RejectsFile;
 use crate::report::TableCounts;
 use crate::verify;
 
-/// Page cache of each output connection while loading (KiB). Index builds sort within it before spilling
-/// to temporary files. With the legacy and verifying connections, a split of a 1 GB file peaks at about
-/// 60 MB resident.
-const LOAD_CACHE_KIB: i64 = 16 * 1024;
+/// How an output is loaded: its journal, its page cache and the sorter's helper threads.
+///
+/// The outputs are temporary files until verified, so they are loaded without fsyncs
+/// (`synchronous=OFF`), and activity.db, whose copy never relies on a rollback (a failed statement fails
+/// the split), without a journal (`journal_mode=OFF`): each page is written once, where a rollback journal
+/// (or a WAL) would write it twice. A crash or power loss mid-load leaves a damaged temporary file that
+/// nothing ever opens as a database: the next run removes every `.split-tmp-*` file and starts over. The
+/// finished file is fsynced once, after its last connection closed and before it is renamed into place
+/// (see [`close_in_wal`]), so what is put in place is durable. This is not the rule "never
+/// `synchronous=OFF` or `journal_mode=OFF` on a database a user keeps" broken: no user database is ever
+/// open in that mode, and the user's files are only ever whole, synced ones (docs/sqlite-hazards.md,
+/// "Durability"). config.db keeps a rollback journal: its rows are inserted one by one, and a row that
+/// fails a constraint is rolled back alone.
+#[derive(Debug, Clone, Copy)]
+struct LoadPosture {
+    journal_mode: &'static str,
+    /// Page cache (KiB). Index builds sort within it before spilling to temporary files.
+    cache_kib: i64,
+    /// `PRAGMA threads`: helper threads of the sorter that builds indexes (the second core;
+    /// https://sqlite.org/pragma.html#pragma_threads).
+    threads: u32,
+}
+
+/// activity.db: the big one. A larger cache, or more sorter threads, was measured no faster on a 1 GB
+/// legacy file (the index builds write as much as they sort) and costs memory: with these, the legacy
+/// and verifying connections and the copy's channel, a split of that file peaks at about 85 MB resident.
+const ACTIVITY_LOAD: LoadPosture = LoadPosture {
+    journal_mode: "off",
+    cache_kib: 16 * 1024,
+    threads: 1,
+};
+
+/// config.db: a few thousand rows.
+const CONFIG_LOAD: LoadPosture = LoadPosture {
+    journal_mode: "delete",
+    cache_kib: 4 * 1024,
+    threads: 0,
+};
 
 /// Where a conversion writes.
 #[derive(Debug, Clone)]
@@ -62,8 +97,8 @@ pub(crate) struct SplitDetail {
 /// An output being loaded.
 struct Output {
     conn: OwnerConnection,
-    /// Index name and exact SQL, dropped for the load.
-    indexes: Vec<(String, String)>,
+    /// Indexes and triggers (`sqlite_schema.type`, name, exact SQL), dropped for the load.
+    derived: Vec<(String, String, String)>,
 }
 
 impl Output {
@@ -84,8 +119,8 @@ pub(crate) fn convert(
     progress: &Progress,
     key: Option<&store_core::Key>,
 ) -> Result<Conversion> {
-    let mut activity = open_output(&paths.activity, &activity_store::SCHEMA, key)?;
-    let mut config = open_output(&paths.config, &config_store::SCHEMA, key)?;
+    let mut activity = open_output(&paths.activity, &activity_store::SCHEMA, ACTIVITY_LOAD, key)?;
+    let mut config = open_output(&paths.config, &config_store::SCHEMA, CONFIG_LOAD, key)?;
     let mut rejects = RejectsFile::new(&paths.rejects);
 
     // One read transaction: every count and row below comes from the same snapshot.
@@ -211,7 +246,12 @@ pub(crate) fn convert(
 }
 
 /// Creates an output through its store's migration engine, then readies it for the bulk load.
-fn open_output(path: &Path, schema: &'static Schema, key: Option<&store_core::Key>) -> Result<Output> {
+fn open_output(
+    path: &Path,
+    schema: &'static Schema,
+    posture: LoadPosture,
+    key: Option<&store_core::Key>,
+) -> Result<Output> {
     // A temporary file: its opens are not the data directory's database's.
     let options = store_core::OpenOptions {
         temporary_file: true,
@@ -220,23 +260,33 @@ fn open_output(path: &Path, schema: &'static Schema, key: Option<&store_core::Ke
     };
     let conn = OwnerConnection::open_with(path, schema, &options)?;
     let c = conn.conn();
-    let mode: String = c.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).at(path)?;
-    if !mode.eq_ignore_ascii_case("delete") {
+    let wanted = posture.journal_mode;
+    let mode: String = c
+        .query_row(&format!("PRAGMA journal_mode = {wanted}"), [], |r| r.get(0))
+        .at(path)?;
+    if !mode.eq_ignore_ascii_case(wanted) {
         return Err(SplitError::Store(store_core::Error::PragmaRejected {
             path: path.to_path_buf(),
             pragma: "journal_mode",
-            wanted: "delete".into(),
+            wanted: wanted.into(),
             got: mode,
         }));
     }
-    c.execute_batch(&format!("PRAGMA cache_size = -{LOAD_CACHE_KIB}"))
+    // Only on this temporary file, until it is closed (see LoadPosture).
+    store_core::conn_ext::set_and_verify(c, path, "synchronous", "OFF", "0")?;
+    let (cache, threads) = (posture.cache_kib, posture.threads);
+    c.execute_batch(&format!("PRAGMA cache_size = -{cache}; PRAGMA threads = {threads}"))
         .at(path)?;
-    let indexes: Vec<(String, String)> = c
-        .prepare(queries::OUTPUT_INDEXES)
-        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+    let derived: Vec<(String, String, String)> = c
+        .prepare(queries::OUTPUT_DERIVED)
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
         .at(path)?;
-    let mut out = Output { conn, indexes };
-    let drops: Vec<String> = out.indexes.iter().map(|(name, _)| queries::drop_index(name)).collect();
+    let mut out = Output { conn, derived };
+    let drops: Vec<String> = out
+        .derived
+        .iter()
+        .map(|(kind, name, _)| queries::drop_derived(kind, name))
+        .collect();
     out.conn.write(|tx| {
         for sql in &drops {
             tx.execute_batch(sql)?;
@@ -271,14 +321,16 @@ fn legacy_sequences(legacy: &LegacyFile) -> Result<HashMap<String, i64>> {
     Ok(out)
 }
 
-/// After the load: AUTOINCREMENT counters, then the indexes (exact SQL), in one transaction.
+/// After the load: AUTOINCREMENT counters, then the indexes (exact SQL), then activity.db's running totals
+/// and its triggers, in one transaction.
 fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64>) -> Result<()> {
     let counters: Vec<(&'static str, i64)> = TABLES
         .iter()
         .filter(|t| t.target == target && t.key == queries::Key::Id)
         .filter_map(|t| sequences.get(t.name).filter(|s| **s > 0).map(|s| (t.name, *s)))
         .collect();
-    let indexes = out.indexes.clone();
+    let derived = out.derived.clone();
+    let (indexes, triggers): (Vec<_>, Vec<_>) = derived.iter().partition(|(kind, _, _)| kind == "index");
     out.conn.write(|tx| {
         for (name, seq) in &counters {
             tx.execute(queries::RAISE_SEQUENCE, rusqlite::params![name, seq])?;
@@ -287,7 +339,16 @@ fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64
         if target == Target::Activity {
             tx.execute(queries::MARK_ENDED_SESSIONS, [])?;
         }
-        for (_, sql) in &indexes {
+        for (_, _, sql) in &indexes {
+            tx.execute_batch(sql)?;
+        }
+        if target == Target::Activity {
+            // The sessions were loaded without the triggers that keep the running totals reports read:
+            // computed once here, from the loaded sessions (over the covering start-time index just built),
+            // then the triggers are back for the daemon's writes.
+            tx.execute_batch(activity_store::queries::REBUILD_TOTALS)?;
+        }
+        for (_, _, sql) in &triggers {
             tx.execute_batch(sql)?;
         }
         Ok(())
@@ -340,8 +401,10 @@ fn count_dangling(
 }
 
 /// Switches a loaded output to WAL (what its owner expects), closes it, and checks the closed file: WAL in
-/// its header, no `-wal` left (the last connection checkpoints and removes it), fsynced. An encrypted
-/// output's header is ciphertext: its journal mode is read back through a new connection keyed with `key`.
+/// its header, no `-wal` left (the last connection checkpoints and removes it). An encrypted output's
+/// header is ciphertext: its journal mode is read back through a new connection keyed with `key`. Then the
+/// one fsync of the file (it was loaded unsynced, see [`LoadPosture`]), before anything renames it into
+/// place.
 fn close_in_wal(out: Output, key: Option<&store_core::Key>) -> Result<()> {
     let path = out.path().to_path_buf();
     let mode: String = out

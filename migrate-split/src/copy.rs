@@ -5,13 +5,13 @@
 //! rejects file with the reason. Two loaders:
 //! - config.db's tables (small, with enforced foreign keys and UNIQUE pairs): one INSERT per row, so a
 //!   constraint failure rejects that row only (an orphan, a duplicate);
-//! - activity.db's tables (large, nothing a checked row can fail): each row bound straight into a
-//!   multi-row INSERT of [`BATCH_ROWS`] rows, one statement execution and one AUTOINCREMENT counter update
-//!   per batch instead of per row. (A reader thread feeding a writer thread was measured no faster: the
-//!   bundled SQLite serialises both on its global page-cache and memory-statistics mutexes.)
+//! - activity.db's tables (large, nothing a checked row can fail): read and converted on one thread,
+//!   inserted on another (see [`copy_batched`]), through multi-row INSERTs of [`BATCH_ROWS`] rows: one
+//!   statement execution and one AUTOINCREMENT counter update per batch instead of per row.
 //!
 //! Each table is one transaction on its output. The legacy rows are read in key order inside the
-//! caller's read transaction; values are borrowed from SQLite, never copied into per-value allocations.
+//! caller's read transaction; values are borrowed from SQLite, and copied (into reused buffers) only to
+//! cross to the writing thread.
 
 use std::collections::HashMap;
 
@@ -427,8 +427,85 @@ fn orphan_reason(
     Ok("orphan: a foreign key of the output is not satisfied".to_string())
 }
 
-/// Rows read, converted and bound straight into a multi-row INSERT of [`BATCH_ROWS`] rows (SQLite copies
-/// each value as it is bound): activity.db's tables, where a checked row cannot fail a constraint.
+/// Rows per message from the reading thread to the writing one: the channel's cost per row is noise.
+const MESSAGE_ROWS: usize = BATCH_ROWS * 16;
+
+/// Messages waiting in the channel at most: the reader runs at most this far ahead, so memory stays
+/// bounded (a few MiB) whatever the table's size.
+const MESSAGES_IN_FLIGHT: usize = 4;
+
+/// A value copied out of SQLite's row into a [`RowBatch`] (text and blobs as ranges of its bytes).
+#[derive(Debug, Clone, Copy)]
+enum Owned {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(usize, usize),
+    Blob(usize, usize),
+}
+
+/// Converted rows on their way from the reading thread to the writing one: values and one buffer of
+/// bytes, both reused from batch to batch (the writer sends them back).
+#[derive(Debug, Default)]
+struct RowBatch {
+    values: Vec<Owned>,
+    bytes: Vec<u8>,
+    rows: usize,
+}
+
+impl RowBatch {
+    fn push(&mut self, row: &[ValueRef<'_>]) {
+        for v in row {
+            let owned = match *v {
+                ValueRef::Null => Owned::Null,
+                ValueRef::Integer(i) => Owned::Integer(i),
+                ValueRef::Real(f) => Owned::Real(f),
+                ValueRef::Text(t) => {
+                    self.bytes.extend_from_slice(t);
+                    Owned::Text(self.bytes.len() - t.len(), t.len())
+                }
+                ValueRef::Blob(b) => {
+                    self.bytes.extend_from_slice(b);
+                    Owned::Blob(self.bytes.len() - b.len(), b.len())
+                }
+            };
+            self.values.push(owned);
+        }
+        self.rows += 1;
+    }
+
+    fn value(&self, i: usize) -> ValueRef<'_> {
+        match self.values[i] {
+            Owned::Null => ValueRef::Null,
+            Owned::Integer(i) => ValueRef::Integer(i),
+            Owned::Real(f) => ValueRef::Real(f),
+            Owned::Text(at, len) => ValueRef::Text(&self.bytes[at..at + len]),
+            Owned::Blob(at, len) => ValueRef::Blob(&self.bytes[at..at + len]),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.values.clear();
+        self.bytes.clear();
+        self.rows = 0;
+    }
+}
+
+/// What the reading thread sends the writing one.
+enum Message {
+    Rows(RowBatch),
+    /// Every row was sent: the writer commits. A channel closed without it means the reader failed, and
+    /// the writer commits nothing.
+    Done,
+}
+
+/// activity.db's tables, where a checked row cannot fail a constraint: read, converted, checked, counted
+/// and digested on this thread; inserted on a second one, through multi-row INSERTs of [`BATCH_ROWS`]
+/// rows, in one transaction. The two threads share the work of the copy about evenly (the reader steps
+/// through the legacy b-tree, parses times and digests values; the writer binds, inserts and keeps the
+/// output's indexes), so the copy runs on both cores. Rows go over a bounded channel in batches of owned
+/// values, reused: the reader never waits for SQLite's allocator on the writer's behalf (bundled SQLite
+/// takes a global mutex on every allocation it counts, so both threads binding values would serialise).
 fn copy_batched(
     plan: &Plan,
     legacy: &Connection,
@@ -439,47 +516,105 @@ fn copy_batched(
     progress: &Progress,
 ) -> Result<()> {
     let lerr = |e| legacy_error(legacy_path, e);
-    let opath = output.path().to_path_buf();
-    let oerr = |e| SplitError::Store(store_core::Error::from_sqlite(&opath, e));
     let ncols = plan.ncols;
+    let table = plan.table;
     let mut select = legacy
         .prepare(&queries::legacy_select(plan.table, plan.version))
         .map_err(lerr)?;
+    let (to_writer, from_reader) = std::sync::mpsc::sync_channel::<Message>(MESSAGES_IN_FLIGHT);
+    let (back_to_reader, recycled) = std::sync::mpsc::channel::<RowBatch>();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || write_batches(table, ncols, output, &from_reader, &back_to_reader));
+        let read = (|| -> Result<bool> {
+            let mut batch = RowBatch::default();
+            let mut ticks = 0;
+            let mut rows = select.query([]).map_err(lerr)?;
+            while let Some(row) = rows.next().map_err(lerr)? {
+                let mut vals = [ValueRef::Null; MAX_COLUMNS];
+                match plan.convert(row, &mut vals, &mut tally.run.max_refs).map_err(lerr)? {
+                    Some(reason) => {
+                        tally.run.counts.rejected += 1;
+                        plan.reject(row, &reason, rejects, legacy_path)?;
+                    }
+                    None => {
+                        tally.copied_row(&vals[..ncols]);
+                        batch.push(&vals[..ncols]);
+                        if batch.rows == MESSAGE_ROWS {
+                            let next = recycled.try_recv().unwrap_or_default();
+                            if to_writer
+                                .send(Message::Rows(std::mem::replace(&mut batch, next)))
+                                .is_err()
+                            {
+                                return Ok(false); // the writer stopped: its error says why
+                            }
+                        }
+                    }
+                }
+                ticks += 1;
+                if ticks == TICK_ROWS {
+                    progress.inc(ticks);
+                    ticks = 0;
+                }
+            }
+            progress.inc(ticks);
+            if batch.rows > 0 && to_writer.send(Message::Rows(batch)).is_err() {
+                return Ok(false);
+            }
+            Ok(to_writer.send(Message::Done).is_ok())
+        })();
+        drop(to_writer);
+        let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // The reader's failure first: the writer only saw its channel close.
+        match read {
+            Err(e) => Err(e),
+            Ok(_) => written,
+        }
+    })
+}
+
+/// The writing side of [`copy_batched`]: inserts what arrives, in one transaction, committed only when
+/// the reader said every row was sent.
+fn write_batches(
+    table: &'static Table,
+    ncols: usize,
+    output: &mut store_core::OwnerConnection,
+    from_reader: &std::sync::mpsc::Receiver<Message>,
+    back_to_reader: &std::sync::mpsc::Sender<RowBatch>,
+) -> Result<()> {
+    let opath = output.path().to_path_buf();
+    let oerr = |e| SplitError::Store(store_core::Error::from_sqlite(&opath, e));
     output.try_write(|tx: &Transaction<'_>| {
         let mut insert = tx
-            .prepare(&queries::output_insert_batch(plan.table, BATCH_ROWS))
+            .prepare(&queries::output_insert_batch(table, BATCH_ROWS))
             .map_err(oerr)?;
         let mut pending = 0;
-        let mut ticks = 0;
-        let mut rows = select.query([]).map_err(lerr)?;
-        while let Some(row) = rows.next().map_err(lerr)? {
-            let mut vals = [ValueRef::Null; MAX_COLUMNS];
-            match plan.convert(row, &mut vals, &mut tally.run.max_refs).map_err(lerr)? {
-                Some(reason) => {
-                    tally.run.counts.rejected += 1;
-                    plan.reject(row, &reason, rejects, legacy_path)?;
-                }
-                None => {
-                    for (k, v) in vals[..ncols].iter().enumerate() {
-                        insert
-                            .raw_bind_parameter(pending * ncols + k + 1, Bind(*v))
-                            .map_err(oerr)?;
+        loop {
+            match from_reader.recv() {
+                Ok(Message::Rows(mut batch)) => {
+                    for r in 0..batch.rows {
+                        for k in 0..ncols {
+                            insert
+                                .raw_bind_parameter(pending * ncols + k + 1, Bind(batch.value(r * ncols + k)))
+                                .map_err(oerr)?;
+                        }
+                        pending += 1;
+                        if pending == BATCH_ROWS {
+                            insert.raw_execute().map_err(oerr)?;
+                            pending = 0;
+                        }
                     }
-                    tally.copied_row(&vals[..ncols]);
-                    pending += 1;
-                    if pending == BATCH_ROWS {
-                        insert.raw_execute().map_err(oerr)?;
-                        pending = 0;
-                    }
+                    batch.clear();
+                    let _ = back_to_reader.send(batch);
                 }
-            }
-            ticks += 1;
-            if ticks == TICK_ROWS {
-                progress.inc(ticks);
-                ticks = 0;
+                Ok(Message::Done) => break,
+                Err(_) => {
+                    return Err(SplitError::Verification {
+                        path: opath.clone(),
+                        detail: format!("the copy of {} stopped before its last row", table.name),
+                    });
+                }
             }
         }
-        progress.inc(ticks);
         if pending > 0 {
             // The last, partial batch: NULL in the unused rows, which the statement skips.
             for idx in pending * ncols + 1..=BATCH_ROWS * ncols {

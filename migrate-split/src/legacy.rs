@@ -1,9 +1,11 @@
 //! The legacy input: checked, hashed and opened read-only, never written.
 //!
-//! Order matters: the file is stat'ed and hashed with `std::fs` first, and only then opened by SQLite. While
-//! a SQLite connection to it is open this process never opens (so never closes) it with `std::fs`: closing
-//! any descriptor of a file drops every POSIX lock SQLite holds on it (https://sqlite.org/howtocorrupt.html
-//! §2.2). Only `metadata` (no descriptor) is used afterwards, to see whether another program changed it.
+//! Order matters: the file is stat'ed and opened with `std::fs` first (its header checked), and only then
+//! opened by SQLite. While a SQLite connection to it is open this process never opens or closes another
+//! descriptor of it: closing any descriptor of a file drops every POSIX lock SQLite holds on it
+//! (https://sqlite.org/howtocorrupt.html §2.2). The one descriptor opened before SQLite's (the sha256 is
+//! taken through it, on a second core, while SQLite checks the file) stays open until SQLite's connection
+//! is closed. Only `metadata` (no descriptor) is used afterwards, to see whether another program changed it.
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -52,6 +54,9 @@ pub(crate) struct LegacyFile {
     pub unknown_tables: Vec<String>,
     pub stamp: FileStamp,
     pub conn: Connection,
+    /// The descriptor the file was hashed through, closed after `conn` (declared after it, so also when
+    /// dropped): see [`LegacyFile::open`].
+    held: File,
 }
 
 impl LegacyFile {
@@ -69,11 +74,31 @@ impl LegacyFile {
             return Err(SplitError::refused(path, "it is not a regular file"));
         }
         let stamp = FileStamp::of(path).map_err(|e| SplitError::io(path, "read the metadata of", e))?;
-        let (sha256, header) = hash_file(path)?;
-        check_header(path, &header, stamp.len)?;
-        let conn = open_read_only(path)?;
-        let (version, unknown_tables) = check_schema(&conn, path)?;
-        check_structure(&conn, path)?;
+        // Only a regular file: reading a FIFO would wait for a writer forever.
+        store_core::files::require_regular_file(path, "read")?;
+        let held = File::open(path).map_err(|e| SplitError::io(path, "open", e))?;
+        let mut header = [0u8; 100];
+        let got = read_at_most(&held, &mut header).map_err(|e| SplitError::io(path, "read", e))?;
+        check_header(path, &header[..got], stamp.len)?;
+        // The two reads of the whole file run at once, one per core: the sha256 on a thread of its own
+        // (through this descriptor, opened before SQLite opens the file and closed only after SQLite's
+        // connection is: closing any descriptor of the file would drop the locks SQLite holds on it,
+        // https://sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_),
+        // and SQLite's checks on this one.
+        let (hashed, checked) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| hash_reader(&held));
+            let checked = (|| -> Result<(Connection, u32, Vec<String>)> {
+                let conn = open_read_only(path)?;
+                let (version, unknown_tables) = check_schema(&conn, path)?;
+                check_structure(&conn, path)?;
+                Ok((conn, version, unknown_tables))
+            })();
+            let hashed = hashing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (hashed, checked)
+        });
+        // A refusal of the file says more than a failed read of it.
+        let (conn, version, unknown_tables) = checked?;
+        let sha256 = hashed.map_err(|e| SplitError::io(path, "read", e))?;
         Ok(LegacyFile {
             path: path.to_path_buf(),
             sha256,
@@ -81,6 +106,7 @@ impl LegacyFile {
             unknown_tables,
             stamp,
             conn,
+            held,
         })
     }
 
@@ -89,10 +115,12 @@ impl LegacyFile {
         table.since <= self.version
     }
 
-    /// Closes the connection and checks nobody wrote the file meanwhile.
+    /// Closes the connection (then the hashing descriptor) and checks nobody wrote the file meanwhile.
     pub fn close_unchanged(self) -> Result<()> {
         let path = self.path.clone();
+        let held = self.held;
         self.conn.close().map_err(|(_, e)| legacy_error(&path, e))?;
+        drop(held);
         match FileStamp::of(&path) {
             Ok(now) if now == self.stamp => Ok(()),
             _ => Err(SplitError::LegacyChanged { path }),
@@ -133,6 +161,41 @@ pub(crate) fn legacy_error(path: &Path, e: rusqlite::Error) -> SplitError {
         return SplitError::refused(path, format!("it is damaged (a value of an unexpected type: {e})"));
     }
     SplitError::Store(store_core::Error::from_sqlite(path, e))
+}
+
+/// Reads up to `buf.len()` bytes from the start of `file` (fewer only at its end).
+fn read_at_most(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// sha256 of everything `file` holds, read from its start (positioned reads: the descriptor's offset is
+/// not used, so nothing else about it changes).
+fn hash_reader(file: &File) -> std::io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    loop {
+        let n = match file.read_at(&mut buf, at) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(store_core::schema::hex(&hasher.finalize()))
 }
 
 /// sha256 of the file and its first 100 bytes (SQLite's header).

@@ -474,13 +474,16 @@ pub(crate) fn dangling_count(table: &Table, reference: &Reference, parent_schema
 pub(crate) const ATTACH_CONFIG: &str = "ATTACH DATABASE ?1 AS split_config";
 pub(crate) const DETACH_CONFIG: &str = "DETACH DATABASE split_config";
 
-/// The indexes a fresh output has, with their exact SQL (automatic indexes of UNIQUE constraints have no
-/// SQL and stay: they catch legacy duplicates while loading).
-pub(crate) const OUTPUT_INDEXES: &str =
-    "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name";
+/// The indexes and triggers a fresh output has, with their exact SQL (automatic indexes of UNIQUE
+/// constraints have no SQL and stay: they catch legacy duplicates while loading). Both are set aside for
+/// the load and put back after it: an index is built once instead of row by row, and activity.db's
+/// triggers (which keep its running totals row by row) give way to one computation of the totals.
+pub(crate) const OUTPUT_DERIVED: &str = "SELECT type, name, sql FROM sqlite_schema WHERE type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name";
 
-pub(crate) fn drop_index(name: &str) -> String {
-    format!("DROP INDEX {}", ident(name))
+/// Drops an index or a trigger (`kind` as `sqlite_schema.type` names it).
+pub(crate) fn drop_derived(kind: &str, name: &str) -> String {
+    let what = if kind == "trigger" { "TRIGGER" } else { "INDEX" };
+    format!("DROP {what} {}", ident(name))
 }
 
 /// Raises an output's AUTOINCREMENT counter to at least `?2` (inserting with explicit ids already raised it

@@ -18,6 +18,47 @@ fn fresh_fingerprint(schema: &'static Schema) -> String {
     schema_fingerprint(owner.conn()).unwrap()
 }
 
+/// activity.db's running totals are what the writer would have kept for the copied sessions: reports
+/// from them equal the aggregation over the sessions, for all time and for each day.
+fn assert_totals_match_sessions(db: &Path) {
+    let conn = open_output(db);
+    let oracle = |from: i64, to: i64| -> Vec<(Option<i64>, i64, i64)> {
+        conn.prepare(
+            "SELECT project_id, SUM(IFNULL(duration_seconds, 0)), COUNT(*) FROM activity_sessions
+             WHERE start_time_ms >= ?1 AND start_time_ms < ?2 GROUP BY project_id ORDER BY project_id",
+        )
+        .unwrap()
+        .query_map((from, to), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    };
+    let (first, last): (i64, i64) = conn
+        .query_row(
+            "SELECT MIN(start_time_ms), MAX(start_time_ms) FROM activity_sessions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let reader = activity_store::ActivityReader::open(db);
+    let day = 86_400_000;
+    let mut ranges = vec![(i64::MIN, i64::MAX)];
+    ranges.extend((first.div_euclid(day)..=last.div_euclid(day)).map(|d| (d * day, (d + 1) * day)));
+    for (from, to) in ranges {
+        let range = activity_store::TimeRange {
+            from: (from != i64::MIN).then(|| chrono::DateTime::from_timestamp_millis(from).unwrap()),
+            to: (to != i64::MAX).then(|| chrono::DateTime::from_timestamp_millis(to).unwrap()),
+        };
+        let got: Vec<_> = reader
+            .totals_by_project(&range)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.project_id, t.seconds, t.sessions))
+            .collect();
+        assert_eq!(got, oracle(from, to), "totals over {from}..{to}");
+    }
+}
+
 fn check_version(version: u32) {
     let dir = tempfile::tempdir().unwrap();
     let (legacy, summary) = legacy_file(dir.path(), &all_quirks(version));
@@ -227,6 +268,9 @@ fn check_version(version: u32) {
         assert!(old_rows > 0);
     }
     assert_unknown_table_left_alone(&legacy, &summary.unknown_tables);
+
+    // Last: a reader leaves -wal/-shm beside the file.
+    assert_totals_match_sessions(&data.join("activity.db"));
 }
 
 fn assert_unknown_table_left_alone(legacy: &Path, unknown: &[String]) {

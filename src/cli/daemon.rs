@@ -7,6 +7,12 @@
 //!
 //! Acknowledgements (`--print-acks`) are printed only after the commit that holds the event returned, so
 //! every acknowledged id survives a `kill -9` of this process (tests/daemon.rs checks exactly that).
+//!
+//! With `--prune-older-than-days N` it runs retention while it records: one short `prune_step` between
+//! two commits (through `GroupCommit::writer_mut`, pending events stay pending), recording on for at least
+//! three times as long as the step took, until nothing older than N days is left; then again every hour. The summary
+//! line says what was pruned and the longest gap between two commits (`longest_gap_ms`), which is the
+//! longest an event waited because of anything the daemon did, retention included.
 
 use std::fmt;
 use std::io::{self, BufWriter, StdoutLock, Write};
@@ -17,10 +23,19 @@ use std::time::{Duration, Instant};
 
 use activity_store::synthetic::Generator;
 use activity_store::{ActivityWriter, Committed, GroupCommit, GroupCommitPolicy, OpenOptions, WriterOptions};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
-/// Events per session.
-const SESSION_EVENTS: u64 = 100;
+/// Rows per retention step by default: a step of this size takes a millisecond or two (see README,
+/// "Measured"), so a daemon pruning a long history still commits every few milliseconds.
+pub const DEFAULT_PRUNE_STEP_ROWS: u32 = 250;
+
+/// After a retention pass finished, the next one starts this much later.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The least time recorded between two retention steps. Each step is also followed by recording for at
+/// least three times as long as it took: retention takes at most a quarter of the daemon's time, and adds
+/// at most that much to the WAL traffic (and so to the checkpoints) recording makes.
+const PRUNE_MIN_PAUSE: Duration = Duration::from_millis(2);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -54,6 +69,21 @@ pub struct Args {
     /// Events per second (default: as fast as possible), from 0.001 to 1e9.
     #[arg(long, value_name = "R", value_parser = super::parse_rate)]
     pub rate: Option<f64>,
+    /// Events per session.
+    #[arg(long, value_name = "K", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub session_events: u64,
+    /// Retention while recording: delete events and ended sessions older than N days (their totals stay),
+    /// in short steps between commits, then return the freed pages to the file system; again every hour.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub prune_older_than_days: Option<u32>,
+    /// With --prune-older-than-days: rows (at the end, pages) per retention step, each one short
+    /// transaction between two commits.
+    #[arg(long, value_name = "R", default_value_t = DEFAULT_PRUNE_STEP_ROWS, requires = "prune_older_than_days",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub prune_step_rows: u32,
+    /// Record as if the clock were D days behind: history for retention to prune, in load tests.
+    #[arg(long, value_name = "D", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub backdate_days: u32,
     #[command(flatten)]
     pub key: super::KeyArgs,
 }
@@ -94,6 +124,7 @@ pub fn run(args: Args) -> ExitCode {
         },
         ..WriterOptions::default()
     };
+
     let writer = match ActivityWriter::open_with(&activity_store::SCHEMA.path_in(&args.data_dir), &options) {
         Ok(w) => w,
         Err(e) => return super::fail("daemon", &e),
@@ -119,8 +150,29 @@ pub fn run(args: Args) -> ExitCode {
         0.0
     };
     // The summary is printed even after a failure: it says how far the run got.
+    let pruned = match &tally.pruned {
+        Some(p) => format!(
+            " pruned_events={} pruned_sessions={} pruned_pages={} prune_steps={} longest_prune_step_ms={:.1}",
+            p.events,
+            p.sessions,
+            p.pages,
+            p.steps,
+            p.longest_step.as_secs_f64() * 1e3
+        ),
+        None => String::new(),
+    };
+    let gaps = match &tally.gaps {
+        Some(g) => format!(
+            " longest_gap_ms={:.1} gap_p99_ms={:.1} gap_p999_ms={:.1} gaps_over_20ms={}",
+            g.longest.as_secs_f64() * 1e3,
+            g.percentile_ms(0.99),
+            g.percentile_ms(0.999),
+            g.over_ms(20)
+        ),
+        None => String::new(),
+    };
     super::say!(
-        "daemon: events={} sessions={} seconds={seconds:.2} rate={rate:.0}/s",
+        "daemon: events={} sessions={} seconds={seconds:.2} rate={rate:.0}/s{gaps}{pruned}",
         tally.events,
         tally.sessions
     );
@@ -135,6 +187,53 @@ struct Tally {
     /// Events committed (with --batch, pending ones are not counted until their group commits).
     events: u64,
     sessions: u64,
+    /// The time between two commits of recorded activity (the first from the start).
+    gaps: Option<Gaps>,
+    /// What retention did, when it runs.
+    pruned: Option<Pruned>,
+}
+
+#[derive(Debug, Default)]
+struct Pruned {
+    events: u64,
+    sessions: u64,
+    pages: u64,
+    steps: u64,
+    longest_step: Duration,
+}
+
+/// Retention while recording: when the next step may run, and against which cut-off.
+struct Retention {
+    keep: chrono::Duration,
+    rows: u32,
+    /// The cut-off of the pass under way (fixed for the pass, so it ends).
+    pass: Option<DateTime<Utc>>,
+    next_step: Instant,
+}
+
+impl Retention {
+    /// Runs one step if one is due.
+    fn step(&mut self, daemon: &mut GroupCommit, now: DateTime<Utc>, pruned: &mut Pruned) -> Result<(), Failure> {
+        if Instant::now() < self.next_step {
+            return Ok(());
+        }
+        let before = *self.pass.get_or_insert(now - self.keep);
+        let started = Instant::now();
+        let step = daemon.writer_mut().prune_step(before, self.rows)?;
+        let took = started.elapsed();
+        pruned.events += step.events_deleted;
+        pruned.sessions += step.sessions_deleted;
+        pruned.pages += step.pages_returned;
+        pruned.steps += 1;
+        pruned.longest_step = pruned.longest_step.max(took);
+        if step.done {
+            self.pass = None;
+            self.next_step = Instant::now() + PRUNE_EVERY;
+        } else {
+            self.next_step = Instant::now() + (took * 3).max(PRUNE_MIN_PAUSE);
+        }
+        Ok(())
+    }
 }
 
 /// Why a run stopped early.
@@ -162,15 +261,74 @@ impl From<activity_store::Error> for Failure {
     }
 }
 
-/// `ack <id>` lines on stdout, flushed after each commit's ids.
+/// Gaps between commits: the longest, and a histogram in 0.1 ms steps up to one second for percentiles.
+#[derive(Debug, Clone)]
+struct Gaps {
+    last_commit: Instant,
+    longest: Duration,
+    tenths_of_ms: Vec<u64>,
+    count: u64,
+}
+
+impl Gaps {
+    const SLOTS: usize = 10_000;
+
+    fn new() -> Gaps {
+        Gaps {
+            last_commit: Instant::now(),
+            longest: Duration::ZERO,
+            tenths_of_ms: vec![0; Self::SLOTS + 1],
+            count: 0,
+        }
+    }
+
+    fn commit(&mut self) {
+        let now = Instant::now();
+        let gap = now - self.last_commit;
+        self.last_commit = now;
+        self.longest = self.longest.max(gap);
+        let slot = usize::try_from(gap.as_micros() / 100)
+            .unwrap_or(usize::MAX)
+            .min(Self::SLOTS);
+        self.tenths_of_ms[slot] += 1;
+        self.count += 1;
+    }
+
+    /// The gap (in ms, to 0.1 ms) that a fraction `p` of all gaps do not exceed.
+    fn percentile_ms(&self, p: f64) -> f64 {
+        let want = (self.count as f64 * p).ceil() as u64;
+        let mut seen = 0;
+        for (slot, n) in self.tenths_of_ms.iter().enumerate() {
+            seen += n;
+            if seen >= want.max(1) {
+                return (slot + 1) as f64 / 10.0;
+            }
+        }
+        self.longest.as_secs_f64() * 1e3
+    }
+
+    /// Gaps longer than `ms` milliseconds.
+    fn over_ms(&self, ms: usize) -> u64 {
+        self.tenths_of_ms[(ms * 10).min(Self::SLOTS)..].iter().sum()
+    }
+}
+
+/// `ack <id>` lines on stdout, flushed after each commit's ids; and the time between commits.
 struct Acks<'o> {
     out: Option<BufWriter<StdoutLock<'o>>>,
+    gaps: Gaps,
 }
 
 impl Acks<'_> {
+    /// A commit of recorded activity returned now.
+    fn mark_commit(&mut self) {
+        self.gaps.commit();
+    }
+
     /// Acknowledges a commit's events; returns how many there were.
     fn committed(&mut self, c: Option<Committed>) -> Result<u64, Failure> {
         let Some(c) = c else { return Ok(0) };
+        self.mark_commit();
         let n = c.event_ids.len() as u64;
         if let Some(out) = &mut self.out {
             for id in c.event_ids {
@@ -188,8 +346,17 @@ fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally) -> Result<()
         out: args
             .print_acks
             .then(|| BufWriter::with_capacity(64 * 1024, io::stdout().lock())),
+        gaps: Gaps::new(),
     };
     let mut make = Generator::new(args.project_ids.iter().map(|p| p.0).collect());
+    let backdate = chrono::Duration::days(i64::from(args.backdate_days));
+    let mut retention = args.prune_older_than_days.map(|days| Retention {
+        keep: chrono::Duration::days(i64::from(days)),
+        rows: args.prune_step_rows,
+        pass: None,
+        next_step: Instant::now(),
+    });
+    let mut pruned = Pruned::default();
     let started = Instant::now();
     let deadline = args.seconds.map(|s| started + s);
     let mut session: Option<(i64, u64)> = None;
@@ -215,18 +382,23 @@ fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally) -> Result<()
                     continue;
                 }
             }
-            let now = Utc::now();
+            let now = Utc::now() - backdate;
+            if let Some(retention) = &mut retention {
+                retention.step(daemon, now, &mut pruned)?;
+            }
             let (id, n) = match session {
                 Some(open) => open,
                 None => {
                     tally.sessions += 1;
-                    (daemon.start_session(&make.session(now))?, 0)
+                    let id = daemon.start_session(&make.session(now))?;
+                    acks.mark_commit();
+                    (id, 0)
                 }
             };
             made += 1;
             tally.events += acks.committed(daemon.push(make.event(id, now))?)?;
-            session = if n + 1 == SESSION_EVENTS {
-                tally.events += acks.committed(daemon.end_session(id, Utc::now())?)?;
+            session = if n + 1 == args.session_events {
+                tally.events += acks.committed(daemon.end_session(id, Utc::now() - backdate)?)?;
                 None
             } else {
                 Some((id, n + 1))
@@ -249,11 +421,14 @@ fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally) -> Result<()
     // failure (a failed flush after a failed record is the same failure again).
     let closing = (|| {
         if let Some((id, _)) = session {
-            tally.events += acks.committed(daemon.end_session(id, Utc::now())?)?;
+            tally.events += acks.committed(daemon.end_session(id, Utc::now() - backdate)?)?;
         }
         tally.events += acks.committed(Some(daemon.flush()?))?;
         Ok(())
     })();
+    tally.gaps = Some(acks.gaps);
+
+    tally.pruned = retention.map(|_| pruned);
     result.and(closing)
 }
 

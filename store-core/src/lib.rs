@@ -24,6 +24,7 @@
 //!     may_start_empty: true,
 //!     predecessor: None,
 //!     id_references: &[],
+//!     derived_tables: &[],
 //! };
 //!
 //! let dir = tempfile::tempdir()?;

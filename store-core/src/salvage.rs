@@ -172,6 +172,9 @@ pub struct TableSalvage {
     pub known_lost_basis: Option<String>,
     /// Rowid ranges (inclusive) of the damaged table that could not be read.
     pub unreadable_ranges: Vec<(i64, i64)>,
+    /// Rows of a derived table (see [`Schema::derived_tables`]) that the schema's triggers wrote from the
+    /// output's other rows, because the damaged file's own copy could not be read whole.
+    pub derived: u64,
 }
 
 /// [`salvage_with`] with default options.
@@ -486,7 +489,7 @@ fn build(
         );
     }
     let tables = tables_parents_first(owner.conn()).map_err(|e| owner.error(e))?;
-    for table in &tables {
+    for table in tables.iter().filter(|t| !schema.derived_tables.contains(&t.as_str())) {
         let from_backup = count_rows(owner.conn(), table).map_err(|e| owner.error(e))?;
         let mut t = TableSalvage {
             from_backup,
@@ -504,6 +507,10 @@ fn build(
             )?;
         }
         report.tables.insert(table.clone(), t);
+    }
+    for table in schema.derived_tables {
+        let t = take_derived(source, &mut owner, table, &mut report.notes)?;
+        report.tables.insert(table.to_string(), t);
     }
     // A salvage output is a single self-contained file, like a backup: no -wal to lose beside it.
     let mode: String = owner
@@ -552,7 +559,7 @@ fn verify(conn: &Connection, out: &Path, report: &SalvageReport, opts: &SalvageO
     }
     for (table, t) in &report.tables {
         let n = count_rows(conn, table).at(out)?;
-        if n != t.from_backup + t.salvaged {
+        if n != t.from_backup + t.salvaged + t.derived {
             return Err(failed(format!(
                 "{table} holds {n} rows where the report says {} from the backup and {} salvaged",
                 t.from_backup, t.salvaged
@@ -560,6 +567,61 @@ fn verify(conn: &Connection, out: &Path, report: &SalvageReport, opts: &SalvageO
         }
     }
     Ok(())
+}
+
+/// A derived table of the output: the damaged file's own copy when it reads whole (in one transaction,
+/// in place of what the triggers derived from the rows copied), else what the triggers derived.
+fn take_derived(
+    source: &DamagedFile,
+    owner: &mut OwnerConnection,
+    table: &str,
+    notes: &mut Vec<String>,
+) -> Result<TableSalvage> {
+    let cols: Vec<String> = table_columns(owner.conn(), table)
+        .map_err(|e| owner.error(e))?
+        .into_iter()
+        .map(|c| quote(&c.name))
+        .collect();
+    let whole = match source.unreadable {
+        Some(_) => None,
+        None => {
+            let sql = format!("SELECT {} FROM {}", cols.join(", "), quote(table));
+            match read_all_until_damage(&source.conn, &sql, cols.len()) {
+                Ok((rows, false)) => Some(rows),
+                // Damaged, or the damaged file has no such table or column (an older schema).
+                Ok((_, true)) | Err(_) => None,
+            }
+        }
+    };
+    let Some(rows) = whole else {
+        let derived = count_rows(owner.conn(), table).map_err(|e| owner.error(e))?;
+        notes.push(format!(
+            "{table}: rebuilt from the rows salvaged ({derived} rows): the damaged file's copy could not be read \
+             whole, so what it counted of rows no longer stored (pruned or lost) is not kept"
+        ));
+        return Ok(TableSalvage {
+            derived,
+            ..TableSalvage::default()
+        });
+    };
+    let insert = format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        quote(table),
+        cols.join(", "),
+        (1..=cols.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+    );
+    owner.write(|tx| {
+        tx.execute(&format!("DELETE FROM {}", quote(table)), [])?;
+        let mut stmt = tx.prepare(&insert)?;
+        for (_, values) in &rows {
+            stmt.execute(rusqlite::params_from_iter(values))?;
+        }
+        Ok(())
+    })?;
+    Ok(TableSalvage {
+        salvaged: rows.len() as u64,
+        ..TableSalvage::default()
+    })
 }
 
 fn count_rows(conn: &Connection, table: &str) -> rusqlite::Result<u64> {

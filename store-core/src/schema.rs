@@ -33,6 +33,11 @@ pub struct Schema {
     /// not by foreign key). A restore of that other kind raises its AUTOINCREMENT counters past every id
     /// referenced here, so an id this file still points at is never handed out to a new row.
     pub id_references: &'static [IdReference],
+    /// Tables only the schema's own triggers write, from other tables' rows (running totals). A salvage
+    /// copies none of their rows one by one (the triggers already derive them from the rows it copies): it
+    /// takes such a table whole from the damaged file when it reads without damage (it may count rows no
+    /// longer stored, such as pruned ones), and otherwise keeps what the triggers derived, and says so.
+    pub derived_tables: &'static [&'static str],
 }
 
 /// A column holding ids of another kind's table (see [`Schema::id_references`]).

@@ -46,6 +46,7 @@ static NOTES: Schema = Schema {
     may_start_empty: true,
     predecessor: None,
     id_references: &[],
+    derived_tables: &[],
 };
 
 fn ro(path: &Path) -> Connection {

@@ -64,6 +64,7 @@ pub const ITEMS_KIND: Schema = Schema {
         converter_rejects: "split-rejects.jsonl",
     }),
     id_references: &[],
+    derived_tables: &[],
 };
 
 /// A second kind.
@@ -80,6 +81,7 @@ pub static OTHER: Schema = Schema {
     may_start_empty: false,
     predecessor: None,
     id_references: &[],
+    derived_tables: &[],
 };
 
 // Not every test binary uses every helper.
