@@ -26,15 +26,16 @@
 //! flushes the whole journal), which skewed one side by up to 40% in trials. The raw inserts use one
 //! held prepared statement: the leanest rusqlite code for the job.
 
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use activity_store::{ActivityReader, ActivityWriter, GroupCommitPolicy, NewEvent, NewSession, TimeRange, queries};
-use chrono::{DateTime, Utc};
+use common::{Clock, Interleaved, at, interleave, sample_event, sample_events, thread_cpu};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, OpenFlags, Statement};
 
@@ -50,47 +51,6 @@ const GROUP: GroupCommitPolicy = GroupCommitPolicy {
     max_events: 1000,
     max_delay: Duration::from_secs(3600),
 };
-
-fn at(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap()
-}
-
-/// Event times that only go forward, as a daemon's do (re-sending the same times would insert into the
-/// middle of the time indexes and measure a workload no daemon has). Shared by both sides of a file.
-struct Clock(Cell<i64>);
-
-impl Clock {
-    fn starting_at(ms: i64) -> Clock {
-        Clock(Cell::new(ms))
-    }
-
-    fn now(&self) -> i64 {
-        self.0.get()
-    }
-
-    fn stamp(&self, events: &mut [NewEvent]) {
-        for e in events {
-            self.0.set(self.0.get() + 1);
-            e.at = at(self.0.get());
-        }
-    }
-}
-
-fn sample_event(session_id: i64, i: i64) -> NewEvent {
-    NewEvent {
-        session_id: Some(session_id),
-        event_type: ["focus", "title_change", "input"][(i % 3) as usize].to_string(),
-        app: Some("firefox".into()),
-        title: Some(format!("firefox - task {}", i % 1000)),
-        url: Some(format!("https://docs.rs/task/{}/{}", i % 1000, i % 16)),
-        at: at(1_700_000_000_000 + i),
-        idle_seconds: None,
-    }
-}
-
-fn sample_events(n: i64) -> Vec<NewEvent> {
-    (0..n).map(|i| sample_event(1, i)).collect()
-}
 
 fn sample_session(project: i64, start_ms: i64) -> NewSession {
     NewSession {
@@ -136,56 +96,8 @@ fn raw_batch(c: &Connection, stmt: &mut Statement<'_>, events: &[NewEvent]) -> V
     ids
 }
 
-/// Runs `a` and `b` (each one chunk of work, returning the events it wrote) in alternation for
-/// `INTERLEAVED`, in random order each round. Returns each side's events per second.
-fn interleave(mut a: impl FnMut() -> u64, mut b: impl FnMut() -> u64) -> (f64, f64) {
-    let (mut time_a, mut time_b, mut events_a, mut events_b) = (Duration::ZERO, Duration::ZERO, 0, 0);
-    let start = Instant::now();
-    while start.elapsed() < INTERLEAVED {
-        let first = u8::from(rand::random::<bool>());
-        for side in [first, 1 - first] {
-            let t = Instant::now();
-            if side == 0 {
-                events_a += a();
-                time_a += t.elapsed();
-            } else {
-                events_b += b();
-                time_b += t.elapsed();
-            }
-        }
-    }
-    (
-        events_a as f64 / time_a.as_secs_f64(),
-        events_b as f64 / time_b.as_secs_f64(),
-    )
-}
-
-/// Like [`interleave`], for `rounds` long, also measuring each side's own CPU time (this thread's):
-/// returns events per second and CPU microseconds per event, each side.
-fn interleave_cpu(
-    mut a: impl FnMut() -> u64,
-    mut b: impl FnMut() -> u64,
-    rounds: Duration,
-) -> ((f64, f64), (f64, f64)) {
-    let mut wall = [Duration::ZERO; 2];
-    let mut cpu = [Duration::ZERO; 2];
-    let mut events = [0u64; 2];
-    let start = Instant::now();
-    while start.elapsed() < rounds {
-        let first = usize::from(rand::random::<bool>());
-        for side in [first, 1 - first] {
-            let (t, c) = (Instant::now(), thread_cpu());
-            events[side] += if side == 0 { a() } else { b() };
-            cpu[side] += thread_cpu() - c;
-            wall[side] += t.elapsed();
-        }
-    }
-    let rate = |i: usize| events[i] as f64 / wall[i].as_secs_f64();
-    let per_event = |i: usize| cpu[i].as_secs_f64() * 1e6 / events[i] as f64;
-    ((rate(0), rate(1)), (per_event(0), per_event(1)))
-}
-
-fn print_ratio_cpu(name: &str, ((store, raw), (store_cpu, raw_cpu)): ((f64, f64), (f64, f64))) {
+fn print_ratio_cpu(name: &str, run: Interleaved) {
+    let ((store, raw), (store_cpu, raw_cpu)) = (run.rate, run.cpu_us_per_event);
     println!(
         "ratio {name} (interleaved): activity_store {store:.0} events/s, raw_rusqlite {raw:.0} events/s, \
          activity_store/raw = {:.3}; CPU {store_cpu:.3} vs {raw_cpu:.3} µs/event, raw/activity_store = {:.3}",
@@ -194,7 +106,8 @@ fn print_ratio_cpu(name: &str, ((store, raw), (store_cpu, raw_cpu)): ((f64, f64)
     );
 }
 
-fn print_ratio(name: &str, (store, raw): (f64, f64)) {
+fn print_ratio(name: &str, run: Interleaved) {
+    let (store, raw) = run.rate;
     println!(
         "ratio {name} (interleaved): activity_store {store:.0} events/s, raw_rusqlite {raw:.0} events/s, \
          activity_store/raw = {:.3}",
@@ -235,7 +148,7 @@ fn inserts(c: &mut Criterion) {
     };
     print_ratio(
         "insert_one_per_commit",
-        interleave(|| chunk(&mut store_one), || chunk(&mut raw_one)),
+        interleave(|| chunk(&mut store_one), || chunk(&mut raw_one), INTERLEAVED),
     );
 
     // 1000 events per transaction.
@@ -255,7 +168,10 @@ fn inserts(c: &mut Criterion) {
     g.bench_function("activity_store", |b| b.iter(&mut store_batch));
     g.bench_function("raw_rusqlite", |b| b.iter(&mut raw_batch_1000));
     g.finish();
-    print_ratio("insert_batch_1000", interleave(&mut store_batch, &mut raw_batch_1000));
+    print_ratio(
+        "insert_batch_1000",
+        interleave(&mut store_batch, &mut raw_batch_1000, INTERLEAVED),
+    );
 
     // 1000 single pushes, committed together.
     let mut raw_buffer: Vec<NewEvent> = Vec::with_capacity(1000);
@@ -288,7 +204,10 @@ fn inserts(c: &mut Criterion) {
     g.bench_function("activity_store", |b| b.iter(&mut store_group));
     g.bench_function("raw_rusqlite", |b| b.iter(&mut raw_group));
     g.finish();
-    print_ratio("group_commit_1000", interleave(&mut store_group, &mut raw_group));
+    print_ratio(
+        "group_commit_1000",
+        interleave(&mut store_group, &mut raw_group, INTERLEAVED),
+    );
 }
 
 /// Raw rusqlite doing what the writer did before it kept totals, for a daemon's session: the session's
@@ -372,7 +291,7 @@ fn sessions_with_totals(c: &mut Criterion) {
     g.finish();
     print_ratio_cpu(
         "session_of_100_one_per_commit (store with totals vs raw without)",
-        interleave_cpu(
+        interleave(
             || (0..3).map(|_| store_one()).sum(),
             || (0..3).map(|_| raw_one()).sum(),
             INTERLEAVED * 2,
@@ -431,7 +350,7 @@ fn sessions_with_totals(c: &mut Criterion) {
     g.finish();
     print_ratio_cpu(
         "sessions_of_100_group_commit_1000 (store with totals vs raw without)",
-        interleave_cpu(&mut store_group, &mut raw_group, INTERLEAVED * 2),
+        interleave(&mut store_group, &mut raw_group, INTERLEAVED * 2),
     );
 }
 
@@ -610,14 +529,6 @@ impl Poller {
         });
         (p, handle)
     }
-}
-
-/// CPU time this thread has used: what the writer spent itself, whatever else the machine runs.
-fn thread_cpu() -> Duration {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes into the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// The writer with one reader idle, then polling every millisecond (criterion); then alternating 250 ms

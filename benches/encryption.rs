@@ -12,12 +12,13 @@
 //!
 //! `cargo bench --features encryption --bench encryption`
 
-use std::cell::Cell;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
 
 use activity_store::{ActivityWriter, GroupCommitPolicy, NewEvent, WriterOptions};
-use chrono::{DateTime, Utc};
+use common::{Clock, Interleaved, interleave, sample_events};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use store_core::{Key, OpenOptions};
 
@@ -30,36 +31,6 @@ const GROUP: GroupCommitPolicy = GroupCommitPolicy {
     max_delay: Duration::from_secs(3600),
 };
 
-fn at(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap()
-}
-
-/// Event times that only go forward, as a daemon's do.
-struct Clock(Cell<i64>);
-
-impl Clock {
-    fn stamp(&self, events: &mut [NewEvent]) {
-        for e in events {
-            self.0.set(self.0.get() + 1);
-            e.at = at(self.0.get());
-        }
-    }
-}
-
-fn sample_events(n: i64) -> Vec<NewEvent> {
-    (0..n)
-        .map(|i| NewEvent {
-            session_id: Some(1),
-            event_type: ["focus", "title_change", "input"][(i % 3) as usize].to_string(),
-            app: Some("firefox".into()),
-            title: Some(format!("firefox - task {}", i % 1000)),
-            url: Some(format!("https://docs.rs/task/{}/{}", i % 1000, i % 16)),
-            at: at(1_700_000_000_000 + i),
-            idle_seconds: None,
-        })
-        .collect()
-}
-
 fn writer(dir: &Path, key: Option<Key>) -> ActivityWriter {
     let options = WriterOptions {
         open: OpenOptions {
@@ -69,30 +40,6 @@ fn writer(dir: &Path, key: Option<Key>) -> ActivityWriter {
         ..WriterOptions::default()
     };
     ActivityWriter::open_with(&dir.join("activity.db"), &options).unwrap()
-}
-
-/// Runs `a` and `b` (each one chunk of work, returning the events it wrote) in alternation for
-/// `INTERLEAVED`, in random order each round. Returns each side's events per second.
-fn interleave(mut a: impl FnMut() -> u64, mut b: impl FnMut() -> u64) -> (f64, f64) {
-    let (mut time_a, mut time_b, mut events_a, mut events_b) = (Duration::ZERO, Duration::ZERO, 0, 0);
-    let start = Instant::now();
-    while start.elapsed() < INTERLEAVED {
-        let first = u8::from(rand::random::<bool>());
-        for side in [first, 1 - first] {
-            let t = Instant::now();
-            if side == 0 {
-                events_a += a();
-                time_a += t.elapsed();
-            } else {
-                events_b += b();
-                time_b += t.elapsed();
-            }
-        }
-    }
-    (
-        events_a as f64 / time_a.as_secs_f64(),
-        events_b as f64 / time_b.as_secs_f64(),
-    )
 }
 
 /// Pushes every event into the group; returns the events committed meanwhile.
@@ -107,7 +54,8 @@ fn push_all(group: &mut activity_store::GroupCommit, clock: &Clock, events: &mut
     committed
 }
 
-fn print_ratio(name: &str, (encrypted, plain): (f64, f64)) {
+fn print_ratio(name: &str, run: Interleaved) {
+    let (encrypted, plain) = run.rate;
     println!(
         "ratio {name} (interleaved): encrypted {encrypted:.0} events/s, plaintext {plain:.0} events/s, \
          encrypted/plaintext = {:.3}",
@@ -131,8 +79,8 @@ fn sides(dir: &Path, name: &str) -> Sides {
         enc: writer(&dir.join(name).join("encrypted"), Some(Key::generate().unwrap())),
         plain_events: sample_events(1000),
         enc_events: sample_events(1000),
-        plain_clock: Clock(Cell::new(1_700_000_000_000)),
-        enc_clock: Clock(Cell::new(1_700_000_000_000)),
+        plain_clock: Clock::starting_at(1_700_000_000_000),
+        enc_clock: Clock::starting_at(1_700_000_000_000),
     }
 }
 
@@ -161,6 +109,7 @@ fn encryption(c: &mut Criterion) {
                 (0..250).for_each(|_| one(&mut s.plain, &s.plain_clock, &mut s.plain_events));
                 250
             },
+            INTERLEAVED,
         ),
     );
     let mut s = sides(dir.path(), "one-criterion");
@@ -185,6 +134,7 @@ fn encryption(c: &mut Criterion) {
         interleave(
             || push_all(&mut enc, &s.enc_clock, &mut enc_events),
             || push_all(&mut plain, &s.plain_clock, &mut plain_events),
+            INTERLEAVED,
         ),
     );
     let s = sides(dir.path(), "group-criterion");

@@ -40,6 +40,37 @@ use store_core::{Compat, IdReference, Migration, Predecessor, Schema, Step, Tool
 /// `PRAGMA application_id` of activity.db: ASCII "SPLA".
 pub const APPLICATION_ID: i32 = 0x5350_4C41;
 
+/// The body of both triggers of migration 4 (a session that ends, one inserted already ended): the ended
+/// session `NEW` added to its 15-minute bucket of start time (the bucket created from the one before it
+/// when it has no row yet: inside a trigger, `changes()` counts the trigger's own last statement,
+/// https://sqlite.org/c3ref/changes.html), then to every later bucket of its project, since each
+/// bucket holds the running sum up to its end. Released text: never edited (see `Migration`).
+macro_rules! add_ended_session_to_totals {
+    () => {
+        "BEGIN
+    UPDATE activity_totals
+    SET sessions = sessions + 1, seconds = seconds + IFNULL(NEW.duration_seconds, 0)
+    WHERE has_project = (NEW.project_id IS NOT NULL) AND project_id = IFNULL(NEW.project_id, 0)
+      AND bucket_ms = NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000;
+    INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
+    SELECT NEW.project_id IS NOT NULL, IFNULL(NEW.project_id, 0), b.bucket_ms,
+        1 + IFNULL((SELECT t.sessions FROM activity_totals t
+                    WHERE t.has_project = (NEW.project_id IS NOT NULL) AND t.project_id = IFNULL(NEW.project_id, 0)
+                      AND t.bucket_ms < b.bucket_ms ORDER BY t.bucket_ms DESC LIMIT 1), 0),
+        IFNULL(NEW.duration_seconds, 0)
+        + IFNULL((SELECT t.seconds FROM activity_totals t
+                  WHERE t.has_project = (NEW.project_id IS NOT NULL) AND t.project_id = IFNULL(NEW.project_id, 0)
+                    AND t.bucket_ms < b.bucket_ms ORDER BY t.bucket_ms DESC LIMIT 1), 0)
+    FROM (SELECT NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000 AS bucket_ms) b
+    WHERE changes() = 0;
+    UPDATE activity_totals
+    SET sessions = sessions + 1, seconds = seconds + IFNULL(NEW.duration_seconds, 0)
+    WHERE has_project = (NEW.project_id IS NOT NULL) AND project_id = IFNULL(NEW.project_id, 0)
+      AND bucket_ms > NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000;
+END;"
+    };
+}
+
 /// activity.db, owned by the daemon.
 pub static SCHEMA: Schema = Schema {
     file_name: "activity.db",
@@ -135,7 +166,7 @@ UPDATE activity_sessions SET end_reason = 'ended' WHERE end_time_ms IS NOT NULL;
         compat: Compat::Additive,
         // The backfill is `queries::REBUILD_TOTALS` as it was when this migration was released, frozen here
         // (a released migration never changes; the query may). Then the triggers that keep the totals.
-        step: Step::Sql(
+        step: Step::Sql(concat!(
             "CREATE TABLE activity_totals (
     has_project INTEGER NOT NULL,
     project_id  INTEGER NOT NULL,
@@ -156,50 +187,13 @@ FROM (SELECT project_id IS NOT NULL AS has_project, IFNULL(project_id, 0) AS pro
 WINDOW running AS (PARTITION BY has_project, project_id ORDER BY bucket_ms ROWS UNBOUNDED PRECEDING);
 CREATE TRIGGER activity_totals_on_end AFTER UPDATE OF end_time_ms ON activity_sessions
 WHEN OLD.end_time_ms IS NULL AND NEW.end_time_ms IS NOT NULL
-BEGIN
-    UPDATE activity_totals
-    SET sessions = sessions + 1, seconds = seconds + IFNULL(NEW.duration_seconds, 0)
-    WHERE has_project = (NEW.project_id IS NOT NULL) AND project_id = IFNULL(NEW.project_id, 0)
-      AND bucket_ms = NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000;
-    INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
-    SELECT NEW.project_id IS NOT NULL, IFNULL(NEW.project_id, 0), b.bucket_ms,
-        1 + IFNULL((SELECT t.sessions FROM activity_totals t
-                    WHERE t.has_project = (NEW.project_id IS NOT NULL) AND t.project_id = IFNULL(NEW.project_id, 0)
-                      AND t.bucket_ms < b.bucket_ms ORDER BY t.bucket_ms DESC LIMIT 1), 0),
-        IFNULL(NEW.duration_seconds, 0)
-        + IFNULL((SELECT t.seconds FROM activity_totals t
-                  WHERE t.has_project = (NEW.project_id IS NOT NULL) AND t.project_id = IFNULL(NEW.project_id, 0)
-                    AND t.bucket_ms < b.bucket_ms ORDER BY t.bucket_ms DESC LIMIT 1), 0)
-    FROM (SELECT NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000 AS bucket_ms) b
-    WHERE changes() = 0;
-    UPDATE activity_totals
-    SET sessions = sessions + 1, seconds = seconds + IFNULL(NEW.duration_seconds, 0)
-    WHERE has_project = (NEW.project_id IS NOT NULL) AND project_id = IFNULL(NEW.project_id, 0)
-      AND bucket_ms > NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000;
-END;
+",
+            add_ended_session_to_totals!(),
+            "
 CREATE TRIGGER activity_totals_on_insert_ended AFTER INSERT ON activity_sessions
 WHEN NEW.end_time_ms IS NOT NULL
-BEGIN
-    UPDATE activity_totals
-    SET sessions = sessions + 1, seconds = seconds + IFNULL(NEW.duration_seconds, 0)
-    WHERE has_project = (NEW.project_id IS NOT NULL) AND project_id = IFNULL(NEW.project_id, 0)
-      AND bucket_ms = NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000;
-    INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
-    SELECT NEW.project_id IS NOT NULL, IFNULL(NEW.project_id, 0), b.bucket_ms,
-        1 + IFNULL((SELECT t.sessions FROM activity_totals t
-                    WHERE t.has_project = (NEW.project_id IS NOT NULL) AND t.project_id = IFNULL(NEW.project_id, 0)
-                      AND t.bucket_ms < b.bucket_ms ORDER BY t.bucket_ms DESC LIMIT 1), 0),
-        IFNULL(NEW.duration_seconds, 0)
-        + IFNULL((SELECT t.seconds FROM activity_totals t
-                  WHERE t.has_project = (NEW.project_id IS NOT NULL) AND t.project_id = IFNULL(NEW.project_id, 0)
-                    AND t.bucket_ms < b.bucket_ms ORDER BY t.bucket_ms DESC LIMIT 1), 0)
-    FROM (SELECT NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000 AS bucket_ms) b
-    WHERE changes() = 0;
-    UPDATE activity_totals
-    SET sessions = sessions + 1, seconds = seconds + IFNULL(NEW.duration_seconds, 0)
-    WHERE has_project = (NEW.project_id IS NOT NULL) AND project_id = IFNULL(NEW.project_id, 0)
-      AND bucket_ms > NEW.start_time_ms - (NEW.start_time_ms % 900000 + 900000) % 900000;
-END;",
-        ),
+",
+            add_ended_session_to_totals!()
+        )),
     },
 ];

@@ -139,13 +139,7 @@ fn a_file_at_schema_2_migrates_to_3_with_every_row_and_a_reader_built_for_2_stil
             )
             .unwrap();
     }
-    let w = ActivityWriter::open(&db).unwrap();
-    let report = w.owner().open_report().upgrade.clone();
-    assert_eq!((report.from_version, report.to_version), (2, SCHEMA.end_version()));
-    assert!(
-        report.backup.is_some_and(|b| b.exists()),
-        "a pre-migration backup was taken"
-    );
+    let w = open_upgraded_from(&db, 2);
     assert_eq!(
         w.recovery().sessions.len(),
         1,

@@ -552,13 +552,7 @@ fn a_file_at_schema_3_migrates_to_4_with_totals_from_its_sessions_and_a_reader_b
             ))
             .unwrap();
     }
-    let w = ActivityWriter::open(&db).unwrap();
-    let report = w.owner().open_report().upgrade.clone();
-    assert_eq!((report.from_version, report.to_version), (3, SCHEMA.end_version()));
-    assert!(
-        report.backup.is_some_and(|b| b.exists()),
-        "a pre-migration backup was taken"
-    );
+    let w = open_upgraded_from(&db, 3);
     assert_eq!(
         w.recovery().sessions.len(),
         2,

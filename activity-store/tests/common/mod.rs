@@ -54,6 +54,23 @@ pub fn install_poison_trigger(path: &Path) {
         .expect("install trigger");
 }
 
+/// Opens `db` as its owner, which migrates it: asserts it came from schema `from` to this build's, with a
+/// pre-migration backup taken.
+#[track_caller]
+pub fn open_upgraded_from(db: &Path, from: u32) -> activity_store::ActivityWriter {
+    let w = activity_store::ActivityWriter::open(db).unwrap();
+    let report = w.owner().open_report().upgrade.clone();
+    assert_eq!(
+        (report.from_version, report.to_version),
+        (from, activity_store::SCHEMA.end_version())
+    );
+    assert!(
+        report.backup.is_some_and(|b| b.exists()),
+        "a pre-migration backup was taken"
+    );
+    w
+}
+
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
 pub use store_core::testing::{count_rows, read_only};
