@@ -4,7 +4,9 @@
 # see the same machine load. The daemon (`splitstore daemon`, group commit of 1000) is the load generator
 # and the meter: its summary line gives the longest gap between two commits, its 99th and 99.9th
 # percentiles, and with --prune-older-than-days what was pruned and the longest prune step. Goal: longest
-# pause while pruning <= 20 ms. Needs ~0.6 GB of disk.
+# pause while pruning <= 20 ms. Needs ~0.6 GB of disk. Each copy is synced before its run: otherwise the
+# daemon's first checkpoint (an fsync of activity.db) waits for the kernel to write the whole copy out,
+# a pause of 30-130 ms that belongs to `cp`, not to the daemon.
 # Usage: cargo build --release && benches/prune-pause.sh [ROUNDS] [STEP_ROWS...]
 set -euo pipefail
 B=${B:-target/release/splitstore}
@@ -21,9 +23,9 @@ fi
 ls -la "$OLD/activity.db"
 for i in $(seq 1 "$ROUNDS"); do
   for rows in "${STEPS[@]}"; do
-    rm -rf "$W/run" && cp -r "$OLD" "$W/run"
+    rm -rf "$W/run" && cp -r "$OLD" "$W/run" && sync
     echo "plain           : $($B daemon --data-dir "$W/run" --batch 1000 --seconds 20)"
-    rm -rf "$W/run" && cp -r "$OLD" "$W/run"
+    rm -rf "$W/run" && cp -r "$OLD" "$W/run" && sync
     echo "prune, $rows rows: $($B daemon --data-dir "$W/run" --batch 1000 --seconds 20 --prune-older-than-days 365 \
       --prune-step-rows "$rows")"
   done
