@@ -582,22 +582,27 @@ fn take_derived(
         .into_iter()
         .map(|c| quote(&c.name))
         .collect();
-    let whole = match source.unreadable {
-        Some(_) => None,
-        None => {
-            let sql = format!("SELECT {} FROM {}", cols.join(", "), quote(table));
-            match read_all_until_damage(&source.conn, &sql, cols.len()) {
-                Ok((rows, false)) => Some(rows),
-                // Damaged, or the damaged file has no such table or column (an older schema).
-                Ok((_, true)) | Err(_) => None,
-            }
+    let in_source = source.unreadable.is_none() && matches!(source.columns(table), Ok(Some(_)));
+    let whole = if in_source {
+        let sql = format!("SELECT {} FROM {}", cols.join(", "), quote(table));
+        match read_all_until_damage(&source.conn, &sql, cols.len()) {
+            Ok((rows, false)) => Some(rows),
+            // Damaged, or a column of this build's the damaged file lacks.
+            Ok((_, true)) | Err(_) => None,
         }
+    } else {
+        None
     };
     let Some(rows) = whole else {
         let derived = count_rows(owner.conn(), table).map_err(|e| owner.error(e))?;
+        let why = if in_source {
+            "the damaged file's copy could not be read whole, so what it counted of rows no longer stored \
+             (pruned or lost) is not kept"
+        } else {
+            "the damaged file has none (an older schema, or its schema is unreadable)"
+        };
         notes.push(format!(
-            "{table}: rebuilt from the rows salvaged ({derived} rows): the damaged file's copy could not be read \
-             whole, so what it counted of rows no longer stored (pruned or lost) is not kept"
+            "{table}: rebuilt from the rows salvaged ({derived} rows): {why}"
         ));
         return Ok(TableSalvage {
             derived,
