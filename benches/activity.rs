@@ -6,8 +6,8 @@
 //! - `insert_batch_1000`: 1000 events per `BEGIN IMMEDIATE` transaction;
 //! - `group_commit_1000`: 1000 single pushes into a group-commit buffer (raw: a Vec and a transaction);
 //! - `session_of_100_one_per_commit`, `sessions_of_100_group_commit_1000`: a daemon's whole work per event,
-//!   sessions started and ended around their 100 events, with the running totals activity_store keeps at
-//!   each start and end, against raw rusqlite doing the same without totals (the writer before them);
+//!   sessions started and ended around their 100 events, by the writer keeping the running totals and by
+//!   the same writer with the triggers that keep them switched off (the writer before the totals);
 //! - `read_under_full_speed_writer/*`: reader latency while another thread writes as fast as it can;
 //! - `writer_with_polling_reader`: writer throughput with one reader idle or polling for changes.
 //!
@@ -26,6 +26,7 @@
 //! flushes the whole journal), which skewed one side by up to 40% in trials. The raw inserts use one
 //! held prepared statement: the leanest rusqlite code for the job.
 
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -96,13 +97,14 @@ fn raw_batch(c: &Connection, stmt: &mut Statement<'_>, events: &[NewEvent]) -> V
     ids
 }
 
-fn print_ratio_cpu(name: &str, run: Interleaved) {
-    let ((store, raw), (store_cpu, raw_cpu)) = (run.rate, run.cpu_us_per_event);
+/// With totals (side a) against without (side b): rates and the writer's own CPU per event.
+fn print_totals_ratio(name: &str, run: Interleaved) {
+    let ((with, without), (with_cpu, without_cpu)) = (run.rate, run.cpu_us_per_event);
     println!(
-        "ratio {name} (interleaved): activity_store {store:.0} events/s, raw_rusqlite {raw:.0} events/s, \
-         activity_store/raw = {:.3}; CPU {store_cpu:.3} vs {raw_cpu:.3} µs/event, raw/activity_store = {:.3}",
-        store / raw,
-        raw_cpu / store_cpu
+        "ratio {name} (interleaved): with totals {with:.0} events/s, without {without:.0} events/s, \
+         with/without = {:.3}; CPU {with_cpu:.3} vs {without_cpu:.3} µs/event, without/with = {:.3}",
+        with / without,
+        without_cpu / with_cpu
     );
 }
 
@@ -210,147 +212,96 @@ fn inserts(c: &mut Criterion) {
     );
 }
 
-/// Raw rusqlite doing what the writer did before it kept totals, for a daemon's session: the session's
-/// INSERT and its end's UPDATE, each one autocommit statement.
-const RAW_END_SESSION: &str = "UPDATE activity_sessions
-SET end_time_ms = ?2, duration_seconds = MAX(0, (?2 - start_time_ms) / 1000), end_reason = 'ended'
-WHERE id = ?1 AND end_time_ms IS NULL";
-
 /// Events per session in the daemon-like workload (the reference daemon's).
 const SESSION_EVENTS: usize = 100;
 
-/// The whole per-event cost of a daemon's work, sessions included: a session started, 100 events, the
-/// session ended, over and over. activity_store maintains the running totals when a session starts and
-/// ends (the schema's triggers, inside those statements); raw rusqlite does the same inserts and update
-/// without totals (triggers off on its connection), as the writer did before. One event per commit, and group commit of 1000 (the session
-/// ends inside the group, as `GroupCommit::end_session` does; the raw side commits its end with its group).
+/// Switches the schema's triggers, which keep the running totals, on or off on the writer's own
+/// connection (https://sqlite.org/c3ref/c_dbconfig_defensive.html#sqlitedbconfigenabletrigger), when they
+/// are not so already. Off, the writer runs exactly the statements it ran before migration 4: today's
+/// writer without the totals. Switching expires the prepared statements, and re-preparing them costs more
+/// with the triggers (their programs are compiled into the statements), so the sides switch once per chunk
+/// of thousands of events, where that is noise.
+fn keep_totals(conn: &Connection, state: &Cell<bool>, on: bool) {
+    if state.get() != on {
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, on)
+            .unwrap();
+        state.set(on);
+    }
+}
+
+/// The cost of keeping the running totals, per event of a daemon's whole work: a session started, 100
+/// events, the session ended, over and over, by the same writer on the same file, with the totals kept (the
+/// schema's triggers on) and without (off, the writer before the totals). One event per commit, and group
+/// commit of 1000 (the session ends inside the group, as `GroupCommit::end_session` does).
 fn sessions_with_totals(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("activity.db");
-    let mut store = ActivityWriter::open(&path).unwrap();
-    let raw = raw_connection(&path);
-    // The writer before the totals: the schema's triggers (which keep them) off on this connection only.
-    raw.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)
-        .unwrap();
-    let mut raw_stmt = raw.prepare(queries::INSERT_EVENT).unwrap();
-    let (mut store_events, mut raw_events) = (
-        sample_events(SESSION_EVENTS as i64),
-        sample_events(SESSION_EVENTS as i64),
-    );
+    let store = RefCell::new(ActivityWriter::open(&path).unwrap());
+    let events = RefCell::new(sample_events(SESSION_EVENTS as i64));
     let clock = Clock::starting_at(1_700_000_000_000);
-    let raw_session = |start: i64| -> i64 {
-        let s = sample_session(1, start);
-        raw.prepare_cached(queries::INSERT_SESSION)
-            .unwrap()
-            .insert(rusqlite::params![
-                s.app,
-                s.title,
-                s.url,
-                s.domain,
-                s.project_id,
-                start,
-                s.is_idle
-            ])
-            .unwrap()
-    };
-    let raw_end = |id: i64, end: i64| {
-        raw.prepare_cached(RAW_END_SESSION).unwrap().execute((id, end)).unwrap();
-    };
-
-    let mut store_one = || {
-        let id = store.start_session(&sample_session(1, clock.now())).unwrap();
-        for e in store_events.iter_mut() {
-            e.session_id = Some(id);
+    let triggers_on = Cell::new(true);
+    // Sessions of 100 events, one per commit; the totals kept or not.
+    let sessions = |n: usize, totals: bool| -> u64 {
+        let mut w = store.borrow_mut();
+        keep_totals(w.owner().conn(), &triggers_on, totals);
+        let mut events = events.borrow_mut();
+        for _ in 0..n {
+            let id = w.start_session(&sample_session(1, clock.now())).unwrap();
+            events.iter_mut().for_each(|e| e.session_id = Some(id));
+            clock.stamp(&mut events);
+            for e in events.iter() {
+                w.record_event(e).unwrap();
+            }
+            w.end_session(id, at(clock.now())).unwrap();
         }
-        clock.stamp(&mut store_events);
-        for e in &store_events {
-            store.record_event(e).unwrap();
-        }
-        store.end_session(id, at(clock.now())).unwrap();
-        SESSION_EVENTS as u64
-    };
-    let mut raw_one = || {
-        let id = raw_session(clock.now());
-        for e in raw_events.iter_mut() {
-            e.session_id = Some(id);
-        }
-        clock.stamp(&mut raw_events);
-        for e in &raw_events {
-            raw_insert(&mut raw_stmt, e);
-        }
-        raw_end(id, clock.now());
-        SESSION_EVENTS as u64
+        (n * SESSION_EVENTS) as u64
     };
     let mut g = c.benchmark_group("session_of_100_one_per_commit");
     g.throughput(Throughput::Elements(SESSION_EVENTS as u64))
         .measurement_time(MEASURE)
         .warm_up_time(WARM_UP)
         .sample_size(20);
-    g.bench_function("activity_store_with_totals", |b| b.iter(&mut store_one));
-    g.bench_function("raw_rusqlite_without_totals", |b| b.iter(&mut raw_one));
+    g.bench_function("with_totals", |b| b.iter(|| sessions(1, true)));
+    g.bench_function("without_totals", |b| b.iter(|| sessions(1, false)));
     g.finish();
-    print_ratio_cpu(
-        "session_of_100_one_per_commit (store with totals vs raw without)",
-        interleave(
-            || (0..3).map(|_| store_one()).sum(),
-            || (0..3).map(|_| raw_one()).sum(),
-            INTERLEAVED * 2,
-        ),
+    print_totals_ratio(
+        "session_of_100_one_per_commit (with totals vs without)",
+        interleave(|| sessions(30, true), || sessions(30, false), INTERLEAVED * 2),
     );
 
-    let mut group = store.into_group_commit(GROUP);
-    let mut raw_buffer: Vec<NewEvent> = Vec::with_capacity(1000);
-    let mut raw_ends: Vec<(i64, i64)> = Vec::new();
-    // 10 sessions of 100 events: one group of 1000 events on each side.
-    let mut store_group = || {
+    let group = RefCell::new(store.into_inner().into_group_commit(GROUP));
+    // `n` groups of 10 sessions of 100 events (1000 events each).
+    let groups = |n: usize, totals: bool| -> u64 {
+        let mut g = group.borrow_mut();
+        keep_totals(g.writer().owner().conn(), &triggers_on, totals);
+        let mut events = events.borrow_mut();
         let mut committed = 0;
-        for _ in 0..10 {
-            let id = group.start_session(&sample_session(1, clock.now())).unwrap();
-            for e in store_events.iter_mut() {
-                e.session_id = Some(id);
-            }
-            clock.stamp(&mut store_events);
-            for e in &store_events {
-                if let Some(c) = group.push(e.clone()).unwrap() {
+        for _ in 0..10 * n {
+            let id = g.start_session(&sample_session(1, clock.now())).unwrap();
+            events.iter_mut().for_each(|e| e.session_id = Some(id));
+            clock.stamp(&mut events);
+            for e in events.iter() {
+                if let Some(c) = g.push(e.clone()).unwrap() {
                     committed += c.event_ids.len() as u64;
                 }
             }
-            if let Some(c) = group.end_session(id, at(clock.now())).unwrap() {
+            if let Some(c) = g.end_session(id, at(clock.now())).unwrap() {
                 committed += c.event_ids.len() as u64;
             }
         }
         committed
-    };
-    let mut raw_group = || {
-        for _ in 0..10 {
-            let id = raw_session(clock.now());
-            for e in raw_events.iter_mut() {
-                e.session_id = Some(id);
-            }
-            clock.stamp(&mut raw_events);
-            raw_buffer.extend(raw_events.iter().cloned());
-            raw_ends.push((id, clock.now()));
-        }
-        raw.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let n = raw_buffer.iter().map(|e| raw_insert(&mut raw_stmt, e)).count() as u64;
-        for (id, end) in raw_ends.drain(..) {
-            raw_end(id, end);
-        }
-        raw.execute_batch("COMMIT").unwrap();
-        raw_buffer.clear();
-        n
     };
     let mut g = c.benchmark_group("sessions_of_100_group_commit_1000");
     g.throughput(Throughput::Elements(1000))
         .measurement_time(MEASURE)
         .warm_up_time(WARM_UP)
         .sample_size(20);
-    g.bench_function("activity_store_with_totals", |b| b.iter(&mut store_group));
-    g.bench_function("raw_rusqlite_without_totals", |b| b.iter(&mut raw_group));
+    g.bench_function("with_totals", |b| b.iter(|| groups(1, true)));
+    g.bench_function("without_totals", |b| b.iter(|| groups(1, false)));
     g.finish();
-    print_ratio_cpu(
-        "sessions_of_100_group_commit_1000 (store with totals vs raw without)",
-        interleave(&mut store_group, &mut raw_group, INTERLEAVED * 2),
+    print_totals_ratio(
+        "sessions_of_100_group_commit_1000 (with totals vs without)",
+        interleave(|| groups(10, true), || groups(10, false), INTERLEAVED * 2),
     );
 }
 
