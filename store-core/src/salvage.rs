@@ -111,7 +111,7 @@ impl std::fmt::Debug for SalvageOptions {
 }
 
 /// What a salvage put in its output, per table. It matches the output exactly: each table holds
-/// `from_backup + salvaged` rows (checked before the output is handed over).
+/// `from_backup + salvaged + derived` rows (checked before the output is handed over).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SalvageReport {
     pub database: &'static str,
