@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use activity_store::{ActivityReader, ActivityWriter, GroupCommitPolicy, NewEvent, NewSession, TimeRange, queries};
-use common::{Clock, Interleaved, at, interleave, sample_event, sample_events, thread_cpu};
+use common::{Clock, at, interleave, sample_event, sample_events, thread_cpu};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, OpenFlags, Statement};
 
@@ -97,26 +97,6 @@ fn raw_batch(c: &Connection, stmt: &mut Statement<'_>, events: &[NewEvent]) -> V
     ids
 }
 
-/// With totals (side a) against without (side b): rates and the writer's own CPU per event.
-fn print_totals_ratio(name: &str, run: Interleaved) {
-    let ((with, without), (with_cpu, without_cpu)) = (run.rate, run.cpu_us_per_event);
-    println!(
-        "ratio {name} (interleaved): with totals {with:.0} events/s, without {without:.0} events/s, \
-         with/without = {:.3}; CPU {with_cpu:.3} vs {without_cpu:.3} µs/event, without/with = {:.3}",
-        with / without,
-        without_cpu / with_cpu
-    );
-}
-
-fn print_ratio(name: &str, run: Interleaved) {
-    let (store, raw) = run.rate;
-    println!(
-        "ratio {name} (interleaved): activity_store {store:.0} events/s, raw_rusqlite {raw:.0} events/s, \
-         activity_store/raw = {:.3}",
-        store / raw
-    );
-}
-
 fn inserts(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("activity.db");
@@ -148,9 +128,10 @@ fn inserts(c: &mut Criterion) {
         (0..250).for_each(|_| f());
         250
     };
-    print_ratio(
+    interleave(|| chunk(&mut store_one), || chunk(&mut raw_one), INTERLEAVED).print(
         "insert_one_per_commit",
-        interleave(|| chunk(&mut store_one), || chunk(&mut raw_one), INTERLEAVED),
+        "activity_store",
+        "raw_rusqlite",
     );
 
     // 1000 events per transaction.
@@ -170,9 +151,10 @@ fn inserts(c: &mut Criterion) {
     g.bench_function("activity_store", |b| b.iter(&mut store_batch));
     g.bench_function("raw_rusqlite", |b| b.iter(&mut raw_batch_1000));
     g.finish();
-    print_ratio(
+    interleave(&mut store_batch, &mut raw_batch_1000, INTERLEAVED).print(
         "insert_batch_1000",
-        interleave(&mut store_batch, &mut raw_batch_1000, INTERLEAVED),
+        "activity_store",
+        "raw_rusqlite",
     );
 
     // 1000 single pushes, committed together.
@@ -206,9 +188,10 @@ fn inserts(c: &mut Criterion) {
     g.bench_function("activity_store", |b| b.iter(&mut store_group));
     g.bench_function("raw_rusqlite", |b| b.iter(&mut raw_group));
     g.finish();
-    print_ratio(
+    interleave(&mut store_group, &mut raw_group, INTERLEAVED).print(
         "group_commit_1000",
-        interleave(&mut store_group, &mut raw_group, INTERLEAVED),
+        "activity_store",
+        "raw_rusqlite",
     );
 }
 
@@ -264,9 +247,10 @@ fn sessions_with_totals(c: &mut Criterion) {
     g.bench_function("with_totals", |b| b.iter(|| sessions(1, true)));
     g.bench_function("without_totals", |b| b.iter(|| sessions(1, false)));
     g.finish();
-    print_totals_ratio(
+    interleave(|| sessions(30, true), || sessions(30, false), INTERLEAVED * 2).print(
         "session_of_100_one_per_commit (with totals vs without)",
-        interleave(|| sessions(30, true), || sessions(30, false), INTERLEAVED * 2),
+        "with_totals",
+        "without",
     );
 
     let group = RefCell::new(store.into_inner().into_group_commit(GROUP));
@@ -299,9 +283,10 @@ fn sessions_with_totals(c: &mut Criterion) {
     g.bench_function("with_totals", |b| b.iter(|| groups(1, true)));
     g.bench_function("without_totals", |b| b.iter(|| groups(1, false)));
     g.finish();
-    print_totals_ratio(
+    interleave(|| groups(10, true), || groups(10, false), INTERLEAVED * 2).print(
         "sessions_of_100_group_commit_1000 (with totals vs without)",
-        interleave(|| groups(10, true), || groups(10, false), INTERLEAVED * 2),
+        "with_totals",
+        "without",
     );
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 mod common;
 
 use activity_store::{ActivityWriter, GroupCommitPolicy, NewEvent, WriterOptions};
-use common::{Clock, Interleaved, interleave, sample_events};
+use common::{Clock, interleave, sample_events};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use store_core::{Key, OpenOptions};
 
@@ -52,15 +52,6 @@ fn push_all(group: &mut activity_store::GroupCommit, clock: &Clock, events: &mut
         }
     }
     committed
-}
-
-fn print_ratio(name: &str, run: Interleaved) {
-    let (encrypted, plain) = run.rate;
-    println!(
-        "ratio {name} (interleaved): encrypted {encrypted:.0} events/s, plaintext {plain:.0} events/s, \
-         encrypted/plaintext = {:.3}",
-        encrypted / plain
-    );
 }
 
 /// A plaintext and an encrypted writer on two new files in `dir`, and their event buffers and clocks.
@@ -98,20 +89,18 @@ fn encryption(c: &mut Criterion) {
 
     // 250 commits per chunk: about one autocheckpoint cycle of each file.
     let mut s = sides(dir.path(), "one-interleaved");
-    print_ratio(
-        "encryption_one_per_commit",
-        interleave(
-            || {
-                (0..250).for_each(|_| one(&mut s.enc, &s.enc_clock, &mut s.enc_events));
-                250
-            },
-            || {
-                (0..250).for_each(|_| one(&mut s.plain, &s.plain_clock, &mut s.plain_events));
-                250
-            },
-            INTERLEAVED,
-        ),
-    );
+    interleave(
+        || {
+            (0..250).for_each(|_| one(&mut s.enc, &s.enc_clock, &mut s.enc_events));
+            250
+        },
+        || {
+            (0..250).for_each(|_| one(&mut s.plain, &s.plain_clock, &mut s.plain_events));
+            250
+        },
+        INTERLEAVED,
+    )
+    .print("encryption_one_per_commit", "encrypted", "plaintext");
     let mut s = sides(dir.path(), "one-criterion");
     let mut g = c.benchmark_group("encryption_one_per_commit");
     g.throughput(Throughput::Elements(1))
@@ -129,14 +118,12 @@ fn encryption(c: &mut Criterion) {
     let s = sides(dir.path(), "group-interleaved");
     let (mut plain, mut enc) = (s.plain.into_group_commit(GROUP), s.enc.into_group_commit(GROUP));
     let (mut plain_events, mut enc_events) = (s.plain_events, s.enc_events);
-    print_ratio(
-        "encryption_group_commit_1000",
-        interleave(
-            || push_all(&mut enc, &s.enc_clock, &mut enc_events),
-            || push_all(&mut plain, &s.plain_clock, &mut plain_events),
-            INTERLEAVED,
-        ),
-    );
+    interleave(
+        || push_all(&mut enc, &s.enc_clock, &mut enc_events),
+        || push_all(&mut plain, &s.plain_clock, &mut plain_events),
+        INTERLEAVED,
+    )
+    .print("encryption_group_commit_1000", "encrypted", "plaintext");
     let s = sides(dir.path(), "group-criterion");
     let (mut plain, mut enc) = (s.plain.into_group_commit(GROUP), s.enc.into_group_commit(GROUP));
     let (mut plain_events, mut enc_events) = (s.plain_events, s.enc_events);

@@ -57,6 +57,20 @@ pub struct Interleaved {
     pub cpu_us_per_event: (f64, f64),
 }
 
+impl Interleaved {
+    /// Prints the `ratio ...` line the README's numbers are read from: each side's rate (sides named `a`
+    /// and `b`), their ratio, and each side's CPU per event.
+    pub fn print(&self, name: &str, a: &str, b: &str) {
+        let ((ra, rb), (ca, cb)) = (self.rate, self.cpu_us_per_event);
+        println!(
+            "ratio {name} (interleaved): {a} {ra:.0} events/s, {b} {rb:.0} events/s, {a}/{b} = {:.3}; \
+             CPU {ca:.3} vs {cb:.3} µs/event, {b}/{a} = {:.3}",
+            ra / rb,
+            cb / ca
+        );
+    }
+}
+
 /// Runs `a` and `b` (each one chunk of work, returning the events it wrote) in alternation for `rounds`,
 /// in random order each round, so both see the same machine load.
 pub fn interleave(mut a: impl FnMut() -> u64, mut b: impl FnMut() -> u64, rounds: Duration) -> Interleaved {
