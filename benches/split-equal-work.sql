@@ -153,12 +153,14 @@ CREATE INDEX main.activity_events_session ON activity_events (session_id, timest
 CREATE INDEX main.activity_events_timestamp ON activity_events (timestamp_ms);
 INSERT INTO main.activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
 SELECT has_project, project_id, bucket_ms,
-       SUM(started) OVER running, SUM(seconds) OVER running
+       SUM(ended) OVER running, SUM(seconds) OVER running
 FROM (SELECT project_id IS NOT NULL AS has_project, IFNULL(project_id, 0) AS project_id,
              start_time_ms - (start_time_ms % 900000 + 900000) % 900000 AS bucket_ms,
-             COUNT(*) AS started, SUM(IFNULL(duration_seconds, 0)) AS seconds
+             COUNT(*) AS ended, SUM(IFNULL(duration_seconds, 0)) AS seconds
       FROM main.activity_sessions
-      GROUP BY 1, 2, 3)
+      WHERE end_time_ms IS NOT NULL
+      GROUP BY 1, 2, 3
+      ORDER BY 1, 2, 3)
 WINDOW running AS (PARTITION BY has_project, project_id ORDER BY bucket_ms ROWS UNBOUNDED PRECEDING);
 PRAGMA main.application_id = 1397771329;
 PRAGMA main.user_version = 4;

@@ -2,7 +2,8 @@
 # migrate-split on a legacy file against sqlite3 doing the same work (benches/split-equal-work.sql) and
 # against a bare ATTACH + CREATE TABLE AS of the same tables (benches/split-create-table-as.sql), the
 # three alternating round after round (in a rotating order) so all see the same machine load. Prints each
-# run's wall time, CPU time and peak RSS (`/usr/bin/time -v`), then the medians and their ratios.
+# run's wall time, CPU time and peak RSS (`/usr/bin/time -v`) and, for migrate-split, where its time went
+# (the phases of its report), then the medians and their ratios.
 # Goals: migrate-split <= 1.0x sqlite3 doing the same work, <= 2.5x CREATE TABLE AS, peak RSS < 100 MB.
 #
 # Usage: cargo build --release -p migrate-split && benches/split-vs-sqlite3.sh LEGACY [ROUNDS]
@@ -34,6 +35,8 @@ run() {
   printf '%-16s wall %7.2f s  cpu %7.2f s  peak RSS %4d MB  (load %s)\n' "$name" "$wall" "$cpu" $((rss / 1024)) \
     "$(cut -d' ' -f1 /proc/loadavg)"
   echo "$name $wall $cpu $rss" >> "$W/results"
+  # migrate-split says where its time went (its report's phases).
+  grep '^  time: ' "$W/time.txt" || true
 }
 
 split_tool() { run migrate-split "$MS" --legacy legacy.db --data-dir data; }

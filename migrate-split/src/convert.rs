@@ -2,8 +2,8 @@
 //!
 //! The outputs are created by the stores' own migration engines (`OwnerConnection::open` with
 //! `activity_store::SCHEMA` / `config_store::SCHEMA`), so their schema is exactly a fresh store's. Then:
-//! - loaded unsynced, activity.db without a journal (see [`LoadPosture`]: temporary files, fsynced once
-//!   before they are put in place): one big transaction per table writes each page once, where WAL would
+//! - loaded unsynced, activity.db without a journal (see [`LoadPosture`]: temporary files, fsynced after
+//!   their last connection closed, before they are put in place): one big transaction per table writes each page once, where WAL would
 //!   write it twice (WAL, then checkpoint);
 //! - the schema's indexes (and triggers) are dropped before the load and re-created afterwards with their
 //!   exact SQL read from `sqlite_schema`, building each b-tree once instead of inserting into it row by row
@@ -39,8 +39,9 @@ use crate::verify;
 /// the split), without a journal (`journal_mode=OFF`): each page is written once, where a rollback journal
 /// (or a WAL) would write it twice. A crash or power loss mid-load leaves a damaged temporary file that
 /// nothing ever opens as a database: the next run removes every `.split-tmp-*` file and starts over. The
-/// finished file is fsynced once, after its last connection closed and before it is renamed into place
-/// (see [`close_in_wal`]), so what is put in place is durable. This is not the rule "never
+/// finished file is fsynced after its last connection closed and before it is renamed into place (see
+/// [`close_in_wal`]; an earlier fsync, [`Writeback`], only moves most of that writing to the time the
+/// indexes are built), so what is put in place is durable. This is not the rule "never
 /// `synchronous=OFF` or `journal_mode=OFF` on a database a user keeps" broken: no user database is ever
 /// open in that mode, and the user's files are only ever whole, synced ones (docs/sqlite-hazards.md,
 /// "Durability"). config.db keeps a rollback journal: its rows are inserted one by one, and a row that
@@ -99,6 +100,9 @@ struct Output {
     conn: OwnerConnection,
     /// Indexes and triggers (`sqlite_schema.type`, name, exact SQL), dropped for the load.
     derived: Vec<(String, String, String)>,
+    /// The writeback of the loaded rows, started once they are all written (see [`Writeback`]). Declared
+    /// after `conn`: its descriptor closes only after SQLite's connection did.
+    writeback: Option<Writeback>,
 }
 
 impl Output {
@@ -119,6 +123,7 @@ pub(crate) fn convert(
     progress: &Progress,
     key: Option<&store_core::Key>,
 ) -> Result<Conversion> {
+    progress.phase("creating the outputs");
     let mut activity = open_output(&paths.activity, &activity_store::SCHEMA, ACTIVITY_LOAD, key)?;
     let mut config = open_output(&paths.config, &config_store::SCHEMA, CONFIG_LOAD, key)?;
     let mut rejects = RejectsFile::new(&paths.rejects);
@@ -182,10 +187,14 @@ pub(crate) fn convert(
         .conn
         .execute_batch("COMMIT")
         .map_err(|e| legacy_error(&legacy.path, e))?;
+    // Every row is written (to the OS): the disk takes them while the indexes are built and checked.
+    for out in [&mut activity, &mut config] {
+        out.writeback = Some(Writeback::start(out.path())?);
+    }
 
     progress.phase("building indexes");
-    finish_load(&mut config, Target::Config, &sequences)?;
-    finish_load(&mut activity, Target::Activity, &sequences)?;
+    finish_load(&mut config, Target::Config, &sequences, progress)?;
+    finish_load(&mut activity, Target::Activity, &sequences, progress)?;
     let untracked: Vec<&str> = kept.iter().filter(|(_, k)| k.overflowed()).map(|(t, _)| *t).collect();
     if !untracked.is_empty() {
         progress.phase("counting dangling references");
@@ -212,27 +221,23 @@ pub(crate) fn convert(
         out.conn.record_provenance(&record)?;
     }
 
-    // Two independent reads of the finished files, one per core: every row read back and compared, and
-    // SQLite's own structural checks.
     progress.phase("verifying");
     let outputs = [
-        (config.path().to_path_buf(), config.conn.schema(), Target::Config),
-        (activity.path().to_path_buf(), activity.conn.schema(), Target::Activity),
-    ];
-    let (rows_checked, files_checked) = std::thread::scope(|scope| {
-        let files = scope.spawn(|| {
-            outputs
+        verify::Finished {
+            path: config.path(),
+            schema: config.conn.schema(),
+            tables: digests.iter().filter(|(t, _, _)| t.target == Target::Config).collect(),
+        },
+        verify::Finished {
+            path: activity.path(),
+            schema: activity.conn.schema(),
+            tables: digests
                 .iter()
-                .try_for_each(|(path, schema, _)| verify::verify_file(path, schema, key))
-        });
-        let rows = outputs.iter().try_for_each(|(path, _, target)| {
-            let expected: Vec<_> = digests.iter().filter(|(t, _, _)| t.target == *target).collect();
-            verify::verify_rows(path, &expected, key)
-        });
-        (rows, files.join())
-    });
-    rows_checked?;
-    files_checked.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                .filter(|(t, _, _)| t.target == Target::Activity)
+                .collect(),
+        },
+    ];
+    verify::verify_outputs(&outputs, key)?;
 
     progress.phase("closing");
     for out in [config, activity] {
@@ -281,7 +286,11 @@ fn open_output(
         .prepare(queries::OUTPUT_DERIVED)
         .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
         .at(path)?;
-    let mut out = Output { conn, derived };
+    let mut out = Output {
+        conn,
+        derived,
+        writeback: None,
+    };
     let drops: Vec<String> = out
         .derived
         .iter()
@@ -323,7 +332,7 @@ fn legacy_sequences(legacy: &LegacyFile) -> Result<HashMap<String, i64>> {
 
 /// After the load: AUTOINCREMENT counters, then the indexes (exact SQL), then activity.db's running totals
 /// and its triggers, in one transaction.
-fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64>) -> Result<()> {
+fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64>, progress: &Progress) -> Result<()> {
     let counters: Vec<(&'static str, i64)> = TABLES
         .iter()
         .filter(|t| t.target == target && t.key == queries::Key::Id)
@@ -346,6 +355,7 @@ fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64
             // The sessions were loaded without the triggers that keep the running totals reports read:
             // computed once here, from the loaded sessions (over the covering start-time index just built),
             // then the triggers are back for the daemon's writes.
+            progress.phase("computing the running totals");
             tx.execute_batch(activity_store::queries::REBUILD_TOTALS)?;
         }
         for (_, _, sql) in &triggers {
@@ -403,8 +413,8 @@ fn count_dangling(
 /// Switches a loaded output to WAL (what its owner expects), closes it, and checks the closed file: WAL in
 /// its header, no `-wal` left (the last connection checkpoints and removes it). An encrypted output's
 /// header is ciphertext: its journal mode is read back through a new connection keyed with `key`. Then the
-/// one fsync of the file (it was loaded unsynced, see [`LoadPosture`]), before anything renames it into
-/// place.
+/// fsync of the closed file (it was loaded unsynced, see [`LoadPosture`]; most of it reached the disk
+/// already, see [`Writeback`]), before anything renames it into place.
 fn close_in_wal(out: Output, key: Option<&store_core::Key>) -> Result<()> {
     let path = out.path().to_path_buf();
     let mode: String = out
@@ -420,7 +430,8 @@ fn close_in_wal(out: Output, key: Option<&store_core::Key>) -> Result<()> {
             got: mode,
         }));
     }
-    drop(out);
+    let Output { conn, writeback, .. } = out;
+    drop(conn);
     let marked_wal = match key {
         // The last connection to close removes the -wal and -shm it creates.
         Some(key) => {
@@ -462,6 +473,46 @@ fn close_in_wal(out: Output, key: Option<&store_core::Key>) -> Result<()> {
     if shm.exists() {
         std::fs::remove_file(&shm).map_err(|e| SplitError::io(&shm, "remove", e))?;
     }
-    store_core::files::sync_file(&path)?;
-    Ok(())
+    match writeback {
+        Some(writeback) => writeback.finish(&path),
+        None => Ok(store_core::files::sync_file(&path)?),
+    }
+}
+
+/// An fsync of a loaded output started early, on a thread of its own, while the indexes are built and
+/// the file is verified: most of the file reaches the disk meanwhile, and the fsync after its last
+/// connection closed (which is what makes the file durable, see [`close_in_wal`]) has little left to
+/// write. The descriptor is opened while SQLite's connection is open and closed only after that
+/// connection is: closing a descriptor of a file drops every POSIX lock this process holds on it
+/// (https://sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_).
+struct Writeback {
+    syncing: Option<std::thread::JoinHandle<std::io::Result<std::fs::File>>>,
+}
+
+impl Writeback {
+    fn start(path: &Path) -> Result<Writeback> {
+        let file = store_core::files::open_private_existing(path)?;
+        let syncing = std::thread::spawn(move || file.sync_data().map(|()| file));
+        Ok(Writeback { syncing: Some(syncing) })
+    }
+
+    /// Waits for the early fsync (its failure fails the split: after a failed fsync the file's state on
+    /// disk is unknown), then fsyncs the file once more, now that nothing writes it, and closes it.
+    fn finish(mut self, path: &Path) -> Result<()> {
+        let syncing = self.syncing.take().expect("finished once");
+        let file = syncing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(|e| SplitError::io(path, "fsync", e))?;
+        file.sync_all().map_err(|e| SplitError::io(path, "fsync", e))
+    }
+}
+
+impl Drop for Writeback {
+    /// A split that failed meanwhile: the descriptor is closed only once the fsync returned.
+    fn drop(&mut self) {
+        if let Some(syncing) = self.syncing.take() {
+            let _ = syncing.join();
+        }
+    }
 }

@@ -75,7 +75,10 @@ pub use upgrade::{Upgrade, UpgradeCallback, UpgradeEvent, UpgradeOptions, prepar
 use legacy::LegacyFile;
 use outputs::Existing;
 use progress::Progress;
-pub use progress::{ProgressCallback, SplitProgress};
+pub use progress::{PhaseTime, ProgressCallback, SplitProgress};
+
+/// The first phase of a split, before anything is written: the legacy file hashed and checked.
+const CHECKING_LEGACY: &str = "checking the legacy file";
 
 /// The scratch folders of dry runs under the system temp directory: `migrate-split-dry-run-<pid>-<n>`.
 const DRY_RUN_SCRATCH: &str = "migrate-split-dry-run";
@@ -117,6 +120,10 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     let started = Instant::now();
     refuse_legacy_among_outputs(legacy_path, data_dir)?;
     let legacy = LegacyFile::open(legacy_path)?;
+    let checked_legacy = PhaseTime {
+        phase: CHECKING_LEGACY.to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
     let mut report = Report {
         outcome: Outcome::Split,
         legacy: LegacyInfo {
@@ -137,6 +144,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
             .iter()
             .map(|t| format!("table {t} is not part of any legacy version: it was left in the legacy file, not copied"))
             .collect(),
+        phases: vec![checked_legacy],
         seconds: 0.0,
     };
     if options.strict && !report.unknown_tables.is_empty() {
@@ -200,6 +208,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     let split_id = new_split_id();
     let temp = outputs::temp_paths(data_dir, &split_id);
     let progress = Progress::new(options.progress.clone());
+    progress.record(CHECKING_LEGACY, report.phases[0].seconds);
     let converted = convert::convert(&legacy, &temp, &split_id, &progress, key);
     let converted = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     let conversion = match converted {
@@ -224,6 +233,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
         outputs::remove_temp(&temp);
         return Err(e.into());
     }
+    progress.phase("putting the outputs in place");
     report.rejects_file = match outputs::place(&temp, conversion.rejects_file.as_deref(), data_dir) {
         Ok(r) => r,
         Err(e) => {
@@ -237,6 +247,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
         data_dir,
         report.split_id.as_deref().unwrap_or_default(),
     )?;
+    report.phases = progress.finish();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -258,10 +269,12 @@ fn dry_run(legacy: LegacyFile, mut report: Report, options: &Options, started: I
     let split_id = new_split_id();
     let temp = outputs::temp_paths(scratch.path(), &split_id);
     let progress = Progress::new(options.progress.clone());
+    progress.record(CHECKING_LEGACY, report.phases[0].seconds);
     let converted = convert::convert(&legacy, &temp, &split_id, &progress, options.key.as_ref());
     let conversion = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     drop(scratch);
     report.tables = conversion?.tables;
+    report.phases = progress.finish();
     if options.strict && report.rejected() > 0 {
         return Err(strict_failure(report, started));
     }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -23,12 +24,21 @@ pub struct SplitProgress {
 /// The callback that receives [`SplitProgress`] updates. Called on the splitting thread: keep it short.
 pub type ProgressCallback = Arc<dyn Fn(&SplitProgress) + Send + Sync>;
 
+/// How long one phase of a split took: where the time went, in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseTime {
+    pub phase: String,
+    pub seconds: f64,
+}
+
 /// The running state behind the callback.
 pub(crate) struct Progress {
     callback: Option<ProgressCallback>,
     phase: std::sync::Mutex<String>,
     done: AtomicU64,
     total: AtomicU64,
+    /// Phases ended so far, and when the current one started.
+    timings: std::sync::Mutex<(Vec<PhaseTime>, Instant)>,
 }
 
 impl Progress {
@@ -38,7 +48,39 @@ impl Progress {
             phase: std::sync::Mutex::new(String::new()),
             done: AtomicU64::new(0),
             total: AtomicU64::new(0),
+            timings: std::sync::Mutex::new((Vec::new(), Instant::now())),
         }
+    }
+
+    /// A phase that ended before this value existed (the legacy file's checks), as the first one.
+    pub fn record(&self, phase: &str, seconds: f64) {
+        let mut timings = self.timings.lock().unwrap_or_else(|p| p.into_inner());
+        timings.0.insert(
+            0,
+            PhaseTime {
+                phase: phase.to_string(),
+                seconds,
+            },
+        );
+    }
+
+    /// Ends the current phase and returns every phase's time.
+    pub fn finish(&self) -> Vec<PhaseTime> {
+        self.end_phase();
+        self.timings.lock().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    fn end_phase(&self) {
+        let phase = self.phase.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut timings = self.timings.lock().unwrap_or_else(|p| p.into_inner());
+        let (ended, since) = &mut *timings;
+        if !phase.is_empty() {
+            ended.push(PhaseTime {
+                phase,
+                seconds: since.elapsed().as_secs_f64(),
+            });
+        }
+        *since = Instant::now();
     }
 
     pub fn set_total(&self, rows: u64) {
@@ -47,6 +89,7 @@ impl Progress {
     }
 
     pub fn phase(&self, what: &str) {
+        self.end_phase();
         *self.phase.lock().unwrap_or_else(|p| p.into_inner()) = what.to_string();
         self.report();
     }

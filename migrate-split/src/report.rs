@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::progress::PhaseTime;
+
 /// The legacy file that was read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LegacyInfo {
@@ -68,6 +70,9 @@ pub struct Report {
     /// For a dry run: the output files that exist in the data directory now.
     pub existing_outputs: Vec<String>,
     pub warnings: Vec<String>,
+    /// Where the time went: each phase (checking the legacy file, copying each table, building indexes,
+    /// verifying, closing, putting the outputs in place) and its seconds.
+    pub phases: Vec<PhaseTime>,
     pub seconds: f64,
 }
 
@@ -132,6 +137,17 @@ impl Report {
         }
         for w in &self.warnings {
             let _ = writeln!(s, "  warning: {w}");
+        }
+        // One line for the phases that count (2% of the run or more): the copies of config.db's small tables
+        // take milliseconds of a split's seconds.
+        let phases: Vec<String> = self
+            .phases
+            .iter()
+            .filter(|p| p.seconds >= self.seconds * 0.02)
+            .map(|p| format!("{} {:.2} s", p.phase, p.seconds))
+            .collect();
+        if !phases.is_empty() {
+            let _ = writeln!(s, "  time: {}", phases.join(", "));
         }
         s
     }

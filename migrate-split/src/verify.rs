@@ -32,45 +32,115 @@ fn verification_failed(path: &Path, detail: String) -> SplitError {
     }
 }
 
-/// Reads every table back through a separate read-only connection, in key order, and compares count and
+/// A loaded output, ready to be checked: its file, its schema, and what was inserted in each table (rows
+/// and digest, in key order).
+pub(crate) struct Finished<'a> {
+    pub path: &'a Path,
+    pub schema: &'a Schema,
+    pub tables: Vec<&'a (&'static Table, u64, RowDigest)>,
+}
+
+/// One check of a finished output.
+enum Check<'a> {
+    /// A table read back and compared with what was inserted ([`verify_table`]).
+    Table(&'a Path, &'a (&'static Table, u64, RowDigest)),
+    /// The file as a whole ([`verify_file`]).
+    File(&'a Path, &'a Schema),
+}
+
+impl Check<'_> {
+    /// Rows the check reads: what its time is about proportional to. A file's checks read each of its
+    /// tables (and their indexes).
+    fn rows(&self, outputs: &[Finished<'_>]) -> u64 {
+        match self {
+            Check::Table(_, (_, copied, _)) => *copied,
+            Check::File(path, _) => outputs
+                .iter()
+                .filter(|o| o.path == *path)
+                .flat_map(|o| &o.tables)
+                .map(|(_, copied, _)| copied)
+                .sum(),
+        }
+    }
+
+    fn run(&self, key: Option<&store_core::Key>) -> Result<()> {
+        match self {
+            Check::Table(path, expected) => verify_table(path, expected, key),
+            Check::File(path, schema) => verify_file(path, schema, key),
+        }
+    }
+}
+
+/// Every check of the finished outputs, each through a read-only connection of its own, on two threads
+/// (one per core) taking the longest checks first: the whole list's time is about the longest check's,
+/// or half the sum. The first failure is returned (the other thread stops at its next check).
+pub(crate) fn verify_outputs(outputs: &[Finished<'_>], key: Option<&store_core::Key>) -> Result<()> {
+    let mut checks: Vec<Check<'_>> = outputs
+        .iter()
+        .flat_map(|o| {
+            let tables = o.tables.iter().map(|t| Check::Table(o.path, t));
+            std::iter::once(Check::File(o.path, o.schema)).chain(tables)
+        })
+        .collect();
+    checks.sort_by_key(|c| std::cmp::Reverse(c.rows(outputs)));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let work = || -> Result<()> {
+        while !failed.load(std::sync::atomic::Ordering::Relaxed) {
+            let Some(check) = checks.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) else {
+                break;
+            };
+            check
+                .run(key)
+                .inspect_err(|_| failed.store(true, std::sync::atomic::Ordering::Relaxed))?;
+        }
+        Ok(())
+    };
+    let (mine, theirs) = std::thread::scope(|scope| {
+        let theirs = scope.spawn(work);
+        (work(), theirs.join())
+    });
+    mine?;
+    theirs.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Reads a table back through a separate read-only connection, in key order, and compares count and
 /// digest with what was inserted.
-pub(crate) fn verify_rows(
+fn verify_table(
     path: &Path,
-    expected: &[&(&Table, u64, RowDigest)],
+    (table, copied, digest): &(&'static Table, u64, RowDigest),
     key: Option<&store_core::Key>,
 ) -> Result<()> {
     let conn = open_read_only(path, key)?;
-    for (table, copied, digest) in expected.iter().copied() {
-        let ncols = table.columns.len() + 1;
-        let mut stmt = conn.prepare(&queries::output_select(table)).at(path)?;
-        let mut rows = stmt.query([]).at(path)?;
-        let mut read_back = RowDigest::default();
-        let mut n = 0u64;
-        while let Some(row) = rows.next().at(path)? {
-            for i in 0..ncols {
-                read_back.value(row.get_ref(i).at(path)?);
-            }
-            read_back.end_row();
-            n += 1;
+    let ncols = table.columns.len() + 1;
+    let mut stmt = conn.prepare(&queries::output_select(table)).at(path)?;
+    let mut rows = stmt.query([]).at(path)?;
+    let mut read_back = RowDigest::default();
+    let mut n = 0u64;
+    while let Some(row) = rows.next().at(path)? {
+        for i in 0..ncols {
+            read_back.value(row.get_ref(i).at(path)?);
         }
-        if n != *copied {
-            return Err(verification_failed(
-                path,
-                format!("{}: {copied} rows were inserted, {n} read back", table.name),
-            ));
-        }
-        if read_back != *digest {
-            return Err(verification_failed(
-                path,
-                format!("{}: the rows read back differ from the rows inserted", table.name),
-            ));
-        }
+        read_back.end_row();
+        n += 1;
+    }
+    if n != *copied {
+        return Err(verification_failed(
+            path,
+            format!("{}: {copied} rows were inserted, {n} read back", table.name),
+        ));
+    }
+    if read_back != *digest {
+        return Err(verification_failed(
+            path,
+            format!("{}: the rows read back differ from the rows inserted", table.name),
+        ));
     }
     Ok(())
 }
 
 /// The file as a whole: header fields, `quick_check`, `foreign_key_check`.
-pub(crate) fn verify_file(path: &Path, schema: &Schema, key: Option<&store_core::Key>) -> Result<()> {
+fn verify_file(path: &Path, schema: &Schema, key: Option<&store_core::Key>) -> Result<()> {
     let conn = open_read_only(path, key)?;
     let (version, app_id): (u32, i32) = conn
         .query_row(queries::LEGACY_HEADER, [], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -106,4 +176,84 @@ pub(crate) fn verify_file(path: &Path, schema: &Schema, key: Option<&store_core:
     }
     conn.close()
         .map_err(|(_, e)| SplitError::Store(store_core::Error::from_sqlite(path, e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::types::ValueRef;
+
+    use super::*;
+
+    /// A config.db with two projects, and what was inserted in it as the copy would have recorded it.
+    fn finished_config(dir: &Path) -> (std::path::PathBuf, (&'static Table, u64, RowDigest)) {
+        let path = dir.join("config.db");
+        let options = store_core::OpenOptions {
+            temporary_file: true,
+            ..Default::default()
+        };
+        let mut conn = store_core::OwnerConnection::open_with(&path, &config_store::SCHEMA, &options).unwrap();
+        let rows = [(1, "alpha"), (2, "beta")];
+        let mut digest = RowDigest::default();
+        conn.write(|tx| {
+            for (id, name) in rows {
+                tx.execute(
+                    "INSERT INTO projects (id, name, color, created_at_ms, archived) VALUES (?1, ?2, NULL, 5, 0)",
+                    rusqlite::params![id, name],
+                )?;
+                let values = [
+                    ValueRef::Integer(id),
+                    ValueRef::Text(name.as_bytes()),
+                    ValueRef::Null,
+                    ValueRef::Integer(5),
+                    ValueRef::Integer(0),
+                ];
+                values.iter().for_each(|v| digest.value(*v));
+                digest.end_row();
+            }
+            Ok(())
+        })
+        .unwrap();
+        drop(conn);
+        (path, (queries::table("projects").unwrap(), rows.len() as u64, digest))
+    }
+
+    fn verify(path: &Path, expected: &(&'static Table, u64, RowDigest)) -> Result<()> {
+        let outputs = [Finished {
+            path,
+            schema: &config_store::SCHEMA,
+            tables: vec![expected],
+        }];
+        verify_outputs(&outputs, None)
+    }
+
+    #[test]
+    fn what_was_inserted_passes_and_any_difference_fails_naming_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, expected) = finished_config(dir.path());
+        verify(&path, &expected).unwrap();
+
+        let (table, copied, digest) = expected;
+        let err = verify(&path, &(table, copied + 1, digest)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "verification of {} failed: projects: 3 rows were inserted, 2 read back. What to do: nothing was \
+                 put in place; check the disk (dmesg, free space) and run again; if it repeats, report it with \
+                 the --json output",
+                path.display()
+            )
+        );
+
+        // One value changed in the file behind the copy's back.
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE projects SET name = 'gamma' WHERE id = 2", [])
+            .unwrap();
+        let err = verify(&path, &expected).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("projects: the rows read back differ from the rows inserted"),
+            "{err}"
+        );
+    }
 }

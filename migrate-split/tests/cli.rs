@@ -56,7 +56,34 @@ fn json_report_summary_and_exit_codes() {
     assert_eq!(report["legacy"]["path"], legacy.display().to_string());
     assert_eq!(report["legacy"]["version"], 3);
     assert_eq!(report["legacy"]["sha256"], sha256(&legacy));
-    assert!(report["seconds"].as_f64().is_some_and(|s| s >= 0.0));
+    let seconds = report["seconds"].as_f64().unwrap();
+    // Where the time went: every phase in the order it ran, within the run's time.
+    let phases: Vec<(&str, f64)> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["phase"].as_str().unwrap(), p["seconds"].as_f64().unwrap()))
+        .collect();
+    let names: Vec<&str> = phases.iter().map(|(name, _)| *name).collect();
+    let at = |name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or_else(|| panic!("{name}: {names:?}"))
+    };
+    assert_eq!(names[0], "checking the legacy file");
+    assert!(at("creating the outputs") < at("copying projects"), "{names:?}");
+    assert!(at("copying activity_events") < at("building indexes"), "{names:?}");
+    assert!(at("building indexes") < at("computing the running totals"), "{names:?}");
+    assert!(at("computing the running totals") < at("verifying"), "{names:?}");
+    assert!(at("verifying") < at("closing"), "{names:?}");
+    assert_eq!(names.last(), Some(&"putting the outputs in place"));
+    assert!(phases.iter().all(|(_, s)| *s >= 0.0));
+    assert!(
+        phases.iter().map(|(_, s)| s).sum::<f64>() <= seconds,
+        "{phases:?} in {seconds} s"
+    );
+    assert!(stderr.contains("  time: checking the legacy file "), "{stderr}");
     assert_eq!(report["unknown_tables"], serde_json::json!(["addon_focus_stats"]));
     let rejects = data.join("split-rejects.jsonl");
     assert_eq!(report["rejects_file"], rejects.display().to_string());

@@ -102,16 +102,27 @@ pub fn create_private_new(path: &Path) -> Result<File> {
 /// If `path` exists, checks that it is a regular file (not a link, not a FIFO) and sets 0600 if its mode
 /// is wider, through a descriptor opened without following links. Opens a descriptor (see [`open_private`]).
 pub fn ensure_private(path: &Path) -> Result<()> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    {
+    let file = match open_read_no_follow(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io(path, "open", e)),
     };
     regular_and_private(&file, path)
+}
+
+/// Opens an existing private file for reading (to fsync it, say) without following a symbolic link,
+/// checked as [`ensure_private`] checks it. Opens a descriptor (see [`open_private`]).
+pub fn open_private_existing(path: &Path) -> Result<File> {
+    let file = open_read_no_follow(path).map_err(|e| Error::io(path, "open", e))?;
+    regular_and_private(&file, path)?;
+    Ok(file)
+}
+
+fn open_read_no_follow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
 }
 
 /// Checks that `path` is a regular file without opening it (a FIFO would block a reader): what a command
