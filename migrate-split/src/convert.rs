@@ -8,7 +8,8 @@
 //! - the schema's indexes (and triggers) are dropped before the load and re-created afterwards with their
 //!   exact SQL read from `sqlite_schema`, building each b-tree once instead of inserting into it row by row
 //!   (https://sqlite.org/lang_createindex.html); UNIQUE constraints keep their automatic indexes, which
-//!   catch legacy duplicates while loading;
+//!   catch legacy duplicates while loading. An encrypted output keeps its indexes through the load (building
+//!   them afterwards would sort every key in memory: see [`open_output`]);
 //! - every legacy row is read once, in key order, inside one read transaction (one snapshot), with bounded
 //!   memory whatever the file size (see [`copy`]); dangling references are counted as rows go in;
 //! - AUTOINCREMENT counters are carried over and raised past every id the legacy file references, so a
@@ -279,6 +280,14 @@ fn open_output(
     }
     // Only on this temporary file, until it is closed (see LoadPosture).
     store_core::conn_ext::set_and_verify(c, path, "synchronous", "OFF", "0")?;
+    // Where sorts go (the index builds', the running totals'). SQLite's sorter spills to temporary files
+    // only when temporary storage is on disk; in memory it never spills and holds the whole sort
+    // (vdbesort.c, `sqlite3TempInMemory`; https://sqlite.org/tempfiles.html). SQLCipher would not encrypt a
+    // temporary file: an encrypted output's sorts stay in memory (and it sorts no index, see below); a
+    // plaintext output's spill to files, as in a build without SQLCipher, whose default this is (SQLCipher
+    // builds default to memory, `SQLITE_TEMP_STORE=2`).
+    let (temp_store, read_back) = if key.is_some() { ("MEMORY", "2") } else { ("FILE", "1") };
+    store_core::conn_ext::set_and_verify(c, path, "temp_store", temp_store, read_back)?;
     let (cache, threads) = (posture.cache_kib, posture.threads);
     c.execute_batch(&format!("PRAGMA cache_size = -{cache}; PRAGMA threads = {threads}"))
         .at(path)?;
@@ -286,6 +295,15 @@ fn open_output(
         .prepare(queries::OUTPUT_DERIVED)
         .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
         .at(path)?;
+    // An encrypted output keeps its indexes through the load, each row entered as it is inserted: built
+    // afterwards, each would sort every key, in memory (above), 314 MB for a 1 GB legacy file and growing
+    // with it. Kept, memory stays the page cache's (69 MB), and the split is as fast when rows come in key
+    // order, as a daemon writes them (14.3 s vs 16.5 s); rows far out of order make it slower (199 s, that
+    // file's events shuffled), never bigger. Measured: SECURITY.md, "Temporary files".
+    let derived = derived
+        .into_iter()
+        .filter(|(kind, _, _)| kind != "index" || key.is_none())
+        .collect();
     let mut out = Output {
         conn,
         derived,

@@ -138,16 +138,20 @@ impl Report {
         for w in &self.warnings {
             let _ = writeln!(s, "  warning: {w}");
         }
-        // One line for the phases that count (2% of the run or more): the copies of config.db's small tables
-        // take milliseconds of a split's seconds.
-        let phases: Vec<String> = self
-            .phases
+        // One line: the phases that count (2% of the run or more) by name, the others summed (the copies of
+        // config.db's small tables take milliseconds of a split's seconds).
+        let (shown, shorter): (Vec<&PhaseTime>, Vec<&PhaseTime>) =
+            self.phases.iter().partition(|p| p.seconds >= self.seconds * 0.02);
+        let mut parts: Vec<String> = shown
             .iter()
-            .filter(|p| p.seconds >= self.seconds * 0.02)
             .map(|p| format!("{} {:.2} s", p.phase, p.seconds))
             .collect();
-        if !phases.is_empty() {
-            let _ = writeln!(s, "  time: {}", phases.join(", "));
+        if !shorter.is_empty() {
+            let seconds: f64 = shorter.iter().map(|p| p.seconds).sum();
+            parts.push(format!("{} shorter phase(s) {seconds:.2} s", shorter.len()));
+        }
+        if !parts.is_empty() {
+            let _ = writeln!(s, "  time: {}", parts.join(", "));
         }
         s
     }

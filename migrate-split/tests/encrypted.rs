@@ -88,6 +88,32 @@ fn a_split_with_a_key_writes_encrypted_outputs_from_a_plaintext_legacy_file() {
     assert_eq!(projects as u64, summary.tables["projects"].counts.copied);
     drop(owner);
 
+    // activity.db, whose indexes are kept through the load when encrypted (its memory is measured, in
+    // SECURITY.md): the schema is a fresh store's, and every index agrees with its table.
+    let keyed = OpenOptions {
+        key: Some(key.clone()),
+        ..OpenOptions::default()
+    };
+    let schema_and_check = |path: &std::path::Path| {
+        let owner = OwnerConnection::open_with(path, &activity_store::SCHEMA, &keyed).unwrap();
+        owner
+            .read(|c| {
+                let schema: Vec<(String, String, Option<String>)> = c
+                    .prepare("SELECT type, name, sql FROM sqlite_schema ORDER BY type, name")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+                Ok((schema, check))
+            })
+            .unwrap()
+    };
+    let (split_schema, check) = schema_and_check(&activity);
+    assert_eq!(check, "ok");
+    let fresh = tempfile::tempdir().unwrap();
+    let (fresh_schema, _) = schema_and_check(&fresh.path().join("activity.db"));
+    assert!(split_schema.iter().filter(|(kind, _, _)| kind == "index").count() >= 5);
+    assert_eq!(split_schema, fresh_schema);
+
     // The upgrade step finds the split done, with or without the key.
     let upgrade = UpgradeOptions {
         legacy: Some(legacy.clone()),
