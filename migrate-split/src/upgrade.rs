@@ -137,6 +137,7 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
         ..Options::default()
     };
     let started = Instant::now();
+    let mut waited = false;
     let mut last_told: Option<Instant> = None;
     loop {
         // While a peer holds the directory, do not start a split (it would hash the whole legacy file
@@ -153,25 +154,31 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
             Ok(report) => {
                 return Ok(match report.outcome {
                     // Found done: by a peer while this process waited, or before it started.
-                    Outcome::AlreadySplit if last_told.is_some() => Upgrade::SplitByPeer { waited_ms },
+                    Outcome::AlreadySplit if waited => Upgrade::SplitByPeer { waited_ms },
                     Outcome::AlreadySplit => Upgrade::AlreadyDone,
                     // Split here (also after a peer that held the directory went away without finishing).
                     _ => Upgrade::Split(Box::new(report)),
                 });
             }
             Err(e) if e.kind() == ErrorKind::Locked => {
+                waited = true;
                 if conversion::recorded(data_dir).is_some() {
                     return Ok(Upgrade::SplitByPeer { waited_ms });
                 }
                 if started.elapsed() >= options.max_wait {
                     return Err(e);
                 }
-                // Said at once, then once a second.
-                if last_told.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    tell(UpgradeEvent::Waiting {
-                        holder: e.locked_by().cloned(),
-                        waited_ms,
-                    });
+                // Said once the holder is known, then once a second. An owner writes its pid an instant
+                // after it takes the lock, so a look in between finds no pid: the next look (50 ms on)
+                // names it. A holder still unnamed after a second (one that never records its pid) is
+                // said as "another process".
+                let holder = e.locked_by().cloned();
+                let due = match last_told {
+                    None => holder.is_some() || started.elapsed() >= Duration::from_secs(1),
+                    Some(t) => t.elapsed() >= Duration::from_secs(1),
+                };
+                if due {
+                    tell(UpgradeEvent::Waiting { holder, waited_ms });
                     last_told = Some(Instant::now());
                 }
                 std::thread::sleep(Duration::from_millis(50));

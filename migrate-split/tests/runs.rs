@@ -274,3 +274,72 @@ fn a_legacy_file_damaged_half_way_leaves_nothing_behind() {
         "not a lock problem"
     );
 }
+
+/// A start that finds the data directory held by a peer that has not recorded its pid yet (an owner writes
+/// it an instant after it takes the lock) says nothing for that instant, then names the peer by pid; a peer
+/// is said to be "another process" only after a second without a pid. Then the peer goes away without
+/// splitting, and the waiting start splits.
+#[test]
+fn a_waiting_start_names_the_holder_by_pid_once_it_is_recorded() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    legacy_file(&data, &LegacySpec::small(3));
+    // activity.db's owner lock, held as an owner holds it between taking it and writing its pid.
+    let mut lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(data.join("activity.db.lock"))
+        .unwrap();
+    assert_eq!(
+        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+
+    let said: Arc<Mutex<Vec<String>>> = Arc::default();
+    let heard = said.clone();
+    let options = migrate_split::UpgradeOptions {
+        on_event: Some(Arc::new(move |e: &migrate_split::UpgradeEvent| {
+            heard.lock().unwrap().push(e.to_string())
+        })),
+        ..Default::default()
+    };
+    let waiter = {
+        let data = data.clone();
+        std::thread::spawn(move || migrate_split::prepare(&data, &options))
+    };
+    // The unrecorded instant, stretched: several of the waiter's looks find no pid.
+    std::thread::sleep(Duration::from_millis(300));
+    writeln!(lock, "pid={}", std::process::id()).unwrap();
+    let named = format!("upgrading: split in progress by pid {} ", std::process::id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !said.lock().unwrap().iter().any(|l| l.starts_with(&named)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never named: {:?}",
+            said.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(lock);
+    let outcome = waiter.join().unwrap().unwrap();
+    assert!(matches!(outcome, migrate_split::Upgrade::Split(_)), "{outcome:?}");
+
+    let said = said.lock().unwrap();
+    for line in said
+        .iter()
+        .filter(|l| l.contains("split in progress by another process"))
+    {
+        // Only after a second without a pid (a machine slow enough to stretch the 300 ms that far).
+        assert!(!line.ends_with("(waited 0 s)"), "{said:?}");
+    }
+}
