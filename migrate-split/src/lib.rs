@@ -77,9 +77,6 @@ use outputs::Existing;
 use progress::Progress;
 pub use progress::{PhaseTime, ProgressCallback, SplitProgress};
 
-/// The first phase of a split, before anything is written: the legacy file hashed and checked.
-const CHECKING_LEGACY: &str = "checking the legacy file";
-
 /// The scratch folders of dry runs under the system temp directory: `migrate-split-dry-run-<pid>-<n>`.
 const DRY_RUN_SCRATCH: &str = "migrate-split-dry-run";
 
@@ -120,8 +117,9 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     let started = Instant::now();
     refuse_legacy_among_outputs(legacy_path, data_dir)?;
     let legacy = LegacyFile::open(legacy_path)?;
+    // The first phase, before anything is written.
     let checked_legacy = PhaseTime {
-        phase: CHECKING_LEGACY.to_string(),
+        phase: "checking the legacy file".to_string(),
         seconds: started.elapsed().as_secs_f64(),
     };
     let mut report = Report {
@@ -208,7 +206,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     let split_id = new_split_id();
     let temp = outputs::temp_paths(data_dir, &split_id);
     let progress = Progress::new(options.progress.clone());
-    progress.record(CHECKING_LEGACY, report.phases[0].seconds);
+    progress.record(report.phases[0].clone());
     let converted = convert::convert(&legacy, &temp, &split_id, &progress, key);
     let converted = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     let conversion = match converted {
@@ -269,7 +267,7 @@ fn dry_run(legacy: LegacyFile, mut report: Report, options: &Options, started: I
     let split_id = new_split_id();
     let temp = outputs::temp_paths(scratch.path(), &split_id);
     let progress = Progress::new(options.progress.clone());
-    progress.record(CHECKING_LEGACY, report.phases[0].seconds);
+    progress.record(report.phases[0].clone());
     let converted = convert::convert(&legacy, &temp, &split_id, &progress, options.key.as_ref());
     let conversion = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     drop(scratch);

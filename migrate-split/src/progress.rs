@@ -53,15 +53,12 @@ impl Progress {
     }
 
     /// A phase that ended before this value existed (the legacy file's checks), as the first one.
-    pub fn record(&self, phase: &str, seconds: f64) {
-        let mut timings = self.timings.lock().unwrap_or_else(|p| p.into_inner());
-        timings.0.insert(
-            0,
-            PhaseTime {
-                phase: phase.to_string(),
-                seconds,
-            },
-        );
+    pub fn record(&self, earlier: PhaseTime) {
+        self.timings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .insert(0, earlier);
     }
 
     /// Ends the current phase and returns every phase's time.
