@@ -283,23 +283,14 @@ fn a_legacy_file_damaged_half_way_leaves_nothing_behind() {
 fn a_waiting_start_names_the_holder_by_pid_once_it_is_recorded() {
     use std::io::Write;
     use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
     use std::sync::{Arc, Mutex};
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    store_core::files::create_private_dir_all(&data).unwrap();
     legacy_file(&data, &LegacySpec::small(3));
     // activity.db's owner lock, held as an owner holds it between taking it and writing its pid.
-    let mut lock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(data.join("activity.db.lock"))
-        .unwrap();
+    let mut lock = store_core::files::open_private(&data.join("activity.db.lock")).unwrap();
     assert_eq!(
         unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
         0
