@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use store_core::{OwnerConnection, Provenance, Schema, SqliteResultExt};
 
@@ -101,9 +102,9 @@ struct Output {
     conn: OwnerConnection,
     /// Indexes and triggers (`sqlite_schema.type`, name, exact SQL), dropped for the load.
     derived: Vec<(String, String, String)>,
-    /// The writeback of the loaded rows, started once they are all written (see [`Writeback`]). Declared
-    /// after `conn`: its descriptor closes only after SQLite's connection did.
-    writeback: Option<Writeback>,
+    /// The fsync of the loaded rows, started once they are all written (see [`Writeback`]). Declared after
+    /// `conn`: its descriptor closes only after SQLite's connection did.
+    writeback: Writeback,
 }
 
 impl Output {
@@ -190,7 +191,7 @@ pub(crate) fn convert(
         .map_err(|e| legacy_error(&legacy.path, e))?;
     // Every row is written (to the OS): the disk takes them while the indexes are built and checked.
     for out in [&mut activity, &mut config] {
-        out.writeback = Some(Writeback::start(out.path())?);
+        out.writeback.start();
     }
 
     progress.phase("building indexes");
@@ -223,21 +224,11 @@ pub(crate) fn convert(
     }
 
     progress.phase("verifying");
-    let outputs = [
-        verify::Finished {
-            path: config.path(),
-            schema: config.conn.schema(),
-            tables: digests.iter().filter(|(t, _, _)| t.target == Target::Config).collect(),
-        },
-        verify::Finished {
-            path: activity.path(),
-            schema: activity.conn.schema(),
-            tables: digests
-                .iter()
-                .filter(|(t, _, _)| t.target == Target::Activity)
-                .collect(),
-        },
-    ];
+    let outputs = [(&config, Target::Config), (&activity, Target::Activity)].map(|(out, target)| verify::Finished {
+        path: out.path(),
+        schema: out.conn.schema(),
+        tables: digests.iter().filter(|(t, _, _)| t.target == target).collect(),
+    });
     verify::verify_outputs(&outputs, key)?;
 
     progress.phase("closing");
@@ -304,10 +295,11 @@ fn open_output(
         .into_iter()
         .filter(|(kind, _, _)| kind != "index" || key.is_none())
         .collect();
+    let writeback = Writeback::open(path)?;
     let mut out = Output {
         conn,
         derived,
-        writeback: None,
+        writeback,
     };
     let drops: Vec<String> = out
         .derived
@@ -491,38 +483,44 @@ fn close_in_wal(out: Output, key: Option<&store_core::Key>) -> Result<()> {
     if shm.exists() {
         std::fs::remove_file(&shm).map_err(|e| SplitError::io(&shm, "remove", e))?;
     }
-    match writeback {
-        Some(writeback) => writeback.finish(&path),
-        None => Ok(store_core::files::sync_file(&path)?),
-    }
+    writeback.finish(&path)
 }
 
 /// An fsync of a loaded output started early, on a thread of its own, while the indexes are built and
 /// the file is verified: most of the file reaches the disk meanwhile, and the fsync after its last
 /// connection closed (which is what makes the file durable, see [`close_in_wal`]) has little left to
 /// write. The descriptor is opened while SQLite's connection is open and closed only after that
-/// connection is: closing a descriptor of a file drops every POSIX lock this process holds on it
+/// connection is (the thread shares it, and is joined first): closing a descriptor of a file drops every
+/// POSIX lock this process holds on it
 /// (https://sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_).
 struct Writeback {
-    syncing: Option<std::thread::JoinHandle<std::io::Result<std::fs::File>>>,
+    file: Arc<std::fs::File>,
+    syncing: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Writeback {
-    fn start(path: &Path) -> Result<Writeback> {
-        let file = store_core::files::open_private_existing(path)?;
-        let syncing = std::thread::spawn(move || file.sync_data().map(|()| file));
-        Ok(Writeback { syncing: Some(syncing) })
+    fn open(path: &Path) -> Result<Writeback> {
+        Ok(Writeback {
+            file: Arc::new(store_core::files::open_private_existing(path)?),
+            syncing: None,
+        })
     }
 
-    /// Waits for the early fsync (its failure fails the split: after a failed fsync the file's state on
-    /// disk is unknown), then fsyncs the file once more, now that nothing writes it, and closes it.
+    fn start(&mut self) {
+        let file = Arc::clone(&self.file);
+        self.syncing = Some(std::thread::spawn(move || file.sync_data()));
+    }
+
+    /// Waits for the early fsync, if started (its failure fails the split: after a failed fsync the file's
+    /// state on disk is unknown), then fsyncs the file, now that nothing writes it, and closes it.
     fn finish(mut self, path: &Path) -> Result<()> {
-        let syncing = self.syncing.take().expect("finished once");
-        let file = syncing
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            .map_err(|e| SplitError::io(path, "fsync", e))?;
-        file.sync_all().map_err(|e| SplitError::io(path, "fsync", e))
+        if let Some(syncing) = self.syncing.take() {
+            syncing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                .map_err(|e| SplitError::io(path, "fsync", e))?;
+        }
+        self.file.sync_all().map_err(|e| SplitError::io(path, "fsync", e))
     }
 }
 

@@ -3,6 +3,7 @@
 //! then the file as a whole (header fields, `quick_check`, `foreign_key_check`).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rusqlite::{Connection, OpenFlags};
 use store_core::{Schema, SqliteResultExt};
@@ -49,20 +50,6 @@ enum Check<'a> {
 }
 
 impl Check<'_> {
-    /// Rows the check reads: what its time is about proportional to. A file's checks read each of its
-    /// tables (and their indexes).
-    fn rows(&self, outputs: &[Finished<'_>]) -> u64 {
-        match self {
-            Check::Table(_, (_, copied, _)) => *copied,
-            Check::File(path, _) => outputs
-                .iter()
-                .filter(|o| o.path == *path)
-                .flat_map(|o| &o.tables)
-                .map(|(_, copied, _)| copied)
-                .sum(),
-        }
-    }
-
     fn run(&self, key: Option<&store_core::Key>) -> Result<()> {
         match self {
             Check::Table(path, expected) => verify_table(path, expected, key),
@@ -75,24 +62,25 @@ impl Check<'_> {
 /// (one per core) taking the longest checks first: the whole list's time is about the longest check's,
 /// or half the sum. The first failure is returned (the other thread stops at its next check).
 pub(crate) fn verify_outputs(outputs: &[Finished<'_>], key: Option<&store_core::Key>) -> Result<()> {
-    let mut checks: Vec<Check<'_>> = outputs
+    // Each check with the rows it reads, what its time is about proportional to: a table's rows; for a
+    // file's checks, all its tables' (and their indexes).
+    let mut checks: Vec<(u64, Check<'_>)> = outputs
         .iter()
         .flat_map(|o| {
-            let tables = o.tables.iter().map(|t| Check::Table(o.path, t));
-            std::iter::once(Check::File(o.path, o.schema)).chain(tables)
+            let file_rows = o.tables.iter().map(|(_, copied, _)| copied).sum();
+            let tables = o.tables.iter().map(|t| (t.1, Check::Table(o.path, t)));
+            std::iter::once((file_rows, Check::File(o.path, o.schema))).chain(tables)
         })
         .collect();
-    checks.sort_by_key(|c| std::cmp::Reverse(c.rows(outputs)));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
+    checks.sort_by_key(|(rows, _)| std::cmp::Reverse(*rows));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
     let work = || -> Result<()> {
-        while !failed.load(std::sync::atomic::Ordering::Relaxed) {
-            let Some(check) = checks.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) else {
+        while !failed.load(Ordering::Relaxed) {
+            let Some((_, check)) = checks.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 break;
             };
-            check
-                .run(key)
-                .inspect_err(|_| failed.store(true, std::sync::atomic::Ordering::Relaxed))?;
+            check.run(key).inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
         }
         Ok(())
     };
