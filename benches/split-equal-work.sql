@@ -9,7 +9,9 @@
 -- the indexes built after the load; activity.db's running totals computed; every row read back; both
 -- outputs checked (quick_check, foreign_key_check) and switched to WAL. The same posture as the split's
 -- temporary outputs: no journal and no fsync while loading (journal_mode=OFF, synchronous=OFF), a sync at
--- the end (synchronous=NORMAL for the switch to WAL), the same page cache and sorter threads.
+-- the end (synchronous=NORMAL for the switch to WAL), the same page cache. One sorter helper thread
+-- (sqlite3's way to use the second core; migrate-split builds indexes on one and runs the legacy file's
+-- checks on the other).
 -- Not done here, and done by migrate-split on top: the sha256 of the legacy file, a rejects file naming
 -- every row left out and why, a digest of every value compared with the rows read back, provenance
 -- records, the owner locks and the crash-safe placing of the outputs.

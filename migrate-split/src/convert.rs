@@ -14,6 +14,8 @@
 //!   memory whatever the file size (see [`copy`]); dangling references are counted as rows go in;
 //! - AUTOINCREMENT counters are carried over and raised past every id the legacy file references, so a
 //!   dangling reference can never come to name a new row;
+//! - the legacy file's sha256 and `quick_check` ([`crate::legacy::Checks`]) on a second thread while the
+//!   indexes are built: building them keeps one core busy, and the checks take about half of that time;
 //! - verification before anything is put in place: `legacy = copied + rejected` per table, a digest of the
 //!   values inserted equal to a digest of the rows read back from the file through a separate read-only
 //!   connection, `quick_check` and `foreign_key_check` on each output.
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use store_core::{OwnerConnection, Provenance, Schema, SqliteResultExt};
 
 use crate::copy;
+use crate::digest::RowDigest;
 use crate::error::{Result, SplitError};
 use crate::kept_ids::KeptIds;
 use crate::legacy::{LegacyFile, legacy_error};
@@ -34,7 +37,7 @@ use crate::rejects::RejectsFile;
 use crate::report::TableCounts;
 use crate::verify;
 
-/// How an output is loaded: its journal, its page cache and the sorter's helper threads.
+/// How an output is loaded: its journal and its page cache.
 ///
 /// The outputs are temporary files until verified, so they are loaded without fsyncs
 /// (`synchronous=OFF`), and activity.db, whose copy never relies on a rollback (a failed statement fails
@@ -53,25 +56,20 @@ struct LoadPosture {
     journal_mode: &'static str,
     /// Page cache (KiB). Index builds sort within it before spilling to temporary files.
     cache_kib: i64,
-    /// `PRAGMA threads`: helper threads of the sorter that builds indexes (the second core;
-    /// https://sqlite.org/pragma.html#pragma_threads).
-    threads: u32,
 }
 
-/// activity.db: the big one. A larger cache, or more sorter threads, was measured no faster on a 1 GB
-/// legacy file (the index builds write as much as they sort) and costs memory: with these, the legacy
-/// and verifying connections and the copy's channel, a split of that file peaks at about 85 MB resident.
+/// activity.db: the big one. A larger cache was measured no faster on a 1 GB legacy file (the index
+/// builds write as much as they sort) and costs memory: with this one, the legacy, checking and verifying
+/// connections and the copy's channel, a split of that file peaks at about 75 MB resident.
 const ACTIVITY_LOAD: LoadPosture = LoadPosture {
     journal_mode: "off",
     cache_kib: 16 * 1024,
-    threads: 1,
 };
 
 /// config.db: a few thousand rows.
 const CONFIG_LOAD: LoadPosture = LoadPosture {
     journal_mode: "delete",
     cache_kib: 4 * 1024,
-    threads: 0,
 };
 
 /// Where a conversion writes.
@@ -135,56 +133,26 @@ pub(crate) fn convert(
         .conn
         .execute_batch("BEGIN DEFERRED")
         .map_err(|e| legacy_error(&legacy.path, e))?;
-    let tables: Vec<&'static Table> = TABLES.iter().filter(|t| legacy.has(t)).collect();
-    let mut legacy_counts = HashMap::new();
-    for t in &tables {
-        let n: i64 = legacy
-            .conn
-            .query_row(&queries::legacy_count(t), [], |r| r.get(0))
-            .map_err(|e| legacy_error(&legacy.path, e))?;
-        legacy_counts.insert(t.name, n as u64);
-    }
-    progress.set_total(legacy_counts.values().sum());
     let mut sequences = legacy_sequences(legacy)?;
 
-    let mut counts = BTreeMap::new();
-    let mut digests = Vec::new();
-    let mut kept: HashMap<&'static str, KeptIds> = HashMap::new();
-    for table in &tables {
-        progress.phase(&format!("copying {}", table.name));
-        let out = match table.target {
-            Target::Activity => &mut activity,
-            Target::Config => &mut config,
-        };
-        let mut run = copy::copy_table(
-            table,
-            copy::Endpoints {
-                legacy: &legacy.conn,
-                legacy_path: &legacy.path,
-                version: legacy.version,
-                output: &mut out.conn,
-                rejects: &mut rejects,
-                kept: &mut kept,
-                progress,
-            },
-        )?;
-        run.counts.legacy = legacy_counts[table.name];
-        if run.counts.copied + run.counts.rejected != run.counts.legacy {
-            return Err(SplitError::Verification {
-                path: out.path().to_path_buf(),
-                detail: format!(
-                    "{}: the legacy file has {} rows, {} were copied and {} rejected",
-                    table.name, legacy_counts[table.name], run.counts.copied, run.counts.rejected
-                ),
-            });
-        }
-        for (parent, id) in run.max_refs {
-            let seq = sequences.entry(parent.to_string()).or_insert(0);
-            *seq = (*seq).max(id);
-        }
-        counts.insert(table.name.to_string(), run.counts);
-        digests.push((*table, run.counts.copied, run.digest));
-    }
+    // A damaged legacy file may fail the copy in any way (or not at all: see `Checks::structure`); if the
+    // copy fails, the file's own check says more, when it finds damage.
+    let copied = copy_tables(
+        legacy,
+        &mut sequences,
+        &mut activity,
+        &mut config,
+        &mut rejects,
+        progress,
+    );
+    let Copied {
+        mut counts,
+        digests,
+        kept,
+    } = copied.map_err(|e| match legacy.checks.structure() {
+        Err(refusal @ SplitError::Refused { .. }) => refusal,
+        _ => e,
+    })?;
     legacy
         .conn
         .execute_batch("COMMIT")
@@ -194,9 +162,24 @@ pub(crate) fn convert(
         out.writeback.start();
     }
 
-    progress.phase("building indexes");
-    finish_load(&mut config, Target::Config, &sequences, progress)?;
-    finish_load(&mut activity, Target::Activity, &sequences, progress)?;
+    // Building activity.db's indexes keeps one core busy: the legacy file's two reads run on the other
+    // (for a 1 GB file, about 1.5 s beside the 3.5 s of the indexes and running totals).
+    let checks = &legacy.checks;
+    let (checked, built) = std::thread::scope(|scope| {
+        let checking = scope.spawn(|| checks.run());
+        progress.phase("building indexes");
+        let built = finish_load(&mut config, Target::Config, &sequences, progress)
+            .and_then(|()| finish_load(&mut activity, Target::Activity, &sequences, progress));
+        progress.phase("finishing the legacy file's checks");
+        let checked = checking.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (checked, built)
+    });
+    // A damaged legacy file first: a failed load of it says less.
+    if let Err(refusal @ SplitError::Refused { .. }) = checked {
+        return Err(refusal);
+    }
+    built?;
+    checked?;
     let untracked: Vec<&str> = kept.iter().filter(|(_, k)| k.overflowed()).map(|(t, _)| *t).collect();
     if !untracked.is_empty() {
         progress.phase("counting dangling references");
@@ -214,7 +197,7 @@ pub(crate) fn convert(
                 .display()
                 .to_string(),
         ),
-        source_sha256: Some(legacy.sha256.clone()),
+        source_sha256: Some(legacy.checks.sha256()?.to_string()),
         source_version: Some(i64::from(legacy.version)),
         detail: Some(serde_json::to_string(&detail).expect("counts serialise")),
         ..Provenance::now("split")
@@ -240,6 +223,77 @@ pub(crate) fn convert(
         tables: counts,
         rejects_file,
     })
+}
+
+/// What copying every table produced: each table's counts, what was inserted in it (rows and digest), and
+/// the kept ids of the parent tables.
+struct Copied {
+    counts: BTreeMap<String, TableCounts>,
+    digests: Vec<(&'static Table, u64, RowDigest)>,
+    kept: HashMap<&'static str, KeptIds>,
+}
+
+/// Copies every legacy table (in the caller's read transaction on the legacy file), checking each one's
+/// `legacy = copied + rejected`, and raises `sequences` past every id referenced.
+fn copy_tables(
+    legacy: &LegacyFile,
+    sequences: &mut HashMap<String, i64>,
+    activity: &mut Output,
+    config: &mut Output,
+    rejects: &mut RejectsFile,
+    progress: &Progress,
+) -> Result<Copied> {
+    let tables: Vec<&'static Table> = TABLES.iter().filter(|t| legacy.has(t)).collect();
+    let mut legacy_counts = HashMap::new();
+    for t in &tables {
+        let n: i64 = legacy
+            .conn
+            .query_row(&queries::legacy_count(t), [], |r| r.get(0))
+            .map_err(|e| legacy_error(&legacy.path, e))?;
+        legacy_counts.insert(t.name, n as u64);
+    }
+    progress.set_total(legacy_counts.values().sum());
+    let mut copied = Copied {
+        counts: BTreeMap::new(),
+        digests: Vec::new(),
+        kept: HashMap::new(),
+    };
+    for table in tables {
+        progress.phase(&format!("copying {}", table.name));
+        let out = match table.target {
+            Target::Activity => &mut *activity,
+            Target::Config => &mut *config,
+        };
+        let mut run = copy::copy_table(
+            table,
+            copy::Endpoints {
+                legacy: &legacy.conn,
+                legacy_path: &legacy.path,
+                version: legacy.version,
+                output: &mut out.conn,
+                rejects,
+                kept: &mut copied.kept,
+                progress,
+            },
+        )?;
+        run.counts.legacy = legacy_counts[table.name];
+        if run.counts.copied + run.counts.rejected != run.counts.legacy {
+            return Err(SplitError::Verification {
+                path: out.path().to_path_buf(),
+                detail: format!(
+                    "{}: the legacy file has {} rows, {} were copied and {} rejected",
+                    table.name, run.counts.legacy, run.counts.copied, run.counts.rejected
+                ),
+            });
+        }
+        for (parent, id) in run.max_refs {
+            let seq = sequences.entry(parent.to_string()).or_insert(0);
+            *seq = (*seq).max(id);
+        }
+        copied.counts.insert(table.name.to_string(), run.counts);
+        copied.digests.push((table, run.counts.copied, run.digest));
+    }
+    Ok(copied)
 }
 
 /// Creates an output through its store's migration engine, then readies it for the bulk load.
@@ -279,8 +333,11 @@ fn open_output(
     // builds default to memory, `SQLITE_TEMP_STORE=2`).
     let (temp_store, read_back) = if key.is_some() { ("MEMORY", "2") } else { ("FILE", "1") };
     store_core::conn_ext::set_and_verify(c, path, "temp_store", temp_store, read_back)?;
-    let (cache, threads) = (posture.cache_kib, posture.threads);
-    c.execute_batch(&format!("PRAGMA cache_size = -{cache}; PRAGMA threads = {threads}"))
+    // No sorter helper threads (https://sqlite.org/pragma.html#pragma_threads): while the indexes are
+    // built, the second core runs the legacy file's checks (see `convert`). A helper beside them made the
+    // split no faster and added 20-30 MB to its peak memory (measured on a 1 GB legacy file).
+    let cache = posture.cache_kib;
+    c.execute_batch(&format!("PRAGMA cache_size = -{cache}; PRAGMA threads = 0"))
         .at(path)?;
     let derived: Vec<(String, String, String)> = c
         .prepare(queries::OUTPUT_DERIVED)

@@ -96,8 +96,8 @@ impl SplitError {
     pub fn remedy(&self) -> String {
         match self {
             SplitError::Refused { .. } => "check the path; if this should be the legacy database, restore it from a \
-                 backup (a crash during the old app's whole-file export leaves empty or truncated files); nothing was \
-                 created and the file was not changed"
+                 backup (a crash during the old app's whole-file export leaves empty or truncated files); no output was \
+                 put in place and the file was not changed"
                 .into(),
             SplitError::OutputsExist { .. } => "if they are disposable, run again with --force: they are moved aside \
                  (renamed, never deleted) and the split is redone; otherwise point --data-dir elsewhere"

@@ -4,13 +4,19 @@
 //! opened by SQLite. While a SQLite connection to it is open this process never opens or closes another
 //! descriptor of it: closing any descriptor of a file drops every POSIX lock SQLite holds on it
 //! (https://sqlite.org/howtocorrupt.html §2.2). The one descriptor opened before SQLite's (the sha256 is
-//! taken through it, on a second core, while SQLite checks the file) stays open until SQLite's connection
-//! is closed. Only `metadata` (no descriptor) is used afterwards, to see whether another program changed it.
+//! taken through it) stays open until SQLite's connection is closed. Only `metadata` (no descriptor) is used
+//! afterwards, to see whether another program changed it. (More SQLite connections are safe: SQLite keeps
+//! a closed connection's descriptor open while another connection of the process holds a lock on the file.)
+//!
+//! Opening checks what is cheap (the header, the schema against its version). The two reads of the whole
+//! file, its sha256 and `quick_check`, are [`Checks`]: the split runs them on its second core while the
+//! outputs' indexes are built (one core's work), and nothing is put in place before they passed.
 
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use sha2::{Digest, Sha256};
@@ -44,24 +50,24 @@ impl FileStamp {
     }
 }
 
-/// An open, validated legacy file.
+/// An open legacy file whose header and schema were checked.
 #[derive(Debug)]
 pub(crate) struct LegacyFile {
     pub path: PathBuf,
-    pub sha256: String,
     pub version: u32,
     /// Tables no legacy version has (an add-on's), left where they are.
     pub unknown_tables: Vec<String>,
     pub stamp: FileStamp,
     pub conn: Connection,
-    /// The descriptor the file was hashed through, closed after `conn` (declared after it, so also when
-    /// dropped): see [`LegacyFile::open`].
-    held: File,
+    /// The reads of the whole file. Declared after `conn`: the descriptor it holds closes after SQLite's
+    /// connection did, also when dropped (see the module's comment).
+    pub checks: Checks,
 }
 
 impl LegacyFile {
-    /// Checks, hashes and opens `path`; refuses anything that is not a legacy database at version 1..=3
-    /// whose tables match its version and whose b-trees pass `quick_check`.
+    /// Checks the header, opens `path` read-only and checks its schema; refuses anything that is not a
+    /// legacy database at version 1..=3 whose tables match its version. Its sha256 and `quick_check` are
+    /// [`LegacyFile::checks`], run later.
     pub fn open(path: &Path) -> Result<LegacyFile> {
         let meta = match fs::metadata(path) {
             Ok(m) => m,
@@ -76,37 +82,25 @@ impl LegacyFile {
         let stamp = FileStamp::of(path).map_err(|e| SplitError::io(path, "read the metadata of", e))?;
         // Only a regular file: reading a FIFO would wait for a writer forever.
         store_core::files::require_regular_file(path, "read")?;
+        // Opened before SQLite opens the file, closed only after SQLite's connection is (see the module's
+        // comment).
         let held = File::open(path).map_err(|e| SplitError::io(path, "open", e))?;
         let mut header = [0u8; 100];
         let got = read_at_most(&held, &mut header).map_err(|e| SplitError::io(path, "read", e))?;
         check_header(path, &header[..got], stamp.len)?;
-        // The two reads of the whole file run at once, one per core: the sha256 on a thread of its own
-        // (through this descriptor, opened before SQLite opens the file and closed only after SQLite's
-        // connection is: closing any descriptor of the file would drop the locks SQLite holds on it,
-        // https://sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_),
-        // and SQLite's checks on this one.
-        let (hashed, checked) = std::thread::scope(|scope| {
-            let hashing = scope.spawn(|| hash_reader(&held));
-            let checked = (|| -> Result<(Connection, u32, Vec<String>)> {
-                let conn = open_read_only(path)?;
-                let (version, unknown_tables) = check_schema(&conn, path)?;
-                check_structure(&conn, path)?;
-                Ok((conn, version, unknown_tables))
-            })();
-            let hashed = hashing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (hashed, checked)
-        });
-        // A refusal of the file says more than a failed read of it.
-        let (conn, version, unknown_tables) = checked?;
-        let sha256 = hashed.map_err(|e| SplitError::io(path, "read", e))?;
+        let conn = open_read_only(path)?;
+        let (version, unknown_tables) = check_schema(&conn, path)?;
         Ok(LegacyFile {
             path: path.to_path_buf(),
-            sha256,
             version,
             unknown_tables,
             stamp,
             conn,
-            held,
+            checks: Checks {
+                path: path.to_path_buf(),
+                held,
+                sha256: OnceLock::new(),
+            },
         })
     }
 
@@ -115,16 +109,72 @@ impl LegacyFile {
         table.since <= self.version
     }
 
-    /// Closes the connection (then the hashing descriptor) and checks nobody wrote the file meanwhile.
+    /// Closes the connection (then the checks' descriptor) and checks nobody wrote the file meanwhile.
     pub fn close_unchanged(self) -> Result<()> {
         let path = self.path.clone();
-        let held = self.held;
+        let checks = self.checks;
         self.conn.close().map_err(|(_, e)| legacy_error(&path, e))?;
-        drop(held);
+        drop(checks);
         match FileStamp::of(&path) {
             Ok(now) if now == self.stamp => Ok(()),
             _ => Err(SplitError::LegacyChanged { path }),
         }
+    }
+}
+
+/// The two reads of the whole legacy file, each O(N): its sha256 and `quick_check`. Shared by reference
+/// with the thread that runs them (see [`Checks::run`]).
+#[derive(Debug)]
+pub(crate) struct Checks {
+    path: PathBuf,
+    /// The descriptor opened before SQLite's connection: the sha256 is read through it.
+    held: File,
+    sha256: OnceLock<String>,
+}
+
+impl Checks {
+    /// The file's sha256, read on first use.
+    pub fn sha256(&self) -> Result<&str> {
+        if let Some(sha256) = self.sha256.get() {
+            return Ok(sha256);
+        }
+        let sha256 = hash_reader(&self.held).map_err(|e| SplitError::io(&self.path, "read", e))?;
+        Ok(self.sha256.get_or_init(|| sha256))
+    }
+
+    /// Refuses a file whose b-trees are damaged (`PRAGMA quick_check`, through a read-only connection of
+    /// its own). SQLite reads such a file without always reporting an error: it may return a row twice, out
+    /// of order, or not at all, so a copy of it could lose rows without anything noticing
+    /// (https://sqlite.org/pragma.html#pragma_quick_check). Whatever was copied from a file that fails it
+    /// is thrown away.
+    pub fn structure(&self) -> Result<()> {
+        let conn = open_read_only(&self.path)?;
+        let problems = store_core::check::quick_check(&conn).map_err(|e| legacy_error(&self.path, e))?;
+        conn.close().map_err(|(_, e)| legacy_error(&self.path, e))?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let mut found = problems
+            .iter()
+            .take(3)
+            .map(|p| p.replace('\n', "; "))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if let Some((cut, _)) = found.char_indices().nth(300) {
+            found.truncate(cut);
+            found.push('…');
+        }
+        Err(SplitError::refused(
+            &self.path,
+            format!("it is damaged (quick_check: {found})"),
+        ))
+    }
+
+    /// Both reads, one after the other: what a split runs on its second core while its first builds
+    /// the outputs' indexes. A damaged file is refused before its sha256 is read.
+    pub fn run(&self) -> Result<()> {
+        self.structure()?;
+        self.sha256().map(|_| ())
     }
 }
 
@@ -281,30 +331,6 @@ fn check_header(path: &Path, header: &[u8], len: u64) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Refuses a file whose b-trees are damaged (`PRAGMA quick_check`, O(N)). SQLite reads such a file without
-/// always reporting an error: it may return a row twice, out of order, or not at all, so a copy of it could
-/// lose rows without anything noticing (https://sqlite.org/pragma.html#pragma_quick_check).
-fn check_structure(conn: &Connection, path: &Path) -> Result<()> {
-    let problems = store_core::check::quick_check(conn).map_err(|e| legacy_error(path, e))?;
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let mut found = problems
-        .iter()
-        .take(3)
-        .map(|p| p.replace('\n', "; "))
-        .collect::<Vec<_>>()
-        .join("; ");
-    if let Some((cut, _)) = found.char_indices().nth(300) {
-        found.truncate(cut);
-        found.push('…');
-    }
-    Err(SplitError::refused(
-        path,
-        format!("it is damaged (quick_check: {found})"),
-    ))
 }
 
 /// Opens read-only through a `mode=ro` URI: SQLite cannot write the file, nor create one if it vanished.

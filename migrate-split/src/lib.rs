@@ -9,8 +9,10 @@
 //! ```
 //!
 //! What a run guarantees:
-//! - the legacy file is opened read-only (`mode=ro` URI) and never written; its sha256 is taken first;
-//!   anything but a legacy database whose tables match its version is refused before anything is created;
+//! - the legacy file is opened read-only (`mode=ro` URI) and never written; anything but a legacy
+//!   database whose tables match its version is refused before anything is created; its sha256 and
+//!   `quick_check` are read while the outputs' indexes are built (on the second core), and a file that
+//!   fails `quick_check` is refused: what was copied from it is deleted, nothing is put in place;
 //! - both owner locks of the data directory are held for the whole run, so no daemon or server starts
 //!   mid-split, and a running one is named by pid in the refusal;
 //! - every legacy row is accounted for: copied with its id and values (times as epoch milliseconds UTC), or
@@ -127,7 +129,8 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
         legacy: LegacyInfo {
             path: legacy.path.clone(),
             version: legacy.version,
-            sha256: legacy.sha256.clone(),
+            // Read later (see `legacy::Checks`): on the second core while the split builds indexes.
+            sha256: String::new(),
         },
         data_dir: data_dir.to_path_buf(),
         tables: Default::default(),
@@ -146,6 +149,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
         seconds: 0.0,
     };
     if options.strict && !report.unknown_tables.is_empty() {
+        report.legacy.sha256 = legacy.checks.sha256()?.to_string();
         return Err(strict_failure(report, started));
     }
     if options.dry_run {
@@ -160,8 +164,9 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     report.cleaned_up = outputs::remove_leftovers(data_dir)?;
 
     let key = options.key.as_ref();
-    match outputs::inspect(data_dir, &legacy.sha256, key) {
+    match outputs::inspect(data_dir, || legacy.checks.sha256().map(str::to_string), key)? {
         Existing::AlreadySplit(detail) => {
+            report.legacy.sha256 = legacy.checks.sha256()?.to_string();
             legacy.close_unchanged()?;
             // A data directory split by an earlier version has no record yet.
             if store_core::conversion::recorded(data_dir).is_none() {
@@ -207,15 +212,17 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     let temp = outputs::temp_paths(data_dir, &split_id);
     let progress = Progress::new(options.progress.clone());
     progress.record(report.phases[0].clone());
-    let converted = convert::convert(&legacy, &temp, &split_id, &progress, key);
+    let converted = convert::convert(&legacy, &temp, &split_id, &progress, key)
+        .and_then(|c| Ok((c, legacy.checks.sha256()?.to_string())));
     let converted = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
-    let conversion = match converted {
+    let (conversion, sha256) = match converted {
         Ok(c) => c,
         Err(e) => {
             outputs::remove_temp(&temp);
             return Err(e);
         }
     };
+    report.legacy.sha256 = sha256;
     report.tables = conversion.tables;
     report.split_id = Some(split_id);
     if options.strict && report.rejected() > 0 {
@@ -268,10 +275,13 @@ fn dry_run(legacy: LegacyFile, mut report: Report, options: &Options, started: I
     let temp = outputs::temp_paths(scratch.path(), &split_id);
     let progress = Progress::new(options.progress.clone());
     progress.record(report.phases[0].clone());
-    let converted = convert::convert(&legacy, &temp, &split_id, &progress, options.key.as_ref());
+    let converted = convert::convert(&legacy, &temp, &split_id, &progress, options.key.as_ref())
+        .and_then(|c| Ok((c, legacy.checks.sha256()?.to_string())));
     let conversion = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     drop(scratch);
-    report.tables = conversion?.tables;
+    let (conversion, sha256) = conversion?;
+    report.legacy.sha256 = sha256;
+    report.tables = conversion.tables;
     report.phases = progress.finish();
     if options.strict && report.rejected() > 0 {
         return Err(strict_failure(report, started));
@@ -343,7 +353,7 @@ pub(crate) fn adopt_recorded_split(legacy: &Path, data_dir: &Path, key: Option<&
         return Ok(false);
     }
     let (sha256, _) = legacy::hash_file(legacy)?;
-    match outputs::inspect(data_dir, &sha256, key) {
+    match outputs::inspect(data_dir, || Ok(sha256.clone()), key)? {
         Existing::AlreadySplit(detail) => {
             record_conversion(legacy, &sha256, data_dir, &detail.split_id)?;
             Ok(true)

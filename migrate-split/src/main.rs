@@ -48,6 +48,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    one_malloc_arena();
     let args = Args::parse();
     let key = match args.key_file.as_deref().map(load_key).transpose() {
         Ok(key) => key,
@@ -131,3 +132,17 @@ fn progress_bar() -> ProgressBar {
     bar.set_style(style);
     bar
 }
+
+/// glibc gives each thread that allocates an arena of its own, and memory freed in one arena is not reused
+/// by another thread's. A split's threads (reading, writing, checking the legacy file, verifying) take turns
+/// holding SQLite's page caches and sorts: with one arena for the process, a split of a 1 GB legacy file
+/// peaks at 52 MB resident instead of 73 MB, as fast (four alternating runs each, `MALLOC_ARENA_MAX=1`
+/// against the default: 8.9-9.9 s both). Not set by the library: the allocator is its host program's.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn one_malloc_arena() {
+    // SAFETY: mallopt only sets a parameter of glibc's allocator; called before any thread is spawned.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn one_malloc_arena() {}

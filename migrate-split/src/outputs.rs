@@ -91,7 +91,12 @@ struct SplitRecord {
 }
 
 /// Reads what `dir` holds. Opens existing outputs only to read their provenance (see [`read_split_record`]).
-pub(crate) fn inspect(dir: &Path, legacy_sha256: &str, key: Option<&store_core::Key>) -> Existing {
+/// `legacy_sha256` is asked for only when both outputs record the same split (reading it is O(N)).
+pub(crate) fn inspect(
+    dir: &Path,
+    legacy_sha256: impl FnOnce() -> Result<String>,
+    key: Option<&store_core::Key>,
+) -> Result<Existing> {
     let finals = final_paths(dir);
     let present = |db: &Path| fs::symlink_metadata(db).is_ok();
     let a_present = present(&finals.activity);
@@ -103,11 +108,11 @@ pub(crate) fn inspect(dir: &Path, legacy_sha256: &str, key: Option<&store_core::
             .filter(|s| present(s))
             .map(|s| s.display().to_string())
             .collect();
-        return if strays.is_empty() {
+        return Ok(if strays.is_empty() {
             Existing::Absent
         } else {
             Existing::Other(format!("sidecar files without their database: {}", strays.join(", ")))
-        };
+        });
     }
     let read = |db: &Path, there: bool| there.then(|| read_split_record(db, key));
     let a = read(&finals.activity, a_present);
@@ -120,8 +125,9 @@ pub(crate) fn inspect(dir: &Path, legacy_sha256: &str, key: Option<&store_core::
     if let (Some(Ok(Some(ra))), Some(Ok(Some(rc)))) = (&a, &c)
         && ra.detail.split_id == rc.detail.split_id
     {
-        let this_file = |r: &SplitRecord| r.sha256.as_deref() == Some(legacy_sha256);
-        return if this_file(ra) && this_file(rc) {
+        let legacy_sha256 = legacy_sha256()?;
+        let this_file = |r: &SplitRecord| r.sha256.as_deref() == Some(legacy_sha256.as_str());
+        return Ok(if this_file(ra) && this_file(rc) {
             Existing::AlreadySplit(ra.detail.clone())
         } else {
             Existing::Other(format!(
@@ -129,7 +135,7 @@ pub(crate) fn inspect(dir: &Path, legacy_sha256: &str, key: Option<&store_core::
                 ra.detail.split_id,
                 ra.sha256.as_deref().unwrap_or("unknown")
             ))
-        };
+        });
     }
     let describe = |name: &str, r: &Option<std::result::Result<Option<SplitRecord>, String>>| match r {
         None => format!("{name} is missing"),
@@ -138,11 +144,11 @@ pub(crate) fn inspect(dir: &Path, legacy_sha256: &str, key: Option<&store_core::
         Some(Ok(Some(rec))) => format!("{name} records split {}", rec.detail.split_id),
     };
     let state = format!("{}, {}", describe("activity.db", &a), describe("config.db", &c));
-    if a_id.is_some() || c_id.is_some() {
+    Ok(if a_id.is_some() || c_id.is_some() {
         Existing::Unfinished(state)
     } else {
         Existing::Other(state)
-    }
+    })
 }
 
 /// The newest `split` record of an output. Opened read-write without create when it has no `-wal`/`-shm`

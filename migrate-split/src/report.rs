@@ -15,7 +15,8 @@ pub struct LegacyInfo {
     pub path: PathBuf,
     /// Its schema version (`PRAGMA user_version`): 1, 2 or 3.
     pub version: u32,
-    /// sha256 of its bytes, taken before it was opened: the same before and after a split.
+    /// sha256 of its bytes (a split checks that nothing changed the file from before it opened it to the
+    /// end): the same before and after a split.
     pub sha256: String,
 }
 

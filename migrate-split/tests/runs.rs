@@ -243,8 +243,8 @@ fn unknown_tables_are_listed_warned_and_left_in_the_legacy_file() {
 
 #[test]
 fn a_legacy_file_damaged_half_way_leaves_nothing_behind() {
-    // The events table's root page is destroyed. The quick_check at open refuses the file before any
-    // conversion starts; the run must leave no output and no temporary file.
+    // The events table's root page is destroyed: the copy meets it (the legacy file's quick_check, which
+    // says what is wrong, is the refusal); the run must leave no output and no temporary file.
     let dir = tempfile::tempdir().unwrap();
     let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
     let (root, page_size): (i64, i64) = {
@@ -273,6 +273,71 @@ fn a_legacy_file_damaged_half_way_leaves_nothing_behind() {
         !matches!(err, SplitError::Store(ref e) if e.kind() == ErrorKind::Locked),
         "not a lock problem"
     );
+}
+
+/// Damage the copy never reads (the list of free pages) is found by the legacy file's quick_check, which
+/// runs beside the index builds: the split is refused after the copy, deletes what it copied, and puts
+/// nothing in place.
+#[test]
+fn a_legacy_file_damaged_where_the_copy_does_not_read_is_refused_after_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
+    let conn = rusqlite::Connection::open(&legacy).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE scratch (b BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50) \
+         INSERT INTO scratch SELECT zeroblob(3000) FROM n; DROP TABLE scratch;",
+    )
+    .unwrap();
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    assert!(
+        conn.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+            > 0
+    );
+    drop(conn);
+    // The first freelist trunk page (header offset 32) claims more leaf pages than a page can list.
+    let mut bytes = std::fs::read(&legacy).unwrap();
+    let trunk = i64::from(u32::from_be_bytes(bytes[32..36].try_into().unwrap()));
+    let at = ((trunk - 1) * page_size) as usize + 4;
+    bytes[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    std::fs::write(&legacy, &bytes).unwrap();
+    let before = sha256(&legacy);
+
+    let phases: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let seen = phases.clone();
+    let options = Options {
+        progress: Some(std::sync::Arc::new(move |p: &migrate_split::SplitProgress| {
+            let mut seen = seen.lock().unwrap();
+            if seen.last() != Some(&p.phase) {
+                seen.push(p.phase.clone());
+            }
+        })),
+        ..Options::default()
+    };
+    let data = dir.path().join("data");
+    let err = split(&legacy, &data, &options).expect_err("the damage stops the run");
+    assert!(matches!(err, SplitError::Refused { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "{} is not a legacy database this tool converts: it is damaged (quick_check: *** in database main ***; \
+             Freelist: freelist leaf count too big on page {trunk}",
+            legacy.display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("no output was put in place and the file was not changed"),
+        "{message}"
+    );
+    let phases = phases.lock().unwrap();
+    assert!(
+        phases.iter().any(|p| p == "copying activity_events")
+            && phases.last().map(String::as_str) == Some("finishing the legacy file's checks"),
+        "refused after the copy, at the legacy file's checks: {phases:?}"
+    );
+    no_outputs(&data);
+    assert_eq!(sha256(&legacy), before, "the legacy file is never written");
 }
 
 /// A start that finds the data directory held by a peer that has not recorded its pid yet (an owner writes
