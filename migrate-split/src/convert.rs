@@ -60,7 +60,8 @@ struct LoadPosture {
 
 /// activity.db: the big one. A larger cache was measured no faster on a 1 GB legacy file (the index
 /// builds write as much as they sort) and costs memory: with this one, the legacy, checking and verifying
-/// connections and the copy's channel, a split of that file peaks at about 75 MB resident.
+/// connections and the copy's channel, a split of that file peaks at about 75 MB resident (52 MB with one
+/// malloc arena, as the `migrate-split` command runs: see its `main.rs`).
 const ACTIVITY_LOAD: LoadPosture = LoadPosture {
     journal_mode: "off",
     cache_kib: 16 * 1024,

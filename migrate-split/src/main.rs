@@ -137,7 +137,8 @@ fn progress_bar() -> ProgressBar {
 /// by another thread's. A split's threads (reading, writing, checking the legacy file, verifying) take turns
 /// holding SQLite's page caches and sorts: with one arena for the process, a split of a 1 GB legacy file
 /// peaks at 52 MB resident instead of 73 MB, as fast (four alternating runs each, `MALLOC_ARENA_MAX=1`
-/// against the default: 8.9-9.9 s both). Not set by the library: the allocator is its host program's.
+/// against the default: 8.87-9.86 s vs 9.03-10.36 s). Not set by the library: the allocator is its host
+/// program's.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn one_malloc_arena() {
     // SAFETY: mallopt only sets a parameter of glibc's allocator; called before any thread is spawned.
