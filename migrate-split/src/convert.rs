@@ -86,6 +86,8 @@ pub(crate) struct OutputPaths {
 pub(crate) struct Conversion {
     pub tables: BTreeMap<String, TableCounts>,
     pub rejects_file: Option<PathBuf>,
+    /// The legacy file's sha256, as the provenance records give it.
+    pub sha256: String,
 }
 
 /// The detail of the `split` provenance record both outputs carry: the split id and the counts (never a
@@ -150,10 +152,10 @@ pub(crate) fn convert(
         mut counts,
         digests,
         kept,
-    } = copied.map_err(|e| match legacy.checks.structure() {
-        Err(refusal @ SplitError::Refused { .. }) => refusal,
-        _ => e,
-    })?;
+    } = match copied {
+        Err(e) => damage_first(legacy.checks.structure(), Err(e)),
+        copied => copied,
+    }?;
     legacy
         .conn
         .execute_batch("COMMIT")
@@ -175,18 +177,14 @@ pub(crate) fn convert(
         let checked = checking.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (checked, built)
     });
-    // A damaged legacy file first: a failed load of it says less.
-    if let Err(refusal @ SplitError::Refused { .. }) = checked {
-        return Err(refusal);
-    }
-    built?;
-    checked?;
+    damage_first(checked, built)?;
     let untracked: Vec<&str> = kept.iter().filter(|(_, k)| k.overflowed()).map(|(t, _)| *t).collect();
     if !untracked.is_empty() {
         progress.phase("counting dangling references");
         count_dangling(&config, &activity, &paths.config, &untracked, &mut counts)?;
     }
 
+    let sha256 = legacy.checks.sha256()?.to_string();
     let detail = SplitDetail {
         split_id: split_id.to_string(),
         tables: counts.clone(),
@@ -198,7 +196,7 @@ pub(crate) fn convert(
                 .display()
                 .to_string(),
         ),
-        source_sha256: Some(legacy.checks.sha256()?.to_string()),
+        source_sha256: Some(sha256.clone()),
         source_version: Some(i64::from(legacy.version)),
         detail: Some(serde_json::to_string(&detail).expect("counts serialise")),
         ..Provenance::now("split")
@@ -223,7 +221,21 @@ pub(crate) fn convert(
     Ok(Conversion {
         tables: counts,
         rejects_file,
+        sha256,
     })
+}
+
+/// The outcome of work on the legacy file beside the file's own check of it: a refusal of the file (damage
+/// `quick_check` found) says more than any failure of the work, which may be that damage's consequence;
+/// then the work's failure, then the check's other failures (reading the file).
+fn damage_first<T>(checked: Result<()>, work: Result<T>) -> Result<T> {
+    match checked {
+        Err(refusal @ SplitError::Refused { .. }) => Err(refusal),
+        checked => {
+            let done = work?;
+            checked.map(|()| done)
+        }
+    }
 }
 
 /// What copying every table produced: each table's counts, what was inserted in it (rows and digest), and

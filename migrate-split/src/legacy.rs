@@ -13,7 +13,6 @@
 //! outputs' indexes are built (one core's work), and nothing is put in place before they passed.
 
 use std::fs::{self, File};
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -248,26 +247,12 @@ fn hash_reader(file: &File) -> std::io::Result<String> {
     Ok(store_core::schema::hex(&hasher.finalize()))
 }
 
-/// sha256 of the file and its first 100 bytes (SQLite's header).
-pub(crate) fn hash_file(path: &Path) -> Result<(String, Vec<u8>)> {
+/// sha256 of the file at `path` (a legacy file beside outputs that record no conversion yet).
+pub(crate) fn hash_file(path: &Path) -> Result<String> {
     // Only a regular file: reading a FIFO would wait for a writer forever.
     store_core::files::require_regular_file(path, "read")?;
-    let mut file = File::open(path).map_err(|e| SplitError::io(path, "open", e))?;
-    let mut hasher = Sha256::new();
-    let mut header = Vec::with_capacity(100);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| SplitError::io(path, "read", e))?;
-        if n == 0 {
-            break;
-        }
-        if header.len() < 100 {
-            let take = (100 - header.len()).min(n);
-            header.extend_from_slice(&buf[..take]);
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok((store_core::schema::hex(&hasher.finalize()), header))
+    let file = File::open(path).map_err(|e| SplitError::io(path, "open", e))?;
+    hash_reader(&file).map_err(|e| SplitError::io(path, "read", e))
 }
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

@@ -129,7 +129,8 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
         legacy: LegacyInfo {
             path: legacy.path.clone(),
             version: legacy.version,
-            // Read later (see `legacy::Checks`): on the second core while the split builds indexes.
+            // Read later, while the split builds indexes (see `legacy::Checks`): set from the conversion, or
+            // before any earlier return of the report.
             sha256: String::new(),
         },
         data_dir: data_dir.to_path_buf(),
@@ -212,17 +213,16 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     let temp = outputs::temp_paths(data_dir, &split_id);
     let progress = Progress::new(options.progress.clone());
     progress.record(report.phases[0].clone());
-    let converted = convert::convert(&legacy, &temp, &split_id, &progress, key)
-        .and_then(|c| Ok((c, legacy.checks.sha256()?.to_string())));
+    let converted = convert::convert(&legacy, &temp, &split_id, &progress, key);
     let converted = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
-    let (conversion, sha256) = match converted {
+    let conversion = match converted {
         Ok(c) => c,
         Err(e) => {
             outputs::remove_temp(&temp);
             return Err(e);
         }
     };
-    report.legacy.sha256 = sha256;
+    report.legacy.sha256 = conversion.sha256;
     report.tables = conversion.tables;
     report.split_id = Some(split_id);
     if options.strict && report.rejected() > 0 {
@@ -275,12 +275,11 @@ fn dry_run(legacy: LegacyFile, mut report: Report, options: &Options, started: I
     let temp = outputs::temp_paths(scratch.path(), &split_id);
     let progress = Progress::new(options.progress.clone());
     progress.record(report.phases[0].clone());
-    let converted = convert::convert(&legacy, &temp, &split_id, &progress, options.key.as_ref())
-        .and_then(|c| Ok((c, legacy.checks.sha256()?.to_string())));
+    let converted = convert::convert(&legacy, &temp, &split_id, &progress, options.key.as_ref());
     let conversion = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     drop(scratch);
-    let (conversion, sha256) = conversion?;
-    report.legacy.sha256 = sha256;
+    let conversion = conversion?;
+    report.legacy.sha256 = conversion.sha256;
     report.tables = conversion.tables;
     report.phases = progress.finish();
     if options.strict && report.rejected() > 0 {
@@ -352,7 +351,7 @@ pub(crate) fn adopt_recorded_split(legacy: &Path, data_dir: &Path, key: Option<&
     if !(finals.activity.exists() && finals.config.exists()) {
         return Ok(false);
     }
-    let (sha256, _) = legacy::hash_file(legacy)?;
+    let sha256 = legacy::hash_file(legacy)?;
     match outputs::inspect(data_dir, || Ok(sha256.clone()), key)? {
         Existing::AlreadySplit(detail) => {
             record_conversion(legacy, &sha256, data_dir, &detail.split_id)?;

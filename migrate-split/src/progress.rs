@@ -52,7 +52,8 @@ impl Progress {
         }
     }
 
-    /// A phase that ended before this value existed (the legacy file's checks), as the first one.
+    /// A phase that ended before this value existed (opening the legacy file, its header and schema
+    /// checked), as the first one.
     pub fn record(&self, earlier: PhaseTime) {
         self.timings
             .lock()
