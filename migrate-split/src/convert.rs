@@ -348,7 +348,7 @@ fn open_output(
     store_core::conn_ext::set_and_verify(c, path, "temp_store", temp_store, read_back)?;
     // No sorter helper threads (https://sqlite.org/pragma.html#pragma_threads): while the indexes are
     // built, the second core runs the legacy file's checks (see `convert`). A helper beside them made the
-    // split no faster and added 20-30 MB to its peak memory (measured on a 1 GB legacy file).
+    // split no faster and added 15-30 MB to its peak memory (measured on a 1 GB legacy file).
     let cache = posture.cache_kib;
     c.execute_batch(&format!("PRAGMA cache_size = -{cache}; PRAGMA threads = 0"))
         .at(path)?;
