@@ -140,22 +140,19 @@ pub(crate) fn convert(
 
     // A damaged legacy file may fail the copy in any way (or not at all: see `Checks::structure`); if the
     // copy fails, the file's own check says more, when it finds damage.
-    let copied = copy_tables(
+    let Copied {
+        mut counts,
+        digests,
+        kept,
+    } = copy_tables(
         legacy,
         &mut sequences,
         &mut activity,
         &mut config,
         &mut rejects,
         progress,
-    );
-    let Copied {
-        mut counts,
-        digests,
-        kept,
-    } = match copied {
-        Err(e) => damage_first(legacy.checks.structure(), Err(e)),
-        copied => copied,
-    }?;
+    )
+    .or_else(|e| damage_first(legacy.checks.structure(), Err(e)))?;
     legacy
         .conn
         .execute_batch("COMMIT")

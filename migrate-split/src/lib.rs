@@ -212,7 +212,6 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     let split_id = new_split_id();
     let temp = outputs::temp_paths(data_dir, &split_id);
     let progress = Progress::new(options.progress.clone());
-    progress.record(report.phases[0].clone());
     let converted = convert::convert(&legacy, &temp, &split_id, &progress, key);
     let converted = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     let conversion = match converted {
@@ -252,7 +251,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
         data_dir,
         report.split_id.as_deref().unwrap_or_default(),
     )?;
-    report.phases = progress.finish();
+    report.phases.extend(progress.finish());
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -274,14 +273,13 @@ fn dry_run(legacy: LegacyFile, mut report: Report, options: &Options, started: I
     let split_id = new_split_id();
     let temp = outputs::temp_paths(scratch.path(), &split_id);
     let progress = Progress::new(options.progress.clone());
-    progress.record(report.phases[0].clone());
     let converted = convert::convert(&legacy, &temp, &split_id, &progress, options.key.as_ref());
     let conversion = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
     drop(scratch);
     let conversion = conversion?;
     report.legacy.sha256 = conversion.sha256;
     report.tables = conversion.tables;
-    report.phases = progress.finish();
+    report.phases.extend(progress.finish());
     if options.strict && report.rejected() > 0 {
         return Err(strict_failure(report, started));
     }
@@ -351,9 +349,19 @@ pub(crate) fn adopt_recorded_split(legacy: &Path, data_dir: &Path, key: Option<&
     if !(finals.activity.exists() && finals.config.exists()) {
         return Ok(false);
     }
-    let sha256 = legacy::hash_file(legacy)?;
-    match outputs::inspect(data_dir, || Ok(sha256.clone()), key)? {
-        Existing::AlreadySplit(detail) => {
+    // The legacy file is hashed (O(N)) only when both outputs record the same split: inspect asks then.
+    let mut hashed = None;
+    let existing = outputs::inspect(
+        data_dir,
+        || {
+            let sha256 = legacy::hash_file(legacy)?;
+            hashed = Some(sha256.clone());
+            Ok(sha256)
+        },
+        key,
+    )?;
+    match (existing, hashed) {
+        (Existing::AlreadySplit(detail), Some(sha256)) => {
             record_conversion(legacy, &sha256, data_dir, &detail.split_id)?;
             Ok(true)
         }

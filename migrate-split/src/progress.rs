@@ -52,16 +52,6 @@ impl Progress {
         }
     }
 
-    /// A phase that ended before this value existed (opening the legacy file, its header and schema
-    /// checked), as the first one.
-    pub fn record(&self, earlier: PhaseTime) {
-        self.timings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .insert(0, earlier);
-    }
-
     /// Ends the current phase and returns every phase's time.
     pub fn finish(&self) -> Vec<PhaseTime> {
         self.end_phase();

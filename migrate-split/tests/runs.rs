@@ -399,3 +399,27 @@ fn a_waiting_start_names_the_holder_by_pid_once_it_is_recorded() {
         assert!(!line.ends_with("(waited 0 s)"), "{said:?}");
     }
 }
+
+/// A data directory split before splits were recorded in it (its `converted.json` gone): the upgrade step
+/// finds both outputs recording a split of this legacy file and records it, reading only, so it answers
+/// at once while an owner runs (a split would wait for the owner's lock).
+#[test]
+fn a_split_that_was_never_recorded_is_adopted_while_an_owner_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
+    let data = dir.path().join("data");
+    split(&legacy, &data, &Options::default()).unwrap();
+    let record = store_core::conversion::record_path(&data);
+    std::fs::remove_file(&record).unwrap();
+    let _owner = OwnerConnection::open(&data.join("activity.db"), &activity_store::SCHEMA).unwrap();
+
+    let options = migrate_split::UpgradeOptions {
+        legacy: Some(legacy.clone()),
+        max_wait: Duration::ZERO,
+        ..Default::default()
+    };
+    let outcome = migrate_split::prepare(&data, &options).unwrap();
+    assert!(matches!(outcome, migrate_split::Upgrade::AlreadyDone), "{outcome:?}");
+    let adopted = store_core::conversion::recorded(&data).expect("the split is recorded again");
+    assert_eq!(adopted.sha256, sha256(&legacy));
+}
