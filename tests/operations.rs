@@ -251,6 +251,51 @@ fn damage_middle_page(db: &Path) {
     fs::write(db, &bytes).unwrap();
 }
 
+/// SQLite returns quick_check's findings as one row of lines under a heading: doctor shows them one by one,
+/// the first three in its message and up to ten in the JSON, without the heading.
+#[test]
+fn doctor_shows_quick_checks_findings_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 20_000);
+    let db = data.join("activity.db");
+    let leaves: Vec<i64> = query_column(
+        &read_only(&db),
+        "SELECT pageno FROM dbstat WHERE name = 'activity_events' AND pagetype = 'leaf' ORDER BY pageno",
+    );
+    // 24 bytes inside the cells of four leaf pages: the file still reads, and quick_check lists what it finds.
+    let mut bytes = fs::read(&db).unwrap();
+    for p in [1, 2, 3, 4].map(|i| leaves[i * leaves.len() / 5]) {
+        let at = (p as usize - 1) * 4096 + 1000;
+        bytes[at..at + 24].fill(0xFF);
+    }
+    fs::write(&db, &bytes).unwrap();
+
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 1, "{table}");
+    let found = problems(&json, "activity.db");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (code_name, message, _) = &found[0];
+    assert_eq!(code_name, "corrupt");
+    let findings = message
+        .strip_prefix(&format!("{} is damaged: ", db.display()))
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!(
+        !findings.contains('\n') && !findings.contains("*** in database"),
+        "{findings}"
+    );
+    assert_eq!(findings.split("; ").count(), 3, "{findings}");
+    let messages = db_json(&json, "activity.db")["check"]["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(messages.len() > 3 && messages.len() <= 10, "{messages:?}");
+    assert!(
+        messages.iter().all(|m| !m.as_str().unwrap().contains('\n')),
+        "{messages:?}"
+    );
+}
+
 #[test]
 fn doctor_on_a_healthy_data_dir_exits_0_with_a_short_table_and_one_json_object() {
     let dir = tempfile::tempdir().unwrap();

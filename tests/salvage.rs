@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use activity_store::{ActivityWriter, CheckpointMode, NewEvent};
+use activity_store::{ActivityWriter, CheckpointMode, NewEvent, WriterOptions};
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::Connection;
 use serde_json::Value as Json;
@@ -28,7 +28,12 @@ fn at(i: i64) -> DateTime<Utc> {
 /// Records events `from..to` (ids `from+1..=to` in a fresh file) in batches, then checkpoints so every page
 /// is in the main file, and closes.
 fn record_events(path: &Path, from: i64, to: i64) {
-    let mut writer = ActivityWriter::open(path).unwrap();
+    record_events_with(path, from, to, &WriterOptions::default());
+}
+
+/// [`record_events`] through a writer opened with `options` (a key).
+fn record_events_with(path: &Path, from: i64, to: i64, options: &WriterOptions) {
+    let mut writer = ActivityWriter::open_with(path, options).unwrap();
     for start in (from..to).step_by(10_000) {
         let batch: Vec<NewEvent> = (start..(start + 10_000).min(to))
             .map(|i| NewEvent {
@@ -66,7 +71,11 @@ fn data_dir_with_events(dir: &Path) -> PathBuf {
 /// The pages of `object` (a table or index) of a given type (`leaf`, `internal`), in page order, from
 /// SQLite's own `dbstat` on the healthy file.
 fn pages_of(db: &Path, object: &str, page_type: &str) -> Vec<i64> {
-    let conn = read_only(db);
+    pages_through(&read_only(db), object, page_type)
+}
+
+/// [`pages_of`] through `conn` (a keyed connection to an encrypted file).
+fn pages_through(conn: &Connection, object: &str, page_type: &str) -> Vec<i64> {
     let mut stmt = conn
         .prepare("SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = ?2 ORDER BY pageno")
         .unwrap();
@@ -78,7 +87,11 @@ fn pages_of(db: &Path, object: &str, page_type: &str) -> Vec<i64> {
 
 /// Overwrites page `page` (1-based) of `db` with 0x5A bytes, as a bad sector or a stray write would.
 fn damage_page(db: &Path, page: i64) {
-    let size = query_i64(&read_only(db), "PRAGMA page_size") as usize;
+    damage_page_of_size(db, query_i64(&read_only(db), "PRAGMA page_size") as usize, page);
+}
+
+/// [`damage_page`] in a file whose pages are `size` bytes (an encrypted file's header is ciphertext).
+fn damage_page_of_size(db: &Path, size: usize, page: i64) {
     let mut bytes = fs::read(db).unwrap();
     let start = (page as usize - 1) * size;
     bytes[start..start + size].fill(0x5A);
@@ -117,6 +130,15 @@ fn assert_report_matches(db: &Path, report: &SalvageReport) {
         assert_eq!(n, t.from_backup + t.salvaged + t.derived, "{table}: {t:?}");
     }
     assert_eq!(report.out, db);
+}
+
+/// Events whose values are not what [`record_events`] wrote for their id.
+fn events_not_as_written(conn: &Connection) -> i64 {
+    query_i64(
+        conn,
+        "SELECT count(*) FROM activity_events WHERE timestamp_ms <> 1700000000000 + (id - 1) * 1000
+            OR title <> 'window title number ' || (id - 1) || ' of the fixture'",
+    )
 }
 
 fn events_in(db: &Path) -> i64 {
@@ -168,6 +190,95 @@ fn a_damaged_leaf_page_of_the_events_table_loses_only_that_page() {
          unreadable ids {lo}..={hi}",
         kept as f64 * 100.0 / EVENTS as f64,
         events.known_lost
+    );
+}
+
+/// SQLCipher takes a page that fails its authentication (any damage to an encrypted file) as the end of the
+/// connection that read it: every later read on that connection fails, with "out of memory". A salvage of an
+/// encrypted file still reads on around each damaged page, as in a plaintext file, and loses only those pages.
+#[cfg(feature = "encryption")]
+#[test]
+fn damaged_leaf_pages_of_an_encrypted_file_lose_only_those_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    store_core::files::create_private_dir_all(&data).unwrap();
+    let db = data.join("activity.db");
+    let key = store_core::Key::generate().unwrap();
+    let options = WriterOptions {
+        open: store_core::OpenOptions {
+            key: Some(key.clone()),
+            ..store_core::OpenOptions::default()
+        },
+        ..WriterOptions::default()
+    };
+    record_events_with(&db, 0, EVENTS, &options);
+    let keyed = |db: &Path| store_core::read_pool::open_read_only(db, &activity_store::SCHEMA, Some(&key)).unwrap();
+    let conn = keyed(&db);
+    let leaves = pages_through(&conn, "activity_events", "leaf");
+    // (SQLCipher answers `PRAGMA page_size` itself, as text.)
+    let page_size = query_i64(&conn, "SELECT pgsize FROM dbstat WHERE name = 'sqlite_schema'") as usize;
+    drop(conn);
+    for leaf in [leaves[leaves.len() / 3], leaves[2 * leaves.len() / 3]] {
+        damage_page_of_size(&db, page_size, leaf);
+    }
+    // doctor names the two damaged pages (SQLCipher's page check), not the pages quick_check could no
+    // longer read once SQLCipher stopped reading at the first.
+    let inspect = store_core::diagnostics::InspectOptions {
+        key: Some(key.clone()),
+        ..store_core::diagnostics::InspectOptions::default()
+    };
+    let health = store_core::diagnostics::inspect(&db, &activity_store::SCHEMA, &inspect);
+    let damage = health.problems.iter().find(|p| p.code == ErrorKind::Corrupt);
+    assert!(
+        damage.is_some_and(|d| d
+            .message
+            .contains("found 2 page(s) that fail: HMAC verification failed for page")),
+        "{:?}",
+        health.problems
+    );
+
+    let options = RepairOptions {
+        key: Some(key.clone()),
+        ..salvage_options()
+    };
+    let actions = repair(&data, &data.join("backups"), &options).unwrap();
+    let RepairAction::Salvaged {
+        database: "activity.db",
+        report,
+        ..
+    } = &actions[0]
+    else {
+        panic!("{actions:?}")
+    };
+    let events = &report.tables["activity_events"];
+    assert_eq!(events.unreadable_ranges.len(), 2, "{events:?} {:?}", report.notes);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("the file is encrypted, so its pages are not read one by one")),
+        "{:?}",
+        report.notes
+    );
+    assert_eq!(
+        events.known_lost_basis.as_deref().map(|b| b.starts_with("index ")),
+        Some(true),
+        "{events:?}"
+    );
+    assert_eq!(events.salvaged + events.known_lost, EVENTS as u64, "{events:?}");
+    // Two pages of rows, not the rest of the file.
+    assert!(events.known_lost <= 400, "{events:?}");
+    let conn = keyed(&db);
+    assert!(store_core::check::integrity_check(&conn).unwrap().is_empty());
+    assert_eq!(
+        query_i64(&conn, "SELECT count(*) FROM activity_events") as u64,
+        events.salvaged
+    );
+    assert_eq!(events_not_as_written(&conn), 0);
+    eprintln!(
+        "salvage, two damaged leaf pages of an encrypted activity_events: {} of {EVENTS} events, {} known lost, \
+         unreadable ids {:?}",
+        events.salvaged, events.known_lost, events.unreadable_ranges
     );
 }
 
@@ -233,12 +344,7 @@ fn a_damaged_interior_page_hides_intact_leaves_that_are_read_from_the_file() {
     );
     // The rows read from the pages are the rows that were written.
     let conn = read_only(&db);
-    let wrong = query_i64(
-        &conn,
-        "SELECT count(*) FROM activity_events WHERE timestamp_ms <> 1700000000000 + (id - 1) * 1000
-            OR title <> 'window title number ' || (id - 1) || ' of the fixture'",
-    );
-    assert_eq!(wrong, 0);
+    assert_eq!(events_not_as_written(&conn), 0);
     eprintln!(
         "salvage, damaged interior page of activity_events ({} interior pages below the root): {kept} of {EVENTS} \
          events ({:.3}%), {} known lost",

@@ -153,12 +153,7 @@ impl Checks {
         if problems.is_empty() {
             return Ok(());
         }
-        let mut found = problems
-            .iter()
-            .take(3)
-            .map(|p| p.replace('\n', "; "))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let mut found = problems.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
         if let Some((cut, _)) = found.char_indices().nth(300) {
             found.truncate(cut);
             found.push('…');

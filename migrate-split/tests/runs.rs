@@ -320,8 +320,8 @@ fn a_legacy_file_damaged_where_the_copy_does_not_read_is_refused_after_the_copy(
     let message = err.to_string();
     assert!(
         message.starts_with(&format!(
-            "{} is not a legacy database this tool converts: it is damaged (quick_check: *** in database main ***; \
-             Freelist: freelist leaf count too big on page {trunk}",
+            "{} is not a legacy database this tool converts: it is damaged (quick_check: Freelist: \
+             freelist leaf count too big on page {trunk}",
             legacy.display()
         )),
         "{message}"

@@ -348,7 +348,7 @@ pub fn explain(err: Error, key: Option<&Key>) -> Error {
 
 /// What `PRAGMA cipher_integrity_check` reports about the file at `path` under `key` (pages whose HMAC does
 /// not verify), or `None` when it reports nothing (or cannot run).
-fn damaged_pages(path: &Path, key: &Key) -> Option<String> {
+pub(crate) fn damaged_pages(path: &Path, key: &Key) -> Option<String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let conn = Connection::open_with_flags(path, flags).ok()?;
     apply_raw(&conn, key).ok()?;

@@ -37,6 +37,7 @@
 //! A file whose first page (the schema) is unreadable yields nothing; a row whose overflow pages are damaged
 //! is lost; WITHOUT ROWID tables are read only up to their first damage. It never writes the damaged file.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,8 +84,9 @@ pub struct SalvageOptions {
     /// Fault injection (see [`SalvageHook`]).
     pub before_verify: Option<SalvageHook>,
     /// The key of an encrypted database: the damaged file, the backup and the output are all read and
-    /// written with it. Rows below a damaged interior page are not read page by page from an encrypted
-    /// file (its pages are ciphertext): they count as lost.
+    /// written with it. Reading goes on around each damaged page, as in a plaintext file, but rows below a
+    /// damaged interior page are not read page by page from an encrypted file (its pages are ciphertext):
+    /// they count as lost.
     pub key: Option<crate::key::Key>,
 }
 
@@ -295,15 +297,18 @@ pub fn place(
 /// The damaged file, opened read-only.
 struct DamagedFile {
     path: PathBuf,
-    conn: Connection,
+    schema: &'static Schema,
+    /// The connection every read goes through ([`DamagedFile::read`]); replaced after a read of an encrypted
+    /// file meets damage.
+    conn: RefCell<Connection>,
+    /// The key of an encrypted file (its pages on disk are ciphertext, never read directly).
+    key: Option<crate::key::Key>,
     /// None when its schema cannot be read (then nothing can be read from it).
     version: Option<u32>,
     /// Why nothing could be read, when that is so.
     unreadable: Option<String>,
     /// Its AUTOINCREMENT counters, when `sqlite_sequence` can be read.
     sequences: Option<BTreeMap<String, i64>>,
-    /// Opened with a key: its pages on disk are ciphertext, never read directly.
-    encrypted: bool,
 }
 
 impl DamagedFile {
@@ -327,28 +332,17 @@ impl DamagedFile {
                 schema: Some(schema),
             });
         }
-        // Read-only: a salvage never writes the damaged file. Not `immutable=1`: that would ignore the
-        // committed transactions still in its WAL (hazards: "Readers of a WAL database").
-        let conn =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .at_db(path, schema)?;
-        crate::key::apply(&conn, path, key)?;
-        // cell_size_check: a page whose cells are garbage fails rather than yields garbage rows.
-        // writable_schema: SQLite refuses a file shorter than its header's page count as corrupt before
-        // reading anything (btree.c, lockBtree) unless it is on; with it on, the pages that are there are read
-        // and the missing ones fail one by one, as a damaged page does. The sqlite3 shell's `.dump` sets it for
-        // the same reason. The connection is read-only: it cannot write the schema or anything else.
-        conn.execute_batch("PRAGMA cell_size_check = ON; PRAGMA writable_schema = ON")
-            .at_db(path, schema)?;
         let mut file = DamagedFile {
             path: path.to_path_buf(),
-            conn,
+            schema,
+            conn: RefCell::new(Self::connect(path, schema, key)?),
+            key: key.cloned(),
             version: None,
             unreadable: None,
             sequences: None,
-            encrypted: key.is_some(),
         };
-        match migrate::read_state(&file.conn, path, schema).map_err(|e| crate::key::explain(e, key)) {
+        let state = migrate::read_state(&file.conn.borrow(), path, schema);
+        match state.map_err(|e| crate::key::explain(e, key)) {
             Ok(state) => {
                 migrate::check_identity(path, schema, &state)?;
                 if state.user_version > schema.end_version() {
@@ -378,9 +372,45 @@ impl DamagedFile {
             Err(e) => return Err(e),
         }
         if file.unreadable.is_none() {
-            file.sequences = read_sequences(&file.conn).ok();
+            // Unreadable counters are damage like any other (the caller notes them).
+            file.sequences = file
+                .read(|conn| Ok(read_sequences(conn).map_or((None, true), |s| (Some(s), false))))?
+                .0;
         }
         Ok(file)
+    }
+
+    /// A connection to the damaged file, ready to read around damage.
+    fn connect(path: &Path, schema: &'static Schema, key: Option<&crate::key::Key>) -> Result<Connection> {
+        // Read-only: a salvage never writes the damaged file. Not `immutable=1`: that would ignore the
+        // committed transactions still in its WAL (hazards: "Readers of a WAL database").
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .at_db(path, schema)?;
+        crate::key::apply(&conn, path, key)?;
+        // cell_size_check: a page whose cells are garbage fails rather than yields garbage rows.
+        // writable_schema: SQLite refuses a file shorter than its header's page count as corrupt before
+        // reading anything (btree.c, lockBtree) unless it is on; with it on, the pages that are there are read
+        // and the missing ones fail one by one, as a damaged page does. The sqlite3 shell's `.dump` sets it for
+        // the same reason. The connection is read-only: it cannot write the schema or anything else.
+        conn.execute_batch("PRAGMA cell_size_check = ON; PRAGMA writable_schema = ON")
+            .at_db(path, schema)?;
+        Ok(conn)
+    }
+
+    /// Runs `read` on the file's connection; `read` says whether it met damage. After damage to an encrypted
+    /// file the connection is replaced: SQLCipher takes a page that fails its HMAC check as a permanent error
+    /// of the connection that read it (the page reads as zeros, which SQLite reports as damage, and every later
+    /// read on that connection fails, "out of memory": `sqlite3Codec` in SQLCipher's `src/crypto.c`; hazards:
+    /// "Encryption at rest"). A new connection reads on around the damage, as a plaintext file's connection
+    /// does by itself (plain SQLite fails only the read that met the damaged page).
+    fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<(T, bool)>) -> Result<(T, bool)> {
+        let result = read(&self.conn.borrow());
+        let (value, damaged) = result.map_err(|e| self.error(e))?;
+        if damaged && self.key.is_some() {
+            *self.conn.borrow_mut() = Self::connect(&self.path, self.schema, self.key.as_ref())?;
+        }
+        Ok((value, damaged))
     }
 
     fn error(&self, e: rusqlite::Error) -> Error {
@@ -389,12 +419,13 @@ impl DamagedFile {
 
     /// The table's columns (by name), or None if the damaged file has no such table.
     fn columns(&self, table: &str) -> Result<Option<Vec<String>>> {
-        let cols = table_columns(&self.conn, table).map_err(|e| self.error(e))?;
+        let cols = table_columns(&self.conn.borrow(), table).map_err(|e| self.error(e))?;
         Ok((!cols.is_empty()).then(|| cols.into_iter().map(|c| c.name).collect()))
     }
 
     fn has_rowid(&self, table: &str) -> bool {
         self.conn
+            .borrow()
             .prepare(&format!("SELECT rowid FROM {} LIMIT 0", quote(table)))
             .is_ok()
     }
@@ -585,7 +616,7 @@ fn take_derived(
     let in_source = source.unreadable.is_none() && matches!(source.columns(table), Ok(Some(_)));
     let whole = if in_source {
         let sql = format!("SELECT {} FROM {}", cols.join(", "), quote(table));
-        match read_all_until_damage(&source.conn, &sql, cols.len()) {
+        match source.read(|conn| read_all_until_damage(conn, &sql, cols.len())) {
             Ok((rows, false)) => Some(rows),
             // Damaged, or a column of this build's the damaged file lacks.
             Ok((_, true)) | Err(_) => None,
@@ -819,7 +850,7 @@ fn copy_table(
         // A WITHOUT ROWID table has no rowid to seek by: read it in key order up to the first damage.
         let cols: Vec<String> = common.iter().map(|c| quote(c)).collect();
         let sql = format!("SELECT {} FROM {}", cols.join(", "), quote(table));
-        let (rows, damaged) = read_all_until_damage(&source.conn, &sql, common.len()).map_err(|e| source.error(e))?;
+        let (rows, damaged) = source.read(|conn| read_all_until_damage(conn, &sql, common.len()))?;
         writer.explicit_rowid = false;
         writer.put(rows)?;
         if damaged {
@@ -832,7 +863,7 @@ fn copy_table(
         let mut select_cols = vec!["rowid".to_string()];
         select_cols.extend(common.iter().map(|c| quote(c)));
         let mut scan = Scan {
-            conn: &source.conn,
+            source,
             sql: format!(
                 "SELECT {} FROM {} NOT INDEXED WHERE rowid >= ?1 AND rowid <= ?2 ORDER BY rowid LIMIT ?3",
                 select_cols.join(", "),
@@ -842,10 +873,8 @@ fn copy_table(
             chunk: opts.chunk_rows.max(1),
             budget: opts.probe_budget,
         };
-        let gaps = scan
-            .scan(start, i64::MAX, &mut writer)
-            .map_err(|e| e.into_error(source))?;
-        let mut gaps = scan.refine(gaps, &mut writer).map_err(|e| e.into_error(source))?;
+        let gaps = scan.scan(start, i64::MAX, &mut writer)?;
+        let mut gaps = scan.refine(gaps, &mut writer)?;
         // Read once, and only when something was unreadable: a whole pass over an index.
         let index = if gaps.is_empty() {
             None
@@ -966,10 +995,10 @@ fn orphan_rows(
     index: Option<&(String, Vec<i64>)>,
     notes: &mut Vec<String>,
 ) -> Vec<Row> {
-    if source.encrypted {
+    if source.key.is_some() {
         notes.push(format!(
-            "{table}: pages hidden by a damaged interior page were not read directly because the file is encrypted \
-             (its pages on disk are ciphertext)"
+            "{table}: the file is encrypted, so its pages are not read one by one (on disk they are ciphertext): the \
+             rows of intact leaf pages that a damaged interior page hides, if any, count as lost"
         ));
         return Vec::new();
     }
@@ -1010,8 +1039,8 @@ fn orphan_rows(
     if positions.len() != common.len() {
         return Vec::new();
     }
-    let others: Vec<String> = source
-        .conn
+    let conn = source.conn.borrow();
+    let others: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> ?1")
         .and_then(|mut s| {
             s.query_map([table], |r| r.get(0))?
@@ -1031,7 +1060,7 @@ fn orphan_rows(
     let elsewhere = |rowid: i64, values: &[Value]| {
         others.iter().any(|t| {
             let sql = format!("SELECT * FROM {} NOT INDEXED WHERE rowid = ?1", quote(t));
-            let found = source.conn.prepare_cached(&sql).and_then(|mut s| {
+            let found = conn.prepare_cached(&sql).and_then(|mut s| {
                 let mut rows = s.query([rowid])?;
                 match rows.next()? {
                     Some(r) => (0..values.len())
@@ -1113,17 +1142,23 @@ fn cap_open_gap(
 fn index_rowids(source: &DamagedFile, table: &str) -> Option<(String, Vec<i64>)> {
     let names: Vec<String> = source
         .conn
+        .borrow()
         .prepare("SELECT name FROM pragma_index_list(?1) WHERE partial = 0 ORDER BY name")
         .and_then(|mut s| s.query_map([table], |r| r.get(0))?.collect())
         .ok()?;
     names.into_iter().find_map(|name| {
         // INDEXED BY: the rowid is in every index entry, so this reads the index alone, never the table.
         let sql = format!("SELECT rowid FROM {} INDEXED BY {}", quote(table), quote(&name));
-        let ids: rusqlite::Result<Vec<i64>> = source
-            .conn
-            .prepare(&sql)
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
-        ids.ok().map(|ids| (name, ids))
+        // An index that does not read whole is taken as damaged, and the next one is tried.
+        let (ids, _) = source
+            .read(|conn| {
+                let ids: rusqlite::Result<Vec<i64>> = conn
+                    .prepare(&sql)
+                    .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
+                Ok(ids.map_or((None, true), |ids| (Some(ids), false)))
+            })
+            .ok()?;
+        ids.map(|ids| (name, ids))
     })
 }
 
@@ -1177,21 +1212,6 @@ fn read_all_until_damage(conn: &Connection, sql: &str, ncols: usize) -> rusqlite
     }
 }
 
-/// An error of a scan: reading the damaged file, or writing the output.
-enum ScanError {
-    Read(rusqlite::Error),
-    Write(Error),
-}
-
-impl ScanError {
-    fn into_error(self, source: &DamagedFile) -> Error {
-        match self {
-            ScanError::Read(e) => source.error(e),
-            ScanError::Write(e) => e,
-        }
-    }
-}
-
 /// What a probe found at a rowid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Probe {
@@ -1204,8 +1224,8 @@ enum Probe {
 }
 
 /// Reads one table of the damaged file in rowid order around its damage.
-struct Scan<'c> {
-    conn: &'c Connection,
+struct Scan<'s> {
+    source: &'s DamagedFile,
     /// `SELECT rowid, cols.. WHERE rowid >= ?1 AND rowid <= ?2 ORDER BY rowid LIMIT ?3`.
     sql: String,
     ncols: usize,
@@ -1217,8 +1237,12 @@ struct Scan<'c> {
 impl Scan<'_> {
     /// Reads rows with `from <= rowid <= until`, at most `limit`: the rows read before any damage, and
     /// whether damage stopped it. Rows out of order (a damaged tree can yield them) are dropped.
-    fn read(&self, from: i64, until: i64, limit: usize) -> rusqlite::Result<(Vec<Row>, bool)> {
-        let mut stmt = match self.conn.prepare_cached(&self.sql) {
+    fn read(&self, from: i64, until: i64, limit: usize) -> Result<(Vec<Row>, bool)> {
+        self.source.read(|conn| self.read_on(conn, from, until, limit))
+    }
+
+    fn read_on(&self, conn: &Connection, from: i64, until: i64, limit: usize) -> rusqlite::Result<(Vec<Row>, bool)> {
+        let mut stmt = match conn.prepare_cached(&self.sql) {
             Ok(s) => s,
             Err(e) if is_damage(&e) => return Ok((Vec::new(), true)),
             Err(e) => return Err(e),
@@ -1250,7 +1274,7 @@ impl Scan<'_> {
         }
     }
 
-    fn probe(&mut self, from: i64, until: i64) -> rusqlite::Result<Probe> {
+    fn probe(&mut self, from: i64, until: i64) -> Result<Probe> {
         self.budget = self.budget.saturating_sub(1);
         let (rows, damaged) = self.read(from, until, 1)?;
         Ok(match (rows.first(), damaged) {
@@ -1262,14 +1286,14 @@ impl Scan<'_> {
 
     /// Reads `from..=until` into `w`, stepping over damage. Returns the unreadable ranges (inclusive), each
     /// starting where a read failed.
-    fn scan(&mut self, from: i64, until: i64, w: &mut TableWriter<'_>) -> Result<Vec<(i64, i64)>, ScanError> {
+    fn scan(&mut self, from: i64, until: i64, w: &mut TableWriter<'_>) -> Result<Vec<(i64, i64)>> {
         let mut gaps = Vec::new();
         let mut next = from;
         loop {
-            let (rows, damaged) = self.read(next, until, self.chunk).map_err(ScanError::Read)?;
+            let (rows, damaged) = self.read(next, until, self.chunk)?;
             let count = rows.len();
             let last = rows.last().map(|r| r.0);
-            w.put(rows).map_err(ScanError::Write)?;
+            w.put(rows)?;
             let after_last = match last {
                 Some(l) => match l.checked_add(1) {
                     Some(a) => a,
@@ -1281,7 +1305,7 @@ impl Scan<'_> {
                 return Ok(gaps);
             }
             if damaged {
-                match self.next_readable(after_last, until).map_err(ScanError::Read)? {
+                match self.next_readable(after_last, until)? {
                     Some(b) => {
                         gaps.push((after_last, b - 1));
                         next = b;
@@ -1302,7 +1326,7 @@ impl Scan<'_> {
     /// The smallest `x` in `(a, until]` from which a read no longer fails at once, knowing one from `a` does:
     /// seeks at `a+1, a+3, a+7, ...` until one reads, then bisects back to the boundary. None if every
     /// seek up to `until` fails.
-    fn next_readable(&mut self, a: i64, until: i64) -> rusqlite::Result<Option<i64>> {
+    fn next_readable(&mut self, a: i64, until: i64) -> Result<Option<i64>> {
         let mut lo = a;
         let mut step: i128 = 1;
         let mut hi = loop {
@@ -1331,7 +1355,7 @@ impl Scan<'_> {
     /// Looks inside unreadable ranges for rows a damaged page hid (a good leaf between two damaged ones is
     /// skipped by the boundary search) by bisecting each range, while the probe budget lasts; a half with no
     /// rows at all is dropped from the range. Returns the ranges still unreadable, merged.
-    fn refine(&mut self, gaps: Vec<(i64, i64)>, w: &mut TableWriter<'_>) -> Result<Vec<(i64, i64)>, ScanError> {
+    fn refine(&mut self, gaps: Vec<(i64, i64)>, w: &mut TableWriter<'_>) -> Result<Vec<(i64, i64)>> {
         let mut todo = gaps;
         let mut done = Vec::new();
         while let Some((a, z)) = todo.pop() {
@@ -1341,7 +1365,7 @@ impl Scan<'_> {
             }
             // In (a, z]: the read from `a` is known to fail.
             let mid = ((i128::from(a) + i128::from(z)) / 2 + 1) as i64;
-            match self.probe(mid, z).map_err(ScanError::Read)? {
+            match self.probe(mid, z)? {
                 Probe::End => todo.push((a, mid - 1)),
                 Probe::Damaged => {
                     todo.push((a, mid - 1));

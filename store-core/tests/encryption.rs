@@ -336,4 +336,14 @@ fn a_damaged_page_under_the_right_key_is_reported_as_damage() {
     let health = inspect(&db, &ITEMS, &opts);
     let codes: Vec<ErrorKind> = health.problems.iter().map(|p| p.code).collect();
     assert!(codes.contains(&ErrorKind::Corrupt), "{:?}", health.problems);
+    // The damaged page, named by SQLCipher's page check: not the pages quick_check could no longer read
+    // once SQLCipher stopped reading.
+    let damage = &health.problems[codes.iter().position(|c| *c == ErrorKind::Corrupt).unwrap()];
+    assert!(
+        damage
+            .message
+            .contains("SQLCipher's page check (cipher_integrity_check) found 1 page(s) that fail: "),
+        "{damage:?}"
+    );
+    assert!(!damage.message.contains("unable to get the page"), "{damage:?}");
 }
