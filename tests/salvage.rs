@@ -229,12 +229,17 @@ fn damaged_leaf_pages_of_an_encrypted_file_lose_only_those_pages() {
     };
     let health = store_core::diagnostics::inspect(&db, &activity_store::SCHEMA, &inspect);
     let damage = health.problems.iter().find(|p| p.code == ErrorKind::Corrupt);
+    let two_pages = "found 2 page(s) that fail: HMAC verification failed for page";
     assert!(
-        damage.is_some_and(|d| d
-            .message
-            .contains("found 2 page(s) that fail: HMAC verification failed for page")),
+        damage.is_some_and(|d| d.message.contains(two_pages)),
         "{:?}",
         health.problems
+    );
+    // So does the verification a restore (or a key rotation) makes of such a file.
+    let err = store_core::restore::verify_backup(&db, &activity_store::SCHEMA, Some(&key)).unwrap_err();
+    assert!(
+        err.kind() == ErrorKind::Corrupt && err.to_string().contains(two_pages),
+        "{err}"
     );
 
     let options = RepairOptions {

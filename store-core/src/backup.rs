@@ -359,7 +359,9 @@ fn copy_and_check(
     taken_at: DateTime<Utc>,
     key: Option<&Key>,
 ) -> Result<u32> {
-    let out = snapshot_into(conn, db_path, dest, key)?;
+    // Under a key, a source page that fails its HMAC check stops the copy with a bare "SQL logic error"
+    // (hazards: "Encryption at rest"): `explain` tells that damage from a failure of the copy.
+    let out = snapshot_into(conn, db_path, dest, key).map_err(|e| crate::key::explain(e.with_schema(schema), key))?;
     let problems = quick_check(&out).at(dest)?;
     if !problems.is_empty() {
         // The copy is page-exact: its damage is the source's.

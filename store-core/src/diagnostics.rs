@@ -331,16 +331,7 @@ fn inspect_contents(
             Err(e @ (Error::Corrupt { .. } | Error::NotADatabase { .. })) => vec![e.what()],
             Err(e) => return Err(e),
         };
-        // Under a key, the first page that fails its HMAC check ends the reading of the connection that met
-        // it (hazards: "Encryption at rest"): the check's later messages are about pages it could no longer
-        // read. SQLCipher's own page check names the damaged pages instead.
-        let problems = match key
-            .filter(|_| !problems.is_empty())
-            .and_then(|k| crate::key::damaged_pages(path, k))
-        {
-            Some(pages) => vec![pages],
-            None => problems,
-        };
+        let problems = crate::key::explain_check(path, key, problems);
         let ok = problems.is_empty();
         h.check = Some(CheckOutcome {
             level,

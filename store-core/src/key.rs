@@ -346,9 +346,23 @@ pub fn explain(err: Error, key: Option<&Key>) -> Error {
     }
 }
 
+/// What a structural check (`quick_check`, `integrity_check`) of the file at `path` opened with `key` found:
+/// under a key, when SQLCipher's own page check finds pages that fail, those pages. The first such page ends
+/// the reading of the connection that met it (hazards: "Encryption at rest"), so the check's later messages
+/// are about pages it could no longer read, not damage.
+pub fn explain_check(path: &Path, key: Option<&Key>, problems: Vec<String>) -> Vec<String> {
+    match key
+        .filter(|_| !problems.is_empty())
+        .and_then(|k| damaged_pages(path, k))
+    {
+        Some(pages) => vec![pages],
+        None => problems,
+    }
+}
+
 /// What `PRAGMA cipher_integrity_check` reports about the file at `path` under `key` (pages whose HMAC does
 /// not verify), or `None` when it reports nothing (or cannot run).
-pub(crate) fn damaged_pages(path: &Path, key: &Key) -> Option<String> {
+fn damaged_pages(path: &Path, key: &Key) -> Option<String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let conn = Connection::open_with_flags(path, flags).ok()?;
     apply_raw(&conn, key).ok()?;

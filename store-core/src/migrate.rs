@@ -195,6 +195,7 @@ pub(crate) fn upgrade(
     }
     if from > 0 {
         let problems = check::quick_check(conn).at_db(path, schema)?;
+        let problems = crate::key::explain_check(path, key, problems);
         if !problems.is_empty() {
             return Err(Error::Corrupt {
                 path: path.to_path_buf(),

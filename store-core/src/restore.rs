@@ -88,6 +88,7 @@ pub fn verify_backup(backup: &Path, schema: &'static Schema, key: Option<&Key>) 
     }
     let problems =
         check::integrity_check(&conn).map_err(|e| crate::key::error_at(backup, key, e).with_schema(schema))?;
+    let problems = crate::key::explain_check(backup, key, problems);
     if !problems.is_empty() {
         return Err(Error::Corrupt {
             path: backup.to_path_buf(),

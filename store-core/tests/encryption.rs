@@ -339,6 +339,20 @@ fn a_damaged_page_under_the_right_key_is_reported_as_damage() {
     // The damaged page, named by SQLCipher's page check: not the pages quick_check could no longer read
     // once SQLCipher stopped reading.
     let damage = &health.problems[codes.iter().position(|c| *c == ErrorKind::Corrupt).unwrap()];
+    // A backup of it says so too (the copy stops at the damaged page with a bare "SQL logic error").
+    let conn = store_core::read_pool::open_read_only(&db, &ITEMS, Some(&k)).unwrap();
+    let err = store_core::backup::backup_connection(
+        &conn,
+        &db,
+        &ITEMS,
+        &dir.path().join("backups"),
+        store_core::backup::BackupClass::Manual,
+        3,
+        Some(&k),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("HMAC verification failed for page"), "{err}");
     assert!(
         damage
             .message
