@@ -85,6 +85,23 @@ fn pages_through(conn: &Connection, object: &str, page_type: &str) -> Vec<i64> {
         .unwrap()
 }
 
+/// The interior pages of the events b-tree below its root (in page order), read through `conn`.
+fn events_interior_pages(conn: &Connection) -> Vec<i64> {
+    let root = query_i64(
+        conn,
+        "SELECT rootpage FROM sqlite_schema WHERE name = 'activity_events'",
+    );
+    let below: Vec<i64> = pages_through(conn, "activity_events", "internal")
+        .into_iter()
+        .filter(|p| *p != root)
+        .collect();
+    assert!(
+        !below.is_empty(),
+        "the fixture's events b-tree has interior pages below its root"
+    );
+    below
+}
+
 /// Overwrites page `page` (1-based) of `db` with 0x5A bytes, as a bad sector or a stray write would.
 fn damage_page(db: &Path, page: i64) {
     damage_page_of_size(db, query_i64(&read_only(db), "PRAGMA page_size") as usize, page);
@@ -193,98 +210,152 @@ fn a_damaged_leaf_page_of_the_events_table_loses_only_that_page() {
     );
 }
 
-/// SQLCipher takes a page that fails its authentication (any damage to an encrypted file) as the end of the
-/// connection that read it: every later read on that connection fails, with "out of memory". A salvage of an
-/// encrypted file still reads on around each damaged page, as in a plaintext file, and loses only those pages.
+/// Encrypted files (`--features encryption`): the same damage, read through SQLCipher.
 #[cfg(feature = "encryption")]
-#[test]
-fn damaged_leaf_pages_of_an_encrypted_file_lose_only_those_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    store_core::files::create_private_dir_all(&data).unwrap();
-    let db = data.join("activity.db");
-    let key = store_core::Key::generate().unwrap();
-    let options = WriterOptions {
-        open: store_core::OpenOptions {
-            key: Some(key.clone()),
-            ..store_core::OpenOptions::default()
-        },
-        ..WriterOptions::default()
-    };
-    record_events_with(&db, 0, EVENTS, &options);
-    let keyed = |db: &Path| store_core::read_pool::open_read_only(db, &activity_store::SCHEMA, Some(&key)).unwrap();
-    let conn = keyed(&db);
-    let leaves = pages_through(&conn, "activity_events", "leaf");
-    // (SQLCipher answers `PRAGMA page_size` itself, as text.)
-    let page_size = query_i64(&conn, "SELECT pgsize FROM dbstat WHERE name = 'sqlite_schema'") as usize;
-    drop(conn);
-    for leaf in [leaves[leaves.len() / 3], leaves[2 * leaves.len() / 3]] {
-        damage_page_of_size(&db, page_size, leaf);
-    }
-    // doctor names the two damaged pages (SQLCipher's page check), not the pages quick_check could no
-    // longer read once SQLCipher stopped reading at the first.
-    let inspect = store_core::diagnostics::InspectOptions {
-        key: Some(key.clone()),
-        ..store_core::diagnostics::InspectOptions::default()
-    };
-    let health = store_core::diagnostics::inspect(&db, &activity_store::SCHEMA, &inspect);
-    let damage = health.problems.iter().find(|p| p.code == ErrorKind::Corrupt);
-    let two_pages = "found 2 page(s) that fail: HMAC verification failed for page";
-    assert!(
-        damage.is_some_and(|d| d.message.contains(two_pages)),
-        "{:?}",
-        health.problems
-    );
-    // So does the verification a restore (or a key rotation) makes of such a file.
-    let err = store_core::restore::verify_backup(&db, &activity_store::SCHEMA, Some(&key)).unwrap_err();
-    assert!(
-        err.kind() == ErrorKind::Corrupt && err.to_string().contains(two_pages),
-        "{err}"
-    );
+mod encrypted {
+    use super::*;
+    use store_core::Key;
 
-    let options = RepairOptions {
-        key: Some(key.clone()),
-        ..salvage_options()
-    };
-    let actions = repair(&data, &data.join("backups"), &options).unwrap();
-    let RepairAction::Salvaged {
-        database: "activity.db",
-        report,
-        ..
-    } = &actions[0]
-    else {
-        panic!("{actions:?}")
-    };
-    let events = &report.tables["activity_events"];
-    assert_eq!(events.unreadable_ranges.len(), 2, "{events:?} {:?}", report.notes);
-    assert!(
-        report
-            .notes
-            .iter()
-            .any(|n| n.contains("the file is encrypted, so its pages are not read one by one")),
-        "{:?}",
-        report.notes
-    );
-    assert_eq!(
-        events.known_lost_basis.as_deref().map(|b| b.starts_with("index ")),
-        Some(true),
-        "{events:?}"
-    );
-    assert_eq!(events.salvaged + events.known_lost, EVENTS as u64, "{events:?}");
-    // Two pages of rows, not the rest of the file.
-    assert!(events.known_lost <= 400, "{events:?}");
-    let conn = keyed(&db);
-    assert!(store_core::check::integrity_check(&conn).unwrap().is_empty());
-    assert_eq!(
-        query_i64(&conn, "SELECT count(*) FROM activity_events") as u64,
-        events.salvaged
-    );
-    assert_eq!(events_not_as_written(&conn), 0);
-    eprintln!(
-        "salvage, two damaged leaf pages of an encrypted activity_events: {} of {EVENTS} events, {} known lost, \
-         unreadable ids {:?}",
-        events.salvaged, events.known_lost, events.unreadable_ranges
-    );
+    /// A data directory whose activity.db holds [`EVENTS`] events under a new key, and the key.
+    fn data_dir_with_events(dir: &Path) -> (PathBuf, Key) {
+        let data = dir.join("data");
+        store_core::files::create_private_dir_all(&data).unwrap();
+        let key = Key::generate().unwrap();
+        let options = WriterOptions {
+            open: store_core::OpenOptions {
+                key: Some(key.clone()),
+                ..store_core::OpenOptions::default()
+            },
+            ..WriterOptions::default()
+        };
+        record_events_with(&data.join("activity.db"), 0, EVENTS, &options);
+        (data, key)
+    }
+
+    fn keyed(db: &Path, key: &Key) -> Connection {
+        store_core::read_pool::open_read_only(db, &activity_store::SCHEMA, Some(key)).unwrap()
+    }
+
+    /// Damages the pages `pick` chooses (through a keyed connection to the healthy file), as [`damage_page`]
+    /// does.
+    fn damage(db: &Path, key: &Key, pick: impl Fn(&Connection) -> Vec<i64>) {
+        let conn = keyed(db, key);
+        let pages = pick(&conn);
+        // (SQLCipher answers `PRAGMA page_size` itself, as text.)
+        let page_size = query_i64(&conn, "SELECT pgsize FROM dbstat WHERE name = 'sqlite_schema'") as usize;
+        drop(conn);
+        for page in pages {
+            damage_page_of_size(db, page_size, page);
+        }
+    }
+
+    /// Repairs `data` with salvage under `key`; the activity.db action's report.
+    fn salvage(data: &Path, key: &Key) -> SalvageReport {
+        let options = RepairOptions {
+            key: Some(key.clone()),
+            ..salvage_options()
+        };
+        let actions = repair(data, &data.join("backups"), &options).unwrap();
+        match &actions[0] {
+            RepairAction::Salvaged {
+                database: "activity.db",
+                report,
+                ..
+            } => report.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The salvaged file is sound, holds what the report says, and every event in it is the one written.
+    #[track_caller]
+    fn assert_sound(db: &Path, key: &Key, report: &SalvageReport) -> u64 {
+        let conn = keyed(db, key);
+        assert!(store_core::check::integrity_check(&conn).unwrap().is_empty());
+        let kept = query_i64(&conn, "SELECT count(*) FROM activity_events") as u64;
+        let events = &report.tables["activity_events"];
+        assert_eq!(kept, events.salvaged, "{events:?}");
+        assert_eq!(events.salvaged + events.known_lost, EVENTS as u64, "{events:?}");
+        assert_eq!(events_not_as_written(&conn), 0);
+        kept
+    }
+
+    /// SQLCipher takes a page that fails its authentication (any damage to an encrypted file) as the end of
+    /// the connection that read it: every later read on that connection fails, with "out of memory". A
+    /// salvage still reads on around each damaged page, as in a plaintext file, and loses only those pages.
+    #[test]
+    fn damaged_leaf_pages_lose_only_those_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, key) = data_dir_with_events(dir.path());
+        let db = data.join("activity.db");
+        damage(&db, &key, |conn| {
+            let leaves = pages_through(conn, "activity_events", "leaf");
+            vec![leaves[leaves.len() / 3], leaves[2 * leaves.len() / 3]]
+        });
+        // doctor names the two damaged pages (SQLCipher's page check), not the pages quick_check could no
+        // longer read once SQLCipher stopped reading at the first.
+        let inspect = store_core::diagnostics::InspectOptions {
+            key: Some(key.clone()),
+            ..store_core::diagnostics::InspectOptions::default()
+        };
+        let health = store_core::diagnostics::inspect(&db, &activity_store::SCHEMA, &inspect);
+        let damage = health.problems.iter().find(|p| p.code == ErrorKind::Corrupt);
+        let two_pages = "found 2 page(s) that fail: HMAC verification failed for page";
+        assert!(
+            damage.is_some_and(|d| d.message.contains(two_pages)),
+            "{:?}",
+            health.problems
+        );
+        // So does the verification a restore (or a key rotation) makes of such a file.
+        let err = store_core::restore::verify_backup(&db, &activity_store::SCHEMA, Some(&key)).unwrap_err();
+        assert!(
+            err.kind() == ErrorKind::Corrupt && err.to_string().contains(two_pages),
+            "{err}"
+        );
+
+        let report = salvage(&data, &key);
+        let events = &report.tables["activity_events"];
+        assert_eq!(events.unreadable_ranges.len(), 2, "{events:?} {:?}", report.notes);
+        assert_eq!(
+            events.known_lost_basis.as_deref().map(|b| b.starts_with("index ")),
+            Some(true),
+            "{events:?}"
+        );
+        // Two pages of rows, not the rest of the file.
+        assert!(events.known_lost <= 400, "{events:?}");
+        assert_sound(&db, &key, &report);
+        eprintln!(
+            "salvage, two damaged leaf pages of an encrypted activity_events: {} of {EVENTS} events, {} known \
+             lost, unreadable ids {:?}",
+            events.salvaged, events.known_lost, events.unreadable_ranges
+        );
+    }
+
+    /// The leaves a damaged interior page hides are intact: they are read one by one through SQLite's pager
+    /// (`sqlite_dbpage`), where SQLCipher decrypts them, as a plaintext file's are read from disk.
+    #[test]
+    fn a_damaged_interior_page_hides_intact_leaves_that_are_read_through_the_pager() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, key) = data_dir_with_events(dir.path());
+        let db = data.join("activity.db");
+        damage(&db, &key, |conn| {
+            let interior = events_interior_pages(conn);
+            vec![interior[interior.len() / 2]]
+        });
+
+        let report = salvage(&data, &key);
+        let kept = assert_sound(&db, &key, &report);
+        assert!(kept * 100 >= EVENTS as u64 * 99, "{kept} of {EVENTS}: {report:?}");
+        assert!(
+            report.notes.iter().any(|n| n.contains("read directly from leaf pages")),
+            "{:?}",
+            report.notes
+        );
+        eprintln!(
+            "salvage, damaged interior page of an encrypted activity_events: {kept} of {EVENTS} events, {} known \
+             lost",
+            report.tables["activity_events"].known_lost
+        );
+    }
 }
 
 #[test]
@@ -322,18 +393,7 @@ fn a_damaged_interior_page_hides_intact_leaves_that_are_read_from_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir_with_events(dir.path());
     let db = data.join("activity.db");
-    let root = query_i64(
-        &read_only(&db),
-        "SELECT rootpage FROM sqlite_schema WHERE name = 'activity_events'",
-    );
-    let interior: Vec<i64> = pages_of(&db, "activity_events", "internal")
-        .into_iter()
-        .filter(|p| *p != root)
-        .collect();
-    assert!(
-        !interior.is_empty(),
-        "the fixture's events b-tree has interior pages below its root"
-    );
+    let interior = events_interior_pages(&read_only(&db));
     damage_page(&db, interior[interior.len() / 2]);
 
     let (report, _) = salvage_activity(&data);
@@ -356,6 +416,55 @@ fn a_damaged_interior_page_hides_intact_leaves_that_are_read_from_the_file() {
         interior.len(),
         kept as f64 * 100.0 / EVENTS as f64,
         events.known_lost
+    );
+}
+
+/// A file a crash left with committed pages in its `-wal`: the file's own copy of a page may be older than
+/// the WAL's, so the leaves a damaged interior page hides are read through SQLite's pager
+/// (`sqlite_dbpage`), which reads the WAL too, rather than from disk.
+#[test]
+fn with_pages_in_the_wal_hidden_leaves_are_read_through_the_pager() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = data_dir_with_events(dir.path());
+    let db = healthy.join("activity.db");
+    let interior = events_interior_pages(&read_only(&db));
+    damage_page(&db, interior[interior.len() / 2]);
+    // A commit after the damage, still in the WAL: the file and its -wal copied as a crash leaves them,
+    // while the writer is open (it checkpoints on closing).
+    let data = dir.path().join("crashed");
+    store_core::files::create_private_dir_all(&data).unwrap();
+    let writer = Connection::open(&db).unwrap();
+    writer
+        .execute_batch(
+            "PRAGMA wal_autocheckpoint = 0;
+             INSERT INTO activity_sessions (app, start_time_ms) VALUES ('after the damage', 1800000000000);",
+        )
+        .unwrap();
+    for suffix in ["", "-wal"] {
+        let name = format!("activity.db{suffix}");
+        fs::copy(healthy.join(&name), data.join(&name)).unwrap();
+    }
+    drop(writer);
+    let db = data.join("activity.db");
+    assert!(fs::metadata(data.join("activity.db-wal")).unwrap().len() > 0);
+
+    let (report, _) = salvage_activity(&data);
+    assert_report_matches(&db, &report);
+    let kept = events_in(&db);
+    assert!(kept * 100 >= EVENTS * 99, "{kept} of {EVENTS}: {report:?}");
+    assert!(
+        report.notes.iter().any(|n| n.contains("read directly from leaf pages")),
+        "{:?}",
+        report.notes
+    );
+    assert_eq!(events_not_as_written(&read_only(&db)), 0);
+    assert_eq!(
+        query_i64(
+            &read_only(&db),
+            "SELECT count(*) FROM activity_sessions WHERE app = 'after the damage'"
+        ),
+        1,
+        "the commit in the WAL is kept"
     );
 }
 

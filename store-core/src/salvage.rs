@@ -30,8 +30,9 @@
 //! A damaged *interior* page hides every leaf below it from SQLite, though those leaves are intact. When a
 //! table still has unreadable ranges, its file is read page by page ([`pages`]), as SQLite's recover
 //! extension (`ext/recover`) does, and a table leaf page is taken only when everything says it is one of this
-//! table's lost leaves (see `orphan_rows`). It is not done when the file has a non-empty `-wal` (the file's
-//! copy of a page may be older than the WAL's).
+//! table's lost leaves (see `orphan_rows`). A plaintext file is read from disk; one with a non-empty `-wal`
+//! (the file's copy of a page may be older than the WAL's) and an encrypted one through SQLite's pager, which
+//! reads the WAL and decrypts (see `DamagedFile::pages`).
 //!
 //! # What this does not do
 //! A file whose first page (the schema) is unreadable yields nothing; a row whose overflow pages are damaged
@@ -84,9 +85,8 @@ pub struct SalvageOptions {
     /// Fault injection (see [`SalvageHook`]).
     pub before_verify: Option<SalvageHook>,
     /// The key of an encrypted database: the damaged file, the backup and the output are all read and
-    /// written with it. Reading goes on around each damaged page, as in a plaintext file, but rows below a
-    /// damaged interior page are not read page by page from an encrypted file (its pages are ciphertext):
-    /// they count as lost.
+    /// written with it. Reading goes on around each damaged page, as in a plaintext file; the leaves a
+    /// damaged interior page hides are read through SQLite's pager, which decrypts them.
     pub key: Option<crate::key::Key>,
 }
 
@@ -415,6 +415,48 @@ impl DamagedFile {
 
     fn error(&self, e: rusqlite::Error) -> Error {
         Error::from_sqlite(&self.path, e)
+    }
+
+    /// The file read page by page ([`pages`]); `Err` says why it cannot be. A plaintext file is read from
+    /// disk, unless its `-wal` holds pages: a page in the WAL is newer than the file's copy, which could bring
+    /// back a deleted row or an old value. That file, and an encrypted one (its pages on disk are ciphertext),
+    /// are read through SQLite's pager instead, which takes the WAL into account (and where SQLCipher
+    /// decrypts), with the `sqlite_dbpage` table (https://sqlite.org/dbpage.html; compiled in by
+    /// `.cargo/config.toml`). A page that fails SQLCipher's HMAC check comes back as zeros and ends the
+    /// connection ([`DamagedFile::read`]): it is taken as unreadable.
+    fn pages(&self) -> std::result::Result<pages::RawFile<'_>, String> {
+        let not_from_disk = if self.key.is_some() {
+            "the file is encrypted (its pages on disk are ciphertext)".to_string()
+        } else {
+            let wal = files::with_suffix(&self.path, "-wal");
+            if !std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                return pages::RawFile::open(&self.path).map_err(|why| format!("the file {why}"));
+            }
+            format!("{} holds pages newer than the file's", wal.display())
+        };
+        const PAGE: &str = "SELECT data FROM sqlite_dbpage WHERE pgno = ?1";
+        let conn = self.conn.borrow();
+        if conn.prepare_cached(PAGE).is_err() {
+            return Err(format!(
+                "{not_from_disk}, and this build of SQLite has no sqlite_dbpage (SQLITE_ENABLE_DBPAGE_VTAB: \
+                 docs/sqlite-hazards.md, \"The SQLite build\")"
+            ));
+        }
+        let page_count = conn
+            .query_row("PRAGMA page_count", [], |r| r.get::<_, u32>(0))
+            .map_err(|e| format!("its page count cannot be read ({e})"))?;
+        drop(conn);
+        pages::RawFile::through(page_count, move |n| {
+            let page = self.read(|conn| {
+                let data = conn.prepare_cached(PAGE)?.query_row([n], |r| r.get::<_, Vec<u8>>(0));
+                Ok(match data {
+                    Ok(data) if data.iter().any(|&b| b != 0) => (Some(data), false),
+                    _ => (None, true),
+                })
+            });
+            page.ok().and_then(|(data, _)| data)
+        })
+        .map_err(|why| format!("the file {why}"))
     }
 
     /// The table's columns (by name), or None if the damaged file has no such table.
@@ -995,28 +1037,12 @@ fn orphan_rows(
     index: Option<&(String, Vec<i64>)>,
     notes: &mut Vec<String>,
 ) -> Vec<Row> {
-    if source.key.is_some() {
-        notes.push(format!(
-            "{table}: the file is encrypted, so its pages are not read one by one (on disk they are ciphertext): the \
-             rows of intact leaf pages that a damaged interior page hides, if any, count as lost"
-        ));
-        return Vec::new();
-    }
-    let wal = files::with_suffix(&source.path, "-wal");
-    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
-        // A page in the WAL is newer than the same page in the file: reading the file's copy could bring
-        // back a deleted row or an old value.
-        notes.push(format!(
-            "{table}: pages hidden by a damaged interior page were not read directly because {} holds pages \
-             newer than the file's",
-            wal.display()
-        ));
-        return Vec::new();
-    }
-    let raw = match pages::RawFile::open(&source.path) {
+    let raw = match source.pages() {
         Ok(raw) => raw,
         Err(why) => {
-            notes.push(format!("{table}: pages were not read directly: the file {why}"));
+            notes.push(format!(
+                "{table}: the leaf pages a damaged interior page may hide were not read one by one: {why}"
+            ));
             return Vec::new();
         }
     };
@@ -1039,8 +1065,9 @@ fn orphan_rows(
     if positions.len() != common.len() {
         return Vec::new();
     }
-    let conn = source.conn.borrow();
-    let others: Vec<String> = conn
+    let others: Vec<String> = source
+        .conn
+        .borrow()
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> ?1")
         .and_then(|mut s| {
             s.query_map([table], |r| r.get(0))?
@@ -1060,23 +1087,30 @@ fn orphan_rows(
     let elsewhere = |rowid: i64, values: &[Value]| {
         others.iter().any(|t| {
             let sql = format!("SELECT * FROM {} NOT INDEXED WHERE rowid = ?1", quote(t));
-            let found = conn.prepare_cached(&sql).and_then(|mut s| {
-                let mut rows = s.query([rowid])?;
-                match rows.next()? {
-                    Some(r) => (0..values.len())
-                        .map(|i| r.get_ref(i).map(owned))
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                        .map(Some),
-                    None => Ok(None),
-                }
+            let found = source.read(|conn| {
+                let found = conn.prepare_cached(&sql).and_then(|mut s| {
+                    let mut rows = s.query([rowid])?;
+                    match rows.next()? {
+                        Some(r) => (0..values.len())
+                            .map(|i| r.get_ref(i).map(owned))
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                            .map(Some),
+                        None => Ok(None),
+                    }
+                });
+                Ok(match found {
+                    Ok(theirs) => (Some(theirs), false),
+                    Err(e) => (None, is_damage(&e)),
+                })
             });
             match found {
-                Ok(Some(theirs)) => values
+                Ok((Some(Some(theirs)), _)) => values
                     .iter()
                     .zip(&theirs)
                     .all(|(mine, theirs)| matches!(mine, Value::Null) || mine == theirs),
-                Ok(None) => false,
-                Err(_) => true,
+                Ok((Some(None), _)) => false,
+                // It cannot be asked: the page is left alone.
+                _ => true,
             }
         })
     };

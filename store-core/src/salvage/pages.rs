@@ -1,14 +1,16 @@
-//! Reading table leaf pages straight from the file, for the rows SQLite cannot reach: a damaged *interior*
-//! page hides every leaf below it, though those leaves are intact. SQLite's recover extension (`ext/recover`
-//! in the SQLite sources) reads such "orphan" pages itself; this does the small part of that which a
-//! salvage needs: parse a page as a table b-tree leaf and decode its records
+//! Reading table leaf pages one by one, for the rows SQLite cannot reach: a damaged *interior* page hides
+//! every leaf below it, though those leaves are intact. SQLite's recover extension (`ext/recover` in the
+//! SQLite sources) reads such "orphan" pages itself; this does the small part of that which a salvage needs:
+//! parse a page as a table b-tree leaf and decode its records
 //! (https://sqlite.org/fileformat2.html: §1.3 the header, §1.5 free pages, §1.6 b-tree pages, §2.1 records).
 //! Nothing here writes, and any byte out of place rejects the whole page rather than guess.
 //!
-//! The file is read with `std::fs` while the salvage's read-only SQLite connection to it is open. Closing a
-//! descriptor drops the POSIX locks the process holds on the file (hazards: "The ownership lock"); this one is
-//! opened and closed only between statements, when that connection holds none, and the owner lock the
-//! caller holds proves no other process writes the file.
+//! A plaintext file is read with `std::fs` while the salvage's read-only SQLite connection to it is open.
+//! Closing a descriptor drops the POSIX locks the process holds on the file (hazards: "The ownership lock");
+//! this one is opened and closed only between statements, when that connection holds none, and the owner lock
+//! the caller holds proves no other process writes the file. An encrypted file's pages on disk are
+//! ciphertext: they are read through SQLite's pager instead (`sqlite_dbpage`, see [`RawFile::through`]),
+//! where SQLCipher decrypts them.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -17,9 +19,17 @@ use std::path::Path;
 
 use rusqlite::types::Value;
 
+/// Where a [`RawFile`]'s pages come from.
+enum Source<'a> {
+    /// The file itself.
+    File(File),
+    /// A function that returns page `n` as SQLite's pager reads it, or None when it cannot be read.
+    Pager(Box<dyn Fn(u32) -> Option<Vec<u8>> + 'a>),
+}
+
 /// A database file read page by page.
-pub(super) struct RawFile {
-    file: File,
+pub(super) struct RawFile<'a> {
+    source: Source<'a>,
     page_size: usize,
     /// Page size less the reserved bytes at the end of each page.
     usable: usize,
@@ -30,13 +40,27 @@ pub(super) struct RawFile {
     pub free: Option<HashSet<u32>>,
 }
 
-impl RawFile {
+impl<'a> RawFile<'a> {
     /// Opens `path` and reads its header. `Err` says why its pages cannot be read directly.
-    pub fn open(path: &Path) -> Result<RawFile, String> {
+    pub fn open(path: &Path) -> Result<RawFile<'static>, String> {
         let file = File::open(path).map_err(|e| format!("cannot be opened ({e})"))?;
         let mut header = [0u8; 100];
         file.read_exact_at(&mut header, 0)
             .map_err(|e| format!("its header cannot be read ({e})"))?;
+        let len = file.metadata().map_err(|e| format!("cannot be read ({e})"))?.len();
+        RawFile::with_header(&header, |page_size| len / page_size as u64, Source::File(file))
+    }
+
+    /// The file whose `page_count` pages `page` returns as SQLite's pager reads them (page 1 holding the
+    /// header). `Err` says why they cannot be read one by one.
+    pub fn through(page_count: u32, page: impl Fn(u32) -> Option<Vec<u8>> + 'a) -> Result<RawFile<'a>, String> {
+        let first = page(1).ok_or("its first page cannot be read")?;
+        let header = first.get(..100).ok_or("its first page is too short")?;
+        RawFile::with_header(header, |_| u64::from(page_count), Source::Pager(Box::new(page)))
+    }
+
+    /// A file of `header` (its first 100 bytes), holding `pages(page_size)` pages, read from `source`.
+    fn with_header(header: &[u8], pages: impl Fn(usize) -> u64, source: Source<'a>) -> Result<RawFile<'a>, String> {
         if &header[..16] != b"SQLite format 3\0" {
             return Err("its header is not SQLite's".into());
         }
@@ -52,10 +76,9 @@ impl RawFile {
         if u32::from_be_bytes([header[56], header[57], header[58], header[59]]) > 1 {
             return Err("its text is UTF-16, which is not read page by page".into());
         }
-        let len = file.metadata().map_err(|e| format!("cannot be read ({e})"))?.len();
-        let pages = u32::try_from(len / page_size as u64).unwrap_or(u32::MAX);
+        let pages = u32::try_from(pages(page_size)).unwrap_or(u32::MAX);
         let mut raw = RawFile {
-            file,
+            source,
             page_size,
             usable,
             pages,
@@ -75,11 +98,15 @@ impl RawFile {
         if n == 0 || n > self.pages {
             return None;
         }
-        let mut buf = vec![0u8; self.page_size];
-        self.file
-            .read_exact_at(&mut buf, u64::from(n - 1) * self.page_size as u64)
-            .ok()?;
-        Some(buf)
+        match &self.source {
+            Source::File(file) => {
+                let mut buf = vec![0u8; self.page_size];
+                file.read_exact_at(&mut buf, u64::from(n - 1) * self.page_size as u64)
+                    .ok()?;
+                Some(buf)
+            }
+            Source::Pager(page) => page(n).filter(|p| p.len() == self.page_size),
+        }
     }
 
     /// The pages of the freelist: trunk pages list leaf pages and point at the next trunk (§1.5).
