@@ -350,7 +350,7 @@ pub fn explain(err: Error, key: Option<&Key>) -> Error {
 /// under a key, when SQLCipher's own page check finds pages that fail, those pages. The first such page ends
 /// the reading of the connection that met it (hazards: "Encryption at rest"), so the check's later messages
 /// are about pages it could no longer read, not damage.
-pub fn explain_check(path: &Path, key: Option<&Key>, problems: Vec<String>) -> Vec<String> {
+pub(crate) fn explain_check(path: &Path, key: Option<&Key>, problems: Vec<String>) -> Vec<String> {
     match key
         .filter(|_| !problems.is_empty())
         .and_then(|k| damaged_pages(path, k))

@@ -8,9 +8,9 @@
 //! A plaintext file is read with `std::fs` while the salvage's read-only SQLite connection to it is open.
 //! Closing a descriptor drops the POSIX locks the process holds on the file (hazards: "The ownership lock");
 //! this one is opened and closed only between statements, when that connection holds none, and the owner lock
-//! the caller holds proves no other process writes the file. An encrypted file's pages on disk are
-//! ciphertext: they are read through SQLite's pager instead (`sqlite_dbpage`, see [`RawFile::through`]),
-//! where SQLCipher decrypts them.
+//! the caller holds proves no other process writes the file. An encrypted file (ciphertext on disk) and one
+//! whose WAL holds pages (newer than the file's copies) are read through SQLite's pager instead
+//! (`sqlite_dbpage`, see [`RawFile::through`]), which reads the WAL and where SQLCipher decrypts.
 
 use std::collections::HashSet;
 use std::fs::File;
