@@ -77,6 +77,23 @@ fn take_both_locks(data_dir: &Path) -> Result<Vec<(&'static Schema, OwnerLock)>>
         .collect()
 }
 
+/// Without a key, a backup of an encrypted database reads as no database at all. When `data_dir` records its
+/// databases as encrypted, that is the missing key, said as such (`KeyRequired`: supply it with --key-file),
+/// rather than "no backup passes verification" or "not a database", whose remedies start over (salvage, an
+/// empty file).
+fn key_required(data_dir: &Path, key: Option<&Key>) -> Option<Error> {
+    if key.is_some() {
+        return None;
+    }
+    DATABASES
+        .iter()
+        .find(|s| store_core::records::encryption(&s.path_in(data_dir)).is_some_and(|r| r.encrypted))
+        .map(|s| Error::KeyRequired {
+            path: s.path_in(data_dir),
+            schema: Some(s),
+        })
+}
+
 /// Which database kind a file holds, by its `application_id`. Reads only a regular file (a FIFO would block).
 fn kind_of(file: &Path, key: Option<&Key>) -> Result<&'static Schema> {
     files::require_regular_file(file, "read the backup")?;
@@ -122,7 +139,11 @@ pub fn restore_with(
             .filter_map(|s| backup::newest_backup(from, s, key).map(|b| (*s, b.path)))
             .collect()
     } else {
-        vec![(kind_of(from, key)?, from.to_path_buf())]
+        let kind = kind_of(from, key).map_err(|e| match e {
+            Error::NotADatabase { .. } => key_required(data_dir, key).unwrap_or(e),
+            e => e,
+        })?;
+        vec![(kind, from.to_path_buf())]
     };
     if chosen.is_empty() {
         // Backups the key does not open are said as such: the right key restores them.
@@ -135,6 +156,9 @@ pub fn restore_with(
                     _ => Error::KeyRejected { path, schema },
                 });
             }
+        }
+        if let Some(e) = key_required(data_dir, key) {
+            return Err(e);
         }
         // Nothing in that folder is a backup of either database: say so about the first of them.
         let schema = DATABASES[0];

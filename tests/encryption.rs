@@ -347,6 +347,28 @@ mod encrypted {
         assert!(doctor_out.contains("\"key_required\""), "{doctor_out}");
         assert!(!doctor_out.contains("\"corrupt\"") && !doctor_out.contains("\"not_a_database\""));
         outputs.push(doctor);
+        // Nor does a restore send the operator to salvage or an empty file: the backups need the key too.
+        let newest = all_files(&data.join("backups"))
+            .into_iter()
+            .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with("activity-"))
+            .max()
+            .unwrap();
+        let before = snapshot(&data);
+        for from in [format!("{d}/backups"), utf8(&newest).to_string()] {
+            let restore = run_splitstore(["restore", "--data-dir", d, "--from", &from]);
+            assert_ne!(restore.status.code(), Some(0));
+            let (_, stderr) = texts(&restore);
+            assert!(
+                stderr.contains("is encrypted and was opened without its key") && stderr.contains("--key-file"),
+                "{from}: {stderr}"
+            );
+            assert!(
+                !stderr.contains("passes verification") && !stderr.contains("not a SQLite database"),
+                "{from}: {stderr}"
+            );
+            outputs.push(restore);
+        }
+        assert_eq!(snapshot(&data), before, "nothing moved or changed");
 
         // No output of any command held a secret.
         for out in &outputs {
