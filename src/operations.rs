@@ -147,8 +147,10 @@ pub fn restore_with(
     };
     if chosen.is_empty() {
         // Backups the key does not open are said as such: the right key restores them.
+        let mut unreadable = false;
         for schema in DATABASES {
             let listing = backup::all_backups(from, schema, key);
+            unreadable |= !listing.ignored.is_empty();
             if let Some(ignored) = listing.ignored.iter().find(|i| i.key_problem.is_some()) {
                 let (path, schema) = (ignored.path.clone(), Some(schema));
                 return Err(match ignored.key_problem {
@@ -157,7 +159,8 @@ pub fn restore_with(
                 });
             }
         }
-        if let Some(e) = key_required(data_dir, key) {
+        // Backups that read as no database at all, without a key: they may well be under the directory's.
+        if let Some(e) = key_required(data_dir, key).filter(|_| unreadable) {
             return Err(e);
         }
         // Nothing in that folder is a backup of either database: say so about the first of them.
