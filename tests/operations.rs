@@ -86,6 +86,14 @@ fn problems(doctor: &Json, name: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The one problem doctor reports about database `name` (code, message, remedy).
+#[track_caller]
+fn the_problem(doctor: &Json, name: &str) -> (String, String, String) {
+    let found = problems(doctor, name);
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.into_iter().next().unwrap()
+}
+
 /// The section of doctor's table about `db`.
 fn section<'a>(table: &'a str, db: &Path) -> &'a str {
     let start = table
@@ -273,9 +281,7 @@ fn doctor_shows_quick_checks_findings_one_by_one() {
 
     let (code, table, json) = doctor(&data);
     assert_eq!(code, 1, "{table}");
-    let found = problems(&json, "activity.db");
-    assert_eq!(found.len(), 1, "{found:?}");
-    let (code_name, message, _) = &found[0];
+    let (code_name, message, _) = the_problem(&json, "activity.db");
     assert_eq!(code_name, "corrupt");
     let findings = message
         .strip_prefix(&format!("{} is damaged: ", db.display()))
@@ -384,9 +390,7 @@ fn doctor_reports_a_damaged_activity_db_with_the_command_that_fixes_it() {
     damage_middle_page(&db);
     let (code, table, json) = doctor(&data);
     assert_eq!(code, 1, "{table}");
-    let found = problems(&json, "activity.db");
-    assert_eq!(found.len(), 1, "{found:?}");
-    let (code_name, message, remedy) = &found[0];
+    let (code_name, message, remedy) = the_problem(&json, "activity.db");
     assert_eq!(code_name, "corrupt");
     assert!(
         message.starts_with(&format!("{} is damaged: ", db.display())),
@@ -438,18 +442,17 @@ fn doctor_reports_a_schema_newer_than_the_build() {
         .unwrap();
     let (code, table, json) = doctor(&data);
     assert_eq!(code, 1, "{table}");
-    let found = problems(&json, "activity.db");
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].0, "schema_newer");
+    let (code_name, message, remedy) = the_problem(&json, "activity.db");
+    assert_eq!(code_name, "schema_newer");
     assert_eq!(
-        found[0].1,
+        message,
         format!(
             "{} is at schema version {}, newer than this build supports ({build})",
             db.display(),
             build + 1
         )
     );
-    assert!(found[0].2.contains("upgrade this one"), "{found:?}");
+    assert!(remedy.contains("upgrade this one"), "{remedy}");
     assert_eq!(db_json(&json, "activity.db")["newer_than_build"], true);
     assert!(
         section(&table, &db).contains(&format!(
@@ -472,18 +475,17 @@ fn doctor_reports_pending_migrations_with_the_owner_command_and_the_owner_clears
     let (code, table, json) = doctor(&data);
     assert_eq!(code, 1, "{table}");
     for (name, command) in [("activity.db", "splitstore daemon"), ("config.db", "splitstore server")] {
-        let found = problems(&json, name);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].0, "migrations_pending");
+        let (code_name, message, remedy) = the_problem(&json, name);
+        assert_eq!(code_name, "migrations_pending");
         let v = build_version(name);
         assert!(
-            found[0].1.contains(&format!(
+            message.contains(&format!(
                 "is at schema 1, this build writes {v}: {} migration(s) pending",
                 v - 1
             )),
-            "{found:?}"
+            "{message}"
         );
-        assert!(found[0].2.contains(&format!("`{command} --data-dir {d}`")), "{found:?}");
+        assert!(remedy.contains(&format!("`{command} --data-dir {d}`")), "{remedy}");
         assert_eq!(db_json(&json, name)["pending_migrations"], v - 1);
         assert!(
             section(&table, &data.join(name)).contains(&format!("schema          1 ({} pending, build {v})", v - 1)),

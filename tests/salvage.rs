@@ -158,6 +158,16 @@ fn events_not_as_written(conn: &Connection) -> i64 {
     )
 }
 
+/// The report says rows were read one by one from leaf pages a damaged interior page hid.
+#[track_caller]
+fn assert_leaves_read_one_by_one(report: &SalvageReport) {
+    assert!(
+        report.notes.iter().any(|n| n.contains("read directly from leaf pages")),
+        "{:?}",
+        report.notes
+    );
+}
+
 fn events_in(db: &Path) -> i64 {
     query_i64(&read_only(db), "SELECT count(*) FROM activity_events")
 }
@@ -345,11 +355,7 @@ mod encrypted {
         let report = salvage(&data, &key);
         let kept = assert_sound(&db, &key, &report);
         assert!(kept * 100 >= EVENTS as u64 * 99, "{kept} of {EVENTS}: {report:?}");
-        assert!(
-            report.notes.iter().any(|n| n.contains("read directly from leaf pages")),
-            "{:?}",
-            report.notes
-        );
+        assert_leaves_read_one_by_one(&report);
         eprintln!(
             "salvage, damaged interior page of an encrypted activity_events: {kept} of {EVENTS} events, {} known \
              lost",
@@ -402,11 +408,7 @@ fn a_damaged_interior_page_hides_intact_leaves_that_are_read_from_the_file() {
     let kept = events_in(&db);
     assert_eq!(events.salvaged + events.known_lost, EVENTS as u64, "{events:?}");
     assert!(kept * 100 >= EVENTS * 90, "{kept} of {EVENTS}: {report:?}");
-    assert!(
-        report.notes.iter().any(|n| n.contains("read directly from leaf pages")),
-        "{:?}",
-        report.notes
-    );
+    assert_leaves_read_one_by_one(&report);
     // The rows read from the pages are the rows that were written.
     let conn = read_only(&db);
     assert_eq!(events_not_as_written(&conn), 0);
@@ -452,11 +454,7 @@ fn with_pages_in_the_wal_hidden_leaves_are_read_through_the_pager() {
     assert_report_matches(&db, &report);
     let kept = events_in(&db);
     assert!(kept * 100 >= EVENTS * 99, "{kept} of {EVENTS}: {report:?}");
-    assert!(
-        report.notes.iter().any(|n| n.contains("read directly from leaf pages")),
-        "{:?}",
-        report.notes
-    );
+    assert_leaves_read_one_by_one(&report);
     assert_eq!(events_not_as_written(&read_only(&db)), 0);
     assert_eq!(
         query_i64(

@@ -1087,7 +1087,7 @@ fn orphan_rows(
     let elsewhere = |rowid: i64, values: &[Value]| {
         others.iter().any(|t| {
             let sql = format!("SELECT * FROM {} NOT INDEXED WHERE rowid = ?1", quote(t));
-            let found = source.read(|conn| {
+            let held = source.read(|conn| {
                 let found = conn.prepare_cached(&sql).and_then(|mut s| {
                     let mut rows = s.query([rowid])?;
                     match rows.next()? {
@@ -1099,19 +1099,19 @@ fn orphan_rows(
                     }
                 });
                 Ok(match found {
-                    Ok(theirs) => (Some(theirs), false),
-                    Err(e) => (None, is_damage(&e)),
+                    Ok(Some(theirs)) => (
+                        values
+                            .iter()
+                            .zip(&theirs)
+                            .all(|(mine, theirs)| matches!(mine, Value::Null) || mine == theirs),
+                        false,
+                    ),
+                    Ok(None) => (false, false),
+                    // It cannot be asked: the page is left alone.
+                    Err(e) => (true, is_damage(&e)),
                 })
             });
-            match found {
-                Ok((Some(Some(theirs)), _)) => values
-                    .iter()
-                    .zip(&theirs)
-                    .all(|(mine, theirs)| matches!(mine, Value::Null) || mine == theirs),
-                Ok((Some(None), _)) => false,
-                // It cannot be asked: the page is left alone.
-                _ => true,
-            }
+            held.map_or(true, |(held, _)| held)
         })
     };
     let mut seen = HashSet::new();

@@ -48,7 +48,7 @@ impl<'a> RawFile<'a> {
         file.read_exact_at(&mut header, 0)
             .map_err(|e| format!("its header cannot be read ({e})"))?;
         let len = file.metadata().map_err(|e| format!("cannot be read ({e})"))?.len();
-        RawFile::with_header(&header, |page_size| len / page_size as u64, Source::File(file))
+        RawFile::with_header(&header, len, Source::File(file))
     }
 
     /// The file whose `page_count` pages `page` returns as SQLite's pager reads them (page 1 holding the
@@ -56,11 +56,12 @@ impl<'a> RawFile<'a> {
     pub fn through(page_count: u32, page: impl Fn(u32) -> Option<Vec<u8>> + 'a) -> Result<RawFile<'a>, String> {
         let first = page(1).ok_or("its first page cannot be read")?;
         let header = first.get(..100).ok_or("its first page is too short")?;
-        RawFile::with_header(header, |_| u64::from(page_count), Source::Pager(Box::new(page)))
+        let len = u64::from(page_count) * first.len() as u64;
+        RawFile::with_header(header, len, Source::Pager(Box::new(page)))
     }
 
-    /// A file of `header` (its first 100 bytes), holding `pages(page_size)` pages, read from `source`.
-    fn with_header(header: &[u8], pages: impl Fn(usize) -> u64, source: Source<'a>) -> Result<RawFile<'a>, String> {
+    /// A file of `header` (its first 100 bytes) and `len` bytes, read from `source`.
+    fn with_header(header: &[u8], len: u64, source: Source<'a>) -> Result<RawFile<'a>, String> {
         if &header[..16] != b"SQLite format 3\0" {
             return Err("its header is not SQLite's".into());
         }
@@ -76,7 +77,7 @@ impl<'a> RawFile<'a> {
         if u32::from_be_bytes([header[56], header[57], header[58], header[59]]) > 1 {
             return Err("its text is UTF-16, which is not read page by page".into());
         }
-        let pages = u32::try_from(pages(page_size)).unwrap_or(u32::MAX);
+        let pages = u32::try_from(len / page_size as u64).unwrap_or(u32::MAX);
         let mut raw = RawFile {
             source,
             page_size,
