@@ -869,3 +869,36 @@ fn damaged_running_totals_are_rebuilt_from_the_salvaged_sessions() {
         .collect();
     assert_eq!(got, oracle);
 }
+
+#[test]
+fn sessions_ended_after_the_backup_are_ended_in_the_salvage_and_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir_with_sessions(dir.path());
+    let db = data.join("activity.db");
+    let open_at_backup: i64 = open_sessions(&db).values().sum();
+    assert!(open_at_backup > 0);
+    backup(&data, &data.join("backups"), 5).unwrap();
+    // The daemon's next start ends the sessions its predecessor left open (recovery), then records on.
+    let writer = ActivityWriter::open(&db).unwrap();
+    assert_eq!(writer.recovery().sessions.len() as i64, open_at_backup);
+    drop(writer);
+    record_events(&db, 0, 5_000);
+    let before = totals(&db);
+    let leaves = pages_of(&db, "activity_events", "leaf");
+    damage_page(&db, leaves[leaves.len() / 2]);
+
+    let (report, _) = salvage_activity(&data);
+    assert_report_matches(&db, &report);
+    assert!(report.base_backup.is_some(), "{report:?}");
+    let sessions = &report.tables["activity_sessions"];
+    assert_eq!(sessions.updated as i64, open_at_backup, "{sessions:?}");
+    assert!(
+        open_sessions(&db).is_empty(),
+        "no session the damaged file had ended is open again"
+    );
+    assert_eq!(
+        totals(&db),
+        before,
+        "each ended session counts once: in the running totals, not again as open"
+    );
+}

@@ -124,6 +124,9 @@ fn print_salvage(database: &str, aside: &str, report: &SalvageReport) {
         if t.already_in_backup > 0 {
             extra.push(format!("{} already in the backup", t.already_in_backup));
         }
+        if t.updated > 0 {
+            extra.push(format!("{} of the backup's updated to the damaged file's", t.updated));
+        }
         if t.derived > 0 {
             extra.push(format!("{} derived from the rows salvaged", t.derived));
         }

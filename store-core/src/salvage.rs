@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, ErrorCode, OpenFlags, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::check;
@@ -159,10 +159,13 @@ pub struct TableSalvage {
     pub salvaged: u64,
     /// Rows the output holds from the backup it started from.
     pub from_backup: u64,
-    /// Rows read from the damaged file that the backup already holds (same key) and so were not copied.
-    /// Tables keyed by an integer id are read only past the backup's highest id, so this counts only rows
-    /// of tables keyed otherwise (a text key).
+    /// Rows read from the damaged file that the backup holds as they are (same key, same values): nothing
+    /// to copy.
     pub already_in_backup: u64,
+    /// Rows of the backup that the damaged file holds changed (a session ended, a setting changed after the
+    /// backup was taken): the output has the damaged file's values, the newer ones. Counted in
+    /// `from_backup`, not `salvaged` (no row is added).
+    pub updated: u64,
     /// Rows read from the damaged file that the schema refused (a duplicate key, a parent row that was
     /// lost, a NULL where none may be): not copied. The first reason is in the report's notes.
     pub rejected: u64,
@@ -193,8 +196,12 @@ pub fn salvage(
 /// the new file `out` (which must not exist), at this build's schema version:
 /// - without `base`, `out` starts as a fresh database of `schema` and every readable row is copied;
 /// - with `base` (a verified backup, at any version this build opens), `out` starts as the backup brought to
-///   this build's schema, and only rows newer than it are added: rows whose integer key (`id`, or the rowid)
-///   is above the backup's highest of that table, and rows of other tables whose key the backup lacks.
+///   this build's schema, and the damaged file, the newer of the two, is read whole over it: a row whose key
+///   (the rowid, or a text key) the backup lacks is added; a row the backup holds with other values gets
+///   the damaged file's values, by `UPDATE`, so the schema's triggers see the change as the application
+///   made it (a session that ended after the backup is ended, and counted once). A row of the backup where
+///   the damaged file is unreadable, or that it no longer holds (deleted after the backup), stays as the
+///   backup has it; the report's notes count both.
 ///
 /// Only columns both files have (by name) are copied; the others take their defaults. AUTOINCREMENT counters
 /// end at least at the highest id the damaged file shows (its `sqlite_sequence`, the rows read, its indexes),
@@ -743,9 +750,9 @@ fn tables_parents_first(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 /// How rows of a table are told apart, in the output.
 enum Key {
     /// By rowid (an `INTEGER PRIMARY KEY` column, or the hidden rowid): copied as is, and with a backup
-    /// only rows above its highest are added.
+    /// matched with the backup's row of the same rowid.
     Rowid,
-    /// By these columns (a text primary key): with a backup, a row is added when its key is absent.
+    /// By these columns (a text primary key): with a backup, matched with the backup's row of the same key.
     Columns(Vec<String>),
 }
 
@@ -837,55 +844,20 @@ fn copy_table(
             placeholders.join(", ")
         )
     };
-    // With a backup, a row of a table keyed by columns is added only when its key is absent.
-    let (exists_sql, key_positions) = match &key {
-        Key::Columns(cols) if have_base => {
-            let positions: Option<Vec<usize>> = cols
-                .iter()
-                .map(|k| common.iter().position(|c| c.eq_ignore_ascii_case(k)))
-                .collect();
-            match positions {
-                Some(p) if !p.is_empty() => {
-                    let cond: Vec<String> = cols
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| format!("{} IS ?{}", quote(c), i + 1))
-                        .collect();
-                    (
-                        Some(format!(
-                            "SELECT EXISTS (SELECT 1 FROM {} WHERE {})",
-                            quote(table),
-                            cond.join(" AND ")
-                        )),
-                        p,
-                    )
-                }
-                _ => (None, Vec::new()),
-            }
-        }
-        _ => (None, Vec::new()),
+    let lookup = if have_base {
+        BackupLookup::new(table, &key, &common)
+    } else {
+        None
     };
-    // With a backup, a table keyed by rowid is read only past the backup's highest rowid.
-    let start = match key {
-        Key::Rowid if have_base => {
-            let max: Option<i64> = owner
-                .conn()
-                .query_row(&format!("SELECT max(rowid) FROM {}", quote(table)), [], |r| r.get(0))
-                .map_err(|e| owner.error(e))?;
-            max.map_or(i64::MIN, |m| m.saturating_add(1))
-        }
-        _ => i64::MIN,
-    };
-
     let mut writer = TableWriter {
         owner,
         insert_sql,
-        exists_sql,
-        key_positions,
+        lookup,
         explicit_rowid,
         t,
         max_seen: None,
         first_rejection: None,
+        backup_rows_read: 0,
     };
 
     if !source.has_rowid(table) {
@@ -894,6 +866,8 @@ fn copy_table(
         let sql = format!("SELECT {} FROM {}", cols.join(", "), quote(table));
         let (rows, damaged) = source.read(|conn| read_all_until_damage(conn, &sql, common.len()))?;
         writer.explicit_rowid = false;
+        // Without the rowid, a row can be matched with the backup's only by a key of columns.
+        writer.lookup = writer.lookup.filter(|l| !l.by_rowid);
         writer.put(rows)?;
         if damaged {
             notes.push(format!(
@@ -915,7 +889,7 @@ fn copy_table(
             chunk: opts.chunk_rows.max(1),
             budget: opts.probe_budget,
         };
-        let gaps = scan.scan(start, i64::MAX, &mut writer)?;
+        let gaps = scan.scan(i64::MIN, i64::MAX, &mut writer)?;
         let mut gaps = scan.refine(gaps, &mut writer)?;
         // Read once, and only when something was unreadable: a whole pass over an index.
         let index = if gaps.is_empty() {
@@ -933,9 +907,25 @@ fn copy_table(
         }
         let (gaps, bound) = cap_open_gap(gaps, source, table, index.as_ref(), notes);
         writer.t.unreadable_ranges = gaps;
-        estimate_lost(index, writer.t);
+        let kept = estimate_lost(writer.owner, table, writer.explicit_rowid, index, writer.t)?;
         if let Some(b) = bound {
             writer.max_seen = Some(writer.max_seen.map_or(b, |m| m.max(b)));
+        }
+        if kept > 0 {
+            notes.push(format!(
+                "{table}: {kept} row(s) of the backup lie where the damaged file could not be read: kept as the \
+                 backup has them (a change made to them after the backup is lost)"
+            ));
+        }
+        // Every row of the backup was met in the damaged file, or lies where it is unreadable, or is one it
+        // no longer holds. (A table keyed by columns gets new rowids: its unreadable ranges say nothing of
+        // the backup's rows, so this is not counted for it.)
+        let gone = writer.t.from_backup.saturating_sub(writer.backup_rows_read + kept);
+        if have_base && writer.explicit_rowid && gone > 0 {
+            notes.push(format!(
+                "{table}: {gone} row(s) of the backup are not in the damaged file where it reads (deleted after \
+                 the backup, by retention or by hand): kept, as the backup has them"
+            ));
         }
     }
     let (rejected, first_rejection, max_seen) = (writer.t.rejected, writer.first_rejection.take(), writer.max_seen);
@@ -1196,30 +1186,64 @@ fn index_rowids(source: &DamagedFile, table: &str) -> Option<(String, Vec<i64>)>
     })
 }
 
-/// Fills `known_lost` and its basis from the unreadable ranges and, when one could be read, an index.
-fn estimate_lost(index: Option<(String, Vec<i64>)>, t: &mut TableSalvage) {
+/// Fills `known_lost` and its basis from the unreadable ranges and, when one could be read, an index. When
+/// the output keeps the damaged file's rowids (`same_rowids`), a row it already holds in a range (from the
+/// backup: every row read from the damaged file lies outside the ranges) is not lost. Returns how many rows
+/// of the output lie in the ranges (0 unless `same_rowids`).
+fn estimate_lost(
+    owner: &OwnerConnection,
+    table: &str,
+    same_rowids: bool,
+    index: Option<(String, Vec<i64>)>,
+    t: &mut TableSalvage,
+) -> Result<u64> {
     if t.unreadable_ranges.is_empty() {
-        return;
+        return Ok(0);
     }
+    let conn = owner.conn();
+    let held_in = |(a, z): (i64, i64)| {
+        if !same_rowids {
+            return Ok(0);
+        }
+        let sql = format!("SELECT count(*) FROM {} WHERE rowid BETWEEN ?1 AND ?2", quote(table));
+        conn.query_row(&sql, [a, z], |r| r.get::<_, i64>(0)).map(|n| n as u64)
+    };
     let ranges = &t.unreadable_ranges;
+    let mut kept = 0;
+    let mut kept_in_bounded = 0;
+    for &r in ranges {
+        let n = held_in(r).map_err(|e| owner.error(e))?;
+        kept += n;
+        if r.1 != i64::MAX {
+            kept_in_bounded += n;
+        }
+    }
     let inside = |id: i64| {
         let i = ranges.partition_point(|r| r.1 < id);
         ranges.get(i).is_some_and(|r| r.0 <= id)
     };
     match index {
         Some((name, ids)) => {
-            t.known_lost = ids.into_iter().filter(|id| inside(*id)).count() as u64;
+            let mut lost = 0;
+            for id in ids.into_iter().filter(|id| inside(*id)) {
+                if kept == 0 || held_in((id, id)).map_err(|e| owner.error(e))? == 0 {
+                    lost += 1;
+                }
+            }
+            t.known_lost = lost;
             t.known_lost_basis = Some(format!("index {name}"));
         }
         None => {
-            t.known_lost = ranges
+            let ids: u64 = ranges
                 .iter()
                 .filter(|r| r.1 != i64::MAX)
                 .map(|r| (i128::from(r.1) - i128::from(r.0) + 1) as u64)
                 .sum();
+            t.known_lost = ids.saturating_sub(kept_in_bounded);
             t.known_lost_basis = Some("id ranges".into());
         }
     }
+    Ok(kept)
 }
 
 /// Reads `sql` until it ends or meets damage: the rows read and whether it met damage. Other errors fail.
@@ -1423,18 +1447,66 @@ impl Scan<'_> {
     }
 }
 
+/// With a backup, how a row read from the damaged file meets the backup's row of the same key. Both
+/// statements take the row's values as `?1..?n` (the copied columns, in order) and, matched by rowid, the
+/// rowid as `?n+1`.
+struct BackupLookup {
+    /// Whether the output holds the key, and if so whether with these values: no row, or one 0/1 column.
+    same: String,
+    /// Puts the damaged file's values in place of the backup's; None when no column is copied.
+    update: Option<String>,
+    by_rowid: bool,
+}
+
+impl BackupLookup {
+    /// None when the key cannot be matched (a key column the damaged file lacks): its rows are inserted,
+    /// and the schema refuses those whose key the backup holds.
+    fn new(table: &str, key: &Key, common: &[String]) -> Option<BackupLookup> {
+        let placeholder = |name: &str| {
+            common
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(name))
+                .map(|i| format!("{} IS ?{}", quote(name), i + 1))
+        };
+        let (key_is, by_rowid) = match key {
+            Key::Rowid => (format!("rowid = ?{}", common.len() + 1), true),
+            Key::Columns(cols) if !cols.is_empty() => {
+                let conds: Option<Vec<String>> = cols.iter().map(|k| placeholder(k)).collect();
+                (conds?.join(" AND "), false)
+            }
+            Key::Columns(_) => return None,
+        };
+        let same: Vec<String> = common.iter().filter_map(|c| placeholder(c)).collect();
+        let same = if same.is_empty() {
+            "1".to_string()
+        } else {
+            same.join(" AND ")
+        };
+        let set: Vec<String> = common
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} = ?{}", quote(c), i + 1))
+            .collect();
+        Some(BackupLookup {
+            same: format!("SELECT {same} FROM {} WHERE {key_is}", quote(table)),
+            update: (!set.is_empty()).then(|| format!("UPDATE {} SET {} WHERE {key_is}", quote(table), set.join(", "))),
+            by_rowid,
+        })
+    }
+}
+
 /// Writes rows of one table into the output, a chunk per `BEGIN IMMEDIATE` transaction.
 struct TableWriter<'o> {
     owner: &'o mut OwnerConnection,
     insert_sql: String,
-    exists_sql: Option<String>,
-    /// Where the key columns are among a row's values (for `exists_sql`).
-    key_positions: Vec<usize>,
+    lookup: Option<BackupLookup>,
     explicit_rowid: bool,
     t: &'o mut TableSalvage,
     /// The highest rowid read from the damaged file.
     max_seen: Option<i64>,
     first_rejection: Option<String>,
+    /// Rows read whose key the backup holds (kept as they are, updated, or their update refused).
+    backup_rows_read: u64,
 }
 
 impl TableWriter<'_> {
@@ -1447,39 +1519,61 @@ impl TableWriter<'_> {
         {
             self.max_seen = Some(self.max_seen.map_or(m, |s| s.max(m)));
         }
-        let (insert_sql, exists_sql) = (&self.insert_sql, &self.exists_sql);
-        let (key_positions, explicit_rowid) = (&self.key_positions, self.explicit_rowid);
-        let (mut salvaged, mut already, mut rejected) = (0u64, 0u64, 0u64);
+        let (insert_sql, lookup, explicit_rowid) = (&self.insert_sql, &self.lookup, self.explicit_rowid);
+        let (mut salvaged, mut already, mut updated, mut rejected, mut met) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut first_rejection = None;
+        // A constraint failure undoes that one statement, not the transaction
+        // (https://sqlite.org/lang_conflict.html, ABORT): the row is refused, the rest goes on.
+        let mut refused = |e: rusqlite::Error| {
+            if e.sqlite_error_code() != Some(ErrorCode::ConstraintViolation) {
+                return Err(e);
+            }
+            rejected += 1;
+            first_rejection.get_or_insert_with(|| e.to_string());
+            Ok(())
+        };
         self.owner.write(|tx| {
             let mut insert = tx.prepare_cached(insert_sql)?;
-            let mut exists = exists_sql.as_deref().map(|s| tx.prepare_cached(s)).transpose()?;
+            let mut matching = match lookup {
+                Some(l) => Some((
+                    tx.prepare_cached(&l.same)?,
+                    l.update.as_deref().map(|u| tx.prepare_cached(u)).transpose()?,
+                    l.by_rowid,
+                )),
+                None => None,
+            };
             for (rowid, values) in &rows {
-                if let Some(exists) = exists.as_mut() {
-                    let key = key_positions.iter().map(|&i| &values[i]);
-                    if exists.query_row(rusqlite::params_from_iter(key), |r| r.get::<_, bool>(0))? {
-                        already += 1;
+                let rowid_value = Value::Integer(*rowid);
+                if let Some((same, update, by_rowid)) = matching.as_mut() {
+                    let params = || values.iter().chain(by_rowid.then_some(&rowid_value));
+                    let found: Option<bool> = same
+                        .query_row(rusqlite::params_from_iter(params()), |r| r.get(0))
+                        .optional()?;
+                    if let Some(same) = found {
+                        met += 1;
+                        match update.as_mut().filter(|_| !same) {
+                            None => already += 1,
+                            Some(update) => match update.execute(rusqlite::params_from_iter(params())) {
+                                Ok(_) => updated += 1,
+                                Err(e) => refused(e)?,
+                            },
+                        }
                         continue;
                     }
                 }
-                let rowid_value = Value::Integer(*rowid);
                 let params = explicit_rowid.then_some(&rowid_value).into_iter().chain(values.iter());
                 match insert.execute(rusqlite::params_from_iter(params)) {
                     Ok(_) => salvaged += 1,
-                    // A constraint failure undoes that one statement, not the transaction
-                    // (https://sqlite.org/lang_conflict.html, ABORT).
-                    Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-                        rejected += 1;
-                        first_rejection.get_or_insert_with(|| e.to_string());
-                    }
-                    Err(e) => return Err(e),
+                    Err(e) => refused(e)?,
                 }
             }
             Ok(())
         })?;
         self.t.salvaged += salvaged;
         self.t.already_in_backup += already;
+        self.t.updated += updated;
         self.t.rejected += rejected;
+        self.backup_rows_read += met;
         if self.first_rejection.is_none() {
             self.first_rejection = first_rejection;
         }

@@ -2,14 +2,14 @@
 //! on top of a backup, with a text-keyed table, a foreign key, a column the damaged file lacks; refusals.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 use store_core::backup::{BackupClass, backup_connection};
 use store_core::restore::verify_backup;
 use store_core::salvage::{salvage, temp_path};
 use store_core::testing::{file_mode, open_at_version, query_i64};
-use store_core::{Compat, ErrorKind, Migration, Schema, Step, Tools};
+use store_core::{Compat, ErrorKind, Migration, OwnerConnection, Schema, Step, Tools};
 
 static NOTES: Schema = Schema {
     file_name: "notes.db",
@@ -90,24 +90,28 @@ fn damage_middle_leaf(db: &Path, table: &str) {
     fs::write(db, &bytes).unwrap();
 }
 
+/// notes.db at version 1 in `dir` with 1000 notes (a tag each) and `prefs` prefs, backed up: the file, its
+/// owner (still open) and the backup.
+fn backed_up_at_v1(dir: &Path, prefs: i64) -> (PathBuf, OwnerConnection, PathBuf) {
+    let db = NOTES.path_in(dir);
+    let owner = open_at_version(&db, &NOTES, 1).unwrap();
+    add(owner.conn(), (0, 1000), (0, prefs));
+    let backup = backup_connection(owner.conn(), &db, &NOTES, &dir.join("b"), BackupClass::Manual, 5, None).unwrap();
+    (db, owner, backup)
+}
+
 #[test]
 fn an_older_damaged_file_on_top_of_a_backup_keeps_the_backup_and_adds_newer_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let db = NOTES.path_in(dir.path());
-    let owner = open_at_version(&db, &NOTES, 1).unwrap();
-    add(owner.conn(), (0, 1000), (0, 100));
-    let backup = backup_connection(
-        owner.conn(),
-        &db,
-        &NOTES,
-        &dir.path().join("b"),
-        BackupClass::Manual,
-        5,
-        None,
-    )
-    .unwrap();
+    let (db, owner, backup) = backed_up_at_v1(dir.path(), 100);
     add(owner.conn(), (1000, 3000), (100, 200));
     owner.conn().execute("UPDATE prefs SET value = 'changed'", []).unwrap();
+    // Older rows changed and deleted after the backup.
+    owner
+        .conn()
+        .execute("UPDATE notes SET body = 'edited after the backup' WHERE id = 5", [])
+        .unwrap();
+    owner.conn().execute("DELETE FROM notes WHERE id = 7", []).unwrap();
     drop(owner);
     damage_middle_leaf(&db, "notes");
     let damaged = fs::read(&db).unwrap();
@@ -134,6 +138,24 @@ fn an_older_damaged_file_on_top_of_a_backup_keeps_the_backup_and_adds_newer_rows
 
     let notes = &report.tables["notes"];
     assert_eq!(notes.from_backup, 1000);
+    // The damaged file is the newer: its change to an old row wins; a row it deleted stays, and is counted.
+    assert_eq!((notes.updated, notes.already_in_backup), (1, 998), "{notes:?}");
+    assert_eq!(
+        c.query_row("SELECT body FROM notes WHERE id = 5", [], |r| r.get::<_, String>(0))
+            .unwrap(),
+        "edited after the backup"
+    );
+    assert_eq!(query_i64(&c, "SELECT count(*) FROM notes WHERE id = 7"), 1);
+    for table in ["notes", "tags"] {
+        let deleted = format!(
+            "{table}: 1 row(s) of the backup are not in the damaged file where it reads (deleted after the backup"
+        );
+        assert!(
+            report.notes.iter().any(|n| n.starts_with(&deleted)),
+            "{:?}",
+            report.notes
+        );
+    }
     assert_eq!(
         query_i64(&c, "SELECT count(*) FROM notes WHERE id > 1000") as u64,
         notes.salvaged
@@ -160,14 +182,19 @@ fn an_older_damaged_file_on_top_of_a_backup_keeps_the_backup_and_adds_newer_rows
     assert_eq!(tags.salvaged + tags.rejected, 2000);
     assert!(store_core::check::foreign_key_violations(&c).unwrap().is_empty());
 
-    // Text keys: the backup's rows stay as they were; keys it lacks come from the damaged file.
+    // Text keys: a value changed after the backup is the damaged file's; keys the backup lacks come from it.
     let prefs = &report.tables["prefs"];
     assert_eq!(
-        (prefs.from_backup, prefs.already_in_backup, prefs.salvaged),
-        (100, 100, 100),
+        (
+            prefs.from_backup,
+            prefs.updated,
+            prefs.already_in_backup,
+            prefs.salvaged
+        ),
+        (100, 100, 0, 100),
         "{prefs:?}"
     );
-    assert_eq!(query_i64(&c, "SELECT count(*) FROM prefs WHERE value = 'first'"), 100);
+    assert_eq!(query_i64(&c, "SELECT count(*) FROM prefs WHERE value = 'changed'"), 200);
 
     // No id handed out again: the counters are at least where the damaged file's were.
     assert!(query_i64(&c, "SELECT seq FROM sqlite_sequence WHERE name = 'notes'") >= 3000);
@@ -183,6 +210,48 @@ fn an_older_damaged_file_on_top_of_a_backup_keeps_the_backup_and_adds_newer_rows
             .unwrap(),
         "delete"
     );
+}
+
+#[test]
+fn rows_of_the_backup_where_the_damaged_file_is_unreadable_are_kept_as_the_backup_has_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, owner, backup) = backed_up_at_v1(dir.path(), 0);
+    // Every note edited after the backup (same length: the rows stay on their pages).
+    owner
+        .conn()
+        .execute("UPDATE notes SET body = replace(body, 'n', 'e')", [])
+        .unwrap();
+    owner.conn().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    drop(owner);
+    damage_middle_leaf(&db, "notes");
+
+    let base = verify_backup(&backup, &NOTES, None).unwrap();
+    let out = temp_path(&db);
+    let report = salvage(&db, &NOTES, Some(&base), &out).unwrap();
+    let notes = &report.tables["notes"];
+    let c = ro(&out);
+    let kept_as_backed_up = query_i64(&c, "SELECT count(*) FROM notes WHERE body LIKE '%nnn%'") as u64;
+    assert!(kept_as_backed_up > 0, "{notes:?}");
+    assert_eq!(notes.unreadable_ranges.len(), 1, "{notes:?}");
+    let (a, z) = notes.unreadable_ranges[0];
+    assert_eq!(
+        query_i64(
+            &c,
+            &format!("SELECT count(*) FROM notes WHERE body LIKE '%nnn%' AND id BETWEEN {a} AND {z}")
+        ) as u64,
+        kept_as_backed_up,
+        "the backup's version is kept exactly where the damaged file is unreadable"
+    );
+    assert_eq!(
+        (notes.from_backup, notes.updated, notes.salvaged, notes.known_lost),
+        (1000, 1000 - kept_as_backed_up, 0, 0),
+        "no row is lost: the backup holds every one the damaged file cannot give"
+    );
+    let kept = format!(
+        "notes: {kept_as_backed_up} row(s) of the backup lie where the damaged file could not be read: kept as the \
+         backup has them (a change made to them after the backup is lost)"
+    );
+    assert!(report.notes.contains(&kept), "{:?}", report.notes);
 }
 
 #[test]
