@@ -259,25 +259,37 @@ fn damage_middle_page(db: &Path) {
     fs::write(db, &bytes).unwrap();
 }
 
+/// A data directory at `data` seeded with 20 000 events, whose activity.db has the byte ranges `damage` picks
+/// (page number, bytes of that 4 KiB page, from the events table's leaf pages in page order) overwritten.
+/// Returns activity.db's path.
+fn with_damaged_event_leaves(data: &Path, damage: impl Fn(&[i64]) -> Vec<(i64, std::ops::Range<usize>)>) -> PathBuf {
+    seed_data_dir(data, 20_000);
+    let db = data.join("activity.db");
+    let leaves: Vec<i64> = query_column(
+        &read_only(&db),
+        "SELECT pageno FROM dbstat WHERE name = 'activity_events' AND pagetype = 'leaf' ORDER BY pageno",
+    );
+    let mut bytes = fs::read(&db).unwrap();
+    for (page, range) in damage(&leaves) {
+        let at = (page as usize - 1) * 4096;
+        bytes[at + range.start..at + range.end].fill(0x5A);
+    }
+    fs::write(&db, &bytes).unwrap();
+    db
+}
+
 /// SQLite returns quick_check's findings as one row of lines under a heading: doctor shows them one by one,
 /// the first three in its message and up to ten in the JSON, without the heading.
 #[test]
 fn doctor_shows_quick_checks_findings_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    seed_data_dir(&data, 20_000);
-    let db = data.join("activity.db");
-    let leaves: Vec<i64> = query_column(
-        &read_only(&db),
-        "SELECT pageno FROM dbstat WHERE name = 'activity_events' AND pagetype = 'leaf' ORDER BY pageno",
-    );
     // 24 bytes inside the cells of four leaf pages: the file still reads, and quick_check lists what it finds.
-    let mut bytes = fs::read(&db).unwrap();
-    for p in [1, 2, 3, 4].map(|i| leaves[i * leaves.len() / 5]) {
-        let at = (p as usize - 1) * 4096 + 1000;
-        bytes[at..at + 24].fill(0xFF);
-    }
-    fs::write(&db, &bytes).unwrap();
+    let db = with_damaged_event_leaves(&data, |leaves| {
+        [1, 2, 3, 4]
+            .map(|i| (leaves[i * leaves.len() / 5], 1000..1024))
+            .to_vec()
+    });
 
     let (code, table, json) = doctor(&data);
     assert_eq!(code, 1, "{table}");
@@ -300,6 +312,45 @@ fn doctor_shows_quick_checks_findings_one_by_one() {
         messages.iter().all(|m| !m.as_str().unwrap().contains('\n')),
         "{messages:?}"
     );
+}
+
+/// A page so damaged that quick_check cannot walk it stops the check with an error: doctor names the file
+/// once and says the check stopped, in SQLite's words; a backup of it is refused naming the database (not
+/// the backup's temporary copy) and the repair of its data directory, and leaves nothing behind.
+#[test]
+fn doctor_and_backup_say_when_quick_check_stops_on_a_page_it_cannot_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A whole leaf page overwritten, its page type byte included.
+    let db = with_damaged_event_leaves(&data, |leaves| vec![(leaves[leaves.len() / 2], 0..4096)]);
+
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 1, "{table}");
+    let (code_name, message, _) = the_problem(&json, "activity.db");
+    assert_eq!(code_name, "corrupt");
+    assert_eq!(
+        message,
+        format!(
+            "{} is damaged: the check stopped: database disk image is malformed",
+            db.display()
+        )
+    );
+    assert!(section(&table, &db).contains("quick_check FAILED"), "{table}");
+
+    let backups = data.join("backups");
+    let err = splitstore::operations::backup(&data, &backups, 5).unwrap_err();
+    assert_eq!(err.kind(), store_core::ErrorKind::Corrupt);
+    assert_eq!(
+        err.what(),
+        format!(
+            "{} is damaged: quick_check of a fresh backup found: the check stopped: database disk image is malformed",
+            db.display()
+        )
+    );
+    let repair = format!("`splitstore repair --data-dir {}`", data.display());
+    assert!(err.remedy().contains(&repair), "{}", err.remedy());
+    let left: Vec<_> = fs::read_dir(&backups).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

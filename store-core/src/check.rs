@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode};
 use serde::Serialize;
 
 /// `PRAGMA quick_check`: the problems found, empty when the file is fine. O(N).
@@ -22,10 +22,26 @@ pub fn integrity_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 
 /// The problems a check reports, one per line. SQLite returns them as one row of lines under a heading naming
 /// the schema (`*** in database main ***`, dropped here), so a caller showing "the first three" would show all
-/// of them, up to a hundred (https://sqlite.org/pragma.html#pragma_integrity_check).
+/// of them, up to a hundred (https://sqlite.org/pragma.html#pragma_integrity_check). A page too damaged to
+/// walk (a b-tree page whose header is garbage) stops the check with `SQLITE_CORRUPT` instead of a row:
+/// that stop is what it found, so callers report it as damage of the file they checked, like any finding.
 fn check_rows(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare(sql)?;
-    let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let read = conn.prepare(sql).and_then(|mut stmt| {
+        stmt.query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()
+    });
+    let rows = match read {
+        Ok(rows) => rows,
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+            ) =>
+        {
+            return Ok(vec![format!("the check stopped: {e}")]);
+        }
+        Err(e) => return Err(e),
+    };
     if rows.len() == 1 && rows[0] == "ok" {
         return Ok(Vec::new());
     }

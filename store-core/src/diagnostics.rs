@@ -325,12 +325,7 @@ fn inspect_contents(
             CheckLevel::Full => check::integrity_check(&checked),
             _ => check::quick_check(&checked),
         };
-        // A check can also stop with an error on a page too damaged to walk: that is its finding too.
-        let problems = match checked_rows.at_db(path, schema) {
-            Ok(rows) => rows,
-            Err(e @ (Error::Corrupt { .. } | Error::NotADatabase { .. })) => vec![e.what()],
-            Err(e) => return Err(e),
-        };
+        let problems = checked_rows.at_db(path, schema)?;
         let problems = crate::key::explain_check(path, key, problems);
         let ok = problems.is_empty();
         h.check = Some(CheckOutcome {
