@@ -16,7 +16,8 @@ use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
 use store_core::read_pool::open_read_only;
 pub use store_core::restore::RestoreHook;
 use store_core::restore::{
-    Placement, RestoreReport, VerifiedBackup, counters_of, quarantine, raise_counters, restore_all, verify_backup,
+    Placement, RestoreReport, VerifiedBackup, counters_of, quarantine, raise_counters, restore_all, rows_added_since,
+    verify_backup,
 };
 use store_core::salvage::{self, SalvageHook, SalvageOptions, SalvageReport};
 use store_core::{Error, ErrorKind, Key, OwnerConnection, OwnerLock, Provenance, Result, Schema, files};
@@ -249,8 +250,12 @@ pub struct RepairOptions {
     /// which always keeps what can be read.
     pub allow_empty: bool,
     /// Salvage: copy every row of the damaged file that can still be read into a new file, on top of the
-    /// newest good backup when there is one (backup rows, plus salvaged rows newer than it).
+    /// newest good backup when there is one (its rows, with the damaged file's values where it holds them
+    /// changed, plus the rows it lacks).
     pub salvage: bool,
+    /// Restore the newest good backup even when the damaged file added rows after it was taken (which the
+    /// restore leaves out). Without it such a repair is refused (`backup_older`), nothing moved.
+    pub accept_older_backup: bool,
     /// Fault injection for drills: runs on each salvage output before it is verified (see
     /// [`SalvageHook`]).
     pub salvage_hook: Option<SalvageHook>,
@@ -330,7 +335,20 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 .find_map(|b| verify_backup(&b.path, schema, key).ok());
             match good {
                 _ if opts.salvage => Plan::Salvage(good),
-                Some(b) => Plan::Restore(b),
+                Some(b) => {
+                    // The damaged file is newer than its backup: restoring would drop rows that a salvage
+                    // can still read. Said before anything moves, not found out after.
+                    let added = rows_added_since(&path, &b, key);
+                    if !added.is_empty() && !opts.accept_older_backup {
+                        return Err(Error::BackupOlder {
+                            path,
+                            backup: b.path().to_path_buf(),
+                            added,
+                            schema,
+                        });
+                    }
+                    Plan::Restore(b)
+                }
                 None if opts.allow_empty && schema.may_start_empty => Plan::StartEmpty,
                 None => {
                     return Err(Error::NoBackup {

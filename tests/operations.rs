@@ -32,6 +32,16 @@ fn with_settings(dir: &Path) -> PathBuf {
     data
 }
 
+/// [`with_settings`], then `splitstore backup`: the data directory, its activity.db and activity.db's backup.
+fn backed_up(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let data = with_settings(dir);
+    let out = run_splitstore(["backup", "--data-dir", utf8(&data)]);
+    assert!(out.status.success(), "{out:?}");
+    let backup = backup_paths(&out)[0].clone();
+    let db = data.join("activity.db");
+    (data, db, backup)
+}
+
 /// The schema version this build writes for the database named `name` (`activity.db`).
 fn build_version(name: &str) -> u32 {
     splitstore::DATABASES
@@ -430,12 +440,8 @@ fn doctor_names_the_running_daemon_and_checks_a_snapshot() {
 #[test]
 fn doctor_reports_a_damaged_activity_db_with_the_command_that_fixes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let data = with_settings(dir.path());
+    let (data, db, newest) = backed_up(dir.path());
     let d = utf8(&data);
-    let db = data.join("activity.db");
-    let backup = run_splitstore(["backup", "--data-dir", d]);
-    assert!(backup.status.success(), "{backup:?}");
-    let newest = backup_paths(&backup)[0].clone();
 
     // A damaged page: quick_check finds it; the remedy names the newest backup.
     damage_middle_page(&db);
@@ -818,12 +824,8 @@ fn restore_is_refused_while_the_daemon_runs_and_puts_the_backup_back_after_it_st
 #[test]
 fn repair_through_the_cli_quarantines_the_damaged_file_and_restores_the_newest_backup() {
     let dir = tempfile::tempdir().unwrap();
-    let data = with_settings(dir.path());
+    let (data, activity, backup) = backed_up(dir.path());
     let d = utf8(&data);
-    let activity = data.join("activity.db");
-    let out = run_splitstore(["backup", "--data-dir", d]);
-    assert!(out.status.success(), "{out:?}");
-    let backup = backup_paths(&out)[0].clone();
 
     damage_middle_page(&activity);
     let damaged = fs::read(&activity).unwrap();
@@ -858,6 +860,48 @@ fn repair_through_the_cli_quarantines_the_damaged_file_and_restores_the_newest_b
 
     let (code, table, _) = doctor(&data);
     assert_eq!(code, 0, "healthy after the repair:\n{table}");
+}
+
+/// A damaged file that added rows after its newest good backup: a plain repair would drop them, so it is
+/// refused before anything moves, saying how many and the two ways on; `--accept-older-backup` restores the
+/// backup without them.
+#[test]
+fn repair_refuses_to_restore_a_backup_older_than_the_damaged_file_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, activity, backup) = backed_up(dir.path());
+    let d = utf8(&data);
+    // The daemon records 500 more events (5 sessions) after the backup.
+    let daemon = run_splitstore(["daemon", "--events", "500", "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+
+    damage_middle_page(&activity);
+    let damaged = fs::read(&activity).unwrap();
+    let out = run_splitstore(["repair", "--data-dir", d]);
+    let (_, stderr) = texts(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "splitstore repair: {} is damaged, and its newest good backup ({}) is older: since the backup the damaged \
+             file added rows that a restore would leave out (at most 500 in activity_events, 5 in \
+             activity_sessions). What to do: keep what can still be read of them, on top of that backup, with \
+             `splitstore repair --data-dir {d} --salvage`; or restore the backup without them with `splitstore \
+             repair --data-dir {d} --accept-older-backup`; either way the damaged file is kept; nothing was changed",
+            activity.display(),
+            backup.display(),
+        )
+    );
+    assert_eq!(fs::read(&activity).unwrap(), damaged, "nothing moved");
+    assert!(named(&data, "activity.db.corrupt-").is_empty());
+
+    let out = run_splitstore(["repair", "--data-dir", d, "--accept-older-backup"]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("activity.db: restored from {}", backup.display())),
+        "{stdout}"
+    );
+    assert_eq!(contents(&activity, &["provenance"]), contents(&backup, &["provenance"]));
 }
 
 #[test]

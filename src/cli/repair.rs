@@ -20,10 +20,14 @@ pub struct Args {
     #[arg(long)]
     pub allow_empty: bool,
     /// Copy every row of a damaged file that can still be read into a new file (on top of the newest good
-    /// backup, if any: its rows plus the salvaged rows newer than it), verify it and put it in place. Works
-    /// for both databases.
+    /// backup, if any: its rows, updated where the damaged file changed them, plus the rows it lacks), verify
+    /// it and put it in place. Works for both databases.
     #[arg(long)]
     pub salvage: bool,
+    /// Restore the newest good backup even when the damaged file added rows after it was taken: those rows
+    /// are left out (the damaged file is kept). Without it, such a repair is refused and --salvage suggested.
+    #[arg(long, conflicts_with = "salvage")]
+    pub accept_older_backup: bool,
     /// Print what was done as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -45,6 +49,7 @@ pub fn run(args: Args) -> ExitCode {
     let opts = RepairOptions {
         allow_empty: args.allow_empty,
         salvage: args.salvage,
+        accept_older_backup: args.accept_older_backup,
         key,
         ..RepairOptions::default()
     };

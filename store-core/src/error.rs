@@ -71,6 +71,8 @@ pub enum ErrorKind {
     Constraint,
     /// No backup passes verification.
     NoBackup,
+    /// The newest good backup is older than the damaged file: restoring it would leave out rows added since.
+    BackupOlder,
     /// A read connection could not be handed out.
     Unavailable,
     /// A symbolic link, a non-regular file or an unsafe directory where a private file belongs.
@@ -140,6 +142,7 @@ impl ErrorKind {
             ErrorKind::Busy => "busy",
             ErrorKind::Constraint => "constraint",
             ErrorKind::NoBackup => "no_backup",
+            ErrorKind::BackupOlder => "backup_older",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::UnsafePath => "unsafe_path",
             ErrorKind::Io => "io",
@@ -296,6 +299,14 @@ pub enum Error {
         quarantined: Option<PathBuf>,
         schema: &'static Schema,
     },
+    /// A repair would restore a backup older than the damaged file, which has added rows since it was taken
+    /// (AUTOINCREMENT ids handed out after the backup's, per table): refused unless asked for.
+    BackupOlder {
+        path: PathBuf,
+        backup: PathBuf,
+        added: Vec<(String, u64)>,
+        schema: &'static Schema,
+    },
     /// The read pool could not hand out a connection.
     Unavailable { path: PathBuf, detail: String },
     /// A path that must be a private regular file or directory of the data directory is not (a symbolic
@@ -362,6 +373,7 @@ impl Error {
             Error::Busy { .. } => ErrorKind::Busy,
             Error::Constraint { .. } => ErrorKind::Constraint,
             Error::NoBackup { .. } => ErrorKind::NoBackup,
+            Error::BackupOlder { .. } => ErrorKind::BackupOlder,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::UnsafePath { .. } => ErrorKind::UnsafePath,
             Error::Io { .. } => ErrorKind::Io,
@@ -397,6 +409,7 @@ impl Error {
             | Error::Busy { path }
             | Error::Constraint { path, .. }
             | Error::NoBackup { path, .. }
+            | Error::BackupOlder { path, .. }
             | Error::Unavailable { path, .. }
             | Error::UnsafePath { path, .. }
             | Error::Io { path, .. }
@@ -532,6 +545,15 @@ impl Error {
                 }
                 s
             }
+            Error::BackupOlder { backup, added, .. } => {
+                let added: Vec<String> = added.iter().map(|(table, n)| format!("{n} in {table}")).collect();
+                format!(
+                    "{p} is damaged, and its newest good backup ({}) is older: since the backup the damaged file \
+                     added rows that a restore would leave out (at most {})",
+                    backup.display(),
+                    added.join(", ")
+                )
+            }
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
             Error::UnsafePath { problem, .. } => format!("{p} {problem}"),
             Error::Io { action, source, .. } => format!("could not {action} {p}: {source}"),
@@ -664,6 +686,12 @@ impl Error {
                  if it persists, look for a process that keeps one open"
                 .into(),
             Error::Constraint { .. } => "change the value so it no longer conflicts; nothing was written".into(),
+            Error::BackupOlder { schema, .. } => format!(
+                "keep what can still be read of them, on top of that backup, with {}; or restore the backup without \
+                 them with {}; either way the damaged file is kept; nothing was changed",
+                command(Some(schema), "repair", "--salvage"),
+                command(Some(schema), "repair", "--accept-older-backup")
+            ),
             Error::NoBackup { schema, .. } => {
                 let restore = command(Some(schema), "restore", "--from FILE");
                 let salvage = command(Some(schema), "repair", "--salvage");
