@@ -555,3 +555,114 @@ fn the_daemon_prunes_old_history_in_steps_while_it_records_and_the_totals_stay()
         .fold((0, 0), |(s, n), t| (s + t.seconds, n + t.sessions));
     assert_eq!(after, before, "the totals outlive the pruned sessions");
 }
+
+/// Retention that meets a damaged page of old history pauses, says so once with the fix, and recording goes
+/// on (stopping would lose activity and, under a supervisor, loop on the same page); SIGTERM then stops the
+/// daemon cleanly, every event it counted in the file.
+#[test]
+fn retention_meeting_a_damaged_page_pauses_and_recording_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    // 20 000 events 30 days ago.
+    let old = splitstore()
+        .args([
+            "daemon",
+            "--backdate-days",
+            "30",
+            "--events",
+            "20000",
+            "--batch",
+            "500",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(old.status.success(), "{old:?}");
+    let (old_max, leaf) = {
+        let conn = read_only(&db);
+        let leaf = query_i64(
+            &conn,
+            "SELECT pageno FROM dbstat WHERE name = 'activity_events' AND pagetype = 'leaf' ORDER BY pageno
+             LIMIT 1 OFFSET (SELECT count(*) / 2 FROM dbstat WHERE name = 'activity_events' AND pagetype = 'leaf')",
+        );
+        (query_i64(&conn, "SELECT max(id) FROM activity_events"), leaf)
+    };
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at = (leaf as usize - 1) * 4096;
+    bytes[at..at + 4096].fill(0x5A);
+    std::fs::write(&db, &bytes).unwrap();
+    let recorded_since = || {
+        query_i64(
+            &read_only(&db),
+            &format!("SELECT count(*) FROM activity_events WHERE id > {old_max}"),
+        )
+    };
+
+    // Runs until SIGTERM (--seconds only bounds a run that never pauses, so the test fails, not hangs).
+    let mut child = spawn_splitstore(
+        [
+            "daemon",
+            "--rate",
+            "2000",
+            "--batch",
+            "100",
+            "--prune-older-than-days",
+            "7",
+            "--prune-step-rows",
+            "2000",
+            "--seconds",
+            "120",
+            "--data-dir",
+        ]
+        .map(OsStr::new)
+        .into_iter()
+        .chain([dir.path().as_os_str()]),
+    );
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let paused = loop {
+        match stderr.next() {
+            Some(Ok(line)) if line.starts_with("splitstore daemon: retention paused: ") => break line,
+            Some(Ok(_)) => {}
+            _ => panic!("the daemon's stderr ended before retention paused"),
+        }
+    };
+    let said = format!(
+        "splitstore daemon: retention paused: {} is damaged: database disk image is malformed. What to do: stop its \
+         owner, then run `splitstore repair --data-dir {}`",
+        db.display(),
+        dir.path().display()
+    );
+    assert!(paused.starts_with(&said), "{paused}");
+    assert!(paused.ends_with(". Recording goes on."), "{paused}");
+    // Recording goes on: a thousand more events committed after the pause.
+    let at_pause = recorded_since();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recorded_since() < at_pause + 1000 {
+        assert!(Instant::now() < deadline, "recording stopped after retention paused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, libc::SIGTERM);
+    let out = support::wait_output_within(child, Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    let rest: Vec<String> = stderr.map(Result::unwrap).collect();
+    assert!(
+        !rest.iter().any(|l| l.contains("retention paused")),
+        "said once: {rest:?}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("daemon: ")).unwrap();
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+            .to_string()
+    };
+    assert_eq!(field("retention"), "paused", "{line}");
+    assert!(field("pruned_events").parse::<u64>().unwrap() < 20_000, "{line}");
+    assert_eq!(
+        field("events").parse::<i64>().unwrap(),
+        recorded_since(),
+        "every event the daemon counted is in the file"
+    );
+}

@@ -398,7 +398,12 @@ impl ActivityWriter {
     /// steps finish the job. Small steps keep both the pause they cause and the WAL small (one huge DELETE
     /// would put every page it touches in the WAL before any checkpoint could run). A daemon calls it
     /// between commits (with [`GroupCommit`], through [`GroupCommit::writer_mut`] while a group is pending:
-    /// the step commits before the pending operations, which stay pending):
+    /// the step commits before the pending operations, which stay pending).
+    ///
+    /// A damaged page in the history it walks fails the step with `Error::Corrupt` (kind `corrupt`), its
+    /// transaction rolled back. Recording appends elsewhere and can go on: a daemon should stop retention
+    /// for the run, show the error's remedy (repair), and keep recording rather than exit, which under a
+    /// supervisor only restarts it onto the same page (the reference daemon, `splitstore daemon`, does so).
     ///
     /// ```
     /// # use activity_store::{ActivityWriter, NewEvent};

@@ -12,7 +12,9 @@
 //! two commits (through `GroupCommit::writer_mut`, pending events stay pending), recording on for at least
 //! three times as long as the step took, until nothing older than N days is left; then again every hour. The summary
 //! line says what was pruned and the longest gap between two commits (`longest_gap_ms`), which is the
-//! longest an event waited because of anything the daemon did, retention included.
+//! longest an event waited because of anything the daemon did, retention included. A damaged page met by
+//! retention pauses retention for the run (said once on stderr with the fix, `retention=paused` in the
+//! summary); recording goes on.
 
 use std::fmt;
 use std::io::{self, BufWriter, StdoutLock, Write};
@@ -22,7 +24,9 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use activity_store::synthetic::Generator;
-use activity_store::{ActivityWriter, Committed, GroupCommit, GroupCommitPolicy, OpenOptions, WriterOptions};
+use activity_store::{
+    ActivityWriter, Committed, ErrorKind, GroupCommit, GroupCommitPolicy, OpenOptions, WriterOptions,
+};
 use chrono::{DateTime, Utc};
 
 /// Rows per retention step by default: a step of this size takes a millisecond or two (see README,
@@ -152,12 +156,14 @@ pub fn run(args: Args) -> ExitCode {
     // The summary is printed even after a failure: it says how far the run got.
     let pruned = match &tally.pruned {
         Some(p) => format!(
-            " pruned_events={} pruned_sessions={} pruned_pages={} prune_steps={} longest_prune_step_ms={:.1}",
+            " pruned_events={} pruned_sessions={} pruned_pages={} prune_steps={} longest_prune_step_ms={:.1} \
+             retention={}",
             p.events,
             p.sessions,
             p.pages,
             p.steps,
-            p.longest_step.as_secs_f64() * 1e3
+            p.longest_step.as_secs_f64() * 1e3,
+            if p.paused { "paused" } else { "running" }
         ),
         None => String::new(),
     };
@@ -200,6 +206,8 @@ struct Pruned {
     pages: u64,
     steps: u64,
     longest_step: Duration,
+    /// Retention met a damaged page and stopped for the rest of the run (recording went on).
+    paused: bool,
 }
 
 /// Retention while recording: when the next step may run, and against which cut-off.
@@ -214,12 +222,28 @@ struct Retention {
 impl Retention {
     /// Runs one step if one is due.
     fn step(&mut self, daemon: &mut GroupCommit, now: DateTime<Utc>, pruned: &mut Pruned) -> Result<(), Failure> {
-        if Instant::now() < self.next_step {
+        if pruned.paused || Instant::now() < self.next_step {
             return Ok(());
         }
         let before = *self.pass.get_or_insert(now - self.keep);
         let started = Instant::now();
-        let step = daemon.writer_mut().prune_step(before, self.rows)?;
+        let step = match daemon.writer_mut().prune_step(before, self.rows) {
+            Ok(step) => step,
+            // Damage that retention meets is in old history: recording appends to the newest pages and goes
+            // on. Stopping would lose activity until someone repairs the file and, under a supervisor,
+            // restart the daemon only to meet the same page again (a start loop). So retention alone stops
+            // (the step's transaction rolled back), said once with the fix; doctor shows the damage too.
+            Err(e) if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase) => {
+                eprintln!(
+                    "splitstore daemon: retention paused: {}. What to do: {}. Recording goes on.",
+                    e.what(),
+                    e.remedy()
+                );
+                pruned.paused = true;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let took = started.elapsed();
         pruned.events += step.events_deleted;
         pruned.sessions += step.sessions_deleted;
