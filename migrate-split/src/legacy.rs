@@ -174,7 +174,13 @@ impl Checks {
 
 /// Maps a SQLite error met reading the legacy file: damage is a refusal of the input, the rest is an error.
 pub(crate) fn legacy_error(path: &Path, e: rusqlite::Error) -> SplitError {
-    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+    // An error SQLite places in the query's text ("no such column": a damaged schema) comes as
+    // `SqlInputError`, with the same SQLite error underneath (and no `sqlite_error_code()`).
+    let failure = match &e {
+        rusqlite::Error::SqliteFailure(f, _) | rusqlite::Error::SqlInputError { error: f, .. } => Some(f),
+        _ => None,
+    };
+    if let Some(f) = failure {
         match f.code {
             ErrorCode::NotADatabase => return SplitError::refused(path, "it is not a SQLite database"),
             ErrorCode::DatabaseCorrupt => return SplitError::refused(path, format!("it is damaged ({e})")),

@@ -8,8 +8,9 @@
 //!   legacy = copied + rejected, with exactly `copied` rows in the output table and one line per rejected row
 //!   in the rejects file.
 //!
-//! CI runs 64 cases (under a second in a debug build). A longer run:
-//! `PROPTEST_CASES=5000 cargo test --release -p migrate-split --test fuzz -- --nocapture`
+//! CI runs 64 cases (under a second in a debug build), the same ones every run (the seed in
+//! `.cargo/config.toml`). A longer run over other cases:
+//! `PROPTEST_RNG_SEED=$RANDOM PROPTEST_CASES=5000 cargo test --release -p migrate-split --test fuzz -- --nocapture`
 
 mod common;
 
