@@ -717,6 +717,26 @@ fn small_template() -> &'static [u8] {
     })
 }
 
+/// activity.db's schema with no table declared append-only: a salvage over a backup matches every row read
+/// with the backup's (the events too).
+static EVERY_TABLE_MATCHED: store_core::Schema = store_core::Schema {
+    append_only_tables: &[],
+    ..activity_store::SCHEMA
+};
+
+/// A backup of the small template's first 1500 events (the same history, taken earlier), built once.
+fn small_base() -> &'static store_core::restore::VerifiedBackup {
+    static BASE: OnceLock<(tempfile::TempDir, store_core::restore::VerifiedBackup)> = OnceLock::new();
+    let (_, base) = BASE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("activity.db");
+        record_events(&path, 0, 1500);
+        let base = store_core::restore::verify_backup(&path, &activity_store::SCHEMA, None).unwrap();
+        (dir, base)
+    });
+    base
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(24),
@@ -724,12 +744,15 @@ proptest::proptest! {
         ..proptest::prelude::ProptestConfig::default()
     })]
 
-    /// Any damage: salvage returns an error (and leaves no output) or an output that passes its checks and
-    /// matches its report; it never panics and never changes the damaged file.
+    /// Any damage, with or without an older backup as the base: salvage returns an error (and leaves no
+    /// output) or an output that passes its checks and matches its report, every row of the base kept; it
+    /// never panics and never changes the damaged file.
     #[test]
     fn salvage_of_any_damage_is_sound_or_an_error(
         cuts in proptest::collection::vec((0usize..400_000, proptest::prelude::any::<u8>(), 1usize..600), 0..12),
         truncate_to in proptest::option::of(0usize..400_000),
+        on_a_base in proptest::prelude::any::<bool>(),
+        events_matched in proptest::prelude::any::<bool>(),
     ) {
         let mut bytes = small_template().to_vec();
         let len = bytes.len();
@@ -745,13 +768,24 @@ proptest::proptest! {
         let damaged = dir.path().join("activity.db");
         fs::write(&damaged, &bytes).unwrap();
         let out = dir.path().join("out.db");
-        match store_core::salvage::salvage(&damaged, &activity_store::SCHEMA, None, &out) {
+        let base = on_a_base.then(small_base);
+        let schema = if events_matched { &EVERY_TABLE_MATCHED } else { &activity_store::SCHEMA };
+        match store_core::salvage::salvage(&damaged, schema, base, &out) {
             Ok(report) => {
                 assert_integrity_ok(&out);
                 let conn = read_only(&out);
                 for (table, t) in &report.tables {
                     let n = query_i64(&conn, &format!("SELECT count(*) FROM {table}")) as u64;
-                    proptest::prop_assert_eq!(n, t.salvaged);
+                    proptest::prop_assert_eq!(n, t.from_backup + t.salvaged + t.derived, "{}: {:?}", table, t);
+                }
+                let events = &report.tables["activity_events"];
+                proptest::prop_assert_eq!(events.from_backup, if on_a_base { 1500 } else { 0 });
+                if on_a_base {
+                    // Every row of the base is kept (matched, updated, or kept where unreadable: never dropped).
+                    proptest::prop_assert_eq!(
+                        query_i64(&conn, "SELECT count(*) FROM activity_events WHERE id <= 1500"),
+                        1500
+                    );
                 }
             }
             Err(e) => {
@@ -900,5 +934,38 @@ fn sessions_ended_after_the_backup_are_ended_in_the_salvage_and_counted_once() {
         totals(&db),
         before,
         "each ended session counts once: in the running totals, not again as open"
+    );
+}
+
+/// Bytes changed inside an old event's text still parse: nothing can tell them from a real change. Over a
+/// backup, the events (append-only) keep the backup's verified row; a table matched row by row would take
+/// the damaged file's value, as the report's `updated` says.
+#[test]
+fn over_a_backup_an_append_only_table_keeps_the_backups_row_where_the_damaged_file_differs() {
+    let mut bytes = small_template().to_vec();
+    let text = b"window title number 700 of the fixture";
+    let at = bytes
+        .windows(text.len())
+        .position(|w| w == text)
+        .expect("event 701's title");
+    bytes[at + "window title number 700 ".len()..][..2].copy_from_slice(b"XX");
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = dir.path().join("activity.db");
+    fs::write(&damaged, &bytes).unwrap();
+    let title = |schema: &'static store_core::Schema, name: &str| {
+        let out = dir.path().join(name);
+        let report = store_core::salvage::salvage(&damaged, schema, Some(small_base()), &out).unwrap();
+        let title: String = read_only(&out)
+            .query_row("SELECT title FROM activity_events WHERE id = 701", [], |r| r.get(0))
+            .unwrap();
+        (title, report.tables["activity_events"].updated)
+    };
+    assert_eq!(
+        title(&activity_store::SCHEMA, "kept.db"),
+        ("window title number 700 of the fixture".to_string(), 0)
+    );
+    assert_eq!(
+        title(&EVERY_TABLE_MATCHED, "matched.db"),
+        ("window title number 700 XX the fixture".to_string(), 1)
     );
 }

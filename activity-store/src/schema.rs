@@ -94,6 +94,8 @@ pub static SCHEMA: Schema = Schema {
     }],
     // Written by the triggers of migration 4 when a session ends (see `queries::TOTALS_*`).
     derived_tables: &["activity_totals"],
+    // Events are only ever inserted (and pruned): never updated.
+    append_only_tables: &["activity_events"],
 };
 
 /// The legacy combined database both activity.db and config.db were split from.

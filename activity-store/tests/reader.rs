@@ -86,6 +86,7 @@ fn config_db_is_not_read_as_activity_db() {
         predecessor: None,
         id_references: &[],
         derived_tables: &[],
+        append_only_tables: &[],
     };
     drop(store_core::OwnerConnection::open(&db, &CONFIG_LIKE).unwrap());
     let err = ActivityReader::open(&db).latest().unwrap_err();

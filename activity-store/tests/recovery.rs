@@ -122,6 +122,7 @@ static SCHEMA_V2: store_core::Schema = store_core::Schema {
     predecessor: None,
     id_references: &[],
     derived_tables: &[],
+    append_only_tables: &[],
 };
 
 #[test]

@@ -530,6 +530,7 @@ static SCHEMA_V3: store_core::Schema = store_core::Schema {
     predecessor: None,
     id_references: SCHEMA.id_references,
     derived_tables: SCHEMA.derived_tables,
+    append_only_tables: SCHEMA.append_only_tables,
 };
 
 #[test]

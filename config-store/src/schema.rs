@@ -42,6 +42,7 @@ pub static SCHEMA: Schema = Schema {
     predecessor: Some(LEGACY),
     id_references: &[],
     derived_tables: &[],
+    append_only_tables: &[],
 };
 
 /// The legacy combined database config.db (and activity.db) were split from.

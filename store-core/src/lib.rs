@@ -25,6 +25,7 @@
 //!     predecessor: None,
 //!     id_references: &[],
 //!     derived_tables: &[],
+//!     append_only_tables: &[],
 //! };
 //!
 //! let dir = tempfile::tempdir()?;

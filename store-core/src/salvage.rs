@@ -196,12 +196,13 @@ pub fn salvage(
 /// the new file `out` (which must not exist), at this build's schema version:
 /// - without `base`, `out` starts as a fresh database of `schema` and every readable row is copied;
 /// - with `base` (a verified backup, at any version this build opens), `out` starts as the backup brought to
-///   this build's schema, and the damaged file, the newer of the two, is read whole over it: a row whose key
+///   this build's schema, and the damaged file, the newer of the two, is read over it: a row whose key
 ///   (the rowid, or a text key) the backup lacks is added; a row the backup holds with other values gets
 ///   the damaged file's values, by `UPDATE`, so the schema's triggers see the change as the application
 ///   made it (a session that ended after the backup is ended, and counted once). A row of the backup where
 ///   the damaged file is unreadable, or that it no longer holds (deleted after the backup), stays as the
-///   backup has it; the report's notes count both.
+///   backup has it; the report's notes count both. Tables of [`Schema::append_only_tables`] are read only
+///   past the backup's highest rowid: their rows never change, so the backup's verified copy is kept.
 ///
 /// Only columns both files have (by name) are copied; the others take their defaults. AUTOINCREMENT counters
 /// end at least at the highest id the damaged file shows (its `sqlite_sequence`, the rows read, its indexes),
@@ -576,15 +577,12 @@ fn build(
             ..TableSalvage::default()
         };
         if source.unreadable.is_none() {
-            copy_table(
-                source,
-                &mut owner,
-                table,
-                base.is_some(),
-                opts,
-                &mut t,
-                &mut report.notes,
-            )?;
+            let over = match base {
+                None => Over::Nothing,
+                Some(_) if schema.append_only_tables.contains(&table.as_str()) => Over::BackupOfAppendOnly,
+                Some(_) => Over::Backup,
+            };
+            copy_table(source, &mut owner, table, over, opts, &mut t, &mut report.notes)?;
         }
         report.tables.insert(table.clone(), t);
     }
@@ -747,6 +745,18 @@ fn tables_parents_first(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     Ok(ordered)
 }
 
+/// What a table's rows are copied over, in the output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Over {
+    /// Nothing: the output starts empty.
+    Nothing,
+    /// A backup: each row read is matched with the backup's row of its key (see [`BackupLookup`]).
+    Backup,
+    /// A backup, of a table whose rows never change ([`Schema::append_only_tables`]): only the rows past its
+    /// highest rowid are read; the backup's own rows stay as they are.
+    BackupOfAppendOnly,
+}
+
 /// How rows of a table are told apart, in the output.
 enum Key {
     /// By rowid (an `INTEGER PRIMARY KEY` column, or the hidden rowid): copied as is, and with a backup
@@ -775,7 +785,7 @@ fn copy_table(
     source: &DamagedFile,
     owner: &mut OwnerConnection,
     table: &str,
-    have_base: bool,
+    over: Over,
     opts: &SalvageOptions,
     t: &mut TableSalvage,
     notes: &mut Vec<String>,
@@ -844,10 +854,24 @@ fn copy_table(
             placeholders.join(", ")
         )
     };
-    let lookup = if have_base {
-        BackupLookup::new(table, &key, &common)
-    } else {
-        None
+    // Rows past the backup's highest rowid are new by construction; a table keyed otherwise is matched by key.
+    let over = match (over, &key) {
+        (Over::BackupOfAppendOnly, Key::Columns(_)) => Over::Backup,
+        (over, _) => over,
+    };
+    let start = match over {
+        Over::BackupOfAppendOnly => {
+            let max: Option<i64> = owner
+                .conn()
+                .query_row(&format!("SELECT max(rowid) FROM {}", quote(table)), [], |r| r.get(0))
+                .map_err(|e| owner.error(e))?;
+            max.map_or(i64::MIN, |m| m.saturating_add(1))
+        }
+        _ => i64::MIN,
+    };
+    let lookup = match over {
+        Over::Backup => BackupLookup::new(table, &key, &common),
+        _ => None,
     };
     let mut writer = TableWriter {
         owner,
@@ -889,7 +913,7 @@ fn copy_table(
             chunk: opts.chunk_rows.max(1),
             budget: opts.probe_budget,
         };
-        let gaps = scan.scan(i64::MIN, i64::MAX, &mut writer)?;
+        let gaps = scan.scan(start, i64::MAX, &mut writer)?;
         let mut gaps = scan.refine(gaps, &mut writer)?;
         // Read once, and only when something was unreadable: a whole pass over an index.
         let index = if gaps.is_empty() {
@@ -921,7 +945,7 @@ fn copy_table(
         // no longer holds. (A table keyed by columns gets new rowids: its unreadable ranges say nothing of
         // the backup's rows, so this is not counted for it.)
         let gone = writer.t.from_backup.saturating_sub(writer.backup_rows_read + kept);
-        if have_base && writer.explicit_rowid && gone > 0 {
+        if over == Over::Backup && writer.explicit_rowid && gone > 0 {
             notes.push(format!(
                 "{table}: {gone} row(s) of the backup are not in the damaged file where it reads (deleted after \
                  the backup, by retention or by hand): kept, as the backup has them"

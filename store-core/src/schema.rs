@@ -38,6 +38,12 @@ pub struct Schema {
     /// takes such a table whole from the damaged file when it reads without damage (it may count rows no
     /// longer stored, such as pruned ones), and otherwise keeps what the triggers derived, and says so.
     pub derived_tables: &'static [&'static str],
+    /// Tables whose rows never change once written (inserted, later perhaps deleted by retention, never
+    /// updated). A salvage on top of a backup keeps the backup's copy of their rows and reads only the rows
+    /// past its highest id: a row of the backup is verified, and no legitimate change can be newer, so damage
+    /// that still parses can never replace it (and the bulk of the history is not read twice). Rows of other
+    /// tables that the damaged file holds changed take its values (a session ended after the backup).
+    pub append_only_tables: &'static [&'static str],
 }
 
 /// A column holding ids of another kind's table (see [`Schema::id_references`]).

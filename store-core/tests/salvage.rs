@@ -47,6 +47,7 @@ static NOTES: Schema = Schema {
     predecessor: None,
     id_references: &[],
     derived_tables: &[],
+    append_only_tables: &[],
 };
 
 fn ro(path: &Path) -> Connection {

@@ -65,6 +65,7 @@ pub const ITEMS_KIND: Schema = Schema {
     }),
     id_references: &[],
     derived_tables: &[],
+    append_only_tables: &[],
 };
 
 /// A second kind.
@@ -82,6 +83,7 @@ pub static OTHER: Schema = Schema {
     predecessor: None,
     id_references: &[],
     derived_tables: &[],
+    append_only_tables: &[],
 };
 
 // Not every test binary uses every helper.
