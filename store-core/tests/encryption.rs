@@ -353,6 +353,13 @@ fn a_damaged_page_under_the_right_key_is_reported_as_damage() {
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert!(err.to_string().contains("HMAC verification failed for page"), "{err}");
+    // The command to run says the key is needed: copied without it, it would fail with key_required.
+    let repair = format!(
+        "`splitstore repair --data-dir {} --key-file FILE`",
+        store_core::files::shell_quoted(dir.path())
+    );
+    assert!(err.remedy().contains(&repair), "{}", err.remedy());
+    assert!(damage.remedy.contains(&repair), "{}", damage.remedy);
     assert!(
         damage
             .message
