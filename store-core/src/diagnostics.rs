@@ -356,8 +356,8 @@ fn inspect_contents(
                     shown.join("; ")
                 ),
                 format!(
-                    "restore the newest backup with `{} --from BACKUP`",
-                    schema.tools.command("restore", files::parent_dir(path))
+                    "restore the newest backup with `{}`",
+                    schema.command("restore", files::parent_dir(path), "--from BACKUP")
                 ),
             );
         }

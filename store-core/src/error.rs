@@ -582,21 +582,12 @@ impl Error {
     pub fn remedy(&self) -> String {
         let dir = parent_dir(self.path());
         let quoted_dir = shell_quoted(dir);
-        // A command of the schema's application on this data directory (with `extra` arguments), quoted for
-        // copying, or a description of it when the kind is not known.
-        // A file its owner last opened encrypted needs the key on every command named (a command copied
-        // without it would only fail with `key_required`).
-        let key_arg = match crate::records::encryption(self.path()) {
-            Some(r) if r.encrypted => " --key-file FILE",
-            _ => "",
-        };
-        let command = |schema: Option<&Schema>, subcommand: &str, extra: &str| {
-            let key_arg = if extra.contains("--key-file") { "" } else { key_arg };
-            match schema {
-                Some(s) if extra.is_empty() => format!("`{}{key_arg}`", s.tools.command(subcommand, dir)),
-                Some(s) => format!("`{} {extra}{key_arg}`", s.tools.command(subcommand, dir)),
-                None => format!("the application's {subcommand} command on {quoted_dir}"),
-            }
+        // A command of the schema's application on this data directory (with `extra` arguments, and the key
+        // when the file is encrypted: `Schema::command`), quoted for copying, or a description of it when the
+        // kind is not known.
+        let command = |schema: Option<&Schema>, subcommand: &str, extra: &str| match schema {
+            Some(s) => format!("`{}`", s.command(subcommand, dir, extra)),
+            None => format!("the application's {subcommand} command on {quoted_dir}"),
         };
         match self {
             Error::Locked { .. } => "only one process may write this file: stop the other owner (or drop the other \

@@ -85,21 +85,30 @@ pub struct Predecessor {
     pub converter_rejects: &'static str,
 }
 
-impl Tools {
-    /// `{program} {subcommand} --data-dir {dir}`, the directory quoted for a shell when it needs it.
-    pub fn command(&self, subcommand: &str, data_dir: &Path) -> String {
-        format!(
-            "{} {subcommand} --data-dir {}",
-            self.program,
-            crate::files::shell_quoted(data_dir)
-        )
-    }
-}
-
 impl Schema {
+    /// `{program} {subcommand} --data-dir {dir} {extra}`, the directory quoted for a shell when it needs it,
+    /// and `--key-file FILE` at the end when this kind's file in `data_dir` was last opened encrypted and
+    /// `extra` names no key: copied without the key, the command would only fail with `key_required`.
+    pub fn command(&self, subcommand: &str, data_dir: &Path, extra: &str) -> String {
+        let mut command = format!(
+            "{} {subcommand} --data-dir {}",
+            self.tools.program,
+            crate::files::shell_quoted(data_dir)
+        );
+        if !extra.is_empty() {
+            command.push(' ');
+            command.push_str(extra);
+        }
+        let encrypted = crate::records::encryption(&self.path_in(data_dir)).is_some_and(|r| r.encrypted);
+        if encrypted && !extra.contains("--key-file") {
+            command.push_str(" --key-file FILE");
+        }
+        command
+    }
+
     /// The command that runs this kind's owner on `data_dir`.
     pub fn owner_command(&self, data_dir: &Path) -> String {
-        self.tools.command(self.tools.owner_subcommand, data_dir)
+        self.command(self.tools.owner_subcommand, data_dir, "")
     }
 
     /// The schema version this build writes and reads.
