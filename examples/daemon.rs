@@ -163,7 +163,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Ok(step) => step,
                     // A damaged page in old history: retention stops, recording goes on (exiting would
                     // lose activity, and a supervisor would restart the daemon onto the same page).
-                    Err(e) if e.kind() == ErrorKind::Corrupt => {
+                    Err(e) if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase) => {
                         eprintln!("daemon: retention paused: {}. What to do: {}", e.what(), e.remedy());
                         retention_on = false;
                         continue;
