@@ -42,6 +42,14 @@ fn backed_up(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (data, db, backup)
 }
 
+/// [`backed_up`], then the daemon records 500 more events (5 sessions) after the backup.
+fn backed_up_then_500_events(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (data, activity, backup) = backed_up(dir);
+    let daemon = run_splitstore(["daemon", "--events", "500", "--data-dir", utf8(&data)]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    (data, activity, backup)
+}
+
 /// The schema version this build writes for the database named `name` (`activity.db`).
 fn build_version(name: &str) -> u32 {
     splitstore::DATABASES
@@ -782,8 +790,17 @@ fn restore_is_refused_while_the_daemon_runs_and_puts_the_backup_back_after_it_st
             db.display()
         );
         assert!(line.starts_with(&head), "{line}");
-        let aside = PathBuf::from(line.rsplit_once(" is kept at ").unwrap().1);
+        let after = line.rsplit_once(" is kept at ").unwrap().1;
+        let (aside, left_out) = after.split_once("; ").unwrap_or((after, ""));
+        let aside = PathBuf::from(aside);
         assert!(aside.exists(), "{}", aside.display());
+        if name == "activity.db" {
+            // The events the daemon wrote after the backup: kept in the replaced file, and said.
+            assert!(
+                left_out.starts_with("the file it replaced had added rows since the backup (at most "),
+                "{line}"
+            );
+        }
         // Checked before this test opens the file (a read-only connection leaves an empty -wal and -shm).
         for sidecar in ["-wal", "-shm"] {
             assert!(
@@ -868,11 +885,8 @@ fn repair_through_the_cli_quarantines_the_damaged_file_and_restores_the_newest_b
 #[test]
 fn repair_refuses_to_restore_a_backup_older_than_the_damaged_file_unless_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, activity, backup) = backed_up(dir.path());
+    let (data, activity, backup) = backed_up_then_500_events(dir.path());
     let d = utf8(&data);
-    // The daemon records 500 more events (5 sessions) after the backup.
-    let daemon = run_splitstore(["daemon", "--events", "500", "--data-dir", d]);
-    assert!(daemon.status.success(), "{daemon:?}");
 
     damage_middle_page(&activity);
     let damaged = fs::read(&activity).unwrap();
@@ -901,7 +915,43 @@ fn repair_refuses_to_restore_a_backup_older_than_the_damaged_file_unless_asked()
         stdout.starts_with(&format!("activity.db: restored from {}", backup.display())),
         "{stdout}"
     );
+    assert!(stdout.lines().next().unwrap().ends_with(LEFT_OUT_500), "{stdout}");
     assert_eq!(contents(&activity, &["provenance"]), contents(&backup, &["provenance"]));
+}
+
+/// What a restore of activity.db's backup leaves out after the daemon recorded 500 more events.
+const LEFT_OUT_500: &str = "; the file it replaced had added rows since the backup (at most 500 in activity_events, 5 \
+                            in activity_sessions): they are not in the restored file";
+
+/// Restoring a backup older than the file in place (both owners stopped) is the user's choice: it is done,
+/// and says what the replaced file had added since, which it keeps.
+#[test]
+fn a_restore_of_an_older_backup_says_what_the_replaced_file_had_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, activity, backup) = backed_up_then_500_events(dir.path());
+    let d = utf8(&data);
+
+    let out = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&backup)]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let line = stdout.lines().next().unwrap();
+    assert!(
+        line.starts_with(&format!(
+            "restored {} from {} (schema 4 -> 4); the previous file is kept at {}.replaced-",
+            activity.display(),
+            backup.display(),
+            activity.display()
+        )),
+        "{line}"
+    );
+    assert!(line.ends_with(LEFT_OUT_500), "{line}");
+    let kept = named(&data, "activity.db.replaced-");
+    let events = |db: &Path| query_i64(&read_only(db), "SELECT count(*) FROM activity_events");
+    assert_eq!(
+        events(&kept[0]) - events(&activity),
+        500,
+        "the replaced file keeps them"
+    );
 }
 
 #[test]

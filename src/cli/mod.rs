@@ -24,6 +24,15 @@ pub fn fail(context: &str, err: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// What a restore left out of the file it put in place: the rows the replaced file had added since the
+/// backup (it keeps them), or nothing when there were none.
+pub fn left_out(added: &store_core::restore::RowsAdded) -> String {
+    if added.is_empty() {
+        return String::new();
+    }
+    format!("; the file it replaced had added rows since the backup ({added}): they are not in the restored file")
+}
+
 /// Prints on stdout. A closed stdout (`splitstore report | head -1`) is not an error worth a panic: the
 /// text is dropped, as the reader asked, and the command goes on to its usual exit code.
 pub fn print_out(text: std::fmt::Arguments<'_>) {

@@ -83,9 +83,10 @@ pub fn run(args: Args) -> ExitCode {
                 quarantined,
                 report,
             } => super::say!(
-                "{database}: restored from {}{}",
+                "{database}: restored from {}{}{}",
                 report.restored_from.display(),
-                aside(&quarantined)
+                aside(&quarantined),
+                super::left_out(&report.added_since_backup)
             ),
             RepairAction::StartedEmpty { database, quarantined } => {
                 super::say!("{database}: started empty{}", aside(&quarantined))

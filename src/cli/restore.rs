@@ -29,14 +29,15 @@ pub fn run(args: Args) -> ExitCode {
         Ok(reports) => {
             for r in reports {
                 super::say!(
-                    "restored {} from {} (schema {} -> {}){}",
+                    "restored {} from {} (schema {} -> {}){}{}",
                     r.path.display(),
                     r.restored_from.display(),
                     r.backup_version,
                     r.version,
                     r.moved_aside
                         .map(|a| format!("; the previous file is kept at {}", a.display()))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    super::left_out(&r.added_since_backup)
                 );
             }
             ExitCode::SUCCESS

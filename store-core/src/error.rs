@@ -304,7 +304,7 @@ pub enum Error {
     BackupOlder {
         path: PathBuf,
         backup: PathBuf,
-        added: Vec<(String, u64)>,
+        added: crate::restore::RowsAdded,
         schema: &'static Schema,
     },
     /// The read pool could not hand out a connection.
@@ -545,15 +545,11 @@ impl Error {
                 }
                 s
             }
-            Error::BackupOlder { backup, added, .. } => {
-                let added: Vec<String> = added.iter().map(|(table, n)| format!("{n} in {table}")).collect();
-                format!(
-                    "{p} is damaged, and its newest good backup ({}) is older: since the backup the damaged file \
-                     added rows that a restore would leave out (at most {})",
-                    backup.display(),
-                    added.join(", ")
-                )
-            }
+            Error::BackupOlder { backup, added, .. } => format!(
+                "{p} is damaged, and its newest good backup ({}) is older: since the backup the damaged file added \
+                 rows that a restore would leave out ({added})",
+                backup.display()
+            ),
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
             Error::UnsafePath { problem, .. } => format!("{p} {problem}"),
             Error::Io { action, source, .. } => format!("could not {action} {p}: {source}"),

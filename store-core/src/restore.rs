@@ -36,6 +36,27 @@ pub struct RestoreReport {
     /// Schema version of the backup, and after opening it with this build.
     pub backup_version: u32,
     pub version: u32,
+    /// Rows the file it replaced had added after the backup was taken (see [`rows_added_since`]): not in
+    /// the restored file, still in `moved_aside`. Empty when nothing was replaced, or nothing can be told.
+    pub added_since_backup: RowsAdded,
+}
+
+/// Rows added per table, at most (AUTOINCREMENT ids handed out), by table name; shown as
+/// "at most 500 in activity_events, 5 in activity_sessions".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RowsAdded(pub Vec<(String, u64)>);
+
+impl RowsAdded {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Display for RowsAdded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let each: Vec<String> = self.0.iter().map(|(table, n)| format!("{n} in {table}")).collect();
+        write!(f, "at most {}", each.join(", "))
+    }
 }
 
 /// A backup [`verify_backup`] found sound: the only thing [`restore_from`] accepts, so a backup is always
@@ -257,8 +278,10 @@ pub fn place_all(
     for (p, e) in placements.into_iter().zip(journal.entries) {
         let replaced = e.had_original.then(|| e.aside.clone());
         let mut floors = p.id_floors;
+        let mut added_since_backup = RowsAdded::default();
         if let Some(aside) = &replaced {
             floors.extend(counters_of(aside, key));
+            added_since_backup = rows_added_since(aside, &p.backup, key);
         }
         let options = OpenOptions {
             key: key.cloned(),
@@ -281,6 +304,7 @@ pub fn place_all(
             moved_aside: replaced,
             backup_version: p.backup.version,
             version,
+            added_since_backup,
         });
     }
     Ok((reports, locks))
@@ -370,16 +394,18 @@ pub fn counters_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
 /// deleted since counts too). Tables it did not add to are left out; a damaged file whose counters cannot be
 /// read gives none. Changes to rows the backup has (a session ended, a setting changed) are not counted.
 /// Opens connections: not for a file an owner of this process has open.
-pub fn rows_added_since(damaged: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> Vec<(String, u64)> {
+pub fn rows_added_since(damaged: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> RowsAdded {
     let before: BTreeMap<String, i64> = counters_of(backup.path(), key).into_iter().collect();
     let after: BTreeMap<String, i64> = counters_of(damaged, key).into_iter().collect();
-    after
-        .into_iter()
-        .filter_map(|(table, seq)| {
-            let added = seq.saturating_sub(before.get(&table).copied().unwrap_or(0));
-            (added > 0).then_some((table, added as u64))
-        })
-        .collect()
+    RowsAdded(
+        after
+            .into_iter()
+            .filter_map(|(table, seq)| {
+                let added = seq.saturating_sub(before.get(&table).copied().unwrap_or(0));
+                (added > 0).then_some((table, added as u64))
+            })
+            .collect(),
+    )
 }
 
 /// Raises each table's AUTOINCREMENT counter to at least its floor (tables the file does not have, or
