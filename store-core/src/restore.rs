@@ -389,14 +389,14 @@ pub fn counters_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
         .unwrap_or_default()
 }
 
-/// The rows `damaged` added after `backup` was taken, at most, per table (by name): how far each
-/// AUTOINCREMENT counter of the damaged file is past the backup's (ids handed out since; a row added and
-/// deleted since counts too). Tables it did not add to are left out; a damaged file whose counters cannot be
-/// read gives none. Changes to rows the backup has (a session ended, a setting changed) are not counted.
-/// Opens connections: not for a file an owner of this process has open.
-pub fn rows_added_since(damaged: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> RowsAdded {
+/// The rows `file` (a damaged file, or one a restore replaced) added after `backup` was taken, at most, per
+/// table (by name): how far each of its AUTOINCREMENT counters is past the backup's (ids handed out since; a
+/// row added and deleted since counts too). Tables it did not add to are left out; a file whose counters
+/// cannot be read (under `key`) gives none. Changes to rows the backup has (a session ended, a setting
+/// changed) are not counted. Opens connections: not for a file an owner of this process has open.
+pub fn rows_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> RowsAdded {
     let before: BTreeMap<String, i64> = counters_of(backup.path(), key).into_iter().collect();
-    let after: BTreeMap<String, i64> = counters_of(damaged, key).into_iter().collect();
+    let after: BTreeMap<String, i64> = counters_of(file, key).into_iter().collect();
     RowsAdded(
         after
             .into_iter()
