@@ -102,6 +102,14 @@ fn events_interior_pages(conn: &Connection) -> Vec<i64> {
     below
 }
 
+/// Overwrites the middle one of the events b-tree's interior pages below its root ([`damage_page`]), hiding
+/// the leaves below it; returns how many such interior pages there are.
+fn damage_a_middle_interior_page(db: &Path) -> usize {
+    let interior = events_interior_pages(&read_only(db));
+    damage_page(db, interior[interior.len() / 2]);
+    interior.len()
+}
+
 /// Overwrites page `page` (1-based) of `db` with 0x5A bytes, as a bad sector or a stray write would.
 fn damage_page(db: &Path, page: i64) {
     damage_page_of_size(db, query_i64(&read_only(db), "PRAGMA page_size") as usize, page);
@@ -399,8 +407,7 @@ fn a_damaged_interior_page_hides_intact_leaves_that_are_read_from_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir_with_events(dir.path());
     let db = data.join("activity.db");
-    let interior = events_interior_pages(&read_only(&db));
-    damage_page(&db, interior[interior.len() / 2]);
+    let interior = damage_a_middle_interior_page(&db);
 
     let (report, _) = salvage_activity(&data);
     assert_report_matches(&db, &report);
@@ -415,7 +422,7 @@ fn a_damaged_interior_page_hides_intact_leaves_that_are_read_from_the_file() {
     eprintln!(
         "salvage, damaged interior page of activity_events ({} interior pages below the root): {kept} of {EVENTS} \
          events ({:.3}%), {} known lost",
-        interior.len(),
+        interior,
         kept as f64 * 100.0 / EVENTS as f64,
         events.known_lost
     );
@@ -429,8 +436,7 @@ fn with_pages_in_the_wal_hidden_leaves_are_read_through_the_pager() {
     let dir = tempfile::tempdir().unwrap();
     let healthy = data_dir_with_events(dir.path());
     let db = healthy.join("activity.db");
-    let interior = events_interior_pages(&read_only(&db));
-    damage_page(&db, interior[interior.len() / 2]);
+    damage_a_middle_interior_page(&db);
     // A commit after the damage, still in the WAL: the file and its -wal copied as a crash leaves them,
     // while the writer is open (it checkpoints on closing).
     let data = dir.path().join("crashed");

@@ -1225,12 +1225,14 @@ fn estimate_lost(
         return Ok(0);
     }
     let conn = owner.conn();
+    let held = format!("SELECT count(*) FROM {} WHERE rowid BETWEEN ?1 AND ?2", quote(table));
     let held_in = |(a, z): (i64, i64)| {
         if !same_rowids {
             return Ok(0);
         }
-        let sql = format!("SELECT count(*) FROM {} WHERE rowid BETWEEN ?1 AND ?2", quote(table));
-        conn.query_row(&sql, [a, z], |r| r.get::<_, i64>(0)).map(|n| n as u64)
+        conn.prepare_cached(&held)?
+            .query_row([a, z], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
     };
     let ranges = &t.unreadable_ranges;
     let mut kept = 0;
@@ -1486,7 +1488,8 @@ impl BackupLookup {
     /// None when the key cannot be matched (a key column the damaged file lacks): its rows are inserted,
     /// and the schema refuses those whose key the backup holds.
     fn new(table: &str, key: &Key, common: &[String]) -> Option<BackupLookup> {
-        let placeholder = |name: &str| {
+        // A key column compared with the row's value of it (by its place among the copied columns).
+        let key_column_is = |name: &String| {
             common
                 .iter()
                 .position(|c| c.eq_ignore_ascii_case(name))
@@ -1495,12 +1498,16 @@ impl BackupLookup {
         let (key_is, by_rowid) = match key {
             Key::Rowid => (format!("rowid = ?{}", common.len() + 1), true),
             Key::Columns(cols) if !cols.is_empty() => {
-                let conds: Option<Vec<String>> = cols.iter().map(|k| placeholder(k)).collect();
+                let conds: Option<Vec<String>> = cols.iter().map(key_column_is).collect();
                 (conds?.join(" AND "), false)
             }
             Key::Columns(_) => return None,
         };
-        let same: Vec<String> = common.iter().filter_map(|c| placeholder(c)).collect();
+        let same: Vec<String> = common
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} IS ?{}", quote(c), i + 1))
+            .collect();
         let same = if same.is_empty() {
             "1".to_string()
         } else {
