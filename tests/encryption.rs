@@ -411,6 +411,44 @@ mod encrypted {
     }
 
     #[test]
+    fn a_server_started_without_the_key_does_not_create_config_db_in_the_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        let k = key_file(&dir.path().join("key"));
+        let daemon = with_key(&["daemon", "--data-dir", d, "--seconds", "0.2"], &k);
+        assert!(daemon.status.success(), "{daemon:?}");
+        let config = data.join("config.db");
+        assert!(!config.exists());
+
+        // doctor names the missing file's fix with the key: copied as it is, it creates config.db encrypted.
+        let fix = format!(
+            "splitstore server --data-dir {} --key-file FILE",
+            store_core::files::shell_quoted(&data)
+        );
+        let doctor = with_key(&["doctor", "--data-dir", d], &k);
+        let (doctor_out, _) = texts(&doctor);
+        assert!(doctor_out.contains(&fix), "{doctor_out}");
+
+        let server = run_splitstore(["server", "--data-dir", d, "--seconds", "0.2"]);
+        let (_, err) = texts(&server);
+        assert_eq!(server.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("does not exist and was to be created without a key, in the clear, while")
+                && err.contains(&fix),
+            "{err}"
+        );
+        assert!(!config.exists(), "nothing created in the clear");
+
+        let server = with_key(&["server", "--data-dir", d, "--seconds", "0.2"], &k);
+        assert!(server.status.success(), "{server:?}");
+        assert!(
+            !fs::read(&config).unwrap().starts_with(b"SQLite format 3\0"),
+            "encrypted"
+        );
+    }
+
+    #[test]
     fn a_plaintext_data_directory_is_encrypted_by_rekey() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");

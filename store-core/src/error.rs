@@ -338,6 +338,14 @@ pub enum Error {
         path: PathBuf,
         schema: Option<&'static Schema>,
     },
+    /// The file does not exist and was to be created without a key, while a database beside it is
+    /// recorded encrypted: it would have been written in the clear. Nothing was created.
+    KeyRequiredBeside {
+        path: PathBuf,
+        /// The encrypted database beside it.
+        encrypted: PathBuf,
+        schema: Option<&'static Schema>,
+    },
     /// A key was given, and the file is a plaintext database.
     NotEncrypted {
         path: PathBuf,
@@ -380,7 +388,7 @@ impl Error {
             Error::Sqlite { .. } => ErrorKind::Sqlite,
             Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
             Error::KeyRejected { .. } => ErrorKind::KeyRejected,
-            Error::KeyRequired { .. } => ErrorKind::KeyRequired,
+            Error::KeyRequired { .. } | Error::KeyRequiredBeside { .. } => ErrorKind::KeyRequired,
             Error::NotEncrypted { .. } => ErrorKind::NotEncrypted,
             Error::EncryptionUnavailable { .. } => ErrorKind::EncryptionUnavailable,
             Error::BadKeyFile { .. } => ErrorKind::InvalidInput,
@@ -417,6 +425,7 @@ impl Error {
             | Error::VerificationFailed { path, .. }
             | Error::KeyRejected { path, .. }
             | Error::KeyRequired { path, .. }
+            | Error::KeyRequiredBeside { path, .. }
             | Error::NotEncrypted { path, .. }
             | Error::EncryptionUnavailable { path }
             | Error::BadKeyFile { path, .. } => path,
@@ -455,6 +464,7 @@ impl Error {
             | Error::Sqlite { schema, .. }
             | Error::KeyRejected { schema, .. }
             | Error::KeyRequired { schema, .. }
+            | Error::KeyRequiredBeside { schema, .. }
             | Error::NotEncrypted { schema, .. } => {
                 schema.get_or_insert(kind);
             }
@@ -563,6 +573,11 @@ impl Error {
                 )
             }
             Error::KeyRequired { .. } => format!("{p} is encrypted and was opened without its key"),
+            Error::KeyRequiredBeside { encrypted, .. } => format!(
+                "{p} does not exist and was to be created without a key, in the clear, while {} beside it is \
+                 encrypted",
+                encrypted.display()
+            ),
             Error::NotEncrypted { .. } => {
                 format!("{p} is not encrypted (a plaintext database), but it was opened with a key")
             }
@@ -735,6 +750,13 @@ impl Error {
                     .into()
             }
             Error::KeyRequired { .. } => "supply its key with --key-file; the file was not changed".into(),
+            Error::KeyRequiredBeside { schema, .. } => format!(
+                "start its owner with the data directory's key ({}); nothing was created",
+                match schema {
+                    Some(s) => command(Some(s), s.tools.owner_subcommand, ""),
+                    None => command(None, "owner", ""),
+                }
+            ),
             Error::NotEncrypted { schema, .. } => format!(
                 "open it without a key, or encrypt it with the key: stop its owner and run {}",
                 command(*schema, "rekey", "--new-key-file FILE")

@@ -183,6 +183,19 @@ impl OwnerConnection {
                 schema,
             });
         }
+        // Encryption at rest is a property of the data directory: a new file in the clear beside an encrypted
+        // one (its owner started without the key) would hold the user's data unprotected.
+        if size.unwrap_or(0) == 0
+            && opts.key.is_none()
+            && !opts.temporary_file
+            && let Some(encrypted) = records::encrypted_sibling(path)
+        {
+            return Err(Error::KeyRequiredBeside {
+                path: path.to_path_buf(),
+                encrypted,
+                schema: Some(schema),
+            });
+        }
         if size.is_none() {
             drop(files::create_private_new(path)?);
         }

@@ -119,6 +119,25 @@ pub fn encryption(db: &Path) -> Option<EncryptionRecord> {
     serde_json::from_str(&text).ok()
 }
 
+/// An existing database beside `db` (in its data directory) whose last successful open was encrypted. A
+/// data directory is encrypted as a whole (a split or `rekey` puts both files under one key), so a file
+/// created there without a key would be the one written in the clear.
+pub fn encrypted_sibling(db: &Path) -> Option<PathBuf> {
+    const SUFFIX: &str = ".key-check.json";
+    let own = encryption_path(db);
+    let data_dir = files::parent_dir(db);
+    std::fs::read_dir(private_dir::private_dir(data_dir))
+        .ok()?
+        .flatten()
+        .filter(|entry| entry.path() != own)
+        .find_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let sibling = data_dir.join(name.strip_suffix(SUFFIX)?);
+            let exists = std::fs::symlink_metadata(&sibling).is_ok_and(|m| m.len() > 0);
+            (exists && encryption(&sibling)?.encrypted).then_some(sibling)
+        })
+}
+
 /// The record [`note_encryption`] writes for `key` (or none).
 pub fn encryption_of(key: Option<&crate::key::Key>) -> EncryptionRecord {
     EncryptionRecord {

@@ -87,7 +87,8 @@ pub struct Predecessor {
 
 impl Schema {
     /// `{program} {subcommand} --data-dir {dir} {extra}`, the directory quoted for a shell when it needs it,
-    /// and `--key-file FILE` at the end when this kind's file in `data_dir` was last opened encrypted and
+    /// and `--key-file FILE` at the end when this kind's file in `data_dir` was last opened encrypted (or,
+    /// not created yet, has an encrypted database beside it: [`crate::records::encrypted_sibling`]) and
     /// `extra` names no key: copied without the key, the command would only fail with `key_required`.
     pub fn command(&self, subcommand: &str, data_dir: &Path, extra: &str) -> String {
         let mut command = format!(
@@ -99,7 +100,11 @@ impl Schema {
             command.push(' ');
             command.push_str(extra);
         }
-        let encrypted = crate::records::encryption(&self.path_in(data_dir)).is_some_and(|r| r.encrypted);
+        let db = self.path_in(data_dir);
+        let encrypted = match crate::records::encryption(&db) {
+            Some(record) => record.encrypted,
+            None => crate::records::encrypted_sibling(&db).is_some(),
+        };
         if encrypted && !extra.contains("--key-file") {
             command.push_str(" --key-file FILE");
         }

@@ -227,6 +227,47 @@ mod sqlcipher {
     }
 
     #[test]
+    fn a_new_file_beside_an_encrypted_one_is_not_created_in_the_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(7);
+        drop(OwnerConnection::open_with(&dir.path().join("activity.db"), &ITEMS, &keyed(&k)).unwrap());
+        let config = dir.path().join("config.db");
+        let quoted = store_core::files::shell_quoted(dir.path());
+        // The other owner started without the key: refused, nothing created, and the command it names
+        // carries the key.
+        let err = OwnerConnection::open(&config, &OTHER).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyRequired, "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} does not exist and was to be created without a key, in the clear, while {} beside it is \
+                 encrypted. What to do: start its owner with the data directory's key (`splitstore server \
+                 --data-dir {quoted} --key-file FILE`); nothing was created",
+                config.display(),
+                dir.path().join("activity.db").display()
+            )
+        );
+        assert!(!config.exists(), "nothing created");
+        // The failure is recorded for a UI, as every failed open is.
+        let record = store_core::records::last_failure(&config).expect("failure record");
+        assert_eq!(record.banner.kind, ErrorKind::KeyRequired);
+        // An empty file left by a cut-short create is not a way around it either.
+        fs::File::create(&config).unwrap();
+        let err = OwnerConnection::open(&config, &OTHER).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyRequired, "{err}");
+        assert_eq!(fs::metadata(&config).unwrap().len(), 0);
+        fs::remove_file(&config).unwrap();
+        // With the key it is created, encrypted.
+        drop(OwnerConnection::open_with(&config, &OTHER, &keyed(&k)).unwrap());
+        let head = fs::read(&config).unwrap();
+        assert!(!head.starts_with(SQLITE_HEADER), "config.db is encrypted");
+        // A plaintext data directory is unaffected: the check only looks at recorded encryption.
+        let plain = tempfile::tempdir().unwrap();
+        drop(OwnerConnection::open(&plain.path().join("activity.db"), &ITEMS).unwrap());
+        drop(OwnerConnection::open(&plain.path().join("config.db"), &OTHER).unwrap());
+    }
+
+    #[test]
     fn a_plaintext_database_opened_with_a_key_is_named_as_such() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("activity.db");
