@@ -139,7 +139,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Retention (a pass a day in a real daemon; every second here): one short step at a time between
     // pushes, while the group's events are pending, so recording never waits for a whole pass.
     let mut next_pass = Instant::now();
-    let mut retention_on = true;
+    // Damage an earlier run met is still in the file (an open does not read that page): retention would
+    // meet it again.
+    let pause = |e: &splitstore::activity_store::Error| {
+        eprintln!("daemon: retention paused: {}. What to do: {}", e.what(), e.remedy())
+    };
+    let damage_seen = daemon.group.writer().owner().damage_seen();
+    damage_seen.iter().for_each(pause);
+    let mut retention_on = damage_seen.is_none();
     let mut pass = Pass::default();
     let mut made = 0u64;
     while started.elapsed() < run_for {
@@ -164,7 +171,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     // A damaged page in old history: retention stops, recording goes on (exiting would
                     // lose activity, and a supervisor would restart the daemon onto the same page).
                     Err(e) if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase) => {
-                        eprintln!("daemon: retention paused: {}. What to do: {}", e.what(), e.remedy());
+                        pause(&e);
                         retention_on = false;
                         continue;
                     }

@@ -665,4 +665,37 @@ fn retention_meeting_a_damaged_page_pauses_and_recording_goes_on() {
         recorded_since(),
         "every event the daemon counted is in the file"
     );
+
+    // The next start knows (the damage was recorded): retention is paused from the start, without a step
+    // that would meet the page again, and recording goes on.
+    let again = splitstore()
+        .args([
+            "daemon",
+            "--events",
+            "300",
+            "--prune-older-than-days",
+            "7",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr),
+    );
+    assert!(again.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "splitstore daemon: retention paused: {} is damaged: the daemon met it while running (",
+            db.display()
+        )),
+        "{err}"
+    );
+    let line = out.lines().find(|l| l.starts_with("daemon: ")).unwrap();
+    assert!(
+        line.contains(" prune_steps=0 ") && line.ends_with(" retention=paused"),
+        "{line}"
+    );
+    assert!(line.contains(" events=300 "), "{line}");
 }

@@ -1001,3 +1001,82 @@ fn no_command_prints_a_settings_value() {
         Some(SECRET_VALUE)
     );
 }
+
+/// A server that met a damaged page of config.db while running does not start again onto it (until now each
+/// start ran until it met the page again, writing on the way, and nothing showed why it had stopped while
+/// it was down): the damage is recorded, doctor lists it, the next start stops before any change with the
+/// damage and its fix, and the repair that replaces the file clears it.
+#[test]
+fn a_server_that_met_a_damaged_page_stops_at_its_next_start_until_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    let daemon = run_splitstore(["daemon", "--events", "300", "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+    for i in 0..2000 {
+        let name = format!("Project {i} {}", "with a long name ".repeat(8));
+        store.create_project(&config_store::NewProject::named(&name)).unwrap();
+    }
+    drop(store);
+    let backup = run_splitstore(["backup", "--data-dir", d]);
+    assert!(backup.status.success(), "{backup:?}");
+    // A leaf of the projects table with an impossible page type: every read of it fails as damage, and an
+    // open reads none of it.
+    let config = data.join("config.db");
+    let leaves: Vec<i64> = query_column(
+        &read_only(&config),
+        "SELECT pageno FROM dbstat WHERE name = 'projects' AND pagetype = 'leaf' ORDER BY pageno",
+    );
+    let mut bytes = fs::read(&config).unwrap();
+    bytes[(leaves[leaves.len() / 2] as usize - 1) * 4096] = 0x5A;
+    fs::write(&config, &bytes).unwrap();
+    let created = || {
+        query_i64(
+            &read_only(&config),
+            "SELECT seq FROM sqlite_sequence WHERE name = 'projects'",
+        )
+    };
+
+    // The first start meets the page at its first report.
+    let first = run_splitstore(["server", "--data-dir", d, "--seconds", "5"]);
+    let (_, err) = texts(&first);
+    assert_eq!(first.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{} is damaged", config.display())), "{err}");
+    let after_first = created();
+    let (code, table, _) = doctor(&data);
+    assert_eq!(code, 1, "{table}");
+    let seen = section(&table, &config)
+        .lines()
+        .find(|l| l.trim_start().starts_with("damage seen"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(seen.contains("[corrupt]"), "{seen}");
+    assert!(
+        seen.contains("(met while running; kept until a restore or repair)"),
+        "{seen}"
+    );
+
+    // The next start stops at once, saying what the last one met and what to do, and changes nothing.
+    let second = run_splitstore(["server", "--data-dir", d, "--seconds", "5"]);
+    let (out, err) = texts(&second);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(out.is_empty(), "no round ran: {out}");
+    assert!(
+        err.starts_with(&format!(
+            "splitstore server: {} is damaged: the server met it while running (",
+            config.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("`splitstore repair --data-dir {d}")), "{err}");
+    assert_eq!(created(), after_first, "the second start created no project");
+
+    // The repair that replaces the file clears the record; the server runs again.
+    let repair = run_splitstore(["repair", "--data-dir", d, "--salvage"]);
+    assert!(repair.status.success(), "{repair:?}");
+    let (code, table, _) = doctor(&data);
+    assert_eq!(code, 0, "{table}");
+    assert!(!section(&table, &config).contains("damage seen"), "{table}");
+    let third = run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"]);
+    assert!(third.status.success(), "{third:?}");
+}

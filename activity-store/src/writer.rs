@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use store_core::checkpoint::{CheckpointMode, CheckpointResult};
-use store_core::{OpenOptions, OwnerConnection, Result, SqliteResultExt};
+use store_core::{OpenOptions, OwnerConnection, Result};
 
 use crate::SCHEMA;
 use crate::group_commit::{GroupCommit, GroupCommitPolicy, Pending};
@@ -342,7 +342,7 @@ impl ActivityWriter {
             CheckpointMode::Passive => self.wal.checkpoint(conn, path, mode),
             _ => self.wal.checkpoint_with_timeout(conn, path, mode, self.busy_timeout),
         }
-        .at_db(path, &SCHEMA)
+        .map_err(|e| self.owner.error(e))
     }
 
     /// Retention: deletes the events older than `before` and the sessions that started and ended before
@@ -374,12 +374,12 @@ impl ActivityWriter {
         }
         let path = self.owner.path().to_path_buf();
         let conn = self.owner.conn();
-        report.freelist_after = repo::freelist_count(conn).at_db(&path, &SCHEMA)?;
-        report.pages_after = repo::page_count(conn).at_db(&path, &SCHEMA)?;
+        report.freelist_after = repo::freelist_count(conn).map_err(|e| self.owner.error(e))?;
+        report.pages_after = repo::page_count(conn).map_err(|e| self.owner.error(e))?;
         report.checkpoint = Some(
             self.wal
                 .checkpoint_with_timeout(conn, &path, CheckpointMode::Truncate, self.busy_timeout)
-                .at_db(&path, &SCHEMA)?,
+                .map_err(|e| self.owner.error(e))?,
         );
         Ok(report)
     }
@@ -444,16 +444,15 @@ impl ActivityWriter {
         if events + sessions > 0 {
             return Ok(step);
         }
-        let path = self.owner.path().to_path_buf();
         let conn = self.owner.conn();
-        let free = repo::freelist_count(conn).at_db(&path, &SCHEMA)?;
+        let free = repo::freelist_count(conn).map_err(|e| self.owner.error(e))?;
         if free == 0 {
             step.done = true;
             return Ok(step);
         }
         let pages = budget.min(crate::queries::VACUUM_STEP_PAGES);
-        repo::incremental_vacuum_step(conn, pages).at_db(&path, &SCHEMA)?;
-        let left = repo::freelist_count(conn).at_db(&path, &SCHEMA)?;
+        repo::incremental_vacuum_step(conn, pages).map_err(|e| self.owner.error(e))?;
+        let left = repo::freelist_count(conn).map_err(|e| self.owner.error(e))?;
         self.after_commit();
         step.transactions += 1;
         step.pages_returned = u64::try_from(free - left).unwrap_or(0);
@@ -463,7 +462,7 @@ impl ActivityWriter {
     }
 
     fn page_count(&self) -> Result<i64> {
-        repo::page_count(self.owner.conn()).at_db(self.owner.path(), &SCHEMA)
+        repo::page_count(self.owner.conn()).map_err(|e| self.owner.error(e))
     }
 
     fn after_commit(&mut self) {

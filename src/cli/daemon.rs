@@ -210,6 +210,18 @@ struct Pruned {
     paused: bool,
 }
 
+impl Pruned {
+    /// Stops retention for the rest of the run because of `damage`, saying so once with the fix.
+    fn pause(&mut self, damage: &activity_store::Error) {
+        eprintln!(
+            "splitstore daemon: retention paused: {}. What to do: {}. Recording goes on.",
+            damage.what(),
+            damage.remedy()
+        );
+        self.paused = true;
+    }
+}
+
 /// Retention while recording: when the next step may run, and against which cut-off.
 struct Retention {
     keep: chrono::Duration,
@@ -234,12 +246,7 @@ impl Retention {
             // restart the daemon only to meet the same page again (a start loop). So retention alone stops
             // (the step's transaction rolled back), said once with the fix; doctor shows the damage too.
             Err(e) if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase) => {
-                eprintln!(
-                    "splitstore daemon: retention paused: {}. What to do: {}. Recording goes on.",
-                    e.what(),
-                    e.remedy()
-                );
-                pruned.paused = true;
+                pruned.pause(&e);
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
@@ -381,6 +388,10 @@ fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally) -> Result<()
         next_step: Instant::now(),
     });
     let mut pruned = Pruned::default();
+    // Damage met before this start (by an earlier run) is still in the file: retention would meet it again.
+    if let Some(damage) = daemon.writer().owner().damage_seen().filter(|_| retention.is_some()) {
+        pruned.pause(&damage);
+    }
     let started = Instant::now();
     let deadline = args.seconds.map(|s| started + s);
     let mut session: Option<(i64, u64)> = None;

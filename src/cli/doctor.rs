@@ -60,7 +60,7 @@ pub fn run(args: Args) -> ExitCode {
 type Cell = fn(&DbHealth) -> String;
 
 fn render(h: &Health) -> String {
-    let rows: [(&str, Cell); 11] = [
+    let rows: [(&str, Cell); 12] = [
         ("file", |d| {
             if d.exists {
                 format!(
@@ -146,23 +146,23 @@ fn render(h: &Health) -> String {
             ),
         }),
         ("last failure", |d| match &d.last_failure {
-            Some(f) => format!(
-                "{} pid {} [{}] {}",
-                chrono::DateTime::from_timestamp_millis(f.at_ms)
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    .unwrap_or_default(),
-                f.pid,
-                f.banner.kind,
-                f.banner.message
-            ),
+            Some(f) => f.to_string(),
             None => "none".into(),
+        }),
+        // Only when there is some: a healthy table stays short.
+        ("damage seen", |d| match &d.damage_seen {
+            Some(f) => format!("{f} (met while running; kept until a restore or repair)"),
+            None => String::new(),
         }),
     ];
     let mut out = format!("splitstore doctor: {}\n", h.data_dir.display());
     for db in &h.databases {
         out.push_str(&format!("\n{}\n", db.path.display()));
         for (label, cell) in &rows {
-            out.push_str(&format!("  {label:<15} {}\n", cell(db)));
+            let cell = cell(db);
+            if !cell.is_empty() {
+                out.push_str(&format!("  {label:<15} {cell}\n"));
+            }
         }
     }
     let leftovers: Vec<&Leftover> = h

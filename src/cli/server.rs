@@ -66,6 +66,11 @@ pub fn run(args: Args) -> ExitCode {
         Ok(s) => s,
         Err(e) => return super::fail("server", &e),
     };
+    // The server cannot serve around a damaged page of config.db (every change and report reads the projects),
+    // and an open does not read that page: without this, each start would run until it met the page again.
+    if let Some(damage) = server.config().owner().damage_seen() {
+        return super::fail("server", &damage);
+    }
     let deadline = args.seconds.map(|s| Instant::now() + s);
     let mut tally = Tally::default();
     let outcome = serve(&mut server, deadline, args.print_changes, &mut tally);

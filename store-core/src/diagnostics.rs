@@ -112,6 +112,9 @@ pub struct DbHealth {
     pub ignored_backups: Vec<IgnoredFile>,
     /// The last failed open by the owner, not yet cleared by a successful one.
     pub last_failure: Option<FailureRecord>,
+    /// The damage an owner met using the file while running ([`records::note_damage`]), until a restore
+    /// or repair puts another file in place.
+    pub damage_seen: Option<FailureRecord>,
     /// The last time an owner found what a previous one left behind by stopping uncleanly, and what it
     /// recovered (its `recovery` provenance record).
     pub last_recovery: Option<Provenance>,
@@ -195,6 +198,7 @@ fn inspect_with(
             .collect(),
         ignored_backups: backups.ignored,
         last_failure: records::last_failure(path),
+        damage_seen: records::damage_seen(path),
         last_recovery: None,
         leftovers: leftovers::find(path, &backup_dir),
         problems: Vec::new(),
@@ -222,9 +226,7 @@ fn inspect_with(
             format!(
                 "the last start of {} failed ({}): {}",
                 schema.owner,
-                chrono::DateTime::from_timestamp_millis(failure.at_ms)
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    .unwrap_or_default(),
+                failure.at(),
                 failure.banner.message
             ),
             failure.banner.remedy,
@@ -258,6 +260,15 @@ fn inspect_with(
     }
     if let Err(e) = inspect_contents(&mut h, path, schema, opts.check, writer_may_run, key) {
         h.problem_from(&crate::key::explain(e, key));
+    }
+    // Damage met while running is damage until the file is replaced, even where this check does not reach
+    // (quick_check does not compare an index with its table) or did not run: repair acts on it.
+    let damage_found = h
+        .problems
+        .iter()
+        .any(|p| matches!(p.code, ErrorKind::Corrupt | ErrorKind::NotADatabase));
+    if let Some(seen) = h.damage_seen.clone().filter(|_| !damage_found) {
+        h.problem_from(&seen.damage_error(path, schema));
     }
     h
 }

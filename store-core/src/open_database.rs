@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use crate::backup::{self, BackupClass};
 use crate::checkpoint::{self, CheckpointMode};
 use crate::conn_ext::{self, ConnExt};
-use crate::error::{Error, ErrorKind, Result, SqliteResultExt};
+use crate::error::{Describe, Error, ErrorKind, Result, SqliteResultExt};
 use crate::files;
 use crate::key::Key;
 use crate::migrate::{self, MigrationHook, UpgradeReport};
@@ -95,6 +95,11 @@ pub struct OpenReport {
     /// The file did not exist, or was empty, and was initialised.
     pub created: bool,
     pub upgrade: UpgradeReport,
+    /// Damage an owner met using this file while running, before this open ([`records::note_damage`]). An
+    /// open reads only the pages it needs, so it says nothing about that page: the damage is still there
+    /// until a restore or repair puts another file in place. An owner that cannot work around it stops at
+    /// once with [`OwnerConnection::damage_seen`] rather than meeting the page again.
+    pub damage_seen: Option<records::FailureRecord>,
 }
 
 /// The single writable connection to a database, holding its owner lock for as long as it lives.
@@ -243,6 +248,7 @@ impl OwnerConnection {
             report: OpenReport {
                 created: state.is_blank(),
                 upgrade,
+                damage_seen: records::damage_seen(path),
             },
             key: opts.key.clone(),
             lock,
@@ -260,39 +266,39 @@ impl OwnerConnection {
     /// if another connection committed in between, and busy_timeout does not retry that
     /// (https://sqlite.org/rescode.html#busy_snapshot). If `f` fails, nothing of it is written.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
-        let (path, schema) = (&self.path, self.schema);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .at_db(path, schema)?;
-        let value = f(&tx).at_db(path, schema)?;
-        tx.commit().at_db(path, schema)?;
-        Ok(value)
+        let (path, schema) = (self.path.clone(), self.schema);
+        self.try_write(|tx| f(tx).at_db(&path, schema))
     }
 
     /// Like [`write`](Self::write) for callers whose closure returns their own error type.
-    pub fn try_write<T, E: From<Error>>(
+    pub fn try_write<T, E: From<Error> + Describe>(
         &mut self,
         f: impl FnOnce(&Transaction<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
         let (path, schema) = (self.path.clone(), self.schema);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .at_db(&path, schema)?;
-        let value = f(&tx)?;
-        tx.commit().at_db(&path, schema)?;
-        Ok(value)
+        let written = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .at_db(&path, schema)?;
+            let value = f(&tx)?;
+            tx.commit().at_db(&path, schema)?;
+            Ok(value)
+        })();
+        written.inspect_err(|e| records::note_damage(&path, e))
     }
 
     /// Runs read-only work on the owner's connection.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        f(&self.conn).at_db(&self.path, self.schema)
+        f(&self.conn).map_err(|e| self.error(e))
     }
 
-    /// Maps a SQLite error met on this database to the typed error.
+    /// Maps a SQLite error met on this database to the typed error. Damage is recorded
+    /// ([`records::note_damage`]): whoever looks while the owner is down sees what stopped it.
     pub fn error(&self, e: rusqlite::Error) -> Error {
-        Error::from_sqlite(&self.path, e).with_schema(self.schema)
+        let e = Error::from_sqlite(&self.path, e).with_schema(self.schema);
+        records::note_damage(&self.path, &e);
+        e
     }
 
     pub fn path(&self) -> &Path {
@@ -306,6 +312,13 @@ impl OwnerConnection {
     /// What open did (created, migrated, backup taken).
     pub fn open_report(&self) -> &OpenReport {
         &self.report
+    }
+
+    /// The damage met using this file while running, before this open ([`OpenReport::damage_seen`]), as the
+    /// error to show (`corrupt`, with repair's remedy).
+    pub fn damage_seen(&self) -> Option<Error> {
+        let seen = self.report.damage_seen.as_ref()?;
+        Some(seen.damage_error(&self.path, self.schema))
     }
 
     pub fn lock(&self) -> &OwnerLock {

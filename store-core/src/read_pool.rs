@@ -18,9 +18,10 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result, SqliteResultExt};
+use crate::error::{Error, ErrorKind, Result, SqliteResultExt};
 use crate::key::Key;
 use crate::open_database::{DEFAULT_BUSY_TIMEOUT, STATEMENT_CACHE};
+use crate::owner_lock::{LockState, OwnerLock};
 use crate::schema::Schema;
 
 /// Connections a reader pool keeps at most.
@@ -162,9 +163,22 @@ impl ReadPool {
         let conn = self.connection()?;
         let tx = conn.unchecked_transaction().at_db(&self.path, self.schema)?;
         self.check_file(&tx)?;
-        let value = f(&tx).map_err(|e| self.sqlite_error(e))?;
+        let value = f(&tx).map_err(|e| self.met(self.sqlite_error(e)))?;
         tx.commit().at_db(&self.path, self.schema)?;
         Ok(value)
+    }
+
+    /// An error met reading. Damage is recorded ([`crate::records::note_damage`]) when this process owns the
+    /// file (an owner's own readers): only then can nobody be putting another file in its place, which a
+    /// reader in another process may be meeting halfway.
+    fn met(&self, e: Error) -> Error {
+        if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase)
+            && let Ok(LockState::Held { holder: Some(holder) }) = OwnerLock::probe(&self.path)
+            && holder.is_this_process()
+        {
+            crate::records::note_damage(&self.path, &e);
+        }
+        e
     }
 
     /// The schema of the file this pool reads.

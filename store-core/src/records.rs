@@ -7,18 +7,24 @@
 //!   settings values), so an app can show why its daemon is down while it is down. The next successful open
 //!   removes it.
 //!
-//! Both are 0600, written atomically; losing one costs a message, never data, so writing them is best
+//! - `<file>.damage.json`: the first damage (`corrupt`, `not_a_database`) the owner met while using the file,
+//!   as the error's banner. An open does not look at every page, so a damaged page is met by whatever first
+//!   reads it, perhaps long after the open: without this record a process that stops on it starts again
+//!   cleanly, meets it again, and nobody looking while it is down sees why. Opens leave it (an open proves
+//!   nothing about that page); it goes when a restore or repair puts another file in place.
+//!
+//! All are 0600, written atomically; losing one costs a message, never data, so writing them is best
 //! effort where the open itself must not fail because of them.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Banner, Describe};
+use crate::error::{Banner, Describe, ErrorKind};
 use crate::files;
 use crate::private_dir;
 
-/// The record of a failed open.
+/// The record of a failed open, or of damage met while running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureRecord {
     /// When, in Unix epoch milliseconds (UTC).
@@ -27,6 +33,50 @@ pub struct FailureRecord {
     pub pid: u32,
     /// The error, as a UI shows it.
     pub banner: Banner,
+}
+
+impl FailureRecord {
+    /// When, as RFC 3339 in UTC to the second.
+    pub fn at(&self) -> String {
+        chrono::DateTime::from_timestamp_millis(self.at_ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    }
+}
+
+impl FailureRecord {
+    /// This record of damage met using `db` ([`note_damage`]) as the error to show: `corrupt`, with repair's
+    /// remedy.
+    pub fn damage_error(&self, db: &Path, schema: &'static crate::Schema) -> crate::Error {
+        let message = &self.banner.message;
+        let what = message
+            .strip_prefix(&format!("{} is damaged: ", db.display()))
+            .unwrap_or(message);
+        crate::Error::Corrupt {
+            path: db.to_path_buf(),
+            detail: format!(
+                "{} met it while running ({}, pid {}): {what}",
+                schema.owner,
+                self.at(),
+                self.pid
+            ),
+            schema: Some(schema),
+        }
+    }
+}
+
+/// `<when> pid <pid> [<kind>] <message>`, as doctor lists it.
+impl std::fmt::Display for FailureRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} pid {} [{}] {}",
+            self.at(),
+            self.pid,
+            self.banner.kind,
+            self.banner.message
+        )
+    }
 }
 
 /// The record of the first successful open.
@@ -54,6 +104,39 @@ fn record_path(db: &Path, suffix: &str) -> PathBuf {
     private_dir::private_dir_of(db).join(format!("{name}{suffix}"))
 }
 
+/// `<private folder>/<file>.damage.json`.
+pub fn damage_path(db: &Path) -> PathBuf {
+    record_path(db, ".damage.json")
+}
+
+/// Records damage met using `db`, if `error` is damage and none is recorded yet (the first is the one to
+/// show: later ones are most often the same page met again). Best effort, as [`note_failure`]. Only a
+/// process holding `db`'s owner lock calls this: nobody can be putting another file in its place then, so
+/// what it met is this file's damage.
+pub fn note_damage(db: &Path, error: &dyn Describe) {
+    if !matches!(error.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase)
+        || std::fs::symlink_metadata(damage_path(db)).is_ok()
+    {
+        return;
+    }
+    write_record(db, &damage_path(db), error);
+}
+
+/// The damage met using `db` (see [`note_damage`]), until another file is put in its place.
+pub fn damage_seen(db: &Path) -> Option<FailureRecord> {
+    let text = std::fs::read_to_string(damage_path(db)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Forgets the damage met using `db`: the file at that path is not the one it was met in any more.
+pub fn clear_damage(db: &Path) -> crate::Result<()> {
+    let path = damage_path(db);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::Error::io(&path, "remove", e)),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `db` was ever opened successfully (by a build that keeps this record).
 pub fn was_opened(db: &Path) -> bool {
     std::fs::symlink_metadata(opened_path(db)).is_ok()
@@ -78,6 +161,12 @@ pub fn note_success(db: &Path) -> crate::Result<()> {
 
 /// Records a failed open of `db`. Best effort: the caller is already returning the error itself.
 pub fn note_failure(db: &Path, error: &dyn Describe) {
+    write_record(db, &failure_path(db), error);
+}
+
+/// Writes a [`FailureRecord`] of `error` met on `db` at `path` (in its private folder), by this process
+/// now. Best effort.
+fn write_record(db: &Path, path: &Path, error: &dyn Describe) {
     let record = FailureRecord {
         at_ms: chrono::Utc::now().timestamp_millis(),
         pid: std::process::id(),
@@ -87,7 +176,7 @@ pub fn note_failure(db: &Path, error: &dyn Describe) {
         return;
     };
     if private_dir::ensure(files::parent_dir(db)).is_ok() {
-        let _ = files::write_private_atomically(&failure_path(db), text.as_bytes());
+        let _ = files::write_private_atomically(path, text.as_bytes());
     }
 }
 

@@ -271,6 +271,10 @@ pub fn place_all(
     std::fs::remove_file(journal_path(&data_dir)).map_err(|e| Error::io(&journal_path(&data_dir), "remove", e))?;
     files::sync_dir(&crate::private_dir::private_dir(&data_dir))?;
     step("committed")?;
+    // The damage met in the files that were there went aside with them.
+    for e in &journal.entries {
+        crate::records::clear_damage(&e.db)?;
+    }
 
     // 3. The new files stand: open each, raise its counters, record where it came from.
     let mut reports = Vec::new();
@@ -436,7 +440,10 @@ pub fn raise_counters(conn: &Connection, floors: &[(String, i64)]) -> rusqlite::
 
 /// Moves a damaged database (and its `-wal`/`-shm`) aside as `<name>.corrupt-<time>`. Returns where it went.
 pub fn quarantine(lock: &OwnerLock) -> Result<Option<PathBuf>> {
-    files::move_aside(lock.db_path(), "corrupt")
+    let moved = files::move_aside(lock.db_path(), "corrupt")?;
+    // The damage met in it went with it.
+    crate::records::clear_damage(lock.db_path())?;
+    Ok(moved)
 }
 
 /// Copies `from` to the new file `to`, created 0600, and fsyncs it. Opens both with std::fs: only for files
