@@ -1080,3 +1080,52 @@ fn a_server_that_met_a_damaged_page_stops_at_its_next_start_until_repaired() {
     let third = run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"]);
     assert!(third.status.success(), "{third:?}");
 }
+
+/// A report that meets damage in activity.db (the daemon's file, which the server cannot repair while the
+/// daemon runs) fails alone: the server says so once with the fix and goes on serving changes to config.db,
+/// rather than exit and be started again onto the same page.
+#[test]
+fn a_server_whose_reports_meet_a_damaged_activity_db_goes_on_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 3000);
+    let activity = data.join("activity.db");
+    // The page of today's running totals, which every report reads.
+    let page = query_i64(
+        &read_only(&activity),
+        "SELECT pageno FROM dbstat WHERE name = 'activity_totals' AND pagetype = 'leaf' ORDER BY pageno LIMIT 1",
+    );
+    let mut bytes = fs::read(&activity).unwrap();
+    bytes[(page as usize - 1) * 4096] = 0x5A;
+    fs::write(&activity, &bytes).unwrap();
+
+    let server = run_splitstore(["server", "--data-dir", utf8(&data), "--seconds", "0.5"]);
+    let (out, err) = texts(&server);
+    assert!(server.status.success(), "{err}");
+    let said = format!(
+        "splitstore server: a report failed: {} is damaged: database disk image is malformed. What to do: stop its \
+         owner, then run `splitstore repair --data-dir {}`",
+        activity.display(),
+        utf8(&data)
+    );
+    assert!(err.starts_with(&said), "{err}");
+    assert_eq!(err.matches("a report failed").count(), 1, "said once: {err}");
+    let summary = out.lines().find(|l| l.starts_with("server: ")).unwrap();
+    let field = |name: &str| -> u64 {
+        summary
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {name} in {summary:?}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(field("projects_created") > 1, "serving went on: {summary}");
+    assert_eq!(
+        field("reports_failed"),
+        field("projects_created"),
+        "every round's report failed: {summary}"
+    );
+    assert_eq!(field("reports"), 0, "{summary}");
+    // Nothing recorded against activity.db: the server does not own it.
+    assert!(store_core::records::damage_seen(&activity).is_none());
+}

@@ -2,7 +2,11 @@
 //! DIR/config.db: it creates, edits and deletes projects (with domains and keywords), writes settings, and
 //! reads the time-per-project report over both files, in a loop at full speed. On exit (after --seconds, or
 //! on SIGTERM/SIGINT) it prints one summary line:
-//! `server: projects_created=A projects_deleted=B settings_written=C reports=D`.
+//! `server: projects_created=A projects_deleted=B settings_written=C reports_failed=F reports=D`.
+//!
+//! A report that meets damage in activity.db (the daemon's file) fails alone, said once on stderr with the fix
+//! and counted in `reports_failed`: the server goes on serving changes to config.db, which it could not do
+//! if it exited (under a supervisor it would start again onto the same page).
 //!
 //! It deletes only projects it created itself (the oldest first), never the user's (e.g. those a split
 //! brought in), so `projects in config.db = before + created - deleted` holds for anyone checking.
@@ -13,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use activity_store::TimeRange;
+use activity_store::{ErrorKind, TimeRange};
 use config_store::{NewProject, ProjectUpdate};
 use splitstore::Server;
 
@@ -44,6 +48,7 @@ struct Tally {
     deleted: u64,
     settings: u64,
     reports: u64,
+    reports_failed: u64,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -75,10 +80,11 @@ pub fn run(args: Args) -> ExitCode {
     let mut tally = Tally::default();
     let outcome = serve(&mut server, deadline, args.print_changes, &mut tally);
     super::say!(
-        "server: projects_created={} projects_deleted={} settings_written={} reports={}",
+        "server: projects_created={} projects_deleted={} settings_written={} reports_failed={} reports={}",
         tally.created,
         tally.deleted,
         tally.settings,
+        tally.reports_failed,
         tally.reports
     );
     match outcome {
@@ -137,6 +143,20 @@ fn serve(server: &mut Server, deadline: Option<Instant>, print: bool, tally: &mu
             Ok(_) => tally.reports += 1,
             // The daemon has not created (or upgraded) activity.db yet: the report waits for it.
             Err(e) if e.is_not_ready() => {}
+            Err(e)
+                if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase)
+                    && e.path() == server.reports().activity().path() =>
+            {
+                if tally.reports_failed == 0 {
+                    eprintln!(
+                        "splitstore server: a report failed: {}. What to do: {}. Serving goes on (reports_failed \
+                         counts the reports that fail).",
+                        e.what(),
+                        e.remedy()
+                    );
+                }
+                tally.reports_failed += 1;
+            }
             Err(e) => return Err(e),
         }
     }
