@@ -33,6 +33,10 @@ pub struct FailureRecord {
     pub pid: u32,
     /// The error, as a UI shows it.
     pub banner: Banner,
+    /// Of damage met while running: the file it was met in (its inode), so a record outlives no file put
+    /// in that path by hand (a deleted file created again, a copy moved over it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
 }
 
 impl FailureRecord {
@@ -42,9 +46,7 @@ impl FailureRecord {
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default()
     }
-}
 
-impl FailureRecord {
     /// This record of damage met using `db` ([`note_damage`]) as the error to show: `corrupt`, with repair's
     /// remedy.
     pub fn damage_error(&self, db: &Path, schema: &'static crate::Schema) -> crate::Error {
@@ -114,18 +116,22 @@ pub fn damage_path(db: &Path) -> PathBuf {
 /// process holding `db`'s owner lock calls this: nobody can be putting another file in its place then, so
 /// what it met is this file's damage.
 pub fn note_damage(db: &Path, error: &dyn Describe) {
-    if !matches!(error.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase)
-        || std::fs::symlink_metadata(damage_path(db)).is_ok()
-    {
+    if !matches!(error.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase) || damage_seen(db).is_some() {
         return;
     }
-    write_record(db, &damage_path(db), error);
+    write_record(db, &damage_path(db), error, inode(db));
 }
 
-/// The damage met using `db` (see [`note_damage`]), until another file is put in its place.
+/// The damage met using `db` (see [`note_damage`]), while the file it was met in is at that path.
 pub fn damage_seen(db: &Path) -> Option<FailureRecord> {
     let text = std::fs::read_to_string(damage_path(db)).ok()?;
-    serde_json::from_str(&text).ok()
+    let record: FailureRecord = serde_json::from_str(&text).ok()?;
+    (record.inode == inode(db)).then_some(record)
+}
+
+fn inode(db: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(db).ok().map(|m| m.ino())
 }
 
 /// Forgets the damage met using `db`: the file at that path is not the one it was met in any more.
@@ -161,16 +167,17 @@ pub fn note_success(db: &Path) -> crate::Result<()> {
 
 /// Records a failed open of `db`. Best effort: the caller is already returning the error itself.
 pub fn note_failure(db: &Path, error: &dyn Describe) {
-    write_record(db, &failure_path(db), error);
+    write_record(db, &failure_path(db), error, None);
 }
 
-/// Writes a [`FailureRecord`] of `error` met on `db` at `path` (in its private folder), by this process
-/// now. Best effort.
-fn write_record(db: &Path, path: &Path, error: &dyn Describe) {
+/// Writes a [`FailureRecord`] of `error` met on `db` (the file `inode`, for damage) at `path` (in its
+/// private folder), by this process now. Best effort.
+fn write_record(db: &Path, path: &Path, error: &dyn Describe, inode: Option<u64>) {
     let record = FailureRecord {
         at_ms: chrono::Utc::now().timestamp_millis(),
         pid: std::process::id(),
         banner: error.banner(),
+        inode,
     };
     let Ok(text) = serde_json::to_string_pretty(&record) else {
         return;

@@ -432,6 +432,21 @@ fn damage_met_while_running_is_recorded_kept_across_opens_and_cleared_by_a_resto
     );
     assert!(h.problems[0].remedy.contains("splitstore repair"), "{:?}", h.problems);
 
+    // A file put at that path by hand is not the one the damage was met in.
+    let by_hand = dir.path().join("by-hand.db");
+    fs::copy(&db, &by_hand).unwrap();
+    fs::rename(&by_hand, &db).unwrap();
+    assert!(store_core::records::damage_seen(&db).is_none());
+    assert!(OwnerConnection::open(&db, &ITEMS).unwrap().damage_seen().is_none());
+    fs::write(&db, &bytes).unwrap();
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    assert_eq!(owner.read(scan).unwrap_err().kind(), ErrorKind::Corrupt);
+    assert!(
+        store_core::records::damage_seen(&db).is_some(),
+        "met again in this file: recorded again"
+    );
+    drop(owner);
+
     // A restore puts another file in place: the record goes.
     let lock = OwnerLock::acquire(&db).unwrap();
     let verified = verify_backup(&backup, &ITEMS, None).unwrap();
