@@ -61,6 +61,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = data_dir.ok_or("--data-dir DIR is required")?;
 
     let mut server = Server::open(&data_dir)?;
+    // Damage an earlier run met in config.db is still there (an open does not read that page): show it now
+    // rather than run until the page is met again.
+    if let Some(damage) = server.config().owner().damage_seen() {
+        return Err(damage.into());
+    }
     if server.config().reader().project_summaries()?.is_empty() {
         for (name, domain) in [
             ("Docs", "docs.rs"),
