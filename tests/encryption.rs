@@ -448,6 +448,73 @@ mod encrypted {
         );
     }
 
+    /// SQLCipher fails every read of a connection after one damaged page (its HMAC check), so retention
+    /// meeting a damaged page used to stop recording too: "out of memory", and the pending group lost.
+    /// The owner's next write starts on a new connection; recording goes on, as in a plaintext file.
+    #[test]
+    fn retention_meeting_a_damaged_page_of_an_encrypted_file_pauses_and_recording_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        let k = key_file(&dir.path().join("key"));
+        let old = with_key(
+            &[
+                "daemon",
+                "--backdate-days",
+                "30",
+                "--events",
+                "20000",
+                "--batch",
+                "500",
+                "--data-dir",
+                d,
+            ],
+            &k,
+        );
+        assert!(old.status.success(), "{old:?}");
+        // Old history fills the file: its middle page holds old events, which retention reads first.
+        let db = data.join("activity.db");
+        let mut bytes = fs::read(&db).unwrap();
+        let middle = (bytes.len() / 4096 / 2) * 4096;
+        for b in &mut bytes[middle + 100..middle + 140] {
+            *b ^= 0xff;
+        }
+        fs::write(&db, &bytes).unwrap();
+
+        let run = with_key(
+            &[
+                "daemon",
+                "--events",
+                "3000",
+                "--rate",
+                "3000",
+                "--batch",
+                "100",
+                "--prune-older-than-days",
+                "7",
+                "--prune-step-rows",
+                "2000",
+                "--data-dir",
+                d,
+            ],
+            &k,
+        );
+        let (out, err) = texts(&run);
+        assert!(run.status.success(), "{err}");
+        assert!(
+            err.contains(&format!(
+                "splitstore daemon: retention paused: {} is damaged",
+                db.display()
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("out of memory"), "{err}");
+        let line = out.lines().find(|l| l.starts_with("daemon: ")).unwrap();
+        assert_eq!(field(line, "events"), 3000, "{line}");
+        assert!(line.ends_with(" retention=paused"), "{line}");
+        assert!(store_core::records::damage_seen(&db).is_some());
+    }
+
     #[test]
     fn a_plaintext_data_directory_is_encrypted_by_rekey() {
         let dir = tempfile::tempdir().unwrap();

@@ -194,7 +194,7 @@ impl ActivityWriter {
     pub fn open_with(path: &Path, options: &WriterOptions) -> Result<ActivityWriter> {
         let mut owner = OwnerConnection::open_with(path, &SCHEMA, &options.open)?;
         let pages = options.wal.autocheckpoint_pages.to_string();
-        store_core::conn_ext::set_and_verify(owner.conn(), path, "wal_autocheckpoint", &pages, &pages)?;
+        owner.configure("wal_autocheckpoint", &pages)?;
         let recovery = recover_open_sessions(&mut owner)?;
         Ok(ActivityWriter {
             owner,
@@ -223,7 +223,7 @@ impl ActivityWriter {
     /// count it from now on ([`ActivityReader::totals_by_project`](crate::ActivityReader::totals_by_project)
     /// counts open sessions from the sessions themselves; the running totals take it when it ends).
     pub fn start_session(&mut self, session: &NewSession) -> Result<i64> {
-        let id = repo::insert_session(self.owner.conn(), session).map_err(|e| self.owner.error(e))?;
+        let id = self.owner.autocommit(|c| repo::insert_session(c, session))?;
         self.after_commit();
         Ok(id)
     }
@@ -233,7 +233,9 @@ impl ActivityWriter {
     /// one statement in autocommit, atomic, the totals included). Returns `false`,
     /// changing nothing, when no open session has that id (already ended, pruned, or never started).
     pub fn end_session(&mut self, id: i64, end: DateTime<Utc>) -> Result<bool> {
-        let ended = repo::end_session(self.owner.conn(), id, end, EndReason::Ended).map_err(|e| self.owner.error(e))?;
+        let ended = self
+            .owner
+            .autocommit(|c| repo::end_session(c, id, end, EndReason::Ended))?;
         self.after_commit();
         Ok(ended)
     }
@@ -244,9 +246,9 @@ impl ActivityWriter {
     /// in autocommit it is atomic and takes the write lock through the busy handler (BEGIN IMMEDIATE only
     /// matters for multi-statement transactions: <https://sqlite.org/rescode.html#busy_snapshot>).
     pub fn record_event(&mut self, event: &NewEvent) -> Result<i64> {
-        let id = EventInserter::new(self.owner.conn())
-            .and_then(|mut ins| ins.insert(event))
-            .map_err(|e| self.owner.error(e))?;
+        let id = self
+            .owner
+            .autocommit(|c| EventInserter::new(c).and_then(|mut ins| ins.insert(event)))?;
         self.after_commit();
         Ok(id)
     }
@@ -279,9 +281,9 @@ impl ActivityWriter {
     /// autocommit INSERT, which is atomic by itself).
     pub(crate) fn commit_group(&mut self, ops: &[Pending]) -> Result<Committed> {
         if let [Pending::Event(event)] = ops {
-            let id = EventInserter::new(self.owner.conn())
-                .and_then(|mut ins| ins.insert(event))
-                .map_err(|e| self.owner.error(e))?;
+            let id = self
+                .owner
+                .autocommit(|c| EventInserter::new(c).and_then(|mut ins| ins.insert(event)))?;
             self.after_commit();
             return Ok(Committed {
                 event_ids: vec![id],
@@ -372,13 +374,12 @@ impl ActivityWriter {
                 break;
             }
         }
+        report.freelist_after = self.owner.autocommit(repo::freelist_count)?;
+        report.pages_after = self.owner.autocommit(repo::page_count)?;
         let path = self.owner.path().to_path_buf();
-        let conn = self.owner.conn();
-        report.freelist_after = repo::freelist_count(conn).map_err(|e| self.owner.error(e))?;
-        report.pages_after = repo::page_count(conn).map_err(|e| self.owner.error(e))?;
         report.checkpoint = Some(
             self.wal
-                .checkpoint_with_timeout(conn, &path, CheckpointMode::Truncate, self.busy_timeout)
+                .checkpoint_with_timeout(self.owner.conn(), &path, CheckpointMode::Truncate, self.busy_timeout)
                 .map_err(|e| self.owner.error(e))?,
         );
         Ok(report)
@@ -444,15 +445,14 @@ impl ActivityWriter {
         if events + sessions > 0 {
             return Ok(step);
         }
-        let conn = self.owner.conn();
-        let free = repo::freelist_count(conn).map_err(|e| self.owner.error(e))?;
+        let free = self.owner.autocommit(repo::freelist_count)?;
         if free == 0 {
             step.done = true;
             return Ok(step);
         }
         let pages = budget.min(crate::queries::VACUUM_STEP_PAGES);
-        repo::incremental_vacuum_step(conn, pages).map_err(|e| self.owner.error(e))?;
-        let left = repo::freelist_count(conn).map_err(|e| self.owner.error(e))?;
+        self.owner.autocommit(|c| repo::incremental_vacuum_step(c, pages))?;
+        let left = self.owner.autocommit(repo::freelist_count)?;
         self.after_commit();
         step.transactions += 1;
         step.pages_returned = u64::try_from(free - left).unwrap_or(0);

@@ -14,6 +14,7 @@
 //! 6. pending migrations (quick_check, pre-migration backup, one transaction per step);
 //! 7. the outcome recorded in the private folder: the first successful open, or the failure's banner.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -111,6 +112,13 @@ pub struct OwnerConnection {
     schema: &'static Schema,
     report: OpenReport,
     key: Option<Key>,
+    busy_timeout: Duration,
+    /// The connection settings the owning store made ([`configure`](Self::configure)), made again on a new
+    /// connection.
+    settings: Vec<(&'static str, String)>,
+    /// The connection met damage under a key: SQLCipher then fails every later read on it (hazards:
+    /// "Encryption at rest"), so the next write starts on a new one.
+    spent: Cell<bool>,
     lock: OwnerLock,
 }
 
@@ -205,15 +213,7 @@ impl OwnerConnection {
             drop(files::create_private_new(path)?);
         }
 
-        // NOFOLLOW: SQLite itself refuses a database path that is a link (https://sqlite.org/c3ref/open.html).
-        let flags =
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let mut conn = Connection::open_with_flags(path, flags).at_db(path, schema)?;
-        // The key before any other statement (hazards: "Encryption at rest").
-        crate::key::apply(&conn, path, opts.key.as_ref()).map_err(|e| e.with_schema(schema))?;
-        conn.busy_timeout(opts.busy_timeout).at_db(path, schema)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-
+        let mut conn = connect(path, schema, opts.key.as_ref(), opts.busy_timeout)?;
         let state = migrate::read_state(&conn, path, schema)?;
         migrate::check_identity(path, schema, &state)?;
         migrate::check_history(&conn, path, schema, &state)?;
@@ -251,12 +251,48 @@ impl OwnerConnection {
                 damage_seen: records::damage_seen(path),
             },
             key: opts.key.clone(),
+            busy_timeout: opts.busy_timeout,
+            settings: Vec::new(),
+            spent: Cell::new(false),
             lock,
         })
     }
 
-    /// The connection, for the owning store's cached statements. Single statements run in autocommit are
-    /// atomic on their own; anything with more than one statement goes through [`write`](Self::write).
+    /// Sets a connection setting (`PRAGMA name = value`, checked to read back as `value`) that the owning
+    /// store needs, and keeps it: a new connection ([`try_write`](Self::try_write) after damage under a
+    /// key) gets it too.
+    pub fn configure(&mut self, pragma: &'static str, value: &str) -> Result<()> {
+        conn_ext::set_and_verify(&self.conn, &self.path, pragma, value, value)?;
+        self.settings.push((pragma, value.to_string()));
+        Ok(())
+    }
+
+    /// Replaces a connection SQLCipher will not read with any more (see `spent`) by a new one, set up as
+    /// open set up the first. The old one closes without a checkpoint: the new one is open, so SQLite does
+    /// not checkpoint on that close either (https://sqlite.org/wal.html#automatic_checkpoint).
+    fn reconnect(&mut self) -> Result<()> {
+        let conn = connect(&self.path, self.schema, self.key.as_ref(), self.busy_timeout)?;
+        set_posture(&conn, &self.path, self.schema, false, self.busy_timeout)?;
+        for (pragma, value) in &self.settings {
+            conn_ext::set_and_verify(&conn, &self.path, pragma, value, value)?;
+        }
+        drop(std::mem::replace(&mut self.conn.0, conn));
+        self.spent.set(false);
+        Ok(())
+    }
+
+    /// Notes an error met on this connection: damage is recorded ([`records::note_damage`]), and under a key
+    /// it spends the connection.
+    fn met(&self, e: &dyn Describe) {
+        records::note_damage(&self.path, e);
+        if self.key.is_some() && matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase) {
+            self.spent.set(true);
+        }
+    }
+
+    /// The connection, for what the owning store runs on it besides statements (checkpoints). Single
+    /// statements go through [`autocommit`](Self::autocommit) and anything with more than one through
+    /// [`write`](Self::write): both record damage and replace a connection that damage under a key spent.
     pub fn conn(&self) -> &Connection {
         &self.conn
     }
@@ -275,6 +311,9 @@ impl OwnerConnection {
         &mut self,
         f: impl FnOnce(&Transaction<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
+        if self.spent.get() {
+            self.reconnect()?;
+        }
         let (path, schema) = (self.path.clone(), self.schema);
         let written = (|| {
             let tx = self
@@ -285,7 +324,29 @@ impl OwnerConnection {
             tx.commit().at_db(&path, schema)?;
             Ok(value)
         })();
-        written.inspect_err(|e| records::note_damage(&path, e))
+        written.inspect_err(|e| self.failed(e))
+    }
+
+    /// Runs one statement in autocommit (atomic on its own, committed on return) through `f`: like
+    /// [`write`](Self::write) without the transaction, for the owning store's single statements.
+    pub fn autocommit<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        if self.spent.get() {
+            self.reconnect()?;
+        }
+        f(&self.conn).map_err(|e| {
+            let e = Error::from_sqlite(&self.path, e).with_schema(self.schema);
+            self.failed(&e);
+            e
+        })
+    }
+
+    /// After a failed write: notes the error ([`met`](Self::met)) and replaces a spent connection at once
+    /// (best effort: a failure leaves it spent, and the next write tries again).
+    fn failed(&mut self, e: &dyn Describe) {
+        self.met(e);
+        if self.spent.get() {
+            let _ = self.reconnect();
+        }
     }
 
     /// Runs read-only work on the owner's connection.
@@ -297,7 +358,7 @@ impl OwnerConnection {
     /// ([`records::note_damage`]): whoever looks while the owner is down sees what stopped it.
     pub fn error(&self, e: rusqlite::Error) -> Error {
         let e = Error::from_sqlite(&self.path, e).with_schema(self.schema);
-        records::note_damage(&self.path, &e);
+        self.met(&e);
         e
     }
 
@@ -363,6 +424,19 @@ impl OwnerConnection {
 }
 
 /// The posture every owner connection has, each setting read back.
+/// A read-write connection to `path`, keyed, with the busy timeout and the statement cache, before anything
+/// else is read.
+fn connect(path: &Path, schema: &'static Schema, key: Option<&Key>, busy: Duration) -> Result<Connection> {
+    // NOFOLLOW: SQLite itself refuses a database path that is a link (https://sqlite.org/c3ref/open.html).
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn = Connection::open_with_flags(path, flags).at_db(path, schema)?;
+    // The key before any other statement (hazards: "Encryption at rest").
+    crate::key::apply(&conn, path, key).map_err(|e| e.with_schema(schema))?;
+    conn.busy_timeout(busy).at_db(path, schema)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
 fn set_posture(conn: &Connection, path: &Path, schema: &Schema, blank: bool, busy: Duration) -> Result<()> {
     if blank && schema.incremental_vacuum {
         // auto_vacuum is fixed when the first table is created; set it before anything writes page 1.

@@ -8,6 +8,7 @@
 //! Every read runs in one short transaction that ends before [`ReadPool::read`] returns, so no reader pins
 //! the WAL (a reader holding a snapshot stops checkpoints from resetting it: https://sqlite.org/wal.html#ckpt).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -71,11 +72,47 @@ fn open_reader(path: &Path, key: Option<&Key>) -> Result<Connection> {
 /// clones share the connections.
 #[derive(Clone)]
 pub struct ReadPool {
-    pool: Pool<SqliteConnectionManager>,
+    pool: Pool<Manager>,
     path: PathBuf,
     schema: &'static Schema,
     key: Option<Key>,
     watcher: Arc<Watcher>,
+    spent: Spent,
+}
+
+/// The pooled connections (by their `sqlite3` handle) that met damage under a key: SQLCipher fails every
+/// later read on such a connection (hazards: "Encryption at rest"), so it is closed when returned instead
+/// of being handed out again.
+type Spent = Arc<Mutex<HashSet<usize>>>;
+
+/// SQLite's connection manager, and it tells r2d2 a spent connection is broken.
+#[derive(Debug)]
+struct Manager {
+    sqlite: SqliteConnectionManager,
+    spent: Spent,
+}
+
+fn handle_of(conn: &Connection) -> usize {
+    // SAFETY: the handle is only compared as a number, never dereferenced.
+    unsafe { conn.handle() as usize }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> std::result::Result<Connection, rusqlite::Error> {
+        self.sqlite.connect()
+    }
+
+    fn is_valid(&self, conn: &mut Connection) -> std::result::Result<(), rusqlite::Error> {
+        self.sqlite.is_valid(conn)
+    }
+
+    fn has_broken(&self, conn: &mut Connection) -> bool {
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        spent.remove(&handle_of(conn))
+    }
 }
 
 /// One connection kept aside for change polling: `PRAGMA data_version` is per connection
@@ -137,6 +174,11 @@ impl ReadPool {
                 c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 Ok(())
             });
+        let spent = Spent::default();
+        let manager = Manager {
+            sqlite: manager,
+            spent: spent.clone(),
+        };
         let pool = Pool::builder()
             .max_size(max.max(1))
             .min_idle(Some(0))
@@ -150,6 +192,7 @@ impl ReadPool {
             schema,
             key,
             watcher: Arc::default(),
+            spent,
         }
     }
 
@@ -163,17 +206,24 @@ impl ReadPool {
         let conn = self.connection()?;
         let tx = conn.unchecked_transaction().at_db(&self.path, self.schema)?;
         self.check_file(&tx)?;
-        let value = f(&tx).map_err(|e| self.met(self.sqlite_error(e)))?;
+        let value = f(&tx).map_err(|e| self.met(&conn, self.sqlite_error(e)))?;
         tx.commit().at_db(&self.path, self.schema)?;
         Ok(value)
     }
 
-    /// An error met reading. Damage is recorded ([`crate::records::note_damage`]) when this process owns the
-    /// file (an owner's own readers): only then can nobody be putting another file in its place, which a
-    /// reader in another process may be meeting halfway.
-    fn met(&self, e: Error) -> Error {
-        if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase)
-            && let Ok(LockState::Held { holder: Some(holder) }) = OwnerLock::probe(&self.path)
+    /// An error met reading on `conn`. Damage spends the connection under a key ([`Spent`]), and is recorded
+    /// ([`crate::records::note_damage`]) when this process owns the file (an owner's own readers): only then
+    /// can nobody be putting another file in its place, which a reader in another process may be meeting
+    /// halfway.
+    fn met(&self, conn: &Connection, e: Error) -> Error {
+        if !matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase) {
+            return e;
+        }
+        if self.key.is_some() {
+            let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+            spent.insert(handle_of(conn));
+        }
+        if let Ok(LockState::Held { holder: Some(holder) }) = OwnerLock::probe(&self.path)
             && holder.is_this_process()
         {
             crate::records::note_damage(&self.path, &e);
@@ -221,7 +271,7 @@ impl ReadPool {
         Ok((now != *token).then_some(now))
     }
 
-    fn connection(&self) -> Result<PooledConnection<SqliteConnectionManager>> {
+    fn connection(&self) -> Result<PooledConnection<Manager>> {
         if let Some(conn) = self.pool.try_get() {
             return Ok(conn);
         }

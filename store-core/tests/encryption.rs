@@ -280,6 +280,66 @@ mod sqlcipher {
         assert_eq!(readers.check().unwrap_err().kind(), ErrorKind::NotEncrypted);
     }
 
+    /// SQLCipher fails every read of a connection after one page fails its check ("out of memory"): a
+    /// reader's pool closes that connection, and the owner's direct statements and writes after a failed
+    /// write run on a new connection with the same settings.
+    #[test]
+    fn after_damage_under_a_key_readers_and_the_owner_go_on_on_new_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("activity.db");
+        let k = key(9);
+        let mut owner = OwnerConnection::open_with(&db, &ITEMS, &keyed(&k)).unwrap();
+        write_secret(&mut owner, 3000);
+        drop(owner);
+        let mut bytes = fs::read(&db).unwrap();
+        let middle = (bytes.len() / 4096 / 2) * 4096;
+        for b in &mut bytes[middle + 100..middle + 140] {
+            *b ^= 0xff;
+        }
+        fs::write(&db, &bytes).unwrap();
+
+        // A reader meets it too, and its pool goes on reading what is not damaged.
+        let pool = ReadPool::with_key_and_size(&db, &ITEMS, Some(k.clone()), 1);
+        let read_all =
+            |c: &rusqlite::Connection| c.query_row("SELECT sum(length(name)) FROM items", [], |r| r.get::<_, i64>(0));
+        assert_eq!(pool.read(read_all).unwrap_err().kind(), ErrorKind::Corrupt);
+        let first = |c: &rusqlite::Connection| {
+            c.query_row("SELECT name FROM items WHERE id = 1", [], |r| r.get::<_, String>(0))
+        };
+        assert_eq!(pool.read(first).unwrap(), format!("{SECRET} #0"));
+
+        let mut owner = OwnerConnection::open_with(&db, &ITEMS, &keyed(&k)).unwrap();
+        owner.configure("cache_size", "-4096").unwrap();
+        let scan = |tx: &rusqlite::Transaction<'_>| {
+            tx.query_row("SELECT sum(length(name)) FROM items", [], |r| r.get::<_, i64>(0))
+        };
+        assert_eq!(owner.write(scan).unwrap_err().kind(), ErrorKind::Corrupt);
+        // Direct statements right after, then writes: all on the new connection.
+        owner
+            .conn()
+            .execute("INSERT INTO items (name) VALUES ('after the damage')", [])
+            .unwrap();
+        write_secret(&mut owner, 10);
+        let cache: i64 = owner.conn().query_row("PRAGMA cache_size", [], |r| r.get(0)).unwrap();
+        assert_eq!(cache, -4096, "the store's settings are made again");
+        let posture: (String, i64, i64) = owner
+            .conn()
+            .query_row(
+                "SELECT (SELECT journal_mode FROM pragma_journal_mode), (SELECT synchronous FROM pragma_synchronous), \
+                 (SELECT foreign_keys FROM pragma_foreign_keys)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(posture, ("wal".to_string(), 1, 1));
+        drop(owner);
+        let conn = store_core::read_pool::open_read_only(&db, &ITEMS, Some(&k)).unwrap();
+        let after: i64 = conn
+            .query_row("SELECT count(*) FROM items WHERE id > 3000", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(after, 11, "every row written after the damage is in the file");
+    }
+
     #[test]
     fn a_file_put_in_place_under_another_key_is_never_taken_for_damage_before_its_first_open() {
         use store_core::OwnerLock;
