@@ -423,7 +423,6 @@ impl OwnerConnection {
     }
 }
 
-/// The posture every owner connection has, each setting read back.
 /// A read-write connection to `path`, keyed, with the busy timeout and the statement cache, before anything
 /// else is read.
 fn connect(path: &Path, schema: &'static Schema, key: Option<&Key>, busy: Duration) -> Result<Connection> {
@@ -437,6 +436,7 @@ fn connect(path: &Path, schema: &'static Schema, key: Option<&Key>, busy: Durati
     Ok(conn)
 }
 
+/// The posture every owner connection has, each setting read back.
 fn set_posture(conn: &Connection, path: &Path, schema: &Schema, blank: bool, busy: Duration) -> Result<()> {
     if blank && schema.incremental_vacuum {
         // auto_vacuum is fixed when the first table is created; set it before anything writes page 1.
