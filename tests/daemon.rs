@@ -170,7 +170,7 @@ fn a_second_daemon_is_refused_at_once_naming_the_owner_and_sigterm_stops_the_fir
         "refusal took {:?}",
         start.elapsed()
     );
-    assert_eq!(second.status.code(), Some(2), "{second:?}");
+    assert_eq!(second.status.code(), Some(75), "locked is retryable: {second:?}");
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.starts_with("splitstore daemon: "), "{stderr}");
     assert!(

@@ -131,7 +131,7 @@ pub fn run(args: Args) -> ExitCode {
 
     let writer = match ActivityWriter::open_with(&activity_store::SCHEMA.path_in(&args.data_dir), &options) {
         Ok(w) => w,
-        Err(e) => return super::fail("daemon", &e),
+        Err(e) => return super::fail_owner("daemon", &e),
     };
     if !writer.recovery().is_empty() {
         let _ = writeln!(io::stderr(), "splitstore daemon: recovered: {}", writer.recovery());
@@ -184,6 +184,7 @@ pub fn run(args: Args) -> ExitCode {
     );
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Store(e)) => super::fail_owner("daemon", &e),
         Err(e) => super::fail("daemon", &e),
     }
 }

@@ -24,6 +24,23 @@ pub fn fail(context: &str, err: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The exit code of an owner (daemon, server) stopped by an error that retrying can help with
+/// (`is_retryable()`: another owner holds the file, the disk is full, the peer is splitting): `EX_TEMPFAIL`
+/// of sysexits.h. Every other failure exits 2: acting on its remedy is needed (a damaged file, a schema newer
+/// than the build), and restarting the process would only meet it again. A supervisor restarts on 75 with a
+/// backoff and not on 2 (systemd: `RestartPreventExitStatus=2`).
+pub const EXIT_RETRYABLE: u8 = 75;
+
+/// [`fail`] for an owner's typed error: exit [`EXIT_RETRYABLE`] when retrying can help, else 2.
+pub fn fail_owner<E: store_core::Describe + std::fmt::Display>(context: &str, err: &E) -> ExitCode {
+    let code = fail(context, err);
+    if err.kind().is_retryable() {
+        ExitCode::from(EXIT_RETRYABLE)
+    } else {
+        code
+    }
+}
+
 /// What a restore left out of the file it put in place: the rows the replaced file had added since the
 /// backup (it keeps them), or nothing when there were none.
 pub fn left_out(added: &store_core::restore::RowsAdded) -> String {
@@ -135,7 +152,7 @@ pub fn upgrade_first(
             Ok(())
         }
         Ok(_) => Ok(()),
-        Err(e) => Err(fail(context, &e)),
+        Err(e) => Err(fail_owner(context, &e)),
     }
 }
 

@@ -69,12 +69,12 @@ pub fn run(args: Args) -> ExitCode {
     };
     let mut server = match Server::open_with(&args.data_dir, &options) {
         Ok(s) => s,
-        Err(e) => return super::fail("server", &e),
+        Err(e) => return super::fail_owner("server", &e),
     };
     // The server cannot serve around a damaged page of config.db (every change and report reads the projects),
     // and an open does not read that page: without this, each start would run until it met the page again.
     if let Some(damage) = server.config().owner().damage_seen() {
-        return super::fail("server", &damage);
+        return super::fail_owner("server", &damage);
     }
     let deadline = args.seconds.map(|s| Instant::now() + s);
     let mut tally = Tally::default();
@@ -89,7 +89,7 @@ pub fn run(args: Args) -> ExitCode {
     );
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => super::fail("server", &e),
+        Err(e) => super::fail_owner("server", &e),
     }
 }
 
