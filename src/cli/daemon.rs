@@ -3,7 +3,8 @@
 //! It owns DIR/activity.db (creating it if needed) and records what a real activity daemon would: sessions
 //! of 100 events (apps, titles, urls, domains, project ids from `--project-ids`), each session ended with
 //! its duration. Exit 0 when done or stopped by SIGTERM/SIGINT (after flushing and printing the summary),
-//! 2 when it could not run (another daemon owns the file: the message names its pid).
+//! 75 when stopped by an error retrying can help with (another daemon owns the file: the message names its
+//! pid), 2 when the remedy must be acted on first (a damaged file, a bad argument).
 //!
 //! Acknowledgements (`--print-acks`) are printed only after the commit that holds the event returned, so
 //! every acknowledged id survives a `kill -9` of this process (tests/daemon.rs checks exactly that).
@@ -14,7 +15,7 @@
 //! line says what was pruned and the longest gap between two commits (`longest_gap_ms`), which is the
 //! longest an event waited because of anything the daemon did, retention included. A damaged page met by
 //! retention pauses retention for the run (said once on stderr with the fix, `retention=paused` in the
-//! summary); recording goes on.
+//! summary); recording goes on. The damage is recorded, so the next start begins with retention paused.
 
 use std::fmt;
 use std::io::{self, BufWriter, StdoutLock, Write};

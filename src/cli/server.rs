@@ -4,6 +4,9 @@
 //! on SIGTERM/SIGINT) it prints one summary line:
 //! `server: projects_created=A projects_deleted=B settings_written=C reports_failed=F reports=D`.
 //!
+//! Exit codes as the daemon's: 0, 75 (retrying can help: another server owns config.db), 2 (act on the
+//! remedy first: a damaged config.db, met now or by an earlier run, stops it before any change).
+//!
 //! A report that meets damage in activity.db (the daemon's file) fails alone, said once on stderr with the fix
 //! and counted in `reports_failed`: the server goes on serving changes to config.db, which it could not do
 //! if it exited (under a supervisor it would start again onto the same page).
