@@ -11,7 +11,8 @@
 //!   as the error's banner. An open does not look at every page, so a damaged page is met by whatever first
 //!   reads it, perhaps long after the open: without this record a process that stops on it starts again
 //!   cleanly, meets it again, and nobody looking while it is down sees why. Opens leave it (an open proves
-//!   nothing about that page); it goes when a restore or repair puts another file in place.
+//!   nothing about that page); it goes when a restore or repair puts another file in place, and it names the
+//!   file's inode, so a file put at that path by hand is not taken for the damaged one.
 //!
 //! All are 0600, written atomically; losing one costs a message, never data, so writing them is best
 //! effort where the open itself must not fail because of them.
