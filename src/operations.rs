@@ -24,7 +24,7 @@ use store_core::{Error, ErrorKind, Key, OwnerConnection, OwnerLock, Provenance, 
 
 use crate::DATABASES;
 
-/// What [`backup`] did: the backups taken, and the databases it could not back up because they do not exist
+/// What [`backup()`] did: the backups taken, and the databases it could not back up because they do not exist
 /// (yet), each with the error that says so.
 #[derive(Debug)]
 pub struct BackupReport {
@@ -39,7 +39,7 @@ pub fn backup(data_dir: &Path, to: &Path, keep: usize) -> Result<BackupReport> {
     backup_with_key(data_dir, to, keep, None)
 }
 
-/// [`backup`] of an encrypted data directory: each database is read with `key`, and each backup is encrypted
+/// [`backup()`] of an encrypted data directory: each database is read with `key`, and each backup is encrypted
 /// with it.
 pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key>) -> Result<BackupReport> {
     let mut report = BackupReport {

@@ -43,7 +43,7 @@ pub const TOTALS_BUCKET_MS: i64 = 900_000;
 /// before `?2` minus those of the last bucket before `?1`. Projects without a session there are left out.
 ///
 /// The projects are walked from the highest id down, one seek each on the primary key (a skip scan written
-/// as a recursive CTE, https://sqlite.org/lang_with.html#recursive_query_examples); each seek lands on the
+/// as a recursive CTE, <https://sqlite.org/lang_with.html#recursive_query_examples>); each seek lands on the
 /// project's latest bucket, so the bucket before `?2` is usually on a page just read. Each bound is one
 /// seek per column (the `?1 = i64::MIN` side none: a CASE evaluates only the branch it takes). A handful
 /// of seeks per project, however long the history and whatever the range, all inside one statement (the
@@ -102,7 +102,7 @@ LIMIT 1";
 /// Recomputes every running total from the ended sessions (what migration 4 did once): after a bulk load
 /// that went around the triggers (migrate-split's outputs). The sessions are grouped per project and
 /// bucket, then summed in bucket order per project by a window function
-/// (https://sqlite.org/windowfunctions.html). The groups come out ordered as the window reads them (the
+/// (<https://sqlite.org/windowfunctions.html>). The groups come out ordered as the window reads them (the
 /// inner ORDER BY is the GROUP BY's own order, free), so SQLite sorts once, not twice: 0.75 s -> 0.63 s
 /// over 565k sessions (EXPLAIN QUERY PLAN: no "USE TEMP B-TREE FOR ORDER BY").
 pub const REBUILD_TOTALS: &str = "DELETE FROM activity_totals;
@@ -156,7 +156,7 @@ LIMIT ?4"
 /// `activity_sessions_end` on the end bound, so only sessions that ended after `?1` are visited (recent
 /// ones, for a recent window), however long the history. The unary `+` keeps the planner off the start
 /// index, whose bound (`start < ?2`) covers nearly all history
-/// (https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
+/// (<https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_>).
 pub const SESSIONS_OVERLAPPING: &str = concat!(
     "SELECT ",
     session_columns!(),

@@ -21,7 +21,7 @@
 //! writer's `end_session`, a group's `EndSession` and recovery at open all go through them, and starting
 //! a session or recording an event writes nothing more than before. An end adds to its bucket's row, or
 //! creates it from the project's previous row when that update found none (`changes()` in a trigger
-//! body counts the previous statement of that body: https://sqlite.org/c3ref/changes.html), then to any
+//! body counts the previous statement of that body: <https://sqlite.org/c3ref/changes.html>), then to any
 //! later rows (a session that started long ago). Deleting a session (retention) changes no total; no
 //! code changes a session's project or start, nor a session's end once set.
 //!

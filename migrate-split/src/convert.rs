@@ -7,7 +7,7 @@
 //!   write it twice (WAL, then checkpoint);
 //! - the schema's indexes (and triggers) are dropped before the load and re-created afterwards with their
 //!   exact SQL read from `sqlite_schema`, building each b-tree once instead of inserting into it row by row
-//!   (https://sqlite.org/lang_createindex.html); UNIQUE constraints keep their automatic indexes, which
+//!   (<https://sqlite.org/lang_createindex.html>); UNIQUE constraints keep their automatic indexes, which
 //!   catch legacy duplicates while loading. An encrypted output keeps its indexes through the load (building
 //!   them afterwards would sort every key in memory: see [`open_output`]);
 //! - every legacy row is read once, in key order, inside one read transaction (one snapshot), with bounded

@@ -3,7 +3,7 @@
 //! Order matters: the file is stat'ed and opened with `std::fs` first (its header checked), and only then
 //! opened by SQLite. While a SQLite connection to it is open this process never opens or closes another
 //! descriptor of it: closing any descriptor of a file drops every POSIX lock SQLite holds on it
-//! (https://sqlite.org/howtocorrupt.html §2.2). The one descriptor opened before SQLite's (the sha256 is
+//! (<https://sqlite.org/howtocorrupt.html> §2.2). The one descriptor opened before SQLite's (the sha256 is
 //! taken through it) stays open until SQLite's connection is closed. Only `metadata` (no descriptor) is used
 //! afterwards, to see whether another program changed it. (More SQLite connections are safe: SQLite keeps
 //! a closed connection's descriptor open while another connection of the process holds a lock on the file.)

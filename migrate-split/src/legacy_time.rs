@@ -5,7 +5,7 @@
 //!   number of fractional digits or none, and with a `Z` or a `+HH:MM`/`-HH:MM` (or `+HHMM`) offset;
 //! - SQLite's `CURRENT_TIMESTAMP` style, which is UTC: `2024-01-01 10:00:00`, optionally with a fraction;
 //!   a zone suffix is accepted here too, and a time without a zone is UTC (SQLite's own rule for its
-//!   date and time functions, https://sqlite.org/lang_datefunc.html);
+//!   date and time functions, <https://sqlite.org/lang_datefunc.html>);
 //! - epoch milliseconds written as text (`1704103200000`), or stored as an integer.
 //!
 //! Fractions finer than a millisecond are truncated (toward the past), as chrono's `timestamp_millis` does.

@@ -3,7 +3,7 @@
 //! Copies use the online backup API in a single step (`sqlite3_backup_step(-1)`): it copies every page
 //! while holding one read transaction, so it finishes however fast the owner writes. A paged backup restarts
 //! whenever another connection writes the source and may never finish under load
-//! (https://sqlite.org/backup.html). The copy is page-exact, so checking it checks the original.
+//! (<https://sqlite.org/backup.html>). The copy is page-exact, so checking it checks the original.
 //!
 //! Two classes, kept apart: manual backups (`<data dir>/backups`, rotated: the newest K are kept) and the
 //! copy taken before each migration (`<data dir>/backups/pre-migration`, never rotated: it is the one

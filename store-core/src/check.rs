@@ -2,7 +2,7 @@
 //!
 //! Both integrity checks hold one read transaction for their whole run (`quick_check` is O(N),
 //! `integrity_check` O(N log N)), which pins the owner's WAL: on a live file check a snapshot instead
-//! (`diagnostics`). Neither looks at foreign keys (https://sqlite.org/pragma.html#pragma_integrity_check).
+//! (`diagnostics`). Neither looks at foreign keys (<https://sqlite.org/pragma.html#pragma_integrity_check>).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,5 +1,5 @@
 //! Checkpoints: only a writable connection can run one, so the owner runs the policy
-//! (https://sqlite.org/wal.html#ckpt).
+//! (<https://sqlite.org/wal.html#ckpt>).
 
 use std::fs;
 use std::path::Path;
@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::files;
 
-/// Checkpoint modes (https://sqlite.org/c3ref/wal_checkpoint_v2.html).
+/// Checkpoint modes (<https://sqlite.org/c3ref/wal_checkpoint_v2.html>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum CheckpointMode {
     /// Copies what it can without waiting for anyone.

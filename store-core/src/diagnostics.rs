@@ -2,7 +2,7 @@
 //! persistent banner. Inspecting never writes to the database and never takes its owner lock.
 //!
 //! Integrity checks hold a read transaction for their whole run (O(N) for quick_check, O(N log N) for
-//! integrity_check), and a reader holding a transaction pins the owner's WAL (https://sqlite.org/wal.html#ckpt).
+//! integrity_check), and a reader holding a transaction pins the owner's WAL (<https://sqlite.org/wal.html#ckpt>).
 //! So while an owner runs, the checks run on a page-exact snapshot (one-step backup into a scratch folder of
 //! the data directory's private folder, deleted afterwards): the owner's WAL is pinned only for the time of
 //! the copy. The snapshot holds user data, so it never goes to the shared system temp directory.

@@ -12,7 +12,7 @@
 //!
 //! Never open and close a database (or its `-wal`/`-shm`) with `std::fs` while a SQLite connection to it is
 //! open in this process: closing any descriptor drops all of SQLite's POSIX locks on the file
-//! (https://sqlite.org/howtocorrupt.html §2.2; hazards: "The ownership lock"). Functions here that open
+//! (<https://sqlite.org/howtocorrupt.html> §2.2; hazards: "The ownership lock"). Functions here that open
 //! files say so; callers use them only on files no connection of this process has open.
 //! `metadata`/`rename` do not open the file.
 
@@ -339,7 +339,7 @@ pub fn discard_temporary_database(db: &Path) {
 }
 
 /// A `file:` URI for `path` with `query` (`mode=ro`, ...): every byte outside the unreserved set is
-/// percent-encoded, since `?`, `#` and `%` in a path mean something in a URI (https://sqlite.org/uri.html).
+/// percent-encoded, since `?`, `#` and `%` in a path mean something in a URI (<https://sqlite.org/uri.html>).
 pub fn file_uri(path: &Path, query: &str) -> String {
     use std::os::unix::ffi::OsStrExt;
     let mut uri = String::from("file:");

@@ -4,7 +4,7 @@
 //!
 //! A kind's owner opens it with [`OwnerConnection`] (the one writer, holding an [`OwnerLock`]); everyone else
 //! reads it through a [`ReadPool`], which cannot write. Why each line is there is written down in
-//! `docs/sqlite-hazards.md` (cited as "hazards: <section>").
+//! `docs/sqlite-hazards.md` (cited as `hazards: <section>`).
 //!
 //! ```
 //! use store_core::{Compat, Migration, OwnerConnection, ReadPool, Schema, Step, Tools};

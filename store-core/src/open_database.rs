@@ -34,7 +34,7 @@ use crate::{conversion, private_dir, records};
 /// How long a connection waits for a lock held by another connection before `Busy`.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// `PRAGMA journal_size_limit`: after a checkpoint resets the WAL, the file is truncated to this size, so a
-/// burst does not leave a huge `-wal` behind (https://sqlite.org/pragma.html#pragma_journal_size_limit).
+/// burst does not leave a huge `-wal` behind (<https://sqlite.org/pragma.html#pragma_journal_size_limit>).
 pub const JOURNAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 /// Prepared statements cached per connection.
 pub const STATEMENT_CACHE: usize = 64;
@@ -300,7 +300,7 @@ impl OwnerConnection {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it. `BEGIN IMMEDIATE` takes the write
     /// lock up front: a deferred transaction that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT`
     /// if another connection committed in between, and busy_timeout does not retry that
-    /// (https://sqlite.org/rescode.html#busy_snapshot). If `f` fails, nothing of it is written.
+    /// (<https://sqlite.org/rescode.html#busy_snapshot>). If `f` fails, nothing of it is written.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
         let (path, schema) = (self.path.clone(), self.schema);
         self.try_write(|tx| f(tx).at_db(&path, schema))

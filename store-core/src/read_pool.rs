@@ -3,10 +3,10 @@
 //!
 //! Readers never take the owner lock, never create the file and cannot write: connections open with
 //! `SQLITE_OPEN_READ_ONLY` (`PRAGMA query_only` would still let COMMIT and checkpoints through). Never
-//! `immutable=1`: it ignores the WAL and committed rows look missing (https://sqlite.org/uri.html#uriimmutable).
+//! `immutable=1`: it ignores the WAL and committed rows look missing (<https://sqlite.org/uri.html#uriimmutable>).
 //!
 //! Every read runs in one short transaction that ends before [`ReadPool::read`] returns, so no reader pins
-//! the WAL (a reader holding a snapshot stops checkpoints from resetting it: https://sqlite.org/wal.html#ckpt).
+//! the WAL (a reader holding a snapshot stops checkpoints from resetting it: <https://sqlite.org/wal.html#ckpt>).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Putting a backup back, and quarantining a damaged file. Both require the database's [`OwnerLock`]: the
 //! lock is the proof that no owner is running (hazards: "Backups and restore").
 //!
-//! Placement follows https://sqlite.org/howtocorrupt.html: the current file moves aside together with its
+//! Placement follows <https://sqlite.org/howtocorrupt.html>: the current file moves aside together with its
 //! `-wal`/`-shm` (a database separated from its WAL loses committed rows, and a stale WAL beside a new file
 //! would be replayed into it); the backup is copied to a temporary name in the same directory, fsynced,
 //! renamed into place, and the directory fsynced. Nothing is ever deleted.

@@ -3,7 +3,7 @@
 //! `.dump` do for a person at a shell, done for a [`Schema`] (see `docs/salvage.md`).
 //!
 //! # Reading around damage
-//! SQLite reads a table through its b-tree (https://sqlite.org/fileformat2.html#b_tree_pages): interior pages
+//! SQLite reads a table through its b-tree (<https://sqlite.org/fileformat2.html#b_tree_pages>): interior pages
 //! lead to the leaf pages that hold the rows, in rowid order. A damaged page fails with `SQLITE_CORRUPT` when
 //! a cursor enters it, and only then: every other leaf is still reachable by seeking to a rowid it holds. So
 //! each table is read in rowid order, in ranges (`WHERE rowid >= ?` `ORDER BY rowid LIMIT n`); when a read
@@ -16,7 +16,7 @@
 //! Rows are never read through an index (`NOT INDEXED`): an index page may be damaged while every table page
 //! is fine, and a rowid seek uses only the table's own b-tree. `PRAGMA cell_size_check` makes SQLite check
 //! each cell's size as it reads a page, so a page whose cells are garbage fails rather than yields garbage
-//! (https://sqlite.org/pragma.html#pragma_cell_size_check); `PRAGMA writable_schema` (on a read-only
+//! (<https://sqlite.org/pragma.html#pragma_cell_size_check>); `PRAGMA writable_schema` (on a read-only
 //! connection) lets SQLite read a file shorter than its header says, page by page, instead of refusing it.
 //!
 //! # What is known lost
@@ -28,7 +28,7 @@
 //!
 //! # Leaves a damaged interior page hides
 //! A damaged *interior* page hides every leaf below it from SQLite, though those leaves are intact. When a
-//! table still has unreadable ranges, its file is read page by page ([`pages`]), as SQLite's recover
+//! table still has unreadable ranges, its file is read page by page (`pages`), as SQLite's recover
 //! extension (`ext/recover`) does, and a table leaf page is taken only when everything says it is one of this
 //! table's lost leaves (see `orphan_rows`). A plaintext file is read from disk; one with a non-empty `-wal`
 //! (the file's copy of a page may be older than the WAL's) and an encrypted one through SQLite's pager, which

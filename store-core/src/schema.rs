@@ -180,7 +180,7 @@ pub enum Compat {
 pub enum Step {
     /// Plain SQL, run inside the migration's `BEGIN IMMEDIATE` transaction.
     Sql(&'static str),
-    /// A table rebuild (https://sqlite.org/lang_altertable.html#otheralter, the 12 steps): the engine turns
+    /// A table rebuild (<https://sqlite.org/lang_altertable.html#otheralter>, the 12 steps): the engine turns
     /// foreign keys off *before* the transaction (inside one it is a silent no-op) and checks it took, so
     /// `DROP TABLE` does not cascade-delete children; runs `foreign_key_check` before COMMIT; turns them on after.
     Rebuild(&'static str),

@@ -2,7 +2,7 @@
 //! every leaf below it, though those leaves are intact. SQLite's recover extension (`ext/recover` in the
 //! SQLite sources) reads such "orphan" pages itself; this does the small part of that which a salvage needs:
 //! parse a page as a table b-tree leaf and decode its records
-//! (https://sqlite.org/fileformat2.html: §1.3 the header, §1.5 free pages, §1.6 b-tree pages, §2.1 records).
+//! (<https://sqlite.org/fileformat2.html>: §1.3 the header, §1.5 free pages, §1.6 b-tree pages, §2.1 records).
 //! Nothing here writes, and any byte out of place rejects the whole page rather than guess.
 //!
 //! A plaintext file is read with `std::fs` while the salvage's read-only SQLite connection to it is open.
