@@ -1170,12 +1170,20 @@ fn cap_open_gap(
     let recorded = source.sequences.as_ref().and_then(|s| s.get(table).copied());
     let indexed = index.and_then(|(_, ids)| ids.iter().copied().max());
     let bound = [recorded, indexed].into_iter().flatten().max();
+    // An index read whole lists every row: an empty one (and no counter) shows there were none.
+    let none_listed = recorded.is_none() && index.is_some_and(|(_, ids)| ids.is_empty());
     if let Some(last) = gaps.last_mut().filter(|g| g.1 == i64::MAX) {
         match bound {
             Some(b) if b >= last.0 => last.1 = b,
             Some(_) => {
                 gaps.pop();
             }
+            None if none_listed => {
+                gaps.pop();
+            }
+            None if last.0 == i64::MIN => notes.push(format!(
+                "{table}: no row could be read, and nothing shows how many there were"
+            )),
             None => notes.push(format!(
                 "{table}: the rows from id {} on could not be read, and nothing shows how many there were",
                 last.0
@@ -1260,10 +1268,12 @@ fn estimate_lost(
             t.known_lost_basis = Some(format!("index {name}"));
         }
         None => {
+            // The ids SQLite hands out start at 1 (https://sqlite.org/autoinc.html): a range open below (the
+            // table's first rows unreadable, nothing read before them) is counted from there.
             let ids: u64 = ranges
                 .iter()
                 .filter(|r| r.1 != i64::MAX)
-                .map(|r| (i128::from(r.1) - i128::from(r.0) + 1) as u64)
+                .map(|r| (i128::from(r.1) - i128::from(r.0.max(1)) + 1).max(0) as u64)
                 .sum();
             t.known_lost = ids.saturating_sub(kept_in_bounded);
             t.known_lost_basis = Some("id ranges".into());

@@ -76,11 +76,23 @@ fn add(conn: &Connection, notes: (i64, i64), prefs: (i64, i64)) {
     conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
 }
 
-fn damage_middle_leaf(db: &Path, table: &str) {
+/// Which leaf of a table's b-tree, in page order.
+enum Leaf {
+    First,
+    Middle,
+}
+
+fn damage_leaf(db: &Path, table: &str, leaf: Leaf) {
+    let offset = match leaf {
+        Leaf::First => "0",
+        Leaf::Middle => "(SELECT count(*) / 2 FROM dbstat WHERE name = ?1 AND pagetype = 'leaf')",
+    };
     let page: i64 = ro(db)
         .query_row(
-            "SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'leaf' ORDER BY pageno
-             LIMIT 1 OFFSET (SELECT count(*) / 2 FROM dbstat WHERE name = ?1 AND pagetype = 'leaf')",
+            &format!(
+                "SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'leaf' ORDER BY pageno
+                 LIMIT 1 OFFSET {offset}"
+            ),
             [table],
             |r| r.get(0),
         )
@@ -114,7 +126,7 @@ fn an_older_damaged_file_on_top_of_a_backup_keeps_the_backup_and_adds_newer_rows
         .unwrap();
     owner.conn().execute("DELETE FROM notes WHERE id = 7", []).unwrap();
     drop(owner);
-    damage_middle_leaf(&db, "notes");
+    damage_leaf(&db, "notes", Leaf::Middle);
     let damaged = fs::read(&db).unwrap();
 
     let base = verify_backup(&backup, &NOTES, None).unwrap();
@@ -224,7 +236,7 @@ fn rows_of_the_backup_where_the_damaged_file_is_unreadable_are_kept_as_the_backu
         .unwrap();
     owner.conn().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
     drop(owner);
-    damage_middle_leaf(&db, "notes");
+    damage_leaf(&db, "notes", Leaf::Middle);
 
     let base = verify_backup(&backup, &NOTES, None).unwrap();
     let out = temp_path(&db);
@@ -286,4 +298,69 @@ fn salvage_refuses_another_kind_an_empty_file_and_a_file_with_nothing_readable()
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert!(err.to_string().contains("nothing of it can be salvaged"), "{err}");
     assert!(!out.exists());
+}
+
+/// A table whose first rows cannot be read, with no backup and no index to count them: the known lost are
+/// the ids from 1 (where SQLite starts handing them out) to the first row read, not from the smallest
+/// rowid there could be (that counted 9.2e18 lost rows).
+#[test]
+fn rows_lost_before_the_first_readable_one_are_counted_from_id_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NOTES.path_in(dir.path());
+    let owner = open_at_version(&db, &NOTES, 1).unwrap();
+    add(owner.conn(), (0, 1000), (0, 3));
+    drop(owner);
+    let first_leaf_ids = {
+        let conn = ro(&db);
+        let page: i64 = conn
+            .query_row(
+                "SELECT pageno FROM dbstat WHERE name = 'tags' AND pagetype = 'leaf' ORDER BY pageno LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        // The tags a leaf holds: its cells, counted by dbstat.
+        conn.query_row(
+            "SELECT ncell FROM dbstat WHERE name = 'tags' AND pageno = ?1",
+            [page],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as u64
+    };
+    damage_leaf(&db, "tags", Leaf::First);
+
+    let out = temp_path(&db);
+    let report = salvage(&db, &NOTES, None, &out).unwrap();
+    let tags = &report.tables["tags"];
+    assert_eq!(tags.known_lost_basis.as_deref(), Some("id ranges"), "{tags:?}");
+    assert_eq!(tags.known_lost, first_leaf_ids, "{tags:?}");
+    assert_eq!(tags.salvaged + tags.known_lost, 1000, "{tags:?}");
+    assert_eq!(
+        query_i64(&ro(&out), "SELECT min(id) FROM tags"),
+        first_leaf_ids as i64 + 1
+    );
+}
+
+/// An empty table whose only page is damaged, with its index readable: the index shows there were no rows,
+/// so nothing is said to be lost or uncountable.
+#[test]
+fn an_unreadable_table_whose_readable_index_is_empty_lost_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = NOTES.path_in(dir.path());
+    let owner = OwnerConnection::open(&db, &NOTES).unwrap();
+    add(owner.conn(), (0, 0), (0, 3));
+    drop(owner);
+    damage_leaf(&db, "notes", Leaf::First);
+
+    let out = temp_path(&db);
+    let report = salvage(&db, &NOTES, None, &out).unwrap();
+    let notes = &report.tables["notes"];
+    assert_eq!((notes.salvaged, notes.known_lost), (0, 0), "{notes:?}");
+    assert!(notes.unreadable_ranges.is_empty(), "{notes:?}");
+    assert!(
+        !report.notes.iter().any(|n| n.starts_with("notes: ")),
+        "{:?}",
+        report.notes
+    );
+    assert_eq!(report.tables["prefs"].salvaged, 3);
 }
