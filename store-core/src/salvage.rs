@@ -1330,7 +1330,8 @@ struct Scan<'s> {
 
 impl Scan<'_> {
     /// Reads rows with `from <= rowid <= until`, at most `limit`: the rows read before any damage, and
-    /// whether damage stopped it. Rows out of order (a damaged tree can yield them) are dropped.
+    /// whether damage stopped it. A row out of order (a damaged cell pointer pointing at another cell: SQLite
+    /// reads on without an error) is damage too: the cell it should have pointed at is lost.
     fn read(&self, from: i64, until: i64, limit: usize) -> Result<(Vec<Row>, bool)> {
         self.source.read(|conn| self.read_on(conn, from, until, limit))
     }
@@ -1354,7 +1355,7 @@ impl Scan<'_> {
                     let id: i64 = r.get(0)?;
                     let after = out.last().map_or(from, |l| l.0.saturating_add(1));
                     if id < after || id > until {
-                        continue;
+                        return Ok((out, true));
                     }
                     let values = (1..=self.ncols)
                         .map(|i| r.get_ref(i).map(owned))
@@ -1381,10 +1382,18 @@ impl Scan<'_> {
     /// Reads `from..=until` into `w`, stepping over damage. Returns the unreadable ranges (inclusive), each
     /// starting where a read failed.
     fn scan(&mut self, from: i64, until: i64, w: &mut TableWriter<'_>) -> Result<Vec<(i64, i64)>> {
-        let mut gaps = Vec::new();
+        let mut gaps: Vec<(i64, i64)> = Vec::new();
         let mut next = from;
         loop {
             let (rows, damaged) = self.read(next, until, self.chunk)?;
+            // A seek that lands past the damage says nothing of the ids between where it started and the
+            // first row it read: the damaged page may hold them (a damaged cell pointer makes SQLite's search
+            // skip a cell without an error). They belong to the gap, which keeps `id ranges` an upper bound.
+            if let (Some(gap), Some(first)) = (gaps.last_mut(), rows.first())
+                && gap.1.checked_add(1) == Some(next)
+            {
+                gap.1 = first.0 - 1;
+            }
             let count = rows.len();
             let last = rows.last().map(|r| r.0);
             w.put(rows)?;
@@ -1447,8 +1456,9 @@ impl Scan<'_> {
     }
 
     /// Looks inside unreadable ranges for rows a damaged page hid (a good leaf between two damaged ones is
-    /// skipped by the boundary search) by bisecting each range, while the probe budget lasts; a half with no
-    /// rows at all is dropped from the range. Returns the ranges still unreadable, merged.
+    /// skipped by the boundary search) by bisecting each range, while the probe budget lasts. Only rows read
+    /// leave a range: a half where SQLite's seek finds no row stays (a damaged page can hide rows from a
+    /// seek without an error). Returns the ranges still unreadable, merged.
     fn refine(&mut self, gaps: Vec<(i64, i64)>, w: &mut TableWriter<'_>) -> Result<Vec<(i64, i64)>> {
         let mut todo = gaps;
         let mut done = Vec::new();
@@ -1460,14 +1470,24 @@ impl Scan<'_> {
             // In (a, z]: the read from `a` is known to fail.
             let mid = ((i128::from(a) + i128::from(z)) / 2 + 1) as i64;
             match self.probe(mid, z)? {
-                Probe::End => todo.push((a, mid - 1)),
+                // No row from `mid` as SQLite seeks it, inside a range where it met damage: a damaged page
+                // can hide rows from a seek without an error, so the half stays unreadable (not dropped):
+                // only rows actually read leave a range.
+                Probe::End => {
+                    todo.push((a, mid - 1));
+                    done.push((mid, z));
+                }
                 Probe::Damaged => {
                     todo.push((a, mid - 1));
                     todo.push((mid, z));
                 }
-                Probe::Row(_) => {
+                Probe::Row(r) => {
                     todo.push((a, mid - 1));
-                    todo.extend(self.scan(mid, z, w)?);
+                    // Ids between the seek and the row it found are unknown, as in `scan`.
+                    if r > mid {
+                        done.push((mid, r - 1));
+                    }
+                    todo.extend(self.scan(r, z, w)?);
                 }
             }
         }
