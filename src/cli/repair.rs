@@ -109,11 +109,13 @@ fn print_salvage(database: &str, aside: &str, report: &SalvageReport) {
         .as_ref()
         .map(|b| format!(" on top of the backup {}", b.display()))
         .unwrap_or_default();
-    super::say!(
-        "{database}: salvaged {} rows{base}, {} known lost{aside}",
-        report.salvaged(),
-        report.known_lost()
-    );
+    // Counted from id ranges, the lost rows include the ids of rows deleted before the damage: say so.
+    let lost = if report.lost_is_upper_bound() {
+        format!("at most {} lost", report.known_lost())
+    } else {
+        format!("{} known lost", report.known_lost())
+    };
+    super::say!("{database}: salvaged {} rows{base}, {lost}{aside}", report.salvaged());
     let width = report.tables.keys().map(String::len).max().unwrap_or(5).max(5);
     super::say!(
         "  {:<width$}  {:>10}  {:>11}  {:>10}",
@@ -137,7 +139,8 @@ fn print_salvage(database: &str, aside: &str, report: &SalvageReport) {
             extra.push(format!("{} derived from the rows salvaged", t.derived));
         }
         if let Some(basis) = &t.known_lost_basis {
-            extra.push(format!("lost counted from {basis}"));
+            let at_most = if t.lost_is_upper_bound() { "at most, " } else { "" };
+            extra.push(format!("lost {at_most}counted from {basis}"));
         }
         let extra = if extra.is_empty() {
             String::new()

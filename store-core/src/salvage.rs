@@ -150,7 +150,16 @@ impl SalvageReport {
     pub fn known_lost(&self) -> u64 {
         self.tables.values().map(|t| t.known_lost).sum()
     }
+
+    /// Whether [`known_lost`](Self::known_lost) is an upper bound rather than a count: some table's lost
+    /// rows were counted from id ranges ([`TableSalvage::lost_is_upper_bound`]).
+    pub fn lost_is_upper_bound(&self) -> bool {
+        self.tables.values().any(TableSalvage::lost_is_upper_bound)
+    }
 }
+
+/// [`TableSalvage::known_lost_basis`] when the lost rows were counted from the ids in the unreadable ranges.
+const ID_RANGES: &str = "id ranges";
 
 /// What a salvage did with one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -180,6 +189,14 @@ pub struct TableSalvage {
     /// Rows of a derived table (see [`Schema::derived_tables`]) that the schema's triggers wrote from the
     /// output's other rows, because the damaged file's own copy could not be read whole.
     pub derived: u64,
+}
+
+impl TableSalvage {
+    /// Whether `known_lost` is an upper bound (counted from id ranges: ids of rows deleted before the damage
+    /// count too) rather than exact.
+    pub fn lost_is_upper_bound(&self) -> bool {
+        self.known_lost > 0 && self.known_lost_basis.as_deref() == Some(ID_RANGES)
+    }
 }
 
 /// [`salvage_with`] with default options.
@@ -1276,7 +1293,7 @@ fn estimate_lost(
                 .map(|r| (i128::from(r.1) - i128::from(r.0.max(1)) + 1).max(0) as u64)
                 .sum();
             t.known_lost = ids.saturating_sub(kept_in_bounded);
-            t.known_lost_basis = Some("id ranges".into());
+            t.known_lost_basis = Some(ID_RANGES.into());
         }
     }
     Ok(kept)
