@@ -109,13 +109,11 @@ fn print_salvage(database: &str, aside: &str, report: &SalvageReport) {
         .as_ref()
         .map(|b| format!(" on top of the backup {}", b.display()))
         .unwrap_or_default();
-    // Counted from id ranges, the lost rows include the ids of rows deleted before the damage: say so.
-    let lost = if report.lost_is_upper_bound() {
-        format!("at most {} lost", report.known_lost())
-    } else {
-        format!("{} known lost", report.known_lost())
-    };
-    super::say!("{database}: salvaged {} rows{base}, {lost}{aside}", report.salvaged());
+    super::say!(
+        "{database}: salvaged {} rows{base}, {}{aside}",
+        report.salvaged(),
+        report.lost_said()
+    );
     let width = report.tables.keys().map(String::len).max().unwrap_or(5).max(5);
     super::say!(
         "  {:<width$}  {:>10}  {:>11}  {:>10}",

@@ -156,6 +156,15 @@ impl SalvageReport {
     pub fn lost_is_upper_bound(&self) -> bool {
         self.tables.values().any(TableSalvage::lost_is_upper_bound)
     }
+
+    /// `N known lost`, or `at most N lost` when that is an upper bound.
+    pub fn lost_said(&self) -> String {
+        if self.lost_is_upper_bound() {
+            format!("at most {} lost", self.known_lost())
+        } else {
+            format!("{} known lost", self.known_lost())
+        }
+    }
 }
 
 /// [`TableSalvage::known_lost_basis`] when the lost rows were counted from the ids in the unreadable ranges.
@@ -299,7 +308,7 @@ pub fn place(
     record.source_path = Some(report.from.display().to_string());
     record.source_version = report.from_version.map(i64::from);
     record.detail = Some(format!(
-        "{} rows salvaged, {} from the backup {}, {} known lost",
+        "{} rows salvaged, {} from the backup {}, {}",
         report.salvaged(),
         report.from_backup(),
         report
@@ -307,7 +316,7 @@ pub fn place(
             .as_ref()
             .map(|b| b.display().to_string())
             .unwrap_or_else(|| "(none)".into()),
-        report.known_lost()
+        report.lost_said()
     ));
     // Ids other files refer to are never handed out again (the salvage itself raised the counters past
     // every id the damaged file shows).
