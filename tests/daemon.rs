@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
-use support::{kill9, output_within, query_i64, read_only, spawn_splitstore, splitstore};
+use support::{kill9, output_within, query_i64, read_only, spawn_splitstore, splitstore, summary_field, summary_value};
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
 struct Daemon {
@@ -651,17 +651,10 @@ fn retention_meeting_a_damaged_page_pauses_and_recording_goes_on() {
         "said once: {rest:?}"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().find(|l| l.starts_with("daemon: ")).unwrap();
-    let field = |name: &str| {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-            .to_string()
-    };
-    assert_eq!(field("retention"), "paused", "{line}");
-    assert!(field("pruned_events").parse::<u64>().unwrap() < 20_000, "{line}");
+    assert_eq!(summary_value(&stdout, "daemon: ", "retention"), "paused", "{stdout}");
+    assert!(summary_field(&stdout, "daemon: ", "pruned_events") < 20_000, "{stdout}");
     assert_eq!(
-        field("events").parse::<i64>().unwrap(),
+        summary_field(&stdout, "daemon: ", "events") as i64,
         recorded_since(),
         "every event the daemon counted is in the file"
     );

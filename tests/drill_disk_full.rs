@@ -56,18 +56,6 @@ fn ids(stdout: &str, prefix: &str) -> Vec<i64> {
         .collect()
 }
 
-/// A `key=value` field of the summary line starting with `head`.
-fn summary_field(stdout: &str, head: &str, key: &str) -> u64 {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with(head))
-        .unwrap_or_else(|| panic!("no summary line {head:?} in {stdout:?}"));
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-}
-
 /// The failure a user sees: exit 75 (retrying helps once space is freed: a supervisor restarts it), one line
 /// on stderr naming the file, what the OS refused and what to do.
 #[track_caller]

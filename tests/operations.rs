@@ -1110,22 +1110,14 @@ fn a_server_whose_reports_meet_a_damaged_activity_db_goes_on_serving() {
     );
     assert!(err.starts_with(&said), "{err}");
     assert_eq!(err.matches("a report failed").count(), 1, "said once: {err}");
-    let summary = out.lines().find(|l| l.starts_with("server: ")).unwrap();
-    let field = |name: &str| -> u64 {
-        summary
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .unwrap_or_else(|| panic!("no {name} in {summary:?}"))
-            .parse()
-            .unwrap()
-    };
-    assert!(field("projects_created") > 1, "serving went on: {summary}");
+    let field = |key: &str| summary_field(&out, "server: ", key);
+    assert!(field("projects_created") > 1, "serving went on: {out}");
     assert_eq!(
         field("reports_failed"),
         field("projects_created"),
-        "every round's report failed: {summary}"
+        "every round's report failed: {out}"
     );
-    assert_eq!(field("reports"), 0, "{summary}");
+    assert_eq!(field("reports"), 0, "{out}");
     // Nothing recorded against activity.db: the server does not own it.
     assert!(store_core::records::damage_seen(&activity).is_none());
 }

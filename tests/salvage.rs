@@ -123,6 +123,21 @@ fn damage_page_of_size(db: &Path, size: usize, page: i64) {
     fs::write(db, &bytes).unwrap();
 }
 
+/// The line of `table` in `repair --salvage`'s table, and its numbers: salvaged, from backup, known lost.
+fn table_row<'a>(stdout: &'a str, table: &str) -> (&'a str, [u64; 3]) {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{table} ")))
+        .unwrap_or_else(|| panic!("no row of {table} in {stdout}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(3)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (line, numbers.try_into().unwrap())
+}
+
 fn salvage_options() -> RepairOptions {
     RepairOptions {
         salvage: true,
@@ -687,21 +702,12 @@ fn lost_rows_counted_from_id_ranges_are_said_to_be_an_upper_bound() {
         "{stdout}"
     );
     assert!(first.contains(", at most "), "{stdout}");
-    let events_line = stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("activity_events "))
-        .unwrap_or_else(|| panic!("{stdout}"));
+    let (events_line, numbers) = table_row(&stdout, "activity_events");
     assert!(
         events_line.ends_with("(lost at most, counted from id ranges)"),
         "{events_line}"
     );
-    let numbers: Vec<u64> = events_line
-        .split_whitespace()
-        .skip(1)
-        .take(3)
-        .map(|n| n.parse().unwrap())
-        .collect();
-    let (salvaged, lost) = (numbers[0], numbers[2]);
+    let [salvaged, _, lost] = numbers;
     assert!(salvaged < EVENTS as u64 && lost > 0, "{events_line}");
     assert!(
         salvaged + lost >= EVENTS as u64,
@@ -725,16 +731,7 @@ fn repair_salvage_through_the_cli_prints_each_table_and_json() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("activity.db: salvaged "), "{stdout}");
     assert!(lines[0].contains("known lost (damaged file kept at "), "{stdout}");
-    let events_line = lines
-        .iter()
-        .find(|l| l.trim_start().starts_with("activity_events "))
-        .unwrap_or_else(|| panic!("{stdout}"));
-    let numbers: Vec<u64> = events_line
-        .split_whitespace()
-        .skip(1)
-        .take(3)
-        .map(|n| n.parse().unwrap())
-        .collect();
+    let (_, numbers) = table_row(&stdout, "activity_events");
     assert_eq!(numbers[0] as i64, events_in(&db), "{stdout}");
     assert_eq!(numbers[1], 0, "{stdout}");
     assert_eq!(numbers[0] + numbers[2], EVENTS as u64, "{stdout}");

@@ -79,15 +79,18 @@ fn add(conn: &Connection, notes: (i64, i64), prefs: (i64, i64)) {
 /// Which leaf of a table's b-tree, in page order.
 enum Leaf {
     First,
+    Second,
     Middle,
 }
 
-fn damage_leaf(db: &Path, table: &str, leaf: Leaf) {
+/// The page number of that leaf of `table`, from SQLite's own `dbstat` on the healthy file.
+fn leaf_page(db: &Path, table: &str, leaf: Leaf) -> i64 {
     let offset = match leaf {
         Leaf::First => "0",
+        Leaf::Second => "1",
         Leaf::Middle => "(SELECT count(*) / 2 FROM dbstat WHERE name = ?1 AND pagetype = 'leaf')",
     };
-    let page: i64 = ro(db)
+    ro(db)
         .query_row(
             &format!(
                 "SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'leaf' ORDER BY pageno
@@ -96,7 +99,21 @@ fn damage_leaf(db: &Path, table: &str, leaf: Leaf) {
             [table],
             |r| r.get(0),
         )
-        .unwrap();
+        .unwrap()
+}
+
+/// The tags of notes.db: (id, note_id, tag), in id order.
+fn tags_of(db: &Path) -> Vec<(i64, i64, String)> {
+    let conn = ro(db);
+    let mut stmt = conn.prepare("SELECT id, note_id, tag FROM tags ORDER BY id").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn damage_leaf(db: &Path, table: &str, leaf: Leaf) {
+    let page = leaf_page(db, table, leaf);
     let mut bytes = fs::read(db).unwrap();
     let at = (page as usize - 1) * 4096;
     bytes[at..at + 4096].fill(0x5A);
@@ -310,23 +327,14 @@ fn rows_lost_before_the_first_readable_one_are_counted_from_id_1() {
     let owner = open_at_version(&db, &NOTES, 1).unwrap();
     add(owner.conn(), (0, 1000), (0, 3));
     drop(owner);
-    let first_leaf_ids = {
-        let conn = ro(&db);
-        let page: i64 = conn
-            .query_row(
-                "SELECT pageno FROM dbstat WHERE name = 'tags' AND pagetype = 'leaf' ORDER BY pageno LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        // The tags a leaf holds: its cells, counted by dbstat.
-        conn.query_row(
-            "SELECT ncell FROM dbstat WHERE name = 'tags' AND pageno = ?1",
-            [page],
-            |r| r.get::<_, i64>(0),
-        )
-        .unwrap() as u64
-    };
+    // The tags the first leaf holds: its cells, counted by dbstat.
+    let first_leaf_ids = query_i64(
+        &ro(&db),
+        &format!(
+            "SELECT ncell FROM dbstat WHERE name = 'tags' AND pageno = {}",
+            leaf_page(&db, "tags", Leaf::First)
+        ),
+    ) as u64;
     damage_leaf(&db, "tags", Leaf::First);
 
     let out = temp_path(&db);
@@ -376,21 +384,8 @@ fn rows_a_damaged_cell_pointer_hides_are_counted_as_lost() {
     let owner = open_at_version(&db, &NOTES, 1).unwrap();
     add(owner.conn(), (0, 1000), (0, 3));
     drop(owner);
-    let written: Vec<(i64, i64, String)> = {
-        let conn = ro(&db);
-        let mut stmt = conn.prepare("SELECT id, note_id, tag FROM tags ORDER BY id").unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
-    let page: i64 = ro(&db)
-        .query_row(
-            "SELECT pageno FROM dbstat WHERE name = 'tags' AND pagetype = 'leaf' ORDER BY pageno LIMIT 1 OFFSET 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let written = tags_of(&db);
+    let page = leaf_page(&db, "tags", Leaf::Second);
     let mut bytes = fs::read(&db).unwrap();
     let at = (page as usize - 1) * 4096;
     for b in &mut bytes[at + 100..at + 140] {
@@ -404,15 +399,8 @@ fn rows_a_damaged_cell_pointer_hides_are_counted_as_lost() {
     assert_eq!(tags.known_lost_basis.as_deref(), Some("id ranges"), "{tags:?}");
     assert!(tags.known_lost > 0, "{tags:?}");
     assert_eq!(tags.salvaged + tags.known_lost, 1000, "{tags:?}");
-    let conn = ro(&out);
-    let mut stmt = conn.prepare("SELECT id, note_id, tag FROM tags ORDER BY id").unwrap();
-    let read: Vec<(i64, i64, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
     assert!(
-        read.iter().all(|row| written.contains(row)),
+        tags_of(&out).iter().all(|row| written.contains(row)),
         "every row read is as written"
     );
 }

@@ -63,6 +63,25 @@ pub fn seed_data_dir(data: &Path, events: u64) {
     assert!(server.status.success(), "seeding server: {server:?}");
 }
 
+/// The value of a `key=value` field of the summary line starting with `head` (`daemon: `, `server: `).
+pub fn summary_value<'a>(stdout: &'a str, head: &str, key: &str) -> &'a str {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(head))
+        .unwrap_or_else(|| panic!("no summary line {head:?} in {stdout:?}"));
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+}
+
+/// [`summary_value`] as a number.
+pub fn summary_field(stdout: &str, head: &str, key: &str) -> u64 {
+    let value = summary_value(stdout, head, key);
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{key}={value} is not a number in {stdout:?}"))
+}
+
 /// A path as text for a command line (temporary paths are UTF-8).
 pub fn utf8(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
