@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use activity_store::{ActivityWriter, NewSession, TimeRange};
+use activity_store::{ActivityWriter, NewSession, TimeRange, WriterOptions};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use config_store::{ConfigStore, NewCalendarEvent, NewProject, NewSubscription};
 use rand::rngs::StdRng;
@@ -27,6 +27,11 @@ struct Generated {
 }
 
 fn generate(dir: &Path, seed: u64) -> Generated {
+    generate_at(dir, seed, activity_store::SCHEMA.end_version())
+}
+
+/// [`generate`], activity.db at schema `activity_version` (as a daemon of that build keeps it).
+fn generate_at(dir: &Path, seed: u64, activity_version: u32) -> Generated {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut config = ConfigStore::open_in(dir).unwrap();
     let mut ids = Vec::new();
@@ -86,7 +91,14 @@ fn generate(dir: &Path, seed: u64) -> Generated {
         config.replace_calendar_events(sub.id, &events, Utc::now()).unwrap();
     }
 
-    let mut writer = ActivityWriter::open_in(dir).unwrap();
+    let options = WriterOptions {
+        open: store_core::OpenOptions {
+            target_version: Some(activity_version),
+            ..store_core::OpenOptions::default()
+        },
+        ..WriterOptions::default()
+    };
+    let mut writer = ActivityWriter::open_with(&activity_store::SCHEMA.path_in(dir), &options).unwrap();
     for i in 0..3000 {
         let start = at(&mut rng, 30);
         let id = writer
@@ -151,12 +163,25 @@ fn ranges() -> Vec<TimeRange> {
 
 type TimeRow = (Option<i64>, Option<String>, ProjectStatus, i64, i64);
 
+/// The oldest activity.db this build's readers read (a file the daemon of an older build keeps, read by a
+/// server upgraded first: schema 3, before the running totals), then this build's own.
+fn activity_versions() -> [u32; 2] {
+    let schema = &activity_store::SCHEMA;
+    [schema.oldest_readable_version(), schema.end_version()]
+}
+
 #[test]
 fn time_per_project_equals_the_attach_join_including_null_and_dangling_ids() {
-    let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), 1);
-    let reports = Reports::open(dir.path());
-    let db = oracle(dir.path());
+    for version in activity_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_at(dir.path(), 1, version);
+        assert_time_per_project_equals_the_attach_join(dir.path());
+    }
+}
+
+fn assert_time_per_project_equals_the_attach_join(dir: &Path) {
+    let reports = Reports::open(dir);
+    let db = oracle(dir);
     let mut seen_statuses = std::collections::HashSet::new();
     for range in ranges() {
         let app = reports.time_per_project(&range).unwrap();
@@ -202,10 +227,16 @@ fn time_per_project_equals_the_attach_join_including_null_and_dangling_ids() {
 
 #[test]
 fn project_activity_equals_the_attach_join_for_active_archived_deleted_and_unknown_projects() {
-    let dir = tempfile::tempdir().unwrap();
-    let g = generate(dir.path(), 2);
-    let reports = Reports::open(dir.path());
-    let db = oracle(dir.path());
+    for version in activity_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = generate_at(dir.path(), 2, version);
+        assert_project_activity_equals_the_attach_join(dir.path(), &g);
+    }
+}
+
+fn assert_project_activity_equals_the_attach_join(dir: &Path, g: &Generated) {
+    let reports = Reports::open(dir);
+    let db = oracle(dir);
     for project_id in [g.active, g.archived, g.deleted, NEVER_EXISTED] {
         for range in ranges() {
             let app = reports.project_activity(project_id, &range, 100_000).unwrap();
@@ -351,4 +382,58 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
         stderr.contains("nowhere does not exist: pass the --data-dir that holds activity.db and config.db"),
         "{stderr}"
     );
+}
+
+#[test]
+fn reports_over_an_older_daemons_file_are_the_same_after_the_daemon_upgrades_it() {
+    // A server upgraded before its daemon reads activity.db at the older daemon's schema until the daemon of
+    // this build starts: its reports neither wait for that start nor change at it.
+    let dir = tempfile::tempdir().unwrap();
+    let [older, current] = activity_versions();
+    assert!(older < current, "this build reads an older daemon's file");
+    let g = generate_at(dir.path(), 6, older);
+    let report_command = || {
+        let out = output_within(
+            std::process::Command::new(env!("CARGO_BIN_EXE_splitstore")).args([
+                "report",
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "--json",
+            ]),
+            std::time::Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let reports_now = || {
+        let reports = Reports::open(dir.path());
+        let times: Vec<_> = ranges()
+            .iter()
+            .map(|range| reports.time_per_project(range).unwrap())
+            .collect();
+        let activity: Vec<_> = ranges()
+            .iter()
+            .map(|range| {
+                let a = reports.project_activity(g.active, range, 100_000).unwrap();
+                (a.seconds, a.sessions.len())
+            })
+            .collect();
+        (times, activity)
+    };
+    let version = || -> u32 {
+        oracle(dir.path())
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+
+    let before = (reports_now(), report_command());
+    assert_eq!(version(), older);
+    assert!(
+        before.0.0[0].iter().map(|r| r.sessions).sum::<i64>() > 2000,
+        "the older file's sessions are reported: {:?}",
+        before.0.0[0]
+    );
+    drop(ActivityWriter::open_in(dir.path()).unwrap());
+    assert_eq!(version(), current, "the daemon of this build upgraded the file");
+    assert_eq!((reports_now(), report_command()), before);
 }

@@ -1121,3 +1121,30 @@ fn a_server_whose_reports_meet_a_damaged_activity_db_goes_on_serving() {
     // Nothing recorded against activity.db: the server does not own it.
     assert!(store_core::records::damage_seen(&activity).is_none());
 }
+
+#[test]
+fn a_server_beside_an_activity_db_older_than_it_reads_says_once_that_reports_wait() {
+    // A daemon two builds behind keeps activity.db at schema 2; this server reads from 3 on.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let activity = data.join("activity.db");
+    fs::create_dir(&data).unwrap();
+    drop(store_core::testing::open_at_version(&activity, &activity_store::SCHEMA, 2).unwrap());
+
+    let server = run_splitstore(["server", "--data-dir", utf8(&data), "--seconds", "0.5"]);
+    let (out, err) = texts(&server);
+    assert!(server.status.success(), "{err}");
+    let said = format!(
+        "splitstore server: reports wait: {} is at schema 2, this build reads 3 to {}: the daemon has not upgraded \
+         it yet. What to do: start the daemon from this build (`splitstore daemon --data-dir {}`) so it upgrades \
+         the file, then retry. Serving goes on.",
+        activity.display(),
+        activity_store::SCHEMA.end_version(),
+        utf8(&data)
+    );
+    assert!(err.starts_with(&said), "{err}");
+    assert_eq!(err.matches("reports wait").count(), 1, "said once: {err}");
+    let field = |key: &str| summary_field(&out, "server: ", key);
+    assert!(field("projects_created") > 1, "serving went on: {out}");
+    assert_eq!((field("reports"), field("reports_failed")), (0, 0), "{out}");
+}

@@ -780,6 +780,7 @@ fn small_template() -> &'static [u8] {
 /// with the backup's (the events too).
 static EVERY_TABLE_MATCHED: store_core::Schema = store_core::Schema {
     append_only_tables: &[],
+    readers_read_from: None,
     ..activity_store::SCHEMA
 };
 

@@ -128,15 +128,20 @@ impl ActivityReader {
     /// history still count the pruned sessions. Only a partial edge bucket is read from the sessions
     /// themselves, so in pruned history a bound that is not a quarter hour counts, in its edge bucket, only
     /// the sessions still stored.
+    ///
+    /// A file at schema 3, which a daemon of an older build keeps, has no totals: the same answer then
+    /// comes from the sessions themselves (a scan of the range's sessions, as that build's readers did).
     pub fn totals_by_project(&self, range: &TimeRange) -> Result<Vec<ProjectTotal>> {
-        self.pool.read(|c| repo::totals_by_project(c, range))
+        self.pool
+            .read_versioned(|c, version| repo::totals_by_project(c, range, version))
     }
 
     /// Seconds and session count of one project's sessions that started in `range` (0 and 0 if it has
     /// none), from the running totals as [`totals_by_project`](Self::totals_by_project) (same meaning,
     /// same retention rule), in a few seeks.
     pub fn total_of_project(&self, project_id: i64, range: &TimeRange) -> Result<ProjectTotal> {
-        self.pool.read(|c| repo::total_of_project(c, project_id, range))
+        self.pool
+            .read_versioned(|c, version| repo::total_of_project(c, project_id, range, version))
     }
 
     /// The session that started last and the latest event.

@@ -278,13 +278,20 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    pub(crate) fn of(range: &TimeRange) -> Plan {
+    /// The plan for a file at schema `version`: from the totals when it has them, else (a file an older
+    /// daemon keeps, [`crate::schema::TOTALS_VERSION`]) the whole range from the sessions, as readers of
+    /// that version did.
+    pub(crate) fn of(range: &TimeRange, version: u32) -> Plan {
         let (from, to) = range.bounds_ms();
         let mut plan = Plan {
             whole: None,
             edges: [None, None],
         };
         if from >= to {
+            return plan;
+        }
+        if version < crate::schema::TOTALS_VERSION {
+            plan.edges[0] = Some((from, to));
             return plan;
         }
         let width = queries::TOTALS_BUCKET_MS;
@@ -312,11 +319,15 @@ impl Plan {
     }
 }
 
-/// Seconds and sessions per project of the sessions that started in `range`: the whole buckets from
-/// `activity_totals` (ended sessions) and the open sessions, the edges from the sessions (see [`Plan`]). Runs in the caller's read transaction,
-/// so both parts read one snapshot.
-pub(crate) fn totals_by_project(conn: &Connection, range: &TimeRange) -> rusqlite::Result<Vec<ProjectTotal>> {
-    let plan = Plan::of(range);
+/// Seconds and sessions per project of the sessions that started in `range`, in a file at schema
+/// `version`: the whole buckets from `activity_totals` (ended sessions) and the open sessions, the edges
+/// from the sessions (see [`Plan`]). Runs in the caller's read transaction, so both parts read one snapshot.
+pub(crate) fn totals_by_project(
+    conn: &Connection,
+    range: &TimeRange,
+    version: u32,
+) -> rusqlite::Result<Vec<ProjectTotal>> {
+    let plan = Plan::of(range, version);
     let mut sums: std::collections::BTreeMap<Option<i64>, (i64, i64)> = std::collections::BTreeMap::new();
     let mut add = |project_id: Option<i64>, seconds: i64, sessions: i64| {
         let sum = sums.entry(project_id).or_default();
@@ -380,8 +391,9 @@ pub(crate) fn total_of_project(
     conn: &Connection,
     project_id: i64,
     range: &TimeRange,
+    version: u32,
 ) -> rusqlite::Result<ProjectTotal> {
-    let plan = Plan::of(range);
+    let plan = Plan::of(range, version);
     let mut total = ProjectTotal {
         project_id: Some(project_id),
         seconds: 0,

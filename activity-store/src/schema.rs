@@ -96,7 +96,13 @@ pub static SCHEMA: Schema = Schema {
     derived_tables: &["activity_totals"],
     // Events are only ever inserted (and pruned): never updated.
     append_only_tables: &["activity_events"],
+    // A server upgraded before its daemon reads the file the older daemon keeps at schema 3: reports then
+    // aggregate the sessions, as schema 3's readers did, until the daemon's upgrade adds the totals.
+    readers_read_from: Some(TOTALS_VERSION - 1),
 };
+
+/// The version that adds `activity_totals` (migration 4): a reader of an older file aggregates the sessions.
+pub(crate) const TOTALS_VERSION: u32 = 4;
 
 /// The legacy combined database both activity.db and config.db were split from.
 pub const LEGACY: Predecessor = Predecessor {

@@ -40,7 +40,16 @@ fn a_file_the_daemon_has_not_upgraded_is_refused_as_behind() {
         }
         other => panic!("expected SchemaBehind, got {other:?}"),
     }
-    assert!(err.to_string().contains("the daemon has not upgraded it yet"), "{err}");
+    // This build's readers read files from schema 3 (an older daemon's, without running totals) on.
+    assert_eq!(
+        err.what(),
+        format!(
+            "{} is at schema 1, this build reads 3 to {}: the daemon has not upgraded it yet",
+            db.display(),
+            SCHEMA.end_version()
+        )
+    );
+    assert!(err.is_not_ready(), "wait for the daemon's upgrade");
 }
 
 #[test]
@@ -87,6 +96,7 @@ fn config_db_is_not_read_as_activity_db() {
         id_references: &[],
         derived_tables: &[],
         append_only_tables: &[],
+        readers_read_from: None,
     };
     drop(store_core::OwnerConnection::open(&db, &CONFIG_LIKE).unwrap());
     let err = ActivityReader::open(&db).latest().unwrap_err();

@@ -123,6 +123,7 @@ static SCHEMA_V2: store_core::Schema = store_core::Schema {
     id_references: &[],
     derived_tables: &[],
     append_only_tables: &[],
+    readers_read_from: None,
 };
 
 #[test]

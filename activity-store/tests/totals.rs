@@ -531,6 +531,7 @@ static SCHEMA_V3: store_core::Schema = store_core::Schema {
     id_references: SCHEMA.id_references,
     derived_tables: SCHEMA.derived_tables,
     append_only_tables: SCHEMA.append_only_tables,
+    readers_read_from: None,
 };
 
 #[test]

@@ -43,6 +43,7 @@ pub static SCHEMA: Schema = Schema {
     id_references: &[],
     derived_tables: &[],
     append_only_tables: &[],
+    readers_read_from: None,
 };
 
 /// The legacy combined database config.db (and activity.db) were split from.

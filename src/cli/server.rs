@@ -11,6 +11,9 @@
 //! and counted in `reports_failed`: the server goes on serving changes to config.db, which it could not do
 //! if it exited (under a supervisor it would start again onto the same page).
 //!
+//! An activity.db older than this build reads (its daemon not upgraded yet) makes the reports wait, said once
+//! on stderr; a file the daemon of the build before the running totals keeps is read as it is.
+//!
 //! It deletes only projects it created itself (the oldest first), never the user's (e.g. those a split
 //! brought in), so `projects in config.db = before + created - deleted` holds for anyone checking.
 
@@ -52,6 +55,7 @@ struct Tally {
     settings: u64,
     reports: u64,
     reports_failed: u64,
+    reports_waiting_said: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -144,8 +148,18 @@ fn serve(server: &mut Server, deadline: Option<Instant>, print: bool, tally: &mu
         let today = TimeRange::since(chrono::Utc::now() - chrono::Duration::hours(24));
         match server.reports().time_per_project(&today) {
             Ok(_) => tally.reports += 1,
-            // The daemon has not created (or upgraded) activity.db yet: the report waits for it.
-            Err(e) if e.is_not_ready() => {}
+            // activity.db is older than this build reads (its daemon has not upgraded it yet), or not
+            // converted yet: the report waits for it, said once (a missing one is an empty report).
+            Err(e) if e.is_not_ready() => {
+                if !tally.reports_waiting_said {
+                    eprintln!(
+                        "splitstore server: reports wait: {}. What to do: {}. Serving goes on.",
+                        e.what(),
+                        e.remedy()
+                    );
+                    tally.reports_waiting_said = true;
+                }
+            }
             Err(e)
                 if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase)
                     && e.path() == server.reports().activity().path() =>

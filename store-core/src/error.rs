@@ -496,8 +496,14 @@ impl Error {
                 schema,
                 ..
             } => {
+                let oldest = schema.oldest_readable_version();
+                let reads = if oldest < *expected {
+                    format!("{oldest} to {expected}")
+                } else {
+                    expected.to_string()
+                };
                 format!(
-                    "{p} is at schema {found}, this build reads {expected}: {} has not upgraded it yet",
+                    "{p} is at schema {found}, this build reads {reads}: {} has not upgraded it yet",
                     schema.owner
                 )
             }

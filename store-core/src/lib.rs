@@ -26,6 +26,7 @@
 //!     id_references: &[],
 //!     derived_tables: &[],
 //!     append_only_tables: &[],
+//!     readers_read_from: None,
 //! };
 //!
 //! let dir = tempfile::tempdir()?;

@@ -203,10 +203,16 @@ impl ReadPool {
     /// Runs `f` in one read transaction on a pooled connection, after checking that the file is this kind
     /// at the schema version this build reads. The transaction ends before this returns.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.read_versioned(|conn, _| f(conn))
+    }
+
+    /// [`read`](Self::read), telling `f` the file's schema version: for a kind whose readers read files
+    /// older than this build's ([`Schema::readers_read_from`]), `f` answers from what that version holds.
+    pub fn read_versioned<T>(&self, f: impl FnOnce(&Connection, u32) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.connection()?;
         let tx = conn.unchecked_transaction().at_db(&self.path, self.schema)?;
-        self.check_file(&tx)?;
-        let value = f(&tx).map_err(|e| self.met(&conn, self.sqlite_error(e)))?;
+        let version = self.check_file(&tx)?;
+        let value = f(&tx, version).map_err(|e| self.met(&conn, self.sqlite_error(e)))?;
         tx.commit().at_db(&self.path, self.schema)?;
         Ok(value)
     }
@@ -300,7 +306,7 @@ impl ReadPool {
         let checked = self.check_file(&tx);
         drop(tx);
         drop(conn);
-        checked.map_err(|e| crate::key::explain(e, self.key.as_ref()))
+        checked.map(drop).map_err(|e| crate::key::explain(e, self.key.as_ref()))
     }
 
     /// A SQLite error met reading the file, typed (a wrong or missing key told from damage).
@@ -332,10 +338,11 @@ impl ReadPool {
         self.sqlite_error(e)
     }
 
-    /// The file is this kind, at the version this build reads or a newer one that readers of this version
-    /// still read ([`Compat`](crate::schema::Compat)). The first read here is also where a missing `-shm`
-    /// in a read-only directory surfaces (SQLITE_READONLY_DIRECTORY).
-    fn check_file(&self, conn: &Connection) -> Result<()> {
+    /// The file is this kind, at a version this build reads (its own, an older one its readers still read:
+    /// [`Schema::readers_read_from`]) or a newer one that readers of this version still read
+    /// ([`Compat`](crate::schema::Compat)); returns that version. The first read here is also where a
+    /// missing `-shm` in a read-only directory surfaces (SQLITE_READONLY_DIRECTORY).
+    fn check_file(&self, conn: &Connection) -> Result<u32> {
         let (application_id, version): (i32, u32) = conn
             .prepare_cached(
                 "SELECT (SELECT application_id FROM pragma_application_id()),
@@ -360,10 +367,11 @@ impl ReadPool {
                 user_version: version,
                 table_count: 1,
             };
-            return crate::migrate::check_identity(&self.path, self.schema, &state);
+            return crate::migrate::check_identity(&self.path, self.schema, &state).map(|()| version);
         }
         match version.cmp(&expected) {
-            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Equal => Ok(version),
+            std::cmp::Ordering::Less if version >= self.schema.oldest_readable_version() => Ok(version),
             std::cmp::Ordering::Less => Err(Error::SchemaBehind {
                 path,
                 found: version,
@@ -374,7 +382,7 @@ impl ReadPool {
             // name the columns they read, and those are all there.
             std::cmp::Ordering::Greater => {
                 match crate::migrate::min_reader_version(conn).at_db(&self.path, self.schema)? {
-                    Some(min) if min <= expected => Ok(()),
+                    Some(min) if min <= expected => Ok(version),
                     _ => Err(Error::SchemaNewer {
                         path,
                         found: version,

@@ -44,6 +44,12 @@ pub struct Schema {
     /// that still parses can never replace it (and the bulk of the history is not read twice). Rows of other
     /// tables that the damaged file holds changed take its values (a session ended after the backup).
     pub append_only_tables: &'static [&'static str],
+    /// The oldest version of this kind's file that this build's readers read, when older than its own
+    /// (`None`: only its own, and newer ones it is told it still reads). A reader's queries then ask the
+    /// file's version ([`ReadPool::read_versioned`](crate::ReadPool::read_versioned)) and answer from what
+    /// that version holds: a process upgraded before the file's owner keeps reading instead of waiting,
+    /// maybe for days, for the owner's own upgrade (docs/upgrade.md, "Daemon and server of different builds").
+    pub readers_read_from: Option<u32>,
 }
 
 /// A column holding ids of another kind's table (see [`Schema::id_references`]).
@@ -119,6 +125,13 @@ impl Schema {
     /// The schema version this build writes and reads.
     pub fn end_version(&self) -> u32 {
         self.migrations.len() as u32
+    }
+
+    /// The oldest file version readers of this build read: [`readers_read_from`](Self::readers_read_from),
+    /// or this build's own version.
+    pub fn oldest_readable_version(&self) -> u32 {
+        self.readers_read_from
+            .map_or(self.end_version(), |v| v.min(self.end_version()))
     }
 
     /// The path of this database in `data_dir`.

@@ -208,6 +208,43 @@ fn a_reader_meeting_an_older_schema_says_the_owner_has_not_upgraded() {
         .unwrap();
 }
 
+/// [`ITEMS`] whose readers read files from schema 2 on (their queries handle a file its owner's older build
+/// keeps at 2).
+static ITEMS_READ_FROM_2: store_core::Schema = store_core::Schema {
+    readers_read_from: Some(2),
+    ..ITEMS_KIND
+};
+
+#[test]
+fn a_reader_reads_an_older_file_its_build_says_it_reads_and_is_told_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    drop(open_at_version(&db, &ITEMS_READ_FROM_2, 2).unwrap());
+    let pool = ReadPool::new(&db, &ITEMS_READ_FROM_2);
+    pool.check().unwrap();
+    let read = |pool: &ReadPool| {
+        pool.read_versioned(|c, version| Ok((version, c.query_row("SELECT count(*) FROM items", [], |r| r.get(0))?)))
+            .unwrap()
+    };
+    assert_eq!(read(&pool), (2, 0_i64));
+    // The owner upgrades: the same pool reads the new version, and is told so.
+    drop(OwnerConnection::open(&db, &ITEMS_READ_FROM_2).unwrap());
+    assert_eq!(read(&pool), (3, 0));
+
+    // Older than that is behind, and the error says which versions this build reads.
+    let older = dir.path().join("older/activity.db");
+    fs::create_dir(older.parent().unwrap()).unwrap();
+    drop(open_at_version(&older, &ITEMS_READ_FROM_2, 1).unwrap());
+    let err = ReadPool::new(&older, &ITEMS_READ_FROM_2).check().unwrap_err();
+    assert_eq!(
+        err.what(),
+        format!(
+            "{} is at schema 1, this build reads 2 to 3: the daemon has not upgraded it yet",
+            older.display()
+        )
+    );
+}
+
 #[test]
 fn a_reader_meeting_a_newer_schema_or_another_kind_refuses() {
     let dir = tempfile::tempdir().unwrap();

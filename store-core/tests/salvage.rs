@@ -48,6 +48,7 @@ static NOTES: Schema = Schema {
     id_references: &[],
     derived_tables: &[],
     append_only_tables: &[],
+    readers_read_from: None,
 };
 
 fn ro(path: &Path) -> Connection {

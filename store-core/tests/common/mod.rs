@@ -66,6 +66,7 @@ pub const ITEMS_KIND: Schema = Schema {
     id_references: &[],
     derived_tables: &[],
     append_only_tables: &[],
+    readers_read_from: None,
 };
 
 /// A second kind.
@@ -84,6 +85,7 @@ pub static OTHER: Schema = Schema {
     id_references: &[],
     derived_tables: &[],
     append_only_tables: &[],
+    readers_read_from: None,
 };
 
 // Not every test binary uses every helper.
