@@ -784,7 +784,7 @@ fn restore_is_refused_while_the_daemon_runs_and_puts_the_backup_back_after_it_st
         let db = data.join(name);
         let v = build_version(name);
         let head = format!(
-            "restored {} from {} (schema {v} -> {v}); the previous file is kept at {}.replaced-",
+            "restored {} from {} (schema {v}); the previous file is kept at {}.replaced-",
             db.display(),
             file.display(),
             db.display()
@@ -937,7 +937,7 @@ fn a_restore_of_an_older_backup_says_what_the_replaced_file_had_added() {
     let line = stdout.lines().next().unwrap();
     assert!(
         line.starts_with(&format!(
-            "restored {} from {} (schema 4 -> 4); the previous file is kept at {}.replaced-",
+            "restored {} from {} (schema 4); the previous file is kept at {}.replaced-",
             activity.display(),
             backup.display(),
             activity.display()

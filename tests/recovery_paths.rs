@@ -349,3 +349,73 @@ fn a_migration_that_fails_on_every_start_leaves_its_banner_for_doctor_naming_the
             .contains("the last start of the daemon failed")
     );
 }
+
+/// activity.db as the build before this one knew it (its last migration not yet written).
+static ACTIVITY_OF_THE_PREVIOUS_BUILD: store_core::Schema = store_core::Schema {
+    migrations: splitstore::activity_store::SCHEMA
+        .migrations
+        .split_at(splitstore::activity_store::SCHEMA.migrations.len() - 1)
+        .0,
+    predecessor: None,
+    readers_read_from: None,
+    ..splitstore::activity_store::SCHEMA
+};
+
+#[test]
+fn going_back_to_the_previous_build_with_the_restore_the_upgrade_names_leaves_a_file_that_build_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let d = utf8(data);
+    let db = data.join("activity.db");
+    let previous = ACTIVITY_OF_THE_PREVIOUS_BUILD.end_version();
+    drop(store_core::OwnerConnection::open(&db, &ACTIVITY_OF_THE_PREVIOUS_BUILD).unwrap());
+
+    // The first start of this build's daemon upgrades the file and says how to go back.
+    let out = run_splitstore(["daemon", "--data-dir", d, "--events", "10"]);
+    let (_, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let said = format!(
+        "splitstore daemon: upgraded {} from schema {previous} to {}; the file as it was is kept at ",
+        db.display(),
+        previous + 1
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(&said))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let restore = line
+        .split_once("stop both processes, then `")
+        .and_then(|(_, rest)| rest.strip_suffix("`)"))
+        .unwrap_or_else(|| panic!("{line}"));
+    let backup = line[said.len()..].split_once(" (").unwrap().0;
+    assert!(backup.contains("/backups/pre-migration/activity-"), "{line}");
+    assert_eq!(
+        restore,
+        format!("splitstore restore --data-dir {d} --from {backup}"),
+        "{line}"
+    );
+    assert!(
+        !texts(&run_splitstore(["daemon", "--data-dir", d, "--events", "1"]))
+            .1
+            .contains("upgraded"),
+        "said at the upgrade only"
+    );
+
+    // Run as said: the file is put back as the backup was, not upgraded again on the way.
+    let args: Vec<&str> = restore.split(' ').skip(1).collect();
+    let out = run_splitstore(&args);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with(&format!(
+            "restored {} from {backup} (schema {previous}, as the backup was: the daemon of this build upgrades it \
+             when it starts; a build of schema {previous} reads it as it is); the previous file is kept at ",
+            db.display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(query_i64(&read_only(&db), "PRAGMA user_version"), i64::from(previous));
+    // The previous build's daemon opens it (before: schema_newer, the restored file upgraded again).
+    let owner = store_core::OwnerConnection::open(&db, &ACTIVITY_OF_THE_PREVIOUS_BUILD).unwrap();
+    assert_eq!(owner.open_report().upgrade.to_version, previous);
+}

@@ -134,6 +134,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(w) => w,
         Err(e) => return super::fail_owner("daemon", &e),
     };
+    super::say_upgraded("daemon", writer.owner());
     if !writer.recovery().is_empty() {
         let _ = writeln!(io::stderr(), "splitstore daemon: recovered: {}", writer.recovery());
     }

@@ -156,6 +156,34 @@ pub fn upgrade_first(
     }
 }
 
+/// Says, once at start, that the owner's open migrated its file and where the file as it was is kept: the
+/// way back to the previous build (docs/upgrade.md, "Rolling back"), which otherwise only doctor lists.
+pub fn say_upgraded(context: &str, owner: &store_core::OwnerConnection) {
+    let report = owner.open_report();
+    let upgrade = &report.upgrade;
+    if report.created || upgrade.to_version <= upgrade.from_version {
+        return;
+    }
+    let mut line = format!(
+        "splitstore {context}: upgraded {} from schema {} to {}",
+        owner.path().display(),
+        upgrade.from_version,
+        upgrade.to_version
+    );
+    if let Some(backup) = &upgrade.backup {
+        let restore = owner.schema().command(
+            "restore",
+            store_core::files::parent_dir(owner.path()),
+            &format!("--from {}", store_core::files::shell_quoted(backup)),
+        );
+        line.push_str(&format!(
+            "; the file as it was is kept at {} (to go back to the previous build: stop both processes, then `{restore}`)",
+            backup.display()
+        ));
+    }
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// `--key-file FILE`, on every command that opens a database.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct KeyArgs {

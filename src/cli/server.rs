@@ -83,6 +83,7 @@ pub fn run(args: Args) -> ExitCode {
     if let Some(damage) = server.config().owner().damage_seen() {
         return super::fail_owner("server", &damage);
     }
+    super::say_upgraded("server", server.config().owner());
     let deadline = args.seconds.map(|s| Instant::now() + s);
     let mut tally = Tally::default();
     let outcome = serve(&mut server, deadline, args.print_changes, &mut tally);

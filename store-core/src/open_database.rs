@@ -46,7 +46,8 @@ pub struct OpenOptions {
     /// Where backups go (pre-migration ones in its `pre-migration` folder); `None` means
     /// `<data dir>/backups`.
     pub backup_dir: Option<PathBuf>,
-    /// Stop migrating at this version instead of the build's last (tests build old versions with it).
+    /// Stop migrating at this version instead of the build's last (a restore leaves a backup at its own
+    /// version; tests build old versions with it).
     pub target_version: Option<u32>,
     /// Runs inside each migration's transaction before COMMIT (fault-injection drills).
     pub migration_hook: Option<MigrationHook>,

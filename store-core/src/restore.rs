@@ -33,8 +33,8 @@ pub struct RestoreReport {
     pub restored_from: PathBuf,
     /// Where the file that was in place went (None if there was none).
     pub moved_aside: Option<PathBuf>,
-    /// Schema version of the backup, and after opening it with this build.
-    pub backup_version: u32,
+    /// Schema version of the file put in place: the backup's, never migrated by the restore (an older one
+    /// is migrated by its owner's next start of this build; the build that wrote it reads it as it is).
     pub version: u32,
     /// Rows the file it replaced had added after the backup was taken (see [`rows_added_since`]): not in
     /// the restored file, still in `moved_aside`. Empty when nothing was replaced, or nothing can be told.
@@ -173,10 +173,11 @@ pub fn interrupted(data_dir: &Path) -> bool {
 /// beside its database first; a journal naming every move is written; then each current file moves aside
 /// (with its `-wal`/`-shm`, never deleted) and its copy is renamed into place; the journal is removed (the
 /// commit point). A failure before that puts every file back as it was; a kill before that is undone by the
-/// next owner's open ([`undo_interrupted`]). Only then is each opened as the owner (migrating it to this
-/// build's schema), its AUTOINCREMENT counters raised to at least the replaced file's and the given floors
-/// (no id is ever handed out twice), and a `restore` provenance row recorded. Each is opened with `key`
-/// (an encrypted database's backups are encrypted with its key). Returns the locks, still held.
+/// next owner's open ([`undo_interrupted`]). Only then is each opened as the owner (at the backup's schema
+/// version: an older one is migrated by the owner's next start), its AUTOINCREMENT counters raised to at
+/// least the replaced file's and the given floors (no id is ever handed out twice), and a `restore`
+/// provenance row recorded. Each is opened with `key` (an encrypted database's backups are encrypted with
+/// its key). Returns the locks, still held.
 pub fn restore_all(
     placements: Vec<Placement>,
     aside_tag: &str,
@@ -287,8 +288,12 @@ pub fn place_all(
             floors.extend(counters_of(aside, key));
             added_since_backup = rows_added_since(aside, &p.backup, key);
         }
+        // At the backup's own version, never migrated here: restoring a pre-migration backup is how a user goes
+        // back to the build that wrote it, which refuses a file this build migrated (`schema_newer`). An older
+        // backup is migrated by its owner's next start of this build, with the usual check and backup.
         let options = OpenOptions {
             key: key.cloned(),
+            target_version: Some(p.backup.version),
             ..OpenOptions::default()
         };
         let mut owner = OwnerConnection::open_locked(p.lock, p.schema, &options)?;
@@ -306,7 +311,6 @@ pub fn place_all(
             path: e.db,
             restored_from: p.backup.path().to_path_buf(),
             moved_aside: replaced,
-            backup_version: p.backup.version,
             version,
             added_since_backup,
         });
