@@ -59,9 +59,17 @@ impl Daemon {
         if let Some(known) = self.projects.get(domain) {
             return *known;
         }
-        let found = self.config.project_for_domain(domain).ok().flatten();
-        self.projects.insert(domain.to_string(), found);
-        found
+        match self.config.project_for_domain(domain) {
+            Ok(found) => {
+                self.projects.insert(domain.to_string(), found);
+                found
+            }
+            // Said, and not cached: the next session of this domain asks again.
+            Err(e) => {
+                eprintln!("daemon: project of {domain} unknown, recording without one: {e}");
+                None
+            }
+        }
     }
 
     fn acknowledge(&mut self, committed: Option<Committed>, durations: &mut HashMap<i64, i64>) {
