@@ -308,11 +308,23 @@ fn inspect_contents(
                 schema.end_version(),
                 h.pending_migrations
             ),
-            format!(
-                "start {} from this build (`{}`): it backs the file up, then migrates it",
-                schema.owner,
-                schema.owner_command(files::parent_dir(path))
-            ),
+            {
+                let start = format!(
+                    "start {} from this build (`{}`): it backs the file up, then migrates it",
+                    schema.owner,
+                    schema.owner_command(files::parent_dir(path))
+                );
+                // An owner runs and has not migrated the file: a second one would only be refused as locked.
+                match &h.owner {
+                    Some(LockState::Held { holder }) => format!(
+                        "{} running now ({}) has not upgraded it (an earlier build, or an upgrade under way: look \
+                         again in a minute): stop it, then {start}",
+                        schema.owner,
+                        holder.as_ref().map_or("pid unknown".to_string(), ToString::to_string)
+                    ),
+                    _ => start,
+                }
+            },
         );
     }
 

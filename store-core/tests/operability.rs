@@ -98,11 +98,31 @@ fn missing_newer_pending_and_damaged_files_each_name_a_problem_and_a_remedy() {
     let h = inspect(&pending, &ITEMS, &InspectOptions::default());
     assert_eq!(h.pending_migrations, 1);
     assert_eq!(h.problems[0].code, store_core::ErrorKind::MigrationsPending);
-    assert!(
-        h.problems[0].remedy.contains("splitstore daemon --data-dir"),
-        "{:?}",
-        h.problems
+    assert_eq!(
+        h.problems[0].remedy,
+        format!(
+            "start the daemon from this build (`splitstore daemon --data-dir {}`): it backs the file up, then \
+             migrates it",
+            pending.parent().unwrap().display()
+        )
     );
+    // Its owner runs (an earlier build keeping it at 2): starting another would only be refused as locked.
+    let running = open_at_version(&pending, &ITEMS, 2).unwrap();
+    let h = inspect(&pending, &ITEMS, &InspectOptions::default());
+    let Ok(LockState::Held { holder: Some(holder) }) = OwnerLock::probe(&pending) else {
+        panic!("held by `running`")
+    };
+    assert_eq!(holder.pid, std::process::id());
+    assert_eq!(
+        h.problems[0].remedy,
+        format!(
+            "the daemon running now ({holder}) has not upgraded it (an earlier build, or an upgrade under way: look \
+             again in a minute): stop it, then start the daemon from this build (`splitstore daemon --data-dir \
+             {}`): it backs the file up, then migrates it",
+            pending.parent().unwrap().display()
+        )
+    );
+    drop(running);
 
     let damaged = dir.path().join("damaged/activity.db");
     {
