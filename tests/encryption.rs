@@ -388,7 +388,7 @@ mod encrypted {
         assert!(rotated.status.success(), "{rotated:?}");
         let (rotated_out, _) = texts(&rotated);
         assert!(
-            rotated_out.contains("existing backups stay under the key"),
+            rotated_out.contains("existing backup(s) stay under the key they were taken with ("),
             "{rotated_out}"
         );
         let doctor = with_key(&["doctor", "--data-dir", d], &new);
@@ -565,5 +565,65 @@ mod encrypted {
         }
         let doctor = with_key(&["doctor", "--data-dir", utf8(&data)], utf8(&data.join("demo.key")));
         assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
+    }
+
+    #[test]
+    fn encrypting_a_plaintext_data_directory_names_the_backups_it_leaves_in_the_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        assert!(
+            run_splitstore(["daemon", "--data-dir", d, "--events", "100"])
+                .status
+                .success()
+        );
+        assert!(
+            run_splitstore(["server", "--data-dir", d, "--seconds", "0.2"])
+                .status
+                .success()
+        );
+        assert!(run_splitstore(["backup", "--data-dir", d]).status.success());
+        let mut backups: Vec<String> = all_files(&data.join("backups"))
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(backups.len(), 2, "{backups:?}");
+
+        let k = key_file(&dir.path().join("key"));
+        let out = run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &k]);
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stdout.contains(" (in the clear: anyone who reads the disk reads them): once the new files work"),
+            "{stdout}"
+        );
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("2 existing backup(s) are in the clear and hold the data unencrypted ("))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert!(
+            line.ends_with(&format!(
+                "): take new backups now (`splitstore backup --data-dir {d} --key-file NEW`), then delete them"
+            )),
+            "{line}"
+        );
+        let named = line.split_once(" (").unwrap().1.split_once("): ").unwrap().0;
+        let mut named: Vec<String> = named.split(", ").map(String::from).collect();
+        named.sort();
+        backups.sort();
+        assert_eq!(named, backups);
+
+        // doctor says the same of each, for as long as they are there.
+        let doctor = with_key(&["doctor", "--data-dir", d], &k);
+        let (doctor_out, _) = texts(&doctor);
+        for backup in &backups {
+            assert!(
+                doctor_out.contains(&format!(
+                    "{backup} is in the clear (not_encrypted): it holds the data unencrypted beside a database \
+                     encrypted with the key given; once a backup under the key exists, delete it"
+                )),
+                "{doctor_out}"
+            );
+        }
     }
 }

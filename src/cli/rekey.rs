@@ -48,20 +48,49 @@ pub fn run(args: Args) -> ExitCode {
                 .iter()
                 .filter_map(|r| r.previous.as_ref().map(|p| p.display().to_string()))
                 .collect();
+            let dir = store_core::files::shell_quoted(&args.data_dir);
+            let readable = if old.is_some() {
+                "readable with the old key"
+            } else {
+                "in the clear: anyone who reads the disk reads them"
+            };
             if !previous.is_empty() {
                 super::say!(
-                    "the files as they were are kept at {} (readable with the old key, or by anyone if they were \
-                     plaintext): once the new files work, remove them with `splitstore cleanup --data-dir {} \
-                     --older-than 0`",
+                    "the files as they were are kept at {} ({readable}): once the new files work, remove them with \
+                     `splitstore cleanup --data-dir {dir} --older-than 0`",
                     previous.join(", "),
-                    store_core::files::shell_quoted(&args.data_dir)
                 );
             }
-            super::say!(
-                "existing backups stay under the key they were taken with: restore one with that key, or take new \
-                 backups now (`splitstore backup --data-dir {} --key-file NEW`)",
-                store_core::files::shell_quoted(&args.data_dir)
-            );
+            // The backups (pre-migration ones included, which rotation never removes) the old key reads.
+            let backups: Vec<String> = splitstore::DATABASES
+                .iter()
+                .flat_map(|schema| {
+                    let backup_dir = store_core::backup::default_backup_dir(&schema.path_in(&args.data_dir));
+                    store_core::backup::all_backups(&backup_dir, schema, old.as_ref()).backups
+                })
+                .map(|b| b.path.display().to_string())
+                .collect();
+            let take_new = match &new {
+                Some(_) => format!("`splitstore backup --data-dir {dir} --key-file NEW`"),
+                None => format!("`splitstore backup --data-dir {dir}`"),
+            };
+            if backups.is_empty() {
+                super::say!("no backup was taken under the old key: take new backups now ({take_new})");
+            } else if old.is_none() {
+                super::say!(
+                    "{} existing backup(s) are in the clear and hold the data unencrypted ({}): take new backups now \
+                     ({take_new}), then delete them",
+                    backups.len(),
+                    backups.join(", ")
+                );
+            } else {
+                super::say!(
+                    "{} existing backup(s) stay under the key they were taken with ({}): restore one with that key, \
+                     or take new backups now ({take_new})",
+                    backups.len(),
+                    backups.join(", ")
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => super::fail("rekey", &e),

@@ -230,7 +230,16 @@ fn examine(
         Ok((id, version, recorded))
     };
     let (id, version, recorded) = read().map_err(|e| match crate::key::error_at(path, key, e) {
-        e @ (Error::KeyRejected { .. } | Error::NotEncrypted { .. }) => (
+        // Left from before the directory was encrypted: the whole history, readable by anyone.
+        e @ Error::NotEncrypted { .. } => (
+            format!(
+                "is in the clear ({}): it holds the data unencrypted beside a database encrypted with the key \
+                 given; once a backup under the key exists, delete it",
+                e.kind()
+            ),
+            Some(e.kind()),
+        ),
+        e @ Error::KeyRejected { .. } => (
             format!("cannot be read with the key given ({})", e.kind()),
             Some(e.kind()),
         ),
