@@ -568,7 +568,7 @@ mod encrypted {
     }
 
     #[test]
-    fn encrypting_a_plaintext_data_directory_names_the_backups_it_leaves_in_the_clear() {
+    fn encrypting_a_plaintext_data_directory_names_the_backups_and_copies_it_leaves_in_the_clear() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let d = utf8(&data);
@@ -588,6 +588,19 @@ mod encrypted {
             .map(|p| p.display().to_string())
             .collect();
         assert_eq!(backups.len(), 2, "{backups:?}");
+        // The files a restore moves aside are copies of the data too.
+        assert!(
+            run_splitstore(["restore", "--data-dir", d, "--from", &format!("{d}/backups")])
+                .status
+                .success()
+        );
+        let mut replaced: Vec<String> = all_files(&data)
+            .iter()
+            .map(|p| p.display().to_string())
+            .filter(|p| p.contains(".replaced-"))
+            .collect();
+        replaced.sort();
+        assert!(replaced.len() >= 2, "{replaced:?}");
 
         let k = key_file(&dir.path().join("key"));
         let out = run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &k]);
@@ -607,11 +620,25 @@ mod encrypted {
             )),
             "{line}"
         );
-        let named = line.split_once(" (").unwrap().1.split_once("): ").unwrap().0;
-        let mut named: Vec<String> = named.split(", ").map(String::from).collect();
-        named.sort();
+        let named = |line: &str| {
+            let list = line.split_once(" (").unwrap().1.split_once("): ").unwrap().0;
+            let mut named: Vec<String> = list.split(", ").map(String::from).collect();
+            named.sort();
+            named
+        };
         backups.sort();
-        assert_eq!(named, backups);
+        assert_eq!(named(line), backups);
+        let others = stdout
+            .lines()
+            .find(|l| l.contains(" other file(s) outside the databases hold data in the clear too ("))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert_eq!(named(others), replaced, "{others}");
+        assert!(
+            others.ends_with(&format!(
+                "`splitstore cleanup --data-dir {d} --older-than 0` removes them"
+            )),
+            "{others}"
+        );
 
         // doctor says the same of each, for as long as they are there.
         let doctor = with_key(&["doctor", "--data-dir", d], &k);

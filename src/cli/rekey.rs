@@ -61,6 +61,23 @@ pub fn run(args: Args) -> ExitCode {
                     previous.join(", "),
                 );
             }
+            if old.is_none() {
+                // Moved aside by a restore or a repair, the legacy file, the split's rejects: written before the
+                // directory was encrypted, so in the clear as well.
+                let others: Vec<String> = splitstore::health::all_leftovers(&args.data_dir)
+                    .iter()
+                    .map(|l| l.path.display().to_string())
+                    .filter(|l| !previous.iter().any(|p| l.starts_with(p.as_str())))
+                    .collect();
+                if !others.is_empty() {
+                    super::say!(
+                        "{} other file(s) outside the databases hold data in the clear too ({}): doctor says what \
+                         each is; `splitstore cleanup --data-dir {dir} --older-than 0` removes them",
+                        others.len(),
+                        others.join(", ")
+                    );
+                }
+            }
             // The backups (pre-migration ones included, which rotation never removes) the old key reads.
             let backups: Vec<String> = splitstore::DATABASES
                 .iter()
