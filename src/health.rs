@@ -13,6 +13,7 @@ use crate::DATABASES;
 /// The health of both databases in a data directory.
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
+    #[serde(with = "store_core::files::lossy_path")]
     pub data_dir: PathBuf,
     pub healthy: bool,
     pub databases: Vec<DbHealth>,

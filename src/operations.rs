@@ -226,18 +226,21 @@ pub enum RepairAction {
     /// Damaged: moved aside, newest good backup restored.
     Restored {
         database: &'static str,
+        #[serde(with = "store_core::files::lossy_path::option")]
         quarantined: Option<PathBuf>,
         report: RestoreReport,
     },
     /// Damaged, no good backup, `--allow-empty`: moved aside, started empty (activity.db only).
     StartedEmpty {
         database: &'static str,
+        #[serde(with = "store_core::files::lossy_path::option")]
         quarantined: Option<PathBuf>,
     },
     /// Damaged, `--salvage`: every readable row copied (on top of the newest good backup, if any) into a new
     /// file, which was verified and put in place; the damaged file moved aside.
     Salvaged {
         database: &'static str,
+        #[serde(with = "store_core::files::lossy_path::option")]
         quarantined: Option<PathBuf>,
         report: SalvageReport,
     },
@@ -475,8 +478,10 @@ pub fn is_key_problem(kind: ErrorKind) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RekeyReport {
     pub database: &'static str,
+    #[serde(with = "store_core::files::lossy_path")]
     pub path: PathBuf,
     /// Where the file under the old key (or in the clear) was moved: kept, never deleted, until `cleanup`.
+    #[serde(with = "store_core::files::lossy_path::option")]
     pub previous: Option<PathBuf>,
     /// Rows per table, the same before and after (checked).
     pub rows: u64,

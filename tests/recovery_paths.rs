@@ -419,3 +419,78 @@ fn going_back_to_the_previous_build_with_the_restore_the_upgrade_names_leaves_a_
     let owner = store_core::OwnerConnection::open(&db, &ACTIVITY_OF_THE_PREVIOUS_BUILD).unwrap();
     assert_eq!(owner.open_report().upgrade.to_version, previous);
 }
+
+#[test]
+fn a_data_directory_whose_path_is_not_utf8_keeps_its_split_record_and_its_restore_journal() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    // "données" in Latin-1, as a home folder of a system not set to UTF-8 names it.
+    let data = dir.path().join(OsStr::from_bytes(b"donn\xe9es"));
+    std::fs::create_dir(&data).unwrap();
+    let legacy = data.join("legacy.db");
+    migrate_split::fixtures::build(&migrate_split::fixtures::LegacySpec::small(3), &legacy).unwrap();
+    let options = migrate_split::UpgradeOptions::default();
+    assert!(matches!(
+        migrate_split::prepare(&data, &options).unwrap(),
+        migrate_split::Upgrade::Split(_)
+    ));
+    let record = store_core::conversion::recorded(&data).expect("the split is recorded (it was written empty)");
+    assert_eq!(record.predecessor.to_string_lossy(), legacy.to_string_lossy());
+
+    // The record is what keeps the legacy file from being split again: with activity.db gone, the next start
+    // creates it empty and leaves config.db alone (before, a second split moved config.db aside).
+    let project_names = || -> Vec<String> {
+        query_column(
+            &read_only(&data.join("config.db")),
+            "SELECT name FROM projects ORDER BY id",
+        )
+    };
+    let config_before = project_names();
+    for f in std::fs::read_dir(&data).unwrap().filter_map(|e| e.ok()) {
+        if f.file_name().as_bytes().starts_with(b"activity.db") {
+            std::fs::remove_file(f.path()).unwrap();
+        }
+    }
+    assert!(matches!(
+        migrate_split::prepare(&data, &options).unwrap(),
+        migrate_split::Upgrade::AlreadyDone
+    ));
+    assert_eq!(project_names(), config_before);
+
+    // A restore stopped halfway (here by a panic, standing in for a kill) is undone by the next start from its
+    // journal (before, the journal was written empty and the next start failed to read it).
+    let (current, _) = two_states(&data);
+    let activity = data.join("activity.db");
+    let stop_at = format!("moved aside {}", activity.display());
+    let hook: RestoreHook = Arc::new(move |s: &str| {
+        if s == stop_at {
+            panic!("stopped halfway, as a kill would");
+        }
+        Ok(())
+    });
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        operations::restore_with(&data, &data.join("backups"), Some(&hook), None)
+    }));
+    assert!(stopped.is_err());
+    assert!(!activity.exists(), "moved aside, nothing in its place yet");
+    drop(ConfigStore::open_in(&data).unwrap());
+    assert_eq!(state(&data), current);
+    assert!(!data.join(".private/restore.journal").exists());
+
+    // What the operator reads: doctor's JSON (it failed to serialise), and the record a failed start leaves
+    // (it went unwritten).
+    let out = run_splitstore([
+        OsStr::new("doctor"),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+        OsStr::new("--json"),
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(json["data_dir"], data.to_string_lossy().as_ref());
+    std::fs::write(data.join("config.db"), b"not a database").unwrap();
+    let out = run_splitstore([OsStr::new("server"), OsStr::new("--data-dir"), data.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let record = store_core::records::last_failure(&data.join("config.db")).expect("the failed start is recorded");
+    assert_eq!(record.banner.kind, splitstore::ErrorKind::NotADatabase);
+}

@@ -12,6 +12,7 @@ use crate::progress::PhaseTime;
 /// The legacy file that was read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LegacyInfo {
+    #[serde(with = "store_core::files::lossy_path")]
     pub path: PathBuf,
     /// Its schema version (`PRAGMA user_version`): 1, 2 or 3.
     pub version: u32,
@@ -55,18 +56,22 @@ pub enum Outcome {
 pub struct Report {
     pub outcome: Outcome,
     pub legacy: LegacyInfo,
+    #[serde(with = "store_core::files::lossy_path")]
     pub data_dir: PathBuf,
     /// Per legacy table the version has, by name.
     pub tables: BTreeMap<String, TableCounts>,
     /// Tables no legacy version has: left in the legacy file, not copied.
     pub unknown_tables: Vec<String>,
     /// `DIR/split-rejects.jsonl` when rows were rejected (for `already_split`, if it exists).
+    #[serde(with = "store_core::files::lossy_path::option")]
     pub rejects_file: Option<PathBuf>,
     /// The id recorded in both outputs' `provenance` table (none for a dry run).
     pub split_id: Option<String>,
     /// Files moved aside before the split (`--force`, or an unfinished earlier split).
+    #[serde(with = "store_core::files::lossy_path::vec")]
     pub moved_aside: Vec<PathBuf>,
     /// Leftovers of a killed earlier run that were removed (temporary files only).
+    #[serde(with = "store_core::files::lossy_path::vec")]
     pub cleaned_up: Vec<PathBuf>,
     /// For a dry run: the output files that exist in the data directory now.
     pub existing_outputs: Vec<String>,

@@ -243,3 +243,18 @@ proptest::proptest! {
         proptest::prop_assert!(matches!(out.status.code(), Some(0..=2)), "{legacy} {flags:?}: {out:?}");
     }
 }
+
+#[test]
+fn a_data_directory_whose_path_is_not_utf8_gets_its_json_report() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
+    // "données" in Latin-1: serde refuses such a path, and the report panicked after the split was done.
+    let data = dir.path().join(OsStr::from_bytes(b"donn\xe9es"));
+    let out = run_bin(&args(&legacy, &data, &["--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = one_json_object(&out.stdout);
+    assert_eq!(report["outcome"], "split");
+    assert_eq!(report["data_dir"], data.to_string_lossy().as_ref());
+    assert!(store_core::conversion::recorded(&data).is_some());
+}

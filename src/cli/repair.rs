@@ -58,7 +58,7 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return super::fail("repair", &e),
     };
     if args.json {
-        let object = serde_json::json!({ "data_dir": args.data_dir, "actions": actions });
+        let object = serde_json::json!({ "data_dir": args.data_dir.to_string_lossy(), "actions": actions });
         return match serde_json::to_string_pretty(&object) {
             Ok(json) => {
                 super::say!("{json}");

@@ -106,6 +106,7 @@ impl BackupName {
 /// A backup of one database found in a backup directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackupFile {
+    #[serde(with = "crate::files::lossy_path")]
     pub path: PathBuf,
     pub class: BackupClass,
     /// When it was taken: as recorded inside the copy, or (for a copy that records nothing) the file's
@@ -122,6 +123,7 @@ pub struct BackupFile {
 /// pruned, never restored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IgnoredFile {
+    #[serde(with = "crate::files::lossy_path")]
     pub path: PathBuf,
     pub reason: String,
     /// When the key was the reason (`key_rejected`: taken under another key, say before a key rotation;

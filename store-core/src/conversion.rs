@@ -22,7 +22,9 @@ pub const RECORD_FILE_NAME: &str = "converted.json";
 /// What a completed conversion left in the data directory's private folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversionRecord {
-    /// The predecessor file that was converted (as given to the converter).
+    /// The predecessor file that was converted (as given to the converter; shown, never opened: bytes of its
+    /// path that are not UTF-8 are replaced in the record).
+    #[serde(with = "crate::files::lossy_path")]
     pub predecessor: PathBuf,
     /// Its sha256 when it was converted.
     pub sha256: String,
@@ -46,8 +48,14 @@ pub fn recorded(data_dir: &Path) -> Option<ConversionRecord> {
 /// Records a completed conversion (0600, written to a temporary name, fsynced, renamed, directory fsynced).
 pub fn record(data_dir: &Path, record: &ConversionRecord) -> Result<()> {
     let dir = private_dir::ensure(data_dir)?;
-    let text = serde_json::to_string_pretty(record).unwrap_or_default();
-    files::write_private_atomically(&dir.join(RECORD_FILE_NAME), text.as_bytes())
+    let path = dir.join(RECORD_FILE_NAME);
+    // Never an empty record: the next start would take the data directory for one not converted yet.
+    let text = serde_json::to_string_pretty(record).map_err(|e| Error::Io {
+        path: path.clone(),
+        action: "write the conversion record",
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })?;
+    files::write_private_atomically(&path, text.as_bytes())
 }
 
 /// The predecessor of `schema` in the data directory of `db` (at `predecessor`, or its conventional place)

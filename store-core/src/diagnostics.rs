@@ -73,6 +73,7 @@ pub struct CheckOutcome {
     /// Whether it ran on a snapshot because an owner was writing.
     pub on_snapshot: bool,
     /// The scratch folder that held the snapshot (removed before the check returned).
+    #[serde(with = "crate::files::lossy_path::option")]
     pub snapshot_dir: Option<PathBuf>,
 }
 
@@ -89,6 +90,7 @@ pub struct Problem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DbHealth {
     pub database: &'static str,
+    #[serde(with = "crate::files::lossy_path")]
     pub path: PathBuf,
     pub exists: bool,
     pub size_bytes: Option<u64>,

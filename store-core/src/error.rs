@@ -941,6 +941,7 @@ impl_error_surface!(Error);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Banner {
     pub kind: ErrorKind,
+    #[serde(with = "crate::files::lossy_path")]
     pub path: PathBuf,
     pub message: String,
     pub remedy: String,

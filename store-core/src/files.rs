@@ -367,3 +367,56 @@ mod tests {
         assert_eq!(shell_quoted(Path::new("/it's")), "'/it'\\''s'");
     }
 }
+
+/// Serde for paths a record or a report shows (`#[serde(with = "store_core::files::lossy_path")]`, and its
+/// `option` and `vec` for `Option<PathBuf>` and `Vec<PathBuf>`): the path's text, bytes that are not UTF-8
+/// replaced. serde's own `PathBuf` refuses such a path (a data directory under a home folder named in
+/// Latin-1, say): a record then went unwritten, an empty one was written, or a `--json` report panicked
+/// after the work was done. A path a record must give back exactly is stored as a name in a known directory
+/// instead (the restore journal).
+pub mod lossy_path {
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&path.to_string_lossy())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+        PathBuf::deserialize(deserializer)
+    }
+
+    /// For an `Option<PathBuf>`.
+    pub mod option {
+        use std::path::PathBuf;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(path: &Option<PathBuf>, serializer: S) -> Result<S::Ok, S::Error> {
+            match path {
+                Some(path) => serializer.serialize_some(&path.to_string_lossy()),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
+            Option::<PathBuf>::deserialize(deserializer)
+        }
+    }
+
+    /// For a `Vec<PathBuf>`.
+    pub mod vec {
+        use std::path::PathBuf;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(paths: &[PathBuf], serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
+            Vec::<PathBuf>::deserialize(deserializer)
+        }
+    }
+}

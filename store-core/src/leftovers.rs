@@ -16,6 +16,7 @@ use crate::schema::Predecessor;
 /// One such file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Leftover {
+    #[serde(with = "crate::files::lossy_path")]
     pub path: PathBuf,
     /// What it is, in a few words.
     pub what: String,

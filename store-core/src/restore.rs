@@ -29,9 +29,12 @@ use crate::schema::Schema;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RestoreReport {
     pub database: &'static str,
+    #[serde(with = "crate::files::lossy_path")]
     pub path: PathBuf,
+    #[serde(with = "crate::files::lossy_path")]
     pub restored_from: PathBuf,
     /// Where the file that was in place went (None if there was none).
+    #[serde(with = "crate::files::lossy_path::option")]
     pub moved_aside: Option<PathBuf>,
     /// Schema version of the file put in place: the backup's, never migrated by the restore (an older one
     /// is migrated by its owner's next start of this build; the build that wrote it reads it as it is).
@@ -149,15 +152,45 @@ struct Journal {
     entries: Vec<JournalEntry>,
 }
 
+/// Its paths are written as file names in the data directory (a database's name and ASCII suffixes) and
+/// joined to the directory when read back ([`undo_interrupted`]): exact whatever bytes the directory's path
+/// holds (serde refuses a path that is not UTF-8, and an empty journal could not undo anything), and still
+/// right if the directory was moved since. A journal of an older build holds absolute paths, which the join
+/// keeps as they are.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct JournalEntry {
+    #[serde(serialize_with = "file_name")]
     db: PathBuf,
     /// The backup's copy, before it is renamed into place.
+    #[serde(serialize_with = "file_name")]
     restoring: PathBuf,
     /// Where the file in place moves to.
+    #[serde(serialize_with = "file_name")]
     aside: PathBuf,
     /// Whether there was a file in place (a restore into an empty data directory has none).
     had_original: bool,
+}
+
+fn file_name<S: serde::Serializer>(path: &Path, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some(name) => serializer.serialize_str(name),
+        None => Err(serde::ser::Error::custom(format!(
+            "{} has no UTF-8 file name",
+            path.display()
+        ))),
+    }
+}
+
+impl Journal {
+    /// The entries' paths in `data_dir` (a name is joined to it; an absolute path stays).
+    fn in_dir(mut self, data_dir: &Path) -> Journal {
+        for e in &mut self.entries {
+            for path in [&mut e.db, &mut e.restoring, &mut e.aside] {
+                *path = data_dir.join(&*path);
+            }
+        }
+        self
+    }
 }
 
 fn journal_path(data_dir: &Path) -> PathBuf {
@@ -248,7 +281,11 @@ pub fn place_all(
             crate::records::note_key_unknown(&e.db)?;
         }
     }
-    let text = serde_json::to_string_pretty(&journal).unwrap_or_default();
+    let text = serde_json::to_string_pretty(&journal).map_err(|e| Error::Io {
+        path: journal_path(&data_dir),
+        action: "write the restore journal",
+        source: io::Error::new(io::ErrorKind::InvalidData, e),
+    })?;
     files::write_private_atomically(&journal_path(&data_dir), text.as_bytes())?;
     let moved = (|| -> Result<()> {
         step("journal written")?;
@@ -365,11 +402,13 @@ pub fn undo_interrupted(data_dir: &Path) -> Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io(&path, "read", e)),
     };
-    let journal: Journal = serde_json::from_str(&text).map_err(|e| Error::Io {
-        path: path.clone(),
-        action: "read the restore journal",
-        source: io::Error::new(io::ErrorKind::InvalidData, e),
-    })?;
+    let journal = serde_json::from_str::<Journal>(&text)
+        .map_err(|e| Error::Io {
+            path: path.clone(),
+            action: "read the restore journal",
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })?
+        .in_dir(data_dir);
     let _locks: Vec<OwnerLock> = journal
         .entries
         .iter()

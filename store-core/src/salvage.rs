@@ -118,12 +118,15 @@ impl std::fmt::Debug for SalvageOptions {
 pub struct SalvageReport {
     pub database: &'static str,
     /// The damaged file the rows were read from (after [`place`]: where it was quarantined).
+    #[serde(with = "crate::files::lossy_path")]
     pub from: PathBuf,
     /// Its schema version, when its header could be read.
     pub from_version: Option<u32>,
     /// The file built (after [`place`]: the database's own path).
+    #[serde(with = "crate::files::lossy_path")]
     pub out: PathBuf,
     /// The verified backup the output started from, if any.
+    #[serde(with = "crate::files::lossy_path::option")]
     pub base_backup: Option<PathBuf>,
     /// Its schema version.
     pub base_version: Option<u32>,
