@@ -136,6 +136,52 @@ fn a_data_directory_others_may_write_is_refused_by_owners_and_reported_by_doctor
 }
 
 #[test]
+fn a_lock_file_or_private_folder_of_the_wrong_type_stops_owners_by_its_name_and_doctor_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 50);
+    let d = utf8(&data);
+    let doctor_problem = |problem: &str| {
+        let out = run_splitstore(["doctor", "--data-dir", d, "--no-check"]);
+        let text = texts(&out).0;
+        assert_eq!(out.status.code(), Some(1), "doctor said healthy: {text}");
+        assert!(text.contains(problem), "{text}");
+    };
+
+    // A directory where the daemon's lock file goes (before: doctor said healthy, the daemon "could not open").
+    let lock = data.join("activity.db.lock");
+    fs::remove_file(&lock).unwrap();
+    fs::create_dir(&lock).unwrap();
+    let said = format!("{} is a directory, not a regular file", lock.display());
+    let out = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        texts(&out)
+            .1
+            .contains(&format!("splitstore daemon: {said}. What to do: ")),
+        "{out:?}"
+    );
+    doctor_problem(&format!("activity.db [unsafe_path]: {said}"));
+    fs::remove_dir(&lock).unwrap();
+
+    // A file where the private folder goes (before: doctor said healthy, each start failed reading a journal
+    // "under" it).
+    let private = data.join(".private");
+    fs::remove_dir_all(&private).unwrap();
+    fs::write(&private, b"").unwrap();
+    let said = format!("{} is a regular file, not a directory", private.display());
+    let out = run_splitstore(["server", "--data-dir", d, "--seconds", "0.1"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        texts(&out)
+            .1
+            .contains(&format!("splitstore server: {said}. What to do: ")),
+        "{out:?}"
+    );
+    doctor_problem(&format!("config.db [unsafe_path]: {said}"));
+}
+
+#[test]
 fn an_empty_config_db_beside_backups_is_damage_the_server_refuses_and_repair_restores() {
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir(dir.path());

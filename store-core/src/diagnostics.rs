@@ -149,9 +149,15 @@ impl DbHealth {
 /// Inspects the database at `path`. Problems become entries in [`DbHealth::problems`]; this never fails.
 /// While an owner holds the file, structural checks run on a snapshot.
 pub fn inspect(path: &Path, schema: &'static Schema, opts: &InspectOptions) -> DbHealth {
-    let owner = OwnerLock::probe(path).ok();
+    let probed = OwnerLock::probe(path);
+    let owner = probed.as_ref().ok().cloned();
     let writer_may_run = matches!(owner, Some(LockState::Held { .. }));
-    inspect_with(path, schema, opts, owner, writer_may_run)
+    let mut h = inspect_with(path, schema, opts, owner, writer_may_run);
+    // A lock file that cannot be probed (a directory in its place, say) stops every owner's start too.
+    if let Err(e) = probed {
+        h.problem_from(&e);
+    }
+    h
 }
 
 /// Inspects the database whose owner lock the caller holds (repair, restore). Holding the lock is the proof
@@ -209,6 +215,16 @@ fn inspect_with(
         if let Err(e @ Error::UnsafePath { .. }) = files::check_private_dir(d) {
             h.problem_from(&e);
         }
+    }
+    // Every owner's open reads and writes the private folder: anything else in its place stops them all.
+    let private = crate::private_dir::private_dir(dir);
+    if let Ok(meta) = std::fs::symlink_metadata(&private)
+        && !meta.is_dir()
+    {
+        h.problem_from(&Error::UnsafePath {
+            path: private,
+            problem: format!("is {}, not a directory", files::describe_type(&meta)),
+        });
     }
     if crate::restore::interrupted(dir) {
         h.problem(

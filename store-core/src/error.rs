@@ -829,6 +829,24 @@ impl Error {
                 path,
                 problem: "is a symbolic link".into(),
             },
+            // Something the stores create is there as a directory (a lock file, say): no write went through it.
+            (_, Some(libc::EISDIR)) => Error::UnsafePath {
+                path,
+                problem: "is a directory, not a regular file".into(),
+            },
+            // A folder on the way is a file (the private folder, say): name that one, not the path below it.
+            (_, Some(libc::ENOTDIR)) => match path.ancestors().skip(1).find_map(|a| {
+                std::fs::symlink_metadata(a)
+                    .ok()
+                    .filter(|m| !m.is_dir())
+                    .map(|m| (a, m))
+            }) {
+                Some((not_a_dir, meta)) => Error::UnsafePath {
+                    path: not_a_dir.to_path_buf(),
+                    problem: format!("is {}, not a directory", crate::files::describe_type(&meta)),
+                },
+                None => Error::Io { path, action, source },
+            },
             _ => Error::Io { path, action, source },
         }
     }

@@ -165,7 +165,7 @@ fn regular_and_private(file: &File, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn describe_type(meta: &fs::Metadata) -> &'static str {
+pub(crate) fn describe_type(meta: &fs::Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
     if t.is_symlink() {

@@ -147,11 +147,15 @@ impl OwnerLock {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Free),
             Err(e) => return Err(Error::io(&lock_path, "open", e)),
         };
-        if !file.metadata().is_ok_and(|m| m.is_file()) {
-            return Err(Error::UnsafePath {
-                path: lock_path,
-                problem: "is not a regular file".into(),
-            });
+        match file.metadata() {
+            Ok(m) if m.is_file() => {}
+            Ok(m) => {
+                return Err(Error::UnsafePath {
+                    path: lock_path,
+                    problem: format!("is {}, not a regular file", files::describe_type(&m)),
+                });
+            }
+            Err(e) => return Err(Error::io(&lock_path, "read the metadata of", e)),
         }
         match fs2::FileExt::try_lock_shared(&file) {
             Ok(()) => {
