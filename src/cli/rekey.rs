@@ -63,11 +63,16 @@ pub fn run(args: Args) -> ExitCode {
             }
             if old.is_none() {
                 // Moved aside by a restore or a repair, the legacy file, the split's rejects: written before the
-                // directory was encrypted, so in the clear as well.
+                // directory was encrypted, so in the clear as well. (Files of a rotation, this one's or an earlier
+                // one's, are said above or may be under a key.)
                 let others: Vec<String> = splitstore::health::all_leftovers(&args.data_dir)
                     .iter()
+                    .filter(|l| {
+                        !l.path
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().contains(".rekeyed-"))
+                    })
                     .map(|l| l.path.display().to_string())
-                    .filter(|l| !previous.iter().any(|p| l.starts_with(p.as_str())))
                     .collect();
                 if !others.is_empty() {
                     super::say!(
