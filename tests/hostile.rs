@@ -141,11 +141,16 @@ fn a_lock_file_or_private_folder_of_the_wrong_type_stops_owners_by_its_name_and_
     let data = data_dir(dir.path());
     seed_data_dir(&data, 50);
     let d = utf8(&data);
-    let doctor_problem = |problem: &str| {
+    // The owner exits 2 (not 75: restarting cannot help) saying what is in the way; doctor says the same.
+    let refused = |command: &[&str], said: &str, database: &str| {
+        let out = run_splitstore(command);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let start = format!("splitstore {}: {said}. What to do: ", command[0]);
+        assert!(texts(&out).1.contains(&start), "{out:?}");
         let out = run_splitstore(["doctor", "--data-dir", d, "--no-check"]);
         let text = texts(&out).0;
         assert_eq!(out.status.code(), Some(1), "doctor said healthy: {text}");
-        assert!(text.contains(problem), "{text}");
+        assert!(text.contains(&format!("{database} [unsafe_path]: {said}")), "{text}");
     };
 
     // A directory where the daemon's lock file goes (before: doctor said healthy, the daemon "could not open").
@@ -153,15 +158,7 @@ fn a_lock_file_or_private_folder_of_the_wrong_type_stops_owners_by_its_name_and_
     fs::remove_file(&lock).unwrap();
     fs::create_dir(&lock).unwrap();
     let said = format!("{} is a directory, not a regular file", lock.display());
-    let out = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        texts(&out)
-            .1
-            .contains(&format!("splitstore daemon: {said}. What to do: ")),
-        "{out:?}"
-    );
-    doctor_problem(&format!("activity.db [unsafe_path]: {said}"));
+    refused(&["daemon", "--data-dir", d, "--events", "5"], &said, "activity.db");
     fs::remove_dir(&lock).unwrap();
 
     // A file where the private folder goes (before: doctor said healthy, each start failed reading a journal
@@ -170,15 +167,7 @@ fn a_lock_file_or_private_folder_of_the_wrong_type_stops_owners_by_its_name_and_
     fs::remove_dir_all(&private).unwrap();
     fs::write(&private, b"").unwrap();
     let said = format!("{} is a regular file, not a directory", private.display());
-    let out = run_splitstore(["server", "--data-dir", d, "--seconds", "0.1"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        texts(&out)
-            .1
-            .contains(&format!("splitstore server: {said}. What to do: ")),
-        "{out:?}"
-    );
-    doctor_problem(&format!("config.db [unsafe_path]: {said}"));
+    refused(&["server", "--data-dir", d, "--seconds", "0.1"], &said, "config.db");
 }
 
 #[test]
