@@ -361,14 +361,19 @@ static ACTIVITY_OF_THE_PREVIOUS_BUILD: store_core::Schema = store_core::Schema {
     ..splitstore::activity_store::SCHEMA
 };
 
+/// activity.db in `data` as the previous build creates it, and that build's schema version.
+fn activity_db_of_the_previous_build(data: &Path) -> (std::path::PathBuf, u32) {
+    let db = data.join("activity.db");
+    drop(store_core::OwnerConnection::open(&db, &ACTIVITY_OF_THE_PREVIOUS_BUILD).unwrap());
+    (db, ACTIVITY_OF_THE_PREVIOUS_BUILD.end_version())
+}
+
 #[test]
 fn going_back_to_the_previous_build_with_the_restore_the_upgrade_names_leaves_a_file_that_build_opens() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let d = utf8(data);
-    let db = data.join("activity.db");
-    let previous = ACTIVITY_OF_THE_PREVIOUS_BUILD.end_version();
-    drop(store_core::OwnerConnection::open(&db, &ACTIVITY_OF_THE_PREVIOUS_BUILD).unwrap());
+    let (db, previous) = activity_db_of_the_previous_build(data);
 
     // The first start of this build's daemon upgrades the file and says how to go back.
     let out = run_splitstore(["daemon", "--data-dir", d, "--events", "10"]);
@@ -493,4 +498,38 @@ fn a_data_directory_whose_path_is_not_utf8_keeps_its_split_record_and_its_restor
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let record = store_core::records::last_failure(&data.join("config.db")).expect("the failed start is recorded");
     assert_eq!(record.banner.kind, splitstore::ErrorKind::NotADatabase);
+}
+
+#[test]
+fn a_repair_that_puts_back_a_pre_migration_backup_leaves_it_at_its_version_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let d = utf8(data);
+    let (db, previous) = activity_db_of_the_previous_build(data);
+    // This build's daemon upgrades it (its only backup is the pre-migration one) and records on top.
+    assert!(
+        run_splitstore(["daemon", "--data-dir", d, "--events", "3000"])
+            .status
+            .success()
+    );
+    let page = query_i64(
+        &read_only(&db),
+        "SELECT pageno FROM dbstat WHERE name = 'activity_events' AND pagetype = 'leaf' ORDER BY pageno LIMIT 1",
+    );
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at = (page as usize - 1) * 4096;
+    bytes[at..at + 4096].fill(0x5A);
+    std::fs::write(&db, &bytes).unwrap();
+
+    let out = run_splitstore(["repair", "--data-dir", d, "--accept-older-backup"]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "-v{previous}.db (schema {previous}, as the backup was: the daemon of this build upgrades it when it \
+             starts; a build of schema {previous} reads it as it is) (damaged file kept at "
+        )),
+        "{stdout}"
+    );
+    assert_eq!(query_i64(&read_only(&db), "PRAGMA user_version"), i64::from(previous));
 }

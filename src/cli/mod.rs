@@ -50,6 +50,21 @@ pub fn left_out(added: &store_core::restore::RowsAdded) -> String {
     format!("; the file it replaced had added rows since the backup ({added}): they are not in the restored file")
 }
 
+/// What a restore's line adds when it put a file older than this build in place (a restore never migrates:
+/// the previous build must still open a pre-migration backup put back), or nothing.
+pub fn upgraded_later(report: &store_core::restore::RestoreReport) -> String {
+    splitstore::DATABASES
+        .iter()
+        .find(|s| s.file_name == report.database && report.version < s.end_version())
+        .map_or(String::new(), |schema| {
+            format!(
+                ", as the backup was: {} of this build upgrades it when it starts; a build of schema {} reads it as \
+                 it is",
+                schema.owner, report.version
+            )
+        })
+}
+
 /// Prints on stdout. A closed stdout (`splitstore report | head -1`) is not an error worth a panic: the
 /// text is dropped, as the reader asked, and the command goes on to its usual exit code.
 pub fn print_out(text: std::fmt::Arguments<'_>) {

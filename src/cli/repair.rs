@@ -82,12 +82,19 @@ pub fn run(args: Args) -> ExitCode {
                 database,
                 quarantined,
                 report,
-            } => super::say!(
-                "{database}: restored from {}{}{}",
-                report.restored_from.display(),
-                aside(&quarantined),
-                super::left_out(&report.added_since_backup)
-            ),
+            } => {
+                // Said only of a backup older than this build (a pre-migration one, say).
+                let older = match super::upgraded_later(&report) {
+                    later if later.is_empty() => later,
+                    later => format!(" (schema {}{later})", report.version),
+                };
+                super::say!(
+                    "{database}: restored from {}{older}{}{}",
+                    report.restored_from.display(),
+                    aside(&quarantined),
+                    super::left_out(&report.added_since_backup)
+                )
+            }
             RepairAction::StartedEmpty { database, quarantined } => {
                 super::say!("{database}: started empty{}", aside(&quarantined))
             }

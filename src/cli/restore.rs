@@ -28,21 +28,12 @@ pub fn run(args: Args) -> ExitCode {
     match splitstore::operations::restore_with(&args.data_dir, &args.from, None, key.as_ref()) {
         Ok(reports) => {
             for r in reports {
-                let upgraded_later = splitstore::DATABASES
-                    .iter()
-                    .find(|s| s.file_name == r.database && r.version < s.end_version())
-                    .map_or(String::new(), |schema| {
-                        format!(
-                            ", as the backup was: {} of this build upgrades it when it starts; a build of schema {} \
-                             reads it as it is",
-                            schema.owner, r.version
-                        )
-                    });
                 super::say!(
-                    "restored {} from {} (schema {}{upgraded_later}){}{}",
+                    "restored {} from {} (schema {}{}){}{}",
                     r.path.display(),
                     r.restored_from.display(),
                     r.version,
+                    super::upgraded_later(&r),
                     r.moved_aside
                         .map(|a| format!("; the previous file is kept at {}", a.display()))
                         .unwrap_or_default(),
