@@ -48,14 +48,8 @@ pub fn recorded(data_dir: &Path) -> Option<ConversionRecord> {
 /// Records a completed conversion (0600, written to a temporary name, fsynced, renamed, directory fsynced).
 pub fn record(data_dir: &Path, record: &ConversionRecord) -> Result<()> {
     let dir = private_dir::ensure(data_dir)?;
-    let path = dir.join(RECORD_FILE_NAME);
     // Never an empty record: the next start would take the data directory for one not converted yet.
-    let text = serde_json::to_string_pretty(record).map_err(|e| Error::Io {
-        path: path.clone(),
-        action: "write the conversion record",
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-    })?;
-    files::write_private_atomically(&path, text.as_bytes())
+    files::write_json_atomically(&dir.join(RECORD_FILE_NAME), record, "write the conversion record")
 }
 
 /// The predecessor of `schema` in the data directory of `db` (at `predecessor`, or its conventional place)

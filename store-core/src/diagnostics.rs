@@ -221,10 +221,7 @@ fn inspect_with(
     if let Ok(meta) = std::fs::symlink_metadata(&private)
         && !meta.is_dir()
     {
-        h.problem_from(&Error::UnsafePath {
-            path: private,
-            problem: format!("is {}, not a directory", files::describe_type(&meta)),
-        });
+        h.problem_from(&files::not_a_directory(&private, &meta));
     }
     if crate::restore::interrupted(dir) {
         h.problem(
@@ -317,6 +314,21 @@ fn inspect_contents(
     }
     h.pending_migrations = schema.end_version() - state.user_version;
     if h.pending_migrations > 0 {
+        let start = format!(
+            "start {} from this build (`{}`): it backs the file up, then migrates it",
+            schema.owner,
+            schema.owner_command(files::parent_dir(path))
+        );
+        // An owner runs and has not migrated the file: a second one would only be refused as locked.
+        let remedy = match &h.owner {
+            Some(LockState::Held { holder }) => format!(
+                "{} running now ({}) has not upgraded it (an earlier build, or an upgrade under way: look again in \
+                 a minute): stop it, then {start}",
+                schema.owner,
+                holder.as_ref().map_or("pid unknown".to_string(), ToString::to_string)
+            ),
+            _ => start,
+        };
         h.problem(
             ErrorKind::MigrationsPending,
             format!(
@@ -326,23 +338,7 @@ fn inspect_contents(
                 schema.end_version(),
                 h.pending_migrations
             ),
-            {
-                let start = format!(
-                    "start {} from this build (`{}`): it backs the file up, then migrates it",
-                    schema.owner,
-                    schema.owner_command(files::parent_dir(path))
-                );
-                // An owner runs and has not migrated the file: a second one would only be refused as locked.
-                match &h.owner {
-                    Some(LockState::Held { holder }) => format!(
-                        "{} running now ({}) has not upgraded it (an earlier build, or an upgrade under way: look \
-                         again in a minute): stop it, then {start}",
-                        schema.owner,
-                        holder.as_ref().map_or("pid unknown".to_string(), ToString::to_string)
-                    ),
-                    _ => start,
-                }
-            },
+            remedy,
         );
     }
 

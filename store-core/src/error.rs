@@ -841,10 +841,7 @@ impl Error {
                     .filter(|m| !m.is_dir())
                     .map(|m| (a, m))
             }) {
-                Some((not_a_dir, meta)) => Error::UnsafePath {
-                    path: not_a_dir.to_path_buf(),
-                    problem: format!("is {}, not a directory", crate::files::describe_type(&meta)),
-                },
+                Some((not_a_dir, meta)) => crate::files::not_a_directory(not_a_dir, &meta),
                 None => Error::Io { path, action, source },
             },
             _ => Error::Io { path, action, source },

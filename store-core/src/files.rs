@@ -37,10 +37,7 @@ pub fn create_private_dir_all(dir: &Path) -> Result<()> {
         return Ok(());
     }
     if let Ok(meta) = fs::metadata(dir) {
-        return Err(Error::UnsafePath {
-            path: dir.to_path_buf(),
-            problem: format!("is {}, not a directory", describe_type(&meta)),
-        });
+        return Err(not_a_directory(dir, &meta));
     }
     fs::DirBuilder::new()
         .recursive(true)
@@ -141,7 +138,15 @@ pub fn ensure_regular(path: &Path) -> Result<()> {
     )
 }
 
-fn regular(path: &Path, meta: fs::Metadata) -> Result<()> {
+/// `path`, whose metadata is `meta`, is where a directory belongs.
+pub(crate) fn not_a_directory(path: &Path, meta: &fs::Metadata) -> Error {
+    Error::UnsafePath {
+        path: path.to_path_buf(),
+        problem: format!("is {}, not a directory", describe_type(meta)),
+    }
+}
+
+pub(crate) fn regular(path: &Path, meta: fs::Metadata) -> Result<()> {
     if meta.is_file() {
         Ok(())
     } else {
@@ -165,7 +170,7 @@ fn regular_and_private(file: &File, path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn describe_type(meta: &fs::Metadata) -> &'static str {
+fn describe_type(meta: &fs::Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
     if t.is_symlink() {
@@ -195,13 +200,17 @@ pub fn refuse_symlink(path: &Path) -> Result<()> {
     }
 }
 
-/// Writes `bytes` to a new private file at `path`, atomically: a temporary name beside it, fsync, rename
-/// over `path`, fsync of the directory. A reader sees the old content or the new, never a part.
-pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `value` as JSON to a new private file at `path`, atomically: a temporary name beside it, fsync,
+/// rename over `path`, fsync of the directory. A reader sees the old content or the new, never a part. A
+/// value that does not serialise is an error naming `path` (`action`), never an empty file: an empty record
+/// or journal reads as none.
+pub fn write_json_atomically(path: &Path, value: &impl serde::Serialize, action: &'static str) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::io(path, action, io::Error::new(io::ErrorKind::InvalidData, e)))?;
     let temp = with_suffix(path, &format!(".tmp-{}", std::process::id()));
     let _ = fs::remove_file(&temp);
     let mut file = create_private_new(&temp)?;
-    file.write_all(bytes)
+    file.write_all(&bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::io(&temp, "write", e))?;
     drop(file);

@@ -147,16 +147,10 @@ impl OwnerLock {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Free),
             Err(e) => return Err(Error::io(&lock_path, "open", e)),
         };
-        match file.metadata() {
-            Ok(m) if m.is_file() => {}
-            Ok(m) => {
-                return Err(Error::UnsafePath {
-                    path: lock_path,
-                    problem: format!("is {}, not a regular file", files::describe_type(&m)),
-                });
-            }
-            Err(e) => return Err(Error::io(&lock_path, "read the metadata of", e)),
-        }
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(&lock_path, "read the metadata of", e))?;
+        files::regular(&lock_path, meta)?;
         match fs2::FileExt::try_lock_shared(&file) {
             Ok(()) => {
                 fs2::FileExt::unlock(&file).map_err(|e| Error::io(&lock_path, "unlock", e))?;

@@ -160,8 +160,7 @@ pub fn note_success(db: &Path) -> crate::Result<()> {
         let record = OpenedRecord {
             first_open_ms: chrono::Utc::now().timestamp_millis(),
         };
-        let text = serde_json::to_string(&record).unwrap_or_default();
-        files::write_private_atomically(&opened_path(db), text.as_bytes())?;
+        files::write_json_atomically(&opened_path(db), &record, "write the open record")?;
     }
     Ok(())
 }
@@ -180,11 +179,8 @@ fn write_record(db: &Path, path: &Path, error: &dyn Describe, inode: Option<u64>
         banner: error.banner(),
         inode,
     };
-    let Ok(text) = serde_json::to_string_pretty(&record) else {
-        return;
-    };
     if private_dir::ensure(files::parent_dir(db)).is_ok() {
-        let _ = files::write_private_atomically(path, text.as_bytes());
+        let _ = files::write_json_atomically(path, &record, "write the failure record");
     }
 }
 
@@ -252,8 +248,7 @@ pub fn note_key_unknown(db: &Path) -> crate::Result<()> {
         key_check: None,
     };
     private_dir::ensure(files::parent_dir(db))?;
-    let text = serde_json::to_string(&record).unwrap_or_default();
-    files::write_private_atomically(&encryption_path(db), text.as_bytes())
+    files::write_json_atomically(&encryption_path(db), &record, "write the key record")
 }
 
 /// Records that `db` opens with `key` (or without one), unless that is recorded already. Called by the
@@ -265,6 +260,5 @@ pub fn note_encryption(db: &Path, key: Option<&crate::key::Key>) -> crate::Resul
         return Ok(());
     }
     private_dir::ensure(files::parent_dir(db))?;
-    let text = serde_json::to_string(&record).unwrap_or_default();
-    files::write_private_atomically(&encryption_path(db), text.as_bytes())
+    files::write_json_atomically(&encryption_path(db), &record, "write the key record")
 }

@@ -281,12 +281,7 @@ pub fn place_all(
             crate::records::note_key_unknown(&e.db)?;
         }
     }
-    let text = serde_json::to_string_pretty(&journal).map_err(|e| Error::Io {
-        path: journal_path(&data_dir),
-        action: "write the restore journal",
-        source: io::Error::new(io::ErrorKind::InvalidData, e),
-    })?;
-    files::write_private_atomically(&journal_path(&data_dir), text.as_bytes())?;
+    files::write_json_atomically(&journal_path(&data_dir), &journal, "write the restore journal")?;
     let moved = (|| -> Result<()> {
         step("journal written")?;
         for e in &journal.entries {
