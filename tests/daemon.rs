@@ -12,7 +12,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
-use support::{kill9, output_within, query_i64, read_only, spawn_splitstore, splitstore, summary_field, summary_value};
+use support::{
+    OLD_HISTORY, PRUNING_WEEK_OLD, kill9, output_within, query_i64, read_only, spawn_splitstore, splitstore,
+    summary_field, summary_value,
+};
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
 struct Daemon {
@@ -565,16 +568,8 @@ fn retention_meeting_a_damaged_page_pauses_and_recording_goes_on() {
     let db = dir.path().join("activity.db");
     // 20 000 events 30 days ago.
     let old = splitstore()
-        .args([
-            "daemon",
-            "--backdate-days",
-            "30",
-            "--events",
-            "20000",
-            "--batch",
-            "500",
-            "--data-dir",
-        ])
+        .args(OLD_HISTORY)
+        .arg("--data-dir")
         .arg(dir.path())
         .output()
         .unwrap();
@@ -601,23 +596,12 @@ fn retention_meeting_a_damaged_page_pauses_and_recording_goes_on() {
 
     // Runs until SIGTERM (--seconds only bounds a run that never pauses, so the test fails, not hangs).
     let mut child = spawn_splitstore(
-        [
-            "daemon",
-            "--rate",
-            "2000",
-            "--batch",
-            "100",
-            "--prune-older-than-days",
-            "7",
-            "--prune-step-rows",
-            "2000",
-            "--seconds",
-            "120",
-            "--data-dir",
-        ]
-        .map(OsStr::new)
-        .into_iter()
-        .chain([dir.path().as_os_str()]),
+        ["daemon", "--rate", "2000"]
+            .into_iter()
+            .chain(PRUNING_WEEK_OLD)
+            .chain(["--seconds", "120", "--data-dir"])
+            .map(OsStr::new)
+            .chain([dir.path().as_os_str()]),
     );
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let paused = loop {

@@ -457,20 +457,7 @@ mod encrypted {
         let data = dir.path().join("data");
         let d = utf8(&data);
         let k = key_file(&dir.path().join("key"));
-        let old = with_key(
-            &[
-                "daemon",
-                "--backdate-days",
-                "30",
-                "--events",
-                "20000",
-                "--batch",
-                "500",
-                "--data-dir",
-                d,
-            ],
-            &k,
-        );
+        let old = with_key(&[&OLD_HISTORY[..], &["--data-dir", d]].concat(), &k);
         assert!(old.status.success(), "{old:?}");
         // Old history fills the file: its middle page holds old events, which retention reads first.
         let db = data.join("activity.db");
@@ -483,20 +470,11 @@ mod encrypted {
 
         let run = with_key(
             &[
-                "daemon",
-                "--events",
-                "3000",
-                "--rate",
-                "3000",
-                "--batch",
-                "100",
-                "--prune-older-than-days",
-                "7",
-                "--prune-step-rows",
-                "2000",
-                "--data-dir",
-                d,
-            ],
+                &["daemon", "--events", "3000", "--rate", "3000"][..],
+                &PRUNING_WEEK_OLD,
+                &["--data-dir", d],
+            ]
+            .concat(),
             &k,
         );
         let (out, err) = texts(&run);

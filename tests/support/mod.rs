@@ -93,3 +93,17 @@ pub fn assert_integrity_ok(db: &Path) {
     let problems = store_core::check::integrity_check(&read_only(db)).expect("integrity_check runs");
     assert!(problems.is_empty(), "integrity_check of {}: {problems:?}", db.display());
 }
+
+/// `splitstore daemon` recording old history for retention to meet: 20 000 events dated 30 days back, in
+/// groups of 500 (add `--data-dir`, and the key where there is one).
+pub const OLD_HISTORY: [&str; 7] = ["daemon", "--backdate-days", "30", "--events", "20000", "--batch", "500"];
+
+/// A daemon's retention of everything older than 7 days, 2000 rows per step, recording in groups of 100.
+pub const PRUNING_WEEK_OLD: [&str; 6] = [
+    "--batch",
+    "100",
+    "--prune-older-than-days",
+    "7",
+    "--prune-step-rows",
+    "2000",
+];
