@@ -200,6 +200,76 @@ fn a_second_daemon_is_refused_at_once_naming_the_owner_and_sigterm_stops_the_fir
 }
 
 #[test]
+fn a_running_daemon_takes_back_a_removed_lock_file_and_stops_at_once_when_it_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("activity.db.lock");
+    let first = spawn_daemon(dir.path(), &["--rate", "200"]);
+    first.wait_first_ack();
+
+    // A cleanup of "stale" lock files: the daemon's next write locks a new one, so a second daemon is
+    // still refused.
+    std::fs::remove_file(&lock).unwrap();
+    let start = Instant::now();
+    while !lock.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the lock file was not made again"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = output_within(
+        splitstore()
+            .args(["daemon", "--events", "10", "--data-dir"])
+            .arg(dir.path()),
+        Duration::from_secs(60),
+    );
+    assert_eq!(second.status.code(), Some(75), "{second:?}");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!("is already owned by pid {}", first.child.id())),
+        "{stderr}"
+    );
+
+    // A sync tool putting back an old copy: another file at the path. Whoever locks it next is a second
+    // owner, so the daemon stops writing at its next write.
+    let old_copy = dir.path().join("old copy of the lock");
+    std::fs::write(&old_copy, "pid=1\n").unwrap();
+    std::fs::rename(&old_copy, &lock).unwrap();
+    let (status, acks, lines, stderr) = first.finish();
+    assert_eq!(status.code(), Some(75), "a restart takes the lock again: {stderr}");
+    assert!(
+        stderr.contains("activity.db is no longer this process's to write: its lock file")
+            && stderr.contains("was removed or replaced while this process owned it")
+            && stderr.contains("Never remove or replace a lock file"),
+        "{stderr}"
+    );
+    assert_eq!(
+        summary(&lines).0 as usize,
+        acks.len(),
+        "its summary counts what it acknowledged"
+    );
+    let db = dir.path().join("activity.db");
+    assert_acks_present(&db, &acks);
+    assert_eq!(
+        query_i64(&read_only(&db), "SELECT COUNT(*) FROM activity_events") as usize,
+        acks.len(),
+        "everything it wrote was acknowledged, nothing after the loss"
+    );
+
+    let next = output_within(
+        splitstore()
+            .args(["daemon", "--events", "10", "--data-dir"])
+            .arg(dir.path()),
+        Duration::from_secs(60),
+    );
+    assert!(next.status.success(), "the restarted daemon owns the file: {next:?}");
+    assert_eq!(
+        query_i64(&read_only(&db), "SELECT COUNT(*) FROM activity_events") as usize,
+        acks.len() + 10
+    );
+}
+
+#[test]
 fn events_n_records_exactly_n_in_sessions_of_100_with_the_given_projects() {
     for mode in [&[][..], &["--batch", "64"][..]] {
         let dir = tempfile::tempdir().unwrap();

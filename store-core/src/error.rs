@@ -35,6 +35,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// Another owner holds the file's lock.
     Locked,
+    /// The owner's lock file was replaced while it owned the file: it writes no more (a restart takes the
+    /// lock again).
+    OwnershipLost,
     /// The file's schema is newer than this build.
     SchemaNewer,
     /// The file's owner has not created or upgraded it to the schema this build reads yet.
@@ -124,6 +127,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Locked => "locked",
+            ErrorKind::OwnershipLost => "ownership_lost",
             ErrorKind::SchemaNewer => "schema_newer",
             ErrorKind::SchemaBehind => "schema_behind",
             ErrorKind::NotConvertedYet => "not_converted_yet",
@@ -179,13 +183,15 @@ impl ErrorKind {
 
     /// Whether the same call can succeed later without anyone changing the files or the build: another
     /// owner may stop, a lock may be released, space may come back, an I/O error may pass, a peer may finish
-    /// creating a file. `false` means retrying fails the same way (a migration's SQL, damage, a newer
+    /// creating a file. For an owner whose lock file was replaced, the call is opening the owner again (its
+    /// handle writes no more). `false` means retrying fails the same way (a migration's SQL, damage, a newer
     /// schema, a wrong file): someone has to act on the remedy first.
     pub fn is_retryable(self) -> bool {
         self.is_not_ready()
             || matches!(
                 self,
                 ErrorKind::Locked
+                    | ErrorKind::OwnershipLost
                     | ErrorKind::Busy
                     | ErrorKind::DiskFull
                     | ErrorKind::WriteFailed
@@ -210,6 +216,14 @@ impl fmt::Display for ErrorKind {
 pub enum Error {
     /// Another owner holds `<db>.lock`: only one process (and one handle) may write a database.
     Locked { path: PathBuf, holder: Option<LockHolder> },
+    /// The owner's lock file was removed or replaced while it owned `path`, and another file is at its
+    /// place: another owner may have locked it and written. This handle writes no more.
+    OwnershipLost {
+        path: PathBuf,
+        lock_path: PathBuf,
+        /// Who holds the file now at `lock_path`, if anyone does.
+        holder: Option<LockHolder>,
+    },
     /// The file's schema is newer than this build knows. Nothing was written.
     SchemaNewer {
         path: PathBuf,
@@ -363,6 +377,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Locked { .. } => ErrorKind::Locked,
+            Error::OwnershipLost { .. } => ErrorKind::OwnershipLost,
             Error::SchemaNewer { .. } => ErrorKind::SchemaNewer,
             Error::SchemaBehind { .. } => ErrorKind::SchemaBehind,
             Error::NotConvertedYet { .. } => ErrorKind::NotConvertedYet,
@@ -399,6 +414,7 @@ impl Error {
     pub fn path(&self) -> &Path {
         match self {
             Error::Locked { path, .. }
+            | Error::OwnershipLost { path, .. }
             | Error::SchemaNewer { path, .. }
             | Error::SchemaBehind { path, .. }
             | Error::NotConvertedYet { path, .. }
@@ -432,10 +448,11 @@ impl Error {
         }
     }
 
-    /// Who holds the lock, for [`Error::Locked`] whose holder is known.
+    /// Who holds the lock, for [`Error::Locked`] (and [`Error::OwnershipLost`]: who holds the lock file now
+    /// in its place) whose holder is known.
     pub fn locked_by(&self) -> Option<&LockHolder> {
         match self {
-            Error::Locked { holder, .. } => holder.as_ref(),
+            Error::Locked { holder, .. } | Error::OwnershipLost { holder, .. } => holder.as_ref(),
             _ => None,
         }
     }
@@ -484,6 +501,17 @@ impl Error {
                      not that process)"
                 ),
             },
+            Error::OwnershipLost { lock_path, holder, .. } => {
+                let now = match holder {
+                    Some(h) => format!("{h} holds the file now in its place"),
+                    None => "no process holds the file now in its place".into(),
+                };
+                format!(
+                    "{p} is no longer this process's to write: its lock file {} was removed or replaced while this \
+                     process owned it, so another owner may have written ({now})",
+                    lock_path.display()
+                )
+            }
             Error::SchemaNewer { found, supported, .. } => {
                 format!("{p} is at schema version {found}, newer than this build supports ({supported})")
             }
@@ -610,6 +638,11 @@ impl Error {
             Error::Locked { .. } => "only one process may write this file: stop the other owner (or drop the other \
                  handle in this process) and try again; a supervisor retries with a bounded backoff; readers do not \
                  need the lock"
+                .to_string(),
+            Error::OwnershipLost { .. } => "this handle writes nothing more (what it committed before is in the \
+                 file): open the owner again, or restart the process (splitstore's daemon and server exit 75 for it, \
+                 which a supervisor restarts); the new open takes the lock once no other owner holds it. Never remove \
+                 or replace a lock file: the kernel releases it when its holder exits, even after kill -9"
                 .to_string(),
             Error::SchemaNewer { schema, .. } => format!(
                 "it was written by a newer version of this application: upgrade this one, or restore a backup taken \

@@ -298,7 +298,8 @@ impl OwnerConnection {
         &self.conn
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it. `BEGIN IMMEDIATE` takes the write
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it, once the owner lock is confirmed to
+    /// still guard the file ([`OwnerLock::confirm`]). `BEGIN IMMEDIATE` takes the write
     /// lock up front: a deferred transaction that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT`
     /// if another connection committed in between, and busy_timeout does not retry that
     /// (<https://sqlite.org/rescode.html#busy_snapshot>). If `f` fails, nothing of it is written.
@@ -312,6 +313,7 @@ impl OwnerConnection {
         &mut self,
         f: impl FnOnce(&Transaction<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
+        self.lock.confirm()?;
         if self.spent.get() {
             self.reconnect()?;
         }
@@ -331,6 +333,7 @@ impl OwnerConnection {
     /// Runs one statement in autocommit (atomic on its own, committed on return) through `f`: like
     /// [`write`](Self::write) without the transaction, for the owning store's single statements.
     pub fn autocommit<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.lock.confirm()?;
         if self.spent.get() {
             self.reconnect()?;
         }

@@ -5,14 +5,16 @@
 //! `flock` locks belong to an open file description, so a second `acquire` in the same process conflicts
 //! with the first exactly as another process would. The OS drops the lock when the holder dies, so after
 //! `kill -9` the next owner gets it at once. The lock file is never deleted: unlinking a lock file that
-//! another process has open would let two owners lock two different inodes.
+//! another process has open would let two owners lock two different inodes. Because someone else may delete
+//! it anyway, the owner confirms before each write that the lock file at its path is still the one it locked
+//! ([`OwnerLock::confirm`]).
 //!
 //! fs2 is called fully qualified: since Rust 1.89 `std::fs::File` has inherent `lock`/`try_lock`/... methods
 //! that shadow fs2's and report contention differently.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use std::{fmt, fs, io, thread};
@@ -65,6 +67,12 @@ pub enum LockState {
 #[derive(Debug)]
 pub struct OwnerLock {
     file: File,
+    /// The locked file's (device, inode): what `lock_path` must still name for this lock to guard the
+    /// database.
+    identity: (u64, u64),
+    /// Set once `lock_path` was found naming another file: from then on every [`confirm`](Self::confirm)
+    /// fails, whatever the path names later.
+    lost: bool,
     lock_path: PathBuf,
     db_path: PathBuf,
 }
@@ -92,42 +100,12 @@ impl OwnerLock {
     pub fn acquire(db_path: &Path) -> Result<OwnerLock> {
         let lock_path = Self::path_for(db_path);
         files::check_private_dir(files::parent_dir(db_path))?;
-        let mut file = files::open_private(&lock_path)?;
-        let start = std::time::Instant::now();
-        loop {
-            match fs2::FileExt::try_lock_exclusive(&file) {
-                Ok(()) => break,
-                Err(e) if is_contended(&e) => {
-                    // Held by an owner (exclusive) or only by probes (shared). A shared lock is granted only
-                    // while no exclusive lock is held, so trying one tells the two apart.
-                    let owner_holds = match fs2::FileExt::try_lock_shared(&file) {
-                        Ok(()) => {
-                            fs2::FileExt::unlock(&file).map_err(|e| Error::io(&lock_path, "unlock", e))?;
-                            false
-                        }
-                        Err(e) if is_contended(&e) => true,
-                        Err(e) => return Err(Error::io(&lock_path, "lock", e)),
-                    };
-                    let limit = if owner_holds { OWNER_GRACE } else { SHARED_WAIT_LIMIT };
-                    if start.elapsed() >= limit {
-                        return Err(Error::Locked {
-                            path: db_path.to_path_buf(),
-                            holder: read_holder(&file),
-                        });
-                    }
-                    thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => return Err(Error::io(&lock_path, "lock", e)),
-            }
-        }
-        let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let record = format!("pid={}\nsince={since}\n", std::process::id());
-        file.set_len(0)
-            .and_then(|_| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| file.write_all(record.as_bytes()))
-            .map_err(|e| Error::io(&lock_path, "write the owner's pid into", e))?;
+        let file = files::open_private(&lock_path)?;
+        lock_exclusive(&file, &lock_path, db_path)?;
         Ok(OwnerLock {
-            file,
+            identity: identity(&file, &lock_path)?,
+            file: record_holder(file, &lock_path)?,
+            lost: false,
             lock_path,
             db_path: db_path.to_path_buf(),
         })
@@ -163,6 +141,55 @@ impl OwnerLock {
         }
     }
 
+    /// Confirms, before a write, that this lock still guards its database: the lock file at its path is the
+    /// one this handle locked. flock locks a file, not a name, so whoever removes a held lock file (a cleanup
+    /// of "stale" lock files, a sync tool putting back an old copy) lets a second owner create and lock a new
+    /// one while this one still writes: two writers, what the lock exists to prevent (the second owner's
+    /// open even closes the first one's open session as "left by a writer that stopped").
+    ///
+    /// A lock file that is only gone is created and locked again, and the write goes on: no other owner can
+    /// have come in between, as it would have created the file. Another file at the path (one an owner
+    /// created, or any other) means another owner may have written meanwhile: [`Error::OwnershipLost`], for
+    /// this call and every later one. Costs one `lstat` per write.
+    pub fn confirm(&mut self) -> Result<()> {
+        if !self.lost {
+            match fs::symlink_metadata(&self.lock_path) {
+                Ok(m) if (m.dev(), m.ino()) == self.identity => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if self.lock_again()? {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(Error::io(&self.lock_path, "read the metadata of", e)),
+            }
+            self.lost = true;
+        }
+        let holder = match Self::probe(&self.db_path) {
+            Ok(LockState::Held { holder }) => holder,
+            _ => None,
+        };
+        Err(Error::OwnershipLost {
+            path: self.db_path.clone(),
+            lock_path: self.lock_path.clone(),
+            holder,
+        })
+    }
+
+    /// Creates the missing lock file again and locks it: `false` if another owner locked it first.
+    fn lock_again(&mut self) -> Result<bool> {
+        let file = files::open_private(&self.lock_path)?;
+        match lock_exclusive(&file, &self.lock_path, &self.db_path) {
+            Ok(()) => {}
+            Err(Error::Locked { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        self.identity = identity(&file, &self.lock_path)?;
+        // The old descriptor's lock is released as it closes: nobody can reach that file any more.
+        self.file = record_holder(file, &self.lock_path)?;
+        Ok(true)
+    }
+
     /// The database this lock owns.
     pub fn db_path(&self) -> &Path {
         &self.db_path
@@ -180,6 +207,57 @@ impl Drop for OwnerLock {
         // even if the descriptor were duplicated. The pid text is left as a harmless hint.
         let _ = fs2::FileExt::unlock(&self.file);
     }
+}
+
+/// Takes the exclusive lock on `file`, or fails with [`Error::Locked`] naming the holder once an owner has
+/// held it past [`OWNER_GRACE`] (or only probes past [`SHARED_WAIT_LIMIT`]).
+fn lock_exclusive(file: &File, lock_path: &Path, db_path: &Path) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match fs2::FileExt::try_lock_exclusive(file) {
+            Ok(()) => return Ok(()),
+            Err(e) if is_contended(&e) => {
+                // Held by an owner (exclusive) or only by probes (shared). A shared lock is granted only
+                // while no exclusive lock is held, so trying one tells the two apart.
+                let owner_holds = match fs2::FileExt::try_lock_shared(file) {
+                    Ok(()) => {
+                        fs2::FileExt::unlock(file).map_err(|e| Error::io(lock_path, "unlock", e))?;
+                        false
+                    }
+                    Err(e) if is_contended(&e) => true,
+                    Err(e) => return Err(Error::io(lock_path, "lock", e)),
+                };
+                let limit = if owner_holds { OWNER_GRACE } else { SHARED_WAIT_LIMIT };
+                if start.elapsed() >= limit {
+                    return Err(Error::Locked {
+                        path: db_path.to_path_buf(),
+                        holder: read_holder(file),
+                    });
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(Error::io(lock_path, "lock", e)),
+        }
+    }
+}
+
+/// Writes this process's pid and the time into the lock file it just locked (what [`read_holder`] reads).
+fn record_holder(mut file: File, lock_path: &Path) -> Result<File> {
+    let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let record = format!("pid={}\nsince={since}\n", std::process::id());
+    file.set_len(0)
+        .and_then(|_| file.seek(SeekFrom::Start(0)))
+        .and_then(|_| file.write_all(record.as_bytes()))
+        .map_err(|e| Error::io(lock_path, "write the owner's pid into", e))?;
+    Ok(file)
+}
+
+/// The (device, inode) of an open lock file.
+fn identity(file: &File, lock_path: &Path) -> Result<(u64, u64)> {
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(lock_path, "read the metadata of", e))?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 fn is_contended(e: &io::Error) -> bool {

@@ -42,6 +42,88 @@ fn second_owner_in_the_same_process_is_refused_with_the_pid() {
     OwnerConnection::open(&db, &ITEMS).expect("free again once the first owner is dropped");
 }
 
+/// One row into the test schema through the owner's write path (what a store's write does).
+fn insert_item(owner: &mut OwnerConnection, name: &str) -> Result<usize, Error> {
+    owner.write(|tx| tx.execute("INSERT INTO items (name) VALUES (?1)", [name]))
+}
+
+#[test]
+fn a_lock_file_removed_under_its_owner_is_locked_again_at_the_next_write_and_still_refuses_a_second_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let lock = OwnerLock::path_for(&db);
+    let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    fs::remove_file(&lock).unwrap();
+
+    insert_item(&mut owner, "after the removal").expect("the owner takes its lock file back and writes");
+    let record = fs::read_to_string(&lock).expect("the lock file is there again");
+    assert!(record.contains(&format!("pid={}", std::process::id())), "{record}");
+    assert_eq!(mode(&lock), 0o600);
+    let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Locked, "{err}");
+    insert_item(&mut owner, "and after").unwrap();
+    drop(owner);
+    let c = Connection::open(&db).unwrap();
+    assert_eq!(
+        c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0))
+            .unwrap(),
+        2
+    );
+}
+
+#[test]
+fn an_owner_whose_lock_file_was_replaced_writes_nothing_more_and_says_who_holds_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let lock = OwnerLock::path_for(&db);
+    let mut first = OwnerConnection::open(&db, &ITEMS).unwrap();
+    insert_item(&mut first, "before").unwrap();
+    // A "stale lock" cleanup, then a second owner: it creates and locks a new lock file.
+    fs::remove_file(&lock).unwrap();
+    let mut second = OwnerConnection::open(&db, &ITEMS).expect("nothing can tell it the first owner is there");
+
+    let err = insert_item(&mut first, "by the first owner").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OwnershipLost, "{err}");
+    assert!(err.kind().is_retryable(), "opening the owner again is what helps");
+    assert_eq!(err.path(), db);
+    assert_eq!(err.locked_by().map(|h| h.pid), Some(std::process::id()));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{db} is no longer this process's to write: its lock file {lock} was removed or replaced while this \
+             process owned it, so another owner may have written (pid {pid} (this process) since {since} holds the \
+             file now in its place). What to do: this handle writes nothing more (what it committed before is in \
+             the file): open the owner again, or restart the process (splitstore's daemon and server exit 75 for \
+             it, which a supervisor restarts); the new open takes the lock once no other owner holds it. Never \
+             remove or replace a lock file: the kernel releases it when its holder exits, even after kill -9",
+            db = db.display(),
+            lock = lock.display(),
+            pid = std::process::id(),
+            since = err.locked_by().unwrap().since.as_deref().unwrap(),
+        )
+    );
+    insert_item(&mut second, "by the second owner").unwrap();
+    drop(second);
+    let err = insert_item(&mut first, "once the second owner is gone").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OwnershipLost, "lost stays lost: {err}");
+    assert!(
+        err.to_string().contains("(no process holds the file now in its place)"),
+        "{err}"
+    );
+
+    let c = Connection::open(&db).unwrap();
+    let names: Vec<String> = c
+        .prepare("SELECT name FROM items ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(names, ["before", "by the second owner"]);
+    drop(first);
+    OwnerConnection::open(&db, &ITEMS).expect("a new open takes the lock file in place");
+}
+
 #[test]
 fn second_owner_in_another_process_is_refused_and_a_kill_frees_the_lock_at_once() {
     let dir = tempfile::tempdir().unwrap();
