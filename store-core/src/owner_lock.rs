@@ -178,7 +178,11 @@ impl OwnerLock {
 
     /// Creates the missing lock file again and locks it: `false` if another owner locked it first.
     fn lock_again(&mut self) -> Result<bool> {
-        let file = files::open_private(&self.lock_path)?;
+        // Its directory may be gone too (the data directory moved away while the owner ran).
+        let file = files::open_private(&self.lock_path).map_err(|e| match e {
+            Error::Io { source, .. } => Error::io(&self.lock_path, "take back the removed lock file", source),
+            other => other,
+        })?;
         match lock_exclusive(&file, &self.lock_path, &self.db_path) {
             Ok(()) => {}
             Err(Error::Locked { .. }) => return Ok(false),

@@ -72,6 +72,32 @@ fn a_lock_file_removed_under_its_owner_is_locked_again_at_the_next_write_and_sti
 }
 
 #[test]
+fn an_owner_whose_data_directory_was_moved_away_stops_writing_and_says_where_its_lock_file_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before, after) = (dir.path().join("d"), dir.path().join("moved"));
+    fs::create_dir(&before).unwrap();
+    let db = before.join("activity.db");
+    let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    insert_item(&mut owner, "before the move").unwrap();
+    fs::rename(&before, &after).unwrap();
+
+    let err = insert_item(&mut owner, "after the move").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "could not take back the removed lock file {}: No such file or directory",
+            OwnerLock::path_for(&db).display()
+        )),
+        "{err}"
+    );
+    assert!(!before.exists(), "nothing is created at the old place");
+    drop(owner);
+    let c = Connection::open(after.join("activity.db")).unwrap();
+    let count: i64 = c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0)).unwrap();
+    assert_eq!(count, 1, "what was written before the move moved with the directory");
+}
+
+#[test]
 fn an_owner_whose_lock_file_was_replaced_writes_nothing_more_and_says_who_holds_the_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
