@@ -7,8 +7,15 @@
 //!
 //! Every read runs in one short transaction that ends before [`ReadPool::read`] returns, so no reader pins
 //! the WAL (a reader holding a snapshot stops checkpoints from resetting it: <https://sqlite.org/wal.html#ckpt>).
+//!
+//! A connection reads the file it opened, wherever that file goes: after a restore or repair put another
+//! file at the path (the old one moved aside), a pooled connection would go on reading the old one, and a
+//! server's reports would show the replaced data (or the damage `repair` just fixed) until it restarted.
+//! So each connection remembers the file it opened, each read compares it with the file at the path (one
+//! `lstat`), and a connection to a replaced file is closed instead of used.
 
-use std::collections::HashSet;
+use std::cell::Cell;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,49 +84,80 @@ pub struct ReadPool {
     schema: &'static Schema,
     key: Option<Key>,
     watcher: Arc<Watcher>,
-    spent: Spent,
 }
 
-/// The pooled connections (by their `sqlite3` handle) that met damage under a key: SQLCipher fails every
-/// later read on such a connection (hazards: "Encryption at rest"), so it is closed when returned instead
-/// of being handed out again.
-type Spent = Arc<Mutex<HashSet<usize>>>;
+/// A file's (device, inode): which file a path named when a connection opened it.
+type FileId = (u64, u64);
 
-/// SQLite's connection manager, and it tells r2d2 a spent connection is broken.
+/// The file at `path` now, if any.
+fn file_id(path: &Path) -> Option<FileId> {
+    std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Opens a connection with `connect` and says which file it opened: the file at `path` just before and just
+/// after the open, when they agree (`None` when the file changed meanwhile: such a connection is never used).
+fn connect_to_file<C, E>(
+    path: &Path,
+    connect: impl FnOnce() -> std::result::Result<C, E>,
+) -> std::result::Result<(C, Option<FileId>), E> {
+    let before = file_id(path);
+    let conn = connect()?;
+    let file = before.filter(|b| file_id(path) == Some(*b));
+    Ok((conn, file))
+}
+
+/// A pooled connection and the file it opened.
+struct Reader {
+    conn: Connection,
+    file: Option<FileId>,
+    /// Met damage under a key: SQLCipher fails every later read on such a connection (hazards: "Encryption
+    /// at rest"), or opened a file no longer at the path. Closed when returned instead of being handed out
+    /// again.
+    spent: Cell<bool>,
+}
+
+impl std::ops::Deref for Reader {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// SQLite's connection manager; it tells r2d2 a spent connection is broken.
 #[derive(Debug)]
 struct Manager {
     sqlite: SqliteConnectionManager,
-    spent: Spent,
-}
-
-fn handle_of(conn: &Connection) -> usize {
-    // SAFETY: the handle is only compared as a number, never dereferenced.
-    unsafe { conn.handle() as usize }
+    path: PathBuf,
 }
 
 impl r2d2::ManageConnection for Manager {
-    type Connection = Connection;
+    type Connection = Reader;
     type Error = rusqlite::Error;
 
-    fn connect(&self) -> std::result::Result<Connection, rusqlite::Error> {
-        self.sqlite.connect()
+    fn connect(&self) -> std::result::Result<Reader, rusqlite::Error> {
+        let (conn, file) = connect_to_file(&self.path, || self.sqlite.connect())?;
+        Ok(Reader {
+            conn,
+            file,
+            spent: Cell::new(false),
+        })
     }
 
-    fn is_valid(&self, conn: &mut Connection) -> std::result::Result<(), rusqlite::Error> {
-        self.sqlite.is_valid(conn)
+    fn is_valid(&self, reader: &mut Reader) -> std::result::Result<(), rusqlite::Error> {
+        self.sqlite.is_valid(&mut reader.conn)
     }
 
-    fn has_broken(&self, conn: &mut Connection) -> bool {
-        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        spent.remove(&handle_of(conn))
+    fn has_broken(&self, reader: &mut Reader) -> bool {
+        reader.spent.get()
     }
 }
 
 /// One connection kept aside for change polling: `PRAGMA data_version` is per connection
-/// (https://sqlite.org/pragma.html#pragma_data_version).
+/// (https://sqlite.org/pragma.html#pragma_data_version), and the file it opened.
 #[derive(Default)]
 struct Watcher {
-    conn: Mutex<Option<Connection>>,
+    conn: Mutex<Option<(Connection, Option<FileId>)>>,
     epoch: AtomicU64,
 }
 
@@ -174,10 +212,9 @@ impl ReadPool {
                 c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 Ok(())
             });
-        let spent = Spent::default();
         let manager = Manager {
             sqlite: manager,
-            spent: spent.clone(),
+            path: path.to_path_buf(),
         };
         let pool = Pool::builder()
             .max_size(max.max(1))
@@ -192,7 +229,6 @@ impl ReadPool {
             schema,
             key,
             watcher: Arc::default(),
-            spent,
         }
     }
 
@@ -221,13 +257,12 @@ impl ReadPool {
     /// ([`crate::records::note_damage`]) when this process owns the file (an owner's own readers): only then
     /// can nobody be putting another file in its place, which a reader in another process may be meeting
     /// halfway.
-    fn met(&self, conn: &Connection, e: Error) -> Error {
+    fn met(&self, reader: &Reader, e: Error) -> Error {
         if !matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase) {
             return e;
         }
         if self.key.is_some() {
-            let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-            spent.insert(handle_of(conn));
+            reader.spent.set(true);
         }
         if let Ok(LockState::Held { holder: Some(holder) }) = OwnerLock::probe(&self.path)
             && holder.is_this_process()
@@ -250,15 +285,21 @@ impl ReadPool {
 
     /// A token that changes whenever any connection (any process) commits to the database. Cheap: it reads
     /// the WAL index, not the file. Holds no transaction between calls.
+    /// A file put in place of the watched one (a restore, a repair) is a change: the token's epoch moves.
     pub fn change_token(&self) -> Result<ChangeToken> {
+        let file = self.file_now()?;
         let mut slot = self.watcher.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
+        if slot.as_ref().is_none_or(|(_, opened)| *opened != Some(file)) {
+            *slot = None;
             self.probe()?;
-            *slot = Some(open_reader(&self.path, self.key.as_ref()).map_err(|e| e.with_schema(self.schema))?);
+            let key = self.key.as_ref();
+            let opened =
+                connect_to_file(&self.path, || open_reader(&self.path, key)).map_err(|e| e.with_schema(self.schema))?;
+            *slot = Some(opened);
             self.watcher.epoch.fetch_add(1, Ordering::Relaxed);
         }
         let epoch = self.watcher.epoch.load(Ordering::Relaxed);
-        let conn = slot.as_ref().ok_or_else(|| Error::Unavailable {
+        let (conn, _) = slot.as_ref().ok_or_else(|| Error::Unavailable {
             path: self.path.clone(),
             detail: "the watcher connection is gone".into(),
         })?;
@@ -277,19 +318,43 @@ impl ReadPool {
         Ok((now != *token).then_some(now))
     }
 
+    /// A connection to the file at the path now. Connections to a file no longer there (replaced by a
+    /// restore or a repair) are closed as they are met: at most every pooled one, then a new one.
     fn connection(&self) -> Result<PooledConnection<Manager>> {
-        if let Some(conn) = self.pool.try_get() {
-            return Ok(conn);
+        let file = self.file_now()?;
+        for _ in 0..=self.pool.max_size() {
+            let reader = match self.pool.try_get() {
+                Some(reader) => reader,
+                None => {
+                    // A new connection is about to be made: r2d2 would retry a failing open until its timeout
+                    // and then report only a string, so open one here first and map its failure precisely.
+                    if self.pool.state().connections < self.pool.max_size() {
+                        self.probe()?;
+                    }
+                    self.pool.get().map_err(|e| Error::Unavailable {
+                        path: self.path.clone(),
+                        detail: e.to_string(),
+                    })?
+                }
+            };
+            if reader.file == Some(file) {
+                return Ok(reader);
+            }
+            reader.spent.set(true);
         }
-        // A new connection is about to be made: r2d2 would retry a failing open until its timeout and then
-        // report only a string, so open one here first and map its failure precisely.
-        if self.pool.state().connections < self.pool.max_size() {
-            self.probe()?;
-        }
-        self.pool.get().map_err(|e| Error::Unavailable {
+        Err(Error::Unavailable {
             path: self.path.clone(),
-            detail: e.to_string(),
+            detail: "another file was put at this path every time a connection was opened".into(),
         })
+    }
+
+    /// The file at the path now; not there is [`Error::Missing`] (or not converted yet).
+    fn file_now(&self) -> Result<FileId> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) => Ok((m.dev(), m.ino())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.missing()),
+            Err(e) => Err(Error::io(&self.path, "read", e).with_schema(self.schema)),
+        }
     }
 
     fn probe(&self) -> Result<()> {

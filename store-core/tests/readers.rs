@@ -366,3 +366,35 @@ fn an_owner_closed_while_its_readers_stay_open_leaves_every_commit_in_the_databa
     let n: i64 = c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 500);
 }
+
+#[test]
+fn a_reader_open_across_a_restore_reads_the_restored_file_and_its_change_token_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let backups = dir.path().join("backups");
+    let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    owner
+        .write(|tx| tx.execute("INSERT INTO items (name) VALUES ('in the backup')", []))
+        .unwrap();
+    let backup = owner.backup_to(&backups, 5).unwrap();
+    owner
+        .write(|tx| tx.execute("INSERT INTO items (name) VALUES ('after it')", []))
+        .unwrap();
+
+    let pool = ReadPool::new(&db, &ITEMS);
+    let count = || pool.read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0)));
+    assert_eq!(count().unwrap(), 2);
+    let token = pool.change_token().unwrap();
+
+    let lock = owner.into_lock();
+    let verified = store_core::restore::verify_backup(&backup, &ITEMS, None).unwrap();
+    let (_, lock) = store_core::restore::restore_from(lock, &ITEMS, &verified, "replaced", None).unwrap();
+    drop(lock);
+
+    assert_eq!(
+        count().unwrap(),
+        1,
+        "the pool reads the file now at its path, not the one moved aside"
+    );
+    assert!(pool.changed_since(&token).unwrap().is_some(), "a restore is a change");
+}
