@@ -682,10 +682,11 @@ fn retention_meeting_a_damaged_page_pauses_and_recording_goes_on() {
         }
     };
     let said = format!(
-        "splitstore daemon: retention paused: {} is damaged: database disk image is malformed. What to do: stop its \
-         owner, then run `splitstore repair --data-dir {}`",
+        "splitstore daemon: retention paused: {} is damaged: database disk image is malformed. What to do: stop every \
+         owner of a database in {dir} (the command takes all their locks), then run `splitstore repair --data-dir \
+         {dir}`",
         db.display(),
-        dir.path().display()
+        dir = dir.path().display()
     );
     assert!(paused.starts_with(&said), "{paused}");
     assert!(paused.ends_with(". Recording goes on."), "{paused}");

@@ -1103,10 +1103,11 @@ fn a_server_whose_reports_meet_a_damaged_activity_db_goes_on_serving() {
     let (out, err) = texts(&server);
     assert!(server.status.success(), "{err}");
     let said = format!(
-        "splitstore server: a report failed: {} is damaged: database disk image is malformed. What to do: stop its \
-         owner, then run `splitstore repair --data-dir {}`",
+        "splitstore server: a report failed: {} is damaged: database disk image is malformed. What to do: stop every \
+         owner of a database in {dir} (the command takes all their locks), then run `splitstore repair --data-dir \
+         {dir}`",
         activity.display(),
-        utf8(&data)
+        dir = utf8(&data)
     );
     assert!(err.starts_with(&said), "{err}");
     assert_eq!(err.matches("a report failed").count(), 1, "said once: {err}");

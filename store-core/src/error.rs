@@ -634,6 +634,9 @@ impl Error {
             Some(s) => format!("`{}`", s.command(subcommand, dir, extra)),
             None => format!("the application's {subcommand} command on {quoted_dir}"),
         };
+        // repair and rekey act on the whole data directory, so they take every owner's lock, not only this
+        // file's: stopping this file's owner alone is not enough.
+        let stop_owners = format!("stop every owner of a database in {quoted_dir} (the command takes all their locks)");
         match self {
             Error::Locked { .. } => "only one process may write this file: stop the other owner (or drop the other \
                  handle in this process) and try again; a supervisor retries with a bounded backoff; readers do not \
@@ -696,7 +699,7 @@ impl Error {
                 "this is a bug in this build: report it; the file was not touched".into()
             }
             Error::NotADatabase { schema, .. } => format!(
-                "check the path; if this file should be the database, stop its owner and run {}: it quarantines the \
+                "check the path; if this file should be the database, {stop_owners} and run {}: it quarantines the \
                  file (nothing is deleted) and restores the newest good backup",
                 command(*schema, "repair", "")
             ),
@@ -704,7 +707,7 @@ impl Error {
                 "check the path: a database of another kind or application is never written into".into()
             }
             Error::Corrupt { schema, .. } => format!(
-                "stop its owner, then run {}: it quarantines the damaged file (nothing is deleted) and restores the \
+                "{stop_owners}, then run {}: it quarantines the damaged file (nothing is deleted) and restores the \
                  newest backup that verifies, or says what else can be done",
                 command(*schema, "repair", "")
             ),
@@ -797,7 +800,7 @@ impl Error {
                 }
             ),
             Error::NotEncrypted { schema, .. } => format!(
-                "open it without a key, or encrypt it with the key: stop its owner and run {}",
+                "open it without a key, or encrypt it with the key: {stop_owners} and run {}",
                 command(*schema, "rekey", "--new-key-file FILE")
             ),
             Error::EncryptionUnavailable { .. } => "use a build with the `encryption` feature, or open the \
