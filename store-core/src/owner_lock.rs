@@ -73,6 +73,9 @@ pub struct OwnerLock {
     /// Set once `lock_path` was found naming another file: from then on every [`confirm`](Self::confirm)
     /// fails, whatever the path names later.
     lost: bool,
+    /// `lock_path` made absolute, which [`confirm`](Self::confirm) looks at: a process that changes its
+    /// working directory after taking the lock (a daemon detaching) still looks at its own lock file.
+    watched: PathBuf,
     lock_path: PathBuf,
     db_path: PathBuf,
 }
@@ -106,6 +109,7 @@ impl OwnerLock {
             identity: identity(&file, &lock_path)?,
             file: record_holder(file, &lock_path)?,
             lost: false,
+            watched: std::path::absolute(&lock_path).unwrap_or_else(|_| lock_path.clone()),
             lock_path,
             db_path: db_path.to_path_buf(),
         })
@@ -115,30 +119,7 @@ impl OwnerLock {
     /// for the instant of the test (flock has no test-only call); [`acquire`](Self::acquire) waits it out
     /// however long that instant is stretched.
     pub fn probe(db_path: &Path) -> Result<LockState> {
-        let lock_path = Self::path_for(db_path);
-        let file = match fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&lock_path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Free),
-            Err(e) => return Err(Error::io(&lock_path, "open", e)),
-        };
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io(&lock_path, "read the metadata of", e))?;
-        files::regular(&lock_path, meta)?;
-        match fs2::FileExt::try_lock_shared(&file) {
-            Ok(()) => {
-                fs2::FileExt::unlock(&file).map_err(|e| Error::io(&lock_path, "unlock", e))?;
-                Ok(LockState::Free)
-            }
-            Err(e) if is_contended(&e) => Ok(LockState::Held {
-                holder: read_holder(&file),
-            }),
-            Err(e) => Err(Error::io(&lock_path, "probe the lock", e)),
-        }
+        probe_lock_file(&Self::path_for(db_path))
     }
 
     /// Confirms, before a write, that this lock still guards its database: the lock file at its path is the
@@ -153,7 +134,7 @@ impl OwnerLock {
     /// this call and every later one. Costs one `lstat` per write.
     pub fn confirm(&mut self) -> Result<()> {
         if !self.lost {
-            match fs::symlink_metadata(&self.lock_path) {
+            match fs::symlink_metadata(&self.watched) {
                 Ok(m) if (m.dev(), m.ino()) == self.identity => return Ok(()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -161,11 +142,11 @@ impl OwnerLock {
                         return Ok(());
                     }
                 }
-                Err(e) => return Err(Error::io(&self.lock_path, "read the metadata of", e)),
+                Err(e) => return Err(Error::io(&self.watched, "read the metadata of", e)),
             }
             self.lost = true;
         }
-        let holder = match Self::probe(&self.db_path) {
+        let holder = match probe_lock_file(&self.watched) {
             Ok(LockState::Held { holder }) => holder,
             _ => None,
         };
@@ -179,18 +160,18 @@ impl OwnerLock {
     /// Creates the missing lock file again and locks it: `false` if another owner locked it first.
     fn lock_again(&mut self) -> Result<bool> {
         // Its directory may be gone too (the data directory moved away while the owner ran).
-        let file = files::open_private(&self.lock_path).map_err(|e| match e {
-            Error::Io { source, .. } => Error::io(&self.lock_path, "take back the removed lock file", source),
+        let file = files::open_private(&self.watched).map_err(|e| match e {
+            Error::Io { source, .. } => Error::io(&self.watched, "take back the removed lock file", source),
             other => other,
         })?;
-        match lock_exclusive(&file, &self.lock_path, &self.db_path) {
+        match lock_exclusive(&file, &self.watched, &self.db_path) {
             Ok(()) => {}
             Err(Error::Locked { .. }) => return Ok(false),
             Err(e) => return Err(e),
         }
-        self.identity = identity(&file, &self.lock_path)?;
+        self.identity = identity(&file, &self.watched)?;
         // The old descriptor's lock is released as it closes: nobody can reach that file any more.
-        self.file = record_holder(file, &self.lock_path)?;
+        self.file = record_holder(file, &self.watched)?;
         Ok(true)
     }
 
@@ -262,6 +243,33 @@ fn identity(file: &File, lock_path: &Path) -> Result<(u64, u64)> {
         .metadata()
         .map_err(|e| Error::io(lock_path, "read the metadata of", e))?;
     Ok((meta.dev(), meta.ino()))
+}
+
+/// [`OwnerLock::probe`] of the lock file at `lock_path`.
+fn probe_lock_file(lock_path: &Path) -> Result<LockState> {
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(lock_path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Free),
+        Err(e) => return Err(Error::io(lock_path, "open", e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(lock_path, "read the metadata of", e))?;
+    files::regular(lock_path, meta)?;
+    match fs2::FileExt::try_lock_shared(&file) {
+        Ok(()) => {
+            fs2::FileExt::unlock(&file).map_err(|e| Error::io(lock_path, "unlock", e))?;
+            Ok(LockState::Free)
+        }
+        Err(e) if is_contended(&e) => Ok(LockState::Held {
+            holder: read_holder(&file),
+        }),
+        Err(e) => Err(Error::io(lock_path, "probe the lock", e)),
+    }
 }
 
 fn is_contended(e: &io::Error) -> bool {

@@ -20,6 +20,17 @@ fn child_entry() {
             fs::write(store_core::files::with_suffix(&path, ".ready"), b"").expect("ready marker");
             std::thread::sleep(Duration::from_secs(120));
         }
+        // Open by a path relative to the data directory, then leave it (a daemon detaching changes its
+        // working directory to /), write, and say how the write went.
+        "own-relative-then-chdir" => {
+            let dir = path.parent().unwrap();
+            std::env::set_current_dir(dir).unwrap();
+            let mut owner = OwnerConnection::open(std::path::Path::new("activity.db"), &ITEMS).unwrap();
+            std::env::set_current_dir("/").unwrap();
+            let outcome =
+                insert_item(&mut owner, "after the chdir").map_or_else(|e| e.to_string(), |n| format!("rows={n}"));
+            fs::write(dir.join("outcome"), outcome).unwrap();
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -68,6 +79,19 @@ fn a_lock_file_removed_under_its_owner_is_locked_again_at_the_next_write_and_sti
         c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0))
             .unwrap(),
         2
+    );
+}
+
+#[test]
+fn an_owner_opened_by_a_relative_path_still_writes_after_changing_its_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut child = spawn_child("child_entry", "own-relative-then-chdir", &db);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(fs::read_to_string(dir.path().join("outcome")).unwrap(), "rows=1");
+    assert!(
+        !std::path::Path::new("/activity.db.lock").exists(),
+        "no lock file made where it does not belong"
     );
 }
 
