@@ -18,12 +18,26 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
+
+/// Which file a path names: (device, inode). The same path names another file once something was put in
+/// its place (a restore's rename, a removed lock file made again).
+pub type FileId = (u64, u64);
+
+/// The file at `path` now, not following a link. Does not open it.
+pub fn file_id(path: &Path) -> io::Result<FileId> {
+    fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()))
+}
+
+/// The file an open descriptor refers to.
+pub fn file_id_of(file: &File) -> io::Result<FileId> {
+    file.metadata().map(|m| (m.dev(), m.ino()))
+}
 
 /// Mode of every file the stores create: the database, its sidecars, backups, records and lock files.
 pub const PRIVATE_FILE_MODE: u32 = 0o600;

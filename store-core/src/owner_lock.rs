@@ -14,7 +14,7 @@
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use std::{fmt, fs, io, thread};
@@ -22,7 +22,7 @@ use std::{fmt, fs, io, thread};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::files;
+use crate::files::{self, FileId};
 
 /// Who holds an owner lock, as written into the lock file by the holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,9 +67,8 @@ pub enum LockState {
 #[derive(Debug)]
 pub struct OwnerLock {
     file: File,
-    /// The locked file's (device, inode): what `lock_path` must still name for this lock to guard the
-    /// database.
-    identity: (u64, u64),
+    /// The locked file: what `lock_path` must still name for this lock to guard the database.
+    identity: FileId,
     /// Set once `lock_path` was found naming another file: from then on every [`confirm`](Self::confirm)
     /// fails, whatever the path names later.
     lost: bool,
@@ -134,8 +133,8 @@ impl OwnerLock {
     /// this call and every later one. Costs one `lstat` per write.
     pub fn confirm(&mut self) -> Result<()> {
         if !self.lost {
-            match fs::symlink_metadata(&self.watched) {
-                Ok(m) if (m.dev(), m.ino()) == self.identity => return Ok(()),
+            match files::file_id(&self.watched) {
+                Ok(id) if id == self.identity => return Ok(()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if self.lock_again()? {
@@ -237,12 +236,9 @@ fn record_holder(mut file: File, lock_path: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// The (device, inode) of an open lock file.
-fn identity(file: &File, lock_path: &Path) -> Result<(u64, u64)> {
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(lock_path, "read the metadata of", e))?;
-    Ok((meta.dev(), meta.ino()))
+/// Which file an open lock file is.
+fn identity(file: &File, lock_path: &Path) -> Result<FileId> {
+    files::file_id_of(file).map_err(|e| Error::io(lock_path, "read the metadata of", e))
 }
 
 /// [`OwnerLock::probe`] of the lock file at `lock_path`.

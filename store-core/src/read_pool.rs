@@ -15,7 +15,6 @@
 //! `lstat`), and a connection to a replaced file is closed instead of used.
 
 use std::cell::Cell;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +26,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result, SqliteResultExt};
+use crate::files::{self, FileId};
 use crate::key::Key;
 use crate::open_database::{DEFAULT_BUSY_TIMEOUT, STATEMENT_CACHE};
 use crate::owner_lock::{LockState, OwnerLock};
@@ -86,23 +86,15 @@ pub struct ReadPool {
     watcher: Arc<Watcher>,
 }
 
-/// A file's (device, inode): which file a path named when a connection opened it.
-type FileId = (u64, u64);
-
-/// The file at `path` now, if any.
-fn file_id(path: &Path) -> Option<FileId> {
-    std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
 /// Opens a connection with `connect` and says which file it opened: the file at `path` just before and just
 /// after the open, when they agree (`None` when the file changed meanwhile: such a connection is never used).
 fn connect_to_file<C, E>(
     path: &Path,
     connect: impl FnOnce() -> std::result::Result<C, E>,
 ) -> std::result::Result<(C, Option<FileId>), E> {
-    let before = file_id(path);
+    let before = files::file_id(path).ok();
     let conn = connect()?;
-    let file = before.filter(|b| file_id(path) == Some(*b));
+    let file = before.filter(|b| files::file_id(path).ok() == Some(*b));
     Ok((conn, file))
 }
 
@@ -350,8 +342,8 @@ impl ReadPool {
 
     /// The file at the path now; not there is [`Error::Missing`] (or not converted yet).
     fn file_now(&self) -> Result<FileId> {
-        match std::fs::symlink_metadata(&self.path) {
-            Ok(m) => Ok((m.dev(), m.ino())),
+        match files::file_id(&self.path) {
+            Ok(id) => Ok(id),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.missing()),
             Err(e) => Err(Error::io(&self.path, "read", e).with_schema(self.schema)),
         }

@@ -53,6 +53,19 @@ fn second_owner_in_the_same_process_is_refused_with_the_pid() {
     OwnerConnection::open(&db, &ITEMS).expect("free again once the first owner is dropped");
 }
 
+/// An owner of a new database in a new directory, with the database's and its lock file's paths.
+fn new_owner() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    OwnerConnection,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    (dir, OwnerLock::path_for(&db), db, owner)
+}
+
 /// One row into the test schema through the owner's write path (what a store's write does).
 fn insert_item(owner: &mut OwnerConnection, name: &str) -> Result<usize, Error> {
     owner.write(|tx| tx.execute("INSERT INTO items (name) VALUES (?1)", [name]))
@@ -60,10 +73,7 @@ fn insert_item(owner: &mut OwnerConnection, name: &str) -> Result<usize, Error> 
 
 #[test]
 fn a_lock_file_removed_under_its_owner_is_locked_again_at_the_next_write_and_still_refuses_a_second_owner() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("activity.db");
-    let lock = OwnerLock::path_for(&db);
-    let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    let (_dir, lock, db, mut owner) = new_owner();
     fs::remove_file(&lock).unwrap();
 
     insert_item(&mut owner, "after the removal").expect("the owner takes its lock file back and writes");
@@ -123,10 +133,7 @@ fn an_owner_whose_data_directory_was_moved_away_stops_writing_and_says_where_its
 
 #[test]
 fn an_owner_whose_lock_file_was_replaced_writes_nothing_more_and_says_who_holds_the_new_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("activity.db");
-    let lock = OwnerLock::path_for(&db);
-    let mut first = OwnerConnection::open(&db, &ITEMS).unwrap();
+    let (_dir, lock, db, mut first) = new_owner();
     insert_item(&mut first, "before").unwrap();
     // A "stale lock" cleanup, then a second owner: it creates and locks a new lock file.
     fs::remove_file(&lock).unwrap();
