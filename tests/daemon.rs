@@ -270,6 +270,57 @@ fn a_running_daemon_takes_back_a_removed_lock_file_and_stops_at_once_when_it_is_
 }
 
 #[test]
+fn a_backup_moved_over_the_database_of_a_running_daemon_stops_it_instead_of_recording_into_the_void() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let seeded = output_within(
+        splitstore()
+            .args(["daemon", "--events", "100", "--data-dir"])
+            .arg(dir.path()),
+        Duration::from_secs(60),
+    );
+    assert!(seeded.status.success(), "{seeded:?}");
+    let backup = output_within(
+        splitstore().args(["backup", "--data-dir"]).arg(dir.path()),
+        Duration::from_secs(60),
+    );
+    assert!(backup.status.success(), "{backup:?}");
+    let backup = dir.path().join("backups").read_dir().unwrap().find_map(|e| {
+        let path = e.unwrap().path();
+        path.file_name()?.to_str()?.starts_with("activity-").then_some(path)
+    });
+
+    let running = spawn_daemon(dir.path(), &["--rate", "200"]);
+    running.wait_first_ack();
+    // A restore by hand while the daemon runs: the backup moved over the live file.
+    let copy = dir.path().join("copy of the backup");
+    std::fs::copy(backup.unwrap(), &copy).unwrap();
+    std::fs::rename(&copy, &db).unwrap();
+    let (status, _, _, stderr) = running.finish();
+    assert_eq!(status.code(), Some(75), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} was replaced or removed while this process owned it: the file this process has open is no longer \
+             at that path, so nothing more is written to it",
+            db.display()
+        )),
+        "{stderr}"
+    );
+    let restarted = output_within(
+        splitstore()
+            .args(["daemon", "--events", "10", "--data-dir"])
+            .arg(dir.path()),
+        Duration::from_secs(60),
+    );
+    assert!(restarted.status.success(), "{restarted:?}");
+    assert_eq!(
+        query_i64(&read_only(&db), "SELECT COUNT(*) FROM activity_events"),
+        110,
+        "the backup's 100 events and the restarted daemon's 10: it records into the file at the path"
+    );
+}
+
+#[test]
 fn events_n_records_exactly_n_in_sessions_of_100_with_the_given_projects() {
     for mode in [&[][..], &["--batch", "64"][..]] {
         let dir = tempfile::tempdir().unwrap();

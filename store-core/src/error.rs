@@ -35,8 +35,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// Another owner holds the file's lock.
     Locked,
-    /// The owner's lock file was replaced while it owned the file: it writes no more (a restart takes the
-    /// lock again).
+    /// The owner's lock file, or its database file, was replaced while it owned the file: it writes no
+    /// more (a restart opens again).
     OwnershipLost,
     /// The file's schema is newer than this build.
     SchemaNewer,
@@ -224,6 +224,9 @@ pub enum Error {
         /// Who holds the file now at `lock_path`, if anyone does.
         holder: Option<LockHolder>,
     },
+    /// Another file was put at the database's path (or it was removed) while its owner had it open: what
+    /// the owner wrote would go into a file no longer at that path. This handle writes no more.
+    DatabaseReplaced { path: PathBuf, schema: &'static Schema },
     /// The file's schema is newer than this build knows. Nothing was written.
     SchemaNewer {
         path: PathBuf,
@@ -377,7 +380,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Locked { .. } => ErrorKind::Locked,
-            Error::OwnershipLost { .. } => ErrorKind::OwnershipLost,
+            Error::OwnershipLost { .. } | Error::DatabaseReplaced { .. } => ErrorKind::OwnershipLost,
             Error::SchemaNewer { .. } => ErrorKind::SchemaNewer,
             Error::SchemaBehind { .. } => ErrorKind::SchemaBehind,
             Error::NotConvertedYet { .. } => ErrorKind::NotConvertedYet,
@@ -415,6 +418,7 @@ impl Error {
         match self {
             Error::Locked { path, .. }
             | Error::OwnershipLost { path, .. }
+            | Error::DatabaseReplaced { path, .. }
             | Error::SchemaNewer { path, .. }
             | Error::SchemaBehind { path, .. }
             | Error::NotConvertedYet { path, .. }
@@ -512,6 +516,10 @@ impl Error {
                     lock_path.display()
                 )
             }
+            Error::DatabaseReplaced { .. } => format!(
+                "{p} was replaced or removed while this process owned it: the file this process has open is no \
+                 longer at that path, so nothing more is written to it (it would be lost)"
+            ),
             Error::SchemaNewer { found, supported, .. } => {
                 format!("{p} is at schema version {found}, newer than this build supports ({supported})")
             }
@@ -647,6 +655,13 @@ impl Error {
                  which a supervisor restarts); the new open takes the lock once no other owner holds it. Never remove \
                  or replace a lock file: the kernel releases it when its holder exits, even after kill -9"
                 .to_string(),
+            Error::DatabaseReplaced { schema, .. } => format!(
+                "this handle writes nothing more (what it committed before is in the file it has open): open the \
+                 owner again, or restart the process (splitstore's daemon and server exit 75 for it), and it opens \
+                 the file now at the path. To put a backup back, {stop_owners} and run {}: a file moved or copied \
+                 over a database its owner has open is not where the owner writes",
+                command(Some(schema), "restore", "--from BACKUP")
+            ),
             Error::SchemaNewer { schema, .. } => format!(
                 "it was written by a newer version of this application: upgrade this one, or restore a backup taken \
                  before the upgrade with {}; the file was not changed",

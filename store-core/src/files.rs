@@ -34,6 +34,12 @@ pub fn file_id(path: &Path) -> io::Result<FileId> {
     fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()))
 }
 
+/// `path` made absolute against the working directory now (as given if that fails), links not resolved:
+/// what an owner that may change its working directory later (a daemon detaching to /) looks at.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// The file an open descriptor refers to.
 pub fn file_id_of(file: &File) -> io::Result<FileId> {
     file.metadata().map(|m| (m.dev(), m.ino()))

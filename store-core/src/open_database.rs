@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
@@ -24,7 +24,7 @@ use crate::backup::{self, BackupClass};
 use crate::checkpoint::{self, CheckpointMode};
 use crate::conn_ext::{self, ConnExt};
 use crate::error::{Describe, Error, ErrorKind, Result, SqliteResultExt};
-use crate::files;
+use crate::files::{self, FileId};
 use crate::key::Key;
 use crate::migrate::{self, MigrationHook, UpgradeReport};
 use crate::owner_lock::OwnerLock;
@@ -38,6 +38,11 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const JOURNAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 /// Prepared statements cached per connection.
 pub const STATEMENT_CACHE: usize = 64;
+/// How often, at most, a write first confirms that the owner lock still guards the file and that the file at
+/// the path is still the one the owner has open (two `lstat`s, [`OwnerConnection::write`]). Every write
+/// would cost 2-3% of a one-row commit on a machine where a system call is slow; once a millisecond costs
+/// nothing measurable, and bounds what is written after a replacement to a millisecond's writes.
+pub const CONFIRM_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Options for [`OwnerConnection::open_with`].
 #[derive(Clone)]
@@ -120,6 +125,15 @@ pub struct OwnerConnection {
     /// The connection met damage under a key: SQLCipher then fails every later read on it (hazards:
     /// "Encryption at rest"), so the next write starts on a new one.
     spent: Cell<bool>,
+    /// The database file this connection opened: what the path (`watched`, made absolute: see
+    /// [`files::absolute`]) must still name for writes to reach the user's database (a file moved over it,
+    /// or its removal, leaves this connection writing into a file no longer at that path, lost at the next
+    /// start).
+    file: FileId,
+    watched: PathBuf,
+    /// When the last write confirmed the lock and the file ([`confirm`](Self::confirm)); `None`: the next
+    /// write does.
+    confirmed: Option<Instant>,
     lock: OwnerLock,
 }
 
@@ -242,6 +256,9 @@ impl OwnerConnection {
         if schema.incremental_vacuum {
             conn_ext::verify(&conn, path, "auto_vacuum", "INCREMENTAL", "2")?;
         }
+        // Nobody else may replace the file while the lock is held, so the file at the path now is the one
+        // the connection opened.
+        let file = files::file_id(path).map_err(|e| Error::io(path, "read the metadata of", e))?;
         Ok(OwnerConnection {
             conn: ClosingConnection(conn),
             path: path.to_path_buf(),
@@ -255,6 +272,9 @@ impl OwnerConnection {
             busy_timeout: opts.busy_timeout,
             settings: Vec::new(),
             spent: Cell::new(false),
+            file,
+            watched: files::absolute(path),
+            confirmed: None,
             lock,
         })
     }
@@ -298,8 +318,34 @@ impl OwnerConnection {
         &self.conn
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it, once the owner lock is confirmed to
-    /// still guard the file ([`OwnerLock::confirm`]). `BEGIN IMMEDIATE` takes the write
+    /// Before a write, at most once per [`CONFIRM_INTERVAL`]: the owner lock still guards the file
+    /// ([`OwnerLock::confirm`]), and the database file at the path is the one this connection has open. A
+    /// backup moved over a live database (or the database removed) would otherwise take every later write
+    /// into a file no longer at that path: [`Error::DatabaseReplaced`].
+    fn confirm(&mut self) -> Result<()> {
+        if self.confirmed.is_some_and(|at| at.elapsed() < CONFIRM_INTERVAL) {
+            return Ok(());
+        }
+        self.lock.confirm()?;
+        match files::file_id(&self.watched) {
+            Ok(id) if id == self.file => {}
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&self.path, "read the metadata of", e));
+            }
+            // Another file, or none.
+            _ => {
+                return Err(Error::DatabaseReplaced {
+                    path: self.path.clone(),
+                    schema: self.schema,
+                });
+            }
+        }
+        self.confirmed = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it, once [`confirm`](Self::confirm)ed.
+    /// `BEGIN IMMEDIATE` takes the write
     /// lock up front: a deferred transaction that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT`
     /// if another connection committed in between, and busy_timeout does not retry that
     /// (<https://sqlite.org/rescode.html#busy_snapshot>). If `f` fails, nothing of it is written.
@@ -313,7 +359,7 @@ impl OwnerConnection {
         &mut self,
         f: impl FnOnce(&Transaction<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        self.lock.confirm()?;
+        self.confirm()?;
         if self.spent.get() {
             self.reconnect()?;
         }
@@ -333,7 +379,7 @@ impl OwnerConnection {
     /// Runs one statement in autocommit (atomic on its own, committed on return) through `f`: like
     /// [`write`](Self::write) without the transaction, for the owning store's single statements.
     pub fn autocommit<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        self.lock.confirm()?;
+        self.confirm()?;
         if self.spent.get() {
             self.reconnect()?;
         }

@@ -6,8 +6,8 @@
 //! with the first exactly as another process would. The OS drops the lock when the holder dies, so after
 //! `kill -9` the next owner gets it at once. The lock file is never deleted: unlinking a lock file that
 //! another process has open would let two owners lock two different inodes. Because someone else may delete
-//! it anyway, the owner confirms before each write that the lock file at its path is still the one it locked
-//! ([`OwnerLock::confirm`]).
+//! it anyway, the owner confirms before it writes that the lock file at its path is still the one it locked
+//! ([`OwnerLock::confirm`]; [`OwnerConnection`](crate::OwnerConnection) does at most once a millisecond).
 //!
 //! fs2 is called fully qualified: since Rust 1.89 `std::fs::File` has inherent `lock`/`try_lock`/... methods
 //! that shadow fs2's and report contention differently.
@@ -108,7 +108,7 @@ impl OwnerLock {
             identity: identity(&file, &lock_path)?,
             file: record_holder(file, &lock_path)?,
             lost: false,
-            watched: std::path::absolute(&lock_path).unwrap_or_else(|_| lock_path.clone()),
+            watched: files::absolute(&lock_path),
             lock_path,
             db_path: db_path.to_path_buf(),
         })
@@ -130,7 +130,7 @@ impl OwnerLock {
     /// A lock file that is only gone is created and locked again, and the write goes on: no other owner can
     /// have come in between, as it would have created the file. Another file at the path (one an owner
     /// created, or any other) means another owner may have written meanwhile: [`Error::OwnershipLost`], for
-    /// this call and every later one. Costs one `lstat` per write.
+    /// this call and every later one. Costs one `lstat`.
     pub fn confirm(&mut self) -> Result<()> {
         if !self.lost {
             match files::file_id(&self.watched) {

@@ -66,6 +66,11 @@ fn new_owner() -> (
     (dir, OwnerLock::path_for(&db), db, owner)
 }
 
+/// Lets the owner's next write confirm its lock and file again (it does at most once per interval).
+fn after_the_confirm_interval() {
+    std::thread::sleep(store_core::open_database::CONFIRM_INTERVAL);
+}
+
 /// One row into the test schema through the owner's write path (what a store's write does).
 fn insert_item(owner: &mut OwnerConnection, name: &str) -> Result<usize, Error> {
     owner.write(|tx| tx.execute("INSERT INTO items (name) VALUES (?1)", [name]))
@@ -114,6 +119,7 @@ fn an_owner_whose_data_directory_was_moved_away_stops_writing_and_says_where_its
     let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
     insert_item(&mut owner, "before the move").unwrap();
     fs::rename(&before, &after).unwrap();
+    after_the_confirm_interval();
 
     let err = insert_item(&mut owner, "after the move").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
@@ -132,12 +138,60 @@ fn an_owner_whose_data_directory_was_moved_away_stops_writing_and_says_where_its
 }
 
 #[test]
+fn an_owner_whose_database_file_was_replaced_or_removed_writes_nothing_more_into_the_file_it_has_open() {
+    let (dir, _lock, db, mut owner) = new_owner();
+    insert_item(&mut owner, "in the file").unwrap();
+    let backup = owner.backup_to(&dir.path().join("backups"), 5).unwrap();
+    insert_item(&mut owner, "after the backup").unwrap();
+    // A restore by hand: the backup moved over the live database.
+    fs::copy(&backup, dir.path().join("copy")).unwrap();
+    fs::rename(dir.path().join("copy"), &db).unwrap();
+    after_the_confirm_interval();
+
+    let err = insert_item(&mut owner, "into the file no longer there").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OwnershipLost, "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{db} was replaced or removed while this process owned it: the file this process has open is no longer \
+             at that path, so nothing more is written to it (it would be lost). What to do: this handle writes \
+             nothing more (what it committed before is in the file it has open): open the owner again, or restart \
+             the process (splitstore's daemon and server exit 75 for it), and it opens the file now at the path. To \
+             put a backup back, stop every owner of a database in {dir} (the command takes all their locks) and \
+             run `splitstore restore --data-dir {dir} --from BACKUP`: a file moved or copied over a database its owner \
+             has open is not where the owner writes",
+            db = db.display(),
+            dir = dir.path().display(),
+        )
+    );
+    drop(owner);
+    let mut owner = OwnerConnection::open(&db, &ITEMS).expect("a new open takes the file now at the path");
+    insert_item(&mut owner, "into the backup put back").unwrap();
+    let c = Connection::open(&db).unwrap();
+    let names: Vec<String> = c
+        .prepare("SELECT name FROM items ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(names, ["in the file", "into the backup put back"]);
+
+    // Removed outright: the same.
+    store_core::files::remove_with_sidecars(&db).unwrap();
+    after_the_confirm_interval();
+    let err = insert_item(&mut owner, "into a removed file").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OwnershipLost, "{err}");
+}
+
+#[test]
 fn an_owner_whose_lock_file_was_replaced_writes_nothing_more_and_says_who_holds_the_new_one() {
     let (_dir, lock, db, mut first) = new_owner();
     insert_item(&mut first, "before").unwrap();
     // A "stale lock" cleanup, then a second owner: it creates and locks a new lock file.
     fs::remove_file(&lock).unwrap();
     let mut second = OwnerConnection::open(&db, &ITEMS).expect("nothing can tell it the first owner is there");
+    after_the_confirm_interval();
 
     let err = insert_item(&mut first, "by the first owner").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OwnershipLost, "{err}");
