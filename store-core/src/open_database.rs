@@ -344,8 +344,9 @@ impl OwnerConnection {
         Ok(())
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it, once [`confirm`](Self::confirm)ed.
-    /// `BEGIN IMMEDIATE` takes the write
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it, once the owner lock and the database
+    /// file are confirmed to be this owner's still (at most every [`CONFIRM_INTERVAL`]: [`Error::OwnershipLost`]
+    /// or [`Error::DatabaseReplaced`] otherwise). `BEGIN IMMEDIATE` takes the write
     /// lock up front: a deferred transaction that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT`
     /// if another connection committed in between, and busy_timeout does not retry that
     /// (<https://sqlite.org/rescode.html#busy_snapshot>). If `f` fails, nothing of it is written.
