@@ -103,6 +103,16 @@ impl Daemon {
     }
 }
 
+/// `splitstore daemon --events N` on `dir`, run to its end (bounded).
+fn record_events(dir: &Path, events: u32) -> std::process::Output {
+    output_within(
+        splitstore()
+            .args(["daemon", "--events", &events.to_string(), "--data-dir"])
+            .arg(dir),
+        Duration::from_secs(60),
+    )
+}
+
 fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: kill(2) on a child this process spawned and has not reaped.
     unsafe { libc::kill(child.id() as i32, sig) };
@@ -162,12 +172,7 @@ fn a_second_daemon_is_refused_at_once_naming_the_owner_and_sigterm_stops_the_fir
     first.wait_first_ack();
 
     let start = Instant::now();
-    let second = output_within(
-        splitstore()
-            .args(["daemon", "--events", "10", "--data-dir"])
-            .arg(dir.path()),
-        Duration::from_secs(60),
-    );
+    let second = record_events(dir.path(), 10);
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "refusal took {:?}",
@@ -217,12 +222,7 @@ fn a_running_daemon_takes_back_a_removed_lock_file_and_stops_at_once_when_it_is_
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let second = output_within(
-        splitstore()
-            .args(["daemon", "--events", "10", "--data-dir"])
-            .arg(dir.path()),
-        Duration::from_secs(60),
-    );
+    let second = record_events(dir.path(), 10);
     assert_eq!(second.status.code(), Some(75), "{second:?}");
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(
@@ -256,12 +256,7 @@ fn a_running_daemon_takes_back_a_removed_lock_file_and_stops_at_once_when_it_is_
         "everything it wrote was acknowledged, nothing after the loss"
     );
 
-    let next = output_within(
-        splitstore()
-            .args(["daemon", "--events", "10", "--data-dir"])
-            .arg(dir.path()),
-        Duration::from_secs(60),
-    );
+    let next = record_events(dir.path(), 10);
     assert!(next.status.success(), "the restarted daemon owns the file: {next:?}");
     assert_eq!(
         query_i64(&read_only(&db), "SELECT COUNT(*) FROM activity_events") as usize,
@@ -273,12 +268,7 @@ fn a_running_daemon_takes_back_a_removed_lock_file_and_stops_at_once_when_it_is_
 fn a_backup_moved_over_the_database_of_a_running_daemon_stops_it_instead_of_recording_into_the_void() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let seeded = output_within(
-        splitstore()
-            .args(["daemon", "--events", "100", "--data-dir"])
-            .arg(dir.path()),
-        Duration::from_secs(60),
-    );
+    let seeded = record_events(dir.path(), 100);
     assert!(seeded.status.success(), "{seeded:?}");
     let backup = output_within(
         splitstore().args(["backup", "--data-dir"]).arg(dir.path()),
@@ -306,12 +296,7 @@ fn a_backup_moved_over_the_database_of_a_running_daemon_stops_it_instead_of_reco
         )),
         "{stderr}"
     );
-    let restarted = output_within(
-        splitstore()
-            .args(["daemon", "--events", "10", "--data-dir"])
-            .arg(dir.path()),
-        Duration::from_secs(60),
-    );
+    let restarted = record_events(dir.path(), 10);
     assert!(restarted.status.success(), "{restarted:?}");
     assert_eq!(
         query_i64(&read_only(&db), "SELECT COUNT(*) FROM activity_events"),

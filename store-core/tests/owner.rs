@@ -71,6 +71,18 @@ fn after_the_confirm_interval() {
     std::thread::sleep(store_core::open_database::CONFIRM_INTERVAL);
 }
 
+/// The names of the items in `db`, in id order.
+fn item_names(db: &std::path::Path) -> Vec<String> {
+    Connection::open(db)
+        .unwrap()
+        .prepare("SELECT name FROM items ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// One row into the test schema through the owner's write path (what a store's write does).
 fn insert_item(owner: &mut OwnerConnection, name: &str) -> Result<usize, Error> {
     owner.write(|tx| tx.execute("INSERT INTO items (name) VALUES (?1)", [name]))
@@ -167,15 +179,7 @@ fn an_owner_whose_database_file_was_replaced_or_removed_writes_nothing_more_into
     drop(owner);
     let mut owner = OwnerConnection::open(&db, &ITEMS).expect("a new open takes the file now at the path");
     insert_item(&mut owner, "into the backup put back").unwrap();
-    let c = Connection::open(&db).unwrap();
-    let names: Vec<String> = c
-        .prepare("SELECT name FROM items ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(names, ["in the file", "into the backup put back"]);
+    assert_eq!(item_names(&db), ["in the file", "into the backup put back"]);
 
     // Removed outright: the same.
     store_core::files::remove_with_sidecars(&db).unwrap();
@@ -222,15 +226,7 @@ fn an_owner_whose_lock_file_was_replaced_writes_nothing_more_and_says_who_holds_
         "{err}"
     );
 
-    let c = Connection::open(&db).unwrap();
-    let names: Vec<String> = c
-        .prepare("SELECT name FROM items ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(names, ["before", "by the second owner"]);
+    assert_eq!(item_names(&db), ["before", "by the second owner"]);
     drop(first);
     OwnerConnection::open(&db, &ITEMS).expect("a new open takes the lock file in place");
 }
