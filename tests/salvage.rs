@@ -47,16 +47,34 @@ fn record_events_with(path: &Path, from: i64, to: i64, options: &WriterOptions) 
     writer.checkpoint(CheckpointMode::Truncate).unwrap();
 }
 
+/// A folder for what this test process builds once and keeps to its end (the templates), removed when the
+/// process exits. A `TempDir` kept in a `static` is never dropped: every run left its templates in /tmp
+/// (11 MB each, hundreds of them on a machine that ran the tests often).
+fn process_scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    extern "C" fn remove_at_exit() {
+        if let Some(dir) = DIR.get() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        // SAFETY: registers a function with no arguments that only removes a folder this process made.
+        assert_eq!(unsafe { libc::atexit(remove_at_exit) }, 0, "atexit");
+        dir
+    })
+}
+
 /// A healthy activity.db holding [`EVENTS`] events, built once per test binary; tests copy it.
 fn template() -> &'static Path {
-    static TEMPLATE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = TEMPLATE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("activity.db");
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = process_scratch().join("template");
+        fs::create_dir(&dir).unwrap();
+        let path = dir.join("activity.db");
         record_events(&path, 0, EVENTS);
-        (dir, path)
-    });
-    path
+        path
+    })
 }
 
 /// A data directory whose activity.db is a copy of the template.
@@ -786,15 +804,14 @@ static EVERY_TABLE_MATCHED: store_core::Schema = store_core::Schema {
 
 /// A backup of the small template's first 1500 events (the same history, taken earlier), built once.
 fn small_base() -> &'static store_core::restore::VerifiedBackup {
-    static BASE: OnceLock<(tempfile::TempDir, store_core::restore::VerifiedBackup)> = OnceLock::new();
-    let (_, base) = BASE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("activity.db");
+    static BASE: OnceLock<store_core::restore::VerifiedBackup> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let dir = process_scratch().join("base");
+        fs::create_dir(&dir).unwrap();
+        let path = dir.join("activity.db");
         record_events(&path, 0, 1500);
-        let base = store_core::restore::verify_backup(&path, &activity_store::SCHEMA, None).unwrap();
-        (dir, base)
-    });
-    base
+        store_core::restore::verify_backup(&path, &activity_store::SCHEMA, None).unwrap()
+    })
 }
 
 proptest::proptest! {
