@@ -12,6 +12,8 @@ set -euo pipefail
 B=${B:-target/release/splitstore}
 W=${W:-$(mktemp -d /tmp/splitstore-prune.XXXXXX)}
 mkdir -p "$W"
+# Removed however the run ends (a failure, Ctrl-C): the run's copy, and the work folder unless OLD was given.
+trap 'rm -rf "$W/run"; if [ "$OLD" = "$W/old" ]; then rm -rf "$W"; fi' EXIT
 ROUNDS=${1:-2}
 shift || true
 STEPS=("${@:-500}")
@@ -30,5 +32,3 @@ for i in $(seq 1 "$ROUNDS"); do
       --prune-step-rows "$rows")"
   done
 done
-rm -rf "$W/run"
-[ "$OLD" = "$W/old" ] && rm -rf "$W"
