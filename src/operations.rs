@@ -489,6 +489,8 @@ pub struct RekeyReport {
 
 /// Suffix of the copy a key rotation builds beside each database before anything is put in place.
 pub const REKEY_SUFFIX: &str = ".rekeying";
+/// The tag of the files a key rotation moves aside (`<db>.rekeyed-<time>`).
+pub const REKEYED_TAG: &str = "rekeyed";
 
 /// Changes the key of both databases of `data_dir` from `old` to `new` (`old` `None`: a plaintext data
 /// directory is encrypted; `new` `None`: it is decrypted). Refused while either owner runs. All or nothing:
@@ -557,7 +559,7 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>) -> Result<Ve
     let rows: Vec<(&'static str, u64)> = built.iter().map(|(p, _, n)| (p.schema.file_name, *n)).collect();
     let copies: Vec<PathBuf> = built.iter().map(|(_, c, _)| c.clone()).collect();
     let placements = built.into_iter().map(|(p, _, _)| p).collect();
-    let placed = store_core::restore::place_all(placements, "rekeyed", None, new, "rekey");
+    let placed = store_core::restore::place_all(placements, REKEYED_TAG, None, new, "rekey");
     for copy in &copies {
         let _ = files::remove_with_sidecars(copy);
     }

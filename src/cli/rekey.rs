@@ -65,12 +65,13 @@ pub fn run(args: Args) -> ExitCode {
                 // Moved aside by a restore or a repair, the legacy file, the split's rejects: written before the
                 // directory was encrypted, so in the clear as well. (Files of a rotation, this one's or an earlier
                 // one's, are said above or may be under a key.)
+                let rotated = format!(".{}-", splitstore::operations::REKEYED_TAG);
                 let others: Vec<String> = splitstore::health::all_leftovers(&args.data_dir)
                     .iter()
                     .filter(|l| {
                         !l.path
                             .file_name()
-                            .is_some_and(|n| n.to_string_lossy().contains(".rekeyed-"))
+                            .is_some_and(|n| n.to_string_lossy().contains(&rotated))
                     })
                     .map(|l| l.path.display().to_string())
                     .collect();

@@ -131,8 +131,7 @@ pub fn damage_seen(db: &Path) -> Option<FailureRecord> {
 }
 
 fn inode(db: &Path) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::symlink_metadata(db).ok().map(|m| m.ino())
+    files::file_id(db).ok().map(|(_, inode)| inode)
 }
 
 /// Forgets the damage met using `db`: the file at that path is not the one it was met in any more.
