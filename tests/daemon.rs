@@ -306,6 +306,56 @@ fn a_backup_moved_over_the_database_of_a_running_daemon_stops_it_instead_of_reco
 }
 
 #[test]
+fn a_wal_removed_under_a_running_daemon_loses_no_acknowledged_event_and_its_readers_read_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let wal = store_core::files::with_suffix(&db, "-wal");
+    let reader = ActivityReader::open(&db);
+    let mut running = spawn_daemon(dir.path(), &["--rate", "500"]);
+    running.wait_first_ack();
+    let before = reader.last_ids().unwrap().event_id.expect("an event");
+
+    // A cleanup of "temporary" files. The daemon's next write copies what the removed -wal held into the
+    // file and goes on in a new -wal: only it writes frames there (a reader's would stay empty).
+    std::fs::remove_file(&wal).unwrap();
+    let start = Instant::now();
+    while std::fs::metadata(&wal).map_or(true, |m| m.len() == 0) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the daemon did not write into a new -wal"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Before: reads of what it wrote next failed ("disk I/O error"), and the kill lost every acknowledged
+    // event since the last checkpoint.
+    let after = reader.last_ids().unwrap().event_id.expect("an event");
+    assert!(after > before, "the reader sees new events: {after} > {before}");
+    kill9(&mut running.child);
+    let (acks, _) = running.stdout.join().unwrap();
+    assert!(!acks.is_empty(), "it acknowledged events before the removal");
+    assert_acks_present(&db, &acks);
+}
+
+#[test]
+fn a_shm_removed_under_a_running_daemon_stops_it_for_a_restart_of_everyone_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let running = spawn_daemon(dir.path(), &["--rate", "500"]);
+    running.wait_first_ack();
+    std::fs::remove_file(store_core::files::with_suffix(&db, "-shm")).unwrap();
+    let (status, acks, _, stderr) = running.finish();
+    assert_eq!(status.code(), Some(2), "restarting it alone is not enough: {stderr}");
+    assert!(
+        stderr.contains(&format!("{}-shm, the index of the write-ahead log", db.display()))
+            && stderr.contains("then start them again"),
+        "{stderr}"
+    );
+    assert_acks_present(&db, &acks);
+    let next = record_events(dir.path(), 10);
+    assert!(next.status.success(), "everyone stopped: it starts again: {next:?}");
+}
+
+#[test]
 fn events_n_records_exactly_n_in_sessions_of_100_with_the_given_projects() {
     for mode in [&[][..], &["--batch", "64"][..]] {
         let dir = tempfile::tempdir().unwrap();

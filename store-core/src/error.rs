@@ -35,6 +35,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// Another owner holds the file's lock.
     Locked,
+    /// The `-shm` beside the file was removed or replaced while it was in use: its owner writes no more
+    /// until every process using the file has stopped and started again.
+    SharedMemoryReplaced,
     /// The owner's lock file, or its database file, was replaced while it owned the file: it writes no
     /// more (a restart opens again).
     OwnershipLost,
@@ -128,6 +131,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Locked => "locked",
             ErrorKind::OwnershipLost => "ownership_lost",
+            ErrorKind::SharedMemoryReplaced => "shared_memory_replaced",
             ErrorKind::SchemaNewer => "schema_newer",
             ErrorKind::SchemaBehind => "schema_behind",
             ErrorKind::NotConvertedYet => "not_converted_yet",
@@ -227,6 +231,10 @@ pub enum Error {
     /// Another file was put at the database's path (or it was removed) while its owner had it open: what
     /// the owner wrote would go into a file no longer at that path. This handle writes no more.
     DatabaseReplaced { path: PathBuf, schema: &'static Schema },
+    /// The `-shm` beside the database (the index of its write-ahead log, which every process using the file
+    /// shares) was removed or replaced while its owner had the file open: processes that opened the file
+    /// since use another index than the owner's. This handle writes no more; nothing committed is lost.
+    SharedMemoryReplaced { path: PathBuf, schema: &'static Schema },
     /// The file's schema is newer than this build knows. Nothing was written.
     SchemaNewer {
         path: PathBuf,
@@ -381,6 +389,7 @@ impl Error {
         match self {
             Error::Locked { .. } => ErrorKind::Locked,
             Error::OwnershipLost { .. } | Error::DatabaseReplaced { .. } => ErrorKind::OwnershipLost,
+            Error::SharedMemoryReplaced { .. } => ErrorKind::SharedMemoryReplaced,
             Error::SchemaNewer { .. } => ErrorKind::SchemaNewer,
             Error::SchemaBehind { .. } => ErrorKind::SchemaBehind,
             Error::NotConvertedYet { .. } => ErrorKind::NotConvertedYet,
@@ -419,6 +428,7 @@ impl Error {
             Error::Locked { path, .. }
             | Error::OwnershipLost { path, .. }
             | Error::DatabaseReplaced { path, .. }
+            | Error::SharedMemoryReplaced { path, .. }
             | Error::SchemaNewer { path, .. }
             | Error::SchemaBehind { path, .. }
             | Error::NotConvertedYet { path, .. }
@@ -519,6 +529,11 @@ impl Error {
             Error::DatabaseReplaced { .. } => format!(
                 "{p} was replaced or removed while this process owned it: the file this process has open is no \
                  longer at that path, so nothing more is written to it (it would be lost)"
+            ),
+            Error::SharedMemoryReplaced { .. } => format!(
+                "{p}-shm, the index of the write-ahead log that every process using {p} shares, was removed or \
+                 replaced while this process owned {p}: a process that opened the file since reads another index \
+                 than the one this process writes, so nothing more is written"
             ),
             Error::SchemaNewer { found, supported, .. } => {
                 format!("{p} is at schema version {found}, newer than this build supports ({supported})")
@@ -661,6 +676,13 @@ impl Error {
                  the file now at the path. To put a backup back, {stop_owners} and run {}: a file moved or copied \
                  over a database its owner has open is not where the owner writes",
                 command(Some(schema), "restore", "--from BACKUP")
+            ),
+            Error::SharedMemoryReplaced { schema, .. } => format!(
+                "nothing committed is lost (it is in the database file and its -wal): stop every process using \
+                 {quoted_dir} ({}, and every process reading the file), then start them again; the first to open \
+                 the file builds the index again from the -wal. Restarting {} alone is not enough while another \
+                 process holds the old index. Never remove the -wal or -shm of a database in use",
+                schema.owner, schema.owner
             ),
             Error::SchemaNewer { schema, .. } => format!(
                 "it was written by a newer version of this application: upgrade this one, or restore a backup taken \

@@ -39,7 +39,8 @@ pub const JOURNAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 /// Prepared statements cached per connection.
 pub const STATEMENT_CACHE: usize = 64;
 /// How often, at most, a write first confirms that the owner lock still guards the file and that the file at
-/// the path is still the one the owner has open (two `lstat`s, [`OwnerConnection::write`]). Every write
+/// the path, its `-wal` and its `-shm` are still the ones the owner has open (four `lstat`s,
+/// [`OwnerConnection::write`]). Every write
 /// would cost 2-3% of a one-row commit on a machine where a system call is slow; once a millisecond costs
 /// nothing measurable, and bounds what is written after a replacement to a millisecond's writes.
 pub const CONFIRM_INTERVAL: Duration = Duration::from_millis(1);
@@ -131,6 +132,9 @@ pub struct OwnerConnection {
     /// start).
     file: FileId,
     watched: PathBuf,
+    /// `None` for a temporary file under construction: it leaves WAL for its load (its own connection then
+    /// removes the `-wal` and `-shm`), and no other process opens it.
+    wal_files: Option<WalFiles>,
     /// When the last write confirmed the lock and the file ([`confirm`](Self::confirm)); `None`: the next
     /// write does.
     confirmed: Option<Instant>,
@@ -259,8 +263,12 @@ impl OwnerConnection {
         // Nobody else may replace the file while the lock is held, so the file at the path now is the one
         // the connection opened.
         let file = files::file_id(path).map_err(|e| Error::io(path, "read the metadata of", e))?;
+        let watched = files::absolute(path);
         Ok(OwnerConnection {
-            conn: ClosingConnection(conn),
+            conn: ClosingConnection {
+                conn,
+                truncate_on_close: true,
+            },
             path: path.to_path_buf(),
             schema,
             report: OpenReport {
@@ -273,7 +281,8 @@ impl OwnerConnection {
             settings: Vec::new(),
             spent: Cell::new(false),
             file,
-            watched: files::absolute(path),
+            wal_files: (!opts.temporary_file).then(|| WalFiles::beside(&watched)),
+            watched,
             confirmed: None,
             lock,
         })
@@ -288,8 +297,9 @@ impl OwnerConnection {
         Ok(())
     }
 
-    /// Replaces a connection SQLCipher will not read with any more (see `spent`) by a new one, set up as
-    /// open set up the first. The old one closes without a checkpoint: the new one is open, so SQLite does
+    /// Replaces a connection SQLCipher will not read with any more (see `spent`), or one whose `-wal` was
+    /// removed ([`take_back_wal_files`](Self::take_back_wal_files)), by a new one, set up as open set up the
+    /// first. The old one closes without a checkpoint: the new one is open, so SQLite does
     /// not checkpoint on that close either (https://sqlite.org/wal.html#automatic_checkpoint).
     fn reconnect(&mut self) -> Result<()> {
         let conn = connect(&self.path, self.schema, self.key.as_ref(), self.busy_timeout)?;
@@ -297,8 +307,11 @@ impl OwnerConnection {
         for (pragma, value) in &self.settings {
             conn_ext::set_and_verify(&conn, &self.path, pragma, value, value)?;
         }
-        drop(std::mem::replace(&mut self.conn.0, conn));
+        drop(std::mem::replace(&mut self.conn.conn, conn));
         self.spent.set(false);
+        if self.wal_files.is_some() {
+            self.wal_files = Some(WalFiles::beside(&self.watched));
+        }
         Ok(())
     }
 
@@ -321,7 +334,8 @@ impl OwnerConnection {
     /// Before a write, at most once per [`CONFIRM_INTERVAL`]: the owner lock still guards the file
     /// ([`OwnerLock::confirm`]), and the database file at the path is the one this connection has open. A
     /// backup moved over a live database (or the database removed) would otherwise take every later write
-    /// into a file no longer at that path: [`Error::DatabaseReplaced`].
+    /// into a file no longer at that path: [`Error::DatabaseReplaced`]. Likewise its `-wal` and `-shm`
+    /// ([`take_back_wal_files`](Self::take_back_wal_files)).
     fn confirm(&mut self) -> Result<()> {
         if self.confirmed.is_some_and(|at| at.elapsed() < CONFIRM_INTERVAL) {
             return Ok(());
@@ -340,13 +354,51 @@ impl OwnerConnection {
                 });
             }
         }
+        if let Some((opened, now)) = self.wal_files.as_mut().and_then(WalFiles::changed) {
+            self.take_back_wal_files(opened, now)?;
+        }
         self.confirmed = Some(Instant::now());
         Ok(())
     }
 
+    /// The `-wal` or `-shm` at its path is not the one this connection uses ([`WalFiles`]): someone removed
+    /// it while the owner ran (a cleanup of "temporary" files, say).
+    ///
+    /// A removed `-wal` still holds, in the file this connection has open, every commit since the last
+    /// checkpoint: a crash would lose them all, and a reader opening the file now makes an empty `-wal` where
+    /// the index says those commits are (its reads fail with SQLITE_IOERR_SHORT_READ). A TRUNCATE checkpoint
+    /// copies them into the database file and empties the index; a new connection then uses the `-wal` at
+    /// the path, and the owner writes on.
+    ///
+    /// A removed `-shm` (the WAL's index, shared by every process using the file) cannot be taken back the
+    /// same way: this process's connections share the one it mapped until they all close, while a process
+    /// that opened the file since made a new one, blind to what this one writes
+    /// (<https://sqlite.org/walformat.html#the_wal_index_or_shm_file>). Every commit is still in the
+    /// `-wal` at the path (or, when it went too, in the database file now); the owner writes nothing more and
+    /// leaves that `-wal` as it is on close: every process using the file has to stop and start again
+    /// ([`Error::SharedMemoryReplaced`]).
+    fn take_back_wal_files(&mut self, opened: WalIds, now: WalIds) -> Result<()> {
+        if now.0 != opened.0 {
+            let done = checkpoint::checkpoint(&self.conn, CheckpointMode::Truncate).map_err(|e| self.error(e))?;
+            if done.busy {
+                return Err(Error::Busy {
+                    path: self.path.clone(),
+                });
+            }
+        }
+        if now.1 != opened.1 {
+            self.conn.truncate_on_close = false;
+            return Err(Error::SharedMemoryReplaced {
+                path: self.path.clone(),
+                schema: self.schema,
+            });
+        }
+        self.reconnect()
+    }
+
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it, once the owner lock and the database
-    /// file are confirmed to be this owner's still (at most every [`CONFIRM_INTERVAL`]: [`Error::OwnershipLost`]
-    /// or [`Error::DatabaseReplaced`] otherwise). `BEGIN IMMEDIATE` takes the write
+    /// file are confirmed to be this owner's still (at most every [`CONFIRM_INTERVAL`]: [`Error::OwnershipLost`],
+    /// [`Error::DatabaseReplaced`] or [`Error::SharedMemoryReplaced`] otherwise; a removed `-wal` is taken back). `BEGIN IMMEDIATE` takes the write
     /// lock up front: a deferred transaction that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT`
     /// if another connection committed in between, and busy_timeout does not retry that
     /// (<https://sqlite.org/rescode.html#busy_snapshot>). If `f` fails, nothing of it is written.
@@ -578,26 +630,74 @@ pub(crate) fn refuse_truncated(path: &Path, schema: &'static Schema, key: Option
 /// that cannot. Without this, a cleanly stopped owner would leave its last commits in `-wal` rather than in
 /// the database file, and a copy of the file alone would miss them.
 #[derive(Debug)]
-struct ClosingConnection(Connection);
+struct ClosingConnection {
+    conn: Connection,
+    /// `false` once the `-shm` was replaced: emptying the `-wal` another process's index points into would
+    /// make its reads fail ([`OwnerConnection::take_back_wal_files`]).
+    truncate_on_close: bool,
+}
 
 impl Drop for ClosingConnection {
     fn drop(&mut self) {
+        if !self.truncate_on_close {
+            return;
+        }
         // A reader holding an old snapshot makes TRUNCATE wait for it: never wait long when closing. If it
         // cannot finish, nothing is lost: the WAL stays and the next open replays it.
-        let _ = self.0.busy_timeout(Duration::from_millis(200));
-        let _ = checkpoint::checkpoint(&self.0, CheckpointMode::Truncate);
+        let _ = self.conn.busy_timeout(Duration::from_millis(200));
+        let _ = checkpoint::checkpoint(&self.conn, CheckpointMode::Truncate);
     }
 }
 
 impl std::ops::Deref for ClosingConnection {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        &self.0
+        &self.conn
     }
 }
 
 impl std::ops::DerefMut for ClosingConnection {
     fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.0
+        &mut self.conn
+    }
+}
+
+/// The `-wal` and `-shm` beside a database as a connection of it found them. While any connection has the
+/// file open in WAL mode it holds a shared lock on it, and SQLite removes these two only on the close of a
+/// connection that can take an exclusive one, the last (https://sqlite.org/wal.html#the_wal_file): so
+/// another file at either path, or none, means someone outside SQLite removed them.
+#[derive(Debug)]
+struct WalFiles {
+    wal: PathBuf,
+    shm: PathBuf,
+    /// `None`: not there when recorded (SQLite had not opened it yet).
+    opened: WalIds,
+}
+
+/// The files at the `-wal` and `-shm` paths (`None`: not there).
+type WalIds = (Option<FileId>, Option<FileId>);
+
+impl WalFiles {
+    fn beside(db: &Path) -> WalFiles {
+        let mut found = WalFiles {
+            wal: files::with_suffix(db, "-wal"),
+            shm: files::with_suffix(db, "-shm"),
+            opened: (None, None),
+        };
+        found.opened = found.now();
+        found
+    }
+
+    fn now(&self) -> WalIds {
+        (files::file_id(&self.wal).ok(), files::file_id(&self.shm).ok())
+    }
+
+    /// `(opened, now)` when another file, or none, is at either path now. One not there when recorded (not
+    /// opened yet by SQLite when the connection was set up) is the one there now.
+    fn changed(&mut self) -> Option<(WalIds, WalIds)> {
+        let now = self.now();
+        let opened = &mut self.opened;
+        *opened = (opened.0.or(now.0), opened.1.or(now.1));
+        (now != *opened).then_some((*opened, now))
     }
 }

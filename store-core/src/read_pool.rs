@@ -12,7 +12,9 @@
 //! file at the path (the old one moved aside), a pooled connection would go on reading the old one, and a
 //! server's reports would show the replaced data (or the damage `repair` just fixed) until it restarted.
 //! So each connection remembers the file it opened, each read compares it with the file at the path (one
-//! `lstat`), and a connection to a replaced file is closed instead of used.
+//! `lstat`), and a connection to a replaced file is closed instead of used. Likewise its `-wal`: one removed
+//! by hand while the file was in use is emptied by its owner, which then writes into the `-wal` now at the
+//! path, while a connection still reading the removed one fails every read of what the owner writes next.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -81,6 +83,7 @@ fn open_reader(path: &Path, key: Option<&Key>) -> Result<Connection> {
 pub struct ReadPool {
     pool: Pool<Manager>,
     path: PathBuf,
+    wal_path: PathBuf,
     schema: &'static Schema,
     key: Option<Key>,
     watcher: Arc<Watcher>,
@@ -102,6 +105,8 @@ fn connect_to_file<C, E>(
 struct Reader {
     conn: Connection,
     file: Option<FileId>,
+    /// The `-wal` it reads, recorded after its first read (which opens it).
+    wal: Cell<Option<FileId>>,
     /// Met damage under a key: SQLCipher fails every later read on such a connection (hazards: "Encryption
     /// at rest"), or opened a file no longer at the path. Closed when returned instead of being handed out
     /// again.
@@ -132,6 +137,7 @@ impl r2d2::ManageConnection for Manager {
         Ok(Reader {
             conn,
             file,
+            wal: Cell::new(None),
             spent: Cell::new(false),
         })
     }
@@ -218,6 +224,7 @@ impl ReadPool {
         ReadPool {
             pool,
             path: path.to_path_buf(),
+            wal_path: files::with_suffix(path, "-wal"),
             schema,
             key,
             watcher: Arc::default(),
@@ -240,6 +247,9 @@ impl ReadPool {
         let conn = self.connection()?;
         let tx = conn.unchecked_transaction().at_db(&self.path, self.schema)?;
         let version = self.check_file(&tx)?;
+        if conn.wal.get().is_none() {
+            conn.wal.set(files::file_id(&self.wal_path).ok());
+        }
         let value = f(&tx, version).map_err(|e| self.met(&conn, self.sqlite_error(e)))?;
         tx.commit().at_db(&self.path, self.schema)?;
         Ok(value)
@@ -311,9 +321,11 @@ impl ReadPool {
     }
 
     /// A connection to the file at the path now. Connections to a file no longer there (replaced by a
-    /// restore or a repair) are closed as they are met: at most every pooled one, then a new one.
+    /// restore or a repair), or to a `-wal` no longer there, are closed as they are met: at most every pooled
+    /// one, then a new one.
     fn connection(&self) -> Result<PooledConnection<Manager>> {
         let file = self.file_now()?;
+        let wal = files::file_id(&self.wal_path).ok();
         for _ in 0..=self.pool.max_size() {
             let reader = match self.pool.try_get() {
                 Some(reader) => reader,
@@ -329,7 +341,7 @@ impl ReadPool {
                     })?
                 }
             };
-            if reader.file == Some(file) {
+            if reader.file == Some(file) && reader.wal.get().is_none_or(|opened| Some(opened) == wal) {
                 return Ok(reader);
             }
             reader.spent.set(true);

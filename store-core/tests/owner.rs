@@ -31,6 +31,22 @@ fn child_entry() {
                 insert_item(&mut owner, "after the chdir").map_or_else(|e| e.to_string(), |n| format!("rows={n}"));
             fs::write(dir.join("outcome"), outcome).unwrap();
         }
+        // Write, wait for the parent to remove files beside the database, write again, say how it went, and
+        // wait for `kill -9`: no clean close copies anything into the database file.
+        "own-write-until-killed" => {
+            let mut owner = OwnerConnection::open(&path, &ITEMS).unwrap();
+            insert_item(&mut owner, "before the removal").unwrap();
+            fs::write(store_core::files::with_suffix(&path, ".ready"), b"").unwrap();
+            wait_for_file(
+                &store_core::files::with_suffix(&path, ".removed"),
+                Duration::from_secs(60),
+            );
+            after_the_confirm_interval();
+            let outcome = insert_item(&mut owner, "after the removal")
+                .map_or_else(|e| e.kind().to_string(), |n| format!("rows={n}"));
+            fs::write(store_core::files::with_suffix(&path, ".outcome"), outcome).unwrap();
+            std::thread::sleep(Duration::from_secs(120));
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -186,6 +202,103 @@ fn an_owner_whose_database_file_was_replaced_or_removed_writes_nothing_more_into
     after_the_confirm_interval();
     let err = insert_item(&mut owner, "into a removed file").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OwnershipLost, "{err}");
+}
+
+/// An owner in a child process writes, `remove` is taken from beside its database, it writes again, and it
+/// is killed: what its second write said, and the items in the file after the kill.
+fn write_remove_write_kill(remove: &[&str]) -> (String, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut child = spawn_child("child_entry", "own-write-until-killed", &db);
+    wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(60));
+    for suffix in remove {
+        fs::remove_file(store_core::files::with_suffix(&db, suffix)).unwrap();
+    }
+    fs::write(store_core::files::with_suffix(&db, ".removed"), b"").unwrap();
+    let outcome_file = store_core::files::with_suffix(&db, ".outcome");
+    wait_for_file(&outcome_file, Duration::from_secs(60));
+    kill9(&mut child);
+    let outcome = fs::read_to_string(outcome_file).unwrap();
+    (outcome, item_names(&db))
+}
+
+#[test]
+fn an_owner_whose_wal_was_removed_copies_its_commits_into_the_file_and_writes_on_into_a_new_one() {
+    // Before: the commits since the last checkpoint (here, all of them) lived only in the removed -wal the
+    // owner still had open, and the kill took them, the schema included.
+    let (outcome, items) = write_remove_write_kill(&["-wal"]);
+    assert_eq!(outcome, "rows=1");
+    assert_eq!(items, ["before the removal", "after the removal"]);
+}
+
+#[test]
+fn an_owner_whose_shm_was_removed_writes_nothing_more_and_loses_nothing() {
+    let (outcome, items) = write_remove_write_kill(&["-shm"]);
+    assert_eq!(outcome, "shared_memory_replaced");
+    assert_eq!(items, ["before the removal"]);
+    // Both: what the removed -wal held is copied into the file before the owner stops.
+    let (outcome, items) = write_remove_write_kill(&["-wal", "-shm"]);
+    assert_eq!(outcome, "shared_memory_replaced");
+    assert_eq!(items, ["before the removal"]);
+}
+
+#[test]
+fn the_shm_removed_under_an_owner_stops_its_writes_until_everyone_starts_again_and_says_so() {
+    let (dir, _lock, db, mut owner) = new_owner();
+    insert_item(&mut owner, "before").unwrap();
+    fs::remove_file(store_core::files::with_suffix(&db, "-shm")).unwrap();
+    after_the_confirm_interval();
+
+    let err = insert_item(&mut owner, "after").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SharedMemoryReplaced, "{err}");
+    assert!(!err.kind().is_retryable(), "restarting the owner alone is not enough");
+    assert_eq!(err.path(), db);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{db}-shm, the index of the write-ahead log that every process using {db} shares, was removed or \
+             replaced while this process owned {db}: a process that opened the file since reads another index than \
+             the one this process writes, so nothing more is written. What to do: nothing committed is lost (it is \
+             in the database file and its -wal): stop every process using {dir} (the daemon, and every process \
+             reading the file), then start them again; the first to open the file builds the index again from the \
+             -wal. Restarting the daemon alone is not enough while another process holds the old index. Never \
+             remove the -wal or -shm of a database in use",
+            db = db.display(),
+            dir = dir.path().display(),
+        )
+    );
+    let err = insert_item(&mut owner, "again").unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::SharedMemoryReplaced,
+        "and on every later write: {err}"
+    );
+    drop(owner);
+    let mut owner = OwnerConnection::open(&db, &ITEMS).expect("everyone stopped: a new open builds the index");
+    insert_item(&mut owner, "after everyone started again").unwrap();
+    assert_eq!(item_names(&db), ["before", "after everyone started again"]);
+}
+
+#[test]
+fn a_pooled_reader_of_a_removed_wal_is_replaced_and_reads_what_the_owner_writes_next() {
+    let (_dir, _lock, db, mut owner) = new_owner();
+    insert_item(&mut owner, "before").unwrap();
+    let pool = store_core::ReadPool::new(&db, &ITEMS);
+    let count = || pool.read(|c| c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0)));
+    assert_eq!(count().unwrap(), 1);
+    fs::remove_file(store_core::files::with_suffix(&db, "-wal")).unwrap();
+    after_the_confirm_interval();
+
+    for n in 0..10 {
+        insert_item(&mut owner, &format!("after {n}")).unwrap();
+    }
+    // Before: the pooled connection read the owner's new commits from the -wal it had open, emptied by
+    // then ("disk I/O error", SQLITE_IOERR_SHORT_READ).
+    assert_eq!(count().unwrap(), 11);
+    assert!(
+        store_core::files::with_suffix(&db, "-wal").exists(),
+        "the owner writes into a -wal at the path"
+    );
 }
 
 #[test]
