@@ -106,6 +106,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(e) if e.is_not_ready() => {}
             Err(e) => return Err(e.into()),
         }
+        // Idle between configuration changes: what a write would confirm first, confirmed now (a -wal
+        // removed from beside config.db is taken back at once).
+        server.config_mut().confirm_files()?;
         std::thread::sleep(Duration::from_millis(200));
     }
     let all = server.reports().time_per_project(&TimeRange::all())?;

@@ -219,6 +219,12 @@ impl ActivityWriter {
         &self.owner
     }
 
+    /// Confirms now, without writing, that the files are this owner's still (call it while idle:
+    /// [`OwnerConnection::confirm_files`]).
+    pub fn confirm_files(&mut self) -> Result<()> {
+        self.owner.confirm_files()
+    }
+
     /// Starts a session; returns its id. One INSERT in autocommit: atomic and committed on return. Reports
     /// count it from now on ([`ActivityReader::totals_by_project`](crate::ActivityReader::totals_by_project)
     /// counts open sessions from the sessions themselves; the running totals take it when it ends).

@@ -81,6 +81,12 @@ impl ConfigStore {
         &self.reader
     }
 
+    /// Confirms now, without writing, that the files are this owner's still (call it from an idle loop:
+    /// [`OwnerConnection::confirm_files`]).
+    pub fn confirm_files(&mut self) -> Result<()> {
+        Ok(self.owner.confirm_files()?)
+    }
+
     /// Records where this file's content came from (a split, a restore).
     pub fn record_provenance(&mut self, record: &Provenance) -> Result<()> {
         Ok(self.owner.record_provenance(record)?)

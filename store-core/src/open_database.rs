@@ -396,6 +396,15 @@ impl OwnerConnection {
         self.reconnect()
     }
 
+    /// Confirms now, without writing, what every write confirms first: the owner lock, the database file,
+    /// its `-wal` and `-shm` (the same errors). An owner that can be idle for long (a server between
+    /// configuration changes, a daemon while the user is away) calls it from its idle loop, once a second
+    /// say: a `-wal` removed meanwhile is then taken back at once, rather than at the next write (its
+    /// commits lost if the process dies before; readers opening the file meanwhile fail to read them).
+    pub fn confirm_files(&mut self) -> Result<()> {
+        self.confirm()
+    }
+
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it, once the owner lock and the database
     /// file are confirmed to be this owner's still (at most every [`CONFIRM_INTERVAL`]: [`Error::OwnershipLost`],
     /// [`Error::DatabaseReplaced`] or [`Error::SharedMemoryReplaced`] otherwise; a removed `-wal` is taken back). `BEGIN IMMEDIATE` takes the write

@@ -31,9 +31,10 @@ fn child_entry() {
                 insert_item(&mut owner, "after the chdir").map_or_else(|e| e.to_string(), |n| format!("rows={n}"));
             fs::write(dir.join("outcome"), outcome).unwrap();
         }
-        // Write, wait for the parent to remove files beside the database, write again, say how it went, and
-        // wait for `kill -9`: no clean close copies anything into the database file.
-        "own-write-until-killed" => {
+        // Write, wait for the parent to remove files beside the database, write again (or only confirm the
+        // files, as an idle owner does), say how it went, and wait for `kill -9`: no clean close copies
+        // anything into the database file.
+        "own-write-until-killed" | "own-confirm-until-killed" => {
             let mut owner = OwnerConnection::open(&path, &ITEMS).unwrap();
             insert_item(&mut owner, "before the removal").unwrap();
             fs::write(store_core::files::with_suffix(&path, ".ready"), b"").unwrap();
@@ -42,8 +43,11 @@ fn child_entry() {
                 Duration::from_secs(60),
             );
             after_the_confirm_interval();
-            let outcome = insert_item(&mut owner, "after the removal")
-                .map_or_else(|e| e.kind().to_string(), |n| format!("rows={n}"));
+            let outcome = match what.as_str() {
+                "own-write-until-killed" => insert_item(&mut owner, "after the removal").map(|n| format!("rows={n}")),
+                _ => owner.confirm_files().map(|()| "confirmed".to_string()),
+            };
+            let outcome = outcome.unwrap_or_else(|e| e.kind().to_string());
             fs::write(store_core::files::with_suffix(&path, ".outcome"), outcome).unwrap();
             std::thread::sleep(Duration::from_secs(120));
         }
@@ -204,12 +208,13 @@ fn an_owner_whose_database_file_was_replaced_or_removed_writes_nothing_more_into
     assert_eq!(err.kind(), ErrorKind::OwnershipLost, "{err}");
 }
 
-/// An owner in a child process writes, `remove` is taken from beside its database, it writes again, and it
-/// is killed: what its second write said, and the items in the file after the kill.
-fn write_remove_write_kill(remove: &[&str]) -> (String, Vec<String>) {
+/// An owner in a child process (`role`) writes, `remove` is taken from beside its database, it writes again
+/// (or confirms its files), and it is killed: what its second call said, and the items in the file after
+/// the kill.
+fn remove_beside_a_killed_owner(role: &str, remove: &[&str]) -> (String, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let mut child = spawn_child("child_entry", "own-write-until-killed", &db);
+    let mut child = spawn_child("child_entry", role, &db);
     wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(60));
     for suffix in remove {
         fs::remove_file(store_core::files::with_suffix(&db, suffix)).unwrap();
@@ -226,18 +231,31 @@ fn write_remove_write_kill(remove: &[&str]) -> (String, Vec<String>) {
 fn an_owner_whose_wal_was_removed_copies_its_commits_into_the_file_and_writes_on_into_a_new_one() {
     // Before: the commits since the last checkpoint (here, all of them) lived only in the removed -wal the
     // owner still had open, and the kill took them, the schema included.
-    let (outcome, items) = write_remove_write_kill(&["-wal"]);
+    let (outcome, items) = remove_beside_a_killed_owner("own-write-until-killed", &["-wal"]);
     assert_eq!(outcome, "rows=1");
     assert_eq!(items, ["before the removal", "after the removal"]);
 }
 
 #[test]
+fn an_idle_owner_confirming_its_files_takes_a_removed_wal_back_without_a_write() {
+    let (outcome, items) = remove_beside_a_killed_owner("own-confirm-until-killed", &["-wal"]);
+    assert_eq!(outcome, "confirmed");
+    assert_eq!(
+        items,
+        ["before the removal"],
+        "its commit is in the file, not only in the removed -wal"
+    );
+    let (outcome, _) = remove_beside_a_killed_owner("own-confirm-until-killed", &["-shm"]);
+    assert_eq!(outcome, "shared_memory_replaced");
+}
+
+#[test]
 fn an_owner_whose_shm_was_removed_writes_nothing_more_and_loses_nothing() {
-    let (outcome, items) = write_remove_write_kill(&["-shm"]);
+    let (outcome, items) = remove_beside_a_killed_owner("own-write-until-killed", &["-shm"]);
     assert_eq!(outcome, "shared_memory_replaced");
     assert_eq!(items, ["before the removal"]);
     // Both: what the removed -wal held is copied into the file before the owner stops.
-    let (outcome, items) = write_remove_write_kill(&["-wal", "-shm"]);
+    let (outcome, items) = remove_beside_a_killed_owner("own-write-until-killed", &["-wal", "-shm"]);
     assert_eq!(outcome, "shared_memory_replaced");
     assert_eq!(items, ["before the removal"]);
 }
