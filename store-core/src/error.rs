@@ -71,6 +71,8 @@ pub enum ErrorKind {
     DiskFull,
     /// The operating system refused a write.
     WriteFailed,
+    /// A read came back short or failed: the file or its `-wal` changed under it, or the disk failed.
+    ReadFailed,
     /// Another connection held a lock past the busy timeout.
     Busy,
     /// A write broke a rule of the schema.
@@ -147,6 +149,7 @@ impl ErrorKind {
             ErrorKind::PragmaRejected => "pragma_rejected",
             ErrorKind::DiskFull => "disk_full",
             ErrorKind::WriteFailed => "write_failed",
+            ErrorKind::ReadFailed => "read_failed",
             ErrorKind::Busy => "busy",
             ErrorKind::Constraint => "constraint",
             ErrorKind::NoBackup => "no_backup",
@@ -199,6 +202,7 @@ impl ErrorKind {
                     | ErrorKind::Busy
                     | ErrorKind::DiskFull
                     | ErrorKind::WriteFailed
+                    | ErrorKind::ReadFailed
                     | ErrorKind::Io
                     | ErrorKind::Unavailable
                     | ErrorKind::ChangedDuringRun
@@ -313,6 +317,9 @@ pub enum Error {
     DiskFull { path: PathBuf },
     /// The OS refused a write (I/O error, file-size limit, quota).
     WriteFailed { path: PathBuf, detail: String },
+    /// SQLITE_IOERR_READ or SQLITE_IOERR_SHORT_READ: a read failed, or found the file (or its `-wal`)
+    /// shorter than SQLite expected.
+    ReadFailed { path: PathBuf, detail: String },
     /// Another connection held a lock longer than the busy timeout.
     Busy { path: PathBuf },
     /// A write broke a constraint of the schema (uniqueness, foreign key, NOT NULL).
@@ -405,6 +412,7 @@ impl Error {
             Error::PragmaRejected { .. } => ErrorKind::PragmaRejected,
             Error::DiskFull { .. } => ErrorKind::DiskFull,
             Error::WriteFailed { .. } => ErrorKind::WriteFailed,
+            Error::ReadFailed { .. } => ErrorKind::ReadFailed,
             Error::Busy { .. } => ErrorKind::Busy,
             Error::Constraint { .. } => ErrorKind::Constraint,
             Error::NoBackup { .. } => ErrorKind::NoBackup,
@@ -444,6 +452,7 @@ impl Error {
             | Error::PragmaRejected { path, .. }
             | Error::DiskFull { path }
             | Error::WriteFailed { path, .. }
+            | Error::ReadFailed { path, .. }
             | Error::Busy { path }
             | Error::Constraint { path, .. }
             | Error::NoBackup { path, .. }
@@ -599,6 +608,7 @@ impl Error {
             }
             Error::DiskFull { .. } => format!("{p}: the disk is full (SQLITE_FULL)"),
             Error::WriteFailed { detail, .. } => format!("{p}: the operating system refused a write ({detail})"),
+            Error::ReadFailed { detail, .. } => format!("{p}: a read failed ({detail})"),
             Error::Busy { .. } => format!("{p} stayed locked by another connection past the busy timeout"),
             Error::Constraint { detail, .. } => format!("{p}: the write breaks a rule of the schema ({detail})"),
             Error::NoBackup {
@@ -772,6 +782,12 @@ impl Error {
                 "check free space, quotas and file-size limits (ulimit -f) for {quoted_dir}; committed data is intact \
                  and writes succeed again once the cause is fixed"
             ),
+            Error::ReadFailed { .. } => {
+                "retry: the file or its -wal was shorter than SQLite expected (a -wal removed by \
+                 hand while the file was in use, which its owner takes back at its next write) or the disk failed to \
+                 read it; if it persists, check the disk and run the application's doctor command"
+                    .into()
+            }
             Error::Busy { .. } => "retry: some connection kept a write transaction open longer than the busy timeout; \
                  if it persists, look for a process that keeps one open"
                 .into(),
@@ -870,6 +886,17 @@ impl Error {
                 schema: None,
             },
             ErrorCode::DiskFull => Error::DiskFull { path },
+            ErrorCode::SystemIoFailure
+                if matches!(
+                    extended,
+                    rusqlite::ffi::SQLITE_IOERR_READ | rusqlite::ffi::SQLITE_IOERR_SHORT_READ
+                ) =>
+            {
+                Error::ReadFailed {
+                    path,
+                    detail: format!("{err} (extended code {extended})"),
+                }
+            }
             ErrorCode::SystemIoFailure => Error::WriteFailed {
                 path,
                 detail: format!("{err} (extended code {extended})"),

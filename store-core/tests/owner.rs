@@ -320,6 +320,33 @@ fn a_pooled_reader_of_a_removed_wal_is_replaced_and_reads_what_the_owner_writes_
 }
 
 #[test]
+fn a_reader_opening_between_a_wals_removal_and_the_owners_next_check_is_told_to_retry_and_then_reads() {
+    let (_dir, _lock, db, mut owner) = new_owner();
+    insert_item(&mut owner, "before").unwrap();
+    fs::remove_file(store_core::files::with_suffix(&db, "-wal")).unwrap();
+    // A new reader makes an empty -wal where the index says the owner's commits are.
+    let pool = store_core::ReadPool::new(&db, &ITEMS);
+    let count = || pool.read(|c| c.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0)));
+    let err = count().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReadFailed, "{err}");
+    assert!(err.is_retryable());
+    // Before: "the operating system refused a write ... check free space, quotas and file-size limits".
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: a read failed (disk I/O error (extended code 522)). What to do: retry: the file or its -wal was \
+             shorter than SQLite expected (a -wal removed by hand while the file was in use, which its owner takes \
+             back at its next write) or the disk failed to read it; if it persists, check the disk and run the \
+             application's doctor command",
+            db.display()
+        )
+    );
+    after_the_confirm_interval();
+    owner.confirm_files().unwrap();
+    assert_eq!(count().unwrap(), 1);
+}
+
+#[test]
 fn an_owner_whose_lock_file_was_replaced_writes_nothing_more_and_says_who_holds_the_new_one() {
     let (_dir, lock, db, mut first) = new_owner();
     insert_item(&mut first, "before").unwrap();
