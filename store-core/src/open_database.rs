@@ -40,9 +40,9 @@ pub const JOURNAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 pub const STATEMENT_CACHE: usize = 64;
 /// How often, at most, a write first confirms that the owner lock still guards the file and that the file at
 /// the path, its `-wal` and its `-shm` are still the ones the owner has open (four `lstat`s,
-/// [`OwnerConnection::write`]). Every write
-/// would cost 2-3% of a one-row commit on a machine where a system call is slow; once a millisecond costs
-/// nothing measurable, and bounds what is written after a replacement to a millisecond's writes.
+/// [`OwnerConnection::write`]). Every write would cost 2-3% of a one-row commit on a machine where a system
+/// call is slow; once a millisecond costs nothing measurable, and bounds what is written after a replacement
+/// to a millisecond's writes.
 pub const CONFIRM_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Options for [`OwnerConnection::open_with`].
@@ -299,8 +299,8 @@ impl OwnerConnection {
 
     /// Replaces a connection SQLCipher will not read with any more (see `spent`), or one whose `-wal` was
     /// removed ([`take_back_wal_files`](Self::take_back_wal_files)), by a new one, set up as open set up the
-    /// first. The old one closes without a checkpoint: the new one is open, so SQLite does
-    /// not checkpoint on that close either (https://sqlite.org/wal.html#automatic_checkpoint).
+    /// first. The old one closes without a checkpoint: the new one is open, so SQLite does not checkpoint on
+    /// that close either (https://sqlite.org/wal.html#automatic_checkpoint).
     fn reconnect(&mut self) -> Result<()> {
         let conn = connect(&self.path, self.schema, self.key.as_ref(), self.busy_timeout)?;
         set_posture(&conn, &self.path, self.schema, false, self.busy_timeout)?;
@@ -379,6 +379,8 @@ impl OwnerConnection {
     /// ([`Error::SharedMemoryReplaced`]).
     fn take_back_wal_files(&mut self, opened: WalIds, now: WalIds) -> Result<()> {
         if now.0 != opened.0 {
+            // It waits (busy timeout) for readers to leave the WAL. One holding its snapshot longer makes this
+            // write fail `busy` (retryable); the next write tries again, the commits safe while this lives.
             let done = checkpoint::checkpoint(&self.conn, CheckpointMode::Truncate).map_err(|e| self.error(e))?;
             if done.busy {
                 return Err(Error::Busy {
@@ -407,8 +409,8 @@ impl OwnerConnection {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it, once the owner lock and the database
     /// file are confirmed to be this owner's still (at most every [`CONFIRM_INTERVAL`]: [`Error::OwnershipLost`],
-    /// [`Error::DatabaseReplaced`] or [`Error::SharedMemoryReplaced`] otherwise; a removed `-wal` is taken back). `BEGIN IMMEDIATE` takes the write
-    /// lock up front: a deferred transaction that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT`
+    /// [`Error::DatabaseReplaced`] or [`Error::SharedMemoryReplaced`] otherwise; a removed `-wal` is taken
+    /// back). `BEGIN IMMEDIATE` takes the write lock up front: a deferred transaction that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT`
     /// if another connection committed in between, and busy_timeout does not retry that
     /// (<https://sqlite.org/rescode.html#busy_snapshot>). If `f` fails, nothing of it is written.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
