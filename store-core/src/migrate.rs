@@ -279,10 +279,12 @@ fn run_in_transaction(
         schema,
     };
     let sqlite_failed = |sql: Option<String>, e: rusqlite::Error| match Error::from_sqlite(path, e) {
-        // Damage and a full disk say more than "migration failed"; keep their own types.
-        e @ (Error::Corrupt { .. } | Error::DiskFull { .. } | Error::WriteFailed { .. } | Error::Busy { .. }) => {
-            e.with_schema(schema)
-        }
+        // Damage, a full disk and a failed read or write say more than "migration failed"; keep their own types.
+        e @ (Error::Corrupt { .. }
+        | Error::DiskFull { .. }
+        | Error::WriteFailed { .. }
+        | Error::ReadFailed { .. }
+        | Error::Busy { .. }) => e.with_schema(schema),
         Error::Sqlite { source, .. } => failed(sql, source.to_string()),
         other => failed(sql, other.what()),
     };
