@@ -19,11 +19,38 @@ use support::{
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
 struct Daemon {
-    child: Child,
+    child: Running,
     /// Signals the first `ack` line.
     first_ack: mpsc::Receiver<()>,
     /// Yields (acknowledged ids, other complete stdout lines) at EOF.
     stdout: JoinHandle<(Vec<i64>, Vec<String>)>,
+}
+
+/// The daemon's process, killed when a test fails before it stops it: a daemon without `--seconds` runs
+/// until told, and left running it writes on beside the test's folder as it is removed.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Not reaped yet, so its pid is still its own.
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
 }
 
 fn spawn_daemon(dir: &Path, extra: &[&str]) -> Daemon {
@@ -63,7 +90,7 @@ fn spawn_daemon(dir: &Path, extra: &[&str]) -> Daemon {
         (acks, lines)
     });
     Daemon {
-        child,
+        child: Running(child),
         first_ack,
         stdout,
     }
