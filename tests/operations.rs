@@ -1123,6 +1123,72 @@ fn a_server_whose_reports_meet_a_damaged_activity_db_goes_on_serving() {
     assert!(store_core::records::damage_seen(&activity).is_none());
 }
 
+/// A report that cannot read activity.db because its `-wal` was removed by hand (here after its daemon
+/// stopped, with a reader elsewhere keeping the WAL's index) fails alone, retryable; the server serves on.
+/// The daemon started then stops at once, saying every process must restart, not to be restarted in a loop.
+#[test]
+fn a_server_whose_reports_meet_a_removed_wal_goes_on_serving_and_its_daemon_says_to_restart_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 100);
+    let activity = data.join("activity.db");
+    // A reader in another process holding a snapshot while a daemon records: the daemon's checkpoints
+    // cannot reach past it, so the new events stay in the -wal after the daemon stops.
+    let holder = read_only(&activity);
+    holder
+        .execute_batch("BEGIN; SELECT COUNT(*) FROM activity_events;")
+        .unwrap();
+    let daemon = run_splitstore(["daemon", "--events", "100", "--data-dir", utf8(&data)]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    holder.execute_batch("COMMIT").unwrap();
+    assert!(fs::metadata(with_suffix(&activity, "-wal")).unwrap().len() > 0);
+    fs::remove_file(with_suffix(&activity, "-wal")).unwrap();
+
+    let server = run_splitstore(["server", "--data-dir", utf8(&data), "--seconds", "0.5"]);
+    let (out, err) = texts(&server);
+    assert!(server.status.success(), "{err}");
+    // Before: exit 75 with "the operating system refused a write ... check free space".
+    let said = format!(
+        "splitstore server: a report failed: {}: a read failed (disk I/O error (extended code 522)). What to do: \
+         retry: the file or its -wal was shorter than SQLite expected",
+        activity.display()
+    );
+    assert!(err.starts_with(&said), "{err}");
+    assert_eq!(err.matches("a report failed").count(), 1, "said once: {err}");
+    let field = |key: &str| summary_field(&out, "server: ", key);
+    assert!(field("projects_created") > 1, "serving went on: {out}");
+    assert!(field("reports_failed") > 0, "{out}");
+
+    // Its daemon, started while a reader keeps that index: before, it failed the same way and exited 75, and
+    // a supervisor restarted it into the same failure for as long as the reader lived.
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
+    let (_, err) = texts(&daemon);
+    assert_eq!(daemon.status.code(), Some(2), "not retried: {err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "splitstore daemon: {db}: the index of its write-ahead log ({db}-shm), which a process that has the \
+             file open keeps, lists commits its -wal no longer holds: the -wal was removed while that process had \
+             the file open, and what it held is gone. What to do: stop every process using {dir} (the daemon, and \
+             every process reading the file), then start them again: the first to open the file builds the index \
+             again from the -wal, and the file opens with everything the database file and the -wal still hold. \
+             Restarting the daemon alone meets this again while another process keeps the old index. Never remove \
+             the -wal or -shm of a database in use",
+            db = activity.display(),
+            dir = utf8(&data)
+        )
+    );
+    // Every process stopped: the daemon starts, on the events the database file holds.
+    drop(holder);
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    assert_eq!(
+        query_i64(&read_only(&activity), "SELECT COUNT(*) FROM activity_events"),
+        110,
+        "the seeded 100 and these 10: the 100 only the removed -wal held are gone"
+    );
+}
+
 #[test]
 fn a_server_beside_an_activity_db_older_than_it_reads_says_once_that_reports_wait() {
     // A daemon two builds behind keeps activity.db at schema 2; this server reads from 3 on.

@@ -161,9 +161,14 @@ fn serve(server: &mut Server, deadline: Option<Instant>, print: bool, tally: &mu
                     tally.reports_waiting_said = true;
                 }
             }
+            // Damage in activity.db (the daemon's file, which the server cannot repair while the daemon runs),
+            // or a read of it that failed (its -wal removed by hand: the daemon takes it back): the report
+            // fails alone, rather than the server exit and stop serving config.db.
             Err(e)
-                if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase)
-                    && e.path() == server.reports().activity().path() =>
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Corrupt | ErrorKind::NotADatabase | ErrorKind::ReadFailed
+                ) && e.path() == server.reports().activity().path() =>
             {
                 if tally.reports_failed == 0 {
                     eprintln!(

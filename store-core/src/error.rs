@@ -73,6 +73,9 @@ pub enum ErrorKind {
     WriteFailed,
     /// A read came back short or failed: the file or its `-wal` changed under it, or the disk failed.
     ReadFailed,
+    /// At an owner's open, the WAL's index kept by another process lists commits the `-wal` no longer holds:
+    /// every process using the file has to stop and start again.
+    WalIndexStale,
     /// Another connection held a lock past the busy timeout.
     Busy,
     /// A write broke a rule of the schema.
@@ -150,6 +153,7 @@ impl ErrorKind {
             ErrorKind::DiskFull => "disk_full",
             ErrorKind::WriteFailed => "write_failed",
             ErrorKind::ReadFailed => "read_failed",
+            ErrorKind::WalIndexStale => "wal_index_stale",
             ErrorKind::Busy => "busy",
             ErrorKind::Constraint => "constraint",
             ErrorKind::NoBackup => "no_backup",
@@ -317,9 +321,18 @@ pub enum Error {
     DiskFull { path: PathBuf },
     /// The OS refused a write (I/O error, file-size limit, quota).
     WriteFailed { path: PathBuf, detail: String },
-    /// SQLITE_IOERR_READ or SQLITE_IOERR_SHORT_READ: a read failed, or found the file (or its `-wal`)
-    /// shorter than SQLite expected.
-    ReadFailed { path: PathBuf, detail: String },
+    /// SQLITE_IOERR_READ or SQLITE_IOERR_SHORT_READ (`extended`): a read failed, or found the file (or its
+    /// `-wal`) shorter than SQLite expected.
+    ReadFailed {
+        path: PathBuf,
+        detail: String,
+        extended: i32,
+    },
+    /// At an owner's open, the index of the write-ahead log (`-shm`), kept by another process that has the
+    /// file open, lists commits the `-wal` no longer holds: the `-wal` was removed while that process had
+    /// the file open (its owner not running to take it back). Nothing can be read or written consistently
+    /// until every process using the file has stopped.
+    WalIndexStale { path: PathBuf, schema: &'static Schema },
     /// Another connection held a lock longer than the busy timeout.
     Busy { path: PathBuf },
     /// A write broke a constraint of the schema (uniqueness, foreign key, NOT NULL).
@@ -413,6 +426,7 @@ impl Error {
             Error::DiskFull { .. } => ErrorKind::DiskFull,
             Error::WriteFailed { .. } => ErrorKind::WriteFailed,
             Error::ReadFailed { .. } => ErrorKind::ReadFailed,
+            Error::WalIndexStale { .. } => ErrorKind::WalIndexStale,
             Error::Busy { .. } => ErrorKind::Busy,
             Error::Constraint { .. } => ErrorKind::Constraint,
             Error::NoBackup { .. } => ErrorKind::NoBackup,
@@ -453,6 +467,7 @@ impl Error {
             | Error::DiskFull { path }
             | Error::WriteFailed { path, .. }
             | Error::ReadFailed { path, .. }
+            | Error::WalIndexStale { path, .. }
             | Error::Busy { path }
             | Error::Constraint { path, .. }
             | Error::NoBackup { path, .. }
@@ -609,6 +624,11 @@ impl Error {
             Error::DiskFull { .. } => format!("{p}: the disk is full (SQLITE_FULL)"),
             Error::WriteFailed { detail, .. } => format!("{p}: the operating system refused a write ({detail})"),
             Error::ReadFailed { detail, .. } => format!("{p}: a read failed ({detail})"),
+            Error::WalIndexStale { .. } => format!(
+                "{p}: the index of its write-ahead log ({p}-shm), which a process that has the file open keeps, \
+                 lists commits its -wal no longer holds: the -wal was removed while that process had the file \
+                 open, and what it held is gone"
+            ),
             Error::Busy { .. } => format!("{p} stayed locked by another connection past the busy timeout"),
             Error::Constraint { detail, .. } => format!("{p}: the write breaks a rule of the schema ({detail})"),
             Error::NoBackup {
@@ -788,6 +808,13 @@ impl Error {
                  read it; if it persists, check the disk and run the application's doctor command"
                     .into()
             }
+            Error::WalIndexStale { schema, .. } => format!(
+                "stop every process using {quoted_dir} ({}, and every process reading the file), then start them \
+                 again: the first to open the file builds the index again from the -wal, and the file opens with \
+                 everything the database file and the -wal still hold. Restarting {} alone meets this again while \
+                 another process keeps the old index. Never remove the -wal or -shm of a database in use",
+                schema.owner, schema.owner
+            ),
             Error::Busy { .. } => "retry: some connection kept a write transaction open longer than the busy timeout; \
                  if it persists, look for a process that keeps one open"
                 .into(),
@@ -895,6 +922,7 @@ impl Error {
                 Error::ReadFailed {
                     path,
                     detail: format!("{err} (extended code {extended})"),
+                    extended,
                 }
             }
             ErrorCode::SystemIoFailure => Error::WriteFailed {

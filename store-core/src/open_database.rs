@@ -10,7 +10,8 @@
 //! 4. the first schema read inside open (garbage fails now with `NotADatabase`, a truncated file with
 //!    `Corrupt`), identity (`application_id`) and history (version, checksums) checked while nothing has
 //!    been written, so a refused file keeps its bytes;
-//! 5. the connection posture, each pragma read back;
+//! 5. the connection posture, each pragma read back, and the commits the WAL's index lists read once (a
+//!    `-wal` removed while another process kept its index is said as such, not met by a later read);
 //! 6. pending migrations (quick_check, pre-migration backup, one transaction per step);
 //! 7. the outcome recorded in the private folder: the first successful open, or the failure's banner.
 
@@ -233,11 +234,19 @@ impl OwnerConnection {
         }
 
         let mut conn = connect(path, schema, opts.key.as_ref(), opts.busy_timeout)?;
-        let state = migrate::read_state(&conn, path, schema)?;
+        let state = migrate::read_state(&conn, path, schema).map_err(|e| stale_index(e, schema))?;
         migrate::check_identity(path, schema, &state)?;
         migrate::check_history(&conn, path, schema, &state)?;
 
         set_posture(&conn, path, schema, state.is_blank(), opts.busy_timeout)?;
+        if !opts.temporary_file {
+            // Reads every commit the WAL's index lists and has not copied back yet (copying what no reader's
+            // snapshot holds back; never waits): a -wal removed while the owner was stopped and another
+            // process kept the index fails here, said as such, rather than in whichever read meets it later.
+            checkpoint::checkpoint(&conn, CheckpointMode::Passive)
+                .at(path)
+                .map_err(|e| stale_index(e.with_schema(schema), schema))?;
+        }
         // A temporary file under construction is not the user's database: what it is built from is kept
         // elsewhere (a verified backup a salvage starts from), so its migrations take no backup of it.
         let backup_dir = match (&opts.backup_dir, opts.temporary_file) {
@@ -581,6 +590,21 @@ fn set_posture(conn: &Connection, path: &Path, schema: &Schema, blank: bool, bus
         &busy.as_millis().to_string(),
         &busy.as_millis().to_string(),
     )
+}
+
+/// A read the owner's open found short ([`Error::ReadFailed`] with SQLITE_IOERR_SHORT_READ): nobody else
+/// writes the file while the owner holds its lock, and a WAL never holds fewer frames than its index lists
+/// (after a crash, the first open rebuilds the index), so the index is one another process keeps over a
+/// `-wal` since removed: [`Error::WalIndexStale`].
+fn stale_index(e: Error, schema: &'static Schema) -> Error {
+    match e {
+        Error::ReadFailed {
+            path,
+            extended: rusqlite::ffi::SQLITE_IOERR_SHORT_READ,
+            ..
+        } => Error::WalIndexStale { path, schema },
+        other => other,
+    }
 }
 
 /// Refuses an empty database file that is damage, not a new install:

@@ -347,6 +347,30 @@ fn a_reader_opening_between_a_wals_removal_and_the_owners_next_check_is_told_to_
 }
 
 #[test]
+fn an_owner_opened_over_an_index_listing_commits_of_a_removed_wal_says_to_restart_everyone() {
+    let (_dir, _lock, db, owner) = new_owner();
+    drop(owner);
+    // A reader that keeps the WAL's index while the owner writes, stops, and its -wal is removed.
+    let holder = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    holder.execute_batch("BEGIN; SELECT COUNT(*) FROM items;").unwrap();
+    let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    insert_item(&mut owner, "only in the -wal").unwrap();
+    // Its close cannot copy the commit back past the reader's snapshot: the commit stays in the -wal.
+    drop(owner);
+    holder.execute_batch("COMMIT").unwrap();
+    fs::remove_file(store_core::files::with_suffix(&db, "-wal")).unwrap();
+
+    // Before: the open's first read, or a later one, failed "retry" (read_failed), and so did every restart.
+    let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WalIndexStale, "{err}");
+    assert!(!err.kind().is_retryable(), "restarting the owner alone meets it again");
+    drop(holder);
+    let mut owner = OwnerConnection::open(&db, &ITEMS).expect("no process keeps the old index: it is built again");
+    insert_item(&mut owner, "after everyone started again").unwrap();
+    assert_eq!(item_names(&db), ["after everyone started again"]);
+}
+
+#[test]
 fn an_owner_whose_lock_file_was_replaced_writes_nothing_more_and_says_who_holds_the_new_one() {
     let (_dir, lock, db, mut first) = new_owner();
     insert_item(&mut first, "before").unwrap();
