@@ -162,8 +162,8 @@ fn serve(server: &mut Server, deadline: Option<Instant>, print: bool, tally: &mu
                 }
             }
             // Damage in activity.db (the daemon's file, which the server cannot repair while the daemon runs),
-            // or a read of it that failed (its -wal removed by hand: the daemon takes it back): the report
-            // fails alone, rather than the server exit and stop serving config.db.
+            // or a read of it that failed (its -wal removed by hand): the report fails alone, rather than the
+            // server exit and stop serving config.db.
             Err(e)
                 if matches!(
                     e.kind(),

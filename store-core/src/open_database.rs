@@ -243,9 +243,13 @@ impl OwnerConnection {
             // Reads every commit the WAL's index lists and has not copied back yet (copying what no reader's
             // snapshot holds back; never waits): a -wal removed while the owner was stopped and another
             // process kept the index fails here, said as such, rather than in whichever read meets it later.
-            checkpoint::checkpoint(&conn, CheckpointMode::Passive)
-                .at(path)
-                .map_err(|e| stale_index(e.with_schema(schema), schema))?;
+            match checkpoint::checkpoint(&conn, CheckpointMode::Passive).at(path) {
+                // A passive checkpoint does not wait for one another connection is running (a recovery of
+                // the index): nothing to say then.
+                Err(e) if e.kind() == ErrorKind::Busy => {}
+                Err(e) => return Err(stale_index(e.with_schema(schema), schema)),
+                Ok(_) => {}
+            }
         }
         // A temporary file under construction is not the user's database: what it is built from is kept
         // elsewhere (a verified backup a salvage starts from), so its migrations take no backup of it.
