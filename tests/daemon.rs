@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
 use support::{
     OLD_HISTORY, PRUNING_WEEK_OLD, kill9, output_within, query_i64, read_only, spawn_splitstore, splitstore,
-    summary_field, summary_value,
+    summary_field, summary_value, wait_for_file, wait_until,
 };
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
@@ -241,14 +241,7 @@ fn a_running_daemon_takes_back_a_removed_lock_file_and_stops_at_once_when_it_is_
     // A cleanup of "stale" lock files: the daemon's next write locks a new one, so a second daemon is
     // still refused.
     std::fs::remove_file(&lock).unwrap();
-    let start = Instant::now();
-    while !lock.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the lock file was not made again"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_file(&lock, Duration::from_secs(30));
     let second = record_events(dir.path(), 10);
     assert_eq!(second.status.code(), Some(75), "{second:?}");
     let stderr = String::from_utf8_lossy(&second.stderr);
@@ -343,25 +336,20 @@ fn a_wal_removed_under_a_running_daemon_loses_no_acknowledged_event_and_its_read
     let before = reader.last_ids().unwrap().event_id.expect("an event");
 
     // A cleanup of "temporary" files. The daemon's next write copies what the removed -wal held into the
-    // file and goes on in a new -wal: only it writes frames there (a reader's would stay empty).
-    std::fs::remove_file(&wal).unwrap();
-    let start = Instant::now();
-    while std::fs::metadata(&wal).map_or(true, |m| m.len() == 0) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the daemon did not write into a new -wal"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // file and goes on in a new -wal: only it writes frames there (a reader's would stay empty). Until then
+    // a reader may fail (read_failed), so it reads only once the daemon has written there, and from then
+    // on every read succeeds.
     // Before: reads of what it wrote next failed ("disk I/O error"), and the kill lost every acknowledged
     // event since the last checkpoint. (Its first writes there may start or end a session: no new event.)
-    while reader.last_ids().unwrap().event_id.expect("an event") <= before {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the reader saw no event recorded after the removal"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    std::fs::remove_file(&wal).unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the reader saw no event the daemon recorded into a new -wal",
+        || {
+            std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0)
+                && reader.last_ids().unwrap().event_id.expect("an event") > before
+        },
+    );
     kill9(&mut running.child);
     let (acks, _) = running.stdout.join().unwrap();
     assert!(!acks.is_empty(), "it acknowledged events before the removal");

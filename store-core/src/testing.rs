@@ -136,13 +136,17 @@ pub fn spawn_child(test_name: &str, role: &str, path: &Path) -> std::process::Ch
 
 /// Waits until `path` exists (a child signals readiness by creating a file), failing the test after `limit`.
 pub fn wait_for_file(path: &Path, limit: std::time::Duration) {
+    wait_until(limit, &format!("{} did not appear", path.display()), || {
+        std::fs::symlink_metadata(path).is_ok()
+    });
+}
+
+/// Polls `done` every 5 ms until it holds, failing the test with `failure` after `limit`.
+#[track_caller]
+pub fn wait_until(limit: std::time::Duration, failure: &str, mut done: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
-    while std::fs::symlink_metadata(path).is_err() {
-        assert!(
-            start.elapsed() < limit,
-            "{} did not appear within {limit:?}",
-            path.display()
-        );
+    while !done() {
+        assert!(start.elapsed() < limit, "{failure} within {limit:?}");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }

@@ -14,7 +14,7 @@ pub fn splitstore() -> Command {
 #[allow(unused_imports)]
 pub use store_core::testing::{
     child_role, count_rows, file_mode as mode, kill9, output_within, query_column, query_i64, read_only, spawn_child,
-    wait_for_file, wait_output_within, wait_within,
+    wait_for_file, wait_output_within, wait_until, wait_within,
 };
 
 /// A marker file beside `path`: `activity.db` -> `activity.db.<tag>`.
