@@ -11,8 +11,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use store_core::backup::{self, BackupClass};
+use store_core::backup::{self, Adopt, BackupClass};
 use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
+use store_core::provenance::lineage_of;
 use store_core::read_pool::open_read_only;
 pub use store_core::restore::RestoreHook;
 use store_core::restore::{
@@ -135,10 +136,21 @@ pub fn restore_with(
 ) -> Result<Vec<RestoreReport>> {
     let locks = take_both_locks(data_dir)?;
     let chosen: Vec<(&'static Schema, PathBuf)> = if from.is_dir() {
-        DATABASES
-            .iter()
-            .filter_map(|s| backup::newest_backup(from, s, key).map(|b| (*s, b.path)))
-            .collect()
+        // Each file's own backups (its lineage's); a file with none there takes those of the one other file
+        // the folder holds backups of (a new install restoring its old data): the file in place is kept.
+        let mut chosen = Vec::new();
+        for schema in DATABASES.iter().copied() {
+            let path = schema.path_in(data_dir);
+            let lineage = lineage_of(&path, key);
+            let all = backup::all_backups(from, schema, key).backups;
+            if let Some(b) = backup::backups_for(all, lineage.as_deref(), Adopt::SingleOther, &path, from, schema)?
+                .into_iter()
+                .next()
+            {
+                chosen.push((schema, b.path));
+            }
+        }
+        chosen
     } else {
         let kind = kind_of(from, key).map_err(|e| match e {
             Error::NotADatabase { .. } => key_required(data_dir, key).unwrap_or(e),
@@ -332,10 +344,19 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         let plan = if !damaged {
             if health.exists { Plan::Healthy } else { Plan::Missing }
         } else {
-            let good = backup::all_backups(backup_dir, schema, key)
-                .backups
-                .into_iter()
-                .find_map(|b| verify_backup(&b.path, schema, key).ok());
+            // Only the damaged file's own backups (by lineage): another data directory's in the same folder
+            // would put (or, under a salvage, merge) another database's rows into this one.
+            let all = backup::all_backups(backup_dir, schema, key).backups;
+            let good = backup::backups_for(
+                all,
+                lineage_of(&path, key).as_deref(),
+                Adopt::OwnOnly,
+                &path,
+                backup_dir,
+                schema,
+            )?
+            .into_iter()
+            .find_map(|b| verify_backup(&b.path, schema, key).ok());
             match good {
                 _ if opts.salvage => Plan::Salvage(good),
                 Some(b) => {

@@ -211,6 +211,49 @@ fn an_empty_config_db_beside_backups_is_damage_the_server_refuses_and_repair_res
     assert_eq!(projects, projects_before, "every project is back");
 }
 
+/// An empty activity.db beside a `-wal` that still holds commits (a copy cut short between the two files),
+/// with a backup: doctor and repair read the directory without opening the empty file, so the `-wal`
+/// (SQLite deletes one it finds beside an empty file, even from a read-only connection) goes into quarantine
+/// with it, byte for byte. Before, repair's count of rows added since the backup opened the empty file and
+/// the `-wal` was lost.
+#[test]
+fn repair_of_an_empty_file_beside_a_wal_of_commits_keeps_that_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 100);
+    assert!(run_splitstore(["backup", "--data-dir", utf8(&data)]).status.success());
+    let db = data.join("activity.db");
+    let wal = data.join("activity.db-wal");
+    let commits = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "INSERT INTO activity_events (event_type, timestamp_ms) VALUES ('after the backup', 1)",
+            [],
+        )
+        .unwrap();
+        fs::read(&wal).unwrap()
+    };
+    assert!(!commits.is_empty());
+    fs::write(&db, b"").unwrap();
+    fs::write(&wal, &commits).unwrap();
+
+    let doctor = run_splitstore(["doctor", "--data-dir", utf8(&data)]);
+    assert!(texts(&doctor).0.contains("-wal holds"), "{doctor:?}");
+    let repair = run_splitstore(["repair", "--data-dir", utf8(&data)]);
+    assert!(repair.status.success(), "{repair:?}");
+    let quarantined: Vec<PathBuf> = fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-wal") && p.to_string_lossy().contains(".corrupt-"))
+        .collect();
+    assert_eq!(quarantined.len(), 1, "{repair:?}");
+    assert_eq!(
+        fs::read(&quarantined[0]).unwrap(),
+        commits,
+        "the -wal went into quarantine as it was"
+    );
+}
+
 #[test]
 fn rotation_removes_only_real_backups_keeps_the_new_one_and_does_not_trust_names_from_the_future() {
     let dir = tempfile::tempdir().unwrap();

@@ -1215,3 +1215,211 @@ fn a_server_beside_an_activity_db_older_than_it_reads_says_once_that_reports_wai
     assert!(field("projects_created") > 1, "serving went on: {out}");
     assert_eq!((field("reports"), field("reports_failed")), (0, 0), "{out}");
 }
+
+/// `splitstore backup --data-dir DATA --to TO --keep 2`: the backup files it took (activity.db's first).
+fn backup_into(data: &Path, to: &Path) -> Vec<PathBuf> {
+    let out = run_splitstore(["backup", "--data-dir", utf8(data), "--to", utf8(to), "--keep", "2"]);
+    assert!(out.status.success(), "{out:?}");
+    backup_paths(&out)
+}
+
+/// The activity.db backups in `folder`, by name.
+fn activity_backups(folder: &Path) -> Vec<PathBuf> {
+    named(folder, "activity-")
+}
+
+fn events_in(db: &Path) -> i64 {
+    query_i64(&read_only(db), "SELECT count(*) FROM activity_events")
+}
+
+/// Two data directories backing up into one folder (one backup drive for two profiles): each one's
+/// rotation keeps its own newest two and never removes the other's, and a restore from the folder puts
+/// each one's own newest backup back, even where the other's are newer. Before lineages, rotation went by
+/// file name only (the second directory's backups removed the first's) and the restore took the newest
+/// backup in the folder, the other directory's.
+#[test]
+fn two_data_directories_backing_up_into_one_folder_keep_and_restore_their_own_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    // The first directory's own backup folder, which the second one backs up into too.
+    let shared = first.join("backups");
+    seed_data_dir(&first, 700);
+    seed_data_dir(&second, 1500);
+    // activity.db's backup of each directory, three rounds, taken in turn.
+    let (mut first_kept, mut second_kept) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        first_kept.push(backup_into(&first, &shared)[0].clone());
+        second_kept.push(backup_into(&second, &shared)[0].clone());
+    }
+    // With --keep 2, each directory's first backup goes.
+    first_kept.remove(0);
+    second_kept.remove(0);
+    let mut expected: Vec<PathBuf> = first_kept.iter().chain(&second_kept).cloned().collect();
+    expected.sort();
+    assert_eq!(
+        activity_backups(&shared),
+        expected,
+        "each directory's newest two, nothing else"
+    );
+    assert_eq!(named(&shared, "config-").len(), 4);
+
+    // doctor names the first directory's own newest backup, not the second's newer one.
+    let (_, _, json) = doctor(&first);
+    let shown = db_json(&json, "activity.db")["newest_backup"]["path"]
+        .as_str()
+        .map(PathBuf::from);
+    assert_eq!(shown.as_ref(), Some(&first_kept[1]), "{json}");
+
+    // The first directory records more, then is restored from the folder: its own newest backup comes back.
+    let daemon = run_splitstore(["daemon", "--events", "300", "--data-dir", utf8(&first)]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let out = run_splitstore(["restore", "--data-dir", utf8(&first), "--from", utf8(&shared)]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let activity = first.join("activity.db");
+    assert!(
+        stdout.starts_with(&format!(
+            "restored {} from {} ",
+            activity.display(),
+            first_kept[1].display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.lines().next().unwrap().ends_with(LEFT_OUT_300), "{stdout}");
+    assert_eq!(events_in(&activity), 700);
+}
+
+/// What a restore of the first directory's backup leaves out after its daemon recorded 300 more events.
+const LEFT_OUT_300: &str = "; the file it replaced had added rows since the backup (at most 300 in activity_events, 3 \
+                            in activity_sessions): they are not in the restored file";
+
+/// A new install (fresh files of their own lineage) restored from a folder holding the old install's
+/// backups only: those are restored, and the line says the file replaced was another one rather than
+/// counting rows "added since the backup" across two different files.
+#[test]
+fn a_new_install_restores_the_old_installs_backups_and_says_the_replaced_file_was_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new, shared) = (
+        dir.path().join("old"),
+        dir.path().join("new"),
+        dir.path().join("shared"),
+    );
+    seed_data_dir(&old, 700);
+    let taken = backup_into(&old, &shared);
+    seed_data_dir(&new, 1200);
+
+    let out = run_splitstore(["restore", "--data-dir", utf8(&new), "--from", utf8(&shared)]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let activity = new.join("activity.db");
+    let line = stdout.lines().next().unwrap();
+    assert!(
+        line.starts_with(&format!("restored {} from {} ", activity.display(), taken[0].display())),
+        "{stdout}"
+    );
+    assert!(
+        line.ends_with(
+            "; the file it replaced was not the one this backup was taken from (another lineage: a new install's \
+             file, or another data directory's): its rows are not in the restored file"
+        ),
+        "{line}"
+    );
+    assert_eq!(events_in(&activity), 700);
+    assert_eq!(
+        events_in(&named(&new, "activity.db.replaced-")[0]),
+        1200,
+        "the new install's file is kept"
+    );
+}
+
+/// Two data directories (`first`, `second`) seeded with the given numbers of events, each backed up once
+/// into one folder (`shared`), the first one first.
+struct Shared {
+    first: PathBuf,
+    second: PathBuf,
+    shared: PathBuf,
+    first_taken: Vec<PathBuf>,
+    second_taken: Vec<PathBuf>,
+}
+
+fn two_directories_backed_up_into_one_folder(root: &Path, first_events: u64, second_events: u64) -> Shared {
+    let (first, second, shared) = (root.join("first"), root.join("second"), root.join("shared"));
+    seed_data_dir(&first, first_events);
+    seed_data_dir(&second, second_events);
+    let first_taken = backup_into(&first, &shared);
+    let second_taken = backup_into(&second, &shared);
+    Shared {
+        first,
+        second,
+        shared,
+        first_taken,
+        second_taken,
+    }
+}
+
+/// A restore into a data directory whose files are gone, from a folder holding backups of two data
+/// directories: nothing tells which are its own, so it is refused with both named and the way on, and
+/// nothing is created.
+#[test]
+fn a_restore_with_no_file_to_tell_by_from_a_folder_of_two_directories_backups_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let Shared {
+        first,
+        second,
+        shared,
+        first_taken,
+        second_taken,
+    } = two_directories_backed_up_into_one_folder(dir.path(), 300, 300);
+    let empty = dir.path().join("empty");
+
+    let out = run_splitstore(["restore", "--data-dir", utf8(&empty), "--from", utf8(&shared)]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "splitstore restore: {shared} holds backups of 2 different activity.db files (the newest of each: {b2}, \
+             taken from {s2}; {b1}, taken from {s1}), and nothing tells which of them are {e}'s. What to do: restore \
+             the one you mean by naming its file: `splitstore restore --data-dir {empty} --from FILE`; or move the \
+             other data directories' backups out of {shared} and run the command again; nothing was changed",
+            shared = shared.display(),
+            b1 = first_taken[0].display(),
+            s1 = first.join("activity.db").display(),
+            b2 = second_taken[0].display(),
+            s2 = second.join("activity.db").display(),
+            e = empty.join("activity.db").display(),
+            empty = empty.display(),
+        )
+    );
+    for name in ["activity.db", "config.db"] {
+        assert!(!empty.join(name).exists(), "{name} was created");
+    }
+}
+
+/// A damaged activity.db repaired from a folder shared with another data directory whose backups are
+/// newer: the damaged file's own backup is restored, never the other directory's (which the repair took
+/// before, putting another database's rows in place without a word).
+#[test]
+fn a_repair_from_a_shared_folder_restores_the_damaged_files_own_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let Shared {
+        first,
+        shared,
+        first_taken: own,
+        ..
+    } = two_directories_backed_up_into_one_folder(dir.path(), 3000, 5000);
+    let activity = first.join("activity.db");
+    damage_middle_page(&activity);
+
+    let out = run_splitstore(["repair", "--data-dir", utf8(&first), "--from", utf8(&shared)]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with(&format!(
+            "activity.db: restored from {} (damaged file kept at",
+            own[0].display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(contents(&activity, &["provenance"]), contents(&own[0], &["provenance"]));
+}

@@ -219,6 +219,8 @@ fn a_damaged_leaf_page_of_the_events_table_loses_only_that_page() {
     let data = data_dir_with_events(dir.path());
     let db = data.join("activity.db");
     let leaves = pages_of(&db, "activity_events", "leaf");
+    let lineage = store_core::provenance::lineage_of(&db, None);
+    assert!(lineage.is_some(), "an owner's open gives the file a lineage");
     damage_page(&db, leaves[leaves.len() / 2]);
     let damaged = fs::read(&db).unwrap();
 
@@ -229,6 +231,11 @@ fn a_damaged_leaf_page_of_the_events_table_loses_only_that_page() {
         "the damaged file is kept as it was"
     );
     assert_report_matches(&db, &report);
+    assert_eq!(
+        store_core::provenance::lineage_of(&db, None),
+        lineage,
+        "the output stands for the damaged file: its backups stay its own"
+    );
     let events = &report.tables["activity_events"];
     let kept = events_in(&db);
     assert_eq!(kept as u64, events.salvaged);

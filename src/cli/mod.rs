@@ -42,12 +42,18 @@ pub fn fail_owner<E: store_core::Describe + std::fmt::Display>(context: &str, er
 }
 
 /// What a restore left out of the file it put in place: the rows the replaced file had added since the
-/// backup (it keeps them), or nothing when there were none.
-pub fn left_out(added: &store_core::restore::RowsAdded) -> String {
-    if added.is_empty() {
-        return String::new();
+/// backup (it keeps them), the whole replaced file when it was another one, or nothing.
+pub fn left_out(report: &store_core::restore::RestoreReport) -> String {
+    let added = &report.added_since_backup;
+    if report.replaced_another_file {
+        "; the file it replaced was not the one this backup was taken from (another lineage: a new install's \
+         file, or another data directory's): its rows are not in the restored file"
+            .into()
+    } else if added.is_empty() {
+        String::new()
+    } else {
+        format!("; the file it replaced had added rows since the backup ({added}): they are not in the restored file")
     }
-    format!("; the file it replaced had added rows since the backup ({added}): they are not in the restored file")
 }
 
 /// What a restore's line adds when it put a file older than this build in place (a restore never migrates:

@@ -92,7 +92,7 @@ pub fn run(args: Args) -> ExitCode {
                     "{database}: restored from {}{older}{}{}",
                     report.restored_from.display(),
                     aside(&quarantined),
-                    super::left_out(&report.added_since_backup)
+                    super::left_out(&report)
                 )
             }
             RepairAction::StartedEmpty { database, quarantined } => {

@@ -35,9 +35,10 @@ pub fn run(args: Args) -> ExitCode {
                     r.version,
                     super::upgraded_later(&r),
                     r.moved_aside
+                        .as_ref()
                         .map(|a| format!("; the previous file is kept at {}", a.display()))
                         .unwrap_or_default(),
-                    super::left_out(&r.added_since_backup)
+                    super::left_out(&r)
                 );
             }
             ExitCode::SUCCESS

@@ -117,6 +117,22 @@ pub struct BackupFile {
     pub size_bytes: u64,
     /// Its file name, parsed.
     pub name: BackupName,
+    /// The lineage of the file it is a copy of ([`crate::provenance::LINEAGE_EVENT`]); `None` for a copy
+    /// of a file that had none (taken by an earlier build, or of a file no owner of this build opened yet).
+    pub lineage: Option<String>,
+    /// The path of the database it was taken from, as its `backup` record gives it.
+    pub taken_from: Option<String>,
+}
+
+impl BackupFile {
+    /// Whether `self` and `other` are backups of the same database file: the same lineage when both
+    /// have one, else the same recorded source path.
+    fn same_file_as(&self, other: &BackupFile) -> bool {
+        match (&self.lineage, &other.lineage) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.taken_from.is_some() && self.taken_from == other.taken_from,
+        }
+    }
 }
 
 /// A file in a backup directory named like a backup of a database but not taken for one: reported, never
@@ -171,13 +187,15 @@ pub fn list_backups(dir: &Path, schema: &Schema, class: BackupClass, key: Option
                 "its name says it was taken at {}, in the future: not trusted",
                 name.taken_at.to_rfc3339()
             ))),
-            Ok((taken_at, version, size_bytes)) => listing.backups.push(BackupFile {
+            Ok(found) => listing.backups.push(BackupFile {
                 path,
                 class,
-                taken_at,
-                version,
-                size_bytes,
+                taken_at: found.taken_at,
+                version: found.version,
+                size_bytes: found.size_bytes,
                 name,
+                lineage: found.lineage,
+                taken_from: found.taken_from,
             }),
         }
     }
@@ -204,16 +222,21 @@ pub fn all_backups(backup_dir: &Path, schema: &Schema, key: Option<&Key>) -> Bac
     all
 }
 
-/// Reads what a candidate file is: its time (recorded, else mtime), schema version and size, or why it is
-/// not a backup of this kind. Opens only regular files, read-only.
-/// Why not, with the key problem when the key is the reason.
+/// Why a file is not a backup, with the key problem when the key is the reason.
 type NotABackup = (String, Option<crate::ErrorKind>);
 
-fn examine(
-    path: &Path,
-    schema: &Schema,
-    key: Option<&Key>,
-) -> std::result::Result<(DateTime<Utc>, u32, u64), NotABackup> {
+/// What [`examine`] reads of a backup.
+struct Examined {
+    taken_at: DateTime<Utc>,
+    version: u32,
+    size_bytes: u64,
+    lineage: Option<String>,
+    taken_from: Option<String>,
+}
+
+/// Reads what a candidate file is: its time (recorded, else mtime), schema version, size, lineage and
+/// source, or why it is not a backup of this kind. Opens only regular files, read-only.
+fn examine(path: &Path, schema: &Schema, key: Option<&Key>) -> std::result::Result<Examined, NotABackup> {
     let meta = fs::symlink_metadata(path).map_err(|e| (format!("cannot be read: {e}"), None))?;
     if !meta.file_type().is_file() {
         return Err(("is not a regular file".into(), None));
@@ -221,17 +244,16 @@ fn examine(
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(|e| (format!("cannot be opened: {e}"), None))?;
     crate::key::apply(&conn, path, key).map_err(|e| (e.what(), Some(e.kind())))?;
-    let read = || -> rusqlite::Result<(i32, u32, Option<i64>)> {
+    let read = || -> rusqlite::Result<(i32, u32, Option<Provenance>, Option<String>)> {
         let id: i32 = conn.pragma_value("application_id")?;
         let version: u32 = conn.pragma_value("user_version")?;
         let recorded = Provenance::read_all(&conn)?
             .into_iter()
             .rev()
-            .find(|p| p.event == BACKUP_EVENT)
-            .map(|p| p.at_ms);
-        Ok((id, version, recorded))
+            .find(|p| p.event == BACKUP_EVENT);
+        Ok((id, version, recorded, Provenance::lineage(&conn)?))
     };
-    let (id, version, recorded) = read().map_err(|e| match crate::key::error_at(path, key, e) {
+    let (id, version, recorded, lineage) = read().map_err(|e| match crate::key::error_at(path, key, e) {
         // Left from before the directory was encrypted: the whole history, readable by anyone.
         e @ Error::NotEncrypted { .. } => (
             format!(
@@ -257,10 +279,71 @@ fn examine(
         ));
     }
     let taken_at = recorded
-        .and_then(DateTime::from_timestamp_millis)
+        .as_ref()
+        .and_then(|r| DateTime::from_timestamp_millis(r.at_ms))
         .or_else(|| meta.modified().ok().map(DateTime::<Utc>::from))
         .unwrap_or(DateTime::UNIX_EPOCH);
-    Ok((taken_at, version, meta.len()))
+    Ok(Examined {
+        taken_at,
+        version,
+        size_bytes: meta.len(),
+        lineage,
+        taken_from: recorded.and_then(|r| r.source_path),
+    })
+}
+
+/// Whose backups a restore or repair may take from a folder for a file whose own have gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adopt {
+    /// Only the file's own (a repair: the damaged file is the user's, another database's backup is not).
+    OwnOnly,
+    /// Those of the one database the folder holds backups of, when it holds none of the file's own (a
+    /// restore the user asked for: a new install restoring its old data, the file in place kept aside).
+    SingleOther,
+}
+
+/// Of `backups` (newest first, from one folder), those that may stand for the database file at `path`,
+/// whose lineage is `lineage` (`None`: unknown, the file missing or unreadable). A file of known lineage
+/// takes its own backups and those that record no lineage (an earlier build's: nothing tells them
+/// apart); with none of those, [`Adopt`] says whether the folder's others may stand for it. A file of
+/// unknown lineage takes the folder's backups when they are all of one lineage. Backups of two or more
+/// other lineages are [`Error::BackupsOfOtherFiles`]: nothing tells which is the file's.
+pub fn backups_for(
+    backups: Vec<BackupFile>,
+    lineage: Option<&str>,
+    adopt: Adopt,
+    path: &Path,
+    backup_dir: &Path,
+    schema: &'static Schema,
+) -> Result<Vec<BackupFile>> {
+    if let Some(own) = lineage {
+        let mine: Vec<BackupFile> = backups
+            .iter()
+            .filter(|b| b.lineage.as_deref().is_none_or(|l| l == own))
+            .cloned()
+            .collect();
+        if !mine.is_empty() || adopt == Adopt::OwnOnly {
+            return Ok(mine);
+        }
+    }
+    let mut newest_of_each: Vec<&BackupFile> = Vec::new();
+    for b in backups.iter().filter(|b| b.lineage.is_some()) {
+        if !newest_of_each.iter().any(|n| n.lineage == b.lineage) {
+            newest_of_each.push(b);
+        }
+    }
+    if newest_of_each.len() > 1 {
+        return Err(Error::BackupsOfOtherFiles {
+            path: path.to_path_buf(),
+            backup_dir: backup_dir.to_path_buf(),
+            newest: newest_of_each
+                .into_iter()
+                .map(|b| (b.path.clone(), b.taken_from.clone()))
+                .collect(),
+            schema,
+        });
+    }
+    Ok(backups)
 }
 
 /// The newest backup of `schema` under `backup_dir` (either class).
@@ -398,12 +481,20 @@ fn copy_and_check(
     Ok(version)
 }
 
-/// Keeps the newest `keep` (at least 1) manual backups of `schema` in `dir`, `just_taken` always among
-/// them, and removes the older ones. Only files that are backups of this kind are removed (see
-/// [`list_backups`]); anything else named like one is left alone.
+/// Keeps the newest `keep` (at least 1) manual backups of the file `just_taken` is a backup of in `dir`,
+/// `just_taken` always among them, and removes the older ones. Only backups of the same file are removed
+/// (the same lineage; for a copy that records none, the same source path): another data directory's
+/// backups in the same folder are left alone, and so is anything named like a backup that is not one
+/// of this kind (see [`list_backups`]).
 pub fn prune_backups(dir: &Path, schema: &Schema, keep: usize, just_taken: &Path, key: Option<&Key>) -> Result<()> {
     let listing = list_backups(dir, schema, BackupClass::Manual, key);
-    let older = listing.backups.into_iter().filter(|b| b.path != just_taken);
+    let Some(taken) = listing.backups.iter().find(|b| b.path == just_taken) else {
+        return Ok(());
+    };
+    let older = listing
+        .backups
+        .iter()
+        .filter(|b| b.path != just_taken && b.same_file_as(taken));
     for old in older.skip(keep.max(1) - 1) {
         fs::remove_file(&old.path).map_err(|e| Error::io(&old.path, "remove an old backup", e))?;
     }
@@ -430,26 +521,13 @@ fn remove_stale_partials(dir: &Path, stem: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::{BackupClass, BackupFile, BackupName, newest_first};
+    use super::{BackupName, newest_first};
 
     #[test]
     fn two_backups_taken_in_the_same_millisecond_order_by_their_number() {
-        let taken_at = chrono::DateTime::from_timestamp_millis(1_790_000_000_123).unwrap();
         let file = |seq| {
-            let name = BackupName {
-                stem: "events".into(),
-                taken_at,
-                version: 3,
-                seq,
-            };
-            BackupFile {
-                path: std::path::PathBuf::from(name.file_name()),
-                class: BackupClass::Manual,
-                taken_at,
-                version: 3,
-                size_bytes: 0,
-                name,
-            }
+            let suffix = if seq == 0 { String::new() } else { format!("-{seq}") };
+            crate::testing::listed_backup(&format!("events-20260922T102000.123Z-v3{suffix}.db"), None)
         };
         let mut files = [file(0), file(2), file(1)];
         files.sort_by(newest_first);

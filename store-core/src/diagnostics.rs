@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::backup::{self, BackupClass, BackupFile, IgnoredFile};
+use crate::backup::{self, Adopt, BackupClass, BackupFile, IgnoredFile};
 use crate::check;
 use crate::checkpoint;
 use crate::error::{Error, ErrorKind, SqliteResultExt};
@@ -22,7 +22,7 @@ use crate::migrate;
 use crate::open_database::refuse_truncated;
 use crate::owner_lock::{LockState, OwnerLock};
 use crate::private_dir::{self, Scratch};
-use crate::provenance::{Provenance, RECOVERY_EVENT};
+use crate::provenance::{Provenance, RECOVERY_EVENT, lineage_of};
 use crate::read_pool;
 use crate::records::{self, FailureRecord};
 use crate::schema::Schema;
@@ -106,9 +106,12 @@ pub struct DbHealth {
     pub foreign_key_violations: Option<usize>,
     pub owner: Option<LockState>,
     pub row_counts: BTreeMap<String, u64>,
-    /// The newest backup of either class.
+    /// The file's lineage ([`crate::provenance::LINEAGE_EVENT`]), when it records one and can be read.
+    pub lineage: Option<String>,
+    /// The newest backup of either class: of this file's lineage (or recording none), or, for a file whose
+    /// lineage is unknown, of the one file the folder holds backups of (none when it holds several).
     pub newest_backup: Option<BackupFile>,
-    /// The copies taken before migrations, newest first (never rotated away).
+    /// The copies taken before migrations, newest first (never rotated away), chosen as `newest_backup`.
     pub pre_migration_backups: Vec<BackupFile>,
     /// Files named like backups of this database that are not (reported, never used or pruned).
     pub ignored_backups: Vec<IgnoredFile>,
@@ -181,6 +184,16 @@ fn inspect_with(
         .unwrap_or_else(|| backup::default_backup_dir(path));
     let key = opts.key.as_ref();
     let backups = backup::all_backups(&backup_dir, schema, key);
+    let lineage = lineage_of(path, key);
+    let own = backup::backups_for(
+        backups.backups,
+        lineage.as_deref(),
+        Adopt::OwnOnly,
+        path,
+        &backup_dir,
+        schema,
+    )
+    .unwrap_or_default();
     let owner_running = matches!(owner, Some(LockState::Held { .. }));
     let mut h = DbHealth {
         database: schema.file_name,
@@ -197,9 +210,9 @@ fn inspect_with(
         foreign_key_violations: None,
         owner,
         row_counts: BTreeMap::new(),
-        newest_backup: backups.backups.first().cloned(),
-        pre_migration_backups: backups
-            .backups
+        lineage,
+        newest_backup: own.first().cloned(),
+        pre_migration_backups: own
             .iter()
             .filter(|b| b.class == BackupClass::PreMigration)
             .cloned()

@@ -84,6 +84,9 @@ pub enum ErrorKind {
     NoBackup,
     /// The newest good backup is older than the damaged file: restoring it would leave out rows added since.
     BackupOlder,
+    /// A backup folder holds backups of several files of this kind (several data directories) and nothing
+    /// tells which are this file's.
+    BackupsOfOtherFiles,
     /// A read connection could not be handed out.
     Unavailable,
     /// A symbolic link, a non-regular file or an unsafe directory where a private file belongs.
@@ -158,6 +161,7 @@ impl ErrorKind {
             ErrorKind::Constraint => "constraint",
             ErrorKind::NoBackup => "no_backup",
             ErrorKind::BackupOlder => "backup_older",
+            ErrorKind::BackupsOfOtherFiles => "backups_of_other_files",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::UnsafePath => "unsafe_path",
             ErrorKind::Io => "io",
@@ -352,6 +356,15 @@ pub enum Error {
         added: crate::restore::RowsAdded,
         schema: &'static Schema,
     },
+    /// A restore or repair from a folder that holds backups of several files of this kind (each its own
+    /// lineage: several data directories backing up into one folder) with none of this file's own.
+    BackupsOfOtherFiles {
+        path: PathBuf,
+        backup_dir: PathBuf,
+        /// The newest backup of each lineage, with the path it was taken from.
+        newest: Vec<(PathBuf, Option<String>)>,
+        schema: &'static Schema,
+    },
     /// The read pool could not hand out a connection.
     Unavailable { path: PathBuf, detail: String },
     /// A path that must be a private regular file or directory of the data directory is not (a symbolic
@@ -431,6 +444,7 @@ impl Error {
             Error::Constraint { .. } => ErrorKind::Constraint,
             Error::NoBackup { .. } => ErrorKind::NoBackup,
             Error::BackupOlder { .. } => ErrorKind::BackupOlder,
+            Error::BackupsOfOtherFiles { .. } => ErrorKind::BackupsOfOtherFiles,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::UnsafePath { .. } => ErrorKind::UnsafePath,
             Error::Io { .. } => ErrorKind::Io,
@@ -472,6 +486,7 @@ impl Error {
             | Error::Constraint { path, .. }
             | Error::NoBackup { path, .. }
             | Error::BackupOlder { path, .. }
+            | Error::BackupsOfOtherFiles { path, .. }
             | Error::Unavailable { path, .. }
             | Error::UnsafePath { path, .. }
             | Error::Io { path, .. }
@@ -647,6 +662,28 @@ impl Error {
                  rows that a restore would leave out ({added})",
                 backup.display()
             ),
+            Error::BackupsOfOtherFiles {
+                backup_dir,
+                newest,
+                schema,
+                ..
+            } => {
+                let each: Vec<String> = newest
+                    .iter()
+                    .map(|(b, from)| match from {
+                        Some(from) => format!("{}, taken from {from}", b.display()),
+                        None => b.display().to_string(),
+                    })
+                    .collect();
+                format!(
+                    "{} holds backups of {} different {} files (the newest of each: {}), and nothing tells which of \
+                     them are {p}'s",
+                    backup_dir.display(),
+                    newest.len(),
+                    schema.file_name,
+                    each.join("; ")
+                )
+            }
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
             Error::UnsafePath { problem, .. } => format!("{p} {problem}"),
             Error::Io { action, source, .. } => format!("could not {action} {p}: {source}"),
@@ -850,6 +887,12 @@ impl Error {
                     s
                 }
             }
+            Error::BackupsOfOtherFiles { backup_dir, schema, .. } => format!(
+                "restore the one you mean by naming its file: {}; or move the other data directories' backups out \
+                 of {} and run the command again; nothing was changed",
+                command(Some(schema), "restore", "--from FILE"),
+                backup_dir.display()
+            ),
             Error::Unavailable { .. } => "retry; if it persists, check the file's health".into(),
             Error::Sqlite { schema, .. } => format!("run {} for a diagnosis", command(*schema, "doctor", "")),
             Error::UnsafePath { .. } => {

@@ -149,6 +149,13 @@ pub fn require_regular_file(path: &Path, action: &'static str) -> Result<()> {
     regular(path, fs::metadata(path).map_err(|e| Error::io(path, action, e))?)
 }
 
+/// Whether `path` is a regular file (not followed through a link) with at least one byte: the only kind a
+/// best-effort reader may open. SQLite deletes a `-wal` it finds beside an empty database file, even from a
+/// read-only connection (hazards: "Corruption and bad files"), and that `-wal` may be all that is left.
+pub fn nonempty_regular(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
+}
+
 /// Refuses `path` unless it is a regular file, without following a link or opening it: a database given
 /// by its place in the data directory (a link there was planted, a FIFO would block the first read).
 pub fn ensure_regular(path: &Path) -> Result<()> {

@@ -29,6 +29,7 @@ use crate::files::{self, FileId};
 use crate::key::Key;
 use crate::migrate::{self, MigrationHook, UpgradeReport};
 use crate::owner_lock::OwnerLock;
+use crate::provenance::Provenance;
 use crate::schema::Schema;
 use crate::{conversion, private_dir, records};
 
@@ -272,6 +273,10 @@ impl OwnerConnection {
         let upgrade = upgrade?;
         if schema.incremental_vacuum {
             conn_ext::verify(&conn, path, "auto_vacuum", "INCREMENTAL", "2")?;
+        }
+        // The user's database (not a file under construction) gets the lineage its backups are told by.
+        if !opts.temporary_file {
+            Provenance::ensure_lineage(&conn).at_db(path, schema)?;
         }
         // Nobody else may replace the file while the lock is held, so the file at the path now is the one
         // the connection opened.

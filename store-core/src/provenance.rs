@@ -2,12 +2,25 @@
 //! after repair. Kept in the file itself (`provenance`, created with `schema_migrations`), so a tool can tell
 //! its own finished work from anything else.
 
-use rusqlite::{Connection, params};
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
+
+use crate::key::Key;
 
 /// The event an owner records when it repaired state a previous owner left behind by stopping uncleanly
 /// (for example: closed what it had left open). Diagnostics report the last one.
 pub const RECOVERY_EVENT: &str = "recovery";
+
+/// The event that gives a database file its lineage: a random id (32 hexadecimal digits, in `detail`) that
+/// the file gets at its first open as an owner by a build that knows lineages, and that every copy of it
+/// keeps: a backup is a page copy, a restore puts such a copy in place, a salvage carries the damaged
+/// file's. Two data directories backing up into one folder are told apart by it: rotation removes only
+/// backups of the file's own lineage, and a restore or repair from a folder takes the file's own backups
+/// (`backup::backups_for`). The newest record counts. A data directory copied whole (`cp -r`) keeps its
+/// lineage: its copy's backups and the original's are not told apart.
+pub const LINEAGE_EVENT: &str = "lineage";
 
 /// One provenance record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,6 +75,42 @@ impl Provenance {
         )
     }
 
+    /// The file's lineage: the detail of its newest `lineage` record (see [`LINEAGE_EVENT`]), if any.
+    pub fn lineage(conn: &Connection) -> rusqlite::Result<Option<String>> {
+        if !Self::table_exists(conn)? {
+            return Ok(None);
+        }
+        conn.query_row(
+            "SELECT detail FROM provenance WHERE event = ?1 ORDER BY id DESC LIMIT 1",
+            [LINEAGE_EVENT],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()
+        .map(Option::flatten)
+    }
+
+    /// Gives the file a lineage of its own when it has none: 16 random bytes from SQLite's generator, which
+    /// the operating system seeds (<https://sqlite.org/lang_corefunc.html#randomblob>). One statement, so
+    /// atomic. A file without the `provenance` table (no migration has run) is left alone.
+    pub(crate) fn ensure_lineage(conn: &Connection) -> rusqlite::Result<()> {
+        if Self::table_exists(conn)? && Self::lineage(conn)?.is_none() {
+            conn.execute(
+                "INSERT INTO provenance (event, at_ms, detail) VALUES (?1, ?2, lower(hex(randomblob(16))))",
+                params![LINEAGE_EVENT, chrono::Utc::now().timestamp_millis()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A record that makes `lineage` the file's (inside the caller's transaction): a file rebuilt from
+    /// another (a salvage) keeps the lineage of the one it stands for.
+    pub fn carried_lineage(lineage: &str) -> Provenance {
+        Provenance {
+            detail: Some(lineage.to_string()),
+            ..Provenance::now(LINEAGE_EVENT)
+        }
+    }
+
     /// All records, oldest first. A file without the table (never migrated) has none.
     pub fn read_all(conn: &Connection) -> rusqlite::Result<Vec<Provenance>> {
         if !Self::table_exists(conn)? {
@@ -82,4 +131,17 @@ impl Provenance {
         })?
         .collect()
     }
+}
+
+/// The lineage of the database file at `path` (read-only, with `key`), or `None` when it has none or cannot
+/// be read (missing, not a regular file, damaged where the record is, under another key): callers then
+/// cannot tell whose backups are whose, and say so where it matters.
+pub fn lineage_of(path: &Path, key: Option<&Key>) -> Option<String> {
+    if !crate::files::nonempty_regular(path) {
+        return None;
+    }
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).ok()?;
+    crate::key::apply(&conn, path, key).ok()?;
+    Provenance::lineage(&conn).ok().flatten()
 }

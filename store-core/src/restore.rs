@@ -22,7 +22,7 @@ use crate::key::Key;
 use crate::migrate;
 use crate::open_database::{OpenOptions, OwnerConnection};
 use crate::owner_lock::OwnerLock;
-use crate::provenance::Provenance;
+use crate::provenance::{Provenance, lineage_of};
 use crate::schema::Schema;
 
 /// What a restore did.
@@ -40,8 +40,12 @@ pub struct RestoreReport {
     /// is migrated by its owner's next start of this build; the build that wrote it reads it as it is).
     pub version: u32,
     /// Rows the file it replaced had added after the backup was taken (see [`rows_added_since`]): not in
-    /// the restored file, still in `moved_aside`. Empty when nothing was replaced, or nothing can be told.
+    /// the restored file, still in `moved_aside`. Empty when nothing was replaced, or nothing can be told,
+    /// or the file replaced was another one.
     pub added_since_backup: RowsAdded,
+    /// The file it replaced was not the one the backup was taken from (their lineages differ: a new
+    /// install's file, say, replaced by the old one's backup); it is kept at `moved_aside`.
+    pub replaced_another_file: bool,
 }
 
 /// Rows added per table, at most (AUTOINCREMENT ids handed out), by table name; shown as
@@ -316,9 +320,17 @@ pub fn place_all(
         let replaced = e.had_original.then(|| e.aside.clone());
         let mut floors = p.id_floors;
         let mut added_since_backup = RowsAdded::default();
+        let mut replaced_another_file = false;
         if let Some(aside) = &replaced {
             floors.extend(counters_of(aside, key));
-            added_since_backup = rows_added_since(aside, &p.backup, key);
+            // Counters compared across two different files say nothing about rows added since the backup.
+            replaced_another_file = matches!(
+                (lineage_of(aside, key), lineage_of(p.backup.path(), key)),
+                (Some(a), Some(b)) if a != b
+            );
+            if !replaced_another_file {
+                added_since_backup = rows_added_since(aside, &p.backup, key);
+            }
         }
         // At the backup's own version, never migrated here: restoring a pre-migration backup is how a user goes
         // back to the build that wrote it, which refuses a file this build migrated (`schema_newer`). An older
@@ -345,6 +357,7 @@ pub fn place_all(
             moved_aside: replaced,
             version,
             added_since_backup,
+            replaced_another_file,
         });
     }
     Ok((reports, locks))
@@ -416,9 +429,13 @@ pub fn undo_interrupted(data_dir: &Path) -> Result<bool> {
 }
 
 /// The AUTOINCREMENT counters of a file (one moved aside, say), as floors for [`raise_counters`]. A
-/// damaged or unreadable file (or one `key` does not open) gives none. Opens a connection: not for a file an
+/// damaged, empty or unreadable file (or one `key` does not open) gives none; an empty one is never
+/// opened ([`files::nonempty_regular`]). Opens a connection: not for a file an
 /// owner of this process has open.
 pub fn counters_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
+    if !files::nonempty_regular(db) {
+        return Vec::new();
+    }
     let Ok(conn) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
     else {
         return Vec::new();

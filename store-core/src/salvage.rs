@@ -53,7 +53,7 @@ use crate::files;
 use crate::migrate;
 use crate::open_database::{OpenOptions, OwnerConnection};
 use crate::owner_lock::OwnerLock;
-use crate::provenance::Provenance;
+use crate::provenance::{Provenance, lineage_of};
 use crate::restore::{self, VerifiedBackup};
 use crate::schema::Schema;
 
@@ -296,6 +296,9 @@ pub fn place(
 ) -> Result<(Option<PathBuf>, OwnerLock)> {
     let path = lock.db_path().to_path_buf();
     files::ensure_regular(built)?;
+    // The output stands for the damaged file, so it keeps its lineage (its backups stay its own): read from
+    // the damaged file or, where that cannot be read, from the backup the salvage started from.
+    let lineage = lineage_of(&path, key).or_else(|| report.base_backup.as_deref().and_then(|b| lineage_of(b, key)));
     let quarantined = restore::quarantine(&lock)?;
     files::rename_durably(built, &path)?;
     if let Some(q) = quarantined.as_ref().filter(|_| report.from == path) {
@@ -325,6 +328,9 @@ pub fn place(
     // every id the damaged file shows).
     owner.write(|tx| {
         restore::raise_counters(tx, id_floors)?;
+        if let Some(lineage) = &lineage {
+            Provenance::carried_lineage(lineage).insert(tx)?;
+        }
         record.insert(tx)
     })?;
     // The build left the file in rollback-journal mode; the owner's open just put it back in WAL.

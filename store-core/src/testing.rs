@@ -258,3 +258,19 @@ pub fn fingerprint_of(path: &Path) -> String {
         .and_then(|c| schema_fingerprint(&c))
         .expect("schema fingerprint")
 }
+
+/// A listed manual backup as [`crate::backup::list_backups`] gives it, without a file behind it: `name` is
+/// its file name (`events-20260921T141420.000Z-v3.db`), `lineage` its lineage, taken from `/<lineage>/<db>`.
+pub fn listed_backup(name: &str, lineage: Option<&str>) -> crate::backup::BackupFile {
+    let name = crate::backup::BackupName::parse(name).unwrap_or_else(|| panic!("{name} is not a backup's name"));
+    crate::backup::BackupFile {
+        path: std::path::PathBuf::from(name.file_name()),
+        class: crate::backup::BackupClass::Manual,
+        taken_at: name.taken_at,
+        version: name.version,
+        size_bytes: 0,
+        lineage: lineage.map(String::from),
+        taken_from: lineage.map(|l| format!("/{l}/{}.db", name.stem)),
+        name,
+    }
+}

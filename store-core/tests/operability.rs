@@ -4,9 +4,10 @@ mod common;
 
 use std::fs;
 
+use chrono::Timelike;
 use common::*;
 use rusqlite::Connection;
-use store_core::backup::{self, BackupClass, list_backups};
+use store_core::backup::{self, Adopt, BackupClass, BackupFile, backups_for, list_backups};
 use store_core::checkpoint;
 use store_core::diagnostics::{CheckLevel, InspectOptions, inspect};
 use store_core::files::with_suffix;
@@ -69,6 +70,29 @@ fn while_an_owner_writes_the_check_runs_on_a_snapshot_and_names_the_owner() {
     );
     assert!(!snapshot.exists(), "{} was left behind", snapshot.display());
     drop(owner);
+}
+
+/// An empty file beside a `-wal` that still holds commits (a copy cut short): inspecting it reports the
+/// damage and leaves the `-wal` as it was. SQLite deletes a `-wal` it finds beside an empty file, even from a
+/// read-only connection, so nothing that inspects the file (its lineage included) may open it.
+#[test]
+fn inspecting_an_empty_file_beside_a_wal_of_commits_keeps_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let wal = with_suffix(&db, "-wal");
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    fill(&owner, 10);
+    let commits = fs::read(&wal).unwrap();
+    assert!(!commits.is_empty());
+    drop(owner);
+    fs::write(&db, b"").unwrap();
+    fs::write(&wal, &commits).unwrap();
+
+    let h = inspect(&db, &ITEMS, &InspectOptions::default());
+    assert_eq!(h.problems[0].code, ErrorKind::Corrupt, "{:?}", h.problems);
+    assert!(h.problems[0].message.contains("-wal holds"), "{:?}", h.problems);
+    assert_eq!(fs::read(&wal).unwrap(), commits, "the -wal is kept");
+    assert_eq!(h.lineage, None);
 }
 
 #[test]
@@ -173,6 +197,115 @@ fn backups_are_private_verified_and_only_the_newest_k_are_kept() {
     assert_eq!(count_rows(&taken[3], "items"), 20);
     assert_eq!(verify_backup(&taken[3], &ITEMS, None).unwrap().version(), 3);
     assert_eq!(fs::read_dir(&to).unwrap().count(), 3, "no temporary files left");
+}
+
+/// A backup of lineage `lineage` (none: an earlier build's) taken `minute` minutes past 14:00.
+fn backup_of(lineage: Option<&str>, minute: u32) -> BackupFile {
+    store_core::testing::listed_backup(&format!("events-20260921T14{minute:02}00.000Z-v3.db"), lineage)
+}
+
+/// Which backups of a folder may stand for a file ([`backup::backups_for`]).
+#[test]
+fn a_restore_or_repair_takes_the_files_own_backups_and_another_files_only_when_it_is_the_only_one() {
+    let schema = &ITEMS;
+    let (path, dir) = (std::path::Path::new("/d/events.db"), std::path::Path::new("/shared"));
+    let minutes = |chosen: store_core::Result<Vec<BackupFile>>| -> Vec<u32> {
+        chosen.unwrap().iter().map(|b| b.taken_at.minute()).collect()
+    };
+    // Newest first, as listed: another file's newest, then this file's, then an earlier build's.
+    let folder = vec![backup_of(Some("b"), 3), backup_of(Some("a"), 2), backup_of(None, 1)];
+    for adopt in [Adopt::OwnOnly, Adopt::SingleOther] {
+        assert_eq!(
+            minutes(backups_for(folder.clone(), Some("a"), adopt, path, dir, schema)),
+            [2, 1]
+        );
+    }
+    let others = vec![backup_of(Some("b"), 3), backup_of(Some("b"), 1)];
+    assert_eq!(
+        minutes(backups_for(
+            others.clone(),
+            Some("a"),
+            Adopt::OwnOnly,
+            path,
+            dir,
+            schema
+        )),
+        [0; 0]
+    );
+    assert_eq!(
+        minutes(backups_for(
+            others.clone(),
+            Some("a"),
+            Adopt::SingleOther,
+            path,
+            dir,
+            schema
+        )),
+        [3, 1]
+    );
+    assert_eq!(
+        minutes(backups_for(others, None, Adopt::OwnOnly, path, dir, schema)),
+        [3, 1]
+    );
+    // A file of another lineage takes the backup an earlier build took (nothing tells it is not its own).
+    assert_eq!(
+        minutes(backups_for(
+            folder.clone(),
+            Some("c"),
+            Adopt::OwnOnly,
+            path,
+            dir,
+            schema
+        )),
+        [1]
+    );
+    // Unknown lineage, two others: nothing tells which are this file's.
+    match backups_for(folder.clone(), None, Adopt::SingleOther, path, dir, schema) {
+        Err(store_core::Error::BackupsOfOtherFiles { newest, .. }) => assert_eq!(
+            newest,
+            [
+                (folder[0].path.clone(), Some("/b/events.db".into())),
+                (folder[1].path.clone(), Some("/a/events.db".into()))
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Removes a backup's lineage record, as a backup taken by a build before lineages has none.
+fn as_taken_before_lineages(backup: &std::path::Path) {
+    let conn = Connection::open(backup).unwrap();
+    assert_eq!(
+        conn.execute("DELETE FROM provenance WHERE event = 'lineage'", [])
+            .unwrap(),
+        1
+    );
+}
+
+/// Two files backing up into one folder: rotation removes only backups of the file just backed up: of its
+/// lineage, or (taken by an earlier build, recording none) from its path. The other file's stay.
+#[test]
+fn rotation_removes_only_backups_of_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("shared");
+    let mine = OwnerConnection::open(&dir.path().join("a").join("activity.db"), &ITEMS).unwrap();
+    let other = OwnerConnection::open(&dir.path().join("b").join("activity.db"), &ITEMS).unwrap();
+    let others_old = other.backup_to(&to, 2).unwrap();
+    as_taken_before_lineages(&others_old);
+    let others_new = other.backup_to(&to, 2).unwrap();
+    let mine_old = mine.backup_to(&to, 2).unwrap();
+    as_taken_before_lineages(&mine_old);
+    let taken: Vec<_> = (0..3).map(|_| mine.backup_to(&to, 2).unwrap()).collect();
+
+    let kept = list_backups(&to, &ITEMS, BackupClass::Manual, None).backups;
+    assert_eq!(
+        kept.iter().map(|b| b.path.clone()).collect::<Vec<_>>(),
+        [taken[2].clone(), taken[1].clone(), others_new, others_old]
+    );
+    let lineages: Vec<_> = kept.iter().map(|b| b.lineage.clone()).collect();
+    assert!(lineages[0].is_some() && lineages[0] == lineages[1], "{lineages:?}");
+    assert!(lineages[2].is_some() && lineages[2] != lineages[0], "{lineages:?}");
+    assert_eq!(lineages[3], None);
 }
 
 #[test]
