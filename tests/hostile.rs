@@ -145,8 +145,13 @@ fn a_lock_file_or_private_folder_of_the_wrong_type_stops_owners_by_its_name_and_
     let refused = |command: &[&str], said: &str, database: &str| {
         let out = run_splitstore(command);
         assert_eq!(out.status.code(), Some(2), "{out:?}");
-        let start = format!("splitstore {}: {said}. What to do: ", command[0]);
-        assert!(texts(&out).1.contains(&start), "{out:?}");
+        let told = format!(
+            "splitstore {}: {said}. What to do: nothing was written through it: remove it (or move it away) so \
+             that what belongs at that path (a file or a folder) can be created there, and make sure only this \
+             user can write the data directory (chmod 700)",
+            command[0]
+        );
+        assert_eq!(texts(&out).1.trim_end(), told, "{out:?}");
         let out = run_splitstore(["doctor", "--data-dir", d, "--no-check"]);
         let text = texts(&out).0;
         assert_eq!(out.status.code(), Some(1), "doctor said healthy: {text}");

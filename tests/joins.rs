@@ -382,6 +382,27 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
         stderr.contains("nowhere does not exist: pass the --data-dir that holds activity.db and config.db"),
         "{stderr}"
     );
+
+    // Two times swapped: said, not an empty table that reads as "no activity".
+    let swapped = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_splitstore")).args([
+            "report",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--from",
+            "2026-02-01",
+            "--to",
+            "2026-01-01T10:30:00Z",
+        ]),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(swapped.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&swapped.stderr).trim_end(),
+        "splitstore report: --from 2026-02-01T00:00:00Z is not before --to 2026-01-01T10:30:00Z: no session can \
+         start in that range. What to do: give the earlier time as --from"
+    );
+    assert!(swapped.stdout.is_empty());
 }
 
 #[test]

@@ -18,7 +18,7 @@ pub struct Args {
     /// midnight) or epoch milliseconds.
     #[arg(long, value_parser = parse_time)]
     pub from: Option<DateTime<Utc>>,
-    /// Sessions starting before this time (same forms as --from).
+    /// Sessions starting before this time (same forms as --from; a --to not after --from is refused).
     #[arg(long, value_parser = parse_time)]
     pub to: Option<DateTime<Utc>>,
     /// Print a JSON array of {"project_id", "name", "seconds", "sessions"}.
@@ -45,6 +45,22 @@ pub fn run(args: Args) -> ExitCode {
         Ok(key) => key,
         Err(code) => return code,
     };
+    // An empty range is a question the user did not mean to ask (the two times swapped, say): an empty
+    // table would read as "no activity".
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && from >= to
+    {
+        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        return super::fail(
+            "report",
+            &format!(
+                "--from {} is not before --to {}: no session can start in that range. What to do: give the \
+                 earlier time as --from",
+                at(from),
+                at(to)
+            ),
+        );
+    }
     let range = TimeRange {
         from: args.from,
         to: args.to,

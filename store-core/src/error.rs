@@ -896,8 +896,9 @@ impl Error {
             Error::Unavailable { .. } => "retry; if it persists, check the file's health".into(),
             Error::Sqlite { schema, .. } => format!("run {} for a diagnosis", command(*schema, "doctor", "")),
             Error::UnsafePath { .. } => {
-                "nothing was written through it: remove it (or move it away) so the file can be created in place, \
-                 and make sure only this user can write the data directory (chmod 700)"
+                "nothing was written through it: remove it (or move it away) so that what belongs at that path (a \
+                 file or a folder) can be created there, and make sure only this user can write the data directory \
+                 (chmod 700)"
                     .into()
             }
             Error::Io { .. } => "check that the path exists and that this user may read and write it".into(),
