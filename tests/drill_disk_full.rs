@@ -266,3 +266,71 @@ fn project_ids(db: &Path) -> BTreeSet<i64> {
         .collect::<rusqlite::Result<_>>()
         .unwrap()
 }
+
+/// A backup whose copy cannot grow (a full backup drive): the error names the copy being written in the
+/// backup folder and says to check that folder's disk, not the database's (which it named before, sending
+/// the user to a disk with room to spare); no partial copy is left, and the database is unchanged.
+#[test]
+fn a_backup_that_cannot_write_its_copy_names_the_backup_folder_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 20_000);
+    let db = data.join("activity.db");
+    let before = std::fs::read(&db).unwrap();
+    let to = dir.path().join("drive");
+    let mut cmd = splitstore();
+    cmd.args(["backup", "--data-dir", utf8(&data), "--to", utf8(&to)]);
+    let out = output_within(with_file_size_limit(&mut cmd, size(&db) / 2), Duration::from_secs(60));
+
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = texts(&out).1;
+    let partial = format!("splitstore backup: {}/.activity-", to.display());
+    let remedy = format!(
+        ": the operating system refused a write (disk I/O error (extended code 778)). What to do: check free \
+         space, quotas and file-size limits (ulimit -f) for {}; committed data is intact and writes succeed again \
+         once the cause is fixed",
+        to.display()
+    );
+    assert!(
+        stderr.starts_with(&partial) && stderr.trim_end().ends_with(&remedy),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&to).unwrap().count(), 0, "no partial copy is left");
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the database is unchanged");
+}
+
+/// A restore whose copy beside the database cannot grow: the failed write is said as one, with the free
+/// space remedy for the data directory (before: "could not write ...: File too large", and the remedy "check
+/// that the path exists"); the copy is removed and nothing moved.
+#[test]
+fn a_restore_that_cannot_write_its_copy_says_to_free_space_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 20_000);
+    assert!(run_splitstore(["backup", "--data-dir", utf8(&data)]).status.success());
+    let db = data.join("activity.db");
+    let before = std::fs::read(&db).unwrap();
+    let mut cmd = splitstore();
+    cmd.args([
+        "restore",
+        "--data-dir",
+        utf8(&data),
+        "--from",
+        utf8(&data.join("backups")),
+    ]);
+    let out = output_within(with_file_size_limit(&mut cmd, size(&db) / 2), Duration::from_secs(60));
+
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        texts(&out).1.trim_end(),
+        format!(
+            "splitstore restore: {}.restoring: the operating system refused a write (could not write it: File too \
+             large (os error 27)). What to do: check free space, quotas and file-size limits (ulimit -f) for {}; \
+             committed data is intact and writes succeed again once the cause is fixed",
+            db.display(),
+            data.display()
+        )
+    );
+    assert!(!data.join("activity.db.restoring").exists(), "the copy is removed");
+    assert_eq!(std::fs::read(&db).unwrap(), before, "nothing moved");
+}

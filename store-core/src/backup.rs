@@ -424,7 +424,13 @@ pub fn snapshot_into(conn: &Connection, db_path: &Path, dest: &Path, key: Option
         let backup = Backup::new(conn, &mut out).at(dest)?;
         let mut waited = Duration::ZERO;
         loop {
-            match backup.step(-1).at(db_path)? {
+            // Only the copy is written: a failed write is about where the copy goes (a full backup drive),
+            // never about the database, which is only read.
+            let step = backup.step(-1).map_err(|e| {
+                let at = if failed_writing(&e) { dest } else { db_path };
+                Error::from_sqlite(at, e)
+            });
+            match step? {
                 StepResult::Done => break,
                 StepResult::Busy | StepResult::Locked if waited < Duration::from_secs(10) => {
                     std::thread::sleep(Duration::from_millis(20));
@@ -441,6 +447,19 @@ pub fn snapshot_into(conn: &Connection, db_path: &Path, dest: &Path, key: Option
         }
     }
     Ok(out)
+}
+
+/// Whether a failed backup step failed writing (the disk full or refusing a write), not reading.
+fn failed_writing(e: &rusqlite::Error) -> bool {
+    e.sqlite_error().is_some_and(|f| {
+        f.code == rusqlite::ErrorCode::DiskFull
+            || matches!(
+                f.extended_code,
+                rusqlite::ffi::SQLITE_IOERR_WRITE
+                    | rusqlite::ffi::SQLITE_IOERR_FSYNC
+                    | rusqlite::ffi::SQLITE_IOERR_TRUNCATE
+            )
+    })
 }
 
 /// Snapshot of `conn` into the empty file `dest`, checked, with a `backup` record, made a single

@@ -1016,6 +1016,12 @@ impl Error {
                 Some((not_a_dir, meta)) => crate::files::not_a_directory(not_a_dir, &meta),
                 None => Error::Io { path, action, source },
             },
+            // No room (the disk, a quota, a file-size limit): the same remedy as SQLite's failed write, not
+            // "check that the path exists".
+            (_, Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)) => Error::WriteFailed {
+                path,
+                detail: format!("could not {action} it: {source}"),
+            },
             _ => Error::Io { path, action, source },
         }
     }

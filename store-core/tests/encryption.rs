@@ -135,7 +135,10 @@ mod sqlcipher {
         assert_eq!(health.newest_backup.as_ref().map(|b| &b.path), Some(&backup));
         // The lineage reads under the key, in the file and in its backup.
         assert!(health.lineage.is_some());
-        assert_eq!(health.newest_backup.as_ref().and_then(|b| b.lineage.as_ref()), health.lineage.as_ref());
+        assert_eq!(
+            health.newest_backup.as_ref().and_then(|b| b.lineage.as_ref()),
+            health.lineage.as_ref()
+        );
         assert!(
             fs::metadata(db.with_file_name("activity.db-wal")).unwrap().len() > 0,
             "the WAL is in use"
