@@ -596,6 +596,86 @@ fn the_split_refuses_a_legacy_path_that_is_one_of_its_outputs_and_moves_nothing(
     );
 }
 
+/// Root running a writing command on a user's data directory (`sudo splitstore restore`): refused before
+/// anything is written, naming the user's file and the user to run as. Before, the restore put root-owned
+/// 0600 files in place, and the user's daemon then failed with "this user may not open activity.db".
+/// Readers (doctor, report) still run. Root only: other users cannot make a directory belong to someone else.
+#[test]
+fn root_writing_into_a_users_data_directory_is_refused_and_nothing_changes() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the refusal is checked by store-core's a_file_of_another_user_is_refused_to_writers");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 100);
+    assert!(run_splitstore(["backup", "--data-dir", utf8(&data)]).status.success());
+    // Every path under the data directory, with the bytes of each file.
+    let tree = || {
+        let mut found = std::collections::BTreeMap::new();
+        let mut todo = vec![data.clone()];
+        while let Some(p) = todo.pop() {
+            if p.is_dir() {
+                todo.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+                found.insert(p, None);
+            } else {
+                found.insert(p.clone(), Some(fs::read(&p).unwrap()));
+            }
+        }
+        found
+    };
+    for p in tree().keys() {
+        std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let before = tree();
+    let d = utf8(&data);
+    let backups = data.join("backups");
+    for args in [
+        &["restore", "--data-dir", d, "--from", utf8(&backups)][..],
+        &["repair", "--data-dir", d],
+        &["backup", "--data-dir", d],
+        &["daemon", "--data-dir", d, "--events", "5"],
+        &["server", "--data-dir", d, "--seconds", "0.1"],
+    ] {
+        let out = run_splitstore(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let at = match args[0] {
+            "backup" => backups.clone(),
+            "server" => data.join("config.db"),
+            _ => data.join("activity.db"),
+        };
+        assert_eq!(
+            texts(&out).1.trim_end(),
+            format!(
+                "splitstore {}: {} belongs to user 65534 and this command runs as user 0: the files it would write \
+                 beside it would belong to user 0, and the processes of user 65534 that use it could not open \
+                 them. What to do: run the command as user 65534 (`sudo -u '#65534' COMMAND` as root); nothing was \
+                 changed",
+                args[0],
+                at.display()
+            )
+        );
+    }
+    assert!(tree() == before, "a file was created, removed or changed");
+    for args in [&["doctor", "--data-dir", d][..], &["report", "--data-dir", d]] {
+        assert!(run_splitstore(args).status.success(), "{args:?} reads as root");
+    }
+    // Root backing up into a folder of its own still works, and so does an owner as root (in a container, on
+    // a folder the host's user owns) on a directory whose files are all root's.
+    let own = dir.path().join("root-backups");
+    assert!(
+        run_splitstore(["backup", "--data-dir", d, "--to", utf8(&own)])
+            .status
+            .success()
+    );
+    let fresh = data.join("fresh");
+    fs::create_dir(&fresh).unwrap();
+    std::os::unix::fs::lchown(&fresh, Some(65534), Some(65534)).unwrap();
+    let daemon = run_splitstore(["daemon", "--data-dir", utf8(&fresh), "--events", "5"]);
+    assert!(daemon.status.success(), "{daemon:?}");
+}
+
 #[test]
 fn a_data_directory_this_user_may_not_read_is_permission_denied_not_missing() {
     use std::os::unix::process::CommandExt;

@@ -371,6 +371,11 @@ pub fn backup_connection(
         BackupClass::Manual => backup_dir.to_path_buf(),
         BackupClass::PreMigration => pre_migration_dir(backup_dir),
     };
+    // Taken by another user than the database's (root, say) into that user's folder: its backups, and a
+    // folder created for them, would be closed to the user's own backups and restores.
+    if files::owner_of(db_path).is_some_and(|owner| owner != files::this_user()) {
+        files::check_same_owner(&[files::nearest_existing(&dest_dir)])?;
+    }
     files::create_private_dir_all(&dest_dir)?;
     files::refuse_symlink(&dest_dir)?;
     remove_stale_partials(&dest_dir, schema.stem());

@@ -63,6 +63,9 @@ pub enum ErrorKind {
     ReadOnlyDirectory,
     /// The operating system refused access to a path.
     PermissionDenied,
+    /// A command would write beside files that belong to another user (run as root on a user's data
+    /// directory, say): what it created there, that user's processes could not open.
+    AnotherUsersFiles,
     /// The file does not exist.
     Missing,
     /// A connection setting did not take effect.
@@ -151,6 +154,7 @@ impl ErrorKind {
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::ReadOnlyDirectory => "read_only_directory",
             ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::AnotherUsersFiles => "another_users_files",
             ErrorKind::Missing => "missing",
             ErrorKind::PragmaRejected => "pragma_rejected",
             ErrorKind::DiskFull => "disk_full",
@@ -312,6 +316,9 @@ pub enum Error {
     ReadOnlyDirectory { path: PathBuf },
     /// The operating system refused this user access to the path.
     PermissionDenied { path: PathBuf, action: &'static str },
+    /// `path`, a file this command would write beside (or a folder it would write into), belongs to user
+    /// `owner`, and the command runs as user `user`.
+    AnotherUsersFiles { path: PathBuf, owner: u32, user: u32 },
     /// The database file does not exist (readers never create it).
     Missing { path: PathBuf, schema: &'static Schema },
     /// A connection setting did not take effect.
@@ -434,6 +441,7 @@ impl Error {
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::ReadOnlyDirectory { .. } => ErrorKind::ReadOnlyDirectory,
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            Error::AnotherUsersFiles { .. } => ErrorKind::AnotherUsersFiles,
             Error::Missing { .. } => ErrorKind::Missing,
             Error::PragmaRejected { .. } => ErrorKind::PragmaRejected,
             Error::DiskFull { .. } => ErrorKind::DiskFull,
@@ -476,6 +484,7 @@ impl Error {
             | Error::Corrupt { path, .. }
             | Error::ReadOnlyDirectory { path }
             | Error::PermissionDenied { path, .. }
+            | Error::AnotherUsersFiles { path, .. }
             | Error::Missing { path, .. }
             | Error::PragmaRejected { path, .. }
             | Error::DiskFull { path }
@@ -630,6 +639,10 @@ impl Error {
                 "{p} cannot be read: a reader must create {p}-wal and {p}-shm beside it and the directory is not writable"
             ),
             Error::PermissionDenied { action, .. } => format!("this user may not {action} {p}"),
+            Error::AnotherUsersFiles { owner, user, .. } => format!(
+                "{p} belongs to user {owner} and this command runs as user {user}: the files it would write beside \
+                 it would belong to user {user}, and the processes of user {owner} that use it could not open them"
+            ),
             Error::Missing { schema, .. } => format!("{p} does not exist: {} has not created it yet", schema.owner),
             Error::PragmaRejected {
                 pragma, wanted, got, ..
@@ -821,6 +834,9 @@ impl Error {
             Error::PermissionDenied { .. } => format!(
                 "run as the user that owns {quoted_dir} (see `ls -ld {quoted_dir}`), or give this user access to it"
             ),
+            Error::AnotherUsersFiles { owner, .. } => {
+                format!("run the command as user {owner} (`sudo -u '#{owner}' COMMAND` as root); nothing was changed")
+            }
             Error::Missing { schema, .. } => format!(
                 "start {} ({}): it creates the file; or check that {quoted_dir} is the right data directory",
                 schema.owner,

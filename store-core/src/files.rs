@@ -85,6 +85,51 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to write beside `paths` (those that exist: a database, its lock file, a backup folder) when one
+/// belongs to another user than this process's. Every file the stores create is 0600 and belongs to its
+/// creator: `sudo splitstore restore` on a user's data directory put root's files in place, which the
+/// user's daemon could not open. Only files that are there count, so a process that always runs as one
+/// user (root in a container, on a folder the host's user owns) still starts on a new directory.
+pub fn check_same_owner(paths: &[&Path]) -> Result<()> {
+    check_owned_by(paths, this_user())
+}
+
+/// The user this process writes as (its effective uid).
+pub fn this_user() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// `path` if it exists, else the nearest folder above it that does (where it would be created).
+pub fn nearest_existing(path: &Path) -> &Path {
+    let mut at = path;
+    while fs::symlink_metadata(at).is_err() && at != parent_dir(at) {
+        at = parent_dir(at);
+    }
+    at
+}
+
+/// [`check_same_owner`] for user `user`.
+pub fn check_owned_by(paths: &[&Path], user: u32) -> Result<()> {
+    for path in paths {
+        // Missing, or not visible to this user: the write itself says so.
+        let Ok(meta) = fs::symlink_metadata(path) else { continue };
+        if meta.uid() != user {
+            return Err(Error::AnotherUsersFiles {
+                path: path.to_path_buf(),
+                owner: meta.uid(),
+                user,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The owner of `path` (following no link), if it can be read.
+pub fn owner_of(path: &Path) -> Option<u32> {
+    fs::symlink_metadata(path).ok().map(|m| m.uid())
+}
+
 /// Opens (creating if missing) a private read-write regular file without following a symbolic link, and
 /// tightens its mode to 0600 through the descriptor if it was wider. A link, FIFO or other non-regular file
 /// in its place is [`Error::UnsafePath`], and its target is not touched. Opens a descriptor: not for a

@@ -98,10 +98,12 @@ impl OwnerLock {
     /// Takes ownership of `db_path`, or fails at once with [`Error::Locked`] naming the holder's pid.
     /// The lock file is created 0600 (a link or FIFO in its place is refused, its target untouched) and
     /// records this process's pid and start time. A data directory other users may write is refused
-    /// ([`files::check_private_dir`]): whoever can write it can plant links where the owner writes.
+    /// ([`files::check_private_dir`]): whoever can write it can plant links where the owner writes; so is
+    /// a database or lock file that belongs to another user ([`files::check_same_owner`]).
     pub fn acquire(db_path: &Path) -> Result<OwnerLock> {
         let lock_path = Self::path_for(db_path);
         files::check_private_dir(files::parent_dir(db_path))?;
+        files::check_same_owner(&[db_path, &lock_path])?;
         let file = files::open_private(&lock_path)?;
         lock_exclusive(&file, &lock_path, db_path)?;
         Ok(OwnerLock {

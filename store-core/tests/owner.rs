@@ -675,3 +675,30 @@ fn errors_serialise_as_a_banner() {
     assert!(json["message"].as_str().unwrap().contains("is not a SQLite database"));
     assert!(json["remedy"].as_str().unwrap().contains("splitstore repair"));
 }
+
+/// Writing beside a file of another user is refused (what a writer creates there is its own, mode 0600,
+/// closed to that user's processes), naming the file; a missing path counts for nothing, so a new
+/// directory starts whoever runs the owner. Checked as "this user + 1", whatever user runs the tests.
+#[test]
+fn a_file_of_another_user_is_refused_to_writers() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    fs::write(&db, b"").unwrap();
+    let missing = dir.path().join("activity.db.lock");
+    let owner = fs::metadata(&db).unwrap().uid();
+    assert!(store_core::files::check_owned_by(&[&missing, &db], owner).is_ok());
+    assert!(store_core::files::check_owned_by(&[&missing], owner + 1).is_ok());
+    let err = store_core::files::check_owned_by(&[&missing, &db], owner + 1).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AnotherUsersFiles);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} belongs to user {owner} and this command runs as user {user}: the files it would write beside it \
+             would belong to user {user}, and the processes of user {owner} that use it could not open them. What \
+             to do: run the command as user {owner} (`sudo -u '#{owner}' COMMAND` as root); nothing was changed",
+            db.display(),
+            user = owner + 1
+        )
+    );
+}
