@@ -661,6 +661,31 @@ fn root_writing_into_a_users_data_directory_is_refused_and_nothing_changes() {
     for args in [&["doctor", "--data-dir", d][..], &["report", "--data-dir", d]] {
         assert!(run_splitstore(args).status.success(), "{args:?} reads as root");
     }
+    // A database an earlier root run left root's, in the user's folder: the user's daemon says to give it
+    // back (not to run as root, which would only spread root's files).
+    let db = data.join("activity.db");
+    std::os::unix::fs::lchown(&db, Some(0), Some(0)).unwrap();
+    // The user reaches its data directory through the temporary one.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = splitstore();
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(65534).gid(65534);
+    }
+    cmd.args(["daemon", "--data-dir", d, "--events", "5"]);
+    let out = output_within(&mut cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        texts(&out).1.trim_end(),
+        format!(
+            "splitstore daemon: {db} belongs to user 0 and this command runs as user 65534: the files it would write \
+             beside it would belong to user 65534, and the processes of user 0 that use it could not open them. \
+             What to do: the rest of {d} belongs to user 65534: a command run as another user left it; give it \
+             back with `sudo chown 65534 {db}` (and its -wal and -shm, if any), then run the command again; \
+             nothing was changed",
+            db = db.display()
+        )
+    );
     // Root backing up into a folder of its own still works, and so does an owner as root (in a container, on
     // a folder the host's user owns) on a directory whose files are all root's.
     let own = dir.path().join("root-backups");

@@ -318,7 +318,14 @@ pub enum Error {
     PermissionDenied { path: PathBuf, action: &'static str },
     /// `path`, a file this command would write beside (or a folder it would write into), belongs to user
     /// `owner`, and the command runs as user `user`.
-    AnotherUsersFiles { path: PathBuf, owner: u32, user: u32 },
+    /// `stray`: the folder holding it belongs to `user`, so the file is the odd one out (left there by a
+    /// command run as `owner`, root say) and goes back to `user`, rather than the command running as `owner`.
+    AnotherUsersFiles {
+        path: PathBuf,
+        owner: u32,
+        user: u32,
+        stray: bool,
+    },
     /// The database file does not exist (readers never create it).
     Missing { path: PathBuf, schema: &'static Schema },
     /// A connection setting did not take effect.
@@ -833,6 +840,17 @@ impl Error {
             ),
             Error::PermissionDenied { .. } => format!(
                 "run as the user that owns {quoted_dir} (see `ls -ld {quoted_dir}`), or give this user access to it"
+            ),
+            Error::AnotherUsersFiles {
+                path,
+                user,
+                stray: true,
+                ..
+            } => format!(
+                "the rest of {quoted_dir} belongs to user {user}: a command run as another user left it; give it \
+                 back with `sudo chown {user} {}` (and its -wal and -shm, if any), then run the command again; \
+                 nothing was changed",
+                shell_quoted(path)
             ),
             Error::AnotherUsersFiles { owner, .. } => {
                 format!("run the command as user {owner} (`sudo -u '#{owner}' COMMAND` as root); nothing was changed")

@@ -119,6 +119,8 @@ pub fn check_owned_by(paths: &[&Path], user: u32) -> Result<()> {
                 path: path.to_path_buf(),
                 owner: meta.uid(),
                 user,
+                // In a folder of this user: the file is the odd one out (left by a command run as root).
+                stray: owner_of(parent_dir(path)) == Some(user),
             });
         }
     }
