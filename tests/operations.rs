@@ -1263,12 +1263,27 @@ fn two_data_directories_backing_up_into_one_folder_keep_and_restore_their_own_ba
     );
     assert_eq!(named(&shared, "config-").len(), 4);
 
-    // doctor names the first directory's own newest backup, not the second's newer one.
-    let (_, _, json) = doctor(&first);
+    // doctor names the first directory's own newest backup, not the second's newer one, and lists the
+    // second's apart.
+    let (_, table, json) = doctor(&first);
     let shown = db_json(&json, "activity.db")["newest_backup"]["path"]
         .as_str()
         .map(PathBuf::from);
     assert_eq!(shown.as_ref(), Some(&first_kept[1]), "{json}");
+    let others: Vec<PathBuf> = db_json(&json, "activity.db")["other_files_backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| PathBuf::from(b["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(others, [second_kept[1].clone(), second_kept[0].clone()], "{json}");
+    let line = format!(
+        "  others' backups 2 backup(s) of other activity.db files beside them, never rotated or restored for this \
+         one; newest {}, taken from {}",
+        second_kept[1].display(),
+        second.join("activity.db").display()
+    );
+    assert!(table.lines().any(|l| l == line), "{table}");
 
     // The first directory records more, then is restored from the folder: its own newest backup comes back.
     let daemon = run_splitstore(["daemon", "--events", "300", "--data-dir", utf8(&first)]);

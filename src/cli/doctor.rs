@@ -60,7 +60,7 @@ pub fn run(args: Args) -> ExitCode {
 type Cell = fn(&DbHealth) -> String;
 
 fn render(h: &Health) -> String {
-    let rows: [(&str, Cell); 12] = [
+    let rows: [(&str, Cell); 13] = [
         ("file", |d| {
             if d.exists {
                 format!(
@@ -143,6 +143,21 @@ fn render(h: &Health) -> String {
                 "{} backup(s) taken before migrations (never rotated), newest {}",
                 all.len(),
                 all[0].path.display()
+            ),
+        }),
+        // Only when there are some: another data directory backing up into the same folder.
+        ("others' backups", |d| match d.other_files_backups.as_slice() {
+            [] => String::new(),
+            all => format!(
+                "{} backup(s) of other {} files beside them, never rotated or restored for this one; newest {}{}",
+                all.len(),
+                d.database,
+                all[0].path.display(),
+                all[0]
+                    .taken_from
+                    .as_deref()
+                    .map(|f| format!(", taken from {f}"))
+                    .unwrap_or_default()
             ),
         }),
         ("last failure", |d| match &d.last_failure {

@@ -113,6 +113,10 @@ pub struct DbHealth {
     pub newest_backup: Option<BackupFile>,
     /// The copies taken before migrations, newest first (never rotated away), chosen as `newest_backup`.
     pub pre_migration_backups: Vec<BackupFile>,
+    /// Backups in the same folder that are not this file's (another lineage: another data directory backing
+    /// up there, or a lineage no file carries any more), newest first: never rotated by this file's backups,
+    /// never restored for it.
+    pub other_files_backups: Vec<BackupFile>,
     /// Files named like backups of this database that are not (reported, never used or pruned).
     pub ignored_backups: Vec<IgnoredFile>,
     /// The last failed open by the owner, not yet cleared by a successful one.
@@ -186,7 +190,7 @@ fn inspect_with(
     let backups = backup::all_backups(&backup_dir, schema, key);
     let lineage = lineage_of(path, key);
     let own = backup::backups_for(
-        backups.backups,
+        backups.backups.clone(),
         lineage.as_deref(),
         Adopt::OwnOnly,
         path,
@@ -194,6 +198,7 @@ fn inspect_with(
         schema,
     )
     .unwrap_or_default();
+    let other_files_backups = backups.backups.into_iter().filter(|b| !own.contains(b)).collect();
     let owner_running = matches!(owner, Some(LockState::Held { .. }));
     let mut h = DbHealth {
         database: schema.file_name,
@@ -217,6 +222,7 @@ fn inspect_with(
             .filter(|b| b.class == BackupClass::PreMigration)
             .cloned()
             .collect(),
+        other_files_backups,
         ignored_backups: backups.ignored,
         last_failure: records::last_failure(path),
         damage_seen: records::damage_seen(path),
