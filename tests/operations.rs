@@ -1278,8 +1278,8 @@ fn two_data_directories_backing_up_into_one_folder_keep_and_restore_their_own_ba
         .collect();
     assert_eq!(others, [second_kept[1].clone(), second_kept[0].clone()], "{json}");
     let line = format!(
-        "  others' backups 2 backup(s) of other activity.db files beside them, never rotated or restored for this \
-         one; newest {}, taken from {}",
+        "  others' backups 2 backup(s) of other activity.db files beside them (not rotated with this one's); \
+         newest {}, taken from {}",
         second_kept[1].display(),
         second.join("activity.db").display()
     );

@@ -149,7 +149,7 @@ fn render(h: &Health) -> String {
         ("others' backups", |d| match d.other_files_backups.as_slice() {
             [] => String::new(),
             all => format!(
-                "{} backup(s) of other {} files beside them, never rotated or restored for this one; newest {}{}",
+                "{} backup(s) of other {} files beside them (not rotated with this one's); newest {}{}",
                 all.len(),
                 d.database,
                 all[0].path.display(),

@@ -114,8 +114,8 @@ pub struct DbHealth {
     /// The copies taken before migrations, newest first (never rotated away), chosen as `newest_backup`.
     pub pre_migration_backups: Vec<BackupFile>,
     /// Backups in the same folder that are not this file's (another lineage: another data directory backing
-    /// up there, or a lineage no file carries any more), newest first: never rotated by this file's backups,
-    /// never restored for it.
+    /// up there, or a lineage no file carries any more), newest first: never rotated by this file's backups;
+    /// a restore takes them only for a file with none of its own there (`backup::backups_for`).
     pub other_files_backups: Vec<BackupFile>,
     /// Files named like backups of this database that are not (reported, never used or pruned).
     pub ignored_backups: Vec<IgnoredFile>,
