@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use store_core::backup::{self, Adopt, BackupClass};
 use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
-use store_core::provenance::lineage_of;
 use store_core::read_pool::open_read_only;
 pub use store_core::restore::RestoreHook;
 use store_core::restore::{
@@ -141,9 +140,7 @@ pub fn restore_with(
         let mut chosen = Vec::new();
         for schema in DATABASES.iter().copied() {
             let path = schema.path_in(data_dir);
-            let lineage = lineage_of(&path, key);
-            let all = backup::all_backups(from, schema, key).backups;
-            if let Some(b) = backup::backups_for(all, lineage.as_deref(), Adopt::SingleOther, &path, from, schema)?
+            if let Some(b) = backup::backups_of_file(&path, from, schema, key, Adopt::SingleOther)?
                 .into_iter()
                 .next()
             {
@@ -346,17 +343,9 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         } else {
             // Only the damaged file's own backups (by lineage): another data directory's in the same folder
             // would put (or, under a salvage, merge) another database's rows into this one.
-            let all = backup::all_backups(backup_dir, schema, key).backups;
-            let good = backup::backups_for(
-                all,
-                lineage_of(&path, key).as_deref(),
-                Adopt::OwnOnly,
-                &path,
-                backup_dir,
-                schema,
-            )?
-            .into_iter()
-            .find_map(|b| verify_backup(&b.path, schema, key).ok());
+            let good = backup::backups_of_file(&path, backup_dir, schema, key, Adopt::OwnOnly)?
+                .into_iter()
+                .find_map(|b| verify_backup(&b.path, schema, key).ok());
             match good {
                 _ if opts.salvage => Plan::Salvage(good),
                 Some(b) => {

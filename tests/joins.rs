@@ -3,6 +3,8 @@
 //! project, with an id that never existed, open sessions, archived projects, calendar events with no end or
 //! an end before their start.
 
+mod support;
+
 use std::path::Path;
 
 use activity_store::{ActivityWriter, NewSession, TimeRange, WriterOptions};
@@ -12,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, OpenFlags, params};
 use splitstore::{ProjectStatus, Reports};
-use store_core::testing::output_within;
+use support::run_splitstore;
 
 const NEVER_EXISTED: i64 = 99_999;
 
@@ -337,17 +339,16 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
     generate(dir.path(), 4);
     let range = TimeRange::between(base() + Duration::days(2), base() + Duration::days(9));
     let expected = Reports::open(dir.path()).time_per_project(&range).unwrap();
-    let out = output_within(
-        std::process::Command::new(env!("CARGO_BIN_EXE_splitstore"))
-            .args(["report", "--data-dir", dir.path().to_str().unwrap(), "--json"])
-            .args([
-                "--from",
-                "2026-03-03",
-                "--to",
-                &(base() + Duration::days(9)).to_rfc3339(),
-            ]),
-        std::time::Duration::from_secs(60),
-    );
+    let out = run_splitstore([
+        "report",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--json",
+        "--from",
+        "2026-03-03",
+        "--to",
+        &(base() + Duration::days(9)).to_rfc3339(),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), expected.len());
@@ -368,14 +369,7 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
         "deleted projects are rows"
     );
 
-    let missing = output_within(
-        std::process::Command::new(env!("CARGO_BIN_EXE_splitstore")).args([
-            "report",
-            "--data-dir",
-            dir.path().join("nowhere").to_str().unwrap(),
-        ]),
-        std::time::Duration::from_secs(60),
-    );
+    let missing = run_splitstore(["report", "--data-dir", dir.path().join("nowhere").to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(
@@ -384,18 +378,15 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
     );
 
     // Two times swapped: said, not an empty table that reads as "no activity".
-    let swapped = output_within(
-        std::process::Command::new(env!("CARGO_BIN_EXE_splitstore")).args([
-            "report",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--from",
-            "2026-02-01",
-            "--to",
-            "2026-01-01T10:30:00Z",
-        ]),
-        std::time::Duration::from_secs(60),
-    );
+    let swapped = run_splitstore([
+        "report",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--from",
+        "2026-02-01",
+        "--to",
+        "2026-01-01T10:30:00Z",
+    ]);
     assert_eq!(swapped.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&swapped.stderr).trim_end(),
@@ -414,15 +405,7 @@ fn reports_over_an_older_daemons_file_are_the_same_after_the_daemon_upgrades_it(
     assert!(older < current, "this build reads an older daemon's file");
     let g = generate_at(dir.path(), 6, older);
     let report_command = || {
-        let out = output_within(
-            std::process::Command::new(env!("CARGO_BIN_EXE_splitstore")).args([
-                "report",
-                "--data-dir",
-                dir.path().to_str().unwrap(),
-                "--json",
-            ]),
-            std::time::Duration::from_secs(60),
-        );
+        let out = run_splitstore(["report", "--data-dir", dir.path().to_str().unwrap(), "--json"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };

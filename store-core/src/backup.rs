@@ -346,6 +346,26 @@ pub fn backups_for(
     Ok(backups)
 }
 
+/// The backups under `backup_dir` (either class, newest first) that may stand for the database file at
+/// `path`: [`backups_for`] with the lineage read from the file (unknown when it cannot be read).
+pub fn backups_of_file(
+    path: &Path,
+    backup_dir: &Path,
+    schema: &'static Schema,
+    key: Option<&Key>,
+    adopt: Adopt,
+) -> Result<Vec<BackupFile>> {
+    let lineage = crate::provenance::lineage_of(path, key);
+    backups_for(
+        all_backups(backup_dir, schema, key).backups,
+        lineage.as_deref(),
+        adopt,
+        path,
+        backup_dir,
+        schema,
+    )
+}
+
 /// The newest backup of `schema` under `backup_dir` (either class).
 pub fn newest_backup(backup_dir: &Path, schema: &Schema, key: Option<&Key>) -> Option<BackupFile> {
     all_backups(backup_dir, schema, key).backups.into_iter().next()

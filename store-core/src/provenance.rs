@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::key::Key;
@@ -137,11 +137,6 @@ impl Provenance {
 /// be read (missing, not a regular file, damaged where the record is, under another key): callers then
 /// cannot tell whose backups are whose, and say so where it matters.
 pub fn lineage_of(path: &Path, key: Option<&Key>) -> Option<String> {
-    if !crate::files::nonempty_regular(path) {
-        return None;
-    }
-    let conn =
-        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).ok()?;
-    crate::key::apply(&conn, path, key).ok()?;
+    let conn = crate::read_pool::open_if_readable(path, key)?;
     Provenance::lineage(&conn).ok().flatten()
 }

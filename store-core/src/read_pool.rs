@@ -69,6 +69,20 @@ fn exists(path: &Path, schema: &'static Schema) -> Result<bool> {
     }
 }
 
+/// A read-only connection (keyed with `key`) to the file at `path` for a look that may fail quietly (what a
+/// moved-aside or damaged file still says), or `None`: the file is missing, not a regular non-empty file
+/// (SQLite deletes a `-wal` it finds beside an empty one: [`files::nonempty_regular`]), or cannot be
+/// opened under `key`.
+pub(crate) fn open_if_readable(path: &Path, key: Option<&Key>) -> Option<Connection> {
+    if !files::nonempty_regular(path) {
+        return None;
+    }
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).ok()?;
+    crate::key::apply(&conn, path, key).ok()?;
+    Some(conn)
+}
+
 fn open_reader(path: &Path, key: Option<&Key>) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, reader_flags()).at(path)?;
     crate::key::apply(&conn, path, key)?;

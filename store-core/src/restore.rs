@@ -430,19 +430,12 @@ pub fn undo_interrupted(data_dir: &Path) -> Result<bool> {
 
 /// The AUTOINCREMENT counters of a file (one moved aside, say), as floors for [`raise_counters`]. A
 /// damaged, empty or unreadable file (or one `key` does not open) gives none; an empty one is never
-/// opened ([`files::nonempty_regular`]). Opens a connection: not for a file an
-/// owner of this process has open.
+/// opened (SQLite would delete a `-wal` beside it: [`files::nonempty_regular`]). Opens a connection: not for
+/// a file an owner of this process has open.
 pub fn counters_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
-    if !files::nonempty_regular(db) {
-        return Vec::new();
-    }
-    let Ok(conn) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-    else {
+    let Some(conn) = crate::read_pool::open_if_readable(db, key) else {
         return Vec::new();
     };
-    if crate::key::apply(&conn, db, key).is_err() {
-        return Vec::new();
-    }
     conn.prepare("SELECT name, seq FROM sqlite_sequence")
         .and_then(|mut stmt| stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .unwrap_or_default()
