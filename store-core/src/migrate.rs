@@ -204,6 +204,10 @@ pub(crate) fn upgrade(
             });
         }
         if let Some(dir) = backup_dir {
+            // The backup is of this file, so it carries the file's lineage: a file an earlier build made
+            // gets it now rather than after the migrations, or its pre-migration backup would record none
+            // and count as any file's in a folder two data directories share.
+            crate::provenance::Provenance::ensure_lineage(conn).at_db(path, schema)?;
             report.backup = Some(backup::backup_connection(
                 conn,
                 path,

@@ -351,6 +351,28 @@ fn a_backup_is_taken_before_migrating_existing_data() {
     assert_eq!(listed[0].class, store_core::backup::BackupClass::PreMigration);
 }
 
+/// A file an earlier build made records no lineage: its pre-migration backup carries the one the file gets,
+/// so in a folder two data directories share it is told as this file's (and not as any file's).
+#[test]
+fn a_pre_migration_backup_of_an_earlier_builds_file_carries_the_files_lineage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    seed_v1(&db);
+    let removed = Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM provenance WHERE event = 'lineage'", [])
+        .unwrap();
+    assert_eq!(removed, 1, "as an earlier build left it");
+    assert_eq!(store_core::provenance::lineage_of(&db, None), None);
+
+    drop(OwnerConnection::open(&db, &ITEMS).unwrap());
+    let lineage = store_core::provenance::lineage_of(&db, None).expect("the file's lineage");
+    let listed = store_core::backup::all_backups(&dir.path().join("backups"), &ITEMS, None).backups;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].class, store_core::backup::BackupClass::PreMigration);
+    assert_eq!(listed[0].lineage.as_deref(), Some(lineage.as_str()));
+}
+
 #[test]
 fn a_damaged_file_is_not_migrated() {
     let dir = tempfile::tempdir().unwrap();
