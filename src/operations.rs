@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use store_core::backup::{self, Adopt, BackupClass};
 use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
-use store_core::read_pool::open_read_only;
+use store_core::read_pool::{open_database_read_only, open_read_only};
 pub use store_core::restore::RestoreHook;
 use store_core::restore::{
     Placement, RestoreReport, VerifiedBackup, counters_of, quarantine, raise_counters, restore_all, rows_added_since,
@@ -48,7 +48,7 @@ pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key
     };
     for schema in DATABASES {
         let path = schema.path_in(data_dir);
-        match open_read_only(&path, schema, key) {
+        match open_database_read_only(&path, schema, key) {
             Ok(conn) => report.taken.push(backup::backup_connection(
                 &conn,
                 &path,
@@ -95,9 +95,12 @@ fn key_required(data_dir: &Path, key: Option<&Key>) -> Option<Error> {
         })
 }
 
-/// Which database kind a file holds, by its `application_id`. Reads only a regular file (a FIFO would block).
+/// Which database kind a file holds, by its `application_id`. Reads only a regular file (a FIFO would block)
+/// with something in it.
 fn kind_of(file: &Path, key: Option<&Key>) -> Result<&'static Schema> {
     files::require_regular_file(file, "read the backup")?;
+    let expected = "a backup of activity.db or config.db";
+    files::refuse_empty(file, expected)?;
     let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| Error::from_sqlite(file, e))?;
     store_core::key::apply(&conn, file, key)?;
@@ -110,7 +113,7 @@ fn kind_of(file: &Path, key: Option<&Key>) -> Result<&'static Schema> {
         .find(|s| s.application_id == id)
         .ok_or_else(|| Error::WrongDatabase {
             path: file.to_path_buf(),
-            expected: "a backup of activity.db or config.db",
+            expected,
             found: format!("its application_id is {}", store_core::migrate::show_application_id(id)),
         })
 }

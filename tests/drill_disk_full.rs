@@ -334,3 +334,63 @@ fn a_restore_that_cannot_write_its_copy_says_to_free_space_and_changes_nothing()
     assert!(!data.join("activity.db.restoring").exists(), "the copy is removed");
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing moved");
 }
+
+/// Doctor while the daemon runs checks a copy of the file (so as not to pin its WAL); a disk with no room for
+/// the copy is said as a check that did not run, with what it needed and the way to check in place, not as a
+/// write the database failed (before: "`.private/check-PID-0/activity.db`: the operating system refused a
+/// write", and no row counts). The rest of the report is read from the file, and no copy is left.
+#[test]
+fn doctor_with_no_room_for_its_copy_says_the_check_did_not_run_and_reports_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 20_000);
+    let db = data.join("activity.db");
+    let owner = activity_store::ActivityWriter::open(&db).unwrap();
+    let mut cmd = splitstore();
+    cmd.args(["doctor", "--data-dir", utf8(&data)]);
+    let out = output_within(with_file_size_limit(&mut cmd, size(&db) / 2), Duration::from_secs(60));
+    let copied = size(&db) + size(&data.join("activity.db-wal"));
+    drop(owner);
+
+    assert_eq!(out.status.code(), Some(1), "a problem found: {out:?}");
+    let stdout = texts(&out).0;
+    let line = |head: &str| {
+        let found = stdout.lines().find(|l| l.trim_start().starts_with(head));
+        found
+            .unwrap_or_else(|| panic!("no {head:?} line in {stdout}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(line("check "), "check           -");
+    let rows = line("rows ");
+    assert!(
+        rows.starts_with("rows            activity_events=20000 activity_sessions=200 activity_totals="),
+        "{rows}"
+    );
+    let private = data.join(".private");
+    let problem = format!(
+        "activity.db [write_failed]: {} was not checked: while the daemon runs the check reads a copy of it, and \
+         the copy ({:.1} MB) could not be written in {}: {}/check-",
+        db.display(),
+        copied as f64 / MIB as f64,
+        private.display(),
+        private.display()
+    );
+    assert!(line("activity.db [write_failed]").starts_with(&problem), "{stdout}");
+    assert_eq!(
+        line("fix: free that much space"),
+        format!(
+            "fix: free that much space on the disk holding {} (or lift the quota or file-size limit), or stop the \
+             daemon and run doctor again: it then checks the file in place. The database itself is not affected",
+            data.display()
+        )
+    );
+    let left: Vec<_> = std::fs::read_dir(&private)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        !left.iter().any(|n| n.to_string_lossy().starts_with("check-")),
+        "{left:?}"
+    );
+}

@@ -228,19 +228,7 @@ fn repair_of_an_empty_file_beside_a_wal_of_commits_keeps_that_wal() {
     seed_data_dir(&data, 100);
     assert!(run_splitstore(["backup", "--data-dir", utf8(&data)]).status.success());
     let db = data.join("activity.db");
-    let wal = data.join("activity.db-wal");
-    let commits = {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute(
-            "INSERT INTO activity_events (event_type, timestamp_ms) VALUES ('after the backup', 1)",
-            [],
-        )
-        .unwrap();
-        fs::read(&wal).unwrap()
-    };
-    assert!(!commits.is_empty());
-    fs::write(&db, b"").unwrap();
-    fs::write(&wal, &commits).unwrap();
+    let commits = emptied_beside_a_wal_of_commits(&db);
 
     let doctor = run_splitstore(["doctor", "--data-dir", utf8(&data)]);
     assert!(texts(&doctor).0.contains("-wal holds"), "{doctor:?}");
@@ -256,6 +244,111 @@ fn repair_of_an_empty_file_beside_a_wal_of_commits_keeps_that_wal() {
         fs::read(&quarantined[0]).unwrap(),
         commits,
         "the -wal went into quarantine as it was"
+    );
+}
+
+/// Leaves activity.db `db` empty beside a `-wal` holding a commit made after it was last closed (a copy cut
+/// short between the two files); returns that `-wal`'s bytes.
+fn emptied_beside_a_wal_of_commits(db: &Path) -> Vec<u8> {
+    let wal = store_core::files::with_suffix(db, "-wal");
+    let commits = {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute(
+            "INSERT INTO activity_events (event_type, timestamp_ms) VALUES ('after the backup', 1)",
+            [],
+        )
+        .unwrap();
+        fs::read(&wal).unwrap()
+    };
+    assert!(!commits.is_empty());
+    fs::write(db, b"").unwrap();
+    fs::write(&wal, &commits).unwrap();
+    commits
+}
+
+/// `splitstore backup` reads each database as one of its kind: an empty activity.db (beside a `-wal` of
+/// commits, or alone where the directory shows it held data) is damage, and a foreign database in its place
+/// is another application's. Each is refused, naming the file, with no backup taken and the `-wal` kept.
+/// Before, each was "backed up" (exit 0): an empty `-v0` copy the restore would never take, and SQLite's
+/// open of the empty file deleted the `-wal`, the commits it held with it.
+#[test]
+fn backup_refuses_an_empty_or_foreign_file_in_place_of_a_database_and_keeps_its_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 100);
+    assert!(run_splitstore(["backup", "--data-dir", utf8(&data)]).status.success());
+    let backups = data.join("backups");
+    let taken = || {
+        let mut names: Vec<_> = fs::read_dir(&backups)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = taken();
+    let db = data.join("activity.db");
+    let wal = data.join("activity.db-wal");
+    let refused = |said: &str| {
+        let out = run_splitstore(["backup", "--data-dir", utf8(&data)]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let stderr = texts(&out).1;
+        let expected = format!("splitstore backup: {}{said}", db.display());
+        assert!(stderr.starts_with(&expected), "{stderr}");
+        assert_eq!(taken(), before, "no backup was taken");
+    };
+
+    let commits = emptied_beside_a_wal_of_commits(&db);
+    refused(" is damaged: the file is empty but ");
+    assert_eq!(fs::read(&wal).unwrap(), commits, "the -wal is kept as it was");
+
+    fs::remove_file(&wal).unwrap();
+    refused(" is damaged: the file is empty (0 bytes), but it held data before");
+
+    fs::remove_file(&db).unwrap();
+    let foreign = rusqlite::Connection::open(&db).unwrap();
+    foreign.execute_batch("CREATE TABLE notes (body TEXT)").unwrap();
+    drop(foreign);
+    refused(" is not activity.db: it has 1 tables, user_version 0 and no application_id");
+}
+
+/// A restore from a file that is empty (named by the user, or named like a backup in a folder) beside a
+/// `-wal` of commits: refused as no backup, the `-wal` kept. Before, SQLite's open of the empty file
+/// deleted the `-wal` of a file the restore only reads.
+#[test]
+fn restore_from_an_empty_file_keeps_the_wal_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 100);
+    let old = dir.path().join("old");
+    seed_data_dir(&old, 100);
+    let named = old.join("activity.db");
+    let commits = emptied_beside_a_wal_of_commits(&named);
+    let named_wal = old.join("activity.db-wal");
+
+    let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(&named)]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        texts(&out).1,
+        format!(
+            "splitstore restore: {} is not a backup of activity.db or config.db: it is empty (0 bytes). What to \
+             do: check the path: a database of another kind or application is never written into\n",
+            named.display()
+        )
+    );
+    assert_eq!(fs::read(&named_wal).unwrap(), commits, "the -wal is kept as it was");
+
+    let folder = dir.path().join("folder");
+    fs::create_dir(&folder).unwrap();
+    let like_a_backup = folder.join("activity-20261130T120000.000Z-v4.db");
+    fs::rename(&named, &like_a_backup).unwrap();
+    fs::rename(&named_wal, store_core::files::with_suffix(&like_a_backup, "-wal")).unwrap();
+    let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(&folder)]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        fs::read(store_core::files::with_suffix(&like_a_backup, "-wal")).unwrap(),
+        commits,
+        "the -wal is kept as it was"
     );
 }
 

@@ -1232,6 +1232,47 @@ fn events_in(db: &Path) -> i64 {
     query_i64(&read_only(db), "SELECT count(*) FROM activity_events")
 }
 
+/// The newest provenance record of `event` in `db`: where it came from.
+fn recorded_source(db: &Path, event: &str) -> String {
+    read_only(db)
+        .query_row(
+            "SELECT source_path FROM provenance WHERE event = ?1 ORDER BY id DESC LIMIT 1",
+            [event],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// Commands given relative paths record where a backup, or a restored file, came from by its absolute path:
+/// a backup in a shared folder read from anywhere says which data directory it is of (doctor's "taken from",
+/// the refusal naming each directory's newest backup). Before, `backup --data-dir data` recorded
+/// `data/activity.db`, which two directories typed alike from different places share.
+#[test]
+fn backups_and_restores_record_their_source_by_its_absolute_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 100);
+    let relative = |args: &[&str]| {
+        let out = output_within(splitstore().current_dir(dir.path()).args(args), Duration::from_secs(60));
+        assert!(out.status.success(), "{out:?}");
+        out
+    };
+    let out = relative(&["backup", "--data-dir", "data", "--to", "shared"]);
+    let taken = backup_paths(&out);
+    assert_eq!(taken.len(), 2, "{out:?}");
+    for (backup, db) in taken.iter().zip(["activity.db", "config.db"]) {
+        let backup = dir.path().join(backup);
+        assert_eq!(recorded_source(&backup, "backup"), utf8(&data.join(db)));
+    }
+    relative(&["restore", "--data-dir", "data", "--from", "shared"]);
+    for (backup, db) in taken.iter().zip(["activity.db", "config.db"]) {
+        assert_eq!(
+            recorded_source(&data.join(db), "restore"),
+            utf8(&dir.path().join(backup))
+        );
+    }
+}
+
 /// Two data directories backing up into one folder (one backup drive for two profiles): each one's
 /// rotation keeps its own newest two and never removes the other's, and a restore from the folder puts
 /// each one's own newest backup back, even where the other's are newer. Before lineages, rotation went by

@@ -241,6 +241,10 @@ fn examine(path: &Path, schema: &Schema, key: Option<&Key>) -> std::result::Resu
     if !meta.file_type().is_file() {
         return Err(("is not a regular file".into(), None));
     }
+    // Not opened: SQLite would delete a `-wal` beside it (`files::nonempty_regular`).
+    if meta.len() == 0 {
+        return Err(("is empty (0 bytes)".into(), None));
+    }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(|e| (format!("cannot be opened: {e}"), None))?;
     crate::key::apply(&conn, path, key).map_err(|e| (e.what(), Some(e.kind())))?;
@@ -513,9 +517,8 @@ fn copy_and_check(
     if Provenance::table_exists(&out).at(dest)? {
         let record = Provenance {
             at_ms: taken_at.timestamp_millis(),
-            source_path: Some(db_path.display().to_string()),
             source_version: Some(i64::from(version)),
-            ..Provenance::now(BACKUP_EVENT)
+            ..Provenance::from_file(BACKUP_EVENT, db_path)
         };
         record.insert(&out).at(dest)?;
     }

@@ -19,7 +19,6 @@ use crate::files;
 use crate::key::Key;
 use crate::leftovers::{self, Leftover};
 use crate::migrate;
-use crate::open_database::refuse_truncated;
 use crate::owner_lock::{LockState, OwnerLock};
 use crate::private_dir::{self, Scratch};
 use crate::provenance::{Provenance, RECOVERY_EVENT, lineage_of};
@@ -316,7 +315,6 @@ fn inspect_contents(
     key: Option<&Key>,
 ) -> crate::Result<()> {
     files::ensure_regular(path)?;
-    refuse_truncated(path, schema, key)?;
     let conn = read_pool::open_read_only(path, schema, key)?;
     let state = migrate::read_state(&conn, path, schema)?;
     h.application_id = Some(state.application_id);
@@ -368,18 +366,47 @@ fn inspect_contents(
     } else {
         None
     };
-    let checked = match &scratch {
-        Some(scratch) => {
-            let copy = scratch.path().join(schema.file_name);
-            drop(files::create_private_new(&copy)?);
-            backup::snapshot_into(&conn, path, &copy, key)?
-        }
-        None => conn,
+    let snapshot = match &scratch {
+        Some(scratch) => match take_snapshot(&conn, path, scratch, schema, key) {
+            Ok(copy) => Some(copy),
+            // A disk too full for the copy stops the check, not the rest of the report (read from the file),
+            // and is said as what it is: the file is fine as far as anyone knows, its copy had no room.
+            Err(e)
+                if matches!(e.kind(), ErrorKind::WriteFailed | ErrorKind::DiskFull)
+                    && e.path().starts_with(scratch.path()) =>
+            {
+                let size = h.size_bytes.unwrap_or(0) + h.wal_bytes;
+                h.problem(
+                    e.kind(),
+                    format!(
+                        "{} was not checked: while {} runs the check reads a copy of it, and the copy ({:.1} MB) \
+                         could not be written in {}: {}",
+                        path.display(),
+                        schema.owner,
+                        size as f64 / f64::from(1 << 20),
+                        private_dir::private_dir_of(path).display(),
+                        e.what()
+                    ),
+                    format!(
+                        "free that much space on the disk holding {} (or lift the quota or file-size limit), or stop \
+                         {} and run doctor again: it then checks the file in place. The database itself is not \
+                         affected",
+                        files::parent_dir(path).display(),
+                        schema.owner
+                    ),
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        None => None,
     };
-    if level != CheckLevel::None {
+    let no_room_for_the_copy = scratch.is_some() && snapshot.is_none();
+    let checked = snapshot.as_ref().unwrap_or(&conn);
+    if level != CheckLevel::None && !no_room_for_the_copy {
         let checked_rows = match level {
-            CheckLevel::Full => check::integrity_check(&checked),
-            _ => check::quick_check(&checked),
+            CheckLevel::Full => check::integrity_check(checked),
+            _ => check::quick_check(checked),
         };
         let problems = checked_rows.at_db(path, schema)?;
         let problems = crate::key::explain_check(path, key, problems);
@@ -399,7 +426,7 @@ fn inspect_contents(
             });
             return Ok(());
         }
-        let violations = check::foreign_key_violations(&checked).at_db(path, schema)?;
+        let violations = check::foreign_key_violations(checked).at_db(path, schema)?;
         h.foreign_key_violations = Some(violations.len());
         if !violations.is_empty() {
             let shown: Vec<String> = violations.iter().take(3).map(|v| v.to_string()).collect();
@@ -418,11 +445,24 @@ fn inspect_contents(
             );
         }
     }
-    h.row_counts = check::row_counts(&checked).at_db(path, schema)?;
-    h.last_recovery = Provenance::read_all(&checked)
+    h.row_counts = check::row_counts(checked).at_db(path, schema)?;
+    h.last_recovery = Provenance::read_all(checked)
         .at_db(path, schema)?
         .into_iter()
         .rev()
         .find(|p| p.event == RECOVERY_EVENT);
     Ok(())
+}
+
+/// A page-exact copy of the file `conn` reads, in `scratch`, for the checks to hold their transaction on.
+fn take_snapshot(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    scratch: &Scratch,
+    schema: &'static Schema,
+    key: Option<&Key>,
+) -> crate::Result<rusqlite::Connection> {
+    let copy = scratch.path().join(schema.file_name);
+    drop(files::create_private_new(&copy)?);
+    backup::snapshot_into(conn, path, &copy, key)
 }

@@ -49,6 +49,16 @@ impl Provenance {
         }
     }
 
+    /// A record of `event` now, from the file at `source`, named by its absolute path: a path as typed
+    /// (relative to wherever the command ran) says nothing once read elsewhere, and two data directories
+    /// typed alike from different places would read as one.
+    pub fn from_file(event: &str, source: &Path) -> Provenance {
+        Provenance {
+            source_path: Some(crate::files::absolute(source).display().to_string()),
+            ..Provenance::now(event)
+        }
+    }
+
     /// Inserts the record (inside the caller's transaction).
     pub fn insert(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute(

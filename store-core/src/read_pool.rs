@@ -45,7 +45,9 @@ fn reader_flags() -> OpenFlags {
 
 /// One read-only connection outside any pool (backups, checks) to a database of `schema`, keyed with `key`
 /// for an encrypted one: a missing file is [`Error::Missing`], never created. The file is read once here,
-/// so a wrong key (or a missing one) fails now, typed ([`crate::key::explain_not_a_database`]).
+/// so a wrong key (or a missing one) fails now, typed ([`crate::key::explain_not_a_database`]). An empty
+/// file that is damage is refused before SQLite opens it, which would delete a `-wal` beside it
+/// ([`crate::open_database`]'s `refuse_truncated`).
 pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<Connection> {
     if !exists(path, schema)? {
         return Err(Error::Missing {
@@ -53,9 +55,28 @@ pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -
             schema,
         });
     }
+    crate::open_database::refuse_truncated(path, schema, key)?;
     let conn = open_reader(path, key).map_err(|e| e.with_schema(schema))?;
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
         .map_err(|e| crate::key::error_at(path, key, e).with_schema(schema))?;
+    Ok(conn)
+}
+
+/// [`open_read_only`] for reading the file as a database of `schema` (a backup of it): one of another kind
+/// is [`Error::WrongDatabase`], and one its owner has not written yet (empty, or created and not migrated)
+/// is [`Error::SchemaBehind`] (not ready), never read as a database with nothing in it.
+pub fn open_database_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<Connection> {
+    let conn = open_read_only(path, schema, key)?;
+    let state = crate::migrate::read_state(&conn, path, schema)?;
+    if state.is_blank() {
+        return Err(Error::SchemaBehind {
+            path: path.to_path_buf(),
+            found: 0,
+            expected: schema.end_version(),
+            schema,
+        });
+    }
+    crate::migrate::check_identity(path, schema, &state)?;
     Ok(conn)
 }
 

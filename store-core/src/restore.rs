@@ -92,6 +92,7 @@ impl VerifiedBackup {
 pub fn verify_backup(backup: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<VerifiedBackup> {
     // Only a regular file: opening a FIFO would wait for a writer forever (with both owner locks held).
     files::require_regular_file(backup, "read the backup")?;
+    files::refuse_empty(backup, schema.file_name)?;
     let conn = Connection::open_with_flags(
         backup,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -341,8 +342,7 @@ pub fn place_all(
             ..OpenOptions::default()
         };
         let mut owner = OwnerConnection::open_locked(p.lock, p.schema, &options)?;
-        let mut record = Provenance::now(event);
-        record.source_path = Some(p.backup.path().display().to_string());
+        let mut record = Provenance::from_file(event, p.backup.path());
         record.source_version = Some(i64::from(p.backup.version));
         owner.write(|tx| {
             raise_counters(tx, &floors)?;

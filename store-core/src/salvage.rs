@@ -310,8 +310,7 @@ pub fn place(
         ..OpenOptions::default()
     };
     let mut owner = OwnerConnection::open_locked(lock, schema, &options)?;
-    let mut record = Provenance::now(SALVAGE_EVENT);
-    record.source_path = Some(report.from.display().to_string());
+    let mut record = Provenance::from_file(SALVAGE_EVENT, &report.from);
     record.source_version = report.from_version.map(i64::from);
     record.detail = Some(format!(
         "{} rows salvaged, {} from the backup {}, {}",
