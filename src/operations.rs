@@ -24,17 +24,21 @@ use store_core::{Error, ErrorKind, Key, OwnerConnection, OwnerLock, Provenance, 
 
 use crate::DATABASES;
 
-/// What [`backup()`] did: the backups taken, and the databases it could not back up because they do not exist
-/// (yet), each with the error that says so.
+/// What [`backup()`] did: the backups taken, the databases it could not back up because they do not exist
+/// (yet), and those it failed to back up (damaged, unreadable, no room for the copy), each with the error
+/// that says so.
 #[derive(Debug)]
 pub struct BackupReport {
     pub taken: Vec<PathBuf>,
     pub missing: Vec<Error>,
+    pub failed: Vec<Error>,
 }
 
 /// Takes a consistent backup of each database that exists in `data_dir` into `to` (one-step online backup
 /// from a read-only connection: it finishes while the daemon and server write), keeping the newest `keep`
-/// manual backups of each. At least one database must exist; the report names any that does not.
+/// manual backups of each. Each database is backed up on its own: one that fails (a damaged activity.db)
+/// does not keep the other (the user's configuration) from its backup; the report names it. At least one
+/// backup must be taken, else the error is the first failure (or that nothing exists yet).
 pub fn backup(data_dir: &Path, to: &Path, keep: usize) -> Result<BackupReport> {
     backup_with_key(data_dir, to, keep, None)
 }
@@ -45,27 +49,23 @@ pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key
     let mut report = BackupReport {
         taken: Vec::new(),
         missing: Vec::new(),
+        failed: Vec::new(),
     };
     for schema in DATABASES {
         let path = schema.path_in(data_dir);
-        match open_database_read_only(&path, schema, key) {
-            Ok(conn) => report.taken.push(backup::backup_connection(
-                &conn,
-                &path,
-                schema,
-                to,
-                BackupClass::Manual,
-                keep,
-                key,
-            )?),
+        let taken = open_database_read_only(&path, schema, key)
+            .and_then(|conn| backup::backup_connection(&conn, &path, schema, to, BackupClass::Manual, keep, key));
+        match taken {
+            Ok(backup) => report.taken.push(backup),
             Err(e) if e.is_not_ready() => report.missing.push(e),
-            Err(e) => return Err(e),
+            Err(e) => report.failed.push(e),
         }
     }
-    if report.taken.is_empty()
-        && let Some(e) = report.missing.pop()
-    {
-        return Err(e);
+    if report.taken.is_empty() {
+        let first_failure = (!report.failed.is_empty()).then(|| report.failed.remove(0));
+        if let Some(e) = first_failure.or_else(|| report.missing.pop()) {
+            return Err(e);
+        }
     }
     Ok(report)
 }

@@ -269,7 +269,8 @@ fn project_ids(db: &Path) -> BTreeSet<i64> {
 
 /// A backup whose copy cannot grow (a full backup drive): the error names the copy being written in the
 /// backup folder and says to check that folder's disk, not the database's (which it named before, sending
-/// the user to a disk with room to spare); no partial copy is left, and the database is unchanged.
+/// the user to a disk with room to spare); no partial copy is left, and the database is unchanged. config.db,
+/// small enough for the limit, is backed up all the same (its backup is the only file there).
 #[test]
 fn a_backup_that_cannot_write_its_copy_names_the_backup_folder_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,7 +296,15 @@ fn a_backup_that_cannot_write_its_copy_names_the_backup_folder_and_leaves_nothin
         stderr.starts_with(&partial) && stderr.trim_end().ends_with(&remedy),
         "{stderr}"
     );
-    assert_eq!(std::fs::read_dir(&to).unwrap().count(), 0, "no partial copy is left");
+    let left: Vec<_> = std::fs::read_dir(&to).unwrap().map(|e| e.unwrap().path()).collect();
+    let [config] = &left[..] else {
+        panic!("no partial copy is left: {left:?}")
+    };
+    assert!(
+        config.file_name().unwrap().to_string_lossy().starts_with("config-"),
+        "{left:?}"
+    );
+    assert_eq!(texts(&out).0, format!("backup: {}\n", config.display()));
     assert_eq!(std::fs::read(&db).unwrap(), before, "the database is unchanged");
 }
 

@@ -268,34 +268,50 @@ fn emptied_beside_a_wal_of_commits(db: &Path) -> Vec<u8> {
 
 /// `splitstore backup` reads each database as one of its kind: an empty activity.db (beside a `-wal` of
 /// commits, or alone where the directory shows it held data) is damage, and a foreign database in its place
-/// is another application's. Each is refused, naming the file, with no backup taken and the `-wal` kept.
-/// Before, each was "backed up" (exit 0): an empty `-v0` copy the restore would never take, and SQLite's
-/// open of the empty file deleted the `-wal`, the commits it held with it.
+/// is another application's. Each is refused, naming the file, with no backup of it taken and the `-wal`
+/// kept; config.db is backed up all the same (exit 2 after it). Before, each was "backed up" (exit 0): an
+/// empty `-v0` copy the restore would never take, and SQLite's open of the empty file deleted the `-wal`,
+/// the commits it held with it; and a failure of activity.db's backup took no backup of config.db.
 #[test]
 fn backup_refuses_an_empty_or_foreign_file_in_place_of_a_database_and_keeps_its_wal() {
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir(dir.path());
     seed_data_dir(&data, 100);
-    assert!(run_splitstore(["backup", "--data-dir", utf8(&data)]).status.success());
+    assert!(
+        run_splitstore(["backup", "--data-dir", utf8(&data), "--keep", "9"])
+            .status
+            .success()
+    );
     let backups = data.join("backups");
-    let taken = || {
-        let mut names: Vec<_> = fs::read_dir(&backups)
+    let taken = |stem: &str| {
+        let names = fs::read_dir(&backups)
             .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+            .map(|e| e.unwrap().file_name().into_string().unwrap());
+        let mut names: Vec<String> = names.filter(|n| n.starts_with(stem)).collect();
         names.sort();
         names
     };
-    let before = taken();
+    let activity_before = taken("activity-");
     let db = data.join("activity.db");
     let wal = data.join("activity.db-wal");
     let refused = |said: &str| {
-        let out = run_splitstore(["backup", "--data-dir", utf8(&data)]);
+        let config_before = taken("config-").len();
+        let out = run_splitstore(["backup", "--data-dir", utf8(&data), "--keep", "9"]);
         assert_eq!(out.status.code(), Some(2), "{out:?}");
-        let stderr = texts(&out).1;
+        let (stdout, stderr) = texts(&out);
         let expected = format!("splitstore backup: {}{said}", db.display());
         assert!(stderr.starts_with(&expected), "{stderr}");
-        assert_eq!(taken(), before, "no backup was taken");
+        assert_eq!(
+            taken("activity-"),
+            activity_before,
+            "no backup of activity.db was taken"
+        );
+        let config_now = taken("config-");
+        assert_eq!(config_now.len(), config_before + 1, "config.db was backed up");
+        assert_eq!(
+            stdout,
+            format!("backup: {}\n", backups.join(config_now.last().unwrap()).display())
+        );
     };
 
     let commits = emptied_beside_a_wal_of_commits(&db);

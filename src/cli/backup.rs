@@ -40,7 +40,11 @@ pub fn run(args: Args) -> ExitCode {
             for e in report.missing {
                 super::say!("backup: not backed up: {}", e.what());
             }
-            ExitCode::SUCCESS
+            // Or it failed: said as any failure (stderr, exit 2), after the backup that was taken.
+            match report.failed.first() {
+                Some(e) => super::fail("backup", e),
+                None => ExitCode::SUCCESS,
+            }
         }
         Err(e) => super::fail("backup", &e),
     }

@@ -209,9 +209,12 @@ fn demo(dir: &Path, seconds: Duration, key: Option<(store_core::Key, PathBuf)>) 
     children.wait_until_both_own(dir)?;
     children.sleep_unless_stopped(seconds / 2)?;
     let started = Instant::now();
-    let backups = operations::backup_with_key(dir, &dir.join(store_core::backup::BACKUP_DIR_NAME), 5, key.as_ref())
-        .map_err(|e| e.to_string())?
-        .taken;
+    let report = operations::backup_with_key(dir, &dir.join(store_core::backup::BACKUP_DIR_NAME), 5, key.as_ref())
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = report.failed.first() {
+        return Err(e.to_string());
+    }
+    let backups = report.taken;
     say!(
         "demo: backup taken while both wrote, in {} ms: {}",
         started.elapsed().as_millis(),
