@@ -705,6 +705,58 @@ fn the_split_refuses_a_legacy_path_that_is_one_of_its_outputs_and_moves_nothing(
     );
 }
 
+/// Another user's files in a folder others may write (`/tmp`, a shared drive), named as newer backups and
+/// recording no lineage (as an earlier build's do): a restore from the folder takes the user's own backups
+/// and leaves those alone. Before, it restored them (7 events of someone else in place of the user's 100).
+/// Root only, as only root can give a file to another user; the test runs as that folder's owner.
+#[test]
+fn a_restore_from_a_folder_others_may_write_never_takes_another_users_files() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: no file of another user can be made here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 100);
+    let shared = dir.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    let to_shared = |data: &Path| {
+        let out = run_splitstore(["backup", "--data-dir", utf8(data), "--to", utf8(&shared)]);
+        assert!(out.status.success(), "{out:?}");
+        texts(&out)
+            .0
+            .lines()
+            .map(|l| PathBuf::from(&l["backup: ".len()..]))
+            .collect::<Vec<_>>()
+    };
+    to_shared(&data);
+    let someone = dir.path().join("someone");
+    seed_data_dir(&someone, 7);
+    for db in ["activity.db", "config.db"] {
+        let conn = rusqlite::Connection::open(someone.join(db)).unwrap();
+        conn.execute("DELETE FROM provenance WHERE event = 'lineage'", [])
+            .unwrap();
+    }
+    let planted = to_shared(&someone);
+    for p in &planted {
+        std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let planted_bytes: Vec<Vec<u8>> = planted.iter().map(|p| fs::read(p).unwrap()).collect();
+
+    let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(&shared)]);
+    assert!(out.status.success(), "{out:?}");
+    let events = support::query_i64(
+        &support::read_only(&data.join("activity.db")),
+        "SELECT count(*) FROM activity_events",
+    );
+    assert_eq!(events, 100, "the user's own backup is restored: {out:?}");
+    assert!(!planted.iter().any(|p| texts(&out).0.contains(utf8(p))), "{out:?}");
+    let after: Vec<Vec<u8>> = planted.iter().map(|p| fs::read(p).unwrap()).collect();
+    assert!(after == planted_bytes, "the other user's files are left as they were");
+}
+
 /// Root running a writing command on a user's data directory (`sudo splitstore restore`): refused before
 /// anything is written, naming the user's file and the user to run as. Before, the restore put root-owned
 /// 0600 files in place, and the user's daemon then failed with "this user may not open activity.db".

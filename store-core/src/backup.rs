@@ -14,6 +14,7 @@
 //! "Encryption at rest"). Reading a backup (to list it, verify it, restore it) takes that key too.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -158,12 +159,15 @@ pub struct BackupListing {
 
 /// Lists the backups of `schema` in `dir` (one class), reading each candidate (with `key`, for an encrypted
 /// database's) to learn what it is. Only regular files are looked at; a name from the future is reported
-/// and the file is left out, and so is one that `key` does not open (with the reason).
+/// and the file is left out, and so is one that `key` does not open (with the reason), and one owned by
+/// another user than this one and the folder's: in a folder others may write (`/tmp`, a shared drive) anyone
+/// could have put it there, and a restore from the folder would put their rows in the user's database.
 pub fn list_backups(dir: &Path, schema: &Schema, class: BackupClass, key: Option<&Key>) -> BackupListing {
     let mut listing = BackupListing::default();
     let Ok(entries) = fs::read_dir(dir) else {
         return listing;
     };
+    let trusted = [Some(files::this_user()), files::owner_of(dir)];
     let now = Utc::now();
     for entry in entries.filter_map(|e| e.ok()) {
         let Some(name) = entry.file_name().to_str().and_then(BackupName::parse) else {
@@ -178,7 +182,7 @@ pub fn list_backups(dir: &Path, schema: &Schema, class: BackupClass, key: Option
             reason,
             key_problem: None,
         };
-        match examine(&path, schema, key) {
+        match examine(&path, schema, key, &trusted) {
             Err((reason, key_problem)) => listing.ignored.push(IgnoredFile {
                 key_problem,
                 ..ignore(reason)
@@ -235,11 +239,26 @@ struct Examined {
 }
 
 /// Reads what a candidate file is: its time (recorded, else mtime), schema version, size, lineage and
-/// source, or why it is not a backup of this kind. Opens only regular files, read-only.
-fn examine(path: &Path, schema: &Schema, key: Option<&Key>) -> std::result::Result<Examined, NotABackup> {
+/// source, or why it is not a backup of this kind. Opens only regular files of a `trusted` owner, read-only.
+fn examine(
+    path: &Path,
+    schema: &Schema,
+    key: Option<&Key>,
+    trusted: &[Option<u32>],
+) -> std::result::Result<Examined, NotABackup> {
     let meta = fs::symlink_metadata(path).map_err(|e| (format!("cannot be read: {e}"), None))?;
     if !meta.file_type().is_file() {
         return Err(("is not a regular file".into(), None));
+    }
+    if !trusted.contains(&Some(meta.uid())) {
+        return Err((
+            format!(
+                "belongs to another user (uid {}) than this one and the folder's: anyone who may write the folder \
+                 could have put it there, so it is not taken",
+                meta.uid()
+            ),
+            None,
+        ));
     }
     // Not opened: SQLite would delete a `-wal` beside it (`files::nonempty_regular`).
     if meta.len() == 0 {
