@@ -229,6 +229,80 @@ fn the_server_started_alone_on_a_legacy_directory_shows_the_legacy_projects() {
     assert!(legacy_projects > 0);
 }
 
+/// The old application still running after the upgrade (started at login, say) writes the legacy file,
+/// which nothing reads any more: its writes would be lost with no error anywhere. Each start of the daemon
+/// and server warns, and doctor says it about both files, naming the file and both times; the doctor's
+/// leftover line says the file holds writes that are only there. Before, all three said nothing.
+#[test]
+fn the_old_application_writing_the_legacy_file_after_the_split_is_said_at_every_start_and_by_doctor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let legacy = data.join("legacy.db");
+    build(&LegacySpec::small(3), &legacy).unwrap();
+    let daemon = ["daemon", "--data-dir", utf8(data), "--events", "10"];
+    let first = run_splitstore(daemon);
+    assert!(first.status.success(), "{first:?}");
+    assert!(!texts(&first).1.contains("warning"), "{first:?}");
+    let doctor = run_splitstore(["doctor", "--data-dir", utf8(data)]);
+    assert!(!texts(&doctor).0.contains("written_after_conversion"), "{doctor:?}");
+
+    // The old application adds a project.
+    let old_app = rusqlite::Connection::open(&legacy).unwrap();
+    old_app
+        .execute("INSERT INTO projects (name) VALUES ('made in the old app')", [])
+        .unwrap();
+    drop(old_app);
+    let converted = store_core::conversion::recorded(data).unwrap().at_ms;
+    let modified = store_core::conversion::written_since(data).expect("the write is seen");
+    assert_eq!(
+        (modified.predecessor.as_path(), modified.converted_at_ms),
+        (legacy.as_path(), converted)
+    );
+    let (converted, modified) = (
+        store_core::time::show_ms(converted),
+        store_core::time::show_ms(modified.modified_at_ms),
+    );
+    let said = |db: &str| {
+        format!(
+            "{} was modified at {modified}, after it was converted at {converted}: what was written to it since \
+             is not in {db}",
+            legacy.display()
+        )
+    };
+    let remedy = format!(
+        "if the old application still runs, stop it: nothing reads {} any more, and what it wrote there since the \
+         conversion is only there (the file is never converted again). If the file was only copied or touched, \
+         nothing is missing. Once what you need of it is kept, move it away from there",
+        legacy.display()
+    );
+    for (owner, args) in [
+        ("daemon", &daemon[..]),
+        ("server", &["server", "--data-dir", utf8(data), "--seconds", "0.1"][..]),
+    ] {
+        let out = run_splitstore(args);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            texts(&out).1,
+            format!(
+                "splitstore {owner}: warning: {}. What to do: {remedy}\n",
+                said("activity.db or config.db")
+            )
+        );
+    }
+    let doctor = run_splitstore(["doctor", "--data-dir", utf8(data)]);
+    assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+    let stdout = texts(&doctor).0;
+    for db in ["activity.db", "config.db"] {
+        let problem = format!("  {db} [written_after_conversion]: {}\n    fix: {remedy}\n", said(db));
+        assert!(stdout.contains(&problem), "{stdout}");
+    }
+    let leftover = format!(
+        "the legacy database, converted {converted} and modified since (at {modified}): what was written to it \
+         since is only there"
+    );
+    assert!(stdout.contains(&leftover), "{stdout}");
+}
+
 #[test]
 fn a_legacy_file_that_cannot_be_split_stops_both_processes_and_nothing_is_created() {
     let dir = tempfile::tempdir().unwrap();

@@ -126,9 +126,7 @@ fn render(h: &Health) -> String {
         ("last recovery", |d| match &d.last_recovery {
             Some(r) => format!(
                 "{} {}",
-                chrono::DateTime::from_timestamp_millis(r.at_ms)
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    .unwrap_or_default(),
+                store_core::time::show_ms(r.at_ms),
                 r.detail.as_deref().unwrap_or("")
             ),
             None => "none".into(),

@@ -172,7 +172,18 @@ pub fn upgrade_first(
             );
             Ok(())
         }
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            // Said at every start until acted on: the old application may still be writing there.
+            if let Some(written) = store_core::conversion::written_since(data_dir) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "splitstore {context}: warning: {}. What to do: {}",
+                    written.message("activity.db or config.db"),
+                    written.remedy()
+                );
+            }
+            Ok(())
+        }
         Err(e) => Err(fail_owner(context, &e)),
     }
 }

@@ -52,6 +52,68 @@ pub fn record(data_dir: &Path, record: &ConversionRecord) -> Result<()> {
     files::write_json_atomically(&dir.join(RECORD_FILE_NAME), record, "write the conversion record")
 }
 
+/// A predecessor modified after its conversion was recorded ([`written_since`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WrittenSince {
+    /// The predecessor file, as the record names it.
+    #[serde(with = "crate::files::lossy_path")]
+    pub predecessor: PathBuf,
+    /// When the conversion was recorded, in Unix epoch milliseconds (UTC).
+    pub converted_at_ms: i64,
+    /// Its latest modification (of the file, or of a `-wal` holding writes), in Unix epoch milliseconds.
+    pub modified_at_ms: i64,
+}
+
+impl WrittenSince {
+    /// What a user reads about it, for `db` (one of the converted files).
+    pub fn message(&self, db: &str) -> String {
+        format!(
+            "{} was modified at {}, after it was converted at {}: what was written to it since is not in {db}",
+            self.predecessor.display(),
+            crate::time::show_ms(self.modified_at_ms),
+            crate::time::show_ms(self.converted_at_ms)
+        )
+    }
+
+    /// What to do about it.
+    pub fn remedy(&self) -> String {
+        format!(
+            "if the old application still runs, stop it: nothing reads {} any more, and what it wrote there since \
+             the conversion is only there (the file is never converted again). If the file was only copied or \
+             touched, nothing is missing. Once what you need of it is kept, move it away from there",
+            self.predecessor.display()
+        )
+    }
+}
+
+/// Whether the predecessor whose conversion `data_dir` records was modified after it: the old application
+/// still runs (or ran again), and what it wrote since is in none of the converted files, with no error
+/// anywhere. Told by the modification times of the file and of its `-wal` when that holds writes (in WAL
+/// mode a write reaches the main file only at a checkpoint); the converter only reads the file, so both
+/// predate the record. Never opens the file.
+pub fn written_since(data_dir: &Path) -> Option<WrittenSince> {
+    let record = recorded(data_dir)?;
+    let modified_ms = |path: &Path, only_with_content: bool| {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        if only_with_content && meta.len() == 0 {
+            return None;
+        }
+        Some(chrono::DateTime::<chrono::Utc>::from(meta.modified().ok()?).timestamp_millis())
+    };
+    let latest = [
+        modified_ms(&record.predecessor, false),
+        modified_ms(&files::with_suffix(&record.predecessor, "-wal"), true),
+    ]
+    .into_iter()
+    .flatten()
+    .max()?;
+    (latest > record.at_ms).then_some(WrittenSince {
+        predecessor: record.predecessor,
+        converted_at_ms: record.at_ms,
+        modified_at_ms: latest,
+    })
+}
+
 /// The predecessor of `schema` in the data directory of `db` (at `predecessor`, or its conventional place)
 /// when it exists and no conversion is recorded: the file a new `db` must not be created beside.
 pub fn pending(db: &Path, schema: &Schema, predecessor: Option<&Path>) -> Option<PathBuf> {

@@ -252,6 +252,15 @@ fn inspect_with(
             ),
         );
     }
+    if schema.predecessor.is_some()
+        && let Some(written) = crate::conversion::written_since(dir)
+    {
+        h.problem(
+            ErrorKind::WrittenAfterConversion,
+            written.message(schema.file_name),
+            written.remedy(),
+        );
+    }
     // While the owner runs, its failure record is from an earlier start that a later one superseded.
     if let Some(failure) = h.last_failure.clone().filter(|_| !owner_running) {
         h.problem(

@@ -126,6 +126,9 @@ pub enum ErrorKind {
     LargeWal,
     /// A restore was interrupted; the next owner's open puts the files back as they were (diagnostics).
     RestoreInterrupted,
+    /// The predecessor file was modified after its conversion: what was written to it since is in none of
+    /// the converted files (diagnostics).
+    WrittenAfterConversion,
     /// The key does not open the file: a wrong key (never taken for damage).
     KeyRejected,
     /// The file is encrypted and was opened without a key.
@@ -184,6 +187,7 @@ impl ErrorKind {
             ErrorKind::ForeignKeyViolations => "foreign_key_violations",
             ErrorKind::LargeWal => "large_wal",
             ErrorKind::RestoreInterrupted => "restore_interrupted",
+            ErrorKind::WrittenAfterConversion => "written_after_conversion",
             ErrorKind::KeyRejected => "key_rejected",
             ErrorKind::KeyRequired => "key_required",
             ErrorKind::NotEncrypted => "not_encrypted",

@@ -115,13 +115,16 @@ pub fn of_conversion(data_dir: &Path, predecessor: &Predecessor) -> Vec<Leftover
     let mut found = Vec::new();
     if let Some(record) = crate::conversion::recorded(data_dir) {
         let legacy = data_dir.join(predecessor.file_name);
-        let converted = chrono::DateTime::from_timestamp_millis(record.at_ms)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default();
-        found.extend(Leftover::at(
-            legacy,
-            format!("the legacy database, converted {converted}: kept for a rollback to the old app"),
-        ));
+        let converted = crate::time::show_ms(record.at_ms);
+        let what = match crate::conversion::written_since(data_dir) {
+            Some(w) => format!(
+                "the legacy database, converted {converted} and modified since (at {}): what was written to it \
+                 since is only there",
+                crate::time::show_ms(w.modified_at_ms)
+            ),
+            None => format!("the legacy database, converted {converted}: kept for a rollback to the old app"),
+        };
+        found.extend(Leftover::at(legacy, what));
     }
     for entry in read_dir(data_dir) {
         let Some(name) = entry.file_name().and_then(|n| n.to_str()).map(str::to_string) else {

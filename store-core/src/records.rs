@@ -43,9 +43,7 @@ pub struct FailureRecord {
 impl FailureRecord {
     /// When, as RFC 3339 in UTC to the second.
     pub fn at(&self) -> String {
-        chrono::DateTime::from_timestamp_millis(self.at_ms)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default()
+        crate::time::show_ms(self.at_ms)
     }
 
     /// This record of damage met using `db` ([`note_damage`]) as the error to show: `corrupt`, with repair's

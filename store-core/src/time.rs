@@ -16,6 +16,13 @@ pub fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)
 }
 
+/// A stored time as a user reads it: RFC 3339 in UTC, to the second (empty if outside chrono's range).
+pub fn show_ms(ms: i64) -> String {
+    from_ms(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
 /// Reads a NOT NULL `*_ms` column as `DateTime<Utc>`; an out-of-range value is a conversion error naming
 /// the column, not a panic.
 pub fn get_time(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
