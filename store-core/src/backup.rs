@@ -547,20 +547,20 @@ fn copy_and_check(
     Ok(version)
 }
 
-/// Keeps the newest `keep` (at least 1) manual backups of the file `just_taken` is a backup of in `dir`,
-/// `just_taken` always among them, and removes the older ones. Only backups of the same file are removed
-/// (the same lineage; for a copy that records none, the same source path): another data directory's
-/// backups in the same folder are left alone, and so is anything named like a backup that is not one
-/// of this kind (see [`list_backups`]).
+/// Keeps `just_taken` and the newest `keep - 1` (`keep` at least 1) of the older manual backups of the file
+/// it is a backup of in `dir`, and removes the rest of those older ones. A newer backup is never removed:
+/// another backup of the same file finished meanwhile (two scheduled runs overlapping), and its command
+/// is about to say where it is. Only backups of the same file are removed (the same lineage; for a copy
+/// that records none, the same source path): another data directory's backups in the same folder are left
+/// alone, and so is anything named like a backup that is not one of this kind (see [`list_backups`]).
 pub fn prune_backups(dir: &Path, schema: &Schema, keep: usize, just_taken: &Path, key: Option<&Key>) -> Result<()> {
     let listing = list_backups(dir, schema, BackupClass::Manual, key);
-    let Some(taken) = listing.backups.iter().find(|b| b.path == just_taken) else {
+    // Newest first: those after the one just taken are older.
+    let Some(at) = listing.backups.iter().position(|b| b.path == just_taken) else {
         return Ok(());
     };
-    let older = listing
-        .backups
-        .iter()
-        .filter(|b| b.path != just_taken && b.same_file_as(taken));
+    let taken = &listing.backups[at];
+    let older = listing.backups[at + 1..].iter().filter(|b| b.same_file_as(taken));
     for old in older.skip(keep.max(1) - 1) {
         fs::remove_file(&old.path).map_err(|e| Error::io(&old.path, "remove an old backup", e))?;
     }

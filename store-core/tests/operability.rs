@@ -282,6 +282,31 @@ fn as_taken_before_lineages(backup: &std::path::Path) {
     );
 }
 
+/// Two backups of one file running at once (two scheduled runs overlapping), `--keep 1`: the older one's
+/// rotation must not remove the newer backup. Before, each kept only the backup it had just taken, so two
+/// rotations that both listed both removed each other's, leaving none.
+#[test]
+fn rotation_never_removes_a_backup_newer_than_the_one_just_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("backups");
+    let owner = OwnerConnection::open(&dir.path().join("activity.db"), &ITEMS).unwrap();
+    let oldest = owner.backup_to(&to, 9).unwrap();
+    let first = owner.backup_to(&to, 9).unwrap();
+    let second = owner.backup_to(&to, 9).unwrap();
+
+    backup::prune_backups(&to, &ITEMS, 1, &first, None).unwrap();
+    let kept: Vec<_> = list_backups(&to, &ITEMS, BackupClass::Manual, None)
+        .backups
+        .into_iter()
+        .map(|b| b.path)
+        .collect();
+    assert_eq!(
+        kept,
+        [second, first],
+        "the newer one stays, the older one goes ({oldest:?})"
+    );
+}
+
 /// Two files backing up into one folder: rotation removes only backups of the file just backed up: of its
 /// lineage, or (taken by an earlier build, recording none) from its path. The other file's stay.
 #[test]
