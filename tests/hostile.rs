@@ -412,7 +412,7 @@ fn rotation_removes_only_real_backups_keeps_the_new_one_and_does_not_trust_names
 }
 
 #[test]
-fn durations_and_rates_out_of_range_are_refused_with_a_clear_error() {
+fn durations_rates_and_counts_out_of_range_are_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     for args in [
@@ -423,6 +423,7 @@ fn durations_and_rates_out_of_range_are_refused_with_a_clear_error() {
         &["daemon", "--rate", "1e-300", "--seconds", "1"],
         &["server", "--seconds", "1e20"],
         &["demo", "--seconds", "inf"],
+        &["backup", "--keep", "0"],
     ] {
         let out = run_splitstore(args.iter().copied().chain(["--data-dir", utf8(&data)]));
         let (stdout, stderr) = texts(&out);
@@ -432,7 +433,7 @@ fn durations_and_rates_out_of_range_are_refused_with_a_clear_error() {
             "{args:?}: {stderr}"
         );
         assert!(
-            stderr.contains("--seconds") || stderr.contains("--rate"),
+            stderr.contains(&format!("for '{}", args[1].split('=').next().unwrap())),
             "{args:?}: {stderr}"
         );
     }

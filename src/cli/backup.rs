@@ -13,9 +13,11 @@ pub struct Args {
     /// Directory the backups go to (created 0700 if missing). Default: DATA_DIR/backups.
     #[arg(long)]
     pub to: Option<PathBuf>,
-    /// How many backups of each database to keep there.
-    #[arg(long, default_value_t = DEFAULT_KEEP_BACKUPS)]
-    pub keep: usize,
+    /// How many backups of each database to keep there, the one just taken among them (at least 1: `0`
+    /// would read as "keep them all" to some and as "keep none" to others, and neither is what it did).
+    #[arg(long, default_value_t = DEFAULT_KEEP_BACKUPS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub keep: u64,
     #[command(flatten)]
     pub key: super::KeyArgs,
 }
@@ -31,7 +33,7 @@ pub fn run(args: Args) -> ExitCode {
     let to = args
         .to
         .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));
-    match splitstore::operations::backup_with_key(&args.data_dir, &to, args.keep, key.as_ref()) {
+    match splitstore::operations::backup_with_key(&args.data_dir, &to, args.keep as usize, key.as_ref()) {
         Ok(report) => {
             for f in report.taken {
                 super::say!("backup: {}", f.display());
