@@ -119,7 +119,8 @@ fn kind_of(file: &Path, key: Option<&Key>) -> Result<&'static Schema> {
 }
 
 /// Restores from `from`: a backup file (restores the database it is a backup of) or a backup directory
-/// (restores the newest backup of each database found there). Refused while either owner runs. The files
+/// (restores the newest backup of each database found there that verifies, passing over damaged ones:
+/// [`RestoreReport::passed_over_damaged`]). Refused while either owner runs. The files
 /// in place move aside (never deleted) with their `-wal`/`-shm`. Both files are restored together, all or
 /// nothing (see [`store_core::restore::restore_all`]), and their counters are raised so no id is ever
 /// handed out twice.
@@ -137,27 +138,59 @@ pub fn restore_with(
     key: Option<&Key>,
 ) -> Result<Vec<RestoreReport>> {
     let locks = take_both_locks(data_dir)?;
-    let chosen: Vec<(&'static Schema, PathBuf)> = if from.is_dir() {
+    // Everything is verified before anything moves: each database's backup, and the newer ones of its
+    // folder passed over as damaged.
+    let mut chosen: Vec<(&'static Schema, VerifiedBackup, Vec<PathBuf>)> = Vec::new();
+    if from.is_dir() {
         // Each file's own backups (its lineage's); a file with none there takes those of the one other file
         // the folder holds backups of (a new install restoring its old data): the file in place is kept.
-        let mut chosen = Vec::new();
         for schema in DATABASES.iter().copied() {
             let path = schema.path_in(data_dir);
-            if let Some(b) = backup::backups_of_file(&path, from, schema, key, Adopt::SingleOther)?
-                .into_iter()
-                .next()
-            {
-                chosen.push((schema, b.path));
+            let backups = backup::backups_of_file(&path, from, schema, key, Adopt::SingleOther)?;
+            if backups.is_empty() {
+                continue;
             }
+            // The newest that verifies, past damaged ones (said in the report). Any other failure (a key that
+            // does not open it, a newer schema) stops here: an older backup would be restored for a reason
+            // the user can fix.
+            let mut passed_over = Vec::new();
+            let mut sound = None;
+            for b in backups {
+                match verify_backup(&b.path, schema, key) {
+                    Ok(v) => {
+                        sound = Some(v);
+                        break;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Corrupt => passed_over.push(b.path),
+                    Err(e) => return Err(e),
+                }
+            }
+            let Some(sound) = sound else {
+                return Err(Error::NoBackup {
+                    path,
+                    backup_dir: from.to_path_buf(),
+                    quarantined: None,
+                    schema,
+                });
+            };
+            chosen.push((schema, sound, passed_over));
         }
-        chosen
     } else {
         let kind = kind_of(from, key).map_err(|e| match e {
             Error::NotADatabase { .. } => key_required(data_dir, key).unwrap_or(e),
             e => e,
         })?;
-        vec![(kind, from.to_path_buf())]
-    };
+        let verified = verify_backup(from, kind, key).map_err(|e| match e {
+            Error::Corrupt { path, detail, .. } => Error::BackupDamaged {
+                path,
+                data_dir: data_dir.to_path_buf(),
+                detail,
+                schema: kind,
+            },
+            e => e,
+        })?;
+        chosen.push((kind, verified, Vec::new()));
+    }
     if chosen.is_empty() {
         // Backups the key does not open are said as such: the right key restores them.
         let mut unreadable = false;
@@ -185,15 +218,10 @@ pub fn restore_with(
             schema,
         });
     }
-    // Verify everything before moving anything.
-    let verified: Vec<(&'static Schema, VerifiedBackup)> = chosen
-        .iter()
-        .map(|(schema, backup)| Ok((*schema, verify_backup(backup, schema, key)?)))
-        .collect::<Result<_>>()?;
     let placements = locks
         .into_iter()
         .filter_map(|(schema, lock)| {
-            let (_, backup) = verified.iter().find(|(s, _)| std::ptr::eq(*s, schema))?;
+            let (_, backup, _) = chosen.iter().find(|(s, _, _)| std::ptr::eq(*s, schema))?;
             Some(Placement {
                 schema,
                 id_floors: referenced_ids(data_dir, schema, key),
@@ -202,7 +230,12 @@ pub fn restore_with(
             })
         })
         .collect();
-    let (reports, _locks) = restore_all(placements, "replaced", hook, key)?;
+    let (mut reports, _locks) = restore_all(placements, "replaced", hook, key)?;
+    for report in &mut reports {
+        if let Some((_, _, passed_over)) = chosen.iter_mut().find(|(s, _, _)| s.file_name == report.database) {
+            report.passed_over_damaged = std::mem::take(passed_over);
+        }
+    }
     Ok(reports)
 }
 

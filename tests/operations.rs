@@ -727,6 +727,72 @@ fn backup_during_full_speed_writes_finishes_and_holds_every_row_committed_before
     server.stop();
 }
 
+/// The newest backup in the folder is damaged: a restore from the folder restores the newest one that
+/// verifies and says which newer one it passed over (left as it is); naming the damaged one is refused with
+/// the way to restore another (before: "run repair --data-dir" on the backup folder, as if it were a data
+/// directory); with every backup damaged, no backup passes verification. Before, the folder's restore
+/// refused with the damaged one's error, two sound backups beside it.
+#[test]
+fn a_restore_from_a_folder_passes_over_a_damaged_newest_backup_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 100);
+    let folder = data.join("backups");
+    let [older, _] = &backup_paths(&run_splitstore(["backup", "--data-dir", utf8(&data)]))[..] else {
+        panic!("two backups")
+    };
+    let [newest, _] = &backup_paths(&run_splitstore(["backup", "--data-dir", utf8(&data)]))[..] else {
+        panic!("two backups")
+    };
+    damage_middle_page(newest);
+    let damaged = fs::read(newest).unwrap();
+
+    let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(&folder)]);
+    assert!(out.status.success(), "{out:?}");
+    let line = texts(&out).0.lines().next().unwrap().to_string();
+    let said = format!(
+        "restored {} from {} (schema {}); passed over as damaged, the newer {} (left as it is); the previous file \
+         is kept at ",
+        data.join("activity.db").display(),
+        older.display(),
+        build_version("activity.db"),
+        newest.display()
+    );
+    assert!(line.starts_with(&said), "{line}");
+    assert_eq!(
+        fs::read(newest).unwrap(),
+        damaged,
+        "the damaged backup is left as it is"
+    );
+
+    let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(newest)]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = texts(&out).1;
+    let remedy = format!(
+        ". What to do: restore another backup instead: `splitstore restore --data-dir {} --from FILE`, or `--from \
+         {}` for the newest one there that verifies; nothing was changed\n",
+        data.display(),
+        folder.display()
+    );
+    assert!(
+        stderr.starts_with(&format!("splitstore restore: {} is damaged: ", newest.display()))
+            && stderr.ends_with(&remedy),
+        "{stderr}"
+    );
+
+    damage_middle_page(older);
+    let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(&folder)]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        texts(&out).1.starts_with(&format!(
+            "splitstore restore: no backup of {} in {} passes verification",
+            data.join("activity.db").display(),
+            folder.display()
+        )),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn restore_is_refused_while_the_daemon_runs_and_puts_the_backup_back_after_it_stops() {
     let dir = tempfile::tempdir().unwrap();

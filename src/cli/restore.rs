@@ -28,12 +28,22 @@ pub fn run(args: Args) -> ExitCode {
     match splitstore::operations::restore_with(&args.data_dir, &args.from, None, key.as_ref()) {
         Ok(reports) => {
             for r in reports {
+                // A newer backup passed over is said first: the one restored is older than the user may think.
+                let passed_over: Vec<String> = r.passed_over_damaged.iter().map(|p| p.display().to_string()).collect();
                 super::say!(
-                    "restored {} from {} (schema {}{}){}{}",
+                    "restored {} from {} (schema {}{}){}{}{}",
                     r.path.display(),
                     r.restored_from.display(),
                     r.version,
                     super::upgraded_later(&r),
+                    if passed_over.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; passed over as damaged, the newer {} (left as it is)",
+                            passed_over.join(", ")
+                        )
+                    },
                     r.moved_aside
                         .as_ref()
                         .map(|a| format!("; the previous file is kept at {}", a.display()))

@@ -316,6 +316,14 @@ pub enum Error {
         detail: String,
         schema: Option<&'static Schema>,
     },
+    /// A backup asked to be restored into `data_dir` is damaged (its check failed): another one is restored,
+    /// not this one repaired.
+    BackupDamaged {
+        path: PathBuf,
+        data_dir: PathBuf,
+        detail: String,
+        schema: &'static Schema,
+    },
     /// A read-only connection needs to create `-wal`/`-shm` beside the file and may not.
     ReadOnlyDirectory { path: PathBuf },
     /// The operating system refused this user access to the path.
@@ -462,6 +470,7 @@ impl Error {
             Error::Busy { .. } => ErrorKind::Busy,
             Error::Constraint { .. } => ErrorKind::Constraint,
             Error::NoBackup { .. } => ErrorKind::NoBackup,
+            Error::BackupDamaged { .. } => ErrorKind::Corrupt,
             Error::BackupOlder { .. } => ErrorKind::BackupOlder,
             Error::BackupsOfOtherFiles { .. } => ErrorKind::BackupsOfOtherFiles,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
@@ -505,6 +514,7 @@ impl Error {
             | Error::Busy { path }
             | Error::Constraint { path, .. }
             | Error::NoBackup { path, .. }
+            | Error::BackupDamaged { path, .. }
             | Error::BackupOlder { path, .. }
             | Error::BackupsOfOtherFiles { path, .. }
             | Error::Unavailable { path, .. }
@@ -645,7 +655,7 @@ impl Error {
             }
             Error::NotADatabase { .. } => format!("{p} is not a SQLite database (its header is not SQLite's)"),
             Error::WrongDatabase { expected, found, .. } => format!("{p} is not {expected}: {found}"),
-            Error::Corrupt { detail, .. } => format!("{p} is damaged: {detail}"),
+            Error::Corrupt { detail, .. } | Error::BackupDamaged { detail, .. } => format!("{p} is damaged: {detail}"),
             Error::ReadOnlyDirectory { .. } => format!(
                 "{p} cannot be read: a reader must create {p}-wal and {p}-shm beside it and the directory is not writable"
             ),
@@ -838,6 +848,11 @@ impl Error {
                 "{stop_owners}, then run {}: it quarantines the damaged file (nothing is deleted) and restores the \
                  newest backup that verifies, or says what else can be done",
                 command(*schema, "repair", "")
+            ),
+            Error::BackupDamaged { data_dir, schema, .. } => format!(
+                "restore another backup instead: `{}`, or `--from {quoted_dir}` for the newest one there that \
+                 verifies; nothing was changed",
+                schema.command("restore", data_dir, "--from FILE")
             ),
             Error::ReadOnlyDirectory { .. } => format!(
                 "give this user write access to {quoted_dir}, or keep the owner running so -wal and -shm already exist"

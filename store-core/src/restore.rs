@@ -46,6 +46,10 @@ pub struct RestoreReport {
     /// The file it replaced was not the one the backup was taken from (their lineages differ: a new
     /// install's file, say, replaced by the old one's backup); it is kept at `moved_aside`.
     pub replaced_another_file: bool,
+    /// Newer backups of the file that a restore from their folder passed over because they are damaged (it
+    /// restores the newest that verifies). Left as they are.
+    #[serde(with = "crate::files::lossy_path::vec")]
+    pub passed_over_damaged: Vec<PathBuf>,
 }
 
 /// Rows added per table, at most (AUTOINCREMENT ids handed out), by table name; shown as
@@ -358,6 +362,7 @@ pub fn place_all(
             version,
             added_since_backup,
             replaced_another_file,
+            passed_over_damaged: Vec::new(),
         });
     }
     Ok((reports, locks))
