@@ -232,7 +232,8 @@ fn the_server_started_alone_on_a_legacy_directory_shows_the_legacy_projects() {
 /// The old application still running after the upgrade (started at login, say) writes the legacy file,
 /// which nothing reads any more: its writes would be lost with no error anywhere. Each start of the daemon
 /// and server warns, and doctor says it about both files, naming the file and both times; the doctor's
-/// leftover line says the file holds writes that are only there. Before, all three said nothing.
+/// leftover line says the file holds writes that are only there, and cleanup keeps it. Before, all three said
+/// nothing, and cleanup removed it.
 #[test]
 fn the_old_application_writing_the_legacy_file_after_the_split_is_said_at_every_start_and_by_doctor() {
     let dir = tempfile::tempdir().unwrap();
@@ -301,6 +302,18 @@ fn the_old_application_writing_the_legacy_file_after_the_split_is_said_at_every_
          since is only there"
     );
     assert!(stdout.contains(&leftover), "{stdout}");
+    // cleanup, even of everything, keeps it: nothing else holds what it has.
+    let cleanup = run_splitstore(["cleanup", "--data-dir", utf8(data), "--older-than", "0"]);
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    assert!(
+        texts(&cleanup).0.contains(&format!(
+            "kept {} ({} bytes, 0 days old): {leftover}: nothing else holds it; move it away by hand once kept\n",
+            legacy.display(),
+            std::fs::metadata(&legacy).unwrap().len()
+        )),
+        "{cleanup:?}"
+    );
+    assert!(legacy.exists());
 }
 
 #[test]

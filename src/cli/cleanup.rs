@@ -1,6 +1,7 @@
 //! `splitstore cleanup`: removes the files that hold user data outside the databases (quarantined, replaced
 //! and unfinished copies, the legacy database after its split, the split's rejects, leftovers of killed
 //! commands) once they are older than asked, and only when asked. `--dry-run` lists what it would remove.
+//! A legacy database written after its conversion is kept whatever its age: nothing else holds those writes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,10 @@ pub fn run(args: Args) -> ExitCode {
             .collect::<Result<_, _>>()
             .ok()
     };
+    // The legacy file written after its conversion holds what the old app wrote since, and nothing else
+    // does: never removed here, whatever its age.
+    let written_since = store_core::conversion::written_since(&args.data_dir)
+        .and_then(|w| store_core::files::file_id(&w.predecessor).ok());
     let mut removed = 0u64;
     let mut freed = 0u64;
     for l in &old {
@@ -55,6 +60,10 @@ pub fn run(args: Args) -> ExitCode {
             l.age_days(now),
             l.what
         );
+        if written_since.is_some() && store_core::files::file_id(&l.path).ok() == written_since {
+            say!("kept {what}: nothing else holds it; move it away by hand once kept");
+            continue;
+        }
         if args.dry_run {
             say!("would remove {what}");
             continue;
