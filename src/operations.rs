@@ -62,7 +62,7 @@ pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key
         }
     }
     if report.taken.is_empty() {
-        let first_failure = (!report.failed.is_empty()).then(|| report.failed.remove(0));
+        let first_failure = report.failed.drain(..).next();
         if let Some(e) = first_failure.or_else(|| report.missing.pop()) {
             return Err(e);
         }
