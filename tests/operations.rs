@@ -727,6 +727,48 @@ fn backup_during_full_speed_writes_finishes_and_holds_every_row_committed_before
     server.stop();
 }
 
+/// Doctor checks the newest backup with the file: a damaged one is said now (`backup_damaged`, with the
+/// command that takes a new one), not found on the day a restore needs it; it is the backup's problem, so
+/// repair leaves the database alone; once a new backup is taken, doctor is healthy again. Before, doctor
+/// showed the damaged backup as the newest one, healthy.
+#[test]
+fn doctor_says_when_the_newest_backup_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 100);
+    let [backup, _] = &backup_paths(&run_splitstore(["backup", "--data-dir", utf8(&data)]))[..] else {
+        panic!("two backups")
+    };
+    damage_middle_page(backup);
+
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 1, "{table}");
+    let (code_name, message, remedy) = the_problem(&json, "activity.db");
+    assert_eq!(code_name, "backup_damaged");
+    let said = format!(
+        "the newest backup of {}, {}, is damaged: ",
+        data.join("activity.db").display(),
+        backup.display()
+    );
+    assert!(message.starts_with(&said), "{message}");
+    assert_eq!(
+        remedy,
+        format!(
+            "take a new backup now (`splitstore backup --data-dir {}`); a restore from the folder passes over the \
+             damaged one to the newest that verifies. Remove it once a new one is taken",
+            data.display()
+        )
+    );
+    let repair = run_splitstore(["repair", "--data-dir", utf8(&data)]);
+    assert!(
+        texts(&repair).0.contains("activity.db: healthy, left alone"),
+        "{repair:?}"
+    );
+    assert!(run_splitstore(["backup", "--data-dir", utf8(&data)]).status.success());
+    let (code, table, _) = doctor(&data);
+    assert_eq!(code, 0, "{table}");
+}
+
 /// The newest backup in the folder is damaged: a restore from the folder restores the newest one that
 /// verifies and says which newer one it passed over (left as it is); naming the damaged one is refused with
 /// the way to restore another (before: "run repair --data-dir" on the backup folder, as if it were a data

@@ -303,6 +303,26 @@ fn inspect_with(
     if let Err(e) = inspect_contents(&mut h, path, schema, opts.check, writer_may_run, key) {
         h.problem_from(&crate::key::explain(e, key));
     }
+    // A backup that would not restore is found now, not on the day it is needed: the newest one is checked
+    // with the file (a restore from its folder passes over it to the newest that verifies).
+    if opts.check != CheckLevel::None
+        && let Some(newest) = &h.newest_backup
+        && let Some(finding) = backup_damage(&newest.path, key)
+    {
+        h.problem(
+            ErrorKind::BackupDamaged,
+            format!(
+                "the newest backup of {}, {}, is damaged: {finding}",
+                path.display(),
+                newest.path.display()
+            ),
+            format!(
+                "take a new backup now (`{}`); a restore from the folder passes over the damaged one to the \
+                 newest that verifies. Remove it once a new one is taken",
+                schema.command("backup", dir, "")
+            ),
+        );
+    }
     // Damage met while running is damage until the file is replaced, even where this check does not reach
     // (quick_check does not compare an index with its table) or did not run: repair acts on it.
     let damage_found = h
@@ -461,6 +481,15 @@ fn inspect_contents(
         .rev()
         .find(|p| p.event == RECOVERY_EVENT);
     Ok(())
+}
+
+/// What `quick_check` finds wrong in the backup at `path` (read with `key`), first finding only, or `None`.
+fn backup_damage(path: &Path, key: Option<&Key>) -> Option<String> {
+    let conn = read_pool::open_if_readable(path, key)?;
+    match check::quick_check(&conn) {
+        Ok(problems) => crate::key::explain_check(path, key, problems).into_iter().next(),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 /// A page-exact copy of the file `conn` reads, in `scratch`, for the checks to hold their transaction on.

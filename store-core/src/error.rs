@@ -129,6 +129,8 @@ pub enum ErrorKind {
     /// The predecessor file was modified after its conversion: what was written to it since is in none of
     /// the converted files (diagnostics).
     WrittenAfterConversion,
+    /// A backup is damaged: it would not restore (the database it is a backup of is not).
+    BackupDamaged,
     /// The key does not open the file: a wrong key (never taken for damage).
     KeyRejected,
     /// The file is encrypted and was opened without a key.
@@ -188,6 +190,7 @@ impl ErrorKind {
             ErrorKind::LargeWal => "large_wal",
             ErrorKind::RestoreInterrupted => "restore_interrupted",
             ErrorKind::WrittenAfterConversion => "written_after_conversion",
+            ErrorKind::BackupDamaged => "backup_damaged",
             ErrorKind::KeyRejected => "key_rejected",
             ErrorKind::KeyRequired => "key_required",
             ErrorKind::NotEncrypted => "not_encrypted",
@@ -470,7 +473,7 @@ impl Error {
             Error::Busy { .. } => ErrorKind::Busy,
             Error::Constraint { .. } => ErrorKind::Constraint,
             Error::NoBackup { .. } => ErrorKind::NoBackup,
-            Error::BackupDamaged { .. } => ErrorKind::Corrupt,
+            Error::BackupDamaged { .. } => ErrorKind::BackupDamaged,
             Error::BackupOlder { .. } => ErrorKind::BackupOlder,
             Error::BackupsOfOtherFiles { .. } => ErrorKind::BackupsOfOtherFiles,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
