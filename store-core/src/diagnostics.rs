@@ -44,6 +44,7 @@ pub enum CheckLevel {
 /// Options for [`inspect`].
 #[derive(Debug, Clone)]
 pub struct InspectOptions {
+    /// The structural check of the file (and, unless `None`, a `quick_check` of its newest backup).
     pub check: CheckLevel,
     /// Where to look for backups; `None` means `<data dir>/backups`.
     pub backup_dir: Option<PathBuf>,
