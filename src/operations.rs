@@ -16,8 +16,8 @@ use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
 use store_core::read_pool::{open_database_read_only, open_read_only};
 pub use store_core::restore::RestoreHook;
 use store_core::restore::{
-    Placement, RestoreReport, VerifiedBackup, counters_of, quarantine, raise_counters, restore_all, rows_added_since,
-    verify_backup,
+    Placement, RestoreReport, VerifiedBackup, counters_of, open_backup_file, quarantine, raise_counters, restore_all,
+    rows_added_since, verify_backup,
 };
 use store_core::salvage::{self, SalvageHook, SalvageOptions, SalvageReport};
 use store_core::{Error, ErrorKind, Key, OwnerConnection, OwnerLock, Provenance, Result, Schema, files};
@@ -95,15 +95,10 @@ fn key_required(data_dir: &Path, key: Option<&Key>) -> Option<Error> {
         })
 }
 
-/// Which database kind a file holds, by its `application_id`. Reads only a regular file (a FIFO would block)
-/// with something in it.
+/// Which database kind a file holds, by its `application_id` (opened as [`open_backup_file`] opens one).
 fn kind_of(file: &Path, key: Option<&Key>) -> Result<&'static Schema> {
-    files::require_regular_file(file, "read the backup")?;
     let expected = "a backup of activity.db or config.db";
-    files::refuse_empty(file, expected)?;
-    let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| Error::from_sqlite(file, e))?;
-    store_core::key::apply(&conn, file, key)?;
+    let conn = open_backup_file(file, expected, key)?;
     let id: i32 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(|e| store_core::key::error_at(file, key, e))?;

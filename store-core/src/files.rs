@@ -203,19 +203,6 @@ pub fn nonempty_regular(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
-/// Refuses an empty file named to be read as `expected` (a backup) before SQLite opens it: there is nothing to
-/// read, and SQLite would delete a `-wal` beside it ([`nonempty_regular`]).
-pub fn refuse_empty(path: &Path, expected: &'static str) -> Result<()> {
-    if fs::metadata(path).is_ok_and(|m| m.len() == 0) {
-        return Err(Error::WrongDatabase {
-            path: path.to_path_buf(),
-            expected,
-            found: "it is empty (0 bytes)".into(),
-        });
-    }
-    Ok(())
-}
-
 /// Refuses `path` unless it is a regular file, without following a link or opening it: a database given
 /// by its place in the data directory (a link there was planted, a FIFO would block the first read).
 pub fn ensure_regular(path: &Path) -> Result<()> {

@@ -89,20 +89,31 @@ impl VerifiedBackup {
     }
 }
 
+/// A read-only connection, keyed with `key`, to `path`, a file named to be read as `expected` (a backup): only
+/// a regular file (opening a FIFO would wait for a writer forever, with both owner locks held), and never an
+/// empty one, which is refused as [`Error::WrongDatabase`] before SQLite opens it: there is nothing to read,
+/// and SQLite would delete a `-wal` beside it ([`files::nonempty_regular`]).
+pub fn open_backup_file(path: &Path, expected: &'static str, key: Option<&Key>) -> Result<Connection> {
+    files::require_regular_file(path, "read the backup")?;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return Err(Error::WrongDatabase {
+            path: path.to_path_buf(),
+            expected,
+            found: "it is empty (0 bytes)".into(),
+        });
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .at(path)?;
+    crate::key::apply(&conn, path, key)?;
+    Ok(conn)
+}
+
 /// Checks that `backup` is a sound copy of this kind of database that this build can open:
 /// `integrity_check` clean, the right `application_id`, a schema version in 1..=this build's. An encrypted
 /// database's backup is read with its `key`; one taken under another key is [`Error::KeyRejected`].
 /// Errors name the backup file.
 pub fn verify_backup(backup: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<VerifiedBackup> {
-    // Only a regular file: opening a FIFO would wait for a writer forever (with both owner locks held).
-    files::require_regular_file(backup, "read the backup")?;
-    files::refuse_empty(backup, schema.file_name)?;
-    let conn = Connection::open_with_flags(
-        backup,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .at_db(backup, schema)?;
-    crate::key::apply(&conn, backup, key)?;
+    let conn = open_backup_file(backup, schema.file_name, key).map_err(|e| e.with_schema(schema))?;
     let state = migrate::read_state(&conn, backup, schema).map_err(|e| crate::key::explain(e, key))?;
     if state.is_blank() {
         return Err(Error::WrongDatabase {
