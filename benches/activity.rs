@@ -9,7 +9,10 @@
 //!   sessions started and ended around their 100 events, by the writer keeping the running totals and by
 //!   the same writer with the triggers that keep them switched off (the writer before the totals);
 //! - `read_under_full_speed_writer/*`: reader latency while another thread writes as fast as it can;
-//! - `writer_with_polling_reader`: writer throughput with one reader idle or polling for changes.
+//! - `writer_with_polling_reader`: writer throughput with one reader idle or polling for changes;
+//! - `recovery_of_open_sessions`: the writer's open closing 2000 sessions a crash left open over 520 days
+//!   of history, against raw rusqlite closing them one `UPDATE` at a time with the schema's trigger (the
+//!   writer before it set the trigger aside); each side on a fresh copy of one file, the copy untimed.
 //!
 //! Criterion measures one side after the other, so on a machine shared with other work (2 cores here)
 //! the load can differ between the two. Each group is therefore followed by an *interleaved* run printed
@@ -542,11 +545,141 @@ fn writer_with_polling_reader(c: &mut Criterion) {
     }
 }
 
+/// Sessions in the history of `recovery_of_open_sessions`: one ended every 15 minutes over 520 days, across
+/// 10 projects and none.
+const HISTORY_SESSIONS: i64 = 50_000;
+/// Sessions left open among them, spread over the whole history.
+const LEFT_OPEN: i64 = 2_000;
+
+/// A file as a crash leaves it: `HISTORY_SESSIONS` ended sessions with their totals, and `LEFT_OPEN`
+/// sessions never ended, each with one event.
+fn crashed_file(dir: &Path) -> PathBuf {
+    let path = dir.join("template").join("activity.db");
+    drop(ActivityWriter::open(&path).unwrap());
+    let mut c = raw_connection(&path);
+    let tx = c.transaction().unwrap();
+    {
+        let mut session = tx.prepare(queries::INSERT_SESSION).unwrap();
+        let mut end = tx.prepare(queries::END_SESSION).unwrap();
+        let mut event = tx.prepare(queries::INSERT_EVENT).unwrap();
+        let first = 1_650_000_000_000;
+        for i in 0..HISTORY_SESSIONS {
+            let start = first + i * 900_000;
+            let s = sample_session(i % 11, start);
+            let id = session
+                .insert(("firefox", &s.title, &s.url, &s.domain, s.project_id, start, false))
+                .unwrap();
+            end.execute((id, start + 600_000, "ended")).unwrap();
+        }
+        for i in 0..LEFT_OPEN {
+            let start = first + i * (HISTORY_SESSIONS / LEFT_OPEN) * 900_000 + 60_000;
+            let s = sample_session(i % 11, start);
+            let id = session
+                .insert(("firefox", &s.title, &s.url, &s.domain, s.project_id, start, false))
+                .unwrap();
+            let e = sample_event(id, i);
+            event
+                .execute((
+                    id,
+                    &e.event_type,
+                    &e.app,
+                    &e.title,
+                    &e.url,
+                    start + 120_000,
+                    e.idle_seconds,
+                ))
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    path
+}
+
+/// The raw baseline: the open sessions closed at their last event, one `END_SESSION` each, the schema's
+/// trigger adding each to its bucket and every later bucket of its project, in one transaction.
+fn raw_recovery(path: &Path) -> u64 {
+    let mut c = raw_connection(path);
+    let tx = c
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    let open: Vec<(i64, i64, Option<i64>)> = tx
+        .prepare(queries::OPEN_SESSIONS)
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let mut end = tx.prepare(queries::END_SESSION).unwrap();
+    for (id, start, last) in &open {
+        end.execute((id, last.unwrap_or(*start).max(*start), "recovered"))
+            .unwrap();
+    }
+    drop(end);
+    tx.commit().unwrap();
+    open.len() as u64
+}
+
+fn store_recovery(path: &Path) -> u64 {
+    ActivityWriter::open(path).unwrap().recovery().sessions.len() as u64
+}
+
+/// A fresh copy of `template` (the copy is not timed: both sides start from the same bytes).
+fn copy_of(template: &Path, dir: &Path, n: &Cell<u64>) -> PathBuf {
+    n.set(n.get() + 1);
+    let path = dir.join(format!("copy-{}", n.get())).join("activity.db");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::copy(template, &path).unwrap();
+    path
+}
+
+fn recovery_of_open_sessions(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let template = crashed_file(dir.path());
+    let n = Cell::new(0);
+    let mut g = c.benchmark_group("recovery_of_open_sessions");
+    g.throughput(Throughput::Elements(LEFT_OPEN as u64))
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(WARM_UP)
+        .sample_size(10);
+    for (name, recover) in [
+        ("activity_store", store_recovery as fn(&Path) -> u64),
+        ("raw_rusqlite", raw_recovery),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || copy_of(&template, dir.path(), &n),
+                |path| assert_eq!(recover(&path), LEFT_OPEN as u64),
+                criterion::BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+    // Interleaved, each side on its own fresh copy per round, only the recovery timed.
+    let mut wall = [Duration::ZERO; 2];
+    for _ in 0..4 {
+        let first = usize::from(rand::random::<bool>());
+        for side in [first, 1 - first] {
+            let path = copy_of(&template, dir.path(), &n);
+            let t = Instant::now();
+            [store_recovery, raw_recovery][side](&path);
+            wall[side] += t.elapsed();
+        }
+    }
+    println!(
+        "ratio recovery_of_open_sessions (interleaved, 4 rounds): activity_store {:.1} ms, raw_rusqlite {:.1} ms \
+         per recovery of {LEFT_OPEN} sessions, activity_store/raw = {:.4}",
+        wall[0].as_secs_f64() * 250.0,
+        wall[1].as_secs_f64() * 250.0,
+        wall[0].as_secs_f64() / wall[1].as_secs_f64()
+    );
+}
+
 criterion_group!(
     benches,
     inserts,
     sessions_with_totals,
     reads_under_writer,
-    writer_with_polling_reader
+    writer_with_polling_reader,
+    recovery_of_open_sessions
 );
 criterion_main!(benches);

@@ -127,6 +127,35 @@ FROM activity_sessions s
 WHERE s.end_time_ms IS NULL
 ORDER BY s.id";
 
+/// The exact text of migration 4's `activity_totals_on_end` as the file holds it, so that recovery can set
+/// the trigger aside for its transaction and put back the very same trigger.
+pub const END_TRIGGER_SQL: &str =
+    "SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND name = 'activity_totals_on_end'";
+
+pub const DROP_END_TRIGGER: &str = "DROP TRIGGER activity_totals_on_end";
+
+/// What the sessions `?1` (a JSON array of ids, just ended) add to the running totals, per project and
+/// bucket: how many and their seconds, in key order. The amounts `activity_totals_on_end` adds one session
+/// at a time, summed.
+pub const ENDED_BY_BUCKET: &str = "SELECT project_id IS NOT NULL, IFNULL(project_id, 0),
+       start_time_ms - (start_time_ms % 900000 + 900000) % 900000, COUNT(*), SUM(IFNULL(duration_seconds, 0))
+FROM activity_sessions
+WHERE id IN (SELECT value FROM json_each(?1))
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3";
+
+/// Adds bucket `?3` of project (`?1` has_project, `?2` project_id) holding the running totals before it
+/// (`?4` sessions, `?5` seconds), unless the project has that bucket already.
+pub const INSERT_TOTALS_BUCKET: &str =
+    "INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT DO NOTHING";
+
+/// Adds `?5` sessions and `?6` seconds to the buckets of project (`?1`, `?2`) in `[?3, ?4)`. Index: the
+/// primary key, one range.
+pub const ADD_TO_TOTALS: &str = "UPDATE activity_totals SET sessions = sessions + ?5, seconds = seconds + ?6
+WHERE has_project = ?1 AND project_id = ?2 AND bucket_ms >= ?3 AND bucket_ms < ?4";
+
 pub const INSERT_EVENT: &str =
     "INSERT INTO activity_events (session_id, event_type, app, title, url, timestamp_ms, idle_seconds)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";

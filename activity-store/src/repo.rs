@@ -209,6 +209,68 @@ pub(crate) fn open_sessions(conn: &Connection) -> rusqlite::Result<Vec<OpenSessi
         .collect()
 }
 
+/// Sets migration 4's `activity_totals_on_end` aside for the caller's transaction: returns its exact text
+/// for [`put_back_end_trigger`] (`None` when the file has no such trigger: nothing to put back).
+pub(crate) fn set_aside_end_trigger(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    let sql: Option<String> = conn.query_row(queries::END_TRIGGER_SQL, [], |r| r.get(0)).optional()?;
+    if sql.is_some() {
+        conn.execute(queries::DROP_END_TRIGGER, [])?;
+    }
+    Ok(sql)
+}
+
+/// Puts back the trigger [`set_aside_end_trigger`] took, as it was.
+pub(crate) fn put_back_end_trigger(conn: &Connection, sql: Option<String>) -> rusqlite::Result<()> {
+    match sql {
+        Some(sql) => conn.execute_batch(&sql),
+        None => Ok(()),
+    }
+}
+
+/// Adds the sessions `ids`, ended while `activity_totals_on_end` was set aside, to the running totals: what
+/// the trigger adds one session at a time (the session's bucket, created if missing, and every later
+/// bucket of its project), with one range update per bucket that gained sessions instead of one per session.
+pub(crate) fn add_ended_to_totals(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
+    struct Gain {
+        key: (bool, i64),
+        bucket_ms: i64,
+        sessions: i64,
+        seconds: i64,
+    }
+    let ids = serde_json::to_string(ids).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let gains = conn
+        .prepare(queries::ENDED_BY_BUCKET)?
+        .query_map([ids], |r| {
+            Ok(Gain {
+                key: (r.get(0)?, r.get(1)?),
+                bucket_ms: r.get(2)?,
+                sessions: r.get(3)?,
+                seconds: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<Gain>>>()?;
+    let mut before = conn.prepare_cached(queries::TOTALS_BEFORE)?;
+    let mut insert = conn.prepare_cached(queries::INSERT_TOTALS_BUCKET)?;
+    let mut add = conn.prepare_cached(queries::ADD_TO_TOTALS)?;
+    for project in gains.chunk_by(|a, b| a.key == b.key) {
+        let key = project[0].key;
+        // Missing buckets first, each holding the totals before it, as the trigger creates them.
+        for gain in project {
+            let (sessions, seconds) = totals_before(&mut before, key, gain.bucket_ms)?;
+            insert.execute((key.0, key.1, gain.bucket_ms, sessions, seconds))?;
+        }
+        // Then every bucket from the first gain on rises by all the gains at or before it.
+        let (mut sessions, mut seconds) = (0i64, 0i64);
+        for (i, gain) in project.iter().enumerate() {
+            sessions += gain.sessions;
+            seconds += gain.seconds;
+            let until = project.get(i + 1).map_or(i64::MAX, |next| next.bucket_ms);
+            add.execute((key.0, key.1, gain.bucket_ms, until, sessions, seconds))?;
+        }
+    }
+    Ok(())
+}
+
 /// The event insert statement, prepared once for a run of rows.
 pub(crate) struct EventInserter<'c> {
     stmt: CachedStatement<'c>,

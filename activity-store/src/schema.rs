@@ -18,7 +18,9 @@
 //! those a crash left for recovery). Two triggers keep them, inside the very statement that ends a
 //! session (the `UPDATE` that sets its end) or inserts one already ended (a copy, a tool), so every
 //! write stays one atomic statement and the totals never disagree with the sessions at any commit: the
-//! writer's `end_session`, a group's `EndSession` and recovery at open all go through them, and starting
+//! writer's `end_session` and a group's `EndSession` go through them (recovery at open, which may close
+//! thousands of old sessions, sets `activity_totals_on_end` aside in its transaction and adds the same
+//! amounts a bucket at a time: see `writer::recover_open_sessions`), and starting
 //! a session or recording an event writes nothing more than before. An end adds to its bucket's row, or
 //! creates it from the project's previous row when that update found none (`changes()` in a trigger
 //! body counts the previous statement of that body: <https://sqlite.org/c3ref/changes.html>), then to any

@@ -77,6 +77,127 @@ fn sessions_left_open_are_closed_at_their_last_event_exactly_once() {
     assert_eq!(records, 1);
 }
 
+/// The rows of `activity_totals`, in key order.
+fn totals_rows(db: &std::path::Path) -> Vec<[i64; 5]> {
+    read_only(db)
+        .prepare("SELECT has_project, project_id, bucket_ms, sessions, seconds FROM activity_totals ORDER BY 1, 2, 3")
+        .unwrap()
+        .query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+fn end_trigger_sql(db: &std::path::Path) -> Option<String> {
+    use rusqlite::OptionalExtension;
+    read_only(db)
+        .query_row(activity_store::queries::END_TRIGGER_SQL, [], |r| r.get(0))
+        .optional()
+        .unwrap()
+}
+
+/// Recovery closes the sessions with `activity_totals_on_end` set aside and adds them to the running totals
+/// a bucket at a time (row by row, each closed session updated every later bucket of its project: 55 s for
+/// a legacy file's 56 470). The totals must come out exactly as the trigger would have left them, also
+/// over history that retention pruned (where the totals no longer follow from the sessions), and the
+/// trigger must be back, the same text, doing its work.
+#[test]
+fn recovering_many_sessions_leaves_the_totals_the_trigger_would_and_puts_the_trigger_back() {
+    const HOUR: i64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let first = -2 * 24 * HOUR; // before the epoch too: buckets are floors
+    let mut left_open = 0;
+    {
+        let mut w = ActivityWriter::open(&db).unwrap();
+        for i in 0..24 * 14 {
+            let start = first + i * HOUR + (i * 7_919) % HOUR;
+            let project = [None, Some(1), Some(2), Some(3), Some(40), Some(7)][(i % 6) as usize];
+            let s = w.start_session(&session(project, start)).unwrap();
+            if i % 3 == 0 {
+                // Left open: with an event (closed at it) or without (closed at its start).
+                if i % 2 == 0 {
+                    w.record_event(&event(Some(s), "input", start + (i * 104_729) % (3 * HOUR)))
+                        .unwrap();
+                }
+                left_open += 1;
+            } else {
+                w.end_session(s, at(start + 37_000 * (i % 50 + 1))).unwrap();
+            }
+            if i % 5 == 0 {
+                // A second session left open in the same bucket, and one in a bucket nothing ended in.
+                w.start_session(&session(project, start + 60_000)).unwrap();
+                w.start_session(&session(Some(1000 + i), start)).unwrap();
+                left_open += 2;
+            }
+        }
+        // Retention removes the first days' ended sessions; their totals stay.
+        w.prune_before(at(first + 3 * 24 * HOUR)).unwrap();
+        // Dropped with sessions open: what a crash leaves.
+    }
+    // What the trigger leaves: each open session ended one at a time, with the trigger in place.
+    let expected = dir.path().join("expected.db");
+    read_only(&db)
+        .execute("VACUUM INTO ?1", [expected.to_str().unwrap()])
+        .unwrap();
+    {
+        let mut c = raw_writer(&expected);
+        let tx = c.transaction().unwrap();
+        let open: Vec<(i64, i64)> = tx
+            .prepare(
+                "SELECT s.id, MAX(s.start_time_ms, IFNULL((SELECT MAX(e.timestamp_ms) FROM activity_events e
+                 WHERE e.session_id = s.id), s.start_time_ms)) FROM activity_sessions s WHERE s.end_time_ms IS NULL",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(open.len(), left_open);
+        for (id, end) in open {
+            tx.execute(activity_store::queries::END_SESSION, (id, end, "recovered"))
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let pruned_totals = totals_rows(&db);
+
+    let mut w = ActivityWriter::open(&db).unwrap();
+    assert_eq!(w.recovery().sessions.len(), left_open);
+    let totals = totals_rows(&db);
+    assert_ne!(totals, pruned_totals, "recovery added to the totals");
+    assert_eq!(totals, totals_rows(&expected), "the totals the trigger would leave");
+    /// A session's id, end, duration and end reason.
+    type Ended = (i64, Option<i64>, Option<i64>, Option<String>);
+    let ends = |db: &std::path::Path| -> Vec<Ended> {
+        read_only(db)
+            .prepare("SELECT id, end_time_ms, duration_seconds, end_reason FROM activity_sessions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    assert_eq!(ends(&db), ends(&expected));
+
+    // The trigger is back, as a fresh file has it, and keeps the totals again.
+    let fresh = dir.path().join("fresh.db");
+    drop(ActivityWriter::open(&fresh).unwrap());
+    assert!(end_trigger_sql(&fresh).is_some());
+    assert_eq!(end_trigger_sql(&db), end_trigger_sql(&fresh));
+    assert_eq!(fingerprint_of(&db), fingerprint_of(&fresh));
+    let reader = ActivityReader::open(&db);
+    let project_1 = || {
+        let all = reader.totals_by_project(&TimeRange::all()).unwrap();
+        let p = all.iter().find(|t| t.project_id == Some(1)).unwrap();
+        (p.sessions, p.seconds)
+    };
+    let (sessions, seconds) = project_1();
+    let s = w.start_session(&session(Some(1), first)).unwrap();
+    w.end_session(s, at(first + 90_000)).unwrap();
+    assert_eq!(project_1(), (sessions + 1, seconds + 90));
+}
+
 #[test]
 fn a_failure_during_recovery_leaves_every_session_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,6 +221,10 @@ fn a_failure_during_recovery_leaves_every_session_as_it_was() {
         count_rows(&db, "activity_sessions WHERE end_time_ms IS NULL"),
         3,
         "nothing closed"
+    );
+    assert!(
+        end_trigger_sql(&db).is_some(),
+        "the totals' trigger, set aside by recovery, is still there"
     );
     assert_eq!(
         count_rows(&db, "provenance WHERE event = 'recovery'"),
