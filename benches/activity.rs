@@ -546,7 +546,7 @@ fn writer_with_polling_reader(c: &mut Criterion) {
 }
 
 /// Sessions in the history of `recovery_of_open_sessions`: one ended every 15 minutes over 520 days, across
-/// 10 projects and none.
+/// 5 projects and none (`sample_session`).
 const HISTORY_SESSIONS: i64 = 50_000;
 /// Sessions left open among them, spread over the whole history.
 const LEFT_OPEN: i64 = 2_000;
@@ -623,11 +623,13 @@ fn store_recovery(path: &Path) -> u64 {
     ActivityWriter::open(path).unwrap().recovery().sessions.len() as u64
 }
 
-/// A fresh copy of `template` (the copy is not timed: both sides start from the same bytes).
-fn copy_of(template: &Path, dir: &Path, n: &Cell<u64>) -> PathBuf {
-    n.set(n.get() + 1);
-    let path = dir.join(format!("copy-{}", n.get())).join("activity.db");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+/// A fresh copy of `template`, in place of the previous one (the copy is not timed: both sides start from
+/// the same bytes).
+fn copy_of(template: &Path, dir: &Path) -> PathBuf {
+    let copy = dir.join("copy");
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy).unwrap();
+    let path = copy.join("activity.db");
     std::fs::copy(template, &path).unwrap();
     path
 }
@@ -635,7 +637,6 @@ fn copy_of(template: &Path, dir: &Path, n: &Cell<u64>) -> PathBuf {
 fn recovery_of_open_sessions(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let template = crashed_file(dir.path());
-    let n = Cell::new(0);
     let mut g = c.benchmark_group("recovery_of_open_sessions");
     g.throughput(Throughput::Elements(LEFT_OPEN as u64))
         .measurement_time(Duration::from_secs(20))
@@ -647,7 +648,7 @@ fn recovery_of_open_sessions(c: &mut Criterion) {
     ] {
         g.bench_function(name, |b| {
             b.iter_batched(
-                || copy_of(&template, dir.path(), &n),
+                || copy_of(&template, dir.path()),
                 |path| assert_eq!(recover(&path), LEFT_OPEN as u64),
                 criterion::BatchSize::PerIteration,
             )
@@ -659,7 +660,7 @@ fn recovery_of_open_sessions(c: &mut Criterion) {
     for _ in 0..4 {
         let first = usize::from(rand::random::<bool>());
         for side in [first, 1 - first] {
-            let path = copy_of(&template, dir.path(), &n);
+            let path = copy_of(&template, dir.path());
             let t = Instant::now();
             [store_recovery, raw_recovery][side](&path);
             wall[side] += t.elapsed();
