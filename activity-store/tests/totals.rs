@@ -636,3 +636,42 @@ fn rebuilding_the_totals_gives_what_the_writer_kept() {
         "the backfill and the triggers use the same bucket width"
     );
 }
+
+/// A salvage that takes the derived tables whole from the damaged file copies every other row with the
+/// schema's triggers off (`Schema::derived_tables`): right only while no trigger writes anything else.
+#[test]
+fn the_schemas_triggers_write_only_its_derived_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    drop(ActivityWriter::open(&db).unwrap());
+    let triggers: Vec<(String, String)> = read_only(&db)
+        .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let names: Vec<&str> = triggers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["activity_totals_on_end", "activity_totals_on_insert_ended"]);
+    for (name, sql) in &triggers {
+        // The statements between BEGIN and END: the tables each UPDATE, INSERT ... INTO and DELETE FROM names.
+        let body = &sql[sql.find("BEGIN").unwrap()..];
+        let words: Vec<String> = body
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let written: Vec<&str> = words
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| match w.as_str() {
+                "update" | "into" => words.get(i + 1),
+                "delete" => words.get(i + 2),
+                _ => None,
+            })
+            .map(String::as_str)
+            .collect();
+        assert_eq!(written, ["activity_totals"; 3], "{name} writes: {written:?}");
+        assert!(written.iter().all(|t| SCHEMA.derived_tables.contains(t)), "{name}");
+    }
+}

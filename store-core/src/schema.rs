@@ -37,6 +37,8 @@ pub struct Schema {
     /// copies none of their rows one by one (the triggers already derive them from the rows it copies): it
     /// takes such a table whole from the damaged file when it reads without damage (it may count rows no
     /// longer stored, such as pruned ones), and otherwise keeps what the triggers derived, and says so.
+    /// A schema with derived tables has triggers only to derive them: when every one reads whole, a salvage
+    /// copies the other tables with the triggers off, since the copies taken whole replace their work.
     pub derived_tables: &'static [&'static str],
     /// Tables whose rows never change once written (inserted, later perhaps deleted by retention, never
     /// updated). A salvage on top of a backup keeps the backup's copy of their rows and reads only the rows
