@@ -34,7 +34,9 @@ impl Health {
 
 /// Inspects activity.db and config.db in `data_dir`. While an owner writes, structural checks run on a
 /// snapshot so the owner's WAL is not pinned. Unless `level` is `None`, the newest backup of each is checked
-/// too (`quick_check`: one more read of its size), so a backup that would not restore is said now.
+/// too (`quick_check`: one more read of its size), so a backup that would not restore is said now. A banner
+/// a UI refreshes asks with `None`; the checks read every page (see [`CheckLevel`]) and belong to a doctor
+/// or a daily job.
 pub fn check(data_dir: &Path, level: CheckLevel) -> Health {
     check_with_key(data_dir, level, None)
 }
