@@ -68,7 +68,7 @@ fn build(dir: &Path) {
                 insert.execute(params![project, t, t + secs * 1000, secs])?;
             }
             // Inserted around the writer: the running totals it keeps are computed once, as a split does.
-            tx.execute_batch(queries::REBUILD_TOTALS)?;
+            activity_store::rebuild_totals(tx)?;
             Ok(())
         })
         .unwrap();

@@ -34,7 +34,7 @@ WHERE id = ?1 AND end_time_ms IS NULL";
 /// Width of a bucket of `activity_totals`: 15 minutes, so that the start of a day or a week in any time
 /// zone (every UTC offset in use is a whole number of quarter hours: +05:30, +05:45, +09:30, -03:30) is a
 /// bucket boundary. Buckets are aligned on the Unix epoch. (Migration 4's triggers and backfill, and
-/// [`REBUILD_TOTALS`], compute buckets with this width.) The totals hold ended sessions; open ones are
+/// `rebuild_totals`, compute buckets with this width.) The totals hold ended sessions; open ones are
 /// counted from the sessions themselves ([`OPEN_TOTALS_BY_PROJECT`]).
 pub const TOTALS_BUCKET_MS: i64 = 900_000;
 
@@ -99,14 +99,30 @@ WHERE has_project = ?1 AND project_id = ?2 AND bucket_ms < ?3
 ORDER BY bucket_ms DESC
 LIMIT 1";
 
-/// Recomputes every running total from the ended sessions (what migration 4 did once): after a bulk load
-/// that went around the triggers (migrate-split's outputs). The sessions are grouped per project and
+/// The ended sessions in the running totals' key order, as `rebuild_totals` sums them: project (no project
+/// first, as `(0, 0)` sorts first in the totals' key), then start. Index: `activity_sessions_project`, whose
+/// order this is, so nothing is sorted (EXPLAIN QUERY PLAN: no "USE TEMP B-TREE"), and memory does not grow
+/// with the history (a sort of every bucket would be held in memory on an encrypted file, where temporary
+/// storage is).
+pub const ENDED_SESSIONS_BY_PROJECT: &str = "SELECT project_id, start_time_ms, IFNULL(duration_seconds, 0)
+FROM activity_sessions INDEXED BY activity_sessions_project
+WHERE end_time_ms IS NOT NULL
+ORDER BY project_id, start_time_ms";
+
+pub const CLEAR_TOTALS: &str = "DELETE FROM activity_totals";
+
+/// Whether this connection's temporary storage is on disk (1, `FILE`): then SQLite's sorter spills to
+/// files, and a sort costs no memory to speak of (<https://sqlite.org/pragma.html#pragma_temp_store>).
+pub const TEMP_STORE: &str = "PRAGMA temp_store";
+
+/// Every running total from the ended sessions, in one statement: the sessions grouped per project and
 /// bucket, then summed in bucket order per project by a window function
 /// (<https://sqlite.org/windowfunctions.html>). The groups come out ordered as the window reads them (the
 /// inner ORDER BY is the GROUP BY's own order, free), so SQLite sorts once, not twice: 0.75 s -> 0.63 s
-/// over 565k sessions (EXPLAIN QUERY PLAN: no "USE TEMP B-TREE FOR ORDER BY").
-pub const REBUILD_TOTALS: &str = "DELETE FROM activity_totals;
-INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
+/// over 565k sessions (EXPLAIN QUERY PLAN: no "USE TEMP B-TREE FOR ORDER BY"). That one sort holds every
+/// bucket: `rebuild_totals` runs this only where it spills to files.
+pub const INSERT_TOTALS_SORTED: &str =
+    "INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
 SELECT has_project, project_id, bucket_ms,
        SUM(ended) OVER running, SUM(seconds) OVER running
 FROM (SELECT project_id IS NOT NULL AS has_project, IFNULL(project_id, 0) AS project_id,
@@ -116,7 +132,11 @@ FROM (SELECT project_id IS NOT NULL AS has_project, IFNULL(project_id, 0) AS pro
       WHERE end_time_ms IS NOT NULL
       GROUP BY 1, 2, 3
       ORDER BY 1, 2, 3)
-WINDOW running AS (PARTITION BY has_project, project_id ORDER BY bucket_ms ROWS UNBOUNDED PRECEDING);";
+WINDOW running AS (PARTITION BY has_project, project_id ORDER BY bucket_ms ROWS UNBOUNDED PRECEDING)";
+
+/// One bucket of the running totals, written in key order.
+pub const INSERT_TOTALS_ROW: &str =
+    "INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds) VALUES (?1, ?2, ?3, ?4, ?5)";
 
 /// Sessions still open, each with the time of its last event (NULL without events). Index:
 /// `activity_sessions_end` (open sessions are its NULL end, first in the index) and, per session,

@@ -174,8 +174,8 @@ UPDATE activity_sessions SET end_reason = 'ended' WHERE end_time_ms IS NOT NULL;
         // Additive: a new table and its triggers; a reader built for version 3 never names them and
         // aggregates sessions as before.
         compat: Compat::Additive,
-        // The backfill is `queries::REBUILD_TOTALS` as it was when this migration was released, frozen here
-        // (a released migration never changes; the query may). Then the triggers that keep the totals.
+        // The backfill: the totals `repo::rebuild_totals` computes, in SQL as this migration was released,
+        // frozen here (a released migration never changes). Then the triggers that keep the totals.
         step: Step::Sql(concat!(
             "CREATE TABLE activity_totals (
     has_project INTEGER NOT NULL,

@@ -335,12 +335,13 @@ fn open_output(
     }
     // Only on this temporary file, until it is closed (see LoadPosture).
     store_core::conn_ext::set_and_verify(c, path, "synchronous", "OFF", "0")?;
-    // Where sorts go (the index builds', the running totals'). SQLite's sorter spills to temporary files
-    // only when temporary storage is on disk; in memory it never spills and holds the whole sort
-    // (vdbesort.c, `sqlite3TempInMemory`; https://sqlite.org/tempfiles.html). SQLCipher would not encrypt a
-    // temporary file: an encrypted output's sorts stay in memory (and it sorts no index, see below); a
-    // plaintext output's spill to files, as in a build without SQLCipher, whose default this is (SQLCipher
-    // builds default to memory, `SQLITE_TEMP_STORE=2`).
+    // Where sorts go (the index builds', a plaintext output's running totals'). SQLite's sorter spills to
+    // temporary files only when temporary storage is on disk; in memory it never spills and holds the whole
+    // sort (vdbesort.c, `sqlite3TempInMemory`; https://sqlite.org/tempfiles.html). SQLCipher would not
+    // encrypt a temporary file: an encrypted output's sorts stay in memory (and it sorts no index, see
+    // below, nor its running totals, `activity_store::rebuild_totals`); a plaintext output's spill to files,
+    // as in a build without SQLCipher, whose default this is (SQLCipher builds default to memory,
+    // `SQLITE_TEMP_STORE=2`).
     let (temp_store, read_back) = if key.is_some() { ("MEMORY", "2") } else { ("FILE", "1") };
     store_core::conn_ext::set_and_verify(c, path, "temp_store", temp_store, read_back)?;
     // No sorter helper threads (https://sqlite.org/pragma.html#pragma_threads): while the indexes are
@@ -430,10 +431,11 @@ fn finish_load(out: &mut Output, target: Target, sequences: &HashMap<String, i64
         }
         if target == Target::Activity {
             // The sessions were loaded without the triggers that keep the running totals reports read:
-            // computed once here, from the loaded sessions (over the covering start-time index just built),
-            // then the triggers are back for the daemon's writes.
+            // computed once here, from the loaded sessions (sorted where temporary storage is on disk, as for a
+            // plaintext output; summed in the order of the project index just built, nothing sorted, where
+            // it is in memory, as for an encrypted one), then the triggers are back for the daemon's writes.
             progress.phase("computing the running totals");
-            tx.execute_batch(activity_store::queries::REBUILD_TOTALS)?;
+            activity_store::rebuild_totals(tx)?;
         }
         for (_, _, sql) in &triggers {
             tx.execute_batch(sql)?;
