@@ -710,3 +710,39 @@ fn the_schemas_triggers_write_only_its_derived_tables() {
         assert!(written.iter().all(|t| SCHEMA.derived_tables.contains(t)), "{name}");
     }
 }
+
+/// A legacy file may leave a session with a project id that is text or a duration that is not whole (the
+/// split copies them as they were): the totals are then what SQLite's own arithmetic makes of them, as the
+/// triggers do, whatever the connection's temporary storage (without a sort, such a session sends the
+/// computation back to SQL).
+#[test]
+fn totals_of_a_text_project_id_or_a_fractional_duration_are_sqlites_sums_whatever_the_temporary_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    drop(ActivityWriter::open(&db).unwrap());
+    let c = raw_writer(&db);
+    c.execute_batch(
+        "INSERT INTO activity_sessions (app, project_id, start_time_ms, end_time_ms, duration_seconds) VALUES
+             ('a', 1, 0, 60000, 60), ('a', 'abc', 1000, 61000, 60), ('a', 'abc', 2000000, 2060000, 60),
+             ('a', 2, 2000, 3000, 1.5), ('a', 2, 1000000, 1001000, 1), ('a', NULL, 5000, 6000, 1);",
+    )
+    .unwrap();
+    let totals = |c: &Connection| -> Vec<Vec<rusqlite::types::Value>> {
+        c.prepare("SELECT * FROM activity_totals ORDER BY 1, 2, 3")
+            .unwrap()
+            .query_map([], |r| (0..5).map(|i| r.get(i)).collect())
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let by_triggers = totals(&c);
+    assert_eq!(by_triggers.len(), 6, "{by_triggers:?}");
+    for temp_store in ["FILE", "MEMORY"] {
+        c.execute_batch(&format!(
+            "PRAGMA temp_store = {temp_store}; DELETE FROM activity_totals"
+        ))
+        .unwrap();
+        activity_store::rebuild_totals(&c).unwrap();
+        assert_eq!(totals(&c), by_triggers, "temp_store = {temp_store}");
+    }
+}
