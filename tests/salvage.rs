@@ -1,6 +1,7 @@
 //! `repair --salvage` on real damaged files: a damaged leaf page of the events table, a damaged index page,
 //! a truncated tail (no backup); a backup older than the damage (backup rows plus newer salvaged rows, ids
-//! never reused); an injected failure (nothing left behind, nothing moved); config.db; and the CLI.
+//! never reused); an injected failure (nothing left behind, nothing moved); a salvage killed mid-copy (the
+//! next repair removes its output and salvages); config.db; and the CLI.
 //! Each test prints what it recovered (`cargo test --test salvage -- --nocapture`).
 
 mod support;
@@ -84,6 +85,16 @@ fn data_dir_with_events(dir: &Path) -> PathBuf {
     store_core::files::create_private_dir_all(&data).unwrap();
     fs::copy(template(), data.join("activity.db")).unwrap();
     data
+}
+
+/// A data directory whose activity.db is a copy of the template with one leaf of `activity_events` damaged,
+/// the one a `divisor`-th of the way through the leaves in page order (2: the middle one): (data, activity.db).
+fn data_dir_with_a_damaged_leaf(dir: &Path, divisor: usize) -> (PathBuf, PathBuf) {
+    let data = data_dir_with_events(dir);
+    let db = data.join("activity.db");
+    let leaves = pages_of(&db, "activity_events", "leaf");
+    damage_page(&db, leaves[leaves.len() / divisor]);
+    (data, db)
 }
 
 /// The pages of `object` (a table or index) of a given type (`leaf`, `internal`), in page order, from
@@ -181,6 +192,13 @@ fn salvage_activity(data: &Path) -> (SalvageReport, PathBuf) {
 #[track_caller]
 fn assert_report_matches(db: &Path, report: &SalvageReport) {
     assert_integrity_ok(db);
+    // The output's schema is a fresh file's: every index the copy set aside was built again, as created.
+    assert_eq!(
+        store_core::testing::fingerprint_of(db),
+        fresh_fingerprint(report.database),
+        "{}",
+        db.display()
+    );
     let conn = read_only(db);
     assert!(store_core::check::foreign_key_violations(&conn).unwrap().is_empty());
     for (table, t) in &report.tables {
@@ -188,6 +206,24 @@ fn assert_report_matches(db: &Path, report: &SalvageReport) {
         assert_eq!(n, t.from_backup + t.salvaged + t.derived, "{table}: {t:?}");
     }
     assert_eq!(report.out, db);
+}
+
+/// The schema fingerprint of a fresh `activity.db` or `config.db`, created once per test binary.
+fn fresh_fingerprint(database: &str) -> String {
+    static FRESH: OnceLock<(String, String)> = OnceLock::new();
+    let (activity, config) = FRESH.get_or_init(|| {
+        let dir = process_scratch().join("fresh");
+        fs::create_dir(&dir).unwrap();
+        drop(ActivityWriter::open(&dir.join("activity.db")).unwrap());
+        drop(config_store::ConfigStore::open_in(&dir).unwrap());
+        let of = |name: &str| store_core::testing::fingerprint_of(&dir.join(name));
+        (of("activity.db"), of("config.db"))
+    });
+    match database {
+        "activity.db" => activity.clone(),
+        "config.db" => config.clone(),
+        other => panic!("no fresh file for {other}"),
+    }
 }
 
 /// Events whose values are not what [`record_events`] wrote for their id.
@@ -601,10 +637,7 @@ fn with_an_older_backup_the_result_is_its_rows_plus_newer_salvaged_ones_and_ids_
 #[test]
 fn a_failed_salvage_leaves_no_output_and_moves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let data = data_dir_with_events(dir.path());
-    let db = data.join("activity.db");
-    let leaves = pages_of(&db, "activity_events", "leaf");
-    damage_page(&db, leaves[leaves.len() / 3]);
+    let (data, db) = data_dir_with_a_damaged_leaf(dir.path(), 3);
     let damaged = fs::read(&db).unwrap();
     let opts = RepairOptions {
         salvage: true,
@@ -743,10 +776,7 @@ fn lost_rows_counted_from_id_ranges_are_said_to_be_an_upper_bound() {
 #[test]
 fn repair_salvage_through_the_cli_prints_each_table_and_json() {
     let dir = tempfile::tempdir().unwrap();
-    let data = data_dir_with_events(dir.path());
-    let db = data.join("activity.db");
-    let leaves = pages_of(&db, "activity_events", "leaf");
-    damage_page(&db, leaves[leaves.len() / 2]);
+    let (data, db) = data_dir_with_a_damaged_leaf(dir.path(), 2);
     let pristine = data.with_file_name("pristine.db");
     fs::copy(&db, &pristine).unwrap();
 
@@ -788,6 +818,50 @@ fn repair_salvage_through_the_cli_prints_each_table_and_json() {
         json["actions"][1]["action"], "missing",
         "config.db was never created: {json}"
     );
+}
+
+/// A salvage killed while it copies (`kill -9`) leaves its unsynced output, `activity.db.salvaging`, and
+/// perhaps that output's rollback journal: never opened as a database, removed by the next repair, which
+/// salvages as if the first had not run. The damaged file is untouched throughout.
+#[test]
+fn a_salvage_killed_while_it_copies_leaves_nothing_the_next_repair_minds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, db) = data_dir_with_a_damaged_leaf(dir.path(), 2);
+    let damaged = fs::read(&db).unwrap();
+    let output = store_core::salvage::temp_path(&db);
+
+    let mut killed = spawn_splitstore(["repair", "--data-dir", utf8(&data), "--salvage"]);
+    wait_for_file(&output, std::time::Duration::from_secs(60));
+    kill9(&mut killed);
+    assert!(output.exists(), "killed before its output was put in place");
+    assert_eq!(
+        fs::read(&db).unwrap(),
+        damaged,
+        "the damaged file is where it was, unchanged"
+    );
+
+    let out = run_splitstore(["repair", "--data-dir", utf8(&data), "--salvage", "--json"]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let json: Json = serde_json::from_str(&stdout).unwrap();
+    let events = &json["actions"][0]["report"]["tables"]["activity_events"];
+    assert_eq!(events["salvaged"].as_i64(), Some(events_in(&db)), "{json}");
+    assert_eq!(
+        events["salvaged"].as_u64().unwrap() + events["known_lost"].as_u64().unwrap(),
+        EVENTS as u64,
+        "{json}"
+    );
+    assert_integrity_ok(&db);
+    assert_eq!(
+        store_core::testing::fingerprint_of(&db),
+        fresh_fingerprint("activity.db")
+    );
+    let left: Vec<String> = fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("salvaging"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// A small activity.db (3000 events), built once; the property test damages copies of it.

@@ -321,29 +321,9 @@ fn open_output(
     };
     let conn = OwnerConnection::open_with(path, schema, &options)?;
     let c = conn.conn();
-    let wanted = posture.journal_mode;
-    let mode: String = c
-        .query_row(&format!("PRAGMA journal_mode = {wanted}"), [], |r| r.get(0))
-        .at(path)?;
-    if !mode.eq_ignore_ascii_case(wanted) {
-        return Err(SplitError::Store(store_core::Error::PragmaRejected {
-            path: path.to_path_buf(),
-            pragma: "journal_mode",
-            wanted: wanted.into(),
-            got: mode,
-        }));
-    }
-    // Only on this temporary file, until it is closed (see LoadPosture).
-    store_core::conn_ext::set_and_verify(c, path, "synchronous", "OFF", "0")?;
-    // Where sorts go (the index builds', a plaintext output's running totals'). SQLite's sorter spills to
-    // temporary files only when temporary storage is on disk; in memory it never spills and holds the whole
-    // sort (vdbesort.c, `sqlite3TempInMemory`; https://sqlite.org/tempfiles.html). SQLCipher would not
-    // encrypt a temporary file: an encrypted output's sorts stay in memory (and it sorts no index, see
-    // below, nor its running totals, `activity_store::rebuild_totals`); a plaintext output's spill to files,
-    // as in a build without SQLCipher, whose default this is (SQLCipher builds default to memory,
-    // `SQLITE_TEMP_STORE=2`).
-    let (temp_store, read_back) = if key.is_some() { ("MEMORY", "2") } else { ("FILE", "1") };
-    store_core::conn_ext::set_and_verify(c, path, "temp_store", temp_store, read_back)?;
+    // Only on this temporary file, until it is closed (see LoadPosture). An encrypted output's sorts stay in
+    // memory, so it sorts no index (see below) nor its running totals (`activity_store::rebuild_totals`).
+    store_core::conn_ext::ready_for_bulk_load(c, path, posture.journal_mode, key.is_some())?;
     // No sorter helper threads (https://sqlite.org/pragma.html#pragma_threads): while the indexes are
     // built, the second core runs the legacy file's checks (see `convert`). A helper beside them made the
     // split no faster and added 15-30 MB to its peak memory (measured on a 1 GB legacy file).

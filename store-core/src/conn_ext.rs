@@ -45,3 +45,38 @@ pub fn verify(conn: &Connection, path: &Path, pragma: &'static str, wanted: &str
         })
     }
 }
+
+/// Readies a temporary output for a bulk load: a file that is nobody's database until it has been verified,
+/// closed, fsynced and renamed into place (a split's outputs, a salvage's). A crash mid-load leaves a damaged
+/// temporary file that nothing opens as a database (the next run removes it), so the load needs neither a
+/// journal that survives a crash nor an fsync at each commit:
+/// - `journal_mode` as given (verified): `off` writes each page once; `delete` keeps the rollback of a
+///   statement or savepoint working and journals only pages the file had when a transaction began (an
+///   appended page is not journaled), where WAL would write every page twice (WAL, then checkpoint);
+/// - `synchronous=OFF`: no fsync at any commit (the caller fsyncs the closed file before its rename);
+/// - temporary storage where the load's sorts belong (the index builds'). SQLite's sorter spills to temporary
+///   files only when temporary storage is on disk; in memory it never spills and holds the whole sort
+///   (vdbesort.c, `sqlite3TempInMemory`; <https://sqlite.org/tempfiles.html>). SQLCipher would not encrypt a
+///   temporary file, so an `encrypted` output's sorts stay in memory (its loader must not sort what grows
+///   with history); a plaintext output's spill to files, as in a build without SQLCipher, whose default this
+///   is (SQLCipher builds default to memory, `SQLITE_TEMP_STORE=2`).
+///
+/// Only on that connection, until it is closed: no user's database is ever open in this posture
+/// (docs/sqlite-hazards.md, "Durability").
+pub fn ready_for_bulk_load(conn: &Connection, path: &Path, journal_mode: &str, encrypted: bool) -> Result<()> {
+    // Setting journal_mode returns the mode now in effect (https://sqlite.org/pragma.html#pragma_journal_mode).
+    let got: String = conn
+        .query_row(&format!("PRAGMA journal_mode = {journal_mode}"), [], |r| r.get(0))
+        .at(path)?;
+    if !got.eq_ignore_ascii_case(journal_mode) {
+        return Err(Error::PragmaRejected {
+            path: path.to_path_buf(),
+            pragma: "journal_mode",
+            wanted: journal_mode.to_string(),
+            got,
+        });
+    }
+    set_and_verify(conn, path, "synchronous", "OFF", "0")?;
+    let (temp_store, read_back) = if encrypted { ("MEMORY", "2") } else { ("FILE", "1") };
+    set_and_verify(conn, path, "temp_store", temp_store, read_back)
+}

@@ -1,5 +1,6 @@
 //! `store_core::salvage` on a schema of its own: a damaged file at an older schema version than the build,
-//! on top of a backup, with a text-keyed table, a foreign key, a column the damaged file lacks; refusals.
+//! on top of a backup, with a text-keyed table, a foreign key, a column the damaged file lacks; refusals; an
+//! explicit UNIQUE index kept through the copy while plain ones are built again after it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -404,4 +405,76 @@ fn rows_a_damaged_cell_pointer_hides_are_counted_as_lost() {
         tags_of(&out).iter().all(|row| written.contains(row)),
         "every row read is as written"
     );
+}
+
+/// A schema with an explicit UNIQUE index beside a plain one.
+static HANDLES: Schema = Schema {
+    file_name: "handles.db",
+    migrations: &[Migration {
+        version: 1,
+        name: "handles",
+        step: Step::Sql(
+            "CREATE TABLE handles (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, created INTEGER);
+             CREATE UNIQUE INDEX handles_name ON handles (name);
+             CREATE INDEX handles_created ON handles (created);",
+        ),
+        compat: Compat::Breaking,
+    }],
+    ..NOTES
+};
+
+/// A plain index is set aside for the copy and built again after it; an explicit UNIQUE index is not: it
+/// refuses, row by row, a row that would break it (set aside, it would let the row in and then fail the
+/// whole salvage when built again).
+#[test]
+fn an_explicit_unique_index_refuses_a_duplicate_row_and_the_output_has_every_index_as_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = HANDLES.path_in(dir.path());
+    let owner = OwnerConnection::open(&db, &HANDLES).unwrap();
+    let c = owner.conn();
+    c.execute_batch(
+        "INSERT INTO handles (id, name, created) VALUES (1, 'ada', 10), (2, 'bob', 20);
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    let backup = backup_connection(c, &db, &HANDLES, &dir.path().join("b"), BackupClass::Manual, 5, None).unwrap();
+    // After the backup, 'ada' is removed and taken again under a new id: over the backup (which keeps a row
+    // the damaged file no longer holds), the newer row breaks the UNIQUE index.
+    c.execute_batch(
+        "DELETE FROM handles WHERE id = 1; INSERT INTO handles (id, name, created) VALUES (3, 'ada', 30);
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    drop(owner);
+
+    let base = verify_backup(&backup, &HANDLES, None).unwrap();
+    let out = temp_path(&db);
+    let report = salvage(&db, &HANDLES, Some(&base), &out).unwrap();
+    let handles = &report.tables["handles"];
+    assert_eq!(
+        (handles.from_backup, handles.salvaged, handles.rejected),
+        (2, 0, 1),
+        "{handles:?}"
+    );
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.starts_with("handles: 1 row(s) read from the damaged file were refused by the schema")),
+        "{:?}",
+        report.notes
+    );
+
+    let fresh = dir.path().join("fresh").join("handles.db");
+    fs::create_dir(fresh.parent().unwrap()).unwrap();
+    drop(OwnerConnection::open(&fresh, &HANDLES).unwrap());
+    assert_eq!(
+        store_core::testing::fingerprint_of(&out),
+        store_core::testing::fingerprint_of(&fresh)
+    );
+    let created: Vec<i64> = store_core::testing::query_column(
+        &ro(&out),
+        "SELECT created FROM handles INDEXED BY handles_created WHERE created > 0",
+    );
+    assert_eq!(created, [10, 20]);
 }
