@@ -888,12 +888,14 @@ impl Error {
                     .into()
             }
             Error::DiskFull { .. } => format!(
-                "free space on the disk holding {quoted_dir}; committed data is intact and writes succeed again once \
-                 space returns"
+                "free space on the disk holding {quoted_dir}{}; committed data is intact and writes succeed again \
+                 once space returns",
+                temp_dir_clause(dir, crate::files::sqlite_temp_dir().as_deref(), "on the disk holding")
             ),
             Error::WriteFailed { .. } => format!(
-                "check free space, quotas and file-size limits (ulimit -f) for {quoted_dir}; committed data is intact \
-                 and writes succeed again once the cause is fixed"
+                "check free space, quotas and file-size limits (ulimit -f) for {quoted_dir}{}; committed data is \
+                 intact and writes succeed again once the cause is fixed",
+                temp_dir_clause(dir, crate::files::sqlite_temp_dir().as_deref(), "for")
             ),
             Error::ReadFailed { .. } => {
                 "retry: the file or its -wal was shorter than SQLite expected (a -wal removed by \
@@ -1221,5 +1223,43 @@ impl<T> SqliteResultExt<T> for rusqlite::Result<T> {
 
     fn at_db(self, path: &Path, schema: &'static Schema) -> Result<T> {
         self.map_err(|e| Error::from_sqlite(path, e).with_schema(schema))
+    }
+}
+
+/// What a full disk's or a failed write's remedy adds when SQLite's temporary files (`temp_dir`) lie on
+/// another file system than the database (`dir`): SQLITE_FULL and a failed write(2) do not say which file
+/// they came from, the database or a temporary file (the sort of an index build spills there: about 100 MB
+/// for a salvage of a 1 GB activity.db). Naming only the data directory sent a user with a small tmpfs
+/// `/tmp` to free space where there was plenty.
+/// `lead` joins the folder to the remedy's sentence ("on the disk holding", "for").
+fn temp_dir_clause(dir: &Path, temp_dir: Option<&Path>, lead: &str) -> String {
+    match temp_dir {
+        Some(temp) if crate::files::on_different_file_systems(dir, temp) => format!(
+            ", and {lead} {}, where SQLite writes its temporary files (sorts, index builds), or point SQLITE_TMPDIR \
+             at a folder on a disk with room",
+            shell_quoted(temp)
+        ),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::temp_dir_clause;
+    use std::path::Path;
+
+    #[test]
+    fn a_temporary_folder_on_another_file_system_is_named_with_how_to_move_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // procfs is never the file system of a temporary folder.
+        assert_eq!(
+            temp_dir_clause(dir.path(), Some(Path::new("/proc")), "on the disk holding"),
+            ", and on the disk holding /proc, where SQLite writes its temporary files (sorts, index builds), or \
+             point SQLITE_TMPDIR at a folder on a disk with room"
+        );
+        let beside = dir.path().join("tmp");
+        std::fs::create_dir(&beside).unwrap();
+        assert_eq!(temp_dir_clause(dir.path(), Some(&beside), "for"), "");
+        assert_eq!(temp_dir_clause(dir.path(), None, "for"), "");
     }
 }

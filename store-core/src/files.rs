@@ -421,6 +421,35 @@ pub fn discard_temporary_database(db: &Path) {
     let _ = fs::remove_file(with_suffix(db, ".lock"));
 }
 
+/// The folder where SQLite writes its temporary files (sorts that spill, statement journals) when temporary
+/// storage is on disk: the first of `$SQLITE_TMPDIR`, `$TMPDIR`, `/var/tmp`, `/usr/tmp`, `/tmp` and `.` that
+/// is a folder this process may write, as SQLite's unix VFS picks it (`unixTempFileDir` in os_unix.c;
+/// <https://sqlite.org/tempfiles.html>). splitstore never sets `sqlite3_temp_directory`, which would come first.
+pub fn sqlite_temp_dir() -> Option<PathBuf> {
+    sqlite_temp_dir_with(|name| std::env::var_os(name))
+}
+
+/// [`sqlite_temp_dir`] with the environment read through `env`.
+fn sqlite_temp_dir_with(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let from_env = ["SQLITE_TMPDIR", "TMPDIR"].into_iter().filter_map(env);
+    let fixed = ["/var/tmp", "/usr/tmp", "/tmp", "."]
+        .into_iter()
+        .map(std::ffi::OsString::from);
+    from_env.chain(fixed).map(PathBuf::from).find(|dir| {
+        use std::os::unix::ffi::OsStrExt;
+        let writable = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            // SAFETY: access(2) reads a NUL-terminated path and nothing else.
+            .is_ok_and(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0);
+        dir.is_dir() && writable
+    })
+}
+
+/// Whether two paths lie on different file systems (devices); false when either cannot be read.
+pub fn on_different_file_systems(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    matches!((fs::metadata(a), fs::metadata(b)), (Ok(a), Ok(b)) if a.dev() != b.dev())
+}
+
 /// A `file:` URI for `path` with `query` (`mode=ro`, ...): every byte outside the unreserved set is
 /// percent-encoded, since `?`, `#` and `%` in a path mean something in a URI (<https://sqlite.org/uri.html>).
 pub fn file_uri(path: &Path, query: &str) -> String {
@@ -440,7 +469,8 @@ pub fn file_uri(path: &Path, query: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quoted;
+    use super::{shell_quoted, sqlite_temp_dir_with};
+    use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
     #[test]
@@ -448,6 +478,34 @@ mod tests {
         assert_eq!(shell_quoted(Path::new("/home/a/data-1")), "/home/a/data-1");
         assert_eq!(shell_quoted(Path::new("/home/a/my data")), "'/home/a/my data'");
         assert_eq!(shell_quoted(Path::new("/it's")), "'/it'\\''s'");
+    }
+
+    #[test]
+    fn sqlite_temp_dir_is_the_first_writable_folder_of_sqlites_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let (set, other) = (dir.path().join("sqlite"), dir.path().join("tmpdir"));
+        std::fs::create_dir(&set).unwrap();
+        std::fs::create_dir(&other).unwrap();
+        let env = |sqlite: &Path, tmpdir: &Path| {
+            let (sqlite, tmpdir) = (sqlite.as_os_str().to_owned(), tmpdir.as_os_str().to_owned());
+            move |name: &str| match name {
+                "SQLITE_TMPDIR" => Some(sqlite.clone()),
+                "TMPDIR" => Some(tmpdir.clone()),
+                _ => None,
+            }
+        };
+        assert_eq!(sqlite_temp_dir_with(env(&set, &other)), Some(set.clone()));
+        // A folder that does not exist, or a file, is passed over, as SQLite passes it over.
+        let missing = dir.path().join("missing");
+        assert_eq!(sqlite_temp_dir_with(env(&missing, &other)), Some(other.clone()));
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        // Writable and executable: only its being a file rules it out.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(sqlite_temp_dir_with(env(&file, &other)), Some(other));
+        let fixed = ["/var/tmp", "/usr/tmp", "/tmp", "."].map(std::path::PathBuf::from);
+        let found = sqlite_temp_dir_with(|_| None).unwrap();
+        assert!(fixed.contains(&found), "{found:?}");
     }
 }
 
