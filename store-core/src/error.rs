@@ -1231,6 +1231,7 @@ impl<T> SqliteResultExt<T> for rusqlite::Result<T> {
 /// they came from, the database or a temporary file (the sort of an index build spills there: about 100 MB
 /// for a salvage of a 1 GB activity.db). Naming only the data directory sent a user with a small tmpfs
 /// `/tmp` to free space where there was plenty.
+///
 /// `lead` joins the folder to the remedy's sentence ("on the disk holding", "for").
 fn temp_dir_clause(dir: &Path, temp_dir: Option<&Path>, lead: &str) -> String {
     match temp_dir {
