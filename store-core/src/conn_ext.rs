@@ -64,18 +64,7 @@ pub fn verify(conn: &Connection, path: &Path, pragma: &'static str, wanted: &str
 /// Only on that connection, until it is closed: no user's database is ever open in this posture
 /// (docs/sqlite-hazards.md, "Durability").
 pub fn ready_for_bulk_load(conn: &Connection, path: &Path, journal_mode: &str, encrypted: bool) -> Result<()> {
-    // Setting journal_mode returns the mode now in effect (https://sqlite.org/pragma.html#pragma_journal_mode).
-    let got: String = conn
-        .query_row(&format!("PRAGMA journal_mode = {journal_mode}"), [], |r| r.get(0))
-        .at(path)?;
-    if !got.eq_ignore_ascii_case(journal_mode) {
-        return Err(Error::PragmaRejected {
-            path: path.to_path_buf(),
-            pragma: "journal_mode",
-            wanted: journal_mode.to_string(),
-            got,
-        });
-    }
+    set_and_verify(conn, path, "journal_mode", journal_mode, journal_mode)?;
     set_and_verify(conn, path, "synchronous", "OFF", "0")?;
     let (temp_store, read_back) = if encrypted { ("MEMORY", "2") } else { ("FILE", "1") };
     set_and_verify(conn, path, "temp_store", temp_store, read_back)
