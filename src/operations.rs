@@ -95,6 +95,16 @@ fn key_required(data_dir: &Path, key: Option<&Key>) -> Option<Error> {
         })
 }
 
+/// Which database kind a file is named for: a backup's name (`activity-<time>-v4.db`) or the database's own.
+fn kind_by_name(file: &Path) -> Option<&'static Schema> {
+    let name = file.file_name()?.to_str()?;
+    let stem = backup::BackupName::parse(name).map(|n| n.stem);
+    DATABASES
+        .iter()
+        .copied()
+        .find(|s| name == s.file_name || stem.as_deref() == Some(s.stem()))
+}
+
 /// Which database kind a file holds, by its `application_id` (opened as [`open_backup_file`] opens one).
 fn kind_of(file: &Path, key: Option<&Key>) -> Result<&'static Schema> {
     let expected = "a backup of activity.db or config.db";
@@ -145,21 +155,7 @@ pub fn restore_with(
             if backups.is_empty() {
                 continue;
             }
-            // The newest that verifies, past damaged ones (said in the report). Any other failure (a key that
-            // does not open it, a newer schema) stops here: an older backup would be restored for a reason
-            // the user can fix.
-            let mut passed_over = Vec::new();
-            let mut sound = None;
-            for b in backups {
-                match verify_backup(&b.path, schema, key) {
-                    Ok(v) => {
-                        sound = Some(v);
-                        break;
-                    }
-                    Err(e) if e.kind() == ErrorKind::Corrupt => passed_over.push(b.path),
-                    Err(e) => return Err(e),
-                }
-            }
+            let (sound, passed_over) = newest_sound(&path, backups, schema, key, false)?;
             let Some(sound) = sound else {
                 return Err(Error::NoBackup {
                     path,
@@ -173,7 +169,13 @@ pub fn restore_with(
     } else {
         let kind = kind_of(from, key).map_err(|e| match e {
             Error::NotADatabase { .. } => key_required(data_dir, key).unwrap_or(e),
-            e => e,
+            // Unread, its kind is told by its name (a backup's, or the database's own).
+            e => match (key_mismatch(e.kind()), kind_by_name(from)) {
+                (Some(found), Some(schema)) => {
+                    backup_key_mismatch(&schema.path_in(data_dir), from, found, false, schema, key)
+                }
+                _ => e,
+            },
         })?;
         let verified = verify_backup(from, kind, key).map_err(|e| match e {
             Error::Corrupt { path, detail, .. } => Error::BackupDamaged {
@@ -187,19 +189,15 @@ pub fn restore_with(
         chosen.push((kind, verified, Vec::new()));
     }
     if chosen.is_empty() {
-        // Backups the key does not open are said as such: the right key restores them.
-        let mut unreadable = false;
+        // Backups the key does not open are said as such, with the way to bring one under the key.
         for schema in DATABASES {
-            let listing = backup::all_backups(from, schema, key);
-            unreadable |= !listing.ignored.is_empty();
-            if let Some(ignored) = listing.ignored.iter().find(|i| i.key_problem.is_some()) {
-                let (path, schema) = (ignored.path.clone(), Some(schema));
-                return Err(match ignored.key_problem {
-                    Some(ErrorKind::NotEncrypted) => Error::NotEncrypted { path, schema },
-                    _ => Error::KeyRejected { path, schema },
-                });
+            if let Some(e) = backup_under_other_key(&schema.path_in(data_dir), from, schema, key, false) {
+                return Err(e);
             }
         }
+        let unreadable = DATABASES
+            .iter()
+            .any(|schema| !backup::all_backups(from, schema, key).ignored.is_empty());
         // Backups that read as no database at all, without a key: they may well be under the directory's.
         if let Some(e) = key_required(data_dir, key).filter(|_| unreadable) {
             return Err(e);
@@ -232,6 +230,80 @@ pub fn restore_with(
         }
     }
     Ok(reports)
+}
+
+/// The newest of `backups` (newest first) that verifies under `key`, and the newer ones passed over because
+/// they are damaged. Any other failure stops here (one the key does not open as
+/// [`Error::BackupKeyMismatch`], a newer schema, a file this user may not read): an older backup would be
+/// restored, or the file started empty, for a reason the user can fix. `db` is the database the backups are
+/// of; `damaged`, whether it is damaged (a repair).
+fn newest_sound(
+    db: &Path,
+    backups: Vec<backup::BackupFile>,
+    schema: &'static Schema,
+    key: Option<&Key>,
+    damaged: bool,
+) -> Result<(Option<VerifiedBackup>, Vec<PathBuf>)> {
+    let mut passed_over = Vec::new();
+    for b in backups {
+        match verify_backup(&b.path, schema, key) {
+            Ok(v) => return Ok((Some(v), passed_over)),
+            Err(e) if e.kind() == ErrorKind::Corrupt => passed_over.push(b.path),
+            Err(e) => {
+                return Err(match key_mismatch(e.kind()) {
+                    Some(found) => backup_key_mismatch(db, &b.path, found, damaged, schema, key),
+                    None => e,
+                });
+            }
+        }
+    }
+    Ok((None, passed_over))
+}
+
+/// A backup of `schema` in `backup_dir` that `key` does not open (taken under another key, or in the clear),
+/// as the error that says how to bring it under the key; `None` when there is none. `db` and `damaged` as for [`newest_sound`].
+fn backup_under_other_key(
+    db: &Path,
+    backup_dir: &Path,
+    schema: &'static Schema,
+    key: Option<&Key>,
+    damaged: bool,
+) -> Option<Error> {
+    backup::all_backups(backup_dir, schema, key)
+        .ignored
+        .into_iter()
+        .find_map(|i| {
+            let found = key_mismatch(i.key_problem?)?;
+            Some(backup_key_mismatch(db, &i.path, found, damaged, schema, key))
+        })
+}
+
+/// [`Error::BackupKeyMismatch`] for `backup`, unless `key` does not open the database `db` either: then the
+/// key is wrong for the whole data directory, and that is the error (the backup may well be under the
+/// directory's right key).
+fn backup_key_mismatch(
+    db: &Path,
+    backup: &Path,
+    found: ErrorKind,
+    damaged: bool,
+    schema: &'static Schema,
+    key: Option<&Key>,
+) -> Error {
+    match open_read_only(db, schema, key) {
+        Err(e) if is_key_problem(e.kind()) => e,
+        _ => Error::BackupKeyMismatch {
+            path: db.to_path_buf(),
+            backup: backup.to_path_buf(),
+            found,
+            damaged,
+            schema,
+        },
+    }
+}
+
+/// The key problems of a backup that rekey mends: under another key, in the clear.
+fn key_mismatch(kind: ErrorKind) -> Option<ErrorKind> {
+    matches!(kind, ErrorKind::KeyRejected | ErrorKind::NotEncrypted).then_some(kind)
 }
 
 /// The highest ids of `schema`'s tables that the other databases of `data_dir` refer to (their
@@ -322,9 +394,11 @@ impl std::fmt::Debug for RepairOptions {
 enum Plan {
     Healthy,
     Missing,
-    Restore(VerifiedBackup),
+    /// The backup, and the newer ones passed over as damaged.
+    Restore(VerifiedBackup, Vec<PathBuf>),
     StartEmpty,
-    Salvage(Option<VerifiedBackup>),
+    /// On top of the backup, if any; with notes on the backups not used.
+    Salvage(Option<VerifiedBackup>, Vec<String>),
     /// A salvage built and verified at this temporary path, ready to be put in place.
     Built(PathBuf, Box<SalvageReport>),
 }
@@ -374,12 +448,30 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         } else {
             // Only the damaged file's own backups (by lineage): another data directory's in the same folder
             // would put (or, under a salvage, merge) another database's rows into this one.
-            let good = backup::backups_of_file(&path, backup_dir, schema, key, Adopt::OwnOnly)?
-                .into_iter()
-                .find_map(|b| verify_backup(&b.path, schema, key).ok());
-            match good {
-                _ if opts.salvage => Plan::Salvage(good),
-                Some(b) => {
+            let backups = backup::backups_of_file(&path, backup_dir, schema, key, Adopt::OwnOnly)?;
+            let chosen = newest_sound(&path, backups, schema, key, true).and_then(|(good, passed_over)| match good {
+                Some(_) => Ok((good, passed_over)),
+                None => match backup_under_other_key(&path, backup_dir, schema, key, true) {
+                    Some(e) => Err(e),
+                    None => Ok((None, passed_over)),
+                },
+            });
+            match chosen {
+                // Asked for, a salvage goes on without that backup (said in its notes): it is what the error's
+                // remedy offers besides bringing the backup under the key. So does starting empty, asked for
+                // knowing the backups are there (their key may be lost).
+                Err(e @ Error::BackupKeyMismatch { .. }) if opts.salvage => {
+                    Plan::Salvage(None, vec![format!("not used: {}", e.what())])
+                }
+                Err(Error::BackupKeyMismatch { .. }) if opts.allow_empty && schema.may_start_empty => Plan::StartEmpty,
+                Err(e) => return Err(e),
+                Ok((good, passed_over)) if opts.salvage => Plan::Salvage(
+                    good,
+                    store_core::restore::passed_over_said(&passed_over)
+                        .into_iter()
+                        .collect(),
+                ),
+                Ok((Some(b), passed_over)) => {
                     // The damaged file is newer than its backup: restoring would drop rows that a salvage
                     // can still read. Said before anything moves, not found out after.
                     let added = rows_added_since(&path, &b, key);
@@ -387,14 +479,15 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                         return Err(Error::BackupOlder {
                             path,
                             backup: b.path().to_path_buf(),
+                            passed_over,
                             added,
                             schema,
                         });
                     }
-                    Plan::Restore(b)
+                    Plan::Restore(b, passed_over)
                 }
-                None if opts.allow_empty && schema.may_start_empty => Plan::StartEmpty,
-                None => {
+                Ok((None, _)) if opts.allow_empty && schema.may_start_empty => Plan::StartEmpty,
+                Ok((None, _)) => {
                     return Err(Error::NoBackup {
                         path,
                         backup_dir: backup_dir.to_path_buf(),
@@ -416,12 +509,15 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
     };
     for i in 0..plans.len() {
         let (schema, lock, plan) = &plans[i];
-        let Plan::Salvage(base) = plan else { continue };
+        let Plan::Salvage(base, notes) = plan else { continue };
         let temp = salvage::temp_path(lock.db_path());
         // Left by a salvage that was killed: ours (the lock is held), never the user's data.
         salvage::discard(&temp);
         match salvage::salvage_with(lock.db_path(), schema, base.as_ref(), &temp, &salvage_opts) {
-            Ok(report) => plans[i].2 = Plan::Built(temp, Box::new(report)),
+            Ok(mut report) => {
+                report.notes.extend(notes.iter().cloned());
+                plans[i].2 = Plan::Built(temp, Box::new(report));
+            }
             Err(e) => {
                 for (_, _, plan) in &plans {
                     if let Plan::Built(temp, _) = plan {
@@ -435,6 +531,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
 
     let mut actions = Vec::new();
     let mut placements = Vec::new();
+    let mut passed_over_damaged = Vec::new();
     for (schema, lock, plan) in plans {
         let database = schema.file_name;
         match plan {
@@ -449,12 +546,15 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     report: *report,
                 });
             }
-            Plan::Restore(backup) => placements.push(Placement {
-                schema,
-                id_floors: referenced_ids(data_dir, schema, key),
-                lock,
-                backup,
-            }),
+            Plan::Restore(backup, passed_over) => {
+                placements.push(Placement {
+                    schema,
+                    id_floors: referenced_ids(data_dir, schema, key),
+                    lock,
+                    backup,
+                });
+                passed_over_damaged.push((database, passed_over));
+            }
             Plan::StartEmpty => {
                 let quarantined = quarantine(&lock)?;
                 let mut floors = referenced_ids(data_dir, schema, key);
@@ -475,13 +575,16 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 actions.push(RepairAction::StartedEmpty { database, quarantined });
             }
             // Every salvage plan became `Built` above (or repair returned).
-            Plan::Salvage(_) => {}
+            Plan::Salvage(..) => {}
         }
     }
     // The damaged files restored from backups move aside as `.corrupt-<time>` and their backups take their
     // place, together.
     let (reports, _locks) = restore_all(placements, "corrupt", None, key)?;
-    for report in reports {
+    for mut report in reports {
+        if let Some((_, passed_over)) = passed_over_damaged.iter_mut().find(|(db, _)| *db == report.database) {
+            report.passed_over_damaged = std::mem::take(passed_over);
+        }
         actions.push(RepairAction::Restored {
             database: report.database,
             quarantined: report.moved_aside.clone(),
@@ -545,7 +648,8 @@ pub const REKEYED_TAG: &str = "rekeyed";
 ///    key moving aside as `<db>.rekeyed-<time>` (never deleted; `cleanup` removes them).
 ///
 /// A wrong `old` key is `key_rejected` and changes nothing. Existing backups stay under the key they were
-/// taken with: restore one with that key, then rekey again.
+/// taken with: a restore or repair that comes to one names it ([`Error::BackupKeyMismatch`]) with the way
+/// to bring it under the new key.
 pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>) -> Result<Vec<RekeyReport>> {
     if !store_core::encryption_available() {
         return Err(Error::EncryptionUnavailable {

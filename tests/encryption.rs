@@ -493,6 +493,150 @@ mod encrypted {
         assert!(store_core::records::damage_seen(&db).is_some());
     }
 
+    /// Every command a message puts between backquotes, split into its arguments, the program left out.
+    fn commands(text: &str) -> Vec<Vec<String>> {
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|c| c.split_whitespace().skip(1).map(String::from).collect())
+            .collect()
+    }
+
+    /// History and a backup, then the key changes (a rotation from `old`, or the plaintext directory
+    /// encrypted), more history under the new key, and activity.db damaged: repair names the backup the key
+    /// does not open, changes nothing, and never offers to start the file empty; its remedy, run as written,
+    /// restores that backup under the new key; its other way, `--salvage`, keeps the rows still readable.
+    fn a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(plaintext_before: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        let old = key_file(&dir.path().join("old"));
+        let new = key_file(&dir.path().join("new"));
+        let took = if plaintext_before {
+            seed_data_dir(&data, 2000);
+            let took = run_splitstore(["backup", "--data-dir", d]);
+            assert!(
+                run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &new])
+                    .status
+                    .success()
+            );
+            took
+        } else {
+            assert!(
+                with_key(&["daemon", "--events", "2000", "--data-dir", d], &old)
+                    .status
+                    .success()
+            );
+            assert!(
+                with_key(&["server", "--seconds", "0.3", "--data-dir", d], &old)
+                    .status
+                    .success()
+            );
+            let took = with_key(&["backup", "--data-dir", d], &old);
+            let rotate = ["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new];
+            assert!(run_splitstore(rotate).status.success());
+            took
+        };
+        let (took, _) = texts(&took);
+        let backup = took
+            .lines()
+            .filter_map(|l| l.strip_prefix("backup: "))
+            .find(|p| p.contains("/activity-"))
+            .unwrap_or_else(|| panic!("{took}"))
+            .to_string();
+        assert!(
+            with_key(&["daemon", "--events", "500", "--data-dir", d], &new)
+                .status
+                .success()
+        );
+        let db = data.join("activity.db");
+        let mut bytes = fs::read(&db).unwrap();
+        let middle = (bytes.len() / 4096 / 2) * 4096;
+        for b in &mut bytes[middle + 100..middle + 140] {
+            *b ^= 0xff;
+        }
+        fs::write(&db, &bytes).unwrap();
+        let before = snapshot(&data);
+
+        let repair = with_key(&["repair", "--data-dir", d], &new);
+        let (_, err) = texts(&repair);
+        assert_eq!(repair.status.code(), Some(2), "{err}");
+        let why = if plaintext_before {
+            "it is in the clear (taken before the data directory was encrypted), and the key given is for an \
+             encrypted file"
+        } else {
+            "it was taken under another key (before a key rotation, say)"
+        };
+        assert!(
+            err.starts_with(&format!(
+                "splitstore repair: the backup {backup} of {d}/activity.db cannot be read with the key given: {why}. \
+                 What to do: restore it into a new folder with the key it was taken with"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("--allow-empty"), "{err}");
+        assert_eq!(snapshot(&data), before, "a refused repair changes nothing");
+
+        // On copies: the other way the remedy names, a salvage without that backup (which it says it left).
+        let (copy, emptied) = (
+            copy_data_dir(&data, dir.path().join("copy")),
+            copy_data_dir(&data, dir.path().join("emptied")),
+        );
+        let mut remedy = commands(err.split_once("What to do: ").unwrap().1);
+        let salvage = remedy.pop().unwrap();
+        assert_eq!(salvage, ["repair", "--data-dir", d, "--salvage", "--key-file", "FILE"]);
+        let salvaged = with_key(&["repair", "--data-dir", utf8(&copy), "--salvage"], &new);
+        let (out, err) = texts(&salvaged);
+        assert!(salvaged.status.success(), "{err}");
+        let copied_backup = backup.replace(d, utf8(&copy));
+        assert!(
+            out.contains(&format!("  note: not used: the backup {copied_backup} of ")),
+            "{out}"
+        );
+        let events = count(&copy, &key_of(&new), &activity_store::SCHEMA, "activity_events");
+        assert!(
+            (2000..2500).contains(&events),
+            "{events} events: those of the unread page lost"
+        );
+        // Never offered, starting empty is still done when asked for (the backup's key may be lost).
+        let started = with_key(&["repair", "--data-dir", utf8(&emptied), "--allow-empty"], &new);
+        assert!(
+            texts(&started).0.starts_with("activity.db: started empty"),
+            "{:?}",
+            texts(&started)
+        );
+
+        // The remedy's three commands, placeholders filled, bring the backup back under the new key.
+        let new_dir = dir.path().join("new_dir");
+        let fill = |arg: &str| match arg {
+            "BACKUP_KEY" => old.clone(),
+            "FILE" => new.clone(),
+            arg => arg.replace("NEW_DIR", utf8(&new_dir)),
+        };
+        assert_eq!(remedy.len(), 3, "{remedy:?}");
+        for command in &remedy {
+            let args: Vec<String> = command.iter().map(|a| fill(a)).collect();
+            let out = run_splitstore(&args);
+            assert!(out.status.success(), "{args:?}: {:?}", texts(&out));
+        }
+        assert_eq!(
+            count(&data, &key_of(&new), &activity_store::SCHEMA, "activity_events"),
+            2000
+        );
+        let doctor = with_key(&["doctor", "--data-dir", d], &new);
+        assert_eq!(doctor.status.code(), Some(0), "{:?}", texts(&doctor));
+    }
+
+    #[test]
+    fn a_repair_after_a_key_rotation_names_the_old_keys_backup_and_its_remedy_restores_it() {
+        a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(false);
+    }
+
+    #[test]
+    fn a_repair_after_encryption_names_the_plaintext_backup_and_its_remedy_restores_it() {
+        a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(true);
+    }
+
     #[test]
     fn a_plaintext_data_directory_is_encrypted_by_rekey() {
         let dir = tempfile::tempdir().unwrap();

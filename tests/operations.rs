@@ -1031,6 +1031,101 @@ fn repair_refuses_to_restore_a_backup_older_than_the_damaged_file_unless_asked()
     assert_eq!(contents(&activity, &["provenance"]), contents(&backup, &["provenance"]));
 }
 
+/// A repair passes over a damaged newer backup and says so, whatever it then does (refused as older,
+/// restored as asked, salvaged on top); a newer backup it cannot use for another reason (a schema newer than
+/// the build) stops it, named, instead of an older one being restored in silence.
+#[test]
+fn a_repair_names_the_newer_backup_it_passes_over_as_damaged_and_stops_at_one_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, activity, backup) = backed_up_then_500_events(dir.path());
+    let d = utf8(&data);
+    let out = run_splitstore(["backup", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    let newer = backup_paths(&out)[0].clone();
+    let sound_newer = fs::read(&newer).unwrap();
+    damage_middle_page(&newer);
+    damage_middle_page(&activity);
+    let (salvaged, newer_schema) = (
+        copy_data_dir(&data, dir.path().join("salvaged")),
+        copy_data_dir(&data, dir.path().join("newer_schema")),
+    );
+
+    let out = run_splitstore(["repair", "--data-dir", d]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "splitstore repair: {} is damaged, and its newest good backup ({}) is older: since the backup the \
+             damaged file added rows that a restore would leave out (at most 500 in activity_events, 5 in \
+             activity_sessions); passed over as damaged, the newer {} (left as it is). What to do: ",
+            activity.display(),
+            backup.display(),
+            newer.display()
+        )),
+        "{stderr}"
+    );
+
+    let out = run_splitstore(["repair", "--data-dir", d, "--accept-older-backup"]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with(&format!(
+            "activity.db: restored from {}; passed over as damaged, the newer {} (left as it is) (damaged file kept \
+             at {}.corrupt-",
+            backup.display(),
+            newer.display(),
+            activity.display()
+        )),
+        "{stdout}"
+    );
+
+    let in_copy = |dir: &Path, file: &Path| dir.join("backups").join(file.file_name().unwrap());
+    let out = run_splitstore(["repair", "--data-dir", utf8(&salvaged), "--salvage"]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            " on top of the backup {}, ",
+            in_copy(&salvaged, &backup).display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "\n  note: passed over as damaged, the newer {} (left as it is)\n",
+            in_copy(&salvaged, &newer).display()
+        )),
+        "{stdout}"
+    );
+
+    // The newer backup sound, but from a newer build: named, and nothing moves.
+    let newer_there = in_copy(&newer_schema, &newer);
+    fs::write(&newer_there, &sound_newer).unwrap();
+    let build = activity_store::SCHEMA.end_version();
+    rusqlite::Connection::open(&newer_there)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {}", build + 1))
+        .unwrap();
+    let damaged = fs::read(newer_schema.join("activity.db")).unwrap();
+    let out = run_splitstore(["repair", "--data-dir", utf8(&newer_schema)]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "splitstore repair: {} is at schema version {}, newer than this build supports ({build})",
+            newer_there.display(),
+            build + 1
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read(newer_schema.join("activity.db")).unwrap(),
+        damaged,
+        "nothing moved"
+    );
+    assert!(named(&newer_schema, "activity.db.corrupt-").is_empty());
+}
+
 /// What a restore of activity.db's backup leaves out after the daemon recorded 500 more events.
 const LEFT_OUT_500: &str = "; the file it replaced had added rows since the backup (at most 500 in activity_events, 5 \
                             in activity_sessions): they are not in the restored file";

@@ -56,6 +56,14 @@ pub fn left_out(report: &store_core::restore::RestoreReport) -> String {
     }
 }
 
+/// The newer backups a restore passed over as damaged, said first after the backup it restored (older than
+/// the user may think), or nothing.
+pub fn passed_over(report: &store_core::restore::RestoreReport) -> String {
+    store_core::restore::passed_over_said(&report.passed_over_damaged)
+        .map(|s| format!("; {s}"))
+        .unwrap_or_default()
+}
+
 /// What a restore's line adds when it put a file older than this build in place (a restore never migrates:
 /// the previous build must still open a pre-migration backup put back), or nothing.
 pub fn upgraded_later(report: &store_core::restore::RestoreReport) -> String {

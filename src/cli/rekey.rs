@@ -108,8 +108,8 @@ pub fn run(args: Args) -> ExitCode {
                 );
             } else {
                 super::say!(
-                    "{} existing backup(s) stay under the key they were taken with ({}): restore one with that key, \
-                     or take new backups now ({take_new})",
+                    "{} existing backup(s) stay under the key they were taken with ({}): take new backups now \
+                     ({take_new}); a restore or repair that comes to one of them says how to bring it under the new key",
                     backups.len(),
                     backups.join(", ")
                 );

@@ -29,21 +29,13 @@ pub fn run(args: Args) -> ExitCode {
         Ok(reports) => {
             for r in reports {
                 // A newer backup passed over is said first: the one restored is older than the user may think.
-                let passed_over: Vec<String> = r.passed_over_damaged.iter().map(|p| p.display().to_string()).collect();
                 super::say!(
                     "restored {} from {} (schema {}{}){}{}{}",
                     r.path.display(),
                     r.restored_from.display(),
                     r.version,
                     super::upgraded_later(&r),
-                    if passed_over.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            "; passed over as damaged, the newer {} (left as it is)",
-                            passed_over.join(", ")
-                        )
-                    },
+                    super::passed_over(&r),
                     r.moved_aside
                         .as_ref()
                         .map(|a| format!("; the previous file is kept at {}", a.display()))

@@ -382,6 +382,8 @@ pub enum Error {
     BackupOlder {
         path: PathBuf,
         backup: PathBuf,
+        /// Newer backups passed over because they are damaged.
+        passed_over: Vec<PathBuf>,
         added: crate::restore::RowsAdded,
         schema: &'static Schema,
     },
@@ -414,6 +416,21 @@ pub enum Error {
     /// A file this crate built (a salvage's output) failed its checks before being handed over; it was
     /// removed, and what it was built from was not changed.
     VerificationFailed { path: PathBuf, detail: String },
+    /// A restore or repair came to a backup that the key given does not open: taken under another key
+    /// (before a key rotation), or in the clear (before the data directory was encrypted). An older backup is
+    /// not restored in its place, nor the file started empty: the remedy brings this one under the key.
+    /// Nothing was changed.
+    BackupKeyMismatch {
+        /// The database the backup is of.
+        path: PathBuf,
+        backup: PathBuf,
+        /// How the backup failed to open, [`ErrorKind::KeyRejected`] or [`ErrorKind::NotEncrypted`]: the
+        /// error's kind.
+        found: ErrorKind,
+        /// The database is damaged (a repair): a salvage keeps what it can still read, without the backup.
+        damaged: bool,
+        schema: &'static Schema,
+    },
     /// The key given does not open the file: it is encrypted with another key (or records no key and is
     /// not a plaintext database). Never taken for damage: nothing is moved aside for it.
     KeyRejected {
@@ -476,6 +493,7 @@ impl Error {
             Error::BackupDamaged { .. } => ErrorKind::BackupDamaged,
             Error::BackupOlder { .. } => ErrorKind::BackupOlder,
             Error::BackupsOfOtherFiles { .. } => ErrorKind::BackupsOfOtherFiles,
+            Error::BackupKeyMismatch { found, .. } => *found,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::UnsafePath { .. } => ErrorKind::UnsafePath,
             Error::Io { .. } => ErrorKind::Io,
@@ -520,6 +538,7 @@ impl Error {
             | Error::BackupDamaged { path, .. }
             | Error::BackupOlder { path, .. }
             | Error::BackupsOfOtherFiles { path, .. }
+            | Error::BackupKeyMismatch { path, .. }
             | Error::Unavailable { path, .. }
             | Error::UnsafePath { path, .. }
             | Error::Io { path, .. }
@@ -694,10 +713,18 @@ impl Error {
                 }
                 s
             }
-            Error::BackupOlder { backup, added, .. } => format!(
+            Error::BackupOlder {
+                backup,
+                passed_over,
+                added,
+                ..
+            } => format!(
                 "{p} is damaged, and its newest good backup ({}) is older: since the backup the damaged file added \
-                 rows that a restore would leave out ({added})",
-                backup.display()
+                 rows that a restore would leave out ({added}){}",
+                backup.display(),
+                crate::restore::passed_over_said(passed_over)
+                    .map(|s| format!("; {s}"))
+                    .unwrap_or_default()
             ),
             Error::BackupsOfOtherFiles {
                 backup_dir,
@@ -719,6 +746,19 @@ impl Error {
                     newest.len(),
                     schema.file_name,
                     each.join("; ")
+                )
+            }
+            Error::BackupKeyMismatch { backup, found, .. } => {
+                let why = match found {
+                    ErrorKind::NotEncrypted => {
+                        "it is in the clear (taken before the data directory was encrypted), and the key given is for \
+                         an encrypted file"
+                    }
+                    _ => "it was taken under another key (before a key rotation, say)",
+                };
+                format!(
+                    "the backup {} of {p} cannot be read with the key given: {why}",
+                    backup.display()
                 )
             }
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
@@ -951,6 +991,38 @@ impl Error {
                 command(Some(schema), "restore", "--from FILE"),
                 backup_dir.display()
             ),
+            Error::BackupKeyMismatch {
+                backup,
+                found,
+                damaged,
+                schema,
+                ..
+            } => {
+                // Restored with its own key into a folder of its own, put under the directory's there by rekey,
+                // then restored from that copy: the data directory never holds files under two keys.
+                let (its_key, rekey) = match found {
+                    ErrorKind::NotEncrypted => ("", "--new-key-file FILE"),
+                    _ => (" --key-file BACKUP_KEY", "--key-file BACKUP_KEY --new-key-file FILE"),
+                };
+                let program = schema.tools.program;
+                let copy = Path::new("NEW_DIR").join(schema.file_name);
+                let mut s = format!(
+                    "restore it into a new folder with the key it was taken with, put it under the data directory's \
+                     key there, then restore that copy: `{program} restore --data-dir NEW_DIR --from {}{its_key}`, \
+                     `{program} rekey --data-dir NEW_DIR {rekey}`, then {}",
+                    shell_quoted(backup),
+                    command(Some(schema), "restore", &format!("--from {}", copy.display()))
+                );
+                if *damaged {
+                    s.push_str(&format!(
+                        "; or copy every row that can still be read from the damaged file into a new file, \
+                         without that backup, with {}",
+                        command(Some(schema), "repair", "--salvage")
+                    ));
+                }
+                s.push_str("; nothing was changed");
+                s
+            }
             Error::Unavailable { .. } => "retry; if it persists, check the file's health".into(),
             Error::Sqlite { schema, .. } => format!("run {} for a diagnosis", command(*schema, "doctor", "")),
             Error::UnsafePath { .. } => {

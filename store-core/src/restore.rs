@@ -108,6 +108,15 @@ pub fn open_backup_file(path: &Path, expected: &'static str, key: Option<&Key>) 
     Ok(conn)
 }
 
+/// How a restore or repair says the newer backups it passed over as damaged
+/// ([`RestoreReport::passed_over_damaged`]): `None` when there were none.
+pub fn passed_over_said(passed_over: &[PathBuf]) -> Option<String> {
+    (!passed_over.is_empty()).then(|| {
+        let paths: Vec<String> = passed_over.iter().map(|p| p.display().to_string()).collect();
+        format!("passed over as damaged, the newer {} (left as it is)", paths.join(", "))
+    })
+}
+
 /// Checks that `backup` is a sound copy of this kind of database that this build can open:
 /// `integrity_check` clean, the right `application_id`, a schema version in 1..=this build's. An encrypted
 /// database's backup is read with its `key`; one taken under another key is [`Error::KeyRejected`].

@@ -87,6 +87,18 @@ pub fn utf8(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
 }
 
+/// A copy of the data directory `data` (every file, modes and times kept: `cp -a`) at `to`, which is returned.
+pub fn copy_data_dir(data: &Path, to: PathBuf) -> PathBuf {
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(data)
+        .arg(&to)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success(), "cp -a {} {}", data.display(), to.display());
+    to
+}
+
 /// `PRAGMA integrity_check` of the file (through SQLite, so with its WAL) is clean.
 #[track_caller]
 pub fn assert_integrity_ok(db: &Path) {
