@@ -153,6 +153,11 @@ pub fn restore_with(
             let path = schema.path_in(data_dir);
             let backups = backup::backups_of_file(&path, from, schema, key, Adopt::SingleOther)?;
             if backups.is_empty() {
+                // Backups the key does not open are said, with the way to bring one under the key, rather than
+                // the other file restored alone as if this one had none.
+                if let Some(e) = backup_under_other_key(&path, from, schema, key, false) {
+                    return Err(e);
+                }
                 continue;
             }
             let (sound, passed_over) = newest_sound(&path, backups, schema, key, false)?;
@@ -189,12 +194,6 @@ pub fn restore_with(
         chosen.push((kind, verified, Vec::new()));
     }
     if chosen.is_empty() {
-        // Backups the key does not open are said as such, with the way to bring one under the key.
-        for schema in DATABASES {
-            if let Some(e) = backup_under_other_key(&schema.path_in(data_dir), from, schema, key, false) {
-                return Err(e);
-            }
-        }
         let unreadable = DATABASES
             .iter()
             .any(|schema| !backup::all_backups(from, schema, key).ignored.is_empty());

@@ -503,8 +503,9 @@ mod encrypted {
     }
 
     /// History and a backup, then the key changes (a rotation from `old`, or the plaintext directory
-    /// encrypted), more history under the new key, and activity.db damaged: repair names the backup the key
-    /// does not open, changes nothing, and never offers to start the file empty; its remedy, run as written,
+    /// encrypted), more history under the new key: a restore from the folder names the backup the key does
+    /// not open rather than restore config.db alone; then activity.db damaged: repair names that backup,
+    /// changes nothing, and never offers to start the file empty; its remedy, run as written,
     /// restores that backup under the new key; its other way, `--salvage`, keeps the rows still readable.
     fn a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(plaintext_before: bool) {
         let dir = tempfile::tempdir().unwrap();
@@ -549,6 +550,28 @@ mod encrypted {
                 .status
                 .success()
         );
+        // A restore from the folder where only config.db has a backup under the new key: refused, naming
+        // activity.db's under the old one, rather than config.db restored alone.
+        let took_new = with_key(&["backup", "--data-dir", d], &new);
+        assert!(took_new.status.success(), "{took_new:?}");
+        let (took_new, _) = texts(&took_new);
+        let new_activity_backup = took_new
+            .lines()
+            .filter_map(|l| l.strip_prefix("backup: "))
+            .find(|p| p.contains("/activity-"))
+            .unwrap_or_else(|| panic!("{took_new}"));
+        fs::remove_file(new_activity_backup).unwrap();
+        let before = snapshot(&data);
+        let restore = with_key(&["restore", "--data-dir", d, "--from", &format!("{d}/backups")], &new);
+        let (_, err) = texts(&restore);
+        assert_eq!(restore.status.code(), Some(2), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "splitstore restore: the backup {backup} of {d}/activity.db cannot be read with the key given: "
+            )),
+            "{err}"
+        );
+        assert_eq!(snapshot(&data), before, "a refused restore changes nothing");
         let db = data.join("activity.db");
         let mut bytes = fs::read(&db).unwrap();
         let middle = (bytes.len() / 4096 / 2) * 4096;
