@@ -260,7 +260,8 @@ fn newest_sound(
 }
 
 /// A backup of `schema` in `backup_dir` that `key` does not open (taken under another key, or in the clear),
-/// as the error that says how to bring it under the key; `None` when there is none. `db` and `damaged` as for [`newest_sound`].
+/// as the error that says how to bring it under the key; `None` when there is none. `db` and `damaged` as
+/// for [`newest_sound`].
 fn backup_under_other_key(
     db: &Path,
     backup_dir: &Path,
@@ -410,6 +411,11 @@ enum Plan {
 /// - otherwise the newest backup in `backup_dir` that verifies (both files at once when both are damaged:
 ///   all or nothing); with no good backup, activity.db may start empty if `opts.allow_empty`, and
 ///   config.db (the user's configuration) never does.
+///
+/// Newer backups passed over as damaged are named in what it returns (or in its `backup_older` refusal); a
+/// backup it cannot use for another reason (a newer schema, say) stops it, named; one the key does not open is
+/// [`Error::BackupKeyMismatch`] unless a salvage or an empty start was asked for (a salvage then says in a
+/// note that it went on without it).
 ///
 /// AUTOINCREMENT counters are raised so no id is handed out twice. Refused while either owner runs.
 /// Everything is decided, and every salvage built and verified, before anything moves: a repair that
