@@ -248,6 +248,15 @@ fn newest_sound(
         match verify_backup(&b.path, schema, key) {
             Ok(v) => return Ok((Some(v), passed_over)),
             Err(e) if e.kind() == ErrorKind::Corrupt => passed_over.push(b.path),
+            Err(Error::SchemaNewer { found, supported, .. }) => {
+                return Err(Error::BackupNewer {
+                    path: db.to_path_buf(),
+                    backup: b.path,
+                    found,
+                    supported,
+                    schema,
+                });
+            }
             Err(e) => {
                 return Err(match key_mismatch(e.kind()) {
                     Some(found) => backup_key_mismatch(db, &b.path, found, damaged, schema, key),

@@ -1110,13 +1110,18 @@ fn a_repair_names_the_newer_backup_it_passes_over_as_damaged_and_stops_at_one_it
     let out = run_splitstore(["repair", "--data-dir", utf8(&newer_schema)]);
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.starts_with(&format!(
-            "splitstore repair: {} is at schema version {}, newer than this build supports ({build})",
+    let n = utf8(&newer_schema);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "splitstore repair: the backup {} of {n}/activity.db is at schema version {}, newer than this build \
+             supports ({build}): it was taken by a newer build. What to do: restore it with a build of schema {} or \
+             later, or restore an older backup by naming its file with `splitstore restore --data-dir {n} --from \
+             FILE`; nothing was changed",
             newer_there.display(),
+            build + 1,
             build + 1
-        )),
-        "{stderr}"
+        )
     );
     assert_eq!(
         fs::read(newer_schema.join("activity.db")).unwrap(),
@@ -1124,6 +1129,14 @@ fn a_repair_names_the_newer_backup_it_passes_over_as_damaged_and_stops_at_one_it
         "nothing moved"
     );
     assert!(named(&newer_schema, "activity.db.corrupt-").is_empty());
+    // The remedy, as written, with the older backup's file.
+    let older = in_copy(&newer_schema, &backup);
+    let out = run_splitstore(["restore", "--data-dir", n, "--from", utf8(&older)]);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    assert_eq!(
+        contents(&newer_schema.join("activity.db"), &["provenance"]),
+        contents(&backup, &["provenance"])
+    );
 }
 
 /// What a restore of activity.db's backup leaves out after the daemon recorded 500 more events.

@@ -431,6 +431,16 @@ pub enum Error {
         damaged: bool,
         schema: &'static Schema,
     },
+    /// A restore or repair came to a backup of a schema newer than this build's (taken by a newer build). An
+    /// older backup is not restored in its place in silence. Nothing was changed.
+    BackupNewer {
+        /// The database the backup is of.
+        path: PathBuf,
+        backup: PathBuf,
+        found: u32,
+        supported: u32,
+        schema: &'static Schema,
+    },
     /// The key given does not open the file: it is encrypted with another key (or records no key and is
     /// not a plaintext database). Never taken for damage: nothing is moved aside for it.
     KeyRejected {
@@ -494,6 +504,7 @@ impl Error {
             Error::BackupOlder { .. } => ErrorKind::BackupOlder,
             Error::BackupsOfOtherFiles { .. } => ErrorKind::BackupsOfOtherFiles,
             Error::BackupKeyMismatch { found, .. } => *found,
+            Error::BackupNewer { .. } => ErrorKind::SchemaNewer,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::UnsafePath { .. } => ErrorKind::UnsafePath,
             Error::Io { .. } => ErrorKind::Io,
@@ -539,6 +550,7 @@ impl Error {
             | Error::BackupOlder { path, .. }
             | Error::BackupsOfOtherFiles { path, .. }
             | Error::BackupKeyMismatch { path, .. }
+            | Error::BackupNewer { path, .. }
             | Error::Unavailable { path, .. }
             | Error::UnsafePath { path, .. }
             | Error::Io { path, .. }
@@ -761,6 +773,16 @@ impl Error {
                     backup.display()
                 )
             }
+            Error::BackupNewer {
+                backup,
+                found,
+                supported,
+                ..
+            } => format!(
+                "the backup {} of {p} is at schema version {found}, newer than this build supports ({supported}): it \
+                 was taken by a newer build",
+                backup.display()
+            ),
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
             Error::UnsafePath { problem, .. } => format!("{p} {problem}"),
             Error::Io { action, source, .. } => format!("could not {action} {p}: {source}"),
@@ -1023,6 +1045,11 @@ impl Error {
                 s.push_str("; nothing was changed");
                 s
             }
+            Error::BackupNewer { found, schema, .. } => format!(
+                "restore it with a build of schema {found} or later, or restore an older backup by naming its file \
+                 with {}; nothing was changed",
+                command(Some(schema), "restore", "--from FILE")
+            ),
             Error::Unavailable { .. } => "retry; if it persists, check the file's health".into(),
             Error::Sqlite { schema, .. } => format!("run {} for a diagnosis", command(*schema, "doctor", "")),
             Error::UnsafePath { .. } => {
