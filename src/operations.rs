@@ -268,8 +268,8 @@ fn newest_sound(
     Ok((None, passed_over))
 }
 
-/// A backup of `schema` in `backup_dir` that `key` does not open (taken under another key, or in the clear),
-/// as the error that says how to bring it under the key; `None` when there is none. `db` and `damaged` as
+/// A backup of `schema` in `backup_dir` that `key` does not open (taken under another key, in the clear, or
+/// perhaps encrypted when no key is given), as the error that says how to bring it under the key; `None` when there is none. `db` and `damaged` as
 /// for [`newest_sound`].
 fn backup_under_other_key(
     db: &Path,
@@ -310,9 +310,14 @@ fn backup_key_mismatch(
     }
 }
 
-/// The key problems of a backup that rekey mends: under another key, in the clear.
+/// The key problems of a backup that rekey mends: under another key, in the clear, encrypted when no key is
+/// given.
 fn key_mismatch(kind: ErrorKind) -> Option<ErrorKind> {
-    matches!(kind, ErrorKind::KeyRejected | ErrorKind::NotEncrypted).then_some(kind)
+    matches!(
+        kind,
+        ErrorKind::KeyRejected | ErrorKind::NotEncrypted | ErrorKind::KeyRequired
+    )
+    .then_some(kind)
 }
 
 /// The highest ids of `schema`'s tables that the other databases of `data_dir` refer to (their

@@ -502,76 +502,113 @@ mod encrypted {
             .collect()
     }
 
-    /// History and a backup, then the key changes (a rotation from `old`, or the plaintext directory
-    /// encrypted), more history under the new key: a restore from the folder names the backup the key does
-    /// not open rather than restore config.db alone; then activity.db damaged: repair names that backup,
-    /// changes nothing, and never offers to start the file empty; its remedy, run as written,
-    /// restores that backup under the new key; its other way, `--salvage`, keeps the rows still readable.
-    fn a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(plaintext_before: bool) {
+    /// How the data directory's key changed after its backup was taken.
+    #[derive(Clone, Copy, PartialEq)]
+    enum KeyChange {
+        /// From `old` to `new` (`rekey --key-file old --new-key-file new`).
+        Rotated,
+        /// From none to `new` (`rekey --new-key-file new`).
+        Encrypted,
+        /// From `old` to none (`rekey --key-file old --decrypt`).
+        Decrypted,
+    }
+
+    /// History and a backup, then the key changes, then more history: a restore from the folder names the
+    /// backup the directory's key (or none) does not open rather than restore config.db alone; then
+    /// activity.db damaged: repair names that backup, changes nothing, and never offers to start the file
+    /// empty; its remedy, run as written, restores that backup under the directory's key; its other way,
+    /// `--salvage`, keeps the rows still readable; `--allow-empty`, asked for, starts empty.
+    fn a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(change: KeyChange) {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let d = utf8(&data);
         let old = key_file(&dir.path().join("old"));
         let new = key_file(&dir.path().join("new"));
-        let took = if plaintext_before {
-            seed_data_dir(&data, 2000);
-            let took = run_splitstore(["backup", "--data-dir", d]);
-            assert!(
-                run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &new])
-                    .status
-                    .success()
-            );
-            took
-        } else {
-            assert!(
-                with_key(&["daemon", "--events", "2000", "--data-dir", d], &old)
-                    .status
-                    .success()
-            );
-            assert!(
-                with_key(&["server", "--seconds", "0.3", "--data-dir", d], &old)
-                    .status
-                    .success()
-            );
-            let took = with_key(&["backup", "--data-dir", d], &old);
-            let rotate = ["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new];
-            assert!(run_splitstore(rotate).status.success());
-            took
+        let (before_key, after_key) = match change {
+            KeyChange::Rotated => (Some(&old), Some(&new)),
+            KeyChange::Encrypted => (None, Some(&new)),
+            KeyChange::Decrypted => (Some(&old), None),
         };
-        let (took, _) = texts(&took);
-        let backup = took
-            .lines()
-            .filter_map(|l| l.strip_prefix("backup: "))
-            .find(|p| p.contains("/activity-"))
-            .unwrap_or_else(|| panic!("{took}"))
-            .to_string();
-        assert!(
-            with_key(&["daemon", "--events", "500", "--data-dir", d], &new)
-                .status
-                .success()
-        );
-        // A restore from the folder where only config.db has a backup under the new key: refused, naming
-        // activity.db's under the old one, rather than config.db restored alone.
-        let took_new = with_key(&["backup", "--data-dir", d], &new);
+        // `splitstore ARGS`, with the data directory's key as it is now.
+        let run = |args: &[&str]| match after_key {
+            Some(k) => with_key(args, k),
+            None => run_splitstore(args),
+        };
+        let events = |data: &Path| {
+            let db = activity_store::SCHEMA.path_in(data);
+            let key = after_key.map(|k| key_of(k));
+            let conn = store_core::read_pool::open_read_only(&db, &activity_store::SCHEMA, key.as_ref()).unwrap();
+            store_core::check::row_counts(&conn).unwrap()["activity_events"]
+        };
+        let newest_activity_backup = |took: &std::process::Output| {
+            let (took, _) = texts(took);
+            took.lines()
+                .filter_map(|l| l.strip_prefix("backup: "))
+                .find(|p| p.contains("/activity-"))
+                .unwrap_or_else(|| panic!("{took}"))
+                .to_string()
+        };
+        let mut rekey = vec!["rekey", "--data-dir", d];
+        let backup = match before_key {
+            None => {
+                seed_data_dir(&data, 2000);
+                newest_activity_backup(&run_splitstore(["backup", "--data-dir", d]))
+            }
+            Some(k) => {
+                assert!(
+                    with_key(&["daemon", "--events", "2000", "--data-dir", d], k)
+                        .status
+                        .success()
+                );
+                assert!(
+                    with_key(&["server", "--seconds", "0.3", "--data-dir", d], k)
+                        .status
+                        .success()
+                );
+                rekey.extend(["--key-file", k]);
+                newest_activity_backup(&with_key(&["backup", "--data-dir", d], k))
+            }
+        };
+        match after_key {
+            Some(k) => rekey.extend(["--new-key-file", k]),
+            None => rekey.push("--decrypt"),
+        }
+        assert!(run_splitstore(&rekey).status.success(), "{rekey:?}");
+        assert!(run(&["daemon", "--events", "500", "--data-dir", d]).status.success());
+        let (why, cannot) = match change {
+            KeyChange::Rotated => (
+                "it was taken under another key (before a key rotation, say)",
+                "cannot be read with the key given",
+            ),
+            KeyChange::Encrypted => (
+                "it is in the clear (taken before the data directory was encrypted), and the key given is for an \
+                 encrypted file",
+                "cannot be read with the key given",
+            ),
+            KeyChange::Decrypted => (
+                "it reads as no database, so it is encrypted (taken before the data directory was decrypted, say), \
+                 or not a database at all",
+                "cannot be read without a key",
+            ),
+        };
+
+        // A restore from the folder where only config.db has a backup under the key as it is now: refused,
+        // naming activity.db's, rather than config.db restored alone.
+        let took_new = run(&["backup", "--data-dir", d]);
         assert!(took_new.status.success(), "{took_new:?}");
-        let (took_new, _) = texts(&took_new);
-        let new_activity_backup = took_new
-            .lines()
-            .filter_map(|l| l.strip_prefix("backup: "))
-            .find(|p| p.contains("/activity-"))
-            .unwrap_or_else(|| panic!("{took_new}"));
-        fs::remove_file(new_activity_backup).unwrap();
+        fs::remove_file(newest_activity_backup(&took_new)).unwrap();
         let before = snapshot(&data);
-        let restore = with_key(&["restore", "--data-dir", d, "--from", &format!("{d}/backups")], &new);
+        let restore = run(&["restore", "--data-dir", d, "--from", &format!("{d}/backups")]);
         let (_, err) = texts(&restore);
         assert_eq!(restore.status.code(), Some(2), "{err}");
         assert!(
             err.starts_with(&format!(
-                "splitstore restore: the backup {backup} of {d}/activity.db cannot be read with the key given: "
+                "splitstore restore: the backup {backup} of {d}/activity.db {cannot}: {why}. What to do: "
             )),
             "{err}"
         );
         assert_eq!(snapshot(&data), before, "a refused restore changes nothing");
+
         let db = data.join("activity.db");
         let mut bytes = fs::read(&db).unwrap();
         let middle = (bytes.len() / 4096 / 2) * 4096;
@@ -580,35 +617,31 @@ mod encrypted {
         }
         fs::write(&db, &bytes).unwrap();
         let before = snapshot(&data);
-
-        let repair = with_key(&["repair", "--data-dir", d], &new);
+        let repair = run(&["repair", "--data-dir", d]);
         let (_, err) = texts(&repair);
         assert_eq!(repair.status.code(), Some(2), "{err}");
-        let why = if plaintext_before {
-            "it is in the clear (taken before the data directory was encrypted), and the key given is for an \
-             encrypted file"
-        } else {
-            "it was taken under another key (before a key rotation, say)"
-        };
         assert!(
             err.starts_with(&format!(
-                "splitstore repair: the backup {backup} of {d}/activity.db cannot be read with the key given: {why}. \
-                 What to do: restore it into a new folder with the key it was taken with"
+                "splitstore repair: the backup {backup} of {d}/activity.db {cannot}: {why}. What to do: restore it \
+                 into a new folder with the key it was taken with"
             )),
             "{err}"
         );
         assert!(!err.contains("--allow-empty"), "{err}");
         assert_eq!(snapshot(&data), before, "a refused repair changes nothing");
 
-        // On copies: the other way the remedy names, a salvage without that backup (which it says it left).
+        // On copies: the other way the remedy names, a salvage without that backup (which it says it left),
+        // and starting empty, never offered but done when asked for (the backup's key may be lost).
         let (copy, emptied) = (
             copy_data_dir(&data, dir.path().join("copy")),
             copy_data_dir(&data, dir.path().join("emptied")),
         );
         let mut remedy = commands(err.split_once("What to do: ").unwrap().1);
         let salvage = remedy.pop().unwrap();
-        assert_eq!(salvage, ["repair", "--data-dir", d, "--salvage", "--key-file", "FILE"]);
-        let salvaged = with_key(&["repair", "--data-dir", utf8(&copy), "--salvage"], &new);
+        let mut expected = vec!["repair", "--data-dir", d, "--salvage"];
+        expected.extend(after_key.map(|_| ["--key-file", "FILE"]).iter().flatten());
+        assert_eq!(salvage, expected);
+        let salvaged = run(&["repair", "--data-dir", utf8(&copy), "--salvage"]);
         let (out, err) = texts(&salvaged);
         assert!(salvaged.status.success(), "{err}");
         let copied_backup = backup.replace(d, utf8(&copy));
@@ -616,20 +649,19 @@ mod encrypted {
             out.contains(&format!("  note: not used: the backup {copied_backup} of ")),
             "{out}"
         );
-        let events = count(&copy, &key_of(&new), &activity_store::SCHEMA, "activity_events");
+        let salvaged_events = events(&copy);
         assert!(
-            (2000..2500).contains(&events),
-            "{events} events: those of the unread page lost"
+            (2000..2500).contains(&salvaged_events),
+            "{salvaged_events} events: the unread page's lost"
         );
-        // Never offered, starting empty is still done when asked for (the backup's key may be lost).
-        let started = with_key(&["repair", "--data-dir", utf8(&emptied), "--allow-empty"], &new);
+        let started = run(&["repair", "--data-dir", utf8(&emptied), "--allow-empty"]);
         assert!(
             texts(&started).0.starts_with("activity.db: started empty"),
             "{:?}",
             texts(&started)
         );
 
-        // The remedy's three commands, placeholders filled, bring the backup back under the new key.
+        // The remedy's three commands, placeholders filled, bring the backup back under the directory's key.
         let new_dir = dir.path().join("new_dir");
         let fill = |arg: &str| match arg {
             "BACKUP_KEY" => old.clone(),
@@ -642,22 +674,24 @@ mod encrypted {
             let out = run_splitstore(&args);
             assert!(out.status.success(), "{args:?}: {:?}", texts(&out));
         }
-        assert_eq!(
-            count(&data, &key_of(&new), &activity_store::SCHEMA, "activity_events"),
-            2000
-        );
-        let doctor = with_key(&["doctor", "--data-dir", d], &new);
+        assert_eq!(events(&data), 2000);
+        let doctor = run(&["doctor", "--data-dir", d]);
         assert_eq!(doctor.status.code(), Some(0), "{:?}", texts(&doctor));
     }
 
     #[test]
     fn a_repair_after_a_key_rotation_names_the_old_keys_backup_and_its_remedy_restores_it() {
-        a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(false);
+        a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(KeyChange::Rotated);
     }
 
     #[test]
     fn a_repair_after_encryption_names_the_plaintext_backup_and_its_remedy_restores_it() {
-        a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(true);
+        a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(KeyChange::Encrypted);
+    }
+
+    #[test]
+    fn a_repair_after_decryption_names_the_encrypted_backup_and_its_remedy_restores_it() {
+        a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(KeyChange::Decrypted);
     }
 
     #[test]

@@ -256,8 +256,6 @@ pub(crate) fn hash_file(path: &Path) -> Result<String> {
     hash_reader(&file).map_err(|e| SplitError::io(path, "read", e))
 }
 
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
 /// Refuses what the header already tells: an empty file, another format, a truncated database
 /// (https://sqlite.org/fileformat.html#the_database_header).
 fn check_header(path: &Path, header: &[u8], len: u64) -> Result<()> {
@@ -268,7 +266,7 @@ fn check_header(path: &Path, header: &[u8], len: u64) -> Result<()> {
         ));
     }
     let prefix = &header[..header.len().min(16)];
-    if !SQLITE_MAGIC.starts_with(prefix) {
+    if !store_core::files::SQLITE_HEADER.starts_with(prefix) {
         return Err(SplitError::refused(
             path,
             "it is not a SQLite database (its first bytes are not \"SQLite format 3\")",

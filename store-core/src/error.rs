@@ -417,15 +417,16 @@ pub enum Error {
     /// removed, and what it was built from was not changed.
     VerificationFailed { path: PathBuf, detail: String },
     /// A restore or repair came to a backup that the key given does not open: taken under another key
-    /// (before a key rotation), or in the clear (before the data directory was encrypted). An older backup is
-    /// not restored in its place, nor the file started empty: the remedy brings this one under the key.
-    /// Nothing was changed.
+    /// (before a key rotation), in the clear (before the data directory was encrypted), or, read without a
+    /// key, no database and not SQLite's header (encrypted before the directory was decrypted, or not a
+    /// database at all). An older backup is not restored in its place, nor the file started empty: the
+    /// remedy brings this one under the directory's key (or none). Nothing was changed.
     BackupKeyMismatch {
         /// The database the backup is of.
         path: PathBuf,
         backup: PathBuf,
-        /// How the backup failed to open, [`ErrorKind::KeyRejected`] or [`ErrorKind::NotEncrypted`]: the
-        /// error's kind.
+        /// How the backup failed to open, [`ErrorKind::KeyRejected`], [`ErrorKind::NotEncrypted`] or
+        /// [`ErrorKind::KeyRequired`]: the error's kind.
         found: ErrorKind,
         /// The database is damaged (a repair): a salvage keeps what it can still read, without the backup.
         damaged: bool,
@@ -763,15 +764,18 @@ impl Error {
             Error::BackupKeyMismatch { backup, found, .. } => {
                 let why = match found {
                     ErrorKind::NotEncrypted => {
-                        "it is in the clear (taken before the data directory was encrypted), and the key given is for \
-                         an encrypted file"
+                        "cannot be read with the key given: it is in the clear (taken before the data directory was \
+                         encrypted), and the key given is for an encrypted file"
                     }
-                    _ => "it was taken under another key (before a key rotation, say)",
+                    ErrorKind::KeyRequired => {
+                        "cannot be read without a key: it reads as no database, so it is encrypted (taken before the \
+                         data directory was decrypted, say), or not a database at all"
+                    }
+                    _ => {
+                        "cannot be read with the key given: it was taken under another key (before a key rotation, say)"
+                    }
                 };
-                format!(
-                    "the backup {} of {p} cannot be read with the key given: {why}",
-                    backup.display()
-                )
+                format!("the backup {} of {p} {why}", backup.display())
             }
             Error::BackupNewer {
                 backup,
@@ -1024,6 +1028,7 @@ impl Error {
                 // then restored from that copy: the data directory never holds files under two keys.
                 let (its_key, rekey) = match found {
                     ErrorKind::NotEncrypted => ("", "--new-key-file FILE"),
+                    ErrorKind::KeyRequired => (" --key-file BACKUP_KEY", "--key-file BACKUP_KEY --decrypt"),
                     _ => (" --key-file BACKUP_KEY", "--key-file BACKUP_KEY --new-key-file FILE"),
                 };
                 let program = schema.tools.program;
@@ -1035,6 +1040,12 @@ impl Error {
                     shell_quoted(backup),
                     command(Some(schema), "restore", &format!("--from {}", copy.display()))
                 );
+                if *found == ErrorKind::KeyRequired {
+                    s.push_str(&format!(
+                        "; if it is no backup at all, move it out of {}",
+                        shell_quoted(parent_dir(backup))
+                    ));
+                }
                 if *damaged {
                     s.push_str(&format!(
                         "; or copy every row that can still be read from the damaged file into a new file, \

@@ -203,6 +203,19 @@ pub fn nonempty_regular(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
+/// The 16 bytes every plaintext SQLite database starts with (<https://sqlite.org/fileformat.html>, 1.3); an
+/// encrypted one starts with its salt instead.
+pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Whether the file at `path` starts with [`SQLITE_HEADER`] (false when it cannot be read).
+pub fn has_sqlite_header(path: &Path) -> bool {
+    let mut first = [0u8; 16];
+    fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut first))
+        .is_ok()
+        && &first == SQLITE_HEADER
+}
+
 /// Refuses `path` unless it is a regular file, without following a link or opening it: a database given
 /// by its place in the data directory (a link there was planted, a FIFO would block the first read).
 pub fn ensure_regular(path: &Path) -> Result<()> {

@@ -62,7 +62,7 @@ impl<'a> RawFile<'a> {
 
     /// A file of `header` (its first 100 bytes) and `len` bytes, read from `source`.
     fn with_header(header: &[u8], len: u64, source: Source<'a>) -> Result<RawFile<'a>, String> {
-        if &header[..16] != b"SQLite format 3\0" {
+        if &header[..16] != crate::files::SQLITE_HEADER {
             return Err("its header is not SQLite's".into());
         }
         let page_size = match u16::from_be_bytes([header[16], header[17]]) {
