@@ -48,7 +48,11 @@ fn child_entry() {
                 _ => owner.confirm_files().map(|()| "confirmed".to_string()),
             };
             let outcome = outcome.unwrap_or_else(|e| e.kind().to_string());
-            fs::write(store_core::files::with_suffix(&path, ".outcome"), outcome).unwrap();
+            // Written whole under another name, then renamed: the parent reads the file as soon as it appears
+            // (written in place, it was once read empty between its creation and the write).
+            let written = store_core::files::with_suffix(&path, ".outcome-tmp");
+            fs::write(&written, outcome).unwrap();
+            fs::rename(&written, store_core::files::with_suffix(&path, ".outcome")).unwrap();
             std::thread::sleep(Duration::from_secs(120));
         }
         other => panic!("unknown role {other}"),
