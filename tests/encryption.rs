@@ -617,6 +617,16 @@ mod encrypted {
         }
         fs::write(&db, &bytes).unwrap();
         let before = snapshot(&data);
+        // A rekey now refuses the damaged file, naming it as the file (not as a backup), and says to repair.
+        let rekey = run(&["rekey", "--data-dir", d, "--new-key-file", &old]);
+        let (_, err) = texts(&rekey);
+        assert_eq!(rekey.status.code(), Some(2), "{err}");
+        assert!(
+            err.starts_with(&format!("splitstore rekey: {d}/activity.db is damaged: ")),
+            "{err}"
+        );
+        assert!(!err.contains("backup found"), "{err}");
+        assert!(err.contains("then run `splitstore repair --data-dir "), "{err}");
         let repair = run(&["repair", "--data-dir", d]);
         let (_, err) = texts(&repair);
         assert_eq!(repair.status.code(), Some(2), "{err}");

@@ -146,7 +146,7 @@ pub fn verify_backup(backup: &Path, schema: &'static Schema, key: Option<&Key>) 
     if !problems.is_empty() {
         return Err(Error::Corrupt {
             path: backup.to_path_buf(),
-            detail: format!("integrity_check of the backup found: {}", problems.join("; ")),
+            detail: format!("integrity_check found: {}", problems.join("; ")),
             schema: Some(schema),
         });
     }
