@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use store_core::backup::{self, Adopt, BackupClass};
+use store_core::backup::{self, Adopt, BackupClass, BackupListing, IgnoredFile};
 use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
 use store_core::read_pool::{open_database_read_only, open_read_only};
 pub use store_core::restore::RestoreHook;
@@ -146,16 +146,20 @@ pub fn restore_with(
     // Everything is verified before anything moves: each database's backup, and the newer ones of its
     // folder passed over as damaged.
     let mut chosen: Vec<(&'static Schema, VerifiedBackup, Vec<PathBuf>)> = Vec::new();
+    // Whether the folder holds files named like backups that are none (or none for this key).
+    let mut unreadable = false;
     if from.is_dir() {
         // Each file's own backups (its lineage's); a file with none there takes those of the one other file
         // the folder holds backups of (a new install restoring its old data): the file in place is kept.
         for schema in DATABASES.iter().copied() {
             let path = schema.path_in(data_dir);
-            let backups = backup::backups_of_file(&path, from, schema, key, Adopt::SingleOther)?;
+            let BackupListing { backups, ignored } =
+                backup::backups_of_file(&path, from, schema, key, Adopt::SingleOther)?;
+            unreadable |= !ignored.is_empty();
             if backups.is_empty() {
                 // Backups the key does not open are said, with the way to bring one under the key, rather than
                 // the other file restored alone as if this one had none.
-                if let Some(e) = backup_under_other_key(&path, from, schema, key, false) {
+                if let Some(e) = backup_under_other_key(&path, &ignored, schema, key, false) {
                     return Err(e);
                 }
                 continue;
@@ -194,9 +198,6 @@ pub fn restore_with(
         chosen.push((kind, verified, Vec::new()));
     }
     if chosen.is_empty() {
-        let unreadable = DATABASES
-            .iter()
-            .any(|schema| !backup::all_backups(from, schema, key).ignored.is_empty());
         // Backups that read as no database at all, without a key: they may well be under the directory's.
         if let Some(e) = key_required(data_dir, key).filter(|_| unreadable) {
             return Err(e);
@@ -268,23 +269,21 @@ fn newest_sound(
     Ok((None, passed_over))
 }
 
-/// A backup of `schema` in `backup_dir` that `key` does not open (taken under another key, in the clear, or
-/// perhaps encrypted when no key is given), as the error that says how to bring it under the key; `None` when there is none. `db` and `damaged` as
-/// for [`newest_sound`].
+/// Of the files a backup folder holds named like `schema`'s backups that are not usable ones (`ignored`), one
+/// that `key` does not open (taken under another key, in the clear, or perhaps encrypted when no key is
+/// given), as the error that says how to bring it under the key; `None` when there is none. `db` and
+/// `damaged` as for [`newest_sound`].
 fn backup_under_other_key(
     db: &Path,
-    backup_dir: &Path,
+    ignored: &[IgnoredFile],
     schema: &'static Schema,
     key: Option<&Key>,
     damaged: bool,
 ) -> Option<Error> {
-    backup::all_backups(backup_dir, schema, key)
-        .ignored
-        .into_iter()
-        .find_map(|i| {
-            let found = key_mismatch(i.key_problem?)?;
-            Some(backup_key_mismatch(db, &i.path, found, damaged, schema, key))
-        })
+    ignored.iter().find_map(|i| {
+        let found = key_mismatch(i.key_problem?)?;
+        Some(backup_key_mismatch(db, &i.path, found, damaged, schema, key))
+    })
 }
 
 /// [`Error::BackupKeyMismatch`] for `backup`, unless `key` does not open the database `db` either: then the
@@ -467,10 +466,11 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         } else {
             // Only the damaged file's own backups (by lineage): another data directory's in the same folder
             // would put (or, under a salvage, merge) another database's rows into this one.
-            let backups = backup::backups_of_file(&path, backup_dir, schema, key, Adopt::OwnOnly)?;
+            let BackupListing { backups, ignored } =
+                backup::backups_of_file(&path, backup_dir, schema, key, Adopt::OwnOnly)?;
             let chosen = newest_sound(&path, backups, schema, key, true).and_then(|(good, passed_over)| match good {
                 Some(_) => Ok((good, passed_over)),
-                None => match backup_under_other_key(&path, backup_dir, schema, key, true) {
+                None => match backup_under_other_key(&path, &ignored, schema, key, true) {
                     Some(e) => Err(e),
                     None => Ok((None, passed_over)),
                 },

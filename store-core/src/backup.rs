@@ -382,23 +382,21 @@ pub fn backups_for(
 }
 
 /// The backups under `backup_dir` (either class, newest first) that may stand for the database file at
-/// `path`: [`backups_for`] with the lineage read from the file (unknown when it cannot be read).
+/// `path`: [`backups_for`] with the lineage read from the file (unknown when it cannot be read); with the
+/// files there named like its backups that are not usable ones, from the same reading of the folder.
 pub fn backups_of_file(
     path: &Path,
     backup_dir: &Path,
     schema: &'static Schema,
     key: Option<&Key>,
     adopt: Adopt,
-) -> Result<Vec<BackupFile>> {
+) -> Result<BackupListing> {
     let lineage = crate::provenance::lineage_of(path, key);
-    backups_for(
-        all_backups(backup_dir, schema, key).backups,
-        lineage.as_deref(),
-        adopt,
-        path,
-        backup_dir,
-        schema,
-    )
+    let listing = all_backups(backup_dir, schema, key);
+    Ok(BackupListing {
+        backups: backups_for(listing.backups, lineage.as_deref(), adopt, path, backup_dir, schema)?,
+        ignored: listing.ignored,
+    })
 }
 
 /// The newest backup of `schema` under `backup_dir` (either class).
