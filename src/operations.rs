@@ -643,11 +643,30 @@ pub struct RekeyReport {
     pub database: &'static str,
     #[serde(with = "store_core::files::lossy_path")]
     pub path: PathBuf,
-    /// Where the file under the old key (or in the clear) was moved: kept, never deleted, until `cleanup`.
+    /// Where the file under the old key (or in the clear) was moved: kept, never deleted, until `cleanup`
+    /// (`None` when it was [`already`](Self::already) under the new key).
     #[serde(with = "store_core::files::lossy_path::option")]
     pub previous: Option<PathBuf>,
     /// Rows per table, the same before and after (checked).
     pub rows: u64,
+    /// The file was already under the new key (a rotation to it that was interrupted while it re-keyed the
+    /// backups, say): left as it was, only its backups re-keyed.
+    pub already: bool,
+    /// Its own backups in its backup folder (pre-migration ones included) now under the new key (or in the
+    /// clear), each replaced whole once its copy was checked.
+    #[serde(with = "store_core::files::lossy_path::vec")]
+    pub backups: Vec<PathBuf>,
+    /// Its own backups that stay under the old key (or in the clear), with what kept each (a damaged one,
+    /// say).
+    pub backups_left: Vec<BackupLeft>,
+}
+
+/// A backup [`rekey`] left as it was, and what is wrong with it (the problem, without a remedy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupLeft {
+    #[serde(with = "store_core::files::lossy_path")]
+    pub path: PathBuf,
+    pub reason: String,
 }
 
 /// Suffix of the copy a key rotation builds beside each database before anything is put in place.
@@ -664,11 +683,16 @@ pub const REKEYED_TAG: &str = "rekeyed";
 ///    every table equal to the original's) before anything moves;
 /// 3. both copies are put in place together the way a restore is ([`store_core::restore::place_all`]:
 ///    journal, moves, commit; a failure or a kill puts everything back as it was), the files under the old
-///    key moving aside as `<db>.rekeyed-<time>` (never deleted; `cleanup` removes them).
+///    key moving aside as `<db>.rekeyed-<time>` (never deleted; `cleanup` removes them);
+/// 4. with the locks still held, each file's own backups in its backup folder (pre-migration ones included)
+///    that the old key opens are re-keyed one by one the same way, each replaced whole by its checked copy
+///    ([`RekeyReport::backups`]); one that fails stays as it was ([`RekeyReport::backups_left`]) and does not
+///    undo the rest. Run again after a kill in this step, the same call finds the files already under `new`,
+///    leaves them ([`RekeyReport::already`]) and re-keys the backups `old` still opens.
 ///
-/// A wrong `old` key is `key_rejected` and changes nothing. Existing backups stay under the key they were
-/// taken with: a restore or repair that comes to one names it ([`Error::BackupKeyMismatch`]) with the way
-/// to bring it under the new key.
+/// A wrong `old` key is `key_rejected` and changes nothing. Another file's backups in the folder, and
+/// backups kept elsewhere, stay under the key they were taken with: a restore or repair that comes to one
+/// names it ([`Error::BackupKeyMismatch`]) with the way to bring it under the new key.
 pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>) -> Result<Vec<RekeyReport>> {
     if !store_core::encryption_available() {
         return Err(Error::EncryptionUnavailable {
@@ -677,12 +701,17 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>) -> Result<Ve
     }
     let locks = take_both_locks(data_dir)?;
     // Every copy is built and verified before anything moves; any failure removes them all.
-    let mut built: Vec<(Placement, PathBuf, u64)> = Vec::new();
-    let discard = |built: &[(Placement, PathBuf, u64)]| {
-        for (_, copy, _) in built {
-            let _ = files::remove_with_sidecars(copy);
+    let mut built: Vec<Rekeyed> = Vec::new();
+    let discard = |built: &[Rekeyed]| {
+        for r in built {
+            let _ = files::remove_with_sidecars(&r.copy);
         }
     };
+    // Files a rotation to this key already put in place (one interrupted while it re-keyed the backups, which
+    // the old key still opens): the same command finishes it, their backups re-keyed, the files left as they
+    // are.
+    let mut rotated: Vec<(&'static Schema, OwnerLock, u64, Vec<PathBuf>)> = Vec::new();
+    let mut refused = None;
     for (schema, lock) in locks {
         let path = schema.path_in(data_dir);
         if std::fs::symlink_metadata(&path).is_err() {
@@ -691,13 +720,9 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>) -> Result<Ve
         let copy = files::with_suffix(&path, REKEY_SUFFIX);
         // A copy left by a killed rotation is ours (the lock is held), never the user's data.
         files::remove_with_sidecars(&copy)?;
-        let made = rekeyed_copy(&path, schema, &copy, old, new).and_then(|rows| {
-            let backup = verify_backup(&copy, schema, new)?;
-            Ok((backup, rows))
-        });
-        match made {
-            Ok((backup, rows)) => built.push((
-                Placement {
+        match rekeyed_copy(&path, schema, &copy, old, new) {
+            Ok((backup, rows)) => built.push(Rekeyed {
+                placement: Placement {
                     schema,
                     lock,
                     backup,
@@ -705,49 +730,171 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>) -> Result<Ve
                 },
                 copy,
                 rows,
-            )),
+                backups: own_backups(&path, schema, old, old),
+            }),
             Err(e) => {
                 let _ = files::remove_with_sidecars(&copy);
-                discard(&built);
-                return Err(e);
+                let under_new = key_mismatch(e.kind())
+                    .and_then(|_| open_read_only(&path, schema, new).ok())
+                    .and_then(|c| store_core::check::row_counts(&c).ok());
+                match under_new {
+                    Some(rows) => {
+                        rotated.push((schema, lock, rows.values().sum(), own_backups(&path, schema, new, old)));
+                        refused.get_or_insert(e);
+                    }
+                    None => {
+                        discard(&built);
+                        return Err(e);
+                    }
+                }
             }
         }
     }
-    if built.is_empty() {
+    // Files under the new key with no backup left under the old one: nothing to finish, and the old key
+    // given does not open them (a wrong one, say): refused as such.
+    if let Some(e) = refused
+        && built.is_empty()
+        && rotated.iter().all(|(_, _, _, own)| own.is_empty())
+    {
+        return Err(e);
+    }
+    if built.is_empty() && rotated.is_empty() {
         let schema = DATABASES[0];
         return Err(Error::Missing {
             path: schema.path_in(data_dir),
             schema,
         });
     }
-    let rows: Vec<(&'static str, u64)> = built.iter().map(|(p, _, n)| (p.schema.file_name, *n)).collect();
-    let copies: Vec<PathBuf> = built.iter().map(|(_, c, _)| c.clone()).collect();
-    let placements = built.into_iter().map(|(p, _, _)| p).collect();
+    let copies: Vec<PathBuf> = built.iter().map(|r| r.copy.clone()).collect();
+    let mut to_rekey = Vec::new();
+    let placements = built
+        .into_iter()
+        .map(|r| {
+            to_rekey.push((r.placement.schema, r.rows, r.backups));
+            r.placement
+        })
+        .collect();
     let placed = store_core::restore::place_all(placements, REKEYED_TAG, None, new, "rekey");
     for copy in &copies {
         let _ = files::remove_with_sidecars(copy);
     }
-    let (reports, _locks) = placed?;
-    Ok(reports
+    // The locks (these and the rotated files') stay held while the backups are re-keyed: no backup of either
+    // file is taken or rotated away meanwhile.
+    let (placed, _locks) = placed?;
+    let mut reports: Vec<RekeyReport> = placed
         .into_iter()
-        .map(|r| RekeyReport {
-            database: r.database,
-            rows: rows.iter().find(|(db, _)| *db == r.database).map_or(0, |(_, n)| *n),
-            path: r.path,
-            previous: r.moved_aside,
+        .map(|r| {
+            let (_, rows, own) = to_rekey
+                .iter()
+                .find(|(schema, _, _)| schema.file_name == r.database)
+                .expect("a report per placement");
+            RekeyReport {
+                database: r.database,
+                rows: *rows,
+                path: r.path,
+                previous: r.moved_aside,
+                already: false,
+                backups: own.clone(),
+                backups_left: Vec::new(),
+            }
         })
-        .collect())
+        .collect();
+    let mut rotated_locks = Vec::new();
+    for (schema, lock, rows, own) in rotated {
+        reports.push(RekeyReport {
+            database: schema.file_name,
+            rows,
+            path: schema.path_in(data_dir),
+            previous: None,
+            already: true,
+            backups: own,
+            backups_left: Vec::new(),
+        });
+        rotated_locks.push(lock);
+    }
+    reports.sort_by_key(|r| DATABASES.iter().position(|s| s.file_name == r.database));
+    // One by one, each replaced whole: a failure or a kill leaves that backup as it was (a partial file at
+    // most, which `doctor` lists and the next rotation or backup into the folder removes) and the others
+    // re-keyed.
+    for report in &mut reports {
+        let schema = DATABASES
+            .iter()
+            .find(|s| s.file_name == report.database)
+            .expect("a report per database");
+        let own = std::mem::take(&mut report.backups);
+        for path in own {
+            match rekey_backup(&path, schema, old, new) {
+                Ok(()) => report.backups.push(path),
+                // What is wrong only: the error's remedy is for a database in place, not for a backup.
+                Err(e) => report.backups_left.push(BackupLeft { path, reason: e.what() }),
+            }
+        }
+    }
+    Ok(reports)
 }
 
-/// Builds `copy`, the database at `path` under the `new` key, and checks it holds what the original holds.
-/// Returns the rows it holds.
+/// The backups of the database at `path` in its backup folder (pre-migration ones included) that `old`
+/// opens, by the lineage the file records (read with `key`, the file's: `old`, or `new` when a rotation is
+/// being finished): another file's backups in the folder are not this rotation's to change.
+fn own_backups(path: &Path, schema: &'static Schema, key: Option<&Key>, old: Option<&Key>) -> Vec<PathBuf> {
+    let backup_dir = backup::default_backup_dir(path);
+    let lineage = store_core::provenance::lineage_of(path, key);
+    let listing = backup::all_backups(&backup_dir, schema, old);
+    backup::backups_for(
+        listing.backups,
+        lineage.as_deref(),
+        Adopt::OwnOnly,
+        path,
+        &backup_dir,
+        schema,
+    )
+    .map(|own| own.into_iter().map(|b| b.path).collect())
+    .unwrap_or_default()
+}
+
+/// A database's copy under the new key, built before anything is put in place, and its own backups.
+struct Rekeyed {
+    placement: Placement,
+    copy: PathBuf,
+    rows: u64,
+    backups: Vec<PathBuf>,
+}
+
+/// Replaces the backup at `path` with a copy under the `new` key (or in the clear), built as a backup's
+/// partial file beside it and checked as the database's copy is. The copy keeps the backup's modification
+/// time: an earlier build's backup, which records no time inside, is dated by it.
+fn rekey_backup(path: &Path, schema: &'static Schema, old: Option<&Key>, new: Option<&Key>) -> Result<()> {
+    let folder = files::parent_dir(path);
+    // Written into, so refused through a link as a backup is (the link may lead anywhere).
+    files::refuse_symlink(folder)?;
+    backup::remove_stale_partials(folder, schema.stem());
+    let partial = backup::partial_path(folder, schema, chrono::Utc::now());
+    let replaced = rekeyed_copy(path, schema, &partial, old, new).and_then(|_| {
+        let modified = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map_err(|e| Error::io(path, "read the modification time of", e))?;
+        std::fs::File::options()
+            .write(true)
+            .open(&partial)
+            .and_then(|f| f.set_modified(modified))
+            .map_err(|e| Error::io(&partial, "set the modification time of", e))?;
+        files::rename_durably(&partial, path)
+    });
+    if replaced.is_err() {
+        let _ = files::remove_with_sidecars(&partial);
+    }
+    replaced
+}
+
+/// Builds `copy`, the database at `path` under the `new` key, and checks it holds what the original holds
+/// and verifies as a backup would. Returns it verified, with the rows it holds.
 fn rekeyed_copy(
     path: &Path,
     schema: &'static Schema,
     copy: &Path,
     old: Option<&Key>,
     new: Option<&Key>,
-) -> Result<u64> {
+) -> Result<(VerifiedBackup, u64)> {
     // The original is sound, this kind, and opens with the old key (a wrong one is `key_rejected`).
     verify_backup(path, schema, old)?;
     let source = open_read_only(path, schema, old)?;
@@ -770,18 +917,19 @@ fn rekeyed_copy(
         }
     }
     files::sync_file(copy)?;
-    let check = open_read_only(copy, schema, new)?;
-    let after = store_core::check::row_counts(&check).map_err(|e| Error::from_sqlite(copy, e))?;
-    let problems = store_core::check::integrity_check(&check).map_err(|e| Error::from_sqlite(copy, e))?;
-    if after != before || !problems.is_empty() {
+    let after = open_read_only(copy, schema, new)
+        .and_then(|check| store_core::check::row_counts(&check).map_err(|e| Error::from_sqlite(copy, e)))?;
+    if after != before {
         return Err(Error::VerificationFailed {
             path: copy.to_path_buf(),
-            detail: if problems.is_empty() {
-                format!("the rows per table differ: {before:?} before, {after:?} after")
-            } else {
-                format!("integrity_check: {}", problems.join("; "))
-            },
+            detail: format!("the rows per table differ: {before:?} before, {after:?} after"),
         });
     }
-    Ok(after.values().sum())
+    // Sound, this kind and at the original's version under the new key: the check a restore makes of a backup.
+    // Damage found in the copy is the copy's, removed by the caller: not the user's file to repair.
+    let verified = verify_backup(copy, schema, new).map_err(|e| match e {
+        Error::Corrupt { path, detail, .. } => Error::VerificationFailed { path, detail },
+        e => e,
+    })?;
+    Ok((verified, after.values().sum()))
 }

@@ -148,6 +148,14 @@ mod encrypted {
     }
 
     /// `splitstore <args> --key-file <key>`.
+    /// The kind of database a backup's name says it is a copy of.
+    fn schema_of(backup: &Path) -> &'static store_core::Schema {
+        match backup.file_name().unwrap().to_string_lossy().starts_with("activity-") {
+            true => &activity_store::SCHEMA,
+            false => &config_store::SCHEMA,
+        }
+    }
+
     fn with_key(args: &[&str], key: &str) -> std::process::Output {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--key-file", key]);
@@ -381,24 +389,45 @@ mod encrypted {
             }
         }
 
-        // Key rotation: both files under the new key, the old files kept aside, backups under the old key.
+        // Key rotation: both files under the new key, the old files kept aside, and the files' backups (the
+        // pre-migration one included) re-keyed with them, each keeping its time.
         let events_before = count(&data, &key, &activity_store::SCHEMA, "activity_events");
+        let backups = all_files(&data.join("backups"));
+        let times: Vec<_> = backups
+            .iter()
+            .map(|b| fs::metadata(b).unwrap().modified().unwrap())
+            .collect();
         let new = key_file(&dir.path().join("new"));
         let rotated = run_splitstore(["rekey", "--data-dir", d, "--key-file", &k, "--new-key-file", &new]);
         assert!(rotated.status.success(), "{rotated:?}");
         let (rotated_out, _) = texts(&rotated);
-        assert!(
-            rotated_out.contains("existing backup(s) stay under the key they were taken with ("),
-            "{rotated_out}"
-        );
+        let line = rotated_out
+            .lines()
+            .find_map(|l| l.split_once(" backup(s) of the files, now under the new key too: "))
+            .unwrap_or_else(|| panic!("{rotated_out}"));
+        let mut rekeyed: Vec<PathBuf> = line.1.split(", ").map(PathBuf::from).collect();
+        rekeyed.sort();
+        assert_eq!(rekeyed, backups, "{rotated_out}");
+        assert!(!rotated_out.contains("stay under the key"), "{rotated_out}");
+        let new_key = key_of(&new);
+        for (backup, time) in backups.iter().zip(&times) {
+            let opened =
+                store_core::read_pool::open_read_only(backup, schema_of(backup), Some(&new_key)).and_then(|conn| {
+                    store_core::check::integrity_check(&conn).map_err(|e| store_core::Error::from_sqlite(backup, e))
+                });
+            assert_eq!(opened.unwrap(), Vec::<String>::new(), "{}", backup.display());
+            assert_eq!(
+                fs::metadata(backup).unwrap().modified().unwrap(),
+                *time,
+                "{}",
+                backup.display()
+            );
+        }
         let doctor = with_key(&["doctor", "--data-dir", d], &new);
         let (doctor_out, _) = texts(&doctor);
         assert_eq!(doctor.status.code(), Some(0), "{doctor_out}");
         assert!(doctor_out.contains("before a key rotation"), "{doctor_out}");
-        assert!(
-            doctor_out.contains("not used as a backup"),
-            "old backups stay under the old key: {doctor_out}"
-        );
+        assert!(!doctor_out.contains("not used as a backup"), "{doctor_out}");
         let old = with_key(&["report", "--data-dir", d], &k);
         assert!(texts(&old).1.contains("the key was rejected"), "{old:?}");
         assert_eq!(
@@ -513,7 +542,8 @@ mod encrypted {
         Decrypted,
     }
 
-    /// History and a backup, then the key changes, then more history: a restore from the folder names the
+    /// History and a backup (copied off the machine), then the key changes (the backup re-keyed with the
+    /// files) and the user puts their copy back in its place, then more history: a restore from the folder names the
     /// backup the directory's key (or none) does not open rather than restore config.db alone; then
     /// activity.db damaged: repair names that backup, changes nothing, and never offers to start the file
     /// empty; its remedy, run as written, restores that backup under the directory's key; its other way,
@@ -573,7 +603,19 @@ mod encrypted {
             Some(k) => rekey.extend(["--new-key-file", k]),
             None => rekey.push("--decrypt"),
         }
-        assert!(run_splitstore(&rekey).status.success(), "{rekey:?}");
+        let offsite = dir.path().join("offsite.db");
+        fs::copy(&backup, &offsite).unwrap();
+        let rekeyed = run_splitstore(&rekey);
+        assert!(rekeyed.status.success(), "{rekey:?}");
+        assert!(
+            texts(&rekeyed).0.contains("backup(s) of the files, now "),
+            "{:?}",
+            texts(&rekeyed)
+        );
+        assert!(texts(&rekeyed).0.contains(&backup), "{:?}", texts(&rekeyed));
+        // The rotation re-keyed the backup; the user puts back their own copy of it, taken off the machine
+        // before the rotation.
+        fs::copy(&offsite, &backup).unwrap();
         assert!(run(&["daemon", "--events", "500", "--data-dir", d]).status.success());
         let (why, cannot) = match change {
             KeyChange::Rotated => (
@@ -704,6 +746,127 @@ mod encrypted {
         a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(KeyChange::Decrypted);
     }
 
+    /// A rotation killed while it re-keys the backups leaves each backup whole, under one key or the other,
+    /// and the files under the new key; the same command, run again, finishes it: the files left as they
+    /// are, the backups still under the old key re-keyed, the killed copy's partial file removed.
+    #[test]
+    fn a_rotation_killed_while_it_rekeys_the_backups_is_finished_by_the_same_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        let (old, new) = (key_file(&dir.path().join("old")), key_file(&dir.path().join("new")));
+        assert!(
+            with_key(&["daemon", "--events", "20000", "--data-dir", d], &old)
+                .status
+                .success()
+        );
+        assert!(
+            with_key(&["server", "--seconds", "0.2", "--data-dir", d], &old)
+                .status
+                .success()
+        );
+        let took = with_key(&["backup", "--data-dir", d], &old);
+        let (took, _) = texts(&took);
+        let taken = PathBuf::from(took.lines().find_map(|l| l.strip_prefix("backup: ")).unwrap());
+        // Twelve backups of the file (copies of one, named as taken on earlier days): a window long enough
+        // to kill the rotation in.
+        let name = taken.file_name().unwrap().to_string_lossy().into_owned();
+        let version = name.rsplit_once("-v").unwrap().1;
+        for day in 1..=12 {
+            let copy = taken.with_file_name(format!("activity-202601{day:02}T000000.000Z-v{version}"));
+            fs::copy(&taken, copy).unwrap();
+        }
+        let backups = all_files(&data.join("backups"));
+        let before: Vec<Vec<u8>> = backups.iter().map(|b| fs::read(b).unwrap()).collect();
+        let partial = |data: &Path| {
+            all_files(&data.join("backups"))
+                .into_iter()
+                .find(|f| f.to_string_lossy().ends_with(".partial"))
+        };
+
+        let rekey = ["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new];
+        let mut child = spawn_splitstore(rekey);
+        // Killed once a backup was replaced and the next one's copy is being made.
+        let inode = |b: &PathBuf| std::os::unix::fs::MetadataExt::ino(&fs::metadata(b).unwrap());
+        let inodes: Vec<u64> = backups.iter().map(inode).collect();
+        let mut finished = None;
+        wait_until(Duration::from_secs(120), "no backup was re-keyed", || {
+            finished = child.try_wait().unwrap();
+            let replaced = backups.iter().zip(&inodes).any(|(b, ino)| inode(b) != *ino);
+            finished.is_some() || (replaced && partial(&data).is_some())
+        });
+        assert_eq!(finished, None, "the rotation ended before it could be killed");
+        kill9(&mut child);
+
+        let opens_with = |backup: &Path, key: &str| {
+            store_core::restore::verify_backup(backup, schema_of(backup), Some(&key_of(key))).is_ok()
+        };
+        let mut still_old = Vec::new();
+        let mut replaced = 0;
+        for (backup, bytes) in backups.iter().zip(&before) {
+            if fs::read(backup).unwrap() == *bytes {
+                still_old.push(backup.display().to_string());
+            } else {
+                assert!(
+                    opens_with(backup, &new),
+                    "{} is whole under the new key",
+                    backup.display()
+                );
+                replaced += 1;
+            }
+        }
+        assert!(
+            replaced > 0 && !still_old.is_empty(),
+            "{replaced} re-keyed, {still_old:?} not"
+        );
+        let doctor = with_key(&["doctor", "--data-dir", d], &new);
+        let (doctor_out, _) = texts(&doctor);
+        assert_eq!(
+            doctor.status.code(),
+            Some(0),
+            "the files are under the new key: {doctor_out}"
+        );
+        if let Some(partial) = partial(&data) {
+            let listed = doctor_out
+                .lines()
+                .find(|l| l.contains(&partial.display().to_string()))
+                .unwrap_or_else(|| panic!("{doctor_out}"));
+            assert!(
+                listed.ends_with("the partial file of a backup that did not finish"),
+                "{listed}"
+            );
+        }
+
+        let again = run_splitstore(rekey);
+        let (out, err) = texts(&again);
+        assert!(again.status.success(), "{err}");
+        for db in ["activity.db", "config.db"] {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("{d}/{db}: ")))
+                .unwrap_or_else(|| panic!("{out}"));
+            assert!(
+                line.ends_with(
+                    " rows, already under the new key (a rotation to it was interrupted, say): left as it is"
+                ),
+                "{line}"
+            );
+        }
+        let rekeyed = out
+            .lines()
+            .find_map(|l| l.split_once(" backup(s) of the files, now under the new key too: "))
+            .map(|(_, list)| list.split(", ").map(String::from).collect::<Vec<_>>())
+            .unwrap_or_default();
+        still_old.sort();
+        let mut rekeyed_sorted = rekeyed.clone();
+        rekeyed_sorted.sort();
+        assert_eq!(rekeyed_sorted, still_old, "{out}");
+        assert_eq!(partial(&data), None, "the killed copy's partial file is removed");
+        for backup in &backups {
+            assert!(opens_with(backup, &new), "{}", backup.display());
+        }
+    }
+
     #[test]
     fn a_plaintext_data_directory_is_encrypted_by_rekey() {
         let dir = tempfile::tempdir().unwrap();
@@ -756,8 +919,11 @@ mod encrypted {
         assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
     }
 
+    /// Encrypting a plaintext directory encrypts its files' backups with it, one by one; a backup that
+    /// cannot be re-keyed (damaged) and another directory's backup in the folder stay in the clear, named
+    /// with the copies a restore moved aside.
     #[test]
-    fn encrypting_a_plaintext_data_directory_names_the_backups_and_copies_it_leaves_in_the_clear() {
+    fn encrypting_a_plaintext_data_directory_encrypts_its_backups_and_names_what_it_leaves_in_the_clear() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let d = utf8(&data);
@@ -772,11 +938,13 @@ mod encrypted {
                 .success()
         );
         assert!(run_splitstore(["backup", "--data-dir", d]).status.success());
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(run_splitstore(["backup", "--data-dir", d]).status.success());
         let mut backups: Vec<String> = all_files(&data.join("backups"))
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        assert_eq!(backups.len(), 2, "{backups:?}");
+        assert_eq!(backups.len(), 4, "{backups:?}");
         // The files a restore moves aside are copies of the data too.
         assert!(
             run_splitstore(["restore", "--data-dir", d, "--from", &format!("{d}/backups")])
@@ -791,6 +959,26 @@ mod encrypted {
         replaced.sort();
         assert!(replaced.len() >= 2, "{replaced:?}");
 
+        // Another data directory's backup, taken into this folder, and one of this directory's, damaged.
+        let other = dir.path().join("other");
+        seed_data_dir(&other, 10);
+        let took = run_splitstore(["backup", "--data-dir", utf8(&other), "--to", &format!("{d}/backups")]);
+        let (took, _) = texts(&took);
+        let others_backups: Vec<String> = took
+            .lines()
+            .filter_map(|l| l.strip_prefix("backup: "))
+            .map(String::from)
+            .collect();
+        assert_eq!(others_backups.len(), 2, "{took}");
+        let damaged = backups.iter().find(|b| b.contains("/activity-")).unwrap().clone();
+        let mut bytes = fs::read(&damaged).unwrap();
+        // The header of a b-tree page in the middle: its type no longer reads.
+        let middle = (bytes.len() / 4096 / 2) * 4096;
+        for b in &mut bytes[middle..middle + 8] {
+            *b ^= 0xff;
+        }
+        fs::write(&damaged, &bytes).unwrap();
+
         let k = key_file(&dir.path().join("key"));
         let out = run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &k]);
         let (stdout, stderr) = texts(&out);
@@ -799,9 +987,38 @@ mod encrypted {
             stdout.contains(" (in the clear: anyone who reads the disk reads them): once the new files work"),
             "{stdout}"
         );
+        let sorted = |list: &str| {
+            let mut named: Vec<String> = list.split(", ").map(String::from).collect();
+            named.sort();
+            named
+        };
+        let encrypted = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("3 backup(s) of the files, now under the new key too: "))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        backups.retain(|b| *b != damaged);
+        backups.sort();
+        assert_eq!(sorted(encrypted), backups);
+        for backup in &backups {
+            assert!(!fs::read(backup).unwrap().starts_with(SQLITE_HEADER), "{backup}");
+        }
+        assert!(
+            stdout.contains(&format!(
+                "\nnot re-keyed, left in the clear: {damaged} is damaged: integrity_check found: the check stopped: \
+                 database disk image is malformed\n"
+            )),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("What to do"), "{stdout}");
+        assert!(
+            !all_files(&data.join("backups"))
+                .iter()
+                .any(|f| f.to_string_lossy().ends_with(".partial")),
+            "the failed copy is removed"
+        );
         let line = stdout
             .lines()
-            .find(|l| l.starts_with("2 existing backup(s) are in the clear and hold the data unencrypted ("))
+            .find(|l| l.starts_with("3 existing backup(s) are in the clear and hold the data unencrypted ("))
             .unwrap_or_else(|| panic!("{stdout}"));
         assert!(
             line.ends_with(&format!(
@@ -809,14 +1026,14 @@ mod encrypted {
             )),
             "{line}"
         );
-        let named = |line: &str| {
-            let list = line.split_once(" (").unwrap().1.split_once("): ").unwrap().0;
-            let mut named: Vec<String> = list.split(", ").map(String::from).collect();
-            named.sort();
-            named
-        };
-        backups.sort();
-        assert_eq!(named(line), backups);
+        let named = |line: &str| sorted(line.split_once(" (").unwrap().1.split_once("): ").unwrap().0);
+        let mut in_the_clear = others_backups;
+        in_the_clear.push(damaged.clone());
+        in_the_clear.sort();
+        assert_eq!(named(line), in_the_clear);
+        for backup in &in_the_clear {
+            assert!(fs::read(backup).unwrap().starts_with(SQLITE_HEADER), "{backup}");
+        }
         let others = stdout
             .lines()
             .find(|l| l.contains(" other file(s) outside the databases hold data in the clear too ("))
@@ -829,10 +1046,16 @@ mod encrypted {
             "{others}"
         );
 
-        // doctor says the same of each, for as long as they are there.
+        // doctor says the same of each left in the clear, for as long as they are there.
         let doctor = with_key(&["doctor", "--data-dir", d], &k);
         let (doctor_out, _) = texts(&doctor);
         for backup in &backups {
+            assert!(
+                !doctor_out.contains(&format!("{backup} is in the clear")),
+                "{doctor_out}"
+            );
+        }
+        for backup in &in_the_clear {
             assert!(
                 doctor_out.contains(&format!(
                     "{backup} is in the clear (not_encrypted): it holds the data unencrypted beside a database \

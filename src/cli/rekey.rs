@@ -1,6 +1,7 @@
 //! `splitstore rekey`: changes the encryption key of both databases (or encrypts a plaintext data
 //! directory), all or nothing, while the daemon and the server are stopped. The files under the old key are
-//! kept aside until `cleanup` removes them; existing backups stay under the key they were taken with.
+//! kept aside until `cleanup` removes them. The files' own backups in their backup folder are re-keyed too,
+//! one by one once the files are in place; any other backup stays under the key it was taken with.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,7 +43,15 @@ pub fn run(args: Args) -> ExitCode {
                 "in the clear"
             };
             for r in &reports {
-                super::say!("{}: {} rows, now {state}", r.path.display(), r.rows);
+                if r.already {
+                    super::say!(
+                        "{}: {} rows, already {state} (a rotation to it was interrupted, say): left as it is",
+                        r.path.display(),
+                        r.rows
+                    );
+                } else {
+                    super::say!("{}: {} rows, now {state}", r.path.display(), r.rows);
+                }
             }
             let previous: Vec<String> = reports
                 .iter()
@@ -84,7 +93,28 @@ pub fn run(args: Args) -> ExitCode {
                     );
                 }
             }
-            // The backups (pre-migration ones included, which rotation never removes) the old key reads.
+            let rekeyed: Vec<String> = reports
+                .iter()
+                .flat_map(|r| &r.backups)
+                .map(|p| p.display().to_string())
+                .collect();
+            if !rekeyed.is_empty() {
+                super::say!(
+                    "{} backup(s) of the files, now {state} too: {}",
+                    rekeyed.len(),
+                    rekeyed.join(", ")
+                );
+            }
+            let as_it_was = if old.is_some() {
+                "under the old key"
+            } else {
+                "in the clear"
+            };
+            for left in reports.iter().flat_map(|r| &r.backups_left) {
+                super::say!("not re-keyed, left {as_it_was}: {}", left.reason);
+            }
+            // The backups (pre-migration ones included, which rotation never removes) the old key still reads:
+            // those left above, and any of another file's.
             let backups: Vec<String> = splitstore::DATABASES
                 .iter()
                 .flat_map(|schema| {
@@ -97,22 +127,23 @@ pub fn run(args: Args) -> ExitCode {
                 Some(_) => format!("`splitstore backup --data-dir {dir} --key-file NEW`"),
                 None => format!("`splitstore backup --data-dir {dir}`"),
             };
-            if backups.is_empty() {
-                super::say!("no backup was taken under the old key: take new backups now ({take_new})");
-            } else if old.is_none() {
-                super::say!(
+            match (backups.is_empty(), old.is_some()) {
+                (true, _) if rekeyed.is_empty() => {
+                    super::say!("no backup was taken under the old key: take new backups now ({take_new})")
+                }
+                (true, _) => {}
+                (false, false) => super::say!(
                     "{} existing backup(s) are in the clear and hold the data unencrypted ({}): take new backups now \
                      ({take_new}), then delete them",
                     backups.len(),
                     backups.join(", ")
-                );
-            } else {
-                super::say!(
+                ),
+                (false, true) => super::say!(
                     "{} existing backup(s) stay under the key they were taken with ({}): take new backups now \
-                     ({take_new}); a restore or repair that comes to one of them says how to bring it under the new key",
+                     ({take_new}); a restore or repair that comes to one of them says how to bring it {state}",
                     backups.len(),
                     backups.join(", ")
-                );
+                ),
             }
             ExitCode::SUCCESS
         }

@@ -433,12 +433,7 @@ pub fn backup_connection(
     files::refuse_symlink(&dest_dir)?;
     remove_stale_partials(&dest_dir, schema.stem());
     let taken_at = Utc::now();
-    let partial = dest_dir.join(format!(
-        ".{}-{}-{}.partial",
-        schema.stem(),
-        files::name_timestamp(taken_at),
-        std::process::id()
-    ));
+    let partial = partial_path(&dest_dir, schema, taken_at);
     drop(files::create_private_new(&partial)?);
     let version = match copy_and_check(conn, db_path, schema, &partial, taken_at, key) {
         Ok(v) => v,
@@ -577,8 +572,20 @@ pub fn prune_backups(dir: &Path, schema: &Schema, keep: usize, just_taken: &Path
     Ok(())
 }
 
-/// Removes temporary backup files left by a backup process that no longer runs.
-fn remove_stale_partials(dir: &Path, stem: &str) {
+/// Where a file bound for `dir` as a backup of `schema` is written before it is complete: a hidden name
+/// with this process's id, which `doctor` lists and the next backup into `dir` removes once that process
+/// is gone (a kill leaves it behind).
+pub fn partial_path(dir: &Path, schema: &Schema, at: DateTime<Utc>) -> PathBuf {
+    dir.join(format!(
+        ".{}-{}-{}.partial",
+        schema.stem(),
+        files::name_timestamp(at),
+        std::process::id()
+    ))
+}
+
+/// Removes the partial files in `dir` of `stem`'s backups whose process is gone (a kill left them).
+pub fn remove_stale_partials(dir: &Path, stem: &str) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     let prefix = format!(".{stem}-");
     for e in entries.filter_map(|e| e.ok()) {

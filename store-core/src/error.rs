@@ -1070,8 +1070,15 @@ impl Error {
                     .into()
             }
             Error::Io { .. } => "check that the path exists and that this user may read and write it".into(),
-            Error::VerificationFailed { .. } => "nothing was put in place and the source file was not changed; \
-                 restore a backup kept elsewhere, and report this: a salvage is meant to produce a sound file"
+            Error::VerificationFailed { path, .. } if path.to_string_lossy().ends_with(crate::salvage::TEMP_SUFFIX) => {
+                "nothing was put in place and the source file was not changed; restore a backup kept elsewhere, and \
+                 report this: a salvage is meant to produce a sound file"
+                    .into()
+            }
+            // A copy of a sound file (a key rotation's): the same copy made again normally verifies.
+            Error::VerificationFailed { .. } => "nothing was put in place and the file it was copied from was not \
+                 changed; run the command again (a failing disk or memory can spoil a copy), and report this if it \
+                 fails the same way"
                 .into(),
             Error::KeyRejected { schema, .. } => format!(
                 "supply the right key with --key-file, or restore from a backup taken with the key you have ({}); \
@@ -1356,8 +1363,32 @@ fn temp_dir_clause(dir: &Path, temp_dir: Option<&Path>, lead: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::temp_dir_clause;
+    use super::{Error, temp_dir_clause};
     use std::path::Path;
+
+    #[test]
+    fn a_copy_that_fails_its_checks_says_what_to_do_by_what_it_was_copied_for() {
+        let failed = |path: &str| {
+            Error::VerificationFailed {
+                path: path.into(),
+                detail: "the rows per table differ".into(),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            failed("/d/activity.db.salvaging"),
+            "/d/activity.db.salvaging was built but failed its checks, so it was removed: the rows per table \
+             differ. What to do: nothing was put in place and the source file was not changed; restore a backup \
+             kept elsewhere, and report this: a salvage is meant to produce a sound file"
+        );
+        assert_eq!(
+            failed("/d/activity.db.rekeying"),
+            "/d/activity.db.rekeying was built but failed its checks, so it was removed: the rows per table \
+             differ. What to do: nothing was put in place and the file it was copied from was not changed; run \
+             the command again (a failing disk or memory can spoil a copy), and report this if it fails the same \
+             way"
+        );
+    }
 
     #[test]
     fn a_temporary_folder_on_another_file_system_is_named_with_how_to_move_it() {
