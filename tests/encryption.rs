@@ -746,6 +746,52 @@ mod encrypted {
         a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(KeyChange::Decrypted);
     }
 
+    /// Read without a key, a file named like a backup that is no database is taken for an encrypted backup
+    /// (which a repair names rather than say there is no backup) only when it has an encrypted database's
+    /// shape: whole pages, no SQLite header. A text file, an empty file, a copy cut short are no backup.
+    #[test]
+    fn without_a_key_only_a_file_shaped_like_an_encrypted_database_is_taken_for_a_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        seed_data_dir(&data, 300);
+        let backups = data.join("backups");
+        fs::create_dir(&backups).unwrap();
+        let named = |day: u32| backups.join(format!("activity-202601{day:02}T000000.000Z-v4.db"));
+        let pattern = |len: usize| (0..len).map(|i| (i * 7919 % 251) as u8 ^ 0x5a).collect::<Vec<u8>>();
+        fs::write(named(1), "<html><body>404 Not Found</body></html>\n").unwrap();
+        fs::write(named(2), "").unwrap();
+        fs::write(named(3), pattern(3 * 4096 + 100)).unwrap();
+        let db = data.join("activity.db");
+        let mut bytes = fs::read(&db).unwrap();
+        let middle = (bytes.len() / 4096 / 2) * 4096;
+        bytes[middle..middle + 8].fill(0xff);
+        fs::write(&db, &bytes).unwrap();
+
+        let repair = run_splitstore(["repair", "--data-dir", d]);
+        let (_, err) = texts(&repair);
+        assert_eq!(repair.status.code(), Some(2), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "splitstore repair: no backup of {d}/activity.db in {d}/backups passes verification"
+            )),
+            "{err}"
+        );
+
+        // Whole pages without SQLite's header: perhaps a backup encrypted before a decryption.
+        fs::write(named(4), pattern(2 * 4096)).unwrap();
+        let repair = run_splitstore(["repair", "--data-dir", d]);
+        let (_, err) = texts(&repair);
+        assert_eq!(repair.status.code(), Some(2), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "splitstore repair: the backup {} of {d}/activity.db cannot be read without a key: ",
+                named(4).display()
+            )),
+            "{err}"
+        );
+    }
+
     /// A rotation killed while it re-keys the backups leaves each backup whole, under one key or the other,
     /// and the files under the new key; the same command, run again, finishes it: the files left as they
     /// are, the backups still under the old key re-keyed, the killed copy's partial file removed.

@@ -144,8 +144,9 @@ pub struct IgnoredFile {
     pub path: PathBuf,
     pub reason: String,
     /// When the key was the reason (`key_rejected`: taken under another key, say before a key rotation;
-    /// `not_encrypted`: in the clear; `key_required`: read without a key, no database and not SQLite's
-    /// header, so perhaps encrypted): the file may well be a sound backup, just not for this key.
+    /// `not_encrypted`: in the clear; `key_required`: read without a key, no database, not SQLite's
+    /// header and whole pages, so perhaps encrypted): the file may well be a sound backup, just not for
+    /// this key.
     pub key_problem: Option<crate::ErrorKind>,
 }
 
@@ -291,13 +292,13 @@ fn examine(
             format!("cannot be read with the key given ({})", e.kind()),
             Some(e.kind()),
         ),
-        // Without a key, one that lacks SQLite's header may be encrypted (a backup taken before the data
-        // directory was decrypted): a key problem, so a restore or repair names it rather than no backup.
+        // Without a key, one that may be encrypted (a backup taken before the data directory was decrypted):
+        // a key problem, so a restore or repair names it rather than no backup.
         e => {
             let maybe_encrypted = key.is_none()
                 && crate::key::encryption_available()
                 && e.kind() == crate::ErrorKind::NotADatabase
-                && !crate::files::has_sqlite_header(path);
+                && crate::files::may_be_encrypted(path, meta.len());
             (
                 format!("is not a readable SQLite database ({})", e.what()),
                 maybe_encrypted.then_some(crate::ErrorKind::KeyRequired),

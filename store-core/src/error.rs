@@ -418,9 +418,9 @@ pub enum Error {
     VerificationFailed { path: PathBuf, detail: String },
     /// A restore or repair came to a backup that the key given does not open: taken under another key
     /// (before a key rotation), in the clear (before the data directory was encrypted), or, read without a
-    /// key, no database and not SQLite's header (encrypted before the directory was decrypted, or not a
-    /// database at all). An older backup is not restored in its place, nor the file started empty: the
-    /// remedy brings this one under the directory's key (or none). Nothing was changed.
+    /// key, no database, not SQLite's header and whole pages (encrypted before the directory was
+    /// decrypted, or not a database at all). An older backup is not restored in its place, nor the file
+    /// started empty: the remedy brings this one under the directory's key (or none). Nothing was changed.
     BackupKeyMismatch {
         /// The database the backup is of.
         path: PathBuf,

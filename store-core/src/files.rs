@@ -207,13 +207,19 @@ pub fn nonempty_regular(path: &Path) -> bool {
 /// encrypted one starts with its salt instead.
 pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// Whether the file at `path` starts with [`SQLITE_HEADER`] (false when it cannot be read).
-pub fn has_sqlite_header(path: &Path) -> bool {
+/// Whether the file at `path`, `len` bytes long, may be an encrypted database: it does not start with
+/// [`SQLITE_HEADER`] (an encrypted one starts with its salt) and is whole pages, a page being 512 to 65536
+/// bytes, a power of two (<https://sqlite.org/fileformat.html>, 1.3.2). SQLCipher encrypts page by page and
+/// keeps the page size (<https://www.zetetic.net/sqlcipher/design/>): a file of another length (a text file,
+/// an empty one, a copy cut short mid-page) is no whole database, encrypted or not.
+pub fn may_be_encrypted(path: &Path, len: u64) -> bool {
     let mut first = [0u8; 16];
-    fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut first))
-        .is_ok()
-        && &first == SQLITE_HEADER
+    len >= 512
+        && len.is_multiple_of(512)
+        && fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut first))
+            .is_ok()
+        && &first != SQLITE_HEADER
 }
 
 /// Refuses `path` unless it is a regular file, without following a link or opening it: a database given
