@@ -685,19 +685,25 @@ pub const REKEYED_TAG: &str = "rekeyed";
 ///    journal, moves, commit; a failure or a kill puts everything back as it was), the files under the old
 ///    key moving aside as `<db>.rekeyed-<time>` (never deleted; `cleanup` removes them);
 /// 4. with the locks still held, each file's own backups in its backup folder (pre-migration ones included)
-///    that the old key opens are re-keyed one by one the same way, each replaced whole by its checked copy
+///    and in the folders `elsewhere` (where `backup --to` put them) that the old key opens are re-keyed one
+///    by one the same way, each replaced whole by its checked copy
 ///    ([`RekeyReport::backups`]); one that fails stays as it was ([`RekeyReport::backups_left`]) and does not
 ///    undo the rest. Run again after a kill in this step, the same call finds the files already under `new`,
 ///    leaves them ([`RekeyReport::already`]) and re-keys the backups `old` still opens.
 ///
-/// A wrong `old` key is `key_rejected` and changes nothing. Another file's backups in the folder, and
-/// backups kept elsewhere, stay under the key they were taken with: a restore or repair that comes to one
+/// A wrong `old` key is `key_rejected` and changes nothing; so does a folder of `elsewhere` that cannot be
+/// read. Another file's backups in those folders, and backups kept in folders not named, stay under the key
+/// they were taken with: a restore or repair that comes to one
 /// names it ([`Error::BackupKeyMismatch`]) with the way to bring it under the new key.
-pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>) -> Result<Vec<RekeyReport>> {
+pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>, elsewhere: &[PathBuf]) -> Result<Vec<RekeyReport>> {
     if !store_core::encryption_available() {
         return Err(Error::EncryptionUnavailable {
             path: data_dir.to_path_buf(),
         });
+    }
+    // A folder named by mistake (a typo, a drive not mounted) is said, not taken for one without backups.
+    for dir in elsewhere {
+        std::fs::read_dir(dir).map_err(|e| Error::io(dir, "read the backup folder", e))?;
     }
     let locks = take_both_locks(data_dir)?;
     // Every copy is built and verified before anything moves; any failure removes them all.
@@ -730,7 +736,7 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>) -> Result<Ve
                 },
                 copy,
                 rows,
-                backups: own_backups(&path, schema, old, old),
+                backups: own_backups(&path, schema, old, old, elsewhere),
             }),
             Err(e) => {
                 let _ = files::remove_with_sidecars(&copy);
@@ -739,7 +745,12 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>) -> Result<Ve
                     .and_then(|c| store_core::check::row_counts(&c).ok());
                 match under_new {
                     Some(rows) => {
-                        rotated.push((schema, lock, rows.values().sum(), own_backups(&path, schema, new, old)));
+                        rotated.push((
+                            schema,
+                            lock,
+                            rows.values().sum(),
+                            own_backups(&path, schema, new, old, elsewhere),
+                        ));
                         refused.get_or_insert(e);
                     }
                     None => {
@@ -833,23 +844,50 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>) -> Result<Ve
     Ok(reports)
 }
 
-/// The backups of the database at `path` in its backup folder (pre-migration ones included) that `old`
-/// opens, by the lineage the file records (read with `key`, the file's: `old`, or `new` when a rotation is
-/// being finished): another file's backups in the folder are not this rotation's to change.
-fn own_backups(path: &Path, schema: &'static Schema, key: Option<&Key>, old: Option<&Key>) -> Vec<PathBuf> {
-    let backup_dir = backup::default_backup_dir(path);
+/// The backups of the database at `path` in its backup folder and the folders `elsewhere` (pre-migration
+/// ones included) that `old` opens, by the lineage the file records (read with `key`, the file's: `old`, or
+/// `new` when a rotation is being finished): another file's backups in a folder are not this rotation's to
+/// change.
+fn own_backups(
+    path: &Path,
+    schema: &'static Schema,
+    key: Option<&Key>,
+    old: Option<&Key>,
+    elsewhere: &[PathBuf],
+) -> Vec<PathBuf> {
     let lineage = store_core::provenance::lineage_of(path, key);
-    let listing = backup::all_backups(&backup_dir, schema, old);
-    backup::backups_for(
-        listing.backups,
-        lineage.as_deref(),
-        Adopt::OwnOnly,
-        path,
-        &backup_dir,
-        schema,
-    )
-    .map(|own| own.into_iter().map(|b| b.path).collect())
-    .unwrap_or_default()
+    let mut own = Vec::new();
+    for backup_dir in rekey_folders(path, elsewhere) {
+        let listing = backup::all_backups(&backup_dir, schema, old);
+        own.extend(
+            backup::backups_for(
+                listing.backups,
+                lineage.as_deref(),
+                Adopt::OwnOnly,
+                path,
+                &backup_dir,
+                schema,
+            )
+            .map(|own| own.into_iter().map(|b| b.path).collect::<Vec<_>>())
+            .unwrap_or_default(),
+        );
+    }
+    own
+}
+
+/// The folders [`rekey`] re-keys the backups of the database at `path` in: its backup folder, then each of
+/// `elsewhere`, each folder once however it is spelled.
+pub fn rekey_folders(path: &Path, elsewhere: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut folders = Vec::new();
+    for dir in std::iter::once(backup::default_backup_dir(path)).chain(elsewhere.iter().cloned()) {
+        let same = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+        if !seen.contains(&same) {
+            seen.push(same);
+            folders.push(dir);
+        }
+    }
+    folders
 }
 
 /// A database's copy under the new key, built before anything is put in place, and its own backups.

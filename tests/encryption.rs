@@ -792,6 +792,96 @@ mod encrypted {
         );
     }
 
+    /// Backups kept in another folder (`backup --to`) are re-keyed when the rotation is told of the folder,
+    /// each once however often a folder is named; a folder that cannot be read stops it before anything
+    /// changes.
+    #[test]
+    fn a_rotation_rekeys_the_backups_in_the_folders_it_is_told_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        let (old, new) = (key_file(&dir.path().join("old")), key_file(&dir.path().join("new")));
+        assert!(
+            with_key(&["daemon", "--events", "200", "--data-dir", d], &old)
+                .status
+                .success()
+        );
+        assert!(
+            with_key(&["server", "--seconds", "0.2", "--data-dir", d], &old)
+                .status
+                .success()
+        );
+        let drive = dir.path().join("drive");
+        let drive_s = utf8(&drive);
+        assert!(
+            with_key(&["backup", "--data-dir", d, "--to", drive_s], &old)
+                .status
+                .success()
+        );
+        assert!(with_key(&["backup", "--data-dir", d], &old).status.success());
+        let mut backups = all_files(&drive);
+        backups.extend(all_files(&data.join("backups")));
+        assert_eq!(backups.len(), 4, "{backups:?}");
+
+        let before = snapshot(&data);
+        let missing = dir.path().join("not-mounted");
+        let refused = run_splitstore([
+            "rekey",
+            "--data-dir",
+            d,
+            "--key-file",
+            &old,
+            "--new-key-file",
+            &new,
+            "--backups",
+            utf8(&missing),
+        ]);
+        let (_, err) = texts(&refused);
+        assert_eq!(refused.status.code(), Some(2), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "splitstore rekey: could not read the backup folder {}: ",
+                missing.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(snapshot(&data), before, "nothing changed");
+
+        let rotated = run_splitstore([
+            "rekey",
+            "--data-dir",
+            d,
+            "--key-file",
+            &old,
+            "--new-key-file",
+            &new,
+            "--backups",
+            drive_s,
+            "--backups",
+            &format!("{d}/backups"),
+        ]);
+        let (out, err) = texts(&rotated);
+        assert!(rotated.status.success(), "{err}");
+        let mut rekeyed: Vec<PathBuf> = out
+            .lines()
+            .find_map(|l| l.strip_prefix("4 backup(s) of the files, now under the new key too: "))
+            .unwrap_or_else(|| panic!("{out}"))
+            .split(", ")
+            .map(PathBuf::from)
+            .collect();
+        rekeyed.sort();
+        backups.sort();
+        assert_eq!(rekeyed, backups);
+        assert!(!out.contains("not re-keyed") && !out.contains("stay under"), "{out}");
+        for backup in &backups {
+            assert!(
+                store_core::restore::verify_backup(backup, schema_of(backup), Some(&key_of(&new))).is_ok(),
+                "{}",
+                backup.display()
+            );
+        }
+    }
+
     /// A rotation killed while it re-keys the backups leaves each backup whole, under one key or the other,
     /// and the files under the new key; the same command, run again, finishes it: the files left as they
     /// are, the backups still under the old key re-keyed, the killed copy's partial file removed.

@@ -1,7 +1,8 @@
 //! `splitstore rekey`: changes the encryption key of both databases (or encrypts a plaintext data
 //! directory), all or nothing, while the daemon and the server are stopped. The files under the old key are
-//! kept aside until `cleanup` removes them. The files' own backups in their backup folder are re-keyed too,
-//! one by one once the files are in place; any other backup stays under the key it was taken with.
+//! kept aside until `cleanup` removes them. The files' own backups in their backup folder (and in the folders
+//! named by `--backups`) are re-keyed too, one by one once the files are in place; any other backup stays
+//! under the key it was taken with.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,10 @@ pub struct Args {
     /// Decrypt instead: write both databases in the clear (needs --key-file).
     #[arg(long, conflicts_with = "new_key_file", requires = "key_file")]
     pub decrypt: bool,
+    /// Another folder holding backups of these files (one `splitstore backup --to DIR` wrote) whose backups
+    /// are re-keyed too; repeat it for each. DATA_DIR/backups always is.
+    #[arg(long, value_name = "DIR")]
+    pub backups: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -35,7 +40,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(key) => key,
         Err(code) => return code,
     };
-    match splitstore::operations::rekey(&args.data_dir, old.as_ref(), new.as_ref()) {
+    match splitstore::operations::rekey(&args.data_dir, old.as_ref(), new.as_ref(), &args.backups) {
         Ok(reports) => {
             let state = if new.is_some() {
                 "under the new key"
@@ -113,13 +118,14 @@ pub fn run(args: Args) -> ExitCode {
             for left in reports.iter().flat_map(|r| &r.backups_left) {
                 super::say!("not re-keyed, left {as_it_was}: {}", left.reason);
             }
-            // The backups (pre-migration ones included, which rotation never removes) the old key still reads:
-            // those left above, and any of another file's.
+            // The backups (pre-migration ones included, which rotation never removes) the old key still reads in
+            // the folders rekey looked in: those left above, and any of another file's.
             let backups: Vec<String> = splitstore::DATABASES
                 .iter()
                 .flat_map(|schema| {
-                    let backup_dir = store_core::backup::default_backup_dir(&schema.path_in(&args.data_dir));
-                    store_core::backup::all_backups(&backup_dir, schema, old.as_ref()).backups
+                    splitstore::operations::rekey_folders(&schema.path_in(&args.data_dir), &args.backups)
+                        .into_iter()
+                        .flat_map(|dir| store_core::backup::all_backups(&dir, schema, old.as_ref()).backups)
                 })
                 .map(|b| b.path.display().to_string())
                 .collect();
