@@ -649,8 +649,8 @@ pub struct RekeyReport {
     pub previous: Option<PathBuf>,
     /// Rows per table, the same before and after (checked).
     pub rows: u64,
-    /// The file was already under the new key (a rotation to it that was interrupted while it re-keyed the
-    /// backups, say): left as it was, only its backups re-keyed.
+    /// The file was already under the new key (by an earlier rotation, interrupted while it re-keyed the
+    /// backups, or a backup under the old key put back since): left as it was, only its backups re-keyed.
     pub already: bool,
     /// Its own backups in its backup folder (pre-migration ones included) now under the new key (or in the
     /// clear), each replaced whole once its copy was checked.
@@ -688,8 +688,10 @@ pub const REKEYED_TAG: &str = "rekeyed";
 ///    and in the folders `elsewhere` (where `backup --to` put them) that the old key opens are re-keyed one
 ///    by one the same way, each replaced whole by its checked copy
 ///    ([`RekeyReport::backups`]); one that fails stays as it was ([`RekeyReport::backups_left`]) and does not
-///    undo the rest. Run again after a kill in this step, the same call finds the files already under `new`,
-///    leaves them ([`RekeyReport::already`]) and re-keys the backups `old` still opens.
+///    undo the rest. Run again (after a kill in this step, or once a backup under `old` is put back, or
+///    with another folder named), the same call finds the files already under `new`, leaves them
+///    ([`RekeyReport::already`]) and re-keys the backups `old` opens: the one command a restore's or a
+///    repair's remedy names for a backup under another key.
 ///
 /// A wrong `old` key is `key_rejected` and changes nothing; so does a folder of `elsewhere` that cannot be
 /// read. Another file's backups in those folders, and backups kept in folders not named, stay under the key

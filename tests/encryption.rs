@@ -162,6 +162,15 @@ mod encrypted {
         run_splitstore(&all)
     }
 
+    /// [`seed_data_dir`] under the key in `key_file`: `daemon --events N`, then the server for a moment.
+    fn seed_with_key(data: &Path, events: u64, key_file: &str) {
+        let (d, events) = (utf8(data), events.to_string());
+        let daemon = with_key(&["daemon", "--events", &events, "--data-dir", d], key_file);
+        assert!(daemon.status.success(), "{:?}", texts(&daemon));
+        let server = with_key(&["server", "--seconds", "0.2", "--data-dir", d], key_file);
+        assert!(server.status.success(), "{:?}", texts(&server));
+    }
+
     fn field(line: &str, key: &str) -> u64 {
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
@@ -585,16 +594,7 @@ mod encrypted {
                 newest_activity_backup(&run_splitstore(["backup", "--data-dir", d]))
             }
             Some(k) => {
-                assert!(
-                    with_key(&["daemon", "--events", "2000", "--data-dir", d], k)
-                        .status
-                        .success()
-                );
-                assert!(
-                    with_key(&["server", "--seconds", "0.3", "--data-dir", d], k)
-                        .status
-                        .success()
-                );
+                seed_with_key(&data, 2000, k);
                 rekey.extend(["--key-file", k]);
                 newest_activity_backup(&with_key(&["backup", "--data-dir", d], k))
             }
@@ -674,8 +674,8 @@ mod encrypted {
         assert_eq!(repair.status.code(), Some(2), "{err}");
         assert!(
             err.starts_with(&format!(
-                "splitstore repair: the backup {backup} of {d}/activity.db {cannot}: {why}. What to do: restore it \
-                 into a new folder with the key it was taken with"
+                "splitstore repair: the backup {backup} of {d}/activity.db {cannot}: {why}. What to do: bring it \
+                 under the data directory's key with the key it was taken with, `splitstore rekey --data-dir {d} "
             )),
             "{err}"
         );
@@ -684,9 +684,10 @@ mod encrypted {
 
         // On copies: the other way the remedy names, a salvage without that backup (which it says it left),
         // and starting empty, never offered but done when asked for (the backup's key may be lost).
-        let (copy, emptied) = (
+        let (copy, emptied, fallback) = (
             copy_data_dir(&data, dir.path().join("copy")),
             copy_data_dir(&data, dir.path().join("emptied")),
+            copy_data_dir(&data, dir.path().join("fallback")),
         );
         let mut remedy = commands(err.split_once("What to do: ").unwrap().1);
         let salvage = remedy.pop().unwrap();
@@ -713,22 +714,49 @@ mod encrypted {
             texts(&started)
         );
 
-        // The remedy's three commands, placeholders filled, bring the backup back under the directory's key.
+        // The remedy's first command, placeholders filled, brings the backup under the directory's key (the
+        // files left as they are); the repair run again then takes it.
         let new_dir = dir.path().join("new_dir");
         let fill = |arg: &str| match arg {
             "BACKUP_KEY" => old.clone(),
             "FILE" => new.clone(),
             arg => arg.replace("NEW_DIR", utf8(&new_dir)),
         };
-        assert_eq!(remedy.len(), 3, "{remedy:?}");
-        for command in &remedy {
-            let args: Vec<String> = command.iter().map(|a| fill(a)).collect();
-            let out = run_splitstore(&args);
-            assert!(out.status.success(), "{args:?}: {:?}", texts(&out));
-        }
+        assert_eq!(remedy.len(), 4, "{remedy:?}");
+        let rekey: Vec<String> = remedy.remove(0).iter().map(|a| fill(a)).collect();
+        assert_eq!(rekey[..3], ["rekey", "--data-dir", d], "{rekey:?}");
+        let rekeyed = run_splitstore(&rekey);
+        let (out, err) = texts(&rekeyed);
+        assert!(rekeyed.status.success(), "{rekey:?}: {err}");
+        assert!(
+            out.contains(&format!("{d}/activity.db: ")) && out.contains(" (by an earlier rotation): left as it is"),
+            "{out}"
+        );
+        assert!(out.contains(&backup), "{out}");
+        // The backup verifies now: older than the damaged file, so the repair asks which way (it never leaves
+        // out the 500 newer events unasked).
+        let repaired = run(&["repair", "--data-dir", d]);
+        let (_, err) = texts(&repaired);
+        assert_eq!(repaired.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("is damaged, and its newest good backup ({backup}) is older")),
+            "{err}"
+        );
+        let repaired = run(&["repair", "--data-dir", d, "--accept-older-backup"]);
+        assert!(repaired.status.success(), "{:?}", texts(&repaired));
         assert_eq!(events(&data), 2000);
         let doctor = run(&["doctor", "--data-dir", d]);
         assert_eq!(doctor.status.code(), Some(0), "{:?}", texts(&doctor));
+
+        // Its other way, for another data directory's backup, on a copy: restored into a new folder with its
+        // key, re-keyed there, restored from that copy.
+        let fallback_dir = utf8(&fallback);
+        for command in &remedy {
+            let args: Vec<String> = command.iter().map(|a| fill(a).replace(d, fallback_dir)).collect();
+            let out = run_splitstore(&args);
+            assert!(out.status.success(), "{args:?}: {:?}", texts(&out));
+        }
+        assert_eq!(events(&fallback), 2000);
     }
 
     #[test]
@@ -792,25 +820,16 @@ mod encrypted {
         );
     }
 
-    /// Backups kept in another folder (`backup --to`) are re-keyed when the rotation is told of the folder,
-    /// each once however often a folder is named; a folder that cannot be read stops it before anything
-    /// changes.
+    /// Backups kept in another folder (`backup --to`) are re-keyed when the rotation is told of the folder
+    /// (as the remedy of a restore from there says), each once however often a folder is named; a folder
+    /// that cannot be read stops it before anything changes.
     #[test]
     fn a_rotation_rekeys_the_backups_in_the_folders_it_is_told_of() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let d = utf8(&data);
         let (old, new) = (key_file(&dir.path().join("old")), key_file(&dir.path().join("new")));
-        assert!(
-            with_key(&["daemon", "--events", "200", "--data-dir", d], &old)
-                .status
-                .success()
-        );
-        assert!(
-            with_key(&["server", "--seconds", "0.2", "--data-dir", d], &old)
-                .status
-                .success()
-        );
+        seed_with_key(&data, 200, &old);
         let drive = dir.path().join("drive");
         let drive_s = utf8(&drive);
         assert!(
@@ -847,6 +866,7 @@ mod encrypted {
         );
         assert_eq!(snapshot(&data), before, "nothing changed");
 
+        // The default folder named again is read once; the drive, not named, is left.
         let rotated = run_splitstore([
             "rekey",
             "--data-dir",
@@ -856,23 +876,49 @@ mod encrypted {
             "--new-key-file",
             &new,
             "--backups",
-            drive_s,
-            "--backups",
             &format!("{d}/backups"),
         ]);
         let (out, err) = texts(&rotated);
         assert!(rotated.status.success(), "{err}");
-        let mut rekeyed: Vec<PathBuf> = out
-            .lines()
-            .find_map(|l| l.strip_prefix("4 backup(s) of the files, now under the new key too: "))
-            .unwrap_or_else(|| panic!("{out}"))
-            .split(", ")
-            .map(PathBuf::from)
-            .collect();
-        rekeyed.sort();
-        backups.sort();
-        assert_eq!(rekeyed, backups);
+        let rekeyed_in = |out: &str| {
+            let mut rekeyed: Vec<PathBuf> = out
+                .lines()
+                .find_map(|l| l.strip_prefix("2 backup(s) of the files, now under the new key too: "))
+                .unwrap_or_else(|| panic!("{out}"))
+                .split(", ")
+                .map(PathBuf::from)
+                .collect();
+            rekeyed.sort();
+            rekeyed
+        };
+        assert_eq!(rekeyed_in(&out), all_files(&data.join("backups")));
         assert!(!out.contains("not re-keyed") && !out.contains("stay under"), "{out}");
+
+        // A restore from the drive names its backup, and the remedy's rotation, told of the drive, re-keys it.
+        let on_drive = all_files(&drive)
+            .into_iter()
+            .find(|b| schema_of(b).file_name == "activity.db")
+            .unwrap();
+        let from_drive = ["restore", "--data-dir", d, "--from", utf8(&on_drive)];
+        let restore = with_key(&from_drive, &new);
+        let (_, err) = texts(&restore);
+        assert_eq!(restore.status.code(), Some(2), "{err}");
+        let rekey: Vec<String> = commands(err.split_once("What to do: ").unwrap().1)
+            .remove(0)
+            .iter()
+            .map(|a| match a.as_str() {
+                "BACKUP_KEY" => old.clone(),
+                "FILE" => new.clone(),
+                a => a.to_string(),
+            })
+            .collect();
+        assert_eq!(rekey[rekey.len() - 2..], ["--backups", drive_s], "{err}");
+        let rekeyed = run_splitstore(&rekey);
+        let (out, err) = texts(&rekeyed);
+        assert!(rekeyed.status.success(), "{err}");
+        assert_eq!(rekeyed_in(&out), all_files(&drive));
+        let restore = with_key(&from_drive, &new);
+        assert!(restore.status.success(), "{:?}", texts(&restore));
         for backup in &backups {
             assert!(
                 store_core::restore::verify_backup(backup, schema_of(backup), Some(&key_of(&new))).is_ok(),
@@ -891,16 +937,7 @@ mod encrypted {
         let data = dir.path().join("data");
         let d = utf8(&data);
         let (old, new) = (key_file(&dir.path().join("old")), key_file(&dir.path().join("new")));
-        assert!(
-            with_key(&["daemon", "--events", "20000", "--data-dir", d], &old)
-                .status
-                .success()
-        );
-        assert!(
-            with_key(&["server", "--seconds", "0.2", "--data-dir", d], &old)
-                .status
-                .success()
-        );
+        seed_with_key(&data, 20000, &old);
         let took = with_key(&["backup", "--data-dir", d], &old);
         let (took, _) = texts(&took);
         let taken = PathBuf::from(took.lines().find_map(|l| l.strip_prefix("backup: ")).unwrap());
@@ -982,9 +1019,7 @@ mod encrypted {
                 .find(|l| l.starts_with(&format!("{d}/{db}: ")))
                 .unwrap_or_else(|| panic!("{out}"));
             assert!(
-                line.ends_with(
-                    " rows, already under the new key (a rotation to it was interrupted, say): left as it is"
-                ),
+                line.ends_with(" rows, already under the new key (by an earlier rotation): left as it is"),
                 "{line}"
             );
         }

@@ -50,7 +50,7 @@ pub fn run(args: Args) -> ExitCode {
             for r in &reports {
                 if r.already {
                     super::say!(
-                        "{}: {} rows, already {state} (a rotation to it was interrupted, say): left as it is",
+                        "{}: {} rows, already {state} (by an earlier rotation): left as it is",
                         r.path.display(),
                         r.rows
                     );

@@ -1024,19 +1024,38 @@ impl Error {
                 schema,
                 ..
             } => {
-                // Restored with its own key into a folder of its own, put under the directory's there by rekey,
-                // then restored from that copy: the data directory never holds files under two keys.
                 let (its_key, rekey) = match found {
                     ErrorKind::NotEncrypted => ("", "--new-key-file FILE"),
                     ErrorKind::KeyRequired => (" --key-file BACKUP_KEY", "--key-file BACKUP_KEY --decrypt"),
                     _ => (" --key-file BACKUP_KEY", "--key-file BACKUP_KEY --new-key-file FILE"),
                 };
                 let program = schema.tools.program;
+                // The rotation run again: it leaves files already under the new key as they are and re-keys
+                // their backups the old key opens, in the backup folder and the folders named. Written out, not
+                // `command`: that would add the directory's key as the old one.
+                let folder = parent_dir(backup);
+                let own_folder = |dir: PathBuf| {
+                    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+                    canonical(&dir) == canonical(folder)
+                };
+                let default = crate::backup::default_backup_dir(self.path());
+                let elsewhere = if own_folder(crate::backup::pre_migration_dir(&default)) || own_folder(default) {
+                    String::new()
+                } else {
+                    format!(" --backups {}", shell_quoted(folder))
+                };
+                // Else, another data directory's backup: restored with its own key into a folder of its own, put
+                // under the directory's there by rekey, then restored from that copy: the data directory never
+                // holds files under two keys.
                 let copy = Path::new("NEW_DIR").join(schema.file_name);
                 let mut s = format!(
-                    "restore it into a new folder with the key it was taken with, put it under the data directory's \
-                     key there, then restore that copy: `{program} restore --data-dir NEW_DIR --from {}{its_key}`, \
-                     `{program} rekey --data-dir NEW_DIR {rekey}`, then {}",
+                    "bring it under the data directory's key with the key it was taken with, `{program} rekey \
+                     --data-dir {quoted_dir} {rekey}{elsewhere}` (files already under their key are left as they \
+                     are, and their backups that key opens are re-keyed), then run this command again; if rekey \
+                     says the key was rejected (the backup is another data directory's), restore it into a new \
+                     folder with the key it was taken with, put it under the data directory's key there, then \
+                     restore that copy: `{program} restore --data-dir NEW_DIR --from {}{its_key}`, `{program} rekey \
+                     --data-dir NEW_DIR {rekey}`, then {}",
                     shell_quoted(backup),
                     command(Some(schema), "restore", &format!("--from {}", copy.display()))
                 );
