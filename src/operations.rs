@@ -652,8 +652,8 @@ pub struct RekeyReport {
     /// The file was already under the new key (by an earlier rotation, interrupted while it re-keyed the
     /// backups, or a backup under the old key put back since): left as it was, only its backups re-keyed.
     pub already: bool,
-    /// Its own backups in its backup folder (pre-migration ones included) now under the new key (or in the
-    /// clear), each replaced whole once its copy was checked.
+    /// Its own backups in its backup folder and the folders named (pre-migration ones included) now under
+    /// the new key (or in the clear), each replaced whole once its copy was checked.
     #[serde(with = "store_core::files::lossy_path::vec")]
     pub backups: Vec<PathBuf>,
     /// Its own backups that stay under the old key (or in the clear), with what kept each (a damaged one,
@@ -686,17 +686,16 @@ pub const REKEYED_TAG: &str = "rekeyed";
 ///    key moving aside as `<db>.rekeyed-<time>` (never deleted; `cleanup` removes them);
 /// 4. with the locks still held, each file's own backups in its backup folder (pre-migration ones included)
 ///    and in the folders `elsewhere` (where `backup --to` put them) that the old key opens are re-keyed one
-///    by one the same way, each replaced whole by its checked copy
-///    ([`RekeyReport::backups`]); one that fails stays as it was ([`RekeyReport::backups_left`]) and does not
-///    undo the rest. Run again (after a kill in this step, or once a backup under `old` is put back, or
+///    by one the same way, each replaced whole by its checked copy ([`RekeyReport::backups`]); one that
+///    fails stays as it was ([`RekeyReport::backups_left`]) and does not undo the rest. Run again (after a kill in this step, or once a backup under `old` is put back, or
 ///    with another folder named), the same call finds the files already under `new`, leaves them
 ///    ([`RekeyReport::already`]) and re-keys the backups `old` opens: the one command a restore's or a
 ///    repair's remedy names for a backup under another key.
 ///
 /// A wrong `old` key is `key_rejected` and changes nothing; so does a folder of `elsewhere` that cannot be
 /// read. Another file's backups in those folders, and backups kept in folders not named, stay under the key
-/// they were taken with: a restore or repair that comes to one
-/// names it ([`Error::BackupKeyMismatch`]) with the way to bring it under the new key.
+/// they were taken with: a restore or repair that comes to one names it ([`Error::BackupKeyMismatch`]) with
+/// the way to bring it under the new key.
 pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>, elsewhere: &[PathBuf]) -> Result<Vec<RekeyReport>> {
     if !store_core::encryption_available() {
         return Err(Error::EncryptionUnavailable {
