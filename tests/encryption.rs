@@ -147,7 +147,6 @@ mod encrypted {
             .unwrap();
     }
 
-    /// `splitstore <args> --key-file <key>`.
     /// The kind of database a backup's name says it is a copy of.
     fn schema_of(backup: &Path) -> &'static store_core::Schema {
         match backup.file_name().unwrap().to_string_lossy().starts_with("activity-") {
@@ -156,6 +155,7 @@ mod encrypted {
         }
     }
 
+    /// `splitstore <args> --key-file <key>`.
     fn with_key(args: &[&str], key: &str) -> std::process::Output {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--key-file", key]);
@@ -552,11 +552,13 @@ mod encrypted {
     }
 
     /// History and a backup (copied off the machine), then the key changes (the backup re-keyed with the
-    /// files) and the user puts their copy back in its place, then more history: a restore from the folder names the
-    /// backup the directory's key (or none) does not open rather than restore config.db alone; then
-    /// activity.db damaged: repair names that backup, changes nothing, and never offers to start the file
-    /// empty; its remedy, run as written, restores that backup under the directory's key; its other way,
-    /// `--salvage`, keeps the rows still readable; `--allow-empty`, asked for, starts empty.
+    /// files) and the user puts their copy back in its place, then more history: a restore from the folder
+    /// names the backup the directory's key (or none) does not open rather than restore config.db alone;
+    /// then activity.db damaged: repair names that backup, changes nothing, and never offers to start the
+    /// file empty; the rekey its remedy names, run as written, brings that backup under the directory's key
+    /// and the repair then takes it; its three-command way (for another directory's backup) does too, on a
+    /// copy; its other way, `--salvage`, keeps the rows still readable; `--allow-empty`, asked for, starts
+    /// empty.
     fn a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(change: KeyChange) {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
