@@ -877,13 +877,23 @@ fn own_backups(
 }
 
 /// The folders [`rekey`] re-keys the backups of the database at `path` in: its backup folder, then each of
-/// `elsewhere`, each folder once however it is spelled.
+/// `elsewhere`, each folder once however it is spelled, and none that is the pre-migration folder of
+/// another (a folder's listing holds its pre-migration backups: they would be re-keyed twice, the second
+/// time failing).
 pub fn rekey_folders(path: &Path, elsewhere: &[PathBuf]) -> Vec<PathBuf> {
+    let canonical = |dir: &Path| std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let all: Vec<PathBuf> = std::iter::once(backup::default_backup_dir(path))
+        .chain(elsewhere.iter().cloned())
+        .collect();
+    let pre_migration: Vec<PathBuf> = all
+        .iter()
+        .map(|dir| canonical(&backup::pre_migration_dir(dir)))
+        .collect();
     let mut seen: Vec<PathBuf> = Vec::new();
     let mut folders = Vec::new();
-    for dir in std::iter::once(backup::default_backup_dir(path)).chain(elsewhere.iter().cloned()) {
-        let same = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
-        if !seen.contains(&same) {
+    for dir in all {
+        let same = canonical(&dir);
+        if !seen.contains(&same) && !pre_migration.contains(&same) {
             seen.push(same);
             folders.push(dir);
         }
@@ -971,4 +981,30 @@ fn rekeyed_copy(
         e => e,
     })?;
     Ok((verified, after.values().sum()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rekey_folders;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_rotation_reads_each_backup_folder_once_and_no_pre_migration_folder_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, drive) = (dir.path().join("data"), dir.path().join("drive"));
+        for folder in [data.join("backups/pre-migration"), drive.join("pre-migration")] {
+            std::fs::create_dir_all(folder).unwrap();
+        }
+        let named: Vec<PathBuf> = vec![
+            data.join("backups/pre-migration"),
+            drive.join("pre-migration"),
+            drive.clone(),
+            data.join("./backups"),
+            dir.path().join("data/../drive"),
+        ];
+        assert_eq!(
+            rekey_folders(&data.join("activity.db"), &named),
+            [data.join("backups"), drive]
+        );
+    }
 }
