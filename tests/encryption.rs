@@ -1100,24 +1100,24 @@ mod encrypted {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let d = utf8(&data);
-        assert!(
-            run_splitstore(["daemon", "--data-dir", d, "--events", "100"])
-                .status
-                .success()
-        );
-        assert!(
-            run_splitstore(["server", "--data-dir", d, "--seconds", "0.2"])
-                .status
-                .success()
-        );
+        // activity.db at the schema before this build's: the daemon's open migrates it and takes a
+        // pre-migration backup, which the encryption exports at that version.
+        let earlier = WriterOptions {
+            open: OpenOptions {
+                target_version: Some(activity_store::SCHEMA.end_version() - 1),
+                ..OpenOptions::default()
+            },
+            ..WriterOptions::default()
+        };
+        drop(ActivityWriter::open_with(&activity_store::SCHEMA.path_in(&data), &earlier).unwrap());
+        seed_data_dir(&data, 100);
         assert!(run_splitstore(["backup", "--data-dir", d]).status.success());
-        std::thread::sleep(Duration::from_millis(5));
         assert!(run_splitstore(["backup", "--data-dir", d]).status.success());
         let mut backups: Vec<String> = all_files(&data.join("backups"))
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        assert_eq!(backups.len(), 4, "{backups:?}");
+        assert_eq!(backups.len(), 5, "two of each file, one pre-migration: {backups:?}");
         // The files a restore moves aside are copies of the data too.
         assert!(
             run_splitstore(["restore", "--data-dir", d, "--from", &format!("{d}/backups")])
@@ -1167,13 +1167,19 @@ mod encrypted {
         };
         let encrypted = stdout
             .lines()
-            .find_map(|l| l.strip_prefix("3 backup(s) of the files, now under the new key too: "))
+            .find_map(|l| l.strip_prefix("4 backup(s) of the files, now under the new key too: "))
             .unwrap_or_else(|| panic!("{stdout}"));
         backups.retain(|b| *b != damaged);
         backups.sort();
         assert_eq!(sorted(encrypted), backups);
+        let key = key_of(&k);
         for backup in &backups {
             assert!(!fs::read(backup).unwrap().starts_with(SQLITE_HEADER), "{backup}");
+            let path = Path::new(backup);
+            let verified = store_core::restore::verify_backup(path, schema_of(path), Some(&key)).unwrap();
+            if backup.contains("/pre-migration/") {
+                assert_eq!(verified.version(), activity_store::SCHEMA.end_version() - 1, "{backup}");
+            }
         }
         assert!(
             stdout.contains(&format!(
