@@ -687,10 +687,10 @@ pub const REKEYED_TAG: &str = "rekeyed";
 /// 4. with the locks still held, each file's own backups in its backup folder (pre-migration ones included)
 ///    and in the folders `elsewhere` (where `backup --to` put them) that the old key opens are re-keyed one
 ///    by one the same way, each replaced whole by its checked copy ([`RekeyReport::backups`]); one that
-///    fails stays as it was ([`RekeyReport::backups_left`]) and does not undo the rest. Run again (after a kill in this step, or once a backup under `old` is put back, or
-///    with another folder named), the same call finds the files already under `new`, leaves them
-///    ([`RekeyReport::already`]) and re-keys the backups `old` opens: the one command a restore's or a
-///    repair's remedy names for a backup under another key.
+///    fails stays as it was ([`RekeyReport::backups_left`]) and does not undo the rest. Run again (after a
+///    kill in this step, once a backup under `old` is put back, or with another folder named), the same call
+///    finds the files already under `new`, leaves them ([`RekeyReport::already`]) and re-keys the backups
+///    `old` opens: the one command a restore's or a repair's remedy names for a backup under another key.
 ///
 /// A wrong `old` key is `key_rejected` and changes nothing; so does a folder of `elsewhere` that cannot be
 /// read. Another file's backups in those folders, and backups kept in folders not named, stay under the key
@@ -778,7 +778,7 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>, elsewhere: &
         });
     }
     let copies: Vec<PathBuf> = built.iter().map(|r| r.copy.clone()).collect();
-    let mut to_rekey = Vec::new();
+    let mut to_rekey: Vec<(&'static Schema, u64, Vec<PathBuf>)> = Vec::new();
     let placements = built
         .into_iter()
         .map(|r| {
@@ -793,47 +793,38 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>, elsewhere: &
     // The locks (these and the rotated files') stay held while the backups are re-keyed: no backup of either
     // file is taken or rotated away meanwhile.
     let (placed, _locks) = placed?;
-    let mut reports: Vec<RekeyReport> = placed
+    let report = |schema: &'static Schema, path, previous, rows, already| RekeyReport {
+        database: schema.file_name,
+        path,
+        previous,
+        rows,
+        already,
+        backups: Vec::new(),
+        backups_left: Vec::new(),
+    };
+    // Each file's report, and its own backups still to re-key.
+    let mut done: Vec<(&'static Schema, RekeyReport, Vec<PathBuf>)> = placed
         .into_iter()
         .map(|r| {
-            let (_, rows, own) = to_rekey
+            let at = to_rekey
                 .iter()
-                .find(|(schema, _, _)| schema.file_name == r.database)
+                .position(|(schema, _, _)| schema.file_name == r.database)
                 .expect("a report per placement");
-            RekeyReport {
-                database: r.database,
-                rows: *rows,
-                path: r.path,
-                previous: r.moved_aside,
-                already: false,
-                backups: own.clone(),
-                backups_left: Vec::new(),
-            }
+            let (schema, rows, own) = to_rekey.swap_remove(at);
+            (schema, report(schema, r.path, r.moved_aside, rows, false), own)
         })
         .collect();
     let mut rotated_locks = Vec::new();
     for (schema, lock, rows, own) in rotated {
-        reports.push(RekeyReport {
-            database: schema.file_name,
-            rows,
-            path: schema.path_in(data_dir),
-            previous: None,
-            already: true,
-            backups: own,
-            backups_left: Vec::new(),
-        });
+        done.push((schema, report(schema, schema.path_in(data_dir), None, rows, true), own));
         rotated_locks.push(lock);
     }
-    reports.sort_by_key(|r| DATABASES.iter().position(|s| s.file_name == r.database));
+    done.sort_by_key(|(schema, _, _)| DATABASES.iter().position(|s| std::ptr::eq(*s, *schema)));
     // One by one, each replaced whole: a failure or a kill leaves that backup as it was (a partial file at
     // most, which `doctor` lists and the next rotation or backup into the folder removes) and the others
     // re-keyed.
-    for report in &mut reports {
-        let schema = DATABASES
-            .iter()
-            .find(|s| s.file_name == report.database)
-            .expect("a report per database");
-        let own = std::mem::take(&mut report.backups);
+    let mut reports = Vec::new();
+    for (schema, mut report, own) in done {
         for path in own {
             match rekey_backup(&path, schema, old, new) {
                 Ok(()) => report.backups.push(path),
@@ -841,6 +832,7 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>, elsewhere: &
                 Err(e) => report.backups_left.push(BackupLeft { path, reason: e.what() }),
             }
         }
+        reports.push(report);
     }
     Ok(reports)
 }
@@ -858,7 +850,7 @@ fn own_backups(
 ) -> Vec<PathBuf> {
     let lineage = store_core::provenance::lineage_of(path, key);
     let mut own = Vec::new();
-    for backup_dir in rekey_folders(path, elsewhere) {
+    for backup_dir in backup::backup_folders(path, elsewhere) {
         let listing = backup::all_backups(&backup_dir, schema, old);
         own.extend(
             backup::backups_for(
@@ -874,31 +866,6 @@ fn own_backups(
         );
     }
     own
-}
-
-/// The folders [`rekey`] re-keys the backups of the database at `path` in: its backup folder, then each of
-/// `elsewhere`, each folder once however it is spelled, and none that is the pre-migration folder of
-/// another (a folder's listing holds its pre-migration backups: they would be re-keyed twice, the second
-/// time failing).
-pub fn rekey_folders(path: &Path, elsewhere: &[PathBuf]) -> Vec<PathBuf> {
-    let canonical = |dir: &Path| std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let all: Vec<PathBuf> = std::iter::once(backup::default_backup_dir(path))
-        .chain(elsewhere.iter().cloned())
-        .collect();
-    let pre_migration: Vec<PathBuf> = all
-        .iter()
-        .map(|dir| canonical(&backup::pre_migration_dir(dir)))
-        .collect();
-    let mut seen: Vec<PathBuf> = Vec::new();
-    let mut folders = Vec::new();
-    for dir in all {
-        let same = canonical(&dir);
-        if !seen.contains(&same) && !pre_migration.contains(&same) {
-            seen.push(same);
-            folders.push(dir);
-        }
-    }
-    folders
 }
 
 /// A database's copy under the new key, built before anything is put in place, and its own backups.
@@ -981,30 +948,4 @@ fn rekeyed_copy(
         e => e,
     })?;
     Ok((verified, after.values().sum()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rekey_folders;
-    use std::path::PathBuf;
-
-    #[test]
-    fn a_rotation_reads_each_backup_folder_once_and_no_pre_migration_folder_of_another() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, drive) = (dir.path().join("data"), dir.path().join("drive"));
-        for folder in [data.join("backups/pre-migration"), drive.join("pre-migration")] {
-            std::fs::create_dir_all(folder).unwrap();
-        }
-        let named: Vec<PathBuf> = vec![
-            data.join("backups/pre-migration"),
-            drive.join("pre-migration"),
-            drive.clone(),
-            data.join("./backups"),
-            dir.path().join("data/../drive"),
-        ];
-        assert_eq!(
-            rekey_folders(&data.join("activity.db"), &named),
-            [data.join("backups"), drive]
-        );
-    }
 }

@@ -123,7 +123,7 @@ pub fn run(args: Args) -> ExitCode {
             let backups: Vec<String> = splitstore::DATABASES
                 .iter()
                 .flat_map(|schema| {
-                    splitstore::operations::rekey_folders(&schema.path_in(&args.data_dir), &args.backups)
+                    store_core::backup::backup_folders(&schema.path_in(&args.data_dir), &args.backups)
                         .into_iter()
                         .flat_map(|dir| store_core::backup::all_backups(&dir, schema, old.as_ref()).backups)
                 })

@@ -573,6 +573,28 @@ pub fn prune_backups(dir: &Path, schema: &Schema, keep: usize, just_taken: &Path
     Ok(())
 }
 
+/// The backup folders of the database at `db`: its own ([`default_backup_dir`]), then each of `elsewhere`
+/// (where `backup --to` put them), each folder once however it is spelled, and none that is the
+/// pre-migration folder of another (a folder's listing, [`all_backups`], holds its pre-migration backups:
+/// a key rotation would re-key them twice, the second time failing).
+pub fn backup_folders(db: &Path, elsewhere: &[PathBuf]) -> Vec<PathBuf> {
+    let canonical = |dir: &Path| fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let all: Vec<PathBuf> = std::iter::once(default_backup_dir(db))
+        .chain(elsewhere.iter().cloned())
+        .collect();
+    let pre_migration: Vec<PathBuf> = all.iter().map(|dir| canonical(&pre_migration_dir(dir))).collect();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut folders = Vec::new();
+    for dir in all {
+        let same = canonical(&dir);
+        if !seen.contains(&same) && !pre_migration.contains(&same) {
+            seen.push(same);
+            folders.push(dir);
+        }
+    }
+    folders
+}
+
 /// Where a file bound for `dir` as a backup of `schema` is written before it is complete: a hidden name
 /// with this process's id, which `doctor` lists and the next backup into `dir` removes once that process
 /// is gone (a kill leaves it behind).
@@ -605,7 +627,28 @@ pub fn remove_stale_partials(dir: &Path, stem: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::{BackupName, newest_first};
+    use super::{BackupName, backup_folders, newest_first};
+    use std::path::PathBuf;
+
+    #[test]
+    fn each_backup_folder_once_and_no_pre_migration_folder_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, drive) = (dir.path().join("data"), dir.path().join("drive"));
+        for folder in [data.join("backups/pre-migration"), drive.join("pre-migration")] {
+            std::fs::create_dir_all(folder).unwrap();
+        }
+        let named: Vec<PathBuf> = vec![
+            data.join("backups/pre-migration"),
+            drive.join("pre-migration"),
+            drive.clone(),
+            data.join("./backups"),
+            dir.path().join("data/../drive"),
+        ];
+        assert_eq!(
+            backup_folders(&data.join("activity.db"), &named),
+            [data.join("backups"), drive]
+        );
+    }
 
     #[test]
     fn two_backups_taken_in_the_same_millisecond_order_by_their_number() {

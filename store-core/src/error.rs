@@ -1033,16 +1033,11 @@ impl Error {
                 // The rotation run again: it leaves files already under the new key as they are and re-keys
                 // their backups the old key opens, in the backup folder and the folders named. Written out, not
                 // `command`: that would add the directory's key as the old one.
-                let folder = parent_dir(backup);
-                let own_folder = |dir: PathBuf| {
-                    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-                    canonical(&dir) == canonical(folder)
-                };
-                let default = crate::backup::default_backup_dir(self.path());
-                let elsewhere = if own_folder(crate::backup::pre_migration_dir(&default)) || own_folder(default) {
-                    String::new()
+                let folder = parent_dir(backup).to_path_buf();
+                let elsewhere = if crate::backup::backup_folders(self.path(), std::slice::from_ref(&folder)).len() > 1 {
+                    format!(" --backups {}", shell_quoted(&folder))
                 } else {
-                    format!(" --backups {}", shell_quoted(folder))
+                    String::new()
                 };
                 // Else, another data directory's backup: restored with its own key into a folder of its own, put
                 // under the directory's there by rekey, then restored from that copy: the data directory never
