@@ -691,9 +691,12 @@ pub const REKEYED_TAG: &str = "rekeyed";
 ///    kill in this step, once a backup under `old` is put back, or with another folder named), the same call
 ///    finds the files already under `new`, leaves them ([`RekeyReport::already`]) and re-keys the backups
 ///    `old` opens: the one command a restore's or a repair's remedy names for a backup under another key.
+///    With nothing left that `old` opens, it is done when the file the last rotation moved aside opens with
+///    `old` (every report [`already`](RekeyReport::already), no backups).
 ///
-/// A wrong `old` key is `key_rejected` and changes nothing; so does a folder of `elsewhere` that cannot be
-/// read. Another file's backups in those folders, and backups kept in folders not named, stay under the key
+/// A wrong `old` key is `key_rejected` and changes nothing; with the files already under `new`, it is
+/// [`Error::AlreadyUnderNewKey`] (of that kind): the two keys may have been given the other way round. A
+/// folder of `elsewhere` that cannot be read is refused too, before anything changes. Another file's backups in those folders, and backups kept in folders not named, stay under the key
 /// they were taken with: a restore or repair that comes to one names it ([`Error::BackupKeyMismatch`]) with
 /// the way to bring it under the new key.
 pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>, elsewhere: &[PathBuf]) -> Result<Vec<RekeyReport>> {
@@ -762,13 +765,22 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>, elsewhere: &
             }
         }
     }
-    // Files under the new key with no backup left under the old one: nothing to finish, and the old key
-    // given does not open them (a wrong one, say): refused as such.
+    // Files under the new key with no backup left under the old one: nothing to finish. A rotation from the
+    // old key given is done (run again, or killed after its last step) when the file it moved aside opens with
+    // that key; otherwise refused: the keys may be the other way round (the files are under the one given as
+    // new), and a rotation said done would have the user set aside the one key that opens them.
     if let Some(e) = refused
         && built.is_empty()
         && rotated.iter().all(|(_, _, _, own)| own.is_empty())
+        && let Some((schema, ..)) = rotated
+            .iter()
+            .find(|(schema, ..)| !last_rotated_from(&schema.path_in(data_dir), schema, old))
     {
-        return Err(e);
+        return Err(Error::AlreadyUnderNewKey {
+            path: schema.path_in(data_dir),
+            found: e.kind(),
+            schema,
+        });
     }
     if built.is_empty() && rotated.is_empty() {
         let schema = DATABASES[0];
@@ -835,6 +847,24 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>, elsewhere: &
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Whether the file the last key rotation of the database at `path` moved aside (the newest
+/// `<db>.rekeyed-<time>`, kept until `cleanup`) opens with `old`: that rotation was from `old`.
+fn last_rotated_from(path: &Path, schema: &'static Schema, old: Option<&Key>) -> bool {
+    let prefix = format!("{}.{REKEYED_TAG}-", schema.file_name);
+    let folder = files::parent_dir(path);
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return false;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| {
+            name.starts_with(&prefix) && !files::SIDECAR_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
+        })
+        // `<time>` sorts as text (`files::name_timestamp`).
+        .max()
+        .is_some_and(|newest| open_read_only(&folder.join(newest), schema, old).is_ok())
 }
 
 /// The backups of the database at `path` in its backup folder and the folders `elsewhere` (pre-migration

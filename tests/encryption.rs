@@ -352,9 +352,24 @@ mod encrypted {
             );
             outputs.push(out);
         }
+        // The files are under the key given as new: with no rotation from the other behind them, refused (the two
+        // keys may be the wrong way round), not said done.
         let rekey = run_splitstore(["rekey", "--data-dir", d, "--key-file", &wrong, "--new-key-file", &k]);
-        assert_ne!(rekey.status.code(), Some(0));
-        assert!(texts(&rekey).1.contains("the key was rejected"), "{rekey:?}");
+        assert_eq!(rekey.status.code(), Some(2));
+        assert!(
+            texts(&rekey).1.starts_with(&format!(
+                "splitstore rekey: {d}/activity.db is already under the new key given, and the old key given opens \
+                 neither it, nor a backup of it to re-key, nor the file the last key rotation moved aside: nothing is \
+                 left to do, and nothing shows that an earlier run of this rotation did it. What to do: if a \
+                 rotation to the key of --new-key-file ran before"
+            )),
+            "{rekey:?}"
+        );
+        assert!(
+            texts(&rekey)
+                .1
+                .contains("if you meant to rotate away from that key, give it as --key-file")
+        );
         assert_eq!(snapshot(&data), before, "nothing moved or changed");
 
         // No key at all: doctor says the files need their key (and never that they are damaged).
@@ -443,6 +458,23 @@ mod encrypted {
             count(&data, &key_of(&new), &activity_store::SCHEMA, "activity_events"),
             events_before
         );
+
+        // Two rotations (to the new key, then to a third): the files the first moved aside open with the first
+        // key, but the last rotation was from the new one, so "from the first key to the third" is not said
+        // done (were the keys given the wrong way round, the files would be taken to be under the first).
+        let third = key_file(&dir.path().join("third"));
+        let rotated = run_splitstore(["rekey", "--data-dir", d, "--key-file", &new, "--new-key-file", &third]);
+        assert!(rotated.status.success(), "{rotated:?}");
+        let before = snapshot(&data);
+        let swapped = run_splitstore(["rekey", "--data-dir", d, "--key-file", &k, "--new-key-file", &third]);
+        assert_eq!(swapped.status.code(), Some(2), "{swapped:?}");
+        assert!(
+            texts(&swapped).1.starts_with(&format!(
+                "splitstore rekey: {d}/activity.db is already under the new key given"
+            )),
+            "{swapped:?}"
+        );
+        assert_eq!(snapshot(&data), before, "nothing moved or changed");
         let cleanup = run_splitstore(["cleanup", "--data-dir", d, "--older-than", "0"]);
         assert!(cleanup.status.success(), "{cleanup:?}");
         assert!(!all_files(&data).iter().any(|f| f.to_string_lossy().contains("rekeyed")));
@@ -1038,6 +1070,33 @@ mod encrypted {
         for backup in &backups {
             assert!(opens_with(backup, &new), "{}", backup.display());
         }
+
+        // Killed after its last step, or run once more: nothing is left under the old key, and the files it moved
+        // aside open with it, so the rotation is said done (it used to say the old key was rejected, with a
+        // remedy to restore a backup).
+        let mut expected: String = out
+            .lines()
+            .filter(|l| l.ends_with(" (by an earlier rotation): left as it is"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        expected.push_str("nothing was left under the old key: the rotation is done\n");
+        let before = snapshot(&data);
+        let done = run_splitstore(rekey);
+        let (out, err) = texts(&done);
+        assert!(done.status.success(), "{err}");
+        assert_eq!(out, expected);
+        assert_eq!(snapshot(&data), before, "nothing changed");
+        // With another old key, nothing shows that a rotation from it put the files under this one: refused.
+        let other = key_file(&dir.path().join("other"));
+        let swapped = run_splitstore(["rekey", "--data-dir", d, "--key-file", &other, "--new-key-file", &new]);
+        assert_eq!(swapped.status.code(), Some(2), "{swapped:?}");
+        assert!(
+            texts(&swapped).1.starts_with(&format!(
+                "splitstore rekey: {d}/activity.db is already under the new key given"
+            )),
+            "{swapped:?}"
+        );
+        assert_eq!(snapshot(&data), before, "nothing changed");
     }
 
     #[test]

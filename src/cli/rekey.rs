@@ -133,7 +133,13 @@ pub fn run(args: Args) -> ExitCode {
                 Some(_) => format!("`splitstore backup --data-dir {dir} --key-file NEW`"),
                 None => format!("`splitstore backup --data-dir {dir}`"),
             };
+            // Run again after it finished (or was killed after its last step): the files were already under
+            // the new key, and nothing the old key opens was left.
+            let done_before = reports
+                .iter()
+                .all(|r| r.already && r.backups.is_empty() && r.backups_left.is_empty());
             match (backups.is_empty(), old.is_some()) {
+                (true, _) if done_before => super::say!("nothing was left {as_it_was}: the rotation is done"),
                 (true, _) if rekeyed.is_empty() => {
                     super::say!("no backup was taken under the old key: take new backups now ({take_new})")
                 }

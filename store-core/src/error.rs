@@ -442,6 +442,17 @@ pub enum Error {
         supported: u32,
         schema: &'static Schema,
     },
+    /// A key rotation found the file already under the new key (or in the clear, for a decryption), and
+    /// the old key given opens neither it nor a backup of it left to re-key, nor the file the last rotation
+    /// moved aside: nothing to finish, and nothing shows that a rotation from that key put the file there (a
+    /// wrong old key, or the two keys given the other way round). Nothing was changed.
+    AlreadyUnderNewKey {
+        path: PathBuf,
+        /// How the old key failed to open the file, [`ErrorKind::KeyRejected`], [`ErrorKind::NotEncrypted`]
+        /// or [`ErrorKind::KeyRequired`]: the error's kind.
+        found: ErrorKind,
+        schema: &'static Schema,
+    },
     /// The key given does not open the file: it is encrypted with another key (or records no key and is
     /// not a plaintext database). Never taken for damage: nothing is moved aside for it.
     KeyRejected {
@@ -506,6 +517,7 @@ impl Error {
             Error::BackupsOfOtherFiles { .. } => ErrorKind::BackupsOfOtherFiles,
             Error::BackupKeyMismatch { found, .. } => *found,
             Error::BackupNewer { .. } => ErrorKind::SchemaNewer,
+            Error::AlreadyUnderNewKey { found, .. } => *found,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::UnsafePath { .. } => ErrorKind::UnsafePath,
             Error::Io { .. } => ErrorKind::Io,
@@ -552,6 +564,7 @@ impl Error {
             | Error::BackupsOfOtherFiles { path, .. }
             | Error::BackupKeyMismatch { path, .. }
             | Error::BackupNewer { path, .. }
+            | Error::AlreadyUnderNewKey { path, .. }
             | Error::Unavailable { path, .. }
             | Error::UnsafePath { path, .. }
             | Error::Io { path, .. }
@@ -787,6 +800,25 @@ impl Error {
                  was taken by a newer build",
                 backup.display()
             ),
+            Error::AlreadyUnderNewKey { found, .. } => {
+                let state = match found {
+                    ErrorKind::KeyRequired => {
+                        "is already encrypted, under the new key given, and neither a backup of it to encrypt nor the \
+                         file the last key rotation moved aside is in the clear"
+                    }
+                    ErrorKind::NotEncrypted => {
+                        "is already in the clear, and the key given opens neither a backup of it to decrypt nor the \
+                         file the last key rotation moved aside"
+                    }
+                    _ => {
+                        "is already under the new key given, and the old key given opens neither it, nor a backup of \
+                         it to re-key, nor the file the last key rotation moved aside"
+                    }
+                };
+                format!(
+                    "{p} {state}: nothing is left to do, and nothing shows that an earlier run of this rotation did it"
+                )
+            }
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
             Error::UnsafePath { problem, .. } => format!("{p} {problem}"),
             Error::Io { action, source, .. } => format!("could not {action} {p}: {source}"),
@@ -1047,8 +1079,8 @@ impl Error {
                     "bring it under the data directory's key with the key it was taken with, `{program} rekey \
                      --data-dir {quoted_dir} {rekey}{elsewhere}` (files already under their key are left as they \
                      are, and their backups that key opens are re-keyed), then run this command again; if rekey \
-                     says the key was rejected (the backup is another data directory's), restore it into a new \
-                     folder with the key it was taken with, put it under the data directory's key there, then \
+                     finds nothing of this data directory's under that key (the backup is another data \
+                     directory's), restore it into a new folder with the key it was taken with, put it under the data directory's key there, then \
                      restore that copy: `{program} restore --data-dir NEW_DIR --from {}{its_key}`, `{program} rekey \
                      --data-dir NEW_DIR {rekey}`, then {}",
                     shell_quoted(backup),
@@ -1070,6 +1102,24 @@ impl Error {
                 s.push_str("; nothing was changed");
                 s
             }
+            Error::AlreadyUnderNewKey { found, schema, .. } => match found {
+                ErrorKind::NotEncrypted => format!(
+                    "it is in the clear already: open it without a key ({}); nothing was changed",
+                    command(Some(schema), "doctor", "")
+                ),
+                ErrorKind::KeyRequired => format!(
+                    "it is encrypted with the key of --new-key-file already: open it with that key ({}); to change \
+                     its key, give that key as --key-file and the new one as --new-key-file; nothing was changed",
+                    command(Some(schema), "doctor", "--key-file FILE")
+                ),
+                _ => format!(
+                    "if a rotation to the key of --new-key-file ran before (and `cleanup` removed the file it moved \
+                     aside), it is done: the file and the backups it re-keyed open with that key ({}); if you meant \
+                     to rotate away from that key, give it as --key-file and the new one as --new-key-file; nothing \
+                     was changed",
+                    command(Some(schema), "doctor", "--key-file FILE")
+                ),
+            },
             Error::BackupNewer { found, schema, .. } => format!(
                 "restore it with a build of schema {found} or later, or restore an older backup by naming its file \
                  with {}; nothing was changed",

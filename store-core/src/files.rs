@@ -335,13 +335,12 @@ pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
     sync_dir(parent_dir(to))
 }
 
+/// What SQLite appends to a database's name for the files it keeps beside it.
+pub const SIDECAR_SUFFIXES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
 /// The sidecar files SQLite keeps beside a database.
 pub fn sidecars(db: &Path) -> [PathBuf; 3] {
-    [
-        with_suffix(db, "-wal"),
-        with_suffix(db, "-shm"),
-        with_suffix(db, "-journal"),
-    ]
+    SIDECAR_SUFFIXES.map(|suffix| with_suffix(db, suffix))
 }
 
 /// `path` with `suffix` appended to its file name (`events.db` + `.lock` = `events.db.lock`).

@@ -62,7 +62,7 @@ pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
         let Some(rest) = file.strip_prefix(&prefix) else {
             continue;
         };
-        let base = ["-wal", "-shm", "-journal"]
+        let base = files::SIDECAR_SUFFIXES
             .iter()
             .find_map(|s| rest.strip_suffix(s))
             .unwrap_or(rest);
