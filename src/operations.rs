@@ -153,18 +153,26 @@ pub fn restore_with(
         // the folder holds backups of (a new install restoring its old data): the file in place is kept.
         for schema in DATABASES.iter().copied() {
             let path = schema.path_in(data_dir);
-            let BackupListing { backups, ignored } =
-                backup::backups_of_file(&path, from, schema, key, Adopt::SingleOther)?;
+            let BackupListing {
+                backups,
+                ignored,
+                named_later,
+            } = backup::backups_of_file(&path, from, schema, key, Adopt::SingleOther)?;
             unreadable |= !ignored.is_empty();
             if backups.is_empty() {
-                // Backups the key does not open are said, with the way to bring one under the key, rather than
-                // the other file restored alone as if this one had none.
-                if let Some(e) = backup_under_other_key(&path, &ignored, schema, key, false) {
+                // Backups the key does not open, or named later than now, are said, with the way to use one,
+                // rather than the other file restored alone as if this one had none.
+                if let Some(e) = backup_under_other_key(&path, &ignored, schema, key, false)
+                    .or_else(|| backup_named_later(&path, &named_later, None, schema, key, false))
+                {
                     return Err(e);
                 }
                 continue;
             }
             let (sound, passed_over) = newest_sound(&path, backups, schema, key, false)?;
+            if let Some(e) = backup_named_later(&path, &named_later, sound.as_ref(), schema, key, false) {
+                return Err(e);
+            }
             let Some(sound) = sound else {
                 return Err(Error::NoBackup {
                     path,
@@ -283,6 +291,41 @@ fn backup_under_other_key(
     ignored.iter().find_map(|i| {
         let found = key_mismatch(i.key_problem?)?;
         Some(backup_key_mismatch(db, &i.path, found, damaged, schema, key))
+    })
+}
+
+/// Of the file's backups named later than the clock reads now (`named_later`, newest first), the newest that
+/// verifies and holds rows that `instead` (the backup to be restored otherwise, if any) does not, as the
+/// error that names it; `None` when there is none. `db` and `damaged` as for [`newest_sound`].
+fn backup_named_later(
+    db: &Path,
+    named_later: &[backup::BackupFile],
+    instead: Option<&VerifiedBackup>,
+    schema: &'static Schema,
+    key: Option<&Key>,
+    damaged: bool,
+) -> Option<Error> {
+    named_later.iter().find_map(|b| {
+        verify_backup(&b.path, schema, key).ok()?;
+        let instead = match instead {
+            Some(older) => {
+                let added = rows_added_since(&b.path, older, key);
+                if added.is_empty() {
+                    return None;
+                }
+                Some(Box::new((older.path().to_path_buf(), added)))
+            }
+            None => None,
+        };
+        Some(Error::BackupInFuture {
+            path: db.to_path_buf(),
+            backup: b.path.clone(),
+            named_at: b.name.taken_at,
+            now: chrono::Utc::now(),
+            instead,
+            damaged,
+            schema,
+        })
     })
 }
 
@@ -466,8 +509,13 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         } else {
             // Only the damaged file's own backups (by lineage): another data directory's in the same folder
             // would put (or, under a salvage, merge) another database's rows into this one.
-            let BackupListing { backups, ignored } =
-                backup::backups_of_file(&path, backup_dir, schema, key, Adopt::OwnOnly)?;
+            let BackupListing {
+                backups,
+                ignored,
+                named_later,
+            } = backup::backups_of_file(&path, backup_dir, schema, key, Adopt::OwnOnly)?;
+            let named_later =
+                |instead: Option<&VerifiedBackup>| backup_named_later(&path, &named_later, instead, schema, key, true);
             let chosen = newest_sound(&path, backups, schema, key, true).and_then(|(good, passed_over)| match good {
                 Some(_) => Ok((good, passed_over)),
                 None => match backup_under_other_key(&path, &ignored, schema, key, true) {
@@ -484,13 +532,19 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 }
                 Err(Error::BackupKeyMismatch { .. }) if opts.allow_empty && schema.may_start_empty => Plan::StartEmpty,
                 Err(e) => return Err(e),
-                Ok((good, passed_over)) if opts.salvage => Plan::Salvage(
-                    good,
-                    store_core::restore::passed_over_said(&passed_over)
+                Ok((good, passed_over)) if opts.salvage => {
+                    let mut notes: Vec<String> = store_core::restore::passed_over_said(&passed_over)
                         .into_iter()
-                        .collect(),
-                ),
+                        .collect();
+                    notes.extend(named_later(good.as_ref()).map(|e| format!("not used: {}", e.what())));
+                    Plan::Salvage(good, notes)
+                }
                 Ok((Some(b), passed_over)) => {
+                    // A later-named backup with rows this one lacks: the clock may be behind, and this backup
+                    // older than it looks.
+                    if let Some(e) = named_later(Some(&b)) {
+                        return Err(e);
+                    }
                     // The damaged file is newer than its backup: restoring would drop rows that a salvage
                     // can still read. Said before anything moves, not found out after.
                     let added = rows_added_since(&path, &b, key);
@@ -507,12 +561,12 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 }
                 Ok((None, _)) if opts.allow_empty && schema.may_start_empty => Plan::StartEmpty,
                 Ok((None, _)) => {
-                    return Err(Error::NoBackup {
-                        path,
+                    return Err(named_later(None).unwrap_or_else(|| Error::NoBackup {
+                        path: path.clone(),
                         backup_dir: backup_dir.to_path_buf(),
                         quarantined: None,
                         schema,
-                    });
+                    }));
                 }
             }
         };

@@ -1139,6 +1139,137 @@ fn a_repair_names_the_newer_backup_it_passes_over_as_damaged_and_stops_at_one_it
     );
 }
 
+/// A backup whose name says it was taken later than the clock reads now (the clock was ahead then, or is
+/// behind now) is never chosen by its name, but neither is it passed over in silence: a repair or restore that
+/// would put an older copy in place (or none, or the other file alone) names it, with the way to use it.
+#[test]
+fn a_backup_named_later_than_the_clock_reads_is_named_not_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, activity, older) = backed_up_then_500_events(dir.path());
+    let d = utf8(&data);
+    let out = run_splitstore(["backup", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    // Taken with the clock a year ahead: its name says next year.
+    let taken = backup_paths(&out)[0].clone();
+    let name = taken.file_name().unwrap().to_string_lossy().into_owned();
+    let (stem, rest) = name.split_at("activity-".len());
+    let year: i32 = rest[..4].parse().unwrap();
+    let later = taken.with_file_name(format!("{stem}{}{}", year + 1, &rest[4..]));
+    fs::rename(&taken, &later).unwrap();
+    damage_middle_page(&activity);
+    let in_copy = |dir: &Path, file: &Path| dir.join("backups").join(file.file_name().unwrap());
+    let (salvaged, only_later, not_more) = (
+        copy_data_dir(&data, dir.path().join("salvaged")),
+        copy_data_dir(&data, dir.path().join("only_later")),
+        copy_data_dir(&data, dir.path().join("not_more")),
+    );
+    let said = |backup: &Path, data: &Path, instead: &str| {
+        (
+            format!(
+                "the backup {} of {}/activity.db is named as taken at {}-",
+                backup.display(),
+                data.display(),
+                year + 1
+            ),
+            format!(
+                "{instead}: the clock was ahead when it was taken, or is behind now. What to do: if the clock is \
+                 right now, restore that backup by naming its file, which a restore takes whatever its name \
+                 (`splitstore restore --data-dir {} --from {}`; the file in place is kept aside); if the clock is \
+                 behind, set it right and run this command again",
+                data.display(),
+                backup.display()
+            ),
+        )
+    };
+
+    // It holds 500 events the backup named before now lacks: a repair stops, naming both (it used to restore
+    // the older one, or refuse it as older than the damaged file, the later one unnamed).
+    let before = fs::read(&activity).unwrap();
+    let out = run_splitstore(["repair", "--data-dir", d]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (start, end) = said(
+        &later,
+        &data,
+        &format!(
+            ", and it holds rows that {}, the newest backup named before now, does not (at most 500 in \
+             activity_events, 5 in activity_sessions)",
+            older.display()
+        ),
+    );
+    assert!(stderr.starts_with(&format!("splitstore repair: {start}")), "{stderr}");
+    assert!(stderr.contains(&end), "{stderr}");
+    assert!(
+        stderr.trim_end().ends_with(&format!(
+            "; or restore the older backup, without those rows, with `splitstore restore --data-dir {d} --from {}`; \
+             or copy every row that can still be read from the damaged file into a new file with `splitstore \
+             repair --data-dir {d} --salvage`; nothing was changed",
+            older.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&activity).unwrap(), before, "nothing moved");
+    assert!(named(&data, "activity.db.corrupt-").is_empty());
+    // Its remedy, as written: the later backup's rows in place.
+    let out = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&later)]);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    assert_eq!(contents(&activity, &["provenance"]), contents(&later, &["provenance"]));
+    assert_eq!(doctor(&data).0, 0);
+
+    // With no other backup of activity.db: a restore from the folder no longer puts config.db back alone, and
+    // a repair no longer says there is no backup (offering to start the file empty).
+    let o = utf8(&only_later);
+    fs::remove_file(in_copy(&only_later, &older)).unwrap();
+    let later_there = in_copy(&only_later, &later);
+    let (start, end) = said(&later_there, &only_later, ", and no backup named before now verifies");
+    let config_before = fs::read(only_later.join("config.db")).unwrap();
+    for command in ["restore", "repair"] {
+        let mut args = vec![command, "--data-dir", o];
+        let folder = format!("{o}/backups");
+        if command == "restore" {
+            args.extend(["--from", &folder]);
+        }
+        let out = run_splitstore(&args);
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("splitstore {command}: {start}")),
+            "{stderr}"
+        );
+        assert!(stderr.contains(&end), "{stderr}");
+        assert!(!stderr.contains("--allow-empty"), "{stderr}");
+        assert_eq!(fs::read(only_later.join("config.db")).unwrap(), config_before);
+    }
+
+    // A salvage goes on over the backup named before now, and says which it did not use.
+    let out = run_splitstore(["repair", "--data-dir", utf8(&salvaged), "--salvage"]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            " on top of the backup {}, ",
+            in_copy(&salvaged, &older).display()
+        )),
+        "{stdout}"
+    );
+    let (start, _) = said(&in_copy(&salvaged, &later), &salvaged, "");
+    assert!(stdout.contains(&format!("\n  note: not used: {start}")), "{stdout}");
+
+    // Named later but holding nothing more than the backup named before now: the repair goes on as it would
+    // without it (here: that backup is older than the damaged file, which it says).
+    fs::copy(&older, in_copy(&not_more, &later)).unwrap();
+    let out = run_splitstore(["repair", "--data-dir", utf8(&not_more)]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "is damaged, and its newest good backup ({}) is older",
+            in_copy(&not_more, &older).display()
+        )),
+        "{stderr}"
+    );
+}
+
 /// What a restore of activity.db's backup leaves out after the daemon recorded 500 more events.
 const LEFT_OUT_500: &str = "; the file it replaced had added rows since the backup (at most 500 in activity_events, 5 \
                             in activity_sessions): they are not in the restored file";

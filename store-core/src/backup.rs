@@ -157,6 +157,11 @@ pub struct BackupListing {
     pub backups: Vec<BackupFile>,
     /// Files named like its backups that are not (another kind, not SQLite, a link, a name from the future).
     pub ignored: Vec<IgnoredFile>,
+    /// Of `ignored`, the backups of this kind whose name says they were taken later than the clock reads
+    /// now (the clock was ahead when they were taken, or is behind now), newest first: never chosen by
+    /// name, since each would pass for the newest over every backup taken after it, but a restore or repair
+    /// that would otherwise put an older copy in place (or none) names them.
+    pub named_later: Vec<BackupFile>,
 }
 
 /// Lists the backups of `schema` in `dir` (one class), reading each candidate (with `key`, for an encrypted
@@ -189,23 +194,33 @@ pub fn list_backups(dir: &Path, schema: &Schema, class: BackupClass, key: Option
                 key_problem,
                 ..ignore(reason)
             }),
-            Ok(_) if name.taken_at > now + chrono::Duration::minutes(5) => listing.ignored.push(ignore(format!(
-                "its name says it was taken at {}, in the future: not trusted",
-                name.taken_at.to_rfc3339()
-            ))),
-            Ok(found) => listing.backups.push(BackupFile {
-                path,
-                class,
-                taken_at: found.taken_at,
-                version: found.version,
-                size_bytes: found.size_bytes,
-                name,
-                lineage: found.lineage,
-                taken_from: found.taken_from,
-            }),
+            Ok(found) => {
+                let named_later = name.taken_at > now + chrono::Duration::minutes(5);
+                let backup = BackupFile {
+                    path: path.clone(),
+                    class,
+                    taken_at: found.taken_at,
+                    version: found.version,
+                    size_bytes: found.size_bytes,
+                    name,
+                    lineage: found.lineage,
+                    taken_from: found.taken_from,
+                };
+                if named_later {
+                    listing.ignored.push(ignore(format!(
+                        "its name says it was taken at {}, later than the clock reads now: never chosen by its name (a \
+                         restore takes it when given its file)",
+                        backup.name.taken_at.to_rfc3339()
+                    )));
+                    listing.named_later.push(backup);
+                } else {
+                    listing.backups.push(backup);
+                }
+            }
         }
     }
     listing.backups.sort_by(newest_first);
+    listing.named_later.sort_by(newest_first);
     listing.ignored.sort_by(|a, b| a.path.cmp(&b.path));
     listing
 }
@@ -224,7 +239,9 @@ pub fn all_backups(backup_dir: &Path, schema: &Schema, key: Option<&Key>) -> Bac
     let pre = list_backups(&pre_migration_dir(backup_dir), schema, BackupClass::PreMigration, key);
     all.backups.extend(pre.backups);
     all.ignored.extend(pre.ignored);
+    all.named_later.extend(pre.named_later);
     all.backups.sort_by(newest_first);
+    all.named_later.sort_by(newest_first);
     all
 }
 
@@ -394,9 +411,16 @@ pub fn backups_of_file(
 ) -> Result<BackupListing> {
     let lineage = crate::provenance::lineage_of(path, key);
     let listing = all_backups(backup_dir, schema, key);
+    // Only named, never restored by themselves: the file's own, or all of them when its lineage is unknown.
+    let named_later = listing
+        .named_later
+        .into_iter()
+        .filter(|b| lineage.is_none() || b.lineage.is_none() || b.lineage == lineage)
+        .collect();
     Ok(BackupListing {
         backups: backups_for(listing.backups, lineage.as_deref(), adopt, path, backup_dir, schema)?,
         ignored: listing.ignored,
+        named_later,
     })
 }
 

@@ -90,6 +90,9 @@ pub enum ErrorKind {
     /// A backup folder holds backups of several files of this kind (several data directories) and nothing
     /// tells which are this file's.
     BackupsOfOtherFiles,
+    /// A backup is named as taken later than the clock reads now, and a restore or repair would otherwise
+    /// put an older copy in place, or none.
+    BackupInFuture,
     /// A read connection could not be handed out.
     Unavailable,
     /// A symbolic link, a non-regular file or an unsafe directory where a private file belongs.
@@ -171,6 +174,7 @@ impl ErrorKind {
             ErrorKind::NoBackup => "no_backup",
             ErrorKind::BackupOlder => "backup_older",
             ErrorKind::BackupsOfOtherFiles => "backups_of_other_files",
+            ErrorKind::BackupInFuture => "backup_in_future",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::UnsafePath => "unsafe_path",
             ErrorKind::Io => "io",
@@ -396,6 +400,24 @@ pub enum Error {
         newest: Vec<(PathBuf, Option<String>)>,
         schema: &'static Schema,
     },
+    /// A restore or repair from a folder came to a backup of the file whose name says it was taken later
+    /// than the clock reads now (the clock was ahead when it was taken, or is behind now), while the newest
+    /// backup named before now holds fewer rows, or there is none: never chosen by its name (it would pass
+    /// for the newest over every later backup), nor an older copy restored in its place, nor the file
+    /// started empty, in silence. Nothing was changed.
+    BackupInFuture {
+        path: PathBuf,
+        backup: PathBuf,
+        /// The time its name gives, and the clock's when it was found.
+        named_at: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+        /// The backup that would have been restored instead (the newest named before now that verifies),
+        /// with the rows the later-named one holds past it.
+        instead: Option<Box<(PathBuf, crate::restore::RowsAdded)>>,
+        /// The database is damaged (a repair): a salvage keeps what it can still read.
+        damaged: bool,
+        schema: &'static Schema,
+    },
     /// The read pool could not hand out a connection.
     Unavailable { path: PathBuf, detail: String },
     /// A path that must be a private regular file or directory of the data directory is not (a symbolic
@@ -515,6 +537,7 @@ impl Error {
             Error::BackupDamaged { .. } => ErrorKind::BackupDamaged,
             Error::BackupOlder { .. } => ErrorKind::BackupOlder,
             Error::BackupsOfOtherFiles { .. } => ErrorKind::BackupsOfOtherFiles,
+            Error::BackupInFuture { .. } => ErrorKind::BackupInFuture,
             Error::BackupKeyMismatch { found, .. } => *found,
             Error::BackupNewer { .. } => ErrorKind::SchemaNewer,
             Error::AlreadyUnderNewKey { found, .. } => *found,
@@ -562,6 +585,7 @@ impl Error {
             | Error::BackupDamaged { path, .. }
             | Error::BackupOlder { path, .. }
             | Error::BackupsOfOtherFiles { path, .. }
+            | Error::BackupInFuture { path, .. }
             | Error::BackupKeyMismatch { path, .. }
             | Error::BackupNewer { path, .. }
             | Error::AlreadyUnderNewKey { path, .. }
@@ -817,6 +841,29 @@ impl Error {
                 };
                 format!(
                     "{p} {state}: nothing is left to do, and nothing shows that an earlier run of this rotation did it"
+                )
+            }
+            Error::BackupInFuture {
+                backup,
+                named_at,
+                now,
+                instead,
+                ..
+            } => {
+                let stamp = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+                let over = match instead.as_deref() {
+                    Some((older, added)) => format!(
+                        ", and it holds rows that {}, the newest backup named before now, does not ({added})",
+                        older.display()
+                    ),
+                    None => ", and no backup named before now verifies".into(),
+                };
+                format!(
+                    "the backup {} of {p} is named as taken at {}, later than the clock reads now ({}){over}: the \
+                     clock was ahead when it was taken, or is behind now",
+                    backup.display(),
+                    stamp(named_at),
+                    stamp(now)
                 )
             }
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
@@ -1120,6 +1167,34 @@ impl Error {
                     command(Some(schema), "doctor", "--key-file FILE")
                 ),
             },
+            Error::BackupInFuture {
+                backup,
+                instead,
+                damaged,
+                schema,
+                ..
+            } => {
+                let mut s = format!(
+                    "if the clock is right now, restore that backup by naming its file, which a restore takes \
+                     whatever its name ({}; the file in place is kept aside); if the clock is behind, set it right \
+                     and run this command again",
+                    command(Some(schema), "restore", &format!("--from {}", shell_quoted(backup)))
+                );
+                if let Some((older, _)) = instead.as_deref() {
+                    s.push_str(&format!(
+                        "; or restore the older backup, without those rows, with {}",
+                        command(Some(schema), "restore", &format!("--from {}", shell_quoted(older)))
+                    ));
+                }
+                if *damaged {
+                    s.push_str(&format!(
+                        "; or copy every row that can still be read from the damaged file into a new file with {}",
+                        command(Some(schema), "repair", "--salvage")
+                    ));
+                }
+                s.push_str("; nothing was changed");
+                s
+            }
             Error::BackupNewer { found, schema, .. } => format!(
                 "restore it with a build of schema {found} or later, or restore an older backup by naming its file \
                  with {}; nothing was changed",
