@@ -723,6 +723,27 @@ pub struct BackupLeft {
     pub reason: String,
 }
 
+/// The step [`rekey`] is about to take, for telling the operator how far it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RekeyStep<'a> {
+    /// A database is checked, then copied under the new key (or in the clear) and the copy checked, before
+    /// anything is put in place.
+    Database { path: &'a Path, bytes: u64 },
+    /// Both are in place: one of their backups is checked and replaced by a copy under the new key, the
+    /// `number`th of `count`.
+    Backup {
+        path: &'a Path,
+        bytes: u64,
+        number: usize,
+        count: usize,
+    },
+}
+
+/// The size of the file at `path` in bytes (0 when it cannot be read: only said, never relied on).
+fn size_of(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
 /// Suffix of the copy a key rotation builds beside each database before anything is put in place.
 pub const REKEY_SUFFIX: &str = ".rekeying";
 /// The tag of the files a key rotation moves aside (`<db>.rekeyed-<time>`).
@@ -753,7 +774,16 @@ pub const REKEYED_TAG: &str = "rekeyed";
 /// folder of `elsewhere` that cannot be read is refused too, before anything changes. Another file's backups in those folders, and backups kept in folders not named, stay under the key
 /// they were taken with: a restore or repair that comes to one names it ([`Error::BackupKeyMismatch`]) with
 /// the way to bring it under the new key.
-pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>, elsewhere: &[PathBuf]) -> Result<Vec<RekeyReport>> {
+///
+/// `progress` is told of each file before it is checked and copied (seconds per gigabyte, each: a rotation
+/// with several backups of a large file takes minutes).
+pub fn rekey(
+    data_dir: &Path,
+    old: Option<&Key>,
+    new: Option<&Key>,
+    elsewhere: &[PathBuf],
+    progress: &mut dyn FnMut(RekeyStep<'_>),
+) -> Result<Vec<RekeyReport>> {
     if !store_core::encryption_available() {
         return Err(Error::EncryptionUnavailable {
             path: data_dir.to_path_buf(),
@@ -784,6 +814,10 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>, elsewhere: &
         let copy = files::with_suffix(&path, REKEY_SUFFIX);
         // A copy left by a killed rotation is ours (the lock is held), never the user's data.
         files::remove_with_sidecars(&copy)?;
+        progress(RekeyStep::Database {
+            path: &path,
+            bytes: size_of(&path),
+        });
         match rekeyed_copy(&path, schema, &copy, old, new) {
             Ok((backup, rows)) => built.push(Rekeyed {
                 placement: Placement {
@@ -889,9 +923,18 @@ pub fn rekey(data_dir: &Path, old: Option<&Key>, new: Option<&Key>, elsewhere: &
     // One by one, each replaced whole: a failure or a kill leaves that backup as it was (a partial file at
     // most, which `doctor` lists and the next rotation or backup into the folder removes) and the others
     // re-keyed.
+    let count = done.iter().map(|(_, _, own)| own.len()).sum();
+    let mut number = 0;
     let mut reports = Vec::new();
     for (schema, mut report, own) in done {
         for path in own {
+            number += 1;
+            progress(RekeyStep::Backup {
+                path: &path,
+                bytes: size_of(&path),
+                number,
+                count,
+            });
             match rekey_backup(&path, schema, old, new) {
                 Ok(()) => report.backups.push(path),
                 // What is wrong only: the error's remedy is for a database in place, not for a backup.

@@ -171,6 +171,15 @@ mod encrypted {
         assert!(server.status.success(), "{:?}", texts(&server));
     }
 
+    /// What a failed `rekey` said on stderr after the steps it started (`rekey: ...` lines, each file as it
+    /// is checked).
+    fn failure(out: &std::process::Output) -> String {
+        let (_, err) = texts(out);
+        let at = err.find("splitstore rekey: ").unwrap_or_else(|| panic!("{err}"));
+        assert!(err[..at].lines().all(|l| l.starts_with("rekey: checking ")), "{err}");
+        err[at..].to_string()
+    }
+
     fn field(line: &str, key: &str) -> u64 {
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
@@ -357,7 +366,7 @@ mod encrypted {
         let rekey = run_splitstore(["rekey", "--data-dir", d, "--key-file", &wrong, "--new-key-file", &k]);
         assert_eq!(rekey.status.code(), Some(2));
         assert!(
-            texts(&rekey).1.starts_with(&format!(
+            failure(&rekey).starts_with(&format!(
                 "splitstore rekey: {d}/activity.db is already under the new key given, and the old key given opens \
                  neither it, nor a backup of it to re-key, nor the file the last key rotation moved aside: nothing is \
                  left to do, and nothing shows that an earlier run of this rotation did it. What to do: if a \
@@ -469,7 +478,7 @@ mod encrypted {
         let swapped = run_splitstore(["rekey", "--data-dir", d, "--key-file", &k, "--new-key-file", &third]);
         assert_eq!(swapped.status.code(), Some(2), "{swapped:?}");
         assert!(
-            texts(&swapped).1.starts_with(&format!(
+            failure(&swapped).starts_with(&format!(
                 "splitstore rekey: {d}/activity.db is already under the new key given"
             )),
             "{swapped:?}"
@@ -695,7 +704,7 @@ mod encrypted {
         let before = snapshot(&data);
         // A rekey now refuses the damaged file, naming it as the file (not as a backup), and says to repair.
         let rekey = run(&["rekey", "--data-dir", d, "--new-key-file", &old]);
-        let (_, err) = texts(&rekey);
+        let err = failure(&rekey);
         assert_eq!(rekey.status.code(), Some(2), "{err}");
         assert!(
             err.starts_with(&format!("splitstore rekey: {d}/activity.db is damaged: ")),
@@ -1066,6 +1075,27 @@ mod encrypted {
         let mut rekeyed_sorted = rekeyed.clone();
         rekeyed_sorted.sort();
         assert_eq!(rekeyed_sorted, still_old, "{out}");
+        // Each file said on stderr as it is started (with its size), the backups numbered: the files first
+        // (checked, found under the new key), then each backup still under the old one, as it is re-keyed.
+        let mut expected = vec![
+            format!("rekey: checking {d}/activity.db ("),
+            format!("rekey: checking {d}/config.db ("),
+        ];
+        for (n, backup) in rekeyed.iter().enumerate() {
+            expected.push(format!(
+                "rekey: backup {} of {}: checking {backup} (",
+                n + 1,
+                rekeyed.len()
+            ));
+        }
+        let said: Vec<&str> = err.lines().collect();
+        assert_eq!(said.len(), expected.len(), "{err}");
+        for (line, start) in said.iter().zip(&expected) {
+            assert!(
+                line.starts_with(start.as_str()) && line.ends_with("), then copying it under the new key"),
+                "{line}"
+            );
+        }
         assert_eq!(partial(&data), None, "the killed copy's partial file is removed");
         for backup in &backups {
             assert!(opens_with(backup, &new), "{}", backup.display());
@@ -1091,7 +1121,7 @@ mod encrypted {
         let swapped = run_splitstore(["rekey", "--data-dir", d, "--key-file", &other, "--new-key-file", &new]);
         assert_eq!(swapped.status.code(), Some(2), "{swapped:?}");
         assert!(
-            texts(&swapped).1.starts_with(&format!(
+            failure(&swapped).starts_with(&format!(
                 "splitstore rekey: {d}/activity.db is already under the new key given"
             )),
             "{swapped:?}"

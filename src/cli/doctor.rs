@@ -66,8 +66,8 @@ fn render(h: &Health) -> String {
                 format!(
                     "{} ({}, wal {})",
                     d.database,
-                    bytes(d.size_bytes.unwrap_or(0)),
-                    bytes(d.wal_bytes)
+                    super::human_bytes(d.size_bytes.unwrap_or(0)),
+                    super::human_bytes(d.wal_bytes)
                 )
             } else {
                 format!("{} (missing)", d.database)
@@ -190,13 +190,13 @@ fn render(h: &Health) -> String {
         out.push_str(&format!(
             "\n{} file(s) holding user data outside the databases ({}):\n",
             leftovers.len(),
-            bytes(total)
+            super::human_bytes(total)
         ));
         for l in &leftovers {
             out.push_str(&format!(
                 "  {} ({}, {} days old): {}\n",
                 l.path.display(),
-                bytes(l.size_bytes),
+                super::human_bytes(l.size_bytes),
                 l.age_days(now),
                 l.what
             ));
@@ -230,13 +230,4 @@ fn render(h: &Health) -> String {
         }
     }
     out
-}
-
-fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KB", n as f64 / (1u64 << 10) as f64),
-        n => format!("{n} B"),
-    }
 }

@@ -94,6 +94,16 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// A size for a person: `436.0 KB`, `1.0 GB`.
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KB", n as f64 / (1u64 << 10) as f64),
+        n => format!("{n} B"),
+    }
+}
+
 /// The longest `--seconds` any command accepts: ten years. Longer is a typo, and a time that far ahead is
 /// not representable on every clock.
 const MAX_SECONDS: f64 = 10.0 * 365.0 * 24.0 * 3600.0;

@@ -2,10 +2,12 @@
 //! directory), all or nothing, while the daemon and the server are stopped. The files under the old key are
 //! kept aside until `cleanup` removes them. The files' own backups in their backup folder (and in the folders
 //! named by `--backups`) are re-keyed too, one by one once the files are in place; any other backup stays
-//! under the key it was taken with.
+//! under the key it was taken with. Each file is said on stderr as it is started; what was done, on stdout.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use splitstore::operations::RekeyStep;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -40,13 +42,31 @@ pub fn run(args: Args) -> ExitCode {
         Ok(key) => key,
         Err(code) => return code,
     };
-    match splitstore::operations::rekey(&args.data_dir, old.as_ref(), new.as_ref(), &args.backups) {
+    let state = if new.is_some() {
+        "under the new key"
+    } else {
+        "in the clear"
+    };
+    // On stderr, each file as it is started: with backups of a large file, a rotation takes minutes.
+    let mut progress = |step: RekeyStep<'_>| match step {
+        RekeyStep::Database { path, bytes } => eprintln!(
+            "rekey: checking {} ({}), then copying it {state}",
+            path.display(),
+            super::human_bytes(bytes)
+        ),
+        RekeyStep::Backup {
+            path,
+            bytes,
+            number,
+            count,
+        } => eprintln!(
+            "rekey: backup {number} of {count}: checking {} ({}), then copying it {state}",
+            path.display(),
+            super::human_bytes(bytes)
+        ),
+    };
+    match splitstore::operations::rekey(&args.data_dir, old.as_ref(), new.as_ref(), &args.backups, &mut progress) {
         Ok(reports) => {
-            let state = if new.is_some() {
-                "under the new key"
-            } else {
-                "in the clear"
-            };
             for r in &reports {
                 if r.already {
                     super::say!(
