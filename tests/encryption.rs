@@ -180,6 +180,22 @@ mod encrypted {
         err[at..].to_string()
     }
 
+    /// `rekey` from `old` to `new` on `data`, whose files are under `new` and which no rotation from `old` put
+    /// there: refused as such, nothing changed.
+    fn refused_as_already_under_the_new_key(data: &Path, old: &str, new: &str) {
+        let d = utf8(data);
+        let before = snapshot(data);
+        let out = run_splitstore(["rekey", "--data-dir", d, "--key-file", old, "--new-key-file", new]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            failure(&out).starts_with(&format!(
+                "splitstore rekey: {d}/activity.db is already under the new key given"
+            )),
+            "{out:?}"
+        );
+        assert_eq!(snapshot(data), before, "nothing moved or changed");
+    }
+
     fn field(line: &str, key: &str) -> u64 {
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
@@ -474,16 +490,7 @@ mod encrypted {
         let third = key_file(&dir.path().join("third"));
         let rotated = run_splitstore(["rekey", "--data-dir", d, "--key-file", &new, "--new-key-file", &third]);
         assert!(rotated.status.success(), "{rotated:?}");
-        let before = snapshot(&data);
-        let swapped = run_splitstore(["rekey", "--data-dir", d, "--key-file", &k, "--new-key-file", &third]);
-        assert_eq!(swapped.status.code(), Some(2), "{swapped:?}");
-        assert!(
-            failure(&swapped).starts_with(&format!(
-                "splitstore rekey: {d}/activity.db is already under the new key given"
-            )),
-            "{swapped:?}"
-        );
-        assert_eq!(snapshot(&data), before, "nothing moved or changed");
+        refused_as_already_under_the_new_key(&data, &k, &third);
         let cleanup = run_splitstore(["cleanup", "--data-dir", d, "--older-than", "0"]);
         assert!(cleanup.status.success(), "{cleanup:?}");
         assert!(!all_files(&data).iter().any(|f| f.to_string_lossy().contains("rekeyed")));
@@ -1117,16 +1124,7 @@ mod encrypted {
         assert_eq!(out, expected);
         assert_eq!(snapshot(&data), before, "nothing changed");
         // With another old key, nothing shows that a rotation from it put the files under this one: refused.
-        let other = key_file(&dir.path().join("other"));
-        let swapped = run_splitstore(["rekey", "--data-dir", d, "--key-file", &other, "--new-key-file", &new]);
-        assert_eq!(swapped.status.code(), Some(2), "{swapped:?}");
-        assert!(
-            failure(&swapped).starts_with(&format!(
-                "splitstore rekey: {d}/activity.db is already under the new key given"
-            )),
-            "{swapped:?}"
-        );
-        assert_eq!(snapshot(&data), before, "nothing changed");
+        refused_as_already_under_the_new_key(&data, &key_file(&dir.path().join("other")), &new);
     }
 
     #[test]

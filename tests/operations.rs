@@ -50,6 +50,34 @@ fn backed_up_then_500_events(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (data, activity, backup)
 }
 
+/// [`backed_up_then_500_events`], then a second backup: the data directory, its activity.db, and
+/// activity.db's backups before and after the 500 events.
+fn backed_up_twice(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let (data, activity, older) = backed_up_then_500_events(dir);
+    let out = run_splitstore(["backup", "--data-dir", utf8(&data)]);
+    assert!(out.status.success(), "{out:?}");
+    let newer = backup_paths(&out)[0].clone();
+    (data, activity, older, newer)
+}
+
+/// The path in the backup folder of the data directory `dir` of the backup `file` (of another data directory
+/// that `dir` was copied from).
+fn in_copy(dir: &Path, file: &Path) -> PathBuf {
+    dir.join("backups").join(file.file_name().unwrap())
+}
+
+/// `splitstore repair --salvage` of `data`, which succeeds on top of its copy of `backup`: what it printed.
+fn salvaged_over(data: &Path, backup: &Path) -> String {
+    let out = run_splitstore(["repair", "--data-dir", utf8(data), "--salvage"]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!(" on top of the backup {}, ", in_copy(data, backup).display())),
+        "{stdout}"
+    );
+    stdout
+}
+
 /// The schema version this build writes for the database named `name` (`activity.db`).
 fn build_version(name: &str) -> u32 {
     splitstore::DATABASES
@@ -1037,11 +1065,8 @@ fn repair_refuses_to_restore_a_backup_older_than_the_damaged_file_unless_asked()
 #[test]
 fn a_repair_names_the_newer_backup_it_passes_over_as_damaged_and_stops_at_one_it_cannot_use() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, activity, backup) = backed_up_then_500_events(dir.path());
+    let (data, activity, backup, newer) = backed_up_twice(dir.path());
     let d = utf8(&data);
-    let out = run_splitstore(["backup", "--data-dir", d]);
-    assert!(out.status.success(), "{out:?}");
-    let newer = backup_paths(&out)[0].clone();
     let sound_newer = fs::read(&newer).unwrap();
     damage_middle_page(&newer);
     damage_middle_page(&activity);
@@ -1079,17 +1104,7 @@ fn a_repair_names_the_newer_backup_it_passes_over_as_damaged_and_stops_at_one_it
         "{stdout}"
     );
 
-    let in_copy = |dir: &Path, file: &Path| dir.join("backups").join(file.file_name().unwrap());
-    let out = run_splitstore(["repair", "--data-dir", utf8(&salvaged), "--salvage"]);
-    let (stdout, stderr) = texts(&out);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stdout.contains(&format!(
-            " on top of the backup {}, ",
-            in_copy(&salvaged, &backup).display()
-        )),
-        "{stdout}"
-    );
+    let stdout = salvaged_over(&salvaged, &backup);
     assert!(
         stdout.contains(&format!(
             "\n  note: passed over as damaged, the newer {} (left as it is)\n",
@@ -1145,19 +1160,15 @@ fn a_repair_names_the_newer_backup_it_passes_over_as_damaged_and_stops_at_one_it
 #[test]
 fn a_backup_named_later_than_the_clock_reads_is_named_not_passed_over() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, activity, older) = backed_up_then_500_events(dir.path());
+    let (data, activity, older, taken) = backed_up_twice(dir.path());
     let d = utf8(&data);
-    let out = run_splitstore(["backup", "--data-dir", d]);
-    assert!(out.status.success(), "{out:?}");
     // Taken with the clock a year ahead: its name says next year.
-    let taken = backup_paths(&out)[0].clone();
     let name = taken.file_name().unwrap().to_string_lossy().into_owned();
     let (stem, rest) = name.split_at("activity-".len());
     let year: i32 = rest[..4].parse().unwrap();
     let later = taken.with_file_name(format!("{stem}{}{}", year + 1, &rest[4..]));
     fs::rename(&taken, &later).unwrap();
     damage_middle_page(&activity);
-    let in_copy = |dir: &Path, file: &Path| dir.join("backups").join(file.file_name().unwrap());
     let (salvaged, only_later, not_more) = (
         copy_data_dir(&data, dir.path().join("salvaged")),
         copy_data_dir(&data, dir.path().join("only_later")),
@@ -1242,16 +1253,7 @@ fn a_backup_named_later_than_the_clock_reads_is_named_not_passed_over() {
     }
 
     // A salvage goes on over the backup named before now, and says which it did not use.
-    let out = run_splitstore(["repair", "--data-dir", utf8(&salvaged), "--salvage"]);
-    let (stdout, stderr) = texts(&out);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stdout.contains(&format!(
-            " on top of the backup {}, ",
-            in_copy(&salvaged, &older).display()
-        )),
-        "{stdout}"
-    );
+    let stdout = salvaged_over(&salvaged, &older);
     let (start, _) = said(&in_copy(&salvaged, &later), &salvaged, "");
     assert!(stdout.contains(&format!("\n  note: not used: {start}")), "{stdout}");
 
