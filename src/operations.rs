@@ -771,9 +771,10 @@ pub const REKEYED_TAG: &str = "rekeyed";
 ///
 /// A wrong `old` key is `key_rejected` and changes nothing; with the files already under `new`, it is
 /// [`Error::AlreadyUnderNewKey`] (of that kind): the two keys may have been given the other way round. A
-/// folder of `elsewhere` that cannot be read is refused too, before anything changes. Another file's backups in those folders, and backups kept in folders not named, stay under the key
-/// they were taken with: a restore or repair that comes to one names it ([`Error::BackupKeyMismatch`]) with
-/// the way to bring it under the new key.
+/// folder of `elsewhere` that cannot be read is refused too, before anything changes. Another file's backups
+/// in those folders, and backups kept in folders not named, stay under the key they were taken with: a
+/// restore or repair that comes to one names it ([`Error::BackupKeyMismatch`]) with the way to bring it under
+/// the new key.
 ///
 /// `progress` is told of each file before it is checked and copied (seconds per gigabyte, each: a rotation
 /// with several backups of a large file takes minutes).
