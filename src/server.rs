@@ -38,6 +38,11 @@ pub enum ProjectStatus {
     Archived,
     /// The row names a project id that config.db no longer has.
     Deleted,
+    /// The row names a project id that config.db does not have because a restore of config.db from an older
+    /// backup left it out: the file it replaced had created it after the backup was taken (and may have
+    /// deleted it since: nothing tells the two apart), so it went with that file (kept aside until
+    /// `cleanup`), not deleted by the user as far as config.db knows.
+    LeftOutByRestore,
 }
 
 /// Time on one project in a range: one row per distinct `activity_sessions.project_id`, NULL included.
@@ -252,22 +257,35 @@ impl Reports {
             .collect())
     }
 
-    /// Every project of config.db (archived included) by id: one query.
-    fn project_index(&self) -> Result<HashMap<i64, (String, bool)>> {
-        Ok(self
-            .config
-            .project_summaries()?
-            .into_iter()
-            .map(|p| (p.id, (p.name, p.archived)))
-            .collect())
+    /// Every project of config.db (archived included) by id, and the ids restores left out: two queries.
+    fn project_index(&self) -> Result<ProjectIndex> {
+        Ok(ProjectIndex {
+            names: self
+                .config
+                .project_summaries()?
+                .into_iter()
+                .map(|p| (p.id, (p.name, p.archived)))
+                .collect(),
+            left_out: self.config.project_ids_left_out()?,
+        })
     }
 }
 
-fn describe(projects: &HashMap<i64, (String, bool)>, id: Option<i64>) -> (Option<String>, ProjectStatus) {
-    match id.map(|id| projects.get(&id)) {
+/// What a report needs to name the project ids activity.db holds.
+struct ProjectIndex {
+    /// Name and whether archived, by id.
+    names: HashMap<i64, (String, bool)>,
+    left_out: Vec<std::ops::RangeInclusive<i64>>,
+}
+
+fn describe(projects: &ProjectIndex, id: Option<i64>) -> (Option<String>, ProjectStatus) {
+    match id.map(|id| (id, projects.names.get(&id))) {
         None => (None, ProjectStatus::Unassigned),
-        Some(None) => (None, ProjectStatus::Deleted),
-        Some(Some((name, archived))) => (
+        Some((id, None)) if projects.left_out.iter().any(|ids| ids.contains(&id)) => {
+            (None, ProjectStatus::LeftOutByRestore)
+        }
+        Some((_, None)) => (None, ProjectStatus::Deleted),
+        Some((_, Some((name, archived)))) => (
             Some(name.clone()),
             if *archived {
                 ProjectStatus::Archived

@@ -354,8 +354,9 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
     assert_eq!(rows.len(), expected.len());
     for (row, want) in rows.iter().zip(&expected) {
         let keys: Vec<&str> = row.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["name", "project_id", "seconds", "sessions"]);
+        assert_eq!(keys, ["name", "project_id", "seconds", "sessions", "status"]);
         assert_eq!(row["project_id"].as_i64(), want.project_id);
+        assert_eq!(row["status"], serde_json::to_value(want.status).unwrap());
         assert_eq!(row["name"].as_str(), want.name.as_deref());
         assert_eq!(row["seconds"].as_i64(), Some(want.seconds));
         assert_eq!(row["sessions"].as_i64(), Some(want.sessions));

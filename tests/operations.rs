@@ -1276,6 +1276,67 @@ fn a_backup_named_later_than_the_clock_reads_is_named_not_passed_over() {
 const LEFT_OUT_500: &str = "; the file it replaced had added rows since the backup (at most 500 in activity_events, 5 \
                             in activity_sessions): they are not in the restored file";
 
+/// A restore of config.db from a backup older than the projects the daemon recorded time for leaves those
+/// projects out. A report names their time as left out by that restore, not as time of projects the user
+/// deleted (a deleted one is still said deleted), in its table and in `--json`.
+#[test]
+fn a_report_tells_projects_a_restore_left_out_from_deleted_ones() {
+    use config_store::projects::NewProject;
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let d = utf8(&data);
+    let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+    let kept = store.create_project(&NewProject::named("kept")).unwrap().id;
+    let deleted = store.create_project(&NewProject::named("deleted")).unwrap().id;
+    assert!(store.delete_project(deleted).unwrap());
+    drop(store);
+    let out = run_splitstore(["backup", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    let config_backup = backup_paths(&out)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("/config-"))
+        .unwrap();
+    let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+    let after = store.create_project(&NewProject::named("after the backup")).unwrap().id;
+    drop(store);
+    let ids = format!("{kept},{deleted},{after}");
+    let daemon = run_splitstore(["daemon", "--events", "300", "--project-ids", &ids, "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+
+    let out = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&config_backup)]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("(at most 1 in projects)"), "{stdout}");
+
+    let report = run_splitstore(["report", "--data-dir", d, "--json"]);
+    assert!(report.status.success(), "{report:?}");
+    let rows: Vec<Json> = serde_json::from_slice(&report.stdout).unwrap();
+    let status = |id: i64| {
+        let row = rows
+            .iter()
+            .find(|r| r["project_id"].as_i64() == Some(id))
+            .unwrap_or_else(|| panic!("no row for {id}: {rows:?}"));
+        (row["name"].clone(), row["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status(kept), (Json::from("kept"), "active".into()));
+    assert_eq!(status(deleted), (Json::Null, "deleted".into()));
+    assert_eq!(status(after), (Json::Null, "left_out_by_restore".into()));
+    let table = texts(&run_splitstore(["report", "--data-dir", d])).0;
+    let line = |id: i64| {
+        table
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("{table}"))
+            .to_string()
+    };
+    assert!(line(after).contains("(left out by a config restore)"), "{table}");
+    assert!(line(deleted).contains("(deleted project)"), "{table}");
+
+    // A project created now gets an id above the left-out one: no id is handed out twice.
+    let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+    assert!(store.create_project(&NewProject::named("new")).unwrap().id > after);
+}
+
 /// Restoring a backup older than the file in place (both owners stopped) is the user's choice: it is done,
 /// and says what the replaced file had added since, which it keeps.
 #[test]

@@ -98,6 +98,13 @@ impl ConfigReader {
         self.read(projects::repo::project_summaries)
     }
 
+    /// The project ids that restores of config.db left out: handed out by the file a restore replaced after
+    /// the backup it restored was taken. An id among them that [`Self::project_summaries`] lacks is a
+    /// project lost with that file (kept aside until `cleanup`), not one the user deleted.
+    pub fn project_ids_left_out(&self) -> Result<Vec<std::ops::RangeInclusive<i64>>> {
+        self.read(|c| store_core::provenance::ids_left_out(c, "projects"))
+    }
+
     /// One project with its domains and keywords.
     pub fn project(&self, id: i64) -> Result<Option<Project>> {
         self.read(|c| projects::repo::project(c, id))

@@ -250,6 +250,10 @@ fn demo(dir: &Path, seconds: Duration, key: Option<(store_core::Key, PathBuf)>) 
         let name = match r.status {
             ProjectStatus::Unassigned => "(no project)".to_string(),
             ProjectStatus::Deleted => format!("(deleted project {})", r.project_id.unwrap_or_default()),
+            ProjectStatus::LeftOutByRestore => format!(
+                "(project {}, left out by a restore of config.db)",
+                r.project_id.unwrap_or_default()
+            ),
             _ => r.name.clone().unwrap_or_default(),
         };
         say!(

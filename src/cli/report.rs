@@ -21,7 +21,9 @@ pub struct Args {
     /// Sessions starting before this time (same forms as --from; a --to not after --from is refused).
     #[arg(long, value_parser = parse_time)]
     pub to: Option<DateTime<Utc>>,
-    /// Print a JSON array of {"project_id", "name", "seconds", "sessions"}.
+    /// Print a JSON array of {"project_id", "name", "status", "seconds", "sessions"}; status is one of
+    /// active, archived, deleted, left_out_by_restore (a restore of config.db from an older backup left the
+    /// project out), unassigned.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -33,6 +35,8 @@ pub struct Args {
 struct Row<'a> {
     project_id: Option<i64>,
     name: Option<&'a str>,
+    /// What the id refers to now (`active`, `archived`, `deleted`, `left_out_by_restore`, `unassigned`).
+    status: ProjectStatus,
     seconds: i64,
     sessions: i64,
 }
@@ -75,6 +79,7 @@ pub fn run(args: Args) -> ExitCode {
             .map(|r| Row {
                 project_id: r.project_id,
                 name: r.name.as_deref(),
+                status: r.status,
                 seconds: r.seconds,
                 sessions: r.sessions,
             })
@@ -91,6 +96,7 @@ pub fn run(args: Args) -> ExitCode {
         let name = match (r.status, &r.name) {
             (ProjectStatus::Unassigned, _) => "(no project)".to_string(),
             (ProjectStatus::Deleted, _) => "(deleted project)".to_string(),
+            (ProjectStatus::LeftOutByRestore, _) => "(left out by a config restore)".to_string(),
             (ProjectStatus::Archived, Some(n)) => format!("{n} (archived)"),
             (_, name) => name.clone().unwrap_or_default(),
         };

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::key::Key;
+use crate::restore::IdsAdded;
 
 /// The event an owner records when it repaired state a previous owner left behind by stopping uncleanly
 /// (for example: closed what it had left open). Diagnostics report the last one.
@@ -121,6 +122,19 @@ impl Provenance {
         }
     }
 
+    /// This record, saying in its detail that the ids `left_out` (handed out by the file a restore replaced
+    /// after its backup was taken) are not in the file: read back by [`ids_left_out`]. Nothing when there are
+    /// none.
+    pub fn with_left_out(mut self, left_out: &[IdsAdded]) -> Provenance {
+        if !left_out.is_empty() {
+            self.detail = serde_json::to_string(&LeftOutDetail {
+                left_out: left_out.to_vec(),
+            })
+            .ok();
+        }
+        self
+    }
+
     /// All records, oldest first. A file without the table (never migrated) has none.
     pub fn read_all(conn: &Connection) -> rusqlite::Result<Vec<Provenance>> {
         if !Self::table_exists(conn)? {
@@ -141,6 +155,39 @@ impl Provenance {
         })?
         .collect()
     }
+}
+
+/// The detail of a restore record whose backup lacked ids the replaced file had handed out.
+#[derive(Serialize, serde::Deserialize)]
+struct LeftOutDetail {
+    left_out: Vec<IdsAdded>,
+}
+
+/// The ids of `table` that restores of this file left out (the files they replaced had handed them out after
+/// the backups were taken), from their records, oldest restore first: an id among them that the file does
+/// not have was lost with a file a restore replaced (kept aside as `<db>.replaced-<time>` until `cleanup`),
+/// not deleted by the user. A file without the `provenance` table has none.
+pub fn ids_left_out(conn: &Connection, table: &str) -> rusqlite::Result<Vec<std::ops::RangeInclusive<i64>>> {
+    if !Provenance::table_exists(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare("SELECT detail FROM provenance WHERE detail LIKE '{\"left_out\":%' ORDER BY id")?;
+    let details = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut ranges = Vec::new();
+    for detail in details {
+        // A detail that does not parse is not a record of this kind: nothing to say about ids.
+        let Ok(parsed) = serde_json::from_str::<LeftOutDetail>(&detail?) else {
+            continue;
+        };
+        ranges.extend(
+            parsed
+                .left_out
+                .into_iter()
+                .filter(|ids| ids.table == table)
+                .map(|ids| ids.first..=ids.last),
+        );
+    }
+    Ok(ranges)
 }
 
 /// The lineage of the database file at `path` (read-only, with `key`), or `None` when it has none or cannot

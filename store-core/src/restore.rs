@@ -57,6 +57,27 @@ pub struct RestoreReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RowsAdded(pub Vec<(String, u64)>);
 
+impl From<&[IdsAdded]> for RowsAdded {
+    fn from(ids: &[IdsAdded]) -> RowsAdded {
+        RowsAdded(
+            ids.iter()
+                .map(|i| (i.table.clone(), (i.last - i.first + 1) as u64))
+                .collect(),
+        )
+    }
+}
+
+/// The ids of one table that a file handed out after a backup of it was taken, `first..=last` (by its
+/// AUTOINCREMENT counter: an id handed out and its row deleted since is among them). A restore of that backup
+/// over the file records them as left out ([`crate::provenance::ids_left_out`]): a report then tells a
+/// project the restore left out from one the user deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct IdsAdded {
+    pub table: String,
+    pub first: i64,
+    pub last: i64,
+}
+
 impl RowsAdded {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -344,7 +365,7 @@ pub fn place_all(
     for (p, e) in placements.into_iter().zip(journal.entries) {
         let replaced = e.had_original.then(|| e.aside.clone());
         let mut floors = p.id_floors;
-        let mut added_since_backup = RowsAdded::default();
+        let mut left_out = Vec::new();
         let mut replaced_another_file = false;
         if let Some(aside) = &replaced {
             floors.extend(counters_of(aside, key));
@@ -354,7 +375,7 @@ pub fn place_all(
                 (Some(a), Some(b)) if a != b
             );
             if !replaced_another_file {
-                added_since_backup = rows_added_since(aside, &p.backup, key);
+                left_out = ids_added_since(aside, &p.backup, key);
             }
         }
         // At the backup's own version, never migrated here: restoring a pre-migration backup is how a user goes
@@ -366,7 +387,7 @@ pub fn place_all(
             ..OpenOptions::default()
         };
         let mut owner = OwnerConnection::open_locked(p.lock, p.schema, &options)?;
-        let mut record = Provenance::from_file(event, p.backup.path());
+        let mut record = Provenance::from_file(event, p.backup.path()).with_left_out(&left_out);
         record.source_version = Some(i64::from(p.backup.version));
         owner.write(|tx| {
             raise_counters(tx, &floors)?;
@@ -380,7 +401,7 @@ pub fn place_all(
             restored_from: p.backup.path().to_path_buf(),
             moved_aside: replaced,
             version,
-            added_since_backup,
+            added_since_backup: RowsAdded::from(&left_out[..]),
             replaced_another_file,
             passed_over_damaged: Vec::new(),
         });
@@ -472,17 +493,20 @@ pub fn counters_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
 /// cannot be read (under `key`) gives none. Changes to rows the backup has (a session ended, a setting
 /// changed) are not counted. Opens connections: not for a file an owner of this process has open.
 pub fn rows_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> RowsAdded {
+    RowsAdded::from(&ids_added_since(file, backup, key)[..])
+}
+
+/// The ids [`rows_added_since`] counts, per table (by name): those `file` handed out after `backup` was taken.
+fn ids_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> Vec<IdsAdded> {
     let before: BTreeMap<String, i64> = counters_of(backup.path(), key).into_iter().collect();
     let after: BTreeMap<String, i64> = counters_of(file, key).into_iter().collect();
-    RowsAdded(
-        after
-            .into_iter()
-            .filter_map(|(table, seq)| {
-                let added = seq.saturating_sub(before.get(&table).copied().unwrap_or(0));
-                (added > 0).then_some((table, added as u64))
-            })
-            .collect(),
-    )
+    after
+        .into_iter()
+        .filter_map(|(table, last)| {
+            let first = before.get(&table).copied().unwrap_or(0).saturating_add(1);
+            (last >= first).then_some(IdsAdded { table, first, last })
+        })
+        .collect()
 }
 
 /// Raises each table's AUTOINCREMENT counter to at least its floor (tables the file does not have, or
