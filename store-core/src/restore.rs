@@ -57,6 +57,19 @@ pub struct RestoreReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RowsAdded(pub Vec<(String, u64)>);
 
+impl RowsAdded {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Display for RowsAdded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let each: Vec<String> = self.0.iter().map(|(table, n)| format!("{n} in {table}")).collect();
+        write!(f, "at most {}", each.join(", "))
+    }
+}
+
 impl From<&[IdsAdded]> for RowsAdded {
     fn from(ids: &[IdsAdded]) -> RowsAdded {
         RowsAdded(
@@ -76,19 +89,6 @@ pub struct IdsAdded {
     pub table: String,
     pub first: i64,
     pub last: i64,
-}
-
-impl RowsAdded {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Display for RowsAdded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let each: Vec<String> = self.0.iter().map(|(table, n)| format!("{n} in {table}")).collect();
-        write!(f, "at most {}", each.join(", "))
-    }
 }
 
 /// A backup [`verify_backup`] found sound: the only thing [`restore_from`] accepts, so a backup is always
