@@ -15,6 +15,7 @@ use activity_store::{ActivityReader, ProjectTotal, Session, TimeRange};
 use chrono::{DateTime, Utc};
 use config_store::{CalendarEvent, ConfigReader, ConfigStore, OpenOptions, Project};
 use serde::Serialize;
+use store_core::provenance::MissingBecause;
 
 use crate::Result;
 
@@ -43,6 +44,9 @@ pub enum ProjectStatus {
     /// deleted it since: nothing tells the two apart), so it went with that file (kept aside until
     /// `cleanup`), not deleted by the user as far as config.db knows.
     LeftOutByRestore,
+    /// The row names a project id that config.db does not have because it was on a damaged page that a
+    /// salvage of config.db could not read (or deleted before the damage: nothing tells the two apart).
+    LostToDamage,
 }
 
 /// Time on one project in a range: one row per distinct `activity_sessions.project_id`, NULL included.
@@ -257,7 +261,8 @@ impl Reports {
             .collect())
     }
 
-    /// Every project of config.db (archived included) by id, and the ids restores left out: two queries.
+    /// Every project of config.db (archived included) by id, and the ids it may lack for another reason than
+    /// a deletion: two queries.
     fn project_index(&self) -> Result<ProjectIndex> {
         Ok(ProjectIndex {
             names: self
@@ -266,7 +271,7 @@ impl Reports {
                 .into_iter()
                 .map(|p| (p.id, (p.name, p.archived)))
                 .collect(),
-            left_out: self.config.project_ids_left_out()?,
+            missing: self.config.project_ids_missing()?,
         })
     }
 }
@@ -275,16 +280,20 @@ impl Reports {
 struct ProjectIndex {
     /// Name and whether archived, by id.
     names: HashMap<i64, (String, bool)>,
-    left_out: Vec<std::ops::RangeInclusive<i64>>,
+    missing: store_core::provenance::MissingIds,
 }
 
 fn describe(projects: &ProjectIndex, id: Option<i64>) -> (Option<String>, ProjectStatus) {
     match id.map(|id| (id, projects.names.get(&id))) {
         None => (None, ProjectStatus::Unassigned),
-        Some((id, None)) if projects.left_out.iter().any(|ids| ids.contains(&id)) => {
-            (None, ProjectStatus::LeftOutByRestore)
-        }
-        Some((_, None)) => (None, ProjectStatus::Deleted),
+        Some((id, None)) => (
+            None,
+            match projects.missing.why(id) {
+                Some(MissingBecause::LeftOutByRestore) => ProjectStatus::LeftOutByRestore,
+                Some(MissingBecause::LostToDamage) => ProjectStatus::LostToDamage,
+                None => ProjectStatus::Deleted,
+            },
+        ),
         Some((_, Some((name, archived)))) => (
             Some(name.clone()),
             if *archived {

@@ -726,6 +726,80 @@ fn config_db_may_be_salvaged_and_the_no_backup_remedy_says_so() {
     eprintln!("salvage of config.db, damaged settings page: {after} of {before} settings");
 }
 
+/// Projects on a damaged page of config.db that a salvage could not read: a report names the time recorded
+/// for them as lost with the damage, not as time of projects the user deleted.
+#[test]
+fn a_report_names_projects_a_salvage_of_config_db_lost_to_damage() {
+    use config_store::projects::NewProject;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 100);
+    let config = data.join("config.db");
+    let ids: Vec<i64> = {
+        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+        (0..400)
+            .map(|i| {
+                store
+                    .create_project(&NewProject::named(format!("project {i:03}")))
+                    .unwrap()
+                    .id
+            })
+            .collect()
+    };
+    let deleted = ids[0];
+    assert!(
+        config_store::ConfigStore::open_in(&data)
+            .unwrap()
+            .delete_project(deleted)
+            .unwrap()
+    );
+    let leaves = pages_of(&config, "projects", "leaf");
+    damage_page(&config, leaves[leaves.len() / 2]);
+
+    let out = run_splitstore(["repair", "--data-dir", utf8(&data), "--salvage"]);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    let kept: Vec<i64> = config_store::ConfigReader::open_in(&data)
+        .project_summaries()
+        .unwrap()
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    let lost: Vec<i64> = ids[1..].iter().copied().filter(|id| !kept.contains(id)).collect();
+    assert!(!lost.is_empty() && lost.len() < ids.len() / 2, "{lost:?}");
+    let project_ids = format!("{},{},{deleted},{}", lost[0], lost[lost.len() - 1], kept[0]);
+    let daemon = run_splitstore([
+        "daemon",
+        "--events",
+        "400",
+        "--project-ids",
+        &project_ids,
+        "--data-dir",
+        utf8(&data),
+    ]);
+    assert!(daemon.status.success(), "{daemon:?}");
+
+    let report = run_splitstore(["report", "--data-dir", utf8(&data), "--json"]);
+    assert!(report.status.success(), "{report:?}");
+    let rows: Vec<Json> = serde_json::from_slice(&report.stdout).unwrap();
+    let status = |id: i64| {
+        rows.iter()
+            .find(|r| r["project_id"].as_i64() == Some(id))
+            .map(|r| r["status"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no row for {id}: {rows:?}"))
+    };
+    assert_eq!(status(lost[0]), "lost_to_damage");
+    assert_eq!(status(lost[lost.len() - 1]), "lost_to_damage");
+    assert_eq!(status(deleted), "deleted");
+    assert_eq!(status(kept[0]), "active");
+    let table = texts(&run_splitstore(["report", "--data-dir", utf8(&data)])).0;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("{} ", lost[0])) && l.contains("(lost with config.db damage)")),
+        "{table}"
+    );
+}
+
 /// Damaged cell pointer arrays in every third leaf of the events and of both their indexes: no index reads
 /// whole, so the lost rows are counted from id ranges, which also count the ids of rows deleted before the
 /// damage. The CLI says "at most", and salvaged + that bound covers every event there was.

@@ -98,11 +98,11 @@ impl ConfigReader {
         self.read(projects::repo::project_summaries)
     }
 
-    /// The project ids that restores of config.db left out: handed out by the file a restore replaced after
-    /// the backup it restored was taken. An id among them that [`Self::project_summaries`] lacks is a
-    /// project lost with that file (kept aside until `cleanup`), not one the user deleted.
-    pub fn project_ids_left_out(&self) -> Result<Vec<std::ops::RangeInclusive<i64>>> {
-        self.read(|c| store_core::provenance::ids_left_out(c, "projects"))
+    /// The project ids config.db may lack for a reason other than a deletion: left out by a restore of an
+    /// older backup, or lost with a damaged page a salvage could not read. An id
+    /// [`Self::project_summaries`] lacks is named by [`MissingIds::why`](store_core::provenance::MissingIds::why).
+    pub fn project_ids_missing(&self) -> Result<store_core::provenance::MissingIds> {
+        self.read(|c| store_core::provenance::missing_ids(c, "projects"))
     }
 
     /// One project with its domains and keywords.

@@ -254,6 +254,10 @@ fn demo(dir: &Path, seconds: Duration, key: Option<(store_core::Key, PathBuf)>) 
                 "(project {}, left out by a restore of config.db)",
                 r.project_id.unwrap_or_default()
             ),
+            ProjectStatus::LostToDamage => format!(
+                "(project {}, lost with damage to config.db)",
+                r.project_id.unwrap_or_default()
+            ),
             _ => r.name.clone().unwrap_or_default(),
         };
         say!(

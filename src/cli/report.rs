@@ -23,7 +23,7 @@ pub struct Args {
     pub to: Option<DateTime<Utc>>,
     /// Print a JSON array of {"project_id", "name", "status", "seconds", "sessions"}; status is one of
     /// active, archived, deleted, left_out_by_restore (a restore of config.db from an older backup left the
-    /// project out), unassigned.
+    /// project out), lost_to_damage (on a page of config.db a salvage could not read), unassigned.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -97,6 +97,7 @@ pub fn run(args: Args) -> ExitCode {
             (ProjectStatus::Unassigned, _) => "(no project)".to_string(),
             (ProjectStatus::Deleted, _) => "(deleted project)".to_string(),
             (ProjectStatus::LeftOutByRestore, _) => "(left out by a config restore)".to_string(),
+            (ProjectStatus::LostToDamage, _) => "(lost with config.db damage)".to_string(),
             (ProjectStatus::Archived, Some(n)) => format!("{n} (archived)"),
             (_, name) => name.clone().unwrap_or_default(),
         };

@@ -2,13 +2,13 @@
 //! after repair. Kept in the file itself (`provenance`, created with `schema_migrations`), so a tool can tell
 //! its own finished work from anything else.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::key::Key;
-use crate::restore::IdsAdded;
 
 /// The event an owner records when it repaired state a previous owner left behind by stopping uncleanly
 /// (for example: closed what it had left open). Diagnostics report the last one.
@@ -123,14 +123,29 @@ impl Provenance {
     }
 
     /// This record, saying in its detail that the ids `left_out` (handed out by the file a restore replaced
-    /// after its backup was taken) are not in the file: read back by [`ids_left_out`]. Nothing when there are
+    /// after its backup was taken) are not in the file: read back by [`missing_ids`]. Nothing when there are
     /// none.
-    pub fn with_left_out(mut self, left_out: &[IdsAdded]) -> Provenance {
-        if !left_out.is_empty() {
-            self.detail = serde_json::to_string(&LeftOutDetail {
-                left_out: left_out.to_vec(),
+    pub fn with_left_out(self, left_out: &[IdRange]) -> Provenance {
+        self.with_missing(MissingIdsDetail {
+            left_out: left_out.to_vec(),
+            ..MissingIdsDetail::default()
+        })
+    }
+
+    /// A record of `event` now saying that the rows of the ids `unreadable` (a salvage's ranges it could not
+    /// read) are lost with the damaged file: read back by [`missing_ids`]. `None` when there are none.
+    pub fn lost_to_damage(event: &str, unreadable: &[IdRange]) -> Option<Provenance> {
+        (!unreadable.is_empty()).then(|| {
+            Provenance::now(event).with_missing(MissingIdsDetail {
+                lost_to_damage: unreadable.to_vec(),
+                ..MissingIdsDetail::default()
             })
-            .ok();
+        })
+    }
+
+    fn with_missing(mut self, missing: MissingIdsDetail) -> Provenance {
+        if !missing.left_out.is_empty() || !missing.lost_to_damage.is_empty() {
+            self.detail = serde_json::to_string(&missing).ok();
         }
         self
     }
@@ -157,37 +172,87 @@ impl Provenance {
     }
 }
 
-/// The detail of a restore record whose backup lacked ids the replaced file had handed out.
-#[derive(Serialize, serde::Deserialize)]
-struct LeftOutDetail {
-    left_out: Vec<IdsAdded>,
+/// Ids of one table, `first..=last`: handed out by a file after a backup of it was taken (by its
+/// AUTOINCREMENT counter: an id handed out and its row deleted since is among them), or rowids a salvage could
+/// not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct IdRange {
+    pub table: String,
+    pub first: i64,
+    pub last: i64,
 }
 
-/// The ids of `table` that restores of this file left out (the files they replaced had handed them out after
-/// the backups were taken), from their records, oldest restore first: an id among them that the file does
-/// not have was lost with a file a restore replaced (kept aside as `<db>.replaced-<time>` until `cleanup`),
-/// not deleted by the user. A file without the `provenance` table has none.
-pub fn ids_left_out(conn: &Connection, table: &str) -> rusqlite::Result<Vec<std::ops::RangeInclusive<i64>>> {
-    if !Provenance::table_exists(conn)? {
-        return Ok(Vec::new());
+/// The detail of a record saying which ids the file does not have, and why.
+#[derive(Default, Serialize, serde::Deserialize)]
+struct MissingIdsDetail {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    left_out: Vec<IdRange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    lost_to_damage: Vec<IdRange>,
+}
+
+/// Ids of one table a file may lack for a reason other than a deletion, from its records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MissingIds {
+    /// Left out by restores: the files they replaced had handed them out after the backups were taken. An id
+    /// here that the file lacks went with a replaced file (kept aside as `<db>.replaced-<time>` until
+    /// `cleanup`).
+    pub left_out: Vec<RangeInclusive<i64>>,
+    /// In ranges salvages could not read from a damaged file (and no backup they stood on held): an id here
+    /// that the file lacks was lost with the damage.
+    pub lost_to_damage: Vec<RangeInclusive<i64>>,
+}
+
+impl MissingIds {
+    /// Why the file lacks `id`, if its records say: a restore left it out, or damage lost it (`None`: as far
+    /// as the file knows, deleted).
+    pub fn why(&self, id: i64) -> Option<MissingBecause> {
+        let among = |ranges: &[RangeInclusive<i64>]| ranges.iter().any(|r| r.contains(&id));
+        if among(&self.left_out) {
+            Some(MissingBecause::LeftOutByRestore)
+        } else if among(&self.lost_to_damage) {
+            Some(MissingBecause::LostToDamage)
+        } else {
+            None
+        }
     }
-    let mut stmt = conn.prepare("SELECT detail FROM provenance WHERE detail LIKE '{\"left_out\":%' ORDER BY id")?;
+}
+
+/// See [`MissingIds::why`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingBecause {
+    LeftOutByRestore,
+    LostToDamage,
+}
+
+/// The ids of `table` that restores of this file left out and salvages of it could not read, from their
+/// records, oldest first. A file without the `provenance` table has none.
+pub fn missing_ids(conn: &Connection, table: &str) -> rusqlite::Result<MissingIds> {
+    let mut missing = MissingIds::default();
+    if !Provenance::table_exists(conn)? {
+        return Ok(missing);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT detail FROM provenance WHERE detail LIKE '{\"left_out\":%' OR detail LIKE '{\"lost_to_damage\":%'
+         ORDER BY id",
+    )?;
     let details = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let mut ranges = Vec::new();
+    let of_table = |ranges: Vec<IdRange>| {
+        ranges
+            .into_iter()
+            .filter(|ids| ids.table == table)
+            .map(|ids| ids.first..=ids.last)
+            .collect::<Vec<_>>()
+    };
     for detail in details {
         // A detail that does not parse is not a record of this kind: nothing to say about ids.
-        let Ok(parsed) = serde_json::from_str::<LeftOutDetail>(&detail?) else {
+        let Ok(parsed) = serde_json::from_str::<MissingIdsDetail>(&detail?) else {
             continue;
         };
-        ranges.extend(
-            parsed
-                .left_out
-                .into_iter()
-                .filter(|ids| ids.table == table)
-                .map(|ids| ids.first..=ids.last),
-        );
+        missing.left_out.extend(of_table(parsed.left_out));
+        missing.lost_to_damage.extend(of_table(parsed.lost_to_damage));
     }
-    Ok(ranges)
+    Ok(missing)
 }
 
 /// The lineage of the database file at `path` (read-only, with `key`), or `None` when it has none or cannot

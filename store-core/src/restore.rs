@@ -22,7 +22,7 @@ use crate::key::Key;
 use crate::migrate;
 use crate::open_database::{OpenOptions, OwnerConnection};
 use crate::owner_lock::OwnerLock;
-use crate::provenance::{Provenance, lineage_of};
+use crate::provenance::{IdRange, Provenance, lineage_of};
 use crate::schema::Schema;
 
 /// What a restore did.
@@ -70,25 +70,14 @@ impl std::fmt::Display for RowsAdded {
     }
 }
 
-impl From<&[IdsAdded]> for RowsAdded {
-    fn from(ids: &[IdsAdded]) -> RowsAdded {
+impl From<&[IdRange]> for RowsAdded {
+    fn from(ids: &[IdRange]) -> RowsAdded {
         RowsAdded(
             ids.iter()
                 .map(|i| (i.table.clone(), (i.last - i.first + 1) as u64))
                 .collect(),
         )
     }
-}
-
-/// The ids of one table that a file handed out after a backup of it was taken, `first..=last` (by its
-/// AUTOINCREMENT counter: an id handed out and its row deleted since is among them). A restore of that backup
-/// over the file records them as left out ([`crate::provenance::ids_left_out`]): a report then tells a
-/// project the restore left out from one the user deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct IdsAdded {
-    pub table: String,
-    pub first: i64,
-    pub last: i64,
 }
 
 /// A backup [`verify_backup`] found sound: the only thing [`restore_from`] accepts, so a backup is always
@@ -497,14 +486,15 @@ pub fn rows_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>)
 }
 
 /// The ids [`rows_added_since`] counts, per table (by name): those `file` handed out after `backup` was taken.
-fn ids_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> Vec<IdsAdded> {
+/// A restore of that backup over the file records them as left out ([`Provenance::with_left_out`]).
+fn ids_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> Vec<IdRange> {
     let before: BTreeMap<String, i64> = counters_of(backup.path(), key).into_iter().collect();
     let after: BTreeMap<String, i64> = counters_of(file, key).into_iter().collect();
     after
         .into_iter()
         .filter_map(|(table, last)| {
             let first = before.get(&table).copied().unwrap_or(0).saturating_add(1);
-            (last >= first).then_some(IdsAdded { table, first, last })
+            (last >= first).then_some(IdRange { table, first, last })
         })
         .collect()
 }

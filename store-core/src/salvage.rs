@@ -53,7 +53,7 @@ use crate::files;
 use crate::migrate;
 use crate::open_database::{OpenOptions, OwnerConnection};
 use crate::owner_lock::OwnerLock;
-use crate::provenance::{Provenance, lineage_of};
+use crate::provenance::{IdRange, Provenance, lineage_of};
 use crate::restore::{self, VerifiedBackup};
 use crate::schema::Schema;
 
@@ -325,12 +325,28 @@ pub fn place(
             .unwrap_or_else(|| "(none)".into()),
         report.lost_said()
     ));
+    // The ids it could not read: a report tells a project lost with the damage from one the user deleted.
+    let unreadable: Vec<IdRange> = report
+        .tables
+        .iter()
+        .flat_map(|(table, t)| {
+            t.unreadable_ranges.iter().map(|&(first, last)| IdRange {
+                table: table.clone(),
+                first: first.max(1),
+                last,
+            })
+        })
+        .collect();
+    let lost = Provenance::lost_to_damage(SALVAGE_EVENT, &unreadable);
     // Ids other files refer to are never handed out again (the salvage itself raised the counters past
     // every id the damaged file shows).
     owner.write(|tx| {
         restore::raise_counters(tx, id_floors)?;
         if let Some(lineage) = &lineage {
             Provenance::carried_lineage(lineage).insert(tx)?;
+        }
+        if let Some(lost) = &lost {
+            lost.insert(tx)?;
         }
         record.insert(tx)
     })?;
