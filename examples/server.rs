@@ -94,9 +94,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let week = server.reports().time_per_project(&this_week())?;
                 let named: Vec<String> = week
                     .iter()
-                    .map(|row| match row.status {
-                        ProjectStatus::Unassigned => format!("(no project) {} s", row.seconds),
-                        _ => format!("{} {} s", row.name.as_deref().unwrap_or("(deleted)"), row.seconds),
+                    .map(|row| {
+                        let name = match (row.status, &row.name) {
+                            (ProjectStatus::Unassigned, _) => "(no project)",
+                            (ProjectStatus::LeftOutByRestore, _) => "(left out by a restore)",
+                            (ProjectStatus::LostToDamage, _) => "(lost with damage)",
+                            (_, Some(name)) => name,
+                            (_, None) => "(deleted)",
+                        };
+                        format!("{name} {} s", row.seconds)
                     })
                     .collect();
                 eprintln!("server: this week: {}", named.join(", "));
