@@ -1308,29 +1308,14 @@ fn a_report_tells_projects_a_restore_left_out_from_deleted_ones() {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("(at most 1 in projects)"), "{stdout}");
 
-    let report = run_splitstore(["report", "--data-dir", d, "--json"]);
-    assert!(report.status.success(), "{report:?}");
-    let rows: Vec<Json> = serde_json::from_slice(&report.stdout).unwrap();
-    let status = |id: i64| {
-        let row = rows
-            .iter()
-            .find(|r| r["project_id"].as_i64() == Some(id))
-            .unwrap_or_else(|| panic!("no row for {id}: {rows:?}"));
-        (row["name"].clone(), row["status"].as_str().unwrap().to_string())
-    };
-    assert_eq!(status(kept), (Json::from("kept"), "active".into()));
-    assert_eq!(status(deleted), (Json::Null, "deleted".into()));
-    assert_eq!(status(after), (Json::Null, "left_out_by_restore".into()));
-    let table = texts(&run_splitstore(["report", "--data-dir", d])).0;
-    let line = |id: i64| {
-        table
-            .lines()
-            .find(|l| l.trim_start().starts_with(&format!("{id} ")))
-            .unwrap_or_else(|| panic!("{table}"))
-            .to_string()
-    };
-    assert!(line(after).contains("(left out by a config restore)"), "{table}");
-    assert!(line(deleted).contains("(deleted project)"), "{table}");
+    let (name, status, _) = reported_project(&data, kept);
+    assert_eq!((name.as_deref(), status.as_str()), (Some("kept"), "active"));
+    let (name, status, line) = reported_project(&data, deleted);
+    assert_eq!((name, status.as_str()), (None, "deleted"));
+    assert!(line.contains("(deleted project)"), "{line}");
+    let (name, status, line) = reported_project(&data, after);
+    assert_eq!((name, status.as_str()), (None, "left_out_by_restore"));
+    assert!(line.contains("(left out by a config restore)"), "{line}");
 
     // A project created now gets an id above the left-out one: no id is handed out twice.
     let mut store = config_store::ConfigStore::open_in(&data).unwrap();

@@ -784,26 +784,13 @@ fn a_report_names_projects_a_salvage_of_config_db_lost_to_damage() {
     ]);
     assert!(daemon.status.success(), "{daemon:?}");
 
-    let report = run_splitstore(["report", "--data-dir", utf8(&data), "--json"]);
-    assert!(report.status.success(), "{report:?}");
-    let rows: Vec<Json> = serde_json::from_slice(&report.stdout).unwrap();
-    let status = |id: i64| {
-        rows.iter()
-            .find(|r| r["project_id"].as_i64() == Some(id))
-            .map(|r| r["status"].as_str().unwrap().to_string())
-            .unwrap_or_else(|| panic!("no row for {id}: {rows:?}"))
-    };
-    assert_eq!(status(lost[0]), "lost_to_damage");
+    let status = |id: i64| reported_project(&data, id).1;
     assert_eq!(status(lost[lost.len() - 1]), "lost_to_damage");
     assert_eq!(status(deleted), "deleted");
     assert_eq!(status(kept[0]), "active");
-    let table = texts(&run_splitstore(["report", "--data-dir", utf8(&data)])).0;
-    assert!(
-        table
-            .lines()
-            .any(|l| l.trim_start().starts_with(&format!("{} ", lost[0])) && l.contains("(lost with config.db damage)")),
-        "{table}"
-    );
+    let (name, status, line) = reported_project(&data, lost[0]);
+    assert_eq!((name, status.as_str()), (None, "lost_to_damage"));
+    assert!(line.contains("(lost with config.db damage)"), "{line}");
 }
 
 /// Damaged cell pointer arrays in every third leaf of the events and of both their indexes: no index reads

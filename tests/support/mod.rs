@@ -53,6 +53,28 @@ pub fn texts(out: &std::process::Output) -> (String, String) {
     )
 }
 
+/// What `splitstore report` says of project `id` in `data`: its name (`None` when config.db lacks it) and
+/// status from `--json`, and its line of the table.
+pub fn reported_project(data: &Path, id: i64) -> (Option<String>, String, String) {
+    let json = run_splitstore(["report", "--data-dir", utf8(data), "--json"]);
+    assert!(json.status.success(), "{json:?}");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&json.stdout).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["project_id"].as_i64() == Some(id))
+        .unwrap_or_else(|| panic!("no row for {id}: {rows:?}"));
+    let table = texts(&run_splitstore(["report", "--data-dir", utf8(data)])).0;
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{id} ")))
+        .unwrap_or_else(|| panic!("{table}"));
+    (
+        row["name"].as_str().map(String::from),
+        row["status"].as_str().unwrap().to_string(),
+        line.to_string(),
+    )
+}
+
 /// A data directory as the real processes leave it: `splitstore daemon --events N` (activity.db), then
 /// `splitstore server` for a moment (config.db, projects and settings).
 pub fn seed_data_dir(data: &Path, events: u64) {
