@@ -35,7 +35,8 @@ pub struct Args {
 struct Row<'a> {
     project_id: Option<i64>,
     name: Option<&'a str>,
-    /// What the id refers to now (`active`, `archived`, `deleted`, `left_out_by_restore`, `unassigned`).
+    /// What the id refers to now (`active`, `archived`, `deleted`, `left_out_by_restore`, `lost_to_damage`,
+    /// `unassigned`).
     status: ProjectStatus,
     seconds: i64,
     sessions: i64,

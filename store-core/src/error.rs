@@ -1128,8 +1128,8 @@ impl Error {
                      are, and their backups that key opens are re-keyed), then run this command again; if rekey \
                      finds nothing of this data directory's under that key (the backup is another data \
                      directory's), restore it into a new folder with the key it was taken with, put it under the \
-                     data directory's key there, then restore that copy: `{program} restore --data-dir NEW_DIR --from {}{its_key}`, `{program} rekey \
-                     --data-dir NEW_DIR {rekey}`, then {}",
+                     data directory's key there, then restore that copy: `{program} restore --data-dir NEW_DIR \
+                     --from {}{its_key}`, `{program} rekey --data-dir NEW_DIR {rekey}`, then {}",
                     shell_quoted(backup),
                     command(Some(schema), "restore", &format!("--from {}", copy.display()))
                 );
