@@ -411,12 +411,17 @@ pub fn backups_of_file(
 ) -> Result<BackupListing> {
     let lineage = crate::provenance::lineage_of(path, key);
     let listing = all_backups(backup_dir, schema, key);
-    // Only named, never restored by themselves: the file's own, or all of them when its lineage is unknown.
-    let named_later = listing
-        .named_later
-        .into_iter()
-        .filter(|b| lineage.is_none() || b.lineage.is_none() || b.lineage == lineage)
-        .collect();
+    // Only named, never restored by themselves: the file's own by the rule its backups are told by, and none
+    // when nothing tells whose they are (another directory's would be named as this file's).
+    let named_later = backups_for(
+        listing.named_later,
+        lineage.as_deref(),
+        Adopt::OwnOnly,
+        path,
+        backup_dir,
+        schema,
+    )
+    .unwrap_or_default();
     Ok(BackupListing {
         backups: backups_for(listing.backups, lineage.as_deref(), adopt, path, backup_dir, schema)?,
         ignored: listing.ignored,
