@@ -357,15 +357,16 @@ pub fn place_all(
         let mut left_out = Vec::new();
         let mut replaced_another_file = false;
         if let Some(aside) = &replaced {
-            floors.extend(counters_of(aside, key));
+            let counters = counters_of(aside, key);
             // Counters compared across two different files say nothing about rows added since the backup.
             replaced_another_file = matches!(
                 (lineage_of(aside, key), lineage_of(p.backup.path(), key)),
                 (Some(a), Some(b)) if a != b
             );
             if !replaced_another_file {
-                left_out = ids_added_since(aside, &p.backup, key);
+                left_out = ids_past(&counters, &p.backup, key);
             }
+            floors.extend(counters);
         }
         // At the backup's own version, never migrated here: restoring a pre-migration backup is how a user goes
         // back to the build that wrote it, which refuses a file this build migrated (`schema_newer`). An older
@@ -488,13 +489,22 @@ pub fn rows_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>)
 /// The ids [`rows_added_since`] counts, per table (by name): those `file` handed out after `backup` was taken.
 /// A restore of that backup over the file records them as left out ([`Provenance::with_left_out`]).
 fn ids_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> Vec<IdRange> {
+    ids_past(&counters_of(file, key), backup, key)
+}
+
+/// The ids past `backup`'s counters up to `counters` (a file's, read by [`counters_of`]), per table (by name).
+fn ids_past(counters: &[(String, i64)], backup: &VerifiedBackup, key: Option<&Key>) -> Vec<IdRange> {
     let before: BTreeMap<String, i64> = counters_of(backup.path(), key).into_iter().collect();
-    let after: BTreeMap<String, i64> = counters_of(file, key).into_iter().collect();
+    let after: BTreeMap<&str, i64> = counters.iter().map(|(table, seq)| (table.as_str(), *seq)).collect();
     after
         .into_iter()
         .filter_map(|(table, last)| {
-            let first = before.get(&table).copied().unwrap_or(0).saturating_add(1);
-            (last >= first).then_some(IdRange { table, first, last })
+            let first = before.get(table).copied().unwrap_or(0).saturating_add(1);
+            (last >= first).then(|| IdRange {
+                table: table.to_string(),
+                first,
+                last,
+            })
         })
         .collect()
 }
