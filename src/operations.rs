@@ -163,14 +163,14 @@ pub fn restore_with(
                 // Backups the key does not open, or named later than now, are said, with the way to use one,
                 // rather than the other file restored alone as if this one had none.
                 if let Some(e) = backup_under_other_key(&path, &ignored, schema, key, false)
-                    .or_else(|| backup_named_later(&path, &named_later, None, schema, key, false))
+                    .or_else(|| backup_holding_more(&path, &[], &named_later, None, schema, key, false))
                 {
                     return Err(e);
                 }
                 continue;
             }
-            let (sound, passed_over) = newest_sound(&path, backups, schema, key, false)?;
-            if let Some(e) = backup_named_later(&path, &named_later, sound.as_ref(), schema, key, false) {
+            let (sound, passed_over) = newest_sound(&path, &backups, schema, key, false)?;
+            if let Some(e) = backup_holding_more(&path, &backups, &named_later, sound.as_ref(), schema, key, false) {
                 return Err(e);
             }
             let Some(sound) = sound else {
@@ -247,7 +247,7 @@ pub fn restore_with(
 /// of; `damaged`, whether it is damaged (a repair).
 fn newest_sound(
     db: &Path,
-    backups: Vec<backup::BackupFile>,
+    backups: &[backup::BackupFile],
     schema: &'static Schema,
     key: Option<&Key>,
     damaged: bool,
@@ -256,11 +256,11 @@ fn newest_sound(
     for b in backups {
         match verify_backup(&b.path, schema, key) {
             Ok(v) => return Ok((Some(v), passed_over)),
-            Err(e) if e.kind() == ErrorKind::Corrupt => passed_over.push(b.path),
+            Err(e) if e.kind() == ErrorKind::Corrupt => passed_over.push(b.path.clone()),
             Err(Error::SchemaNewer { found, supported, .. }) => {
                 return Err(Error::BackupNewer {
                     path: db.to_path_buf(),
-                    backup: b.path,
+                    backup: b.path.clone(),
                     found,
                     supported,
                     schema,
@@ -294,18 +294,23 @@ fn backup_under_other_key(
     })
 }
 
-/// Of the file's backups named later than the clock reads now (`named_later`, newest first), the newest that
-/// verifies and holds rows that `instead` (the backup to be restored otherwise, if any) does not, as the
-/// error that names it; `None` when there is none. `db` and `damaged` as for [`newest_sound`].
-fn backup_named_later(
+/// Of the file's backups other than `instead` (the one to be restored otherwise, if any: the newest by name
+/// that verifies), one that verifies and holds rows `instead` does not (or any that verifies, with no
+/// `instead`), as the error that names it; `None` when there is none. A backup's name is the clock's when it
+/// was taken, so a clock that was wrong then gives a newer copy an older name. Looked at first: those named
+/// later than the clock reads now (`named_later`, newest first), never chosen by their name; then, of
+/// `backups` (the file's, newest first by name), those named before `instead`, their counters read before any
+/// is verified (a whole-file read each). `db` and `damaged` as for [`newest_sound`].
+fn backup_holding_more(
     db: &Path,
+    backups: &[backup::BackupFile],
     named_later: &[backup::BackupFile],
     instead: Option<&VerifiedBackup>,
     schema: &'static Schema,
     key: Option<&Key>,
     damaged: bool,
 ) -> Option<Error> {
-    named_later.iter().find_map(|b| {
+    let in_future = named_later.iter().find_map(|b| {
         verify_backup(&b.path, schema, key).ok()?;
         let instead = match instead {
             Some(older) => {
@@ -323,6 +328,26 @@ fn backup_named_later(
             named_at: b.name.taken_at,
             now: chrono::Utc::now(),
             instead,
+            damaged,
+            schema,
+        })
+    });
+    if in_future.is_some() {
+        return in_future;
+    }
+    let instead = instead?;
+    let chosen = backups.iter().position(|b| b.path == instead.path())?;
+    backups[chosen + 1..].iter().find_map(|b| {
+        let added = rows_added_since(&b.path, instead, key);
+        if added.is_empty() {
+            return None;
+        }
+        verify_backup(&b.path, schema, key).ok()?;
+        Some(Error::BackupNamedEarlier {
+            path: db.to_path_buf(),
+            backup: b.path.clone(),
+            named_at: b.name.taken_at,
+            instead: Box::new((instead.path().to_path_buf(), backups[chosen].name.taken_at, added)),
             damaged,
             schema,
         })
@@ -514,9 +539,10 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 ignored,
                 named_later,
             } = backup::backups_of_file(&path, backup_dir, schema, key, Adopt::OwnOnly)?;
-            let named_later =
-                |instead: Option<&VerifiedBackup>| backup_named_later(&path, &named_later, instead, schema, key, true);
-            let chosen = newest_sound(&path, backups, schema, key, true).and_then(|(good, passed_over)| match good {
+            let holding_more = |instead: Option<&VerifiedBackup>| {
+                backup_holding_more(&path, &backups, &named_later, instead, schema, key, true)
+            };
+            let chosen = newest_sound(&path, &backups, schema, key, true).and_then(|(good, passed_over)| match good {
                 Some(_) => Ok((good, passed_over)),
                 None => match backup_under_other_key(&path, &ignored, schema, key, true) {
                     Some(e) => Err(e),
@@ -536,13 +562,13 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     let mut notes: Vec<String> = store_core::restore::passed_over_said(&passed_over)
                         .into_iter()
                         .collect();
-                    notes.extend(named_later(good.as_ref()).map(|e| format!("not used: {}", e.what())));
+                    notes.extend(holding_more(good.as_ref()).map(|e| format!("not used: {}", e.what())));
                     Plan::Salvage(good, notes)
                 }
                 Ok((Some(b), passed_over)) => {
-                    // A later-named backup with rows this one lacks: the clock may be behind, and this backup
-                    // older than it looks.
-                    if let Some(e) = named_later(Some(&b)) {
+                    // Another backup with rows this one lacks, named by a clock that was wrong: this one is
+                    // older than its name says.
+                    if let Some(e) = holding_more(Some(&b)) {
                         return Err(e);
                     }
                     // The damaged file is newer than its backup: restoring would drop rows that a salvage
@@ -561,7 +587,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 }
                 Ok((None, _)) if opts.allow_empty && schema.may_start_empty => Plan::StartEmpty,
                 Ok((None, _)) => {
-                    return Err(named_later(None).unwrap_or_else(|| Error::NoBackup {
+                    return Err(holding_more(None).unwrap_or_else(|| Error::NoBackup {
                         path: path.clone(),
                         backup_dir: backup_dir.to_path_buf(),
                         quarantined: None,

@@ -1272,6 +1272,130 @@ fn a_backup_named_later_than_the_clock_reads_is_named_not_passed_over() {
     );
 }
 
+/// A backup taken while the clock was behind is named as older than the one before it. When it holds rows
+/// the newest by name lacks, a restore or repair names it instead of putting the one named newest in place:
+/// they restored that one, leaving out 500 events a sound backup held (a repair with `--accept-older-backup`;
+/// a restore from the folder), or refused it as older than the damaged file without naming the better one.
+#[test]
+fn a_backup_named_earlier_that_holds_more_rows_is_named_not_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, activity, newest, taken) = backed_up_twice(dir.path());
+    let d = utf8(&data);
+    // Taken with the clock a year behind: its name, and the time it records, say last year.
+    let name = taken.file_name().unwrap().to_string_lossy().into_owned();
+    let (stem, rest) = name.split_at("activity-".len());
+    let year: i32 = rest[..4].parse().unwrap();
+    let earlier = taken.with_file_name(format!("{stem}{}{}", year - 1, &rest[4..]));
+    fs::rename(&taken, &earlier).unwrap();
+    let year_ms = 366 * 24 * 3600 * 1000_i64;
+    let recorded = rusqlite::Connection::open(&earlier)
+        .unwrap()
+        .execute(
+            "UPDATE provenance SET at_ms = at_ms - ?1 WHERE event = 'backup'",
+            [year_ms],
+        )
+        .unwrap();
+    assert_eq!(recorded, 1);
+    let (restored, salvaged, not_more) = (
+        copy_data_dir(&data, dir.path().join("restored")),
+        copy_data_dir(&data, dir.path().join("salvaged")),
+        copy_data_dir(&data, dir.path().join("not_more")),
+    );
+    damage_middle_page(&activity);
+    for copy in [&salvaged, &not_more] {
+        damage_middle_page(&copy.join("activity.db"));
+    }
+    let said = |data: &Path| {
+        let (earlier, newest) = (in_copy(data, &earlier), in_copy(data, &newest));
+        (
+            format!(
+                "the backup {} of {}/activity.db is named as taken at {}-",
+                earlier.display(),
+                data.display(),
+                year - 1
+            ),
+            format!(", before {} ({year}-", newest.display()),
+            format!(
+                "), the newest by name that verifies, yet it holds rows that one does not (at most 500 in \
+                 activity_events, 5 in activity_sessions): the clock was behind when it was taken, or ahead when \
+                 the other was. What to do: restore that backup by naming its file, which a restore takes whatever \
+                 its name (`splitstore restore --data-dir {data} --from {earlier}`; the file in place is kept \
+                 aside); or restore the older backup, without those rows, with `splitstore restore --data-dir \
+                 {data} --from {newest}`",
+                data = data.display(),
+                earlier = earlier.display(),
+                newest = newest.display()
+            ),
+        )
+    };
+
+    // A repair, even one that accepts an older backup, stops before anything moves, naming both.
+    let before = fs::read(&activity).unwrap();
+    let (start, middle, end) = said(&data);
+    for accept in [false, true] {
+        let mut args = vec!["repair", "--data-dir", d];
+        if accept {
+            args.push("--accept-older-backup");
+        }
+        let out = run_splitstore(&args);
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.starts_with(&format!("splitstore repair: {start}")), "{stderr}");
+        assert!(stderr.contains(&middle), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{end}; or copy every row that can still be read from the damaged file into a new file with \
+                 `splitstore repair --data-dir {d} --salvage`; nothing was changed"
+            )),
+            "{stderr}"
+        );
+        assert_eq!(fs::read(&activity).unwrap(), before, "nothing moved");
+        assert!(named(&data, "activity.db.corrupt-").is_empty());
+    }
+    // Its remedy, as written: the earlier-named backup's rows in place.
+    let out = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&earlier)]);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    assert_eq!(
+        contents(&activity, &["provenance"]),
+        contents(&earlier, &["provenance"])
+    );
+    assert_eq!(doctor(&data).0, 0);
+
+    // A restore from the folder, of a sound data directory, stops the same way.
+    let r = utf8(&restored);
+    let (start, middle, end) = said(&restored);
+    let before = fs::read(restored.join("activity.db")).unwrap();
+    let out = run_splitstore(["restore", "--data-dir", r, "--from", &format!("{r}/backups")]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with(&format!("splitstore restore: {start}")), "{stderr}");
+    assert!(stderr.contains(&middle), "{stderr}");
+    assert!(
+        stderr.trim_end().ends_with(&format!("{end}; nothing was changed")),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(restored.join("activity.db")).unwrap(), before, "nothing moved");
+
+    // A salvage goes on over the newest by name, and says which it did not use.
+    let stdout = salvaged_over(&salvaged, &newest);
+    let (start, ..) = said(&salvaged);
+    assert!(stdout.contains(&format!("\n  note: not used: {start}")), "{stdout}");
+
+    // Named earlier and holding nothing more than the newest by name: the repair goes on as it would without
+    // it (here: that backup is older than the damaged file, which it says).
+    fs::copy(&newest, in_copy(&not_more, &earlier)).unwrap();
+    let out = run_splitstore(["repair", "--data-dir", utf8(&not_more)]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "is damaged, and its newest good backup ({}) is older",
+            in_copy(&not_more, &newest).display()
+        )),
+        "{stderr}"
+    );
+}
+
 /// What a restore of activity.db's backup leaves out after the daemon recorded 500 more events.
 const LEFT_OUT_500: &str = "; the file it replaced had added rows since the backup (at most 500 in activity_events, 5 \
                             in activity_sessions): they are not in the restored file";

@@ -93,6 +93,9 @@ pub enum ErrorKind {
     /// A backup is named as taken later than the clock reads now, and a restore or repair would otherwise
     /// put an older copy in place, or none.
     BackupInFuture,
+    /// A backup named as taken before the newest one by name holds rows that one lacks, and a restore or
+    /// repair would otherwise put that one in place.
+    BackupNamedEarlier,
     /// A read connection could not be handed out.
     Unavailable,
     /// A symbolic link, a non-regular file or an unsafe directory where a private file belongs.
@@ -175,6 +178,7 @@ impl ErrorKind {
             ErrorKind::BackupOlder => "backup_older",
             ErrorKind::BackupsOfOtherFiles => "backups_of_other_files",
             ErrorKind::BackupInFuture => "backup_in_future",
+            ErrorKind::BackupNamedEarlier => "backup_named_earlier",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::UnsafePath => "unsafe_path",
             ErrorKind::Io => "io",
@@ -418,6 +422,22 @@ pub enum Error {
         damaged: bool,
         schema: &'static Schema,
     },
+    /// A restore or repair from a folder came to a backup of the file named as taken before the one it would
+    /// restore (the newest by name that verifies) that holds rows this one lacks (its AUTOINCREMENT counters
+    /// are past them): the clock was behind when it was taken, or ahead when the other was. The one named
+    /// newest is not restored over it in silence. Nothing was changed.
+    BackupNamedEarlier {
+        path: PathBuf,
+        backup: PathBuf,
+        /// The time its name gives.
+        named_at: chrono::DateTime<chrono::Utc>,
+        /// The backup that would have been restored instead, the time its name gives, and the rows `backup`
+        /// holds past it.
+        instead: Box<(PathBuf, chrono::DateTime<chrono::Utc>, crate::restore::RowsAdded)>,
+        /// The database is damaged (a repair): a salvage keeps what it can still read.
+        damaged: bool,
+        schema: &'static Schema,
+    },
     /// The read pool could not hand out a connection.
     Unavailable { path: PathBuf, detail: String },
     /// A path that must be a private regular file or directory of the data directory is not (a symbolic
@@ -538,6 +558,7 @@ impl Error {
             Error::BackupOlder { .. } => ErrorKind::BackupOlder,
             Error::BackupsOfOtherFiles { .. } => ErrorKind::BackupsOfOtherFiles,
             Error::BackupInFuture { .. } => ErrorKind::BackupInFuture,
+            Error::BackupNamedEarlier { .. } => ErrorKind::BackupNamedEarlier,
             Error::BackupKeyMismatch { found, .. } => *found,
             Error::BackupNewer { .. } => ErrorKind::SchemaNewer,
             Error::AlreadyUnderNewKey { found, .. } => *found,
@@ -586,6 +607,7 @@ impl Error {
             | Error::BackupOlder { path, .. }
             | Error::BackupsOfOtherFiles { path, .. }
             | Error::BackupInFuture { path, .. }
+            | Error::BackupNamedEarlier { path, .. }
             | Error::BackupKeyMismatch { path, .. }
             | Error::BackupNewer { path, .. }
             | Error::AlreadyUnderNewKey { path, .. }
@@ -850,7 +872,6 @@ impl Error {
                 instead,
                 ..
             } => {
-                let stamp = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
                 let over = match instead.as_deref() {
                     Some((older, added)) => format!(
                         ", and it holds rows that {}, the newest backup named before now, does not ({added})",
@@ -862,8 +883,25 @@ impl Error {
                     "the backup {} of {p} is named as taken at {}, later than the clock reads now ({}){over}: the \
                      clock was ahead when it was taken, or is behind now",
                     backup.display(),
-                    stamp(named_at),
-                    stamp(now)
+                    name_stamp(named_at),
+                    name_stamp(now)
+                )
+            }
+            Error::BackupNamedEarlier {
+                backup,
+                named_at,
+                instead,
+                ..
+            } => {
+                let (newest, newest_at, added) = instead.as_ref();
+                format!(
+                    "the backup {} of {p} is named as taken at {}, before {} ({}), the newest by name that \
+                     verifies, yet it holds rows that one does not ({added}): the clock was behind when it was \
+                     taken, or ahead when the other was",
+                    backup.display(),
+                    name_stamp(named_at),
+                    newest.display(),
+                    name_stamp(newest_at)
                 )
             }
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
@@ -909,6 +947,24 @@ impl Error {
         // repair and rekey act on the whole data directory, so they take every owner's lock, not only this
         // file's: stopping this file's owner alone is not enough.
         let stop_owners = format!("stop every owner of a database in {quoted_dir} (the command takes all their locks)");
+        // The rest of a remedy for a backup named by a clock that was wrong: the backup that would have been
+        // restored (`instead`), without the rows the named one holds, and a salvage of a damaged file.
+        let or_restore_instead = |instead: Option<&PathBuf>, damaged: bool, schema: &Schema| {
+            let mut s = String::new();
+            if let Some(instead) = instead {
+                s.push_str(&format!(
+                    "; or restore the older backup, without those rows, with {}",
+                    command(Some(schema), "restore", &format!("--from {}", shell_quoted(instead)))
+                ));
+            }
+            if damaged {
+                s.push_str(&format!(
+                    "; or copy every row that can still be read from the damaged file into a new file with {}",
+                    command(Some(schema), "repair", "--salvage")
+                ));
+            }
+            s + "; nothing was changed"
+        };
         match self {
             Error::Locked { .. } => "only one process may write this file: stop the other owner (or drop the other \
                  handle in this process) and try again; a supervisor retries with a bounded backoff; readers do not \
@@ -1180,21 +1236,25 @@ impl Error {
                      and run this command again",
                     command(Some(schema), "restore", &format!("--from {}", shell_quoted(backup)))
                 );
-                if let Some((older, _)) = instead.as_deref() {
-                    s.push_str(&format!(
-                        "; or restore the older backup, without those rows, with {}",
-                        command(Some(schema), "restore", &format!("--from {}", shell_quoted(older)))
-                    ));
-                }
-                if *damaged {
-                    s.push_str(&format!(
-                        "; or copy every row that can still be read from the damaged file into a new file with {}",
-                        command(Some(schema), "repair", "--salvage")
-                    ));
-                }
-                s.push_str("; nothing was changed");
+                s.push_str(&or_restore_instead(
+                    instead.as_deref().map(|(older, _)| older),
+                    *damaged,
+                    schema,
+                ));
                 s
             }
+            Error::BackupNamedEarlier {
+                backup,
+                instead,
+                damaged,
+                schema,
+                ..
+            } => format!(
+                "restore that backup by naming its file, which a restore takes whatever its name ({}; the file in \
+                 place is kept aside){}",
+                command(Some(schema), "restore", &format!("--from {}", shell_quoted(backup))),
+                or_restore_instead(Some(&instead.0), *damaged, schema)
+            ),
             Error::BackupNewer { found, schema, .. } => format!(
                 "restore it with a build of schema {found} or later, or restore an older backup by naming its file \
                  with {}; nothing was changed",
@@ -1453,6 +1513,11 @@ pub struct Banner {
     pub message: String,
     pub remedy: String,
     pub retryable: bool,
+}
+
+/// A time as a backup's name gives it, for a message.
+fn name_stamp(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 fn shorten(s: &str, max: usize) -> String {
