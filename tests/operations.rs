@@ -1402,7 +1402,8 @@ const LEFT_OUT_500: &str = "; the file it replaced had added rows since the back
 
 /// A restore of config.db from a backup older than the projects the daemon recorded time for leaves those
 /// projects out. A report names their time as left out by that restore, not as time of projects the user
-/// deleted (a deleted one is still said deleted), in its table and in `--json`.
+/// deleted (a deleted one is still said deleted, one created after the backup too), in its table and in
+/// `--json`.
 #[test]
 fn a_report_tells_projects_a_restore_left_out_from_deleted_ones() {
     use config_store::projects::NewProject;
@@ -1422,14 +1423,17 @@ fn a_report_tells_projects_a_restore_left_out_from_deleted_ones() {
         .unwrap();
     let mut store = config_store::ConfigStore::open_in(&data).unwrap();
     let after = store.create_project(&NewProject::named("after the backup")).unwrap().id;
+    let deleted_after = store.create_project(&NewProject::named("deleted after it")).unwrap().id;
+    assert!(store.delete_project(deleted_after).unwrap());
     drop(store);
-    let ids = format!("{kept},{deleted},{after}");
-    let daemon = run_splitstore(["daemon", "--events", "300", "--project-ids", &ids, "--data-dir", d]);
+    let ids = format!("{kept},{deleted},{after},{deleted_after}");
+    let daemon = run_splitstore(["daemon", "--events", "400", "--project-ids", &ids, "--data-dir", d]);
     assert!(daemon.status.success(), "{daemon:?}");
 
     let out = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&config_backup)]);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
+    // The project created and deleted after the backup was not left out: it is not counted.
     assert!(stdout.contains("(at most 1 in projects)"), "{stdout}");
 
     let (name, status, _) = reported_project(&data, kept);
@@ -1440,10 +1444,14 @@ fn a_report_tells_projects_a_restore_left_out_from_deleted_ones() {
     let (name, status, line) = reported_project(&data, after);
     assert_eq!((name, status.as_str()), (None, "left_out_by_restore"));
     assert!(line.contains("(left out by a config restore)"), "{line}");
+    // It used to be said left out by the restore too: every id handed out since the backup was.
+    let (name, status, line) = reported_project(&data, deleted_after);
+    assert_eq!((name, status.as_str()), (None, "deleted"));
+    assert!(line.contains("(deleted project)"), "{line}");
 
-    // A project created now gets an id above the left-out one: no id is handed out twice.
+    // A project created now gets an id above every one handed out: no id is handed out twice.
     let mut store = config_store::ConfigStore::open_in(&data).unwrap();
-    assert!(store.create_project(&NewProject::named("new")).unwrap().id > after);
+    assert!(store.create_project(&NewProject::named("new")).unwrap().id > deleted_after);
 }
 
 /// Restoring a backup older than the file in place (both owners stopped) is the user's choice: it is done,

@@ -39,9 +39,10 @@ pub struct RestoreReport {
     /// Schema version of the file put in place: the backup's, never migrated by the restore (an older one
     /// is migrated by its owner's next start of this build; the build that wrote it reads it as it is).
     pub version: u32,
-    /// Rows the file it replaced had added after the backup was taken (see [`rows_added_since`]): not in
-    /// the restored file, still in `moved_aside`. Empty when nothing was replaced, or nothing can be told,
-    /// or the file replaced was another one.
+    /// Rows the file it replaced had added after the backup was taken and still held (see
+    /// [`rows_added_since`]; those it had deleted since are not counted): not in the restored file, still in
+    /// `moved_aside`. Empty when nothing was replaced, or nothing can be told, or the file replaced was
+    /// another one.
     pub added_since_backup: RowsAdded,
     /// The file it replaced was not the one the backup was taken from (their lineages differ: a new
     /// install's file, say, replaced by the old one's backup); it is kept at `moved_aside`.
@@ -364,7 +365,7 @@ pub fn place_all(
                 (Some(a), Some(b)) if a != b
             );
             if !replaced_another_file {
-                left_out = ids_past(&counters, &p.backup, key);
+                left_out = ids_still_in(aside, ids_past(&counters, &p.backup, key), key);
             }
             floors.extend(counters);
         }
@@ -487,7 +488,8 @@ pub fn rows_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>)
 }
 
 /// The ids [`rows_added_since`] counts, per table (by name): those `file` handed out after `backup` was taken.
-/// A restore of that backup over the file records them as left out ([`Provenance::with_left_out`]).
+/// A restore of that backup over the file records those the file still holds as left out
+/// ([`Provenance::with_left_out`]).
 fn ids_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> Vec<IdRange> {
     ids_past(&counters_of(file, key), backup, key)
 }
@@ -507,6 +509,45 @@ fn ids_past(counters: &[(String, i64)], backup: &VerifiedBackup, key: Option<&Ke
             })
         })
         .collect()
+}
+
+/// Of `handed_out` (ids `file` handed out, per table), those `file` still holds, as ranges: a row added after
+/// a backup and deleted before a restore of it was deleted by the user, not left out by the restore, and a
+/// report says so. A table `file` cannot be read from (a damaged file a repair replaces) keeps its ranges
+/// whole: nothing tells which of them it held.
+fn ids_still_in(file: &Path, handed_out: Vec<IdRange>, key: Option<&Key>) -> Vec<IdRange> {
+    let Some(conn) = crate::read_pool::open_if_readable(file, key) else {
+        return handed_out;
+    };
+    let mut held: Vec<IdRange> = Vec::new();
+    for range in handed_out {
+        let sql = format!(
+            "SELECT rowid FROM \"{}\" WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid",
+            range.table.replace('"', "\"\"")
+        );
+        // Streamed into ranges, not collected: a backup a week old leaves out millions of events.
+        let table_start = held.len();
+        let read = conn.prepare(&sql).and_then(|mut stmt| {
+            let mut rows = stmt.query([range.first, range.last])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                match held[table_start..].last_mut() {
+                    Some(last) if last.last + 1 == id => last.last = id,
+                    _ => held.push(IdRange {
+                        table: range.table.clone(),
+                        first: id,
+                        last: id,
+                    }),
+                }
+            }
+            Ok(())
+        });
+        if read.is_err() {
+            held.truncate(table_start);
+            held.push(range);
+        }
+    }
+    held
 }
 
 /// Raises each table's AUTOINCREMENT counter to at least its floor (tables the file does not have, or
