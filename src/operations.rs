@@ -299,8 +299,9 @@ fn backup_under_other_key(
 /// `instead`), as the error that names it; `None` when there is none. A backup's name is the clock's when it
 /// was taken, so a clock that was wrong then gives a newer copy an older name. Looked at first: those named
 /// later than the clock reads now (`named_later`, newest first), never chosen by their name; then, of
-/// `backups` (the file's, newest first by name), those named before `instead`, their counters read before any
-/// is verified (a whole-file read each). `db` and `damaged` as for [`newest_sound`].
+/// `backups` (the file's, newest first by name), those named before `instead`, each verified (a whole-file
+/// read) only once its counters (cheap to read) show rows past `instead`'s. `db` and `damaged` as for
+/// [`newest_sound`].
 fn backup_holding_more(
     db: &Path,
     backups: &[backup::BackupFile],
