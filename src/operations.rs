@@ -142,7 +142,68 @@ pub fn restore_with(
     hook: Option<&RestoreHook>,
     key: Option<&Key>,
 ) -> Result<Vec<RestoreReport>> {
+    restore_locked(take_both_locks(data_dir)?, data_dir, from, hook, key)
+}
+
+/// Restores the backup file `from`, taken under another key than the data directory's (`backup_key`; `None`:
+/// in the clear, or the directory in the clear and the backup under a key): a copy of it under the directory's
+/// key (or in the clear) is made into the directory's backup folder, named as a backup (the backup's own name,
+/// else one from its modification time), checked to hold the rows `from` holds and verified, then restored as
+/// [`restore`] restores a file. A backup of another
+/// data directory, say, is brought over in one command: the data directory never holds files under two keys.
+/// Refused while either owner runs, before anything is written. `from` is never changed, except when it is
+/// that very copy's place (a backup in the directory's own folder): then it is replaced by the copy, as a key
+/// rotation replaces the backups it re-keys. Returns where the copy is, and what the restore did.
+pub fn restore_from_other_key(
+    data_dir: &Path,
+    from: &Path,
+    backup_key: Option<&Key>,
+    key: Option<&Key>,
+) -> Result<(PathBuf, Vec<RestoreReport>)> {
     let locks = take_both_locks(data_dir)?;
+    let schema = kind_of(from, backup_key)?;
+    let version: u32 = open_backup_file(from, schema.file_name, backup_key)?
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| store_core::key::error_at(from, backup_key, e))?;
+    let folder = backup::default_backup_dir(&schema.path_in(data_dir));
+    files::create_private_dir_all(&folder)?;
+    // Named as a backup of the database (its own name when it has one), so that the folder's listing, a
+    // rotation and doctor see it as one.
+    let own_name = from
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(backup::BackupName::parse)
+        .filter(|n| n.stem == schema.stem() && n.version == version);
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let in_place = own_name.is_some() && canonical(files::parent_dir(from)) == canonical(&folder);
+    let copy = if in_place {
+        from.to_path_buf()
+    } else {
+        let taken_at = std::fs::metadata(from)
+            .and_then(|m| m.modified())
+            .map_err(|e| Error::io(from, "read the modification time of", e))?;
+        own_name
+            .unwrap_or_else(|| backup::BackupName {
+                stem: schema.stem().to_string(),
+                taken_at: taken_at.into(),
+                version,
+                seq: 0,
+            })
+            .unused_path_in(&folder)
+    };
+    rekeyed_backup_at(from, &copy, schema, backup_key, key)?;
+    let reports = restore_locked(locks, data_dir, &copy, None, key)?;
+    Ok((copy, reports))
+}
+
+/// [`restore_with`], the owner locks of `data_dir` held.
+fn restore_locked(
+    locks: Vec<(&'static Schema, OwnerLock)>,
+    data_dir: &Path,
+    from: &Path,
+    hook: Option<&RestoreHook>,
+    key: Option<&Key>,
+) -> Result<Vec<RestoreReport>> {
     // Everything is verified before anything moves: each database's backup, and the newer ones of its
     // folder passed over as damaged.
     let mut chosen: Vec<(&'static Schema, VerifiedBackup, Vec<PathBuf>)> = Vec::new();
@@ -186,8 +247,12 @@ pub fn restore_with(
     } else {
         let kind = kind_of(from, key).map_err(|e| match e {
             Error::NotADatabase { .. } => key_required(data_dir, key).unwrap_or(e),
-            // Unread, its kind is told by its name (a backup's, or the database's own).
-            e => match (key_mismatch(e.kind()), kind_by_name(from)) {
+            // Unread, its kind is told by its name (a backup's, or the database's own), or, in the clear, by
+            // reading it without the key.
+            e => match (
+                key_mismatch(e.kind()),
+                kind_by_name(from).or_else(|| kind_of(from, None).ok()),
+            ) {
                 (Some(found), Some(schema)) => {
                     backup_key_mismatch(&schema.path_in(data_dir), from, found, false, schema, key)
                 }
@@ -1031,30 +1096,42 @@ struct Rekeyed {
     backups: Vec<PathBuf>,
 }
 
-/// Replaces the backup at `path` with a copy under the `new` key (or in the clear), built as a backup's
-/// partial file beside it and checked as the database's copy is. The copy keeps the backup's modification
-/// time: an earlier build's backup, which records no time inside, is dated by it.
+/// Replaces the backup at `path` with a copy under the `new` key (or in the clear): [`rekeyed_backup_at`]
+/// the same path.
 fn rekey_backup(path: &Path, schema: &'static Schema, old: Option<&Key>, new: Option<&Key>) -> Result<()> {
-    let folder = files::parent_dir(path);
+    rekeyed_backup_at(path, path, schema, old, new)
+}
+
+/// Puts at `dest` a copy of the backup at `source` under the `new` key (or in the clear), built as a backup's
+/// partial file in `dest`'s folder and checked as the database's copy is. The copy keeps the backup's
+/// modification time: an earlier build's backup, which records no time inside, is dated by it.
+fn rekeyed_backup_at(
+    source: &Path,
+    dest: &Path,
+    schema: &'static Schema,
+    old: Option<&Key>,
+    new: Option<&Key>,
+) -> Result<()> {
+    let folder = files::parent_dir(dest);
     // Written into, so refused through a link as a backup is (the link may lead anywhere).
     files::refuse_symlink(folder)?;
     backup::remove_stale_partials(folder, schema.stem());
     let partial = backup::partial_path(folder, schema, chrono::Utc::now());
-    let replaced = rekeyed_copy(path, schema, &partial, old, new).and_then(|_| {
-        let modified = std::fs::metadata(path)
+    let placed = rekeyed_copy(source, schema, &partial, old, new).and_then(|_| {
+        let modified = std::fs::metadata(source)
             .and_then(|m| m.modified())
-            .map_err(|e| Error::io(path, "read the modification time of", e))?;
+            .map_err(|e| Error::io(source, "read the modification time of", e))?;
         std::fs::File::options()
             .write(true)
             .open(&partial)
             .and_then(|f| f.set_modified(modified))
             .map_err(|e| Error::io(&partial, "set the modification time of", e))?;
-        files::rename_durably(&partial, path)
+        files::rename_durably(&partial, dest)
     });
-    if replaced.is_err() {
+    if placed.is_err() {
         let _ = files::remove_with_sidecars(&partial);
     }
-    replaced
+    placed
 }
 
 /// Builds `copy`, the database at `path` under the `new` key, and checks it holds what the original holds

@@ -604,7 +604,7 @@ mod encrypted {
     /// names the backup the directory's key (or none) does not open rather than restore config.db alone;
     /// then activity.db damaged: repair names that backup, changes nothing, and never offers to start the
     /// file empty; the rekey its remedy names, run as written, brings that backup under the directory's key
-    /// and the repair then takes it; its three-command way (for another directory's backup) does too, on a
+    /// and the repair then takes it; its one-command way (for another directory's backup) does too, on a
     /// copy; its other way, `--salvage`, keeps the rows still readable; `--allow-empty`, asked for, starts
     /// empty.
     fn a_repair_names_a_backup_under_another_key_and_its_remedy_restores_it(change: KeyChange) {
@@ -700,6 +700,22 @@ mod encrypted {
             "{err}"
         );
         assert_eq!(snapshot(&data), before, "a refused restore changes nothing");
+        // The copy in the clear, by a name of its own: its kind is read without the key, and it is named as a
+        // backup in the clear (it was refused as a database opened with a key, its remedy to rekey `.`).
+        if matches!(change, KeyChange::Encrypted) {
+            let restore = run(&["restore", "--data-dir", d, "--from", utf8(&offsite)]);
+            let (_, err) = texts(&restore);
+            assert_eq!(restore.status.code(), Some(2), "{err}");
+            assert!(
+                err.starts_with(&format!(
+                    "splitstore restore: the backup {} of {d}/activity.db {cannot}: {why}. What to do: ",
+                    offsite.display()
+                )),
+                "{err}"
+            );
+            assert!(err.contains(" --backup-in-clear --key-file FILE`"), "{err}");
+            assert_eq!(snapshot(&data), before, "a refused restore changes nothing");
+        }
 
         let db = data.join("activity.db");
         let mut bytes = fs::read(&db).unwrap();
@@ -772,7 +788,7 @@ mod encrypted {
             "FILE" => new.clone(),
             arg => arg.replace("NEW_DIR", utf8(&new_dir)),
         };
-        assert_eq!(remedy.len(), 4, "{remedy:?}");
+        assert_eq!(remedy.len(), 2, "{remedy:?}");
         let rekey: Vec<String> = remedy.remove(0).iter().map(|a| fill(a)).collect();
         assert_eq!(rekey[..3], ["rekey", "--data-dir", d], "{rekey:?}");
         let rekeyed = run_splitstore(&rekey);
@@ -798,15 +814,175 @@ mod encrypted {
         let doctor = run(&["doctor", "--data-dir", d]);
         assert_eq!(doctor.status.code(), Some(0), "{:?}", texts(&doctor));
 
-        // Its other way, for another data directory's backup, on a copy: restored into a new folder with its
-        // key, re-keyed there, restored from that copy.
+        // Its other way, for another data directory's backup, on a copy: one restore, with the key the backup
+        // was taken under, which puts it under the directory's key (here in its place: it is in the directory's
+        // own folder) and restores it.
         let fallback_dir = utf8(&fallback);
-        for command in &remedy {
-            let args: Vec<String> = command.iter().map(|a| fill(a).replace(d, fallback_dir)).collect();
-            let out = run_splitstore(&args);
-            assert!(out.status.success(), "{args:?}: {:?}", texts(&out));
-        }
+        let args: Vec<String> = remedy[0].iter().map(|a| fill(a).replace(d, fallback_dir)).collect();
+        assert_eq!(args[..2], ["restore", "--data-dir"], "{args:?}");
+        let out = run_splitstore(&args);
+        assert!(out.status.success(), "{args:?}: {:?}", texts(&out));
         assert_eq!(events(&fallback), 2000);
+        let copied = backup.replace(d, fallback_dir);
+        let opened = run(&["doctor", "--data-dir", fallback_dir]);
+        assert_eq!(opened.status.code(), Some(0), "{:?}", texts(&opened));
+        assert!(
+            texts(&out).0.starts_with(&format!("copied {copied} ")),
+            "{:?}",
+            texts(&out)
+        );
+    }
+
+    /// Another data directory's backup, under its own key, is restored in one command: `restore --from FILE
+    /// --backup-key-file KEY` puts a copy under this directory's key in its backup folder (named as a backup,
+    /// the original left as it is) and restores that. Without the backup's key it is refused, naming that
+    /// command; with a wrong one, refused with nothing written; a folder is refused for one backup file.
+    #[test]
+    fn another_directorys_backup_under_its_own_key_is_restored_in_one_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let (theirs, ours) = (dir.path().join("theirs"), dir.path().join("ours"));
+        let (their_key, our_key) = (
+            key_file(&dir.path().join("their.key")),
+            key_file(&dir.path().join("our.key")),
+        );
+        seed_with_key(&theirs, 2000, &their_key);
+        seed_with_key(&ours, 300, &our_key);
+        let took = with_key(&["backup", "--data-dir", utf8(&theirs)], &their_key);
+        assert!(took.status.success(), "{took:?}");
+        let backup = texts(&took)
+            .0
+            .lines()
+            .filter_map(|l| l.strip_prefix("backup: "))
+            .find(|p| p.contains("/activity-"))
+            .unwrap()
+            .to_string();
+        let their_bytes = fs::read(&backup).unwrap();
+        let o = utf8(&ours);
+        let events = || {
+            let conn = store_core::read_pool::open_read_only(
+                &activity_store::SCHEMA.path_in(&ours),
+                &activity_store::SCHEMA,
+                Some(&key_of(&our_key)),
+            )
+            .unwrap();
+            store_core::check::row_counts(&conn).unwrap()["activity_events"]
+        };
+        assert_eq!(events(), 300);
+
+        // Without its key: refused, the remedy naming the one command (after a rekey, for a backup of ours).
+        let before = snapshot(&ours);
+        let out = with_key(&["restore", "--data-dir", o, "--from", &backup], &our_key);
+        let (_, err) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!(
+                "restore it with the key it was taken with, which puts a copy under the data directory's key in its \
+                 backup folder first: `splitstore restore --data-dir {o} --from {backup} --backup-key-file \
+                 BACKUP_KEY --key-file FILE`; nothing was changed"
+            )),
+            "{err}"
+        );
+        // With a wrong key for the backup (ours): refused, naming the backup, nothing written.
+        let out = run_splitstore([
+            "restore",
+            "--data-dir",
+            o,
+            "--from",
+            &backup,
+            "--backup-key-file",
+            &our_key,
+            "--key-file",
+            &our_key,
+        ]);
+        let (_, err) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "splitstore restore: the key was rejected: {backup} cannot be read with the key given"
+            )),
+            "{err}"
+        );
+        // A folder is no backup file.
+        let folder = format!("{}/backups", utf8(&theirs));
+        let out = run_splitstore([
+            "restore",
+            "--data-dir",
+            o,
+            "--from",
+            &folder,
+            "--backup-key-file",
+            &their_key,
+            "--key-file",
+            &our_key,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(texts(&out).1.contains(" is a folder: "), "{out:?}");
+        assert_eq!(snapshot(&ours), before, "nothing was written");
+
+        // With its key: copied under ours into our backup folder, by its name, and restored from there.
+        let out = run_splitstore([
+            "restore",
+            "--data-dir",
+            o,
+            "--from",
+            &backup,
+            "--backup-key-file",
+            &their_key,
+            "--key-file",
+            &our_key,
+        ]);
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "{stderr}");
+        let name = Path::new(&backup).file_name().unwrap().to_string_lossy().into_owned();
+        let copy = format!("{o}/backups/{name}");
+        assert!(
+            stdout.starts_with(&format!("copied {backup} under the data directory's key as {copy}\nrestored {o}/activity.db from {copy} (schema ")),
+            "{stdout}"
+        );
+        assert_eq!(events(), 2000);
+        assert_eq!(
+            fs::read(&backup).unwrap(),
+            their_bytes,
+            "their backup is left as it was"
+        );
+        let copied =
+            store_core::restore::verify_backup(Path::new(&copy), &activity_store::SCHEMA, Some(&key_of(&our_key)));
+        assert!(copied.is_ok(), "{copied:?}");
+        let doctor = with_key(&["doctor", "--data-dir", o], &our_key);
+        assert_eq!(doctor.status.code(), Some(0), "{:?}", texts(&doctor));
+
+        // A copy by a name of its own (taken off the machine) is named as a backup in our folder.
+        let offsite = dir.path().join("offsite.db");
+        fs::copy(&backup, &offsite).unwrap();
+        let out = run_splitstore([
+            "restore",
+            "--data-dir",
+            o,
+            "--from",
+            utf8(&offsite),
+            "--backup-key-file",
+            &their_key,
+            "--key-file",
+            &our_key,
+        ]);
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "{stderr}");
+        let named = stdout
+            .lines()
+            .next()
+            .and_then(|l| {
+                l.strip_prefix(&format!(
+                    "copied {} under the data directory's key as {o}/backups/",
+                    offsite.display()
+                ))
+            })
+            .unwrap_or_else(|| panic!("{stdout}"));
+        let parsed = store_core::backup::BackupName::parse(named);
+        assert!(
+            parsed.is_some_and(|n| n.stem == "activity") && named != name,
+            "{stdout}"
+        );
+        assert_eq!(events(), 2000);
     }
 
     #[test]

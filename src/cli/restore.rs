@@ -12,6 +12,15 @@ pub struct Args {
     /// backup of each database in it).
     #[arg(long)]
     pub from: PathBuf,
+    /// The key the backup file of --from was taken under, when it is not the data directory's (another data
+    /// directory's backup, or one from before a key rotation): a copy under the directory's key (or in the
+    /// clear, for a directory without one) is put in its backup folder, then restored.
+    #[arg(long, value_name = "FILE", conflicts_with = "backup_in_clear")]
+    pub backup_key_file: Option<PathBuf>,
+    /// The backup file of --from is in the clear while the data directory is encrypted (taken before it was):
+    /// a copy under the directory's key is put in its backup folder, then restored.
+    #[arg(long, requires = "key_file")]
+    pub backup_in_clear: bool,
     #[command(flatten)]
     pub key: super::KeyArgs,
 }
@@ -21,11 +30,43 @@ pub fn run(args: Args) -> ExitCode {
         Ok(key) => key,
         Err(code) => return code,
     };
+    let backup_key = match super::load_key("restore", args.backup_key_file.as_deref()) {
+        Ok(key) => key,
+        Err(code) => return code,
+    };
+    let other_key = args.backup_key_file.is_some() || args.backup_in_clear;
+    if other_key && args.from.is_dir() {
+        return super::fail(
+            "restore",
+            &format!(
+                "{} is a folder: --backup-key-file and --backup-in-clear take one backup file as --from",
+                args.from.display()
+            ),
+        );
+    }
     // Restoring into a new data directory (the old one is lost) is fine: it is created 0700.
     if let Err(e) = store_core::files::create_private_dir_all(&args.data_dir) {
         return super::fail("restore", &e);
     }
-    match splitstore::operations::restore_with(&args.data_dir, &args.from, None, key.as_ref()) {
+    let restored = if other_key {
+        splitstore::operations::restore_from_other_key(&args.data_dir, &args.from, backup_key.as_ref(), key.as_ref())
+            .map(|(copy, reports)| {
+                super::say!(
+                    "copied {} {} as {}",
+                    args.from.display(),
+                    if key.is_some() {
+                        "under the data directory's key"
+                    } else {
+                        "in the clear"
+                    },
+                    copy.display()
+                );
+                reports
+            })
+    } else {
+        splitstore::operations::restore_with(&args.data_dir, &args.from, None, key.as_ref())
+    };
+    match restored {
         Ok(reports) => {
             for r in reports {
                 // A newer backup passed over is said first: the one restored is older than the user may think.

@@ -85,6 +85,15 @@ impl BackupName {
         }
     }
 
+    /// The path in `dir` of a file of this name, numbered past any file already there (two backups taken in
+    /// the same millisecond are both kept).
+    pub fn unused_path_in(mut self, dir: &Path) -> PathBuf {
+        while fs::symlink_metadata(dir.join(self.file_name())).is_ok() {
+            self.seq += 1;
+        }
+        dir.join(self.file_name())
+    }
+
     /// Parses a file name [`file_name`](Self::file_name) made; `None` for anything else.
     pub fn parse(file_name: &str) -> Option<BackupName> {
         let rest = file_name.strip_suffix(".db")?;
@@ -473,17 +482,13 @@ pub fn backup_connection(
         }
     };
     files::sync_file(&partial)?;
-    let mut name = BackupName {
+    let target = BackupName {
         stem: schema.stem().to_string(),
         taken_at,
         version,
         seq: 0,
-    };
-    // Two backups in the same millisecond: keep both, the later one numbered.
-    while fs::symlink_metadata(dest_dir.join(name.file_name())).is_ok() {
-        name.seq += 1;
     }
-    let target = dest_dir.join(name.file_name());
+    .unused_path_in(&dest_dir);
     files::rename_durably(&partial, &target)?;
     if class == BackupClass::Manual {
         prune_backups(&dest_dir, schema, keep, &target, key)?;

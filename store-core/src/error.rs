@@ -1160,9 +1160,12 @@ impl Error {
                 ..
             } => {
                 let (its_key, rekey) = match found {
-                    ErrorKind::NotEncrypted => ("", "--new-key-file FILE"),
-                    ErrorKind::KeyRequired => (" --key-file BACKUP_KEY", "--key-file BACKUP_KEY --decrypt"),
-                    _ => (" --key-file BACKUP_KEY", "--key-file BACKUP_KEY --new-key-file FILE"),
+                    ErrorKind::NotEncrypted => ("--backup-in-clear", "--new-key-file FILE"),
+                    ErrorKind::KeyRequired => ("--backup-key-file BACKUP_KEY", "--key-file BACKUP_KEY --decrypt"),
+                    _ => (
+                        "--backup-key-file BACKUP_KEY",
+                        "--key-file BACKUP_KEY --new-key-file FILE",
+                    ),
                 };
                 let program = schema.tools.program;
                 // The rotation run again: it leaves files already under the new key as they are and re-keys
@@ -1174,20 +1177,21 @@ impl Error {
                 } else {
                     String::new()
                 };
-                // Else, another data directory's backup: restored with its own key into a folder of its own, put
-                // under the directory's there by rekey, then restored from that copy: the data directory never
-                // holds files under two keys.
-                let copy = Path::new("NEW_DIR").join(schema.file_name);
+                // Else, another data directory's backup: restore copies it under the directory's key into the
+                // directory's backup folder, then restores that copy: the data directory never holds files under
+                // two keys.
                 let mut s = format!(
                     "bring it under the data directory's key with the key it was taken with, `{program} rekey \
                      --data-dir {quoted_dir} {rekey}{elsewhere}` (files already under their key are left as they \
                      are, and their backups that key opens are re-keyed), then run this command again; if rekey \
                      finds nothing of this data directory's under that key (the backup is another data \
-                     directory's), restore it into a new folder with the key it was taken with, put it under the \
-                     data directory's key there, then restore that copy: `{program} restore --data-dir NEW_DIR \
-                     --from {}{its_key}`, `{program} rekey --data-dir NEW_DIR {rekey}`, then {}",
-                    shell_quoted(backup),
-                    command(Some(schema), "restore", &format!("--from {}", copy.display()))
+                     directory's), restore it with the key it was taken with, which puts a copy under the data \
+                     directory's key in its backup folder first: {}",
+                    command(
+                        Some(schema),
+                        "restore",
+                        &format!("--from {} {its_key}", shell_quoted(backup))
+                    )
                 );
                 if *found == ErrorKind::KeyRequired {
                     s.push_str(&format!(

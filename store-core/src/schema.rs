@@ -113,7 +113,8 @@ impl Schema {
             Some(record) => record.encrypted,
             None => crate::records::encrypted_sibling(&db).is_some(),
         };
-        if encrypted && !extra.contains("--key-file") {
+        // A word of its own: `--backup-key-file` names the key of a backup, not the directory's.
+        if encrypted && !extra.split_whitespace().any(|arg| arg == "--key-file") {
             command.push_str(" --key-file FILE");
         }
         command
