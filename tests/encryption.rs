@@ -876,9 +876,9 @@ mod encrypted {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(
             err.contains(&format!(
-                "restore it with the key it was taken with, which puts a copy under the data directory's key in its \
-                 backup folder first: `splitstore restore --data-dir {o} --from {backup} --backup-key-file \
-                 BACKUP_KEY --key-file FILE`; nothing was changed"
+                "restore it with the key it was taken with, which first puts a copy of it in the data directory's \
+                 backup folder, as the directory's files are (under its key, or in the clear): `splitstore restore \
+                 --data-dir {o} --from {backup} --backup-key-file BACKUP_KEY --key-file FILE`; nothing was changed"
             )),
             "{err}"
         );

@@ -1185,8 +1185,9 @@ impl Error {
                      --data-dir {quoted_dir} {rekey}{elsewhere}` (files already under their key are left as they \
                      are, and their backups that key opens are re-keyed), then run this command again; if rekey \
                      finds nothing of this data directory's under that key (the backup is another data \
-                     directory's), restore it with the key it was taken with, which puts a copy under the data \
-                     directory's key in its backup folder first: {}",
+                     directory's), restore it with the key it was taken with, which first puts a copy of it in the \
+                     data directory's backup folder, as the directory's files are (under its key, or in the clear): \
+                     {}",
                     command(
                         Some(schema),
                         "restore",
