@@ -858,6 +858,20 @@ mod encrypted {
             .to_string();
         let their_bytes = fs::read(&backup).unwrap();
         let o = utf8(&ours);
+        // `splitstore restore` into ours (with our key) of the backup `from`, taken under `backup_key`.
+        let restore_with = |from: &str, backup_key: &str| {
+            run_splitstore([
+                "restore",
+                "--data-dir",
+                o,
+                "--from",
+                from,
+                "--backup-key-file",
+                backup_key,
+                "--key-file",
+                &our_key,
+            ])
+        };
         let events = || {
             let conn = store_core::read_pool::open_read_only(
                 &activity_store::SCHEMA.path_in(&ours),
@@ -883,17 +897,7 @@ mod encrypted {
             "{err}"
         );
         // With a wrong key for the backup (ours): refused, naming the backup, nothing written.
-        let out = run_splitstore([
-            "restore",
-            "--data-dir",
-            o,
-            "--from",
-            &backup,
-            "--backup-key-file",
-            &our_key,
-            "--key-file",
-            &our_key,
-        ]);
+        let out = restore_with(&backup, &our_key);
         let (_, err) = texts(&out);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(
@@ -904,33 +908,13 @@ mod encrypted {
         );
         // A folder is no backup file.
         let folder = format!("{}/backups", utf8(&theirs));
-        let out = run_splitstore([
-            "restore",
-            "--data-dir",
-            o,
-            "--from",
-            &folder,
-            "--backup-key-file",
-            &their_key,
-            "--key-file",
-            &our_key,
-        ]);
+        let out = restore_with(&folder, &their_key);
         assert_eq!(out.status.code(), Some(2), "{out:?}");
         assert!(texts(&out).1.contains(" is a folder: "), "{out:?}");
         assert_eq!(snapshot(&ours), before, "nothing was written");
 
         // With its key: copied under ours into our backup folder, by its name, and restored from there.
-        let out = run_splitstore([
-            "restore",
-            "--data-dir",
-            o,
-            "--from",
-            &backup,
-            "--backup-key-file",
-            &their_key,
-            "--key-file",
-            &our_key,
-        ]);
+        let out = restore_with(&backup, &their_key);
         let (stdout, stderr) = texts(&out);
         assert!(out.status.success(), "{stderr}");
         let name = Path::new(&backup).file_name().unwrap().to_string_lossy().into_owned();
@@ -954,17 +938,7 @@ mod encrypted {
         // A copy by a name of its own (taken off the machine) is named as a backup in our folder.
         let offsite = dir.path().join("offsite.db");
         fs::copy(&backup, &offsite).unwrap();
-        let out = run_splitstore([
-            "restore",
-            "--data-dir",
-            o,
-            "--from",
-            utf8(&offsite),
-            "--backup-key-file",
-            &their_key,
-            "--key-file",
-            &our_key,
-        ]);
+        let out = restore_with(utf8(&offsite), &their_key);
         let (stdout, stderr) = texts(&out);
         assert!(out.status.success(), "{stderr}");
         let named = stdout

@@ -66,6 +66,21 @@ fn in_copy(dir: &Path, file: &Path) -> PathBuf {
     dir.join("backups").join(file.file_name().unwrap())
 }
 
+/// `splitstore repair` of `data`, whose damaged activity.db is newer than its newest good backup, its copy of
+/// `backup`: refused as `backup_older`, naming that backup.
+fn repair_refused_as_older_than(data: &Path, backup: &Path) {
+    let out = run_splitstore(["repair", "--data-dir", utf8(data)]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "is damaged, and its newest good backup ({}) is older",
+            in_copy(data, backup).display()
+        )),
+        "{stderr}"
+    );
+}
+
 /// `splitstore repair --salvage` of `data`, which succeeds on top of its copy of `backup`: what it printed.
 fn salvaged_over(data: &Path, backup: &Path) -> String {
     let out = run_splitstore(["repair", "--data-dir", utf8(data), "--salvage"]);
@@ -1260,16 +1275,7 @@ fn a_backup_named_later_than_the_clock_reads_is_named_not_passed_over() {
     // Named later but holding nothing more than the backup named before now: the repair goes on as it would
     // without it (here: that backup is older than the damaged file, which it says).
     fs::copy(&older, in_copy(&not_more, &later)).unwrap();
-    let out = run_splitstore(["repair", "--data-dir", utf8(&not_more)]);
-    let (_, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "is damaged, and its newest good backup ({}) is older",
-            in_copy(&not_more, &older).display()
-        )),
-        "{stderr}"
-    );
+    repair_refused_as_older_than(&not_more, &older);
 }
 
 /// A backup taken while the clock was behind is named as older than the one before it. When it holds rows
@@ -1384,16 +1390,7 @@ fn a_backup_named_earlier_that_holds_more_rows_is_named_not_passed_over() {
     // Named earlier and holding nothing more than the newest by name: the repair goes on as it would without
     // it (here: that backup is older than the damaged file, which it says).
     fs::copy(&newest, in_copy(&not_more, &earlier)).unwrap();
-    let out = run_splitstore(["repair", "--data-dir", utf8(&not_more)]);
-    let (_, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "is damaged, and its newest good backup ({}) is older",
-            in_copy(&not_more, &newest).display()
-        )),
-        "{stderr}"
-    );
+    repair_refused_as_older_than(&not_more, &newest);
 }
 
 /// What a restore of activity.db's backup leaves out after the daemon recorded 500 more events.
