@@ -794,6 +794,81 @@ fn a_report_names_projects_a_salvage_of_config_db_lost_to_damage() {
     assert!(line.contains("(lost with config.db damage)"), "{line}");
 }
 
+/// A project deleted before the backup a salvage of config.db stands on, whose id lies on the damaged page:
+/// a report says it deleted, not lost with the damage (every row the backup holds is in the salvage, so an id
+/// up to the backup's counters that the salvage lacks was deleted). It was said lost.
+#[test]
+fn a_project_deleted_before_the_backup_a_salvage_stands_on_is_said_deleted() {
+    use config_store::projects::NewProject;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = data.join("config.db");
+    let ids: Vec<i64> = {
+        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+        (0..400)
+            .map(|i| {
+                store
+                    .create_project(&NewProject::named(format!("project {i:03}")))
+                    .unwrap()
+                    .id
+            })
+            .collect()
+    };
+    let damaged_leaf = {
+        let leaves = pages_of(&config, "projects", "leaf");
+        leaves[leaves.len() / 2]
+    };
+    // Which ids that leaf holds: those a salvage of a copy, with no backup, loses.
+    let probe = copy_data_dir(&data, dir.path().join("probe"));
+    damage_page(&probe.join("config.db"), damaged_leaf);
+    let out = run_splitstore(["repair", "--data-dir", utf8(&probe), "--salvage"]);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    let kept = config_store::ConfigReader::open_in(&probe).project_summaries().unwrap();
+    let on_the_leaf: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !kept.iter().any(|p| p.id == *id))
+        .collect();
+    assert!(
+        on_the_leaf.len() > 2 && on_the_leaf.len() < ids.len() / 2,
+        "{on_the_leaf:?}"
+    );
+
+    // One of them deleted, then a backup, then the same leaf damaged: the salvage stands on the backup.
+    let deleted = on_the_leaf[on_the_leaf.len() / 2];
+    assert!(
+        config_store::ConfigStore::open_in(&data)
+            .unwrap()
+            .delete_project(deleted)
+            .unwrap()
+    );
+    let out = run_splitstore(["backup", "--data-dir", utf8(&data)]);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    assert!(pages_of(&config, "projects", "leaf").contains(&damaged_leaf));
+    damage_page(&config, damaged_leaf);
+    let out = run_splitstore(["repair", "--data-dir", utf8(&data), "--salvage"]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(" on top of the backup "), "{stdout}");
+    let project_ids = format!("{deleted},{}", on_the_leaf[0]);
+    let daemon = run_splitstore([
+        "daemon",
+        "--events",
+        "200",
+        "--project-ids",
+        &project_ids,
+        "--data-dir",
+        utf8(&data),
+    ]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    assert_eq!(reported_project(&data, deleted).1, "deleted");
+    assert_eq!(
+        reported_project(&data, on_the_leaf[0]).1,
+        "active",
+        "kept from the backup"
+    );
+}
+
 /// Damaged cell pointer arrays in every third leaf of the events and of both their indexes: no index reads
 /// whole, so the lost rows are counted from id ranges, which also count the ids of rows deleted before the
 /// damage. The CLI says "at most", and salvaged + that bound covers every event there was.

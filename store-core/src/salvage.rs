@@ -326,14 +326,26 @@ pub fn place(
         report.lost_said()
     ));
     // The ids it could not read: a report tells a project lost with the damage from one the user deleted.
+    // Over a backup, only those past the backup's counters: every row the backup holds is in the output (where
+    // the damaged file cannot be read it is the backup's), so an id up to them that the output lacks was
+    // deleted, before the backup or, where the damaged file reads, after it.
+    let backup_counters: BTreeMap<String, i64> = report
+        .base_backup
+        .as_deref()
+        .map(|b| restore::counters_of(b, key).into_iter().collect())
+        .unwrap_or_default();
     let unreadable: Vec<IdRange> = report
         .tables
         .iter()
         .flat_map(|(table, t)| {
-            t.unreadable_ranges.iter().map(|&(first, last)| IdRange {
-                table: table.clone(),
-                first: first.max(1),
-                last,
+            let past_backup = backup_counters.get(table).map_or(1, |last| last + 1);
+            t.unreadable_ranges.iter().filter_map(move |&(first, last)| {
+                let first = first.max(1).max(past_backup);
+                (first <= last).then(|| IdRange {
+                    table: table.clone(),
+                    first,
+                    last,
+                })
             })
         })
         .collect();
