@@ -1322,9 +1322,9 @@ fn a_backup_named_earlier_that_holds_more_rows_is_named_not_passed_over() {
             ),
             format!(", before {} ({year}-", newest.display()),
             format!(
-                "), the newest by name that verifies, yet it holds rows that one does not (at most 500 in \
-                 activity_events, 5 in activity_sessions): the clock was behind when it was taken, or ahead when \
-                 the other was. What to do: restore that backup by naming its file, which a restore takes whatever \
+                "), the one a restore from the folder takes by name, yet it holds rows that one does not (at most \
+                 500 in activity_events, 5 in activity_sessions): the clock was behind when it was taken, or ahead \
+                 when the other was. What to do: restore that backup by naming its file, which a restore takes whatever \
                  its name (`splitstore restore --data-dir {data} --from {earlier}`; the file in place is kept \
                  aside); or restore the older backup, without those rows, with `splitstore restore --data-dir \
                  {data} --from {newest}`",
@@ -1365,6 +1365,21 @@ fn a_backup_named_earlier_that_holds_more_rows_is_named_not_passed_over() {
         contents(&activity, &["provenance"]),
         contents(&earlier, &["provenance"])
     );
+    // Doctor says it too, before any restore is needed, with the way to end it: a backup taken now.
+    let (code, stdout, json) = doctor(&data);
+    assert_eq!(code, 1, "{stdout}");
+    let (start, middle, _) = said(&data);
+    assert!(stdout.contains(&start) && stdout.contains(&middle), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "with the clock right, take a new backup now (`splitstore backup --data-dir {d}`): it holds every row \
+             and is the newest by name"
+        )),
+        "{stdout}"
+    );
+    assert!(json.to_string().contains("\"backup_named_earlier\""), "{json}");
+    let out = run_splitstore(["backup", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
     assert_eq!(doctor(&data).0, 0);
 
     // A restore from the folder, of a sound data directory, stops the same way.

@@ -328,6 +328,33 @@ fn inspect_with(
             ),
         );
     }
+    // A backup named before the newest that holds rows it lacks was taken while the clock was behind (or the
+    // newest while it was ahead): a restore or repair from the folder stops at it, naming both. Said now, with
+    // the way to end it, rather than on the day a restore is needed. Counters only: cheap.
+    if let Some(newest) = &h.newest_backup
+        && let Some((earlier, added)) = own.iter().skip(1).find_map(|b| {
+            let added = crate::restore::rows_past(&b.path, &newest.path, key);
+            (!added.is_empty()).then_some((b, added))
+        })
+    {
+        let named = Error::BackupNamedEarlier {
+            path: path.to_path_buf(),
+            backup: earlier.path.clone(),
+            named_at: earlier.name.taken_at,
+            instead: Box::new((newest.path.clone(), newest.name.taken_at, added)),
+            damaged: false,
+            schema,
+        };
+        h.problem(
+            named.kind(),
+            named.what(),
+            format!(
+                "with the clock right, take a new backup now (`{}`): it holds every row and is the newest by name; \
+                 until then a restore or repair from the folder stops at that backup, naming both",
+                schema.command("backup", dir, "")
+            ),
+        );
+    }
     // Damage met while running is damage until the file is replaced, even where this check does not reach
     // (quick_check does not compare an index with its table) or did not run: repair acts on it.
     let damage_found = h

@@ -895,9 +895,9 @@ impl Error {
             } => {
                 let (newest, newest_at, added) = instead.as_ref();
                 format!(
-                    "the backup {} of {p} is named as taken at {}, before {} ({}), the newest by name that \
-                     verifies, yet it holds rows that one does not ({added}): the clock was behind when it was \
-                     taken, or ahead when the other was",
+                    "the backup {} of {p} is named as taken at {}, before {} ({}), the one a restore from the \
+                     folder takes by name, yet it holds rows that one does not ({added}): the clock was behind when \
+                     it was taken, or ahead when the other was",
                     backup.display(),
                     name_stamp(named_at),
                     newest.display(),

@@ -496,7 +496,19 @@ fn ids_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> V
 
 /// The ids past `backup`'s counters up to `counters` (a file's, read by [`counters_of`]), per table (by name).
 fn ids_past(counters: &[(String, i64)], backup: &VerifiedBackup, key: Option<&Key>) -> Vec<IdRange> {
-    let before: BTreeMap<String, i64> = counters_of(backup.path(), key).into_iter().collect();
+    ids_between(&counters_of(backup.path(), key), counters)
+}
+
+/// The rows the copy `file` holds past the copy `than`, by their AUTOINCREMENT counters (as
+/// [`rows_added_since`] counts them), neither of them verified: which of two backups of a file is the later
+/// copy, whatever their names say.
+pub fn rows_past(file: &Path, than: &Path, key: Option<&Key>) -> RowsAdded {
+    RowsAdded::from(&ids_between(&counters_of(than, key), &counters_of(file, key))[..])
+}
+
+/// The ids past the counters `before` up to the counters `counters`, per table (by name).
+fn ids_between(before: &[(String, i64)], counters: &[(String, i64)]) -> Vec<IdRange> {
+    let before: BTreeMap<&str, i64> = before.iter().map(|(table, seq)| (table.as_str(), *seq)).collect();
     let after: BTreeMap<&str, i64> = counters.iter().map(|(table, seq)| (table.as_str(), *seq)).collect();
     after
         .into_iter()
