@@ -726,27 +726,28 @@ fn config_db_may_be_salvaged_and_the_no_backup_remedy_says_so() {
     eprintln!("salvage of config.db, damaged settings page: {after} of {before} settings");
 }
 
+/// Creates `data`/config.db holding 400 projects and nothing else, and returns their ids: no server's projects,
+/// which come and go at random, so a damaged page and the ids on it are the same at every run.
+fn config_of_400_projects(data: &Path) -> Vec<i64> {
+    let mut store = config_store::ConfigStore::open_in(data).unwrap();
+    (0..400)
+        .map(|i| {
+            store
+                .create_project(&config_store::projects::NewProject::named(format!("project {i:03}")))
+                .unwrap()
+                .id
+        })
+        .collect()
+}
+
 /// Projects on a damaged page of config.db that a salvage could not read: a report names the time recorded
 /// for them as lost with the damage, not as time of projects the user deleted.
 #[test]
 fn a_report_names_projects_a_salvage_of_config_db_lost_to_damage() {
-    use config_store::projects::NewProject;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = data.join("config.db");
-    // config.db holds the test's projects only (no server's, which come and go at random), so the damaged
-    // page and the ids on it are the same at every run.
-    let ids: Vec<i64> = {
-        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
-        (0..400)
-            .map(|i| {
-                store
-                    .create_project(&NewProject::named(format!("project {i:03}")))
-                    .unwrap()
-                    .id
-            })
-            .collect()
-    };
+    let ids = config_of_400_projects(&data);
     // The first project, deleted: on the first leaf, far from the damaged one (an id deleted next to a page
     // a salvage cannot read is among its unreadable ids: nothing tells the two apart).
     let deleted = ids[0];
@@ -799,21 +800,10 @@ fn a_report_names_projects_a_salvage_of_config_db_lost_to_damage() {
 /// up to the backup's counters that the salvage lacks was deleted). It was said lost.
 #[test]
 fn a_project_deleted_before_the_backup_a_salvage_stands_on_is_said_deleted() {
-    use config_store::projects::NewProject;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = data.join("config.db");
-    let ids: Vec<i64> = {
-        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
-        (0..400)
-            .map(|i| {
-                store
-                    .create_project(&NewProject::named(format!("project {i:03}")))
-                    .unwrap()
-                    .id
-            })
-            .collect()
-    };
+    let ids = config_of_400_projects(&data);
     let damaged_leaf = {
         let leaves = pages_of(&config, "projects", "leaf");
         leaves[leaves.len() / 2]
