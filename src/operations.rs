@@ -26,12 +26,14 @@ use crate::DATABASES;
 
 /// What [`backup()`] did: the backups taken, the databases it could not back up because they do not exist
 /// (yet), and those it failed to back up (damaged, unreadable, no room for the copy), each with the error
-/// that says so.
+/// that says so; and what the operator should know about a backup taken (`notes`: one named by a clock that
+/// is behind).
 #[derive(Debug)]
 pub struct BackupReport {
     pub taken: Vec<PathBuf>,
     pub missing: Vec<Error>,
     pub failed: Vec<Error>,
+    pub notes: Vec<String>,
 }
 
 /// Takes a consistent backup of each database that exists in `data_dir` into `to` (one-step online backup
@@ -50,13 +52,34 @@ pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key
         taken: Vec::new(),
         missing: Vec::new(),
         failed: Vec::new(),
+        notes: Vec::new(),
     };
     for schema in DATABASES {
         let path = schema.path_in(data_dir);
         let taken = open_database_read_only(&path, schema, key)
             .and_then(|conn| backup::backup_connection(&conn, &path, schema, to, BackupClass::Manual, keep, key));
         match taken {
-            Ok(backup) => report.taken.push(backup),
+            Ok(backup) => {
+                // The file's earlier backups named later than the clock reads now: the clock is behind, and this
+                // backup, the newest, is named as older than them. Said when it happens, not found out later.
+                let named_later = backup::backups_of_file(&path, to, schema, key, Adopt::OwnOnly)
+                    .map(|listing| listing.named_later)
+                    .unwrap_or_default();
+                if let Some(later) = named_later.first() {
+                    report.notes.push(format!(
+                        "{} backup(s) of {} taken before this one are named later than the clock reads now (the \
+                         latest: {}, named as taken at {}): the clock is behind, so {} is named as older than \
+                         they are. Set the clock right and take a backup again; until then restore, repair and \
+                         doctor tell the backups apart by their rows",
+                        named_later.len(),
+                        path.display(),
+                        later.path.display(),
+                        store_core::time::show_utc(&later.name.taken_at),
+                        backup.display()
+                    ));
+                }
+                report.taken.push(backup)
+            }
             Err(e) if e.is_not_ready() => report.missing.push(e),
             Err(e) => report.failed.push(e),
         }

@@ -1183,6 +1183,7 @@ fn a_backup_named_later_than_the_clock_reads_is_named_not_passed_over() {
     let year: i32 = rest[..4].parse().unwrap();
     let later = taken.with_file_name(format!("{stem}{}{}", year + 1, &rest[4..]));
     fs::rename(&taken, &later).unwrap();
+    let noted = copy_data_dir(&data, dir.path().join("noted"));
     damage_middle_page(&activity);
     let (salvaged, only_later, not_more) = (
         copy_data_dir(&data, dir.path().join("salvaged")),
@@ -1276,6 +1277,36 @@ fn a_backup_named_later_than_the_clock_reads_is_named_not_passed_over() {
     // without it (here: that backup is older than the damaged file, which it says).
     fs::copy(&older, in_copy(&not_more, &later)).unwrap();
     repair_refused_as_older_than(&not_more, &older);
+
+    // A backup taken while one is named later than the clock reads now says so, on stderr: the clock is behind.
+    let out = run_splitstore(["backup", "--data-dir", utf8(&noted)]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let taken = backup_paths(&out);
+    assert_eq!(taken.len(), 2, "stdout names the files taken, and only them: {stdout}");
+    let activity_backup = taken
+        .iter()
+        .find(|p| p.to_string_lossy().contains("/activity-"))
+        .unwrap();
+    assert!(
+        stderr.starts_with(&format!(
+            "splitstore backup: note: 1 backup(s) of {}/activity.db taken before this one are named later than the \
+             clock reads now (the latest: {}, named as taken at {}-",
+            noted.display(),
+            in_copy(&noted, &later).display(),
+            year + 1
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with(&format!(
+            "): the clock is behind, so {} is named as older than they are. Set the clock right and take a backup \
+             again; until then restore, repair and doctor tell the backups apart by their rows\n",
+            activity_backup.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "config.db's backup says nothing: {stderr}");
 }
 
 /// A backup taken while the clock was behind is named as older than the one before it. When it holds rows

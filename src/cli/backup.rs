@@ -1,5 +1,6 @@
 //! `splitstore backup`: consistent copies of both databases, safe while the daemon and server write.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,6 +38,10 @@ pub fn run(args: Args) -> ExitCode {
         Ok(report) => {
             for f in report.taken {
                 super::say!("backup: {}", f.display());
+            }
+            // On stderr: stdout lists the files taken, one per line, for scripts.
+            for note in report.notes {
+                let _ = writeln!(std::io::stderr(), "splitstore backup: note: {note}");
             }
             // Half a backup is said, not hidden: the other file does not exist (yet).
             for e in report.missing {

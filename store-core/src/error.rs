@@ -883,8 +883,8 @@ impl Error {
                     "the backup {} of {p} is named as taken at {}, later than the clock reads now ({}){over}: the \
                      clock was ahead when it was taken, or is behind now",
                     backup.display(),
-                    name_stamp(named_at),
-                    name_stamp(now)
+                    crate::time::show_utc(named_at),
+                    crate::time::show_utc(now)
                 )
             }
             Error::BackupNamedEarlier {
@@ -899,9 +899,9 @@ impl Error {
                      folder takes by name, yet it holds rows that one does not ({added}): the clock was behind when \
                      it was taken, or ahead when the other was",
                     backup.display(),
-                    name_stamp(named_at),
+                    crate::time::show_utc(named_at),
                     newest.display(),
-                    name_stamp(newest_at)
+                    crate::time::show_utc(newest_at)
                 )
             }
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
@@ -1518,11 +1518,6 @@ pub struct Banner {
     pub message: String,
     pub remedy: String,
     pub retryable: bool,
-}
-
-/// A time as a backup's name gives it, for a message.
-fn name_stamp(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 fn shorten(s: &str, max: usize) -> String {

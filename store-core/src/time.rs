@@ -23,6 +23,11 @@ pub fn show_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A time in a message, to the second: `2026-12-01 16:27:40 UTC` (how backups' names are told apart).
+pub fn show_utc(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 /// Reads a NOT NULL `*_ms` column as `DateTime<Utc>`; an out-of-range value is a conversion error naming
 /// the column, not a panic.
 pub fn get_time(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
