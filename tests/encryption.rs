@@ -910,7 +910,13 @@ mod encrypted {
         let folder = format!("{}/backups", utf8(&theirs));
         let out = restore_with(&folder, &their_key);
         assert_eq!(out.status.code(), Some(2), "{out:?}");
-        assert!(texts(&out).1.contains(" is a folder: "), "{out:?}");
+        assert!(
+            texts(&out).1.starts_with(&format!(
+                "splitstore restore: {folder} is a folder: --backup-key-file and --backup-in-clear take one backup \
+                 file as --from. What to do: give the file of the backup to restore"
+            )),
+            "{out:?}"
+        );
         assert_eq!(snapshot(&ours), before, "nothing was written");
 
         // With its key: copied under ours into our backup folder, by its name, and restored from there.

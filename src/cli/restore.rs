@@ -39,7 +39,9 @@ pub fn run(args: Args) -> ExitCode {
         return super::fail(
             "restore",
             &format!(
-                "{} is a folder: --backup-key-file and --backup-in-clear take one backup file as --from",
+                "{} is a folder: --backup-key-file and --backup-in-clear take one backup file as --from. What to \
+                 do: give the file of the backup to restore (a backup's name holds the time it was taken: \
+                 `<db>-<time>-v<version>.db`); nothing was changed",
                 args.from.display()
             ),
         );
