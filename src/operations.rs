@@ -174,9 +174,9 @@ pub fn restore_with(
 /// else one from its modification time), checked to hold the rows `from` holds and verified, then restored as
 /// [`restore`] restores a file. A backup of another data directory, say, is brought over in one command: the
 /// data directory never holds files under two keys. Refused while either owner runs, before anything is
-/// written. `from` is never changed, except when it is
-/// that very copy's place (a backup in the directory's own folder): then it is replaced by the copy, as a key
-/// rotation replaces the backups it re-keys. Returns where the copy is, and what the restore did.
+/// written. `from` is never changed, except when it is that very copy's place (a backup in the directory's
+/// own folder): then it is replaced by the copy, as a key rotation replaces the backups it re-keys. Returns
+/// where the copy is, and what the restore did.
 pub fn restore_from_other_key(
     data_dir: &Path,
     from: &Path,

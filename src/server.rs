@@ -40,9 +40,8 @@ pub enum ProjectStatus {
     /// The row names a project id that config.db no longer has.
     Deleted,
     /// The row names a project id that config.db does not have because a restore of config.db from an older
-    /// backup left it out: the file it replaced had created it after the backup was taken (and may have
-    /// deleted it since: nothing tells the two apart), so it went with that file (kept aside until
-    /// `cleanup`), not deleted by the user as far as config.db knows.
+    /// backup left it out: the file it replaced had created it after the backup was taken and still held it,
+    /// so it went with that file (kept aside until `cleanup`), not deleted by the user.
     LeftOutByRestore,
     /// The row names a project id that config.db does not have because it was on a damaged page that a
     /// salvage of config.db could not read (or deleted before the damage: nothing tells the two apart).

@@ -60,6 +60,18 @@ fn backed_up_twice(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     (data, activity, older, newer)
 }
 
+/// Renames the backup `taken` as if the clock had been `years` off when it was taken (its name's time moved
+/// by that many years, nothing else): the new path, and the year its name said before.
+fn renamed_years_off(taken: &Path, years: i32) -> (PathBuf, i32) {
+    use chrono::Datelike;
+    let mut name = store_core::backup::BackupName::parse(&taken.file_name().unwrap().to_string_lossy()).unwrap();
+    let year = name.taken_at.year();
+    name.taken_at = name.taken_at.with_year(year + years).unwrap();
+    let renamed = taken.with_file_name(name.file_name());
+    fs::rename(taken, &renamed).unwrap();
+    (renamed, year)
+}
+
 /// The path in the backup folder of the data directory `dir` of the backup `file` (of another data directory
 /// that `dir` was copied from).
 fn in_copy(dir: &Path, file: &Path) -> PathBuf {
@@ -1178,11 +1190,7 @@ fn a_backup_named_later_than_the_clock_reads_is_named_not_passed_over() {
     let (data, activity, older, taken) = backed_up_twice(dir.path());
     let d = utf8(&data);
     // Taken with the clock a year ahead: its name says next year.
-    let name = taken.file_name().unwrap().to_string_lossy().into_owned();
-    let (stem, rest) = name.split_at("activity-".len());
-    let year: i32 = rest[..4].parse().unwrap();
-    let later = taken.with_file_name(format!("{stem}{}{}", year + 1, &rest[4..]));
-    fs::rename(&taken, &later).unwrap();
+    let (later, year) = renamed_years_off(&taken, 1);
     let noted = copy_data_dir(&data, dir.path().join("noted"));
     damage_middle_page(&activity);
     let (salvaged, only_later, not_more) = (
@@ -1319,11 +1327,7 @@ fn a_backup_named_earlier_that_holds_more_rows_is_named_not_passed_over() {
     let (data, activity, newest, taken) = backed_up_twice(dir.path());
     let d = utf8(&data);
     // Taken with the clock a year behind: its name, and the time it records, say last year.
-    let name = taken.file_name().unwrap().to_string_lossy().into_owned();
-    let (stem, rest) = name.split_at("activity-".len());
-    let year: i32 = rest[..4].parse().unwrap();
-    let earlier = taken.with_file_name(format!("{stem}{}{}", year - 1, &rest[4..]));
-    fs::rename(&taken, &earlier).unwrap();
+    let (earlier, year) = renamed_years_off(&taken, -1);
     let year_ms = 366 * 24 * 3600 * 1000_i64;
     let recorded = rusqlite::Connection::open(&earlier)
         .unwrap()

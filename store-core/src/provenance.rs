@@ -123,8 +123,8 @@ impl Provenance {
     }
 
     /// This record, saying in its detail that the ids `left_out` (handed out by the file a restore replaced
-    /// after its backup was taken) are not in the file: read back by [`missing_ids`]. Nothing when there are
-    /// none.
+    /// after its backup was taken, and still held by it) are not in the file: read back by [`missing_ids`].
+    /// Nothing when there are none.
     pub fn with_left_out(self, left_out: &[IdRange]) -> Provenance {
         self.with_missing(MissingIdsDetail {
             left_out: left_out.to_vec(),
@@ -173,8 +173,8 @@ impl Provenance {
 }
 
 /// Ids of one table, `first..=last`: handed out by a file after a backup of it was taken (by its
-/// AUTOINCREMENT counter: an id handed out and its row deleted since is among them), or rowids a salvage could
-/// not read.
+/// AUTOINCREMENT counter: an id handed out and its row deleted since is among them, until a restore keeps
+/// only those the file still held), or rowids a salvage could not read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct IdRange {
     pub table: String,
@@ -194,12 +194,12 @@ struct MissingIdsDetail {
 /// Ids of one table a file may lack for a reason other than a deletion, from its records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MissingIds {
-    /// Left out by restores: the files they replaced had handed them out after the backups were taken. An id
-    /// here that the file lacks went with a replaced file (kept aside as `<db>.replaced-<time>` until
+    /// Left out by restores: the files they replaced had handed them out after the backups were taken, and
+    /// still held them. An id here that the file lacks went with a replaced file (kept aside as `<db>.replaced-<time>` until
     /// `cleanup`).
     pub left_out: Vec<RangeInclusive<i64>>,
-    /// In ranges salvages could not read from a damaged file (and no backup they stood on held): an id here
-    /// that the file lacks was lost with the damage.
+    /// In ranges salvages could not read from a damaged file, past the counters of the backup they stood on
+    /// (if any): an id here that the file lacks was lost with the damage, or deleted before it.
     pub lost_to_damage: Vec<RangeInclusive<i64>>,
 }
 

@@ -365,7 +365,10 @@ pub fn place_all(
                 (Some(a), Some(b)) if a != b
             );
             if !replaced_another_file {
-                left_out = ids_still_in(aside, ids_past(&counters, &p.backup, key), key);
+                // The ids it handed out after the backup was taken, those it still held: a restore leaves
+                // them out (`Provenance::with_left_out`).
+                let handed_out = ids_between(&counters_of(p.backup.path(), key), &counters);
+                left_out = ids_still_in(aside, handed_out, key);
             }
             floors.extend(counters);
         }
@@ -484,19 +487,7 @@ pub fn counters_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
 /// cannot be read (under `key`) gives none. Changes to rows the backup has (a session ended, a setting
 /// changed) are not counted. Opens connections: not for a file an owner of this process has open.
 pub fn rows_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> RowsAdded {
-    RowsAdded::from(&ids_added_since(file, backup, key)[..])
-}
-
-/// The ids [`rows_added_since`] counts, per table (by name): those `file` handed out after `backup` was taken.
-/// A restore of that backup over the file records those the file still holds as left out
-/// ([`Provenance::with_left_out`]).
-fn ids_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> Vec<IdRange> {
-    ids_past(&counters_of(file, key), backup, key)
-}
-
-/// The ids past `backup`'s counters up to `counters` (a file's, read by [`counters_of`]), per table (by name).
-fn ids_past(counters: &[(String, i64)], backup: &VerifiedBackup, key: Option<&Key>) -> Vec<IdRange> {
-    ids_between(&counters_of(backup.path(), key), counters)
+    rows_past(file, backup.path(), key)
 }
 
 /// The rows the copy `file` holds past the copy `than`, by their AUTOINCREMENT counters (as
