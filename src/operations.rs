@@ -501,6 +501,14 @@ pub fn referenced_ids(data_dir: &Path, schema: &'static Schema, key: Option<&Key
 #[serde(tag = "action", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RepairAction {
+    /// The `-wal` and `-shm` beside the file held another file's commits (the one replaced or removed by hand
+    /// after a crash: [`Error::OrphanWal`]): moved aside, `wal` being where the `-wal` went. Done first, and
+    /// followed by what was done to the file itself, as with any other.
+    OrphanWalSetAside {
+        database: &'static str,
+        #[serde(with = "store_core::files::lossy_path")]
+        wal: PathBuf,
+    },
     /// Not damaged: left alone.
     Healthy { database: &'static str },
     /// There is no such file: nothing to repair (its owner creates it when it starts).
@@ -589,13 +597,22 @@ enum Plan {
 ///
 /// AUTOINCREMENT counters are raised so no id is handed out twice. Refused while either owner runs.
 /// Everything is decided, and every salvage built and verified, before anything moves: a repair that
-/// cannot finish moves nothing.
+/// cannot finish moves nothing, but for a `-wal` (and `-shm`) of another file ([`Error::OrphanWal`]),
+/// moved aside first: the file cannot be checked with it, and it is never used with that file (a repair
+/// that stops after it leaves it moved; doctor lists it).
 pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Result<Vec<RepairAction>> {
     let locks = take_both_locks(data_dir)?;
     let key = opts.key.as_ref();
     let mut plans = Vec::new();
+    let mut actions = Vec::new();
     for (schema, lock) in locks {
         let path = schema.path_in(data_dir);
+        if let Some(wal) = store_core::restore::set_orphan_wal_aside(&lock, schema)? {
+            actions.push(RepairAction::OrphanWalSetAside {
+                database: schema.file_name,
+                wal,
+            });
+        }
         let inspect_opts = InspectOptions {
             check: CheckLevel::Quick,
             backup_dir: Some(backup_dir.to_path_buf()),
@@ -717,7 +734,6 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         }
     }
 
-    let mut actions = Vec::new();
     let mut placements = Vec::new();
     let mut passed_over_damaged = Vec::new();
     for (schema, lock, plan) in plans {
@@ -788,7 +804,8 @@ impl RepairAction {
     /// The database it is about.
     pub fn database(&self) -> &'static str {
         match self {
-            RepairAction::Healthy { database }
+            RepairAction::OrphanWalSetAside { database, .. }
+            | RepairAction::Healthy { database }
             | RepairAction::Missing { database }
             | RepairAction::Restored { database, .. }
             | RepairAction::StartedEmpty { database, .. }

@@ -1,6 +1,7 @@
 //! Recovery never silently damages data: a restore or repair never lets an id be handed out twice, a
 //! restore of both files is all or nothing (whatever step fails or is killed), pre-migration backups
-//! survive manual rotation, and a start that always fails leaves a record the app can show.
+//! survive manual rotation, a start that always fails leaves a record the app can show, and a file replaced
+//! or removed by hand after a crash is never opened with the `-wal` the crash left.
 
 mod support;
 
@@ -13,8 +14,8 @@ use splitstore::activity_store::{ActivityWriter, NewEvent, NewSession};
 use splitstore::config_store::{ConfigStore, NewCalendarEvent, NewProject, NewSubscription};
 use splitstore::operations::{self, RestoreHook};
 use support::{
-    child_role, kill9, marker, query_column, query_i64, read_only, run_splitstore, spawn_child, texts, utf8,
-    wait_for_file,
+    child_role, copy_data_dir, kill9, marker, query_column, query_i64, read_only, run_splitstore, seed_data_dir,
+    spawn_child, texts, utf8, wait_for_file,
 };
 
 fn ids(db: &Path, sql: &str) -> BTreeSet<i64> {
@@ -260,6 +261,10 @@ fn a_restore_of_both_files_killed_at_any_step_is_undone_by_the_next_start() {
 #[test]
 fn child_entry() {
     let Some((role, data)) = child_role() else { return };
+    if let Some(events) = role.strip_prefix("record-then-hang-") {
+        record_then_hang(&data, events.parse().unwrap());
+        return;
+    }
     let i: usize = role.strip_prefix("restore-hang-at-").unwrap().parse().unwrap();
     let at = steps(&data)[i].clone();
     let ready = marker(&data.join("activity.db"), "ready");
@@ -532,4 +537,201 @@ fn a_repair_that_puts_back_a_pre_migration_backup_leaves_it_at_its_version_and_s
         "{stdout}"
     );
     assert_eq!(query_i64(&read_only(&db), "PRAGMA user_version"), i64::from(previous));
+}
+
+/// A child's part: records `events` events (one session) as the daemon's writer, each committed, then says
+/// it is ready and waits to be killed, its commits still in the `-wal`.
+fn record_then_hang(data: &Path, events: usize) {
+    let mut w = ActivityWriter::open_in(data).unwrap();
+    let start = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let s = w.start_session(&NewSession::new("editor", start)).unwrap();
+    for i in 0..events {
+        let at = start + chrono::Duration::milliseconds(i as i64);
+        w.record_event(&NewEvent::new(Some(s), "focus", at)).unwrap();
+    }
+    std::fs::write(marker(&data.join("activity.db"), "ready"), b"").unwrap();
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+/// The daemon's writer in a child process records `events` events in `data` and is killed (`kill -9`) with
+/// them in activity.db's `-wal`. Returns the `-wal`'s bytes.
+fn killed_with_commits_in_the_wal(data: &Path, events: usize) -> Vec<u8> {
+    let mut child = spawn_child("child_entry", &format!("record-then-hang-{events}"), data);
+    wait_for_file(&marker(&data.join("activity.db"), "ready"), Duration::from_secs(60));
+    kill9(&mut child);
+    std::fs::remove_file(marker(&data.join("activity.db"), "ready")).unwrap();
+    let wal = std::fs::read(data.join("activity.db-wal")).unwrap();
+    assert!(
+        wal.len() > 32,
+        "the killed writer's commits are in the -wal ({} bytes)",
+        wal.len()
+    );
+    wal
+}
+
+fn events_in(db: &Path) -> i64 {
+    query_i64(&read_only(db), "SELECT count(*) FROM activity_events")
+}
+
+#[test]
+fn a_file_put_back_by_hand_beside_the_wal_of_the_crashed_one_is_refused_not_read_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    let db = data.join("activity.db");
+    seed_data_dir(&data, 300);
+    // The user's own copy of the file (a file backup tool's), taken while the daemon was stopped.
+    let earlier = dir.path().join("earlier.db");
+    std::fs::copy(&db, &earlier).unwrap();
+    let wal = killed_with_commits_in_the_wal(&data, 200);
+    assert_eq!(events_in(&db), 500);
+
+    // The whole data directory copied (every file a new one) is the same pair: it opens with every event.
+    let copy = copy_data_dir(&data, dir.path().join("copy"));
+    let out = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&copy)]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(events_in(&copy.join("activity.db")), 510);
+
+    // The earlier copy put in the file's place, as a file manager's restore does (a new file, renamed).
+    let put_back = data.join("put-back.tmp");
+    std::fs::copy(&earlier, &put_back).unwrap();
+    std::fs::rename(&put_back, &db).unwrap();
+    let p = db.display();
+    let what = format!(
+        "{p}-wal ({} bytes) holds the last writes of the file that was at {p} before another file was put in its \
+         place while its owner was stopped after a crash: opened together, SQLite would mix that file's pages into \
+         this one, which would then read as damaged",
+        wal.len()
+    );
+    let remedy = format!(
+        "if the file there now is the one to keep (a copy put back from a backup of your own), stop every owner of \
+         a database in {d} (the command takes all their locks), then run `splitstore repair --data-dir {d}`: it \
+         moves the -wal and -shm aside as activity.db.orphan-<time>-wal and -shm (nothing is deleted), and the file \
+         opens as it is, without those writes; otherwise put the file that was there back in its place: with its \
+         -wal it opens with every write it had"
+    );
+    let out = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        texts(&out).1,
+        format!("splitstore daemon: {what}. What to do: {remedy}\n")
+    );
+    let out = run_splitstore(["report", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        texts(&out).1.starts_with(&format!("splitstore report: {what}. ")),
+        "{out:?}"
+    );
+    // The server serves config.db on; its reports fail alone, said once.
+    let out = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(" reports=0\n"), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!(
+            "splitstore server: a report failed: {what}. What to do: {remedy}. "
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        std::fs::read(&earlier).unwrap(),
+        "the file put back is untouched"
+    );
+    assert_eq!(
+        std::fs::read(data.join("activity.db-wal")).unwrap(),
+        wal,
+        "so is the -wal"
+    );
+
+    let doctor = run_splitstore(["doctor", "--json", "--data-dir", d]);
+    assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+    let health: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let problems = &health["databases"][0]["problems"];
+    assert_eq!(problems.as_array().unwrap().len(), 1, "{problems}");
+    assert_eq!(problems[0]["code"], "orphan_wal");
+    assert_eq!(problems[0]["message"], what.as_str());
+    assert_eq!(problems[0]["remedy"], remedy.as_str());
+
+    let out = run_splitstore(["repair", "--data-dir", d]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let moved = lines[0]
+        .strip_prefix(&format!(
+            "activity.db: its -wal held the last writes of the file replaced or removed by hand, not of this one: \
+             moved aside to {p}.orphan-"
+        ))
+        .and_then(|rest| rest.strip_suffix("-wal with its -shm (nothing is deleted)"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let aside = data.join(format!("activity.db.orphan-{moved}-wal"));
+    assert_eq!(std::fs::read(&aside).unwrap(), wal, "the -wal moved aside whole");
+    assert_eq!(
+        &lines[1..],
+        ["activity.db: healthy, left alone", "config.db: healthy, left alone"]
+    );
+
+    let out = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(events_in(&db), 310, "the file put back, and what was recorded since");
+    let doctor = run_splitstore(["doctor", "--data-dir", d]);
+    let table = texts(&doctor).0;
+    assert_eq!(doctor.status.code(), Some(0), "{table}");
+    let listed = table
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{} (", aside.display())))
+        .unwrap_or_else(|| panic!("doctor lists the -wal moved aside: {table}"));
+    assert!(
+        listed.ends_with(
+            " days old): the -wal (and -shm) of a file replaced or removed by hand after a crash, moved aside by \
+             repair: that file's last writes"
+        ),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_file_removed_by_hand_after_a_crash_is_not_created_anew_over_its_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    let db = data.join("activity.db");
+    seed_data_dir(&data, 300);
+    let wal = killed_with_commits_in_the_wal(&data, 200);
+    std::fs::remove_file(&db).unwrap();
+
+    let p = db.display();
+    let out = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        texts(&out).1,
+        format!(
+            "splitstore daemon: {p} is gone, but {p}-wal ({} bytes) holds its last writes: the file was removed \
+             while its owner was stopped after a crash, and SQLite would delete that -wal when it creates the file \
+             anew. What to do: if the file was removed on purpose, stop every owner of a database in {d} (the \
+             command takes all their locks), then run `splitstore repair --data-dir {d}`: it moves the -wal and -shm \
+             aside as activity.db.orphan-<time>-wal and -shm (nothing is deleted), and the daemon starts the file \
+             anew; otherwise put the file back in its place first: with its -wal it opens with every write it had\n",
+            wal.len()
+        )
+    );
+    assert!(!db.exists(), "not created");
+    assert_eq!(
+        std::fs::read(data.join("activity.db-wal")).unwrap(),
+        wal,
+        "the -wal is kept"
+    );
+
+    let out = run_splitstore(["repair", "--data-dir", d]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].contains("moved aside to "), "{stdout}");
+    assert_eq!(
+        lines[1],
+        "activity.db: does not exist, nothing to repair (its owner creates it when it starts)"
+    );
+    let out = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(events_in(&db), 10, "started anew");
 }

@@ -74,6 +74,11 @@ pub fn run(args: Args) -> ExitCode {
                 .unwrap_or_default()
         };
         match a {
+            RepairAction::OrphanWalSetAside { database, wal } => super::say!(
+                "{database}: its -wal held the last writes of the file replaced or removed by hand, not of this \
+                 one: moved aside to {} with its -shm (nothing is deleted)",
+                wal.display()
+            ),
             RepairAction::Healthy { database } => super::say!("{database}: healthy, left alone"),
             RepairAction::Missing { database } => {
                 super::say!("{database}: does not exist, nothing to repair (its owner creates it when it starts)")

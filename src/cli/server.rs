@@ -7,9 +7,10 @@
 //! Exit codes as the daemon's: 0, 75 (retrying can help: another server owns config.db), 2 (act on the
 //! remedy first: a damaged config.db, met now or by an earlier run, stops it before any change).
 //!
-//! A report that meets damage in activity.db (the daemon's file) fails alone, said once on stderr with the fix
-//! and counted in `reports_failed`: the server goes on serving changes to config.db, which it could not do
-//! if it exited (under a supervisor it would start again onto the same page).
+//! A report that meets damage in activity.db (the daemon's file), or a `-wal` beside it of a file replaced by
+//! hand, fails alone, said once on stderr with the fix and counted in `reports_failed`: the server goes on
+//! serving changes to config.db, which it could not do if it exited (under a supervisor it would start again
+//! onto the same page).
 //!
 //! An activity.db older than this build reads (its daemon not upgraded yet) makes the reports wait, said once
 //! on stderr; a file the daemon of the build before the running totals keeps is read as it is.
@@ -162,12 +163,12 @@ fn serve(server: &mut Server, deadline: Option<Instant>, print: bool, tally: &mu
                 }
             }
             // Damage in activity.db (the daemon's file, which the server cannot repair while the daemon runs),
-            // or a read of it that failed (its -wal removed by hand): the report fails alone, rather than the
-            // server exit and stop serving config.db.
+            // a read of it that failed (its -wal removed by hand), or a -wal beside it of the file replaced by
+            // hand: the report fails alone, rather than the server exit and stop serving config.db.
             Err(e)
                 if matches!(
                     e.kind(),
-                    ErrorKind::Corrupt | ErrorKind::NotADatabase | ErrorKind::ReadFailed
+                    ErrorKind::Corrupt | ErrorKind::NotADatabase | ErrorKind::ReadFailed | ErrorKind::OrphanWal
                 ) && e.path() == server.reports().activity().path() =>
             {
                 if tally.reports_failed == 0 {

@@ -266,8 +266,13 @@ fn inspect_with(
             written.remedy(),
         );
     }
-    // While the owner runs, its failure record is from an earlier start that a later one superseded.
-    if let Some(failure) = h.last_failure.clone().filter(|_| !owner_running) {
+    // Opened with a -wal of another file, SQLite would read that file's pages as this one's (and call the
+    // mix damaged): nothing of the file is read until repair has moved that -wal aside.
+    let orphan = records::orphan_wal(path, schema);
+    // While the owner runs, its failure record is from an earlier start that a later one superseded; one
+    // that met the -wal of another file is said below as it is now.
+    let superseded = |f: &FailureRecord| owner_running || (orphan.is_some() && f.banner.kind == ErrorKind::OrphanWal);
+    if let Some(failure) = h.last_failure.clone().filter(|f| !superseded(f)) {
         h.problem(
             failure.banner.kind,
             format!(
@@ -278,6 +283,12 @@ fn inspect_with(
             ),
             failure.banner.remedy,
         );
+    }
+    if let Some(orphan) = orphan {
+        h.size_bytes = std::fs::symlink_metadata(path).ok().map(|m| m.len());
+        h.exists = h.size_bytes.is_some();
+        h.problem_from(&orphan);
+        return h;
     }
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,

@@ -79,6 +79,9 @@ pub enum ErrorKind {
     /// At an owner's open, the WAL's index kept by another process lists commits the `-wal` no longer holds:
     /// every process using the file has to stop and start again.
     WalIndexStale,
+    /// A `-wal` beside a file that is not the one it was written for (the file was replaced or removed by
+    /// hand while its owner was stopped after a crash): SQLite would mix its pages into the file there.
+    OrphanWal,
     /// Another connection held a lock past the busy timeout.
     Busy,
     /// A write broke a rule of the schema.
@@ -172,6 +175,7 @@ impl ErrorKind {
             ErrorKind::WriteFailed => "write_failed",
             ErrorKind::ReadFailed => "read_failed",
             ErrorKind::WalIndexStale => "wal_index_stale",
+            ErrorKind::OrphanWal => "orphan_wal",
             ErrorKind::Busy => "busy",
             ErrorKind::Constraint => "constraint",
             ErrorKind::NoBackup => "no_backup",
@@ -374,6 +378,18 @@ pub enum Error {
     /// the file open (its owner not running to take it back). Nothing can be read or written consistently
     /// until every process using the file has stopped.
     WalIndexStale { path: PathBuf, schema: &'static Schema },
+    /// The `-wal` beside `path` holds commits of another file: the one that was at `path` (the owner's last
+    /// open recorded which `-wal` was that file's) before another was put in its place, or before it was
+    /// removed (`removed`), while its owner was stopped with commits still in the `-wal` (after a crash).
+    /// SQLite cannot tell: it would apply those pages to the file there now (which then reads as damaged,
+    /// and a checkpoint writes them into it), or delete the `-wal` when it creates the file anew. Refused
+    /// before SQLite reads either.
+    OrphanWal {
+        path: PathBuf,
+        wal_bytes: u64,
+        removed: bool,
+        schema: &'static Schema,
+    },
     /// Another connection held a lock longer than the busy timeout.
     Busy { path: PathBuf },
     /// A write broke a constraint of the schema (uniqueness, foreign key, NOT NULL).
@@ -551,6 +567,7 @@ impl Error {
             Error::WriteFailed { .. } => ErrorKind::WriteFailed,
             Error::ReadFailed { .. } => ErrorKind::ReadFailed,
             Error::WalIndexStale { .. } => ErrorKind::WalIndexStale,
+            Error::OrphanWal { .. } => ErrorKind::OrphanWal,
             Error::Busy { .. } => ErrorKind::Busy,
             Error::Constraint { .. } => ErrorKind::Constraint,
             Error::NoBackup { .. } => ErrorKind::NoBackup,
@@ -600,6 +617,7 @@ impl Error {
             | Error::WriteFailed { path, .. }
             | Error::ReadFailed { path, .. }
             | Error::WalIndexStale { path, .. }
+            | Error::OrphanWal { path, .. }
             | Error::Busy { path }
             | Error::Constraint { path, .. }
             | Error::NoBackup { path, .. }
@@ -771,6 +789,23 @@ impl Error {
                 "{p}: the index of its write-ahead log ({p}-shm), which a process that has the file open keeps, \
                  lists commits its -wal no longer holds: the -wal was removed while that process had the file \
                  open, and what it held is gone"
+            ),
+            Error::OrphanWal {
+                wal_bytes,
+                removed: false,
+                ..
+            } => format!(
+                "{p}-wal ({wal_bytes} bytes) holds the last writes of the file that was at {p} before another file \
+                 was put in its place while its owner was stopped after a crash: opened together, SQLite would mix \
+                 that file's pages into this one, which would then read as damaged"
+            ),
+            Error::OrphanWal {
+                wal_bytes,
+                removed: true,
+                ..
+            } => format!(
+                "{p} is gone, but {p}-wal ({wal_bytes} bytes) holds its last writes: the file was removed while its \
+                 owner was stopped after a crash, and SQLite would delete that -wal when it creates the file anew"
             ),
             Error::Busy { .. } => format!("{p} stayed locked by another connection past the busy timeout"),
             Error::Constraint { detail, .. } => format!("{p}: the write breaks a rule of the schema ({detail})"),
@@ -1111,6 +1146,27 @@ impl Error {
                  another process keeps the old index. Never remove the -wal or -shm of a database in use",
                 schema.owner, schema.owner
             ),
+            Error::OrphanWal { removed, schema, .. } => {
+                let aside = format!(
+                    "{stop_owners}, then run {}: it moves the -wal and -shm aside as {}.orphan-<time>-wal and -shm \
+                     (nothing is deleted)",
+                    command(Some(schema), "repair", ""),
+                    schema.file_name
+                );
+                if *removed {
+                    format!(
+                        "if the file was removed on purpose, {aside}, and {} starts the file anew; otherwise put the \
+                         file back in its place first: with its -wal it opens with every write it had",
+                        schema.owner
+                    )
+                } else {
+                    format!(
+                        "if the file there now is the one to keep (a copy put back from a backup of your own), \
+                         {aside}, and the file opens as it is, without those writes; otherwise put the file that was \
+                         there back in its place: with its -wal it opens with every write it had"
+                    )
+                }
+            }
             Error::Busy { .. } => "retry: some connection kept a write transaction open longer than the busy timeout; \
                  if it persists, look for a process that keeps one open"
                 .into(),

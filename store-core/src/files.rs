@@ -407,16 +407,30 @@ pub fn aside_path(db: &Path, tag: &str) -> PathBuf {
 /// Renames a database and its sidecars to `to` (same directory), the database last, then fsyncs the
 /// directory. A database without its -wal would lose committed rows, so the pair always moves together.
 pub fn move_with_sidecars(from: &Path, to: &Path) -> Result<()> {
-    let exists = |p: &Path| fs::symlink_metadata(p).is_ok();
-    for (side_from, side_to) in sidecars(from).iter().zip(sidecars(to).iter()) {
-        if exists(side_from) {
-            fs::rename(side_from, side_to).map_err(|e| Error::io(side_from, "move aside", e))?;
-        }
-    }
-    if exists(from) {
+    move_sidecars(from, to)?;
+    if fs::symlink_metadata(from).is_ok() {
         fs::rename(from, to).map_err(|e| Error::io(from, "move aside", e))?;
     }
     sync_dir(parent_dir(from))
+}
+
+/// Moves the sidecars of `db` aside as `<name>.<tag>-<time>-wal` (and `-shm`), leaving `db` where it is:
+/// they were another file's ([`crate::records::orphan_wal`]). Returns the name they now hang off (no file
+/// by that name exists). `db` must not be open.
+pub fn move_sidecars_aside(db: &Path, tag: &str) -> Result<PathBuf> {
+    let target = aside_path(db, tag);
+    move_sidecars(db, &target)?;
+    sync_dir(parent_dir(db))?;
+    Ok(target)
+}
+
+fn move_sidecars(from: &Path, to: &Path) -> Result<()> {
+    for (side_from, side_to) in sidecars(from).iter().zip(sidecars(to).iter()) {
+        if fs::symlink_metadata(side_from).is_ok() {
+            fs::rename(side_from, side_to).map_err(|e| Error::io(side_from, "move aside", e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes a database file of our own (a temporary copy) with its sidecars; a missing one is fine.

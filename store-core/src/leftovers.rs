@@ -80,6 +80,9 @@ pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
             match tag {
                 "corrupt" => "a damaged copy moved aside by repair".to_string(),
                 "replaced" => "the file a restore replaced".to_string(),
+                "orphan" => "the -wal (and -shm) of a file replaced or removed by hand after a crash, moved aside \
+                             by repair: that file's last writes"
+                    .to_string(),
                 "unfinished" => "the output of a split that did not finish".to_string(),
                 "rekeyed" => {
                     "the file as it was before a key rotation (under the old key, or in the clear)".to_string()

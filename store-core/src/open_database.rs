@@ -170,6 +170,7 @@ impl OwnerConnection {
                 if !opts.temporary_file {
                     records::note_success(&path)?;
                     records::note_encryption(&path, opts.key.as_ref())?;
+                    records::note_wal_pair(&path, owner.file);
                     private_dir::remove_stale_scratch(files::parent_dir(&path));
                 }
                 Ok(owner)
@@ -205,7 +206,11 @@ impl OwnerConnection {
         for sidecar in files::sidecars(path) {
             files::ensure_private(&sidecar)?;
         }
-        refuse_truncated(path, schema, opts.key.as_ref())?;
+        if opts.temporary_file {
+            refuse_truncated(path, schema, opts.key.as_ref())?;
+        } else {
+            refuse_before_open(path, schema, opts.key.as_ref())?;
+        }
         let size = std::fs::symlink_metadata(path).map(|m| m.len()).ok();
         if size.unwrap_or(0) == 0
             && !opts.temporary_file
@@ -329,6 +334,7 @@ impl OwnerConnection {
         self.spent.set(false);
         if self.wal_files.is_some() {
             self.wal_files = Some(WalFiles::beside(&self.watched));
+            records::note_wal_pair(&self.watched, self.file);
         }
         Ok(())
     }
@@ -616,6 +622,18 @@ fn stale_index(e: Error, schema: &'static Schema) -> Error {
     }
 }
 
+/// Refuses the user's database file where SQLite would read another file's pages as its own or delete what
+/// is left of it, before SQLite opens it: an empty file that is damage ([`refuse_truncated`]), or a `-wal`
+/// beside it of another file ([`records::orphan_wal`]: the file was replaced or removed by hand after a
+/// crash). Every open of it goes through here: the owner's, readers', doctor's.
+pub(crate) fn refuse_before_open(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<()> {
+    refuse_truncated(path, schema, key)?;
+    match records::orphan_wal(path, schema) {
+        Some(orphan) => Err(orphan),
+        None => Ok(()),
+    }
+}
+
 /// Refuses an empty database file that is damage, not a new install:
 /// - beside a non-empty `-wal`. A live database's main file always holds at least its header page once it
 ///   is in WAL mode (switching to WAL writes it), so this pair means the main file was truncated or
@@ -626,7 +644,7 @@ fn stale_index(e: Error, schema: &'static Schema) -> Error {
 ///   file; taking it for a new install would start an empty database over the user's data.
 ///
 /// Either way `repair` moves it aside (with its sidecars) and restores the newest good backup.
-pub(crate) fn refuse_truncated(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<()> {
+fn refuse_truncated(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<()> {
     if std::fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(1) != 0 {
         return Ok(());
     }

@@ -46,8 +46,9 @@ fn reader_flags() -> OpenFlags {
 /// One read-only connection outside any pool (backups, checks) to a database of `schema`, keyed with `key`
 /// for an encrypted one: a missing file is [`Error::Missing`], never created. The file is read once here,
 /// so a wrong key (or a missing one) fails now, typed ([`crate::key::explain_not_a_database`]). An empty
-/// file that is damage is refused before SQLite opens it, which would delete a `-wal` beside it
-/// ([`crate::open_database`]'s `refuse_truncated`).
+/// file that is damage, or one beside the `-wal` of another file, is refused before SQLite opens it, which
+/// would delete that `-wal` or read its pages as this file's ([`crate::open_database`]'s
+/// `refuse_before_open`).
 pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<Connection> {
     if !exists(path, schema)? {
         return Err(Error::Missing {
@@ -55,7 +56,7 @@ pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -
             schema,
         });
     }
-    crate::open_database::refuse_truncated(path, schema, key)?;
+    crate::open_database::refuse_before_open(path, schema, key)?;
     let conn = open_reader(path, key).map_err(|e| e.with_schema(schema))?;
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
         .map_err(|e| crate::key::error_at(path, key, e).with_schema(schema))?;
@@ -400,7 +401,7 @@ impl ReadPool {
         if !exists(&self.path, self.schema)? {
             return Err(self.missing());
         }
-        crate::open_database::refuse_truncated(&self.path, self.schema, self.key.as_ref())?;
+        crate::open_database::refuse_before_open(&self.path, self.schema, self.key.as_ref())?;
         let conn = match open_reader(&self.path, self.key.as_ref()) {
             Ok(conn) => conn,
             Err(Error::Sqlite { source, .. }) => return Err(self.open_error(source)),

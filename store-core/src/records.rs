@@ -14,6 +14,12 @@
 //!   nothing about that page); it goes when a restore or repair puts another file in place, and it names the
 //!   file's inode, so a file put at that path by hand is not taken for the damaged one.
 //!
+//! - `<file>.wal-pair.json`: which `-wal` was the file's at its owner's last open (both files' device and
+//!   inode). After a crash the `-wal` still holds the last commits, and only its own file can take them:
+//!   SQLite keeps nothing in either file that says they belong together
+//!   (<https://sqlite.org/howtocorrupt.html#_mispairing_database_files_and_hot_journals>), so a copy put in
+//!   the file's place by hand would be opened with the other file's pages ([`orphan_wal`]).
+//!
 //! All are 0600, written atomically; losing one costs a message, never data, so writing them is best
 //! effort where the open itself must not fail because of them.
 
@@ -162,6 +168,18 @@ pub fn note_success(db: &Path) -> crate::Result<()> {
     Ok(())
 }
 
+/// Forgets the last failed open of `db` if it failed with `kind`: what it met is gone (moved aside by a
+/// repair that leaves the file itself as it is, so no open clears it).
+pub fn clear_failure(db: &Path, kind: ErrorKind) -> crate::Result<()> {
+    let path = failure_path(db);
+    match last_failure(db) {
+        Some(f) if f.banner.kind == kind => {
+            std::fs::remove_file(&path).map_err(|e| crate::Error::io(&path, "remove", e))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Records a failed open of `db`. Best effort: the caller is already returning the error itself.
 pub fn note_failure(db: &Path, error: &dyn Describe) {
     write_record(db, &failure_path(db), error, None);
@@ -185,6 +203,66 @@ fn write_record(db: &Path, path: &Path, error: &dyn Describe, inode: Option<u64>
 pub fn last_failure(db: &Path) -> Option<FailureRecord> {
     let text = std::fs::read_to_string(failure_path(db)).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// Which `-wal` belonged to which database file at its owner's last open (see the module's list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalPairRecord {
+    pub db: files::FileId,
+    pub wal: files::FileId,
+}
+
+/// `<private folder>/<file>.wal-pair.json`.
+pub fn wal_pair_path(db: &Path) -> PathBuf {
+    record_path(db, ".wal-pair.json")
+}
+
+/// Records that the `-wal` beside `db` now is the one of `db_file`, the file its owner has open (after an
+/// open, and after the owner took back a removed `-wal`). Best effort, as [`note_failure`]: without it an
+/// [`orphan_wal`] of a replaced file is not told, as before the record existed.
+pub fn note_wal_pair(db: &Path, db_file: files::FileId) {
+    let Ok(wal) = files::file_id(&files::with_suffix(db, "-wal")) else {
+        return;
+    };
+    let record = WalPairRecord { db: db_file, wal };
+    if wal_pair(db) != Some(record) && private_dir::ensure(files::parent_dir(db)).is_ok() {
+        let _ = files::write_json_atomically(&wal_pair_path(db), &record, "write the -wal record");
+    }
+}
+
+fn wal_pair(db: &Path) -> Option<WalPairRecord> {
+    serde_json::from_str(&std::fs::read_to_string(wal_pair_path(db)).ok()?).ok()
+}
+
+/// The bytes a `-wal` holds before its first frame: one of at most this size holds no commit.
+const WAL_HEADER_BYTES: u64 = 32;
+
+/// A `-wal` beside `db` holding commits of another file ([`Error::OrphanWal`](crate::Error::OrphanWal)):
+/// `db` is gone (SQLite would delete the `-wal` when it creates the file anew), or the `-wal` is the one
+/// recorded at the owner's last open with another file ([`note_wal_pair`]): the file was replaced by hand
+/// while its owner was stopped with commits in its `-wal` (a crash). Metadata reads only. A whole data
+/// directory copied (`cp -a`, a restore of it from a backup of the user's own) gets new files at both paths
+/// and is not taken for it; a file copied over the old one in place (`cp`, the same inode) is not told.
+pub fn orphan_wal(db: &Path, schema: &'static crate::Schema) -> Option<crate::Error> {
+    let wal = files::with_suffix(db, "-wal");
+    let wal_bytes = std::fs::symlink_metadata(&wal).ok().filter(|m| m.is_file())?.len();
+    if wal_bytes <= WAL_HEADER_BYTES {
+        return None;
+    }
+    let removed = matches!(std::fs::symlink_metadata(db), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    if !removed {
+        let pair = wal_pair(db)?;
+        let replaced = files::file_id(&wal).ok() == Some(pair.wal) && files::file_id(db).ok() != Some(pair.db);
+        if !replaced {
+            return None;
+        }
+    }
+    Some(crate::Error::OrphanWal {
+        path: db.to_path_buf(),
+        wal_bytes,
+        removed,
+        schema,
+    })
 }
 
 /// Whether a database was encrypted at its owner's last successful open, and with which key (its check

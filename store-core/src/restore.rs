@@ -587,6 +587,18 @@ pub fn quarantine(lock: &OwnerLock) -> Result<Option<PathBuf>> {
     Ok(moved)
 }
 
+/// Moves a `-wal` (and `-shm`) holding another file's commits ([`crate::records::orphan_wal`]) aside as
+/// `<name>.orphan-<time>-wal`, leaving the file at its path. Returns where the `-wal` went (`None`: there is
+/// no such `-wal`). Holding the lock proves no owner has the file open.
+pub fn set_orphan_wal_aside(lock: &OwnerLock, schema: &'static Schema) -> Result<Option<PathBuf>> {
+    if crate::records::orphan_wal(lock.db_path(), schema).is_none() {
+        return Ok(None);
+    }
+    let aside = files::move_sidecars_aside(lock.db_path(), "orphan")?;
+    crate::records::clear_failure(lock.db_path(), crate::ErrorKind::OrphanWal)?;
+    Ok(Some(files::with_suffix(&aside, "-wal")))
+}
+
 /// Copies `from` to the new file `to`, created 0600, and fsyncs it. Opens both with std::fs: only for files
 /// no SQLite connection of this process has open (a backup being restored, its temporary copy).
 pub(crate) fn copy_private(from: &Path, to: &Path) -> Result<()> {
