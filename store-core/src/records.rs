@@ -15,7 +15,7 @@
 //!   file's inode, so a file put at that path by hand is not taken for the damaged one.
 //!
 //! - `<file>.wal-pair.json`: which `-wal` was the file's at its owner's last open (both files' device and
-//!   inode). After a crash the `-wal` still holds the last commits, and only its own file can take them:
+//!   inode, and when the `-wal` was created). After a crash the `-wal` still holds the last commits, and only its own file can take them:
 //!   SQLite keeps nothing in either file that says they belong together
 //!   (<https://sqlite.org/howtocorrupt.html#_mispairing_database_files_and_hot_journals>), so a copy put in
 //!   the file's place by hand would be opened with the other file's pages ([`orphan_wal`]).
@@ -210,6 +210,10 @@ pub fn last_failure(db: &Path) -> Option<FailureRecord> {
 pub struct WalPairRecord {
     pub db: files::FileId,
     pub wal: files::FileId,
+    /// When the `-wal` was created (nanoseconds since the epoch), where the file system keeps it: a file
+    /// created later at the path may be given the same inode number once the `-wal` was removed (at a clean
+    /// close), and is not that `-wal`.
+    pub wal_born_ns: Option<u64>,
 }
 
 /// `<private folder>/<file>.wal-pair.json`.
@@ -221,10 +225,14 @@ pub fn wal_pair_path(db: &Path) -> PathBuf {
 /// open, and after the owner took back a removed `-wal`). Best effort, as [`note_failure`]: without it an
 /// [`orphan_wal`] of a replaced file is not told, as before the record existed.
 pub fn note_wal_pair(db: &Path, db_file: files::FileId) {
-    let Ok(wal) = files::file_id(&files::with_suffix(db, "-wal")) else {
+    let Some((wal, wal_born_ns)) = wal_now(db) else {
         return;
     };
-    let record = WalPairRecord { db: db_file, wal };
+    let record = WalPairRecord {
+        db: db_file,
+        wal,
+        wal_born_ns,
+    };
     if wal_pair(db) != Some(record) && private_dir::ensure(files::parent_dir(db)).is_ok() {
         let _ = files::write_json_atomically(&wal_pair_path(db), &record, "write the -wal record");
     }
@@ -232,6 +240,17 @@ pub fn note_wal_pair(db: &Path, db_file: files::FileId) {
 
 fn wal_pair(db: &Path) -> Option<WalPairRecord> {
     serde_json::from_str(&std::fs::read_to_string(wal_pair_path(db)).ok()?).ok()
+}
+
+/// The `-wal` beside `db` now, and when it was created (see [`WalPairRecord`]).
+fn wal_now(db: &Path) -> Option<(files::FileId, Option<u64>)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(files::with_suffix(db, "-wal")).ok()?;
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    Some(((meta.dev(), meta.ino()), born.map(|d| d.as_nanos() as u64)))
 }
 
 /// The bytes a `-wal` holds before its first frame: one of at most this size holds no commit.
@@ -252,7 +271,7 @@ pub fn orphan_wal(db: &Path, schema: &'static crate::Schema) -> Option<crate::Er
     let removed = matches!(std::fs::symlink_metadata(db), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
     if !removed {
         let pair = wal_pair(db)?;
-        let replaced = files::file_id(&wal).ok() == Some(pair.wal) && files::file_id(db).ok() != Some(pair.db);
+        let replaced = wal_now(db) == Some((pair.wal, pair.wal_born_ns)) && files::file_id(db).ok() != Some(pair.db);
         if !replaced {
             return None;
         }

@@ -706,3 +706,76 @@ fn a_file_of_another_user_is_refused_to_writers() {
         )
     );
 }
+
+/// The `-wal` a crash left is paired with the file its owner had open, not with the name: refused beside a
+/// file put in that one's place or beside none, opened beside its own file or with a copy of both.
+#[test]
+fn a_wal_left_by_a_crash_is_refused_beside_another_file_and_not_beside_its_own_or_a_copy_of_both() {
+    use store_core::files::{file_id, with_suffix};
+    use store_core::records::{WalPairRecord, orphan_wal, wal_pair_path};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("items.db");
+    let wal = with_suffix(&db, "-wal");
+    let mut child = spawn_child("child_entry", "own", &db);
+    wait_for_file(&with_suffix(&db, ".ready"), Duration::from_secs(30));
+    kill9(&mut child);
+    assert!(
+        fs::metadata(&wal).unwrap().len() > 32,
+        "the killed owner's migrations are in the -wal"
+    );
+    let record: WalPairRecord = serde_json::from_str(&fs::read_to_string(wal_pair_path(&db)).unwrap()).unwrap();
+    assert_eq!((record.db, record.wal), (file_id(&db).unwrap(), file_id(&wal).unwrap()));
+    assert!(orphan_wal(&db, &ITEMS).is_none(), "its own file");
+
+    // Both copied (new files at both paths): the same pair.
+    let copy = dir.path().join("copy");
+    fs::create_dir(&copy).unwrap();
+    for name in ["items.db", "items.db-wal", ".private"] {
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(dir.path().join(name))
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    assert!(orphan_wal(&copy.join("items.db"), &ITEMS).is_none(), "a copy of both");
+
+    // Another file put in the file's place: refused by the owner and by readers, before SQLite reads.
+    let put_back = dir.path().join("put-back");
+    fs::copy(&db, &put_back).unwrap();
+    fs::rename(&put_back, &db).unwrap();
+    let before = (fs::read(&db).unwrap(), fs::read(&wal).unwrap());
+    let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
+    assert!(matches!(err, Error::OrphanWal { removed: false, .. }), "{err:?}");
+    let err = store_core::read_pool::open_read_only(&db, &ITEMS, None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OrphanWal, "{err}");
+    assert_eq!(
+        store_core::ReadPool::new(&db, &ITEMS).check().unwrap_err().kind(),
+        ErrorKind::OrphanWal
+    );
+    assert_eq!(
+        (fs::read(&db).unwrap(), fs::read(&wal).unwrap()),
+        before,
+        "nothing written"
+    );
+
+    // A -wal at the recorded inode number but created at another time is another file (numbers are reused).
+    let reborn = WalPairRecord {
+        wal_born_ns: record.wal_born_ns.map(|ns| ns + 1),
+        ..record
+    };
+    fs::write(wal_pair_path(&db), serde_json::to_vec(&reborn).unwrap()).unwrap();
+    if record.wal_born_ns.is_some() {
+        assert!(orphan_wal(&db, &ITEMS).is_none(), "a -wal born at another time");
+    }
+    fs::write(wal_pair_path(&db), serde_json::to_vec(&record).unwrap()).unwrap();
+
+    // The file removed: refused whatever the record says, before SQLite creates it anew and deletes the -wal.
+    fs::remove_file(&db).unwrap();
+    fs::remove_file(wal_pair_path(&db)).unwrap();
+    let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
+    assert!(matches!(err, Error::OrphanWal { removed: true, .. }), "{err:?}");
+    assert!(!db.exists(), "not created");
+    assert_eq!(fs::read(&wal).unwrap(), before.1, "the -wal is kept");
+}
