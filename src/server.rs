@@ -109,6 +109,7 @@ pub struct CalendarActivity {
 pub struct Server {
     config: ConfigStore,
     reports: Reports,
+    counters_raised: Vec<(String, i64)>,
 }
 
 impl Server {
@@ -121,13 +122,31 @@ impl Server {
     /// [`open`](Self::open) with options for config.db's owner (busy timeout, backup directory, where the
     /// legacy database lives...). With `options.key` (an encrypted data directory), activity.db is read with
     /// the same key: both databases of a data directory share one key.
+    ///
+    /// Sessions in activity.db name projects by id. A config.db older than activity.db (a copy of it put back
+    /// by hand, or its last commits rolled back by a power loss, which `synchronous=NORMAL` allows, while
+    /// activity.db kept a session naming a project created in them) would hand those ids out again, and
+    /// reports would join the old sessions to the new project: its counters are first raised past every id
+    /// activity.db refers to ([`counters_raised`](Self::counters_raised)).
     pub fn open_with(data_dir: &Path, options: &OpenOptions) -> Result<Server> {
-        let config = ConfigStore::open_with(&config_store::SCHEMA.path_in(data_dir), options)?;
+        let mut config = ConfigStore::open_with(&config_store::SCHEMA.path_in(data_dir), options)?;
+        let referenced = crate::operations::referenced_ids(data_dir, &config_store::SCHEMA, options.key.as_ref());
+        let counters_raised = config.raise_counters(&referenced)?;
         let reports = Reports {
             config: config.reader().clone(),
             activity: ActivityReader::open_with_key(&activity_store::SCHEMA.path_in(data_dir), options.key.clone()),
         };
-        Ok(Server { config, reports })
+        Ok(Server {
+            config,
+            reports,
+            counters_raised,
+        })
+    }
+
+    /// The counters of config.db this open found behind ids activity.db refers to, and raised: (table, the
+    /// highest such id). Empty when config.db was not older than activity.db.
+    pub fn counters_raised(&self) -> &[(String, i64)] {
+        &self.counters_raised
     }
 
     pub fn config(&self) -> &ConfigStore {

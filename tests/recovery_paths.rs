@@ -14,8 +14,8 @@ use splitstore::activity_store::{ActivityWriter, NewEvent, NewSession};
 use splitstore::config_store::{ConfigStore, NewCalendarEvent, NewProject, NewSubscription};
 use splitstore::operations::{self, RestoreHook};
 use support::{
-    child_role, copy_data_dir, kill9, marker, query_column, query_i64, read_only, run_splitstore, seed_data_dir,
-    spawn_child, texts, utf8, wait_for_file,
+    child_role, copy_data_dir, kill9, marker, query_column, query_i64, read_only, reported_project, run_splitstore,
+    seed_data_dir, spawn_child, texts, utf8, wait_for_file,
 };
 
 fn ids(db: &Path, sql: &str) -> BTreeSet<i64> {
@@ -734,4 +734,76 @@ fn a_file_removed_by_hand_after_a_crash_is_not_created_anew_over_its_wal() {
     let out = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(events_in(&db), 10, "started anew");
+}
+
+#[test]
+fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    let config = data.join("config.db");
+    assert!(
+        run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"])
+            .status
+            .success()
+    );
+    // The user's own copy of config.db; then a project made after it, and the daemon's sessions of it.
+    let copy = dir.path().join("config-copy.db");
+    std::fs::copy(&config, &copy).unwrap();
+    let newest = {
+        let mut server = splitstore::Server::open(&data).unwrap();
+        assert!(
+            server.counters_raised().is_empty(),
+            "config.db is not older than activity.db"
+        );
+        server
+            .config_mut()
+            .create_project(&NewProject::named("After the copy"))
+            .unwrap()
+            .id
+    };
+    record_sessions(&data, &[newest]);
+    let put_back = || {
+        let tmp = data.join("put-back.tmp");
+        std::fs::copy(&copy, &tmp).unwrap();
+        std::fs::rename(&tmp, &config).unwrap();
+    };
+    put_back();
+    let (name, status, _) = reported_project(&data, newest);
+    assert_eq!((name, status.as_str()), (None, "deleted"));
+
+    // The server's start raises config.db's counter past it, and says so once.
+    let out = run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"]);
+    let (_, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "splitstore server: note: {} is older than activity.db: activity.db names rows of projects up to id \
+             {newest}, past the counter config.db hands out ids from (a copy put back by hand, or its last commits \
+             lost in a power loss). The counter now starts past {newest}, so no id is handed out twice; what \
+             activity.db names that config.db no longer holds is reported as deleted\n",
+            config.display()
+        )
+    );
+    assert_eq!(
+        reported_project(&data, newest).0,
+        None,
+        "no project made since took its id"
+    );
+
+    // Through the library: the next project made after a put-back gets the id after it.
+    put_back();
+    let raised = splitstore::Server::open(&data).unwrap().counters_raised().to_vec();
+    assert_eq!(raised, [("projects".to_string(), newest)]);
+    let mut server = splitstore::Server::open(&data).unwrap();
+    assert!(
+        server.counters_raised().is_empty(),
+        "raised once: a counter at the id is not behind it"
+    );
+    let next = server
+        .config_mut()
+        .create_project(&NewProject::named("After the put-back"))
+        .unwrap();
+    assert_eq!(next.id, newest + 1);
 }

@@ -81,6 +81,12 @@ impl ConfigStore {
         &self.reader
     }
 
+    /// Raises the counters that hand out ids to at least `floors` (the highest ids activity.db refers to):
+    /// returns those they were behind ([`OwnerConnection::raise_counters`]).
+    pub fn raise_counters(&mut self, floors: &[(String, i64)]) -> Result<Vec<(String, i64)>> {
+        Ok(self.owner.raise_counters(floors)?)
+    }
+
     /// Confirms now, without writing, that the files are this owner's still (call it from an idle loop:
     /// [`OwnerConnection::confirm_files`]).
     pub fn confirm_files(&mut self) -> Result<()> {

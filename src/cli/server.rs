@@ -85,6 +85,15 @@ pub fn run(args: Args) -> ExitCode {
         return super::fail_owner("server", &damage);
     }
     super::say_upgraded("server", server.config().owner());
+    for (table, id) in server.counters_raised() {
+        eprintln!(
+            "splitstore server: note: {} is older than activity.db: activity.db names rows of {table} up to id {id}, \
+             past the counter config.db hands out ids from (a copy put back by hand, or its last commits lost in a \
+             power loss). The counter now starts past {id}, so no id is handed out twice; what activity.db names \
+             that config.db no longer holds is reported as deleted",
+            server.config().path().display()
+        );
+    }
     let deadline = args.seconds.map(|s| Instant::now() + s);
     let mut tally = Tally::default();
     let outcome = serve(&mut server, deadline, args.print_changes, &mut tally);

@@ -19,7 +19,7 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::backup::{self, BackupClass};
 use crate::checkpoint::{self, CheckpointMode};
@@ -420,6 +420,28 @@ impl OwnerConnection {
             });
         }
         self.reconnect()
+    }
+
+    /// Raises the file's AUTOINCREMENT counters to at least `floors` (per table: the highest id another
+    /// database refers to), in one write, and returns the floors they were behind (nothing is written when
+    /// none). Counters behind such an id mean the file went back: handing that id out again would give a new
+    /// row the references meant for the old one.
+    pub fn raise_counters(&mut self, floors: &[(String, i64)]) -> Result<Vec<(String, i64)>> {
+        let mut behind = Vec::new();
+        for (table, floor) in floors {
+            let seq: Option<i64> = self
+                .conn
+                .query_row("SELECT seq FROM sqlite_sequence WHERE name = ?1", [table], |r| r.get(0))
+                .optional()
+                .at_db(&self.path, self.schema)?;
+            if seq.unwrap_or(0) < *floor {
+                behind.push((table.clone(), *floor));
+            }
+        }
+        if !behind.is_empty() {
+            self.write(|tx| crate::restore::raise_counters(tx, &behind))?;
+        }
+        Ok(behind)
     }
 
     /// Confirms now, without writing, what every write confirms first: the owner lock, the database file,
