@@ -716,6 +716,25 @@ fn a_file_removed_by_hand_after_a_crash_is_not_created_anew_over_its_wal() {
         )
     );
     assert!(!db.exists(), "not created");
+    // Readers say the same, not that the daemon has not created the file yet (a report of nothing, a backup
+    // of config.db alone and success).
+    let gone = format!("{p} is gone, but {p}-wal ({} bytes) holds its last writes", wal.len());
+    for command in ["report", "backup"] {
+        let out = run_splitstore([command, "--data-dir", d]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            texts(&out).1.starts_with(&format!("splitstore {command}: {gone}: ")),
+            "{out:?}"
+        );
+    }
+    let out = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(" reports=0\n"), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!("splitstore server: a report failed: {gone}: ")),
+        "{stderr}"
+    );
     assert_eq!(
         std::fs::read(data.join("activity.db-wal")).unwrap(),
         wal,
@@ -734,6 +753,65 @@ fn a_file_removed_by_hand_after_a_crash_is_not_created_anew_over_its_wal() {
     let out = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(events_in(&db), 10, "started anew");
+}
+
+/// Puts every file of `copy` back over `data` as a sync tool does (`rsync -a`): each written beside its place
+/// and renamed into it, the files only in `data` left as they are.
+fn put_back_over(copy: &Path, data: &Path) {
+    for entry in std::fs::read_dir(copy).unwrap() {
+        let entry = entry.unwrap();
+        let to = data.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+            put_back_over(&entry.path(), &to);
+        } else {
+            let tmp = data.join(".put-back.tmp");
+            std::fs::copy(entry.path(), &tmp).unwrap();
+            std::fs::rename(&tmp, &to).unwrap();
+        }
+    }
+}
+
+/// The user's own copy of the whole data directory put back after a crash: its private folder holds the record
+/// of the -wal of its time, and does not hide that the -wal there now is the crashed file's.
+#[test]
+fn a_data_directory_put_back_from_a_copy_after_a_crash_is_refused_beside_the_crashed_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    let db = data.join("activity.db");
+    // The daemon alone, stopped: no -wal in the copy (a reader's last close can leave an empty one, which a
+    // copy put back would put over the crashed one, and nothing would be left to tell).
+    let out = run_splitstore(["daemon", "--events", "300", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    let copy = copy_data_dir(&data, dir.path().join("copy"));
+    let wal = killed_with_commits_in_the_wal(&data, 200);
+    put_back_over(&copy, &data);
+    let out = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let p = db.display();
+    assert!(
+        texts(&out).1.starts_with(&format!(
+            "splitstore daemon: {p}-wal ({} bytes) holds the last writes of the file that was at {p} before another \
+             file was put in its place",
+            wal.len()
+        )),
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        std::fs::read(copy.join("activity.db")).unwrap(),
+        "the copy put back is untouched"
+    );
+    assert_eq!(
+        std::fs::read(data.join("activity.db-wal")).unwrap(),
+        wal,
+        "so is the -wal"
+    );
+    // Repair sets the -wal aside, and the copy opens with what it held.
+    let out = run_splitstore(["repair", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(events_in(&db), 300);
 }
 
 #[test]
@@ -772,17 +850,20 @@ fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_
     let (name, status, _) = reported_project(&data, newest);
     assert_eq!((name, status.as_str()), (None, "deleted"));
 
-    // The server's start raises config.db's counter past it, and says so once.
-    let out = run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"]);
-    let (_, stderr) = texts(&out);
-    assert!(out.status.success(), "{stderr}");
+    // The server's start raises config.db's counter past the ids it had handed out (the highest kept beside
+    // it), and says so once.
+    let went_back = "it was put back from a copy, created anew, or lost its last commits in a power loss";
+    let server_note = || {
+        let out = run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"]);
+        let (_, stderr) = texts(&out);
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
     assert_eq!(
-        stderr,
+        server_note(),
         format!(
-            "splitstore server: note: {} is older than activity.db: activity.db names rows of projects up to id \
-             {newest}, past the counter config.db hands out ids from (a copy put back by hand, or its last commits \
-             lost in a power loss). The counter now starts past {newest}, so no id is handed out twice; what \
-             activity.db names that config.db no longer holds is reported as deleted\n",
+            "splitstore server: note: {} had handed out ids of projects up to {newest} (as recorded beside it), \
+             past its counter now: {went_back}. The counter now starts past {newest}, so no id is handed out twice\n",
             config.display()
         )
     );
@@ -791,14 +872,47 @@ fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_
         None,
         "no project made since took its id"
     );
-
-    // Through the library: the next project made after a put-back gets the id after it.
+    // Without that record (the private folder lost with it, say): past the ids activity.db names.
+    let record = store_core::records::counters_path(&config);
     put_back();
+    std::fs::remove_file(&record).unwrap();
+    assert_eq!(
+        server_note(),
+        format!(
+            "splitstore server: note: activity.db names rows of projects up to id {newest}, past the counter {} \
+             hands out ids from: {went_back}. The counter now starts past {newest}, so no id is handed out twice; \
+             what activity.db names that config.db no longer holds is reported as deleted\n",
+            config.display()
+        )
+    );
+
+    // Through the library: either way the next project made after a put-back gets the id after it; with the
+    // record, even while activity.db cannot be read (here: moved away).
+    let activity = data.join("activity.db");
+    let away = dir.path().join("activity-away.db");
+    put_back();
+    std::fs::rename(&activity, &away).unwrap();
+    // The servers run since made projects of their own past `newest`.
+    let handed_out = store_core::records::counters_handed_out(&config)["projects"];
+    assert!(handed_out > newest);
+    let mut server = splitstore::Server::open(&data).unwrap();
+    let raised = &server.config().owner().open_report().counters_raised;
+    assert!(raised.contains(&("projects".to_string(), handed_out)), "{raised:?}");
+    assert!(server.counters_raised().is_empty());
+    let next = server
+        .config_mut()
+        .create_project(&NewProject::named("While activity.db is away"))
+        .unwrap();
+    assert_eq!(next.id, handed_out + 1);
+    drop(server);
+    std::fs::rename(&away, &activity).unwrap();
+    put_back();
+    std::fs::remove_file(&record).unwrap();
     let raised = splitstore::Server::open(&data).unwrap().counters_raised().to_vec();
     assert_eq!(raised, [("projects".to_string(), newest)]);
     let mut server = splitstore::Server::open(&data).unwrap();
     assert!(
-        server.counters_raised().is_empty(),
+        server.counters_raised().is_empty() && server.config().owner().open_report().counters_raised.is_empty(),
         "raised once: a counter at the id is not behind it"
     );
     let next = server

@@ -57,8 +57,14 @@ impl ConfigStore {
     }
 
     /// [`open`](Self::open) with options (busy timeout, backup directory...).
+    ///
+    /// activity.db's sessions name projects by id, so an id is never handed out twice: the highest each
+    /// counter handed out is kept beside the file, and a config.db that went back (a copy put back by hand,
+    /// its last commits lost in a power loss, a file created anew) has its counters raised past them first
+    /// (`owner().open_report().counters_raised`: [`OwnerConnection::keep_counters`]).
     pub fn open_with(path: &Path, options: &OpenOptions) -> Result<ConfigStore> {
-        let owner = OwnerConnection::open_with(path, &SCHEMA, options)?;
+        let mut owner = OwnerConnection::open_with(path, &SCHEMA, options)?;
+        owner.keep_counters()?;
         let reader = ConfigReader::open_with_key(path, options.key.clone());
         Ok(ConfigStore {
             owner,

@@ -85,13 +85,19 @@ pub fn run(args: Args) -> ExitCode {
         return super::fail_owner("server", &damage);
     }
     super::say_upgraded("server", server.config().owner());
+    let config = server.config().path().display();
+    let went_back = "it was put back from a copy, created anew, or lost its last commits in a power loss";
+    for (table, id) in &server.config().owner().open_report().counters_raised {
+        eprintln!(
+            "splitstore server: note: {config} had handed out ids of {table} up to {id} (as recorded beside it), past \
+             its counter now: {went_back}. The counter now starts past {id}, so no id is handed out twice"
+        );
+    }
     for (table, id) in server.counters_raised() {
         eprintln!(
-            "splitstore server: note: {} is older than activity.db: activity.db names rows of {table} up to id {id}, \
-             past the counter config.db hands out ids from (a copy put back by hand, or its last commits lost in a \
-             power loss). The counter now starts past {id}, so no id is handed out twice; what activity.db names \
-             that config.db no longer holds is reported as deleted",
-            server.config().path().display()
+            "splitstore server: note: activity.db names rows of {table} up to id {id}, past the counter {config} \
+             hands out ids from: {went_back}. The counter now starts past {id}, so no id is handed out twice; what \
+             activity.db names that config.db no longer holds is reported as deleted"
         );
     }
     let deadline = args.seconds.map(|s| Instant::now() + s);

@@ -34,6 +34,35 @@ pub fn file_id(path: &Path) -> io::Result<FileId> {
     fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()))
 }
 
+/// A file told from every other that is or was at its path, while it is not open: its [`FileId`] and when it
+/// was created (nanoseconds since the epoch, where the file system keeps it). Once a file is removed, the
+/// next one created may be given its inode number (seen on ext4 within seconds); only an open descriptor
+/// keeps the number from being given again, which is why a running owner needs only the [`FileId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileStamp {
+    pub id: FileId,
+    pub born_ns: Option<u64>,
+}
+
+impl FileStamp {
+    /// The stamp of the file `meta` was read from (not following a link).
+    pub fn of(meta: &fs::Metadata) -> FileStamp {
+        let born = meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        FileStamp {
+            id: (meta.dev(), meta.ino()),
+            born_ns: born.map(|d| d.as_nanos() as u64),
+        }
+    }
+
+    /// The stamp of the file at `path` now, not following a link.
+    pub fn at(path: &Path) -> io::Result<FileStamp> {
+        fs::symlink_metadata(path).map(|m| FileStamp::of(&m))
+    }
+}
+
 /// `path` made absolute against the working directory now (as given if that fails), links not resolved:
 /// what an owner that may change its working directory later (a daemon detaching to /) looks at.
 pub fn absolute(path: &Path) -> PathBuf {

@@ -16,6 +16,7 @@
 //! 7. the outcome recorded in the private folder: the first successful open, or the failure's banner.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,9 @@ pub struct OpenReport {
     /// until a restore or repair puts another file in place. An owner that cannot work around it stops at
     /// once with [`OwnerConnection::damage_seen`] rather than meeting the page again.
     pub damage_seen: Option<records::FailureRecord>,
+    /// The AUTOINCREMENT counters found behind the ids the file had handed out, and raised past them: (table,
+    /// the highest id handed out). Only for a store that keeps its counters ([`OwnerConnection::keep_counters`]).
+    pub counters_raised: Vec<(String, i64)>,
 }
 
 /// The single writable connection to a database, holding its owner lock for as long as it lives.
@@ -140,6 +144,9 @@ pub struct OwnerConnection {
     /// When the last write confirmed the lock and the file ([`confirm`](Self::confirm)); `None`: the next
     /// write does.
     confirmed: Option<Instant>,
+    /// The highest ids the file handed out, kept in its record after each write ([`keep_counters`](Self::keep_counters));
+    /// `None`: not kept.
+    counters_kept: Option<BTreeMap<String, i64>>,
     lock: OwnerLock,
 }
 
@@ -298,6 +305,7 @@ impl OwnerConnection {
                 created: state.is_blank(),
                 upgrade,
                 damage_seen: records::damage_seen(path),
+                counters_raised: Vec::new(),
             },
             key: opts.key.clone(),
             busy_timeout: opts.busy_timeout,
@@ -307,6 +315,7 @@ impl OwnerConnection {
             wal_files: (!opts.temporary_file).then(|| WalFiles::beside(&watched)),
             watched,
             confirmed: None,
+            counters_kept: None,
             lock,
         })
     }
@@ -444,6 +453,43 @@ impl OwnerConnection {
         Ok(behind)
     }
 
+    /// Keeps the highest id each AUTOINCREMENT counter handed out in a record beside the file
+    /// ([`records::counters_path`]), from now on after every write, for a store whose ids other files refer
+    /// to: first raises the counters the file has behind that record (it went back: a copy put back by hand,
+    /// its last commits lost in a power loss, a file created anew), in one write, so that no id is handed out
+    /// twice even while the files that refer to them cannot be read. Says what it raised in
+    /// [`OpenReport::counters_raised`].
+    pub fn keep_counters(&mut self) -> Result<()> {
+        let recorded = records::counters_handed_out(&self.path);
+        let floors: Vec<(String, i64)> = recorded.clone().into_iter().collect();
+        self.report.counters_raised = self.raise_counters(&floors)?;
+        self.counters_kept = Some(recorded);
+        self.note_counters();
+        Ok(())
+    }
+
+    /// Records the counters past those kept ([`keep_counters`](Self::keep_counters)). Best effort: the write
+    /// before it has committed, and a record not written costs protection, never data.
+    fn note_counters(&mut self) {
+        let Some(kept) = &mut self.counters_kept else {
+            return;
+        };
+        let Ok(now) = crate::salvage::read_sequences(&self.conn) else {
+            return;
+        };
+        let mut moved = false;
+        for (table, seq) in now {
+            let high = kept.entry(table).or_insert(i64::MIN);
+            if seq > *high {
+                *high = seq;
+                moved = true;
+            }
+        }
+        if moved {
+            records::note_counters(&self.path, kept);
+        }
+    }
+
     /// Confirms now, without writing, what every write confirms first: the owner lock, the database file,
     /// its `-wal` and `-shm` (the same errors). An owner that can be idle for long (a server between
     /// configuration changes, a daemon while the user is away) calls it from its idle loop, once a second
@@ -483,6 +529,9 @@ impl OwnerConnection {
             tx.commit().at_db(&path, schema)?;
             Ok(value)
         })();
+        if written.is_ok() {
+            self.note_counters();
+        }
         written.inspect_err(|e| self.failed(e))
     }
 

@@ -82,11 +82,15 @@ pub fn open_database_read_only(path: &Path, schema: &'static Schema, key: Option
 }
 
 /// Whether the file is there. Only "not found" means missing: a directory this user may not search is
-/// `PermissionDenied`, never "the owner has not created it yet".
+/// `PermissionDenied`, never "the owner has not created it yet"; nor is a file removed by hand after a crash,
+/// whose last commits are in the `-wal` beside it ([`crate::records::orphan_wal`]).
 fn exists(path: &Path, schema: &'static Schema) -> Result<bool> {
     match std::fs::symlink_metadata(path) {
         Ok(_) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match crate::records::orphan_wal(path, schema) {
+            Some(orphan) => Err(orphan),
+            None => Ok(false),
+        },
         Err(e) => Err(Error::io(path, "read", e).with_schema(schema)),
     }
 }
@@ -419,12 +423,15 @@ impl ReadPool {
         crate::key::error_at(&self.path, self.key.as_ref(), e).with_schema(self.schema)
     }
 
-    /// The file is not there: not created yet by its owner, or not converted yet from its predecessor.
+    /// The file is not there: not created yet by its owner, or not converted yet from its predecessor, or
+    /// removed by hand after a crash ([`exists`]).
     fn missing(&self) -> Error {
-        crate::conversion::pending_error(&self.path, self.schema).unwrap_or_else(|| Error::Missing {
-            path: self.path.clone(),
-            schema: self.schema,
-        })
+        crate::records::orphan_wal(&self.path, self.schema)
+            .or_else(|| crate::conversion::pending_error(&self.path, self.schema))
+            .unwrap_or_else(|| Error::Missing {
+                path: self.path.clone(),
+                schema: self.schema,
+            })
     }
 
     fn open_error(&self, e: rusqlite::Error) -> Error {

@@ -14,11 +14,21 @@
 //!   nothing about that page); it goes when a restore or repair puts another file in place, and it names the
 //!   file's inode, so a file put at that path by hand is not taken for the damaged one.
 //!
-//! - `<file>.wal-pair.json`: which `-wal` was the file's at its owner's last open (both files' device and
-//!   inode, and when the `-wal` was created). After a crash the `-wal` still holds the last commits, and only its own file can take them:
-//!   SQLite keeps nothing in either file that says they belong together
-//!   (<https://sqlite.org/howtocorrupt.html#_mispairing_database_files_and_hot_journals>), so a copy put in
-//!   the file's place by hand would be opened with the other file's pages ([`orphan_wal`]).
+//! - `<file>.wal-<device>-<inode>-<created>.json`: the file whose `-wal` that one is, recorded by its owner at
+//!   each open (the file's device, inode and creation time). After a crash the `-wal` still holds the last
+//!   commits, and only its own file can take them: SQLite keeps nothing in either file that says they belong
+//!   together (<https://sqlite.org/howtocorrupt.html#_mispairing_database_files_and_hot_journals>), so a copy
+//!   put in the file's place by hand would be opened with the other file's pages ([`orphan_wal`]). The
+//!   record is named by the `-wal` it is about, so that a folder put back from a copy of the user's own
+//!   (whose private folder holds the record of an older `-wal`) does not replace the record of the `-wal` a
+//!   crash left.
+//!
+//! - `<file>.counters.json`: the highest id each AUTOINCREMENT counter of the file has handed out, kept by an
+//!   owner whose store asks for it ([`OwnerConnection::keep_counters`](crate::OwnerConnection::keep_counters)),
+//!   at its open and after each write that moved one. Other files refer to those ids (activity.db's sessions
+//!   name config.db's projects), so one handed out twice would join their rows to another; the file itself
+//!   forgets them when it goes back (a copy put back by hand, its last commits lost in a power loss, a file
+//!   created anew), and the files that refer to them may not be readable then.
 //!
 //! All are 0600, written atomically; losing one costs a message, never data, so writing them is best
 //! effort where the open itself must not fail because of them.
@@ -205,80 +215,106 @@ pub fn last_failure(db: &Path) -> Option<FailureRecord> {
     serde_json::from_str(&text).ok()
 }
 
-/// Which `-wal` belonged to which database file at its owner's last open (see the module's list).
+/// The file a `-wal` was beside at its owner's last open (see the module's list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalPairRecord {
-    pub db: files::FileId,
-    pub wal: files::FileId,
-    /// When the `-wal` was created (nanoseconds since the epoch), where the file system keeps it: a file
-    /// created later at the path may be given the same inode number once the `-wal` was removed (at a clean
-    /// close), and is not that `-wal`.
-    pub wal_born_ns: Option<u64>,
+    pub db: files::FileStamp,
 }
 
-/// `<private folder>/<file>.wal-pair.json`.
-pub fn wal_pair_path(db: &Path) -> PathBuf {
-    record_path(db, ".wal-pair.json")
+/// `<private folder>/<file>.wal-<device>-<inode>-<created>.json`: the record about the `-wal` stamped `wal`.
+pub fn wal_pair_path(db: &Path, wal: &files::FileStamp) -> PathBuf {
+    let (dev, ino) = wal.id;
+    record_path(db, &format!(".wal-{dev}-{ino}-{}.json", wal.born_ns.unwrap_or(0)))
 }
 
 /// Records that the `-wal` beside `db` now is the one of `db_file`, the file its owner has open (after an
-/// open, and after the owner took back a removed `-wal`). Best effort, as [`note_failure`]: without it an
-/// [`orphan_wal`] of a replaced file is not told, as before the record existed.
+/// open, and after the owner took back a removed `-wal`), and removes the records of earlier ones. Best
+/// effort, as [`note_failure`]: without it an [`orphan_wal`] of a replaced file is not told, as before the
+/// record existed.
 pub fn note_wal_pair(db: &Path, db_file: files::FileId) {
-    let Some((wal, wal_born_ns)) = wal_now(db) else {
+    let (Ok(wal), Ok(stamp)) = (
+        files::FileStamp::at(&files::with_suffix(db, "-wal")),
+        files::FileStamp::at(db),
+    ) else {
         return;
     };
-    let record = WalPairRecord {
-        db: db_file,
-        wal,
-        wal_born_ns,
+    // Another file at the path is the owner's to tell (`ownership_lost`), not a pair to record.
+    if stamp.id != db_file {
+        return;
+    }
+    let record = WalPairRecord { db: stamp };
+    let path = wal_pair_path(db, &wal);
+    if wal_pair(&path) == Some(record) || private_dir::ensure(files::parent_dir(db)).is_err() {
+        return;
+    }
+    if files::write_json_atomically(&path, &record, "write the -wal record").is_err() {
+        return;
+    }
+    let prefix = record_path(db, ".wal-").to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir(private_dir::private_dir_of(db)) else {
+        return;
     };
-    if wal_pair(db) != Some(record) && private_dir::ensure(files::parent_dir(db)).is_ok() {
-        let _ = files::write_json_atomically(&wal_pair_path(db), &record, "write the -wal record");
+    for other in entries.flatten().map(|e| e.path()) {
+        let name = other.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(".json") && other != path {
+            let _ = std::fs::remove_file(&other);
+        }
     }
 }
 
-fn wal_pair(db: &Path) -> Option<WalPairRecord> {
-    serde_json::from_str(&std::fs::read_to_string(wal_pair_path(db)).ok()?).ok()
+fn wal_pair(record: &Path) -> Option<WalPairRecord> {
+    serde_json::from_str(&std::fs::read_to_string(record).ok()?).ok()
 }
 
-/// The `-wal` beside `db` now, and when it was created (see [`WalPairRecord`]).
-fn wal_now(db: &Path) -> Option<(files::FileId, Option<u64>)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(files::with_suffix(db, "-wal")).ok()?;
-    let born = meta
-        .created()
+/// `<private folder>/<file>.counters.json` (see the module's list).
+pub fn counters_path(db: &Path) -> PathBuf {
+    record_path(db, ".counters.json")
+}
+
+/// The highest id each AUTOINCREMENT counter of `db` handed out, as recorded ([`note_counters`]); none when
+/// there is no record (or it cannot be read: the record protects ids, it never stops an open).
+pub fn counters_handed_out(db: &Path) -> std::collections::BTreeMap<String, i64> {
+    std::fs::read_to_string(counters_path(db))
         .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-    Some(((meta.dev(), meta.ino()), born.map(|d| d.as_nanos() as u64)))
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// Records `counters` as the highest ids `db` handed out. Best effort, as [`note_failure`]: without it a
+/// file that goes back is raised only past the ids other files are seen to refer to.
+pub fn note_counters(db: &Path, counters: &std::collections::BTreeMap<String, i64>) {
+    if private_dir::ensure(files::parent_dir(db)).is_ok() {
+        let _ = files::write_json_atomically(&counters_path(db), counters, "write the counters record");
+    }
 }
 
 /// The bytes a `-wal` holds before its first frame: one of at most this size holds no commit.
 const WAL_HEADER_BYTES: u64 = 32;
 
 /// A `-wal` beside `db` holding commits of another file ([`Error::OrphanWal`](crate::Error::OrphanWal)):
-/// `db` is gone (SQLite would delete the `-wal` when it creates the file anew), or the `-wal` is the one
-/// recorded at the owner's last open with another file ([`note_wal_pair`]): the file was replaced by hand
-/// while its owner was stopped with commits in its `-wal` (a crash). Metadata reads only. A whole data
-/// directory copied (`cp -a`, a restore of it from a backup of the user's own) gets new files at both paths
-/// and is not taken for it; a file copied over the old one in place (`cp`, the same inode) is not told.
+/// `db` is gone (SQLite would delete the `-wal` when it creates the file anew), or the `-wal` was recorded
+/// at an owner's open beside another file than the one at the path now ([`note_wal_pair`]): the file was
+/// replaced by hand while its owner was stopped with commits in its `-wal` (a crash). Metadata reads only. A
+/// whole data directory copied (`cp -a`, a restore of it from a backup of the user's own) gets a new `-wal`,
+/// which no record names, and is not taken for it; a file copied over the old one in place (`cp`, the same
+/// file) is not told.
 pub fn orphan_wal(db: &Path, schema: &'static crate::Schema) -> Option<crate::Error> {
-    let wal = files::with_suffix(db, "-wal");
-    let wal_bytes = std::fs::symlink_metadata(&wal).ok().filter(|m| m.is_file())?.len();
-    if wal_bytes <= WAL_HEADER_BYTES {
+    let wal = std::fs::symlink_metadata(files::with_suffix(db, "-wal"))
+        .ok()
+        .filter(|m| m.is_file())?;
+    if wal.len() <= WAL_HEADER_BYTES {
         return None;
     }
     let removed = matches!(std::fs::symlink_metadata(db), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
     if !removed {
-        let pair = wal_pair(db)?;
-        let replaced = wal_now(db) == Some((pair.wal, pair.wal_born_ns)) && files::file_id(db).ok() != Some(pair.db);
-        if !replaced {
+        let pair = wal_pair(&wal_pair_path(db, &files::FileStamp::of(&wal)))?;
+        if files::FileStamp::at(db).ok() == Some(pair.db) {
             return None;
         }
     }
     Some(crate::Error::OrphanWal {
         path: db.to_path_buf(),
-        wal_bytes,
+        wal_bytes: wal.len(),
         removed,
         schema,
     })

@@ -546,7 +546,7 @@ impl DamagedFile {
 }
 
 /// `sqlite_sequence` of a file: table name -> highest AUTOINCREMENT id handed out.
-fn read_sequences(conn: &Connection) -> rusqlite::Result<BTreeMap<String, i64>> {
+pub(crate) fn read_sequences(conn: &Connection) -> rusqlite::Result<BTreeMap<String, i64>> {
     let exists: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence')",
         [],

@@ -708,14 +708,38 @@ fn a_file_of_another_user_is_refused_to_writers() {
 }
 
 /// The `-wal` a crash left is paired with the file its owner had open, not with the name: refused beside a
-/// file put in that one's place or beside none, opened beside its own file or with a copy of both.
+/// file put in that one's place (its private folder put back from a copy too) or beside none, opened beside
+/// its own file or with a copy of both.
 #[test]
 fn a_wal_left_by_a_crash_is_refused_beside_another_file_and_not_beside_its_own_or_a_copy_of_both() {
-    use store_core::files::{file_id, with_suffix};
+    use store_core::files::{FileStamp, with_suffix};
     use store_core::records::{WalPairRecord, orphan_wal, wal_pair_path};
+    let cp_a = |from: &std::path::Path, to: &std::path::Path| {
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("items.db");
     let wal = with_suffix(&db, "-wal");
+    let private = dir.path().join(".private");
+    // A clean run of an earlier version first, and a copy of the private folder as it was then (the user's
+    // own copy).
+    let earlier_wal = {
+        let options = store_core::OpenOptions {
+            target_version: Some(1),
+            ..Default::default()
+        };
+        let _owner = OwnerConnection::open_with(&db, &ITEMS, &options).unwrap();
+        FileStamp::at(&wal).unwrap()
+    };
+    assert!(!wal.exists(), "a clean close removes the -wal");
+    let private_then = dir.path().join("private-then");
+    cp_a(&private, &private_then);
     let mut child = spawn_child("child_entry", "own", &db);
     wait_for_file(&with_suffix(&db, ".ready"), Duration::from_secs(30));
     kill9(&mut child);
@@ -723,28 +747,30 @@ fn a_wal_left_by_a_crash_is_refused_beside_another_file_and_not_beside_its_own_o
         fs::metadata(&wal).unwrap().len() > 32,
         "the killed owner's migrations are in the -wal"
     );
-    let record: WalPairRecord = serde_json::from_str(&fs::read_to_string(wal_pair_path(&db)).unwrap()).unwrap();
-    assert_eq!((record.db, record.wal), (file_id(&db).unwrap(), file_id(&wal).unwrap()));
+    let record_path = wal_pair_path(&db, &FileStamp::at(&wal).unwrap());
+    let record: WalPairRecord = serde_json::from_str(&fs::read_to_string(&record_path).unwrap()).unwrap();
+    assert_eq!(record.db, FileStamp::at(&db).unwrap());
+    assert!(
+        !wal_pair_path(&db, &earlier_wal).exists(),
+        "the record of the earlier -wal is gone"
+    );
     assert!(orphan_wal(&db, &ITEMS).is_none(), "its own file");
 
     // Both copied (new files at both paths): the same pair.
     let copy = dir.path().join("copy");
     fs::create_dir(&copy).unwrap();
     for name in ["items.db", "items.db-wal", ".private"] {
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(dir.path().join(name))
-            .arg(&copy)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        cp_a(&dir.path().join(name), &copy);
     }
     assert!(orphan_wal(&copy.join("items.db"), &ITEMS).is_none(), "a copy of both");
 
-    // Another file put in the file's place: refused by the owner and by readers, before SQLite reads.
+    // Another file put in the file's place, and the private folder put back from the earlier copy over the
+    // one there (its files replaced, none removed): refused by the owner and by readers, before SQLite reads.
     let put_back = dir.path().join("put-back");
     fs::copy(&db, &put_back).unwrap();
     fs::rename(&put_back, &db).unwrap();
+    cp_a(&private_then.join("."), &private);
+    assert!(wal_pair_path(&db, &earlier_wal).exists());
     let before = (fs::read(&db).unwrap(), fs::read(&wal).unwrap());
     let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
     assert!(matches!(err, Error::OrphanWal { removed: false, .. }), "{err:?}");
@@ -760,22 +786,42 @@ fn a_wal_left_by_a_crash_is_refused_beside_another_file_and_not_beside_its_own_o
         "nothing written"
     );
 
-    // A -wal at the recorded inode number but created at another time is another file (numbers are reused).
-    let reborn = WalPairRecord {
-        wal_born_ns: record.wal_born_ns.map(|ns| ns + 1),
-        ..record
-    };
-    fs::write(wal_pair_path(&db), serde_json::to_vec(&reborn).unwrap()).unwrap();
-    if record.wal_born_ns.is_some() {
-        assert!(orphan_wal(&db, &ITEMS).is_none(), "a -wal born at another time");
+    // A file given the recorded file's inode number but created at another time is another file (numbers
+    // are given again once a file is removed); the one recorded is its own.
+    let now = FileStamp::at(&db).unwrap();
+    if let Some(born) = now.born_ns {
+        for (db_born, orphan) in [(born + 1, true), (born, false)] {
+            let recorded = FileStamp {
+                born_ns: Some(db_born),
+                ..now
+            };
+            fs::write(
+                &record_path,
+                serde_json::to_vec(&WalPairRecord { db: recorded }).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                orphan_wal(&db, &ITEMS).is_some(),
+                orphan,
+                "recorded as born at {db_born}"
+            );
+        }
     }
-    fs::write(wal_pair_path(&db), serde_json::to_vec(&record).unwrap()).unwrap();
+    // A -wal with no record (one born at another time than the recorded one, say) is not told.
+    fs::remove_file(&record_path).unwrap();
+    assert!(orphan_wal(&db, &ITEMS).is_none(), "no record of this -wal");
 
-    // The file removed: refused whatever the record says, before SQLite creates it anew and deletes the -wal.
+    // The file removed: refused whatever the records say, before SQLite creates it anew and deletes the -wal,
+    // and by readers, rather than said missing.
     fs::remove_file(&db).unwrap();
-    fs::remove_file(wal_pair_path(&db)).unwrap();
     let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
     assert!(matches!(err, Error::OrphanWal { removed: true, .. }), "{err:?}");
     assert!(!db.exists(), "not created");
+    let err = store_core::read_pool::open_read_only(&db, &ITEMS, None).unwrap_err();
+    assert!(matches!(err, Error::OrphanWal { removed: true, .. }), "{err:?}");
+    assert_eq!(
+        store_core::ReadPool::new(&db, &ITEMS).check().unwrap_err().kind(),
+        ErrorKind::OrphanWal
+    );
     assert_eq!(fs::read(&wal).unwrap(), before.1, "the -wal is kept");
 }
