@@ -852,7 +852,8 @@ fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_
 
     // The server's start raises config.db's counter past the ids it had handed out (the highest kept beside
     // it), and says so once.
-    let went_back = "it was put back from a copy, created anew, or lost its last commits in a power loss";
+    let went_back = "it was put back from a copy, created anew, or lost its last commits in a power loss. Its \
+                     counters now start past those ids, so no id is handed out twice";
     let server_note = || {
         let out = run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"]);
         let (_, stderr) = texts(&out);
@@ -862,8 +863,8 @@ fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_
     assert_eq!(
         server_note(),
         format!(
-            "splitstore server: note: {} had handed out ids of projects up to {newest} (as recorded beside it), \
-             past its counter now: {went_back}. The counter now starts past {newest}, so no id is handed out twice\n",
+            "splitstore server: note: {} had handed out ids past where its counters are now (projects up to \
+             {newest}, as recorded beside it): {went_back}\n",
             config.display()
         )
     );
@@ -879,9 +880,8 @@ fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_
     assert_eq!(
         server_note(),
         format!(
-            "splitstore server: note: activity.db names rows of projects up to id {newest}, past the counter {} \
-             hands out ids from: {went_back}. The counter now starts past {newest}, so no id is handed out twice; \
-             what activity.db names that config.db no longer holds is reported as deleted\n",
+            "splitstore server: note: activity.db names ids past where the counters of {} are now (projects up to \
+             {newest}): {went_back}; what activity.db names that config.db no longer holds is reported as deleted\n",
             config.display()
         )
     );

@@ -86,18 +86,25 @@ pub fn run(args: Args) -> ExitCode {
     }
     super::say_upgraded("server", server.config().owner());
     let config = server.config().path().display();
-    let went_back = "it was put back from a copy, created anew, or lost its last commits in a power loss";
-    for (table, id) in &server.config().owner().open_report().counters_raised {
+    let went_back = "it was put back from a copy, created anew, or lost its last commits in a power loss. Its counters \
+                     now start past those ids, so no id is handed out twice";
+    let listed = |raised: &[(String, i64)]| {
+        let tables: Vec<String> = raised.iter().map(|(table, id)| format!("{table} up to {id}")).collect();
+        tables.join(", ")
+    };
+    let own = &server.config().owner().open_report().counters_raised;
+    if !own.is_empty() {
         eprintln!(
-            "splitstore server: note: {config} had handed out ids of {table} up to {id} (as recorded beside it), past \
-             its counter now: {went_back}. The counter now starts past {id}, so no id is handed out twice"
+            "splitstore server: note: {config} had handed out ids past where its counters are now ({}, as recorded \
+             beside it): {went_back}",
+            listed(own)
         );
     }
-    for (table, id) in server.counters_raised() {
+    if !server.counters_raised().is_empty() {
         eprintln!(
-            "splitstore server: note: activity.db names rows of {table} up to id {id}, past the counter {config} \
-             hands out ids from: {went_back}. The counter now starts past {id}, so no id is handed out twice; what \
-             activity.db names that config.db no longer holds is reported as deleted"
+            "splitstore server: note: activity.db names ids past where the counters of {config} are now ({}): \
+             {went_back}; what activity.db names that config.db no longer holds is reported as deleted",
+            listed(server.counters_raised())
         );
     }
     let deadline = args.seconds.map(|s| Instant::now() + s);

@@ -272,19 +272,37 @@ pub fn counters_path(db: &Path) -> PathBuf {
 }
 
 /// The highest id each AUTOINCREMENT counter of `db` handed out, as recorded ([`note_counters`]); none when
-/// there is no record (or it cannot be read: the record protects ids, it never stops an open).
+/// there is no record (or it cannot be read: the record protects ids, it never stops an open). Bytes after
+/// the record's JSON (padding, the tail of a longer record put there by hand) are not read.
 pub fn counters_handed_out(db: &Path) -> std::collections::BTreeMap<String, i64> {
-    std::fs::read_to_string(counters_path(db))
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
+    let Ok(bytes) = std::fs::read(counters_path(db)) else {
+        return Default::default();
+    };
+    serde_json::Deserializer::from_slice(&bytes)
+        .into_iter()
+        .next()
+        .and_then(|first| first.ok())
         .unwrap_or_default()
 }
 
 /// Records `counters` as the highest ids `db` handed out. Best effort, as [`note_failure`]: without it a
 /// file that goes back is raised only past the ids other files are seen to refer to.
+///
+/// Written in place, not renamed over the last one and not synced: it follows every commit that hands out an
+/// id, and ext4 writes out a file renamed over another at once (about a millisecond here, more than the
+/// commit, which `synchronous=NORMAL` does not sync either). A power loss may take it back with that commit,
+/// or leave it torn (read as none); then the ids other files are seen to refer to still hold. Padded to a
+/// multiple of 256 bytes: a record only grows, so a write never leaves a longer one's tail behind it.
 pub fn note_counters(db: &Path, counters: &std::collections::BTreeMap<String, i64>) {
-    if private_dir::ensure(files::parent_dir(db)).is_ok() {
-        let _ = files::write_json_atomically(&counters_path(db), counters, "write the counters record");
+    use std::os::unix::fs::FileExt;
+    let Ok(mut json) = serde_json::to_vec(counters) else {
+        return;
+    };
+    json.resize(json.len().next_multiple_of(256), b' ');
+    if private_dir::ensure(files::parent_dir(db)).is_ok()
+        && let Ok(file) = files::open_private(&counters_path(db))
+    {
+        let _ = file.write_all_at(&json, 0);
     }
 }
 
