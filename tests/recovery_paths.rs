@@ -573,6 +573,27 @@ fn events_in(db: &Path) -> i64 {
     query_i64(&read_only(db), "SELECT count(*) FROM activity_events")
 }
 
+/// Each of `commands` on the data directory `d` exits 2 with a message starting with `refusal`, and the server
+/// serves config.db on while every report fails, said once on stderr with it.
+fn refused_by_readers(d: &str, commands: &[&str], refusal: &str) {
+    for command in commands {
+        let out = run_splitstore([command, "--data-dir", d]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            texts(&out).1.starts_with(&format!("splitstore {command}: {refusal}")),
+            "{out:?}"
+        );
+    }
+    let out = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(" reports=0\n"), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!("splitstore server: a report failed: {refusal}")),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_file_put_back_by_hand_beside_the_wal_of_the_crashed_one_is_refused_not_read_as_damage() {
     let dir = tempfile::tempdir().unwrap();
@@ -616,23 +637,8 @@ fn a_file_put_back_by_hand_beside_the_wal_of_the_crashed_one_is_refused_not_read
         texts(&out).1,
         format!("splitstore daemon: {what}. What to do: {remedy}\n")
     );
-    let out = run_splitstore(["report", "--data-dir", d]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        texts(&out).1.starts_with(&format!("splitstore report: {what}. ")),
-        "{out:?}"
-    );
-    // The server serves config.db on; its reports fail alone, said once.
-    let out = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
-    let (stdout, stderr) = texts(&out);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains(" reports=0\n"), "{stdout}");
-    assert!(
-        stderr.starts_with(&format!(
-            "splitstore server: a report failed: {what}. What to do: {remedy}. "
-        )),
-        "{stderr}"
-    );
+    // So do readers; the server serves config.db on, its reports failing alone, said once.
+    refused_by_readers(d, &["report"], &format!("{what}. What to do: {remedy}"));
     assert_eq!(
         std::fs::read(&db).unwrap(),
         std::fs::read(&earlier).unwrap(),
@@ -718,23 +724,8 @@ fn a_file_removed_by_hand_after_a_crash_is_not_created_anew_over_its_wal() {
     assert!(!db.exists(), "not created");
     // Readers say the same, not that the daemon has not created the file yet (a report of nothing, a backup
     // of config.db alone and success).
-    let gone = format!("{p} is gone, but {p}-wal ({} bytes) holds its last writes", wal.len());
-    for command in ["report", "backup"] {
-        let out = run_splitstore([command, "--data-dir", d]);
-        assert_eq!(out.status.code(), Some(2), "{out:?}");
-        assert!(
-            texts(&out).1.starts_with(&format!("splitstore {command}: {gone}: ")),
-            "{out:?}"
-        );
-    }
-    let out = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
-    let (stdout, stderr) = texts(&out);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains(" reports=0\n"), "{stdout}");
-    assert!(
-        stderr.starts_with(&format!("splitstore server: a report failed: {gone}: ")),
-        "{stderr}"
-    );
+    let gone = format!("{p} is gone, but {p}-wal ({} bytes) holds its last writes: ", wal.len());
+    refused_by_readers(d, &["report", "backup"], &gone);
     assert_eq!(
         std::fs::read(data.join("activity.db-wal")).unwrap(),
         wal,
