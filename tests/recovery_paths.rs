@@ -885,6 +885,7 @@ fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_
     std::fs::rename(&activity, &away).unwrap();
     // The servers run since made projects of their own past `newest`.
     let handed_out = store_core::records::counters_handed_out(&config)["projects"];
+    assert_eq!(support::mode(&record), 0o600);
     assert!(handed_out > newest);
     let mut server = splitstore::Server::open(&data).unwrap();
     let raised = &server.config().owner().open_report().counters_raised;

@@ -750,6 +750,7 @@ fn a_wal_left_by_a_crash_is_refused_beside_another_file_and_not_beside_its_own_o
     let record_path = wal_pair_path(&db, &FileStamp::at(&wal).unwrap());
     let record: WalPairRecord = serde_json::from_str(&fs::read_to_string(&record_path).unwrap()).unwrap();
     assert_eq!(record.db, FileStamp::at(&db).unwrap());
+    assert_eq!(mode(&record_path), 0o600);
     assert!(
         !wal_pair_path(&db, &earlier_wal).exists(),
         "the record of the earlier -wal is gone"
