@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::backup::{self, BackupClass};
 use crate::checkpoint::{self, CheckpointMode};
@@ -436,17 +436,12 @@ impl OwnerConnection {
     /// none). Counters behind such an id mean the file went back: handing that id out again would give a new
     /// row the references meant for the old one.
     pub fn raise_counters(&mut self, floors: &[(String, i64)]) -> Result<Vec<(String, i64)>> {
-        let mut behind = Vec::new();
-        for (table, floor) in floors {
-            let seq: Option<i64> = self
-                .conn
-                .query_row("SELECT seq FROM sqlite_sequence WHERE name = ?1", [table], |r| r.get(0))
-                .optional()
-                .at_db(&self.path, self.schema)?;
-            if seq.unwrap_or(0) < *floor {
-                behind.push((table.clone(), *floor));
-            }
-        }
+        let counters = crate::restore::read_sequences(&self.conn).at_db(&self.path, self.schema)?;
+        let behind: Vec<(String, i64)> = floors
+            .iter()
+            .filter(|(table, floor)| counters.get(table).copied().unwrap_or(0) < *floor)
+            .cloned()
+            .collect();
         if !behind.is_empty() {
             self.write(|tx| crate::restore::raise_counters(tx, &behind))?;
         }
@@ -474,7 +469,7 @@ impl OwnerConnection {
         let Some(kept) = &mut self.counters_kept else {
             return;
         };
-        let Ok(now) = crate::salvage::read_sequences(&self.conn) else {
+        let Ok(now) = crate::restore::read_sequences(&self.conn) else {
             return;
         };
         let mut moved = false;

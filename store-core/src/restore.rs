@@ -473,12 +473,25 @@ pub fn undo_interrupted(data_dir: &Path) -> Result<bool> {
 /// opened (SQLite would delete a `-wal` beside it: [`files::nonempty_regular`]). Opens a connection: not for
 /// a file an owner of this process has open.
 pub fn counters_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
-    let Some(conn) = crate::read_pool::open_if_readable(db, key) else {
-        return Vec::new();
-    };
-    conn.prepare("SELECT name, seq FROM sqlite_sequence")
-        .and_then(|mut stmt| stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+    crate::read_pool::open_if_readable(db, key)
+        .and_then(|conn| read_sequences(&conn).ok())
+        .map(|counters| counters.into_iter().collect())
         .unwrap_or_default()
+}
+
+/// `sqlite_sequence` of a file: table name -> highest AUTOINCREMENT id handed out.
+pub(crate) fn read_sequences(conn: &Connection) -> rusqlite::Result<BTreeMap<String, i64>> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(BTreeMap::new());
+    }
+    conn.prepare("SELECT name, seq FROM sqlite_sequence")?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect()
 }
 
 /// The rows `file` (a damaged file, or one a restore replaced) added after `backup` was taken, at most, per

@@ -446,7 +446,7 @@ impl DamagedFile {
         if file.unreadable.is_none() {
             // Unreadable counters are damage like any other (the caller notes them).
             file.sequences = file
-                .read(|conn| Ok(read_sequences(conn).map_or((None, true), |s| (Some(s), false))))?
+                .read(|conn| Ok(restore::read_sequences(conn).map_or((None, true), |s| (Some(s), false))))?
                 .0;
         }
         Ok(file)
@@ -543,21 +543,6 @@ impl DamagedFile {
             .prepare(&format!("SELECT rowid FROM {} LIMIT 0", quote(table)))
             .is_ok()
     }
-}
-
-/// `sqlite_sequence` of a file: table name -> highest AUTOINCREMENT id handed out.
-pub(crate) fn read_sequences(conn: &Connection) -> rusqlite::Result<BTreeMap<String, i64>> {
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !exists {
-        return Ok(BTreeMap::new());
-    }
-    conn.prepare("SELECT name, seq FROM sqlite_sequence")?
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-        .collect()
 }
 
 struct Column {
