@@ -8,6 +8,7 @@
 //! with the same key. A file the key does not open is `key_rejected`, never damage: repair moves nothing
 //! for it. [`rekey`] changes the key of both databases, all or nothing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -481,19 +482,26 @@ fn key_mismatch(kind: ErrorKind) -> Option<ErrorKind> {
 /// hands out an id that the other file already points at. An unreadable other file gives none (its own
 /// restore guards it).
 pub fn referenced_ids(data_dir: &Path, schema: &'static Schema, key: Option<&Key>) -> Vec<(String, i64)> {
-    let mut floors = Vec::new();
+    // One floor per table: the highest of the columns that refer to it.
+    let mut floors: BTreeMap<String, i64> = BTreeMap::new();
     for other in DATABASES.iter().filter(|o| !std::ptr::eq(**o, schema)) {
         let Ok(conn) = open_read_only(&other.path_in(data_dir), other, key) else {
             continue;
         };
         for r in other.id_references.iter().filter(|r| r.target_file == schema.file_name) {
-            let sql = format!("SELECT max({}) FROM {}", r.column, r.table);
+            let sql = format!(
+                "SELECT max({}) FROM {} WHERE {}",
+                r.column,
+                r.table,
+                r.only_where.unwrap_or("1")
+            );
             if let Ok(Some(max)) = conn.query_row(&sql, [], |row| row.get::<_, Option<i64>>(0)) {
-                floors.push((r.target_table.to_string(), max));
+                let floor = floors.entry(r.target_table.to_string()).or_insert(max);
+                *floor = (*floor).max(max);
             }
         }
     }
-    floors
+    floors.into_iter().collect()
 }
 
 /// What repair did to one database.

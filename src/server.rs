@@ -123,11 +123,12 @@ impl Server {
     /// legacy database lives...). With `options.key` (an encrypted data directory), activity.db is read with
     /// the same key: both databases of a data directory share one key.
     ///
-    /// Sessions in activity.db name projects by id. A config.db older than activity.db (a copy of it put back
-    /// by hand, or its last commits rolled back by a power loss, which `synchronous=NORMAL` allows, while
-    /// activity.db kept a session naming a project created in them) would hand those ids out again, and
-    /// reports would join the old sessions to the new project: its counters are first raised past every id
-    /// activity.db refers to ([`counters_raised`](Self::counters_raised)).
+    /// Sessions in activity.db name projects by id, and so do the totals they leave behind when retention
+    /// prunes them. A config.db older than activity.db (a copy of it put back by hand, or its last commits
+    /// rolled back by a power loss, which `synchronous=NORMAL` allows, while activity.db kept a session
+    /// naming a project created in them) would hand those ids out again, and reports would join the old
+    /// sessions to the new project: its counters are first raised past every id activity.db refers to
+    /// ([`counters_raised`](Self::counters_raised)).
     pub fn open_with(data_dir: &Path, options: &OpenOptions) -> Result<Server> {
         let mut config = ConfigStore::open_with(&config_store::SCHEMA.path_in(data_dir), options)?;
         let referenced = crate::operations::referenced_ids(data_dir, &config_store::SCHEMA, options.key.as_ref());

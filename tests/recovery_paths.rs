@@ -24,9 +24,13 @@ fn ids(db: &Path, sql: &str) -> BTreeSet<i64> {
 
 /// Sessions of `projects`, each with an event, recorded by the daemon's writer.
 fn record_sessions(data: &Path, projects: &[i64]) {
+    record_sessions_started(data, projects, chrono::Utc::now() - chrono::Duration::minutes(10));
+}
+
+/// [`record_sessions`], each a minute long from `start`.
+fn record_sessions_started(data: &Path, projects: &[i64], start: chrono::DateTime<chrono::Utc>) {
     let mut w = ActivityWriter::open_in(data).unwrap();
     for &p in projects {
-        let start = chrono::Utc::now() - chrono::Duration::minutes(10);
         let s = w
             .start_session(&NewSession {
                 project_id: Some(p),
@@ -912,4 +916,57 @@ fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_
         .create_project(&NewProject::named("After the put-back"))
         .unwrap();
     assert_eq!(next.id, newest + 1);
+}
+
+#[test]
+fn a_config_put_back_by_hand_never_hands_out_the_id_of_a_project_only_totals_name_after_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = data.join("config.db");
+    let copy = dir.path().join("config-copy.db");
+    let project = {
+        let mut server = splitstore::Server::open(&data).unwrap();
+        server
+            .config_mut()
+            .create_project(&NewProject::named("Before the copy"))
+            .unwrap();
+        std::fs::copy(&config, &copy).unwrap();
+        server
+            .config_mut()
+            .create_project(&NewProject::named("Last year's"))
+            .unwrap()
+            .id
+    };
+    // A year-old session of it, then retention: the session goes, its totals stay (reports still count it).
+    record_sessions_started(&data, &[project], chrono::Utc::now() - chrono::Duration::days(400));
+    ActivityWriter::open_in(&data)
+        .unwrap()
+        .prune_before(chrono::Utc::now() - chrono::Duration::days(365))
+        .unwrap();
+    let activity = read_only(&data.join("activity.db"));
+    assert_eq!(
+        query_i64(
+            &activity,
+            &format!("SELECT count(*) FROM activity_sessions WHERE project_id = {project}")
+        ),
+        0
+    );
+    let (name, status, _) = reported_project(&data, project);
+    assert_eq!((name.as_deref(), status.as_str()), (Some("Last year's"), "active"));
+
+    // config.db put back from the copy, in a directory without the record of its counters (an earlier
+    // build's, or the private folder lost): the server's open raises them past the id the totals name.
+    let tmp = data.join("put-back.tmp");
+    std::fs::copy(&copy, &tmp).unwrap();
+    std::fs::rename(&tmp, &config).unwrap();
+    std::fs::remove_file(store_core::records::counters_path(&config)).unwrap();
+    let mut server = splitstore::Server::open(&data).unwrap();
+    assert_eq!(server.counters_raised(), [("projects".to_string(), project)]);
+    let next = server
+        .config_mut()
+        .create_project(&NewProject::named("After the put-back"))
+        .unwrap();
+    assert_eq!(next.id, project + 1);
+    drop(server);
+    assert_eq!(reported_project(&data, project).1, "deleted");
 }

@@ -87,13 +87,24 @@ pub static SCHEMA: Schema = Schema {
     // Recorded activity may restart empty after damage with no backup, when the operator asks for it.
     may_start_empty: true,
     predecessor: Some(LEGACY),
-    // Sessions name projects of config.db: a restore of config.db never reuses one of their ids.
-    id_references: &[IdReference {
-        table: "activity_sessions",
-        column: "project_id",
-        target_file: "config.db",
-        target_table: "projects",
-    }],
+    // Sessions name projects of config.db, and so do the totals, which outlive the sessions retention
+    // prunes: a restore of config.db never reuses one of their ids. (A total without a project holds 0.)
+    id_references: &[
+        IdReference {
+            table: "activity_sessions",
+            column: "project_id",
+            only_where: None,
+            target_file: "config.db",
+            target_table: "projects",
+        },
+        IdReference {
+            table: "activity_totals",
+            column: "project_id",
+            only_where: Some("has_project = 1"),
+            target_file: "config.db",
+            target_table: "projects",
+        },
+    ],
     // Written by the triggers of migration 4 when a session ends (see `queries::TOTALS_*`).
     derived_tables: &["activity_totals"],
     // Events are only ever inserted (and pruned): never updated.

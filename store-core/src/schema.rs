@@ -59,6 +59,10 @@ pub struct Schema {
 pub struct IdReference {
     pub table: &'static str,
     pub column: &'static str,
+    /// The rows of `table` whose `column` holds such an id, as an SQL condition (`None`: every row). The
+    /// highest id is read at every start of a server and at every restore: with the condition, from an index
+    /// whose leading columns it fixes, not by reading the whole table.
+    pub only_where: Option<&'static str>,
     /// The kind (its file name) and table whose ids the column holds.
     pub target_file: &'static str,
     pub target_table: &'static str,
