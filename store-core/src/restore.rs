@@ -71,13 +71,18 @@ impl std::fmt::Display for RowsAdded {
     }
 }
 
+/// One count per table, summed over its ranges (a table whose ids have gaps has one range per run).
 impl From<&[IdRange]> for RowsAdded {
     fn from(ids: &[IdRange]) -> RowsAdded {
-        RowsAdded(
-            ids.iter()
-                .map(|i| (i.table.clone(), (i.last - i.first + 1) as u64))
-                .collect(),
-        )
+        let mut counts: Vec<(String, u64)> = Vec::new();
+        for range in ids {
+            let n = (range.last - range.first + 1) as u64;
+            match counts.iter_mut().find(|(table, _)| *table == range.table) {
+                Some((_, count)) => *count += n,
+                None => counts.push((range.table.clone(), n)),
+            }
+        }
+        RowsAdded(counts)
     }
 }
 
