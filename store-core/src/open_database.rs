@@ -147,6 +147,8 @@ pub struct OwnerConnection {
     /// The highest ids the file handed out, kept in its record after each write ([`keep_counters`](Self::keep_counters));
     /// `None`: not kept.
     counters_kept: Option<BTreeMap<String, i64>>,
+    /// This connection's entry among the files owned in this process ([`replaced_under_owner_here`]).
+    owned_here: Option<OwnedHere>,
     lock: OwnerLock,
 }
 
@@ -173,11 +175,12 @@ impl OwnerConnection {
     pub fn open_locked(lock: OwnerLock, schema: &'static Schema, opts: &OpenOptions) -> Result<OwnerConnection> {
         let path = lock.db_path().to_path_buf();
         match Self::open_owned(lock, schema, opts) {
-            Ok(owner) => {
+            Ok(mut owner) => {
                 if !opts.temporary_file {
                     records::note_success(&path)?;
                     records::note_encryption(&path, opts.key.as_ref())?;
                     records::note_wal_pair(&path, owner.file);
+                    owner.owned_here = OwnedHere::register(&owner.watched, owner.file);
                     private_dir::remove_stale_scratch(files::parent_dir(&path));
                 }
                 Ok(owner)
@@ -316,6 +319,7 @@ impl OwnerConnection {
             watched,
             confirmed: None,
             counters_kept: None,
+            owned_here: None,
             lock,
         })
     }
@@ -686,6 +690,56 @@ fn stale_index(e: Error, schema: &'static Schema) -> Error {
         } => Error::WalIndexStale { path, schema },
         other => other,
     }
+}
+
+/// The database files the owners of this process have open, by absolute path, each stamped as it was at
+/// the open: a reader in the same process (the server's reports reading config.db through its owner's
+/// reader) that finds another file at the path, or none, beside the owner's `-wal`, is looking at a file
+/// replaced under its running owner, not at one put back after a crash.
+static OWNED_HERE: std::sync::Mutex<Vec<(PathBuf, files::FileStamp)>> = std::sync::Mutex::new(Vec::new());
+
+/// An entry of [`OWNED_HERE`], removed when its owner's connection is dropped.
+#[derive(Debug)]
+struct OwnedHere(PathBuf, files::FileStamp);
+
+impl OwnedHere {
+    /// `None` when the file at `watched` is not `file` any more (replaced since the open: the owner's next
+    /// write says so).
+    fn register(watched: &Path, file: FileId) -> Option<OwnedHere> {
+        let stamp = files::FileStamp::at(watched).ok().filter(|s| s.id == file)?;
+        let mut owned = OWNED_HERE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        owned.push((watched.to_path_buf(), stamp));
+        Some(OwnedHere(watched.to_path_buf(), stamp))
+    }
+}
+
+impl Drop for OwnedHere {
+    fn drop(&mut self) {
+        let mut owned = OWNED_HERE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(i) = owned.iter().position(|(p, s)| *p == self.0 && *s == self.1) {
+            owned.swap_remove(i);
+        }
+    }
+}
+
+/// [`Error::DatabaseReplaced`] when an owner of this process has `db` open and the file at the path is
+/// another one now, or none ([`OWNED_HERE`]): what that owner says at its next write (`ownership_lost`,
+/// which a supervisor restarts), told to a reader of this process that meets it first. The `-wal` beside the
+/// path is the owner's, so [`records::orphan_wal`] would call it another file's left by a crash.
+pub(crate) fn replaced_under_owner_here(db: &Path, schema: &'static Schema) -> Option<Error> {
+    let abs = files::absolute(db);
+    let opened = {
+        let owned = OWNED_HERE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        owned.iter().find(|(p, _)| *p == abs).map(|(_, stamp)| *stamp)?
+    };
+    let replaced = match files::FileStamp::at(db) {
+        Ok(now) => now != opened,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    };
+    replaced.then(|| Error::DatabaseReplaced {
+        path: db.to_path_buf(),
+        schema,
+    })
 }
 
 /// Refuses the user's database file where SQLite would read another file's pages as its own or delete what

@@ -315,8 +315,13 @@ const WAL_HEADER_BYTES: u64 = 32;
 /// replaced by hand while its owner was stopped with commits in its `-wal` (a crash). Metadata reads only. A
 /// whole data directory copied (`cp -a`, a restore of it from a backup of the user's own) gets a new `-wal`,
 /// which no record names, and is not taken for it; a file copied over the old one in place (`cp`, the same
-/// file) is not told.
+/// file) is not told. A file replaced or removed under an owner of this process that still runs is
+/// [`Error::DatabaseReplaced`](crate::Error::DatabaseReplaced) instead, as that owner says it: the `-wal` is
+/// the running owner's.
 pub fn orphan_wal(db: &Path, schema: &'static crate::Schema) -> Option<crate::Error> {
+    if let Some(replaced) = crate::open_database::replaced_under_owner_here(db, schema) {
+        return Some(replaced);
+    }
     let wal = std::fs::symlink_metadata(files::with_suffix(db, "-wal"))
         .ok()
         .filter(|m| m.is_file())?;

@@ -826,3 +826,52 @@ fn a_wal_left_by_a_crash_is_refused_beside_another_file_and_not_beside_its_own_o
     );
     assert_eq!(fs::read(&wal).unwrap(), before.1, "the -wal is kept");
 }
+
+/// A file moved over a running owner's file (or the file removed) is the owner's `ownership_lost`, for a
+/// reader of the same process too: the server's reports read config.db beside its owner, and used to meet
+/// the owner's `-wal` beside the new file first and call it one a crash left (`orphan_wal`, which a
+/// supervisor does not restart) when the owner's next write would have said `ownership_lost` (restarted).
+#[test]
+fn a_file_replaced_under_a_running_owner_is_ownership_lost_for_readers_of_its_process_too() {
+    use store_core::files::with_suffix;
+    use store_core::read_pool::open_read_only;
+    for removed in [false, true] {
+        let (dir, _lock, db, mut owner) = new_owner();
+        insert_item(&mut owner, "before the copy").unwrap();
+        let copy = dir.path().join("copy.db");
+        fs::copy(&db, &copy).unwrap();
+        insert_item(&mut owner, "after the copy").unwrap();
+        assert!(fs::metadata(with_suffix(&db, "-wal")).unwrap().len() > 32);
+        if removed {
+            fs::remove_file(&db).unwrap();
+        } else {
+            fs::rename(&copy, &db).unwrap();
+        }
+        let said = |e: Error| {
+            assert!(
+                matches!(&e, Error::DatabaseReplaced { path, .. } if *path == db),
+                "{e:?}"
+            );
+            assert_eq!(e.kind(), ErrorKind::OwnershipLost);
+            e.to_string()
+        };
+        let by_pool = said(store_core::ReadPool::new(&db, &ITEMS).check().unwrap_err());
+        let by_read_only = said(open_read_only(&db, &ITEMS, None).unwrap_err());
+        after_the_confirm_interval();
+        let by_owner = said(insert_item(&mut owner, "refused").unwrap_err());
+        assert_eq!(
+            (&by_pool, &by_read_only),
+            (&by_owner, &by_owner),
+            "said as the owner says it"
+        );
+        assert!(
+            by_owner.contains("was replaced or removed while this process owned it"),
+            "{by_owner}"
+        );
+        drop(owner);
+        // The owner gone, the file is no longer this process's: readers look at it as any other.
+        if let Err(e) = open_read_only(&db, &ITEMS, None) {
+            assert_ne!(e.kind(), ErrorKind::OwnershipLost, "{e}");
+        }
+    }
+}
