@@ -911,6 +911,8 @@ pub const REKEYED_TAG: &str = "rekeyed";
 ///
 /// A wrong `old` key is `key_rejected` and changes nothing; with the files already under `new`, it is
 /// [`Error::AlreadyUnderNewKey`] (of that kind): the two keys may have been given the other way round. A
+/// `-wal` beside either file left by a crash of another file ([`Error::OrphanWal`]) is refused before
+/// anything is read, as every open refuses it, and changes nothing: its remedy is `repair`'s. A
 /// folder of `elsewhere` that cannot be read is refused too, before anything changes. Another file's backups
 /// in those folders, and backups kept in folders not named, stay under the key they were taken with: a
 /// restore or repair that comes to one names it ([`Error::BackupKeyMismatch`]) with the way to bring it under
@@ -935,6 +937,14 @@ pub fn rekey(
         std::fs::read_dir(dir).map_err(|e| Error::io(dir, "read the backup folder", e))?;
     }
     let locks = take_both_locks(data_dir)?;
+    // Checked for both files first: the copy's read of a file would take the -wal of another as damage (or
+    // skip a file removed after a crash), and rotate the other file alone.
+    if let Some(orphan) = locks
+        .iter()
+        .find_map(|(schema, lock)| store_core::records::orphan_wal(lock.db_path(), schema))
+    {
+        return Err(orphan);
+    }
     // Every copy is built and verified before anything moves; any failure removes them all.
     let mut built: Vec<Rekeyed> = Vec::new();
     let discard = |built: &[Rekeyed]| {

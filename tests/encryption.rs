@@ -1308,6 +1308,65 @@ mod encrypted {
         assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
     }
 
+    /// A rotation meets what every open refuses: the `-wal` a crash left beside a file put back by hand, or
+    /// beside none. It used to call the sound file put back "not a SQLite database" (with a remedy that
+    /// restores a backup), or rotate config.db alone when activity.db was removed.
+    #[test]
+    fn a_rotation_refuses_the_wal_a_crash_left_beside_a_file_put_back_or_removed() {
+        use store_core::files::{FileStamp, with_suffix};
+        for removed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data");
+            seed_data_dir(&data, 300);
+            let d = utf8(&data);
+            let k = key_file(&dir.path().join("key"));
+            let db = data.join("activity.db");
+            let wal = with_suffix(&db, "-wal");
+            let copy = dir.path().join("copy.db");
+            fs::copy(&db, &copy).unwrap();
+            let mut daemon = spawn_splitstore(["daemon", "--data-dir", d, "--batch", "100"]);
+            wait_until(
+                Duration::from_secs(60),
+                "no commit in the -wal, or no record of it",
+                || {
+                    FileStamp::at(&wal).is_ok_and(|stamp| {
+                        fs::metadata(&wal).unwrap().len() > 32
+                            && store_core::records::wal_pair_path(&db, &stamp).exists()
+                    })
+                },
+            );
+            kill9(&mut daemon);
+            if removed {
+                fs::remove_file(&db).unwrap();
+            } else {
+                fs::rename(&copy, &db).unwrap();
+            }
+            let before = snapshot(&data);
+            let out = run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &k]);
+            assert_eq!(out.status.code(), Some(2), "{out:?}");
+            let said = match removed {
+                true => format!("splitstore rekey: {d}/activity.db is gone, but {d}/activity.db-wal ("),
+                false => format!("splitstore rekey: {d}/activity.db-wal ("),
+            };
+            assert!(failure(&out).starts_with(&said), "{out:?}");
+            assert!(failure(&out).contains("run `splitstore repair --data-dir"), "{out:?}");
+            assert_eq!(snapshot(&data), before, "nothing moved or changed");
+            assert!(fs::read(data.join("config.db")).unwrap().starts_with(SQLITE_HEADER));
+
+            // Its remedy, then the rotation.
+            let repair = run_splitstore(["repair", "--data-dir", d]);
+            assert!(repair.status.success(), "{repair:?}");
+            let rekey = run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &k]);
+            assert!(rekey.status.success(), "{rekey:?}");
+            assert!(!fs::read(data.join("config.db")).unwrap().starts_with(SQLITE_HEADER));
+            // (A removed activity.db is started anew by its daemon.)
+            let daemon = with_key(&["daemon", "--events", "10", "--data-dir", d], &k);
+            assert!(daemon.status.success(), "{daemon:?}");
+            let doctor = with_key(&["doctor", "--data-dir", d], &k);
+            assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
+        }
+    }
+
     #[test]
     fn the_demo_runs_encrypted_with_a_generated_key() {
         let dir = tempfile::tempdir().unwrap();
