@@ -636,50 +636,114 @@ proptest! {
     }
 }
 
+/// What cleanup removes: only regular files named as a command leaves them, aged from when they were moved
+/// aside, never one a running command may still use. It removed a folder of the user's named like one, the
+/// partial file of a backup still running and the output of a running salvage, and aged a file moved aside
+/// today by when it was last written.
 #[test]
 fn leftovers_of_killed_commands_are_listed_by_doctor_and_removed_only_by_cleanup() {
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir(dir.path());
     seed_data_dir(&data, 20);
     let d = utf8(&data);
+    let stamp = |days: i64| store_core::files::name_timestamp(chrono::Utc::now() + chrono::Duration::days(days));
     // What killed commands leave: a restore's copy, a backup's partial file, a split's temporary file, and
-    // what repair keeps on purpose.
+    // what repair keeps on purpose (dated in its name 40 days ago), and a file moved aside by a clock a day
+    // ahead.
     let left = [
         data.join("activity.db.restoring"),
         data.join("backups/.activity-20260101T000000.000Z-999999.partial"),
         data.join(".split-tmp-20260101T000000.000Z-1.config.db"),
-        data.join("config.db.corrupt-20260101T000000.000Z"),
+        data.join(format!("config.db.corrupt-{}", stamp(-40))),
+        data.join(format!("activity.db.replaced-{}", stamp(1))),
     ];
     fs::create_dir_all(data.join("backups")).unwrap();
     for f in &left {
         fs::write(f, b"a copy of user data").unwrap();
     }
+    // Moved aside today, written last 60 days ago (a rename keeps that time): 0 days old, not 60.
+    let replaced_today = data.join(format!("config.db.replaced-{}", stamp(0)));
+    let written = fs::File::create(&replaced_today).unwrap();
+    written
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60 * 86_400))
+        .unwrap();
+    // Not ours, though named as ours: a folder of the user's, and the partial file of a backup that runs
+    // (this process stands for it).
+    let users_folder = data.join(format!("activity.db.corrupt-{}", stamp(-400)));
+    fs::create_dir(&users_folder).unwrap();
+    fs::write(users_folder.join("thesis.pdf"), b"the user's").unwrap();
+    let running = data.join(format!(
+        "backups/.config-{}-{}.partial",
+        stamp(-400),
+        std::process::id()
+    ));
+    fs::write(&running, b"a backup being written").unwrap();
+
     let doctor = texts(&run_splitstore(["doctor", "--data-dir", d, "--no-check"])).0;
-    for f in &left {
+    for f in left.iter().chain([&replaced_today, &running]) {
         assert!(
             doctor.contains(&f.display().to_string()),
             "{} not listed:\n{doctor}",
             f.display()
         );
     }
+    assert!(!doctor.contains(&users_folder.display().to_string()), "{doctor}");
     assert!(
         doctor.contains(&format!("splitstore cleanup --data-dir {d} --older-than DAYS")),
         "{doctor}"
     );
 
-    // Nothing is removed unless asked; a dry run removes nothing; files younger than asked stay.
+    // Nothing is removed unless asked; a dry run removes nothing and says what the run does; files younger
+    // than asked stay.
     let dry = run_splitstore(["cleanup", "--data-dir", d, "--older-than", "0", "--dry-run"]);
     assert!(dry.status.success(), "{dry:?}");
     assert!(left.iter().all(|f| f.exists()));
+    let dry = texts(&dry).0;
     assert_eq!(
-        texts(&dry).0.lines().filter(|l| l.starts_with("would remove ")).count(),
-        left.len()
+        dry.lines().filter(|l| l.starts_with("would remove ")).count(),
+        left.len() + 1,
+        "{dry}"
+    );
+    let kept_running = format!("kept {}", running.display());
+    let still_runs = format!("the backup writing it (pid {}) still runs", std::process::id());
+    assert!(
+        dry.lines()
+            .any(|l| l.starts_with(&kept_running) && l.ends_with(&still_runs)),
+        "{dry}"
     );
     let young = run_splitstore(["cleanup", "--data-dir", d, "--older-than", "30"]);
-    assert!(young.status.success() && left.iter().all(|f| f.exists()), "{young:?}");
+    assert!(young.status.success(), "{young:?}");
+    assert!(!left[3].exists(), "40 days old by its name: {young:?}");
+    assert!(replaced_today.exists(), "moved aside today: {young:?}");
+    assert!(left.iter().take(3).chain([&left[4]]).all(|f| f.exists()), "{young:?}");
+
+    // While an owner runs (this process holds a lock), the temporary files of commands that hold the locks
+    // stay, a salvage's too; the dry run says the same.
+    let salvaging = data.join("activity.db.salvaging");
+    fs::write(&salvaging, b"a salvage being written").unwrap();
+    let lock = store_core::OwnerLock::acquire(&data.join("activity.db")).unwrap();
+    for extra in [Some("--dry-run"), None] {
+        let mut args = vec!["cleanup", "--data-dir", d, "--older-than", "0"];
+        args.extend(extra);
+        let out = run_splitstore(&args);
+        assert!(out.status.success(), "{out:?}");
+        let said = texts(&out).0;
+        for f in [&salvaging, &left[0]] {
+            let kept = format!("kept {}", f.display());
+            assert!(said.lines().any(|l| l.starts_with(&kept)), "{said}");
+        }
+    }
+    assert!(salvaging.exists() && left[0].exists());
+    drop(lock);
+
     let all = run_splitstore(["cleanup", "--data-dir", d, "--older-than", "0"]);
     assert!(all.status.success(), "{all:?}");
-    assert!(left.iter().all(|f| !f.exists()), "{all:?}");
+    assert!(
+        left.iter().chain([&replaced_today, &salvaging]).all(|f| !f.exists()),
+        "{all:?}"
+    );
+    assert!(running.exists(), "the running backup's file stays");
+    assert!(users_folder.join("thesis.pdf").exists(), "the user's folder stays");
     assert!(
         data.join("activity.db").exists() && data.join("config.db").exists(),
         "the databases stay"

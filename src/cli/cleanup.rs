@@ -29,23 +29,31 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(code) = super::existing_data_dir("cleanup", &args.data_dir) {
         return code;
     }
+    // A folder that cannot be listed would list no leftovers, and "removed 0 files" would be a lie.
+    let backups = store_core::backup::default_backup_dir(&activity_store::SCHEMA.path_in(&args.data_dir));
+    for dir in [args.data_dir.as_path(), backups.as_path()] {
+        match std::fs::read_dir(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return super::fail("cleanup", &store_core::Error::io(dir, "list", e));
+            }
+            _ => {}
+        }
+    }
     let now = chrono::Utc::now();
+    // 0 takes every one, those dated ahead of the clock too (written while it was ahead).
     let old: Vec<Leftover> = all_leftovers(&args.data_dir)
         .into_iter()
-        .filter(|l| l.age_days(now) >= i64::from(args.older_than))
+        .filter(|l| args.older_than == 0 || l.age_days(now) >= i64::from(args.older_than))
         .collect();
-    // Temporary files of a restore or a split may belong to one that is running: removed only while this
-    // command holds both owner locks (nobody else can then be restoring or splitting).
+    // Temporary files of a restore, a rotation, a salvage or a split may belong to one that is running:
+    // removed only while this command holds both owner locks (nobody else can then be using them), taken
+    // for a dry run too, so that it says what the run would do.
     let predecessor = activity_store::SCHEMA.predecessor.as_ref();
-    let locks: Option<Vec<OwnerLock>> = if args.dry_run {
-        None
-    } else {
-        splitstore::DATABASES
-            .iter()
-            .map(|s| OwnerLock::acquire(&s.path_in(&args.data_dir)))
-            .collect::<Result<_, _>>()
-            .ok()
-    };
+    let locks: Option<Vec<OwnerLock>> = splitstore::DATABASES
+        .iter()
+        .map(|s| OwnerLock::acquire(&s.path_in(&args.data_dir)))
+        .collect::<Result<_, _>>()
+        .ok();
     // The legacy file written after its conversion holds what the old app wrote since, and nothing else
     // does: never removed here, whatever its age.
     let written_since = store_core::conversion::written_since(&args.data_dir)
@@ -64,12 +72,12 @@ pub fn run(args: Args) -> ExitCode {
             say!("kept {what}: nothing else holds it; move it away by hand once kept");
             continue;
         }
-        if args.dry_run {
-            say!("would remove {what}");
+        if let Some(why) = leftovers::in_use(l, predecessor, locks.is_some()) {
+            say!("kept {what}: {why}");
             continue;
         }
-        if locks.is_none() && leftovers::needs_owner_locks(l, predecessor) {
-            say!("kept {what}: the daemon or server runs, and it may still be using it");
+        if args.dry_run {
+            say!("would remove {what}");
             continue;
         }
         match leftovers::remove(l) {

@@ -641,6 +641,12 @@ pub fn partial_path(dir: &Path, schema: &Schema, at: DateTime<Utc>) -> PathBuf {
     ))
 }
 
+/// The process that writes (or wrote) the partial file named `name` ([`partial_path`]), if it is one.
+pub fn partial_writer(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".partial")?;
+    rest.rsplit('-').next()?.parse().ok()
+}
+
 /// Removes the partial files in `dir` of `stem`'s backups whose process is gone (a kill left them).
 pub fn remove_stale_partials(dir: &Path, stem: &str) {
     let Ok(entries) = fs::read_dir(dir) else { return };
@@ -649,11 +655,10 @@ pub fn remove_stale_partials(dir: &Path, stem: &str) {
         let Ok(name) = e.file_name().into_string() else {
             continue;
         };
-        let Some(rest) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".partial")) else {
+        if !name.starts_with(&prefix) {
             continue;
-        };
-        let pid = rest.rsplit('-').next().and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|pid| !crate::process::alive(pid)) {
+        }
+        if partial_writer(&name).is_some_and(|pid| !crate::process::alive(pid)) {
             let _ = files::remove_with_sidecars(&e.path());
         }
     }

@@ -21,23 +21,27 @@ pub struct Leftover {
     /// What it is, in a few words.
     pub what: String,
     pub size_bytes: u64,
-    /// Its last modification.
-    pub modified: DateTime<Utc>,
+    /// Since when it is one: for a file moved aside, the time in its name (a rename keeps the time the file
+    /// was last written, maybe months before: a restore's replaced config.db would be as old as the server's
+    /// last write), else its last modification.
+    pub since: DateTime<Utc>,
 }
 
 impl Leftover {
-    /// Its age in whole days at `now`.
+    /// Its age in whole days at `now` (below 0 for a time ahead of the clock).
     pub fn age_days(&self, now: DateTime<Utc>) -> i64 {
-        (now - self.modified).num_days()
+        (now - self.since).num_days()
     }
 
-    /// Reads the metadata of `path` into a leftover described as `what` (`None` if it is gone).
+    /// Reads the metadata of `path` into a leftover described as `what`, one since its last modification.
+    /// `None` if it is gone or not a regular file: every leftover a command leaves is one, so a folder, a
+    /// link or a FIFO named like one is the user's, never listed nor removed.
     pub fn at(path: PathBuf, what: impl Into<String>) -> Option<Leftover> {
-        let meta = fs::symlink_metadata(&path).ok()?;
+        let meta = fs::symlink_metadata(&path).ok().filter(|m| m.is_file())?;
         Some(Leftover {
             what: what.into(),
             size_bytes: meta.len(),
-            modified: meta
+            since: meta
                 .modified()
                 .map(DateTime::<Utc>::from)
                 .unwrap_or(DateTime::UNIX_EPOCH),
@@ -66,6 +70,7 @@ pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
             .iter()
             .find_map(|s| rest.strip_suffix(s))
             .unwrap_or(rest);
+        let mut moved_at = None;
         let what = if base == "restoring" {
             "the temporary copy of a restore that did not finish".to_string()
         } else if base == "rekeying" {
@@ -73,17 +78,20 @@ pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
         } else if base == crate::salvage::TEMP_SUFFIX.trim_start_matches('.') {
             "the output of a salvage that did not finish".to_string()
         } else if let Some((tag, stamp)) = base.split_once('-')
-            && stamp
+            && let Some(at) = stamp
                 .get(..20)
-                .is_some_and(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%S%.3fZ").is_ok())
+                .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%S%.3fZ").ok())
         {
+            moved_at = Some(at.and_utc());
             match tag {
                 "corrupt" => "a damaged copy moved aside by repair".to_string(),
                 "replaced" => "the file a restore replaced".to_string(),
                 "orphan" => "the -wal (and -shm) of a file replaced or removed by hand after a crash, moved aside \
                              by repair: that file's last writes"
                     .to_string(),
-                "unfinished" => "the output of a split that did not finish".to_string(),
+                "unfinished" => "the output of a split that did not finish, moved aside by the next split (a daemon \
+                                 may have written to it since)"
+                    .to_string(),
                 "rekeyed" => {
                     "the file as it was before a key rotation (under the old key, or in the clear)".to_string()
                 }
@@ -92,7 +100,10 @@ pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
         } else {
             continue;
         };
-        found.extend(Leftover::at(entry, what));
+        found.extend(Leftover::at(entry, what).map(|l| Leftover {
+            since: moved_at.unwrap_or(l.since),
+            ..l
+        }));
     }
     let stem = name.strip_suffix(".db").unwrap_or(name);
     let partial = format!(".{stem}-");
@@ -151,12 +162,25 @@ pub fn of_conversion(data_dir: &Path, predecessor: &Predecessor) -> Vec<Leftover
     found
 }
 
-/// Whether removing `leftover` needs the owner locks (a temporary file a running command may still use).
-pub fn needs_owner_locks(leftover: &Leftover, predecessor: Option<&Predecessor>) -> bool {
+/// Why `leftover` may still be in use by a command that runs now, if it may: a backup's partial file while
+/// the process named in it lives, or (unless the caller holds both owner locks, `locks_held`) a temporary
+/// file of a command that holds them: a restore, a key rotation, a salvage, a split.
+pub fn in_use(leftover: &Leftover, predecessor: Option<&Predecessor>, locks_held: bool) -> Option<String> {
     let name = leftover.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.ends_with(".restoring")
-        || name.ends_with(".rekeying")
-        || predecessor.is_some_and(|p| name.starts_with(p.converter_temp_prefix))
+    let base = files::SIDECAR_SUFFIXES
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    if let Some(pid) = crate::backup::partial_writer(base).filter(|pid| crate::process::alive(*pid)) {
+        return Some(format!("the backup writing it (pid {pid}) still runs"));
+    }
+    let of_lock_holder = [".restoring", ".rekeying", crate::salvage::TEMP_SUFFIX]
+        .iter()
+        .any(|suffix| base.ends_with(suffix))
+        || predecessor.is_some_and(|p| name.starts_with(p.converter_temp_prefix));
+    (of_lock_holder && !locks_held).then(|| {
+        "an owner, a restore, a repair or a split holds the owner locks, and it may still be using it".to_string()
+    })
 }
 
 fn read_dir(dir: &Path) -> Vec<PathBuf> {
@@ -166,17 +190,16 @@ fn read_dir(dir: &Path) -> Vec<PathBuf> {
     }
 }
 
-/// Removes `leftover` (a file, or a folder with what is inside). The caller decides which: nothing here
-/// chooses by age or name.
+/// Removes `leftover`, a regular file (anything else now at its path, a folder put there since, is refused:
+/// [`Error::UnsafePath`]). The caller decides which: nothing here chooses by age or name.
 pub fn remove(leftover: &Leftover) -> Result<()> {
     let path = &leftover.path;
-    let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-    let removed = if is_dir {
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
-    };
-    match removed {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Ok(meta) if !meta.is_file() => return files::regular(path, meta),
+        _ => {}
+    }
+    match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(path, "remove", e)),
