@@ -232,6 +232,22 @@ fn a_restore_of_both_files_that_fails_at_any_step_leaves_the_old_pair_or_the_new
     }
 }
 
+/// A restore that cannot write its journal (a private folder this user may not write: here, something in
+/// the way of its temporary file) removes the copies it made beside the databases; it left them, whole
+/// copies of the user's data, for `cleanup`.
+#[test]
+fn a_restore_that_cannot_write_its_journal_leaves_no_copy_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (current, _) = two_states(data);
+    let in_the_way = data.join(format!(".private/restore.journal.tmp-{}", std::process::id()));
+    std::fs::create_dir(&in_the_way).unwrap();
+    let err = operations::restore_with(data, &data.join("backups"), None, None).unwrap_err();
+    assert!(err.to_string().contains(&in_the_way.display().to_string()), "{err}");
+    assert!(!data.join("activity.db.restoring").exists() && !data.join("config.db.restoring").exists());
+    assert_eq!(state(data), current);
+}
+
 #[test]
 fn a_restore_of_both_files_killed_at_any_step_is_undone_by_the_next_start() {
     for (i, step) in steps(Path::new("DATA")).iter().enumerate() {

@@ -304,29 +304,32 @@ pub fn place_all(
             })
             .collect(),
     };
-    // 1. Copies beside each database (a leftover of a killed restore is ours, never the user's data); a
-    // failure removes them again.
-    let copied = placements.iter().zip(&journal.entries).try_for_each(|(p, e)| {
-        files::remove_with_sidecars(&e.restoring)?;
-        copy_private(p.backup.path(), &e.restoring)?;
-        step(&format!("copied {}", p.schema.file_name))
-    });
-    if let Err(e) = copied {
+    // 1. Copies beside each database (a leftover of a killed restore is ours, never the user's data), and the
+    // journal; a failure removes the copies again (a private folder this user may not write, say). A file
+    // about to be replaced by one under another key (or none) has its key recorded as unknown first: until
+    // the new file's first open records its key, a failing open is a key problem, never damage (whichever
+    // file a kill leaves there).
+    let prepared = (|| -> Result<()> {
+        for (p, e) in placements.iter().zip(&journal.entries) {
+            files::remove_with_sidecars(&e.restoring)?;
+            copy_private(p.backup.path(), &e.restoring)?;
+            step(&format!("copied {}", p.schema.file_name))?;
+        }
+        crate::private_dir::ensure(&data_dir)?;
+        for e in &journal.entries {
+            if crate::records::encryption(&e.db) != Some(crate::records::encryption_of(key)) {
+                crate::records::note_key_unknown(&e.db)?;
+            }
+        }
+        files::write_json_atomically(&journal_path(&data_dir), &journal, "write the restore journal")
+    })();
+    if let Err(e) = prepared {
         for entry in &journal.entries {
             let _ = files::remove_with_sidecars(&entry.restoring);
         }
         return Err(e);
     }
-    // 2. The journal, then the moves; any failure puts everything back. A file about to be replaced by one
-    // under another key (or none) has its key recorded as unknown first: until the new file's first open
-    // records its key, a failing open is a key problem, never damage (whichever file a kill leaves there).
-    crate::private_dir::ensure(&data_dir)?;
-    for e in &journal.entries {
-        if crate::records::encryption(&e.db) != Some(crate::records::encryption_of(key)) {
-            crate::records::note_key_unknown(&e.db)?;
-        }
-    }
-    files::write_json_atomically(&journal_path(&data_dir), &journal, "write the restore journal")?;
+    // 2. The moves; any failure puts everything back.
     let moved = (|| -> Result<()> {
         step("journal written")?;
         for e in &journal.entries {
