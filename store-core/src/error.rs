@@ -59,7 +59,8 @@ pub enum ErrorKind {
     WrongDatabase,
     /// SQLite reports damage.
     Corrupt,
-    /// A reader needs write access to the directory for `-wal`/`-shm`.
+    /// A reader needs write access to the directory for `-wal`/`-shm`, or the file system is mounted
+    /// read-only.
     ReadOnlyDirectory,
     /// The operating system refused access to a path.
     PermissionDenied,
@@ -341,6 +342,9 @@ pub enum Error {
     },
     /// A read-only connection needs to create `-wal`/`-shm` beside the file and may not.
     ReadOnlyDirectory { path: PathBuf },
+    /// A write (`action`) at `path` was refused: the file system holding it is mounted read-only (a
+    /// recovery boot, a disk the kernel remounted after errors). Of kind [`ErrorKind::ReadOnlyDirectory`].
+    ReadOnlyFileSystem { path: PathBuf, action: &'static str },
     /// The operating system refused this user access to the path.
     PermissionDenied { path: PathBuf, action: &'static str },
     /// `path`, a file this command would write beside (or a folder it would write into), belongs to user
@@ -558,7 +562,7 @@ impl Error {
             Error::NotADatabase { .. } => ErrorKind::NotADatabase,
             Error::WrongDatabase { .. } => ErrorKind::WrongDatabase,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
-            Error::ReadOnlyDirectory { .. } => ErrorKind::ReadOnlyDirectory,
+            Error::ReadOnlyDirectory { .. } | Error::ReadOnlyFileSystem { .. } => ErrorKind::ReadOnlyDirectory,
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::AnotherUsersFiles { .. } => ErrorKind::AnotherUsersFiles,
             Error::Missing { .. } => ErrorKind::Missing,
@@ -609,6 +613,7 @@ impl Error {
             | Error::WrongDatabase { path, .. }
             | Error::Corrupt { path, .. }
             | Error::ReadOnlyDirectory { path }
+            | Error::ReadOnlyFileSystem { path, .. }
             | Error::PermissionDenied { path, .. }
             | Error::AnotherUsersFiles { path, .. }
             | Error::Missing { path, .. }
@@ -771,6 +776,9 @@ impl Error {
             Error::ReadOnlyDirectory { .. } => format!(
                 "{p} cannot be read: a reader must create {p}-wal and {p}-shm beside it and the directory is not writable"
             ),
+            Error::ReadOnlyFileSystem { action, .. } => {
+                format!("could not {action} {p}: the file system holding it is mounted read-only")
+            }
             Error::PermissionDenied { action, .. } => format!("this user may not {action} {p}"),
             Error::AnotherUsersFiles { owner, user, .. } => format!(
                 "{p} belongs to user {owner} and this command runs as user {user}: the files it would write beside \
@@ -1095,6 +1103,11 @@ impl Error {
             ),
             Error::ReadOnlyDirectory { .. } => format!(
                 "give this user write access to {quoted_dir}, or keep the owner running so -wal and -shm already exist"
+            ),
+            Error::ReadOnlyFileSystem { .. } => format!(
+                "remount the file system holding {quoted_dir} read-write (see `findmnt -T {quoted_dir}`; a disk the \
+                 kernel remounted read-only after errors wants `fsck` first), or copy the data directory to a \
+                 writable disk; doctor, report and backup --to a writable folder work on it as it is"
             ),
             Error::PermissionDenied { .. } => format!(
                 "run as the user that owns {quoted_dir} (see `ls -ld {quoted_dir}`), or give this user access to it"
@@ -1431,7 +1444,7 @@ impl Error {
         let path = path.to_path_buf();
         match (source.kind(), source.raw_os_error()) {
             (std::io::ErrorKind::PermissionDenied, _) => Error::PermissionDenied { path, action },
-            (_, Some(libc::EROFS)) => Error::ReadOnlyDirectory { path },
+            (_, Some(libc::EROFS)) => Error::ReadOnlyFileSystem { path, action },
             (_, Some(libc::ELOOP)) => Error::UnsafePath {
                 path,
                 problem: "is a symbolic link".into(),
@@ -1647,6 +1660,25 @@ mod tests {
              differ. What to do: nothing was put in place and the file it was copied from was not changed; run \
              the command again (a failing disk or memory can spoil a copy), and report this if it fails the same \
              way"
+        );
+    }
+
+    /// A write refused by a read-only mount names the write and the mount, not a reader's `-wal` (it said
+    /// "cannot be read: a reader must create ...-wal" of a lock file an owner could not open).
+    #[test]
+    fn a_write_on_a_read_only_file_system_says_so() {
+        let err = Error::io(
+            Path::new("/data/activity.db.lock"),
+            "open",
+            std::io::Error::from_raw_os_error(libc::EROFS),
+        );
+        assert_eq!(err.kind(), crate::ErrorKind::ReadOnlyDirectory);
+        assert_eq!(
+            err.to_string(),
+            "could not open /data/activity.db.lock: the file system holding it is mounted read-only. What to do: \
+             remount the file system holding /data read-write (see `findmnt -T /data`; a disk the kernel remounted \
+             read-only after errors wants `fsck` first), or copy the data directory to a writable disk; doctor, \
+             report and backup --to a writable folder work on it as it is"
         );
     }
 
