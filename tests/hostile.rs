@@ -963,3 +963,51 @@ fn a_data_directory_this_user_may_not_read_is_permission_denied_not_missing() {
         assert!(!stderr.contains("has not created it yet"), "{args:?}: {stderr}");
     }
 }
+
+/// Database files this user may not read in a folder it may list (another user's, 0600) are said as such by
+/// `backup` and `doctor`, as `report` says them: they said "SQLite error ... unable to open database file",
+/// with doctor's remedy to run doctor.
+#[test]
+fn database_files_this_user_may_not_read_are_permission_denied_for_backup_and_doctor() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 10);
+    let to = dir.path().join("to");
+    fs::create_dir(&to).unwrap();
+    for folder in [dir.path(), &data, &to] {
+        fs::set_permissions(folder, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if !is_root {
+        for db in ["activity.db", "config.db"] {
+            fs::set_permissions(data.join(db), fs::Permissions::from_mode(0o000)).unwrap();
+        }
+    }
+    let run = |args: &[&str]| {
+        let mut cmd = splitstore();
+        cmd.args(args);
+        if is_root {
+            // Root reads everything: run as nobody, to whom the 0600 files are closed.
+            cmd.uid(65534).gid(65534);
+        }
+        output_within(&mut cmd, Duration::from_secs(60))
+    };
+    let activity = data.join("activity.db");
+    let may_not = format!("this user may not read {}", activity.display());
+    let backup = run(&["backup", "--data-dir", utf8(&data), "--to", utf8(&to)]);
+    assert_eq!(backup.status.code(), Some(2), "{backup:?}");
+    let stderr = texts(&backup).1;
+    assert!(stderr.contains(&may_not), "{stderr}");
+    assert!(!stderr.contains("unable to open"), "{stderr}");
+    assert_eq!(fs::read_dir(&to).unwrap().count(), 0, "no backup, no partial file");
+    let doctor = texts(&run(&["doctor", "--data-dir", utf8(&data), "--no-check"])).0;
+    assert!(doctor.contains(&may_not), "{doctor}");
+    assert!(!doctor.contains("[sqlite]"), "{doctor}");
+    if !is_root {
+        for db in ["activity.db", "config.db"] {
+            fs::set_permissions(data.join(db), fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+}

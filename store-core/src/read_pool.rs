@@ -57,10 +57,30 @@ pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -
         });
     }
     crate::open_database::refuse_before_open(path, schema, key)?;
-    let conn = open_reader(path, key).map_err(|e| e.with_schema(schema))?;
+    let cannot_open = |e: Error| {
+        let said_unable = e
+            .sqlite_error()
+            .is_some_and(|e| e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen));
+        said_unable
+            .then(|| unreadable(path))
+            .flatten()
+            .unwrap_or(e)
+            .with_schema(schema)
+    };
+    let conn = open_reader(path, key).map_err(cannot_open)?;
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
-        .map_err(|e| crate::key::error_at(path, key, e).with_schema(schema))?;
+        .map_err(|e| cannot_open(crate::key::error_at(path, key, e)))?;
     Ok(conn)
+}
+
+/// SQLite says "unable to open" for a file this user may not read: which it is, as the operating system
+/// says it (`permission_denied`, run as its owner), or `None`. Asked without opening the file (closing a
+/// descriptor of it would drop this process's SQLite locks on it).
+fn unreadable(path: &Path) -> Option<Error> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    // SAFETY: access(2) only reads the NUL-terminated path it is given.
+    (unsafe { libc::access(c_path.as_ptr(), libc::R_OK) } != 0)
+        .then(|| Error::io(path, "read", std::io::Error::last_os_error()))
 }
 
 /// [`open_read_only`] for reading the file as a database of `schema` (a backup of it): one of another kind
@@ -439,12 +459,8 @@ impl ReadPool {
             if !self.path.exists() {
                 return self.missing();
             }
-            // SQLite says "unable to open" for a file this user may not read: say which it is, without
-            // opening the file (closing a descriptor of it would drop this process's SQLite locks).
-            let c_path = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes()).unwrap_or_default();
-            // SAFETY: access(2) only reads the NUL-terminated path it is given.
-            if unsafe { libc::access(c_path.as_ptr(), libc::R_OK) } != 0 {
-                return Error::io(&self.path, "read", std::io::Error::last_os_error());
+            if let Some(unreadable) = unreadable(&self.path) {
+                return unreadable;
             }
         }
         self.sqlite_error(e)
