@@ -367,6 +367,14 @@ pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
 /// What SQLite appends to a database's name for the files it keeps beside it.
 pub const SIDECAR_SUFFIXES: [&str; 3] = ["-wal", "-shm", "-journal"];
 
+/// The file name `name` is a sidecar of (`x.db` for `x.db-wal`), or `name` itself.
+pub fn sidecar_base(name: &str) -> &str {
+    SIDECAR_SUFFIXES
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name)
+}
+
 /// The sidecar files SQLite keeps beside a database.
 pub fn sidecars(db: &Path) -> [PathBuf; 3] {
     SIDECAR_SUFFIXES.map(|suffix| with_suffix(db, suffix))

@@ -66,10 +66,7 @@ pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
         let Some(rest) = file.strip_prefix(&prefix) else {
             continue;
         };
-        let base = files::SIDECAR_SUFFIXES
-            .iter()
-            .find_map(|s| rest.strip_suffix(s))
-            .unwrap_or(rest);
+        let base = files::sidecar_base(rest);
         let mut moved_at = None;
         let what = if base == "restoring" {
             "the temporary copy of a restore that did not finish".to_string()
@@ -167,10 +164,7 @@ pub fn of_conversion(data_dir: &Path, predecessor: &Predecessor) -> Vec<Leftover
 /// file of a command that holds them: a restore, a key rotation, a salvage, a split.
 pub fn in_use(leftover: &Leftover, predecessor: Option<&Predecessor>, locks_held: bool) -> Option<String> {
     let name = leftover.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let base = files::SIDECAR_SUFFIXES
-        .iter()
-        .find_map(|s| name.strip_suffix(s))
-        .unwrap_or(name);
+    let base = files::sidecar_base(name);
     if let Some(pid) = crate::backup::partial_writer(base).filter(|pid| crate::process::alive(*pid)) {
         return Some(format!("the backup writing it (pid {pid}) still runs"));
     }
