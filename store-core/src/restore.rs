@@ -487,17 +487,16 @@ pub fn counters_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
         .unwrap_or_default()
 }
 
-/// `sqlite_sequence` of a file: table name -> highest AUTOINCREMENT id handed out.
+/// `sqlite_sequence` of a file: table name -> highest AUTOINCREMENT id handed out. Statements cached: an
+/// owner that keeps its counters reads them after every write.
 pub(crate) fn read_sequences(conn: &Connection) -> rusqlite::Result<BTreeMap<String, i64>> {
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence')",
-        [],
-        |r| r.get(0),
-    )?;
+    let exists: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence')")?
+        .query_row([], |r| r.get(0))?;
     if !exists {
         return Ok(BTreeMap::new());
     }
-    conn.prepare("SELECT name, seq FROM sqlite_sequence")?
+    conn.prepare_cached("SELECT name, seq FROM sqlite_sequence")?
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
         .collect()
 }
