@@ -766,6 +766,70 @@ fn a_file_removed_by_hand_after_a_crash_is_not_created_anew_over_its_wal() {
     assert_eq!(events_in(&db), 10, "started anew");
 }
 
+/// A file put back by hand while its owner runs, met by another process's reader (a report, doctor, the server):
+/// the `-wal` beside it is the running owner's, so it is `ownership_lost`, which a retry after the owner's
+/// restart clears, naming that owner, not the `-wal` of a crash with a repair to run. It used to be said as the
+/// crash's only in the owner's own process.
+#[test]
+fn a_file_put_back_under_a_running_owner_is_its_owners_not_a_crashs_for_readers_of_other_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    let db = data.join("activity.db");
+    seed_data_dir(&data, 300);
+    let earlier = dir.path().join("earlier.db");
+    std::fs::copy(&db, &earlier).unwrap();
+    let mut owner = spawn_child("child_entry", "record-then-hang-200", &data);
+    wait_for_file(&marker(&db, "ready"), Duration::from_secs(60));
+    let put_back = data.join("put-back.tmp");
+    std::fs::copy(&earlier, &put_back).unwrap();
+    std::fs::rename(&put_back, &db).unwrap();
+
+    let p = db.display();
+    let what = format!("{p} was replaced or removed while its owner (pid {}", owner.id());
+    let remedy = format!(
+        "What to do: read again once the daemon has been restarted: its next write (or check of its files) finds \
+         the file replaced and writes nothing more (splitstore's daemon and server exit 75 for it, which a \
+         supervisor restarts), and its next open opens the file now at the path. To put a backup back, stop every \
+         owner of a database in {d} (the command takes all their locks) and run `splitstore restore --data-dir {d} \
+         --from BACKUP`"
+    );
+    let out = run_splitstore(["report", "--data-dir", d]);
+    let stderr = texts(&out).1;
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with(&format!("splitstore report: {what}")), "{stderr}");
+    assert!(
+        stderr.contains(
+            ") had it open: the -wal beside it is that owner's, of the file it has open, not one a \
+             crash left. "
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&remedy), "{stderr}");
+    let doctor = run_splitstore(["doctor", "--json", "--data-dir", d]);
+    let health: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let problems = &health["databases"][0]["problems"];
+    assert_eq!(problems[0]["code"], "ownership_lost", "{problems}");
+    // The server serves config.db on, its reports failing alone.
+    let out = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(" reports=0\n"), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!("splitstore server: a report failed: {what}")),
+        "{stderr}"
+    );
+
+    // The owner killed, its -wal is a crash's: repair is the remedy now.
+    kill9(&mut owner);
+    let out = run_splitstore(["report", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        texts(&out).1.contains("while its owner was stopped after a crash"),
+        "{out:?}"
+    );
+}
+
 /// Puts every file of `copy` back over `data` as a sync tool does (`rsync -a`): each written beside its place
 /// and renamed into it, the files only in `data` left as they are.
 fn put_back_over(copy: &Path, data: &Path) {

@@ -8,7 +8,7 @@
 //! remedy first: a damaged config.db, met now or by an earlier run, stops it before any change).
 //!
 //! A report that meets damage in activity.db (the daemon's file), or a `-wal` beside it of a file replaced by
-//! hand, fails alone, said once on stderr with the fix and counted in `reports_failed`: the server goes on
+//! hand (after a crash or under the running daemon), fails alone, said once on stderr with the fix and counted in `reports_failed`: the server goes on
 //! serving changes to config.db, which it could not do if it exited (under a supervisor it would start again
 //! onto the same page).
 //!
@@ -186,11 +186,16 @@ fn serve(server: &mut Server, deadline: Option<Instant>, print: bool, tally: &mu
             }
             // Damage in activity.db (the daemon's file, which the server cannot repair while the daemon runs),
             // a read of it that failed (its -wal removed by hand), or a -wal beside it of the file replaced by
-            // hand: the report fails alone, rather than the server exit and stop serving config.db.
+            // hand (after a crash, or under the running daemon: `ownership_lost` on activity.db, which is not
+            // the server's): the report fails alone, rather than the server exit and stop serving config.db.
             Err(e)
                 if matches!(
                     e.kind(),
-                    ErrorKind::Corrupt | ErrorKind::NotADatabase | ErrorKind::ReadFailed | ErrorKind::OrphanWal
+                    ErrorKind::Corrupt
+                        | ErrorKind::NotADatabase
+                        | ErrorKind::ReadFailed
+                        | ErrorKind::OrphanWal
+                        | ErrorKind::OwnershipLost
                 ) && e.path() == server.reports().activity().path() =>
             {
                 if tally.reports_failed == 0 {

@@ -265,8 +265,16 @@ pub enum Error {
         holder: Option<LockHolder>,
     },
     /// Another file was put at the database's path (or it was removed) while its owner had it open: what
-    /// the owner wrote would go into a file no longer at that path. This handle writes no more.
-    DatabaseReplaced { path: PathBuf, schema: &'static Schema },
+    /// the owner wrote would go into a file no longer at that path. This handle writes no more. Told to a
+    /// reader too, which would otherwise take the running owner's `-wal` beside the path for one a crash
+    /// left ([`Error::OrphanWal`]).
+    DatabaseReplaced {
+        path: PathBuf,
+        schema: &'static Schema,
+        /// The owner that has the replaced file open: this process, or another one (`None` when that one
+        /// has not recorded its pid).
+        holder: Option<LockHolder>,
+    },
     /// The `-shm` beside the database (the index of its write-ahead log, which every process using the file
     /// shares) was removed or replaced while its owner had the file open: processes that opened the file
     /// since use another index than the owner's. This handle writes no more; nothing committed is lost.
@@ -649,10 +657,13 @@ impl Error {
     }
 
     /// Who holds the lock, for [`Error::Locked`] (and [`Error::OwnershipLost`]: who holds the lock file now
-    /// in its place) whose holder is known.
+    /// in its place; [`Error::DatabaseReplaced`]: the owner that has the replaced file open) whose holder is
+    /// known.
     pub fn locked_by(&self) -> Option<&LockHolder> {
         match self {
-            Error::Locked { holder, .. } | Error::OwnershipLost { holder, .. } => holder.as_ref(),
+            Error::Locked { holder, .. }
+            | Error::OwnershipLost { holder, .. }
+            | Error::DatabaseReplaced { holder, .. } => holder.as_ref(),
             _ => None,
         }
     }
@@ -712,10 +723,17 @@ impl Error {
                     lock_path.display()
                 )
             }
-            Error::DatabaseReplaced { .. } => format!(
-                "{p} was replaced or removed while this process owned it: the file this process has open is no \
-                 longer at that path, so nothing more is written to it (it would be lost)"
-            ),
+            Error::DatabaseReplaced { holder, .. } => match holder {
+                Some(h) if h.is_this_process() => format!(
+                    "{p} was replaced or removed while this process owned it: the file this process has open is \
+                     no longer at that path, so nothing more is written to it (it would be lost)"
+                ),
+                _ => format!(
+                    "{p} was replaced or removed while its owner ({}) had it open: the -wal beside it is that \
+                     owner's, of the file it has open, not one a crash left",
+                    holder.as_ref().map_or("another process".into(), |h| h.to_string())
+                ),
+            },
             Error::SharedMemoryReplaced { .. } => format!(
                 "{p}-shm, the index of the write-ahead log that every process using {p} shares, was removed or \
                  replaced while this process owned {p}: a process that opened the file since reads another index \
@@ -1018,13 +1036,26 @@ impl Error {
                  which a supervisor restarts); the new open takes the lock once no other owner holds it. Never remove \
                  or replace a lock file: the kernel releases it when its holder exits, even after kill -9"
                 .to_string(),
-            Error::DatabaseReplaced { schema, .. } => format!(
-                "this handle writes nothing more (what it committed before is in the file it has open): open the \
-                 owner again, or restart the process (splitstore's daemon and server exit 75 for it), and it opens \
-                 the file now at the path. To put a backup back, {stop_owners} and run {}: a file moved or copied \
-                 over a database its owner has open is not where the owner writes",
-                command(Some(schema), "restore", "--from BACKUP")
-            ),
+            Error::DatabaseReplaced { schema, holder, .. } => {
+                let restart = if holder.as_ref().is_some_and(LockHolder::is_this_process) {
+                    "this handle writes nothing more (what it committed before is in the file it has open): open \
+                     the owner again, or restart the process (splitstore's daemon and server exit 75 for it), and \
+                     it opens the file now at the path"
+                        .to_string()
+                } else {
+                    format!(
+                        "read again once {} has been restarted: its next write (or check of its files) finds the \
+                         file replaced and writes nothing more (splitstore's daemon and server exit 75 for it, which \
+                         a supervisor restarts), and its next open opens the file now at the path",
+                        schema.owner
+                    )
+                };
+                format!(
+                    "{restart}. To put a backup back, {stop_owners} and run {}: a file moved or copied over a database \
+                     its owner has open is not where the owner writes",
+                    command(Some(schema), "restore", "--from BACKUP")
+                )
+            }
             Error::SharedMemoryReplaced { schema, .. } => format!(
                 "nothing committed is lost (it is in the database file and its -wal): stop every process using \
                  {quoted_dir} ({}, and every process reading the file), then start them again; the first to open \

@@ -29,7 +29,7 @@ use crate::error::{Describe, Error, ErrorKind, Result, SqliteResultExt};
 use crate::files::{self, FileId};
 use crate::key::Key;
 use crate::migrate::{self, MigrationHook, UpgradeReport};
-use crate::owner_lock::OwnerLock;
+use crate::owner_lock::{LockHolder, OwnerLock};
 use crate::provenance::Provenance;
 use crate::schema::Schema;
 use crate::{conversion, private_dir, records};
@@ -388,6 +388,7 @@ impl OwnerConnection {
                 return Err(Error::DatabaseReplaced {
                     path: self.path.clone(),
                     schema: self.schema,
+                    holder: Some(LockHolder::this_process()),
                 });
             }
         }
@@ -739,6 +740,7 @@ pub(crate) fn replaced_under_owner_here(db: &Path, schema: &'static Schema) -> O
     replaced.then(|| Error::DatabaseReplaced {
         path: db.to_path_buf(),
         schema,
+        holder: Some(LockHolder::this_process()),
     })
 }
 

@@ -33,6 +33,14 @@ pub struct LockHolder {
 }
 
 impl LockHolder {
+    /// This process, as a holder (its start time left out).
+    pub fn this_process() -> LockHolder {
+        LockHolder {
+            pid: std::process::id(),
+            since: None,
+        }
+    }
+
     /// Whether the holder is this very process (a second handle opened by the same program).
     pub fn is_this_process(&self) -> bool {
         self.pid == std::process::id()

@@ -317,7 +317,7 @@ const WAL_HEADER_BYTES: u64 = 32;
 /// which no record names, and is not taken for it; a file copied over the old one in place (`cp`, the same
 /// file) is not told. A file replaced or removed under an owner of this process that still runs is
 /// [`Error::DatabaseReplaced`](crate::Error::DatabaseReplaced) instead, as that owner says it: the `-wal` is
-/// the running owner's.
+/// the running owner's. So is one replaced under an owner of another process (it holds the lock).
 pub fn orphan_wal(db: &Path, schema: &'static crate::Schema) -> Option<crate::Error> {
     if let Some(replaced) = crate::open_database::replaced_under_owner_here(db, schema) {
         return Some(replaced);
@@ -334,6 +334,18 @@ pub fn orphan_wal(db: &Path, schema: &'static crate::Schema) -> Option<crate::Er
         if files::FileStamp::at(db).ok() == Some(pair.db) {
             return None;
         }
+    }
+    // An owner of another process holds the file's lock: the `-wal` is that running owner's, and the file it
+    // has open was replaced or removed under it. Not when this process holds the lock: an owner at its open,
+    // or a repair or restore holding every lock, has no file open, and the `-wal` is a crash's.
+    if let Ok(crate::LockState::Held { holder }) = crate::OwnerLock::probe(db)
+        && !holder.as_ref().is_some_and(crate::LockHolder::is_this_process)
+    {
+        return Some(crate::Error::DatabaseReplaced {
+            path: db.to_path_buf(),
+            schema,
+            holder,
+        });
     }
     Some(crate::Error::OrphanWal {
         path: db.to_path_buf(),
