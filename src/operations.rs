@@ -589,7 +589,7 @@ enum Plan {
     Built(PathBuf, Box<SalvageReport>),
 }
 
-/// Repairs damaged databases in `data_dir`: a file that is not a database, fails `quick_check`, or is
+/// Repairs damaged databases in `data_dir`: a file that is not a database, fails `integrity_check`, or is
 /// empty where it held data before, is quarantined (renamed `<name>.corrupt-<time>`, never deleted) and
 /// replaced by
 /// - with `opts.salvage`: a new file holding every row of it that can still be read, on top of the newest
@@ -621,8 +621,10 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 wal,
             });
         }
+        // The check a backup and a restore verify with: an index out of step with its table, which
+        // `quick_check` does not compare, fails a backup, whose remedy is this repair.
         let inspect_opts = InspectOptions {
-            check: CheckLevel::Quick,
+            check: CheckLevel::Full,
             backup_dir: Some(backup_dir.to_path_buf()),
             key: opts.key.clone(),
         };
@@ -639,10 +641,17 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 _ => Error::KeyRejected { path, schema },
             });
         }
-        let damaged = health
-            .problems
-            .iter()
-            .any(|p| matches!(p.code, ErrorKind::Corrupt | ErrorKind::NotADatabase));
+        let damaged = health.problems.iter().any(|p| {
+            matches!(
+                p.code,
+                ErrorKind::Corrupt | ErrorKind::NotADatabase | ErrorKind::Removed
+            )
+        });
+        // Gone where it held data: its backup is put back as for damage; nothing is left to salvage, and
+        // starting it empty (asked for) loses nothing more, config.db's too.
+        let removed = health.problems.iter().any(|p| p.code == ErrorKind::Removed);
+        let salvage = opts.salvage && !removed;
+        let may_start_empty = schema.may_start_empty || removed;
         let plan = if !damaged {
             if health.exists { Plan::Healthy } else { Plan::Missing }
         } else {
@@ -667,12 +676,12 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 // Asked for, a salvage goes on without that backup (said in its notes): it is what the error's
                 // remedy offers besides bringing the backup under the key. So does starting empty, asked for
                 // knowing the backups are there (their key may be lost).
-                Err(e @ Error::BackupKeyMismatch { .. }) if opts.salvage => {
+                Err(e @ Error::BackupKeyMismatch { .. }) if salvage => {
                     Plan::Salvage(None, vec![format!("not used: {}", e.what())])
                 }
-                Err(Error::BackupKeyMismatch { .. }) if opts.allow_empty && schema.may_start_empty => Plan::StartEmpty,
+                Err(Error::BackupKeyMismatch { .. }) if opts.allow_empty && may_start_empty => Plan::StartEmpty,
                 Err(e) => return Err(e),
-                Ok((good, passed_over)) if opts.salvage => {
+                Ok((good, passed_over)) if salvage => {
                     let mut notes: Vec<String> = store_core::restore::passed_over_said(&passed_over)
                         .into_iter()
                         .collect();
@@ -699,7 +708,9 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     }
                     Plan::Restore(b, passed_over)
                 }
-                Ok((None, _)) if opts.allow_empty && schema.may_start_empty => Plan::StartEmpty,
+                Ok((None, _)) if opts.allow_empty && may_start_empty => Plan::StartEmpty,
+                // Said as the file's owner says it: gone, what shows it held data, and `--allow-empty`.
+                Ok((None, _)) if removed => return Err(store_core::open_database::missing(&path, schema, key)),
                 Ok((None, _)) => {
                     return Err(holding_more(None).unwrap_or_else(|| Error::NoBackup {
                         path: path.clone(),
@@ -773,6 +784,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 floors.extend(quarantined.as_deref().map(|q| counters_of(q, key)).unwrap_or_default());
                 let options = store_core::OpenOptions {
                     key: opts.key.clone(),
+                    start_empty: true,
                     ..Default::default()
                 };
                 let mut owner = OwnerConnection::open_locked(lock, schema, &options)?;

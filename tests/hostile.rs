@@ -118,10 +118,15 @@ fn a_data_directory_others_may_write_is_refused_by_owners_and_reported_by_doctor
     fs::set_permissions(&data, fs::Permissions::from_mode(0o777)).unwrap();
     let out = run_splitstore(["daemon", "--data-dir", utf8(&data), "--events", "5"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = texts(&out).1;
-    assert!(
-        stderr.contains("is writable by other users (mode 0777)") && stderr.contains("chmod 700"),
-        "{stderr}"
+    // The remedy is the chmod alone: it used to say to remove the directory, the user's data in it.
+    assert_eq!(
+        texts(&out).1,
+        format!(
+            "splitstore daemon: {d} is writable by other users (mode 0777), who could plant links to files outside \
+             it. What to do: make it private, writable by this user only: `chmod 700 {d}`; nothing was written in \
+             it\n",
+            d = data.display()
+        )
     );
     assert!(!data.join("activity.db").exists());
     let out = run_splitstore(["doctor", "--data-dir", utf8(&data), "--json"]);

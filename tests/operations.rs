@@ -420,7 +420,8 @@ fn doctor_and_backup_say_when_quick_check_stops_on_a_page_it_cannot_walk() {
     assert_eq!(
         err.what(),
         format!(
-            "{} is damaged: quick_check of a fresh backup found: the check stopped: database disk image is malformed",
+            "{} is damaged: integrity_check of a fresh backup found: the check stopped: database disk image is \
+             malformed",
             db.display()
         )
     );
@@ -428,6 +429,63 @@ fn doctor_and_backup_say_when_quick_check_stops_on_a_page_it_cannot_walk() {
     assert!(err.remedy().contains(&repair), "{}", err.remedy());
     let left: Vec<_> = fs::read_dir(&backups).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(left, report.taken, "nothing of activity.db's backup is left");
+}
+
+/// An index out of step with its table (what a flipped bit in an index key leaves) passes `quick_check`, not
+/// `integrity_check`, the check a restore verifies a backup with. A backup of it used to pass and, kept as the
+/// newest, rotate out the last one a restore accepts (`--keep 1`: none left). It is refused now, nothing
+/// rotated; `repair`, the refusal's remedy, checks as the backup does and puts that earlier backup back.
+#[test]
+fn a_backup_a_restore_would_refuse_is_not_taken_and_rotates_out_no_backup_that_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, db, good) = backed_up(dir.path());
+    let d = utf8(&data);
+    // Each step on a connection of its own: a schema edited this way is read by the next connection.
+    let declare = |columns: &str| {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(&format!(
+                "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE INDEX activity_events_timestamp \
+                 ON activity_events ({columns})' WHERE name = 'activity_events_timestamp';"
+            ))
+            .unwrap();
+    };
+    // Rows changed while the index is declared on another column: their entries keep the old keys.
+    declare("event_type");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE activity_events SET timestamp_ms = timestamp_ms + 1 WHERE id <= 10",
+            [],
+        )
+        .unwrap();
+    declare("timestamp_ms");
+    let conn = read_only(&db);
+    assert_eq!(store_core::check::quick_check(&conn).unwrap(), Vec::<String>::new());
+    assert!(!store_core::check::integrity_check(&conn).unwrap().is_empty());
+    drop(conn);
+
+    let out = run_splitstore(["backup", "--data-dir", d, "--keep", "1"]);
+    let stderr = texts(&out).1;
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} is damaged: integrity_check of a fresh backup found: ",
+            db.display()
+        )),
+        "{stderr}"
+    );
+    assert!(good.exists(), "the backup a restore accepts is kept");
+    assert_eq!(named(&data.join("backups"), "activity-").len(), 1, "and no other taken");
+
+    let out = run_splitstore(["repair", "--data-dir", d]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(&good.display().to_string()), "{stdout}");
+    assert_eq!(
+        store_core::check::integrity_check(&read_only(&db)).unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

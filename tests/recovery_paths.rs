@@ -469,7 +469,8 @@ fn a_data_directory_whose_path_is_not_utf8_keeps_its_split_record_and_its_restor
     assert_eq!(record.predecessor.to_string_lossy(), legacy.to_string_lossy());
 
     // The record is what keeps the legacy file from being split again: with activity.db gone, the next start
-    // creates it empty and leaves config.db alone (before, a second split moved config.db aside).
+    // leaves config.db alone (before, a second split moved config.db aside), and the record shows that
+    // activity.db held data: it is not started empty.
     let project_names = || -> Vec<String> {
         query_column(
             &read_only(&data.join("config.db")),
@@ -477,16 +478,28 @@ fn a_data_directory_whose_path_is_not_utf8_keeps_its_split_record_and_its_restor
         )
     };
     let config_before = project_names();
-    for f in std::fs::read_dir(&data).unwrap().filter_map(|e| e.ok()) {
-        if f.file_name().as_bytes().starts_with(b"activity.db") {
-            std::fs::remove_file(f.path()).unwrap();
-        }
+    let away = dir.path().join("away");
+    std::fs::create_dir(&away).unwrap();
+    let moved: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|f| f.file_name().as_bytes().starts_with(b"activity.db"))
+        .map(|f| f.file_name())
+        .collect();
+    for name in &moved {
+        std::fs::rename(data.join(name), away.join(name)).unwrap();
     }
     assert!(matches!(
         migrate_split::prepare(&data, &options).unwrap(),
         migrate_split::Upgrade::AlreadyDone
     ));
     assert_eq!(project_names(), config_before);
+    let refused = ActivityWriter::open_in(&data).unwrap_err();
+    assert_eq!(refused.kind(), splitstore::ErrorKind::Removed, "{refused}");
+    assert!(refused.to_string().contains(": it was converted from "), "{refused}");
+    for name in &moved {
+        std::fs::rename(away.join(name), data.join(name)).unwrap();
+    }
 
     // A restore stopped halfway (here by a panic, standing in for a kill) is undone by the next start from its
     // journal (before, the journal was written empty and the next start failed to read it).
@@ -736,8 +749,9 @@ fn a_file_removed_by_hand_after_a_crash_is_not_created_anew_over_its_wal() {
              while its owner was stopped after a crash, and SQLite would delete that -wal when it creates the file \
              anew. What to do: if the file was removed on purpose, stop every owner of a database in {d} (the \
              command takes all their locks), then run `splitstore repair --data-dir {d}`: it moves the -wal and -shm \
-             aside as activity.db.orphan-<time>-wal and -shm (nothing is deleted), and the daemon starts the file \
-             anew; otherwise put the file back in its place first: with its -wal it opens with every write it had\n",
+             aside as activity.db.orphan-<time>-wal and -shm (nothing is deleted), and puts back the file's newest \
+             backup that verifies (`splitstore repair --data-dir {d} --allow-empty` starts it empty where there is \
+             none); otherwise put the file back in its place first: with its -wal it opens with every write it had\n",
             wal.len()
         )
     );
@@ -752,15 +766,13 @@ fn a_file_removed_by_hand_after_a_crash_is_not_created_anew_over_its_wal() {
         "the -wal is kept"
     );
 
-    let out = run_splitstore(["repair", "--data-dir", d]);
+    // No backup here: the file (opened before) is started empty only when asked.
+    let out = run_splitstore(["repair", "--data-dir", d, "--allow-empty"]);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].contains("moved aside to "), "{stdout}");
-    assert_eq!(
-        lines[1],
-        "activity.db: does not exist, nothing to repair (its owner creates it when it starts)"
-    );
+    assert_eq!(lines[1], "activity.db: started empty");
     let out = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(events_in(&db), 10, "started anew");
@@ -828,6 +840,92 @@ fn a_file_put_back_under_a_running_owner_is_its_owners_not_a_crashs_for_readers_
         texts(&out).1.contains("while its owner was stopped after a crash"),
         "{out:?}"
     );
+}
+
+/// A database removed or moved away by hand (by a sync or cleanup tool, a copy of the directory without it)
+/// where the directory shows it held data: its owner used to start it empty, exit 0, readers reported nothing
+/// and doctor said healthy. Now every one of them says it is gone (`removed`); `repair` puts its newest backup
+/// back, and with none starts it empty only when asked (`--allow-empty`, config.db's too: nothing of it is left
+/// to salvage).
+#[test]
+fn a_database_removed_by_hand_is_not_started_empty_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    seed_data_dir(&data, 300);
+    let backup = run_splitstore(["backup", "--data-dir", d]);
+    assert!(backup.status.success(), "{backup:?}");
+    let (activity, config) = (data.join("activity.db"), data.join("config.db"));
+    let projects = || query_i64(&read_only(&config), "SELECT count(*) FROM projects");
+    let had = projects();
+    assert!(had > 0);
+    for db in [&activity, &config] {
+        std::fs::rename(db, dir.path().join(db.file_name().unwrap())).unwrap();
+    }
+
+    let gone = |db: &Path| {
+        format!(
+            "{} is gone, but it held data: it was opened before ({}); it is not created anew, empty, over the \
+             data it held",
+            db.display(),
+            data.join(".private")
+                .join(format!("{}.opened", db.file_name().unwrap().to_string_lossy()))
+                .display()
+        )
+    };
+    for (owner, db) in [("daemon", &activity), ("server", &config)] {
+        let out = run_splitstore([owner, "--seconds", "0.1", "--data-dir", d]);
+        let stderr = texts(&out).1;
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("splitstore {owner}: {}", gone(db))),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "`splitstore repair --data-dir {d}`: it restores the file's newest backup"
+            )),
+            "{stderr}"
+        );
+        assert!(!db.exists(), "not created");
+    }
+    let out = run_splitstore(["report", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(2), "not an empty report: {out:?}");
+    assert!(texts(&out).1.contains(" is gone, but it held data: "), "{out:?}");
+    let doctor = run_splitstore(["doctor", "--json", "--data-dir", d]);
+    assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+    let health: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    for i in 0..2 {
+        assert_eq!(health["databases"][i]["problems"][0]["code"], "removed", "{health}");
+    }
+
+    let out = run_splitstore(["repair", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(events_in(&activity), 300, "the backup put back");
+    assert_eq!(projects(), had);
+
+    // No backup left: refused until asked to start empty.
+    std::fs::remove_dir_all(data.join("backups")).unwrap();
+    std::fs::remove_file(&activity).unwrap();
+    let out = run_splitstore(["repair", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = texts(&out).1;
+    assert!(
+        stderr.starts_with(&format!("splitstore repair: {}", gone(&activity))),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "`splitstore repair --data-dir {d} --allow-empty` starts it empty on purpose"
+        )),
+        "{stderr}"
+    );
+    assert!(!activity.exists());
+    let out = run_splitstore(["repair", "--data-dir", d, "--allow-empty"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(events_in(&activity), 10, "started empty, as asked");
 }
 
 /// Puts every file of `copy` back over `data` as a sync tool does (`rsync -a`): each written beside its place

@@ -216,6 +216,20 @@ fn the_server_started_alone_on_a_legacy_directory_shows_the_legacy_projects() {
     let (stdout, stderr) = texts(&out);
     assert!(stderr.contains("upgraded: split"), "{stderr}");
     let legacy_projects = summary.counts()["projects"].copied;
+    // The rows the split could not take, and where they are, said as `migrate-split` says them (the first start
+    // used to say only how many rows the legacy file held).
+    assert!(summary.rejected() > 0);
+    let rejects = dir.path().join("split-rejects.jsonl");
+    for said in [
+        format!(" rows, {} rejected)\n", summary.rejected()),
+        format!(
+            "\nsplitstore server: {} rejected row(s) written to {}\n",
+            summary.rejected(),
+            rejects.display()
+        ),
+    ] {
+        assert!(stderr.contains(&said), "{said:?} in {stderr}");
+    }
     let names = splitstore::config_store::ConfigReader::open_in(dir.path())
         .project_names()
         .unwrap();

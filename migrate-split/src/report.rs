@@ -88,6 +88,29 @@ impl Report {
         self.tables.values().map(|t| t.rejected).sum()
     }
 
+    /// What the user has to know beyond the counts, one line each: files moved aside or removed, the rows
+    /// rejected and where they went, warnings (tables not copied, say). Part of
+    /// [`human_summary`](Self::human_summary), and all an application's first start says besides its line.
+    pub fn notices(&self) -> Vec<String> {
+        let mut lines: Vec<String> = Vec::new();
+        lines.extend(self.moved_aside.iter().map(|p| format!("moved aside: {}", p.display())));
+        lines.extend(
+            self.cleaned_up
+                .iter()
+                .map(|p| format!("removed a leftover of an interrupted run: {}", p.display())),
+        );
+        if !self.existing_outputs.is_empty() {
+            lines.push(format!("outputs that exist now: {}", self.existing_outputs.join(", ")));
+        }
+        match (&self.rejects_file, self.rejected()) {
+            (Some(p), n) => lines.push(format!("{n} rejected row(s) written to {}", p.display())),
+            (None, 0) => {}
+            (None, n) => lines.push(format!("{n} row(s) would be rejected")),
+        }
+        lines.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        lines
+    }
+
     /// The multi-line summary printed on stderr.
     pub fn human_summary(&self) -> String {
         let mut s = String::new();
@@ -123,26 +146,8 @@ impl Report {
         if let Some(id) = &self.split_id {
             let _ = writeln!(s, "  split id: {id}");
         }
-        for p in &self.moved_aside {
-            let _ = writeln!(s, "  moved aside: {}", p.display());
-        }
-        for p in &self.cleaned_up {
-            let _ = writeln!(s, "  removed a leftover of an interrupted run: {}", p.display());
-        }
-        if !self.existing_outputs.is_empty() {
-            let _ = writeln!(s, "  outputs that exist now: {}", self.existing_outputs.join(", "));
-        }
-        match (&self.rejects_file, self.rejected()) {
-            (Some(p), n) => {
-                let _ = writeln!(s, "  {n} rejected row(s) written to {}", p.display());
-            }
-            (None, 0) => {}
-            (None, n) => {
-                let _ = writeln!(s, "  {n} row(s) would be rejected");
-            }
-        }
-        for w in &self.warnings {
-            let _ = writeln!(s, "  warning: {w}");
+        for notice in self.notices() {
+            let _ = writeln!(s, "  {notice}");
         }
         // One line: the phases that count (2% of the run or more) by name, the others summed (the copies of
         // config.db's small tables take milliseconds of a split's seconds).

@@ -181,13 +181,21 @@ pub fn upgrade_first(
     };
     match migrate_split::prepare(data_dir, &options) {
         Ok(migrate_split::Upgrade::Split(report)) => {
+            let rejected = match report.rejected() {
+                0 => String::new(),
+                n => format!(", {n} rejected"),
+            };
             let _ = writeln!(
                 std::io::stderr(),
-                "splitstore {context}: upgraded: split {} into {} ({} rows)",
+                "splitstore {context}: upgraded: split {} into {} ({} rows{rejected})",
                 report.legacy.path.display(),
                 data_dir.display(),
                 report.tables.values().map(|t| t.legacy).sum::<u64>()
             );
+            // The rows rejected and where they are, tables not copied: what `migrate-split` would have said.
+            for notice in report.notices() {
+                let _ = writeln!(std::io::stderr(), "splitstore {context}: {notice}");
+            }
             Ok(())
         }
         Ok(_) => {

@@ -23,7 +23,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use crate::check::quick_check;
+use crate::check::integrity_check;
 use crate::conn_ext::ConnExt;
 use crate::error::{Error, Result, SqliteResultExt};
 use crate::files;
@@ -445,7 +445,7 @@ pub fn newest_backup(backup_dir: &Path, schema: &Schema, key: Option<&Key>) -> O
 
 /// Copies the database behind `conn` (an owner or a read-only connection) into a new backup file of
 /// `class` under `backup_dir`: one-step online backup into a 0600 file under a temporary name,
-/// `quick_check` of the copy, a `backup` record inside it (time and source), fsync, rename to its
+/// `integrity_check` of the copy, a `backup` record inside it (time and source), fsync, rename to its
 /// [`BackupName`], fsync of the directory. Manual backups are then rotated: only the newest `keep` manual
 /// backups of this database stay, the one just taken always among them, and only files that are backups of
 /// this database kind are ever removed. `key` is the database's (the one `conn` was keyed with): the backup
@@ -563,12 +563,15 @@ fn copy_and_check(
     // Under a key, a source page that fails its HMAC check stops the copy with a bare "SQL logic error"
     // (hazards: "Encryption at rest"): `explain` tells that damage from a failure of the copy.
     let out = snapshot_into(conn, db_path, dest, key).map_err(|e| crate::key::explain(e.with_schema(schema), key))?;
-    let problems = quick_check(&out).at(dest)?;
+    // The check a restore verifies a backup with ([`crate::restore::verify_backup`]), not the cheaper
+    // `quick_check`, which does not compare an index with its table: a backup that passed it and not the
+    // restore's would be kept, and rotate out the last one that does restore.
+    let problems = integrity_check(&out).at(dest)?;
     if !problems.is_empty() {
         // The copy is page-exact: its damage is the source's.
         return Err(Error::Corrupt {
             path: db_path.to_path_buf(),
-            detail: format!("quick_check of a fresh backup found: {}", problems.join("; ")),
+            detail: format!("integrity_check of a fresh backup found: {}", problems.join("; ")),
             schema: Some(schema),
         });
     }

@@ -235,7 +235,7 @@ fn inspect_with(
         problems: Vec::new(),
     };
     for d in [dir, backup_dir.as_path()] {
-        if let Err(e @ Error::UnsafePath { .. }) = files::check_private_dir(d) {
+        if let Err(e @ Error::NotPrivate { .. }) = files::check_private_dir(d) {
             h.problem_from(&e);
         }
     }
@@ -293,11 +293,7 @@ fn inspect_with(
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let err = crate::conversion::pending_error(path, schema).unwrap_or(Error::Missing {
-                path: path.to_path_buf(),
-                schema,
-            });
-            h.problem_from(&err);
+            h.problem_from(&crate::open_database::missing(path, schema, key));
             return h;
         }
         Err(e) => {

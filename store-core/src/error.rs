@@ -69,6 +69,9 @@ pub enum ErrorKind {
     AnotherUsersFiles,
     /// The file does not exist.
     Missing,
+    /// The file does not exist, but the data directory shows it held data (it was opened, backed up or
+    /// converted): it is not created anew, empty, in its place.
+    Removed,
     /// A connection setting did not take effect.
     PragmaRejected,
     /// No space left.
@@ -171,6 +174,7 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => "permission_denied",
             ErrorKind::AnotherUsersFiles => "another_users_files",
             ErrorKind::Missing => "missing",
+            ErrorKind::Removed => "removed",
             ErrorKind::PragmaRejected => "pragma_rejected",
             ErrorKind::DiskFull => "disk_full",
             ErrorKind::WriteFailed => "write_failed",
@@ -367,6 +371,13 @@ pub enum Error {
     },
     /// The database file does not exist (readers never create it).
     Missing { path: PathBuf, schema: &'static Schema },
+    /// The database file does not exist, but it held data: `evidence` says what shows it (an owner would
+    /// otherwise start it empty, and every reader report nothing, as for a new install).
+    Removed {
+        path: PathBuf,
+        evidence: String,
+        schema: &'static Schema,
+    },
     /// A connection setting did not take effect.
     PragmaRejected {
         path: PathBuf,
@@ -471,6 +482,8 @@ pub enum Error {
     /// A path that must be a private regular file or directory of the data directory is not (a symbolic
     /// link, a FIFO, a directory others may write): refused rather than followed.
     UnsafePath { path: PathBuf, problem: String },
+    /// The data directory is writable by other users (`mode`), who could plant links where its files go.
+    NotPrivate { path: PathBuf, mode: u32 },
     /// A filesystem operation around the database failed.
     Io {
         path: PathBuf,
@@ -574,6 +587,7 @@ impl Error {
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::AnotherUsersFiles { .. } => ErrorKind::AnotherUsersFiles,
             Error::Missing { .. } => ErrorKind::Missing,
+            Error::Removed { .. } => ErrorKind::Removed,
             Error::PragmaRejected { .. } => ErrorKind::PragmaRejected,
             Error::DiskFull { .. } => ErrorKind::DiskFull,
             Error::WriteFailed { .. } => ErrorKind::WriteFailed,
@@ -592,7 +606,7 @@ impl Error {
             Error::BackupNewer { .. } => ErrorKind::SchemaNewer,
             Error::AlreadyUnderNewKey { found, .. } => *found,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
-            Error::UnsafePath { .. } => ErrorKind::UnsafePath,
+            Error::UnsafePath { .. } | Error::NotPrivate { .. } => ErrorKind::UnsafePath,
             Error::Io { .. } => ErrorKind::Io,
             Error::Sqlite { .. } => ErrorKind::Sqlite,
             Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
@@ -625,6 +639,7 @@ impl Error {
             | Error::PermissionDenied { path, .. }
             | Error::AnotherUsersFiles { path, .. }
             | Error::Missing { path, .. }
+            | Error::Removed { path, .. }
             | Error::PragmaRejected { path, .. }
             | Error::DiskFull { path }
             | Error::WriteFailed { path, .. }
@@ -644,6 +659,7 @@ impl Error {
             | Error::AlreadyUnderNewKey { path, .. }
             | Error::Unavailable { path, .. }
             | Error::UnsafePath { path, .. }
+            | Error::NotPrivate { path, .. }
             | Error::Io { path, .. }
             | Error::Sqlite { path, .. }
             | Error::VerificationFailed { path, .. }
@@ -803,6 +819,10 @@ impl Error {
                  it would belong to user {user}, and the processes of user {owner} that use it could not open them"
             ),
             Error::Missing { schema, .. } => format!("{p} does not exist: {} has not created it yet", schema.owner),
+            Error::Removed { evidence, .. } => format!(
+                "{p} is gone, but it held data: {evidence}; it is not created anew, empty, over the data it held \
+                 (removed or moved away by hand, by a sync or cleanup tool, or a copy of the directory without it)"
+            ),
             Error::PragmaRejected {
                 pragma, wanted, got, ..
             } => {
@@ -967,6 +987,9 @@ impl Error {
             }
             Error::Unavailable { detail, .. } => format!("{p} could not be opened for reading: {detail}"),
             Error::UnsafePath { problem, .. } => format!("{p} {problem}"),
+            Error::NotPrivate { mode, .. } => {
+                format!("{p} is writable by other users (mode {mode:04o}), who could plant links to files outside it")
+            }
             Error::Io { action, source, .. } => format!("could not {action} {p}: {source}"),
             Error::Sqlite { source, .. } => format!("SQLite error on {p}: {source}"),
             Error::VerificationFailed { detail, .. } => {
@@ -1157,6 +1180,13 @@ impl Error {
             Error::AnotherUsersFiles { owner, .. } => {
                 format!("run the command as user {owner} (`sudo -u '#{owner}' COMMAND` as root); nothing was changed")
             }
+            Error::Removed { schema, .. } => format!(
+                "if it was moved or renamed, put it back at {}; otherwise {stop_owners}, then run {}: it restores the \
+                 file's newest backup that verifies, or, with none, says so, and {} starts it empty on purpose",
+                shell_quoted(self.path()),
+                command(Some(schema), "repair", ""),
+                command(Some(schema), "repair", "--allow-empty")
+            ),
             Error::Missing { schema, .. } => format!(
                 "start {} ({}): it creates the file; or check that {quoted_dir} is the right data directory",
                 schema.owner,
@@ -1199,9 +1229,10 @@ impl Error {
                 );
                 if *removed {
                     format!(
-                        "if the file was removed on purpose, {aside}, and {} starts the file anew; otherwise put the \
-                         file back in its place first: with its -wal it opens with every write it had",
-                        schema.owner
+                        "if the file was removed on purpose, {aside}, and puts back the file's newest backup that \
+                         verifies ({} starts it empty where there is none); otherwise put the file back in its place \
+                         first: with its -wal it opens with every write it had",
+                        command(Some(schema), "repair", "--allow-empty")
                     )
                 } else {
                     format!(
@@ -1231,19 +1262,13 @@ impl Error {
                         command(Some(schema), "repair", "--allow-empty")
                     )
                 } else {
-                    let mut s = format!(
+                    // Not "convert the legacy database again": a split refuses a directory it split already,
+                    // and forced, it would set activity.db aside too, with all recorded since.
+                    format!(
                         "{} holds what the user configured and never starts empty: restore a backup kept elsewhere \
                          with {restore}, or copy every row that can still be read into a new file with {salvage}",
                         schema.file_name
-                    );
-                    if let Some(p) = schema.predecessor {
-                        s.push_str(&format!(
-                            ", or convert the legacy database again with `{} --legacy FILE --data-dir {quoted_dir} \
-                             --force`",
-                            p.converter
-                        ));
-                    }
-                    s
+                    )
                 }
             }
             Error::BackupsOfOtherFiles { backup_dir, schema, .. } => format!(
@@ -1373,6 +1398,10 @@ impl Error {
                  (chmod 700)"
                     .into()
             }
+            Error::NotPrivate { path, .. } => format!(
+                "make it private, writable by this user only: `chmod 700 {}`; nothing was written in it",
+                shell_quoted(path)
+            ),
             Error::Io { .. } => "check that the path exists and that this user may read and write it".into(),
             Error::VerificationFailed { path, .. } if path.to_string_lossy().ends_with(crate::salvage::TEMP_SUFFIX) => {
                 "nothing was put in place and the source file was not changed; restore a backup kept elsewhere, and \

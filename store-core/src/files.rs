@@ -102,13 +102,9 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
     let meta = fs::metadata(dir).map_err(|e| Error::io(dir, "read the metadata of", e))?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o022 != 0 {
-        return Err(Error::UnsafePath {
+        return Err(Error::NotPrivate {
             path: dir.to_path_buf(),
-            problem: format!(
-                "is writable by other users (mode {mode:04o}), who could plant links to files outside it; \
-                 `chmod 700 {}` makes it private",
-                shell_quoted(dir)
-            ),
+            mode,
         });
     }
     Ok(())

@@ -70,6 +70,9 @@ pub struct OpenOptions {
     /// The key of an encrypted database (`encryption` feature): every connection this open makes is keyed
     /// with it first, and the pre-migration backup is encrypted with it. `None`: a plaintext database.
     pub key: Option<Key>,
+    /// Create the file empty even where it held data before ([`Error::Removed`] otherwise): a repair starting
+    /// it empty on purpose.
+    pub start_empty: bool,
 }
 
 impl Default for OpenOptions {
@@ -82,6 +85,7 @@ impl Default for OpenOptions {
             predecessor: None,
             temporary_file: false,
             key: None,
+            start_empty: false,
         }
     }
 }
@@ -96,6 +100,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("predecessor", &self.predecessor)
             .field("temporary_file", &self.temporary_file)
             .field("key", &self.key)
+            .field("start_empty", &self.start_empty)
             .finish()
     }
 }
@@ -246,6 +251,13 @@ impl OwnerConnection {
             });
         }
         if size.is_none() {
+            // A file that held data is not started empty in its place, unless that is asked for.
+            if !opts.temporary_file
+                && !opts.start_empty
+                && let e @ Error::Removed { .. } = missing(path, schema, opts.key.as_ref())
+            {
+                return Err(e);
+            }
             drop(files::create_private_new(path)?);
         }
 
@@ -785,7 +797,19 @@ fn refuse_truncated(path: &Path, schema: &'static Schema, key: Option<&Key>) -> 
             path.display()
         ));
     }
-    let evidence = if records::was_opened(path) {
+    match held_data(path, schema, key) {
+        Some(why) => corrupt(format!(
+            "the file is empty (0 bytes), but it held data before: {why}; a copy or sync cut short leaves such a \
+             file"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// What shows that the database at `path` held data, if anything: its first open is recorded, a backup of it
+/// exists, or its data was converted from a predecessor. An empty or missing file there is not a new install.
+fn held_data(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Option<String> {
+    if records::was_opened(path) {
         Some(format!(
             "it was opened before ({})",
             records::opened_path(path).display()
@@ -798,13 +822,26 @@ fn refuse_truncated(path: &Path, schema: &'static Schema, key: Option<&Key>) -> 
         Some(format!("it was converted from {}", c.predecessor.display()))
     } else {
         None
-    };
-    match evidence {
-        Some(why) => corrupt(format!(
-            "the file is empty (0 bytes), but it held data before: {why}; a copy or sync cut short leaves such a \
-             file"
-        )),
-        None => Ok(()),
+    }
+}
+
+/// Why the database at `path` is not there: not converted yet from its predecessor
+/// ([`Error::NotConvertedYet`]), gone where it held data ([`Error::Removed`]), or not created yet by its owner
+/// ([`Error::Missing`]). What an owner's open, a reader and doctor each say of a missing file.
+pub fn missing(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Error {
+    if let Some(pending) = conversion::pending_error(path, schema) {
+        return pending;
+    }
+    match held_data(path, schema, key) {
+        Some(evidence) => Error::Removed {
+            path: path.to_path_buf(),
+            evidence,
+            schema,
+        },
+        None => Error::Missing {
+            path: path.to_path_buf(),
+            schema,
+        },
     }
 }
 

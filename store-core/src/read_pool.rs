@@ -51,10 +51,7 @@ fn reader_flags() -> OpenFlags {
 /// `refuse_before_open`).
 pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<Connection> {
     if !exists(path, schema)? {
-        return Err(Error::Missing {
-            path: path.to_path_buf(),
-            schema,
-        });
+        return Err(crate::open_database::missing(path, schema, key));
     }
     crate::open_database::refuse_before_open(path, schema, key)?;
     let cannot_open = |e: Error| {
@@ -444,14 +441,10 @@ impl ReadPool {
     }
 
     /// The file is not there: not created yet by its owner, or not converted yet from its predecessor, or
-    /// removed by hand after a crash ([`exists`]).
+    /// removed by hand (after a crash: [`exists`]; where it held data: [`Error::Removed`]).
     fn missing(&self) -> Error {
         crate::records::orphan_wal(&self.path, self.schema)
-            .or_else(|| crate::conversion::pending_error(&self.path, self.schema))
-            .unwrap_or_else(|| Error::Missing {
-                path: self.path.clone(),
-                schema: self.schema,
-            })
+            .unwrap_or_else(|| crate::open_database::missing(&self.path, self.schema, self.key.as_ref()))
     }
 
     fn open_error(&self, e: rusqlite::Error) -> Error {
