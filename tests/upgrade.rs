@@ -330,6 +330,65 @@ fn the_old_application_writing_the_legacy_file_after_the_split_is_said_at_every_
     assert!(legacy.exists());
 }
 
+/// Another legacy file put where the split one was, by a copy that kept its older time (`cp -p`, `rsync -a`,
+/// a backup tool): nothing read its times as a write after the split, and `cleanup` removed it, with rows
+/// only it holds. It keeps it now, by the sha256 the split recorded. And a data directory moved elsewhere
+/// after its split still sees the old application write its legacy file (the record names the old path).
+#[test]
+fn a_legacy_file_that_is_not_the_one_split_is_kept_by_cleanup_and_a_moved_directory_still_sees_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let legacy = data.join("legacy.db");
+    build(&LegacySpec::small(3), &legacy).unwrap();
+    let first = run_splitstore(["daemon", "--data-dir", utf8(&data), "--events", "10"]);
+    assert!(first.status.success(), "{first:?}");
+
+    let other = dir.path().join("other.db");
+    build(&LegacySpec::small(2), &other).unwrap();
+    let long_ago = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&other)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    std::fs::rename(&other, &legacy).unwrap();
+    assert!(
+        store_core::conversion::written_since(&data).is_none(),
+        "its times say nothing"
+    );
+    let cleanup = run_splitstore(["cleanup", "--data-dir", utf8(&data), "--older-than", "0"]);
+    let stdout = texts(&cleanup).0;
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    assert!(
+        stdout.contains(&format!("kept {} (", legacy.display()))
+            && stdout.contains(
+                ": it is not the file that was converted (its sha256 differs from the one recorded then), so its \
+                 rows may be in neither database; move it away by hand once kept\n"
+            ),
+        "{stdout}"
+    );
+    assert!(legacy.exists());
+
+    let moved = dir.path().join("moved");
+    std::fs::rename(&data, &moved).unwrap();
+    let old_app = rusqlite::Connection::open(moved.join("legacy.db")).unwrap();
+    old_app
+        .execute("INSERT INTO projects (name) VALUES ('made in the old app')", [])
+        .unwrap();
+    drop(old_app);
+    let out = run_splitstore(["daemon", "--data-dir", utf8(&moved), "--events", "10"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        texts(&out).1.starts_with(&format!(
+            "splitstore daemon: warning: {} was modified at ",
+            moved.join("legacy.db").display()
+        )),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn a_legacy_file_that_cannot_be_split_stops_both_processes_and_nothing_is_created() {
     let dir = tempfile::tempdir().unwrap();

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Result, SplitError};
 use crate::queries::{self, TABLES};
@@ -137,7 +136,7 @@ impl Checks {
         if let Some(sha256) = self.sha256.get() {
             return Ok(sha256);
         }
-        let sha256 = hash_reader(&self.held).map_err(|e| SplitError::io(&self.path, "read", e))?;
+        let sha256 = store_core::files::sha256_of(&self.held).map_err(|e| SplitError::io(&self.path, "read", e))?;
         Ok(self.sha256.get_or_init(|| sha256))
     }
 
@@ -228,32 +227,12 @@ fn read_at_most(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-/// sha256 of everything `file` holds, read from its start (positioned reads: the descriptor's offset is
-/// not used, so nothing else about it changes).
-fn hash_reader(file: &File) -> std::io::Result<String> {
-    use std::os::unix::fs::FileExt;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = 0u64;
-    loop {
-        let n = match file.read_at(&mut buf, at) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        at += n as u64;
-    }
-    Ok(store_core::schema::hex(&hasher.finalize()))
-}
-
 /// sha256 of the file at `path` (a legacy file beside outputs that record no conversion yet).
 pub(crate) fn hash_file(path: &Path) -> Result<String> {
     // Only a regular file: reading a FIFO would wait for a writer forever.
     store_core::files::require_regular_file(path, "read")?;
     let file = File::open(path).map_err(|e| SplitError::io(path, "open", e))?;
-    hash_reader(&file).map_err(|e| SplitError::io(path, "read", e))
+    store_core::files::sha256_of(&file).map_err(|e| SplitError::io(path, "read", e))
 }
 
 /// Refuses what the header already tells: an empty file, another format, a truncated database

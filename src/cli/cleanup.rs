@@ -1,7 +1,8 @@
 //! `splitstore cleanup`: removes the files that hold user data outside the databases (quarantined, replaced
 //! and unfinished copies, the legacy database after its split, the split's rejects, leftovers of killed
 //! commands) once they are older than asked, and only when asked. `--dry-run` lists what it would remove.
-//! A legacy database written after its conversion is kept whatever its age: nothing else holds those writes.
+//! A legacy database written after its conversion is kept whatever its age: nothing else holds those writes;
+//! so is one that is not the file converted (its sha256 is not the recorded one).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,9 +56,17 @@ pub fn run(args: Args) -> ExitCode {
         .collect::<Result<_, _>>()
         .ok();
     // The legacy file written after its conversion holds what the old app wrote since, and nothing else
-    // does: never removed here, whatever its age.
+    // does: never removed here, whatever its age. Nor is a legacy file that is not the one converted (its
+    // sha256 differs from the record's: another one put there by a copy that kept an older time).
     let written_since = store_core::conversion::written_since(&args.data_dir)
         .and_then(|w| store_core::files::file_id(&w.predecessor).ok());
+    let conversion = store_core::conversion::recorded(&args.data_dir);
+    let not_converted = |l: &Leftover| {
+        conversion.as_ref().is_some_and(|record| {
+            store_core::conversion::predecessor_now(&args.data_dir, record) == l.path
+                && store_core::conversion::not_the_converted_file(&l.path, record) == Some(true)
+        })
+    };
     let mut removed = 0u64;
     let mut freed = 0u64;
     for l in &old {
@@ -70,6 +79,13 @@ pub fn run(args: Args) -> ExitCode {
         );
         if written_since.is_some() && store_core::files::file_id(&l.path).ok() == written_since {
             say!("kept {what}: nothing else holds it; move it away by hand once kept");
+            continue;
+        }
+        if not_converted(l) {
+            say!(
+                "kept {what}: it is not the file that was converted (its sha256 differs from the one recorded then), \
+                 so its rows may be in neither database; move it away by hand once kept"
+            );
             continue;
         }
         if let Some(why) = leftovers::in_use(l, predecessor, locks.is_some()) {

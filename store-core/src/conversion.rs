@@ -92,7 +92,8 @@ impl WrittenSince {
 /// mode a write reaches the main file only at a checkpoint); the converter only reads the file, so both
 /// predate the record. Never opens the file.
 pub fn written_since(data_dir: &Path) -> Option<WrittenSince> {
-    let record = recorded(data_dir)?;
+    let mut record = recorded(data_dir)?;
+    record.predecessor = predecessor_now(data_dir, &record);
     let modified_ms = |path: &Path, only_with_content: bool| {
         let meta = std::fs::symlink_metadata(path).ok()?;
         if only_with_content && meta.len() == 0 {
@@ -112,6 +113,26 @@ pub fn written_since(data_dir: &Path) -> Option<WrittenSince> {
         converted_at_ms: record.at_ms,
         modified_at_ms: latest,
     })
+}
+
+/// Where the predecessor a conversion of `data_dir` converted is now: where the record names it, or, once
+/// nothing is there, at that name in `data_dir` (the record names it by its absolute path, which a data
+/// directory moved or restored elsewhere no longer has).
+pub fn predecessor_now(data_dir: &Path, record: &ConversionRecord) -> PathBuf {
+    match record.predecessor.file_name() {
+        Some(name) if std::fs::symlink_metadata(&record.predecessor).is_err() => data_dir.join(name),
+        _ => record.predecessor.clone(),
+    }
+}
+
+/// Whether the predecessor file now at `path` is another file than the one `record` converted: its sha256
+/// is not the one recorded (a different legacy file put there, by a copy that kept an older time, say),
+/// so its rows may be in none of the converted files. Reads the whole file: for a command about to remove
+/// it, not for every start. `None` when it cannot be read (nothing is said then).
+pub fn not_the_converted_file(path: &Path, record: &ConversionRecord) -> Option<bool> {
+    files::require_regular_file(path, "read").ok()?;
+    let file = std::fs::File::open(path).ok()?;
+    Some(files::sha256_of(&file).ok()? != record.sha256)
 }
 
 /// The predecessor of `schema` in the data directory of `db` (at `predecessor`, or its conventional place)

@@ -95,6 +95,27 @@ pub fn create_private_dir_all(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, "create the directory", e))
 }
 
+/// sha256 of everything `file` holds, read from its start (positioned reads: the descriptor's offset is
+/// not used, so nothing else about it changes), as lowercase hexadecimal.
+pub fn sha256_of(file: &File) -> io::Result<String> {
+    use sha2::Digest;
+    use std::os::unix::fs::FileExt;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    loop {
+        let n = match file.read_at(&mut buf, at) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(crate::schema::hex(&hasher.finalize()))
+}
+
 /// Refuses a directory that users other than its owner may write (mode `g+w` or `o+w`): anyone who can
 /// write it can plant a link where a database, lock or backup is about to be created. The remedy says
 /// `chmod 700`.
