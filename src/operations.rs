@@ -252,6 +252,16 @@ fn restore_locked(
                 {
                     return Err(e);
                 }
+                // Nor as if the only one there, one that cannot be read (a copy cut short), were none: a
+                // backup damaged in a page is refused alike (below, `NoBackup`).
+                if let Some(cut) = ignored.iter().find(|i| i.unreadable) {
+                    return Err(Error::BackupDamaged {
+                        path: cut.path.clone(),
+                        data_dir: data_dir.to_path_buf(),
+                        detail: format!("it {}", cut.reason),
+                        schema,
+                    });
+                }
                 continue;
             }
             let (sound, passed_over) = newest_sound(&path, &backups, schema, key, false)?;

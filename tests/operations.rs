@@ -488,6 +488,49 @@ fn a_backup_a_restore_would_refuse_is_not_taken_and_rotates_out_no_backup_that_r
     );
 }
 
+/// A folder whose backup of one file was cut short (a copy to a stick that did not finish): the restore put the
+/// other file back alone, exit 0, and said nothing of the first. It refuses now, naming that backup, as it
+/// refuses one damaged in a page; nothing changes.
+#[test]
+fn a_restore_from_a_folder_whose_backup_of_one_file_was_cut_short_restores_neither() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, activity, _) = backed_up(dir.path());
+    let d = utf8(&data);
+    let stick = dir.path().join("stick");
+    fs::create_dir(&stick).unwrap();
+    for backup in named(&data.join("backups"), "") {
+        fs::copy(&backup, stick.join(backup.file_name().unwrap())).unwrap();
+    }
+    let [config_backup] = &named(&stick, "config-")[..] else {
+        panic!("one backup of config.db")
+    };
+    fs::File::options()
+        .write(true)
+        .open(config_backup)
+        .unwrap()
+        .set_len(8192)
+        .unwrap();
+    let before = fs::read(&activity).unwrap();
+
+    let out = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&stick)]);
+    let stderr = texts(&out).1;
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "splitstore restore: {} is damaged: it is not a readable SQLite database (",
+            config_backup.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(
+        fs::read(&activity).unwrap(),
+        before,
+        "activity.db is not restored alone"
+    );
+    assert!(named(&data, "activity.db.replaced").is_empty());
+}
+
 #[test]
 fn doctor_on_a_healthy_data_dir_exits_0_with_a_short_table_and_one_json_object() {
     let dir = tempfile::tempdir().unwrap();

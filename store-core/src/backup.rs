@@ -157,6 +157,9 @@ pub struct IgnoredFile {
     /// header and whole pages, so perhaps encrypted): the file may well be a sound backup, just not for
     /// this key.
     pub key_problem: Option<crate::ErrorKind>,
+    /// It cannot be read as a database at all (empty, cut short, damaged at its start): a backup of this file
+    /// once, most likely, that a copy did not finish.
+    pub unreadable: bool,
 }
 
 /// What a backup directory holds for one database.
@@ -197,11 +200,13 @@ pub fn list_backups(dir: &Path, schema: &Schema, class: BackupClass, key: Option
             path: path.clone(),
             reason,
             key_problem: None,
+            unreadable: false,
         };
         match examine(&path, schema, key, &trusted) {
-            Err((reason, key_problem)) => listing.ignored.push(IgnoredFile {
-                key_problem,
-                ..ignore(reason)
+            Err(not) => listing.ignored.push(IgnoredFile {
+                key_problem: not.key_problem,
+                unreadable: not.unreadable,
+                ..ignore(not.reason)
             }),
             Ok(found) => {
                 let named_later = name.taken_at > now + chrono::Duration::minutes(5);
@@ -254,8 +259,29 @@ pub fn all_backups(backup_dir: &Path, schema: &Schema, key: Option<&Key>) -> Bac
     all
 }
 
-/// Why a file is not a backup, with the key problem when the key is the reason.
-type NotABackup = (String, Option<crate::ErrorKind>);
+/// Why a file is not a backup ([`IgnoredFile`]'s fields).
+struct NotABackup {
+    reason: String,
+    key_problem: Option<crate::ErrorKind>,
+    unreadable: bool,
+}
+
+impl NotABackup {
+    fn other(reason: String) -> NotABackup {
+        NotABackup {
+            reason,
+            key_problem: None,
+            unreadable: false,
+        }
+    }
+
+    fn unreadable(reason: String) -> NotABackup {
+        NotABackup {
+            unreadable: true,
+            ..NotABackup::other(reason)
+        }
+    }
+}
 
 /// What [`examine`] reads of a backup.
 struct Examined {
@@ -274,27 +300,27 @@ fn examine(
     key: Option<&Key>,
     trusted: &[Option<u32>],
 ) -> std::result::Result<Examined, NotABackup> {
-    let meta = fs::symlink_metadata(path).map_err(|e| (format!("cannot be read: {e}"), None))?;
+    let meta = fs::symlink_metadata(path).map_err(|e| NotABackup::unreadable(format!("cannot be read: {e}")))?;
     if !meta.file_type().is_file() {
-        return Err(("is not a regular file".into(), None));
+        return Err(NotABackup::other("is not a regular file".into()));
     }
     if !trusted.contains(&Some(meta.uid())) {
-        return Err((
-            format!(
-                "belongs to another user (uid {}) than this one and the folder's: anyone who may write the folder \
-                 could have put it there, so it is not taken",
-                meta.uid()
-            ),
-            None,
-        ));
+        return Err(NotABackup::other(format!(
+            "belongs to another user (uid {}) than this one and the folder's: anyone who may write the folder \
+             could have put it there, so it is not taken",
+            meta.uid()
+        )));
     }
     // Not opened: SQLite would delete a `-wal` beside it (`files::nonempty_regular`).
     if meta.len() == 0 {
-        return Err(("is empty (0 bytes)".into(), None));
+        return Err(NotABackup::unreadable("is empty (0 bytes)".into()));
     }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| (format!("cannot be opened: {e}"), None))?;
-    crate::key::apply(&conn, path, key).map_err(|e| (e.what(), Some(e.kind())))?;
+        .map_err(|e| NotABackup::unreadable(format!("cannot be opened: {e}")))?;
+    crate::key::apply(&conn, path, key).map_err(|e| NotABackup {
+        key_problem: Some(e.kind()),
+        ..NotABackup::other(e.what())
+    })?;
     let read = || -> rusqlite::Result<(i32, u32, Option<Provenance>, Option<String>)> {
         let id: i32 = conn.pragma_value("application_id")?;
         let version: u32 = conn.pragma_value("user_version")?;
@@ -306,18 +332,18 @@ fn examine(
     };
     let (id, version, recorded, lineage) = read().map_err(|e| match crate::key::error_at(path, key, e) {
         // Left from before the directory was encrypted: the whole history, readable by anyone.
-        e @ Error::NotEncrypted { .. } => (
-            format!(
+        e @ Error::NotEncrypted { .. } => NotABackup {
+            key_problem: Some(e.kind()),
+            ..NotABackup::other(format!(
                 "is in the clear ({}): it holds the data unencrypted beside a database encrypted with the key \
                  given; once a backup under the key exists, delete it",
                 e.kind()
-            ),
-            Some(e.kind()),
-        ),
-        e @ Error::KeyRejected { .. } => (
-            format!("cannot be read with the key given ({})", e.kind()),
-            Some(e.kind()),
-        ),
+            ))
+        },
+        e @ Error::KeyRejected { .. } => NotABackup {
+            key_problem: Some(e.kind()),
+            ..NotABackup::other(format!("cannot be read with the key given ({})", e.kind()))
+        },
         // Without a key, one that may be encrypted (a backup taken before the data directory was decrypted):
         // a key problem, so a restore or repair names it rather than no backup.
         e => {
@@ -325,20 +351,18 @@ fn examine(
                 && crate::key::encryption_available()
                 && e.kind() == crate::ErrorKind::NotADatabase
                 && crate::files::may_be_encrypted(path, meta.len());
-            (
-                format!("is not a readable SQLite database ({})", e.what()),
-                maybe_encrypted.then_some(crate::ErrorKind::KeyRequired),
-            )
+            NotABackup {
+                key_problem: maybe_encrypted.then_some(crate::ErrorKind::KeyRequired),
+                unreadable: !maybe_encrypted,
+                reason: format!("is not a readable SQLite database ({})", e.what()),
+            }
         }
     })?;
     if id != schema.application_id {
-        return Err((
-            format!(
-                "is not a copy of {} (its application_id is {id:#010x})",
-                schema.file_name
-            ),
-            None,
-        ));
+        return Err(NotABackup::other(format!(
+            "is not a copy of {} (its application_id is {id:#010x})",
+            schema.file_name
+        )));
     }
     let taken_at = recorded
         .as_ref()
