@@ -153,6 +153,19 @@ struct Plan {
     reference_indexes: Vec<usize>,
     /// Columns the output declares NOT NULL.
     required: Vec<usize>,
+    /// What each column's declared type lets it hold (by index, the key's first).
+    declared: Vec<Declared>,
+}
+
+/// The storage a copied value must have to be read back by the stores, by the output column's declared type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Declared {
+    /// INTEGER: an integer (a REAL that is one is taken as it; SQLite would store it so).
+    Integer,
+    /// TEXT: text that is UTF-8 (the stores read it as Rust strings).
+    Text,
+    /// Anything.
+    Any,
 }
 
 impl Plan {
@@ -160,11 +173,24 @@ impl Plan {
         let ncols = table.columns.len() + 1;
         assert!(ncols <= MAX_COLUMNS, "table map wider than MAX_COLUMNS");
         let index_of = |name: &str| table.columns.iter().position(|c| c.output == name).map(|i| i + 1);
-        let required: Vec<String> = output
+        let columns: Vec<(String, bool, String)> = output
             .conn()
-            .prepare(queries::OUTPUT_NOT_NULL)
-            .and_then(|mut s| s.query_map([table.name], |r| r.get(0))?.collect())
+            .prepare(queries::OUTPUT_COLUMNS)
+            .and_then(|mut s| {
+                s.query_map([table.name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
             .map_err(|e| SplitError::Store(output.error(e)))?;
+        let mut declared = vec![Declared::Any; ncols];
+        for (name, _, kind) in &columns {
+            if let Some(i) = index_of(name) {
+                declared[i] = match kind.as_str() {
+                    "INTEGER" => Declared::Integer,
+                    "TEXT" => Declared::Text,
+                    _ => Declared::Any,
+                };
+            }
+        }
         Ok(Plan {
             table,
             version,
@@ -179,7 +205,12 @@ impl Plan {
             key_index: index_of("key"),
             unique_indexes: table.unique.iter().filter_map(|c| index_of(c)).collect(),
             reference_indexes: table.references.iter().filter_map(|r| index_of(r.column)).collect(),
-            required: required.iter().filter_map(|name| index_of(name)).collect(),
+            required: columns
+                .iter()
+                .filter(|(_, not_null, _)| *not_null)
+                .filter_map(|(name, _, _)| index_of(name))
+                .collect(),
+            declared,
         })
     }
 
@@ -195,7 +226,16 @@ impl Plan {
         for (i, col) in self.table.columns.iter().enumerate() {
             let raw = row.get_ref(i + 1)?;
             vals[i + 1] = match col.source {
-                Source::Copy { .. } => raw,
+                Source::Copy { legacy: name, .. } => self.typed(i + 1, name, raw, &mut reason),
+                Source::Seconds { legacy: name, .. } => match self.typed(i + 1, name, raw, &mut reason) {
+                    ValueRef::Integer(seconds) if !(0..=queries::MAX_SECONDS).contains(&seconds) => {
+                        reason.get_or_insert_with(|| {
+                            format!("{name} is {seconds}: no session lasts that long (0 to 100 years)")
+                        });
+                        ValueRef::Integer(seconds)
+                    }
+                    value => value,
+                },
                 Source::Time { legacy: name, .. } => match legacy_time::to_epoch_ms(raw) {
                     Ok(Some(ms)) => ValueRef::Integer(ms),
                     Ok(None) => ValueRef::Null,
@@ -224,6 +264,29 @@ impl Plan {
             reason = Some(format!("{name} is NULL, which the output requires"));
         }
         Ok(reason)
+    }
+
+    /// `raw`, copied to column `i` (legacy `name`), as the column's declared type lets the stores read it
+    /// back: a row holding a value they could not read (text in an integer column, a BLOB or bytes that are
+    /// not UTF-8 in a text one) would fail every report or stop the server at each start; it goes to the
+    /// rejects file with the reason (the storage class only: the value may be a secret).
+    fn typed<'r>(&self, i: usize, name: &str, raw: ValueRef<'r>, reason: &mut Option<String>) -> ValueRef<'r> {
+        let refused = match (self.declared[i], raw) {
+            (_, ValueRef::Null) | (Declared::Any, _) | (Declared::Integer, ValueRef::Integer(_)) => None,
+            // An integer written as a REAL (`2.0`): SQLite's INTEGER affinity stores it as the integer.
+            (Declared::Integer, ValueRef::Real(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 => {
+                return ValueRef::Integer(f as i64);
+            }
+            (Declared::Integer, other) => Some(format!("{name} is not an integer ({})", other.data_type())),
+            (Declared::Text, ValueRef::Text(t)) if std::str::from_utf8(t).is_ok() => None,
+            (Declared::Text, ValueRef::Text(_)) => Some(format!("{name} is not UTF-8 text")),
+            (Declared::Text, ValueRef::Blob(b)) => Some(format!("{name} is not text (a BLOB of {} bytes)", b.len())),
+            (Declared::Text, _) => None,
+        };
+        if let Some(why) = refused {
+            reason.get_or_insert(why);
+        }
+        raw
     }
 
     /// A rejected row as the rejects file shows it: its id and its raw legacy values (settings values

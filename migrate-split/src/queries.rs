@@ -41,6 +41,10 @@ pub(crate) enum Source {
     },
     /// A legacy time (text in one of three styles) converted to INTEGER epoch milliseconds UTC.
     Time { legacy: &'static str, since: u32 },
+    /// A legacy duration in whole seconds, copied as it is when it is one a session can have (from 0 to
+    /// [`MAX_SECONDS`]): a negative one would be taken off its project's running totals, and one near
+    /// `i64::MAX` overflows them.
+    Seconds { legacy: &'static str, since: u32 },
     /// `settings.secret`: whether the row's key looks like a credential.
     CredentialFlag,
 }
@@ -56,7 +60,9 @@ impl Column {
     /// The legacy column this one reads, and the version that added it.
     pub fn legacy(&self) -> Option<(&'static str, u32)> {
         match self.source {
-            Source::Copy { legacy, since, .. } | Source::Time { legacy, since } => Some((legacy, since)),
+            Source::Copy { legacy, since, .. } | Source::Time { legacy, since } | Source::Seconds { legacy, since } => {
+                Some((legacy, since))
+            }
             Source::CredentialFlag => None,
         }
     }
@@ -274,7 +280,13 @@ pub(crate) static TABLES: &[Table] = &[
             copy("project_id", 1),
             time("start_time_ms", "start_time", 1),
             time("end_time_ms", "end_time", 1),
-            copy("duration_seconds", 1),
+            Column {
+                output: "duration_seconds",
+                source: Source::Seconds {
+                    legacy: "duration_seconds",
+                    since: 1,
+                },
+            },
             Column {
                 output: "is_idle",
                 source: Source::Copy {
@@ -362,7 +374,7 @@ pub(crate) fn legacy_select(table: &Table, version: u32) -> String {
                     default_sql.to_string()
                 }
             }
-            Source::Time { legacy, since } => {
+            Source::Time { legacy, since } | Source::Seconds { legacy, since } => {
                 if since <= version {
                     ident(legacy)
                 } else {
@@ -423,7 +435,12 @@ pub(crate) fn output_insert_batch(table: &Table, rows: usize) -> String {
 }
 
 /// NOT NULL columns of an output table.
-pub(crate) const OUTPUT_NOT_NULL: &str = "SELECT name FROM pragma_table_info(?1) WHERE \"notnull\"";
+/// The longest session a legacy duration may say (100 years, in seconds): longer is no session, and at most
+/// this much per session, a project's running totals cannot overflow.
+pub(crate) const MAX_SECONDS: i64 = 100 * 366 * 24 * 3600;
+
+/// The output table's columns: name, whether NOT NULL, declared type (upper case).
+pub(crate) const OUTPUT_COLUMNS: &str = "SELECT name, \"notnull\", upper(type) FROM pragma_table_info(?1)";
 
 /// Reads an output table back in key order, in the same column order as [`output_insert`].
 pub(crate) fn output_select(table: &Table) -> String {

@@ -213,6 +213,63 @@ fn strict_fails_on_rejects_or_unknown_tables_and_leaves_no_output() {
     assert!(!data.exists());
 }
 
+/// Legacy values the stores cannot read back (text or a fraction where an integer belongs, a BLOB or bytes
+/// that are not UTF-8 where text does) and durations no session has (negative: taken off the project's
+/// totals; near `i64::MAX`: the totals overflowed and the whole split failed). They used to be copied as
+/// they were: then every report over them failed, or the server stopped at each start, while doctor said
+/// healthy. Each row goes to the rejects file with its reason now, and the rest reads.
+#[test]
+fn legacy_values_the_stores_cannot_read_are_rejected_with_their_reason_and_the_rest_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
+    let conn = rusqlite::Connection::open(&legacy).unwrap();
+    // sql.js never enforced the schema's foreign keys.
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         INSERT INTO projects (id, name, color) VALUES (9001, 'cut emoji ' || CAST(X'EDA0BD' AS TEXT), NULL),
+             (9002, 'blob color', X'00FF00');
+         INSERT INTO activity_sessions (id, app, project_id, start_time, end_time, duration_seconds) VALUES
+             (9101, 'a', 'abc', '2024-01-02T10:00:00Z', '2024-01-02T11:00:00Z', 3600),
+             (9102, 'a', NULL, '2024-01-03T10:00:00Z', '2024-01-03T11:00:00Z', 12.7),
+             (9103, 'a', NULL, '2024-01-04T11:00:00Z', '2024-01-04T10:00:00Z', -3600),
+             (9104, 'a', NULL, '2024-01-05T10:00:00Z', '2024-01-05T11:00:00Z', 9223372036854775000),
+             (9105, 'a', NULL, '2024-01-06T10:00:00Z', '2024-01-06T11:00:00Z', 3600);",
+    )
+    .unwrap();
+    drop(conn);
+    let data = dir.path().join("data");
+    split(&legacy, &data, &Options::default()).unwrap();
+
+    let rejects = rejects(&data.join("split-rejects.jsonl"));
+    for (table, id, reason) in [
+        ("projects", 9001, "name is not UTF-8 text"),
+        ("projects", 9002, "color is not text (a BLOB of 3 bytes)"),
+        ("activity_sessions", 9101, "project_id is not an integer (Text)"),
+        ("activity_sessions", 9102, "duration_seconds is not an integer (Real)"),
+        (
+            "activity_sessions",
+            9103,
+            "duration_seconds is -3600: no session lasts that long (0 to 100 years)",
+        ),
+        (
+            "activity_sessions",
+            9104,
+            "duration_seconds is 9223372036854775000: no session lasts that long (0 to 100 years)",
+        ),
+    ] {
+        let line = &rejects[&(table.to_string(), id)];
+        assert_eq!(line["reason"], reason, "{line}");
+    }
+    assert!(!rejects.contains_key(&("activity_sessions".to_string(), 9105)));
+    // What the server and a report read: every row there, none failing.
+    let projects = config_store::ConfigReader::open_in(&data).projects().unwrap();
+    assert!(!projects.iter().any(|p| p.id == 9001 || p.id == 9002));
+    let totals = activity_store::ActivityReader::open_in(&data)
+        .totals_by_project(&activity_store::TimeRange::all())
+        .unwrap();
+    assert!(totals.iter().all(|t| t.seconds >= 0), "{totals:?}");
+}
+
 #[test]
 fn unknown_tables_are_listed_warned_and_left_in_the_legacy_file() {
     let dir = tempfile::tempdir().unwrap();
