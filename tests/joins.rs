@@ -395,6 +395,54 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
          start in that range. What to do: give the earlier time as --from"
     );
     assert!(swapped.stdout.is_empty());
+
+    // Epoch seconds (`date +%s`) and a compact date read as milliseconds of January 1970: every session
+    // would count, said as a report "since" the time asked. Refused, with the form meant.
+    for (from, said) in [
+        (
+            "1772496000",
+            "1772496000 read as epoch milliseconds is 1970-01-21T12:21:36.000Z, before any recorded activity: for \
+             epoch seconds write 1772496000000, for a date write it as 2026-01-01",
+        ),
+        (
+            "20260101",
+            "20260101 read as epoch milliseconds is 1970-01-01T05:37:40.101Z",
+        ),
+    ] {
+        let out = run_splitstore(["report", "--data-dir", dir.path().to_str().unwrap(), "--from", from]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(said), "{out:?}");
+    }
+}
+
+/// A name holding a newline (legacy names hold "text of every kind") is one row of the text table: it used to
+/// put its hours on a line of their own, which read as another project's.
+#[test]
+fn a_project_name_with_a_newline_is_one_row_of_the_text_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = ConfigStore::open_in(dir.path())
+        .unwrap()
+        .create_project(&NewProject::named("Acme\nBillable client"))
+        .unwrap();
+    let mut writer = ActivityWriter::open_in(dir.path()).unwrap();
+    let start = base();
+    let s = writer
+        .start_session(&NewSession {
+            project_id: Some(project.id),
+            ..NewSession::new("editor", start)
+        })
+        .unwrap();
+    writer.end_session(s, start + Duration::hours(1)).unwrap();
+    drop(writer);
+    let out = run_splitstore(["report", "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "a heading and one row: {table}");
+    assert!(
+        lines[1].contains("Acme\\nBillable client") && lines[1].ends_with(" 1       1.00"),
+        "{table}"
+    );
 }
 
 #[test]

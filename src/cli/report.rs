@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(long)]
     pub data_dir: PathBuf,
     /// Sessions starting at or after this time: RFC 3339 (2024-01-01T10:00:00Z), a date (2024-01-01, UTC
-    /// midnight) or epoch milliseconds.
+    /// midnight) or epoch milliseconds (12 digits or more: fewer are refused, most likely epoch seconds).
     #[arg(long, value_parser = parse_time)]
     pub from: Option<DateTime<Utc>>,
     /// Sessions starting before this time (same forms as --from; a --to not after --from is refused).
@@ -104,12 +104,27 @@ pub fn run(args: Args) -> ExitCode {
         };
         super::say!(
             "{id:>10}  {:<32} {:>10} {:>10.2}",
-            truncate(&name, 32),
+            truncate(&one_line(&name), 32),
             r.sessions,
             r.seconds as f64 / 3600.0
         );
     }
     ExitCode::SUCCESS
+}
+
+/// A name as one line of the table: a newline or carriage return in it (a legacy name may hold one) would
+/// put the row's numbers on a line that reads as another project's, or overwrite it in a terminal. Control
+/// characters are shown escaped, as `--json` does.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -129,7 +144,18 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).ok_or("not a valid date")?);
     }
     if let Ok(ms) = s.parse::<i64>() {
-        return DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("{ms} ms is outside the range of times"));
+        let time =
+            DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("{ms} ms is outside the range of times"))?;
+        // Epoch milliseconds of any time since March 1973 have 12 digits or more: fewer are most likely epoch
+        // seconds (`date +%s`) or a compact date (20260101), which would silently ask about 1970.
+        if ms.unsigned_abs() < 100_000_000_000 {
+            return Err(format!(
+                "{s} read as epoch milliseconds is {}, before any recorded activity: for epoch seconds write \
+                 {s}000, for a date write it as 2026-01-01",
+                time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ));
+        }
+        return Ok(time);
     }
     Err(format!(
         "{s:?} is not a time: use RFC 3339 (2024-01-01T10:00:00Z), a date (2024-01-01) or epoch milliseconds"
