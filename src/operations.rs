@@ -228,6 +228,12 @@ fn restore_locked(
     hook: Option<&RestoreHook>,
     key: Option<&Key>,
 ) -> Result<Vec<RestoreReport>> {
+    // A legacy file not split yet: the split would refuse the restored files beside it.
+    if let Some(schema) = DATABASES.iter().copied().find(|s| s.predecessor.is_some())
+        && let Some(legacy) = store_core::conversion::pending(&schema.path_in(data_dir), schema, None)
+    {
+        return Err(Error::RestoreBesideUnconverted { path: legacy, schema });
+    }
     // Everything is verified before anything moves: each database's backup, and the newer ones of its
     // folder passed over as damaged.
     let mut chosen: Vec<(&'static Schema, VerifiedBackup, Vec<PathBuf>)> = Vec::new();

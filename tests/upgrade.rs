@@ -389,6 +389,48 @@ fn a_legacy_file_that_is_not_the_one_split_is_kept_by_cleanup_and_a_moved_direct
     );
 }
 
+/// A restore into a data directory holding a legacy file not split yet (a new machine: the old app's file,
+/// and the backups of the other one) used to succeed, after which neither owner could start (the split
+/// refuses files it did not make beside it, with a `--force` they do not take). Refused now, changing nothing,
+/// with both ways on.
+#[test]
+fn a_restore_beside_a_legacy_file_not_split_yet_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+    for d in [&old, &new] {
+        std::fs::create_dir(d).unwrap();
+        build(&LegacySpec::small(3), &d.join("legacy.db")).unwrap();
+    }
+    let first = run_splitstore(["daemon", "--data-dir", utf8(&old), "--events", "10"]);
+    assert!(first.status.success(), "{first:?}");
+    let backup = run_splitstore(["backup", "--data-dir", utf8(&old)]);
+    assert!(backup.status.success(), "{backup:?}");
+
+    let from = old.join("backups");
+    let restore = ["restore", "--data-dir", utf8(&new), "--from", utf8(&from)];
+    let out = run_splitstore(restore);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let legacy = new.join("legacy.db");
+    assert_eq!(
+        texts(&out).1,
+        format!(
+            "splitstore restore: {l} has not been split, and the split refuses files it did not make beside it: \
+             restored there, neither owner could start. What to do: start the daemon once, which splits it, then \
+             restore; or, if the backups hold its data already (taken after its split elsewhere), move {l} out of \
+             {n} first; nothing was changed\n",
+            l = legacy.display(),
+            n = new.display()
+        )
+    );
+    assert!(!new.join("activity.db").exists() && !new.join("config.db").exists());
+
+    std::fs::rename(&legacy, dir.path().join("legacy-of-the-new-machine.db")).unwrap();
+    let out = run_splitstore(restore);
+    assert!(out.status.success(), "{out:?}");
+    let daemon = run_splitstore(["daemon", "--data-dir", utf8(&new), "--events", "10"]);
+    assert!(daemon.status.success(), "{daemon:?}");
+}
+
 #[test]
 fn a_legacy_file_that_cannot_be_split_stops_both_processes_and_nothing_is_created() {
     let dir = tempfile::tempdir().unwrap();

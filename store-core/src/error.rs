@@ -369,6 +369,9 @@ pub enum Error {
         user: u32,
         stray: bool,
     },
+    /// A restore into a data directory whose predecessor (`path`) was not converted yet: the converter would
+    /// refuse the restored files beside it, and no owner could start.
+    RestoreBesideUnconverted { path: PathBuf, schema: &'static Schema },
     /// The database file does not exist (readers never create it).
     Missing { path: PathBuf, schema: &'static Schema },
     /// The database file does not exist, but it held data: `evidence` says what shows it (an owner would
@@ -576,7 +579,7 @@ impl Error {
             Error::SharedMemoryReplaced { .. } => ErrorKind::SharedMemoryReplaced,
             Error::SchemaNewer { .. } => ErrorKind::SchemaNewer,
             Error::SchemaBehind { .. } => ErrorKind::SchemaBehind,
-            Error::NotConvertedYet { .. } => ErrorKind::NotConvertedYet,
+            Error::NotConvertedYet { .. } | Error::RestoreBesideUnconverted { .. } => ErrorKind::NotConvertedYet,
             Error::MigrationChanged { .. } => ErrorKind::MigrationChanged,
             Error::MigrationFailed { .. } => ErrorKind::MigrationFailed,
             Error::InvalidMigrations { .. } => ErrorKind::InvalidMigrations,
@@ -628,6 +631,7 @@ impl Error {
             | Error::SchemaNewer { path, .. }
             | Error::SchemaBehind { path, .. }
             | Error::NotConvertedYet { path, .. }
+            | Error::RestoreBesideUnconverted { path, .. }
             | Error::MigrationChanged { path, .. }
             | Error::MigrationFailed { path, .. }
             | Error::InvalidMigrations { path, .. }
@@ -778,6 +782,10 @@ impl Error {
                     schema.owner
                 )
             }
+            Error::RestoreBesideUnconverted { .. } => format!(
+                "{p} has not been split, and the split refuses files it did not make beside it: restored there, \
+                 neither owner could start"
+            ),
             Error::NotConvertedYet { predecessor, .. } => format!(
                 "{p} was not created: {} beside it holds this data from an earlier version and has not been \
                  converted yet",
@@ -1096,6 +1104,12 @@ impl Error {
                 "start {} from this build ({}) so it upgrades the file, then retry",
                 schema.owner,
                 command(Some(schema), schema.tools.owner_subcommand, "")
+            ),
+            Error::RestoreBesideUnconverted { path, schema } => format!(
+                "start {} once, which splits it, then restore; or, if the backups hold its data already (taken \
+                 after its split elsewhere), move {} out of {quoted_dir} first; nothing was changed",
+                schema.owner,
+                shell_quoted(path)
             ),
             Error::NotConvertedYet {
                 predecessor, schema, ..
