@@ -23,7 +23,12 @@ pub enum SplitError {
     /// The legacy file is not a legacy database this tool knows. Nothing was created.
     Refused { path: PathBuf, found: String },
     /// The data directory holds outputs that are not a finished split of this legacy file.
-    OutputsExist { data_dir: PathBuf, found: String },
+    OutputsExist {
+        data_dir: PathBuf,
+        found: String,
+        /// The legacy file the split was asked to convert, for the command the remedy names.
+        legacy: PathBuf,
+    },
     /// `--strict`, and the split would have rejected rows or left unknown tables behind. No output is left.
     Strict { reasons: Vec<String>, report: Box<Report> },
     /// The copy, read back from the output, differs from what was written (a bug or a failing disk).
@@ -80,7 +85,7 @@ impl SplitError {
                     path.display()
                 )
             }
-            SplitError::OutputsExist { data_dir, found } => {
+            SplitError::OutputsExist { data_dir, found, .. } => {
                 format!("{} already holds output files: {found}", data_dir.display())
             }
             SplitError::Strict { reasons, .. } => format!("--strict: {}", reasons.join("; ")),
@@ -99,9 +104,14 @@ impl SplitError {
                  backup (a crash during the old app's whole-file export leaves empty or truncated files); no output was \
                  put in place and the file was not changed"
                 .into(),
-            SplitError::OutputsExist { .. } => "if they are disposable, run again with --force: they are moved aside \
-                 (renamed, never deleted) and the split is redone; otherwise point --data-dir elsewhere"
-                .into(),
+            // Named in full: the daemon and server that meet it at their first start take no --force.
+            SplitError::OutputsExist { data_dir, legacy, .. } => format!(
+                "if they are disposable, run `migrate-split --legacy {} --data-dir {} --force`: they are moved aside \
+                 (renamed, never deleted) and the split is redone; otherwise split into another data directory, or, \
+                 if they hold that data already, move the legacy file away",
+                store_core::files::shell_quoted(legacy),
+                store_core::files::shell_quoted(data_dir)
+            ),
             SplitError::Strict { .. } => "look at the counts (run without --strict, or with --dry-run, to get the \
                  rejects file), fix the legacy file or accept the rejects; no output was left"
                 .into(),

@@ -196,6 +196,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
             return Err(SplitError::OutputsExist {
                 data_dir: data_dir.to_path_buf(),
                 found: state,
+                legacy: legacy_path.to_path_buf(),
             });
         }
         Existing::Absent => {

@@ -78,6 +78,16 @@ fn outputs_of_something_else_are_refused_unless_forced_and_then_moved_aside() {
             .contains("activity.db records no split, config.db is missing"),
         "{err}"
     );
+    // The command in full: a daemon or server that meets this at its first start takes no --force.
+    assert!(
+        err.remedy().starts_with(&format!(
+            "if they are disposable, run `migrate-split --legacy {} --data-dir {} --force`: ",
+            legacy.display(),
+            data.display()
+        )),
+        "{}",
+        err.remedy()
+    );
     assert!(err.to_string().contains("--force"), "{err}");
 
     let forced = Options {
