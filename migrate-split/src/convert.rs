@@ -200,6 +200,9 @@ pub(crate) fn convert(
     };
     for out in [&mut config, &mut activity] {
         out.conn.record_provenance(&record)?;
+        // Its lineage from the split on, not from its owner's first open: a backup taken in between is
+        // then told as this file's (by path alone, a rotation took it for the file later at that path).
+        out.conn.write(|tx| Provenance::ensure_lineage(tx))?;
     }
 
     progress.phase("verifying");

@@ -280,6 +280,31 @@ fn legacy_values_the_stores_cannot_read_are_rejected_with_their_reason_and_the_r
     assert!(totals.iter().all(|t| t.seconds >= 0), "{totals:?}");
 }
 
+/// Each output has its lineage from the split, as its owner's first open would give it: a backup taken
+/// before that open is told as the file's own, never taken by rotation for another file's at that path.
+#[test]
+fn the_outputs_have_their_lineage_from_the_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
+    let data = dir.path().join("data");
+    split(&legacy, &data, &Options::default()).unwrap();
+    let lineages: Vec<String> = ["activity.db", "config.db"]
+        .iter()
+        .map(|f| {
+            Provenance::lineage(&open_output(&data.join(f)))
+                .unwrap()
+                .expect("a lineage")
+        })
+        .collect();
+    assert_ne!(lineages[0], lineages[1]);
+    let owner = OwnerConnection::open(&data.join("activity.db"), &activity_store::SCHEMA).unwrap();
+    assert_eq!(
+        Provenance::lineage(owner.conn()).unwrap().as_ref(),
+        Some(&lineages[0]),
+        "kept by the owner's open"
+    );
+}
+
 #[test]
 fn unknown_tables_are_listed_warned_and_left_in_the_legacy_file() {
     let dir = tempfile::tempdir().unwrap();

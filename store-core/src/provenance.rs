@@ -103,7 +103,7 @@ impl Provenance {
     /// Gives the file a lineage of its own when it has none: 16 random bytes from SQLite's generator, which
     /// the operating system seeds (<https://sqlite.org/lang_corefunc.html#randomblob>). One statement, so
     /// atomic. A file without the `provenance` table (no migration has run) is left alone.
-    pub(crate) fn ensure_lineage(conn: &Connection) -> rusqlite::Result<()> {
+    pub fn ensure_lineage(conn: &Connection) -> rusqlite::Result<()> {
         if Self::table_exists(conn)? && Self::lineage(conn)?.is_none() {
             conn.execute(
                 "INSERT INTO provenance (event, at_ms, detail) VALUES (?1, ?2, lower(hex(randomblob(16))))",
