@@ -1353,13 +1353,15 @@ mod encrypted {
             assert_eq!(snapshot(&data), before, "nothing moved or changed");
             assert!(fs::read(data.join("config.db")).unwrap().starts_with(SQLITE_HEADER));
 
-            // Its remedy, then the rotation.
-            let repair = run_splitstore(["repair", "--data-dir", d]);
+            // Its remedy (a file removed on purpose, with no backup: started empty as asked), then the rotation.
+            let repair = match removed {
+                true => run_splitstore(["repair", "--data-dir", d, "--allow-empty"]),
+                false => run_splitstore(["repair", "--data-dir", d]),
+            };
             assert!(repair.status.success(), "{repair:?}");
             let rekey = run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &k]);
             assert!(rekey.status.success(), "{rekey:?}");
             assert!(!fs::read(data.join("config.db")).unwrap().starts_with(SQLITE_HEADER));
-            // (A removed activity.db is started anew by its daemon.)
             let daemon = with_key(&["daemon", "--events", "10", "--data-dir", d], &k);
             assert!(daemon.status.success(), "{daemon:?}");
             let doctor = with_key(&["doctor", "--data-dir", d], &k);

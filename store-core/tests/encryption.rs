@@ -359,7 +359,11 @@ mod sqlcipher {
         drop(owner);
         // The data directory moves on to key B (as after a rotation); the backup stays under key A.
         store_core::files::move_aside(&db, "old").unwrap();
-        drop(OwnerConnection::open_with(&db, &ITEMS, &keyed(&b)).unwrap());
+        let anew = OpenOptions {
+            start_empty: true,
+            ..keyed(&b)
+        };
+        drop(OwnerConnection::open_with(&db, &ITEMS, &anew).unwrap());
 
         // A restore of the key-A backup killed right after its commit, before the first open under key A.
         let hook: RestoreHook = std::sync::Arc::new(|step: &str| {
