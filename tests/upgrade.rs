@@ -415,9 +415,9 @@ fn a_restore_beside_a_legacy_file_not_split_yet_is_refused_and_changes_nothing()
         texts(&out).1,
         format!(
             "splitstore restore: {l} has not been split, and the split refuses files it did not make beside it: \
-             restored there, neither owner could start. What to do: start the daemon once, which splits it, then \
-             restore; or, if the backups hold its data already (taken after its split elsewhere), move {l} out of \
-             {n} first; nothing was changed\n",
+             restored there, neither owner could start. What to do: to keep what the backups hold (its data too, \
+             if they were taken after its split elsewhere), move {l} out of {n} and restore; to keep its data \
+             instead, start the daemon once, which splits it, and do not restore; nothing was changed\n",
             l = legacy.display(),
             n = new.display()
         )

@@ -1105,11 +1105,13 @@ impl Error {
                 schema.owner,
                 command(Some(schema), schema.tools.owner_subcommand, "")
             ),
+            // A restore after the split would set the split's files aside: nothing merges the two.
             Error::RestoreBesideUnconverted { path, schema } => format!(
-                "start {} once, which splits it, then restore; or, if the backups hold its data already (taken \
-                 after its split elsewhere), move {} out of {quoted_dir} first; nothing was changed",
-                schema.owner,
-                shell_quoted(path)
+                "to keep what the backups hold (its data too, if they were taken after its split elsewhere), move \
+                 {} out of {quoted_dir} and restore; to keep its data instead, start {} once, which splits it, and \
+                 do not restore; nothing was changed",
+                shell_quoted(path),
+                schema.owner
             ),
             Error::NotConvertedYet {
                 predecessor, schema, ..
