@@ -227,14 +227,6 @@ fn read_at_most(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-/// sha256 of the file at `path` (a legacy file beside outputs that record no conversion yet).
-pub(crate) fn hash_file(path: &Path) -> Result<String> {
-    // Only a regular file: reading a FIFO would wait for a writer forever.
-    store_core::files::require_regular_file(path, "read")?;
-    let file = File::open(path).map_err(|e| SplitError::io(path, "open", e))?;
-    store_core::files::sha256_of(&file).map_err(|e| SplitError::io(path, "read", e))
-}
-
 /// Refuses what the header already tells: an empty file, another format, a truncated database
 /// (https://sqlite.org/fileformat.html#the_database_header).
 fn check_header(path: &Path, header: &[u8], len: u64) -> Result<()> {

@@ -355,7 +355,7 @@ pub(crate) fn adopt_recorded_split(legacy: &Path, data_dir: &Path, key: Option<&
     let existing = outputs::inspect(
         data_dir,
         || {
-            let sha256 = legacy::hash_file(legacy)?;
+            let sha256 = store_core::files::sha256_of_path(legacy)?;
             hashed = Some(sha256.clone());
             Ok(sha256)
         },

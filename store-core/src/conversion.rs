@@ -130,9 +130,7 @@ pub fn predecessor_now(data_dir: &Path, record: &ConversionRecord) -> PathBuf {
 /// so its rows may be in none of the converted files. Reads the whole file: for a command about to remove
 /// it, not for every start. `None` when it cannot be read (nothing is said then).
 pub fn not_the_converted_file(path: &Path, record: &ConversionRecord) -> Option<bool> {
-    files::require_regular_file(path, "read").ok()?;
-    let file = std::fs::File::open(path).ok()?;
-    Some(files::sha256_of(&file).ok()? != record.sha256)
+    Some(files::sha256_of_path(path).ok()? != record.sha256)
 }
 
 /// The predecessor of `schema` in the data directory of `db` (at `predecessor`, or its conventional place)

@@ -116,6 +116,13 @@ pub fn sha256_of(file: &File) -> io::Result<String> {
     Ok(crate::schema::hex(&hasher.finalize()))
 }
 
+/// [`sha256_of`] the regular file at `path` (reading a FIFO would wait for a writer forever).
+pub fn sha256_of_path(path: &Path) -> Result<String> {
+    require_regular_file(path, "read")?;
+    let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    sha256_of(&file).map_err(|e| Error::io(path, "read", e))
+}
+
 /// Refuses a directory that users other than its owner may write (mode `g+w` or `o+w`): anyone who can
 /// write it can plant a link where a database, lock or backup is about to be created. The remedy says
 /// `chmod 700`.
