@@ -434,7 +434,6 @@ pub(crate) fn output_insert_batch(table: &Table, rows: usize) -> String {
     )
 }
 
-/// NOT NULL columns of an output table.
 /// The longest session a legacy duration may say (100 years, in seconds): longer is no session, and at most
 /// this much per session, a project's running totals cannot overflow.
 pub(crate) const MAX_SECONDS: i64 = 100 * 366 * 24 * 3600;

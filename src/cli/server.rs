@@ -8,9 +8,9 @@
 //! remedy first: a damaged config.db, met now or by an earlier run, stops it before any change).
 //!
 //! A report that meets damage in activity.db (the daemon's file), or a `-wal` beside it of a file replaced by
-//! hand (after a crash or under the running daemon), fails alone, said once on stderr with the fix and counted in `reports_failed`: the server goes on
-//! serving changes to config.db, which it could not do if it exited (under a supervisor it would start again
-//! onto the same page).
+//! hand (after a crash or under the running daemon), fails alone, said once on stderr with the fix and counted
+//! in `reports_failed`: the server goes on serving changes to config.db, which it could not do if it exited
+//! (under a supervisor it would start again onto the same page).
 //!
 //! An activity.db older than this build reads (its daemon not upgraded yet) makes the reports wait, said once
 //! on stderr; a file the daemon of the build before the running totals keeps is read as it is.
