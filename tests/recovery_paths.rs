@@ -647,9 +647,7 @@ fn a_file_put_back_by_hand_beside_the_wal_of_the_crashed_one_is_refused_not_read
     assert_eq!(events_in(&copy.join("activity.db")), 510);
 
     // The earlier copy put in the file's place, as a file manager's restore does (a new file, renamed).
-    let put_back = data.join("put-back.tmp");
-    std::fs::copy(&earlier, &put_back).unwrap();
-    std::fs::rename(&put_back, &db).unwrap();
+    put_back(&earlier, &db);
     let p = db.display();
     let what = format!(
         "{p}-wal ({} bytes) holds the last writes of the file that was at {p} before another file was put in its \
@@ -793,9 +791,7 @@ fn a_file_put_back_under_a_running_owner_is_its_owners_not_a_crashs_for_readers_
     std::fs::copy(&db, &earlier).unwrap();
     let mut owner = spawn_child("child_entry", "record-then-hang-200", &data);
     wait_for_file(&marker(&db, "ready"), Duration::from_secs(60));
-    let put_back = data.join("put-back.tmp");
-    std::fs::copy(&earlier, &put_back).unwrap();
-    std::fs::rename(&put_back, &db).unwrap();
+    put_back(&earlier, &db);
 
     let p = db.display();
     let what = format!("{p} was replaced or removed while its owner (pid {}", owner.id());
@@ -928,8 +924,16 @@ fn a_database_removed_by_hand_is_not_started_empty_in_its_place() {
     assert_eq!(events_in(&activity), 10, "started empty, as asked");
 }
 
-/// Puts every file of `copy` back over `data` as a sync tool does (`rsync -a`): each written beside its place
-/// and renamed into it, the files only in `data` left as they are.
+/// Puts the copy `from` in the place of the file `to` as a file manager's restore or a sync tool does: written
+/// beside its place, then renamed into it (a new file at the path).
+fn put_back(from: &Path, to: &Path) {
+    let tmp = store_core::files::parent_dir(to).join(".put-back.tmp");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+/// Puts every file of `copy` back over `data` as a sync tool does (`rsync -a`): each [`put_back`], the files
+/// only in `data` left as they are.
 fn put_back_over(copy: &Path, data: &Path) {
     for entry in std::fs::read_dir(copy).unwrap() {
         let entry = entry.unwrap();
@@ -938,9 +942,7 @@ fn put_back_over(copy: &Path, data: &Path) {
             std::fs::create_dir_all(&to).unwrap();
             put_back_over(&entry.path(), &to);
         } else {
-            let tmp = data.join(".put-back.tmp");
-            std::fs::copy(entry.path(), &tmp).unwrap();
-            std::fs::rename(&tmp, &to).unwrap();
+            put_back(&entry.path(), &to);
         }
     }
 }
@@ -1014,12 +1016,7 @@ fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_
             .id
     };
     record_sessions(&data, &[newest]);
-    let put_back = || {
-        let tmp = data.join("put-back.tmp");
-        std::fs::copy(&copy, &tmp).unwrap();
-        std::fs::rename(&tmp, &config).unwrap();
-    };
-    put_back();
+    put_back(&copy, &config);
     let (name, status, _) = reported_project(&data, newest);
     assert_eq!((name, status.as_str()), (None, "deleted"));
 
@@ -1048,7 +1045,7 @@ fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_
     );
     // Without that record (the private folder lost with it, say): past the ids activity.db names.
     let record = store_core::records::counters_path(&config);
-    put_back();
+    put_back(&copy, &config);
     std::fs::remove_file(&record).unwrap();
     assert_eq!(
         server_note(),
@@ -1063,7 +1060,7 @@ fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_
     // record, even while activity.db cannot be read (here: moved away).
     let activity = data.join("activity.db");
     let away = dir.path().join("activity-away.db");
-    put_back();
+    put_back(&copy, &config);
     std::fs::rename(&activity, &away).unwrap();
     // The servers run since made projects of their own past `newest`.
     let handed_out = store_core::records::counters_handed_out(&config)["projects"];
@@ -1080,7 +1077,7 @@ fn a_config_put_back_by_hand_older_than_activity_never_hands_out_an_id_activity_
     assert_eq!(next.id, handed_out + 1);
     drop(server);
     std::fs::rename(&away, &activity).unwrap();
-    put_back();
+    put_back(&copy, &config);
     std::fs::remove_file(&record).unwrap();
     let raised = splitstore::Server::open(&data).unwrap().counters_raised().to_vec();
     assert_eq!(raised, [("projects".to_string(), newest)]);
@@ -1134,9 +1131,7 @@ fn a_config_put_back_by_hand_never_hands_out_the_id_of_a_project_only_totals_nam
 
     // config.db put back from the copy, in a directory without the record of its counters (an earlier
     // build's, or the private folder lost): the server's open raises them past the id the totals name.
-    let tmp = data.join("put-back.tmp");
-    std::fs::copy(&copy, &tmp).unwrap();
-    std::fs::rename(&tmp, &config).unwrap();
+    put_back(&copy, &config);
     std::fs::remove_file(store_core::records::counters_path(&config)).unwrap();
     let mut server = splitstore::Server::open(&data).unwrap();
     assert_eq!(server.counters_raised(), [("projects".to_string(), project)]);
