@@ -17,8 +17,8 @@ use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
 use store_core::read_pool::{open_database_read_only, open_read_only};
 pub use store_core::restore::RestoreHook;
 use store_core::restore::{
-    Placement, RestoreReport, VerifiedBackup, counters_of, open_backup_file, quarantine, raise_counters, restore_all,
-    rows_added_since, verify_backup,
+    AddedSince, Placement, RestoreReport, VerifiedBackup, counters_of, open_backup_file, quarantine, raise_counters,
+    restore_all, rows_added_since, verify_backup, written_since_uncounted,
 };
 use store_core::salvage::{self, SalvageHook, SalvageOptions, SalvageReport};
 use store_core::{Error, ErrorKind, Key, OwnerConnection, OwnerLock, Provenance, Result, Schema, files};
@@ -304,6 +304,15 @@ fn restore_locked(
                 path,
                 data_dir: data_dir.to_path_buf(),
                 detail,
+                schema: kind,
+            },
+            // Said of the backup, with the data directory's remedy (the file's own would restore into the
+            // backup's folder).
+            Error::SchemaNewer { found, supported, .. } => Error::BackupNewer {
+                path: kind.path_in(data_dir),
+                backup: from.to_path_buf(),
+                found,
+                supported,
                 schema: kind,
             },
             e => e,
@@ -713,7 +722,18 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     // The damaged file is newer than its backup: restoring would drop rows that a salvage
                     // can still read. Said before anything moves, not found out after.
                     let added = rows_added_since(&path, &b, key);
-                    if !added.is_empty() && !opts.accept_older_backup {
+                    // Damage that hides the counters themselves hides what was added: a file written after
+                    // the backup is not taken to have added nothing. (A file that is no database at all has
+                    // nothing a salvage reads.)
+                    let corrupt = health.problems.iter().any(|p| p.code == ErrorKind::Corrupt);
+                    let added = match backups.iter().find(|f| f.path == b.path()) {
+                        Some(f) if added.is_empty() && corrupt => written_since_uncounted(&path, f.taken_at, key)
+                            .map(|last_written| AddedSince::Uncounted { last_written }),
+                        _ => (!added.is_empty()).then_some(AddedSince::Counted(added)),
+                    };
+                    if let Some(added) = added
+                        && !opts.accept_older_backup
+                    {
                         return Err(Error::BackupOlder {
                             path,
                             backup: b.path().to_path_buf(),

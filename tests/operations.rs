@@ -688,6 +688,42 @@ fn doctor_reports_a_schema_newer_than_the_build() {
     );
 }
 
+/// A backup named by its file that a newer build took: said of the backup, with a remedy for the data
+/// directory (the file's own remedy named the backups folder as `--data-dir`, and restored into it).
+#[test]
+fn a_restore_of_a_backup_file_a_newer_build_took_names_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, activity, backup) = backed_up(dir.path());
+    let d = utf8(&data);
+    let build = activity_store::SCHEMA.end_version();
+    rusqlite::Connection::open(&backup)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {}", build + 1))
+        .unwrap();
+    let before = fs::read(&activity).unwrap();
+    let out = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&backup)]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "splitstore restore: the backup {} of {} is at schema version {}, newer than this build supports \
+             ({build}): it was taken by a newer build. What to do: restore it with a build of schema {} or later, \
+             or restore an older backup by naming its file with `splitstore restore --data-dir {d} --from FILE`; \
+             nothing was changed",
+            backup.display(),
+            activity.display(),
+            build + 1,
+            build + 1
+        )
+    );
+    assert_eq!(fs::read(&activity).unwrap(), before);
+    assert!(
+        named(&data.join("backups"), "activity.db").is_empty(),
+        "nothing restored into the backups folder"
+    );
+}
+
 #[test]
 fn doctor_reports_pending_migrations_with_the_owner_command_and_the_owner_clears_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -991,6 +1027,30 @@ fn a_restore_from_a_folder_passes_over_a_damaged_newest_backup_and_says_so() {
     );
 }
 
+/// A restore where the file is gone but its `-wal` is left: the `-wal` is moved aside, and said as what it
+/// is (it said "the previous file is kept at" a name no file has).
+#[test]
+fn a_restore_where_only_the_sidecars_were_left_says_where_they_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, activity, backup) = backed_up(dir.path());
+    fs::remove_file(&activity).unwrap();
+    let _ = fs::remove_file(with_suffix(&activity, "-shm"));
+    fs::write(with_suffix(&activity, "-wal"), b"").unwrap();
+    let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(&backup)]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let aside = named(&data, "activity.db.replaced-");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(aside[0].to_string_lossy().ends_with("-wal"), "{aside:?}");
+    assert!(
+        stdout.contains(&format!(
+            "; there was no file, and what was beside its path is kept at {}\n",
+            aside[0].display()
+        )),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn restore_is_refused_while_the_daemon_runs_and_puts_the_backup_back_after_it_stops() {
     let dir = tempfile::tempdir().unwrap();
@@ -1185,6 +1245,64 @@ fn repair_refuses_to_restore_a_backup_older_than_the_damaged_file_unless_asked()
     );
     assert!(stdout.lines().next().unwrap().ends_with(LEFT_OUT_500), "{stdout}");
     assert_eq!(contents(&activity, &["provenance"]), contents(&backup, &["provenance"]));
+}
+
+/// Damage that hides the file's AUTOINCREMENT counters hides what it added since its backup: a file written
+/// after the backup is refused as `backup_older` (what it added cannot be counted), not restored over in
+/// silence; one last written before the backup was taken is restored as before.
+#[test]
+fn a_repair_that_cannot_count_what_the_damaged_file_added_since_its_backup_asks_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, activity, backup) = backed_up_then_500_events(dir.path());
+    let d = utf8(&data);
+    let counters_page: i64 = rusqlite::Connection::open(&activity)
+        .unwrap()
+        .query_row(
+            "SELECT rootpage FROM sqlite_schema WHERE name = 'sqlite_sequence'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut bytes = fs::read(&activity).unwrap();
+    let at = (counters_page as usize - 1) * 4096;
+    bytes[at..at + 4096].fill(0x5A);
+    fs::write(&activity, &bytes).unwrap();
+    let untouched = copy_data_dir(&data, dir.path().join("untouched"));
+
+    let out = run_splitstore(["repair", "--data-dir", d]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let said = format!(
+        "splitstore repair: {} is damaged, and its newest good backup ({}) is older: the damaged file was written \
+         after the backup was taken (last at ",
+        activity.display(),
+        backup.display()
+    );
+    assert!(stderr.starts_with(&said), "{stderr}");
+    assert!(
+        stderr.contains(
+            "), and what it added since cannot be counted (its counters cannot be read): a restore may leave rows \
+             out. What to do: keep what can still be read of them, on top of that backup, with `splitstore repair \
+             --data-dir "
+        ),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&activity).unwrap(), bytes, "nothing moved");
+    assert!(named(&data, "activity.db.corrupt-").is_empty());
+
+    // The same damage in a file last written before the backup was taken: nothing of it can be newer.
+    let file = untouched.join("activity.db");
+    let before = chrono::DateTime::parse_from_rfc3339("2020-01-01T00:00:00Z").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(before.into())
+        .unwrap();
+    let out = run_splitstore(["repair", "--data-dir", utf8(&untouched)]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("activity.db: restored from "), "{stdout}");
 }
 
 /// A repair passes over a damaged newer backup and says so, whatever it then does (refused as older,
@@ -1951,6 +2069,43 @@ fn backups_and_restores_record_their_source_by_its_absolute_path() {
         assert_eq!(
             recorded_source(&data.join(db), "restore"),
             utf8(&dir.path().join(backup))
+        );
+    }
+}
+
+/// A data directory given relative (to the daemon by a supervisor, say) is named absolute in what is said
+/// and in what it records: doctor, run later from anywhere, shows the file that was meant. Before, the record
+/// said `data/activity.db` (and the remedy `--data-dir data`), and a directory named `-data` was read as an
+/// option when pasted.
+#[test]
+fn a_data_directory_given_relative_is_named_absolute_in_remedies_and_records() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["data", "-data"] {
+        let data = dir.path().join(name);
+        seed_data_dir(&data, 100);
+        damage_middle_page(&data.join("activity.db"));
+        let arg = format!("--data-dir={name}");
+        let out = output_within(
+            splitstore()
+                .current_dir(dir.path())
+                .args(["daemon", &arg, "--events", "1"]),
+            Duration::from_secs(60),
+        );
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let repair = format!("`splitstore repair --data-dir {}`", utf8(&data));
+        assert!(stderr.contains(&repair), "{stderr}");
+
+        // What the daemon recorded, as doctor shows it.
+        let (_, table, _) = doctor(&data);
+        let recorded = table
+            .lines()
+            .find(|l| l.trim_start().starts_with("damage seen"))
+            .unwrap_or_else(|| panic!("{table}"));
+        let file = data.join("activity.db");
+        assert!(
+            recorded.contains(&format!("] {} is damaged", file.display())),
+            "{table}"
         );
     }
 }

@@ -449,6 +449,21 @@ fn a_legacy_file_that_cannot_be_split_stops_both_processes_and_nothing_is_create
         !data.join("activity.db").exists() && !data.join("config.db").exists(),
         "nothing created"
     );
+    // Doctor says what the owners said, not "not converted yet" with a split as the remedy (which would
+    // fail the same way).
+    let doctor = run_splitstore(["doctor", "--data-dir", utf8(data), "--json"]);
+    assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+    let json: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    for db in json["databases"].as_array().unwrap() {
+        let problems = db["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), 1, "{db}");
+        assert_eq!(problems[0]["code"], "unsupported_input", "{db}");
+        let message = problems[0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("legacy.db is not a legacy database this tool converts"),
+            "{message}"
+        );
+    }
     // A store opened directly (bypassing the upgrade step) refuses to start empty beside it.
     let err = splitstore::activity_store::ActivityWriter::open_in(data).unwrap_err();
     assert_eq!(err.kind(), splitstore::ErrorKind::NotConvertedYet, "{err}");

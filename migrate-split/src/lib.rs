@@ -114,6 +114,13 @@ impl std::fmt::Debug for Options {
     }
 }
 
+/// The checks a split makes of `legacy_path` before it creates anything (header, size, schema against its
+/// version: cheap, the whole file is not read): the refusal a split of it would start with, for a doctor to
+/// say instead of "not converted yet", whose remedy (split it) would fail the same way.
+pub fn refusal_of(legacy_path: &Path) -> Option<SplitError> {
+    LegacyFile::open(legacy_path).err()
+}
+
 /// Splits the legacy database at `legacy_path` into `data_dir/activity.db` and `data_dir/config.db`.
 pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<Report> {
     let started = Instant::now();

@@ -9,7 +9,7 @@ use store_core::backup::DEFAULT_KEEP_BACKUPS;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db and config.db.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", value_parser = super::absolute_path())]
     pub data_dir: PathBuf,
     /// Directory the backups go to (created 0700 if missing). Default: DATA_DIR/backups.
     #[arg(long)]

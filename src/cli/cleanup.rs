@@ -16,7 +16,7 @@ use super::say;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db and config.db.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", value_parser = super::absolute_path())]
     pub data_dir: PathBuf,
     /// Remove only files at least this many days old (0: all of them).
     #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36_500))]

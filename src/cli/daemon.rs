@@ -45,7 +45,7 @@ const PRUNE_MIN_PAUSE: Duration = Duration::from_millis(2);
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db (created, with the file, if missing).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = super::absolute_path())]
     pub data_dir: PathBuf,
     /// The legacy database to split on the first start after the upgrade (default: DIR/legacy.db).
     #[arg(long, value_name = "FILE")]

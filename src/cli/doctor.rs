@@ -12,7 +12,7 @@ use store_core::leftovers::Leftover;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db and config.db.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", value_parser = super::absolute_path())]
     pub data_dir: PathBuf,
     /// Print one JSON object instead of the table.
     #[arg(long)]

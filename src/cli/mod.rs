@@ -108,6 +108,14 @@ pub fn human_bytes(n: u64) -> String {
 /// not representable on every clock.
 const MAX_SECONDS: f64 = 10.0 * 365.0 * 24.0 * 3600.0;
 
+/// Parses a data directory as an absolute path (not resolving links): the remedies printed, and the failure
+/// records doctor shows later from anywhere, name it so that they can be pasted in any working directory
+/// (`rel` read from elsewhere named nothing, and `-dir` read as an option).
+pub fn absolute_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PathBufValueParser::new().map(|p| std::path::absolute(&p).unwrap_or(p))
+}
+
 /// Parses `--seconds`: a finite number of seconds from 0 to ten years.
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s

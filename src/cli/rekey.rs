@@ -12,7 +12,7 @@ use splitstore::operations::RekeyStep;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db and config.db.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", value_parser = super::absolute_path())]
     pub data_dir: PathBuf,
     /// The current key (64 hexadecimal characters, chmod 600). Without it: the data directory is plaintext
     /// and gets encrypted.

@@ -11,7 +11,7 @@ use store_core::salvage::SalvageReport;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db and config.db.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", value_parser = super::absolute_path())]
     pub data_dir: PathBuf,
     /// Where to look for backups. Default: DATA_DIR/backups.
     #[arg(long)]

@@ -12,7 +12,7 @@ use splitstore::{ProjectStatus, Reports};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db and config.db.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", value_parser = super::absolute_path())]
     pub data_dir: PathBuf,
     /// Sessions starting at or after this time: RFC 3339 (2024-01-01T10:00:00Z), a date (2024-01-01, UTC
     /// midnight) or epoch milliseconds (12 digits or more: fewer are refused, most likely epoch seconds).

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db and config.db.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", value_parser = super::absolute_path())]
     pub data_dir: PathBuf,
     /// A backup file (restores the database it is a backup of) or a backup directory (restores the newest
     /// backup of each database in it).
@@ -79,10 +79,7 @@ pub fn run(args: Args) -> ExitCode {
                     r.version,
                     super::upgraded_later(&r),
                     super::passed_over(&r),
-                    r.moved_aside
-                        .as_ref()
-                        .map(|a| format!("; the previous file is kept at {}", a.display()))
-                        .unwrap_or_default(),
+                    r.moved_aside.as_deref().map(kept_at).unwrap_or_default(),
                     super::left_out(&r)
                 );
             }
@@ -90,4 +87,21 @@ pub fn run(args: Args) -> ExitCode {
         }
         Err(e) => super::fail("restore", &e),
     }
+}
+
+/// Where what was in place went: the file, or (with no file there) the sidecars left beside its path.
+fn kept_at(aside: &std::path::Path) -> String {
+    if aside.exists() {
+        return format!("; the previous file is kept at {}", aside.display());
+    }
+    let sidecars: Vec<String> = ["-wal", "-shm"]
+        .iter()
+        .map(|s| store_core::files::with_suffix(aside, s))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    format!(
+        "; there was no file, and what was beside its path is kept at {}",
+        sidecars.join(" and ")
+    )
 }

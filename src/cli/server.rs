@@ -31,7 +31,7 @@ use splitstore::Server;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding config.db (created if missing) and activity.db (read only).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR", value_parser = super::absolute_path())]
     pub data_dir: PathBuf,
     /// The legacy database to split on the first start after the upgrade (default: DIR/legacy.db).
     #[arg(long, value_name = "FILE")]

@@ -434,7 +434,7 @@ pub enum Error {
         backup: PathBuf,
         /// Newer backups passed over because they are damaged.
         passed_over: Vec<PathBuf>,
-        added: crate::restore::RowsAdded,
+        added: crate::restore::AddedSince,
         schema: &'static Schema,
     },
     /// A restore or repair from a folder that holds backups of several files of this kind (each its own
@@ -880,9 +880,18 @@ impl Error {
                 added,
                 ..
             } => format!(
-                "{p} is damaged, and its newest good backup ({}) is older: since the backup the damaged file added \
-                 rows that a restore would leave out ({added}){}",
+                "{p} is damaged, and its newest good backup ({}) is older: {}{}",
                 backup.display(),
+                match added {
+                    crate::restore::AddedSince::Counted(rows) => {
+                        format!("since the backup the damaged file added rows that a restore would leave out ({rows})")
+                    }
+                    crate::restore::AddedSince::Uncounted { last_written } => format!(
+                        "the damaged file was written after the backup was taken (last at {}), and what it added \
+                         since cannot be counted (its counters cannot be read): a restore may leave rows out",
+                        last_written.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                },
                 crate::restore::passed_over_said(passed_over)
                     .map(|s| format!("; {s}"))
                     .unwrap_or_default()

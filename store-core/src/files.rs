@@ -422,7 +422,11 @@ pub fn parent_dir(path: &Path) -> &Path {
 /// `path` as it should be typed in a shell: as is when it holds only safe characters, single-quoted
 /// otherwise, so a remedy's command can be copied and pasted even for a data directory with spaces.
 pub fn shell_quoted(path: &Path) -> String {
-    let text = path.display().to_string();
+    // A relative path starting with `-` would be read as an option.
+    let text = match path.display().to_string() {
+        t if t.starts_with('-') => format!("./{t}"),
+        t => t,
+    };
     let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
     if !text.is_empty() && text.chars().all(safe) {
         text
@@ -571,6 +575,8 @@ mod tests {
         assert_eq!(shell_quoted(Path::new("/home/a/data-1")), "/home/a/data-1");
         assert_eq!(shell_quoted(Path::new("/home/a/my data")), "'/home/a/my data'");
         assert_eq!(shell_quoted(Path::new("/it's")), "'/it'\\''s'");
+        assert_eq!(shell_quoted(Path::new("-data")), "./-data");
+        assert_eq!(shell_quoted(Path::new("-my data")), "'./-my data'");
     }
 
     #[test]

@@ -307,7 +307,7 @@ pub fn note_counters(db: &Path, counters: &std::collections::BTreeMap<String, i6
 }
 
 /// The bytes a `-wal` holds before its first frame: one of at most this size holds no commit.
-const WAL_HEADER_BYTES: u64 = 32;
+pub(crate) const WAL_HEADER_BYTES: u64 = 32;
 
 /// A `-wal` beside `db` holding commits of another file ([`Error::OrphanWal`](crate::Error::OrphanWal)):
 /// `db` is gone (SQLite would delete the `-wal` when it creates the file anew), or the `-wal` was recorded

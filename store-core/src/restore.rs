@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
@@ -69,6 +70,17 @@ impl std::fmt::Display for RowsAdded {
         let each: Vec<String> = self.0.iter().map(|(table, n)| format!("{n} in {table}")).collect();
         write!(f, "at most {}", each.join(", "))
     }
+}
+
+/// What a damaged file added after its backup was taken, as far as can be told: a repair that would restore
+/// the backup asks first ([`Error::BackupOlder`](crate::Error::BackupOlder)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddedSince {
+    /// Counted by its AUTOINCREMENT counters ([`rows_added_since`]).
+    Counted(RowsAdded),
+    /// Its counters cannot be read, and it was written after the backup was taken
+    /// ([`written_since_uncounted`]).
+    Uncounted { last_written: DateTime<Utc> },
 }
 
 /// One count per table, summed over its ranges (a table whose ids have gaps has one range per run).
@@ -508,6 +520,28 @@ pub(crate) fn read_sequences(conn: &Connection) -> rusqlite::Result<BTreeMap<Str
 /// changed) are not counted. Opens connections: not for a file an owner of this process has open.
 pub fn rows_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>) -> RowsAdded {
     rows_past(file, backup.path(), key)
+}
+
+/// When the AUTOINCREMENT counters of the damaged `file` cannot be read at all (a truncated file whose
+/// `sqlite_sequence` page is gone, say), [`rows_added_since`] counts none, yet the file may hold rows its
+/// backup lacks: its last write (the later of the file's and its `-wal`'s modification times; a `-wal` that
+/// holds no frame is only a reader's open) when that is after the backup was taken, at `taken_at`. `None`
+/// when the counters read (they count), or nothing was written since.
+pub fn written_since_uncounted(file: &Path, taken_at: DateTime<Utc>, key: Option<&Key>) -> Option<DateTime<Utc>> {
+    let counted = crate::read_pool::open_if_readable(file, key).is_some_and(|conn| read_sequences(&conn).is_ok());
+    if counted {
+        return None;
+    }
+    let wal = files::with_suffix(file, "-wal");
+    let last = [(file, 0), (wal.as_path(), crate::records::WAL_HEADER_BYTES)]
+        .into_iter()
+        .filter_map(|(p, empty)| {
+            let meta = std::fs::metadata(p).ok()?;
+            (meta.len() > empty).then_some(meta.modified().ok()?)
+        })
+        .max()
+        .map(DateTime::<Utc>::from)?;
+    (last > taken_at).then_some(last)
 }
 
 /// The rows the copy `file` holds past the copy `than`, by their AUTOINCREMENT counters (as
