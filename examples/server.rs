@@ -20,13 +20,16 @@ use chrono::{Datelike, Local, NaiveTime, TimeZone, Utc};
 use splitstore::config_store::NewProject;
 use splitstore::{ChangeToken, ProjectStatus, Server, TimeRange};
 
-/// Monday 00:00 of this week in the local time zone, to now.
+/// Monday 00:00 of this week in the local time zone, to now. Where the clocks jump forward at that midnight
+/// (Asia/Tehran did on a Monday in 2016 and 2021), Monday 00:00 does not exist: the week starts at the first
+/// local time of Monday that does, the gap's end (gaps end on a quarter hour in every zone), not at the
+/// start of history (`None`).
 fn this_week() -> TimeRange {
     let today = Local::now().date_naive();
     let monday = today - chrono::Duration::days(i64::from(today.weekday().num_days_from_monday()));
-    let start = Local
-        .from_local_datetime(&monday.and_time(NaiveTime::MIN))
-        .earliest()
+    let start = (0..24 * 4)
+        .map(|quarter| monday.and_time(NaiveTime::MIN) + chrono::Duration::minutes(15 * quarter))
+        .find_map(|local| Local.from_local_datetime(&local).earliest())
         .map(|t| t.with_timezone(&Utc));
     TimeRange { from: start, to: None }
 }

@@ -1230,6 +1230,42 @@ fn sessions_ended_after_the_backup_are_ended_in_the_salvage_and_counted_once() {
     );
 }
 
+/// Sessions open in the backup that the damaged file had ended and then pruned: their time is in the
+/// running totals taken from the damaged file, so the salvage leaves them out. Kept from the backup, each
+/// was counted again: open in every report, and once more when the next start's recovery ended it.
+#[test]
+fn sessions_open_in_the_backup_and_pruned_since_are_not_counted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir_with_sessions(dir.path());
+    let db = data.join("activity.db");
+    assert!(!open_sessions(&db).is_empty());
+    backup(&data, &data.join("backups"), 5).unwrap();
+    let mut writer = ActivityWriter::open(&db).unwrap();
+    assert!(!writer.recovery().sessions.is_empty());
+    // Retention prunes every session the file holds, the ones recovery just ended among them.
+    writer.prune_before(at(100 * 86_400)).unwrap();
+    drop(writer);
+    record_events(&db, 0, 5_000);
+    let (before, open_before) = (totals(&db), open_sessions(&db));
+    let leaves = pages_of(&db, "activity_events", "leaf");
+    damage_page(&db, leaves[leaves.len() / 2]);
+
+    let (report, _) = salvage_activity(&data);
+    assert_report_matches(&db, &report);
+    assert_eq!(open_sessions(&db), open_before, "no pruned session is open again");
+    assert_eq!(
+        totals(&db),
+        before,
+        "each pruned session counts once, in the running totals"
+    );
+    assert!(
+        report.notes.iter().any(|n| n.starts_with("activity_sessions: ")
+            && n.ends_with("left out, as the running totals taken from the damaged file already count them")),
+        "{:?}",
+        report.notes
+    );
+}
+
 /// Bytes changed inside an old event's text still parse: nothing can tell them from a real change. Over a
 /// backup, the events (append-only) keep the backup's verified row; a table matched row by row would take
 /// the damaged file's value, as the report's `updated` says.

@@ -232,7 +232,9 @@ pub fn salvage(
 ///   the damaged file's values, by `UPDATE`, so the schema's triggers see the change as the application
 ///   made it (a session that ended after the backup is ended, and counted once). A row of the backup where
 ///   the damaged file is unreadable, or that it no longer holds (deleted after the backup), stays as the
-///   backup has it; the report's notes count both. Tables of [`Schema::append_only_tables`] are read only
+///   backup has it; the report's notes count both. While the derived tables are taken whole from the
+///   damaged file (they count its deleted rows), a row it no longer holds where it reads is left out
+///   instead, so it is not counted twice. Tables of [`Schema::append_only_tables`] are read only
 ///   past the backup's highest rowid: their rows never change, so the backup's verified copy is kept.
 ///
 /// Only columns both files have (by name) are copied; the others take their defaults. AUTOINCREMENT counters
@@ -645,6 +647,7 @@ fn build(
             let over = match base {
                 None => Over::Nothing,
                 Some(_) if schema.append_only_tables.contains(&table.as_str()) => Over::BackupOfAppendOnly,
+                Some(_) if derived_whole => Over::BackupDeletionsKept,
                 Some(_) => Over::Backup,
             };
             copy_table(source, &mut owner, table, over, opts, &mut t, &mut report.notes)?;
@@ -913,6 +916,12 @@ enum Over {
     /// A backup, of a table whose rows never change ([`Schema::append_only_tables`]): only the rows past its
     /// highest rowid are read; the backup's own rows stay as they are.
     BackupOfAppendOnly,
+    /// A backup, as [`Over::Backup`], while the derived tables are taken whole from the damaged file: those
+    /// count the rows it deleted after the backup (sessions pruned by retention keep their time in the running
+    /// totals), so a row of the backup it no longer holds where it reads is left out. Kept, an open session
+    /// the damaged file had ended and pruned would be counted twice: open in reports, then again when
+    /// recovery ends it.
+    BackupDeletionsKept,
 }
 
 /// How rows of a table are told apart, in the output.
@@ -1015,6 +1024,8 @@ fn copy_table(
     // Rows past the backup's highest rowid are new by construction; a table keyed otherwise is matched by key.
     let over = match (over, &key) {
         (Over::BackupOfAppendOnly, Key::Columns(_)) => Over::Backup,
+        // Without rowids the backup's rows cannot be told from the damaged file's by its unreadable ranges.
+        (Over::BackupDeletionsKept, Key::Columns(_)) => Over::Backup,
         (over, _) => over,
     };
     let start = match over {
@@ -1028,7 +1039,7 @@ fn copy_table(
         _ => i64::MIN,
     };
     let lookup = match over {
-        Over::Backup => BackupLookup::new(table, &key, &common),
+        Over::Backup | Over::BackupDeletionsKept => BackupLookup::new(table, &key, &common),
         _ => None,
     };
     let mut writer = TableWriter {
@@ -1040,6 +1051,7 @@ fn copy_table(
         max_seen: None,
         first_rejection: None,
         backup_rows_read: 0,
+        rowids_read: (over == Over::BackupDeletionsKept && explicit_rowid).then(Vec::new),
     };
 
     if !source.has_rowid(table) {
@@ -1110,7 +1122,14 @@ fn copy_table(
         // no longer holds. (A table keyed by columns gets new rowids: its unreadable ranges say nothing of
         // the backup's rows, so this is not counted for it.)
         let gone = writer.t.from_backup.saturating_sub(writer.backup_rows_read + kept);
-        if over == Over::Backup && writer.explicit_rowid && gone > 0 {
+        if over == Over::BackupDeletionsKept && gone > 0 {
+            let left_out = leave_out_deleted(&mut writer, table)?;
+            notes.push(format!(
+                "{table}: {left_out} row(s) of the backup are not in the damaged file where it reads (deleted after \
+                 the backup, by retention or by hand): left out, as the running totals taken from the damaged file \
+                 already count them"
+            ));
+        } else if over == Over::Backup && writer.explicit_rowid && gone > 0 {
             notes.push(format!(
                 "{table}: {gone} row(s) of the backup are not in the damaged file where it reads (deleted after \
                  the backup, by retention or by hand): kept, as the backup has them"
@@ -1761,6 +1780,30 @@ impl BackupLookup {
     }
 }
 
+/// Deletes from the output the rows of the backup that the damaged file no longer holds where it reads
+/// ([`Over::BackupDeletionsKept`]), in one transaction; returns how many.
+fn leave_out_deleted(writer: &mut TableWriter<'_>, table: &str) -> Result<u64> {
+    let mut read = writer.rowids_read.take().unwrap_or_default();
+    read.sort_unstable();
+    let unreadable = &writer.t.unreadable_ranges;
+    let left_out = writer.owner.write(|tx| {
+        let held: Vec<i64> = tx
+            .prepare(&format!("SELECT rowid FROM {}", quote(table)))?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut delete = tx.prepare(&format!("DELETE FROM {} WHERE rowid = ?1", quote(table)))?;
+        let mut n = 0u64;
+        for id in held {
+            if read.binary_search(&id).is_err() && !in_ranges(unreadable, id) {
+                n += delete.execute([id])? as u64;
+            }
+        }
+        Ok(n)
+    })?;
+    writer.t.from_backup -= left_out;
+    Ok(left_out)
+}
+
 /// Writes rows of one table into the output, a chunk per `BEGIN IMMEDIATE` transaction.
 struct TableWriter<'o> {
     owner: &'o mut OwnerConnection,
@@ -1773,12 +1816,17 @@ struct TableWriter<'o> {
     first_rejection: Option<String>,
     /// Rows read whose key the backup holds (kept as they are, updated, or their update refused).
     backup_rows_read: u64,
+    /// Every rowid read from the damaged file, for [`Over::BackupDeletionsKept`] (`None` otherwise).
+    rowids_read: Option<Vec<i64>>,
 }
 
 impl TableWriter<'_> {
     fn put(&mut self, rows: Vec<Row>) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
+        }
+        if let Some(read) = self.rowids_read.as_mut() {
+            read.extend(rows.iter().map(|r| r.0));
         }
         if self.explicit_rowid
             && let Some(m) = rows.iter().map(|r| r.0).max()
