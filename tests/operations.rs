@@ -1235,6 +1235,27 @@ fn repair_refuses_to_restore_a_backup_older_than_the_damaged_file_unless_asked()
     );
     assert_eq!(fs::read(&activity).unwrap(), damaged, "nothing moved");
     assert!(named(&data, "activity.db.corrupt-").is_empty());
+    // With --json, the refusal is on stdout too, as migrate-split --json says its failures.
+    let out = run_splitstore(["repair", "--data-dir", d, "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let json: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["outcome"], "failed", "{json}");
+    let error = &json["error"];
+    assert_eq!(
+        (&error["kind"], &error["exit_code"], &error["retryable"], &error["path"]),
+        (
+            &Json::from("backup_older"),
+            &Json::from(2),
+            &Json::from(false),
+            &Json::from(utf8(&activity))
+        ),
+        "{json}"
+    );
+    assert!(stderr.contains(error["message"].as_str().unwrap()), "{json}");
+    assert!(
+        stderr.ends_with(&format!("{}\n", error["remedy"].as_str().unwrap())),
+        "{json}"
+    );
 
     let out = run_splitstore(["repair", "--data-dir", d, "--accept-older-backup"]);
     let (stdout, stderr) = texts(&out);

@@ -24,6 +24,18 @@ pub fn fail(context: &str, err: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// [`fail`] of a command given `--json` (`json`): the error is also printed on stdout as one JSON object, in
+/// the shape `migrate-split --json` prints (`{"outcome": "failed", "error": {"kind", "path", "message",
+/// "remedy", "retryable", "exit_code"}}`), so a program reads a failure where it reads the result.
+pub fn fail_json<E: store_core::Describe + std::fmt::Display>(context: &str, err: &E, json: bool) -> ExitCode {
+    if json {
+        let mut error = serde_json::to_value(err.banner()).unwrap_or_default();
+        error["exit_code"] = 2.into();
+        say!("{}", serde_json::json!({ "outcome": "failed", "error": error }));
+    }
+    fail(context, err)
+}
+
 /// The exit code of an owner (daemon, server) stopped by an error that retrying can help with
 /// (`is_retryable()`: another owner holds the file, the disk is full, the peer is splitting): `EX_TEMPFAIL`
 /// of sysexits.h. Every other failure exits 2: acting on its remedy is needed (a damaged file, a schema newer

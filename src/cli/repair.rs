@@ -55,7 +55,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     let actions = match splitstore::operations::repair(&args.data_dir, &from, &opts) {
         Ok(actions) => actions,
-        Err(e) => return super::fail("repair", &e),
+        Err(e) => return super::fail_json("repair", &e, args.json),
     };
     if args.json {
         let object = serde_json::json!({ "data_dir": args.data_dir.to_string_lossy(), "actions": actions });

@@ -72,7 +72,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     let rows = match Reports::open_with_key(&args.data_dir, key).time_per_project(&range) {
         Ok(rows) => rows,
-        Err(e) => return super::fail("report", &e),
+        Err(e) => return super::fail_json("report", &e, args.json),
     };
     if args.json {
         let json: Vec<Row> = rows

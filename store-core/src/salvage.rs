@@ -162,12 +162,18 @@ impl SalvageReport {
         self.tables.values().any(TableSalvage::lost_is_upper_bound)
     }
 
-    /// `N known lost`, or `at most N lost` when that is an upper bound.
+    /// `N known lost`, or `at most N lost` when that is an upper bound; then the rows read but refused by
+    /// the schema (a child row whose parent was lost), which are not in the output either: said in the
+    /// headline, not only in the table and the notes.
     pub fn lost_said(&self) -> String {
-        if self.lost_is_upper_bound() {
+        let lost = if self.lost_is_upper_bound() {
             format!("at most {} lost", self.known_lost())
         } else {
             format!("{} known lost", self.known_lost())
+        };
+        match self.tables.values().map(|t| t.rejected).sum::<u64>() {
+            0 => lost,
+            refused => format!("{lost}, and {refused} read but refused by the schema (not kept)"),
         }
     }
 }

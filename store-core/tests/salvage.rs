@@ -464,6 +464,11 @@ fn an_explicit_unique_index_refuses_a_duplicate_row_and_the_output_has_every_ind
         "{:?}",
         report.notes
     );
+    // Said where the rows lost are said too, not only in a note.
+    assert_eq!(
+        report.lost_said(),
+        "0 known lost, and 1 read but refused by the schema (not kept)"
+    );
 
     let fresh = dir.path().join("fresh").join("handles.db");
     fs::create_dir(fresh.parent().unwrap()).unwrap();
