@@ -2131,6 +2131,59 @@ fn a_data_directory_given_relative_is_named_absolute_in_remedies_and_records() {
     }
 }
 
+/// A report whose bound lies inside a quarter hour that retention pruned in part says so on stderr: the
+/// answer counts less than was recorded there, and would otherwise read as history that changed by itself.
+#[test]
+fn a_report_bound_inside_a_partly_pruned_quarter_hour_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 100);
+    let base = chrono::DateTime::parse_from_rfc3339("2020-03-02T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    let minutes = |m: i64| base + chrono::Duration::minutes(m);
+    let mut writer = activity_store::ActivityWriter::open(&data.join("activity.db")).unwrap();
+    for (start, end) in [(1, 2), (3, 4), (10, 3000)] {
+        let id = writer
+            .start_session(&activity_store::NewSession::new("code", minutes(start)))
+            .unwrap();
+        assert!(writer.end_session(id, minutes(end)).unwrap());
+    }
+    writer.prune_before(minutes(24 * 60)).unwrap();
+    drop(writer);
+
+    let d = utf8(&data);
+    let out = run_splitstore([
+        "report",
+        "--data-dir",
+        d,
+        "--from",
+        "2020-03-02T10:02:00Z",
+        "--to",
+        "2020-03-03",
+    ]);
+    let (_, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr,
+        "splitstore report: note: a bound of the range lies in 2020-03-02T10:00:00Z .. 2020-03-02T10:15:00Z, a \
+         quarter hour whose sessions retention pruned in part: 1 of the 3 sessions that started in it are still \
+         stored, and only those are counted in the range's part of it; bounds on quarter hours are counted \
+         exactly, pruned sessions included\n"
+    );
+    let out = run_splitstore([
+        "report",
+        "--data-dir",
+        d,
+        "--from",
+        "2020-03-02T10:00:00Z",
+        "--to",
+        "2020-03-03",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(texts(&out).1, "", "a bound on a quarter hour is exact");
+}
+
 /// Two data directories backing up into one folder (one backup drive for two profiles): each one's
 /// rotation keeps its own newest two and never removes the other's, and a restore from the folder puts
 /// each one's own newest backup back, even where the other's are newer. Before lineages, rotation went by

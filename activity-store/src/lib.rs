@@ -26,7 +26,9 @@ mod writer;
 
 pub use group_commit::{GroupCommit, GroupCommitPolicy, Pending};
 pub use reader::{ActivityReader, SessionState};
-pub use repo::{EndReason, Event, LastIds, Latest, NewEvent, NewSession, ProjectTotal, Session, rebuild_totals};
+pub use repo::{
+    EndReason, Event, LastIds, Latest, NewEvent, NewSession, ProjectTotal, PrunedEdge, Session, rebuild_totals,
+};
 pub use schema::SCHEMA;
 pub use store_core::checkpoint::{CheckpointMode, CheckpointResult};
 pub use store_core::{Banner, ChangeToken, Error, ErrorKind, LockHolder, OpenOptions, Result, TimeRange};

@@ -77,6 +77,11 @@ ranged(has_project, project_id, seconds, sessions) AS (
 )
 SELECT CASE WHEN has_project THEN project_id END, seconds, sessions FROM ranged WHERE sessions > 0";
 
+/// The ended sessions still stored that started in `[?1, ?2)` (one bucket of the totals): fewer than the
+/// totals count there means retention pruned some of them. Index: `activity_sessions_start`.
+pub const ENDED_SESSIONS_STORED: &str = "SELECT COUNT(*) FROM activity_sessions
+WHERE start_time_ms >= ?1 AND start_time_ms < ?2 AND end_time_ms IS NOT NULL";
+
 /// Per project, the sessions still open that started in `[?1, ?2)` and the seconds their rows hold (none,
 /// but a legacy file may hold one): what the totals, which hold ended sessions, do not count yet. Index:
 /// `activity_sessions_end`, whose NULL end is open sessions only (the one the daemon records, and those

@@ -14,7 +14,7 @@ use store_core::{ChangeToken, ReadPool, Result, TimeRange};
 use crate::SCHEMA;
 use serde::Serialize;
 
-use crate::repo::{self, EndReason, Event, LastIds, Latest, ProjectTotal, Session};
+use crate::repo::{self, EndReason, Event, LastIds, Latest, ProjectTotal, PrunedEdge, Session};
 
 /// What a session is now (see [`ActivityReader::session_state`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -134,6 +134,16 @@ impl ActivityReader {
     pub fn totals_by_project(&self, range: &TimeRange) -> Result<Vec<ProjectTotal>> {
         self.pool
             .read_versioned(|c, version| repo::totals_by_project(c, range, version))
+    }
+
+    /// The edges of `range` (bounds not on a quarter hour) where [`totals_by_project`](Self::totals_by_project)
+    /// and [`total_of_project`](Self::total_of_project) count fewer sessions than were recorded, because
+    /// retention pruned some of the sessions of that quarter hour: a UI says so, or asks again with the
+    /// bounds on quarter hours (exact, from the running totals). Empty when the answer is whole. A few seeks
+    /// per project.
+    pub fn pruned_at_edges(&self, range: &TimeRange) -> Result<Vec<PrunedEdge>> {
+        self.pool
+            .read_versioned(|c, version| repo::pruned_edges(c, range, version))
     }
 
     /// Seconds and session count of one project's sessions that started in `range` (0 and 0 if it has

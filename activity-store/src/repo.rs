@@ -480,6 +480,54 @@ pub(crate) fn totals_by_project(
         .collect())
 }
 
+/// A bucket of the running totals (15 minutes) holding a bound of a range that is not on a quarter hour,
+/// where retention pruned some of the sessions: a report counts, in that bucket's part of the range, only
+/// the sessions still stored (whole buckets are counted from the totals, pruned sessions included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrunedEdge {
+    /// The bucket, `[from, from + 15 min)`.
+    pub bucket: TimeRange,
+    /// Ended sessions that started in the bucket, as the totals count them.
+    pub counted: i64,
+    /// Of those, the ones still stored: the rest were pruned.
+    pub stored: i64,
+}
+
+/// The buckets at the edges of `range` where a report counts fewer sessions than were recorded (see
+/// [`PrunedEdge`]); none for a file without totals (its reports count the sessions stored, as always).
+pub(crate) fn pruned_edges(conn: &Connection, range: &TimeRange, version: u32) -> rusqlite::Result<Vec<PrunedEdge>> {
+    if version < crate::schema::TOTALS_VERSION {
+        return Ok(Vec::new());
+    }
+    let mut buckets: Vec<i64> = Plan::of(range, version)
+        .edges
+        .into_iter()
+        .flatten()
+        .map(|(from, _)| bucket_of(from))
+        .collect();
+    buckets.dedup();
+    let mut found = Vec::new();
+    for bucket in buckets {
+        let end = bucket.saturating_add(queries::TOTALS_BUCKET_MS);
+        let mut counted = 0;
+        whole_buckets(conn, (bucket, end), &mut |_, _, sessions| counted += sessions)?;
+        let stored: i64 = conn
+            .prepare_cached(queries::ENDED_SESSIONS_STORED)?
+            .query_row((bucket, end), |r| r.get(0))?;
+        if stored < counted {
+            found.push(PrunedEdge {
+                bucket: TimeRange {
+                    from: store_core::time::from_ms(bucket),
+                    to: store_core::time::from_ms(end),
+                },
+                counted,
+                stored,
+            });
+        }
+    }
+    Ok(found)
+}
+
 /// Per project with sessions in the whole buckets `[from, to)`, `add(project, seconds, sessions)`: one
 /// statement, [`queries::TOTALS_FROM_BUCKETS`].
 fn whole_buckets(

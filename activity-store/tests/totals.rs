@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use activity_store::{
-    ActivityReader, ActivityWriter, GroupCommitPolicy, NewEvent, ProjectTotal, SCHEMA, TimeRange, queries,
+    ActivityReader, ActivityWriter, GroupCommitPolicy, NewEvent, ProjectTotal, PrunedEdge, SCHEMA, TimeRange, queries,
 };
 use common::*;
 use proptest::prelude::*;
@@ -286,6 +286,24 @@ fn run_case(specs: &[SessionSpec], ranges: &[Range], prune_at: i64, budget: u32)
         },
         "after pruning",
     );
+    // A range whose answer is no longer the one before pruning is told: `pruned_at_edges` names a bucket at
+    // an unaligned bound of it, with fewer sessions stored than the totals count there.
+    for range in ranges {
+        let r = range.time_range();
+        let (from, to) = r.bounds_ms();
+        let reader = ActivityReader::open(&db);
+        let edges = reader.pruned_at_edges(&r).unwrap();
+        if from < to && as_map(reader.totals_by_project(&r).unwrap()) != pre((from, to)) {
+            assert!(!edges.is_empty(), "{range:?}: an answer changed by pruning is told");
+        }
+        for edge in &edges {
+            let (b_from, b_to) = edge.bucket.bounds_ms();
+            assert_eq!(b_to - b_from, QUARTER, "{edge:?}");
+            let holds = |t: i64| t > b_from && t < b_to;
+            assert!(holds(from) || holds(to), "{range:?}: {edge:?} is at an unaligned bound");
+            assert!(edge.stored < edge.counted, "{edge:?}");
+        }
+    }
     // Quarter-hour ranges (every local day and week) keep their pre-pruning answer exactly.
     for range in ranges {
         let r = range.time_range();
@@ -306,6 +324,49 @@ fn run_case(specs: &[SessionSpec], ranges: &[Range], prune_at: i64, budget: u32)
     let (_, lock) = store_core::restore::restore_from(lock, &SCHEMA, &verified, "replaced", None).unwrap();
     drop(lock);
     check(&db, ranges, now, "after a restore from the backup");
+}
+
+/// A bound inside a quarter hour whose sessions retention pruned in part counts only the sessions still
+/// stored there: `pruned_at_edges` says so, with the counts, and says nothing for bounds on quarter hours.
+#[test]
+fn a_bound_inside_a_partly_pruned_quarter_hour_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    // Three sessions in the quarter hour [BASE, BASE + 15 min): the first two end long before the third.
+    for (start, end) in [(MINUTE, 2 * MINUTE), (3 * MINUTE, 4 * MINUTE), (10 * MINUTE, 2 * DAY)] {
+        let id = w.start_session(&session(Some(1), BASE + start)).unwrap();
+        assert!(w.end_session(id, at(BASE + end)).unwrap());
+    }
+    // Retention prunes the sessions that ended before BASE + 1 day: the first two.
+    w.prune_before(at(BASE + DAY)).unwrap();
+    let reader = ActivityReader::open(&db);
+
+    let inside = TimeRange::between(at(BASE + 2 * MINUTE), at(BASE + HOUR));
+    assert_eq!(
+        reader.totals_by_project(&inside).unwrap(),
+        vec![ProjectTotal {
+            project_id: Some(1),
+            seconds: (2 * DAY - 10 * MINUTE) / 1000,
+            sessions: 1,
+        }],
+        "the pruned session at +3 min is not counted"
+    );
+    assert_eq!(
+        reader.pruned_at_edges(&inside).unwrap(),
+        vec![PrunedEdge {
+            bucket: TimeRange::between(at(BASE), at(BASE + QUARTER)),
+            counted: 3,
+            stored: 1,
+        }]
+    );
+    for whole in [
+        TimeRange::between(at(BASE), at(BASE + HOUR)),
+        TimeRange::all(),
+        TimeRange::between(at(BASE + QUARTER + MINUTE), at(BASE + HOUR + MINUTE)),
+    ] {
+        assert_eq!(reader.pruned_at_edges(&whole).unwrap(), vec![], "{whole:?}");
+    }
 }
 
 proptest! {

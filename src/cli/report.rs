@@ -1,6 +1,7 @@
 //! `splitstore report`: time per project, joining activity.db (sessions aggregated in SQL there) and
 //! config.db (names) in the application. Read-only: runs while the daemon and the server write.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,10 +71,28 @@ pub fn run(args: Args) -> ExitCode {
         from: args.from,
         to: args.to,
     };
-    let rows = match Reports::open_with_key(&args.data_dir, key).time_per_project(&range) {
+    let reports = Reports::open_with_key(&args.data_dir, key);
+    let rows = match reports.time_per_project(&range) {
         Ok(rows) => rows,
         Err(e) => return super::fail_json("report", &e, args.json),
     };
+    // A bound inside a quarter hour retention pruned in part: the answer counts less than was recorded
+    // there, said rather than left to look like history that changed by itself.
+    for edge in reports.activity().pruned_at_edges(&range).unwrap_or_default() {
+        let at = |t: Option<DateTime<Utc>>| {
+            t.map_or_else(String::new, |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "splitstore report: note: a bound of the range lies in {} .. {}, a quarter hour whose sessions retention pruned in part: {} of \
+             the {} sessions that started in it are still stored, and only those are counted in the range's part \
+             of it; bounds on quarter hours are counted exactly, pruned sessions included",
+            at(edge.bucket.from),
+            at(edge.bucket.to),
+            edge.stored,
+            edge.counted
+        );
+    }
     if args.json {
         let json: Vec<Row> = rows
             .iter()
