@@ -102,10 +102,10 @@ fn take_both_locks(data_dir: &Path) -> Result<Vec<(&'static Schema, OwnerLock)>>
         .collect()
 }
 
-/// Without a key, a backup of an encrypted database reads as no database at all. When `data_dir` records its
-/// databases as encrypted, that is the missing key, said as such (`KeyRequired`: supply it with --key-file),
-/// rather than "no backup passes verification" or "not a database", whose remedies start over (salvage, an
-/// empty file).
+/// `KeyRequired` when `data_dir` records its databases as encrypted and no key is given: a restore or repair
+/// refuses before anything moves (backups in the clear would otherwise be put back in the clear), and a
+/// backup that reads as no database without a key is the missing key, said as such, rather than "no backup
+/// passes verification" or "not a database", whose remedies start over (salvage, an empty file).
 fn key_required(data_dir: &Path, key: Option<&Key>) -> Option<Error> {
     if key.is_some() {
         return None;
@@ -228,6 +228,11 @@ fn restore_locked(
     hook: Option<&RestoreHook>,
     key: Option<&Key>,
 ) -> Result<Vec<RestoreReport>> {
+    // An encrypted data directory restored without its key: backups in the clear (taken before it was
+    // encrypted) would put its data back in the clear, and the next start under the key would refuse them.
+    if let Some(e) = key_required(data_dir, key) {
+        return Err(e);
+    }
     // A legacy file not split yet: the split would refuse the restored files beside it.
     if let Some(schema) = DATABASES.iter().copied().find(|s| s.predecessor.is_some())
         && let Some(legacy) = store_core::conversion::pending(&schema.path_in(data_dir), schema, None)
@@ -253,7 +258,7 @@ fn restore_locked(
             if backups.is_empty() {
                 // Backups the key does not open, or named later than now, are said, with the way to use one,
                 // rather than the other file restored alone as if this one had none.
-                if let Some(e) = backup_under_other_key(&path, &ignored, schema, key, false)
+                if let Some(e) = backup_under_other_key(&path, &ignored, None, schema, key, false)
                     .or_else(|| backup_holding_more(&path, &[], &named_later, None, schema, key, false))
                 {
                     return Err(e);
@@ -282,6 +287,11 @@ fn restore_locked(
                     schema,
                 });
             };
+            // A newer backup the key does not open (a copy taken before a key rotation, put back in the folder)
+            // is named, never passed over for an older one in silence.
+            if let Some(e) = backup_under_other_key(&path, &ignored, Some(&sound), schema, key, false) {
+                return Err(e);
+            }
             chosen.push((schema, sound, passed_over));
         }
     } else {
@@ -294,7 +304,7 @@ fn restore_locked(
                 kind_by_name(from).or_else(|| kind_of(from, None).ok()),
             ) {
                 (Some(found), Some(schema)) => {
-                    backup_key_mismatch(&schema.path_in(data_dir), from, found, false, schema, key)
+                    backup_key_mismatch(&schema.path_in(data_dir), from, found, false, None, schema, key)
                 }
                 _ => e,
             },
@@ -382,7 +392,7 @@ fn newest_sound(
             }
             Err(e) => {
                 return Err(match key_mismatch(e.kind()) {
-                    Some(found) => backup_key_mismatch(db, &b.path, found, damaged, schema, key),
+                    Some(found) => backup_key_mismatch(db, &b.path, found, damaged, None, schema, key),
                     None => e,
                 });
             }
@@ -398,14 +408,25 @@ fn newest_sound(
 fn backup_under_other_key(
     db: &Path,
     ignored: &[IgnoredFile],
+    instead: Option<&VerifiedBackup>,
     schema: &'static Schema,
     key: Option<&Key>,
     damaged: bool,
 ) -> Option<Error> {
-    ignored.iter().find_map(|i| {
-        let found = key_mismatch(i.key_problem?)?;
-        Some(backup_key_mismatch(db, &i.path, found, damaged, schema, key))
-    })
+    let named_at = |p: &Path| {
+        let name = p.file_name()?.to_str()?;
+        backup::BackupName::parse(name).map(|n| n.taken_at)
+    };
+    let floor = instead.and_then(|b| named_at(b.path()));
+    ignored
+        .iter()
+        .filter_map(|i| Some((i, key_mismatch(i.key_problem?)?)))
+        .filter(|(i, _)| instead.is_none() || named_at(&i.path) > floor)
+        .max_by_key(|(i, _)| named_at(&i.path))
+        .map(|(i, found)| {
+            let older = instead.map(|b| b.path().to_path_buf());
+            backup_key_mismatch(db, &i.path, found, damaged, older, schema, key)
+        })
 }
 
 /// Of the file's backups other than `instead` (the one to be restored otherwise, if any: the newest by name
@@ -477,6 +498,7 @@ fn backup_key_mismatch(
     backup: &Path,
     found: ErrorKind,
     damaged: bool,
+    instead: Option<PathBuf>,
     schema: &'static Schema,
     key: Option<&Key>,
 ) -> Error {
@@ -487,6 +509,7 @@ fn backup_key_mismatch(
             backup: backup.to_path_buf(),
             found,
             damaged,
+            instead,
             schema,
         },
     }
@@ -636,6 +659,11 @@ enum Plan {
 pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Result<Vec<RepairAction>> {
     let locks = take_both_locks(data_dir)?;
     let key = opts.key.as_ref();
+    // An encrypted data directory repaired without its key: whatever it put in place (a backup in the clear,
+    // a file started empty) would be in the clear beside, or instead of, the user's encrypted files.
+    if let Some(e) = key_required(data_dir, key) {
+        return Err(e);
+    }
     let mut plans = Vec::new();
     let mut actions = Vec::new();
     for (schema, lock) in locks {
@@ -692,7 +720,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             };
             let chosen = newest_sound(&path, &backups, schema, key, true).and_then(|(good, passed_over)| match good {
                 Some(_) => Ok((good, passed_over)),
-                None => match backup_under_other_key(&path, &ignored, schema, key, true) {
+                None => match backup_under_other_key(&path, &ignored, None, schema, key, true) {
                     Some(e) => Err(e),
                     None => Ok((None, passed_over)),
                 },
@@ -711,12 +739,18 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                         .into_iter()
                         .collect();
                     notes.extend(holding_more(good.as_ref()).map(|e| format!("not used: {}", e.what())));
+                    let newer_elsewhere = good
+                        .as_ref()
+                        .and_then(|g| backup_under_other_key(&path, &ignored, Some(g), schema, key, true));
+                    notes.extend(newer_elsewhere.map(|e| format!("not used: {}", e.what())));
                     Plan::Salvage(good, notes)
                 }
                 Ok((Some(b), passed_over)) => {
                     // Another backup with rows this one lacks, named by a clock that was wrong: this one is
                     // older than its name says.
-                    if let Some(e) = holding_more(Some(&b)) {
+                    if let Some(e) = holding_more(Some(&b))
+                        .or_else(|| backup_under_other_key(&path, &ignored, Some(&b), schema, key, true))
+                    {
                         return Err(e);
                     }
                     // The damaged file is newer than its backup: restoring would drop rows that a salvage

@@ -1308,6 +1308,216 @@ mod encrypted {
         assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
     }
 
+    /// An encrypted data directory restored or repaired without its key, from backups taken while it was in
+    /// the clear: refused as `key_required`, nothing moved. Before, both files were put back in the clear
+    /// (exit 0), the 500 events recorded under the key were dropped without a word, and the daemon started
+    /// with the key then refused them.
+    #[test]
+    fn a_restore_or_repair_without_the_key_never_puts_an_encrypted_directory_back_in_the_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        seed_data_dir(&data, 300);
+        let d = utf8(&data);
+        let ext = dir.path().join("ext");
+        let out = run_splitstore(["backup", "--data-dir", d, "--to", utf8(&ext)]);
+        assert!(out.status.success(), "{out:?}");
+        let k = key_file(&dir.path().join("key"));
+        let rekey = run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &k]);
+        assert!(rekey.status.success(), "{rekey:?}");
+        seed_with_key(&data, 500, &k);
+        let before = snapshot(&data);
+
+        for args in [
+            vec!["restore", "--data-dir", d, "--from", utf8(&ext)],
+            vec!["repair", "--data-dir", d, "--from", utf8(&ext), "--allow-empty"],
+        ] {
+            let out = run_splitstore(&args);
+            let (_, stderr) = texts(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{d}/activity.db is encrypted")) && stderr.contains("--key-file"),
+                "{args:?}: {stderr}"
+            );
+            assert_eq!(snapshot(&data), before, "{args:?}: nothing moved");
+        }
+        assert_eq!(
+            count(&data, &key_of(&k), &activity_store::SCHEMA, "activity_events"),
+            800
+        );
+    }
+
+    /// A restore with a key other than the directory's, from backups taken under that key before a rotation
+    /// (what `key_rejected`'s remedy offers a user who has only the old key): it restores, and says that the
+    /// files it replaced could not be read with that key, so what they held past the backup was not counted.
+    /// Before, nothing was said of the 500 events left out.
+    #[test]
+    fn a_restore_under_another_key_says_it_could_not_count_what_the_files_it_replaced_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        let old = key_file(&dir.path().join("old"));
+        seed_with_key(&data, 300, &old);
+        let ext = dir.path().join("ext");
+        let out = with_key(&["backup", "--data-dir", d, "--to", utf8(&ext)], &old);
+        assert!(out.status.success(), "{out:?}");
+        let new = key_file(&dir.path().join("new"));
+        let rekey = run_splitstore(["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new]);
+        assert!(rekey.status.success(), "{rekey:?}");
+        seed_with_key(&data, 500, &new);
+
+        let out = with_key(&["restore", "--data-dir", d, "--from", utf8(&ext)], &old);
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "{stderr}");
+        let activity = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("restored {d}/activity.db")))
+            .unwrap();
+        assert!(
+            activity.ends_with(
+                "; the file it replaced could not be read with the key given (it is under another key, or no \
+                 database at all), so what it held past the backup is not counted: read it with its own key \
+                 before removing it"
+            ),
+            "{stdout}"
+        );
+        assert_eq!(
+            count(&data, &key_of(&old), &activity_store::SCHEMA, "activity_events"),
+            300
+        );
+    }
+
+    /// A restore from a folder holding a newer backup under the key before a rotation (a copy put back) and
+    /// an older one under the directory's key: refused, naming the newer one, with the ways to use it or the
+    /// older one. Before, the older was restored (exit 0) and the newer passed over without a word.
+    #[test]
+    fn a_restore_names_a_newer_backup_under_another_key_rather_than_restore_an_older_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        let old = key_file(&dir.path().join("old"));
+        seed_with_key(&data, 100, &old);
+        let taken = |to: &Path| {
+            let out = with_key(&["backup", "--data-dir", d, "--to", utf8(to)], &old);
+            assert!(out.status.success(), "{out:?}");
+            out
+        };
+        let backups = data.join("backups");
+        let older = backup_paths(&taken(&backups))[0].clone();
+        seed_with_key(&data, 400, &old);
+        let ext = dir.path().join("ext");
+        let newer = backup_paths(&taken(&ext))[0].clone();
+        let new = key_file(&dir.path().join("new"));
+        let rekey = run_splitstore(["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new]);
+        assert!(rekey.status.success(), "{rekey:?}");
+        let newer_here = backups.join(newer.file_name().unwrap());
+        fs::copy(&newer, &newer_here).unwrap();
+        let before = snapshot(&data);
+
+        let out = with_key(&["restore", "--data-dir", d, "--from", utf8(&backups)], &new);
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "splitstore restore: the backup {} of {d}/activity.db cannot be read with the key given: it was \
+                 taken under another key (before a key rotation, say), and it is newer than {}, the backup the key \
+                 opens. What to do: ",
+                newer_here.display(),
+                older.display()
+            )),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "; or restore the older backup, without what the newer one holds past it, with `splitstore restore \
+                 --data-dir {d} --from {} --key-file FILE`",
+                older.display()
+            )),
+            "{stderr}"
+        );
+        assert_eq!(snapshot(&data), before, "nothing moved");
+    }
+
+    /// A rotation to the key the files are under is refused (it said every file was "now under the new key"
+    /// while the old key, perhaps leaked, still opened everything), as is the same key written again with a
+    /// newline; a key file that holds no key says so in words.
+    #[test]
+    fn a_rotation_to_the_same_key_is_refused_and_a_key_file_without_a_key_is_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        let k = key_file(&dir.path().join("key"));
+        seed_with_key(&data, 100, &k);
+        let again = dir.path().join("again");
+        fs::write(&again, format!("{}\n", fs::read_to_string(&k).unwrap().trim())).unwrap();
+        fs::set_permissions(&again, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let before = snapshot(&data);
+        let out = run_splitstore([
+            "rekey",
+            "--data-dir",
+            d,
+            "--key-file",
+            &k,
+            "--new-key-file",
+            utf8(&again),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert_eq!(
+            texts(&out).1,
+            format!(
+                "splitstore rekey: {} holds the same key as --key-file: a rotation to it would change nothing. What \
+                 to do: give the file of a new key as --new-key-file (64 hexadecimal characters from a random \
+                 source, chmod 600); nothing was changed\n",
+                again.display()
+            )
+        );
+        assert_eq!(snapshot(&data), before);
+
+        let empty = dir.path().join("empty");
+        fs::write(&empty, "").unwrap();
+        fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let out = with_key(&["report", "--data-dir", d], utf8(&empty));
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            texts(&out).1.starts_with(&format!(
+                "splitstore report: the key file {} does not hold a key: a key is 64 hexadecimal characters",
+                empty.display()
+            )),
+            "{out:?}"
+        );
+    }
+
+    /// A config.db in the clear beside an encrypted activity.db (a copy put there): the remedy says to
+    /// encrypt it with the other file's key, by a command that runs as written. Before, it offered to open it
+    /// without a key (the server then wrote it in the clear and failed on activity.db) or a rekey given the key
+    /// as the old one too, which refused.
+    #[test]
+    fn a_file_in_the_clear_beside_an_encrypted_one_is_told_to_be_encrypted_by_a_command_that_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, plain) = (dir.path().join("data"), dir.path().join("plain"));
+        let d = utf8(&data);
+        let k = key_file(&dir.path().join("key"));
+        let daemon = with_key(&["daemon", "--events", "100", "--data-dir", d], &k);
+        assert!(daemon.status.success(), "{daemon:?}");
+        seed_data_dir(&plain, 10);
+        fs::copy(plain.join("config.db"), data.join("config.db")).unwrap();
+
+        let out = with_key(&["server", "--seconds", "0.2", "--data-dir", d], &k);
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let remedy = format!(
+            "What to do: {d}/activity.db beside it is encrypted, and a data directory is encrypted as a whole: \
+             encrypt this one with that key: stop every owner of a database in {d} (the command takes all their \
+             locks) and run `splitstore rekey --data-dir {d} --new-key-file FILE` (FILE: that key's file; the \
+             encrypted file is left as it is)\n"
+        );
+        assert!(stderr.ends_with(&remedy), "{stderr}");
+        let rekey = run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &k]);
+        assert!(rekey.status.success(), "{rekey:?}");
+        let server = with_key(&["server", "--seconds", "0.2", "--data-dir", d], &k);
+        assert!(server.status.success(), "{server:?}");
+        assert!(!fs::read(data.join("config.db")).unwrap().starts_with(SQLITE_HEADER));
+    }
+
     /// A rotation meets what every open refuses: the `-wal` a crash left beside a file put back by hand, or
     /// beside none. It used to call the sound file put back "not a SQLite database" (with a remedy that
     /// restores a backup), or rotate config.db alone when activity.db was removed.

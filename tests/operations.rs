@@ -309,21 +309,6 @@ fn assert_backup_name(path: &Path, stem: &str, version: u32) {
     );
 }
 
-/// The `backup: <path>` lines of `splitstore backup` (not its `backup: not backed up: ...` lines).
-fn backup_paths(out: &Output) -> Vec<PathBuf> {
-    texts(out)
-        .0
-        .lines()
-        .filter(|l| !l.starts_with("backup: not backed up: "))
-        .map(|l| {
-            PathBuf::from(
-                l.strip_prefix("backup: ")
-                    .unwrap_or_else(|| panic!("unexpected line {l:?}")),
-            )
-        })
-        .collect()
-}
-
 /// Overwrites the page in the middle of the file: structure damage only a check finds.
 fn damage_middle_page(db: &Path) {
     let mut bytes = fs::read(db).unwrap();

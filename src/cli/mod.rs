@@ -53,6 +53,21 @@ pub fn fail_owner<E: store_core::Describe + std::fmt::Display>(context: &str, er
     }
 }
 
+/// Where a file moved aside went: `file` ("; the previous file is kept at") and its path, or, when only
+/// the sidecars of a missing file were there to move, `sidecars` and theirs, said as what they are.
+pub fn kept_at(aside: &Path, file: &str, sidecars: &str) -> String {
+    if aside.exists() {
+        return format!("{file} {}", aside.display());
+    }
+    let moved: Vec<String> = ["-wal", "-shm"]
+        .iter()
+        .map(|s| store_core::files::with_suffix(aside, s))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    format!("{sidecars} {}", moved.join(" and "))
+}
+
 /// What a restore left out of the file it put in place: the rows the replaced file had added since the
 /// backup (it keeps them), the whole replaced file when it was another one, or nothing.
 pub fn left_out(report: &store_core::restore::RestoreReport) -> String {

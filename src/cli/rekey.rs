@@ -42,6 +42,21 @@ pub fn run(args: Args) -> ExitCode {
         Ok(key) => key,
         Err(code) => return code,
     };
+    // The same key given twice rotates nothing, yet every line after would say "now under the new key": after
+    // a leak, false assurance.
+    if let (Some(old), Some(new), Some(new_file)) = (&old, &new, &args.new_key_file)
+        && old.check_value() == new.check_value()
+    {
+        return super::fail(
+            "rekey",
+            &format!(
+                "{} holds the same key as --key-file: a rotation to it would change nothing. What to do: give the \
+                 file of a new key as --new-key-file (64 hexadecimal characters from a random source, chmod 600); \
+                 nothing was changed",
+                new_file.display()
+            ),
+        );
+    }
     let state = if new.is_some() {
         "under the new key"
     } else {

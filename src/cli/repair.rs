@@ -70,7 +70,14 @@ pub fn run(args: Args) -> ExitCode {
     for a in actions {
         let aside = |q: &Option<PathBuf>| {
             q.as_ref()
-                .map(|q| format!(" (damaged file kept at {})", q.display()))
+                .map(|q| {
+                    let kept = super::kept_at(
+                        q,
+                        " (damaged file kept at",
+                        " (there was no file; what was beside its path is kept at",
+                    );
+                    format!("{kept})")
+                })
                 .unwrap_or_default()
         };
         match a {

@@ -73,35 +73,34 @@ pub fn run(args: Args) -> ExitCode {
             for r in reports {
                 // A newer backup passed over is said first: the one restored is older than the user may think.
                 super::say!(
-                    "restored {} from {} (schema {}{}){}{}{}",
+                    "restored {} from {} (schema {}{}){}{}{}{}",
                     r.path.display(),
                     r.restored_from.display(),
                     r.version,
                     super::upgraded_later(&r),
                     super::passed_over(&r),
-                    r.moved_aside.as_deref().map(kept_at).unwrap_or_default(),
-                    super::left_out(&r)
+                    r.moved_aside
+                        .as_deref()
+                        .map(|a| {
+                            super::kept_at(
+                                a,
+                                "; the previous file is kept at",
+                                "; there was no file, and what was beside its path is kept at",
+                            )
+                        })
+                        .unwrap_or_default(),
+                    super::left_out(&r),
+                    if r.replaced_unread {
+                        "; the file it replaced could not be read with the key given (it is under another key, or \
+                         no database at all), so what it held past the backup is not counted: read it with its own \
+                         key before removing it"
+                    } else {
+                        ""
+                    }
                 );
             }
             ExitCode::SUCCESS
         }
         Err(e) => super::fail("restore", &e),
     }
-}
-
-/// Where what was in place went: the file, or (with no file there) the sidecars left beside its path.
-fn kept_at(aside: &std::path::Path) -> String {
-    if aside.exists() {
-        return format!("; the previous file is kept at {}", aside.display());
-    }
-    let sidecars: Vec<String> = ["-wal", "-shm"]
-        .iter()
-        .map(|s| store_core::files::with_suffix(aside, s))
-        .filter(|p| p.exists())
-        .map(|p| p.display().to_string())
-        .collect();
-    format!(
-        "; there was no file, and what was beside its path is kept at {}",
-        sidecars.join(" and ")
-    )
 }

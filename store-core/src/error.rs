@@ -516,6 +516,9 @@ pub enum Error {
         found: ErrorKind,
         /// The database is damaged (a repair): a salvage keeps what it can still read, without the backup.
         damaged: bool,
+        /// The older backup the key opens that would have been restored instead (`None`: none does): named, so
+        /// that a newer copy under another key is never passed over in silence.
+        instead: Option<PathBuf>,
         schema: &'static Schema,
     },
     /// A restore or repair came to a backup of a schema newer than this build's (taken by a newer build). An
@@ -918,7 +921,9 @@ impl Error {
                     each.join("; ")
                 )
             }
-            Error::BackupKeyMismatch { backup, found, .. } => {
+            Error::BackupKeyMismatch {
+                backup, found, instead, ..
+            } => {
                 let why = match found {
                     ErrorKind::NotEncrypted => {
                         "cannot be read with the key given: it is in the clear (taken before the data directory was \
@@ -932,7 +937,11 @@ impl Error {
                         "cannot be read with the key given: it was taken under another key (before a key rotation, say)"
                     }
                 };
-                format!("the backup {} of {p} {why}", backup.display())
+                let newer = instead
+                    .as_ref()
+                    .map(|older| format!(", and it is newer than {}, the backup the key opens", older.display()))
+                    .unwrap_or_default();
+                format!("the backup {} of {p} {why}{newer}", backup.display())
             }
             Error::BackupNewer {
                 backup,
@@ -1306,6 +1315,7 @@ impl Error {
                 backup,
                 found,
                 damaged,
+                instead,
                 schema,
                 ..
             } => {
@@ -1348,6 +1358,12 @@ impl Error {
                     s.push_str(&format!(
                         "; if it is no backup at all, move it out of {}",
                         shell_quoted(parent_dir(backup))
+                    ));
+                }
+                if let Some(older) = instead {
+                    s.push_str(&format!(
+                        "; or restore the older backup, without what the newer one holds past it, with {}",
+                        command(Some(schema), "restore", &format!("--from {}", shell_quoted(older)))
                     ));
                 }
                 if *damaged {
@@ -1456,10 +1472,22 @@ impl Error {
                     None => command(None, "owner", ""),
                 }
             ),
-            Error::NotEncrypted { schema, .. } => format!(
-                "open it without a key, or encrypt it with the key: {stop_owners} and run {}",
-                command(*schema, "rekey", "--new-key-file FILE")
-            ),
+            Error::NotEncrypted { path, schema } => {
+                // Written out, not `command`: that adds the directory's key as the old one, and a file in the
+                // clear has none.
+                let program = schema.map_or("splitstore", |s| s.tools.program);
+                let rekey = format!("`{program} rekey --data-dir {quoted_dir} --new-key-file FILE`");
+                match crate::records::encrypted_sibling(path) {
+                    // Opened without a key, this file would be written in the clear and the other refused.
+                    Some(sibling) => format!(
+                        "{} beside it is encrypted, and a data directory is encrypted as a whole: encrypt this one \
+                         with that key: {stop_owners} and run {rekey} (FILE: that key's file; the encrypted file is \
+                         left as it is)",
+                        sibling.display()
+                    ),
+                    None => format!("open it without a key, or encrypt it with the key: {stop_owners} and run {rekey}"),
+                }
+            }
             Error::EncryptionUnavailable { .. } => "use a build with the `encryption` feature, or open the \
                  database without a key (it is then written in the clear)"
                 .into(),

@@ -111,7 +111,8 @@ impl Key {
                 std::io::ErrorKind::InvalidData => bad("is not text".into()),
                 _ => Error::io(path, "read the key file", e),
             })?;
-        Key::from_hex(&text).map_err(bad)
+        // Said of the file: "the key file F does not hold a key: a key is 64 ...".
+        Key::from_hex(&text).map_err(|why| bad(format!("does not hold a key: {why}")))
     }
 
     /// Writes the key as 64 hexadecimal characters and a newline to a new file, 0600, fsynced. Fails if

@@ -48,6 +48,10 @@ pub struct RestoreReport {
     /// The file it replaced was not the one the backup was taken from (their lineages differ: a new
     /// install's file, say, replaced by the old one's backup); it is kept at `moved_aside`.
     pub replaced_another_file: bool,
+    /// The file it replaced could not be opened with the key given (under another key, or no database at
+    /// all): what it held past the backup could not be counted (`added_since_backup` is empty for that
+    /// reason, not because it added nothing); it is kept at `moved_aside`.
+    pub replaced_unread: bool,
     /// Newer backups of the file that a restore from their folder passed over because they are damaged (it
     /// restores the newest that verifies). Left as they are.
     #[serde(with = "crate::files::lossy_path::vec")]
@@ -377,7 +381,14 @@ pub fn place_all(
         let mut floors = p.id_floors;
         let mut left_out = Vec::new();
         let mut replaced_another_file = false;
+        let mut replaced_unread = false;
         if let Some(aside) = &replaced {
+            // Opening reads nothing: the first page, read by a look at the schema, is what a key must open.
+            replaced_unread = files::nonempty_regular(aside)
+                && crate::read_pool::open_if_readable(aside, key).is_none_or(|conn| {
+                    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+                        .is_err()
+                });
             let counters = counters_of(aside, key);
             // Counters compared across two different files say nothing about rows added since the backup.
             replaced_another_file = matches!(
@@ -417,6 +428,7 @@ pub fn place_all(
             version,
             added_since_backup: RowsAdded::from(&left_out[..]),
             replaced_another_file,
+            replaced_unread,
             passed_over_damaged: Vec::new(),
         });
     }
@@ -526,8 +538,13 @@ pub fn rows_added_since(file: &Path, backup: &VerifiedBackup, key: Option<&Key>)
 /// `sqlite_sequence` page is gone, say), [`rows_added_since`] counts none, yet the file may hold rows its
 /// backup lacks: its last write (the later of the file's and its `-wal`'s modification times; a `-wal` that
 /// holds no frame is only a reader's open) when that is after the backup was taken, at `taken_at`. `None`
-/// when the counters read (they count), or nothing was written since.
+/// when the counters read (they count), when nothing was written since, or when the file is empty (a copy
+/// cut short beside its `-wal`: nothing in it for a salvage to read; a repair's quarantine keeps the `-wal`
+/// as it is).
 pub fn written_since_uncounted(file: &Path, taken_at: DateTime<Utc>, key: Option<&Key>) -> Option<DateTime<Utc>> {
+    if !files::nonempty_regular(file) {
+        return None;
+    }
     let counted = crate::read_pool::open_if_readable(file, key).is_some_and(|conn| read_sequences(&conn).is_ok());
     if counted {
         return None;

@@ -141,3 +141,18 @@ pub const PRUNING_WEEK_OLD: [&str; 6] = [
     "--prune-step-rows",
     "2000",
 ];
+
+/// The `backup: <path>` lines of `splitstore backup` (not its `backup: not backed up: ...` lines).
+pub fn backup_paths(out: &std::process::Output) -> Vec<PathBuf> {
+    texts(out)
+        .0
+        .lines()
+        .filter(|l| !l.starts_with("backup: not backed up: "))
+        .map(|l| {
+            PathBuf::from(
+                l.strip_prefix("backup: ")
+                    .unwrap_or_else(|| panic!("unexpected line {l:?}")),
+            )
+        })
+        .collect()
+}
