@@ -895,13 +895,14 @@ mod encrypted {
             )),
             "{err}"
         );
-        // With a wrong key for the backup (ours): refused, naming the backup, nothing written.
+        // With a wrong key for the backup (ours): refused, naming the backup and the option, nothing written.
         let out = restore_with(&backup, &our_key);
         let (_, err) = texts(&out);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(
             err.starts_with(&format!(
-                "splitstore restore: the key was rejected: {backup} cannot be read with the key given"
+                "splitstore restore: {backup} cannot be read with the key of --backup-key-file {our_key}: the key was \
+                 rejected: {backup} cannot be read with the key given"
             )),
             "{err}"
         );
@@ -1516,6 +1517,84 @@ mod encrypted {
         let server = with_key(&["server", "--seconds", "0.2", "--data-dir", d], &k);
         assert!(server.status.success(), "{server:?}");
         assert!(!fs::read(data.join("config.db")).unwrap().starts_with(SQLITE_HEADER));
+    }
+
+    /// A backup restored with the wrong `--backup-key-file`, or as in the clear when it is encrypted: said of
+    /// that option. Before, the remedy asked for `--key-file` and a repair of the backup's folder.
+    #[test]
+    fn a_wrong_backup_key_is_said_of_the_option_that_gave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        let (k1, k2) = (key_file(&dir.path().join("k1")), key_file(&dir.path().join("k2")));
+        seed_with_key(&src, 50, &k1);
+        seed_with_key(&dst, 10, &k2);
+        let bk = dir.path().join("bk");
+        let out = with_key(&["backup", "--data-dir", utf8(&src), "--to", utf8(&bk)], &k1);
+        let backup = backup_paths(&out)
+            .into_iter()
+            .find(|p| utf8(p).contains("/activity-"))
+            .unwrap();
+        let before = snapshot(&dst);
+        for (option, given) in [
+            (
+                vec!["--backup-key-file", k2.as_str()],
+                format!("with the key of --backup-key-file {k2}"),
+            ),
+            (
+                vec!["--backup-in-clear"],
+                "in the clear (--backup-in-clear)".to_string(),
+            ),
+        ] {
+            let mut args = vec!["restore", "--data-dir", utf8(&dst), "--from", utf8(&backup)];
+            args.extend(option);
+            let out = with_key(&args, &k2);
+            let (_, stderr) = texts(&out);
+            assert_eq!(out.status.code(), Some(2), "{stderr}");
+            assert!(
+                stderr.starts_with(&format!(
+                    "splitstore restore: {} cannot be read {given}: ",
+                    backup.display()
+                )) && stderr.ends_with(
+                    "What to do: give the key it was taken with as --backup-key-file (or --backup-in-clear for \
+                         a backup in the clear); nothing was changed\n"
+                ),
+                "{stderr}"
+            );
+            assert_eq!(snapshot(&dst), before);
+        }
+    }
+
+    /// A directory copied without its private folder (no record of its files' key), whose activity.db has a
+    /// damaged first page: the key opens config.db beside it, so that is damage, which repair mends from the
+    /// backup. Before, it was `key_rejected` (doctor and repair), and repair moved nothing. Another key is
+    /// still `key_rejected`.
+    #[test]
+    fn without_the_records_a_damaged_first_page_is_damage_when_the_key_opens_the_other_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        let k = key_file(&dir.path().join("key"));
+        seed_with_key(&data, 100, &k);
+        assert!(with_key(&["backup", "--data-dir", d], &k).status.success());
+        fs::remove_dir_all(data.join(".private")).unwrap();
+        let db = data.join("activity.db");
+        let mut bytes = fs::read(&db).unwrap();
+        bytes[..200].fill(0x41);
+        fs::write(&db, &bytes).unwrap();
+
+        let other = key_file(&dir.path().join("other"));
+        let doctor = with_key(&["doctor", "--data-dir", d], &other);
+        assert!(texts(&doctor).0.contains("activity.db [key_rejected]"), "{doctor:?}");
+        let doctor = with_key(&["doctor", "--data-dir", d], &k);
+        assert!(texts(&doctor).0.contains("activity.db [not_a_database]"), "{doctor:?}");
+        let repair = with_key(&["repair", "--data-dir", d], &k);
+        let (stdout, stderr) = texts(&repair);
+        assert!(repair.status.success(), "{stderr}");
+        assert!(stdout.starts_with("activity.db: restored from "), "{stdout}");
+        assert_eq!(
+            count(&data, &key_of(&k), &activity_store::SCHEMA, "activity_events"),
+            100
+        );
     }
 
     /// A rotation meets what every open refuses: the `-wal` a crash left beside a file put back by hand, or

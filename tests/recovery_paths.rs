@@ -602,6 +602,38 @@ fn killed_with_commits_in_the_wal(data: &Path, events: usize) -> Vec<u8> {
     wal
 }
 
+/// The `-wal` a killed daemon left, removed by hand before the next start: what it held is gone (nothing
+/// can bring it back), and the start says so rather than open on the file as if nothing were missing.
+/// After a clean stop, whose `-wal` holds nothing, nothing is said.
+#[test]
+fn the_wal_a_crash_left_removed_before_the_next_start_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    seed_data_dir(&data, 300);
+    let note = format!(
+        "splitstore daemon: note: the -wal that the last owner of {d}/activity.db left when it stopped without \
+         closing (a crash or a kill) was gone before this start"
+    );
+    let start = || {
+        let out = run_splitstore(["daemon", "--data-dir", d, "--events", "10"]);
+        assert!(out.status.success(), "{out:?}");
+        texts(&out).1
+    };
+    assert!(!start().contains(&note), "a clean stop: nothing to say");
+    assert!(!start().contains(&note), "nor after another");
+
+    killed_with_commits_in_the_wal(&data, 200);
+    std::fs::remove_file(data.join("activity.db-wal")).unwrap();
+    let stderr = start();
+    assert!(stderr.contains(&note), "{stderr}");
+    assert!(!start().contains(&note), "said once");
+
+    // The -wal a crash left, in place: replayed, nothing lost, nothing said.
+    killed_with_commits_in_the_wal(&data, 200);
+    assert!(!start().contains(&note));
+}
+
 fn events_in(db: &Path) -> i64 {
     query_i64(&read_only(db), "SELECT count(*) FROM activity_events")
 }

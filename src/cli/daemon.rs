@@ -134,7 +134,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(w) => w,
         Err(e) => return super::fail_owner("daemon", &e),
     };
-    super::say_upgraded("daemon", writer.owner());
+    super::say_opened("daemon", writer.owner());
     if !writer.recovery().is_empty() {
         let _ = writeln!(io::stderr(), "splitstore daemon: recovered: {}", writer.recovery());
     }

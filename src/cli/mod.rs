@@ -249,10 +249,21 @@ pub fn upgrade_first(
     }
 }
 
-/// Says, once at start, that the owner's open migrated its file and where the file as it was is kept: the
-/// way back to the previous build (docs/upgrade.md, "Rolling back"), which otherwise only doctor lists.
-pub fn say_upgraded(context: &str, owner: &store_core::OwnerConnection) {
+/// Says, once at start, what the owner's open found or did that the user should hear of: the `-wal` a crash
+/// left, gone before it; a migration of its file and where the file as it was is kept: the way back to the
+/// previous build (docs/upgrade.md, "Rolling back"), which otherwise only doctor lists.
+pub fn say_opened(context: &str, owner: &store_core::OwnerConnection) {
     let report = owner.open_report();
+    if report.wal_gone {
+        let _ = writeln!(
+            std::io::stderr(),
+            "splitstore {context}: note: the -wal that the last owner of {} left when it stopped without closing (a \
+             crash or a kill) was gone before this start (removed by hand, or by a cleanup or sync tool): whatever \
+             it held since the last checkpoint is not in the file, and nothing can bring it back. Never remove the \
+             -wal of a database",
+            owner.path().display()
+        );
+    }
     let upgrade = &report.upgrade;
     if report.created || upgrade.to_version <= upgrade.from_version {
         return;

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use store_core::ErrorKind;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding activity.db and config.db.
@@ -51,20 +53,48 @@ pub fn run(args: Args) -> ExitCode {
         return super::fail("restore", &e);
     }
     let restored = if other_key {
-        splitstore::operations::restore_from_other_key(&args.data_dir, &args.from, backup_key.as_ref(), key.as_ref())
-            .map(|(copy, reports)| {
-                super::say!(
-                    "copied {} {} as {}",
+        let restored = splitstore::operations::restore_from_other_key(
+            &args.data_dir,
+            &args.from,
+            backup_key.as_ref(),
+            key.as_ref(),
+        );
+        // The backup's own key (or its being in the clear) is what was given wrong: said of that option, not
+        // with the remedies of a data directory's file (`--key-file`, a repair of the backup's folder).
+        if let Err(e) = &restored
+            && e.path() == args.from
+            && matches!(
+                e.kind(),
+                ErrorKind::KeyRejected | ErrorKind::KeyRequired | ErrorKind::NotEncrypted | ErrorKind::NotADatabase
+            )
+        {
+            let given = match &args.backup_key_file {
+                Some(file) => format!("with the key of --backup-key-file {}", file.display()),
+                None => "in the clear (--backup-in-clear)".to_string(),
+            };
+            return super::fail(
+                "restore",
+                &format!(
+                    "{} cannot be read {given}: {}. What to do: give the key it was taken with as \
+                     --backup-key-file (or --backup-in-clear for a backup in the clear); nothing was changed",
                     args.from.display(),
-                    if key.is_some() {
-                        "under the data directory's key"
-                    } else {
-                        "in the clear"
-                    },
-                    copy.display()
-                );
-                reports
-            })
+                    e.what()
+                ),
+            );
+        }
+        restored.map(|(copy, reports)| {
+            super::say!(
+                "copied {} {} as {}",
+                args.from.display(),
+                if key.is_some() {
+                    "under the data directory's key"
+                } else {
+                    "in the clear"
+                },
+                copy.display()
+            );
+            reports
+        })
     } else {
         splitstore::operations::restore_with(&args.data_dir, &args.from, None, key.as_ref())
     };

@@ -84,7 +84,7 @@ pub fn run(args: Args) -> ExitCode {
     if let Some(damage) = server.config().owner().damage_seen() {
         return super::fail_owner("server", &damage);
     }
-    super::say_upgraded("server", server.config().owner());
+    super::say_opened("server", server.config().owner());
     let config = server.config().path().display();
     let went_back = "it was put back from a copy, created anew, or lost its last commits in a power loss. Its counters \
                      now start past those ids, so no id is handed out twice";

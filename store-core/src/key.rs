@@ -291,9 +291,32 @@ pub fn readable_without_key(path: &Path) -> bool {
         .is_ok()
 }
 
+/// Whether `key` opens another database of the data directory of `path` (a `.db` file beside it): a data
+/// directory's databases share one key, so with no record of this file's key, a first page that `key` does
+/// not open is damage, not another key (a directory copied without its private folder).
+fn key_opens_a_sibling(path: &Path, key: &Key) -> bool {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let Ok(entries) = std::fs::read_dir(crate::files::parent_dir(path)) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p != path && p.extension().is_some_and(|x| x == "db") && crate::files::nonempty_regular(p))
+        .any(|p| {
+            Connection::open_with_flags(&p, flags)
+                .and_then(|c| {
+                    apply_raw(&c, key)?;
+                    c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+                })
+                .is_ok()
+        })
+}
+
 /// What a `NotADatabase` met opening `path` with `key` (or none) really is:
 /// - with a key: a plaintext database ([`Error::NotEncrypted`]); an encrypted file whose key check value,
-///   recorded at its owner's last successful open, is this key's: damage (the error as it is); otherwise
+///   recorded at its owner's last successful open, is this key's: damage (the error as it is); with no
+///   record, damage too when the key opens another database of its directory; otherwise
 ///   [`Error::KeyRejected`] (a wrong key, or a file that records no key: never taken for damage);
 /// - without a key: a file recorded as encrypted is [`Error::KeyRequired`]; anything else stays
 ///   `NotADatabase`.
@@ -311,6 +334,11 @@ pub fn explain_not_a_database(err: Error, key: Option<&Key>) -> Error {
             }
             match record {
                 Some(r) if r.key_check.as_deref() == Some(key.check_value().as_str()) => {
+                    Error::NotADatabase { path, schema }
+                }
+                // A database an owner opened (its lock file beside it), not a backup: a folder of backups holds
+                // other keys' after a rotation.
+                None if crate::files::with_suffix(&path, ".lock").is_file() && key_opens_a_sibling(&path, key) => {
                     Error::NotADatabase { path, schema }
                 }
                 _ => Error::KeyRejected { path, schema },

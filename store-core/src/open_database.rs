@@ -119,6 +119,11 @@ pub struct OpenReport {
     /// The AUTOINCREMENT counters found behind the ids the file had handed out, and raised past them: (table,
     /// the highest id handed out). Only for a store that keeps its counters ([`OwnerConnection::keep_counters`]).
     pub counters_raised: Vec<(String, i64)>,
+    /// The `-wal` the file's last owner left when it stopped without emptying it (a crash, a kill) was gone
+    /// before this open (removed by hand, by a cleanup or sync tool): whatever it held since the last
+    /// checkpoint is not in the file ([`records::wal_gone`]). Nothing is left to bring back; said so that it
+    /// is not lost in silence.
+    pub wal_gone: bool,
 }
 
 /// The single writable connection to a database, holding its owner lock for as long as it lives.
@@ -226,6 +231,8 @@ impl OwnerConnection {
         } else {
             refuse_before_open(path, schema, opts.key.as_ref())?;
         }
+        // Before SQLite opens the file, which creates a `-wal` in place of one removed.
+        let wal_gone = !opts.temporary_file && records::wal_gone(path);
         let size = std::fs::symlink_metadata(path).map(|m| m.len()).ok();
         if size.unwrap_or(0) == 0
             && !opts.temporary_file
@@ -313,6 +320,7 @@ impl OwnerConnection {
             conn: ClosingConnection {
                 conn,
                 truncate_on_close: true,
+                db: (!opts.temporary_file).then(|| path.to_path_buf()),
             },
             path: path.to_path_buf(),
             schema,
@@ -321,6 +329,7 @@ impl OwnerConnection {
                 upgrade,
                 damage_seen: records::damage_seen(path),
                 counters_raised: Vec::new(),
+                wal_gone,
             },
             key: opts.key.clone(),
             busy_timeout: opts.busy_timeout,
@@ -856,6 +865,9 @@ struct ClosingConnection {
     /// `false` once the `-shm` was replaced: emptying the `-wal` another process's index points into would
     /// make its reads fail ([`OwnerConnection::take_back_wal_files`]).
     truncate_on_close: bool,
+    /// The user's database (not a temporary file), whose `-wal` records are forgotten once its `-wal` is
+    /// emptied here ([`records::wal_gone`] tells a crash's `-wal` removed by hand by the record left).
+    db: Option<PathBuf>,
 }
 
 impl Drop for ClosingConnection {
@@ -866,7 +878,10 @@ impl Drop for ClosingConnection {
         // A reader holding an old snapshot makes TRUNCATE wait for it: never wait long when closing. If it
         // cannot finish, nothing is lost: the WAL stays and the next open replays it.
         let _ = self.conn.busy_timeout(Duration::from_millis(200));
-        let _ = checkpoint::checkpoint(&self.conn, CheckpointMode::Truncate);
+        let emptied = checkpoint::checkpoint(&self.conn, CheckpointMode::Truncate).is_ok_and(|r| !r.busy);
+        if let Some(db) = self.db.as_deref().filter(|_| emptied) {
+            records::forget_wal_pairs(db);
+        }
     }
 }
 

@@ -21,7 +21,8 @@
 //!   put in the file's place by hand would be opened with the other file's pages ([`orphan_wal`]). The
 //!   record is named by the `-wal` it is about, so that a folder put back from a copy of the user's own
 //!   (whose private folder holds the record of an older `-wal`) does not replace the record of the `-wal` a
-//!   crash left.
+//!   crash left. An owner forgets it when it empties its `-wal` at a clean stop, so one still there whose
+//!   `-wal` is gone tells a crash's `-wal` removed by hand ([`wal_gone`]).
 //!
 //! - `<file>.counters.json`: the highest id each AUTOINCREMENT counter of the file has handed out, kept by an
 //!   owner whose store asks for it ([`OwnerConnection::keep_counters`](crate::OwnerConnection::keep_counters)),
@@ -219,6 +220,11 @@ pub fn last_failure(db: &Path) -> Option<FailureRecord> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalPairRecord {
     pub db: files::FileStamp,
+    /// Written by a build whose owner forgets this record when it empties its `-wal` at a clean stop
+    /// ([`forget_wal_pairs`]); an earlier build's record outlives a clean stop, so it tells nothing of how
+    /// its owner stopped ([`wal_gone`]).
+    #[serde(default)]
+    pub forgotten_at_clean_stop: bool,
 }
 
 /// `<private folder>/<file>.wal-<device>-<inode>-<created>.json`: the record about the `-wal` stamped `wal`.
@@ -242,7 +248,10 @@ pub fn note_wal_pair(db: &Path, db_file: files::FileId) {
     if stamp.id != db_file {
         return;
     }
-    let record = WalPairRecord { db: stamp };
+    let record = WalPairRecord {
+        db: stamp,
+        forgotten_at_clean_stop: true,
+    };
     let path = wal_pair_path(db, &wal);
     if wal_pair(&path) == Some(record) || private_dir::ensure(files::parent_dir(db)).is_err() {
         return;
@@ -250,20 +259,52 @@ pub fn note_wal_pair(db: &Path, db_file: files::FileId) {
     if files::write_json_atomically(&path, &record, "write the -wal record").is_err() {
         return;
     }
-    let prefix = record_path(db, ".wal-").to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir(private_dir::private_dir_of(db)) else {
-        return;
-    };
-    for other in entries.flatten().map(|e| e.path()) {
-        let name = other.to_string_lossy();
-        if name.starts_with(&prefix) && name.ends_with(".json") && other != path {
-            let _ = std::fs::remove_file(&other);
-        }
+    for other in wal_pair_records(db).filter(|other| *other != path) {
+        let _ = std::fs::remove_file(&other);
     }
 }
 
 fn wal_pair(record: &Path) -> Option<WalPairRecord> {
     serde_json::from_str(&std::fs::read_to_string(record).ok()?).ok()
+}
+
+/// At an owner's open, before SQLite opens `db`: whether the `-wal` recorded at the last open of this very
+/// file (the same device, inode and creation time) is no longer there, removed or another in its place. Its
+/// owner forgets that record when it empties its `-wal` at a clean stop ([`forget_wal_pairs`]), so a record
+/// still there means the owner stopped without emptying it (a crash, a kill), and whatever its `-wal` held
+/// since the last checkpoint went with it: the open goes on (nothing is left to bring back), and says so.
+pub fn wal_gone(db: &Path) -> bool {
+    let Ok(stamp) = files::FileStamp::at(db) else {
+        return false;
+    };
+    let now = files::FileStamp::at(&files::with_suffix(db, "-wal"))
+        .ok()
+        .map(|wal| wal_pair_path(db, &wal));
+    wal_pair_records(db).any(|record| {
+        wal_pair(&record).is_some_and(|r| r.db == stamp && r.forgotten_at_clean_stop) && Some(&record) != now.as_ref()
+    })
+}
+
+/// Removes the records of `db`'s `-wal` ([`note_wal_pair`]): its owner emptied it at a clean stop, so no
+/// commit can be lost with it. Best effort.
+pub fn forget_wal_pairs(db: &Path) {
+    for record in wal_pair_records(db) {
+        let _ = std::fs::remove_file(record);
+    }
+}
+
+/// The paths of the records of `db`'s `-wal`s ([`wal_pair_path`]).
+fn wal_pair_records(db: &Path) -> impl Iterator<Item = PathBuf> {
+    let prefix = record_path(db, ".wal-").to_string_lossy().into_owned();
+    std::fs::read_dir(private_dir::private_dir_of(db))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(move |p| {
+            let name = p.to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(".json")
+        })
 }
 
 /// `<private folder>/<file>.counters.json` (see the module's list).

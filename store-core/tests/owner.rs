@@ -771,7 +771,10 @@ fn a_wal_left_by_a_crash_is_refused_beside_another_file_and_not_beside_its_own_o
     fs::copy(&db, &put_back).unwrap();
     fs::rename(&put_back, &db).unwrap();
     cp_a(&private_then.join("."), &private);
-    assert!(wal_pair_path(&db, &earlier_wal).exists());
+    assert!(
+        !wal_pair_path(&db, &earlier_wal).exists(),
+        "the clean stop forgot the record of the -wal it emptied"
+    );
     let before = (fs::read(&db).unwrap(), fs::read(&wal).unwrap());
     let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
     assert!(matches!(err, Error::OrphanWal { removed: false, .. }), "{err:?}");
@@ -798,7 +801,11 @@ fn a_wal_left_by_a_crash_is_refused_beside_another_file_and_not_beside_its_own_o
             };
             fs::write(
                 &record_path,
-                serde_json::to_vec(&WalPairRecord { db: recorded }).unwrap(),
+                serde_json::to_vec(&WalPairRecord {
+                    db: recorded,
+                    forgotten_at_clean_stop: true,
+                })
+                .unwrap(),
             )
             .unwrap();
             assert_eq!(
