@@ -77,7 +77,7 @@ impl std::fmt::Display for RowsAdded {
 }
 
 /// What a damaged file added after its backup was taken, as far as can be told: a repair that would restore
-/// the backup asks first ([`Error::BackupOlder`](crate::Error::BackupOlder)).
+/// the backup asks first ([`Error::BackupOlder`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddedSince {
     /// Counted by its AUTOINCREMENT counters ([`rows_added_since`]).
