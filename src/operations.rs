@@ -401,10 +401,11 @@ fn newest_sound(
     Ok((None, passed_over))
 }
 
-/// Of the files a backup folder holds named like `schema`'s backups that are not usable ones (`ignored`), one
-/// that `key` does not open (taken under another key, in the clear, or perhaps encrypted when no key is
-/// given), as the error that says how to bring it under the key; `None` when there is none. `db` and
-/// `damaged` as for [`newest_sound`].
+/// Of the files a backup folder holds named like `schema`'s backups that are not usable ones (`ignored`), the
+/// newest by name that `key` does not open (taken under another key, in the clear, or perhaps encrypted when
+/// no key is given), as the error that says how to bring it under the key; `None` when there is none. With
+/// `instead` (the backup the key opens that would be restored), only one named later than it: the error then
+/// also names `instead`, restored by name as the other way. `db` and `damaged` as for [`newest_sound`].
 fn backup_under_other_key(
     db: &Path,
     ignored: &[IgnoredFile],

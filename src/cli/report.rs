@@ -84,9 +84,10 @@ pub fn run(args: Args) -> ExitCode {
         };
         let _ = writeln!(
             std::io::stderr(),
-            "splitstore report: note: a bound of the range lies in {} .. {}, a quarter hour whose sessions retention pruned in part: {} of \
-             the {} sessions that started in it are still stored, and only those are counted in the range's part \
-             of it; bounds on quarter hours are counted exactly, pruned sessions included",
+            "splitstore report: note: a bound of the range lies in {} .. {}, a quarter hour whose sessions \
+             retention pruned in part: {} of the {} sessions that started in it are still stored, and only those \
+             are counted in the range's part of it; bounds on quarter hours are counted exactly, pruned sessions \
+             included",
             at(edge.bucket.from),
             at(edge.bucket.to),
             edge.stored,
