@@ -603,7 +603,8 @@ fn killed_with_commits_in_the_wal(data: &Path, events: usize) -> Vec<u8> {
 }
 
 /// The `-wal` a killed daemon left, removed by hand before the next start: what it held is gone (nothing
-/// can bring it back), and the start says so rather than open on the file as if nothing were missing.
+/// can bring it back), and doctor and the start say so rather than open on the file as if nothing were
+/// missing.
 /// After a clean stop, whose `-wal` holds nothing, nothing is said.
 #[test]
 fn the_wal_a_crash_left_removed_before_the_next_start_is_said() {
@@ -625,9 +626,19 @@ fn the_wal_a_crash_left_removed_before_the_next_start_is_said() {
 
     killed_with_commits_in_the_wal(&data, 200);
     std::fs::remove_file(data.join("activity.db-wal")).unwrap();
+    // Doctor (and a UI's banner) says it before the start.
+    let doctor = run_splitstore(["doctor", "--data-dir", d]);
+    assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+    assert!(
+        texts(&doctor).0.contains(&format!(
+            "activity.db [wal_gone]: {d}/activity.db: the -wal its last owner left when it stopped without closing"
+        )),
+        "{doctor:?}"
+    );
     let stderr = start();
     assert!(stderr.contains(&note), "{stderr}");
     assert!(!start().contains(&note), "said once");
+    assert_eq!(run_splitstore(["doctor", "--data-dir", d]).status.code(), Some(0));
 
     // The -wal a crash left, in place: replayed, nothing lost, nothing said.
     killed_with_commits_in_the_wal(&data, 200);

@@ -290,6 +290,25 @@ fn inspect_with(
         h.problem_from(&orphan);
         return h;
     }
+    // Said before the owner's next start, which says it too and forgets it.
+    if !owner_running && records::wal_gone(path) {
+        h.problem(
+            ErrorKind::WalGone,
+            format!(
+                "{}: the -wal its last owner left when it stopped without closing (a crash or a kill) is gone: \
+                 whatever it held since the last checkpoint is not in the file",
+                path.display()
+            ),
+            format!(
+                "if it was moved, put it back at {} before {} starts; otherwise nothing brings it back: start {} \
+                 (`{}`), which opens the file as its last checkpoint left it; never remove the -wal of a database",
+                files::with_suffix(path, "-wal").display(),
+                schema.owner,
+                schema.owner,
+                schema.owner_command(dir)
+            ),
+        );
+    }
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

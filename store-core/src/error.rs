@@ -86,6 +86,9 @@ pub enum ErrorKind {
     /// A `-wal` beside a file that is not the one it was written for (the file was replaced or removed by
     /// hand while its owner was stopped after a crash): SQLite would mix its pages into the file there.
     OrphanWal,
+    /// The `-wal` the file's last owner left when it stopped without emptying it (a crash) is gone: what it
+    /// held since the last checkpoint is not in the file (doctor, until the owner's next start says it).
+    WalGone,
     /// Another connection held a lock past the busy timeout.
     Busy,
     /// A write broke a rule of the schema.
@@ -181,6 +184,7 @@ impl ErrorKind {
             ErrorKind::ReadFailed => "read_failed",
             ErrorKind::WalIndexStale => "wal_index_stale",
             ErrorKind::OrphanWal => "orphan_wal",
+            ErrorKind::WalGone => "wal_gone",
             ErrorKind::Busy => "busy",
             ErrorKind::Constraint => "constraint",
             ErrorKind::NoBackup => "no_backup",
