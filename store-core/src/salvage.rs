@@ -653,7 +653,7 @@ fn build(
             let over = match base {
                 None => Over::Nothing,
                 Some(_) if schema.append_only_tables.contains(&table.as_str()) => Over::BackupOfAppendOnly,
-                Some(_) if derived_whole => Over::BackupDeletionsKept,
+                Some(_) if derived_whole => Over::BackupDeletionsHonoured,
                 Some(_) => Over::Backup,
             };
             copy_table(source, &mut owner, table, over, opts, &mut t, &mut report.notes)?;
@@ -927,7 +927,7 @@ enum Over {
     /// totals), so a row of the backup it no longer holds where it reads is left out. Kept, an open session
     /// the damaged file had ended and pruned would be counted twice: open in reports, then again when
     /// recovery ends it.
-    BackupDeletionsKept,
+    BackupDeletionsHonoured,
 }
 
 /// How rows of a table are told apart, in the output.
@@ -1031,7 +1031,7 @@ fn copy_table(
     let over = match (over, &key) {
         (Over::BackupOfAppendOnly, Key::Columns(_)) => Over::Backup,
         // Without rowids the backup's rows cannot be told from the damaged file's by its unreadable ranges.
-        (Over::BackupDeletionsKept, Key::Columns(_)) => Over::Backup,
+        (Over::BackupDeletionsHonoured, Key::Columns(_)) => Over::Backup,
         (over, _) => over,
     };
     let start = match over {
@@ -1045,7 +1045,7 @@ fn copy_table(
         _ => i64::MIN,
     };
     let lookup = match over {
-        Over::Backup | Over::BackupDeletionsKept => BackupLookup::new(table, &key, &common),
+        Over::Backup | Over::BackupDeletionsHonoured => BackupLookup::new(table, &key, &common),
         _ => None,
     };
     let mut writer = TableWriter {
@@ -1057,7 +1057,7 @@ fn copy_table(
         max_seen: None,
         first_rejection: None,
         backup_rows_read: 0,
-        rowids_read: (over == Over::BackupDeletionsKept && explicit_rowid).then(Vec::new),
+        rowids_read: (over == Over::BackupDeletionsHonoured && explicit_rowid).then(Vec::new),
     };
 
     if !source.has_rowid(table) {
@@ -1128,7 +1128,7 @@ fn copy_table(
         // no longer holds. (A table keyed by columns gets new rowids: its unreadable ranges say nothing of
         // the backup's rows, so this is not counted for it.)
         let gone = writer.t.from_backup.saturating_sub(writer.backup_rows_read + kept);
-        if over == Over::BackupDeletionsKept && gone > 0 {
+        if over == Over::BackupDeletionsHonoured && gone > 0 {
             let left_out = leave_out_deleted(&mut writer, table)?;
             notes.push(format!(
                 "{table}: {left_out} row(s) of the backup are not in the damaged file where it reads (deleted after \
@@ -1787,7 +1787,7 @@ impl BackupLookup {
 }
 
 /// Deletes from the output the rows of the backup that the damaged file no longer holds where it reads
-/// ([`Over::BackupDeletionsKept`]), in one transaction; returns how many.
+/// ([`Over::BackupDeletionsHonoured`]), in one transaction; returns how many.
 fn leave_out_deleted(writer: &mut TableWriter<'_>, table: &str) -> Result<u64> {
     let mut read = writer.rowids_read.take().unwrap_or_default();
     read.sort_unstable();
@@ -1822,7 +1822,7 @@ struct TableWriter<'o> {
     first_rejection: Option<String>,
     /// Rows read whose key the backup holds (kept as they are, updated, or their update refused).
     backup_rows_read: u64,
-    /// Every rowid read from the damaged file, for [`Over::BackupDeletionsKept`] (`None` otherwise).
+    /// Every rowid read from the damaged file, for [`Over::BackupDeletionsHonoured`] (`None` otherwise).
     rowids_read: Option<Vec<i64>>,
 }
 
