@@ -55,10 +55,13 @@ pub fn check_with_key(data_dir: &Path, level: CheckLevel, key: Option<&store_cor
         .map(|schema| diagnostics::inspect(&schema.path_in(data_dir), schema, &opts))
         .collect();
     // A legacy file waiting to be split that the split would refuse is said as the owners' start says it:
-    // the remedy "split it" would fail the same way.
-    let pending =
-        store_core::conversion::pending(&activity_store::SCHEMA.path_in(data_dir), &activity_store::SCHEMA, None);
-    if let Some(refusal) = pending.as_deref().and_then(migrate_split::refusal_of) {
+    // the remedy "split it" would fail the same way. Looked for only when a database said it waits for the
+    // split (a banner refreshed often reads nothing more otherwise).
+    let waits_for_split = |db: &DbHealth| db.problems.iter().any(|p| p.code == ErrorKind::NotConvertedYet);
+    let pending = databases.iter().any(waits_for_split).then(|| {
+        store_core::conversion::pending(&activity_store::SCHEMA.path_in(data_dir), &activity_store::SCHEMA, None)
+    });
+    if let Some(refusal) = pending.flatten().as_deref().and_then(migrate_split::refusal_of) {
         for problem in databases.iter_mut().flat_map(|db| db.problems.iter_mut()) {
             if problem.code == ErrorKind::NotConvertedYet {
                 *problem = Problem {
