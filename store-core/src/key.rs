@@ -295,22 +295,14 @@ pub fn readable_without_key(path: &Path) -> bool {
 /// directory's databases share one key, so with no record of this file's key, a first page that `key` does
 /// not open is damage, not another key (a directory copied without its private folder).
 fn key_opens_a_sibling(path: &Path, key: &Key) -> bool {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let Ok(entries) = std::fs::read_dir(crate::files::parent_dir(path)) else {
         return false;
     };
     entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p != path && p.extension().is_some_and(|x| x == "db") && crate::files::nonempty_regular(p))
-        .any(|p| {
-            Connection::open_with_flags(&p, flags)
-                .and_then(|c| {
-                    apply_raw(&c, key)?;
-                    c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
-                })
-                .is_ok()
-        })
+        .filter(|p| p != path && p.extension().is_some_and(|x| x == "db"))
+        .any(|p| crate::read_pool::reads_with(&p, Some(key)))
 }
 
 /// What a `NotADatabase` met opening `path` with `key` (or none) really is:

@@ -126,6 +126,15 @@ pub(crate) fn open_if_readable(path: &Path, key: Option<&Key>) -> Option<Connect
     Some(conn)
 }
 
+/// Whether the file at `path` opens under `key` and its first page reads (opening reads nothing; a look at
+/// the schema reads page 1, which a wrong key does not open): [`open_if_readable`], then that look.
+pub(crate) fn reads_with(path: &Path, key: Option<&Key>) -> bool {
+    open_if_readable(path, key).is_some_and(|conn| {
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+            .is_ok()
+    })
+}
+
 fn open_reader(path: &Path, key: Option<&Key>) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, reader_flags()).at(path)?;
     crate::key::apply(&conn, path, key)?;

@@ -383,12 +383,7 @@ pub fn place_all(
         let mut replaced_another_file = false;
         let mut replaced_unread = false;
         if let Some(aside) = &replaced {
-            // Opening reads nothing: the first page, read by a look at the schema, is what a key must open.
-            replaced_unread = files::nonempty_regular(aside)
-                && crate::read_pool::open_if_readable(aside, key).is_none_or(|conn| {
-                    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
-                        .is_err()
-                });
+            replaced_unread = files::nonempty_regular(aside) && !crate::read_pool::reads_with(aside, key);
             let counters = counters_of(aside, key);
             // Counters compared across two different files say nothing about rows added since the backup.
             replaced_another_file = matches!(
