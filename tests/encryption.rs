@@ -171,6 +171,21 @@ mod encrypted {
         assert!(server.status.success(), "{:?}", texts(&server));
     }
 
+    /// `rekey` of `data` from the key in `old` to the one in `new`, which succeeds: what it printed.
+    fn rotated(data: &Path, old: &str, new: &str) -> std::process::Output {
+        let out = run_splitstore([
+            "rekey",
+            "--data-dir",
+            utf8(data),
+            "--key-file",
+            old,
+            "--new-key-file",
+            new,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        out
+    }
+
     /// What a failed `rekey` said on stderr after the steps it started (`rekey: ...` lines, each file as it
     /// is checked).
     fn failure(out: &std::process::Output) -> String {
@@ -447,9 +462,8 @@ mod encrypted {
             .map(|b| fs::metadata(b).unwrap().modified().unwrap())
             .collect();
         let new = key_file(&dir.path().join("new"));
-        let rotated = run_splitstore(["rekey", "--data-dir", d, "--key-file", &k, "--new-key-file", &new]);
-        assert!(rotated.status.success(), "{rotated:?}");
-        let (rotated_out, _) = texts(&rotated);
+        let rotation = rotated(&data, &k, &new);
+        let (rotated_out, _) = texts(&rotation);
         let line = rotated_out
             .lines()
             .find_map(|l| l.split_once(" backup(s) of the files, now under the new key too: "))
@@ -488,8 +502,7 @@ mod encrypted {
         // key, but the last rotation was from the new one, so "from the first key to the third" is not said
         // done (were the keys given the wrong way round, the files would be taken to be under the first).
         let third = key_file(&dir.path().join("third"));
-        let rotated = run_splitstore(["rekey", "--data-dir", d, "--key-file", &new, "--new-key-file", &third]);
-        assert!(rotated.status.success(), "{rotated:?}");
+        rotated(&data, &new, &third);
         refused_as_already_under_the_new_key(&data, &k, &third);
         let cleanup = run_splitstore(["cleanup", "--data-dir", d, "--older-than", "0"]);
         assert!(cleanup.status.success(), "{cleanup:?}");
@@ -1362,8 +1375,7 @@ mod encrypted {
         let out = with_key(&["backup", "--data-dir", d, "--to", utf8(&ext)], &old);
         assert!(out.status.success(), "{out:?}");
         let new = key_file(&dir.path().join("new"));
-        let rekey = run_splitstore(["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new]);
-        assert!(rekey.status.success(), "{rekey:?}");
+        rotated(&data, &old, &new);
         seed_with_key(&data, 500, &new);
 
         let out = with_key(&["restore", "--data-dir", d, "--from", utf8(&ext)], &old);
@@ -1408,8 +1420,7 @@ mod encrypted {
         let ext = dir.path().join("ext");
         let newer = backup_paths(&taken(&ext))[0].clone();
         let new = key_file(&dir.path().join("new"));
-        let rekey = run_splitstore(["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new]);
-        assert!(rekey.status.success(), "{rekey:?}");
+        rotated(&data, &old, &new);
         let newer_here = backups.join(newer.file_name().unwrap());
         fs::copy(&newer, &newer_here).unwrap();
         let before = snapshot(&data);
