@@ -284,6 +284,7 @@ fn restore_locked(
                     path,
                     backup_dir: from.to_path_buf(),
                     quarantined: None,
+                    removed: false,
                     schema,
                 });
             };
@@ -340,6 +341,7 @@ fn restore_locked(
             path: schema.path_in(data_dir),
             backup_dir: from.to_path_buf(),
             quarantined: None,
+            removed: false,
             schema,
         });
     }
@@ -780,13 +782,12 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     Plan::Restore(b, passed_over)
                 }
                 Ok((None, _)) if opts.allow_empty && may_start_empty => Plan::StartEmpty,
-                // Said as the file's owner says it: gone, what shows it held data, and `--allow-empty`.
-                Ok((None, _)) if removed => return Err(store_core::open_database::missing(&path, schema, key)),
                 Ok((None, _)) => {
                     return Err(holding_more(None).unwrap_or_else(|| Error::NoBackup {
                         path: path.clone(),
                         backup_dir: backup_dir.to_path_buf(),
                         quarantined: None,
+                        removed,
                         schema,
                     }));
                 }

@@ -429,6 +429,8 @@ pub enum Error {
         path: PathBuf,
         backup_dir: PathBuf,
         quarantined: Option<PathBuf>,
+        /// The file is gone where it held data ([`Error::Removed`]): a repair has nothing to salvage of it.
+        removed: bool,
         schema: &'static Schema,
     },
     /// A repair would restore a backup older than the damaged file, which has added rows since it was taken
@@ -873,9 +875,13 @@ impl Error {
             Error::NoBackup {
                 backup_dir,
                 quarantined,
+                removed,
                 ..
             } => {
                 let mut s = format!("no backup of {p} in {} passes verification", backup_dir.display());
+                if *removed {
+                    s.push_str(", and the file is gone where it held data");
+                }
                 if let Some(q) = quarantined {
                     s.push_str(&format!(" (the damaged file is kept at {})", q.display()));
                 }
@@ -1290,10 +1296,19 @@ impl Error {
                 command(Some(schema), "repair", "--salvage"),
                 command(Some(schema), "repair", "--accept-older-backup")
             ),
-            Error::NoBackup { schema, .. } => {
+            Error::NoBackup { schema, removed, .. } => {
                 let restore = command(Some(schema), "restore", "--from FILE");
                 let salvage = command(Some(schema), "repair", "--salvage");
-                if schema.may_start_empty {
+                if *removed {
+                    // Nothing of it is left to salvage, and starting it empty loses nothing more (config.db's
+                    // too): the remedy of the owner's refusal, down to the branch this repair found.
+                    format!(
+                        "if it was moved or renamed, put it back at {}; otherwise restore a backup kept elsewhere \
+                         with {restore}, or start it empty on purpose with {}; nothing was changed",
+                        shell_quoted(self.path()),
+                        command(Some(schema), "repair", "--allow-empty")
+                    )
+                } else if schema.may_start_empty {
                     format!(
                         "restore a backup kept elsewhere with {restore}, copy every row that can still be read into \
                          a new file with {salvage}, or start the file empty with {}",
