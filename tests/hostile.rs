@@ -8,10 +8,14 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use support::{mode, output_within, run_splitstore, seed_data_dir, spawn_splitstore, splitstore, texts, utf8};
+use support::{
+    backup_paths, copy_data_dir, count_rows, kill9, mode, output_within, run_splitstore, seed_data_dir,
+    spawn_splitstore, splitstore, texts, utf8, wait_until,
+};
 
 /// A file outside the data directory that a planted link points at, with its bytes and mode.
 struct Target {
@@ -1017,4 +1021,98 @@ fn database_files_this_user_may_not_read_are_permission_denied_for_backup_and_do
             fs::set_permissions(data.join(db), fs::Permissions::from_mode(0o600)).unwrap();
         }
     }
+}
+
+/// `splitstore ARGS` run with the folder `dir` mounted read-only over itself (a bind mount in a private
+/// mount namespace of its own: `unshare -rm`, which needs no privilege), as a snapshot or a backup disk is;
+/// `None` on a machine without user namespaces.
+fn splitstore_on_read_only_mount(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
+    let namespaces = Command::new("unshare").args(["-rm", "true"]).status();
+    if !namespaces.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: this machine gives no user namespace (`unshare -rm true` fails)");
+        return None;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-rm", "sh", "-c"])
+        .arg(r#"mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@""#)
+        .arg("sh")
+        .arg(dir)
+        .arg(env!("CARGO_BIN_EXE_splitstore"))
+        .args(args);
+    Some(output_within(&mut cmd, Duration::from_secs(60)))
+}
+
+/// A data directory on a file system mounted read-only (a snapshot, a backup disk) of owners that stopped:
+/// no `-wal` or `-shm` beside the files, which a reader of a WAL database must create. Doctor, report and
+/// backup said "SQLite error ... unable to open database file", doctor's remedy was doctor again, and the
+/// owners' own remedy there ("doctor, report and backup --to a writable folder work on it as it is") was
+/// untrue. They read it now; a `-wal` left without its `-shm`, which SQLite cannot read there, is said as
+/// such, with the copy that reads it.
+#[test]
+fn a_data_directory_on_a_read_only_mount_is_read_by_doctor_report_and_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 300);
+    // As a copy that left out each `-shm` (as backup tools are told to) holds it: the owners stopped, each
+    // `-wal` empty (their readers leave one).
+    for db in ["activity.db", "config.db"] {
+        let wal = data.join(format!("{db}-wal"));
+        assert_eq!(
+            fs::metadata(&wal).map(|m| m.len()).unwrap_or(0),
+            0,
+            "the owners stopped cleanly"
+        );
+        fs::remove_file(data.join(format!("{db}-shm"))).unwrap();
+    }
+    let d = utf8(&data);
+    let Some(doctor) = splitstore_on_read_only_mount(&data, &["doctor", "--data-dir", d]) else {
+        return;
+    };
+    assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
+    assert!(texts(&doctor).0.ends_with("\nhealthy\n"), "{doctor:?}");
+    let report = splitstore_on_read_only_mount(&data, &["report", "--json", "--data-dir", d]).unwrap();
+    assert!(report.status.success(), "{report:?}");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&report.stdout).unwrap();
+    let sessions: i64 = rows.iter().map(|r| r["sessions"].as_i64().unwrap()).sum();
+    assert_eq!(sessions, 3, "{rows:?}");
+    let to = dir.path().join("to");
+    let backup = splitstore_on_read_only_mount(&data, &["backup", "--data-dir", d, "--to", utf8(&to)]).unwrap();
+    assert!(backup.status.success(), "{backup:?}");
+    assert_eq!(backup_paths(&backup).len(), 2, "{backup:?}");
+    let owner = splitstore_on_read_only_mount(&data, &["daemon", "--events", "1", "--data-dir", d]).unwrap();
+    assert_eq!(owner.status.code(), Some(2), "{owner:?}");
+    assert!(texts(&owner).1.contains("is mounted read-only"), "{owner:?}");
+
+    // The owner killed, its -shm then lost (a copy of the file and its -wal alone).
+    let activity = data.join("activity.db");
+    let wal = store_core::files::with_suffix(&activity, "-wal");
+    let mut daemon = spawn_splitstore(["daemon", "--seconds", "60", "--data-dir", d]);
+    wait_until(Duration::from_secs(30), "the daemon's -wal holds frames", || {
+        fs::metadata(&wal).is_ok_and(|m| m.len() > 32)
+    });
+    kill9(&mut daemon);
+    fs::remove_file(store_core::files::with_suffix(&activity, "-shm")).unwrap();
+    let said = format!(
+        "{a} cannot be read where it is: {a}-wal beside it holds commits not yet in the file, which SQLite reads \
+         only with a {a}-shm it creates beside them, and the file system holding them is mounted read-only. What \
+         to do: copy the data directory to a writable disk, its -wal files with it (`cp -a {d} COPY`), and run the \
+         command on the copy",
+        a = activity.display()
+    );
+    let report = splitstore_on_read_only_mount(&data, &["report", "--data-dir", d]).unwrap();
+    assert_eq!(report.status.code(), Some(2), "{report:?}");
+    assert!(
+        texts(&report).1.starts_with(&format!("splitstore report: {said}")),
+        "{report:?}"
+    );
+    let doctor = splitstore_on_read_only_mount(&data, &["doctor", "--json", "--data-dir", d]).unwrap();
+    let health: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(
+        health["databases"][0]["problems"][0]["code"], "read_only_directory",
+        "{health}"
+    );
+    // The copy the remedy names reads it, every event of the -wal in it.
+    let copy = copy_data_dir(&data, dir.path().join("copy"));
+    let events = count_rows(&copy.join("activity.db"), "activity_events");
+    assert!(events > 300, "{events}");
 }

@@ -361,6 +361,11 @@ pub enum Error {
     /// A write (`action`) at `path` was refused: the file system holding it is mounted read-only (a
     /// recovery boot, a disk the kernel remounted after errors). Of kind [`ErrorKind::ReadOnlyDirectory`].
     ReadOnlyFileSystem { path: PathBuf, action: &'static str },
+    /// A read-only connection cannot read the `-wal` beside the file where it is: SQLite reads a `-wal` only
+    /// with the `-shm` it creates beside it, and the file system holding them is mounted read-only (a
+    /// snapshot, a backup disk, of a directory whose owner had not stopped). Of kind
+    /// [`ErrorKind::ReadOnlyDirectory`].
+    ReadOnlyWal { path: PathBuf },
     /// The operating system refused this user access to the path.
     PermissionDenied { path: PathBuf, action: &'static str },
     /// `path`, a file this command would write beside (or a folder it would write into), belongs to user
@@ -595,7 +600,9 @@ impl Error {
             Error::NotADatabase { .. } => ErrorKind::NotADatabase,
             Error::WrongDatabase { .. } => ErrorKind::WrongDatabase,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
-            Error::ReadOnlyDirectory { .. } | Error::ReadOnlyFileSystem { .. } => ErrorKind::ReadOnlyDirectory,
+            Error::ReadOnlyDirectory { .. } | Error::ReadOnlyFileSystem { .. } | Error::ReadOnlyWal { .. } => {
+                ErrorKind::ReadOnlyDirectory
+            }
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::AnotherUsersFiles { .. } => ErrorKind::AnotherUsersFiles,
             Error::Missing { .. } => ErrorKind::Missing,
@@ -649,6 +656,7 @@ impl Error {
             | Error::Corrupt { path, .. }
             | Error::ReadOnlyDirectory { path }
             | Error::ReadOnlyFileSystem { path, .. }
+            | Error::ReadOnlyWal { path }
             | Error::PermissionDenied { path, .. }
             | Error::AnotherUsersFiles { path, .. }
             | Error::Missing { path, .. }
@@ -830,6 +838,11 @@ impl Error {
             Error::ReadOnlyFileSystem { action, .. } => {
                 format!("could not {action} {p}: the file system holding it is mounted read-only")
             }
+            Error::ReadOnlyWal { .. } => format!(
+                "{p} cannot be read where it is: {p}-wal beside it holds commits not yet in the file, which SQLite \
+                 reads only with a {p}-shm it creates beside them, and the file system holding them is mounted \
+                 read-only"
+            ),
             Error::PermissionDenied { action, .. } => format!("this user may not {action} {p}"),
             Error::AnotherUsersFiles { owner, user, .. } => format!(
                 "{p} belongs to user {owner} and this command runs as user {user}: the files it would write beside \
@@ -1201,6 +1214,11 @@ impl Error {
             ),
             Error::ReadOnlyDirectory { .. } => format!(
                 "give this user write access to {quoted_dir}, or keep the owner running so -wal and -shm already exist"
+            ),
+            Error::ReadOnlyWal { .. } => format!(
+                "copy the data directory to a writable disk, its -wal files with it (`cp -a {quoted_dir} COPY`), and \
+                 run the command on the copy; or remount the file system holding {quoted_dir} read-write (see \
+                 `findmnt -T {quoted_dir}`)"
             ),
             Error::ReadOnlyFileSystem { .. } => format!(
                 "remount the file system holding {quoted_dir} read-write (see `findmnt -T {quoted_dir}`; a disk the \

@@ -547,6 +547,22 @@ pub fn on_different_file_systems(a: &Path, b: &Path) -> bool {
     matches!((fs::metadata(a), fs::metadata(b)), (Ok(a), Ok(b)) if a.dev() != b.dev())
 }
 
+/// Whether the file system holding `path` is mounted read-only (`statvfs`'s `ST_RDONLY`): a snapshot, a
+/// backup disk, a recovery boot. False when it cannot be asked.
+pub fn on_read_only_file_system(path: &Path) -> bool {
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: statvfs(2) reads the NUL-terminated path and writes only the struct it is given.
+    if unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: statvfs returned 0, so it filled the struct.
+    let stat = unsafe { stat.assume_init() };
+    stat.f_flag & libc::ST_RDONLY != 0
+}
+
 /// A `file:` URI for `path` with `query` (`mode=ro`, ...): every byte outside the unreserved set is
 /// percent-encoded, since `?`, `#` and `%` in a path mean something in a URI (<https://sqlite.org/uri.html>).
 pub fn file_uri(path: &Path, query: &str) -> String {

@@ -2,8 +2,10 @@
 //! process writes), pooled with r2d2.
 //!
 //! Readers never take the owner lock, never create the file and cannot write: connections open with
-//! `SQLITE_OPEN_READ_ONLY` (`PRAGMA query_only` would still let COMMIT and checkpoints through). Never
-//! `immutable=1`: it ignores the WAL and committed rows look missing (<https://sqlite.org/uri.html#uriimmutable>).
+//! `SQLITE_OPEN_READ_ONLY` (`PRAGMA query_only` would still let COMMIT and checkpoints through). Not
+//! `immutable=1`: it ignores the WAL and committed rows look missing (<https://sqlite.org/uri.html#uriimmutable>),
+//! but on a file system mounted read-only with no commit in a `-wal`, where nothing can change the file and a
+//! reader could not open it otherwise (`read_as_immutable`).
 //!
 //! Every read runs in one short transaction that ends before [`ReadPool::read`] returns, so no reader pins
 //! the WAL (a reader holding a snapshot stops checkpoints from resetting it: <https://sqlite.org/wal.html#ckpt>).
@@ -17,6 +19,7 @@
 //! path, while a connection still reading the removed one fails every read of what the owner writes next.
 
 use std::cell::Cell;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +46,28 @@ fn reader_flags() -> OpenFlags {
     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW
 }
 
+/// Whether a reader opens `path` as `immutable=1`: on a file system mounted read-only (a snapshot, a backup
+/// disk) with no commits in a `-wal` beside the file (none, or an empty one: a copy that left out the
+/// `-shm`, as backup tools are told to). A reader of a WAL database must create `-shm` (and `-wal`) beside
+/// it, which it cannot there: SQLite says "unable to open database file"
+/// (<https://sqlite.org/wal.html#readonly>). Immutable is what SQLite offers for media nobody can write; with
+/// no commit in a `-wal`, it misses none, and nobody can write one there. (A `-wal` with its `-shm` opens as
+/// it is; one of commits without its `-shm` cannot be read there: [`Error::ReadOnlyWal`].)
+fn read_as_immutable(path: &Path) -> bool {
+    files::on_read_only_file_system(path) && !wal_holds_commits(path)
+}
+
+/// Whether a `-wal` beside `path` may hold commits: it is there and not empty.
+fn wal_holds_commits(path: &Path) -> bool {
+    fs::metadata(files::with_suffix(path, "-wal")).is_ok_and(|m| m.len() > 0)
+}
+
+/// The file (a `file:` URI) and flags of a reader opening `path` immutable ([`read_as_immutable`]).
+fn immutable_target(path: &Path) -> (PathBuf, OpenFlags) {
+    let uri = files::file_uri(path, "immutable=1");
+    (uri.into(), reader_flags() | OpenFlags::SQLITE_OPEN_URI)
+}
+
 /// One read-only connection outside any pool (backups, checks) to a database of `schema`, keyed with `key`
 /// for an encrypted one: a missing file is [`Error::Missing`], never created. The file is read once here,
 /// so a wrong key (or a missing one) fails now, typed ([`crate::key::explain_not_a_database`]). An empty
@@ -59,7 +84,7 @@ pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -
             .sqlite_error()
             .is_some_and(|e| e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen));
         said_unable
-            .then(|| unreadable(path))
+            .then(|| unable_to_open(path))
             .flatten()
             .unwrap_or(e)
             .with_schema(schema)
@@ -70,14 +95,19 @@ pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -
     Ok(conn)
 }
 
-/// SQLite says "unable to open" for a file this user may not read: which it is, as the operating system
-/// says it (`permission_denied`, run as its owner), or `None`. Asked without opening the file (closing a
-/// descriptor of it would drop this process's SQLite locks on it).
-fn unreadable(path: &Path) -> Option<Error> {
+/// SQLite says "unable to open" for a file this user may not read (`permission_denied`, run as its owner,
+/// as the operating system says it), and for a `-wal` it cannot read where it is ([`Error::ReadOnlyWal`]):
+/// which it is, or `None`. Asked without opening the file (closing a descriptor of it would drop this
+/// process's SQLite locks on it).
+fn unable_to_open(path: &Path) -> Option<Error> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
     // SAFETY: access(2) only reads the NUL-terminated path it is given.
-    (unsafe { libc::access(c_path.as_ptr(), libc::R_OK) } != 0)
-        .then(|| Error::io(path, "read", std::io::Error::last_os_error()))
+    if unsafe { libc::access(c_path.as_ptr(), libc::R_OK) } != 0 {
+        return Some(Error::io(path, "read", std::io::Error::last_os_error()));
+    }
+    (files::on_read_only_file_system(path) && wal_holds_commits(path)).then(|| Error::ReadOnlyWal {
+        path: path.to_path_buf(),
+    })
 }
 
 /// [`open_read_only`] for reading the file as a database of `schema` (a backup of it): one of another kind
@@ -136,7 +166,11 @@ pub(crate) fn reads_with(path: &Path, key: Option<&Key>) -> bool {
 }
 
 fn open_reader(path: &Path, key: Option<&Key>) -> Result<Connection> {
-    let conn = Connection::open_with_flags(path, reader_flags()).at(path)?;
+    let (target, flags) = match read_as_immutable(path) {
+        true => immutable_target(path),
+        false => (path.to_path_buf(), reader_flags()),
+    };
+    let conn = Connection::open_with_flags(target, flags).at(path)?;
     crate::key::apply(&conn, path, key)?;
     conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).at(path)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -191,6 +225,9 @@ impl std::ops::Deref for Reader {
 #[derive(Debug)]
 struct Manager {
     sqlite: SqliteConnectionManager,
+    /// The same, opening the file immutable ([`read_as_immutable`]), chosen per connection: the file system
+    /// may be mounted read-only after the pool was made.
+    immutable: SqliteConnectionManager,
     path: PathBuf,
 }
 
@@ -199,7 +236,11 @@ impl r2d2::ManageConnection for Manager {
     type Error = rusqlite::Error;
 
     fn connect(&self) -> std::result::Result<Reader, rusqlite::Error> {
-        let (conn, file) = connect_to_file(&self.path, || self.sqlite.connect())?;
+        let sqlite = match read_as_immutable(&self.path) {
+            true => &self.immutable,
+            false => &self.sqlite,
+        };
+        let (conn, file) = connect_to_file(&self.path, || sqlite.connect())?;
         Ok(Reader {
             conn,
             file,
@@ -264,20 +305,23 @@ impl ReadPool {
 
     /// [`with_key`](Self::with_key) with at most `max` connections.
     pub fn with_key_and_size(path: &Path, schema: &'static Schema, key: Option<Key>, max: u32) -> ReadPool {
-        let init_key = key.clone();
-        let manager = SqliteConnectionManager::file(path)
-            .with_flags(reader_flags())
-            .with_init(move |c| {
-                if let Some(key) = &init_key {
-                    // First, before any other statement (hazards: "Encryption at rest").
-                    crate::key::apply_raw(c, key)?;
-                }
-                c.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
-                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-                Ok(())
-            });
+        let sqlite = |(target, flags): (PathBuf, OpenFlags)| {
+            let init_key = key.clone();
+            SqliteConnectionManager::file(target)
+                .with_flags(flags)
+                .with_init(move |c| {
+                    if let Some(key) = &init_key {
+                        // First, before any other statement (hazards: "Encryption at rest").
+                        crate::key::apply_raw(c, key)?;
+                    }
+                    c.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
+                    c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                    Ok(())
+                })
+        };
         let manager = Manager {
-            sqlite: manager,
+            sqlite: sqlite((path.to_path_buf(), reader_flags())),
+            immutable: sqlite(immutable_target(path)),
             path: path.to_path_buf(),
         };
         let pool = Pool::builder()
@@ -441,7 +485,13 @@ impl ReadPool {
         let checked = self.check_file(&tx);
         drop(tx);
         drop(conn);
-        checked.map(drop).map_err(|e| crate::key::explain(e, self.key.as_ref()))
+        checked.map(drop).map_err(|e| match e {
+            // Opening reads nothing: SQLite finds it cannot open the file (or its `-wal`) at the first read.
+            Error::Sqlite { source, .. } if source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
+                self.open_error(source)
+            }
+            e => crate::key::explain(e, self.key.as_ref()),
+        })
     }
 
     /// A SQLite error met reading the file, typed (a wrong or missing key told from damage).
@@ -461,8 +511,8 @@ impl ReadPool {
             if !self.path.exists() {
                 return self.missing();
             }
-            if let Some(unreadable) = unreadable(&self.path) {
-                return unreadable;
+            if let Some(e) = unable_to_open(&self.path) {
+                return e;
             }
         }
         self.sqlite_error(e)
