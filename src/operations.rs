@@ -640,6 +640,26 @@ enum Plan {
     Built(PathBuf, Box<SalvageReport>),
 }
 
+/// Whether a problem doctor finds in a file keeps a repair from reading it as this database, for a reason
+/// that is not damage: it is another kind of file, a link, of a newer schema or migration history than this
+/// build's, or unreadable to this user or where it is.
+fn stops_repair(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::WrongDatabase
+            | ErrorKind::UnsafePath
+            | ErrorKind::SchemaNewer
+            | ErrorKind::MigrationChanged
+            | ErrorKind::InvalidMigrations
+            | ErrorKind::ReadOnlyDirectory
+            | ErrorKind::PermissionDenied
+            | ErrorKind::AnotherUsersFiles
+            | ErrorKind::ReadFailed
+            | ErrorKind::Io
+            | ErrorKind::Sqlite
+    )
+}
+
 /// Repairs damaged databases in `data_dir`: a file that is not a database, fails `integrity_check`, or is
 /// empty where it held data before, is quarantined (renamed `<name>.corrupt-<time>`, never deleted) and
 /// replaced by
@@ -695,6 +715,16 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 ErrorKind::NotEncrypted => Error::NotEncrypted { path, schema },
                 ErrorKind::EncryptionUnavailable => Error::EncryptionUnavailable { path },
                 _ => Error::KeyRejected { path, schema },
+            });
+        }
+        // Unreadable for a reason that is not damage: said as doctor says it, not "healthy" (nor taken for
+        // damage, which would set the file aside for a backup of what may not even be this database).
+        if let Some(p) = health.problems.iter().find(|p| stops_repair(p.code)) {
+            return Err(Error::NotDamage {
+                path: path.clone(),
+                kind: p.code,
+                message: p.message.clone(),
+                remedy: p.remedy.clone(),
             });
         }
         let damaged = health.problems.iter().any(|p| {

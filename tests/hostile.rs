@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use support::{
     backup_paths, copy_data_dir, count_rows, kill9, mode, output_within, run_splitstore, seed_data_dir,
-    spawn_splitstore, splitstore, texts, utf8, wait_until,
+    spawn_splitstore, splitstore, summary_field, texts, utf8, wait_until,
 };
 
 /// A file outside the data directory that a planted link points at, with its bytes and mode.
@@ -83,6 +83,67 @@ fn a_planted_link_in_place_of_a_lock_database_or_sidecar_is_refused_and_its_targ
         );
         target.assert_untouched();
     }
+}
+
+/// What a reader, the server, `backup` and `repair` say of another application's SQLite file, or of a link
+/// to the real file, in activity.db's place (the daemon and doctor refuse both, named). A reader took the
+/// foreign file (no application_id, no user_version) for one its owner has yet to migrate and `report` printed
+/// an empty report, exit 0; the link was "SQLite error: unable to open database file", whose remedy was
+/// doctor; the server exited on the link, though a report that fails on the daemon's file fails alone; and
+/// `repair` said "healthy, left alone" of both.
+#[test]
+fn another_applications_file_or_a_link_in_activity_dbs_place_is_said_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    let d = utf8(&data);
+    seed_data_dir(&data, 100);
+    let activity = data.join("activity.db");
+    let real = dir.path().join("moved-activity.db");
+    fs::rename(&activity, &real).unwrap();
+    let foreign = rusqlite::Connection::open(&activity).unwrap();
+    foreign
+        .execute_batch("CREATE TABLE notes(x); INSERT INTO notes VALUES ('hello');")
+        .unwrap();
+    drop(foreign);
+    let not_ours = format!(
+        "{} is not activity.db: it has 1 tables, user_version 0 and no application_id: it belongs to another \
+         application",
+        activity.display()
+    );
+    let planted_link = format!("{} is a symbolic link, not a regular file", activity.display());
+    for (kind, said) in [("wrong_database", &not_ours), ("unsafe_path", &planted_link)] {
+        if kind == "unsafe_path" {
+            fs::remove_file(&activity).unwrap();
+            symlink(&real, &activity).unwrap();
+        }
+        let report = run_splitstore(["report", "--json", "--data-dir", d]);
+        assert_eq!(report.status.code(), Some(2), "{kind}: not an empty report: {report:?}");
+        let failure: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+        assert_eq!(failure["error"]["kind"], kind, "{failure}");
+        assert_eq!(failure["error"]["message"], said.as_str(), "{failure}");
+        let backup = run_splitstore(["backup", "--data-dir", d, "--to", utf8(&dir.path().join("to"))]);
+        assert_eq!(backup.status.code(), Some(2), "{kind}: {backup:?}");
+        assert!(texts(&backup).1.contains(said.as_str()), "{kind}: {backup:?}");
+        let server = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
+        let (stdout, stderr) = texts(&server);
+        assert!(server.status.success(), "{kind}: serving config.db goes on: {server:?}");
+        assert!(
+            stderr.starts_with(&format!("splitstore server: a report failed: {said}")),
+            "{stderr}"
+        );
+        assert_ne!(summary_field(&stdout, "server: ", "reports_failed"), 0, "{stdout}");
+        let repair = run_splitstore(["repair", "--json", "--data-dir", d]);
+        assert_eq!(repair.status.code(), Some(2), "{kind}: not healthy: {repair:?}");
+        let failure: serde_json::Value = serde_json::from_slice(&repair.stdout).unwrap();
+        assert_eq!(failure["error"]["kind"], kind, "{failure}");
+        assert_eq!(
+            failure["error"]["message"],
+            format!("{said}; that is not damage, which is what repair mends"),
+            "{failure}"
+        );
+        assert!(activity.symlink_metadata().is_ok(), "{kind}: nothing moved");
+    }
+    assert_eq!(count_rows(&real, "activity_events"), 100, "the link's target untouched");
 }
 
 #[test]

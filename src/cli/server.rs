@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use activity_store::{ErrorKind, TimeRange};
+use activity_store::TimeRange;
 use config_store::{NewProject, ProjectUpdate};
 use splitstore::Server;
 
@@ -184,20 +184,13 @@ fn serve(server: &mut Server, deadline: Option<Instant>, print: bool, tally: &mu
                     tally.reports_waiting_said = true;
                 }
             }
-            // Damage in activity.db (the daemon's file, which the server cannot repair while the daemon runs),
-            // a read of it that failed (its -wal removed by hand), or a -wal beside it of the file replaced by
-            // hand (after a crash, or under the running daemon: `ownership_lost` on activity.db, which is not
-            // the server's): the report fails alone, rather than the server exit and stop serving config.db.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::Corrupt
-                        | ErrorKind::NotADatabase
-                        | ErrorKind::ReadFailed
-                        | ErrorKind::OrphanWal
-                        | ErrorKind::OwnershipLost
-                ) && e.path() == server.reports().activity().path() =>
-            {
+            // Anything wrong with activity.db (the daemon's file, which the server cannot mend while the daemon
+            // runs): damage, a read of it that failed (its -wal removed by hand), a -wal beside it of the file
+            // replaced by hand (after a crash, or under the running daemon: `ownership_lost` on activity.db,
+            // which is not the server's), a link or another application's file in its place, a file gone or
+            // unreadable to this user: the report fails alone, rather than the server exit and stop serving
+            // config.db.
+            Err(e) if e.path() == server.reports().activity().path() => {
                 if tally.reports_failed == 0 {
                     eprintln!(
                         "splitstore server: a report failed: {}. What to do: {}. Serving goes on (reports_failed \

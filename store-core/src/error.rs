@@ -532,6 +532,15 @@ pub enum Error {
         instead: Option<PathBuf>,
         schema: &'static Schema,
     },
+    /// A repair found the file unreadable for a reason that is not damage (another kind of file, a link, a
+    /// schema newer than this build, a file this user may not read): it mends damage only, and says the
+    /// problem (`kind`, `message`, `remedy`, as doctor says it) instead of "healthy". Nothing was changed.
+    NotDamage {
+        path: PathBuf,
+        kind: ErrorKind,
+        message: String,
+        remedy: String,
+    },
     /// A restore or repair came to a backup of a schema newer than this build's (taken by a newer build). An
     /// older backup is not restored in its place in silence. Nothing was changed.
     BackupNewer {
@@ -623,6 +632,7 @@ impl Error {
             Error::BackupNamedEarlier { .. } => ErrorKind::BackupNamedEarlier,
             Error::BackupKeyMismatch { found, .. } => *found,
             Error::BackupNewer { .. } => ErrorKind::SchemaNewer,
+            Error::NotDamage { kind, .. } => *kind,
             Error::AlreadyUnderNewKey { found, .. } => *found,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::UnsafePath { .. } | Error::NotPrivate { .. } => ErrorKind::UnsafePath,
@@ -677,6 +687,7 @@ impl Error {
             | Error::BackupNamedEarlier { path, .. }
             | Error::BackupKeyMismatch { path, .. }
             | Error::BackupNewer { path, .. }
+            | Error::NotDamage { path, .. }
             | Error::AlreadyUnderNewKey { path, .. }
             | Error::Unavailable { path, .. }
             | Error::UnsafePath { path, .. }
@@ -965,6 +976,9 @@ impl Error {
                     .map(|older| format!(", and it is newer than {}, the backup the key opens", older.display()))
                     .unwrap_or_default();
                 format!("the backup {} of {p} {why}{newer}", backup.display())
+            }
+            Error::NotDamage { message, .. } => {
+                format!("{message}; that is not damage, which is what repair mends")
             }
             Error::BackupNewer {
                 backup,
@@ -1463,6 +1477,7 @@ impl Error {
                 command(Some(schema), "restore", &format!("--from {}", shell_quoted(backup))),
                 or_restore_instead(Some(&instead.0), *damaged, schema)
             ),
+            Error::NotDamage { remedy, .. } => format!("{remedy}; the repair changed nothing"),
             Error::BackupNewer { found, schema, .. } => format!(
                 "restore it with a build of schema {found} or later, or restore an older backup by naming its file \
                  with {}; nothing was changed",

@@ -95,11 +95,17 @@ pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -
     Ok(conn)
 }
 
-/// SQLite says "unable to open" for a file this user may not read (`permission_denied`, run as its owner,
-/// as the operating system says it), and for a `-wal` it cannot read where it is ([`Error::ReadOnlyWal`]):
-/// which it is, or `None`. Asked without opening the file (closing a descriptor of it would drop this
-/// process's SQLite locks on it).
+/// SQLite says "unable to open" for a link (never followed) or anything but a regular file in the file's
+/// place (`unsafe_path`, as doctor says it), a file this user may not read (`permission_denied`, run as its owner, as the
+/// operating system says it), and a `-wal` it cannot read where it is ([`Error::ReadOnlyWal`]): which it
+/// is, or `None`. Asked without opening the file (closing a descriptor of it would drop this process's
+/// SQLite locks on it).
 fn unable_to_open(path: &Path) -> Option<Error> {
+    if let Ok(meta) = fs::symlink_metadata(path)
+        && let Err(not_a_file) = files::regular(path, meta)
+    {
+        return Some(not_a_file);
+    }
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
     // SAFETY: access(2) only reads the NUL-terminated path it is given.
     if unsafe { libc::access(c_path.as_ptr(), libc::R_OK) } != 0 {
@@ -532,21 +538,20 @@ impl ReadPool {
             .map_err(|e| self.sqlite_error(e))?;
         let expected = self.schema.end_version();
         let path = self.path.clone();
-        if version == 0 && application_id == 0 {
-            // Created, but the owner has not committed its first migration yet (or crashed before it).
-            return Err(Error::SchemaBehind {
-                path,
-                found: 0,
-                expected,
-                schema: self.schema,
-            });
-        }
         if application_id != self.schema.application_id {
-            let state = crate::migrate::FileState {
-                application_id,
-                user_version: version,
-                table_count: 1,
-            };
+            // Off the path of every read: the file is not this kind, or not written yet. Its tables tell the
+            // two apart: a file with neither id nor version may be another application's (any SQLite file
+            // is), not one its owner has yet to migrate.
+            let state = crate::migrate::read_state(conn, &self.path, self.schema)?;
+            if state.is_blank() {
+                // Created, but the owner has not committed its first migration yet (or crashed before it).
+                return Err(Error::SchemaBehind {
+                    path,
+                    found: 0,
+                    expected,
+                    schema: self.schema,
+                });
+            }
             return crate::migrate::check_identity(&self.path, self.schema, &state).map(|()| version);
         }
         match version.cmp(&expected) {
