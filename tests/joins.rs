@@ -374,7 +374,7 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
     assert_eq!(missing.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(
-        stderr.contains("nowhere does not exist: pass the --data-dir that holds activity.db and config.db"),
+        stderr.contains("nowhere does not exist. What to do: pass the --data-dir that holds activity.db and config.db"),
         "{stderr}"
     );
 

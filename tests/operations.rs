@@ -768,20 +768,119 @@ fn doctor_reports_pending_migrations_with_the_owner_command_and_the_owner_clears
 fn doctor_cannot_run_without_a_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere");
-    for extra in [&[][..], &["--json"][..]] {
-        let out = run_splitstore(["doctor", "--data-dir", utf8(&missing)].iter().chain(extra));
-        let (stdout, stderr) = texts(&out);
-        assert_eq!(out.status.code(), Some(2), "{out:?}");
-        assert!(stdout.is_empty(), "{stdout}");
-        assert_eq!(
-            stderr,
-            format!(
-                "splitstore doctor: {} does not exist: pass the --data-dir that holds activity.db and config.db\n",
-                missing.display()
-            )
-        );
-    }
+    let error = failed_before_start(&["doctor", "--data-dir", utf8(&missing)]);
+    assert_eq!(
+        (&error["kind"], &error["path"]),
+        (&Json::from("missing"), &Json::from(utf8(&missing)))
+    );
+    assert_eq!(
+        error["message"],
+        format!("{} does not exist", missing.display()),
+        "{error}"
+    );
+    assert_eq!(
+        error["remedy"],
+        "pass the --data-dir that holds activity.db and config.db"
+    );
     assert!(!missing.exists(), "doctor creates nothing");
+}
+
+/// `splitstore <args>`, which fails before the command starts, run without and with `--json`: exit 2 both
+/// times, the same line on stderr, nothing on stdout without `--json` and with it one JSON object in the shape
+/// `migrate-split --json` prints. Returns its `error`.
+#[track_caller]
+fn failed_before_start(args: &[&str]) -> Json {
+    let plain = run_splitstore(args);
+    let (stdout, stderr) = texts(&plain);
+    assert_eq!(plain.status.code(), Some(2), "{args:?}: {stdout} {stderr}");
+    assert!(stdout.is_empty(), "{args:?}: {stdout}");
+    let out = run_splitstore(args.iter().chain(&["--json"]));
+    let json = one_json_object(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {json}");
+    assert_eq!(texts(&out).1, stderr, "{args:?}: the same line on stderr");
+    assert_eq!(json["outcome"], "failed", "{args:?}: {json}");
+    let error = json["error"].clone();
+    assert_eq!(error["exit_code"], 2, "{args:?}: {json}");
+    assert_eq!(
+        stderr,
+        format!(
+            "splitstore {}: {}. What to do: {}\n",
+            args[0],
+            error["message"].as_str().unwrap(),
+            error["remedy"].as_str().unwrap()
+        ),
+        "{args:?}: {json}"
+    );
+    assert_eq!(
+        error["retryable"],
+        error["kind"] == "missing" || error["kind"] == "io",
+        "{json}"
+    );
+    error
+}
+
+/// report, repair and doctor given `--json` print a failure before they start (the data directory, the key
+/// file, a report's range) as any other failure: one JSON object on stdout with its kind and the path it is
+/// about, the line on stderr as without `--json`, exit 2.
+#[test]
+fn json_commands_print_a_failure_before_they_start_as_one_json_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    let missing = dir.path().join("nowhere");
+    let file = dir.path().join("a-file");
+    fs::write(&file, "not a directory").unwrap();
+    let no_key = dir.path().join("no-key");
+    fs::write(&no_key, "nothex\n").unwrap();
+    fs::set_permissions(&no_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let gone_key = dir.path().join("gone-key");
+    // Without the `encryption` feature, any key file is refused before it is read.
+    let key_kind = |kind| {
+        if store_core::encryption_available() {
+            kind
+        } else {
+            "encryption_unavailable"
+        }
+    };
+    let d = utf8(&data);
+    let cases = [
+        (vec!["--data-dir", utf8(&missing)], "missing", &missing),
+        (vec!["--data-dir", utf8(&file)], "unsafe_path", &file),
+        (
+            vec!["--data-dir", d, "--key-file", utf8(&no_key)],
+            key_kind("invalid_input"),
+            &no_key,
+        ),
+        (
+            vec!["--data-dir", d, "--key-file", utf8(&gone_key)],
+            key_kind("io"),
+            &gone_key,
+        ),
+    ];
+    for command in ["report", "repair", "doctor"] {
+        for (args, kind, path) in &cases {
+            let args: Vec<&str> = [command].iter().chain(args).copied().collect();
+            let error = failed_before_start(&args);
+            assert_eq!(
+                (&error["kind"], &error["path"]),
+                (&Json::from(*kind), &Json::from(utf8(path))),
+                "{args:?}: {error}"
+            );
+        }
+    }
+    let error = failed_before_start(&["report", "--data-dir", d, "--from", "2024-02-01", "--to", "2024-01-01"]);
+    assert_eq!(
+        (&error["kind"], &error["path"], &error["message"]),
+        (
+            &Json::from("invalid_input"),
+            &Json::from(d),
+            &Json::from(
+                "--from 2024-02-01T00:00:00Z is not before --to 2024-01-01T00:00:00Z: no session can start in that range"
+            )
+        ),
+        "{error}"
+    );
+    assert_eq!(fs::read_dir(&data).unwrap().count(), 0, "nothing was created");
 }
 
 #[test]

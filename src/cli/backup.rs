@@ -24,12 +24,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    if let Err(code) = super::existing_data_dir("backup", &args.data_dir) {
-        return code;
-    }
-    let key = match args.key.load("backup") {
+    let key = match super::start(&args.data_dir, &args.key) {
         Ok(key) => key,
-        Err(code) => return code,
+        Err(e) => return super::fail("backup", &e),
     };
     let to = args
         .to

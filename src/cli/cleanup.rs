@@ -27,8 +27,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    if let Err(code) = super::existing_data_dir("cleanup", &args.data_dir) {
-        return code;
+    if let Err(e) = super::existing_data_dir(&args.data_dir) {
+        return super::fail("cleanup", &e);
     }
     // A folder that cannot be listed would list no leftovers, and "removed 0 files" would be a lie.
     let backups = store_core::backup::default_backup_dir(&activity_store::SCHEMA.path_in(&args.data_dir));

@@ -114,9 +114,9 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = super::install_stop_handlers() {
         return super::fail("daemon", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
     }
-    let key = match args.key.load("daemon") {
+    let key = match args.key.load() {
         Ok(key) => key,
-        Err(code) => return code,
+        Err(e) => return super::fail("daemon", &e),
     };
     if let Err(code) = super::upgrade_first("daemon", &args.data_dir, args.legacy.as_deref(), key.as_ref()) {
         return code;

@@ -60,8 +60,8 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = super::install_stop_handlers() {
         return super::fail("demo", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
     }
-    if let Err(code) = args.key.load("demo") {
-        return code;
+    if let Err(e) = args.key.load() {
+        return super::fail("demo", &e);
     }
     let (dir, temp) = match prepare_dir(args.data_dir.as_deref()) {
         Ok(d) => d,

@@ -28,17 +28,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    if let Err(code) = super::existing_data_dir("doctor", &args.data_dir) {
-        return code;
-    }
+    // Doctor could not run: exit 2, as every command (1 is for problems found).
+    let key = match super::start(&args.data_dir, &args.key) {
+        Ok(key) => key,
+        Err(e) => return super::fail_json("doctor", &e, args.json),
+    };
     let level = match (args.full, args.no_check) {
         (true, _) => CheckLevel::Full,
         (_, true) => CheckLevel::None,
         _ => CheckLevel::Quick,
-    };
-    let key = match args.key.load("doctor") {
-        Ok(key) => key,
-        Err(code) => return code,
     };
     let health = health::check_with_key(&args.data_dir, level, key.as_ref());
     if args.json {

@@ -169,23 +169,103 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     Ok(rate)
 }
 
+/// Why a command did not start: what it checks of its arguments before it opens anything (the data
+/// directory, the key file, a report's range). It says itself as every error of these crates does (kind,
+/// path, message, remedy: `store_core::impl_error_surface!`), so a command given `--json` prints it with
+/// [`fail_json`] like a failure of its own, and the others with [`fail`].
+pub enum NotStarted {
+    /// `--data-dir` is not a directory this user can read: `problem` says what it is instead.
+    DataDir {
+        path: PathBuf,
+        kind: store_core::ErrorKind,
+        problem: String,
+    },
+    /// The key file cannot be used, or a key was given to a build without encryption: store-core's error,
+    /// of its kind: `invalid_input` for a key file that holds no key or is not private, the read's failure
+    /// (`io`, `permission_denied`) for one that cannot be read, `encryption_unavailable`.
+    Key(store_core::Error),
+    /// An argument asks what no answer fits (`report --from` not before `--to`), about the data directory
+    /// at `path`.
+    InvalidInput {
+        path: PathBuf,
+        what: String,
+        remedy: &'static str,
+    },
+}
+
+impl NotStarted {
+    pub fn kind(&self) -> store_core::ErrorKind {
+        match self {
+            NotStarted::DataDir { kind, .. } => *kind,
+            NotStarted::Key(e) => e.kind(),
+            NotStarted::InvalidInput { .. } => store_core::ErrorKind::InvalidInput,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            NotStarted::DataDir { path, .. } | NotStarted::InvalidInput { path, .. } => path,
+            NotStarted::Key(e) => e.path(),
+        }
+    }
+
+    pub fn what(&self) -> String {
+        match self {
+            NotStarted::DataDir { path, problem, .. } => format!("{} {problem}", path.display()),
+            NotStarted::Key(e) => e.what(),
+            NotStarted::InvalidInput { what, .. } => what.clone(),
+        }
+    }
+
+    pub fn remedy(&self) -> String {
+        match self {
+            NotStarted::DataDir { .. } => "pass the --data-dir that holds activity.db and config.db".into(),
+            NotStarted::Key(e) => e.remedy(),
+            NotStarted::InvalidInput { remedy, .. } => (*remedy).into(),
+        }
+    }
+
+    pub fn locked_by(&self) -> Option<&store_core::LockHolder> {
+        None
+    }
+}
+
+store_core::impl_error_surface!(NotStarted);
+
+impl From<store_core::Error> for NotStarted {
+    fn from(e: store_core::Error) -> Self {
+        NotStarted::Key(e)
+    }
+}
+
 /// Checks that `--data-dir` names an existing directory, for the commands that only work on one (report,
 /// doctor, backup, restore, repair); the error says what it is instead.
-pub fn existing_data_dir(context: &str, dir: &Path) -> Result<(), ExitCode> {
-    let problem = match std::fs::metadata(dir) {
+pub fn existing_data_dir(dir: &Path) -> Result<(), NotStarted> {
+    use store_core::ErrorKind;
+    let (kind, problem) = match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => "is a file, not a directory",
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => "cannot be read by this user",
-        Err(_) => "cannot be read",
+        // The kind the owners (daemon, server) give a data directory that is a file: one word for one path.
+        Ok(_) => (ErrorKind::UnsafePath, "is a file, not a directory".into()),
+        // Not there yet: the owners (daemon, server) create the data directory when they first start, so a reader
+        // (or a script started before them) may wait for it, as for a database file not created yet.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (ErrorKind::Missing, "does not exist".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            (ErrorKind::PermissionDenied, "cannot be read by this user".into())
+        }
+        Err(e) => (ErrorKind::Io, format!("cannot be read: {e}")),
     };
-    Err(fail(
-        context,
-        &format!(
-            "{} {problem}: pass the --data-dir that holds activity.db and config.db",
-            dir.display()
-        ),
-    ))
+    Err(NotStarted::DataDir {
+        path: dir.to_path_buf(),
+        kind,
+        problem,
+    })
+}
+
+/// What every command on an existing data directory checks before it starts: the directory
+/// ([`existing_data_dir`]), then the key file ([`KeyArgs::load`]). Returns the key.
+pub fn start(data_dir: &Path, key: &KeyArgs) -> Result<Option<store_core::Key>, NotStarted> {
+    existing_data_dir(data_dir)?;
+    Ok(key.load()?)
 }
 
 /// The first start after an upgrade: splits the data directory's legacy database once (or waits while the
@@ -299,27 +379,22 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
-    /// Reads the key file, if one was given; the failure (never showing the file's content) as the command
-    /// prints it. A key on a build without encryption is refused here, before anything is opened.
-    pub fn load(&self, context: &str) -> Result<Option<store_core::Key>, ExitCode> {
-        load_key(context, self.key_file.as_deref())
+    /// Reads the key file, if one was given; the failure never shows the file's content. A key on a build
+    /// without encryption is refused here, before anything is opened.
+    pub fn load(&self) -> Result<Option<store_core::Key>, store_core::Error> {
+        load_key(self.key_file.as_deref())
     }
 }
 
 /// Reads the key file at `path` (see [`KeyArgs::load`]).
-pub fn load_key(context: &str, path: Option<&Path>) -> Result<Option<store_core::Key>, ExitCode> {
+pub fn load_key(path: Option<&Path>) -> Result<Option<store_core::Key>, store_core::Error> {
     let Some(path) = path else { return Ok(None) };
     if !store_core::encryption_available() {
-        return Err(fail(
-            context,
-            &store_core::Error::EncryptionUnavailable {
-                path: path.to_path_buf(),
-            },
-        ));
+        return Err(store_core::Error::EncryptionUnavailable {
+            path: path.to_path_buf(),
+        });
     }
-    store_core::Key::read_file(path)
-        .map(Some)
-        .map_err(|e| fail(context, &e))
+    store_core::Key::read_file(path).map(Some)
 }
 
 /// Set by SIGTERM/SIGINT once [`install_stop_handlers`] ran; long-running subcommands poll it.

@@ -31,16 +31,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    if let Err(code) = super::existing_data_dir("rekey", &args.data_dir) {
-        return code;
+    if let Err(e) = super::existing_data_dir(&args.data_dir) {
+        return super::fail("rekey", &e);
     }
-    let old = match super::load_key("rekey", args.key_file.as_deref()) {
-        Ok(key) => key,
-        Err(code) => return code,
-    };
-    let new = match super::load_key("rekey", args.new_key_file.as_deref()) {
-        Ok(key) => key,
-        Err(code) => return code,
+    let (old, new) = match super::load_key(args.key_file.as_deref())
+        .and_then(|old| Ok((old, super::load_key(args.new_key_file.as_deref())?)))
+    {
+        Ok(keys) => keys,
+        Err(e) => return super::fail("rekey", &e),
     };
     // The same key given twice rotates nothing, yet every line after would say "now under the new key": after
     // a leak, false assurance.

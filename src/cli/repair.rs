@@ -36,16 +36,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    if let Err(code) = super::existing_data_dir("repair", &args.data_dir) {
-        return code;
-    }
+    let key = match super::start(&args.data_dir, &args.key) {
+        Ok(key) => key,
+        Err(e) => return super::fail_json("repair", &e, args.json),
+    };
     let from = args
         .from
         .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));
-    let key = match args.key.load("repair") {
-        Ok(key) => key,
-        Err(code) => return code,
-    };
     let opts = RepairOptions {
         allow_empty: args.allow_empty,
         salvage: args.salvage,

@@ -44,32 +44,9 @@ struct Row<'a> {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    if let Err(code) = super::existing_data_dir("report", &args.data_dir) {
-        return code;
-    }
-    let key = match args.key.load("report") {
-        Ok(key) => key,
-        Err(code) => return code,
-    };
-    // An empty range is a question the user did not mean to ask (the two times swapped, say): an empty
-    // table would read as "no activity".
-    if let (Some(from), Some(to)) = (args.from, args.to)
-        && from >= to
-    {
-        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-        return super::fail(
-            "report",
-            &format!(
-                "--from {} is not before --to {}: no session can start in that range. What to do: give the \
-                 earlier time as --from",
-                at(from),
-                at(to)
-            ),
-        );
-    }
-    let range = TimeRange {
-        from: args.from,
-        to: args.to,
+    let (key, range) = match super::start(&args.data_dir, &args.key).and_then(|key| Ok((key, range(&args)?))) {
+        Ok(started) => started,
+        Err(e) => return super::fail_json("report", &e, args.json),
     };
     let reports = Reports::open_with_key(&args.data_dir, key);
     let rows = match reports.time_per_project(&range) {
@@ -130,6 +107,30 @@ pub fn run(args: Args) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// The range asked for. An empty one is a question the user did not mean to ask (the two times swapped,
+/// say): an empty table would read as "no activity". Refused as `invalid_input` (an input value is unusable),
+/// said of the data directory the report is of.
+fn range(args: &Args) -> Result<TimeRange, super::NotStarted> {
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && from >= to
+    {
+        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        return Err(super::NotStarted::InvalidInput {
+            path: args.data_dir.clone(),
+            what: format!(
+                "--from {} is not before --to {}: no session can start in that range",
+                at(from),
+                at(to)
+            ),
+            remedy: "give the earlier time as --from",
+        });
+    }
+    Ok(TimeRange {
+        from: args.from,
+        to: args.to,
+    })
 }
 
 /// A name as one line of the table: a newline or carriage return in it (a legacy name may hold one) would

@@ -28,13 +28,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let key = match args.key.load("restore") {
-        Ok(key) => key,
-        Err(code) => return code,
-    };
-    let backup_key = match super::load_key("restore", args.backup_key_file.as_deref()) {
-        Ok(key) => key,
-        Err(code) => return code,
+    let (key, backup_key) = match args
+        .key
+        .load()
+        .and_then(|key| Ok((key, super::load_key(args.backup_key_file.as_deref())?)))
+    {
+        Ok(keys) => keys,
+        Err(e) => return super::fail("restore", &e),
     };
     let other_key = args.backup_key_file.is_some() || args.backup_in_clear;
     if other_key && args.from.is_dir() {

@@ -63,9 +63,9 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = super::install_stop_handlers() {
         return super::fail("server", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
     }
-    let key = match args.key.load("server") {
+    let key = match args.key.load() {
         Ok(key) => key,
-        Err(code) => return code,
+        Err(e) => return super::fail("server", &e),
     };
     if let Err(code) = super::upgrade_first("server", &args.data_dir, args.legacy.as_deref(), key.as_ref()) {
         return code;
