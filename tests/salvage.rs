@@ -859,6 +859,165 @@ fn a_project_deleted_before_the_backup_a_salvage_stands_on_is_said_deleted() {
     );
 }
 
+/// The projects of config.db as a salvage left them, (id, name), read as the application reads them.
+fn salvaged_projects(data: &Path) -> Vec<(i64, String)> {
+    config_store::ConfigReader::open_in(data)
+        .project_summaries()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect()
+}
+
+/// After a salvage of `data`'s config.db: `report` reads it, and `doctor --full` finds it healthy, as the
+/// application's reads do.
+fn report_and_doctor_agree(data: &Path) {
+    let report = run_splitstore(["report", "--data-dir", utf8(data), "--json"]);
+    assert!(report.status.success(), "{:?}", texts(&report));
+    let doctor = run_splitstore(["doctor", "--data-dir", utf8(data), "--full"]);
+    let (stdout, stderr) = texts(&doctor);
+    assert!(doctor.status.success(), "{stdout}{stderr}");
+}
+
+/// Each project is one config.db had, under its own id and name: never a row of another b-tree.
+#[track_caller]
+fn only_real_projects(kept: &[(i64, String)], ids: &[i64]) {
+    for (id, name) in kept {
+        let i = ids.iter().position(|x| x == id);
+        assert_eq!(
+            i.map(|i| format!("project {i:03}")).as_deref(),
+            Some(name.as_str()),
+            "project {id}: {kept:?}"
+        );
+    }
+}
+
+/// config.db cut short at 20,000 bytes: page 1 (the schema) and the roots of the first tables remain, the
+/// root page of `projects` and all its rows are gone. Page 1's rows (sqlite_schema: five columns, as
+/// `projects` has) were read page by page as projects: the output held `schema_migrations` and the other
+/// tables as projects, passed its verification and doctor, and every report failed on them ("Invalid column
+/// type Text at index: 4, name: archived").
+#[test]
+fn a_config_db_cut_short_never_takes_its_schema_rows_for_projects() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = data.join("config.db");
+    let ids = config_of_400_projects(&data);
+    // An activity.db beside it, as every data directory has: doctor wants both.
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let root = query_i64(
+        &read_only(&config),
+        "SELECT rootpage FROM sqlite_schema WHERE name = 'projects'",
+    );
+    assert!(
+        20_000 / 4096 < root,
+        "the cut lies before the root of projects ({root})"
+    );
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&config)
+        .unwrap()
+        .set_len(20_000)
+        .unwrap();
+
+    let actions = repair(&data, &data.join("backups"), &salvage_options()).unwrap();
+    let RepairAction::Salvaged { report, .. } = &actions[1] else {
+        panic!("{actions:?}")
+    };
+    assert_report_matches(&config, report);
+    let projects = &report.tables["projects"];
+    assert_eq!((projects.salvaged, projects.rejected), (0, 0), "{report:?}");
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n == "projects: no row could be read, and nothing shows how many there were"),
+        "{:?}",
+        report.notes
+    );
+    let kept = salvaged_projects(&data);
+    assert!(kept.is_empty(), "{kept:?}");
+    only_real_projects(&kept, &ids);
+    report_and_doctor_agree(&data);
+}
+
+/// The root page of `projects` damaged: its leaves, intact, are read page by page, and every project comes
+/// back as it was. Page 1 (the schema's rows, five columns like projects') was taken too, first: projects 1
+/// to 17 became the schema's tables, and the real ones under those ids were dropped as already read.
+#[test]
+fn a_damaged_root_page_of_projects_gives_back_the_projects_and_never_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = data.join("config.db");
+    let ids = config_of_400_projects(&data);
+    // An activity.db beside it, as every data directory has: doctor wants both.
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let root = query_i64(
+        &read_only(&config),
+        "SELECT rootpage FROM sqlite_schema WHERE name = 'projects'",
+    );
+    assert_eq!(pages_of(&config, "projects", "internal"), [root]);
+    damage_page(&config, root);
+
+    let actions = repair(&data, &data.join("backups"), &salvage_options()).unwrap();
+    let RepairAction::Salvaged { report, .. } = &actions[1] else {
+        panic!("{actions:?}")
+    };
+    assert_report_matches(&config, report);
+    let kept = salvaged_projects(&data);
+    only_real_projects(&kept, &ids);
+    assert_eq!(kept.len(), ids.len(), "{report:?}");
+    let projects = &report.tables["projects"];
+    assert_eq!(
+        (projects.salvaged, projects.rejected),
+        (ids.len() as u64, 0),
+        "{report:?}"
+    );
+    report_and_doctor_agree(&data);
+}
+
+/// A project whose `archived` (INTEGER) holds text, as damage that still parses leaves one, in a config.db
+/// damaged elsewhere: the tables are not STRICT, so SQLite took the value, and every report over it failed
+/// ("Invalid column type Text"). The salvage refuses the row, as the schema's constraints refuse one, and
+/// says why.
+#[test]
+fn a_row_whose_value_its_column_type_cannot_hold_is_refused_and_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = data.join("config.db");
+    let ids = config_of_400_projects(&data);
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let odd = ids[0];
+    Connection::open(&config)
+        .unwrap()
+        .execute("UPDATE projects SET archived = 'yes' WHERE id = ?1", [odd])
+        .unwrap();
+    let leaves = pages_of(&config, "projects", "leaf");
+    damage_page(&config, leaves[leaves.len() / 2]);
+
+    let actions = repair(&data, &data.join("backups"), &salvage_options()).unwrap();
+    let RepairAction::Salvaged { report, .. } = &actions[1] else {
+        panic!("{actions:?}")
+    };
+    assert_report_matches(&config, report);
+    assert_eq!(report.tables["projects"].rejected, 1, "{report:?}");
+    assert!(
+        report.notes.iter().any(
+            |n| n.starts_with("projects: 1 row(s) read from the damaged file were refused")
+                && n.ends_with("(first: archived is not an integer (Text))")
+        ),
+        "{:?}",
+        report.notes
+    );
+    let kept = salvaged_projects(&data);
+    only_real_projects(&kept, &ids);
+    assert!(!kept.iter().any(|p| p.0 == odd), "{kept:?}");
+    report_and_doctor_agree(&data);
+}
+
 /// Damaged cell pointer arrays in every third leaf of the events and of both their indexes: no index reads
 /// whole, so the lost rows are counted from id ranges, which also count the ids of rows deleted before the
 /// damage. The CLI says "at most", and salvaged + that bound covers every event there was.

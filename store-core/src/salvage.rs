@@ -39,7 +39,7 @@
 //! is lost; WITHOUT ROWID tables are read only up to their first damage. It never writes the damaged file.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -196,7 +196,8 @@ pub struct TableSalvage {
     /// `from_backup`, not `salvaged` (no row is added).
     pub updated: u64,
     /// Rows read from the damaged file that the schema refused (a duplicate key, a parent row that was
-    /// lost, a NULL where none may be): not copied. The first reason is in the report's notes.
+    /// lost, a NULL where none may be, a value its column's declared type cannot hold as the application
+    /// reads it: see `Declared`): not copied. The first reason is in the report's notes.
     pub rejected: u64,
     /// Rows the damaged file shows existed but that could not be read: see [`known_lost_basis`](Self::known_lost_basis).
     pub known_lost: u64,
@@ -1048,11 +1049,19 @@ fn copy_table(
         Over::Backup | Over::BackupDeletionsHonoured => BackupLookup::new(table, &key, &common),
         _ => None,
     };
+    let declared = common
+        .iter()
+        .map(|c| {
+            let column = out_cols.iter().find(|o| &o.name == c);
+            (c.clone(), column.map_or(Declared::Any, |o| Declared::of(&o.decl_type)))
+        })
+        .collect();
     let mut writer = TableWriter {
         owner,
         insert_sql,
         lookup,
         explicit_rowid,
+        declared,
         t,
         max_seen: None,
         first_rejection: None,
@@ -1227,11 +1236,12 @@ fn subtract(ranges: &[(i64, i64)], ids: &[i64]) -> Vec<(i64, i64)> {
 
 /// Rows of `table` on leaf pages SQLite cannot reach (below a damaged interior page), read from the file
 /// page by page ([`pages`]), mapped to the `common` columns. A page is taken only when everything says it is
-/// one of this table's lost leaves: it is not on the freelist (freed pages keep deleted rows); every cell
-/// decodes; every rowid lies in an unreadable range of this table (so it is none of the leaves already read)
-/// and, when an index of the table could be read, is one the index lists; every record has the table's
+/// one of this table's lost leaves: it is not on the freelist (freed pages keep deleted rows); it is no page
+/// of another table's b-tree, followed down from its root page, `sqlite_schema`'s (page 1) included; every
+/// cell decodes; every rowid lies in an unreadable range of this table (so it is none of the leaves already
+/// read) and, when an index of the table could be read, is one the index lists; every record has the table's
 /// number of columns; and no other table with as many columns holds its first row (a readable leaf of that
-/// table). Anything else is left alone.
+/// table that its b-tree no longer reaches). Anything else is left alone.
 fn orphan_rows(
     source: &DamagedFile,
     table: &str,
@@ -1264,16 +1274,36 @@ fn orphan_rows(
     if positions.len() != common.len() {
         return Vec::new();
     }
-    let others: Vec<String> = source
+    // Every other table b-tree's root: page 1 holds `sqlite_schema`'s, which is no row of sqlite_schema
+    // (https://sqlite.org/fileformat2.html#storage_of_the_sql_database_schema); the others are in its
+    // `rootpage` column (0 for a virtual table, which has no b-tree). SQLite's own tables are b-trees like
+    // any other and none is left out: page 1's records have five columns, as config.db's `projects` rows do,
+    // and a salvage of a config.db cut short took them for projects when they were.
+    let schema_rows: rusqlite::Result<Vec<(String, Option<i64>)>> = source
         .conn
         .borrow()
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> ?1")
-        .and_then(|mut s| {
-            s.query_map([table], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
+        .prepare("SELECT name, rootpage FROM sqlite_schema WHERE type = 'table' AND name <> ?1 COLLATE NOCASE")
+        .and_then(|mut s| s.query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?.collect());
+    let schema_rows = match schema_rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            notes.push(format!(
+                "{table}: pages were not read directly: the schema cannot be read whole to tell other tables' \
+                 pages from this table's ({e})"
+            ));
+            return Vec::new();
+        }
+    };
+    let roots: Vec<u32> = std::iter::once(1)
+        .chain(
+            schema_rows
+                .iter()
+                .filter_map(|(_, root)| root.and_then(|r| u32::try_from(r).ok()))
+                .filter(|&r| r > 1),
+        )
+        .collect();
+    let others: Vec<String> = std::iter::once("sqlite_schema".to_string())
+        .chain(schema_rows.into_iter().map(|(name, _)| name))
         .filter(|t| {
             source
                 .columns(t)
@@ -1313,17 +1343,42 @@ fn orphan_rows(
             held.map_or(true, |(held, _)| held)
         })
     };
-    let mut seen = HashSet::new();
-    let mut rows: Vec<Row> = Vec::new();
+    // One pass over the file: the pages below each interior page, and the leaves that may be this table's.
+    let mut below: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut candidates: Vec<(u32, Vec<Row>)> = Vec::new();
     for n in raw.page_numbers() {
         if raw.free.as_ref().is_some_and(|f| f.contains(&n)) {
             continue;
         }
-        let Some(cells) = raw.table_leaf(n) else { continue };
-        let ours = cells.iter().all(|(id, values)| {
-            in_ranges(gaps, *id) && values.len() == damaged_cols.len() && index.is_none_or(|l| l.lists(*id))
-        });
-        if !ours || elsewhere(cells[0].0, &cells[0].1) {
+        match raw.table_page(n) {
+            Some(pages::TablePage::Interior(children)) => {
+                below.insert(n, children);
+            }
+            Some(pages::TablePage::Leaf(cells))
+                if cells.iter().all(|(id, values)| {
+                    in_ranges(gaps, *id) && values.len() == damaged_cols.len() && index.is_none_or(|l| l.lists(*id))
+                }) =>
+            {
+                candidates.push((n, cells));
+            }
+            _ => {}
+        }
+    }
+    // The pages of the other tables' b-trees, as far as their interior pages lead: a leaf among them holds
+    // that table's rows, whatever they look like.
+    let mut theirs: HashSet<u32> = HashSet::new();
+    let mut todo = roots;
+    while let Some(n) = todo.pop() {
+        if theirs.insert(n)
+            && let Some(children) = below.get(&n)
+        {
+            todo.extend(children);
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut rows: Vec<Row> = Vec::new();
+    for (n, cells) in candidates {
+        if theirs.contains(&n) || elsewhere(cells[0].0, &cells[0].1) {
             continue;
         }
         for (id, values) in cells {
@@ -1810,12 +1865,61 @@ fn leave_out_deleted(writer: &mut TableWriter<'_>, table: &str) -> Result<u64> {
     Ok(left_out)
 }
 
+/// What a column's declared type lets a salvaged value be: one the application reads back as that type.
+/// These tables are not STRICT, so SQLite stores whatever it is given where its affinity cannot convert it
+/// (https://sqlite.org/datatype3.html#type_affinity): text that is no number in an INTEGER column, a BLOB in a
+/// TEXT one. The application never writes such a value (the split refuses one from a legacy file, for the
+/// same reason), and its reads fail on it ("Invalid column type Text"), every report over the row with them.
+/// In a damaged file it is damage that still parses, or a page of another b-tree read as this table's: the
+/// row is refused, as one the schema refuses is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Declared {
+    /// INTEGER affinity (a declared type containing `INT`).
+    Integer,
+    /// TEXT affinity (`CHAR`, `CLOB` or `TEXT`, and no `INT`).
+    Text,
+    /// Any other: REAL, NUMERIC and BLOB affinity keep what they are given, and are not checked.
+    Any,
+}
+
+impl Declared {
+    /// The affinity of a column declared `decl_type`, by SQLite's rules in their order
+    /// (https://sqlite.org/datatype3.html#determination_of_column_affinity), where it is one checked.
+    fn of(decl_type: &str) -> Declared {
+        let t = decl_type.to_ascii_uppercase();
+        if t.contains("INT") {
+            Declared::Integer
+        } else if ["CHAR", "CLOB", "TEXT"].iter().any(|s| t.contains(s)) {
+            Declared::Text
+        } else {
+            Declared::Any
+        }
+    }
+
+    /// Why `value` cannot be one of this column's, or None when it can. A REAL without a fraction is taken
+    /// in an INTEGER column: SQLite's INTEGER affinity stores it as the integer. A number in a TEXT column is
+    /// stored as its text by TEXT affinity, which the application reads.
+    fn refuses(self, value: &Value) -> Option<String> {
+        match (self, value) {
+            (_, Value::Null) | (Declared::Any, _) | (Declared::Integer, Value::Integer(_)) => None,
+            (Declared::Integer, Value::Real(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 => None,
+            (Declared::Integer, Value::Real(_)) => Some("is not an integer (Real)".into()),
+            (Declared::Integer, Value::Text(_)) => Some("is not an integer (Text)".into()),
+            (Declared::Integer, Value::Blob(_)) => Some("is not an integer (Blob)".into()),
+            (Declared::Text, Value::Blob(b)) => Some(format!("is not text (a BLOB of {} bytes)", b.len())),
+            (Declared::Text, _) => None,
+        }
+    }
+}
+
 /// Writes rows of one table into the output, a chunk per `BEGIN IMMEDIATE` transaction.
 struct TableWriter<'o> {
     owner: &'o mut OwnerConnection,
     insert_sql: String,
     lookup: Option<BackupLookup>,
     explicit_rowid: bool,
+    /// Each copied column's name and what its declared type lets it hold, in the order of a row's values.
+    declared: Vec<(String, Declared)>,
     t: &'o mut TableSalvage,
     /// The highest rowid read from the damaged file.
     max_seen: Option<i64>,
@@ -1840,17 +1944,18 @@ impl TableWriter<'_> {
             self.max_seen = Some(self.max_seen.map_or(m, |s| s.max(m)));
         }
         let (insert_sql, lookup, explicit_rowid) = (&self.insert_sql, &self.lookup, self.explicit_rowid);
+        let declared = &self.declared;
         let (mut salvaged, mut already, mut updated, mut rejected, mut met) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut first_rejection = None;
+        let mut refuse = |why: String| {
+            rejected += 1;
+            first_rejection.get_or_insert(why);
+        };
         // A constraint failure undoes that one statement, not the transaction
         // (https://sqlite.org/lang_conflict.html, ABORT): the row is refused, the rest goes on.
-        let mut refused = |e: rusqlite::Error| {
-            if e.sqlite_error_code() != Some(ErrorCode::ConstraintViolation) {
-                return Err(e);
-            }
-            rejected += 1;
-            first_rejection.get_or_insert_with(|| e.to_string());
-            Ok(())
+        let constraint = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(ErrorCode::ConstraintViolation) => Ok(e.to_string()),
+            _ => Err(e),
         };
         self.owner.write(|tx| {
             let mut insert = tx.prepare_cached(insert_sql)?;
@@ -1864,6 +1969,10 @@ impl TableWriter<'_> {
             };
             for (rowid, values) in &rows {
                 let rowid_value = Value::Integer(*rowid);
+                let misfit = values
+                    .iter()
+                    .zip(declared)
+                    .find_map(|(value, (name, declared))| declared.refuses(value).map(|why| format!("{name} {why}")));
                 if let Some((same, update, by_rowid)) = matching.as_mut() {
                     let params = || values.iter().chain(by_rowid.then_some(&rowid_value));
                     let found: Option<bool> = same
@@ -1871,20 +1980,25 @@ impl TableWriter<'_> {
                         .optional()?;
                     if let Some(same) = found {
                         met += 1;
-                        match update.as_mut().filter(|_| !same) {
-                            None => already += 1,
-                            Some(update) => match update.execute(rusqlite::params_from_iter(params())) {
+                        match (update.as_mut().filter(|_| !same), misfit) {
+                            (None, _) => already += 1,
+                            (Some(_), Some(why)) => refuse(why),
+                            (Some(update), None) => match update.execute(rusqlite::params_from_iter(params())) {
                                 Ok(_) => updated += 1,
-                                Err(e) => refused(e)?,
+                                Err(e) => refuse(constraint(e)?),
                             },
                         }
                         continue;
                     }
                 }
+                if let Some(why) = misfit {
+                    refuse(why);
+                    continue;
+                }
                 let params = explicit_rowid.then_some(&rowid_value).into_iter().chain(values.iter());
                 match insert.execute(rusqlite::params_from_iter(params)) {
                     Ok(_) => salvaged += 1,
-                    Err(e) => refused(e)?,
+                    Err(e) => refuse(constraint(e)?),
                 }
             }
             Ok(())

@@ -27,6 +27,14 @@ enum Source<'a> {
     Pager(Box<dyn Fn(u32) -> Option<Vec<u8>> + 'a>),
 }
 
+/// A page of a table b-tree, as [`RawFile::table_page`] reads it.
+pub(super) enum TablePage {
+    /// An interior page: the pages below it (the left child of each cell, then the right-most child).
+    Interior(Vec<u32>),
+    /// A leaf: its rows, (rowid, record values), in rowid order.
+    Leaf(Vec<(i64, Vec<Value>)>),
+}
+
 /// A database file read page by page.
 pub(super) struct RawFile<'a> {
     source: Source<'a>,
@@ -133,25 +141,41 @@ impl<'a> RawFile<'a> {
         Some(free)
     }
 
-    /// The rows of page `n` if it is a table b-tree leaf (type 0x0D) whose every cell decodes: (rowid,
-    /// record values), rowids strictly increasing. None for any other page, or any doubt.
-    pub fn table_leaf(&self, n: u32) -> Option<Vec<(i64, Vec<Value>)>> {
+    /// Page `n` if it is a page of a table b-tree (§1.6) that parses whole: an interior page (type 0x05)
+    /// with the pages below it, or a leaf (type 0x0D) whose every cell decodes, with its rows (rowid, record
+    /// values), rowids strictly increasing. None for any other page, or any doubt. Page 1 is parsed past the
+    /// file header, as the root of `sqlite_schema` (§1.3).
+    pub fn table_page(&self, n: u32) -> Option<TablePage> {
         let page = self.page(n)?;
         let hdr = if n == 1 { 100 } else { 0 };
-        if *page.get(hdr)? != 0x0D {
+        let kind = *page.get(hdr)?;
+        if kind != 0x05 && kind != 0x0D {
             return None;
         }
         let cells = usize::from(be16(&page, hdr + 3)?);
+        // An interior page's header is 12 bytes (it ends with the right-most pointer), a leaf's 8.
+        let header_len = if kind == 0x05 { 12 } else { 8 };
+        let pointers_end = hdr + header_len + 2 * cells;
+        let cell_at = |i: usize| {
+            let at = usize::from(be16(&page, hdr + header_len + 2 * i)?);
+            (at >= pointers_end && at < self.usable).then_some(at)
+        };
+        if kind == 0x05 {
+            // Each cell: a 4-byte page number (the left child), then a varint key; the right-most child is
+            // in the header. A child 0 is damage (pages are numbered from 1).
+            let mut below = Vec::with_capacity(cells + 1);
+            for i in 0..cells {
+                below.push(be32(&page, cell_at(i)?)?);
+            }
+            below.push(be32(&page, hdr + 8)?);
+            return below.iter().all(|&c| c != 0).then_some(TablePage::Interior(below));
+        }
         if cells == 0 {
             return None;
         }
-        let pointers_end = hdr + 8 + 2 * cells;
         let mut rows: Vec<(i64, Vec<Value>)> = Vec::with_capacity(cells);
         for i in 0..cells {
-            let at = usize::from(be16(&page, hdr + 8 + 2 * i)?);
-            if at < pointers_end || at >= self.usable {
-                return None;
-            }
+            let at = cell_at(i)?;
             let (size, a) = varint(&page[..self.usable], at)?;
             let (rowid, b) = varint(&page[..self.usable], a)?;
             let rowid = rowid as i64;
@@ -161,7 +185,7 @@ impl<'a> RawFile<'a> {
             let payload = self.payload(&page, b, size)?;
             rows.push((rowid, record(&payload)?));
         }
-        Some(rows)
+        Some(TablePage::Leaf(rows))
     }
 
     /// A cell's payload of `size` bytes starting at `at`: the part on the page, then its overflow pages
