@@ -14,8 +14,8 @@ use splitstore::activity_store::{ActivityWriter, NewEvent, NewSession};
 use splitstore::config_store::{ConfigStore, NewCalendarEvent, NewProject, NewSubscription};
 use splitstore::operations::{self, RestoreHook};
 use support::{
-    child_role, copy_data_dir, kill9, marker, query_column, query_i64, read_only, reported_project, run_splitstore,
-    seed_data_dir, spawn_child, texts, utf8, wait_for_file,
+    child_role, copy_data_dir, count_rows, kill9, marker, query_column, query_i64, read_only, reported_project,
+    run_splitstore, seed_data_dir, spawn_child, texts, utf8, wait_for_file,
 };
 
 fn ids(db: &Path, sql: &str) -> BTreeSet<i64> {
@@ -200,8 +200,10 @@ fn steps(data: &Path) -> Vec<String> {
         "copied activity.db".into(),
         "copied config.db".into(),
         "journal written".into(),
+        format!("moved aside the sidecars of {}", a.display()),
         format!("moved aside {}", a.display()),
         format!("placed {}", a.display()),
+        format!("moved aside the sidecars of {}", c.display()),
         format!("moved aside {}", c.display()),
         format!("placed {}", c.display()),
         "committed".into(),
@@ -276,6 +278,44 @@ fn a_restore_of_both_files_killed_at_any_step_is_undone_by_the_next_start() {
         );
         assert!(!data.join(".private/restore.journal").exists(), "{step}");
     }
+}
+
+/// A restore's undo killed after it moved the file back and before its `-wal` (the file's last commits,
+/// here a killed writer's): the next start finishes the undo with every commit. The undo used to move the
+/// `-wal` first, and its next run, finding the file still aside, removed the `-wal` at the path as the
+/// backup copy's. Its journal, moved with the data directory since, names the directory's old paths (as
+/// the journals of builds before this one did, whole): it is read as the files of the directory it is in.
+#[test]
+fn an_undo_killed_between_a_file_and_its_wal_is_finished_by_the_next_start_with_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    killed_with_commits_in_the_wal(&data, 300);
+    let activity = data.join("activity.db");
+    let aside = data.join("activity.db.replaced-20261202T080000.000Z");
+    for side in ["-wal", "-shm"] {
+        std::fs::rename(
+            format!("{}{side}", activity.display()),
+            format!("{}{side}", aside.display()),
+        )
+        .unwrap();
+    }
+    let before_move = dir.path().join("moved-from");
+    let journal = serde_json::json!({ "entries": [{
+        "db": before_move.join("activity.db"),
+        "restoring": before_move.join("activity.db.restoring"),
+        "aside": before_move.join(aside.file_name().unwrap()),
+        "had_original": true,
+    }]});
+    std::fs::write(data.join(".private/restore.journal"), journal.to_string()).unwrap();
+    drop(ActivityWriter::open_in(&data).unwrap());
+    assert_eq!(
+        count_rows(&activity, "activity_events"),
+        300,
+        "every commit of the -wal"
+    );
+    assert!(!data.join(".private/restore.journal").exists());
+    assert!(!aside.exists() && !data.join(format!("{}-wal", aside.display())).exists());
 }
 
 #[test]

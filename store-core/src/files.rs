@@ -489,7 +489,9 @@ pub fn move_sidecars_aside(db: &Path, tag: &str) -> Result<PathBuf> {
     Ok(target)
 }
 
-fn move_sidecars(from: &Path, to: &Path) -> Result<()> {
+/// Renames the `-wal` and `-shm` of `from` to those of `to`, leaving `from` itself where it is: the first half
+/// of [`move_with_sidecars`], for a caller that marks the step between the two.
+pub(crate) fn move_sidecars(from: &Path, to: &Path) -> Result<()> {
     for (side_from, side_to) in sidecars(from).iter().zip(sidecars(to).iter()) {
         if fs::symlink_metadata(side_from).is_ok() {
             fs::rename(side_from, side_to).map_err(|e| Error::io(side_from, "move aside", e))?;

@@ -213,28 +213,29 @@ struct Journal {
     entries: Vec<JournalEntry>,
 }
 
-/// Its paths are written as file names in the data directory (a database's name and ASCII suffixes) and
-/// joined to the directory when read back ([`undo_interrupted`]): exact whatever bytes the directory's path
-/// holds (serde refuses a path that is not UTF-8, and an empty journal could not undo anything), and still
-/// right if the directory was moved since. A journal of an older build holds absolute paths, which the join
-/// keeps as they are.
+/// Its paths are all in the data directory, and read back as their file names there ([`undo_interrupted`]):
+/// still right if the directory was moved since. They are written whole where they are UTF-8, as builds
+/// before this one read them (one of those, started after a restore of this build was killed, undoes it
+/// too, where a bare name sent it to look in its working directory and drop the journal); else as the file
+/// name (a database's name and ASCII suffixes: serde refuses a path that is not UTF-8, and an empty journal
+/// could not undo anything).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct JournalEntry {
-    #[serde(serialize_with = "file_name")]
+    #[serde(serialize_with = "whole_or_file_name")]
     db: PathBuf,
     /// The backup's copy, before it is renamed into place.
-    #[serde(serialize_with = "file_name")]
+    #[serde(serialize_with = "whole_or_file_name")]
     restoring: PathBuf,
     /// Where the file in place moves to.
-    #[serde(serialize_with = "file_name")]
+    #[serde(serialize_with = "whole_or_file_name")]
     aside: PathBuf,
     /// Whether there was a file in place (a restore into an empty data directory has none).
     had_original: bool,
 }
 
-fn file_name<S: serde::Serializer>(path: &Path, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-    match path.file_name().and_then(|n| n.to_str()) {
-        Some(name) => serializer.serialize_str(name),
+fn whole_or_file_name<S: serde::Serializer>(path: &Path, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    match path.to_str().or_else(|| path.file_name().and_then(|n| n.to_str())) {
+        Some(text) => serializer.serialize_str(text),
         None => Err(serde::ser::Error::custom(format!(
             "{} has no UTF-8 file name",
             path.display()
@@ -243,11 +244,14 @@ fn file_name<S: serde::Serializer>(path: &Path, serializer: S) -> std::result::R
 }
 
 impl Journal {
-    /// The entries' paths in `data_dir` (a name is joined to it; an absolute path stays).
+    /// The entries' paths in `data_dir`: each one's file name there (a journal names only files of its data
+    /// directory, wherever that was when it was written).
     fn in_dir(mut self, data_dir: &Path) -> Journal {
         for e in &mut self.entries {
             for path in [&mut e.db, &mut e.restoring, &mut e.aside] {
-                *path = data_dir.join(&*path);
+                if let Some(name) = path.file_name() {
+                    *path = data_dir.join(name);
+                }
             }
         }
         self
@@ -350,6 +354,10 @@ pub fn place_all(
         step("journal written")?;
         for e in &journal.entries {
             if e.had_original {
+                // The sidecars first, then the file: a stop between the two leaves the user's file in place
+                // with its `-wal` aside, which `undo` moves back (never taking the file for the copy).
+                files::move_sidecars(&e.db, &e.aside)?;
+                step(&format!("moved aside the sidecars of {}", e.db.display()))?;
                 files::move_with_sidecars(&e.db, &e.aside)?;
             }
             step(&format!("moved aside {}", e.db.display()))?;
@@ -451,17 +459,23 @@ pub fn restore_from(
 }
 
 /// Puts every file of an interrupted restore back as it was: the copy in place (if placed) removed, the
-/// file moved aside renamed back, the temporary copy removed.
+/// file moved aside renamed back, the temporary copy removed. Each step leaves what the next run of it
+/// (after a kill here) reads right: the file at `db` is removed only while the file itself is aside (so it
+/// is the copy), and the file goes back before its sidecars (so a kill between never leaves the user's
+/// `-wal` at `db` with the file still aside, where the next run would remove it as the copy's).
 fn undo(journal: &Journal) -> Result<()> {
     for e in &journal.entries {
-        let aside_there = files::exists_with_sidecars(&e.aside);
-        if aside_there || !e.had_original {
+        // A file moves aside its sidecars first ([`place_all`]): stopped between the two, its `-wal` and
+        // `-shm` are aside and the file itself is still at `db`, the user's, never removed.
+        let file_aside = std::fs::symlink_metadata(&e.aside).is_ok();
+        if file_aside || !e.had_original {
             // What is at `db` now is the backup's copy (or nothing): ours to remove.
             files::remove_with_sidecars(&e.db)?;
         }
-        if aside_there {
-            files::move_with_sidecars(&e.aside, &e.db)?;
+        if file_aside {
+            std::fs::rename(&e.aside, &e.db).map_err(|err| Error::io(&e.aside, "move back", err))?;
         }
+        files::move_with_sidecars(&e.aside, &e.db)?;
         files::remove_with_sidecars(&e.restoring)?;
     }
     Ok(())
