@@ -94,8 +94,12 @@ pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key
     Ok(report)
 }
 
-/// Both owner locks of `data_dir`, or `Locked` naming the running owner.
+/// Both owner locks of `data_dir`, or `Locked` naming the running owner. A restore (or repair, or key
+/// rotation) interrupted there is undone first, as every owner's open does: a command that took the files
+/// as they are would restore over, re-key or repair half of a pair, with the user's file still aside, and
+/// write its own journal over the one that puts it back.
 fn take_both_locks(data_dir: &Path) -> Result<Vec<(&'static Schema, OwnerLock)>> {
+    store_core::restore::undo_interrupted(data_dir)?;
     DATABASES
         .iter()
         .map(|schema| Ok((*schema, OwnerLock::acquire(&schema.path_in(data_dir))?)))

@@ -280,6 +280,52 @@ fn a_restore_of_both_files_killed_at_any_step_is_undone_by_the_next_start() {
     }
 }
 
+/// A restore killed with the user's activity.db moved aside (the next owner's start puts it back): `cleanup`
+/// removed that file as "the file a restore replaced", and `repair` took the file for removed and put the
+/// backup in its place, silently without the rows added since (a `restore` or `rekey` run then likewise
+/// wrote its own journal over the one that puts the file back). Now cleanup keeps every file the journal
+/// names, and those commands undo the interrupted restore first, as an owner's start does.
+#[test]
+fn commands_after_a_killed_restore_put_its_files_back_first_and_cleanup_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (current, _backup) = two_states(data);
+    let at = steps(data)
+        .iter()
+        .position(|s| *s == format!("moved aside {}", data.join("activity.db").display()))
+        .unwrap();
+    let mut child = spawn_child("child_entry", &format!("restore-hang-at-{at}"), data);
+    wait_for_file(&marker(&data.join("activity.db"), "ready"), Duration::from_secs(60));
+    kill9(&mut child);
+    std::fs::remove_file(marker(&data.join("activity.db"), "ready")).unwrap();
+    assert!(
+        !data.join("activity.db").exists(),
+        "the kill left the user's file aside"
+    );
+    let d = utf8(data);
+    let cleanup = run_splitstore(["cleanup", "--older-than", "0", "--data-dir", d]);
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    let stdout = texts(&cleanup).0;
+    assert!(stdout.contains("activity.db.replaced-"), "{stdout}");
+    assert!(
+        !stdout.contains("removed /"),
+        "nothing of the interrupted restore removed: {stdout}"
+    );
+    assert!(
+        stdout.contains("a restore, repair or key rotation was interrupted"),
+        "{stdout}"
+    );
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    assert_eq!(
+        texts(&repair).0,
+        "activity.db: healthy, left alone\nconfig.db: healthy, left alone\n",
+        "the restore undone first: nothing was damaged"
+    );
+    assert_eq!(state(data), current, "every row added since the backup kept");
+    assert!(!data.join(".private/restore.journal").exists());
+}
+
 /// A restore's undo killed after it moved the file back and before its `-wal` (the file's last commits,
 /// here a killed writer's): the next start finishes the undo with every commit. The undo used to move the
 /// `-wal` first, and its next run, finding the file still aside, removed the `-wal` at the path as the

@@ -159,10 +159,18 @@ pub fn of_conversion(data_dir: &Path, predecessor: &Predecessor) -> Vec<Leftover
     found
 }
 
-/// Why `leftover` may still be in use by a command that runs now, if it may: a backup's partial file while
-/// the process named in it lives, or (unless the caller holds both owner locks, `locks_held`) a temporary
+/// Why `leftover` may still be in use by a command that runs now, if it may: a file of an interrupted
+/// restore (until the next owner's start undoes it), a backup's partial file while the process named in it
+/// lives, or (unless the caller holds both owner locks, `locks_held`) a temporary
 /// file of a command that holds them: a restore, a key rotation, a salvage, a split.
 pub fn in_use(leftover: &Leftover, predecessor: Option<&Predecessor>, locks_held: bool) -> Option<String> {
+    if crate::restore::named_by_interrupted(&leftover.path) {
+        return Some(
+            "a restore, repair or key rotation was interrupted and this is one of its files (the user's file moved \
+             aside, or the copy that was to replace it): the next start of an owner puts the files back"
+                .into(),
+        );
+    }
     let name = leftover.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let base = files::sidecar_base(name);
     if let Some(pid) = crate::backup::partial_writer(base).filter(|pid| crate::process::alive(*pid)) {

@@ -262,6 +262,26 @@ fn journal_path(data_dir: &Path) -> PathBuf {
     crate::private_dir::private_dir(data_dir).join(JOURNAL_FILE_NAME)
 }
 
+/// Whether `path` is a file (or a sidecar of one) that the journal of a restore interrupted in its folder
+/// names: the file it moved aside (the user's, which its undo puts back) or its copy of the backup. Never a
+/// leftover to remove then, whatever its name says.
+pub(crate) fn named_by_interrupted(path: &Path) -> bool {
+    let dir = files::parent_dir(path);
+    let Ok(text) = std::fs::read_to_string(journal_path(dir)) else {
+        return false;
+    };
+    let Ok(journal) = serde_json::from_str::<Journal>(&text) else {
+        return false;
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let base = files::sidecar_base(name);
+    journal.in_dir(dir).entries.iter().any(|e| {
+        [&e.aside, &e.restoring]
+            .iter()
+            .any(|named| named.file_name().and_then(|n| n.to_str()) == Some(base))
+    })
+}
+
 /// Whether a restore was interrupted in `data_dir` (its journal is there): the next owner's open undoes it.
 pub fn interrupted(data_dir: &Path) -> bool {
     std::fs::symlink_metadata(journal_path(data_dir)).is_ok()
