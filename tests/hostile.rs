@@ -843,6 +843,53 @@ fn the_split_refuses_a_legacy_path_that_is_one_of_its_outputs_and_moves_nothing(
     );
 }
 
+/// Two data directories backing up into one folder, the other one's run by an earlier build (its backups
+/// record no lineage, only the path they were taken from) and backed up last: a restore (and a repair) of
+/// this one took the other's newer backups for its own and put them in place, its rows for this one's, and
+/// said nothing of it. Now a backup recording another path is not this file's.
+#[test]
+fn an_earlier_builds_backup_of_another_data_directory_in_a_shared_folder_is_never_restored_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 100);
+    let shared = dir.path().join("shared");
+    let to_shared = |data: &Path| {
+        let out = run_splitstore(["backup", "--data-dir", utf8(data), "--to", utf8(&shared)]);
+        assert!(out.status.success(), "{out:?}");
+        backup_paths(&out)
+    };
+    to_shared(&data);
+    let other = data_dir(&dir.path().join("other"));
+    seed_data_dir(&other, 7);
+    for db in ["activity.db", "config.db"] {
+        let conn = rusqlite::Connection::open(other.join(db)).unwrap();
+        conn.execute("DELETE FROM provenance WHERE event = 'lineage'", [])
+            .unwrap();
+    }
+    let others = to_shared(&other);
+    let projects = count_rows(&data.join("config.db"), "projects");
+    let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(&shared)]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(count_rows(&data.join("activity.db"), "activity_events"), 100, "{out:?}");
+    assert_eq!(count_rows(&data.join("config.db"), "projects"), projects, "{out:?}");
+    assert!(!others.iter().any(|p| texts(&out).0.contains(utf8(p))), "{out:?}");
+    // A damaged file whose lineage cannot be read (emptied): the folder holds backups of two files, each
+    // named with the path it was taken from, and nothing moves.
+    fs::write(data.join("config.db"), b"").unwrap();
+    let out = run_splitstore(["repair", "--data-dir", utf8(&data), "--from", utf8(&shared)]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = texts(&out).1;
+    assert!(
+        stderr.contains("holds backups of 2 different config.db files"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("taken from {}", other.join("config.db").display())),
+        "{stderr}"
+    );
+    assert_eq!(fs::metadata(data.join("config.db")).unwrap().len(), 0, "nothing moved");
+}
+
 /// Another user's files in a folder others may write (`/tmp`, a shared drive), named as newer backups and
 /// recording no lineage (as an earlier build's do): a restore from the folder takes the user's own backups
 /// and leaves those alone. Before, it restored them (7 events of someone else in place of the user's 100).

@@ -135,6 +135,17 @@ pub struct BackupFile {
 }
 
 impl BackupFile {
+    /// Whether a backup that records no lineage (an earlier build's) may be one of the file at `path`: unless
+    /// it records another path whole. Another data directory's, of an earlier build, in a folder shared with
+    /// this one would otherwise be restored in this file's place, its rows for this file's.
+    fn may_have_been_taken_from(&self, path: &Path) -> bool {
+        match self.taken_from.as_deref().map(Path::new) {
+            Some(from) if from.is_absolute() => std::path::absolute(path).is_ok_and(|p| p == from),
+            // As typed to an earlier build (relative to where it ran), or not recorded: nothing tells.
+            _ => true,
+        }
+    }
+
     /// Whether `self` and `other` are backups of the same database file: the same lineage when both
     /// have one, else the same recorded source path.
     fn same_file_as(&self, other: &BackupFile) -> bool {
@@ -390,8 +401,8 @@ pub enum Adopt {
 
 /// Of `backups` (newest first, from one folder), those that may stand for the database file at `path`,
 /// whose lineage is `lineage` (`None`: unknown, the file missing or unreadable). A file of known lineage
-/// takes its own backups and those that record no lineage (an earlier build's: nothing tells them
-/// apart); with none of those, [`Adopt`] says whether the folder's others may stand for it. A file of
+/// takes its own backups and those that record no lineage (an earlier build's) but were not taken from
+/// another path; with none of those, [`Adopt`] says whether the folder's others may stand for it. A file of
 /// unknown lineage takes the folder's backups when they are all of one lineage. Backups of two or more
 /// other lineages are [`Error::BackupsOfOtherFiles`]: nothing tells which is the file's.
 pub fn backups_for(
@@ -405,16 +416,24 @@ pub fn backups_for(
     if let Some(own) = lineage {
         let mine: Vec<BackupFile> = backups
             .iter()
-            .filter(|b| b.lineage.as_deref().is_none_or(|l| l == own))
+            .filter(|b| match b.lineage.as_deref() {
+                Some(l) => l == own,
+                None => b.may_have_been_taken_from(path),
+            })
             .cloned()
             .collect();
         if !mine.is_empty() || adopt == Adopt::OwnOnly {
             return Ok(mine);
         }
     }
+    // Of each file the folder holds backups of: its lineage, or, for an earlier build's backup (none
+    // recorded), the path it records being taken from whole; one recording neither is anyone's.
     let mut newest_of_each: Vec<&BackupFile> = Vec::new();
-    for b in backups.iter().filter(|b| b.lineage.is_some()) {
-        if !newest_of_each.iter().any(|n| n.lineage == b.lineage) {
+    for b in backups
+        .iter()
+        .filter(|b| b.lineage.is_some() || !b.may_have_been_taken_from(path))
+    {
+        if !newest_of_each.iter().any(|n| n.same_file_as(b)) {
             newest_of_each.push(b);
         }
     }
