@@ -289,6 +289,7 @@ fn restore_locked(
                     backup_dir: from.to_path_buf(),
                     quarantined: None,
                     removed: false,
+                    nothing_to_salvage: None,
                     schema,
                 });
             };
@@ -346,6 +347,7 @@ fn restore_locked(
             backup_dir: from.to_path_buf(),
             quarantined: None,
             removed: false,
+            nothing_to_salvage: None,
             schema,
         });
     }
@@ -583,7 +585,8 @@ pub enum RepairAction {
         quarantined: Option<PathBuf>,
         report: RestoreReport,
     },
-    /// Damaged, no good backup, `--allow-empty`: moved aside, started empty (activity.db only).
+    /// Damaged, no good backup, `--allow-empty`: moved aside, started empty (activity.db; config.db only when
+    /// nothing of it is left to keep: gone, or a file a salvage reads nothing of).
     StartedEmpty {
         database: &'static str,
         #[serde(with = "store_core::files::lossy_path::option")]
@@ -602,8 +605,9 @@ pub enum RepairAction {
 /// How [`repair`] treats a damaged database.
 #[derive(Clone, Default)]
 pub struct RepairOptions {
-    /// With no good backup, start activity.db empty (config.db never starts empty). Ignored with `salvage`,
-    /// which always keeps what can be read.
+    /// With no good backup, start activity.db empty (config.db only when nothing of it is left to keep: gone,
+    /// or a file a salvage reads nothing of: [`store_core::salvage::nothing_to_salvage`]). Ignored with
+    /// `salvage` where it reads something, as it always keeps what can be read.
     pub allow_empty: bool,
     /// Salvage: copy every row of the damaged file that can still be read into a new file, on top of the
     /// newest good backup when there is one (its rows, with the damaged file's values where it holds them
@@ -762,6 +766,12 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     None => Ok((None, passed_over)),
                 },
             });
+            // With no backup to start from, a salvage of a file it can read nothing of (empty, its schema
+            // unreadable) would refuse: said instead, with starting empty, which then loses nothing more.
+            let nothing_to_salvage = match &chosen {
+                Ok((None, _)) if !removed => store_core::salvage::nothing_to_salvage(&path, schema, key),
+                _ => None,
+            };
             match chosen {
                 // Asked for, a salvage goes on without that backup (said in its notes): it is what the error's
                 // remedy offers besides bringing the backup under the key. So does starting empty, asked for
@@ -771,7 +781,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 }
                 Err(Error::BackupKeyMismatch { .. }) if opts.allow_empty && may_start_empty => Plan::StartEmpty,
                 Err(e) => return Err(e),
-                Ok((good, passed_over)) if salvage => {
+                Ok((good, passed_over)) if salvage && nothing_to_salvage.is_none() => {
                     let mut notes: Vec<String> = store_core::restore::passed_over_said(&passed_over)
                         .into_iter()
                         .collect();
@@ -815,13 +825,16 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     }
                     Plan::Restore(b, passed_over)
                 }
-                Ok((None, _)) if opts.allow_empty && may_start_empty => Plan::StartEmpty,
+                Ok((None, _)) if opts.allow_empty && (may_start_empty || nothing_to_salvage.is_some()) => {
+                    Plan::StartEmpty
+                }
                 Ok((None, _)) => {
                     return Err(holding_more(None).unwrap_or_else(|| Error::NoBackup {
                         path: path.clone(),
                         backup_dir: backup_dir.to_path_buf(),
                         quarantined: None,
                         removed,
+                        nothing_to_salvage,
                         schema,
                     }));
                 }

@@ -1457,3 +1457,58 @@ fn over_a_backup_an_append_only_table_keeps_the_backups_row_where_the_damaged_fi
         ("window title number 700 XX the fixture".to_string(), 1)
     );
 }
+
+/// Files a salvage reads nothing of (activity.db emptied, config.db's first page garbage) and no backup:
+/// `repair` offered `--salvage`, which refused and sent the user back to `repair`, round and round, and
+/// config.db had no way out at all. Now both say there is nothing to salvage and offer `--allow-empty`,
+/// which starts both empty (the damaged files kept aside): nothing more is lost.
+#[test]
+fn files_a_salvage_reads_nothing_of_with_no_backup_are_offered_an_empty_start_not_a_salvage() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    seed_data_dir(&data, 50);
+    for (db, bytes) in [("activity.db", vec![]), ("config.db", vec![0x5a; 8192])] {
+        for side in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(data.join(format!("{db}{side}")));
+        }
+        std::fs::write(data.join(db), bytes).unwrap();
+    }
+    for args in [
+        &["repair", "--data-dir", d][..],
+        &["repair", "--salvage", "--data-dir", d],
+    ] {
+        let out = run_splitstore(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let stderr = texts(&out).1;
+        assert!(
+            stderr.starts_with(&format!(
+                "splitstore repair: no backup of {} in {d}/backups passes verification, and the file is empty (0 \
+                 bytes): there is nothing in it to salvage",
+                data.join("activity.db").display()
+            )),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "or start it empty with `splitstore repair --data-dir {d} --allow-empty`"
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("--salvage"), "no salvage offered: {stderr}");
+    }
+    let out = run_splitstore(["repair", "--allow-empty", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = texts(&out).0;
+    assert!(
+        stdout.contains("activity.db: started empty") && stdout.contains("config.db: started empty"),
+        "{stdout}"
+    );
+    let server = run_splitstore(["server", "--seconds", "0.2", "--data-dir", d]);
+    assert!(server.status.success(), "{server:?}");
+    let kept = std::fs::read_dir(&data)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".corrupt-"))
+        .count();
+    assert_eq!(kept, 2, "both damaged files kept aside");
+}

@@ -16,7 +16,8 @@ pub struct Args {
     /// Where to look for backups. Default: DATA_DIR/backups.
     #[arg(long)]
     pub from: Option<PathBuf>,
-    /// With no good backup, start activity.db empty (config.db never starts empty).
+    /// With no good backup, start activity.db empty (config.db only when nothing of it is left to keep: gone,
+    /// or a file a salvage reads nothing of: empty, its schema unreadable).
     #[arg(long)]
     pub allow_empty: bool,
     /// Copy every row of a damaged file that can still be read into a new file (on top of the newest good

@@ -436,6 +436,9 @@ pub enum Error {
         quarantined: Option<PathBuf>,
         /// The file is gone where it held data ([`Error::Removed`]): a repair has nothing to salvage of it.
         removed: bool,
+        /// Why a salvage would read nothing of the damaged file (empty, its schema unreadable), when that is
+        /// so: starting it empty loses nothing more, config.db's too.
+        nothing_to_salvage: Option<String>,
         schema: &'static Schema,
     },
     /// A repair would restore a backup older than the damaged file, which has added rows since it was taken
@@ -900,11 +903,15 @@ impl Error {
                 backup_dir,
                 quarantined,
                 removed,
+                nothing_to_salvage,
                 ..
             } => {
                 let mut s = format!("no backup of {p} in {} passes verification", backup_dir.display());
                 if *removed {
                     s.push_str(", and the file is gone where it held data");
+                }
+                if let Some(why) = nothing_to_salvage {
+                    s.push_str(&format!(", and {why}"));
                 }
                 if let Some(q) = quarantined {
                     s.push_str(&format!(" (the damaged file is kept at {})", q.display()));
@@ -1328,10 +1335,22 @@ impl Error {
                 command(Some(schema), "repair", "--salvage"),
                 command(Some(schema), "repair", "--accept-older-backup")
             ),
-            Error::NoBackup { schema, removed, .. } => {
+            Error::NoBackup {
+                schema,
+                removed,
+                nothing_to_salvage,
+                ..
+            } => {
                 let restore = command(Some(schema), "restore", "--from FILE");
                 let salvage = command(Some(schema), "repair", "--salvage");
-                if *removed {
+                if nothing_to_salvage.is_some() {
+                    // Not `--salvage`, which would refuse, its remedy leading back here.
+                    format!(
+                        "restore a backup kept elsewhere with {restore}, or start it empty with {} (the damaged \
+                         file is kept aside); nothing was changed",
+                        command(Some(schema), "repair", "--allow-empty")
+                    )
+                } else if *removed {
                     // Nothing of it is left to salvage, and starting it empty loses nothing more (config.db's
                     // too): the remedy of the owner's refusal, down to the branch this repair found.
                     format!(

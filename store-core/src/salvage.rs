@@ -280,6 +280,16 @@ pub fn salvage_with(
     }
 }
 
+/// Why a salvage with no backup to start from would read nothing of the damaged file at `path` (it is empty,
+/// or its schema on page 1 cannot be read), or `None`: a repair says so instead of offering a salvage that
+/// refuses. Reads only (page 1); an empty file is never opened.
+pub fn nothing_to_salvage(path: &Path, schema: &'static Schema, key: Option<&crate::key::Key>) -> Option<String> {
+    match DamagedFile::open(path, schema, false, key) {
+        Err(Error::Corrupt { detail, .. }) => Some(detail),
+        _ => None,
+    }
+}
+
 /// The temporary name a salvage of the database at `db` is built under, beside it.
 pub fn temp_path(db: &Path) -> PathBuf {
     files::with_suffix(db, TEMP_SUFFIX)
