@@ -847,7 +847,8 @@ impl Error {
             Error::WrongDatabase { expected, found, .. } => format!("{p} is not {expected}: {found}"),
             Error::Corrupt { detail, .. } | Error::BackupDamaged { detail, .. } => format!("{p} is damaged: {detail}"),
             Error::ReadOnlyDirectory { .. } => format!(
-                "{p} cannot be read: a reader must create {p}-wal and {p}-shm beside it and the directory is not writable"
+                "{p} cannot be opened: SQLite must create {p}-wal and {p}-shm beside it (its owner to write, a reader to \
+                 read it in WAL mode), and this user may not write the directory holding it"
             ),
             Error::ReadOnlyFileSystem { action, .. } => {
                 format!("could not {action} {p}: the file system holding it is mounted read-only")
@@ -1234,7 +1235,8 @@ impl Error {
                 schema.command("restore", data_dir, "--from FILE")
             ),
             Error::ReadOnlyDirectory { .. } => format!(
-                "give this user write access to {quoted_dir}, or keep the owner running so -wal and -shm already exist"
+                "run the command as the user that owns {quoted_dir} (see `ls -ld {quoted_dir}`), or give this user write \
+                 access to it; a reader also reads it while its owner runs (the -wal and -shm then exist)"
             ),
             Error::ReadOnlyWal { .. } => format!(
                 "copy the data directory to a writable disk, its -wal files with it (`cp -a {quoted_dir} COPY`), and \
@@ -1844,6 +1846,23 @@ mod tests {
              differ. What to do: nothing was put in place and the file it was copied from was not changed; run \
              the command again (a failing disk or memory can spoil a copy), and report this if it fails the same \
              way"
+        );
+    }
+
+    /// A directory this user may not write, which SQLite needs to write into to open a WAL database: said for
+    /// the owner as for a reader (it told an owner to "keep the owner running").
+    #[test]
+    fn a_directory_sqlite_cannot_write_into_is_said_for_owners_and_readers_alike() {
+        let err = Error::ReadOnlyDirectory {
+            path: std::path::PathBuf::from("/data/activity.db"),
+        };
+        assert_eq!(
+            err.to_string(),
+            "/data/activity.db cannot be opened: SQLite must create /data/activity.db-wal and /data/activity.db-shm \
+             beside it (its owner to write, a reader to read it in WAL mode), and this user may not write the \
+             directory holding it. What to do: run the command as the user that owns /data (see `ls -ld /data`), \
+             or give this user write access to it; a reader also reads it while its owner runs (the -wal and -shm \
+             then exist)"
         );
     }
 
