@@ -339,8 +339,9 @@ pub fn say_opened(context: &str, owner: &store_core::OwnerConnection) {
             std::io::stderr(),
             "splitstore {context}: note: the -wal that the last owner of {} left when it stopped without closing (a \
              crash or a kill) was gone before this start (removed by hand, or by a cleanup or sync tool): whatever \
-             it held since the last checkpoint is not in the file, and nothing can bring it back. Never remove the \
-             -wal of a database",
+             it held since the last checkpoint is not in the file, and nothing can bring it back (unless another \
+             SQLite program, or an earlier build, opened the file since and closed it, which writes the -wal into \
+             the file first). Never remove the -wal of a database",
             owner.path().display()
         );
     }

@@ -296,7 +296,9 @@ fn inspect_with(
             ErrorKind::WalGone,
             format!(
                 "{}: the -wal its last owner left when it stopped without closing (a crash or a kill) is gone: \
-                 whatever it held since the last checkpoint is not in the file",
+                 whatever it held since the last checkpoint is not in the file (unless another SQLite program, or \
+                 an earlier build, opened the file since and closed it, which writes the -wal into the file first: \
+                 nothing tells the two apart)",
                 path.display()
             ),
             format!(
