@@ -360,7 +360,31 @@ pub fn write_json_atomically(path: &Path, value: &impl serde::Serialize, action:
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::io(&temp, "write", e))?;
     drop(file);
-    rename_durably(&temp, path)
+    rename_durably(&temp, path)?;
+    remove_temps_of_the_dead(path);
+    Ok(())
+}
+
+/// Removes the temporary files [`write_json_atomically`] left beside `path` in processes killed before
+/// their rename (`<name>.tmp-<pid>`, that pid gone): nothing else would, and doctor and cleanup list
+/// neither. Best effort; one of a process still running is its own, left alone.
+fn remove_temps_of_the_dead(path: &Path) {
+    let Some(prefix) = path.file_name().map(|n| format!("{}.tmp-", n.to_string_lossy())) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(parent_dir(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|pid| !crate::process::alive(pid)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// fsyncs a file by path. Opens a descriptor: only for files no connection of this process has open.
@@ -584,9 +608,33 @@ pub fn file_uri(path: &Path, query: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{shell_quoted, sqlite_temp_dir_with};
+    use super::{shell_quoted, sqlite_temp_dir_with, write_json_atomically};
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
+
+    /// A record written over one whose writer was killed before its rename leaves no `.tmp-<pid>` of the
+    /// dead behind (they stayed forever, listed by nothing); a running process's is its own, kept.
+    #[test]
+    fn a_record_written_removes_the_temporary_files_of_killed_writers_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("converted.json");
+        let dead = dir.path().join("converted.json.tmp-999999999");
+        // SAFETY: getppid has no preconditions; the parent of this test runs while it does.
+        let running = dir
+            .path()
+            .join(format!("converted.json.tmp-{}", unsafe { libc::getppid() }));
+        let other = dir.path().join("counters.json.tmp-999999999");
+        for p in [&dead, &running, &other] {
+            std::fs::write(p, b"{").unwrap();
+        }
+        write_json_atomically(&record, &serde_json::json!({"a": 1}), "write").unwrap();
+        assert!(!dead.exists(), "the killed writer's");
+        assert!(
+            running.exists() && other.exists(),
+            "a running writer's, and another record's"
+        );
+        assert_eq!(std::fs::read_to_string(&record).unwrap(), "{\n  \"a\": 1\n}");
+    }
 
     #[test]
     fn paths_are_quoted_for_a_shell_only_when_needed() {
