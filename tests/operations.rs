@@ -2474,3 +2474,30 @@ fn a_repair_from_a_shared_folder_restores_the_damaged_files_own_backup() {
     );
     assert_eq!(contents(&activity, &["provenance"]), contents(&own[0], &["provenance"]));
 }
+
+/// A backup of a directory whose server has not created config.db yet: stdout lists the one file taken and
+/// nothing else (a script reads it as the list of backups: "backup: not backed up: ..." read as a path),
+/// and what was not backed up is said on stderr.
+#[test]
+fn a_half_backup_lists_only_the_file_taken_on_stdout_and_says_the_other_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let out = run_splitstore(["backup", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    let taken = backup_paths(&out);
+    assert_eq!(taken.len(), 1, "{out:?}");
+    assert!(
+        taken[0].starts_with(data.join("backups")) && taken[0].exists(),
+        "{taken:?}"
+    );
+    assert!(
+        texts(&out).1.starts_with(&format!(
+            "splitstore backup: note: not backed up: {} does not exist",
+            data.join("config.db").display()
+        )),
+        "{out:?}"
+    );
+}

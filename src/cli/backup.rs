@@ -40,9 +40,14 @@ pub fn run(args: Args) -> ExitCode {
             for note in report.notes {
                 let _ = writeln!(std::io::stderr(), "splitstore backup: note: {note}");
             }
-            // Half a backup is said, not hidden: the other file does not exist (yet).
+            // Half a backup is said, not hidden: the other file does not exist (yet). On stderr with the
+            // notes: stdout holds only the files taken.
             for e in report.missing {
-                super::say!("backup: not backed up: {}", e.what());
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "splitstore backup: note: not backed up: {}",
+                    e.what()
+                );
             }
             // Or it failed: said as any failure (stderr, exit 2), after the backup that was taken.
             match report.failed.first() {

@@ -142,12 +142,11 @@ pub const PRUNING_WEEK_OLD: [&str; 6] = [
     "2000",
 ];
 
-/// The `backup: <path>` lines of `splitstore backup` (not its `backup: not backed up: ...` lines).
+/// The `backup: <path>` lines of `splitstore backup`: every line of its stdout.
 pub fn backup_paths(out: &std::process::Output) -> Vec<PathBuf> {
     texts(out)
         .0
         .lines()
-        .filter(|l| !l.starts_with("backup: not backed up: "))
         .map(|l| {
             PathBuf::from(
                 l.strip_prefix("backup: ")
