@@ -13,7 +13,7 @@ use std::process::Child;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use migrate_split::fixtures::{LegacySpec, build};
+use migrate_split::fixtures::{LegacySpec, StopPoint, build};
 use support::{kill9, query_column, read_only, run_splitstore, spawn_splitstore, texts, utf8, wait_output_within};
 
 /// Ids of a table, through a plain read-only connection.
@@ -521,4 +521,117 @@ fn sessions_a_legacy_file_left_open_are_recovered_at_the_first_open_after_the_sp
             .recovery()
             .is_empty()
     );
+}
+
+/// The names in `dir`.
+fn listing(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The child process of the test below: splits `<dir>/legacy.db` into `<dir>/data` as `migrate-split --legacy
+/// <dir>/legacy.db --data-dir <dir>/data` does, and stops for good at the point its role names, once it has
+/// created `<dir>/stopped`.
+#[test]
+fn child_entry() {
+    let Some((role, dir)) = support::child_role() else {
+        return;
+    };
+    let point = match role.as_str() {
+        "before-placing" => StopPoint::BeforePlacing,
+        "between-placements" => StopPoint::BetweenPlacements,
+        other => panic!("unknown role {other}"),
+    };
+    migrate_split::fixtures::stop_at(point, &dir.join("stopped"));
+    migrate_split::split(&dir.join("legacy.db"), &dir.join("data"), &Default::default()).unwrap();
+    panic!("the split did not stop at {role}");
+}
+
+/// `migrate-split --legacy L --data-dir D` (L outside D) `kill -9`ed between placing activity.db and
+/// config.db, or before placing either: doctor said config.db (or both) was missing and that starting the
+/// server creates it, listed the split's config.db (only under its temporary name) as removable, and the
+/// server did create an empty config.db (doctor then said healthy; the split then refused the directory).
+/// Now doctor says the split was interrupted and to run it again, cleanup keeps its unplaced output, and the
+/// server's start finishes that split: every legacy row is in the outputs.
+#[test]
+fn a_split_killed_while_placing_its_outputs_is_said_by_doctor_kept_by_cleanup_and_finished_by_the_server() {
+    for role in ["between-placements", "before-placing"] {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join("legacy.db");
+        build(&LegacySpec::small(3), &legacy).unwrap();
+        let data = dir.path().join("data");
+        let d = utf8(&data);
+        let mut child = support::spawn_child("child_entry", role, dir.path());
+        support::wait_for_file(&dir.path().join("stopped"), Duration::from_secs(120));
+        kill9(&mut child);
+        let placed = role == "between-placements";
+        assert_eq!(data.join("activity.db").exists(), placed, "{role}");
+        assert!(!data.join("config.db").exists(), "{role}");
+
+        // Doctor: not healthy, not "missing: start the server", but the split to run again.
+        let doctor = run_splitstore(["doctor", "--data-dir", d]);
+        let (text, _) = texts(&doctor);
+        assert_eq!(doctor.status.code(), Some(1), "{role}: {text}");
+        assert!(
+            !text.contains("\nhealthy") && !text.contains("it creates the file"),
+            "{role}: {text}"
+        );
+        let remedy = format!("migrate-split --legacy {} --data-dir {d}", legacy.display());
+        assert!(
+            text.contains("config.db [not_converted_yet]") && text.contains(&remedy),
+            "{role}: {text}"
+        );
+        assert!(text.contains("was interrupted"), "{role}: {text}");
+        let unplaced: Vec<String> = listing(&data)
+            .into_iter()
+            .filter(|n| n.starts_with(".split-tmp-") && n.ends_with(".config.db"))
+            .collect();
+        assert_eq!(
+            unplaced.len(),
+            1,
+            "{role}: the split's config.db under its temporary name"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&unplaced[0]) && l.contains("not in place yet: kept")),
+            "{role}: {text}"
+        );
+        // Cleanup keeps it.
+        let cleanup = run_splitstore(["cleanup", "--data-dir", d, "--older-than", "0"]);
+        assert!(cleanup.status.success(), "{role}: {cleanup:?}");
+        assert!(data.join(&unplaced[0]).exists(), "{role}: {}", texts(&cleanup).0);
+
+        // The store opened directly (without the upgrade step) refuses to start empty.
+        let err = splitstore::config_store::ConfigStore::open_in(&data).unwrap_err();
+        assert_eq!(err.kind(), splitstore::ErrorKind::NotConvertedYet, "{role}: {err}");
+        assert!(!data.join("config.db").exists(), "{role}");
+
+        // Starting the server finishes the split: the legacy projects are there, nothing was left behind.
+        let out = run_splitstore(["server", "--data-dir", d, "--seconds", "0.2"]);
+        assert!(out.status.success(), "{role}: {out:?}");
+        let (_, stderr) = texts(&out);
+        assert!(stderr.contains("upgraded: split"), "{role}: {stderr}");
+        for (table, kept) in kept_legacy_ids(&legacy, &data) {
+            let db = if ["projects", "calendar_events"].contains(&table) {
+                "config.db"
+            } else {
+                "activity.db"
+            };
+            let there = ids(&data.join(db), table);
+            let missing: Vec<_> = kept.difference(&there).take(5).collect();
+            assert!(missing.is_empty(), "{role}: {table} lost legacy ids {missing:?}");
+        }
+        assert!(
+            listing(&data)
+                .iter()
+                .all(|n| !n.starts_with(".split-tmp-") && !n.contains(".unfinished-")),
+            "{role}: {:?}",
+            listing(&data)
+        );
+        let doctor = run_splitstore(["doctor", "--data-dir", d]);
+        assert!(doctor.status.success(), "{role}: {}", texts(&doctor).0);
+        assert!(texts(&doctor).0.ends_with("\nhealthy\n"), "{role}");
+    }
 }

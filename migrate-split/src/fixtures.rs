@@ -852,3 +852,32 @@ impl<'a> Builder<'a> {
         })
     }
 }
+
+/// A point of a split where a test stops it ([`stop_at`]) to `kill -9` it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopPoint {
+    /// The outputs are converted and verified, the split is recorded as placing them; nothing is in place.
+    BeforePlacing,
+    /// activity.db (and the rejects file) is in place, config.db is not yet.
+    BetweenPlacements,
+}
+
+static STOP_AT: std::sync::OnceLock<(StopPoint, std::path::PathBuf)> = std::sync::OnceLock::new();
+
+/// Makes every later split of this process stop for good at `point`, once it has created the file `marker`
+/// (a test waits for it, then kills the process). For a child process of a test; never set otherwise.
+pub fn stop_at(point: StopPoint, marker: &Path) {
+    let _ = STOP_AT.set((point, marker.to_path_buf()));
+}
+
+/// Called by the split at `point`: stops there if [`stop_at`] asked for it.
+pub(crate) fn reached(point: StopPoint) {
+    if let Some((at, marker)) = STOP_AT.get()
+        && *at == point
+    {
+        std::fs::write(marker, b"").expect("create the stop marker");
+        loop {
+            std::thread::park();
+        }
+    }
+}

@@ -18,24 +18,32 @@
 //! - every legacy row is accounted for: copied with its id and values (times as epoch milliseconds UTC), or
 //!   written to `split-rejects.jsonl` with the reason (no settings value is ever written there or shown);
 //! - the outputs are created by the stores' own migrations, verified, and renamed into place only when
-//!   complete; a killed run leaves nothing that is taken as done, and the next run cleans up and starts
-//!   over (see "Interrupted runs" below);
+//!   complete; a killed run leaves nothing that is taken as done, and the next run finishes putting its
+//!   outputs in place, or cleans up and starts over (see "Interrupted runs" below);
 //! - a second run on the same legacy file finds the recorded split and changes nothing.
 //!
 //! # Interrupted runs
 //!
-//! A split writes `.split-tmp-<split id>.activity.db`, `.split-tmp-<split id>.config.db` and
-//! `.split-tmp-<split id>.rejects.jsonl` in the data directory, then renames the rejects file, activity.db
-//! and config.db into place, fsyncing the directory after each rename. Every run holds both owner locks
-//! from start to end, so any `.split-tmp-*` file found at start is a leftover of a killed run and is
-//! removed: a temporary file is never taken as an output.
+//! A split records itself as under way (`store_core::conversion::begin`: the legacy file, wherever it is,
+//! and the split id) before it writes anything in the data directory. It writes
+//! `.split-tmp-<split id>.activity.db`, `.split-tmp-<split id>.config.db` and
+//! `.split-tmp-<split id>.rejects.jsonl` there, verifies them, records that it is placing them, then renames
+//! the rejects file, activity.db and config.db into place, fsyncing the directory after each rename; last it
+//! records the split (`converted.json`) and ends the record of the run. Until then owners create no empty
+//! store in the data directory and diagnostics say to run the split again, whose outputs cleanup keeps.
 //!
-//! The two renames are not one atomic step. A kill between them leaves activity.db in place and config.db
-//! missing. Both outputs carry a `split` provenance record with the same split id; an output whose split
-//! id the other file does not have, or whose partner is missing, is an unfinished split: the next run moves
-//! it aside (`activity.db.unfinished-<time>`, never deleted: a daemon may have written it since) and splits
-//! again. Only two files naming the same split of the same legacy file (same sha256) count as done. A
-//! rejects file found without outputs is moved aside (`.stale-<time>`) the same way.
+//! The two renames are not one atomic step. A kill between them (or before the first) leaves the run
+//! recorded as placing: the next run (or an owner's start, see [`prepare`]) first puts the outputs of that
+//! run still under their temporary names in place and records the split. Every run holds both owner locks
+//! from start to end, so any other `.split-tmp-*` file found at start is a leftover of a killed run and is
+//! removed: a temporary file is never taken as an output unless its run recorded it complete.
+//!
+//! Both outputs carry a `split` provenance record with the same split id; an output whose split id the other
+//! file does not have, or whose partner is missing, and which no record of a placing run explains (an
+//! earlier version's kill), is an unfinished split: the next run moves it aside
+//! (`activity.db.unfinished-<time>`, never deleted: a daemon may have written it since) and splits again.
+//! Only two files naming the same split of the same legacy file (same sha256) count as done. A rejects file
+//! found without outputs is moved aside (`.stale-<time>`) the same way.
 //!
 //! # Exit codes
 //!
@@ -64,7 +72,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use store_core::private_dir::{self, Scratch};
-use store_core::{OwnerLock, files};
+use store_core::{OwnerLock, conversion, files};
 
 pub use copy::{CREDENTIAL_MARKERS, is_credential_key};
 pub use error::{Result, SplitError};
@@ -169,6 +177,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     // Held until this function returns: no daemon, server or other split works in the directory meanwhile.
     let _activity_lock = OwnerLock::acquire(&finals.activity)?;
     let _config_lock = OwnerLock::acquire(&finals.config)?;
+    let finished = finish_interrupted(data_dir)?;
     report.cleaned_up = outputs::remove_leftovers(data_dir)?;
 
     let key = options.key.as_ref();
@@ -180,7 +189,20 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
             if store_core::conversion::recorded(data_dir).is_none() {
                 record_conversion(&report.legacy.path, &report.legacy.sha256, data_dir, &detail.split_id)?;
             }
+            conversion::end(data_dir)?;
             report.outcome = Outcome::AlreadySplit;
+            if let Some((run_id, placed)) = finished.filter(|(id, _)| *id == detail.split_id) {
+                report.outcome = Outcome::Split;
+                let names: Vec<String> = placed.iter().map(|p| p.display().to_string()).collect();
+                report.warnings.push(match names.is_empty() {
+                    true => format!("split {run_id} was interrupted after it put its outputs in place: recorded now"),
+                    false => format!(
+                        "split {run_id} was interrupted while it put its outputs in place: this run put the rest \
+                         in place ({})",
+                        names.join(", ")
+                    ),
+                });
+            }
             report.tables = detail.tables;
             report.split_id = Some(detail.split_id);
             report.rejects_file = finals.rejects.exists().then(|| finals.rejects.clone());
@@ -219,21 +241,42 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
 
     let split_id = new_split_id();
     let temp = outputs::temp_paths(data_dir, &split_id);
+    // Recorded before anything is written: until the run ends, no owner creates an empty store here (the
+    // legacy file may be outside the data directory, where they do not look), and a kill is said as an
+    // interrupted split with its remedy (see "Interrupted runs").
+    let mut under_way = conversion::InProgress {
+        predecessor: std::fs::canonicalize(legacy_path).unwrap_or_else(|_| legacy_path.to_path_buf()),
+        run_id: split_id.clone(),
+        at_ms: chrono::Utc::now().timestamp_millis(),
+        placing: false,
+        sha256: None,
+    };
+    let private = private_dir::private_dir(data_dir);
+    let private_existed = std::fs::symlink_metadata(&private).is_ok();
+    conversion::begin(data_dir, &under_way)?;
+    // Nothing of this run is in place: its files go, and so does its record, with the private folder made
+    // for it (best effort: the next run removes what remains).
+    let abandon = |temp: &convert::OutputPaths| {
+        outputs::remove_temp(temp);
+        if conversion::end(data_dir).is_ok() && !private_existed {
+            let _ = std::fs::remove_dir(&private);
+        }
+    };
     let progress = Progress::new(options.progress.clone());
     let converted = convert::convert(&legacy, &temp, &split_id, &progress, key);
     let converted = converted.and_then(|c| legacy.close_unchanged().map(|()| c));
-    let conversion = match converted {
+    let converted = match converted {
         Ok(c) => c,
         Err(e) => {
-            outputs::remove_temp(&temp);
+            abandon(&temp);
             return Err(e);
         }
     };
-    report.legacy.sha256 = conversion.sha256;
-    report.tables = conversion.tables;
+    report.legacy.sha256 = converted.sha256;
+    report.tables = converted.tables;
     report.split_id = Some(split_id);
     if options.strict && report.rejected() > 0 {
-        outputs::remove_temp(&temp);
+        abandon(&temp);
         return Err(strict_failure(report, started));
     }
     // Whether the outputs are encrypted, and with which key (its check value), recorded before they are in
@@ -242,26 +285,46 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
         .into_iter()
         .try_for_each(|db| store_core::records::note_encryption(db, key));
     if let Err(e) = recorded {
-        outputs::remove_temp(&temp);
+        abandon(&temp);
+        return Err(e.into());
+    }
+    // From here on the temporary outputs are the split's outputs: a kill or a failure between the renames
+    // leaves them for the next run (or an owner's start) to put in place, never to remove.
+    under_way.placing = true;
+    under_way.sha256 = Some(report.legacy.sha256.clone());
+    if let Err(e) = conversion::begin(data_dir, &under_way) {
+        abandon(&temp);
         return Err(e.into());
     }
     progress.phase("putting the outputs in place");
-    report.rejects_file = match outputs::place(&temp, conversion.rejects_file.as_deref(), data_dir) {
-        Ok(r) => r,
-        Err(e) => {
-            outputs::remove_temp(&temp);
-            return Err(e);
-        }
-    };
+    report.rejects_file = outputs::place(&temp, converted.rejects_file.as_deref(), data_dir)?;
     record_conversion(
-        &report.legacy.path,
+        &under_way.predecessor,
         &report.legacy.sha256,
         data_dir,
         report.split_id.as_deref().unwrap_or_default(),
     )?;
+    conversion::end(data_dir)?;
     report.phases.extend(progress.finish());
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Finishes a split of `data_dir` that a kill interrupted while it put its outputs in place (recorded as
+/// placing by `store_core::conversion`): puts the rest in place, records the split and ends its record.
+/// Returns its id and what was put in place; `None` when there is no such split, or when its files are not
+/// all there (the run then starts over: its leftovers are removed as any killed run's). The caller holds
+/// both owner locks.
+fn finish_interrupted(data_dir: &Path) -> Result<Option<(String, Vec<PathBuf>)>> {
+    let Some(run) = conversion::in_progress(data_dir).filter(|r| r.placing) else {
+        return Ok(None);
+    };
+    let (Some(sha256), Some(placed)) = (&run.sha256, outputs::finish_placing(data_dir, &run.run_id)?) else {
+        return Ok(None);
+    };
+    record_conversion(&run.predecessor, sha256, data_dir, &run.run_id)?;
+    conversion::end(data_dir)?;
+    Ok(Some((run.run_id, placed)))
 }
 
 /// The full conversion in a scratch directory (deleted afterwards), reported as what would happen.

@@ -201,7 +201,9 @@ pub(crate) fn move_aside_rejects(dir: &Path, tag: &str) -> Result<Option<PathBuf
 }
 
 /// Puts finished temporary outputs in place: rejects file, activity.db, config.db, each rename followed by
-/// an fsync of the directory; then removes the temporary lock files. Returns the final rejects path.
+/// an fsync of the directory; then removes the temporary lock files. Returns the final rejects path. The
+/// caller has recorded the run as placing its outputs (`store_core::conversion::InProgress::placing`): a
+/// kill between the renames is finished by the next run ([`finish_placing`]).
 pub(crate) fn place(temp: &OutputPaths, rejects: Option<&Path>, dir: &Path) -> Result<Option<PathBuf>> {
     let finals = final_paths(dir);
     let placed_rejects = match rejects {
@@ -211,7 +213,11 @@ pub(crate) fn place(temp: &OutputPaths, rejects: Option<&Path>, dir: &Path) -> R
         }
         None => None,
     };
+    #[cfg(feature = "fixtures")]
+    crate::fixtures::reached(crate::fixtures::StopPoint::BeforePlacing);
     files::rename_durably(&temp.activity, &finals.activity)?;
+    #[cfg(feature = "fixtures")]
+    crate::fixtures::reached(crate::fixtures::StopPoint::BetweenPlacements);
     files::rename_durably(&temp.config, &finals.config)?;
     for db in [&temp.activity, &temp.config] {
         let lock = store_core::OwnerLock::path_for(db);
@@ -219,4 +225,40 @@ pub(crate) fn place(temp: &OutputPaths, rejects: Option<&Path>, dir: &Path) -> R
     }
     files::sync_dir(dir)?;
     Ok(placed_rejects)
+}
+
+/// Finishes the placing of split `run_id` in `dir`, interrupted by a kill: puts its outputs still under their
+/// temporary names in place (the rejects file, activity.db, config.db, in that order, each rename fsynced)
+/// and removes its temporary lock files. Returns what it put in place, or `None` when the files of that run
+/// are not all there (each output in place or under its temporary name, and not both): nothing is moved
+/// then, and the caller splits again.
+pub(crate) fn finish_placing(dir: &Path, run_id: &str) -> Result<Option<Vec<PathBuf>>> {
+    let temp = temp_paths(dir, run_id);
+    let finals = final_paths(dir);
+    let present = |p: &Path| fs::symlink_metadata(p).is_ok();
+    let pairs = [(&temp.activity, &finals.activity), (&temp.config, &finals.config)];
+    if pairs.iter().any(|(t, f)| present(t) == present(f)) {
+        return Ok(None);
+    }
+    let mut placed = Vec::new();
+    if present(&temp.rejects) {
+        move_aside_rejects(dir, "stale")?;
+        files::rename_durably(&temp.rejects, &finals.rejects)?;
+        placed.push(finals.rejects.clone());
+    }
+    for (t, f) in pairs {
+        if present(t) {
+            files::rename_durably(t, f)?;
+            placed.push(f.clone());
+        }
+    }
+    for db in [&temp.activity, &temp.config] {
+        let lock = store_core::OwnerLock::path_for(db);
+        match fs::remove_file(&lock) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(SplitError::io(&lock, "remove", e)),
+            _ => {}
+        }
+    }
+    files::sync_dir(dir)?;
+    Ok(Some(placed))
 }

@@ -10,6 +10,10 @@
 //!   cleans up and splits again.
 //! - A legacy file the split refuses is a typed error for both processes, with the remedy; nothing is
 //!   created, and no owner creates an empty store beside it (store-core refuses that on its own).
+//! - A split of the data directory interrupted by a kill (recorded as under way: `store_core::conversion`)
+//!   is taken up first, with the legacy file it was splitting wherever that is (given to `migrate-split`
+//!   from outside the data directory, say): its outputs not yet in place are put in place, or it splits
+//!   again. Until then no owner creates an empty store there.
 //! - After a completed split the legacy file stays where it is, untouched, and is never split again.
 
 use std::path::{Path, PathBuf};
@@ -111,14 +115,20 @@ pub enum Upgrade {
 /// Splits `data_dir`'s legacy database if it has one that was never split; see the module documentation.
 /// Call it at start, before opening a store there.
 pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
+    // A split of the data directory that a kill interrupted is finished (or redone) first, with the legacy
+    // file it was splitting, wherever that is.
+    let interrupted = conversion::in_progress(data_dir);
     let legacy = options
         .legacy
         .clone()
+        .or_else(|| interrupted.as_ref().map(|run| run.predecessor.clone()))
         .unwrap_or_else(|| data_dir.join(activity_store::schema::LEGACY.file_name));
     if std::fs::symlink_metadata(&legacy).is_err() {
         return Ok(Upgrade::NoLegacy);
     }
-    if conversion::recorded(data_dir).is_some() || crate::adopt_recorded_split(&legacy, data_dir, options.key.as_ref())?
+    if interrupted.is_none()
+        && (conversion::recorded(data_dir).is_some()
+            || crate::adopt_recorded_split(&legacy, data_dir, options.key.as_ref())?)
     {
         return Ok(Upgrade::AlreadyDone);
     }
@@ -162,7 +172,7 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
             }
             Err(e) if e.kind() == ErrorKind::Locked => {
                 waited = true;
-                if conversion::recorded(data_dir).is_some() {
+                if conversion::recorded(data_dir).is_some() && conversion::in_progress(data_dir).is_none() {
                     return Ok(Upgrade::SplitByPeer { waited_ms });
                 }
                 if started.elapsed() >= options.max_wait {

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use migrate_split::fixtures::LegacySpec;
+use migrate_split::fixtures::{LegacySpec, StopPoint};
 use migrate_split::{Options, Outcome, split};
 use store_core::Provenance;
 
@@ -217,4 +217,99 @@ fn a_rejects_file_left_without_outputs_is_moved_aside() {
         std::fs::read(data.join("split-rejects.jsonl")).unwrap(),
         b"{\"table\":\"projects\"}\n"
     );
+}
+
+/// The child process of the test below: splits `<dir>/legacy.db` into `<dir>/data` and stops for good at
+/// the point its role names, once it has created `<dir>/stopped`.
+#[test]
+fn child_entry() {
+    let Some((role, dir)) = store_core::testing::child_role() else {
+        return;
+    };
+    let point = match role.as_str() {
+        "before-placing" => StopPoint::BeforePlacing,
+        "between-placements" => StopPoint::BetweenPlacements,
+        other => panic!("unknown role {other}"),
+    };
+    migrate_split::fixtures::stop_at(point, &dir.join("stopped"));
+    split(&dir.join("legacy.db"), &dir.join("data"), &Options::default()).unwrap();
+    panic!("the split did not stop at {role}");
+}
+
+/// A split of a legacy file outside the data directory, `kill -9`ed before it put anything in place or
+/// between placing activity.db and config.db: the server's store, opened as the server opens it, refused
+/// (it created an empty config.db beside the split activity.db, and the split then refused that directory),
+/// and the remedy it gives, run verbatim, finishes that same split with every legacy row in place.
+#[test]
+fn a_split_killed_while_placing_its_outputs_is_finished_by_the_remedy_owners_give() {
+    for role in ["between-placements", "before-placing"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (legacy, summary) = legacy_file(dir.path(), &all_quirks(3));
+        let data = dir.path().join("data");
+        let mut child = store_core::testing::spawn_child("child_entry", role, dir.path());
+        store_core::testing::wait_for_file(&dir.path().join("stopped"), Duration::from_secs(120));
+        kill9(&mut child);
+        let placed = role == "between-placements";
+        assert_eq!(data.join("activity.db").exists(), placed, "{role}");
+        assert!(!data.join("config.db").exists(), "{role}");
+        let killed_id = split_ids(&data)[0].clone();
+
+        // The owners' stores refuse to start empty beside the half-placed split, naming the split.
+        let err = config_store::ConfigStore::open_in(&data).unwrap_err();
+        assert_eq!(err.kind(), store_core::ErrorKind::NotConvertedYet, "{role}: {err}");
+        assert!(
+            !data.join("config.db").exists(),
+            "{role}: an empty config.db was created"
+        );
+        if !placed {
+            let err = activity_store::ActivityWriter::open_in(&data).unwrap_err();
+            assert_eq!(err.kind(), store_core::ErrorKind::NotConvertedYet, "{role}: {err}");
+            assert!(
+                !data.join("activity.db").exists(),
+                "{role}: an empty activity.db was created"
+            );
+        }
+        let remedy = store_core::Describe::remedy(&err);
+        let command = remedy
+            .split('`')
+            .nth(1)
+            .unwrap_or_else(|| panic!("no command in {remedy}"));
+        assert!(
+            command.starts_with("migrate-split --legacy ") && command.contains(&legacy.display().to_string()),
+            "{role}: {remedy}"
+        );
+
+        // The remedy, run verbatim (with this build's migrate-split first on PATH).
+        let bin_dir = Path::new(env!("CARGO_BIN_EXE_migrate-split")).parent().unwrap();
+        let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let out = store_core::testing::output_within(
+            std::process::Command::new("sh").args(["-c", command]).env("PATH", path),
+            Duration::from_secs(120),
+        );
+        assert!(out.status.success(), "{role}: {out:?}");
+        assert_rows_match(&legacy, &data, 3);
+        let [Some(a), Some(c)] = &split_ids(&data)[..] else {
+            panic!("{role}: outputs missing after the remedy")
+        };
+        assert_eq!(a, c, "{role}");
+        if placed {
+            assert_eq!(
+                Some(a),
+                killed_id.as_ref(),
+                "{role}: the killed split is finished, not redone"
+            );
+        }
+        let names = listing(&data);
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.starts_with(".split-tmp-") && !n.contains(".unfinished-")),
+            "{role}: {names:?}"
+        );
+        assert!(store_core::conversion::recorded(&data).is_some(), "{role}");
+        assert!(store_core::conversion::in_progress(&data).is_none(), "{role}");
+        let again = split(&legacy, &data, &Options::default()).unwrap();
+        assert_eq!(again.outcome, Outcome::AlreadySplit, "{role}");
+        assert_eq!(again.tables, summary.counts(), "{role}");
+    }
 }

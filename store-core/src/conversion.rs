@@ -6,6 +6,13 @@
 //! data look lost (it is only not converted yet), and would then stand in the converter's way. The
 //! converter records its completed work with [`record`]; a data directory with no predecessor file needs
 //! no record.
+//!
+//! A converter also records the run it starts ([`begin`], `converting.json`), before it writes anything in
+//! the data directory, and once more when it starts putting its outputs in place ([`InProgress::placing`]);
+//! the record goes when the run ends ([`end`]). Until then the conversion is [pending] wherever the
+//! predecessor is (a legacy file given from outside the data directory too): no owner creates an empty file
+//! beside the half of a conversion a kill left in place, diagnostics say to run the converter again, and
+//! cleanup keeps its outputs not in place yet ([`unplaced_output`]): the next run puts them in place.
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +39,73 @@ pub struct ConversionRecord {
     pub run_id: String,
     /// When, in Unix epoch milliseconds (UTC).
     pub at_ms: i64,
+}
+
+/// The file name of the record of a conversion under way ([`begin`]) in the private folder.
+pub const IN_PROGRESS_FILE_NAME: &str = "converting.json";
+
+/// A conversion under way in the data directory, as its converter recorded it ([`begin`]): the run that a
+/// kill interrupted, once that converter is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InProgress {
+    /// The predecessor file it converts (as given to the converter).
+    #[serde(with = "crate::files::lossy_path")]
+    pub predecessor: PathBuf,
+    /// The converter's id for the run (the one its [`ConversionRecord`] will have).
+    pub run_id: String,
+    /// When the run started, in Unix epoch milliseconds (UTC).
+    pub at_ms: i64,
+    /// The outputs are complete and verified, and the converter has started to put them in place: the
+    /// temporary files of this run that are still there are outputs, to be put in place, never removed.
+    #[serde(default)]
+    pub placing: bool,
+    /// The predecessor's sha256 as the run read it (known once [`placing`](Self::placing)).
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// Records the conversion `run` as under way (or its new stage): 0600, written to a temporary name, fsynced,
+/// renamed, directory fsynced.
+pub fn begin(data_dir: &Path, run: &InProgress) -> Result<()> {
+    let dir = private_dir::ensure(data_dir)?;
+    files::write_json_atomically(&dir.join(IN_PROGRESS_FILE_NAME), run, "record the conversion under way")
+}
+
+/// Removes the record of the conversion under way (the run ended: done, or failed with nothing in place).
+pub fn end(data_dir: &Path) -> Result<()> {
+    let path = private_dir::private_dir(data_dir).join(IN_PROGRESS_FILE_NAME);
+    match std::fs::remove_file(&path) {
+        Ok(()) => files::sync_dir(files::parent_dir(&path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(&path, "remove", e)),
+    }
+}
+
+/// The conversion recorded as under way in `data_dir` and not completed (a record of a completed run of
+/// the same id, left by a converter killed between its two records, is not one).
+pub fn in_progress(data_dir: &Path) -> Option<InProgress> {
+    let path = private_dir::private_dir(data_dir).join(IN_PROGRESS_FILE_NAME);
+    let text = std::fs::read_to_string(path).ok()?;
+    let run: InProgress = serde_json::from_str(&text).ok()?;
+    match recorded(data_dir) {
+        Some(done) if done.run_id == run.run_id => None,
+        _ => Some(run),
+    }
+}
+
+/// Whether `path` (a file of `data_dir` named with `temp_prefix`, the converter's prefix of temporary files)
+/// is an output of the interrupted conversion that was being put in place: the next run of the converter
+/// puts it in place, and nothing else holds its data.
+pub fn unplaced_output(data_dir: &Path, path: &Path, temp_prefix: &str) -> bool {
+    let Some(run) = in_progress(data_dir).filter(|r| r.placing) else {
+        return false;
+    };
+    let prefix = format!("{temp_prefix}{}.", run.run_id);
+    files::parent_dir(path) == data_dir
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(&prefix))
 }
 
 /// Where the conversion record of `data_dir` lives.
@@ -134,9 +208,16 @@ pub fn not_the_converted_file(path: &Path, record: &ConversionRecord) -> Option<
 }
 
 /// The predecessor of `schema` in the data directory of `db` (at `predecessor`, or its conventional place)
-/// when it exists and no conversion is recorded: the file a new `db` must not be created beside.
+/// when it exists and no conversion is recorded: the file a new `db` must not be created beside. Or, with a
+/// conversion of the data directory recorded as under way ([`in_progress`]: a converter killed mid-run),
+/// the predecessor that run converts, wherever it is.
 pub fn pending(db: &Path, schema: &Schema, predecessor: Option<&Path>) -> Option<PathBuf> {
     let data_dir = files::parent_dir(db);
+    if schema.predecessor.is_some()
+        && let Some(run) = in_progress(data_dir)
+    {
+        return Some(run.predecessor);
+    }
     let path = match predecessor {
         Some(p) => p.to_path_buf(),
         None => data_dir.join(schema.predecessor?.file_name),
@@ -150,6 +231,7 @@ pub fn pending_error(db: &Path, schema: &'static Schema) -> Option<Error> {
     pending(db, schema, None).map(|predecessor| Error::NotConvertedYet {
         path: db.to_path_buf(),
         predecessor,
+        interrupted: in_progress(files::parent_dir(db)).is_some(),
         schema,
     })
 }

@@ -302,10 +302,12 @@ pub enum Error {
         schema: &'static Schema,
     },
     /// The data directory holds the schema's predecessor (a legacy database) and no record of its
-    /// conversion: the file is not created empty beside it.
+    /// conversion: the file is not created empty beside it. `interrupted`: a conversion of the data directory
+    /// (of `predecessor`, wherever it is) was recorded as under way and did not finish.
     NotConvertedYet {
         path: PathBuf,
         predecessor: PathBuf,
+        interrupted: bool,
         schema: &'static Schema,
     },
     /// An applied migration recorded in the file differs from this build's migration of that version.
@@ -817,6 +819,15 @@ impl Error {
                 "{p} has not been split, and the split refuses files it did not make beside it: restored there, \
                  neither owner could start"
             ),
+            Error::NotConvertedYet {
+                predecessor,
+                interrupted: true,
+                ..
+            } => format!(
+                "{p} is not in place: the conversion of {} (this data from an earlier version) into this directory \
+                 was interrupted before it put all its outputs in place",
+                predecessor.display()
+            ),
             Error::NotConvertedYet { predecessor, .. } => format!(
                 "{p} was not created: {} beside it holds this data from an earlier version and has not been \
                  converted yet",
@@ -1176,6 +1187,21 @@ impl Error {
                 shell_quoted(path),
                 schema.owner
             ),
+            Error::NotConvertedYet {
+                predecessor,
+                schema,
+                interrupted: true,
+                ..
+            } => match schema.predecessor {
+                Some(p) => format!(
+                    "run `{} --legacy {} --data-dir {quoted_dir}` again (or start {}, which does it first): it \
+                     finishes the interrupted conversion, or redoes it, and loses nothing; nothing was created",
+                    p.converter,
+                    shell_quoted(predecessor),
+                    schema.owner
+                ),
+                None => "convert it first; nothing was created".into(),
+            },
             Error::NotConvertedYet {
                 predecessor, schema, ..
             } => match schema.predecessor {

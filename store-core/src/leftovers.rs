@@ -141,7 +141,16 @@ pub fn of_conversion(data_dir: &Path, predecessor: &Predecessor) -> Vec<Leftover
         let Some(name) = entry.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
             continue;
         };
-        if name.starts_with(predecessor.converter_temp_prefix) {
+        if crate::conversion::unplaced_output(data_dir, &entry, predecessor.converter_temp_prefix) {
+            found.extend(Leftover::at(
+                entry,
+                format!(
+                    "an output of a conversion interrupted while it put them in place, not in place yet: kept, and \
+                     put in place by the next run of {}",
+                    predecessor.converter
+                ),
+            ));
+        } else if name.starts_with(predecessor.converter_temp_prefix) {
             found.extend(Leftover::at(
                 entry,
                 "a temporary file of a conversion that did not finish",
@@ -160,7 +169,8 @@ pub fn of_conversion(data_dir: &Path, predecessor: &Predecessor) -> Vec<Leftover
 }
 
 /// Why `leftover` may still be in use by a command that runs now, if it may: a file of an interrupted
-/// restore (until the next owner's start undoes it), a backup's partial file while the process named in it
+/// restore (until the next owner's start undoes it), an output of an interrupted conversion not in place yet
+/// (until the converter runs again: [`crate::conversion::unplaced_output`]), a backup's partial file while the process named in it
 /// lives, or (unless the caller holds both owner locks, `locks_held`) a temporary
 /// file of a command that holds them: a restore, a key rotation, a salvage, a split.
 pub fn in_use(leftover: &Leftover, predecessor: Option<&Predecessor>, locks_held: bool) -> Option<String> {
@@ -172,6 +182,28 @@ pub fn in_use(leftover: &Leftover, predecessor: Option<&Predecessor>, locks_held
         );
     }
     let name = leftover.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if let Some(p) = predecessor
+        && crate::conversion::unplaced_output(
+            files::parent_dir(&leftover.path),
+            &leftover.path,
+            p.converter_temp_prefix,
+        )
+    {
+        return Some(format!(
+            "an output of a conversion interrupted while it put them in place, held nowhere else: run {} again (as \
+             doctor says), which puts it in place",
+            p.converter
+        ));
+    }
+    if let Some(p) = predecessor
+        && name == p.converter_rejects
+        && crate::conversion::in_progress(files::parent_dir(&leftover.path)).is_some_and(|r| r.placing)
+    {
+        return Some(format!(
+            "the rejects of a conversion interrupted while it put its outputs in place: kept until {} runs again",
+            p.converter
+        ));
+    }
     let base = files::sidecar_base(name);
     if let Some(pid) = crate::backup::partial_writer(base).filter(|pid| crate::process::alive(*pid)) {
         return Some(format!("the backup writing it (pid {pid}) still runs"));

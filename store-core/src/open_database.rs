@@ -241,6 +241,7 @@ impl OwnerConnection {
             return Err(Error::NotConvertedYet {
                 path: path.to_path_buf(),
                 predecessor,
+                interrupted: conversion::in_progress(files::parent_dir(path)).is_some(),
                 schema,
             });
         }
