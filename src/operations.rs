@@ -17,10 +17,10 @@ use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
 use store_core::read_pool::{open_database_read_only, open_read_only};
 pub use store_core::restore::RestoreHook;
 use store_core::restore::{
-    AddedSince, Placement, RestoreReport, VerifiedBackup, counters_of, open_backup_file, quarantine, raise_counters,
-    restore_all, rows_added_since, verify_backup, written_since_uncounted,
+    AddedSince, Placed, Placement, Replacement, RestoreReport, VerifiedBackup, counters_of, open_backup_file,
+    quarantine, raise_counters, replace_all, restore_all, rows_added_since, verify_backup, written_since_uncounted,
 };
-use store_core::salvage::{self, SalvageHook, SalvageOptions, SalvageReport};
+use store_core::salvage::{self, BuiltSalvage, SalvageHook, SalvageOptions, SalvageReport};
 use store_core::{Error, ErrorKind, Key, OwnerConnection, OwnerLock, Provenance, Result, Schema, files};
 
 use crate::DATABASES;
@@ -539,22 +539,39 @@ fn key_mismatch(kind: ErrorKind) -> Option<ErrorKind> {
 /// hands out an id that the other file already points at. An unreadable other file gives none (its own
 /// restore guards it).
 pub fn referenced_ids(data_dir: &Path, schema: &'static Schema, key: Option<&Key>) -> Vec<(String, i64)> {
+    referenced_ids_in(data_dir, schema, key, &[])
+}
+
+/// [`referenced_ids`], reading also the files about to replace the other databases (`(database, file)`: a
+/// salvage's output, put in place together with this file's replacement).
+fn referenced_ids_in(
+    data_dir: &Path,
+    schema: &'static Schema,
+    key: Option<&Key>,
+    replacing: &[(&'static str, PathBuf)],
+) -> Vec<(String, i64)> {
     // One floor per table: the highest of the columns that refer to it.
     let mut floors: BTreeMap<String, i64> = BTreeMap::new();
     for other in DATABASES.iter().filter(|o| !std::ptr::eq(**o, schema)) {
-        let Ok(conn) = open_read_only(&other.path_in(data_dir), other, key) else {
-            continue;
-        };
-        for r in other.id_references.iter().filter(|r| r.target_file == schema.file_name) {
-            let sql = format!(
-                "SELECT max({}) FROM {} WHERE {}",
-                r.column,
-                r.table,
-                r.only_where.unwrap_or("1")
-            );
-            if let Ok(Some(max)) = conn.query_row(&sql, [], |row| row.get::<_, Option<i64>>(0)) {
-                let floor = floors.entry(r.target_table.to_string()).or_insert(max);
-                *floor = (*floor).max(max);
+        let replacements = replacing
+            .iter()
+            .filter(|(db, _)| *db == other.file_name)
+            .map(|(_, f)| f.clone());
+        for file in std::iter::once(other.path_in(data_dir)).chain(replacements) {
+            let Ok(conn) = open_read_only(&file, other, key) else {
+                continue;
+            };
+            for r in other.id_references.iter().filter(|r| r.target_file == schema.file_name) {
+                let sql = format!(
+                    "SELECT max({}) FROM {} WHERE {}",
+                    r.column,
+                    r.table,
+                    r.only_where.unwrap_or("1")
+                );
+                if let Ok(Some(max)) = conn.query_row(&sql, [], |row| row.get::<_, Option<i64>>(0)) {
+                    let floor = floors.entry(r.target_table.to_string()).or_insert(max);
+                    *floor = (*floor).max(max);
+                }
             }
         }
     }
@@ -619,6 +636,9 @@ pub struct RepairOptions {
     /// Fault injection for drills: runs on each salvage output before it is verified (see
     /// [`SalvageHook`]).
     pub salvage_hook: Option<SalvageHook>,
+    /// Fault injection for drills: called at each step of putting the restored and salvaged files in place
+    /// (see [`RestoreHook`] and [`store_core::restore::replace_all`]).
+    pub place_hook: Option<RestoreHook>,
     /// The key of an encrypted data directory (databases and backups). A database it does not open is
     /// `key_rejected`: repair stops before moving anything.
     pub key: Option<Key>,
@@ -630,6 +650,7 @@ impl std::fmt::Debug for RepairOptions {
             .field("allow_empty", &self.allow_empty)
             .field("salvage", &self.salvage)
             .field("salvage_hook", &self.salvage_hook.as_ref().map(|_| "<hook>"))
+            .field("place_hook", &self.place_hook.as_ref().map(|_| "<hook>"))
             .field("key", &self.key)
             .finish()
     }
@@ -676,6 +697,10 @@ fn stops_repair(kind: ErrorKind) -> bool {
 /// - otherwise the newest backup in `backup_dir` that verifies (both files at once when both are damaged:
 ///   all or nothing); with no good backup, activity.db may start empty if `opts.allow_empty`, and
 ///   config.db (the user's configuration) never does.
+///
+/// The backups and salvages are put in place together, all or nothing, through the restore's journal
+/// ([`store_core::restore::replace_all`]): a repair killed while it moves them is undone by the next start
+/// of an owner (or the next repair), every damaged file back in place with its `-wal`, so it can run again.
 ///
 /// Newer backups passed over as damaged are named in what it returns (or in its `backup_older` refusal); a
 /// backup it cannot use for another reason (a newer schema, say) stops it, named; one the key does not open is
@@ -872,34 +897,40 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         }
     }
 
-    let mut placements = Vec::new();
+    // What each salvage will put in place of its database: a file the others' counters are raised past too.
+    let salvaged: Vec<(&'static str, PathBuf)> = plans
+        .iter()
+        .filter_map(|(schema, _, plan)| match plan {
+            Plan::Built(temp, _) => Some((schema.file_name, temp.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut replacements = Vec::new();
     let mut passed_over_damaged = Vec::new();
     for (schema, lock, plan) in plans {
         let database = schema.file_name;
         match plan {
             Plan::Healthy => actions.push(RepairAction::Healthy { database }),
             Plan::Missing => actions.push(RepairAction::Missing { database }),
-            Plan::Built(temp, mut report) => {
-                let floors = referenced_ids(data_dir, schema, key);
-                let (quarantined, _lock) = salvage::place(lock, schema, &temp, &mut report, &floors, key)?;
-                actions.push(RepairAction::Salvaged {
-                    database,
-                    quarantined,
-                    report: *report,
-                });
-            }
+            Plan::Built(built, report) => replacements.push(Replacement::Salvage(BuiltSalvage {
+                schema,
+                id_floors: referenced_ids_in(data_dir, schema, key, &salvaged),
+                lock,
+                built,
+                report: *report,
+            })),
             Plan::Restore(backup, passed_over) => {
-                placements.push(Placement {
+                replacements.push(Replacement::Backup(Placement {
                     schema,
-                    id_floors: referenced_ids(data_dir, schema, key),
+                    id_floors: referenced_ids_in(data_dir, schema, key, &salvaged),
                     lock,
                     backup,
-                });
+                }));
                 passed_over_damaged.push((database, passed_over));
             }
             Plan::StartEmpty => {
                 let quarantined = quarantine(&lock)?;
-                let mut floors = referenced_ids(data_dir, schema, key);
+                let mut floors = referenced_ids_in(data_dir, schema, key, &salvaged);
                 floors.extend(quarantined.as_deref().map(|q| counters_of(q, key)).unwrap_or_default());
                 let options = store_core::OpenOptions {
                     key: opts.key.clone(),
@@ -921,17 +952,33 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             Plan::Salvage(..) => {}
         }
     }
-    // The damaged files restored from backups move aside as `.corrupt-<time>` and their backups take their
-    // place, together.
-    let (reports, _locks) = restore_all(placements, "corrupt", None, key)?;
-    for mut report in reports {
-        if let Some((_, passed_over)) = passed_over_damaged.iter_mut().find(|(db, _)| *db == report.database) {
-            report.passed_over_damaged = std::mem::take(passed_over);
-        }
-        actions.push(RepairAction::Restored {
-            database: report.database,
-            quarantined: report.moved_aside.clone(),
-            report,
+    // The damaged files move aside as `.corrupt-<time>` and their backups and salvages take their place,
+    // together, through the restore's journal: all or nothing, and a kill before its commit is undone by the
+    // next start (or repair), the damaged files back in place.
+    let (placed, _locks) = replace_all(
+        replacements,
+        "corrupt",
+        opts.place_hook.as_ref(),
+        key,
+        store_core::restore::RESTORE_EVENT,
+    )?;
+    for placed in placed {
+        actions.push(match placed {
+            Placed::Restored(mut report) => {
+                if let Some((_, passed_over)) = passed_over_damaged.iter_mut().find(|(db, _)| *db == report.database) {
+                    report.passed_over_damaged = std::mem::take(passed_over);
+                }
+                RepairAction::Restored {
+                    database: report.database,
+                    quarantined: report.moved_aside.clone(),
+                    report,
+                }
+            }
+            Placed::Salvaged { quarantined, report } => RepairAction::Salvaged {
+                database: report.database,
+                quarantined,
+                report,
+            },
         });
     }
     // Reported in the order of the data directory's databases, whatever was done to each.

@@ -1,7 +1,8 @@
 //! `repair --salvage` on real damaged files: a damaged leaf page of the events table, a damaged index page,
 //! a truncated tail (no backup); a backup older than the damage (backup rows plus newer salvaged rows, ids
 //! never reused); an injected failure (nothing left behind, nothing moved); a salvage killed mid-copy (the
-//! next repair removes its output and salvages); config.db; and the CLI.
+//! next repair removes its output and salvages); one killed while it is put in place (undone by the next
+//! start like a restore: no row lost); config.db; and the CLI.
 //! Each test prints what it recovered (`cargo test --test salvage -- --nocapture`).
 
 mod support;
@@ -1511,4 +1512,221 @@ fn files_a_salvage_reads_nothing_of_with_no_backup_are_offered_an_empty_start_no
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".corrupt-"))
         .count();
     assert_eq!(kept, 2, "both damaged files kept aside");
+
+/// Events and settings a data directory of [`damaged_after_a_backup`] holds before its backup, and after.
+const EVENTS_BEFORE: i64 = 20_000;
+const EVENTS_AFTER: i64 = 10_000;
+const SETTINGS_BEFORE: usize = 1_500;
+const SETTINGS_AFTER: usize = 300;
+
+/// A data directory whose activity.db holds [`EVENTS_BEFORE`] events, then a backup of both files, then
+/// [`EVENTS_AFTER`] more; config.db likewise settings. activity.db (and config.db, with `config_too`) is
+/// damaged on a leaf of rows the backup holds: a salvage over the backup gives back every row, and
+/// restoring the backup drops the rows added since.
+fn damaged_after_a_backup(dir: &Path, config_too: bool) -> PathBuf {
+    let data = dir.join("data");
+    store_core::files::create_private_dir_all(&data).unwrap();
+    let (activity, config) = (data.join("activity.db"), data.join("config.db"));
+    let set = |from: usize, to: usize| {
+        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+        for i in from..to {
+            store.set_setting(&format!("key.{i:05}"), &"v".repeat(100)).unwrap();
+        }
+    };
+    record_events(&activity, 0, EVENTS_BEFORE);
+    set(0, SETTINGS_BEFORE);
+    backup(&data, &data.join("backups"), 5).unwrap();
+    record_events(&activity, EVENTS_BEFORE, EVENTS_BEFORE + EVENTS_AFTER);
+    set(SETTINGS_BEFORE, SETTINGS_BEFORE + SETTINGS_AFTER);
+    let leaves = pages_of(&activity, "activity_events", "leaf");
+    damage_page(&activity, leaves[leaves.len() / 4]);
+    if config_too {
+        damage_page(&config, pages_of(&config, "settings", "leaf")[0]);
+    }
+    data
+}
+
+/// activity.db and config.db hold every row of [`damaged_after_a_backup`]: none lost.
+#[track_caller]
+fn assert_every_row(data: &Path) {
+    assert_eq!(events_in(&data.join("activity.db")), EVENTS_BEFORE + EVENTS_AFTER);
+    assert_eq!(
+        query_i64(&read_only(&data.join("config.db")), "SELECT count(*) FROM settings") as usize,
+        SETTINGS_BEFORE + SETTINGS_AFTER
+    );
+}
+
+/// The steps of putting the salvages of `databases` in place (`store_core::restore::replace_all`).
+fn placement_steps(data: &Path, databases: &[&str]) -> Vec<String> {
+    let mut steps = vec!["journal written".to_string()];
+    for db in databases {
+        let db = data.join(db);
+        steps.push(format!("moved aside the sidecars of {}", db.display()));
+        steps.push(format!("moved aside {}", db.display()));
+        steps.push(format!("placed {}", db.display()));
+    }
+    steps.push("committed".into());
+    steps
+}
+
+/// The files in `data` whose names contain `part`, their `-wal` and `-shm` left out.
+fn named(data: &Path, part: &str) -> Vec<String> {
+    fs::read_dir(data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(part) && !n.ends_with("-wal") && !n.ends_with("-shm"))
+        .collect()
+}
+
+/// `repair --salvage` killed after it moved the damaged activity.db aside and before it renamed its
+/// finished output into place: doctor said the file `removed` and to run repair, and that repair restored
+/// the older backup, silently without the rows the salvage had read (the output, and the damaged file,
+/// listed for `cleanup`). Now the salvage is placed through the restore's journal: the next start (here the
+/// next repair) puts the damaged file back, and a salvage run again gives back every row.
+#[test]
+fn a_salvage_killed_between_quarantine_and_placement_is_undone_and_loses_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = damaged_after_a_backup(dir.path(), false);
+    let db = data.join("activity.db");
+    let damaged = fs::read(&db).unwrap();
+    let d = utf8(&data);
+    let at = placement_steps(&data, &["activity.db"])
+        .iter()
+        .position(|s| *s == format!("moved aside {}", db.display()))
+        .unwrap();
+    let mut child = spawn_child("child_entry", &format!("place-hang-at-{at}-of-activity.db"), &data);
+    wait_for_file(&marker(&db, "ready"), std::time::Duration::from_secs(120));
+    kill9(&mut child);
+    fs::remove_file(marker(&db, "ready")).unwrap();
+    assert!(!db.exists(), "killed with the damaged file aside");
+    assert_eq!(named(&data, ".salvaging").len(), 1, "and its output not in place yet");
+
+    // doctor: interrupted, never `removed` (whose remedy, repair, restored the backup over it).
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--no-check", "--json"]);
+    let json: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+    let codes: Vec<&str> = json["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|db| db["problems"].as_array().unwrap())
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    assert!(!codes.contains(&"removed"), "{json}");
+    assert!(codes.contains(&"restore_interrupted"), "{json}");
+    // cleanup keeps the damaged file and the output while the journal names them.
+    let cleanup = run_splitstore(["cleanup", "--older-than", "0", "--data-dir", d]);
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    assert!(!texts(&cleanup).0.contains("removed /"), "{cleanup:?}");
+
+    // A plain repair puts the damaged file back first, and then, as for any damaged file newer than its
+    // backup, refuses to restore the backup over it.
+    let plain = run_splitstore(["repair", "--data-dir", d, "--json"]);
+    assert!(!plain.status.success(), "{plain:?}");
+    assert!(texts(&plain).0.contains("backup_older"), "{plain:?}");
+    assert_eq!(fs::read(&db).unwrap(), damaged, "the damaged file is back, unchanged");
+    assert!(named(&data, ".salvaging").is_empty() && named(&data, ".corrupt-").is_empty());
+    assert!(!data.join(".private/restore.journal").exists());
+
+    // The salvage run again: every row, and the damaged file quarantined as before.
+    let out = run_splitstore(["repair", "--data-dir", d, "--salvage", "--json"]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let json: Json = serde_json::from_str(&stdout).unwrap();
+    let action = &json["actions"][0];
+    assert_eq!(action["action"], "salvaged", "{json}");
+    let events = &action["report"]["tables"]["activity_events"];
+    assert_eq!(events["from_backup"].as_i64(), Some(EVENTS_BEFORE), "{json}");
+    assert_eq!(events["salvaged"].as_i64(), Some(EVENTS_AFTER), "{json}");
+    assert_every_row(&data);
+    let quarantined = PathBuf::from(action["quarantined"].as_str().unwrap());
+    assert!(
+        utf8(&quarantined).starts_with(&format!("{}.corrupt-", db.display())),
+        "{json}"
+    );
+    assert_eq!(action["report"]["from"], action["quarantined"], "{json}");
+    assert_eq!(fs::read(&quarantined).unwrap(), damaged);
+    assert_eq!(named(&data, ".corrupt-").len(), 1, "{:?}", named(&data, ""));
+}
+
+/// A repair salvaging both files puts them in place together, all or nothing, like a restore of both:
+/// killed at any step of the placement, the next start (`undo_interrupted`, which every owner's open and
+/// every repair runs first) leaves both damaged files back as they were, or (killed once committed) both
+/// salvages in place; doctor never says either is `removed`, and a repair then holds every row.
+#[test]
+fn a_salvage_of_both_files_killed_at_any_step_of_placing_them_is_all_or_nothing() {
+    let steps = placement_steps(Path::new("DATA"), &["activity.db", "config.db"]);
+    for (i, step) in steps.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = damaged_after_a_backup(dir.path(), true);
+        let (activity, config) = (data.join("activity.db"), data.join("config.db"));
+        let damaged = (fs::read(&activity).unwrap(), fs::read(&config).unwrap());
+        let mut child = spawn_child("child_entry", &format!("place-hang-at-{i}-of-both"), &data);
+        wait_for_file(&marker(&activity, "ready"), std::time::Duration::from_secs(120));
+        kill9(&mut child);
+        fs::remove_file(marker(&activity, "ready")).unwrap();
+        let committed = step == "committed";
+        let health = splitstore::health::check(&data, splitstore::CheckLevel::None);
+        let codes: Vec<ErrorKind> = health.problems().map(|(_, p)| p.code).collect();
+        assert!(!codes.contains(&ErrorKind::Removed), "{step}: {codes:?}");
+        assert_eq!(
+            codes.contains(&ErrorKind::RestoreInterrupted),
+            !committed,
+            "{step}: {codes:?}"
+        );
+
+        assert_eq!(
+            store_core::restore::undo_interrupted(&data).unwrap(),
+            !committed,
+            "{step}"
+        );
+        if committed {
+            assert_every_row(&data);
+            assert_eq!(named(&data, ".corrupt-").len(), 2, "{step}");
+        } else {
+            assert_eq!(fs::read(&activity).unwrap(), damaged.0, "{step}: activity.db back");
+            assert_eq!(fs::read(&config).unwrap(), damaged.1, "{step}: config.db back");
+            assert!(named(&data, ".corrupt-").is_empty(), "{step}");
+        }
+        assert!(named(&data, ".salvaging").is_empty(), "{step}");
+
+        let actions = repair(&data, &data.join("backups"), &salvage_options()).unwrap();
+        let salvaged = actions
+            .iter()
+            .filter(|a| matches!(a, RepairAction::Salvaged { .. }))
+            .count();
+        assert_eq!(salvaged, if committed { 0 } else { 2 }, "{step}: {actions:?}");
+        assert_every_row(&data);
+        assert_eq!(named(&data, ".corrupt-").len(), 2, "{step}");
+    }
+}
+
+#[test]
+fn child_entry() {
+    let Some((role, data)) = child_role() else { return };
+    let (i, databases) = role
+        .strip_prefix("place-hang-at-")
+        .and_then(|r| r.split_once("-of-"))
+        .unwrap();
+    let databases: &[&str] = match databases {
+        "both" => &["activity.db", "config.db"],
+        one => &[if one == "activity.db" {
+            "activity.db"
+        } else {
+            "config.db"
+        }],
+    };
+    let at = placement_steps(&data, databases)[i.parse::<usize>().unwrap()].clone();
+    let ready = marker(&data.join("activity.db"), "ready");
+    let hook: splitstore::operations::RestoreHook = Arc::new(move |s: &str| {
+        if s == at {
+            fs::write(&ready, b"").unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(120));
+        }
+        Ok(())
+    });
+    let opts = RepairOptions {
+        place_hook: Some(hook),
+        ..salvage_options()
+    };
+    let _ = repair(&data, &data.join("backups"), &opts);
 }

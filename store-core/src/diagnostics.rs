@@ -249,9 +249,12 @@ fn inspect_with(
     if crate::restore::interrupted(dir) {
         h.problem(
             ErrorKind::RestoreInterrupted,
-            format!("a restore in {} was interrupted before it finished", dir.display()),
             format!(
-                "start {} (`{}`): its open puts every file back as it was before the restore; then restore again",
+                "a restore, repair or key rotation in {} was interrupted before it finished",
+                dir.display()
+            ),
+            format!(
+                "start {} (`{}`): its open puts every file back as it was before; then run that command again",
                 schema.owner,
                 schema.owner_command(dir)
             ),
@@ -314,7 +317,11 @@ fn inspect_with(
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            h.problem_from(&crate::open_database::missing(path, schema, key));
+            // Moved aside by the interrupted restore (or repair) said above, whose undo puts it back: not
+            // removed, and a repair would restore over it.
+            if !crate::restore::moved_aside_by_interrupted(path) {
+                h.problem_from(&crate::open_database::missing(path, schema, key));
+            }
             return h;
         }
         Err(e) => {

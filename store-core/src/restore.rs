@@ -5,6 +5,10 @@
 //! `-wal`/`-shm` (a database separated from its WAL loses committed rows, and a stale WAL beside a new file
 //! would be replayed into it); the backup is copied to a temporary name in the same directory, fsynced,
 //! renamed into place, and the directory fsynced. Nothing is ever deleted.
+//!
+//! A repair's salvage output is put in place the same way, through the same journal ([`replace_all`]): a
+//! kill between moving the damaged file aside and renaming the output into place is undone like a
+//! restore's, never left as a file gone from its path.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -282,15 +286,33 @@ pub(crate) fn named_by_interrupted(path: &Path) -> bool {
     })
 }
 
+/// Whether the journal of a restore (or repair, or key rotation) interrupted in its folder moves the
+/// database at `path` aside, and the file is there, aside: the undo puts it back, so its absence at `path`
+/// is no removal.
+pub(crate) fn moved_aside_by_interrupted(path: &Path) -> bool {
+    let dir = files::parent_dir(path);
+    let Some(journal) = std::fs::read_to_string(journal_path(dir))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Journal>(&text).ok())
+    else {
+        return false;
+    };
+    journal
+        .in_dir(dir)
+        .entries
+        .iter()
+        .any(|e| e.db.file_name() == path.file_name() && e.had_original && std::fs::symlink_metadata(&e.aside).is_ok())
+}
+
 /// Whether a restore was interrupted in `data_dir` (its journal is there): the next owner's open undoes it.
 pub fn interrupted(data_dir: &Path) -> bool {
     std::fs::symlink_metadata(journal_path(data_dir)).is_ok()
 }
 
-/// Replaces every database of `placements` with its verified backup, all or nothing: each backup is copied
-/// beside its database first; a journal naming every move is written; then each current file moves aside
-/// (with its `-wal`/`-shm`, never deleted) and its copy is renamed into place; the journal is removed (the
-/// commit point). A failure before that puts every file back as it was; a kill before that is undone by the
+/// Replaces every database of `placements` with its verified backup, all or nothing ([`replace_all`] of
+/// backups): each backup is copied beside its database first; a journal naming every move is written; then
+/// each current file moves aside (with its `-wal`/`-shm`, never deleted) and its copy is renamed into place;
+/// the journal is removed (the commit point). A failure before that puts every file back as it was; a kill before that is undone by the
 /// next owner's open ([`undo_interrupted`]). Only then is each opened as the owner (at the backup's schema
 /// version: an older one is migrated by the owner's next start), its AUTOINCREMENT counters raised to at
 /// least the replaced file's and the given floors (no id is ever handed out twice), and a `restore`
@@ -316,10 +338,73 @@ pub fn place_all(
     key: Option<&Key>,
     event: &str,
 ) -> Result<(Vec<RestoreReport>, Vec<OwnerLock>)> {
-    let Some(first) = placements.first() else {
+    let replacements = placements.into_iter().map(Replacement::Backup).collect();
+    let (placed, locks) = replace_all(replacements, aside_tag, hook, key, event)?;
+    let reports = placed
+        .into_iter()
+        .filter_map(|p| match p {
+            Placed::Restored(report) => Some(report),
+            Placed::Salvaged { .. } => None,
+        })
+        .collect();
+    Ok((reports, locks))
+}
+
+/// What [`replace_all`] puts in place of one database.
+#[derive(Debug)]
+pub enum Replacement {
+    /// A verified backup: copied beside the database (`<name>.restoring`) first, placed at its own schema
+    /// version, a `restore` (or the caller's) provenance row recorded.
+    Backup(Placement),
+    /// A salvage built and verified beside the database ([`salvage::temp_path`](crate::salvage::temp_path)):
+    /// renamed into place as it is, a `salvage` provenance row recorded.
+    Salvage(crate::salvage::BuiltSalvage),
+}
+
+impl Replacement {
+    fn lock(&self) -> &OwnerLock {
+        match self {
+            Replacement::Backup(p) => &p.lock,
+            Replacement::Salvage(s) => &s.lock,
+        }
+    }
+}
+
+/// What [`replace_all`] put in place of one database.
+#[derive(Debug)]
+pub enum Placed {
+    Restored(RestoreReport),
+    /// `quarantined`: where the damaged file went (`<name>.<aside_tag>-<time>`); `report` names it as
+    /// [`SalvageReport::from`](crate::salvage::SalvageReport::from) and the database's path as its `out`.
+    Salvaged {
+        quarantined: Option<PathBuf>,
+        report: crate::salvage::SalvageReport,
+    },
+}
+
+/// Puts each replacement in place of its database, all or nothing, through one journal: what a restore of
+/// backups ([`restore_all`]) and a repair's salvages share, so a salvage killed between moving the damaged
+/// file aside and renaming its output into place is undone like a restore (the damaged file back with its
+/// `-wal`, the output removed) and the repair can run again. Each backup is copied beside its database
+/// first (a salvage's output is already there); a journal naming every move is written; each current file
+/// moves aside as `<name>.<aside_tag>-<time>` (with its `-wal`/`-shm`, never deleted) and its replacement is
+/// renamed into place; the journal is removed (the commit point). A failure before that puts every file back
+/// as it was (and removes the copies and the salvage outputs); a kill before that is undone by the next
+/// owner's open ([`undo_interrupted`]). Only then is each opened as the owner, its AUTOINCREMENT counters
+/// raised, and a provenance row recorded: `event` for a backup (see [`restore_all`]), `salvage` for a
+/// salvage (see [`crate::salvage`]). Each is opened with `key`. Returns what was placed, in order, and the
+/// locks, still held.
+pub fn replace_all(
+    replacements: Vec<Replacement>,
+    aside_tag: &str,
+    hook: Option<&RestoreHook>,
+    key: Option<&Key>,
+    event: &str,
+) -> Result<(Vec<Placed>, Vec<OwnerLock>)> {
+    let Some(first) = replacements.first() else {
         return Ok((Vec::new(), Vec::new()));
     };
-    let data_dir = files::parent_dir(first.lock.db_path()).to_path_buf();
+    let data_dir = files::parent_dir(first.lock().db_path()).to_path_buf();
     let step = |name: &str| -> Result<()> {
         match hook.map(|h| h(name)) {
             Some(Err(why)) => Err(Error::Io {
@@ -331,12 +416,15 @@ pub fn place_all(
         }
     };
     let journal = Journal {
-        entries: placements
+        entries: replacements
             .iter()
-            .map(|p| {
-                let db = p.lock.db_path().to_path_buf();
+            .map(|r| {
+                let db = r.lock().db_path().to_path_buf();
                 JournalEntry {
-                    restoring: files::with_suffix(&db, ".restoring"),
+                    restoring: match r {
+                        Replacement::Backup(_) => files::with_suffix(&db, ".restoring"),
+                        Replacement::Salvage(s) => s.built.clone(),
+                    },
                     aside: files::aside_path(&db, aside_tag),
                     had_original: files::exists_with_sidecars(&db),
                     db,
@@ -345,15 +433,29 @@ pub fn place_all(
             .collect(),
     };
     // 1. Copies beside each database (a leftover of a killed restore is ours, never the user's data), and the
-    // journal; a failure removes the copies again (a private folder this user may not write, say). A file
-    // about to be replaced by one under another key (or none) has its key recorded as unknown first: until
-    // the new file's first open records its key, a failing open is a key problem, never damage (whichever
-    // file a kill leaves there).
+    // journal; a failure removes the copies again (a private folder this user may not write, say), and the
+    // salvage outputs. A file about to be replaced by one under another key (or none) has its key recorded
+    // as unknown first: until the new file's first open records its key, a failing open is a key problem,
+    // never damage (whichever file a kill leaves there).
     let prepared = (|| -> Result<()> {
-        for (p, e) in placements.iter().zip(&journal.entries) {
-            files::remove_with_sidecars(&e.restoring)?;
-            copy_private(p.backup.path(), &e.restoring)?;
-            step(&format!("copied {}", p.schema.file_name))?;
+        for (r, e) in replacements.iter().zip(&journal.entries) {
+            match r {
+                Replacement::Backup(p) => {
+                    files::remove_with_sidecars(&e.restoring)?;
+                    copy_private(p.backup.path(), &e.restoring)?;
+                    step(&format!("copied {}", p.schema.file_name))?;
+                }
+                Replacement::Salvage(s) => {
+                    files::ensure_regular(&s.built)?;
+                    if files::parent_dir(&s.built) != files::parent_dir(&e.db) {
+                        return Err(Error::io(
+                            &s.built,
+                            "put in place",
+                            std::io::Error::other("a salvage output is built beside its database"),
+                        ));
+                    }
+                }
+            }
         }
         crate::private_dir::ensure(&data_dir)?;
         for e in &journal.entries {
@@ -402,60 +504,89 @@ pub fn place_all(
     }
 
     // 3. The new files stand: open each, raise its counters, record where it came from.
-    let mut reports = Vec::new();
+    let mut placed = Vec::new();
     let mut locks = Vec::new();
-    for (p, e) in placements.into_iter().zip(journal.entries) {
+    for (r, e) in replacements.into_iter().zip(journal.entries) {
         let replaced = e.had_original.then(|| e.aside.clone());
-        let mut floors = p.id_floors;
-        let mut left_out = Vec::new();
-        let mut replaced_another_file = false;
-        let mut replaced_unread = false;
-        if let Some(aside) = &replaced {
-            replaced_unread = files::nonempty_regular(aside) && !crate::read_pool::reads_with(aside, key);
-            let counters = counters_of(aside, key);
-            // Counters compared across two different files say nothing about rows added since the backup.
-            replaced_another_file = matches!(
-                (lineage_of(aside, key), lineage_of(p.backup.path(), key)),
-                (Some(a), Some(b)) if a != b
-            );
-            if !replaced_another_file {
-                // The ids it handed out after the backup was taken, those it still held: a restore leaves
-                // them out (`Provenance::with_left_out`).
-                let handed_out = ids_between(&counters_of(p.backup.path(), key), &counters);
-                left_out = ids_still_in(aside, handed_out, key);
+        let (done, lock) = match r {
+            Replacement::Backup(p) => {
+                let (report, lock) = finish_restore(p, e.db, replaced, key, event)?;
+                (Placed::Restored(report), lock)
             }
-            floors.extend(counters);
-        }
-        // At the backup's own version, never migrated here: restoring a pre-migration backup is how a user goes
-        // back to the build that wrote it, which refuses a file this build migrated (`schema_newer`). An older
-        // backup is migrated by its owner's next start of this build, with the usual check and backup.
-        let options = OpenOptions {
-            key: key.cloned(),
-            target_version: Some(p.backup.version),
-            ..OpenOptions::default()
+            Replacement::Salvage(s) => {
+                let (report, lock) = crate::salvage::finish_placed(s, &e.db, replaced.as_deref(), key)?;
+                (
+                    Placed::Salvaged {
+                        quarantined: replaced,
+                        report,
+                    },
+                    lock,
+                )
+            }
         };
-        let mut owner = OwnerConnection::open_locked(p.lock, p.schema, &options)?;
-        let mut record = Provenance::from_file(event, p.backup.path()).with_left_out(&left_out);
-        record.source_version = Some(i64::from(p.backup.version));
-        owner.write(|tx| {
-            raise_counters(tx, &floors)?;
-            record.insert(tx)
-        })?;
-        let version = owner.schema_version()?;
-        locks.push(owner.into_lock());
-        reports.push(RestoreReport {
-            database: p.schema.file_name,
-            path: e.db,
-            restored_from: p.backup.path().to_path_buf(),
-            moved_aside: replaced,
-            version,
-            added_since_backup: RowsAdded::from(&left_out[..]),
-            replaced_another_file,
-            replaced_unread,
-            passed_over_damaged: Vec::new(),
-        });
+        placed.push(done);
+        locks.push(lock);
     }
-    Ok((reports, locks))
+    Ok((placed, locks))
+}
+
+/// The backup of `p` stands at `db`, the file it replaced at `replaced`: opened as its owner at the backup's
+/// version, its counters raised past the replaced file's and the floors, `event` recorded.
+fn finish_restore(
+    p: Placement,
+    db: PathBuf,
+    replaced: Option<PathBuf>,
+    key: Option<&Key>,
+    event: &str,
+) -> Result<(RestoreReport, OwnerLock)> {
+    let mut floors = p.id_floors;
+    let mut left_out = Vec::new();
+    let mut replaced_another_file = false;
+    let mut replaced_unread = false;
+    if let Some(aside) = &replaced {
+        replaced_unread = files::nonempty_regular(aside) && !crate::read_pool::reads_with(aside, key);
+        let counters = counters_of(aside, key);
+        // Counters compared across two different files say nothing about rows added since the backup.
+        replaced_another_file = matches!(
+            (lineage_of(aside, key), lineage_of(p.backup.path(), key)),
+            (Some(a), Some(b)) if a != b
+        );
+        if !replaced_another_file {
+            // The ids it handed out after the backup was taken, those it still held: a restore leaves
+            // them out (`Provenance::with_left_out`).
+            let handed_out = ids_between(&counters_of(p.backup.path(), key), &counters);
+            left_out = ids_still_in(aside, handed_out, key);
+        }
+        floors.extend(counters);
+    }
+    // At the backup's own version, never migrated here: restoring a pre-migration backup is how a user goes
+    // back to the build that wrote it, which refuses a file this build migrated (`schema_newer`). An older
+    // backup is migrated by its owner's next start of this build, with the usual check and backup.
+    let options = OpenOptions {
+        key: key.cloned(),
+        target_version: Some(p.backup.version),
+        ..OpenOptions::default()
+    };
+    let mut owner = OwnerConnection::open_locked(p.lock, p.schema, &options)?;
+    let mut record = Provenance::from_file(event, p.backup.path()).with_left_out(&left_out);
+    record.source_version = Some(i64::from(p.backup.version));
+    owner.write(|tx| {
+        raise_counters(tx, &floors)?;
+        record.insert(tx)
+    })?;
+    let version = owner.schema_version()?;
+    let report = RestoreReport {
+        database: p.schema.file_name,
+        path: db,
+        restored_from: p.backup.path().to_path_buf(),
+        moved_aside: replaced,
+        version,
+        added_since_backup: RowsAdded::from(&left_out[..]),
+        replaced_another_file,
+        replaced_unread,
+        passed_over_damaged: Vec::new(),
+    };
+    Ok((report, owner.into_lock()))
 }
 
 /// Replaces the database guarded by `lock` with the verified `backup`: [`restore_all`] of one.

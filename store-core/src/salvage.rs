@@ -63,7 +63,7 @@ mod pages;
 /// [`BOOKKEEPING_SQL`](crate::BOOKKEEPING_SQL)): they describe the file, not the user's data, so a salvage
 /// keeps the output's own and copies none from the damaged file.
 pub const BOOKKEEPING_TABLES: [&str; 3] = ["schema_migrations", "reader_compatibility", "provenance"];
-/// The provenance event [`place`] records in the file it puts in place.
+/// The provenance event a salvage records in the file it puts in place.
 pub const SALVAGE_EVENT: &str = "salvage";
 /// Suffix of the temporary file a salvage builds beside the database it replaces (`<name>.salvaging`).
 pub const TEMP_SUFFIX: &str = ".salvaging";
@@ -119,12 +119,12 @@ impl std::fmt::Debug for SalvageOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SalvageReport {
     pub database: &'static str,
-    /// The damaged file the rows were read from (after [`place`]: where it was quarantined).
+    /// The damaged file the rows were read from (once placed: where it was quarantined).
     #[serde(with = "crate::files::lossy_path")]
     pub from: PathBuf,
     /// Its schema version, when its header could be read.
     pub from_version: Option<u32>,
-    /// The file built (after [`place`]: the database's own path).
+    /// The file built (once placed: the database's own path).
     #[serde(with = "crate::files::lossy_path")]
     pub out: PathBuf,
     /// The verified backup the output started from, if any.
@@ -301,31 +301,51 @@ pub fn discard(out: &Path) {
     files::discard_temporary_database(out);
 }
 
-/// Puts a salvage output built by [`salvage_with`] (at [`temp_path`] of the database) in place of the
-/// damaged database guarded by `lock`, the way a restore places a backup (hazards: "Backups and restore"):
-/// the damaged file moves aside with its `-wal`/`-shm` as `<name>.corrupt-<time>` (never deleted), the
-/// output (already fsynced) is renamed into place and the directory fsynced, then the file is opened once
-/// as its owner, which records a `salvage` provenance row. Updates `report` to the final paths. Returns
-/// where the damaged file went and the lock, still held.
-pub fn place(
-    lock: OwnerLock,
-    schema: &'static Schema,
-    built: &Path,
-    report: &mut SalvageReport,
-    id_floors: &[(String, i64)],
+/// A salvage built and verified by [`salvage_with`] beside the damaged database guarded by `lock` (at
+/// [`temp_path`] of it), to be put in its place by [`restore::replace_all`]
+/// ([`restore::Replacement::Salvage`]), the way a restore places a backup and through the same journal
+/// (hazards: "Backups and restore"): the damaged file moves aside with its `-wal`/`-shm` as
+/// `<name>.<tag>-<time>` (repair's tag: `corrupt`; never deleted), the output (already fsynced) is renamed
+/// into place and the directory fsynced; a kill before the journal's commit is undone by the next owner's
+/// start (the damaged file back in place with its `-wal`, the output removed). Then the file is opened once
+/// as its owner, which records a `salvage` provenance row; `id_floors` are the lowest AUTOINCREMENT
+/// counters it must end with (ids other files refer to).
+#[derive(Debug)]
+pub struct BuiltSalvage {
+    pub schema: &'static Schema,
+    pub lock: OwnerLock,
+    /// The output, beside the database.
+    pub built: PathBuf,
+    pub report: SalvageReport,
+    pub id_floors: Vec<(String, i64)>,
+}
+
+/// The output of `salvage` stands at `path`, the damaged file moved aside to `quarantined`: opens it once as
+/// its owner and records where it came from (the damaged file's lineage carried, the ids it could not read,
+/// a `salvage` row), its counters raised to the floors. Returns its report, updated to the final paths, and
+/// the lock, still held.
+pub(crate) fn finish_placed(
+    salvage: BuiltSalvage,
+    path: &Path,
+    quarantined: Option<&Path>,
     key: Option<&crate::key::Key>,
-) -> Result<(Option<PathBuf>, OwnerLock)> {
-    let path = lock.db_path().to_path_buf();
-    files::ensure_regular(built)?;
+) -> Result<(SalvageReport, OwnerLock)> {
+    let BuiltSalvage {
+        schema,
+        lock,
+        mut report,
+        id_floors,
+        ..
+    } = salvage;
     // The output stands for the damaged file, so it keeps its lineage (its backups stay its own): read from
     // the damaged file or, where that cannot be read, from the backup the salvage started from.
-    let lineage = lineage_of(&path, key).or_else(|| report.base_backup.as_deref().and_then(|b| lineage_of(b, key)));
-    let quarantined = restore::quarantine(&lock)?;
-    files::rename_durably(built, &path)?;
-    if let Some(q) = quarantined.as_ref().filter(|_| report.from == path) {
-        report.from = q.clone();
+    let lineage = quarantined
+        .and_then(|q| lineage_of(q, key))
+        .or_else(|| report.base_backup.as_deref().and_then(|b| lineage_of(b, key)));
+    if let Some(q) = quarantined.filter(|_| report.from == path) {
+        report.from = q.to_path_buf();
     }
-    report.out = path;
+    report.out = path.to_path_buf();
     let options = OpenOptions {
         key: key.cloned(),
         ..OpenOptions::default()
@@ -372,7 +392,7 @@ pub fn place(
     // Ids other files refer to are never handed out again (the salvage itself raised the counters past
     // every id the damaged file shows).
     owner.write(|tx| {
-        restore::raise_counters(tx, id_floors)?;
+        restore::raise_counters(tx, &id_floors)?;
         if let Some(lineage) = &lineage {
             Provenance::carried_lineage(lineage).insert(tx)?;
         }
@@ -382,7 +402,7 @@ pub fn place(
         record.insert(tx)
     })?;
     // The build left the file in rollback-journal mode; the owner's open just put it back in WAL.
-    Ok((quarantined, owner.into_lock()))
+    Ok((report, owner.into_lock()))
 }
 
 /// The damaged file, opened read-only.
