@@ -1512,6 +1512,7 @@ fn files_a_salvage_reads_nothing_of_with_no_backup_are_offered_an_empty_start_no
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".corrupt-"))
         .count();
     assert_eq!(kept, 2, "both damaged files kept aside");
+}
 
 /// Events and settings a data directory of [`damaged_after_a_backup`] holds before its backup, and after.
 const EVENTS_BEFORE: i64 = 20_000;
