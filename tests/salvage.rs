@@ -1731,3 +1731,45 @@ fn child_entry() {
     };
     let _ = repair(&data, &data.join("backups"), &opts);
 }
+
+/// A salvage of a file at the schema before this build's (a daemon not upgraded yet beside a repair of this
+/// build): its output is at this build's schema, which that daemon refuses (`schema_newer`), and the repair
+/// said nothing of it (a restore puts a backup back at its own version). Its notes say so now.
+#[test]
+fn a_salvage_of_a_file_at_an_older_schema_says_its_output_is_at_this_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = activity_store::SCHEMA.path_in(&data);
+    let older = activity_store::SCHEMA.end_version() - 1;
+    let options = WriterOptions {
+        open: store_core::OpenOptions {
+            target_version: Some(older),
+            ..Default::default()
+        },
+        ..WriterOptions::default()
+    };
+    let mut writer = ActivityWriter::open_with(&db, &options).unwrap();
+    let start = Utc::now() - Duration::hours(1);
+    let s = writer
+        .start_session(&activity_store::NewSession::new("editor", start))
+        .unwrap();
+    for i in 0..5_000 {
+        writer
+            .record_event(&NewEvent::new(Some(s), "focus", start + Duration::milliseconds(i)))
+            .unwrap();
+    }
+    drop(writer);
+    let leaves = pages_through(&read_only(&db), "activity_events", "leaf");
+    damage_page(&db, leaves[leaves.len() / 2]);
+    let d = utf8(&data);
+    let out = run_splitstore(["repair", "--salvage", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    let end = activity_store::SCHEMA.end_version();
+    assert!(
+        texts(&out).0.contains(&format!(
+            "  note: written at this build's schema {end}, where the damaged file was at {older}: a build of schema \
+             {older} no longer opens it (it says `schema_newer`): start the daemon of this build on it"
+        )),
+        "{out:?}"
+    );
+}

@@ -656,6 +656,15 @@ fn build(
             .notes
             .push(format!("nothing could be read from {}: {why}", source.path.display()));
     }
+    // Unlike a restore, which puts a backup back at its own version, the output is at this build's: a build
+    // of the damaged file's schema, if it is still installed (a daemon not upgraded yet), no longer opens it.
+    if let Some(from) = source.version.filter(|v| *v < report.version) {
+        report.notes.push(format!(
+            "written at this build's schema {}, where the damaged file was at {from}: a build of schema {from} no \
+             longer opens it (it says `schema_newer`): start {} of this build on it",
+            report.version, schema.owner
+        ));
+    }
     if source.unreadable.is_none() && source.sequences.is_none() {
         report.notes.push(
             "the damaged file's AUTOINCREMENT counters (sqlite_sequence) could not be read: counters are set from \
