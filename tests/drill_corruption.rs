@@ -209,7 +209,7 @@ fn repair_quarantines_damaged_files_restores_good_backups_and_deletes_nothing() 
 }
 
 #[test]
-fn with_no_backup_activity_may_start_empty_only_when_asked_and_config_never() {
+fn with_no_backup_activity_may_start_empty_only_when_asked_and_config_only_with_nothing_to_salvage() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     for schema in splitstore::DATABASES {
@@ -227,7 +227,8 @@ fn with_no_backup_activity_may_start_empty_only_when_asked_and_config_never() {
         fs::read_dir(data)
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".corrupt-") && !n.ends_with("-wal") && !n.ends_with("-shm"))
             .count()
     };
     assert_eq!(quarantined(&data), 0);
@@ -237,9 +238,15 @@ fn with_no_backup_activity_may_start_empty_only_when_asked_and_config_never() {
     assert_eq!(quarantined(&data), 1, "the damaged activity.db is kept aside");
     assert!(matches!(actions[1], RepairAction::Healthy { .. }), "{actions:?}");
 
-    // Both damaged, a backup of neither: activity could start empty, config cannot, so nothing moves at all.
+    // Both damaged, a backup of neither, config.db on a page past its first (a salvage reads the rest):
+    // activity could start empty, config cannot, so nothing moves at all.
     let config = config_store::SCHEMA.path_in(&data);
-    fs::write(&config, vec![0x33; 8192]).unwrap();
+    let mut bytes = fs::read(&config).unwrap();
+    let page = 4096;
+    assert!(bytes.len() >= 2 * page, "config.db has pages past its first");
+    let last = bytes.len() - page;
+    bytes[last..].fill(0x33);
+    fs::write(&config, &bytes).unwrap();
     fs::write(&activity, vec![0x34; 8192]).unwrap();
     let err = repair(&data, &empty_backups, &allow_empty()).unwrap_err();
     assert_eq!(
@@ -249,10 +256,20 @@ fn with_no_backup_activity_may_start_empty_only_when_asked_and_config_never() {
     );
     assert_eq!(err.kind(), ErrorKind::NoBackup);
     assert!(err.remedy().contains("never starts empty"), "{err}");
+    assert_eq!(fs::read(&config).unwrap(), bytes, "config.db stays where it was");
+
+    // config.db with nothing a salvage reads (no page of it is a database's): starting it empty loses
+    // nothing more, asked for; the damaged file is kept aside.
+    fs::write(&config, vec![0x33; 8192]).unwrap();
+    let actions = repair(&data, &empty_backups, &allow_empty()).unwrap();
+    assert!(
+        actions.iter().all(|a| matches!(a, RepairAction::StartedEmpty { .. })),
+        "{actions:?}"
+    );
     assert_eq!(
-        fs::read(&config).unwrap(),
-        vec![0x33; 8192],
-        "config.db stays where it was"
+        quarantined(&data),
+        3,
+        "both damaged files kept aside, and the first activity.db"
     );
 }
 
