@@ -711,12 +711,7 @@ fn config_db_may_be_salvaged_and_the_no_backup_remedy_says_so() {
     assert_eq!(err.kind(), ErrorKind::NoBackup);
     assert!(err.remedy().contains("--salvage"), "{err}");
 
-    let actions = repair(&data, &data.join("backups"), &salvage_options()).unwrap();
-    assert!(matches!(actions[0], RepairAction::Healthy { .. }), "{actions:?}");
-    let RepairAction::Salvaged { report, .. } = &actions[1] else {
-        panic!("{actions:?}")
-    };
-    assert_report_matches(&config, report);
+    let report = salvaged_config(&data);
     let settings = &report.tables["settings"];
     let after = query_i64(&read_only(&config), "SELECT count(*) FROM settings");
     assert_eq!(after as u64, settings.salvaged);
@@ -739,6 +734,27 @@ fn config_of_400_projects(data: &Path) -> Vec<i64> {
                 .id
         })
         .collect()
+}
+
+/// [`config_of_400_projects`] with an activity.db beside it, as every data directory has (doctor wants
+/// both); returns the projects' ids.
+fn data_dir_of_400_projects(data: &Path) -> Vec<i64> {
+    let ids = config_of_400_projects(data);
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(data)]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    ids
+}
+
+/// `repair --salvage` of `data` (no backup) where only config.db is damaged: activity.db left alone, and
+/// config.db's salvage report, which matches the file put in place ([`assert_report_matches`]).
+fn salvaged_config(data: &Path) -> SalvageReport {
+    let actions = repair(data, &data.join("backups"), &salvage_options()).unwrap();
+    assert!(matches!(actions[0], RepairAction::Healthy { .. }), "{actions:?}");
+    let Some(RepairAction::Salvaged { report, .. }) = actions.get(1) else {
+        panic!("{actions:?}")
+    };
+    assert_report_matches(&data.join("config.db"), report);
+    report.clone()
 }
 
 /// Projects on a damaged page of config.db that a salvage could not read: a report names the time recorded
@@ -903,10 +919,7 @@ fn a_config_db_cut_short_never_takes_its_schema_rows_for_projects() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = data.join("config.db");
-    let ids = config_of_400_projects(&data);
-    // An activity.db beside it, as every data directory has: doctor wants both.
-    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
-    assert!(daemon.status.success(), "{daemon:?}");
+    let ids = data_dir_of_400_projects(&data);
     let root = query_i64(
         &read_only(&config),
         "SELECT rootpage FROM sqlite_schema WHERE name = 'projects'",
@@ -922,11 +935,7 @@ fn a_config_db_cut_short_never_takes_its_schema_rows_for_projects() {
         .set_len(20_000)
         .unwrap();
 
-    let actions = repair(&data, &data.join("backups"), &salvage_options()).unwrap();
-    let RepairAction::Salvaged { report, .. } = &actions[1] else {
-        panic!("{actions:?}")
-    };
-    assert_report_matches(&config, report);
+    let report = &salvaged_config(&data);
     let projects = &report.tables["projects"];
     assert_eq!((projects.salvaged, projects.rejected), (0, 0), "{report:?}");
     assert!(
@@ -951,10 +960,7 @@ fn a_damaged_root_page_of_projects_gives_back_the_projects_and_never_the_schema(
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = data.join("config.db");
-    let ids = config_of_400_projects(&data);
-    // An activity.db beside it, as every data directory has: doctor wants both.
-    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
-    assert!(daemon.status.success(), "{daemon:?}");
+    let ids = data_dir_of_400_projects(&data);
     let root = query_i64(
         &read_only(&config),
         "SELECT rootpage FROM sqlite_schema WHERE name = 'projects'",
@@ -962,11 +968,7 @@ fn a_damaged_root_page_of_projects_gives_back_the_projects_and_never_the_schema(
     assert_eq!(pages_of(&config, "projects", "internal"), [root]);
     damage_page(&config, root);
 
-    let actions = repair(&data, &data.join("backups"), &salvage_options()).unwrap();
-    let RepairAction::Salvaged { report, .. } = &actions[1] else {
-        panic!("{actions:?}")
-    };
-    assert_report_matches(&config, report);
+    let report = &salvaged_config(&data);
     let kept = salvaged_projects(&data);
     only_real_projects(&kept, &ids);
     assert_eq!(kept.len(), ids.len(), "{report:?}");
@@ -988,9 +990,7 @@ fn a_row_whose_value_its_column_type_cannot_hold_is_refused_and_said() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = data.join("config.db");
-    let ids = config_of_400_projects(&data);
-    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
-    assert!(daemon.status.success(), "{daemon:?}");
+    let ids = data_dir_of_400_projects(&data);
     let odd = ids[0];
     Connection::open(&config)
         .unwrap()
@@ -999,11 +999,7 @@ fn a_row_whose_value_its_column_type_cannot_hold_is_refused_and_said() {
     let leaves = pages_of(&config, "projects", "leaf");
     damage_page(&config, leaves[leaves.len() / 2]);
 
-    let actions = repair(&data, &data.join("backups"), &salvage_options()).unwrap();
-    let RepairAction::Salvaged { report, .. } = &actions[1] else {
-        panic!("{actions:?}")
-    };
-    assert_report_matches(&config, report);
+    let report = &salvaged_config(&data);
     assert_eq!(report.tables["projects"].rejected, 1, "{report:?}");
     assert!(
         report.notes.iter().any(
