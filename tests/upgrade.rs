@@ -531,22 +531,15 @@ fn listing(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// The child process of the test below: splits `<dir>/legacy.db` into `<dir>/data` as `migrate-split --legacy
-/// <dir>/legacy.db --data-dir <dir>/data` does, and stops for good at the point its role names, once it has
-/// created `<dir>/stopped`.
+/// The child process of the test below: a split stopped for good at the point its role names
+/// (`migrate_split::fixtures::split_stopping_at`).
 #[test]
 fn child_entry() {
     let Some((role, dir)) = support::child_role() else {
         return;
     };
-    let point = match role.as_str() {
-        "before-placing" => StopPoint::BeforePlacing,
-        "between-placements" => StopPoint::BetweenPlacements,
-        other => panic!("unknown role {other}"),
-    };
-    migrate_split::fixtures::stop_at(point, &dir.join("stopped"));
-    migrate_split::split(&dir.join("legacy.db"), &dir.join("data"), &Default::default()).unwrap();
-    panic!("the split did not stop at {role}");
+    let point = StopPoint::named(&role).unwrap_or_else(|| panic!("unknown role {role}"));
+    migrate_split::fixtures::split_stopping_at(point, &dir);
 }
 
 /// `migrate-split --legacy L --data-dir D` (L outside D) `kill -9`ed between placing activity.db and
@@ -557,7 +550,8 @@ fn child_entry() {
 /// server's start finishes that split: every legacy row is in the outputs.
 #[test]
 fn a_split_killed_while_placing_its_outputs_is_said_by_doctor_kept_by_cleanup_and_finished_by_the_server() {
-    for role in ["between-placements", "before-placing"] {
+    for point in [StopPoint::BetweenPlacements, StopPoint::BeforePlacing] {
+        let role = point.name();
         let dir = tempfile::tempdir().unwrap();
         let legacy = dir.path().join("legacy.db");
         build(&LegacySpec::small(3), &legacy).unwrap();
@@ -566,7 +560,7 @@ fn a_split_killed_while_placing_its_outputs_is_said_by_doctor_kept_by_cleanup_an
         let mut child = support::spawn_child("child_entry", role, dir.path());
         support::wait_for_file(&dir.path().join("stopped"), Duration::from_secs(120));
         kill9(&mut child);
-        let placed = role == "between-placements";
+        let placed = point == StopPoint::BetweenPlacements;
         assert_eq!(data.join("activity.db").exists(), placed, "{role}");
         assert!(!data.join("config.db").exists(), "{role}");
 

@@ -862,6 +862,32 @@ pub enum StopPoint {
     BetweenPlacements,
 }
 
+impl StopPoint {
+    /// Its name: the role of a child process that stops there ([`StopPoint::named`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            StopPoint::BeforePlacing => "before-placing",
+            StopPoint::BetweenPlacements => "between-placements",
+        }
+    }
+
+    /// The point of that [`name`](StopPoint::name).
+    pub fn named(name: &str) -> Option<StopPoint> {
+        [StopPoint::BeforePlacing, StopPoint::BetweenPlacements]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+}
+
+/// The child process of a test that kills a split at `point`: splits `<dir>/legacy.db` into `<dir>/data`
+/// (as `migrate-split --legacy <dir>/legacy.db --data-dir <dir>/data` does) and stops there for good, once
+/// it has created `<dir>/stopped`.
+pub fn split_stopping_at(point: StopPoint, dir: &Path) -> ! {
+    stop_at(point, &dir.join("stopped"));
+    crate::split(&dir.join("legacy.db"), &dir.join("data"), &Default::default()).unwrap();
+    panic!("the split did not stop at {}", point.name());
+}
+
 static STOP_AT: std::sync::OnceLock<(StopPoint, std::path::PathBuf)> = std::sync::OnceLock::new();
 
 /// Makes every later split of this process stop for good at `point`, once it has created the file `marker`

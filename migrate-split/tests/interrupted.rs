@@ -219,21 +219,15 @@ fn a_rejects_file_left_without_outputs_is_moved_aside() {
     );
 }
 
-/// The child process of the test below: splits `<dir>/legacy.db` into `<dir>/data` and stops for good at
-/// the point its role names, once it has created `<dir>/stopped`.
+/// The child process of the test below: a split stopped for good at the point its role names
+/// (`migrate_split::fixtures::split_stopping_at`).
 #[test]
 fn child_entry() {
     let Some((role, dir)) = store_core::testing::child_role() else {
         return;
     };
-    let point = match role.as_str() {
-        "before-placing" => StopPoint::BeforePlacing,
-        "between-placements" => StopPoint::BetweenPlacements,
-        other => panic!("unknown role {other}"),
-    };
-    migrate_split::fixtures::stop_at(point, &dir.join("stopped"));
-    split(&dir.join("legacy.db"), &dir.join("data"), &Options::default()).unwrap();
-    panic!("the split did not stop at {role}");
+    let point = StopPoint::named(&role).unwrap_or_else(|| panic!("unknown role {role}"));
+    migrate_split::fixtures::split_stopping_at(point, &dir);
 }
 
 /// A split of a legacy file outside the data directory, `kill -9`ed before it put anything in place or
@@ -242,14 +236,15 @@ fn child_entry() {
 /// and the remedy it gives, run verbatim, finishes that same split with every legacy row in place.
 #[test]
 fn a_split_killed_while_placing_its_outputs_is_finished_by_the_remedy_owners_give() {
-    for role in ["between-placements", "before-placing"] {
+    for point in [StopPoint::BetweenPlacements, StopPoint::BeforePlacing] {
+        let role = point.name();
         let dir = tempfile::tempdir().unwrap();
         let (legacy, summary) = legacy_file(dir.path(), &all_quirks(3));
         let data = dir.path().join("data");
         let mut child = store_core::testing::spawn_child("child_entry", role, dir.path());
         store_core::testing::wait_for_file(&dir.path().join("stopped"), Duration::from_secs(120));
         kill9(&mut child);
-        let placed = role == "between-placements";
+        let placed = point == StopPoint::BetweenPlacements;
         assert_eq!(data.join("activity.db").exists(), placed, "{role}");
         assert!(!data.join("config.db").exists(), "{role}");
         let killed_id = split_ids(&data)[0].clone();
