@@ -843,6 +843,17 @@ fn the_split_refuses_a_legacy_path_that_is_one_of_its_outputs_and_moves_nothing(
     );
 }
 
+/// [`seed_data_dir`], its files then recording no lineage, as an earlier build's do (their backups then
+/// record none either, only the path they were taken from).
+fn seed_as_an_earlier_build(data: &Path, events: u64) {
+    seed_data_dir(data, events);
+    for db in ["activity.db", "config.db"] {
+        let conn = rusqlite::Connection::open(data.join(db)).unwrap();
+        conn.execute("DELETE FROM provenance WHERE event = 'lineage'", [])
+            .unwrap();
+    }
+}
+
 /// Two data directories backing up into one folder, the other one's run by an earlier build (its backups
 /// record no lineage, only the path they were taken from) and backed up last: a restore (and a repair) of
 /// this one took the other's newer backups for its own and put them in place, its rows for this one's, and
@@ -860,12 +871,7 @@ fn an_earlier_builds_backup_of_another_data_directory_in_a_shared_folder_is_neve
     };
     to_shared(&data);
     let other = data_dir(&dir.path().join("other"));
-    seed_data_dir(&other, 7);
-    for db in ["activity.db", "config.db"] {
-        let conn = rusqlite::Connection::open(other.join(db)).unwrap();
-        conn.execute("DELETE FROM provenance WHERE event = 'lineage'", [])
-            .unwrap();
-    }
+    seed_as_an_earlier_build(&other, 7);
     let others = to_shared(&other);
     let projects = count_rows(&data.join("config.db"), "projects");
     let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(&shared)]);
@@ -910,20 +916,11 @@ fn a_restore_from_a_folder_others_may_write_never_takes_another_users_files() {
     let to_shared = |data: &Path| {
         let out = run_splitstore(["backup", "--data-dir", utf8(data), "--to", utf8(&shared)]);
         assert!(out.status.success(), "{out:?}");
-        texts(&out)
-            .0
-            .lines()
-            .map(|l| PathBuf::from(&l["backup: ".len()..]))
-            .collect::<Vec<_>>()
+        backup_paths(&out)
     };
     to_shared(&data);
     let someone = dir.path().join("someone");
-    seed_data_dir(&someone, 7);
-    for db in ["activity.db", "config.db"] {
-        let conn = rusqlite::Connection::open(someone.join(db)).unwrap();
-        conn.execute("DELETE FROM provenance WHERE event = 'lineage'", [])
-            .unwrap();
-    }
+    seed_as_an_earlier_build(&someone, 7);
     let planted = to_shared(&someone);
     for p in &planted {
         std::os::unix::fs::lchown(p, Some(65534), Some(65534)).unwrap();
