@@ -47,8 +47,8 @@ fn reader_flags() -> OpenFlags {
 }
 
 /// Whether a reader opens `path` as `immutable=1`: on a file system mounted read-only (a snapshot, a backup
-/// disk) with no commits in a `-wal` beside the file (none, or an empty one: a copy that left out the
-/// `-shm`, as backup tools are told to). A reader of a WAL database must create `-shm` (and `-wal`) beside
+/// disk) with no commits in a `-wal` beside the file (none, or one no longer than its header: a copy that
+/// left out the `-shm`, as backup tools are told to). A reader of a WAL database must create `-shm` (and `-wal`) beside
 /// it, which it cannot there: SQLite says "unable to open database file"
 /// (<https://sqlite.org/wal.html#readonly>). Immutable is what SQLite offers for media nobody can write; with
 /// no commit in a `-wal`, it misses none, and nobody can write one there. (A `-wal` with its `-shm` opens as
@@ -57,9 +57,10 @@ fn read_as_immutable(path: &Path) -> bool {
     files::on_read_only_file_system(path) && !wal_holds_commits(path)
 }
 
-/// Whether a `-wal` beside `path` may hold commits: it is there and not empty.
+/// Whether a `-wal` beside `path` may hold commits: it is there and longer than its header (the rule
+/// [`crate::records::orphan_wal`] goes by).
 fn wal_holds_commits(path: &Path) -> bool {
-    fs::metadata(files::with_suffix(path, "-wal")).is_ok_and(|m| m.len() > 0)
+    fs::metadata(files::with_suffix(path, "-wal")).is_ok_and(|m| m.len() > crate::records::WAL_HEADER_BYTES)
 }
 
 /// The file (a `file:` URI) and flags of a reader opening `path` immutable ([`read_as_immutable`]).
