@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use support::{
     backup_paths, copy_data_dir, count_rows, kill9, mode, output_within, run_splitstore, seed_data_dir,
-    spawn_splitstore, splitstore, summary_field, texts, utf8, wait_until,
+    spawn_splitstore, splitstore, summary_field, texts, utf8,
 };
 
 /// A file outside the data directory that a planted link points at, with its bytes and mode.
@@ -1191,11 +1191,19 @@ fn a_data_directory_on_a_read_only_mount_is_read_by_doctor_report_and_backup() {
     // The owner killed, its -shm then lost (a copy of the file and its -wal alone).
     let activity = data.join("activity.db");
     let wal = store_core::files::with_suffix(&activity, "-wal");
-    let mut daemon = spawn_splitstore(["daemon", "--seconds", "60", "--data-dir", d]);
-    wait_until(Duration::from_secs(30), "the daemon's -wal holds frames", || {
-        fs::metadata(&wal).is_ok_and(|m| m.len() > 32)
-    });
+    // Killed once it has acknowledged an event: a -wal that merely holds frames may hold only the session
+    // the daemon started, and the copy below would then read no more events than the file.
+    let mut daemon = spawn_splitstore(["daemon", "--seconds", "60", "--print-acks", "--data-dir", d]);
+    let mut acks = BufReader::new(daemon.stdout.take().unwrap()).lines();
+    assert!(
+        acks.next().unwrap().unwrap().starts_with("ack "),
+        "the daemon acknowledges an event"
+    );
     kill9(&mut daemon);
+    assert!(
+        fs::metadata(&wal).unwrap().len() > 32,
+        "the kill left commits in the -wal"
+    );
     fs::remove_file(store_core::files::with_suffix(&activity, "-shm")).unwrap();
     let said = format!(
         "{a} cannot be read where it is: {a}-wal beside it holds commits not yet in the file, which SQLite reads \
