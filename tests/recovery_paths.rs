@@ -280,6 +280,49 @@ fn a_restore_of_both_files_killed_at_any_step_is_undone_by_the_next_start() {
     }
 }
 
+/// A restore killed after its commit and before it opened the files it placed: those files stood, but their
+/// counters were raised and their `restore` provenance recorded only by that open, so activity.db handed out
+/// again the event ids of the file kept aside, and a project created after the backup read as deleted, not
+/// left out by the restore (doctor said healthy). Now each copy carries both before it is placed.
+#[test]
+fn a_restore_killed_after_its_commit_still_raised_its_counters_and_recorded_what_it_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (current, backup) = two_states(data);
+    let last_event = query_i64(
+        &read_only(&data.join("activity.db")),
+        "SELECT max(id) FROM activity_events",
+    );
+    let second = query_i64(
+        &read_only(&data.join("config.db")),
+        "SELECT id FROM projects WHERE name = 'second'",
+    );
+    let committed = steps(data).iter().position(|s| s == "committed").unwrap();
+    let mut child = spawn_child("child_entry", &format!("restore-hang-at-{committed}"), data);
+    wait_for_file(&marker(&data.join("activity.db"), "ready"), Duration::from_secs(60));
+    kill9(&mut child);
+    assert_ne!(state(data), current);
+    assert_eq!(state(data), backup, "the backup's files stand");
+
+    let mut w = ActivityWriter::open_in(data).unwrap();
+    let next = w
+        .record_event(&NewEvent::new(None, "input", chrono::Utc::now()))
+        .unwrap();
+    drop(w);
+    assert!(
+        next > last_event,
+        "event id {next} handed out again (the file kept aside holds up to {last_event})"
+    );
+    let missing = splitstore::config_store::ConfigReader::open_in(data)
+        .project_ids_missing()
+        .unwrap();
+    assert_eq!(
+        missing.why(second),
+        Some(store_core::provenance::MissingBecause::LeftOutByRestore),
+        "project {second}, created after the backup"
+    );
+}
+
 /// A restore killed with the user's activity.db moved aside (the next owner's start puts it back): `cleanup`
 /// removed that file as "the file a restore replaced", and `repair` took the file for removed and put the
 /// backup in its place, silently without the rows added since (a `restore` or `rekey` run then likewise

@@ -17,6 +17,7 @@ use rusqlite::Connection;
 use serde_json::Value as Json;
 use splitstore::operations::{RepairAction, RepairOptions, backup, repair};
 use store_core::ErrorKind;
+use store_core::provenance::{Provenance, lineage_of};
 use store_core::salvage::SalvageReport;
 use support::*;
 
@@ -1648,7 +1649,10 @@ fn a_salvage_killed_between_quarantine_and_placement_is_undone_and_loses_no_row(
 /// A repair salvaging both files puts them in place together, all or nothing, like a restore of both:
 /// killed at any step of the placement, the next start (`undo_interrupted`, which every owner's open and
 /// every repair runs first) leaves both damaged files back as they were, or (killed once committed) both
-/// salvages in place; doctor never says either is `removed`, and a repair then holds every row.
+/// salvages in place; doctor never says either is `removed`, and a repair then holds every row. Killed once
+/// committed, each salvage also carries its damaged file's lineage and its `salvage` record: they were
+/// written by the open after the commit, so the output of a kill there had a lineage of its own (its
+/// backups read as another file's) and no word of the salvage.
 #[test]
 fn a_salvage_of_both_files_killed_at_any_step_of_placing_them_is_all_or_nothing() {
     let steps = placement_steps(Path::new("DATA"), &["activity.db", "config.db"]);
@@ -1657,6 +1661,7 @@ fn a_salvage_of_both_files_killed_at_any_step_of_placing_them_is_all_or_nothing(
         let data = damaged_after_a_backup(dir.path(), true);
         let (activity, config) = (data.join("activity.db"), data.join("config.db"));
         let damaged = (fs::read(&activity).unwrap(), fs::read(&config).unwrap());
+        let lineages = [&activity, &config].map(|db| lineage_of(db, None).unwrap());
         let mut child = spawn_child("child_entry", &format!("place-hang-at-{i}-of-both"), &data);
         wait_for_file(&marker(&activity, "ready"), std::time::Duration::from_secs(120));
         kill9(&mut child);
@@ -1679,6 +1684,15 @@ fn a_salvage_of_both_files_killed_at_any_step_of_placing_them_is_all_or_nothing(
         if committed {
             assert_every_row(&data);
             assert_eq!(named(&data, ".corrupt-").len(), 2, "{step}");
+            for (db, lineage) in [&activity, &config].into_iter().zip(&lineages) {
+                assert_eq!(lineage_of(db, None).as_ref(), Some(lineage), "{}", db.display());
+                let events: Vec<String> = Provenance::read_all(&read_only(db))
+                    .unwrap()
+                    .into_iter()
+                    .map(|p| p.event)
+                    .collect();
+                assert!(events.iter().any(|e| e == "salvage"), "{}: {events:?}", db.display());
+            }
         } else {
             assert_eq!(fs::read(&activity).unwrap(), damaged.0, "{step}: activity.db back");
             assert_eq!(fs::read(&config).unwrap(), damaged.1, "{step}: config.db back");

@@ -313,10 +313,11 @@ pub fn interrupted(data_dir: &Path) -> bool {
 /// backups): each backup is copied beside its database first; a journal naming every move is written; then
 /// each current file moves aside (with its `-wal`/`-shm`, never deleted) and its copy is renamed into place;
 /// the journal is removed (the commit point). A failure before that puts every file back as it was; a kill before that is undone by the
-/// next owner's open ([`undo_interrupted`]). Only then is each opened as the owner (at the backup's schema
-/// version: an older one is migrated by the owner's next start), its AUTOINCREMENT counters raised to at
-/// least the replaced file's and the given floors (no id is ever handed out twice), and a `restore`
-/// provenance row recorded. Each is opened with `key` (an encrypted database's backups are encrypted with
+/// next owner's open ([`undo_interrupted`]). Each copy carries, before its journal is written, its
+/// AUTOINCREMENT counters raised to at least the replaced file's and the given floors (no id is ever handed
+/// out twice) and a `restore` provenance row naming the ids it leaves out: a kill after the commit leaves
+/// them right. Then each is opened as the owner (at the backup's schema version: an older one is migrated by
+/// the owner's next start). Each is opened with `key` (an encrypted database's backups are encrypted with
 /// its key). Returns the locks, still held.
 pub fn restore_all(
     placements: Vec<Placement>,
@@ -390,12 +391,13 @@ pub enum Placed {
 /// moves aside as `<name>.<aside_tag>-<time>` (with its `-wal`/`-shm`, never deleted) and its replacement is
 /// renamed into place; the journal is removed (the commit point). A failure before that puts every file back
 /// as it was (and removes the copies and the salvage outputs); a kill before that is undone by the next
-/// owner's open ([`undo_interrupted`]). Only then is each opened as the owner, its AUTOINCREMENT counters
-/// raised, and a provenance row recorded: `event` for a backup (see [`restore_all`]), `salvage` for a
-/// salvage (see [`crate::salvage`]). Each is opened with `key`. Returns what was placed, in order, and the
-/// locks, still held.
+/// owner's open ([`undo_interrupted`]). Each replacement's AUTOINCREMENT counters are raised and a provenance
+/// row written into it before the journal (`event` for a backup, see [`restore_all`]; `salvage` for a
+/// salvage, see [`crate::salvage`]), so a kill after the commit leaves every placed file as complete as a
+/// finished run; then each is opened as the owner. Each is opened with `key`. Returns what was placed, in
+/// order, and the locks, still held.
 pub fn replace_all(
-    replacements: Vec<Replacement>,
+    mut replacements: Vec<Replacement>,
     aside_tag: &str,
     hook: Option<&RestoreHook>,
     key: Option<&Key>,
@@ -437,7 +439,7 @@ pub fn replace_all(
     // salvage outputs. A file about to be replaced by one under another key (or none) has its key recorded
     // as unknown first: until the new file's first open records its key, a failing open is a key problem,
     // never damage (whichever file a kill leaves there).
-    let prepared = (|| -> Result<()> {
+    let prepared = (|| -> Result<Vec<Replaced>> {
         for (r, e) in replacements.iter().zip(&journal.entries) {
             match r {
                 Replacement::Backup(p) => {
@@ -457,20 +459,39 @@ pub fn replace_all(
                 }
             }
         }
+        // What each replacement must carry from the moment it stands (its counters raised, where it came
+        // from), written into it here: a kill after the commit, before the files are opened below, leaves
+        // them right.
+        let replaced = replacements
+            .iter_mut()
+            .zip(&journal.entries)
+            .map(|(r, e)| match r {
+                Replacement::Backup(p) => stamp_backup(p, e, key, event),
+                // A salvage reads the file it replaces itself.
+                Replacement::Salvage(s) => {
+                    crate::salvage::stamp(s, &e.db, e.had_original.then_some(e.aside.as_path()), key)
+                        .map(|()| Replaced::default())
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
         crate::private_dir::ensure(&data_dir)?;
         for e in &journal.entries {
             if crate::records::encryption(&e.db) != Some(crate::records::encryption_of(key)) {
                 crate::records::note_key_unknown(&e.db)?;
             }
         }
-        files::write_json_atomically(&journal_path(&data_dir), &journal, "write the restore journal")
+        files::write_json_atomically(&journal_path(&data_dir), &journal, "write the restore journal")?;
+        Ok(replaced)
     })();
-    if let Err(e) = prepared {
-        for entry in &journal.entries {
-            let _ = files::remove_with_sidecars(&entry.restoring);
+    let replaced = match prepared {
+        Ok(replaced) => replaced,
+        Err(e) => {
+            for entry in &journal.entries {
+                let _ = files::remove_with_sidecars(&entry.restoring);
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     // 2. The moves; any failure puts everything back.
     let moved = (|| -> Result<()> {
         step("journal written")?;
@@ -503,21 +524,21 @@ pub fn replace_all(
         crate::records::clear_damage(&e.db)?;
     }
 
-    // 3. The new files stand: open each, raise its counters, record where it came from.
+    // 3. The new files stand: open each as its owner.
     let mut placed = Vec::new();
     let mut locks = Vec::new();
-    for (r, e) in replacements.into_iter().zip(journal.entries) {
-        let replaced = e.had_original.then(|| e.aside.clone());
+    for ((r, e), facts) in replacements.into_iter().zip(journal.entries).zip(replaced) {
+        let moved_aside = e.had_original.then(|| e.aside.clone());
         let (done, lock) = match r {
             Replacement::Backup(p) => {
-                let (report, lock) = finish_restore(p, e.db, replaced, key, event)?;
+                let (report, lock) = finish_restore(p, e.db, moved_aside, facts, key)?;
                 (Placed::Restored(report), lock)
             }
             Replacement::Salvage(s) => {
-                let (report, lock) = crate::salvage::finish_placed(s, &e.db, replaced.as_deref(), key)?;
+                let (report, lock) = crate::salvage::finish_placed(s, key)?;
                 (
                     Placed::Salvaged {
-                        quarantined: replaced,
+                        quarantined: moved_aside,
                         report,
                     },
                     lock,
@@ -530,60 +551,110 @@ pub fn replace_all(
     Ok((placed, locks))
 }
 
-/// The backup of `p` stands at `db`, the file it replaced at `replaced`: opened as its owner at the backup's
-/// version, its counters raised past the replaced file's and the floors, `event` recorded.
-fn finish_restore(
-    p: Placement,
-    db: PathBuf,
-    replaced: Option<PathBuf>,
-    key: Option<&Key>,
-    event: &str,
-) -> Result<(RestoreReport, OwnerLock)> {
-    let mut floors = p.id_floors;
-    let mut left_out = Vec::new();
-    let mut replaced_another_file = false;
-    let mut replaced_unread = false;
-    if let Some(aside) = &replaced {
-        replaced_unread = files::nonempty_regular(aside) && !crate::read_pool::reads_with(aside, key);
-        let counters = counters_of(aside, key);
+/// What a restore read of the file it replaces, before moving it aside: for its report.
+#[derive(Default)]
+struct Replaced {
+    left_out: Vec<IdRange>,
+    another_file: bool,
+    unread: bool,
+}
+
+/// Reads the file the backup of `p` replaces (still at `e.db`, if there is one) and writes into the backup's
+/// copy (`e.restoring`, not placed yet) its counters raised past that file's and the floors, and `event`
+/// with the ids the restore leaves out.
+fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str) -> Result<Replaced> {
+    let mut floors = p.id_floors.clone();
+    let mut replaced = Replaced::default();
+    if e.had_original {
+        replaced.unread = files::nonempty_regular(&e.db) && !crate::read_pool::reads_with(&e.db, key);
+        let counters = counters_of(&e.db, key);
         // Counters compared across two different files say nothing about rows added since the backup.
-        replaced_another_file = matches!(
-            (lineage_of(aside, key), lineage_of(p.backup.path(), key)),
+        replaced.another_file = matches!(
+            (lineage_of(&e.db, key), lineage_of(p.backup.path(), key)),
             (Some(a), Some(b)) if a != b
         );
-        if !replaced_another_file {
+        if !replaced.another_file {
             // The ids it handed out after the backup was taken, those it still held: a restore leaves
             // them out (`Provenance::with_left_out`).
             let handed_out = ids_between(&counters_of(p.backup.path(), key), &counters);
-            left_out = ids_still_in(aside, handed_out, key);
+            replaced.left_out = ids_still_in(&e.db, handed_out, key);
         }
         floors.extend(counters);
     }
+    let mut record = Provenance::from_file(event, p.backup.path()).with_left_out(&replaced.left_out);
+    record.source_version = Some(i64::from(p.backup.version));
     // At the backup's own version, never migrated here: restoring a pre-migration backup is how a user goes
     // back to the build that wrote it, which refuses a file this build migrated (`schema_newer`). An older
     // backup is migrated by its owner's next start of this build, with the usual check and backup.
+    write_before_placing(&e.restoring, p.schema, Some(p.backup.version), key, |tx| {
+        raise_counters(tx, &floors)?;
+        record.insert(tx)
+    })?;
+    Ok(replaced)
+}
+
+/// Writes `f` in one transaction into the temporary file at `path` (a backup's copy or a salvage's output,
+/// not placed yet), opened as its owner at `version` (this build's if `None`), then closes it (its `-wal`
+/// checkpointed into it and removed: only the file is renamed into place) and fsyncs it.
+pub(crate) fn write_before_placing(
+    path: &Path,
+    schema: &'static Schema,
+    version: Option<u32>,
+    key: Option<&Key>,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+) -> Result<()> {
+    let options = OpenOptions {
+        key: key.cloned(),
+        target_version: version,
+        temporary_file: true,
+        ..OpenOptions::default()
+    };
+    let written = OwnerLock::acquire(path)
+        .and_then(|lock| OwnerConnection::open_locked(lock, schema, &options))
+        .and_then(|mut owner| owner.write(f));
+    // The lock file of a temporary file is ours alone (the caller holds the database's own lock).
+    let lock = OwnerLock::path_for(path);
+    match std::fs::remove_file(&lock) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::io(&lock, "remove", e)),
+        _ => {}
+    }
+    written?;
+    let wal = files::with_suffix(path, "-wal");
+    if std::fs::symlink_metadata(&wal).is_ok() {
+        return Err(Error::io(
+            &wal,
+            "checkpoint",
+            io::Error::other("still there after its connection closed: its commits are not in the file yet"),
+        ));
+    }
+    files::sync_file(path)
+}
+
+/// The backup of `p` stands at `db`, the file it replaced at `moved_aside`: opened as its owner at the
+/// backup's version (it carries its counters and provenance: [`stamp_backup`]).
+fn finish_restore(
+    p: Placement,
+    db: PathBuf,
+    moved_aside: Option<PathBuf>,
+    replaced: Replaced,
+    key: Option<&Key>,
+) -> Result<(RestoreReport, OwnerLock)> {
     let options = OpenOptions {
         key: key.cloned(),
         target_version: Some(p.backup.version),
         ..OpenOptions::default()
     };
-    let mut owner = OwnerConnection::open_locked(p.lock, p.schema, &options)?;
-    let mut record = Provenance::from_file(event, p.backup.path()).with_left_out(&left_out);
-    record.source_version = Some(i64::from(p.backup.version));
-    owner.write(|tx| {
-        raise_counters(tx, &floors)?;
-        record.insert(tx)
-    })?;
+    let owner = OwnerConnection::open_locked(p.lock, p.schema, &options)?;
     let version = owner.schema_version()?;
     let report = RestoreReport {
         database: p.schema.file_name,
         path: db,
         restored_from: p.backup.path().to_path_buf(),
-        moved_aside: replaced,
+        moved_aside,
         version,
-        added_since_backup: RowsAdded::from(&left_out[..]),
-        replaced_another_file,
-        replaced_unread,
+        added_since_backup: RowsAdded::from(&replaced.left_out[..]),
+        replaced_another_file: replaced.another_file,
+        replaced_unread: replaced.unread,
         passed_over_damaged: Vec::new(),
     };
     Ok((report, owner.into_lock()))

@@ -307,9 +307,10 @@ pub fn discard(out: &Path) {
 /// (hazards: "Backups and restore"): the damaged file moves aside with its `-wal`/`-shm` as
 /// `<name>.<tag>-<time>` (repair's tag: `corrupt`; never deleted), the output (already fsynced) is renamed
 /// into place and the directory fsynced; a kill before the journal's commit is undone by the next owner's
-/// start (the damaged file back in place with its `-wal`, the output removed). Then the file is opened once
-/// as its owner, which records a `salvage` provenance row; `id_floors` are the lowest AUTOINCREMENT
-/// counters it must end with (ids other files refer to).
+/// start (the damaged file back in place with its `-wal`, the output removed). Before the journal, a
+/// `salvage` provenance row is written into the output, and its counters raised to `id_floors`,
+/// the lowest AUTOINCREMENT counters it must end with (ids other files refer to); once placed, it is opened
+/// once as its owner.
 #[derive(Debug)]
 pub struct BuiltSalvage {
     pub schema: &'static Schema,
@@ -320,37 +321,27 @@ pub struct BuiltSalvage {
     pub id_floors: Vec<(String, i64)>,
 }
 
-/// The output of `salvage` stands at `path`, the damaged file moved aside to `quarantined`: opens it once as
-/// its owner and records where it came from (the damaged file's lineage carried, the ids it could not read,
-/// a `salvage` row), its counters raised to the floors. Returns its report, updated to the final paths, and
-/// the lock, still held.
-pub(crate) fn finish_placed(
-    salvage: BuiltSalvage,
+/// Writes into the output of `salvage` (not placed yet), to stand at `path` with the damaged file moved aside
+/// to `quarantined`, where it came from (the damaged file's lineage carried, the ids it could not read, a
+/// `salvage` row), its counters raised to the floors; its report updated to the final paths.
+pub(crate) fn stamp(
+    salvage: &mut BuiltSalvage,
     path: &Path,
     quarantined: Option<&Path>,
     key: Option<&crate::key::Key>,
-) -> Result<(SalvageReport, OwnerLock)> {
-    let BuiltSalvage {
-        schema,
-        lock,
-        mut report,
-        id_floors,
-        ..
-    } = salvage;
+) -> Result<()> {
+    let report = &mut salvage.report;
+    // (The build left the file in rollback-journal mode: the open that writes this puts it back in WAL.)
     // The output stands for the damaged file, so it keeps its lineage (its backups stay its own): read from
-    // the damaged file or, where that cannot be read, from the backup the salvage started from.
+    // the damaged file (still at `path`) or, where that cannot be read, from the backup the salvage started
+    // from.
     let lineage = quarantined
-        .and_then(|q| lineage_of(q, key))
+        .and_then(|_| lineage_of(path, key))
         .or_else(|| report.base_backup.as_deref().and_then(|b| lineage_of(b, key)));
     if let Some(q) = quarantined.filter(|_| report.from == path) {
         report.from = q.to_path_buf();
     }
     report.out = path.to_path_buf();
-    let options = OpenOptions {
-        key: key.cloned(),
-        ..OpenOptions::default()
-    };
-    let mut owner = OwnerConnection::open_locked(lock, schema, &options)?;
     let mut record = Provenance::from_file(SALVAGE_EVENT, &report.from);
     record.source_version = report.from_version.map(i64::from);
     record.detail = Some(format!(
@@ -391,8 +382,8 @@ pub(crate) fn finish_placed(
     let lost = Provenance::lost_to_damage(SALVAGE_EVENT, &unreadable);
     // Ids other files refer to are never handed out again (the salvage itself raised the counters past
     // every id the damaged file shows).
-    owner.write(|tx| {
-        restore::raise_counters(tx, &id_floors)?;
+    restore::write_before_placing(&salvage.built, salvage.schema, None, key, |tx| {
+        restore::raise_counters(tx, &salvage.id_floors)?;
         if let Some(lineage) = &lineage {
             Provenance::carried_lineage(lineage).insert(tx)?;
         }
@@ -400,8 +391,23 @@ pub(crate) fn finish_placed(
             lost.insert(tx)?;
         }
         record.insert(tx)
-    })?;
-    // The build left the file in rollback-journal mode; the owner's open just put it back in WAL.
+    })
+}
+
+/// The output of `salvage` stands in place of the damaged file (it carries where it came from: [`stamp`]):
+/// opens it once as its owner. Returns its report and the lock, still held.
+pub(crate) fn finish_placed(
+    salvage: BuiltSalvage,
+    key: Option<&crate::key::Key>,
+) -> Result<(SalvageReport, OwnerLock)> {
+    let BuiltSalvage {
+        schema, lock, report, ..
+    } = salvage;
+    let options = OpenOptions {
+        key: key.cloned(),
+        ..OpenOptions::default()
+    };
+    let owner = OwnerConnection::open_locked(lock, schema, &options)?;
     Ok((report, owner.into_lock()))
 }
 
