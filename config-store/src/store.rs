@@ -65,12 +65,10 @@ impl ConfigStore {
     pub fn open_with(path: &Path, options: &OpenOptions) -> Result<ConfigStore> {
         let mut owner = OwnerConnection::open_with(path, &SCHEMA, options)?;
         owner.keep_counters()?;
-        let reader = ConfigReader::open_with_key(path, options.key.clone());
-        Ok(ConfigStore {
-            owner,
-            reader,
-            path: path.to_path_buf(),
-        })
+        // The owner's path, made absolute at its open: the process may change its working directory.
+        let path = owner.path().to_path_buf();
+        let reader = ConfigReader::open_with_key(&path, options.key.clone());
+        Ok(ConfigStore { owner, reader, path })
     }
 
     pub fn path(&self) -> &Path {

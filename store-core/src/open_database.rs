@@ -171,6 +171,7 @@ impl OwnerConnection {
     /// Opens `path` as the owner: takes the lock, creates the file if missing, checks it is this kind and
     /// not newer than the build, sets and verifies the posture, and applies pending migrations.
     pub fn open_with(path: &Path, schema: &'static Schema, opts: &OpenOptions) -> Result<OwnerConnection> {
+        let path = &files::absolute(path);
         files::create_private_dir_all(files::parent_dir(path))?;
         // A restore killed half-way is undone first, so an owner never starts on half of a restored pair.
         crate::restore::undo_interrupted(files::parent_dir(path))?;

@@ -109,6 +109,9 @@ impl OwnerLock {
     /// ([`files::check_private_dir`]): whoever can write it can plant links where the owner writes; so is
     /// a database or lock file that belongs to another user ([`files::check_same_owner`]).
     pub fn acquire(db_path: &Path) -> Result<OwnerLock> {
+        // Absolute from here on: an owner whose process changes its working directory (a daemon detaching)
+        // goes on writing its records, checking its `-wal` and naming its file where the file is.
+        let db_path = &files::absolute(db_path);
         let lock_path = Self::path_for(db_path);
         files::check_private_dir(files::parent_dir(db_path))?;
         files::check_same_owner(&[db_path, &lock_path])?;

@@ -312,6 +312,8 @@ impl ReadPool {
 
     /// [`with_key`](Self::with_key) with at most `max` connections.
     pub fn with_key_and_size(path: &Path, schema: &'static Schema, key: Option<Key>, max: u32) -> ReadPool {
+        // Absolute: a process that changes its working directory later still reads this file.
+        let path = &files::absolute(path);
         let sqlite = |(target, flags): (PathBuf, OpenFlags)| {
             let init_key = key.clone();
             SqliteConnectionManager::file(target)
