@@ -161,9 +161,10 @@ impl WalKeeper {
         mode: CheckpointMode,
         normal_busy: Duration,
     ) -> rusqlite::Result<CheckpointResult> {
-        conn.busy_timeout(self.policy.escalation_busy_timeout)?;
+        use store_core::open_database::busy_timeout_within_limit;
+        conn.busy_timeout(busy_timeout_within_limit(self.policy.escalation_busy_timeout))?;
         let result = checkpoint::checkpoint(conn, mode);
-        conn.busy_timeout(normal_busy)?;
+        conn.busy_timeout(busy_timeout_within_limit(normal_busy))?;
         let result = result?;
         self.record(db, result);
         Ok(result)

@@ -36,6 +36,15 @@ use crate::{conversion, private_dir, records};
 
 /// How long a connection waits for a lock held by another connection before `Busy`.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest busy timeout SQLite takes: `i32::MAX` milliseconds (24.8 days). A longer one (an application
+/// meaning "wait as long as it takes") waits this long: rusqlite panics on anything longer.
+pub const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// `busy` as SQLite can take it: at most [`MAX_BUSY_TIMEOUT`].
+pub fn busy_timeout_within_limit(busy: Duration) -> Duration {
+    busy.min(MAX_BUSY_TIMEOUT)
+}
 /// `PRAGMA journal_size_limit`: after a checkpoint resets the WAL, the file is truncated to this size, so a
 /// burst does not leave a huge `-wal` behind (<https://sqlite.org/pragma.html#pragma_journal_size_limit>).
 pub const JOURNAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
@@ -658,6 +667,7 @@ impl OwnerConnection {
 /// A read-write connection to `path`, keyed, with the busy timeout and the statement cache, before anything
 /// else is read.
 fn connect(path: &Path, schema: &'static Schema, key: Option<&Key>, busy: Duration) -> Result<Connection> {
+    let busy = busy_timeout_within_limit(busy);
     // NOFOLLOW: SQLite itself refuses a database path that is a link (https://sqlite.org/c3ref/open.html).
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let conn = Connection::open_with_flags(path, flags).at_db(path, schema)?;
@@ -670,6 +680,7 @@ fn connect(path: &Path, schema: &'static Schema, key: Option<&Key>, busy: Durati
 
 /// The posture every owner connection has, each setting read back.
 fn set_posture(conn: &Connection, path: &Path, schema: &Schema, blank: bool, busy: Duration) -> Result<()> {
+    let busy = busy_timeout_within_limit(busy);
     if blank && schema.incremental_vacuum {
         // auto_vacuum is fixed when the first table is created; set it before anything writes page 1.
         conn_ext::set_and_verify(conn, path, "auto_vacuum", "INCREMENTAL", "2")?;
