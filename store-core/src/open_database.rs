@@ -886,6 +886,21 @@ struct ClosingConnection {
 impl Drop for ClosingConnection {
     fn drop(&mut self) {
         if !self.truncate_on_close {
+            // The `-wal` is left as it is. But when this is the file's last connection, SQLite's own close
+            // still checkpoints the `-wal` (through this connection's index, which is right for it) and
+            // deletes it once every commit is in the file: its records then name a `-wal` that went with
+            // nothing lost, and would make doctor, the health banner and the next open say `wal_gone` (a
+            // crash's commits lost) after this clean stop. So the connection is closed here, and the records
+            // forgotten when the `-wal` went with that close.
+            let Some(db) = self.db.take() else { return };
+            let wal = files::with_suffix(&db, "-wal");
+            let had_wal = files::file_id(&wal).is_ok();
+            if let Ok(placeholder) = Connection::open_in_memory() {
+                drop(std::mem::replace(&mut self.conn, placeholder));
+                if had_wal && files::file_id(&wal).is_err() {
+                    records::forget_wal_pairs(&db);
+                }
+            }
             return;
         }
         // A reader holding an old snapshot makes TRUNCATE wait for it: never wait long when closing. If it
