@@ -37,6 +37,35 @@ fn a_busy_timeout_past_what_sqlite_takes_waits_its_longest_instead_of_panicking(
     writer.prune_before(Utc::now()).unwrap();
 }
 
+/// Before, `sessions_overlapping` of an empty range (bounds swapped, or equal) returned every session spanning
+/// it, where `sessions_in_range`, `totals_by_project` and `calendar_events_between` return nothing.
+#[test]
+fn an_empty_range_overlaps_no_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ActivityWriter::open_in(dir.path()).unwrap();
+    let t = Utc::now();
+    let s = w
+        .start_session(&NewSession::new("a", t - chrono::Duration::hours(2)))
+        .unwrap();
+    w.end_session(s, t).unwrap();
+    let r = ActivityReader::open_in(dir.path());
+    let mid = t - chrono::Duration::hours(1);
+    assert_eq!(
+        r.sessions_overlapping(&TimeRange::between(mid, mid + chrono::Duration::minutes(1)))
+            .unwrap()
+            .len(),
+        1
+    );
+    for empty in [
+        TimeRange::between(mid, mid),
+        TimeRange::between(mid + chrono::Duration::minutes(1), mid),
+    ] {
+        assert!(empty.is_empty());
+        assert_eq!(r.sessions_in_range(&empty, 100).unwrap().len(), 0);
+        assert_eq!(r.sessions_overlapping(&empty).unwrap().len(), 0, "{empty:?}");
+    }
+}
+
 /// Before, after the owner stopped cleanly (SQLite's close checkpointed the `-wal` into the file and deleted
 /// it), the health banner, doctor and the next open all said `wal_gone` ("whatever it held since the last
 /// checkpoint is not in the file"), though nothing was lost.

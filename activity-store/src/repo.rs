@@ -377,6 +377,11 @@ pub(crate) fn sessions_of_project(
 
 pub(crate) fn sessions_overlapping(conn: &Connection, range: &TimeRange) -> rusqlite::Result<Vec<Session>> {
     let (from, to) = range.bounds_ms();
+    // An empty range (its bounds swapped, or equal) holds no time for a session to overlap; the query alone
+    // would still return every session spanning it, where every other range read returns nothing.
+    if from >= to {
+        return Ok(Vec::new());
+    }
     let mut stmt = conn.prepare_cached(queries::SESSIONS_OVERLAPPING)?;
     let rows = stmt.query_map((from, to), session_from_row)?;
     rows.collect()
