@@ -403,3 +403,65 @@ fn doctor_with_no_room_for_its_copy_says_the_check_did_not_run_and_reports_the_r
         "{left:?}"
     );
 }
+
+/// A key rotation whose `PRAGMA rekey` cannot write its journal (every page, so as much room again as the
+/// file): SQLCipher rolls the rekey back and reports success, the copy still under the old key. That is said
+/// as the write that failed, with the free-space remedy (before: "the key was rejected: activity.db.rekeying
+/// cannot be read with the key given ... supply the right key with --key-file, or restore from a backup",
+/// which sent the user after another key or an older backup); nothing changes, no copy is left, and the same
+/// command run once the limit is lifted rotates the key.
+#[cfg(feature = "encryption")]
+#[test]
+fn a_key_rotation_that_cannot_write_its_journal_says_so_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key_file = |name: &str| {
+        let path = dir.path().join(name);
+        store_core::Key::generate().unwrap().write_file(&path).unwrap();
+        utf8(&path).to_string()
+    };
+    let (old, new) = (key_file("old.key"), key_file("new.key"));
+    let d = utf8(&data);
+    let daemon = run_splitstore([
+        "daemon",
+        "--events",
+        "60000",
+        "--batch",
+        "1000",
+        "--data-dir",
+        d,
+        "--key-file",
+        &old,
+    ]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let server = run_splitstore(["server", "--seconds", "0.2", "--data-dir", d, "--key-file", &old]);
+    assert!(server.status.success(), "{server:?}");
+    let db = data.join("activity.db");
+    let before = std::fs::read(&db).unwrap();
+    // The copy fits (the file's size), its rekey's journal (every page and a header) does not.
+    let limit = size(&db) + 4 * KIB;
+    let rekey = ["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new];
+    let mut cmd = splitstore();
+    cmd.args(rekey);
+    let out = output_within(with_file_size_limit(&mut cmd, limit), Duration::from_secs(60));
+
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = texts(&out).1;
+    assert!(!stderr.contains("key was rejected"), "{stderr}");
+    let copy = data.join("activity.db.rekeying");
+    let expected = format!(
+        "splitstore rekey: {}: the operating system refused a write (the file could not be rewritten under the new \
+         key: SQLCipher's rekey rolled back, leaving it under the old key; it journals every page, so it needs free \
+         space the size of the file). What to do: check free space, quotas and file-size limits (ulimit -f) for {}",
+        copy.display(),
+        data.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!copy.exists(), "no copy is left");
+    assert_eq!(std::fs::read(&db).unwrap(), before, "nothing changed");
+
+    let again = run_splitstore(rekey);
+    assert!(again.status.success(), "without the limit the rotation runs: {again:?}");
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--key-file", &new]);
+    assert_eq!(doctor.status.code(), Some(0), "{}", texts(&doctor).0);
+}

@@ -222,6 +222,13 @@ fn quiet_sqlcipher() {
 
 /// Changes the key of the open database behind `conn` (`PRAGMA rekey`: every page rewritten under the new
 /// key, in one transaction). Both keys are raw keys. Only for an encrypted database keyed already.
+///
+/// SQLCipher's rekey says nothing of a write that failed: `sqlite3_rekey_v2` rolls its transaction back and
+/// returns `SQLITE_OK` (and the pragma "ok"), the file still under the old key. Its journal holds every page,
+/// so a disk without as much room again as the file (a quota, a file-size limit) fails it so. The file is
+/// therefore read under the new key afterwards: one that does not read is that failed write
+/// ([`Error::WriteFailed`], whose remedy is free space), never "the key was rejected" for the caller's next
+/// open to say, which sent the user to look for another key.
 pub fn rekey(conn: &Connection, path: &Path, new: &Key) -> Result<()> {
     if !encryption_available() {
         return Err(Error::EncryptionUnavailable {
@@ -235,7 +242,16 @@ pub fn rekey(conn: &Connection, path: &Path, new: &Key) -> Result<()> {
         while rows.next()?.is_some() {}
         Ok(())
     })()
-    .map_err(|e| Error::from_sqlite(path, e))
+    .map_err(|e| Error::from_sqlite(path, e))?;
+    if !crate::read_pool::reads_with(path, Some(new)) {
+        return Err(Error::WriteFailed {
+            path: path.to_path_buf(),
+            detail: "the file could not be rewritten under the new key: SQLCipher's rekey rolled back, leaving it \
+                     under the old key; it journals every page, so it needs free space the size of the file"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Copies the database at `source` (opened with `source_key`, or none) into `dest`, a new empty file,
