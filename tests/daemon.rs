@@ -375,6 +375,42 @@ fn a_shm_removed_under_a_running_daemon_stops_it_for_a_restart_of_everyone_and_l
     assert!(next.status.success(), "everyone stopped: it starts again: {next:?}");
 }
 
+/// Before, after the owner stopped cleanly (SQLite's close checkpointed the `-wal` into the file and deleted
+/// it), the health banner, doctor and the next open all said `wal_gone` ("whatever it held since the last
+/// checkpoint is not in the file"), though nothing was lost.
+#[test]
+fn a_clean_stop_after_the_shm_was_removed_is_not_taken_for_a_lost_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut w = ActivityWriter::open_in(d).unwrap();
+    for _ in 0..10 {
+        let s = w
+            .start_session(&activity_store::NewSession::new("a", chrono::Utc::now()))
+            .unwrap();
+        w.end_session(s, chrono::Utc::now()).unwrap();
+    }
+    std::fs::remove_file(d.join("activity.db-shm")).unwrap();
+    std::thread::sleep(store_core::open_database::CONFIRM_INTERVAL * 5);
+    let e = w
+        .start_session(&activity_store::NewSession::new("a", chrono::Utc::now()))
+        .unwrap_err();
+    assert_eq!(e.kind(), splitstore::ErrorKind::SharedMemoryReplaced, "{e}");
+    drop(w);
+
+    let after_stop = splitstore::health::check(d, splitstore::CheckLevel::None)
+        .problems()
+        .map(|(_, p)| format!("{}: {}", p.code, p.message))
+        .collect::<Vec<_>>();
+    assert!(
+        after_stop.iter().all(|p| !p.starts_with("wal_gone")),
+        "wal_gone said when nothing was lost: {after_stop:?}"
+    );
+    let n = ActivityReader::open_in(d).totals_by_project(&TimeRange::all()).unwrap();
+    assert_eq!(n[0].sessions, 10, "nothing committed was lost");
+    let w = ActivityWriter::open_in(d).unwrap();
+    assert!(!w.owner().open_report().wal_gone, "{:?}", w.owner().open_report());
+}
+
 #[test]
 fn events_n_records_exactly_n_in_sessions_of_100_with_the_given_projects() {
     for mode in [&[][..], &["--batch", "64"][..]] {

@@ -1229,3 +1229,31 @@ fn a_data_directory_on_a_read_only_mount_is_read_by_doctor_report_and_backup() {
     let events = count_rows(&copy.join("activity.db"), "activity_events");
     assert!(events > 300, "{events}");
 }
+
+/// Before, a busy timeout past `i32::MAX` ms (24.8 days; an app meaning "wait as long as it takes") made
+/// rusqlite panic "too big" inside `splitstore::config_store::ConfigStore::open_with` / `splitstore::activity_store::ActivityWriter::open_with`.
+#[test]
+fn a_busy_timeout_past_what_sqlite_takes_waits_its_longest_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = splitstore::config_store::OpenOptions {
+        busy_timeout: std::time::Duration::MAX,
+        ..Default::default()
+    };
+    let mut store = splitstore::config_store::ConfigStore::open_with(&dir.path().join("config.db"), &open).unwrap();
+    store
+        .create_project(&splitstore::config_store::NewProject::named("p"))
+        .unwrap();
+    let options = splitstore::activity_store::WriterOptions {
+        open,
+        ..Default::default()
+    };
+    let mut writer =
+        splitstore::activity_store::ActivityWriter::open_with(&dir.path().join("activity.db"), &options).unwrap();
+    writer
+        .start_session(&splitstore::activity_store::NewSession::new("a", chrono::Utc::now()))
+        .unwrap();
+    writer
+        .checkpoint(splitstore::activity_store::CheckpointMode::Truncate)
+        .unwrap();
+    writer.prune_before(chrono::Utc::now()).unwrap();
+}

@@ -490,3 +490,32 @@ fn reports_over_an_older_daemons_file_are_the_same_after_the_daemon_upgrades_it(
     assert_eq!(version(), current, "the daemon of this build upgraded the file");
     assert_eq!((reports_now(), report_command()), before);
 }
+
+/// Before, `sessions_overlapping` of an empty range (bounds swapped, or equal) returned every session spanning
+/// it, where `sessions_in_range`, `totals_by_project` and `calendar_events_between` return nothing.
+#[test]
+fn an_empty_range_overlaps_no_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ActivityWriter::open_in(dir.path()).unwrap();
+    let t = Utc::now();
+    let s = w
+        .start_session(&NewSession::new("a", t - chrono::Duration::hours(2)))
+        .unwrap();
+    w.end_session(s, t).unwrap();
+    let r = activity_store::ActivityReader::open_in(dir.path());
+    let mid = t - chrono::Duration::hours(1);
+    assert_eq!(
+        r.sessions_overlapping(&TimeRange::between(mid, mid + chrono::Duration::minutes(1)))
+            .unwrap()
+            .len(),
+        1
+    );
+    for empty in [
+        TimeRange::between(mid, mid),
+        TimeRange::between(mid + chrono::Duration::minutes(1), mid),
+    ] {
+        assert!(empty.is_empty());
+        assert_eq!(r.sessions_in_range(&empty, 100).unwrap().len(), 0);
+        assert_eq!(r.sessions_overlapping(&empty).unwrap().len(), 0, "{empty:?}");
+    }
+}

@@ -6,16 +6,17 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use splitstore::activity_store::{ActivityWriter, NewEvent, NewSession};
+use splitstore::TimeRange;
+use splitstore::activity_store::{ActivityReader, ActivityWriter, NewEvent, NewSession};
 use splitstore::config_store::{ConfigStore, NewCalendarEvent, NewProject, NewSubscription};
 use splitstore::operations::{self, RestoreHook};
 use support::{
     child_role, copy_data_dir, count_rows, kill9, marker, query_column, query_i64, read_only, reported_project,
-    run_splitstore, seed_data_dir, spawn_child, texts, utf8, wait_for_file,
+    run_splitstore, seed_data_dir, spawn_child, texts, utf8, wait_for_file, wait_within,
 };
 
 fn ids(db: &Path, sql: &str) -> BTreeSet<i64> {
@@ -407,9 +408,81 @@ fn an_undo_killed_between_a_file_and_its_wal_is_finished_by_the_next_start_with_
     assert!(!aside.exists() && !data.join(format!("{}-wal", aside.display())).exists());
 }
 
+/// Run in a child process (the working directory is process-wide). Before, after the chdir the owner of config.db wrote its counters record into `.private/` of the new
+/// working directory (outside the data directory, and not beside its file, so a config.db that went back
+/// could hand out ids again), its own reader said config.db "does not exist: the server has not created it
+/// yet", and a reader opened on a relative path read whatever file the new directory held.
+#[test]
+fn owners_and_readers_opened_on_a_relative_path_keep_their_files_after_chdir() {
+    let mut child = spawn_child("child_entry", "relative-paths-then-chdir", Path::new("."));
+    assert!(wait_within(&mut child, Duration::from_secs(120)).success());
+}
+
+/// The working directory of the child of [`owners_and_readers_opened_on_a_relative_path_keep_their_files_after_chdir`].
+fn relative_paths_then_chdir() {
+    let data = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::env::set_current_dir(data.path()).unwrap();
+    let mut config = ConfigStore::open(Path::new("config.db")).unwrap();
+    let mut writer = ActivityWriter::open(Path::new("activity.db")).unwrap();
+    let reader = ActivityReader::open(Path::new("activity.db"));
+    config.create_project(&NewProject::named("before")).unwrap();
+
+    // The process moves away (a daemon detaching).
+    std::env::set_current_dir(elsewhere.path()).unwrap();
+
+    let project = config.create_project(&NewProject::named("after")).unwrap();
+    let start = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let s = writer
+        .start_session(&NewSession {
+            project_id: Some(project.id),
+            ..NewSession::new("editor", start)
+        })
+        .unwrap();
+    writer.end_session(s, start + chrono::Duration::seconds(30)).unwrap();
+
+    assert_eq!(
+        files_under(elsewhere.path()),
+        Vec::<PathBuf>::new(),
+        "written outside the data directory"
+    );
+    let read_back = config
+        .reader()
+        .project(project.id)
+        .expect("the owner reads its own file");
+    assert_eq!(read_back.map(|p| p.name).as_deref(), Some("after"));
+    let totals = reader
+        .totals_by_project(&TimeRange::all())
+        .expect("the reader reads the file it was given");
+    assert_eq!(totals.len(), 1);
+    assert_eq!(totals[0].seconds, 30);
+    for path in [config.path(), writer.path(), reader.path()] {
+        assert!(
+            path.starts_with(data.path().canonicalize().unwrap()) || path.starts_with(data.path()),
+            "{path:?}"
+        );
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(files_under(&path));
+        }
+        all.push(path);
+    }
+    all
+}
+
 #[test]
 fn child_entry() {
     let Some((role, data)) = child_role() else { return };
+    if role == "relative-paths-then-chdir" {
+        relative_paths_then_chdir();
+        return;
+    }
     if let Some(events) = role.strip_prefix("record-then-hang-") {
         record_then_hang(&data, events.parse().unwrap());
         return;
