@@ -17,11 +17,11 @@ use store_core::diagnostics::{CheckLevel, InspectOptions, inspect_owned};
 use store_core::read_pool::{open_database_read_only, open_read_only};
 pub use store_core::restore::RestoreHook;
 use store_core::restore::{
-    AddedSince, Placed, Placement, Replacement, RestoreReport, VerifiedBackup, counters_of, open_backup_file,
-    quarantine, raise_counters, replace_all, restore_all, rows_added_since, verify_backup, written_since_uncounted,
+    AddedSince, EmptyStart, Placed, Placement, Replacement, RestoreReport, VerifiedBackup, open_backup_file,
+    replace_all, restore_all, rows_added_since, verify_backup, written_since_uncounted,
 };
 use store_core::salvage::{self, BuiltSalvage, SalvageHook, SalvageOptions, SalvageReport};
-use store_core::{Error, ErrorKind, Key, OwnerConnection, OwnerLock, Provenance, Result, Schema, files};
+use store_core::{Error, ErrorKind, Key, OwnerLock, Result, Schema, files};
 
 use crate::DATABASES;
 
@@ -928,26 +928,11 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 }));
                 passed_over_damaged.push((database, passed_over));
             }
-            Plan::StartEmpty => {
-                let quarantined = quarantine(&lock)?;
-                let mut floors = referenced_ids_in(data_dir, schema, key, &salvaged);
-                floors.extend(quarantined.as_deref().map(|q| counters_of(q, key)).unwrap_or_default());
-                let options = store_core::OpenOptions {
-                    key: opts.key.clone(),
-                    start_empty: true,
-                    ..Default::default()
-                };
-                let mut owner = OwnerConnection::open_locked(lock, schema, &options)?;
-                let mut record = Provenance::now("repair-empty");
-                record.detail = quarantined
-                    .as_ref()
-                    .map(|q| format!("damaged file quarantined at {}", q.display()));
-                owner.write(|tx| {
-                    raise_counters(tx, &floors)?;
-                    record.insert(tx)
-                })?;
-                actions.push(RepairAction::StartedEmpty { database, quarantined });
-            }
+            Plan::StartEmpty => replacements.push(Replacement::Empty(EmptyStart {
+                schema,
+                id_floors: referenced_ids_in(data_dir, schema, key, &salvaged),
+                lock,
+            })),
             // Every salvage plan became `Built` above (or repair returned).
             Plan::Salvage(..) => {}
         }
@@ -979,6 +964,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 quarantined,
                 report,
             },
+            Placed::StartedEmpty { database, quarantined } => RepairAction::StartedEmpty { database, quarantined },
         });
     }
     // Reported in the order of the data directory's databases, whatever was done to each.

@@ -1567,6 +1567,53 @@ fn placement_steps(data: &Path, databases: &[&str]) -> Vec<String> {
     steps
 }
 
+/// `repair --allow-empty` moved the damaged file aside, then created the empty one at its path, outside the
+/// restore's journal: killed between the two, no file was there (the next start said `removed`), and the
+/// repair run again, with nothing left to quarantine, raised the new file's counters past nothing, so the
+/// damaged file's event ids were handed out again. Now the empty file is built beside it with its counters
+/// and its `repair-empty` row, and placed through the journal as a salvage is: killed at any step, the next
+/// repair finds the damaged file back (or the empty one placed), one quarantined copy, and no id reused.
+#[test]
+fn a_repair_starting_activity_empty_killed_at_any_step_never_hands_an_id_out_again() {
+    let steps = placement_steps(Path::new("DATA"), &["activity.db"]);
+    for (i, step) in steps.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = damaged_after_a_backup(dir.path(), false);
+        fs::remove_dir_all(data.join("backups")).unwrap();
+        let db = data.join("activity.db");
+        let damaged = fs::read(&db).unwrap();
+        let last_event = query_i64(
+            &read_only(&db),
+            "SELECT seq FROM sqlite_sequence WHERE name = 'activity_events'",
+        );
+        let mut child = spawn_child("child_entry", &format!("empty-hang-at-{i}-of-activity.db"), &data);
+        wait_for_file(&marker(&db, "ready"), std::time::Duration::from_secs(120));
+        kill9(&mut child);
+        fs::remove_file(marker(&db, "ready")).unwrap();
+
+        let actions = repair(&data, &data.join("backups"), &allow_empty()).unwrap();
+        let corrupt = named(&data, ".corrupt-");
+        assert_eq!(corrupt.len(), 1, "{step}: {actions:?}");
+        assert_eq!(fs::read(data.join(&corrupt[0])).unwrap(), damaged, "{step}");
+        assert!(named(&data, ".restoring").is_empty(), "{step}");
+        let next = ActivityWriter::open_in(&data)
+            .unwrap()
+            .record_event(&NewEvent::new(None, "input", Utc::now()))
+            .unwrap();
+        assert!(
+            next > last_event,
+            "{step}: event id {next} handed out again (the quarantined file holds up to {last_event})"
+        );
+    }
+}
+
+fn allow_empty() -> RepairOptions {
+    RepairOptions {
+        allow_empty: true,
+        ..RepairOptions::default()
+    }
+}
+
 /// The files in `data` whose names contain `part`, their `-wal` and `-shm` left out.
 fn named(data: &Path, part: &str) -> Vec<String> {
     fs::read_dir(data)
@@ -1714,10 +1761,11 @@ fn a_salvage_of_both_files_killed_at_any_step_of_placing_them_is_all_or_nothing(
 #[test]
 fn child_entry() {
     let Some((role, data)) = child_role() else { return };
-    let (i, databases) = role
-        .strip_prefix("place-hang-at-")
-        .and_then(|r| r.split_once("-of-"))
-        .unwrap();
+    let (options, placing) = match role.strip_prefix("empty-hang-at-") {
+        Some(placing) => (allow_empty(), placing),
+        None => (salvage_options(), role.strip_prefix("place-hang-at-").unwrap()),
+    };
+    let (i, databases) = placing.split_once("-of-").unwrap();
     let databases: &[&str] = match databases {
         "both" => &["activity.db", "config.db"],
         one => &[if one == "activity.db" {
@@ -1737,7 +1785,7 @@ fn child_entry() {
     });
     let opts = RepairOptions {
         place_hook: Some(hook),
-        ..salvage_options()
+        ..options
     };
     let _ = repair(&data, &data.join("backups"), &opts);
 }

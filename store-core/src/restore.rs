@@ -345,7 +345,7 @@ pub fn place_all(
         .into_iter()
         .filter_map(|p| match p {
             Placed::Restored(report) => Some(report),
-            Placed::Salvaged { .. } => None,
+            Placed::Salvaged { .. } | Placed::StartedEmpty { .. } => None,
         })
         .collect();
     Ok((reports, locks))
@@ -360,13 +360,29 @@ pub enum Replacement {
     /// A salvage built and verified beside the database ([`salvage::temp_path`](crate::salvage::temp_path)):
     /// renamed into place as it is, a `salvage` provenance row recorded.
     Salvage(crate::salvage::BuiltSalvage),
+    /// A new empty file of the database's schema at this build's version (a repair asked to start it empty):
+    /// created beside it (`<name>.restoring`), a `repair-empty` provenance row recorded.
+    Empty(EmptyStart),
 }
+
+/// A database to start empty in place of the one guarded by `lock`, its AUTOINCREMENT counters ending at
+/// least at `id_floors` (ids other files refer to) and the replaced file's.
+#[derive(Debug)]
+pub struct EmptyStart {
+    pub schema: &'static Schema,
+    pub lock: OwnerLock,
+    pub id_floors: Vec<(String, i64)>,
+}
+
+/// The provenance event of a database started empty by a repair.
+pub const REPAIR_EMPTY_EVENT: &str = "repair-empty";
 
 impl Replacement {
     fn lock(&self) -> &OwnerLock {
         match self {
             Replacement::Backup(p) => &p.lock,
             Replacement::Salvage(s) => &s.lock,
+            Replacement::Empty(s) => &s.lock,
         }
     }
 }
@@ -380,6 +396,11 @@ pub enum Placed {
     Salvaged {
         quarantined: Option<PathBuf>,
         report: crate::salvage::SalvageReport,
+    },
+    /// `quarantined`: where the file it replaced went.
+    StartedEmpty {
+        database: &'static str,
+        quarantined: Option<PathBuf>,
     },
 }
 
@@ -424,7 +445,7 @@ pub fn replace_all(
                 let db = r.lock().db_path().to_path_buf();
                 JournalEntry {
                     restoring: match r {
-                        Replacement::Backup(_) => files::with_suffix(&db, ".restoring"),
+                        Replacement::Backup(_) | Replacement::Empty(_) => files::with_suffix(&db, ".restoring"),
                         Replacement::Salvage(s) => s.built.clone(),
                     },
                     aside: files::aside_path(&db, aside_tag),
@@ -447,6 +468,8 @@ pub fn replace_all(
                     copy_private(p.backup.path(), &e.restoring)?;
                     step(&format!("copied {}", p.schema.file_name))?;
                 }
+                // Created by its stamp below (a leftover of a killed repair is ours).
+                Replacement::Empty(_) => files::remove_with_sidecars(&e.restoring)?,
                 Replacement::Salvage(s) => {
                     files::ensure_regular(&s.built)?;
                     if files::parent_dir(&s.built) != files::parent_dir(&e.db) {
@@ -467,6 +490,7 @@ pub fn replace_all(
             .zip(&journal.entries)
             .map(|(r, e)| match r {
                 Replacement::Backup(p) => stamp_backup(p, e, key, event),
+                Replacement::Empty(s) => stamp_empty(s, e, key).map(|()| Replaced::default()),
                 // A salvage reads the file it replaces itself.
                 Replacement::Salvage(s) => {
                     crate::salvage::stamp(s, &e.db, e.had_original.then_some(e.aside.as_path()), key)
@@ -534,6 +558,20 @@ pub fn replace_all(
                 let (report, lock) = finish_restore(p, e.db, moved_aside, facts, key)?;
                 (Placed::Restored(report), lock)
             }
+            Replacement::Empty(s) => {
+                let options = OpenOptions {
+                    key: key.cloned(),
+                    ..OpenOptions::default()
+                };
+                let owner = OwnerConnection::open_locked(s.lock, s.schema, &options)?;
+                (
+                    Placed::StartedEmpty {
+                        database: s.schema.file_name,
+                        quarantined: moved_aside,
+                    },
+                    owner.into_lock(),
+                )
+            }
             Replacement::Salvage(s) => {
                 let (report, lock) = crate::salvage::finish_placed(s, key)?;
                 (
@@ -591,6 +629,22 @@ fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str)
         record.insert(tx)
     })?;
     Ok(replaced)
+}
+
+/// Creates the empty file of `s` (at `e.restoring`, not placed yet) with its counters raised past the file it
+/// replaces (still at `e.db`, if there is one) and the floors, and a `repair-empty` row naming where that file
+/// goes.
+fn stamp_empty(s: &EmptyStart, e: &JournalEntry, key: Option<&Key>) -> Result<()> {
+    let mut floors = s.id_floors.clone();
+    let mut record = Provenance::now(REPAIR_EMPTY_EVENT);
+    if e.had_original {
+        floors.extend(counters_of(&e.db, key));
+        record.detail = Some(format!("damaged file quarantined at {}", e.aside.display()));
+    }
+    write_before_placing(&e.restoring, s.schema, None, key, |tx| {
+        raise_counters(tx, &floors)?;
+        record.insert(tx)
+    })
 }
 
 /// Writes `f` in one transaction into the temporary file at `path` (a backup's copy or a salvage's output,
@@ -879,14 +933,6 @@ pub fn raise_counters(conn: &Connection, floors: &[(String, i64)]) -> rusqlite::
         )?;
     }
     Ok(())
-}
-
-/// Moves a damaged database (and its `-wal`/`-shm`) aside as `<name>.corrupt-<time>`. Returns where it went.
-pub fn quarantine(lock: &OwnerLock) -> Result<Option<PathBuf>> {
-    let moved = files::move_aside(lock.db_path(), "corrupt")?;
-    // The damage met in it went with it.
-    crate::records::clear_damage(lock.db_path())?;
-    Ok(moved)
 }
 
 /// Moves a `-wal` (and `-shm`) holding another file's commits ([`crate::records::orphan_wal`]) aside as
