@@ -2501,3 +2501,74 @@ fn a_half_backup_lists_only_the_file_taken_on_stdout_and_says_the_other_on_stder
         "{out:?}"
     );
 }
+
+/// `backup` and `restore` printed only lines for people (and `backup`'s to stdout, its notes to stderr);
+/// a program driving them parsed text. With `--json` each prints one object, its failures too, as `repair`
+/// and `doctor` do, and never a settings value.
+#[test]
+fn backup_and_restore_print_one_json_object_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let d = utf8(&data);
+    let out = run_splitstore(["backup", "--data-dir", d, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let json: Json = serde_json::from_slice(&out.stdout).unwrap();
+    let taken: Vec<&str> = json["taken"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(taken.len(), 2, "{json}");
+    assert!(taken.iter().all(|t| Path::new(t).is_file()), "{json}");
+    assert_eq!(
+        (&json["failed"], &json["not_backed_up"]),
+        (&Json::Array(vec![]), &Json::Array(vec![])),
+        "{json}"
+    );
+
+    // Rows added after the backup: the restore leaves them out, and says so.
+    seed_data_dir(&data, 100);
+    let out = run_splitstore([
+        "restore",
+        "--data-dir",
+        d,
+        "--from",
+        utf8(&data.join("backups")),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains(SECRET_VALUE) && !text.contains(PLAIN_VALUE), "{text}");
+    let json: Json = serde_json::from_str(&text).unwrap();
+    let restored = json["restored"].as_array().unwrap();
+    assert_eq!(restored.len(), 2, "{json}");
+    let activity = &restored[0];
+    assert_eq!(activity["path"], utf8(&data.join("activity.db")), "{json}");
+    assert_eq!(activity["restored_from"], taken[0], "{json}");
+    assert!(
+        activity["moved_aside"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{d}/activity.db.replaced-")),
+        "{json}"
+    );
+    assert!(
+        activity["added_since_backup"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(["activity_events", 100])),
+        "{json}"
+    );
+    assert_eq!(json["copied"], Json::Null, "{json}");
+
+    let missing = data.join("no-such-backups");
+    let out = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&missing), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let json: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&json["outcome"], &json["error"]["path"]),
+        (&Json::from("failed"), &Json::from(utf8(&missing))),
+        "{json}"
+    );
+}

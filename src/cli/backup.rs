@@ -19,6 +19,10 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_KEEP_BACKUPS as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub keep: u64,
+    /// Print what was done as one JSON object: `taken` (the backup files), `not_backed_up` and `failed` (each
+    /// an error: kind, path, message, remedy, retryable), `notes`. Exit 2 when `failed` is not empty.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub key: super::KeyArgs,
 }
@@ -26,35 +30,46 @@ pub struct Args {
 pub fn run(args: Args) -> ExitCode {
     let key = match super::start(&args.data_dir, &args.key) {
         Ok(key) => key,
-        Err(e) => return super::fail("backup", &e),
+        Err(e) => return super::fail_json("backup", &e, args.json),
     };
     let to = args
         .to
         .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));
-    match splitstore::operations::backup_with_key(&args.data_dir, &to, args.keep as usize, key.as_ref()) {
-        Ok(report) => {
-            for f in report.taken {
-                super::say!("backup: {}", f.display());
-            }
-            // On stderr: stdout lists the files taken, one per line, for scripts.
-            for note in report.notes {
-                let _ = writeln!(std::io::stderr(), "splitstore backup: note: {note}");
-            }
-            // Half a backup is said, not hidden: the other file does not exist (yet). On stderr with the
-            // notes: stdout holds only the files taken.
-            for e in report.missing {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "splitstore backup: note: not backed up: {}",
-                    e.what()
-                );
-            }
-            // Or it failed: said as any failure (stderr, exit 2), after the backup that was taken.
-            match report.failed.first() {
-                Some(e) => super::fail("backup", e),
-                None => ExitCode::SUCCESS,
-            }
+    let report = match splitstore::operations::backup_with_key(&args.data_dir, &to, args.keep as usize, key.as_ref()) {
+        Ok(report) => report,
+        Err(e) => return super::fail_json("backup", &e, args.json),
+    };
+    if args.json {
+        let banners = |errors: &[store_core::Error]| errors.iter().map(|e| e.banner()).collect::<Vec<_>>();
+        let object = serde_json::json!({
+            "data_dir": args.data_dir.to_string_lossy(),
+            "taken": report.taken.iter().map(|f| f.to_string_lossy()).collect::<Vec<_>>(),
+            "not_backed_up": banners(&report.missing),
+            "failed": banners(&report.failed),
+            "notes": report.notes,
+        });
+        super::say!("{object:#}");
+    } else {
+        for f in &report.taken {
+            super::say!("backup: {}", f.display());
         }
-        Err(e) => super::fail("backup", &e),
+        // On stderr: stdout lists the files taken, one per line, for scripts.
+        for note in &report.notes {
+            let _ = writeln!(std::io::stderr(), "splitstore backup: note: {note}");
+        }
+        // Half a backup is said, not hidden: the other file does not exist (yet). On stderr with the notes:
+        // stdout holds only the files taken.
+        for e in &report.missing {
+            let _ = writeln!(
+                std::io::stderr(),
+                "splitstore backup: note: not backed up: {}",
+                e.what()
+            );
+        }
+    }
+    // Or it failed: said as any failure (stderr, exit 2), after the backup that was taken.
+    match report.failed.first() {
+        Some(e) => super::fail("backup", e),
+        None => ExitCode::SUCCESS,
     }
 }

@@ -23,6 +23,12 @@ pub struct Args {
     /// a copy under the directory's key is put in its backup folder, then restored.
     #[arg(long, requires = "key_file")]
     pub backup_in_clear: bool,
+    /// Print what was done as one JSON object: `restored` (per database: its path, the backup, where the
+    /// replaced file was moved, the rows it held past the backup, ...) and `copied` (the copy under the
+    /// directory's key made with --backup-key-file or --backup-in-clear). A failure is printed as
+    /// `{"outcome": "failed", "error": {...}}`.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub key: super::KeyArgs,
 }
@@ -34,23 +40,24 @@ pub fn run(args: Args) -> ExitCode {
         .and_then(|key| Ok((key, super::load_key(args.backup_key_file.as_deref())?)))
     {
         Ok(keys) => keys,
-        Err(e) => return super::fail("restore", &e),
+        Err(e) => return super::fail_json("restore", &e, args.json),
     };
     let other_key = args.backup_key_file.is_some() || args.backup_in_clear;
     if other_key && args.from.is_dir() {
-        return super::fail(
-            "restore",
-            &format!(
-                "{} is a folder: --backup-key-file and --backup-in-clear take one backup file as --from. What to \
-                 do: give the file of the backup to restore (a backup's name holds the time it was taken: \
-                 `<db>-<time>-v<version>.db`); nothing was changed",
+        let given_a_folder = super::NotStarted::InvalidInput {
+            path: args.from.clone(),
+            what: format!(
+                "{} is a folder: --backup-key-file and --backup-in-clear take one backup file as --from",
                 args.from.display()
             ),
-        );
+            remedy: "give the file of the backup to restore (a backup's name holds the time it was taken: \
+                     `<db>-<time>-v<version>.db`); nothing was changed",
+        };
+        return super::fail_json("restore", &given_a_folder, args.json);
     }
     // Restoring into a new data directory (the old one is lost) is fine: it is created 0700.
     if let Err(e) = store_core::files::create_private_dir_all(&args.data_dir) {
-        return super::fail("restore", &e);
+        return super::fail_json("restore", &e, args.json);
     }
     let restored = if other_key {
         let restored = splitstore::operations::restore_from_other_key(
@@ -72,65 +79,73 @@ pub fn run(args: Args) -> ExitCode {
                 Some(file) => format!("with the key of --backup-key-file {}", file.display()),
                 None => "in the clear (--backup-in-clear)".to_string(),
             };
-            return super::fail(
-                "restore",
-                &format!(
-                    "{} cannot be read {given}: {}. What to do: give the key it was taken with as \
-                     --backup-key-file (or --backup-in-clear for a backup in the clear); nothing was changed",
-                    args.from.display(),
-                    e.what()
-                ),
-            );
+            let wrong_key = super::NotStarted::InvalidInput {
+                path: args.from.clone(),
+                what: format!("{} cannot be read {given}: {}", args.from.display(), e.what()),
+                remedy: "give the key it was taken with as --backup-key-file (or --backup-in-clear for a backup in \
+                         the clear); nothing was changed",
+            };
+            return super::fail_json("restore", &wrong_key, args.json);
         }
         restored.map(|(copy, reports)| {
-            super::say!(
-                "copied {} {} as {}",
-                args.from.display(),
-                if key.is_some() {
-                    "under the data directory's key"
-                } else {
-                    "in the clear"
-                },
-                copy.display()
-            );
-            reports
-        })
-    } else {
-        splitstore::operations::restore_with(&args.data_dir, &args.from, None, key.as_ref())
-    };
-    match restored {
-        Ok(reports) => {
-            for r in reports {
-                // A newer backup passed over is said first: the one restored is older than the user may think.
+            if !args.json {
                 super::say!(
-                    "restored {} from {} (schema {}{}){}{}{}{}",
-                    r.path.display(),
-                    r.restored_from.display(),
-                    r.version,
-                    super::upgraded_later(&r),
-                    super::passed_over(&r),
-                    r.moved_aside
-                        .as_deref()
-                        .map(|a| {
-                            super::kept_at(
-                                a,
-                                "; the previous file is kept at",
-                                "; there was no file, and what was beside its path is kept at",
-                            )
-                        })
-                        .unwrap_or_default(),
-                    super::left_out(&r),
-                    if r.replaced_unread {
-                        "; the file it replaced could not be read with the key given (it is under another key, or \
-                         no database at all), so what it held past the backup is not counted: read it with its own \
-                         key before removing it"
+                    "copied {} {} as {}",
+                    args.from.display(),
+                    if key.is_some() {
+                        "under the data directory's key"
                     } else {
-                        ""
-                    }
+                        "in the clear"
+                    },
+                    copy.display()
                 );
             }
-            ExitCode::SUCCESS
-        }
-        Err(e) => super::fail("restore", &e),
+            (Some(copy), reports)
+        })
+    } else {
+        splitstore::operations::restore_with(&args.data_dir, &args.from, None, key.as_ref()).map(|r| (None, r))
+    };
+    let (copied, reports) = match restored {
+        Ok(done) => done,
+        Err(e) => return super::fail_json("restore", &e, args.json),
+    };
+    if args.json {
+        let object = serde_json::json!({
+            "data_dir": args.data_dir.to_string_lossy(),
+            "copied": copied.map(|c| c.to_string_lossy().into_owned()),
+            "restored": reports,
+        });
+        super::say!("{object:#}");
+        return ExitCode::SUCCESS;
     }
+    for r in reports {
+        // A newer backup passed over is said first: the one restored is older than the user may think.
+        super::say!(
+            "restored {} from {} (schema {}{}){}{}{}{}",
+            r.path.display(),
+            r.restored_from.display(),
+            r.version,
+            super::upgraded_later(&r),
+            super::passed_over(&r),
+            r.moved_aside
+                .as_deref()
+                .map(|a| {
+                    super::kept_at(
+                        a,
+                        "; the previous file is kept at",
+                        "; there was no file, and what was beside its path is kept at",
+                    )
+                })
+                .unwrap_or_default(),
+            super::left_out(&r),
+            if r.replaced_unread {
+                "; the file it replaced could not be read with the key given (it is under another key, or \
+                 no database at all), so what it held past the backup is not counted: read it with its own \
+                 key before removing it"
+            } else {
+                ""
+            }
+        );
+    }
+    ExitCode::SUCCESS
 }
