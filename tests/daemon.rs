@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
 use support::{
-    OLD_HISTORY, PRUNING_WEEK_OLD, kill9, output_within, query_i64, read_only, spawn_splitstore, splitstore,
-    summary_field, summary_value, wait_for_file, wait_until,
+    OLD_HISTORY, PRUNING_WEEK_OLD, doctor_problems, kill9, output_within, query_i64, read_only, spawn_splitstore,
+    splitstore, summary_field, summary_value, wait_for_file, wait_until,
 };
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
@@ -375,6 +375,30 @@ fn a_shm_removed_under_a_running_daemon_stops_it_for_a_restart_of_everyone_and_l
     assert!(next.status.success(), "everyone stopped: it starts again: {next:?}");
 }
 
+/// An `ActivityWriter` of `d` that recorded `sessions` sessions (then ran `before_the_removal`), and whose
+/// next write, after its `-shm` was removed, failed with `shared_memory_replaced`: the writer, that error.
+fn stopped_by_a_removed_shm(
+    d: &Path,
+    sessions: usize,
+    before_the_removal: impl FnOnce(),
+) -> (ActivityWriter, activity_store::Error) {
+    let mut w = ActivityWriter::open_in(d).unwrap();
+    for _ in 0..sessions {
+        let s = w
+            .start_session(&activity_store::NewSession::new("a", chrono::Utc::now()))
+            .unwrap();
+        w.end_session(s, chrono::Utc::now()).unwrap();
+    }
+    before_the_removal();
+    std::fs::remove_file(d.join("activity.db-shm")).unwrap();
+    std::thread::sleep(store_core::open_database::CONFIRM_INTERVAL * 5);
+    let e = w
+        .start_session(&activity_store::NewSession::new("a", chrono::Utc::now()))
+        .unwrap_err();
+    assert_eq!(e.kind(), splitstore::ErrorKind::SharedMemoryReplaced, "{e}");
+    (w, e)
+}
+
 /// Before, after the owner stopped cleanly (SQLite's close checkpointed the `-wal` into the file and deleted
 /// it), the health banner, doctor and the next open all said `wal_gone` ("whatever it held since the last
 /// checkpoint is not in the file"), though nothing was lost.
@@ -382,19 +406,7 @@ fn a_shm_removed_under_a_running_daemon_stops_it_for_a_restart_of_everyone_and_l
 fn a_clean_stop_after_the_shm_was_removed_is_not_taken_for_a_lost_wal() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut w = ActivityWriter::open_in(d).unwrap();
-    for _ in 0..10 {
-        let s = w
-            .start_session(&activity_store::NewSession::new("a", chrono::Utc::now()))
-            .unwrap();
-        w.end_session(s, chrono::Utc::now()).unwrap();
-    }
-    std::fs::remove_file(d.join("activity.db-shm")).unwrap();
-    std::thread::sleep(store_core::open_database::CONFIRM_INTERVAL * 5);
-    let e = w
-        .start_session(&activity_store::NewSession::new("a", chrono::Utc::now()))
-        .unwrap_err();
-    assert_eq!(e.kind(), splitstore::ErrorKind::SharedMemoryReplaced, "{e}");
+    let (w, _) = stopped_by_a_removed_shm(d, 10, || {});
     drop(w);
 
     let after_stop = splitstore::health::check(d, splitstore::CheckLevel::None)
@@ -409,6 +421,113 @@ fn a_clean_stop_after_the_shm_was_removed_is_not_taken_for_a_lost_wal() {
     assert_eq!(n[0].sessions, 10, "nothing committed was lost");
     let w = ActivityWriter::open_in(d).unwrap();
     assert!(!w.owner().open_report().wal_gone, "{:?}", w.owner().open_report());
+}
+
+/// What one place said of activity.db: doctor's exit code (`None`: the health API), and the problems as
+/// `(code, message, remedy)`.
+type Said = (Option<i32>, Vec<(String, String, String)>);
+
+/// activity.db's problems as `(code, message, remedy)` (config.db healthy): from the health API in this
+/// process (as the server's banner asks, `CheckLevel::None`), then from `splitstore doctor --json` in another,
+/// at its level without checks and at its default one, each with doctor's exit code.
+fn activity_problems_everywhere(d: &Path) -> Vec<Said> {
+    let api = splitstore::health::check(d, splitstore::CheckLevel::None)
+        .problems()
+        .filter(|(db, _)| db.database == "activity.db")
+        .map(|(_, p)| (p.code.to_string(), p.message.clone(), p.remedy.clone()))
+        .collect();
+    let mut all = vec![(None, api)];
+    for level in [&["--no-check"][..], &[]] {
+        let out = output_within(
+            splitstore().args(["doctor", "--json", "--data-dir"]).arg(d).args(level),
+            Duration::from_secs(60),
+        );
+        let health: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --json");
+        all.push((out.status.code(), doctor_problems(&health, "activity.db")));
+    }
+    all
+}
+
+/// Asserts that the health API and both doctors say activity.db has one problem: `banner`'s code and remedy,
+/// its message in theirs.
+fn said_everywhere_as(d: &Path, banner: &store_core::Banner) {
+    for (exit, problems) in activity_problems_everywhere(d) {
+        assert!(exit.is_none() || exit == Some(1), "{exit:?} {problems:?}");
+        match problems.as_slice() {
+            [(code, message, remedy)] => {
+                assert_eq!(*code, banner.kind.to_string(), "{message}");
+                assert_eq!(*remedy, banner.remedy);
+                assert!(message.contains(&banner.message), "{message}");
+            }
+            other => panic!("one problem expected: {other:?}"),
+        }
+    }
+}
+
+fn healthy_everywhere(d: &Path) {
+    for (exit, problems) in activity_problems_everywhere(d) {
+        assert!(problems.is_empty() && exit.unwrap_or(0) == 0, "{exit:?} {problems:?}");
+    }
+}
+
+/// An owner that stays open (a library user's `ActivityWriter`, not the daemon, which exits) stopped writing
+/// on a removed `-shm`. Before, the health API and doctor said the data directory was healthy while it ran
+/// (failure records were ignored while its lock was held): the server's banner showed nothing while nothing
+/// was recorded, and the remedy (restart every process) reached nobody. Now they say what the owner said
+/// until an owner has started again on the file.
+#[test]
+fn a_shm_removed_under_an_owner_that_stays_open_is_said_by_the_banner_and_doctor_until_it_starts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    drop(splitstore::config_store::ConfigStore::open_in(d).unwrap());
+    let (w, e) = stopped_by_a_removed_shm(d, 1, || healthy_everywhere(d));
+    said_everywhere_as(d, &e.banner());
+    // Stopped, the same until someone starts again.
+    drop(w);
+    said_everywhere_as(d, &e.banner());
+    drop(ActivityWriter::open_in(d).unwrap());
+    healthy_everywhere(d);
+}
+
+/// activity.db replaced (moved away, a copy put at its path) under an owner that stays open: the health API
+/// in the owner's process said `ownership_lost`, while `doctor --json` in another process said healthy and
+/// exited 0 (it told a replaced file only by a `-wal` holding commits). Now doctor tells it from the record of
+/// the `-wal` the owner made at its open, before the owner's next write as after, and says it as the owner
+/// said it until the owner has started again.
+#[test]
+fn activity_db_replaced_under_an_owner_that_stays_open_is_said_alike_by_the_banner_and_doctor() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let db = d.join("activity.db");
+    drop(splitstore::config_store::ConfigStore::open_in(&d).unwrap());
+    drop(ActivityWriter::open_in(&d).unwrap());
+    let mut w = ActivityWriter::open_in(&d).unwrap();
+    assert!(
+        std::fs::metadata(store_core::files::with_suffix(&db, "-wal"))
+            .unwrap()
+            .len()
+            <= 32,
+        "the owner has written nothing since its open"
+    );
+    let moved = dir.path().join("moved.db");
+    std::fs::rename(&db, &moved).unwrap();
+    std::fs::copy(&moved, &db).unwrap();
+    let before_its_write = activity_problems_everywhere(&d);
+    for (exit, problems) in &before_its_write {
+        assert!(exit.is_none() || *exit == Some(1), "{exit:?} {problems:?}");
+        let codes: Vec<&str> = problems.iter().map(|(code, ..)| code.as_str()).collect();
+        assert_eq!(codes, ["ownership_lost"], "{problems:?}");
+    }
+    std::thread::sleep(store_core::open_database::CONFIRM_INTERVAL * 5);
+    let e = w
+        .start_session(&activity_store::NewSession::new("a", chrono::Utc::now()))
+        .unwrap_err();
+    assert_eq!(e.kind(), splitstore::ErrorKind::OwnershipLost, "{e}");
+    said_everywhere_as(&d, &e.banner());
+    drop(w);
+    said_everywhere_as(&d, &e.banner());
+    drop(ActivityWriter::open_in(&d).unwrap());
+    healthy_everywhere(&d);
 }
 
 #[test]

@@ -136,33 +136,10 @@ fn one_json_object(bytes: &[u8]) -> Json {
     values.into_iter().next().unwrap()
 }
 
-/// The JSON of one database in doctor's output.
-fn db_json<'a>(doctor: &'a Json, name: &str) -> &'a Json {
-    doctor["databases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["database"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {doctor}"))
-}
-
-/// The problems doctor reports for one database, as (code, message, remedy).
-fn problems(doctor: &Json, name: &str) -> Vec<(String, String, String)> {
-    db_json(doctor, name)["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let s = |k: &str| p[k].as_str().unwrap().to_string();
-            (s("code"), s("message"), s("remedy"))
-        })
-        .collect()
-}
-
 /// The one problem doctor reports about database `name` (code, message, remedy).
 #[track_caller]
 fn the_problem(doctor: &Json, name: &str) -> (String, String, String) {
-    let found = problems(doctor, name);
+    let found = doctor_problems(doctor, name);
     assert_eq!(found.len(), 1, "{found:?}");
     found.into_iter().next().unwrap()
 }
@@ -361,7 +338,7 @@ fn doctor_shows_quick_checks_findings_one_by_one() {
         "{findings}"
     );
     assert_eq!(findings.split("; ").count(), 3, "{findings}");
-    let messages = db_json(&json, "activity.db")["check"]["messages"]
+    let messages = doctor_db_json(&json, "activity.db")["check"]["messages"]
         .as_array()
         .unwrap()
         .clone();
@@ -546,7 +523,7 @@ fn doctor_on_a_healthy_data_dir_exits_0_with_a_short_table_and_one_json_object()
         .collect();
     assert_eq!(names, ["activity.db", "config.db"]);
     for name in names {
-        let db = db_json(&json, name);
+        let db = doctor_db_json(&json, name);
         assert_eq!(db["path"], utf8(&data.join(name)));
         assert_eq!(db["exists"], true);
         assert!(db["size_bytes"].as_u64().unwrap() > 0);
@@ -558,8 +535,11 @@ fn doctor_on_a_healthy_data_dir_exits_0_with_a_short_table_and_one_json_object()
         assert_eq!(db["owner"]["state"], "free");
         assert!(db["problems"].as_array().unwrap().is_empty());
     }
-    assert_eq!(db_json(&json, "activity.db")["row_counts"]["activity_events"], 3000);
-    assert_eq!(db_json(&json, "config.db")["row_counts"]["settings"], 3);
+    assert_eq!(
+        doctor_db_json(&json, "activity.db")["row_counts"]["activity_events"],
+        3000
+    );
+    assert_eq!(doctor_db_json(&json, "config.db")["row_counts"]["settings"], 3);
 }
 
 #[test]
@@ -582,7 +562,7 @@ fn doctor_names_the_running_daemon_and_checks_a_snapshot() {
         "{part}"
     );
     assert!(section(&table, &data.join("config.db")).contains("owner           free"));
-    let activity = db_json(&json, "activity.db");
+    let activity = doctor_db_json(&json, "activity.db");
     assert_eq!(activity["owner"]["state"], "held");
     assert_eq!(activity["owner"]["holder"]["pid"], daemon.pid());
     assert_eq!(activity["check"]["on_snapshot"], true);
@@ -615,8 +595,8 @@ fn doctor_reports_a_damaged_activity_db_with_the_command_that_fixes_it() {
         remedy.contains(&format!("`splitstore repair --data-dir {d}`")),
         "{remedy}"
     );
-    assert_eq!(db_json(&json, "activity.db")["check"]["ok"], false, "{message}");
-    assert!(problems(&json, "config.db").is_empty());
+    assert_eq!(doctor_db_json(&json, "activity.db")["check"]["ok"], false, "{message}");
+    assert!(doctor_problems(&json, "config.db").is_empty());
     assert!(section(&table, &db).contains("quick_check FAILED"), "{table}");
     assert!(
         table.contains(&format!(
@@ -631,7 +611,7 @@ fn doctor_reports_a_damaged_activity_db_with_the_command_that_fixes_it() {
     fs::write(&db, &bytes).unwrap();
     let (code, table, json) = doctor(&data);
     assert_eq!(code, 1, "{table}");
-    let found = problems(&json, "activity.db");
+    let found = doctor_problems(&json, "activity.db");
     assert_eq!(found[0].0, "not_a_database", "{found:?}");
     assert!(
         found[0].2.contains(&format!("`splitstore repair --data-dir {d}`")),
@@ -663,7 +643,7 @@ fn doctor_reports_a_schema_newer_than_the_build() {
         )
     );
     assert!(remedy.contains("upgrade this one"), "{remedy}");
-    assert_eq!(db_json(&json, "activity.db")["newer_than_build"], true);
+    assert_eq!(doctor_db_json(&json, "activity.db")["newer_than_build"], true);
     assert!(
         section(&table, &db).contains(&format!(
             "schema          {} (NEWER than this build's {build})",
@@ -732,7 +712,7 @@ fn doctor_reports_pending_migrations_with_the_owner_command_and_the_owner_clears
             "{message}"
         );
         assert!(remedy.contains(&format!("`{command} --data-dir {d}`")), "{remedy}");
-        assert_eq!(db_json(&json, name)["pending_migrations"], v - 1);
+        assert_eq!(doctor_db_json(&json, name)["pending_migrations"], v - 1);
         assert!(
             section(&table, &data.join(name)).contains(&format!("schema          1 ({} pending, build {v})", v - 1)),
             "{table}"
@@ -753,7 +733,7 @@ fn doctor_reports_pending_migrations_with_the_owner_command_and_the_owner_clears
     let (code, table, json) = doctor(&data);
     assert_eq!(code, 0, "{table}");
     for name in ["activity.db", "config.db"] {
-        let backup = db_json(&json, name)["newest_backup"]["path"]
+        let backup = doctor_db_json(&json, name)["newest_backup"]["path"]
             .as_str()
             .unwrap()
             .to_string();
@@ -2302,11 +2282,11 @@ fn two_data_directories_backing_up_into_one_folder_keep_and_restore_their_own_ba
     // doctor names the first directory's own newest backup, not the second's newer one, and lists the
     // second's apart.
     let (_, table, json) = doctor(&first);
-    let shown = db_json(&json, "activity.db")["newest_backup"]["path"]
+    let shown = doctor_db_json(&json, "activity.db")["newest_backup"]["path"]
         .as_str()
         .map(PathBuf::from);
     assert_eq!(shown.as_ref(), Some(&first_kept[1]), "{json}");
-    let others: Vec<PathBuf> = db_json(&json, "activity.db")["other_files_backups"]
+    let others: Vec<PathBuf> = doctor_db_json(&json, "activity.db")["other_files_backups"]
         .as_array()
         .unwrap()
         .iter()

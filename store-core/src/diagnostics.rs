@@ -123,7 +123,8 @@ pub struct DbHealth {
     pub other_files_backups: Vec<BackupFile>,
     /// Files named like backups of this database that are not (reported, never used or pruned).
     pub ignored_backups: Vec<IgnoredFile>,
-    /// The last failed open by the owner, not yet cleared by a successful one.
+    /// The last failed open by the owner, or what stopped a running owner's writes
+    /// ([`FailureRecord::while_running`]), not yet cleared by a successful open.
     pub last_failure: Option<FailureRecord>,
     /// The damage an owner met using the file while running ([`records::note_damage`]), until a restore
     /// or repair puts another file in place.
@@ -272,25 +273,39 @@ fn inspect_with(
     // Opened with a -wal of another file, SQLite would read that file's pages as this one's (and call the
     // mix damaged): nothing of the file is read until repair has moved that -wal aside.
     let orphan = records::orphan_wal(path, schema);
-    // While the owner runs, its failure record is from an earlier start that a later one superseded; one
-    // that met the -wal of another file is said below as it is now.
-    let superseded = |f: &FailureRecord| owner_running || (orphan.is_some() && f.banner.kind == ErrorKind::OrphanWal);
-    if let Some(failure) = h.last_failure.clone().filter(|f| !superseded(f)) {
-        h.problem(
-            failure.banner.kind,
+    // While the owner runs, a failed open's record is from an earlier start that a later one superseded; one
+    // that met the -wal of another file is said below as it is now. What stopped a running owner's writes is
+    // said until an owner starts again (which removes the record), the owner that met it running or not.
+    let superseded = |f: &FailureRecord| {
+        !f.while_running && (owner_running || (orphan.is_some() && f.banner.kind == ErrorKind::OrphanWal))
+    };
+    let failure = h.last_failure.clone().filter(|f| !superseded(f));
+    if let Some(failure) = &failure {
+        let message = if failure.while_running {
+            format!(
+                "{} (pid {}) stopped writing ({}): {}",
+                schema.owner,
+                failure.pid,
+                failure.at(),
+                failure.banner.message
+            )
+        } else {
             format!(
                 "the last start of {} failed ({}): {}",
                 schema.owner,
                 failure.at(),
                 failure.banner.message
-            ),
-            failure.banner.remedy,
-        );
+            )
+        };
+        h.problem(failure.banner.kind, message, failure.banner.remedy.clone());
     }
     if let Some(orphan) = orphan {
         h.size_bytes = std::fs::symlink_metadata(path).ok().map(|m| m.len());
         h.exists = h.size_bytes.is_some();
-        h.problem_from(&orphan);
+        // The file replaced under its owner, which met it already: said above as that owner said it.
+        if !failure.is_some_and(|f| f.while_running && f.banner.kind == orphan.kind()) {
+            h.problem_from(&orphan);
+        }
         return h;
     }
     // Said before the owner's next start, which says it too and forgets it.

@@ -168,6 +168,8 @@ pub struct OwnerConnection {
     counters_kept: Option<BTreeMap<String, i64>>,
     /// This connection's entry among the files owned in this process ([`replaced_under_owner_here`]).
     owned_here: Option<OwnedHere>,
+    /// What stopped this handle's writes is recorded ([`note_stopped`](Self::note_stopped)).
+    stop_noted: bool,
     lock: OwnerLock,
 }
 
@@ -352,6 +354,7 @@ impl OwnerConnection {
             confirmed: None,
             counters_kept: None,
             owned_here: None,
+            stop_noted: false,
             lock,
         })
     }
@@ -409,6 +412,29 @@ impl OwnerConnection {
         if self.confirmed.is_some_and(|at| at.elapsed() < CONFIRM_INTERVAL) {
             return Ok(());
         }
+        self.confirm_now().inspect_err(|e| self.note_stopped(e))?;
+        self.confirmed = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Records, once, an error of [`confirm`](Self::confirm) that stops this handle's writes until an owner
+    /// starts again on the file ([`records::note_stopped`]): this owner still holds the lock, so no other
+    /// process (the server's banner, doctor) tells otherwise that nothing is recorded. Not when another
+    /// owner holds the lock file now in place of this one's: that owner started on the file, and it writes.
+    fn note_stopped(&mut self, e: &Error) {
+        let stops = match e {
+            Error::OwnershipLost { holder, .. } => holder.is_none(),
+            Error::DatabaseReplaced { .. } | Error::SharedMemoryReplaced { .. } => true,
+            _ => false,
+        };
+        if stops && !self.stop_noted && self.wal_files.is_some() {
+            records::note_stopped(&self.path, e);
+            self.stop_noted = true;
+        }
+    }
+
+    /// [`confirm`](Self::confirm), whatever the time since the last.
+    fn confirm_now(&mut self) -> Result<()> {
         self.lock.confirm()?;
         match files::file_id(&self.watched) {
             Ok(id) if id == self.file => {}
@@ -427,7 +453,6 @@ impl OwnerConnection {
         if let Some((opened, now)) = self.wal_files.as_mut().and_then(WalFiles::changed) {
             self.take_back_wal_files(opened, now)?;
         }
-        self.confirmed = Some(Instant::now());
         Ok(())
     }
 

@@ -4,8 +4,10 @@
 //!   then emptied by a cut-short copy or sync) from a new install: a 0-byte file is new only when nothing
 //!   shows it existed before.
 //! - `<file>.failure.json`: the last failed open, as the error's banner (no secrets: banners never hold
-//!   settings values), so an app can show why its daemon is down while it is down. The next successful open
-//!   removes it.
+//!   settings values), so an app can show why its daemon is down while it is down. Or what stopped a running
+//!   owner's writes until an owner starts again (`ownership_lost`, `shared_memory_replaced`: [`note_stopped`]):
+//!   that owner still holds the lock, so nothing else tells another process (the server's banner, doctor) that
+//!   it records nothing. The next successful open removes it.
 //!
 //! - `<file>.damage.json`: the first damage (`corrupt`, `not_a_database`) the owner met while using the file,
 //!   as the error's banner. An open does not look at every page, so a damaged page is met by whatever first
@@ -42,7 +44,7 @@ use crate::error::{Banner, Describe, ErrorKind};
 use crate::files;
 use crate::private_dir;
 
-/// The record of a failed open, or of damage met while running.
+/// The record of a failed open, of what stopped a running owner's writes, or of damage met while running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureRecord {
     /// When, in Unix epoch milliseconds (UTC).
@@ -55,9 +57,24 @@ pub struct FailureRecord {
     /// in that path by hand (a deleted file created again, a copy moved over it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inode: Option<u64>,
+    /// Met by a running owner, not by an open: its writes stopped until an owner starts again
+    /// ([`note_stopped`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub while_running: bool,
 }
 
 impl FailureRecord {
+    /// The record of `error`, met by this process now.
+    fn now(error: &dyn Describe) -> FailureRecord {
+        FailureRecord {
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            pid: std::process::id(),
+            banner: error.banner(),
+            inode: None,
+            while_running: false,
+        }
+    }
+
     /// When, as RFC 3339 in UTC to the second.
     pub fn at(&self) -> String {
         crate::time::show_ms(self.at_ms)
@@ -135,7 +152,11 @@ pub fn note_damage(db: &Path, error: &dyn Describe) {
     if !matches!(error.kind(), ErrorKind::Corrupt | ErrorKind::NotADatabase) || damage_seen(db).is_some() {
         return;
     }
-    write_record(db, &damage_path(db), error, inode(db));
+    let record = FailureRecord {
+        inode: inode(db),
+        ..FailureRecord::now(error)
+    };
+    write_record(db, &damage_path(db), &record);
 }
 
 /// The damage met using `db` (see [`note_damage`]), while the file it was met in is at that path.
@@ -193,24 +214,30 @@ pub fn clear_failure(db: &Path, kind: ErrorKind) -> crate::Result<()> {
 
 /// Records a failed open of `db`. Best effort: the caller is already returning the error itself.
 pub fn note_failure(db: &Path, error: &dyn Describe) {
-    write_record(db, &failure_path(db), error, None);
+    write_record(db, &failure_path(db), &FailureRecord::now(error));
 }
 
-/// Writes a [`FailureRecord`] of `error` met on `db` (the file `inode`, for damage) at `path` (in its
-/// private folder), by this process now. Best effort.
-fn write_record(db: &Path, path: &Path, error: &dyn Describe, inode: Option<u64>) {
+/// Records that the running owner of `db` stopped writing on `error` (`ownership_lost`,
+/// `shared_memory_replaced`), which only an owner starting again on the file ends, in the place of the last
+/// failed open: the owner's next successful open removes it. Best effort, as [`note_failure`]. Only the
+/// process that held `db`'s owner lock when it met the error calls this.
+pub fn note_stopped(db: &Path, error: &dyn Describe) {
     let record = FailureRecord {
-        at_ms: chrono::Utc::now().timestamp_millis(),
-        pid: std::process::id(),
-        banner: error.banner(),
-        inode,
+        while_running: true,
+        ..FailureRecord::now(error)
     };
+    write_record(db, &failure_path(db), &record);
+}
+
+/// Writes `record`, about `db`, at `path` (in its private folder). Best effort.
+fn write_record(db: &Path, path: &Path, record: &FailureRecord) {
     if private_dir::ensure(files::parent_dir(db)).is_ok() {
-        let _ = files::write_json_atomically(path, &record, "write the failure record");
+        let _ = files::write_json_atomically(path, record, "write the failure record");
     }
 }
 
-/// The last failed open of `db` not yet cleared by a successful one.
+/// The last failed open of `db` (or what stopped its running owner's writes: [`note_stopped`]) not yet
+/// cleared by a successful open.
 pub fn last_failure(db: &Path) -> Option<FailureRecord> {
     let text = std::fs::read_to_string(failure_path(db)).ok()?;
     serde_json::from_str(&text).ok()
@@ -358,7 +385,8 @@ pub(crate) const WAL_HEADER_BYTES: u64 = 32;
 /// which no record names, and is not taken for it; a file copied over the old one in place (`cp`, the same
 /// file) is not told. A file replaced or removed under an owner of this process that still runs is
 /// [`Error::DatabaseReplaced`](crate::Error::DatabaseReplaced) instead, as that owner says it: the `-wal` is
-/// the running owner's. So is one replaced under an owner of another process (it holds the lock).
+/// the running owner's. So is one replaced under an owner of another process (it holds the lock), told by the
+/// record of its `-wal` even while that `-wal` holds no commit.
 pub fn orphan_wal(db: &Path, schema: &'static crate::Schema) -> Option<crate::Error> {
     if let Some(replaced) = crate::open_database::replaced_under_owner_here(db, schema) {
         return Some(replaced);
@@ -366,19 +394,20 @@ pub fn orphan_wal(db: &Path, schema: &'static crate::Schema) -> Option<crate::Er
     let wal = std::fs::symlink_metadata(files::with_suffix(db, "-wal"))
         .ok()
         .filter(|m| m.is_file())?;
-    if wal.len() <= WAL_HEADER_BYTES {
+    let removed = matches!(std::fs::symlink_metadata(db), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    let recorded = wal_pair(&wal_pair_path(db, &files::FileStamp::of(&wal)));
+    // Without a record, only a removed file tells that the `-wal` is not the one of the file at the path.
+    let elsewhere = recorded.map_or(removed, |pair| files::FileStamp::at(db).ok() != Some(pair.db));
+    let holds_commits = wal.len() > WAL_HEADER_BYTES;
+    // A `-wal` holding no commit yet is told only by its record: the one its owner made at its open.
+    if !elsewhere || !(holds_commits || recorded.is_some()) {
         return None;
     }
-    let removed = matches!(std::fs::symlink_metadata(db), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
-    if !removed {
-        let pair = wal_pair(&wal_pair_path(db, &files::FileStamp::of(&wal)))?;
-        if files::FileStamp::at(db).ok() == Some(pair.db) {
-            return None;
-        }
-    }
     // An owner of another process holds the file's lock: the `-wal` is that running owner's, and the file it
-    // has open was replaced or removed under it. Not when this process holds the lock: an owner at its open,
-    // or a repair or restore holding every lock, has no file open, and the `-wal` is a crash's.
+    // has open was replaced or removed under it (said whether or not it wrote since its open: the server's
+    // banner and doctor say what the owner's own process says). Not when this process holds the lock: an
+    // owner at its open, or a repair or restore holding every lock, has no file open, and the `-wal` is a
+    // crash's.
     if let Ok(crate::LockState::Held { holder }) = crate::OwnerLock::probe(db)
         && !holder.as_ref().is_some_and(crate::LockHolder::is_this_process)
     {
@@ -387,6 +416,10 @@ pub fn orphan_wal(db: &Path, schema: &'static crate::Schema) -> Option<crate::Er
             schema,
             holder,
         });
+    }
+    // Nothing of another file to keep from this one.
+    if !holds_commits {
+        return None;
     }
     Some(crate::Error::OrphanWal {
         path: db.to_path_buf(),

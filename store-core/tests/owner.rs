@@ -403,6 +403,8 @@ fn an_owner_whose_lock_file_was_replaced_writes_nothing_more_and_says_who_holds_
             since = err.locked_by().unwrap().since.as_deref().unwrap(),
         )
     );
+    // The second owner started on the file and writes: nothing for doctor or a banner to say.
+    assert_eq!(store_core::records::last_failure(&db), None);
     insert_item(&mut second, "by the second owner").unwrap();
     drop(second);
     let err = insert_item(&mut first, "once the second owner is gone").unwrap_err();
@@ -411,10 +413,16 @@ fn an_owner_whose_lock_file_was_replaced_writes_nothing_more_and_says_who_holds_
         err.to_string().contains("(no process holds the file now in its place)"),
         "{err}"
     );
+    // Now no owner writes the file: recorded for other processes, as the first owner said it, until an owner
+    // starts again.
+    let record = store_core::records::last_failure(&db).expect("what stopped the owner is recorded");
+    assert!(record.while_running);
+    assert_eq!(record.banner, err.banner());
 
     assert_eq!(item_names(&db), ["before", "by the second owner"]);
     drop(first);
     OwnerConnection::open(&db, &ITEMS).expect("a new open takes the lock file in place");
+    assert_eq!(store_core::records::last_failure(&db), None, "an owner started again");
 }
 
 #[test]

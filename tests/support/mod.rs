@@ -17,6 +17,29 @@ pub use store_core::testing::{
     wait_for_file, wait_output_within, wait_until, wait_within,
 };
 
+/// The JSON of one database in doctor's output (`doctor --json`).
+pub fn doctor_db_json<'a>(doctor: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doctor["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["database"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {doctor}"))
+}
+
+/// The problems doctor reports for one database, as (code, message, remedy).
+pub fn doctor_problems(doctor: &serde_json::Value, name: &str) -> Vec<(String, String, String)> {
+    doctor_db_json(doctor, name)["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap().to_string();
+            (s("code"), s("message"), s("remedy"))
+        })
+        .collect()
+}
+
 /// A marker file beside `path`: `activity.db` -> `activity.db.<tag>`.
 pub fn marker(path: &Path, tag: &str) -> PathBuf {
     store_core::files::with_suffix(path, &format!(".{tag}"))
