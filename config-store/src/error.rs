@@ -57,7 +57,8 @@ pub enum Error {
         expected: &'static str,
         found: &'static str,
     },
-    /// A value could not be encoded as JSON to be stored. Carries the type, never the value.
+    /// A value could not be encoded as JSON to be stored (a map with keys that are not strings, a NaN or an
+    /// infinity). Carries the type, never the value.
     SettingEncode {
         path: PathBuf,
         key: String,
@@ -156,8 +157,8 @@ impl Error {
             Error::SettingType { .. } => "read it as the type it was written with (or as serde_json::Value to \
                  inspect it in code), or overwrite it; the stored value is unchanged"
                 .into(),
-            Error::SettingEncode { .. } => "store a value whose Serialize produces JSON (maps need string keys); \
-                 nothing was written"
+            Error::SettingEncode { .. } => "store a value whose Serialize produces JSON (maps need string keys, \
+                 numbers must be finite: JSON has no NaN or infinity); nothing was written"
                 .into(),
         }
     }

@@ -178,7 +178,9 @@ impl ConfigStore {
         self.write(|tx, path| calendar::replace_events(tx, path, subscription_id, events, synced_at))
     }
 
-    /// Stores `value` as JSON under `key`. A key already marked secret stays secret.
+    /// Stores `value` as JSON under `key`. A key already marked secret stays secret. A value JSON cannot
+    /// hold (a NaN or an infinity anywhere in it, a map whose keys are not strings) is refused with
+    /// `SettingEncode` (kind `unencodable`, naming the key, never the value); nothing is written.
     pub fn set_setting<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
         self.write(|tx, path| settings::set(tx, path, key, value, false, Utc::now()))
     }

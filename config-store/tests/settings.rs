@@ -192,6 +192,73 @@ fn a_value_of_another_type_is_a_typed_error_naming_the_kinds() {
     assert_eq!(store.reader().setting_info("map").unwrap(), None);
 }
 
+/// Before, serde_json wrote a NaN or an infinity as `null` and `set_setting` succeeded: the setting then no
+/// longer read back as the type it was written with (`wrong_type`), and the value held before was gone.
+#[test]
+fn a_nan_or_an_infinity_is_refused_as_unencodable_before_anything_is_written() {
+    #[derive(Serialize)]
+    struct Limits {
+        ratio: f64,
+        steps: Vec<f32>,
+    }
+    let (_dir, path, mut store) = store();
+    store.set_setting("ratio", &0.5_f64).unwrap();
+    let before = store.reader().setting_info("ratio").unwrap();
+    let refused: Vec<(&str, Error)> = vec![
+        ("ratio", store.set_setting("ratio", &f64::NAN).unwrap_err()),
+        ("ratio", store.set_secret_setting("ratio", &f64::INFINITY).unwrap_err()),
+        ("new", store.set_setting("new", &f32::NEG_INFINITY).unwrap_err()),
+        ("new", store.set_setting("new", &Some(f64::NAN)).unwrap_err()),
+        ("new", store.set_setting("new", &[1.0, f64::NAN]).unwrap_err()),
+        (
+            "new",
+            store
+                .set_setting("new", &HashMap::from([("a", f64::INFINITY)]))
+                .unwrap_err(),
+        ),
+        (
+            "new",
+            store
+                .set_setting(
+                    "new",
+                    &Limits {
+                        ratio: 1.0,
+                        steps: vec![0.5, f32::NAN],
+                    },
+                )
+                .unwrap_err(),
+        ),
+    ];
+    for (key, err) in &refused {
+        assert!(
+            matches!(err, Error::SettingEncode { key: k, .. } if k == key),
+            "{err:?}"
+        );
+        assert_eq!(err.kind(), config_store::ErrorKind::Unencodable);
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("{}: the value for setting {key:?}", path.display())),
+            "{text}"
+        );
+        assert!(
+            text.contains("JSON has no NaN or infinity); nothing was written"),
+            "{text}"
+        );
+    }
+    // Nothing was written: the old value and its mark are as they were, no new key exists.
+    assert_eq!(store.reader().setting::<f64>("ratio").unwrap(), Some(0.5));
+    assert_eq!(store.reader().setting_info("ratio").unwrap(), before);
+    assert_eq!(store.reader().setting_info("new").unwrap(), None);
+    // Finite extremes are still stored and read back.
+    store.set_setting("max", &f64::MAX).unwrap();
+    store.set_setting("tiny", &[f32::MIN_POSITIVE, -0.0]).unwrap();
+    assert_eq!(store.reader().setting::<f64>("max").unwrap(), Some(f64::MAX));
+    assert_eq!(
+        store.reader().setting::<[f32; 2]>("tiny").unwrap(),
+        Some([f32::MIN_POSITIVE, -0.0])
+    );
+}
+
 /// The secrecy test: a known secret never appears in any Debug, Display or serialisation this crate offers
 /// for settings, including errors about the secret value itself.
 #[test]

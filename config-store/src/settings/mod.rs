@@ -9,12 +9,16 @@
 //! plain `set` on a secret key keeps the mark (secrecy is only ever lowered by deleting the key).
 //!
 //! # Encoding
-//! Values are written as JSON (`serde_json`). Reading decodes the stored text as JSON into the requested
+//! Values are written as JSON (`serde_json`). A value JSON cannot hold is refused with
+//! [`Error::SettingEncode`] before anything is written: a map whose keys are not strings, or a NaN or an
+//! infinity anywhere in it (serde_json would write those as `null`, which no longer reads back as the type
+//! written). Reading decodes the stored text as JSON into the requested
 //! type. Legacy files hold plain text that is not JSON (`dark`): such a value reads as a JSON string, so
 //! `setting::<String>("theme")` returns `dark`; legacy text that happens to parse as a JSON number or
 //! boolean (`42`, `true`) also reads as a `String` when one is asked for. A key whose value is SQL `NULL`
 //! reads as absent (`None`).
 
+mod finite;
 pub(crate) mod queries;
 pub(crate) mod repo;
 
@@ -89,12 +93,17 @@ pub(crate) fn set<T: Serialize + ?Sized>(
     now: DateTime<Utc>,
 ) -> Result<()> {
     checked_key(path, key)?;
-    // serde_json's message could quote part of the value: keep only the type.
-    let json = serde_json::to_string(value).map_err(|_| Error::SettingEncode {
+    let unencodable = || Error::SettingEncode {
         path: path.to_path_buf(),
         key: key.to_string(),
         type_name: std::any::type_name::<T>(),
-    })?;
+    };
+    // serde_json would write a NaN or an infinity as `null`, which no longer reads back as the type written.
+    if finite::holds_non_finite(value) {
+        return Err(unencodable());
+    }
+    // serde_json's message could quote part of the value: keep only the type.
+    let json = serde_json::to_string(value).map_err(|_| unencodable())?;
     repo::upsert(conn, key, &json, store_core::time::to_ms(now), secret).map_err(|e| store(path, e))
 }
 
