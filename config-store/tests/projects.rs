@@ -392,6 +392,172 @@ fn what_is_not_a_host_name_or_is_empty_is_refused() {
     assert_eq!(store.reader().projects().unwrap().len(), 1);
 }
 
+/// Before, a domain holding NUL or another control character, an empty label (`a..b`) or megabytes was stored
+/// (and `project_for_domain("\0")` then found its project), and a project could be named `"\0"`.
+#[test]
+fn control_characters_empty_labels_and_names_longer_than_dns_allows_are_refused() {
+    let (_dir, path, mut store) = store();
+    let p = store.create_project(&NewProject::named("P")).unwrap();
+    let huge = "x".repeat(2_000_000);
+    let dotted = format!("{}.com", "a.".repeat(300));
+    let label = format!("{}.com", "l".repeat(64));
+    let refused: [(&str, String); 7] = [
+        (
+            "\0",
+            "\"\\0\" is not a host name: it holds the control character U+0000; write it like example.com, with \
+             no control characters"
+                .into(),
+        ),
+        (
+            "a\0b.com",
+            "\"a\\0b.com\" is not a host name: it holds the control character U+0000; write it like example.com, \
+             with no control characters"
+                .into(),
+        ),
+        (
+            "a\u{1b}.com",
+            "\"a\\u{1b}.com\" is not a host name: it holds the control character U+001B; write it like \
+             example.com, with no control characters"
+                .into(),
+        ),
+        (
+            "a..b",
+            "\"a..b\" is not a host name: it has an empty label (two dots in a row); write it like example.com, \
+             each dot-separated label 1 to 63 characters"
+                .into(),
+        ),
+        (
+            &huge,
+            format!(
+                "{:?}... (2000000 characters) is not a host name: it has 2000000 characters, and a host name has \
+                 at most 253 (each dot-separated label 1 to 63)",
+                "x".repeat(80)
+            ),
+        ),
+        (
+            &dotted,
+            format!(
+                "{:?}... (604 characters) is not a host name: it has 604 characters, and a host name has at most 253 \
+                 (each dot-separated label 1 to 63)",
+                "a.".repeat(40)
+            ),
+        ),
+        (
+            &label,
+            format!(
+                "{label:?} is not a host name: it has a label of 64 characters, and each dot-separated label has 1 \
+                 to 63 (253 in all)"
+            ),
+        ),
+    ];
+    for (domain, problem) in &refused {
+        let expected = format!(
+            "{}: the domain {problem}. What to do: correct the domain and retry; nothing was written",
+            path.display()
+        );
+        let errors = [
+            store.add_domain(p.id, domain).unwrap_err(),
+            store
+                .create_project(&project("Q", &["ok.com", domain], &[]))
+                .unwrap_err(),
+            store
+                .update_project(
+                    p.id,
+                    &ProjectUpdate {
+                        domains: Some(vec![domain.to_string()]),
+                        ..Default::default()
+                    },
+                )
+                .unwrap_err(),
+        ];
+        for err in errors {
+            assert!(matches!(err, Error::InvalidInput { field: "domain", .. }), "{err:?}");
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert_eq!(err.to_string(), expected);
+        }
+    }
+    // DNS's limits themselves are allowed.
+    let longest = format!("{}.{}", vec!["a".repeat(63); 3].join("."), "b".repeat(61));
+    assert_eq!(store.add_domain(p.id, &longest).unwrap(), longest);
+
+    for name in ["\0", "a\0b", "tab\tinside", "line\nbreak", "del\u{7f}"] {
+        let err = store.create_project(&NewProject::named(name)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidInput {
+                    field: "project name",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains(": the project name holds the control character U+00",),
+            "{err}"
+        );
+        assert!(
+            err.to_string().ends_with(
+                "a project name is one line of text, with no control characters (NUL, tab, newline...). \
+                            What to do: correct the project name and retry; nothing was written"
+            ),
+            "{err}"
+        );
+        let err = store
+            .update_project(
+                p.id,
+                &ProjectUpdate {
+                    name: Some(name.into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidInput {
+                    field: "project name",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    assert!(matches!(
+        store.create_project(&NewProject::named(" \t\n ")).unwrap_err(),
+        Error::InvalidInput {
+            field: "project name",
+            ..
+        }
+    ));
+    // Surrounding whitespace is still trimmed away, and any other text is a name.
+    assert_eq!(
+        store.create_project(&NewProject::named("\tName\n")).unwrap().name,
+        "Name"
+    );
+    assert_eq!(
+        store.create_project(&NewProject::named("例え 🚀")).unwrap().name,
+        "例え 🚀"
+    );
+
+    // Nothing refused was written; the project keeps its name and the one domain added.
+    let projects = store.reader().projects().unwrap();
+    assert_eq!(projects.len(), 3, "{projects:?}");
+    assert_eq!(projects[0].name, "P");
+    assert_eq!(projects[0].domains, [longest.as_str()]);
+    // A host that is no host name belongs to no project (and costs no lookup of every parent).
+    let reader = store.reader();
+    for host in ["\0", "a\0b.com", huge.as_str(), dotted.as_str()] {
+        assert_eq!(
+            reader.project_for_domain(host).unwrap(),
+            None,
+            "{:?}",
+            &host[..host.len().min(12)]
+        );
+    }
+}
+
 #[test]
 fn domains_and_keywords_are_removed_by_any_spelling_of_them() {
     let (_dir, path, mut store) = store();

@@ -280,6 +280,49 @@ fn legacy_values_the_stores_cannot_read_are_rejected_with_their_reason_and_the_r
     assert!(totals.iter().all(|t| t.seconds >= 0), "{totals:?}");
 }
 
+/// config-store refuses new domains with a control character, an empty label or more than DNS allows, and
+/// project names with a control character; legacy rows holding them are not the split's to judge: they are
+/// copied as written (as `GitHub.com` or a URL is), none rejected, and the server shows them and removes
+/// them by their stored spelling. A host with a control character belongs to no project.
+#[test]
+fn legacy_domains_and_names_a_new_write_would_refuse_are_copied_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
+    let conn = rusqlite::Connection::open(&legacy).unwrap();
+    conn.execute_batch(&format!(
+        "INSERT INTO projects (id, name) VALUES (9001, char(0)), (9002, 'two' || char(10) || 'lines');
+         INSERT INTO project_domains (id, project_id, domain) VALUES
+             (9101, 9001, 'a' || char(0) || 'b.com'), (9102, 9001, 'a..b'), (9103, 9002, '{}.com'),
+             (9104, 9002, 'Legacy.COM');",
+        "x".repeat(300)
+    ))
+    .unwrap();
+    drop(conn);
+    let data = dir.path().join("data");
+    split(&legacy, &data, &Options::default()).unwrap();
+
+    let rejects = rejects(&data.join("split-rejects.jsonl"));
+    for (table, id) in [("projects", 9001), ("projects", 9002)]
+        .into_iter()
+        .chain((9101..=9104).map(|id| ("project_domains", id)))
+    {
+        assert!(!rejects.contains_key(&(table.to_string(), id)), "{table} {id}");
+    }
+    let long = format!("{}.com", "x".repeat(300));
+    let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+    let first = store.reader().project(9001).unwrap().unwrap();
+    assert_eq!(first.name, "\0");
+    assert_eq!(first.domains, ["a\0b.com", "a..b"]);
+    let second = store.reader().project(9002).unwrap().unwrap();
+    assert_eq!(second.name, "two\nlines");
+    assert_eq!(second.domains, [long.as_str(), "Legacy.COM"]);
+    assert_eq!(store.reader().project_for_domain("a\0b.com").unwrap(), None);
+    assert_eq!(store.reader().project_for_domain("www.legacy.com").unwrap(), Some(9002));
+    assert!(store.remove_domain(9001, "a\0b.com").unwrap());
+    assert!(store.remove_domain(9002, &long).unwrap());
+    assert_eq!(store.reader().project(9001).unwrap().unwrap().domains, ["a..b"]);
+}
+
 /// Each output has its lineage from the split, as its owner's first open would give it: a backup taken
 /// before that open is told as the file's own, never taken by rotation for another file's at that path.
 #[test]

@@ -5,7 +5,10 @@
 //! A domain is stored normalized ([`normalize_domain`]): trimmed, lower-cased, without a leading `*.` or
 //! leading/trailing dots. So `GitHub.com`, `github.com.` and `*.github.com` are the same domain, and a
 //! project cannot list it twice (`UNIQUE (project_id, domain)`). Anything that is not a host name (a URL, a
-//! path, spaces) is refused with [`Error::InvalidInput`] instead of being stored where nothing would match it.
+//! path, spaces, a control character such as NUL, an empty label as in `a..b`, more than DNS allows: 253
+//! characters in all, 63 in a label) is refused with [`Error::InvalidInput`] instead of being stored where
+//! nothing would match it. Legacy rows that migrate-split copied are kept exactly as written, whatever they
+//! hold.
 //!
 //! # Which project owns a host ([`ConfigReader::project_for_domain`](crate::ConfigReader::project_for_domain))
 //! - A listed domain matches itself and every subdomain: `example.com` matches `www.example.com` and
@@ -15,6 +18,8 @@
 //! - Archived projects never match (new activity is not attributed to an archived project).
 //! - Several non-archived projects may list the same domain (the legacy data does); the lowest id wins,
 //!   which is stable: ids are never reused.
+//! - A host holding a control character, or longer than 253 characters, is no host name and belongs to no
+//!   project (nothing is looked up).
 //!
 //! # Keywords
 //! Stored trimmed, case kept; a project cannot list the same keyword twice.
@@ -34,7 +39,7 @@ use crate::error::{Broken, Error, Result, broken_rule, store};
 /// A project to create, with its domains and calendar keywords (all in one transaction).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewProject {
-    /// Trimmed; must not be empty.
+    /// Trimmed; must not be empty nor hold a control character (NUL, a newline or tab inside...).
     pub name: String,
     #[serde(default)]
     pub color: Option<String>,
@@ -132,17 +137,68 @@ pub struct ProjectUpdate {
     pub keywords: Option<Vec<String>>,
 }
 
-/// The stored form of a domain: trimmed, lower-cased, without a leading `*.` and without leading or
-/// trailing dots. `None` if nothing is left or it is not a host name (whitespace inside, or any of
-/// `/ ? # @`, as in a URL). Writers of config.db (migrate-split too) store domains in this form.
-pub fn normalize_domain(input: &str) -> Option<String> {
+/// The most characters a domain has, dots included (DNS: 253 in the dotted form of a name).
+const MAX_DOMAIN_CHARS: usize = 253;
+/// The most characters a dot-separated label of a domain has (DNS).
+const MAX_LABEL_CHARS: usize = 63;
+
+/// Why an input is not a domain that can be stored.
+enum NotADomain {
+    /// Nothing is left, or whitespace or one of `/ ? # @` (a URL, a path, an address).
+    NotAHost,
+    /// A control character (NUL, DEL, U+0080..U+009F...) other than whitespace.
+    Control(char),
+    /// More characters than DNS allows in a name.
+    TooLong(usize),
+    /// Two dots in a row.
+    EmptyLabel,
+    /// A label with more characters than DNS allows.
+    LabelTooLong(usize),
+}
+
+fn normalized(input: &str) -> std::result::Result<String, NotADomain> {
     let lower = input.trim().to_lowercase();
     let host = lower.strip_prefix("*.").unwrap_or(&lower).trim_matches('.');
     let unusable = |c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '@');
     if host.is_empty() || host.contains(unusable) {
-        return None;
+        return Err(NotADomain::NotAHost);
     }
-    Some(host.to_string())
+    if let Some(c) = host.chars().find(|c| c.is_control()) {
+        return Err(NotADomain::Control(c));
+    }
+    let chars = host.chars().count();
+    if chars > MAX_DOMAIN_CHARS {
+        return Err(NotADomain::TooLong(chars));
+    }
+    for label in host.split('.') {
+        match label.chars().count() {
+            0 => return Err(NotADomain::EmptyLabel),
+            n if n > MAX_LABEL_CHARS => return Err(NotADomain::LabelTooLong(n)),
+            _ => {}
+        }
+    }
+    Ok(host.to_string())
+}
+
+/// The stored form of a domain: trimmed, lower-cased, without a leading `*.` and without leading or
+/// trailing dots. `None` if nothing is left or it is not a host name: whitespace inside, any of `/ ? # @`
+/// (as in a URL), a control character (NUL...), an empty label (`a..b`), more than 253 characters in all or
+/// more than 63 in a label (DNS's limits, counted in characters: a name that is not ASCII is not converted to
+/// its `xn--` form first). Writers of config.db store new domains in this form; migrate-split keeps legacy
+/// rows exactly as written.
+pub fn normalize_domain(input: &str) -> Option<String> {
+    normalized(input).ok()
+}
+
+/// `input` quoted for a message, cut short if it is long (a domain field may hold anything).
+fn quoted(input: &str) -> String {
+    const SHOWN: usize = 80;
+    let chars = input.chars().count();
+    if chars <= SHOWN {
+        return format!("{input:?}");
+    }
+    let start: String = input.chars().take(SHOWN).collect();
+    format!("{start:?}... ({chars} characters)")
 }
 
 /// What [`ConfigReader::project_for_domain`](crate::ConfigReader::project_for_domain) looks up for `host`,
@@ -150,7 +206,8 @@ pub fn normalize_domain(input: &str) -> Option<String> {
 pub(crate) fn lookup_candidates(host: &str) -> Vec<String> {
     let host = host.trim().to_lowercase();
     let host = host.trim_matches('.');
-    if host.is_empty() {
+    // No stored domain is such a host: nothing to look up (and no quadratic list of parents of a huge one).
+    if host.is_empty() || host.chars().count() > MAX_DOMAIN_CHARS || host.contains(char::is_control) {
         return Vec::new();
     }
     let mut out = vec![host.to_string()];
@@ -164,13 +221,36 @@ pub(crate) fn lookup_candidates(host: &str) -> Vec<String> {
 }
 
 fn checked_domain(path: &Path, input: &str) -> Result<String> {
-    normalize_domain(input).ok_or_else(|| Error::InvalidInput {
-        path: path.to_path_buf(),
-        field: "domain",
-        problem: format!(
-            "{input:?} is not a host name: write it like example.com (no scheme, path, spaces or '@'); it also \
-             matches every subdomain"
-        ),
+    normalized(input).map_err(|why| {
+        let input = quoted(input);
+        let problem = match why {
+            NotADomain::NotAHost => format!(
+                "{input} is not a host name: write it like example.com (no scheme, path, spaces or '@'); it also \
+                 matches every subdomain"
+            ),
+            NotADomain::Control(c) => format!(
+                "{input} is not a host name: it holds the control character U+{:04X}; write it like example.com, \
+                 with no control characters",
+                u32::from(c)
+            ),
+            NotADomain::TooLong(n) => format!(
+                "{input} is not a host name: it has {n} characters, and a host name has at most \
+                 {MAX_DOMAIN_CHARS} (each dot-separated label 1 to {MAX_LABEL_CHARS})"
+            ),
+            NotADomain::EmptyLabel => format!(
+                "{input} is not a host name: it has an empty label (two dots in a row); write it like \
+                 example.com, each dot-separated label 1 to {MAX_LABEL_CHARS} characters"
+            ),
+            NotADomain::LabelTooLong(n) => format!(
+                "{input} is not a host name: it has a label of {n} characters, and each dot-separated label has \
+                 1 to {MAX_LABEL_CHARS} ({MAX_DOMAIN_CHARS} in all)"
+            ),
+        };
+        Error::InvalidInput {
+            path: path.to_path_buf(),
+            field: "domain",
+            problem,
+        }
     })
 }
 
@@ -188,14 +268,22 @@ fn checked_keyword(path: &Path, input: &str) -> Result<String> {
 
 fn checked_name(path: &Path, input: &str) -> Result<String> {
     let name = input.trim();
-    if name.is_empty() {
-        return Err(Error::InvalidInput {
-            path: path.to_path_buf(),
-            field: "project name",
-            problem: "is empty".into(),
-        });
-    }
-    Ok(name.to_string())
+    let problem = if name.is_empty() {
+        "is empty".to_string()
+    } else if let Some(c) = name.chars().find(|c| c.is_control()) {
+        format!(
+            "holds the control character U+{:04X}: a project name is one line of text, with no control characters \
+             (NUL, tab, newline...)",
+            u32::from(c)
+        )
+    } else {
+        return Ok(name.to_string());
+    };
+    Err(Error::InvalidInput {
+        path: path.to_path_buf(),
+        field: "project name",
+        problem,
+    })
 }
 
 /// Normalizes a list of domains and refuses one listed twice, before anything is written.
@@ -396,9 +484,27 @@ mod tests {
             "a b.com",
             "user@host",
             "x.com?q",
+            "\0",
+            "a\0b.com",
+            "a\u{7f}.com",
+            "a\u{85}b.com",
+            "a..b",
+            "*.a..b.",
+            &"x".repeat(64),
+            &format!("{}.com", "x".repeat(64)),
+            &vec!["a".repeat(63); 4].join("."),
         ] {
             assert_eq!(normalize_domain(bad), None, "{bad:?}");
         }
+        // DNS's limits themselves are allowed: 63 in a label, 253 in all.
+        let longest = format!("{}.{}", vec!["a".repeat(63); 3].join("."), "b".repeat(61));
+        assert_eq!(longest.len(), 253);
+        assert_eq!(normalize_domain(&longest).as_deref(), Some(longest.as_str()));
+        assert_eq!(
+            normalize_domain(&format!("{longest}.")).as_deref(),
+            Some(longest.as_str())
+        );
+        assert_eq!(normalize_domain(&format!("{longest}x")), None);
     }
 
     #[test]
@@ -410,5 +516,8 @@ mod tests {
         assert_eq!(lookup_candidates("localhost"), ["localhost"]);
         assert!(lookup_candidates(" . ").is_empty());
         assert_eq!(lookup_candidates("a..b"), ["a..b", "b"]);
+        for no_host in ["\0", "a\0b.com", &format!("{}.com", "a.".repeat(200))] {
+            assert!(lookup_candidates(no_host).is_empty(), "{no_host:?}");
+        }
     }
 }
