@@ -472,8 +472,8 @@ fn count_dangling(
     outcome
 }
 
-/// Switches a loaded output to WAL (what its owner expects), closes it, and checks the closed file: WAL in
-/// its header, no `-wal` left (the last connection checkpoints and removes it). An encrypted output's
+/// Switches a loaded output to WAL (what its owner expects), checkpoints it, closes it, and checks the closed
+/// file: WAL in its header, no `-wal` left (the last connection checkpoints and removes it). An encrypted output's
 /// header is ciphertext: its journal mode is read back through a new connection keyed with `key`. Then the
 /// fsync of the closed file (it was loaded unsynced, see [`LoadPosture`]; most of it reached the disk
 /// already, see [`Writeback`]), before anything renames it into place.
@@ -492,6 +492,11 @@ fn close_in_wal(out: Output, key: Option<&store_core::Key>) -> Result<()> {
             got: mode,
         }));
     }
+    // The owner connection's close runs this TRUNCATE checkpoint and drops its error (a close cannot fail),
+    // and SQLite's close then leaves the -wal and -shm behind. Run here, its error is seen: on a disk with
+    // no room for the -shm (the index of the -wal, 32 KiB), the write that failed, with the free-space
+    // remedy, instead of a -wal "left after closing" said as a failed verification.
+    store_core::checkpoint::checkpoint(out.conn.conn(), store_core::checkpoint::CheckpointMode::Truncate).at(&path)?;
     let Output { conn, writeback, .. } = out;
     drop(conn);
     let marked_wal = match key {
@@ -582,5 +587,79 @@ impl Drop for Writeback {
         if let Some(syncing) = self.syncing.take() {
             let _ = syncing.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Set (to a directory) in the child process of the test below.
+    const CLOSE_CHILD: &str = "MIGRATE_SPLIT_TEST_CLOSE_IN_WAL_CHILD";
+
+    /// Child role (does nothing unless [`CLOSE_CHILD`] is set): a loaded config.db output in the directory
+    /// given, closed with no file allowed to grow past 16 KiB (`RLIMIT_FSIZE`, `SIGXFSZ` ignored, as
+    /// tests/drill_disk_full.rs limits its children): the database and the WAL switch's journal (4.5 KiB)
+    /// are written below that, the -shm (32 KiB) cannot be, as on a disk with that much room left. Prints
+    /// the outcome.
+    #[test]
+    fn close_in_wal_child() {
+        let Some(dir) = std::env::var_os(CLOSE_CHILD) else {
+            return;
+        };
+        let path = Path::new(&dir).join("config.db");
+        let out = open_output(&path, &config_store::SCHEMA, CONFIG_LOAD, None).unwrap();
+        out.conn
+            .conn()
+            .execute("INSERT INTO projects (id, name) VALUES (1, 'p')", [])
+            .unwrap();
+        // SAFETY: plain libc calls on this process, the child of the test below, which runs only this test.
+        unsafe {
+            assert_ne!(libc::signal(libc::SIGXFSZ, libc::SIG_IGN), libc::SIG_ERR);
+            let limit = libc::rlimit {
+                rlim_cur: 16 * 1024,
+                rlim_max: 16 * 1024,
+            };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+        }
+        match close_in_wal(out, None) {
+            Ok(()) => println!("\noutcome: closed"),
+            Err(e) => println!("\noutcome: {:?}: {e}", e.kind()),
+        }
+    }
+
+    /// Before, an output closed on a disk with no room for its -shm failed as "verification of ... failed: a
+    /// -wal or -journal file remained after closing ... if it repeats, report it": the owner connection's
+    /// close ran the checkpoint that failed and dropped its error. Now it is the failed write with its
+    /// remedy, as every other full disk of the split is.
+    #[test]
+    fn an_output_closed_with_no_room_for_its_wal_index_is_a_failed_write_with_the_free_space_remedy() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "convert::tests::close_in_wal_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CLOSE_CHILD, dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        let outcome = stdout
+            .lines()
+            .find_map(|l| l.split_once("outcome: ").map(|(_, o)| o))
+            .unwrap_or_else(|| panic!("no outcome: {out:?}"));
+        let path = dir.path().join("config.db");
+        let expected = format!(
+            "WriteFailed: {}: the operating system refused a write (disk I/O error (extended code {})). What to do: \
+             check free space, quotas and file-size limits (ulimit -f) for {}",
+            path.display(),
+            rusqlite::ffi::SQLITE_IOERR_SHMSIZE,
+            dir.path().display()
+        );
+        assert!(outcome.starts_with(&expected), "{outcome}");
+        assert!(!outcome.contains("remained after closing"), "{outcome}");
     }
 }
