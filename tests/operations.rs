@@ -1808,6 +1808,57 @@ fn a_report_tells_projects_a_restore_left_out_from_deleted_ones() {
     assert!(store.create_project(&NewProject::named("new")).unwrap().id > last);
 }
 
+/// A second restore of config.db from a backup older than the projects a first restore left out (the same
+/// backup again, or an older one) keeps saying they were left out by a restore. The record said so only in the
+/// file the second restore replaced (kept aside): the projects, never deleted, then read as deleted. One the
+/// user did delete after the backup is still said deleted, and no id is handed out twice.
+#[test]
+fn a_second_config_restore_keeps_what_the_first_left_out() {
+    use config_store::projects::NewProject;
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let d = utf8(&data);
+    let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+    let kept = store.create_project(&NewProject::named("kept")).unwrap().id;
+    drop(store);
+    let out = run_splitstore(["backup", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    let config_backup = backup_paths(&out)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("/config-"))
+        .unwrap();
+    let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+    let after = store.create_project(&NewProject::named("after the backup")).unwrap().id;
+    let deleted_after = store.create_project(&NewProject::named("deleted after it")).unwrap().id;
+    assert!(store.delete_project(deleted_after).unwrap());
+    drop(store);
+    let ids = format!("{kept},{after},{deleted_after}");
+    let daemon = run_splitstore(["daemon", "--events", "300", "--project-ids", &ids, "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+
+    for restore in ["first", "second", "third"] {
+        let out = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&config_backup)]);
+        let (_, stderr) = texts(&out);
+        assert!(out.status.success(), "{restore} restore: {stderr}");
+        let (name, status, line) = reported_project(&data, after);
+        assert_eq!(
+            (name, status.as_str()),
+            (None, "left_out_by_restore"),
+            "after the {restore} restore"
+        );
+        assert!(line.contains("(left out by a config restore)"), "{line}");
+        assert_eq!(
+            reported_project(&data, deleted_after).1,
+            "deleted",
+            "after the {restore} restore"
+        );
+        assert_eq!(reported_project(&data, kept).1, "active", "after the {restore} restore");
+    }
+
+    let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+    assert!(store.create_project(&NewProject::named("new")).unwrap().id > deleted_after);
+}
+
 /// Restoring a backup older than the file in place (both owners stopped) is the user's choice: it is done,
 /// and says what the replaced file had added since, which it keeps.
 #[test]

@@ -143,6 +143,16 @@ impl Provenance {
         })
     }
 
+    /// This record, saying that the ids `left_out` (as [`with_left_out`](Self::with_left_out)) and
+    /// `lost_to_damage` (as [`lost_to_damage`](Self::lost_to_damage)) are not in the file: a restore's record
+    /// also carries what the file it replaced recorded of ids it lacked ([`missing_ranges_past`]).
+    pub fn with_missing_ids(self, left_out: &[IdRange], lost_to_damage: &[IdRange]) -> Provenance {
+        self.with_missing(MissingIdsDetail {
+            left_out: left_out.to_vec(),
+            lost_to_damage: lost_to_damage.to_vec(),
+        })
+    }
+
     fn with_missing(mut self, missing: MissingIdsDetail) -> Provenance {
         if !missing.left_out.is_empty() || !missing.lost_to_damage.is_empty() {
             self.detail = serde_json::to_string(&missing).ok();
@@ -228,7 +238,24 @@ pub enum MissingBecause {
 /// The ids of `table` that restores of this file left out and salvages of it could not read, from their
 /// records, oldest first. A file without the `provenance` table has none.
 pub fn missing_ids(conn: &Connection, table: &str) -> rusqlite::Result<MissingIds> {
-    let mut missing = MissingIds::default();
+    let of_table = |ranges: Vec<IdRange>| {
+        ranges
+            .into_iter()
+            .filter(|ids| ids.table == table)
+            .map(|ids| ids.first..=ids.last)
+            .collect::<Vec<_>>()
+    };
+    let recorded = missing_records(conn)?;
+    Ok(MissingIds {
+        left_out: of_table(recorded.left_out),
+        lost_to_damage: of_table(recorded.lost_to_damage),
+    })
+}
+
+/// Every table's ids that restores of this file left out and salvages of it could not read, from their
+/// records, oldest first.
+fn missing_records(conn: &Connection) -> rusqlite::Result<MissingIdsDetail> {
+    let mut missing = MissingIdsDetail::default();
     if !Provenance::table_exists(conn)? {
         return Ok(missing);
     }
@@ -237,22 +264,41 @@ pub fn missing_ids(conn: &Connection, table: &str) -> rusqlite::Result<MissingId
          ORDER BY id",
     )?;
     let details = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let of_table = |ranges: Vec<IdRange>| {
-        ranges
-            .into_iter()
-            .filter(|ids| ids.table == table)
-            .map(|ids| ids.first..=ids.last)
-            .collect::<Vec<_>>()
-    };
     for detail in details {
         // A detail that does not parse is not a record of this kind: nothing to say about ids.
         let Ok(parsed) = serde_json::from_str::<MissingIdsDetail>(&detail?) else {
             continue;
         };
-        missing.left_out.extend(of_table(parsed.left_out));
-        missing.lost_to_damage.extend(of_table(parsed.lost_to_damage));
+        missing.left_out.extend(parsed.left_out);
+        missing.lost_to_damage.extend(parsed.lost_to_damage);
     }
     Ok(missing)
+}
+
+/// What the file at `path` (read-only, with `key`) records of ids it lacks (left out by its restores, lost
+/// to damage its salvages met), as (left out, lost to damage), kept only past `floors` (per table, the
+/// counters of the backup about to replace it: an id up to them is the backup's to hold, or deleted before
+/// it was taken, and its own records speak for it). A restore carries them into the file it puts in place:
+/// that file lacks those ids too, and without them a project a first restore left out would read as deleted
+/// after a second restore from an older backup. Nothing when the file cannot be read.
+pub fn missing_ranges_past(path: &Path, key: Option<&Key>, floors: &[(String, i64)]) -> (Vec<IdRange>, Vec<IdRange>) {
+    let Some(recorded) = crate::read_pool::open_if_readable(path, key).and_then(|c| missing_records(&c).ok()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let past = |ranges: Vec<IdRange>| -> Vec<IdRange> {
+        ranges
+            .into_iter()
+            .filter_map(|mut ids| {
+                let floor = floors
+                    .iter()
+                    .find(|(table, _)| *table == ids.table)
+                    .map_or(0, |(_, seq)| *seq);
+                ids.first = ids.first.max(floor.saturating_add(1));
+                (ids.first <= ids.last).then_some(ids)
+            })
+            .collect()
+    };
+    (past(recorded.left_out), past(recorded.lost_to_damage))
 }
 
 /// The lineage of the database file at `path` (read-only, with `key`), or `None` when it has none or cannot

@@ -603,6 +603,9 @@ struct Replaced {
 fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str) -> Result<Replaced> {
     let mut floors = p.id_floors.clone();
     let mut replaced = Replaced::default();
+    // What the replaced file recorded of ids it lacked past the backup's counters: the restored file
+    // lacks them too.
+    let mut carried = (Vec::new(), Vec::new());
     if e.had_original {
         replaced.unread = files::nonempty_regular(&e.db) && !crate::read_pool::reads_with(&e.db, key);
         let counters = counters_of(&e.db, key);
@@ -614,12 +617,15 @@ fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str)
         if !replaced.another_file {
             // The ids it handed out after the backup was taken, those it still held: a restore leaves
             // them out (`Provenance::with_left_out`).
-            let handed_out = ids_between(&counters_of(p.backup.path(), key), &counters);
+            let backup_counters = counters_of(p.backup.path(), key);
+            let handed_out = ids_between(&backup_counters, &counters);
             replaced.left_out = ids_still_in(&e.db, handed_out, key);
+            carried = crate::provenance::missing_ranges_past(&e.db, key, &backup_counters);
         }
         floors.extend(counters);
     }
-    let mut record = Provenance::from_file(event, p.backup.path()).with_left_out(&replaced.left_out);
+    let left_out: Vec<IdRange> = replaced.left_out.iter().cloned().chain(carried.0).collect();
+    let mut record = Provenance::from_file(event, p.backup.path()).with_missing_ids(&left_out, &carried.1);
     record.source_version = Some(i64::from(p.backup.version));
     // At the backup's own version, never migrated here: restoring a pre-migration backup is how a user goes
     // back to the build that wrote it, which refuses a file this build migrated (`schema_newer`). An older
