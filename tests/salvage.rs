@@ -813,6 +813,43 @@ fn a_report_names_projects_a_salvage_of_config_db_lost_to_damage() {
     assert!(line.contains("(lost with config.db damage)"), "{line}");
 }
 
+/// A salvage of config.db with no backup to stand on keeps what the damaged file recorded of ids it lacked: a
+/// project a restore of config.db left out still reads as left out. The output started from a fresh schema
+/// and carried only the damaged file's lineage and the ids it could not read itself: the project, never
+/// deleted, read as deleted.
+#[test]
+fn a_salvage_of_config_db_keeps_the_projects_a_restore_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = data.join("config.db");
+    let d = utf8(&data).to_string();
+    let kept = data_dir_of_400_projects(&data)[0];
+    let out = run_splitstore(["backup", "--data-dir", &d]);
+    assert!(out.status.success(), "{out:?}");
+    let config_backup = backup_paths(&out)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("/config-"))
+        .unwrap();
+    let after = *config_of_400_projects(&data).last().unwrap();
+    let ids = format!("{kept},{after}");
+    let daemon = run_splitstore(["daemon", "--events", "200", "--project-ids", &ids, "--data-dir", &d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let out = run_splitstore(["restore", "--data-dir", &d, "--from", utf8(&config_backup)]);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    assert_eq!(reported_project(&data, after).1, "left_out_by_restore");
+    // No backup left to stand on (kept on another disk, say), and a page of the projects damaged.
+    fs::remove_dir_all(data.join("backups")).unwrap();
+    let leaves = pages_of(&config, "projects", "leaf");
+    damage_page(&config, leaves[leaves.len() / 2]);
+
+    let out = run_splitstore(["repair", "--data-dir", &d, "--salvage"]);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    let (name, status, line) = reported_project(&data, after);
+    assert_eq!((name, status.as_str()), (None, "left_out_by_restore"));
+    assert!(line.contains("(left out by a config restore)"), "{line}");
+    assert_eq!(reported_project(&data, kept).1, "active");
+}
+
 /// A project deleted before the backup a salvage of config.db stands on, whose id lies on the damaged page:
 /// a report says it deleted, not lost with the damage (every row the backup holds is in the salvage, so an id
 /// up to the backup's counters that the salvage lacks was deleted). It was said lost.

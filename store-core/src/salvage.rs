@@ -380,6 +380,15 @@ pub(crate) fn stamp(
         })
         .collect();
     let lost = Provenance::lost_to_damage(SALVAGE_EVENT, &unreadable);
+    // What the damaged file recorded of ids it lacked (left out by a restore, lost to earlier damage), past the
+    // backup's counters (the backup's own records, in the output, speak for the others): the output lacks them
+    // too. Without them a project a restore left out read as deleted after a salvage with no backup.
+    let floors: Vec<(String, i64)> = backup_counters.into_iter().collect();
+    let (left_out, lost_before) = quarantined
+        .map(|_| crate::provenance::missing_ranges_past(path, key, &floors))
+        .unwrap_or_default();
+    let carried = (!left_out.is_empty() || !lost_before.is_empty())
+        .then(|| Provenance::now(SALVAGE_EVENT).with_missing_ids(&left_out, &lost_before));
     // Ids other files refer to are never handed out again (the salvage itself raised the counters past
     // every id the damaged file shows).
     restore::write_before_placing(&salvage.built, salvage.schema, None, key, |tx| {
@@ -389,6 +398,9 @@ pub(crate) fn stamp(
         }
         if let Some(lost) = &lost {
             lost.insert(tx)?;
+        }
+        if let Some(carried) = &carried {
+            carried.insert(tx)?;
         }
         record.insert(tx)
     })
