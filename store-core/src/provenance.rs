@@ -122,16 +122,6 @@ impl Provenance {
         }
     }
 
-    /// This record, saying in its detail that the ids `left_out` (handed out by the file a restore replaced
-    /// after its backup was taken, and still held by it) are not in the file: read back by [`missing_ids`].
-    /// Nothing when there are none.
-    pub fn with_left_out(self, left_out: &[IdRange]) -> Provenance {
-        self.with_missing(MissingIdsDetail {
-            left_out: left_out.to_vec(),
-            ..MissingIdsDetail::default()
-        })
-    }
-
     /// A record of `event` now saying that the rows of the ids `unreadable` (a salvage's ranges it could not
     /// read) are lost with the damaged file: read back by [`missing_ids`]. `None` when there are none.
     pub fn lost_to_damage(event: &str, unreadable: &[IdRange]) -> Option<Provenance> {
@@ -143,9 +133,11 @@ impl Provenance {
         })
     }
 
-    /// This record, saying that the ids `left_out` (as [`with_left_out`](Self::with_left_out)) and
-    /// `lost_to_damage` (as [`lost_to_damage`](Self::lost_to_damage)) are not in the file: a restore's record
-    /// also carries what the file it replaced recorded of ids it lacked ([`missing_ranges_past`]).
+    /// This record, saying in its detail that the ids `left_out` (handed out by the file a restore replaced
+    /// after its backup was taken, and still held by it) and `lost_to_damage` (as
+    /// [`lost_to_damage`](Self::lost_to_damage)) are not in the file: read back by [`missing_ids`]. A
+    /// restore's record also carries what the file it replaced recorded of ids it lacked
+    /// ([`missing_ranges_past`]). Nothing when there are none.
     pub fn with_missing_ids(self, left_out: &[IdRange], lost_to_damage: &[IdRange]) -> Provenance {
         self.with_missing(MissingIdsDetail {
             left_out: left_out.to_vec(),

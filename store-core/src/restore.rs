@@ -616,7 +616,7 @@ fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str)
         );
         if !replaced.another_file {
             // The ids it handed out after the backup was taken, those it still held: a restore leaves
-            // them out (`Provenance::with_left_out`).
+            // them out (`Provenance::with_missing_ids`).
             let backup_counters = counters_of(p.backup.path(), key);
             let handed_out = ids_between(&backup_counters, &counters);
             replaced.left_out = ids_still_in(&e.db, handed_out, key);
