@@ -40,6 +40,31 @@ fn float(finite: bool) -> Done {
     if finite { Ok(()) } else { Err(Stop) }
 }
 
+/// Serializer methods of values that are always representable: nothing to walk.
+macro_rules! accept {
+    ($($method:ident: $ty:ty),* $(,)?) => {
+        $(fn $method(self, _: $ty) -> Done {
+            Ok(())
+        })*
+    };
+}
+
+/// The compound serializers whose one method takes each part (after a name, for struct fields).
+macro_rules! walk_parts {
+    ($($kind:path => $method:ident($($name_ty:ty)?)),* $(,)?) => {
+        $(impl $kind for Walk {
+            type Ok = ();
+            type Error = Stop;
+            fn $method<T: Serialize + ?Sized>(&mut self, $(_: $name_ty,)? value: &T) -> Done {
+                value.serialize(Walk)
+            }
+            fn end(self) -> Done {
+                Ok(())
+            }
+        })*
+    };
+}
+
 impl ser::Serializer for Walk {
     type Ok = ();
     type Error = Stop;
@@ -57,48 +82,24 @@ impl ser::Serializer for Walk {
     fn serialize_f64(self, v: f64) -> Done {
         float(v.is_finite())
     }
-    fn serialize_bool(self, _: bool) -> Done {
-        Ok(())
-    }
-    fn serialize_i8(self, _: i8) -> Done {
-        Ok(())
-    }
-    fn serialize_i16(self, _: i16) -> Done {
-        Ok(())
-    }
-    fn serialize_i32(self, _: i32) -> Done {
-        Ok(())
-    }
-    fn serialize_i64(self, _: i64) -> Done {
-        Ok(())
-    }
-    fn serialize_i128(self, _: i128) -> Done {
-        Ok(())
-    }
-    fn serialize_u8(self, _: u8) -> Done {
-        Ok(())
-    }
-    fn serialize_u16(self, _: u16) -> Done {
-        Ok(())
-    }
-    fn serialize_u32(self, _: u32) -> Done {
-        Ok(())
-    }
-    fn serialize_u64(self, _: u64) -> Done {
-        Ok(())
-    }
-    fn serialize_u128(self, _: u128) -> Done {
-        Ok(())
-    }
-    fn serialize_char(self, _: char) -> Done {
-        Ok(())
-    }
-    fn serialize_str(self, _: &str) -> Done {
-        Ok(())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Done {
-        Ok(())
-    }
+    // Every scalar but a float is representable.
+    accept!(
+        serialize_bool: bool,
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_u128: u128,
+        serialize_char: char,
+        serialize_str: &str,
+        serialize_bytes: &[u8],
+        serialize_unit_struct: &'static str,
+    );
     fn serialize_none(self) -> Done {
         Ok(())
     }
@@ -106,9 +107,6 @@ impl ser::Serializer for Walk {
         value.serialize(Walk)
     }
     fn serialize_unit(self) -> Done {
-        Ok(())
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Done {
         Ok(())
     }
     fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Done {
@@ -149,49 +147,15 @@ impl ser::Serializer for Walk {
     }
 }
 
-impl ser::SerializeSeq for Walk {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
-        value.serialize(Walk)
-    }
-    fn end(self) -> Done {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTuple for Walk {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
-        value.serialize(Walk)
-    }
-    fn end(self) -> Done {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for Walk {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
-        value.serialize(Walk)
-    }
-    fn end(self) -> Done {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for Walk {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
-        value.serialize(Walk)
-    }
-    fn end(self) -> Done {
-        Ok(())
-    }
-}
+// Each part of a sequence, tuple, map or struct is walked in turn.
+walk_parts!(
+    ser::SerializeSeq => serialize_element(),
+    ser::SerializeTuple => serialize_element(),
+    ser::SerializeTupleStruct => serialize_field(),
+    ser::SerializeTupleVariant => serialize_field(),
+    ser::SerializeStruct => serialize_field(&'static str),
+    ser::SerializeStructVariant => serialize_field(&'static str),
+);
 
 impl ser::SerializeMap for Walk {
     type Ok = ();
@@ -200,28 +164,6 @@ impl ser::SerializeMap for Walk {
         key.serialize(Walk)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
-        value.serialize(Walk)
-    }
-    fn end(self) -> Done {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for Walk {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, value: &T) -> Done {
-        value.serialize(Walk)
-    }
-    fn end(self) -> Done {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for Walk {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, value: &T) -> Done {
         value.serialize(Walk)
     }
     fn end(self) -> Done {
