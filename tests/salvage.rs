@@ -1644,6 +1644,55 @@ fn a_repair_starting_activity_empty_killed_at_any_step_never_hands_an_id_out_aga
     }
 }
 
+/// A repair that replaces an activity.db whose `sqlite_sequence` page is damaged (its events all still read)
+/// by a file started empty or by its older backup raised the new file's counters past nothing it could read:
+/// the daemon handed out again event ids 1.. (or past the backup's) that the quarantined file holds. Now the
+/// highest id each table of the damaged file still shows raises them too.
+#[test]
+fn a_repair_of_a_file_whose_counters_are_damaged_never_hands_out_the_ids_it_holds() {
+    let accept_older = RepairOptions {
+        accept_older_backup: true,
+        ..RepairOptions::default()
+    };
+    for (name, opts, keep_backup) in [
+        ("--allow-empty", allow_empty(), false),
+        ("--accept-older-backup", accept_older, true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        store_core::files::create_private_dir_all(&data).unwrap();
+        let db = data.join("activity.db");
+        record_events(&db, 0, EVENTS_BEFORE);
+        backup(&data, &data.join("backups"), 5).unwrap();
+        record_events(&db, EVENTS_BEFORE, EVENTS_BEFORE + EVENTS_AFTER);
+        if !keep_backup {
+            fs::remove_dir_all(data.join("backups")).unwrap();
+        }
+        let last_event = query_i64(&read_only(&db), "SELECT max(id) FROM activity_events");
+        damage_page(&db, pages_of(&db, "sqlite_sequence", "leaf")[0]);
+
+        let actions = repair(&data, &data.join("backups"), &opts).unwrap();
+        let corrupt = named(&data, ".corrupt-");
+        assert_eq!(corrupt.len(), 1, "{name}: {actions:?}");
+        assert_eq!(
+            query_i64(
+                &read_only(&data.join(&corrupt[0])),
+                "SELECT max(id) FROM activity_events"
+            ),
+            last_event,
+            "{name}: the quarantined file shows its events"
+        );
+        let next = ActivityWriter::open_in(&data)
+            .unwrap()
+            .record_event(&NewEvent::new(None, "input", Utc::now()))
+            .unwrap();
+        assert!(
+            next > last_event,
+            "{name}: event id {next} handed out again (the quarantined file holds up to {last_event})"
+        );
+    }
+}
+
 fn allow_empty() -> RepairOptions {
     RepairOptions {
         allow_empty: true,

@@ -623,6 +623,7 @@ fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str)
             carried = crate::provenance::missing_ranges_past(&e.db, key, &backup_counters);
         }
         floors.extend(counters);
+        floors.extend(highest_ids_of(&e.db, key));
     }
     let left_out: Vec<IdRange> = replaced.left_out.iter().cloned().chain(carried.0).collect();
     let mut record = Provenance::from_file(event, p.backup.path()).with_missing_ids(&left_out, &carried.1);
@@ -645,6 +646,7 @@ fn stamp_empty(s: &EmptyStart, e: &JournalEntry, key: Option<&Key>) -> Result<()
     let mut record = Provenance::now(REPAIR_EMPTY_EVENT);
     if e.had_original {
         floors.extend(counters_of(&e.db, key));
+        floors.extend(highest_ids_of(&e.db, key));
         record.detail = Some(format!("damaged file quarantined at {}", e.aside.display()));
     }
     write_before_placing(&e.restoring, s.schema, None, key, |tx| {
@@ -800,6 +802,29 @@ pub fn counters_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
         .and_then(|conn| read_sequences(&conn).ok())
         .map(|counters| counters.into_iter().collect())
         .unwrap_or_default()
+}
+
+/// The highest id each AUTOINCREMENT table of a file still shows (`max(rowid)`, one seek down the right edge
+/// of its b-tree), as floors for [`raise_counters`]: what a damaged file holds where its `sqlite_sequence`
+/// cannot be read (a damaged page of its own), so that the file put in its place never hands those ids out
+/// again while the damaged file is kept aside. A table that cannot be read is left out; a file that does not
+/// open gives none. Opens a connection: not for a file an owner of this process has open.
+pub fn highest_ids_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
+    let Some(conn) = crate::read_pool::open_if_readable(db, key) else {
+        return Vec::new();
+    };
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'")
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_default();
+    tables
+        .into_iter()
+        .filter_map(|table| {
+            let sql = format!("SELECT max(rowid) FROM \"{}\"", table.replace('"', "\"\""));
+            let max: Option<i64> = conn.query_row(&sql, [], |r| r.get(0)).ok()?;
+            max.map(|id| (table, id))
+        })
+        .collect()
 }
 
 /// `sqlite_sequence` of a file: table name -> highest AUTOINCREMENT id handed out. Statements cached: an
