@@ -717,15 +717,16 @@ fn leftovers_of_killed_commands_are_listed_by_doctor_and_removed_only_by_cleanup
     seed_data_dir(&data, 20);
     let d = utf8(&data);
     let stamp = |days: i64| store_core::files::name_timestamp(chrono::Utc::now() + chrono::Duration::days(days));
-    // What killed commands leave: a restore's copy, a backup's partial file, a split's temporary file, and
-    // what repair keeps on purpose (dated in its name 40 days ago), and a file moved aside by a clock a day
-    // ahead.
+    // What killed commands leave: a restore's copy and the lock file its open took, a backup's partial file, a
+    // split's temporary file, and what repair keeps on purpose (dated in its name 40 days ago), and a file
+    // moved aside by a clock a day ahead.
     let left = [
         data.join("activity.db.restoring"),
         data.join("backups/.activity-20260101T000000.000Z-999999.partial"),
         data.join(".split-tmp-20260101T000000.000Z-1.config.db"),
         data.join(format!("config.db.corrupt-{}", stamp(-40))),
         data.join(format!("activity.db.replaced-{}", stamp(1))),
+        data.join("activity.db.restoring.lock"),
     ];
     fs::create_dir_all(data.join("backups")).unwrap();
     for f in &left {
@@ -785,7 +786,7 @@ fn leftovers_of_killed_commands_are_listed_by_doctor_and_removed_only_by_cleanup
     assert!(young.status.success(), "{young:?}");
     assert!(!left[3].exists(), "40 days old by its name: {young:?}");
     assert!(replaced_today.exists(), "moved aside today: {young:?}");
-    assert!(left.iter().take(3).chain([&left[4]]).all(|f| f.exists()), "{young:?}");
+    assert!(left.iter().take(3).chain(&left[4..]).all(|f| f.exists()), "{young:?}");
 
     // While an owner runs (this process holds a lock), the temporary files of commands that hold the locks
     // stay, a salvage's too; the dry run says the same.

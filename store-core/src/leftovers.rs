@@ -66,7 +66,8 @@ pub fn find(db: &Path, backup_dir: &Path) -> Vec<Leftover> {
         let Some(rest) = file.strip_prefix(&prefix) else {
             continue;
         };
-        let base = files::sidecar_base(rest);
+        // The lock file a temporary copy's open took (`<name>.restoring.lock`) goes with the copy.
+        let base = without_temporary_lock(files::sidecar_base(rest));
         let mut moved_at = None;
         let what = if base == "restoring" {
             "the temporary copy of a restore that did not finish".to_string()
@@ -204,17 +205,31 @@ pub fn in_use(leftover: &Leftover, predecessor: Option<&Predecessor>, locks_held
             p.converter
         ));
     }
-    let base = files::sidecar_base(name);
+    let base = without_temporary_lock(files::sidecar_base(name));
     if let Some(pid) = crate::backup::partial_writer(base).filter(|pid| crate::process::alive(*pid)) {
         return Some(format!("the backup writing it (pid {pid}) still runs"));
     }
-    let of_lock_holder = [".restoring", ".rekeying", crate::salvage::TEMP_SUFFIX]
-        .iter()
-        .any(|suffix| base.ends_with(suffix))
+    let of_lock_holder = TEMPORARY_SUFFIXES.iter().any(|suffix| base.ends_with(suffix))
         || predecessor.is_some_and(|p| name.starts_with(p.converter_temp_prefix));
     (of_lock_holder && !locks_held).then(|| {
         "an owner, a restore, a repair or a split holds the owner locks, and it may still be using it".to_string()
     })
+}
+
+/// What the temporary copies of a command holding the owner locks end with: a restore's, a key rotation's, a
+/// salvage's.
+const TEMPORARY_SUFFIXES: [&str; 3] = [".restoring", ".rekeying", crate::salvage::TEMP_SUFFIX];
+
+/// `name` without the `.lock` of a temporary copy's lock file (`x.restoring.lock`: the copy's open took it),
+/// which is a leftover of that copy.
+fn without_temporary_lock(name: &str) -> &str {
+    name.strip_suffix(".lock")
+        .filter(|copy| {
+            TEMPORARY_SUFFIXES
+                .iter()
+                .any(|suffix| copy.ends_with(suffix) || *copy == &suffix[1..])
+        })
+        .unwrap_or(name)
 }
 
 fn read_dir(dir: &Path) -> Vec<PathBuf> {
