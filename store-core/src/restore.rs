@@ -466,6 +466,13 @@ pub fn replace_all(
                 Replacement::Backup(p) => {
                     files::remove_with_sidecars(&e.restoring)?;
                     copy_private(p.backup.path(), &e.restoring)?;
+                    // A backup read with the `-wal` beside it (a copy taken with its `-wal`, one sqlite3 wrote
+                    // to since) was verified with the commits in it: they go with the copy, whose close
+                    // (`write_before_placing`) checkpoints them into it.
+                    let wal = files::with_suffix(p.backup.path(), "-wal");
+                    if files::nonempty_regular(&wal) {
+                        copy_private(&wal, &files::with_suffix(&e.restoring, "-wal"))?;
+                    }
                     step(&format!("copied {}", p.schema.file_name))?;
                 }
                 // Created by its stamp below (a leftover of a killed repair is ours).
