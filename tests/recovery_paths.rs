@@ -324,6 +324,34 @@ fn a_restore_killed_after_its_commit_still_raised_its_counters_and_recorded_what
     );
 }
 
+/// activity.db removed after its last backup while its daemon was stopped: `repair` put the backup back, and
+/// the daemon handed out again the event ids it had acknowledged since (config.db keeps a record of its
+/// counters; activity.db had none). Its writer now records them when it stops.
+#[test]
+fn activity_db_removed_after_its_backup_never_has_its_event_ids_handed_out_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (_, backup) = two_states(data);
+    let last_event = query_i64(
+        &read_only(&data.join("activity.db")),
+        "SELECT max(id) FROM activity_events",
+    );
+    for file in ["activity.db", "activity.db-wal", "activity.db-shm"] {
+        let _ = std::fs::remove_file(data.join(file));
+    }
+    let repaired = run_splitstore(["repair", "--data-dir", utf8(data)]);
+    assert!(repaired.status.success(), "{repaired:?}");
+    assert_eq!(state(data).0, backup.0, "activity.db's backup is back");
+    let next = ActivityWriter::open_in(data)
+        .unwrap()
+        .record_event(&NewEvent::new(None, "input", chrono::Utc::now()))
+        .unwrap();
+    assert!(
+        next > last_event,
+        "event id {next} handed out again (the removed file had handed out up to {last_event})"
+    );
+}
+
 /// A restore killed with the user's activity.db moved aside (the next owner's start puts it back): `cleanup`
 /// removed that file as "the file a restore replaced", and `repair` took the file for removed and put the
 /// backup in its place, silently without the rows added since (a `restore` or `rekey` run then likewise

@@ -178,6 +178,15 @@ pub struct ActivityWriter {
     recovery: Recovery,
 }
 
+/// A stop records the counters handed out ([`OwnerConnection::record_counters`]): a restore over an
+/// activity.db removed since never hands those event ids out again (config.db keeps its record after every
+/// write; here that would cost every commit).
+impl Drop for ActivityWriter {
+    fn drop(&mut self) {
+        self.owner.record_counters();
+    }
+}
+
 impl ActivityWriter {
     /// Opens (creating if needed) activity.db at `path` as its owner, with default options. Fails with
     /// `Error::Locked` naming the owner's pid if another process (or handle) already owns it.

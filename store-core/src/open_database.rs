@@ -531,20 +531,16 @@ impl OwnerConnection {
         let Some(kept) = &mut self.counters_kept else {
             return;
         };
-        let Ok(now) = crate::restore::read_sequences(&self.conn) else {
-            return;
-        };
-        let mut moved = false;
-        for (table, seq) in now {
-            let high = kept.entry(table).or_insert(i64::MIN);
-            if seq > *high {
-                *high = seq;
-                moved = true;
-            }
-        }
-        if moved {
-            records::note_counters(&self.path, kept);
-        }
+        raise_counters_record(&self.conn, &self.path, kept);
+    }
+
+    /// Raises the record of the highest ids each AUTOINCREMENT counter handed out ([`records::counters_path`])
+    /// to the file's counters now, for a store that does not keep it after every write
+    /// ([`keep_counters`](Self::keep_counters)): the activity writer, at a clean stop. A restore over the file
+    /// removed since raises its backup's counters past that record. Never lowers it. Best effort.
+    pub fn record_counters(&self) {
+        let mut recorded = records::counters_handed_out(&self.path);
+        raise_counters_record(&self.conn, &self.path, &mut recorded);
     }
 
     /// Confirms now, without writing, what every write confirms first: the owner lock, the database file,
@@ -686,6 +682,25 @@ impl OwnerConnection {
     /// Records where this file's content came from (a split, a restore) in its `provenance` table.
     pub fn record_provenance(&mut self, record: &crate::Provenance) -> Result<()> {
         self.write(|tx| record.insert(tx))
+    }
+}
+
+/// Raises `kept` (the record of `db`'s counters) to the counters `conn` reads now, and writes it when one
+/// moved.
+fn raise_counters_record(conn: &Connection, db: &Path, kept: &mut BTreeMap<String, i64>) {
+    let Ok(now) = crate::restore::read_sequences(conn) else {
+        return;
+    };
+    let mut moved = false;
+    for (table, seq) in now {
+        let high = kept.entry(table).or_insert(i64::MIN);
+        if seq > *high {
+            *high = seq;
+            moved = true;
+        }
+    }
+    if moved {
+        records::note_counters(db, kept);
     }
 }
 

@@ -608,7 +608,7 @@ struct Replaced {
 /// copy (`e.restoring`, not placed yet) its counters raised past that file's and the floors, and `event`
 /// with the ids the restore leaves out.
 fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str) -> Result<Replaced> {
-    let mut floors = p.id_floors.clone();
+    let mut floors = recorded_floors(p.id_floors.clone(), &e.db);
     let mut replaced = Replaced::default();
     // What the replaced file recorded of ids it lacked past the backup's counters: the restored file
     // lacks them too.
@@ -645,11 +645,19 @@ fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str)
     Ok(replaced)
 }
 
+/// `floors` and the highest ids the record beside `db` says its counters handed out
+/// ([`crate::records::counters_handed_out`]): what a file removed since (nothing to read them from) handed
+/// out, up to its owner's last clean stop.
+fn recorded_floors(mut floors: Vec<(String, i64)>, db: &Path) -> Vec<(String, i64)> {
+    floors.extend(crate::records::counters_handed_out(db));
+    floors
+}
+
 /// Creates the empty file of `s` (at `e.restoring`, not placed yet) with its counters raised past the file it
 /// replaces (still at `e.db`, if there is one) and the floors, and a `repair-empty` row naming where that file
 /// goes.
 fn stamp_empty(s: &EmptyStart, e: &JournalEntry, key: Option<&Key>) -> Result<()> {
-    let mut floors = s.id_floors.clone();
+    let mut floors = recorded_floors(s.id_floors.clone(), &e.db);
     let mut record = Provenance::now(REPAIR_EMPTY_EVENT);
     if e.had_original {
         floors.extend(counters_of(&e.db, key));
