@@ -537,8 +537,12 @@ impl OwnerConnection {
     /// Raises the record of the highest ids each AUTOINCREMENT counter handed out ([`records::counters_path`])
     /// to the file's counters now, for a store that does not keep it after every write
     /// ([`keep_counters`](Self::keep_counters)): the activity writer, at a clean stop. A restore over the file
-    /// removed since raises its backup's counters past that record. Never lowers it. Best effort.
+    /// removed since raises its backup's counters past that record. Never lowers it. Best effort, and nothing
+    /// when no file is at the path any more (its folder may be gone: never created again for this).
     pub fn record_counters(&self) {
+        if std::fs::symlink_metadata(&self.path).is_err() {
+            return;
+        }
         let mut recorded = records::counters_handed_out(&self.path);
         raise_counters_record(&self.conn, &self.path, &mut recorded);
     }
