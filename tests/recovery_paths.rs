@@ -15,8 +15,8 @@ use splitstore::activity_store::{ActivityReader, ActivityWriter, NewEvent, NewSe
 use splitstore::config_store::{ConfigStore, NewCalendarEvent, NewProject, NewSubscription};
 use splitstore::operations::{self, RestoreHook};
 use support::{
-    child_role, copy_data_dir, count_rows, kill9, marker, query_column, query_i64, read_only, reported_project,
-    run_splitstore, seed_data_dir, spawn_child, texts, utf8, wait_for_file, wait_within,
+    child_role, copy_data_dir, count_rows, kill9, marker, next_event_id, query_column, query_i64, read_only,
+    reported_project, run_splitstore, seed_data_dir, spawn_child, texts, utf8, wait_for_file, wait_within,
 };
 
 fn ids(db: &Path, sql: &str) -> BTreeSet<i64> {
@@ -305,11 +305,7 @@ fn a_restore_killed_after_its_commit_still_raised_its_counters_and_recorded_what
     assert_ne!(state(data), current);
     assert_eq!(state(data), backup, "the backup's files stand");
 
-    let mut w = ActivityWriter::open_in(data).unwrap();
-    let next = w
-        .record_event(&NewEvent::new(None, "input", chrono::Utc::now()))
-        .unwrap();
-    drop(w);
+    let next = next_event_id(data);
     assert!(
         next > last_event,
         "event id {next} handed out again (the file kept aside holds up to {last_event})"
@@ -342,10 +338,7 @@ fn activity_db_removed_after_its_backup_never_has_its_event_ids_handed_out_again
     let repaired = run_splitstore(["repair", "--data-dir", utf8(data)]);
     assert!(repaired.status.success(), "{repaired:?}");
     assert_eq!(state(data).0, backup.0, "activity.db's backup is back");
-    let next = ActivityWriter::open_in(data)
-        .unwrap()
-        .record_event(&NewEvent::new(None, "input", chrono::Utc::now()))
-        .unwrap();
+    let next = next_event_id(data);
     assert!(
         next > last_event,
         "event id {next} handed out again (the removed file had handed out up to {last_event})"

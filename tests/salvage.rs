@@ -1633,10 +1633,7 @@ fn a_repair_starting_activity_empty_killed_at_any_step_never_hands_an_id_out_aga
         assert_eq!(corrupt.len(), 1, "{step}: {actions:?}");
         assert_eq!(fs::read(data.join(&corrupt[0])).unwrap(), damaged, "{step}");
         assert!(named(&data, ".restoring").is_empty(), "{step}");
-        let next = ActivityWriter::open_in(&data)
-            .unwrap()
-            .record_event(&NewEvent::new(None, "input", Utc::now()))
-            .unwrap();
+        let next = next_event_id(&data);
         assert!(
             next > last_event,
             "{step}: event id {next} handed out again (the quarantined file holds up to {last_event})"
@@ -1682,10 +1679,7 @@ fn a_repair_of_a_file_whose_counters_are_damaged_never_hands_out_the_ids_it_hold
             last_event,
             "{name}: the quarantined file shows its events"
         );
-        let next = ActivityWriter::open_in(&data)
-            .unwrap()
-            .record_event(&NewEvent::new(None, "input", Utc::now()))
-            .unwrap();
+        let next = next_event_id(&data);
         assert!(
             next > last_event,
             "{name}: event id {next} handed out again (the quarantined file holds up to {last_event})"

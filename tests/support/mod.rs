@@ -178,3 +178,16 @@ pub fn backup_paths(out: &std::process::Output) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// The id activity.db in `data` hands out next: one event recorded by its writer, opened and closed here (a
+/// test that no id is handed out again compares it with the highest one a kept file holds).
+pub fn next_event_id(data: &Path) -> i64 {
+    splitstore::activity_store::ActivityWriter::open_in(data)
+        .unwrap()
+        .record_event(&splitstore::activity_store::NewEvent::new(
+            None,
+            "input",
+            chrono::Utc::now(),
+        ))
+        .unwrap()
+}
