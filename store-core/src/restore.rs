@@ -608,14 +608,15 @@ struct Replaced {
 /// copy (`e.restoring`, not placed yet) its counters raised past that file's and the floors, and `event`
 /// with the ids the restore leaves out.
 fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str) -> Result<Replaced> {
-    let mut floors = recorded_floors(p.id_floors.clone(), &e.db);
+    let counters = counters_of(&e.db, key);
+    let mut floors = p.id_floors.clone();
+    floors.extend(handed_out_by(&e.db, &counters, key));
     let mut replaced = Replaced::default();
     // What the replaced file recorded of ids it lacked past the backup's counters: the restored file
     // lacks them too.
     let mut carried = (Vec::new(), Vec::new());
     if e.had_original {
         replaced.unread = files::nonempty_regular(&e.db) && !crate::read_pool::reads_with(&e.db, key);
-        let counters = counters_of(&e.db, key);
         // Counters compared across two different files say nothing about rows added since the backup.
         replaced.another_file = matches!(
             (lineage_of(&e.db, key), lineage_of(p.backup.path(), key)),
@@ -629,8 +630,6 @@ fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str)
             replaced.left_out = ids_still_in(&e.db, handed_out, key);
             carried = crate::provenance::missing_ranges_past(&e.db, key, &backup_counters);
         }
-        floors.extend(counters);
-        floors.extend(highest_ids_of(&e.db, key));
     }
     let left_out: Vec<IdRange> = replaced.left_out.iter().cloned().chain(carried.0).collect();
     let mut record = Provenance::from_file(event, p.backup.path()).with_missing_ids(&left_out, &carried.1);
@@ -645,10 +644,14 @@ fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str)
     Ok(replaced)
 }
 
-/// `floors` and the highest ids the record beside `db` says its counters handed out
-/// ([`crate::records::counters_handed_out`]): what a file removed since (nothing to read them from) handed
-/// out, up to its owner's last clean stop.
-fn recorded_floors(mut floors: Vec<(String, i64)>, db: &Path) -> Vec<(String, i64)> {
+/// Every id the file at `db` (the one a placement replaces, if there is one) handed out, as far as anything
+/// shows, as floors for [`raise_counters`]: its `counters` (read by the caller), the highest id each table
+/// still shows ([`highest_ids_of`]: its `sqlite_sequence` page may be the damaged one), and the record beside
+/// it ([`crate::records::counters_handed_out`]: what a file removed since leaves, up to its owner's last
+/// clean stop).
+fn handed_out_by(db: &Path, counters: &[(String, i64)], key: Option<&Key>) -> Vec<(String, i64)> {
+    let mut floors = counters.to_vec();
+    floors.extend(highest_ids_of(db, key));
     floors.extend(crate::records::counters_handed_out(db));
     floors
 }
@@ -657,11 +660,10 @@ fn recorded_floors(mut floors: Vec<(String, i64)>, db: &Path) -> Vec<(String, i6
 /// replaces (still at `e.db`, if there is one) and the floors, and a `repair-empty` row naming where that file
 /// goes.
 fn stamp_empty(s: &EmptyStart, e: &JournalEntry, key: Option<&Key>) -> Result<()> {
-    let mut floors = recorded_floors(s.id_floors.clone(), &e.db);
+    let mut floors = s.id_floors.clone();
+    floors.extend(handed_out_by(&e.db, &counters_of(&e.db, key), key));
     let mut record = Provenance::now(REPAIR_EMPTY_EVENT);
     if e.had_original {
-        floors.extend(counters_of(&e.db, key));
-        floors.extend(highest_ids_of(&e.db, key));
         record.detail = Some(format!("damaged file quarantined at {}", e.aside.display()));
     }
     write_before_placing(&e.restoring, s.schema, None, key, |tx| {
