@@ -42,7 +42,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = match migrate_split::cli::parse_args::<Cli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    match cli.command {
         Command::Demo(args) => cli::demo::run(args),
         Command::Daemon(args) => cli::daemon::run(args),
         Command::Server(args) => cli::server::run(args),

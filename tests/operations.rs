@@ -860,6 +860,33 @@ fn json_commands_print_a_failure_before_they_start_as_one_json_object() {
         ),
         "{error}"
     );
+    // An argument no command takes: clap's message on stderr, and on stdout the same failure object, without
+    // a path (no file is at fault). `--version` names the schema each file of this build is at.
+    for command in ["report", "repair", "doctor", "backup", "restore"] {
+        let out = run_splitstore([command, "--data-dir", d, "--json", "--no-such-flag"]);
+        assert_eq!(out.status.code(), Some(2), "{command}: {out:?}");
+        assert!(texts(&out).1.contains("Usage: splitstore"), "{command}: {out:?}");
+        assert_eq!(
+            one_json_object(&out.stdout),
+            serde_json::json!({"outcome": "failed", "error": {
+                "kind": "invalid_input", "path": null,
+                "message": "unexpected argument '--no-such-flag' found",
+                "remedy": "correct the arguments; the command's --help lists them",
+                "retryable": false, "exit_code": 2,
+            }}),
+            "{command}"
+        );
+    }
+    let version = run_splitstore(["--version"]);
+    assert_eq!(
+        texts(&version).0,
+        format!(
+            "splitstore {} (activity.db schema {}, config.db schema {})\n",
+            env!("CARGO_PKG_VERSION"),
+            build_version("activity.db"),
+            build_version("config.db")
+        )
+    );
     assert_eq!(fs::read_dir(&data).unwrap().count(), 0, "nothing was created");
 }
 

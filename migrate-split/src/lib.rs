@@ -51,6 +51,8 @@
 //! held owner lock, `--strict`); 2: could not run (I/O, verification, the legacy file changed meanwhile).
 //! See [`SplitError::exit_code`].
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod convert;
 mod copy;
 mod digest;

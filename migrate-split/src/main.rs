@@ -49,7 +49,10 @@ struct Args {
 
 fn main() -> ExitCode {
     one_malloc_arena();
-    let args = Args::parse();
+    let args = match migrate_split::cli::parse_args::<Args>() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     let key = match args.key_file.as_deref().map(load_key).transpose() {
         Ok(key) => key,
         Err(err) => {

@@ -180,6 +180,44 @@ fn failures_are_one_json_object_too_and_never_show_a_secret() {
     assert!(stderr.contains("What to do:"), "{stderr}");
 }
 
+/// An argument the command cannot parse is, with `--json`, one failure object on stdout like any other (pinned
+/// text), and clap's message on stderr; `--version` names the schema version of each file this build writes.
+#[test]
+fn an_argument_error_is_a_json_failure_and_the_version_names_the_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run_bin(&[OsStr::new("--json"), OsStr::new("--data-dir"), data.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    let v = one_json_object(&out.stdout);
+    assert_eq!(
+        v,
+        serde_json::json!({"outcome": "failed", "error": {
+            "kind": "invalid_input", "path": null,
+            "message": "the following required arguments were not provided: --legacy <FILE>",
+            "remedy": "correct the arguments; the command's --help lists them",
+            "retryable": false, "exit_code": 2,
+        }})
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: migrate-split"));
+    assert!(!data.exists());
+
+    let out = run_bin(&[OsStr::new("--bogus")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no JSON without --json");
+
+    let out = run_bin(&[OsStr::new("--version")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "migrate-split {} (activity.db schema {}, config.db schema {})\n",
+            env!("CARGO_PKG_VERSION"),
+            activity_store::SCHEMA.end_version(),
+            config_store::SCHEMA.end_version()
+        )
+    );
+}
+
 #[test]
 fn dry_run_and_force_through_the_binary() {
     let dir = tempfile::tempdir().unwrap();
@@ -241,6 +279,10 @@ proptest::proptest! {
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         proptest::prop_assert!(!text.contains("panicked at"), "{flags:?}: {text}");
         proptest::prop_assert!(matches!(out.status.code(), Some(0..=2)), "{legacy} {flags:?}: {out:?}");
+        if flags.contains(&"--json") {
+            let outcome = &one_json_object(&out.stdout)["outcome"];
+            proptest::prop_assert_eq!(outcome == "failed", out.status.code() != Some(0), "{:?}: {}", flags, text);
+        }
     }
 }
 

@@ -1,0 +1,58 @@
+//! What the `migrate-split` and `splitstore` commands share before either runs: the version they say, and
+//! the `--json` failure of a command line they cannot parse.
+
+use std::process::ExitCode;
+
+/// Parses the command line as `A`. `--version` says the schema version of each file the build writes, which
+/// tells two builds side by side apart where the package version does not (a file of a higher version than
+/// a build's is refused by it). Help and version are printed as clap prints them. An argument error is
+/// printed on stderr as clap prints it and, when the command line holds `--json`, also on stdout as the
+/// failure object every `--json` failure is (`{"outcome": "failed", "error": {"kind": "invalid_input",
+/// "path": null, "message", "remedy", "retryable": false, "exit_code": 2}}`): a program that reads stdout
+/// reads a mistyped flag as it reads any other failure, not as an empty line.
+pub fn parse_args<A: clap::Parser>() -> Result<A, ExitCode> {
+    let command = A::command().version(version());
+    command
+        .try_get_matches()
+        .and_then(|matches| A::from_arg_matches(&matches))
+        .map_err(|err| {
+            let _ = err.print();
+            let code = u8::try_from(err.exit_code()).unwrap_or(2);
+            if code != 0 && std::env::args_os().any(|arg| arg == "--json") {
+                let failure = serde_json::json!({
+                    "outcome": "failed",
+                    "error": {
+                        "kind": store_core::ErrorKind::InvalidInput,
+                        "path": null,
+                        "message": first_paragraph(&err.to_string()),
+                        "remedy": "correct the arguments; the command's --help lists them",
+                        "retryable": false,
+                        "exit_code": code,
+                    },
+                });
+                println!("{failure}");
+            }
+            ExitCode::from(code)
+        })
+}
+
+/// `0.1.0 (activity.db schema 5, config.db schema 7)`.
+fn version() -> String {
+    let schemas = [&activity_store::SCHEMA, &config_store::SCHEMA];
+    let schemas: Vec<String> = schemas
+        .iter()
+        .map(|schema| format!("{} schema {}", schema.file_name, schema.end_version()))
+        .collect();
+    format!("{} ({})", env!("CARGO_PKG_VERSION"), schemas.join(", "))
+}
+
+/// clap's message without its `error: ` label, usage and tip: its first paragraph, on one line.
+fn first_paragraph(rendered: &str) -> String {
+    let paragraph: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let line = paragraph.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
+}
