@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 the outputs are in place (split now, or already done earlier) or a dry run finished;
 //! 1 refused: the legacy file is not one this tool converts, the outputs exist and are not a finished split
-//! of this file (use `--force`), an owner lock is held, or `--strict` found rejects or unknown tables;
+//! of this file (use `--force`), one output of a finished split was removed since (restore it), an owner lock
+//! is held, or `--strict` found rejects or unknown tables;
 //! 2 could not run: I/O, a full disk, a failed verification, the legacy file changed during the run.
 //! Whatever the code, nothing half-done is left in the data directory.
 
@@ -29,6 +30,17 @@ pub enum SplitError {
         /// The legacy file the split was asked to convert, for the command the remedy names.
         legacy: PathBuf,
     },
+    /// One output of a split that finished (recorded in the data directory) is gone: removed after the split,
+    /// while the other may hold what its owner wrote since. Splitting again would move that one aside and put
+    /// the legacy rows in its place, so it is refused without `--force`: the missing file comes back from its
+    /// backup.
+    OutputRemoved {
+        missing: PathBuf,
+        /// The output still there.
+        kept: PathBuf,
+        split_id: String,
+        legacy: PathBuf,
+    },
     /// `--strict`, and the split would have rejected rows or left unknown tables behind. No output is left.
     Strict { reasons: Vec<String>, report: Box<Report> },
     /// The copy, read back from the output, differs from what was written (a bug or a failing disk).
@@ -50,7 +62,10 @@ impl SplitError {
     /// The process exit code for this error: 1 refused, 2 could not run.
     pub fn exit_code(&self) -> u8 {
         match self {
-            SplitError::Refused { .. } | SplitError::OutputsExist { .. } | SplitError::Strict { .. } => 1,
+            SplitError::Refused { .. }
+            | SplitError::OutputsExist { .. }
+            | SplitError::OutputRemoved { .. }
+            | SplitError::Strict { .. } => 1,
             SplitError::Store(e) if e.kind() == store_core::ErrorKind::Locked => 1,
             SplitError::Verification { .. } | SplitError::LegacyChanged { .. } | SplitError::Store(_) => 2,
         }
@@ -61,6 +76,7 @@ impl SplitError {
         match self {
             SplitError::Refused { .. } => ErrorKind::UnsupportedInput,
             SplitError::OutputsExist { .. } => ErrorKind::OutputsExist,
+            SplitError::OutputRemoved { .. } => ErrorKind::Removed,
             SplitError::Strict { .. } => ErrorKind::RejectedRows,
             SplitError::Verification { .. } => ErrorKind::VerificationFailed,
             SplitError::LegacyChanged { .. } => ErrorKind::ChangedDuringRun,
@@ -88,6 +104,17 @@ impl SplitError {
             SplitError::OutputsExist { data_dir, found, .. } => {
                 format!("{} already holds output files: {found}", data_dir.display())
             }
+            SplitError::OutputRemoved {
+                missing,
+                kept,
+                split_id,
+                ..
+            } => format!(
+                "{} is missing, though split {split_id} finished (the data directory records it): it was removed \
+                 since, and {} may hold what its owner wrote after the split",
+                missing.display(),
+                kept.display()
+            ),
             SplitError::Strict { reasons, .. } => format!("--strict: {}", reasons.join("; ")),
             SplitError::Verification { path, detail } => {
                 format!("verification of {} failed: {detail}", path.display())
@@ -112,6 +139,21 @@ impl SplitError {
                 store_core::files::shell_quoted(legacy),
                 store_core::files::shell_quoted(data_dir)
             ),
+            SplitError::OutputRemoved { missing, kept, legacy, .. } => {
+                let data_dir = missing.parent().unwrap_or(Path::new("."));
+                let name = |p: &Path| p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                format!(
+                    "put {} back from its newest backup: `splitstore repair --data-dir {}` (`splitstore doctor` lists \
+                     the backups); to split the legacy file again instead, run `migrate-split --legacy {} --data-dir \
+                     {} --force`: {} is moved aside (renamed, never deleted) and what was written to it since the \
+                     split stays only there",
+                    name(missing),
+                    store_core::files::shell_quoted(data_dir),
+                    store_core::files::shell_quoted(legacy),
+                    store_core::files::shell_quoted(data_dir),
+                    name(kept)
+                )
+            }
             SplitError::Strict { .. } => "look at the counts (run without --strict, or with --dry-run, to get the \
                  rejects file), fix the legacy file or accept the rejects; no output was left"
                 .into(),
@@ -132,6 +174,7 @@ impl SplitError {
             | SplitError::Verification { path, .. }
             | SplitError::LegacyChanged { path } => path,
             SplitError::OutputsExist { data_dir, .. } => data_dir,
+            SplitError::OutputRemoved { missing, .. } => missing,
             SplitError::Strict { report, .. } => &report.legacy.path,
             SplitError::Store(e) => e.path(),
         }

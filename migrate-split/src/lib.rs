@@ -42,7 +42,10 @@
 //! file does not have, or whose partner is missing, and which no record of a placing run explains (an
 //! earlier version's kill), is an unfinished split: the next run moves it aside
 //! (`activity.db.unfinished-<time>`, never deleted: a daemon may have written it since) and splits again.
-//! Only two files naming the same split of the same legacy file (same sha256) count as done. A rejects file
+//! Only two files naming the same split of the same legacy file (same sha256) count as done. One output of a
+//! split the data directory records as finished (`converted.json`), its partner gone, was removed after the
+//! split, not lost to a kill: that is refused ([`SplitError::OutputRemoved`]: restore it from its backup), as
+//! splitting again would move aside the other, with what its owner wrote since. A rejects file
 //! found without outputs is moved aside (`.stale-<time>`) the same way.
 //!
 //! # Exit codes
@@ -134,6 +137,9 @@ pub fn refusal_of(legacy_path: &Path) -> Option<SplitError> {
 /// Splits the legacy database at `legacy_path` into `data_dir/activity.db` and `data_dir/config.db`.
 pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<Report> {
     let started = Instant::now();
+    // Every path the report, its errors and its records name is absolute: a program reading `--json` from
+    // another working directory, or a remedy run from another shell, finds the files.
+    let (legacy_path, data_dir) = (&files::absolute(legacy_path), &files::absolute(data_dir));
     refuse_legacy_among_outputs(legacy_path, data_dir)?;
     let legacy = LegacyFile::open(legacy_path)?;
     // The first phase, before anything is written.
@@ -216,6 +222,21 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
                 "an earlier split did not finish ({state}): its files were moved aside"
             ));
             report.moved_aside = outputs::move_aside_all(data_dir, "unfinished")?;
+        }
+        Existing::Removed(missing, kept, split_id) if !options.force => {
+            return Err(SplitError::OutputRemoved {
+                missing,
+                kept,
+                split_id,
+                legacy: legacy_path.to_path_buf(),
+            });
+        }
+        Existing::Removed(missing, _, split_id) => {
+            report.moved_aside = outputs::move_aside_all(data_dir, "replaced")?;
+            report.warnings.push(format!(
+                "--force: {} was removed after split {split_id} finished; what was left was moved aside",
+                missing.display()
+            ));
         }
         Existing::Other(state) if options.force => {
             report.moved_aside = outputs::move_aside_all(data_dir, "replaced")?;

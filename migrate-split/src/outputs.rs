@@ -79,6 +79,9 @@ pub(crate) enum Existing {
     AlreadySplit(SplitDetail),
     /// A split that did not finish (killed between the two renames): to be moved aside and redone.
     Unfinished(String),
+    /// One output of a split the data directory records as finished, its partner gone since:
+    /// (missing, kept, split id).
+    Removed(PathBuf, PathBuf, String),
     /// Outputs that are not a split of this file (a fresh store, another legacy file, damage).
     Other(String),
 }
@@ -144,6 +147,18 @@ pub(crate) fn inspect(
         Some(Ok(Some(rec))) => format!("{name} records split {}", rec.detail.split_id),
     };
     let state = format!("{}, {}", describe("activity.db", &a), describe("config.db", &c));
+    // The split that wrote the output still there finished: the other was removed after it, not lost to a
+    // kill between the renames (those runs record their end only after both).
+    let finished = store_core::conversion::recorded(dir).map(|record| record.run_id);
+    match (a_present, c_present, &a_id, &c_id) {
+        (false, true, _, Some(id)) if finished.as_ref() == Some(id) => {
+            return Ok(Existing::Removed(finals.activity, finals.config, id.clone()));
+        }
+        (true, false, Some(id), _) if finished.as_ref() == Some(id) => {
+            return Ok(Existing::Removed(finals.config, finals.activity, id.clone()));
+        }
+        _ => {}
+    }
     Ok(if a_id.is_some() || c_id.is_some() {
         Existing::Unfinished(state)
     } else {

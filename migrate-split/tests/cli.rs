@@ -300,3 +300,93 @@ fn a_data_directory_whose_path_is_not_utf8_gets_its_json_report() {
     assert_eq!(report["data_dir"], data.to_string_lossy().as_ref());
     assert!(store_core::conversion::recorded(&data).is_some());
 }
+
+/// Paths given relative to the working directory come back absolute in the report and in errors: the program
+/// reading `--json` runs elsewhere, and so may the shell that runs a remedy.
+#[test]
+fn relative_paths_come_back_absolute() {
+    let dir = tempfile::tempdir().unwrap();
+    legacy_file(dir.path(), &all_quirks(2));
+    let run = || {
+        let mut cmd = bin();
+        cmd.current_dir(dir.path())
+            .args(["--legacy", "legacy.db", "--data-dir", "data", "--json"]);
+        output_within(&mut cmd, std::time::Duration::from_secs(120))
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = one_json_object(&out.stdout);
+    let data = dir.path().join("data");
+    let utf8 = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    assert_eq!(report["legacy"]["path"], utf8(&dir.path().join("legacy.db")));
+    assert_eq!(report["data_dir"], utf8(&data));
+    assert_eq!(
+        report["rejects_file"],
+        utf8(&data.join(migrate_split::REJECTS_FILE_NAME))
+    );
+}
+
+/// activity.db removed after a split that finished (the data directory records it): splitting again would put
+/// the legacy rows in its place and move config.db aside, with what the server wrote to it since. Refused, with
+/// the way back from the backup first; `--force` still splits again, moving config.db aside.
+#[test]
+fn an_output_removed_after_a_finished_split_is_refused_not_split_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
+    let data = dir.path().join("data");
+    let out = run_bin(&args(&legacy, &data, &["--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let split_id = one_json_object(&out.stdout)["split_id"].as_str().unwrap().to_string();
+    let config = std::fs::read(data.join("config.db")).unwrap();
+    std::fs::remove_file(data.join("activity.db")).unwrap();
+
+    let out = run_bin(&args(&legacy, &data, &["--json"]));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let error = &one_json_object(&out.stdout)["error"];
+    let (d, activity) = (data.display(), data.join("activity.db"));
+    assert_eq!(
+        (&error["kind"], &error["path"]),
+        (
+            &serde_json::json!("removed"),
+            &serde_json::json!(activity.to_str().unwrap())
+        ),
+    );
+    assert_eq!(
+        error["message"],
+        format!(
+            "{d}/activity.db is missing, though split {split_id} finished (the data directory records it): it was \
+             removed since, and {d}/config.db may hold what its owner wrote after the split"
+        )
+    );
+    assert_eq!(
+        error["remedy"],
+        format!(
+            "put activity.db back from its newest backup: `splitstore repair --data-dir {d}` (`splitstore doctor` \
+             lists the backups); to split the legacy file again instead, run `migrate-split --legacy {} --data-dir \
+             {d} --force`: config.db is moved aside (renamed, never deleted) and what was written to it since the \
+             split stays only there",
+            legacy.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read(data.join("config.db")).unwrap(),
+        config,
+        "config.db untouched"
+    );
+    assert!(!activity.exists());
+    assert!(
+        listing(&data)
+            .iter()
+            .all(|n| !n.contains(".replaced-") && !n.contains(".unfinished-"))
+    );
+
+    let out = run_bin(&args(&legacy, &data, &["--json", "--force"]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let aside: Vec<String> = listing(&data)
+        .into_iter()
+        .filter(|n| n.starts_with("config.db.replaced-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{:?}", listing(&data));
+    assert_eq!(std::fs::read(data.join(&aside[0])).unwrap(), config);
+    assert!(activity.exists());
+}

@@ -142,8 +142,10 @@ fn a_kill_between_the_two_renames_is_treated_as_unfinished() {
     let (legacy, summary) = legacy_file(dir.path(), &all_quirks(3));
     let data = dir.path().join("data");
     let first = split(&legacy, &data, &Options::default()).unwrap();
-    // As if the run had died after renaming activity.db and before renaming config.db.
+    // As if the run had died after renaming activity.db and before renaming config.db (and so before it
+    // recorded the split as finished).
     std::fs::rename(data.join("config.db"), dir.path().join("config.db.never-placed")).unwrap();
+    std::fs::remove_file(store_core::conversion::record_path(&data)).unwrap();
 
     let report = split(&legacy, &data, &Options::default()).expect("the rerun splits again");
     assert_eq!(report.outcome, Outcome::Split, "not taken as done");
