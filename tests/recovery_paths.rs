@@ -235,6 +235,48 @@ fn a_restore_of_both_files_that_fails_at_any_step_leaves_the_old_pair_or_the_new
     }
 }
 
+/// A restore whose open of the files it placed fails (a disk filling after its commit; here, config.db's
+/// header overwritten at that moment) said only that open's error, so the operator ran it again, which put the
+/// same backups in place once more. The error now says what stands in place, keeping that open's kind.
+#[test]
+fn a_restore_that_fails_after_its_commit_says_the_files_were_placed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    two_states(data);
+    let config = data.join("config.db");
+    let at_commit = config.clone();
+    let hook: RestoreHook = Arc::new(move |s: &str| {
+        if s == "committed" {
+            std::fs::write(&at_commit, vec![0x5a; 4096]).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    });
+    let err = operations::restore_with(data, &data.join("backups"), Some(&hook), None).unwrap_err();
+    assert_eq!(
+        (err.kind(), err.path()),
+        (splitstore::ErrorKind::NotADatabase, config.as_path()),
+        "{err}"
+    );
+    let placed = format!(
+        "{} and {} put in place",
+        data.join("activity.db").display(),
+        config.display()
+    );
+    assert!(
+        err.what().starts_with(&format!(
+            "{placed} (what it replaced is kept aside), then: {}",
+            config.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.remedy()
+            .ends_with("; the files named are in place already: the same restore or repair run again would put them in place once more"),
+        "{err}"
+    );
+    assert!(!data.join(".private/restore.journal").exists());
+}
+
 /// A restore that cannot write its journal (a private folder this user may not write: here, something in
 /// the way of its temporary file) removes the copies it made beside the databases; it left them, whole
 /// copies of the user's data, for `cleanup`.

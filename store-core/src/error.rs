@@ -596,6 +596,11 @@ pub enum Error {
     /// A key file that cannot be used (missing, not private, not 64 hexadecimal characters). The message
     /// never holds its content.
     BadKeyFile { path: PathBuf, problem: String },
+    /// A restore or repair committed (its files stand in place, each carrying its counters and provenance,
+    /// and the files they replaced are kept aside), then `source` stopped it while it opened them as their
+    /// owner. Its kind, path and holder are `source`'s; it says what was placed, as running the command again
+    /// would put the same in place once more.
+    AfterPlacing { placed: Vec<PathBuf>, source: Box<Error> },
 }
 
 impl Error {
@@ -649,6 +654,7 @@ impl Error {
             Error::NotEncrypted { .. } => ErrorKind::NotEncrypted,
             Error::EncryptionUnavailable { .. } => ErrorKind::EncryptionUnavailable,
             Error::BadKeyFile { .. } => ErrorKind::InvalidInput,
+            Error::AfterPlacing { source, .. } => source.kind(),
         }
     }
 
@@ -706,6 +712,7 @@ impl Error {
             | Error::NotEncrypted { path, .. }
             | Error::EncryptionUnavailable { path }
             | Error::BadKeyFile { path, .. } => path,
+            Error::AfterPlacing { source, .. } => source.path(),
         }
     }
 
@@ -717,6 +724,7 @@ impl Error {
             Error::Locked { holder, .. }
             | Error::OwnershipLost { holder, .. }
             | Error::DatabaseReplaced { holder, .. } => holder.as_ref(),
+            Error::AfterPlacing { source, .. } => source.locked_by(),
             _ => None,
         }
     }
@@ -725,6 +733,7 @@ impl Error {
     pub fn sqlite_error(&self) -> Option<&rusqlite::Error> {
         match self {
             Error::Sqlite { source, .. } => Some(source),
+            Error::AfterPlacing { source, .. } => source.sqlite_error(),
             _ => None,
         }
     }
@@ -733,6 +742,7 @@ impl Error {
     pub fn io_error(&self) -> Option<&std::io::Error> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::AfterPlacing { source, .. } => source.io_error(),
             _ => None,
         }
     }
@@ -1096,6 +1106,14 @@ impl Error {
                  feature)"
             ),
             Error::BadKeyFile { problem, .. } => format!("the key file {p} {problem}"),
+            Error::AfterPlacing { placed, source } => {
+                let placed: Vec<String> = placed.iter().map(|p| p.display().to_string()).collect();
+                format!(
+                    "{} put in place (what it replaced is kept aside), then: {}",
+                    placed.join(" and "),
+                    source.what()
+                )
+            }
         }
     }
 
@@ -1593,6 +1611,11 @@ impl Error {
             Error::BadKeyFile { .. } => "a key file holds the 256-bit key as 64 hexadecimal characters and only its \
                  owner may read or write it (`chmod 600 FILE`)"
                 .into(),
+            Error::AfterPlacing { source, .. } => format!(
+                "{}; the files named are in place already: the same restore or repair run again would put them in \
+                 place once more",
+                source.remedy()
+            ),
         }
     }
 

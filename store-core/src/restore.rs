@@ -415,8 +415,9 @@ pub enum Placed {
 /// owner's open ([`undo_interrupted`]). Each replacement's AUTOINCREMENT counters are raised and a provenance
 /// row written into it before the journal (`event` for a backup, see [`restore_all`]; `salvage` for a
 /// salvage, see [`crate::salvage`]), so a kill after the commit leaves every placed file as complete as a
-/// finished run; then each is opened as the owner. Each is opened with `key`. Returns what was placed, in
-/// order, and the locks, still held.
+/// finished run; then each is opened as the owner, and a failure of those opens is
+/// [`Error::AfterPlacing`] (the files stand: a second run would place the same again). Each is opened with
+/// `key`. Returns what was placed, in order, and the locks, still held.
 pub fn replace_all(
     mut replacements: Vec<Replacement>,
     aside_tag: &str,
@@ -550,50 +551,59 @@ pub fn replace_all(
     std::fs::remove_file(journal_path(&data_dir)).map_err(|e| Error::io(&journal_path(&data_dir), "remove", e))?;
     files::sync_dir(&crate::private_dir::private_dir(&data_dir))?;
     step("committed")?;
-    // The damage met in the files that were there went aside with them.
-    for e in &journal.entries {
-        crate::records::clear_damage(&e.db)?;
-    }
+    // From here the new files stand: a failure says so (`Error::AfterPlacing`), as a second run would place
+    // the same again.
+    let placed_paths: Vec<PathBuf> = journal.entries.iter().map(|e| e.db.clone()).collect();
+    let opened = (|| -> Result<(Vec<Placed>, Vec<OwnerLock>)> {
+        // The damage met in the files that were there went aside with them.
+        for e in &journal.entries {
+            crate::records::clear_damage(&e.db)?;
+        }
 
-    // 3. The new files stand: open each as its owner.
-    let mut placed = Vec::new();
-    let mut locks = Vec::new();
-    for ((r, e), facts) in replacements.into_iter().zip(journal.entries).zip(replaced) {
-        let moved_aside = e.had_original.then(|| e.aside.clone());
-        let (done, lock) = match r {
-            Replacement::Backup(p) => {
-                let (report, lock) = finish_restore(p, e.db, moved_aside, facts, key)?;
-                (Placed::Restored(report), lock)
-            }
-            Replacement::Empty(s) => {
-                let options = OpenOptions {
-                    key: key.cloned(),
-                    ..OpenOptions::default()
-                };
-                let owner = OwnerConnection::open_locked(s.lock, s.schema, &options)?;
-                (
-                    Placed::StartedEmpty {
-                        database: s.schema.file_name,
-                        quarantined: moved_aside,
-                    },
-                    owner.into_lock(),
-                )
-            }
-            Replacement::Salvage(s) => {
-                let (report, lock) = crate::salvage::finish_placed(s, key)?;
-                (
-                    Placed::Salvaged {
-                        quarantined: moved_aside,
-                        report,
-                    },
-                    lock,
-                )
-            }
-        };
-        placed.push(done);
-        locks.push(lock);
-    }
-    Ok((placed, locks))
+        // 3. Open each as its owner.
+        let mut placed = Vec::new();
+        let mut locks = Vec::new();
+        for ((r, e), facts) in replacements.into_iter().zip(journal.entries).zip(replaced) {
+            let moved_aside = e.had_original.then(|| e.aside.clone());
+            let (done, lock) = match r {
+                Replacement::Backup(p) => {
+                    let (report, lock) = finish_restore(p, e.db, moved_aside, facts, key)?;
+                    (Placed::Restored(report), lock)
+                }
+                Replacement::Empty(s) => {
+                    let options = OpenOptions {
+                        key: key.cloned(),
+                        ..OpenOptions::default()
+                    };
+                    let owner = OwnerConnection::open_locked(s.lock, s.schema, &options)?;
+                    (
+                        Placed::StartedEmpty {
+                            database: s.schema.file_name,
+                            quarantined: moved_aside,
+                        },
+                        owner.into_lock(),
+                    )
+                }
+                Replacement::Salvage(s) => {
+                    let (report, lock) = crate::salvage::finish_placed(s, key)?;
+                    (
+                        Placed::Salvaged {
+                            quarantined: moved_aside,
+                            report,
+                        },
+                        lock,
+                    )
+                }
+            };
+            placed.push(done);
+            locks.push(lock);
+        }
+        Ok((placed, locks))
+    })();
+    opened.map_err(|source| Error::AfterPlacing {
+        placed: placed_paths,
+        source: Box::new(source),
+    })
 }
 
 /// What a restore read of the file it replaces, before moving it aside: for its report.
