@@ -61,17 +61,20 @@ pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key
             .and_then(|conn| backup::backup_connection(&conn, &path, schema, to, BackupClass::Manual, keep, key));
         match taken {
             Ok(backup) => {
-                // The file's earlier backups named later than the clock reads now: the clock is behind, and this
-                // backup, the newest, is named as older than them. Said when it happens, not found out later.
+                // The file's earlier backups named later than the clock reads now: the clock is behind, or was
+                // ahead when they were taken (nothing here tells which), and this backup, the newest, is named as
+                // older than them. Said when it happens, not found out later.
                 let named_later = backup::backups_of_file(&path, to, schema, key, Adopt::OwnOnly)
                     .map(|listing| listing.named_later)
                     .unwrap_or_default();
                 if let Some(later) = named_later.first() {
                     report.notes.push(format!(
                         "{} backup(s) of {} taken before this one are named later than the clock reads now (the \
-                         latest: {}, named as taken at {}): the clock is behind, so {} is named as older than \
-                         they are. Set the clock right and take a backup again; until then restore, repair and \
-                         doctor tell the backups apart by their rows",
+                         latest: {}, named as taken at {}), so {} is named as older than they are: either the clock \
+                         is behind now (set it right and take a backup again) or it was ahead when they were taken \
+                         (they are older than their names, and rotation keeps them on top of --keep until the clock \
+                         passes those names: remove them by hand when they are not wanted). Until a backup is named \
+                         later than them, restore, repair and doctor tell the backups apart by their rows",
                         named_later.len(),
                         path.display(),
                         later.path.display(),

@@ -1617,7 +1617,8 @@ fn a_backup_named_later_than_the_clock_reads_is_named_not_passed_over() {
     fs::copy(&older, in_copy(&not_more, &later)).unwrap();
     repair_refused_as_older_than(&not_more, &older);
 
-    // A backup taken while one is named later than the clock reads now says so, on stderr: the clock is behind.
+    // A backup taken while one is named later than the clock reads now says so, on stderr: the clock is behind
+    // now, or was ahead then.
     let out = run_splitstore(["backup", "--data-dir", utf8(&noted)]);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
@@ -1639,8 +1640,11 @@ fn a_backup_named_later_than_the_clock_reads_is_named_not_passed_over() {
     );
     assert!(
         stderr.ends_with(&format!(
-            "): the clock is behind, so {} is named as older than they are. Set the clock right and take a backup \
-             again; until then restore, repair and doctor tell the backups apart by their rows\n",
+            "), so {} is named as older than they are: either the clock is behind now (set it right and take a \
+             backup again) or it was ahead when they were taken (they are older than their names, and rotation keeps \
+             them on top of --keep until the clock passes those names: remove them by hand when they are not \
+             wanted). Until a backup is named later than them, restore, repair and doctor tell the backups apart by \
+             their rows\n",
             activity_backup.display()
         )),
         "{stderr}"
