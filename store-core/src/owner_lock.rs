@@ -103,6 +103,17 @@ impl OwnerLock {
         files::with_suffix(db_path, ".lock")
     }
 
+    /// Removes the lock file of a temporary database (a restore's copy, a salvage's output) once its
+    /// connection is closed: it is this process's alone, as the caller holds the real database's lock. One
+    /// that is not there (an open that failed before it made one) is no error.
+    pub(crate) fn remove_temporary(db_path: &Path) -> Result<()> {
+        let lock = Self::path_for(db_path);
+        match std::fs::remove_file(&lock) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(&lock, "remove", e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes ownership of `db_path`, or fails at once with [`Error::Locked`] naming the holder's pid.
     /// The lock file is created 0600 (a link or FIFO in its place is refused, its target untouched) and
     /// records this process's pid and start time. A data directory other users may write is refused

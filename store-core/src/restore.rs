@@ -701,12 +701,7 @@ pub(crate) fn write_before_placing(
     let written = OwnerLock::acquire(path)
         .and_then(|lock| OwnerConnection::open_locked(lock, schema, &options))
         .and_then(|mut owner| owner.write(f));
-    // The lock file of a temporary file is ours alone (the caller holds the database's own lock).
-    let lock = OwnerLock::path_for(path);
-    match std::fs::remove_file(&lock) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::io(&lock, "remove", e)),
-        _ => {}
-    }
+    OwnerLock::remove_temporary(path)?;
     written?;
     let wal = files::with_suffix(path, "-wal");
     if std::fs::symlink_metadata(&wal).is_ok() {

@@ -731,9 +731,7 @@ fn build(
     })?;
     verify(owner.conn(), out, &report, opts)?;
     drop(owner);
-    // The lock file of a temporary file is ours alone (the caller holds the database's own lock).
-    let lock = OwnerLock::path_for(out);
-    std::fs::remove_file(&lock).map_err(|e| Error::io(&lock, "remove", e))?;
+    OwnerLock::remove_temporary(out)?;
     files::sync_file(out)?;
     Ok(report)
 }
