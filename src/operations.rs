@@ -57,7 +57,10 @@ pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key
     };
     for schema in DATABASES {
         let path = schema.path_in(data_dir);
-        let taken = open_database_read_only(&path, schema, key)
+        // Never a copy a restore has half put in place: with a sound backup rotated out for it, a repair
+        // would later restore it, raised counters and all, and drop what the user's file held.
+        let taken = store_core::restore::refuse_unfinished(&path, schema)
+            .and_then(|()| open_database_read_only(&path, schema, key))
             .and_then(|conn| backup::backup_connection(&conn, &path, schema, to, BackupClass::Manual, keep, key));
         match taken {
             Ok(backup) => {

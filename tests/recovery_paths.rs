@@ -323,6 +323,82 @@ fn a_restore_of_both_files_killed_at_any_step_is_undone_by_the_next_start() {
     }
 }
 
+/// While a restore has not finished (running, then killed), the files at the paths may be its copies: a reader
+/// read them as the user's data (`report` showed the backup's totals, saying nothing), and a backup copied them
+/// and rotated a sound backup out for it; after the undo that copy, its counters raised, stood as the newest
+/// backup, and a repair put it in place without its `backup_older` refusal, dropping rows. Both refuse now,
+/// not ready: the process running it by pid, then the owner's start that puts every file back.
+#[test]
+fn readers_and_backups_refuse_the_files_of_an_unfinished_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (current, _) = two_states(data);
+    let activity = data.join("activity.db");
+    let backups = data.join("backups");
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(&backups)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    let placed = steps(data)
+        .iter()
+        .position(|s| *s == format!("placed {}", activity.display()))
+        .unwrap();
+    let mut child = spawn_child("child_entry", &format!("restore-hang-at-{placed}"), data);
+    wait_for_file(&marker(&activity, "ready"), Duration::from_secs(60));
+
+    let running = ActivityReader::open_in(data)
+        .totals_by_project(&TimeRange::all())
+        .unwrap_err();
+    assert_eq!(running.kind(), splitstore::ErrorKind::RestoreInterrupted, "{running}");
+    assert!(running.is_not_ready(), "{running}");
+    assert_eq!(running.locked_by().map(|h| h.pid), Some(child.id()), "{running}");
+    assert_eq!(
+        running.to_string(),
+        format!(
+            "a restore, repair or key rotation run by {} is replacing the files of {}: until it finishes, {} may be \
+             its copy, not the user's file. What to do: wait for it to finish, then read the file again",
+            running.locked_by().unwrap(),
+            data.display(),
+            activity.display()
+        )
+    );
+    kill9(&mut child);
+
+    let interrupted = ActivityReader::open_in(data)
+        .totals_by_project(&TimeRange::all())
+        .unwrap_err();
+    assert_eq!(
+        interrupted.to_string(),
+        format!(
+            "a restore, repair or key rotation in {} was interrupted before it finished: {} may be its copy, not the \
+             user's file. What to do: start the daemon (`splitstore daemon --data-dir {}`): its open puts every file \
+             back as it was before; then run this again",
+            data.display(),
+            activity.display(),
+            data.display()
+        )
+    );
+    let err = operations::backup(data, &backups, 1).unwrap_err();
+    assert_eq!(err.kind(), splitstore::ErrorKind::RestoreInterrupted, "{err}");
+    assert_eq!(listing(), before, "no backup taken, none rotated out");
+    let out = run_splitstore(["report", "--data-dir", utf8(data)]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(texts(&out).1.contains("was interrupted before it finished"), "{out:?}");
+
+    // The owner's start puts the user's files back; then both read and back up as before.
+    drop(ActivityWriter::open_in(data).unwrap());
+    assert_eq!(state(data), current);
+    ActivityReader::open_in(data)
+        .totals_by_project(&TimeRange::all())
+        .unwrap();
+    assert_eq!(operations::backup(data, &backups, 5).unwrap().taken.len(), 2);
+}
+
 /// A restore killed after its commit and before it opened the files it placed: those files stood, but their
 /// counters were raised and their `restore` provenance recorded only by that open, so activity.db handed out
 /// again the event ids of the file kept aside, and a project created after the backup read as deleted, not

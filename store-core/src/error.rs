@@ -140,7 +140,8 @@ pub enum ErrorKind {
     ForeignKeyViolations,
     /// The write-ahead log is large: a reader pins it (diagnostics).
     LargeWal,
-    /// A restore was interrupted; the next owner's open puts the files back as they were (diagnostics).
+    /// A restore (repair, key rotation) of the data directory has not finished: it runs, or was interrupted
+    /// and the next owner's open puts the files back as they were. Readers and backups wait (not ready).
     RestoreInterrupted,
     /// The predecessor file was modified after its conversion: what was written to it since is in none of
     /// the converted files (diagnostics).
@@ -219,12 +220,13 @@ impl ErrorKind {
         }
     }
 
-    /// The file is not there yet, not created or upgraded by its owner yet, or not converted yet: a reader
-    /// (or a process started before its peer) waits this out and asks again.
+    /// The file is not there yet, not created or upgraded by its owner yet, not converted yet, or a restore
+    /// of its data directory has not finished: a reader (or a process started before its peer) waits this out
+    /// and asks again.
     pub fn is_not_ready(self) -> bool {
         matches!(
             self,
-            ErrorKind::Missing | ErrorKind::SchemaBehind | ErrorKind::NotConvertedYet
+            ErrorKind::Missing | ErrorKind::SchemaBehind | ErrorKind::NotConvertedYet | ErrorKind::RestoreInterrupted
         )
     }
 
@@ -390,6 +392,15 @@ pub enum Error {
     Removed {
         path: PathBuf,
         evidence: String,
+        schema: &'static Schema,
+    },
+    /// A restore, repair or key rotation of the file's data directory has not finished (its journal is there):
+    /// the file at the path may be its copy, not the user's file, so a reader or a backup does not take it as
+    /// the user's data. `holder`: the process running it, when one holds the file's lock; with none, it was
+    /// interrupted, and the owner's next open puts every file back.
+    RestoreUnfinished {
+        path: PathBuf,
+        holder: Option<LockHolder>,
         schema: &'static Schema,
     },
     /// A connection setting did not take effect.
@@ -626,6 +637,7 @@ impl Error {
             Error::AnotherUsersFiles { .. } => ErrorKind::AnotherUsersFiles,
             Error::Missing { .. } => ErrorKind::Missing,
             Error::Removed { .. } => ErrorKind::Removed,
+            Error::RestoreUnfinished { .. } => ErrorKind::RestoreInterrupted,
             Error::PragmaRejected { .. } => ErrorKind::PragmaRejected,
             Error::DiskFull { .. } => ErrorKind::DiskFull,
             Error::WriteFailed { .. } => ErrorKind::WriteFailed,
@@ -682,6 +694,7 @@ impl Error {
             | Error::AnotherUsersFiles { path, .. }
             | Error::Missing { path, .. }
             | Error::Removed { path, .. }
+            | Error::RestoreUnfinished { path, .. }
             | Error::PragmaRejected { path, .. }
             | Error::DiskFull { path }
             | Error::WriteFailed { path, .. }
@@ -723,7 +736,8 @@ impl Error {
         match self {
             Error::Locked { holder, .. }
             | Error::OwnershipLost { holder, .. }
-            | Error::DatabaseReplaced { holder, .. } => holder.as_ref(),
+            | Error::DatabaseReplaced { holder, .. }
+            | Error::RestoreUnfinished { holder, .. } => holder.as_ref(),
             Error::AfterPlacing { source, .. } => source.locked_by(),
             _ => None,
         }
@@ -885,6 +899,16 @@ impl Error {
                  it would belong to user {user}, and the processes of user {owner} that use it could not open them"
             ),
             Error::Missing { schema, .. } => format!("{p} does not exist: {} has not created it yet", schema.owner),
+            Error::RestoreUnfinished { holder: Some(h), .. } => format!(
+                "a restore, repair or key rotation run by {h} is replacing the files of {}: until it finishes, {p} \
+                 may be its copy, not the user's file",
+                parent_dir(self.path()).display()
+            ),
+            Error::RestoreUnfinished { holder: None, .. } => format!(
+                "a restore, repair or key rotation in {} was interrupted before it finished: {p} may be its copy, \
+                 not the user's file",
+                parent_dir(self.path()).display()
+            ),
             Error::Removed { evidence, .. } => format!(
                 "{p} is gone, but it held data: {evidence}; it is not created anew, empty, over the data it held \
                  (removed or moved away by hand, by a sync or cleanup tool, or a copy of the directory without it)"
@@ -1309,6 +1333,16 @@ impl Error {
             Error::AnotherUsersFiles { owner, .. } => {
                 format!("run the command as user {owner} (`sudo -u '#{owner}' COMMAND` as root); nothing was changed")
             }
+            Error::RestoreUnfinished { holder: Some(_), .. } => {
+                "wait for it to finish, then read the file again".into()
+            }
+            Error::RestoreUnfinished {
+                holder: None, schema, ..
+            } => format!(
+                "start {} ({}): its open puts every file back as it was before; then run this again",
+                schema.owner,
+                command(Some(schema), schema.tools.owner_subcommand, "")
+            ),
             Error::Removed { schema, .. } => format!(
                 "if it was moved or renamed, put it back at {}; otherwise {stop_owners}, then run {}: it restores the \
                  file's newest backup that verifies, or, with none, says so, and {} starts it empty on purpose",

@@ -441,8 +441,11 @@ impl ReadPool {
 
     /// A connection to the file at the path now. Connections to a file no longer there (replaced by a
     /// restore or a repair), or to a `-wal` no longer there, are closed as they are met: at most every pooled
-    /// one, then a new one.
+    /// one, then a new one. None while a restore of the data directory has not finished
+    /// ([`Error::RestoreUnfinished`], not ready).
     fn connection(&self) -> Result<PooledConnection<Manager>> {
+        // Costs one `lstat`: the file at the path may be a restore's copy, half put in place.
+        crate::restore::refuse_unfinished(&self.path, self.schema)?;
         let file = self.file_now()?;
         let wal = files::file_id(&self.wal_path).ok();
         for _ in 0..=self.pool.max_size() {

@@ -309,6 +309,26 @@ pub fn interrupted(data_dir: &Path) -> bool {
     std::fs::symlink_metadata(journal_path(data_dir)).is_ok()
 }
 
+/// [`Error::RestoreUnfinished`] when a restore, repair or key rotation of the data directory of `path` has
+/// not finished (running, or interrupted): for code that reads the file without its lock (readers, backups),
+/// which would otherwise take a copy half put in place for the user's data, report it, or back it up and
+/// rotate a sound backup out for it. Owners undo an interrupted one at their open instead
+/// ([`undo_interrupted`]).
+pub fn refuse_unfinished(path: &Path, schema: &'static Schema) -> Result<()> {
+    if !interrupted(files::parent_dir(path)) {
+        return Ok(());
+    }
+    let holder = match OwnerLock::probe(path) {
+        Ok(crate::owner_lock::LockState::Held { holder }) => holder,
+        _ => None,
+    };
+    Err(Error::RestoreUnfinished {
+        path: path.to_path_buf(),
+        holder,
+        schema,
+    })
+}
+
 /// Replaces every database of `placements` with its verified backup, all or nothing ([`replace_all`] of
 /// backups): each backup is copied beside its database first; a journal naming every move is written; then
 /// each current file moves aside (with its `-wal`/`-shm`, never deleted) and its copy is renamed into place;
