@@ -637,8 +637,12 @@ pub(crate) fn page_count(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// One incremental-vacuum step of at most `pages` pages (its own autocommit transaction).
 pub(crate) fn incremental_vacuum_step(conn: &Connection, pages: u32) -> rusqlite::Result<()> {
-    // The pragma frees one page per step of the statement: run it to completion.
-    conn.execute_batch(&queries::incremental_vacuum(pages))
+    // The pragma frees one page per step of its statement, so it is stepped until it is done: `execute_batch`
+    // steps each statement once, and returned one page per call.
+    let mut stmt = conn.prepare(&queries::incremental_vacuum(pages))?;
+    let mut rows = stmt.raw_query();
+    while rows.next()?.is_some() {}
+    Ok(())
 }
 
 fn session_from_row(r: &Row<'_>) -> rusqlite::Result<Session> {

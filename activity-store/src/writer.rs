@@ -363,8 +363,8 @@ impl ActivityWriter {
     }
 
     /// Retention: deletes the events older than `before` and the sessions that started and ended before
-    /// it (open sessions are never deleted), then returns the freed pages to the file system
-    /// (`auto_vacuum=INCREMENTAL`) and checkpoints with TRUNCATE. It is the loop over
+    /// it (open sessions are never deleted, nor the last event of one), then returns the freed pages to the
+    /// file system (`auto_vacuum=INCREMENTAL`) and checkpoints with TRUNCATE. It is the loop over
     /// [`prune_step`](Self::prune_step) with a budget of `prune_chunk_rows` (and at most
     /// [`VACUUM_STEP_PAGES`](crate::queries::VACUUM_STEP_PAGES) pages per vacuum step), to the end.
     ///
@@ -402,9 +402,10 @@ impl ActivityWriter {
 
     /// One short step of retention, for a daemon that records while it prunes: deletes at most `budget`
     /// rows in one `BEGIN IMMEDIATE` transaction, the events older than `before` first, then the sessions
-    /// that started and ended before it (open sessions are never deleted). Once nothing is left to delete,
-    /// each step returns at most `budget` (and at most [`VACUUM_STEP_PAGES`](crate::queries::VACUUM_STEP_PAGES))
-    /// free pages to the file system (an incremental vacuum step, its own transaction). `done` says nothing
+    /// that started and ended before it (open sessions are never deleted, nor the last event of one: a
+    /// recovery after a crash ends the session there). Once nothing is left to delete, each step returns at
+    /// most `budget` (and at most [`VACUUM_STEP_PAGES`](crate::queries::VACUUM_STEP_PAGES)) free pages to the
+    /// file system (an incremental vacuum step, its own transaction). `done` says nothing
     /// is left to delete or to return.
     ///
     /// Totals stay: only sessions and events are deleted, never the running totals of `activity_totals`,

@@ -16,7 +16,7 @@ use activity_store::{
 use common::*;
 use proptest::prelude::*;
 use rusqlite::Connection;
-use store_core::testing::{fingerprint_of, open_at_version};
+use store_core::testing::{fingerprint_of, open_at_version, query_i64};
 
 const MINUTE: i64 = 60_000;
 const QUARTER: i64 = 15 * MINUTE;
@@ -527,6 +527,11 @@ fn prune_steps_respect_their_budget_delete_events_first_never_open_sessions_and_
     let db = dir.path().join("activity.db");
     let mut w = ActivityWriter::open(&db).unwrap();
     let open = w.start_session(&session(Some(9), BASE)).unwrap();
+    // Events of the open session, all older than the cut: the last one stays (below).
+    let open_events: Vec<_> = (0..5)
+        .map(|k| event(Some(open), "focus", BASE + k * 3_600_000))
+        .collect();
+    w.record_batch(&open_events).unwrap();
     for i in 0..30 {
         let s = w.start_session(&session(Some(i % 3), BASE + i * MINUTE)).unwrap();
         let batch: Vec<_> = (0..20)
@@ -542,14 +547,20 @@ fn prune_steps_respect_their_budget_delete_events_first_never_open_sessions_and_
 
     let mut phases = Vec::new();
     let mut pages = 0;
+    let mut vacuum_steps = 0;
     loop {
         let step = w.prune_step(cut, 100).unwrap();
         assert!(step.events_deleted + step.sessions_deleted <= 100, "{step:?}");
         if step.sessions_deleted > 0 {
-            assert_eq!(count_rows(&db, "activity_events"), 0, "events go first: {step:?}");
+            assert_eq!(count_rows(&db, "activity_events"), 1, "events go first: {step:?}");
         }
         phases.push((step.events_deleted, step.sessions_deleted));
         pages += step.pages_returned;
+        if step.events_deleted + step.sessions_deleted == 0 {
+            vacuum_steps += 1;
+            // Each returns its whole budget but the last (it returned one page per step).
+            assert!(step.done || step.pages_returned == 100, "{step:?}");
+        }
         if step.done {
             break;
         }
@@ -558,9 +569,18 @@ fn prune_steps_respect_their_budget_delete_events_first_never_open_sessions_and_
         phases[..6],
         [(100, 0), (100, 0), (100, 0), (100, 0), (100, 0), (100, 0)]
     );
-    assert_eq!(phases[6], (0, 30), "then the ended sessions, in the same budget");
+    assert_eq!(phases[6], (4, 30), "then the ended sessions, in the same budget");
     assert!(pages > 0, "the last steps returned the freed pages");
+    assert!(
+        vacuum_steps <= pages / 100 + 1,
+        "{vacuum_steps} steps for {pages} pages"
+    );
     assert_eq!(count_rows(&db, "activity_sessions"), 1, "the open session stays");
+    assert_eq!(
+        query_i64(&read_only(&db), "SELECT max(timestamp_ms) FROM activity_events"),
+        BASE + 4 * 3_600_000,
+        "and its last event, which a recovery ends it at"
+    );
     assert_eq!(
         read_only(&db)
             .query_row("SELECT id FROM activity_sessions", [], |r| r.get::<_, i64>(0))
@@ -576,6 +596,18 @@ fn prune_steps_respect_their_budget_delete_events_first_never_open_sessions_and_
     assert!(
         store_core::check::integrity_check(&read_only(&db)).unwrap().is_empty(),
         "integrity_check after pruning"
+    );
+    // The writer stops without ending the session (a crash): the next open ends it at its last event, with
+    // its time (it was ended at its start, 0 s, when retention had deleted every event of it).
+    drop(w);
+    let w = ActivityWriter::open(&db).unwrap();
+    let recovered = &w.recovery().sessions;
+    assert_eq!(recovered.len(), 1);
+    assert_eq!((recovered[0].id, recovered[0].end), (open, at(BASE + 4 * 3_600_000)));
+    assert_eq!(
+        reader.total_of_project(9, &day).unwrap().seconds,
+        4 * 3600,
+        "project 9's time, from the session retention kept open"
     );
 }
 
