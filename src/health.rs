@@ -47,8 +47,8 @@ pub fn check(data_dir: &Path, level: CheckLevel) -> Health {
 pub fn check_with_key(data_dir: &Path, level: CheckLevel, key: Option<&store_core::Key>) -> Health {
     let opts = InspectOptions {
         check: level,
-        backup_dir: None,
         key: key.cloned(),
+        ..InspectOptions::default()
     };
     let mut databases: Vec<DbHealth> = DATABASES
         .iter()

@@ -1052,6 +1052,37 @@ fn doctor_says_when_the_newest_backup_is_damaged() {
     assert_eq!(code, 0, "{table}");
 }
 
+/// Doctor's `quick_check` of the newest backup is skipped by an inspection that asks not to
+/// (`check_newest_backup: false`, a repair's: it verifies each backup it would use with `integrity_check`
+/// itself): the file is still checked and healthy, and the damaged backup is not read; by default it is,
+/// and said.
+#[test]
+fn the_newest_backup_is_checked_unless_the_inspection_says_not_to() {
+    use store_core::diagnostics::{CheckLevel, InspectOptions, inspect};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 100);
+    let [backup, _] = &backup_paths(&run_splitstore(["backup", "--data-dir", utf8(&data)]))[..] else {
+        panic!("two backups")
+    };
+    damage_middle_page(backup);
+    let path = data.join("activity.db");
+    let schema = &activity_store::SCHEMA;
+    let codes = |check_newest_backup: bool| {
+        let opts = InspectOptions {
+            check: CheckLevel::Full,
+            check_newest_backup,
+            ..InspectOptions::default()
+        };
+        let health = inspect(&path, schema, &opts);
+        assert!(health.check.as_ref().is_some_and(|c| c.ok), "{:?}", health.check);
+        assert_eq!(health.newest_backup.as_ref().map(|b| &b.path), Some(backup));
+        health.problems.iter().map(|p| p.code).collect::<Vec<_>>()
+    };
+    assert_eq!(codes(true), vec![store_core::ErrorKind::BackupDamaged]);
+    assert_eq!(codes(false), vec![]);
+}
+
 /// The newest backup in the folder is damaged: a restore from the folder restores the newest one that
 /// verifies and says which newer one it passed over (left as it is); naming the damaged one is refused with
 /// the way to restore another (before: "run repair --data-dir" on the backup folder, as if it were a data

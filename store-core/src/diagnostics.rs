@@ -55,6 +55,11 @@ pub struct InspectOptions {
     /// The key of an encrypted database (and of its backups); `None` for a plaintext one. A file the key
     /// does not open is reported as `key_rejected` (or `key_required`, `not_encrypted`), never as damage.
     pub key: Option<Key>,
+    /// With a structural check, also `quick_check` the newest backup (`backup_damaged`): one more read of
+    /// its whole size. Off only for a caller that verifies every backup it would use itself, more
+    /// thoroughly, and never acts on `backup_damaged` (a repair: `integrity_check` of each backup before
+    /// it restores one).
+    pub check_newest_backup: bool,
 }
 
 impl Default for InspectOptions {
@@ -63,6 +68,7 @@ impl Default for InspectOptions {
             check: CheckLevel::Quick,
             backup_dir: None,
             key: None,
+            check_newest_backup: true,
         }
     }
 }
@@ -361,6 +367,7 @@ fn inspect_with(
     // A backup that would not restore is found now, not on the day it is needed: the newest one is checked
     // with the file (a restore from its folder passes over it to the newest that verifies).
     if opts.check != CheckLevel::None
+        && opts.check_newest_backup
         && let Some(newest) = &h.newest_backup
         && let Some(finding) = backup_damage(&newest.path, key)
     {
