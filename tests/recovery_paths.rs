@@ -270,8 +270,9 @@ fn a_restore_that_fails_after_its_commit_says_the_files_were_placed() {
         "{err}"
     );
     assert!(
-        err.remedy()
-            .ends_with("; the files named are in place already: the same restore or repair run again would put them in place once more"),
+        err.remedy().ends_with(
+            "; the files named are in place already: the same command run again would put them in place once more"
+        ),
         "{err}"
     );
     assert!(!data.join(".private/restore.journal").exists());

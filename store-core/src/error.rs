@@ -607,10 +607,10 @@ pub enum Error {
     /// A key file that cannot be used (missing, not private, not 64 hexadecimal characters). The message
     /// never holds its content.
     BadKeyFile { path: PathBuf, problem: String },
-    /// A restore or repair committed (its files stand in place, each carrying its counters and provenance,
-    /// and the files they replaced are kept aside), then `source` stopped it while it opened them as their
-    /// owner. Its kind, path and holder are `source`'s; it says what was placed, as running the command again
-    /// would put the same in place once more.
+    /// A restore, repair or key rotation committed (its files stand in place, each carrying its counters and
+    /// provenance, and the files they replaced are kept aside), then `source` stopped it while it opened them
+    /// as their owner. Its kind, path and holder are `source`'s; it says what was placed, as running the
+    /// command again would put the same in place once more.
     AfterPlacing { placed: Vec<PathBuf>, source: Box<Error> },
 }
 
@@ -1646,7 +1646,7 @@ impl Error {
                  owner may read or write it (`chmod 600 FILE`)"
                 .into(),
             Error::AfterPlacing { source, .. } => format!(
-                "{}; the files named are in place already: the same restore or repair run again would put them in \
+                "{}; the files named are in place already: the same command run again would put them in \
                  place once more",
                 source.remedy()
             ),
