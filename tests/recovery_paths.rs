@@ -16,7 +16,7 @@ use splitstore::config_store::{ConfigStore, NewCalendarEvent, NewProject, NewSub
 use splitstore::operations::{self, RestoreHook};
 use support::{
     child_role, copy_data_dir, count_rows, kill9, marker, next_event_id, query_column, query_i64, read_only,
-    reported_project, run_splitstore, seed_data_dir, spawn_child, texts, utf8, wait_for_file, wait_within,
+    reported_project, run_splitstore, seed_data_dir, spawn_child, texts, utf8, wait_for_file, wait_until, wait_within,
 };
 
 fn ids(db: &Path, sql: &str) -> BTreeSet<i64> {
@@ -464,6 +464,42 @@ fn activity_db_removed_after_its_backup_never_has_its_event_ids_handed_out_again
     );
 }
 
+/// The same after a crash: the daemon's writer killed while it records (no clean stop, which records its
+/// counters), then activity.db removed. Its counters were recorded only at stops, so the repair's restore
+/// handed out again every event id acknowledged since the writer's start (weeks, for a daemon). Now they are
+/// recorded while it runs too, once every `COUNTERS_RECORD_INTERVAL`.
+#[test]
+fn activity_db_removed_after_a_crash_never_has_the_ids_recorded_before_it_handed_out_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    two_states(data);
+    let activity = data.join("activity.db");
+    let recorded = || {
+        store_core::records::counters_handed_out(&activity)
+            .get("activity_events")
+            .copied()
+    };
+    let at_last_stop = recorded().expect("two_states' writers stopped cleanly");
+    let mut child = spawn_child("child_entry", "record-until-killed", data);
+    // Waits for a record the running writer made (every ten seconds), past its last stop's.
+    let limit = splitstore::activity_store::COUNTERS_RECORD_INTERVAL * 4;
+    wait_until(limit, "the running writer's counters record", || {
+        recorded().is_some_and(|id| id > at_last_stop)
+    });
+    let while_running = recorded().unwrap();
+    kill9(&mut child);
+    for file in ["activity.db", "activity.db-wal", "activity.db-shm"] {
+        let _ = std::fs::remove_file(data.join(file));
+    }
+    let repaired = run_splitstore(["repair", "--data-dir", utf8(data)]);
+    assert!(repaired.status.success(), "{repaired:?}");
+    let next = next_event_id(data);
+    assert!(
+        next > while_running,
+        "event id {next} handed out again (the writer had recorded handing out up to {while_running})"
+    );
+}
+
 /// A restore killed with the user's activity.db moved aside (the next owner's start puts it back): `cleanup`
 /// removed that file as "the file a restore replaced", and `repair` took the file for removed and put the
 /// backup in its place, silently without the rows added since (a `restore` or `rekey` run then likewise
@@ -622,6 +658,14 @@ fn child_entry() {
     if role == "relative-paths-then-chdir" {
         relative_paths_then_chdir();
         return;
+    }
+    if role == "record-until-killed" {
+        let mut w = ActivityWriter::open_in(&data).unwrap();
+        loop {
+            w.record_event(&NewEvent::new(None, "focus", chrono::Utc::now()))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     if let Some(events) = role.strip_prefix("record-then-hang-") {
         record_then_hang(&data, events.parse().unwrap());

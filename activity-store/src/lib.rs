@@ -34,6 +34,6 @@ pub use store_core::checkpoint::{CheckpointMode, CheckpointResult};
 pub use store_core::{Banner, ChangeToken, Error, ErrorKind, LockHolder, OpenOptions, Result, TimeRange};
 pub use wal::{WalPolicy, WalStatus};
 pub use writer::{
-    ActivityWriter, Committed, DEFAULT_PRUNE_CHUNK_ROWS, PruneReport, PruneStep, RecoveredSession, Recovery,
-    WriterOptions,
+    ActivityWriter, COUNTERS_RECORD_INTERVAL, Committed, DEFAULT_PRUNE_CHUNK_ROWS, PruneReport, PruneStep,
+    RecoveredSession, Recovery, WriterOptions,
 };

@@ -8,7 +8,7 @@
 //! is never corrupted either way. The [`GroupCommit`] buffer is the one exception, documented there.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -176,11 +176,19 @@ pub struct ActivityWriter {
     busy_timeout: Duration,
     prune_chunk_rows: u32,
     recovery: Recovery,
+    /// When the counters were last recorded ([`COUNTERS_RECORD_INTERVAL`]).
+    counters_recorded: Instant,
 }
 
-/// A stop records the counters handed out ([`OwnerConnection::record_counters`]): a restore over an
-/// activity.db removed since never hands those event ids out again (config.db keeps its record after every
-/// write; here that would cost every commit).
+/// How often a writer records the counters it handed out while it runs, besides at its stop: after a crash,
+/// a restore over the file (removed, or damaged where its counters are) raises past the ids acknowledged up
+/// to the last record, not only up to the last clean stop, which for a daemon running for weeks is weeks
+/// old. A record costs a small file written and fsynced (a few ms), once in this interval.
+pub const COUNTERS_RECORD_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A stop records the counters handed out ([`OwnerConnection::record_counters`]), as does a commit once every
+/// [`COUNTERS_RECORD_INTERVAL`]: a restore over an activity.db removed since never hands those event ids out
+/// again (config.db keeps its record after every write; here that would cost every commit).
 impl Drop for ActivityWriter {
     fn drop(&mut self) {
         self.owner.record_counters();
@@ -211,6 +219,7 @@ impl ActivityWriter {
             busy_timeout: options.open.busy_timeout,
             prune_chunk_rows: options.prune_chunk_rows.max(1),
             recovery,
+            counters_recorded: Instant::now(),
         })
     }
 
@@ -484,6 +493,10 @@ impl ActivityWriter {
     fn after_commit(&mut self) {
         self.wal
             .after_commit(self.owner.conn(), self.owner.path(), self.busy_timeout);
+        if self.counters_recorded.elapsed() >= COUNTERS_RECORD_INTERVAL {
+            self.owner.record_counters();
+            self.counters_recorded = Instant::now();
+        }
     }
 }
 
