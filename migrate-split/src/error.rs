@@ -30,14 +30,15 @@ pub enum SplitError {
         /// The legacy file the split was asked to convert, for the command the remedy names.
         legacy: PathBuf,
     },
-    /// One output of a split that finished (recorded in the data directory) is gone: removed after the split,
-    /// while the other may hold what its owner wrote since. Splitting again would move that one aside and put
-    /// the legacy rows in its place, so it is refused without `--force`: the missing file comes back from its
-    /// backup.
+    /// Outputs of a split that finished (recorded in the data directory) are gone: removed after the split,
+    /// holding (as may the other, when one is left) what their owners wrote since. Splitting again would put
+    /// the legacy rows in their place (and move the other aside), so it is refused without `--force`: the
+    /// missing files come back from their backups.
     OutputRemoved {
-        missing: PathBuf,
-        /// The output still there.
-        kept: PathBuf,
+        /// The outputs gone (one or both).
+        missing: Vec<PathBuf>,
+        /// The output still there, when one is.
+        kept: Option<PathBuf>,
         split_id: String,
         legacy: PathBuf,
     },
@@ -109,12 +110,26 @@ impl SplitError {
                 kept,
                 split_id,
                 ..
-            } => format!(
-                "{} is missing, though split {split_id} finished (the data directory records it): it was removed \
-                 since, and {} may hold what its owner wrote after the split",
-                missing.display(),
-                kept.display()
-            ),
+            } => {
+                let (names, gone) = match &missing[..] {
+                    [one] => (one.display().to_string(), "it was removed since"),
+                    _ => (
+                        missing
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(" and "),
+                        "they were removed since",
+                    ),
+                };
+                let kept = kept.as_ref().map_or(String::new(), |kept| {
+                    format!(", and {} may hold what its owner wrote after the split", kept.display())
+                });
+                format!(
+                    "{names} {} missing, though split {split_id} finished (the data directory records it): {gone}{kept}",
+                    if missing.len() == 1 { "is" } else { "are" }
+                )
+            }
             SplitError::Strict { reasons, .. } => format!("--strict: {}", reasons.join("; ")),
             SplitError::Verification { path, detail } => {
                 format!("verification of {} failed: {detail}", path.display())
@@ -139,19 +154,32 @@ impl SplitError {
                 store_core::files::shell_quoted(legacy),
                 store_core::files::shell_quoted(data_dir)
             ),
-            SplitError::OutputRemoved { missing, kept, legacy, .. } => {
-                let data_dir = missing.parent().unwrap_or(Path::new("."));
+            SplitError::OutputRemoved {
+                missing, kept, legacy, ..
+            } => {
+                let data_dir = store_core::files::parent_dir(&missing[0]);
                 let name = |p: &Path| p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                let (names, backups) = match &missing[..] {
+                    [one] => (name(one), "its newest backup"),
+                    _ => (
+                        missing.iter().map(|p| name(p)).collect::<Vec<_>>().join(" and "),
+                        "their newest backups",
+                    ),
+                };
+                let aside = kept.as_ref().map_or(String::new(), |kept| {
+                    format!(
+                        ": {} is moved aside (renamed, never deleted) and what was written to it since the split stays \
+                         only there",
+                        name(kept)
+                    )
+                });
                 format!(
-                    "put {} back from its newest backup: `splitstore repair --data-dir {}` (`splitstore doctor` lists \
-                     the backups); to split the legacy file again instead, run `migrate-split --legacy {} --data-dir \
-                     {} --force`: {} is moved aside (renamed, never deleted) and what was written to it since the \
-                     split stays only there",
-                    name(missing),
+                    "put {names} back from {backups}: `splitstore repair --data-dir {}` (`splitstore doctor` lists the \
+                     backups); to split the legacy file again instead, run `migrate-split --legacy {} --data-dir {} \
+                     --force`{aside}",
                     store_core::files::shell_quoted(data_dir),
                     store_core::files::shell_quoted(legacy),
                     store_core::files::shell_quoted(data_dir),
-                    name(kept)
                 )
             }
             SplitError::Strict { .. } => "look at the counts (run without --strict, or with --dry-run, to get the \
@@ -174,7 +202,7 @@ impl SplitError {
             | SplitError::Verification { path, .. }
             | SplitError::LegacyChanged { path } => path,
             SplitError::OutputsExist { data_dir, .. } => data_dir,
-            SplitError::OutputRemoved { missing, .. } => missing,
+            SplitError::OutputRemoved { missing, .. } => &missing[0],
             SplitError::Strict { report, .. } => &report.legacy.path,
             SplitError::Store(e) => e.path(),
         }

@@ -45,7 +45,7 @@
 //! Only two files naming the same split of the same legacy file (same sha256) count as done. One output of a
 //! split the data directory records as finished (`converted.json`), its partner gone, was removed after the
 //! split, not lost to a kill: that is refused ([`SplitError::OutputRemoved`]: restore it from its backup), as
-//! splitting again would move aside the other, with what its owner wrote since. A rejects file
+//! splitting again would move aside the other, with what its owner wrote since; so are both gone. A rejects file
 //! found without outputs is moved aside (`.stale-<time>`) the same way.
 //!
 //! # Exit codes
@@ -231,11 +231,17 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
                 legacy: legacy_path.to_path_buf(),
             });
         }
-        Existing::Removed(missing, _, split_id) => {
+        Existing::Removed(missing, kept, split_id) => {
             report.moved_aside = outputs::move_aside_all(data_dir, "replaced")?;
+            let missing: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
             report.warnings.push(format!(
-                "--force: {} was removed after split {split_id} finished; what was left was moved aside",
-                missing.display()
+                "--force: {} removed after split {split_id} finished{}",
+                missing.join(" and "),
+                if kept.is_some() {
+                    "; what was left was moved aside"
+                } else {
+                    ""
+                }
             ));
         }
         Existing::Other(state) if options.force => {

@@ -79,9 +79,9 @@ pub(crate) enum Existing {
     AlreadySplit(SplitDetail),
     /// A split that did not finish (killed between the two renames): to be moved aside and redone.
     Unfinished(String),
-    /// One output of a split the data directory records as finished, its partner gone since:
-    /// (missing, kept, split id).
-    Removed(PathBuf, PathBuf, String),
+    /// Outputs of a split the data directory records as finished, gone since: (missing, the one kept if
+    /// any, split id).
+    Removed(Vec<PathBuf>, Option<PathBuf>, String),
     /// Outputs that are not a split of this file (a fresh store, another legacy file, damage).
     Other(String),
 }
@@ -104,7 +104,13 @@ pub(crate) fn inspect(
     let present = |db: &Path| fs::symlink_metadata(db).is_ok();
     let a_present = present(&finals.activity);
     let c_present = present(&finals.config);
+    let finished = store_core::conversion::recorded(dir).map(|record| record.run_id);
     if !a_present && !c_present {
+        // Both gone after a split that finished: splitting again would put the legacy rows where the backups
+        // hold what the owners wrote since.
+        if let Some(id) = finished {
+            return Ok(Existing::Removed(vec![finals.activity, finals.config], None, id));
+        }
         let strays: Vec<String> = [&finals.activity, &finals.config]
             .iter()
             .flat_map(|db| files::sidecars(db))
@@ -149,13 +155,20 @@ pub(crate) fn inspect(
     let state = format!("{}, {}", describe("activity.db", &a), describe("config.db", &c));
     // The split that wrote the output still there finished: the other was removed after it, not lost to a
     // kill between the renames (those runs record their end only after both).
-    let finished = store_core::conversion::recorded(dir).map(|record| record.run_id);
     match (a_present, c_present, &a_id, &c_id) {
         (false, true, _, Some(id)) if finished.as_ref() == Some(id) => {
-            return Ok(Existing::Removed(finals.activity, finals.config, id.clone()));
+            return Ok(Existing::Removed(
+                vec![finals.activity],
+                Some(finals.config),
+                id.clone(),
+            ));
         }
         (true, false, Some(id), _) if finished.as_ref() == Some(id) => {
-            return Ok(Existing::Removed(finals.config, finals.activity, id.clone()));
+            return Ok(Existing::Removed(
+                vec![finals.config],
+                Some(finals.activity),
+                id.clone(),
+            ));
         }
         _ => {}
     }

@@ -328,7 +328,8 @@ fn relative_paths_come_back_absolute() {
 
 /// activity.db removed after a split that finished (the data directory records it): splitting again would put
 /// the legacy rows in its place and move config.db aside, with what the server wrote to it since. Refused, with
-/// the way back from the backup first; `--force` still splits again, moving config.db aside.
+/// the way back from the backup first; `--force` still splits again, moving config.db aside. Both removed:
+/// refused too (the backups hold what the owners wrote since the split).
 #[test]
 fn an_output_removed_after_a_finished_split_is_refused_not_split_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -389,4 +390,33 @@ fn an_output_removed_after_a_finished_split_is_refused_not_split_again() {
     assert_eq!(aside.len(), 1, "{:?}", listing(&data));
     assert_eq!(std::fs::read(data.join(&aside[0])).unwrap(), config);
     assert!(activity.exists());
+
+    // Both removed: refused the same way, with nothing to move aside.
+    let split_id = one_json_object(&out.stdout)["split_id"].as_str().unwrap().to_string();
+    for name in ["activity.db", "config.db"] {
+        std::fs::remove_file(data.join(name)).unwrap();
+    }
+    let out = run_bin(&args(&legacy, &data, &["--json"]));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let error = &one_json_object(&out.stdout)["error"];
+    assert_eq!(
+        (&error["kind"], &error["message"], &error["remedy"]),
+        (
+            &serde_json::json!("removed"),
+            &serde_json::json!(format!(
+                "{d}/activity.db and {d}/config.db are missing, though split {split_id} finished (the data directory \
+                 records it): they were removed since"
+            )),
+            &serde_json::json!(format!(
+                "put activity.db and config.db back from their newest backups: `splitstore repair --data-dir {d}` \
+                 (`splitstore doctor` lists the backups); to split the legacy file again instead, run `migrate-split \
+                 --legacy {} --data-dir {d} --force`",
+                legacy.display()
+            )),
+        )
+    );
+    assert!(!activity.exists() && !data.join("config.db").exists());
+    let out = run_bin(&args(&legacy, &data, &["--force"]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(activity.exists() && data.join("config.db").exists());
 }
