@@ -1,6 +1,7 @@
 //! What the `migrate-split` and `splitstore` commands share before either runs: the version they say, and
 //! the `--json` failure of a command line they cannot parse.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Parses the command line as `A`. `--version` says the schema version of each file the build writes, which
@@ -30,7 +31,8 @@ pub fn parse_args<A: clap::Parser>() -> Result<A, ExitCode> {
                         "exit_code": code,
                     },
                 });
-                println!("{failure}");
+                // Not `println!`, which panics when stdout is a closed pipe: the failure is on stderr already.
+                let _ = writeln!(std::io::stdout().lock(), "{failure}");
             }
             ExitCode::from(code)
         })

@@ -205,6 +205,19 @@ fn an_argument_error_is_a_json_failure_and_the_version_names_the_schemas() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty(), "no JSON without --json");
 
+    // Stdout a pipe its reader closed (a consumer that exited): exit 2 all the same, no panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = bin()
+        .args(["--json", "--bogus"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = store_core::testing::wait_output_within(child, std::time::Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+
     let out = run_bin(&[OsStr::new("--version")]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
