@@ -3,7 +3,8 @@
 //! Exit codes: 0 the outputs are in place (split now, or already done earlier) or a dry run finished;
 //! 1 refused: the legacy file is not one this tool converts, the outputs exist and are not a finished split
 //! of this file (use `--force`), one output of a finished split was removed since (restore it), an owner lock
-//! is held, or `--strict` found rejects or unknown tables;
+//! is held, the data directory is encrypted and no key was given, or `--strict` found rejects or unknown
+//! tables;
 //! 2 could not run: I/O, a full disk, a failed verification, the legacy file changed during the run.
 //! Whatever the code, nothing half-done is left in the data directory.
 
@@ -67,7 +68,7 @@ impl SplitError {
             | SplitError::OutputsExist { .. }
             | SplitError::OutputRemoved { .. }
             | SplitError::Strict { .. } => 1,
-            SplitError::Store(e) if e.kind() == store_core::ErrorKind::Locked => 1,
+            SplitError::Store(e) if matches!(e.kind(), ErrorKind::Locked | ErrorKind::KeyRequired) => 1,
             SplitError::Verification { .. } | SplitError::LegacyChanged { .. } | SplitError::Store(_) => 2,
         }
     }

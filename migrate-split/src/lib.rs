@@ -189,6 +189,22 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     report.cleaned_up = outputs::remove_leftovers(data_dir)?;
 
     let key = options.key.as_ref();
+    // A data directory whose files were last opened encrypted is split into with its key only: without it,
+    // the split record of a file still there cannot be read, and `--force` would write the legacy rows in
+    // the clear beside what the key protects (the owners then refuse the key, or run without one).
+    let encrypted = |db: &Path| store_core::records::encryption(db).is_some_and(|r| r.encrypted);
+    let outputs = [finals.activity.as_path(), finals.config.as_path()];
+    // The file still there first: the error names a file that is encrypted.
+    let named = outputs.iter().find(|db| db.exists() && encrypted(db));
+    if key.is_none()
+        && let Some(db) = named.or_else(|| outputs.iter().find(|db| encrypted(db)))
+    {
+        return Err(store_core::Error::KeyRequired {
+            path: db.to_path_buf(),
+            schema: None,
+        }
+        .into());
+    }
     match outputs::inspect(data_dir, || legacy.checks.sha256().map(str::to_string), key)? {
         Existing::AlreadySplit(detail) => {
             report.legacy.sha256 = legacy.checks.sha256()?.to_string();

@@ -167,3 +167,46 @@ fn the_binary_takes_a_key_file_and_never_prints_a_secret() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
     assert!(!other.exists(), "nothing was created");
 }
+
+/// An encrypted data directory whose activity.db was removed, split again without the key: the split record of
+/// config.db could not be read, so the removal read as other outputs, and `--force` (their remedy) moved the
+/// encrypted config.db aside and wrote the legacy rows in the clear. Refused now for want of the key, before
+/// anything is looked at; with it, the removal is told.
+#[test]
+fn an_encrypted_data_directory_is_not_split_again_without_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &migrate_split::fixtures::LegacySpec::small(3));
+    let data = dir.path().join("data");
+    let key = Key::generate().unwrap();
+    let with_key = Options {
+        key: Some(key.clone()),
+        ..Options::default()
+    };
+    split(&legacy, &data, &with_key).unwrap();
+    let (activity, config, _) = migrate_split::output_paths(&data);
+    // The server opens config.db with the key, which records it as encrypted.
+    let options = OpenOptions {
+        key: Some(key.clone()),
+        ..OpenOptions::default()
+    };
+    drop(OwnerConnection::open_with(&config, &config_store::SCHEMA, &options).unwrap());
+    fs::remove_file(&activity).unwrap();
+    let before = fs::read(&config).unwrap();
+
+    for force in [false, true] {
+        let err = split(
+            &legacy,
+            &data,
+            &Options {
+                force,
+                ..Options::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!((err.kind(), err.exit_code()), (ErrorKind::KeyRequired, 1), "{err}");
+        assert_eq!(fs::read(&config).unwrap(), before, "config.db untouched");
+        assert!(!activity.exists());
+    }
+    let err = split(&legacy, &data, &with_key).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Removed, "{err}");
+}
