@@ -172,11 +172,17 @@ pub(crate) fn inspect(
         }
         _ => {}
     }
-    Ok(if a_id.is_some() || c_id.is_some() {
-        Existing::Unfinished(state)
-    } else {
-        Existing::Other(state)
-    })
+    // An output of the split that finished beside one of no split or another (started empty by a repair,
+    // put back from another directory's backup): the directory moved on after that split, it was not left
+    // half-way by a kill.
+    let of_finished = |id: &Option<String>| id.is_some() && *id == finished;
+    Ok(
+        if (a_id.is_some() || c_id.is_some()) && !of_finished(&a_id) && !of_finished(&c_id) {
+            Existing::Unfinished(state)
+        } else {
+            Existing::Other(state)
+        },
+    )
 }
 
 /// The newest `split` record of an output. Opened read-write without create when it has no `-wal`/`-shm`

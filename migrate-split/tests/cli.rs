@@ -388,11 +388,29 @@ fn an_output_removed_after_a_finished_split_is_refused_not_split_again() {
         "config.db untouched"
     );
     assert!(!activity.exists());
-    assert!(
+    let nothing_aside = || {
         listing(&data)
             .iter()
             .all(|n| !n.contains(".replaced-") && !n.contains(".unfinished-"))
+    };
+    assert!(nothing_aside());
+
+    // A file of no split in its place since (started empty by `repair --allow-empty` with no backup, put back
+    // from another directory): not a split left half-way, whose files a run moves aside without --force.
+    // Refused as other outputs.
+    let elsewhere = dir.path().join("elsewhere");
+    drop(activity_store::ActivityWriter::open_in(&elsewhere).unwrap());
+    std::fs::copy(elsewhere.join("activity.db"), &activity).unwrap();
+    let out = run_bin(&args(&legacy, &data, &["--json"]));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(one_json_object(&out.stdout)["error"]["kind"], "outputs_exist");
+    assert_eq!(
+        std::fs::read(data.join("config.db")).unwrap(),
+        config,
+        "config.db untouched"
     );
+    assert!(nothing_aside());
+    std::fs::remove_file(&activity).unwrap();
 
     let out = run_bin(&args(&legacy, &data, &["--json", "--force"]));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
