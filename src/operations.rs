@@ -87,7 +87,9 @@ pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key
                 }
                 report.taken.push(backup)
             }
-            Err(e) if e.is_not_ready() => report.missing.push(e),
+            // Not there yet is half a backup said, not failed; a restore under way is a failure: the
+            // other file, backed up, may be of the pair before it.
+            Err(e) if e.is_not_ready() && e.kind() != ErrorKind::RestoreInterrupted => report.missing.push(e),
             Err(e) => report.failed.push(e),
         }
     }

@@ -391,6 +391,25 @@ fn readers_and_backups_refuse_the_files_of_an_unfinished_restore() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(texts(&out).1.contains("was interrupted before it finished"), "{out:?}");
 
+    // A journal that replaces activity.db alone (a repair of it): config.db is the user's, read and backed
+    // up; the backup of the pair fails all the same (exit 2), not half of it said as taken.
+    let journal = data.join(".private/restore.journal");
+    let mut entries: serde_json::Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    entries["entries"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| e["db"].as_str().is_some_and(|db| db.ends_with("activity.db")));
+    std::fs::write(&journal, entries.to_string()).unwrap();
+    splitstore::config_store::ConfigReader::open_in(data)
+        .project_ids_missing()
+        .unwrap();
+    let report = operations::backup(data, &backups, 5).unwrap();
+    assert_eq!(report.taken.len(), 1, "config.db's");
+    assert!(report.missing.is_empty());
+    assert_eq!(report.failed[0].kind(), splitstore::ErrorKind::RestoreInterrupted);
+    let out = run_splitstore(["backup", "--data-dir", utf8(data)]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+
     // The owner's start puts the user's files back; then both read and back up as before.
     drop(ActivityWriter::open_in(data).unwrap());
     assert_eq!(state(data), current);

@@ -270,16 +270,12 @@ fn journal_path(data_dir: &Path) -> PathBuf {
 /// names: the file it moved aside (the user's, which its undo puts back) or its copy of the backup. Never a
 /// leftover to remove then, whatever its name says.
 pub(crate) fn named_by_interrupted(path: &Path) -> bool {
-    let dir = files::parent_dir(path);
-    let Ok(text) = std::fs::read_to_string(journal_path(dir)) else {
-        return false;
-    };
-    let Ok(journal) = serde_json::from_str::<Journal>(&text) else {
+    let Some(journal) = interrupted_journal(files::parent_dir(path)) else {
         return false;
     };
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let base = files::sidecar_base(name);
-    journal.in_dir(dir).entries.iter().any(|e| {
+    journal.entries.iter().any(|e| {
         [&e.aside, &e.restoring]
             .iter()
             .any(|named| named.file_name().and_then(|n| n.to_str()) == Some(base))
@@ -290,15 +286,10 @@ pub(crate) fn named_by_interrupted(path: &Path) -> bool {
 /// database at `path` aside, and the file is there, aside: the undo puts it back, so its absence at `path`
 /// is no removal.
 pub(crate) fn moved_aside_by_interrupted(path: &Path) -> bool {
-    let dir = files::parent_dir(path);
-    let Some(journal) = std::fs::read_to_string(journal_path(dir))
-        .ok()
-        .and_then(|text| serde_json::from_str::<Journal>(&text).ok())
-    else {
+    let Some(journal) = interrupted_journal(files::parent_dir(path)) else {
         return false;
     };
     journal
-        .in_dir(dir)
         .entries
         .iter()
         .any(|e| e.db.file_name() == path.file_name() && e.had_original && std::fs::symlink_metadata(&e.aside).is_ok())
@@ -309,13 +300,26 @@ pub fn interrupted(data_dir: &Path) -> bool {
     std::fs::symlink_metadata(journal_path(data_dir)).is_ok()
 }
 
-/// [`Error::RestoreUnfinished`] when a restore, repair or key rotation of the data directory of `path` has
-/// not finished (running, or interrupted): for code that reads the file without its lock (readers, backups),
+/// The journal of a restore interrupted (or running) in `data_dir`, its paths in that folder; `None` when
+/// there is none or it cannot be read.
+fn interrupted_journal(data_dir: &Path) -> Option<Journal> {
+    let text = std::fs::read_to_string(journal_path(data_dir)).ok()?;
+    serde_json::from_str::<Journal>(&text).ok().map(|j| j.in_dir(data_dir))
+}
+
+/// [`Error::RestoreUnfinished`] when a restore, repair or key rotation of the data directory of `path` that
+/// replaces it has not finished (running, or interrupted): for code that reads the file without its lock (readers, backups),
 /// which would otherwise take a copy half put in place for the user's data, report it, or back it up and
 /// rotate a sound backup out for it. Owners undo an interrupted one at their open instead
 /// ([`undo_interrupted`]).
 pub fn refuse_unfinished(path: &Path, schema: &'static Schema) -> Result<()> {
-    if !interrupted(files::parent_dir(path)) {
+    let dir = files::parent_dir(path);
+    if !interrupted(dir) {
+        return Ok(());
+    }
+    // Only the databases it replaces: a repair of activity.db alone leaves config.db the user's. A journal
+    // that cannot be read may name any of them.
+    if interrupted_journal(dir).is_some_and(|j| j.entries.iter().all(|e| e.db.file_name() != path.file_name())) {
         return Ok(());
     }
     let holder = match OwnerLock::probe(path) {
