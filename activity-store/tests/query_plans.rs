@@ -125,7 +125,12 @@ fn prune_chunks_find_their_rows_through_the_time_indexes() {
     assert_plan(
         &c,
         queries::PRUNE_EVENTS,
-        &["SEARCH activity_events USING COVERING INDEX activity_events_timestamp (timestamp_ms<?)"],
+        &[
+            "SEARCH ev USING INDEX activity_events_timestamp (timestamp_ms<?)",
+            // Per candidate: its session, and (open) a later event of it, never a scan of either table.
+            "SEARCH s USING INTEGER PRIMARY KEY (rowid=?)",
+            "SEARCH e2 USING COVERING INDEX activity_events_session (session_id=? AND timestamp_ms>?)",
+        ],
     );
     assert_plan(
         &c,
