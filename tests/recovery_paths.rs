@@ -252,9 +252,11 @@ fn a_restore_that_fails_after_its_commit_says_the_files_were_placed() {
         Ok(())
     });
     let err = operations::restore_with(data, &data.join("backups"), Some(&hook), None).unwrap_err();
+    // Its own kind, not retryable: the open's (not_a_database here; disk_full, io, locked would say retryable)
+    // would have a program run the restore again.
     assert_eq!(
-        (err.kind(), err.path()),
-        (splitstore::ErrorKind::NotADatabase, config.as_path()),
+        (err.kind(), err.path(), err.is_retryable()),
+        (splitstore::ErrorKind::PlacedNotOpened, config.as_path(), false),
         "{err}"
     );
     let placed = format!(
@@ -269,11 +271,11 @@ fn a_restore_that_fails_after_its_commit_says_the_files_were_placed() {
         )),
         "{err}"
     );
-    assert!(
-        err.remedy().ends_with(
-            "; the files named are in place already: the same command run again would put them in place once more"
-        ),
-        "{err}"
+    assert_eq!(
+        err.remedy(),
+        "do not run the command again (it would put the same in place once more): the files named stand in place \
+         with what they need; deal with what stopped their open (not_a_database), then start the owners, whose \
+         open does what this one could not"
     );
     assert!(!data.join(".private/restore.journal").exists());
 }
@@ -417,6 +419,50 @@ fn readers_and_backups_refuse_the_files_of_an_unfinished_restore() {
         .totals_by_project(&TimeRange::all())
         .unwrap();
     assert_eq!(operations::backup(data, &backups, 5).unwrap().taken.len(), 2);
+}
+
+/// A restore journal that cannot be read (cut short by a power loss): the owners exited 75 at every start
+/// ("could not read the restore journal", retryable: a supervisor restarts them forever) and readers said to
+/// start them. Every one of them, and doctor, now says what it is and what to do, and the owners exit 2.
+#[test]
+fn an_unreadable_restore_journal_is_said_with_what_to_do_and_stops_no_supervisor_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (current, _) = two_states(data);
+    let journal = data.join(".private/restore.journal");
+    std::fs::write(&journal, b"{\"entries\": [{\"db\": \"activ").unwrap();
+    let d = utf8(data);
+    let expected = format!(
+        "{}, the journal of a restore, repair or key rotation in {d} that did not finish, cannot be read (EOF \
+         while parsing a string at line 1 column 26): which files it moved cannot be told. What to do: with every \
+         owner of {d} stopped, look at the files there: `<db>.restoring` is a backup's copy that was to be put in \
+         place, `<db>.<tag>-<time>` (replaced, corrupt, rekeyed) a file moved aside; put back by hand any database \
+         that is not at its path (rename its moved-aside file), then move the journal away (`mv {} {}.unreadable`) \
+         and start the owners; nothing was changed",
+        journal.display(),
+        journal.display(),
+        journal.display()
+    );
+    for args in [
+        vec!["daemon", "--seconds", "0", "--data-dir", d],
+        vec!["server", "--seconds", "0", "--data-dir", d],
+        vec!["report", "--data-dir", d],
+        vec!["backup", "--data-dir", d],
+        vec!["repair", "--data-dir", d],
+    ] {
+        let out = run_splitstore(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(texts(&out).1.contains(&expected), "{args:?}: {}", texts(&out).1);
+    }
+    let doctor = run_splitstore(["doctor", "--json", "--data-dir", d]);
+    assert!(
+        String::from_utf8_lossy(&doctor.stdout).contains("\"restore_journal_unreadable\""),
+        "{doctor:?}"
+    );
+    // Its remedy, followed: both files are at their paths here.
+    std::fs::rename(&journal, data.join(".private/restore.journal.unreadable")).unwrap();
+    drop(ActivityWriter::open_in(data).unwrap());
+    assert_eq!(state(data), current);
 }
 
 /// A restore killed after its commit and before it opened the files it placed: those files stood, but their

@@ -253,7 +253,9 @@ fn inspect_with(
     {
         h.problem_from(&files::not_a_directory(&private, &meta));
     }
-    if crate::restore::interrupted(dir) {
+    if let Some(unreadable) = crate::restore::unreadable_journal(dir) {
+        h.problem_from(&unreadable);
+    } else if crate::restore::interrupted(dir) {
         h.problem(
             ErrorKind::RestoreInterrupted,
             format!(

@@ -143,6 +143,12 @@ pub enum ErrorKind {
     /// A restore (repair, key rotation) of the data directory has not finished: it runs, or was interrupted
     /// and the next owner's open puts the files back as they were. Readers and backups wait (not ready).
     RestoreInterrupted,
+    /// The journal of an interrupted restore (repair, key rotation) cannot be read: which files it moved
+    /// cannot be told, so no owner's open can put them back by itself.
+    RestoreJournalUnreadable,
+    /// A restore, repair or key rotation put its files in place, then could not open them: it is done, and
+    /// run again it would put the same in place once more (not retryable: the owners' next start opens them).
+    PlacedNotOpened,
     /// The predecessor file was modified after its conversion: what was written to it since is in none of
     /// the converted files (diagnostics).
     WrittenAfterConversion,
@@ -211,6 +217,8 @@ impl ErrorKind {
             ErrorKind::ForeignKeyViolations => "foreign_key_violations",
             ErrorKind::LargeWal => "large_wal",
             ErrorKind::RestoreInterrupted => "restore_interrupted",
+            ErrorKind::RestoreJournalUnreadable => "restore_journal_unreadable",
+            ErrorKind::PlacedNotOpened => "placed_not_opened",
             ErrorKind::WrittenAfterConversion => "written_after_conversion",
             ErrorKind::BackupDamaged => "backup_damaged",
             ErrorKind::KeyRejected => "key_rejected",
@@ -403,6 +411,10 @@ pub enum Error {
         holder: Option<LockHolder>,
         schema: &'static Schema,
     },
+    /// The journal of a restore, repair or key rotation interrupted in the data directory (`path`) cannot be
+    /// read (cut short by a power loss, a disk error, written by something else): which files it moved
+    /// cannot be told, and nothing is moved back by guess.
+    RestoreJournalUnreadable { path: PathBuf, detail: String },
     /// A connection setting did not take effect.
     PragmaRejected {
         path: PathBuf,
@@ -609,8 +621,8 @@ pub enum Error {
     BadKeyFile { path: PathBuf, problem: String },
     /// A restore, repair or key rotation committed (its files stand in place, each carrying its counters and
     /// provenance, and the files they replaced are kept aside), then `source` stopped it while it opened them
-    /// as their owner. Its kind, path and holder are `source`'s; it says what was placed, as running the
-    /// command again would put the same in place once more.
+    /// as their owner. Its path and holder are `source`'s; its kind is [`ErrorKind::PlacedNotOpened`] (not
+    /// retryable: running the command again would put the same in place once more).
     AfterPlacing { placed: Vec<PathBuf>, source: Box<Error> },
 }
 
@@ -638,6 +650,7 @@ impl Error {
             Error::Missing { .. } => ErrorKind::Missing,
             Error::Removed { .. } => ErrorKind::Removed,
             Error::RestoreUnfinished { .. } => ErrorKind::RestoreInterrupted,
+            Error::RestoreJournalUnreadable { .. } => ErrorKind::RestoreJournalUnreadable,
             Error::PragmaRejected { .. } => ErrorKind::PragmaRejected,
             Error::DiskFull { .. } => ErrorKind::DiskFull,
             Error::WriteFailed { .. } => ErrorKind::WriteFailed,
@@ -666,7 +679,7 @@ impl Error {
             Error::NotEncrypted { .. } => ErrorKind::NotEncrypted,
             Error::EncryptionUnavailable { .. } => ErrorKind::EncryptionUnavailable,
             Error::BadKeyFile { .. } => ErrorKind::InvalidInput,
-            Error::AfterPlacing { source, .. } => source.kind(),
+            Error::AfterPlacing { .. } => ErrorKind::PlacedNotOpened,
         }
     }
 
@@ -695,6 +708,7 @@ impl Error {
             | Error::Missing { path, .. }
             | Error::Removed { path, .. }
             | Error::RestoreUnfinished { path, .. }
+            | Error::RestoreJournalUnreadable { path, .. }
             | Error::PragmaRejected { path, .. }
             | Error::DiskFull { path }
             | Error::WriteFailed { path, .. }
@@ -908,6 +922,11 @@ impl Error {
                 "a restore, repair or key rotation in {} was interrupted before it finished: {p} may be its copy, \
                  not the user's file",
                 parent_dir(self.path()).display()
+            ),
+            Error::RestoreJournalUnreadable { detail, .. } => format!(
+                "{p}, the journal of a restore, repair or key rotation in {} that did not finish, cannot be read \
+                 ({detail}): which files it moved cannot be told",
+                parent_dir(parent_dir(self.path())).display()
             ),
             Error::Removed { evidence, .. } => format!(
                 "{p} is gone, but it held data: {evidence}; it is not created anew, empty, over the data it held \
@@ -1343,6 +1362,17 @@ impl Error {
                 schema.owner,
                 command(Some(schema), schema.tools.owner_subcommand, "")
             ),
+            Error::RestoreJournalUnreadable { .. } => {
+                let data_dir = parent_dir(dir);
+                format!(
+                    "with every owner of {0} stopped, look at the files there: `<db>.restoring` is a backup's copy \
+                     that was to be put in place, `<db>.<tag>-<time>` (replaced, corrupt, rekeyed) a file moved \
+                     aside; put back by hand any database that is not at its path (rename its moved-aside file), \
+                     then move the journal away (`mv {1} {1}.unreadable`) and start the owners; nothing was changed",
+                    shell_quoted(data_dir),
+                    shell_quoted(self.path())
+                )
+            }
             Error::Removed { schema, .. } => format!(
                 "if it was moved or renamed, put it back at {}; otherwise {stop_owners}, then run {}: it restores the \
                  file's newest backup that verifies, or, with none, says so, and {} starts it empty on purpose",
@@ -1646,9 +1676,10 @@ impl Error {
                  owner may read or write it (`chmod 600 FILE`)"
                 .into(),
             Error::AfterPlacing { source, .. } => format!(
-                "{}; the files named are in place already: the same command run again would put them in \
-                 place once more",
-                source.remedy()
+                "do not run the command again (it would put the same in place once more): the files named stand \
+                 in place with what they need; deal with what stopped their open ({}), then start the owners, \
+                 whose open does what this one could not",
+                source.kind()
             ),
         }
     }

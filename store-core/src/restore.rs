@@ -303,8 +303,33 @@ pub fn interrupted(data_dir: &Path) -> bool {
 /// The journal of a restore interrupted (or running) in `data_dir`, its paths in that folder; `None` when
 /// there is none or it cannot be read.
 fn interrupted_journal(data_dir: &Path) -> Option<Journal> {
-    let text = std::fs::read_to_string(journal_path(data_dir)).ok()?;
-    serde_json::from_str::<Journal>(&text).ok().map(|j| j.in_dir(data_dir))
+    read_journal(data_dir).ok().flatten()
+}
+
+/// The journal in `data_dir`, its paths in that folder: `None` when there is none,
+/// [`Error::RestoreJournalUnreadable`] when it does not parse.
+fn read_journal(data_dir: &Path) -> Result<Option<Journal>> {
+    let path = journal_path(data_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, "read", e)),
+    };
+    match serde_json::from_str::<Journal>(&text) {
+        Ok(journal) => Ok(Some(journal.in_dir(data_dir))),
+        Err(e) => Err(Error::RestoreJournalUnreadable {
+            path,
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// [`Error::RestoreJournalUnreadable`] when the data directory's journal cannot be read (for doctor: every
+/// owner's open fails with it until it is dealt with).
+pub fn unreadable_journal(data_dir: &Path) -> Option<Error> {
+    read_journal(data_dir)
+        .err()
+        .filter(|e| e.kind() == crate::ErrorKind::RestoreJournalUnreadable)
 }
 
 /// [`Error::RestoreUnfinished`] when a restore, repair or key rotation of the data directory of `path` that
@@ -318,8 +343,12 @@ pub fn refuse_unfinished(path: &Path, schema: &'static Schema) -> Result<()> {
         return Ok(());
     }
     // Only the databases it replaces: a repair of activity.db alone leaves config.db the user's. A journal
-    // that cannot be read may name any of them.
-    if interrupted_journal(dir).is_some_and(|j| j.entries.iter().all(|e| e.db.file_name() != path.file_name())) {
+    // that cannot be read may name any of them: its own error, which says what to do.
+    let journal = match read_journal(dir) {
+        Err(e) if e.kind() == crate::ErrorKind::RestoreJournalUnreadable => return Err(e),
+        journal => journal.ok().flatten(),
+    };
+    if journal.is_some_and(|j| j.entries.iter().all(|e| e.db.file_name() != path.file_name())) {
         return Ok(());
     }
     let holder = match OwnerLock::probe(path) {
@@ -816,18 +845,9 @@ fn undo(journal: &Journal) -> Result<()> {
 /// `Locked` if another process holds one of them (it is doing the same; retry).
 pub fn undo_interrupted(data_dir: &Path) -> Result<bool> {
     let path = journal_path(data_dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io(&path, "read", e)),
+    let Some(journal) = read_journal(data_dir)? else {
+        return Ok(false);
     };
-    let journal = serde_json::from_str::<Journal>(&text)
-        .map_err(|e| Error::Io {
-            path: path.clone(),
-            action: "read the restore journal",
-            source: io::Error::new(io::ErrorKind::InvalidData, e),
-        })?
-        .in_dir(data_dir);
     let _locks: Vec<OwnerLock> = journal
         .entries
         .iter()
