@@ -1010,6 +1010,17 @@ fn backup_during_full_speed_writes_finishes_and_holds_every_row_committed_before
     server.stop();
 }
 
+/// A seeded data directory (`DIR/data`) and its newest backup of activity.db, a page of which is damaged.
+fn seeded_with_a_damaged_backup(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = dir.join("data");
+    seed_data_dir(&data, 100);
+    let [backup, _] = &backup_paths(&run_splitstore(["backup", "--data-dir", utf8(&data)]))[..] else {
+        panic!("two backups")
+    };
+    damage_middle_page(backup);
+    (data, backup.clone())
+}
+
 /// Doctor checks the newest backup with the file: a damaged one is said now (`backup_damaged`, with the
 /// command that takes a new one), not found on the day a restore needs it; it is the backup's problem, so
 /// repair leaves the database alone; once a new backup is taken, doctor is healthy again. Before, doctor
@@ -1017,12 +1028,7 @@ fn backup_during_full_speed_writes_finishes_and_holds_every_row_committed_before
 #[test]
 fn doctor_says_when_the_newest_backup_is_damaged() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    seed_data_dir(&data, 100);
-    let [backup, _] = &backup_paths(&run_splitstore(["backup", "--data-dir", utf8(&data)]))[..] else {
-        panic!("two backups")
-    };
-    damage_middle_page(backup);
+    let (data, backup) = seeded_with_a_damaged_backup(dir.path());
 
     let (code, table, json) = doctor(&data);
     assert_eq!(code, 1, "{table}");
@@ -1060,12 +1066,7 @@ fn doctor_says_when_the_newest_backup_is_damaged() {
 fn the_newest_backup_is_checked_unless_the_inspection_says_not_to() {
     use store_core::diagnostics::{CheckLevel, InspectOptions, inspect};
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    seed_data_dir(&data, 100);
-    let [backup, _] = &backup_paths(&run_splitstore(["backup", "--data-dir", utf8(&data)]))[..] else {
-        panic!("two backups")
-    };
-    damage_middle_page(backup);
+    let (data, backup) = seeded_with_a_damaged_backup(dir.path());
     let path = data.join("activity.db");
     let schema = &activity_store::SCHEMA;
     let codes = |check_newest_backup: bool| {
@@ -1076,7 +1077,7 @@ fn the_newest_backup_is_checked_unless_the_inspection_says_not_to() {
         };
         let health = inspect(&path, schema, &opts);
         assert!(health.check.as_ref().is_some_and(|c| c.ok), "{:?}", health.check);
-        assert_eq!(health.newest_backup.as_ref().map(|b| &b.path), Some(backup));
+        assert_eq!(health.newest_backup.as_ref().map(|b| &b.path), Some(&backup));
         health.problems.iter().map(|p| p.code).collect::<Vec<_>>()
     };
     assert_eq!(codes(true), vec![store_core::ErrorKind::BackupDamaged]);
