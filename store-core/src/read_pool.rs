@@ -444,7 +444,7 @@ impl ReadPool {
     /// one, then a new one. None while a restore of the data directory has not finished
     /// ([`Error::RestoreUnfinished`], not ready).
     fn connection(&self) -> Result<PooledConnection<Manager>> {
-        // Costs one `lstat`: the file at the path may be a restore's copy, half put in place.
+        // Costs one failed `open` (no journal): the file at the path may be a restore's copy, half put in place.
         crate::restore::refuse_unfinished(&self.path, self.schema)?;
         let file = self.file_now()?;
         let wal = files::file_id(&self.wal_path).ok();

@@ -333,22 +333,22 @@ pub fn unreadable_journal(data_dir: &Path) -> Option<Error> {
 }
 
 /// [`Error::RestoreUnfinished`] when a restore, repair or key rotation of the data directory of `path` that
-/// replaces it has not finished (running, or interrupted): for code that reads the file without its lock (readers, backups),
-/// which would otherwise take a copy half put in place for the user's data, report it, or back it up and
-/// rotate a sound backup out for it. Owners undo an interrupted one at their open instead
-/// ([`undo_interrupted`]).
+/// replaces it has not finished (running, or interrupted): for code that reads the file without its lock
+/// (readers, backups), which would otherwise take a copy half put in place for the user's data, report it,
+/// or back it up and rotate a sound backup out for it. Owners undo an interrupted one at their open instead
+/// ([`undo_interrupted`]). Costs one failed `open` when there is no journal.
 pub fn refuse_unfinished(path: &Path, schema: &'static Schema) -> Result<()> {
-    let dir = files::parent_dir(path);
-    if !interrupted(dir) {
-        return Ok(());
-    }
     // Only the databases it replaces: a repair of activity.db alone leaves config.db the user's. A journal
-    // that cannot be read may name any of them: its own error, which says what to do.
-    let journal = match read_journal(dir) {
+    // that cannot be parsed may name any of them: its own error, which says what to do.
+    let dir = files::parent_dir(path);
+    let names_it = match read_journal(dir) {
+        Ok(None) => false,
+        Ok(Some(journal)) => journal.entries.iter().any(|e| e.db.file_name() == path.file_name()),
         Err(e) if e.kind() == crate::ErrorKind::RestoreJournalUnreadable => return Err(e),
-        journal => journal.ok().flatten(),
+        // Not to be read by this user (a private folder it may not search): there, if it is there at all.
+        Err(_) => interrupted(dir),
     };
-    if journal.is_some_and(|j| j.entries.iter().all(|e| e.db.file_name() != path.file_name())) {
+    if !names_it {
         return Ok(());
     }
     let holder = match OwnerLock::probe(path) {
