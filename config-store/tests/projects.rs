@@ -8,6 +8,15 @@ use config_store::TimeRange;
 use config_store::{ConfigStore, Error, NewCalendarEvent, NewProject, NewSubscription, ProjectUpdate, SCHEMA};
 use store_core::{ErrorKind, OwnerConnection};
 
+/// `err` is `InvalidInput` about `field` (`"project name"`, `"domain"`...).
+#[track_caller]
+fn assert_invalid_input(err: &Error, field: &str) {
+    assert!(
+        matches!(err, Error::InvalidInput { field: f, .. } if *f == field),
+        "{err:?}"
+    );
+}
+
 fn project(name: &str, domains: &[&str], keywords: &[&str]) -> NewProject {
     NewProject {
         domains: domains.iter().map(|d| d.to_string()).collect(),
@@ -367,28 +376,10 @@ fn what_is_not_a_host_name_or_is_empty_is_refused() {
         )
     );
     let err = store.create_project(&NewProject::named("  ")).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::InvalidInput {
-                field: "project name",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_invalid_input(&err, "project name");
     let p = store.create_project(&NewProject::named("P")).unwrap();
     let err = store.add_keyword(p.id, " ").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::InvalidInput {
-                field: "calendar keyword",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_invalid_input(&err, "calendar keyword");
     assert_eq!(store.reader().projects().unwrap().len(), 1);
 }
 
@@ -471,7 +462,7 @@ fn control_characters_empty_labels_and_names_longer_than_dns_allows_are_refused(
                 .unwrap_err(),
         ];
         for err in errors {
-            assert!(matches!(err, Error::InvalidInput { field: "domain", .. }), "{err:?}");
+            assert_invalid_input(&err, "domain");
             assert_eq!(err.kind(), ErrorKind::InvalidInput);
             assert_eq!(err.to_string(), expected);
         }
@@ -482,16 +473,7 @@ fn control_characters_empty_labels_and_names_longer_than_dns_allows_are_refused(
 
     for name in ["\0", "a\0b", "tab\tinside", "line\nbreak", "del\u{7f}"] {
         let err = store.create_project(&NewProject::named(name)).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::InvalidInput {
-                    field: "project name",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_invalid_input(&err, "project name");
         assert!(
             err.to_string()
                 .contains(": the project name holds the control character U+00",),
@@ -513,24 +495,12 @@ fn control_characters_empty_labels_and_names_longer_than_dns_allows_are_refused(
                 },
             )
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::InvalidInput {
-                    field: "project name",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_invalid_input(&err, "project name");
     }
-    assert!(matches!(
-        store.create_project(&NewProject::named(" \t\n ")).unwrap_err(),
-        Error::InvalidInput {
-            field: "project name",
-            ..
-        }
-    ));
+    assert_invalid_input(
+        &store.create_project(&NewProject::named(" \t\n ")).unwrap_err(),
+        "project name",
+    );
     // Surrounding whitespace is still trimmed away, and any other text is a name.
     assert_eq!(
         store.create_project(&NewProject::named("\tName\n")).unwrap().name,
