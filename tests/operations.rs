@@ -1829,12 +1829,7 @@ fn a_report_tells_projects_a_restore_left_out_from_deleted_ones() {
     let deleted = store.create_project(&NewProject::named("deleted")).unwrap().id;
     assert!(store.delete_project(deleted).unwrap());
     drop(store);
-    let out = run_splitstore(["backup", "--data-dir", d]);
-    assert!(out.status.success(), "{out:?}");
-    let config_backup = backup_paths(&out)
-        .into_iter()
-        .find(|p| p.to_string_lossy().contains("/config-"))
-        .unwrap();
+    let config_backup = config_backup_taken(&data);
     let mut store = config_store::ConfigStore::open_in(&data).unwrap();
     let after = store.create_project(&NewProject::named("after the backup")).unwrap().id;
     let deleted_after = store.create_project(&NewProject::named("deleted after it")).unwrap().id;
@@ -1884,12 +1879,7 @@ fn a_second_config_restore_keeps_what_the_first_left_out() {
     let mut store = config_store::ConfigStore::open_in(&data).unwrap();
     let kept = store.create_project(&NewProject::named("kept")).unwrap().id;
     drop(store);
-    let out = run_splitstore(["backup", "--data-dir", d]);
-    assert!(out.status.success(), "{out:?}");
-    let config_backup = backup_paths(&out)
-        .into_iter()
-        .find(|p| p.to_string_lossy().contains("/config-"))
-        .unwrap();
+    let config_backup = config_backup_taken(&data);
     let mut store = config_store::ConfigStore::open_in(&data).unwrap();
     let after = store.create_project(&NewProject::named("after the backup")).unwrap().id;
     let deleted_after = store.create_project(&NewProject::named("deleted after it")).unwrap().id;

@@ -179,6 +179,17 @@ pub fn backup_paths(out: &std::process::Output) -> Vec<PathBuf> {
         .collect()
 }
 
+/// `splitstore backup --data-dir DATA`, which must succeed: the backup of config.db it took.
+#[track_caller]
+pub fn config_backup_taken(data: &Path) -> PathBuf {
+    let out = run_splitstore(["backup", "--data-dir", utf8(data)]);
+    assert!(out.status.success(), "{out:?}");
+    backup_paths(&out)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("/config-"))
+        .expect("a backup of config.db")
+}
+
 /// The id activity.db in `data` hands out next: one event recorded by its writer, opened and closed here (a
 /// test that no id is handed out again compares it with the highest one a kept file holds).
 pub fn next_event_id(data: &Path) -> i64 {
