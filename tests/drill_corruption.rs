@@ -60,6 +60,8 @@ fn child_entry() {
     std::thread::sleep(Duration::from_secs(120));
 }
 
+const CUT_INSIDE_A_PAGE: &str = "cut inside a page";
+
 /// The fixtures, built in `dir` for `schema`, with the error kind the owner's open must give (None: handled).
 fn fixtures(schema: &'static Schema, dir: &Path) -> Vec<(&'static str, PathBuf, Option<ErrorKind>)> {
     let mut out = Vec::new();
@@ -79,6 +81,18 @@ fn fixtures(schema: &'static Schema, dir: &Path) -> Vec<(&'static str, PathBuf, 
         .set_len(len / 3)
         .unwrap();
     out.push(("truncated", p, Some(ErrorKind::Corrupt)));
+
+    // A copy cut short inside its last page: SQLite reads the missing bytes as zeros, and opened it.
+    let p = make("cut-inside-a-page");
+    healthy_file(schema, &p);
+    let len = fs::metadata(&p).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(len - 1000)
+        .unwrap();
+    out.push((CUT_INSIDE_A_PAGE, p, Some(ErrorKind::Corrupt)));
 
     let p = make("garbage-header");
     healthy_file(schema, &p);
@@ -128,6 +142,17 @@ fn each_corruption_fixture_gives_its_typed_error_and_doctor_reports_it() {
                     assert_eq!(e.kind(), kind, "{} / {name}: {e}", schema.file_name);
                     assert_eq!(e.path(), path, "{name}: the error names the file");
                     assert!(!e.remedy().is_empty());
+                    if name == CUT_INSIDE_A_PAGE {
+                        let page = fs::metadata(&path).unwrap().len() / 4096 + 1;
+                        assert!(
+                            e.to_string().contains(&format!(
+                                "the file ends inside a page ({} bytes is not a whole number of 4096-byte pages: \
+                                 the last 1000 bytes of page {page} are missing)",
+                                page * 4096 - 1000
+                            )),
+                            "{e}"
+                        );
+                    }
                     assert_eq!(
                         fs::read(&path).unwrap(),
                         before,
@@ -155,7 +180,7 @@ fn each_corruption_fixture_gives_its_typed_error_and_doctor_reports_it() {
             count += 1;
         }
     }
-    assert_eq!(count, 10);
+    assert_eq!(count, 12);
     eprintln!("drill_corruption: {count} fixtures");
 }
 

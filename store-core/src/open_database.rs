@@ -283,6 +283,7 @@ impl OwnerConnection {
 
         let mut conn = connect(path, schema, opts.key.as_ref(), opts.busy_timeout)?;
         let state = migrate::read_state(&conn, path, schema).map_err(|e| stale_index(e, schema))?;
+        refuse_cut_mid_page(&conn, path, schema)?;
         migrate::check_identity(path, schema, &state)?;
         migrate::check_history(&conn, path, schema, &state)?;
 
@@ -832,6 +833,49 @@ pub(crate) fn refuse_before_open(path: &Path, schema: &'static Schema, key: Opti
         Some(orphan) => Err(orphan),
         None => Ok(()),
     }
+}
+
+/// Refuses a database file that ends inside a page while its `-wal` is empty: a copy or sync cut short. SQLite
+/// does not refuse it: it reads the missing end of the last page as zeros (os_unix.c, `unixRead`, zero-fills
+/// a short read; pager.c, `readDbPage`, takes that as success), so the rows of that page come back, with no
+/// error, as rows of rowid 0 and NULLs or as values cut short into NUL bytes, and an owner would write the
+/// page back that way. SQLite writes only whole pages; a file that ends inside one beside a `-wal` holding
+/// frames is an owner killed while a checkpoint extended the file, which the next checkpoint completes from
+/// the `-wal`: left to it. `conn` has read the file (the page size is its header's; under a key,
+/// SQLCipher's page). O(1): two `stat`s, the file's length read before its `-wal`'s, which is emptied only
+/// after a checkpoint has written every page whole.
+pub(crate) fn refuse_cut_mid_page(conn: &Connection, path: &Path, schema: &'static Schema) -> Result<()> {
+    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
+        return Ok(());
+    };
+    // Under a key SQLCipher answers `PRAGMA page_size` itself, as text (its `cipher_page_size`).
+    let page_size: Option<u64> = conn
+        .query_row("PRAGMA page_size", [], |r| {
+            Ok(match r.get::<_, rusqlite::types::Value>(0)? {
+                rusqlite::types::Value::Integer(n) => u64::try_from(n).ok(),
+                rusqlite::types::Value::Text(t) => t.trim().parse().ok(),
+                _ => None,
+            })
+        })
+        .at_db(path, schema)?;
+    let Some(page_size) = page_size.filter(|&n| n > 0) else {
+        return Ok(());
+    };
+    let cut = len % page_size;
+    if cut == 0 || checkpoint::wal_bytes(path) > 0 {
+        return Ok(());
+    }
+    Err(Error::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!(
+            "the file ends inside a page ({len} bytes is not a whole number of {page_size}-byte pages: the last \
+             {} bytes of page {} are missing); a copy or sync cut short leaves such a file, and SQLite would read \
+             the missing bytes as zeros, giving that page's rows as zeros without an error",
+            page_size - cut,
+            len / page_size + 1
+        ),
+        schema: Some(schema),
+    })
 }
 
 /// Refuses an empty database file that is damage, not a new install:

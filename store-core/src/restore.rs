@@ -1048,8 +1048,14 @@ pub fn set_orphan_wal_aside(lock: &OwnerLock, schema: &'static Schema) -> Result
 /// no SQLite connection of this process has open (a backup being restored, its temporary copy).
 pub(crate) fn copy_private(from: &Path, to: &Path) -> Result<()> {
     files::require_regular_file(from, "read the backup")?;
-    let mut src = File::open(from).map_err(|e| Error::io(from, "open", e))?;
+    copy_private_first(from, to, u64::MAX)
+}
+
+/// Copies the first `len` bytes of `from` (all of them: `u64::MAX`) into the new file `to`, created 0600 and
+/// fsynced.
+pub(crate) fn copy_private_first(from: &Path, to: &Path, len: u64) -> Result<()> {
+    let src = File::open(from).map_err(|e| Error::io(from, "open", e))?;
     let mut dst = files::create_private_new(to)?;
-    io::copy(&mut src, &mut dst).map_err(|e| Error::io(to, "write", e))?;
+    io::copy(&mut io::Read::take(src, len), &mut dst).map_err(|e| Error::io(to, "write", e))?;
     dst.sync_all().map_err(|e| Error::io(to, "fsync", e))
 }

@@ -268,7 +268,7 @@ pub fn salvage_with(
             ),
         ));
     }
-    let source = DamagedFile::open(damaged, schema, base.is_some(), opts.key.as_ref())?;
+    let source = DamagedFile::open(damaged, schema, base.is_some(), opts.key.as_ref(), true)?;
     let built = build(&source, schema, base, out, opts);
     drop(source);
     match built {
@@ -284,7 +284,7 @@ pub fn salvage_with(
 /// or its schema on page 1 cannot be read), or `None`: a repair says so instead of offering a salvage that
 /// refuses. Reads only (page 1); an empty file is never opened.
 pub fn nothing_to_salvage(path: &Path, schema: &'static Schema, key: Option<&crate::key::Key>) -> Option<String> {
-    match DamagedFile::open(path, schema, false, key) {
+    match DamagedFile::open(path, schema, false, key, false) {
         Err(Error::Corrupt { detail, .. }) => Some(detail),
         _ => None,
     }
@@ -426,6 +426,10 @@ pub(crate) fn finish_placed(
 /// The damaged file, opened read-only.
 struct DamagedFile {
     path: PathBuf,
+    /// The file SQLite reads: `path`, or a copy of its whole pages when it ends inside one ([`WholePages`]).
+    read_from: PathBuf,
+    /// Why `read_from` is a copy, said in the report's notes; the copy is removed when this is dropped.
+    whole_pages: Option<WholePages>,
     schema: &'static Schema,
     /// The connection every read goes through ([`DamagedFile::read`]); replaced after a read of an encrypted
     /// file meets damage.
@@ -442,12 +446,15 @@ struct DamagedFile {
 
 impl DamagedFile {
     /// Opens `path` read-only and reads what it is. A file of another kind, or newer than this build, is
-    /// refused. A file whose schema cannot be read is an error unless there is a backup to start from.
+    /// refused. A file whose schema cannot be read is an error unless there is a backup to start from. With
+    /// `whole_pages`, a plaintext file that ends inside a page is read through a copy of its whole pages
+    /// ([`WholePages`]); without, as it is (a look at page 1 only).
     fn open(
         path: &Path,
         schema: &'static Schema,
         have_base: bool,
         key: Option<&crate::key::Key>,
+        whole_pages: bool,
     ) -> Result<DamagedFile> {
         files::require_regular_file(path, "read the damaged database")?;
         if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
@@ -461,10 +468,17 @@ impl DamagedFile {
                 schema: Some(schema),
             });
         }
+        let whole_pages = match (whole_pages, key) {
+            (true, None) => WholePages::of(path)?,
+            _ => None,
+        };
+        let read_from = whole_pages.as_ref().map_or(path, |w| &w.db).to_path_buf();
         let mut file = DamagedFile {
             path: path.to_path_buf(),
+            conn: RefCell::new(Self::connect(&read_from, schema, key)?),
+            read_from,
+            whole_pages,
             schema,
-            conn: RefCell::new(Self::connect(path, schema, key)?),
             key: key.cloned(),
             version: None,
             unreadable: None,
@@ -537,7 +551,7 @@ impl DamagedFile {
         let result = read(&self.conn.borrow());
         let (value, damaged) = result.map_err(|e| self.error(e))?;
         if damaged && self.key.is_some() {
-            *self.conn.borrow_mut() = Self::connect(&self.path, self.schema, self.key.as_ref())?;
+            *self.conn.borrow_mut() = Self::connect(&self.read_from, self.schema, self.key.as_ref())?;
         }
         Ok((value, damaged))
     }
@@ -599,6 +613,47 @@ impl DamagedFile {
             .borrow()
             .prepare(&format!("SELECT rowid FROM {} LIMIT 0", quote(table)))
             .is_ok()
+    }
+}
+
+/// A copy of the whole pages of a plaintext damaged file that ends inside a page (a copy or sync cut short),
+/// with its `-wal`, in a scratch folder of the data directory's private folder (removed when dropped; a
+/// kill's is removed by the next start). SQLite reads the missing end of the last page as zeros, with no
+/// error (`open_database::refuse_cut_mid_page`): that page's rows would come back as rows of zeros or with
+/// values cut short into NUL bytes. Past the end of the copy, the page is one SQLite cannot read, which a
+/// salvage reads around and counts as damage. Costs a copy of the file, only for such a file.
+struct WholePages {
+    db: PathBuf,
+    /// What the report's notes say of it.
+    note: String,
+    _scratch: crate::private_dir::Scratch,
+}
+
+impl WholePages {
+    /// The copy of the file at `path`, when it is a plaintext database that ends inside a page.
+    fn of(path: &Path) -> Result<Option<WholePages>> {
+        let Some((len, page_size)) = pages::ends_inside_a_page(path) else {
+            return Ok(None);
+        };
+        let scratch = crate::private_dir::Scratch::new(files::parent_dir(path), "salvage")?;
+        let db = scratch.path().join("whole-pages.db");
+        restore::copy_private_first(path, &db, len - len % page_size)?;
+        let wal = files::with_suffix(path, "-wal");
+        if std::fs::symlink_metadata(&wal).is_ok_and(|m| m.is_file()) {
+            restore::copy_private_first(&wal, &files::with_suffix(&db, "-wal"), u64::MAX)?;
+        }
+        let note = format!(
+            "the damaged file ends inside a page ({len} bytes, {page_size}-byte pages): page {} is cut short by {} \
+             bytes, which SQLite reads as zeros; it was read as a damaged page, its rows whose cells lie whole \
+             before the cut read directly",
+            len / page_size + 1,
+            page_size - len % page_size
+        );
+        Ok(Some(WholePages {
+            db,
+            note,
+            _scratch: scratch,
+        }))
     }
 }
 
@@ -669,6 +724,9 @@ fn build(
         tables: BTreeMap::new(),
         notes: Vec::new(),
     };
+    if let Some(cut) = &source.whole_pages {
+        report.notes.push(cut.note.clone());
+    }
     if let Some(why) = &source.unreadable {
         report
             .notes
@@ -1445,7 +1503,8 @@ fn orphan_rows(
     rows.sort_by_key(|r| r.0);
     if !rows.is_empty() {
         notes.push(format!(
-            "{table}: {} row(s) read directly from leaf pages that a damaged interior page hid from SQLite",
+            "{table}: {} row(s) read directly from leaf pages that a damaged interior page hid from SQLite, or \
+             that the end of the file cut short",
             rows.len()
         ));
     }

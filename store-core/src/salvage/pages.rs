@@ -41,8 +41,10 @@ pub(super) struct RawFile<'a> {
     page_size: usize,
     /// Page size less the reserved bytes at the end of each page.
     usable: usize,
-    /// Pages actually in the file.
+    /// Pages in the file, the last one possibly cut short (a plaintext file that ends inside a page).
     pages: u32,
+    /// The file's length in bytes.
+    len: u64,
     /// Pages on the freelist (trunks and leaves): freed pages keep old rows, which must not come back.
     /// None when the freelist could not be walked.
     pub free: Option<HashSet<u32>>,
@@ -73,11 +75,7 @@ impl<'a> RawFile<'a> {
         if &header[..16] != crate::files::SQLITE_HEADER {
             return Err("its header is not SQLite's".into());
         }
-        let page_size = match u16::from_be_bytes([header[16], header[17]]) {
-            1 => 65_536,
-            n if n >= 512 && n.is_power_of_two() => usize::from(n),
-            n => return Err(format!("its header gives an impossible page size ({n})")),
-        };
+        let page_size = page_size(header)?;
         let usable = page_size - usize::from(header[20]);
         if usable < 480 {
             return Err("its header gives an impossible reserved size".into());
@@ -85,12 +83,13 @@ impl<'a> RawFile<'a> {
         if u32::from_be_bytes([header[56], header[57], header[58], header[59]]) > 1 {
             return Err("its text is UTF-16, which is not read page by page".into());
         }
-        let pages = u32::try_from(len / page_size as u64).unwrap_or(u32::MAX);
+        let pages = u32::try_from(len.div_ceil(page_size as u64)).unwrap_or(u32::MAX);
         let mut raw = RawFile {
             source,
             page_size,
             usable,
             pages,
+            len,
             free: None,
         };
         let first_trunk = u32::from_be_bytes([header[32], header[33], header[34], header[35]]);
@@ -103,18 +102,30 @@ impl<'a> RawFile<'a> {
         1..=self.pages
     }
 
+    /// Page `n`, whole.
     fn page(&self, n: u32) -> Option<Vec<u8>> {
+        self.page_or_cut(n)
+            .filter(|(_, there)| *there == self.page_size)
+            .map(|(page, _)| page)
+    }
+
+    /// Page `n` and how many of its bytes are in the file: fewer than a page for the last one of a file that
+    /// ends inside it (the rest of the buffer is zeros, which are no part of the page).
+    fn page_or_cut(&self, n: u32) -> Option<(Vec<u8>, usize)> {
         if n == 0 || n > self.pages {
             return None;
         }
         match &self.source {
             Source::File(file) => {
+                let at = u64::from(n - 1) * self.page_size as u64;
+                let there = usize::try_from(self.len - at).map_or(self.page_size, |b| b.min(self.page_size));
                 let mut buf = vec![0u8; self.page_size];
-                file.read_exact_at(&mut buf, u64::from(n - 1) * self.page_size as u64)
-                    .ok()?;
-                Some(buf)
+                file.read_exact_at(&mut buf[..there], at).ok()?;
+                Some((buf, there))
             }
-            Source::Pager(page) => page(n).filter(|p| p.len() == self.page_size),
+            Source::Pager(page) => page(n)
+                .filter(|p| p.len() == self.page_size)
+                .map(|p| (p, self.page_size)),
         }
     }
 
@@ -144,9 +155,11 @@ impl<'a> RawFile<'a> {
     /// Page `n` if it is a page of a table b-tree (§1.6) that parses whole: an interior page (type 0x05)
     /// with the pages below it, or a leaf (type 0x0D) whose every cell decodes, with its rows (rowid, record
     /// values), rowids strictly increasing. None for any other page, or any doubt. Page 1 is parsed past the
-    /// file header, as the root of `sqlite_schema` (§1.3).
+    /// file header, as the root of `sqlite_schema` (§1.3). A leaf cut short by the end of the file gives the
+    /// rows whose cells lie whole before the cut (the rest are not in the file), if any; an interior page cut
+    /// short gives nothing.
     pub fn table_page(&self, n: u32) -> Option<TablePage> {
-        let page = self.page(n)?;
+        let (page, there) = self.page_or_cut(n)?;
         let hdr = if n == 1 { 100 } else { 0 };
         let kind = *page.get(hdr)?;
         if kind != 0x05 && kind != 0x0D {
@@ -156,6 +169,9 @@ impl<'a> RawFile<'a> {
         // An interior page's header is 12 bytes (it ends with the right-most pointer), a leaf's 8.
         let header_len = if kind == 0x05 { 12 } else { 8 };
         let pointers_end = hdr + header_len + 2 * cells;
+        if there < self.page_size && (kind == 0x05 || pointers_end > there) {
+            return None;
+        }
         let cell_at = |i: usize| {
             let at = usize::from(be16(&page, hdr + header_len + 2 * i)?);
             (at >= pointers_end && at < self.usable).then_some(at)
@@ -176,21 +192,28 @@ impl<'a> RawFile<'a> {
         let mut rows: Vec<(i64, Vec<Value>)> = Vec::with_capacity(cells);
         for i in 0..cells {
             let at = cell_at(i)?;
+            if at >= there {
+                continue;
+            }
             let (size, a) = varint(&page[..self.usable], at)?;
             let (rowid, b) = varint(&page[..self.usable], a)?;
             let rowid = rowid as i64;
+            if b + self.local(size).1 > there {
+                continue;
+            }
             if rows.last().is_some_and(|r| r.0 >= rowid) {
                 return None;
             }
             let payload = self.payload(&page, b, size)?;
             rows.push((rowid, record(&payload)?));
         }
-        Some(TablePage::Leaf(rows))
+        (!rows.is_empty()).then_some(TablePage::Leaf(rows))
     }
 
-    /// A cell's payload of `size` bytes starting at `at`: the part on the page, then its overflow pages
-    /// (§1.6: how much stays local on a table leaf).
-    fn payload(&self, page: &[u8], at: usize, size: u64) -> Option<Vec<u8>> {
+    /// How many bytes of a payload of `size` bytes stay on a table leaf page, the rest being on overflow
+    /// pages (§1.6), and how many bytes of the page the cell's payload takes (with the first overflow page's
+    /// number).
+    fn local(&self, size: u64) -> (usize, usize) {
         let u = self.usable as u64;
         let x = u - 35;
         let local = if size <= x {
@@ -200,6 +223,12 @@ impl<'a> RawFile<'a> {
             let k = m + ((size - m) % (u - 4));
             if k <= x { k } else { m }
         } as usize;
+        (local, if size > local as u64 { local + 4 } else { local })
+    }
+
+    /// A cell's payload of `size` bytes starting at `at`: the part on the page, then its overflow pages.
+    fn payload(&self, page: &[u8], at: usize, size: u64) -> Option<Vec<u8>> {
+        let (local, _) = self.local(size);
         let size = usize::try_from(size).ok()?;
         let mut out = page.get(at..at + local)?.to_vec();
         if at + local > self.usable {
@@ -221,6 +250,29 @@ impl<'a> RawFile<'a> {
         }
         Some(out)
     }
+}
+
+/// The page size a file's header (its first 100 bytes) gives (§1.3.2).
+fn page_size(header: &[u8]) -> Result<usize, String> {
+    match u16::from_be_bytes([header[16], header[17]]) {
+        1 => Ok(65_536),
+        n if n >= 512 && n.is_power_of_two() => Ok(usize::from(n)),
+        n => Err(format!("its header gives an impossible page size ({n})")),
+    }
+}
+
+/// When the plaintext database at `path` ends inside a page (a copy cut short): its length and page size.
+/// SQLite reads the missing end of that page as zeros, with no error (`open_database::refuse_cut_mid_page`).
+pub(super) fn ends_inside_a_page(path: &Path) -> Option<(u64, u64)> {
+    let file = File::open(path).ok()?;
+    let mut header = [0u8; 100];
+    file.read_exact_at(&mut header, 0).ok()?;
+    if &header[..16] != crate::files::SQLITE_HEADER {
+        return None;
+    }
+    let page_size = page_size(&header).ok()? as u64;
+    let len = file.metadata().ok()?.len();
+    (len % page_size != 0).then_some((len, page_size))
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
