@@ -1045,6 +1045,63 @@ fn root_writing_into_a_users_data_directory_is_refused_and_nothing_changes() {
     assert!(daemon.status.success(), "{daemon:?}");
 }
 
+/// A data directory copied or put back by root (`sudo cp -r`, a backup tool's restore run as root) with only
+/// its top folder given back to the user: every file and folder in it is root's, 0600 and 0700. The user's
+/// commands said to "run as the user that owns" the data directory, who is that user, and the daemon named
+/// `.private/restore.journal`, which is not there. They name now the file or folder to give back, with the
+/// `sudo chown` that does it (`-R` for a folder), and once it is done the daemon starts. Root only.
+#[test]
+fn a_data_directory_whose_contents_root_left_says_which_to_give_back() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: only root makes files belong to another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 10);
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    // Only the top folder goes back to the user (65534); what is in it stays root's.
+    std::os::unix::fs::lchown(&data, Some(65534), Some(65534)).unwrap();
+    let d = utf8(&data);
+    let as_user = |args: &[&str]| {
+        let mut cmd = splitstore();
+        cmd.args(args).uid(65534).gid(65534);
+        output_within(&mut cmd, Duration::from_secs(60))
+    };
+    let private = data.join(".private");
+    let daemon = as_user(&["daemon", "--data-dir", d, "--events", "5"]);
+    assert_eq!(daemon.status.code(), Some(2), "{daemon:?}");
+    let stderr = texts(&daemon).1;
+    assert!(
+        stderr.contains(&format!(
+            "give it back with `sudo chown -R 65534 {}`",
+            private.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("run as the user that owns"), "{stderr}");
+    assert!(!stderr.contains("restore.journal"), "{stderr}");
+    let doctor = texts(&as_user(&["doctor", "--data-dir", d, "--no-check"])).0;
+    let db = data.join("activity.db");
+    assert!(
+        doctor.contains(&format!("give it back with `sudo chown 65534 {}`", db.display())),
+        "{doctor}"
+    );
+    assert!(!doctor.contains("run as the user that owns"), "{doctor}");
+    // Given back as said (every file the remedies name, one after another: here all at once), it starts.
+    let mut todo = vec![data.clone()];
+    while let Some(p) = todo.pop() {
+        if p.is_dir() {
+            todo.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+        std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
+    }
+    let daemon = as_user(&["daemon", "--data-dir", d, "--events", "5"]);
+    assert!(daemon.status.success(), "{daemon:?}");
+}
+
 #[test]
 fn a_data_directory_this_user_may_not_read_is_permission_denied_not_missing() {
     use std::os::unix::process::CommandExt;

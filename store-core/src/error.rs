@@ -1345,8 +1345,14 @@ impl Error {
                 ..
             } => format!(
                 "the rest of {quoted_dir} belongs to user {user}: a command run as another user left it; give it \
-                 back with `sudo chown {user} {}` (and its -wal and -shm, if any), then run the command again; \
+                 back with `sudo chown {}{user} {}` (and its -wal and -shm, if any), then run the command again; \
                  nothing was changed",
+                // A folder (the private folder, the backups) holds that user's files too.
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+                    "-R "
+                } else {
+                    ""
+                },
                 shell_quoted(path)
             ),
             Error::AnotherUsersFiles { owner, .. } => {
@@ -1743,7 +1749,17 @@ impl Error {
     pub fn io(path: &Path, action: &'static str, source: std::io::Error) -> Error {
         let path = path.to_path_buf();
         match (source.kind(), source.raw_os_error()) {
-            (std::io::ErrorKind::PermissionDenied, _) => Error::PermissionDenied { path, action },
+            // Another user's file (or folder) in this user's folder: give it back, not "run as its folder's
+            // owner", who is this user.
+            (std::io::ErrorKind::PermissionDenied, _) => match crate::files::stray_of_another_user(&path) {
+                Some((at, owner)) => Error::AnotherUsersFiles {
+                    path: at,
+                    owner,
+                    user: crate::files::this_user(),
+                    stray: true,
+                },
+                None => Error::PermissionDenied { path, action },
+            },
             (_, Some(libc::EROFS)) => Error::ReadOnlyFileSystem { path, action },
             (_, Some(libc::ELOOP)) => Error::UnsafePath {
                 path,

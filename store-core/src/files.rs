@@ -180,6 +180,20 @@ pub fn check_owned_by(paths: &[&Path], user: u32) -> Result<()> {
     Ok(())
 }
 
+/// After this user was refused access to `path`: the nearest of `path` and the folders above it that this
+/// user can see, when it belongs to another user and the folder holding it to this user (a file or folder
+/// left there by a command run as root: `sudo cp -r` of a data directory, a restore from a backup tool run
+/// as root, with only the top folder given back), with that user. Such a refusal was said as "run as the
+/// user that owns" the folder, which is this user: a remedy that could never work.
+pub fn stray_of_another_user(path: &Path) -> Option<(PathBuf, u32)> {
+    let user = this_user();
+    let at = path
+        .ancestors()
+        .find(|a| !a.as_os_str().is_empty() && fs::symlink_metadata(a).is_ok())?;
+    let owner = owner_of(at)?;
+    (owner != user && owner_of(parent_dir(at)) == Some(user)).then(|| (at.to_path_buf(), owner))
+}
+
 /// The owner of `path` (following no link), if it can be read.
 pub fn owner_of(path: &Path) -> Option<u32> {
     fs::symlink_metadata(path).ok().map(|m| m.uid())
