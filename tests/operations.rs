@@ -1058,6 +1058,42 @@ fn doctor_says_when_the_newest_backup_is_damaged() {
     assert_eq!(code, 0, "{table}");
 }
 
+/// A data directory copied with other modes (`cp -r` without `-p` under umask 022): config.db's backup, which
+/// holds its settings, readable by every user. Doctor said healthy. Now it says which files other users may
+/// read (exit 1, `readable_by_others`), never a settings value, and its remedy, run as written, makes doctor
+/// healthy again.
+#[test]
+fn doctor_says_when_other_users_may_read_a_databases_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _, _) = backed_up(dir.path());
+    let backup = named(&data.join("backups"), "config-")[0].clone();
+    fs::set_permissions(&backup, fs::Permissions::from_mode(0o644)).unwrap();
+
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 1, "{table}");
+    assert!(doctor_problems(&json, "activity.db").is_empty(), "{json}");
+    let (code_name, message, remedy) = the_problem(&json, "config.db");
+    assert_eq!(code_name, "readable_by_others");
+    assert_eq!(
+        message,
+        format!(
+            "1 file(s) of config.db may be read by other users: {} (mode 0644)",
+            backup.display()
+        )
+    );
+    assert!(!table.contains(SECRET_VALUE) && !json.to_string().contains(SECRET_VALUE));
+    let command = remedy
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("a command in backticks: {remedy}"));
+    assert_eq!(command, format!("chmod -R go= {}", data.display()));
+    let run = std::process::Command::new("sh").args(["-c", command]).output().unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let (code, table, _) = doctor(&data);
+    assert_eq!(code, 0, "{table}");
+}
+
 /// Doctor's `quick_check` of the newest backup is skipped by an inspection that asks not to
 /// (`check_newest_backup: false`, a repair's: it verifies each backup it would use with `integrity_check`
 /// itself): the file is still checked and healthy, and the damaged backup is not read; by default it is,

@@ -192,6 +192,19 @@ fn inspect_with(
     owner: Option<LockState>,
     writer_may_run: bool,
 ) -> DbHealth {
+    let mut h = inspect_file(path, schema, opts, owner, writer_may_run);
+    // Last: what is wrong with the file comes first.
+    readable_by_others(&mut h, path, schema, opts);
+    h
+}
+
+fn inspect_file(
+    path: &Path,
+    schema: &'static Schema,
+    opts: &InspectOptions,
+    owner: Option<LockState>,
+    writer_may_run: bool,
+) -> DbHealth {
     let dir = files::parent_dir(path);
     let backup_dir = opts
         .backup_dir
@@ -572,6 +585,57 @@ fn inspect_contents(
         .rev()
         .find(|p| p.event == RECOVERY_EVENT);
     Ok(())
+}
+
+/// Files of the database at `path` that other users may read: the file, its sidecars and lock file, the
+/// copies moved aside beside it, the backups of files of its kind in its backup folder (pre-migration ones
+/// too). Every file the stores create is 0600 and an owner's open makes its database and sidecars so again,
+/// but a data directory copied with other modes (`cp -r` without `-p` under umask 022, an archive extracted,
+/// a sync) leaves the rest readable, backups of config.db and their settings (tokens) among them. Metadata
+/// reads only: one `readdir` per backup folder.
+fn readable_by_others(h: &mut DbHealth, path: &Path, schema: &'static Schema, opts: &InspectOptions) {
+    let backup_dir = opts
+        .backup_dir
+        .clone()
+        .unwrap_or_else(|| backup::default_backup_dir(path));
+    let backups = [backup_dir.clone(), backup::pre_migration_dir(&backup_dir)]
+        .into_iter()
+        .flat_map(|folder| std::fs::read_dir(folder).into_iter().flatten().flatten())
+        .map(|entry| entry.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{}-", schema.stem())))
+        });
+    let open: Vec<(PathBuf, u32)> = std::iter::once(path.to_path_buf())
+        .chain(files::sidecars(path))
+        .chain(std::iter::once(files::with_suffix(path, ".lock")))
+        .chain(h.leftovers.iter().map(|l| l.path.clone()))
+        .chain(backups)
+        .filter_map(|p| files::open_to_others(&p).map(|mode| (p, mode)))
+        .collect();
+    let Some((first, mode)) = open.first() else {
+        return;
+    };
+    let dir = files::parent_dir(path);
+    let folders = if backup_dir.starts_with(dir) {
+        files::shell_quoted(dir)
+    } else {
+        format!("{} {}", files::shell_quoted(dir), files::shell_quoted(&backup_dir))
+    };
+    h.problem(
+        ErrorKind::ReadableByOthers,
+        format!(
+            "{} file(s) of {} may be read by other users: {} (mode {mode:04o}){}",
+            open.len(),
+            schema.file_name,
+            first.display(),
+            if open.len() > 1 { " and others" } else { "" }
+        ),
+        format!(
+            "make them private: `chmod -R go= {folders}` (files splitstore creates are 0600, in 0700 folders; a copy \
+             without `-p`, an archive extracted or a sync leaves other modes)"
+        ),
+    );
 }
 
 /// What `quick_check` finds wrong in the backup at `path` (read with `key`), first finding only, or `None`.

@@ -140,6 +140,9 @@ pub enum ErrorKind {
     ForeignKeyViolations,
     /// The write-ahead log is large: a reader pins it (diagnostics).
     LargeWal,
+    /// Files of a database (the file, its sidecars, backups, copies moved aside) that other users may read
+    /// or write: copied in with other modes (diagnostics).
+    ReadableByOthers,
     /// A restore (repair, key rotation) of the data directory has not finished: it runs, or was interrupted
     /// and the next owner's open puts the files back as they were. Readers and backups wait (not ready).
     RestoreInterrupted,
@@ -216,6 +219,7 @@ impl ErrorKind {
             ErrorKind::MigrationsPending => "migrations_pending",
             ErrorKind::ForeignKeyViolations => "foreign_key_violations",
             ErrorKind::LargeWal => "large_wal",
+            ErrorKind::ReadableByOthers => "readable_by_others",
             ErrorKind::RestoreInterrupted => "restore_interrupted",
             ErrorKind::RestoreJournalUnreadable => "restore_journal_unreadable",
             ErrorKind::PlacedNotOpened => "placed_not_opened",

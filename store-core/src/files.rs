@@ -123,6 +123,14 @@ pub fn sha256_of_path(path: &Path) -> Result<String> {
     sha256_of(&file).map_err(|e| Error::io(path, "read", e))
 }
 
+/// The mode of the regular file at `path` (a link is not followed) when users other than its owner may read
+/// or write it (any group or other permission bit).
+pub fn open_to_others(path: &Path) -> Option<u32> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    let mode = meta.permissions().mode() & 0o7777;
+    (meta.is_file() && mode & 0o077 != 0).then_some(mode)
+}
+
 /// Refuses a directory that users other than its owner may write (mode `g+w` or `o+w`): anyone who can
 /// write it can plant a link where a database, lock or backup is about to be created. The remedy says
 /// `chmod 700`.
