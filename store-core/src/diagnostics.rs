@@ -368,12 +368,25 @@ fn inspect_file(
     h.exists = true;
     h.size_bytes = Some(meta.len());
     if h.wal_bytes > LARGE_WAL_BYTES {
+        // Only a running owner checkpoints: with none, the WAL stays this size whatever the readers do.
+        let remedy = if owner_running {
+            "a reader is holding an old snapshot: restart long-running readers; the owner truncates the WAL at \
+             its next checkpoint"
+                .to_string()
+        } else {
+            format!(
+                "no owner is running, and only {} checkpoints it: close programs that keep the file open (a \
+                 database browser, a backup tool), then start {} (`{}`), which copies the WAL into the file and \
+                 truncates it (the file grows by up to the WAL's size: free disk space first if the disk is full)",
+                schema.owner,
+                schema.owner,
+                schema.owner_command(dir)
+            )
+        };
         h.problem(
             ErrorKind::LargeWal,
             format!("{}-wal is {} MB", path.display(), h.wal_bytes / (1024 * 1024)),
-            "a reader is holding an old snapshot: restart long-running readers; the owner truncates the WAL at \
-             its next checkpoint"
-                .into(),
+            remedy,
         );
     }
     if let Err(e) = inspect_contents(&mut h, path, schema, opts.check, writer_may_run, key) {

@@ -647,3 +647,53 @@ fn damage_met_while_running_is_recorded_kept_across_opens_and_cleared_by_a_resto
     assert!(owner.damage_seen().is_none());
     assert_eq!(owner.read(scan).unwrap(), 3000 * 205);
 }
+
+/// A `-wal` past `LARGE_WAL_BYTES` left by an owner that stopped while a reader held an old snapshot: with no
+/// owner running nothing checkpoints it, and no reader pins it any more, so the remedy names the owner's start,
+/// not restarting readers and waiting for a checkpoint that no process will run.
+#[test]
+fn a_large_wal_without_a_running_owner_says_to_start_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    fill(&owner, 10);
+    // A read-only reader (a database browser) holds a snapshot while the owner writes and stops: the owner's
+    // closing checkpoint cannot reset the WAL, and a read-only connection never checkpoints.
+    let reader = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    let rows = store_core::diagnostics::LARGE_WAL_BYTES / 50_000 + 100;
+    owner
+        .conn()
+        .execute_batch(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+             INSERT INTO items (name) SELECT hex(zeroblob(25000)) FROM n;"
+        ))
+        .unwrap();
+    drop(owner);
+    drop(reader);
+    assert!(checkpoint::wal_bytes(&db) > store_core::diagnostics::LARGE_WAL_BYTES);
+
+    let h = inspect(
+        &db,
+        &ITEMS,
+        &InspectOptions {
+            check: CheckLevel::None,
+            ..InspectOptions::default()
+        },
+    );
+    assert_eq!(h.owner, Some(LockState::Free));
+    let large = h
+        .problems
+        .iter()
+        .find(|p| p.code == ErrorKind::LargeWal)
+        .unwrap_or_else(|| panic!("{:?}", h.problems));
+    assert!(large.remedy.contains("no owner is running"), "{}", large.remedy);
+    assert!(
+        !large.remedy.contains("restart long-running readers"),
+        "{}",
+        large.remedy
+    );
+}
