@@ -186,6 +186,47 @@ fn a_checkpoint_that_cannot_grow_activity_db_keeps_the_committed_events_in_the_w
     );
 }
 
+/// A reader holding an old snapshot (a database browser left open) pins activity.db's WAL, which grows until
+/// the disk is full. The daemon stopped with the full disk's remedy alone, to free space, which the WAL fills
+/// again while the reader holds on; it now also says that a reader pins the WAL and to close it.
+#[test]
+fn a_disk_filled_by_a_wal_a_reader_pins_is_said_with_that_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 3000);
+    let db = data.join("activity.db");
+    let reader = read_only(&db);
+    reader.execute_batch("BEGIN").unwrap();
+    let seen = query_i64(&reader, "SELECT count(*) FROM activity_events");
+    // Past the writer's soft limit (16 MiB), where its checkpoint finds the reader in the way.
+    let limit = size(&db) + 40 * MIB;
+
+    let (out, acks) = limited_daemon(&data, limit, &["--batch", "1000"]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    let said = format!("splitstore daemon: the WAL of {} had grown to ", db.display());
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(&said))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.ends_with(
+            " bytes because a reader holds an old snapshot (a read transaction left open: a database browser, a long \
+             report): close that reader, or the WAL fills the disk again once space is freed"
+        ),
+        "{line}"
+    );
+    assert!(wal_bytes(&db) > 16 * MIB, "{}", wal_bytes(&db));
+    reader.execute_batch("COMMIT").unwrap();
+    assert_eq!(
+        query_i64(&reader, "SELECT count(*) FROM activity_events") - seen,
+        acks.len() as i64
+    );
+    drop(reader);
+    let after = assert_acks_kept(&db, &acks);
+    assert_writes_again(&data, after);
+}
+
 #[test]
 fn the_server_stops_with_a_clear_error_when_config_db_cannot_grow_and_keeps_every_committed_change() {
     let dir = tempfile::tempdir().unwrap();

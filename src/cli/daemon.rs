@@ -186,7 +186,23 @@ pub fn run(args: Args) -> ExitCode {
     );
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Store(e)) => super::fail_owner("daemon", &e),
+        Err(Failure::Store(e)) => {
+            let wal = daemon.writer().wal_status();
+            let cannot_grow = matches!(
+                e.kind(),
+                activity_store::ErrorKind::DiskFull | activity_store::ErrorKind::WriteFailed
+            );
+            if cannot_grow && wal.pinned_by_reader {
+                eprintln!(
+                    "splitstore daemon: the WAL of {} had grown to {} bytes because a reader holds an old snapshot \
+                     (a read transaction left open: a database browser, a long report): close that reader, or the \
+                     WAL fills the disk again once space is freed",
+                    daemon.writer().path().display(),
+                    wal.wal_bytes
+                );
+            }
+            super::fail_owner("daemon", &e)
+        }
         Err(e) => super::fail("daemon", &e),
     }
 }
@@ -399,6 +415,7 @@ fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally) -> Result<()
     let deadline = args.seconds.map(|s| started + s);
     let mut session: Option<(i64, u64)> = None;
     let mut escalations_seen = 0;
+    let mut warned_at: u64 = 0;
     // Events handed to the group; `tally.events` counts those committed.
     let mut made = 0u64;
 
@@ -444,13 +461,18 @@ fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally) -> Result<()
             let wal = daemon.writer().wal_status();
             if wal.escalations != escalations_seen {
                 escalations_seen = wal.escalations;
-                if wal.pinned_by_reader {
+                // Said when a reader first pins the WAL, then each time the WAL has doubled since: a reader
+                // left open for a day is a few dozen lines, not one every escalation interval.
+                if wal.pinned_by_reader && wal.wal_bytes >= 2 * warned_at {
+                    warned_at = wal.wal_bytes.max(1);
                     eprintln!(
                         "splitstore daemon: warning: the WAL of {} is {} bytes and a reader holds an old snapshot \
                          (a read transaction left open), so it cannot be reset until that reader finishes",
                         path.display(),
                         wal.wal_bytes
                     );
+                } else if !wal.pinned_by_reader {
+                    warned_at = 0;
                 }
             }
         }
