@@ -298,6 +298,7 @@ fn restore_locked(
                     quarantined: None,
                     removed: false,
                     nothing_to_salvage: None,
+                    restoring: true,
                     schema,
                 });
             };
@@ -356,6 +357,7 @@ fn restore_locked(
             quarantined: None,
             removed: false,
             nothing_to_salvage: None,
+            restoring: true,
             schema,
         });
     }
@@ -873,6 +875,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                         quarantined: None,
                         removed,
                         nothing_to_salvage,
+                        restoring: false,
                         schema,
                     }));
                 }

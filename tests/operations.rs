@@ -1173,16 +1173,21 @@ fn a_restore_from_a_folder_passes_over_a_damaged_newest_backup_and_says_so() {
         "{stderr}"
     );
 
+    // A restore that finds nothing to put back leaves the files in place, which may be sound: its remedy is
+    // not a repair's (it offered to salvage them or start them empty).
     damage_middle_page(older);
     let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(&folder)]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        texts(&out).1.starts_with(&format!(
-            "splitstore restore: no backup of {} in {} passes verification",
+    assert_eq!(
+        texts(&out).1,
+        format!(
+            "splitstore restore: no backup of {} in {} passes verification. What to do: restore a backup kept \
+             elsewhere with `splitstore restore --data-dir {d} --from FILE`; nothing was changed (`splitstore \
+             doctor --data-dir {d}` says whether the files in place are sound, and what to do if one is not)\n",
             data.join("activity.db").display(),
-            folder.display()
-        )),
-        "{out:?}"
+            folder.display(),
+            d = data.display()
+        ),
     );
 }
 

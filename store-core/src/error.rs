@@ -468,6 +468,8 @@ pub enum Error {
         /// Why a salvage would read nothing of the damaged file (empty, its schema unreadable), when that is
         /// so: starting it empty loses nothing more, config.db's too.
         nothing_to_salvage: Option<String>,
+        /// A restore asked for (not a repair): the file in place is not known to be damaged, and stays.
+        restoring: bool,
         schema: &'static Schema,
     },
     /// A repair would restore a backup older than the damaged file, which has added rows since it was taken
@@ -1459,11 +1461,20 @@ impl Error {
                 schema,
                 removed,
                 nothing_to_salvage,
+                restoring,
                 ..
             } => {
                 let restore = command(Some(schema), "restore", "--from FILE");
                 let salvage = command(Some(schema), "repair", "--salvage");
-                if nothing_to_salvage.is_some() {
+                if *restoring {
+                    // The file in place may be sound: a salvage or an empty start is a repair's remedy, not one
+                    // for a restore that found nothing to put back.
+                    format!(
+                        "restore a backup kept elsewhere with {restore}; nothing was changed ({} says whether the \
+                         files in place are sound, and what to do if one is not)",
+                        command(Some(schema), "doctor", "")
+                    )
+                } else if nothing_to_salvage.is_some() {
                     // Not `--salvage`, which would refuse, its remedy leading back here.
                     format!(
                         "restore a backup kept elsewhere with {restore}, or start it empty with {} (the damaged \
