@@ -1639,3 +1639,71 @@ fn a_config_put_back_by_hand_never_hands_out_the_id_of_a_project_only_totals_nam
     drop(server);
     assert_eq!(reported_project(&data, project).1, "deleted");
 }
+
+/// A data directory copied while the daemon ran, its `-wal` copied before the file and a checkpoint between
+/// the two copies: the `-wal` is older than the file, and no record names it (a whole directory copied gets
+/// new files). The daemon started on the copy wrote the `-wal`'s older pages over the file and exited 0:
+/// the events the file held past the `-wal`'s last commit were gone, nothing said. Now every open refuses
+/// the pair (`orphan_wal`, naming the counter it would take back), nothing written, and `repair`, as the
+/// remedy says, sets the `-wal` aside: every event the file held is there.
+#[test]
+fn a_wal_older_than_its_file_in_a_copied_directory_is_refused_and_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 300);
+    let mut w = ActivityWriter::open_in(&data).unwrap();
+    let at = chrono::Utc::now();
+    let record = |w: &mut ActivityWriter, n: usize| {
+        for _ in 0..n {
+            w.record_event(&NewEvent::new(None, "focus", at)).unwrap();
+        }
+    };
+    record(&mut w, 50);
+    let db = data.join("activity.db");
+    let wal = store_core::files::with_suffix(&db, "-wal");
+    // The copy's -wal, taken first: it holds the 50 events' commits, not yet checkpointed.
+    let older_wal = std::fs::read(&wal).unwrap();
+    assert!(older_wal.len() > 32);
+    record(&mut w, 50);
+    drop(w);
+    let all = ids(&db, "SELECT id FROM activity_events");
+    assert_eq!(all.len(), 400);
+
+    let copy = copy_data_dir(&data, dir.path().join("copy"));
+    let copied_db = copy.join("activity.db");
+    let copied_wal = store_core::files::with_suffix(&copied_db, "-wal");
+    std::fs::write(&copied_wal, &older_wal).unwrap();
+    let before = std::fs::read(&copied_db).unwrap();
+    let c = utf8(&copy);
+
+    let out = run_splitstore(["daemon", "--events", "10", "--data-dir", c]);
+    let stderr = texts(&out).1;
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let last = all.last().unwrap();
+    assert!(
+        stderr.starts_with(&format!(
+            "splitstore daemon: {}-wal ({} bytes) is older than the file: opened together, SQLite would write its \
+             pages over the file's newer ones, taking activity_events's counter back from {last} to {} and losing \
+             what the file holds past it; no record names this -wal (a data directory copied while its owner ran, \
+             the -wal copied before the file). What to do: stop every owner of a database in {c} (the command \
+             takes all their locks), then run `splitstore repair --data-dir {c}`: it moves the -wal and -shm aside \
+             as activity.db.orphan-<time>-wal and -shm (nothing is deleted), and the file opens as it is, newer \
+             than that -wal",
+            copied_db.display(),
+            older_wal.len(),
+            last - 50
+        )),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&copied_db).unwrap(), before, "nothing written");
+    let report = run_splitstore(["report", "--data-dir", c]);
+    assert_eq!(report.status.code(), Some(2), "{report:?}");
+
+    let repair = run_splitstore(["repair", "--data-dir", c]);
+    assert!(repair.status.success(), "{repair:?}");
+    let out = run_splitstore(["daemon", "--events", "10", "--data-dir", c]);
+    assert!(out.status.success(), "{out:?}");
+    let now = ids(&copied_db, "SELECT id FROM activity_events");
+    assert!(all.is_subset(&now), "every event the file held is there");
+    assert_eq!(now.len(), all.len() + 10);
+}

@@ -452,6 +452,10 @@ pub enum Error {
         path: PathBuf,
         wal_bytes: u64,
         removed: bool,
+        /// No record names the `-wal`, and it is older than the file: applied, its last commit would take
+        /// this table's AUTOINCREMENT counter back from the first number to the second (a data directory
+        /// copied while its owner ran, the `-wal` copied before the file).
+        older_than_file: Option<(String, i64, i64)>,
         schema: &'static Schema,
     },
     /// Another connection held a lock longer than the busy timeout.
@@ -953,6 +957,16 @@ impl Error {
             ),
             Error::OrphanWal {
                 wal_bytes,
+                older_than_file: Some((table, in_file, with_wal)),
+                ..
+            } => format!(
+                "{p}-wal ({wal_bytes} bytes) is older than the file: opened together, SQLite would write its pages \
+                 over the file's newer ones, taking {table}'s counter back from {in_file} to {with_wal} and losing \
+                 what the file holds past it; no record names this -wal (a data directory copied while its owner \
+                 ran, the -wal copied before the file)"
+            ),
+            Error::OrphanWal {
+                wal_bytes,
                 removed: false,
                 ..
             } => format!(
@@ -1425,14 +1439,21 @@ impl Error {
                  another process keeps the old index. Never remove the -wal or -shm of a database in use",
                 schema.owner, schema.owner
             ),
-            Error::OrphanWal { removed, schema, .. } => {
+            Error::OrphanWal {
+                removed,
+                older_than_file,
+                schema,
+                ..
+            } => {
                 let aside = format!(
                     "{stop_owners}, then run {}: it moves the -wal and -shm aside as {}.orphan-<time>-wal and -shm \
                      (nothing is deleted)",
                     command(Some(schema), "repair", ""),
                     schema.file_name
                 );
-                if *removed {
+                if older_than_file.is_some() {
+                    format!("{aside}, and the file opens as it is, newer than that -wal")
+                } else if *removed {
                     format!(
                         "if the file was removed on purpose, {aside}, and puts back the file's newest backup that \
                          verifies ({} starts it empty where there is none); otherwise put the file back in its place \

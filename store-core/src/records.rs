@@ -399,6 +399,21 @@ pub fn orphan_wal(db: &Path, schema: &'static crate::Schema) -> Option<crate::Er
     // Without a record, only a removed file tells that the `-wal` is not the one of the file at the path.
     let elsewhere = recorded.map_or(removed, |pair| files::FileStamp::at(db).ok() != Some(pair.db));
     let holds_commits = wal.len() > WAL_HEADER_BYTES;
+    if recorded.is_none()
+        && holds_commits
+        && !removed
+        && !matches!(crate::OwnerLock::probe(db), Ok(crate::LockState::Held { holder })
+            if !holder.as_ref().is_some_and(crate::LockHolder::is_this_process))
+        && let Some(older) = wal_older_than_file(db)
+    {
+        return Some(crate::Error::OrphanWal {
+            path: db.to_path_buf(),
+            wal_bytes: wal.len(),
+            removed,
+            older_than_file: Some(older),
+            schema,
+        });
+    }
     // A `-wal` holding no commit yet is told only by its record: the one its owner made at its open.
     if !elsewhere || !(holds_commits || recorded.is_some()) {
         return None;
@@ -425,7 +440,36 @@ pub fn orphan_wal(db: &Path, schema: &'static crate::Schema) -> Option<crate::Er
         path: db.to_path_buf(),
         wal_bytes: wal.len(),
         removed,
+        older_than_file: None,
         schema,
+    })
+}
+
+/// For a `-wal` no record names beside the plaintext file `db` (no owner running): whether it is older than
+/// the file, told by the AUTOINCREMENT counters, which only go up: the first one that the `-wal`'s last commit
+/// would take back, as (table, in the file alone, with the `-wal`). A data directory copied while its owner
+/// ran, the `-wal` copied before the file (and a checkpoint between the two copies), gets such a pair: a
+/// whole directory copied gets new files, which no record names, and SQLite would write the `-wal`'s older
+/// pages over the file's, losing rows the file holds, with no error when the mix still parses. A newer
+/// `-wal` (the same copy taken file first, a crash of a build before the records) raises counters or
+/// leaves them, and is opened as it was. Two read-only connections, the first `immutable` (it ignores the
+/// `-wal`); none to an empty file (SQLite deletes a `-wal` beside one); an encrypted file is not read (no
+/// key here).
+fn wal_older_than_file(db: &Path) -> Option<(String, i64, i64)> {
+    use rusqlite::{Connection, OpenFlags};
+    if !files::nonempty_regular(db) {
+        return None;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let alone =
+        Connection::open_with_flags(files::file_uri(db, "immutable=1"), flags | OpenFlags::SQLITE_OPEN_URI).ok()?;
+    let in_file = crate::restore::read_sequences(&alone).ok()?;
+    drop(alone);
+    let with_wal = Connection::open_with_flags(db, flags).ok()?;
+    let applied = crate::restore::read_sequences(&with_wal).ok()?;
+    in_file.into_iter().find_map(|(table, n)| {
+        let m = *applied.get(&table)?;
+        (m < n).then_some((table, n, m))
     })
 }
 
