@@ -71,27 +71,22 @@ fn fixtures(schema: &'static Schema, dir: &Path) -> Vec<(&'static str, PathBuf, 
         d.join(schema.file_name)
     };
 
-    let p = make("truncated");
-    healthy_file(schema, &p);
-    let len = fs::metadata(&p).unwrap().len();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_len(len / 3)
-        .unwrap();
-    out.push(("truncated", p, Some(ErrorKind::Corrupt)));
-
+    // A healthy file in the folder `name`, cut to the length `to` gives for its length.
+    let cut = |name: &str, to: fn(u64) -> u64| {
+        let p = make(name);
+        healthy_file(schema, &p);
+        let len = fs::metadata(&p).unwrap().len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(to(len))
+            .unwrap();
+        p
+    };
+    out.push(("truncated", cut("truncated", |len| len / 3), Some(ErrorKind::Corrupt)));
     // A copy cut short inside its last page: SQLite reads the missing bytes as zeros, and opened it.
-    let p = make("cut-inside-a-page");
-    healthy_file(schema, &p);
-    let len = fs::metadata(&p).unwrap().len();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_len(len - 1000)
-        .unwrap();
+    let p = cut("cut-inside-a-page", |len| len - 1000);
     out.push((CUT_INSIDE_A_PAGE, p, Some(ErrorKind::Corrupt)));
 
     let p = make("garbage-header");
