@@ -1543,6 +1543,42 @@ fn files_a_salvage_reads_nothing_of_with_no_backup_are_offered_an_empty_start_no
     assert_eq!(kept, 2, "both damaged files kept aside");
 }
 
+/// config.db cut inside its first page, with no backup: its schema is not in the file. A salvage "salvaged 0
+/// rows, 0 known lost" from it, at schema 0. Now, as for a first page of garbage, there is nothing to salvage:
+/// `repair` offers a backup kept elsewhere or an empty start, not `--salvage`.
+#[test]
+fn a_config_db_cut_inside_its_first_page_has_nothing_to_salvage() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    seed_data_dir(&data, 50);
+    let config = data.join("config.db");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&config)
+        .unwrap()
+        .set_len(2000)
+        .unwrap();
+    for args in [
+        &["repair", "--data-dir", d][..],
+        &["repair", "--salvage", "--data-dir", d],
+    ] {
+        let out = run_splitstore(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let stderr = texts(&out).1;
+        assert!(
+            stderr.starts_with(&format!(
+                "splitstore repair: no backup of {} in {d}/backups passes verification, and nothing of it can be \
+                 salvaged: it ends inside its first page (2000 of 4096 bytes), which holds its schema, and there \
+                 is no backup to start from. What to do: ",
+                config.display()
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("--salvage"), "no salvage offered: {stderr}");
+    }
+}
+
 /// Events and settings a data directory of [`damaged_after_a_backup`] holds before its backup, and after.
 const EVENTS_BEFORE: i64 = 20_000;
 const EVENTS_AFTER: i64 = 10_000;

@@ -468,7 +468,12 @@ impl DamagedFile {
                 schema: Some(schema),
             });
         }
-        let whole_pages = match (whole_pages, key) {
+        // A file cut inside its first page has no schema to read: no copy of whole pages (it would be empty).
+        let first_page_cut = match key {
+            None => pages::ends_inside_a_page(path).filter(|&(len, page_size)| len < page_size),
+            Some(_) => None,
+        };
+        let whole_pages = match (whole_pages && first_page_cut.is_none(), key) {
             (true, None) => WholePages::of(path)?,
             _ => None,
         };
@@ -484,6 +489,18 @@ impl DamagedFile {
             unreadable: None,
             sequences: None,
         };
+        if let Some((len, page_size)) = first_page_cut {
+            let why = format!("it ends inside its first page ({len} of {page_size} bytes), which holds its schema");
+            if have_base {
+                file.unreadable = Some(why);
+                return Ok(file);
+            }
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("nothing of it can be salvaged: {why}, and there is no backup to start from"),
+                schema: Some(schema),
+            });
+        }
         let state = migrate::read_state(&file.conn.borrow(), path, schema);
         match state.map_err(|e| crate::key::explain(e, key)) {
             Ok(state) => {
