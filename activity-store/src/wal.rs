@@ -13,14 +13,16 @@
 //!    (`pinned_by_reader`, `escalations`). Automatic escalations are at least
 //!    [`WalPolicy::escalation_interval`] apart, so a reader that keeps its snapshot for minutes costs the
 //!    daemon at most `escalation_busy_timeout` per interval (2% with the defaults), not one timeout per check.
-//! 4. While a reader pins the WAL, the writer stops SQLite's autocheckpoint (`wal_autocheckpoint = 0`) and
-//!    tries its own PASSIVE checkpoint at most once per [`WalPolicy::escalation_interval`]; the first one that
-//!    gets past every reader turns autocheckpointing back on. A checkpoint tried past a reader copies nothing,
-//!    yet SQLite first sorts the index of every frame not copied back yet (`walCheckpoint` in sqlite3.c builds
-//!    its iterator before it looks at the readers' marks): with a reader that opened before the writer's
-//!    first commit (a database browser left open, a report started on a quiet daemon), every commit past
-//!    1000 pages paid that, growing with the WAL, and the daemon went from 8,600 commits/s to 1,000/s in 20 s
-//!    and about 200/s after a minute.
+//! 4. While a reader holds the WAL still (a checkpoint copied no further than the one before it), the writer
+//!    stops SQLite's autocheckpoint (`wal_autocheckpoint = 0`) and tries its own PASSIVE checkpoint at most
+//!    once per [`WalPolicy::escalation_interval`]; the first one that copies more turns autocheckpointing back
+//!    on. A checkpoint tried past such a reader copies nothing, yet SQLite first sorts the index of every
+//!    frame not copied back yet (`walCheckpoint` in sqlite3.c builds its iterator before it looks at the
+//!    readers' marks): with a reader that opened before the writer's first commit (a database browser left
+//!    open, a report started on a quiet daemon), every commit past 1000 pages paid that, growing with the WAL,
+//!    and the daemon went from 8,600 commits/s to 1,000/s in 20 s and about 200/s after a minute. Readers
+//!    that come and go, each pinning for a moment, let each checkpoint copy further: autocheckpointing stays
+//!    on for them (paused at the first pinned checkpoint, the WAL grew to 1 GB between two tries).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -45,6 +47,9 @@ pub struct WalPolicy {
     pub escalation_busy_timeout: Duration,
     /// Least time between two automatic escalations (an explicit `maintain_wal` always escalates).
     pub escalation_interval: Duration,
+    /// How long checkpoints must copy no further before a reader is taken to hold the WAL still and SQLite's
+    /// autocheckpoint is paused (layer 4). Readers that come and go hold it for moments.
+    pub held_still_after: Duration,
 }
 
 impl Default for WalPolicy {
@@ -57,6 +62,7 @@ impl Default for WalPolicy {
             hard_limit_bytes: 4 * JOURNAL_SIZE_LIMIT as u64,
             escalation_busy_timeout: Duration::from_millis(100),
             escalation_interval: Duration::from_secs(5),
+            held_still_after: Duration::from_secs(1),
         }
     }
 }
@@ -75,8 +81,8 @@ pub struct WalStatus {
     /// The last checkpoint could not get past a reader's snapshot: some reader keeps a read transaction
     /// open (a statement not reset, a transaction not ended), and the WAL cannot be reset until it ends.
     pub pinned_by_reader: bool,
-    /// SQLite's autocheckpoint is off while a reader pins the WAL (the writer tries its own checkpoint once per
-    /// [`WalPolicy::escalation_interval`] instead), until a checkpoint gets past every reader.
+    /// SQLite's autocheckpoint is off while a reader holds the WAL still (the writer tries its own checkpoint
+    /// once per [`WalPolicy::escalation_interval`] instead), until a checkpoint copies more.
     pub autocheckpoint_paused: bool,
     /// The last automatic check failed (after a committed write, so the write itself succeeded).
     pub last_error: Option<String>,
@@ -89,8 +95,10 @@ pub(crate) struct WalKeeper {
     status: WalStatus,
     commits_since_check: u32,
     last_escalation: Option<Instant>,
-    /// When a checkpoint was last tried while a reader pinned the WAL (layer 4).
+    /// When a checkpoint was last tried while autocheckpointing was paused (layer 4).
     last_pinned_try: Option<Instant>,
+    /// Since when checkpoints have copied no further (None while they progress).
+    held_since: Option<Instant>,
 }
 
 impl WalKeeper {
@@ -101,6 +109,7 @@ impl WalKeeper {
             commits_since_check: 0,
             last_escalation: None,
             last_pinned_try: None,
+            held_since: None,
         }
     }
 
@@ -184,10 +193,10 @@ impl WalKeeper {
         Ok(result)
     }
 
-    /// Whether a checkpoint may be tried now: always, unless a reader pinned the WAL at the last one and
-    /// the last try was less than an escalation interval ago (layer 4).
+    /// Whether a checkpoint may be tried now: always, unless autocheckpointing is paused (layer 4) and the
+    /// last try was less than an escalation interval ago.
     fn may_try_past_reader(&mut self) -> bool {
-        if !self.status.pinned_by_reader {
+        if !self.status.autocheckpoint_paused {
             return true;
         }
         let due = self
@@ -204,16 +213,30 @@ impl WalKeeper {
         // PASSIVE never waits: frames it could not copy are behind some reader's snapshot. RESTART and
         // TRUNCATE report busy when a reader outlasted the timeout.
         self.status.pinned_by_reader = result.busy || result.checkpointed_frames < result.wal_frames;
-        self.status.last_checkpoint = Some(result);
+        // Held still: checkpoints of the same WAL have copied no further (SQLite's own, in between, copy only
+        // forward) for `held_still_after`. Not at the first that copies nothing: a reader that began while
+        // the WAL was empty reads the file alone and pins all of it, for a moment as often as for minutes, and
+        // at full speed two checkpoints are a few milliseconds apart.
+        let before = self.status.last_checkpoint.replace(result);
+        let copied_further = before
+            .is_none_or(|b| b.wal_frames > result.wal_frames || result.checkpointed_frames > b.checkpointed_frames);
+        if !self.status.pinned_by_reader || copied_further {
+            self.held_since = None;
+        } else if self.held_since.is_none() {
+            self.held_since = Some(Instant::now());
+        }
+        let held_still = self
+            .held_since
+            .is_some_and(|t| t.elapsed() >= self.policy.held_still_after);
         self.status.wal_bytes = checkpoint::wal_bytes(db);
-        if self.status.pinned_by_reader != self.status.autocheckpoint_paused {
-            let pages = if self.status.pinned_by_reader {
+        if held_still != self.status.autocheckpoint_paused {
+            let pages = if held_still {
                 0
             } else {
                 self.policy.autocheckpoint_pages
             };
             conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages}"))?;
-            self.status.autocheckpoint_paused = self.status.pinned_by_reader;
+            self.status.autocheckpoint_paused = held_still;
         }
         Ok(())
     }

@@ -132,26 +132,35 @@ fn a_reader_pinning_a_snapshot_is_reported_and_does_not_stall_the_writer() {
     assert_eq!(w.wal_bytes(), 0);
 }
 
+/// A writer whose checkpoints above 64 KiB are PASSIVE only, tried once an hour while paused, and paused as
+/// soon as two in a row copy no further.
+fn held_still_policy() -> WriterOptions {
+    let mut options = small_wal_policy();
+    options.wal.hard_limit_bytes = u64::MAX;
+    options.wal.escalation_interval = Duration::from_secs(3600);
+    options.wal.held_still_after = Duration::ZERO;
+    options
+}
+
+/// SQLite's autocheckpoint setting on the writer's connection (0: paused).
+fn autocheckpoint(w: &ActivityWriter) -> i64 {
+    w.owner()
+        .conn()
+        .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+        .unwrap()
+}
+
 /// A reader that opened before the writer's commits (a database browser left open) pins the WAL. A
 /// checkpoint tried past it copies nothing but still sorts the index of every frame not copied yet, and
 /// SQLite's autocheckpoint tried one at every commit once the WAL passed 1000 pages: with such a reader the
-/// daemon fell from 8,600 to about 200 commits/s within a minute, the WAL growing. While a reader pins the
-/// WAL, the writer turns autocheckpointing off and tries its own checkpoint at most once per escalation
-/// interval; the first one that gets past every reader turns it back on.
+/// daemon fell from 8,600 to about 200 commits/s within a minute, the WAL growing. While a reader holds the
+/// WAL still, the writer turns autocheckpointing off and tries its own checkpoint at most once per
+/// escalation interval; the first one that copies further turns it back on.
 #[test]
 fn a_pinning_reader_turns_autocheckpointing_off_until_a_checkpoint_gets_past_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let mut options = small_wal_policy();
-    options.wal.hard_limit_bytes = u64::MAX;
-    options.wal.escalation_interval = Duration::from_secs(3600);
-    let mut w = ActivityWriter::open_with(&db, &options).unwrap();
-    let autocheckpoint = |w: &ActivityWriter| -> i64 {
-        w.owner()
-            .conn()
-            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
-            .unwrap()
-    };
+    let mut w = ActivityWriter::open_with(&db, &held_still_policy()).unwrap();
     assert_eq!(autocheckpoint(&w), 1000);
     let pinning = read_only(&db);
     pinning.execute_batch("BEGIN").unwrap();
@@ -182,6 +191,32 @@ fn a_pinning_reader_turns_autocheckpointing_off_until_a_checkpoint_gets_past_it(
     assert!(!status.pinned_by_reader && !status.autocheckpoint_paused, "{status:?}");
     assert_eq!(autocheckpoint(&w), 1000);
     assert_eq!(count_rows(&db, "activity_events"), 12_500);
+}
+
+/// Readers that come and go (a server's reports) each pin the WAL for a moment: every checkpoint finds one in
+/// the way, yet copies further than the last. Autocheckpointing was paused at the first such checkpoint, and
+/// the WAL grew to a gigabyte between two tries; it stays on.
+#[test]
+fn readers_that_come_and_go_leave_autocheckpointing_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open_with(&db, &held_still_policy()).unwrap();
+    let batch: Vec<_> = (0..500).map(|i| event(None, "focus", i)).collect();
+    w.record_batch(&batch).unwrap();
+    let mut pinned = 0;
+    for _ in 0..10 {
+        let reader = read_only(&db);
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT COUNT(*) FROM activity_events", [], |r| r.get(0))
+            .unwrap();
+        w.record_batch(&batch).unwrap();
+        pinned += usize::from(w.wal_status().pinned_by_reader);
+        reader.execute_batch("COMMIT").unwrap();
+    }
+    assert!(pinned >= 5, "the readers were in the way: {pinned} of 10");
+    assert!(!w.wal_status().autocheckpoint_paused, "{:?}", w.wal_status());
+    assert_eq!(autocheckpoint(&w), 1000);
 }
 
 #[test]
