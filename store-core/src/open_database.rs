@@ -283,7 +283,6 @@ impl OwnerConnection {
 
         let mut conn = connect(path, schema, opts.key.as_ref(), opts.busy_timeout)?;
         let state = migrate::read_state(&conn, path, schema).map_err(|e| stale_index(e, schema))?;
-        refuse_cut_mid_page(&conn, path, schema)?;
         migrate::check_identity(path, schema, &state)?;
         migrate::check_history(&conn, path, schema, &state)?;
 
@@ -824,45 +823,43 @@ pub(crate) fn replaced_under_owner_here(db: &Path, schema: &'static Schema) -> O
 }
 
 /// Refuses the user's database file where SQLite would read another file's pages as its own or delete what
-/// is left of it, before SQLite opens it: an empty file that is damage ([`refuse_truncated`]), or a `-wal`
+/// is left of it, before SQLite opens it: an empty file that is damage ([`refuse_truncated`]), a `-wal`
 /// beside it of another file ([`records::orphan_wal`]: the file was replaced or removed by hand after a
-/// crash). Every open of it goes through here: the owner's, readers', doctor's.
+/// crash), or a file cut inside a page ([`refuse_cut_mid_page`]). Every open of it goes through here: the
+/// owner's, readers', doctor's.
 pub(crate) fn refuse_before_open(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<()> {
     refuse_truncated(path, schema, key)?;
-    match records::orphan_wal(path, schema) {
-        Some(orphan) => Err(orphan),
-        None => Ok(()),
+    if let Some(orphan) = records::orphan_wal(path, schema) {
+        return Err(orphan);
     }
+    refuse_cut_mid_page(path, schema, key)
 }
 
-/// Refuses a database file that ends inside a page while its `-wal` is empty: a copy or sync cut short. SQLite
-/// does not refuse it: it reads the missing end of the last page as zeros (os_unix.c, `unixRead`, zero-fills
-/// a short read; pager.c, `readDbPage`, takes that as success), so the rows of that page come back, with no
-/// error, as rows of rowid 0 and NULLs or as values cut short into NUL bytes, and an owner would write the
-/// page back that way. SQLite writes only whole pages; a file that ends inside one beside a `-wal` holding
-/// frames is an owner killed while a checkpoint extended the file, which the next checkpoint completes from
-/// the `-wal`: left to it. `conn` has read the file (the page size is its header's; under a key,
-/// SQLCipher's page). O(1): two `stat`s, the file's length read before its `-wal`'s, which is emptied only
-/// after a checkpoint has written every page whole.
-pub(crate) fn refuse_cut_mid_page(conn: &Connection, path: &Path, schema: &'static Schema) -> Result<()> {
+/// Refuses a database file that ends inside a page that its `-wal` does not hold: a copy or sync cut short.
+/// SQLite does not refuse it: it reads the missing end of the last page as zeros (os_unix.c, `unixRead`,
+/// zero-fills a short read; pager.c, `readDbPage`, takes that as success), so the rows of that page come back,
+/// with no error, as rows of rowid 0 and NULLs or as values cut short into NUL bytes, and an owner would write
+/// the page back that way. Refused before any connection that can write opens it: one that closes last
+/// checkpoints the `-wal` into the file, which can make it whole pages again and the cut invisible. SQLite
+/// writes only whole pages, one `pwrite` each; a file that ends inside one whose `-wal` holds that page (a
+/// checkpoint extending the file, cut by a power loss) is completed from the `-wal` by the next checkpoint:
+/// left to it. A file of whole 64 KiB blocks is whole pages of any size: nothing more is read. Otherwise the
+/// page size comes from an `immutable` read-only connection (no lock, `-wal` or `-shm`; under `key`,
+/// SQLCipher's page); the file's length is read before its `-wal`'s, which is emptied only after a checkpoint
+/// has written every page whole, and only the frame headers of a `-wal` beside a cut file are read
+/// (`checkpoint::wal_holds_page`).
+fn refuse_cut_mid_page(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<()> {
     let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
         return Ok(());
     };
-    // Under a key SQLCipher answers `PRAGMA page_size` itself, as text (its `cipher_page_size`).
-    let page_size: Option<u64> = conn
-        .query_row("PRAGMA page_size", [], |r| {
-            Ok(match r.get::<_, rusqlite::types::Value>(0)? {
-                rusqlite::types::Value::Integer(n) => u64::try_from(n).ok(),
-                rusqlite::types::Value::Text(t) => t.trim().parse().ok(),
-                _ => None,
-            })
-        })
-        .at_db(path, schema)?;
-    let Some(page_size) = page_size.filter(|&n| n > 0) else {
+    if len.is_multiple_of(65_536) {
+        return Ok(());
+    }
+    let Some(page_size) = page_size_of(path, key) else {
         return Ok(());
     };
     let cut = len % page_size;
-    if cut == 0 || checkpoint::wal_bytes(path) > 0 {
+    if cut == 0 || (checkpoint::wal_bytes(path) > 0 && checkpoint::wal_holds_page(path, len / page_size + 1)) {
         return Ok(());
     }
     Err(Error::Corrupt {
@@ -876,6 +873,33 @@ pub(crate) fn refuse_cut_mid_page(conn: &Connection, path: &Path, schema: &'stat
         ),
         schema: Some(schema),
     })
+}
+
+/// The page size of the database at `path` (under `key`), read through an `immutable` read-only connection,
+/// or None when it cannot be read or the file is no database. Under a key SQLCipher answers `PRAGMA page_size` itself, as text (its
+/// `cipher_page_size`).
+fn page_size_of(path: &Path, key: Option<&Key>) -> Option<u64> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(files::file_uri(path, "immutable=1"), flags).ok()?;
+    crate::key::apply(&conn, path, key).ok()?;
+    // Opening reads nothing: a file that is no database (or one under another key) gives the default size
+    // unless its header is read first. Such a file is said as what it is by the open after this.
+    let schema_read = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0));
+    if let Err(e) = schema_read
+        && e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase)
+    {
+        return None;
+    }
+    let size = conn
+        .query_row("PRAGMA page_size", [], |r| {
+            Ok(match r.get::<_, rusqlite::types::Value>(0)? {
+                rusqlite::types::Value::Integer(n) => u64::try_from(n).ok(),
+                rusqlite::types::Value::Text(t) => t.trim().parse().ok(),
+                _ => None,
+            })
+        })
+        .ok()??;
+    (size > 0).then_some(size)
 }
 
 /// Refuses an empty database file that is damage, not a new install:

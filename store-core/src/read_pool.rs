@@ -93,7 +93,6 @@ pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -
     let conn = open_reader(path, key).map_err(cannot_open)?;
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
         .map_err(|e| cannot_open(crate::key::error_at(path, key, e)))?;
-    crate::open_database::refuse_cut_mid_page(&conn, path, schema)?;
     Ok(conn)
 }
 
@@ -495,9 +494,7 @@ impl ReadPool {
             Err(e) => return Err(e.with_schema(self.schema)),
         };
         let tx = conn.unchecked_transaction().at_db(&self.path, self.schema)?;
-        let checked = self
-            .check_file(&tx)
-            .and_then(|_| crate::open_database::refuse_cut_mid_page(&tx, &self.path, self.schema));
+        let checked = self.check_file(&tx);
         drop(tx);
         drop(conn);
         checked.map(drop).map_err(|e| match e {
