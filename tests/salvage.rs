@@ -1504,29 +1504,14 @@ fn files_a_salvage_reads_nothing_of_with_no_backup_are_offered_an_empty_start_no
         }
         std::fs::write(data.join(db), bytes).unwrap();
     }
-    for args in [
-        &["repair", "--data-dir", d][..],
-        &["repair", "--salvage", "--data-dir", d],
-    ] {
-        let out = run_splitstore(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
-        let stderr = texts(&out).1;
-        assert!(
-            stderr.starts_with(&format!(
-                "splitstore repair: no backup of {} in {d}/backups passes verification, and the file is empty (0 \
-                 bytes): there is nothing in it to salvage",
-                data.join("activity.db").display()
-            )),
-            "{stderr}"
-        );
-        assert!(
-            stderr.contains(&format!(
-                "or start it empty with `splitstore repair --data-dir {d} --allow-empty`"
-            )),
-            "{stderr}"
-        );
-        assert!(!stderr.contains("--salvage"), "no salvage offered: {stderr}");
-    }
+    nothing_to_salvage_said(
+        &data,
+        &format!(
+            "splitstore repair: no backup of {} in {d}/backups passes verification, and the file is empty (0 \
+             bytes): there is nothing in it to salvage",
+            data.join("activity.db").display()
+        ),
+    );
     let out = run_splitstore(["repair", "--allow-empty", "--data-dir", d]);
     assert!(out.status.success(), "{out:?}");
     let stdout = texts(&out).0;
@@ -1559,6 +1544,22 @@ fn a_config_db_cut_inside_its_first_page_has_nothing_to_salvage() {
         .unwrap()
         .set_len(2000)
         .unwrap();
+    nothing_to_salvage_said(
+        &data,
+        &format!(
+            "splitstore repair: no backup of {} in {d}/backups passes verification, and nothing of it can be \
+             salvaged: it ends inside its first page (2000 of 4096 bytes), which holds its schema, and there is no \
+             backup to start from. What to do: ",
+            config.display()
+        ),
+    );
+}
+
+/// `repair` and `repair --salvage` of `data` both refuse (exit 2), their error starting with `said`, offering
+/// an empty start and never a salvage.
+#[track_caller]
+fn nothing_to_salvage_said(data: &Path, said: &str) {
+    let d = utf8(data);
     for args in [
         &["repair", "--data-dir", d][..],
         &["repair", "--salvage", "--data-dir", d],
@@ -1566,12 +1567,10 @@ fn a_config_db_cut_inside_its_first_page_has_nothing_to_salvage() {
         let out = run_splitstore(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         let stderr = texts(&out).1;
+        assert!(stderr.starts_with(said), "{stderr}");
         assert!(
-            stderr.starts_with(&format!(
-                "splitstore repair: no backup of {} in {d}/backups passes verification, and nothing of it can be \
-                 salvaged: it ends inside its first page (2000 of 4096 bytes), which holds its schema, and there \
-                 is no backup to start from. What to do: ",
-                config.display()
+            stderr.contains(&format!(
+                "or start it empty with `splitstore repair --data-dir {d} --allow-empty`"
             )),
             "{stderr}"
         );
