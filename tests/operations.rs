@@ -1059,9 +1059,10 @@ fn doctor_says_when_the_newest_backup_is_damaged() {
 }
 
 /// A data directory copied with other modes (`cp -r` without `-p` under umask 022): config.db's backup, which
-/// holds its settings, readable by every user. Doctor said healthy. Now it says which files other users may
-/// read (exit 1, `readable_by_others`), never a settings value, and its remedy, run as written, makes doctor
-/// healthy again.
+/// holds its settings, readable by every user in a folder every user may enter. Doctor said healthy. Now it
+/// says which files other users may read (exit 1, `readable_by_others`), never a settings value, and its
+/// remedy, run as written, makes doctor healthy again. In a `0700` folder the same file is out of their reach:
+/// nothing is said.
 #[test]
 fn doctor_says_when_other_users_may_read_a_databases_files() {
     use std::os::unix::fs::PermissionsExt;
@@ -1069,6 +1070,9 @@ fn doctor_says_when_other_users_may_read_a_databases_files() {
     let (data, _, _) = backed_up(dir.path());
     let backup = named(&data.join("backups"), "config-")[0].clone();
     fs::set_permissions(&backup, fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, table, _) = doctor(&data);
+    assert_eq!(code, 0, "a 0700 folder: {table}");
+    fs::set_permissions(data.join("backups"), fs::Permissions::from_mode(0o755)).unwrap();
 
     let (code, table, json) = doctor(&data);
     assert_eq!(code, 1, "{table}");

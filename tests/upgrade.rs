@@ -524,6 +524,59 @@ fn sessions_a_legacy_file_left_open_are_recovered_at_the_first_open_after_the_sp
 }
 
 /// The names in `dir`.
+/// After the split, legacy.db stays beside the databases for the way back, in the clear, the old application's
+/// settings (tokens) in it. Readable by every user in a folder every user may enter (a data directory the old
+/// application made 0755), doctor said healthy; it now names the file, and the `chmod` of its remedy, run as
+/// written, makes doctor healthy.
+#[test]
+fn a_legacy_file_other_users_may_read_is_named_by_doctor() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let legacy = data.join("legacy.db");
+    build(&LegacySpec::small(3), &legacy).unwrap();
+    std::fs::set_permissions(&legacy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let d = utf8(&data);
+    assert!(
+        run_splitstore(["daemon", "--data-dir", d, "--events", "10"])
+            .status
+            .success()
+    );
+    assert!(
+        run_splitstore(["server", "--data-dir", d, "--seconds", "0.1"])
+            .status
+            .success()
+    );
+
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+    let json: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let problems = support::doctor_problems(&json, "activity.db");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let (code, message, remedy) = &problems[0];
+    assert_eq!(code, "readable_by_others");
+    assert_eq!(
+        message,
+        &format!(
+            "1 file(s) the split left may be read by other users: {} (mode 0644)",
+            legacy.display()
+        )
+    );
+    let command = remedy.split('`').nth(1).unwrap();
+    assert_eq!(command, format!("chmod go= {}", legacy.display()));
+    assert!(
+        std::process::Command::new("sh")
+            .args(["-c", command])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let doctor = run_splitstore(["doctor", "--data-dir", d]);
+    assert_eq!(doctor.status.code(), Some(0), "{}", texts(&doctor).0);
+}
+
 fn listing(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .unwrap()

@@ -124,11 +124,13 @@ pub fn sha256_of_path(path: &Path) -> Result<String> {
 }
 
 /// The mode of the regular file at `path` (a link is not followed) when users other than its owner may read
-/// or write it (any group or other permission bit).
+/// or write it: any group or other permission bit, in a folder they may enter (a file in a `0700` folder is
+/// out of their reach whatever its mode).
 pub fn open_to_others(path: &Path) -> Option<u32> {
     let meta = fs::symlink_metadata(path).ok()?;
     let mode = meta.permissions().mode() & 0o7777;
-    (meta.is_file() && mode & 0o077 != 0).then_some(mode)
+    let folder = fs::metadata(parent_dir(path)).ok()?.permissions().mode();
+    (meta.is_file() && mode & 0o077 != 0 && folder & 0o011 != 0).then_some(mode)
 }
 
 /// Refuses a directory that users other than its owner may write (mode `g+w` or `o+w`): anyone who can
