@@ -76,26 +76,17 @@ pub fn check_with_key(data_dir: &Path, level: CheckLevel, key: Option<&store_cor
     // The legacy file and the split's rejects are in the clear (the legacy file holds the old app's settings
     // and tokens): said with activity.db's problems, whose predecessor they are, when other users may read
     // them, as each database's own files are.
-    let open: Vec<(&Path, u32)> = leftovers
-        .iter()
-        .filter_map(|l| store_core::files::open_to_others(&l.path).map(|mode| (l.path.as_path(), mode)))
-        .collect();
-    if let (Some((first, mode)), Some(activity)) = (open.first(), databases.first_mut()) {
-        let paths: Vec<String> = open.iter().map(|(p, _)| store_core::files::shell_quoted(p)).collect();
-        activity.problems.push(Problem {
-            code: ErrorKind::ReadableByOthers,
-            message: format!(
-                "{} file(s) the split left may be read by other users: {} (mode {mode:04o}){}",
-                open.len(),
-                first.display(),
-                if open.len() > 1 { " and others" } else { "" }
-            ),
-            remedy: format!(
+    let open =
+        diagnostics::readable_by_others_problem("the split left", leftovers.iter().map(|l| l.path.clone()), |paths| {
+            let paths: Vec<String> = paths.iter().map(|p| store_core::files::shell_quoted(p)).collect();
+            format!(
                 "make them private: `chmod go= {}` (the legacy file holds the old application's data, its settings \
-                 too, in the clear); `splitstore cleanup` removes them once you no longer need the way back",
+             too, in the clear); `splitstore cleanup` removes them once you no longer need the way back",
                 paths.join(" ")
-            ),
+            )
         });
+    if let (Some(problem), Some(activity)) = (open, databases.first_mut()) {
+        activity.problems.push(problem);
     }
     Health {
         data_dir: data_dir.to_path_buf(),

@@ -619,36 +619,52 @@ fn readable_by_others(h: &mut DbHealth, path: &Path, schema: &'static Schema, op
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{}-", schema.stem())))
         });
-    let open: Vec<(PathBuf, u32)> = std::iter::once(path.to_path_buf())
+    let candidates = std::iter::once(path.to_path_buf())
         .chain(files::sidecars(path))
         .chain(std::iter::once(files::with_suffix(path, ".lock")))
         .chain(h.leftovers.iter().map(|l| l.path.clone()))
-        .chain(backups)
-        .filter_map(|p| files::open_to_others(&p).map(|mode| (p, mode)))
-        .collect();
-    let Some((first, mode)) = open.first() else {
-        return;
-    };
+        .chain(backups);
     let dir = files::parent_dir(path);
     let folders = if backup_dir.starts_with(dir) {
         files::shell_quoted(dir)
     } else {
         format!("{} {}", files::shell_quoted(dir), files::shell_quoted(&backup_dir))
     };
-    h.problem(
-        ErrorKind::ReadableByOthers,
-        format!(
-            "{} file(s) of {} may be read by other users: {} (mode {mode:04o}){}",
-            open.len(),
-            schema.file_name,
-            first.display(),
-            if open.len() > 1 { " and others" } else { "" }
-        ),
+    let whose = format!("of {}", schema.file_name);
+    let problem = readable_by_others_problem(&whose, candidates, |_| {
         format!(
             "make them private: `chmod -R go= {folders}` (files splitstore creates are 0600, in 0700 folders; a copy \
              without `-p`, an archive extracted or a sync leaves other modes)"
-        ),
+        )
+    });
+    h.problems.extend(problem);
+}
+
+/// The `readable_by_others` problem of the files among `candidates` that other users may read
+/// ([`files::open_to_others`]), `whose` saying whose files they are ("of activity.db"), the first named with its
+/// mode; `remedy` is given every such file. None when there is none.
+pub fn readable_by_others_problem(
+    whose: &str,
+    candidates: impl IntoIterator<Item = PathBuf>,
+    remedy: impl FnOnce(&[PathBuf]) -> String,
+) -> Option<Problem> {
+    let open: Vec<(PathBuf, u32)> = candidates
+        .into_iter()
+        .filter_map(|p| files::open_to_others(&p).map(|mode| (p, mode)))
+        .collect();
+    let (first, mode) = open.first()?;
+    let message = format!(
+        "{} file(s) {whose} may be read by other users: {} (mode {mode:04o}){}",
+        open.len(),
+        first.display(),
+        if open.len() > 1 { " and others" } else { "" }
     );
+    let paths: Vec<PathBuf> = open.into_iter().map(|(p, _)| p).collect();
+    Some(Problem {
+        code: ErrorKind::ReadableByOthers,
+        message,
+        remedy: remedy(&paths),
+    })
 }
 
 /// What `quick_check` finds wrong in the backup at `path` (read with `key`), first finding only, or `None`.
