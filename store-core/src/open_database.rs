@@ -845,9 +845,9 @@ pub(crate) fn refuse_before_open(path: &Path, schema: &'static Schema, key: Opti
 /// checkpoint extending the file, cut by a power loss) is completed from the `-wal` by the next checkpoint:
 /// left to it. A file of whole 64 KiB blocks is whole pages of any size: nothing more is read. Otherwise the
 /// page size comes from an `immutable` read-only connection (no lock, `-wal` or `-shm`; under `key`,
-/// SQLCipher's page); the file's length is read before its `-wal`'s, which is emptied only after a checkpoint
-/// has written every page whole, and only the frame headers of a `-wal` beside a cut file are read
-/// (`checkpoint::wal_holds_page`).
+/// SQLCipher's page); the file's length is read before its `-wal`, which is emptied only after a checkpoint
+/// has written every page whole, and only the frame headers of the `-wal` beside a cut file are read
+/// (`checkpoint::wal_holds_page`, which finds none in a `-wal` that is missing or empty).
 fn refuse_cut_mid_page(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<()> {
     let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
         return Ok(());
@@ -859,7 +859,7 @@ fn refuse_cut_mid_page(path: &Path, schema: &'static Schema, key: Option<&Key>) 
         return Ok(());
     };
     let cut = len % page_size;
-    if cut == 0 || (checkpoint::wal_bytes(path) > 0 && checkpoint::wal_holds_page(path, len / page_size + 1)) {
+    if cut == 0 || checkpoint::wal_holds_page(path, len / page_size + 1) {
         return Ok(());
     }
     Err(Error::Corrupt {
@@ -876,8 +876,8 @@ fn refuse_cut_mid_page(path: &Path, schema: &'static Schema, key: Option<&Key>) 
 }
 
 /// The page size of the database at `path` (under `key`), read through an `immutable` read-only connection,
-/// or None when it cannot be read or the file is no database. Under a key SQLCipher answers `PRAGMA page_size` itself, as text (its
-/// `cipher_page_size`).
+/// or None when it cannot be read or the file is no database. Under a key SQLCipher answers
+/// `PRAGMA page_size` itself, as text (its `cipher_page_size`).
 fn page_size_of(path: &Path, key: Option<&Key>) -> Option<u64> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(files::file_uri(path, "immutable=1"), flags).ok()?;

@@ -468,13 +468,14 @@ impl DamagedFile {
                 schema: Some(schema),
             });
         }
+        // Plaintext only: an encrypted file's cut page fails SQLCipher's check, and its header is ciphertext.
+        let cut = key.map_or_else(|| pages::ends_inside_a_page(path), |_| None);
         // A file cut inside its first page has no schema to read: no copy of whole pages (it would be empty).
-        let first_page_cut = match key {
-            None => pages::ends_inside_a_page(path).filter(|&(len, page_size)| len < page_size),
-            Some(_) => None,
-        };
-        let whole_pages = match (whole_pages && first_page_cut.is_none(), key) {
-            (true, None) => WholePages::of(path)?,
+        let first_page_cut = cut.filter(|&(len, page_size)| len < page_size);
+        let whole_pages = match cut {
+            Some((len, page_size)) if whole_pages && first_page_cut.is_none() => {
+                Some(WholePages::of(path, len, page_size)?)
+            }
             _ => None,
         };
         let read_from = whole_pages.as_ref().map_or(path, |w| &w.db).to_path_buf();
@@ -647,11 +648,9 @@ struct WholePages {
 }
 
 impl WholePages {
-    /// The copy of the file at `path`, when it is a plaintext database that ends inside a page.
-    fn of(path: &Path) -> Result<Option<WholePages>> {
-        let Some((len, page_size)) = pages::ends_inside_a_page(path) else {
-            return Ok(None);
-        };
+    /// The copy of the plaintext database at `path`, `len` bytes of `page_size`-byte pages, which ends inside
+    /// its last page ([`pages::ends_inside_a_page`]).
+    fn of(path: &Path, len: u64, page_size: u64) -> Result<WholePages> {
         let scratch = crate::private_dir::Scratch::new(files::parent_dir(path), "salvage")?;
         let db = scratch.path().join("whole-pages.db");
         restore::copy_private_first(path, &db, len - len % page_size)?;
@@ -666,11 +665,11 @@ impl WholePages {
             len / page_size + 1,
             page_size - len % page_size
         );
-        Ok(Some(WholePages {
+        Ok(WholePages {
             db,
             note,
             _scratch: scratch,
-        }))
+        })
     }
 }
 
