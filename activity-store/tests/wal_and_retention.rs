@@ -57,6 +57,17 @@ fn the_wal_stays_bounded_under_a_polling_reader() {
     assert_eq!(w.wal_status().escalations, 0, "no escalation was needed");
 }
 
+/// A reader in a transaction that has read the events, so it holds that snapshot until it ends; and how many
+/// it saw.
+fn pinning_reader(db: &std::path::Path) -> (rusqlite::Connection, i64) {
+    let reader = read_only(db);
+    reader.execute_batch("BEGIN").unwrap();
+    let seen = reader
+        .query_row("SELECT COUNT(*) FROM activity_events", [], |r| r.get(0))
+        .unwrap();
+    (reader, seen)
+}
+
 fn small_wal_policy() -> WriterOptions {
     WriterOptions {
         wal: WalPolicy {
@@ -78,11 +89,7 @@ fn a_reader_pinning_a_snapshot_is_reported_and_does_not_stall_the_writer() {
     w.record_event(&event(None, "focus", 0)).unwrap();
 
     // A careless reader: a transaction left open pins the snapshot it read.
-    let pinning = read_only(&db);
-    pinning.execute_batch("BEGIN").unwrap();
-    let seen: i64 = pinning
-        .query_row("SELECT COUNT(*) FROM activity_events", [], |r| r.get(0))
-        .unwrap();
+    let (pinning, seen) = pinning_reader(&db);
     assert_eq!(seen, 1);
 
     let batch: Vec<_> = (0..500).map(|i| event(None, "focus", i)).collect();
@@ -162,11 +169,7 @@ fn a_pinning_reader_turns_autocheckpointing_off_until_a_checkpoint_gets_past_it(
     let db = dir.path().join("activity.db");
     let mut w = ActivityWriter::open_with(&db, &held_still_policy()).unwrap();
     assert_eq!(autocheckpoint(&w), 1000);
-    let pinning = read_only(&db);
-    pinning.execute_batch("BEGIN").unwrap();
-    let seen: i64 = pinning
-        .query_row("SELECT COUNT(*) FROM activity_events", [], |r| r.get(0))
-        .unwrap();
+    let (pinning, seen) = pinning_reader(&db);
     assert_eq!(seen, 0);
 
     let batch: Vec<_> = (0..500).map(|i| event(None, "focus", i)).collect();
@@ -205,11 +208,7 @@ fn readers_that_come_and_go_leave_autocheckpointing_on() {
     w.record_batch(&batch).unwrap();
     let mut pinned = 0;
     for _ in 0..10 {
-        let reader = read_only(&db);
-        reader.execute_batch("BEGIN").unwrap();
-        let _: i64 = reader
-            .query_row("SELECT COUNT(*) FROM activity_events", [], |r| r.get(0))
-            .unwrap();
+        let (reader, _) = pinning_reader(&db);
         w.record_batch(&batch).unwrap();
         pinned += usize::from(w.wal_status().pinned_by_reader);
         reader.execute_batch("COMMIT").unwrap();
