@@ -4,7 +4,7 @@
 //!
 //! `cargo run --example daemon -- --data-dir DIR [--seconds 5] [--rate 500] [--session-secs 2]`
 //!
-//! It prints `daemon: sessions=N seconds=S` at the end: the sessions it ended and their whole seconds,
+//! It prints `daemon: sessions=N seconds=S` at the end: the sessions it ended and their seconds (each to the nearest),
 //! counted on its side.
 
 use std::collections::HashMap;
@@ -34,7 +34,7 @@ struct Daemon {
     /// Domain lookups, valid while config.db does not change.
     projects: HashMap<String, Option<i64>>,
     seen: Option<ChangeToken>,
-    /// Sessions ended (and made durable) so far, and their whole seconds.
+    /// Sessions ended (and made durable) so far, and their seconds (each to the nearest).
     ended: u64,
     seconds: i64,
 }
@@ -140,7 +140,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seconds: 0,
     };
     let mut generator = Generator::new(vec![None]);
-    // Session id -> its whole seconds, until the commit that ends it is acknowledged.
+    // Session id -> its seconds, until the commit that ends it is acknowledged.
     let mut durations = HashMap::new();
     let started = Instant::now();
     let run_for = Duration::from_secs_f64(args.seconds);
@@ -199,7 +199,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let end = Utc::now();
-        durations.insert(id, ((end - session_start).num_milliseconds() / 1000).max(0));
+        // Rounded to the nearest second as activity.db rounds them (`END_SESSION`), counted on this side.
+        durations.insert(id, (((end - session_start).num_milliseconds() + 500) / 1000).max(0));
         let committed = daemon.group.end_session(id, end)?;
         daemon.acknowledge(committed, &mut durations);
     }

@@ -118,8 +118,11 @@ impl GroupCommit {
 
     /// Adds an event; commits the group if that makes it due. `Ok(None)`: the event is pending (not yet
     /// durable). `Ok(Some(c))`: the group, this event included, committed. `Err`: the group could not
-    /// commit; nothing of it was written and all of it, this event included, is still pending.
+    /// commit; nothing of it was written and all of it, this event included, is still pending. An event
+    /// whose time cannot be stored ([`STORABLE_MS`](crate::STORABLE_MS)) is refused before it joins the group:
+    /// `Error::InvalidInput`, the group unchanged (so one bad time does not fail the events beside it).
     pub fn push(&mut self, event: NewEvent) -> Result<Option<Committed>> {
+        self.writer().check_time("time of the event", event.at)?;
         self.pending_events += 1;
         self.add(Pending::Event(event))
     }
@@ -127,6 +130,7 @@ impl GroupCommit {
     /// Ends session `id` at `end` as part of the group, after the events pushed before it (so a reader
     /// never sees a session ended without its last events). Same results as [`push`](Self::push).
     pub fn end_session(&mut self, id: i64, end: DateTime<Utc>) -> Result<Option<Committed>> {
+        self.writer().check_time("end of the session", end)?;
         self.add(Pending::EndSession { id, end })
     }
 

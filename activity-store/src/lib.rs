@@ -35,5 +35,5 @@ pub use store_core::{Banner, ChangeToken, Error, ErrorKind, LockHolder, OpenOpti
 pub use wal::{WalPolicy, WalStatus};
 pub use writer::{
     ActivityWriter, COUNTERS_RECORD_INTERVAL, Committed, DEFAULT_PRUNE_CHUNK_ROWS, PruneReport, PruneStep,
-    RecoveredSession, Recovery, WriterOptions,
+    RecoveredSession, Recovery, STORABLE_MS, WriterOptions,
 };

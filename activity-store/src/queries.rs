@@ -23,12 +23,14 @@ pub const INSERT_SESSION: &str =
     "INSERT INTO activity_sessions (app, title, url, domain, project_id, start_time_ms, is_idle)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-/// Ends an open session: `?1` id, `?2` end time, `?3` how (`ended`, `recovered`). The duration is whole
-/// seconds from start to end, never negative (a clock that stepped back must not produce negative time in
-/// reports). Setting the end fires migration 4's `activity_totals_on_end`, which adds the session to the
-/// running totals in this same statement.
+/// Ends an open session: `?1` id, `?2` end time, `?3` how (`ended`, `recovered`). The duration is the time
+/// from start to end rounded to the nearest second (halves up), never negative (a clock that stepped back
+/// must not produce negative time in reports). Rounded, not cut: cutting lost half a second per session on
+/// average, so a day of short sessions (window switches every few seconds) read 10-20% short in reports,
+/// which sum them. Setting the end fires migration 4's `activity_totals_on_end`, which adds the session to
+/// the running totals in this same statement.
 pub const END_SESSION: &str = "UPDATE activity_sessions
-SET end_time_ms = ?2, duration_seconds = MAX(0, (?2 - start_time_ms) / 1000), end_reason = ?3
+SET end_time_ms = ?2, duration_seconds = MAX(0, (?2 - start_time_ms + 500) / 1000), end_reason = ?3
 WHERE id = ?1 AND end_time_ms IS NULL";
 
 /// Width of a bucket of `activity_totals`: 15 minutes, so that the start of a day or a week in any time

@@ -13,12 +13,22 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use store_core::checkpoint::{CheckpointMode, CheckpointResult};
+use store_core::time::to_ms;
 use store_core::{OpenOptions, OwnerConnection, Result};
 
 use crate::SCHEMA;
 use crate::group_commit::{GroupCommit, GroupCommitPolicy, Pending};
 use crate::repo::{self, EndReason, EventInserter, NewEvent, NewSession};
 use crate::wal::{WalKeeper, WalPolicy, WalStatus};
+
+/// The times activity.db keeps, in epoch milliseconds: the years RFC 3339 writes, 0000-01-01T00:00:00Z to
+/// 9999-12-31T23:59:59.999Z (reports, `--from` and `--to` are written so). A time outside (chrono's
+/// `DateTime::<Utc>::MIN_UTC` or `MAX_UTC`, a parse gone astray) is refused by every write rather than
+/// stored: kept, it sat first or last in every report for good, and one session from chrono's first year to
+/// its last counted 16 trillion seconds, a few hundred thousand of which overflowed the running totals into
+/// a REAL that failed every report (inside these years that takes tens of millions of sessions of ten
+/// thousand years each).
+pub const STORABLE_MS: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402_300_799_999;
 
 /// Rows one retention transaction deletes at most: small enough that each chunk's pages fit in a few MiB
 /// of WAL (which the autocheckpoint then resets), large enough that the per-transaction cost is noise.
@@ -247,16 +257,18 @@ impl ActivityWriter {
     /// count it from now on ([`ActivityReader::totals_by_project`](crate::ActivityReader::totals_by_project)
     /// counts open sessions from the sessions themselves; the running totals take it when it ends).
     pub fn start_session(&mut self, session: &NewSession) -> Result<i64> {
+        self.check_time("start of the session", session.start)?;
         let id = self.owner.autocommit(|c| repo::insert_session(c, session))?;
         self.after_commit();
         Ok(id)
     }
 
-    /// Ends open session `id` at `end`, setting `duration_seconds` (whole seconds, never negative); the
+    /// Ends open session `id` at `end`, setting `duration_seconds` (to the nearest second, never negative); the
     /// session and its duration join the running totals in the same statement (a trigger of the schema:
     /// one statement in autocommit, atomic, the totals included). Returns `false`,
     /// changing nothing, when no open session has that id (already ended, pruned, or never started).
     pub fn end_session(&mut self, id: i64, end: DateTime<Utc>) -> Result<bool> {
+        self.check_time("end of the session", end)?;
         let ended = self
             .owner
             .autocommit(|c| repo::end_session(c, id, end, EndReason::Ended))?;
@@ -270,6 +282,7 @@ impl ActivityWriter {
     /// in autocommit it is atomic and takes the write lock through the busy handler (BEGIN IMMEDIATE only
     /// matters for multi-statement transactions: <https://sqlite.org/rescode.html#busy_snapshot>).
     pub fn record_event(&mut self, event: &NewEvent) -> Result<i64> {
+        self.check_time("time of the event", event.at)?;
         let id = self
             .owner
             .autocommit(|c| EventInserter::new(c).and_then(|mut ins| ins.insert(event)))?;
@@ -281,6 +294,9 @@ impl ActivityWriter {
     pub fn record_batch(&mut self, events: &[NewEvent]) -> Result<Committed> {
         if events.is_empty() {
             return Ok(Committed::default());
+        }
+        for event in events {
+            self.check_time("time of the event", event.at)?;
         }
         let event_ids = self.owner.write(|tx| {
             let mut ins = EventInserter::new(tx)?;
@@ -448,6 +464,11 @@ impl ActivityWriter {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn prune_step(&mut self, before: DateTime<Utc>, budget: u32) -> Result<PruneStep> {
+        // A cut-off before year 0 prunes nothing (no time kept is older: a retention of millennia); one past
+        // the last time kept would prune everything.
+        if to_ms(before) >= *STORABLE_MS.start() {
+            self.check_time("retention cut-off", before)?;
+        }
         let budget = budget.max(1);
         let (events, sessions) = self.owner.write(|tx| {
             let events = repo::prune_events_chunk(tx, before, budget)?;
@@ -488,6 +509,22 @@ impl ActivityWriter {
 
     fn page_count(&self) -> Result<i64> {
         repo::page_count(self.owner.conn()).map_err(|e| self.owner.error(e))
+    }
+
+    /// Refuses, before anything is written, a time outside [`STORABLE_MS`]: `Error::InvalidInput` (kind
+    /// `invalid_input`) naming `field`.
+    pub(crate) fn check_time(&self, field: &'static str, t: DateTime<Utc>) -> Result<()> {
+        if STORABLE_MS.contains(&to_ms(t)) {
+            return Ok(());
+        }
+        Err(store_core::Error::InvalidInput {
+            path: self.path().to_path_buf(),
+            field,
+            problem: format!(
+                "{} is outside the times activity.db keeps (years 0000 to 9999 UTC)",
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+        })
     }
 
     fn after_commit(&mut self) {

@@ -40,8 +40,8 @@ fn sessions_left_open_are_closed_at_their_last_event_exactly_once() {
     let by_id = |id| sessions.iter().find(|s| s.id == id).unwrap();
     assert_eq!(
         by_id(with_events).duration_seconds,
-        Some(65),
-        "(75.5 s - 10 s) in whole seconds"
+        Some(66),
+        "(75.5 s - 10 s) to the nearest second, halves up"
     );
     assert_eq!(by_id(with_events).end_reason, Some(EndReason::Recovered));
     assert_eq!(by_id(without_events).duration_seconds, Some(0));
@@ -53,7 +53,7 @@ fn sessions_left_open_are_closed_at_their_last_event_exactly_once() {
     assert_eq!(reader.session_state(by_id(ended)).unwrap(), SessionState::Ended);
     // Reports count recovered sessions like any ended one.
     let totals = reader.totals_by_project(&TimeRange::all()).unwrap();
-    assert_eq!(totals.iter().find(|t| t.project_id == Some(1)).unwrap().seconds, 65);
+    assert_eq!(totals.iter().find(|t| t.project_id == Some(1)).unwrap().seconds, 66);
     // A live session (owner running) is told apart from one waiting for recovery.
     let mut w = w;
     let live = w.start_session(&session(None, 300_000)).unwrap();

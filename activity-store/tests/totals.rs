@@ -405,14 +405,36 @@ fn open_sessions_count_as_sessions_from_their_start_and_their_seconds_join_at_th
     let totals = reader.totals_by_project(&today).unwrap();
     assert_eq!(
         (totals[0].seconds, totals[0].sessions),
-        (90, 1),
-        "whole seconds, counted once"
+        (91, 1),
+        "90.5 s to the nearest second, counted once"
     );
     assert!(
         !w.end_session(s, at(BASE + 11 * HOUR)).unwrap(),
         "a second end changes nothing"
     );
-    assert_eq!(reader.totals_by_project(&today).unwrap()[0].seconds, 90);
+    assert_eq!(reader.totals_by_project(&today).unwrap()[0].seconds, 91);
+}
+
+#[test]
+fn a_day_of_short_sessions_reads_as_the_time_they_took() {
+    // Window switches every 1.999 s for an hour: 1,801 sessions, 3,600.199 s. Each session's seconds cut
+    // (not rounded) read as half an hour (1,801 s).
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    for i in 0..1_801 {
+        let s = w.start_session(&session(Some(1), BASE + i * 1_999)).unwrap();
+        w.end_session(s, at(BASE + (i + 1) * 1_999)).unwrap();
+    }
+    let reader = ActivityReader::open(&db);
+    let totals = reader
+        .totals_by_project(&TimeRange::between(at(BASE), at(BASE + DAY)))
+        .unwrap();
+    assert_eq!(
+        (totals[0].seconds, totals[0].sessions),
+        (3_602, 1_801),
+        "each 1.999 s session counts 2 s"
+    );
 }
 
 #[test]

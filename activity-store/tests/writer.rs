@@ -5,8 +5,10 @@ mod common;
 use std::time::Duration;
 
 use activity_store::{
-    ActivityReader, ActivityWriter, GroupCommit, GroupCommitPolicy, Pending, SCHEMA, TimeRange, WriterOptions,
+    ActivityReader, ActivityWriter, GroupCommit, GroupCommitPolicy, NewEvent, NewSession, Pending, SCHEMA, TimeRange,
+    WriterOptions,
 };
+use chrono::{DateTime, Utc};
 use common::*;
 use store_core::ErrorKind;
 
@@ -68,7 +70,7 @@ fn sessions_and_events_are_stored_as_given_and_ids_come_back() {
     assert_eq!(got.project_id, Some(7));
     assert_eq!(got.start, at(10_000));
     assert_eq!(got.end, Some(at(75_900)));
-    assert_eq!(got.duration_seconds, Some(65), "whole seconds, rounded down");
+    assert_eq!(got.duration_seconds, Some(66), "65.9 s to the nearest second");
     let events = r.events_of_session(s, 10).unwrap();
     assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), vec![e1, e2]);
     assert_eq!(events[1].at, at(12_500));
@@ -86,6 +88,66 @@ fn a_session_ended_before_it_started_has_zero_duration() {
         .sessions_in_range(&TimeRange::all(), 1)
         .unwrap();
     assert_eq!(got[0].duration_seconds, Some(0));
+}
+
+#[test]
+fn a_time_outside_those_kept_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let first = DateTime::<Utc>::MIN_UTC;
+    let e = w.record_event(&NewEvent::new(None, "focus", first)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: the time of the event -262143-01-01T00:00:00Z is outside the times activity.db keeps (years 0000 \
+             to 9999 UTC). What to do: correct the time of the event and retry; nothing was written",
+            db.display()
+        )
+    );
+    let before_year_0 = at(-62_167_219_200_001);
+    let after_9999 = at(253_402_300_800_000);
+    for bad in [before_year_0, after_9999] {
+        let refused = w.start_session(&NewSession::new("code", bad)).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::InvalidInput, "{refused}");
+        assert!(refused.to_string().contains("the start of the session"), "{refused}");
+        let batch = [event(None, "focus", 1_000), NewEvent::new(None, "focus", bad)];
+        assert_eq!(w.record_batch(&batch).unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+    let open = w.start_session(&session(Some(1), 0)).unwrap();
+    let refused = w.end_session(open, DateTime::<Utc>::MAX_UTC).unwrap_err();
+    assert!(refused.to_string().contains("the end of the session"), "{refused}");
+    let refused = w.prune_step(after_9999, 100).unwrap_err();
+    assert!(refused.to_string().contains("the retention cut-off"), "{refused}");
+    assert!(
+        w.prune_step(before_year_0, 100).unwrap().done,
+        "a retention of millennia prunes nothing"
+    );
+    w.end_session(open, at(253_402_300_799_999)).unwrap();
+    let first_kept = w.start_session(&session(None, -62_167_219_200_000)).unwrap();
+    w.end_session(first_kept, at(-62_167_219_200_000)).unwrap();
+    assert_eq!(count_rows(&db, "activity_events"), 0, "no event of a refused batch");
+    assert_eq!(
+        count_rows(&db, "activity_sessions"),
+        2,
+        "only the sessions whose start was kept"
+    );
+
+    // In a group, the refused event never joins it: the events beside it commit.
+    let mut group = w.into_group_commit(GroupCommitPolicy::default());
+    group.push(event(None, "focus", 1_000)).unwrap();
+    assert_eq!(
+        group.push(NewEvent::new(None, "focus", first)).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        group.end_session(open, first).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(group.pending_len(), 1);
+    assert_eq!(group.flush().unwrap().event_ids.len(), 1);
+    assert_eq!(count_rows(&db, "activity_events"), 1);
 }
 
 #[test]

@@ -629,6 +629,13 @@ pub enum Error {
     /// A key file that cannot be used (missing, not private, not 64 hexadecimal characters). The message
     /// never holds its content.
     BadKeyFile { path: PathBuf, problem: String },
+    /// A value given to a write cannot be stored (activity.db: a time outside the years it keeps): nothing
+    /// was written.
+    InvalidInput {
+        path: PathBuf,
+        field: &'static str,
+        problem: String,
+    },
     /// A restore, repair or key rotation committed (its files stand in place, each carrying its counters and
     /// provenance, and the files they replaced are kept aside), then `source` stopped it while it opened them
     /// as their owner. Its path and holder are `source`'s; its kind is [`ErrorKind::PlacedNotOpened`] (not
@@ -688,7 +695,7 @@ impl Error {
             Error::KeyRequired { .. } | Error::KeyRequiredBeside { .. } => ErrorKind::KeyRequired,
             Error::NotEncrypted { .. } => ErrorKind::NotEncrypted,
             Error::EncryptionUnavailable { .. } => ErrorKind::EncryptionUnavailable,
-            Error::BadKeyFile { .. } => ErrorKind::InvalidInput,
+            Error::BadKeyFile { .. } | Error::InvalidInput { .. } => ErrorKind::InvalidInput,
             Error::AfterPlacing { .. } => ErrorKind::PlacedNotOpened,
         }
     }
@@ -748,7 +755,8 @@ impl Error {
             | Error::KeyRequiredBeside { path, .. }
             | Error::NotEncrypted { path, .. }
             | Error::EncryptionUnavailable { path }
-            | Error::BadKeyFile { path, .. } => path,
+            | Error::BadKeyFile { path, .. }
+            | Error::InvalidInput { path, .. } => path,
             Error::AfterPlacing { source, .. } => source.path(),
         }
     }
@@ -1169,6 +1177,7 @@ impl Error {
                  feature)"
             ),
             Error::BadKeyFile { problem, .. } => format!("the key file {p} {problem}"),
+            Error::InvalidInput { field, problem, .. } => format!("{p}: the {field} {problem}"),
             Error::AfterPlacing { placed, source } => {
                 let placed: Vec<String> = placed.iter().map(|p| p.display().to_string()).collect();
                 format!(
@@ -1717,6 +1726,7 @@ impl Error {
             Error::BadKeyFile { .. } => "a key file holds the 256-bit key as 64 hexadecimal characters and only its \
                  owner may read or write it (`chmod 600 FILE`)"
                 .into(),
+            Error::InvalidInput { field, .. } => format!("correct the {field} and retry; nothing was written"),
             Error::AfterPlacing { source, .. } => format!(
                 "do not run the command again (it would put the same in place once more): the files named stand \
                  in place with what they need; deal with what stopped their open ({}), then start the owners, \
