@@ -401,8 +401,9 @@ fn the_report_command_prints_the_same_rows_with_exactly_the_documented_keys() {
     for (from, said) in [
         (
             "1772496000",
-            "1772496000 read as epoch milliseconds is 1970-01-21T12:21:36.000Z, before any recorded activity: for \
-             epoch seconds write 1772496000000, for a date write it as 2026-01-01",
+            "1772496000 read as epoch milliseconds is 1970-01-21T12:21:36.000Z, most likely not the time meant: \
+             for epoch seconds write 1772496000000, for a date write it as 2026-01-01, for all of history leave \
+             the bound out",
         ),
         (
             "20260101",

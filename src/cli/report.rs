@@ -171,8 +171,8 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         // seconds (`date +%s`) or a compact date (20260101), which would silently ask about 1970.
         if ms.unsigned_abs() < 100_000_000_000 {
             return Err(format!(
-                "{s} read as epoch milliseconds is {}, before any recorded activity: for epoch seconds write \
-                 {s}000, for a date write it as 2026-01-01",
+                "{s} read as epoch milliseconds is {}, most likely not the time meant: for epoch seconds write \
+                 {s}000, for a date write it as 2026-01-01, for all of history leave the bound out",
                 time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             ));
         }
