@@ -245,45 +245,86 @@ fn a_lock_file_or_private_folder_of_the_wrong_type_stops_owners_by_its_name_and_
     refused(&["server", "--data-dir", d, "--seconds", "0.1"], &said, "config.db");
 }
 
+/// A 0-byte config.db (a sync tool, a copy cut short) and a blank one (a SQLite file without a table:
+/// `sqlite3 config.db 'PRAGMA journal_mode=WAL'` run once the file was moved away) are damage where the
+/// directory shows the file held data. Before, the blank one was taken for a file the server had yet to
+/// create: the server started it empty (every project said deleted in reports), doctor said to start it,
+/// `backup` passed it over as "being created" and repair found it healthy. A blank activity.db gave empty
+/// reports.
 #[test]
-fn an_empty_config_db_beside_backups_is_damage_the_server_refuses_and_repair_restores() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = data_dir(dir.path());
-    seed_data_dir(&data, 100);
-    assert!(run_splitstore(["backup", "--data-dir", utf8(&data)]).status.success());
-    let projects_before: i64 = support::query_i64(
-        &support::read_only(&data.join("config.db")),
-        "SELECT count(*) FROM projects",
-    );
-    // A sync tool or a cut-short copy leaves a 0-byte file.
-    fs::write(data.join("config.db"), b"").unwrap();
+fn an_empty_or_blank_database_beside_backups_is_damage_owners_readers_and_backup_refuse_and_repair_restores() {
+    let blank = |db: &Path| {
+        fs::remove_file(db).unwrap();
+        let c = rusqlite::Connection::open(db).unwrap();
+        let mode: String = c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        drop(c);
+        fs::set_permissions(db, fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    let empty = |db: &Path| fs::write(db, b"").unwrap();
+    type Replace<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Replace, &str); 2] = [
+        ("empty", &empty, "the file is empty (0 bytes), but it held data before"),
+        (
+            "blank",
+            &blank,
+            "the file is a SQLite file without a table, but it held data before",
+        ),
+    ];
+    for (how, replace, said) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data_dir(dir.path());
+        seed_data_dir(&data, 100);
+        assert!(run_splitstore(["backup", "--data-dir", utf8(&data)]).status.success());
+        let config = data.join("config.db");
+        let projects_before: i64 = support::query_i64(&support::read_only(&config), "SELECT count(*) FROM projects");
+        replace(&config);
+        let bytes = fs::read(&config).unwrap();
+        let damage = format!("{} is damaged: {said}", config.display());
 
-    let out = run_splitstore(["server", "--data-dir", utf8(&data), "--seconds", "0.2"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = texts(&out).1;
-    assert!(
-        stderr.contains("config.db is damaged: the file is empty (0 bytes), but it held data before")
-            && stderr.contains("splitstore repair --data-dir"),
-        "{stderr}"
-    );
-    assert_eq!(
-        fs::metadata(data.join("config.db")).unwrap().len(),
-        0,
-        "nothing was started over it"
-    );
+        let out = run_splitstore(["server", "--data-dir", utf8(&data), "--seconds", "0.2"]);
+        assert_eq!(out.status.code(), Some(2), "{how}: {out:?}");
+        let stderr = texts(&out).1;
+        assert!(
+            stderr.contains(&damage) && stderr.contains("splitstore repair --data-dir"),
+            "{how}: {stderr}"
+        );
+        assert_eq!(fs::read(&config).unwrap(), bytes, "{how}: nothing was started over it");
+        let report = run_splitstore(["report", "--data-dir", utf8(&data)]);
+        assert_eq!(report.status.code(), Some(2), "{how}: {report:?}");
+        assert!(texts(&report).1.contains(&damage), "{how}: {report:?}");
+        let backup = run_splitstore(["backup", "--data-dir", utf8(&data)]);
+        assert_eq!(backup.status.code(), Some(2), "{how}: {backup:?}");
+        assert!(texts(&backup).1.contains(&damage), "{how}: {backup:?}");
 
-    let doctor = run_splitstore(["doctor", "--data-dir", utf8(&data)]);
-    assert_eq!(doctor.status.code(), Some(1));
-    assert!(texts(&doctor).0.contains("config.db [corrupt]"), "{doctor:?}");
+        let doctor = run_splitstore(["doctor", "--data-dir", utf8(&data)]);
+        assert_eq!(doctor.status.code(), Some(1));
+        assert!(texts(&doctor).0.contains("config.db [corrupt]"), "{how}: {doctor:?}");
 
-    let repair = run_splitstore(["repair", "--data-dir", utf8(&data)]);
-    assert!(repair.status.success(), "{repair:?}");
-    assert!(texts(&repair).0.contains("config.db: restored from"), "{repair:?}");
-    let projects: i64 = support::query_i64(
-        &support::read_only(&data.join("config.db")),
-        "SELECT count(*) FROM projects",
-    );
-    assert_eq!(projects, projects_before, "every project is back");
+        let repair = run_splitstore(["repair", "--data-dir", utf8(&data)]);
+        assert!(repair.status.success(), "{how}: {repair:?}");
+        assert!(
+            texts(&repair).0.contains("config.db: restored from"),
+            "{how}: {repair:?}"
+        );
+        let projects: i64 = support::query_i64(&support::read_only(&config), "SELECT count(*) FROM projects");
+        assert_eq!(projects, projects_before, "{how}: every project is back");
+
+        // activity.db read by the server's reports: damage, not an empty history.
+        let activity = data.join("activity.db");
+        replace(&activity);
+        let report = run_splitstore(["report", "--data-dir", utf8(&data), "--json"]);
+        assert_eq!(report.status.code(), Some(2), "{how}: {report:?}");
+        assert!(texts(&report).0.contains(r#""kind":"corrupt""#), "{how}: {report:?}");
+        let daemon = run_splitstore(["daemon", "--data-dir", utf8(&data), "--events", "1"]);
+        assert_eq!(daemon.status.code(), Some(2), "{how}: {daemon:?}");
+        assert!(
+            texts(&daemon)
+                .1
+                .contains(&format!("{} is damaged: {said}", activity.display())),
+            "{how}: {daemon:?}"
+        );
+    }
 }
 
 /// An empty activity.db beside a `-wal` that still holds commits (a copy cut short between the two files),

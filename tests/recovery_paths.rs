@@ -314,8 +314,14 @@ fn a_restore_of_both_files_killed_at_any_step_is_undone_by_the_next_start() {
             i >= 2 && !committed,
             "{step}: doctor tells an interrupted restore"
         );
-        // The next start of either owner puts the pair back (or keeps the committed one).
-        drop(ConfigStore::open_in(data).unwrap());
+        // The next start of either owner puts the pair back (or keeps the committed one), and says so.
+        let store = ConfigStore::open_in(data).unwrap();
+        assert_eq!(
+            store.owner().open_report().restore_undone,
+            i >= 2 && !committed,
+            "{step}: the start says it put the files back"
+        );
+        drop(store);
         let now = state(data);
         assert_eq!(
             now,
@@ -1601,7 +1607,11 @@ fn a_config_put_back_by_hand_never_hands_out_the_id_of_a_project_only_totals_nam
             .config_mut()
             .create_project(&NewProject::named("Before the copy"))
             .unwrap();
-        std::fs::copy(&config, &copy).unwrap();
+        // A copy of what the file holds (the file alone may hold none of it yet: its commits are in the
+        // -wal until a checkpoint; a copy of it alone is blank, and refused as damage).
+        read_only(&config)
+            .execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+            .unwrap();
         server
             .config_mut()
             .create_project(&NewProject::named("Last year's"))

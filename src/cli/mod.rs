@@ -345,6 +345,15 @@ pub fn say_opened(context: &str, owner: &store_core::OwnerConnection) {
             owner.path().display()
         );
     }
+    if report.restore_undone {
+        let _ = writeln!(
+            std::io::stderr(),
+            "splitstore {context}: note: a restore in {} was stopped before it finished (killed, or the machine \
+             went down): this start put every file it had touched back as it was before it, so the backup is not \
+             in place. To put it in place, stop both processes and run the restore again",
+            store_core::files::parent_dir(owner.path()).display()
+        );
+    }
     let upgrade = &report.upgrade;
     if report.created || upgrade.to_version <= upgrade.from_version {
         return;

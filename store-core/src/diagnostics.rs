@@ -466,6 +466,11 @@ fn inspect_contents(
     h.application_id = Some(state.application_id);
     h.schema_version = Some(state.user_version);
     migrate::check_identity(path, schema, &state)?;
+    if state.is_blank()
+        && let Some(damage) = crate::open_database::blank_that_held_data(path, schema, key)
+    {
+        return Err(damage);
+    }
     if state.user_version > schema.end_version() {
         h.newer_than_build = true;
         return Err(Error::SchemaNewer {

@@ -133,6 +133,10 @@ pub struct OpenReport {
     /// checkpoint is not in the file ([`records::wal_gone`]). Nothing is left to bring back; said so that it
     /// is not lost in silence.
     pub wal_gone: bool,
+    /// A restore killed before its commit was undone by this open ([`crate::restore::undo_interrupted`]):
+    /// the files are as they were before it, the backup it was putting in place is not. Said so that an
+    /// operator does not take the restore for done.
+    pub restore_undone: bool,
 }
 
 /// The single writable connection to a database, holding its owner lock for as long as it lives.
@@ -185,9 +189,11 @@ impl OwnerConnection {
         let path = &files::absolute(path);
         files::create_private_dir_all(files::parent_dir(path))?;
         // A restore killed half-way is undone first, so an owner never starts on half of a restored pair.
-        crate::restore::undo_interrupted(files::parent_dir(path))?;
+        let restore_undone = crate::restore::undo_interrupted(files::parent_dir(path))?;
         let lock = OwnerLock::acquire(path)?;
-        Self::open_locked(lock, schema, opts)
+        let mut owner = Self::open_locked(lock, schema, opts)?;
+        owner.report.restore_undone = restore_undone;
+        Ok(owner)
     }
 
     /// Opens the database whose lock the caller already holds (restore and repair take the lock first, swap
@@ -284,6 +290,15 @@ impl OwnerConnection {
         let mut conn = connect(path, schema, opts.key.as_ref(), opts.busy_timeout)?;
         let state = migrate::read_state(&conn, path, schema).map_err(|e| stale_index(e, schema))?;
         migrate::check_identity(path, schema, &state)?;
+        // A file that was there blank (not one created above, nor one a start asked to be empty).
+        if state.is_blank()
+            && size.is_some()
+            && !opts.temporary_file
+            && !opts.start_empty
+            && let Some(e) = blank_that_held_data(path, schema, opts.key.as_ref())
+        {
+            return Err(e);
+        }
         migrate::check_history(&conn, path, schema, &state)?;
 
         set_posture(&conn, path, schema, state.is_blank(), opts.busy_timeout)?;
@@ -343,6 +358,7 @@ impl OwnerConnection {
                 damage_seen: records::damage_seen(path),
                 counters_raised: Vec::new(),
                 wal_gone,
+                restore_undone: false,
             },
             key: opts.key.clone(),
             busy_timeout: opts.busy_timeout,
@@ -938,6 +954,25 @@ fn refuse_truncated(path: &Path, schema: &'static Schema, key: Option<&Key>) -> 
         )),
         None => Ok(()),
     }
+}
+
+/// A database file that is blank (a SQLite file without a table: `sqlite3 FILE 'PRAGMA journal_mode=WAL'` run
+/// on its path once it was moved away, a program's "new database" put in its place) where the data directory
+/// shows it held data: damage, as an empty file is ([`refuse_truncated`]), not a database its owner has yet
+/// to create. Taken for one, the owner started it empty (config.db's projects all said deleted in reports),
+/// readers said "not ready" and gave empty reports, doctor said to start the owner and repair found it
+/// healthy, the backup never offered. As [`Error::Corrupt`], `repair` moves it aside and restores the
+/// newest good backup. `None` when nothing shows it held data (a first start, or one killed before its
+/// first migration committed).
+pub(crate) fn blank_that_held_data(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Option<Error> {
+    held_data(path, schema, key).map(|why| Error::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!(
+            "the file is a SQLite file without a table, but it held data before: {why}; a file created anew \
+             in its place leaves such a file"
+        ),
+        schema: Some(schema),
+    })
 }
 
 /// What shows that the database at `path` held data, if anything: its first open is recorded, a backup of it

@@ -117,13 +117,17 @@ fn unable_to_open(path: &Path) -> Option<Error> {
     })
 }
 
-/// [`open_read_only`] for reading the file as a database of `schema` (a backup of it): one of another kind
+/// [`open_read_only`] for reading the file as a database of `schema` (to back it up): one of another kind
 /// is [`Error::WrongDatabase`], and one its owner has not written yet (empty, or created and not migrated)
-/// is [`Error::SchemaBehind`] (not ready), never read as a database with nothing in it.
+/// is [`Error::SchemaBehind`] (not ready), never read as a database with nothing in it; blank where it held
+/// data before (its first open recorded, a backup of it), it is damage.
 pub fn open_database_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<Connection> {
     let conn = open_read_only(path, schema, key)?;
     let state = crate::migrate::read_state(&conn, path, schema)?;
     if state.is_blank() {
+        if let Some(damage) = crate::open_database::blank_that_held_data(path, schema, key) {
+            return Err(damage);
+        }
         return Err(Error::SchemaBehind {
             path: path.to_path_buf(),
             found: 0,
@@ -550,6 +554,11 @@ impl ReadPool {
             // is), not one its owner has yet to migrate.
             let state = crate::migrate::read_state(conn, &self.path, self.schema)?;
             if state.is_blank() {
+                if let Some(damage) =
+                    crate::open_database::blank_that_held_data(&self.path, self.schema, self.key.as_ref())
+                {
+                    return Err(damage);
+                }
                 // Created, but the owner has not committed its first migration yet (or crashed before it).
                 return Err(Error::SchemaBehind {
                     path,
