@@ -2115,6 +2115,119 @@ fn a_server_that_met_a_damaged_page_stops_at_its_next_start_until_repaired() {
     assert!(third.status.success(), "{third:?}");
 }
 
+/// `data` seeded by the real processes, with a value of another type than its column declares in each file,
+/// as a bit flipped in a record's header leaves it (the tables are not STRICT, so SQLite keeps it, and
+/// `quick_check` passes the file): a BLOB in the `created_at_ms` of config.db's first project, text in the
+/// `timestamp_ms` of activity.db's last event. Returns their ids.
+fn with_values_of_another_type(data: &Path) -> (i64, i64) {
+    seed_data_dir(data, 300);
+    let (config, activity) = (data.join("config.db"), data.join("activity.db"));
+    let project = query_i64(&read_only(&config), "SELECT min(id) FROM projects");
+    let event = query_i64(&read_only(&activity), "SELECT max(id) FROM activity_events");
+    let set = |db: &Path, sql: &str, id: i64| rusqlite::Connection::open(db).unwrap().execute(sql, [id]).unwrap();
+    set(
+        &config,
+        "UPDATE projects SET created_at_ms = X'0102' WHERE id = ?1",
+        project,
+    );
+    set(
+        &activity,
+        "UPDATE activity_events SET timestamp_ms = 'noon' WHERE id = ?1",
+        event,
+    );
+    (project, event)
+}
+
+/// What a `corrupt` error of a file in `data` says to do.
+fn repair_remedy(data: &Path) -> String {
+    let d = utf8(data);
+    format!(
+        "stop every owner of a database in {d} (the command takes all their locks), then run `splitstore repair \
+         --data-dir {d}`: it quarantines the damaged file (nothing is deleted) and restores the newest backup that \
+         verifies, or says what else can be done"
+    )
+}
+
+/// A value of another type than its column declares fails every read of its row. That is damage, said as such
+/// (`corrupt`, exit 2) with the file, the table, the row and the column, and repair's remedy: it was an
+/// `sqlite` error whose remedy, doctor, found the file healthy, and the server failed at every start.
+#[test]
+fn a_value_of_another_type_than_its_column_fails_reads_as_damage_naming_where_and_the_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = utf8(&data);
+    let (project, event) = with_values_of_another_type(&data);
+    let (config, activity) = (data.join("config.db"), data.join("activity.db"));
+    let parses = "a value its column never holds, as damage that still parses leaves it (the tables are not STRICT, \
+                  so SQLite keeps whatever type a damaged record says)";
+    let remedy = repair_remedy(&data);
+
+    let server = run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"]);
+    let (_, err) = texts(&server);
+    assert_eq!(server.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.lines().last().unwrap(),
+        format!(
+            "splitstore server: {} is damaged: projects row {project}: created_at_ms cannot be read (Invalid \
+             column type Blob at index: 3, name: created_at_ms): {parses}. What to do: {remedy}",
+            config.display()
+        )
+    );
+
+    let report = run_splitstore(["report", "--data-dir", d, "--json"]);
+    assert_eq!(report.status.code(), Some(2), "{:?}", texts(&report));
+    let failed = one_json_object(&report.stdout);
+    assert_eq!(failed["error"]["kind"], "corrupt", "{failed}");
+    assert_eq!(failed["error"]["path"], config.to_str().unwrap(), "{failed}");
+    assert_eq!(failed["error"]["remedy"], remedy.as_str(), "{failed}");
+
+    // The server's reader of activity.db says the same of the event.
+    let err = activity_store::ActivityReader::open_in(&data).latest().unwrap_err();
+    assert_eq!(err.kind(), store_core::ErrorKind::Corrupt, "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is damaged: activity_events row {event}: timestamp_ms cannot be read (Invalid column type Text at \
+             index: 6, name: timestamp_ms): {parses}. What to do: {remedy}",
+            activity.display()
+        )
+    );
+}
+
+/// doctor finds such a value (it said both files were healthy, and so did repair), and repair acts on it.
+#[test]
+fn doctor_finds_a_value_of_another_type_than_its_column_and_repair_acts_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (project, event) = with_values_of_another_type(&data);
+    let remedy = repair_remedy(&data);
+    let (code, table, json) = doctor(&data);
+    assert_eq!(code, 1, "{table}");
+    for (db, found) in [
+        (
+            "config.db",
+            format!("projects row {project}: created_at_ms is not a time (blob)"),
+        ),
+        (
+            "activity.db",
+            format!("activity_events row {event}: timestamp_ms is not a time (text)"),
+        ),
+    ] {
+        let message = format!("{} is damaged: {found}", data.join(db).display());
+        assert_eq!(
+            doctor_problems(&json, db),
+            [("corrupt".to_string(), message, remedy.clone())],
+            "{table}"
+        );
+    }
+
+    // With no backup to restore, repair says so and offers the salvage, rather than "healthy, left alone".
+    let repair = run_splitstore(["repair", "--data-dir", utf8(&data)]);
+    let (out, err) = texts(&repair);
+    assert_eq!(repair.status.code(), Some(2), "{out}{err}");
+    assert!(err.contains("no backup of") && err.contains("--salvage"), "{err}");
+}
+
 /// A report that meets damage in activity.db (the daemon's file, which the server cannot repair while the
 /// daemon runs) fails alone: the server says so once with the fix and goes on serving changes to config.db,
 /// rather than exit and be started again onto the same page.

@@ -1048,6 +1048,45 @@ fn a_row_whose_value_its_column_type_cannot_hold_is_refused_and_said() {
     report_and_doctor_agree(&data);
 }
 
+/// The same kind of value with no other damage, as a bit flipped in a record's header leaves it (a BLOB in
+/// `created_at_ms`): `quick_check` and `integrity_check` pass the file, since its tables are not STRICT, and
+/// repair left it alone as healthy while every read of the projects failed on it. The type check of repair's
+/// check finds it, and the salvage refuses the row, counted and said: what it puts in place every read takes.
+#[test]
+fn a_value_its_column_type_cannot_hold_and_no_other_damage_is_salvaged_around() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = data.join("config.db");
+    let ids = data_dir_of_400_projects(&data);
+    let odd = ids[ids.len() / 2];
+    Connection::open(&config)
+        .unwrap()
+        .execute("UPDATE projects SET created_at_ms = X'0102' WHERE id = ?1", [odd])
+        .unwrap();
+    let read = config_store::ConfigReader::open_in(&data).project_summaries();
+    assert_eq!(read.unwrap_err().kind(), ErrorKind::Corrupt);
+
+    let report = &salvaged_config(&data);
+    let projects = &report.tables["projects"];
+    assert_eq!(
+        (projects.salvaged, projects.rejected, projects.known_lost),
+        (ids.len() as u64 - 1, 1, 0),
+        "{report:?}"
+    );
+    assert!(
+        report.notes.iter().any(|n| n
+            == "projects: 1 row(s) read from the damaged file were refused by the schema and not copied (first: \
+                created_at_ms is not an integer (Blob))"),
+        "{:?}",
+        report.notes
+    );
+    let kept = salvaged_projects(&data);
+    only_real_projects(&kept, &ids);
+    assert_eq!(kept.len(), ids.len() - 1, "{report:?}");
+    assert!(!kept.iter().any(|p| p.0 == odd), "{kept:?}");
+    report_and_doctor_agree(&data);
+}
+
 /// Damaged cell pointer arrays in every third leaf of the events and of both their indexes: no index reads
 /// whole, so the lost rows are counted from id ranges, which also count the ids of rows deleted before the
 /// damage. The CLI says "at most", and salvaged + that bound covers every event there was.

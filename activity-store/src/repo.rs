@@ -10,6 +10,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use store_core::TimeRange;
+use store_core::conn_ext::in_table;
 use store_core::time::{get_opt_time, get_time, to_ms};
 
 use crate::queries;
@@ -201,10 +202,12 @@ pub(crate) struct OpenSession {
 pub(crate) fn open_sessions(conn: &Connection) -> rusqlite::Result<Vec<OpenSession>> {
     conn.prepare_cached(queries::OPEN_SESSIONS)?
         .query_map([], |r| {
-            Ok(OpenSession {
-                id: r.get(0)?,
-                start_ms: r.get(1)?,
-                last_event_ms: r.get(2)?,
+            in_table("activity_sessions", r, |r| {
+                Ok(OpenSession {
+                    id: r.get(0)?,
+                    start_ms: r.get(1)?,
+                    last_event_ms: r.get(2)?,
+                })
             })
         })?
         .collect()
@@ -462,18 +465,16 @@ pub(crate) fn totals_by_project(
     };
     if let Some(whole) = plan.whole {
         whole_buckets(conn, whole, &mut add)?;
-        let mut open = conn.prepare_cached(queries::OPEN_TOTALS_BY_PROJECT)?;
-        let mut rows = open.query(whole)?;
-        while let Some(r) = rows.next()? {
-            add(r.get(0)?, r.get(1)?, r.get(2)?);
-        }
+        add_each(
+            conn,
+            queries::OPEN_TOTALS_BY_PROJECT,
+            whole,
+            "activity_sessions",
+            &mut add,
+        )?;
     }
     for edge in plan.edges.into_iter().flatten() {
-        let mut stmt = conn.prepare_cached(queries::TOTALS_BY_PROJECT)?;
-        let mut rows = stmt.query(edge)?;
-        while let Some(r) = rows.next()? {
-            add(r.get(0)?, r.get(1)?, r.get(2)?);
-        }
+        add_each(conn, queries::TOTALS_BY_PROJECT, edge, "activity_sessions", &mut add)?;
     }
     Ok(sums
         .into_iter()
@@ -540,10 +541,25 @@ fn whole_buckets(
     (from, to): (i64, i64),
     add: &mut impl FnMut(Option<i64>, i64, i64),
 ) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(queries::TOTALS_FROM_BUCKETS)?;
+    add_each(conn, queries::TOTALS_FROM_BUCKETS, (from, to), "activity_totals", add)
+}
+
+/// Runs `sql` over `(from, to)` and `add(project, seconds, sessions)` for each row it returns, read from
+/// `table`.
+fn add_each(
+    conn: &Connection,
+    sql: &str,
+    (from, to): (i64, i64),
+    table: &'static str,
+    add: &mut impl FnMut(Option<i64>, i64, i64),
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query((from, to))?;
     while let Some(r) = rows.next()? {
-        add(r.get(0)?, r.get(1)?, r.get(2)?);
+        in_table(table, r, |r| {
+            add(r.get(0)?, r.get(1)?, r.get(2)?);
+            Ok(())
+        })?;
     }
     Ok(())
 }
@@ -646,30 +662,34 @@ pub(crate) fn incremental_vacuum_step(conn: &Connection, pages: u32) -> rusqlite
 }
 
 fn session_from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
-    Ok(Session {
-        id: r.get(0)?,
-        app: r.get(1)?,
-        title: r.get(2)?,
-        url: r.get(3)?,
-        domain: r.get(4)?,
-        project_id: r.get(5)?,
-        start: get_time(r, 6)?,
-        end: get_opt_time(r, 7)?,
-        duration_seconds: r.get(8)?,
-        is_idle: r.get(9)?,
-        end_reason: r.get::<_, Option<String>>(10)?.as_deref().and_then(EndReason::parse),
+    in_table("activity_sessions", r, |r| {
+        Ok(Session {
+            id: r.get(0)?,
+            app: r.get(1)?,
+            title: r.get(2)?,
+            url: r.get(3)?,
+            domain: r.get(4)?,
+            project_id: r.get(5)?,
+            start: get_time(r, 6)?,
+            end: get_opt_time(r, 7)?,
+            duration_seconds: r.get(8)?,
+            is_idle: r.get(9)?,
+            end_reason: r.get::<_, Option<String>>(10)?.as_deref().and_then(EndReason::parse),
+        })
     })
 }
 
 fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
-    Ok(Event {
-        id: r.get(0)?,
-        session_id: r.get(1)?,
-        event_type: r.get(2)?,
-        app: r.get(3)?,
-        title: r.get(4)?,
-        url: r.get(5)?,
-        at: get_time(r, 6)?,
-        idle_seconds: r.get(7)?,
+    in_table("activity_events", r, |r| {
+        Ok(Event {
+            id: r.get(0)?,
+            session_id: r.get(1)?,
+            event_type: r.get(2)?,
+            app: r.get(3)?,
+            title: r.get(4)?,
+            url: r.get(5)?,
+            at: get_time(r, 6)?,
+            idle_seconds: r.get(7)?,
+        })
     })
 }

@@ -23,7 +23,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use crate::check::integrity_check;
+use crate::check::integrity_check_with_types;
 use crate::conn_ext::ConnExt;
 use crate::error::{Error, Result, SqliteResultExt};
 use crate::files;
@@ -609,7 +609,7 @@ fn copy_and_check(
     // The check a restore verifies a backup with ([`crate::restore::verify_backup`]), not the cheaper
     // `quick_check`, which does not compare an index with its table: a backup that passed it and not the
     // restore's would be kept, and rotate out the last one that does restore.
-    let problems = integrity_check(&out).at(dest)?;
+    let problems = integrity_check_with_types(&out).at(dest)?;
     if !problems.is_empty() {
         // The copy is page-exact: its damage is the source's.
         return Err(Error::Corrupt {

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
-use rusqlite::types::FromSql;
+use rusqlite::types::{FromSql, Type, ValueRef};
+use rusqlite::{Connection, Row};
 
-use crate::error::{Error, Result, SqliteResultExt};
+use crate::error::{Error, Result, SqliteResultExt, UnreadableValue};
 
 /// Reads pragmas by name.
 pub trait ConnExt {
@@ -17,6 +17,40 @@ impl ConnExt for Connection {
     fn pragma_value<T: FromSql>(&self, pragma: &str) -> rusqlite::Result<T> {
         self.pragma_query_value(None, pragma, |r| r.get(0))
     }
+}
+
+/// Reads one row of `table` with `f`. A value of it that `f` cannot read as the type it asks for (text where
+/// an integer belongs, as damage that still parses leaves it) fails the read with an error naming `table`, the
+/// column and the row's `id` (when the row's first column is one), which [`Error::from_sqlite`] makes
+/// `corrupt`: the file and where in it, rather than a bare column index.
+pub fn in_table<T>(
+    table: &'static str,
+    row: &Row<'_>,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    f(row).map_err(|e| {
+        let (idx, ty) = match &e {
+            rusqlite::Error::InvalidColumnType(idx, _, ty) | rusqlite::Error::FromSqlConversionFailure(idx, ty, _) => {
+                (*idx, *ty)
+            }
+            rusqlite::Error::IntegralValueOutOfRange(idx, _) => (*idx, Type::Integer),
+            _ => return e,
+        };
+        let stmt: &rusqlite::Statement<'_> = row.as_ref();
+        let row_id = match (stmt.column_name(0), row.get_ref(0)) {
+            (Ok("id"), Ok(ValueRef::Integer(id))) => Some(id),
+            _ => None,
+        };
+        let named = UnreadableValue {
+            table,
+            column: stmt
+                .column_name(idx)
+                .map_or_else(|_| format!("column {idx}"), str::to_string),
+            row_id,
+            cause: e.to_string(),
+        };
+        rusqlite::Error::FromSqlConversionFailure(idx, ty, Box::new(named))
+    })
 }
 
 /// Sets a pragma and reads it back: a setting SQLite silently ignored (WAL on a file system without shared

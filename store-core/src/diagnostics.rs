@@ -36,12 +36,13 @@ pub enum CheckLevel {
     /// No structural check: header, version, owner, row counts, backups; fast at any size (what a UI banner
     /// asks for).
     None,
-    /// `PRAGMA quick_check` (O(N)), of the file and of its newest backup; while an owner writes, of a
-    /// snapshot copied first. Seconds on a file of years (`splitstore doctor` on a 1 GB activity.db and its
-    /// backup: 2.2 s from a warm page cache, 11 s cold, 6.4 s while the daemon writes; `None`: 0.03 s): for
-    /// a doctor or a daily job.
+    /// `PRAGMA quick_check` (O(N)), then, when it passes, the values' types ([`check::type_check`], O(N)),
+    /// of the file and of its newest backup; while an owner writes, of a snapshot copied first. Seconds on a
+    /// file of years (`splitstore doctor` on a 1 GB activity.db and its backup, before the type check was
+    /// added: 2.2 s from a warm page cache, 11 s cold, 6.4 s while the daemon writes; `None`: 0.03 s): for a
+    /// doctor or a daily job.
     Quick,
-    /// `PRAGMA integrity_check` (O(N log N); also verifies indexes against tables).
+    /// `PRAGMA integrity_check` (O(N log N); also verifies indexes against tables), then the values' types.
     Full,
 }
 
@@ -556,8 +557,8 @@ fn inspect_contents(
     let checked = snapshot.as_ref().unwrap_or(&conn);
     if level != CheckLevel::None && !no_room_for_the_copy {
         let checked_rows = match level {
-            CheckLevel::Full => check::integrity_check(checked),
-            _ => check::quick_check(checked),
+            CheckLevel::Full => check::integrity_check_with_types(checked),
+            _ => check::quick_check_with_types(checked),
         };
         let problems = checked_rows.at_db(path, schema)?;
         let problems = crate::key::explain_check(path, key, problems);
@@ -675,7 +676,7 @@ pub fn readable_by_others_problem(
 /// What `quick_check` finds wrong in the backup at `path` (read with `key`), first finding only, or `None`.
 fn backup_damage(path: &Path, key: Option<&Key>) -> Option<String> {
     let conn = read_pool::open_if_readable(path, key)?;
-    match check::quick_check(&conn) {
+    match check::quick_check_with_types(&conn) {
         Ok(problems) => crate::key::explain_check(path, key, problems).into_iter().next(),
         Err(e) => Some(e.to_string()),
     }

@@ -1737,8 +1737,17 @@ impl Error {
     }
 
     /// Maps a SQLite error met while working on `path` to the typed error a user can act on. Does no I/O.
+    /// A stored value read as a type it cannot be read as (text where an integer belongs, say) is damage:
+    /// [`Error::Corrupt`], naming where it is when the read did ([`UnreadableValue`]).
     pub fn from_sqlite(path: &Path, err: rusqlite::Error) -> Error {
         let path = path.to_path_buf();
+        if let Some(detail) = unreadable_value(&err) {
+            return Error::Corrupt {
+                path,
+                detail,
+                schema: None,
+            };
+        }
         let (code, extended) = match &err {
             rusqlite::Error::SqliteFailure(e, _) => (e.code, e.extended_code),
             _ => {
@@ -1835,6 +1844,55 @@ impl Error {
             _ => Error::Io { path, action, source },
         }
     }
+}
+
+/// A value of a row that its reader cannot read as the type it asks for, named by its table, column and row
+/// ([`crate::conn_ext::in_table`] puts it in the error of the row's read, for [`Error::from_sqlite`]).
+#[derive(Debug)]
+pub struct UnreadableValue {
+    pub table: &'static str,
+    pub column: String,
+    /// The row's `id`, when the read has it.
+    pub row_id: Option<i64>,
+    /// What the read said of the value (rusqlite's message: the column's index and the type found).
+    pub cause: String,
+}
+
+impl fmt::Display for UnreadableValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.row_id {
+            Some(id) => write!(
+                f,
+                "{} row {id}: {} cannot be read ({})",
+                self.table, self.column, self.cause
+            ),
+            None => write!(f, "{}: {} cannot be read ({})", self.table, self.column, self.cause),
+        }
+    }
+}
+
+impl std::error::Error for UnreadableValue {}
+
+/// What a read that met a stored value of another type than it asks for (text where an integer belongs, a
+/// BLOB where text does) or out of the range it maps says of it, or `None` for any other error. The
+/// application never writes such a value; these tables are not STRICT, so SQLite keeps whatever type a
+/// damaged record's header says, and reads of the row fail on it: it is damage (`corrupt`, whose repair
+/// finds it: [`crate::check::type_check`]), not an SQLite failure with nothing to do.
+fn unreadable_value(err: &rusqlite::Error) -> Option<String> {
+    let value = match err {
+        rusqlite::Error::FromSqlConversionFailure(_, _, cause) => match cause.downcast_ref::<UnreadableValue>() {
+            Some(named) => named.to_string(),
+            None => format!("a stored value cannot be read ({err})"),
+        },
+        rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::IntegralValueOutOfRange(..) => {
+            format!("a stored value cannot be read ({err})")
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "{value}: a value its column never holds, as damage that still parses leaves it (the tables are not \
+         STRICT, so SQLite keeps whatever type a damaged record says)"
+    ))
 }
 
 /// What every error type built on store-core says about itself, for code that handles any of them (a

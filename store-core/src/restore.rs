@@ -154,7 +154,8 @@ pub fn passed_over_said(passed_over: &[PathBuf]) -> Option<String> {
 }
 
 /// Checks that `backup` is a sound copy of this kind of database that this build can open:
-/// `integrity_check` clean, the right `application_id`, a schema version in 1..=this build's. An encrypted
+/// `integrity_check` clean and no value of another type than its column ([`check::type_check`]), the right
+/// `application_id`, a schema version in 1..=this build's. An encrypted
 /// database's backup is read with its `key`; one taken under another key is [`Error::KeyRejected`].
 /// Errors name the backup file.
 pub fn verify_backup(backup: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<VerifiedBackup> {
@@ -176,8 +177,8 @@ pub fn verify_backup(backup: &Path, schema: &'static Schema, key: Option<&Key>) 
             schema,
         });
     }
-    let problems =
-        check::integrity_check(&conn).map_err(|e| crate::key::error_at(backup, key, e).with_schema(schema))?;
+    let problems = check::integrity_check_with_types(&conn)
+        .map_err(|e| crate::key::error_at(backup, key, e).with_schema(schema))?;
     let problems = crate::key::explain_check(backup, key, problems);
     if !problems.is_empty() {
         return Err(Error::Corrupt {

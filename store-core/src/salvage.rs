@@ -47,7 +47,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::check;
+use crate::check::{self, Column, Declared, quote, table_columns};
 use crate::error::{Error, Result, SqliteResultExt};
 use crate::files;
 use crate::migrate;
@@ -673,30 +673,6 @@ impl WholePages {
     }
 }
 
-struct Column {
-    name: String,
-    decl_type: String,
-    /// Position in the primary key (0: not part of it).
-    pk: i64,
-}
-
-fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
-    conn.prepare("SELECT name, type, pk FROM pragma_table_info(?1)")?
-        .query_map([table], |r| {
-            Ok(Column {
-                name: r.get(0)?,
-                decl_type: r.get(1)?,
-                pk: r.get(2)?,
-            })
-        })?
-        .collect()
-}
-
-/// An SQL identifier, quoted.
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Whether a SQLite error is damage to step over (rather than a failure of this process).
 fn is_damage(e: &rusqlite::Error) -> bool {
     matches!(
@@ -1182,7 +1158,10 @@ fn copy_table(
         .iter()
         .map(|c| {
             let column = out_cols.iter().find(|o| &o.name == c);
-            (c.clone(), column.map_or(Declared::Any, |o| Declared::of(&o.decl_type)))
+            (
+                c.clone(),
+                column.map_or(Declared::Any, |o| Declared::of(&o.name, &o.decl_type)),
+            )
         })
         .collect();
     let mut writer = TableWriter {
@@ -1995,42 +1974,17 @@ fn leave_out_deleted(writer: &mut TableWriter<'_>, table: &str) -> Result<u64> {
     Ok(left_out)
 }
 
-/// What a column's declared type lets a salvaged value be: one the application reads back as that type.
-/// These tables are not STRICT, so SQLite stores whatever it is given where its affinity cannot convert it
-/// (https://sqlite.org/datatype3.html#type_affinity): text that is no number in an INTEGER column, a BLOB in a
-/// TEXT one. The application never writes such a value (the split refuses one from a legacy file, for the
-/// same reason), and its reads fail on it ("Invalid column type Text"), every report over the row with them.
-/// In a damaged file it is damage that still parses, or a page of another b-tree read as this table's: the
-/// row is refused, as one the schema refuses is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Declared {
-    /// INTEGER affinity (a declared type containing `INT`).
-    Integer,
-    /// TEXT affinity (`CHAR`, `CLOB` or `TEXT`, and no `INT`).
-    Text,
-    /// Any other: REAL, NUMERIC and BLOB affinity keep what they are given, and are not checked.
-    Any,
-}
-
+/// A salvaged value against its column's declared type.
 impl Declared {
-    /// The affinity of a column declared `decl_type`, by SQLite's rules in their order
-    /// (https://sqlite.org/datatype3.html#determination_of_column_affinity), where it is one checked.
-    fn of(decl_type: &str) -> Declared {
-        let t = decl_type.to_ascii_uppercase();
-        if t.contains("INT") {
-            Declared::Integer
-        } else if ["CHAR", "CLOB", "TEXT"].iter().any(|s| t.contains(s)) {
-            Declared::Text
-        } else {
-            Declared::Any
-        }
-    }
-
     /// Why `value` cannot be one of this column's, or None when it can. A REAL without a fraction is taken
     /// in an INTEGER column: SQLite's INTEGER affinity stores it as the integer. A number in a TEXT column is
     /// stored as its text by TEXT affinity, which the application reads.
     fn refuses(self, value: &Value) -> Option<String> {
         match (self, value) {
+            (Declared::Time, Value::Integer(ms)) if !crate::time::ms_range().contains(ms) => {
+                Some(format!("is not a time ({ms} ms since the Unix epoch is out of range)"))
+            }
+            (Declared::Time, _) => Declared::Integer.refuses(value),
             (_, Value::Null) | (Declared::Any, _) | (Declared::Integer, Value::Integer(_)) => None,
             (Declared::Integer, Value::Real(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 => None,
             (Declared::Integer, Value::Real(_)) => Some("is not an integer (Real)".into()),
@@ -2172,6 +2126,25 @@ mod tests {
         conn.execute("DELETE FROM t", []).unwrap();
         let listed = IndexedRowids::read(&conn, "t_k", sql, &ranges).unwrap();
         assert_eq!((listed.in_ranges.len(), listed.max), (0, None));
+    }
+
+    /// A time (`*_ms`) its sign bit flipped puts out of the range the application maps is refused, as a
+    /// value of another type is: every read of the row would fail on it.
+    #[test]
+    fn a_time_out_of_the_range_the_application_maps_is_refused() {
+        let time = Declared::of("timestamp_ms", "INTEGER");
+        assert_eq!(time, Declared::Time);
+        assert_eq!(time.refuses(&Value::Integer(1_700_000_000_000)), None);
+        let flipped = 1_700_000_000_000 | i64::MIN;
+        assert_eq!(
+            time.refuses(&Value::Integer(flipped)).unwrap(),
+            format!("is not a time ({flipped} ms since the Unix epoch is out of range)")
+        );
+        assert_eq!(
+            time.refuses(&Value::Text("noon".into())).unwrap(),
+            "is not an integer (Text)"
+        );
+        assert_eq!(Declared::of("session_id", "INTEGER"), Declared::Integer);
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)
 }
 
+/// The stored times [`from_ms`] maps (chrono's range): a `*_ms` column holding another is damage.
+pub fn ms_range() -> std::ops::RangeInclusive<i64> {
+    DateTime::<Utc>::MIN_UTC.timestamp_millis()..=DateTime::<Utc>::MAX_UTC.timestamp_millis()
+}
+
 /// A stored time as a user reads it: RFC 3339 in UTC, to the second (empty if outside chrono's range).
 pub fn show_ms(ms: i64) -> String {
     from_ms(ms)

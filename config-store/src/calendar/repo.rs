@@ -3,31 +3,36 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use store_core::TimeRange;
+use store_core::conn_ext::in_table;
 use store_core::time::{get_opt_time, get_time, to_ms};
 
 use super::queries;
 use super::{CalendarEvent, CalendarUrl, NewCalendarEvent, Subscription};
 
 fn subscription_row(row: &Row<'_>) -> rusqlite::Result<Subscription> {
-    Ok(Subscription {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        url: CalendarUrl::new(row.get::<_, String>(2)?),
-        color: row.get(3)?,
-        last_synced_at: get_opt_time(row, 4)?,
-        enabled: row.get::<_, i64>(5)? != 0,
+    in_table("calendar_subscriptions", row, |row| {
+        Ok(Subscription {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            url: CalendarUrl::new(row.get::<_, String>(2)?),
+            color: row.get(3)?,
+            last_synced_at: get_opt_time(row, 4)?,
+            enabled: row.get::<_, i64>(5)? != 0,
+        })
     })
 }
 
 fn event_row(row: &Row<'_>) -> rusqlite::Result<CalendarEvent> {
-    Ok(CalendarEvent {
-        id: row.get(0)?,
-        subscription_id: row.get(1)?,
-        uid: row.get(2)?,
-        title: row.get(3)?,
-        start_time: get_time(row, 4)?,
-        end_time: get_opt_time(row, 5)?,
-        project_id: row.get(6)?,
+    in_table("calendar_events", row, |row| {
+        Ok(CalendarEvent {
+            id: row.get(0)?,
+            subscription_id: row.get(1)?,
+            uid: row.get(2)?,
+            title: row.get(3)?,
+            start_time: get_time(row, 4)?,
+            end_time: get_opt_time(row, 5)?,
+            project_id: row.get(6)?,
+        })
     })
 }
 

@@ -4,18 +4,21 @@
 use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use store_core::conn_ext::in_table;
 use store_core::time::get_opt_time;
 
 use super::queries;
 use super::{Project, ProjectSummary};
 
 fn summary_row(row: &Row<'_>) -> rusqlite::Result<ProjectSummary> {
-    Ok(ProjectSummary {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        color: row.get(2)?,
-        created_at: get_opt_time(row, 3)?,
-        archived: row.get::<_, i64>(4)? != 0,
+    in_table("projects", row, |row| {
+        Ok(ProjectSummary {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            color: row.get(2)?,
+            created_at: get_opt_time(row, 3)?,
+            archived: row.get::<_, i64>(4)? != 0,
+        })
     })
 }
 
@@ -74,7 +77,7 @@ pub(crate) fn delete_domain(
 
 pub(crate) fn domains_of(conn: &Connection, project_id: i64) -> rusqlite::Result<Vec<String>> {
     conn.prepare_cached(queries::SELECT_DOMAINS_OF)?
-        .query_map([project_id], |r| r.get(0))?
+        .query_map([project_id], |r| in_table("project_domains", r, |r| r.get(0)))?
         .collect()
 }
 
@@ -99,7 +102,7 @@ pub(crate) fn delete_keyword(
 
 pub(crate) fn keywords_of(conn: &Connection, project_id: i64) -> rusqlite::Result<Vec<String>> {
     conn.prepare_cached(queries::SELECT_KEYWORDS_OF)?
-        .query_map([project_id], |r| r.get(0))?
+        .query_map([project_id], |r| in_table("project_calendar_keywords", r, |r| r.get(0)))?
         .collect()
 }
 
@@ -138,15 +141,19 @@ pub(crate) fn projects(conn: &Connection) -> rusqlite::Result<Vec<Project>> {
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         // A child of a missing project cannot exist with foreign keys on; skip it rather than invent one.
-        if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
-            projects[i].domains.push(row.get(1)?);
+        let (project_id, domain) = in_table("project_domains", row, |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))?;
+        if let Some(&i) = index.get(&project_id) {
+            projects[i].domains.push(domain);
         }
     }
     let mut stmt = conn.prepare_cached(queries::SELECT_ALL_KEYWORDS)?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
-            projects[i].keywords.push(row.get(1)?);
+        let (project_id, keyword) = in_table("project_calendar_keywords", row, |r| {
+            Ok((r.get::<_, i64>(0)?, r.get(1)?))
+        })?;
+        if let Some(&i) = index.get(&project_id) {
+            projects[i].keywords.push(keyword);
         }
     }
     Ok(projects)
@@ -154,7 +161,7 @@ pub(crate) fn projects(conn: &Connection) -> rusqlite::Result<Vec<Project>> {
 
 pub(crate) fn project_names(conn: &Connection) -> rusqlite::Result<HashMap<i64, String>> {
     conn.prepare_cached(queries::SELECT_PROJECT_NAMES)?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([], |r| in_table("projects", r, |r| Ok((r.get(0)?, r.get(1)?))))?
         .collect()
 }
 

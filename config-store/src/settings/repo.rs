@@ -3,16 +3,19 @@
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use store_core::conn_ext::in_table;
 use store_core::time::get_opt_time;
 
 use super::queries;
 use super::{SettingInfo, StoredValue};
 
 fn info_row(row: &Row<'_>) -> rusqlite::Result<SettingInfo> {
-    Ok(SettingInfo {
-        key: row.get(0)?,
-        secret: row.get::<_, Option<i64>>(1)?.unwrap_or(0) != 0,
-        updated_at: get_opt_time(row, 2)?,
+    in_table("settings", row, |row| {
+        Ok(SettingInfo {
+            key: row.get(0)?,
+            secret: row.get::<_, Option<i64>>(1)?.unwrap_or(0) != 0,
+            updated_at: get_opt_time(row, 2)?,
+        })
     })
 }
 
