@@ -30,6 +30,10 @@ pub struct LockHolder {
     pub pid: u32,
     /// RFC 3339 time the holder took the lock.
     pub since: Option<String>,
+    /// What the holder runs (`splitstore repair`: [`crate::process::command_of`]), so that a refusal tells
+    /// an owner from a repair or restore holding the file for a moment; `None` for this process or where
+    /// the system does not tell.
+    pub command: Option<String>,
 }
 
 impl LockHolder {
@@ -38,6 +42,7 @@ impl LockHolder {
         LockHolder {
             pid: std::process::id(),
             since: None,
+            command: None,
         }
     }
 
@@ -55,6 +60,9 @@ impl fmt::Display for LockHolder {
         }
         if let Some(since) = &self.since {
             write!(f, " since {since}")?;
+        }
+        if let Some(command) = &self.command {
+            write!(f, ", running `{command}`")?;
         }
         Ok(())
     }
@@ -315,5 +323,8 @@ fn read_holder(file: &File) -> Option<LockHolder> {
     Some(LockHolder {
         pid,
         since: field("since").map(str::to_string),
+        command: (pid != std::process::id())
+            .then(|| crate::process::command_of(pid))
+            .flatten(),
     })
 }

@@ -1,4 +1,4 @@
-//! Process liveness, for telling a live run's files from a killed run's leftovers.
+//! Process liveness, for telling a live run's files from a killed run's leftovers, and what a process runs.
 
 /// Whether a process with this pid exists (signal 0 checks without sending anything). A process of another
 /// user is alive too (`EPERM`).
@@ -10,4 +10,43 @@ pub fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 performs only the existence and permission check.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// What the process `pid` runs, as an operator tells processes apart: its program's file name and, when the
+/// first argument is a plain word, that word (`splitstore repair`, `splitstore server`), never the rest of
+/// its command line (paths, values). `None` where `/proc` does not tell (another OS, a process gone).
+pub fn command_of(pid: u32) -> Option<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let mut args = cmdline.split(|b| *b == 0).map(String::from_utf8_lossy);
+    let program = args.next()?;
+    let program = program.rsplit('/').next().filter(|p| !p.is_empty())?.to_string();
+    let plain = |a: &str| {
+        !a.is_empty()
+            && a.len() <= 32
+            && !a.starts_with('-')
+            && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    Some(match args.next() {
+        Some(first) if plain(&first) => format!("{program} {first}"),
+        _ => program,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_process_command_is_its_program_and_a_plain_first_word() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        // Until the child has exec'd, /proc shows this test's command line.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut seen = super::command_of(child.id());
+        while seen.as_deref() != Some("sleep 30") && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+            seen = super::command_of(child.id());
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(seen.as_deref(), Some("sleep 30"));
+        assert_eq!(super::command_of(u32::MAX), None, "no such process");
+    }
 }
