@@ -21,7 +21,7 @@ use store_core::restore::{
     replace_all, restore_all, rows_added_since, verify_backup, written_since_uncounted,
 };
 use store_core::salvage::{self, BuiltSalvage, SalvageHook, SalvageOptions, SalvageReport};
-use store_core::{Error, ErrorKind, Key, OwnerLock, Result, Schema, files};
+use store_core::{Error, ErrorKind, Key, OpenOptions, OwnerConnection, OwnerLock, Result, Schema, files};
 
 use crate::DATABASES;
 
@@ -603,6 +603,12 @@ pub enum RepairAction {
     },
     /// Not damaged: left alone.
     Healthy { database: &'static str },
+    /// The file was this database's, rebuilt without the ids SQLite keeps in its header
+    /// ([`Error::HeaderIdsLost`]: `sqlite3 FILE .dump | sqlite3 NEW`): checked against this build's schema at
+    /// the `version` its `schema_migrations` records, its `application_id` and `user_version` written back in
+    /// place (no row changed; activity.db's `auto_vacuum` too, by a `VACUUM`), and opened as its owner opens
+    /// it. Its owner's next start migrates it, as any file of that version, when it is older than this build.
+    HeaderIdsRestored { database: &'static str, version: u32 },
     /// There is no such file: nothing to repair (its owner creates it when it starts).
     Missing { database: &'static str },
     /// Damaged: moved aside, newest good backup restored.
@@ -670,6 +676,8 @@ impl std::fmt::Debug for RepairOptions {
 enum Plan {
     Healthy,
     Missing,
+    /// Rebuilt without its header ids: written back in place.
+    RestoreIds,
     /// The backup, and the newer ones passed over as damaged.
     Restore(VerifiedBackup, Vec<PathBuf>),
     StartEmpty,
@@ -764,6 +772,13 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 ErrorKind::EncryptionUnavailable => Error::EncryptionUnavailable { path },
                 _ => Error::KeyRejected { path, schema },
             });
+        }
+        // This database's file rebuilt without its header ids (`sqlite3 .dump`): not damage (nothing is set
+        // aside, no backup or salvage merged in, `--salvage` or not), nor another application's. Its ids
+        // are written back in place, below, once every file has been looked at.
+        if health.problems.iter().any(|p| p.code == ErrorKind::HeaderIdsLost) {
+            plans.push((schema, lock, Plan::RestoreIds));
+            continue;
         }
         // Unreadable for a reason that is not damage: said as doctor says it, not "healthy" (nor taken for
         // damage, which would set the file aside for a backup of what may not even be this database).
@@ -884,6 +899,22 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         plans.push((schema, lock, plan));
     }
 
+    // Header ids written back, each in place and on its own (the file whole before and after), before any
+    // salvage is built or file moved: one that fails stops the repair there. Its lock stays held to the end.
+    let mut ids_restored = Vec::new();
+    for (schema, lock, plan) in std::mem::take(&mut plans) {
+        if !matches!(plan, Plan::RestoreIds) {
+            plans.push((schema, lock, plan));
+            continue;
+        }
+        let (version, lock) = restore_header_ids(lock, schema, key)?;
+        actions.push(RepairAction::HeaderIdsRestored {
+            database: schema.file_name,
+            version,
+        });
+        ids_restored.push(lock);
+    }
+
     // Build every salvage beside its database while the damaged file is still in place (read-only; the
     // locks prove nobody writes it). Any failure removes what was built and moves nothing.
     let salvage_opts = SalvageOptions {
@@ -927,6 +958,8 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         let database = schema.file_name;
         match plan {
             Plan::Healthy => actions.push(RepairAction::Healthy { database }),
+            // Done above.
+            Plan::RestoreIds => {}
             Plan::Missing => actions.push(RepairAction::Missing { database }),
             Plan::Built(built, report) => replacements.push(Replacement::Salvage(BuiltSalvage {
                 schema,
@@ -988,12 +1021,44 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
     Ok(actions)
 }
 
+/// Writes back the header ids of `lock`'s file, rebuilt without them
+/// ([`store_core::open_database::restore_header_ids`]), then verifies it: `quick_check`, and the open of its
+/// owner, at the version written (its owner's next start migrates it, with a backup first, when older than
+/// this build). Gives the version and the lock back.
+fn restore_header_ids(lock: OwnerLock, schema: &'static Schema, key: Option<&Key>) -> Result<(u32, OwnerLock)> {
+    let path = lock.db_path().to_path_buf();
+    let Some(version) = store_core::open_database::restore_header_ids(&lock, schema, key)? else {
+        return Err(Error::VerificationFailed {
+            path,
+            detail: "its header ids were there when repair came to write them back: nothing was written".into(),
+        });
+    };
+    let opts = OpenOptions {
+        target_version: Some(version),
+        key: key.cloned(),
+        ..OpenOptions::default()
+    };
+    let owner = OwnerConnection::open_locked(lock, schema, &opts)?;
+    let problems = owner.read(store_core::check::quick_check)?;
+    if !problems.is_empty() {
+        return Err(Error::VerificationFailed {
+            path,
+            detail: format!(
+                "quick_check after its header ids were written back found: {}",
+                problems.join("; ")
+            ),
+        });
+    }
+    Ok((version, owner.into_lock()))
+}
+
 impl RepairAction {
     /// The database it is about.
     pub fn database(&self) -> &'static str {
         match self {
             RepairAction::OrphanWalSetAside { database, .. }
             | RepairAction::Healthy { database }
+            | RepairAction::HeaderIdsRestored { database, .. }
             | RepairAction::Missing { database }
             | RepairAction::Restored { database, .. }
             | RepairAction::StartedEmpty { database, .. }

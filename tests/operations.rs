@@ -2856,3 +2856,289 @@ fn a_backup_with_a_wal_beside_it_is_restored_with_the_commits_in_it() {
         "nothing of the copy's -wal is left beside the placed file"
     );
 }
+
+/// `db` as SQLite's usual recovery recipe leaves it, `sqlite3 db .dump | sqlite3 NEW` and `NEW` moved into its
+/// place (its owner stopped), made as the shell's `.dump` makes it: the tables' SQL as stored, their rows (the
+/// triggers created after them, so none fires), `sqlite_sequence`, then the indexes, views and triggers. No
+/// header field comes through: application_id, user_version and auto_vacuum are 0, the journal mode DELETE.
+fn rebuild_by_dump(db: &Path) {
+    let new = with_suffix(db, ".dumped");
+    let conn = rusqlite::Connection::open(&new).unwrap();
+    conn.execute("ATTACH ?1 AS old", [utf8(db)]).unwrap();
+    let objects = |kinds: &str| -> Vec<(String, String, String)> {
+        query_column::<String, Vec<_>>(
+            &conn,
+            &format!(
+                "SELECT type || char(31) || name || char(31) || sql FROM old.sqlite_schema
+                 WHERE type IN ({kinds}) AND name NOT LIKE 'sqlite_%' AND sql IS NOT NULL ORDER BY rowid"
+            ),
+        )
+        .into_iter()
+        .map(|row| {
+            let mut cells = row.split('\u{1f}').map(String::from);
+            (cells.next().unwrap(), cells.next().unwrap(), cells.next().unwrap())
+        })
+        .collect()
+    };
+    conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN").unwrap();
+    for (_, table, sql) in objects("'table'") {
+        conn.execute_batch(&sql).unwrap();
+        conn.execute_batch(&format!("INSERT INTO main.\"{table}\" SELECT * FROM old.\"{table}\""))
+            .unwrap();
+    }
+    conn.execute_batch(
+        "DELETE FROM main.sqlite_sequence; INSERT INTO main.sqlite_sequence SELECT * FROM old.sqlite_sequence",
+    )
+    .unwrap();
+    for (_, _, sql) in objects("'index', 'view', 'trigger'") {
+        conn.execute_batch(&sql).unwrap();
+    }
+    conn.execute_batch("COMMIT; DETACH old").unwrap();
+    drop(conn);
+    for sidecar in ["-wal", "-shm"] {
+        let _ = fs::remove_file(with_suffix(db, sidecar));
+    }
+    fs::rename(&new, db).unwrap();
+}
+
+/// Rows of every table of `db` but `provenance` (which a repair adds its record to), by table.
+fn rows_by_table(db: &Path) -> BTreeMap<String, i64> {
+    let names: Vec<String> = query_column(
+        &read_only(db),
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name <> 'provenance' ORDER BY name",
+    );
+    names
+        .into_iter()
+        .map(|t| (t.clone(), count_rows(db, &format!("\"{t}\""))))
+        .collect()
+}
+
+/// A seeded data directory whose activity.db and config.db were both rebuilt by [`rebuild_by_dump`], with
+/// the rows of each file as they were before.
+fn dump_rebuilt_data_dir(dir: &Path) -> (PathBuf, [BTreeMap<String, i64>; 2]) {
+    let data = with_settings(dir);
+    let rows = ["activity.db", "config.db"].map(|name| {
+        let db = data.join(name);
+        let before = rows_by_table(&db);
+        rebuild_by_dump(&db);
+        assert_eq!(rows_by_table(&db), before, "the dump kept every row of {name}");
+        assert_eq!(store_core::testing::user_version_of(&db), 0);
+        before
+    });
+    (data, rows)
+}
+
+/// The schema of activity.db or config.db.
+fn schema_of(db: &Path) -> &'static store_core::Schema {
+    if db.ends_with("activity.db") {
+        &activity_store::SCHEMA
+    } else {
+        &config_store::SCHEMA
+    }
+}
+
+/// What every open of a file rebuilt by `.dump` says of it ([`store_core::Error::HeaderIdsLost`]).
+fn header_ids_lost_text(data: &Path, name: &str, version: u32) -> (String, String) {
+    let db = data.join(name);
+    (
+        format!(
+            "{} is {name} at schema {version} rebuilt without the ids SQLite keeps in its header: its application_id \
+             and user_version are 0 (a copy made with `sqlite3 {name} .dump` or `.recover` carries every table and \
+             row, not them), while its schema_migrations and its tables are exactly this build's at that version",
+            db.display()
+        ),
+        format!(
+            "stop every owner of a database in {} (the command takes all their locks), then run `splitstore repair \
+             --data-dir {}`: it checks the file's tables against this build's schema again and writes the two ids \
+             back into its header, changing no row; the file was not changed",
+            data.display(),
+            data.display()
+        ),
+    )
+}
+
+#[test]
+fn a_data_directory_rebuilt_by_sqlite_dump_is_named_as_such_by_every_open_never_another_applications() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = dump_rebuilt_data_dir(dir.path());
+    let activity = data.join("activity.db");
+    let config = data.join("config.db");
+    let (a_what, a_remedy) = header_ids_lost_text(&data, "activity.db", activity_store::SCHEMA.end_version());
+    let (c_what, c_remedy) = header_ids_lost_text(&data, "config.db", config_store::SCHEMA.end_version());
+
+    // The libraries' owners and readers: the typed kind, the text pinned.
+    let expected = |what: &str, remedy: &str| format!("{what}. What to do: {remedy}");
+    let err = activity_store::ActivityWriter::open_in(&data).unwrap_err();
+    assert_eq!(err.kind(), store_core::ErrorKind::HeaderIdsLost, "{err}");
+    assert_eq!(err.to_string(), expected(&a_what, &a_remedy));
+    let err = activity_store::ActivityReader::open(&activity).latest().unwrap_err();
+    assert_eq!(err.kind(), store_core::ErrorKind::HeaderIdsLost, "{err}");
+    assert_eq!(err.to_string(), expected(&a_what, &a_remedy));
+    let err = config_store::ConfigStore::open_in(&data).unwrap_err();
+    assert_eq!(err.kind(), store_core::ErrorKind::HeaderIdsLost, "{err}");
+    assert_eq!(err.to_string(), expected(&c_what, &c_remedy));
+    let err = config_store::ConfigReader::open(&config).check().unwrap_err();
+    assert_eq!(err.kind(), store_core::ErrorKind::HeaderIdsLost, "{err}");
+    assert_eq!(err.to_string(), expected(&c_what, &c_remedy));
+
+    // The daemon, the server and report refuse to start, saying the same.
+    for (args, what) in [
+        (vec!["daemon", "--events", "10"], &a_what),
+        (vec!["server", "--seconds", "0"], &c_what),
+        (vec!["report"], &a_what),
+    ] {
+        let out = run_splitstore(args.iter().copied().chain(["--data-dir", utf8(&data)]));
+        let (stdout, stderr) = texts(&out);
+        assert!(!out.status.success(), "{args:?}: {stdout}");
+        assert!(stderr.contains(what.as_str()), "{args:?}: {stderr}");
+        assert!(!stderr.contains("another application"), "{args:?}: {stderr}");
+    }
+    // No open guessed and wrote the header back.
+    for db in [&activity, &config] {
+        assert_eq!(store_core::testing::user_version_of(db), 0, "{}", db.display());
+    }
+}
+
+#[test]
+fn doctor_names_a_file_rebuilt_by_sqlite_dump_with_repair_as_its_remedy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = dump_rebuilt_data_dir(dir.path());
+    let (code, stdout, json) = doctor(&data);
+    assert_ne!(code, 0, "{stdout}");
+    for (name, version) in [
+        ("activity.db", activity_store::SCHEMA.end_version()),
+        ("config.db", config_store::SCHEMA.end_version()),
+    ] {
+        let (what, remedy) = header_ids_lost_text(&data, name, version);
+        assert_eq!(
+            doctor_problems(&json, name),
+            [("header_ids_lost".to_string(), what.clone(), remedy.clone())],
+            "{json}"
+        );
+        assert!(stdout.contains(&what) && stdout.contains(&remedy), "{stdout}");
+    }
+}
+
+#[test]
+fn repair_as_doctor_says_writes_the_header_ids_back_keeping_every_row_and_the_fresh_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, rows) = dump_rebuilt_data_dir(dir.path());
+    let provenance = |db: &Path| count_rows(db, "provenance");
+    let provenance_before = ["activity.db", "config.db"].map(|n| provenance(&data.join(n)));
+
+    // The remedy, run verbatim.
+    let (_, _, json) = doctor(&data);
+    let remedy = doctor_problems(&json, "activity.db")[0].2.clone();
+    let command = remedy.split('`').nth(1).unwrap();
+    let mut words = command.split_whitespace();
+    assert_eq!(words.next(), Some("splitstore"));
+    let out = run_splitstore(words);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    for name in ["activity.db", "config.db"] {
+        assert!(
+            stdout.contains(&format!("{name}: rebuilt without its header ids")),
+            "{stdout}"
+        );
+    }
+
+    let fresh = dir.path().join("fresh");
+    drop(activity_store::ActivityWriter::open_in(&fresh).unwrap());
+    drop(config_store::ConfigStore::open_in(&fresh).unwrap());
+    for (i, name) in ["activity.db", "config.db"].into_iter().enumerate() {
+        let db = data.join(name);
+        assert_eq!(rows_by_table(&db), rows[i], "{name}: every row kept");
+        assert_eq!(provenance(&db), provenance_before[i] + 1, "{name}: the repair's record");
+        assert_eq!(
+            store_core::testing::fingerprint_of(&db),
+            store_core::testing::fingerprint_of(&fresh.join(name)),
+            "{name}"
+        );
+        assert_integrity_ok(&db);
+    }
+    // The owners open the files as theirs again, and doctor finds nothing.
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let server = run_splitstore(["server", "--seconds", "0", "--data-dir", utf8(&data)]);
+    assert!(server.status.success(), "{server:?}");
+    assert_eq!(
+        count_rows(&data.join("activity.db"), "activity_events"),
+        rows[0]["activity_events"] + 10
+    );
+    let (code, stdout, _) = doctor(&data);
+    assert_eq!(code, 0, "{stdout}");
+}
+
+#[test]
+fn a_file_with_this_schemas_tables_and_history_but_another_schema_stays_another_applications() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = dump_rebuilt_data_dir(dir.path());
+    let activity = data.join("activity.db");
+    let config = data.join("config.db");
+    // As the dump left them, they are this build's files (the precision below is not a blindness).
+    for db in [&activity, &config] {
+        let err = store_core::read_pool::open_database_read_only(db, schema_of(db), None).unwrap_err();
+        assert_eq!(err.kind(), store_core::ErrorKind::HeaderIdsLost, "{err}");
+    }
+    // The same tables and history, one column more; the same tables, a migration's checksum not this build's.
+    let conn = rusqlite::Connection::open(&activity).unwrap();
+    conn.execute_batch("ALTER TABLE activity_events ADD COLUMN note TEXT")
+        .unwrap();
+    drop(conn);
+    let conn = rusqlite::Connection::open(&config).unwrap();
+    conn.execute_batch("UPDATE schema_migrations SET checksum = 'elsewhere' WHERE version = 1")
+        .unwrap();
+    drop(conn);
+    let before = [&activity, &config].map(|db| fs::read(db).unwrap());
+
+    let err = activity_store::ActivityWriter::open_in(&data).unwrap_err();
+    assert_eq!(err.kind(), store_core::ErrorKind::WrongDatabase, "{err}");
+    assert!(err.to_string().contains("it belongs to another application"), "{err}");
+    let err = config_store::ConfigStore::open_in(&data).unwrap_err();
+    assert_eq!(err.kind(), store_core::ErrorKind::WrongDatabase, "{err}");
+    let (code, _, json) = doctor(&data);
+    assert_ne!(code, 0);
+    for name in ["activity.db", "config.db"] {
+        // The file's, and the last start's failure the opens above left.
+        let codes: Vec<String> = doctor_problems(&json, name).into_iter().map(|p| p.0).collect();
+        assert_eq!(codes, ["wrong_database", "wrong_database"], "{json}");
+    }
+    for salvage in [&[][..], &["--salvage"][..]] {
+        let out = run_splitstore(["repair", "--data-dir", utf8(&data)].iter().chain(salvage));
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+    }
+    assert_eq!([&activity, &config].map(|db| fs::read(db).unwrap()), before);
+}
+
+#[test]
+fn a_file_of_an_older_schema_rebuilt_by_sqlite_dump_gets_its_version_back_and_its_owner_migrates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = data.join("activity.db");
+    drop(store_core::testing::open_at_version(&db, &activity_store::SCHEMA, 2).unwrap());
+    rebuild_by_dump(&db);
+    let err = activity_store::ActivityWriter::open_in(&data).unwrap_err();
+    assert_eq!(err.kind(), store_core::ErrorKind::HeaderIdsLost, "{err}");
+    assert_eq!(err.to_string(), {
+        let (what, remedy) = header_ids_lost_text(&data, "activity.db", 2);
+        format!("{what}. What to do: {remedy}")
+    });
+
+    let out = run_splitstore(["repair", "--data-dir", utf8(&data), "--salvage"]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("activity.db: rebuilt without its header ids"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("schema 2 exactly"), "{stdout}");
+    assert_eq!(store_core::testing::user_version_of(&db), 2);
+    // Its owner's next start migrates it as any file of that version (a backup first).
+    drop(activity_store::ActivityWriter::open_in(&data).unwrap());
+    let fresh = dir.path().join("fresh");
+    drop(activity_store::ActivityWriter::open_in(&fresh).unwrap());
+    assert_eq!(
+        store_core::testing::fingerprint_of(&db),
+        store_core::testing::fingerprint_of(&fresh.join("activity.db"))
+    );
+}

@@ -85,6 +85,10 @@ pub fn run(args: Args) -> ExitCode {
                 wal.display()
             ),
             RepairAction::Healthy { database } => super::say!("{database}: healthy, left alone"),
+            RepairAction::HeaderIdsRestored { database, version } => super::say!(
+                "{database}: rebuilt without its header ids (application_id, user_version); its tables are this \
+                 build's schema {version} exactly: ids written back, every row kept"
+            ),
             RepairAction::Missing { database } => {
                 super::say!("{database}: does not exist, nothing to repair (its owner creates it when it starts)")
             }

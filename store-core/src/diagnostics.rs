@@ -466,7 +466,7 @@ fn inspect_contents(
     let state = migrate::read_state(&conn, path, schema)?;
     h.application_id = Some(state.application_id);
     h.schema_version = Some(state.user_version);
-    migrate::check_identity(path, schema, &state)?;
+    migrate::check_identity(&conn, path, schema, &state)?;
     if state.is_blank()
         && let Some(damage) = crate::open_database::blank_that_held_data(path, schema, key)
     {

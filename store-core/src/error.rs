@@ -57,6 +57,10 @@ pub enum ErrorKind {
     NotADatabase,
     /// A SQLite file of another kind or application.
     WrongDatabase,
+    /// This kind's file rebuilt without the ids SQLite keeps in its header (`application_id`,
+    /// `user_version`), as `sqlite3 FILE .dump | sqlite3 NEW` rebuilds one: its tables and migration history
+    /// are this build's, at a version it records. `repair` writes the ids back; an open never guesses.
+    HeaderIdsLost,
     /// SQLite reports damage.
     Corrupt,
     /// A reader needs write access to the directory for `-wal`/`-shm`, or the file system is mounted
@@ -182,6 +186,7 @@ impl ErrorKind {
             ErrorKind::InvalidMigrations => "invalid_migrations",
             ErrorKind::NotADatabase => "not_a_database",
             ErrorKind::WrongDatabase => "wrong_database",
+            ErrorKind::HeaderIdsLost => "header_ids_lost",
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::ReadOnlyDirectory => "read_only_directory",
             ErrorKind::PermissionDenied => "permission_denied",
@@ -357,6 +362,15 @@ pub enum Error {
         path: PathBuf,
         expected: &'static str,
         found: String,
+    },
+    /// The file is this kind's at schema `version` (its `schema_migrations` and its tables, indexes and
+    /// triggers are exactly this build's at that version), rebuilt without its header's `application_id` and
+    /// `user_version`, both 0: what `sqlite3 FILE .dump | sqlite3 NEW` (or `.recover`) makes of it. Not
+    /// opened as it is; `repair` writes them back.
+    HeaderIdsLost {
+        path: PathBuf,
+        version: u32,
+        schema: &'static Schema,
     },
     /// SQLite reports the file damaged.
     Corrupt {
@@ -658,6 +672,7 @@ impl Error {
             Error::InvalidMigrations { .. } => ErrorKind::InvalidMigrations,
             Error::NotADatabase { .. } => ErrorKind::NotADatabase,
             Error::WrongDatabase { .. } => ErrorKind::WrongDatabase,
+            Error::HeaderIdsLost { .. } => ErrorKind::HeaderIdsLost,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::ReadOnlyDirectory { .. } | Error::ReadOnlyFileSystem { .. } | Error::ReadOnlyWal { .. } => {
                 ErrorKind::ReadOnlyDirectory
@@ -716,6 +731,7 @@ impl Error {
             | Error::InvalidMigrations { path, .. }
             | Error::NotADatabase { path, .. }
             | Error::WrongDatabase { path, .. }
+            | Error::HeaderIdsLost { path, .. }
             | Error::Corrupt { path, .. }
             | Error::ReadOnlyDirectory { path }
             | Error::ReadOnlyFileSystem { path, .. }
@@ -912,6 +928,13 @@ impl Error {
             }
             Error::NotADatabase { .. } => format!("{p} is not a SQLite database (its header is not SQLite's)"),
             Error::WrongDatabase { expected, found, .. } => format!("{p} is not {expected}: {found}"),
+            Error::HeaderIdsLost { version, schema, .. } => format!(
+                "{p} is {} at schema {version} rebuilt without the ids SQLite keeps in its header: its \
+                 application_id and user_version are 0 (a copy made with `sqlite3 {} .dump` or `.recover` carries \
+                 every table and row, not them), while its schema_migrations and its tables are exactly this \
+                 build's at that version",
+                schema.file_name, schema.file_name
+            ),
             Error::Corrupt { detail, .. } | Error::BackupDamaged { detail, .. } => format!("{p} is damaged: {detail}"),
             Error::ReadOnlyDirectory { .. } => format!(
                 "{p} cannot be opened: SQLite must create {p}-wal and {p}-shm beside it (its owner to write, a reader to \
@@ -1340,6 +1363,11 @@ impl Error {
             Error::WrongDatabase { .. } => {
                 "check the path: a database of another kind or application is never written into".into()
             }
+            Error::HeaderIdsLost { schema, .. } => format!(
+                "{stop_owners}, then run {}: it checks the file's tables against this build's schema again and \
+                 writes the two ids back into its header, changing no row; the file was not changed",
+                command(Some(schema), "repair", "")
+            ),
             Error::Corrupt { schema, .. } => format!(
                 "{stop_owners}, then run {}: it quarantines the damaged file (nothing is deleted) and restores the \
                  newest backup that verifies, or says what else can be done",

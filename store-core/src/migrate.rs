@@ -77,10 +77,19 @@ pub(crate) fn read_state(conn: &Connection, path: &Path, schema: &'static Schema
 }
 
 /// Refuses a file that is not this kind: another kind or application, or a SQLite file with tables but no
-/// `application_id` (the schema's predecessor, for instance).
-pub(crate) fn check_identity(path: &Path, schema: &Schema, state: &FileState) -> Result<()> {
+/// `application_id` (the schema's predecessor, for instance). This kind's file rebuilt without its header
+/// fields ([`rebuilt_version`]) is [`Error::HeaderIdsLost`]: never taken for another application's, never
+/// opened as it is (an open does not guess, nor write the header back: `repair` does, having checked).
+pub(crate) fn check_identity(conn: &Connection, path: &Path, schema: &'static Schema, state: &FileState) -> Result<()> {
     if state.is_blank() || state.application_id == schema.application_id {
         return Ok(());
+    }
+    if let Some(version) = rebuilt_version(conn, schema, state) {
+        return Err(Error::HeaderIdsLost {
+            path: path.to_path_buf(),
+            version,
+            schema,
+        });
     }
     let predecessor = schema
         .predecessor
@@ -110,6 +119,69 @@ pub(crate) fn check_identity(path: &Path, schema: &Schema, state: &FileState) ->
         expected: schema.file_name,
         found,
     })
+}
+
+/// The version of a file of this kind rebuilt without its header fields, as `sqlite3 FILE .dump | sqlite3
+/// NEW` (or `.recover`) rebuilds one: the dump carries every table, index, trigger and row, `schema_migrations`
+/// with them, but not `application_id` nor `user_version`, which live in the file's header. Such a file has
+/// both 0 and tables; it is taken for this kind's, at version N, only when `schema_migrations` records
+/// exactly this schema's migrations 1..=N (the same versions, names and checksums) and its tables, indexes,
+/// views and triggers are exactly those of a fresh file at version N (compared as
+/// [`objects_fingerprint`](crate::schema::objects_fingerprint) does). A file with some of the same tables
+/// and another schema, or a history this build did not write, stays another application's (`None`).
+pub(crate) fn rebuilt_version(conn: &Connection, schema: &'static Schema, state: &FileState) -> Option<u32> {
+    if state.application_id != 0 || state.user_version != 0 || state.table_count == 0 {
+        return None;
+    }
+    let has_history: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations')",
+            [],
+            |r| r.get(0),
+        )
+        .ok()?;
+    if !has_history {
+        return None;
+    }
+    let recorded: Vec<(i64, String, String)> = conn
+        .prepare("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .ok()?;
+    if recorded.is_empty() || recorded.len() > schema.migrations.len() {
+        return None;
+    }
+    let same_history = recorded
+        .iter()
+        .zip(schema.migrations)
+        .all(|((version, name, checksum), m)| {
+            *version == i64::from(m.version) && name == m.name && *checksum == m.checksum()
+        });
+    if !same_history {
+        return None;
+    }
+    let version = recorded.len() as u32;
+    let found = crate::schema::objects_fingerprint(conn).ok()?;
+    (found == fresh_objects_fingerprint(schema, version)?).then_some(version)
+}
+
+/// The [`objects_fingerprint`](crate::schema::objects_fingerprint) of a fresh file of `schema` at `version`,
+/// built in memory by this engine.
+fn fresh_objects_fingerprint(schema: &'static Schema, version: u32) -> Option<String> {
+    let mut fresh = Connection::open_in_memory().ok()?;
+    upgrade(
+        &mut fresh,
+        Path::new(":memory:"),
+        schema,
+        (0, version),
+        None,
+        None,
+        None,
+    )
+    .ok()?;
+    crate::schema::objects_fingerprint(&fresh).ok()
 }
 
 /// An `application_id` as hex, with its four bytes as text when they are printable (`0x4e4f5445 "NOTE"`).

@@ -289,7 +289,7 @@ impl OwnerConnection {
 
         let mut conn = connect(path, schema, opts.key.as_ref(), opts.busy_timeout)?;
         let state = migrate::read_state(&conn, path, schema).map_err(|e| stale_index(e, schema))?;
-        migrate::check_identity(path, schema, &state)?;
+        migrate::check_identity(&conn, path, schema, &state)?;
         // A file that was there blank (not one created above, nor one a start asked to be empty).
         if state.is_blank()
             && size.is_some()
@@ -992,6 +992,75 @@ fn held_data(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Option<
     } else {
         None
     }
+}
+
+/// Writes back the header ids of the file `lock` holds when it is this kind's file rebuilt without them
+/// ([`Error::HeaderIdsLost`]: `sqlite3 FILE .dump | sqlite3 NEW`), and returns the version written; `None`
+/// when its header already has them. The caller holds the owner lock (`repair` takes every owner's): an
+/// owner's open never does this, since only a person who rebuilt the file can say it is the one they meant.
+///
+/// `quick_check` first (damage is repaired otherwise), then, when the schema wants `auto_vacuum=INCREMENTAL`
+/// (a header field too, lost with the others), the file is rebuilt in place by `VACUUM`, atomic as any
+/// commit. Then in one `BEGIN IMMEDIATE` transaction the file is taken for this kind's again, under the
+/// write lock, exactly as the open found it (`schema_migrations` this build's migrations 1..=N, tables,
+/// indexes, views and triggers those of a fresh file at N), and `user_version` (N) and `application_id`
+/// are written, with a [`HEADER_IDS_EVENT`](crate::provenance::HEADER_IDS_EVENT) row in `provenance`. No
+/// other row changes, and a file that is not such a file is refused as an open refuses it, unchanged.
+pub fn restore_header_ids(lock: &OwnerLock, schema: &'static Schema, key: Option<&Key>) -> Result<Option<u32>> {
+    let path = lock.db_path();
+    files::ensure_private(path)?;
+    let mut conn = connect(path, schema, key, DEFAULT_BUSY_TIMEOUT)?;
+    let state = migrate::read_state(&conn, path, schema)?;
+    let version = match migrate::check_identity(&conn, path, schema, &state) {
+        Ok(()) => return Ok(None),
+        Err(Error::HeaderIdsLost { version, .. }) => version,
+        Err(e) => return Err(e),
+    };
+    let problems = crate::check::quick_check(&conn).at_db(path, schema)?;
+    let problems = crate::key::explain_check(path, key, problems);
+    if !problems.is_empty() {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "quick_check before writing its header ids back found: {}",
+                problems.join("; ")
+            ),
+            schema: Some(schema),
+        });
+    }
+    if schema.incremental_vacuum {
+        let auto_vacuum: i64 = conn.pragma_value("auto_vacuum").at_db(path, schema)?;
+        if auto_vacuum != 2 {
+            // Fixed when the first table is created: only a VACUUM changes it (and keeps every row and every
+            // INTEGER PRIMARY KEY).
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM")
+                .at_db(path, schema)?;
+            conn_ext::verify(&conn, path, "auto_vacuum", "INCREMENTAL", "2")?;
+        }
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .at_db(path, schema)?;
+    let state = migrate::read_state(&tx, path, schema)?;
+    if migrate::rebuilt_version(&tx, schema, &state) != Some(version) {
+        return Err(Error::VerificationFailed {
+            path: path.to_path_buf(),
+            detail: format!(
+                "the file changed while its header ids were being written back: it no longer reads as {} at \
+                 schema {version}; nothing was written",
+                schema.file_name
+            ),
+        });
+    }
+    let mut record = Provenance::now(crate::provenance::HEADER_IDS_EVENT);
+    record.source_version = Some(i64::from(version));
+    record.detail = Some("application_id and user_version written back (the file was rebuilt without them)".into());
+    record.insert(&tx).at_db(path, schema)?;
+    tx.pragma_update(None, "user_version", version).at_db(path, schema)?;
+    tx.pragma_update(None, "application_id", schema.application_id)
+        .at_db(path, schema)?;
+    tx.commit().at_db(path, schema)?;
+    Ok(Some(version))
 }
 
 /// Why the database at `path` is not there: not converted yet from its predecessor

@@ -14,6 +14,10 @@ use crate::key::Key;
 /// (for example: closed what it had left open). Diagnostics report the last one.
 pub const RECOVERY_EVENT: &str = "recovery";
 
+/// The event `repair` records when it wrote back the header ids of a file rebuilt without them
+/// ([`restore_header_ids`](crate::open_database::restore_header_ids)); `source_version` is the version.
+pub const HEADER_IDS_EVENT: &str = "header-ids";
+
 /// The event that gives a database file its lineage: a random id (32 hexadecimal digits, in `detail`) that
 /// the file gets at its first open as an owner by a build that knows lineages, and that every copy of it
 /// keeps: a backup is a page copy, a restore puts such a copy in place, a salvage carries the damaged

@@ -135,7 +135,7 @@ pub fn open_database_read_only(path: &Path, schema: &'static Schema, key: Option
             schema,
         });
     }
-    crate::migrate::check_identity(path, schema, &state)?;
+    crate::migrate::check_identity(&conn, path, schema, &state)?;
     Ok(conn)
 }
 
@@ -567,7 +567,7 @@ impl ReadPool {
                     schema: self.schema,
                 });
             }
-            return crate::migrate::check_identity(&self.path, self.schema, &state).map(|()| version);
+            return crate::migrate::check_identity(conn, &self.path, self.schema, &state).map(|()| version);
         }
         match version.cmp(&expected) {
             std::cmp::Ordering::Equal => Ok(version),

@@ -168,7 +168,20 @@ pub fn verify_backup(backup: &Path, schema: &'static Schema, key: Option<&Key>) 
             found: "it is an empty database, not a backup".into(),
         });
     }
-    migrate::check_identity(backup, schema, &state)?;
+    // A backup rebuilt without its header ids is no copy this application took: refused as another file is
+    // (the remedy of `header_ids_lost`, a repair of the data directory, is not one for a backup).
+    migrate::check_identity(&conn, backup, schema, &state).map_err(|e| match e {
+        Error::HeaderIdsLost { version, .. } => Error::WrongDatabase {
+            path: backup.to_path_buf(),
+            expected: schema.file_name,
+            found: format!(
+                "it holds {} at schema {version} rebuilt without its header's application_id and user_version \
+                 (by `sqlite3 .dump`, say): not a backup this application took",
+                schema.file_name
+            ),
+        },
+        e => e,
+    })?;
     if state.user_version > schema.end_version() {
         return Err(Error::SchemaNewer {
             path: backup.to_path_buf(),

@@ -505,7 +505,7 @@ impl DamagedFile {
         let state = migrate::read_state(&file.conn.borrow(), path, schema);
         match state.map_err(|e| crate::key::explain(e, key)) {
             Ok(state) => {
-                migrate::check_identity(path, schema, &state)?;
+                migrate::check_identity(&file.conn.borrow(), path, schema, &state)?;
                 if state.user_version > schema.end_version() {
                     return Err(Error::SchemaNewer {
                         path: path.to_path_buf(),

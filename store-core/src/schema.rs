@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::Transaction;
+use rusqlite::{Connection, Transaction};
 use sha2::{Digest, Sha256};
 
 /// One database kind: everything store-core knows about it comes from this value. An application declares
@@ -253,4 +253,102 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// A normalised description of a database's schema: every table's columns, keys, foreign keys and indexes,
+/// read through pragmas (so formatting of the stored SQL does not matter), plus views and triggers with
+/// whitespace collapsed, plus the header fields that belong to the schema. Two files with equal fingerprints
+/// have the same schema.
+pub fn schema_fingerprint(conn: &Connection) -> rusqlite::Result<String> {
+    let mut out = Vec::new();
+    for pragma in ["application_id", "user_version", "auto_vacuum"] {
+        let v: i64 = conn.pragma_query_value(None, pragma, |r| r.get(0))?;
+        out.push(format!("pragma {pragma}={v}"));
+    }
+    out.push(objects_fingerprint(conn)?);
+    Ok(out.join("\n"))
+}
+
+/// [`schema_fingerprint`] without the header fields: the tables, indexes, views and triggers alone. A file
+/// rebuilt from `sqlite3 .dump` (which carries no header field) has the same as the file it was dumped from.
+pub fn objects_fingerprint(conn: &Connection) -> rusqlite::Result<String> {
+    let mut out = Vec::new();
+    let objects: Vec<(String, String, Option<String>)> = conn
+        .prepare("SELECT type, name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (kind, name, sql) in objects {
+        match kind.as_str() {
+            "table" => {
+                out.push(format!("table {name}"));
+                rows(
+                    conn,
+                    "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1)",
+                    &name,
+                    6,
+                    "  column",
+                    &mut out,
+                )?;
+                rows(
+                    conn,
+                    "SELECT \"table\", \"from\", \"to\", on_update, on_delete, \"match\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
+                    &name,
+                    6,
+                    "  fk",
+                    &mut out,
+                )?;
+                rows(
+                    conn,
+                    "SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1) ORDER BY name",
+                    &name,
+                    4,
+                    "  index",
+                    &mut out,
+                )?;
+            }
+            "index" => {
+                out.push(format!("index {name}"));
+                rows(
+                    conn,
+                    "SELECT seqno, name, \"desc\", coll, key FROM pragma_index_xinfo(?1) ORDER BY seqno",
+                    &name,
+                    5,
+                    "  key",
+                    &mut out,
+                )?;
+                if let Some(sql) = sql {
+                    out.push(format!("  sql {}", collapse(&sql)));
+                }
+            }
+            _ => out.push(format!("{kind} {name} {}", collapse(sql.as_deref().unwrap_or("")))),
+        }
+    }
+    Ok(out.join("\n"))
+}
+
+fn rows(conn: &Connection, sql: &str, arg: &str, n: usize, tag: &str, out: &mut Vec<String>) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut q = stmt.query([arg])?;
+    while let Some(r) = q.next()? {
+        let cells: Vec<String> = (0..n)
+            .map(|i| r.get::<_, rusqlite::types::Value>(i).map(plain))
+            .collect::<rusqlite::Result<_>>()?;
+        out.push(format!("{tag} {}", cells.join("|")));
+    }
+    Ok(())
+}
+
+fn plain(v: rusqlite::types::Value) -> String {
+    use rusqlite::types::Value;
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Text(t) => t,
+        Value::Blob(b) => format!("x'{}'", hex(&b)),
+    }
+}
+
+fn collapse(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }
