@@ -2993,6 +2993,13 @@ fn a_data_directory_rebuilt_by_sqlite_dump_is_named_as_such_by_every_open_never_
         assert!(stderr.contains(what.as_str()), "{args:?}: {stderr}");
         assert!(!stderr.contains("another application"), "{args:?}: {stderr}");
     }
+    // Offered as a backup, it is not one this application took (repair's remedy is no remedy for a backup).
+    let err = store_core::restore::verify_backup(&activity, &activity_store::SCHEMA, None).unwrap_err();
+    assert_eq!(err.kind(), store_core::ErrorKind::WrongDatabase, "{err}");
+    assert!(
+        err.to_string().contains("rebuilt without its header's application_id"),
+        "{err}"
+    );
     // No open guessed and wrote the header back.
     for db in [&activity, &config] {
         assert_eq!(store_core::testing::user_version_of(db), 0, "{}", db.display());
