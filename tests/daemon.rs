@@ -213,7 +213,10 @@ fn a_second_daemon_is_refused_at_once_naming_the_owner_and_sigterm_stops_the_fir
         "{stderr}"
     );
     // What the holder runs, so that an owner is told from a repair holding the file for a moment.
-    assert!(stderr.contains(", running `splitstore daemon`. What to do: "), "{stderr}");
+    assert!(
+        stderr.contains(", running `splitstore daemon`. What to do: "),
+        "{stderr}"
+    );
     assert!(second.stdout.is_empty(), "a refused daemon records nothing");
 
     signal(&first.child, libc::SIGTERM);
