@@ -21,7 +21,7 @@ use store_core::restore::{
     replace_all, restore_all, rows_added_since, verify_backup, written_since_uncounted,
 };
 use store_core::salvage::{self, BuiltSalvage, SalvageHook, SalvageOptions, SalvageReport};
-use store_core::{Error, ErrorKind, Key, OpenOptions, OwnerConnection, OwnerLock, Result, Schema, files};
+use store_core::{Error, ErrorKind, FolderLock, Key, OpenOptions, OwnerConnection, OwnerLock, Result, Schema, files};
 
 use crate::DATABASES;
 
@@ -178,7 +178,19 @@ pub fn restore_with(
     hook: Option<&RestoreHook>,
     key: Option<&Key>,
 ) -> Result<Vec<RestoreReport>> {
+    // Before the owner locks: a backup running into the folder is waited for (never a half-rotated folder
+    // read), and a rotation waits for this restore to have copied the backup it chose.
+    let _folder = FolderLock::shared(&folder_of(from))?;
     restore_locked(take_both_locks(data_dir)?, data_dir, from, hook, key)
+}
+
+/// The backup folder a restore from `from` reads: `from` itself, or the folder of the backup file `from`.
+fn folder_of(from: &Path) -> PathBuf {
+    if from.is_dir() {
+        from.to_path_buf()
+    } else {
+        files::parent_dir(from).to_path_buf()
+    }
 }
 
 /// Restores the backup file `from`, taken under another key than the data directory's (`backup_key`; `None`:
@@ -196,13 +208,21 @@ pub fn restore_from_other_key(
     backup_key: Option<&Key>,
     key: Option<&Key>,
 ) -> Result<(PathBuf, Vec<RestoreReport>)> {
+    let folder = backup::default_backup_dir(&DATABASES[0].path_in(data_dir));
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    // `from`'s folder, when another than the one the copy goes to, is held as a restore holds it.
+    let _source_folder = match canonical(&folder_of(from)) == canonical(&folder) {
+        true => None,
+        false => Some(FolderLock::shared(&folder_of(from))?),
+    };
     let locks = take_both_locks(data_dir)?;
     let schema = kind_of(from, backup_key)?;
     let version: u32 = open_backup_file(from, schema.file_name, backup_key)?
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| store_core::key::error_at(from, backup_key, e))?;
-    let folder = backup::default_backup_dir(&schema.path_in(data_dir));
     files::create_private_dir_all(&folder)?;
+    // The copy is named and written into the folder, then read from it: held as a backup holds it.
+    let _folder = FolderLock::exclusive(&folder)?;
     // Named as a backup of the database (its own name when it has one), so that the folder's listing, a
     // rotation and doctor see it as one.
     let own_name = from
@@ -210,7 +230,6 @@ pub fn restore_from_other_key(
         .and_then(|n| n.to_str())
         .and_then(backup::BackupName::parse)
         .filter(|n| n.stem == schema.stem() && n.version == version);
-    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
     let in_place = own_name.is_some() && canonical(files::parent_dir(from)) == canonical(&folder);
     let copy = if in_place {
         from.to_path_buf()
@@ -731,6 +750,8 @@ fn stops_repair(kind: ErrorKind) -> bool {
 /// moved aside first: the file cannot be checked with it, and it is never used with that file (a repair
 /// that stops after it leaves it moved; doctor lists it).
 pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Result<Vec<RepairAction>> {
+    // As a restore holds it: no backup is rotated out of the folder while one is chosen and read.
+    let _folder = FolderLock::shared(backup_dir)?;
     let locks = take_both_locks(data_dir)?;
     let key = opts.key.as_ref();
     // An encrypted data directory repaired without its key: whatever it put in place (a backup in the clear,
@@ -1182,6 +1203,13 @@ pub fn rekey(
         std::fs::read_dir(dir).map_err(|e| Error::io(dir, "read the backup folder", e))?;
     }
     let locks = take_both_locks(data_dir)?;
+    // Every backup folder it re-keys in, held as a backup holds it until the end: no backup is named, rotated
+    // or restored there while its backups are replaced one by one.
+    let _folders = backup::backup_folders(&DATABASES[0].path_in(data_dir), elsewhere)
+        .iter()
+        .filter(|dir| dir.is_dir())
+        .map(|dir| FolderLock::exclusive(dir))
+        .collect::<Result<Vec<_>>>()?;
     // Checked for both files first: the copy's read of a file would take the -wal of another as damage (or
     // skip a file removed after a crash), and rotate the other file alone.
     if let Some(orphan) = locks

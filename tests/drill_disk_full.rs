@@ -337,7 +337,11 @@ fn a_backup_that_cannot_write_its_copy_names_the_backup_folder_and_leaves_nothin
         stderr.starts_with(&partial) && stderr.trim_end().ends_with(&remedy),
         "{stderr}"
     );
-    let left: Vec<_> = std::fs::read_dir(&to).unwrap().map(|e| e.unwrap().path()).collect();
+    let left: Vec<_> = std::fs::read_dir(&to)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| *p != store_core::FolderLock::path_for(&to))
+        .collect();
     let [config] = &left[..] else {
         panic!("no partial copy is left: {left:?}")
     };

@@ -389,7 +389,11 @@ fn doctor_and_backup_say_when_quick_check_stops_on_a_page_it_cannot_walk() {
     );
     let repair = format!("`splitstore repair --data-dir {}`", data.display());
     assert!(err.remedy().contains(&repair), "{}", err.remedy());
-    let left: Vec<_> = fs::read_dir(&backups).unwrap().map(|e| e.unwrap().path()).collect();
+    let left: Vec<_> = fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| *p != store_core::FolderLock::path_for(&backups))
+        .collect();
     assert_eq!(left, report.taken, "nothing of activity.db's backup is left");
 }
 
@@ -1000,9 +1004,11 @@ fn backup_during_full_speed_writes_finishes_and_holds_every_row_committed_before
         };
         assert_eq!(kept, newest, "{stem}: only the newest 2 are kept");
     }
+    // The folder's lock file (0600, no data) beside them.
+    assert_eq!(mode(&store_core::FolderLock::path_for(&to)), 0o600);
     assert_eq!(
         listing(&to).len(),
-        4,
+        5,
         "nothing else is left in the backup directory: {:?}",
         listing(&to)
     );
@@ -3148,4 +3154,138 @@ fn a_file_of_an_older_schema_rebuilt_by_sqlite_dump_gets_its_version_back_and_it
         store_core::testing::fingerprint_of(&db),
         store_core::testing::fingerprint_of(&fresh.join("activity.db"))
     );
+}
+
+/// The AUTOINCREMENT counter of `table` in the database at `db` (0 before its first row).
+fn counter_of(db: &Path, table: &str) -> i64 {
+    read_only(db)
+        .query_row("SELECT seq FROM sqlite_sequence WHERE name = ?1", [table], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+/// Whether `/proc/locks` shows process `pid` waiting for a lock (a line `N: -> FLOCK ... <pid> ...`).
+fn waits_for_a_lock(pid: u32) -> bool {
+    fs::read_to_string("/proc/locks").unwrap().lines().any(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        fields.next() == Some("->") && fields.nth(3) == Some(pid.to_string().as_str())
+    })
+}
+
+/// A scheduled `backup` and a manual one overlapping on one folder while the server writes: each was named by
+/// the clock read before its snapshot, and the `-1` of a same-millisecond name went to the one that finished
+/// last, so a backup named later could hold fewer rows; doctor then said `backup_named_earlier` ("the clock was
+/// behind") and `restore --from backups` refused (exit 2), with a clock that never moved. One folder lock
+/// orders them: every backup named later holds at least what every one named earlier holds.
+#[test]
+fn overlapping_backups_into_one_folder_are_named_in_the_order_of_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 200);
+    let d = utf8(&data);
+    let (config, backups) = (data.join("config.db"), data.join("backups"));
+    let server = Running::start(&["server", "--seconds", "120", "--data-dir", d]);
+    server.wait_owner_of(&config);
+    let start = counter_of(&config, "projects");
+    wait_until(Duration::from_secs(30), "the server creates projects", || {
+        counter_of(&config, "projects") > start + 20
+    });
+    // Four processes, started together, each taking twenty backups in a row: the runs overlap all along.
+    let go = marker(&data, "go");
+    let runs: Vec<Child> = (0..4)
+        .map(|_| spawn_child("child_entry", "twenty-backups", &data))
+        .collect();
+    fs::write(&go, b"").unwrap();
+    let ended: Vec<_> = runs
+        .into_iter()
+        .map(|mut run| wait_within(&mut run, Duration::from_secs(120)))
+        .collect();
+    server.stop();
+    // By name, oldest first, as a restore orders them: the rows they hold never go down.
+    let mut taken: Vec<(store_core::backup::BackupName, i64)> = named(&backups, "config-")
+        .iter()
+        .map(|path| {
+            let name = store_core::backup::BackupName::parse(path.file_name().unwrap().to_str().unwrap()).unwrap();
+            (name, counter_of(path, "projects"))
+        })
+        .collect();
+    taken.sort_by(|(a, _), (b, _)| a.taken_at.cmp(&b.taken_at).then(a.seq.cmp(&b.seq)));
+    for pair in taken.windows(2) {
+        let ((earlier, had), (later, has)) = (&pair[0], &pair[1]);
+        assert!(
+            has >= had,
+            "{} holds {has} projects, fewer than {} named before it ({had})",
+            later.file_name(),
+            earlier.file_name()
+        );
+    }
+    assert!(ended.iter().all(|status| status.success()), "{ended:?}");
+    assert_eq!(taken.len(), 80);
+    let (code, stdout, _) = doctor(&data);
+    assert!(!stdout.contains("backup_named_earlier"), "{code}: {stdout}");
+    let out = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&backups)]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let newest = backups.join(taken.last().unwrap().0.file_name());
+    assert!(
+        stdout.contains(&format!("/config.db from {} ", newest.display())),
+        "the newest by name: {stdout}"
+    );
+}
+
+/// A scheduled `backup --keep 1` run while a restore from the folder was reading it rotated out the backup the
+/// restore had chosen: the restore failed `could not read the backup ...: No such file or directory`, and the
+/// backup was gone. The rotation now waits for the restore to have copied it; the restore succeeds.
+#[test]
+fn a_rotation_waits_for_a_restore_reading_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let d = utf8(&data);
+    let backups = data.join("backups");
+    let out = run_splitstore(["backup", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    let chosen = backup_paths(&out)[1].clone();
+    let rotation: std::sync::Arc<std::sync::Mutex<Option<(Child, bool)>>> = Default::default();
+    let hook: splitstore::operations::RestoreHook = {
+        let (rotation, data) = (rotation.clone(), data.clone());
+        std::sync::Arc::new(move |step: &str| {
+            // activity.db's backup is copied, config.db's (`chosen`) not yet: the rotation starts now.
+            if step == "copied activity.db" {
+                let mut child = spawn_splitstore(["backup", "--data-dir", utf8(&data), "--keep", "1"]);
+                let mut done = false;
+                wait_until(Duration::from_secs(60), "the rotation waits or ends", || {
+                    done = child.try_wait().unwrap().is_some();
+                    done || waits_for_a_lock(child.id())
+                });
+                *rotation.lock().unwrap() = Some((child, done));
+            }
+            Ok(())
+        })
+    };
+    let restored = splitstore::operations::restore_with(&data, &backups, Some(&hook), None);
+    let (child, ended_first) = rotation.lock().unwrap().take().expect("the rotation ran");
+    let out = wait_output_within(child, Duration::from_secs(60));
+    let reports = restored.unwrap_or_else(|e| panic!("the restore failed: {e}; the rotation: {out:?}"));
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !ended_first,
+        "the rotation ended while the restore read its folder: {out:?}"
+    );
+    let config = reports.iter().find(|r| r.database == "config.db").unwrap();
+    assert_eq!(config.restored_from, chosen, "{reports:?}");
+    // Rotated once the restore was done: the new backups alone are kept.
+    assert!(!chosen.exists());
+    assert_eq!(named(&backups, "config-"), [backup_paths(&out)[1].clone()]);
+}
+
+/// What a child process of these tests does ([`spawn_child`]), by its role.
+#[test]
+fn child_entry() {
+    let Some((role, data)) = child_role() else { return };
+    assert_eq!(role, "twenty-backups");
+    // Twenty backups in a row into `DATA/backups`, once `DATA.go` is there.
+    wait_for_file(&marker(&data, "go"), Duration::from_secs(60));
+    for _ in 0..20 {
+        let report = splitstore::operations::backup(&data, &data.join("backups"), 1000).unwrap();
+        assert!(report.failed.is_empty() && report.notes.is_empty(), "{report:?}");
+    }
 }

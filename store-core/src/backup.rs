@@ -9,6 +9,12 @@
 //! copy taken before each migration (`<data dir>/backups/pre-migration`, never rotated: it is the one
 //! way back from an upgrade).
 //!
+//! A backup folder has one advisory lock ([`FolderLock`], `.backups.lock` in it, never taken for a backup):
+//! a backup holds it exclusively from before its snapshot through its naming and rotation, a restore or a
+//! repair shares it from choosing a backup there until it has copied it. Two overlapping backups are so named
+//! in the order of their snapshots (a backup named later never holds fewer rows: `backup_named_earlier` is
+//! only ever a clock's doing), and a rotation never removes the backup a restore is reading.
+//!
 //! An encrypted database's backups are encrypted with its key: the copy is made between two connections
 //! keyed with the same key, so its pages are written encrypted as they are copied (`key`; hazards:
 //! "Encryption at rest"). Reading a backup (to list it, verify it, restore it) takes that key too.
@@ -28,6 +34,7 @@ use crate::conn_ext::ConnExt;
 use crate::error::{Error, Result, SqliteResultExt};
 use crate::files;
 use crate::key::Key;
+use crate::owner_lock::FolderLock;
 use crate::provenance::Provenance;
 use crate::schema::Schema;
 
@@ -492,7 +499,8 @@ pub fn newest_backup(backup_dir: &Path, schema: &Schema, key: Option<&Key>) -> O
 /// [`BackupName`], fsync of the directory. Manual backups are then rotated: only the newest `keep` manual
 /// backups of this database stay, the one just taken always among them, and only files that are backups of
 /// this database kind are ever removed. `key` is the database's (the one `conn` was keyed with): the backup
-/// is encrypted with it. Returns the backup's path.
+/// is encrypted with it. Holds `backup_dir`'s [`FolderLock`] exclusively throughout, waiting for another
+/// backup into it, or a restore reading from it, to finish. Returns the backup's path.
 pub fn backup_connection(
     conn: &Connection,
     db_path: &Path,
@@ -513,11 +521,14 @@ pub fn backup_connection(
     }
     files::create_private_dir_all(&dest_dir)?;
     files::refuse_symlink(&dest_dir)?;
+    // Held from before the snapshot through the naming and the rotation: another backup into the folder
+    // (a scheduled run overlapping a manual one) waits, so the later name always holds at least as much;
+    // and a restore reading a backup of the folder is waited for, never rotated out from under it.
+    let _folder = FolderLock::exclusive(backup_dir)?;
     remove_stale_partials(&dest_dir, schema.stem());
-    let taken_at = Utc::now();
-    let partial = partial_path(&dest_dir, schema, taken_at);
+    let partial = partial_path(&dest_dir, schema, Utc::now());
     drop(files::create_private_new(&partial)?);
-    let version = match copy_and_check(conn, db_path, schema, &partial, taken_at, key) {
+    let (version, taken_at) = match copy_and_check(conn, db_path, schema, &partial, key) {
         Ok(v) => v,
         Err(e) => {
             let _ = files::remove_with_sidecars(&partial);
@@ -594,18 +605,32 @@ fn failed_writing(e: &rusqlite::Error) -> bool {
 }
 
 /// Snapshot of `conn` into the empty file `dest`, checked, with a `backup` record, made a single
-/// self-contained file. Returns the schema version of the copy.
+/// self-contained file. Returns the schema version of the copy and when it was taken: a time read once the
+/// snapshot's read transaction had begun, so a backup named later never holds less than one named earlier.
 fn copy_and_check(
     conn: &Connection,
     db_path: &Path,
     schema: &'static Schema,
     dest: &Path,
-    taken_at: DateTime<Utc>,
     key: Option<&Key>,
-) -> Result<u32> {
+) -> Result<(u32, DateTime<Utc>)> {
+    // The read transaction the copy is made in begins here (the backup API uses the one its source has
+    // open), before the clock is read: a time read first would name the copy by a moment before its rows.
+    let begun = conn.is_autocommit();
+    if begun {
+        conn.execute_batch("BEGIN DEFERRED")
+            .and_then(|()| conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
+            .map_err(|e| crate::key::explain(Error::from_sqlite(db_path, e).with_schema(schema), key))?;
+    }
+    let taken_at = Utc::now();
     // Under a key, a source page that fails its HMAC check stops the copy with a bare "SQL logic error"
     // (hazards: "Encryption at rest"): `explain` tells that damage from a failure of the copy.
-    let out = snapshot_into(conn, db_path, dest, key).map_err(|e| crate::key::explain(e.with_schema(schema), key))?;
+    let out = snapshot_into(conn, db_path, dest, key);
+    if begun {
+        // Only read in: ending it cannot lose anything, and the source is not pinned through the check.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let out = out.map_err(|e| crate::key::explain(e.with_schema(schema), key))?;
     // The check a restore verifies a backup with ([`crate::restore::verify_backup`]), not the cheaper
     // `quick_check`, which does not compare an index with its table: a backup that passed it and not the
     // restore's would be kept, and rotate out the last one that does restore.
@@ -630,7 +655,7 @@ fn copy_and_check(
     // A copy of a WAL database is itself marked WAL; make it a single self-contained file.
     out.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(())).at(dest)?;
     out.close().map_err(|(_, e)| Error::from_sqlite(dest, e))?;
-    Ok(version)
+    Ok((version, taken_at))
 }
 
 /// Keeps `just_taken` and the newest `keep - 1` (`keep` at least 1) of the older manual backups of the file

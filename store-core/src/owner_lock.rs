@@ -9,6 +9,9 @@
 //! it anyway, the owner confirms before it writes that the lock file at its path is still the one it locked
 //! ([`OwnerLock::confirm`]; [`OwnerConnection`](crate::OwnerConnection) does at most once a millisecond).
 //!
+//! A backup folder has a lock of its own, [`FolderLock`], taken the same way (its file made by
+//! [`files::open_private`], its holder recorded as an owner's is), waited for rather than refused.
+//!
 //! fs2 is called fully qualified: since Rust 1.89 `std::fs::File` has inherent `lock`/`try_lock`/... methods
 //! that shadow fs2's and report contention differently.
 
@@ -21,7 +24,7 @@ use std::{fmt, fs, io, thread};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::files::{self, FileId};
 
 /// Who holds an owner lock, as written into the lock file by the holder.
@@ -222,6 +225,80 @@ impl Drop for OwnerLock {
         // Closing the descriptor releases the lock too; unlocking first makes the release immediate
         // even if the descriptor were duplicated. The pid text is left as a harmless hint.
         let _ = fs2::FileExt::unlock(&self.file);
+    }
+}
+
+/// One backup folder's advisory lock (`<folder>/.backups.lock`, 0600, never deleted, as an owner's lock file
+/// is not): held exclusively by whatever names, writes or removes backups in the folder (a backup run from
+/// before its snapshot through its naming and rotation, a key rotation of the folder's backups), shared by
+/// whatever picks a backup there and reads it (a restore or a repair, from its choice until the copy is
+/// made). So two backups into one folder (a scheduled run and a manual one) are named in the order their
+/// snapshots were taken, and a rotation never removes the backup a restore is reading. Both wait for the
+/// lock, however long it is held (a backup, a restore of a large file): flock's locks go with their holder,
+/// so a killed holder frees the folder at once. Dropping it releases the lock.
+#[derive(Debug)]
+pub struct FolderLock {
+    /// `None`: a folder this user cannot write (a read-only backup drive) is read without a lock.
+    file: Option<File>,
+}
+
+impl FolderLock {
+    /// The name of a backup folder's lock file.
+    pub const FILE_NAME: &'static str = ".backups.lock";
+
+    /// The lock file of the backup folder `folder`.
+    pub fn path_for(folder: &Path) -> PathBuf {
+        folder.join(Self::FILE_NAME)
+    }
+
+    /// Takes `folder`'s lock exclusively, waiting for any holder, and records this process's pid in it (as an
+    /// owner's lock file records it). `folder` must exist.
+    pub fn exclusive(folder: &Path) -> Result<FolderLock> {
+        let path = Self::path_for(folder);
+        let file = files::open_private(&path)?;
+        wait_for_lock(&file, &path, fs2::FileExt::lock_exclusive)?;
+        Ok(FolderLock {
+            file: Some(record_holder(file, &path)?),
+        })
+    }
+
+    /// Takes `folder`'s lock shared, waiting for an exclusive holder (a backup running into it). A folder that
+    /// is not there, or that this user cannot write (a read-only drive, another user's folder), is read
+    /// without the lock: nothing this user runs can write there.
+    pub fn shared(folder: &Path) -> Result<FolderLock> {
+        let path = Self::path_for(folder);
+        let file = match files::open_private(&path) {
+            Ok(file) => file,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ReadOnlyDirectory | ErrorKind::PermissionDenied | ErrorKind::AnotherUsersFiles
+                ) || e.io_error().is_some_and(|io| io.kind() == io::ErrorKind::NotFound) =>
+            {
+                return Ok(FolderLock { file: None });
+            }
+            Err(e) => return Err(e),
+        };
+        wait_for_lock(&file, &path, fs2::FileExt::lock_shared)?;
+        Ok(FolderLock { file: Some(file) })
+    }
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        if let Some(file) = &self.file {
+            let _ = fs2::FileExt::unlock(file);
+        }
+    }
+}
+
+/// Waits for `lock` on `file` (a blocking flock), again after a signal interrupts the wait.
+fn wait_for_lock(file: &File, lock_path: &Path, lock: fn(&File) -> io::Result<()>) -> Result<()> {
+    loop {
+        match lock(file) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            done => return done.map_err(|e| Error::io(lock_path, "lock", e)),
+        }
     }
 }
 

@@ -208,7 +208,9 @@ fn backups_are_private_verified_and_only_the_newest_k_are_kept() {
     );
     assert_eq!(count_rows(&taken[3], "items"), 20);
     assert_eq!(verify_backup(&taken[3], &ITEMS, None).unwrap().version(), 3);
-    assert_eq!(fs::read_dir(&to).unwrap().count(), 3, "no temporary files left");
+    // The three, and the folder's lock file.
+    assert_eq!(fs::read_dir(&to).unwrap().count(), 4, "no temporary files left");
+    assert!(store_core::FolderLock::path_for(&to).is_file());
 }
 
 /// A backup of lineage `lineage` (none: an earlier build's) taken `minute` minutes past 14:00.
