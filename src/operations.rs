@@ -171,7 +171,8 @@ pub fn restore(data_dir: &Path, from: &Path) -> Result<Vec<RestoreReport>> {
 
 /// [`restore`], with a hook called at each of its steps (drills inject failures and kills with it), and the
 /// key of an encrypted data directory: the backups are read with it (a backup taken under another key is
-/// `key_rejected`), and the restored files are opened with it.
+/// `key_rejected`), and the restored files are opened with it. The backup folder's [`FolderLock`] is shared
+/// throughout: a backup running into it is waited for, and a rotation waits for this restore.
 pub fn restore_with(
     data_dir: &Path,
     from: &Path,
@@ -184,12 +185,16 @@ pub fn restore_with(
     restore_locked(take_both_locks(data_dir)?, data_dir, from, hook, key)
 }
 
-/// The backup folder a restore from `from` reads: `from` itself, or the folder of the backup file `from`.
+/// The backup folder a restore from `from` reads: `from` itself, or the folder of the backup file `from`; for
+/// a pre-migration folder, the backup folder it is in (whose lock guards both).
 fn folder_of(from: &Path) -> PathBuf {
-    if from.is_dir() {
-        from.to_path_buf()
-    } else {
-        files::parent_dir(from).to_path_buf()
+    let folder = match from.is_dir() {
+        true => from,
+        false => files::parent_dir(from),
+    };
+    match folder.file_name() {
+        Some(name) if name == backup::PRE_MIGRATION_DIR_NAME => files::parent_dir(folder).to_path_buf(),
+        _ => folder.to_path_buf(),
     }
 }
 

@@ -71,13 +71,13 @@ mod encrypted {
         format!("https://calendar.example.com/ical/me%40example.com/{FEED_TOKEN}/basic.ics")
     }
 
-    /// Every file under `dir`, recursively.
+    /// Every file under `dir`, recursively, but a backup folder's lock file (a pid and a time, no data).
     fn all_files(dir: &Path) -> Vec<PathBuf> {
         let mut out = Vec::new();
         for e in fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
             if e.file_type().unwrap().is_dir() {
                 out.extend(all_files(&e.path()));
-            } else {
+            } else if e.file_name() != store_core::FolderLock::FILE_NAME {
                 out.push(e.path());
             }
         }
