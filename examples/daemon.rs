@@ -122,8 +122,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let writer = match ActivityWriter::open_in(&args.data_dir) {
         Ok(w) => w,
         Err(e) if e.kind() == ErrorKind::Locked => {
-            // A supervisor would retry with a bounded backoff; the example just says who holds it.
-            return Err(format!("another daemon runs: {:?}", e.locked_by()).into());
+            // A supervisor would retry with a bounded backoff; the example just says who holds what (another
+            // daemon holds activity.db, or a stopped backup or restore its backup folder).
+            return Err(format!("{e} (held by {:?})", e.locked_by()).into());
         }
         Err(e) => return Err(e.into()),
     };

@@ -756,7 +756,7 @@ fn stops_repair(kind: ErrorKind) -> bool {
 /// that stops after it leaves it moved; doctor lists it).
 pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Result<Vec<RepairAction>> {
     // As a restore holds it: no backup is rotated out of the folder while one is chosen and read.
-    let _folder = FolderLock::shared(backup_dir)?;
+    let _folder = FolderLock::shared(&folder_of(backup_dir))?;
     let locks = take_both_locks(data_dir)?;
     let key = opts.key.as_ref();
     // An encrypted data directory repaired without its key: whatever it put in place (a backup in the clear,

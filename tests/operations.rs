@@ -3163,11 +3163,13 @@ fn counter_of(db: &Path, table: &str) -> i64 {
         .unwrap_or(0)
 }
 
-/// Whether `/proc/locks` shows process `pid` waiting for a lock (a line `N: -> FLOCK ... <pid> ...`).
-fn waits_for_a_lock(pid: u32) -> bool {
-    fs::read_to_string("/proc/locks").unwrap().lines().any(|line| {
-        let mut fields = line.split_whitespace().skip(1);
-        fields.next() == Some("->") && fields.nth(3) == Some(pid.to_string().as_str())
+/// Whether process `pid` has the file `path` open (`/proc/PID/fd`): a command waiting for a backup folder's
+/// lock keeps the lock file open while it tries for the lock.
+fn has_open(pid: u32, path: &Path) -> bool {
+    let path = fs::canonicalize(path).unwrap();
+    fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.flatten()
+            .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == path))
     })
 }
 
@@ -3254,7 +3256,7 @@ fn a_rotation_waits_for_a_restore_reading_its_folder() {
                 let mut done = false;
                 wait_until(Duration::from_secs(60), "the rotation waits or ends", || {
                     done = child.try_wait().unwrap().is_some();
-                    done || waits_for_a_lock(child.id())
+                    done || has_open(child.id(), &store_core::FolderLock::path_for(&data.join("backups")))
                 });
                 *rotation.lock().unwrap() = Some((child, done));
             }
@@ -3277,15 +3279,116 @@ fn a_rotation_waits_for_a_restore_reading_its_folder() {
     assert_eq!(named(&backups, "config-"), [backup_paths(&out)[1].clone()]);
 }
 
+/// A restore stopped in its terminal (Ctrl-Z) while it read its backup folder: a backup run by cron waited for
+/// the folder's lock without end and without a word (a walk's SIGSTOP), as would an owner's start taking a
+/// pre-migration backup. It now fails once every holder has been stopped a second, naming the holder and how
+/// to continue it, with nothing written; the holder continued finishes, and the backup runs.
+#[test]
+fn a_backup_behind_a_stopped_holder_of_its_folder_names_it_instead_of_waiting_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let d = utf8(&data);
+    let backups = data.join("backups");
+    let out = run_splitstore(["backup", "--data-dir", d]);
+    assert!(out.status.success(), "{out:?}");
+    let before = named(&backups, "");
+    // Killed if the test fails before continuing it (a stopped child would stay behind).
+    let mut holder = Running(spawn_child("child_entry", "hold-backups-then-stop", &data));
+    wait_until(Duration::from_secs(60), "the holder stops", || {
+        store_core::process::stopped(holder.pid())
+    });
+    let out = wait_output_within(spawn_splitstore(["backup", "--data-dir", d]), Duration::from_secs(60));
+    let pid = holder.pid();
+    // SAFETY: continues the child this test spawned.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    assert!(holder.0.wait().unwrap().success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    for said in [
+        format!("the backup folder {} is held by pid {pid}", backups.display()),
+        "(which is stopped: Ctrl-Z or SIGSTOP), and stays held until it is continued".to_string(),
+        format!("continue it (`kill -CONT {pid}`, or `fg` in the terminal that stopped it) and it finishes"),
+        "nothing was changed".to_string(),
+    ] {
+        assert!(stderr.contains(&said), "{said:?} not in {stderr}");
+    }
+    assert_eq!(named(&backups, ""), before, "nothing written into the folder");
+    let out = run_splitstore(["backup", "--data-dir", d]);
+    assert!(out.status.success(), "once the holder was continued: {out:?}");
+}
+
+/// `backup --to DATA/backups/pre-migration --keep 1` rotated away the backup an upgrade took there, the one
+/// way back to the previous build, and doctor then named the manual backup as the pre-migration one. A
+/// manual backup into a pre-migration folder is refused, the folder left as it was.
+#[test]
+fn a_manual_backup_into_a_pre_migration_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _, backup) = backed_up(dir.path());
+    let pre_migration = data.join("backups").join("pre-migration");
+    fs::create_dir(&pre_migration).unwrap();
+    fs::copy(&backup, pre_migration.join(backup.file_name().unwrap())).unwrap();
+    let before = listing(&pre_migration);
+    let out = run_splitstore([
+        "backup",
+        "--data-dir",
+        utf8(&data),
+        "--to",
+        utf8(&pre_migration),
+        "--keep",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = format!(
+        "{}: the backup folder is where the backups taken before migrations are kept, never rotated: a manual \
+         backup there would rotate them away; give the folder it is in, or another",
+        pre_migration.display()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&said), "{said:?} not in {stderr}");
+    assert_eq!(listing(&pre_migration), before);
+}
+
+/// A restore or repair reads a backup folder under its lock but never makes the lock file: a restore from a
+/// folder of downloads left `.backups.lock` there (root's, in a user's folder, shut the user's own backups and
+/// the daemon's upgrade out), and a repair looking in `backups/pre-migration` made a second lock there,
+/// beside the one a backup holds.
+#[test]
+fn readers_of_a_backup_folder_leave_no_lock_file_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _, backup) = backed_up(dir.path());
+    let downloads = dir.path().join("downloads");
+    fs::create_dir(&downloads).unwrap();
+    let copy = downloads.join(backup.file_name().unwrap());
+    fs::copy(&backup, &copy).unwrap();
+    let out = run_splitstore(["restore", "--data-dir", utf8(&data), "--from", utf8(&copy)]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(listing(&downloads), [copy.file_name().unwrap().to_string_lossy()]);
+    let pre_migration = data.join("backups").join("pre-migration");
+    fs::create_dir(&pre_migration).unwrap();
+    let out = run_splitstore(["repair", "--data-dir", utf8(&data), "--from", utf8(&pre_migration)]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(listing(&pre_migration), Vec::<String>::new());
+}
+
 /// What a child process of these tests does ([`spawn_child`]), by its role.
 #[test]
 fn child_entry() {
     let Some((role, data)) = child_role() else { return };
-    assert_eq!(role, "twenty-backups");
-    // Twenty backups in a row into `DATA/backups`, once `DATA.go` is there.
-    wait_for_file(&marker(&data, "go"), Duration::from_secs(60));
-    for _ in 0..20 {
-        let report = splitstore::operations::backup(&data, &data.join("backups"), 1000).unwrap();
-        assert!(report.failed.is_empty() && report.notes.is_empty(), "{report:?}");
+    match role.as_str() {
+        // Twenty backups in a row into `DATA/backups`, once `DATA.go` is there.
+        "twenty-backups" => {
+            wait_for_file(&marker(&data, "go"), Duration::from_secs(60));
+            for _ in 0..20 {
+                let report = splitstore::operations::backup(&data, &data.join("backups"), 1000).unwrap();
+                assert!(report.failed.is_empty() && report.notes.is_empty(), "{report:?}");
+            }
+        }
+        // Holds `DATA/backups`' lock as a restore does, and stops itself (as Ctrl-Z would) until continued.
+        "hold-backups-then-stop" => {
+            let _folder = store_core::FolderLock::shared(&data.join("backups")).unwrap();
+            // SAFETY: stops this very process; the parent continues it.
+            unsafe { libc::raise(libc::SIGSTOP) };
+        }
+        other => panic!("unknown role {other}"),
     }
 }

@@ -511,6 +511,21 @@ pub fn backup_connection(
     key: Option<&Key>,
 ) -> Result<PathBuf> {
     let dest_dir = match class {
+        // The backups taken before migrations are never rotated (the way back from an upgrade): manual
+        // backups among them would rotate them away, and be taken for them.
+        BackupClass::Manual
+            if backup_dir
+                .file_name()
+                .is_some_and(|name| name == PRE_MIGRATION_DIR_NAME) =>
+        {
+            return Err(Error::InvalidInput {
+                path: backup_dir.to_path_buf(),
+                field: "backup folder",
+                problem: "is where the backups taken before migrations are kept, never rotated: a manual backup \
+                          there would rotate them away; give the folder it is in, or another"
+                    .into(),
+            });
+        }
         BackupClass::Manual => backup_dir.to_path_buf(),
         BackupClass::PreMigration => pre_migration_dir(backup_dir),
     };

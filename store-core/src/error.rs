@@ -283,6 +283,10 @@ impl fmt::Display for ErrorKind {
 pub enum Error {
     /// Another owner holds `<db>.lock`: only one process (and one handle) may write a database.
     Locked { path: PathBuf, holder: Option<LockHolder> },
+    /// A backup folder's lock ([`FolderLock`](crate::FolderLock)) is held by processes that are all stopped
+    /// (Ctrl-Z, SIGSTOP): a wait for it would last until someone continues them. Its kind is
+    /// [`ErrorKind::Locked`] (retryable: a holder continued finishes and lets go).
+    FolderHeldByStopped { folder: PathBuf, holders: Vec<LockHolder> },
     /// The owner's lock file was removed or replaced while it owned `path`, and another file is at its
     /// place: another owner may have locked it and written. This handle writes no more.
     OwnershipLost {
@@ -661,7 +665,7 @@ impl Error {
     /// What kind of error this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Locked { .. } => ErrorKind::Locked,
+            Error::Locked { .. } | Error::FolderHeldByStopped { .. } => ErrorKind::Locked,
             Error::OwnershipLost { .. } | Error::DatabaseReplaced { .. } => ErrorKind::OwnershipLost,
             Error::SharedMemoryReplaced { .. } => ErrorKind::SharedMemoryReplaced,
             Error::SchemaNewer { .. } => ErrorKind::SchemaNewer,
@@ -773,6 +777,7 @@ impl Error {
             | Error::EncryptionUnavailable { path }
             | Error::BadKeyFile { path, .. }
             | Error::InvalidInput { path, .. } => path,
+            Error::FolderHeldByStopped { folder, .. } => folder,
             Error::AfterPlacing { source, .. } => source.path(),
         }
     }
@@ -786,6 +791,7 @@ impl Error {
             | Error::OwnershipLost { holder, .. }
             | Error::DatabaseReplaced { holder, .. }
             | Error::RestoreUnfinished { holder, .. } => holder.as_ref(),
+            Error::FolderHeldByStopped { holders, .. } => holders.first(),
             Error::AfterPlacing { source, .. } => source.locked_by(),
             _ => None,
         }
@@ -837,6 +843,18 @@ impl Error {
                      not that process)"
                 ),
             },
+            Error::FolderHeldByStopped { holders, .. } => {
+                let names: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
+                let which = match holders.len() {
+                    1 => "which is stopped",
+                    _ => "all of them stopped",
+                };
+                format!(
+                    "the backup folder {p} is held by {} ({which}: Ctrl-Z or SIGSTOP), and stays held until it is \
+                     continued",
+                    names.join(" and ")
+                )
+            }
             Error::OwnershipLost { lock_path, holder, .. } => {
                 let now = match holder {
                     Some(h) => format!("{h} holds the file now in its place"),
@@ -1249,6 +1267,14 @@ impl Error {
                  handle in this process) and try again; a supervisor retries with a bounded backoff; readers do not \
                  need the lock"
                 .to_string(),
+            Error::FolderHeldByStopped { holders, .. } => {
+                let pids: Vec<String> = holders.iter().map(|h| h.pid.to_string()).collect();
+                let pids = pids.join(" ");
+                format!(
+                    "continue it (`kill -CONT {pids}`, or `fg` in the terminal that stopped it) and it finishes, or \
+                     end it (`kill {pids}`); then run this again; nothing was changed"
+                )
+            }
             Error::OwnershipLost { .. } => "this handle writes nothing more (what it committed before is in the \
                  file): open the owner again, or restart the process (splitstore's daemon and server exit 75 for it, \
                  which a supervisor restarts); the new open takes the lock once no other owner holds it. Never remove \

@@ -17,15 +17,17 @@
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use std::{fmt, fs, io, thread};
 
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::files::{self, FileId};
+use crate::process;
 
 /// Who holds an owner lock, as written into the lock file by the holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -234,8 +236,12 @@ impl Drop for OwnerLock {
 /// whatever picks a backup there and reads it (a restore or a repair, from its choice until the copy is
 /// made). So two backups into one folder (a scheduled run and a manual one) are named in the order their
 /// snapshots were taken, and a rotation never removes the backup a restore is reading. Both wait for the
-/// lock, however long it is held (a backup, a restore of a large file): flock's locks go with their holder,
-/// so a killed holder frees the folder at once. Dropping it releases the lock.
+/// lock while its holders run, however long (a backup, a restore of a large file): flock's locks go with
+/// their holder, so a killed holder frees the folder at once. A holder that is stopped (Ctrl-Z in its
+/// terminal, SIGSTOP) would hold it for as long as nobody continues it, and a backup run by cron, or an
+/// owner's start that takes a pre-migration backup, would hang behind it without a word: once every holder
+/// has been seen stopped for [`STOPPED_HOLDER_GRACE`], the wait gives up with [`Error::FolderHeldByStopped`]
+/// naming it. Dropping it releases the lock.
 #[derive(Debug)]
 pub struct FolderLock {
     /// `None`: a folder this user cannot write (a read-only backup drive) is read without a lock.
@@ -256,18 +262,21 @@ impl FolderLock {
     pub fn exclusive(folder: &Path) -> Result<FolderLock> {
         let path = Self::path_for(folder);
         let file = files::open_private(&path)?;
-        wait_for_lock(&file, &path, fs2::FileExt::lock_exclusive)?;
+        wait_for_folder(&file, folder, &path, fs2::FileExt::try_lock_exclusive)?;
         Ok(FolderLock {
             file: Some(record_holder(file, &path)?),
         })
     }
 
-    /// Takes `folder`'s lock shared, waiting for an exclusive holder (a backup running into it). A folder that
-    /// is not there, or that this user cannot write (a read-only drive, another user's folder), is read
-    /// without the lock: nothing this user runs can write there.
+    /// Takes `folder`'s lock shared, waiting for an exclusive holder (a backup running into it). Only a lock
+    /// file that is there is taken, never made: a reader leaves nothing in a folder it reads (a restore from
+    /// a folder of downloads; one run as root, whose lock file in the user's folder would have shut the user's
+    /// own backups out). A folder without one has had no backup of this build taken into it, so only such a
+    /// first backup, starting as the restore reads, is not waited for. A folder that is not there, or whose
+    /// lock file this user cannot open (a read-only drive, another user's folder), is read without the lock.
     pub fn shared(folder: &Path) -> Result<FolderLock> {
         let path = Self::path_for(folder);
-        let file = match files::open_private(&path) {
+        let file = match files::open_private_existing(&path) {
             Ok(file) => file,
             Err(e)
                 if matches!(
@@ -279,7 +288,7 @@ impl FolderLock {
             }
             Err(e) => return Err(e),
         };
-        wait_for_lock(&file, &path, fs2::FileExt::lock_shared)?;
+        wait_for_folder(&file, folder, &path, fs2::FileExt::try_lock_shared)?;
         Ok(FolderLock { file: Some(file) })
     }
 }
@@ -292,14 +301,80 @@ impl Drop for FolderLock {
     }
 }
 
-/// Waits for `lock` on `file` (a blocking flock), again after a signal interrupts the wait.
-fn wait_for_lock(file: &File, lock_path: &Path, lock: fn(&File) -> io::Result<()>) -> Result<()> {
+/// How long every holder of a backup folder's lock must have been seen stopped before a wait for it gives up:
+/// a stop of a moment (a debugger stepping, job control) is waited out.
+pub const STOPPED_HOLDER_GRACE: Duration = Duration::from_secs(1);
+
+/// Waits for `try_lock` on `file`, the lock file of `folder`, while its holders run; fails with
+/// [`Error::FolderHeldByStopped`] once they have all been stopped for [`STOPPED_HOLDER_GRACE`]. Polled
+/// rather than a blocking flock, which no stopped holder would ever let return.
+fn wait_for_folder(file: &File, folder: &Path, lock_path: &Path, try_lock: fn(&File) -> io::Result<()>) -> Result<()> {
+    let mut stopped_since: Option<Instant> = None;
+    let mut next_look = Instant::now();
     loop {
-        match lock(file) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            done => return done.map_err(|e| Error::io(lock_path, "lock", e)),
+        match try_lock(file) {
+            Ok(()) => return Ok(()),
+            Err(e) if is_contended(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(lock_path, "lock", e)),
         }
+        if Instant::now() >= next_look {
+            next_look = Instant::now() + Duration::from_millis(100);
+            let holders = flock_holders(file);
+            let all_stopped = !holders.is_empty() && holders.iter().all(|&pid| process::stopped(pid));
+            match (all_stopped, stopped_since) {
+                (false, _) => stopped_since = None,
+                (true, None) => stopped_since = Some(Instant::now()),
+                (true, Some(since)) if since.elapsed() >= STOPPED_HOLDER_GRACE => {
+                    let recorded = read_holder(file);
+                    return Err(Error::FolderHeldByStopped {
+                        folder: folder.to_path_buf(),
+                        holders: holders
+                            .into_iter()
+                            .map(|pid| LockHolder {
+                                pid,
+                                // Only an exclusive holder records its time; a shared one (a restore) does not.
+                                since: recorded.as_ref().filter(|r| r.pid == pid).and_then(|r| r.since.clone()),
+                                command: process::command_of(pid),
+                            })
+                            .collect(),
+                    });
+                }
+                (true, Some(_)) => {}
+            }
+        }
+        thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The pids that hold a flock on `file`, as the kernel lists them in `/proc/locks` (proc(5): `1: FLOCK
+/// ADVISORY READ 4808 fe:00:10133507 0 EOF`, the device's major and minor in hex and the inode); a process
+/// waiting for the lock (`->`) holds nothing. Empty where `/proc/locks` does not tell.
+fn flock_holders(file: &File) -> Vec<u32> {
+    let Ok(meta) = file.metadata() else {
+        return Vec::new();
+    };
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(meta.dev()),
+        libc::minor(meta.dev()),
+        meta.ino()
+    );
+    let Ok(locks) = fs::read_to_string("/proc/locks") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = locks
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [_, "FLOCK", _, _, pid, file_id, ..] if *file_id == id => pid.parse().ok(),
+                _ => None,
+            }
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// Takes the exclusive lock on `file`, or fails with [`Error::Locked`] naming the holder once an owner has
@@ -394,14 +469,12 @@ fn read_holder(file: &File) -> Option<LockHolder> {
             .map(str::trim)
     };
     let pid: u32 = field("pid")?.parse().ok()?;
-    if !crate::process::alive(i32::try_from(pid).ok()?) {
+    if !process::alive(i32::try_from(pid).ok()?) {
         return None;
     }
     Some(LockHolder {
         pid,
         since: field("since").map(str::to_string),
-        command: (pid != std::process::id())
-            .then(|| crate::process::command_of(pid))
-            .flatten(),
+        command: (pid != std::process::id()).then(|| process::command_of(pid)).flatten(),
     })
 }

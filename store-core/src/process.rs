@@ -1,4 +1,5 @@
-//! Process liveness, for telling a live run's files from a killed run's leftovers, and what a process runs.
+//! Process liveness, for telling a live run's files from a killed run's leftovers, what a process runs, and
+//! whether it is stopped.
 
 /// Whether a process with this pid exists (signal 0 checks without sending anything). A process of another
 /// user is alive too (`EPERM`).
@@ -32,6 +33,19 @@ pub fn command_of(pid: u32) -> Option<String> {
     })
 }
 
+/// Whether the process `pid` is stopped: by SIGSTOP or a terminal's Ctrl-Z (state `T`), or by a debugger
+/// (`t`, proc(5)). It keeps whatever it holds until it is continued. `false` where `/proc` does not tell
+/// (another OS, a process gone, one of another pid namespace).
+pub fn stopped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The program's name in parentheses may itself hold spaces and ')': the state follows the last ')'.
+    stat.rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next())
+        .is_some_and(|state| state == "T" || state == "t")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -48,5 +62,30 @@ mod tests {
         child.wait().unwrap();
         assert_eq!(seen.as_deref(), Some("sleep 30"));
         assert_eq!(super::command_of(u32::MAX), None, "no such process");
+    }
+
+    #[test]
+    fn a_process_stopped_by_sigstop_is_stopped_until_continued() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        assert!(!super::stopped(pid), "a running process");
+        // SAFETY: signals to the child this test spawned.
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !super::stopped(pid) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        let seen_stopped = super::stopped(pid);
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while super::stopped(pid) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        let seen_continued = !super::stopped(pid);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(seen_stopped, "stopped after SIGSTOP");
+        assert!(seen_continued, "running again after SIGCONT");
+        assert!(!super::stopped(u32::MAX), "no such process");
     }
 }
