@@ -3370,6 +3370,29 @@ fn readers_of_a_backup_folder_leave_no_lock_file_in_it() {
     assert_eq!(listing(&pre_migration), Vec::<String>::new());
 }
 
+/// A backup folder's lock file that no backup can take (a directory, a link, another user's file) made every
+/// backup, restore and repair fail while doctor said healthy. Doctor names it.
+#[test]
+fn doctor_names_a_backup_folder_lock_no_backup_can_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _, _) = backed_up(dir.path());
+    let lock = store_core::FolderLock::path_for(&data.join("backups"));
+    fs::remove_file(&lock).unwrap();
+    fs::create_dir(&lock).unwrap();
+    let (code, _, json) = doctor(&data);
+    assert_eq!(code, 1, "{json}");
+    for name in ["activity.db", "config.db"] {
+        let (kind, message, _) = the_problem(&json, name);
+        assert_eq!(kind, "unsafe_path");
+        assert!(
+            message.contains(&format!("{} is a directory, not a regular file", lock.display())),
+            "{message}"
+        );
+    }
+    let out = run_splitstore(["backup", "--data-dir", utf8(&data)]);
+    assert_eq!(out.status.code(), Some(2), "what doctor names stops a backup: {out:?}");
+}
+
 /// What a child process of these tests does ([`spawn_child`]), by its role.
 #[test]
 fn child_entry() {

@@ -19,7 +19,7 @@ use crate::files;
 use crate::key::Key;
 use crate::leftovers::{self, Leftover};
 use crate::migrate;
-use crate::owner_lock::{LockState, OwnerLock};
+use crate::owner_lock::{FolderLock, LockState, OwnerLock};
 use crate::private_dir::{self, Scratch};
 use crate::provenance::{Provenance, RECOVERY_EVENT, lineage_of};
 use crate::read_pool;
@@ -266,6 +266,19 @@ fn inspect_file(
         && !meta.is_dir()
     {
         h.problem_from(&files::not_a_directory(&private, &meta));
+    }
+    // Every backup into the folder, a migration's at an upgrade included, takes its lock file: one that is no
+    // regular file, or another user's than the folder's (left by a command run as root), stops them all while
+    // the files themselves are healthy.
+    let folder_lock = FolderLock::path_for(&backup_dir);
+    if let Ok(meta) = std::fs::symlink_metadata(&folder_lock) {
+        let unusable = files::regular(&folder_lock, meta).err().or_else(|| {
+            let user = files::owner_of(&backup_dir)?;
+            files::check_owned_by(&[&folder_lock], user).err()
+        });
+        if let Some(e) = unusable {
+            h.problem_from(&e);
+        }
     }
     if let Some(unreadable) = crate::restore::unreadable_journal(dir) {
         h.problem_from(&unreadable);
