@@ -1227,6 +1227,45 @@ fn database_files_this_user_may_not_read_are_permission_denied_for_backup_and_do
     }
 }
 
+/// A backup folder of the user's own made read-only (`chmod 555`): a backup into it said to "run as the user
+/// that owns" the folder, which is this user. It names the `chmod` that lets this user in.
+#[test]
+fn a_folder_of_this_users_own_that_shuts_it_out_names_the_chmod() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 10);
+    let backups = data.join("backups");
+    fs::create_dir(&backups).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if is_root {
+        // Root writes everything: the folders and files go to nobody, who runs the backup.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let mut todo = vec![data.clone()];
+        while let Some(p) = todo.pop() {
+            if p.is_dir() {
+                todo.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            }
+            std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
+        }
+    }
+    fs::set_permissions(&backups, fs::Permissions::from_mode(0o555)).unwrap();
+    let mut cmd = splitstore();
+    cmd.args(["backup", "--data-dir", utf8(&data)]);
+    if is_root {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = output_within(&mut cmd, Duration::from_secs(60));
+    fs::set_permissions(&backups, fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = texts(&out).1;
+    let chmod = format!("`chmod u+rwx {}`", backups.display());
+    assert!(stderr.contains(&chmod), "{chmod} not in {stderr}");
+    assert!(!stderr.contains("run as the user that owns"), "{stderr}");
+    assert_eq!(fs::read_dir(&backups).unwrap().count(), 0, "nothing written");
+}
+
 /// `splitstore ARGS` run with the folder `dir` mounted read-only over itself (a bind mount in a private
 /// mount namespace of its own: `unshare -rm`, which needs no privilege), as a snapshot or a backup disk is;
 /// `None` on a machine without user namespaces.

@@ -1404,6 +1404,16 @@ impl Error {
                  verifies; nothing was changed",
                 schema.command("restore", data_dir, "--from FILE")
             ),
+            // The mode is read as the remedy is said: what shuts this user out now.
+            Error::ReadOnlyDirectory { path } | Error::PermissionDenied { path, .. }
+                if let Some((at, mode)) = crate::files::shut_out_by_own_mode(path) =>
+            {
+                let at = shell_quoted(&at);
+                format!(
+                    "this user owns {at}, and its mode shuts this user out (see `ls -ld {at}`): `chmod {mode} {at}`; \
+                     or, where it was made so on purpose, give the command another place"
+                )
+            }
             Error::ReadOnlyDirectory { .. } => format!(
                 "run the command as the user that owns {quoted_dir} (see `ls -ld {quoted_dir}`), or give this user write \
                  access to it; a reader also reads it while its owner runs (the -wal and -shm then exist)"

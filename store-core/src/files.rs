@@ -204,6 +204,22 @@ pub fn stray_of_another_user(path: &Path) -> Option<(PathBuf, u32)> {
     (owner != user && owner_of(parent_dir(at)) == Some(user)).then(|| (at.to_path_buf(), owner))
 }
 
+/// After this user was refused access to `path`: `path`, or else the folder holding it, when this user owns it
+/// and its own mode is what shuts this user out (a folder made read-only with `chmod 555`, a file with
+/// `chmod 000`), with the `chmod` mode that lets it in. "Run as the user that owns it" is then no remedy: that
+/// user is this one.
+pub fn shut_out_by_own_mode(path: &Path) -> Option<(PathBuf, &'static str)> {
+    let user = this_user();
+    [path, parent_dir(path)].into_iter().find_map(|at| {
+        let meta = fs::symlink_metadata(at).ok().filter(|m| m.uid() == user)?;
+        let (needs, mode) = match meta.is_dir() {
+            true => (0o700, "u+rwx"),
+            false => (0o600, "u+rw"),
+        };
+        (meta.permissions().mode() & needs != needs).then(|| (at.to_path_buf(), mode))
+    })
+}
+
 /// The owner of `path` (following no link), if it can be read.
 pub fn owner_of(path: &Path) -> Option<u32> {
     fs::symlink_metadata(path).ok().map(|m| m.uid())
