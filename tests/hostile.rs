@@ -1132,13 +1132,7 @@ fn a_data_directory_whose_contents_root_left_says_which_to_give_back() {
     );
     assert!(!doctor.contains("run as the user that owns"), "{doctor}");
     // Given back as said (every file the remedies name, one after another: here all at once), it starts.
-    let mut todo = vec![data.clone()];
-    while let Some(p) = todo.pop() {
-        if p.is_dir() {
-            todo.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
-        }
-        std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
-    }
+    give_to_nobody(&data);
     let daemon = as_user(&["daemon", "--data-dir", d, "--events", "5"]);
     assert!(daemon.status.success(), "{daemon:?}");
 }
@@ -1227,6 +1221,17 @@ fn database_files_this_user_may_not_read_are_permission_denied_for_backup_and_do
     }
 }
 
+/// `dir` and everything in it given to nobody (65534), as `chown -R` would. Root only.
+fn give_to_nobody(dir: &Path) {
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        if p.is_dir() {
+            todo.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+        std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
+    }
+}
+
 /// A backup folder of the user's own made read-only (`chmod 555`): a backup into it said to "run as the user
 /// that owns" the folder, which is this user. It names the `chmod` that lets this user in.
 #[test]
@@ -1242,13 +1247,7 @@ fn a_folder_of_this_users_own_that_shuts_it_out_names_the_chmod() {
     if is_root {
         // Root writes everything: the folders and files go to nobody, who runs the backup.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let mut todo = vec![data.clone()];
-        while let Some(p) = todo.pop() {
-            if p.is_dir() {
-                todo.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
-            }
-            std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
-        }
+        give_to_nobody(&data);
     }
     fs::set_permissions(&backups, fs::Permissions::from_mode(0o555)).unwrap();
     let mut cmd = splitstore();

@@ -3286,11 +3286,9 @@ fn a_rotation_waits_for_a_restore_reading_its_folder() {
 #[test]
 fn a_backup_behind_a_stopped_holder_of_its_folder_names_it_instead_of_waiting_forever() {
     let dir = tempfile::tempdir().unwrap();
-    let data = with_settings(dir.path());
+    let (data, _, _) = backed_up(dir.path());
     let d = utf8(&data);
     let backups = data.join("backups");
-    let out = run_splitstore(["backup", "--data-dir", d]);
-    assert!(out.status.success(), "{out:?}");
     let before = named(&backups, "");
     // Killed if the test fails before continuing it (a stopped child would stay behind).
     let mut holder = Running(spawn_child("child_entry", "hold-backups-then-stop", &data));
