@@ -192,9 +192,9 @@ fn folder_of(from: &Path) -> PathBuf {
         true => from,
         false => files::parent_dir(from),
     };
-    match folder.file_name() {
-        Some(name) if name == backup::PRE_MIGRATION_DIR_NAME => files::parent_dir(folder).to_path_buf(),
-        _ => folder.to_path_buf(),
+    match backup::is_pre_migration_dir(folder) {
+        true => files::parent_dir(&files::resolved(folder)).to_path_buf(),
+        false => folder.to_path_buf(),
     }
 }
 

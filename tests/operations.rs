@@ -3304,8 +3304,11 @@ fn a_backup_behind_a_stopped_holder_of_its_folder_names_it_instead_of_waiting_fo
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     for said in [
         format!("the backup folder {} is held by pid {pid}", backups.display()),
-        "(which is stopped: Ctrl-Z or SIGSTOP), and stays held until it is continued".to_string(),
-        format!("continue it (`kill -CONT {pid}`, or `fg` in the terminal that stopped it) and it finishes"),
+        "(which is stopped: Ctrl-Z, SIGSTOP or a debugger), and stays held until it is continued".to_string(),
+        format!(
+            "continue it (`kill -CONT {pid}`, `fg` in the terminal that stopped it, or detach the debugger) and it \
+             finishes"
+        ),
         "nothing was changed".to_string(),
     ] {
         assert!(stderr.contains(&said), "{said:?} not in {stderr}");
@@ -3313,6 +3316,41 @@ fn a_backup_behind_a_stopped_holder_of_its_folder_names_it_instead_of_waiting_fo
     assert_eq!(named(&backups, ""), before, "nothing written into the folder");
     let out = run_splitstore(["backup", "--data-dir", d]);
     assert!(out.status.success(), "once the holder was continued: {out:?}");
+}
+
+/// A lock handed on: the process that took the folder's lock exited, and one it forked holds it, stopped.
+/// `/proc/locks` names the process that took it, gone, and the backup waited without a word (a walk, with
+/// flock(1)'s `exec 9>FILE; flock 9`). The holder is found among the processes that have the file open.
+#[test]
+fn a_stopped_holder_the_lock_was_handed_on_to_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _, _) = backed_up(dir.path());
+    let taker = spawn_child("child_entry", "hold-backups-hand-on-then-stop", &data);
+    let _ = wait_output_within(taker, Duration::from_secs(60));
+    let pid: i32 = fs::read_to_string(marker(&data, "handed-on")).unwrap().parse().unwrap();
+    /// Kills the forked holder however the test ends: no parent of this test reaps or continues it.
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on the process the child forked for this test.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _holder = KillOnDrop(pid);
+    wait_until(Duration::from_secs(60), "the holder stops", || {
+        store_core::process::stopped(pid as u32)
+    });
+    let out = wait_output_within(
+        spawn_splitstore(["backup", "--data-dir", utf8(&data)]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = format!(
+        "the backup folder {} is held by pid {pid}",
+        data.join("backups").display()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&said), "{said:?} not in {stderr}");
 }
 
 /// `backup --to DATA/backups/pre-migration --keep 1` rotated away the backup an upgrade took there, the one
@@ -3326,24 +3364,23 @@ fn a_manual_backup_into_a_pre_migration_folder_is_refused() {
     fs::create_dir(&pre_migration).unwrap();
     fs::copy(&backup, pre_migration.join(backup.file_name().unwrap())).unwrap();
     let before = listing(&pre_migration);
-    let out = run_splitstore([
-        "backup",
-        "--data-dir",
-        utf8(&data),
-        "--to",
-        utf8(&pre_migration),
-        "--keep",
-        "1",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let said = format!(
-        "{}: the backup folder is where the backups taken before migrations are kept, never rotated: a manual \
-         backup there would rotate them away; give the folder it is in, or another",
-        pre_migration.display()
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&said), "{said:?} not in {stderr}");
-    assert_eq!(listing(&pre_migration), before);
+    // However it is named: `--to .` from inside it passed a check of the last name.
+    for to in [utf8(&pre_migration), "."] {
+        let out = splitstore()
+            .args(["backup", "--data-dir", utf8(&data), "--to", to, "--keep", "1"])
+            .current_dir(&pre_migration)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--to {to}: {out:?}");
+        let said = format!(
+            "{}: the backup folder is where the backups taken before migrations are kept, never rotated: a \
+             manual backup there would rotate them away; give the folder it is in, or another",
+            pre_migration.display()
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&said), "{said:?} not in {stderr}");
+        assert_eq!(listing(&pre_migration), before);
+    }
 }
 
 /// A restore or repair reads a backup folder under its lock but never makes the lock file: a restore from a
@@ -3389,6 +3426,23 @@ fn doctor_names_a_backup_folder_lock_no_backup_can_take() {
     }
     let out = run_splitstore(["backup", "--data-dir", utf8(&data)]);
     assert_eq!(out.status.code(), Some(2), "what doctor names stops a backup: {out:?}");
+    // Another user's lock file, said as the folder's owner meets it, whoever runs doctor.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        fs::remove_dir(&lock).unwrap();
+        fs::write(&lock, "").unwrap();
+        std::os::unix::fs::lchown(&lock, Some(65534), Some(65534)).unwrap();
+        let (code, _, json) = doctor(&data);
+        assert_eq!(code, 1, "{json}");
+        let (kind, message, remedy) = the_problem(&json, "activity.db");
+        assert_eq!(kind, "another_users_files");
+        let said = format!(
+            "{} belongs to user 65534 and its folder to user 0: no backup of user 0 into the folder can take it",
+            lock.display()
+        );
+        assert_eq!(message, said);
+        assert_eq!(remedy, format!("give it back with `sudo chown 0 {}`", lock.display()));
+    }
 }
 
 /// What a child process of these tests does ([`spawn_child`]), by its role.
@@ -3403,6 +3457,26 @@ fn child_entry() {
                 let report = splitstore::operations::backup(&data, &data.join("backups"), 1000).unwrap();
                 assert!(report.failed.is_empty() && report.notes.is_empty(), "{report:?}");
             }
+        }
+        // Takes `DATA/backups`' lock as a backup does, forks a process that stops itself (as Ctrl-Z would)
+        // holding it, says that process's pid in `DATA.handed-on`, and exits: `/proc/locks` then names a pid
+        // that is gone (flock(1)'s `exec 9>FILE; flock 9` idiom does the same).
+        "hold-backups-hand-on-then-stop" => {
+            let folder = store_core::FolderLock::exclusive(&data.join("backups")).unwrap();
+            // SAFETY: the forked process only closes its standard streams (holding no test's pipe open), stops
+            // itself, and exits: async-signal-safe calls only.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe {
+                    libc::close(1);
+                    libc::close(2);
+                    libc::raise(libc::SIGSTOP);
+                    libc::_exit(0);
+                }
+            }
+            // Not dropped: its unlock would release the lock the forked process shares.
+            std::mem::forget(folder);
+            fs::write(marker(&data, "handed-on"), pid.to_string()).unwrap();
         }
         // Holds `DATA/backups`' lock as a restore does, and stops itself (as Ctrl-Z would) until continued.
         "hold-backups-then-stop" => {

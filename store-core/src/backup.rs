@@ -57,6 +57,14 @@ pub fn pre_migration_dir(backup_dir: &Path) -> PathBuf {
     backup_dir.join(PRE_MIGRATION_DIR_NAME)
 }
 
+/// Whether `dir` is a folder of copies taken before migrations, however it is spelled (`--to .` inside one,
+/// `pre-migration/x/..`).
+pub fn is_pre_migration_dir(dir: &Path) -> bool {
+    files::resolved(dir)
+        .file_name()
+        .is_some_and(|name| name == PRE_MIGRATION_DIR_NAME)
+}
+
 /// Why a backup was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -513,13 +521,9 @@ pub fn backup_connection(
     let dest_dir = match class {
         // The backups taken before migrations are never rotated (the way back from an upgrade): manual
         // backups among them would rotate them away, and be taken for them.
-        BackupClass::Manual
-            if backup_dir
-                .file_name()
-                .is_some_and(|name| name == PRE_MIGRATION_DIR_NAME) =>
-        {
+        BackupClass::Manual if is_pre_migration_dir(backup_dir) => {
             return Err(Error::InvalidInput {
-                path: backup_dir.to_path_buf(),
+                path: files::resolved(backup_dir),
                 field: "backup folder",
                 problem: "is where the backups taken before migrations are kept, never rotated: a manual backup \
                           there would rotate them away; give the folder it is in, or another"

@@ -272,12 +272,24 @@ fn inspect_file(
     // the files themselves are healthy.
     let folder_lock = FolderLock::path_for(&backup_dir);
     if let Ok(meta) = std::fs::symlink_metadata(&folder_lock) {
-        let unusable = files::regular(&folder_lock, meta).err().or_else(|| {
-            let user = files::owner_of(&backup_dir)?;
-            files::check_owned_by(&[&folder_lock], user).err()
-        });
-        if let Some(e) = unusable {
+        use std::os::unix::fs::MetadataExt;
+        let owner = meta.uid();
+        if let Err(e) = files::regular(&folder_lock, meta) {
             h.problem_from(&e);
+        } else if let Some(user) = files::owner_of(&backup_dir).filter(|&user| user != owner) {
+            // Said as the folder's owner meets it, whoever runs doctor (root, say).
+            h.problem(
+                ErrorKind::AnotherUsersFiles,
+                format!(
+                    "{} belongs to user {owner} and its folder to user {user}: no backup of user {user} into the \
+                     folder can take it",
+                    folder_lock.display()
+                ),
+                format!(
+                    "give it back with `sudo chown {user} {}`",
+                    files::shell_quoted(&folder_lock)
+                ),
+            );
         }
     }
     if let Some(unreadable) = crate::restore::unreadable_journal(dir) {

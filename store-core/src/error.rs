@@ -850,7 +850,7 @@ impl Error {
                     _ => "all of them stopped",
                 };
                 format!(
-                    "the backup folder {p} is held by {} ({which}: Ctrl-Z or SIGSTOP), and stays held until it is \
+                    "the backup folder {p} is held by {} ({which}: Ctrl-Z, SIGSTOP or a debugger), and stays held until it is \
                      continued",
                     names.join(" and ")
                 )
@@ -1271,7 +1271,7 @@ impl Error {
                 let pids: Vec<String> = holders.iter().map(|h| h.pid.to_string()).collect();
                 let pids = pids.join(" ");
                 format!(
-                    "continue it (`kill -CONT {pids}`, or `fg` in the terminal that stopped it) and it finishes, or \
+                    "continue it (`kill -CONT {pids}`, `fg` in the terminal that stopped it, or detach the debugger) and it finishes, or \
                      end it (`kill {pids}`); then run this again; nothing was changed"
                 )
             }

@@ -69,6 +69,12 @@ pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// `path` as what it names, however it is spelled (`.` in it, `x/..`, a link): its canonical path, or its
+/// [`absolute`] path where it is not there yet.
+pub fn resolved(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| absolute(path))
+}
+
 /// The file an open descriptor refers to.
 pub fn file_id_of(file: &File) -> io::Result<FileId> {
     file.metadata().map(|m| (m.dev(), m.ino()))

@@ -319,7 +319,12 @@ fn wait_for_folder(file: &File, folder: &Path, lock_path: &Path, try_lock: fn(&F
         }
         if Instant::now() >= next_look {
             next_look = Instant::now() + Duration::from_millis(100);
-            let holders = flock_holders(file);
+            let mut holders = flock_holders(file);
+            // `/proc/locks` names the process that took the lock: once it has exited, the lock is held by
+            // whoever it handed its descriptor to.
+            if holders.iter().all(|&pid| !i32::try_from(pid).is_ok_and(process::alive)) {
+                holders = identity(file, lock_path).map(process::with_open).unwrap_or_default();
+            }
             let all_stopped = !holders.is_empty() && holders.iter().all(|&pid| process::stopped(pid));
             match (all_stopped, stopped_since) {
                 (false, _) => stopped_since = None,

@@ -1,5 +1,9 @@
-//! Process liveness, for telling a live run's files from a killed run's leftovers, what a process runs, and
-//! whether it is stopped.
+//! Process liveness, for telling a live run's files from a killed run's leftovers, what a process runs,
+//! whether it is stopped, and which processes have a file open.
+
+use std::os::unix::fs::MetadataExt;
+
+use crate::files::FileId;
 
 /// Whether a process with this pid exists (signal 0 checks without sending anything). A process of another
 /// user is alive too (`EPERM`).
@@ -14,18 +18,17 @@ pub fn alive(pid: i32) -> bool {
 }
 
 /// What the process `pid` runs, as an operator tells processes apart: its program's file name and, when the
-/// first argument is a plain word, that word (`splitstore repair`, `splitstore server`), never the rest of
-/// its command line (paths, values). `None` where `/proc` does not tell (another OS, a process gone).
+/// first argument is a plain word (lowercase letters and dashes), that word (`splitstore repair`,
+/// `splitstore server`), never the rest of its command line (paths, values, a token). `None` where `/proc` does not tell (another OS, a process gone).
 pub fn command_of(pid: u32) -> Option<String> {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let mut args = cmdline.split(|b| *b == 0).map(String::from_utf8_lossy);
     let program = args.next()?;
     let program = program.rsplit('/').next().filter(|p| !p.is_empty())?.to_string();
+    // A subcommand's shape only: lowercase letters and inner dashes. A token given as the first argument
+    // (mixed case, digits, `_`) is never said.
     let plain = |a: &str| {
-        !a.is_empty()
-            && a.len() <= 32
-            && !a.starts_with('-')
-            && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        !a.is_empty() && a.len() <= 24 && !a.starts_with('-') && a.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
     };
     Some(match args.next() {
         Some(first) if plain(&first) => format!("{program} {first}"),
@@ -46,21 +49,55 @@ pub fn stopped(pid: u32) -> bool {
         .is_some_and(|state| state == "T" || state == "t")
 }
 
+/// The processes other than this one that have the file `id` open (`/proc/PID/fd`): who holds a lock whose
+/// taker has exited after handing its descriptor on (flock(1)'s `exec 9>FILE; flock 9` idiom, a fork). A
+/// process of another user is not seen (its descriptors are closed to this user).
+pub fn with_open(id: FileId) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let this = std::process::id();
+    procs
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != this)
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.flatten()
+                    // Followed: the descriptor's link names the open file.
+                    .any(|fd| std::fs::metadata(fd.path()).is_ok_and(|m| (m.dev(), m.ino()) == id))
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn a_process_command_is_its_program_and_a_plain_first_word() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
-        // Until the child has exec'd, /proc shows this test's command line.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let mut seen = super::command_of(child.id());
-        while seen.as_deref() != Some("sleep 30") && std::time::Instant::now() < deadline {
-            std::thread::yield_now();
-            seen = super::command_of(child.id());
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert_eq!(seen.as_deref(), Some("sleep 30"));
+        let seen = |program: &str, arg: &str, expected: &str| {
+            let mut child = std::process::Command::new(program)
+                .arg(arg)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            // Until the child has exec'd, /proc shows this test's command line.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let mut seen = super::command_of(child.id());
+            while seen.as_deref() != Some(expected) && std::time::Instant::now() < deadline {
+                std::thread::yield_now();
+                seen = super::command_of(child.id());
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            seen
+        };
+        assert_eq!(
+            seen("sleep", "infinity", "sleep infinity").as_deref(),
+            Some("sleep infinity")
+        );
+        // A first argument shaped like a token, not a subcommand, is left out (`yes` runs until killed).
+        assert_eq!(seen("yes", "sk_live_51AbCdEf", "yes").as_deref(), Some("yes"));
         assert_eq!(super::command_of(u32::MAX), None, "no such process");
     }
 
