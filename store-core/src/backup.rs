@@ -13,7 +13,8 @@
 //! a backup holds it exclusively from before its snapshot through its naming and rotation, a restore or a
 //! repair shares it from choosing a backup there until it has copied it. Two overlapping backups are so named
 //! in the order of their snapshots (a backup named later never holds fewer rows: `backup_named_earlier` is
-//! only ever a clock's doing), and a rotation never removes the backup a restore is reading.
+//! only ever a clock's doing), and a rotation never removes the backup a restore is reading. A holder that
+//! is stopped (Ctrl-Z) is not waited for: [`Error::FolderHeldByStopped`] names it.
 //!
 //! An encrypted database's backups are encrypted with its key: the copy is made between two connections
 //! keyed with the same key, so its pages are written encrypted as they are copied (`key`; hazards:

@@ -10,7 +10,8 @@
 //! ([`OwnerLock::confirm`]; [`OwnerConnection`](crate::OwnerConnection) does at most once a millisecond).
 //!
 //! A backup folder has a lock of its own, [`FolderLock`], taken the same way (its file made by
-//! [`files::open_private`], its holder recorded as an owner's is), waited for rather than refused.
+//! [`files::open_private`] by whatever writes the folder, never by a reader; its holder recorded as an owner's
+//! is), waited for rather than refused while its holders run, refused once they are all stopped.
 //!
 //! fs2 is called fully qualified: since Rust 1.89 `std::fs::File` has inherent `lock`/`try_lock`/... methods
 //! that shadow fs2's and report contention differently.
