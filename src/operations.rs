@@ -181,13 +181,14 @@ pub fn restore_with(
 ) -> Result<Vec<RestoreReport>> {
     // Before the owner locks: a backup running into the folder is waited for (never a half-rotated folder
     // read), and a rotation waits for this restore to have copied the backup it chose.
-    let _folder = FolderLock::shared(&folder_of(from))?;
+    let _folder = FolderLock::shared(&backup_folder_of(from))?;
     restore_locked(take_both_locks(data_dir)?, data_dir, from, hook, key)
 }
 
-/// The backup folder a restore from `from` reads: `from` itself, or the folder of the backup file `from`; for
-/// a pre-migration folder, the backup folder it is in (whose lock guards both).
-fn folder_of(from: &Path) -> PathBuf {
+/// The backup folder a restore or repair from `from` reads, whose [`FolderLock`] it shares: `from` itself, or
+/// the folder of the backup file `from`; for a pre-migration folder, the backup folder it is in (whose lock
+/// guards both).
+pub fn backup_folder_of(from: &Path) -> PathBuf {
     let folder = match from.is_dir() {
         true => from,
         false => files::parent_dir(from),
@@ -216,9 +217,9 @@ pub fn restore_from_other_key(
     let folder = backup::default_backup_dir(&DATABASES[0].path_in(data_dir));
     let canonical = |p: &Path| std::fs::canonicalize(p).ok();
     // `from`'s folder, when another than the one the copy goes to, is held as a restore holds it.
-    let _source_folder = match canonical(&folder_of(from)) == canonical(&folder) {
+    let _source_folder = match canonical(&backup_folder_of(from)) == canonical(&folder) {
         true => None,
-        false => Some(FolderLock::shared(&folder_of(from))?),
+        false => Some(FolderLock::shared(&backup_folder_of(from))?),
     };
     let locks = take_both_locks(data_dir)?;
     let schema = kind_of(from, backup_key)?;
@@ -756,7 +757,7 @@ fn stops_repair(kind: ErrorKind) -> bool {
 /// that stops after it leaves it moved; doctor lists it).
 pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Result<Vec<RepairAction>> {
     // As a restore holds it: no backup is rotated out of the folder while one is chosen and read.
-    let _folder = FolderLock::shared(&folder_of(backup_dir))?;
+    let _folder = FolderLock::shared(&backup_folder_of(backup_dir))?;
     let locks = take_both_locks(data_dir)?;
     let key = opts.key.as_ref();
     // An encrypted data directory repaired without its key: whatever it put in place (a backup in the clear,

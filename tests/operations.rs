@@ -3274,6 +3274,13 @@ fn a_rotation_waits_for_a_restore_reading_its_folder() {
     );
     let config = reports.iter().find(|r| r.database == "config.db").unwrap();
     assert_eq!(config.restored_from, chosen, "{reports:?}");
+    // It said for whom it waited (it was silent), this test's process holding the folder for the restore.
+    let waiting = format!(
+        "splitstore backup: waiting for the backup folder {}, held by pid {}",
+        backups.display(),
+        std::process::id()
+    );
+    assert!(texts(&out).1.contains(&waiting), "{waiting:?} not in {out:?}");
     // Rotated once the restore was done: the new backups alone are kept.
     assert!(!chosen.exists());
     assert_eq!(named(&backups, "config-"), [backup_paths(&out)[1].clone()]);

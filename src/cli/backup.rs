@@ -35,6 +35,7 @@ pub fn run(args: Args) -> ExitCode {
     let to = args
         .to
         .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));
+    super::say_waiting_for("backup", &to, true);
     let report = match splitstore::operations::backup_with_key(&args.data_dir, &to, args.keep as usize, key.as_ref()) {
         Ok(report) => report,
         Err(e) => return super::fail_json("backup", &e, args.json),

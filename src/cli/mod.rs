@@ -113,6 +113,24 @@ pub fn print_out(text: std::fmt::Arguments<'_>) {
     let _ = out.write_fmt(text).and_then(|()| out.flush());
 }
 
+/// Says on stderr, before a command waits for a backup folder's lock (`exclusive`ly for a backup, shared for
+/// a restore or repair), who holds it now: a backup waiting behind a long restore, or a restore behind a
+/// backup, is not silent. Nothing when nobody is in the way.
+pub fn say_waiting_for(context: &str, folder: &Path, exclusive: bool) {
+    let holders: Vec<String> = store_core::FolderLock::in_the_way(folder, exclusive)
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    if !holders.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "splitstore {context}: waiting for the backup folder {}, held by {}",
+            folder.display(),
+            holders.join(" and ")
+        );
+    }
+}
+
 /// `println!` that never panics on a closed stdout (see [`print_out`]).
 macro_rules! say {
     ($($arg:tt)*) => {

@@ -51,6 +51,7 @@ pub fn run(args: Args) -> ExitCode {
         key,
         ..RepairOptions::default()
     };
+    super::say_waiting_for("repair", &splitstore::operations::backup_folder_of(&from), false);
     let actions = match splitstore::operations::repair(&args.data_dir, &from, &opts) {
         Ok(actions) => actions,
         Err(e) => return super::fail_json("repair", &e, args.json),

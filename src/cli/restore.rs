@@ -59,6 +59,7 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = store_core::files::create_private_dir_all(&args.data_dir) {
         return super::fail_json("restore", &e, args.json);
     }
+    super::say_waiting_for("restore", &splitstore::operations::backup_folder_of(&args.from), false);
     let restored = if other_key {
         let restored = splitstore::operations::restore_from_other_key(
             &args.data_dir,

@@ -292,6 +292,29 @@ impl FolderLock {
         wait_for_folder(&file, folder, &path, fs2::FileExt::try_lock_shared)?;
         Ok(FolderLock { file: Some(file) })
     }
+
+    /// Who holds `folder`'s lock so that it cannot be had right now, [`exclusive`](Self::exclusive)ly (a
+    /// backup) or [`shared`](Self::shared) (a restore): empty when it can be, or the folder has no lock file.
+    /// Asked before the wait, so that a command waiting behind a long restore can say for whom. Takes the lock
+    /// for no longer than the question (a waiter tries again 10 ms later).
+    pub fn in_the_way(folder: &Path, exclusive: bool) -> Vec<LockHolder> {
+        let path = Self::path_for(folder);
+        let Ok(file) = files::open_private_existing(&path) else {
+            return Vec::new();
+        };
+        let tried = match exclusive {
+            true => fs2::FileExt::try_lock_exclusive(&file),
+            false => fs2::FileExt::try_lock_shared(&file),
+        };
+        match tried {
+            Ok(()) => {
+                let _ = fs2::FileExt::unlock(&file);
+                Vec::new()
+            }
+            Err(e) if is_contended(&e) => named_holders(&file, &path),
+            Err(_) => Vec::new(),
+        }
+    }
 }
 
 impl Drop for FolderLock {
@@ -320,29 +343,15 @@ fn wait_for_folder(file: &File, folder: &Path, lock_path: &Path, try_lock: fn(&F
         }
         if Instant::now() >= next_look {
             next_look = Instant::now() + Duration::from_millis(100);
-            let mut holders = flock_holders(file);
-            // `/proc/locks` names the process that took the lock: once it has exited, the lock is held by
-            // whoever it handed its descriptor to.
-            if holders.iter().all(|&pid| !i32::try_from(pid).is_ok_and(process::alive)) {
-                holders = identity(file, lock_path).map(process::with_open).unwrap_or_default();
-            }
+            let holders = holders_of(file, lock_path);
             let all_stopped = !holders.is_empty() && holders.iter().all(|&pid| process::stopped(pid));
             match (all_stopped, stopped_since) {
                 (false, _) => stopped_since = None,
                 (true, None) => stopped_since = Some(Instant::now()),
                 (true, Some(since)) if since.elapsed() >= STOPPED_HOLDER_GRACE => {
-                    let recorded = read_holder(file);
                     return Err(Error::FolderHeldByStopped {
                         folder: folder.to_path_buf(),
-                        holders: holders
-                            .into_iter()
-                            .map(|pid| LockHolder {
-                                pid,
-                                // Only an exclusive holder records its time; a shared one (a restore) does not.
-                                since: recorded.as_ref().filter(|r| r.pid == pid).and_then(|r| r.since.clone()),
-                                command: process::command_of(pid),
-                            })
-                            .collect(),
+                        holders: named_holders(file, lock_path),
                     });
                 }
                 (true, Some(_)) => {}
@@ -350,6 +359,31 @@ fn wait_for_folder(file: &File, folder: &Path, lock_path: &Path, try_lock: fn(&F
         }
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The pids of the processes holding a lock on `file`: those `/proc/locks` names ([`flock_holders`]), or, where
+/// each of those has exited (it names the process that took the lock), those it handed its descriptor to:
+/// the processes that have the file open.
+fn holders_of(file: &File, lock_path: &Path) -> Vec<u32> {
+    let holders = flock_holders(file);
+    if holders.iter().any(|&pid| i32::try_from(pid).is_ok_and(process::alive)) {
+        return holders;
+    }
+    identity(file, lock_path).map(process::with_open).unwrap_or_default()
+}
+
+/// [`holders_of`], named: each pid with what it runs, and the time it took the lock where it recorded it
+/// (an exclusive holder does; a shared one, a restore, does not).
+fn named_holders(file: &File, lock_path: &Path) -> Vec<LockHolder> {
+    let recorded = read_holder(file);
+    holders_of(file, lock_path)
+        .into_iter()
+        .map(|pid| LockHolder {
+            pid,
+            since: recorded.as_ref().filter(|r| r.pid == pid).and_then(|r| r.since.clone()),
+            command: process::command_of(pid),
+        })
+        .collect()
 }
 
 /// The pids that hold a flock on `file`, as the kernel lists them in `/proc/locks` (proc(5): `1: FLOCK
