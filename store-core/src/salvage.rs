@@ -1246,12 +1246,21 @@ fn copy_table(
         // the backup's rows, so this is not counted for it.)
         let gone = writer.t.from_backup.saturating_sub(writer.backup_rows_read + kept);
         if over == Over::BackupDeletionsHonoured && gone > 0 {
-            let left_out = leave_out_deleted(&mut writer, table)?;
-            notes.push(format!(
-                "{table}: {left_out} row(s) of the backup are not in the damaged file where it reads (deleted after \
-                 the backup, by retention or by hand): left out, as the running totals taken from the damaged file \
-                 already count them"
-            ));
+            let (left_out, listed) = leave_out_deleted(&mut writer, source, table)?;
+            if listed > 0 {
+                notes.push(format!(
+                    "{table}: {listed} row(s) of the backup that the damaged file's index lists were not given by \
+                     its table (damage that skips rows without an error): kept as the backup has them (a change \
+                     made to them after the backup is lost)"
+                ));
+            }
+            if left_out > 0 {
+                notes.push(format!(
+                    "{table}: {left_out} row(s) of the backup are not in the damaged file where it reads (deleted \
+                     after the backup, by retention or by hand): left out, as the running totals taken from the \
+                     damaged file already count them"
+                ));
+            }
         } else if over == Over::Backup && writer.explicit_rowid && gone > 0 {
             notes.push(format!(
                 "{table}: {gone} row(s) of the backup are not in the damaged file where it reads (deleted after \
@@ -1951,27 +1960,42 @@ impl BackupLookup {
 }
 
 /// Deletes from the output the rows of the backup that the damaged file no longer holds where it reads
-/// ([`Over::BackupDeletionsHonoured`]), in one transaction; returns how many.
-fn leave_out_deleted(writer: &mut TableWriter<'_>, table: &str) -> Result<u64> {
+/// ([`Over::BackupDeletionsHonoured`]), in one transaction: those neither read from its table, nor in its
+/// unreadable ranges, nor listed by an index of it read whole. Returns how many were left out, and how many
+/// were kept because such an index lists them.
+fn leave_out_deleted(writer: &mut TableWriter<'_>, source: &DamagedFile, table: &str) -> Result<(u64, u64)> {
     let mut read = writer.rowids_read.take().unwrap_or_default();
     read.sort_unstable();
     let unreadable = &writer.t.unreadable_ranges;
-    let left_out = writer.owner.write(|tx| {
-        let held: Vec<i64> = tx
-            .prepare(&format!("SELECT rowid FROM {}", quote(table)))?
+    let held: Vec<i64> = writer.owner.read(|conn| {
+        conn.prepare(&format!("SELECT rowid FROM {}", quote(table)))?
             .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<rusqlite::Result<_>>()
+    })?;
+    let unmet: Vec<i64> = held
+        .into_iter()
+        .filter(|id| read.binary_search(id).is_err() && !in_ranges(unreadable, *id))
+        .collect();
+    // A damaged interior page can make a seek by rowid pass over a leaf without an error: those rows were
+    // not deleted. An index of the damaged file read whole lists every row it holds; one it lists is kept.
+    let ranges: Vec<(i64, i64)> = unmet.iter().map(|&id| (id, id)).collect();
+    let index = match unmet.is_empty() {
+        true => None,
+        false => index_rowids(source, table, &ranges),
+    };
+    let (listed, deleted): (Vec<i64>, Vec<i64>) = unmet
+        .into_iter()
+        .partition(|&id| index.as_ref().is_some_and(|i| i.lists(id)));
+    let left_out = writer.owner.write(|tx| {
         let mut delete = tx.prepare(&format!("DELETE FROM {} WHERE rowid = ?1", quote(table)))?;
         let mut n = 0u64;
-        for id in held {
-            if read.binary_search(&id).is_err() && !in_ranges(unreadable, id) {
-                n += delete.execute([id])? as u64;
-            }
+        for id in deleted {
+            n += delete.execute([id])? as u64;
         }
         Ok(n)
     })?;
     writer.t.from_backup -= left_out;
-    Ok(left_out)
+    Ok((left_out, listed.len() as u64))
 }
 
 /// A salvaged value against its column's declared type.
