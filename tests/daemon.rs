@@ -1013,3 +1013,80 @@ fn retention_meeting_a_damaged_page_pauses_and_recording_goes_on() {
     );
     assert!(line.contains(" events=300 "), "{line}");
 }
+
+/// A daemon starting on a file to migrate while a backup held the backup folder its pre-migration backup
+/// goes into waited without a word, ignored SIGTERM until the backup let go, and then took its backup and
+/// migrated the file it had been asked to leave alone (a walk). It now says for whom it waits, and SIGTERM
+/// ends the wait: exit 0, the file at its version, no backup taken; the next start upgrades.
+#[test]
+fn sigterm_ends_a_starting_daemons_wait_for_its_backup_folder_before_it_migrates_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let db = activity_store::SCHEMA.path_in(data);
+    let older = activity_store::SCHEMA.end_version() - 1;
+    let options = activity_store::WriterOptions {
+        open: store_core::OpenOptions {
+            target_version: Some(older),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    drop(ActivityWriter::open_with(&db, &options).unwrap());
+    let backups = data.join("backups");
+    store_core::files::create_private_dir_all(&backups).unwrap();
+    // Held by this test's process, running: a backup or restore in progress.
+    let held = store_core::FolderLock::exclusive(&backups).unwrap();
+
+    let mut daemon = spawn_daemon(data, &[]);
+    let (tx, lines) = mpsc::channel();
+    let stderr = daemon.child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let waiting = lines
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the daemon says why it waits within 60 s");
+    let held_by = format!("held by pid {}", std::process::id());
+    assert!(
+        waiting.starts_with(&format!(
+            "splitstore daemon: waiting for the backup folder {}, {held_by}",
+            backups.display()
+        )),
+        "{waiting}"
+    );
+    signal(&daemon.child, libc::SIGTERM);
+    let (status, acks, _, _) = daemon.finish();
+    reader.join().unwrap();
+    let said: Vec<String> = lines.try_iter().collect();
+    assert!(status.success(), "a stop asked for is a clean one: {status:?} {said:?}");
+    assert!(acks.is_empty(), "nothing recorded");
+    let expected = format!(
+        "splitstore daemon: asked to stop while waiting for the backup folder {}, {held_by}",
+        backups.display()
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with(&expected) && l.ends_with("it stopped before changing anything")),
+        "{expected:?} not in {said:?}"
+    );
+    let version = query_i64(&read_only(&db), "PRAGMA user_version");
+    assert_eq!(version, i64::from(older), "not migrated");
+    let pre = store_core::backup::pre_migration_dir(&backups);
+    assert!(
+        !pre.exists() || std::fs::read_dir(&pre).unwrap().next().is_none(),
+        "no backup taken"
+    );
+
+    drop(held);
+    let out = record_events(data, 1);
+    assert!(out.status.success(), "{out:?}");
+    let version = query_i64(&read_only(&db), "PRAGMA user_version");
+    assert_eq!(
+        version,
+        i64::from(activity_store::SCHEMA.end_version()),
+        "the next start upgrades"
+    );
+    assert_eq!(std::fs::read_dir(&pre).unwrap().count(), 1, "with its backup");
+}

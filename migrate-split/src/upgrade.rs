@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -41,6 +42,10 @@ pub struct UpgradeOptions {
     pub on_event: Option<UpgradeCallback>,
     /// The key of the data directory: the split's outputs are encrypted with it (see [`Options::key`]).
     pub key: Option<store_core::Key>,
+    /// Set it (a SIGTERM handler's flag) and a wait for another process's split gives up within 50 ms with
+    /// [`store_core::Error::Stopped`], nothing changed. A split this process runs is not interrupted: it is
+    /// bounded (a 1 GB file in well under a minute) and puts its outputs in place whole or not at all.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for UpgradeOptions {
@@ -50,6 +55,7 @@ impl Default for UpgradeOptions {
             max_wait: DEFAULT_MAX_WAIT,
             on_event: None,
             key: None,
+            stop: None,
         }
     }
 }
@@ -61,6 +67,7 @@ impl std::fmt::Debug for UpgradeOptions {
             .field("max_wait", &self.max_wait)
             .field("on_event", &self.on_event.as_ref().map(|_| "<callback>"))
             .field("key", &self.key)
+            .field("stop", &self.stop)
             .finish()
     }
 }
@@ -177,6 +184,17 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
                 }
                 if started.elapsed() >= options.max_wait {
                     return Err(e);
+                }
+                if options.stop.as_ref().is_some_and(|stop| stop.load(Ordering::SeqCst)) {
+                    let by = match e.locked_by() {
+                        Some(holder) => holder.to_string(),
+                        None => "another process".to_string(),
+                    };
+                    let waited_for = format!("the split of {} run by {by}", data_dir.display());
+                    return Err(SplitError::Store(store_core::Error::Stopped {
+                        path: data_dir.to_path_buf(),
+                        waited_for,
+                    }));
                 }
                 // Said once the holder is known, then once a second. An owner writes its pid an instant
                 // after it takes the lock, so a look in between finds no pid: the next look (50 ms on)

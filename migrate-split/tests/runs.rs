@@ -594,3 +594,57 @@ fn a_split_that_was_never_recorded_is_adopted_while_an_owner_runs() {
     let adopted = store_core::conversion::recorded(&data).expect("the split is recorded again");
     assert_eq!(adopted.sha256, sha256(&legacy));
 }
+
+/// A start waiting for a peer's split gives up when its stop flag is set (a daemon's SIGTERM handler), within
+/// moments rather than at the end of the peer's split or of `max_wait` (10 minutes), with a
+/// [`store_core::Error::Stopped`] naming the data directory and the peer, and nothing created.
+#[test]
+fn a_start_waiting_for_a_peers_split_gives_up_when_its_stop_flag_is_set() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    store_core::files::create_private_dir_all(&data).unwrap();
+    legacy_file(&data, &LegacySpec::small(3));
+    // The peer: activity.db's owner lock held, its pid recorded, as while it splits.
+    let _peer = store_core::OwnerLock::acquire(&data.join("activity.db")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let waiting = Arc::new(AtomicBool::new(false));
+    let heard = waiting.clone();
+    let options = migrate_split::UpgradeOptions {
+        stop: Some(stop.clone()),
+        on_event: Some(Arc::new(move |e: &migrate_split::UpgradeEvent| {
+            if matches!(e, migrate_split::UpgradeEvent::Waiting { .. }) {
+                heard.store(true, Ordering::SeqCst);
+            }
+        })),
+        ..Default::default()
+    };
+    let waiter = {
+        let data = data.clone();
+        std::thread::spawn(move || migrate_split::prepare(&data, &options))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !waiting.load(Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < deadline, "never said it waits");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let err = match waiter.join().unwrap() {
+        Err(SplitError::Store(e)) => e,
+        other => panic!("expected a stop, got {other:?}"),
+    };
+    assert_eq!(err.kind(), ErrorKind::Stopped, "{err}");
+    let expected = format!(
+        "asked to stop while waiting for the split of {} run by pid {} (this process)",
+        data.display(),
+        std::process::id()
+    );
+    assert!(err.to_string().starts_with(&expected), "{err}");
+    let names = listing(&data);
+    assert!(
+        names.iter().all(|n| n.ends_with(".lock") || n == "legacy.db"),
+        "nothing created: {names:?}"
+    );
+}

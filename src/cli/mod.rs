@@ -43,8 +43,14 @@ pub fn fail_json<E: store_core::Describe + std::fmt::Display>(context: &str, err
 /// backoff and not on 2 (systemd: `RestartPreventExitStatus=2`).
 pub const EXIT_RETRYABLE: u8 = 75;
 
-/// [`fail`] for an owner's typed error: exit [`EXIT_RETRYABLE`] when retrying can help, else 2.
+/// [`fail`] for an owner's typed error: exit [`EXIT_RETRYABLE`] when retrying can help, else 2; exit 0 for
+/// [`Stopped`](store_core::ErrorKind::Stopped), a wait given up on SIGTERM/SIGINT.
 pub fn fail_owner<E: store_core::Describe + std::fmt::Display>(context: &str, err: &E) -> ExitCode {
+    if err.kind() == store_core::ErrorKind::Stopped {
+        // Asked to stop (SIGTERM/SIGINT) while its open waited: the clean stop an owner exits 0 for.
+        let _ = writeln!(std::io::stderr(), "splitstore {context}: {}", err.what());
+        return ExitCode::SUCCESS;
+    }
     let code = fail(context, err);
     if err.kind().is_retryable() {
         ExitCode::from(EXIT_RETRYABLE)
@@ -117,17 +123,37 @@ pub fn print_out(text: std::fmt::Arguments<'_>) {
 /// a restore or repair), who holds it now: a backup waiting behind a long restore, or a restore behind a
 /// backup, is not silent. Nothing when nobody is in the way.
 pub fn say_waiting_for(context: &str, folder: &Path, exclusive: bool) {
-    let holders: Vec<String> = store_core::FolderLock::in_the_way(folder, exclusive)
-        .iter()
-        .map(|h| h.to_string())
-        .collect();
+    let holders = store_core::FolderLock::in_the_way(folder, exclusive);
     if !holders.is_empty() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "splitstore {context}: waiting for the backup folder {}, held by {}",
-            folder.display(),
-            holders.join(" and ")
-        );
+        say_waiting(context, folder, &holders);
+    }
+}
+
+/// The line said when a command waits for `folder`'s lock held by `holders` (for a holder that could not be
+/// named: "another process").
+fn say_waiting(context: &str, folder: &Path, holders: &[store_core::LockHolder]) {
+    let by: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
+    let by = match by.is_empty() {
+        true => "another process".to_string(),
+        false => by.join(" and "),
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "splitstore {context}: waiting for the backup folder {}, held by {by}",
+        folder.display()
+    );
+}
+
+/// How an owner's open (the daemon's, the server's) waits for a backup folder its pre-migration backup goes
+/// into: saying for whom, and giving up on SIGTERM/SIGINT ([`install_stop_handlers`]) rather than stopping
+/// only after it took the backup and migrated the file.
+pub fn owner_waits(context: &str) -> store_core::Waits {
+    let context = context.to_string();
+    store_core::Waits {
+        stop: Some(stop_flag()),
+        on_waiting: Some(Arc::new(move |folder: &Path, holders: &[store_core::LockHolder]| {
+            say_waiting(&context, folder, holders)
+        })),
     }
 }
 
@@ -299,6 +325,7 @@ pub fn upgrade_first(
     let options = migrate_split::UpgradeOptions {
         legacy: legacy.map(Path::to_path_buf),
         key: key.cloned(),
+        stop: Some(stop_flag()),
         on_event: Some(Arc::new(move |event: &migrate_split::UpgradeEvent| {
             // Waiting is said once a second (by prepare); splitting only when its phase changes.
             if let migrate_split::UpgradeEvent::Splitting(p) = event {
@@ -425,16 +452,25 @@ pub fn load_key(path: Option<&Path>) -> Result<Option<store_core::Key>, store_co
     store_core::Key::read_file(path).map(Some)
 }
 
-/// Set by SIGTERM/SIGINT once [`install_stop_handlers`] ran; long-running subcommands poll it.
-static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set by SIGTERM/SIGINT once [`install_stop_handlers`] ran; long-running subcommands poll it, and an
+/// owner's open and upgrade are given it ([`owner_waits`]) to give up their waits.
+static STOP: std::sync::OnceLock<Arc<std::sync::atomic::AtomicBool>> = std::sync::OnceLock::new();
+
+/// The flag SIGTERM/SIGINT set.
+fn stop_flag() -> Arc<std::sync::atomic::AtomicBool> {
+    STOP.get_or_init(Arc::default).clone()
+}
 
 extern "C" fn on_stop_signal(_: libc::c_int) {
-    // Only an atomic store: the one kind of work that is async-signal-safe here.
-    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Only an atomic load (the flag exists: installed after it) and store: async-signal-safe.
+    if let Some(stop) = STOP.get() {
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Makes SIGTERM and SIGINT request a clean stop ([`stop_requested`]) instead of killing the process.
 pub fn install_stop_handlers() -> std::io::Result<()> {
+    stop_flag();
     for signal in [libc::SIGTERM, libc::SIGINT] {
         // SAFETY: a zeroed sigaction is valid; the handler only stores to an atomic; SA_RESTART keeps
         // SQLite's and stdout's system calls from failing with EINTR.
@@ -454,5 +490,6 @@ pub fn install_stop_handlers() -> std::io::Result<()> {
 
 /// Whether SIGTERM or SIGINT arrived since [`install_stop_handlers`].
 pub fn stop_requested() -> bool {
-    STOP.load(std::sync::atomic::Ordering::Relaxed)
+    STOP.get()
+        .is_some_and(|stop| stop.load(std::sync::atomic::Ordering::Relaxed))
 }

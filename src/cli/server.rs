@@ -73,6 +73,7 @@ pub fn run(args: Args) -> ExitCode {
     let options = store_core::OpenOptions {
         predecessor: args.legacy.clone(),
         key,
+        waits: super::owner_waits("server"),
         ..Default::default()
     };
     let mut server = match Server::open_with(&args.data_dir, &options) {

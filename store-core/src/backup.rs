@@ -35,7 +35,7 @@ use crate::conn_ext::ConnExt;
 use crate::error::{Error, Result, SqliteResultExt};
 use crate::files;
 use crate::key::Key;
-use crate::owner_lock::FolderLock;
+use crate::owner_lock::{FolderLock, Waits};
 use crate::provenance::Provenance;
 use crate::schema::Schema;
 
@@ -519,6 +519,45 @@ pub fn backup_connection(
     keep: usize,
     key: Option<&Key>,
 ) -> Result<PathBuf> {
+    let source = Source {
+        conn,
+        db_path,
+        schema,
+        key,
+    };
+    take_backup(&source, backup_dir, class, keep, &Waits::default())
+}
+
+/// The backup an owner's open takes before it migrates its file (see [`backup_connection`]), waiting for
+/// the backup folder as `waits` says: a daemon asked to stop while another process's backup holds the
+/// folder gives up ([`Error::Stopped`]) before it changes anything.
+pub(crate) fn pre_migration_backup(source: &Source<'_>, backup_dir: &Path, waits: &Waits) -> Result<PathBuf> {
+    take_backup(source, backup_dir, BackupClass::PreMigration, 0, waits)
+}
+
+/// The database a backup is taken of: `conn` on the file at `db_path`, keyed with `key`.
+#[derive(Clone, Copy)]
+pub(crate) struct Source<'a> {
+    pub conn: &'a Connection,
+    pub db_path: &'a Path,
+    pub schema: &'static Schema,
+    pub key: Option<&'a Key>,
+}
+
+/// [`backup_connection`] of `source`, its folder's lock waited for as `waits` says.
+fn take_backup(
+    source: &Source<'_>,
+    backup_dir: &Path,
+    class: BackupClass,
+    keep: usize,
+    waits: &Waits,
+) -> Result<PathBuf> {
+    let Source {
+        conn,
+        db_path,
+        schema,
+        key,
+    } = *source;
     let dest_dir = match class {
         // The backups taken before migrations are never rotated (the way back from an upgrade): manual
         // backups among them would rotate them away, and be taken for them.
@@ -544,7 +583,7 @@ pub fn backup_connection(
     // Held from before the snapshot through the naming and the rotation: another backup into the folder
     // (a scheduled run overlapping a manual one) waits, so the later name always holds at least as much;
     // and a restore reading a backup of the folder is waited for, never rotated out from under it.
-    let _folder = FolderLock::exclusive(backup_dir)?;
+    let _folder = FolderLock::exclusive_with(backup_dir, waits)?;
     remove_stale_partials(&dest_dir, schema.stem());
     let partial = partial_path(&dest_dir, schema, Utc::now());
     drop(files::create_private_new(&partial)?);

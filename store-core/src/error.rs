@@ -169,6 +169,9 @@ pub enum ErrorKind {
     NotEncrypted,
     /// A key was given to a build without encryption.
     EncryptionUnavailable,
+    /// The caller's stop flag ([`Waits::stop`](crate::Waits::stop)) was set while the call waited for
+    /// another process: it gave up, nothing changed.
+    Stopped,
 }
 
 impl ErrorKind {
@@ -234,6 +237,7 @@ impl ErrorKind {
             ErrorKind::KeyRequired => "key_required",
             ErrorKind::NotEncrypted => "not_encrypted",
             ErrorKind::EncryptionUnavailable => "encryption_unavailable",
+            ErrorKind::Stopped => "stopped",
         }
     }
 
@@ -659,6 +663,10 @@ pub enum Error {
     /// as their owner. Its path and holder are `source`'s; its kind is [`ErrorKind::PlacedNotOpened`] (not
     /// retryable: running the command again would put the same in place once more).
     AfterPlacing { placed: Vec<PathBuf>, source: Box<Error> },
+    /// The caller's stop flag ([`Waits::stop`](crate::Waits::stop): a SIGTERM handler's) was set while the
+    /// call waited for `waited_for` (said with `path` in it: another process's backup into the folder `path`,
+    /// its split of the data directory `path`): it gave up before changing anything.
+    Stopped { path: PathBuf, waited_for: String },
 }
 
 impl Error {
@@ -716,6 +724,7 @@ impl Error {
             Error::EncryptionUnavailable { .. } => ErrorKind::EncryptionUnavailable,
             Error::BadKeyFile { .. } | Error::InvalidInput { .. } => ErrorKind::InvalidInput,
             Error::AfterPlacing { .. } => ErrorKind::PlacedNotOpened,
+            Error::Stopped { .. } => ErrorKind::Stopped,
         }
     }
 
@@ -776,7 +785,8 @@ impl Error {
             | Error::NotEncrypted { path, .. }
             | Error::EncryptionUnavailable { path }
             | Error::BadKeyFile { path, .. }
-            | Error::InvalidInput { path, .. } => path,
+            | Error::InvalidInput { path, .. }
+            | Error::Stopped { path, .. } => path,
             Error::FolderHeldByStopped { folder, .. } => folder,
             Error::AfterPlacing { source, .. } => source.path(),
         }
@@ -1226,6 +1236,10 @@ impl Error {
                     placed.join(" and "),
                     source.what()
                 )
+            }
+            // `waited_for` names the path (a folder, a data directory) in its place in the sentence.
+            Error::Stopped { waited_for, .. } => {
+                format!("asked to stop while waiting for {waited_for}, it stopped before changing anything")
             }
         }
     }
@@ -1797,6 +1811,9 @@ impl Error {
                  whose open does what this one could not",
                 source.kind()
             ),
+            Error::Stopped { .. } => "none: it stopped as asked, and nothing was changed; the next start does \
+                 what this one was waiting to do"
+                .into(),
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::backup::{self, BackupClass};
+use crate::backup;
 use crate::check;
 use crate::conn_ext::{self, ConnExt};
 use crate::error::{Error, Result, SqliteResultExt};
@@ -177,8 +177,7 @@ fn fresh_objects_fingerprint(schema: &'static Schema, version: u32) -> Option<St
         schema,
         (0, version),
         None,
-        None,
-        None,
+        &crate::OpenOptions::default(),
     )
     .ok()?;
     crate::schema::objects_fingerprint(&fresh).ok()
@@ -245,7 +244,8 @@ pub struct UpgradeReport {
 }
 
 /// Applies migrations `from+1 ..= target`. On a file that already had a schema: `quick_check` first, then
-/// a pre-migration backup into `backup_dir`, then the steps. `synchronous=FULL` while migrating, since a
+/// a pre-migration backup into `backup_dir` (waiting for its folder as `opts.waits` says), then the steps
+/// (`opts.migration_hook` inside each). `synchronous=FULL` while migrating, since a
 /// power loss under NORMAL may roll back the last commits (https://sqlite.org/wal.html#performance_considerations);
 /// the caller restores NORMAL.
 pub(crate) fn upgrade(
@@ -254,9 +254,9 @@ pub(crate) fn upgrade(
     schema: &'static Schema,
     (from, target): (u32, u32),
     backup_dir: Option<&Path>,
-    hook: Option<&MigrationHook>,
-    key: Option<&crate::key::Key>,
+    opts: &crate::OpenOptions,
 ) -> Result<UpgradeReport> {
+    let (hook, key) = (opts.migration_hook.as_ref(), opts.key.as_ref());
     let mut report = UpgradeReport {
         from_version: from,
         to_version: from,
@@ -280,15 +280,13 @@ pub(crate) fn upgrade(
             // gets it now rather than after the migrations, or its pre-migration backup would record none
             // and count as any file's in a folder two data directories share.
             crate::provenance::Provenance::ensure_lineage(conn).at_db(path, schema)?;
-            report.backup = Some(backup::backup_connection(
+            let source = backup::Source {
                 conn,
-                path,
+                db_path: path,
                 schema,
-                dir,
-                BackupClass::PreMigration,
-                0,
                 key,
-            )?);
+            };
+            report.backup = Some(backup::pre_migration_backup(&source, dir, &opts.waits)?);
         }
     }
     conn_ext::set_and_verify(conn, path, "synchronous", "FULL", "2")?;

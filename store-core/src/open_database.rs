@@ -29,7 +29,7 @@ use crate::error::{Describe, Error, ErrorKind, Result, SqliteResultExt};
 use crate::files::{self, FileId};
 use crate::key::Key;
 use crate::migrate::{self, MigrationHook, UpgradeReport};
-use crate::owner_lock::{LockHolder, OwnerLock};
+use crate::owner_lock::{LockHolder, OwnerLock, Waits};
 use crate::provenance::Provenance;
 use crate::schema::Schema;
 use crate::{conversion, private_dir, records};
@@ -82,6 +82,10 @@ pub struct OpenOptions {
     /// Create the file empty even where it held data before ([`Error::Removed`] otherwise): a repair starting
     /// it empty on purpose.
     pub start_empty: bool,
+    /// How the open waits for another process: for the backup folder its pre-migration backup goes into,
+    /// while a backup or restore holds it. Its stop flag gives the wait up ([`Error::Stopped`], nothing
+    /// changed); its callback is told who is in the way.
+    pub waits: Waits,
 }
 
 impl Default for OpenOptions {
@@ -95,6 +99,7 @@ impl Default for OpenOptions {
             temporary_file: false,
             key: None,
             start_empty: false,
+            waits: Waits::default(),
         }
     }
 }
@@ -110,6 +115,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("temporary_file", &self.temporary_file)
             .field("key", &self.key)
             .field("start_empty", &self.start_empty)
+            .field("waits", &self.waits)
             .finish()
     }
 }
@@ -327,8 +333,7 @@ impl OwnerConnection {
             schema,
             (state.user_version, target),
             backup_dir.as_deref(),
-            opts.migration_hook.as_ref(),
-            opts.key.as_ref(),
+            opts,
         );
         // Back to NORMAL whatever happened: FULL is only for the migration itself.
         conn_ext::set_and_verify(&conn, path, "synchronous", "NORMAL", "1")?;

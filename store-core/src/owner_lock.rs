@@ -21,6 +21,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use std::{fmt, fs, io, thread};
 
@@ -261,9 +263,15 @@ impl FolderLock {
     /// Takes `folder`'s lock exclusively, waiting for any holder, and records this process's pid in it (as an
     /// owner's lock file records it). `folder` must exist.
     pub fn exclusive(folder: &Path) -> Result<FolderLock> {
+        Self::exclusive_with(folder, &Waits::default())
+    }
+
+    /// [`exclusive`](Self::exclusive), waiting as `waits` says: it tells its callback who is in the way when
+    /// it has to wait, and gives up with [`Error::Stopped`] once its stop flag is set.
+    pub fn exclusive_with(folder: &Path, waits: &Waits) -> Result<FolderLock> {
         let path = Self::path_for(folder);
         let file = files::open_private(&path)?;
-        wait_for_folder(&file, folder, &path, fs2::FileExt::try_lock_exclusive)?;
+        wait_for_folder(&file, folder, &path, fs2::FileExt::try_lock_exclusive, waits)?;
         Ok(FolderLock {
             file: Some(record_holder(file, &path)?),
         })
@@ -289,7 +297,7 @@ impl FolderLock {
             }
             Err(e) => return Err(e),
         };
-        wait_for_folder(&file, folder, &path, fs2::FileExt::try_lock_shared)?;
+        wait_for_folder(&file, folder, &path, fs2::FileExt::try_lock_shared, &Waits::default())?;
         Ok(FolderLock { file: Some(file) })
     }
 
@@ -329,17 +337,74 @@ impl Drop for FolderLock {
 /// a stop of a moment (a debugger stepping, job control) is waited out.
 pub const STOPPED_HOLDER_GRACE: Duration = Duration::from_secs(1);
 
+/// Told, when a wait for another process begins, what it waits for (a backup folder) and who holds it
+/// (empty when no holder could be named).
+pub type WaitingCallback = Arc<dyn Fn(&Path, &[LockHolder]) + Send + Sync>;
+
+/// How a call that may wait for another process (a backup or restore holding the backup folder a
+/// pre-migration backup goes into) behaves while it waits. The default waits silently until it can go on.
+#[derive(Clone, Default)]
+pub struct Waits {
+    /// Set it (from a SIGTERM handler, say: signal-hook's `flag::register` sets one) and the wait gives up
+    /// within 10 ms with [`Error::Stopped`], nothing changed. A process asked to stop while it waited would
+    /// otherwise stop only once the other process let go, after doing what it had waited to do.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Told once, when the call has to wait, for what and for whom: a process that waits says why.
+    pub on_waiting: Option<WaitingCallback>,
+}
+
+impl Waits {
+    /// Whether the stop flag is set.
+    pub fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|stop| stop.load(Ordering::SeqCst))
+    }
+}
+
+impl fmt::Debug for Waits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waits")
+            .field("stop", &self.stop)
+            .field("on_waiting", &self.on_waiting.as_ref().map(|_| "<callback>"))
+            .finish()
+    }
+}
+
 /// Waits for `try_lock` on `file`, the lock file of `folder`, while its holders run; fails with
-/// [`Error::FolderHeldByStopped`] once they have all been stopped for [`STOPPED_HOLDER_GRACE`]. Polled
-/// rather than a blocking flock, which no stopped holder would ever let return.
-fn wait_for_folder(file: &File, folder: &Path, lock_path: &Path, try_lock: fn(&File) -> io::Result<()>) -> Result<()> {
+/// [`Error::FolderHeldByStopped`] once they have all been stopped for [`STOPPED_HOLDER_GRACE`], or with
+/// [`Error::Stopped`] once `waits`' stop flag is set. Polled rather than a blocking flock, which no stopped
+/// holder would ever let return, nor a stop flag interrupt.
+fn wait_for_folder(
+    file: &File,
+    folder: &Path,
+    lock_path: &Path,
+    try_lock: fn(&File) -> io::Result<()>,
+    waits: &Waits,
+) -> Result<()> {
     let mut stopped_since: Option<Instant> = None;
     let mut next_look = Instant::now();
+    let mut told = false;
     loop {
         match try_lock(file) {
             Ok(()) => return Ok(()),
             Err(e) if is_contended(&e) || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::io(lock_path, "lock", e)),
+        }
+        if waits.stop_requested() {
+            let by: Vec<String> = named_holders(file, lock_path).iter().map(|h| h.to_string()).collect();
+            let waited_for = match by.is_empty() {
+                true => format!("the backup folder {}", folder.display()),
+                false => format!("the backup folder {}, held by {}", folder.display(), by.join(" and ")),
+            };
+            return Err(Error::Stopped {
+                path: folder.to_path_buf(),
+                waited_for,
+            });
+        }
+        if !told {
+            told = true;
+            if let Some(on_waiting) = &waits.on_waiting {
+                on_waiting(folder, &named_holders(file, lock_path));
+            }
         }
         if Instant::now() >= next_look {
             next_look = Instant::now() + Duration::from_millis(100);

@@ -699,3 +699,88 @@ fn a_large_wal_without_a_running_owner_says_to_start_the_owner() {
         large.remedy
     );
 }
+
+/// An open that migrates waits for its backup folder while another process's backup or restore holds it.
+/// Told who is in the way when the wait begins, and given up when its caller's stop flag is set (a SIGTERM
+/// handler's): [`store_core::Error::Stopped`], text pinned, with the file still at its version and no backup
+/// taken. Without a stop flag the wait only ended when the holder let go, and the open then migrated the
+/// file its caller had been asked to leave alone.
+#[test]
+fn an_open_waiting_for_its_backup_folder_says_for_whom_and_gives_up_when_its_stop_flag_is_set() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    drop(open_at_version(&db, &ITEMS, 2).unwrap());
+    let backups = dir.path().join("backups");
+    store_core::files::create_private_dir_all(&backups).unwrap();
+    let held = store_core::FolderLock::exclusive(&backups).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    /// Each time the open said it waits: the folder, and its holders' pids.
+    type Told = Vec<(std::path::PathBuf, Vec<u32>)>;
+    let told: Arc<Mutex<Told>> = Arc::default();
+    let heard = told.clone();
+    let options = store_core::OpenOptions {
+        waits: store_core::Waits {
+            stop: Some(stop.clone()),
+            on_waiting: Some(Arc::new(
+                move |folder: &std::path::Path, holders: &[store_core::LockHolder]| {
+                    heard
+                        .lock()
+                        .unwrap()
+                        .push((folder.to_path_buf(), holders.iter().map(|h| h.pid).collect()))
+                },
+            )),
+        },
+        ..Default::default()
+    };
+    let opening = {
+        let db = db.clone();
+        std::thread::spawn(move || OwnerConnection::open_with(&db, &ITEMS, &options).map(drop))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while told.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the open never said it waits");
+        assert!(!opening.is_finished(), "the open ended while the folder was held");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        *told.lock().unwrap(),
+        vec![(backups.clone(), vec![std::process::id()])],
+        "told once, naming the folder and its holder"
+    );
+    stop.store(true, Ordering::SeqCst);
+    let err = opening.join().unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Stopped, "{err}");
+    let expected = format!(
+        "asked to stop while waiting for the backup folder {}, held by pid {} (this process)",
+        backups.display(),
+        std::process::id()
+    );
+    assert!(err.to_string().starts_with(&expected), "{err}");
+    assert!(
+        err.to_string().ends_with(
+            "it stopped before changing anything. What to do: none: it stopped as asked, and nothing \
+                        was changed; the next start does what this one was waiting to do"
+        ),
+        "{err}"
+    );
+    assert!(!err.kind().is_retryable(), "asked for, not a failure to retry");
+    let c = Connection::open(&db).unwrap();
+    let version: u32 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 2, "not migrated");
+    let pre = backup::pre_migration_dir(&backups);
+    assert!(
+        !pre.exists() || fs::read_dir(&pre).unwrap().next().is_none(),
+        "no backup taken: {:?}",
+        fs::read_dir(&pre).map(|d| d.count())
+    );
+
+    // Let go, the next open migrates, taking its backup.
+    drop(held);
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    assert_eq!(owner.schema_version().unwrap(), ITEMS.end_version());
+    assert!(owner.open_report().upgrade.backup.is_some());
+}
