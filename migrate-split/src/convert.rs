@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use store_core::{OwnerConnection, Provenance, Schema, SqliteResultExt};
+use store_core::{ErrorKind, OwnerConnection, Provenance, Schema, SqliteResultExt};
 
 use crate::copy;
 use crate::digest::RowDigest;
@@ -127,6 +127,7 @@ pub(crate) fn convert(
     key: Option<&store_core::Key>,
 ) -> Result<Conversion> {
     progress.phase("creating the outputs");
+    progress.go_on()?;
     let mut activity = open_output(&paths.activity, &activity_store::SCHEMA, ACTIVITY_LOAD, key)?;
     let mut config = open_output(&paths.config, &config_store::SCHEMA, CONFIG_LOAD, key)?;
     let mut rejects = RejectsFile::new(&paths.rejects);
@@ -139,7 +140,8 @@ pub(crate) fn convert(
     let mut sequences = legacy_sequences(legacy)?;
 
     // A damaged legacy file may fail the copy in any way (or not at all: see `Checks::structure`); if the
-    // copy fails, the file's own check says more, when it finds damage.
+    // copy fails, the file's own check says more, when it finds damage. A stop asked for is not a failure
+    // that damage would explain: said as it is, at once.
     let Copied {
         mut counts,
         digests,
@@ -152,7 +154,10 @@ pub(crate) fn convert(
         &mut rejects,
         progress,
     )
-    .or_else(|e| damage_first(legacy.checks.structure(), Err(e)))?;
+    .or_else(|e| match e.kind() {
+        ErrorKind::Stopped => Err(e),
+        _ => damage_first(legacy.checks.structure(), Err(e)),
+    })?;
     legacy
         .conn
         .execute_batch("COMMIT")
@@ -168,7 +173,10 @@ pub(crate) fn convert(
     let (checked, built) = std::thread::scope(|scope| {
         let checking = scope.spawn(|| checks.run());
         progress.phase("building indexes");
-        let built = finish_load(&mut config, Target::Config, &sequences, progress)
+        let built = progress
+            .go_on()
+            .and_then(|()| finish_load(&mut config, Target::Config, &sequences, progress))
+            .and_then(|()| progress.go_on())
             .and_then(|()| finish_load(&mut activity, Target::Activity, &sequences, progress));
         progress.phase("finishing the legacy file's checks");
         let checked = checking.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -206,6 +214,7 @@ pub(crate) fn convert(
     }
 
     progress.phase("verifying");
+    progress.go_on()?;
     let outputs = [(&config, Target::Config), (&activity, Target::Activity)].map(|(out, target)| verify::Finished {
         path: out.path(),
         schema: out.conn.schema(),
@@ -214,6 +223,7 @@ pub(crate) fn convert(
     verify::verify_outputs(&outputs, key)?;
 
     progress.phase("closing");
+    progress.go_on()?;
     for out in [config, activity] {
         close_in_wal(out, key)?;
     }
@@ -273,6 +283,7 @@ fn copy_tables(
     };
     for table in tables {
         progress.phase(&format!("copying {}", table.name));
+        progress.go_on()?;
         let out = match table.target {
             Target::Activity => &mut *activity,
             Target::Config => &mut *config,

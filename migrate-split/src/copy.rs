@@ -417,6 +417,7 @@ fn copy_rows(
                 plan.reject(row, &reason, rejects, legacy_path)?;
             }
             progress.inc(1);
+            progress.go_on()?;
         }
         Ok::<_, SplitError>(())
     })
@@ -616,6 +617,7 @@ fn copy_batched(
                 ticks += 1;
                 if ticks == TICK_ROWS {
                     progress.inc(ticks);
+                    progress.go_on()?;
                     ticks = 0;
                 }
             }

@@ -71,6 +71,8 @@ fn main() -> ExitCode {
         strict: args.strict,
         force: args.force,
         key,
+        // Ctrl-C kills the tool as any kill would: the next run removes what the split had begun.
+        stop: None,
         progress: bar.clone().map(|bar| -> ProgressCallback {
             Arc::new(move |p: &SplitProgress| {
                 bar.set_length(p.rows_total);

@@ -1,9 +1,10 @@
 //! Progress of a split, reported through the caller's callback (a UI's progress view, the binary's bar on a
 //! terminal). Updates come at phase changes and every [`TICK_ROWS`] rows, so their cost stays out of the
-//! copy loop.
+//! copy loop. The same places ask whether the caller's stop flag is set ([`Progress::go_on`]).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -39,6 +40,9 @@ pub(crate) struct Progress {
     total: AtomicU64,
     /// Phases ended so far, and when the current one started.
     timings: std::sync::Mutex<(Vec<PhaseTime>, Instant)>,
+    /// The caller's stop flag, and the path and words of the [`store_core::Error::Stopped`] it ends the run
+    /// with.
+    stop: Option<(Arc<AtomicBool>, PathBuf, String)>,
 }
 
 impl Progress {
@@ -49,6 +53,28 @@ impl Progress {
             done: AtomicU64::new(0),
             total: AtomicU64::new(0),
             timings: std::sync::Mutex::new((Vec::new(), Instant::now())),
+            stop: None,
+        }
+    }
+
+    /// Makes [`go_on`](Self::go_on) fail once `stop` is set, with a [`store_core::Error::Stopped`] of `path`
+    /// saying the run stopped `during` what.
+    pub fn stopped_by(mut self, stop: Option<Arc<AtomicBool>>, path: &Path, during: String) -> Progress {
+        self.stop = stop.map(|stop| (stop, path.to_path_buf(), during));
+        self
+    }
+
+    /// Fails once the caller's stop flag is set: asked where the run can end with nothing left of it but
+    /// its temporary outputs (removed as after any failure), at each phase and every [`TICK_ROWS`] rows.
+    pub fn go_on(&self) -> crate::Result<()> {
+        match &self.stop {
+            Some((stop, path, during)) if stop.load(Ordering::SeqCst) => {
+                Err(crate::SplitError::Store(store_core::Error::Stopped {
+                    path: path.clone(),
+                    during: during.clone(),
+                }))
+            }
+            _ => Ok(()),
         }
     }
 

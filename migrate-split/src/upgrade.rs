@@ -42,9 +42,9 @@ pub struct UpgradeOptions {
     pub on_event: Option<UpgradeCallback>,
     /// The key of the data directory: the split's outputs are encrypted with it (see [`Options::key`]).
     pub key: Option<store_core::Key>,
-    /// Set it (a SIGTERM handler's flag) and a wait for another process's split gives up within 50 ms with
-    /// [`store_core::Error::Stopped`], nothing changed. A split this process runs is not interrupted: it is
-    /// bounded (a 1 GB file in well under a minute) and puts its outputs in place whole or not at all.
+    /// Set it (a SIGTERM handler's flag) and a wait for another process's split gives up within 50 ms, and a
+    /// split this process runs at its next batch of rows or phase (see [`Options::stop`]), with
+    /// [`store_core::Error::Stopped`]: nothing is put in place, and the next start splits.
     pub stop: Option<Arc<AtomicBool>>,
 }
 
@@ -151,6 +151,7 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
     let split_options = Options {
         progress,
         key: options.key.clone(),
+        stop: options.stop.clone(),
         ..Options::default()
     };
     let started = Instant::now();
@@ -190,10 +191,10 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
                         Some(holder) => holder.to_string(),
                         None => "another process".to_string(),
                     };
-                    let waited_for = format!("the split of {} run by {by}", data_dir.display());
+                    let during = format!("waiting for the split of {} run by {by}", data_dir.display());
                     return Err(SplitError::Store(store_core::Error::Stopped {
                         path: data_dir.to_path_buf(),
-                        waited_for,
+                        during,
                     }));
                 }
                 // Said once the holder is known, then once a second. An owner writes its pid an instant

@@ -648,3 +648,90 @@ fn a_start_waiting_for_a_peers_split_gives_up_when_its_stop_flag_is_set() {
         "nothing created: {names:?}"
     );
 }
+
+/// A split asked to stop (a daemon's SIGTERM at its first start) ran to its end and put its outputs in place:
+/// a minute for a 1 GB legacy file, past a supervisor's patience. It now stops at its next batch of rows or
+/// phase, whichever phase it is in until it starts putting its outputs in place, with
+/// [`store_core::Error::Stopped`] and nothing left of it (outputs, rejects, record); the legacy file is
+/// untouched, and a split run again completes. Asked while it puts its outputs in place, it finishes.
+#[test]
+fn a_split_asked_to_stop_in_any_phase_before_placing_leaves_nothing_and_splits_again() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = LegacySpec {
+        sessions: 1_500,
+        events_per_session: 10,
+        ..LegacySpec::small(3)
+    };
+    let (legacy, _) = legacy_file(dir.path(), &spec);
+    let before = sha256(&legacy);
+    // The phases of a split of this file, in order.
+    let phases: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = phases.clone();
+    let watching = Options {
+        progress: Some(Arc::new(move |p: &migrate_split::SplitProgress| {
+            let mut seen = seen.lock().unwrap();
+            if seen.last() != Some(&p.phase) && !p.phase.is_empty() {
+                seen.push(p.phase.clone());
+            }
+        })),
+        ..Options::default()
+    };
+    split(&legacy, &dir.path().join("watched"), &watching).unwrap();
+    let phases = phases.lock().unwrap().clone();
+    assert!(
+        phases.len() >= 6 && phases.last().is_some_and(|p| p == "putting the outputs in place"),
+        "{phases:?}"
+    );
+
+    // Each phase, and in the middle of copying the events (past the first batches of rows).
+    let mut stops: Vec<(String, u64)> = phases.iter().map(|p| (p.clone(), 0)).collect();
+    stops.push(("copying activity_events".into(), 10_000));
+    for (n, (phase, rows)) in stops.into_iter().enumerate() {
+        let data = dir.path().join(format!("data-{n}"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let setter = stop.clone();
+        let at = phase.clone();
+        let options = Options {
+            stop: Some(stop.clone()),
+            progress: Some(Arc::new(move |p: &migrate_split::SplitProgress| {
+                if p.phase == at && p.rows_done >= rows {
+                    setter.store(true, Ordering::SeqCst);
+                }
+            })),
+            ..Options::default()
+        };
+        let outcome = split(&legacy, &data, &options);
+        assert!(stop.load(Ordering::SeqCst), "the phase {phase:?} was reached");
+        if phase == "putting the outputs in place" {
+            assert!(outcome.is_ok(), "{phase}: placing finishes: {outcome:?}");
+            continue;
+        }
+        let err = match outcome {
+            Err(SplitError::Store(e)) => e,
+            other => panic!("{phase} ({rows} rows): expected a stop, got {other:?}"),
+        };
+        assert_eq!(err.kind(), ErrorKind::Stopped, "{phase}: {err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "asked to stop while splitting {} into {}, it stopped before changing anything. What to do: \
+                 none: it stopped as asked, and nothing was changed; the next run (a daemon's or server's next \
+                 start) does what this one did not",
+                legacy.display(),
+                data.display()
+            ),
+            "{phase}"
+        );
+        no_outputs(&data);
+        assert!(
+            store_core::conversion::in_progress(&data).is_none(),
+            "{phase}: no split left under way"
+        );
+        let report = split(&legacy, &data, &Options::default()).unwrap();
+        assert_eq!(report.outcome, Outcome::Split, "{phase}: splits again");
+    }
+    assert_eq!(sha256(&legacy), before, "the legacy file is never written");
+}

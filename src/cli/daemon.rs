@@ -3,8 +3,8 @@
 //! It owns DIR/activity.db (creating it if needed) and records what a real activity daemon would: sessions
 //! of 100 events (apps, titles, urls, domains, project ids from `--project-ids`), each session ended with
 //! its duration. Exit 0 when done or stopped by SIGTERM/SIGINT (after flushing and printing the summary; or,
-//! at a first start after an upgrade, while it waited for a backup folder or a peer's split, before it
-//! changed anything),
+//! at a first start after an upgrade, while it split the legacy file or waited for a backup folder or a
+//! peer's split, before it changed anything),
 //! 75 when stopped by an error retrying can help with (another daemon owns the file: the message names its
 //! pid), 2 when the remedy must be acted on first (a damaged file, a bad argument).
 //!

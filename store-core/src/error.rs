@@ -170,7 +170,7 @@ pub enum ErrorKind {
     /// A key was given to a build without encryption.
     EncryptionUnavailable,
     /// The caller's stop flag ([`Waits::stop`](crate::Waits::stop)) was set while the call waited for
-    /// another process: it gave up, nothing changed.
+    /// another process, or split a legacy file: it gave up, nothing changed.
     Stopped,
 }
 
@@ -663,10 +663,11 @@ pub enum Error {
     /// as their owner. Its path and holder are `source`'s; its kind is [`ErrorKind::PlacedNotOpened`] (not
     /// retryable: running the command again would put the same in place once more).
     AfterPlacing { placed: Vec<PathBuf>, source: Box<Error> },
-    /// The caller's stop flag ([`Waits::stop`](crate::Waits::stop): a SIGTERM handler's) was set while the
-    /// call waited for `waited_for` (said with `path` in it: another process's backup into the folder `path`,
-    /// its split of the data directory `path`): it gave up before changing anything.
-    Stopped { path: PathBuf, waited_for: String },
+    /// The caller's stop flag ([`Waits::stop`](crate::Waits::stop): a SIGTERM handler's) was set `during`
+    /// what the call did (said with `path` in it: waiting for another process's backup into the folder
+    /// `path`, or for its split of the data directory `path`; splitting into `path`): it gave up, leaving
+    /// the files as they were.
+    Stopped { path: PathBuf, during: String },
 }
 
 impl Error {
@@ -1237,9 +1238,9 @@ impl Error {
                     source.what()
                 )
             }
-            // `waited_for` names the path (a folder, a data directory) in its place in the sentence.
-            Error::Stopped { waited_for, .. } => {
-                format!("asked to stop while waiting for {waited_for}, it stopped before changing anything")
+            // `during` names the path (a folder, a data directory) in its place in the sentence.
+            Error::Stopped { during, .. } => {
+                format!("asked to stop while {during}, it stopped before changing anything")
             }
         }
     }
@@ -1811,8 +1812,8 @@ impl Error {
                  whose open does what this one could not",
                 source.kind()
             ),
-            Error::Stopped { .. } => "none: it stopped as asked, and nothing was changed; the next start does \
-                 what this one was waiting to do"
+            Error::Stopped { .. } => "none: it stopped as asked, and nothing was changed; the next run (a \
+                 daemon's or server's next start) does what this one did not"
                 .into(),
         }
     }

@@ -391,13 +391,17 @@ fn wait_for_folder(
         }
         if waits.stop_requested() {
             let by: Vec<String> = named_holders(file, lock_path).iter().map(|h| h.to_string()).collect();
-            let waited_for = match by.is_empty() {
-                true => format!("the backup folder {}", folder.display()),
-                false => format!("the backup folder {}, held by {}", folder.display(), by.join(" and ")),
+            let during = match by.is_empty() {
+                true => format!("waiting for the backup folder {}", folder.display()),
+                false => format!(
+                    "waiting for the backup folder {}, held by {}",
+                    folder.display(),
+                    by.join(" and ")
+                ),
             };
             return Err(Error::Stopped {
                 path: folder.to_path_buf(),
-                waited_for,
+                during,
             });
         }
         if !told {

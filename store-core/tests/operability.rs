@@ -763,7 +763,7 @@ fn an_open_waiting_for_its_backup_folder_says_for_whom_and_gives_up_when_its_sto
     assert!(
         err.to_string().ends_with(
             "it stopped before changing anything. What to do: none: it stopped as asked, and nothing \
-                        was changed; the next start does what this one was waiting to do"
+                        was changed; the next run (a daemon's or server's next start) does what this one did not"
         ),
         "{err}"
     );
