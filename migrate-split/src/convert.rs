@@ -171,13 +171,13 @@ pub(crate) fn convert(
     // (for a 1 GB file, about 1.5 s beside the 3.5 s of the indexes and running totals).
     let checks = &legacy.checks;
     let (checked, built) = std::thread::scope(|scope| {
-        let checking = scope.spawn(|| checks.run());
+        let checking = scope.spawn(|| checks.run(progress));
         progress.phase("building indexes");
-        let built = progress
-            .go_on()
-            .and_then(|()| finish_load(&mut config, Target::Config, &sequences, progress))
-            .and_then(|()| progress.go_on())
-            .and_then(|()| finish_load(&mut activity, Target::Activity, &sequences, progress));
+        let handles = [&config, &activity].map(|out| out.conn.conn().get_interrupt_handle());
+        let built = progress.interruptible(&handles, || {
+            finish_load(&mut config, Target::Config, &sequences, progress)
+                .and_then(|()| finish_load(&mut activity, Target::Activity, &sequences, progress))
+        });
         progress.phase("finishing the legacy file's checks");
         let checked = checking.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (checked, built)

@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Result, SplitError};
+use crate::progress::Progress;
 use crate::queries::{self, TABLES};
 
 /// The newest legacy schema version this tool knows.
@@ -146,8 +147,15 @@ impl Checks {
     /// (https://sqlite.org/pragma.html#pragma_quick_check). Whatever was copied from a file that fails it
     /// is thrown away.
     pub fn structure(&self) -> Result<()> {
+        self.structure_unless_stopped(&Progress::new(None))
+    }
+
+    /// [`structure`](Self::structure), its `quick_check` interrupted once `progress`'s stop flag is set.
+    fn structure_unless_stopped(&self, progress: &Progress) -> Result<()> {
         let conn = open_read_only(&self.path)?;
-        let problems = store_core::check::quick_check(&conn).map_err(|e| legacy_error(&self.path, e))?;
+        let problems = progress.interruptible(&[conn.get_interrupt_handle()], || {
+            store_core::check::quick_check(&conn).map_err(|e| legacy_error(&self.path, e))
+        })?;
         conn.close().map_err(|(_, e)| legacy_error(&self.path, e))?;
         if problems.is_empty() {
             return Ok(());
@@ -164,9 +172,11 @@ impl Checks {
     }
 
     /// Both reads, one after the other: what a split runs on its second core while its first builds
-    /// the outputs' indexes. A damaged file is refused before its sha256 is read.
-    pub fn run(&self) -> Result<()> {
-        self.structure()?;
+    /// the outputs' indexes. A damaged file is refused before its sha256 is read. Asked to stop (`progress`),
+    /// the `quick_check` is interrupted and the sha256 not read.
+    pub fn run(&self, progress: &Progress) -> Result<()> {
+        self.structure_unless_stopped(progress)?;
+        progress.go_on()?;
         self.sha256().map(|_| ())
     }
 }
