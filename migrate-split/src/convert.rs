@@ -220,7 +220,7 @@ pub(crate) fn convert(
         schema: out.conn.schema(),
         tables: digests.iter().filter(|(t, _, _)| t.target == target).collect(),
     });
-    verify::verify_outputs(&outputs, key)?;
+    verify::verify_outputs(&outputs, key, progress)?;
 
     progress.phase("closing");
     progress.go_on()?;

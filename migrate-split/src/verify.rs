@@ -10,6 +10,7 @@ use store_core::{Schema, SqliteResultExt};
 
 use crate::digest::RowDigest;
 use crate::error::{Result, SplitError};
+use crate::progress::Progress;
 use crate::queries::{self, Table};
 use store_core::files::file_uri;
 
@@ -50,18 +51,27 @@ enum Check<'a> {
 }
 
 impl Check<'_> {
-    fn run(&self, key: Option<&store_core::Key>) -> Result<()> {
-        match self {
-            Check::Table(path, expected) => verify_table(path, expected, key),
-            Check::File(path, schema) => verify_file(path, schema, key),
-        }
+    /// Runs the check through a read-only connection of its own, interrupted once `progress`'s stop flag is
+    /// set (a table of a 1 GB file reads back for seconds).
+    fn run(&self, key: Option<&store_core::Key>, progress: &Progress) -> Result<()> {
+        let (Check::Table(path, _) | Check::File(path, _)) = self;
+        let conn = open_read_only(path, key)?;
+        let interrupt = [conn.get_interrupt_handle()];
+        progress.interruptible(&interrupt, move || match self {
+            Check::Table(path, expected) => verify_table(conn, path, expected),
+            Check::File(path, schema) => verify_file(conn, path, schema),
+        })
     }
 }
 
 /// Every check of the finished outputs, each through a read-only connection of its own, on two threads
 /// (one per core) taking the longest checks first: the whole list's time is about the longest check's,
 /// or half the sum. The first failure is returned (the other thread stops at its next check).
-pub(crate) fn verify_outputs(outputs: &[Finished<'_>], key: Option<&store_core::Key>) -> Result<()> {
+pub(crate) fn verify_outputs(
+    outputs: &[Finished<'_>],
+    key: Option<&store_core::Key>,
+    progress: &Progress,
+) -> Result<()> {
     // Each check with the rows it reads, what its time is about proportional to: a table's rows; for a
     // file's checks, all its tables' (and their indexes).
     let mut checks: Vec<(u64, Check<'_>)> = outputs
@@ -80,7 +90,9 @@ pub(crate) fn verify_outputs(outputs: &[Finished<'_>], key: Option<&store_core::
             let Some((_, check)) = checks.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 break;
             };
-            check.run(key).inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
+            check
+                .run(key, progress)
+                .inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
         }
         Ok(())
     };
@@ -92,14 +104,13 @@ pub(crate) fn verify_outputs(outputs: &[Finished<'_>], key: Option<&store_core::
     theirs.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// Reads a table back through a separate read-only connection, in key order, and compares count and
+/// Reads a table back through `conn`, a separate read-only connection, in key order, and compares count and
 /// digest with what was inserted.
 fn verify_table(
+    conn: Connection,
     path: &Path,
     (table, copied, digest): &(&'static Table, u64, RowDigest),
-    key: Option<&store_core::Key>,
 ) -> Result<()> {
-    let conn = open_read_only(path, key)?;
     let ncols = table.columns.len() + 1;
     let mut stmt = conn.prepare(&queries::output_select(table)).at(path)?;
     let mut rows = stmt.query([]).at(path)?;
@@ -127,9 +138,8 @@ fn verify_table(
     Ok(())
 }
 
-/// The file as a whole: header fields, `quick_check`, `foreign_key_check`.
-fn verify_file(path: &Path, schema: &Schema, key: Option<&store_core::Key>) -> Result<()> {
-    let conn = open_read_only(path, key)?;
+/// The file as a whole, read through `conn`: header fields, `quick_check`, `foreign_key_check`.
+fn verify_file(conn: Connection, path: &Path, schema: &Schema) -> Result<()> {
     let (version, app_id): (u32, i32) = conn
         .query_row(queries::LEGACY_HEADER, [], |r| Ok((r.get(0)?, r.get(1)?)))
         .at(path)?;
@@ -211,7 +221,7 @@ mod tests {
             schema: &config_store::SCHEMA,
             tables: vec![expected],
         }];
-        verify_outputs(&outputs, None)
+        verify_outputs(&outputs, None, &Progress::new(None))
     }
 
     #[test]
