@@ -51,7 +51,8 @@
 //! # Exit codes
 //!
 //! 0: split, already split, or dry run done; 1: refused (the input, existing outputs without `--force`, a
-//! held owner lock, `--strict`); 2: could not run (I/O, verification, the legacy file changed meanwhile).
+//! held owner lock, `--strict`); 2: could not run (I/O, verification, the legacy file changed meanwhile,
+//! stopped).
 //! See [`SplitError::exit_code`].
 
 #[cfg(feature = "cli")]

@@ -2,7 +2,7 @@
 //!
 //! A human summary goes to stderr; with `--json`, exactly one JSON object goes to stdout (the report, or
 //! `{"outcome": "failed", "error": {...}}`). Exit codes: 0 done (split, already split, dry run), 1 refused,
-//! 2 could not run.
+//! 2 could not run (stopped by Ctrl-C or SIGTERM too: nothing of the run is left).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -20,7 +20,8 @@ use migrate_split::{Options, ProgressCallback, SplitError, SplitProgress, split}
     version,
     about = "Split a legacy combined database into activity.db (daemon) and config.db (server)",
     after_help = "Exit codes: 0 split, already split or dry run done; 1 refused (not a legacy file, outputs exist \
-                  without --force, an owner is running, --strict); 2 could not run (I/O, verification)."
+                  without --force, an owner is running, --strict); 2 could not run (I/O, verification, stopped by \
+                  Ctrl-C: nothing of the run is left)."
 )]
 struct Args {
     /// The legacy combined database (schema version 1, 2 or 3). Opened read-only, never written.
@@ -65,14 +66,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let stop = match migrate_split::cli::install_stop_handlers() {
+        Ok(()) => Some(migrate_split::cli::stop_flag()),
+        // Without the handlers a signal kills the split as any kill would: the next run removes its leftovers.
+        Err(_) => None,
+    };
     let bar = (!args.json && std::io::stderr().is_terminal()).then(progress_bar);
     let options = Options {
         dry_run: args.dry_run,
         strict: args.strict,
         force: args.force,
         key,
-        // Ctrl-C kills the tool as any kill would: the next run removes what the split had begun.
-        stop: None,
+        // Ctrl-C (or SIGTERM) stops the split cleanly: nothing of it is left, rather than the temporary outputs
+        // a kill leaves for the next run to remove. Once it is closing its outputs it finishes.
+        stop,
         progress: bar.clone().map(|bar| -> ProgressCallback {
             Arc::new(move |p: &SplitProgress| {
                 bar.set_length(p.rows_total);

@@ -451,3 +451,59 @@ fn an_output_removed_after_a_finished_split_is_refused_not_split_again() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(activity.exists() && data.join("config.db").exists());
 }
+
+/// Ctrl-C on a split killed it: its temporary outputs and its record stayed for the next run (or an owner's
+/// start) to say and remove. It now stops cleanly: the failure is said (`stopped`, exit 2, with --json the
+/// failure object), nothing of the run is left in the data directory, and the split run again completes.
+#[test]
+fn ctrl_c_stops_a_split_leaving_nothing_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Long enough to split (seconds) that the signal, sent once the run is under way, lands before it is
+    // closing its outputs, on any machine.
+    let spec = LegacySpec {
+        sessions: 20_000,
+        events_per_session: 10,
+        ..LegacySpec::small(3)
+    };
+    let (legacy, _) = legacy_file(dir.path(), &spec);
+    let data = dir.path().join("data");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_migrate-split"))
+        .args(args(&legacy, &data, &["--json"]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while store_core::conversion::in_progress(&data).is_none() {
+        assert!(std::time::Instant::now() < deadline, "the split never began");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the split ended before it was under way"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on the child this test spawned, not reaped yet.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = store_core::testing::wait_output_within(child, std::time::Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let failure = one_json_object(&out.stdout);
+    assert_eq!(failure["error"]["kind"], "stopped", "{failure}");
+    let said = format!(
+        "asked to stop while splitting {} into {}, it stopped before changing anything",
+        legacy.display(),
+        data.display()
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&said), "{out:?}");
+    let left = listing(&data);
+    assert!(
+        left.iter().all(|name| name.ends_with(".lock")),
+        "nothing of the run is left: {left:?}"
+    );
+    assert!(store_core::conversion::in_progress(&data).is_none());
+
+    let out = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_migrate-split")).args(args(&legacy, &data, &[])),
+        std::time::Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{out:?}");
+}

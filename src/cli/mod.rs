@@ -17,6 +17,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use migrate_split::cli::{install_stop_handlers, stop_flag, stop_requested};
+
 /// Prints an error the way every subcommand does (what happened, then what to do) and returns exit code 2
 /// ("could not run").
 pub fn fail(context: &str, err: &dyn std::fmt::Display) -> ExitCode {
@@ -450,46 +452,4 @@ pub fn load_key(path: Option<&Path>) -> Result<Option<store_core::Key>, store_co
         });
     }
     store_core::Key::read_file(path).map(Some)
-}
-
-/// Set by SIGTERM/SIGINT once [`install_stop_handlers`] ran; long-running subcommands poll it, and an
-/// owner's open and upgrade are given it ([`owner_waits`]) to give up their waits.
-static STOP: std::sync::OnceLock<Arc<std::sync::atomic::AtomicBool>> = std::sync::OnceLock::new();
-
-/// The flag SIGTERM/SIGINT set.
-fn stop_flag() -> Arc<std::sync::atomic::AtomicBool> {
-    STOP.get_or_init(Arc::default).clone()
-}
-
-extern "C" fn on_stop_signal(_: libc::c_int) {
-    // Only an atomic load (the flag exists: installed after it) and store: async-signal-safe.
-    if let Some(stop) = STOP.get() {
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// Makes SIGTERM and SIGINT request a clean stop ([`stop_requested`]) instead of killing the process.
-pub fn install_stop_handlers() -> std::io::Result<()> {
-    stop_flag();
-    for signal in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: a zeroed sigaction is valid; the handler only stores to an atomic; SA_RESTART keeps
-        // SQLite's and stdout's system calls from failing with EINTR.
-        let rc = unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_stop_signal as *const () as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, std::ptr::null_mut())
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Whether SIGTERM or SIGINT arrived since [`install_stop_handlers`].
-pub fn stop_requested() -> bool {
-    STOP.get()
-        .is_some_and(|stop| stop.load(std::sync::atomic::Ordering::Relaxed))
 }
