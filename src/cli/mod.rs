@@ -134,11 +134,7 @@ pub fn say_waiting_for(context: &str, folder: &Path, exclusive: bool) {
 /// The line said when a command waits for `folder`'s lock held by `holders` (for a holder that could not be
 /// named: "another process").
 fn say_waiting(context: &str, folder: &Path, holders: &[store_core::LockHolder]) {
-    let by: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
-    let by = match by.is_empty() {
-        true => "another process".to_string(),
-        false => by.join(" and "),
-    };
+    let by = store_core::LockHolder::listed(holders).unwrap_or_else(|| "another process".to_string());
     let _ = writeln!(
         std::io::stderr(),
         "splitstore {context}: waiting for the backup folder {}, held by {by}",

@@ -855,7 +855,6 @@ impl Error {
                 ),
             },
             Error::FolderHeldByStopped { holders, .. } => {
-                let names: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
                 let which = match holders.len() {
                     1 => "which is stopped",
                     _ => "all of them stopped",
@@ -863,7 +862,7 @@ impl Error {
                 format!(
                     "the backup folder {p} is held by {} ({which}: Ctrl-Z, SIGSTOP or a debugger), and stays held until it is \
                      continued",
-                    names.join(" and ")
+                    LockHolder::listed(holders).unwrap_or_default()
                 )
             }
             Error::OwnershipLost { lock_path, holder, .. } => {

@@ -58,6 +58,12 @@ impl LockHolder {
     pub fn is_this_process(&self) -> bool {
         self.pid == std::process::id()
     }
+
+    /// `holders` as a sentence names them (each as it displays, joined by "and"); `None` when there are none.
+    pub fn listed(holders: &[LockHolder]) -> Option<String> {
+        let names: Vec<String> = holders.iter().map(LockHolder::to_string).collect();
+        (!names.is_empty()).then(|| names.join(" and "))
+    }
 }
 
 impl fmt::Display for LockHolder {
@@ -390,14 +396,9 @@ fn wait_for_folder(
             Err(e) => return Err(Error::io(lock_path, "lock", e)),
         }
         if waits.stop_requested() {
-            let by: Vec<String> = named_holders(file, lock_path).iter().map(|h| h.to_string()).collect();
-            let during = match by.is_empty() {
-                true => format!("waiting for the backup folder {}", folder.display()),
-                false => format!(
-                    "waiting for the backup folder {}, held by {}",
-                    folder.display(),
-                    by.join(" and ")
-                ),
+            let during = match LockHolder::listed(&named_holders(file, lock_path)) {
+                None => format!("waiting for the backup folder {}", folder.display()),
+                Some(by) => format!("waiting for the backup folder {}, held by {by}", folder.display()),
             };
             return Err(Error::Stopped {
                 path: folder.to_path_buf(),
