@@ -262,22 +262,16 @@ mod encrypted {
         // migrating, so a backup taken while the daemon's pre-migration backup and migration ran (a busy
         // machine) held the file as it was, and the restore of it below brought back a file to migrate. A
         // reader opens activity.db only once it is at this build's version.
-        let start = std::time::Instant::now();
         let activity = activity_store::SCHEMA.path_in(&data);
-        while store_core::read_pool::open_read_only(&activity, &activity_store::SCHEMA, Some(&key)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "activity.db was never migrated"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        while !matches!(
-            store_core::OwnerLock::probe(&data.join("config.db")),
-            Ok(store_core::LockState::Held { .. })
-        ) {
-            assert!(start.elapsed() < Duration::from_secs(60), "config.db was never owned");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until(Duration::from_secs(60), "activity.db was never migrated", || {
+            store_core::read_pool::open_read_only(&activity, &activity_store::SCHEMA, Some(&key)).is_ok()
+        });
+        wait_until(Duration::from_secs(60), "config.db was never owned", || {
+            matches!(
+                store_core::OwnerLock::probe(&data.join("config.db")),
+                Ok(store_core::LockState::Held { .. })
+            )
+        });
         // In the middle of both owners' writes.
         std::thread::sleep(Duration::from_millis(500));
         let backup = with_key(&["backup", "--data-dir", d], &k);

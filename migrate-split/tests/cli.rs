@@ -473,15 +473,14 @@ fn ctrl_c_stops_a_split_leaving_nothing_of_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while store_core::conversion::in_progress(&data).is_none() {
-        assert!(std::time::Instant::now() < deadline, "the split never began");
+    store_core::testing::wait_until(std::time::Duration::from_secs(120), "the split never began", || {
+        let began = store_core::conversion::in_progress(&data).is_some();
         assert!(
-            child.try_wait().unwrap().is_none(),
+            began || child.try_wait().unwrap().is_none(),
             "the split ended before it was under way"
         );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+        began
+    });
     // SAFETY: kill(2) on the child this test spawned, not reaped yet.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let out = store_core::testing::wait_output_within(child, std::time::Duration::from_secs(120));

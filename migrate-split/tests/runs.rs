@@ -625,11 +625,9 @@ fn a_start_waiting_for_a_peers_split_gives_up_when_its_stop_flag_is_set() {
         let data = data.clone();
         std::thread::spawn(move || migrate_split::prepare(&data, &options))
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !waiting.load(Ordering::SeqCst) {
-        assert!(std::time::Instant::now() < deadline, "never said it waits");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    store_core::testing::wait_until(Duration::from_secs(60), "never said it waits", || {
+        waiting.load(Ordering::SeqCst)
+    });
     stop.store(true, Ordering::SeqCst);
     let err = match waiter.join().unwrap() {
         Err(SplitError::Store(e)) => e,
