@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
 use support::{
-    OLD_HISTORY, PRUNING_WEEK_OLD, doctor_problems, kill9, output_within, query_i64, read_only, spawn_splitstore,
-    splitstore, summary_field, summary_value, wait_for_file, wait_until,
+    OLD_HISTORY, PRUNING_WEEK_OLD, activity_db_one_version_back, doctor_problems, kill9, output_within, query_i64,
+    read_only, spawn_splitstore, splitstore, summary_field, summary_value, wait_for_file, wait_until,
 };
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
@@ -1022,16 +1022,7 @@ fn retention_meeting_a_damaged_page_pauses_and_recording_goes_on() {
 fn sigterm_ends_a_starting_daemons_wait_for_its_backup_folder_before_it_migrates_anything() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let db = activity_store::SCHEMA.path_in(data);
-    let older = activity_store::SCHEMA.end_version() - 1;
-    let options = activity_store::WriterOptions {
-        open: store_core::OpenOptions {
-            target_version: Some(older),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    drop(ActivityWriter::open_with(&db, &options).unwrap());
+    let (db, older) = activity_db_one_version_back(data);
     let backups = data.join("backups");
     store_core::files::create_private_dir_all(&backups).unwrap();
     // Held by this test's process, running: a backup or restore in progress.

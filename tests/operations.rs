@@ -3325,6 +3325,81 @@ fn a_backup_behind_a_stopped_holder_of_its_folder_names_it_instead_of_waiting_fo
     assert!(out.status.success(), "once the holder was continued: {out:?}");
 }
 
+/// A daemon's first start after an upgrade, behind a restore stopped with Ctrl-Z in the backup folder its
+/// pre-migration backup goes into: it failed after a second (`locked`, exit 75), and its supervisor started
+/// it again into the same refusal about once a second until it gave up on the unit, which was then not
+/// running when the restore was continued. It now says the holder is stopped and what continues it, waits
+/// (asking to stop still ends it), and once the holder is continued takes its backup, migrates and records.
+#[test]
+fn a_daemons_first_start_behind_a_stopped_holder_of_its_backup_folder_waits_for_it_and_then_upgrades() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    let (db, older) = activity_db_one_version_back(&data);
+    let backups = data.join("backups");
+    store_core::files::create_private_dir_all(&backups).unwrap();
+    // The lock file a restore takes (it never makes one): a backup of this build was taken there once.
+    drop(store_core::FolderLock::exclusive(&backups).unwrap());
+    let mut holder = Running(spawn_child("child_entry", "hold-backups-then-stop", &data));
+    wait_until(Duration::from_secs(60), "the holder stops", || {
+        store_core::process::stopped(holder.pid())
+    });
+
+    let mut daemon = Running(
+        splitstore()
+            .args(["daemon", "--data-dir", utf8(&data), "--events", "100"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn splitstore"),
+    );
+    let stderr = BufReader::new(daemon.0.stderr.take().unwrap());
+    let (tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let pid = holder.pid();
+    let waiting = format!(
+        "splitstore daemon: the backup folder {} is held by pid {pid}, running `",
+        backups.display()
+    );
+    let said_stopped = lines
+        .iter()
+        .find(|line| line.starts_with(&waiting))
+        .unwrap_or_else(|| panic!("{waiting:?} not said"));
+    assert!(
+        said_stopped.ends_with(&format!(
+            ", stopped (Ctrl-Z, SIGSTOP or a debugger): waiting until it is continued (`kill -CONT {pid}`) or \
+             ended, or until this process is asked to stop (SIGTERM)"
+        )),
+        "{said_stopped}"
+    );
+    assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon waits on");
+    let version = || query_i64(&read_only(&db), "PRAGMA user_version");
+    assert_eq!(version(), i64::from(older), "not migrated while the folder is held");
+
+    // SAFETY: continues the child this test spawned.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    assert!(holder.0.wait().unwrap().success());
+    let status = daemon.0.wait().unwrap();
+    reader.join().unwrap();
+    let rest: Vec<String> = lines.try_iter().collect();
+    assert!(status.success(), "{status:?} {rest:?}");
+    assert_eq!(
+        version(),
+        i64::from(activity_store::SCHEMA.end_version()),
+        "migrated once the holder let go"
+    );
+    let pre = store_core::backup::pre_migration_dir(&backups);
+    assert_eq!(fs::read_dir(&pre).unwrap().count(), 1, "with its backup");
+    let events = query_i64(&read_only(&db), "SELECT count(*) FROM activity_events");
+    assert_eq!(events, 100, "and recorded");
+}
+
 /// A lock handed on: the process that took the folder's lock exited, and one it forked holds it, stopped.
 /// `/proc/locks` names the process that took it, gone, and the backup waited without a word (a walk, with
 /// flock(1)'s `exec 9>FILE; flock 9`). The holder is found among the processes that have the file open.

@@ -142,16 +142,37 @@ fn say_waiting(context: &str, folder: &Path, holders: &[store_core::LockHolder])
     );
 }
 
+/// The line said when the holders of a folder an owner's start waits for are all stopped: it waits on, and
+/// says what continues it.
+fn say_waiting_for_stopped(context: &str, wait: &store_core::FolderWait<'_>) {
+    let by = store_core::LockHolder::listed(wait.holders).unwrap_or_else(|| "another process".to_string());
+    let pids: Vec<String> = wait.holders.iter().map(|h| h.pid.to_string()).collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "splitstore {context}: the backup folder {} is held by {by}, stopped (Ctrl-Z, SIGSTOP or a debugger): \
+         waiting until it is continued (`kill -CONT {}`) or ended, or until this process is asked to stop \
+         (SIGTERM)",
+        wait.folder.display(),
+        pids.join(" ")
+    );
+}
+
 /// How an owner's open (the daemon's, the server's) waits for a backup folder its pre-migration backup goes
 /// into: saying for whom, and giving up on SIGTERM/SIGINT ([`install_stop_handlers`]) rather than stopping
-/// only after it took the backup and migrated the file.
+/// only after it took the backup and migrated the file. A stopped holder is waited through, said: failing
+/// (exit 75), the owner was restarted into the same refusal by its supervisor until it gave up on it.
 pub fn owner_waits(context: &str) -> store_core::Waits {
     let context = context.to_string();
     store_core::Waits {
         stop: Some(stop_flag()),
-        on_waiting: Some(Arc::new(move |folder: &Path, holders: &[store_core::LockHolder]| {
-            say_waiting(&context, folder, holders)
+        on_waiting: Some(Arc::new(move |wait: &store_core::FolderWait<'_>| {
+            if wait.holders_stopped {
+                say_waiting_for_stopped(&context, wait)
+            } else {
+                say_waiting(&context, wait.folder, wait.holders)
+            }
         })),
+        through_stopped_holders: true,
     }
 }
 

@@ -75,7 +75,7 @@ pub use error::{Banner, Describe, Error, ErrorKind, Result, SqliteResultExt};
 pub use key::{Key, encryption_available};
 pub use migrate::{BOOKKEEPING_SQL, MigrationHook, UpgradeReport};
 pub use open_database::{OpenOptions, OpenReport, OwnerConnection};
-pub use owner_lock::{FolderLock, LockHolder, LockState, OwnerLock, WaitingCallback, Waits};
+pub use owner_lock::{FolderLock, FolderWait, LockHolder, LockState, OwnerLock, WaitingCallback, Waits};
 pub use provenance::Provenance;
 pub use read_pool::{ChangeToken, ReadPool};
 pub use schema::{Compat, IdReference, Migration, Predecessor, Schema, Step, Tools};

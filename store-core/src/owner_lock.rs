@@ -250,7 +250,8 @@ impl Drop for OwnerLock {
 /// terminal, SIGSTOP) would hold it for as long as nobody continues it, and a backup run by cron, or an
 /// owner's start that takes a pre-migration backup, would hang behind it without a word: once every holder
 /// has been seen stopped for [`STOPPED_HOLDER_GRACE`], the wait gives up with [`Error::FolderHeldByStopped`]
-/// naming it. Dropping it releases the lock.
+/// naming it, or, for a caller that can be asked to stop ([`Waits::through_stopped_holders`]), says so and
+/// waits on. Dropping it releases the lock.
 #[derive(Debug)]
 pub struct FolderLock {
     /// `None`: a folder this user cannot write (a read-only backup drive) is read without a lock.
@@ -339,13 +340,26 @@ impl Drop for FolderLock {
     }
 }
 
-/// How long every holder of a backup folder's lock must have been seen stopped before a wait for it gives up:
-/// a stop of a moment (a debugger stepping, job control) is waited out.
+/// How long every holder of a backup folder's lock must have been seen stopped before a wait for it gives up
+/// (or, waiting through stopped holders, says they are): a stop of a moment (a debugger stepping, job
+/// control) is waited out.
 pub const STOPPED_HOLDER_GRACE: Duration = Duration::from_secs(1);
 
-/// Told, when a wait for another process begins, what it waits for (a backup folder) and who holds it
-/// (empty when no holder could be named).
-pub type WaitingCallback = Arc<dyn Fn(&Path, &[LockHolder]) + Send + Sync>;
+/// What a wait for a backup folder tells its caller ([`Waits::on_waiting`]).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct FolderWait<'a> {
+    /// The backup folder waited for.
+    pub folder: &'a Path,
+    /// Who holds its lock (empty when no holder could be named).
+    pub holders: &'a [LockHolder],
+    /// Every holder has been stopped (Ctrl-Z, SIGSTOP, a debugger) for [`STOPPED_HOLDER_GRACE`]; told only to
+    /// a wait that waits through stopped holders ([`Waits::through_stopped_holders`]), each time they stop.
+    pub holders_stopped: bool,
+}
+
+/// Told when a wait for another process begins, what it waits for and whom ([`FolderWait`]).
+pub type WaitingCallback = Arc<dyn Fn(&FolderWait<'_>) + Send + Sync>;
 
 /// How a call that may wait for another process (a backup or restore holding the backup folder a
 /// pre-migration backup goes into) behaves while it waits. The default waits silently until it can go on.
@@ -355,14 +369,34 @@ pub struct Waits {
     /// within 10 ms with [`Error::Stopped`], nothing changed. A process asked to stop while it waited would
     /// otherwise stop only once the other process let go, after doing what it had waited to do.
     pub stop: Option<Arc<AtomicBool>>,
-    /// Told once, when the call has to wait, for what and for whom: a process that waits says why.
+    /// Told once, when the call has to wait, for what and for whom: a process that waits says why. Told again
+    /// each time the holders are found stopped, when [`through_stopped_holders`](Self::through_stopped_holders).
     pub on_waiting: Option<WaitingCallback>,
+    /// Keep waiting while every holder is stopped, instead of failing with [`Error::FolderHeldByStopped`] once
+    /// they have been for [`STOPPED_HOLDER_GRACE`]. For a process a supervisor restarts (a daemon): failing,
+    /// it was started again into the same refusal about once a second, until the supervisor gave up on it
+    /// (systemd stops restarting a unit started five times in ten seconds: `StartLimitBurst`), and it was then
+    /// not running when the holder was continued. Honoured only with a [`stop`](Self::stop) flag, the one way
+    /// out of such a wait besides the holder: without one the wait fails as before.
+    pub through_stopped_holders: bool,
 }
 
 impl Waits {
     /// Whether the stop flag is set.
     pub fn stop_requested(&self) -> bool {
         self.stop.as_ref().is_some_and(|stop| stop.load(Ordering::SeqCst))
+    }
+
+    /// Whether a wait goes on while its holders are stopped: asked for, and a stop flag to end it.
+    fn waits_through_stopped_holders(&self) -> bool {
+        self.through_stopped_holders && self.stop.is_some()
+    }
+
+    /// Tells [`on_waiting`](Self::on_waiting), if any, what the wait waits for.
+    fn tell(&self, wait: &FolderWait<'_>) {
+        if let Some(on_waiting) = &self.on_waiting {
+            on_waiting(wait);
+        }
     }
 }
 
@@ -371,13 +405,14 @@ impl fmt::Debug for Waits {
         f.debug_struct("Waits")
             .field("stop", &self.stop)
             .field("on_waiting", &self.on_waiting.as_ref().map(|_| "<callback>"))
+            .field("through_stopped_holders", &self.through_stopped_holders)
             .finish()
     }
 }
 
 /// Waits for `try_lock` on `file`, the lock file of `folder`, while its holders run; fails with
-/// [`Error::FolderHeldByStopped`] once they have all been stopped for [`STOPPED_HOLDER_GRACE`], or with
-/// [`Error::Stopped`] once `waits`' stop flag is set. Polled rather than a blocking flock, which no stopped
+/// [`Error::FolderHeldByStopped`] once they have all been stopped for [`STOPPED_HOLDER_GRACE`] (unless `waits`
+/// waits through them: it then says so and goes on), or with [`Error::Stopped`] once `waits`' stop flag is set. Polled rather than a blocking flock, which no stopped
 /// holder would ever let return, nor a stop flag interrupt.
 fn wait_for_folder(
     file: &File,
@@ -389,6 +424,7 @@ fn wait_for_folder(
     let mut stopped_since: Option<Instant> = None;
     let mut next_look = Instant::now();
     let mut told = false;
+    let mut told_stopped = false;
     loop {
         match try_lock(file) {
             Ok(()) => return Ok(()),
@@ -407,21 +443,32 @@ fn wait_for_folder(
         }
         if !told {
             told = true;
-            if let Some(on_waiting) = &waits.on_waiting {
-                on_waiting(folder, &named_holders(file, lock_path));
-            }
+            waits.tell(&FolderWait {
+                folder,
+                holders: &named_holders(file, lock_path),
+                holders_stopped: false,
+            });
         }
         if Instant::now() >= next_look {
             next_look = Instant::now() + Duration::from_millis(100);
             let holders = holders_of(file, lock_path);
             let all_stopped = !holders.is_empty() && holders.iter().all(|&pid| process::stopped(pid));
             match (all_stopped, stopped_since) {
-                (false, _) => stopped_since = None,
+                (false, _) => (stopped_since, told_stopped) = (None, false),
                 (true, None) => stopped_since = Some(Instant::now()),
-                (true, Some(since)) if since.elapsed() >= STOPPED_HOLDER_GRACE => {
-                    return Err(Error::FolderHeldByStopped {
-                        folder: folder.to_path_buf(),
-                        holders: named_holders(file, lock_path),
+                (true, Some(since)) if since.elapsed() >= STOPPED_HOLDER_GRACE && !told_stopped => {
+                    let holders = named_holders(file, lock_path);
+                    if !waits.waits_through_stopped_holders() {
+                        return Err(Error::FolderHeldByStopped {
+                            folder: folder.to_path_buf(),
+                            holders,
+                        });
+                    }
+                    told_stopped = true;
+                    waits.tell(&FolderWait {
+                        folder,
+                        holders: &holders,
+                        holders_stopped: true,
                     });
                 }
                 (true, Some(_)) => {}

@@ -444,11 +444,95 @@ fn restore_moves_the_current_file_aside_with_its_wal_and_places_the_backup() {
 #[test]
 fn child_entry() {
     let Some((what, path)) = child_role() else { return };
-    assert_eq!(what, "write-and-hang");
-    let owner = OwnerConnection::open(&path, &ITEMS).unwrap();
-    fill(&owner, 50);
-    fs::write(with_suffix(&path, ".ready"), b"").unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(120));
+    match what.as_str() {
+        "write-and-hang" => {
+            let owner = OwnerConnection::open(&path, &ITEMS).unwrap();
+            fill(&owner, 50);
+            fs::write(with_suffix(&path, ".ready"), b"").unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(120));
+        }
+        // Holds the backup folder `path` as a restore does, and stops itself (as Ctrl-Z would) until continued.
+        "hold-folder-then-stop" => {
+            let _folder = store_core::FolderLock::shared(&path).unwrap();
+            // SAFETY: stops this very process; the parent continues it.
+            unsafe { libc::raise(libc::SIGSTOP) };
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// A wait that goes on through stopped holders (`Waits::through_stopped_holders`, a daemon's: failing, it was
+/// restarted into the same refusal until its supervisor gave up) says when they are stopped, and takes the
+/// folder once they are continued. Without a stop flag, the one other way out, it fails as any wait does.
+#[test]
+fn a_wait_through_stopped_holders_says_they_are_stopped_and_goes_on_once_they_are_continued() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("backups");
+    store_core::files::create_private_dir_all(&folder).unwrap();
+    drop(store_core::FolderLock::exclusive(&folder).unwrap());
+    /// Kills the holder however the test ends: a stopped child would stay behind.
+    struct Holder(std::process::Child);
+    impl Drop for Holder {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut holder = Holder(spawn_child("child_entry", "hold-folder-then-stop", &folder));
+    let pid = holder.0.id();
+    store_core::testing::wait_until(std::time::Duration::from_secs(60), "the holder stops", || {
+        store_core::process::stopped(pid)
+    });
+
+    let without_stop = store_core::Waits {
+        through_stopped_holders: true,
+        ..Default::default()
+    };
+    let err = store_core::FolderLock::exclusive_with(&folder, &without_stop).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Locked, "{err}");
+
+    /// Each time the wait said it waits: its holders' pids, and whether they were stopped.
+    type Told = Vec<(Vec<u32>, bool)>;
+    let told: Arc<Mutex<Told>> = Arc::default();
+    let heard = told.clone();
+    let waits = store_core::Waits {
+        stop: Some(Arc::new(AtomicBool::new(false))),
+        on_waiting: Some(Arc::new(move |wait: &store_core::FolderWait<'_>| {
+            heard
+                .lock()
+                .unwrap()
+                .push((wait.holders.iter().map(|h| h.pid).collect(), wait.holders_stopped))
+        })),
+        through_stopped_holders: true,
+    };
+    let taking = {
+        let folder = folder.clone();
+        std::thread::spawn(move || store_core::FolderLock::exclusive_with(&folder, &waits))
+    };
+    store_core::testing::wait_until(
+        std::time::Duration::from_secs(60),
+        "the wait never said its holder is stopped",
+        || {
+            let said = told.lock().unwrap().len() == 2;
+            assert!(
+                said || !taking.is_finished(),
+                "the wait ended while its holder was stopped"
+            );
+            said
+        },
+    );
+    assert_eq!(*told.lock().unwrap(), vec![(vec![pid], false), (vec![pid], true)]);
+    assert!(!taking.is_finished(), "it waits on");
+
+    // SAFETY: continues the child this test spawned.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    assert!(holder.0.wait().unwrap().success());
+    let lock = taking.join().unwrap().expect("taken once the holder let go");
+    drop(lock);
+    assert_eq!(told.lock().unwrap().len(), 2, "said once each");
 }
 
 #[test]
@@ -725,14 +809,13 @@ fn an_open_waiting_for_its_backup_folder_says_for_whom_and_gives_up_when_its_sto
     let options = store_core::OpenOptions {
         waits: store_core::Waits {
             stop: Some(stop.clone()),
-            on_waiting: Some(Arc::new(
-                move |folder: &std::path::Path, holders: &[store_core::LockHolder]| {
-                    heard
-                        .lock()
-                        .unwrap()
-                        .push((folder.to_path_buf(), holders.iter().map(|h| h.pid).collect()))
-                },
-            )),
+            on_waiting: Some(Arc::new(move |wait: &store_core::FolderWait<'_>| {
+                heard
+                    .lock()
+                    .unwrap()
+                    .push((wait.folder.to_path_buf(), wait.holders.iter().map(|h| h.pid).collect()))
+            })),
+            ..Default::default()
         },
         ..Default::default()
     };

@@ -202,3 +202,19 @@ pub fn next_event_id(data: &Path) -> i64 {
         ))
         .unwrap()
 }
+
+/// `data/activity.db` created at the schema version before this build's, as an earlier build left it: the
+/// next owner's open upgrades it, taking a pre-migration backup first. Returns its path and that version.
+pub fn activity_db_one_version_back(data: &Path) -> (PathBuf, u32) {
+    let db = activity_store::SCHEMA.path_in(data);
+    let older = activity_store::SCHEMA.end_version() - 1;
+    let options = activity_store::WriterOptions {
+        open: store_core::OpenOptions {
+            target_version: Some(older),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    drop(activity_store::ActivityWriter::open_with(&db, &options).unwrap());
+    (db, older)
+}
