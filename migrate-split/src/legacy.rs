@@ -134,10 +134,17 @@ pub(crate) struct Checks {
 impl Checks {
     /// The file's sha256, read on first use.
     pub fn sha256(&self) -> Result<&str> {
+        self.sha256_unless_stopped(&Progress::new(None))
+    }
+
+    /// [`sha256`](Self::sha256), given up within a mebibyte once `progress`'s stop flag is set (a split asked
+    /// to stop otherwise waited for this read to end: about a second per gigabyte).
+    fn sha256_unless_stopped(&self, progress: &Progress) -> Result<&str> {
         if let Some(sha256) = self.sha256.get() {
             return Ok(sha256);
         }
-        let sha256 = store_core::files::sha256_of(&self.held).map_err(|e| SplitError::io(&self.path, "read", e))?;
+        let sha256 = store_core::files::sha256_of_while(&self.held, || progress.go_on())?
+            .map_err(|e| SplitError::io(&self.path, "read", e))?;
         Ok(self.sha256.get_or_init(|| sha256))
     }
 
@@ -173,11 +180,10 @@ impl Checks {
 
     /// Both reads, one after the other: what a split runs on its second core while its first builds
     /// the outputs' indexes. A damaged file is refused before its sha256 is read. Asked to stop (`progress`),
-    /// the `quick_check` is interrupted and the sha256 not read.
+    /// the `quick_check` is interrupted and the sha256 given up.
     pub fn run(&self, progress: &Progress) -> Result<()> {
         self.structure_unless_stopped(progress)?;
-        progress.go_on()?;
-        self.sha256().map(|_| ())
+        self.sha256_unless_stopped(progress).map(|_| ())
     }
 }
 
@@ -397,4 +403,33 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<(u32, Vec<String>)> {
         ));
     }
     Ok((version, unknown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A split asked to stop gives up the legacy file's sha256 (it read it to the end first, about a second
+    /// per gigabyte), caches nothing, and reads it whole when not asked to.
+    #[test]
+    fn the_legacy_files_sha256_is_given_up_when_the_split_is_asked_to_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("legacy.db");
+        fs::write(&path, vec![1u8; 3 << 20]).unwrap();
+        let checks = Checks {
+            path: path.clone(),
+            held: File::open(&path).unwrap(),
+            sha256: OnceLock::new(),
+        };
+        let stop = Arc::new(AtomicBool::new(true));
+        let progress = Progress::new(None).stopped_by(Some(stop.clone()), &path, "splitting it".into());
+        let err = checks.sha256_unless_stopped(&progress).unwrap_err();
+        assert_eq!(err.kind(), store_core::ErrorKind::Stopped, "{err}");
+        assert!(checks.sha256.get().is_none(), "nothing cached");
+        stop.store(false, Ordering::SeqCst);
+        let whole = checks.sha256_unless_stopped(&progress).unwrap().to_string();
+        assert_eq!(whole, store_core::files::sha256_of_path(&path).unwrap());
+    }
 }

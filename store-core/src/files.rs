@@ -104,22 +104,33 @@ pub fn create_private_dir_all(dir: &Path) -> Result<()> {
 /// sha256 of everything `file` holds, read from its start (positioned reads: the descriptor's offset is
 /// not used, so nothing else about it changes), as lowercase hexadecimal.
 pub fn sha256_of(file: &File) -> io::Result<String> {
+    sha256_of_while(file, || Ok::<(), std::convert::Infallible>(())).unwrap_or_else(|never| match never {})
+}
+
+/// [`sha256_of`], asking `go_on` before each mebibyte it reads: its error ends the read, returned as the
+/// outer error (a caller asked to stop gives up within a mebibyte, not at the end of a file of gigabytes);
+/// the inner result is the read's.
+pub fn sha256_of_while<E>(
+    file: &File,
+    go_on: impl Fn() -> std::result::Result<(), E>,
+) -> std::result::Result<io::Result<String>, E> {
     use sha2::Digest;
     use std::os::unix::fs::FileExt;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0u64;
     loop {
+        go_on()?;
         let n = match file.read_at(&mut buf, at) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Ok(Err(e)),
         };
         hasher.update(&buf[..n]);
         at += n as u64;
     }
-    Ok(crate::schema::hex(&hasher.finalize()))
+    Ok(Ok(crate::schema::hex(&hasher.finalize())))
 }
 
 /// [`sha256_of`] the regular file at `path` (reading a FIFO would wait for a writer forever).
@@ -654,9 +665,32 @@ pub fn file_uri(path: &Path, query: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{shell_quoted, sqlite_temp_dir_with, write_json_atomically};
+    use super::{sha256_of, sha256_of_while, shell_quoted, sqlite_temp_dir_with, write_json_atomically};
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
+
+    /// A digest asked to stop ends within a mebibyte of where it was, with the asker's error: a split asked to
+    /// stop read its legacy file's sha256 to the end (about a second per gigabyte) before it stopped.
+    #[test]
+    fn a_digest_asked_to_stop_ends_within_a_mebibyte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("five-mib");
+        std::fs::write(&path, vec![7u8; 5 << 20]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let asked = std::cell::Cell::new(0);
+        let stopped = sha256_of_while(&file, || {
+            asked.set(asked.get() + 1);
+            if asked.get() > 2 { Err("stop") } else { Ok(()) }
+        });
+        assert!(matches!(stopped, Err("stop")), "{stopped:?}");
+        assert_eq!(asked.get(), 3, "two mebibytes read, then asked once more");
+        let whole = sha256_of_while(&file, || Ok::<(), &str>(())).unwrap().unwrap();
+        assert_eq!(whole, sha256_of(&file).unwrap());
+        assert_eq!(
+            whole,
+            "e2925fdd17c83c77e9a4f957fd170b2a72b48ac55968943dcf962f2b853c88a9"
+        );
+    }
 
     /// A record written over one whose writer was killed before its rename leaves no `.tmp-<pid>` of the
     /// dead behind (they stayed forever, listed by nothing); a running process's is its own, kept.
