@@ -21,7 +21,9 @@ use store_core::restore::{
     replace_all, restore_all, rows_added_since, verify_backup, written_since_uncounted,
 };
 use store_core::salvage::{self, BuiltSalvage, SalvageHook, SalvageOptions, SalvageReport};
-use store_core::{Error, ErrorKind, FolderLock, Key, OpenOptions, OwnerConnection, OwnerLock, Result, Schema, files};
+use store_core::{
+    Error, ErrorKind, FolderLock, Key, OpenOptions, OwnerConnection, OwnerLock, Result, Schema, Waits, files,
+};
 
 use crate::DATABASES;
 
@@ -43,12 +45,18 @@ pub struct BackupReport {
 /// does not keep the other (the user's configuration) from its backup; the report names it. At least one
 /// backup must be taken, else the error is the first failure (or that nothing exists yet).
 pub fn backup(data_dir: &Path, to: &Path, keep: usize) -> Result<BackupReport> {
-    backup_with_key(data_dir, to, keep, None)
+    backup_with_key(data_dir, to, keep, None, &Waits::default())
 }
 
 /// [`backup()`] of an encrypted data directory: each database is read with `key`, and each backup is encrypted
-/// with it.
-pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key>) -> Result<BackupReport> {
+/// with it. The folder's lock is waited for as `waits` says (a command says for whom it waits).
+pub fn backup_with_key(
+    data_dir: &Path,
+    to: &Path,
+    keep: usize,
+    key: Option<&Key>,
+    waits: &Waits,
+) -> Result<BackupReport> {
     let mut report = BackupReport {
         taken: Vec::new(),
         missing: Vec::new(),
@@ -61,7 +69,15 @@ pub fn backup_with_key(data_dir: &Path, to: &Path, keep: usize, key: Option<&Key
         // would later restore it, raised counters and all, and drop what the user's file held.
         let taken = store_core::restore::refuse_unfinished(&path, schema)
             .and_then(|()| open_database_read_only(&path, schema, key))
-            .and_then(|conn| backup::backup_connection(&conn, &path, schema, to, BackupClass::Manual, keep, key));
+            .and_then(|conn| {
+                let source = backup::Source {
+                    conn: &conn,
+                    db_path: &path,
+                    schema,
+                    key,
+                };
+                backup::take_backup(&source, to, BackupClass::Manual, keep, waits)
+            });
         match taken {
             Ok(backup) => {
                 // The file's earlier backups named later than the clock reads now: the clock is behind, or was
@@ -166,22 +182,23 @@ fn kind_of(file: &Path, key: Option<&Key>) -> Result<&'static Schema> {
 /// nothing (see [`store_core::restore::restore_all`]), and their counters are raised so no id is ever
 /// handed out twice.
 pub fn restore(data_dir: &Path, from: &Path) -> Result<Vec<RestoreReport>> {
-    restore_with(data_dir, from, None, None)
+    restore_with(data_dir, from, None, None, &Waits::default())
 }
 
 /// [`restore`], with a hook called at each of its steps (drills inject failures and kills with it), and the
 /// key of an encrypted data directory: the backups are read with it (a backup taken under another key is
 /// `key_rejected`), and the restored files are opened with it. The backup folder's [`FolderLock`] is shared
-/// throughout: a backup running into it is waited for, and a rotation waits for this restore.
+/// throughout: a backup running into it is waited for (as `waits` says), and a rotation waits for this restore.
 pub fn restore_with(
     data_dir: &Path,
     from: &Path,
     hook: Option<&RestoreHook>,
     key: Option<&Key>,
+    waits: &Waits,
 ) -> Result<Vec<RestoreReport>> {
     // Before the owner locks: a backup running into the folder is waited for (never a half-rotated folder
     // read), and a rotation waits for this restore to have copied the backup it chose.
-    let _folder = FolderLock::shared(&backup_folder_of(from))?;
+    let _folder = FolderLock::shared_with(&backup_folder_of(from), waits)?;
     restore_locked(take_both_locks(data_dir)?, data_dir, from, hook, key)
 }
 
@@ -207,19 +224,20 @@ pub fn backup_folder_of(from: &Path) -> PathBuf {
 /// data directory never holds files under two keys. Refused while either owner runs, before anything is
 /// written. `from` is never changed, except when it is that very copy's place (a backup in the directory's
 /// own folder): then it is replaced by the copy, as a key rotation replaces the backups it re-keys. Returns
-/// where the copy is, and what the restore did.
+/// where the copy is, and what the restore did. Backup folders are waited for as `waits` says.
 pub fn restore_from_other_key(
     data_dir: &Path,
     from: &Path,
     backup_key: Option<&Key>,
     key: Option<&Key>,
+    waits: &Waits,
 ) -> Result<(PathBuf, Vec<RestoreReport>)> {
     let folder = backup::default_backup_dir(&DATABASES[0].path_in(data_dir));
     let canonical = |p: &Path| std::fs::canonicalize(p).ok();
     // `from`'s folder, when another than the one the copy goes to, is held as a restore holds it.
     let _source_folder = match canonical(&backup_folder_of(from)) == canonical(&folder) {
         true => None,
-        false => Some(FolderLock::shared(&backup_folder_of(from))?),
+        false => Some(FolderLock::shared_with(&backup_folder_of(from), waits)?),
     };
     let locks = take_both_locks(data_dir)?;
     let schema = kind_of(from, backup_key)?;
@@ -228,7 +246,7 @@ pub fn restore_from_other_key(
         .map_err(|e| store_core::key::error_at(from, backup_key, e))?;
     files::create_private_dir_all(&folder)?;
     // The copy is named and written into the folder, then read from it: held as a backup holds it.
-    let _folder = FolderLock::exclusive(&folder)?;
+    let _folder = FolderLock::exclusive_with(&folder, waits)?;
     // Named as a backup of the database (its own name when it has one), so that the folder's listing, a
     // rotation and doctor see it as one.
     let own_name = from
@@ -683,6 +701,8 @@ pub struct RepairOptions {
     /// The key of an encrypted data directory (databases and backups). A database it does not open is
     /// `key_rejected`: repair stops before moving anything.
     pub key: Option<Key>,
+    /// How the backup folder's lock is waited for (a command says for whom it waits).
+    pub waits: Waits,
 }
 
 impl std::fmt::Debug for RepairOptions {
@@ -693,6 +713,7 @@ impl std::fmt::Debug for RepairOptions {
             .field("salvage_hook", &self.salvage_hook.as_ref().map(|_| "<hook>"))
             .field("place_hook", &self.place_hook.as_ref().map(|_| "<hook>"))
             .field("key", &self.key)
+            .field("waits", &self.waits)
             .finish()
     }
 }
@@ -757,7 +778,7 @@ fn stops_repair(kind: ErrorKind) -> bool {
 /// that stops after it leaves it moved; doctor lists it).
 pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Result<Vec<RepairAction>> {
     // As a restore holds it: no backup is rotated out of the folder while one is chosen and read.
-    let _folder = FolderLock::shared(&backup_folder_of(backup_dir))?;
+    let _folder = FolderLock::shared_with(&backup_folder_of(backup_dir), &opts.waits)?;
     let locks = take_both_locks(data_dir)?;
     let key = opts.key.as_ref();
     // An encrypted data directory repaired without its key: whatever it put in place (a backup in the clear,
@@ -1192,12 +1213,14 @@ pub const REKEYED_TAG: &str = "rekeyed";
 ///
 /// `progress` is told of each file before it is checked and copied (seconds per gigabyte, each: a rotation
 /// with several backups of a large file takes minutes).
+/// Its backup folders are waited for as `waits` says.
 pub fn rekey(
     data_dir: &Path,
     old: Option<&Key>,
     new: Option<&Key>,
     elsewhere: &[PathBuf],
     progress: &mut dyn FnMut(RekeyStep<'_>),
+    waits: &Waits,
 ) -> Result<Vec<RekeyReport>> {
     if !store_core::encryption_available() {
         return Err(Error::EncryptionUnavailable {
@@ -1214,7 +1237,7 @@ pub fn rekey(
     let _folders = backup::backup_folders(&DATABASES[0].path_in(data_dir), elsewhere)
         .iter()
         .filter(|dir| dir.is_dir())
-        .map(|dir| FolderLock::exclusive(dir))
+        .map(|dir| FolderLock::exclusive_with(dir, waits))
         .collect::<Result<Vec<_>>>()?;
     // Checked for both files first: the copy's read of a file would take the -wal of another as damage (or
     // skip a file removed after a crash), and rotate the other file alone.

@@ -171,6 +171,52 @@ mod encrypted {
         assert!(server.status.success(), "{:?}", texts(&server));
     }
 
+    /// `rekey` waited without a word for a backup folder another process held (a backup or a restore running
+    /// there): it says for whom it waits, as backup, restore and repair do, and re-keys once it is let go.
+    #[test]
+    fn a_rekey_waiting_for_its_backup_folder_says_for_whom() {
+        use std::io::{BufRead, BufReader};
+
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let old = key_file(&dir.path().join("old.key"));
+        let new = key_file(&dir.path().join("new.key"));
+        seed_with_key(&data, 100, &old);
+        let d = utf8(&data);
+        let backup = with_key(&["backup", "--data-dir", d], &old);
+        assert!(backup.status.success(), "{backup:?}");
+        let backups = data.join("backups");
+        let held = store_core::FolderLock::shared(&backups).unwrap();
+
+        let mut rekey = spawn_splitstore(["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new]);
+        let stderr = BufReader::new(rekey.stderr.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let waiting = format!(
+            "splitstore rekey: waiting for the backup folder {}, held by pid {}",
+            backups.display(),
+            std::process::id()
+        );
+        let said = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("rekey says why it waits within 60 s");
+        assert!(said.starts_with(&waiting), "{said:?} is not {waiting:?}");
+        drop(held);
+        let out = store_core::testing::wait_output_within(rekey, Duration::from_secs(60));
+        reader.join().unwrap();
+        assert!(
+            out.status.success(),
+            "{out:?} {:?}",
+            lines.try_iter().collect::<Vec<_>>()
+        );
+        let doctor = with_key(&["doctor", "--data-dir", d], &new);
+        assert!(doctor.status.success(), "under the new key: {doctor:?}");
+    }
+
     /// `rekey` of `data` from the key in `old` to the one in `new`, which succeeds: what it printed.
     fn rotated(data: &Path, old: &str, new: &str) -> std::process::Output {
         let out = run_splitstore([

@@ -3263,7 +3263,8 @@ fn a_rotation_waits_for_a_restore_reading_its_folder() {
             Ok(())
         })
     };
-    let restored = splitstore::operations::restore_with(&data, &backups, Some(&hook), None);
+    let restored =
+        splitstore::operations::restore_with(&data, &backups, Some(&hook), None, &store_core::Waits::default());
     let (child, ended_first) = rotation.lock().unwrap().take().expect("the rotation ran");
     let out = wait_output_within(child, Duration::from_secs(60));
     let reports = restored.unwrap_or_else(|e| panic!("the restore failed: {e}; the rotation: {out:?}"));
@@ -3398,6 +3399,54 @@ fn a_daemons_first_start_behind_a_stopped_holder_of_its_backup_folder_waits_for_
     assert_eq!(fs::read_dir(&pre).unwrap().count(), 1, "with its backup");
     let events = query_i64(&read_only(&db), "SELECT count(*) FROM activity_events");
     assert_eq!(events, 100, "and recorded");
+}
+
+/// A program linking splitstore (the server taking a scheduled backup) could neither hear that a backup waited
+/// for its folder nor end the wait: only the owners' opens took `Waits`. Backup, restore, repair and rekey
+/// take them too: told whom they wait for when the wait begins, and given up when asked to stop, nothing
+/// written into the folder.
+#[test]
+fn a_library_backup_says_whom_it_waits_for_and_gives_up_its_wait_when_asked_to_stop() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _, _) = backed_up(dir.path());
+    let backups = data.join("backups");
+    let before = named(&backups, "");
+    let held = store_core::FolderLock::shared(&backups).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    /// Each time the backup said it waits: the folder, and its holders' pids.
+    type Told = Vec<(PathBuf, Vec<u32>)>;
+    let told: Arc<Mutex<Told>> = Arc::default();
+    let heard = told.clone();
+    let waits = store_core::Waits {
+        stop: Some(stop.clone()),
+        on_waiting: Some(Arc::new(move |wait: &store_core::FolderWait<'_>| {
+            let pids = wait.holders.iter().map(|h| h.pid).collect();
+            heard.lock().unwrap().push((wait.folder.to_path_buf(), pids))
+        })),
+        ..Default::default()
+    };
+    let backing_up = {
+        let (data, backups) = (data.clone(), backups.clone());
+        std::thread::spawn(move || splitstore::operations::backup_with_key(&data, &backups, 5, None, &waits))
+    };
+    wait_until(Duration::from_secs(60), "the backup never said it waits", || {
+        let said = !told.lock().unwrap().is_empty();
+        assert!(
+            said || !backing_up.is_finished(),
+            "the backup ended while its folder was held"
+        );
+        said
+    });
+    assert_eq!(*told.lock().unwrap(), vec![(backups.clone(), vec![std::process::id()])]);
+    stop.store(true, Ordering::SeqCst);
+    let err = backing_up.join().unwrap().unwrap_err();
+    assert_eq!(err.kind(), store_core::ErrorKind::Stopped, "{err}");
+    drop(held);
+    assert_eq!(named(&backups, ""), before, "nothing written into the folder");
 }
 
 /// A lock handed on: the process that took the folder's lock exited, and one it forked holds it, stopped.

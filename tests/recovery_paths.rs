@@ -43,6 +43,14 @@ fn record_sessions_started(data: &Path, projects: &[i64], start: chrono::DateTim
     }
 }
 
+/// [`operations::restore_with`] of `data` from its backup folder, with `hook` at each step.
+fn restore_from_backups(
+    data: &Path,
+    hook: Option<&RestoreHook>,
+) -> store_core::Result<Vec<store_core::restore::RestoreReport>> {
+    operations::restore_with(data, &data.join("backups"), hook, None, &store_core::Waits::default())
+}
+
 #[test]
 fn a_project_created_after_a_config_restore_never_reuses_an_id_activity_or_calendar_events_refer_to() {
     let dir = tempfile::tempdir().unwrap();
@@ -219,7 +227,7 @@ fn a_restore_of_both_files_that_fails_at_any_step_leaves_the_old_pair_or_the_new
         let (current, backup) = two_states(data);
         let failing = steps(data)[i].clone();
         let hook: RestoreHook = Arc::new(move |s: &str| if s == failing { Err("injected".into()) } else { Ok(()) });
-        let err = operations::restore_with(data, &data.join("backups"), Some(&hook), None).unwrap_err();
+        let err = restore_from_backups(data, Some(&hook)).unwrap_err();
         assert!(err.to_string().contains("injected"), "{step}: {err}");
         let committed = step == "committed";
         // Opening an owner (which finishes any interrupted restore) and reading: one pair or the other.
@@ -251,7 +259,7 @@ fn a_restore_that_fails_after_its_commit_says_the_files_were_placed() {
         }
         Ok(())
     });
-    let err = operations::restore_with(data, &data.join("backups"), Some(&hook), None).unwrap_err();
+    let err = restore_from_backups(data, Some(&hook)).unwrap_err();
     // Its own kind, not retryable: the open's (not_a_database here; disk_full, io, locked would say retryable)
     // would have a program run the restore again.
     assert_eq!(
@@ -290,7 +298,7 @@ fn a_restore_that_cannot_write_its_journal_leaves_no_copy_behind() {
     let (current, _) = two_states(data);
     let in_the_way = data.join(format!(".private/restore.journal.tmp-{}", std::process::id()));
     std::fs::create_dir(&in_the_way).unwrap();
-    let err = operations::restore_with(data, &data.join("backups"), None, None).unwrap_err();
+    let err = restore_from_backups(data, None).unwrap_err();
     assert!(err.to_string().contains(&in_the_way.display().to_string()), "{err}");
     assert!(!data.join("activity.db.restoring").exists() && !data.join("config.db.restoring").exists());
     assert_eq!(state(data), current);
@@ -752,7 +760,7 @@ fn child_entry() {
         }
         Ok(())
     });
-    let _ = operations::restore_with(&data, &data.join("backups"), Some(&hook), None);
+    let _ = restore_from_backups(&data, Some(&hook));
 }
 
 #[test]
@@ -970,7 +978,7 @@ fn a_data_directory_whose_path_is_not_utf8_keeps_its_split_record_and_its_restor
         Ok(())
     });
     let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        operations::restore_with(&data, &data.join("backups"), Some(&hook), None)
+        restore_from_backups(&data, Some(&hook))
     }));
     assert!(stopped.is_err());
     assert!(!activity.exists(), "moved aside, nothing in its place yet");

@@ -35,11 +35,12 @@ pub fn run(args: Args) -> ExitCode {
     let to = args
         .to
         .unwrap_or_else(|| args.data_dir.join(store_core::backup::BACKUP_DIR_NAME));
-    super::say_waiting_for("backup", &to, true);
-    let report = match splitstore::operations::backup_with_key(&args.data_dir, &to, args.keep as usize, key.as_ref()) {
-        Ok(report) => report,
-        Err(e) => return super::fail_json("backup", &e, args.json),
-    };
+    let waits = super::command_waits("backup");
+    let report =
+        match splitstore::operations::backup_with_key(&args.data_dir, &to, args.keep as usize, key.as_ref(), &waits) {
+            Ok(report) => report,
+            Err(e) => return super::fail_json("backup", &e, args.json),
+        };
     if args.json {
         let banners = |errors: &[store_core::Error]| errors.iter().map(|e| e.banner()).collect::<Vec<_>>();
         let object = serde_json::json!({

@@ -209,7 +209,8 @@ fn demo(dir: &Path, seconds: Duration, key: Option<(store_core::Key, PathBuf)>) 
     children.wait_until_both_own(dir)?;
     children.sleep_unless_stopped(seconds / 2)?;
     let started = Instant::now();
-    let report = operations::backup_with_key(dir, &dir.join(store_core::backup::BACKUP_DIR_NAME), 5, key.as_ref())
+    let folder = dir.join(store_core::backup::BACKUP_DIR_NAME);
+    let report = operations::backup_with_key(dir, &folder, 5, key.as_ref(), &store_core::Waits::default())
         .map_err(|e| e.to_string())?;
     if let Some(e) = report.failed.first() {
         return Err(e.to_string());

@@ -121,13 +121,21 @@ pub fn print_out(text: std::fmt::Arguments<'_>) {
     let _ = out.write_fmt(text).and_then(|()| out.flush());
 }
 
-/// Says on stderr, before a command waits for a backup folder's lock (`exclusive`ly for a backup, shared for
-/// a restore or repair), who holds it now: a backup waiting behind a long restore, or a restore behind a
-/// backup, is not silent. Nothing when nobody is in the way.
-pub fn say_waiting_for(context: &str, folder: &Path, exclusive: bool) {
-    let holders = store_core::FolderLock::in_the_way(folder, exclusive);
-    if !holders.is_empty() {
-        say_waiting(context, folder, &holders);
+/// How a command (backup, restore, repair, rekey) waits for a backup folder's lock: saying on stderr, when the
+/// wait begins, who holds it (a backup waiting behind a long restore, or a restore behind a backup, is not
+/// silent); nothing when nobody is in the way. A stopped holder fails the command (`locked`): one run by cron
+/// does not hang.
+pub fn command_waits(context: &str) -> store_core::Waits {
+    let context = context.to_string();
+    store_core::Waits {
+        on_waiting: Some(Arc::new(move |wait: &store_core::FolderWait<'_>| {
+            if wait.holders_stopped {
+                say_waiting_for_stopped(&context, wait)
+            } else {
+                say_waiting(&context, wait.folder, wait.holders)
+            }
+        })),
+        ..Default::default()
     }
 }
 
@@ -162,17 +170,10 @@ fn say_waiting_for_stopped(context: &str, wait: &store_core::FolderWait<'_>) {
 /// only after it took the backup and migrated the file. A stopped holder is waited through, said: failing
 /// (exit 75), the owner was restarted into the same refusal by its supervisor until it gave up on it.
 pub fn owner_waits(context: &str) -> store_core::Waits {
-    let context = context.to_string();
     store_core::Waits {
         stop: Some(stop_flag()),
-        on_waiting: Some(Arc::new(move |wait: &store_core::FolderWait<'_>| {
-            if wait.holders_stopped {
-                say_waiting_for_stopped(&context, wait)
-            } else {
-                say_waiting(&context, wait.folder, wait.holders)
-            }
-        })),
         through_stopped_holders: true,
+        ..command_waits(context)
     }
 }
 

@@ -78,7 +78,15 @@ pub fn run(args: Args) -> ExitCode {
             super::human_bytes(bytes)
         ),
     };
-    match splitstore::operations::rekey(&args.data_dir, old.as_ref(), new.as_ref(), &args.backups, &mut progress) {
+    let waits = super::command_waits("rekey");
+    match splitstore::operations::rekey(
+        &args.data_dir,
+        old.as_ref(),
+        new.as_ref(),
+        &args.backups,
+        &mut progress,
+        &waits,
+    ) {
         Ok(reports) => {
             for r in &reports {
                 if r.already {

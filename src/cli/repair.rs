@@ -49,9 +49,9 @@ pub fn run(args: Args) -> ExitCode {
         salvage: args.salvage,
         accept_older_backup: args.accept_older_backup,
         key,
+        waits: super::command_waits("repair"),
         ..RepairOptions::default()
     };
-    super::say_waiting_for("repair", &splitstore::operations::backup_folder_of(&from), false);
     let actions = match splitstore::operations::repair(&args.data_dir, &from, &opts) {
         Ok(actions) => actions,
         Err(e) => return super::fail_json("repair", &e, args.json),

@@ -59,13 +59,14 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = store_core::files::create_private_dir_all(&args.data_dir) {
         return super::fail_json("restore", &e, args.json);
     }
-    super::say_waiting_for("restore", &splitstore::operations::backup_folder_of(&args.from), false);
+    let waits = super::command_waits("restore");
     let restored = if other_key {
         let restored = splitstore::operations::restore_from_other_key(
             &args.data_dir,
             &args.from,
             backup_key.as_ref(),
             key.as_ref(),
+            &waits,
         );
         // The backup's own key (or its being in the clear) is what was given wrong: said of that option, not
         // with the remedies of a data directory's file (`--key-file`, a repair of the backup's folder).
@@ -104,7 +105,7 @@ pub fn run(args: Args) -> ExitCode {
             (Some(copy), reports)
         })
     } else {
-        splitstore::operations::restore_with(&args.data_dir, &args.from, None, key.as_ref()).map(|r| (None, r))
+        splitstore::operations::restore_with(&args.data_dir, &args.from, None, key.as_ref(), &waits).map(|r| (None, r))
     };
     let (copied, reports) = match restored {
         Ok(done) => done,

@@ -536,16 +536,17 @@ pub(crate) fn pre_migration_backup(source: &Source<'_>, backup_dir: &Path, waits
 }
 
 /// The database a backup is taken of: `conn` on the file at `db_path`, keyed with `key`.
-#[derive(Clone, Copy)]
-pub(crate) struct Source<'a> {
+#[derive(Clone, Copy, Debug)]
+pub struct Source<'a> {
     pub conn: &'a Connection,
     pub db_path: &'a Path,
     pub schema: &'static Schema,
     pub key: Option<&'a Key>,
 }
 
-/// [`backup_connection`] of `source`, its folder's lock waited for as `waits` says.
-fn take_backup(
+/// [`backup_connection`] of `source`, its folder's lock waited for as `waits` says (said to whom the caller
+/// shows it, given up when asked to stop).
+pub fn take_backup(
     source: &Source<'_>,
     backup_dir: &Path,
     class: BackupClass,

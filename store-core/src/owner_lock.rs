@@ -291,6 +291,11 @@ impl FolderLock {
     /// first backup, starting as the restore reads, is not waited for. A folder that is not there, or whose
     /// lock file this user cannot open (a read-only drive, another user's folder), is read without the lock.
     pub fn shared(folder: &Path) -> Result<FolderLock> {
+        Self::shared_with(folder, &Waits::default())
+    }
+
+    /// [`shared`](Self::shared), waiting as `waits` says (see [`exclusive_with`](Self::exclusive_with)).
+    pub fn shared_with(folder: &Path, waits: &Waits) -> Result<FolderLock> {
         let path = Self::path_for(folder);
         let file = match files::open_private_existing(&path) {
             Ok(file) => file,
@@ -304,31 +309,8 @@ impl FolderLock {
             }
             Err(e) => return Err(e),
         };
-        wait_for_folder(&file, folder, &path, fs2::FileExt::try_lock_shared, &Waits::default())?;
+        wait_for_folder(&file, folder, &path, fs2::FileExt::try_lock_shared, waits)?;
         Ok(FolderLock { file: Some(file) })
-    }
-
-    /// Who holds `folder`'s lock so that it cannot be had right now, [`exclusive`](Self::exclusive)ly (a
-    /// backup) or [`shared`](Self::shared) (a restore): empty when it can be, or the folder has no lock file.
-    /// Asked before the wait, so that a command waiting behind a long restore can say for whom. Takes the lock
-    /// for no longer than the question (a waiter tries again 10 ms later).
-    pub fn in_the_way(folder: &Path, exclusive: bool) -> Vec<LockHolder> {
-        let path = Self::path_for(folder);
-        let Ok(file) = files::open_private_existing(&path) else {
-            return Vec::new();
-        };
-        let tried = match exclusive {
-            true => fs2::FileExt::try_lock_exclusive(&file),
-            false => fs2::FileExt::try_lock_shared(&file),
-        };
-        match tried {
-            Ok(()) => {
-                let _ = fs2::FileExt::unlock(&file);
-                Vec::new()
-            }
-            Err(e) if is_contended(&e) => named_holders(&file, &path),
-            Err(_) => Vec::new(),
-        }
     }
 }
 
