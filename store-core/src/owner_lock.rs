@@ -343,8 +343,10 @@ pub struct FolderWait<'a> {
 /// Told when a wait for another process begins, what it waits for and whom ([`FolderWait`]).
 pub type WaitingCallback = Arc<dyn Fn(&FolderWait<'_>) + Send + Sync>;
 
-/// How a call that may wait for another process (a backup or restore holding the backup folder a
-/// pre-migration backup goes into) behaves while it waits. The default waits silently until it can go on.
+/// How a call that may wait for another process behaves while it waits: an owner's open for the backup folder
+/// its pre-migration backup goes into, a backup, restore, repair or key rotation for the folder it writes
+/// or reads, each held by another of those. The default waits silently until it can go on (and fails on
+/// holders that are all stopped).
 #[derive(Clone, Default)]
 pub struct Waits {
     /// Set it (from a SIGTERM handler, say: signal-hook's `flag::register` sets one) and the wait gives up
