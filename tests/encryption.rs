@@ -217,6 +217,53 @@ mod encrypted {
         assert!(doctor.status.success(), "under the new key: {doctor:?}");
     }
 
+    /// A plaintext directory's backup copied into an encrypted directory's folder, which holds no backup of its
+    /// own yet: doctor with the key called the directory healthy (exit 0), listing it only as not used. It is
+    /// a problem, whose fix takes a backup under the key before the `rm`.
+    #[test]
+    fn a_backup_in_the_clear_beside_encrypted_files_is_a_problem_until_it_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        seed_data_dir(&plain, 100);
+        let taken = run_splitstore(["backup", "--data-dir", utf8(&plain)]);
+        assert!(taken.status.success(), "{taken:?}");
+        let clear = backup_paths(&taken)
+            .into_iter()
+            .find(|b| b.file_name().unwrap().to_string_lossy().starts_with("activity-"))
+            .unwrap();
+        let data = dir.path().join("data");
+        let k = key_file(&dir.path().join("data.key"));
+        seed_with_key(&data, 100, &k);
+        let d = utf8(&data);
+        let backups = data.join("backups");
+        store_core::files::create_private_dir_all(&backups).unwrap();
+        let copied = backups.join(clear.file_name().unwrap());
+        fs::copy(&clear, &copied).unwrap();
+
+        let doctor = with_key(&["doctor", "--data-dir", d, "--json"], &k);
+        assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+        let json: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+        let copied = copied.display();
+        assert_eq!(
+            doctor_problems(&json, "activity.db"),
+            [(
+                "backup_in_the_clear".to_string(),
+                format!(
+                    "{copied} is a backup in the clear beside {d}/activity.db, which is encrypted: anyone who can \
+                     read the folder reads the data it holds"
+                ),
+                format!(
+                    "take a backup under the key (`splitstore backup --data-dir {d} --key-file FILE`), then \
+                     delete it (`rm {copied}`)"
+                ),
+            )]
+        );
+        assert!(doctor_problems(&json, "config.db").is_empty(), "{json}");
+        fs::remove_file(backups.join(clear.file_name().unwrap())).unwrap();
+        let doctor = with_key(&["doctor", "--data-dir", d], &k);
+        assert!(doctor.status.success(), "once deleted: {doctor:?}");
+    }
+
     /// `rekey` of `data` from the key in `old` to the one in `new`, which succeeds: what it printed.
     fn rotated(data: &Path, old: &str, new: &str) -> std::process::Output {
         let out = run_splitstore([
@@ -1877,9 +1924,20 @@ mod encrypted {
             "{others}"
         );
 
-        // doctor says the same of each left in the clear, for as long as they are there.
+        // doctor says the same of each left in the clear, for as long as they are there: a problem (exit 1), no
+        // longer only listed as not used under "healthy" (exit 0), with the way to end it.
         let doctor = with_key(&["doctor", "--data-dir", d], &k);
         let (doctor_out, _) = texts(&doctor);
+        assert_eq!(doctor.status.code(), Some(1), "{doctor_out}");
+        for backup in &in_the_clear {
+            for said in [
+                format!("[backup_in_the_clear]: {backup} is a backup in the clear beside {d}/"),
+                ", which is encrypted: anyone who can read the folder reads the data it holds".to_string(),
+                format!("fix: delete it (`rm {backup}`): {d}/backups/"),
+            ] {
+                assert!(doctor_out.contains(&said), "{said:?} not in {doctor_out}");
+            }
+        }
         for backup in &backups {
             assert!(
                 !doctor_out.contains(&format!("{backup} is in the clear")),

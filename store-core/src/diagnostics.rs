@@ -292,6 +292,35 @@ fn inspect_file(
             );
         }
     }
+    // A backup in the clear beside a file under a key (one a key rotation could not re-key, being damaged;
+    // another directory's copied in): anyone who can read the folder reads the history it holds. Only listed
+    // as not used, the directory was said healthy.
+    let in_the_clear: Vec<PathBuf> = h
+        .ignored_backups
+        .iter()
+        .filter(|ignored| ignored.key_problem == Some(ErrorKind::NotEncrypted))
+        .map(|ignored| ignored.path.clone())
+        .collect();
+    for clear in in_the_clear {
+        let rm = format!("`rm {}`", files::shell_quoted(&clear));
+        let remedy = match &h.newest_backup {
+            Some(newest) => format!("delete it ({rm}): {} is a backup under the key", newest.path.display()),
+            None => format!(
+                "take a backup under the key (`{}`), then delete it ({rm})",
+                schema.command("backup", dir, "")
+            ),
+        };
+        h.problem(
+            ErrorKind::BackupInTheClear,
+            format!(
+                "{} is a backup in the clear beside {}, which is encrypted: anyone who can read the folder reads \
+                 the data it holds",
+                clear.display(),
+                path.display()
+            ),
+            remedy,
+        );
+    }
     if let Some(unreadable) = crate::restore::unreadable_journal(dir) {
         h.problem_from(&unreadable);
     } else if crate::restore::interrupted(dir) {

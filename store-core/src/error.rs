@@ -147,6 +147,9 @@ pub enum ErrorKind {
     /// Files of a database (the file, its sidecars, backups, copies moved aside) that other users may read
     /// or write: copied in with other modes (diagnostics).
     ReadableByOthers,
+    /// A backup in the clear beside a database under a key: the history it holds is read without the key
+    /// (diagnostics).
+    BackupInTheClear,
     /// A restore (repair, key rotation) of the data directory has not finished: it runs, or was interrupted
     /// and the next owner's open puts the files back as they were. Readers and backups wait (not ready).
     RestoreInterrupted,
@@ -228,6 +231,7 @@ impl ErrorKind {
             ErrorKind::ForeignKeyViolations => "foreign_key_violations",
             ErrorKind::LargeWal => "large_wal",
             ErrorKind::ReadableByOthers => "readable_by_others",
+            ErrorKind::BackupInTheClear => "backup_in_the_clear",
             ErrorKind::RestoreInterrupted => "restore_interrupted",
             ErrorKind::RestoreJournalUnreadable => "restore_journal_unreadable",
             ErrorKind::PlacedNotOpened => "placed_not_opened",
