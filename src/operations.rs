@@ -1212,8 +1212,7 @@ pub const REKEYED_TAG: &str = "rekeyed";
 /// the new key.
 ///
 /// `progress` is told of each file before it is checked and copied (seconds per gigabyte, each: a rotation
-/// with several backups of a large file takes minutes).
-/// Its backup folders are waited for as `waits` says.
+/// with several backups of a large file takes minutes). Its backup folders are waited for as `waits` says.
 pub fn rekey(
     data_dir: &Path,
     old: Option<&Key>,

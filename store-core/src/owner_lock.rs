@@ -396,8 +396,9 @@ impl fmt::Debug for Waits {
 
 /// Waits for `try_lock` on `file`, the lock file of `folder`, while its holders run; fails with
 /// [`Error::FolderHeldByStopped`] once they have all been stopped for [`STOPPED_HOLDER_GRACE`] (unless `waits`
-/// waits through them: it then says so and goes on), or with [`Error::Stopped`] once `waits`' stop flag is set. Polled rather than a blocking flock, which no stopped
-/// holder would ever let return, nor a stop flag interrupt.
+/// waits through them: it then says so and goes on), or with [`Error::Stopped`] once `waits`' stop flag is
+/// set. Polled rather than a blocking flock, which no stopped holder would ever let return, nor a stop flag
+/// interrupt.
 fn wait_for_folder(
     file: &File,
     folder: &Path,
