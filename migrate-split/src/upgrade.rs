@@ -81,8 +81,14 @@ pub type UpgradeCallback = Arc<dyn Fn(&UpgradeEvent) + Send + Sync>;
 pub enum UpgradeEvent {
     /// This process splits the legacy file.
     Splitting(SplitProgress),
-    /// Another process holds the data directory (splitting it, most likely): this one waits.
-    Waiting { holder: Option<LockHolder>, waited_ms: u64 },
+    /// Another process holds the data directory (splitting it, most likely): this one waits. `holder_stopped`:
+    /// that process is stopped (Ctrl-Z, SIGSTOP, a debugger), so the wait lasts until someone continues it
+    /// (or until `max_wait`); said, with what continues it, rather than "in progress" for ten minutes.
+    Waiting {
+        holder: Option<LockHolder>,
+        waited_ms: u64,
+        holder_stopped: bool,
+    },
 }
 
 impl std::fmt::Display for UpgradeEvent {
@@ -93,13 +99,22 @@ impl std::fmt::Display for UpgradeEvent {
                 "upgrading: splitting the legacy database ({}, {} of {} rows)",
                 p.phase, p.rows_done, p.rows_total
             ),
-            UpgradeEvent::Waiting { holder, waited_ms } => {
+            UpgradeEvent::Waiting {
+                holder,
+                waited_ms,
+                holder_stopped,
+            } => {
                 let by = holder.as_ref().map_or("another process".to_string(), |h| h.to_string());
-                write!(
-                    f,
-                    "upgrading: split in progress by {by} (waited {} s)",
-                    waited_ms / 1000
-                )
+                let waited = waited_ms / 1000;
+                match (holder, holder_stopped) {
+                    (Some(h), true) => write!(
+                        f,
+                        "upgrading: split in progress by {by}, which is stopped (Ctrl-Z, SIGSTOP or a debugger): \
+                         waiting until it is continued (`kill -CONT {}`) (waited {waited} s)",
+                        h.pid
+                    ),
+                    _ => write!(f, "upgrading: split in progress by {by} (waited {waited} s)"),
+                }
             }
         }
     }
@@ -207,7 +222,12 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
                     Some(t) => t.elapsed() >= Duration::from_secs(1),
                 };
                 if due {
-                    tell(UpgradeEvent::Waiting { holder, waited_ms });
+                    let holder_stopped = holder.as_ref().is_some_and(|h| store_core::process::stopped(h.pid));
+                    tell(UpgradeEvent::Waiting {
+                        holder,
+                        waited_ms,
+                        holder_stopped,
+                    });
                     last_told = Some(Instant::now());
                 }
                 std::thread::sleep(Duration::from_millis(50));

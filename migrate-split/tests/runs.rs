@@ -11,14 +11,25 @@ use migrate_split::fixtures::LegacySpec;
 use migrate_split::{Options, Outcome, SplitError, split};
 use store_core::{ErrorKind, OwnerConnection, Provenance};
 
-/// Child role: hold activity.db's owner connection in the directory given, signal readiness with
-/// `<dir>/owner.ready`, then sleep until killed.
+/// What a child process of these tests does, by its role: `own` holds activity.db's owner connection in the
+/// directory given, signals readiness with `<dir>/owner.ready`, then sleeps until killed.
 #[test]
 fn child_entry() {
-    let Some((_, dir)) = child_role() else { return };
-    let _owner = OwnerConnection::open(&dir.join("activity.db"), &activity_store::SCHEMA).expect("child owns");
-    std::fs::write(dir.join("owner.ready"), b"").unwrap();
-    std::thread::sleep(Duration::from_secs(120));
+    let Some((role, dir)) = child_role() else { return };
+    match role.as_str() {
+        "own" => {
+            let _owner = OwnerConnection::open(&dir.join("activity.db"), &activity_store::SCHEMA).expect("child owns");
+            std::fs::write(dir.join("owner.ready"), b"").unwrap();
+            std::thread::sleep(Duration::from_secs(120));
+        }
+        // A peer holding activity.db's owner lock as while it splits, stopped (as Ctrl-Z would) until continued.
+        "own-then-stop" => {
+            let _peer = store_core::OwnerLock::acquire(&dir.join("activity.db")).unwrap();
+            // SAFETY: stops this very process; the parent continues or kills it.
+            unsafe { libc::raise(libc::SIGSTOP) };
+        }
+        other => panic!("unknown role {other}"),
+    }
 }
 
 fn no_outputs(data: &Path) {
@@ -644,6 +655,66 @@ fn a_start_waiting_for_a_peers_split_gives_up_when_its_stop_flag_is_set() {
     assert!(
         names.iter().all(|n| n.ends_with(".lock") || n == "legacy.db"),
         "nothing created: {names:?}"
+    );
+}
+
+/// A start waiting for a peer's split, the peer stopped (Ctrl-Z on the server splitting): it said "split in
+/// progress" once a second for ten minutes, then failed and was restarted into the same wait. It says the
+/// peer is stopped and what continues it; asking it to stop still ends the wait.
+#[test]
+fn a_start_waiting_for_a_stopped_peers_split_says_it_is_stopped() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    store_core::files::create_private_dir_all(&data).unwrap();
+    legacy_file(&data, &LegacySpec::small(3));
+    /// Kills the stopped peer however the test ends.
+    struct Peer(std::process::Child);
+    impl Drop for Peer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let peer = Peer(spawn_child("child_entry", "own-then-stop", &data));
+    let pid = peer.0.id();
+    store_core::testing::wait_until(Duration::from_secs(60), "the peer stops", || {
+        store_core::process::stopped(pid)
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let said: Arc<Mutex<Vec<migrate_split::UpgradeEvent>>> = Arc::default();
+    let heard = said.clone();
+    let options = migrate_split::UpgradeOptions {
+        stop: Some(stop.clone()),
+        on_event: Some(Arc::new(move |e: &migrate_split::UpgradeEvent| {
+            heard.lock().unwrap().push(e.clone())
+        })),
+        ..Default::default()
+    };
+    let waiter = {
+        let data = data.clone();
+        std::thread::spawn(move || migrate_split::prepare(&data, &options))
+    };
+    store_core::testing::wait_until(Duration::from_secs(60), "never said it waits", || {
+        !said.lock().unwrap().is_empty()
+    });
+    stop.store(true, Ordering::SeqCst);
+    let err = match waiter.join().unwrap() {
+        Err(SplitError::Store(e)) => e,
+        other => panic!("expected a stop, got {other:?}"),
+    };
+    assert_eq!(err.kind(), ErrorKind::Stopped, "{err}");
+    let first = said.lock().unwrap()[0].to_string();
+    let expected = format!("upgrading: split in progress by pid {pid} since ");
+    assert!(first.starts_with(&expected), "{first}");
+    assert!(
+        first.contains(&format!(
+            ", which is stopped (Ctrl-Z, SIGSTOP or a debugger): waiting until it is continued (`kill -CONT {pid}`) \
+             (waited "
+        )),
+        "{first}"
     );
 }
 
