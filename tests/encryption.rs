@@ -259,6 +259,11 @@ mod encrypted {
             )]
         );
         assert!(doctor_problems(&json, "config.db").is_empty(), "{json}");
+        // A key given by mistake for the plaintext directory: its files are the problem, not its backups.
+        let mistaken = with_key(&["doctor", "--data-dir", utf8(&plain), "--json"], &k);
+        let json: serde_json::Value = serde_json::from_slice(&mistaken.stdout).unwrap();
+        let kinds: Vec<String> = doctor_problems(&json, "activity.db").into_iter().map(|p| p.0).collect();
+        assert_eq!(kinds, ["not_encrypted"], "{json}");
         fs::remove_file(backups.join(clear.file_name().unwrap())).unwrap();
         let doctor = with_key(&["doctor", "--data-dir", d], &k);
         assert!(doctor.status.success(), "once deleted: {doctor:?}");

@@ -294,11 +294,13 @@ fn inspect_file(
     }
     // A backup in the clear beside a file under a key (one a key rotation could not re-key, being damaged;
     // another directory's copied in): anyone who can read the folder reads the history it holds. Only listed
-    // as not used, the directory was said healthy.
+    // as not used, the directory was said healthy. Only beside a file whose last open was encrypted: a key
+    // given to doctor by mistake for a plaintext directory finds every backup "in the clear" too.
+    let encrypted = records::encryption(path).is_some_and(|record| record.encrypted);
     let in_the_clear: Vec<PathBuf> = h
         .ignored_backups
         .iter()
-        .filter(|ignored| ignored.key_problem == Some(ErrorKind::NotEncrypted))
+        .filter(|ignored| encrypted && ignored.key_problem == Some(ErrorKind::NotEncrypted))
         .map(|ignored| ignored.path.clone())
         .collect();
     for clear in in_the_clear {
