@@ -3368,10 +3368,15 @@ fn a_daemons_first_start_behind_a_stopped_holder_of_its_backup_folder_waits_for_
         "splitstore daemon: the backup folder {} is held by pid {pid}, running `",
         backups.display()
     );
-    let said_stopped = lines
-        .iter()
-        .find(|line| line.starts_with(&waiting))
-        .unwrap_or_else(|| panic!("{waiting:?} not said"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let said_stopped = loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|e| panic!("{waiting:?} not said within 60 s ({e})"));
+        if line.starts_with(&waiting) {
+            break line;
+        }
+    };
     assert!(
         said_stopped.ends_with(&format!(
             ", stopped (Ctrl-Z, SIGSTOP or a debugger): waiting until it is continued (`kill -CONT {pid}`) or \
