@@ -118,8 +118,8 @@ pub struct Options {
     /// gives up at its next 4096 rows or phase, its long statements (the index builds, the legacy file's
     /// `quick_check`, the verification's reads) interrupted, with [`store_core::Error::Stopped`]: its
     /// temporary outputs are removed, nothing is put in place. On a 1 GB legacy file it stops 0.04-0.8 s
-    /// after the flag is set (the legacy file's sha256 read runs to its end). Once it is closing its outputs
-    /// it finishes.
+    /// after the flag is set (the legacy file's sha256 read given up within a mebibyte). Once it is closing
+    /// its outputs it finishes.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 

@@ -129,40 +129,26 @@ pub fn command_waits(context: &str) -> store_core::Waits {
     let context = context.to_string();
     store_core::Waits {
         on_waiting: Some(Arc::new(move |wait: &store_core::FolderWait<'_>| {
-            if wait.holders_stopped {
-                say_waiting_for_stopped(&context, wait)
-            } else {
-                say_waiting(&context, wait.folder, wait.holders)
-            }
+            say_waiting(&context, wait)
         })),
         ..Default::default()
     }
 }
 
-/// The line said when a command waits for `folder`'s lock held by `holders` (for a holder that could not be
-/// named: "another process").
-fn say_waiting(context: &str, folder: &Path, holders: &[store_core::LockHolder]) {
-    let by = store_core::LockHolder::listed(holders).unwrap_or_else(|| "another process".to_string());
-    let _ = writeln!(
-        std::io::stderr(),
-        "splitstore {context}: waiting for the backup folder {}, held by {by}",
-        folder.display()
-    );
-}
-
-/// The line said when the holders of a folder an owner's start waits for are all stopped: it waits on, and
-/// says what continues it.
-fn say_waiting_for_stopped(context: &str, wait: &store_core::FolderWait<'_>) {
+/// The line said when a command waits for a backup folder's lock (its holders named, or "another process"),
+/// and, when an owner's start waits on through holders that are all stopped, what continues them.
+fn say_waiting(context: &str, wait: &store_core::FolderWait<'_>) {
     let by = store_core::LockHolder::listed(wait.holders).unwrap_or_else(|| "another process".to_string());
-    let pids: Vec<String> = wait.holders.iter().map(|h| h.pid.to_string()).collect();
-    let _ = writeln!(
-        std::io::stderr(),
-        "splitstore {context}: the backup folder {} is held by {by}, stopped (Ctrl-Z, SIGSTOP or a debugger): \
-         waiting until it is continued (`kill -CONT {}`) or ended, or until this process is asked to stop \
-         (SIGTERM)",
-        wait.folder.display(),
-        pids.join(" ")
-    );
+    let folder = wait.folder.display();
+    let line = match wait.holders_stopped {
+        false => format!("waiting for the backup folder {folder}, held by {by}"),
+        true => format!(
+            "the backup folder {folder} is held by {by}, stopped (Ctrl-Z, SIGSTOP or a debugger): waiting until it \
+             is continued (`kill -CONT {}`) or ended, or until this process is asked to stop (SIGTERM)",
+            store_core::LockHolder::pids(wait.holders)
+        ),
+    };
+    let _ = writeln!(std::io::stderr(), "splitstore {context}: {line}");
 }
 
 /// How an owner's open (the daemon's, the server's) waits for a backup folder its pre-migration backup goes

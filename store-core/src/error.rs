@@ -1286,8 +1286,7 @@ impl Error {
                  need the lock"
                 .to_string(),
             Error::FolderHeldByStopped { holders, .. } => {
-                let pids: Vec<String> = holders.iter().map(|h| h.pid.to_string()).collect();
-                let pids = pids.join(" ");
+                let pids = LockHolder::pids(holders);
                 format!(
                     "continue it (`kill -CONT {pids}`, `fg` in the terminal that stopped it, or detach the debugger) and it finishes, or \
                      end it (`kill {pids}`); then run this again; nothing was changed"

@@ -64,6 +64,12 @@ impl LockHolder {
         let names: Vec<String> = holders.iter().map(LockHolder::to_string).collect();
         (!names.is_empty()).then(|| names.join(" and "))
     }
+
+    /// The pids of `holders`, separated by spaces as `kill` takes them (`kill -CONT 12 34`).
+    pub fn pids(holders: &[LockHolder]) -> String {
+        let pids: Vec<String> = holders.iter().map(|h| h.pid.to_string()).collect();
+        pids.join(" ")
+    }
 }
 
 impl fmt::Display for LockHolder {
