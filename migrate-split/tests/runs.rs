@@ -606,45 +606,54 @@ fn a_split_that_was_never_recorded_is_adopted_while_an_owner_runs() {
     assert_eq!(adopted.sha256, sha256(&legacy));
 }
 
-/// A start waiting for a peer's split gives up when its stop flag is set (a daemon's SIGTERM handler), within
-/// moments rather than at the end of the peer's split or of `max_wait` (10 minutes), with a
-/// [`store_core::Error::Stopped`] naming the data directory and the peer, and nothing created.
-#[test]
-fn a_start_waiting_for_a_peers_split_gives_up_when_its_stop_flag_is_set() {
-    use std::sync::Arc;
+/// Runs a start's upgrade step on `data`, which a peer holds, until it says it waits, then sets its stop flag:
+/// the first wait it said, and the error it gave up with (a stop: [`store_core::Error::Stopped`]).
+fn wait_for_peer_then_stop(data: &Path) -> (migrate_split::UpgradeEvent, store_core::Error) {
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    store_core::files::create_private_dir_all(&data).unwrap();
-    legacy_file(&data, &LegacySpec::small(3));
-    // The peer: activity.db's owner lock held, its pid recorded, as while it splits.
-    let _peer = store_core::OwnerLock::acquire(&data.join("activity.db")).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let waiting = Arc::new(AtomicBool::new(false));
-    let heard = waiting.clone();
+    let said: Arc<Mutex<Vec<migrate_split::UpgradeEvent>>> = Arc::default();
+    let heard = said.clone();
     let options = migrate_split::UpgradeOptions {
         stop: Some(stop.clone()),
         on_event: Some(Arc::new(move |e: &migrate_split::UpgradeEvent| {
-            if matches!(e, migrate_split::UpgradeEvent::Waiting { .. }) {
-                heard.store(true, Ordering::SeqCst);
-            }
+            heard.lock().unwrap().push(e.clone())
         })),
         ..Default::default()
     };
     let waiter = {
-        let data = data.clone();
+        let data = data.to_path_buf();
         std::thread::spawn(move || migrate_split::prepare(&data, &options))
     };
-    store_core::testing::wait_until(Duration::from_secs(60), "never said it waits", || {
-        waiting.load(Ordering::SeqCst)
-    });
+    let waited = || {
+        let said = said.lock().unwrap();
+        said.iter()
+            .find(|e| matches!(e, migrate_split::UpgradeEvent::Waiting { .. }))
+            .cloned()
+    };
+    store_core::testing::wait_until(Duration::from_secs(60), "never said it waits", || waited().is_some());
     stop.store(true, Ordering::SeqCst);
     let err = match waiter.join().unwrap() {
         Err(SplitError::Store(e)) => e,
         other => panic!("expected a stop, got {other:?}"),
     };
     assert_eq!(err.kind(), ErrorKind::Stopped, "{err}");
+    (waited().unwrap(), err)
+}
+
+/// A start waiting for a peer's split gives up when its stop flag is set (a daemon's SIGTERM handler), within
+/// moments rather than at the end of the peer's split or of `max_wait` (10 minutes), with a
+/// [`store_core::Error::Stopped`] naming the data directory and the peer, and nothing created.
+#[test]
+fn a_start_waiting_for_a_peers_split_gives_up_when_its_stop_flag_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    store_core::files::create_private_dir_all(&data).unwrap();
+    legacy_file(&data, &LegacySpec::small(3));
+    // The peer: activity.db's owner lock held, its pid recorded, as while it splits.
+    let _peer = store_core::OwnerLock::acquire(&data.join("activity.db")).unwrap();
+    let (_, err) = wait_for_peer_then_stop(&data);
     let expected = format!(
         "asked to stop while waiting for the split of {} run by pid {} (this process)",
         data.display(),
@@ -663,50 +672,17 @@ fn a_start_waiting_for_a_peers_split_gives_up_when_its_stop_flag_is_set() {
 /// peer is stopped and what continues it; asking it to stop still ends the wait.
 #[test]
 fn a_start_waiting_for_a_stopped_peers_split_says_it_is_stopped() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
-
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     store_core::files::create_private_dir_all(&data).unwrap();
     legacy_file(&data, &LegacySpec::small(3));
-    /// Kills the stopped peer however the test ends.
-    struct Peer(std::process::Child);
-    impl Drop for Peer {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let peer = Peer(spawn_child("child_entry", "own-then-stop", &data));
+    let peer = store_core::testing::KillOnDrop(spawn_child("child_entry", "own-then-stop", &data));
     let pid = peer.0.id();
     store_core::testing::wait_until(Duration::from_secs(60), "the peer stops", || {
         store_core::process::stopped(pid)
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    let said: Arc<Mutex<Vec<migrate_split::UpgradeEvent>>> = Arc::default();
-    let heard = said.clone();
-    let options = migrate_split::UpgradeOptions {
-        stop: Some(stop.clone()),
-        on_event: Some(Arc::new(move |e: &migrate_split::UpgradeEvent| {
-            heard.lock().unwrap().push(e.clone())
-        })),
-        ..Default::default()
-    };
-    let waiter = {
-        let data = data.clone();
-        std::thread::spawn(move || migrate_split::prepare(&data, &options))
-    };
-    store_core::testing::wait_until(Duration::from_secs(60), "never said it waits", || {
-        !said.lock().unwrap().is_empty()
-    });
-    stop.store(true, Ordering::SeqCst);
-    let err = match waiter.join().unwrap() {
-        Err(SplitError::Store(e)) => e,
-        other => panic!("expected a stop, got {other:?}"),
-    };
-    assert_eq!(err.kind(), ErrorKind::Stopped, "{err}");
-    let first = said.lock().unwrap()[0].to_string();
+    let (first, _) = wait_for_peer_then_stop(&data);
+    let first = first.to_string();
     let expected = format!("upgrading: split in progress by pid {pid} since ");
     assert!(first.starts_with(&expected), "{first}");
     assert!(

@@ -70,6 +70,19 @@ pub fn kill9(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
+/// A child process of a test, killed ([`kill9`]) when dropped unless it already exited: a test that fails
+/// before ending it leaves nothing behind (a stopped child would stay stopped, holding its locks).
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            kill9(&mut self.0);
+        }
+    }
+}
+
 /// Waits for `child` to exit; if it runs longer than `limit`, kills it (`kill -9`) and fails the test (a hang
 /// is a failure, not a stuck CI job).
 #[track_caller]

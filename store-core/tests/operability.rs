@@ -473,15 +473,7 @@ fn a_wait_through_stopped_holders_says_they_are_stopped_and_goes_on_once_they_ar
     let folder = dir.path().join("backups");
     store_core::files::create_private_dir_all(&folder).unwrap();
     drop(store_core::FolderLock::exclusive(&folder).unwrap());
-    /// Kills the holder however the test ends: a stopped child would stay behind.
-    struct Holder(std::process::Child);
-    impl Drop for Holder {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut holder = Holder(spawn_child("child_entry", "hold-folder-then-stop", &folder));
+    let mut holder = store_core::testing::KillOnDrop(spawn_child("child_entry", "hold-folder-then-stop", &folder));
     let pid = holder.0.id();
     store_core::testing::wait_until(std::time::Duration::from_secs(60), "the holder stops", || {
         store_core::process::stopped(pid)
