@@ -188,7 +188,8 @@ fn a_checkpoint_that_cannot_grow_activity_db_keeps_the_committed_events_in_the_w
 
 /// A reader holding an old snapshot (a database browser left open) pins activity.db's WAL, which grows until
 /// the disk is full. The daemon stopped with the full disk's remedy alone, to free space, which the WAL fills
-/// again while the reader holds on; it now also says that a reader pins the WAL and to close it.
+/// again while the reader holds on; it now also says that a reader pins the WAL, which process it is, and to
+/// close it.
 #[test]
 fn a_disk_filled_by_a_wal_a_reader_pins_is_said_with_that_reader() {
     let dir = tempfile::tempdir().unwrap();
@@ -209,11 +210,17 @@ fn a_disk_filled_by_a_wal_a_reader_pins_is_said_with_that_reader() {
         .lines()
         .find(|l| l.starts_with(&said))
         .unwrap_or_else(|| panic!("{stderr}"));
+    // The reader is this test's process: named, by pid and program, as a database browser would be.
+    let reader_named = format!(
+        "pid {}, running `{}`",
+        std::process::id(),
+        store_core::process::command_of(std::process::id()).unwrap()
+    );
     assert!(
-        line.ends_with(
-            " bytes because a reader holds an old snapshot (a read transaction left open: a database browser, a long \
-             report): close that reader, or the WAL fills the disk again once space is freed"
-        ),
+        line.ends_with(&format!(
+            " bytes because a reader holds an old snapshot (a read transaction left open by {reader_named}): close \
+             that reader, or the WAL fills the disk again once space is freed"
+        )),
         "{line}"
     );
     assert!(wal_bytes(&db) > 16 * MIB, "{}", wal_bytes(&db));

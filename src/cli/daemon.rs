@@ -196,12 +196,13 @@ pub fn run(args: Args) -> ExitCode {
                 activity_store::ErrorKind::DiskFull | activity_store::ErrorKind::WriteFailed
             );
             if cannot_grow && wal.pinned_by_reader {
+                let path = daemon.writer().path();
                 eprintln!(
                     "splitstore daemon: the WAL of {} had grown to {} bytes because a reader holds an old snapshot \
-                     (a read transaction left open: a database browser, a long report): close that reader, or the \
-                     WAL fills the disk again once space is freed",
-                    daemon.writer().path().display(),
-                    wal.wal_bytes
+                     ({}): close that reader, or the WAL fills the disk again once space is freed",
+                    path.display(),
+                    wal.wal_bytes,
+                    reader_holding(path)
                 );
             }
             super::fail_owner("daemon", &e)
@@ -286,6 +287,16 @@ impl Retention {
             self.next_step = Instant::now() + (took * 3).max(PRUNE_MIN_PAUSE);
         }
         Ok(())
+    }
+}
+
+/// Who keeps the WAL of `path` from being reset, as the daemon's lines about it say: the processes holding a
+/// read transaction open on it, by pid and program ([`store_core::checkpoint::snapshot_holders`]), or, where
+/// none is seen, what such a reader usually is.
+fn reader_holding(path: &std::path::Path) -> String {
+    match store_core::LockHolder::listed(&store_core::checkpoint::snapshot_holders(path)) {
+        Some(holders) => format!("a read transaction left open by {holders}"),
+        None => "a read transaction left open: a database browser, a long report".to_string(),
     }
 }
 
@@ -470,9 +481,10 @@ fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally) -> Result<()
                     warned_at = wal.wal_bytes.max(1);
                     eprintln!(
                         "splitstore daemon: warning: the WAL of {} is {} bytes and a reader holds an old snapshot \
-                         (a read transaction left open), so it cannot be reset until that reader finishes",
+                         ({}), so it cannot be reset until that reader finishes",
                         path.display(),
-                        wal.wal_bytes
+                        wal.wal_bytes,
+                        reader_holding(&path)
                     );
                 } else if !wal.pinned_by_reader {
                     warned_at = 0;

@@ -1,6 +1,7 @@
 //! Checkpoints: only a writable connection can run one, so the owner runs the policy
 //! (<https://sqlite.org/wal.html#ckpt>).
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
@@ -8,6 +9,8 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::files;
+use crate::owner_lock::LockHolder;
+use crate::process;
 
 /// Checkpoint modes (<https://sqlite.org/c3ref/wal_checkpoint_v2.html>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,4 +83,49 @@ pub fn wal_bytes(db_path: &Path) -> u64 {
     fs::metadata(files::with_suffix(db_path, "-wal"))
         .map(|m| m.len())
         .unwrap_or(0)
+}
+
+/// The bytes of a `-shm` whose shared locks are read transactions: SQLite's unix VFS takes its WAL locks on
+/// the bytes from 120 on (os_unix.c, `UNIX_SHM_BASE`), and a reader holds lock 3 + i while it reads at read
+/// mark i, of five (wal.c, `WAL_READ_LOCK`, `WAL_NREADER`). A checkpoint copies nothing past a reader's mark,
+/// and none while one reads at mark 0 (the file alone), so whoever holds one of these bytes holds the WAL.
+const READ_MARK_BYTES: std::ops::RangeInclusive<u64> = 123..=127;
+
+/// The processes holding a read transaction open on the database at `db_path` (this one included), named:
+/// who keeps its WAL from being reset (a database browser, a program with a statement never reset), to be
+/// named where the WAL is said to be held. Told by the shared locks on the `-shm`'s read marks that the
+/// kernel lists (`/proc/locks`), in three looks 20 ms apart, so that a reader that only passes by (a
+/// report's read, the owner's own) is left out. Empty where none holds one in every look, or the system does
+/// not tell. The `-shm` is never opened: closing a descriptor of it would drop this process's SQLite locks on
+/// it (<https://sqlite.org/howtocorrupt.html>, 2.2).
+pub fn snapshot_holders(db_path: &Path) -> Vec<LockHolder> {
+    use std::os::unix::fs::MetadataExt;
+    let shm = files::with_suffix(db_path, "-shm");
+    let readers = || -> Option<BTreeSet<u32>> {
+        let meta = fs::symlink_metadata(&shm).ok()?;
+        let locks = process::locks_on((meta.dev(), meta.ino()));
+        Some(
+            locks
+                .into_iter()
+                .filter(|lock| lock.class == "POSIX" && lock.shared && lock.covers_any(&READ_MARK_BYTES))
+                .map(|lock| lock.pid)
+                .collect(),
+        )
+    };
+    let mut held = readers().unwrap_or_default();
+    for _ in 0..2 {
+        if held.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = readers().unwrap_or_default();
+        held.retain(|pid| now.contains(pid));
+    }
+    held.into_iter()
+        .map(|pid| LockHolder {
+            pid,
+            since: None,
+            command: process::command_of(pid),
+        })
+        .collect()
 }

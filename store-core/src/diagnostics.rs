@@ -426,23 +426,31 @@ fn inspect_file(
     h.size_bytes = Some(meta.len());
     if h.wal_bytes > LARGE_WAL_BYTES {
         // Only a running owner checkpoints: with none, the WAL stays this size whatever the readers do.
-        let remedy = if owner_running {
-            "a reader is holding an old snapshot: restart long-running readers; the owner truncates the WAL at \
-             its next checkpoint"
-                .to_string()
-        } else {
-            format!(
-                "no owner is running, and only {} checkpoints it: close programs that keep the file open (a \
-                 database browser, a backup tool), then start {} (`{}`), which copies the WAL into the file and \
-                 truncates it (the file grows by up to the WAL's size: free disk space first if the disk is full)",
+        let holders = crate::LockHolder::listed(&checkpoint::snapshot_holders(path));
+        let remedy = match (owner_running, &holders) {
+            (true, Some(holders)) => format!(
+                "end the read transaction of {holders} (close that program, or let its read finish): the owner \
+                 truncates the WAL at its next checkpoint"
+            ),
+            (true, None) => "a reader is holding an old snapshot: restart long-running readers; the owner truncates \
+                             the WAL at its next checkpoint"
+                .to_string(),
+            (false, _) => format!(
+                "no owner is running, and only {} checkpoints it: close programs that keep the file open ({}), \
+                 then start {} (`{}`), which copies the WAL into the file and truncates it (the file grows by up \
+                 to the WAL's size: free disk space first if the disk is full)",
                 schema.owner,
+                holders.as_deref().unwrap_or("a database browser, a backup tool"),
                 schema.owner,
                 schema.owner_command(dir)
-            )
+            ),
         };
+        let held = holders.map_or(String::new(), |holders| {
+            format!(", held by a read transaction of {holders}")
+        });
         h.problem(
             ErrorKind::LargeWal,
-            format!("{}-wal is {} MB", path.display(), h.wal_bytes / (1024 * 1024)),
+            format!("{}-wal is {} MB{held}", path.display(), h.wal_bytes / (1024 * 1024)),
             remedy,
         );
     }

@@ -494,31 +494,16 @@ fn named_holders(file: &File, lock_path: &Path) -> Vec<LockHolder> {
         .collect()
 }
 
-/// The pids that hold a flock on `file`, as the kernel lists them in `/proc/locks` (proc(5): `1: FLOCK
-/// ADVISORY READ 4808 fe:00:10133507 0 EOF`, the device's major and minor in hex and the inode); a process
-/// waiting for the lock (`->`) holds nothing. Empty where `/proc/locks` does not tell.
+/// The pids that hold a flock on `file`, as the kernel lists them in `/proc/locks` ([`process::locks_on`]).
+/// Empty where `/proc/locks` does not tell.
 fn flock_holders(file: &File) -> Vec<u32> {
     let Ok(meta) = file.metadata() else {
         return Vec::new();
     };
-    let id = format!(
-        "{:02x}:{:02x}:{}",
-        libc::major(meta.dev()),
-        libc::minor(meta.dev()),
-        meta.ino()
-    );
-    let Ok(locks) = fs::read_to_string("/proc/locks") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = locks
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            match fields.as_slice() {
-                [_, "FLOCK", _, _, pid, file_id, ..] if *file_id == id => pid.parse().ok(),
-                _ => None,
-            }
-        })
+    let mut pids: Vec<u32> = process::locks_on((meta.dev(), meta.ino()))
+        .into_iter()
+        .filter(|lock| lock.class == "FLOCK")
+        .map(|lock| lock.pid)
         .collect();
     pids.sort_unstable();
     pids.dedup();

@@ -71,6 +71,56 @@ pub fn with_open(id: FileId) -> Vec<u32> {
         .collect()
 }
 
+/// One lock as the kernel lists it in `/proc/locks` (proc(5)): `1: POSIX ADVISORY READ 4808 fe:00:10133507 124
+/// 124`, its class (`FLOCK`, `POSIX`, `OFDLCK`), whether it is shared (`READ`), the pid that took it, and the
+/// bytes it covers (`EOF`: to the end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListedLock {
+    pub class: String,
+    pub shared: bool,
+    pub pid: u32,
+    pub first_byte: u64,
+    pub last_byte: Option<u64>,
+}
+
+impl ListedLock {
+    /// Whether the lock covers any byte of `bytes`.
+    pub fn covers_any(&self, bytes: &std::ops::RangeInclusive<u64>) -> bool {
+        self.first_byte <= *bytes.end() && self.last_byte.is_none_or(|last| last >= *bytes.start())
+    }
+}
+
+/// The locks held on the file `id` (its device's major and minor in hex and its inode name it there). A lock a
+/// process waits for (`->`) holds nothing and is left out, as are pids of another namespace (listed as 0 or
+/// -1). Empty where `/proc/locks` does not tell (another OS).
+pub(crate) fn locks_on(id: FileId) -> Vec<ListedLock> {
+    let (dev, ino) = id;
+    let file_id = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+        return Vec::new();
+    };
+    locks
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [_, class, _, mode, pid, file, first, last] = fields.as_slice() else {
+                return None;
+            };
+            (*file == file_id).then_some(())?;
+            Some(ListedLock {
+                class: class.to_string(),
+                shared: *mode == "READ",
+                pid: pid.parse().ok().filter(|&pid| pid > 0)?,
+                first_byte: first.parse().ok()?,
+                last_byte: match *last {
+                    "EOF" => None,
+                    last => Some(last.parse().ok()?),
+                },
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

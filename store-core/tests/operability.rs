@@ -457,6 +457,12 @@ fn child_entry() {
             // SAFETY: stops this very process; the parent continues it.
             unsafe { libc::raise(libc::SIGSTOP) };
         }
+        // A database browser left open: a read-only connection holding a read transaction.
+        "hold-snapshot" => {
+            let _reader = hold_snapshot(&path);
+            fs::write(with_suffix(&path, ".ready"), b"").unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(120));
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -726,6 +732,29 @@ fn damage_met_while_running_is_recorded_kept_across_opens_and_cleared_by_a_resto
     assert_eq!(owner.read(scan).unwrap(), 3000 * 205);
 }
 
+/// A read-only connection (a database browser) holding a read transaction on `db`: its snapshot keeps the
+/// owner's WAL from being reset until it ends.
+fn hold_snapshot(db: &std::path::Path) -> Connection {
+    let reader = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    reader
+}
+
+/// Writes rows enough for the `-wal` to pass `LARGE_WAL_BYTES` when nothing can be checkpointed.
+fn write_past_large_wal(owner: &OwnerConnection) {
+    let rows = store_core::diagnostics::LARGE_WAL_BYTES / 50_000 + 100;
+    owner
+        .conn()
+        .execute_batch(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+             INSERT INTO items (name) SELECT hex(zeroblob(25000)) FROM n;"
+        ))
+        .unwrap();
+}
+
 /// A `-wal` past `LARGE_WAL_BYTES` left by an owner that stopped while a reader held an old snapshot: with no
 /// owner running nothing checkpoints it, and no reader pins it any more, so the remedy names the owner's start,
 /// not restarting readers and waiting for a checkpoint that no process will run.
@@ -737,19 +766,8 @@ fn a_large_wal_without_a_running_owner_says_to_start_the_owner() {
     fill(&owner, 10);
     // A read-only reader (a database browser) holds a snapshot while the owner writes and stops: the owner's
     // closing checkpoint cannot reset the WAL, and a read-only connection never checkpoints.
-    let reader = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    reader.execute_batch("BEGIN").unwrap();
-    let _: i64 = reader
-        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
-        .unwrap();
-    let rows = store_core::diagnostics::LARGE_WAL_BYTES / 50_000 + 100;
-    owner
-        .conn()
-        .execute_batch(&format!(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
-             INSERT INTO items (name) SELECT hex(zeroblob(25000)) FROM n;"
-        ))
-        .unwrap();
+    let reader = hold_snapshot(&db);
+    write_past_large_wal(&owner);
     drop(owner);
     drop(reader);
     assert!(checkpoint::wal_bytes(&db) > store_core::diagnostics::LARGE_WAL_BYTES);
@@ -773,6 +791,63 @@ fn a_large_wal_without_a_running_owner_says_to_start_the_owner() {
         !large.remedy.contains("restart long-running readers"),
         "{}",
         large.remedy
+    );
+}
+
+/// A `-wal` a reader of another process keeps from being reset (a database browser left in a read
+/// transaction) while the owner runs: doctor names that process, pid and program, and says to end its read.
+/// It said only "a reader is holding an old snapshot: restart long-running readers", and the operator whose
+/// disk filled was left to guess which. Once the reader is gone, none is named.
+#[test]
+fn a_large_wal_names_the_process_whose_read_transaction_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    fill(&owner, 10);
+    let mut browser = store_core::testing::KillOnDrop(spawn_child("child_entry", "hold-snapshot", &db));
+    store_core::testing::wait_for_file(&with_suffix(&db, ".ready"), std::time::Duration::from_secs(60));
+    write_past_large_wal(&owner);
+    let result = checkpoint::checkpoint(owner.conn(), checkpoint::CheckpointMode::Passive).unwrap();
+    assert!(result.checkpointed_frames < result.wal_frames, "{result:?}");
+    assert!(checkpoint::wal_bytes(&db) > store_core::diagnostics::LARGE_WAL_BYTES);
+
+    let options = InspectOptions {
+        check: CheckLevel::None,
+        ..InspectOptions::default()
+    };
+    let large_wal = || {
+        let h = inspect(&db, &ITEMS, &options);
+        assert!(matches!(h.owner, Some(LockState::Held { .. })), "{:?}", h.owner);
+        h.problems
+            .into_iter()
+            .find(|p| p.code == ErrorKind::LargeWal)
+            .unwrap_or_else(|| panic!("no large_wal: {db:?}"))
+    };
+    let pid = browser.0.id();
+    let program = store_core::process::command_of(pid).unwrap();
+    let held = large_wal();
+    let named = format!("pid {pid}, running `{program}`");
+    assert!(
+        held.message
+            .ends_with(&format!(" MB, held by a read transaction of {named}")),
+        "{}",
+        held.message
+    );
+    assert_eq!(
+        held.remedy,
+        format!(
+            "end the read transaction of {named} (close that program, or let its read finish): the owner \
+             truncates the WAL at its next checkpoint"
+        )
+    );
+
+    store_core::testing::kill9(&mut browser.0);
+    let unheld = large_wal();
+    assert!(unheld.message.ends_with(" MB"), "{}", unheld.message);
+    assert!(
+        unheld.remedy.contains("restart long-running readers"),
+        "{}",
+        unheld.remedy
     );
 }
 
