@@ -36,7 +36,9 @@ pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(600);
 pub struct UpgradeOptions {
     /// The legacy database; `None` means `<data dir>/legacy.db`.
     pub legacy: Option<PathBuf>,
-    /// The longest to wait for another process's split before giving up with `Locked`.
+    /// The longest to wait for another process's split before giving up with `Locked`. With a [`stop`](Self::stop)
+    /// flag, the time that process spends stopped (Ctrl-Z, SIGSTOP) is not counted: only someone continuing
+    /// it, or the flag, ends such a wait.
     pub max_wait: Duration,
     /// Receives what the upgrade is doing (splitting, with progress; or waiting, and for whom), for a UI.
     pub on_event: Option<UpgradeCallback>,
@@ -83,7 +85,8 @@ pub enum UpgradeEvent {
     Splitting(SplitProgress),
     /// Another process holds the data directory (splitting it, most likely): this one waits. `holder_stopped`:
     /// that process is stopped (Ctrl-Z, SIGSTOP, a debugger), so the wait lasts until someone continues it
-    /// (or until `max_wait`); said, with what continues it, rather than "in progress" for ten minutes.
+    /// (or, for a caller with no stop flag, until `max_wait`); said, with what continues it, rather than "in
+    /// progress" for ten minutes.
     Waiting {
         holder: Option<LockHolder>,
         waited_ms: u64,
@@ -172,6 +175,11 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
     let started = Instant::now();
     let mut waited = false;
     let mut last_told: Option<Instant> = None;
+    // The time waited while the holder was stopped, which does not count toward `max_wait` for a caller that
+    // can end the wait (a stop flag): a daemon failing there was restarted into the same wait by its
+    // supervisor every `max_wait`, for as long as nobody continued the holder.
+    let mut stopped_for = Duration::ZERO;
+    let mut last_look = Instant::now();
     loop {
         // While a peer holds the directory, do not start a split (it would hash the whole legacy file
         // before finding the locks taken): ask the locks, then wait.
@@ -198,14 +206,19 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
                 if conversion::recorded(data_dir).is_some() && conversion::in_progress(data_dir).is_none() {
                     return Ok(Upgrade::SplitByPeer { waited_ms });
                 }
-                if started.elapsed() >= options.max_wait {
+                let holder = e.locked_by().cloned();
+                let holder_stopped = holder.as_ref().is_some_and(|h| store_core::process::stopped(h.pid));
+                if holder_stopped && options.stop.is_some() {
+                    stopped_for += last_look.elapsed();
+                }
+                last_look = Instant::now();
+                if started.elapsed().saturating_sub(stopped_for) >= options.max_wait {
                     return Err(e);
                 }
                 if options.stop.as_ref().is_some_and(|stop| stop.load(Ordering::SeqCst)) {
-                    let by = match e.locked_by() {
-                        Some(holder) => holder.to_string(),
-                        None => "another process".to_string(),
-                    };
+                    let by = holder
+                        .as_ref()
+                        .map_or("another process".to_string(), LockHolder::to_string);
                     let during = format!("waiting for the split of {} run by {by}", data_dir.display());
                     return Err(SplitError::Store(store_core::Error::Stopped {
                         path: data_dir.to_path_buf(),
@@ -216,13 +229,11 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
                 // after it takes the lock, so a look in between finds no pid: the next look (50 ms on)
                 // names it. A holder still unnamed after a second (one that never records its pid) is
                 // said as "another process".
-                let holder = e.locked_by().cloned();
                 let due = match last_told {
                     None => holder.is_some() || started.elapsed() >= Duration::from_secs(1),
                     Some(t) => t.elapsed() >= Duration::from_secs(1),
                 };
                 if due {
-                    let holder_stopped = holder.as_ref().is_some_and(|h| store_core::process::stopped(h.pid));
                     tell(UpgradeEvent::Waiting {
                         holder,
                         waited_ms,

@@ -694,6 +694,67 @@ fn a_start_waiting_for_a_stopped_peers_split_says_it_is_stopped() {
     );
 }
 
+/// The time a peer holding the data directory spends stopped does not count toward `max_wait` for a start
+/// that can be asked to stop (a daemon's): it gave up after `max_wait` (`locked`, exit 75), was restarted by
+/// its supervisor into the same wait, and so on every ten minutes for as long as nobody continued the peer.
+/// It waits on, and once the peer is continued (and ends without splitting), splits itself. A caller with no
+/// stop flag, which nothing else could free from such a wait, still gives up after `max_wait`.
+#[test]
+fn a_start_that_can_be_stopped_waits_for_a_stopped_peer_past_max_wait_then_splits_once_it_is_continued() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    store_core::files::create_private_dir_all(&data).unwrap();
+    legacy_file(&data, &LegacySpec::small(3));
+    let mut peer = store_core::testing::KillOnDrop(spawn_child("child_entry", "own-then-stop", &data));
+    let pid = peer.0.id();
+    store_core::testing::wait_until(Duration::from_secs(60), "the peer stops", || {
+        store_core::process::stopped(pid)
+    });
+    let max_wait = Duration::from_millis(300);
+
+    let unstoppable = migrate_split::UpgradeOptions {
+        max_wait,
+        ..Default::default()
+    };
+    match migrate_split::prepare(&data, &unstoppable) {
+        Err(SplitError::Store(e)) => assert_eq!(e.kind(), ErrorKind::Locked, "{e}"),
+        other => panic!("expected locked, got {other:?}"),
+    }
+
+    let waits = Arc::new(Mutex::new(0));
+    let counted = waits.clone();
+    let stoppable = migrate_split::UpgradeOptions {
+        max_wait,
+        stop: Some(Arc::new(AtomicBool::new(false))),
+        on_event: Some(Arc::new(move |e: &migrate_split::UpgradeEvent| {
+            if let migrate_split::UpgradeEvent::Waiting { holder_stopped, .. } = e {
+                assert!(holder_stopped, "{e}");
+                *counted.lock().unwrap() += 1;
+            }
+        })),
+        ..Default::default()
+    };
+    let waiter = {
+        let data = data.clone();
+        std::thread::spawn(move || migrate_split::prepare(&data, &stoppable))
+    };
+    // Said once a second: a third time is two seconds on, well past `max_wait`.
+    store_core::testing::wait_until(Duration::from_secs(60), "said three times, or gave up", || {
+        *waits.lock().unwrap() >= 3 || waiter.is_finished()
+    });
+    assert!(!waiter.is_finished(), "gave up: {:?}", waiter.join().unwrap());
+    // SAFETY: continues the child this test spawned, which then ends, letting its lock go.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    assert!(peer.0.wait().unwrap().success());
+    match waiter.join().unwrap() {
+        Ok(migrate_split::Upgrade::Split(report)) => assert_eq!(report.outcome, migrate_split::Outcome::Split),
+        other => panic!("expected its own split, got {other:?}"),
+    }
+}
+
 /// A split asked to stop (a daemon's SIGTERM at its first start) ran to its end and put its outputs in place:
 /// a minute for a 1 GB legacy file, past a supervisor's patience. It now stops at its next batch of rows or
 /// phase, whichever phase it is in until it starts putting its outputs in place, with
