@@ -3012,6 +3012,49 @@ fn a_data_directory_rebuilt_by_sqlite_dump_is_named_as_such_by_every_open_never_
     }
 }
 
+/// A data directory whose name is not UTF-8 (Latin-1, from an old disk): doctor's remedy named it with U+FFFD
+/// for the bad byte, and its command, pasted, started a server in a new directory of that other name, beside
+/// the user's data (whose configuration then looked gone). The command, run by a shell as it is, now starts
+/// the server in this very directory, and no other directory is made.
+#[test]
+fn a_remedy_for_a_data_directory_not_named_in_utf8_runs_in_that_directory() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9 data"));
+    drop(activity_store::ActivityWriter::open_in(&data).unwrap());
+    let out = splitstore()
+        .args(["doctor", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let json = one_json_object(&out.stdout);
+    let (code, _, remedy) = doctor_problems(&json, "config.db").remove(0);
+    assert_eq!(code, "missing");
+    let command = remedy
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("a command in backticks: {remedy}"));
+    let expected = format!(
+        "splitstore server --data-dir \"$(printf '{}/caf\\351 data')\"",
+        dir.path().display()
+    );
+    assert_eq!(command, expected);
+
+    let server = command.replacen("splitstore", env!("CARGO_BIN_EXE_splitstore"), 1) + " --seconds 0";
+    let run = std::process::Command::new("sh").args(["-c", &server]).output().unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        data.join("config.db").exists(),
+        "the server ran in the directory doctor was asked about"
+    );
+    let names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, [data.file_name().unwrap()], "no other directory made");
+}
+
 #[test]
 fn doctor_names_a_file_rebuilt_by_sqlite_dump_with_repair_as_its_remedy() {
     let dir = tempfile::tempdir().unwrap();

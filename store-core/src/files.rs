@@ -501,18 +501,47 @@ pub fn parent_dir(path: &Path) -> &Path {
 }
 
 /// `path` as it should be typed in a shell: as is when it holds only safe characters, single-quoted
-/// otherwise, so a remedy's command can be copied and pasted even for a data directory with spaces.
+/// otherwise, so a remedy's command can be copied and pasted even for a data directory with spaces. A path
+/// that is not UTF-8 (a name in Latin-1, from an old disk) or holds a control character (a newline) is
+/// written as `"$(printf '...')"` with those bytes in octal, which every POSIX shell (and bash, zsh, fish)
+/// turns back into the very bytes: shown as text, U+FFFD stood for them, and the command, pasted, named
+/// another directory (`splitstore server` then started anew there, beside the user's data). Command
+/// substitution drops trailing newlines, so a name ending in one is named without it.
 pub fn shell_quoted(path: &Path) -> String {
+    let bytes = path.as_os_str().as_encoded_bytes();
     // A relative path starting with `-` would be read as an option.
-    let text = match path.display().to_string() {
-        t if t.starts_with('-') => format!("./{t}"),
-        t => t,
-    };
-    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
-    if !text.is_empty() && text.chars().all(safe) {
-        text
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
+    let dash = if bytes.starts_with(b"-") { "./" } else { "" };
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(char::is_control) => {
+            let text = format!("{dash}{text}");
+            let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+            if !text.is_empty() && text.chars().all(safe) {
+                text
+            } else {
+                format!("'{}'", text.replace('\'', "'\\''"))
+            }
+        }
+        _ => {
+            let mut format = String::from(dash);
+            let octal = |format: &mut String, bytes: &[u8]| {
+                for b in bytes {
+                    format.push_str(&format!("\\{b:03o}"));
+                }
+            };
+            for chunk in bytes.utf8_chunks() {
+                for c in chunk.valid().chars() {
+                    match c {
+                        '\\' => format.push_str("\\\\"),
+                        '%' => format.push_str("%%"),
+                        '\'' => format.push_str("'\\''"),
+                        c if c.is_control() => octal(&mut format, c.to_string().as_bytes()),
+                        c => format.push(c),
+                    }
+                }
+                octal(&mut format, chunk.invalid());
+            }
+            format!("\"$(printf '{format}')\"")
+        }
     }
 }
 
@@ -723,6 +752,41 @@ mod tests {
         assert_eq!(shell_quoted(Path::new("/it's")), "'/it'\\''s'");
         assert_eq!(shell_quoted(Path::new("-data")), "./-data");
         assert_eq!(shell_quoted(Path::new("-my data")), "'./-my data'");
+        use std::os::unix::ffi::OsStrExt;
+        let latin1 = Path::new(std::ffi::OsStr::from_bytes(b"/home/a/caf\xe9 data"));
+        assert_eq!(shell_quoted(latin1), "\"$(printf '/home/a/caf\\351 data')\"");
+    }
+
+    /// What a shell makes of a quoted path is the path, byte for byte, in `sh` (dash here, POSIX) and bash:
+    /// names not UTF-8, with control characters, quotes, `%` and `\` (which printf would read), a leading dash.
+    #[test]
+    fn a_quoted_path_is_read_back_by_a_shell_as_the_same_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let names: [&[u8]; 8] = [
+            b"/home/a/caf\xe9 data",
+            b"/tmp/\xff\xfe%s\\n'it's'",
+            b"/tmp/line\nbreak\ttab\x7f",
+            b"-caf\xe9",
+            b"/tmp/caf\xc3\xa9 ok/\xe9\x31\x32",
+            b"/tmp/\xe2\x80\xa8sep\xc2\x85",
+            b"/tmp/my data",
+            b"/tmp/plain",
+        ];
+        for shell in ["sh", "bash"] {
+            for name in names {
+                let quoted = shell_quoted(Path::new(std::ffi::OsStr::from_bytes(name)));
+                let out = std::process::Command::new(shell)
+                    .args(["-c", &format!("printf '%s' {quoted}")])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{shell}: {quoted}: {out:?}");
+                let expected = match name.starts_with(b"-") {
+                    true => [b"./", name].concat(),
+                    false => name.to_vec(),
+                };
+                assert_eq!(out.stdout, expected, "{shell}: {quoted}");
+            }
+        }
     }
 
     #[test]
