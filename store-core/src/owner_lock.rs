@@ -32,15 +32,16 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::files::{self, FileId};
 use crate::process;
 
-/// Who holds an owner lock, as written into the lock file by the holder.
+/// Who holds a lock: an owner lock (as written into the lock file by the holder), a backup folder's, or a
+/// read transaction on a database's WAL ([`crate::checkpoint::snapshot_holders`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LockHolder {
     pub pid: u32,
     /// RFC 3339 time the holder took the lock.
     pub since: Option<String>,
     /// What the holder runs (`splitstore repair`: [`crate::process::command_of`]), so that a refusal tells
-    /// an owner from a repair or restore holding the file for a moment; `None` for this process or where
-    /// the system does not tell.
+    /// an owner from a repair or restore holding the file for a moment; `None` where the system does not
+    /// tell, and for this process as [`LockHolder::this_process`] names it.
     pub command: Option<String>,
 }
 
