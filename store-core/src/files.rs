@@ -694,6 +694,8 @@ pub fn file_uri(path: &Path, query: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::Strategy;
+
     use super::{sha256_of, sha256_of_while, shell_quoted, sqlite_temp_dir_with, write_json_atomically};
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
@@ -786,6 +788,30 @@ mod tests {
                 };
                 assert_eq!(out.stdout, expected, "{shell}: {quoted}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Any name (any bytes but NUL, which no path holds, and a trailing newline, which command
+        /// substitution drops: said in [`shell_quoted`]'s doc) is read back by `sh` as those very bytes.
+        #[test]
+        fn any_quoted_path_is_read_back_by_sh_as_the_same_bytes(
+            name in proptest::collection::vec(1u8..=255, 1..24)
+                .prop_filter("no trailing newline", |n| n.last() != Some(&b'\n'))
+        ) {
+            use std::os::unix::ffi::OsStrExt;
+            let quoted = shell_quoted(Path::new(std::ffi::OsStr::from_bytes(&name)));
+            let out = std::process::Command::new("sh")
+                .args(["-c", &format!("printf '%s' {quoted}")])
+                .output()
+                .unwrap();
+            proptest::prop_assert!(out.status.success(), "{quoted}: {out:?}");
+            let expected = match name.starts_with(b"-") {
+                true => [b"./", name.as_slice()].concat(),
+                false => name.clone(),
+            };
+            proptest::prop_assert_eq!(out.stdout, expected, "{}", quoted);
         }
     }
 
