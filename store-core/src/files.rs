@@ -792,7 +792,11 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 48,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
         /// Any name (any bytes but NUL, which no path holds, and a trailing newline, which command
         /// substitution drops: said in [`shell_quoted`]'s doc) is read back by `sh` as those very bytes.
         #[test]
