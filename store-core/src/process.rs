@@ -106,7 +106,9 @@ pub(crate) fn locks_on(id: FileId) -> Vec<ListedLock> {
             let [_, class, _, mode, pid, file, first, last] = fields.as_slice() else {
                 return None;
             };
-            (*file == file_id).then_some(())?;
+            if *file != file_id {
+                return None;
+            }
             Some(ListedLock {
                 class: class.to_string(),
                 shared: *mode == "READ",
