@@ -93,32 +93,41 @@ const READ_MARK_BYTES: std::ops::RangeInclusive<u64> = 123..=127;
 
 /// The processes holding a read transaction open on the database at `db_path` (this one included), named:
 /// who keeps its WAL from being reset (a database browser, a program with a statement never reset), to be
-/// named where the WAL is said to be held. Told by the shared locks on the `-shm`'s read marks that the
-/// kernel lists (`/proc/locks`), in three looks 20 ms apart, so that a reader that only passes by (a
-/// report's read, the owner's own) is left out. Empty where none holds one in every look, or the system does
-/// not tell. The `-shm` is never opened: closing a descriptor of it would drop this process's SQLite locks on
-/// it (<https://sqlite.org/howtocorrupt.html>, 2.2).
+/// named where the WAL is said to be held. Told by the shared locks on the `-shm`'s read marks, in three
+/// looks 20 ms apart, so that a reader that only passes by (a report's read, the owner's own) is left out:
+/// asked of each descriptor of the `-shm` this process may look into (`/proc/PID/fdinfo/FD`, written
+/// whole), and of `/proc/locks` for the processes of other users, whose descriptors are closed to it (read
+/// a page at a time, it may skip a line while other locks come and go: a best effort). Empty where none
+/// holds one in every look, or the system does not tell. The `-shm` is never opened: closing a descriptor
+/// of it would drop this process's SQLite locks on it (<https://sqlite.org/howtocorrupt.html>, 2.2).
 pub fn snapshot_holders(db_path: &Path) -> Vec<LockHolder> {
     use std::os::unix::fs::MetadataExt;
-    let shm = files::with_suffix(db_path, "-shm");
-    let readers = || -> Option<BTreeSet<u32>> {
-        let meta = fs::symlink_metadata(&shm).ok()?;
-        let locks = process::locks_on((meta.dev(), meta.ino()));
-        Some(
-            locks
-                .into_iter()
-                .filter(|lock| lock.class == "POSIX" && lock.shared && lock.covers_any(&READ_MARK_BYTES))
-                .map(|lock| lock.pid)
-                .collect(),
-        )
+    let Ok(meta) = fs::symlink_metadata(files::with_suffix(db_path, "-shm")) else {
+        return Vec::new();
     };
-    let mut held = readers().unwrap_or_default();
+    let id = (meta.dev(), meta.ino());
+    let reading =
+        |lock: &process::ListedLock| lock.class == "POSIX" && lock.shared && lock.covers_any(&READ_MARK_BYTES);
+    let descriptors = process::descriptors_on(id);
+    let seen: BTreeSet<u32> = descriptors.iter().map(|(pid, _)| *pid).collect();
+    let look = || -> BTreeSet<u32> {
+        let through_descriptors = descriptors
+            .iter()
+            .filter(|(_, fdinfo)| process::locks_through(fdinfo, id).iter().any(reading))
+            .map(|(pid, _)| *pid);
+        let of_others = process::locks_on(id)
+            .into_iter()
+            .filter(|lock| reading(lock) && !seen.contains(&lock.pid))
+            .map(|lock| lock.pid);
+        through_descriptors.chain(of_others).collect()
+    };
+    let mut held = look();
     for _ in 0..2 {
         if held.is_empty() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let now = readers().unwrap_or_default();
+        let now = look();
         held.retain(|pid| now.contains(pid));
     }
     held.into_iter()

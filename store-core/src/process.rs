@@ -1,7 +1,8 @@
 //! Process liveness, for telling a live run's files from a killed run's leftovers, what a process runs,
-//! whether it is stopped, and which processes have a file open.
+//! whether it is stopped, which processes have a file open and the locks they hold on it.
 
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use crate::files::FileId;
 
@@ -49,26 +50,46 @@ pub fn stopped(pid: u32) -> bool {
         .is_some_and(|state| state == "T" || state == "t")
 }
 
-/// The processes other than this one that have the file `id` open (`/proc/PID/fd`): who holds a lock whose
-/// taker has exited after handing its descriptor on (flock(1)'s `exec 9>FILE; flock 9` idiom, a fork). A
-/// process of another user is not seen (its descriptors are closed to this user).
-pub fn with_open(id: FileId) -> Vec<u32> {
+/// The descriptors open on the file `id`, of every process this one may look into (this one included), as
+/// `(pid, its /proc/PID/fdinfo/FD)`: where to ask which locks a process holds on the file ([`locks_through`]).
+/// A process of another user is not seen (its descriptors are closed to this user).
+pub(crate) fn descriptors_on(id: FileId) -> Vec<(u32, PathBuf)> {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let this = std::process::id();
-    procs
+    let mut found = Vec::new();
+    for pid in procs
         .flatten()
         .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != this)
-        .filter(|pid| {
-            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-                fds.flatten()
-                    // Followed: the descriptor's link names the open file.
-                    .any(|fd| std::fs::metadata(fd.path()).is_ok_and(|m| (m.dev(), m.ino()) == id))
-            })
+    {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            // Followed: the descriptor's link names the open file.
+            if std::fs::metadata(fd.path()).is_ok_and(|m| (m.dev(), m.ino()) == id) {
+                found.push((pid, PathBuf::from(format!("/proc/{pid}/fdinfo/")).join(fd.file_name())));
+            }
+        }
+    }
+    found
+}
+
+/// The locks held through one descriptor of the file `id` (its `/proc/PID/fdinfo/FD`, as
+/// [`descriptors_on`] names it: `lock:` lines, as `/proc/locks` writes them). Unlike `/proc/locks`, which the
+/// kernel hands out a page at a time, so that a line can be skipped when locks listed before it come and go
+/// between two pages (a busy machine: SQLite takes and drops locks on every transaction), these are written
+/// at once: a lock held throughout is always there. They name the pid that took the lock, which may have
+/// handed its descriptor on and exited: the descriptor's process holds it now.
+pub(crate) fn locks_through(fdinfo: &Path, id: FileId) -> Vec<ListedLock> {
+    let file_id = proc_file_id(id);
+    std::fs::read_to_string(fdinfo)
+        .map(|info| {
+            info.lines()
+                .filter_map(|line| parse_lock(line.strip_prefix("lock:")?, &file_id))
+                .collect()
         })
-        .collect()
+        .unwrap_or_default()
 }
 
 /// One lock as the kernel lists it in `/proc/locks` (proc(5)): `1: POSIX ADVISORY READ 4808 fe:00:10133507 124
@@ -90,37 +111,43 @@ impl ListedLock {
     }
 }
 
-/// The locks held on the file `id` (its device's major and minor in hex and its inode name it there). A lock a
-/// process waits for (`->`) holds nothing and is left out, as are pids of another namespace (listed as 0 or
-/// -1). Empty where `/proc/locks` does not tell (another OS).
+/// The locks held on the file `id`, of every process, as `/proc/locks` lists them. A lock a process waits for
+/// (`->`) holds nothing and is left out, as are pids of another namespace (listed as 0 or -1). Read a page
+/// at a time, the list may skip a lock held throughout when others come and go ([`locks_through`] does not).
+/// Empty where `/proc/locks` does not tell (another OS).
 pub(crate) fn locks_on(id: FileId) -> Vec<ListedLock> {
-    let (dev, ino) = id;
-    let file_id = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    let file_id = proc_file_id(id);
     let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
         return Vec::new();
     };
-    locks
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let [_, class, _, mode, pid, file, first, last] = fields.as_slice() else {
-                return None;
-            };
-            if *file != file_id {
-                return None;
-            }
-            Some(ListedLock {
-                class: class.to_string(),
-                shared: *mode == "READ",
-                pid: pid.parse().ok().filter(|&pid| pid > 0)?,
-                first_byte: first.parse().ok()?,
-                last_byte: match *last {
-                    "EOF" => None,
-                    last => Some(last.parse().ok()?),
-                },
-            })
-        })
-        .collect()
+    locks.lines().filter_map(|line| parse_lock(line, &file_id)).collect()
+}
+
+/// How `/proc/locks` names the file `id`: its device's major and minor in hex, and its inode.
+fn proc_file_id((dev, ino): FileId) -> String {
+    format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev))
+}
+
+/// One line of `/proc/locks` (`1: FLOCK ADVISORY WRITE 4808 fe:00:10133507 0 EOF`), if it is a lock held on
+/// the file `file_id` by a process of this namespace.
+fn parse_lock(line: &str, file_id: &str) -> Option<ListedLock> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let [_, class, _, mode, pid, file, first, last] = fields.as_slice() else {
+        return None;
+    };
+    if *file != file_id {
+        return None;
+    }
+    Some(ListedLock {
+        class: class.to_string(),
+        shared: *mode == "READ",
+        pid: pid.parse().ok().filter(|&pid| pid > 0)?,
+        first_byte: first.parse().ok()?,
+        last_byte: match *last {
+            "EOF" => None,
+            last => Some(last.parse().ok()?),
+        },
+    })
 }
 
 #[cfg(test)]
