@@ -180,6 +180,33 @@ mod tests {
         assert_eq!(super::command_of(u32::MAX), None, "no such process");
     }
 
+    /// A flock is found through the descriptor that holds it, in this process, and not through another
+    /// descriptor of the same file (another open, which holds nothing); gone once unlocked.
+    #[test]
+    fn a_lock_is_found_through_the_descriptor_that_holds_it() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("held.lock");
+        let holder = std::fs::File::create(&path).unwrap();
+        let other = std::fs::File::open(&path).unwrap();
+        let meta = holder.metadata().unwrap();
+        let id = (meta.dev(), meta.ino());
+        let flocks = || -> Vec<u32> {
+            super::descriptors_on(id)
+                .into_iter()
+                .filter(|(_, fdinfo)| super::locks_through(fdinfo, id).iter().any(|l| l.class == "FLOCK"))
+                .map(|(pid, _)| pid)
+                .collect()
+        };
+        assert_eq!(super::descriptors_on(id).len(), 2, "both descriptors seen");
+        assert_eq!(flocks(), Vec::<u32>::new());
+        fs2::FileExt::try_lock_exclusive(&holder).unwrap();
+        assert_eq!(flocks(), [std::process::id()], "through the holder's descriptor alone");
+        fs2::FileExt::unlock(&holder).unwrap();
+        assert_eq!(flocks(), Vec::<u32>::new());
+        drop(other);
+    }
+
     #[test]
     fn a_process_stopped_by_sigstop_is_stopped_until_continued() {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
