@@ -111,15 +111,14 @@ pub fn snapshot_holders(db_path: &Path) -> Vec<LockHolder> {
     let descriptors = process::descriptors_on(id);
     let seen: BTreeSet<u32> = descriptors.iter().map(|(pid, _)| *pid).collect();
     let look = || -> BTreeSet<u32> {
-        let through_descriptors = descriptors
-            .iter()
-            .filter(|(_, fdinfo)| process::locks_through(fdinfo, id).iter().any(reading))
-            .map(|(pid, _)| *pid);
-        let of_others = process::locks_on(id)
-            .into_iter()
-            .filter(|lock| reading(lock) && !seen.contains(&lock.pid))
-            .map(|lock| lock.pid);
-        through_descriptors.chain(of_others).collect()
+        let mut held = process::holding(&descriptors, id, reading);
+        held.extend(
+            process::locks_on(id)
+                .into_iter()
+                .filter(|lock| reading(lock) && !seen.contains(&lock.pid))
+                .map(|lock| lock.pid),
+        );
+        held
     };
     let mut held = look();
     for _ in 0..2 {

@@ -471,7 +471,7 @@ fn wait_for_folder(
 }
 
 /// The pids of the processes holding a lock on `file`: those `/proc/locks` names ([`flock_holders`]), or,
-/// where none of those runs, those whose descriptors of the file carry the lock ([`process::locks_through`],
+/// where none of those runs, those whose descriptors of the file carry the lock ([`process::holding`],
 /// this process included). `/proc/locks` names the process that took the lock, which may have exited after
 /// handing its descriptor on (flock(1)'s `exec 9>FILE; flock 9` idiom, a fork); and, read a page at a time,
 /// it may skip the holder's line while other locks come and go.
@@ -483,18 +483,9 @@ fn holders_of(file: &File, lock_path: &Path) -> Vec<u32> {
     let Ok(id) = identity(file, lock_path) else {
         return Vec::new();
     };
-    let mut pids: Vec<u32> = process::descriptors_on(id)
+    process::holding(&process::descriptors_on(id), id, |lock| lock.class == "FLOCK")
         .into_iter()
-        .filter(|(_, fdinfo)| {
-            process::locks_through(fdinfo, id)
-                .iter()
-                .any(|lock| lock.class == "FLOCK")
-        })
-        .map(|(pid, _)| pid)
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    pids
+        .collect()
 }
 
 /// [`holders_of`], named: each pid with what it runs, and the time it took the lock where it recorded it

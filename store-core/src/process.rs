@@ -1,6 +1,7 @@
 //! Process liveness, for telling a live run's files from a killed run's leftovers, what a process runs,
 //! whether it is stopped, which processes have a file open and the locks they hold on it.
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -90,6 +91,20 @@ pub(crate) fn locks_through(fdinfo: &Path, id: FileId) -> Vec<ListedLock> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The processes among `descriptors` (as [`descriptors_on`] lists them for the file `id`) that hold, through
+/// one of them, a lock `wanted` picks ([`locks_through`]): each once, in order.
+pub(crate) fn holding(
+    descriptors: &[(u32, PathBuf)],
+    id: FileId,
+    wanted: impl Fn(&ListedLock) -> bool,
+) -> BTreeSet<u32> {
+    descriptors
+        .iter()
+        .filter(|(_, fdinfo)| locks_through(fdinfo, id).iter().any(&wanted))
+        .map(|(pid, _)| *pid)
+        .collect()
 }
 
 /// One lock as the kernel lists it in `/proc/locks` (proc(5)): `1: POSIX ADVISORY READ 4808 fe:00:10133507 124
@@ -192,10 +207,8 @@ mod tests {
         let meta = holder.metadata().unwrap();
         let id = (meta.dev(), meta.ino());
         let flocks = || -> Vec<u32> {
-            super::descriptors_on(id)
+            super::holding(&super::descriptors_on(id), id, |l| l.class == "FLOCK")
                 .into_iter()
-                .filter(|(_, fdinfo)| super::locks_through(fdinfo, id).iter().any(|l| l.class == "FLOCK"))
-                .map(|(pid, _)| pid)
                 .collect()
         };
         assert_eq!(super::descriptors_on(id).len(), 2, "both descriptors seen");
