@@ -763,7 +763,6 @@ mod tests {
     /// names not UTF-8, with control characters, quotes, `%` and `\` (which printf would read), a leading dash.
     #[test]
     fn a_quoted_path_is_read_back_by_a_shell_as_the_same_bytes() {
-        use std::os::unix::ffi::OsStrExt;
         let names: [&[u8]; 8] = [
             b"/home/a/caf\xe9 data",
             b"/tmp/\xff\xfe%s\\n'it's'",
@@ -776,19 +775,27 @@ mod tests {
         ];
         for shell in ["sh", "bash"] {
             for name in names {
-                let quoted = shell_quoted(Path::new(std::ffi::OsStr::from_bytes(name)));
-                let out = std::process::Command::new(shell)
-                    .args(["-c", &format!("printf '%s' {quoted}")])
-                    .output()
-                    .unwrap();
+                let (quoted, out, expected) = read_back(shell, name);
                 assert!(out.status.success(), "{shell}: {quoted}: {out:?}");
-                let expected = match name.starts_with(b"-") {
-                    true => [b"./", name].concat(),
-                    false => name.to_vec(),
-                };
                 assert_eq!(out.stdout, expected, "{shell}: {quoted}");
             }
         }
+    }
+
+    /// What `shell` prints of the path `name` as [`shell_quoted`] writes it: the quoted text, the run, and the
+    /// bytes it should print (the path, `./` before a leading dash).
+    fn read_back(shell: &str, name: &[u8]) -> (String, std::process::Output, Vec<u8>) {
+        use std::os::unix::ffi::OsStrExt;
+        let quoted = shell_quoted(Path::new(std::ffi::OsStr::from_bytes(name)));
+        let out = std::process::Command::new(shell)
+            .args(["-c", &format!("printf '%s' {quoted}")])
+            .output()
+            .unwrap();
+        let expected = match name.starts_with(b"-") {
+            true => [b"./", name].concat(),
+            false => name.to_vec(),
+        };
+        (quoted, out, expected)
     }
 
     proptest::proptest! {
@@ -804,17 +811,8 @@ mod tests {
             name in proptest::collection::vec(1u8..=255, 1..24)
                 .prop_filter("no trailing newline", |n| n.last() != Some(&b'\n'))
         ) {
-            use std::os::unix::ffi::OsStrExt;
-            let quoted = shell_quoted(Path::new(std::ffi::OsStr::from_bytes(&name)));
-            let out = std::process::Command::new("sh")
-                .args(["-c", &format!("printf '%s' {quoted}")])
-                .output()
-                .unwrap();
+            let (quoted, out, expected) = read_back("sh", &name);
             proptest::prop_assert!(out.status.success(), "{quoted}: {out:?}");
-            let expected = match name.starts_with(b"-") {
-                true => [b"./", name.as_slice()].concat(),
-                false => name.clone(),
-            };
             proptest::prop_assert_eq!(out.stdout, expected, "{}", quoted);
         }
     }
