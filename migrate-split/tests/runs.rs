@@ -667,13 +667,10 @@ fn a_start_waiting_for_a_peers_split_gives_up_when_its_stop_flag_is_set() {
     );
 }
 
-/// A start waiting for a peer's split, the peer stopped (Ctrl-Z on the server splitting): it said "split in
-/// progress" once a second for ten minutes, then failed and was restarted into the same wait. It says the
-/// peer is stopped and what continues it; asking it to stop still ends the wait.
-#[test]
-fn a_start_waiting_for_a_stopped_peers_split_says_it_is_stopped() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+/// A data directory in `dir` with a legacy file to split, its owner locks held by a peer that stopped itself
+/// (as Ctrl-Z on the server splitting it would): the directory, and the peer, killed when dropped.
+fn held_by_a_stopped_peer(dir: &Path) -> (std::path::PathBuf, store_core::testing::KillOnDrop) {
+    let data = dir.join("data");
     store_core::files::create_private_dir_all(&data).unwrap();
     legacy_file(&data, &LegacySpec::small(3));
     let peer = store_core::testing::KillOnDrop(spawn_child("child_entry", "own-then-stop", &data));
@@ -681,6 +678,17 @@ fn a_start_waiting_for_a_stopped_peers_split_says_it_is_stopped() {
     store_core::testing::wait_until(Duration::from_secs(60), "the peer stops", || {
         store_core::process::stopped(pid)
     });
+    (data, peer)
+}
+
+/// A start waiting for a peer's split, the peer stopped (Ctrl-Z on the server splitting): it said "split in
+/// progress" once a second for ten minutes, then failed and was restarted into the same wait. It says the
+/// peer is stopped and what continues it; asking it to stop still ends the wait.
+#[test]
+fn a_start_waiting_for_a_stopped_peers_split_says_it_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, peer) = held_by_a_stopped_peer(dir.path());
+    let pid = peer.0.id();
     let (first, _) = wait_for_peer_then_stop(&data);
     let first = first.to_string();
     let expected = format!("upgrading: split in progress by pid {pid} since ");
@@ -705,14 +713,8 @@ fn a_start_that_can_be_stopped_waits_for_a_stopped_peer_past_max_wait_then_split
     use std::sync::{Arc, Mutex};
 
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    store_core::files::create_private_dir_all(&data).unwrap();
-    legacy_file(&data, &LegacySpec::small(3));
-    let mut peer = store_core::testing::KillOnDrop(spawn_child("child_entry", "own-then-stop", &data));
+    let (data, mut peer) = held_by_a_stopped_peer(dir.path());
     let pid = peer.0.id();
-    store_core::testing::wait_until(Duration::from_secs(60), "the peer stops", || {
-        store_core::process::stopped(pid)
-    });
     let max_wait = Duration::from_millis(300);
 
     let unstoppable = migrate_split::UpgradeOptions {
