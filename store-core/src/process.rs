@@ -196,7 +196,8 @@ mod tests {
     }
 
     /// A flock is found through the descriptor that holds it, in this process, and not through another
-    /// descriptor of the same file (another open, which holds nothing); gone once unlocked.
+    /// descriptor of the same file (another open, which holds nothing); gone once unlocked. Only this
+    /// process's descriptors are looked at: a child another test forks holds copies of them until it execs.
     #[test]
     fn a_lock_is_found_through_the_descriptor_that_holds_it() {
         use std::os::unix::fs::MetadataExt;
@@ -206,12 +207,18 @@ mod tests {
         let other = std::fs::File::open(&path).unwrap();
         let meta = holder.metadata().unwrap();
         let id = (meta.dev(), meta.ino());
+        let ours = || -> Vec<(u32, std::path::PathBuf)> {
+            super::descriptors_on(id)
+                .into_iter()
+                .filter(|(pid, _)| *pid == std::process::id())
+                .collect()
+        };
         let flocks = || -> Vec<u32> {
-            super::holding(&super::descriptors_on(id), id, |l| l.class == "FLOCK")
+            super::holding(&ours(), id, |l| l.class == "FLOCK")
                 .into_iter()
                 .collect()
         };
-        assert_eq!(super::descriptors_on(id).len(), 2, "both descriptors seen");
+        assert_eq!(ours().len(), 2, "both descriptors seen");
         assert_eq!(flocks(), Vec::<u32>::new());
         fs2::FileExt::try_lock_exclusive(&holder).unwrap();
         assert_eq!(flocks(), [std::process::id()], "through the holder's descriptor alone");
