@@ -3333,7 +3333,7 @@ fn a_rotation_waits_for_a_restore_reading_its_folder() {
 /// A restore stopped in its terminal (Ctrl-Z) while it read its backup folder: a backup run by cron waited for
 /// the folder's lock without end and without a word (a walk's SIGSTOP), as would an owner's start taking a
 /// pre-migration backup. It now fails once every holder has been stopped a second, naming the holder and how
-/// to continue it, with nothing written; the holder continued finishes, and the backup runs.
+/// to continue or end it, with nothing written; the holder continued finishes, and the backup runs.
 #[test]
 fn a_backup_behind_a_stopped_holder_of_its_folder_names_it_instead_of_waiting_forever() {
     let dir = tempfile::tempdir().unwrap();
@@ -3358,7 +3358,8 @@ fn a_backup_behind_a_stopped_holder_of_its_folder_names_it_instead_of_waiting_fo
         "(which is stopped: Ctrl-Z, SIGSTOP or a debugger), and stays held until it is continued".to_string(),
         format!(
             "continue it (`kill -CONT {pid}`, `fg` in the terminal that stopped it, or detach the debugger) and it \
-             finishes"
+             finishes, or end it (`kill {pid} && kill -CONT {pid}`: stopped, a process acts on `kill` only once \
+             continued)"
         ),
         "nothing was changed".to_string(),
     ] {

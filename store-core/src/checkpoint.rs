@@ -85,6 +85,60 @@ pub fn wal_bytes(db_path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The processes holding a read transaction open on a database (told by the locks on its `-shm`'s read
+/// marks), as doctor and the daemon say them. A stopped reader (Ctrl-Z on a `sqlite3` shell) is said
+/// stopped: it never ends its read by itself, and closing it takes continuing it first, or a `kill` it acts
+/// on only once continued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotReaders {
+    holders: Vec<LockHolder>,
+    /// The pids among `holders` that are stopped ([`process::stopped`]).
+    stopped: Vec<u32>,
+}
+
+impl SnapshotReaders {
+    /// Those holding the WAL of the database at `db_path`; `None` where none is seen.
+    pub fn of(db_path: &Path) -> Option<SnapshotReaders> {
+        let holders = snapshot_holders(db_path);
+        let stopped = holders
+            .iter()
+            .map(|h| h.pid)
+            .filter(|pid| process::stopped(*pid))
+            .collect();
+        (!holders.is_empty()).then_some(SnapshotReaders { holders, stopped })
+    }
+
+    /// Each one as it displays, a stopped one followed by ", which is stopped (Ctrl-Z, SIGSTOP or a
+    /// debugger)", joined by "and".
+    pub fn named(&self) -> String {
+        let names: Vec<String> = self
+            .holders
+            .iter()
+            .map(|h| match self.stopped.contains(&h.pid) {
+                true => format!("{h}, which is stopped (Ctrl-Z, SIGSTOP or a debugger)"),
+                false => h.to_string(),
+            })
+            .collect();
+        names.join(" and ")
+    }
+
+    /// What ends their read transactions, for an operator to do.
+    pub fn remedy(&self) -> String {
+        let named = self.named();
+        if self.stopped.is_empty() {
+            return format!("end the read transaction of {named} (close that program, or let its read finish)");
+        }
+        let pids: Vec<String> = self.stopped.iter().map(u32::to_string).collect();
+        let pids = pids.join(" ");
+        format!(
+            "end the read transaction of {named}: continue pid {pids} ({}), then close that program or let its read \
+             finish; or end it ({})",
+            process::continue_stopped(&pids),
+            process::end_stopped(&pids)
+        )
+    }
+}
+
 /// The bytes of a `-shm` whose shared locks are read transactions: SQLite's unix VFS takes its WAL locks on
 /// the bytes from 120 on (os_unix.c, `UNIX_SHM_BASE`), and a reader holds lock 3 + i while it reads at read
 /// mark i, of five (wal.c, `WAL_READ_LOCK`, `WAL_NREADER`). A checkpoint copies nothing past a reader's mark,
@@ -100,7 +154,7 @@ const READ_MARK_BYTES: std::ops::RangeInclusive<u64> = 123..=127;
 /// a page at a time, it may skip a line while other locks come and go: a best effort). Empty where none
 /// holds one in every look, or the system does not tell. The `-shm` is never opened: closing a descriptor
 /// of it would drop this process's SQLite locks on it (<https://sqlite.org/howtocorrupt.html>, 2.2).
-pub fn snapshot_holders(db_path: &Path) -> Vec<LockHolder> {
+fn snapshot_holders(db_path: &Path) -> Vec<LockHolder> {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = fs::symlink_metadata(files::with_suffix(db_path, "-shm")) else {
         return Vec::new();

@@ -426,27 +426,30 @@ fn inspect_file(
     h.size_bytes = Some(meta.len());
     if h.wal_bytes > LARGE_WAL_BYTES {
         // Only a running owner checkpoints: with none, the WAL stays this size whatever the readers do.
-        let holders = crate::LockHolder::listed(&checkpoint::snapshot_holders(path));
-        let remedy = match (owner_running, &holders) {
-            (true, Some(holders)) => format!(
-                "end the read transaction of {holders} (close that program, or let its read finish): the owner \
-                 truncates the WAL at its next checkpoint"
+        let readers = checkpoint::SnapshotReaders::of(path);
+        let remedy = match (owner_running, &readers) {
+            (true, Some(readers)) => format!(
+                "{}: the owner truncates the WAL at its next checkpoint",
+                readers.remedy()
             ),
             (true, None) => "a reader is holding an old snapshot: restart long-running readers; the owner truncates \
                              the WAL at its next checkpoint"
                 .to_string(),
             (false, _) => format!(
-                "no owner is running, and only {} checkpoints it: close programs that keep the file open ({}), \
-                 then start {} (`{}`), which copies the WAL into the file and truncates it (the file grows by up \
-                 to the WAL's size: free disk space first if the disk is full)",
+                "no owner is running, and only {} checkpoints it: {}, then start {} (`{}`), which copies the WAL \
+                 into the file and truncates it (the file grows by up to the WAL's size: free disk space first if \
+                 the disk is full)",
                 schema.owner,
-                holders.as_deref().unwrap_or("a database browser, a backup tool"),
+                readers.as_ref().map_or_else(
+                    || "close programs that keep the file open (a database browser, a backup tool)".to_string(),
+                    checkpoint::SnapshotReaders::remedy
+                ),
                 schema.owner,
                 schema.owner_command(dir)
             ),
         };
-        let held = holders.map_or(String::new(), |holders| {
-            format!(", held by a read transaction of {holders}")
+        let held = readers.map_or(String::new(), |readers| {
+            format!(", held by a read transaction of {}", readers.named())
         });
         h.problem(
             ErrorKind::LargeWal,

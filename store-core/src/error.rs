@@ -1288,8 +1288,9 @@ impl Error {
             Error::FolderHeldByStopped { holders, .. } => {
                 let pids = LockHolder::pids(holders);
                 format!(
-                    "continue it (`kill -CONT {pids}`, `fg` in the terminal that stopped it, or detach the debugger) and it finishes, or \
-                     end it (`kill {pids}`); then run this again; nothing was changed"
+                    "continue it ({}) and it finishes, or end it ({}); then run this again; nothing was changed",
+                    crate::process::continue_stopped(&pids),
+                    crate::process::end_stopped(&pids)
                 )
             }
             Error::OwnershipLost { .. } => "this handle writes nothing more (what it committed before is in the \

@@ -51,6 +51,19 @@ pub fn stopped(pid: u32) -> bool {
         .is_some_and(|state| state == "T" || state == "t")
 }
 
+/// How an operator continues the stopped processes `pids` (space separated, as
+/// [`crate::LockHolder::pids`] writes them), said beside [`end_stopped`].
+pub fn continue_stopped(pids: &str) -> String {
+    format!("`kill -CONT {pids}`, `fg` in the terminal that stopped it, or detach the debugger")
+}
+
+/// How an operator ends the stopped processes `pids`. A stopped process acts on no signal but SIGKILL until it
+/// is continued (signal(7), "Stopping"): a plain `kill` stays pending, and the process goes on holding what
+/// it holds, so the `kill` is followed by a `kill -CONT` that lets it act on it.
+pub fn end_stopped(pids: &str) -> String {
+    format!("`kill {pids} && kill -CONT {pids}`: stopped, a process acts on `kill` only once continued")
+}
+
 /// The descriptors open on the file `id`, of every process this one may look into (this one included), as
 /// `(pid, its /proc/PID/fdinfo/FD)`: where to ask which locks a process holds on the file ([`locks_through`]).
 /// A process of another user is not seen (its descriptors are closed to this user).

@@ -797,9 +797,13 @@ fn a_large_wal_without_a_running_owner_says_to_start_the_owner() {
 /// A `-wal` a reader of another process keeps from being reset (a database browser left in a read
 /// transaction) while the owner runs: doctor names that process, pid and program, and says to end its read.
 /// It said only "a reader is holding an old snapshot: restart long-running readers", and the operator whose
-/// disk filled was left to guess which. Once the reader is gone, none is named.
+/// disk filled was left to guess which. A reader that is itself stopped (Ctrl-Z on a `sqlite3` shell) is said
+/// stopped, and the remedy's way to end it works: "close that program" does not reach a stopped one, and a
+/// plain `kill` stays pending until it is continued. Once the reader is gone, none is named.
 #[test]
-fn a_large_wal_names_the_process_whose_read_transaction_holds_it() {
+fn a_large_wal_names_the_process_whose_read_transaction_holds_it_and_says_when_it_is_stopped() {
+    use std::os::unix::process::ExitStatusExt;
+
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
     let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
@@ -841,7 +845,42 @@ fn a_large_wal_names_the_process_whose_read_transaction_holds_it() {
         )
     );
 
-    store_core::testing::kill9(&mut browser.0);
+    // SAFETY: stops the child this test spawned (killed on drop if the test fails).
+    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    store_core::testing::wait_until(std::time::Duration::from_secs(60), "the reader stops", || {
+        store_core::process::stopped(pid)
+    });
+    let stopped = large_wal();
+    let named = format!("{named}, which is stopped (Ctrl-Z, SIGSTOP or a debugger)");
+    assert!(
+        stopped
+            .message
+            .ends_with(&format!(" MB, held by a read transaction of {named}")),
+        "{}",
+        stopped.message
+    );
+    assert_eq!(
+        stopped.remedy,
+        format!(
+            "end the read transaction of {named}: continue pid {pid} (`kill -CONT {pid}`, `fg` in the terminal \
+             that stopped it, or detach the debugger), then close that program or let its read finish; or end it \
+             (`kill {pid} && kill -CONT {pid}`: stopped, a process acts on `kill` only once continued): the owner \
+             truncates the WAL at its next checkpoint"
+        )
+    );
+    // The remedy's way to end it, run as written.
+    let command = stopped
+        .remedy
+        .split("or end it (`")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap();
+    let ran = std::process::Command::new("sh").args(["-c", command]).status().unwrap();
+    assert!(ran.success(), "{command}");
+    let ended = store_core::testing::wait_within(&mut browser.0, std::time::Duration::from_secs(60));
+    assert_eq!(ended.signal(), Some(libc::SIGTERM), "{ended:?}");
     let unheld = large_wal();
     assert!(unheld.message.ends_with(" MB"), "{}", unheld.message);
     assert!(
