@@ -682,3 +682,77 @@ fn a_split_killed_while_placing_its_outputs_is_said_by_doctor_kept_by_cleanup_an
         assert!(texts(&doctor).0.ends_with("\nhealthy\n"), "{role}");
     }
 }
+
+/// A legacy table that handed out the largest id SQLite allows (a hand edit, or a bug of the old app) takes no
+/// more rows after the split: SQLite answers an insert with SQLITE_FULL. The daemon said "the disk is full"
+/// (`disk_full`, exit 75): freeing space never helped, and its supervisor restarted it into the same failure.
+/// It now says `ids_exhausted` naming the table, exits 2, and doctor lists it; the rows are intact; the
+/// by-hand fix docs/upgrade.md gives, run as written, lets it record again, the session's event moved with it.
+#[test]
+fn a_table_out_of_ids_is_said_as_such_and_the_documented_fix_lets_the_daemon_record_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let legacy = data.join("legacy.db");
+    build(&LegacySpec::small(3), &legacy).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&legacy).unwrap();
+        conn.execute(
+            "INSERT INTO activity_sessions (id, app, start_time, end_time, duration_seconds)
+             VALUES (?1, 'editor', '2024-01-01T10:00:00.000Z', '2024-01-01T11:00:00.000Z', 3600)",
+            [i64::MAX],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO activity_events (session_id, event_type, app, timestamp)
+             VALUES (?1, 'focus', 'editor', '2024-01-01T10:00:00.000Z')",
+            [i64::MAX],
+        )
+        .unwrap();
+    }
+    let activity = data.join("activity.db");
+    let daemon = ["daemon", "--data-dir", utf8(data), "--events", "10"];
+    let out = run_splitstore(daemon);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = format!(
+        "splitstore daemon: {}: no row can be added to activity_sessions: it has handed out id 9223372036854775807, \
+         the largest SQLite allows, and an AUTOINCREMENT table never reuses a smaller one (SQLite answers an \
+         insert with SQLITE_FULL, \"database or disk is full\", whatever the disk holds). What to do: freeing \
+         disk space does not help",
+        activity.display()
+    );
+    assert!(texts(&out).1.contains(&said), "{said:?} not in {out:?}");
+    let sessions = ids(&activity, "activity_sessions");
+    assert!(sessions.contains(&i64::MAX), "the legacy rows are all there");
+
+    let doctor = run_splitstore(["doctor", "--data-dir", utf8(data), "--json"]);
+    let doctor: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let codes: Vec<String> = support::doctor_problems(&doctor, "activity.db")
+        .into_iter()
+        .map(|(code, _, _)| code)
+        .collect();
+    assert!(codes.iter().any(|c| c == "ids_exhausted"), "{codes:?}");
+
+    // The fix, as docs/upgrade.md writes it: its SQL, then the counters record removed.
+    let runbook = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/upgrade.md")).unwrap();
+    let section = runbook.split("## A table out of ids").nth(1).unwrap();
+    let sql = section.split("```sql\n").nth(1).unwrap().split("```").next().unwrap();
+    rusqlite::Connection::open(&activity)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+    let record = data.join(".private/activity.db.counters.json");
+    assert!(section.contains("then remove `DIR/.private/activity.db.counters.json`"));
+    std::fs::remove_file(&record).unwrap();
+
+    let out = run_splitstore(daemon);
+    assert!(out.status.success(), "{out:?}");
+    let moved = sessions.range(..i64::MAX).next_back().unwrap() + 1;
+    let now = ids(&activity, "activity_sessions");
+    assert!(now.contains(&moved) && !now.contains(&i64::MAX), "{moved}");
+    assert!(now.len() > sessions.len(), "the daemon recorded sessions again");
+    let events_of_moved: Vec<i64> = query_column(
+        &read_only(&activity),
+        &format!("SELECT COUNT(*) FROM activity_events WHERE session_id = {moved}"),
+    );
+    assert_eq!(events_of_moved, [1]);
+}

@@ -577,6 +577,15 @@ fn inspect_contents(
             remedy,
         );
     }
+    // A table out of ids takes no more rows: its owner's next insert would fail (said then as this too).
+    // Unreadable counters are left to the check below, which names the damage.
+    let sequences = crate::restore::read_sequences(&conn).unwrap_or_default();
+    if let Some((table, _)) = sequences.into_iter().find(|(_, seq)| *seq == i64::MAX) {
+        h.problem_from(&Error::IdsExhausted {
+            path: path.to_path_buf(),
+            table,
+        });
+    }
 
     // Declared before the snapshot's connection, so that connection closes before the folder is removed.
     let scratch = if on_snapshot && level != CheckLevel::None {

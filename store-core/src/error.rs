@@ -80,6 +80,8 @@ pub enum ErrorKind {
     PragmaRejected,
     /// No space left.
     DiskFull,
+    /// A table has handed out the largest id SQLite allows, and takes no more rows.
+    IdsExhausted,
     /// The operating system refused a write.
     WriteFailed,
     /// A read came back short or failed: the file or its `-wal` changed under it, or the disk failed.
@@ -201,6 +203,7 @@ impl ErrorKind {
             ErrorKind::Removed => "removed",
             ErrorKind::PragmaRejected => "pragma_rejected",
             ErrorKind::DiskFull => "disk_full",
+            ErrorKind::IdsExhausted => "ids_exhausted",
             ErrorKind::WriteFailed => "write_failed",
             ErrorKind::ReadFailed => "read_failed",
             ErrorKind::WalIndexStale => "wal_index_stale",
@@ -454,6 +457,9 @@ pub enum Error {
     },
     /// SQLITE_FULL: no space left for the write.
     DiskFull { path: PathBuf },
+    /// SQLITE_FULL from an insert into an AUTOINCREMENT table whose largest id is `i64::MAX`: SQLite adds no
+    /// row after it and never reuses a smaller id (<https://sqlite.org/autoinc.html>), whatever the disk holds.
+    IdsExhausted { path: PathBuf, table: String },
     /// The OS refused a write (I/O error, file-size limit, quota).
     WriteFailed { path: PathBuf, detail: String },
     /// SQLITE_IOERR_READ or SQLITE_IOERR_SHORT_READ (`extended`): a read failed, or found the file (or its
@@ -702,6 +708,7 @@ impl Error {
             Error::RestoreJournalUnreadable { .. } => ErrorKind::RestoreJournalUnreadable,
             Error::PragmaRejected { .. } => ErrorKind::PragmaRejected,
             Error::DiskFull { .. } => ErrorKind::DiskFull,
+            Error::IdsExhausted { .. } => ErrorKind::IdsExhausted,
             Error::WriteFailed { .. } => ErrorKind::WriteFailed,
             Error::ReadFailed { .. } => ErrorKind::ReadFailed,
             Error::WalIndexStale { .. } => ErrorKind::WalIndexStale,
@@ -762,6 +769,7 @@ impl Error {
             | Error::RestoreJournalUnreadable { path, .. }
             | Error::PragmaRejected { path, .. }
             | Error::DiskFull { path }
+            | Error::IdsExhausted { path, .. }
             | Error::WriteFailed { path, .. }
             | Error::ReadFailed { path, .. }
             | Error::WalIndexStale { path, .. }
@@ -1011,6 +1019,12 @@ impl Error {
                 format!("{p}: PRAGMA {pragma} reads back {got:?} after setting it to {wanted:?}")
             }
             Error::DiskFull { .. } => format!("{p}: the disk is full (SQLITE_FULL)"),
+            Error::IdsExhausted { table, .. } => format!(
+                "{p}: no row can be added to {table}: it has handed out id {}, the largest SQLite allows, and an \
+                 AUTOINCREMENT table never reuses a smaller one (SQLite answers an insert with SQLITE_FULL, \"database or disk \
+                 is full\", whatever the disk holds)",
+                i64::MAX
+            ),
             Error::WriteFailed { detail, .. } => format!("{p}: the operating system refused a write ({detail})"),
             Error::ReadFailed { detail, .. } => format!("{p}: a read failed ({detail})"),
             Error::WalIndexStale { .. } => format!(
@@ -1511,6 +1525,13 @@ impl Error {
                 "free space on the disk holding {quoted_dir}{}; committed data is intact and writes succeed again \
                  once space returns",
                 temp_dir_clause(dir, crate::files::sqlite_temp_dir().as_deref(), "on the disk holding")
+            ),
+            Error::IdsExhausted { table, .. } => format!(
+                "freeing disk space does not help, and restarting fails the same way: the rows already in {table} \
+                 are intact and read as before, but new ones need that id's row given a smaller free id, with every \
+                 reference to it, which no splitstore command does; keep the data directory as it is (and the \
+                 legacy file, the only source of an id this large: splitstore hands out the next id after the \
+                 largest), and give it one by hand as docs/upgrade.md, \"A table out of ids\", says"
             ),
             Error::WriteFailed { .. } => format!(
                 "check free space, quotas and file-size limits (ulimit -f) for {quoted_dir}{}; committed data is \

@@ -610,7 +610,7 @@ impl OwnerConnection {
         if written.is_ok() {
             self.note_counters();
         }
-        written.inspect_err(|e| self.failed(e))
+        written.map_err(|e| self.out_of_ids(e)).inspect_err(|e| self.failed(e))
     }
 
     /// Runs one statement in autocommit (atomic on its own, committed on return) through `f`: like
@@ -621,10 +621,32 @@ impl OwnerConnection {
             self.reconnect()?;
         }
         f(&self.conn).map_err(|e| {
-            let e = Error::from_sqlite(&self.path, e).with_schema(self.schema);
+            let e = self.out_of_ids(Error::from_sqlite(&self.path, e).with_schema(self.schema));
             self.failed(&e);
             e
         })
+    }
+
+    /// `e` as [`Error::IdsExhausted`] when it is SQLITE_FULL and a table's AUTOINCREMENT counter stands at
+    /// `i64::MAX`: SQLite answers an insert there with SQLITE_FULL whatever the disk holds
+    /// (<https://sqlite.org/autoinc.html>). Said as a full disk, its remedy sent the operator to free space
+    /// on a disk with room, and the daemon, exiting as for a retryable error, was restarted into the same
+    /// failure by its supervisor.
+    fn out_of_ids<E: From<Error> + Describe>(&self, e: E) -> E {
+        if e.kind() != ErrorKind::DiskFull {
+            return e;
+        }
+        let exhausted = crate::restore::read_sequences(&self.conn)
+            .ok()
+            .and_then(|sequences| sequences.into_iter().find(|(_, seq)| *seq == i64::MAX));
+        match exhausted {
+            Some((table, _)) => Error::IdsExhausted {
+                path: self.path.clone(),
+                table,
+            }
+            .into(),
+            None => e,
+        }
     }
 
     /// After a failed write: notes the error ([`met`](Self::met)) and replaces a spent connection at once
