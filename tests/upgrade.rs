@@ -686,8 +686,9 @@ fn a_split_killed_while_placing_its_outputs_is_said_by_doctor_kept_by_cleanup_an
 /// A legacy table that handed out the largest id SQLite allows (a hand edit, or a bug of the old app) takes no
 /// more rows after the split: SQLite answers an insert with SQLITE_FULL. The daemon said "the disk is full"
 /// (`disk_full`, exit 75): freeing space never helped, and its supervisor restarted it into the same failure.
-/// It now says `ids_exhausted` naming the table, exits 2, and doctor lists it; the rows are intact; the
-/// by-hand fix docs/upgrade.md gives, run as written, lets it record again, the session's event moved with it.
+/// It now says `ids_exhausted` naming the table, exits 2, and doctor lists it (the split warned of it first);
+/// the rows are intact; the by-hand fix docs/upgrade.md gives, run as written, lets it record again, the
+/// session's event moved with it.
 #[test]
 fn a_table_out_of_ids_is_said_as_such_and_the_documented_fix_lets_the_daemon_record_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -721,6 +722,11 @@ fn a_table_out_of_ids_is_said_as_such_and_the_documented_fix_lets_the_daemon_rec
         activity.display()
     );
     assert!(texts(&out).1.contains(&said), "{said:?} not in {out:?}");
+    // Said by the split already, before the first insert.
+    let warned = "splitstore daemon: warning: activity.db's activity_sessions has handed out id \
+                  9223372036854775807, the largest SQLite allows (a legacy row holds it): no row can be added to it \
+                  until that row is given a smaller free id (docs/upgrade.md, \"A table out of ids\")\n";
+    assert!(texts(&out).1.contains(warned), "{warned:?} not in {out:?}");
     let sessions = ids(&activity, "activity_sessions");
     assert!(sessions.contains(&i64::MAX), "the legacy rows are all there");
 

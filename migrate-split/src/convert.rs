@@ -88,6 +88,9 @@ pub(crate) struct Conversion {
     pub rejects_file: Option<PathBuf>,
     /// The legacy file's sha256, as the provenance records give it.
     pub sha256: String,
+    /// Output tables that have handed out the largest id SQLite allows (a legacy row holds it), as
+    /// `file's table`: no row can be added to them.
+    pub out_of_ids: Vec<String>,
 }
 
 /// The detail of the `split` provenance record both outputs carry: the split id and the counts (never a
@@ -221,6 +224,15 @@ pub(crate) fn convert(
         tables: digests.iter().filter(|(t, _, _)| t.target == target).collect(),
     });
     verify::verify_outputs(&outputs, key, progress)?;
+    let mut out_of_ids = Vec::new();
+    for out in [&config, &activity] {
+        let tables: Vec<String> = out.conn.read(|c| {
+            c.prepare(queries::TABLES_OUT_OF_IDS)?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })?;
+        out_of_ids.extend(tables.iter().map(|t| format!("{}'s {t}", out.conn.schema().file_name)));
+    }
 
     progress.phase("closing");
     progress.go_on()?;
@@ -232,6 +244,7 @@ pub(crate) fn convert(
         tables: counts,
         rejects_file,
         sha256,
+        out_of_ids,
     })
 }
 

@@ -329,6 +329,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     };
     report.legacy.sha256 = converted.sha256;
     report.tables = converted.tables;
+    report.warn_out_of_ids(&converted.out_of_ids);
     report.split_id = Some(split_id);
     if options.strict && report.rejected() > 0 {
         abandon(&temp);
@@ -406,6 +407,7 @@ fn dry_run(legacy: LegacyFile, mut report: Report, options: &Options, started: I
     let conversion = conversion?;
     report.legacy.sha256 = conversion.sha256;
     report.tables = conversion.tables;
+    report.warn_out_of_ids(&conversion.out_of_ids);
     report.phases.extend(progress.finish());
     if options.strict && report.rejected() > 0 {
         return Err(strict_failure(report, started));

@@ -88,6 +88,18 @@ impl Report {
         self.tables.values().map(|t| t.rejected).sum()
     }
 
+    /// Warns of output tables (`file's table`) that have handed out the largest id SQLite allows: their owner's
+    /// first insert fails there (`ids_exhausted`), said now rather than at the first start.
+    pub(crate) fn warn_out_of_ids(&mut self, tables: &[String]) {
+        self.warnings.extend(tables.iter().map(|table| {
+            format!(
+                "{table} has handed out id {}, the largest SQLite allows (a legacy row holds it): no row can be \
+                 added to it until that row is given a smaller free id (docs/upgrade.md, \"A table out of ids\")",
+                i64::MAX
+            )
+        }));
+    }
+
     /// What the user has to know beyond the counts, one line each: files moved aside or removed, the rows
     /// rejected and where they went, warnings (tables not copied, say). Part of
     /// [`human_summary`](Self::human_summary), and all an application's first start says besides its line.
