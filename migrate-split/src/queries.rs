@@ -510,10 +510,5 @@ pub(crate) const RAISE_SEQUENCE: &str = "UPDATE sqlite_sequence SET seq = max(se
 pub(crate) const MARK_ENDED_SESSIONS: &str =
     "UPDATE activity_sessions SET end_reason = 'ended' WHERE end_time_ms IS NOT NULL AND end_reason IS NULL";
 
-/// An output's tables whose AUTOINCREMENT counter stands at the largest id SQLite allows: they take no more
-/// rows (<https://sqlite.org/autoinc.html>).
-pub(crate) const TABLES_OUT_OF_IDS: &str =
-    "SELECT name FROM sqlite_sequence WHERE seq = 9223372036854775807 ORDER BY name";
-
 pub(crate) const INSERT_SEQUENCE: &str = "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2
      WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)";

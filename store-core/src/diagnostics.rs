@@ -579,8 +579,7 @@ fn inspect_contents(
     }
     // A table out of ids takes no more rows: its owner's next insert would fail (said then as this too).
     // Unreadable counters are left to the check below, which names the damage.
-    let sequences = crate::restore::read_sequences(&conn).unwrap_or_default();
-    if let Some((table, _)) = sequences.into_iter().find(|(_, seq)| *seq == i64::MAX) {
+    if let Some(table) = crate::restore::table_out_of_ids(&conn).ok().flatten() {
         h.problem_from(&Error::IdsExhausted {
             path: path.to_path_buf(),
             table,

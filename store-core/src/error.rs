@@ -1021,8 +1021,8 @@ impl Error {
             Error::DiskFull { .. } => format!("{p}: the disk is full (SQLITE_FULL)"),
             Error::IdsExhausted { table, .. } => format!(
                 "{p}: no row can be added to {table}: it has handed out id {}, the largest SQLite allows, and an \
-                 AUTOINCREMENT table never reuses a smaller one (SQLite answers an insert with SQLITE_FULL, \"database or disk \
-                 is full\", whatever the disk holds)",
+                 AUTOINCREMENT table never reuses a smaller one (SQLite answers an insert with SQLITE_FULL, \
+                 \"database or disk is full\", whatever the disk holds)",
                 i64::MAX
             ),
             Error::WriteFailed { detail, .. } => format!("{p}: the operating system refused a write ({detail})"),

@@ -636,11 +636,8 @@ impl OwnerConnection {
         if e.kind() != ErrorKind::DiskFull {
             return e;
         }
-        let exhausted = crate::restore::read_sequences(&self.conn)
-            .ok()
-            .and_then(|sequences| sequences.into_iter().find(|(_, seq)| *seq == i64::MAX));
-        match exhausted {
-            Some((table, _)) => Error::IdsExhausted {
+        match crate::restore::table_out_of_ids(&self.conn).ok().flatten() {
+            Some(table) => Error::IdsExhausted {
                 path: self.path.clone(),
                 table,
             }

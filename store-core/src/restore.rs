@@ -921,6 +921,16 @@ pub(crate) fn read_sequences(conn: &Connection) -> rusqlite::Result<BTreeMap<Str
         .collect()
 }
 
+/// The first table (by name) of a file whose AUTOINCREMENT counter stands at the largest id SQLite allows:
+/// SQLite adds no row to it, and answers an insert with SQLITE_FULL whatever the disk holds
+/// (<https://sqlite.org/autoinc.html>).
+pub fn table_out_of_ids(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    Ok(read_sequences(conn)?
+        .into_iter()
+        .find(|(_, seq)| *seq == i64::MAX)
+        .map(|(table, _)| table))
+}
+
 /// The rows `file` (a damaged file, or one a restore replaced) added after `backup` was taken, at most, per
 /// table (by name): how far each of its AUTOINCREMENT counters is past the backup's (ids handed out since; a
 /// row added and deleted since counts too). Tables it did not add to are left out; a file whose counters
