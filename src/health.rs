@@ -85,8 +85,10 @@ pub fn check_with_key(data_dir: &Path, level: CheckLevel, key: Option<&store_cor
                 paths.join(" ")
             )
         });
-    if let (Some(problem), Some(activity)) = (open, databases.first_mut()) {
-        activity.problems.push(problem);
+    // The folder's file system is the data directory's, said once, with activity.db's problems.
+    let network = diagnostics::network_file_system_problem(data_dir);
+    if let Some(activity) = databases.first_mut() {
+        activity.problems.extend(open.into_iter().chain(network));
     }
     Health {
         data_dir: data_dir.to_path_buf(),

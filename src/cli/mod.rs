@@ -396,6 +396,14 @@ pub fn say_opened(context: &str, owner: &store_core::OwnerConnection) {
             owner.path().display()
         );
     }
+    if let Some(network) = &report.network_file_system {
+        let _ = writeln!(
+            std::io::stderr(),
+            "splitstore {context}: warning: {}. What to do: {}",
+            network.message,
+            network.remedy
+        );
+    }
     if report.restore_undone {
         let _ = writeln!(
             std::io::stderr(),

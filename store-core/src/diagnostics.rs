@@ -748,6 +748,28 @@ pub fn readable_by_others_problem(
     })
 }
 
+/// The `network_file_system` problem of the data directory `dir`, when it lies on one
+/// ([`files::network_file_system`]). Not refused: every process of one machine works there, and a home folder
+/// on NFS is common; what breaks is a second machine using the same files.
+pub fn network_file_system_problem(dir: &Path) -> Option<Problem> {
+    let name = files::network_file_system(dir)?;
+    Some(Problem {
+        code: ErrorKind::NetworkFileSystem,
+        message: format!(
+            "{} is on a network file system ({name}): SQLite's write-ahead log needs every process using a \
+             database on one machine, and the lock that keeps one owner per file may not be seen from another \
+             machine, so the same files used from two machines can be corrupted",
+            dir.display()
+        ),
+        remedy: format!(
+            "move the data directory to a local disk: stop the processes using it (splitstore's daemon and server), \
+             move {} to a folder on a local disk, and start them on the new place (`--data-dir`); until then, use \
+             it from one machine at a time",
+            files::shell_quoted(dir)
+        ),
+    })
+}
+
 /// What `quick_check` finds wrong in the backup at `path` (read with `key`), first finding only, or `None`.
 fn backup_damage(path: &Path, key: Option<&Key>) -> Option<String> {
     let conn = read_pool::open_if_readable(path, key)?;

@@ -149,6 +149,9 @@ pub enum ErrorKind {
     /// Files of a database (the file, its sidecars, backups, copies moved aside) that other users may read
     /// or write: copied in with other modes (diagnostics).
     ReadableByOthers,
+    /// The data directory is on a network file system, where SQLite's WAL and the owner lock do not hold
+    /// across machines (diagnostics).
+    NetworkFileSystem,
     /// A backup in the clear beside a database under a key: the history it holds is read without the key
     /// (diagnostics).
     BackupInTheClear,
@@ -234,6 +237,7 @@ impl ErrorKind {
             ErrorKind::ForeignKeyViolations => "foreign_key_violations",
             ErrorKind::LargeWal => "large_wal",
             ErrorKind::ReadableByOthers => "readable_by_others",
+            ErrorKind::NetworkFileSystem => "network_file_system",
             ErrorKind::BackupInTheClear => "backup_in_the_clear",
             ErrorKind::RestoreInterrupted => "restore_interrupted",
             ErrorKind::RestoreJournalUnreadable => "restore_journal_unreadable",

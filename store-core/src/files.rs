@@ -675,6 +675,39 @@ pub fn on_read_only_file_system(path: &Path) -> bool {
     stat.f_flag & libc::ST_RDONLY != 0
 }
 
+/// The network file system `path` lies on, by name, as statfs(2) tells it; `None` for a local one, or where
+/// it cannot be told (another OS). SQLite's WAL needs every process using a database on one machine
+/// (<https://sqlite.org/wal.html>: "WAL does not work over a network filesystem"), and a lock taken on one
+/// machine may not be seen on another (<https://sqlite.org/howtocorrupt.html>, 2.1).
+pub fn network_file_system(path: &Path) -> Option<&'static str> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: statfs(2) reads the NUL-terminated path and writes only the struct it is given.
+    if unsafe { libc::statfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statfs returned 0, so it filled the struct.
+    let stat = unsafe { stat.assume_init() };
+    #[allow(clippy::useless_conversion)] // `f_type`'s width differs between architectures
+    network_file_system_named(i64::from(stat.f_type))
+}
+
+/// The network file systems among statfs(2)'s `f_type` magic numbers (linux/magic.h), by name. FUSE is not
+/// among them: it serves local disks too (NTFS through ntfs-3g, an encrypted folder).
+fn network_file_system_named(magic: i64) -> Option<&'static str> {
+    Some(match magic {
+        0x6969 => "NFS",
+        0x517B | 0xFF53_4D42 | 0xFE53_4D42 => "SMB/CIFS",
+        0x0102_1997 => "9p, a virtual machine's or WSL's shared folder",
+        0x5346_414F | 0x6B41_4653 => "AFS",
+        0x00C3_6400 => "Ceph",
+        0x0BD0_0BD0 => "Lustre",
+        0x7375_7245 => "Coda",
+        0x564C => "NCP",
+        _ => return None,
+    })
+}
+
 /// A `file:` URI for `path` with `query` (`mode=ro`, ...): every byte outside the unreserved set is
 /// percent-encoded, since `?`, `#` and `%` in a path mean something in a URI (<https://sqlite.org/uri.html>).
 pub fn file_uri(path: &Path, query: &str) -> String {
@@ -696,9 +729,38 @@ pub fn file_uri(path: &Path, query: &str) -> String {
 mod tests {
     use proptest::prelude::Strategy;
 
-    use super::{sha256_of, sha256_of_while, shell_quoted, sqlite_temp_dir_with, write_json_atomically};
+    use super::{
+        network_file_system, network_file_system_named, sha256_of, sha256_of_while, shell_quoted, sqlite_temp_dir_with,
+        write_json_atomically,
+    };
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
+
+    /// A network file system is told by statfs's magic number, a local one never: a warning at every start of
+    /// an owner on a local disk (9p and tmpfs differ in one digit) would teach its user to ignore it. FUSE
+    /// counts as local (it serves local NTFS disks and encrypted folders too).
+    #[test]
+    fn network_file_systems_are_told_by_their_magic_number_and_local_ones_never() {
+        for (magic, name) in [
+            (0x6969, "NFS"),
+            (0x517B, "SMB/CIFS"),
+            (0xFF53_4D42, "SMB/CIFS"),
+            (0xFE53_4D42, "SMB/CIFS"),
+            (0x0102_1997, "9p, a virtual machine's or WSL's shared folder"),
+        ] {
+            assert_eq!(network_file_system_named(magic), Some(name), "{magic:#x}");
+        }
+        // ext2-4, tmpfs, overlay, btrfs, xfs, FUSE.
+        for local in [0xEF53, 0x0102_1994, 0x794C_7630, 0x9123_683E, 0x5846_5342, 0x6573_5546] {
+            assert_eq!(network_file_system_named(local), None, "{local:#x}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            network_file_system(dir.path()),
+            None,
+            "a temporary folder on a local disk"
+        );
+    }
 
     /// A digest asked to stop ends within a mebibyte of where it was, with the asker's error: a split asked to
     /// stop read its legacy file's sha256 to the end (about a second per gigabyte) before it stopped.

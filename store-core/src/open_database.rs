@@ -143,6 +143,9 @@ pub struct OpenReport {
     /// the files are as they were before it, the backup it was putting in place is not. Said so that an
     /// operator does not take the restore for done.
     pub restore_undone: bool,
+    /// The file's folder is on a network file system ([`crate::diagnostics::network_file_system_problem`]):
+    /// said at every start, as doctor says it, since nothing refuses it (one machine's processes work there).
+    pub network_file_system: Option<crate::diagnostics::Problem>,
 }
 
 /// The single writable connection to a database, holding its owner lock for as long as it lives.
@@ -364,6 +367,9 @@ impl OwnerConnection {
                 counters_raised: Vec::new(),
                 wal_gone,
                 restore_undone: false,
+                network_file_system: (!opts.temporary_file)
+                    .then(|| crate::diagnostics::network_file_system_problem(files::parent_dir(path)))
+                    .flatten(),
             },
             key: opts.key.clone(),
             busy_timeout: opts.busy_timeout,
