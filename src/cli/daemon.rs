@@ -292,10 +292,10 @@ impl Retention {
 
 /// Who keeps the WAL of `path` from being reset, as the daemon's lines about it say: the processes holding a
 /// read transaction open on it, by pid and program, a stopped one said stopped
-/// ([`store_core::checkpoint::SnapshotReaders`]), or, where
+/// ([`store_core::checkpoint::TransactionHolders`]), or, where
 /// none is seen, what such a reader usually is.
 fn reader_holding(path: &std::path::Path) -> String {
-    match store_core::checkpoint::SnapshotReaders::of(path) {
+    match store_core::checkpoint::TransactionHolders::reading(path) {
         Some(readers) => format!("a read transaction left open by {}", readers.named()),
         None => "a read transaction left open: a database browser, a long report".to_string(),
     }

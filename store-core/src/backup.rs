@@ -641,6 +641,7 @@ pub fn snapshot_into(conn: &Connection, db_path: &Path, dest: &Path, key: Option
                 StepResult::Busy | StepResult::Locked => {
                     return Err(Error::Busy {
                         path: db_path.to_path_buf(),
+                        writers: None,
                     });
                 }
                 // `More` cannot follow step(-1); treat it as another round rather than trust it.

@@ -85,27 +85,53 @@ pub fn wal_bytes(db_path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// The processes holding a read transaction open on a database (told by the locks on its `-shm`'s read
-/// marks), as doctor and the daemon say them. A stopped reader (Ctrl-Z on a `sqlite3` shell) is said
-/// stopped: it never ends its read by itself, and closing it takes continuing it first, or a `kill` it acts
-/// on only once continued.
+/// A transaction another connection holds open on a database: a read transaction keeps its WAL from being
+/// reset, a write transaction keeps every other writer waiting (past its busy timeout: `busy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transaction {
+    Read,
+    Write,
+}
+
+/// The processes holding a transaction open on a database (told by their locks on its `-shm`), as doctor,
+/// the daemon and a `busy` error say them. A stopped one (Ctrl-Z on a `sqlite3` shell) is said stopped: it
+/// never ends its transaction by itself, and closing it takes continuing it first, or a `kill` it acts on
+/// only once continued.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotReaders {
+pub struct TransactionHolders {
+    transaction: Transaction,
     holders: Vec<LockHolder>,
     /// The pids among `holders` that are stopped ([`process::stopped`]).
     stopped: Vec<u32>,
 }
 
-impl SnapshotReaders {
-    /// Those holding the WAL of the database at `db_path`; `None` where none is seen.
-    pub fn of(db_path: &Path) -> Option<SnapshotReaders> {
-        let holders = snapshot_holders(db_path);
+impl TransactionHolders {
+    /// Those holding a read transaction on the database at `db_path`, keeping its WAL from being reset;
+    /// `None` where none is seen.
+    pub fn reading(db_path: &Path) -> Option<TransactionHolders> {
+        let reading = |lock: &process::ListedLock| lock.shared && lock.covers_any(&READ_MARK_BYTES);
+        Self::found(Transaction::Read, shm_lock_holders(db_path, reading))
+    }
+
+    /// Those holding a write transaction on the database at `db_path`: every other writer waits for them;
+    /// `None` where none is seen.
+    pub fn writing(db_path: &Path) -> Option<TransactionHolders> {
+        let writing =
+            |lock: &process::ListedLock| !lock.shared && lock.covers_any(&(WRITE_LOCK_BYTE..=WRITE_LOCK_BYTE));
+        Self::found(Transaction::Write, shm_lock_holders(db_path, writing))
+    }
+
+    fn found(transaction: Transaction, holders: Vec<LockHolder>) -> Option<TransactionHolders> {
         let stopped = holders
             .iter()
             .map(|h| h.pid)
             .filter(|pid| process::stopped(*pid))
             .collect();
-        (!holders.is_empty()).then_some(SnapshotReaders { holders, stopped })
+        (!holders.is_empty()).then_some(TransactionHolders {
+            transaction,
+            holders,
+            stopped,
+        })
     }
 
     /// Each one as it displays, a stopped one followed by ", which is stopped (Ctrl-Z, SIGSTOP or a
@@ -122,22 +148,29 @@ impl SnapshotReaders {
         names.join(" and ")
     }
 
-    /// What ends their read transactions, for an operator to do.
+    /// What ends their transactions, for an operator to do.
     pub fn remedy(&self) -> String {
+        let (kind, ends) = match self.transaction {
+            Transaction::Read => ("read", "close that program, or let its read finish"),
+            Transaction::Write => ("write", "commit or roll it back, or close that program"),
+        };
         let named = self.named();
         if self.stopped.is_empty() {
-            return format!("end the read transaction of {named} (close that program, or let its read finish)");
+            return format!("end the {kind} transaction of {named} ({ends})");
         }
         let pids: Vec<String> = self.stopped.iter().map(u32::to_string).collect();
         let pids = pids.join(" ");
         format!(
-            "end the read transaction of {named}: continue pid {pids} ({}), then close that program or let its read \
-             finish; or end it ({})",
+            "end the {kind} transaction of {named}: continue pid {pids} ({}), then {ends}; or end it ({})",
             process::continue_stopped(&pids),
             process::end_stopped(&pids)
         )
     }
 }
+
+/// The byte of a `-shm` whose exclusive lock is the WAL's write lock (os_unix.c, `UNIX_SHM_BASE`; wal.c,
+/// `WAL_WRITE_LOCK`): one writer at a time holds it from its first write to its commit or rollback.
+const WRITE_LOCK_BYTE: u64 = 120;
 
 /// The bytes of a `-shm` whose shared locks are read transactions: SQLite's unix VFS takes its WAL locks on
 /// the bytes from 120 on (os_unix.c, `UNIX_SHM_BASE`), and a reader holds lock 3 + i while it reads at read
@@ -145,31 +178,29 @@ impl SnapshotReaders {
 /// and none while one reads at mark 0 (the file alone), so whoever holds one of these bytes holds the WAL.
 const READ_MARK_BYTES: std::ops::RangeInclusive<u64> = 123..=127;
 
-/// The processes holding a read transaction open on the database at `db_path` (this one included), named:
-/// who keeps its WAL from being reset (a database browser, a program with a statement never reset), to be
-/// named where the WAL is said to be held. Told by the shared locks on the `-shm`'s read marks, in three
-/// looks 20 ms apart, so that a reader that only passes by (a report's read, the owner's own) is left out:
-/// asked of each descriptor of the `-shm` this process may look into (`/proc/PID/fdinfo/FD`, written
-/// whole), and of `/proc/locks` for the processes of other users, whose descriptors are closed to it (read
-/// a page at a time, it may skip a line while other locks come and go: a best effort). Empty where none
-/// holds one in every look, or the system does not tell. The `-shm` is never opened: closing a descriptor
-/// of it would drop this process's SQLite locks on it (<https://sqlite.org/howtocorrupt.html>, 2.2).
-fn snapshot_holders(db_path: &Path) -> Vec<LockHolder> {
+/// The processes holding a POSIX lock on the `-shm` of the database at `db_path` that `wanted` picks (this
+/// one included), named. Told in three looks 20 ms apart, so that a transaction that only passes by (a
+/// report's read, the owner's own commit) is left out: asked of each descriptor of the `-shm` this process
+/// may look into (`/proc/PID/fdinfo/FD`, written whole), and of `/proc/locks` for the processes of other
+/// users, whose descriptors are closed to it (read a page at a time, it may skip a line while other locks
+/// come and go: a best effort). Empty where none holds one in every look, or the system does not tell. The
+/// `-shm` is never opened: closing a descriptor of it would drop this process's SQLite locks on it
+/// (<https://sqlite.org/howtocorrupt.html>, 2.2).
+fn shm_lock_holders(db_path: &Path, wanted: impl Fn(&process::ListedLock) -> bool) -> Vec<LockHolder> {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = fs::symlink_metadata(files::with_suffix(db_path, "-shm")) else {
         return Vec::new();
     };
     let id = (meta.dev(), meta.ino());
-    let reading =
-        |lock: &process::ListedLock| lock.class == "POSIX" && lock.shared && lock.covers_any(&READ_MARK_BYTES);
+    let wanted = |lock: &process::ListedLock| lock.class == "POSIX" && wanted(lock);
     let descriptors = process::descriptors_on(id);
     let seen: BTreeSet<u32> = descriptors.iter().map(|(pid, _)| *pid).collect();
     let look = || -> BTreeSet<u32> {
-        let mut held = process::holding(&descriptors, id, reading);
+        let mut held = process::holding(&descriptors, id, wanted);
         held.extend(
             process::locks_on(id)
                 .into_iter()
-                .filter(|lock| reading(lock) && !seen.contains(&lock.pid))
+                .filter(|lock| wanted(lock) && !seen.contains(&lock.pid))
                 .map(|lock| lock.pid),
         );
         held

@@ -426,7 +426,7 @@ fn inspect_file(
     h.size_bytes = Some(meta.len());
     if h.wal_bytes > LARGE_WAL_BYTES {
         // Only a running owner checkpoints: with none, the WAL stays this size whatever the readers do.
-        let readers = checkpoint::SnapshotReaders::of(path);
+        let readers = checkpoint::TransactionHolders::reading(path);
         let remedy = match (owner_running, &readers) {
             (true, Some(readers)) => format!(
                 "{}: the owner truncates the WAL at its next checkpoint",
@@ -442,7 +442,7 @@ fn inspect_file(
                 schema.owner,
                 readers.as_ref().map_or_else(
                     || "close programs that keep the file open (a database browser, a backup tool)".to_string(),
-                    checkpoint::SnapshotReaders::remedy
+                    checkpoint::TransactionHolders::remedy
                 ),
                 schema.owner,
                 schema.owner_command(dir)

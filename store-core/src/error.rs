@@ -494,8 +494,13 @@ pub enum Error {
         older_than_file: Option<(String, i64, i64)>,
         schema: &'static Schema,
     },
-    /// Another connection held a lock longer than the busy timeout.
-    Busy { path: PathBuf },
+    /// Another connection held a lock longer than the busy timeout. `writers`: the processes seen holding a
+    /// write transaction open on it when an owner's write gave up (an operator's `sqlite3` shell, a database
+    /// browser), `None` where none is seen or it was not asked.
+    Busy {
+        path: PathBuf,
+        writers: Option<crate::checkpoint::TransactionHolders>,
+    },
     /// A write broke a constraint of the schema (uniqueness, foreign key, NOT NULL).
     Constraint { path: PathBuf, detail: String },
     /// A restore or repair found no backup that passes verification.
@@ -778,7 +783,7 @@ impl Error {
             | Error::ReadFailed { path, .. }
             | Error::WalIndexStale { path, .. }
             | Error::OrphanWal { path, .. }
-            | Error::Busy { path }
+            | Error::Busy { path, .. }
             | Error::Constraint { path, .. }
             | Error::NoBackup { path, .. }
             | Error::BackupDamaged { path, .. }
@@ -1063,7 +1068,15 @@ impl Error {
                 "{p} is gone, but {p}-wal ({wal_bytes} bytes) holds its last writes: the file was removed while its \
                  owner was stopped after a crash, and SQLite would delete that -wal when it creates the file anew"
             ),
-            Error::Busy { .. } => format!("{p} stayed locked by another connection past the busy timeout"),
+            Error::Busy { writers: None, .. } => {
+                format!("{p} stayed locked by another connection past the busy timeout")
+            }
+            Error::Busy {
+                writers: Some(writers), ..
+            } => format!(
+                "{p} stayed locked past the busy timeout by the write transaction of {}",
+                writers.named()
+            ),
             Error::Constraint { detail, .. } => format!("{p}: the write breaks a rule of the schema ({detail})"),
             Error::NoBackup {
                 backup_dir,
@@ -1584,9 +1597,17 @@ impl Error {
                     )
                 }
             }
-            Error::Busy { .. } => "retry: some connection kept a write transaction open longer than the busy timeout; \
-                 if it persists, look for a process that keeps one open"
-                .into(),
+            Error::Busy { writers: None, .. } => {
+                "retry: some connection kept a write transaction open longer than the \
+                 busy timeout; if it persists, look for a process that keeps one open"
+                    .into()
+            }
+            Error::Busy {
+                writers: Some(writers), ..
+            } => format!(
+                "{}, then retry: only the file's owner writes it (readers never need its write lock)",
+                writers.remedy()
+            ),
             Error::Constraint { .. } => "change the value so it no longer conflicts; nothing was written".into(),
             Error::BackupOlder { schema, .. } => format!(
                 "keep what can still be read of them, on top of that backup, with {}; or restore the backup without \
@@ -1892,7 +1913,7 @@ impl Error {
                 path,
                 detail: format!("{err} (extended code {extended})"),
             },
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Busy { path },
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Busy { path, writers: None },
             ErrorCode::ReadOnly if extended == rusqlite::ffi::SQLITE_READONLY_DIRECTORY => {
                 Error::ReadOnlyDirectory { path }
             }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::backup::{self, BackupClass};
-use crate::checkpoint::{self, CheckpointMode};
+use crate::checkpoint::{self, CheckpointMode, TransactionHolders};
 use crate::conn_ext::{self, ConnExt};
 use crate::error::{Describe, Error, ErrorKind, Result, SqliteResultExt};
 use crate::files::{self, FileId};
@@ -507,6 +507,7 @@ impl OwnerConnection {
             if done.busy {
                 return Err(Error::Busy {
                     path: self.path.clone(),
+                    writers: None,
                 });
             }
         }
@@ -616,7 +617,7 @@ impl OwnerConnection {
         if written.is_ok() {
             self.note_counters();
         }
-        written.map_err(|e| self.out_of_ids(e)).inspect_err(|e| self.failed(e))
+        written.map_err(|e| self.explained(e)).inspect_err(|e| self.failed(e))
     }
 
     /// Runs one statement in autocommit (atomic on its own, committed on return) through `f`: like
@@ -627,28 +628,36 @@ impl OwnerConnection {
             self.reconnect()?;
         }
         f(&self.conn).map_err(|e| {
-            let e = self.out_of_ids(Error::from_sqlite(&self.path, e).with_schema(self.schema));
+            let e = self.explained(Error::from_sqlite(&self.path, e).with_schema(self.schema));
             self.failed(&e);
             e
         })
     }
 
-    /// `e` as [`Error::IdsExhausted`] when it is SQLITE_FULL and a table's AUTOINCREMENT counter stands at
-    /// `i64::MAX`: SQLite answers an insert there with SQLITE_FULL whatever the disk holds
-    /// (<https://sqlite.org/autoinc.html>). Said as a full disk, its remedy sent the operator to free space
-    /// on a disk with room, and the daemon, exiting as for a retryable error, was restarted into the same
-    /// failure by its supervisor.
-    fn out_of_ids<E: From<Error> + Describe>(&self, e: E) -> E {
-        if e.kind() != ErrorKind::DiskFull {
-            return e;
-        }
-        match crate::restore::table_out_of_ids(&self.conn).ok().flatten() {
-            Some(table) => Error::IdsExhausted {
+    /// A failed write's error `e`, told further by what the files show (SQLite's code says too little):
+    /// - SQLITE_FULL with a table's AUTOINCREMENT counter at `i64::MAX` is [`Error::IdsExhausted`]: SQLite
+    ///   answers an insert there with SQLITE_FULL whatever the disk holds (<https://sqlite.org/autoinc.html>).
+    ///   Said as a full disk, its remedy sent the operator to free space on a disk with room, and the daemon,
+    ///   exiting as for a retryable error, was restarted into the same failure by its supervisor.
+    /// - `busy` names the processes holding a write transaction open on the file
+    ///   ([`TransactionHolders::writing`]): an operator's `sqlite3` shell left in a transaction kept the
+    ///   daemon failing (and restarted by its supervisor) with "look for a process that keeps one open".
+    fn explained<E: From<Error> + Describe>(&self, e: E) -> E {
+        match e.kind() {
+            ErrorKind::DiskFull => match crate::restore::table_out_of_ids(&self.conn).ok().flatten() {
+                Some(table) => Error::IdsExhausted {
+                    path: self.path.clone(),
+                    table,
+                }
+                .into(),
+                None => e,
+            },
+            ErrorKind::Busy => Error::Busy {
                 path: self.path.clone(),
-                table,
+                writers: TransactionHolders::writing(&self.path),
             }
             .into(),
-            None => e,
+            _ => e,
         }
     }
 

@@ -33,7 +33,7 @@ use crate::files::{self, FileId};
 use crate::process;
 
 /// Who holds a lock: an owner lock (as written into the lock file by the holder), a backup folder's, or a
-/// read transaction on a database's WAL ([`crate::checkpoint::SnapshotReaders`]).
+/// transaction on a database ([`crate::checkpoint::TransactionHolders`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LockHolder {
     pub pid: u32,

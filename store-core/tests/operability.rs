@@ -463,6 +463,13 @@ fn child_entry() {
             fs::write(with_suffix(&path, ".ready"), b"").unwrap();
             std::thread::sleep(std::time::Duration::from_secs(120));
         }
+        // An operator's `sqlite3` shell left inside a write transaction (`BEGIN IMMEDIATE`, never committed).
+        "hold-write" => {
+            let writer = Connection::open(&path).unwrap();
+            writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+            fs::write(with_suffix(&path, ".ready"), b"").unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(120));
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -863,7 +870,7 @@ fn a_large_wal_names_the_process_whose_read_transaction_holds_it_and_says_when_i
         stopped.remedy,
         format!(
             "end the read transaction of {named}: continue pid {pid} (`kill -CONT {pid}`, `fg` in the terminal \
-             that stopped it, or detach the debugger), then close that program or let its read finish; or end it \
+             that stopped it, or detach the debugger), then close that program, or let its read finish; or end it \
              (`kill {pid} && kill -CONT {pid}`: stopped, a process acts on `kill` only once continued): the owner \
              truncates the WAL at its next checkpoint"
         )
@@ -888,6 +895,50 @@ fn a_large_wal_names_the_process_whose_read_transaction_holds_it_and_says_when_i
         "{}",
         unheld.remedy
     );
+}
+
+/// Another process holding a write transaction open on the owner's file (an operator's `sqlite3` shell left
+/// in `BEGIN IMMEDIATE`) makes the owner's writes fail `busy` past its busy timeout: the error names that
+/// process, pid and program, and says to end its transaction. It said "look for a process that keeps one
+/// open", and the daemon, exiting 75 for it, was restarted into the same failure without the operator
+/// learning which. Once that process is gone, the owner writes again.
+#[test]
+fn a_busy_write_names_the_process_whose_write_transaction_holds_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let options = store_core::OpenOptions {
+        busy_timeout: std::time::Duration::from_millis(200),
+        ..Default::default()
+    };
+    let mut owner = OwnerConnection::open_with(&db, &ITEMS, &options).unwrap();
+    fill(&owner, 3);
+    let mut shell = store_core::testing::KillOnDrop(spawn_child("child_entry", "hold-write", &db));
+    store_core::testing::wait_for_file(&with_suffix(&db, ".ready"), std::time::Duration::from_secs(60));
+    let insert =
+        |owner: &mut OwnerConnection| owner.write(|tx| tx.execute("INSERT INTO items (name) VALUES ('x')", []));
+
+    let busy = insert(&mut owner).unwrap_err();
+    assert_eq!(busy.kind(), ErrorKind::Busy, "{busy}");
+    let pid = shell.0.id();
+    let named = format!("pid {pid}, running `{}`", store_core::process::command_of(pid).unwrap());
+    assert_eq!(
+        busy.what(),
+        format!(
+            "{} stayed locked past the busy timeout by the write transaction of {named}",
+            db.display()
+        )
+    );
+    assert_eq!(
+        busy.remedy(),
+        format!(
+            "end the write transaction of {named} (commit or roll it back, or close that program), then retry: only \
+             the file's owner writes it (readers never need its write lock)"
+        )
+    );
+
+    store_core::testing::kill9(&mut shell.0);
+    insert(&mut owner).expect("the owner writes once that transaction is gone");
+    assert_eq!(count_rows(&db, "items"), 4);
 }
 
 /// An open that migrates waits for its backup folder while another process's backup or restore holds it.
