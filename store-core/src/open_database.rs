@@ -224,6 +224,15 @@ impl OwnerConnection {
             }
             Err(e) => {
                 let e = crate::key::explain(e, opts.key.as_ref());
+                // An open writes too (a migration, recovery, the counters): one kept waiting past the busy
+                // timeout names who holds the write lock, as a write does ([`Self::explained`]).
+                let e = match e {
+                    Error::Busy { path, writers: None } => Error::Busy {
+                        writers: TransactionHolders::writing(&path),
+                        path,
+                    },
+                    e => e,
+                };
                 if !opts.temporary_file && e.kind() != ErrorKind::Locked {
                     records::note_failure(&path, &e);
                 }

@@ -464,10 +464,11 @@ fn child_entry() {
             std::thread::sleep(std::time::Duration::from_secs(120));
         }
         // An operator's `sqlite3` shell left inside a write transaction (`BEGIN IMMEDIATE`, never committed).
-        "hold-write" => {
+        "hold-write" | "hold-write-again" => {
             let writer = Connection::open(&path).unwrap();
             writer.execute_batch("BEGIN IMMEDIATE").unwrap();
-            fs::write(with_suffix(&path, ".ready"), b"").unwrap();
+            let ready = if what == "hold-write" { ".ready" } else { ".ready-again" };
+            fs::write(with_suffix(&path, ready), b"").unwrap();
             std::thread::sleep(std::time::Duration::from_secs(120));
         }
         other => panic!("unknown role {other}"),
@@ -901,7 +902,7 @@ fn a_large_wal_names_the_process_whose_read_transaction_holds_it_and_says_when_i
 /// in `BEGIN IMMEDIATE`) makes the owner's writes fail `busy` past its busy timeout: the error names that
 /// process, pid and program, and says to end its transaction. It said "look for a process that keeps one
 /// open", and the daemon, exiting 75 for it, was restarted into the same failure without the operator
-/// learning which. Once that process is gone, the owner writes again.
+/// learning which. An open that migrates is named alike. Once that process is gone, the owner writes again.
 #[test]
 fn a_busy_write_names_the_process_whose_write_transaction_holds_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -910,31 +911,43 @@ fn a_busy_write_names_the_process_whose_write_transaction_holds_the_file() {
         busy_timeout: std::time::Duration::from_millis(200),
         ..Default::default()
     };
+    fill(&open_at_version(&db, &ITEMS, 2).unwrap(), 3);
+    let shell_at = |role: &str, ready: &str| {
+        let shell = store_core::testing::KillOnDrop(spawn_child("child_entry", role, &db));
+        store_core::testing::wait_for_file(&with_suffix(&db, ready), std::time::Duration::from_secs(60));
+        let pid = shell.0.id();
+        (
+            shell,
+            format!("pid {pid}, running `{}`", store_core::process::command_of(pid).unwrap()),
+        )
+    };
+    let said = |busy: &store_core::Error, named: &str| {
+        assert_eq!(busy.kind(), ErrorKind::Busy, "{busy}");
+        assert_eq!(
+            busy.what(),
+            format!(
+                "{} stayed locked past the busy timeout by the write transaction of {named}",
+                db.display()
+            )
+        );
+        assert_eq!(
+            busy.remedy(),
+            format!(
+                "end the write transaction of {named} (commit or roll it back, or close that program), then retry: \
+                 only the file's owner writes it (readers never need its write lock)"
+            )
+        );
+    };
+    let (mut shell, named) = shell_at("hold-write", ".ready");
+    said(&OwnerConnection::open_with(&db, &ITEMS, &options).unwrap_err(), &named);
+
+    // Opened (and migrated) while no one else writes, then kept waiting at a write.
+    store_core::testing::kill9(&mut shell.0);
     let mut owner = OwnerConnection::open_with(&db, &ITEMS, &options).unwrap();
-    fill(&owner, 3);
-    let mut shell = store_core::testing::KillOnDrop(spawn_child("child_entry", "hold-write", &db));
-    store_core::testing::wait_for_file(&with_suffix(&db, ".ready"), std::time::Duration::from_secs(60));
+    let (mut shell, named) = shell_at("hold-write-again", ".ready-again");
     let insert =
         |owner: &mut OwnerConnection| owner.write(|tx| tx.execute("INSERT INTO items (name) VALUES ('x')", []));
-
-    let busy = insert(&mut owner).unwrap_err();
-    assert_eq!(busy.kind(), ErrorKind::Busy, "{busy}");
-    let pid = shell.0.id();
-    let named = format!("pid {pid}, running `{}`", store_core::process::command_of(pid).unwrap());
-    assert_eq!(
-        busy.what(),
-        format!(
-            "{} stayed locked past the busy timeout by the write transaction of {named}",
-            db.display()
-        )
-    );
-    assert_eq!(
-        busy.remedy(),
-        format!(
-            "end the write transaction of {named} (commit or roll it back, or close that program), then retry: only \
-             the file's owner writes it (readers never need its write lock)"
-        )
-    );
+    said(&insert(&mut owner).unwrap_err(), &named);
 
     store_core::testing::kill9(&mut shell.0);
     insert(&mut owner).expect("the owner writes once that transaction is gone");
