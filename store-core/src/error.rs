@@ -324,7 +324,12 @@ pub enum Error {
     /// The `-shm` beside the database (the index of its write-ahead log, which every process using the file
     /// shares) was removed or replaced while its owner had the file open: processes that opened the file
     /// since use another index than the owner's. This handle writes no more; nothing committed is lost.
-    SharedMemoryReplaced { path: PathBuf, schema: &'static Schema },
+    SharedMemoryReplaced {
+        path: PathBuf,
+        schema: &'static Schema,
+        /// The other processes seen with the old `-shm` or the new one open: those to stop.
+        keepers: Vec<LockHolder>,
+    },
     /// The file's schema is newer than this build knows. Nothing was written.
     SchemaNewer {
         path: PathBuf,
@@ -477,7 +482,12 @@ pub enum Error {
     /// file open, lists commits the `-wal` no longer holds: the `-wal` was removed while that process had
     /// the file open (its owner not running to take it back). Nothing can be read or written consistently
     /// until every process using the file has stopped.
-    WalIndexStale { path: PathBuf, schema: &'static Schema },
+    WalIndexStale {
+        path: PathBuf,
+        schema: &'static Schema,
+        /// The other processes seen with the `-shm` open: those that keep the old index.
+        keepers: Vec<LockHolder>,
+    },
     /// The `-wal` beside `path` holds commits of another file: the one that was at `path` (the owner's last
     /// open recorded which `-wal` was that file's) before another was put in its place, or before it was
     /// removed (`removed`), while its owner was stopped with commits still in the `-wal` (after a crash).
@@ -1349,12 +1359,14 @@ impl Error {
                     command(Some(schema), "restore", "--from BACKUP")
                 )
             }
-            Error::SharedMemoryReplaced { schema, .. } => format!(
+            Error::SharedMemoryReplaced { schema, keepers, .. } => format!(
                 "nothing committed is lost (it is in the database file and its -wal): stop every process using \
-                 {quoted_dir} ({}, and every process reading the file), then start them again; the first to open \
+                 {quoted_dir} ({}, and every process reading the file{}), then start them again; the first to open \
                  the file builds the index again from the -wal. Restarting {} alone is not enough while another \
                  process holds the old index. Never remove the -wal or -shm of a database in use",
-                schema.owner, schema.owner
+                schema.owner,
+                open_in(keepers),
+                schema.owner
             ),
             Error::SchemaNewer { schema, .. } => format!(
                 "it was written by a newer version of this application: upgrade this one, or restore a backup taken \
@@ -1561,12 +1573,14 @@ impl Error {
                  read it; if it persists, check the disk and run the application's doctor command"
                     .into()
             }
-            Error::WalIndexStale { schema, .. } => format!(
-                "stop every process using {quoted_dir} ({}, and every process reading the file), then start them \
+            Error::WalIndexStale { schema, keepers, .. } => format!(
+                "stop every process using {quoted_dir} ({}, and every process reading the file{}), then start them \
                  again: the first to open the file builds the index again from the -wal, and the file opens with \
                  everything the database file and the -wal still hold. Restarting {} alone meets this again while \
                  another process keeps the old index. Never remove the -wal or -shm of a database in use",
-                schema.owner, schema.owner
+                schema.owner,
+                open_in(keepers),
+                schema.owner
             ),
             Error::OrphanWal {
                 removed,
@@ -2165,6 +2179,12 @@ impl<T> SqliteResultExt<T> for rusqlite::Result<T> {
     fn at_db(self, path: &Path, schema: &'static Schema) -> Result<T> {
         self.map_err(|e| Error::from_sqlite(path, e).with_schema(schema))
     }
+}
+
+/// What a remedy that asks to stop every process using a file adds to name them: "; it is open in pid N,
+/// running `x`" (nothing when none is seen).
+fn open_in(keepers: &[LockHolder]) -> String {
+    LockHolder::listed(keepers).map_or(String::new(), |keepers| format!("; it is open in {keepers}"))
 }
 
 /// What a full disk's or a failed write's remedy adds when SQLite's temporary files (`temp_dir`) lie on

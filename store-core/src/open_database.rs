@@ -525,6 +525,7 @@ impl OwnerConnection {
             return Err(Error::SharedMemoryReplaced {
                 path: self.path.clone(),
                 schema: self.schema,
+                keepers: crate::process::others_with_open([opened.1, now.1].into_iter().flatten()),
             });
         }
         self.reconnect()
@@ -830,7 +831,11 @@ fn stale_index(e: Error, schema: &'static Schema) -> Error {
             path,
             extended: rusqlite::ffi::SQLITE_IOERR_SHORT_READ,
             ..
-        } => Error::WalIndexStale { path, schema },
+        } => Error::WalIndexStale {
+            keepers: crate::process::others_with_open(files::file_id(&files::with_suffix(&path, "-shm")).ok()),
+            path,
+            schema,
+        },
         other => other,
     }
 }

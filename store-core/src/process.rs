@@ -64,6 +64,25 @@ pub fn end_stopped(pids: &str) -> String {
     format!("`kill {pids} && kill -CONT {pids}`: stopped, a process acts on `kill` only once continued")
 }
 
+/// The other processes (this one left out) seen with any of the files `ids` open, named as lock holders are:
+/// who to stop where every process using a file has to. Empty where `/proc` does not tell; a process of
+/// another user is not seen ([`descriptors_on`]).
+pub(crate) fn others_with_open(ids: impl IntoIterator<Item = FileId>) -> Vec<crate::LockHolder> {
+    let pids: BTreeSet<u32> = ids
+        .into_iter()
+        .flat_map(descriptors_on)
+        .map(|(pid, _)| pid)
+        .filter(|pid| *pid != std::process::id())
+        .collect();
+    pids.into_iter()
+        .map(|pid| crate::LockHolder {
+            pid,
+            since: None,
+            command: command_of(pid),
+        })
+        .collect()
+}
+
 /// The descriptors open on the file `id`, of every process this one may look into (this one included), as
 /// `(pid, its /proc/PID/fdinfo/FD)`: where to ask which locks a process holds on the file ([`locks_through`]).
 /// A process of another user is not seen (its descriptors are closed to this user).

@@ -55,6 +55,20 @@ fn child_entry() {
             fs::rename(&written, store_core::files::with_suffix(&path, ".outcome")).unwrap();
             std::thread::sleep(Duration::from_secs(120));
         }
+        // A reader (a report, a database browser) that keeps the WAL's index: it reads while the parent's owner
+        // writes and stops, then ends its read when told and stays open.
+        "keep-index" => {
+            let reader = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+            reader.execute_batch("BEGIN; SELECT COUNT(*) FROM items;").unwrap();
+            fs::write(store_core::files::with_suffix(&path, ".ready"), b"").unwrap();
+            wait_for_file(
+                &store_core::files::with_suffix(&path, ".end-read"),
+                Duration::from_secs(60),
+            );
+            reader.execute_batch("COMMIT").unwrap();
+            fs::write(store_core::files::with_suffix(&path, ".read-ended"), b"").unwrap();
+            std::thread::sleep(Duration::from_secs(120));
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -289,12 +303,24 @@ fn the_shm_removed_under_an_owner_stops_its_writes_until_everyone_starts_again_a
             dir = dir.path().display(),
         )
     );
+    // A reader that opened the file since (a report, a browser) keeps the new index: named among those to stop
+    // (the remedy said only "every process reading the file").
+    let mut reader = store_core::testing::KillOnDrop(spawn_child("child_entry", "keep-index", &db));
+    wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(60));
+    after_the_confirm_interval();
     let err = insert_item(&mut owner, "again").unwrap_err();
     assert_eq!(
         err.kind(),
         ErrorKind::SharedMemoryReplaced,
         "and on every later write: {err}"
     );
+    let pid = reader.0.id();
+    let keeper = format!(
+        "(the daemon, and every process reading the file; it is open in pid {pid}, running `{}`), then start them",
+        store_core::process::command_of(pid).unwrap()
+    );
+    assert!(err.remedy().contains(&keeper), "{keeper:?} not in {}", err.remedy());
+    store_core::testing::kill9(&mut reader.0);
     drop(owner);
     let mut owner = OwnerConnection::open(&db, &ITEMS).expect("everyone stopped: a new open builds the index");
     insert_item(&mut owner, "after everyone started again").unwrap();
@@ -350,25 +376,38 @@ fn a_reader_opening_between_a_wals_removal_and_the_owners_next_check_is_told_to_
     assert_eq!(count().unwrap(), 1);
 }
 
+/// The remedy names the process that keeps the old index (it said only "every process reading the file",
+/// leaving the operator to find which).
 #[test]
 fn an_owner_opened_over_an_index_listing_commits_of_a_removed_wal_says_to_restart_everyone() {
     let (_dir, _lock, db, owner) = new_owner();
     drop(owner);
-    // A reader that keeps the WAL's index while the owner writes, stops, and its -wal is removed.
-    let holder = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    holder.execute_batch("BEGIN; SELECT COUNT(*) FROM items;").unwrap();
+    // A reader of another process that keeps the WAL's index while the owner writes, stops, and its -wal is
+    // removed.
+    let mut holder = store_core::testing::KillOnDrop(spawn_child("child_entry", "keep-index", &db));
+    wait_for_file(&store_core::files::with_suffix(&db, ".ready"), Duration::from_secs(60));
     let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
     insert_item(&mut owner, "only in the -wal").unwrap();
     // Its close cannot copy the commit back past the reader's snapshot: the commit stays in the -wal.
     drop(owner);
-    holder.execute_batch("COMMIT").unwrap();
+    fs::write(store_core::files::with_suffix(&db, ".end-read"), b"").unwrap();
+    wait_for_file(
+        &store_core::files::with_suffix(&db, ".read-ended"),
+        Duration::from_secs(60),
+    );
     fs::remove_file(store_core::files::with_suffix(&db, "-wal")).unwrap();
 
     // Before: the open's first read, or a later one, failed "retry" (read_failed), and so did every restart.
     let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WalIndexStale, "{err}");
     assert!(!err.kind().is_retryable(), "restarting the owner alone meets it again");
-    drop(holder);
+    let pid = holder.0.id();
+    let keeper = format!(
+        "; it is open in pid {pid}, running `{}`), then start them again",
+        store_core::process::command_of(pid).unwrap()
+    );
+    assert!(err.remedy().contains(&keeper), "{keeper:?} not in {}", err.remedy());
+    store_core::testing::kill9(&mut holder.0);
     let mut owner = OwnerConnection::open(&db, &ITEMS).expect("no process keeps the old index: it is built again");
     insert_item(&mut owner, "after everyone started again").unwrap();
     assert_eq!(item_names(&db), ["after everyone started again"]);
