@@ -195,7 +195,7 @@ fn shm_lock_holders(db_path: &Path, wanted: impl Fn(&process::ListedLock) -> boo
     let wanted = |lock: &process::ListedLock| lock.class == "POSIX" && wanted(lock);
     let descriptors = process::descriptors_on(id);
     let seen: BTreeSet<u32> = descriptors.iter().map(|(pid, _)| *pid).collect();
-    let look = || -> BTreeSet<u32> {
+    process::named(process::seen_throughout(|| {
         let mut held = process::holding(&descriptors, id, wanted);
         held.extend(
             process::locks_on(id)
@@ -204,21 +204,5 @@ fn shm_lock_holders(db_path: &Path, wanted: impl Fn(&process::ListedLock) -> boo
                 .map(|lock| lock.pid),
         );
         held
-    };
-    let mut held = look();
-    for _ in 0..2 {
-        if held.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let now = look();
-        held.retain(|pid| now.contains(pid));
-    }
-    held.into_iter()
-        .map(|pid| LockHolder {
-            pid,
-            since: None,
-            command: process::command_of(pid),
-        })
-        .collect()
+    }))
 }

@@ -525,7 +525,7 @@ impl OwnerConnection {
             return Err(Error::SharedMemoryReplaced {
                 path: self.path.clone(),
                 schema: self.schema,
-                keepers: crate::process::others_with_open([opened.1, now.1].into_iter().flatten()),
+                keepers: crate::process::others_with_open(&[opened.1, now.1].into_iter().flatten().collect::<Vec<_>>()),
             });
         }
         self.reconnect()
@@ -832,7 +832,9 @@ fn stale_index(e: Error, schema: &'static Schema) -> Error {
             extended: rusqlite::ffi::SQLITE_IOERR_SHORT_READ,
             ..
         } => Error::WalIndexStale {
-            keepers: crate::process::others_with_open(files::file_id(&files::with_suffix(&path, "-shm")).ok()),
+            keepers: crate::process::others_with_open(
+                files::file_id(&files::with_suffix(&path, "-shm")).ok().as_slice(),
+            ),
             path,
             schema,
         },

@@ -64,16 +64,38 @@ pub fn end_stopped(pids: &str) -> String {
     format!("`kill {pids} && kill -CONT {pids}`: stopped, a process acts on `kill` only once continued")
 }
 
-/// The other processes (this one left out) seen with any of the files `ids` open, named as lock holders are:
-/// who to stop where every process using a file has to. Empty where `/proc` does not tell; a process of
-/// another user is not seen ([`descriptors_on`]).
-pub(crate) fn others_with_open(ids: impl IntoIterator<Item = FileId>) -> Vec<crate::LockHolder> {
-    let pids: BTreeSet<u32> = ids
-        .into_iter()
-        .flat_map(descriptors_on)
-        .map(|(pid, _)| pid)
-        .filter(|pid| *pid != std::process::id())
-        .collect();
+/// The other processes (this one left out) seen with any of the files `ids` open throughout
+/// ([`seen_throughout`]), named as lock holders are: who to stop where every process using a file has to.
+/// Empty where `/proc` does not tell; a process of another user is not seen ([`descriptors_on`]).
+pub(crate) fn others_with_open(ids: &[FileId]) -> Vec<crate::LockHolder> {
+    let pids = seen_throughout(|| {
+        ids.iter()
+            .flat_map(|id| descriptors_on(*id))
+            .map(|(pid, _)| pid)
+            .filter(|pid| *pid != std::process::id())
+            .collect()
+    });
+    named(pids)
+}
+
+/// The pids `look` finds in three looks 20 ms apart, the first empty one ending it: what only passes by is
+/// left out, a transaction that ends, or a child another thread forks, which holds copies of every
+/// descriptor of its parent until it execs (a program's own test suite named those as holders).
+pub(crate) fn seen_throughout(look: impl Fn() -> BTreeSet<u32>) -> BTreeSet<u32> {
+    let mut seen = look();
+    for _ in 0..2 {
+        if seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = look();
+        seen.retain(|pid| now.contains(pid));
+    }
+    seen
+}
+
+/// `pids` as lock holders, each with what it runs ([`command_of`]).
+pub(crate) fn named(pids: BTreeSet<u32>) -> Vec<crate::LockHolder> {
     pids.into_iter()
         .map(|pid| crate::LockHolder {
             pid,

@@ -267,6 +267,16 @@ fn an_idle_owner_confirming_its_files_takes_a_removed_wal_back_without_a_write()
     assert_eq!(outcome, "shared_memory_replaced");
 }
 
+/// Asserts that `err`'s remedy names `child` (and no other process) among those to stop and start again.
+fn assert_names_to_stop(err: &Error, child: &std::process::Child) {
+    let pid = child.id();
+    let keeper = format!(
+        "(the daemon, and every process reading the file; it is open in pid {pid}, running `{}`), then start them",
+        store_core::process::command_of(pid).unwrap()
+    );
+    assert!(err.remedy().contains(&keeper), "{keeper:?} not in {}", err.remedy());
+}
+
 #[test]
 fn an_owner_whose_shm_was_removed_writes_nothing_more_and_loses_nothing() {
     let (outcome, items) = remove_beside_a_killed_owner("own-write-until-killed", &["-shm"]);
@@ -314,12 +324,7 @@ fn the_shm_removed_under_an_owner_stops_its_writes_until_everyone_starts_again_a
         ErrorKind::SharedMemoryReplaced,
         "and on every later write: {err}"
     );
-    let pid = reader.0.id();
-    let keeper = format!(
-        "(the daemon, and every process reading the file; it is open in pid {pid}, running `{}`), then start them",
-        store_core::process::command_of(pid).unwrap()
-    );
-    assert!(err.remedy().contains(&keeper), "{keeper:?} not in {}", err.remedy());
+    assert_names_to_stop(&err, &reader.0);
     store_core::testing::kill9(&mut reader.0);
     drop(owner);
     let mut owner = OwnerConnection::open(&db, &ITEMS).expect("everyone stopped: a new open builds the index");
@@ -401,12 +406,7 @@ fn an_owner_opened_over_an_index_listing_commits_of_a_removed_wal_says_to_restar
     let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WalIndexStale, "{err}");
     assert!(!err.kind().is_retryable(), "restarting the owner alone meets it again");
-    let pid = holder.0.id();
-    let keeper = format!(
-        "; it is open in pid {pid}, running `{}`), then start them again",
-        store_core::process::command_of(pid).unwrap()
-    );
-    assert!(err.remedy().contains(&keeper), "{keeper:?} not in {}", err.remedy());
+    assert_names_to_stop(&err, &holder.0);
     store_core::testing::kill9(&mut holder.0);
     let mut owner = OwnerConnection::open(&db, &ITEMS).expect("no process keeps the old index: it is built again");
     insert_item(&mut owner, "after everyone started again").unwrap();
