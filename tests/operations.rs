@@ -2323,12 +2323,15 @@ fn a_server_whose_reports_meet_a_removed_wal_goes_on_serving_and_its_daemon_says
             "splitstore daemon: {db}: the index of its write-ahead log ({db}-shm), which a process that has the \
              file open keeps, lists commits its -wal no longer holds: the -wal was removed while that process had \
              the file open, and what it held is gone. What to do: stop every process using {dir} (the daemon, and \
-             every process reading the file), then start them again: the first to open the file builds the index \
-             again from the -wal, and the file opens with everything the database file and the -wal still hold. \
-             Restarting the daemon alone meets this again while another process keeps the old index. Never remove \
-             the -wal or -shm of a database in use",
+             every process reading the file; it is open in pid {pid}, running `{program}`), then start them again: \
+             the first to open the file builds the index again from the -wal, and the file opens with everything \
+             the database file and the -wal still hold. Restarting the daemon alone meets this again while another \
+             process keeps the old index. Never remove the -wal or -shm of a database in use",
             db = activity.display(),
-            dir = utf8(&data)
+            dir = utf8(&data),
+            // The reader keeping the index is this test's process (it said only "every process reading the file").
+            pid = std::process::id(),
+            program = store_core::process::command_of(std::process::id()).unwrap(),
         )
     );
     // Every process stopped: the daemon starts, on the events the database file holds.
