@@ -227,10 +227,7 @@ impl OwnerConnection {
                 // An open writes too (a migration, recovery, the counters): one kept waiting past the busy
                 // timeout names who holds the write lock, as a write does ([`Self::explained`]).
                 let e = match e {
-                    Error::Busy { path, writers: None } => Error::Busy {
-                        writers: TransactionHolders::writing(&path),
-                        path,
-                    },
+                    Error::Busy { path, writers: None } => busy_naming_writers(path),
                     e => e,
                 };
                 if !opts.temporary_file && e.kind() != ErrorKind::Locked {
@@ -662,11 +659,7 @@ impl OwnerConnection {
                 .into(),
                 None => e,
             },
-            ErrorKind::Busy => Error::Busy {
-                path: self.path.clone(),
-                writers: TransactionHolders::writing(&self.path),
-            }
-            .into(),
+            ErrorKind::Busy => busy_naming_writers(self.path.clone()).into(),
             _ => e,
         }
     }
@@ -819,6 +812,15 @@ fn set_posture(conn: &Connection, path: &Path, schema: &Schema, blank: bool, bus
         &busy.as_millis().to_string(),
         &busy.as_millis().to_string(),
     )
+}
+
+/// `busy` on the file at `path`, naming the processes holding a write transaction open on it
+/// ([`TransactionHolders::writing`]): an owner's open or write that gave up waiting says whom it waited for.
+fn busy_naming_writers(path: PathBuf) -> Error {
+    Error::Busy {
+        writers: TransactionHolders::writing(&path),
+        path,
+    }
 }
 
 /// A read the owner's open found short ([`Error::ReadFailed`] with SQLITE_IOERR_SHORT_READ): nobody else
