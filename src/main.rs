@@ -33,7 +33,7 @@ enum Command {
     Backup(cli::backup::Args),
     /// Put backups back in place (both owners must be stopped).
     Restore(cli::restore::Args),
-    /// Quarantine a damaged database and restore the newest good backup.
+    /// Quarantine a damaged database and restore the newest good backup; give a table out of ids smaller ones.
     Repair(cli::repair::Args),
     /// Remove files holding user data outside the databases (quarantined, replaced, the split legacy file).
     Cleanup(cli::cleanup::Args),

@@ -654,6 +654,21 @@ pub enum RepairAction {
     HeaderIdsRestored { database: &'static str, version: u32 },
     /// There is no such file: nothing to repair (its owner creates it when it starts).
     Missing { database: &'static str },
+    /// A table out of ids ([`Error::IdsExhausted`]): its ids from [`FAR_IDS`](store_core::renumber::FAR_IDS)
+    /// up given the next free ones, with every reference to them in the file, in one transaction; its owner
+    /// adds rows to it again.
+    IdsGiven {
+        database: &'static str,
+        renumbered: store_core::renumber::Renumbered,
+    },
+    /// A table out of ids that another database's rows refer to (`referred_from`, as `file's table.column`):
+    /// left as it is, since its ids and theirs cannot move in one transaction. docs/upgrade.md gives the fix
+    /// by hand; the command exits non-zero.
+    IdsLeft {
+        database: &'static str,
+        table: String,
+        referred_from: Vec<String>,
+    },
     /// Damaged: moved aside, newest good backup restored.
     Restored {
         database: &'static str,
@@ -724,6 +739,8 @@ enum Plan {
     Missing,
     /// Rebuilt without its header ids: written back in place.
     RestoreIds,
+    /// Tables out of ids, in a file at this schema version: given smaller ones in place.
+    GiveIds(u32),
     /// The backup, and the newer ones passed over as damaged.
     Restore(VerifiedBackup, Vec<PathBuf>),
     StartEmpty,
@@ -770,6 +787,10 @@ fn stops_repair(kind: ErrorKind) -> bool {
 /// backup it cannot use for another reason (a newer schema, say) stops it, named; one the key does not open is
 /// [`Error::BackupKeyMismatch`] unless a salvage or an empty start was asked for (a salvage then says in a
 /// note that it went on without it).
+///
+/// Not damaged, a file rebuilt without its header ids has them written back, and a table out of ids is given
+/// smaller ones ([`RepairAction::IdsGiven`]; [`RepairAction::IdsLeft`] for one another database refers to),
+/// each in place.
 ///
 /// AUTOINCREMENT counters are raised so no id is handed out twice. Refused while either owner runs.
 /// Everything is decided, and every salvage built and verified, before anything moves: a repair that
@@ -849,7 +870,12 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         let removed = health.problems.iter().any(|p| p.code == ErrorKind::Removed);
         let salvage = opts.salvage && !removed;
         let may_start_empty = schema.may_start_empty || removed;
-        let plan = if !damaged {
+        // Not damaged, but SQLite adds no row to a table whose counter is at the limit: its ids move down in
+        // place, below, once every file has been looked at.
+        let out_of_ids = health.problems.iter().any(|p| p.code == ErrorKind::IdsExhausted);
+        let plan = if let (false, true, Some(version)) = (damaged, out_of_ids, health.schema_version) {
+            Plan::GiveIds(version)
+        } else if !damaged {
             if health.exists { Plan::Healthy } else { Plan::Missing }
         } else {
             // Only the damaged file's own backups (by lineage): another data directory's in the same folder
@@ -947,20 +973,27 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         plans.push((schema, lock, plan));
     }
 
-    // Header ids written back, each in place and on its own (the file whole before and after), before any
-    // salvage is built or file moved: one that fails stops the repair there. Its lock stays held to the end.
-    let mut ids_restored = Vec::new();
+    // Header ids written back, and ids given to tables out of them, each in place and on its own (the file
+    // whole before and after), before any salvage is built or file moved: one that fails stops the repair
+    // there. Its lock stays held to the end.
+    let mut fixed_in_place = Vec::new();
     for (schema, lock, plan) in std::mem::take(&mut plans) {
-        if !matches!(plan, Plan::RestoreIds) {
-            plans.push((schema, lock, plan));
-            continue;
+        match plan {
+            Plan::RestoreIds => {
+                let (version, lock) = restore_header_ids(lock, schema, key)?;
+                actions.push(RepairAction::HeaderIdsRestored {
+                    database: schema.file_name,
+                    version,
+                });
+                fixed_in_place.push(lock);
+            }
+            Plan::GiveIds(version) => {
+                let (given, lock) = give_ids(lock, schema, version, key)?;
+                actions.extend(given);
+                fixed_in_place.push(lock);
+            }
+            plan => plans.push((schema, lock, plan)),
         }
-        let (version, lock) = restore_header_ids(lock, schema, key)?;
-        actions.push(RepairAction::HeaderIdsRestored {
-            database: schema.file_name,
-            version,
-        });
-        ids_restored.push(lock);
     }
 
     // Build every salvage beside its database while the damaged file is still in place (read-only; the
@@ -1007,7 +1040,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         match plan {
             Plan::Healthy => actions.push(RepairAction::Healthy { database }),
             // Done above.
-            Plan::RestoreIds => {}
+            Plan::RestoreIds | Plan::GiveIds(_) => {}
             Plan::Missing => actions.push(RepairAction::Missing { database }),
             Plan::Built(built, report) => replacements.push(Replacement::Salvage(BuiltSalvage {
                 schema,
@@ -1100,6 +1133,51 @@ fn restore_header_ids(lock: OwnerLock, schema: &'static Schema, key: Option<&Key
     Ok((version, owner.into_lock()))
 }
 
+/// Gives each table out of ids in `lock`'s file, at schema `version`, smaller ones
+/// ([`store_core::renumber::give_smaller_ids`]), but a table another database refers to: its ids and theirs
+/// cannot move in one transaction, and a kill between the two commits would leave the other file's rows
+/// pointing at ids no row has. Opened as restore_header_ids opens, at the file's own version (a repair
+/// migrates nothing).
+fn give_ids(
+    lock: OwnerLock,
+    schema: &'static Schema,
+    version: u32,
+    key: Option<&Key>,
+) -> Result<(Vec<RepairAction>, OwnerLock)> {
+    let opts = OpenOptions {
+        target_version: Some(version),
+        key: key.cloned(),
+        ..OpenOptions::default()
+    };
+    let mut owner = OwnerConnection::open_locked(lock, schema, &opts)?;
+    let database = schema.file_name;
+    let mut actions = Vec::new();
+    for table in owner.read(store_core::restore::tables_out_of_ids)? {
+        let referred_from: Vec<String> = DATABASES
+            .iter()
+            .filter(|other| !std::ptr::eq(**other, schema))
+            .flat_map(|other| {
+                other
+                    .id_references
+                    .iter()
+                    .filter(|r| r.target_file == database && r.target_table == table)
+                    .map(|r| format!("{}'s {}.{}", other.file_name, r.table, r.column))
+            })
+            .collect();
+        actions.push(if referred_from.is_empty() {
+            let renumbered = store_core::renumber::give_smaller_ids(&mut owner, &table)?;
+            RepairAction::IdsGiven { database, renumbered }
+        } else {
+            RepairAction::IdsLeft {
+                database,
+                table,
+                referred_from,
+            }
+        });
+    }
+    Ok((actions, owner.into_lock()))
+}
+
 impl RepairAction {
     /// The database it is about.
     pub fn database(&self) -> &'static str {
@@ -1107,6 +1185,8 @@ impl RepairAction {
             RepairAction::OrphanWalSetAside { database, .. }
             | RepairAction::Healthy { database }
             | RepairAction::HeaderIdsRestored { database, .. }
+            | RepairAction::IdsGiven { database, .. }
+            | RepairAction::IdsLeft { database, .. }
             | RepairAction::Missing { database }
             | RepairAction::Restored { database, .. }
             | RepairAction::StartedEmpty { database, .. }

@@ -3670,3 +3670,210 @@ fn child_entry() {
         other => panic!("unknown role {other}"),
     }
 }
+
+/// config.db out of ids in two tables (hand edits): `calendar_subscriptions`, whose ids only its own
+/// `calendar_events` name, and `projects`, whose ids activity.db's sessions name too. Repair gives the
+/// subscription a smaller id, the calendar event's reference with it, and lowers the server's record of the
+/// ids handed out (kept at every start: left at the limit, the next start would raise the counter back);
+/// it leaves projects, naming activity.db's columns, and exits 2. Then the by-hand fix of docs/upgrade.md,
+/// run as written, moves the project, its domain, calendar event and session together, and the server adds
+/// projects again. Before, repair said "config.db: healthy, left alone" and exited 0.
+#[test]
+fn repair_gives_a_config_table_out_of_ids_smaller_ids_and_leaves_projects_to_the_documented_fix() {
+    use config_store::calendar::NewSubscription;
+    use config_store::projects::NewProject;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 20);
+    let (config, activity) = (data.join("config.db"), data.join("activity.db"));
+    let max = i64::MAX;
+    let largest = |db: &Path, sql: &str| query_i64(&read_only(db), sql);
+    let project = 1 + largest(&config, "SELECT IFNULL(MAX(id), 0) FROM projects").max(largest(
+        &activity,
+        "SELECT IFNULL(MAX(project_id), 0) FROM activity_sessions",
+    ));
+    let subscription = 1 + largest(&config, "SELECT IFNULL(MAX(id), 0) FROM calendar_subscriptions");
+    let session = largest(&activity, "SELECT MIN(id) FROM activity_sessions");
+    rusqlite::Connection::open(&config)
+        .unwrap()
+        .execute_batch(&format!(
+            "PRAGMA foreign_keys = ON;
+             INSERT INTO projects (id, name) VALUES ({max}, 'far');
+             INSERT INTO project_domains (project_id, domain) VALUES ({max}, 'far.example');
+             INSERT INTO calendar_subscriptions (id, name, url) VALUES ({max}, 'far', 'https://far.example/c.ics');
+             INSERT INTO calendar_events (subscription_id, uid, start_time_ms, project_id)
+                 VALUES ({max}, 'far-1', 0, {max});"
+        ))
+        .unwrap();
+    rusqlite::Connection::open(&activity)
+        .unwrap()
+        .execute(
+            &format!("UPDATE activity_sessions SET project_id = {max} WHERE id = {session}"),
+            [],
+        )
+        .unwrap();
+    {
+        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+        let err = store
+            .add_subscription(&NewSubscription::new("next", "https://next.example/c.ics"))
+            .unwrap_err();
+        assert_eq!(err.kind(), splitstore::ErrorKind::IdsExhausted, "{err}");
+    }
+    let record = data.join(".private/config.db.counters.json");
+    let recorded = |table: &str| -> i64 {
+        let json: Json = serde_json::Deserializer::from_slice(&fs::read(&record).unwrap())
+            .into_iter()
+            .next()
+            .unwrap()
+            .unwrap();
+        json[table].as_i64().unwrap()
+    };
+    assert_eq!(
+        recorded("calendar_subscriptions"),
+        max,
+        "the server's start recorded the limit"
+    );
+
+    let d = utf8(&data);
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert_eq!(repair.status.code(), Some(2), "{repair:?}");
+    assert_eq!(
+        texts(&repair).0,
+        format!(
+            "activity.db: healthy, left alone\nconfig.db: calendar_subscriptions had handed out id \
+             9223372036854775807, the largest SQLite allows, and took no more rows: its row with an id from \
+             4611686018427387904 up now has id {subscription}, the references to them with them (1 in \
+             calendar_events.subscription_id); new rows get ids from {}\nconfig.db: projects has handed out id \
+             9223372036854775807, the largest SQLite allows, and takes no more rows; left as it is, since \
+             activity.db's activity_sessions.project_id and activity.db's activity_totals.project_id refer to its \
+             ids and the two files cannot change in one transaction: give it a smaller id by hand as \
+             docs/upgrade.md, \"A table out of ids\", says\n",
+            subscription + 1
+        )
+    );
+    assert_eq!(recorded("calendar_subscriptions"), subscription);
+    {
+        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+        let added = store
+            .add_subscription(&NewSubscription::new("next", "https://next.example/c.ics"))
+            .unwrap();
+        assert_eq!(added.id, subscription + 1);
+        let err = store.create_project(&NewProject::named("next")).unwrap_err();
+        assert_eq!(err.kind(), splitstore::ErrorKind::IdsExhausted, "{err}");
+    }
+    let event = "SELECT subscription_id FROM calendar_events WHERE uid = 'far-1'";
+    assert_eq!(largest(&config, event), subscription);
+
+    // The fix by hand, as docs/upgrade.md writes it: its SQL, then the counters record removed.
+    let runbook = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/upgrade.md")).unwrap();
+    let section = runbook.split("## A table out of ids").nth(1).unwrap();
+    let sql = section.split("```sql\n").nth(1).unwrap().split("```").next().unwrap();
+    rusqlite::Connection::open(&config)
+        .unwrap()
+        .execute_batch(&sql.replace("DIR", d))
+        .unwrap();
+    assert!(section.contains("then remove `DIR/.private/config.db.counters.json`"));
+    fs::remove_file(&record).unwrap();
+    {
+        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+        assert_eq!(
+            store.create_project(&NewProject::named("next")).unwrap().id,
+            project + 1
+        );
+    }
+    let named = |db: &Path, sql: &str| query_i64(&read_only(db), sql);
+    assert_eq!(
+        named(
+            &config,
+            "SELECT project_id FROM project_domains WHERE domain = 'far.example'"
+        ),
+        project
+    );
+    assert_eq!(
+        named(&config, "SELECT project_id FROM calendar_events WHERE uid = 'far-1'"),
+        project
+    );
+    assert_eq!(named(&config, "SELECT id FROM projects WHERE name = 'far'"), project);
+    let moved = format!("SELECT project_id FROM activity_sessions WHERE id = {session}");
+    assert_eq!(named(&activity, &moved), project);
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+    for db in ["activity.db", "config.db"] {
+        assert_eq!(doctor_problems(&doctor, db), [], "{db}");
+    }
+}
+
+/// Giving a table smaller ids is one transaction: a failure injected at its last statement's table (a
+/// trigger aborting the update of the subscriptions' ids, after their calendar event's reference moved)
+/// leaves the reference, the counter and the record of the ids handed out as they were.
+#[test]
+fn an_injected_failure_while_giving_smaller_ids_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let config = data.join("config.db");
+    drop(config_store::ConfigStore::open_in(data).unwrap());
+    let max = i64::MAX;
+    rusqlite::Connection::open(&config)
+        .unwrap()
+        .execute_batch(&format!(
+            "INSERT INTO calendar_subscriptions (id, name, url) VALUES ({max}, 'far', 'https://far.example/c.ics');
+             INSERT INTO calendar_events (subscription_id, uid, start_time_ms) VALUES ({max}, 'far-1', 0);"
+        ))
+        .unwrap();
+    drop(config_store::ConfigStore::open_in(data).unwrap());
+    let record = fs::read(data.join(".private/config.db.counters.json")).unwrap();
+    let mut owner = store_core::OwnerConnection::open(&config, &config_store::SCHEMA).unwrap();
+    owner
+        .read(|c| {
+            c.execute_batch(
+                "CREATE TEMP TRIGGER injected BEFORE UPDATE ON calendar_subscriptions
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            )
+        })
+        .unwrap();
+    let err = store_core::renumber::give_smaller_ids(&mut owner, "calendar_subscriptions").unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    drop(owner);
+    let conn = read_only(&config);
+    assert_eq!(query_i64(&conn, "SELECT subscription_id FROM calendar_events"), max);
+    assert_eq!(query_i64(&conn, "SELECT id FROM calendar_subscriptions"), max);
+    assert_eq!(
+        query_i64(
+            &conn,
+            "SELECT seq FROM sqlite_sequence WHERE name = 'calendar_subscriptions'"
+        ),
+        max
+    );
+    assert_eq!(fs::read(data.join(".private/config.db.counters.json")).unwrap(), record);
+}
+
+/// Every column of both schemas whose name says it holds another row's id (`..._id`) is declared in a
+/// schema's `id_references`: a repair giving a table smaller ids moves exactly the declared references (and a
+/// restore raises counters past the other kind's), so a column a migration adds without declaring it would
+/// be left naming ids no row has.
+#[test]
+fn every_id_column_of_both_schemas_is_declared_as_a_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    seed_data_dir(dir.path(), 5);
+    let declared: Vec<(&str, &str)> = splitstore::DATABASES
+        .iter()
+        .flat_map(|s| s.id_references.iter().map(|r| (r.table, r.column)))
+        .collect();
+    for schema in splitstore::DATABASES {
+        let conn = read_only(&schema.path_in(dir.path()));
+        let columns: Vec<String> = query_column(
+            &conn,
+            "SELECT t.name || '.' || c.name FROM sqlite_schema t, pragma_table_info(t.name) c
+             WHERE t.type = 'table' AND c.name LIKE '%\\_id' ESCAPE '\\' ORDER BY 1",
+        );
+        assert!(!columns.is_empty(), "{}", schema.file_name);
+        for column in columns {
+            let (table, name) = column.split_once('.').unwrap();
+            assert!(
+                declared.contains(&(table, name)),
+                "{}: {column} is not declared",
+                schema.file_name
+            );
+        }
+    }
+}

@@ -687,10 +687,11 @@ fn a_split_killed_while_placing_its_outputs_is_said_by_doctor_kept_by_cleanup_an
 /// more rows after the split: SQLite answers an insert with SQLITE_FULL. The daemon said "the disk is full"
 /// (`disk_full`, exit 75): freeing space never helped, and its supervisor restarted it into the same failure.
 /// It now says `ids_exhausted` naming the table, exits 2, and doctor lists it (the split warned of it first);
-/// the rows are intact; the by-hand fix docs/upgrade.md gives, run as written, lets it record again, the
-/// session's event moved with it.
+/// the rows are intact. The remedy's `splitstore repair` gives the row a smaller id, its event moved with it,
+/// and the daemon records again; before, no command did (the fix was SQL by hand, and the record of the ids
+/// handed out removed by hand).
 #[test]
-fn a_table_out_of_ids_is_said_as_such_and_the_documented_fix_lets_the_daemon_record_again() {
+fn a_table_out_of_ids_is_said_as_such_and_repair_gives_its_row_a_smaller_id() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let legacy = data.join("legacy.db");
@@ -711,14 +712,21 @@ fn a_table_out_of_ids_is_said_as_such_and_the_documented_fix_lets_the_daemon_rec
         .unwrap();
     }
     let activity = data.join("activity.db");
-    let daemon = ["daemon", "--data-dir", utf8(data), "--events", "10"];
+    let d = utf8(data);
+    let daemon = ["daemon", "--data-dir", d, "--events", "10"];
     let out = run_splitstore(daemon);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let said = format!(
         "splitstore daemon: {}: no row can be added to activity_sessions: it has handed out id 9223372036854775807, \
          the largest SQLite allows, and an AUTOINCREMENT table never reuses a smaller one (SQLite answers an \
          insert with SQLITE_FULL, \"database or disk is full\", whatever the disk holds). What to do: freeing \
-         disk space does not help",
+         disk space does not help, and restarting fails the same way: the rows already in activity_sessions are \
+         intact and read as before; stop every owner of a database in {d} (the command takes all their locks), \
+         then run `splitstore repair --data-dir {d}`: it gives the table's ids from 4611686018427387904 up (the \
+         legacy file's: splitstore hands out the next id after the largest) the next free ones, with every \
+         reference to them in the file, and the owner adds rows again. Where another database refers to that \
+         table's ids, repair leaves it and says so: docs/upgrade.md, \"A table out of ids\", gives the fix by \
+         hand\n",
         activity.display()
     );
     assert!(texts(&out).1.contains(&said), "{said:?} not in {out:?}");
@@ -730,35 +738,57 @@ fn a_table_out_of_ids_is_said_as_such_and_the_documented_fix_lets_the_daemon_rec
     let sessions = ids(&activity, "activity_sessions");
     assert!(sessions.contains(&i64::MAX), "the legacy rows are all there");
 
-    let doctor = run_splitstore(["doctor", "--data-dir", utf8(data), "--json"]);
-    let doctor: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
-    let codes: Vec<String> = support::doctor_problems(&doctor, "activity.db")
-        .into_iter()
-        .map(|(code, _, _)| code)
-        .collect();
-    assert!(codes.iter().any(|c| c == "ids_exhausted"), "{codes:?}");
+    let problems = |data: &Path| {
+        let doctor = run_splitstore(["doctor", "--data-dir", utf8(data), "--json"]);
+        let doctor: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+        support::doctor_problems(&doctor, "activity.db")
+            .into_iter()
+            .map(|(code, _, _)| code)
+            .collect::<Vec<String>>()
+    };
+    assert!(problems(data).iter().any(|c| c == "ids_exhausted"));
 
-    // The fix, as docs/upgrade.md writes it: its SQL, then the counters record removed.
-    let runbook = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/upgrade.md")).unwrap();
-    let section = runbook.split("## A table out of ids").nth(1).unwrap();
-    let sql = section.split("```sql\n").nth(1).unwrap().split("```").next().unwrap();
-    rusqlite::Connection::open(&activity)
-        .unwrap()
-        .execute_batch(sql)
-        .unwrap();
-    let record = data.join(".private/activity.db.counters.json");
-    assert!(section.contains("then remove `DIR/.private/activity.db.counters.json`"));
-    std::fs::remove_file(&record).unwrap();
+    // A backup taken before holds the id at the limit; one taken after does not, and is still the later.
+    let backup = run_splitstore(["backup", "--data-dir", d]);
+    assert!(backup.status.success(), "{backup:?}");
+
+    // The remedy's command.
+    let moved = sessions.range(..i64::MAX).next_back().unwrap() + 1;
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    assert_eq!(
+        texts(&repair).0,
+        format!(
+            "activity.db: activity_sessions had handed out id 9223372036854775807, the largest SQLite allows, and \
+             took no more rows: its row with an id from 4611686018427387904 up now has id {moved}, the references to \
+             them with them (1 in activity_events.session_id); new rows get ids from {}\nconfig.db: healthy, left \
+             alone\n",
+            moved + 1
+        )
+    );
+    assert_eq!(
+        problems(data),
+        ["readable_by_others"],
+        "the legacy file's mode, said since the split"
+    );
 
     let out = run_splitstore(daemon);
     assert!(out.status.success(), "{out:?}");
-    let moved = sessions.range(..i64::MAX).next_back().unwrap() + 1;
     let now = ids(&activity, "activity_sessions");
     assert!(now.contains(&moved) && !now.contains(&i64::MAX), "{moved}");
-    assert!(now.len() > sessions.len(), "the daemon recorded sessions again");
+    assert_eq!(
+        now.range(moved + 1..).next(),
+        Some(&(moved + 1)),
+        "the daemon's next session"
+    );
     let events_of_moved: Vec<i64> = query_column(
         &read_only(&activity),
         &format!("SELECT COUNT(*) FROM activity_events WHERE session_id = {moved}"),
     );
     assert_eq!(events_of_moved, [1]);
+    // Compared by their counters, the backup from before the ids moved is not read as holding rows the
+    // newest lacks (a backup named earlier than one it is newer than: `backup_named_earlier`).
+    let backup = run_splitstore(["backup", "--data-dir", d]);
+    assert!(backup.status.success(), "{backup:?}");
+    assert_eq!(problems(data), ["readable_by_others"]);
 }

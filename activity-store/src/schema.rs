@@ -87,16 +87,12 @@ pub static SCHEMA: Schema = Schema {
     // Recorded activity may restart empty after damage with no backup, when the operator asks for it.
     may_start_empty: true,
     predecessor: Some(LEGACY),
-    // Sessions name projects of config.db, and so do the totals, which outlive the sessions retention
-    // prunes: a restore of config.db never reuses one of their ids. (A total without a project holds 0.)
+    // Events name their session (a repair giving sessions smaller ids moves them too). Sessions name projects
+    // of config.db, and so do the totals, which outlive the sessions retention prunes: a restore of config.db
+    // never reuses one of their ids. (A total without a project holds 0.)
     id_references: &[
-        IdReference {
-            table: "activity_sessions",
-            column: "project_id",
-            only_where: None,
-            target_file: "config.db",
-            target_table: "projects",
-        },
+        IdReference::every_row("activity_events", "session_id", "activity.db", "activity_sessions"),
+        IdReference::every_row("activity_sessions", "project_id", "config.db", "projects"),
         IdReference {
             table: "activity_totals",
             column: "project_id",

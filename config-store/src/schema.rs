@@ -21,7 +21,7 @@
 //!
 //! `settings.secret` marks values that are credentials; no value is ever printed either way.
 
-use store_core::{Compat, Migration, Predecessor, Schema, Step, Tools};
+use store_core::{Compat, IdReference, Migration, Predecessor, Schema, Step, Tools};
 
 /// `PRAGMA application_id` of config.db: ASCII "SPLC".
 pub const APPLICATION_ID: i32 = 0x5350_4C43;
@@ -40,7 +40,19 @@ pub static SCHEMA: Schema = Schema {
     // The user's configuration never silently restarts empty.
     may_start_empty: false,
     predecessor: Some(LEGACY),
-    id_references: &[],
+    // Its own tables' references, moved with the ids a repair gives a table out of them (activity.db names
+    // projects too: see its schema).
+    id_references: &[
+        IdReference::every_row("project_domains", "project_id", "config.db", "projects"),
+        IdReference::every_row("project_calendar_keywords", "project_id", "config.db", "projects"),
+        IdReference::every_row("calendar_events", "project_id", "config.db", "projects"),
+        IdReference::every_row(
+            "calendar_events",
+            "subscription_id",
+            "config.db",
+            "calendar_subscriptions",
+        ),
+    ],
     derived_tables: &[],
     append_only_tables: &[],
     readers_read_from: None,

@@ -226,8 +226,8 @@ pub(crate) fn convert(
     verify::verify_outputs(&outputs, key, progress)?;
     let mut out_of_ids = Vec::new();
     for out in [&config, &activity] {
-        let table = out.conn.read(store_core::restore::table_out_of_ids)?;
-        out_of_ids.extend(table.map(|t| format!("{}'s {t}", out.conn.schema().file_name)));
+        let tables = out.conn.read(store_core::restore::tables_out_of_ids)?;
+        out_of_ids.extend(tables.iter().map(|t| format!("{}'s {t}", out.conn.schema().file_name)));
     }
 
     progress.phase("closing");

@@ -1,11 +1,13 @@
 //! `splitstore repair`: quarantine a damaged database and restore the newest good backup (or, for activity.db
 //! only and only with --allow-empty, start it empty; or, with --salvage, copy every row that can still be
-//! read into a new file on top of the newest good backup). Nothing is ever deleted.
+//! read into a new file on top of the newest good backup). A file that is not damaged but has a table out of
+//! ids has its ids from 2^62 up moved down in place. Nothing is ever deleted.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use splitstore::operations::{RepairAction, RepairOptions};
+use store_core::renumber::Renumbered;
 use store_core::salvage::SalvageReport;
 
 #[derive(clap::Args, Debug)]
@@ -56,12 +58,18 @@ pub fn run(args: Args) -> ExitCode {
         Ok(actions) => actions,
         Err(e) => return super::fail_json("repair", &e, args.json),
     };
+    // A table out of ids left as it is: the owner still adds no row to it, so the repair did not succeed.
+    let done = if actions.iter().any(|a| matches!(a, RepairAction::IdsLeft { .. })) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    };
     if args.json {
         let object = serde_json::json!({ "data_dir": args.data_dir.to_string_lossy(), "actions": actions });
         return match serde_json::to_string_pretty(&object) {
             Ok(json) => {
                 super::say!("{json}");
-                ExitCode::SUCCESS
+                done
             }
             Err(e) => super::fail("repair", &e),
         };
@@ -89,6 +97,18 @@ pub fn run(args: Args) -> ExitCode {
             RepairAction::HeaderIdsRestored { database, version } => super::say!(
                 "{database}: rebuilt without its header ids (application_id, user_version); its tables are this \
                  build's schema {version} exactly: ids written back, every row kept"
+            ),
+            RepairAction::IdsGiven { database, renumbered } => super::say!("{database}: {}", ids_given(&renumbered)),
+            RepairAction::IdsLeft {
+                database,
+                table,
+                referred_from,
+            } => super::say!(
+                "{database}: {table} has handed out id {}, the largest SQLite allows, and takes no more rows; left \
+                 as it is, since {} refer to its ids and the two files cannot change in one transaction: give it a \
+                 smaller id by hand as docs/upgrade.md, \"A table out of ids\", says",
+                i64::MAX,
+                referred_from.join(" and ")
             ),
             RepairAction::Missing { database } => {
                 super::say!("{database}: does not exist, nothing to repair (its owner creates it when it starts)")
@@ -122,7 +142,38 @@ pub fn run(args: Args) -> ExitCode {
             other => super::say!("{other:?}"),
         }
     }
-    ExitCode::SUCCESS
+    done
+}
+
+/// What giving a table out of ids smaller ones did, said in one sentence.
+fn ids_given(r: &Renumbered) -> String {
+    let far = store_core::renumber::FAR_IDS;
+    let moved = match r.moved {
+        0 => format!("no row held an id from {far} up (the one at the limit was deleted)"),
+        1 => format!("its row with an id from {far} up now has id {}", r.first),
+        n => format!(
+            "its {n} rows with ids from {far} up now have ids {} to {}, in the same order",
+            r.first, r.last
+        ),
+    };
+    let references: Vec<String> = r
+        .references
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(column, n)| format!("{n} in {column}"))
+        .collect();
+    let references = if references.is_empty() {
+        String::new()
+    } else {
+        format!(", the references to them with them ({})", references.join(", "))
+    };
+    format!(
+        "{} had handed out id {}, the largest SQLite allows, and took no more rows: {moved}{references}; new rows \
+         get ids from {}",
+        r.table,
+        i64::MAX,
+        r.last + 1
+    )
 }
 
 /// One line for the database, then a table: per table, rows salvaged, from the backup, known lost.

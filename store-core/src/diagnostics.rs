@@ -579,10 +579,11 @@ fn inspect_contents(
     }
     // A table out of ids takes no more rows: its owner's next insert would fail (said then as this too).
     // Unreadable counters are left to the check below, which names the damage.
-    if let Some(table) = crate::restore::table_out_of_ids(&conn).ok().flatten() {
+    for table in crate::restore::tables_out_of_ids(&conn).unwrap_or_default() {
         h.problem_from(&Error::IdsExhausted {
             path: path.to_path_buf(),
             table,
+            schema,
         });
     }
 

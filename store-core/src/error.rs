@@ -468,7 +468,11 @@ pub enum Error {
     DiskFull { path: PathBuf },
     /// SQLITE_FULL from an insert into an AUTOINCREMENT table whose largest id is `i64::MAX`: SQLite adds no
     /// row after it and never reuses a smaller id (<https://sqlite.org/autoinc.html>), whatever the disk holds.
-    IdsExhausted { path: PathBuf, table: String },
+    IdsExhausted {
+        path: PathBuf,
+        table: String,
+        schema: &'static Schema,
+    },
     /// The OS refused a write (I/O error, file-size limit, quota).
     WriteFailed { path: PathBuf, detail: String },
     /// SQLITE_IOERR_READ or SQLITE_IOERR_SHORT_READ (`extended`): a read failed, or found the file (or its
@@ -1555,12 +1559,15 @@ impl Error {
                  once space returns",
                 temp_dir_clause(dir, crate::files::sqlite_temp_dir().as_deref(), "on the disk holding")
             ),
-            Error::IdsExhausted { table, .. } => format!(
+            Error::IdsExhausted { table, schema, .. } => format!(
                 "freeing disk space does not help, and restarting fails the same way: the rows already in {table} \
-                 are intact and read as before, but new ones need that id's row given a smaller free id, with every \
-                 reference to it, which no splitstore command does; keep the data directory as it is (and the \
-                 legacy file, the only source of an id this large: splitstore hands out the next id after the \
-                 largest), and give it one by hand as docs/upgrade.md, \"A table out of ids\", says"
+                 are intact and read as before; {stop_owners}, then run {}: it gives the table's ids from {} up \
+                 (the legacy file's: splitstore hands out the next id after the largest) the next free ones, with \
+                 every reference to them in the file, and the owner adds rows again. Where another database \
+                 refers to that table's ids, repair leaves it and says so: docs/upgrade.md, \"A table out of \
+                 ids\", gives the fix by hand",
+                command(Some(schema), "repair", ""),
+                crate::renumber::FAR_IDS
             ),
             Error::WriteFailed { .. } => format!(
                 "check free space, quotas and file-size limits (ulimit -f) for {quoted_dir}{}; committed data is \

@@ -63,6 +63,7 @@ pub mod process;
 pub mod provenance;
 pub mod read_pool;
 pub mod records;
+pub mod renumber;
 pub mod restore;
 pub mod salvage;
 pub mod schema;

@@ -651,10 +651,14 @@ impl OwnerConnection {
     ///   daemon failing (and restarted by its supervisor) with "look for a process that keeps one open".
     fn explained<E: From<Error> + Describe>(&self, e: E) -> E {
         match e.kind() {
-            ErrorKind::DiskFull => match crate::restore::table_out_of_ids(&self.conn).ok().flatten() {
+            ErrorKind::DiskFull => match crate::restore::tables_out_of_ids(&self.conn)
+                .ok()
+                .and_then(|tables| tables.into_iter().next())
+            {
                 Some(table) => Error::IdsExhausted {
                     path: self.path.clone(),
                     table,
+                    schema: self.schema,
                 }
                 .into(),
                 None => e,

@@ -875,12 +875,22 @@ pub fn undo_interrupted(data_dir: &Path) -> Result<bool> {
 
 /// The AUTOINCREMENT counters of a file (one moved aside, say), as floors for [`raise_counters`]. A
 /// damaged, empty or unreadable file (or one `key` does not open) gives none; an empty one is never
-/// opened (SQLite would delete a `-wal` beside it: [`files::nonempty_regular`]). Opens a connection: not for
-/// a file an owner of this process has open.
+/// opened (SQLite would delete a `-wal` beside it: [`files::nonempty_regular`]). A counter at or past
+/// [`FAR_IDS`](crate::renumber::FAR_IDS) counts as the largest id below it the table holds
+/// ([`crate::renumber`]: a repair moves such ids down, and a copy taken before is not a copy holding more).
+/// Opens a connection: not for a file an owner of this process has open.
 pub fn counters_of(db: &Path, key: Option<&Key>) -> Vec<(String, i64)> {
-    crate::read_pool::open_if_readable(db, key)
-        .and_then(|conn| read_sequences(&conn).ok())
-        .map(|counters| counters.into_iter().collect())
+    let Some(conn) = crate::read_pool::open_if_readable(db, key) else {
+        return Vec::new();
+    };
+    read_sequences(&conn)
+        .map(|counters| {
+            let counted = |(table, seq): (String, i64)| {
+                let seq = crate::renumber::counted(&conn, &table, seq);
+                (table, seq)
+            };
+            counters.into_iter().map(counted).collect()
+        })
         .unwrap_or_default()
 }
 
@@ -921,14 +931,15 @@ pub(crate) fn read_sequences(conn: &Connection) -> rusqlite::Result<BTreeMap<Str
         .collect()
 }
 
-/// The first table (by name) of a file whose AUTOINCREMENT counter stands at the largest id SQLite allows:
-/// SQLite adds no row to it, and answers an insert with SQLITE_FULL whatever the disk holds
+/// The tables (by name) of a file whose AUTOINCREMENT counter stands at the largest id SQLite allows:
+/// SQLite adds no row to them, and answers an insert with SQLITE_FULL whatever the disk holds
 /// (<https://sqlite.org/autoinc.html>).
-pub fn table_out_of_ids(conn: &Connection) -> rusqlite::Result<Option<String>> {
+pub fn tables_out_of_ids(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     Ok(read_sequences(conn)?
         .into_iter()
-        .find(|(_, seq)| *seq == i64::MAX)
-        .map(|(table, _)| table))
+        .filter(|(_, seq)| *seq == i64::MAX)
+        .map(|(table, _)| table)
+        .collect())
 }
 
 /// The rows `file` (a damaged file, or one a restore replaced) added after `backup` was taken, at most, per

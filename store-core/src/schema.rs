@@ -29,9 +29,11 @@ pub struct Schema {
     /// version of the application wrote), so that a file of that kind is named as such, and so that an
     /// owner never starts an empty file beside one that was not converted yet.
     pub predecessor: Option<Predecessor>,
-    /// Ids of another kind's rows that this kind's rows hold in plain columns (joined in the application,
-    /// not by foreign key). A restore of that other kind raises its AUTOINCREMENT counters past every id
-    /// referenced here, so an id this file still points at is never handed out to a new row.
+    /// Every column of this kind's tables that holds ids of an AUTOINCREMENT table: another kind's (plain
+    /// columns, joined in the application, not by foreign key) and its own (by foreign key or not). A restore
+    /// of that other kind raises its AUTOINCREMENT counters past every id referenced here, so an id this file
+    /// still points at is never handed out to a new row; a table of its own out of ids
+    /// ([`crate::renumber`]) has its ids moved down with every reference to them.
     pub id_references: &'static [IdReference],
     /// Tables only the schema's own triggers write, from other tables' rows (running totals). A salvage
     /// copies none of their rows one by one (the triggers already derive them from the rows it copies): it
@@ -60,12 +62,30 @@ pub struct IdReference {
     pub table: &'static str,
     pub column: &'static str,
     /// The rows of `table` whose `column` holds such an id, as an SQL condition (`None`: every row). The
-    /// highest id is read at every start of a server and at every restore: with the condition, from an index
-    /// whose leading columns it fixes, not by reading the whole table.
+    /// highest id another kind refers to is read at every start of a server and at every restore: with the
+    /// condition, from an index whose leading columns it fixes, not by reading the whole table.
     pub only_where: Option<&'static str>,
     /// The kind (its file name) and table whose ids the column holds.
     pub target_file: &'static str,
     pub target_table: &'static str,
+}
+
+impl IdReference {
+    /// `column` of every row of `table` holds an id of `target_table` in the file `target_file` (or none).
+    pub const fn every_row(
+        table: &'static str,
+        column: &'static str,
+        target_file: &'static str,
+        target_table: &'static str,
+    ) -> IdReference {
+        IdReference {
+            table,
+            column,
+            only_where: None,
+            target_file,
+            target_table,
+        }
+    }
 }
 
 /// The command-line tools of the application that owns a [`Schema`], as remedies name them. Each command
