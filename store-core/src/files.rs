@@ -675,8 +675,9 @@ pub fn on_read_only_file_system(path: &Path) -> bool {
     stat.f_flag & libc::ST_RDONLY != 0
 }
 
-/// The network file system `path` lies on, by name, as statfs(2) tells it; `None` for a local one, or where
-/// it cannot be told (another OS). SQLite's WAL needs every process using a database on one machine
+/// The network file system `path` lies on, by name, as statfs(2) tells it (and, for a FUSE mount, the
+/// program serving it, as `/proc/self/mountinfo` names it); `None` for a local one, or where it cannot be told
+/// (another OS). SQLite's WAL needs every process using a database on one machine
 /// (<https://sqlite.org/wal.html>: "WAL does not work over a network filesystem"), and a lock taken on one
 /// machine may not be seen on another (<https://sqlite.org/howtocorrupt.html>, 2.1).
 pub fn network_file_system(path: &Path) -> Option<&'static str> {
@@ -689,11 +690,80 @@ pub fn network_file_system(path: &Path) -> Option<&'static str> {
     // SAFETY: statfs returned 0, so it filled the struct.
     let stat = unsafe { stat.assume_init() };
     #[allow(clippy::useless_conversion)] // `f_type`'s width differs between architectures
-    network_file_system_named(i64::from(stat.f_type))
+    let magic = i64::from(stat.f_type);
+    if magic == FUSE_MAGIC {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        return network_fuse_named(fuse_subtype(&mountinfo, &path.canonicalize().ok()?)?);
+    }
+    network_file_system_named(magic)
+}
+
+/// statfs(2)'s `f_type` of every FUSE mount, whatever program serves it.
+const FUSE_MAGIC: i64 = 0x6573_5546;
+
+/// The program serving the FUSE mount `path` (canonical) lies on, as `/proc/self/mountinfo` (`mountinfo`)
+/// names it: the subtype of its file system type `fuse.<subtype>` (proc(5)), of the innermost mount holding
+/// the path (the last one listed, of mounts stacked on one point). `None` when the mount names none.
+fn fuse_subtype<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            // `36 35 98:0 /root /mount/point options [optional fields] - type source super-options`
+            let (mount, kind) = line.split_once(" - ")?;
+            let point = unescape_mountinfo(mount.split(' ').nth(4)?);
+            let subtype = kind.split(' ').next()?.strip_prefix("fuse");
+            path.starts_with(&point).then_some((point.as_os_str().len(), subtype))
+        })
+        .max_by_key(|(len, _)| *len)
+        .and_then(|(_, subtype)| subtype?.strip_prefix('.'))
+}
+
+/// A mount point as mountinfo writes it: space, tab, newline and backslash as octal escapes (`\040`).
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// The FUSE programs that serve a file system from another machine, by the subtype their mounts have. Others
+/// (ntfs-3g, an encrypted folder, an archive) serve a local disk.
+fn network_fuse_named(subtype: &str) -> Option<&'static str> {
+    Some(match subtype {
+        "sshfs" => "sshfs (SFTP)",
+        "rclone" => "rclone",
+        "s3fs" | "goofys" | "mountpoint-s3" => "S3 (FUSE)",
+        "gcsfuse" => "Cloud Storage (gcsfuse)",
+        "curlftpfs" => "FTP (curlftpfs)",
+        "smbnetfs" => "SMB (smbnetfs)",
+        "davfs" => "WebDAV (davfs2)",
+        "glusterfs" => "GlusterFS",
+        "ceph-fuse" => "Ceph (ceph-fuse)",
+        "juicefs" => "JuiceFS",
+        "vmhgfs-fuse" => "a VMware shared folder",
+        _ => return None,
+    })
 }
 
 /// The network file systems among statfs(2)'s `f_type` magic numbers (linux/magic.h), by name. FUSE is not
-/// among them: it serves local disks too (NTFS through ntfs-3g, an encrypted folder).
+/// among them: it serves local disks too (NTFS through ntfs-3g, an encrypted folder); its mounts are told by
+/// the program serving them ([`network_fuse_named`]).
 fn network_file_system_named(magic: i64) -> Option<&'static str> {
     Some(match magic {
         0x6969 => "NFS",
@@ -704,6 +774,7 @@ fn network_file_system_named(magic: i64) -> Option<&'static str> {
         0x0BD0_0BD0 => "Lustre",
         0x7375_7245 => "Coda",
         0x564C => "NCP",
+        0x786F_4256 => "a VirtualBox shared folder",
         _ => return None,
     })
 }
@@ -730,8 +801,8 @@ mod tests {
     use proptest::prelude::Strategy;
 
     use super::{
-        network_file_system, network_file_system_named, sha256_of, sha256_of_while, shell_quoted, sqlite_temp_dir_with,
-        write_json_atomically,
+        fuse_subtype, network_file_system, network_file_system_named, network_fuse_named, sha256_of, sha256_of_while,
+        shell_quoted, sqlite_temp_dir_with, write_json_atomically,
     };
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
@@ -760,6 +831,35 @@ mod tests {
             None,
             "a temporary folder on a local disk"
         );
+    }
+
+    /// A FUSE mount is told network or local by the program serving it, as mountinfo names it, for the
+    /// innermost mount holding the path (a mount point with a space in it escaped): sshfs is a network file
+    /// system (SQLite's WAL over it corrupts like over NFS), an encrypted folder or NTFS disk (`fuseblk`)
+    /// served by FUSE is not. No FUSE mount can be made here: the mountinfo is written out.
+    #[test]
+    fn a_fuse_mount_is_told_network_by_the_program_serving_it() {
+        let mountinfo = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+40 22 0:38 / /home/ana/remote rw,nosuid,nodev,relatime shared:20 - fuse.sshfs ana@host:/srv rw,user_id=1000
+41 40 0:39 / /home/ana/remote/inner rw,relatime shared:21 - ext4 /dev/sdb1 rw
+42 22 0:40 / /home/ana/My\\040Vault rw,relatime shared:22 - fuse.gocryptfs /home/ana/.vault rw
+43 22 0:41 / /home/ana/My\\040Drive rw,relatime shared:23 - fuse.rclone drive: rw
+44 22 8:17 / /media/ana/Windows rw,relatime shared:24 - fuseblk /dev/sdc1 rw
+";
+        let told = |path: &str| fuse_subtype(mountinfo, Path::new(path)).and_then(network_fuse_named);
+        assert_eq!(told("/home/ana/remote/data/activity.db"), Some("sshfs (SFTP)"));
+        assert_eq!(told("/home/ana/remote"), Some("sshfs (SFTP)"));
+        assert_eq!(told("/home/ana/remote/inner/data"), None, "a local disk mounted inside");
+        assert_eq!(
+            told("/home/ana/remote-copy/data"),
+            None,
+            "a name that only begins alike"
+        );
+        assert_eq!(told("/home/ana/My Drive/data"), Some("rclone"));
+        assert_eq!(told("/home/ana/My Vault/data"), None, "an encrypted folder");
+        assert_eq!(told("/media/ana/Windows/data"), None, "NTFS through FUSE");
+        assert_eq!(told("/home/ana/data"), None);
     }
 
     /// A digest asked to stop ends within a mebibyte of where it was, with the asker's error: a split asked to
