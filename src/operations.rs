@@ -661,13 +661,13 @@ pub enum RepairAction {
         database: &'static str,
         renumbered: store_core::renumber::Renumbered,
     },
-    /// A table out of ids that another database's rows refer to (`referred_from`, as `file's table.column`):
-    /// left as it is, since its ids and theirs cannot move in one transaction. docs/upgrade.md gives the fix
-    /// by hand; the command exits non-zero.
+    /// A table out of ids that a database this repair replaces (`being_replaced`: damaged) refers to: left as
+    /// it is, to be given smaller ids with the references to them by a repair run once that one is in
+    /// place. The command exits non-zero.
     IdsLeft {
         database: &'static str,
         table: String,
-        referred_from: Vec<String>,
+        being_replaced: Vec<&'static str>,
     },
     /// Damaged: moved aside, newest good backup restored.
     Restored {
@@ -789,8 +789,8 @@ fn stops_repair(kind: ErrorKind) -> bool {
 /// note that it went on without it).
 ///
 /// Not damaged, a file rebuilt without its header ids has them written back, and a table out of ids is given
-/// smaller ones ([`RepairAction::IdsGiven`]; [`RepairAction::IdsLeft`] for one another database refers to),
-/// each in place.
+/// smaller ones with every reference to them, in every file ([`RepairAction::IdsGiven`];
+/// [`RepairAction::IdsLeft`] when a file that refers to it is damaged), each in place.
 ///
 /// AUTOINCREMENT counters are raised so no id is handed out twice. Refused while either owner runs.
 /// Everything is decided, and every salvage built and verified, before anything moves: a repair that
@@ -808,6 +808,8 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         return Err(e);
     }
     let mut plans = Vec::new();
+    // Each file's schema version, to open it at, in place, without migrating it.
+    let mut versions = BTreeMap::new();
     let mut actions = Vec::new();
     for (schema, lock) in locks {
         let path = schema.path_in(data_dir);
@@ -830,6 +832,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             check_newest_backup: false,
         };
         let health = inspect_owned(&lock, schema, &inspect_opts);
+        versions.extend(health.schema_version.map(|v| (schema.file_name, v)));
         // A file the key does not open (or that needs one) is not damaged as far as anyone can tell: stop
         // before anything moves, saying so.
         if let Some(p) = health.problems.iter().find(|p| is_key_problem(p.code)) {
@@ -871,7 +874,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         let salvage = opts.salvage && !removed;
         let may_start_empty = schema.may_start_empty || removed;
         // Not damaged, but SQLite adds no row to a table whose counter is at the limit: its ids move down in
-        // place, below, once every file has been looked at.
+        // place, below, once every file has been looked at (with those of another file that refers to them).
         let out_of_ids = health.problems.iter().any(|p| p.code == ErrorKind::IdsExhausted);
         let plan = if let (false, true, Some(version)) = (damaged, out_of_ids, health.schema_version) {
             Plan::GiveIds(version)
@@ -987,13 +990,14 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 });
                 fixed_in_place.push(lock);
             }
-            Plan::GiveIds(version) => {
-                let (given, lock) = give_ids(lock, schema, version, key)?;
-                actions.extend(given);
-                fixed_in_place.push(lock);
-            }
             plan => plans.push((schema, lock, plan)),
         }
+    }
+    if plans.iter().any(|(_, _, plan)| matches!(plan, Plan::GiveIds(_))) {
+        let (given, left, fixed) = give_ids(plans, &versions, key)?;
+        actions.extend(given);
+        plans = left;
+        fixed_in_place.extend(fixed);
     }
 
     // Build every salvage beside its database while the damaged file is still in place (read-only; the
@@ -1133,49 +1137,102 @@ fn restore_header_ids(lock: OwnerLock, schema: &'static Schema, key: Option<&Key
     Ok((version, owner.into_lock()))
 }
 
-/// Gives each table out of ids in `lock`'s file, at schema `version`, smaller ones
-/// ([`store_core::renumber::give_smaller_ids`]), but a table another database refers to: its ids and theirs
-/// cannot move in one transaction, and a kill between the two commits would leave the other file's rows
-/// pointing at ids no row has. Opened as restore_header_ids opens, at the file's own version (a repair
-/// migrates nothing).
+/// What [`give_ids`] holds of a database: its lock, or its file opened as its owner.
+enum Held {
+    Lock(OwnerLock),
+    Open(Box<OwnerConnection>),
+}
+
+/// A database, its lock, and what repair decided for it.
+type Planned = (&'static Schema, OwnerLock, Plan);
+
+/// Gives every table out of ids of the databases planned [`Plan::GiveIds`] smaller ones
+/// ([`store_core::renumber::give_smaller_ids`]), with the references to them in every database that refers to
+/// it: the healthy ones and those given ids, each opened as its owner at the version of its file (a repair
+/// migrates nothing). A table a database about to be replaced refers to (damaged, restored or salvaged below)
+/// is left ([`RepairAction::IdsLeft`]): its references are moved once it is repaired, by a repair run again.
+/// Returns the actions, the plans left to carry out (the healthy ones), and the locks of the databases given
+/// ids (held to the end).
 fn give_ids(
-    lock: OwnerLock,
-    schema: &'static Schema,
-    version: u32,
+    plans: Vec<Planned>,
+    versions: &BTreeMap<&'static str, u32>,
     key: Option<&Key>,
-) -> Result<(Vec<RepairAction>, OwnerLock)> {
-    let opts = OpenOptions {
-        target_version: Some(version),
-        key: key.cloned(),
-        ..OpenOptions::default()
+) -> Result<(Vec<RepairAction>, Vec<Planned>, Vec<OwnerLock>)> {
+    let open = |lock: OwnerLock, schema: &'static Schema, version: u32| {
+        let opts = OpenOptions {
+            target_version: Some(version),
+            key: key.cloned(),
+            ..OpenOptions::default()
+        };
+        OwnerConnection::open_locked(lock, schema, &opts).map(Box::new)
     };
-    let mut owner = OwnerConnection::open_locked(lock, schema, &opts)?;
-    let database = schema.file_name;
-    let mut actions = Vec::new();
-    for table in owner.read(store_core::restore::tables_out_of_ids)? {
-        let referred_from: Vec<String> = DATABASES
-            .iter()
-            .filter(|other| !std::ptr::eq(**other, schema))
-            .flat_map(|other| {
-                other
-                    .id_references
-                    .iter()
-                    .filter(|r| r.target_file == database && r.target_table == table)
-                    .map(|r| format!("{}'s {}.{}", other.file_name, r.table, r.column))
-            })
-            .collect();
-        actions.push(if referred_from.is_empty() {
-            let renumbered = store_core::renumber::give_smaller_ids(&mut owner, &table)?;
-            RepairAction::IdsGiven { database, renumbered }
-        } else {
-            RepairAction::IdsLeft {
-                database,
-                table,
-                referred_from,
-            }
-        });
+    let mut slots = Vec::new();
+    for (schema, lock, plan) in plans {
+        let held = match (&plan, versions.get(schema.file_name)) {
+            (Plan::GiveIds(version), _) | (Plan::Healthy, Some(version)) => Held::Open(open(lock, schema, *version)?),
+            _ => Held::Lock(lock),
+        };
+        slots.push((schema, held, plan));
     }
-    Ok((actions, owner.into_lock()))
+    let mut actions = Vec::new();
+    for i in 0..slots.len() {
+        let (schema, _, Plan::GiveIds(_)) = &slots[i] else {
+            continue;
+        };
+        let (schema, database) = (*schema, schema.file_name);
+        let Held::Open(owner) = &slots[i].1 else { continue };
+        for table in owner.read(store_core::restore::tables_out_of_ids)? {
+            let refers = |other: &Schema| {
+                !std::ptr::eq(other, schema)
+                    && other
+                        .id_references
+                        .iter()
+                        .any(|r| r.target_file == database && r.target_table == table)
+            };
+            let being_replaced: Vec<&'static str> = slots
+                .iter()
+                .filter(|(other, held, plan)| {
+                    refers(other) && matches!(held, Held::Lock(_)) && !matches!(plan, Plan::Missing)
+                })
+                .map(|(other, _, _)| other.file_name)
+                .collect();
+            if !being_replaced.is_empty() {
+                actions.push(RepairAction::IdsLeft {
+                    database,
+                    table,
+                    being_replaced,
+                });
+                continue;
+            }
+            let (before, rest) = slots.split_at_mut(i);
+            let Some(((_, Held::Open(owner), _), after)) = rest.split_first_mut() else {
+                continue;
+            };
+            let mut others: Vec<&mut OwnerConnection> = before
+                .iter_mut()
+                .chain(after.iter_mut())
+                .filter(|(other, _, _)| refers(other))
+                .filter_map(|(_, held, _)| match held {
+                    Held::Open(conn) => Some(&mut **conn),
+                    Held::Lock(_) => None,
+                })
+                .collect();
+            let renumbered = store_core::renumber::give_smaller_ids(owner, &table, &mut others)?;
+            actions.push(RepairAction::IdsGiven { database, renumbered });
+        }
+    }
+    let (mut left, mut fixed) = (Vec::new(), Vec::new());
+    for (schema, held, plan) in slots {
+        let lock = match held {
+            Held::Open(owner) => owner.into_lock(),
+            Held::Lock(lock) => lock,
+        };
+        match plan {
+            Plan::GiveIds(_) => fixed.push(lock),
+            plan => left.push((schema, lock, plan)),
+        }
+    }
+    Ok((actions, left, fixed))
 }
 
 impl RepairAction {

@@ -3671,17 +3671,22 @@ fn child_entry() {
     }
 }
 
-/// config.db out of ids in two tables (hand edits): `calendar_subscriptions`, whose ids only its own
-/// `calendar_events` name, and `projects`, whose ids activity.db's sessions name too. Repair gives the
-/// subscription a smaller id, the calendar event's reference with it, and lowers the server's record of the
-/// ids handed out (kept at every start: left at the limit, the next start would raise the counter back);
-/// it leaves projects, naming activity.db's columns, and exits 2. Then the by-hand fix of docs/upgrade.md,
-/// run as written, moves the project, its domain, calendar event and session together, and the server adds
-/// projects again. Before, repair said "config.db: healthy, left alone" and exited 0.
-#[test]
-fn repair_gives_a_config_table_out_of_ids_smaller_ids_and_leaves_projects_to_the_documented_fix() {
-    use config_store::calendar::NewSubscription;
-    use config_store::projects::NewProject;
+/// A data directory whose config.db has handed out the largest id SQLite allows in `projects` and in
+/// `calendar_subscriptions` (hand edits), the project named by a domain, a calendar event and a session of
+/// activity.db, the subscription by the calendar event. The server can add neither.
+struct OutOfIds {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    config: PathBuf,
+    activity: PathBuf,
+    /// The ids the far project and subscription are to get: one past the largest each database holds or names.
+    project: i64,
+    subscription: i64,
+    /// The session that names the far project.
+    session: i64,
+}
+
+fn config_out_of_ids() -> OutOfIds {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     seed_data_dir(&data, 20);
@@ -3712,14 +3717,99 @@ fn repair_gives_a_config_table_out_of_ids_smaller_ids_and_leaves_projects_to_the
             [],
         )
         .unwrap();
+    OutOfIds {
+        _dir: dir,
+        data,
+        config,
+        activity,
+        project,
+        subscription,
+        session,
+    }
+}
+
+impl OutOfIds {
+    /// The id that `sql` reads from `db`.
+    fn id(&self, db: &Path, sql: &str) -> i64 {
+        query_i64(&read_only(db), sql)
+    }
+
+    /// The ids naming the far project in each place, and the far subscription's.
+    fn named(&self) -> [i64; 6] {
+        [
+            self.id(&self.config, "SELECT id FROM projects WHERE name = 'far'"),
+            self.id(
+                &self.config,
+                "SELECT project_id FROM project_domains WHERE domain = 'far.example'",
+            ),
+            self.id(
+                &self.config,
+                "SELECT project_id FROM calendar_events WHERE uid = 'far-1'",
+            ),
+            self.id(
+                &self.activity,
+                &format!("SELECT project_id FROM activity_sessions WHERE id = {}", self.session),
+            ),
+            self.id(&self.config, "SELECT id FROM calendar_subscriptions WHERE name = 'far'"),
+            self.id(
+                &self.config,
+                "SELECT subscription_id FROM calendar_events WHERE uid = 'far-1'",
+            ),
+        ]
+    }
+
+    /// The server adds a subscription and a project, with the ids after those moved.
+    fn server_adds_rows_again(&self) {
+        use config_store::calendar::NewSubscription;
+        use config_store::projects::NewProject;
+        let mut store = config_store::ConfigStore::open_in(&self.data).unwrap();
+        let added = store
+            .add_subscription(&NewSubscription::new("next", "https://next.example/c.ics"))
+            .unwrap();
+        assert_eq!(added.id, self.subscription + 1);
+        assert_eq!(
+            store.create_project(&NewProject::named("next")).unwrap().id,
+            self.project + 1
+        );
+    }
+
+    /// What repair says it did.
+    fn repair_said(&self) -> String {
+        format!(
+            "activity.db: healthy, left alone\nconfig.db: calendar_subscriptions had handed out id \
+             9223372036854775807, the largest SQLite allows, and took no more rows: its row with an id from \
+             4611686018427387904 up now has id {}, the references to them with them (1 in config.db's \
+             calendar_events.subscription_id); new rows get ids from {}\nconfig.db: projects had handed out id \
+             9223372036854775807, the largest SQLite allows, and took no more rows: its row with an id from \
+             4611686018427387904 up now has id {}, the references to them with them (1 in config.db's \
+             project_domains.project_id, 1 in config.db's calendar_events.project_id, 1 in activity.db's \
+             activity_sessions.project_id); new rows get ids from {}\n",
+            self.subscription,
+            self.subscription + 1,
+            self.project,
+            self.project + 1
+        )
+    }
+}
+
+/// config.db out of ids in `projects`, whose ids activity.db's sessions name too, and in
+/// `calendar_subscriptions` (hand edits). Repair gives both rows smaller ids, with every reference to them in
+/// either file, and lowers the server's record of the ids handed out (kept at every start: left at the
+/// limit, the next start would raise the counter back); the server adds projects and subscriptions again,
+/// and the session still names its project. Before, repair said "config.db: healthy, left alone" and the
+/// fix was SQL by hand, across both files.
+#[test]
+fn repair_gives_config_tables_out_of_ids_smaller_ids_with_the_references_in_both_files() {
+    use config_store::calendar::NewSubscription;
+    let t = config_out_of_ids();
     {
-        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
+        let mut store = config_store::ConfigStore::open_in(&t.data).unwrap();
         let err = store
             .add_subscription(&NewSubscription::new("next", "https://next.example/c.ics"))
             .unwrap_err();
         assert_eq!(err.kind(), splitstore::ErrorKind::IdsExhausted, "{err}");
     }
-    let record = data.join(".private/config.db.counters.json");
+    let record = t.data.join(".private/config.db.counters.json");
     let recorded = |table: &str| -> i64 {
         let json: Json = serde_json::Deserializer::from_slice(&fs::read(&record).unwrap())
             .into_iter()
@@ -3728,74 +3818,17 @@ fn repair_gives_a_config_table_out_of_ids_smaller_ids_and_leaves_projects_to_the
             .unwrap();
         json[table].as_i64().unwrap()
     };
-    assert_eq!(
-        recorded("calendar_subscriptions"),
-        max,
-        "the server's start recorded the limit"
-    );
+    assert_eq!(recorded("projects"), i64::MAX, "the server's start recorded the limit");
 
-    let d = utf8(&data);
+    let d = utf8(&t.data);
     let repair = run_splitstore(["repair", "--data-dir", d]);
-    assert_eq!(repair.status.code(), Some(2), "{repair:?}");
-    assert_eq!(
-        texts(&repair).0,
-        format!(
-            "activity.db: healthy, left alone\nconfig.db: calendar_subscriptions had handed out id \
-             9223372036854775807, the largest SQLite allows, and took no more rows: its row with an id from \
-             4611686018427387904 up now has id {subscription}, the references to them with them (1 in \
-             calendar_events.subscription_id); new rows get ids from {}\nconfig.db: projects has handed out id \
-             9223372036854775807, the largest SQLite allows, and takes no more rows; left as it is, since \
-             activity.db's activity_sessions.project_id and activity.db's activity_totals.project_id refer to its \
-             ids and the two files cannot change in one transaction: give it a smaller id by hand as \
-             docs/upgrade.md, \"A table out of ids\", says\n",
-            subscription + 1
-        )
-    );
-    assert_eq!(recorded("calendar_subscriptions"), subscription);
-    {
-        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
-        let added = store
-            .add_subscription(&NewSubscription::new("next", "https://next.example/c.ics"))
-            .unwrap();
-        assert_eq!(added.id, subscription + 1);
-        let err = store.create_project(&NewProject::named("next")).unwrap_err();
-        assert_eq!(err.kind(), splitstore::ErrorKind::IdsExhausted, "{err}");
-    }
-    let event = "SELECT subscription_id FROM calendar_events WHERE uid = 'far-1'";
-    assert_eq!(largest(&config, event), subscription);
-
-    // The fix by hand, as docs/upgrade.md writes it: its SQL, then the counters record removed.
-    let runbook = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/upgrade.md")).unwrap();
-    let section = runbook.split("## A table out of ids").nth(1).unwrap();
-    let sql = section.split("```sql\n").nth(1).unwrap().split("```").next().unwrap();
-    rusqlite::Connection::open(&config)
-        .unwrap()
-        .execute_batch(&sql.replace("DIR", d))
-        .unwrap();
-    assert!(section.contains("then remove `DIR/.private/config.db.counters.json`"));
-    fs::remove_file(&record).unwrap();
-    {
-        let mut store = config_store::ConfigStore::open_in(&data).unwrap();
-        assert_eq!(
-            store.create_project(&NewProject::named("next")).unwrap().id,
-            project + 1
-        );
-    }
-    let named = |db: &Path, sql: &str| query_i64(&read_only(db), sql);
-    assert_eq!(
-        named(
-            &config,
-            "SELECT project_id FROM project_domains WHERE domain = 'far.example'"
-        ),
-        project
-    );
-    assert_eq!(
-        named(&config, "SELECT project_id FROM calendar_events WHERE uid = 'far-1'"),
-        project
-    );
-    assert_eq!(named(&config, "SELECT id FROM projects WHERE name = 'far'"), project);
-    let moved = format!("SELECT project_id FROM activity_sessions WHERE id = {session}");
-    assert_eq!(named(&activity, &moved), project);
+    assert!(repair.status.success(), "{repair:?}");
+    assert_eq!(texts(&repair).0, t.repair_said());
+    assert_eq!(recorded("projects"), t.project);
+    assert_eq!(recorded("calendar_subscriptions"), t.subscription);
+    let (p, s) = (t.project, t.subscription);
+    assert_eq!(t.named(), [p, p, p, p, s, s]);
+    t.server_adds_rows_again();
     let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
     let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
     for db in ["activity.db", "config.db"] {
@@ -3803,48 +3836,96 @@ fn repair_gives_a_config_table_out_of_ids_smaller_ids_and_leaves_projects_to_the
     }
 }
 
-/// Giving a table smaller ids is one transaction: a failure injected at its last statement's table (a
-/// trigger aborting the update of the subscriptions' ids, after their calendar event's reference moved)
-/// leaves the reference, the counter and the record of the ids handed out as they were.
+/// Giving a project smaller ids changes activity.db (its sessions' references) and then config.db, each in
+/// one transaction. A failure injected in config.db's (a trigger aborting the update of the projects' ids,
+/// after its domain's reference moved) leaves config.db, and the record of the ids it handed out, as they
+/// were, and activity.db's session naming the new id, recorded as moved: the state a repair killed between
+/// the two commits leaves. The table is still out of ids, as doctor says; the repair its remedy runs moves
+/// the project to that same id, and every place names one project again.
 #[test]
-fn an_injected_failure_while_giving_smaller_ids_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path();
-    let config = data.join("config.db");
-    drop(config_store::ConfigStore::open_in(data).unwrap());
-    let max = i64::MAX;
-    rusqlite::Connection::open(&config)
-        .unwrap()
-        .execute_batch(&format!(
-            "INSERT INTO calendar_subscriptions (id, name, url) VALUES ({max}, 'far', 'https://far.example/c.ics');
-             INSERT INTO calendar_events (subscription_id, uid, start_time_ms) VALUES ({max}, 'far-1', 0);"
-        ))
-        .unwrap();
-    drop(config_store::ConfigStore::open_in(data).unwrap());
-    let record = fs::read(data.join(".private/config.db.counters.json")).unwrap();
-    let mut owner = store_core::OwnerConnection::open(&config, &config_store::SCHEMA).unwrap();
-    owner
+fn a_repair_stopped_between_the_files_giving_smaller_ids_is_finished_by_the_next_to_the_same_ids() {
+    let t = config_out_of_ids();
+    drop(config_store::ConfigStore::open_in(&t.data).unwrap());
+    let record_path = t.data.join(".private/config.db.counters.json");
+    let record = fs::read(&record_path).unwrap();
+    let mut config = store_core::OwnerConnection::open(&t.config, &config_store::SCHEMA).unwrap();
+    let mut activity = store_core::OwnerConnection::open(&t.activity, &activity_store::SCHEMA).unwrap();
+    config
         .read(|c| {
             c.execute_batch(
-                "CREATE TEMP TRIGGER injected BEFORE UPDATE ON calendar_subscriptions
+                "CREATE TEMP TRIGGER injected BEFORE UPDATE ON projects
                  BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
             )
         })
         .unwrap();
-    let err = store_core::renumber::give_smaller_ids(&mut owner, "calendar_subscriptions").unwrap_err();
+    let err = store_core::renumber::give_smaller_ids(&mut config, "projects", &mut [&mut activity]).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
-    drop(owner);
-    let conn = read_only(&config);
-    assert_eq!(query_i64(&conn, "SELECT subscription_id FROM calendar_events"), max);
-    assert_eq!(query_i64(&conn, "SELECT id FROM calendar_subscriptions"), max);
+    drop((config, activity));
+    let (max, p, s) = (i64::MAX, t.project, t.subscription);
     assert_eq!(
-        query_i64(
-            &conn,
-            "SELECT seq FROM sqlite_sequence WHERE name = 'calendar_subscriptions'"
-        ),
-        max
+        t.named(),
+        [max, max, max, p, max, max],
+        "activity.db changed, config.db did not"
     );
-    assert_eq!(fs::read(data.join(".private/config.db.counters.json")).unwrap(), record);
+    assert_eq!(fs::read(&record_path).unwrap(), record);
+    let seq = "SELECT seq FROM sqlite_sequence WHERE name = 'projects'";
+    assert_eq!(t.id(&t.config, seq), max);
+
+    let d = utf8(&t.data);
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+    let codes: Vec<String> = doctor_problems(&doctor, "config.db")
+        .into_iter()
+        .map(|(code, _, _)| code)
+        .collect();
+    assert_eq!(codes, ["ids_exhausted", "ids_exhausted"]);
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    // The session's reference moved already: not counted again.
+    let said = t
+        .repair_said()
+        .replace(", 1 in activity.db's activity_sessions.project_id", "");
+    assert_eq!(texts(&repair).0, said);
+    assert_eq!(t.named(), [p, p, p, p, s, s]);
+    t.server_adds_rows_again();
+}
+
+/// config.db's projects out of ids while activity.db, whose sessions name them, is damaged: repair restores
+/// activity.db from its backup and leaves projects as they are (their references are in the file being
+/// replaced), saying so, exit 2; the subscriptions, named only in config.db, get their ids. Run again, it
+/// moves the project with the restored session's reference.
+#[test]
+fn a_table_out_of_ids_that_a_damaged_file_names_waits_for_its_repair() {
+    let t = config_out_of_ids();
+    let d = utf8(&t.data);
+    let backup = run_splitstore(["backup", "--data-dir", d]);
+    assert!(backup.status.success(), "{backup:?}");
+    damage_middle_page(&t.activity);
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert_eq!(repair.status.code(), Some(2), "{repair:?}");
+    let said = texts(&repair).0;
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 3, "{said}");
+    assert!(
+        lines[1].starts_with("config.db: calendar_subscriptions had handed out id"),
+        "{said}"
+    );
+    assert_eq!(
+        lines[2],
+        "config.db: projects has handed out id 9223372036854775807, the largest SQLite allows, and takes no more \
+         rows; left as it is while activity.db is repaired, since its rows name the table's ids: run this repair \
+         again to give it smaller ones"
+    );
+    assert!(lines[0].starts_with("activity.db: restored from "), "{said}");
+    let (max, p, s) = (i64::MAX, t.project, t.subscription);
+    assert_eq!(t.named(), [max, max, max, max, s, s]);
+
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    let said = texts(&repair).0;
+    assert!(said.contains("config.db: projects had handed out id"), "{said}");
+    assert_eq!(t.named(), [p, p, p, p, s, s]);
+    t.server_adds_rows_again();
 }
 
 /// Every column of both schemas whose name says it holds another row's id (`..._id`) is declared in a

@@ -724,9 +724,7 @@ fn a_table_out_of_ids_is_said_as_such_and_repair_gives_its_row_a_smaller_id() {
          intact and read as before; stop every owner of a database in {d} (the command takes all their locks), \
          then run `splitstore repair --data-dir {d}`: it gives the table's ids from 4611686018427387904 up (the \
          legacy file's: splitstore hands out the next id after the largest) the next free ones, with every \
-         reference to them in the file, and the owner adds rows again. Where another database refers to that \
-         table's ids, repair leaves it and says so: docs/upgrade.md, \"A table out of ids\", gives the fix by \
-         hand\n",
+         reference to them in either database, and the owner adds rows again\n",
         activity.display()
     );
     assert!(texts(&out).1.contains(&said), "{said:?} not in {out:?}");
@@ -761,7 +759,7 @@ fn a_table_out_of_ids_is_said_as_such_and_repair_gives_its_row_a_smaller_id() {
         format!(
             "activity.db: activity_sessions had handed out id 9223372036854775807, the largest SQLite allows, and \
              took no more rows: its row with an id from 4611686018427387904 up now has id {moved}, the references to \
-             them with them (1 in activity_events.session_id); new rows get ids from {}\nconfig.db: healthy, left \
+             them with them (1 in activity.db's activity_events.session_id); new rows get ids from {}\nconfig.db: healthy, left \
              alone\n",
             moved + 1
         )

@@ -102,13 +102,13 @@ pub fn run(args: Args) -> ExitCode {
             RepairAction::IdsLeft {
                 database,
                 table,
-                referred_from,
+                being_replaced,
             } => super::say!(
                 "{database}: {table} has handed out id {}, the largest SQLite allows, and takes no more rows; left \
-                 as it is, since {} refer to its ids and the two files cannot change in one transaction: give it a \
-                 smaller id by hand as docs/upgrade.md, \"A table out of ids\", says",
+                 as it is while {} is repaired, since its rows name the table's ids: run this repair again to give \
+                 it smaller ones",
                 i64::MAX,
-                referred_from.join(" and ")
+                being_replaced.join(" and ")
             ),
             RepairAction::Missing { database } => {
                 super::say!("{database}: does not exist, nothing to repair (its owner creates it when it starts)")

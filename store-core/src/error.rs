@@ -1563,9 +1563,7 @@ impl Error {
                 "freeing disk space does not help, and restarting fails the same way: the rows already in {table} \
                  are intact and read as before; {stop_owners}, then run {}: it gives the table's ids from {} up \
                  (the legacy file's: splitstore hands out the next id after the largest) the next free ones, with \
-                 every reference to them in the file, and the owner adds rows again. Where another database \
-                 refers to that table's ids, repair leaves it and says so: docs/upgrade.md, \"A table out of \
-                 ids\", gives the fix by hand",
+                 every reference to them in either database, and the owner adds rows again",
                 command(Some(schema), "repair", ""),
                 crate::renumber::FAR_IDS
             ),

@@ -4,22 +4,50 @@
 //! no more rows: SQLite never falls back to a smaller free id and answers an insert with SQLITE_FULL
 //! (<https://sqlite.org/autoinc.html>). Ids counted one after another never come near: at a million rows a
 //! second, [`FAR_IDS`] takes 146,000 years. Only a legacy file or a hand edit puts an id there, so every id at
-//! or past it is moved down, with every column of the file that refers to it, to the ids after the largest
-//! below it, in the same order; the counter then stands at the last of them.
+//! or past it is moved down, with every column that refers to it ([`Schema::id_references`], this file's and
+//! other files'), to the ids after the largest below it, in the same order; the counter then stands at the
+//! last of them.
+//!
+//! The files that refer to the table change first, each in one transaction that records the ids it moved
+//! (`provenance`, [`RENUMBERED_EVENT`]), the table's own file last. A repair killed between two of those
+//! commits leaves the table out of ids (said by its owner and doctor, whose remedy is the repair again),
+//! and the next one moves the ids still there to the new ids recorded: every file ends naming the same
+//! rows. Nothing else a process does in between refers to the ids that moved: the table takes no row, and
+//! the ids moved to are past every id anyone holds.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::Connection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::quote;
 use crate::error::Result;
 use crate::open_database::OwnerConnection;
+use crate::provenance::Provenance;
 use crate::records;
 use crate::schema::{IdReference, Schema};
 
 /// The first id never handed out by counting (2^62): ids at or past it are moved down.
 pub const FAR_IDS: i64 = 1 << 62;
+
+/// The `provenance` event of a file whose ids, or references to ids, were moved down; its detail is the
+/// [`IdMoves`] as JSON.
+pub const RENUMBERED_EVENT: &str = "renumbered";
+
+/// The ids of one table moved down: `(old, new)` pairs, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMoves {
+    /// Which repair moved them (random): recorded in the table's file once it finished there.
+    pub run: String,
+    /// The table's file and name.
+    pub database: String,
+    pub table: String,
+    pub ids: Vec<(i64, i64)>,
+    /// Where the table's counter stands once they moved: the last new id, or the largest below
+    /// [`FAR_IDS`] when none moved (the row at the limit was deleted, and nothing names it).
+    pub counter: i64,
+}
 
 /// What [`give_smaller_ids`] did to one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,116 +57,222 @@ pub struct Renumbered {
     /// row's, still named by another table's rows).
     pub moved: u64,
     /// The ids they were given, `first..=last` (in the order of the ids they had); the table's next row gets
-    /// `last + 1`. With nothing moved (the row at the limit was deleted), `last` is where the counter now
-    /// stands and `first` is `last + 1`.
+    /// `last + 1`. With nothing moved, `last` is where the counter now stands and `first` is `last + 1`.
     pub first: i64,
     pub last: i64,
-    /// Each referring column (`table.column`) and how many of its values moved with the ids.
+    /// Each referring column (`file's table.column`) and how many of its values moved with the ids.
     pub references: Vec<(String, u64)>,
 }
 
-/// The columns of `schema`'s file that hold ids of its own `table` ([`Schema::id_references`]).
-fn references_to<'a>(schema: &'a Schema, table: &'a str) -> impl Iterator<Item = &'a IdReference> + 'a {
+/// The columns of `schema`'s file that hold ids of `table` in the file `file`.
+fn references_to<'a>(schema: &'a Schema, file: &'a str, table: &'a str) -> impl Iterator<Item = &'a IdReference> + 'a {
     schema
         .id_references
         .iter()
-        .filter(move |r| r.target_file == schema.file_name && r.target_table == table)
+        .filter(move |r| r.target_file == file && r.target_table == table)
 }
 
-/// `FROM` the table of `r` `WHERE` its column holds an id (its condition, if any) compared by `compared`.
-fn holding(r: &IdReference, compared: &str) -> String {
+/// `selected` (as `id`) of the rows of `from` (a table, with a condition) whose `column` compares by `compared`
+/// to `?1`.
+fn holding(selected: &str, column: &str, from: &str, only_where: Option<&str>, compared: &str) -> String {
     format!(
-        "FROM {} WHERE {} {compared} AND ({})",
-        quote(r.table),
-        quote(r.column),
-        r.only_where.unwrap_or("1")
+        "SELECT {selected} AS id FROM {from} WHERE {column} {compared} AND ({})",
+        only_where.unwrap_or("1")
     )
 }
 
-/// Moves every id of `table` at or past [`FAR_IDS`], and every reference to it in this file, to the ids after
-/// the largest id below it that the table or a reference holds, and lowers the counter to the last of them.
-/// Run inside one write transaction: it changes ids a foreign key refers to, so the foreign keys are checked
-/// at its commit (`defer_foreign_keys`, reset by the commit: <https://sqlite.org/pragma.html#pragma_defer_foreign_keys>).
-/// The table's ids are set as `rowid`, which fires none of its `UPDATE OF` triggers (activity.db's running
-/// totals watch `end_time_ms`).
-fn renumber(conn: &Connection, schema: &Schema, table: &str) -> rusqlite::Result<Renumbered> {
-    conn.pragma_update(None, "defer_foreign_keys", true)?;
-    let quoted = quote(table);
-    let mut below = vec![format!("SELECT max(rowid) AS id FROM {quoted} WHERE rowid < ?1")];
-    let mut far = vec![format!("SELECT rowid AS old FROM {quoted} WHERE rowid >= ?1")];
-    for r in references_to(schema, table) {
-        below.push(format!("SELECT max({}) AS id {}", quote(r.column), holding(r, "< ?1")));
-        far.push(format!("SELECT {} AS old {}", quote(r.column), holding(r, ">= ?1")));
+/// The places in `conn`'s file holding ids of `table` (of the file `file`): the table itself when it is
+/// this file's, then each referring column, as `(column, table, condition)`.
+fn places<'a>(
+    schema: &'a Schema,
+    file: &'a str,
+    table: &'a str,
+) -> impl Iterator<Item = (String, String, Option<&'a str>)> + 'a {
+    let own = (schema.file_name == file).then(|| ("rowid".to_string(), quote(table), None));
+    own.into_iter()
+        .chain(references_to(schema, file, table).map(|r| (quote(r.column), quote(r.table), r.only_where)))
+}
+
+/// The largest id below [`FAR_IDS`] and every id at or past it, among the places of `conn`'s file
+/// ([`places`]).
+fn ids_held(conn: &Connection, schema: &Schema, file: &str, table: &str) -> rusqlite::Result<(i64, Vec<i64>)> {
+    let (mut below, mut far) = (Vec::new(), Vec::new());
+    for (column, from, only_where) in places(schema, file, table) {
+        below.push(holding(&format!("max({column})"), &column, &from, only_where, "< ?1"));
+        far.push(holding(&column, &column, &from, only_where, ">= ?1"));
     }
-    let base: i64 = conn.query_row(
+    if below.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let below: i64 = conn.query_row(
         &format!("SELECT IFNULL(max(id), 0) FROM ({})", below.join(" UNION ALL ")),
         [FAR_IDS],
         |r| r.get(0),
     )?;
-    conn.execute_batch("CREATE TEMP TABLE renumbered (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)")?;
-    let moved = conn.execute(
-        &format!(
-            "INSERT INTO temp.renumbered (old, new)
-             SELECT old, ?2 + row_number() OVER (ORDER BY old) FROM ({}) WHERE old IS NOT NULL",
-            far.join(" UNION ")
-        ),
-        [FAR_IDS, base],
-    )? as u64;
-    let mut references = Vec::new();
-    for r in references_to(schema, table) {
-        let column = quote(r.column);
-        let changed = conn.execute(
-            &format!(
-                "UPDATE {} SET {column} = (SELECT new FROM temp.renumbered WHERE old = {column}) WHERE {column} >= ?1 AND ({})",
-                quote(r.table),
-                r.only_where.unwrap_or("1")
-            ),
-            [FAR_IDS],
-        )?;
-        references.push((format!("{}.{}", r.table, r.column), changed as u64));
+    let far = conn
+        .prepare(&format!("SELECT id FROM ({}) ORDER BY id", far.join(" UNION ")))?
+        .query_map([FAR_IDS], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok((below, far))
+}
+
+/// The ids recorded as moved for `table` of `file` in `conn`'s file, oldest first.
+fn recorded(conn: &Connection, file: &str, table: &str) -> rusqlite::Result<Vec<IdMoves>> {
+    Ok(Provenance::read_all(conn)?
+        .into_iter()
+        .filter(|p| p.event == RENUMBERED_EVENT)
+        .filter_map(|p| serde_json::from_str::<IdMoves>(p.detail.as_deref()?).ok())
+        .filter(|m| m.database == file && m.table == table)
+        .collect())
+}
+
+/// Where the ids of `owner`'s `table` at or past [`FAR_IDS`] go, from what `owner`'s file and `others` hold:
+/// the new ids a repair stopped before the table's file changed recorded in the others (a run the table's
+/// file does not record; the run goes on under its name), and for the rest the ids after the largest below
+/// [`FAR_IDS`] that any of the files holds.
+fn plan(owner: &OwnerConnection, table: &str, others: &[&mut OwnerConnection]) -> Result<IdMoves> {
+    let file = owner.schema().file_name;
+    let finished: Vec<String> = owner
+        .read(|c| recorded(c, file, table))?
+        .into_iter()
+        .map(|m| m.run)
+        .collect();
+    let mut below = 0;
+    let mut far = std::collections::BTreeSet::new();
+    let mut earlier: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut run = None;
+    for conn in std::iter::once(owner).chain(others.iter().map(|o| &**o)) {
+        let (b, f) = conn.read(|c| ids_held(c, conn.schema(), file, table))?;
+        below = below.max(b);
+        far.extend(f);
+        for unfinished in conn
+            .read(|c| recorded(c, file, table))?
+            .into_iter()
+            .filter(|m| !finished.contains(&m.run))
+        {
+            earlier.extend(unfinished.ids);
+            run = Some(unfinished.run);
+        }
     }
-    conn.execute(
-        &format!("UPDATE {quoted} SET rowid = (SELECT new FROM temp.renumbered WHERE old = rowid) WHERE rowid >= ?1"),
-        [FAR_IDS],
-    )?;
+    let run = match run {
+        Some(run) => run,
+        None => owner.read(|c| c.query_row("SELECT lower(hex(randomblob(8)))", [], |r| r.get(0)))?,
+    };
+    let mut next = below.max(earlier.values().copied().max().unwrap_or(0));
+    let ids: Vec<(i64, i64)> = far
+        .into_iter()
+        .map(|old| match earlier.get(&old) {
+            Some(&new) => (old, new),
+            None => {
+                next += 1;
+                (old, next)
+            }
+        })
+        .collect();
+    Ok(IdMoves {
+        run,
+        database: file.to_string(),
+        table: table.to_string(),
+        counter: ids.iter().map(|(_, new)| *new).max().unwrap_or(0).max(below),
+        ids,
+    })
+}
+
+/// Moves the ids of `moves` in `conn`'s file: each referring column, then the table and its counter when
+/// they are this file's; records it in `provenance`. Inside the caller's write transaction: it changes ids a
+/// foreign key refers to, so the foreign keys are checked at its commit (`defer_foreign_keys`, reset by the
+/// commit: <https://sqlite.org/pragma.html#pragma_defer_foreign_keys>). The table's ids are set as `rowid`,
+/// which fires none of its `UPDATE OF` triggers (activity.db's running totals watch `end_time_ms`). Moving
+/// again what moved already changes nothing: the new ids are all below the old.
+fn apply(conn: &Connection, schema: &Schema, moves: &IdMoves) -> rusqlite::Result<Vec<(String, u64)>> {
+    conn.pragma_update(None, "defer_foreign_keys", true)?;
+    conn.execute_batch("CREATE TEMP TABLE renumbered (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)")?;
+    let mut insert = conn.prepare("INSERT INTO temp.renumbered (old, new) VALUES (?1, ?2)")?;
+    for (old, new) in &moves.ids {
+        insert.execute([old, new])?;
+    }
+    let mut changed = Vec::new();
+    for (column, from, only_where) in places(schema, &moves.database, &moves.table) {
+        let n = conn.execute(
+            &format!(
+                "UPDATE {from} SET {column} = (SELECT new FROM temp.renumbered WHERE old = {column})
+                 WHERE {column} IN (SELECT old FROM temp.renumbered) AND ({})",
+                only_where.unwrap_or("1")
+            ),
+            [],
+        )?;
+        if column != "rowid" {
+            changed.push((
+                format!("{}'s {}.{}", schema.file_name, unquote(&from), unquote(&column)),
+                n as u64,
+            ));
+        }
+    }
     conn.execute_batch("DROP TABLE temp.renumbered")?;
-    let last = base + moved as i64;
-    conn.execute(
-        "UPDATE sqlite_sequence SET seq = ?2 WHERE name = ?1",
-        rusqlite::params![table, last],
-    )?;
+    if schema.file_name == moves.database {
+        conn.execute(
+            "UPDATE sqlite_sequence SET seq = ?2 WHERE name = ?1",
+            rusqlite::params![moves.table, moves.counter],
+        )?;
+    }
+    let detail = serde_json::to_string(moves).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Provenance {
+        detail: Some(detail),
+        ..Provenance::now(RENUMBERED_EVENT)
+    }
+    .insert(conn)?;
+    Ok(changed)
+}
+
+/// `"name"` back to `name` (the names here are the schema's own, with no quote inside).
+fn unquote(quoted: &str) -> &str {
+    quoted.trim_matches('"')
+}
+
+/// Gives the rows of `table` of `owner`'s file, out of ids ([`crate::restore::tables_out_of_ids`]), smaller
+/// ones, with every reference to them in that file and in `others` (the owners of every other file whose
+/// schema refers to the table: their locks prove nobody else writes them), each file in one write
+/// transaction, the table's own last (see the module); then lowers the record of the ids the table handed
+/// out ([`records::counters_path`]), which would otherwise raise the counter back to the limit at the next
+/// open or restore.
+pub fn give_smaller_ids(
+    owner: &mut OwnerConnection,
+    table: &str,
+    others: &mut [&mut OwnerConnection],
+) -> Result<Renumbered> {
+    let moves = plan(owner, table, others)?;
+    let mut references = Vec::new();
+    for other in others.iter_mut() {
+        let schema = other.schema();
+        references.extend(other.write(|tx| apply(tx, schema, &moves))?);
+    }
+    let (schema, path) = (owner.schema(), owner.path().to_path_buf());
+    let own = owner.write(|tx| {
+        let changed = apply(tx, schema, &moves)?;
+        // Before the commit: a record left at the limit by a kill after it would raise the counter back
+        // there at the next owner's open (the record only ever raises it), while a record lowered for a
+        // commit that then fails is only lower than the file's counter, which protects the same ids.
+        lower_recorded(&path, &moves);
+        Ok(changed)
+    })?;
+    references.splice(0..0, own);
+    let last = moves.counter;
+    let moved = moves.ids.len() as u64;
     Ok(Renumbered {
         table: table.to_string(),
         moved,
-        first: if moved == 0 { last + 1 } else { base + 1 },
+        first: moves.ids.first().map_or(last + 1, |(_, new)| *new),
         last,
         references,
     })
 }
 
-/// Gives the rows of `table`, out of ids ([`crate::restore::tables_out_of_ids`]), smaller ones, with every
-/// reference to them in the owner's file, in one write transaction (nothing changes if it fails); then lowers
-/// the record of the ids it handed out ([`records::counters_path`]), which would otherwise raise the counter
-/// back to the limit at the next open or restore. A table another file refers to (by the application's
-/// join) is the caller's to refuse: only this file's references move.
-pub fn give_smaller_ids(owner: &mut OwnerConnection, table: &str) -> Result<Renumbered> {
-    let (schema, path) = (owner.schema(), owner.path().to_path_buf());
-    owner.write(|tx| {
-        let renumbered = renumber(tx, schema, table)?;
-        // Before the commit: a record left at the limit by a kill after it would raise the counter back
-        // there at the next owner's open (the record only ever raises it), while a record lowered for a
-        // commit that then fails is only lower than the file's counter, which protects the same ids.
-        lower_recorded(&path, &renumbered);
-        Ok(renumbered)
-    })
-}
-
-/// Lowers `db`'s record of the ids `renumbered.table` handed out to where its counter now stands; best
-/// effort, as every write of the record.
-fn lower_recorded(db: &Path, renumbered: &Renumbered) {
+/// Lowers `db`'s record of the ids `moves.table` handed out to where its counter now stands; best effort, as
+/// every write of the record.
+fn lower_recorded(db: &Path, moves: &IdMoves) {
     let mut recorded = records::counters_handed_out(db);
-    if let Some(seq) = recorded.get_mut(&renumbered.table) {
-        *seq = renumbered.last;
+    if let Some(seq) = recorded.get_mut(&moves.table) {
+        *seq = moves.counter;
         records::note_counters(db, &recorded);
     }
 }
