@@ -731,7 +731,8 @@ fn a_table_out_of_ids_is_said_as_such_and_repair_gives_its_row_a_smaller_id() {
     // Said by the split already, before the first insert.
     let warned = "splitstore daemon: warning: activity.db's activity_sessions has handed out id \
                   9223372036854775807, the largest SQLite allows (a legacy row holds it): no row can be added to it \
-                  until that row is given a smaller free id (docs/upgrade.md, \"A table out of ids\")\n";
+                  until `splitstore repair` gives that row a smaller free id (docs/upgrade.md, \"A table out of \
+                  ids\")\n";
     assert!(texts(&out).1.contains(warned), "{warned:?} not in {out:?}");
     let sessions = ids(&activity, "activity_sessions");
     assert!(sessions.contains(&i64::MAX), "the legacy rows are all there");

@@ -94,7 +94,8 @@ impl Report {
         self.warnings.extend(tables.iter().map(|table| {
             format!(
                 "{table} has handed out id {}, the largest SQLite allows (a legacy row holds it): no row can be \
-                 added to it until that row is given a smaller free id (docs/upgrade.md, \"A table out of ids\")",
+                 added to it until `splitstore repair` gives that row a smaller free id (docs/upgrade.md, \"A table \
+                 out of ids\")",
                 i64::MAX
             )
         }));
