@@ -655,8 +655,8 @@ pub enum RepairAction {
     /// There is no such file: nothing to repair (its owner creates it when it starts).
     Missing { database: &'static str },
     /// A table out of ids ([`Error::IdsExhausted`]): its ids from [`FAR_IDS`](store_core::renumber::FAR_IDS)
-    /// up given the next free ones, with every reference to them in the file, in one transaction; its owner
-    /// adds rows to it again.
+    /// up given the next free ones, with every reference to them in either file (one transaction per file);
+    /// its owner adds rows to it again.
     IdsGiven {
         database: &'static str,
         renumbered: store_core::renumber::Renumbered,

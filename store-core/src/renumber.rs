@@ -191,6 +191,8 @@ fn apply(conn: &Connection, schema: &Schema, moves: &IdMoves) -> rusqlite::Resul
     for (old, new) in &moves.ids {
         insert.execute([old, new])?;
     }
+    // Finalized before the table it writes is dropped below.
+    drop(insert);
     let mut changed = Vec::new();
     for (column, from, only_where) in places(schema, &moves.database, &moves.table) {
         let n = conn.execute(
