@@ -321,6 +321,58 @@ mod encrypted {
         store_core::check::row_counts(&conn).unwrap()[table]
     }
 
+    /// A project out of ids in an encrypted data directory, named by a session of activity.db: repair, given
+    /// the key, opens both files under it and gives the project a smaller id, the session's reference with it.
+    #[test]
+    fn repair_gives_a_table_out_of_ids_smaller_ids_in_an_encrypted_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let key = key_file(&dir.path().join("key"));
+        seed_with_key(&data, 20, &key);
+        let opts = OpenOptions {
+            key: Some(key_of(&key)),
+            ..OpenOptions::default()
+        };
+        let max = i64::MAX;
+        let mut config =
+            store_core::OwnerConnection::open_with(&config_store::SCHEMA.path_in(&data), &config_store::SCHEMA, &opts)
+                .unwrap();
+        config
+            .write(|tx| tx.execute(&format!("INSERT INTO projects (id, name) VALUES ({max}, 'far')"), []))
+            .unwrap();
+        drop(config);
+        let activity = activity_store::SCHEMA.path_in(&data);
+        let mut owner = store_core::OwnerConnection::open_with(&activity, &activity_store::SCHEMA, &opts).unwrap();
+        let session = "SELECT MIN(id) FROM activity_sessions";
+        owner
+            .write(|tx| {
+                tx.execute(
+                    &format!("UPDATE activity_sessions SET project_id = {max} WHERE id = ({session})"),
+                    [],
+                )
+            })
+            .unwrap();
+        drop(owner);
+
+        let repair = with_key(&["repair", "--data-dir", utf8(&data)], &key);
+        assert!(repair.status.success(), "{:?}", texts(&repair));
+        let said = texts(&repair).0;
+        assert!(
+            said.contains("config.db: projects had handed out id 9223372036854775807")
+                && said.contains("1 in activity.db's activity_sessions.project_id"),
+            "{said}"
+        );
+        let read = |schema: &'static store_core::Schema, sql: &str| -> i64 {
+            let conn =
+                store_core::read_pool::open_read_only(&schema.path_in(&data), schema, Some(&key_of(&key))).unwrap();
+            conn.query_row(sql, [], |r| r.get(0)).unwrap()
+        };
+        let project = read(&config_store::SCHEMA, "SELECT id FROM projects WHERE name = 'far'");
+        assert!(project < store_core::renumber::FAR_IDS, "{project}");
+        let named = format!("SELECT project_id FROM activity_sessions WHERE id = ({session})");
+        assert_eq!(read(&activity_store::SCHEMA, &named), project);
+    }
+
     #[test]
     fn an_encrypted_data_directory_end_to_end() {
         let dir = tempfile::tempdir().unwrap();
