@@ -3779,11 +3779,13 @@ impl OutOfIds {
             "activity.db: healthy, left alone\nconfig.db: calendar_subscriptions had handed out id \
              9223372036854775807, the largest SQLite allows, and took no more rows: its row with an id from \
              4611686018427387904 up now has id {}, the references to them with them (1 in config.db's \
-             calendar_events.subscription_id); new rows get ids from {}\nconfig.db: projects had handed out id \
+             calendar_events.subscription_id); new rows get ids from {}; take a new backup: those taken before hold \
+             the old ids\nconfig.db: projects had handed out id \
              9223372036854775807, the largest SQLite allows, and took no more rows: its row with an id from \
              4611686018427387904 up now has id {}, the references to them with them (1 in config.db's \
              project_domains.project_id, 1 in config.db's calendar_events.project_id, 1 in activity.db's \
-             activity_sessions.project_id); new rows get ids from {}\n",
+             activity_sessions.project_id); new rows get ids from {}; take a new backup: those taken before hold \
+             the old ids\n",
             self.subscription,
             self.subscription + 1,
             self.project,

@@ -760,8 +760,8 @@ fn a_table_out_of_ids_is_said_as_such_and_repair_gives_its_row_a_smaller_id() {
         format!(
             "activity.db: activity_sessions had handed out id 9223372036854775807, the largest SQLite allows, and \
              took no more rows: its row with an id from 4611686018427387904 up now has id {moved}, the references to \
-             them with them (1 in activity.db's activity_events.session_id); new rows get ids from {}\nconfig.db: healthy, left \
-             alone\n",
+             them with them (1 in activity.db's activity_events.session_id); new rows get ids from {}; take a new \
+             backup: those taken before hold the old ids\nconfig.db: healthy, left alone\n",
             moved + 1
         )
     );

@@ -169,7 +169,7 @@ fn ids_given(r: &Renumbered) -> String {
     };
     format!(
         "{} had handed out id {}, the largest SQLite allows, and took no more rows: {moved}{references}; new rows \
-         get ids from {}",
+         get ids from {}; take a new backup: those taken before hold the old ids",
         r.table,
         i64::MAX,
         r.last + 1
