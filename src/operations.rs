@@ -739,8 +739,8 @@ enum Plan {
     Missing,
     /// Rebuilt without its header ids: written back in place.
     RestoreIds,
-    /// Tables out of ids, in a file at this schema version: given smaller ones in place.
-    GiveIds(u32),
+    /// Tables out of ids: given smaller ones in place, the file opened at its own version.
+    GiveIds,
     /// The backup, and the newer ones passed over as damaged.
     Restore(VerifiedBackup, Vec<PathBuf>),
     StartEmpty,
@@ -876,8 +876,8 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         // Not damaged, but SQLite adds no row to a table whose counter is at the limit: its ids move down in
         // place, below, once every file has been looked at (with those of another file that refers to them).
         let out_of_ids = health.problems.iter().any(|p| p.code == ErrorKind::IdsExhausted);
-        let plan = if let (false, true, Some(version)) = (damaged, out_of_ids, health.schema_version) {
-            Plan::GiveIds(version)
+        let plan = if !damaged && out_of_ids && health.schema_version.is_some() {
+            Plan::GiveIds
         } else if !damaged {
             if health.exists { Plan::Healthy } else { Plan::Missing }
         } else {
@@ -993,7 +993,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             plan => plans.push((schema, lock, plan)),
         }
     }
-    if plans.iter().any(|(_, _, plan)| matches!(plan, Plan::GiveIds(_))) {
+    if plans.iter().any(|(_, _, plan)| matches!(plan, Plan::GiveIds)) {
         let (given, left, fixed) = give_ids(plans, &versions, key)?;
         actions.extend(given);
         plans = left;
@@ -1044,7 +1044,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         match plan {
             Plan::Healthy => actions.push(RepairAction::Healthy { database }),
             // Done above.
-            Plan::RestoreIds | Plan::GiveIds(_) => {}
+            Plan::RestoreIds | Plan::GiveIds => {}
             Plan::Missing => actions.push(RepairAction::Missing { database }),
             Plan::Built(built, report) => replacements.push(Replacement::Salvage(BuiltSalvage {
                 schema,
@@ -1106,6 +1106,17 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
     Ok(actions)
 }
 
+/// `lock`'s file opened as its owner at `version`, its own: a repair that fixes a file in place migrates
+/// nothing.
+fn open_in_place(lock: OwnerLock, schema: &'static Schema, version: u32, key: Option<&Key>) -> Result<OwnerConnection> {
+    let opts = OpenOptions {
+        target_version: Some(version),
+        key: key.cloned(),
+        ..OpenOptions::default()
+    };
+    OwnerConnection::open_locked(lock, schema, &opts)
+}
+
 /// Writes back the header ids of `lock`'s file, rebuilt without them
 /// ([`store_core::open_database::restore_header_ids`]), then verifies it: `quick_check`, and the open of its
 /// owner, at the version written (its owner's next start migrates it, with a backup first, when older than
@@ -1118,12 +1129,7 @@ fn restore_header_ids(lock: OwnerLock, schema: &'static Schema, key: Option<&Key
             detail: "its header ids were there when repair came to write them back: nothing was written".into(),
         });
     };
-    let opts = OpenOptions {
-        target_version: Some(version),
-        key: key.cloned(),
-        ..OpenOptions::default()
-    };
-    let owner = OwnerConnection::open_locked(lock, schema, &opts)?;
+    let owner = open_in_place(lock, schema, version, key)?;
     let problems = owner.read(store_core::check::quick_check)?;
     if !problems.is_empty() {
         return Err(Error::VerificationFailed {
@@ -1158,25 +1164,32 @@ fn give_ids(
     versions: &BTreeMap<&'static str, u32>,
     key: Option<&Key>,
 ) -> Result<(Vec<RepairAction>, Vec<Planned>, Vec<OwnerLock>)> {
-    let open = |lock: OwnerLock, schema: &'static Schema, version: u32| {
-        let opts = OpenOptions {
-            target_version: Some(version),
-            key: key.cloned(),
-            ..OpenOptions::default()
-        };
-        OwnerConnection::open_locked(lock, schema, &opts).map(Box::new)
+    let giving: Vec<&str> = plans
+        .iter()
+        .filter(|(_, _, plan)| matches!(plan, Plan::GiveIds))
+        .map(|(schema, _, _)| schema.file_name)
+        .collect();
+    // A healthy database is opened only when its rows may name ids of a database given ids.
+    let names_ids_of_giving = |schema: &Schema| {
+        schema
+            .id_references
+            .iter()
+            .any(|r| r.target_file != schema.file_name && giving.contains(&r.target_file))
     };
     let mut slots = Vec::new();
     for (schema, lock, plan) in plans {
         let held = match (&plan, versions.get(schema.file_name)) {
-            (Plan::GiveIds(version), _) | (Plan::Healthy, Some(version)) => Held::Open(open(lock, schema, *version)?),
+            (Plan::GiveIds, Some(version)) => Held::Open(Box::new(open_in_place(lock, schema, *version, key)?)),
+            (Plan::Healthy, Some(version)) if names_ids_of_giving(schema) => {
+                Held::Open(Box::new(open_in_place(lock, schema, *version, key)?))
+            }
             _ => Held::Lock(lock),
         };
         slots.push((schema, held, plan));
     }
     let mut actions = Vec::new();
     for i in 0..slots.len() {
-        let (schema, _, Plan::GiveIds(_)) = &slots[i] else {
+        let (schema, _, Plan::GiveIds) = &slots[i] else {
             continue;
         };
         let (schema, database) = (*schema, schema.file_name);
@@ -1228,7 +1241,7 @@ fn give_ids(
             Held::Lock(lock) => lock,
         };
         match plan {
-            Plan::GiveIds(_) => fixed.push(lock),
+            Plan::GiveIds => fixed.push(lock),
             plan => left.push((schema, lock, plan)),
         }
     }

@@ -81,16 +81,16 @@ fn holding(selected: &str, column: &str, from: &str, only_where: Option<&str>, c
     )
 }
 
-/// The places in `conn`'s file holding ids of `table` (of the file `file`): the table itself when it is
-/// this file's, then each referring column, as `(column, table, condition)`.
+/// The places in `schema`'s file holding ids of `table` (of the file `file`): the table's own `rowid` when it
+/// is this file's, then each referring column, as `(column, table, condition)`.
 fn places<'a>(
     schema: &'a Schema,
     file: &'a str,
     table: &'a str,
-) -> impl Iterator<Item = (String, String, Option<&'a str>)> + 'a {
-    let own = (schema.file_name == file).then(|| ("rowid".to_string(), quote(table), None));
+) -> impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)> + 'a {
+    let own = (schema.file_name == file).then_some(("rowid", table, None));
     own.into_iter()
-        .chain(references_to(schema, file, table).map(|r| (quote(r.column), quote(r.table), r.only_where)))
+        .chain(references_to(schema, file, table).map(|r| (r.column, r.table, r.only_where)))
 }
 
 /// The largest id below [`FAR_IDS`] and every id at or past it, among the places of `conn`'s file
@@ -98,6 +98,7 @@ fn places<'a>(
 fn ids_held(conn: &Connection, schema: &Schema, file: &str, table: &str) -> rusqlite::Result<(i64, Vec<i64>)> {
     let (mut below, mut far) = (Vec::new(), Vec::new());
     for (column, from, only_where) in places(schema, file, table) {
+        let (column, from) = (quote(column), quote(from));
         below.push(holding(&format!("max({column})"), &column, &from, only_where, "< ?1"));
         far.push(holding(&column, &column, &from, only_where, ">= ?1"));
     }
@@ -194,20 +195,19 @@ fn apply(conn: &Connection, schema: &Schema, moves: &IdMoves) -> rusqlite::Resul
     // Finalized before the table it writes is dropped below.
     drop(insert);
     let mut changed = Vec::new();
-    for (column, from, only_where) in places(schema, &moves.database, &moves.table) {
+    for (name, table, only_where) in places(schema, &moves.database, &moves.table) {
+        let column = quote(name);
         let n = conn.execute(
             &format!(
-                "UPDATE {from} SET {column} = (SELECT new FROM temp.renumbered WHERE old = {column})
+                "UPDATE {} SET {column} = (SELECT new FROM temp.renumbered WHERE old = {column})
                  WHERE {column} IN (SELECT old FROM temp.renumbered) AND ({})",
+                quote(table),
                 only_where.unwrap_or("1")
             ),
             [],
         )?;
-        if column != "rowid" {
-            changed.push((
-                format!("{}'s {}.{}", schema.file_name, unquote(&from), unquote(&column)),
-                n as u64,
-            ));
+        if name != "rowid" {
+            changed.push((format!("{}'s {table}.{name}", schema.file_name), n as u64));
         }
     }
     conn.execute_batch("DROP TABLE temp.renumbered")?;
@@ -224,11 +224,6 @@ fn apply(conn: &Connection, schema: &Schema, moves: &IdMoves) -> rusqlite::Resul
     }
     .insert(conn)?;
     Ok(changed)
-}
-
-/// `"name"` back to `name` (the names here are the schema's own, with no quote inside).
-fn unquote(quoted: &str) -> &str {
-    quoted.trim_matches('"')
 }
 
 /// Gives the rows of `table` of `owner`'s file, out of ids ([`crate::restore::tables_out_of_ids`]), smaller
