@@ -411,6 +411,7 @@ fn restore_locked(
             Some(Placement {
                 schema,
                 id_floors: referenced_ids(data_dir, schema, key),
+                moves_recorded: ids_moved_in(data_dir, schema, key, &[]),
                 lock,
                 backup: backup.clone(),
             })
@@ -605,30 +606,60 @@ fn referenced_ids_in(
 ) -> Vec<(String, i64)> {
     // One floor per table: the highest of the columns that refer to it.
     let mut floors: BTreeMap<String, i64> = BTreeMap::new();
-    for other in DATABASES.iter().filter(|o| !std::ptr::eq(**o, schema)) {
-        let replacements = replacing
-            .iter()
-            .filter(|(db, _)| *db == other.file_name)
-            .map(|(_, f)| f.clone());
-        for file in std::iter::once(other.path_in(data_dir)).chain(replacements) {
-            let Ok(conn) = open_read_only(&file, other, key) else {
-                continue;
-            };
-            for r in other.id_references.iter().filter(|r| r.target_file == schema.file_name) {
-                let sql = format!(
-                    "SELECT max({}) FROM {} WHERE {}",
-                    r.column,
-                    r.table,
-                    r.only_where.unwrap_or("1")
-                );
-                if let Ok(Some(max)) = conn.query_row(&sql, [], |row| row.get::<_, Option<i64>>(0)) {
-                    let floor = floors.entry(r.target_table.to_string()).or_insert(max);
-                    *floor = (*floor).max(max);
-                }
+    for (other, conn) in other_files(data_dir, schema, key, replacing) {
+        for r in other.id_references.iter().filter(|r| r.target_file == schema.file_name) {
+            let sql = format!(
+                "SELECT max({}) FROM {} WHERE {}",
+                r.column,
+                r.table,
+                r.only_where.unwrap_or("1")
+            );
+            if let Ok(Some(max)) = conn.query_row(&sql, [], |row| row.get::<_, Option<i64>>(0)) {
+                let floor = floors.entry(r.target_table.to_string()).or_insert(max);
+                *floor = (*floor).max(max);
             }
         }
     }
     floors.into_iter().collect()
+}
+
+/// The moves of ids ([`store_core::renumber`]) that the files of `data_dir` record, `schema`'s own (the file
+/// a backup replaces records its own tables' moves) and the others' (theirs, and those of tables they name):
+/// what a backup of `schema`'s file taken before them is brought up to when it is put back. An unreadable
+/// file gives none.
+fn ids_moved_in(
+    data_dir: &Path,
+    schema: &'static Schema,
+    key: Option<&Key>,
+    replacing: &[(&'static str, PathBuf)],
+) -> Vec<store_core::renumber::IdMoves> {
+    let own = open_read_only(&schema.path_in(data_dir), schema, key).ok();
+    own.into_iter()
+        .chain(other_files(data_dir, schema, key, replacing).map(|(_, conn)| conn))
+        .flat_map(|conn| store_core::renumber::recorded_runs(&conn).unwrap_or_default())
+        .collect()
+}
+
+/// Read-only connections to the files of the databases of `data_dir` other than `schema`'s, and to the files
+/// about to replace them (`replacing`), those that open.
+fn other_files<'a>(
+    data_dir: &'a Path,
+    schema: &'static Schema,
+    key: Option<&'a Key>,
+    replacing: &'a [(&'static str, PathBuf)],
+) -> impl Iterator<Item = (&'static Schema, rusqlite::Connection)> + 'a {
+    DATABASES
+        .iter()
+        .filter(move |o| !std::ptr::eq(**o, schema))
+        .flat_map(move |other| {
+            let replacements = replacing
+                .iter()
+                .filter(|(db, _)| *db == other.file_name)
+                .map(|(_, f)| f.clone());
+            std::iter::once(other.path_in(data_dir))
+                .chain(replacements)
+                .filter_map(move |file| Some((*other, open_read_only(&file, other, key).ok()?)))
+        })
 }
 
 /// What repair did to one database.
@@ -1057,6 +1088,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 replacements.push(Replacement::Backup(Placement {
                     schema,
                     id_floors: referenced_ids_in(data_dir, schema, key, &salvaged),
+                    moves_recorded: ids_moved_in(data_dir, schema, key, &salvaged),
                     lock,
                     backup,
                 }));
@@ -1427,6 +1459,8 @@ pub fn rekey(
                     lock,
                     backup,
                     id_floors: Vec::new(),
+                    // The copy is of the file itself: it records what the file records.
+                    moves_recorded: Vec::new(),
                 },
                 copy,
                 rows,

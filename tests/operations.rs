@@ -3773,6 +3773,18 @@ impl OutOfIds {
         );
     }
 
+    /// Every place names the ids given, the server adds rows after them, and doctor finds nothing.
+    fn whole_again(&self) {
+        let (p, s) = (self.project, self.subscription);
+        assert_eq!(self.named(), [p, p, p, p, s, s]);
+        self.server_adds_rows_again();
+        let doctor = run_splitstore(["doctor", "--data-dir", utf8(&self.data), "--json"]);
+        let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+        for db in ["activity.db", "config.db"] {
+            assert_eq!(doctor_problems(&doctor, db), [], "{db}");
+        }
+    }
+
     /// What repair says it did.
     fn repair_said(&self) -> String {
         format!(
@@ -3828,14 +3840,7 @@ fn repair_gives_config_tables_out_of_ids_smaller_ids_with_the_references_in_both
     assert_eq!(texts(&repair).0, t.repair_said());
     assert_eq!(recorded("projects"), t.project);
     assert_eq!(recorded("calendar_subscriptions"), t.subscription);
-    let (p, s) = (t.project, t.subscription);
-    assert_eq!(t.named(), [p, p, p, p, s, s]);
-    t.server_adds_rows_again();
-    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
-    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
-    for db in ["activity.db", "config.db"] {
-        assert_eq!(doctor_problems(&doctor, db), [], "{db}");
-    }
+    t.whole_again();
 }
 
 /// Giving a project smaller ids changes activity.db (its sessions' references) and then config.db, each in
@@ -3928,6 +3933,141 @@ fn a_table_out_of_ids_that_a_damaged_file_names_waits_for_its_repair() {
     assert!(said.contains("config.db: projects had handed out id"), "{said}");
     assert_eq!(t.named(), [p, p, p, p, s, s]);
     t.server_adds_rows_again();
+}
+
+/// A backup taken before a repair gave config.db's projects and subscriptions smaller ids names them by
+/// their old ids. Restored alone, activity.db's backup named a project config.db no longer has (the session
+/// showed under a deleted project, and nothing said so); config.db's backup, alone or with activity.db's, was
+/// out of ids again (the server refused to add a project until another repair). Each is now put back naming
+/// the ids the repair gave, as the data directory's files record them, and the restore says so; the server
+/// adds rows after them.
+#[test]
+fn a_backup_taken_before_a_repair_gave_smaller_ids_is_restored_naming_the_new_ids() {
+    let t = config_out_of_ids();
+    let d = utf8(&t.data);
+    let [activity_backup, config_backup] = &backup_paths(&run_splitstore(["backup", "--data-dir", d]))[..] else {
+        panic!("two backups")
+    };
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    let (p, s) = (t.project, t.subscription);
+    assert_eq!(t.named(), [p, p, p, p, s, s]);
+    // Both files put back from before: both brought up to the ids, not out of ids again.
+    let folder = activity_backup.parent().unwrap();
+    let restore = run_splitstore(["restore", "--data-dir", d, "--from", utf8(folder)]);
+    assert!(restore.status.success(), "{restore:?}");
+    assert_eq!(texts(&restore).0.matches("got smaller ids from a repair").count(), 3);
+    assert_eq!(t.named(), [p, p, p, p, s, s]);
+
+    let restore = run_splitstore(["restore", "--data-dir", d, "--from", utf8(activity_backup)]);
+    assert!(restore.status.success(), "{restore:?}");
+    let said = texts(&restore).0;
+    assert!(
+        said.trim_end().ends_with(
+            "; config.db's projects got smaller ids from a repair after this backup was taken, and the backup named \
+             them by the old ones: moved to the new (activity.db's activity_sessions.project_id: 1)"
+        ),
+        "{said}"
+    );
+    assert_eq!(
+        t.named(),
+        [p, p, p, p, s, s],
+        "the session names the project config.db has"
+    );
+
+    let restore = run_splitstore(["restore", "--data-dir", d, "--from", utf8(config_backup)]);
+    assert!(restore.status.success(), "{restore:?}");
+    let said = texts(&restore).0;
+    for moved in [
+        "; config.db's calendar_subscriptions got smaller ids from a repair after this backup was taken, and the \
+         backup named them by the old ones: moved to the new (1 of its rows, config.db's calendar_events.subscription_id: 1)",
+        "; config.db's projects got smaller ids from a repair after this backup was taken, and the backup named them \
+         by the old ones: moved to the new (1 of its rows, config.db's project_domains.project_id: 1, config.db's \
+         calendar_events.project_id: 1)",
+    ] {
+        assert!(said.contains(moved), "{said}");
+    }
+    // The rows moved down are the backup's own rows, not rows the file it replaced added since.
+    assert!(!said.contains("added rows since the backup"), "{said}");
+    t.whole_again();
+}
+
+/// activity.db damaged after a repair gave config.db's project a smaller id, its only backup taken before:
+/// the repair that restores it puts it back naming the project's new id (it named the old one, a project
+/// config.db no longer has), and says so.
+#[test]
+fn a_repair_restoring_a_backup_taken_before_ids_were_given_names_the_new_ids() {
+    let t = config_out_of_ids();
+    let d = utf8(&t.data);
+    let backup = run_splitstore(["backup", "--data-dir", d]);
+    assert!(backup.status.success(), "{backup:?}");
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    damage_middle_page(&t.activity);
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    let said = texts(&repair).0;
+    let first = said.lines().next().unwrap();
+    assert!(
+        first.starts_with("activity.db: restored from ")
+            && first.ends_with(
+                "; config.db's projects got smaller ids from a repair after this backup was taken, and the backup \
+                 named them by the old ones: moved to the new (activity.db's activity_sessions.project_id: 1)"
+            ),
+        "{said}"
+    );
+    let (p, s) = (t.project, t.subscription);
+    assert_eq!(t.named(), [p, p, p, p, s, s]);
+}
+
+/// A backup of activity.db at the schema before this build's (it has no running totals yet), taken before a
+/// repair gave config.db's project smaller ids: restored (at its own version, as every restore), its session
+/// names the project's new id. The repair's move names the totals' column too, which that file lacks: the
+/// restore moves what the file has.
+#[test]
+fn a_backup_at_an_older_schema_taken_before_ids_were_given_is_restored_naming_the_new_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let activity = activity_store::SCHEMA.path_in(&data);
+    let (mut writer, older) = writer_at_older_schema(&activity);
+    let start = chrono::Utc::now() - chrono::Duration::hours(1);
+    let session = writer
+        .start_session(&activity_store::NewSession::new("editor", start))
+        .unwrap();
+    drop(writer);
+    drop(config_store::ConfigStore::open_in(&data).unwrap());
+    let max = i64::MAX;
+    let config = config_store::SCHEMA.path_in(&data);
+    rusqlite::Connection::open(&config)
+        .unwrap()
+        .execute_batch(&format!("INSERT INTO projects (id, name) VALUES ({max}, 'far')"))
+        .unwrap();
+    let named = format!("SELECT project_id FROM activity_sessions WHERE id = {session}");
+    rusqlite::Connection::open(&activity)
+        .unwrap()
+        .execute_batch(&format!(
+            "UPDATE activity_sessions SET project_id = {max} WHERE id = {session}"
+        ))
+        .unwrap();
+    let backup = dir.path().join("activity-before.db");
+    fs::copy(&activity, &backup).unwrap();
+    // The daemon of this build upgrades it; the repair gives the project its id.
+    drop(activity_store::ActivityWriter::open(&activity).unwrap());
+    let d = utf8(&data);
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    let project = query_i64(&read_only(&config), "SELECT id FROM projects WHERE name = 'far'");
+    assert!(project < store_core::renumber::FAR_IDS, "{project}");
+
+    let restore = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&backup)]);
+    assert!(restore.status.success(), "{restore:?}");
+    let said = texts(&restore).0;
+    assert!(
+        said.contains(&format!("(schema {older}"))
+            && said.contains("moved to the new (activity.db's activity_sessions.project_id: 1)"),
+        "{said}"
+    );
+    assert_eq!(query_i64(&read_only(&activity), &named), project);
 }
 
 /// Every column of both schemas whose name says it holds another row's id (`..._id`) is declared in a

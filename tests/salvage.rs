@@ -1961,15 +1961,7 @@ fn a_salvage_of_a_file_at_an_older_schema_says_its_output_is_at_this_builds() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let db = activity_store::SCHEMA.path_in(&data);
-    let older = activity_store::SCHEMA.end_version() - 1;
-    let options = WriterOptions {
-        open: store_core::OpenOptions {
-            target_version: Some(older),
-            ..Default::default()
-        },
-        ..WriterOptions::default()
-    };
-    let mut writer = ActivityWriter::open_with(&db, &options).unwrap();
+    let (mut writer, older) = writer_at_older_schema(&db);
     let start = Utc::now() - Duration::hours(1);
     let s = writer
         .start_session(&activity_store::NewSession::new("editor", start))

@@ -124,11 +124,12 @@ pub fn run(args: Args) -> ExitCode {
                     later => format!(" (schema {}{later})", report.version),
                 };
                 super::say!(
-                    "{database}: restored from {}{older}{}{}{}",
+                    "{database}: restored from {}{older}{}{}{}{}",
                     report.restored_from.display(),
                     super::passed_over(&report),
                     aside(&quarantined),
-                    super::left_out(&report)
+                    super::left_out(&report),
+                    super::ids_moved(&report)
                 )
             }
             RepairAction::StartedEmpty { database, quarantined } => {

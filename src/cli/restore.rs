@@ -123,7 +123,7 @@ pub fn run(args: Args) -> ExitCode {
     for r in reports {
         // A newer backup passed over is said first: the one restored is older than the user may think.
         super::say!(
-            "restored {} from {} (schema {}{}){}{}{}{}",
+            "restored {} from {} (schema {}{}){}{}{}{}{}",
             r.path.display(),
             r.restored_from.display(),
             r.version,
@@ -140,6 +140,7 @@ pub fn run(args: Args) -> ExitCode {
                 })
                 .unwrap_or_default(),
             super::left_out(&r),
+            super::ids_moved(&r),
             if r.replaced_unread {
                 "; the file it replaced could not be read with the key given (it is under another key, or \
                  no database at all), so what it held past the backup is not counted: read it with its own \

@@ -14,8 +14,11 @@
 //! and the next one moves the ids still there to the new ids recorded: every file ends naming the same
 //! rows. Nothing else a process does in between refers to the ids that moved: the table takes no row, and
 //! the ids moved to are past every id anyone holds.
+//!
+//! A backup taken before still names the old ids. A restore puts it back moved to the new ones, as the other
+//! files record them ([`catch_up`]): one file restored alone then names the same rows as the file it joins.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use rusqlite::Connection;
@@ -81,23 +84,40 @@ fn holding(selected: &str, column: &str, from: &str, only_where: Option<&str>, c
     )
 }
 
-/// The places in `schema`'s file holding ids of `table` (of the file `file`): the table's own `rowid` when it
-/// is this file's, then each referring column, as `(column, table, condition)`.
+/// The places in `conn`'s file (of `schema`) holding ids of `table` (of the file `file`): the table's own
+/// `rowid` when it is this file's, then each referring column, as `(column, table, condition)`. Those the
+/// file does not have are left out: a backup of an older schema version, put back by a restore, may lack a
+/// table or column this build declares (activity.db's running totals came with version 4).
 fn places<'a>(
+    conn: &Connection,
     schema: &'a Schema,
     file: &'a str,
     table: &'a str,
-) -> impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)> + 'a {
+) -> rusqlite::Result<Vec<(&'a str, &'a str, Option<&'a str>)>> {
     let own = (schema.file_name == file).then_some(("rowid", table, None));
-    own.into_iter()
+    let mut held = Vec::new();
+    for (column, from, only_where) in own
+        .into_iter()
         .chain(references_to(schema, file, table).map(|r| (r.column, r.table, r.only_where)))
+    {
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)
+                AND (?2 = 'rowid' OR EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2))",
+            [from, column],
+            |r| r.get(0),
+        )?;
+        if exists {
+            held.push((column, from, only_where));
+        }
+    }
+    Ok(held)
 }
 
 /// The largest id below [`FAR_IDS`] and every id at or past it, among the places of `conn`'s file
 /// ([`places`]).
 fn ids_held(conn: &Connection, schema: &Schema, file: &str, table: &str) -> rusqlite::Result<(i64, Vec<i64>)> {
     let (mut below, mut far) = (Vec::new(), Vec::new());
-    for (column, from, only_where) in places(schema, file, table) {
+    for (column, from, only_where) in places(conn, schema, file, table)? {
         let (column, from) = (quote(column), quote(from));
         below.push(holding(&format!("max({column})"), &column, &from, only_where, "< ?1"));
         far.push(holding(&column, &column, &from, only_where, ">= ?1"));
@@ -117,12 +137,20 @@ fn ids_held(conn: &Connection, schema: &Schema, file: &str, table: &str) -> rusq
     Ok((below, far))
 }
 
-/// The ids recorded as moved for `table` of `file` in `conn`'s file, oldest first.
-fn recorded(conn: &Connection, file: &str, table: &str) -> rusqlite::Result<Vec<IdMoves>> {
+/// Every move of ids recorded in `conn`'s file, oldest first: what a restore of another file from a backup
+/// taken before them brings that file up to ([`catch_up`]).
+pub fn recorded_runs(conn: &Connection) -> rusqlite::Result<Vec<IdMoves>> {
     Ok(Provenance::read_all(conn)?
         .into_iter()
         .filter(|p| p.event == RENUMBERED_EVENT)
         .filter_map(|p| serde_json::from_str::<IdMoves>(p.detail.as_deref()?).ok())
+        .collect())
+}
+
+/// The ids recorded as moved for `table` of `file` in `conn`'s file, oldest first.
+fn recorded(conn: &Connection, file: &str, table: &str) -> rusqlite::Result<Vec<IdMoves>> {
+    Ok(recorded_runs(conn)?
+        .into_iter()
         .filter(|m| m.database == file && m.table == table)
         .collect())
 }
@@ -139,7 +167,7 @@ fn plan(owner: &OwnerConnection, table: &str, others: &[&mut OwnerConnection]) -
         .map(|m| m.run)
         .collect();
     let mut below = 0;
-    let mut far = std::collections::BTreeSet::new();
+    let mut far = BTreeSet::new();
     let mut earlier: BTreeMap<i64, i64> = BTreeMap::new();
     let mut run = None;
     for conn in std::iter::once(owner).chain(others.iter().map(|o| &**o)) {
@@ -180,12 +208,15 @@ fn plan(owner: &OwnerConnection, table: &str, others: &[&mut OwnerConnection]) -
 }
 
 /// Moves the ids of `moves` in `conn`'s file: each referring column, then the table and its counter when
-/// they are this file's; records it in `provenance`. Inside the caller's write transaction: it changes ids a
-/// foreign key refers to, so the foreign keys are checked at its commit (`defer_foreign_keys`, reset by the
-/// commit: <https://sqlite.org/pragma.html#pragma_defer_foreign_keys>). The table's ids are set as `rowid`,
-/// which fires none of its `UPDATE OF` triggers (activity.db's running totals watch `end_time_ms`). Moving
-/// again what moved already changes nothing: the new ids are all below the old.
-fn apply(conn: &Connection, schema: &Schema, moves: &IdMoves) -> rusqlite::Result<Vec<(String, u64)>> {
+/// they are this file's; records it in `provenance` when `record`. Inside the caller's write transaction: it
+/// changes ids a foreign key refers to, so the foreign keys are checked at its commit (`defer_foreign_keys`,
+/// reset by the commit: <https://sqlite.org/pragma.html#pragma_defer_foreign_keys>). The table's ids are set
+/// as `rowid`, which fires none of its `UPDATE OF` triggers (activity.db's running totals watch
+/// `end_time_ms`). Moving again what moved already changes nothing: the new ids are all below the old. The
+/// counter is lowered only from the far ids, and never below a row the table still holds (a copy put back
+/// from a backup may hold a far row the move does not name). Returns the table's own rows moved and each
+/// referring column's values moved (`file's table.column`).
+fn apply(conn: &Connection, schema: &Schema, moves: &IdMoves, record: bool) -> rusqlite::Result<Moved> {
     conn.pragma_update(None, "defer_foreign_keys", true)?;
     conn.execute_batch("CREATE TEMP TABLE renumbered (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)")?;
     let mut insert = conn.prepare("INSERT INTO temp.renumbered (old, new) VALUES (?1, ?2)")?;
@@ -194,8 +225,8 @@ fn apply(conn: &Connection, schema: &Schema, moves: &IdMoves) -> rusqlite::Resul
     }
     // Finalized before the table it writes is dropped below.
     drop(insert);
-    let mut changed = Vec::new();
-    for (name, table, only_where) in places(schema, &moves.database, &moves.table) {
+    let mut moved = Moved::default();
+    for (name, table, only_where) in places(conn, schema, &moves.database, &moves.table)? {
         let column = quote(name);
         let n = conn.execute(
             &format!(
@@ -205,25 +236,90 @@ fn apply(conn: &Connection, schema: &Schema, moves: &IdMoves) -> rusqlite::Resul
                 only_where.unwrap_or("1")
             ),
             [],
-        )?;
-        if name != "rowid" {
-            changed.push((format!("{}'s {table}.{name}", schema.file_name), n as u64));
+        )? as u64;
+        if name == "rowid" {
+            moved.rows = n;
+        } else {
+            moved
+                .references
+                .push((format!("{}'s {table}.{name}", schema.file_name), n));
         }
     }
     conn.execute_batch("DROP TABLE temp.renumbered")?;
     if schema.file_name == moves.database {
         conn.execute(
-            "UPDATE sqlite_sequence SET seq = ?2 WHERE name = ?1",
-            rusqlite::params![moves.table, moves.counter],
+            &format!(
+                "UPDATE sqlite_sequence SET seq = max(?2, (SELECT IFNULL(max(rowid), 0) FROM {}))
+                 WHERE name = ?1 AND seq >= ?3",
+                quote(&moves.table)
+            ),
+            rusqlite::params![moves.table, moves.counter, FAR_IDS],
         )?;
     }
-    let detail = serde_json::to_string(moves).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    Provenance {
-        detail: Some(detail),
-        ..Provenance::now(RENUMBERED_EVENT)
+    if record {
+        let detail = serde_json::to_string(moves).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Provenance {
+            detail: Some(detail),
+            ..Provenance::now(RENUMBERED_EVENT)
+        }
+        .insert(conn)?;
     }
-    .insert(conn)?;
-    Ok(changed)
+    Ok(moved)
+}
+
+/// What [`apply`] moved in one file.
+#[derive(Debug, Default)]
+struct Moved {
+    rows: u64,
+    references: Vec<(String, u64)>,
+}
+
+/// What [`catch_up`] moved in a file put back from a backup, for one move of ids recorded in another file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaughtUp {
+    /// The table whose ids moved (`file's table`).
+    pub table: String,
+    /// Its rows given their new ids (when the file put back is the table's own), and each referring column
+    /// (`file's table.column`) with how many of its values were.
+    pub rows: u64,
+    pub references: Vec<(String, u64)>,
+}
+
+/// Brings a file put back from a backup (`conn`, of `schema`, inside the restore's write transaction) up to
+/// the ids moved since the backup was taken, as the data directory's files record them (`runs`, their
+/// [`recorded_runs`]): without it, a backup of activity.db taken before config.db's projects were given
+/// smaller ids names each of them by its old id, and its sessions show under a project that does not
+/// exist. A move the file does not record is applied and recorded (a repair stopped before this file takes
+/// the same ids when it runs again); one it records is applied again only to the old ids it still holds (a
+/// salvage's rows taken from an older backup). Each move is applied once whichever file records it.
+pub fn catch_up(conn: &Connection, schema: &Schema, runs: &[IdMoves]) -> rusqlite::Result<Vec<CaughtUp>> {
+    let known = recorded_runs(conn)?;
+    let mut done = BTreeSet::new();
+    let mut caught = Vec::new();
+    for moves in runs {
+        if !done.insert((&moves.run, &moves.database, &moves.table))
+            || places(conn, schema, &moves.database, &moves.table)?.is_empty()
+        {
+            continue;
+        }
+        let recorded = known
+            .iter()
+            .any(|m| m.run == moves.run && m.database == moves.database && m.table == moves.table);
+        let (_, far) = ids_held(conn, schema, &moves.database, &moves.table)?;
+        let old: BTreeSet<i64> = moves.ids.iter().map(|(old, _)| *old).collect();
+        if recorded && !far.iter().any(|id| old.contains(id)) {
+            continue;
+        }
+        let moved = apply(conn, schema, moves, !recorded)?;
+        if moved.rows > 0 || moved.references.iter().any(|(_, n)| *n > 0) {
+            caught.push(CaughtUp {
+                table: format!("{}'s {}", moves.database, moves.table),
+                rows: moved.rows,
+                references: moved.references.into_iter().filter(|(_, n)| *n > 0).collect(),
+            });
+        }
+    }
+    Ok(caught)
 }
 
 /// Gives the rows of `table` of `owner`'s file, out of ids ([`crate::restore::tables_out_of_ids`]), smaller
@@ -241,11 +337,11 @@ pub fn give_smaller_ids(
     let mut references = Vec::new();
     for other in others.iter_mut() {
         let schema = other.schema();
-        references.extend(other.write(|tx| apply(tx, schema, &moves))?);
+        references.extend(other.write(|tx| apply(tx, schema, &moves, true))?.references);
     }
     let (schema, path) = (owner.schema(), owner.path().to_path_buf());
     let own = owner.write(|tx| {
-        let changed = apply(tx, schema, &moves)?;
+        let changed = apply(tx, schema, &moves, true)?.references;
         // Before the commit: a record left at the limit by a kill after it would raise the counter back
         // there at the next owner's open (the record only ever raises it), while a record lowered for a
         // commit that then fails is only lower than the file's counter, which protects the same ids.

@@ -28,6 +28,7 @@ use crate::migrate;
 use crate::open_database::{OpenOptions, OwnerConnection};
 use crate::owner_lock::OwnerLock;
 use crate::provenance::{IdRange, Provenance, lineage_of};
+use crate::renumber::{self, CaughtUp, IdMoves};
 use crate::schema::Schema;
 
 /// What a restore did.
@@ -60,6 +61,9 @@ pub struct RestoreReport {
     /// restores the newest that verifies). Left as they are.
     #[serde(with = "crate::files::lossy_path::vec")]
     pub passed_over_damaged: Vec<PathBuf>,
+    /// Ids a repair moved after the backup was taken ([`crate::renumber`]), which the restored file held
+    /// and now names by their new ids, as the other files do ([`renumber::catch_up`]).
+    pub ids_moved: Vec<CaughtUp>,
 }
 
 /// Rows added per table, at most (AUTOINCREMENT ids handed out), by table name; shown as
@@ -208,14 +212,17 @@ pub fn verify_backup(backup: &Path, schema: &'static Schema, key: Option<&Key>) 
 }
 
 /// One database to restore: its kind, its owner lock (the proof nobody writes it), the verified backup to
-/// put in place, and the lowest AUTOINCREMENT counters it must end with (ids other files already refer to:
-/// `(table, highest id referenced)`).
+/// put in place, the lowest AUTOINCREMENT counters it must end with (ids other files already refer to:
+/// `(table, highest id referenced)`), and the moves of ids the data directory's files record
+/// ([`renumber::recorded_runs`]: the file it replaces and the others), which the backup's copy is brought up
+/// to before it is placed ([`renumber::catch_up`]).
 #[derive(Debug)]
 pub struct Placement {
     pub schema: &'static Schema,
     pub lock: OwnerLock,
     pub backup: VerifiedBackup,
     pub id_floors: Vec<(String, i64)>,
+    pub moves_recorded: Vec<IdMoves>,
 }
 
 /// Called at each step of [`restore_all`] with the step's name; an `Err` fails the restore there (drills
@@ -679,16 +686,30 @@ struct Replaced {
     left_out: Vec<IdRange>,
     another_file: bool,
     unread: bool,
+    ids_moved: Vec<CaughtUp>,
 }
 
 /// Reads the file the backup of `p` replaces (still at `e.db`, if there is one) and writes into the backup's
 /// copy (`e.restoring`, not placed yet) its counters raised past that file's and the floors, and `event`
 /// with the ids the restore leaves out.
 fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str) -> Result<Replaced> {
+    let mut replaced = Replaced::default();
+    // First, on its own: the counters the copy is compared by below are those of the ids it then holds (a
+    // table's rows moved down from the far ids count as rows the backup has).
+    if !p.moves_recorded.is_empty() {
+        write_before_placing(&e.restoring, p.schema, Some(p.backup.version), key, |tx| {
+            replaced.ids_moved = renumber::catch_up(tx, p.schema, &p.moves_recorded)?;
+            Ok(())
+        })?;
+    }
+    let copy = if replaced.ids_moved.is_empty() {
+        p.backup.path()
+    } else {
+        e.restoring.as_path()
+    };
     let counters = counters_of(&e.db, key);
     let mut floors = p.id_floors.clone();
     floors.extend(handed_out_by(&e.db, &counters, key));
-    let mut replaced = Replaced::default();
     // What the replaced file recorded of ids it lacked past the backup's counters: the restored file
     // lacks them too.
     let mut carried = (Vec::new(), Vec::new());
@@ -702,7 +723,7 @@ fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str)
         if !replaced.another_file {
             // The ids it handed out after the backup was taken, those it still held: a restore leaves
             // them out (`Provenance::with_missing_ids`).
-            let backup_counters = counters_of(p.backup.path(), key);
+            let backup_counters = counters_of(copy, key);
             let handed_out = ids_between(&backup_counters, &counters);
             replaced.left_out = ids_still_in(&e.db, handed_out, key);
             carried = crate::provenance::missing_ranges_past(&e.db, key, &backup_counters);
@@ -807,6 +828,7 @@ fn finish_restore(
         replaced_another_file: replaced.another_file,
         replaced_unread: replaced.unread,
         passed_over_damaged: Vec::new(),
+        ids_moved: replaced.ids_moved,
     };
     Ok((report, owner.into_lock()))
 }
@@ -824,6 +846,7 @@ pub fn restore_from(
         lock,
         backup: backup.clone(),
         id_floors: Vec::new(),
+        moves_recorded: Vec::new(),
     };
     let (mut reports, mut locks) = restore_all(vec![placement], aside_tag, None, key)?;
     let report = reports.pop().expect("restore_all reports every placement");

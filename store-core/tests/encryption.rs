@@ -378,6 +378,7 @@ mod sqlcipher {
             lock: OwnerLock::acquire(&db).unwrap(),
             backup: verify_backup(&backup, &ITEMS, Some(&a)).unwrap(),
             id_floors: Vec::new(),
+            moves_recorded: Vec::new(),
         };
         restore_all(vec![placement], "replaced", Some(&hook), Some(&a)).unwrap_err();
         let err = OwnerConnection::open_with(&db, &ITEMS, &keyed(&b)).unwrap_err();

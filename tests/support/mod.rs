@@ -17,6 +17,20 @@ pub use store_core::testing::{
     wait_for_file, wait_output_within, wait_until, wait_within,
 };
 
+/// A writer of activity.db at `db` at the schema before this build's (a daemon not upgraded yet), and that
+/// version.
+pub fn writer_at_older_schema(db: &Path) -> (activity_store::ActivityWriter, u32) {
+    let older = activity_store::SCHEMA.end_version() - 1;
+    let options = activity_store::WriterOptions {
+        open: store_core::OpenOptions {
+            target_version: Some(older),
+            ..Default::default()
+        },
+        ..activity_store::WriterOptions::default()
+    };
+    (activity_store::ActivityWriter::open_with(db, &options).unwrap(), older)
+}
+
 /// The JSON of one database in doctor's output (`doctor --json`).
 pub fn doctor_db_json<'a>(doctor: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     doctor["databases"]
