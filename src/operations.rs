@@ -1080,6 +1080,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             Plan::Built(built, report) => replacements.push(Replacement::Salvage(BuiltSalvage {
                 schema,
                 id_floors: referenced_ids_in(data_dir, schema, key, &salvaged),
+                moves_recorded: ids_moved_in(data_dir, schema, key, &salvaged),
                 lock,
                 built,
                 report: *report,

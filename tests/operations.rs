@@ -3773,6 +3773,15 @@ impl OutOfIds {
         );
     }
 
+    /// Backs both files up, then repairs: the backups (activity.db's, config.db's) hold the old ids.
+    fn backed_up_then_given_ids(&self) -> Vec<PathBuf> {
+        let d = utf8(&self.data);
+        let backups = backup_paths(&run_splitstore(["backup", "--data-dir", d]));
+        let repair = run_splitstore(["repair", "--data-dir", d]);
+        assert!(repair.status.success(), "{repair:?}");
+        backups
+    }
+
     /// Every place names the ids given, the server adds rows after them, and doctor finds nothing.
     fn whole_again(&self) {
         let (p, s) = (self.project, self.subscription);
@@ -3945,11 +3954,9 @@ fn a_table_out_of_ids_that_a_damaged_file_names_waits_for_its_repair() {
 fn a_backup_taken_before_a_repair_gave_smaller_ids_is_restored_naming_the_new_ids() {
     let t = config_out_of_ids();
     let d = utf8(&t.data);
-    let [activity_backup, config_backup] = &backup_paths(&run_splitstore(["backup", "--data-dir", d]))[..] else {
+    let [activity_backup, config_backup] = &t.backed_up_then_given_ids()[..] else {
         panic!("two backups")
     };
-    let repair = run_splitstore(["repair", "--data-dir", d]);
-    assert!(repair.status.success(), "{repair:?}");
     let (p, s) = (t.project, t.subscription);
     assert_eq!(t.named(), [p, p, p, p, s, s]);
     // Both files put back from before: both brought up to the ids, not out of ids again.
@@ -3999,10 +4006,7 @@ fn a_backup_taken_before_a_repair_gave_smaller_ids_is_restored_naming_the_new_id
 fn a_repair_restoring_a_backup_taken_before_ids_were_given_names_the_new_ids() {
     let t = config_out_of_ids();
     let d = utf8(&t.data);
-    let backup = run_splitstore(["backup", "--data-dir", d]);
-    assert!(backup.status.success(), "{backup:?}");
-    let repair = run_splitstore(["repair", "--data-dir", d]);
-    assert!(repair.status.success(), "{repair:?}");
+    t.backed_up_then_given_ids();
     damage_middle_page(&t.activity);
     let repair = run_splitstore(["repair", "--data-dir", d]);
     assert!(repair.status.success(), "{repair:?}");
@@ -4014,6 +4018,40 @@ fn a_repair_restoring_a_backup_taken_before_ids_were_given_names_the_new_ids() {
                 "; config.db's projects got smaller ids from a repair after this backup was taken, and the backup \
                  named them by the old ones: moved to the new (activity.db's activity_sessions.project_id: 1)"
             ),
+        "{said}"
+    );
+    let (p, s) = (t.project, t.subscription);
+    assert_eq!(t.named(), [p, p, p, p, s, s]);
+}
+
+/// activity.db damaged where its sessions are, after a repair gave config.db's project a smaller id, its
+/// backup taken before: a salvage on top of that backup takes the sessions from it, which name the project by
+/// its old id. They are brought up to the new id, and the salvage's notes say so.
+#[test]
+fn a_salvage_on_a_backup_taken_before_ids_were_given_names_the_new_ids() {
+    let t = config_out_of_ids();
+    let d = utf8(&t.data);
+    t.backed_up_then_given_ids();
+    let leaves: Vec<i64> = query_column(
+        &read_only(&t.activity),
+        "SELECT pageno FROM dbstat WHERE name = 'activity_sessions' AND pagetype = 'leaf'",
+    );
+    let page_size = query_i64(&read_only(&t.activity), "PRAGMA page_size") as usize;
+    let mut bytes = fs::read(&t.activity).unwrap();
+    for page in leaves {
+        let start = (page as usize - 1) * page_size;
+        bytes[start..start + page_size].fill(0x5A);
+    }
+    fs::write(&t.activity, &bytes).unwrap();
+
+    let repair = run_splitstore(["repair", "--salvage", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    let said = texts(&repair).0;
+    assert!(
+        said.contains(
+            "config.db's projects got smaller ids from a repair after this backup was taken, and the backup named \
+             them by the old ones: moved to the new (activity.db's activity_sessions.project_id: 1)"
+        ),
         "{said}"
     );
     let (p, s) = (t.project, t.subscription);

@@ -94,23 +94,7 @@ pub fn left_out(report: &store_core::restore::RestoreReport) -> String {
 /// What a restore's line adds when the backup held ids a repair moved after it was taken, which it now names
 /// by their new ids as the other files do, or nothing.
 pub fn ids_moved(report: &store_core::restore::RestoreReport) -> String {
-    report
-        .ids_moved
-        .iter()
-        .map(|c| {
-            let rows = (c.rows > 0).then(|| format!("{} of its rows", c.rows));
-            let places: Vec<String> = rows
-                .into_iter()
-                .chain(c.references.iter().map(|(column, n)| format!("{column}: {n}")))
-                .collect();
-            format!(
-                "; {} got smaller ids from a repair after this backup was taken, and the backup named them by \
-                 the old ones: moved to the new ({})",
-                c.table,
-                places.join(", ")
-            )
-        })
-        .collect()
+    report.ids_moved.iter().map(|c| format!("; {c}")).collect()
 }
 
 /// The newer backups a restore passed over as damaged, said first after the backup it restored (older than

@@ -285,6 +285,26 @@ pub struct CaughtUp {
     pub references: Vec<(String, u64)>,
 }
 
+impl std::fmt::Display for CaughtUp {
+    /// Said of a file put back from a backup (or built on one): "config.db's projects got smaller ids from a
+    /// repair after this backup was taken, and the backup named them by the old ones: moved to the new (1 of
+    /// its rows, config.db's project_domains.project_id: 1)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows = (self.rows > 0).then(|| format!("{} of its rows", self.rows));
+        let places: Vec<String> = rows
+            .into_iter()
+            .chain(self.references.iter().map(|(column, n)| format!("{column}: {n}")))
+            .collect();
+        write!(
+            f,
+            "{} got smaller ids from a repair after this backup was taken, and the backup named them by the old \
+             ones: moved to the new ({})",
+            self.table,
+            places.join(", ")
+        )
+    }
+}
+
 /// Brings a file put back from a backup (`conn`, of `schema`, inside the restore's write transaction) up to
 /// the ids moved since the backup was taken, as the data directory's files record them (`runs`, their
 /// [`recorded_runs`]): without it, a backup of activity.db taken before config.db's projects were given

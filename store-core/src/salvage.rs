@@ -319,6 +319,10 @@ pub struct BuiltSalvage {
     pub built: PathBuf,
     pub report: SalvageReport,
     pub id_floors: Vec<(String, i64)>,
+    /// The moves of ids the data directory's files record ([`crate::renumber::recorded_runs`]): rows taken
+    /// from a backup of before them name the old ids, and are brought up to them
+    /// ([`crate::renumber::catch_up`], said in the report's notes).
+    pub moves_recorded: Vec<crate::renumber::IdMoves>,
 }
 
 /// Writes into the output of `salvage` (not placed yet), to stand at `path` with the damaged file moved aside
@@ -391,7 +395,10 @@ pub(crate) fn stamp(
         .then(|| Provenance::now(SALVAGE_EVENT).with_missing_ids(&left_out, &lost_before));
     // Ids other files refer to are never handed out again (the salvage itself raised the counters past
     // every id the damaged file shows).
+    let notes = &mut report.notes;
     restore::write_before_placing(&salvage.built, salvage.schema, None, key, |tx| {
+        let caught = crate::renumber::catch_up(tx, salvage.schema, &salvage.moves_recorded)?;
+        notes.extend(caught.iter().map(|c| c.to_string()));
         restore::raise_counters(tx, &salvage.id_floors)?;
         if let Some(lineage) = &lineage {
             Provenance::carried_lineage(lineage).insert(tx)?;
