@@ -685,6 +685,12 @@ pub enum RepairAction {
     HeaderIdsRestored { database: &'static str, version: u32 },
     /// There is no such file: nothing to repair (its owner creates it when it starts).
     Missing { database: &'static str },
+    /// Its rows named another file's rows by ids a repair moved since ([`Error::OldIds`]: it was put back
+    /// from before that repair): moved to the new ids, as that file records them, in one transaction.
+    IdsMoved {
+        database: &'static str,
+        moved: Vec<store_core::renumber::CaughtUp>,
+    },
     /// A table out of ids ([`Error::IdsExhausted`]): its ids from [`FAR_IDS`](store_core::renumber::FAR_IDS)
     /// up given the next free ones, with every reference to them in either file (one transaction per file);
     /// its owner adds rows to it again.
@@ -772,6 +778,12 @@ enum Plan {
     RestoreIds,
     /// Tables out of ids: given smaller ones in place, the file opened at its own version.
     GiveIds,
+    /// Rows naming another file's rows by ids a repair moved since ([`Error::OldIds`]): moved to the new ids
+    /// in place.
+    NewIds,
+    /// Made whole in place already (its header ids written back, its old ids moved): like a healthy file, it
+    /// takes the references to ids a table out of them is given.
+    FixedInPlace,
     /// The backup, and the newer ones passed over as damaged.
     Restore(VerifiedBackup, Vec<PathBuf>),
     StartEmpty,
@@ -819,8 +831,9 @@ fn stops_repair(kind: ErrorKind) -> bool {
 /// [`Error::BackupKeyMismatch`] unless a salvage or an empty start was asked for (a salvage then says in a
 /// note that it went on without it).
 ///
-/// Not damaged, a file rebuilt without its header ids has them written back, and a table out of ids is given
-/// smaller ones with every reference to them, in every file ([`RepairAction::IdsGiven`];
+/// Not damaged, a file rebuilt without its header ids has them written back, a file naming another's rows by
+/// ids a repair moved since has them moved to the new ids ([`RepairAction::IdsMoved`]), and a table out of
+/// ids is given smaller ones with every reference to them, in every file ([`RepairAction::IdsGiven`];
 /// [`RepairAction::IdsLeft`] when a file that refers to it is damaged), each in place.
 ///
 /// AUTOINCREMENT counters are raised so no id is handed out twice. Refused while either owner runs.
@@ -907,8 +920,11 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         // Not damaged, but SQLite adds no row to a table whose counter is at the limit: its ids move down in
         // place, below, once every file has been looked at (with those of another file that refers to them).
         let out_of_ids = health.problems.iter().any(|p| p.code == ErrorKind::IdsExhausted);
+        let old_ids = health.problems.iter().any(|p| p.code == ErrorKind::OldIds);
         let plan = if !damaged && out_of_ids && health.schema_version.is_some() {
             Plan::GiveIds
+        } else if !damaged && old_ids && health.schema_version.is_some() {
+            Plan::NewIds
         } else if !damaged {
             if health.exists { Plan::Healthy } else { Plan::Missing }
         } else {
@@ -1019,7 +1035,19 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     database: schema.file_name,
                     version,
                 });
-                fixed_in_place.push(lock);
+                versions.insert(schema.file_name, version);
+                plans.push((schema, lock, Plan::FixedInPlace));
+            }
+            Plan::NewIds => {
+                let version = versions[schema.file_name];
+                let mut owner = open_in_place(lock, schema, version, key)?;
+                let moves = store_core::renumber::moves_recorded_beside(owner.path(), schema, key);
+                let moved = owner.write(|tx| store_core::renumber::catch_up(tx, schema, &moves))?;
+                actions.push(RepairAction::IdsMoved {
+                    database: schema.file_name,
+                    moved,
+                });
+                plans.push((schema, owner.into_lock(), Plan::FixedInPlace));
             }
             plan => plans.push((schema, lock, plan)),
         }
@@ -1074,8 +1102,9 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         let database = schema.file_name;
         match plan {
             Plan::Healthy => actions.push(RepairAction::Healthy { database }),
+            Plan::FixedInPlace => fixed_in_place.push(lock),
             // Done above.
-            Plan::RestoreIds | Plan::GiveIds => {}
+            Plan::RestoreIds | Plan::GiveIds | Plan::NewIds => {}
             Plan::Missing => actions.push(RepairAction::Missing { database }),
             Plan::Built(built, report) => replacements.push(Replacement::Salvage(BuiltSalvage {
                 schema,
@@ -1213,7 +1242,7 @@ fn give_ids(
     for (schema, lock, plan) in plans {
         let held = match (&plan, versions.get(schema.file_name)) {
             (Plan::GiveIds, Some(version)) => Held::Open(Box::new(open_in_place(lock, schema, *version, key)?)),
-            (Plan::Healthy, Some(version)) if names_ids_of_giving(schema) => {
+            (Plan::Healthy | Plan::FixedInPlace, Some(version)) if names_ids_of_giving(schema) => {
                 Held::Open(Box::new(open_in_place(lock, schema, *version, key)?))
             }
             _ => Held::Lock(lock),
@@ -1290,6 +1319,7 @@ impl RepairAction {
             | RepairAction::HeaderIdsRestored { database, .. }
             | RepairAction::IdsGiven { database, .. }
             | RepairAction::IdsLeft { database, .. }
+            | RepairAction::IdsMoved { database, .. }
             | RepairAction::Missing { database }
             | RepairAction::Restored { database, .. }
             | RepairAction::StartedEmpty { database, .. }

@@ -4108,6 +4108,79 @@ fn a_backup_at_an_older_schema_taken_before_ids_were_given_is_restored_naming_th
     assert_eq!(query_i64(&read_only(&activity), &named), project);
 }
 
+/// A backup of activity.db taken before a repair gave config.db's project a smaller id, copied back over the
+/// file by hand (or restored by a build before the restore moved ids): its session names the project by the
+/// old id, and showed under a deleted project, told by nothing. Doctor now says `old_ids`, and the repair its
+/// remedy names moves the reference to the new id.
+#[test]
+fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_references() {
+    let t = config_out_of_ids();
+    let [activity_backup, _] = &t.backed_up_then_given_ids()[..] else {
+        panic!("two backups")
+    };
+    fs::copy(activity_backup, &t.activity).unwrap();
+    let max = i64::MAX;
+    let (p, s) = (t.project, t.subscription);
+    assert_eq!(t.named(), [p, p, p, max, s, s]);
+
+    let d = utf8(&t.data);
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+    let problems = doctor_problems(&doctor, "activity.db");
+    let [(code, message, remedy)] = &problems[..] else {
+        panic!("{problems:?}")
+    };
+    assert_eq!(code, "old_ids");
+    assert_eq!(
+        message,
+        &format!(
+            "{} names config.db's projects by ids a repair has moved since: it was put back from before that repair \
+             (copied by hand, or restored by an earlier build), and its rows name rows the other file no longer has \
+             under those ids (a report shows them under a deleted project)",
+            t.activity.display()
+        )
+    );
+    assert_eq!(
+        remedy,
+        &format!(
+            "stop every owner of a database in {d} (the command takes all their locks), then run `splitstore repair \
+             --data-dir {d}`: it moves them to the new ids, as the other file records them; no row is lost in the \
+             meantime"
+        )
+    );
+
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    assert_eq!(
+        texts(&repair).0,
+        "activity.db: named config.db's projects by the ids a repair gave smaller ones since (it was put back from \
+         before that repair): moved to the new (activity.db's activity_sessions.project_id: 1)\nconfig.db: healthy, \
+         left alone\n"
+    );
+    t.whole_again();
+}
+
+/// config.db's projects out of ids while activity.db, whose sessions name them, was rebuilt without its
+/// header ids (`.dump`): repair writes activity.db's header ids back and gives the project its id, with the
+/// session's reference in activity.db.
+#[test]
+fn repair_gives_ids_with_the_references_in_a_file_whose_header_ids_it_writes_back() {
+    let t = config_out_of_ids();
+    rebuild_by_dump(&t.activity);
+    let repair = run_splitstore(["repair", "--data-dir", utf8(&t.data)]);
+    assert!(repair.status.success(), "{repair:?}");
+    let said = texts(&repair).0;
+    assert!(
+        said.starts_with("activity.db: rebuilt without its header ids"),
+        "{said}"
+    );
+    assert!(
+        said.contains("1 in activity.db's activity_sessions.project_id"),
+        "{said}"
+    );
+    t.whole_again();
+}
+
 /// Every column of both schemas whose name says it holds another row's id (`..._id`) is declared in a
 /// schema's `id_references`: a repair giving a table smaller ids moves exactly the declared references (and a
 /// restore raises counters past the other kind's), so a column a migration adds without declaring it would

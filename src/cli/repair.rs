@@ -110,6 +110,16 @@ pub fn run(args: Args) -> ExitCode {
                 i64::MAX,
                 being_replaced.join(" and ")
             ),
+            RepairAction::IdsMoved { database, moved } => {
+                for c in moved {
+                    super::say!(
+                        "{database}: named {} by the ids a repair gave smaller ones since (it was put back from \
+                         before that repair): moved to the new ({})",
+                        c.table,
+                        c.places()
+                    );
+                }
+            }
             RepairAction::Missing { database } => {
                 super::say!("{database}: does not exist, nothing to repair (its owner creates it when it starts)")
             }

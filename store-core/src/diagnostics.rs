@@ -586,6 +586,17 @@ fn inspect_contents(
             schema,
         });
     }
+    // Rows naming another file's rows by ids a repair moved since: put back from before it without the
+    // moves. Read as far as the file reads (damage is the check's below).
+    let moves = crate::renumber::moves_recorded_beside(path, schema, key);
+    let tables = crate::renumber::tables_named_by_old_ids(&conn, schema, &moves).unwrap_or_default();
+    if !tables.is_empty() {
+        h.problem_from(&Error::OldIds {
+            path: path.to_path_buf(),
+            tables,
+            schema,
+        });
+    }
 
     // Declared before the snapshot's connection, so that connection closes before the folder is removed.
     let scratch = if on_snapshot && level != CheckLevel::None {

@@ -82,6 +82,8 @@ pub enum ErrorKind {
     DiskFull,
     /// A table has handed out the largest id SQLite allows, and takes no more rows.
     IdsExhausted,
+    /// A file names rows of another file by ids a repair has moved since (it was put back from before it).
+    OldIds,
     /// The operating system refused a write.
     WriteFailed,
     /// A read came back short or failed: the file or its `-wal` changed under it, or the disk failed.
@@ -207,6 +209,7 @@ impl ErrorKind {
             ErrorKind::PragmaRejected => "pragma_rejected",
             ErrorKind::DiskFull => "disk_full",
             ErrorKind::IdsExhausted => "ids_exhausted",
+            ErrorKind::OldIds => "old_ids",
             ErrorKind::WriteFailed => "write_failed",
             ErrorKind::ReadFailed => "read_failed",
             ErrorKind::WalIndexStale => "wal_index_stale",
@@ -473,6 +476,14 @@ pub enum Error {
         table: String,
         schema: &'static Schema,
     },
+    /// The file's rows name rows of other files' `tables` (`config.db's projects`) by ids a repair gave
+    /// smaller ones since ([`crate::renumber`]), as those files record: it was put back from before that
+    /// repair (copied by hand, or restored by a build that did not move them).
+    OldIds {
+        path: PathBuf,
+        tables: Vec<String>,
+        schema: &'static Schema,
+    },
     /// The OS refused a write (I/O error, file-size limit, quota).
     WriteFailed { path: PathBuf, detail: String },
     /// SQLITE_IOERR_READ or SQLITE_IOERR_SHORT_READ (`extended`): a read failed, or found the file (or its
@@ -732,6 +743,7 @@ impl Error {
             Error::PragmaRejected { .. } => ErrorKind::PragmaRejected,
             Error::DiskFull { .. } => ErrorKind::DiskFull,
             Error::IdsExhausted { .. } => ErrorKind::IdsExhausted,
+            Error::OldIds { .. } => ErrorKind::OldIds,
             Error::WriteFailed { .. } => ErrorKind::WriteFailed,
             Error::ReadFailed { .. } => ErrorKind::ReadFailed,
             Error::WalIndexStale { .. } => ErrorKind::WalIndexStale,
@@ -793,6 +805,7 @@ impl Error {
             | Error::PragmaRejected { path, .. }
             | Error::DiskFull { path }
             | Error::IdsExhausted { path, .. }
+            | Error::OldIds { path, .. }
             | Error::WriteFailed { path, .. }
             | Error::ReadFailed { path, .. }
             | Error::WalIndexStale { path, .. }
@@ -1042,6 +1055,12 @@ impl Error {
                 format!("{p}: PRAGMA {pragma} reads back {got:?} after setting it to {wanted:?}")
             }
             Error::DiskFull { .. } => format!("{p}: the disk is full (SQLITE_FULL)"),
+            Error::OldIds { tables, .. } => format!(
+                "{p} names {} by ids a repair has moved since: it was put back from before that repair (copied by \
+                 hand, or restored by an earlier build), and its rows name rows the other file no longer has \
+                 under those ids (a report shows them under a deleted project)",
+                tables.join(" and ")
+            ),
             Error::IdsExhausted { table, .. } => format!(
                 "{p}: no row can be added to {table}: it has handed out id {}, the largest SQLite allows, and an \
                  AUTOINCREMENT table never reuses a smaller one (SQLite answers an insert with SQLITE_FULL, \
@@ -1558,6 +1577,11 @@ impl Error {
                 "free space on the disk holding {quoted_dir}{}; committed data is intact and writes succeed again \
                  once space returns",
                 temp_dir_clause(dir, crate::files::sqlite_temp_dir().as_deref(), "on the disk holding")
+            ),
+            Error::OldIds { schema, .. } => format!(
+                "{stop_owners}, then run {}: it moves them to the new ids, as the other file records them; no row \
+                 is lost in the meantime",
+                command(Some(schema), "repair", "")
             ),
             Error::IdsExhausted { table, schema, .. } => format!(
                 "freeing disk space does not help, and restarting fails the same way: the rows already in {table} \

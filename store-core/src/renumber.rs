@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::quote;
 use crate::error::Result;
+use crate::key::Key;
 use crate::open_database::OwnerConnection;
 use crate::provenance::Provenance;
 use crate::records;
@@ -285,22 +286,67 @@ pub struct CaughtUp {
     pub references: Vec<(String, u64)>,
 }
 
-impl std::fmt::Display for CaughtUp {
-    /// Said of a file put back from a backup (or built on one): "config.db's projects got smaller ids from a
-    /// repair after this backup was taken, and the backup named them by the old ones: moved to the new (1 of
-    /// its rows, config.db's project_domains.project_id: 1)".
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// Whether `conn`'s file (of `schema`) still holds, in any of its places, one of the ids `moves` moved away.
+fn holds_old_ids(conn: &Connection, schema: &Schema, moves: &IdMoves) -> rusqlite::Result<bool> {
+    let (_, far) = ids_held(conn, schema, &moves.database, &moves.table)?;
+    let old: BTreeSet<i64> = moves.ids.iter().map(|(old, _)| *old).collect();
+    Ok(far.iter().any(|id| old.contains(id)))
+}
+
+/// The moves of ids recorded by the files beside `path` that `schema`'s rows refer to, of the tables referred
+/// to (each such file records the moves of its own tables: [`give_smaller_ids`]). A file that does not open
+/// under `key` gives none.
+pub fn moves_recorded_beside(path: &Path, schema: &Schema, key: Option<&Key>) -> Vec<IdMoves> {
+    let files: BTreeSet<&str> = schema
+        .id_references
+        .iter()
+        .filter(|r| r.target_file != schema.file_name)
+        .map(|r| r.target_file)
+        .collect();
+    files
+        .into_iter()
+        .filter_map(|file| crate::read_pool::open_if_readable(&crate::files::parent_dir(path).join(file), key))
+        .flat_map(|conn| recorded_runs(&conn).unwrap_or_default())
+        .filter(|m| references_to(schema, &m.database, &m.table).next().is_some())
+        .collect()
+}
+
+/// The tables of other files (`file's table`) whose ids `conn`'s file (of `schema`) still names by the old
+/// ids that `moves` ([`moves_recorded_beside`]) moved: a file put back from before those moves without them
+/// ([`catch_up`] brings it up to them). Said by doctor as [`crate::Error::OldIds`].
+pub fn tables_named_by_old_ids(conn: &Connection, schema: &Schema, moves: &[IdMoves]) -> rusqlite::Result<Vec<String>> {
+    let mut named = BTreeSet::new();
+    for m in moves {
+        if holds_old_ids(conn, schema, m)? {
+            named.insert(format!("{}'s {}", m.database, m.table));
+        }
+    }
+    Ok(named.into_iter().collect())
+}
+
+impl CaughtUp {
+    /// What moved, as said in parentheses: "1 of its rows, config.db's project_domains.project_id: 1".
+    pub fn places(&self) -> String {
         let rows = (self.rows > 0).then(|| format!("{} of its rows", self.rows));
         let places: Vec<String> = rows
             .into_iter()
             .chain(self.references.iter().map(|(column, n)| format!("{column}: {n}")))
             .collect();
+        places.join(", ")
+    }
+}
+
+impl std::fmt::Display for CaughtUp {
+    /// Said of a file put back from a backup (or built on one): "config.db's projects got smaller ids from a
+    /// repair after this backup was taken, and the backup named them by the old ones: moved to the new (1 of
+    /// its rows, config.db's project_domains.project_id: 1)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "{} got smaller ids from a repair after this backup was taken, and the backup named them by the old \
              ones: moved to the new ({})",
             self.table,
-            places.join(", ")
+            self.places()
         )
     }
 }
@@ -325,9 +371,7 @@ pub fn catch_up(conn: &Connection, schema: &Schema, runs: &[IdMoves]) -> rusqlit
         let recorded = known
             .iter()
             .any(|m| m.run == moves.run && m.database == moves.database && m.table == moves.table);
-        let (_, far) = ids_held(conn, schema, &moves.database, &moves.table)?;
-        let old: BTreeSet<i64> = moves.ids.iter().map(|(old, _)| *old).collect();
-        if recorded && !far.iter().any(|id| old.contains(id)) {
+        if recorded && !holds_old_ids(conn, schema, moves)? {
             continue;
         }
         let moved = apply(conn, schema, moves, !recorded)?;
