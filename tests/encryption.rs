@@ -353,6 +353,8 @@ mod encrypted {
             })
             .unwrap();
         drop(owner);
+        let backup = with_key(&["backup", "--data-dir", utf8(&data)], &key);
+        assert!(backup.status.success(), "{:?}", texts(&backup));
 
         let repair = with_key(&["repair", "--data-dir", utf8(&data)], &key);
         assert!(repair.status.success(), "{:?}", texts(&repair));
@@ -370,6 +372,21 @@ mod encrypted {
         let project = read(&config_store::SCHEMA, "SELECT id FROM projects WHERE name = 'far'");
         assert!(project < store_core::renumber::FAR_IDS, "{project}");
         let named = format!("SELECT project_id FROM activity_sessions WHERE id = ({session})");
+        assert_eq!(read(&activity_store::SCHEMA, &named), project);
+
+        // activity.db's backup of before, restored under the key, names the project's new id.
+        let activity_backup = backup_paths(&backup).swap_remove(0);
+        let restore = with_key(
+            &["restore", "--data-dir", utf8(&data), "--from", utf8(&activity_backup)],
+            &key,
+        );
+        assert!(
+            texts(&restore)
+                .0
+                .contains("config.db's projects got smaller ids from a repair"),
+            "{:?}",
+            texts(&restore)
+        );
         assert_eq!(read(&activity_store::SCHEMA, &named), project);
     }
 
