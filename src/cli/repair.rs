@@ -110,6 +110,10 @@ pub fn run(args: Args) -> ExitCode {
                 i64::MAX,
                 being_replaced.join(" and ")
             ),
+            // Moved since doctor looked (another repair): nothing left to say but that.
+            RepairAction::IdsMoved { database, moved } if moved.is_empty() => {
+                super::say!("{database}: healthy, left alone")
+            }
             RepairAction::IdsMoved { database, moved } => {
                 for c in moved {
                     super::say!(

@@ -15,8 +15,10 @@
 //! rows. Nothing else a process does in between refers to the ids that moved: the table takes no row, and
 //! the ids moved to are past every id anyone holds.
 //!
-//! A backup taken before still names the old ids. A restore puts it back moved to the new ones, as the other
-//! files record them ([`catch_up`]): one file restored alone then names the same rows as the file it joins.
+//! A backup taken before still names the old ids. A restore puts it back moved to the new ones, as the data
+//! directory's files record them ([`catch_up`]): one file restored alone then names the same rows as the file
+//! it joins. A file put back without them (by hand, or by an earlier build) is told by doctor
+//! ([`tables_named_by_old_ids`]), and repair moves them in place.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -275,7 +277,7 @@ struct Moved {
     references: Vec<(String, u64)>,
 }
 
-/// What [`catch_up`] moved in a file put back from a backup, for one move of ids recorded in another file.
+/// What [`catch_up`] moved in a file put back from a backup, for one move of ids the data directory records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CaughtUp {
     /// The table whose ids moved (`file's table`).

@@ -393,12 +393,14 @@ pub(crate) fn stamp(
         .unwrap_or_default();
     let carried = (!left_out.is_empty() || !lost_before.is_empty())
         .then(|| Provenance::now(SALVAGE_EVENT).with_missing_ids(&left_out, &lost_before));
-    // Ids other files refer to are never handed out again (the salvage itself raised the counters past
-    // every id the damaged file shows).
     let notes = &mut report.notes;
     restore::write_before_placing(&salvage.built, salvage.schema, None, key, |tx| {
+        // Rows from a backup of before a repair moved ids name the old ones: moved first, so that the counters
+        // are raised from the ids the output then holds.
         let caught = crate::renumber::catch_up(tx, salvage.schema, &salvage.moves_recorded)?;
         notes.extend(caught.iter().map(|c| c.to_string()));
+        // Ids other files refer to are never handed out again (the salvage itself raised the counters past
+        // every id the damaged file shows).
         restore::raise_counters(tx, &salvage.id_floors)?;
         if let Some(lineage) = &lineage {
             Provenance::carried_lineage(lineage).insert(tx)?;
