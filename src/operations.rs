@@ -1023,9 +1023,10 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         plans.push((schema, lock, plan));
     }
 
-    // Header ids written back, and ids given to tables out of them, each in place and on its own (the file
-    // whole before and after), before any salvage is built or file moved: one that fails stops the repair
-    // there. Its lock stays held to the end.
+    // Header ids written back, old ids moved to the new, and ids given to tables out of them, each in place
+    // and on its own (the file whole before and after), before any salvage is built or file moved: one that
+    // fails stops the repair there. Its lock stays held to the end. A file made whole here stays in the plans
+    // (`FixedInPlace`): ids given to a table below move its references too.
     let mut fixed_in_place = Vec::new();
     for (schema, lock, plan) in std::mem::take(&mut plans) {
         match plan {
