@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
 use support::{
-    OLD_HISTORY, PRUNING_WEEK_OLD, activity_db_one_version_back, doctor_problems, kill9, output_within, query_i64,
-    read_only, spawn_splitstore, splitstore, summary_field, summary_value, wait_for_file, wait_until,
+    OLD_HISTORY, PRUNING_WEEK_OLD, activity_db_one_version_back, doctor_problems, kill9, lines_of, output_within,
+    query_i64, read_only, spawn_splitstore, splitstore, summary_field, summary_value, wait_for_file, wait_until,
 };
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
@@ -1029,13 +1029,7 @@ fn sigterm_ends_a_starting_daemons_wait_for_its_backup_folder_before_it_migrates
     let held = store_core::FolderLock::exclusive(&backups).unwrap();
 
     let mut daemon = spawn_daemon(data, &[]);
-    let (tx, lines) = mpsc::channel();
-    let stderr = daemon.child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (lines, reader) = lines_of(daemon.child.stderr.take().unwrap());
     let waiting = lines
         .recv_timeout(Duration::from_secs(60))
         .expect("the daemon says why it waits within 60 s");

@@ -175,8 +175,6 @@ mod encrypted {
     /// there): it says for whom it waits, as backup, restore and repair do, and re-keys once it is let go.
     #[test]
     fn a_rekey_waiting_for_its_backup_folder_says_for_whom() {
-        use std::io::{BufRead, BufReader};
-
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let old = key_file(&dir.path().join("old.key"));
@@ -189,13 +187,7 @@ mod encrypted {
         let held = store_core::FolderLock::shared(&backups).unwrap();
 
         let mut rekey = spawn_splitstore(["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new]);
-        let stderr = BufReader::new(rekey.stderr.take().unwrap());
-        let (tx, lines) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let (lines, reader) = lines_of(rekey.stderr.take().unwrap());
         let waiting = format!(
             "splitstore rekey: waiting for the backup folder {}, held by pid {}",
             backups.display(),

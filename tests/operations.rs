@@ -3209,16 +3209,6 @@ fn counter_of(db: &Path, table: &str) -> i64 {
         .unwrap_or(0)
 }
 
-/// Whether process `pid` has the file `path` open (`/proc/PID/fd`): a command waiting for a backup folder's
-/// lock keeps the lock file open while it tries for the lock.
-fn has_open(pid: u32, path: &Path) -> bool {
-    let path = fs::canonicalize(path).unwrap();
-    fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-        fds.flatten()
-            .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == path))
-    })
-}
-
 /// A scheduled `backup` and a manual one overlapping on one folder while the server writes: each was named by
 /// the clock read before its snapshot, and the `-1` of a same-millisecond name went to the one that finished
 /// last, so a backup named later could hold fewer rows; doctor then said `backup_named_earlier` ("the clock was
@@ -3292,42 +3282,51 @@ fn a_rotation_waits_for_a_restore_reading_its_folder() {
     let out = run_splitstore(["backup", "--data-dir", d]);
     assert!(out.status.success(), "{out:?}");
     let chosen = backup_paths(&out)[1].clone();
-    let rotation: std::sync::Arc<std::sync::Mutex<Option<(Child, bool)>>> = Default::default();
+    type Rotation = (
+        Child,
+        Option<String>,
+        std::sync::mpsc::Receiver<String>,
+        std::thread::JoinHandle<()>,
+    );
+    let rotation: std::sync::Arc<std::sync::Mutex<Option<Rotation>>> = Default::default();
     let hook: splitstore::operations::RestoreHook = {
         let (rotation, data) = (rotation.clone(), data.clone());
         std::sync::Arc::new(move |step: &str| {
-            // activity.db's backup is copied, config.db's (`chosen`) not yet: the rotation starts now.
+            // activity.db's backup is copied, config.db's (`chosen`) not yet: the rotation starts now. The
+            // restore goes on only once the rotation has said for whom it waits (or ended): let go sooner, the
+            // folder could be free again by the time the rotation names its holders, and there would be none
+            // to name (CI met it: "held by another process").
             if step == "copied activity.db" {
                 let mut child = spawn_splitstore(["backup", "--data-dir", utf8(&data), "--keep", "1"]);
-                let mut done = false;
-                wait_until(Duration::from_secs(60), "the rotation waits or ends", || {
-                    done = child.try_wait().unwrap().is_some();
-                    done || has_open(child.id(), &store_core::FolderLock::path_for(&data.join("backups")))
-                });
-                *rotation.lock().unwrap() = Some((child, done));
+                let (lines, reader) = lines_of(child.stderr.take().unwrap());
+                let said = match lines.recv_timeout(Duration::from_secs(60)) {
+                    Ok(line) => Some(line),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+                    Err(e) => panic!("the rotation neither waited nor ended within 60 s: {e}"),
+                };
+                *rotation.lock().unwrap() = Some((child, said, lines, reader));
             }
             Ok(())
         })
     };
     let restored =
         splitstore::operations::restore_with(&data, &backups, Some(&hook), None, &store_core::Waits::default());
-    let (child, ended_first) = rotation.lock().unwrap().take().expect("the rotation ran");
+    let (child, said, lines, reader) = rotation.lock().unwrap().take().expect("the rotation ran");
     let out = wait_output_within(child, Duration::from_secs(60));
-    let reports = restored.unwrap_or_else(|e| panic!("the restore failed: {e}; the rotation: {out:?}"));
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        !ended_first,
-        "the rotation ended while the restore read its folder: {out:?}"
-    );
-    let config = reports.iter().find(|r| r.database == "config.db").unwrap();
-    assert_eq!(config.restored_from, chosen, "{reports:?}");
+    reader.join().unwrap();
+    let said_after: Vec<String> = lines.try_iter().collect();
+    let reports = restored.unwrap_or_else(|e| panic!("the restore failed: {e}; the rotation: {out:?} {said_after:?}"));
+    assert!(out.status.success(), "{out:?} {said:?} {said_after:?}");
     // It said for whom it waited (it was silent), this test's process holding the folder for the restore.
     let waiting = format!(
         "splitstore backup: waiting for the backup folder {}, held by pid {}",
         backups.display(),
         std::process::id()
     );
-    assert!(texts(&out).1.contains(&waiting), "{waiting:?} not in {out:?}");
+    let said = said.unwrap_or_else(|| panic!("the rotation ended while the restore read its folder: {out:?}"));
+    assert!(said.starts_with(&waiting), "{said:?} is not {waiting:?}");
+    let config = reports.iter().find(|r| r.database == "config.db").unwrap();
+    assert_eq!(config.restored_from, chosen, "{reports:?}");
     // Rotated once the restore was done: the new backups alone are kept.
     assert!(!chosen.exists());
     assert_eq!(named(&backups, "config-"), [backup_paths(&out)[1].clone()]);
@@ -3380,8 +3379,6 @@ fn a_backup_behind_a_stopped_holder_of_its_folder_names_it_instead_of_waiting_fo
 /// (asking to stop still ends it), and once the holder is continued takes its backup, migrates and records.
 #[test]
 fn a_daemons_first_start_behind_a_stopped_holder_of_its_backup_folder_waits_for_it_and_then_upgrades() {
-    use std::io::{BufRead, BufReader};
-
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     fs::create_dir(&data).unwrap();
@@ -3403,13 +3400,7 @@ fn a_daemons_first_start_behind_a_stopped_holder_of_its_backup_folder_waits_for_
             .spawn()
             .expect("spawn splitstore"),
     );
-    let stderr = BufReader::new(daemon.0.stderr.take().unwrap());
-    let (tx, lines) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (lines, reader) = lines_of(daemon.0.stderr.take().unwrap());
     let pid = holder.pid();
     let waiting = format!(
         "splitstore daemon: the backup folder {} is held by pid {pid}, running `",

@@ -73,6 +73,22 @@ where
         .expect("spawn splitstore")
 }
 
+/// The lines of `pipe` (a child's stderr, taken from it), as they come: read on a thread of their own, so that a
+/// test waits for a line with `recv_timeout` and never hangs on a child that says nothing. The receiver is
+/// disconnected once the pipe closes (the child ended); join the thread to have every line.
+pub fn lines_of(
+    pipe: impl std::io::Read + Send + 'static,
+) -> (std::sync::mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
+    use std::io::BufRead;
+    let (tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (lines, reader)
+}
+
 /// `splitstore <args>` run to completion within 60 s.
 pub fn run_splitstore<I, S>(args: I) -> std::process::Output
 where
