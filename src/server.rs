@@ -46,13 +46,19 @@ pub enum ProjectStatus {
     /// The row names a project id that config.db does not have because it was on a damaged page that a
     /// salvage of config.db could not read (or deleted before the damage: nothing tells the two apart).
     LostToDamage,
+    /// The row names a project by the id it had before a repair gave config.db's projects smaller ids (they
+    /// had run out): its file was put back from before that repair without the move (copied by hand, or
+    /// restored by an earlier build). `name` is the project's under its new id (`None`: deleted since);
+    /// `splitstore repair` moves the rows to the new id. Reported as deleted, it read as time lost.
+    NamedByOldId,
 }
 
 /// Time on one project in a range: one row per distinct `activity_sessions.project_id`, NULL included.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProjectTime {
     pub project_id: Option<i64>,
-    /// The project's name from config.db; `None` when unassigned or deleted.
+    /// The project's name from config.db; `None` when unassigned or deleted. Named by an old id
+    /// ([`ProjectStatus::NamedByOldId`]): the name under its new id.
     pub name: Option<String>,
     pub status: ProjectStatus,
     /// Sum of `duration_seconds` (NULL counts 0).
@@ -305,14 +311,15 @@ struct ProjectIndex {
 fn describe(projects: &ProjectIndex, id: Option<i64>) -> (Option<String>, ProjectStatus) {
     match id.map(|id| (id, projects.names.get(&id))) {
         None => (None, ProjectStatus::Unassigned),
-        Some((id, None)) => (
-            None,
-            match projects.missing.why(id) {
-                Some(MissingBecause::LeftOutByRestore) => ProjectStatus::LeftOutByRestore,
-                Some(MissingBecause::LostToDamage) => ProjectStatus::LostToDamage,
-                None => ProjectStatus::Deleted,
-            },
-        ),
+        Some((id, None)) => match projects.missing.why(id) {
+            Some(MissingBecause::MovedByRepair { now }) => (
+                projects.names.get(&now).map(|(name, _)| name.clone()),
+                ProjectStatus::NamedByOldId,
+            ),
+            Some(MissingBecause::LeftOutByRestore) => (None, ProjectStatus::LeftOutByRestore),
+            Some(MissingBecause::LostToDamage) => (None, ProjectStatus::LostToDamage),
+            None => (None, ProjectStatus::Deleted),
+        },
         Some((_, Some((name, archived)))) => (
             Some(name.clone()),
             if *archived {

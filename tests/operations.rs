@@ -4106,6 +4106,17 @@ fn a_backup_at_an_older_schema_taken_before_ids_were_given_is_restored_naming_th
 #[test]
 fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_references() {
     let t = config_out_of_ids();
+    // The session's time in the running totals under the far project too, as the daemon counts it (a report
+    // reads them): the fixture moved the session alone, and this file's only session is the one.
+    let activity = rusqlite::Connection::open(&t.activity).unwrap();
+    assert_eq!(query_i64(&activity, "SELECT COUNT(*) FROM activity_sessions"), 1);
+    activity
+        .execute(
+            "UPDATE activity_totals SET has_project = 1, project_id = ?1",
+            [i64::MAX],
+        )
+        .unwrap();
+    drop(activity);
     let [activity_backup, _] = &t.backed_up_then_given_ids()[..] else {
         panic!("two backups")
     };
@@ -4114,7 +4125,27 @@ fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_re
     let (p, s) = (t.project, t.subscription);
     assert_eq!(t.named(), [p, p, p, max, s, s]);
 
+    // The report said the session's time was a deleted project's: it names it by the project's name, marked
+    // as named by the old id, and says what moves it.
     let d = utf8(&t.data);
+    let (name, status, line) = reported_project(&t.data, max);
+    assert_eq!(
+        (name.as_deref(), status.as_str()),
+        (Some("far"), "named_by_old_id"),
+        "{line}"
+    );
+    assert!(line.contains(" far (old id) "), "{line}");
+    let report = run_splitstore(["report", "--data-dir", d]);
+    assert_eq!(
+        texts(&report).1,
+        format!(
+            "splitstore report: note: the time marked `(old id)` (status `named_by_old_id`) names its project by \
+             the id it had before a repair gave config.db's projects smaller ids (activity.db was put back from \
+             before that repair): stop the daemon and the server, then run `splitstore repair --data-dir {d}` to \
+             move it to the new ids\n"
+        )
+    );
+
     let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
     let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
     let problems = doctor_problems(&doctor, "activity.db");
@@ -4127,7 +4158,7 @@ fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_re
         &format!(
             "{} names config.db's projects by ids a repair has moved since: it was put back from before that repair \
              (copied by hand, or restored by an earlier build), and its rows name rows the other file no longer has \
-             under those ids (a report shows them under a deleted project)",
+             under those ids (a report marks their time `(old id)`)",
             t.activity.display()
         )
     );
@@ -4145,10 +4176,13 @@ fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_re
     assert_eq!(
         texts(&repair).0,
         "activity.db: named config.db's projects by the ids a repair gave smaller ones since (it was put back from \
-         before that repair): moved to the new (activity.db's activity_sessions.project_id: 1)\nconfig.db: healthy, \
-         left alone\n"
+         before that repair): moved to the new (activity.db's activity_sessions.project_id: 1, activity.db's \
+         activity_totals.project_id: 1)\nconfig.db: healthy, left alone\n"
     );
     t.whole_again();
+    let (name, status, _) = reported_project(&t.data, p);
+    assert_eq!((name.as_deref(), status.as_str()), (Some("far"), "active"));
+    assert_eq!(texts(&run_splitstore(["report", "--data-dir", d])).1, "");
 }
 
 /// config.db's projects out of ids while activity.db, whose sessions name them, was rebuilt without its

@@ -259,6 +259,10 @@ fn demo(dir: &Path, seconds: Duration, key: Option<(store_core::Key, PathBuf)>) 
                 "(project {}, lost with damage to config.db)",
                 r.project_id.unwrap_or_default()
             ),
+            ProjectStatus::NamedByOldId => format!(
+                "{} (by its id before a repair: run repair)",
+                r.name.as_deref().unwrap_or("(deleted project)")
+            ),
             _ => r.name.clone().unwrap_or_default(),
         };
         say!(

@@ -24,7 +24,8 @@ pub struct Args {
     pub to: Option<DateTime<Utc>>,
     /// Print a JSON array of {"project_id", "name", "status", "seconds", "sessions"}; status is one of
     /// active, archived, deleted, left_out_by_restore (a restore of config.db from an older backup left the
-    /// project out), lost_to_damage (on a page of config.db a salvage could not read), unassigned.
+    /// project out), lost_to_damage (on a page of config.db a salvage could not read), named_by_old_id (the
+    /// project's id before a repair gave it a smaller one; "name" is the project's: run repair), unassigned.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -37,7 +38,7 @@ struct Row<'a> {
     project_id: Option<i64>,
     name: Option<&'a str>,
     /// What the id refers to now (`active`, `archived`, `deleted`, `left_out_by_restore`, `lost_to_damage`,
-    /// `unassigned`).
+    /// `named_by_old_id`, `unassigned`).
     status: ProjectStatus,
     seconds: i64,
     sessions: i64,
@@ -71,6 +72,17 @@ pub fn run(args: Args) -> ExitCode {
             edge.counted
         );
     }
+    // Time named by a project's old id reads as a deleted project's without it: said, with what moves it.
+    if rows.iter().any(|r| r.status == ProjectStatus::NamedByOldId) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "splitstore report: note: the time marked `(old id)` (status `named_by_old_id`) names its project by \
+             the id it had before a repair gave config.db's projects smaller ids (activity.db was put back from \
+             before that repair): stop the daemon and the server, then run `splitstore repair --data-dir {}` to \
+             move it to the new ids",
+            store_core::files::shell_quoted(&args.data_dir)
+        );
+    }
     if args.json {
         let json: Vec<Row> = rows
             .iter()
@@ -96,6 +108,8 @@ pub fn run(args: Args) -> ExitCode {
             (ProjectStatus::Deleted, _) => "(deleted project)".to_string(),
             (ProjectStatus::LeftOutByRestore, _) => "(left out by a config restore)".to_string(),
             (ProjectStatus::LostToDamage, _) => "(lost with config.db damage)".to_string(),
+            (ProjectStatus::NamedByOldId, Some(n)) => format!("{n} (old id)"),
+            (ProjectStatus::NamedByOldId, None) => "(deleted project, old id)".to_string(),
             (ProjectStatus::Archived, Some(n)) => format!("{n} (archived)"),
             (_, name) => name.clone().unwrap_or_default(),
         };

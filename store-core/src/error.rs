@@ -1058,7 +1058,7 @@ impl Error {
             Error::OldIds { tables, .. } => format!(
                 "{p} names {} by ids a repair has moved since: it was put back from before that repair (copied by \
                  hand, or restored by an earlier build), and its rows name rows the other file no longer has \
-                 under those ids (a report shows them under a deleted project)",
+                 under those ids (a report marks their time `(old id)`)",
                 tables.join(" and ")
             ),
             Error::IdsExhausted { table, .. } => format!(

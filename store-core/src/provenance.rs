@@ -207,14 +207,20 @@ pub struct MissingIds {
     /// In ranges salvages could not read from a damaged file, past the counters of the backup they stood on
     /// (if any): an id here that the file lacks was lost with the damage, or deleted before it.
     pub lost_to_damage: Vec<RangeInclusive<i64>>,
+    /// Given smaller ids by repairs, `(old, new)` ([`crate::renumber`]'s records): a row of another file
+    /// naming an old one was put back from before the repair without its moves (copied by hand, or restored
+    /// by an earlier build), and names the row now at the new id (`splitstore repair` moves it there).
+    pub moved: Vec<(i64, i64)>,
 }
 
 impl MissingIds {
-    /// Why the file lacks `id`, if its records say: a restore left it out, or damage lost it (`None`: as far
-    /// as the file knows, deleted).
+    /// Why the file lacks `id`, if its records say: a repair moved it, a restore left it out, or damage lost
+    /// it (`None`: as far as the file knows, deleted).
     pub fn why(&self, id: i64) -> Option<MissingBecause> {
         let among = |ranges: &[RangeInclusive<i64>]| ranges.iter().any(|r| r.contains(&id));
-        if among(&self.left_out) {
+        if let Some(&(_, now)) = self.moved.iter().find(|(old, _)| *old == id) {
+            Some(MissingBecause::MovedByRepair { now })
+        } else if among(&self.left_out) {
             Some(MissingBecause::LeftOutByRestore)
         } else if among(&self.lost_to_damage) {
             Some(MissingBecause::LostToDamage)
@@ -229,10 +235,14 @@ impl MissingIds {
 pub enum MissingBecause {
     LeftOutByRestore,
     LostToDamage,
+    /// A repair gave the row the id `now` (the table had run out of ids).
+    MovedByRepair {
+        now: i64,
+    },
 }
 
-/// The ids of `table` that restores of this file left out and salvages of it could not read, from their
-/// records, oldest first. A file without the `provenance` table has none.
+/// The ids of `table` that restores of this file left out, salvages of it could not read and repairs moved,
+/// from their records, oldest first. A file without the `provenance` table has none.
 pub fn missing_ids(conn: &Connection, table: &str) -> rusqlite::Result<MissingIds> {
     let of_table = |ranges: Vec<IdRange>| {
         ranges
@@ -245,6 +255,11 @@ pub fn missing_ids(conn: &Connection, table: &str) -> rusqlite::Result<MissingId
     Ok(MissingIds {
         left_out: of_table(recorded.left_out),
         lost_to_damage: of_table(recorded.lost_to_damage),
+        moved: crate::renumber::recorded_runs(conn)?
+            .into_iter()
+            .filter(|m| m.table == table)
+            .flat_map(|m| m.ids)
+            .collect(),
     })
 }
 
