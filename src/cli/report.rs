@@ -78,9 +78,8 @@ pub fn run(args: Args) -> ExitCode {
             std::io::stderr(),
             "splitstore report: note: the time marked `(old id)` (status `named_by_old_id`) names its project by \
              the id it had before a repair gave config.db's projects smaller ids (activity.db was put back from \
-             before that repair): stop the daemon and the server, then run `splitstore repair --data-dir {}` to \
-             move it to the new ids",
-            store_core::files::shell_quoted(&args.data_dir)
+             before that repair): stop the daemon and the server, then run `{}` to move it to the new ids",
+            activity_store::SCHEMA.command("repair", &args.data_dir, "")
         );
     }
     if args.json {
