@@ -103,6 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             (ProjectStatus::LeftOutByRestore, _) => "(left out by a restore)",
                             (ProjectStatus::LostToDamage, _) => "(lost with damage)",
                             (ProjectStatus::NamedByOldId, _) => "(by an old id: run `splitstore repair`)",
+                            (ProjectStatus::NamedByNewId, _) => "(by a new id: run `splitstore repair`)",
                             (_, Some(name)) => name,
                             (_, None) => "(deleted)",
                         };

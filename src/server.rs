@@ -51,6 +51,11 @@ pub enum ProjectStatus {
     /// restored by an earlier build). `name` is the project's under its new id (`None`: deleted since);
     /// `splitstore repair` moves the rows to the new id. Reported as deleted, it read as time lost.
     NamedByOldId,
+    /// The other way round: the row names a project by the id a repair gave it, and config.db was put back
+    /// from before that repair (copied by hand), so the project still has its old id there. `name` is the
+    /// project's under its old id, as activity.db records the move; `splitstore repair` gives config.db's
+    /// projects the new ids.
+    NamedByNewId,
 }
 
 /// Time on one project in a range: one row per distinct `activity_sessions.project_id`, NULL included.
@@ -287,9 +292,13 @@ impl Reports {
     }
 
     /// Every project of config.db (archived included) by id, and the ids it may lack for another reason than
-    /// a deletion: two queries.
+    /// a deletion: three queries.
     fn project_index(&self) -> Result<ProjectIndex> {
         Ok(ProjectIndex {
+            old_ids: or_nothing_yet(self.activity.project_ids_moved())?
+                .into_iter()
+                .map(|(old, new)| (new, old))
+                .collect(),
             names: self
                 .config
                 .project_summaries()?
@@ -306,6 +315,9 @@ struct ProjectIndex {
     /// Name and whether archived, by id.
     names: HashMap<i64, (String, bool)>,
     missing: store_core::provenance::MissingIds,
+    /// The id a project had before a repair moved it, by its new id, as activity.db records the moves: a
+    /// config.db put back from before that repair has the project under the old one.
+    old_ids: HashMap<i64, i64>,
 }
 
 fn describe(projects: &ProjectIndex, id: Option<i64>) -> (Option<String>, ProjectStatus) {
@@ -318,7 +330,10 @@ fn describe(projects: &ProjectIndex, id: Option<i64>) -> (Option<String>, Projec
             ),
             Some(MissingBecause::LeftOutByRestore) => (None, ProjectStatus::LeftOutByRestore),
             Some(MissingBecause::LostToDamage) => (None, ProjectStatus::LostToDamage),
-            None => (None, ProjectStatus::Deleted),
+            None => match projects.old_ids.get(&id).and_then(|old| projects.names.get(old)) {
+                Some((name, _)) => (Some(name.clone()), ProjectStatus::NamedByNewId),
+                None => (None, ProjectStatus::Deleted),
+            },
         },
         Some((_, Some((name, archived)))) => (
             Some(name.clone()),

@@ -3725,6 +3725,19 @@ impl OutOfIds {
         query_i64(&read_only(db), sql)
     }
 
+    /// The session's time in the running totals under the far project too, as the daemon counts it (a report
+    /// reads them): the fixture moved the session alone, and this file's only session is the one.
+    fn time_under_the_far_project(&self) {
+        let activity = rusqlite::Connection::open(&self.activity).unwrap();
+        assert_eq!(query_i64(&activity, "SELECT COUNT(*) FROM activity_sessions"), 1);
+        activity
+            .execute(
+                "UPDATE activity_totals SET has_project = 1, project_id = ?1",
+                [i64::MAX],
+            )
+            .unwrap();
+    }
+
     /// The ids naming the far project in each place, and the far subscription's.
     fn named(&self) -> [i64; 6] {
         [
@@ -4106,17 +4119,7 @@ fn a_backup_at_an_older_schema_taken_before_ids_were_given_is_restored_naming_th
 #[test]
 fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_references() {
     let t = config_out_of_ids();
-    // The session's time in the running totals under the far project too, as the daemon counts it (a report
-    // reads them): the fixture moved the session alone, and this file's only session is the one.
-    let activity = rusqlite::Connection::open(&t.activity).unwrap();
-    assert_eq!(query_i64(&activity, "SELECT COUNT(*) FROM activity_sessions"), 1);
-    activity
-        .execute(
-            "UPDATE activity_totals SET has_project = 1, project_id = ?1",
-            [i64::MAX],
-        )
-        .unwrap();
-    drop(activity);
+    t.time_under_the_far_project();
     let [activity_backup, _] = &t.backed_up_then_given_ids()[..] else {
         panic!("two backups")
     };
@@ -4179,6 +4182,56 @@ fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_re
          before that repair): moved to the new (activity.db's activity_sessions.project_id: 1, activity.db's \
          activity_totals.project_id: 1)\nconfig.db: healthy, left alone\n"
     );
+    t.whole_again();
+    let (name, status, _) = reported_project(&t.data, p);
+    assert_eq!((name.as_deref(), status.as_str()), (Some("far"), "active"));
+    assert_eq!(texts(&run_splitstore(["report", "--data-dir", d])).1, "");
+}
+
+/// The other way round: config.db put back by hand from before the repair that gave its projects smaller ids
+/// (its project still at the old id), beside an activity.db naming the new one. The report names the time by
+/// the project under its old id, marked as named by the new id, and says what gives config.db those ids:
+/// `repair`, which gives them the ids activity.db records (without which the time read as a deleted
+/// project's).
+#[test]
+fn a_config_db_copied_back_from_before_ids_were_given_names_its_time_and_repair_gives_the_same_ids() {
+    let t = config_out_of_ids();
+    t.time_under_the_far_project();
+    let [_, config_backup] = &t.backed_up_then_given_ids()[..] else {
+        panic!("two backups")
+    };
+    fs::copy(config_backup, &t.config).unwrap();
+    let (max, p) = (i64::MAX, t.project);
+    assert_eq!(t.named(), [max, max, max, p, max, max]);
+
+    let d = utf8(&t.data);
+    let (name, status, line) = reported_project(&t.data, p);
+    assert_eq!(
+        (name.as_deref(), status.as_str()),
+        (Some("far"), "named_by_new_id"),
+        "{line}"
+    );
+    assert!(line.contains(" far (new id) "), "{line}");
+    let report = run_splitstore(["report", "--data-dir", d]);
+    assert_eq!(
+        texts(&report).1,
+        format!(
+            "splitstore report: note: the time marked `(new id)` (status `named_by_new_id`) names its project by \
+             the id a repair gave it, which config.db does not have yet (config.db was put back from before that \
+             repair): stop the daemon and the server, then run `splitstore repair --data-dir {d}` to give \
+             config.db's projects the ids activity.db names\n"
+        )
+    );
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+    let codes: Vec<String> = doctor_problems(&doctor, "config.db")
+        .into_iter()
+        .map(|(code, ..)| code)
+        .collect();
+    assert_eq!(codes, ["ids_exhausted", "ids_exhausted"]);
+
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
     t.whole_again();
     let (name, status, _) = reported_project(&t.data, p);
     assert_eq!((name.as_deref(), status.as_str()), (Some("far"), "active"));

@@ -184,6 +184,13 @@ impl ActivityReader {
         })
     }
 
+    /// The ids of config.db's projects a repair moved (they had run out), `(old, new)`, as this file records
+    /// them: its rows name the new ones, and a config.db put back from before that repair still has the old.
+    pub fn project_ids_moved(&self) -> Result<Vec<(i64, i64)>> {
+        self.pool
+            .read(|c| store_core::renumber::ids_moved(c, "config.db", "projects"))
+    }
+
     /// The highest session and event ids: what is new since an earlier call is `id > last`.
     pub fn last_ids(&self) -> Result<LastIds> {
         self.pool.read(repo::last_ids)

@@ -263,6 +263,10 @@ fn demo(dir: &Path, seconds: Duration, key: Option<(store_core::Key, PathBuf)>) 
                 "{} (by its id before a repair: run repair)",
                 r.name.as_deref().unwrap_or("(deleted project)")
             ),
+            ProjectStatus::NamedByNewId => format!(
+                "{} (by its id after a repair: run repair)",
+                r.name.as_deref().unwrap_or_default()
+            ),
             _ => r.name.clone().unwrap_or_default(),
         };
         say!(

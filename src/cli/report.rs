@@ -25,7 +25,9 @@ pub struct Args {
     /// Print a JSON array of {"project_id", "name", "status", "seconds", "sessions"}; status is one of
     /// active, archived, deleted, left_out_by_restore (a restore of config.db from an older backup left the
     /// project out), lost_to_damage (on a page of config.db a salvage could not read), named_by_old_id (the
-    /// project's id before a repair gave it a smaller one; "name" is the project's: run repair), unassigned.
+    /// project's id before a repair gave it a smaller one; "name" is the project's: run repair),
+    /// named_by_new_id (the id a repair gave the project, which a config.db put back from before that repair
+    /// does not have yet; "name" is the project's: run repair), unassigned.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -38,7 +40,7 @@ struct Row<'a> {
     project_id: Option<i64>,
     name: Option<&'a str>,
     /// What the id refers to now (`active`, `archived`, `deleted`, `left_out_by_restore`, `lost_to_damage`,
-    /// `named_by_old_id`, `unassigned`).
+    /// `named_by_old_id`, `named_by_new_id`, `unassigned`).
     status: ProjectStatus,
     seconds: i64,
     sessions: i64,
@@ -82,6 +84,16 @@ pub fn run(args: Args) -> ExitCode {
             activity_store::SCHEMA.command("repair", &args.data_dir, "")
         );
     }
+    if rows.iter().any(|r| r.status == ProjectStatus::NamedByNewId) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "splitstore report: note: the time marked `(new id)` (status `named_by_new_id`) names its project by \
+             the id a repair gave it, which config.db does not have yet (config.db was put back from before that \
+             repair): stop the daemon and the server, then run `{}` to give config.db's projects the ids \
+             activity.db names",
+            config_store::SCHEMA.command("repair", &args.data_dir, "")
+        );
+    }
     if args.json {
         let json: Vec<Row> = rows
             .iter()
@@ -109,6 +121,7 @@ pub fn run(args: Args) -> ExitCode {
             (ProjectStatus::LostToDamage, _) => "(lost with config.db damage)".to_string(),
             (ProjectStatus::NamedByOldId, Some(n)) => format!("{n} (old id)"),
             (ProjectStatus::NamedByOldId, None) => "(deleted project, old id)".to_string(),
+            (ProjectStatus::NamedByNewId, Some(n)) => format!("{n} (new id)"),
             (ProjectStatus::Archived, Some(n)) => format!("{n} (archived)"),
             (_, name) => name.clone().unwrap_or_default(),
         };

@@ -150,6 +150,12 @@ pub fn recorded_runs(conn: &Connection) -> rusqlite::Result<Vec<IdMoves>> {
         .collect())
 }
 
+/// The ids of `file`'s `table` recorded as moved in `conn`'s file, `(old, new)`, oldest first: a file of
+/// `table` put back from before the repair that moved them still has the old ones.
+pub fn ids_moved(conn: &Connection, file: &str, table: &str) -> rusqlite::Result<Vec<(i64, i64)>> {
+    Ok(recorded(conn, file, table)?.into_iter().flat_map(|m| m.ids).collect())
+}
+
 /// The ids recorded as moved for `table` of `file` in `conn`'s file, oldest first.
 fn recorded(conn: &Connection, file: &str, table: &str) -> rusqlite::Result<Vec<IdMoves>> {
     Ok(recorded_runs(conn)?
