@@ -434,10 +434,16 @@ fn wait_for_folder(
             });
         }
         if !told {
+            // Named, then tried once more: a holder that let go since the try above would be said as "another
+            // process" (no one holds it) in a line about a wait that ends at once.
+            let holders = named_holders(file, lock_path);
+            if try_lock(file).is_ok() {
+                return Ok(());
+            }
             told = true;
             waits.tell(&FolderWait {
                 folder,
-                holders: &named_holders(file, lock_path),
+                holders: &holders,
                 holders_stopped: false,
             });
         }
@@ -538,10 +544,18 @@ fn lock_exclusive(file: &File, lock_path: &Path, db_path: &Path) -> Result<()> {
                 };
                 let limit = if owner_holds { OWNER_GRACE } else { SHARED_WAIT_LIMIT };
                 if start.elapsed() >= limit {
-                    return Err(Error::Locked {
-                        path: db_path.to_path_buf(),
-                        holder: read_holder(file),
-                    });
+                    // Named, then tried once more: a holder that let go since the try above (a daemon exiting
+                    // as its successor starts) would be refused as "another process", or by a pid that no
+                    // longer holds the lock.
+                    let holder = read_holder(file);
+                    return match fs2::FileExt::try_lock_exclusive(file) {
+                        Ok(()) => Ok(()),
+                        Err(e) if is_contended(&e) => Err(Error::Locked {
+                            path: db_path.to_path_buf(),
+                            holder,
+                        }),
+                        Err(e) => Err(Error::io(lock_path, "lock", e)),
+                    };
                 }
                 thread::sleep(Duration::from_millis(5));
             }
