@@ -74,8 +74,12 @@ pub struct ProjectTime {
 /// One project's activity in a range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProjectActivity {
-    /// `None` if config.db has no such project (deleted): its sessions are still reported.
+    /// The project the id names: config.db's under that id, or under the id a repair moved it to or from
+    /// ([`ProjectStatus::NamedByOldId`], [`ProjectStatus::NamedByNewId`]). `None` if config.db has no such
+    /// project (deleted, say): its sessions are still reported.
     pub project: Option<Project>,
+    /// What the id refers to now, as [`Reports::time_per_project`] says it.
+    pub status: ProjectStatus,
     /// All of the project's time in the range, from activity.db's running totals: pruned sessions still
     /// count here, though `sessions` no longer lists them.
     pub seconds: i64,
@@ -239,11 +243,16 @@ impl Reports {
     /// One project's sessions in `range` (at most `limit`, oldest first) and its total seconds. Works for a
     /// deleted project too: its sessions keep its id.
     pub fn project_activity(&self, project_id: i64, range: &TimeRange, limit: u32) -> Result<ProjectActivity> {
-        let project = self.config.project(project_id)?;
+        let (under, status) = resolve(&self.project_index()?, Some(project_id));
+        let project = match under {
+            Some(id) => self.config.project(id)?,
+            None => None,
+        };
         let sessions = or_nothing_yet(self.activity.sessions_of_project(project_id, range, limit))?;
         let seconds = or_nothing_yet(self.activity.total_of_project(project_id, range).map(|t| t.seconds))?;
         Ok(ProjectActivity {
             project,
+            status,
             seconds,
             sessions,
         })
@@ -321,28 +330,36 @@ struct ProjectIndex {
 }
 
 fn describe(projects: &ProjectIndex, id: Option<i64>) -> (Option<String>, ProjectStatus) {
-    match id.map(|id| (id, projects.names.get(&id))) {
-        None => (None, ProjectStatus::Unassigned),
-        Some((id, None)) => match projects.missing.why(id) {
-            Some(MissingBecause::MovedByRepair { now }) => (
-                projects.names.get(&now).map(|(name, _)| name.clone()),
-                ProjectStatus::NamedByOldId,
-            ),
-            Some(MissingBecause::LeftOutByRestore) => (None, ProjectStatus::LeftOutByRestore),
-            Some(MissingBecause::LostToDamage) => (None, ProjectStatus::LostToDamage),
-            None => match projects.old_ids.get(&id).and_then(|old| projects.names.get(old)) {
-                Some((name, _)) => (Some(name.clone()), ProjectStatus::NamedByNewId),
-                None => (None, ProjectStatus::Deleted),
-            },
+    let (under, status) = resolve(projects, id);
+    let name = under
+        .and_then(|id| projects.names.get(&id))
+        .map(|(name, _)| name.clone());
+    (name, status)
+}
+
+/// What `id` refers to now, and the id config.db has that project under: its own, or the one a repair moved
+/// it to (the row's file put back from before the repair) or from (config.db put back from before it).
+fn resolve(projects: &ProjectIndex, id: Option<i64>) -> (Option<i64>, ProjectStatus) {
+    let Some(id) = id else {
+        return (None, ProjectStatus::Unassigned);
+    };
+    if let Some((_, archived)) = projects.names.get(&id) {
+        let status = if *archived {
+            ProjectStatus::Archived
+        } else {
+            ProjectStatus::Active
+        };
+        return (Some(id), status);
+    }
+    let held = |id: i64| projects.names.contains_key(&id).then_some(id);
+    match projects.missing.why(id) {
+        Some(MissingBecause::MovedByRepair { now }) => (held(now), ProjectStatus::NamedByOldId),
+        Some(MissingBecause::LeftOutByRestore) => (None, ProjectStatus::LeftOutByRestore),
+        Some(MissingBecause::LostToDamage) => (None, ProjectStatus::LostToDamage),
+        None => match projects.old_ids.get(&id).and_then(|&old| held(old)) {
+            Some(old) => (Some(old), ProjectStatus::NamedByNewId),
+            None => (None, ProjectStatus::Deleted),
         },
-        Some((_, Some((name, archived)))) => (
-            Some(name.clone()),
-            if *archived {
-                ProjectStatus::Archived
-            } else {
-                ProjectStatus::Active
-            },
-        ),
     }
 }
 

@@ -261,18 +261,29 @@ fn assert_project_activity_equals_the_attach_join(dir: &Path, g: &Generated) {
                     |r| r.get(0),
                 )
                 .unwrap();
-            let name: Option<String> = db
-                .query_row("SELECT name FROM cfg.projects WHERE id = ?1", [project_id], |r| {
-                    r.get(0)
-                })
-                .ok();
+            let (name, archived): (Option<String>, Option<bool>) = db
+                .query_row(
+                    "SELECT name, archived FROM cfg.projects WHERE id = ?1",
+                    [project_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap_or((None, None));
+            let status = match archived {
+                None => ProjectStatus::Deleted,
+                Some(true) => ProjectStatus::Archived,
+                Some(false) => ProjectStatus::Active,
+            };
             assert_eq!(
                 app.sessions.iter().map(|s| s.id).collect::<Vec<_>>(),
                 ids,
                 "{project_id} {range:?}"
             );
             assert_eq!(app.seconds, seconds, "{project_id} {range:?}");
-            assert_eq!(app.project.map(|p| p.name), name, "{project_id}");
+            assert_eq!(
+                (app.project.map(|p| p.name), app.status),
+                (name, status),
+                "{project_id}"
+            );
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 use rusqlite::types::Value;
 use serde_json::Value as Json;
+use splitstore::ProjectStatus;
 use store_core::files::with_suffix;
 use store_core::{LockState, OwnerLock};
 use support::*;
@@ -3738,6 +3739,15 @@ impl OutOfIds {
             .unwrap();
     }
 
+    /// What the server's reports say of the sessions named by `id`: the project (id, name) they are
+    /// the time of, its status, and how many sessions.
+    fn project_activity(&self, id: i64) -> (Option<(i64, String)>, ProjectStatus, usize) {
+        let a = splitstore::Reports::open(&self.data)
+            .project_activity(id, &splitstore::TimeRange::all(), 10)
+            .unwrap();
+        (a.project.map(|p| (p.id, p.name)), a.status, a.sessions.len())
+    }
+
     /// The ids naming the far project in each place, and the far subscription's.
     fn named(&self) -> [i64; 6] {
         [
@@ -4138,6 +4148,10 @@ fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_re
         "{line}"
     );
     assert!(line.contains(" far (old id) "), "{line}");
+    assert_eq!(
+        t.project_activity(max),
+        (Some((p, "far".to_string())), ProjectStatus::NamedByOldId, 1)
+    );
     let report = run_splitstore(["report", "--data-dir", d]);
     assert_eq!(
         texts(&report).1,
@@ -4185,6 +4199,10 @@ fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_re
     t.whole_again();
     let (name, status, _) = reported_project(&t.data, p);
     assert_eq!((name.as_deref(), status.as_str()), (Some("far"), "active"));
+    assert_eq!(
+        t.project_activity(p),
+        (Some((p, "far".to_string())), ProjectStatus::Active, 1)
+    );
     assert_eq!(texts(&run_splitstore(["report", "--data-dir", d])).1, "");
 }
 
@@ -4212,6 +4230,10 @@ fn a_config_db_copied_back_from_before_ids_were_given_names_its_time_and_repair_
         "{line}"
     );
     assert!(line.contains(" far (new id) "), "{line}");
+    assert_eq!(
+        t.project_activity(p),
+        (Some((max, "far".to_string())), ProjectStatus::NamedByNewId, 1)
+    );
     let report = run_splitstore(["report", "--data-dir", d]);
     assert_eq!(
         texts(&report).1,
@@ -4235,6 +4257,10 @@ fn a_config_db_copied_back_from_before_ids_were_given_names_its_time_and_repair_
     t.whole_again();
     let (name, status, _) = reported_project(&t.data, p);
     assert_eq!((name.as_deref(), status.as_str()), (Some("far"), "active"));
+    assert_eq!(
+        t.project_activity(p),
+        (Some((p, "far".to_string())), ProjectStatus::Active, 1)
+    );
     assert_eq!(texts(&run_splitstore(["report", "--data-dir", d])).1, "");
 }
 
