@@ -29,9 +29,11 @@ fn or_nothing_yet<T: Default>(read: activity_store::Result<T>) -> Result<T> {
     }
 }
 
-/// What a project id in activity or calendar data refers to now.
+/// What a project id in activity or calendar data refers to now. More reasons a project is not under its id
+/// may come (four came as restores, salvages and repairs were met): match with a fallback arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ProjectStatus {
     /// The row names no project.
     Unassigned,
@@ -63,7 +65,8 @@ pub enum ProjectStatus {
 pub struct ProjectTime {
     pub project_id: Option<i64>,
     /// The project's name from config.db; `None` when unassigned or deleted. Named by an old id
-    /// ([`ProjectStatus::NamedByOldId`]): the name under its new id.
+    /// ([`ProjectStatus::NamedByOldId`]): the name under its new id; by a new id config.db does not have yet
+    /// ([`ProjectStatus::NamedByNewId`]): the name under its old one.
     pub name: Option<String>,
     pub status: ProjectStatus,
     /// Sum of `duration_seconds` (NULL counts 0).
