@@ -52,7 +52,15 @@ pub fn check_with_key(data_dir: &Path, level: CheckLevel, key: Option<&store_cor
     };
     let mut databases: Vec<DbHealth> = DATABASES
         .iter()
-        .map(|schema| diagnostics::inspect(&schema.path_in(data_dir), schema, &opts))
+        .map(|schema| {
+            // A table out of ids whose rows another file records as given smaller ids (a repair stopped
+            // before this file changed, or the file was put back from before it): said so.
+            let opts = InspectOptions {
+                moves_recorded_elsewhere: crate::operations::ids_moved_elsewhere(data_dir, schema, key, &[]),
+                ..opts.clone()
+            };
+            diagnostics::inspect(&schema.path_in(data_dir), schema, &opts)
+        })
         .collect();
     // A legacy file waiting to be split that the split would refuse is said as the owners' start says it:
     // the remedy "split it" would fail the same way. Looked for only when a database said it waits for the

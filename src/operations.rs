@@ -634,9 +634,24 @@ fn ids_moved_in(
     replacing: &[(&'static str, PathBuf)],
 ) -> Vec<store_core::renumber::IdMoves> {
     let own = open_read_only(&schema.path_in(data_dir), schema, key).ok();
+    let own = own.map(|conn| store_core::renumber::recorded_runs(&conn).unwrap_or_default());
     own.into_iter()
-        .chain(other_files(data_dir, schema, key, replacing).map(|(_, conn)| conn))
-        .flat_map(|conn| store_core::renumber::recorded_runs(&conn).unwrap_or_default())
+        .flatten()
+        .chain(ids_moved_elsewhere(data_dir, schema, key, replacing))
+        .collect()
+}
+
+/// The moves of ids the files of `data_dir`'s other databases record (and the files about to replace them,
+/// `replacing`): doctor says when a table of `schema`'s file out of ids is one they record as given smaller
+/// ids.
+pub(crate) fn ids_moved_elsewhere(
+    data_dir: &Path,
+    schema: &'static Schema,
+    key: Option<&Key>,
+    replacing: &[(&'static str, PathBuf)],
+) -> Vec<store_core::renumber::IdMoves> {
+    other_files(data_dir, schema, key, replacing)
+        .flat_map(|(_, conn)| store_core::renumber::recorded_runs(&conn).unwrap_or_default())
         .collect()
 }
 
@@ -874,6 +889,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             backup_dir: Some(backup_dir.to_path_buf()),
             key: opts.key.clone(),
             check_newest_backup: false,
+            ..InspectOptions::default()
         };
         let health = inspect_owned(&lock, schema, &inspect_opts);
         versions.extend(health.schema_version.map(|v| (schema.file_name, v)));

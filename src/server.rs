@@ -53,8 +53,9 @@ pub enum ProjectStatus {
     /// restored by an earlier build). `name` is the project's under its new id (`None`: deleted since);
     /// `splitstore repair` moves the rows to the new id. Reported as deleted, it read as time lost.
     NamedByOldId,
-    /// The other way round: the row names a project by the id a repair gave it, and config.db was put back
-    /// from before that repair (copied by hand), so the project still has its old id there. `name` is the
+    /// The other way round: the row names a project by the id a repair gave it, and config.db still has the
+    /// project under its old id (the repair stopped before it changed config.db, or config.db was put back
+    /// from before it by hand). `name` is the
     /// project's under its old id, as activity.db records the move; `splitstore repair` gives config.db's
     /// projects the new ids.
     NamedByNewId,

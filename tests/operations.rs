@@ -3739,6 +3739,47 @@ impl OutOfIds {
             .unwrap();
     }
 
+    /// Doctor lists both tables of config.db as out of ids, and says of the projects, which activity.db
+    /// records as given smaller ids (and names by them), that the repair stopped before config.db changed or
+    /// config.db was put back from before it.
+    fn doctor_says_activity_db_names_the_new_ids(&self) {
+        let d = utf8(&self.data);
+        let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+        let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+        let problems = doctor_problems(&doctor, "config.db");
+        let [(c1, subscriptions, _), (c2, projects, remedy)] = &problems[..] else {
+            panic!("{problems:?}")
+        };
+        assert_eq!((c1.as_str(), c2.as_str()), ("ids_exhausted", "ids_exhausted"));
+        let out_of_ids = |table: &str| {
+            format!(
+                "{}: no row can be added to {table}: it has handed out id 9223372036854775807, the largest SQLite \
+                 allows, and an AUTOINCREMENT table never reuses a smaller one (SQLite answers an insert with \
+                 SQLITE_FULL, \"database or disk is full\", whatever the disk holds)",
+                self.config.display()
+            )
+        };
+        assert_eq!(subscriptions, &out_of_ids("calendar_subscriptions"));
+        assert_eq!(
+            projects,
+            &format!(
+                "{}; the files naming its rows record that a repair gave them smaller ids: it stopped before this \
+                 file changed, or this file was put back from before it (copied by hand); those files name the \
+                 rows by the new ids (a report marks their time `(new id)`)",
+                out_of_ids("projects")
+            )
+        );
+        assert_eq!(
+            remedy,
+            &format!(
+                "freeing disk space does not help, and restarting fails the same way: the rows already in projects \
+                 are intact and read as before; stop every owner of a database in {d} (the command takes all their \
+                 locks), then run `splitstore repair --data-dir {d}`: it gives them the ids the files naming them \
+                 record, with every reference to them, and the owner adds rows again"
+            )
+        );
+    }
+
     /// What the server's reports say of the sessions named by `id`: the project (id, name) they are
     /// the time of, its status, and how many sessions.
     fn project_activity(&self, id: i64) -> (Option<(i64, String)>, ProjectStatus, usize) {
@@ -3902,13 +3943,7 @@ fn a_repair_stopped_between_the_files_giving_smaller_ids_is_finished_by_the_next
     assert_eq!(t.id(&t.config, seq), max);
 
     let d = utf8(&t.data);
-    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
-    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
-    let codes: Vec<String> = doctor_problems(&doctor, "config.db")
-        .into_iter()
-        .map(|(code, _, _)| code)
-        .collect();
-    assert_eq!(codes, ["ids_exhausted", "ids_exhausted"]);
+    t.doctor_says_activity_db_names_the_new_ids();
     let repair = run_splitstore(["repair", "--data-dir", d]);
     assert!(repair.status.success(), "{repair:?}");
     // The session's reference moved already: not counted again.
@@ -4239,18 +4274,12 @@ fn a_config_db_copied_back_from_before_ids_were_given_names_its_time_and_repair_
         texts(&report).1,
         format!(
             "splitstore report: note: the time marked `(new id)` (status `named_by_new_id`) names its project by \
-             the id a repair gave it, which config.db does not have yet (config.db was put back from before that \
-             repair): stop the daemon and the server, then run `splitstore repair --data-dir {d}` to give \
-             config.db's projects the ids activity.db names\n"
+             the id a repair gave it, which config.db does not have yet (the repair stopped before it changed \
+             config.db, or config.db was put back from before it): stop the daemon and the server, then run \
+             `splitstore repair --data-dir {d}` to give config.db's projects the ids activity.db names\n"
         )
     );
-    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
-    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
-    let codes: Vec<String> = doctor_problems(&doctor, "config.db")
-        .into_iter()
-        .map(|(code, ..)| code)
-        .collect();
-    assert_eq!(codes, ["ids_exhausted", "ids_exhausted"]);
+    t.doctor_says_activity_db_names_the_new_ids();
 
     let repair = run_splitstore(["repair", "--data-dir", d]);
     assert!(repair.status.success(), "{repair:?}");

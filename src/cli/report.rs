@@ -88,9 +88,9 @@ pub fn run(args: Args) -> ExitCode {
         let _ = writeln!(
             std::io::stderr(),
             "splitstore report: note: the time marked `(new id)` (status `named_by_new_id`) names its project by \
-             the id a repair gave it, which config.db does not have yet (config.db was put back from before that \
-             repair): stop the daemon and the server, then run `{}` to give config.db's projects the ids \
-             activity.db names",
+             the id a repair gave it, which config.db does not have yet (the repair stopped before it changed \
+             config.db, or config.db was put back from before it): stop the daemon and the server, then run `{}` \
+             to give config.db's projects the ids activity.db names",
             config_store::SCHEMA.command("repair", &args.data_dir, "")
         );
     }

@@ -61,6 +61,11 @@ pub struct InspectOptions {
     /// thoroughly, and never acts on `backup_damaged` (a repair: `integrity_check` of each backup before
     /// it restores one).
     pub check_newest_backup: bool,
+    /// The moves of ids ([`crate::renumber::recorded_runs`]) the files beside this one record: a table out of
+    /// ids whose rows one of them records as given smaller ids (and names by the new ids) is said so: a
+    /// repair stopped before this file changed, or this file was put back from before it. Empty: not looked
+    /// for.
+    pub moves_recorded_elsewhere: Vec<crate::renumber::IdMoves>,
 }
 
 impl Default for InspectOptions {
@@ -70,6 +75,7 @@ impl Default for InspectOptions {
             backup_dir: None,
             key: None,
             check_newest_backup: true,
+            moves_recorded_elsewhere: Vec::new(),
         }
     }
 }
@@ -457,7 +463,8 @@ fn inspect_file(
             remedy,
         );
     }
-    if let Err(e) = inspect_contents(&mut h, path, schema, opts.check, writer_may_run, key) {
+    let elsewhere = &opts.moves_recorded_elsewhere;
+    if let Err(e) = inspect_contents(&mut h, path, schema, opts.check, writer_may_run, key, elsewhere) {
         h.problem_from(&crate::key::explain(e, key));
     }
     // A backup that would not restore is found now, not on the day it is needed: the newest one is checked
@@ -527,6 +534,7 @@ fn inspect_contents(
     level: CheckLevel,
     on_snapshot: bool,
     key: Option<&Key>,
+    moves_recorded_elsewhere: &[crate::renumber::IdMoves],
 ) -> crate::Result<()> {
     files::ensure_regular(path)?;
     let conn = read_pool::open_read_only(path, schema, key)?;
@@ -580,10 +588,14 @@ fn inspect_contents(
     // A table out of ids takes no more rows: its owner's next insert would fail (said then as this too).
     // Unreadable counters are left to the check below, which names the damage.
     for table in crate::restore::tables_out_of_ids(&conn).unwrap_or_default() {
+        let given_ids_since = moves_recorded_elsewhere
+            .iter()
+            .any(|m| m.database == schema.file_name && m.table == table);
         h.problem_from(&Error::IdsExhausted {
             path: path.to_path_buf(),
             table,
             schema,
+            given_ids_since,
         });
     }
     // Rows naming another file's rows by ids a repair moved since: put back from before it without the

@@ -475,6 +475,10 @@ pub enum Error {
         path: PathBuf,
         table: String,
         schema: &'static Schema,
+        /// A file referring to the table records that a repair gave its rows smaller ids, and names them by
+        /// the new ids: the repair stopped before this file changed, or this file was put back from before it
+        /// (copied by hand). Known to doctor only ([`crate::diagnostics::InspectOptions::moves_recorded_elsewhere`]).
+        given_ids_since: bool,
     },
     /// The file's rows name rows of other files' `tables` (`config.db's projects`) by ids a repair gave
     /// smaller ones since ([`crate::renumber`]), as those files record: it was put back from before that
@@ -1061,11 +1065,20 @@ impl Error {
                  under those ids (a report marks their time `(old id)`)",
                 tables.join(" and ")
             ),
-            Error::IdsExhausted { table, .. } => format!(
+            Error::IdsExhausted {
+                table, given_ids_since, ..
+            } => format!(
                 "{p}: no row can be added to {table}: it has handed out id {}, the largest SQLite allows, and an \
                  AUTOINCREMENT table never reuses a smaller one (SQLite answers an insert with SQLITE_FULL, \
-                 \"database or disk is full\", whatever the disk holds)",
-                i64::MAX
+                 \"database or disk is full\", whatever the disk holds){}",
+                i64::MAX,
+                if *given_ids_since {
+                    "; the files naming its rows record that a repair gave them smaller ids: it stopped before this \
+                     file changed, or this file was put back from before it (copied by hand); those files name the \
+                     rows by the new ids (a report marks their time `(new id)`)"
+                } else {
+                    ""
+                }
             ),
             Error::WriteFailed { detail, .. } => format!("{p}: the operating system refused a write ({detail})"),
             Error::ReadFailed { detail, .. } => format!("{p}: a read failed ({detail})"),
@@ -1583,13 +1596,29 @@ impl Error {
                  is lost in the meantime",
                 command(Some(schema), "repair", "")
             ),
-            Error::IdsExhausted { table, schema, .. } => format!(
+            Error::IdsExhausted {
+                table,
+                schema,
+                given_ids_since: false,
+                ..
+            } => format!(
                 "freeing disk space does not help, and restarting fails the same way: the rows already in {table} \
                  are intact and read as before; {stop_owners}, then run {}: it gives the table's ids from {} up \
                  (the legacy file's: splitstore hands out the next id after the largest) the next free ones, with \
                  every reference to them in either database, and the owner adds rows again",
                 command(Some(schema), "repair", ""),
                 crate::renumber::FAR_IDS
+            ),
+            Error::IdsExhausted {
+                table,
+                schema,
+                given_ids_since: true,
+                ..
+            } => format!(
+                "freeing disk space does not help, and restarting fails the same way: the rows already in {table} \
+                 are intact and read as before; {stop_owners}, then run {}: it gives them the ids the files naming \
+                 them record, with every reference to them, and the owner adds rows again",
+                command(Some(schema), "repair", "")
             ),
             Error::WriteFailed { .. } => format!(
                 "check free space, quotas and file-size limits (ulimit -f) for {quoted_dir}{}; committed data is \

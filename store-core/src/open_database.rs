@@ -659,6 +659,7 @@ impl OwnerConnection {
                     path: self.path.clone(),
                     table,
                     schema: self.schema,
+                    given_ids_since: false,
                 }
                 .into(),
                 None => e,
