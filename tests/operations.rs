@@ -3780,13 +3780,20 @@ impl OutOfIds {
         );
     }
 
-    /// What the server's reports say of the sessions named by `id`: the project (id, name) they are
-    /// the time of, its status, and how many sessions.
-    fn project_activity(&self, id: i64) -> (Option<(i64, String)>, ProjectStatus, usize) {
-        let a = splitstore::Reports::open(&self.data)
+    /// What a user reads of the session's time, named by `id`: the report's row under the far project's name with
+    /// `status` (`marker` beside the name in the table: how the id names it), and the server's page of it (one
+    /// session), giving the project config.db has at `project`, with `project_status`.
+    fn far_time_reads_as(&self, id: i64, status: &str, marker: &str, project: (i64, ProjectStatus)) {
+        let (name, said, line) = reported_project(&self.data, id);
+        assert_eq!((name.as_deref(), said.as_str()), (Some("far"), status), "{line}");
+        assert!(line.contains(&format!(" far{marker} ")), "{line}");
+        let page = splitstore::Reports::open(&self.data)
             .project_activity(id, &splitstore::TimeRange::all(), 10)
             .unwrap();
-        (a.project.map(|p| (p.id, p.name)), a.status, a.sessions.len())
+        assert_eq!(
+            (page.project.map(|p| (p.id, p.name)), page.status, page.sessions.len()),
+            (Some((project.0, "far".to_string())), project.1, 1)
+        );
     }
 
     /// The ids naming the far project in each place, and the far subscription's.
@@ -4176,17 +4183,7 @@ fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_re
     // The report said the session's time was a deleted project's: it names it by the project's name, marked
     // as named by the old id, and says what moves it.
     let d = utf8(&t.data);
-    let (name, status, line) = reported_project(&t.data, max);
-    assert_eq!(
-        (name.as_deref(), status.as_str()),
-        (Some("far"), "named_by_old_id"),
-        "{line}"
-    );
-    assert!(line.contains(" far (old id) "), "{line}");
-    assert_eq!(
-        t.project_activity(max),
-        (Some((p, "far".to_string())), ProjectStatus::NamedByOldId, 1)
-    );
+    t.far_time_reads_as(max, "named_by_old_id", " (old id)", (p, ProjectStatus::NamedByOldId));
     let report = run_splitstore(["report", "--data-dir", d]);
     assert_eq!(
         texts(&report).1,
@@ -4232,12 +4229,7 @@ fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_re
          activity_totals.project_id: 1)\nconfig.db: healthy, left alone\n"
     );
     t.whole_again();
-    let (name, status, _) = reported_project(&t.data, p);
-    assert_eq!((name.as_deref(), status.as_str()), (Some("far"), "active"));
-    assert_eq!(
-        t.project_activity(p),
-        (Some((p, "far".to_string())), ProjectStatus::Active, 1)
-    );
+    t.far_time_reads_as(p, "active", "", (p, ProjectStatus::Active));
     assert_eq!(texts(&run_splitstore(["report", "--data-dir", d])).1, "");
 }
 
@@ -4258,17 +4250,7 @@ fn a_config_db_copied_back_from_before_ids_were_given_names_its_time_and_repair_
     assert_eq!(t.named(), [max, max, max, p, max, max]);
 
     let d = utf8(&t.data);
-    let (name, status, line) = reported_project(&t.data, p);
-    assert_eq!(
-        (name.as_deref(), status.as_str()),
-        (Some("far"), "named_by_new_id"),
-        "{line}"
-    );
-    assert!(line.contains(" far (new id) "), "{line}");
-    assert_eq!(
-        t.project_activity(p),
-        (Some((max, "far".to_string())), ProjectStatus::NamedByNewId, 1)
-    );
+    t.far_time_reads_as(p, "named_by_new_id", " (new id)", (max, ProjectStatus::NamedByNewId));
     let report = run_splitstore(["report", "--data-dir", d]);
     assert_eq!(
         texts(&report).1,
@@ -4284,12 +4266,7 @@ fn a_config_db_copied_back_from_before_ids_were_given_names_its_time_and_repair_
     let repair = run_splitstore(["repair", "--data-dir", d]);
     assert!(repair.status.success(), "{repair:?}");
     t.whole_again();
-    let (name, status, _) = reported_project(&t.data, p);
-    assert_eq!((name.as_deref(), status.as_str()), (Some("far"), "active"));
-    assert_eq!(
-        t.project_activity(p),
-        (Some((p, "far".to_string())), ProjectStatus::Active, 1)
-    );
+    t.far_time_reads_as(p, "active", "", (p, ProjectStatus::Active));
     assert_eq!(texts(&run_splitstore(["report", "--data-dir", d])).1, "");
 }
 
