@@ -55,9 +55,8 @@ pub enum ProjectStatus {
     NamedByOldId,
     /// The other way round: the row names a project by the id a repair gave it, and config.db still has the
     /// project under its old id (the repair stopped before it changed config.db, or config.db was put back
-    /// from before it by hand). `name` is the
-    /// project's under its old id, as activity.db records the move; `splitstore repair` gives config.db's
-    /// projects the new ids.
+    /// from before it by hand). `name` is the project's under its old id, as activity.db records the move;
+    /// `splitstore repair` gives config.db's projects the new ids.
     NamedByNewId,
 }
 
