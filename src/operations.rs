@@ -794,8 +794,11 @@ enum Plan {
     /// Tables out of ids: given smaller ones in place, the file opened at its own version.
     GiveIds,
     /// Rows naming another file's rows by ids a repair moved since ([`Error::OldIds`]): moved to the new ids
-    /// in place.
-    NewIds,
+    /// in place; then, when tables of its own are out of ids too, given smaller ones as [`Plan::GiveIds`] (one
+    /// repair mends both: the file put back from before a repair may have run out again).
+    NewIds {
+        out_of_ids: bool,
+    },
     /// Made whole in place already (its header ids written back, its old ids moved): like a healthy file, it
     /// takes the references to ids a table out of them is given.
     FixedInPlace,
@@ -937,10 +940,10 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         // place, below, once every file has been looked at (with those of another file that refers to them).
         let out_of_ids = health.problems.iter().any(|p| p.code == ErrorKind::IdsExhausted);
         let old_ids = health.problems.iter().any(|p| p.code == ErrorKind::OldIds);
-        let plan = if !damaged && out_of_ids && health.schema_version.is_some() {
+        let plan = if !damaged && old_ids && health.schema_version.is_some() {
+            Plan::NewIds { out_of_ids }
+        } else if !damaged && out_of_ids && health.schema_version.is_some() {
             Plan::GiveIds
-        } else if !damaged && old_ids && health.schema_version.is_some() {
-            Plan::NewIds
         } else if !damaged {
             if health.exists { Plan::Healthy } else { Plan::Missing }
         } else {
@@ -1055,7 +1058,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 versions.insert(schema.file_name, version);
                 plans.push((schema, lock, Plan::FixedInPlace));
             }
-            Plan::NewIds => {
+            Plan::NewIds { out_of_ids } => {
                 let version = versions[schema.file_name];
                 let mut owner = open_in_place(lock, schema, version, key)?;
                 let moves = store_core::renumber::moves_recorded_beside(owner.path(), schema, key);
@@ -1064,7 +1067,8 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     database: schema.file_name,
                     moved,
                 });
-                plans.push((schema, owner.into_lock(), Plan::FixedInPlace));
+                let next = if out_of_ids { Plan::GiveIds } else { Plan::FixedInPlace };
+                plans.push((schema, owner.into_lock(), next));
             }
             plan => plans.push((schema, lock, plan)),
         }
@@ -1121,7 +1125,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             Plan::Healthy => actions.push(RepairAction::Healthy { database }),
             Plan::FixedInPlace => fixed_in_place.push(lock),
             // Done above.
-            Plan::RestoreIds | Plan::GiveIds | Plan::NewIds => {}
+            Plan::RestoreIds | Plan::GiveIds | Plan::NewIds { .. } => {}
             Plan::Missing => actions.push(RepairAction::Missing { database }),
             Plan::Built(built, report) => replacements.push(Replacement::Salvage(BuiltSalvage {
                 schema,

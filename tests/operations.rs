@@ -4233,6 +4233,61 @@ fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_re
     assert_eq!(texts(&run_splitstore(["report", "--data-dir", d])).1, "");
 }
 
+/// activity.db put back from before the repair (naming the project by its old id) and out of ids itself (an
+/// event at the largest id): one repair moves its references and gives its events smaller ids. It took two:
+/// the first gave the ids and said success, and doctor then still found the old ids.
+#[test]
+fn one_repair_mends_a_file_out_of_ids_that_names_old_ids() {
+    let t = config_out_of_ids();
+    t.time_under_the_far_project();
+    let [activity_backup, _] = &t.backed_up_then_given_ids()[..] else {
+        panic!("two backups")
+    };
+    fs::copy(activity_backup, &t.activity).unwrap();
+    let next_event = 1 + t.id(&t.activity, "SELECT MAX(id) FROM activity_events");
+    rusqlite::Connection::open(&t.activity)
+        .unwrap()
+        .execute(
+            "INSERT INTO activity_events (id, session_id, event_type, timestamp_ms) VALUES (?1, ?2, 'focus', 0)",
+            [i64::MAX, t.session],
+        )
+        .unwrap();
+    let d = utf8(&t.data);
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+    let codes: Vec<String> = doctor_problems(&doctor, "activity.db")
+        .into_iter()
+        .map(|(code, ..)| code)
+        .collect();
+    assert_eq!(codes, ["ids_exhausted", "old_ids"]);
+
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    assert_eq!(
+        texts(&repair).0,
+        format!(
+            "activity.db: named config.db's projects by the ids a repair gave smaller ones since (it was put back \
+             from before that repair): moved to the new (activity.db's activity_sessions.project_id: 1, \
+             activity.db's activity_totals.project_id: 1)\nactivity.db: activity_events had handed out id \
+             9223372036854775807, the largest SQLite allows, and took no more rows: its row with an id from \
+             4611686018427387904 up now has id {next_event}; new rows get ids from {}; take a new backup: those \
+             taken before hold the old ids\nconfig.db: healthy, left alone\n",
+            next_event + 1
+        )
+    );
+    t.whole_again();
+    assert_eq!(
+        t.id(
+            &t.activity,
+            "SELECT id FROM activity_events WHERE timestamp_ms = 0 AND event_type = 'focus'"
+        ),
+        next_event
+    );
+    t.far_time_reads_as(t.project, "active", "", (t.project, ProjectStatus::Active));
+    let daemon = run_splitstore(["daemon", "--events", "5", "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+}
+
 /// The other way round: config.db put back by hand from before the repair that gave its projects smaller ids
 /// (its project still at the old id), beside an activity.db naming the new one. The report names the time by
 /// the project under its old id, marked as named by the new id, and says what gives config.db those ids:
