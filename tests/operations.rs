@@ -3720,6 +3720,21 @@ fn config_out_of_ids() -> OutOfIds {
     }
 }
 
+/// [`config_out_of_ids`] with the session's time under the far project too, both files backed up, then given
+/// ids by `repair`; then `db`'s backup, taken before, copied back over its file by hand.
+fn copied_back_from_before_ids_were_given(db: &str) -> OutOfIds {
+    let t = config_out_of_ids();
+    t.time_under_the_far_project();
+    let backups = t.backed_up_then_given_ids();
+    let prefix = format!("{}-", db.trim_end_matches(".db"));
+    let backup = backups
+        .iter()
+        .find(|b| b.file_name().unwrap().to_str().unwrap().starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no backup of {db}: {backups:?}"));
+    fs::copy(backup, t.data.join(db)).unwrap();
+    t
+}
+
 impl OutOfIds {
     /// The id that `sql` reads from `db`.
     fn id(&self, db: &Path, sql: &str) -> i64 {
@@ -4170,12 +4185,7 @@ fn a_backup_at_an_older_schema_taken_before_ids_were_given_is_restored_naming_th
 /// remedy names moves the reference to the new id.
 #[test]
 fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_references() {
-    let t = config_out_of_ids();
-    t.time_under_the_far_project();
-    let [activity_backup, _] = &t.backed_up_then_given_ids()[..] else {
-        panic!("two backups")
-    };
-    fs::copy(activity_backup, &t.activity).unwrap();
+    let t = copied_back_from_before_ids_were_given("activity.db");
     let max = i64::MAX;
     let (p, s) = (t.project, t.subscription);
     assert_eq!(t.named(), [p, p, p, max, s, s]);
@@ -4238,12 +4248,7 @@ fn a_file_copied_back_from_before_ids_were_given_is_told_and_repair_moves_its_re
 /// the first gave the ids and said success, and doctor then still found the old ids.
 #[test]
 fn one_repair_mends_a_file_out_of_ids_that_names_old_ids() {
-    let t = config_out_of_ids();
-    t.time_under_the_far_project();
-    let [activity_backup, _] = &t.backed_up_then_given_ids()[..] else {
-        panic!("two backups")
-    };
-    fs::copy(activity_backup, &t.activity).unwrap();
+    let t = copied_back_from_before_ids_were_given("activity.db");
     let next_event = 1 + t.id(&t.activity, "SELECT MAX(id) FROM activity_events");
     rusqlite::Connection::open(&t.activity)
         .unwrap()
@@ -4295,12 +4300,7 @@ fn one_repair_mends_a_file_out_of_ids_that_names_old_ids() {
 /// project's).
 #[test]
 fn a_config_db_copied_back_from_before_ids_were_given_names_its_time_and_repair_gives_the_same_ids() {
-    let t = config_out_of_ids();
-    t.time_under_the_far_project();
-    let [_, config_backup] = &t.backed_up_then_given_ids()[..] else {
-        panic!("two backups")
-    };
-    fs::copy(config_backup, &t.config).unwrap();
+    let t = copied_back_from_before_ids_were_given("config.db");
     let (max, p) = (i64::MAX, t.project);
     assert_eq!(t.named(), [max, max, max, p, max, max]);
 
