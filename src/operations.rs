@@ -620,7 +620,14 @@ fn referenced_ids_in(
             }
         }
     }
-    floors.into_iter().collect()
+    let floors: Vec<(String, i64)> = floors.into_iter().collect();
+    // References at or past FAR_IDS are those of a file put back from before a repair moved them, or of a table
+    // out of ids: only then are the moves read (one more open of each file).
+    if floors.iter().any(|(_, floor)| *floor >= store_core::renumber::FAR_IDS) {
+        let moves = ids_moved_in(data_dir, schema, key, replacing);
+        return store_core::renumber::floors_after_moves(schema.file_name, floors, &moves);
+    }
+    floors
 }
 
 /// The moves of ids ([`store_core::renumber`]) that the files of `data_dir` record, `schema`'s own (the file

@@ -3726,13 +3726,17 @@ fn copied_back_from_before_ids_were_given(db: &str) -> OutOfIds {
     let t = config_out_of_ids();
     t.time_under_the_far_project();
     let backups = t.backed_up_then_given_ids();
+    fs::copy(backup_of(&backups, db), t.data.join(db)).unwrap();
+    t
+}
+
+/// The backup of `db` among `backups` (one of each database, as `splitstore backup` says them).
+fn backup_of<'a>(backups: &'a [PathBuf], db: &str) -> &'a Path {
     let prefix = format!("{}-", db.trim_end_matches(".db"));
-    let backup = backups
+    backups
         .iter()
         .find(|b| b.file_name().unwrap().to_str().unwrap().starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no backup of {db}: {backups:?}"));
-    fs::copy(backup, t.data.join(db)).unwrap();
-    t
+        .unwrap_or_else(|| panic!("no backup of {db}: {backups:?}"))
 }
 
 impl OutOfIds {
@@ -4323,6 +4327,88 @@ fn a_config_db_copied_back_from_before_ids_were_given_names_its_time_and_repair_
     t.whole_again();
     t.far_time_reads_as(p, "active", "", (p, ProjectStatus::Active));
     assert_eq!(texts(&run_splitstore(["report", "--data-dir", d])).1, "");
+}
+
+/// activity.db copied back from before a repair gave config.db's projects smaller ids names the project by its
+/// old id, near the largest id SQLite allows. The server's start raised config.db's counters past every id
+/// activity.db names, that one included: config.db was out of ids again, the server failed at its first new
+/// project (and again at each restart), and its note said that time was a deleted project's. A reference by
+/// an id the repair moved now counts as the id it moved to.
+#[test]
+fn a_server_started_beside_an_activity_db_copied_back_from_before_ids_were_given_adds_projects() {
+    let t = copied_back_from_before_ids_were_given("activity.db");
+    let (max, p) = (i64::MAX, t.project);
+    let d = utf8(&t.data);
+    let server = run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"]);
+    assert!(server.status.success(), "{server:?}");
+    assert_eq!(texts(&server).1, "");
+    // Its projects took the ids after the far project's new one (the last it created is never deleted).
+    let said = texts(&server).0;
+    let created: i64 = said
+        .split_once("projects_created=")
+        .and_then(|(_, rest)| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(created > 0, "{said}");
+    assert_eq!(
+        (
+            t.id(&t.config, "SELECT seq FROM sqlite_sequence WHERE name = 'projects'"),
+            t.id(&t.config, "SELECT MAX(id) FROM projects"),
+        ),
+        (p + created, p + created)
+    );
+    t.far_time_reads_as(max, "named_by_old_id", " (old id)", (p, ProjectStatus::NamedByOldId));
+
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    assert_eq!(t.named(), [p, p, p, p, t.subscription, t.subscription]);
+    t.far_time_reads_as(p, "active", "", (p, ProjectStatus::Active));
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+    for db in ["activity.db", "config.db"] {
+        assert_eq!(doctor_problems(&doctor, db), [], "{db}");
+    }
+}
+
+/// After a repair gave config.db's tables smaller ids and a backup was taken, config.db was copied back from
+/// before the repair, a server started on it (out of ids, it stops at its first new row, having recorded its
+/// counters beside the file), and that backup restored over it. The restore raised the counters past the ids
+/// the file it replaced had handed out, the old ones among them, and the next start past its record of them:
+/// config.db was out of ids again, in both tables, told by nothing until an insert failed. An id the repair
+/// moved now counts as where the repair left the counter (the backup records the moves of its own tables).
+#[test]
+fn a_backup_restored_over_a_config_db_copied_back_from_before_ids_were_given_adds_rows() {
+    let t = config_out_of_ids();
+    t.time_under_the_far_project();
+    let before = t.backed_up_then_given_ids();
+    let d = utf8(&t.data);
+    let after = backup_paths(&run_splitstore(["backup", "--data-dir", d]));
+    fs::copy(backup_of(&before, "config.db"), &t.config).unwrap();
+    let server = run_splitstore(["server", "--data-dir", d, "--seconds", "0.3"]);
+    assert_eq!(server.status.code(), Some(2), "{server:?}");
+    assert!(
+        texts(&server)
+            .1
+            .contains("no row can be added to calendar_subscriptions"),
+        "{server:?}"
+    );
+    let restore = run_splitstore([
+        "restore",
+        "--data-dir",
+        d,
+        "--from",
+        utf8(backup_of(&after, "config.db")),
+    ]);
+    assert!(restore.status.success(), "{restore:?}");
+    let said = texts(&restore).0;
+    assert!(
+        said.starts_with(&format!(
+            "restored {} from {} (schema 2); the previous file is kept at ",
+            t.config.display(),
+            backup_of(&after, "config.db").display()
+        )) && said.lines().count() == 1,
+        "{said}"
+    );
+    t.whole_again();
 }
 
 /// config.db's projects out of ids while activity.db, whose sessions name them, was rebuilt without its

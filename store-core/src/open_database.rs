@@ -552,7 +552,24 @@ impl OwnerConnection {
     /// twice even while the files that refer to them cannot be read. Says what it raised in
     /// [`OpenReport::counters_raised`].
     pub fn keep_counters(&mut self) -> Result<()> {
-        let recorded = records::counters_handed_out(&self.path);
+        let mut recorded = records::counters_handed_out(&self.path);
+        // A record at the old ids of a table a repair has given smaller ids since (an owner ran on a copy of
+        // the file from before the repair, put back by hand, and a restore or repair then put the file back):
+        // those ids moved, as the file records, and the record is lowered to where the repair left the counter.
+        if recorded.values().any(|seq| *seq >= crate::renumber::FAR_IDS) {
+            let moves = crate::renumber::recorded_runs(&self.conn).unwrap_or_default();
+            let lowered: BTreeMap<String, i64> = crate::renumber::floors_after_moves(
+                self.schema.file_name,
+                recorded.clone().into_iter().collect(),
+                &moves,
+            )
+            .into_iter()
+            .collect();
+            if lowered != recorded {
+                records::note_counters(&self.path, &lowered);
+                recorded = lowered;
+            }
+        }
         let floors: Vec<(String, i64)> = recorded.clone().into_iter().collect();
         self.report.counters_raised = self.raise_counters(&floors)?;
         self.counters_kept = Some(recorded);

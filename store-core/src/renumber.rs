@@ -140,6 +140,29 @@ fn ids_held(conn: &Connection, schema: &Schema, file: &str, table: &str) -> rusq
     Ok((below, far))
 }
 
+/// Floors for the counters of `file`'s tables ([`crate::restore::raise_counters`]) with what `moves` (the
+/// data directory's records) moved taken into account: a floor at or past [`FAR_IDS`] of a table a repair gave
+/// smaller ids comes from a file of before that repair (its counter, its rows, or another file's references
+/// still naming the old ids) and stands for ids the repair moved, so it becomes where the repair left the
+/// table's counter ([`IdMoves::counter`]). Raised to the old id, the counter would leave the table out of ids
+/// again, and its owner's next insert would fail, until the next repair.
+pub fn floors_after_moves(file: &str, floors: Vec<(String, i64)>, moves: &[IdMoves]) -> Vec<(String, i64)> {
+    floors
+        .into_iter()
+        .map(|(table, floor)| {
+            let left_at = moves
+                .iter()
+                .filter(|m| m.database == file && m.table == table)
+                .map(|m| m.counter)
+                .max();
+            match left_at {
+                Some(counter) if floor >= FAR_IDS => (table, counter),
+                _ => (table, floor),
+            }
+        })
+        .collect()
+}
+
 /// Every move of ids recorded in `conn`'s file, oldest first: what a restore of another file from a backup
 /// taken before them brings that file up to ([`catch_up`]).
 pub fn recorded_runs(conn: &Connection) -> rusqlite::Result<Vec<IdMoves>> {

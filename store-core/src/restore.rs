@@ -710,6 +710,13 @@ fn stamp_backup(p: &Placement, e: &JournalEntry, key: Option<&Key>, event: &str)
     let counters = counters_of(&e.db, key);
     let mut floors = p.id_floors.clone();
     floors.extend(handed_out_by(&e.db, &counters, key));
+    // The file replaced may be from before a repair gave its tables smaller ids (copied back by hand), its
+    // counters and rows still at the old ids: the moves of those tables are recorded in the backup when it
+    // was taken after the repair (the file replaced does not record them).
+    let mut moves = p.moves_recorded.clone();
+    let own = crate::read_pool::open_if_readable(copy, key).and_then(|conn| renumber::recorded_runs(&conn).ok());
+    moves.extend(own.unwrap_or_default());
+    let floors = renumber::floors_after_moves(p.schema.file_name, floors, &moves);
     // What the replaced file recorded of ids it lacked past the backup's counters: the restored file
     // lacks them too.
     let mut carried = (Vec::new(), Vec::new());
