@@ -4411,6 +4411,74 @@ fn a_backup_restored_over_a_config_db_copied_back_from_before_ids_were_given_add
     t.whole_again();
 }
 
+/// config.db copied back from before a repair gave its projects smaller ids, and the daemon went on recording:
+/// from then on it names the project by config.db's old id, in an activity.db whose running totals hold the
+/// project's time under the new one. The repair that gives config.db the new ids moved the totals' rows of
+/// the old id under the new one as they were: two running totals interleaved, of which a report read the
+/// differences (ten minutes read as nothing), or, with both in one quarter hour, a row the new id already had
+/// (the repair failed on the totals' key). The old id's running totals are now added to the new id's.
+#[test]
+fn time_recorded_under_an_old_id_is_added_to_the_new_ids_by_the_repair() {
+    use activity_store::{ActivityWriter, NewSession};
+    use chrono::{DateTime, Duration as Minutes};
+    let t = copied_back_from_before_ids_were_given("config.db");
+    let (max, p) = (i64::MAX, t.project);
+    let project = config_store::ConfigReader::open_in(&t.data).project_for_domain("far.example");
+    assert_eq!(project.unwrap(), Some(max));
+    // One session in the quarter hour of the one under the new id, and one an hour later.
+    let first = t.id(
+        &t.activity,
+        &format!("SELECT start_time_ms FROM activity_sessions WHERE id = {}", t.session),
+    );
+    let first = DateTime::from_timestamp_millis(first).unwrap();
+    let mut daemon = ActivityWriter::open_in(&t.data).unwrap();
+    for (start, minutes) in [(first, 5), (first + Minutes::hours(1), 10)] {
+        let session = NewSession {
+            project_id: Some(max),
+            ..NewSession::new("editor", start)
+        };
+        let id = daemon.start_session(&session).unwrap();
+        daemon.end_session(id, start + Minutes::minutes(minutes)).unwrap();
+    }
+    drop(daemon);
+
+    let d = utf8(&t.data);
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    assert_eq!(t.named(), [p, p, p, p, t.subscription, t.subscription]);
+    // Each range reads what the project's sessions in it add up to.
+    let reports = splitstore::Reports::open(&t.data);
+    let activity = read_only(&t.activity);
+    let hour = first + Minutes::hours(1);
+    for (range, from, to) in [
+        (splitstore::TimeRange::all(), i64::MIN, i64::MAX),
+        (splitstore::TimeRange::until(hour), i64::MIN, hour.timestamp_millis()),
+        (splitstore::TimeRange::since(hour), hour.timestamp_millis(), i64::MAX),
+    ] {
+        let row = reports
+            .time_per_project(&range)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.project_id == Some(p));
+        let sessions = activity
+            .query_row(
+                "SELECT COUNT(*), IFNULL(SUM(duration_seconds), 0) FROM activity_sessions
+                 WHERE project_id = ?1 AND start_time_ms >= ?2 AND start_time_ms < ?3",
+                [p, from, to],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .unwrap();
+        assert_eq!(row.map(|r| (r.sessions, r.seconds)), Some(sessions), "{from}..{to}");
+    }
+    assert_eq!(
+        query_i64(
+            &activity,
+            &format!("SELECT COUNT(*) FROM activity_sessions WHERE project_id = {p}")
+        ),
+        3
+    );
+}
+
 /// config.db's projects out of ids while activity.db, whose sessions name them, was rebuilt without its
 /// header ids (`.dump`): repair writes activity.db's header ids back and gives the project its id, with the
 /// session's reference in activity.db.

@@ -106,6 +106,36 @@ WHERE has_project = ?1 AND project_id = ?2 AND bucket_ms < ?3
 ORDER BY bucket_ms DESC
 LIMIT 1";
 
+/// Moves the running totals of projects given new ids (`temp.renumbered`: old, new, written by
+/// `store_core::renumber`) to their new ids, adding each old id's running totals to the new id's: at every
+/// bucket of either, the last value of each at or before it. Moved row by row, two running totals would
+/// interleave (a report reads the differences between them) or meet in one bucket (the key refuses it): the
+/// daemon records a project under its old id while config.db is a copy from before the repair, and its time
+/// under the new id is already there. Index: the primary key, one seek per bucket and id.
+pub const MOVE_PROJECT_TOTALS: &str = "CREATE TEMP TABLE moved_totals AS
+SELECT DISTINCT m.new AS project_id, t.bucket_ms,
+       IFNULL((SELECT o.sessions FROM activity_totals o
+               WHERE o.has_project = 1 AND o.project_id = m.old AND o.bucket_ms <= t.bucket_ms
+               ORDER BY o.bucket_ms DESC LIMIT 1), 0)
+     + IFNULL((SELECT n.sessions FROM activity_totals n
+               WHERE n.has_project = 1 AND n.project_id = m.new AND n.bucket_ms <= t.bucket_ms
+               ORDER BY n.bucket_ms DESC LIMIT 1), 0) AS sessions,
+       IFNULL((SELECT o.seconds FROM activity_totals o
+               WHERE o.has_project = 1 AND o.project_id = m.old AND o.bucket_ms <= t.bucket_ms
+               ORDER BY o.bucket_ms DESC LIMIT 1), 0)
+     + IFNULL((SELECT n.seconds FROM activity_totals n
+               WHERE n.has_project = 1 AND n.project_id = m.new AND n.bucket_ms <= t.bucket_ms
+               ORDER BY n.bucket_ms DESC LIMIT 1), 0) AS seconds
+FROM temp.renumbered m
+JOIN activity_totals t ON t.has_project = 1 AND t.project_id IN (m.old, m.new)
+WHERE EXISTS (SELECT 1 FROM activity_totals WHERE has_project = 1 AND project_id = m.old);
+DELETE FROM activity_totals
+WHERE has_project = 1
+  AND (project_id IN (SELECT old FROM temp.renumbered) OR project_id IN (SELECT project_id FROM temp.moved_totals));
+INSERT INTO activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
+SELECT 1, project_id, bucket_ms, sessions, seconds FROM temp.moved_totals;
+DROP TABLE temp.moved_totals;";
+
 /// The ended sessions in the running totals' key order, as `rebuild_totals` sums them: project (no project
 /// first, as `(0, 0)` sorts first in the totals' key), then start. Index: `activity_sessions_project`, whose
 /// order this is, so nothing is sorted (EXPLAIN QUERY PLAN: no "USE TEMP B-TREE"), and memory does not grow

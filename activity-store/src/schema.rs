@@ -99,6 +99,7 @@ pub static SCHEMA: Schema = Schema {
             only_where: Some("has_project = 1"),
             target_file: "config.db",
             target_table: "projects",
+            moved_by: Some(crate::queries::MOVE_PROJECT_TOTALS),
         },
     ],
     // Written by the triggers of migration 4 when a session ends (see `queries::TOTALS_*`).

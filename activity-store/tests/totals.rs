@@ -2,8 +2,8 @@
 //! plain aggregation over the sessions says (a SQL GROUP BY over `activity_sessions`, the oracle), for
 //! random sessions and random ranges (arbitrary milliseconds, quarter hours, local days and weeks of
 //! half-hour and quarter-hour time zones, unbounded sides), with sessions open, ended, ended in a group,
-//! recovered at open, after retention (against the oracle taken before pruning) and after a restore from
-//! a backup. Every write that touches the totals is one transaction: an injected failure leaves nothing.
+//! recovered at open, after retention (against the oracle taken before pruning), after a repair gave
+//! projects new ids (one joining another's) and after a restore from a backup. Every write that touches the totals is one transaction: an injected failure leaves nothing.
 
 mod common;
 
@@ -317,6 +317,41 @@ fn run_case(specs: &[SessionSpec], ranges: &[Range], prune_at: i64, budget: u32)
     }
     before.execute_batch("COMMIT").unwrap();
     drop((before, after, w));
+
+    // A repair gives projects new ids (7 joins 2, which has time of its own; 3 moves to 9, free): every range
+    // reads under the new ids what it read under the old ones, the pruned sessions' time included.
+    let moves = [(7, 2), (3, 9)];
+    let renamed = |totals: Totals| {
+        merge(totals.into_iter().map(|(project, total)| {
+            let project = project.map(|p| moves.iter().find(|(old, _)| *old == p).map_or(p, |(_, new)| *new));
+            Totals::from([(project, total)])
+        }))
+    };
+    let reports = |db: &Path| -> Vec<Totals> {
+        let reader = ActivityReader::open(db);
+        ranges
+            .iter()
+            .map(|r| renamed(as_map(reader.totals_by_project(&r.time_range()).unwrap())))
+            .collect()
+    };
+    let before_the_move = reports(&db);
+    let mut conn = Connection::open(&db).unwrap();
+    let tx = conn.transaction().unwrap();
+    let run = store_core::renumber::IdMoves {
+        run: "test".into(),
+        database: "config.db".into(),
+        table: "projects".into(),
+        ids: moves.to_vec(),
+        counter: 9,
+    };
+    store_core::renumber::catch_up(&tx, &SCHEMA, &[run]).unwrap();
+    tx.commit().unwrap();
+    drop(conn);
+    assert_eq!(
+        reports(&db),
+        before_the_move,
+        "after a repair moved projects 7 to 2 and 3 to 9: {ranges:?}"
+    );
 
     // Restore the backup: its totals match its own sessions.
     let lock = store_core::OwnerLock::acquire(&db).unwrap();

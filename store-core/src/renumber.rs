@@ -87,21 +87,25 @@ fn holding(selected: &str, column: &str, from: &str, only_where: Option<&str>, c
     )
 }
 
+/// A place of a table's ids: column (`rowid`: the table's own), its table, which of its rows hold such an id
+/// (an SQL condition, `None`: every row) and how its ids are moved ([`IdReference::moved_by`]).
+type Place<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
+
 /// The places in `conn`'s file (of `schema`) holding ids of `table` (of the file `file`): the table's own
-/// `rowid` when it is this file's, then each referring column, as `(column, table, condition)`. Those the
-/// file does not have are left out: a backup of an older schema version, put back by a restore, may lack a
-/// table or column this build declares (activity.db's running totals came with version 4).
+/// `rowid` when it is this file's, then each referring column. Those the file does not have are left out: a
+/// backup of an older schema version, put back by a restore, may lack a table or column this build declares
+/// (activity.db's running totals came with version 4).
 fn places<'a>(
     conn: &Connection,
     schema: &'a Schema,
     file: &'a str,
     table: &'a str,
-) -> rusqlite::Result<Vec<(&'a str, &'a str, Option<&'a str>)>> {
-    let own = (schema.file_name == file).then_some(("rowid", table, None));
+) -> rusqlite::Result<Vec<Place<'a>>> {
+    let own = (schema.file_name == file).then_some(("rowid", table, None, None));
     let mut held = Vec::new();
-    for (column, from, only_where) in own
+    for (column, from, only_where, moved_by) in own
         .into_iter()
-        .chain(references_to(schema, file, table).map(|r| (r.column, r.table, r.only_where)))
+        .chain(references_to(schema, file, table).map(|r| (r.column, r.table, r.only_where, r.moved_by)))
     {
         let exists: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)
@@ -110,7 +114,7 @@ fn places<'a>(
             |r| r.get(0),
         )?;
         if exists {
-            held.push((column, from, only_where));
+            held.push((column, from, only_where, moved_by));
         }
     }
     Ok(held)
@@ -120,7 +124,7 @@ fn places<'a>(
 /// ([`places`]).
 fn ids_held(conn: &Connection, schema: &Schema, file: &str, table: &str) -> rusqlite::Result<(i64, Vec<i64>)> {
     let (mut below, mut far) = (Vec::new(), Vec::new());
-    for (column, from, only_where) in places(conn, schema, file, table)? {
+    for (column, from, only_where, _) in places(conn, schema, file, table)? {
         let (column, from) = (quote(column), quote(from));
         below.push(holding(&format!("max({column})"), &column, &from, only_where, "< ?1"));
         far.push(holding(&column, &column, &from, only_where, ">= ?1"));
@@ -258,17 +262,23 @@ fn apply(conn: &Connection, schema: &Schema, moves: &IdMoves, record: bool) -> r
     // Finalized before the table it writes is dropped below.
     drop(insert);
     let mut moved = Moved::default();
-    for (name, table, only_where) in places(conn, schema, &moves.database, &moves.table)? {
-        let column = quote(name);
-        let n = conn.execute(
-            &format!(
-                "UPDATE {} SET {column} = (SELECT new FROM temp.renumbered WHERE old = {column})
-                 WHERE {column} IN (SELECT old FROM temp.renumbered) AND ({})",
-                quote(table),
-                only_where.unwrap_or("1")
-            ),
-            [],
-        )? as u64;
+    for (name, table, only_where, moved_by) in places(conn, schema, &moves.database, &moves.table)? {
+        let (column, from) = (quote(name), quote(table));
+        let old_ids = format!(
+            "{column} IN (SELECT old FROM temp.renumbered) AND ({})",
+            only_where.unwrap_or("1")
+        );
+        let n = match moved_by {
+            Some(sql) => {
+                let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {from} WHERE {old_ids}"), [], |r| r.get(0))?;
+                conn.execute_batch(sql)?;
+                n as u64
+            }
+            None => conn.execute(
+                &format!("UPDATE {from} SET {column} = (SELECT new FROM temp.renumbered WHERE old = {column}) WHERE {old_ids}"),
+                [],
+            )? as u64,
+        };
         if name == "rowid" {
             moved.rows = n;
         } else {

@@ -68,6 +68,11 @@ pub struct IdReference {
     /// The kind (its file name) and table whose ids the column holds.
     pub target_file: &'static str,
     pub target_table: &'static str,
+    /// How the column's ids are moved when a repair gives the target table's rows new ids
+    /// ([`crate::renumber`]), as SQL reading the moves from `temp.renumbered (old, new)`, when its rows are not
+    /// independent of each other (a running total: a row per bucket holding the sum up to it). `None`: each
+    /// row's id is set to the new one.
+    pub moved_by: Option<&'static str>,
 }
 
 impl IdReference {
@@ -84,6 +89,7 @@ impl IdReference {
             only_where: None,
             target_file,
             target_table,
+            moved_by: None,
         }
     }
 }
