@@ -286,6 +286,90 @@ fn a_failing_statement_is_named_and_nothing_of_its_migration_remains() {
     );
 }
 
+/// Runs `delete` on `db` with foreign keys off, the `sqlite3` shell's default (this crate's SQLite is built with
+/// them on by default).
+fn delete_as_the_sqlite3_shell_does(db: &Path, delete: &str) {
+    let conn = Connection::open(db).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    conn.execute(delete, []).unwrap();
+}
+
+/// The `tags` of `db` naming an item it does not hold, as `foreign_key_check` says them.
+fn orphan_tags(db: &Path) -> Vec<String> {
+    let conn = read_only(db);
+    let violations = store_core::check::foreign_key_violations(&conn).unwrap();
+    violations.iter().map(|v| v.to_string()).collect()
+}
+
+/// An item deleted as the `sqlite3` shell deletes, foreign keys off (their default): its tags stay, naming
+/// it. Not the upgrade's doing: it goes on (each start of the new build failed on them, "foreign_key_check
+/// found 1 violation(s)"), the tags kept for doctor to name and a repair to remove.
+#[test]
+fn rows_naming_a_parent_deleted_with_foreign_keys_off_do_not_stop_an_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    seed_v1(&db);
+    delete_as_the_sqlite3_shell_does(&db, "DELETE FROM items WHERE id = 2");
+    assert_eq!(orphan_tags(&db), ["tags row 3 points at a missing items"]);
+    let owner = OwnerConnection::open(&db, &ITEMS).expect("the upgrade is not stopped by rows it did not make");
+    assert_eq!(owner.open_report().upgrade.to_version, 3);
+    drop(owner);
+    assert_eq!(orphan_tags(&db), ["tags row 3 points at a missing items"]);
+}
+
+static ORPHANING: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "items and tags",
+        compat: store_core::Compat::Breaking,
+        step: Step::Sql(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+             CREATE TABLE tags (id INTEGER PRIMARY KEY,
+                                item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+                                tag TEXT NOT NULL);",
+        ),
+    },
+    Migration {
+        version: 2,
+        name: "a tag of no item",
+        compat: store_core::Compat::Breaking,
+        // A rebuild runs with foreign keys off: the insert goes through, and only the check before COMMIT
+        // sees it.
+        step: Step::Rebuild("INSERT INTO tags (id, item_id, tag) VALUES (9, 99, 'made');"),
+    },
+];
+static ORPHANING_SCHEMA: Schema = Schema {
+    migrations: ORPHANING,
+    ..ITEMS_KIND
+};
+
+/// A violation the migration makes fails it, named apart from one the file held before, and nothing of the
+/// migration remains.
+#[test]
+fn a_migration_that_leaves_a_row_naming_a_missing_parent_fails_and_names_only_that_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    open_at_version(&db, &ORPHANING_SCHEMA, 1)
+        .unwrap()
+        .conn()
+        .execute_batch("INSERT INTO items VALUES (1, 'one'); INSERT INTO tags VALUES (3, 1, 'a');")
+        .unwrap();
+    delete_as_the_sqlite3_shell_does(&db, "DELETE FROM items WHERE id = 1");
+    let err = OwnerConnection::open(&db, &ORPHANING_SCHEMA).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MigrationFailed);
+    assert!(
+        err.to_string().starts_with(&format!(
+            "migration 2 (a tag of no item) failed on {}: foreign_key_check found 1 violation(s) the migration \
+             made, before COMMIT: tags row 9 points at a missing items. What to do: nothing of this migration was \
+             applied (the file is still at version 1)",
+            db.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(user_version_of(&db), 1);
+    assert_eq!(orphan_tags(&db), ["tags row 3 points at a missing items"]);
+}
+
 #[test]
 fn a_process_killed_during_a_migration_leaves_a_file_the_next_open_upgrades() {
     let dir = tempfile::tempdir().unwrap();
