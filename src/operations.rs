@@ -707,6 +707,14 @@ pub enum RepairAction {
     HeaderIdsRestored { database: &'static str, version: u32 },
     /// There is no such file: nothing to repair (its owner creates it when it starts).
     Missing { database: &'static str },
+    /// Rows naming a parent row the file no longer holds ([`ErrorKind::ForeignKeyViolations`]: the parent was
+    /// deleted by a tool with foreign keys off, as the `sqlite3` shell has them): removed in place, in one
+    /// transaction recorded in the file's `provenance`, as deleting the parent with foreign keys on removes
+    /// them ([`store_core::orphans`]). Followed by what else was done to the file, if anything.
+    OrphansRemoved {
+        database: &'static str,
+        removed: Vec<store_core::orphans::OrphansRemoved>,
+    },
     /// Its rows named another file's rows by ids a repair moved since ([`Error::OldIds`]: it was put back
     /// from before that repair): moved to the new ids, as that file records them, in one transaction.
     IdsMoved {
@@ -880,6 +888,8 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
     // Each file's schema version, to open it at, in place, without migrating it.
     let mut versions = BTreeMap::new();
     let mut actions = Vec::new();
+    // The files holding rows that name a missing parent.
+    let mut orphaned = Vec::new();
     for (schema, lock) in locks {
         let path = schema.path_in(data_dir);
         if let Some(wal) = store_core::restore::set_orphan_wal_aside(&lock, schema)? {
@@ -903,6 +913,13 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         };
         let health = inspect_owned(&lock, schema, &inspect_opts);
         versions.extend(health.schema_version.map(|v| (schema.file_name, v)));
+        if health
+            .problems
+            .iter()
+            .any(|p| p.code == ErrorKind::ForeignKeyViolations)
+        {
+            orphaned.push(schema.file_name);
+        }
         // A file the key does not open (or that needs one) is not damaged as far as anyone can tell: stop
         // before anything moves, saying so.
         if let Some(p) = health.problems.iter().find(|p| is_key_problem(p.code)) {
@@ -1049,13 +1066,14 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         plans.push((schema, lock, plan));
     }
 
-    // Header ids written back, old ids moved to the new, and ids given to tables out of them, each in place
-    // and on its own (the file whole before and after), before any salvage is built or file moved: one that
-    // fails stops the repair there. Its lock stays held to the end. A file made whole here stays in the plans
-    // (`FixedInPlace`): ids given to a table below move its references too.
+    // Header ids written back, rows naming a missing parent removed, old ids moved to the new, and ids given
+    // to tables out of them, each in place and on its own (the file whole before and after), before any
+    // salvage is built or file moved: one that fails stops the repair there. Its lock stays held to the end. A
+    // file made whole here stays in the plans (`FixedInPlace`): ids given to a table below move its references
+    // too.
     let mut fixed_in_place = Vec::new();
     for (schema, lock, plan) in std::mem::take(&mut plans) {
-        match plan {
+        let (lock, plan) = match plan {
             Plan::RestoreIds => {
                 let (version, lock) = restore_header_ids(lock, schema, key)?;
                 actions.push(RepairAction::HeaderIdsRestored {
@@ -1063,8 +1081,32 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     version,
                 });
                 versions.insert(schema.file_name, version);
-                plans.push((schema, lock, Plan::FixedInPlace));
+                (lock, Plan::FixedInPlace)
             }
+            plan => (lock, plan),
+        };
+        // A damaged file's rows are not written in place: its backup or salvage takes its place (a salvage
+        // keeps no row naming a missing parent).
+        let version = versions.get(schema.file_name).copied();
+        let (lock, plan) = match (plan, version) {
+            (plan @ (Plan::Healthy | Plan::FixedInPlace | Plan::NewIds { .. } | Plan::GiveIds), Some(version))
+                if orphaned.contains(&schema.file_name) =>
+            {
+                let mut owner = open_in_place(lock, schema, version, key)?;
+                let removed = owner.write(|tx| store_core::orphans::remove(tx))?;
+                actions.push(RepairAction::OrphansRemoved {
+                    database: schema.file_name,
+                    removed,
+                });
+                let plan = match plan {
+                    Plan::Healthy => Plan::FixedInPlace,
+                    plan => plan,
+                };
+                (owner.into_lock(), plan)
+            }
+            (plan, _) => (lock, plan),
+        };
+        match plan {
             Plan::NewIds { out_of_ids } => {
                 let version = versions[schema.file_name];
                 let mut owner = open_in_place(lock, schema, version, key)?;
@@ -1349,6 +1391,7 @@ impl RepairAction {
             | RepairAction::IdsLeft { database, .. }
             | RepairAction::IdsMoved { database, .. }
             | RepairAction::Missing { database }
+            | RepairAction::OrphansRemoved { database, .. }
             | RepairAction::Restored { database, .. }
             | RepairAction::StartedEmpty { database, .. }
             | RepairAction::Salvaged { database, .. } => database,

@@ -4500,6 +4500,101 @@ fn repair_gives_ids_with_the_references_in_a_file_whose_header_ids_it_writes_bac
     t.whole_again();
 }
 
+/// A config.db of the previous schema (1) in which a project was deleted in the `sqlite3` shell, whose
+/// foreign keys are off: the project's domain and keyword still name it. The new build's server starts on it
+/// (each start failed on those rows: "migration 2 ... foreign_key_check found 2 violation(s)"), doctor names
+/// them and `repair`, which removes exactly those two rows and says so; the project kept keeps its own.
+#[test]
+fn rows_of_a_project_deleted_in_the_sqlite3_shell_stop_no_upgrade_and_repair_removes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = data.join("config.db");
+    drop(store_core::testing::open_at_version(&config, &config_store::SCHEMA, 1).unwrap());
+    rusqlite::Connection::open(&config)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             INSERT INTO projects (id, name) VALUES (1, 'kept'), (2, 'deleted in the shell');
+             INSERT INTO project_domains (id, project_id, domain) VALUES (1, 1, 'kept.example'), (2, 2, 'gone.example');
+             INSERT INTO project_calendar_keywords (id, project_id, keyword) VALUES (1, 1, 'kept'), (2, 2, 'gone');
+             DELETE FROM projects WHERE id = 2;",
+        )
+        .unwrap();
+    let d = utf8(&data);
+    let server = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
+    assert!(server.status.success(), "{server:?}");
+    assert_eq!(store_core::testing::user_version_of(&config), 2);
+
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(
+        doctor_problems(&doctor, "config.db"),
+        [(
+            "foreign_key_violations".to_string(),
+            format!(
+                "{} has 2 foreign key violation(s): project_calendar_keywords row 2 points at a missing projects; \
+                 project_domains row 2 points at a missing projects",
+                config.display()
+            ),
+            format!(
+                "a parent row was deleted by a tool with foreign keys off (the sqlite3 shell's default): `splitstore \
+                 repair --data-dir {d}` removes the rows naming it, as that delete removes them with foreign keys on"
+            )
+        )]
+    );
+
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    let (stdout, _) = texts(&repair);
+    assert!(
+        stdout.contains(
+            "config.db: removed 2 row(s) naming a row deleted by a tool with foreign keys off (as the sqlite3 shell \
+             deletes), as that delete removes them with foreign keys on: project_calendar_keywords 2 (of projects); \
+             project_domains 2 (of projects); their ids are recorded in its provenance, their values only in a \
+             backup taken before\n"
+        ),
+        "{stdout}"
+    );
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(doctor_problems(&doctor, "config.db"), []);
+    let conn = read_only(&config);
+    let names: Vec<String> = query_column(
+        &conn,
+        "SELECT domain FROM project_domains WHERE project_id IN (1, 2)
+         UNION ALL SELECT keyword FROM project_calendar_keywords WHERE project_id IN (1, 2)",
+    );
+    assert_eq!(names, ["kept.example", "kept"]);
+}
+
+/// Every foreign key of both schemas is `ON DELETE CASCADE`, from a table no key points at: a repair removing
+/// the rows that name a parent deleted with foreign keys off ([`store_core::orphans`]) removes what that
+/// delete removes with them on, and no more (none of those rows is another's parent).
+#[test]
+fn every_foreign_key_of_both_schemas_cascades_from_a_table_nothing_refers_to() {
+    let dir = tempfile::tempdir().unwrap();
+    seed_data_dir(dir.path(), 5);
+    let mut keys = Vec::new();
+    for schema in splitstore::DATABASES {
+        let conn = read_only(&schema.path_in(dir.path()));
+        let found: Vec<String> = query_column(
+            &conn,
+            "SELECT t.name || ' ' || f.\"table\" || ' ' || f.on_delete
+             FROM sqlite_schema t, pragma_foreign_key_list(t.name) f WHERE t.type = 'table' ORDER BY 1",
+        );
+        keys.extend(found);
+    }
+    // Child, parent, ON DELETE: no child is a parent.
+    assert_eq!(
+        keys,
+        [
+            "calendar_events calendar_subscriptions CASCADE",
+            "project_calendar_keywords projects CASCADE",
+            "project_domains projects CASCADE",
+        ]
+    );
+}
+
 /// Every column of both schemas whose name says it holds another row's id (`..._id`) is declared in a
 /// schema's `id_references`: a repair giving a table smaller ids moves exactly the declared references (and a
 /// restore raises counters past the other kind's), so a column a migration adds without declaring it would

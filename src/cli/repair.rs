@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use splitstore::operations::{RepairAction, RepairOptions};
+use store_core::orphans::OrphansRemoved;
 use store_core::renumber::Renumbered;
 use store_core::salvage::SalvageReport;
 
@@ -127,6 +128,9 @@ pub fn run(args: Args) -> ExitCode {
             RepairAction::Missing { database } => {
                 super::say!("{database}: does not exist, nothing to repair (its owner creates it when it starts)")
             }
+            RepairAction::OrphansRemoved { database, removed } => {
+                super::say!("{database}: {}", orphans_removed(&removed))
+            }
             RepairAction::Restored {
                 database,
                 quarantined,
@@ -158,6 +162,28 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     done
+}
+
+/// What removing rows that named a missing parent did, said in one sentence: the tables and their ids (the
+/// first ten of each).
+fn orphans_removed(removed: &[OrphansRemoved]) -> String {
+    let rows: usize = removed.iter().map(|r| r.ids.len()).sum();
+    let tables: Vec<String> = removed
+        .iter()
+        .map(|r| {
+            let mut ids: Vec<String> = r.ids.iter().take(10).map(i64::to_string).collect();
+            if r.ids.len() > 10 {
+                ids.push(format!("and {} more", r.ids.len() - 10));
+            }
+            format!("{} {} (of {})", r.table, ids.join(", "), r.parent)
+        })
+        .collect();
+    format!(
+        "removed {rows} row(s) naming a row deleted by a tool with foreign keys off (as the sqlite3 shell \
+         deletes), as that delete removes them with foreign keys on: {}; their ids are recorded in its \
+         provenance, their values only in a backup taken before",
+        tables.join("; ")
+    )
 }
 
 /// What giving a table out of ids smaller ones did, said in one sentence.

@@ -690,8 +690,9 @@ fn inspect_contents(
                     shown.join("; ")
                 ),
                 format!(
-                    "restore the newest backup with `{}`",
-                    schema.command("restore", files::parent_dir(path), "--from BACKUP")
+                    "a parent row was deleted by a tool with foreign keys off (the sqlite3 shell's default): `{}` \
+                     removes the rows naming it, as that delete removes them with foreign keys on",
+                    schema.command("repair", files::parent_dir(path), "")
                 ),
             );
         }

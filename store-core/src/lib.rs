@@ -57,6 +57,7 @@ pub mod key;
 pub mod leftovers;
 pub mod migrate;
 pub mod open_database;
+pub mod orphans;
 pub mod owner_lock;
 pub mod private_dir;
 pub mod process;

@@ -189,6 +189,80 @@ fn missing_newer_pending_and_damaged_files_each_name_a_problem_and_a_remedy() {
     );
 }
 
+/// An item deleted with foreign keys off (the `sqlite3` shell's default; this crate's SQLite has them on by
+/// default) leaves its tags naming it: the check says so and names the repair; the removal is one
+/// transaction, which a failure at its last statement (the provenance record) leaves as it was, and which then
+/// removes exactly those tags and records their ids.
+#[test]
+fn rows_naming_a_deleted_parent_are_told_and_removed_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    owner
+        .conn()
+        .execute_batch(
+            "INSERT INTO items (id, name) VALUES (1, 'one'), (2, 'two');
+             INSERT INTO tags (id, item_id, tag) VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 2, 'c');",
+        )
+        .unwrap();
+    let shell = Connection::open(&db).unwrap();
+    shell
+        .execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM items WHERE id = 2")
+        .unwrap();
+    drop(shell);
+    let h = inspect(&db, &ITEMS, &InspectOptions::default());
+    assert_eq!(h.foreign_key_violations, Some(2));
+    let [problem] = &h.problems[..] else {
+        panic!("{:?}", h.problems)
+    };
+    assert_eq!(problem.code, ErrorKind::ForeignKeyViolations);
+    assert_eq!(
+        problem.remedy,
+        format!(
+            "a parent row was deleted by a tool with foreign keys off (the sqlite3 shell's default): `splitstore \
+             repair --data-dir {}` removes the rows naming it, as that delete removes them with foreign keys on",
+            dir.path().display()
+        )
+    );
+    let removed_records = |owner: &OwnerConnection| -> Vec<Option<String>> {
+        Provenance::read_all(owner.conn())
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.event == store_core::orphans::ORPHANS_REMOVED_EVENT)
+            .map(|p| p.detail)
+            .collect()
+    };
+
+    owner
+        .conn()
+        .execute_batch(
+            "CREATE TEMP TRIGGER injected BEFORE INSERT ON provenance BEGIN SELECT RAISE(ABORT, 'injected'); END",
+        )
+        .unwrap();
+    let err = owner.write(|tx| store_core::orphans::remove(tx)).unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    assert_eq!(count_rows(&db, "tags"), 3);
+    assert!(removed_records(&owner).is_empty());
+
+    owner.conn().execute_batch("DROP TRIGGER temp.injected").unwrap();
+    let removed = owner.write(|tx| store_core::orphans::remove(tx)).unwrap();
+    assert_eq!(
+        removed,
+        [store_core::orphans::OrphansRemoved {
+            table: "tags".into(),
+            parent: "items".into(),
+            ids: vec![2, 3],
+        }]
+    );
+    assert_eq!(count_rows(&db, "tags"), 1);
+    assert_eq!(
+        removed_records(&owner),
+        [Some(r#"[{"table":"tags","parent":"items","ids":[2,3]}]"#.to_string())]
+    );
+    drop(owner);
+    assert!(inspect(&db, &ITEMS, &InspectOptions::default()).is_healthy());
+}
+
 #[test]
 fn backups_are_private_verified_and_only_the_newest_k_are_kept() {
     let dir = tempfile::tempdir().unwrap();
