@@ -715,6 +715,10 @@ pub enum RepairAction {
         database: &'static str,
         removed: Vec<store_core::orphans::OrphansRemoved>,
     },
+    /// Its `auto_vacuum` was turned off by a tool ([`ErrorKind::AutoVacuumOff`]): set back to INCREMENTAL by a
+    /// `VACUUM`, which rewrites the file in place, atomically, every row kept; retention gives freed space
+    /// back to the disk again.
+    AutoVacuumRestored { database: &'static str },
     /// Its rows named another file's rows by ids a repair moved since ([`Error::OldIds`]: it was put back
     /// from before that repair): moved to the new ids, as that file records them, in one transaction.
     IdsMoved {
@@ -888,8 +892,9 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
     // Each file's schema version, to open it at, in place, without migrating it.
     let mut versions = BTreeMap::new();
     let mut actions = Vec::new();
-    // The files holding rows that name a missing parent.
-    let mut orphaned = Vec::new();
+    // What a file that is not damaged has that a write in place mends: rows naming a missing parent, its
+    // `auto_vacuum` turned off.
+    let mut mended_in_place = Vec::new();
     for (schema, lock) in locks {
         let path = schema.path_in(data_dir);
         if let Some(wal) = store_core::restore::set_orphan_wal_aside(&lock, schema)? {
@@ -913,13 +918,13 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         };
         let health = inspect_owned(&lock, schema, &inspect_opts);
         versions.extend(health.schema_version.map(|v| (schema.file_name, v)));
-        if health
-            .problems
-            .iter()
-            .any(|p| p.code == ErrorKind::ForeignKeyViolations)
-        {
-            orphaned.push(schema.file_name);
-        }
+        mended_in_place.extend(
+            health
+                .problems
+                .iter()
+                .filter(|p| matches!(p.code, ErrorKind::ForeignKeyViolations | ErrorKind::AutoVacuumOff))
+                .map(|p| (schema.file_name, p.code)),
+        );
         // A file the key does not open (or that needs one) is not damaged as far as anyone can tell: stop
         // before anything moves, saying so.
         if let Some(p) = health.problems.iter().find(|p| is_key_problem(p.code)) {
@@ -1066,8 +1071,8 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         plans.push((schema, lock, plan));
     }
 
-    // Header ids written back, rows naming a missing parent removed, old ids moved to the new, and ids given
-    // to tables out of them, each in place and on its own (the file whole before and after), before any
+    // Header ids written back, rows naming a missing parent removed, `auto_vacuum` set back, old ids moved to
+    // the new, and ids given to tables out of them, each in place and on its own (the file whole before and after), before any
     // salvage is built or file moved: one that fails stops the repair there. Its lock stays held to the end. A
     // file made whole here stays in the plans (`FixedInPlace`): ids given to a table below move its references
     // too.
@@ -1085,19 +1090,28 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             }
             plan => (lock, plan),
         };
-        // A damaged file's rows are not written in place: its backup or salvage takes its place (a salvage
-        // keeps no row naming a missing parent).
+        // A damaged file is not written in place: its backup or salvage takes its place (a salvage keeps no
+        // row naming a missing parent, and is created with the schema's `auto_vacuum`).
         let version = versions.get(schema.file_name).copied();
+        let mends = |kind| mended_in_place.contains(&(schema.file_name, kind));
         let (lock, plan) = match (plan, version) {
             (plan @ (Plan::Healthy | Plan::FixedInPlace | Plan::NewIds { .. } | Plan::GiveIds), Some(version))
-                if orphaned.contains(&schema.file_name) =>
+                if mends(ErrorKind::ForeignKeyViolations) || mends(ErrorKind::AutoVacuumOff) =>
             {
                 let mut owner = open_in_place(lock, schema, version, key)?;
-                let removed = owner.write(|tx| store_core::orphans::remove(tx))?;
-                actions.push(RepairAction::OrphansRemoved {
-                    database: schema.file_name,
-                    removed,
-                });
+                if mends(ErrorKind::ForeignKeyViolations) {
+                    let removed = owner.write(|tx| store_core::orphans::remove(tx))?;
+                    actions.push(RepairAction::OrphansRemoved {
+                        database: schema.file_name,
+                        removed,
+                    });
+                }
+                if mends(ErrorKind::AutoVacuumOff) {
+                    owner.restore_auto_vacuum()?;
+                    actions.push(RepairAction::AutoVacuumRestored {
+                        database: schema.file_name,
+                    });
+                }
                 let plan = match plan {
                     Plan::Healthy => Plan::FixedInPlace,
                     plan => plan,
@@ -1392,6 +1406,7 @@ impl RepairAction {
             | RepairAction::IdsMoved { database, .. }
             | RepairAction::Missing { database }
             | RepairAction::OrphansRemoved { database, .. }
+            | RepairAction::AutoVacuumRestored { database }
             | RepairAction::Restored { database, .. }
             | RepairAction::StartedEmpty { database, .. }
             | RepairAction::Salvaged { database, .. } => database,

@@ -4567,6 +4567,58 @@ fn rows_of_a_project_deleted_in_the_sqlite3_shell_stop_no_upgrade_and_repair_rem
     assert_eq!(names, ["kept.example", "kept"]);
 }
 
+/// An activity.db whose `auto_vacuum` a tool turned off (`PRAGMA auto_vacuum = NONE; VACUUM` in the `sqlite3`
+/// shell, or a database browser's setting): the daemon starts on it, saying so (each start failed: "PRAGMA
+/// auto_vacuum reads back \"0\" after setting it to \"INCREMENTAL\"", its remedy a move to a local disk, while
+/// doctor and repair called the file healthy); doctor names `repair`, which sets it back, every row kept.
+#[test]
+fn auto_vacuum_turned_off_in_the_sqlite3_shell_stops_no_daemon_and_repair_sets_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 300);
+    let activity = data.join("activity.db");
+    rusqlite::Connection::open(&activity)
+        .unwrap()
+        .execute_batch("PRAGMA auto_vacuum = NONE; VACUUM")
+        .unwrap();
+    let d = utf8(&data);
+    let message = format!(
+        "{} has auto_vacuum=NONE, not the INCREMENTAL it was created with (a tool changed it and ran VACUUM): the \
+         space retention frees stays inside the file, never given back to the disk",
+        activity.display()
+    );
+    let remedy = format!(
+        "`splitstore repair --data-dir {d}` sets it back: a VACUUM rewrites the file in place, atomically, every row \
+         kept (it needs free disk space the size of the file)"
+    );
+
+    let daemon = run_splitstore(["daemon", "--events", "100", "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    assert_eq!(
+        texts(&daemon).1,
+        format!("splitstore daemon: warning: {message}. What to do: {remedy}\n")
+    );
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(
+        doctor_problems(&doctor, "activity.db"),
+        [("auto_vacuum_off".to_string(), message, remedy)]
+    );
+
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    assert_eq!(
+        texts(&repair).0,
+        "activity.db: auto_vacuum, turned off by a tool, set back to INCREMENTAL (a VACUUM rewrote the file in place, \
+         every row kept): retention gives the space it frees back to the disk again\nconfig.db: healthy, left alone\n"
+    );
+    assert_eq!(query_i64(&read_only(&activity), "PRAGMA auto_vacuum"), 2);
+    assert_eq!(count_rows(&activity, "activity_events"), 400);
+    let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
+    let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(doctor_problems(&doctor, "activity.db"), []);
+}
+
 /// Every foreign key of both schemas is `ON DELETE CASCADE`, from a table no key points at: a repair removing
 /// the rows that name a parent deleted with foreign keys off ([`store_core::orphans`]) removes what that
 /// delete removes with them on, and no more (none of those rows is another's parent).

@@ -387,7 +387,7 @@ pub fn upgrade_first(
 }
 
 /// Says, once at start, what the owner's open found or did that the user should hear of: the `-wal` a crash
-/// left, gone before it; a migration of its file and where the file as it was is kept: the way back to the
+/// left, gone before it; a network file system; `auto_vacuum` turned off by a tool; a migration of its file and where the file as it was is kept: the way back to the
 /// previous build (docs/upgrade.md, "Rolling back"), which otherwise only doctor lists.
 pub fn say_opened(context: &str, owner: &store_core::OwnerConnection) {
     let report = owner.open_report();
@@ -402,12 +402,12 @@ pub fn say_opened(context: &str, owner: &store_core::OwnerConnection) {
             owner.path().display()
         );
     }
-    if let Some(network) = &report.network_file_system {
+    for problem in report.network_file_system.iter().chain(&report.auto_vacuum_off) {
         let _ = writeln!(
             std::io::stderr(),
             "splitstore {context}: warning: {}. What to do: {}",
-            network.message,
-            network.remedy
+            problem.message,
+            problem.remedy
         );
     }
     if report.restore_undone {

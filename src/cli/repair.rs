@@ -131,6 +131,10 @@ pub fn run(args: Args) -> ExitCode {
             RepairAction::OrphansRemoved { database, removed } => {
                 super::say!("{database}: {}", orphans_removed(&removed))
             }
+            RepairAction::AutoVacuumRestored { database } => super::say!(
+                "{database}: auto_vacuum, turned off by a tool, set back to INCREMENTAL (a VACUUM rewrote the file \
+                 in place, every row kept): retention gives the space it frees back to the disk again"
+            ),
             RepairAction::Restored {
                 database,
                 quarantined,

@@ -556,6 +556,7 @@ fn inspect_contents(
             schema,
         });
     }
+    h.problems.extend(auto_vacuum_problem(&conn, path, schema)?);
     h.pending_migrations = schema.end_version() - state.user_version;
     if h.pending_migrations > 0 {
         let start = format!(
@@ -771,6 +772,39 @@ pub fn readable_by_others_problem(
         message,
         remedy: remedy(&paths),
     })
+}
+
+/// The `auto_vacuum_off` problem of `conn`'s file at `path`, when its schema creates it with
+/// `auto_vacuum=INCREMENTAL` and it no longer has it. Only a `VACUUM` after `PRAGMA auto_vacuum` changes the
+/// mode of a file that has tables (<https://sqlite.org/pragma.html#pragma_auto_vacuum>): a tool did that, or
+/// rebuilt the file and wrote its header ids back by hand. Not refused: the owner works as before, and
+/// `PRAGMA incremental_vacuum` does nothing, so space retention frees is reused but not given back.
+pub fn auto_vacuum_problem(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    schema: &'static Schema,
+) -> crate::Result<Option<Problem>> {
+    if !schema.incremental_vacuum {
+        return Ok(None);
+    }
+    let mode = crate::conn_ext::ConnExt::pragma_value::<i64>(conn, "auto_vacuum").at_db(path, schema)?;
+    if mode == 2 {
+        return Ok(None);
+    }
+    let mode = if mode == 1 { "FULL" } else { "NONE" };
+    Ok(Some(Problem {
+        code: ErrorKind::AutoVacuumOff,
+        message: format!(
+            "{} has auto_vacuum={mode}, not the INCREMENTAL it was created with (a tool changed it and ran VACUUM): \
+             the space retention frees stays inside the file, never given back to the disk",
+            path.display()
+        ),
+        remedy: format!(
+            "`{}` sets it back: a VACUUM rewrites the file in place, atomically, every row kept (it needs free disk \
+             space the size of the file)",
+            schema.command("repair", files::parent_dir(path), "")
+        ),
+    }))
 }
 
 /// The `network_file_system` problem of the data directory `dir`, when it lies on one

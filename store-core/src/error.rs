@@ -148,6 +148,10 @@ pub enum ErrorKind {
     ForeignKeyViolations,
     /// The write-ahead log is large: a reader pins it (diagnostics).
     LargeWal,
+    /// The file's `auto_vacuum` is not the incremental mode its schema creates it with (a tool turned it off
+    /// and ran `VACUUM`): retention frees pages inside the file and no longer gives them back (diagnostics,
+    /// and said at its owner's start).
+    AutoVacuumOff,
     /// Files of a database (the file, its sidecars, backups, copies moved aside) that other users may read
     /// or write: copied in with other modes (diagnostics).
     ReadableByOthers,
@@ -239,6 +243,7 @@ impl ErrorKind {
             ErrorKind::MigrationsPending => "migrations_pending",
             ErrorKind::ForeignKeyViolations => "foreign_key_violations",
             ErrorKind::LargeWal => "large_wal",
+            ErrorKind::AutoVacuumOff => "auto_vacuum_off",
             ErrorKind::ReadableByOthers => "readable_by_others",
             ErrorKind::NetworkFileSystem => "network_file_system",
             ErrorKind::BackupInTheClear => "backup_in_the_clear",

@@ -146,6 +146,9 @@ pub struct OpenReport {
     /// The file's folder is on a network file system ([`crate::diagnostics::network_file_system_problem`]):
     /// said at every start, as doctor says it, since nothing refuses it (one machine's processes work there).
     pub network_file_system: Option<crate::diagnostics::Problem>,
+    /// The file's `auto_vacuum` was turned off by a tool ([`crate::diagnostics::auto_vacuum_problem`]): said at
+    /// every start, as doctor says it, until `repair` sets it back.
+    pub auto_vacuum_off: Option<crate::diagnostics::Problem>,
 }
 
 /// The single writable connection to a database, holding its owner lock for as long as it lives.
@@ -347,9 +350,10 @@ impl OwnerConnection {
         // Back to NORMAL whatever happened: FULL is only for the migration itself.
         conn_ext::set_and_verify(&conn, path, "synchronous", "NORMAL", "1")?;
         let upgrade = upgrade?;
-        if schema.incremental_vacuum {
-            conn_ext::verify(&conn, path, "auto_vacuum", "INCREMENTAL", "2")?;
-        }
+        // A file this open created was verified INCREMENTAL as it was made (`initialize`); one a tool changed
+        // since is opened as it is and said, not refused: refusing stopped every start of its owner, with a
+        // remedy about the file system, over space not given back.
+        let auto_vacuum_off = crate::diagnostics::auto_vacuum_problem(&conn, path, schema)?;
         // The user's database (not a file under construction) gets the lineage its backups are told by.
         if !opts.temporary_file {
             Provenance::ensure_lineage(&conn).at_db(path, schema)?;
@@ -376,6 +380,7 @@ impl OwnerConnection {
                 network_file_system: (!opts.temporary_file)
                     .then(|| crate::diagnostics::network_file_system_problem(files::parent_dir(path)))
                     .flatten(),
+                auto_vacuum_off,
             },
             key: opts.key.clone(),
             busy_timeout: opts.busy_timeout,
@@ -742,6 +747,15 @@ impl OwnerConnection {
         self.conn.pragma_value("user_version").at_db(&self.path, self.schema)
     }
 
+    /// Sets `auto_vacuum=INCREMENTAL` back on a file whose schema creates it so and that a tool changed
+    /// ([`OpenReport::auto_vacuum_off`]): a `VACUUM` rewrites it in place, atomically, every row kept. What
+    /// `repair` does for doctor's `auto_vacuum_off`.
+    pub fn restore_auto_vacuum(&mut self) -> Result<()> {
+        vacuum_to_incremental(&self.conn, &self.path, self.schema)?;
+        self.report.auto_vacuum_off = None;
+        Ok(())
+    }
+
     /// Closes the connection and hands back the owner lock, still held.
     pub fn into_lock(self) -> OwnerLock {
         let OwnerConnection { conn, lock, .. } = self;
@@ -1073,6 +1087,15 @@ fn held_data(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Option<
     }
 }
 
+/// Sets `auto_vacuum=INCREMENTAL` back on the file of `conn` (no transaction open). The mode is fixed when the
+/// first table is created: only a `VACUUM` changes it (<https://sqlite.org/pragma.html#pragma_auto_vacuum>),
+/// rewriting the file atomically as any commit, every row and every INTEGER PRIMARY KEY kept.
+fn vacuum_to_incremental(conn: &Connection, path: &Path, schema: &'static Schema) -> Result<()> {
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM")
+        .at_db(path, schema)?;
+    conn_ext::verify(conn, path, "auto_vacuum", "INCREMENTAL", "2")
+}
+
 /// Writes back the header ids of the file `lock` holds when it is this kind's file rebuilt without them
 /// ([`Error::HeaderIdsLost`]: `sqlite3 FILE .dump | sqlite3 NEW`), and returns the version written; `None`
 /// when its header already has them. The caller holds the owner lock (`repair` takes every owner's): an
@@ -1110,11 +1133,7 @@ pub fn restore_header_ids(lock: &OwnerLock, schema: &'static Schema, key: Option
     if schema.incremental_vacuum {
         let auto_vacuum: i64 = conn.pragma_value("auto_vacuum").at_db(path, schema)?;
         if auto_vacuum != 2 {
-            // Fixed when the first table is created: only a VACUUM changes it (and keeps every row and every
-            // INTEGER PRIMARY KEY).
-            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM")
-                .at_db(path, schema)?;
-            conn_ext::verify(&conn, path, "auto_vacuum", "INCREMENTAL", "2")?;
+            vacuum_to_incremental(&conn, path, schema)?;
         }
     }
     let tx = conn

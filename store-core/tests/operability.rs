@@ -263,6 +263,51 @@ fn rows_naming_a_deleted_parent_are_told_and_removed_in_one_transaction() {
     assert!(inspect(&db, &ITEMS, &InspectOptions::default()).is_healthy());
 }
 
+/// A file whose `auto_vacuum` a tool turned off (`PRAGMA auto_vacuum = NONE; VACUUM`) is opened by its owner
+/// as it is (the open refused it, "reads back 0 after setting it to INCREMENTAL", its remedy a local disk), and
+/// said: by the open's report and by the check, which names `repair`; setting it back keeps every row.
+#[test]
+fn auto_vacuum_turned_off_by_a_tool_is_said_and_set_back_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    fill(&OwnerConnection::open(&db, &ITEMS).unwrap(), 50);
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA auto_vacuum = NONE; VACUUM")
+        .unwrap();
+    let auto_vacuum = || query_i64(&read_only(&db), "PRAGMA auto_vacuum");
+    assert_eq!(auto_vacuum(), 0);
+    let message = format!(
+        "{} has auto_vacuum=NONE, not the INCREMENTAL it was created with (a tool changed it and ran VACUUM): the \
+         space retention frees stays inside the file, never given back to the disk",
+        db.display()
+    );
+    let remedy = format!(
+        "`splitstore repair --data-dir {}` sets it back: a VACUUM rewrites the file in place, atomically, every row \
+         kept (it needs free disk space the size of the file)",
+        dir.path().display()
+    );
+
+    let h = inspect(&db, &ITEMS, &InspectOptions::default());
+    let [problem] = &h.problems[..] else {
+        panic!("{:?}", h.problems)
+    };
+    assert_eq!(
+        (problem.code, &problem.message, &problem.remedy),
+        (ErrorKind::AutoVacuumOff, &message, &remedy)
+    );
+    let mut owner = OwnerConnection::open(&db, &ITEMS).expect("opened as it is");
+    let said = owner.open_report().auto_vacuum_off.as_ref().expect("said at the open");
+    assert_eq!((&said.message, &said.remedy), (&message, &remedy));
+
+    owner.restore_auto_vacuum().unwrap();
+    assert_eq!(owner.open_report().auto_vacuum_off, None);
+    drop(owner);
+    assert_eq!(auto_vacuum(), 2);
+    assert_eq!(count_rows(&db, "items"), 50);
+    assert!(inspect(&db, &ITEMS, &InspectOptions::default()).is_healthy());
+}
+
 #[test]
 fn backups_are_private_verified_and_only_the_newest_k_are_kept() {
     let dir = tempfile::tempdir().unwrap();
