@@ -868,7 +868,9 @@ fn stops_repair(kind: ErrorKind) -> bool {
 /// [`Error::BackupKeyMismatch`] unless a salvage or an empty start was asked for (a salvage then says in a
 /// note that it went on without it).
 ///
-/// Not damaged, a file rebuilt without its header ids has them written back, a file naming another's rows by
+/// Not damaged, a file rebuilt without its header ids has them written back, rows naming a parent deleted with
+/// foreign keys off are removed ([`RepairAction::OrphansRemoved`]), an `auto_vacuum` a tool turned off is set
+/// back ([`RepairAction::AutoVacuumRestored`]), a file naming another's rows by
 /// ids a repair moved since has them moved to the new ids ([`RepairAction::IdsMoved`]), and a table out of
 /// ids is given smaller ones with every reference to them, in every file ([`RepairAction::IdsGiven`];
 /// [`RepairAction::IdsLeft`] when a file that refers to it is damaged), each in place.
@@ -1072,10 +1074,10 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
     }
 
     // Header ids written back, rows naming a missing parent removed, `auto_vacuum` set back, old ids moved to
-    // the new, and ids given to tables out of them, each in place and on its own (the file whole before and after), before any
-    // salvage is built or file moved: one that fails stops the repair there. Its lock stays held to the end. A
-    // file made whole here stays in the plans (`FixedInPlace`): ids given to a table below move its references
-    // too.
+    // the new, and ids given to tables out of them, each in place and on its own (the file whole before and
+    // after), before any salvage is built or file moved: one that fails stops the repair there. Its lock stays
+    // held to the end. A file made whole here stays in the plans (`FixedInPlace`): ids given to a table below
+    // move its references too.
     let mut fixed_in_place = Vec::new();
     for (schema, lock, plan) in std::mem::take(&mut plans) {
         let (lock, plan) = match plan {
