@@ -4532,8 +4532,8 @@ fn rows_of_a_project_deleted_in_the_sqlite3_shell_stop_no_upgrade_and_repair_rem
         [(
             "foreign_key_violations".to_string(),
             format!(
-                "{} has 2 foreign key violation(s): project_calendar_keywords row 2 points at a missing projects; \
-                 project_domains row 2 points at a missing projects",
+                "{} has 2 foreign key violation(s): project_calendar_keywords row 2 names a row of projects the \
+                 file does not hold; project_domains row 2 names a row of projects the file does not hold",
                 config.display()
             ),
             format!(

@@ -259,8 +259,16 @@ pub struct FkViolation {
 impl fmt::Display for FkViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.rowid {
-            Some(id) => write!(f, "{} row {} points at a missing {}", self.table, id, self.parent),
-            None => write!(f, "a {} row points at a missing {}", self.table, self.parent),
+            Some(id) => write!(
+                f,
+                "{} row {} names a row of {} the file does not hold",
+                self.table, id, self.parent
+            ),
+            None => write!(
+                f,
+                "a {} row names a row of {} the file does not hold",
+                self.table, self.parent
+            ),
         }
     }
 }

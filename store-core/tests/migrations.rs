@@ -310,11 +310,17 @@ fn rows_naming_a_parent_deleted_with_foreign_keys_off_do_not_stop_an_upgrade() {
     let db = dir.path().join("activity.db");
     seed_v1(&db);
     delete_as_the_sqlite3_shell_does(&db, "DELETE FROM items WHERE id = 2");
-    assert_eq!(orphan_tags(&db), ["tags row 3 points at a missing items"]);
+    assert_eq!(
+        orphan_tags(&db),
+        ["tags row 3 names a row of items the file does not hold"]
+    );
     let owner = OwnerConnection::open(&db, &ITEMS).expect("the upgrade is not stopped by rows it did not make");
     assert_eq!(owner.open_report().upgrade.to_version, 3);
     drop(owner);
-    assert_eq!(orphan_tags(&db), ["tags row 3 points at a missing items"]);
+    assert_eq!(
+        orphan_tags(&db),
+        ["tags row 3 names a row of items the file does not hold"]
+    );
 }
 
 static ORPHANING: &[Migration] = &[
@@ -360,14 +366,17 @@ fn a_migration_that_leaves_a_row_naming_a_missing_parent_fails_and_names_only_th
     assert!(
         err.to_string().starts_with(&format!(
             "migration 2 (a tag of no item) failed on {}: foreign_key_check found 1 violation(s) the migration \
-             made, before COMMIT: tags row 9 points at a missing items. What to do: nothing of this migration was \
-             applied (the file is still at version 1)",
+             made, before COMMIT: tags row 9 names a row of items the file does not hold. What to do: nothing of \
+             this migration was applied (the file is still at version 1)",
             db.display()
         )),
         "{err}"
     );
     assert_eq!(user_version_of(&db), 1);
-    assert_eq!(orphan_tags(&db), ["tags row 3 points at a missing items"]);
+    assert_eq!(
+        orphan_tags(&db),
+        ["tags row 3 names a row of items the file does not hold"]
+    );
 }
 
 #[test]
