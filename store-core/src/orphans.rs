@@ -30,8 +30,8 @@ pub struct OrphansRemoved {
 /// none.
 pub fn remove(conn: &Connection) -> rusqlite::Result<Vec<OrphansRemoved>> {
     let mut removed: Vec<OrphansRemoved> = Vec::new();
-    // A row of a table without rowids has none to name (no table of this family is one): `foreign_key_check`
-    // still names it after this, and doctor with it.
+    // A row of a table without rowids has none to name (no table with a foreign key here is one):
+    // `foreign_key_check` still names it after this, and doctor with it.
     for v in check::foreign_key_violations(conn)? {
         let Some(id) = v.rowid else { continue };
         // A row naming two missing parents is named twice: counted once, under the first.
