@@ -1102,7 +1102,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             {
                 let mut owner = open_in_place(lock, schema, version, key)?;
                 if mends(ErrorKind::ForeignKeyViolations) {
-                    let removed = owner.write(|tx| store_core::orphans::remove(tx))?;
+                    let removed = owner.remove_orphans()?;
                     actions.push(RepairAction::OrphansRemoved {
                         database: schema.file_name,
                         removed,

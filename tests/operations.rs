@@ -4502,8 +4502,9 @@ fn repair_gives_ids_with_the_references_in_a_file_whose_header_ids_it_writes_bac
 
 /// A config.db of the previous schema (1) in which a project was deleted in the `sqlite3` shell, whose
 /// foreign keys are off: the project's domain and keyword still name it. The new build's server starts on it
-/// (each start failed on those rows: "migration 2 ... foreign_key_check found 2 violation(s)"), doctor names
-/// them and `repair`, which removes exactly those two rows and says so; the project kept keeps its own.
+/// (each start failed on those rows: "migration 2 ... foreign_key_check found 2 violation(s)") and says them
+/// as doctor does (only doctor did), naming `repair`, which removes exactly those two rows and says so; the
+/// project kept keeps its own, and the next start says nothing.
 #[test]
 fn rows_of_a_project_deleted_in_the_sqlite3_shell_stop_no_upgrade_and_repair_removes_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -4524,23 +4525,24 @@ fn rows_of_a_project_deleted_in_the_sqlite3_shell_stop_no_upgrade_and_repair_rem
     let server = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
     assert!(server.status.success(), "{server:?}");
     assert_eq!(store_core::testing::user_version_of(&config), 2);
+    let message = format!(
+        "{} has 2 foreign key violation(s): project_calendar_keywords row 2 names a row of projects the file does \
+         not hold; project_domains row 2 names a row of projects the file does not hold",
+        config.display()
+    );
+    let remedy = format!(
+        "a parent row was deleted by a tool with foreign keys off (the sqlite3 shell's default): `splitstore repair \
+         --data-dir {d}` removes the rows naming it, as that delete removes them with foreign keys on"
+    );
+    let warning = format!("splitstore server: warning: {message}. What to do: {remedy}\n");
+    let (_, stderr) = texts(&server);
+    assert!(stderr.starts_with(&warning), "{stderr}");
 
     let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
     let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
     assert_eq!(
         doctor_problems(&doctor, "config.db"),
-        [(
-            "foreign_key_violations".to_string(),
-            format!(
-                "{} has 2 foreign key violation(s): project_calendar_keywords row 2 names a row of projects the \
-                 file does not hold; project_domains row 2 names a row of projects the file does not hold",
-                config.display()
-            ),
-            format!(
-                "a parent row was deleted by a tool with foreign keys off (the sqlite3 shell's default): `splitstore \
-                 repair --data-dir {d}` removes the rows naming it, as that delete removes them with foreign keys on"
-            )
-        )]
+        [("foreign_key_violations".to_string(), message, remedy)]
     );
 
     let repair = run_splitstore(["repair", "--data-dir", d]);
@@ -4565,6 +4567,9 @@ fn rows_of_a_project_deleted_in_the_sqlite3_shell_stop_no_upgrade_and_repair_rem
          UNION ALL SELECT keyword FROM project_calendar_keywords WHERE project_id IN (1, 2)",
     );
     assert_eq!(names, ["kept.example", "kept"]);
+    let server = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
+    assert!(server.status.success(), "{server:?}");
+    assert!(!texts(&server).1.contains("warning"), "{server:?}");
 }
 
 /// An activity.db whose `auto_vacuum` a tool turned off (`PRAGMA auto_vacuum = NONE; VACUUM` in the `sqlite3`

@@ -387,9 +387,9 @@ pub fn upgrade_first(
 }
 
 /// Says, once at start, what the owner's open found or did that the user should hear of: the `-wal` a crash
-/// left, gone before it; a network file system; `auto_vacuum` turned off by a tool; a migration of its file
-/// and where the file as it was is kept: the way back to the previous build (docs/upgrade.md, "Rolling
-/// back"), which otherwise only doctor lists.
+/// left, gone before it; a network file system; `auto_vacuum` turned off by a tool; rows naming a parent a tool
+/// deleted; a migration of its file and where the file as it was is kept: the way back to the previous build
+/// (docs/upgrade.md, "Rolling back"), which otherwise only doctor lists.
 pub fn say_opened(context: &str, owner: &store_core::OwnerConnection) {
     let report = owner.open_report();
     if report.wal_gone {
@@ -403,7 +403,12 @@ pub fn say_opened(context: &str, owner: &store_core::OwnerConnection) {
             owner.path().display()
         );
     }
-    for problem in report.network_file_system.iter().chain(&report.auto_vacuum_off) {
+    for problem in report
+        .network_file_system
+        .iter()
+        .chain(&report.auto_vacuum_off)
+        .chain(&report.foreign_key_violations)
+    {
         let _ = writeln!(
             std::io::stderr(),
             "splitstore {context}: warning: {}. What to do: {}",

@@ -680,23 +680,7 @@ fn inspect_contents(
         }
         let violations = check::foreign_key_violations(checked).at_db(path, schema)?;
         h.foreign_key_violations = Some(violations.len());
-        if !violations.is_empty() {
-            let shown: Vec<String> = violations.iter().take(3).map(|v| v.to_string()).collect();
-            h.problem(
-                ErrorKind::ForeignKeyViolations,
-                format!(
-                    "{} has {} foreign key violation(s): {}",
-                    path.display(),
-                    violations.len(),
-                    shown.join("; ")
-                ),
-                format!(
-                    "a parent row was deleted by a tool with foreign keys off (the sqlite3 shell's default): `{}` \
-                     removes the rows naming it, as that delete removes them with foreign keys on",
-                    schema.command("repair", files::parent_dir(path), "")
-                ),
-            );
-        }
+        h.problems.extend(foreign_key_problem(path, schema, &violations));
     }
     h.row_counts = check::row_counts(checked).at_db(path, schema)?;
     h.last_recovery = Provenance::read_all(checked)
@@ -771,6 +755,29 @@ pub fn readable_by_others_problem(
         code: ErrorKind::ReadableByOthers,
         message,
         remedy: remedy(&paths),
+    })
+}
+
+/// The `foreign_key_violations` problem of the file at `path`, when `violations` (its `foreign_key_check`)
+/// names any row: a parent deleted by a tool with foreign keys off.
+pub fn foreign_key_problem(path: &Path, schema: &'static Schema, violations: &[check::FkViolation]) -> Option<Problem> {
+    if violations.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = violations.iter().take(3).map(|v| v.to_string()).collect();
+    Some(Problem {
+        code: ErrorKind::ForeignKeyViolations,
+        message: format!(
+            "{} has {} foreign key violation(s): {}",
+            path.display(),
+            violations.len(),
+            shown.join("; ")
+        ),
+        remedy: format!(
+            "a parent row was deleted by a tool with foreign keys off (the sqlite3 shell's default): `{}` removes the \
+             rows naming it, as that delete removes them with foreign keys on",
+            schema.command("repair", files::parent_dir(path), "")
+        ),
     })
 }
 

@@ -190,14 +190,14 @@ fn missing_newer_pending_and_damaged_files_each_name_a_problem_and_a_remedy() {
 }
 
 /// An item deleted with foreign keys off (the `sqlite3` shell's default; this crate's SQLite has them on by
-/// default) leaves its tags naming it: the check says so and names the repair; the removal is one
-/// transaction, which a failure at its last statement (the provenance record) leaves as it was, and which then
-/// removes exactly those tags and records their ids.
+/// default) leaves its tags naming it: the check and the owner's next open say so and name the repair; the
+/// removal is one transaction, which a failure at its last statement (the provenance record) leaves as it was,
+/// and which then removes exactly those tags and records their ids.
 #[test]
 fn rows_naming_a_deleted_parent_are_told_and_removed_in_one_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("activity.db");
-    let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
     owner
         .conn()
         .execute_batch(
@@ -224,6 +224,10 @@ fn rows_naming_a_deleted_parent_are_told_and_removed_in_one_transaction() {
             dir.path().display()
         )
     );
+    assert_eq!(owner.open_report().foreign_key_violations, None, "none when it opened");
+    drop(owner);
+    let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    assert_eq!(owner.open_report().foreign_key_violations.as_ref(), Some(problem));
     let removed_records = |owner: &OwnerConnection| -> Vec<Option<String>> {
         Provenance::read_all(owner.conn())
             .unwrap()
@@ -239,13 +243,14 @@ fn rows_naming_a_deleted_parent_are_told_and_removed_in_one_transaction() {
             "CREATE TEMP TRIGGER injected BEFORE INSERT ON provenance BEGIN SELECT RAISE(ABORT, 'injected'); END",
         )
         .unwrap();
-    let err = owner.write(|tx| store_core::orphans::remove(tx)).unwrap_err();
+    let err = owner.remove_orphans().unwrap_err();
     assert!(err.to_string().contains("injected"), "{err}");
     assert_eq!(count_rows(&db, "tags"), 3);
     assert!(removed_records(&owner).is_empty());
+    assert_eq!(owner.open_report().foreign_key_violations.as_ref(), Some(problem));
 
     owner.conn().execute_batch("DROP TRIGGER temp.injected").unwrap();
-    let removed = owner.write(|tx| store_core::orphans::remove(tx)).unwrap();
+    let removed = owner.remove_orphans().unwrap();
     assert_eq!(
         removed,
         [store_core::orphans::OrphansRemoved {
@@ -259,8 +264,11 @@ fn rows_naming_a_deleted_parent_are_told_and_removed_in_one_transaction() {
         removed_records(&owner),
         [Some(r#"[{"table":"tags","parent":"items","ids":[2,3]}]"#.to_string())]
     );
+    assert_eq!(owner.open_report().foreign_key_violations, None);
     drop(owner);
     assert!(inspect(&db, &ITEMS, &InspectOptions::default()).is_healthy());
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    assert_eq!(owner.open_report().foreign_key_violations, None);
 }
 
 /// A file whose `auto_vacuum` a tool turned off (`PRAGMA auto_vacuum = NONE; VACUUM`) is opened by its owner
