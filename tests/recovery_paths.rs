@@ -795,7 +795,7 @@ fn pre_migration_backups_survive_manual_rotation_and_doctor_lists_them() {
 }
 
 #[test]
-fn a_migration_that_fails_on_every_start_leaves_its_banner_for_doctor_naming_the_pre_migration_backup() {
+fn a_migration_that_fails_on_every_start_leaves_its_banner_for_doctor_and_no_copy_per_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let d = utf8(data);
@@ -827,11 +827,21 @@ fn a_migration_that_fails_on_every_start_leaves_its_banner_for_doctor_naming_the
         .find(|p| p["code"] == "migration_failed")
         .unwrap_or_else(|| panic!("{problems:?}"));
     let remedy = banner["remedy"].as_str().unwrap();
+    // The file is unchanged, so the copy each start took was removed again (two starts kept two copies of
+    // the whole file, never rotated) and the remedy names none.
     assert!(
-        remedy.contains("backups/pre-migration/activity-") && remedy.contains("splitstore restore --data-dir"),
+        remedy.contains("go back to the previous version of the application (it reads the file as it is)"),
         "{remedy}"
     );
+    assert!(!remedy.contains("pre-migration"), "{remedy}");
     assert!(!remedy.contains("start the daemon"), "{remedy}");
+    let copies: Vec<_> = std::fs::read_dir(data.join("backups/pre-migration")).unwrap().collect();
+    assert_eq!(copies.len(), 0, "{copies:?}");
+    assert_eq!(
+        json["databases"][0]["pre_migration_backups"],
+        serde_json::json!([]),
+        "{json}"
+    );
     assert!(
         banner["message"]
             .as_str()

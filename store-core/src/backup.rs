@@ -535,6 +535,17 @@ pub(crate) fn pre_migration_backup(source: &Source<'_>, backup_dir: &Path, waits
     take_backup(source, backup_dir, BackupClass::PreMigration, 0, waits)
 }
 
+/// Removes the pre-migration backup `backup` of `backup_dir` (its folder, as given to
+/// [`pre_migration_backup`]) when no migration after it committed: the file is then still exactly what the copy
+/// holds, so the copy is no way back from anything. Without this a migration failing at every start (a
+/// supervisor restarting the owner) kept one more copy of the whole file per start, never rotated, until the
+/// disk was full. Under the folder's lock, as the copy was taken.
+pub(crate) fn discard_pre_migration_backup(backup_dir: &Path, backup: &Path, waits: &Waits) -> Result<()> {
+    let _folder = FolderLock::exclusive_with(backup_dir, waits)?;
+    files::remove_with_sidecars(backup)?;
+    files::sync_dir(&pre_migration_dir(backup_dir))
+}
+
 /// The database a backup is taken of: `conn` on the file at `db_path`, keyed with `key`.
 #[derive(Clone, Copy, Debug)]
 pub struct Source<'a> {

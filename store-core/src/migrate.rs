@@ -291,7 +291,17 @@ pub(crate) fn upgrade(
     }
     conn_ext::set_and_verify(conn, path, "synchronous", "FULL", "2")?;
     for m in &schema.migrations[from as usize..target as usize] {
-        apply_one(conn, path, schema, m, hook).map_err(|e| match e {
+        let applied = apply_one(conn, path, schema, m, hook);
+        // Failed before any step committed: the file is the copy, which would only fill the disk at every
+        // start that fails the same way. Kept (and named) when it is the way back from steps that committed.
+        if applied.is_err()
+            && report.to_version == from
+            && let (Some(dir), Some(copy)) = (backup_dir, &report.backup)
+            && backup::discard_pre_migration_backup(dir, copy, &opts.waits).is_ok()
+        {
+            report.backup = None;
+        }
+        applied.map_err(|e| match e {
             Error::MigrationFailed {
                 path,
                 version,

@@ -444,6 +444,63 @@ fn a_backup_is_taken_before_migrating_existing_data() {
     assert_eq!(listed[0].class, store_core::backup::BackupClass::PreMigration);
 }
 
+/// A migration failing at every start (a supervisor restarting its owner) kept one more copy of the whole
+/// file per start in `backups/pre-migration`, never rotated, until the disk was full. A copy no step committed
+/// after is removed (the file is still what it holds); one that steps committed after is kept and named: the
+/// way back to the build before them.
+#[test]
+fn a_migration_failing_at_every_start_keeps_no_copy_of_the_file_it_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    seed_v1(&db);
+    let failing_at = |step: u32| OpenOptions {
+        migration_hook: Some(Arc::new(
+            move |m: &Migration| {
+                if m.version == step { Err("boom".into()) } else { Ok(()) }
+            },
+        )),
+        ..OpenOptions::default()
+    };
+    let pre_migration = dir.path().join("backups/pre-migration");
+    let copies = || -> Vec<String> {
+        fs::read_dir(&pre_migration)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    };
+    for _ in 0..3 {
+        let err = OwnerConnection::open_with(&db, &ITEMS, &failing_at(2)).unwrap_err();
+        let Error::MigrationFailed { backup, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(backup, &None);
+        assert!(
+            err.remedy().ends_with("go back to the previous version of the application (it reads the file as it is) or install a fixed build"),
+            "{err}"
+        );
+        assert_eq!(copies(), Vec::<String>::new());
+    }
+    assert_eq!(user_version_of(&db), 1);
+
+    // Step 2 commits and step 3 fails: the file is at schema 2, and its copy at 1 the way back.
+    let err = OwnerConnection::open_with(&db, &ITEMS, &failing_at(3)).unwrap_err();
+    let Error::MigrationFailed {
+        backup: Some(backup), ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(
+        err.remedy()
+            .contains(&format!("; the copy taken before migrating is {}", backup.display())),
+        "{err}"
+    );
+    let name = backup.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(name.ends_with("-v1.db"), "{name}");
+    assert_eq!(copies(), [name]);
+    assert_eq!(user_version_of(&db), 2);
+}
+
 /// A file an earlier build made records no lineage: its pre-migration backup carries the one the file gets,
 /// so in a folder two data directories share it is told as this file's (and not as any file's).
 #[test]
