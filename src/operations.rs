@@ -704,7 +704,14 @@ pub enum RepairAction {
     /// the `version` its `schema_migrations` records, its `application_id` and `user_version` written back in
     /// place (no row changed; activity.db's `auto_vacuum` too, by a `VACUUM`), and opened as its owner opens
     /// it. Its owner's next start migrates it, as any file of that version, when it is older than this build.
-    HeaderIdsRestored { database: &'static str, version: u32 },
+    /// Or only its `user_version`, which read `lowered_from`, below the migrations the file records (set back by
+    /// hand, to let an earlier build open it).
+    HeaderIdsRestored {
+        database: &'static str,
+        version: u32,
+        /// The `user_version` it read, when only that was wrong; `None`: both ids were 0.
+        lowered_from: Option<u32>,
+    },
     /// There is no such file: nothing to repair (its owner creates it when it starts).
     Missing { database: &'static str },
     /// Rows naming a parent row the file no longer holds ([`ErrorKind::ForeignKeyViolations`]: the parent was
@@ -1082,12 +1089,13 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
     for (schema, lock, plan) in std::mem::take(&mut plans) {
         let (lock, plan) = match plan {
             Plan::RestoreIds => {
-                let (version, lock) = restore_header_ids(lock, schema, key)?;
+                let (written, lock) = restore_header_ids(lock, schema, key)?;
                 actions.push(RepairAction::HeaderIdsRestored {
                     database: schema.file_name,
-                    version,
+                    version: written.version,
+                    lowered_from: written.lowered_from,
                 });
-                versions.insert(schema.file_name, version);
+                versions.insert(schema.file_name, written.version);
                 (lock, Plan::FixedInPlace)
             }
             plan => (lock, plan),
@@ -1269,15 +1277,19 @@ fn open_in_place(lock: OwnerLock, schema: &'static Schema, version: u32, key: Op
 /// ([`store_core::open_database::restore_header_ids`]), then verifies it: `quick_check`, and the open of its
 /// owner, at the version written (its owner's next start migrates it, with a backup first, when older than
 /// this build). Gives the version and the lock back.
-fn restore_header_ids(lock: OwnerLock, schema: &'static Schema, key: Option<&Key>) -> Result<(u32, OwnerLock)> {
+fn restore_header_ids(
+    lock: OwnerLock,
+    schema: &'static Schema,
+    key: Option<&Key>,
+) -> Result<(store_core::open_database::HeaderIdsWritten, OwnerLock)> {
     let path = lock.db_path().to_path_buf();
-    let Some(version) = store_core::open_database::restore_header_ids(&lock, schema, key)? else {
+    let Some(written) = store_core::open_database::restore_header_ids(&lock, schema, key)? else {
         return Err(Error::VerificationFailed {
             path,
             detail: "its header ids were there when repair came to write them back: nothing was written".into(),
         });
     };
-    let owner = open_in_place(lock, schema, version, key)?;
+    let owner = open_in_place(lock, schema, written.version, key)?;
     let problems = owner.read(store_core::check::quick_check)?;
     if !problems.is_empty() {
         return Err(Error::VerificationFailed {
@@ -1288,7 +1300,7 @@ fn restore_header_ids(lock: OwnerLock, schema: &'static Schema, key: Option<&Key
             ),
         });
     }
-    Ok((version, owner.into_lock()))
+    Ok((written, owner.into_lock()))
 }
 
 /// What [`give_ids`] holds of a database: its lock, or its file opened as its owner.

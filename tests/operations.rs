@@ -3129,6 +3129,71 @@ fn repair_as_doctor_says_writes_the_header_ids_back_keeping_every_row_and_the_fr
     assert_eq!(code, 0, "{stdout}");
 }
 
+/// activity.db whose `user_version` a user set back by hand (`PRAGMA user_version = 3` in the `sqlite3` shell,
+/// as done to let an earlier build open a newer file). Each start of this build ran migration 4 again ("table
+/// activity_totals already exists"), its remedy to go back to the previous build, and took one more copy of
+/// the whole file per start. Now the start is refused naming the cause, with no copy taken and the file
+/// unchanged; doctor names `repair`, which writes the version back; every row is kept, and the daemon starts.
+#[test]
+fn a_user_version_set_back_by_hand_is_told_and_repair_writes_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 300);
+    let activity = data.join("activity.db");
+    rusqlite::Connection::open(&activity)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 3")
+        .unwrap();
+    let rows = rows_by_table(&activity);
+    let d = utf8(&data);
+    let message = format!(
+        "{} is activity.db at schema 4 whose user_version reads 3: its schema_migrations records this build's \
+         migrations 1 to 4 and its tables are exactly this build's at that version, so user_version was set back \
+         by hand (`PRAGMA user_version = 3`, as done to let an earlier build open a newer file), and migrating it \
+         again would fail",
+        activity.display()
+    );
+    let remedy = format!(
+        "stop every owner of a database in {d} (the command takes all their locks), then run `splitstore repair \
+         --data-dir {d}`: it checks the file's tables against this build's schema again and writes user_version 4 \
+         back into its header, changing no row; the file was not changed"
+    );
+
+    for _ in 0..2 {
+        let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
+        assert_eq!(daemon.status.code(), Some(2), "{daemon:?}");
+        assert_eq!(
+            texts(&daemon).1,
+            format!("splitstore daemon: {message}. What to do: {remedy}\n")
+        );
+    }
+    assert!(!data.join("backups/pre-migration").exists(), "no copy taken");
+    assert_eq!(store_core::testing::user_version_of(&activity), 3);
+    assert_eq!(rows_by_table(&activity), rows);
+    let (_, _, json) = doctor(&data);
+    assert!(
+        doctor_problems(&json, "activity.db").contains(&("header_ids_lost".to_string(), message, remedy)),
+        "{json}"
+    );
+
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    assert!(
+        texts(&repair).0.contains(
+            "activity.db: its user_version read 3, set back by hand below the migrations it records; its tables are \
+             this build's schema 4 exactly: user_version 4 written back, every row kept\n"
+        ),
+        "{repair:?}"
+    );
+    assert_eq!(store_core::testing::user_version_of(&activity), 4);
+    assert_eq!(rows_by_table(&activity), rows);
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    assert_eq!(count_rows(&activity, "activity_events"), rows["activity_events"] + 10);
+    let (code, stdout, _) = doctor(&data);
+    assert_eq!(code, 0, "{stdout}");
+}
+
 #[test]
 fn a_file_with_this_schemas_tables_and_history_but_another_schema_stays_another_applications() {
     let dir = tempfile::tempdir().unwrap();

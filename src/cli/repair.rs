@@ -95,9 +95,21 @@ pub fn run(args: Args) -> ExitCode {
                 wal.display()
             ),
             RepairAction::Healthy { database } => super::say!("{database}: healthy, left alone"),
-            RepairAction::HeaderIdsRestored { database, version } => super::say!(
+            RepairAction::HeaderIdsRestored {
+                database,
+                version,
+                lowered_from: None,
+            } => super::say!(
                 "{database}: rebuilt without its header ids (application_id, user_version); its tables are this \
                  build's schema {version} exactly: ids written back, every row kept"
+            ),
+            RepairAction::HeaderIdsRestored {
+                database,
+                version,
+                lowered_from: Some(found),
+            } => super::say!(
+                "{database}: its user_version read {found}, set back by hand below the migrations it records; its \
+                 tables are this build's schema {version} exactly: user_version {version} written back, every row kept"
             ),
             RepairAction::IdsGiven { database, renumbered } => super::say!("{database}: {}", ids_given(&renumbered)),
             RepairAction::IdsLeft {

@@ -556,6 +556,7 @@ fn inspect_contents(
             schema,
         });
     }
+    migrate::check_user_version_lowered(&conn, path, schema, &state)?;
     h.problems.extend(auto_vacuum_problem(&conn, path, schema)?);
     h.pending_migrations = schema.end_version() - state.user_version;
     if h.pending_migrations > 0 {

@@ -58,8 +58,9 @@ pub enum ErrorKind {
     /// A SQLite file of another kind or application.
     WrongDatabase,
     /// This kind's file rebuilt without the ids SQLite keeps in its header (`application_id`,
-    /// `user_version`), as `sqlite3 FILE .dump | sqlite3 NEW` rebuilds one: its tables and migration history
-    /// are this build's, at a version it records. `repair` writes the ids back; an open never guesses.
+    /// `user_version`), as `sqlite3 FILE .dump | sqlite3 NEW` rebuilds one, or whose `user_version` was set
+    /// below the migrations it records (by hand, to let an earlier build open it): its tables and migration
+    /// history are this build's, at a version it records. `repair` writes the ids back; an open never guesses.
     HeaderIdsLost,
     /// SQLite reports damage.
     Corrupt,
@@ -397,11 +398,15 @@ pub enum Error {
     },
     /// The file is this kind's at schema `version` (its `schema_migrations` and its tables, indexes and
     /// triggers are exactly this build's at that version), rebuilt without its header's `application_id` and
-    /// `user_version`, both 0: what `sqlite3 FILE .dump | sqlite3 NEW` (or `.recover`) makes of it. Not
-    /// opened as it is; `repair` writes them back.
+    /// `user_version`, both 0: what `sqlite3 FILE .dump | sqlite3 NEW` (or `.recover`) makes of it. Or, with
+    /// its `application_id` there, its `user_version` set below `version` by hand (`PRAGMA user_version`, as
+    /// done to let an earlier build open a newer file): an open then ran a migration already applied, which
+    /// failed. Not opened as it is; `repair` writes them back.
     HeaderIdsLost {
         path: PathBuf,
         version: u32,
+        /// The `user_version` the header holds when its `application_id` is there; `None`: both are 0.
+        lowered_to: Option<u32>,
         schema: &'static Schema,
     },
     /// SQLite reports the file damaged.
@@ -1013,12 +1018,29 @@ impl Error {
             }
             Error::NotADatabase { .. } => format!("{p} is not a SQLite database (its header is not SQLite's)"),
             Error::WrongDatabase { expected, found, .. } => format!("{p} is not {expected}: {found}"),
-            Error::HeaderIdsLost { version, schema, .. } => format!(
+            Error::HeaderIdsLost {
+                version,
+                lowered_to: None,
+                schema,
+                ..
+            } => format!(
                 "{p} is {} at schema {version} rebuilt without the ids SQLite keeps in its header: its \
                  application_id and user_version are 0 (a copy made with `sqlite3 {} .dump` or `.recover` carries \
                  every table and row, not them), while its schema_migrations and its tables are exactly this \
                  build's at that version",
                 schema.file_name, schema.file_name
+            ),
+            Error::HeaderIdsLost {
+                version,
+                lowered_to: Some(found),
+                schema,
+                ..
+            } => format!(
+                "{p} is {} at schema {version} whose user_version reads {found}: its schema_migrations records this \
+                 build's migrations 1 to {version} and its tables are exactly this build's at that version, so \
+                 user_version was set back by hand (`PRAGMA user_version = {found}`, as done to let an earlier \
+                 build open a newer file), and migrating it again would fail",
+                schema.file_name
             ),
             Error::Corrupt { detail, .. } | Error::BackupDamaged { detail, .. } => format!("{p} is damaged: {detail}"),
             Error::ReadOnlyDirectory { .. } => format!(
@@ -1491,10 +1513,19 @@ impl Error {
             Error::WrongDatabase { .. } => {
                 "check the path: a database of another kind or application is never written into".into()
             }
-            Error::HeaderIdsLost { schema, .. } => format!(
+            Error::HeaderIdsLost {
+                version,
+                lowered_to,
+                schema,
+                ..
+            } => format!(
                 "{stop_owners}, then run {}: it checks the file's tables against this build's schema again and \
-                 writes the two ids back into its header, changing no row; the file was not changed",
-                command(Some(schema), "repair", "")
+                 writes {} back into its header, changing no row; the file was not changed",
+                command(Some(schema), "repair", ""),
+                match lowered_to {
+                    None => "the two ids".to_string(),
+                    Some(_) => format!("user_version {version}"),
+                }
             ),
             Error::Corrupt { schema, .. } => format!(
                 "{stop_owners}, then run {}: it quarantines the damaged file (nothing is deleted) and restores the \

@@ -88,6 +88,7 @@ pub(crate) fn check_identity(conn: &Connection, path: &Path, schema: &'static Sc
         return Err(Error::HeaderIdsLost {
             path: path.to_path_buf(),
             version,
+            lowered_to: None,
             schema,
         });
     }
@@ -129,8 +130,11 @@ pub(crate) fn check_identity(conn: &Connection, path: &Path, schema: &'static Sc
 /// views and triggers are exactly those of a fresh file at version N (compared as
 /// [`objects_fingerprint`](crate::schema::objects_fingerprint) does). A file with some of the same tables
 /// and another schema, or a history this build did not write, stays another application's (`None`).
+/// Likewise a file with this kind's `application_id` whose `user_version` is below the N it records: set back
+/// by hand ([`check_user_version_lowered`]).
 pub(crate) fn rebuilt_version(conn: &Connection, schema: &'static Schema, state: &FileState) -> Option<u32> {
-    if state.application_id != 0 || state.user_version != 0 || state.table_count == 0 {
+    let header_lost = state.application_id == 0 && state.user_version == 0;
+    if state.table_count == 0 || !(header_lost || state.application_id == schema.application_id) {
         return None;
     }
     let has_history: bool = conn
@@ -163,6 +167,9 @@ pub(crate) fn rebuilt_version(conn: &Connection, schema: &'static Schema, state:
         return None;
     }
     let version = recorded.len() as u32;
+    if version <= state.user_version {
+        return None;
+    }
     let found = crate::schema::objects_fingerprint(conn).ok()?;
     (found == fresh_objects_fingerprint(schema, version)?).then_some(version)
 }
@@ -193,8 +200,33 @@ pub fn show_application_id(id: i32) -> String {
     }
 }
 
-/// Refuses a file newer than this build, and one whose applied migrations differ from this build's.
-/// Reads only: the file is untouched when this fails.
+/// Refuses a file of this kind whose `user_version` is below the migrations its `schema_migrations` records,
+/// its tables exactly this build's at the last of them ([`rebuilt_version`]): `user_version` set back by hand
+/// (`PRAGMA user_version`, as done to let an earlier build open a newer file). Its owner ran a migration
+/// already applied, which failed at every start; `repair` writes the version back
+/// ([`Error::HeaderIdsLost`]). Reads only.
+pub(crate) fn check_user_version_lowered(
+    conn: &Connection,
+    path: &Path,
+    schema: &'static Schema,
+    state: &FileState,
+) -> Result<()> {
+    if state.application_id != schema.application_id {
+        return Ok(());
+    }
+    match rebuilt_version(conn, schema, state) {
+        Some(version) => Err(Error::HeaderIdsLost {
+            path: path.to_path_buf(),
+            version,
+            lowered_to: Some(state.user_version),
+            schema,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a file newer than this build, one whose `user_version` was set back by hand, and one whose applied
+/// migrations differ from this build's. Reads only: the file is untouched when this fails.
 pub(crate) fn check_history(conn: &Connection, path: &Path, schema: &'static Schema, state: &FileState) -> Result<()> {
     let end = schema.end_version();
     if state.user_version > end {
@@ -205,6 +237,7 @@ pub(crate) fn check_history(conn: &Connection, path: &Path, schema: &'static Sch
             schema,
         });
     }
+    check_user_version_lowered(conn, path, schema, state)?;
     if state.user_version == 0 {
         return Ok(());
     }

@@ -1120,9 +1120,10 @@ fn vacuum_to_incremental(conn: &Connection, path: &Path, schema: &'static Schema
 }
 
 /// Writes back the header ids of the file `lock` holds when it is this kind's file rebuilt without them
-/// ([`Error::HeaderIdsLost`]: `sqlite3 FILE .dump | sqlite3 NEW`), and returns the version written; `None`
-/// when its header already has them. The caller holds the owner lock (`repair` takes every owner's): an
-/// owner's open never does this, since only a person who rebuilt the file can say it is the one they meant.
+/// ([`Error::HeaderIdsLost`]: `sqlite3 FILE .dump | sqlite3 NEW`), or its `user_version` when that was set
+/// below the migrations it records, and says what it wrote; `None` when its header already has them. The
+/// caller holds the owner lock (`repair` takes every owner's): an owner's open never does this, since only a
+/// person who changed the file can say it is the one they meant.
 ///
 /// `quick_check` first (damage is repaired otherwise), then, when the schema wants `auto_vacuum=INCREMENTAL`
 /// (a header field too, lost with the others), the file is rebuilt in place by `VACUUM`, atomic as any
@@ -1131,14 +1132,22 @@ fn vacuum_to_incremental(conn: &Connection, path: &Path, schema: &'static Schema
 /// indexes, views and triggers those of a fresh file at N), and `user_version` (N) and `application_id`
 /// are written, with a [`HEADER_IDS_EVENT`](crate::provenance::HEADER_IDS_EVENT) row in `provenance`. No
 /// other row changes, and a file that is not such a file is refused as an open refuses it, unchanged.
-pub fn restore_header_ids(lock: &OwnerLock, schema: &'static Schema, key: Option<&Key>) -> Result<Option<u32>> {
+pub fn restore_header_ids(
+    lock: &OwnerLock,
+    schema: &'static Schema,
+    key: Option<&Key>,
+) -> Result<Option<HeaderIdsWritten>> {
     let path = lock.db_path();
     files::ensure_private(path)?;
     let mut conn = connect(path, schema, key, DEFAULT_BUSY_TIMEOUT)?;
     let state = migrate::read_state(&conn, path, schema)?;
-    let version = match migrate::check_identity(&conn, path, schema, &state) {
+    let (version, lowered_from) = match migrate::check_identity(&conn, path, schema, &state)
+        .and_then(|()| migrate::check_user_version_lowered(&conn, path, schema, &state))
+    {
         Ok(()) => return Ok(None),
-        Err(Error::HeaderIdsLost { version, .. }) => version,
+        Err(Error::HeaderIdsLost {
+            version, lowered_to, ..
+        }) => (version, lowered_to),
         Err(e) => return Err(e),
     };
     let problems = crate::check::quick_check(&conn).at_db(path, schema)?;
@@ -1175,13 +1184,26 @@ pub fn restore_header_ids(lock: &OwnerLock, schema: &'static Schema, key: Option
     }
     let mut record = Provenance::now(crate::provenance::HEADER_IDS_EVENT);
     record.source_version = Some(i64::from(version));
-    record.detail = Some("application_id and user_version written back (the file was rebuilt without them)".into());
+    record.detail = Some(match lowered_from {
+        None => "application_id and user_version written back (the file was rebuilt without them)".into(),
+        Some(found) => format!("user_version written back (it read {found}, set back by hand)"),
+    });
     record.insert(&tx).at_db(path, schema)?;
     tx.pragma_update(None, "user_version", version).at_db(path, schema)?;
     tx.pragma_update(None, "application_id", schema.application_id)
         .at_db(path, schema)?;
     tx.commit().at_db(path, schema)?;
-    Ok(Some(version))
+    Ok(Some(HeaderIdsWritten { version, lowered_from }))
+}
+
+/// What [`restore_header_ids`] wrote back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderIdsWritten {
+    /// The schema version written as `user_version`.
+    pub version: u32,
+    /// The `user_version` the header held when only it was wrong (set back by hand, the `application_id`
+    /// there); `None`: both ids were 0.
+    pub lowered_from: Option<u32>,
 }
 
 /// Why the database at `path` is not there: not converted yet from its predecessor

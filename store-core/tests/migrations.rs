@@ -501,6 +501,61 @@ fn a_migration_failing_at_every_start_keeps_no_copy_of_the_file_it_left_unchange
     assert_eq!(user_version_of(&db), 2);
 }
 
+/// A `user_version` set back by hand below the migrations the file records (`PRAGMA user_version`, as done to
+/// let an earlier build open a newer file): an open ran the recorded migration again, which failed at every
+/// start. It is refused before anything is run or copied, readers still read it, and `restore_header_ids`
+/// (repair) writes the version back. A file that is not exactly this build's at the recorded version (an index
+/// of the user's) is not taken for it: its migration runs, and fails, as before.
+#[test]
+fn a_user_version_set_back_by_hand_is_refused_untouched_and_written_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    seed_v1(&db);
+    drop(OwnerConnection::open(&db, &ITEMS).unwrap());
+    fs::remove_dir_all(dir.path().join("backups")).unwrap();
+    let set_back = |sql: &str| Connection::open(&db).unwrap().execute_batch(sql).unwrap();
+    set_back("PRAGMA user_version = 2");
+
+    let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::HeaderIdsLost {
+                version: 3,
+                lowered_to: Some(2),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(user_version_of(&db), 2);
+    assert!(!dir.path().join("backups").exists(), "no copy taken");
+    drop(store_core::read_pool::open_database_read_only(&db, &ITEMS, None).expect("readers read it as before"));
+
+    let lock = store_core::OwnerLock::acquire(&db).unwrap();
+    assert_eq!(
+        store_core::open_database::restore_header_ids(&lock, &ITEMS, None).unwrap(),
+        Some(store_core::open_database::HeaderIdsWritten {
+            version: 3,
+            lowered_from: Some(2),
+        })
+    );
+    drop(lock);
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    assert_eq!(owner.schema_version().unwrap(), 3);
+    let tags: i64 = owner
+        .conn()
+        .query_row("SELECT count(*) FROM tags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tags, 3);
+    drop(owner);
+
+    set_back("CREATE INDEX mine ON tags (tag); PRAGMA user_version = 2");
+    let err = OwnerConnection::open(&db, &ITEMS).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MigrationFailed, "{err}");
+    assert_eq!(user_version_of(&db), 2);
+}
+
 /// A file an earlier build made records no lineage: its pre-migration backup carries the one the file gets,
 /// so in a folder two data directories share it is told as this file's (and not as any file's).
 #[test]
