@@ -726,6 +726,14 @@ pub enum RepairAction {
     /// `VACUUM`, which rewrites the file in place, atomically, every row kept; retention gives freed space
     /// back to the disk again.
     AutoVacuumRestored { database: &'static str },
+    /// Its running totals disagreed with the sessions it holds ([`ErrorKind::TotalsDisagree`]: a session deleted
+    /// or changed by a tool with none of this build's triggers, the `sqlite3` shell say): recounted from the
+    /// sessions held, from the moment nothing was pruned on, in one transaction recorded in its `provenance`
+    /// ([`store_core::OwnerConnection::recount_derived`]).
+    TotalsRecounted {
+        database: &'static str,
+        found: store_core::Disagreement,
+    },
     /// Its rows named another file's rows by ids a repair moved since ([`Error::OldIds`]: it was put back
     /// from before that repair): moved to the new ids, as that file records them, in one transaction.
     IdsMoved {
@@ -877,7 +885,8 @@ fn stops_repair(kind: ErrorKind) -> bool {
 ///
 /// Not damaged, a file rebuilt without its header ids has them written back, rows naming a parent deleted with
 /// foreign keys off are removed ([`RepairAction::OrphansRemoved`]), an `auto_vacuum` a tool turned off is set
-/// back ([`RepairAction::AutoVacuumRestored`]), a file naming another's rows by
+/// back ([`RepairAction::AutoVacuumRestored`]), running totals that disagree with the sessions held are
+/// recounted ([`RepairAction::TotalsRecounted`]), a file naming another's rows by
 /// ids a repair moved since has them moved to the new ids ([`RepairAction::IdsMoved`]), and a table out of
 /// ids is given smaller ones with every reference to them, in every file ([`RepairAction::IdsGiven`];
 /// [`RepairAction::IdsLeft`] when a file that refers to it is damaged), each in place.
@@ -931,7 +940,12 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             health
                 .problems
                 .iter()
-                .filter(|p| matches!(p.code, ErrorKind::ForeignKeyViolations | ErrorKind::AutoVacuumOff))
+                .filter(|p| {
+                    matches!(
+                        p.code,
+                        ErrorKind::ForeignKeyViolations | ErrorKind::AutoVacuumOff | ErrorKind::TotalsDisagree
+                    )
+                })
                 .map(|p| (schema.file_name, p.code)),
         );
         // A file the key does not open (or that needs one) is not damaged as far as anyone can tell: stop
@@ -1106,7 +1120,9 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         let mends = |kind| mended_in_place.contains(&(schema.file_name, kind));
         let (lock, plan) = match (plan, version) {
             (plan @ (Plan::Healthy | Plan::FixedInPlace | Plan::NewIds { .. } | Plan::GiveIds), Some(version))
-                if mends(ErrorKind::ForeignKeyViolations) || mends(ErrorKind::AutoVacuumOff) =>
+                if mends(ErrorKind::ForeignKeyViolations)
+                    || mends(ErrorKind::AutoVacuumOff)
+                    || mends(ErrorKind::TotalsDisagree) =>
             {
                 let mut owner = open_in_place(lock, schema, version, key)?;
                 if mends(ErrorKind::ForeignKeyViolations) {
@@ -1120,6 +1136,14 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     owner.restore_auto_vacuum()?;
                     actions.push(RepairAction::AutoVacuumRestored {
                         database: schema.file_name,
+                    });
+                }
+                if mends(ErrorKind::TotalsDisagree)
+                    && let Some(found) = owner.recount_derived()?
+                {
+                    actions.push(RepairAction::TotalsRecounted {
+                        database: schema.file_name,
+                        found,
                     });
                 }
                 let plan = match plan {
@@ -1421,6 +1445,7 @@ impl RepairAction {
             | RepairAction::Missing { database }
             | RepairAction::OrphansRemoved { database, .. }
             | RepairAction::AutoVacuumRestored { database }
+            | RepairAction::TotalsRecounted { database, .. }
             | RepairAction::Restored { database, .. }
             | RepairAction::StartedEmpty { database, .. }
             | RepairAction::Salvaged { database, .. } => database,

@@ -3129,6 +3129,95 @@ fn repair_as_doctor_says_writes_the_header_ids_back_keeping_every_row_and_the_fr
     assert_eq!(code, 0, "{stdout}");
 }
 
+/// A session deleted in the `sqlite3` shell (a night the tracker got wrong, taken off by hand): the running
+/// totals, kept by triggers the shell's delete does not run, went on counting it, and so did `report`, while
+/// doctor called the file healthy. Doctor now finds it (`totals_disagree`, naming `repair`), repair recounts
+/// the totals, and the report no longer counts it.
+#[test]
+fn a_session_deleted_in_the_sqlite3_shell_is_found_by_doctor_and_taken_off_the_totals_by_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 100);
+    let activity = data.join("activity.db");
+    // Eight sessions from 2026-11-02, ten hours apart, inserted in the shell (an insert runs the triggers, as
+    // the daemon's writes do): an hour each but the sixth, which ran nine hours.
+    const NOV_2: i64 = 1_793_577_600_000;
+    let shell = rusqlite::Connection::open(&activity).unwrap();
+    shell
+        .execute_batch(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 7)
+             INSERT INTO activity_sessions (app, start_time_ms, end_time_ms, duration_seconds, end_reason)
+             SELECT 'app', {NOV_2} + i * 36000000, {NOV_2} + i * 36000000 + d * 1000, d, 'ended'
+             FROM (SELECT i, CASE i WHEN 5 THEN 32400 ELSE 3600 END AS d FROM n);"
+        ))
+        .unwrap();
+    let d = utf8(&data);
+    let report = || -> Vec<(Json, Json)> {
+        let out = run_splitstore([
+            "report",
+            "--data-dir",
+            d,
+            "--from",
+            "2026-11-02",
+            "--to",
+            "2026-11-10",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let rows: Vec<Json> = serde_json::from_slice(&out.stdout).unwrap();
+        rows.iter()
+            .map(|r| (r["seconds"].clone(), r["sessions"].clone()))
+            .collect()
+    };
+    assert_eq!(report(), [(Json::from(7 * 3600 + 32400), Json::from(8))]);
+
+    shell
+        .execute_batch(&format!(
+            "DELETE FROM activity_sessions WHERE start_time_ms = {NOV_2} + 5 * 36000000"
+        ))
+        .unwrap();
+    drop(shell);
+    assert_eq!(
+        report(),
+        [(Json::from(7 * 3600 + 32400), Json::from(8))],
+        "the totals still count it"
+    );
+    let (code, _, json) = doctor(&data);
+    assert_eq!(code, 1);
+    assert_eq!(
+        doctor_problems(&json, "activity.db"),
+        [(
+            "totals_disagree".to_string(),
+            format!(
+                "{}: its running totals count 1 ended session(s) (32400 s) in 1 quarter hour(s) of a project from \
+                 2026-11-02T01:15:00Z on, where it holds 0 (0 s) (a row deleted or changed by a tool that runs none \
+                 of this application's code, such as the sqlite3 shell or a database browser); reports count what \
+                 the totals count",
+                activity.display()
+            ),
+            format!(
+                "`splitstore repair --data-dir {d}` recounts them from the rows the file holds, from \
+                 2026-11-02T01:15:00Z on (before it they keep what retention pruned), in one transaction"
+            )
+        )]
+    );
+
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    assert!(
+        texts(&repair).0.contains(
+            "activity.db: its running totals count 1 ended session(s) (32400 s) in 1 quarter hour(s) of a project \
+             from 2026-11-02T01:15:00Z on, where it holds 0 (0 s): recounted from the sessions it holds, from \
+             2026-11-02T01:15:00Z on (before it the totals keep what retention pruned), in one transaction \
+             recorded in its provenance\n"
+        ),
+        "{repair:?}"
+    );
+    assert_eq!(report(), [(Json::from(7 * 3600), Json::from(7))]);
+    let (code, stdout, _) = doctor(&data);
+    assert_eq!(code, 0, "{stdout}");
+}
+
 /// activity.db whose `user_version` a user set back by hand (`PRAGMA user_version = 3` in the `sqlite3` shell,
 /// as done to let an earlier build open a newer file). Each start of this build ran migration 4 again ("table
 /// activity_totals already exists"), its remedy to go back to the previous build, and took one more copy of

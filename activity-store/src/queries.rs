@@ -148,6 +148,33 @@ ORDER BY project_id, start_time_ms";
 
 pub const CLEAR_TOTALS: &str = "DELETE FROM activity_totals";
 
+/// The earliest moment from which no session was pruned: the least, over the ended sessions held, of the
+/// later of each one's start and end. Retention deletes only sessions that started and ended before its
+/// cutoff and keeps every other, so each session held started or ended at or after the cutoff, and the
+/// cutoff is at most this; a session that started at or after it was never pruned. NULL without an ended
+/// session. Reads every session (no index holds the later of the two).
+pub const UNPRUNED_SINCE: &str =
+    "SELECT MIN(MAX(start_time_ms, end_time_ms)) FROM activity_sessions WHERE end_time_ms IS NOT NULL";
+
+/// When the last salvage (provenance event `?1`) wrote the file: it may keep the totals of sessions it could
+/// not read (the damaged file's totals, read whole), so what started before it is not compared.
+pub const LAST_SALVAGE: &str = "SELECT MAX(at_ms) FROM provenance WHERE event = ?1";
+
+/// The ended sessions that started at `?1` or later, in the running totals' key order (no project first,
+/// then by project, then start), as [`ENDED_SESSIONS_BY_PROJECT`] reads all of them. Index:
+/// `activity_sessions_project`.
+pub const ENDED_SESSIONS_SINCE: &str = "SELECT project_id, start_time_ms, duration_seconds
+FROM activity_sessions INDEXED BY activity_sessions_project
+WHERE end_time_ms IS NOT NULL AND start_time_ms >= ?1
+ORDER BY project_id, start_time_ms";
+
+/// Every row of the running totals, in key order (the primary key's: nothing is sorted).
+pub const TOTALS_IN_KEY_ORDER: &str = "SELECT has_project, project_id, bucket_ms, sessions, seconds
+FROM activity_totals ORDER BY has_project, project_id, bucket_ms";
+
+/// The running totals of the buckets from `?1` on, recounted after them.
+pub const CLEAR_TOTALS_SINCE: &str = "DELETE FROM activity_totals WHERE bucket_ms >= ?1";
+
 /// Whether this connection's temporary storage is on disk (1, `FILE`): then SQLite's sorter spills to
 /// files, and a sort costs no memory to speak of (<https://sqlite.org/pragma.html#pragma_temp_store>).
 pub const TEMP_STORE: &str = "PRAGMA temp_store";

@@ -333,6 +333,200 @@ fn sum_totals_from_index(conn: &Connection) -> rusqlite::Result<bool> {
     Ok(true)
 }
 
+/// Sessions and seconds.
+type Counted = (i64, i64);
+
+/// A bucket of one project's running totals: (has_project, project_id, bucket_ms), in the totals' key order.
+type BucketKey = (bool, i64, i64);
+
+/// Where the running totals disagree with the ended sessions the file holds ([`store_core::DerivedCheck`]),
+/// compared bucket by bucket from the first bucket after which nothing was pruned: before it the totals keep
+/// what retention deleted. A file before the totals (schema 4) has none to compare. The sessions since and
+/// every row of the totals are read once, both in key order, side by side (memory does not grow with them).
+pub fn totals_disagreement(conn: &Connection) -> rusqlite::Result<Option<store_core::Disagreement>> {
+    let Some(since) = unpruned_since(conn)? else {
+        return Ok(None);
+    };
+    let mut sessions = conn.prepare(queries::ENDED_SESSIONS_SINCE)?;
+    let mut held = HeldBuckets::new(sessions.query([since])?);
+    let mut next_held = held.next()?;
+    let mut totals = conn.prepare(queries::TOTALS_IN_KEY_ORDER)?;
+    let mut rows = totals.query([])?;
+    let (mut buckets, mut counted, mut stored) = (0u64, (0i64, 0i64), (0i64, 0i64));
+    let mut differ = |added: Counted, held: Counted| {
+        if added != held {
+            buckets += 1;
+            counted = (counted.0.saturating_add(added.0), counted.1.saturating_add(added.1));
+            stored = (stored.0.saturating_add(held.0), stored.1.saturating_add(held.1));
+        }
+    };
+    let mut last: Option<((bool, i64), Counted)> = None;
+    while let Some(row) = rows.next()? {
+        // A key or count that is not an integer comes from a session that is not one either (a legacy file's
+        // text), which `HeldBuckets` finds only before `since`: such rows are not compared.
+        let (ValueRef::Integer(has_project), ValueRef::Integer(project_id), ValueRef::Integer(bucket_ms)) =
+            (row.get_ref(0)?, row.get_ref(1)?, row.get_ref(2)?)
+        else {
+            continue;
+        };
+        let (ValueRef::Integer(sessions), ValueRef::Integer(seconds)) = (row.get_ref(3)?, row.get_ref(4)?) else {
+            continue;
+        };
+        let key = (has_project != 0, project_id, bucket_ms);
+        let before = match last {
+            Some(((h, p), running)) if (h, p) == (key.0, key.1) => running,
+            _ => (0, 0),
+        };
+        last = Some(((key.0, key.1), (sessions, seconds)));
+        if bucket_ms < since {
+            continue;
+        }
+        // Buckets of sessions the totals have no row for, then this row's bucket.
+        let mut here = (0, 0);
+        loop {
+            match next_held {
+                Held::NotComparable => return Ok(None),
+                Held::Bucket(k, c) if k < key => differ((0, 0), c),
+                Held::Bucket(k, c) if k == key => here = c,
+                Held::Bucket(..) | Held::End => break,
+            }
+            next_held = held.next()?;
+        }
+        differ(
+            (sessions.saturating_sub(before.0), seconds.saturating_sub(before.1)),
+            here,
+        );
+    }
+    loop {
+        match next_held {
+            Held::NotComparable => return Ok(None),
+            Held::Bucket(_, c) => differ((0, 0), c),
+            Held::End => break,
+        }
+        next_held = held.next()?;
+    }
+    Ok((buckets > 0).then(|| store_core::Disagreement {
+        since_ms: since,
+        detail: format!(
+            "its running totals count {} ended session(s) ({} s) in {buckets} quarter hour(s) of a project from {} \
+             on, where it holds {} ({} s)",
+            counted.0,
+            counted.1,
+            store_core::time::show_ms(since),
+            stored.0,
+            stored.1
+        ),
+    }))
+}
+
+/// Recounts the running totals from the bucket [`totals_disagreement`] compares from, when they disagree: each
+/// project's rows from there on are written again as its running totals before it plus the ended sessions
+/// held since. Inside the caller's write transaction. Returns what disagreed (`None`: nothing written).
+pub fn recount_totals(conn: &Connection) -> rusqlite::Result<Option<store_core::Disagreement>> {
+    let Some(found) = totals_disagreement(conn)? else {
+        return Ok(None);
+    };
+    conn.execute(queries::CLEAR_TOTALS_SINCE, [found.since_ms])?;
+    let mut sessions = conn.prepare(queries::ENDED_SESSIONS_SINCE)?;
+    let mut held = HeldBuckets::new(sessions.query([found.since_ms])?);
+    let mut before = conn.prepare(queries::TOTALS_BEFORE)?;
+    let mut insert = conn.prepare(queries::INSERT_TOTALS_ROW)?;
+    let mut last: Option<((bool, i64), Counted)> = None;
+    // Every session since was read whole by the comparison in this transaction: no value to refuse.
+    while let Held::Bucket((has_project, project_id, bucket_ms), (sessions, seconds)) = held.next()? {
+        let running = match last {
+            Some((k, running)) if k == (has_project, project_id) => running,
+            _ => before
+                .query_row((has_project, project_id, found.since_ms), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?
+                .unwrap_or((0, 0)),
+        };
+        let running = (running.0.saturating_add(sessions), running.1.saturating_add(seconds));
+        insert.execute((has_project, project_id, bucket_ms, running.0, running.1))?;
+        last = Some(((has_project, project_id), running));
+    }
+    Ok(Some(found))
+}
+
+/// The first bucket from which nothing was pruned: the one after the bucket of [`queries::UNPRUNED_SINCE`], or
+/// of the last salvage when later. `None` when there is nothing to compare: no totals (a file before schema 4)
+/// or no ended session.
+fn unpruned_since(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < crate::schema::TOTALS_VERSION {
+        return Ok(None);
+    }
+    let unpruned: Option<i64> = conn.query_row(queries::UNPRUNED_SINCE, [], |r| r.get(0))?;
+    let salvaged: Option<i64> = conn.query_row(queries::LAST_SALVAGE, [store_core::salvage::SALVAGE_EVENT], |r| {
+        r.get(0)
+    })?;
+    Ok(unpruned
+        .max(salvaged)
+        .and_then(|from| bucket_of(from).checked_add(queries::TOTALS_BUCKET_MS)))
+}
+
+/// What [`HeldBuckets::next`] read.
+enum Held {
+    /// The ended sessions of one bucket of a project: how many, and their seconds.
+    Bucket(BucketKey, Counted),
+    /// A session with a project id, start or duration that is not an integer (a legacy file's text, kept by
+    /// the split as it was, which the totals hold as SQLite converted it), or seconds past `i64`: not compared.
+    NotComparable,
+    End,
+}
+
+/// The ended sessions of [`queries::ENDED_SESSIONS_SINCE`] summed per bucket, one bucket at a time.
+struct HeldBuckets<'s> {
+    rows: rusqlite::Rows<'s>,
+    /// The bucket being summed.
+    open: Option<(BucketKey, Counted)>,
+}
+
+impl<'s> HeldBuckets<'s> {
+    fn new(rows: rusqlite::Rows<'s>) -> HeldBuckets<'s> {
+        HeldBuckets { rows, open: None }
+    }
+
+    fn next(&mut self) -> rusqlite::Result<Held> {
+        while let Some(row) = self.rows.next()? {
+            let project_id = match row.get_ref(0)? {
+                ValueRef::Null => None,
+                ValueRef::Integer(p) => Some(p),
+                _ => return Ok(Held::NotComparable),
+            };
+            let (ValueRef::Integer(start_ms), duration) = (row.get_ref(1)?, row.get_ref(2)?) else {
+                return Ok(Held::NotComparable);
+            };
+            let duration = match duration {
+                ValueRef::Null => 0,
+                ValueRef::Integer(d) => d,
+                _ => return Ok(Held::NotComparable),
+            };
+            let (has_project, project_id) = totals_key(project_id);
+            let key = (has_project, project_id, bucket_of(start_ms));
+            match &mut self.open {
+                Some((open, (sessions, seconds))) if *open == key => {
+                    let Some(sum) = seconds.checked_add(duration) else {
+                        return Ok(Held::NotComparable);
+                    };
+                    (*sessions, *seconds) = (*sessions + 1, sum);
+                }
+                open => {
+                    if let Some((done, counted)) = open.replace((key, (1, duration))) {
+                        return Ok(Held::Bucket(done, counted));
+                    }
+                }
+            }
+        }
+        Ok(self
+            .open
+            .take()
+            .map_or(Held::End, |(key, counted)| Held::Bucket(key, counted)))
+    }
+}
+
 /// The event insert statement, prepared once for a run of rows.
 pub(crate) struct EventInserter<'c> {
     stmt: CachedStatement<'c>,

@@ -37,7 +37,7 @@
 //! and `activity_events.session_id` is kept exactly as the legacy file had it, NULL or pointing at a session
 //! that no longer exists included. Retention deletes by time, not by cascade.
 
-use store_core::{Compat, IdReference, Migration, Predecessor, Schema, Step, Tools};
+use store_core::{Compat, DerivedCheck, IdReference, Migration, Predecessor, Schema, Step, Tools};
 
 /// `PRAGMA application_id` of activity.db: ASCII "SPLA".
 pub const APPLICATION_ID: i32 = 0x5350_4C41;
@@ -104,6 +104,12 @@ pub static SCHEMA: Schema = Schema {
     ],
     // Written by the triggers of migration 4 when a session ends (see `queries::TOTALS_*`).
     derived_tables: &["activity_totals"],
+    // A session deleted or changed where no trigger runs this build's code (the sqlite3 shell) leaves the
+    // totals counting it: compared where nothing was pruned, and recounted there by `repair`.
+    derived_check: Some(DerivedCheck {
+        find: crate::repo::totals_disagreement,
+        recount: crate::repo::recount_totals,
+    }),
     // Events are only ever inserted (and pruned): never updated.
     append_only_tables: &["activity_events"],
     // A server upgraded before its daemon reads the file the older daemon keeps at schema 3: reports then

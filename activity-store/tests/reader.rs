@@ -95,6 +95,7 @@ fn config_db_is_not_read_as_activity_db() {
         predecessor: None,
         id_references: &[],
         derived_tables: &[],
+        derived_check: None,
         append_only_tables: &[],
         readers_read_from: None,
     };

@@ -247,6 +247,7 @@ static SCHEMA_V2: store_core::Schema = store_core::Schema {
     predecessor: None,
     id_references: &[],
     derived_tables: &[],
+    derived_check: None,
     append_only_tables: &[],
     readers_read_from: None,
 };

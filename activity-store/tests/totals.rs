@@ -12,6 +12,7 @@ use std::path::Path;
 
 use activity_store::{
     ActivityReader, ActivityWriter, GroupCommitPolicy, NewEvent, ProjectTotal, PrunedEdge, SCHEMA, TimeRange, queries,
+    totals_disagreement,
 };
 use common::*;
 use proptest::prelude::*;
@@ -166,6 +167,11 @@ fn session_strategy() -> impl Strategy<Value = SessionSpec> {
 /// Every range's answer, and every project's, equals `expected` (given the bounds in milliseconds).
 #[track_caller]
 fn check(db: &Path, ranges: &[Range], expected: impl Fn(&TimeRange) -> Totals, when: &str) {
+    assert_eq!(
+        totals_disagreement(&read_only(db)).unwrap(),
+        None,
+        "{when}: doctor finds the totals agree with the sessions"
+    );
     let reader = ActivityReader::open(db);
     for range in ranges {
         let r = range.time_range();
@@ -352,6 +358,7 @@ fn run_case(specs: &[SessionSpec], ranges: &[Range], prune_at: i64, budget: u32)
         before_the_move,
         "after a repair moved projects 7 to 2 and 3 to 9: {ranges:?}"
     );
+    assert_eq!(totals_disagreement(&read_only(&db)).unwrap(), None, "after the move");
 
     // Restore the backup: its totals match its own sessions.
     let lock = store_core::OwnerLock::acquire(&db).unwrap();
@@ -402,6 +409,117 @@ fn a_bound_inside_a_partly_pruned_quarter_hour_is_told() {
     ] {
         assert_eq!(reader.pruned_at_edges(&whole).unwrap(), vec![], "{whole:?}");
     }
+}
+
+/// A session deleted, and one moved to another project, by a tool that runs none of the writer's code (the
+/// `sqlite3` shell): the totals go on counting them as they were, and so do reports. The check finds them from
+/// the first quarter hour after which nothing was pruned; the recount writes the totals from there as the
+/// sessions held say, keeping what retention pruned before, in one transaction that an injected failure at
+/// its last statement (the provenance record) leaves as it was.
+#[test]
+fn a_session_deleted_or_moved_by_a_tool_is_found_and_recounted_keeping_what_retention_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut w = ActivityWriter::open(&db).unwrap();
+    let mut record = |project: i64, start: i64| {
+        let id = w.start_session(&session(Some(project), BASE + start)).unwrap();
+        assert!(w.end_session(id, at(BASE + start + 30 * MINUTE)).unwrap());
+        id
+    };
+    // Day 0, pruned below: two half hours of project 1, one of project 2. Then two days, one half hour an
+    // hour, projects 1 and 2 in turn.
+    for (project, start) in [(1, HOUR), (1, 2 * HOUR), (2, 3 * HOUR)] {
+        record(project, start);
+    }
+    let ids: Vec<i64> = (0..48).map(|h| record(1 + h % 2, DAY + h * HOUR)).collect();
+    w.prune_before(at(BASE + DAY)).unwrap();
+    drop(w);
+    let all_time = || as_map(ActivityReader::open(&db).totals_by_project(&TimeRange::all()).unwrap());
+    let day_0 = || {
+        as_map(
+            ActivityReader::open(&db)
+                .totals_by_project(&TimeRange::between(at(BASE), at(BASE + DAY)))
+                .unwrap(),
+        )
+    };
+    let before = all_time();
+    assert_eq!(
+        before,
+        Totals::from([(Some(1), (26 * 1800, 26)), (Some(2), (25 * 1800, 25))])
+    );
+    assert_eq!(
+        totals_disagreement(&read_only(&db)).unwrap(),
+        None,
+        "retention is no disagreement"
+    );
+
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(&format!(
+            "DELETE FROM activity_sessions WHERE id = {};
+             UPDATE activity_sessions SET project_id = 2 WHERE id = {};",
+            ids[10], ids[20]
+        ))
+        .unwrap();
+    assert_eq!(all_time(), before, "reports go on counting them as they were");
+    let found = totals_disagreement(&read_only(&db)).unwrap().expect("found");
+    assert_eq!(
+        found,
+        store_core::Disagreement {
+            since_ms: BASE + DAY + 45 * MINUTE,
+            detail: "its running totals count 2 ended session(s) (3600 s) in 3 quarter hour(s) of a project from \
+                     2024-03-31T00:45:00Z on, where it holds 1 (1800 s)"
+                .into(),
+        }
+    );
+
+    let totals_rows = || -> Vec<(i64, i64, i64, i64, i64)> {
+        read_only(&db)
+            .prepare("SELECT * FROM activity_totals ORDER BY 1, 2, 3")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let rows_before = totals_rows();
+    let mut owner = store_core::OwnerConnection::open(&db, &SCHEMA).unwrap();
+    owner
+        .conn()
+        .execute_batch(
+            "CREATE TEMP TRIGGER injected BEFORE INSERT ON provenance BEGIN SELECT RAISE(ABORT, 'injected'); END",
+        )
+        .unwrap();
+    let err = owner.recount_derived().unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    assert_eq!(
+        totals_rows(),
+        rows_before,
+        "the failed recount left the totals as they were"
+    );
+    owner.conn().execute_batch("DROP TRIGGER temp.injected").unwrap();
+    assert_eq!(owner.recount_derived().unwrap(), Some(found.clone()));
+    assert_eq!(owner.recount_derived().unwrap(), None, "nothing left to recount");
+    let recorded: Vec<Option<String>> = store_core::Provenance::read_all(owner.conn())
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.event == store_core::provenance::DERIVED_RECOUNTED_EVENT)
+        .map(|p| p.detail)
+        .collect();
+    assert_eq!(recorded, [Some(serde_json::to_string(&found).unwrap())]);
+    drop(owner);
+
+    assert_eq!(totals_disagreement(&read_only(&db)).unwrap(), None);
+    assert_eq!(
+        all_time(),
+        Totals::from([(Some(1), (24 * 1800, 24)), (Some(2), (26 * 1800, 26))]),
+        "one session of project 1 deleted, one moved to 2"
+    );
+    assert_eq!(
+        day_0(),
+        Totals::from([(Some(1), (2 * 1800, 2)), (Some(2), (1800, 1))]),
+        "the pruned day keeps its time"
+    );
 }
 
 proptest! {
@@ -680,6 +798,7 @@ static SCHEMA_V3: store_core::Schema = store_core::Schema {
     predecessor: None,
     id_references: SCHEMA.id_references,
     derived_tables: SCHEMA.derived_tables,
+    derived_check: None,
     append_only_tables: SCHEMA.append_only_tables,
     readers_read_from: None,
 };

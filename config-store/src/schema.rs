@@ -54,6 +54,7 @@ pub static SCHEMA: Schema = Schema {
         ),
     ],
     derived_tables: &[],
+    derived_check: None,
     append_only_tables: &[],
     readers_read_from: None,
 };

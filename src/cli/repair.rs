@@ -143,6 +143,12 @@ pub fn run(args: Args) -> ExitCode {
             RepairAction::OrphansRemoved { database, removed } => {
                 super::say!("{database}: {}", orphans_removed(&removed))
             }
+            RepairAction::TotalsRecounted { database, found } => super::say!(
+                "{database}: {}: recounted from the sessions it holds, from {} on (before it the totals keep what \
+                 retention pruned), in one transaction recorded in its provenance",
+                found.detail,
+                store_core::time::show_ms(found.since_ms)
+            ),
             RepairAction::AutoVacuumRestored { database } => super::say!(
                 "{database}: auto_vacuum, turned off by a tool, set back to INCREMENTAL (a VACUUM rewrote the file \
                  in place, every row kept): retention gives the space it frees back to the disk again"

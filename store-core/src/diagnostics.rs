@@ -682,6 +682,10 @@ fn inspect_contents(
         let violations = check::foreign_key_violations(checked).at_db(path, schema)?;
         h.foreign_key_violations = Some(violations.len());
         h.problems.extend(foreign_key_problem(path, schema, &violations));
+        if let Some(check) = &schema.derived_check {
+            let found = (check.find)(checked).at_db(path, schema)?;
+            h.problems.extend(found.map(|d| derived_problem(path, schema, &d)));
+        }
     }
     h.row_counts = check::row_counts(checked).at_db(path, schema)?;
     h.last_recovery = Provenance::read_all(checked)
@@ -780,6 +784,26 @@ pub fn foreign_key_problem(path: &Path, schema: &'static Schema, violations: &[c
             schema.command("repair", files::parent_dir(path), "")
         ),
     })
+}
+
+/// The `totals_disagree` problem of the file at `path`, whose derived tables disagree with its rows as
+/// [`DerivedCheck::find`](crate::DerivedCheck::find) found.
+fn derived_problem(path: &Path, schema: &'static Schema, found: &crate::Disagreement) -> Problem {
+    Problem {
+        code: ErrorKind::TotalsDisagree,
+        message: format!(
+            "{}: {} (a row deleted or changed by a tool that runs none of this application's code, such as the \
+             sqlite3 shell or a database browser); reports count what the totals count",
+            path.display(),
+            found.detail
+        ),
+        remedy: format!(
+            "`{}` recounts them from the rows the file holds, from {} on (before it they keep what retention \
+             pruned), in one transaction",
+            schema.command("repair", files::parent_dir(path), ""),
+            crate::time::show_ms(found.since_ms)
+        ),
+    }
 }
 
 /// The `auto_vacuum_off` problem of `conn`'s file at `path`, when its schema creates it with

@@ -153,6 +153,9 @@ pub enum ErrorKind {
     /// and ran `VACUUM`): retention frees pages inside the file and no longer gives them back (diagnostics,
     /// and said at its owner's start).
     AutoVacuumOff,
+    /// A derived table (activity.db's running totals) disagrees with the rows it is derived from: a row was
+    /// deleted or changed by a tool that runs none of this build's code (diagnostics, `repair` recounts).
+    TotalsDisagree,
     /// Files of a database (the file, its sidecars, backups, copies moved aside) that other users may read
     /// or write: copied in with other modes (diagnostics).
     ReadableByOthers,
@@ -245,6 +248,7 @@ impl ErrorKind {
             ErrorKind::ForeignKeyViolations => "foreign_key_violations",
             ErrorKind::LargeWal => "large_wal",
             ErrorKind::AutoVacuumOff => "auto_vacuum_off",
+            ErrorKind::TotalsDisagree => "totals_disagree",
             ErrorKind::ReadableByOthers => "readable_by_others",
             ErrorKind::NetworkFileSystem => "network_file_system",
             ErrorKind::BackupInTheClear => "backup_in_the_clear",

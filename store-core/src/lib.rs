@@ -25,6 +25,7 @@
 //!     predecessor: None,
 //!     id_references: &[],
 //!     derived_tables: &[],
+//!     derived_check: None,
 //!     append_only_tables: &[],
 //!     readers_read_from: None,
 //! };
@@ -80,6 +81,6 @@ pub use open_database::{OpenOptions, OpenReport, OwnerConnection};
 pub use owner_lock::{FolderLock, FolderWait, LockHolder, LockState, OwnerLock, WaitingCallback, Waits};
 pub use provenance::Provenance;
 pub use read_pool::{ChangeToken, ReadPool};
-pub use schema::{Compat, IdReference, Migration, Predecessor, Schema, Step, Tools};
+pub use schema::{Compat, DerivedCheck, Disagreement, IdReference, Migration, Predecessor, Schema, Step, Tools};
 pub use time::TimeRange;
 pub use {rusqlite, serde};

@@ -779,6 +779,25 @@ impl OwnerConnection {
         Ok(removed)
     }
 
+    /// Recounts the derived tables where they disagree with the rows the file holds ([`Schema::derived_check`]),
+    /// in one transaction with a [`DERIVED_RECOUNTED_EVENT`](crate::provenance::DERIVED_RECOUNTED_EVENT) record
+    /// in `provenance`. What `repair` does for doctor's `totals_disagree`. `None`: they agreed, nothing written.
+    pub fn recount_derived(&mut self) -> Result<Option<crate::Disagreement>> {
+        let Some(check) = self.schema.derived_check else {
+            return Ok(None);
+        };
+        self.write(|tx| {
+            let Some(found) = (check.recount)(tx)? else {
+                return Ok(None);
+            };
+            let mut record = Provenance::now(crate::provenance::DERIVED_RECOUNTED_EVENT);
+            record.detail =
+                Some(serde_json::to_string(&found).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?);
+            record.insert(tx)?;
+            Ok(Some(found))
+        })
+    }
+
     /// Closes the connection and hands back the owner lock, still held.
     pub fn into_lock(self) -> OwnerLock {
         let OwnerConnection { conn, lock, .. } = self;

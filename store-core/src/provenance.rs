@@ -18,6 +18,11 @@ pub const RECOVERY_EVENT: &str = "recovery";
 /// ([`restore_header_ids`](crate::open_database::restore_header_ids)); `source_version` is the version.
 pub const HEADER_IDS_EVENT: &str = "header-ids";
 
+/// The event `repair` records when it recounted derived tables that disagreed with the rows they are derived
+/// from ([`OwnerConnection::recount_derived`](crate::OwnerConnection::recount_derived)); `detail` is the
+/// [`Disagreement`](crate::Disagreement) as JSON.
+pub const DERIVED_RECOUNTED_EVENT: &str = "derived-recounted";
+
 /// The event that gives a database file its lineage: a random id (32 hexadecimal digits, in `detail`) that
 /// the file gets at its first open as an owner by a build that knows lineages, and that every copy of it
 /// keeps: a backup is a page copy, a restore puts such a copy in place, a salvage carries the damaged

@@ -42,6 +42,11 @@ pub struct Schema {
     /// A schema with derived tables has triggers only to derive them: when every one reads whole, a salvage
     /// copies the other tables with the triggers off, since the copies taken whole replace their work.
     pub derived_tables: &'static [&'static str],
+    /// How the derived tables are checked against the rows they derive from, and recounted where they
+    /// disagree (`None`: not checked). Triggers keep them only for the writes that go through them: a tool
+    /// with none of this build's code (the `sqlite3` shell, a database browser) deletes or changes a row, and
+    /// what was derived from it stays. Doctor says it (`totals_disagree`), `repair` recounts.
+    pub derived_check: Option<DerivedCheck>,
     /// Tables whose rows never change once written (inserted, later perhaps deleted by retention, never
     /// updated). A salvage on top of a backup keeps the backup's copy of their rows and reads only the rows
     /// past its highest id: a row of the backup is verified, and no legitimate change can be newer, so damage
@@ -54,6 +59,28 @@ pub struct Schema {
     /// that version holds: a process upgraded before the file's owner keeps reading instead of waiting,
     /// maybe for days, for the owner's own upgrade (docs/upgrade.md, "Daemon and server of different builds").
     pub readers_read_from: Option<u32>,
+}
+
+/// See [`Schema::derived_check`].
+#[derive(Debug, Clone, Copy)]
+pub struct DerivedCheck {
+    /// Where the derived tables disagree with the rows the file holds, as far as that can be told (a table
+    /// that keeps what its rows no longer hold, such as the totals of pruned sessions, is compared only where
+    /// nothing was pruned). Reads only; `None` where they agree or cannot be compared.
+    pub find: fn(&rusqlite::Connection) -> rusqlite::Result<Option<Disagreement>>,
+    /// Recounts them where `find` finds them disagreeing, inside the caller's write transaction, and returns
+    /// what it found (`None`: nothing was changed).
+    pub recount: fn(&rusqlite::Connection) -> rusqlite::Result<Option<Disagreement>>,
+}
+
+/// What [`DerivedCheck::find`] found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Disagreement {
+    /// The first moment compared, in Unix epoch milliseconds (UTC): before it the derived tables may keep
+    /// what retention pruned, and are left as they are.
+    pub since_ms: i64,
+    /// What disagrees, in counts (never a value of a row).
+    pub detail: String,
 }
 
 /// A column holding ids of another kind's table (see [`Schema::id_references`]).

@@ -48,6 +48,7 @@ static NOTES: Schema = Schema {
     predecessor: None,
     id_references: &[],
     derived_tables: &[],
+    derived_check: None,
     append_only_tables: &[],
     readers_read_from: None,
 };

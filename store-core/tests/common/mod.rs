@@ -65,6 +65,7 @@ pub const ITEMS_KIND: Schema = Schema {
     }),
     id_references: &[],
     derived_tables: &[],
+    derived_check: None,
     append_only_tables: &[],
     readers_read_from: None,
 };
@@ -84,6 +85,7 @@ pub static OTHER: Schema = Schema {
     predecessor: None,
     id_references: &[],
     derived_tables: &[],
+    derived_check: None,
     append_only_tables: &[],
     readers_read_from: None,
 };
