@@ -1390,6 +1390,15 @@ fn salvaged_sessions_keep_the_reports_the_damaged_file_gave_pruned_history_inclu
         expected,
         "the running totals were readable: ended sessions all count"
     );
+    // The sessions it lost are not taken for sessions deleted by hand (`totals_disagree`, whose repair would
+    // take their time off): what started before the salvage is not compared. Before the salvage's record is
+    // read, they are.
+    assert_eq!(activity_store::totals_disagreement(&read_only(&db)).unwrap(), None);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM provenance WHERE event = ?1", [store_core::salvage::SALVAGE_EVENT])
+        .unwrap();
+    assert!(activity_store::totals_disagreement(&read_only(&db)).unwrap().is_some());
 }
 
 /// Open sessions per project.
