@@ -726,6 +726,13 @@ pub enum RepairAction {
     /// `VACUUM`, which rewrites the file in place, atomically, every row kept; retention gives freed space
     /// back to the disk again.
     AutoVacuumRestored { database: &'static str },
+    /// Indexes or triggers of its schema that a tool dropped or changed ([`ErrorKind::SchemaObjectsMissing`]):
+    /// created again with the schema's SQL, in one transaction recorded in its `provenance`
+    /// ([`store_core::schema_objects`]). Before any recount of the totals, which a missing trigger left behind.
+    SchemaObjectsRestored {
+        database: &'static str,
+        restored: Vec<store_core::schema_objects::SchemaObject>,
+    },
     /// Its running totals disagreed with the sessions it holds ([`ErrorKind::TotalsDisagree`]: a session deleted
     /// or changed by a tool with none of this build's triggers, the `sqlite3` shell say): recounted from the
     /// sessions held, from the moment nothing was pruned on, in one transaction recorded in its `provenance`
@@ -885,7 +892,8 @@ fn stops_repair(kind: ErrorKind) -> bool {
 ///
 /// Not damaged, a file rebuilt without its header ids has them written back, rows naming a parent deleted with
 /// foreign keys off are removed ([`RepairAction::OrphansRemoved`]), an `auto_vacuum` a tool turned off is set
-/// back ([`RepairAction::AutoVacuumRestored`]), running totals that disagree with the sessions held are
+/// back ([`RepairAction::AutoVacuumRestored`]), indexes and triggers a tool dropped are created again
+/// ([`RepairAction::SchemaObjectsRestored`]), running totals that disagree with the sessions held are
 /// recounted ([`RepairAction::TotalsRecounted`]), a file naming another's rows by
 /// ids a repair moved since has them moved to the new ids ([`RepairAction::IdsMoved`]), and a table out of
 /// ids is given smaller ones with every reference to them, in every file ([`RepairAction::IdsGiven`];
@@ -943,7 +951,10 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                 .filter(|p| {
                     matches!(
                         p.code,
-                        ErrorKind::ForeignKeyViolations | ErrorKind::AutoVacuumOff | ErrorKind::TotalsDisagree
+                        ErrorKind::ForeignKeyViolations
+                            | ErrorKind::AutoVacuumOff
+                            | ErrorKind::SchemaObjectsMissing
+                            | ErrorKind::TotalsDisagree
                     )
                 })
                 .map(|p| (schema.file_name, p.code)),
@@ -1122,6 +1133,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             (plan @ (Plan::Healthy | Plan::FixedInPlace | Plan::NewIds { .. } | Plan::GiveIds), Some(version))
                 if mends(ErrorKind::ForeignKeyViolations)
                     || mends(ErrorKind::AutoVacuumOff)
+                    || mends(ErrorKind::SchemaObjectsMissing)
                     || mends(ErrorKind::TotalsDisagree) =>
             {
                 let mut owner = open_in_place(lock, schema, version, key)?;
@@ -1136,6 +1148,13 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
                     owner.restore_auto_vacuum()?;
                     actions.push(RepairAction::AutoVacuumRestored {
                         database: schema.file_name,
+                    });
+                }
+                if mends(ErrorKind::SchemaObjectsMissing) {
+                    let restored = owner.restore_schema_objects()?;
+                    actions.push(RepairAction::SchemaObjectsRestored {
+                        database: schema.file_name,
+                        restored,
                     });
                 }
                 if mends(ErrorKind::TotalsDisagree)
@@ -1446,6 +1465,7 @@ impl RepairAction {
             | RepairAction::OrphansRemoved { database, .. }
             | RepairAction::AutoVacuumRestored { database }
             | RepairAction::TotalsRecounted { database, .. }
+            | RepairAction::SchemaObjectsRestored { database, .. }
             | RepairAction::Restored { database, .. }
             | RepairAction::StartedEmpty { database, .. }
             | RepairAction::Salvaged { database, .. } => database,

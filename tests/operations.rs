@@ -3218,6 +3218,84 @@ fn a_session_deleted_in_the_sqlite3_shell_is_found_by_doctor_and_taken_off_the_t
     assert_eq!(code, 0, "{stdout}");
 }
 
+/// An index and the trigger that keeps the running totals, dropped in the `sqlite3` shell: the daemon ran on
+/// (reports slower, the sessions it ended left out of the totals) while doctor called the file healthy. Doctor
+/// names both (`schema_objects_missing`, then `totals_disagree`), and repair creates them again, then
+/// recounts the totals: the report counts every session again.
+#[test]
+fn an_index_and_a_trigger_dropped_in_the_sqlite3_shell_are_created_again_by_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    seed_data_dir(&data, 30);
+    let activity = data.join("activity.db");
+    // A session of a month before (the totals are compared from after it), then the drops.
+    rusqlite::Connection::open(&activity)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO activity_sessions (app, start_time_ms, end_time_ms, duration_seconds, end_reason)
+             VALUES ('app', 1793577600000, 1793581200000, 3600, 'ended');
+             DROP INDEX activity_sessions_start;
+             DROP TRIGGER activity_totals_on_end;",
+        )
+        .unwrap();
+    let d = utf8(&data);
+    let daemon = run_splitstore(["daemon", "--events", "300", "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let sessions_in_report = || -> i64 {
+        let out = run_splitstore(["report", "--data-dir", d, "--json"]);
+        let rows: Vec<Json> = serde_json::from_slice(&out.stdout).unwrap();
+        rows.iter().map(|r| r["sessions"].as_i64().unwrap()).sum()
+    };
+    let held = count_rows(&activity, "activity_sessions") as i64;
+    assert!(
+        sessions_in_report() < held,
+        "the sessions ended without the trigger are not counted"
+    );
+
+    let (code, _, json) = doctor(&data);
+    assert_eq!(code, 1);
+    let problems = doctor_problems(&json, "activity.db");
+    assert_eq!(
+        problems.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+        ["schema_objects_missing", "totals_disagree"]
+    );
+    assert_eq!(
+        (problems[0].1.as_str(), problems[0].2.as_str()),
+        (
+            format!(
+                "{} lacks 2 of its schema's indexes and triggers, dropped or changed by a tool: index \
+                 activity_sessions_start (dropped), trigger activity_totals_on_end (dropped). Without an index the \
+                 reads that use it scan the table; without a trigger what it keeps is no longer kept",
+                activity.display()
+            )
+            .as_str(),
+            format!(
+                "`splitstore repair --data-dir {d}` creates them again as this build's schema 4 has them, in one \
+                 transaction (and recounts what a missing trigger did not keep)"
+            )
+            .as_str()
+        )
+    );
+
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert!(repair.status.success(), "{repair:?}");
+    let (stdout, _) = texts(&repair);
+    assert!(
+        stdout.contains(
+            "activity.db: created again as this build's schema has them: index activity_sessions_start (dropped), \
+             trigger activity_totals_on_end (dropped) (in one transaction recorded in its provenance)\n"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("activity.db: its running totals count"), "{stdout}");
+    assert_eq!(sessions_in_report(), held);
+    let (code, stdout, _) = doctor(&data);
+    assert_eq!(code, 0, "{stdout}");
+    let daemon = run_splitstore(["daemon", "--events", "300", "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    assert_eq!(sessions_in_report(), count_rows(&activity, "activity_sessions") as i64);
+}
+
 /// activity.db whose `user_version` a user set back by hand (`PRAGMA user_version = 3` in the `sqlite3` shell,
 /// as done to let an earlier build open a newer file). Each start of this build ran migration 4 again ("table
 /// activity_totals already exists"), its remedy to go back to the previous build, and took one more copy of

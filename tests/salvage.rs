@@ -1396,7 +1396,10 @@ fn salvaged_sessions_keep_the_reports_the_damaged_file_gave_pruned_history_inclu
     assert_eq!(activity_store::totals_disagreement(&read_only(&db)).unwrap(), None);
     rusqlite::Connection::open(&db)
         .unwrap()
-        .execute("DELETE FROM provenance WHERE event = ?1", [store_core::salvage::SALVAGE_EVENT])
+        .execute(
+            "DELETE FROM provenance WHERE event = ?1",
+            [store_core::salvage::SALVAGE_EVENT],
+        )
         .unwrap();
     assert!(activity_store::totals_disagreement(&read_only(&db)).unwrap().is_some());
 }

@@ -143,6 +143,14 @@ pub fn run(args: Args) -> ExitCode {
             RepairAction::OrphansRemoved { database, removed } => {
                 super::say!("{database}: {}", orphans_removed(&removed))
             }
+            RepairAction::SchemaObjectsRestored { database, restored } => {
+                let names: Vec<String> = restored.iter().map(ToString::to_string).collect();
+                super::say!(
+                    "{database}: created again as this build's schema has them: {} (in one transaction recorded in \
+                     its provenance)",
+                    names.join(", ")
+                )
+            }
             RepairAction::TotalsRecounted { database, found } => super::say!(
                 "{database}: {}: recounted from the sessions it holds, from {} on (before it the totals keep what \
                  retention pruned), in one transaction recorded in its provenance",

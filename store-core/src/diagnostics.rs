@@ -558,6 +558,8 @@ fn inspect_contents(
     }
     migrate::check_user_version_lowered(&conn, path, schema, &state)?;
     h.problems.extend(auto_vacuum_problem(&conn, path, schema)?);
+    h.problems
+        .extend(schema_objects_problem(&conn, path, schema, state.user_version)?);
     h.pending_migrations = schema.end_version() - state.user_version;
     if h.pending_migrations > 0 {
         let start = format!(
@@ -784,6 +786,36 @@ pub fn foreign_key_problem(path: &Path, schema: &'static Schema, violations: &[c
             schema.command("repair", files::parent_dir(path), "")
         ),
     })
+}
+
+/// The `schema_objects_missing` problem of `conn`'s file at `path`, at schema `version`, when a tool dropped
+/// or changed indexes or triggers of its schema ([`crate::schema_objects`]).
+fn schema_objects_problem(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    schema: &'static Schema,
+    version: u32,
+) -> crate::Result<Option<Problem>> {
+    let missing = crate::schema_objects::missing(conn, schema, version).at_db(path, schema)?;
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+    Ok(Some(Problem {
+        code: ErrorKind::SchemaObjectsMissing,
+        message: format!(
+            "{} lacks {} of its schema's indexes and triggers, dropped or changed by a tool: {}. Without an index \
+             the reads that use it scan the table; without a trigger what it keeps is no longer kept",
+            path.display(),
+            missing.len(),
+            names.join(", ")
+        ),
+        remedy: format!(
+            "`{}` creates them again as this build's schema {version} has them, in one transaction (and recounts \
+             what a missing trigger did not keep)",
+            schema.command("repair", files::parent_dir(path), "")
+        ),
+    }))
 }
 
 /// The `totals_disagree` problem of the file at `path`, whose derived tables disagree with its rows as

@@ -156,6 +156,9 @@ pub enum ErrorKind {
     /// A derived table (activity.db's running totals) disagrees with the rows it is derived from: a row was
     /// deleted or changed by a tool that runs none of this build's code (diagnostics, `repair` recounts).
     TotalsDisagree,
+    /// Indexes or triggers of the file's schema dropped or changed by a tool (diagnostics, `repair` creates them
+    /// again).
+    SchemaObjectsMissing,
     /// Files of a database (the file, its sidecars, backups, copies moved aside) that other users may read
     /// or write: copied in with other modes (diagnostics).
     ReadableByOthers,
@@ -249,6 +252,7 @@ impl ErrorKind {
             ErrorKind::LargeWal => "large_wal",
             ErrorKind::AutoVacuumOff => "auto_vacuum_off",
             ErrorKind::TotalsDisagree => "totals_disagree",
+            ErrorKind::SchemaObjectsMissing => "schema_objects_missing",
             ErrorKind::ReadableByOthers => "readable_by_others",
             ErrorKind::NetworkFileSystem => "network_file_system",
             ErrorKind::BackupInTheClear => "backup_in_the_clear",

@@ -69,6 +69,7 @@ pub mod renumber;
 pub mod restore;
 pub mod salvage;
 pub mod schema;
+pub mod schema_objects;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;

@@ -171,12 +171,12 @@ pub(crate) fn rebuilt_version(conn: &Connection, schema: &'static Schema, state:
         return None;
     }
     let found = crate::schema::objects_fingerprint(conn).ok()?;
-    (found == fresh_objects_fingerprint(schema, version)?).then_some(version)
+    let fresh = fresh_file(schema, version)?;
+    (found == crate::schema::objects_fingerprint(&fresh).ok()?).then_some(version)
 }
 
-/// The [`objects_fingerprint`](crate::schema::objects_fingerprint) of a fresh file of `schema` at `version`,
-/// built in memory by this engine.
-fn fresh_objects_fingerprint(schema: &'static Schema, version: u32) -> Option<String> {
+/// A fresh file of `schema` at `version`, built in memory by this engine.
+pub(crate) fn fresh_file(schema: &'static Schema, version: u32) -> Option<Connection> {
     let mut fresh = Connection::open_in_memory().ok()?;
     upgrade(
         &mut fresh,
@@ -187,7 +187,7 @@ fn fresh_objects_fingerprint(schema: &'static Schema, version: u32) -> Option<St
         &crate::OpenOptions::default(),
     )
     .ok()?;
-    crate::schema::objects_fingerprint(&fresh).ok()
+    Some(fresh)
 }
 
 /// An `application_id` as hex, with its four bytes as text when they are printable (`0x4e4f5445 "NOTE"`).

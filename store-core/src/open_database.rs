@@ -798,6 +798,14 @@ impl OwnerConnection {
         })
     }
 
+    /// Creates again the indexes and triggers of the file's schema that a tool dropped or changed
+    /// ([`crate::schema_objects`]), with the schema's SQL, in one transaction recorded in `provenance`. What
+    /// `repair` does for doctor's `schema_objects_missing`. Empty: none were missing, nothing written.
+    pub fn restore_schema_objects(&mut self) -> Result<Vec<crate::schema_objects::SchemaObject>> {
+        let (schema, version) = (self.schema, self.schema_version()?);
+        self.write(|tx| crate::schema_objects::restore(tx, schema, version))
+    }
+
     /// Closes the connection and hands back the owner lock, still held.
     pub fn into_lock(self) -> OwnerLock {
         let OwnerConnection { conn, lock, .. } = self;

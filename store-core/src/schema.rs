@@ -402,6 +402,6 @@ fn plain(v: rusqlite::types::Value) -> String {
     }
 }
 
-fn collapse(sql: &str) -> String {
+pub(crate) fn collapse(sql: &str) -> String {
     sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -271,6 +271,87 @@ fn rows_naming_a_deleted_parent_are_told_and_removed_in_one_transaction() {
     assert_eq!(owner.open_report().foreign_key_violations, None);
 }
 
+/// An index of the schema dropped by a tool (`DROP INDEX` in the `sqlite3` shell) and another changed are
+/// found against a fresh file of the schema's version; an index the user added is not this build's concern.
+/// Their return is one transaction, which a failure at its last statement (the provenance record) leaves as
+/// it was.
+#[test]
+fn indexes_a_tool_dropped_or_changed_are_found_and_created_again_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    drop(OwnerConnection::open(&db, &ITEMS).unwrap());
+    let shell = Connection::open(&db).unwrap();
+    shell
+        .execute_batch(
+            "DROP INDEX tags_item;
+             CREATE INDEX mine ON tags (tag);",
+        )
+        .unwrap();
+    let dropped = store_core::schema_objects::SchemaObject {
+        kind: "index".into(),
+        name: "tags_item".into(),
+        changed: false,
+    };
+    let version = store_core::testing::user_version_of(&db);
+    assert_eq!(
+        store_core::schema_objects::missing(&shell, &ITEMS, version).unwrap(),
+        std::slice::from_ref(&dropped)
+    );
+    let h = inspect(&db, &ITEMS, &InspectOptions::default());
+    let [problem] = &h.problems[..] else {
+        panic!("{:?}", h.problems)
+    };
+    assert_eq!(problem.code, ErrorKind::SchemaObjectsMissing);
+    assert_eq!(
+        problem.message,
+        format!(
+            "{} lacks 1 of its schema's indexes and triggers, dropped or changed by a tool: index tags_item \
+             (dropped). Without an index the reads that use it scan the table; without a trigger what it keeps is \
+             no longer kept",
+            db.display()
+        )
+    );
+    shell.execute_batch("CREATE INDEX tags_item ON tags (tag)").unwrap();
+    let changed = store_core::schema_objects::SchemaObject {
+        changed: true,
+        ..dropped
+    };
+    assert_eq!(
+        store_core::schema_objects::missing(&shell, &ITEMS, version).unwrap(),
+        std::slice::from_ref(&changed)
+    );
+    let index_sql = |conn: &Connection| -> String {
+        conn.query_row("SELECT sql FROM sqlite_schema WHERE name = 'tags_item'", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let as_changed = index_sql(&shell);
+
+    let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    owner
+        .conn()
+        .execute_batch(
+            "CREATE TEMP TRIGGER injected BEFORE INSERT ON provenance BEGIN SELECT RAISE(ABORT, 'injected'); END",
+        )
+        .unwrap();
+    let err = owner.restore_schema_objects().unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    assert_eq!(index_sql(&shell), as_changed, "left as it was");
+    owner.conn().execute_batch("DROP TRIGGER temp.injected").unwrap();
+    assert_eq!(owner.restore_schema_objects().unwrap(), [changed]);
+    assert_eq!(owner.restore_schema_objects().unwrap(), []);
+    drop(owner);
+    assert!(inspect(&db, &ITEMS, &InspectOptions::default()).is_healthy());
+    assert_eq!(index_sql(&shell), "CREATE INDEX tags_item ON tags(item_id)");
+    let mine: i64 = shell
+        .query_row("SELECT count(*) FROM sqlite_schema WHERE name = 'mine'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(mine, 1, "the user's own index is left alone");
+}
+
 /// A file whose `auto_vacuum` a tool turned off (`PRAGMA auto_vacuum = NONE; VACUUM`) is opened by its owner
 /// as it is (the open refused it, "reads back 0 after setting it to INCREMENTAL", its remedy a local disk), and
 /// said: by the open's report and by the check, which names `repair`; setting it back keeps every row.
