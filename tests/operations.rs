@@ -3219,9 +3219,9 @@ fn a_session_deleted_in_the_sqlite3_shell_is_found_by_doctor_and_taken_off_the_t
 }
 
 /// An index and the trigger that keeps the running totals, dropped in the `sqlite3` shell: the daemon ran on
-/// (reports slower, the sessions it ended left out of the totals) while doctor called the file healthy. Doctor
-/// names both (`schema_objects_missing`, then `totals_disagree`), and repair creates them again, then
-/// recounts the totals: the report counts every session again.
+/// (reports slower, the sessions it ended left out of the totals) while doctor called the file healthy. The
+/// daemon's start and doctor say it (`schema_objects_missing`; doctor also `totals_disagree`), and repair
+/// creates them again, then recounts the totals: the report counts every session again.
 #[test]
 fn an_index_and_a_trigger_dropped_in_the_sqlite3_shell_are_created_again_by_repair() {
     let dir = tempfile::tempdir().unwrap();
@@ -3239,8 +3239,24 @@ fn an_index_and_a_trigger_dropped_in_the_sqlite3_shell_are_created_again_by_repa
         )
         .unwrap();
     let d = utf8(&data);
+    let message = format!(
+        "{} lacks 2 of its schema's indexes and triggers, dropped or changed by a tool: index \
+         activity_sessions_start (dropped), trigger activity_totals_on_end (dropped). Without an index the reads \
+         that use it scan the table; without a trigger what it keeps is no longer kept",
+        activity.display()
+    );
+    let remedy = format!(
+        "`splitstore repair --data-dir {d}` creates them again as this build's schema 4 has them, in one \
+         transaction (and recounts what a missing trigger did not keep)"
+    );
     let daemon = run_splitstore(["daemon", "--events", "300", "--data-dir", d]);
     assert!(daemon.status.success(), "{daemon:?}");
+    assert!(
+        texts(&daemon).1.starts_with(&format!(
+            "splitstore daemon: warning: {message}. What to do: {remedy}\n"
+        )),
+        "said at the start: {daemon:?}"
+    );
     let sessions_in_report = || -> i64 {
         let out = run_splitstore(["report", "--data-dir", d, "--json"]);
         let rows: Vec<Json> = serde_json::from_slice(&out.stdout).unwrap();
@@ -3259,23 +3275,7 @@ fn an_index_and_a_trigger_dropped_in_the_sqlite3_shell_are_created_again_by_repa
         problems.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
         ["schema_objects_missing", "totals_disagree"]
     );
-    assert_eq!(
-        (problems[0].1.as_str(), problems[0].2.as_str()),
-        (
-            format!(
-                "{} lacks 2 of its schema's indexes and triggers, dropped or changed by a tool: index \
-                 activity_sessions_start (dropped), trigger activity_totals_on_end (dropped). Without an index the \
-                 reads that use it scan the table; without a trigger what it keeps is no longer kept",
-                activity.display()
-            )
-            .as_str(),
-            format!(
-                "`splitstore repair --data-dir {d}` creates them again as this build's schema 4 has them, in one \
-                 transaction (and recounts what a missing trigger did not keep)"
-            )
-            .as_str()
-        )
-    );
+    assert_eq!((&problems[0].1, &problems[0].2), (&message, &remedy));
 
     let repair = run_splitstore(["repair", "--data-dir", d]);
     assert!(repair.status.success(), "{repair:?}");
@@ -3293,6 +3293,7 @@ fn an_index_and_a_trigger_dropped_in_the_sqlite3_shell_are_created_again_by_repa
     assert_eq!(code, 0, "{stdout}");
     let daemon = run_splitstore(["daemon", "--events", "300", "--data-dir", d]);
     assert!(daemon.status.success(), "{daemon:?}");
+    assert!(!texts(&daemon).1.contains("warning"), "{daemon:?}");
     assert_eq!(sessions_in_report(), count_rows(&activity, "activity_sessions") as i64);
 }
 

@@ -789,8 +789,9 @@ pub fn foreign_key_problem(path: &Path, schema: &'static Schema, violations: &[c
 }
 
 /// The `schema_objects_missing` problem of `conn`'s file at `path`, at schema `version`, when a tool dropped
-/// or changed indexes or triggers of its schema ([`crate::schema_objects`]).
-fn schema_objects_problem(
+/// or changed indexes or triggers of its schema ([`crate::schema_objects`]). A few milliseconds: the fresh
+/// file it compares with is built in memory.
+pub fn schema_objects_problem(
     conn: &rusqlite::Connection,
     path: &Path,
     schema: &'static Schema,

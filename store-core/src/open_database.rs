@@ -153,6 +153,11 @@ pub struct OpenReport {
     /// with foreign keys off deleted the parent (the `sqlite3` shell does). Said at every start, as doctor says
     /// it, until `repair` removes them ([`OwnerConnection::remove_orphans`]); nothing else in the file tells them.
     pub foreign_key_violations: Option<crate::diagnostics::Problem>,
+    /// Indexes or triggers of the file's schema that a tool dropped or changed
+    /// ([`crate::diagnostics::schema_objects_problem`]): without a trigger what it keeps is no longer kept
+    /// (activity.db's running totals stop counting the sessions that end). Said at every start, as doctor says
+    /// it, until `repair` creates them again ([`OwnerConnection::restore_schema_objects`]).
+    pub schema_objects_missing: Option<crate::diagnostics::Problem>,
 }
 
 /// The single writable connection to a database, holding its owner lock for as long as it lives.
@@ -361,11 +366,14 @@ impl OwnerConnection {
         // Rows a tool left naming a deleted parent: a migration no longer stops on them (it fails only on those
         // it makes), so this says them at the owner's start, not only to doctor. A temporary file is built
         // from checked rows. One seek per child row: 5-7 ms for 100 000 calendar events.
-        let foreign_key_violations = if opts.temporary_file {
-            None
+        let (foreign_key_violations, schema_objects_missing) = if opts.temporary_file {
+            (None, None)
         } else {
             let violations = crate::check::foreign_key_violations(&conn).at_db(path, schema)?;
-            crate::diagnostics::foreign_key_problem(path, schema, &violations)
+            (
+                crate::diagnostics::foreign_key_problem(path, schema, &violations),
+                crate::diagnostics::schema_objects_problem(&conn, path, schema, upgrade.to_version)?,
+            )
         };
         // The user's database (not a file under construction) gets the lineage its backups are told by.
         if !opts.temporary_file {
@@ -395,6 +403,7 @@ impl OwnerConnection {
                     .flatten(),
                 auto_vacuum_off,
                 foreign_key_violations,
+                schema_objects_missing,
             },
             key: opts.key.clone(),
             busy_timeout: opts.busy_timeout,
@@ -803,7 +812,9 @@ impl OwnerConnection {
     /// `repair` does for doctor's `schema_objects_missing`. Empty: none were missing, nothing written.
     pub fn restore_schema_objects(&mut self) -> Result<Vec<crate::schema_objects::SchemaObject>> {
         let (schema, version) = (self.schema, self.schema_version()?);
-        self.write(|tx| crate::schema_objects::restore(tx, schema, version))
+        let restored = self.write(|tx| crate::schema_objects::restore(tx, schema, version))?;
+        self.report.schema_objects_missing = None;
+        Ok(restored)
     }
 
     /// Closes the connection and hands back the owner lock, still held.

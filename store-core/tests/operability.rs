@@ -329,6 +329,11 @@ fn indexes_a_tool_dropped_or_changed_are_found_and_created_again_in_one_transact
     let as_changed = index_sql(&shell);
 
     let mut owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    assert_eq!(
+        owner.open_report().schema_objects_missing.as_ref().map(|p| p.code),
+        Some(ErrorKind::SchemaObjectsMissing),
+        "said at the open"
+    );
     owner
         .conn()
         .execute_batch(
@@ -341,6 +346,7 @@ fn indexes_a_tool_dropped_or_changed_are_found_and_created_again_in_one_transact
     owner.conn().execute_batch("DROP TRIGGER temp.injected").unwrap();
     assert_eq!(owner.restore_schema_objects().unwrap(), [changed]);
     assert_eq!(owner.restore_schema_objects().unwrap(), []);
+    assert_eq!(owner.open_report().schema_objects_missing, None);
     drop(owner);
     assert!(inspect(&db, &ITEMS, &InspectOptions::default()).is_healthy());
     assert_eq!(index_sql(&shell), "CREATE INDEX tags_item ON tags(item_id)");
