@@ -852,6 +852,16 @@ enum Plan {
     Built(PathBuf, Box<SalvageReport>),
 }
 
+/// The problems of a file that is not damaged that a repair mends in place, in the file's own transactions:
+/// rows naming a missing parent, `auto_vacuum` turned off, indexes and triggers dropped, totals that disagree
+/// with the sessions (recounted once the trigger that keeps them is back).
+const MENDED_IN_PLACE: [ErrorKind; 4] = [
+    ErrorKind::ForeignKeyViolations,
+    ErrorKind::AutoVacuumOff,
+    ErrorKind::SchemaObjectsMissing,
+    ErrorKind::TotalsDisagree,
+];
+
 /// Whether a problem doctor finds in a file keeps a repair from reading it as this database, for a reason
 /// that is not damage: it is another kind of file, a link, of a newer schema or migration history than this
 /// build's, or unreadable to this user or where it is.
@@ -918,8 +928,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
     // Each file's schema version, to open it at, in place, without migrating it.
     let mut versions = BTreeMap::new();
     let mut actions = Vec::new();
-    // What a file that is not damaged has that a write in place mends: rows naming a missing parent, its
-    // `auto_vacuum` turned off.
+    // What a file that is not damaged has that a write in place mends ([`MENDED_IN_PLACE`]).
     let mut mended_in_place = Vec::new();
     for (schema, lock) in locks {
         let path = schema.path_in(data_dir);
@@ -948,15 +957,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
             health
                 .problems
                 .iter()
-                .filter(|p| {
-                    matches!(
-                        p.code,
-                        ErrorKind::ForeignKeyViolations
-                            | ErrorKind::AutoVacuumOff
-                            | ErrorKind::SchemaObjectsMissing
-                            | ErrorKind::TotalsDisagree
-                    )
-                })
+                .filter(|p| MENDED_IN_PLACE.contains(&p.code))
                 .map(|p| (schema.file_name, p.code)),
         );
         // A file the key does not open (or that needs one) is not damaged as far as anyone can tell: stop
@@ -1131,10 +1132,7 @@ pub fn repair(data_dir: &Path, backup_dir: &Path, opts: &RepairOptions) -> Resul
         let mends = |kind| mended_in_place.contains(&(schema.file_name, kind));
         let (lock, plan) = match (plan, version) {
             (plan @ (Plan::Healthy | Plan::FixedInPlace | Plan::NewIds { .. } | Plan::GiveIds), Some(version))
-                if mends(ErrorKind::ForeignKeyViolations)
-                    || mends(ErrorKind::AutoVacuumOff)
-                    || mends(ErrorKind::SchemaObjectsMissing)
-                    || mends(ErrorKind::TotalsDisagree) =>
+                if MENDED_IN_PLACE.iter().any(|&kind| mends(kind)) =>
             {
                 let mut owner = open_in_place(lock, schema, version, key)?;
                 if mends(ErrorKind::ForeignKeyViolations) {

@@ -454,7 +454,7 @@ pub fn recount_totals(conn: &Connection) -> rusqlite::Result<Option<store_core::
 /// of the last salvage when later. `None` when there is nothing to compare: no totals (a file before schema 4)
 /// or no ended session.
 fn unpruned_since(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version: u32 = store_core::conn_ext::ConnExt::pragma_value(conn, "user_version")?;
     if version < crate::schema::TOTALS_VERSION {
         return Ok(None);
     }

@@ -799,10 +799,7 @@ impl OwnerConnection {
             let Some(found) = (check.recount)(tx)? else {
                 return Ok(None);
             };
-            let mut record = Provenance::now(crate::provenance::DERIVED_RECOUNTED_EVENT);
-            record.detail =
-                Some(serde_json::to_string(&found).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?);
-            record.insert(tx)?;
+            Provenance::with_json_detail(crate::provenance::DERIVED_RECOUNTED_EVENT, &found)?.insert(tx)?;
             Ok(Some(found))
         })
     }

@@ -57,11 +57,6 @@ pub fn remove(conn: &Connection) -> rusqlite::Result<Vec<OrphansRemoved>> {
     for r in &mut removed {
         r.ids.sort_unstable();
     }
-    let detail = serde_json::to_string(&removed).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    Provenance {
-        detail: Some(detail),
-        ..Provenance::now(ORPHANS_REMOVED_EVENT)
-    }
-    .insert(conn)?;
+    Provenance::with_json_detail(ORPHANS_REMOVED_EVENT, &removed)?.insert(conn)?;
     Ok(removed)
 }

@@ -59,6 +59,16 @@ impl Provenance {
         }
     }
 
+    /// A record of `event` now whose detail is `detail` as JSON (what a repair changed: tables and ids, never a
+    /// value of a row).
+    pub fn with_json_detail(event: &str, detail: &impl serde::Serialize) -> rusqlite::Result<Provenance> {
+        let detail = serde_json::to_string(detail).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok(Provenance {
+            detail: Some(detail),
+            ..Provenance::now(event)
+        })
+    }
+
     /// A record of `event` now, from the file at `source`, named by its absolute path: a path as typed
     /// (relative to wherever the command ran) says nothing once read elsewhere, and two data directories
     /// typed alike from different places would read as one.

@@ -299,12 +299,7 @@ fn apply(conn: &Connection, schema: &Schema, moves: &IdMoves, record: bool) -> r
         )?;
     }
     if record {
-        let detail = serde_json::to_string(moves).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Provenance {
-            detail: Some(detail),
-            ..Provenance::now(RENUMBERED_EVENT)
-        }
-        .insert(conn)?;
+        Provenance::with_json_detail(RENUMBERED_EVENT, moves)?.insert(conn)?;
     }
     Ok(moved)
 }

@@ -88,10 +88,8 @@ pub fn restore(conn: &Connection, schema: &'static Schema, version: u32) -> rusq
     }
     let restored: Vec<SchemaObject> = differing.into_iter().map(|(o, _)| o).collect();
     if !restored.is_empty() {
-        let mut record = Provenance::now(SCHEMA_OBJECTS_RESTORED_EVENT);
+        let mut record = Provenance::with_json_detail(SCHEMA_OBJECTS_RESTORED_EVENT, &restored)?;
         record.source_version = Some(i64::from(version));
-        record.detail =
-            Some(serde_json::to_string(&restored).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?);
         record.insert(conn)?;
     }
     Ok(restored)
