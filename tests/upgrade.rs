@@ -45,17 +45,22 @@ fn kept_legacy_ids(legacy: &Path, data: &Path) -> BTreeMap<&'static str, BTreeSe
         .collect()
 }
 
-/// A `splitstore` subcommand with stdout collected and stderr lines sent to `lines`, tagged with `name`.
-fn start(name: &'static str, args: &[&str], lines: &mpsc::Sender<(&'static str, String)>) -> Child {
+/// A `splitstore` subcommand with stdout collected and stderr lines sent to `lines`, tagged with `name`, by
+/// the thread returned (it ends when the process's stderr closes).
+fn start(
+    name: &'static str,
+    args: &[&str],
+    lines: &mpsc::Sender<(&'static str, String)>,
+) -> (Child, std::thread::JoinHandle<()>) {
     let mut child = spawn_splitstore(args);
     let stderr = child.stderr.take().unwrap();
     let lines = lines.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = lines.send((name, line));
         }
     });
-    child
+    (child, reader)
 }
 
 /// The lines `<prefix> <id>` of a command's stdout, as ids.
@@ -90,8 +95,12 @@ fn daemon_and_server_started_together_split_the_legacy_database_exactly_once() {
 
         let (tx, rx) = mpsc::channel();
         let mut children: BTreeMap<&str, Child> = BTreeMap::new();
-        children.insert("daemon", start("daemon", &daemon_args, &tx));
-        children.insert("server", start("server", &server_args, &tx));
+        let mut readers = BTreeMap::new();
+        for (name, args) in [("daemon", &daemon_args[..]), ("server", &server_args[..])] {
+            let (child, reader) = start(name, args, &tx);
+            children.insert(name, child);
+            readers.insert(name, reader);
+        }
         let pids: BTreeMap<&str, u32> = children.iter().map(|(n, c)| (*n, c.id())).collect();
         let mut killed = None;
         if kill_the_splitter {
@@ -109,8 +118,11 @@ fn daemon_and_server_started_together_split_the_legacy_database_exactly_once() {
         let mut outputs: BTreeMap<&str, std::process::Output> = BTreeMap::new();
         for (name, child) in children {
             let out = wait_output_within(child, Duration::from_secs(60));
-            if Some(name) != killed {
-                assert!(out.status.success(), "round {round}: {name} failed: {out:?}");
+            if Some(name) != killed && !out.status.success() {
+                // Its stderr went to the channel, read to its end once the process exited.
+                readers.remove(name).unwrap().join().unwrap();
+                let said: Vec<String> = rx.try_iter().filter(|(n, _)| *n == name).map(|(_, l)| l).collect();
+                panic!("round {round}: {name} failed: {out:?}, said {said:#?}");
             }
             outputs.insert(name, out);
         }

@@ -192,8 +192,9 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     files::create_private_dir_all(data_dir)?;
     let finals = outputs::final_paths(data_dir);
     // Held until this function returns: no daemon, server or other split works in the directory meanwhile.
-    let _activity_lock = OwnerLock::acquire(&finals.activity)?;
-    let _config_lock = OwnerLock::acquire(&finals.config)?;
+    // Taken as a converter's, which a start waiting for this split (`upgrade::prepare`) waits to see released.
+    let _activity_lock = OwnerLock::acquire_converting(&finals.activity)?;
+    let _config_lock = OwnerLock::acquire_converting(&finals.config)?;
     let finished = finish_interrupted(data_dir)?;
     report.cleaned_up = outputs::remove_leftovers(data_dir)?;
 

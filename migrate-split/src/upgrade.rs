@@ -5,8 +5,8 @@
 //! - No legacy file, or a split already recorded: nothing to do, at the cost of two `stat`s.
 //! - Otherwise [`split`](crate::split) runs: it takes both owner locks, so a second caller (the peer process
 //!   starting at the same moment) finds them held. That caller waits, reporting who holds them, until the
-//!   split is recorded, then returns; if the holder goes away without recording it (killed), the waiter
-//!   takes over and splits itself. `kill -9` at any point leaves nothing taken for done: the next call
+//!   split is recorded and the splitter has let go of them (its locks say they are a split's), then returns;
+//!   if the holder goes away without recording it (killed), the waiter takes over and splits itself. `kill -9` at any point leaves nothing taken for done: the next call
 //!   cleans up and splits again.
 //! - A legacy file the split refuses is a typed error for both processes, with the remedy; nothing is
 //!   created, and no owner creates an empty store beside it (store-core refuses that on its own).
@@ -151,9 +151,12 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
     if std::fs::symlink_metadata(&legacy).is_err() {
         return Ok(Upgrade::NoLegacy);
     }
+    // A split recorded by a peer that has not let go of the directory yet is waited for below, as one in
+    // progress: this caller's open would be refused by the peer's lock.
     if interrupted.is_none()
         && (conversion::recorded(data_dir).is_some()
             || crate::adopt_recorded_split(&legacy, data_dir, options.key.as_ref())?)
+        && !held_by_a_split(data_dir)
     {
         return Ok(Upgrade::AlreadyDone);
     }
@@ -183,14 +186,19 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
     loop {
         // While a peer holds the directory, do not start a split (it would hash the whole legacy file
         // before finding the locks taken): ask the locks, then wait.
+        let waited_ms = started.elapsed().as_millis() as u64;
         let outcome = match held_by(data_dir) {
             Some(holder) => Err(SplitError::Store(store_core::Error::Locked {
                 path: activity_store::SCHEMA.path_in(data_dir),
                 holder,
             })),
+            // Recorded by a peer that has let go since: done, without a split run to find it so (which reads
+            // the whole legacy file for its sha256).
+            None if conversion::recorded(data_dir).is_some() && conversion::in_progress(data_dir).is_none() => {
+                return Ok(Upgrade::SplitByPeer { waited_ms });
+            }
             None => crate::split(&legacy, data_dir, &split_options),
         };
-        let waited_ms = started.elapsed().as_millis() as u64;
         match outcome {
             Ok(report) => {
                 return Ok(match report.outcome {
@@ -203,7 +211,13 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
             }
             Err(e) if e.kind() == ErrorKind::Locked => {
                 waited = true;
-                if conversion::recorded(data_dir).is_some() && conversion::in_progress(data_dir).is_none() {
+                // Done once recorded and let go of. The peer records its split while it holds both locks and
+                // lets go an instant later, an instant a busy machine stretches past the owner's open's grace
+                // (60 ms): returning at the record alone, this caller's open was refused by the peer's lock.
+                if conversion::recorded(data_dir).is_some()
+                    && conversion::in_progress(data_dir).is_none()
+                    && !held_by_a_split(data_dir)
+                {
                     return Ok(Upgrade::SplitByPeer { waited_ms });
                 }
                 let holder = e.locked_by().cloned();
@@ -246,6 +260,19 @@ pub fn prepare(data_dir: &Path, options: &UpgradeOptions) -> Result<Upgrade> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Whether a split (of this build or a later one) holds an owner lock of `data_dir` right now
+/// ([`store_core::LockHolder::converting`]).
+fn held_by_a_split(data_dir: &Path) -> bool {
+    [&activity_store::SCHEMA, &config_store::SCHEMA]
+        .into_iter()
+        .any(|schema| {
+            matches!(
+                OwnerLock::probe(&schema.path_in(data_dir)),
+                Ok(LockState::Held { holder: Some(h) }) if h.converting
+            )
+        })
 }
 
 /// Who holds an owner lock of `data_dir` right now (the outer `Option`: someone does; the inner: their pid,

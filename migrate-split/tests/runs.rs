@@ -582,6 +582,98 @@ fn a_waiting_start_names_the_holder_by_pid_once_it_is_recorded() {
     }
 }
 
+/// A peer's split records itself done while it still holds both owner locks, and lets go an instant later.
+/// A start waiting for it returns only once the peer has let go, so its own open is not refused by the
+/// peer's lock (it was, when a busy machine stretched that instant past the open's 60 ms grace: CI's
+/// `daemon_and_server_started_together_split_the_legacy_database_exactly_once`, a server exiting 75). The
+/// same for a start that begins in that instant and finds the split already recorded.
+#[test]
+fn a_start_waiting_for_a_peers_split_returns_once_the_peer_lets_go_not_once_it_records_the_split() {
+    use std::sync::{Arc, Mutex};
+    use store_core::{OwnerLock, conversion};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    store_core::files::create_private_dir_all(&data).unwrap();
+    let (legacy, _) = legacy_file(&data, &LegacySpec::small(3));
+    split(&legacy, &data, &Options::default()).unwrap();
+    let record = conversion::recorded(&data).unwrap();
+    let (activity, config) = (data.join("activity.db"), data.join("config.db"));
+
+    // Runs a start's upgrade step on its own thread; returns it with the waits it says, as they are said.
+    let start = || {
+        let said: Arc<Mutex<Vec<String>>> = Arc::default();
+        let heard = said.clone();
+        let options = migrate_split::UpgradeOptions {
+            on_event: Some(Arc::new(move |e: &migrate_split::UpgradeEvent| {
+                heard.lock().unwrap().push(e.to_string())
+            })),
+            ..Default::default()
+        };
+        let data = data.clone();
+        (
+            std::thread::spawn(move || migrate_split::prepare(&data, &options)),
+            said,
+        )
+    };
+    // Waits until `said` holds `n` waits, failing if the start returned first (with what it returned).
+    let said_waits = |waiter: &std::thread::JoinHandle<_>, said: &Arc<Mutex<Vec<String>>>, n: usize| {
+        store_core::testing::wait_until(Duration::from_secs(60), "never said it waits", || {
+            assert!(!waiter.is_finished(), "returned while the peer held the data directory");
+            said.lock().unwrap().len() >= n
+        })
+    };
+
+    // The peer in the middle of its split: both locks held as a split holds them, the split under way and
+    // not recorded.
+    std::fs::remove_file(conversion::record_path(&data)).unwrap();
+    let under_way = conversion::InProgress {
+        predecessor: record.predecessor.clone(),
+        run_id: record.run_id.clone(),
+        at_ms: record.at_ms,
+        placing: true,
+        sha256: Some(record.sha256.clone()),
+    };
+    conversion::begin(&data, &under_way).unwrap();
+    let peer = [
+        OwnerLock::acquire_converting(&activity).unwrap(),
+        OwnerLock::acquire_converting(&config).unwrap(),
+    ];
+    let (waiter, said) = start();
+    said_waits(&waiter, &said, 1);
+    // Its last instant: the split recorded, the locks still held. The start goes on waiting: two more waits
+    // said (once a second), the second after a look that found the record.
+    conversion::record(&data, &record).unwrap();
+    conversion::end(&data).unwrap();
+    said_waits(&waiter, &said, 3);
+    drop(peer);
+    let outcome = waiter.join().unwrap().unwrap();
+    assert!(
+        matches!(outcome, migrate_split::Upgrade::SplitByPeer { .. }),
+        "{outcome:?}"
+    );
+    let owner = OwnerConnection::open(&config, &config_store::SCHEMA).unwrap();
+    drop(owner);
+
+    // A start that begins in that instant waits as well, rather than answering "already done".
+    let peer = [
+        OwnerLock::acquire_converting(&activity).unwrap(),
+        OwnerLock::acquire_converting(&config).unwrap(),
+    ];
+    let (waiter, said) = start();
+    said_waits(&waiter, &said, 1);
+    assert!(
+        said.lock().unwrap()[0].starts_with(&format!("upgrading: split in progress by pid {} ", std::process::id()))
+    );
+    drop(peer);
+    let outcome = waiter.join().unwrap().unwrap();
+    assert!(
+        matches!(outcome, migrate_split::Upgrade::SplitByPeer { .. }),
+        "{outcome:?}"
+    );
+    OwnerConnection::open(&activity, &activity_store::SCHEMA).unwrap();
+}
+
 /// A data directory split before splits were recorded in it (its `converted.json` gone): the upgrade step
 /// finds both outputs recording a split of this legacy file and records it, reading only, so it answers
 /// at once while an owner runs (a split would wait for the owner's lock).

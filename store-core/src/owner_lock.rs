@@ -43,6 +43,12 @@ pub struct LockHolder {
     /// an owner from a repair or restore holding the file for a moment; `None` where the system does not
     /// tell, and for this process as [`LockHolder::this_process`] names it.
     pub command: Option<String>,
+    /// The holder converts a predecessor file into the data directory ([`OwnerLock::acquire_converting`],
+    /// as the lock file records it). It records the conversion done while it still holds the lock and lets go
+    /// an instant later: a process that waited for the conversion waits for that too, or its own open would
+    /// be refused by the converter's lock ([`Error::Locked`]) when the instant is stretched (a busy machine).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub converting: bool,
 }
 
 impl LockHolder {
@@ -52,6 +58,7 @@ impl LockHolder {
             pid: std::process::id(),
             since: None,
             command: None,
+            converting: false,
         }
     }
 
@@ -114,6 +121,9 @@ pub struct OwnerLock {
     watched: PathBuf,
     lock_path: PathBuf,
     db_path: PathBuf,
+    /// Taken by [`acquire_converting`](OwnerLock::acquire_converting): recorded in the lock file, and again
+    /// when [`confirm`](OwnerLock::confirm) takes a removed lock file back.
+    converting: bool,
 }
 
 /// How long `acquire` retries while another owner holds the lock before refusing: a real second owner is
@@ -149,6 +159,17 @@ impl OwnerLock {
     /// ([`files::check_private_dir`]): whoever can write it can plant links where the owner writes; so is
     /// a database or lock file that belongs to another user ([`files::check_same_owner`]).
     pub fn acquire(db_path: &Path) -> Result<OwnerLock> {
+        Self::take(db_path, false)
+    }
+
+    /// [`acquire`](Self::acquire) for a conversion of a predecessor file into the data directory (the split):
+    /// the lock file records that its holder converts ([`LockHolder::converting`]), so that a process waiting
+    /// for the conversion also waits until the converter lets go of the lock.
+    pub fn acquire_converting(db_path: &Path) -> Result<OwnerLock> {
+        Self::take(db_path, true)
+    }
+
+    fn take(db_path: &Path, converting: bool) -> Result<OwnerLock> {
         // Absolute from here on: an owner whose process changes its working directory (a daemon detaching)
         // goes on writing its records, checking its `-wal` and naming its file where the file is.
         let db_path = &files::absolute(db_path);
@@ -159,11 +180,12 @@ impl OwnerLock {
         lock_exclusive(&file, &lock_path, db_path)?;
         Ok(OwnerLock {
             identity: identity(&file, &lock_path)?,
-            file: record_holder(file, &lock_path)?,
+            file: record_holder(file, &lock_path, converting)?,
             lost: false,
             watched: files::absolute(&lock_path),
             lock_path,
             db_path: db_path.to_path_buf(),
+            converting,
         })
     }
 
@@ -223,7 +245,7 @@ impl OwnerLock {
         }
         self.identity = identity(&file, &self.watched)?;
         // The old descriptor's lock is released as it closes: nobody can reach that file any more.
-        self.file = record_holder(file, &self.watched)?;
+        self.file = record_holder(file, &self.watched, self.converting)?;
         Ok(true)
     }
 
@@ -287,7 +309,7 @@ impl FolderLock {
         let file = files::open_private(&path)?;
         wait_for_folder(&file, folder, &path, fs2::FileExt::try_lock_exclusive, waits)?;
         Ok(FolderLock {
-            file: Some(record_holder(file, &path)?),
+            file: Some(record_holder(file, &path, false)?),
         })
     }
 
@@ -504,6 +526,7 @@ fn named_holders(file: &File, lock_path: &Path) -> Vec<LockHolder> {
             pid,
             since: recorded.as_ref().filter(|r| r.pid == pid).and_then(|r| r.since.clone()),
             command: process::command_of(pid),
+            converting: recorded.as_ref().is_some_and(|r| r.pid == pid && r.converting),
         })
         .collect()
 }
@@ -564,10 +587,14 @@ fn lock_exclusive(file: &File, lock_path: &Path, db_path: &Path) -> Result<()> {
     }
 }
 
-/// Writes this process's pid and the time into the lock file it just locked (what [`read_holder`] reads).
-fn record_holder(mut file: File, lock_path: &Path) -> Result<File> {
+/// Writes this process's pid and the time into the lock file it just locked (what [`read_holder`] reads), and
+/// whether it converts ([`LockHolder::converting`]; a line earlier builds do not read).
+fn record_holder(mut file: File, lock_path: &Path, converting: bool) -> Result<File> {
     let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let record = format!("pid={}\nsince={since}\n", std::process::id());
+    let mut record = format!("pid={}\nsince={since}\n", std::process::id());
+    if converting {
+        record.push_str("converting=true\n");
+    }
     file.set_len(0)
         .and_then(|_| file.seek(SeekFrom::Start(0)))
         .and_then(|_| file.write_all(record.as_bytes()))
@@ -631,5 +658,6 @@ fn read_holder(file: &File) -> Option<LockHolder> {
         pid,
         since: field("since").map(str::to_string),
         command: (pid != std::process::id()).then(|| process::command_of(pid)).flatten(),
+        converting: field("converting") == Some("true"),
     })
 }

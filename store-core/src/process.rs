@@ -101,6 +101,7 @@ pub(crate) fn named(pids: BTreeSet<u32>) -> Vec<crate::LockHolder> {
             pid,
             since: None,
             command: command_of(pid),
+            converting: false,
         })
         .collect()
 }
