@@ -522,6 +522,28 @@ fn a_legacy_file_damaged_where_the_copy_does_not_read_is_refused_after_the_copy(
     assert_eq!(sha256(&legacy), before, "the legacy file is never written");
 }
 
+/// Runs a start's upgrade step on `data` on its own thread; returns it, with what it says as it says it.
+fn start_upgrade(
+    data: &Path,
+) -> (
+    std::thread::JoinHandle<migrate_split::Result<migrate_split::Upgrade>>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let said: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let heard = said.clone();
+    let options = migrate_split::UpgradeOptions {
+        on_event: Some(std::sync::Arc::new(move |e: &migrate_split::UpgradeEvent| {
+            heard.lock().unwrap().push(e.to_string())
+        })),
+        ..Default::default()
+    };
+    let data = data.to_path_buf();
+    (
+        std::thread::spawn(move || migrate_split::prepare(&data, &options)),
+        said,
+    )
+}
+
 /// A start that finds the data directory held by a peer that has not recorded its pid yet (an owner writes
 /// it an instant after it takes the lock) says nothing for that instant, then names the peer by pid; a peer
 /// is said to be "another process" only after a second without a pid. Then the peer goes away without
@@ -530,7 +552,6 @@ fn a_legacy_file_damaged_where_the_copy_does_not_read_is_refused_after_the_copy(
 fn a_waiting_start_names_the_holder_by_pid_once_it_is_recorded() {
     use std::io::Write;
     use std::os::fd::AsRawFd;
-    use std::sync::{Arc, Mutex};
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -543,18 +564,7 @@ fn a_waiting_start_names_the_holder_by_pid_once_it_is_recorded() {
         0
     );
 
-    let said: Arc<Mutex<Vec<String>>> = Arc::default();
-    let heard = said.clone();
-    let options = migrate_split::UpgradeOptions {
-        on_event: Some(Arc::new(move |e: &migrate_split::UpgradeEvent| {
-            heard.lock().unwrap().push(e.to_string())
-        })),
-        ..Default::default()
-    };
-    let waiter = {
-        let data = data.clone();
-        std::thread::spawn(move || migrate_split::prepare(&data, &options))
-    };
+    let (waiter, said) = start_upgrade(&data);
     // The unrecorded instant, stretched: several of the waiter's looks find no pid.
     std::thread::sleep(Duration::from_millis(300));
     writeln!(lock, "pid={}", std::process::id()).unwrap();
@@ -600,22 +610,6 @@ fn a_start_waiting_for_a_peers_split_returns_once_the_peer_lets_go_not_once_it_r
     let record = conversion::recorded(&data).unwrap();
     let (activity, config) = (data.join("activity.db"), data.join("config.db"));
 
-    // Runs a start's upgrade step on its own thread; returns it with the waits it says, as they are said.
-    let start = || {
-        let said: Arc<Mutex<Vec<String>>> = Arc::default();
-        let heard = said.clone();
-        let options = migrate_split::UpgradeOptions {
-            on_event: Some(Arc::new(move |e: &migrate_split::UpgradeEvent| {
-                heard.lock().unwrap().push(e.to_string())
-            })),
-            ..Default::default()
-        };
-        let data = data.clone();
-        (
-            std::thread::spawn(move || migrate_split::prepare(&data, &options)),
-            said,
-        )
-    };
     // Waits until `said` holds `n` waits, failing if the start returned first (with what it returned).
     let said_waits = |waiter: &std::thread::JoinHandle<_>, said: &Arc<Mutex<Vec<String>>>, n: usize| {
         store_core::testing::wait_until(Duration::from_secs(60), "never said it waits", || {
@@ -639,7 +633,7 @@ fn a_start_waiting_for_a_peers_split_returns_once_the_peer_lets_go_not_once_it_r
         OwnerLock::acquire_converting(&activity).unwrap(),
         OwnerLock::acquire_converting(&config).unwrap(),
     ];
-    let (waiter, said) = start();
+    let (waiter, said) = start_upgrade(&data);
     said_waits(&waiter, &said, 1);
     // Its last instant: the split recorded, the locks still held. The start goes on waiting: two more waits
     // said (once a second), the second after a look that found the record.
@@ -660,7 +654,7 @@ fn a_start_waiting_for_a_peers_split_returns_once_the_peer_lets_go_not_once_it_r
         OwnerLock::acquire_converting(&activity).unwrap(),
         OwnerLock::acquire_converting(&config).unwrap(),
     ];
-    let (waiter, said) = start();
+    let (waiter, said) = start_upgrade(&data);
     said_waits(&waiter, &said, 1);
     assert!(
         said.lock().unwrap()[0].starts_with(&format!("upgrading: split in progress by pid {} ", std::process::id()))
