@@ -2,7 +2,8 @@
 //! the daemon or the server opens its store there. Both call it at start; whichever comes first splits,
 //! the other waits (bounded, and visibly) and then opens the result.
 //!
-//! - No legacy file, or a split already recorded: nothing to do, at the cost of two `stat`s.
+//! - No legacy file, or a split already recorded: nothing to do, at the cost of two `stat`s (and, beside a
+//!   legacy file, a look at the two owner locks, for a split that recorded itself but has not let go yet).
 //! - Otherwise [`split`](crate::split) runs: it takes both owner locks, so a second caller (the peer process
 //!   starting at the same moment) finds them held. That caller waits, reporting who holds them, until the
 //!   split is recorded and the splitter has let go of them (its locks say they are a split's), then returns;
