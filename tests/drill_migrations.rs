@@ -170,3 +170,87 @@ fn every_migration_step_of_both_databases_survives_a_failure_and_a_kill() {
     assert!(injection_points >= 4, "{injection_points}");
     eprintln!("drill_migrations: {injection_points} steps, each with an injected failure and a kill -9");
 }
+
+/// The pre-migration copies of the file at `db` in its default backup folder.
+fn pre_migration_copies(db: &Path) -> Vec<std::path::PathBuf> {
+    let folder = store_core::backup::pre_migration_dir(&store_core::backup::default_backup_dir(db));
+    let mut copies: Vec<_> = std::fs::read_dir(&folder)
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    copies.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "db"));
+    copies.sort();
+    copies
+}
+
+/// A start killed during its migration at every attempt (a supervisor's start timeout, a user quitting an app
+/// that looked hung during a long migration) kept one more pre-migration copy of the whole file per attempt,
+/// never rotated, until the disk was full. A start's copy now replaces those of earlier starts of the same
+/// file at the same version that no migration step committed after: three killed starts leave one copy, and
+/// so does the start that migrates, the way back holding every row the file had. A copy a step committed
+/// after is never replaced: the file put back from it (a restore) and migrated again keeps both.
+#[test]
+fn starts_killed_during_their_migration_leave_one_copy_of_the_file_not_one_each() {
+    let schema = schema_named("activity");
+    let step = schema.end_version();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data").join(schema.file_name);
+    store_core::files::create_private_dir_all(db.parent().unwrap()).unwrap();
+    at_version(schema, &db, step - 1);
+    let sessions = |db: &Path| -> i64 {
+        let c = read_only(db);
+        c.query_row("SELECT count(*) FROM activity_sessions", [], |r| r.get(0))
+            .unwrap()
+    };
+    let killed_start = |db: &Path| {
+        let mut child = spawn_child("child_entry", &format!("slow-activity-{step}"), db);
+        wait_for_file(&marker(db, "ready"), Duration::from_secs(30));
+        kill9(&mut child);
+        std::fs::remove_file(marker(db, "ready")).unwrap();
+    };
+    // The file put in its place by a rename, as a restore puts a copy (no -wal: a killed step left nothing).
+    let put_back_from = |db: &Path, copy: &Path| {
+        for sidecar in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(store_core::files::with_suffix(db, sidecar));
+        }
+        let put_back = store_core::files::with_suffix(db, ".put-back");
+        std::fs::copy(copy, &put_back).unwrap();
+        std::fs::rename(&put_back, db).unwrap();
+    };
+    for attempt in 1..=3 {
+        killed_start(&db);
+        let copies = pre_migration_copies(&db);
+        assert_eq!(copies.len(), 1, "after killed start {attempt}: {copies:?}");
+    }
+    drop(OwnerConnection::open(&db, schema).unwrap());
+    let copies = pre_migration_copies(&db);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let way_back = &copies[0];
+    assert_eq!(user_version_of(way_back), step - 1);
+    assert_eq!(sessions(way_back), 1, "the copy holds the file's session");
+    assert!(
+        !store_core::records::migrating_path(&db).exists(),
+        "nothing left to replace"
+    );
+
+    // Put back from the way back and migrated again.
+    put_back_from(&db, way_back);
+    drop(OwnerConnection::open(&db, schema).unwrap());
+    let copies = pre_migration_copies(&db);
+    assert_eq!(
+        copies.len(),
+        2,
+        "the way back from the first upgrade is kept: {copies:?}"
+    );
+
+    // Nor is a killed start's copy replaced by a copy of another file put in its place since.
+    let db = dir.path().join("other").join(schema.file_name);
+    store_core::files::create_private_dir_all(db.parent().unwrap()).unwrap();
+    at_version(schema, &db, step - 1);
+    killed_start(&db);
+    let killed = pre_migration_copies(&db);
+    put_back_from(&db, &killed[0]);
+    killed_start(&db);
+    let copies = pre_migration_copies(&db);
+    assert_eq!(copies.len(), 2, "{copies:?}");
+    assert!(copies.contains(&killed[0]), "{copies:?}");
+}

@@ -7,7 +7,9 @@
 //!
 //! Two classes, kept apart: manual backups (`<data dir>/backups`, rotated: the newest K are kept) and the
 //! copy taken before each migration (`<data dir>/backups/pre-migration`, never rotated: it is the one
-//! way back from an upgrade).
+//! way back from an upgrade). Only a copy no migration step committed after is ever removed: by the start
+//! that took it when its migration fails at once ([`discard_pre_migration_backup`]), or by the next start's
+//! copy of the same file at the same version when its start was killed ([`supersede_unmigrated_copies`]).
 //!
 //! A backup folder has one advisory lock ([`FolderLock`], `.backups.lock` in it, never taken for a backup):
 //! a backup holds it exclusively from before its snapshot through its naming and rotation, a restore or a
@@ -37,6 +39,7 @@ use crate::files;
 use crate::key::Key;
 use crate::owner_lock::{FolderLock, Waits};
 use crate::provenance::Provenance;
+use crate::records;
 use crate::schema::Schema;
 
 /// Name of the directory beside the databases where backups go unless told otherwise.
@@ -544,6 +547,56 @@ pub(crate) fn discard_pre_migration_backup(backup_dir: &Path, backup: &Path, wai
     let _folder = FolderLock::exclusive_with(backup_dir, waits)?;
     files::remove_with_sidecars(backup)?;
     files::sync_dir(&pre_migration_dir(backup_dir))
+}
+
+/// Removes the copies earlier starts took of the file at `db` at `version` (its version now) whose migration
+/// never committed a step ([`records::migrating`]: killed during it), now that `copy`, of the same file at the
+/// same version, is taken: each holds an earlier state of what `copy` holds, and is the way back from no
+/// upgrade. Without this a start killed during its migration at every attempt (a supervisor's start timeout,
+/// a user quitting an app that looked hung) kept one more copy of the whole file per attempt, never rotated,
+/// until the disk was full. `copy` is recorded beside them before they are removed, so a kill in between
+/// leaves them named for the next start. Only files of `backup_dir`'s pre-migration folder named as copies
+/// of `schema` at `version` are removed, whatever the record says.
+pub(crate) fn supersede_unmigrated_copies(
+    (db, schema, version): (&Path, &Schema, u32),
+    backup_dir: &Path,
+    copy: &Path,
+    waits: &Waits,
+) -> Result<()> {
+    let file = files::file_id(db).map_err(|e| Error::io(db, "read the metadata of", e))?;
+    let folder = pre_migration_dir(backup_dir);
+    let superseded = |old: &Path| {
+        old != copy
+            && old.parent() == Some(folder.as_path())
+            && old
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(BackupName::parse)
+                .is_some_and(|n| n.stem == schema.stem() && n.version == version)
+    };
+    let earlier: Vec<PathBuf> = records::migrating(db)
+        .filter(|r| r.file == file && r.version == version)
+        .map(|r| r.copies)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|old| superseded(old))
+        .collect();
+    let record = |copies: Vec<PathBuf>| records::MigratingRecord { file, version, copies };
+    records::note_migrating(
+        db,
+        &record(earlier.iter().cloned().chain([copy.to_path_buf()]).collect()),
+    )?;
+    if earlier.is_empty() {
+        return Ok(());
+    }
+    {
+        let _folder = FolderLock::exclusive_with(backup_dir, waits)?;
+        for old in &earlier {
+            files::remove_with_sidecars(old)?;
+        }
+        files::sync_dir(&folder)?;
+    }
+    records::note_migrating(db, &record(vec![copy.to_path_buf()]))
 }
 
 /// The database a backup is taken of: `conn` on the file at `db_path`, keyed with `key`.

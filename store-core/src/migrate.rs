@@ -319,7 +319,10 @@ pub(crate) fn upgrade(
                 schema,
                 key,
             };
-            report.backup = Some(backup::pre_migration_backup(&source, dir, &opts.waits)?);
+            let copy = backup::pre_migration_backup(&source, dir, &opts.waits)?;
+            // Best effort: failing, it leaves the copies of earlier killed starts as they were, as before.
+            let _ = backup::supersede_unmigrated_copies((path, schema, from), dir, &copy, &opts.waits);
+            report.backup = Some(copy);
         }
     }
     conn_ext::set_and_verify(conn, path, "synchronous", "FULL", "2")?;
@@ -333,6 +336,7 @@ pub(crate) fn upgrade(
             && backup::discard_pre_migration_backup(dir, copy, &opts.waits).is_ok()
         {
             report.backup = None;
+            let _ = crate::records::clear_migrating(path);
         }
         applied.map_err(|e| match e {
             Error::MigrationFailed {
@@ -354,6 +358,11 @@ pub(crate) fn upgrade(
             },
             other => other,
         })?;
+        if report.to_version == from && report.backup.is_some() {
+            // A step committed after the copy: it is the way back from this upgrade now, which no later
+            // start's copy supersedes. Best effort: a record left names a copy of a version the file is past.
+            let _ = crate::records::clear_migrating(path);
+        }
         report.to_version = m.version;
     }
     Ok(report)

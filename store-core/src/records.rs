@@ -33,6 +33,11 @@
 //!   forgets them when it goes back (a copy put back by hand, its last commits lost in a power loss, a file
 //!   created anew), and the files that refer to them may not be readable then.
 //!
+//! - `<file>.migrating.json`: the pre-migration copies of the file taken by starts whose migration has not
+//!   committed a step yet ([`note_migrating`]), with the file (its device and inode) and the version it was at.
+//!   A start killed during its migration leaves its copy named here, and the next start, which takes a copy
+//!   of its own of the same file at the same version, removes it ([`crate::backup`]'s pre-migration copies).
+//!
 //! All are 0600, written atomically; losing one costs a message, never data, so writing them is best
 //! effort where the open itself must not fail because of them.
 
@@ -172,9 +177,13 @@ fn inode(db: &Path) -> Option<u64> {
 
 /// Forgets the damage met using `db`: the file at that path is not the one it was met in any more.
 pub fn clear_damage(db: &Path) -> crate::Result<()> {
-    let path = damage_path(db);
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::Error::io(&path, "remove", e)),
+    remove_record(&damage_path(db))
+}
+
+/// Removes the record at `path`; one that is not there is no error.
+fn remove_record(path: &Path) -> crate::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::Error::io(path, "remove", e)),
         _ => Ok(()),
     }
 }
@@ -544,4 +553,39 @@ pub fn note_encryption(db: &Path, key: Option<&crate::key::Key>) -> crate::Resul
     }
     private_dir::ensure(files::parent_dir(db))?;
     files::write_json_atomically(&encryption_path(db), &record, "write the key record")
+}
+
+/// `<private folder>/<file>.migrating.json` (see the module's list).
+pub fn migrating_path(db: &Path) -> PathBuf {
+    record_path(db, ".migrating.json")
+}
+
+/// The pre-migration copies of a file taken by starts whose migration has not committed a step yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigratingRecord {
+    /// The file they are copies of: another file put at its path since (a restore) is not the one they copy.
+    pub file: files::FileId,
+    /// The schema version the file was at when they were taken.
+    pub version: u32,
+    /// The copies.
+    pub copies: Vec<PathBuf>,
+}
+
+/// The record of `db`'s copies whose migration has not committed a step ([`note_migrating`]); `None` when
+/// there is none or it cannot be read (it then removes nothing).
+pub fn migrating(db: &Path) -> Option<MigratingRecord> {
+    let text = std::fs::read_to_string(migrating_path(db)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Records `record` as `db`'s copies whose migration has not committed a step.
+pub fn note_migrating(db: &Path, record: &MigratingRecord) -> crate::Result<()> {
+    private_dir::ensure(files::parent_dir(db))?;
+    files::write_json_atomically(&migrating_path(db), record, "record the pre-migration copy")
+}
+
+/// Forgets `db`'s copies whose migration had not committed a step: one has now (its copy is the way back
+/// from it), or the copy was removed.
+pub fn clear_migrating(db: &Path) -> crate::Result<()> {
+    remove_record(&migrating_path(db))
 }
