@@ -8,8 +8,8 @@
 //! Two classes, kept apart: manual backups (`<data dir>/backups`, rotated: the newest K are kept) and the
 //! copy taken before each migration (`<data dir>/backups/pre-migration`, never rotated: it is the one
 //! way back from an upgrade). Only a copy no migration step committed after is ever removed: by the start
-//! that took it when its migration fails at once ([`discard_pre_migration_backup`]), or by the next start's
-//! copy of the same file at the same version when its start was killed ([`supersede_unmigrated_copies`]).
+//! that took it when its migration fails at once (`discard_pre_migration_backup`), or by the next start's
+//! copy of the same file at the same version when its start was killed (`supersede_unmigrated_copies`).
 //!
 //! A backup folder has one advisory lock ([`FolderLock`], `.backups.lock` in it, never taken for a backup):
 //! a backup holds it exclusively from before its snapshot through its naming and rotation, a restore or a
