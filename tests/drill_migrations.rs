@@ -221,6 +221,36 @@ fn starts_killed_during_their_migration_leave_one_copy_of_the_file_not_one_each(
         let copies = pre_migration_copies(&db);
         assert_eq!(copies.len(), 1, "after killed start {attempt}: {copies:?}");
     }
+    // Doctor says why the file is still to migrate: the startup loop of a migration stopped at every start.
+    let health = store_core::diagnostics::inspect(&db, schema, &Default::default());
+    let pending = health
+        .problems
+        .iter()
+        .find(|p| p.code == store_core::ErrorKind::MigrationsPending)
+        .unwrap_or_else(|| panic!("{:?}", health.problems));
+    let said = format!(
+        "{} is at schema {}, this build writes {step}: 1 migration(s) pending; the last 3 start(s) that migrated it \
+         were stopped during the migration (killed), the last at ",
+        db.display(),
+        step - 1
+    );
+    assert!(pending.message.starts_with(&said), "{}", pending.message);
+    assert!(
+        pending
+            .message
+            .ends_with(": each copies the whole file first and migrates from the beginning again"),
+        "{}",
+        pending.message
+    );
+    assert!(
+        pending.remedy.ends_with(
+            ", and let it run until the migration ends: it takes longer than whatever stopped those starts allowed \
+             (a supervisor's start timeout: raise it, as systemd's `TimeoutStartSec`; or the app quit while it \
+             looked hung)"
+        ),
+        "{}",
+        pending.remedy
+    );
     drop(OwnerConnection::open(&db, schema).unwrap());
     let copies = pre_migration_copies(&db);
     assert_eq!(copies.len(), 1, "{copies:?}");

@@ -564,6 +564,8 @@ pub(crate) fn supersede_unmigrated_copies(
     waits: &Waits,
 ) -> Result<()> {
     let file = files::file_id(db).map_err(|e| Error::io(db, "read the metadata of", e))?;
+    let before = records::MigratingRecord::of(db, version);
+    let starts = before.as_ref().map_or(0, |r| r.starts) + 1;
     let folder = pre_migration_dir(backup_dir);
     let superseded = |old: &Path| {
         old != copy
@@ -574,14 +576,20 @@ pub(crate) fn supersede_unmigrated_copies(
                 .and_then(BackupName::parse)
                 .is_some_and(|n| n.stem == schema.stem() && n.version == version)
     };
-    let earlier: Vec<PathBuf> = records::migrating(db)
-        .filter(|r| r.file == file && r.version == version)
+    let earlier: Vec<PathBuf> = before
         .map(|r| r.copies)
         .unwrap_or_default()
         .into_iter()
         .filter(|old| superseded(old))
         .collect();
-    let record = |copies: Vec<PathBuf>| records::MigratingRecord { file, version, copies };
+    let at_ms = Utc::now().timestamp_millis();
+    let record = |copies: Vec<PathBuf>| records::MigratingRecord {
+        file,
+        version,
+        copies,
+        starts,
+        at_ms,
+    };
     records::note_migrating(
         db,
         &record(earlier.iter().cloned().chain([copy.to_path_buf()]).collect()),

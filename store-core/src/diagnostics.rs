@@ -577,10 +577,34 @@ fn inspect_contents(
             ),
             _ => start,
         };
+        // Starts of this build stopped during the migration (killed): a supervisor's start timeout, or a user
+        // quitting an app that looked hung, stops each next start the same way, the startup loop of a
+        // migration that takes longer than they allow. Said while no owner runs (one that does may be
+        // migrating now).
+        let stopped = match (&h.owner, records::MigratingRecord::of(path, state.user_version)) {
+            (Some(LockState::Held { .. }), _) | (_, None) => None,
+            (_, Some(r)) => Some(r),
+        };
+        let (said, remedy) = match stopped {
+            None => (String::new(), remedy),
+            Some(r) => (
+                format!(
+                    "; the last {} start(s) that migrated it were stopped during the migration (killed), the last at \
+                     {}: each copies the whole file first and migrates from the beginning again",
+                    r.starts,
+                    crate::time::show_ms(r.at_ms)
+                ),
+                format!(
+                    "{remedy}, and let it run until the migration ends: it takes longer than whatever stopped those \
+                     starts allowed (a supervisor's start timeout: raise it, as systemd's `TimeoutStartSec`; or the \
+                     app quit while it looked hung)"
+                ),
+            ),
+        };
         h.problem(
             ErrorKind::MigrationsPending,
             format!(
-                "{} is at schema {}, this build writes {}: {} migration(s) pending",
+                "{} is at schema {}, this build writes {}: {} migration(s) pending{said}",
                 path.display(),
                 state.user_version,
                 schema.end_version(),

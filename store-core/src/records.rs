@@ -569,6 +569,21 @@ pub struct MigratingRecord {
     pub version: u32,
     /// The copies.
     pub copies: Vec<PathBuf>,
+    /// How many starts in a row took a copy of the file at this version with no step committed after: those
+    /// before the last were stopped during their migration (killed).
+    #[serde(default)]
+    pub starts: u32,
+    /// When the last of them took its copy, in Unix epoch milliseconds (UTC).
+    #[serde(default)]
+    pub at_ms: i64,
+}
+
+impl MigratingRecord {
+    /// The record of `db` when it is of the file at that path now, at `version`.
+    pub fn of(db: &Path, version: u32) -> Option<MigratingRecord> {
+        let file = files::file_id(db).ok()?;
+        migrating(db).filter(|r| r.file == file && r.version == version)
+    }
 }
 
 /// The record of `db`'s copies whose migration has not committed a step ([`note_migrating`]); `None` when
