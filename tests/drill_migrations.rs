@@ -251,7 +251,17 @@ fn starts_killed_during_their_migration_leave_one_copy_of_the_file_not_one_each(
         "{}",
         pending.remedy
     );
-    drop(OwnerConnection::open(&db, schema).unwrap());
+    // The daemon's start that migrates it says how long that took, what a supervisor's timeout must allow.
+    let out = run_splitstore(["daemon", "--data-dir", utf8(db.parent().unwrap()), "--events", "1"]);
+    let (_, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let said = "; the last 3 start(s) that migrated it were stopped during the migration (killed) before it ended, \
+                and this one's took ";
+    assert!(stderr.contains(said), "{stderr}");
+    assert!(
+        stderr.contains(" s: whatever stopped them (a supervisor's start timeout) must allow that long"),
+        "{stderr}"
+    );
     let copies = pre_migration_copies(&db);
     assert_eq!(copies.len(), 1, "{copies:?}");
     let way_back = &copies[0];

@@ -447,6 +447,14 @@ pub fn say_opened(context: &str, owner: &store_core::OwnerConnection) {
             backup.display()
         ));
     }
+    if upgrade.stopped_before > 0 {
+        line.push_str(&format!(
+            "; the last {} start(s) that migrated it were stopped during the migration (killed) before it ended, and \
+             this one's took {:.1} s: whatever stopped them (a supervisor's start timeout) must allow that long",
+            upgrade.stopped_before,
+            upgrade.took_ms as f64 / 1000.0
+        ));
+    }
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 

@@ -274,6 +274,12 @@ pub struct UpgradeReport {
     pub to_version: u32,
     /// The backup taken before migrating a file that already had a schema.
     pub backup: Option<PathBuf>,
+    /// The starts before this one, in a row, that took a copy of the file at `from_version` and were stopped
+    /// (killed) before a step of their migration committed ([`crate::records::MigratingRecord`]): the startup
+    /// loop of a supervisor's start timeout shorter than the migration, or of an app quit while it looked hung.
+    pub stopped_before: u32,
+    /// How long the upgrade took, its copy and checks included, in milliseconds: what such a timeout must allow.
+    pub took_ms: u64,
 }
 
 /// Applies migrations `from+1 ..= target`. On a file that already had a schema: `quick_check` first, then
@@ -290,10 +296,13 @@ pub(crate) fn upgrade(
     opts: &crate::OpenOptions,
 ) -> Result<UpgradeReport> {
     let (hook, key) = (opts.migration_hook.as_ref(), opts.key.as_ref());
+    let started = std::time::Instant::now();
     let mut report = UpgradeReport {
         from_version: from,
         to_version: from,
         backup: None,
+        stopped_before: 0,
+        took_ms: 0,
     };
     if from >= target {
         return Ok(report);
@@ -319,6 +328,7 @@ pub(crate) fn upgrade(
                 schema,
                 key,
             };
+            report.stopped_before = crate::records::MigratingRecord::of(path, from).map_or(0, |r| r.starts);
             let copy = backup::pre_migration_backup(&source, dir, &opts.waits)?;
             // Best effort: failing, it leaves the copies of earlier killed starts as they were, as before.
             let _ = backup::supersede_unmigrated_copies((path, schema, from), dir, &copy, &opts.waits);
@@ -365,6 +375,7 @@ pub(crate) fn upgrade(
         }
         report.to_version = m.version;
     }
+    report.took_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
 
