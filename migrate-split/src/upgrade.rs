@@ -7,8 +7,8 @@
 //! - Otherwise [`split`](crate::split) runs: it takes both owner locks, so a second caller (the peer process
 //!   starting at the same moment) finds them held. That caller waits, reporting who holds them, until the
 //!   split is recorded and the splitter has let go of them (its locks say they are a split's), then returns;
-//!   if the holder goes away without recording it (killed), the waiter takes over and splits itself. `kill -9` at any point leaves nothing taken for done: the next call
-//!   cleans up and splits again.
+//!   if the holder goes away without recording it (killed), the waiter takes over and splits itself.
+//!   `kill -9` at any point leaves nothing taken for done: the next call cleans up and splits again.
 //! - A legacy file the split refuses is a typed error for both processes, with the remedy; nothing is
 //!   created, and no owner creates an empty store beside it (store-core refuses that on its own).
 //! - A split of the data directory interrupted by a kill (recorded as under way: `store_core::conversion`)

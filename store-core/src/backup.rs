@@ -550,7 +550,7 @@ pub(crate) fn discard_pre_migration_backup(backup_dir: &Path, backup: &Path, wai
 }
 
 /// Removes the copies earlier starts took of the file at `db` at `version` (its version now) whose migration
-/// never committed a step ([`records::migrating`]: killed during it), now that `copy`, of the same file at the
+/// never committed a step ([`records::MigratingRecord`]: killed during it), now that `copy`, of the same file at the
 /// same version, is taken: each holds an earlier state of what `copy` holds, and is the way back from no
 /// upgrade. Without this a start killed during its migration at every attempt (a supervisor's start timeout,
 /// a user quitting an app that looked hung) kept one more copy of the whole file per attempt, never rotated,

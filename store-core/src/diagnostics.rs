@@ -577,9 +577,9 @@ fn inspect_contents(
             ),
             _ => start,
         };
-        // Starts of this build stopped during the migration (killed): a supervisor's start timeout, or a user
-        // quitting an app that looked hung, stops each next start the same way, the startup loop of a
-        // migration that takes longer than they allow. Said while no owner runs (one that does may be
+        // Starts stopped during the migration (killed): a supervisor's start timeout, or a user quitting an
+        // app that looked hung, stops each next start the same way, the startup loop of a migration that takes
+        // longer than they allow. Said while no owner runs (one that does may be
         // migrating now).
         let stopped = match (&h.owner, records::MigratingRecord::of(path, state.user_version)) {
             (Some(LockState::Held { .. }), _) | (_, None) => None,

@@ -571,26 +571,22 @@ pub struct MigratingRecord {
     pub copies: Vec<PathBuf>,
     /// How many starts in a row took a copy of the file at this version with no step committed after: those
     /// before the last were stopped during their migration (killed).
-    #[serde(default)]
     pub starts: u32,
     /// When the last of them took its copy, in Unix epoch milliseconds (UTC).
-    #[serde(default)]
     pub at_ms: i64,
 }
 
 impl MigratingRecord {
-    /// The record of `db` when it is of the file at that path now, at `version`.
+    /// The record of `db`'s copies whose migration has not committed a step ([`note_migrating`]), when it is
+    /// of the file at that path now, at `version`; `None` when there is none or it cannot be read (it then
+    /// removes nothing).
     pub fn of(db: &Path, version: u32) -> Option<MigratingRecord> {
         let file = files::file_id(db).ok()?;
-        migrating(db).filter(|r| r.file == file && r.version == version)
+        let text = std::fs::read_to_string(migrating_path(db)).ok()?;
+        serde_json::from_str::<MigratingRecord>(&text)
+            .ok()
+            .filter(|r| r.file == file && r.version == version)
     }
-}
-
-/// The record of `db`'s copies whose migration has not committed a step ([`note_migrating`]); `None` when
-/// there is none or it cannot be read (it then removes nothing).
-pub fn migrating(db: &Path) -> Option<MigratingRecord> {
-    let text = std::fs::read_to_string(migrating_path(db)).ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 /// Records `record` as `db`'s copies whose migration has not committed a step.
