@@ -9,7 +9,7 @@
 //! copy taken before each migration (`<data dir>/backups/pre-migration`, never rotated: it is the one
 //! way back from an upgrade). Only a copy no migration step committed after is ever removed: by the start
 //! that took it when its migration fails at once (`discard_pre_migration_backup`), or by the next start's
-//! copy of the same file at the same version when its start was killed (`supersede_unmigrated_copies`).
+//! copy of the same file at the same version when its start was killed (`note_pre_migration_copy`).
 //!
 //! A backup folder has one advisory lock ([`FolderLock`], `.backups.lock` in it, never taken for a backup):
 //! a backup holds it exclusively from before its snapshot through its naming and rotation, a restore or a
@@ -510,7 +510,9 @@ pub fn newest_backup(backup_dir: &Path, schema: &Schema, key: Option<&Key>) -> O
 /// `integrity_check` of the copy, a `backup` record inside it (time and source), fsync, rename to its
 /// [`BackupName`], fsync of the directory. Manual backups are then rotated: only the newest `keep` manual
 /// backups of this database stay, the one just taken always among them, and only files that are backups of
-/// this database kind are ever removed. `key` is the database's (the one `conn` was keyed with): the backup
+/// this database kind are ever removed. A pre-migration copy is recorded as one no migration step committed
+/// after, until one does: the next pre-migration copy of the same file at the same version replaces it (see
+/// `note_pre_migration_copy`). `key` is the database's (the one `conn` was keyed with): the backup
 /// is encrypted with it. Holds `backup_dir`'s [`FolderLock`] exclusively throughout, waiting for another
 /// backup into it, or a restore reading from it, to finish. Returns the backup's path.
 pub fn backup_connection(
@@ -549,27 +551,25 @@ pub(crate) fn discard_pre_migration_backup(backup_dir: &Path, backup: &Path, wai
     files::sync_dir(&pre_migration_dir(backup_dir))
 }
 
-/// Removes the copies earlier starts took of the file at `db` at `version` (its version now) whose migration
-/// never committed a step ([`records::MigratingRecord`]: killed during it), now that `copy`, of the same file at the
-/// same version, is taken: each holds an earlier state of what `copy` holds, and is the way back from no
+/// The copies earlier starts took of the file at `db` at `version` (its version now) whose migration never
+/// committed a step ([`records::MigratingRecord`]: killed during it), which `copy`, of the same file at the
+/// same version, replaces: each holds an earlier state of what `copy` holds, and is the way back from no
 /// upgrade. Without this a start killed during its migration at every attempt (a supervisor's start timeout,
 /// a user quitting an app that looked hung) kept one more copy of the whole file per attempt, never rotated,
-/// until the disk was full. `copy` is recorded beside them before they are removed, so a kill in between
-/// leaves them named for the next start. Only files of `backup_dir`'s pre-migration folder named as copies
-/// of `schema` at `version` are removed, whatever the record says.
-pub(crate) fn supersede_unmigrated_copies(
-    (db, schema, version): (&Path, &Schema, u32),
-    backup_dir: &Path,
-    copy: &Path,
-    waits: &Waits,
-) -> Result<()> {
-    let file = files::file_id(db).map_err(|e| Error::io(db, "read the metadata of", e))?;
+/// until the disk was full. Records `copy` beside them before it is put in place (so a kill at any point
+/// leaves every copy of those starts named for the next one) and returns them, to remove once it is
+/// ([`remove_superseded_copies`]). Only files of `folder` (the pre-migration folder) named as copies of
+/// `schema` at `version` are returned, whatever the record says. Best effort: a record that cannot be written
+/// leaves the earlier copies as they are.
+fn note_pre_migration_copy(db: &Path, schema: &Schema, version: u32, folder: &Path, copy: &Path) -> Vec<PathBuf> {
+    let Ok(file) = files::file_id(db) else {
+        return Vec::new();
+    };
     let before = records::MigratingRecord::of(db, version);
     let starts = before.as_ref().map_or(0, |r| r.starts) + 1;
-    let folder = pre_migration_dir(backup_dir);
     let superseded = |old: &Path| {
         old != copy
-            && old.parent() == Some(folder.as_path())
+            && old.parent() == Some(folder)
             && old
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -582,29 +582,33 @@ pub(crate) fn supersede_unmigrated_copies(
         .into_iter()
         .filter(|old| superseded(old))
         .collect();
-    let at_ms = Utc::now().timestamp_millis();
-    let record = |copies: Vec<PathBuf>| records::MigratingRecord {
+    let record = records::MigratingRecord {
         file,
         version,
-        copies,
+        copies: earlier.iter().cloned().chain([copy.to_path_buf()]).collect(),
         starts,
-        at_ms,
+        at_ms: Utc::now().timestamp_millis(),
     };
-    records::note_migrating(
-        db,
-        &record(earlier.iter().cloned().chain([copy.to_path_buf()]).collect()),
-    )?;
+    match records::note_migrating(db, &record) {
+        Ok(()) => earlier,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Removes `earlier` ([`note_pre_migration_copy`]) now that `copy` is in place, and records `copy` alone.
+fn remove_superseded_copies(db: &Path, version: u32, folder: &Path, earlier: &[PathBuf], copy: &Path) -> Result<()> {
     if earlier.is_empty() {
         return Ok(());
     }
-    {
-        let _folder = FolderLock::exclusive_with(backup_dir, waits)?;
-        for old in &earlier {
-            files::remove_with_sidecars(old)?;
-        }
-        files::sync_dir(&folder)?;
+    for old in earlier {
+        files::remove_with_sidecars(old)?;
     }
-    records::note_migrating(db, &record(vec![copy.to_path_buf()]))
+    files::sync_dir(folder)?;
+    let Some(mut record) = records::MigratingRecord::of(db, version) else {
+        return Ok(());
+    };
+    record.copies = vec![copy.to_path_buf()];
+    records::note_migrating(db, &record)
 }
 
 /// The database a backup is taken of: `conn` on the file at `db_path`, keyed with `key`.
@@ -675,9 +679,17 @@ pub fn take_backup(
         seq: 0,
     }
     .unused_path_in(&dest_dir);
+    let superseded = match class {
+        BackupClass::PreMigration => note_pre_migration_copy(db_path, schema, version, &dest_dir, &target),
+        BackupClass::Manual => Vec::new(),
+    };
     files::rename_durably(&partial, &target)?;
-    if class == BackupClass::Manual {
-        prune_backups(&dest_dir, schema, keep, &target, key)?;
+    match class {
+        BackupClass::Manual => prune_backups(&dest_dir, schema, keep, &target, key)?,
+        // Best effort: copies left are still named for the next start.
+        BackupClass::PreMigration => {
+            let _ = remove_superseded_copies(db_path, version, &dest_dir, &superseded, &target);
+        }
     }
     Ok(target)
 }

@@ -329,10 +329,7 @@ pub(crate) fn upgrade(
                 key,
             };
             report.stopped_before = crate::records::MigratingRecord::of(path, from).map_or(0, |r| r.starts);
-            let copy = backup::pre_migration_backup(&source, dir, &opts.waits)?;
-            // Best effort: failing, it leaves the copies of earlier killed starts as they were, as before.
-            let _ = backup::supersede_unmigrated_copies((path, schema, from), dir, &copy, &opts.waits);
-            report.backup = Some(copy);
+            report.backup = Some(backup::pre_migration_backup(&source, dir, &opts.waits)?);
         }
     }
     conn_ext::set_and_verify(conn, path, "synchronous", "FULL", "2")?;
