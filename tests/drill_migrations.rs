@@ -255,9 +255,21 @@ fn starts_killed_during_their_migration_leave_one_copy_of_the_file_not_one_each(
     let out = run_splitstore(["daemon", "--data-dir", utf8(db.parent().unwrap()), "--events", "1"]);
     let (_, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
+    // Said before it migrates, too: what a start killed meanwhile leaves in the supervisor's log.
+    let before = format!(
+        "splitstore daemon: upgrading {} from schema {} to {step} (the last 3 start(s) were stopped during this \
+         migration before it ended): a copy of the file first, then the migration; stopping it meanwhile starts it \
+         over at the next start\n",
+        db.display(),
+        step - 1
+    );
     let said = "; the last 3 start(s) that migrated it were stopped during the migration (killed) before it ended, \
                 and this one's took ";
     assert!(stderr.contains(said), "{stderr}");
+    assert!(
+        stderr.find(&before).is_some_and(|at| at < stderr.find(said).unwrap()),
+        "{stderr}"
+    );
     assert!(
         stderr.contains(" s: whatever stopped them (a supervisor's start timeout) must allow that long"),
         "{stderr}"

@@ -128,6 +128,7 @@ pub fn run(args: Args) -> ExitCode {
             predecessor: args.legacy.clone(),
             key,
             waits: super::owner_waits("daemon"),
+            on_migrating: super::say_migrating("daemon"),
             ..OpenOptions::default()
         },
         ..WriterOptions::default()

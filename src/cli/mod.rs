@@ -169,6 +169,27 @@ pub fn owner_waits(context: &str) -> store_core::Waits {
     }
 }
 
+/// What an owner's open says on stderr before it migrates its file ([`store_core::OpenOptions::on_migrating`]):
+/// a start killed during a long migration (a supervisor's start timeout) otherwise leaves no line saying what
+/// it was doing, and the next start is killed the same way.
+pub fn say_migrating(context: &str) -> Option<store_core::MigratingCallback> {
+    let context = context.to_string();
+    Some(Arc::new(move |m: &store_core::MigrationStart<'_>| {
+        let stopped = match m.stopped_before {
+            0 => String::new(),
+            n => format!(" (the last {n} start(s) were stopped during this migration before it ended)"),
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "splitstore {context}: upgrading {} from schema {} to {}{stopped}: a copy of the file first, then the \
+             migration; stopping it meanwhile starts it over at the next start",
+            m.path.display(),
+            m.from_version,
+            m.to_version
+        );
+    }))
+}
+
 /// `println!` that never panics on a closed stdout (see [`print_out`]).
 macro_rules! say {
     ($($arg:tt)*) => {

@@ -267,6 +267,20 @@ pub(crate) fn check_history(conn: &Connection, path: &Path, schema: &'static Sch
     Ok(())
 }
 
+/// What an open is about to migrate ([`crate::OpenOptions::on_migrating`]).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct MigrationStart<'a> {
+    pub path: &'a Path,
+    pub from_version: u32,
+    pub to_version: u32,
+    /// As [`UpgradeReport::stopped_before`].
+    pub stopped_before: u32,
+}
+
+/// Told once before an open migrates a file that already had a schema ([`MigrationStart`]).
+pub type MigratingCallback = Arc<dyn Fn(&MigrationStart<'_>) + Send + Sync>;
+
 /// What an upgrade did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeReport {
@@ -308,6 +322,15 @@ pub(crate) fn upgrade(
         return Ok(report);
     }
     if from > 0 {
+        report.stopped_before = crate::records::MigratingRecord::of(path, from).map_or(0, |r| r.starts);
+        if let Some(on_migrating) = &opts.on_migrating {
+            on_migrating(&MigrationStart {
+                path,
+                from_version: from,
+                to_version: target,
+                stopped_before: report.stopped_before,
+            });
+        }
         let problems = check::quick_check(conn).at_db(path, schema)?;
         let problems = crate::key::explain_check(path, key, problems);
         if !problems.is_empty() {
@@ -328,7 +351,6 @@ pub(crate) fn upgrade(
                 schema,
                 key,
             };
-            report.stopped_before = crate::records::MigratingRecord::of(path, from).map_or(0, |r| r.starts);
             report.backup = Some(backup::pre_migration_backup(&source, dir, &opts.waits)?);
         }
     }

@@ -86,6 +86,10 @@ pub struct OpenOptions {
     /// while a backup or restore holds it. Its stop flag gives the wait up ([`Error::Stopped`], nothing
     /// changed); its callback is told who is in the way.
     pub waits: Waits,
+    /// Told once before the open migrates a file that already had a schema, before its checks and copy: a
+    /// process says so in its log, where a supervisor's kill during a long migration otherwise follows
+    /// silence, and each next start is killed the same way.
+    pub on_migrating: Option<migrate::MigratingCallback>,
 }
 
 impl Default for OpenOptions {
@@ -100,6 +104,7 @@ impl Default for OpenOptions {
             key: None,
             start_empty: false,
             waits: Waits::default(),
+            on_migrating: None,
         }
     }
 }
@@ -116,6 +121,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("key", &self.key)
             .field("start_empty", &self.start_empty)
             .field("waits", &self.waits)
+            .field("on_migrating", &self.on_migrating.as_ref().map(|_| "<callback>"))
             .finish()
     }
 }
