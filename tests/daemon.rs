@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
 use support::{
     OLD_HISTORY, PRUNING_WEEK_OLD, activity_db_one_version_back, doctor_problems, kill9, lines_of, output_within,
-    query_i64, read_only, spawn_splitstore, splitstore, summary_field, summary_value, wait_for_file, wait_until,
+    query_i64, read_only, spawn_splitstore, splitstore, summary_field, summary_value, wait_until,
 };
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
@@ -244,9 +244,20 @@ fn a_running_daemon_takes_back_a_removed_lock_file_and_stops_at_once_when_it_is_
     first.wait_first_ack();
 
     // A cleanup of "stale" lock files: the daemon's next write locks a new one, so a second daemon is
-    // still refused.
+    // still refused. Waited for until the daemon holds it: the file appears an instant before, and a second
+    // daemon locking it in that instant is the owner (the first then stops at its next write, as below).
     std::fs::remove_file(&lock).unwrap();
-    wait_for_file(&lock, Duration::from_secs(30));
+    let first_pid = first.child.id();
+    wait_until(
+        Duration::from_secs(30),
+        "the daemon never locked a new lock file",
+        || {
+            matches!(
+                store_core::OwnerLock::probe(&dir.path().join("activity.db")),
+                Ok(store_core::LockState::Held { holder: Some(h) }) if h.pid == first_pid
+            )
+        },
+    );
     let second = record_events(dir.path(), 10);
     assert_eq!(second.status.code(), Some(75), "{second:?}");
     let stderr = String::from_utf8_lossy(&second.stderr);
@@ -1030,9 +1041,21 @@ fn sigterm_ends_a_starting_daemons_wait_for_its_backup_folder_before_it_migrates
 
     let mut daemon = spawn_daemon(data, &[]);
     let (lines, reader) = lines_of(daemon.child.stderr.take().unwrap());
-    let waiting = lines
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the daemon says why it waits within 60 s");
+    let next_line = || {
+        lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the daemon says what it does within 60 s")
+    };
+    // What it is about to do, then why it waits.
+    let upgrading = next_line();
+    assert!(
+        upgrading.starts_with(&format!(
+            "splitstore daemon: upgrading {} from schema {older} to ",
+            db.display()
+        )),
+        "{upgrading}"
+    );
+    let waiting = next_line();
     let held_by = format!("held by pid {}", std::process::id());
     assert!(
         waiting.starts_with(&format!(

@@ -4767,9 +4767,14 @@ fn rows_of_a_project_deleted_in_the_sqlite3_shell_stop_no_upgrade_and_repair_rem
         "a parent row was deleted by a tool with foreign keys off (the sqlite3 shell's default): `splitstore repair \
          --data-dir {d}` removes the rows naming it, as that delete removes them with foreign keys on"
     );
+    let upgrading = format!(
+        "splitstore server: upgrading {} from schema 1 to 2: a copy of the file first, then the migration; stopping \
+         it meanwhile starts it over at the next start\n",
+        config.display()
+    );
     let warning = format!("splitstore server: warning: {message}. What to do: {remedy}\n");
     let (_, stderr) = texts(&server);
-    assert!(stderr.starts_with(&warning), "{stderr}");
+    assert!(stderr.starts_with(&format!("{upgrading}{warning}")), "{stderr}");
 
     let doctor = run_splitstore(["doctor", "--data-dir", d, "--json"]);
     let doctor: Json = serde_json::from_slice(&doctor.stdout).unwrap();
