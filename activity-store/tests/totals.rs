@@ -484,12 +484,7 @@ fn a_session_deleted_or_moved_by_a_tool_is_found_and_recounted_keeping_what_rete
     };
     let rows_before = totals_rows();
     let mut owner = store_core::OwnerConnection::open(&db, &SCHEMA).unwrap();
-    owner
-        .conn()
-        .execute_batch(
-            "CREATE TEMP TRIGGER injected BEFORE INSERT ON provenance BEGIN SELECT RAISE(ABORT, 'injected'); END",
-        )
-        .unwrap();
+    store_core::testing::fail_provenance_records(owner.conn());
     let err = owner.recount_derived().unwrap_err();
     assert!(err.to_string().contains("injected"), "{err}");
     assert_eq!(

@@ -164,6 +164,16 @@ pub fn query_column<T: rusqlite::types::FromSql, C: FromIterator<T>>(conn: &Conn
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// Makes the next provenance record written through `conn` fail with "injected": the last statement of a
+/// mend recorded in one transaction (a recount, a removal of orphans, indexes created again), so a test shows
+/// that a failure there leaves everything as it was.
+pub fn fail_provenance_records(conn: &Connection) {
+    conn.execute_batch(
+        "CREATE TEMP TRIGGER injected BEFORE INSERT ON provenance BEGIN SELECT RAISE(ABORT, 'injected'); END",
+    )
+    .unwrap();
+}
+
 /// The rows of `table` (or of `table WHERE ...`) in the file at `db`, read through its own connection.
 #[track_caller]
 pub fn count_rows(db: &Path, table: &str) -> i64 {

@@ -237,12 +237,7 @@ fn rows_naming_a_deleted_parent_are_told_and_removed_in_one_transaction() {
             .collect()
     };
 
-    owner
-        .conn()
-        .execute_batch(
-            "CREATE TEMP TRIGGER injected BEFORE INSERT ON provenance BEGIN SELECT RAISE(ABORT, 'injected'); END",
-        )
-        .unwrap();
+    store_core::testing::fail_provenance_records(owner.conn());
     let err = owner.remove_orphans().unwrap_err();
     assert!(err.to_string().contains("injected"), "{err}");
     assert_eq!(count_rows(&db, "tags"), 3);
@@ -334,12 +329,7 @@ fn indexes_a_tool_dropped_or_changed_are_found_and_created_again_in_one_transact
         Some(ErrorKind::SchemaObjectsMissing),
         "said at the open"
     );
-    owner
-        .conn()
-        .execute_batch(
-            "CREATE TEMP TRIGGER injected BEFORE INSERT ON provenance BEGIN SELECT RAISE(ABORT, 'injected'); END",
-        )
-        .unwrap();
+    store_core::testing::fail_provenance_records(owner.conn());
     let err = owner.restore_schema_objects().unwrap_err();
     assert!(err.to_string().contains("injected"), "{err}");
     assert_eq!(index_sql(&shell), as_changed, "left as it was");
