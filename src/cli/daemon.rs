@@ -128,7 +128,7 @@ pub fn run(args: Args) -> ExitCode {
             predecessor: args.legacy.clone(),
             key,
             waits: super::owner_waits("daemon"),
-            on_migrating: super::say_migrating("daemon"),
+            on_migrating: Some(super::say_migrating("daemon")),
             ..OpenOptions::default()
         },
         ..WriterOptions::default()

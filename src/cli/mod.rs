@@ -172,9 +172,9 @@ pub fn owner_waits(context: &str) -> store_core::Waits {
 /// What an owner's open says on stderr before it migrates its file ([`store_core::OpenOptions::on_migrating`]):
 /// a start killed during a long migration (a supervisor's start timeout) otherwise leaves no line saying what
 /// it was doing, and the next start is killed the same way.
-pub fn say_migrating(context: &str) -> Option<store_core::MigratingCallback> {
+pub fn say_migrating(context: &str) -> store_core::MigratingCallback {
     let context = context.to_string();
-    Some(Arc::new(move |m: &store_core::MigrationStart<'_>| {
+    Arc::new(move |m: &store_core::MigrationStart<'_>| {
         let stopped = match m.stopped_before {
             0 => String::new(),
             n => format!(" (the last {n} start(s) were stopped during this migration before it ended)"),
@@ -187,7 +187,7 @@ pub fn say_migrating(context: &str) -> Option<store_core::MigratingCallback> {
             m.from_version,
             m.to_version
         );
-    }))
+    })
 }
 
 /// `println!` that never panics on a closed stdout (see [`print_out`]).

@@ -74,7 +74,7 @@ pub fn run(args: Args) -> ExitCode {
         predecessor: args.legacy.clone(),
         key,
         waits: super::owner_waits("server"),
-        on_migrating: super::say_migrating("server"),
+        on_migrating: Some(super::say_migrating("server")),
         ..Default::default()
     };
     let mut server = match Server::open_with(&args.data_dir, &options) {

@@ -581,9 +581,9 @@ fn inspect_contents(
         // app that looked hung, stops each next start the same way, the startup loop of a migration that takes
         // longer than they allow. Said while no owner runs (one that does may be
         // migrating now).
-        let stopped = match (&h.owner, records::MigratingRecord::of(path, state.user_version)) {
-            (Some(LockState::Held { .. }), _) | (_, None) => None,
-            (_, Some(r)) => Some(r),
+        let stopped = match &h.owner {
+            Some(LockState::Held { .. }) => None,
+            _ => records::MigratingRecord::of(path, state.user_version),
         };
         let (said, remedy) = match stopped {
             None => (String::new(), remedy),
