@@ -245,8 +245,8 @@ fn starts_killed_during_their_migration_leave_one_copy_of_the_file_not_one_each(
     assert!(
         pending.remedy.ends_with(
             ", and let it run until the migration ends: it takes longer than whatever stopped those starts allowed \
-             (a supervisor's start timeout: raise it, as systemd's `TimeoutStartSec`; or the app quit while it \
-             looked hung)"
+             (a supervisor's start timeout: raise it, as systemd's `TimeoutStartSec`, or let the start ask for \
+             the time it needs, as systemd's `Type=notify` does; or the app quit while it looked hung)"
         ),
         "{}",
         pending.remedy

@@ -116,6 +116,7 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = super::install_stop_handlers() {
         return super::fail("daemon", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
     }
+    super::supervisor::starting("daemon");
     let key = match args.key.load() {
         Ok(key) => key,
         Err(e) => return super::fail("daemon", &e),
@@ -139,6 +140,7 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return super::fail_owner("daemon", &e),
     };
     super::say_opened("daemon", writer.owner());
+    super::supervisor::ready(&format!("recording into {}", writer.path().display()));
     if !writer.recovery().is_empty() {
         let _ = writeln!(io::stderr(), "splitstore daemon: recovered: {}", writer.recovery());
     }

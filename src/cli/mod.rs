@@ -10,6 +10,7 @@ pub mod repair;
 pub mod report;
 pub mod restore;
 pub mod server;
+pub mod supervisor;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -155,6 +156,7 @@ fn say_waiting(context: &str, wait: &store_core::FolderWait<'_>) {
         ),
     };
     let _ = writeln!(std::io::stderr(), "splitstore {context}: {line}");
+    supervisor::doing(&line);
 }
 
 /// How an owner's open (the daemon's, the server's) waits for a backup folder its pre-migration backup goes
@@ -169,23 +171,31 @@ pub fn owner_waits(context: &str) -> store_core::Waits {
     }
 }
 
-/// What an owner's open says on stderr before it migrates its file ([`store_core::OpenOptions::on_migrating`]):
-/// a start killed during a long migration (a supervisor's start timeout) otherwise leaves no line saying what
-/// it was doing, and the next start is killed the same way.
+/// What an owner's open says of a migration of its file ([`store_core::OpenOptions::on_migrating`]): on
+/// stderr before it begins, since a start killed during a long migration (a supervisor's start timeout)
+/// otherwise leaves no line saying what it was doing, and the next start is killed the same way; and each
+/// phase to a service manager ([`supervisor`]), which gives the start more time while it works.
 pub fn say_migrating(context: &str) -> store_core::MigratingCallback {
     let context = context.to_string();
-    Arc::new(move |m: &store_core::MigrationStart<'_>| {
+    Arc::new(move |m: &store_core::MigrationProgress<'_>| {
+        let upgrading = format!(
+            "upgrading {} from schema {} to {}",
+            m.path.display(),
+            m.from_version,
+            m.to_version
+        );
+        supervisor::doing(&format!("{upgrading}: {}", m.phase));
+        if m.phase != store_core::MigrationPhase::Starting {
+            return;
+        }
         let stopped = match m.stopped_before {
             0 => String::new(),
             n => format!(" (the last {n} start(s) were stopped during this migration before it ended)"),
         };
         let _ = writeln!(
             std::io::stderr(),
-            "splitstore {context}: upgrading {} from schema {} to {}{stopped}: a copy of the file first, then the \
-             migration; stopping it meanwhile starts it over at the next start",
-            m.path.display(),
-            m.from_version,
-            m.to_version
+            "splitstore {context}: {upgrading}{stopped}: a copy of the file first, then the migration; stopping it \
+             meanwhile starts it over at the next start"
         );
     })
 }
@@ -369,6 +379,7 @@ pub fn upgrade_first(
                 last.clone_from(&p.phase);
             }
             let _ = writeln!(std::io::stderr(), "splitstore {context_owned}: {event}");
+            supervisor::doing(&event.to_string());
         })),
         ..Default::default()
     };

@@ -63,6 +63,7 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(e) = super::install_stop_handlers() {
         return super::fail("server", &format!("could not install the SIGTERM/SIGINT handlers: {e}"));
     }
+    super::supervisor::starting("server");
     let key = match args.key.load() {
         Ok(key) => key,
         Err(e) => return super::fail("server", &e),
@@ -87,6 +88,7 @@ pub fn run(args: Args) -> ExitCode {
         return super::fail_owner("server", &damage);
     }
     super::say_opened("server", server.config().owner());
+    super::supervisor::ready(&format!("serving {}", server.config().path().display()));
     let config = server.config().path().display();
     let went_back = "it was put back from a copy, created anew, or lost its last commits in a power loss. Its counters \
                      now start past those ids, so no id is handed out twice";

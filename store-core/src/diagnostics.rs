@@ -596,8 +596,9 @@ fn inspect_contents(
                 ),
                 format!(
                     "{remedy}, and let it run until the migration ends: it takes longer than whatever stopped those \
-                     starts allowed (a supervisor's start timeout: raise it, as systemd's `TimeoutStartSec`; or the \
-                     app quit while it looked hung)"
+                     starts allowed (a supervisor's start timeout: raise it, as systemd's `TimeoutStartSec`, or let \
+                     the start ask for the time it needs, as systemd's `Type=notify` does; or the app quit while it \
+                     looked hung)"
                 ),
             ),
         };

@@ -77,7 +77,9 @@ pub mod time;
 pub use diagnostics::CheckLevel;
 pub use error::{Banner, Describe, Error, ErrorKind, Result, SqliteResultExt};
 pub use key::{Key, encryption_available};
-pub use migrate::{BOOKKEEPING_SQL, MigratingCallback, MigrationHook, MigrationStart, UpgradeReport};
+pub use migrate::{
+    BOOKKEEPING_SQL, MigratingCallback, MigrationHook, MigrationPhase, MigrationProgress, UpgradeReport,
+};
 pub use open_database::{OpenOptions, OpenReport, OwnerConnection};
 pub use owner_lock::{FolderLock, FolderWait, LockHolder, LockState, OwnerLock, WaitingCallback, Waits};
 pub use provenance::Provenance;

@@ -267,19 +267,49 @@ pub(crate) fn check_history(conn: &Connection, path: &Path, schema: &'static Sch
     Ok(())
 }
 
-/// What an open is about to migrate ([`crate::OpenOptions::on_migrating`]).
+/// Where an owner's open is in the migration of a file that already had a schema
+/// ([`crate::OpenOptions::on_migrating`]).
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
-pub struct MigrationStart<'a> {
+pub struct MigrationProgress<'a> {
     pub path: &'a Path,
     pub from_version: u32,
     pub to_version: u32,
     /// As [`UpgradeReport::stopped_before`].
     pub stopped_before: u32,
+    /// What it begins now.
+    pub phase: MigrationPhase,
 }
 
-/// Told once before an open migrates a file that already had a schema ([`MigrationStart`]).
-pub type MigratingCallback = Arc<dyn Fn(&MigrationStart<'_>) + Send + Sync>;
+/// A phase of a migration, told as it begins. A file of any size spends most of its time in `Copying` and in
+/// the steps that rewrite every row of a table (the running totals' backfill over every session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MigrationPhase {
+    /// Told first, before anything: the file is about to be checked, copied and migrated.
+    Starting,
+    /// Reading the whole file for damage (`quick_check`) before changing it.
+    Checking,
+    /// Copying the file whole (and checking the copy): the way back to the build before.
+    Copying,
+    /// Running the step that brings the file to `version`, in one transaction.
+    Step { version: u32, name: &'static str },
+}
+
+impl std::fmt::Display for MigrationPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MigrationPhase::Starting => f.write_str("starting"),
+            MigrationPhase::Checking => f.write_str("checking the file (quick_check)"),
+            MigrationPhase::Copying => f.write_str("copying the file"),
+            MigrationPhase::Step { version, name } => write!(f, "migrating to schema {version} ({name})"),
+        }
+    }
+}
+
+/// Told as an owner's open begins to migrate a file that already had a schema, and as each phase of that
+/// migration begins ([`MigrationProgress`]).
+pub type MigratingCallback = Arc<dyn Fn(&MigrationProgress<'_>) + Send + Sync>;
 
 /// What an upgrade did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,14 +353,23 @@ pub(crate) fn upgrade(
     }
     if from > 0 {
         report.stopped_before = crate::records::MigratingRecord::of(path, from).map_or(0, |r| r.starts);
-        if let Some(on_migrating) = &opts.on_migrating {
-            on_migrating(&MigrationStart {
+    }
+    let stopped_before = report.stopped_before;
+    // Only a file that already had a schema is told of: creating one takes no time worth waiting through.
+    let tell = |phase| {
+        if let Some(on_migrating) = opts.on_migrating.as_ref().filter(|_| from > 0) {
+            on_migrating(&MigrationProgress {
                 path,
                 from_version: from,
                 to_version: target,
-                stopped_before: report.stopped_before,
+                stopped_before,
+                phase,
             });
         }
+    };
+    if from > 0 {
+        tell(MigrationPhase::Starting);
+        tell(MigrationPhase::Checking);
         let problems = check::quick_check(conn).at_db(path, schema)?;
         let problems = crate::key::explain_check(path, key, problems);
         if !problems.is_empty() {
@@ -351,11 +390,16 @@ pub(crate) fn upgrade(
                 schema,
                 key,
             };
+            tell(MigrationPhase::Copying);
             report.backup = Some(backup::pre_migration_backup(&source, dir, &opts.waits)?);
         }
     }
     conn_ext::set_and_verify(conn, path, "synchronous", "FULL", "2")?;
     for m in &schema.migrations[from as usize..target as usize] {
+        tell(MigrationPhase::Step {
+            version: m.version,
+            name: m.name,
+        });
         let applied = apply_one(conn, path, schema, m, hook);
         // Failed before any step committed: the file is the copy, which would only fill the disk at every
         // start that fails the same way. Kept (and named) when it is the way back from steps that committed.

@@ -86,9 +86,10 @@ pub struct OpenOptions {
     /// while a backup or restore holds it. Its stop flag gives the wait up ([`Error::Stopped`], nothing
     /// changed); its callback is told who is in the way.
     pub waits: Waits,
-    /// Told once before the open migrates a file that already had a schema, before its checks and copy: a
-    /// process says so in its log, where a supervisor's kill during a long migration otherwise follows
-    /// silence, and each next start is killed the same way.
+    /// Told before the open migrates a file that already had a schema (before its checks and copy), and as
+    /// each phase of the migration begins ([`migrate::MigrationPhase`]): a process says so in its log and to
+    /// its supervisor, where a kill during a long migration (a start timeout) otherwise follows silence, and
+    /// each next start is killed the same way; an app shows what its start waits for.
     pub on_migrating: Option<migrate::MigratingCallback>,
 }
 

@@ -444,6 +444,66 @@ fn a_backup_is_taken_before_migrating_existing_data() {
     assert_eq!(listed[0].class, store_core::backup::BackupClass::PreMigration);
 }
 
+/// What an owner's open tells `on_migrating` of a migration: that it begins, then each phase as it begins, so
+/// an app shows what its start waits for and a process asks its supervisor for time while it works. Each is
+/// told before it runs: no copy yet while checking, the file at the version before a step while it runs. A
+/// file created now is told nothing.
+#[test]
+fn an_open_tells_each_phase_of_a_migration_as_it_begins_and_nothing_of_a_file_it_creates() {
+    use store_core::MigrationPhase;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let options = || {
+        let (told, path) = (Arc::clone(&told), db.clone());
+        OpenOptions {
+            on_migrating: Some(Arc::new(move |m: &store_core::MigrationProgress<'_>| {
+                assert_eq!(m.path, path);
+                let copies = fs::read_dir(path.parent().unwrap().join("backups/pre-migration"))
+                    .map_or(0, |entries| entries.count() as u32);
+                let version: u32 = Connection::open(&path)
+                    .unwrap()
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!((m.from_version, m.to_version, m.stopped_before), (1, 3, 0));
+                told.lock().unwrap().push((m.phase, copies, version));
+            })),
+            ..Default::default()
+        }
+    };
+    drop(OwnerConnection::open_with(&dir.path().join("fresh.db"), &ITEMS, &options()).unwrap());
+    assert!(
+        told.lock().unwrap().is_empty(),
+        "a fresh file: {:?}",
+        told.lock().unwrap()
+    );
+
+    seed_v1(&db);
+    drop(OwnerConnection::open_with(&db, &ITEMS, &options()).unwrap());
+    let step = |version, name| MigrationPhase::Step { version, name };
+    assert_eq!(
+        *told.lock().unwrap(),
+        [
+            (MigrationPhase::Starting, 0, 1),
+            (MigrationPhase::Checking, 0, 1),
+            (MigrationPhase::Copying, 0, 1),
+            (step(2, "item color"), 1, 1),
+            (step(3, "color not null (rebuild)"), 1, 2),
+        ]
+    );
+    let said: Vec<String> = told.lock().unwrap().iter().map(|(p, ..)| p.to_string()).collect();
+    assert_eq!(
+        said,
+        [
+            "starting",
+            "checking the file (quick_check)",
+            "copying the file",
+            "migrating to schema 2 (item color)",
+            "migrating to schema 3 (color not null (rebuild))"
+        ]
+    );
+}
+
 /// A migration failing at every start (a supervisor restarting its owner) kept one more copy of the whole
 /// file per start in `backups/pre-migration`, never rotated, until the disk was full. A copy no step committed
 /// after is removed (the file is still what it holds); one that steps committed after is kept and named: the

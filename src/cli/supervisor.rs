@@ -1,0 +1,129 @@
+//! What `splitstore daemon` and `splitstore server` tell a service manager that started them with
+//! `NOTIFY_SOCKET` set (systemd's `Type=notify`, sd_notify(3)): what the start is doing (`STATUS=`), more
+//! time while it works (`EXTEND_TIMEOUT_USEC=`), and `READY=1` once the owner's file is open. Without
+//! `NOTIFY_SOCKET` nothing is sent.
+//!
+//! Why: the first start after an upgrade can take minutes on years of history (a legacy file split, or the
+//! owner's file copied whole and then migrated), and may wait for a peer's split or a backup folder. A
+//! service manager that hears nothing ends the start at its start timeout (systemd's `TimeoutStartSec`,
+//! 90 s by default), and the next start begins the same work over: a start loop that never finishes. So a
+//! start asks for [`ASK_FOR`] more every [`ASK_EVERY`] until it is ready
+//! (<https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html>, `EXTEND_TIMEOUT_USEC`), on a
+//! thread of its own, since the longest phases are single SQLite calls (a copy, an index build) with nothing
+//! to hook a report into. So a start that never ends (a disk that stopped answering) is not ended by the
+//! timeout; its status says what it has been doing and for how long. One whose process is stopped (SIGSTOP,
+//! a debugger) is ended [`ASK_FOR`] after its last ask.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+
+/// How often a start asks for more time.
+const ASK_EVERY: Duration = Duration::from_secs(1);
+
+/// How much more time each ask is for: what a start may go without asking (a loaded machine delaying the
+/// asking thread) before the service manager ends it.
+const ASK_FOR: Duration = Duration::from_secs(30);
+
+struct Start {
+    context: String,
+    /// What it is doing, and since when.
+    doing: String,
+    since: Instant,
+    ready: bool,
+    /// A failed send was said (once: the socket's problem does not change between sends).
+    failure_said: bool,
+}
+
+static START: Mutex<Option<Start>> = Mutex::new(None);
+
+fn the_start() -> std::sync::MutexGuard<'static, Option<Start>> {
+    START.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Begins telling the service manager, when there is one to tell (`NOTIFY_SOCKET` is set): the start of
+/// `splitstore <context>` asks for time every [`ASK_EVERY`] on a thread of its own until [`ready`].
+pub fn starting(context: &str) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let mut start = the_start();
+    let told = start.insert(Start {
+        context: context.to_string(),
+        doing: "starting".to_string(),
+        since: Instant::now(),
+        ready: false,
+        failure_said: false,
+    });
+    ask_for_time(told);
+    drop(start);
+    std::thread::spawn(|| {
+        loop {
+            std::thread::sleep(ASK_EVERY);
+            match &mut *the_start() {
+                Some(told) if !told.ready => ask_for_time(told),
+                _ => return,
+            }
+        }
+    });
+}
+
+/// Says what the start is doing now (splitting, waiting, migrating), at once and at each ask after.
+/// Nothing when no start is being told: a command that is not an owner's start, or no service manager.
+pub fn doing(what: &str) {
+    if let Some(told) = &mut *the_start()
+        && !told.ready
+    {
+        told.doing = one_line(what);
+        told.since = Instant::now();
+        ask_for_time(told);
+    }
+}
+
+/// The start is over: the owner's file is open and it works as `what` says.
+pub fn ready(what: &str) {
+    if let Some(told) = &mut *the_start()
+        && !told.ready
+    {
+        told.ready = true;
+        let what = one_line(what);
+        send(told, &[NotifyState::Ready, NotifyState::Status(&what)]);
+    }
+}
+
+fn ask_for_time(told: &mut Start) {
+    let seconds = told.since.elapsed().as_secs();
+    let status = match seconds {
+        0 => told.doing.clone(),
+        n => format!("{} ({n} s)", told.doing),
+    };
+    let usec = u32::try_from(ASK_FOR.as_micros()).unwrap_or(u32::MAX);
+    send(
+        told,
+        &[NotifyState::ExtendTimeoutUsec(usec), NotifyState::Status(&status)],
+    );
+}
+
+fn send(told: &mut Start, states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states)
+        && !told.failure_said
+    {
+        told.failure_said = true;
+        let socket = std::env::var_os("NOTIFY_SOCKET").unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "splitstore {}: warning: could not tell the service manager at NOTIFY_SOCKET={} ({e}): one that \
+             waits for it (systemd's `Type=notify`) ends this start at its start timeout",
+            told.context,
+            socket.to_string_lossy()
+        );
+    }
+}
+
+/// A status is one line of the notification (its fields are separated by newlines): a path holding one
+/// would end it early.
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}

@@ -1,0 +1,194 @@
+//! The daemon and server started by a service manager that waits for them to say they are ready (systemd's
+//! `Type=notify`): this test is that manager, a datagram socket named by `NOTIFY_SOCKET`. A first start after
+//! an upgrade copies and migrates the owner's file, or splits a legacy file, and may wait for a backup
+//! folder: a manager that heard nothing ended it at its start timeout, and each next start began the same
+//! work over (a start loop). Now a start says what it does and asks for more time every second until its
+//! file is open, and then says `READY=1`.
+
+mod support;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+/// What the process asks each time: 30 s more.
+const ASKS_FOR: &str = "EXTEND_TIMEOUT_USEC=30000000";
+
+/// The manager's end of `NOTIFY_SOCKET`.
+struct ServiceManager {
+    socket: UnixDatagram,
+    path: PathBuf,
+    /// Every notification so far, each as its lines (`READY=1`, `STATUS=...`).
+    heard: Vec<Vec<String>>,
+}
+
+impl ServiceManager {
+    fn in_dir(dir: &Path) -> ServiceManager {
+        let path = dir.join("notify");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        ServiceManager {
+            socket,
+            path,
+            heard: Vec::new(),
+        }
+    }
+
+    /// `splitstore <args>` started as this manager starts a service.
+    fn start(&self, args: &[&str]) -> Child {
+        splitstore()
+            .env("NOTIFY_SOCKET", &self.path)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits for the next notification (60 s at most: a start that says nothing that long fails the test).
+    fn next(&mut self) -> &[String] {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = self
+            .socket
+            .recv(&mut buf)
+            .expect("the starting process says something within 60 s");
+        let text = String::from_utf8(buf[..n].to_vec()).unwrap();
+        self.heard.push(text.lines().map(str::to_string).collect());
+        self.heard.last().unwrap()
+    }
+
+    /// Waits until a notification holds `line` (or one starting with it, for a `prefix`), and returns it.
+    fn until(&mut self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+        loop {
+            let heard = self.next().to_vec();
+            if heard.iter().any(|l| wanted(l)) {
+                return heard;
+            }
+        }
+    }
+
+    /// The statuses heard so far, in order.
+    fn statuses(&self) -> Vec<&str> {
+        self.heard
+            .iter()
+            .flatten()
+            .filter_map(|l| l.strip_prefix("STATUS="))
+            .collect()
+    }
+
+    /// Everything sent after the process ended (nothing waits: it has ended).
+    fn rest(&mut self) -> Vec<Vec<String>> {
+        self.socket.set_nonblocking(true).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut rest = Vec::new();
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            rest.push(String::from_utf8_lossy(&buf[..n]).lines().map(str::to_string).collect());
+        }
+        rest
+    }
+}
+
+/// A daemon's first start after an upgrade, waiting for the backup folder its pre-migration copy goes into
+/// (a backup holds it), then migrating its file. Before, it said nothing to its manager, which ended it at its
+/// start timeout. It now says each phase as it begins, asks for 30 s more every second while it waits and
+/// works (the wait is asked for again and again, with how long it has waited), and says `READY=1`, with
+/// what it does, only once its file is open and migrated; nothing after that.
+#[test]
+fn a_starting_daemon_asks_its_service_manager_for_time_while_it_waits_and_migrates_and_says_ready_once_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (db, older) = activity_db_one_version_back(&data);
+    let backups = data.join("backups");
+    store_core::files::create_private_dir_all(&backups).unwrap();
+    let held = store_core::FolderLock::exclusive(&backups).unwrap();
+
+    let mut manager = ServiceManager::in_dir(dir.path());
+    let daemon = manager.start(&["daemon", "--data-dir", utf8(&data), "--events", "1"]);
+    let waiting = format!(
+        "waiting for the backup folder {}, held by pid {}",
+        backups.display(),
+        std::process::id()
+    );
+    manager.until(|l| l.strip_prefix("STATUS=").is_some_and(|s| s.starts_with(&waiting)));
+    // Asked for again while it waits, with how long it has waited: the manager's status shows the wait.
+    let again = manager.until(|l| {
+        l.strip_prefix("STATUS=")
+            .is_some_and(|s| s.starts_with(&waiting) && s.ends_with(" s)"))
+    });
+    assert!(again.iter().any(|l| l == ASKS_FOR), "{again:?}");
+
+    drop(held);
+    let ready = manager.until(|l| l == "READY=1");
+    assert_eq!(
+        ready,
+        ["READY=1".to_string(), format!("STATUS=recording into {}", db.display())]
+    );
+    let out = daemon.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(manager.rest().is_empty(), "nothing once ready");
+
+    let (before_ready, _) = manager.heard.split_at(manager.heard.len() - 1);
+    for heard in before_ready {
+        assert!(
+            heard.iter().any(|l| l == ASKS_FOR),
+            "every notification of the start asks for time: {heard:?}"
+        );
+    }
+    let end = activity_store::SCHEMA.end_version();
+    let upgrading = format!("upgrading {} from schema {older} to {end}: ", db.display());
+    // Each phase once, in order (asked again each second it lasts, with how long it has lasted).
+    let mut phases: Vec<&str> = manager
+        .statuses()
+        .into_iter()
+        .filter_map(|s| s.strip_prefix(&upgrading))
+        .map(|s| {
+            s.rsplit_once(" (")
+                .filter(|(_, t)| t.ends_with(" s)"))
+                .map_or(s, |(s, _)| s)
+        })
+        .collect();
+    phases.dedup();
+    assert_eq!(
+        phases,
+        [
+            "starting",
+            "checking the file (quick_check)",
+            "copying the file",
+            &format!("migrating to schema {end} (running totals per project in 15-minute buckets)")
+        ]
+    );
+    assert_eq!(manager.statuses()[0], "starting", "said at once, before the open");
+}
+
+/// The server's first start on a legacy directory splits the legacy file: it says so to its manager, asking
+/// for time, and says `READY=1` once config.db is open.
+#[test]
+fn a_starting_server_says_its_split_to_its_service_manager_and_ready_once_config_db_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    store_core::files::create_private_dir_all(&data).unwrap();
+    migrate_split::fixtures::build(&migrate_split::fixtures::LegacySpec::small(3), &data.join("legacy.db")).unwrap();
+
+    let mut manager = ServiceManager::in_dir(dir.path());
+    let server = manager.start(&["server", "--data-dir", utf8(&data), "--seconds", "0"]);
+    let ready = manager.until(|l| l == "READY=1");
+    let config = data.join("config.db");
+    assert_eq!(
+        ready,
+        ["READY=1".to_string(), format!("STATUS=serving {}", config.display())]
+    );
+    let out = server.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let splitting = "upgrading: splitting the legacy database (";
+    let said = manager.statuses();
+    assert!(said.iter().any(|s| s.starts_with(splitting)), "{said:?}");
+    let split = manager
+        .heard
+        .iter()
+        .find(|h| h.iter().any(|l| l.starts_with(&format!("STATUS={splitting}"))))
+        .unwrap();
+    assert!(split.iter().any(|l| l == ASKS_FOR), "{split:?}");
+}
