@@ -192,3 +192,31 @@ fn a_starting_server_says_its_split_to_its_service_manager_and_ready_once_config
         .unwrap();
     assert!(split.iter().any(|l| l == ASKS_FOR), "{split:?}");
 }
+
+/// A `NOTIFY_SOCKET` nobody listens on (a variable inherited from a service that started the process, its
+/// socket gone): the start goes on and records, saying once that it could not tell the manager.
+#[test]
+fn a_start_whose_service_manager_cannot_be_told_says_so_once_and_records_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let gone = dir.path().join("no-manager-listens-here");
+    let out = output_within(
+        splitstore()
+            .env("NOTIFY_SOCKET", &gone)
+            .args(["daemon", "--data-dir", utf8(&data), "--events", "3"]),
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(summary_field(&stdout, "daemon: ", "events"), 3, "{stdout}");
+    let warning = format!(
+        "splitstore daemon: warning: could not tell the service manager at NOTIFY_SOCKET={} (",
+        gone.display()
+    );
+    let said: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&warning)).collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(
+        said[0].ends_with("): one that waits for it (systemd's `Type=notify`) ends this start at its start timeout"),
+        "{stderr}"
+    );
+}
