@@ -370,10 +370,12 @@ pub fn upgrade_first(
         key: key.cloned(),
         stop: Some(stop_flag()),
         on_event: Some(Arc::new(move |event: &migrate_split::UpgradeEvent| {
-            // Waiting is said once a second (by prepare); splitting only when its phase changes.
+            // Waiting is said once a second (by prepare); splitting only when its phase changes (its rows go
+            // to the service manager's status).
             if let migrate_split::UpgradeEvent::Splitting(p) = event {
                 let mut last = last_phase.lock().unwrap_or_else(|e| e.into_inner());
                 if p.phase.is_empty() || *last == p.phase {
+                    supervisor::progress(&event.to_string());
                     return;
                 }
                 last.clone_from(&p.phase);

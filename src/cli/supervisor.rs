@@ -70,7 +70,8 @@ pub fn starting(context: &str) {
     });
 }
 
-/// Says what the start is doing now (splitting, waiting, migrating), at once and at each ask after.
+/// Says what the start begins now (a phase of a split, a wait, a phase of a migration), at once and at each
+/// ask after, with how long it has been at it.
 /// Nothing when no start is being told: a command that is not an owner's start, or no service manager.
 pub fn doing(what: &str) {
     if let Some(told) = &mut *the_start()
@@ -79,6 +80,16 @@ pub fn doing(what: &str) {
         told.doing = one_line(what);
         told.since = Instant::now();
         ask_for_time(told);
+    }
+}
+
+/// Updates what the current phase says (rows copied so far), sent with the next ask: an update every few
+/// thousand rows is not a notification each, and the time told stays the phase's.
+pub fn progress(what: &str) {
+    if let Some(told) = &mut *the_start()
+        && !told.ready
+    {
+        told.doing = one_line(what);
     }
 }
 
