@@ -7,8 +7,9 @@
 
 mod support;
 
+use std::ffi::OsString;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ const ASKS_FOR: &str = "EXTEND_TIMEOUT_USEC=30000000";
 /// The manager's end of `NOTIFY_SOCKET`.
 struct ServiceManager {
     socket: UnixDatagram,
-    path: PathBuf,
+    /// What `NOTIFY_SOCKET` says: the socket's path, or `@` and its abstract name.
+    address: OsString,
     /// Every notification so far, each as its lines (`READY=1`, `STATUS=...`).
     heard: Vec<Vec<String>>,
 }
@@ -32,7 +34,21 @@ impl ServiceManager {
         socket.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         ServiceManager {
             socket,
-            path,
+            address: path.into_os_string(),
+            heard: Vec::new(),
+        }
+    }
+
+    /// A manager listening on an abstract socket (Linux's; one in a container may name one).
+    #[cfg(target_os = "linux")]
+    fn abstract_named(name: &str) -> ServiceManager {
+        use std::os::linux::net::SocketAddrExt;
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+        let socket = UnixDatagram::bind_addr(&address).unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        ServiceManager {
+            socket,
+            address: format!("@{name}").into(),
             heard: Vec::new(),
         }
     }
@@ -40,7 +56,7 @@ impl ServiceManager {
     /// `splitstore <args>` started as this manager starts a service.
     fn start(&self, args: &[&str]) -> Child {
         splitstore()
-            .env("NOTIFY_SOCKET", &self.path)
+            .env("NOTIFY_SOCKET", &self.address)
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -219,4 +235,63 @@ fn a_start_whose_service_manager_cannot_be_told_says_so_once_and_records_all_the
         said[0].ends_with("): one that waits for it (systemd's `Type=notify`) ends this start at its start timeout"),
         "{stderr}"
     );
+}
+
+/// A manager that does not read what it is sent (its socket's queue full: 10 datagrams on Linux). The start
+/// must not wait on it: it records, saying once that it could not tell the manager. (Sent waiting, the start's
+/// first notification hung it for good, with its split or migration behind it.)
+#[test]
+fn a_start_whose_service_manager_does_not_read_is_not_held_up_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let manager = ServiceManager::in_dir(dir.path());
+    let filler = UnixDatagram::unbound().unwrap();
+    filler.set_nonblocking(true).unwrap();
+    let mut queued = 0;
+    while filler.send_to(b"STATUS=filler\n", &manager.address).is_ok() {
+        queued += 1;
+        assert!(queued < 100_000, "the socket's queue never filled");
+    }
+    let out = output_within(
+        splitstore().env("NOTIFY_SOCKET", &manager.address).args([
+            "daemon",
+            "--data-dir",
+            utf8(&data),
+            "--events",
+            "3",
+        ]),
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(summary_field(&stdout, "daemon: ", "events"), 3, "{stdout}");
+    let warning = format!(
+        "splitstore daemon: warning: could not tell the service manager at NOTIFY_SOCKET={} (",
+        manager.address.to_string_lossy()
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with(&warning)).count(),
+        1,
+        "{stderr}"
+    );
+}
+
+/// `NOTIFY_SOCKET` naming an abstract socket (`@name`, Linux): told there as at a path.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_service_manager_on_an_abstract_socket_is_told_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let name = format!("splitstore-test-{}-{}", std::process::id(), data.display());
+    let mut manager = ServiceManager::abstract_named(&name);
+    let daemon = manager.start(&["daemon", "--data-dir", utf8(&data), "--events", "1"]);
+    let ready = manager.until(|l| l == "READY=1");
+    let db = activity_store::SCHEMA.path_in(&data);
+    assert_eq!(
+        ready,
+        ["READY=1".to_string(), format!("STATUS=recording into {}", db.display())]
+    );
+    let out = daemon.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(manager.heard[0], [ASKS_FOR, "STATUS=starting"]);
 }

@@ -14,11 +14,12 @@
 //! timeout; its status says what it has been doing and for how long. One whose process is stopped (SIGSTOP,
 //! a debugger) is ended [`ASK_FOR`] after its last ask.
 
+use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixDatagram;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use sd_notify::NotifyState;
 
 /// How often a start asks for more time.
 const ASK_EVERY: Duration = Duration::from_secs(1);
@@ -29,6 +30,8 @@ const ASK_FOR: Duration = Duration::from_secs(30);
 
 struct Start {
     context: String,
+    /// `NOTIFY_SOCKET`: the manager's datagram socket, a path or, after an `@`, an abstract name.
+    socket: OsString,
     /// What it is doing, and since when.
     doing: String,
     since: Instant,
@@ -46,12 +49,13 @@ fn the_start() -> std::sync::MutexGuard<'static, Option<Start>> {
 /// Begins telling the service manager, when there is one to tell (`NOTIFY_SOCKET` is set): the start of
 /// `splitstore <context>` asks for time every [`ASK_EVERY`] on a thread of its own until [`ready`].
 pub fn starting(context: &str) {
-    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
-    }
+    };
     let mut start = the_start();
     let told = start.insert(Start {
         context: context.to_string(),
+        socket,
         doing: "starting".to_string(),
         since: Instant::now(),
         ready: false,
@@ -99,38 +103,59 @@ pub fn ready(what: &str) {
         && !told.ready
     {
         told.ready = true;
-        let what = one_line(what);
-        send(told, &[NotifyState::Ready, NotifyState::Status(&what)]);
+        let status = format!("READY=1\nSTATUS={}\n", one_line(what));
+        send(told, &status);
     }
 }
 
 fn ask_for_time(told: &mut Start) {
-    let seconds = told.since.elapsed().as_secs();
-    let status = match seconds {
+    let status = match told.since.elapsed().as_secs() {
         0 => told.doing.clone(),
         n => format!("{} ({n} s)", told.doing),
     };
-    let usec = u32::try_from(ASK_FOR.as_micros()).unwrap_or(u32::MAX);
-    send(
-        told,
-        &[NotifyState::ExtendTimeoutUsec(usec), NotifyState::Status(&status)],
-    );
+    let asks = format!("EXTEND_TIMEOUT_USEC={}\nSTATUS={status}\n", ASK_FOR.as_micros());
+    send(told, &asks);
 }
 
-fn send(told: &mut Start, states: &[NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(states)
+/// Sends one notification (sd_notify(3)'s protocol: `KEY=value` lines in one datagram), never waiting: a
+/// socket nobody reads holds 10 datagrams on Linux (`net.unix.max_dgram_qlen`), and a start waiting on it
+/// would hang there, holding up its split or migration. One that cannot be sent is said once.
+fn send(told: &mut Start, message: &str) {
+    let sent = UnixDatagram::unbound().and_then(|socket| {
+        socket.set_nonblocking(true)?;
+        match told.socket.as_bytes().strip_prefix(b"@") {
+            Some(name) => send_to_abstract(&socket, name, message),
+            None => socket.send_to(message.as_bytes(), &told.socket),
+        }
+    });
+    if let Err(e) = sent
         && !told.failure_said
     {
         told.failure_said = true;
-        let socket = std::env::var_os("NOTIFY_SOCKET").unwrap_or_default();
         let _ = writeln!(
             std::io::stderr(),
             "splitstore {}: warning: could not tell the service manager at NOTIFY_SOCKET={} ({e}): one that \
              waits for it (systemd's `Type=notify`) ends this start at its start timeout",
             told.context,
-            socket.to_string_lossy()
+            told.socket.to_string_lossy()
         );
     }
+}
+
+/// An abstract socket (Linux's, named with a leading `@` in `NOTIFY_SOCKET`: a manager in a container).
+#[cfg(target_os = "linux")]
+fn send_to_abstract(socket: &UnixDatagram, name: &[u8], message: &str) -> std::io::Result<usize> {
+    use std::os::linux::net::SocketAddrExt;
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    socket.send_to_addr(message.as_bytes(), &address)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_to_abstract(_: &UnixDatagram, _: &[u8], _: &str) -> std::io::Result<usize> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "abstract sockets are Linux's",
+    ))
 }
 
 /// A status is one line of the notification (its fields are separated by newlines): a path holding one
