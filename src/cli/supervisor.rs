@@ -118,8 +118,9 @@ fn ask_for_time(told: &mut Start) {
 }
 
 /// Sends one notification (sd_notify(3)'s protocol: `KEY=value` lines in one datagram), never waiting: a
-/// socket nobody reads holds 10 datagrams on Linux (`net.unix.max_dgram_qlen`), and a start waiting on it
-/// would hang there, holding up its split or migration. One that cannot be sent is said once.
+/// socket nobody reads holds 10 datagrams on Linux (`net.unix.max_dgram_qlen`; systemd raises it to 512), and
+/// a start waiting on it would hang there, holding up its split or migration. One that cannot be sent is
+/// dropped, said once.
 fn send(told: &mut Start, message: &str) {
     let sent = UnixDatagram::unbound().and_then(|socket| {
         socket.set_nonblocking(true)?;
