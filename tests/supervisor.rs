@@ -110,8 +110,9 @@ impl ServiceManager {
 /// A daemon's first start after an upgrade, waiting for the backup folder its pre-migration copy goes into
 /// (a backup holds it), then migrating its file. Before, it said nothing to its manager, which ended it at its
 /// start timeout. It now says each phase as it begins, asks for 30 s more every second while it waits and
-/// works (the wait is asked for again and again, with how long it has waited), and says `READY=1`, with
-/// what it does, only once its file is open and migrated; nothing after that.
+/// works (the wait is asked for again and again, with how long it has waited, and once it is over the copy
+/// is said again), and says `READY=1`, with what it does, only once its file is open and migrated; nothing
+/// after that.
 #[test]
 fn a_starting_daemon_asks_its_service_manager_for_time_while_it_waits_and_migrates_and_says_ready_once_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,30 +154,37 @@ fn a_starting_daemon_asks_its_service_manager_for_time_while_it_waits_and_migrat
             "every notification of the start asks for time: {heard:?}"
         );
     }
+    // Each status once, in order (asked again each second it lasts, with how long it has lasted): the wait
+    // between the copy's start and the copy itself, and the copy said again once the wait is over.
     let end = activity_store::SCHEMA.end_version();
     let upgrading = format!("upgrading {} from schema {older} to {end}: ", db.display());
-    // Each phase once, in order (asked again each second it lasts, with how long it has lasted).
-    let mut phases: Vec<&str> = manager
+    let mut said: Vec<String> = manager
         .statuses()
         .into_iter()
-        .filter_map(|s| s.strip_prefix(&upgrading))
-        .map(|s| {
-            s.rsplit_once(" (")
-                .filter(|(_, t)| t.ends_with(" s)"))
-                .map_or(s, |(s, _)| s)
+        .map(|s| match s.rsplit_once(" (") {
+            Some((s, t)) if t.strip_suffix(" s)").is_some_and(|n| n.parse::<u64>().is_ok()) => s,
+            _ => s,
+        })
+        .map(|s| match s.strip_prefix(&upgrading) {
+            Some(phase) => format!("upgrading: {phase}"),
+            None if s.starts_with(&waiting) => "waiting".to_string(),
+            None => s.to_string(),
         })
         .collect();
-    phases.dedup();
+    said.dedup();
     assert_eq!(
-        phases,
+        said,
         [
-            "starting",
-            "checking the file (quick_check)",
-            "copying the file",
-            &format!("migrating to schema {end} (running totals per project in 15-minute buckets)")
+            "starting".to_string(),
+            "upgrading: starting".to_string(),
+            "upgrading: checking the file (quick_check)".to_string(),
+            "upgrading: copying the file".to_string(),
+            "waiting".to_string(),
+            "upgrading: copying the file".to_string(),
+            format!("upgrading: migrating to schema {end} (running totals per project in 15-minute buckets)"),
+            format!("recording into {}", db.display()),
         ]
     );
-    assert_eq!(manager.statuses()[0], "starting", "said at once, before the open");
 }
 
 /// The server's first start on a legacy directory splits the legacy file: it says so to its manager, asking

@@ -145,6 +145,10 @@ pub fn command_waits(context: &str) -> store_core::Waits {
 /// The line said when a command waits for a backup folder's lock (its holders named, or "another process"),
 /// and, when an owner's start waits on through holders that are all stopped, what continues them.
 fn say_waiting(context: &str, wait: &store_core::FolderWait<'_>) {
+    if wait.over {
+        supervisor::waited();
+        return;
+    }
     let by = store_core::LockHolder::listed(wait.holders).unwrap_or_else(|| "another process".to_string());
     let folder = wait.folder.display();
     let line = match wait.holders_stopped {
@@ -156,7 +160,7 @@ fn say_waiting(context: &str, wait: &store_core::FolderWait<'_>) {
         ),
     };
     let _ = writeln!(std::io::stderr(), "splitstore {context}: {line}");
-    supervisor::doing(&line);
+    supervisor::waiting(&line);
 }
 
 /// How an owner's open (the daemon's, the server's) waits for a backup folder its pre-migration backup goes

@@ -35,6 +35,8 @@ struct Start {
     /// What it is doing, and since when.
     doing: String,
     since: Instant,
+    /// While it waits for another process: what it was doing before, said again once the wait is over.
+    before_wait: Option<String>,
     ready: bool,
     /// A failed send was said (once: the socket's problem does not change between sends).
     failure_said: bool,
@@ -58,6 +60,7 @@ pub fn starting(context: &str) {
         socket,
         doing: "starting".to_string(),
         since: Instant::now(),
+        before_wait: None,
         ready: false,
         failure_said: false,
     });
@@ -82,6 +85,33 @@ pub fn doing(what: &str) {
         && !told.ready
     {
         told.doing = one_line(what);
+        told.since = Instant::now();
+        told.before_wait = None;
+        ask_for_time(told);
+    }
+}
+
+/// Says that the start waits for another process (`what`: for what, and whom), until [`waited`].
+pub fn waiting(what: &str) {
+    if let Some(told) = &mut *the_start()
+        && !told.ready
+    {
+        if told.before_wait.is_none() {
+            told.before_wait = Some(told.doing.clone());
+        }
+        told.doing = one_line(what);
+        told.since = Instant::now();
+        ask_for_time(told);
+    }
+}
+
+/// The wait is over: says again what the start was doing before it (and goes on timing it from now).
+pub fn waited() {
+    if let Some(told) = &mut *the_start()
+        && !told.ready
+        && let Some(before) = told.before_wait.take()
+    {
+        told.doing = before;
         told.since = Instant::now();
         ask_for_time(told);
     }

@@ -367,9 +367,14 @@ pub struct FolderWait<'a> {
     /// Every holder has been stopped (Ctrl-Z, SIGSTOP, a debugger) for [`STOPPED_HOLDER_GRACE`]; told only to
     /// a wait that waits through stopped holders ([`Waits::through_stopped_holders`]), each time they stop.
     pub holders_stopped: bool,
+    /// The wait told of is over: the lock is taken (`holders` is then empty). Told once, after a wait that
+    /// was told, so that a process showing "waiting for ..." (a service manager's status) stops showing it
+    /// while it goes on with what it waited for (a copy of the whole file, before a migration).
+    pub over: bool,
 }
 
-/// Told when a wait for another process begins, what it waits for and whom ([`FolderWait`]).
+/// Told when a wait for another process begins, what it waits for and whom, and when it is over
+/// ([`FolderWait`]).
 pub type WaitingCallback = Arc<dyn Fn(&FolderWait<'_>) + Send + Sync>;
 
 /// How a call that may wait for another process behaves while it waits: an owner's open for the backup folder
@@ -383,7 +388,8 @@ pub struct Waits {
     /// otherwise stop only once the other process let go, after doing what it had waited to do.
     pub stop: Option<Arc<AtomicBool>>,
     /// Told once, when the call has to wait, for what and for whom: a process that waits says why. Told again
-    /// each time the holders are found stopped, when [`through_stopped_holders`](Self::through_stopped_holders).
+    /// each time the holders are found stopped, when [`through_stopped_holders`](Self::through_stopped_holders),
+    /// and once the wait is over with the lock taken ([`FolderWait::over`]).
     pub on_waiting: Option<WaitingCallback>,
     /// Keep waiting while every holder is stopped, instead of failing with [`Error::FolderHeldByStopped`] once
     /// they have been for [`STOPPED_HOLDER_GRACE`]. For a process a supervisor restarts (a daemon): failing,
@@ -439,9 +445,20 @@ fn wait_for_folder(
     let mut next_look = Instant::now();
     let mut told = false;
     let mut told_stopped = false;
+    let over = |told: bool| {
+        if told {
+            waits.tell(&FolderWait {
+                folder,
+                holders: &[],
+                holders_stopped: false,
+                over: true,
+            });
+        }
+        Ok(())
+    };
     loop {
         match try_lock(file) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return over(told),
             Err(e) if is_contended(&e) || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::io(lock_path, "lock", e)),
         }
@@ -467,6 +484,7 @@ fn wait_for_folder(
                 folder,
                 holders: &holders,
                 holders_stopped: false,
+                over: false,
             });
         }
         if Instant::now() >= next_look {
@@ -489,6 +507,7 @@ fn wait_for_folder(
                         folder,
                         holders: &holders,
                         holders_stopped: true,
+                        over: false,
                     });
                 }
                 (true, Some(_)) => {}

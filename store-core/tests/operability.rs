@@ -704,17 +704,18 @@ fn a_wait_through_stopped_holders_says_they_are_stopped_and_goes_on_once_they_ar
     let err = store_core::FolderLock::exclusive_with(&folder, &without_stop).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Locked, "{err}");
 
-    /// Each time the wait said it waits: its holders' pids, and whether they were stopped.
-    type Told = Vec<(Vec<u32>, bool)>;
+    /// Each time the wait said it waits: its holders' pids, whether they were stopped, whether it is over.
+    type Told = Vec<(Vec<u32>, bool, bool)>;
     let told: Arc<Mutex<Told>> = Arc::default();
     let heard = told.clone();
     let waits = store_core::Waits {
         stop: Some(Arc::new(AtomicBool::new(false))),
         on_waiting: Some(Arc::new(move |wait: &store_core::FolderWait<'_>| {
-            heard
-                .lock()
-                .unwrap()
-                .push((wait.holders.iter().map(|h| h.pid).collect(), wait.holders_stopped))
+            heard.lock().unwrap().push((
+                wait.holders.iter().map(|h| h.pid).collect(),
+                wait.holders_stopped,
+                wait.over,
+            ))
         })),
         through_stopped_holders: true,
     };
@@ -734,7 +735,10 @@ fn a_wait_through_stopped_holders_says_they_are_stopped_and_goes_on_once_they_ar
             said
         },
     );
-    assert_eq!(*told.lock().unwrap(), vec![(vec![pid], false), (vec![pid], true)]);
+    assert_eq!(
+        *told.lock().unwrap(),
+        vec![(vec![pid], false, false), (vec![pid], true, false)]
+    );
     assert!(!taking.is_finished(), "it waits on");
 
     // SAFETY: continues the child this test spawned.
@@ -742,7 +746,15 @@ fn a_wait_through_stopped_holders_says_they_are_stopped_and_goes_on_once_they_ar
     assert!(holder.0.wait().unwrap().success());
     let lock = taking.join().unwrap().expect("taken once the holder let go");
     drop(lock);
-    assert_eq!(told.lock().unwrap().len(), 2, "said once each");
+    assert_eq!(
+        *told.lock().unwrap(),
+        vec![
+            (vec![pid], false, false),
+            (vec![pid], true, false),
+            (vec![], false, true)
+        ],
+        "said once each, then that the wait is over"
+    );
 }
 
 #[test]
