@@ -77,9 +77,9 @@ pub fn starting(context: &str) {
     });
 }
 
-/// Says what the start begins now (a phase of a split, a wait, a phase of a migration), at once and at each
-/// ask after, with how long it has been at it.
-/// Nothing when no start is being told: a command that is not an owner's start, or no service manager.
+/// Says what the start begins now (a phase of a split or of a migration; a wait for a peer's split, said
+/// each second), at once and at each ask after, with how long it has been at it. Nothing when no start is
+/// being told: a command that is not an owner's start, or no service manager.
 pub fn doing(what: &str) {
     if let Some(told) = &mut *the_start()
         && !told.ready
