@@ -2201,6 +2201,33 @@ fn a_value_of_another_type_than_its_column_fails_reads_as_damage_naming_where_an
     );
 }
 
+/// A backup of a file holding such a value is refused, naming the row, and leaves no copy (of either file): a backup that
+/// restores a file whose reads fail would rotate out one that does not. The value is found by the backup's
+/// type check, which runs beside its integrity check on a second connection to the copy.
+#[test]
+fn a_backup_of_a_file_holding_a_value_of_another_type_is_refused_naming_the_row_and_leaves_no_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_, event) = with_values_of_another_type(&data);
+    let backups = dir.path().join("backups");
+    let out = run_splitstore(["backup", "--data-dir", utf8(&data), "--to", utf8(&backups)]);
+    let (_, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let found = format!(
+        "{} is damaged: integrity_check of a fresh backup found: activity_events row {event}: timestamp_ms is not \
+         a time (text)",
+        data.join("activity.db").display()
+    );
+    assert!(err.contains(&found), "{found:?} not in {err}");
+    let left: Vec<_> = std::fs::read_dir(&backups)
+        .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|name| !name.to_string_lossy().ends_with(".db")),
+        "no copy of either database left: {left:?}"
+    );
+}
+
 /// doctor finds such a value (it said both files were healthy, and so did repair), and repair acts on it.
 #[test]
 fn doctor_finds_a_value_of_another_type_than_its_column_and_repair_acts_on_it() {

@@ -32,7 +32,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use crate::check::integrity_check_with_types;
+use crate::check::integrity_check_with_types_beside;
 use crate::conn_ext::ConnExt;
 use crate::error::{Error, Result, SqliteResultExt};
 use crate::files;
@@ -700,12 +700,7 @@ pub fn take_backup(
 /// is the one `conn` was keyed with: the copy is keyed with it too, so its pages are written encrypted
 /// (SQLCipher copies between two connections only when both are keyed alike).
 pub fn snapshot_into(conn: &Connection, db_path: &Path, dest: &Path, key: Option<&Key>) -> Result<Connection> {
-    let mut out = Connection::open_with_flags(
-        dest,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )
-    .at(dest)?;
-    crate::key::apply(&out, dest, key)?;
+    let mut out = open_copy(dest, key)?;
     {
         let backup = Backup::new(conn, &mut out).at(dest)?;
         let mut waited = Duration::ZERO;
@@ -733,6 +728,17 @@ pub fn snapshot_into(conn: &Connection, db_path: &Path, dest: &Path, key: Option
             }
         }
     }
+    Ok(out)
+}
+
+/// A connection to the copy being made at `dest` (this process's own file, never a link), keyed with `key`.
+fn open_copy(dest: &Path, key: Option<&Key>) -> Result<Connection> {
+    let out = Connection::open_with_flags(
+        dest,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .at(dest)?;
+    crate::key::apply(&out, dest, key)?;
     Ok(out)
 }
 
@@ -779,7 +785,7 @@ fn copy_and_check(
     // The check a restore verifies a backup with ([`crate::restore::verify_backup`]), not the cheaper
     // `quick_check`, which does not compare an index with its table: a backup that passed it and not the
     // restore's would be kept, and rotate out the last one that does restore.
-    let problems = integrity_check_with_types(&out).at(dest)?;
+    let problems = integrity_check_with_types_beside(&out, open_copy(dest, key)?).at(dest)?;
     if !problems.is_empty() {
         // The copy is page-exact: its damage is the source's.
         return Err(Error::Corrupt {

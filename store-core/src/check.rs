@@ -34,6 +34,22 @@ pub fn integrity_check_with_types(conn: &Connection) -> rusqlite::Result<Vec<Str
     then_types(conn, integrity_check(conn)?)
 }
 
+/// [`integrity_check_with_types`] of a file nothing writes (a backup, a copy being made), with the type check
+/// run on `other`, a second connection to the same file, on a thread beside the integrity check: both read
+/// every page, and one after the other they took a core each in turn (1 GB: 5.9 s, then 2.8 s). The integrity
+/// check's problems come first, as there: the type check's result counts only when it finds none.
+pub fn integrity_check_with_types_beside(conn: &Connection, other: Connection) -> rusqlite::Result<Vec<String>> {
+    std::thread::scope(|scope| {
+        let types = scope.spawn(move || type_check(&other));
+        let problems = integrity_check(conn);
+        let types = types.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match problems? {
+            problems if problems.is_empty() => types,
+            problems => Ok(problems),
+        }
+    })
+}
+
 /// What a structural check found, or when it found nothing, what [`type_check`] finds.
 fn then_types(conn: &Connection, problems: Vec<String>) -> rusqlite::Result<Vec<String>> {
     if !problems.is_empty() {

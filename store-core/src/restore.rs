@@ -194,7 +194,8 @@ pub fn verify_backup(backup: &Path, schema: &'static Schema, key: Option<&Key>) 
             schema,
         });
     }
-    let problems = check::integrity_check_with_types(&conn)
+    let beside = open_backup_file(backup, schema.file_name, key).map_err(|e| e.with_schema(schema))?;
+    let problems = check::integrity_check_with_types_beside(&conn, beside)
         .map_err(|e| crate::key::error_at(backup, key, e).with_schema(schema))?;
     let problems = crate::key::explain_check(backup, key, problems);
     if !problems.is_empty() {

@@ -778,6 +778,25 @@ fn backups_that_are_not_sound_are_refused() {
         ErrorKind::SchemaNewer
     );
 
+    // Whole and of this kind, with a value its column never holds (as damage that still parses leaves it):
+    // found by the type check, which runs beside the integrity check on a second connection.
+    let odd = dir.path().join("odd.db");
+    {
+        let owner = OwnerConnection::open(&odd, &ITEMS).unwrap();
+        fill(&owner, 300);
+        owner
+            .conn()
+            .execute("UPDATE items SET name = X'00ff' WHERE id = 250", [])
+            .unwrap();
+    }
+    let err = verify_backup(&odd, &ITEMS, None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(
+        err.to_string()
+            .contains("integrity_check found: items row 250: name is not text (blob)"),
+        "{err}"
+    );
+
     let garbage = dir.path().join("garbage.db");
     fs::write(&garbage, vec![7u8; 9000]).unwrap();
     assert_eq!(
