@@ -140,7 +140,7 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return super::fail_owner("daemon", &e),
     };
     super::say_opened("daemon", writer.owner());
-    super::supervisor::ready(&format!("recording into {}", writer.path().display()));
+    super::supervisor::ready(format_args!("recording into {}", writer.path().display()));
     if !writer.recovery().is_empty() {
         let _ = writeln!(io::stderr(), "splitstore daemon: recovered: {}", writer.recovery());
     }

@@ -188,7 +188,7 @@ pub fn say_migrating(context: &str) -> store_core::MigratingCallback {
             m.from_version,
             m.to_version
         );
-        supervisor::doing(&format!("{upgrading}: {}", m.phase));
+        supervisor::doing(format_args!("{upgrading}: {}", m.phase));
         if m.phase != store_core::MigrationPhase::Starting {
             return;
         }
@@ -379,13 +379,13 @@ pub fn upgrade_first(
             if let migrate_split::UpgradeEvent::Splitting(p) = event {
                 let mut last = last_phase.lock().unwrap_or_else(|e| e.into_inner());
                 if p.phase.is_empty() || *last == p.phase {
-                    supervisor::progress(&event.to_string());
+                    supervisor::progress(event);
                     return;
                 }
                 last.clone_from(&p.phase);
             }
             let _ = writeln!(std::io::stderr(), "splitstore {context_owned}: {event}");
-            supervisor::doing(&event.to_string());
+            supervisor::doing(event);
         })),
         ..Default::default()
     };

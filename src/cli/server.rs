@@ -88,7 +88,7 @@ pub fn run(args: Args) -> ExitCode {
         return super::fail_owner("server", &damage);
     }
     super::say_opened("server", server.config().owner());
-    super::supervisor::ready(&format!("serving {}", server.config().path().display()));
+    super::supervisor::ready(format_args!("serving {}", server.config().path().display()));
     let config = server.config().path().display();
     let went_back = "it was put back from a copy, created anew, or lost its last commits in a power loss. Its counters \
                      now start past those ids, so no id is handed out twice";

@@ -15,6 +15,7 @@
 //! a debugger) is ended [`ASK_FOR`] after its last ask.
 
 use std::ffi::OsString;
+use std::fmt::Display;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
@@ -80,62 +81,62 @@ pub fn starting(context: &str) {
 /// Says what the start begins now (a phase of a split or of a migration; a wait for a peer's split, said
 /// each second), at once and at each ask after, with how long it has been at it. Nothing when no start is
 /// being told: a command that is not an owner's start, or no service manager.
-pub fn doing(what: &str) {
-    if let Some(told) = &mut *the_start()
-        && !told.ready
-    {
-        told.doing = one_line(what);
-        told.since = Instant::now();
+pub fn doing(what: impl Display) {
+    while_starting(|told| {
         told.before_wait = None;
-        ask_for_time(told);
-    }
+        begin(told, one_line(what));
+    });
 }
 
 /// Says that the start waits for another process (`what`: for what, and whom), until [`waited`].
-pub fn waiting(what: &str) {
-    if let Some(told) = &mut *the_start()
-        && !told.ready
-    {
+pub fn waiting(what: impl Display) {
+    while_starting(|told| {
         if told.before_wait.is_none() {
             told.before_wait = Some(told.doing.clone());
         }
-        told.doing = one_line(what);
-        told.since = Instant::now();
-        ask_for_time(told);
-    }
+        begin(told, one_line(what));
+    });
 }
 
 /// The wait is over: says again what the start was doing before it (and goes on timing it from now).
 pub fn waited() {
-    if let Some(told) = &mut *the_start()
-        && !told.ready
-        && let Some(before) = told.before_wait.take()
-    {
-        told.doing = before;
-        told.since = Instant::now();
-        ask_for_time(told);
-    }
+    while_starting(|told| {
+        if let Some(before) = told.before_wait.take() {
+            begin(told, before);
+        }
+    });
 }
 
 /// Updates what the current phase says (rows copied so far), sent with the next ask: an update every few
-/// thousand rows is not a notification each, and the time told stays the phase's.
-pub fn progress(what: &str) {
-    if let Some(told) = &mut *the_start()
-        && !told.ready
-    {
-        told.doing = one_line(what);
-    }
+/// thousand rows is not a notification each, and the time told stays the phase's. Formatted only when a
+/// start is being told.
+pub fn progress(what: impl Display) {
+    while_starting(|told| told.doing = one_line(what));
 }
 
 /// The start is over: the owner's file is open and it works as `what` says.
-pub fn ready(what: &str) {
-    if let Some(told) = &mut *the_start()
-        && !told.ready
-    {
+pub fn ready(what: impl Display) {
+    while_starting(|told| {
         told.ready = true;
         let status = format!("READY=1\nSTATUS={}\n", one_line(what));
         send(told, &status);
+    });
+}
+
+/// Runs `tell` on the start being told, if one is and it is not ready yet.
+fn while_starting(tell: impl FnOnce(&mut Start)) {
+    if let Some(told) = &mut *the_start()
+        && !told.ready
+    {
+        tell(told);
     }
+}
+
+/// `doing` begins now: said at once, and timed from now.
+fn begin(told: &mut Start, doing: String) {
+    told.doing = doing;
+    told.since = Instant::now();
+    ask_for_time(told);
 }
 
 fn ask_for_time(told: &mut Start) {
@@ -191,6 +192,6 @@ fn send_to_abstract(_: &UnixDatagram, _: &[u8], _: &str) -> std::io::Result<usiz
 
 /// A status is one line of the notification (its fields are separated by newlines): a path holding one
 /// would end it early.
-fn one_line(text: &str) -> String {
-    text.replace(['\n', '\r'], " ")
+fn one_line(text: impl Display) -> String {
+    text.to_string().replace(['\n', '\r'], " ")
 }
