@@ -351,10 +351,11 @@ pub(crate) fn upgrade(
     if from >= target {
         return Ok(report);
     }
-    if from > 0 {
-        report.stopped_before = crate::records::MigratingRecord::of(path, from).map_or(0, |r| r.starts);
-    }
-    let stopped_before = report.stopped_before;
+    let stopped_before = match from {
+        0 => 0,
+        _ => crate::records::MigratingRecord::of(path, from).map_or(0, |r| r.starts),
+    };
+    report.stopped_before = stopped_before;
     // Only a file that already had a schema is told of: creating one takes no time worth waiting through.
     let tell = |phase| {
         if let Some(on_migrating) = opts.on_migrating.as_ref().filter(|_| from > 0) {
