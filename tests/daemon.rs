@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
 use support::{
     OLD_HISTORY, PRUNING_WEEK_OLD, activity_db_one_version_back, doctor_problems, kill9, lines_of, output_within,
-    query_i64, read_only, spawn_splitstore, splitstore, summary_field, summary_value, wait_until,
+    query_i64, read_only, signal, spawn_splitstore, splitstore, summary_field, summary_value, wait_until,
 };
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
@@ -138,11 +138,6 @@ fn record_events(dir: &Path, events: u32) -> std::process::Output {
             .arg(dir),
         Duration::from_secs(60),
     )
-}
-
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill(2) on a child this process spawned and has not reaped.
-    unsafe { libc::kill(child.id() as i32, sig) };
 }
 
 /// Parses `daemon: events=N sessions=M seconds=S rate=R/s`.

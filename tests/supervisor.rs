@@ -18,6 +18,9 @@ use support::*;
 /// What the process asks each time: 30 s more.
 const ASKS_FOR: &str = "EXTEND_TIMEOUT_USEC=30000000";
 
+/// What a process tells its manager's watchdog (systemd's `WatchdogSec=`).
+const WATCHDOG: &str = "WATCHDOG=1";
+
 /// The manager's end of `NOTIFY_SOCKET`.
 struct ServiceManager {
     socket: UnixDatagram,
@@ -55,10 +58,16 @@ impl ServiceManager {
 
     /// `splitstore <args>` started as this manager starts a service.
     fn start(&self, args: &[&str]) -> Child {
+        self.start_with(&[], args)
+    }
+
+    /// `splitstore <args>` started as this manager starts a service, with `env` set too (a watchdog's).
+    fn start_with(&self, env: &[(&str, &str)], args: &[&str]) -> Child {
         splitstore()
             .env("NOTIFY_SOCKET", &self.address)
+            .envs(env.iter().copied())
             .args(args)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
@@ -103,7 +112,13 @@ impl ServiceManager {
         while let Ok(n) = self.socket.recv(&mut buf) {
             rest.push(String::from_utf8_lossy(&buf[..n]).lines().map(str::to_string).collect());
         }
+        self.socket.set_nonblocking(false).unwrap();
         rest
+    }
+
+    /// How many of the notifications heard so far, and of `rest`, say `WATCHDOG=1`.
+    fn watchdog_told(notifications: &[Vec<String>]) -> usize {
+        notifications.iter().filter(|n| n.iter().any(|l| l == WATCHDOG)).count()
     }
 }
 
@@ -246,7 +261,10 @@ fn records_saying_once_it_could_not_tell(data: &Path, address: &std::ffi::OsStr)
     let said: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&warning)).collect();
     assert_eq!(said.len(), 1, "{stderr}");
     assert!(
-        said[0].ends_with("): one that waits for it (systemd's `Type=notify`) ends this start at its start timeout"),
+        said[0].ends_with(
+            "): one that waits for it (systemd's `Type=notify`) ends this start at its start timeout, one that keeps \
+             a watchdog ends the process at the watchdog's"
+        ),
         "{stderr}"
     );
 }
@@ -287,4 +305,115 @@ fn a_service_manager_on_an_abstract_socket_is_told_too() {
     let out = daemon.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(manager.heard[0], [ASKS_FOR, "STATUS=starting"]);
+}
+
+/// A daemon whose manager keeps a watchdog on it (systemd's `WatchdogSec=`, here 0.2 s): without a word to it,
+/// the manager ended a daemon that worked, and one whose write never returned (a disk that stopped answering)
+/// went on holding its place, recording nothing, until the user found a hole in their history. It now says
+/// `WATCHDOG=1`, from the loop that records, once it is ready (not before) and at least every half the
+/// watchdog's timeout; while a write of its is held up it says nothing (a thread of its own would go on
+/// saying it through a hang), and says it again once the write goes through.
+#[test]
+fn a_recording_daemon_tells_its_watchdog_from_its_recording_and_not_while_a_write_is_held_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut manager = ServiceManager::in_dir(dir.path());
+    // --seconds only bounds a run the test fails to stop: SIGTERM stops it.
+    let daemon = manager.start_with(
+        &[("WATCHDOG_USEC", "200000")],
+        &["daemon", "--data-dir", utf8(&data), "--rate", "200", "--seconds", "120"],
+    );
+    manager.until(|l| l == "READY=1");
+    assert_eq!(
+        ServiceManager::watchdog_told(&manager.heard),
+        0,
+        "not before it is ready"
+    );
+    manager.until(|l| l == WATCHDOG);
+
+    // A write of another connection held open: the daemon's next commit waits (the busy timeout, 5 s).
+    let db = activity_store::SCHEMA.path_in(&data);
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // The daemon meets the held lock at its next commit (one every 5 ms); what it said before that is let by.
+    std::thread::sleep(Duration::from_millis(500));
+    manager.rest();
+    std::thread::sleep(Duration::from_millis(1500));
+    let while_held = manager.rest();
+    // At most the one said at the turn that met the lock, had the daemon not run at all in the first 0.5 s; a
+    // thread of its own would have said it about fifteen times.
+    assert!(
+        ServiceManager::watchdog_told(&while_held) <= 1,
+        "said while its write was held up: {while_held:?}"
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    manager.until(|l| l == WATCHDOG);
+
+    signal(&daemon, libc::SIGTERM);
+    let out = daemon.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The server tells its watchdog too, from the loop that serves, once ready.
+#[test]
+fn a_serving_server_tells_its_watchdog_once_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut manager = ServiceManager::in_dir(dir.path());
+    let server = manager.start_with(
+        &[("WATCHDOG_USEC", "200000")],
+        &["server", "--data-dir", utf8(&data), "--seconds", "120"],
+    );
+    manager.until(|l| l == "READY=1");
+    assert_eq!(
+        ServiceManager::watchdog_told(&manager.heard),
+        0,
+        "not before it is ready"
+    );
+    manager.until(|l| l == WATCHDOG);
+    manager.until(|l| l == WATCHDOG);
+    signal(&server, libc::SIGTERM);
+    let out = server.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A watchdog kept on another process (`WATCHDOG_PID` names it: the variables inherited from a service that
+/// started this one) is not told; a `WATCHDOG_USEC` that is no number of microseconds is said once, and not
+/// told either. Both record all the same.
+#[test]
+fn a_watchdog_of_another_process_or_of_no_timeout_is_not_told() {
+    let parent = std::process::id().to_string();
+    for (env, warning) in [
+        ([("WATCHDOG_USEC", "100000"), ("WATCHDOG_PID", parent.as_str())], None),
+        (
+            [("WATCHDOG_USEC", "soon"), ("WATCHDOG_PID", "")],
+            Some(
+                "splitstore daemon: warning: WATCHDOG_USEC=soon is not a number of microseconds: the service manager's \
+                 watchdog is not told, and ends this process at its timeout",
+            ),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut manager = ServiceManager::in_dir(dir.path());
+        let env: Vec<(&str, &str)> = env.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        // 0.5 s of recording: five times the watchdog's timeout.
+        let daemon = manager.start_with(
+            &env,
+            &["daemon", "--data-dir", utf8(&data), "--rate", "100", "--events", "50"],
+        );
+        manager.until(|l| l == "READY=1");
+        let out = daemon.wait_with_output().unwrap();
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(summary_field(&stdout, "daemon: ", "events"), 50, "{stdout}");
+        let rest = manager.rest();
+        assert_eq!(
+            ServiceManager::watchdog_told(&manager.heard) + ServiceManager::watchdog_told(&rest),
+            0,
+            "{env:?}"
+        );
+        let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WATCHDOG_USEC")).collect();
+        assert_eq!(warnings, warning.into_iter().collect::<Vec<_>>(), "{env:?}");
+    }
 }

@@ -32,6 +32,8 @@ use activity_store::{
 };
 use chrono::{DateTime, Utc};
 
+use super::supervisor::Watchdog;
+
 /// Rows per retention step by default: a step of this size takes a millisecond or two (see README,
 /// "Measured"), so a daemon pruning a long history still commits every few milliseconds.
 pub const DEFAULT_PRUNE_STEP_ROWS: u32 = 250;
@@ -140,7 +142,7 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return super::fail_owner("daemon", &e),
     };
     super::say_opened("daemon", writer.owner());
-    super::supervisor::ready(format_args!("recording into {}", writer.path().display()));
+    let mut watchdog = super::supervisor::ready(format_args!("recording into {}", writer.path().display()));
     if !writer.recovery().is_empty() {
         let _ = writeln!(io::stderr(), "splitstore daemon: recovered: {}", writer.recovery());
     }
@@ -154,7 +156,7 @@ pub fn run(args: Args) -> ExitCode {
     let mut daemon = writer.into_group_commit(policy);
     let started = Instant::now();
     let mut tally = Tally::default();
-    let outcome = record(&args, &mut daemon, &mut tally);
+    let outcome = record(&args, &mut daemon, &mut tally, &mut watchdog);
     let seconds = started.elapsed().as_secs_f64();
     let rate = if seconds > 0.0 {
         tally.events as f64 / seconds
@@ -408,7 +410,7 @@ impl Acks<'_> {
     }
 }
 
-fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally) -> Result<(), Failure> {
+fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally, watchdog: &mut Watchdog) -> Result<(), Failure> {
     let path = daemon.writer().path().to_path_buf();
     let mut acks = Acks {
         out: args
@@ -439,6 +441,7 @@ fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally) -> Result<()
 
     let result = (|| {
         loop {
+            watchdog.still_working();
             if super::stop_requested()
                 || args.events.is_some_and(|n| made >= n)
                 || deadline.is_some_and(|d| Instant::now() >= d)

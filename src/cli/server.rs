@@ -28,6 +28,8 @@ use activity_store::TimeRange;
 use config_store::{NewProject, ProjectUpdate};
 use splitstore::Server;
 
+use super::supervisor::Watchdog;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Directory holding config.db (created if missing) and activity.db (read only).
@@ -88,7 +90,7 @@ pub fn run(args: Args) -> ExitCode {
         return super::fail_owner("server", &damage);
     }
     super::say_opened("server", server.config().owner());
-    super::supervisor::ready(format_args!("serving {}", server.config().path().display()));
+    let mut watchdog = super::supervisor::ready(format_args!("serving {}", server.config().path().display()));
     let config = server.config().path().display();
     let went_back = "it was put back from a copy, created anew, or lost its last commits in a power loss. Its counters \
                      now start past those ids, so no id is handed out twice";
@@ -113,7 +115,7 @@ pub fn run(args: Args) -> ExitCode {
     }
     let deadline = args.seconds.map(|s| Instant::now() + s);
     let mut tally = Tally::default();
-    let outcome = serve(&mut server, deadline, args.print_changes, &mut tally);
+    let outcome = serve(&mut server, deadline, args.print_changes, &mut tally, &mut watchdog);
     super::say!(
         "server: projects_created={} projects_deleted={} settings_written={} reports_failed={} reports={}",
         tally.created,
@@ -128,7 +130,13 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn serve(server: &mut Server, deadline: Option<Instant>, print: bool, tally: &mut Tally) -> splitstore::Result<()> {
+fn serve(
+    server: &mut Server,
+    deadline: Option<Instant>,
+    print: bool,
+    tally: &mut Tally,
+    watchdog: &mut Watchdog,
+) -> splitstore::Result<()> {
     let mut stdout = std::io::stdout().lock();
     let mut say = |line: String| {
         if print {
@@ -139,6 +147,7 @@ fn serve(server: &mut Server, deadline: Option<Instant>, print: bool, tally: &mu
     let mut mine: VecDeque<i64> = VecDeque::new();
     let mut round: u64 = 0;
     while !super::stop_requested() && deadline.is_none_or(|d| Instant::now() < d) {
+        watchdog.still_working();
         round += 1;
         let project = server.config_mut().create_project(&NewProject {
             name: format!("Server project {round}"),

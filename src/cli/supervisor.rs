@@ -13,6 +13,11 @@
 //! to hook a report into. So a start that never ends (a disk that stopped answering) is not ended by the
 //! timeout; its status says what it has been doing and for how long. One whose process is stopped (SIGSTOP,
 //! a debugger) is ended [`ASK_FOR`] after its last ask.
+//!
+//! Once ready, a process whose manager keeps a watchdog on it (systemd's `WatchdogSec=`, which sets
+//! `WATCHDOG_USEC`) says it is still working ([`Watchdog::still_working`]) from the loop that records or
+//! serves: one stuck in a write that never returns records nothing, and only its manager, ending and
+//! starting it again, would notice before the user finds a hole in their history.
 
 use std::ffi::OsString;
 use std::fmt::Display;
@@ -29,18 +34,23 @@ const ASK_EVERY: Duration = Duration::from_secs(1);
 /// asking thread) before the service manager ends it.
 const ASK_FOR: Duration = Duration::from_secs(30);
 
-struct Start {
+/// The service manager to tell, as `splitstore <context>`.
+struct Manager {
     context: String,
     /// `NOTIFY_SOCKET`: the manager's datagram socket, a path or, after an `@`, an abstract name.
     socket: OsString,
+    /// A failed send was said (once: the socket's problem does not change between sends).
+    failure_said: bool,
+}
+
+/// A start being told, until it is ready.
+struct Start {
+    manager: Manager,
     /// What it is doing, and since when.
     doing: String,
     since: Instant,
     /// While it waits for another process: what it was doing before, said again once the wait is over.
     before_wait: Option<String>,
-    ready: bool,
-    /// A failed send was said (once: the socket's problem does not change between sends).
-    failure_said: bool,
 }
 
 static START: Mutex<Option<Start>> = Mutex::new(None);
@@ -57,13 +67,14 @@ pub fn starting(context: &str) {
     };
     let mut start = the_start();
     let told = start.insert(Start {
-        context: context.to_string(),
-        socket,
+        manager: Manager {
+            context: context.to_string(),
+            socket,
+            failure_said: false,
+        },
         doing: "starting".to_string(),
         since: Instant::now(),
         before_wait: None,
-        ready: false,
-        failure_said: false,
     });
     ask_for_time(told);
     drop(start);
@@ -71,8 +82,8 @@ pub fn starting(context: &str) {
         loop {
             std::thread::sleep(ASK_EVERY);
             match &mut *the_start() {
-                Some(told) if !told.ready => ask_for_time(told),
-                _ => return,
+                Some(told) => ask_for_time(told),
+                None => return,
             }
         }
     });
@@ -114,20 +125,72 @@ pub fn progress(what: impl Display) {
     while_starting(|told| told.doing = one_line(what));
 }
 
-/// The start is over: the owner's file is open and it works as `what` says.
-pub fn ready(what: impl Display) {
-    while_starting(|told| {
-        told.ready = true;
-        let status = format!("READY=1\nSTATUS={}\n", one_line(what));
-        send(told, &status);
-    });
+/// The start is over: the owner's file is open and it works as `what` says. Returns the manager's watchdog,
+/// for the loop that does that work to tell.
+pub fn ready(what: impl Display) -> Watchdog {
+    let Some(Start { mut manager, .. }) = the_start().take() else {
+        return Watchdog(None);
+    };
+    manager.send(&format!("READY=1\nSTATUS={}\n", one_line(what)));
+    Watchdog(watchdog_timeout(&manager.context).map(|timeout| Petted {
+        manager,
+        every: timeout / 2,
+        next: Instant::now(),
+    }))
 }
 
-/// Runs `tell` on the start being told, if one is and it is not ready yet.
+/// The service manager's watchdog on a process that is ready (systemd's `WatchdogSec=`): told by the loop
+/// that records or serves, so that a process stuck in one call (a write to a disk that stopped answering)
+/// stops telling it, and is ended and started again by its manager. A thread of its own would go on telling
+/// it through such a hang. Nothing when the manager keeps no watchdog.
+pub struct Watchdog(Option<Petted>);
+
+struct Petted {
+    manager: Manager,
+    /// Half the watchdog's timeout, as sd_watchdog_enabled(3) advises: a loop turn that takes up to that
+    /// long still tells it in time.
+    every: Duration,
+    next: Instant,
+}
+
+impl Watchdog {
+    /// Says `WATCHDOG=1` when half the watchdog's timeout has gone by since it was last said: called at each
+    /// turn of the loop (a clock read when a watchdog is kept; nothing else).
+    pub fn still_working(&mut self) {
+        if let Some(petted) = &mut self.0 {
+            let now = Instant::now();
+            if now >= petted.next {
+                petted.manager.send("WATCHDOG=1\n");
+                petted.next = now + petted.every;
+            }
+        }
+    }
+}
+
+/// The watchdog's timeout the manager set (`WATCHDOG_USEC`), when it is this process's: `WATCHDOG_PID`,
+/// when set, names the process the manager watches, and a child that inherited the variables is not it.
+fn watchdog_timeout(context: &str) -> Option<Duration> {
+    let micros = std::env::var_os("WATCHDOG_USEC")?;
+    if std::env::var_os("WATCHDOG_PID").is_some_and(|pid| pid.to_str() != Some(&std::process::id().to_string())) {
+        return None;
+    }
+    match micros.to_str().and_then(|m| m.parse::<u64>().ok()).filter(|&m| m > 0) {
+        Some(m) => Some(Duration::from_micros(m)),
+        None => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "splitstore {context}: warning: WATCHDOG_USEC={} is not a number of microseconds: the service \
+                 manager's watchdog is not told, and ends this process at its timeout",
+                micros.to_string_lossy()
+            );
+            None
+        }
+    }
+}
+
+/// Runs `tell` on the start being told, if one is (until it is ready).
 fn while_starting(tell: impl FnOnce(&mut Start)) {
-    if let Some(told) = &mut *the_start()
-        && !told.ready
-    {
+    if let Some(told) = &mut *the_start() {
         tell(told);
     }
 }
@@ -145,32 +208,35 @@ fn ask_for_time(told: &mut Start) {
         n => format!("{} ({n} s)", told.doing),
     };
     let asks = format!("EXTEND_TIMEOUT_USEC={}\nSTATUS={status}\n", ASK_FOR.as_micros());
-    send(told, &asks);
+    told.manager.send(&asks);
 }
 
-/// Sends one notification (sd_notify(3)'s protocol: `KEY=value` lines in one datagram), never waiting: a
-/// socket nobody reads holds 10 datagrams on Linux (`net.unix.max_dgram_qlen`; systemd raises it to 512), and
-/// a start waiting on it would hang there, holding up its split or migration. One that cannot be sent is
-/// dropped, said once.
-fn send(told: &mut Start, message: &str) {
-    let sent = UnixDatagram::unbound().and_then(|socket| {
-        socket.set_nonblocking(true)?;
-        match told.socket.as_bytes().strip_prefix(b"@") {
-            Some(name) => send_to_abstract(&socket, name, message),
-            None => socket.send_to(message.as_bytes(), &told.socket),
+impl Manager {
+    /// Sends one notification (sd_notify(3)'s protocol: `KEY=value` lines in one datagram), never waiting: a
+    /// socket nobody reads holds 10 datagrams on Linux (`net.unix.max_dgram_qlen`; systemd raises it to 512),
+    /// and a start waiting on it would hang there, holding up its split or migration (or a daemon's
+    /// recording). One that cannot be sent is dropped, said once.
+    fn send(&mut self, message: &str) {
+        let sent = UnixDatagram::unbound().and_then(|socket| {
+            socket.set_nonblocking(true)?;
+            match self.socket.as_bytes().strip_prefix(b"@") {
+                Some(name) => send_to_abstract(&socket, name, message),
+                None => socket.send_to(message.as_bytes(), &self.socket),
+            }
+        });
+        if let Err(e) = sent
+            && !self.failure_said
+        {
+            self.failure_said = true;
+            let _ = writeln!(
+                std::io::stderr(),
+                "splitstore {}: warning: could not tell the service manager at NOTIFY_SOCKET={} ({e}): one that \
+                 waits for it (systemd's `Type=notify`) ends this start at its start timeout, one that keeps a \
+                 watchdog ends the process at the watchdog's",
+                self.context,
+                self.socket.to_string_lossy()
+            );
         }
-    });
-    if let Err(e) = sent
-        && !told.failure_said
-    {
-        told.failure_said = true;
-        let _ = writeln!(
-            std::io::stderr(),
-            "splitstore {}: warning: could not tell the service manager at NOTIFY_SOCKET={} ({e}): one that \
-             waits for it (systemd's `Type=notify`) ends this start at its start timeout",
-            told.context,
-            told.socket.to_string_lossy()
-        );
     }
 }
 

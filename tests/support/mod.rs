@@ -17,6 +17,12 @@ pub use store_core::testing::{
     wait_for_file, wait_output_within, wait_until, wait_within,
 };
 
+/// Sends `sig` to `child`.
+pub fn signal(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on a child this process spawned and has not reaped.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
 /// A writer of activity.db at `db` at the schema before this build's (a daemon not upgraded yet), and that
 /// version.
 pub fn writer_at_older_schema(db: &Path) -> (activity_store::ActivityWriter, u32) {
