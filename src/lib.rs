@@ -13,6 +13,7 @@ pub mod operations;
 pub mod server;
 
 pub use server::{CalendarActivity, ProjectActivity, ProjectStatus, ProjectTime, Reports, Server};
+pub use store_core::process::disable_core_dumps;
 pub use store_core::{Banner, ChangeToken, CheckLevel, ErrorKind, Key, LockHolder, TimeRange, encryption_available};
 pub use {activity_store, config_store};
 

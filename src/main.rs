@@ -42,6 +42,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Every command holds the user's data in memory (settings values, history; with encryption, the key):
+    // none of it goes into a core dump (SECURITY.md, "Core dumps").
+    if let Err(e) = splitstore::disable_core_dumps() {
+        eprintln!(
+            "splitstore: warning: could not turn core dumps off ({e}): a crash may write this process's memory to disk"
+        );
+    }
     let cli = match migrate_split::cli::parse_args::<Cli>() {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
@@ -2041,6 +2041,42 @@ fn no_command_prints_a_settings_value() {
         reader.setting::<String>("sync.api_token").unwrap().as_deref(),
         Some(SECRET_VALUE)
     );
+}
+
+/// A crash, or a service manager's watchdog ending a hung process with SIGABRT, wrote the whole process's
+/// memory into a core dump wherever core dumps were on (`ulimit -c unlimited`, a collector that keeps them):
+/// settings values and, with encryption, the key, in the clear on disk and attached to bug reports. Every
+/// command now turns them off for itself first thing: started with the soft limit raised, each ends with it
+/// at zero (read from `/proc/PID/limits` before it is reaped).
+#[test]
+fn no_command_can_write_its_memory_into_a_core_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = with_settings(dir.path());
+    let d = utf8(&data);
+    let to = dir.path().join("backups");
+    let limit = Duration::from_secs(120);
+    // The raised limit is what a command that does nothing about it ends with: the check can tell.
+    let (status, raised) = core_limit_at_exit(&mut Command::new("true"), limit);
+    assert!(status.success());
+    assert!(
+        raised > 0,
+        "this machine allows no core dump at all (hard limit 0): nothing here can tell"
+    );
+    for args in [
+        &["daemon", "--data-dir", d, "--events", "1"][..],
+        &["server", "--data-dir", d, "--seconds", "0"],
+        &["report", "--data-dir", d],
+        &["doctor", "--data-dir", d],
+        &["backup", "--data-dir", d, "--to", utf8(&to)],
+        &["restore", "--data-dir", d, "--from", utf8(&to)],
+    ] {
+        let (status, core) = core_limit_at_exit(splitstore().args(args), limit);
+        assert!(status.success(), "{args:?}: {status:?}");
+        assert_eq!(
+            core, 0,
+            "{args:?} could dump core (a command that leaves the limit alone: {raised})"
+        );
+    }
 }
 
 /// A server that met a damaged page of config.db while running does not start again onto it (until now each

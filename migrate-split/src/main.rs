@@ -50,6 +50,13 @@ struct Args {
 
 fn main() -> ExitCode {
     one_malloc_arena();
+    // The split holds the legacy file's settings values (tokens) and, with encryption, the key: none of it
+    // goes into a core dump (SECURITY.md, "Core dumps").
+    if let Err(e) = store_core::process::disable_core_dumps() {
+        eprintln!(
+            "migrate-split: warning: could not turn core dumps off ({e}): a crash may write this process's memory to disk"
+        );
+    }
     let args = match migrate_split::cli::parse_args::<Args>() {
         Ok(args) => args,
         Err(code) => return code,

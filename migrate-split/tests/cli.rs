@@ -256,6 +256,30 @@ fn dry_run_and_force_through_the_binary() {
     assert_eq!(std::fs::read(data.join(&aside[0])).unwrap(), b"someone else's file");
 }
 
+/// The split holds the legacy file's settings values (tokens) and, with encryption, the key: a crash, or a
+/// signal that dumps, must not write them into a core dump. Started with the soft limit raised, it ends with
+/// it at zero (read from `/proc/PID/limits` before it is reaped).
+#[test]
+fn the_split_cannot_write_its_memory_into_a_core_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, _) = legacy_file(dir.path(), &LegacySpec::small(3));
+    let data = dir.path().join("data");
+    let limit = std::time::Duration::from_secs(120);
+    let (status, raised) = core_limit_at_exit(&mut std::process::Command::new("true"), limit);
+    assert!(status.success());
+    assert!(
+        raised > 0,
+        "this machine allows no core dump at all (hard limit 0): nothing here can tell"
+    );
+    let (status, core) = core_limit_at_exit(bin().args(args(&legacy, &data, &[])), limit);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        core, 0,
+        "the split could dump core (a program that leaves the limit alone: {raised})"
+    );
+    assert!(data.join("config.db").exists());
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(32),

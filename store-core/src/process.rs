@@ -42,13 +42,40 @@ pub fn command_of(pid: u32) -> Option<String> {
 /// (`t`, proc(5)). It keeps whatever it holds until it is continued. `false` where `/proc` does not tell
 /// (another OS, a process gone, one of another pid namespace).
 pub fn stopped(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
+    state_of(pid).is_some_and(|state| state == "T" || state == "t")
+}
+
+/// The state proc(5) gives the process `pid` (`R`, `S`, `T`, `Z`, ...), where `/proc` tells.
+pub(crate) fn state_of(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The program's name in parentheses may itself hold spaces and ')': the state follows the last ')'.
-    stat.rfind(')')
-        .and_then(|end| stat[end + 1..].split_whitespace().next())
-        .is_some_and(|state| state == "T" || state == "t")
+    let end = stat.rfind(')')?;
+    stat[end + 1..].split_whitespace().next().map(str::to_string)
+}
+
+/// Keeps this process's memory out of core dumps: the soft limit of their size (`RLIMIT_CORE`) is set to
+/// zero, for the process and the programs it starts. What a core dump holds is what the process held: the
+/// database key, decrypted pages, settings values (tokens), window titles. The kernel writes it in the clear
+/// (a `core` file in the working directory, where a shell or unit raised the limit), or hands it to the
+/// system's crash collector (systemd-coredump, which honours the limit, keeps them on disk for `coredumpctl`;
+/// bug reports attach them); a service manager's watchdog ends a hung process with `SIGABRT`, which dumps.
+/// The hard limit is left as it is (a debugger may raise the soft one again). Not called by the library: a
+/// process's limits are its program's; splitstore's commands and `migrate-split` call it first thing.
+pub fn disable_core_dumps() -> std::io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write one rlimit through a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    limit.rlim_cur = 0;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// How an operator continues the stopped processes `pids` (space separated, as

@@ -209,3 +209,46 @@ pub fn listed_backup(name: &str, lineage: Option<&str>) -> crate::backup::Backup
         name,
     }
 }
+
+/// Runs `cmd` with the soft core size limit raised to its hard limit (a shell's `ulimit -c unlimited`), and
+/// returns how it exited and the soft core size limit it had when it exited (read from `/proc/PID/limits`
+/// while it is a zombie, before it is reaped: a short-lived command is seen at its end, whatever it set and
+/// when). Its output goes nowhere, so that it never waits on a full pipe.
+pub fn core_limit_at_exit(
+    cmd: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> (std::process::ExitStatus, u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only getrlimit and setrlimit run, both async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_CORE, &mut core) == 0 {
+                core.rlim_cur = core.rlim_max;
+                libc::setrlimit(libc::RLIMIT_CORE, &core);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_until(limit, "the command ends", || {
+        crate::process::state_of(pid).is_some_and(|s| s == "Z")
+    });
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let soft = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max core file size"))
+        .and_then(|l| l.split_whitespace().next())
+        .map(|v| if v == "unlimited" { u64::MAX } else { v.parse().unwrap() })
+        .unwrap();
+    (child.wait().unwrap(), soft)
+}

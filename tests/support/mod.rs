@@ -13,8 +13,8 @@ pub fn splitstore() -> Command {
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
 pub use store_core::testing::{
-    child_role, count_rows, file_mode as mode, kill9, output_within, query_column, query_i64, read_only, spawn_child,
-    wait_for_file, wait_output_within, wait_until, wait_within,
+    child_role, core_limit_at_exit, count_rows, file_mode as mode, kill9, output_within, query_column, query_i64,
+    read_only, spawn_child, wait_for_file, wait_output_within, wait_until, wait_within,
 };
 
 /// Sends `sig` to `child`.

@@ -252,7 +252,9 @@ pub fn assert_rows_match(legacy: &Path, data: &Path, version: u32) -> HashSet<(S
 }
 
 #[allow(unused_imports)]
-pub use store_core::testing::{child_role, kill9, output_within, spawn_child, wait_for_file, wait_within};
+pub use store_core::testing::{
+    child_role, core_limit_at_exit, kill9, output_within, spawn_child, wait_for_file, wait_within,
+};
 
 /// The real binary.
 pub fn bin() -> Command {
