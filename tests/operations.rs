@@ -2273,7 +2273,7 @@ fn doctor_finds_a_value_of_another_type_than_its_column_and_repair_acts_on_it() 
     let remedy = repair_remedy(&data);
     let (code, table, json) = doctor(&data);
     assert_eq!(code, 1, "{table}");
-    for (db, found) in [
+    let found = [
         (
             "config.db",
             format!("projects row {project}: created_at_ms is not a time (blob)"),
@@ -2282,13 +2282,41 @@ fn doctor_finds_a_value_of_another_type_than_its_column_and_repair_acts_on_it() 
             "activity.db",
             format!("activity_events row {event}: timestamp_ms is not a time (text)"),
         ),
-    ] {
+    ];
+    for (db, found) in &found {
         let message = format!("{} is damaged: {found}", data.join(db).display());
         assert_eq!(
             doctor_problems(&json, db),
             [("corrupt".to_string(), message, remedy.clone())],
             "{table}"
         );
+    }
+    // The full check finds them too (the type check runs beside it, on a second connection), in place and on
+    // the copy it checks while an owner runs.
+    let full = || {
+        let out = run_splitstore(["doctor", "--full", "--json", "--data-dir", utf8(&data)]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        one_json_object(&out.stdout)
+    };
+    let in_place = full();
+    let owners = (
+        activity_store::ActivityWriter::open(&data.join("activity.db")).unwrap(),
+        config_store::ConfigStore::open(&data.join("config.db")).unwrap(),
+    );
+    let on_copies = full();
+    drop(owners);
+    for (json, on_snapshot) in [(in_place, false), (on_copies, true)] {
+        for (db, found) in &found {
+            let checked = &doctor_db_json(&json, db)["check"];
+            assert_eq!(checked["on_snapshot"], on_snapshot, "{json}");
+            assert_eq!(checked["level"], "full", "{json}");
+            let message = format!("{} is damaged: {found}", data.join(db).display());
+            assert_eq!(
+                doctor_problems(&json, db),
+                [("corrupt".to_string(), message, remedy.clone())],
+                "{json}"
+            );
+        }
     }
 
     // With no backup to restore, repair says so and offers the salvage, rather than "healthy, left alone".

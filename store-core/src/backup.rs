@@ -732,7 +732,7 @@ pub fn snapshot_into(conn: &Connection, db_path: &Path, dest: &Path, key: Option
 }
 
 /// A connection to the copy being made at `dest` (this process's own file, never a link), keyed with `key`.
-fn open_copy(dest: &Path, key: Option<&Key>) -> Result<Connection> {
+pub(crate) fn open_copy(dest: &Path, key: Option<&Key>) -> Result<Connection> {
     let out = Connection::open_with_flags(
         dest,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,

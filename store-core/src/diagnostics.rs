@@ -36,13 +36,13 @@ pub enum CheckLevel {
     /// No structural check: header, version, owner, row counts, backups; fast at any size (what a UI banner
     /// asks for).
     None,
-    /// `PRAGMA quick_check` (O(N)), then, when it passes, the values' types ([`check::type_check`], O(N)),
-    /// of the file and of its newest backup; while an owner writes, of a snapshot copied first. Seconds on a
-    /// file of years (`splitstore doctor` on a 1 GB activity.db and its backup, before the type check was
-    /// added: 2.2 s from a warm page cache, 11 s cold, 6.4 s while the daemon writes; `None`: 0.03 s): for a
-    /// doctor or a daily job.
+    /// `PRAGMA quick_check` (O(N)) and, on a second connection beside it, the values' types
+    /// ([`check::type_check`], O(N), counted when the quick check passes), of the file and of its newest
+    /// backup; while an owner writes, of a snapshot copied first. Seconds on a file of years (`splitstore
+    /// doctor` on a 1 GB activity.db and its backup, before the type check was added: 2.2 s from a warm page
+    /// cache, 11 s cold, 6.4 s while the daemon writes; `None`: 0.03 s): for a doctor or a daily job.
     Quick,
-    /// `PRAGMA integrity_check` (O(N log N); also verifies indexes against tables), then the values' types.
+    /// `PRAGMA integrity_check` (O(N log N); also verifies indexes against tables), the values' types beside it.
     Full,
 }
 
@@ -684,9 +684,14 @@ fn inspect_contents(
     let no_room_for_the_copy = scratch.is_some() && snapshot.is_none();
     let checked = snapshot.as_ref().unwrap_or(&conn);
     if level != CheckLevel::None && !no_room_for_the_copy {
+        // The type check reads every page too: on a connection of its own, beside the structural check.
+        let beside = match &scratch {
+            Some(scratch) => backup::open_copy(&snapshot_path(scratch, schema), key)?,
+            None => read_pool::open_read_only(path, schema, key)?,
+        };
         let checked_rows = match level {
-            CheckLevel::Full => check::integrity_check_with_types(checked),
-            _ => check::quick_check_with_types(checked),
+            CheckLevel::Full => check::integrity_check_with_types_beside(checked, beside),
+            _ => check::quick_check_with_types_beside(checked, beside),
         };
         let problems = checked_rows.at_db(path, schema)?;
         let problems = crate::key::explain_check(path, key, problems);
@@ -922,7 +927,8 @@ pub fn network_file_system_problem(dir: &Path) -> Option<Problem> {
 /// What `quick_check` finds wrong in the backup at `path` (read with `key`), first finding only, or `None`.
 fn backup_damage(path: &Path, key: Option<&Key>) -> Option<String> {
     let conn = read_pool::open_if_readable(path, key)?;
-    match check::quick_check_with_types(&conn) {
+    let beside = read_pool::open_if_readable(path, key)?;
+    match check::quick_check_with_types_beside(&conn, beside) {
         Ok(problems) => crate::key::explain_check(path, key, problems).into_iter().next(),
         Err(e) => Some(e.to_string()),
     }
@@ -936,7 +942,12 @@ fn take_snapshot(
     schema: &'static Schema,
     key: Option<&Key>,
 ) -> crate::Result<rusqlite::Connection> {
-    let copy = scratch.path().join(schema.file_name);
+    let copy = snapshot_path(scratch, schema);
     drop(files::create_private_new(&copy)?);
     backup::snapshot_into(conn, path, &copy, key)
+}
+
+/// Where [`take_snapshot`] copies the file.
+fn snapshot_path(scratch: &Scratch, schema: &'static Schema) -> PathBuf {
+    scratch.path().join(schema.file_name)
 }
