@@ -116,6 +116,17 @@ impl ServiceManager {
         rest
     }
 
+    /// `splitstore <args>` started under a watchdog of 0.2 s: returned once it has said it is ready, and then,
+    /// once, that it still works (never before it is ready). `--seconds` bounds a run the test fails to stop.
+    fn start_watched(&mut self, args: &[&str]) -> Child {
+        let args = [args, &["--seconds", "120"]].concat();
+        let child = self.start_with(&[("WATCHDOG_USEC", "200000")], &args);
+        self.until(|l| l == "READY=1");
+        assert_eq!(ServiceManager::watchdog_told(&self.heard), 0, "not before it is ready");
+        self.until(|l| l == WATCHDOG);
+        child
+    }
+
     /// How many of the notifications heard so far, and of `rest`, say `WATCHDOG=1`.
     fn watchdog_told(notifications: &[Vec<String>]) -> usize {
         notifications.iter().filter(|n| n.iter().any(|l| l == WATCHDOG)).count()
@@ -318,18 +329,7 @@ fn a_recording_daemon_tells_its_watchdog_from_its_recording_and_not_while_a_writ
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut manager = ServiceManager::in_dir(dir.path());
-    // --seconds only bounds a run the test fails to stop: SIGTERM stops it.
-    let daemon = manager.start_with(
-        &[("WATCHDOG_USEC", "200000")],
-        &["daemon", "--data-dir", utf8(&data), "--rate", "200", "--seconds", "120"],
-    );
-    manager.until(|l| l == "READY=1");
-    assert_eq!(
-        ServiceManager::watchdog_told(&manager.heard),
-        0,
-        "not before it is ready"
-    );
-    manager.until(|l| l == WATCHDOG);
+    let daemon = manager.start_watched(&["daemon", "--data-dir", utf8(&data), "--rate", "200"]);
 
     // A write of another connection held open: the daemon's next commit waits (the busy timeout, 5 s).
     let db = activity_store::SCHEMA.path_in(&data);
@@ -348,10 +348,7 @@ fn a_recording_daemon_tells_its_watchdog_from_its_recording_and_not_while_a_writ
     );
     holder.execute_batch("ROLLBACK").unwrap();
     manager.until(|l| l == WATCHDOG);
-
-    signal(&daemon, libc::SIGTERM);
-    let out = daemon.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    stopped_cleanly(daemon);
 }
 
 /// The server tells its watchdog too, from the loop that serves, once ready.
@@ -360,20 +357,15 @@ fn a_serving_server_tells_its_watchdog_once_ready() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut manager = ServiceManager::in_dir(dir.path());
-    let server = manager.start_with(
-        &[("WATCHDOG_USEC", "200000")],
-        &["server", "--data-dir", utf8(&data), "--seconds", "120"],
-    );
-    manager.until(|l| l == "READY=1");
-    assert_eq!(
-        ServiceManager::watchdog_told(&manager.heard),
-        0,
-        "not before it is ready"
-    );
+    let server = manager.start_watched(&["server", "--data-dir", utf8(&data)]);
     manager.until(|l| l == WATCHDOG);
-    manager.until(|l| l == WATCHDOG);
-    signal(&server, libc::SIGTERM);
-    let out = server.wait_with_output().unwrap();
+    stopped_cleanly(server);
+}
+
+/// Stops `child` with SIGTERM, as a service manager stops a service, and checks it stopped cleanly.
+fn stopped_cleanly(child: Child) {
+    signal(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
