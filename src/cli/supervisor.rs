@@ -132,7 +132,7 @@ pub fn ready(what: impl Display) -> Watchdog {
         return Watchdog(None);
     };
     manager.send(&format!("READY=1\nSTATUS={}\n", one_line(what)));
-    Watchdog(watchdog_timeout(&manager.context).map(|timeout| Petted {
+    Watchdog(watchdog_timeout(&manager.context).map(|timeout| KeptWatchdog {
         manager,
         every: timeout / 2,
         next: Instant::now(),
@@ -143,9 +143,9 @@ pub fn ready(what: impl Display) -> Watchdog {
 /// that records or serves, so that a process stuck in one call (a write to a disk that stopped answering)
 /// stops telling it, and is ended and started again by its manager. A thread of its own would go on telling
 /// it through such a hang. Nothing when the manager keeps no watchdog.
-pub struct Watchdog(Option<Petted>);
+pub struct Watchdog(Option<KeptWatchdog>);
 
-struct Petted {
+struct KeptWatchdog {
     manager: Manager,
     /// Half the watchdog's timeout, as sd_watchdog_enabled(3) advises: a loop turn that takes up to that
     /// long still tells it in time.
@@ -157,11 +157,11 @@ impl Watchdog {
     /// Says `WATCHDOG=1` when half the watchdog's timeout has gone by since it was last said: called at each
     /// turn of the loop (a clock read when a watchdog is kept; nothing else).
     pub fn still_working(&mut self) {
-        if let Some(petted) = &mut self.0 {
+        if let Some(kept) = &mut self.0 {
             let now = Instant::now();
-            if now >= petted.next {
-                petted.manager.send("WATCHDOG=1\n");
-                petted.next = now + petted.every;
+            if now >= kept.next {
+                kept.manager.send("WATCHDOG=1\n");
+                kept.next = now + kept.every;
             }
         }
     }
