@@ -2079,6 +2079,38 @@ fn no_command_can_write_its_memory_into_a_core_dump() {
     }
 }
 
+/// `splitstore server --data-dir DATA --seconds 0.5` under a service manager (a socket in `dir` named by
+/// `NOTIFY_SOCKET`): its output, and every line it told the manager (`READY=1`, `STATUS=...`).
+fn server_under_a_manager(dir: &Path, data: &Path) -> (Output, Vec<String>) {
+    let manager = dir.join("notify");
+    let statuses = std::os::unix::net::UnixDatagram::bind(&manager).unwrap();
+    let server = output_within(
+        splitstore()
+            .env("NOTIFY_SOCKET", &manager)
+            .args(["server", "--data-dir", utf8(data), "--seconds", "0.5"]),
+        Duration::from_secs(120),
+    );
+    statuses.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut told = Vec::new();
+    while let Ok(n) = statuses.recv(&mut buf) {
+        told.extend(String::from_utf8_lossy(&buf[..n]).lines().map(str::to_string));
+    }
+    (server, told)
+}
+
+/// The one status holding `trouble` (told once, however many reports meet it), without its `STATUS=`.
+#[track_caller]
+fn told_once<'a>(told: &'a [String], trouble: &str) -> &'a str {
+    let said: Vec<&str> = told
+        .iter()
+        .filter_map(|l| l.strip_prefix("STATUS="))
+        .filter(|l| l.contains(trouble))
+        .collect();
+    assert_eq!(said.len(), 1, "{told:?}");
+    said[0]
+}
+
 /// A server that met a damaged page of config.db while running does not start again onto it (until now each
 /// start ran until it met the page again, writing on the way, and nothing showed why it had stopped while
 /// it was down): the damage is recorded, doctor lists it, the next start stops before any change with the
@@ -2344,9 +2376,18 @@ fn a_server_whose_reports_meet_a_damaged_activity_db_goes_on_serving() {
     bytes[(page as usize - 1) * 4096] = 0x5A;
     fs::write(&activity, &bytes).unwrap();
 
-    let server = run_splitstore(["server", "--data-dir", utf8(&data), "--seconds", "0.5"]);
+    // Under a service manager (`NOTIFY_SOCKET`), its status says so beside what the server does, once.
+    let (server, told) = server_under_a_manager(dir.path(), &data);
     let (out, err) = texts(&server);
     assert!(server.status.success(), "{err}");
+    let troubled = format!(
+        "serving {}; reports fail: {} is damaged: database disk image is malformed. What to do: stop every owner \
+         of a database in {}",
+        data.join("config.db").display(),
+        activity.display(),
+        utf8(&data)
+    );
+    assert!(told_once(&told, "; reports fail: ").starts_with(&troubled), "{told:?}");
     let said = format!(
         "splitstore server: a report failed: {} is damaged: database disk image is malformed. What to do: stop every \
          owner of a database in {dir} (the command takes all their locks), then run `splitstore repair --data-dir \
@@ -2389,9 +2430,15 @@ fn a_server_whose_reports_meet_a_removed_wal_goes_on_serving_and_its_daemon_says
     assert!(fs::metadata(with_suffix(&activity, "-wal")).unwrap().len() > 0);
     fs::remove_file(with_suffix(&activity, "-wal")).unwrap();
 
-    let server = run_splitstore(["server", "--data-dir", utf8(&data), "--seconds", "0.5"]);
+    let (server, told) = server_under_a_manager(dir.path(), &data);
     let (out, err) = texts(&server);
     assert!(server.status.success(), "{err}");
+    let troubled = format!(
+        "serving {}; reports fail: {}: a read failed (disk I/O error (extended code 522)). What to do: retry",
+        data.join("config.db").display(),
+        activity.display(),
+    );
+    assert!(told_once(&told, "; reports fail: ").starts_with(&troubled), "{told:?}");
     // Before: exit 75 with "the operating system refused a write ... check free space".
     let said = format!(
         "splitstore server: a report failed: {}: a read failed (disk I/O error (extended code 522)). What to do: \
@@ -2446,9 +2493,17 @@ fn a_server_beside_an_activity_db_older_than_it_reads_says_once_that_reports_wai
     fs::create_dir(&data).unwrap();
     drop(store_core::testing::open_at_version(&activity, &activity_store::SCHEMA, 2).unwrap());
 
-    let server = run_splitstore(["server", "--data-dir", utf8(&data), "--seconds", "0.5"]);
+    // Under a service manager (`NOTIFY_SOCKET`), its status says so beside what the server does, once.
+    let (server, told) = server_under_a_manager(dir.path(), &data);
     let (out, err) = texts(&server);
     assert!(server.status.success(), "{err}");
+    let waiting = format!(
+        "serving {}; reports wait: {} is at schema 2, this build reads 3 to {}",
+        data.join("config.db").display(),
+        activity.display(),
+        activity_store::SCHEMA.end_version(),
+    );
+    assert!(told_once(&told, "; reports wait: ").starts_with(&waiting), "{told:?}");
     let said = format!(
         "splitstore server: reports wait: {} is at schema 2, this build reads 3 to {}: the daemon has not upgraded \
          it yet. What to do: start the daemon from this build (`splitstore daemon --data-dir {}`) so it upgrades \

@@ -32,7 +32,7 @@ use activity_store::{
 };
 use chrono::{DateTime, Utc};
 
-use super::supervisor::Watchdog;
+use super::supervisor::Running;
 
 /// Rows per retention step by default: a step of this size takes a millisecond or two (see README,
 /// "Measured"), so a daemon pruning a long history still commits every few milliseconds.
@@ -142,7 +142,7 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return super::fail_owner("daemon", &e),
     };
     super::say_opened("daemon", writer.owner());
-    let mut watchdog = super::supervisor::ready(format_args!("recording into {}", writer.path().display()));
+    let mut running = super::supervisor::ready(format_args!("recording into {}", writer.path().display()));
     if !writer.recovery().is_empty() {
         let _ = writeln!(io::stderr(), "splitstore daemon: recovered: {}", writer.recovery());
     }
@@ -156,7 +156,7 @@ pub fn run(args: Args) -> ExitCode {
     let mut daemon = writer.into_group_commit(policy);
     let started = Instant::now();
     let mut tally = Tally::default();
-    let outcome = record(&args, &mut daemon, &mut tally, &mut watchdog);
+    let outcome = record(&args, &mut daemon, &mut tally, &mut running);
     let seconds = started.elapsed().as_secs_f64();
     let rate = if seconds > 0.0 {
         tally.events as f64 / seconds
@@ -173,7 +173,7 @@ pub fn run(args: Args) -> ExitCode {
             p.pages,
             p.steps,
             p.longest_step.as_secs_f64() * 1e3,
-            if p.paused { "paused" } else { "running" }
+            if p.paused.is_some() { "paused" } else { "running" }
         ),
         None => String::new(),
     };
@@ -234,19 +234,21 @@ struct Pruned {
     pages: u64,
     steps: u64,
     longest_step: Duration,
-    /// Retention met a damaged page and stopped for the rest of the run (recording went on).
-    paused: bool,
+    /// Retention met a damaged page and stopped for the rest of the run (recording went on): why, and what
+    /// to do, as said.
+    paused: Option<String>,
 }
 
 impl Pruned {
     /// Stops retention for the rest of the run because of `damage`, saying so once with the fix.
     fn pause(&mut self, damage: &activity_store::Error) {
-        eprintln!(
-            "splitstore daemon: retention paused: {}. What to do: {}. Recording goes on.",
+        let paused = format!(
+            "retention paused: {}. What to do: {}. Recording goes on.",
             damage.what(),
             damage.remedy()
         );
-        self.paused = true;
+        eprintln!("splitstore daemon: {paused}");
+        self.paused = Some(paused);
     }
 }
 
@@ -262,7 +264,7 @@ struct Retention {
 impl Retention {
     /// Runs one step if one is due.
     fn step(&mut self, daemon: &mut GroupCommit, now: DateTime<Utc>, pruned: &mut Pruned) -> Result<(), Failure> {
-        if pruned.paused || Instant::now() < self.next_step {
+        if pruned.paused.is_some() || Instant::now() < self.next_step {
             return Ok(());
         }
         let before = *self.pass.get_or_insert(now - self.keep);
@@ -410,7 +412,7 @@ impl Acks<'_> {
     }
 }
 
-fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally, watchdog: &mut Watchdog) -> Result<(), Failure> {
+fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally, running: &mut Running) -> Result<(), Failure> {
     let path = daemon.writer().path().to_path_buf();
     let mut acks = Acks {
         out: args
@@ -427,6 +429,8 @@ fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally, watchdog: &m
         next_step: Instant::now(),
     });
     let mut pruned = Pruned::default();
+    // The manager is told once that retention stopped (its status, beside what the daemon does).
+    let mut pause_told = false;
     // Damage met before this start (by an earlier run) is still in the file: retention would meet it again.
     if let Some(damage) = daemon.writer().owner().damage_seen().filter(|_| retention.is_some()) {
         pruned.pause(&damage);
@@ -441,7 +445,11 @@ fn record(args: &Args, daemon: &mut GroupCommit, tally: &mut Tally, watchdog: &m
 
     let result = (|| {
         loop {
-            watchdog.still_working();
+            running.still_working();
+            if !pause_told && let Some(paused) = &pruned.paused {
+                running.troubled(paused);
+                pause_told = true;
+            }
             if super::stop_requested()
                 || args.events.is_some_and(|n| made >= n)
                 || deadline.is_some_and(|d| Instant::now() >= d)

@@ -28,7 +28,7 @@ use activity_store::TimeRange;
 use config_store::{NewProject, ProjectUpdate};
 use splitstore::Server;
 
-use super::supervisor::Watchdog;
+use super::supervisor::Running;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -90,7 +90,7 @@ pub fn run(args: Args) -> ExitCode {
         return super::fail_owner("server", &damage);
     }
     super::say_opened("server", server.config().owner());
-    let mut watchdog = super::supervisor::ready(format_args!("serving {}", server.config().path().display()));
+    let mut running = super::supervisor::ready(format_args!("serving {}", server.config().path().display()));
     let config = server.config().path().display();
     let went_back = "it was put back from a copy, created anew, or lost its last commits in a power loss. Its counters \
                      now start past those ids, so no id is handed out twice";
@@ -115,7 +115,7 @@ pub fn run(args: Args) -> ExitCode {
     }
     let deadline = args.seconds.map(|s| Instant::now() + s);
     let mut tally = Tally::default();
-    let outcome = serve(&mut server, deadline, args.print_changes, &mut tally, &mut watchdog);
+    let outcome = serve(&mut server, deadline, args.print_changes, &mut tally, &mut running);
     super::say!(
         "server: projects_created={} projects_deleted={} settings_written={} reports_failed={} reports={}",
         tally.created,
@@ -135,7 +135,7 @@ fn serve(
     deadline: Option<Instant>,
     print: bool,
     tally: &mut Tally,
-    watchdog: &mut Watchdog,
+    running: &mut Running,
 ) -> splitstore::Result<()> {
     let mut stdout = std::io::stdout().lock();
     let mut say = |line: String| {
@@ -145,9 +145,11 @@ fn serve(
         }
     };
     let mut mine: VecDeque<i64> = VecDeque::new();
+    // What keeps reports from being answered now, as the manager's status says it (told when it changes).
+    let mut reports_trouble: Option<ReportsTrouble> = None;
     let mut round: u64 = 0;
     while !super::stop_requested() && deadline.is_none_or(|d| Instant::now() < d) {
-        watchdog.still_working();
+        running.still_working();
         round += 1;
         let project = server.config_mut().create_project(&NewProject {
             name: format!("Server project {round}"),
@@ -184,7 +186,12 @@ fn serve(
         // Today's report: the sessions the daemon is recording now, joined with the projects.
         let today = TimeRange::since(chrono::Utc::now() - chrono::Duration::hours(24));
         match server.reports().time_per_project(&today) {
-            Ok(_) => tally.reports += 1,
+            Ok(_) => {
+                tally.reports += 1;
+                if reports_trouble.take().is_some() {
+                    running.untroubled();
+                }
+            }
             // activity.db is older than this build reads (its daemon has not upgraded it yet), or not
             // converted yet: the report waits for it, said once (a missing one is an empty report).
             Err(e) if e.is_not_ready() => {
@@ -195,6 +202,9 @@ fn serve(
                         e.remedy()
                     );
                     tally.reports_waiting_said = true;
+                }
+                if reports_trouble.replace(ReportsTrouble::Wait) != Some(ReportsTrouble::Wait) {
+                    running.troubled(format_args!("reports wait: {}. What to do: {}", e.what(), e.remedy()));
                 }
             }
             // Anything wrong with activity.db (the daemon's file, which the server cannot mend while the daemon
@@ -213,9 +223,19 @@ fn serve(
                     );
                 }
                 tally.reports_failed += 1;
+                if reports_trouble.replace(ReportsTrouble::Fail) != Some(ReportsTrouble::Fail) {
+                    running.troubled(format_args!("reports fail: {}. What to do: {}", e.what(), e.remedy()));
+                }
             }
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Why reports are not answered now: activity.db not ready for this build, or failing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReportsTrouble {
+    Wait,
+    Fail,
 }

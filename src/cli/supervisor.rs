@@ -15,9 +15,10 @@
 //! a debugger) is ended [`ASK_FOR`] after its last ask.
 //!
 //! Once ready, a process whose manager keeps a watchdog on it (systemd's `WatchdogSec=`, which sets
-//! `WATCHDOG_USEC`) says it is still working ([`Watchdog::still_working`]) from the loop that records or
+//! `WATCHDOG_USEC`) says it is still working ([`Running::still_working`]) from the loop that records or
 //! serves: one stuck in a write that never returns records nothing, and only its manager, ending and
-//! starting it again, would notice before the user finds a hole in their history.
+//! starting it again, would notice before the user finds a hole in their history. Its status then says what
+//! it does and, beside it, what keeps part of that from being done ([`Running::troubled`]).
 
 use std::ffi::OsString;
 use std::fmt::Display;
@@ -125,44 +126,85 @@ pub fn progress(what: impl Display) {
     while_starting(|told| told.doing = one_line(what));
 }
 
-/// The start is over: the owner's file is open and it works as `what` says. Returns the manager's watchdog,
-/// for the loop that does that work to tell.
-pub fn ready(what: impl Display) -> Watchdog {
+/// The start is over: the owner's file is open and it works as `what` says. Returns what the loop that does
+/// that work tells the manager from then on.
+pub fn ready(what: impl Display) -> Running {
     let Some(Start { mut manager, .. }) = the_start().take() else {
-        return Watchdog(None);
+        return Running(None);
     };
-    manager.send(&format!("READY=1\nSTATUS={}\n", one_line(what)));
-    Watchdog(watchdog_timeout(&manager.context).map(|timeout| KeptWatchdog {
-        manager,
+    let doing = one_line(what);
+    manager.send(&format!("READY=1\nSTATUS={doing}\n"));
+    let watchdog = watchdog_timeout(&manager.context).map(|timeout| KeptWatchdog {
         every: timeout / 2,
         next: Instant::now(),
+    });
+    Running(Some(Told {
+        manager,
+        doing,
+        troubled: false,
+        watchdog,
     }))
 }
 
-/// The service manager's watchdog on a process that is ready (systemd's `WatchdogSec=`): told by the loop
-/// that records or serves, so that a process stuck in one call (a write to a disk that stopped answering)
-/// stops telling it, and is ended and started again by its manager. A thread of its own would go on telling
-/// it through such a hang. Nothing when the manager keeps no watchdog.
-pub struct Watchdog(Option<KeptWatchdog>);
+/// What a ready process tells its service manager while it runs, from the loop that records or serves: that
+/// it still works, to the manager's watchdog (systemd's `WatchdogSec=`), so that a process stuck in one call
+/// (a write to a disk that stopped answering) stops telling it and is ended and started again (a thread of
+/// its own would go on telling it through such a hang); and, in its status beside what it does, what keeps
+/// part of its work from being done (reports that fail, retention paused), where an operator looks
+/// (`systemctl status`) rather than only in the log. Nothing when no manager is told.
+pub struct Running(Option<Told>);
+
+struct Told {
+    manager: Manager,
+    /// What the process does, as `READY=1` said it.
+    doing: String,
+    /// The status says what keeps part of the work from being done.
+    troubled: bool,
+    watchdog: Option<KeptWatchdog>,
+}
 
 struct KeptWatchdog {
-    manager: Manager,
     /// Half the watchdog's timeout, as sd_watchdog_enabled(3) advises: a loop turn that takes up to that
     /// long still tells it in time.
     every: Duration,
     next: Instant,
 }
 
-impl Watchdog {
+impl Running {
     /// Says `WATCHDOG=1` when half the watchdog's timeout has gone by since it was last said: called at each
     /// turn of the loop (a clock read when a watchdog is kept; nothing else).
     pub fn still_working(&mut self) {
-        if let Some(kept) = &mut self.0 {
+        if let Some(Told {
+            manager,
+            watchdog: Some(kept),
+            ..
+        }) = &mut self.0
+        {
             let now = Instant::now();
             if now >= kept.next {
-                kept.manager.send("WATCHDOG=1\n");
+                manager.send("WATCHDOG=1\n");
                 kept.next = now + kept.every;
             }
+        }
+    }
+
+    /// Says, beside what the process does, what keeps part of its work from being done (`trouble`).
+    pub fn troubled(&mut self, trouble: impl Display) {
+        if let Some(told) = &mut self.0 {
+            told.troubled = true;
+            let status = format!("STATUS={}; {}\n", told.doing, one_line(trouble));
+            told.manager.send(&status);
+        }
+    }
+
+    /// What kept part of the work from being done is over: the status says again only what the process does.
+    pub fn untroubled(&mut self) {
+        if let Some(told) = &mut self.0
+            && told.troubled
+        {
+            told.troubled = false;
+            let status = format!("STATUS={}\n", told.doing);
+            told.manager.send(&status);
         }
     }
 }
