@@ -409,3 +409,31 @@ fn a_watchdog_of_another_process_or_of_no_timeout_is_not_told() {
         assert_eq!(warnings, warning.into_iter().collect::<Vec<_>>(), "{env:?}");
     }
 }
+
+/// A server whose reports wait for its daemon's upgrade of activity.db says so in its status, beside what it
+/// does, and says only what it does again once the daemon has upgraded the file and a report is answered:
+/// the status an operator reads in `systemctl status` is the state now, not the first trouble of the run.
+#[test]
+fn a_servers_status_says_its_reports_wait_until_the_daemon_upgrades_activity_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let activity = data.join("activity.db");
+    std::fs::create_dir(&data).unwrap();
+    // A daemon two builds behind keeps activity.db at schema 2; this server reads from 3 on.
+    drop(store_core::testing::open_at_version(&activity, &activity_store::SCHEMA, 2).unwrap());
+    let mut manager = ServiceManager::in_dir(dir.path());
+    let server = manager.start(&["server", "--data-dir", utf8(&data), "--seconds", "120"]);
+    let serving = format!("STATUS=serving {}", data.join("config.db").display());
+    let waiting = format!("{serving}; reports wait: {} is at schema 2", activity.display());
+    manager.until(|l| l.starts_with(&waiting));
+
+    let daemon = output_within(
+        splitstore().args(["daemon", "--data-dir", utf8(&data), "--events", "1"]),
+        Duration::from_secs(120),
+    );
+    assert!(daemon.status.success(), "{daemon:?}");
+    manager.until(|l| l == serving);
+    stopped_cleanly(server);
+    let troubles: Vec<&str> = manager.statuses().into_iter().filter(|s| s.contains("; ")).collect();
+    assert_eq!(troubles.len(), 1, "told once, not at each report: {troubles:?}");
+}
