@@ -16,8 +16,8 @@
 //! three times as long as the step took, until nothing older than N days is left; then again every hour. The summary
 //! line says what was pruned and the longest gap between two commits (`longest_gap_ms`), which is the
 //! longest an event waited because of anything the daemon did, retention included. A damaged page met by
-//! retention pauses retention for the run (said once on stderr with the fix, `retention=paused` in the
-//! summary); recording goes on. The damage is recorded, so the next start begins with retention paused.
+//! retention pauses retention for the run (said once on stderr with the fix and in a service manager's
+//! status, `retention=paused` in the summary); recording goes on. The damage is recorded, so the next start begins with retention paused.
 
 use std::fmt;
 use std::io::{self, BufWriter, StdoutLock, Write};

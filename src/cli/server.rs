@@ -13,7 +13,8 @@
 //! (under a supervisor it would start again onto the same page).
 //!
 //! An activity.db older than this build reads (its daemon not upgraded yet) makes the reports wait, said once
-//! on stderr; a file the daemon of the build before the running totals keeps is read as it is.
+//! on stderr; a file the daemon of the build before the running totals keeps is read as it is. Under a
+//! service manager, its status says either beside what the server does while it lasts.
 //!
 //! It deletes only projects it created itself (the oldest first), never the user's (e.g. those a split
 //! brought in), so `projects in config.db = before + created - deleted` holds for anyone checking.
