@@ -141,7 +141,6 @@ pub fn ready(what: impl Display) -> Running {
     Running(Some(Told {
         manager,
         doing,
-        troubled: false,
         watchdog,
     }))
 }
@@ -158,8 +157,6 @@ struct Told {
     manager: Manager,
     /// What the process does, as `READY=1` said it.
     doing: String,
-    /// The status says what keeps part of the work from being done.
-    troubled: bool,
     watchdog: Option<KeptWatchdog>,
 }
 
@@ -188,21 +185,19 @@ impl Running {
         }
     }
 
-    /// Says, beside what the process does, what keeps part of its work from being done (`trouble`).
+    /// Says, beside what the process does, what keeps part of its work from being done (`trouble`): told when
+    /// it begins, not at each time it is met.
     pub fn troubled(&mut self, trouble: impl Display) {
         if let Some(told) = &mut self.0 {
-            told.troubled = true;
             let status = format!("STATUS={}; {}\n", told.doing, one_line(trouble));
             told.manager.send(&status);
         }
     }
 
-    /// What kept part of the work from being done is over: the status says again only what the process does.
+    /// What kept part of the work from being done (told by [`Running::troubled`]) is over: the status says
+    /// again only what the process does.
     pub fn untroubled(&mut self) {
-        if let Some(told) = &mut self.0
-            && told.troubled
-        {
-            told.troubled = false;
+        if let Some(told) = &mut self.0 {
             let status = format!("STATUS={}\n", told.doing);
             told.manager.send(&status);
         }
