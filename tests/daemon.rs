@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use activity_store::{ActivityReader, ActivityWriter, SessionState, TimeRange};
 use support::{
-    OLD_HISTORY, PRUNING_WEEK_OLD, activity_db_one_version_back, doctor_problems, kill9, lines_of, output_within,
-    query_i64, read_only, signal, spawn_splitstore, splitstore, summary_field, summary_value, wait_until,
+    OLD_HISTORY, PRUNING_WEEK_OLD, ServiceManager, activity_db_one_version_back, doctor_problems, kill9, lines_of,
+    output_within, query_i64, read_only, signal, spawn_splitstore, splitstore, summary_field, summary_value, utf8,
+    wait_until,
 };
 
 /// A daemon started with `--print-acks`, its stdout read by a thread.
@@ -938,19 +939,14 @@ fn retention_meeting_a_damaged_page_pauses_and_recording_goes_on() {
 
     // Runs until SIGTERM (--seconds only bounds a run that never pauses, so the test fails, not hangs), under a
     // service manager (`NOTIFY_SOCKET`).
-    let manager = dir.path().join("notify");
-    let statuses = std::os::unix::net::UnixDatagram::bind(&manager).unwrap();
-    statuses.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut child = splitstore()
-        .env("NOTIFY_SOCKET", &manager)
-        .args(["daemon", "--rate", "2000"])
-        .args(PRUNING_WEEK_OLD)
-        .args(["--seconds", "120", "--data-dir"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut manager = ServiceManager::in_dir(dir.path());
+    let mut child = manager.start(
+        &["daemon", "--rate", "2000"]
+            .into_iter()
+            .chain(PRUNING_WEEK_OLD)
+            .chain(["--seconds", "120", "--data-dir", utf8(dir.path())])
+            .collect::<Vec<_>>(),
+    );
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let paused = loop {
         match stderr.next() {
@@ -969,20 +965,14 @@ fn retention_meeting_a_damaged_page_pauses_and_recording_goes_on() {
     assert!(paused.starts_with(&said), "{paused}");
     assert!(paused.ends_with(". Recording goes on."), "{paused}");
     // The manager's status says it too, beside what the daemon does.
-    let mut buf = vec![0u8; 64 * 1024];
-    let told = loop {
-        let n = statuses
-            .recv(&mut buf)
-            .expect("the daemon tells its manager within 60 s");
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        if text.contains("; retention paused: ") {
-            break text;
-        }
-    };
+    let told = manager.until(|l| l.contains("; retention paused: "));
     let recording = format!("STATUS=recording into {}; ", db.display());
     assert_eq!(
         told,
-        format!("{recording}{}\n", paused.strip_prefix("splitstore daemon: ").unwrap())
+        [format!(
+            "{recording}{}",
+            paused.strip_prefix("splitstore daemon: ").unwrap()
+        )]
     );
     // Recording goes on: a thousand more events committed after the pause.
     let at_pause = recorded_since();

@@ -2082,21 +2082,10 @@ fn no_command_can_write_its_memory_into_a_core_dump() {
 /// `splitstore server --data-dir DATA --seconds 0.5` under a service manager (a socket in `dir` named by
 /// `NOTIFY_SOCKET`): its output, and every line it told the manager (`READY=1`, `STATUS=...`).
 fn server_under_a_manager(dir: &Path, data: &Path) -> (Output, Vec<String>) {
-    let manager = dir.join("notify");
-    let statuses = std::os::unix::net::UnixDatagram::bind(&manager).unwrap();
-    let server = output_within(
-        splitstore()
-            .env("NOTIFY_SOCKET", &manager)
-            .args(["server", "--data-dir", utf8(data), "--seconds", "0.5"]),
-        Duration::from_secs(120),
-    );
-    statuses.set_nonblocking(true).unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut told = Vec::new();
-    while let Ok(n) = statuses.recv(&mut buf) {
-        told.extend(String::from_utf8_lossy(&buf[..n]).lines().map(str::to_string));
-    }
-    (server, told)
+    let mut manager = ServiceManager::in_dir(dir);
+    let server = manager.start(&["server", "--data-dir", utf8(data), "--seconds", "0.5"]);
+    let server = wait_output_within(server, Duration::from_secs(120));
+    (server, manager.rest().concat())
 }
 
 /// The one status holding `trouble` (told once, however many reports meet it), without its `STATUS=`.

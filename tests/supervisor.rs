@@ -7,10 +7,9 @@
 
 mod support;
 
-use std::ffi::OsString;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use support::*;
@@ -21,101 +20,7 @@ const ASKS_FOR: &str = "EXTEND_TIMEOUT_USEC=30000000";
 /// What a process tells its manager's watchdog (systemd's `WatchdogSec=`).
 const WATCHDOG: &str = "WATCHDOG=1";
 
-/// The manager's end of `NOTIFY_SOCKET`.
-struct ServiceManager {
-    socket: UnixDatagram,
-    /// What `NOTIFY_SOCKET` says: the socket's path, or `@` and its abstract name.
-    address: OsString,
-    /// Every notification so far, each as its lines (`READY=1`, `STATUS=...`).
-    heard: Vec<Vec<String>>,
-}
-
 impl ServiceManager {
-    fn in_dir(dir: &Path) -> ServiceManager {
-        let path = dir.join("notify");
-        let socket = UnixDatagram::bind(&path).unwrap();
-        socket.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        ServiceManager {
-            socket,
-            address: path.into_os_string(),
-            heard: Vec::new(),
-        }
-    }
-
-    /// A manager listening on an abstract socket (Linux's; one in a container may name one).
-    #[cfg(target_os = "linux")]
-    fn abstract_named(name: &str) -> ServiceManager {
-        use std::os::linux::net::SocketAddrExt;
-        let address = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
-        let socket = UnixDatagram::bind_addr(&address).unwrap();
-        socket.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        ServiceManager {
-            socket,
-            address: format!("@{name}").into(),
-            heard: Vec::new(),
-        }
-    }
-
-    /// `splitstore <args>` started as this manager starts a service.
-    fn start(&self, args: &[&str]) -> Child {
-        self.start_with(&[], args)
-    }
-
-    /// `splitstore <args>` started as this manager starts a service, with `env` set too (a watchdog's).
-    fn start_with(&self, env: &[(&str, &str)], args: &[&str]) -> Child {
-        splitstore()
-            .env("NOTIFY_SOCKET", &self.address)
-            .envs(env.iter().copied())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    /// Waits for the next notification (60 s at most: a start that says nothing that long fails the test).
-    fn next(&mut self) -> &[String] {
-        let mut buf = vec![0u8; 64 * 1024];
-        let n = self
-            .socket
-            .recv(&mut buf)
-            .expect("the starting process says something within 60 s");
-        let text = String::from_utf8(buf[..n].to_vec()).unwrap();
-        self.heard.push(text.lines().map(str::to_string).collect());
-        self.heard.last().unwrap()
-    }
-
-    /// Waits until a notification holds `line` (or one starting with it, for a `prefix`), and returns it.
-    fn until(&mut self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
-        loop {
-            let heard = self.next().to_vec();
-            if heard.iter().any(|l| wanted(l)) {
-                return heard;
-            }
-        }
-    }
-
-    /// The statuses heard so far, in order.
-    fn statuses(&self) -> Vec<&str> {
-        self.heard
-            .iter()
-            .flatten()
-            .filter_map(|l| l.strip_prefix("STATUS="))
-            .collect()
-    }
-
-    /// Everything sent after the process ended (nothing waits: it has ended).
-    fn rest(&mut self) -> Vec<Vec<String>> {
-        self.socket.set_nonblocking(true).unwrap();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut rest = Vec::new();
-        while let Ok(n) = self.socket.recv(&mut buf) {
-            rest.push(String::from_utf8_lossy(&buf[..n]).lines().map(str::to_string).collect());
-        }
-        self.socket.set_nonblocking(false).unwrap();
-        rest
-    }
-
     /// `splitstore <args>` started under a watchdog of 0.2 s: returned once it has said it is ready, and then,
     /// once, that it still works (never before it is ready). `--seconds` bounds a run the test fails to stop.
     fn start_watched(&mut self, args: &[&str]) -> Child {

@@ -254,3 +254,105 @@ pub fn activity_db_one_version_back(data: &Path) -> (PathBuf, u32) {
     drop(activity_store::ActivityWriter::open_with(&db, &options).unwrap());
     (db, older)
 }
+
+/// A service manager that starts splitstore's daemon or server with `NOTIFY_SOCKET` set (systemd's
+/// `Type=notify`): the manager's end of that socket, and what it heard.
+pub struct ServiceManager {
+    socket: std::os::unix::net::UnixDatagram,
+    /// What `NOTIFY_SOCKET` says: the socket's path, or `@` and its abstract name.
+    pub address: std::ffi::OsString,
+    /// Every notification so far, each as its lines (`READY=1`, `STATUS=...`).
+    pub heard: Vec<Vec<String>>,
+}
+
+impl ServiceManager {
+    /// A manager listening on the socket `notify` in `dir`.
+    pub fn in_dir(dir: &Path) -> ServiceManager {
+        let path = dir.join("notify");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        ServiceManager {
+            socket,
+            address: path.into_os_string(),
+            heard: Vec::new(),
+        }
+    }
+
+    /// A manager listening on an abstract socket (Linux's; one in a container may name one).
+    #[cfg(target_os = "linux")]
+    pub fn abstract_named(name: &str) -> ServiceManager {
+        use std::os::linux::net::SocketAddrExt;
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+        let socket = std::os::unix::net::UnixDatagram::bind_addr(&address).unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        ServiceManager {
+            socket,
+            address: format!("@{name}").into(),
+            heard: Vec::new(),
+        }
+    }
+
+    /// `splitstore <args>` started as this manager starts a service.
+    pub fn start(&self, args: &[&str]) -> std::process::Child {
+        self.start_with(&[], args)
+    }
+
+    /// `splitstore <args>` started as this manager starts a service, with `env` set too (a watchdog's).
+    pub fn start_with(&self, env: &[(&str, &str)], args: &[&str]) -> std::process::Child {
+        splitstore()
+            .env("NOTIFY_SOCKET", &self.address)
+            .envs(env.iter().copied())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits for the next notification (60 s at most: a start that says nothing that long fails the test).
+    pub fn next(&mut self) -> &[String] {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = self
+            .socket
+            .recv(&mut buf)
+            .expect("the starting process says something within 60 s");
+        let text = String::from_utf8(buf[..n].to_vec()).unwrap();
+        self.heard.push(text.lines().map(str::to_string).collect());
+        self.heard.last().unwrap()
+    }
+
+    /// Waits until a notification holds `line` (or one starting with it, for a `prefix`), and returns it.
+    pub fn until(&mut self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+        loop {
+            let heard = self.next().to_vec();
+            if heard.iter().any(|l| wanted(l)) {
+                return heard;
+            }
+        }
+    }
+
+    /// The statuses heard so far, in order.
+    pub fn statuses(&self) -> Vec<&str> {
+        self.heard
+            .iter()
+            .flatten()
+            .filter_map(|l| l.strip_prefix("STATUS="))
+            .collect()
+    }
+
+    /// Everything sent after the process ended (nothing waits: it has ended).
+    pub fn rest(&mut self) -> Vec<Vec<String>> {
+        self.socket.set_nonblocking(true).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut rest = Vec::new();
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            rest.push(String::from_utf8_lossy(&buf[..n]).lines().map(str::to_string).collect());
+        }
+        self.socket.set_nonblocking(false).unwrap();
+        rest
+    }
+}
