@@ -270,14 +270,7 @@ impl ServiceManager {
     pub fn in_dir(dir: &Path) -> ServiceManager {
         let path = dir.join("notify");
         let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-        socket
-            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
-            .unwrap();
-        ServiceManager {
-            socket,
-            address: path.into_os_string(),
-            heard: Vec::new(),
-        }
+        ServiceManager::on(socket, path.into_os_string())
     }
 
     /// A manager listening on an abstract socket (Linux's; one in a container may name one).
@@ -286,12 +279,17 @@ impl ServiceManager {
         use std::os::linux::net::SocketAddrExt;
         let address = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
         let socket = std::os::unix::net::UnixDatagram::bind_addr(&address).unwrap();
+        ServiceManager::on(socket, format!("@{name}").into())
+    }
+
+    /// The manager reading `socket`, which `NOTIFY_SOCKET=address` names.
+    fn on(socket: std::os::unix::net::UnixDatagram, address: std::ffi::OsString) -> ServiceManager {
         socket
             .set_read_timeout(Some(std::time::Duration::from_secs(60)))
             .unwrap();
         ServiceManager {
             socket,
-            address: format!("@{name}").into(),
+            address,
             heard: Vec::new(),
         }
     }
