@@ -13,14 +13,24 @@
 //! range, and <= 0.05x the JOIN over all sessions. `cargo bench --bench report`; the ratios are printed
 //! as `ratio ...` lines after criterion's groups, from an interleaved run (the sides alternate, so all
 //! see the same machine load).
+//!
+//! Then the calendar report (`Reports::calendar_beside_activity`: each calendar event beside the time
+//! tracked while it ran, and the time on its own project) over the same sessions and ~2 100 calendar
+//! events (eight a working day, one a week-long conference), for a day, a week, a month and the whole
+//! year, three ways: `app` as it is; `previous_app`, its sum as it was before (every event against every
+//! session read, titles and URLs included), over today's read of the sessions (before schema 5 the read
+//! visited every session that ended after the range's start: run this bench on an earlier build for that);
+//! `attach_join`, the SQL over both files ATTACHed, for the day only (a week takes minutes: for each event
+//! it visits every session on one side of it).
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use activity_store::{TimeRange, queries};
 use chrono::{DateTime, TimeZone, Utc};
-use config_store::{ConfigReader, ConfigStore, NewProject};
+use config_store::{ConfigReader, ConfigStore, NewCalendarEvent, NewProject, NewSubscription};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::{Connection, OpenFlags, params};
 use splitstore::Reports;
@@ -72,6 +82,7 @@ fn build(dir: &Path) {
             Ok(())
         })
         .unwrap();
+    add_calendar(&mut config);
 }
 
 type Row = (Option<i64>, Option<String>, i64, i64);
@@ -204,16 +215,10 @@ fn median_ms(mut v: Vec<Duration>) -> f64 {
 }
 
 fn report(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    build(dir.path());
-    eprintln!(
-        "built {SESSIONS} sessions and {PROJECTS} projects in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let reports = Reports::open(dir.path());
-    let previous = PreviousAppJoin::open(dir.path());
-    let attach = AttachJoin::open(dir.path());
+    let dir = built();
+    let reports = Reports::open(dir);
+    let previous = PreviousAppJoin::open(dir);
+    let attach = AttachJoin::open(dir);
     let mut lines = Vec::new();
     for (name, range) in ranges() {
         let mut a = app_join(&reports, &range);
@@ -283,5 +288,201 @@ fn report(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, report);
+/// A subscription's year of events: eight a working day (09:00 to 16:00, 30 to 90 minutes, the last of
+/// each day an instant reminder with no end), three in four on a project, and a week-long conference.
+fn add_calendar(config: &mut ConfigStore) {
+    let sub = config
+        .add_subscription(&NewSubscription::new("Work", "https://calendar.example.com/work.ics"))
+        .unwrap();
+    let minutes = chrono::Duration::minutes;
+    let mut events = Vec::new();
+    for d in (0..365i64).filter(|d| d % 7 < 5) {
+        for k in 0..8i64 {
+            let start = base() + chrono::Duration::days(d) + minutes(9 * 60 + k * 55 + (d * 7 + k * 13) % 30);
+            events.push(NewCalendarEvent {
+                title: Some(format!("Meeting {d}-{k}")),
+                end_time: (k < 7).then(|| start + minutes(30 + (d + k * 11) % 61)),
+                project_id: ((d + k) % 4 != 0).then_some((d * 8 + k) % (PROJECTS + 20) + 1),
+                ..NewCalendarEvent::new(format!("uid-{d}-{k}"), start)
+            });
+        }
+    }
+    let conference = base() + chrono::Duration::days(150);
+    events.push(NewCalendarEvent {
+        title: Some("Conference".into()),
+        end_time: Some(conference + chrono::Duration::days(7)),
+        project_id: Some(42),
+        ..NewCalendarEvent::new("conference", conference)
+    });
+    config.replace_calendar_events(sub.id, &events, Utc::now()).unwrap();
+}
+
+type CalendarRow = (i64, Option<String>, i64, i64);
+
+fn calendar_app(reports: &Reports, range: &TimeRange) -> Vec<CalendarRow> {
+    reports
+        .calendar_beside_activity(range)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.event.id, c.project_name, c.tracked_ms, c.project_ms))
+        .collect()
+}
+
+/// `Reports::calendar_beside_activity` as it was before: the sessions overlapping the events read whole,
+/// and every event's overlap summed over every one of them. Names from one query of config.db, as now.
+fn calendar_previous(reports: &Reports, range: &TimeRange) -> Vec<CalendarRow> {
+    let events = reports.config().calendar_events_between(range).unwrap();
+    let window = events.iter().filter_map(|e| {
+        e.end_time
+            .filter(|end| *end > e.start_time)
+            .map(|end| (e.start_time, end))
+    });
+    let sessions = match window.reduce(|(a, b), (c, d)| (a.min(c), b.max(d))) {
+        Some((first, last)) => reports
+            .activity()
+            .sessions_overlapping(&TimeRange::between(first, last))
+            .unwrap(),
+        None => Vec::new(),
+    };
+    let names: HashMap<i64, String> = reports
+        .config()
+        .project_summaries()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    events
+        .into_iter()
+        .map(|e| {
+            let (mut tracked, mut own) = (0, 0);
+            if let Some(end) = e.end_time {
+                for s in &sessions {
+                    let Some(s_end) = s.end else { continue };
+                    let overlap = (end.min(s_end) - e.start_time.max(s.start)).num_milliseconds().max(0);
+                    tracked += overlap;
+                    if e.project_id.is_some() && s.project_id == e.project_id {
+                        own += overlap;
+                    }
+                }
+            }
+            (e.id, e.project_id.and_then(|id| names.get(&id).cloned()), tracked, own)
+        })
+        .collect()
+}
+
+impl AttachJoin {
+    /// The calendar report as one SQL statement: each event joined with every session sharing time with it.
+    fn calendar(&self, range: &TimeRange) -> Vec<CalendarRow> {
+        let (from, to) = range.bounds_ms();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT e.id, p.name,
+                        coalesce(sum(max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms))), 0),
+                        coalesce(sum(CASE WHEN s.project_id = e.project_id
+                            THEN max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms)) END), 0)
+                 FROM cfg.calendar_events e
+                 LEFT JOIN cfg.projects p ON p.id = e.project_id
+                 LEFT JOIN activity_sessions s
+                        ON s.end_time_ms IS NOT NULL AND s.start_time_ms < e.end_time_ms AND s.end_time_ms > e.start_time_ms
+                 WHERE e.start_time_ms < ?2 AND max(coalesce(e.end_time_ms, e.start_time_ms), e.start_time_ms + 1) > ?1
+                 GROUP BY e.id ORDER BY e.start_time_ms, e.id",
+            )
+            .unwrap();
+        stmt.query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+}
+
+fn calendar(c: &mut Criterion) {
+    let dir = built();
+    let reports = Reports::open(dir);
+    let attach = AttachJoin::open(dir);
+    let day = |d: i64| base() + chrono::Duration::days(d);
+    let ranges = [
+        ("one_day", TimeRange::between(day(120), day(121)), true),
+        ("one_week", TimeRange::between(day(147), day(154)), false),
+        ("one_month", TimeRange::between(day(31), day(59)), false),
+        ("all", TimeRange::all(), false),
+    ];
+    let mut lines = Vec::new();
+    for (name, range, with_sql) in ranges {
+        let a = calendar_app(&reports, &range);
+        assert_eq!(
+            a,
+            calendar_previous(&reports, &range),
+            "the same answer as before ({name})"
+        );
+        if with_sql {
+            assert_eq!(a, attach.calendar(&range), "the same answer as the SQL ({name})");
+        }
+        assert!(a.iter().any(|r| r.3 > 0), "{name} has time on the events' projects");
+
+        let mut g = c.benchmark_group(format!("calendar_beside_activity_{name}"));
+        g.measurement_time(Duration::from_secs(5)).sample_size(10);
+        g.bench_function("app", |bench| bench.iter(|| calendar_app(&reports, &range)));
+        g.bench_function("previous_app", |bench| {
+            bench.iter(|| calendar_previous(&reports, &range))
+        });
+        if with_sql {
+            g.bench_function("attach_join", |bench| bench.iter(|| attach.calendar(&range)));
+        }
+        g.finish();
+
+        // Interleaved, as above: the sides alternate, medians.
+        let sides = if with_sql { 3 } else { 2 };
+        let mut times: [Vec<Duration>; 3] = Default::default();
+        let until = Instant::now() + Duration::from_secs(8);
+        let mut round = 0usize;
+        while Instant::now() < until || times[1].len() < 3 {
+            for k in 0..sides {
+                let side = (round + k) % sides;
+                let t = Instant::now();
+                match side {
+                    0 => drop(std::hint::black_box(calendar_app(&reports, &range))),
+                    1 => drop(std::hint::black_box(calendar_previous(&reports, &range))),
+                    _ => drop(std::hint::black_box(attach.calendar(&range))),
+                }
+                times[side].push(t.elapsed());
+            }
+            round += 1;
+        }
+        let [app, prev, sql] = times.map(|v| if v.is_empty() { f64::NAN } else { median_ms(v) });
+        let sql = if with_sql {
+            format!("; / attach join {sql:.2} ms = {:.4}", app / sql)
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "ratio calendar_beside_activity_{name} ({} events, {round} rounds): app {app:.2} ms / previous app \
+             {prev:.2} ms = {:.4}{sql}",
+            a.len(),
+            app / prev
+        ));
+    }
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+/// The two files every group reads, built once per run.
+fn built() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        build(dir.path());
+        eprintln!(
+            "built {SESSIONS} sessions, {PROJECTS} projects and a year of calendar events in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        dir
+    })
+    .path()
+}
+
+criterion_group!(benches, report, calendar);
+
 criterion_main!(benches);

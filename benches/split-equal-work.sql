@@ -151,6 +151,7 @@ CREATE INDEX c.calendar_events_project ON calendar_events (project_id, start_tim
 CREATE INDEX main.activity_sessions_start ON activity_sessions (start_time_ms, project_id, duration_seconds);
 CREATE INDEX main.activity_sessions_project ON activity_sessions (project_id, start_time_ms);
 CREATE INDEX main.activity_sessions_end ON activity_sessions (end_time_ms);
+CREATE INDEX main.activity_sessions_long ON activity_sessions (end_time_ms) WHERE end_time_ms - start_time_ms > 86400000;
 CREATE INDEX main.activity_events_session ON activity_events (session_id, timestamp_ms);
 CREATE INDEX main.activity_events_timestamp ON activity_events (timestamp_ms);
 INSERT INTO main.activity_totals (has_project, project_id, bucket_ms, sessions, seconds)
@@ -165,7 +166,7 @@ FROM (SELECT project_id IS NOT NULL AS has_project, IFNULL(project_id, 0) AS pro
       ORDER BY 1, 2, 3)
 WINDOW running AS (PARTITION BY has_project, project_id ORDER BY bucket_ms ROWS UNBOUNDED PRECEDING);
 PRAGMA main.application_id = 1397771329;
-PRAGMA main.user_version = 4;
+PRAGMA main.user_version = 5;
 PRAGMA c.application_id = 1397771331;
 PRAGMA c.user_version = 2;
 COMMIT;

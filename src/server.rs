@@ -8,11 +8,10 @@
 //! Nothing is dropped by a join: sessions with no project and sessions naming a project that was deleted
 //! are reported as [`ProjectStatus::Unassigned`] and [`ProjectStatus::Deleted`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use activity_store::{ActivityReader, ProjectTotal, Session, TimeRange};
-use chrono::{DateTime, Utc};
+use activity_store::{ActivityReader, ProjectTotal, Session, SessionSpan, TimeRange};
 use config_store::{CalendarEvent, ConfigReader, ConfigStore, OpenOptions, Project};
 use serde::Serialize;
 use store_core::provenance::MissingBecause;
@@ -263,7 +262,11 @@ impl Reports {
 
     /// Calendar events overlapping `range` (as [`ConfigReader::calendar_events_between`] selects them),
     /// each beside the time tracked while it ran. Events with no end (or an end before their start) have no
-    /// duration, so nothing overlaps them; they are listed with 0.
+    /// duration, so nothing overlaps them; they are listed with 0. The ended sessions sharing time with any
+    /// event are read once (their project, start and end only) and each event's overlap is two binary
+    /// searches over their sorted starts and ends: a year of 2 000 events over a year of 10^6 sessions in
+    /// about half a second, where summing every event against every session took 24 s (`cargo bench
+    /// --bench report`).
     pub fn calendar_beside_activity(&self, range: &TimeRange) -> Result<Vec<CalendarActivity>> {
         let events = self.config.calendar_events_between(range)?;
         let window = events.iter().filter_map(|e| {
@@ -271,12 +274,25 @@ impl Reports {
                 .filter(|end| *end > e.start_time)
                 .map(|end| (e.start_time, end))
         });
-        let sessions = match window.reduce(|(a, b), (c, d)| (a.min(c), b.max(d))) {
-            Some((first, last)) => {
-                or_nothing_yet(self.activity.sessions_overlapping(&TimeRange::between(first, last)))?
-            }
+        let spans = match window.reduce(|(a, b), (c, d)| (a.min(c), b.max(d))) {
+            Some((first, last)) => or_nothing_yet(
+                self.activity
+                    .session_spans_overlapping(&TimeRange::between(first, last)),
+            )?,
             None => Vec::new(),
         };
+        let tracked = Coverage::of(spans.iter());
+        let named: HashSet<i64> = events.iter().filter_map(|e| e.project_id).collect();
+        let mut of_project: HashMap<i64, Vec<&SessionSpan>> = HashMap::new();
+        for s in &spans {
+            if let Some(id) = s.project_id.filter(|id| named.contains(id)) {
+                of_project.entry(id).or_default().push(s);
+            }
+        }
+        let of_project: HashMap<i64, Coverage> = of_project
+            .into_iter()
+            .map(|(id, spans)| (id, Coverage::of(spans.into_iter())))
+            .collect();
         let projects = self.project_index()?;
         Ok(events
             .into_iter()
@@ -284,12 +300,10 @@ impl Reports {
                 let (project_name, project_status) = describe(&projects, event.project_id);
                 let (mut tracked_ms, mut project_ms) = (0, 0);
                 if let Some(end) = event.end_time {
-                    for s in &sessions {
-                        let overlap = overlap_ms(event.start_time, end, s);
-                        tracked_ms += overlap;
-                        if event.project_id.is_some() && s.project_id == event.project_id {
-                            project_ms += overlap;
-                        }
+                    let (from, to) = (event.start_time.timestamp_millis(), end.timestamp_millis());
+                    tracked_ms = tracked.within(from, to);
+                    if let Some(own) = event.project_id.and_then(|id| of_project.get(&id)) {
+                        project_ms = own.within(from, to);
                     }
                 }
                 CalendarActivity {
@@ -366,10 +380,60 @@ fn resolve(projects: &ProjectIndex, id: Option<i64>) -> (Option<i64>, ProjectSta
     }
 }
 
-/// Milliseconds during which an ended session overlaps `[start, end)`.
-fn overlap_ms(start: DateTime<Utc>, end: DateTime<Utc>, s: &Session) -> i64 {
-    let Some(s_end) = s.end else { return 0 };
-    let from = start.max(s.start);
-    let to = end.min(s_end);
-    (to - from).num_milliseconds().max(0)
+/// The time a set of ended sessions covers in any interval, summed over the sessions (two that overlap
+/// each other both count), answered in O(log n): their starts and their ends sorted apart, each with running
+/// sums. A session `[s, e)` holds `min(t, e) - s` of the time before `t` when `s < t`, that is `t - s` less
+/// `t - e` once `e < t` too; so the time before `t` is `k*t - (sum of the k starts before t)` less the same
+/// over the ends before `t`, and an interval's time the difference of its two ends' (as every event
+/// against every session summed `max(0, min(end, e) - max(start, s))`, at a cost of events x sessions).
+/// Sessions ending at or before their start (a clock set back while one ran) cover nothing, as there.
+struct Coverage {
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    /// `start_sums[k]` is the sum of `starts[..k]`; i128, as 5.4 million of today's epoch milliseconds
+    /// overflow i64.
+    start_sums: Vec<i128>,
+    end_sums: Vec<i128>,
+}
+
+impl Coverage {
+    fn of<'a>(spans: impl Iterator<Item = &'a SessionSpan>) -> Coverage {
+        let (mut starts, mut ends): (Vec<i64>, Vec<i64>) = spans
+            .map(|s| (s.start.timestamp_millis(), s.end.timestamp_millis()))
+            .filter(|(start, end)| end > start)
+            .unzip();
+        starts.sort_unstable();
+        ends.sort_unstable();
+        let sums = |v: &[i64]| -> Vec<i128> {
+            std::iter::once(0)
+                .chain(v.iter().scan(0i128, |sum, &t| {
+                    *sum += i128::from(t);
+                    Some(*sum)
+                }))
+                .collect()
+        };
+        Coverage {
+            start_sums: sums(&starts),
+            end_sums: sums(&ends),
+            starts,
+            ends,
+        }
+    }
+
+    /// The time covered before `t`.
+    fn before(&self, t: i64) -> i128 {
+        let started = self.starts.partition_point(|&s| s < t);
+        let ended = self.ends.partition_point(|&e| e < t);
+        let t = i128::from(t);
+        (started as i128 * t - self.start_sums[started]) - (ended as i128 * t - self.end_sums[ended])
+    }
+
+    /// Milliseconds covered in `[from, to)`: none when it is empty.
+    fn within(&self, from: i64, to: i64) -> i64 {
+        if to <= from {
+            return 0;
+        }
+        // At most the interval's length times the sessions: within i64 for any interval of real times.
+        (self.before(to) - self.before(from)) as i64
+    }
 }

@@ -290,6 +290,47 @@ fn assert_project_activity_equals_the_attach_join(dir: &Path, g: &Generated) {
 
 type CalendarRow = (i64, Option<String>, ProjectStatus, i64, i64);
 
+fn calendar_app(reports: &Reports, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<CalendarRow> {
+    reports
+        .calendar_beside_activity(&TimeRange::between(from, to))
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.event.id, c.project_name, c.project_status, c.tracked_ms, c.project_ms))
+        .collect()
+}
+
+/// The calendar report as one SQL JOIN: each event with every ended session sharing time with it.
+fn calendar_oracle(db: &Connection, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<CalendarRow> {
+    let mut stmt = db
+        .prepare_cached(
+            "SELECT e.id, p.name, e.project_id, p.id IS NOT NULL, coalesce(p.archived, 0),
+                    coalesce(sum(max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms))), 0),
+                    coalesce(sum(CASE WHEN s.project_id = e.project_id
+                        THEN max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms)) END), 0)
+             FROM cfg.calendar_events e
+             LEFT JOIN cfg.projects p ON p.id = e.project_id
+             LEFT JOIN activity_sessions s
+                    ON s.end_time_ms IS NOT NULL AND s.start_time_ms < e.end_time_ms AND s.end_time_ms > e.start_time_ms
+             WHERE ?1 < ?2 AND e.start_time_ms < ?2
+               AND max(coalesce(e.end_time_ms, e.start_time_ms), e.start_time_ms + 1) > ?1
+             GROUP BY e.id ORDER BY e.start_time_ms, e.id",
+        )
+        .unwrap();
+    stmt.query_map(params![from.timestamp_millis(), to.timestamp_millis()], |r| {
+        let id: Option<i64> = r.get(2)?;
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            status(id, r.get(3)?, r.get::<_, i64>(4)? != 0),
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
 #[test]
 fn calendar_beside_activity_equals_the_attach_join() {
     let dir = tempfile::tempdir().unwrap();
@@ -303,45 +344,105 @@ fn calendar_beside_activity_equals_the_attach_join() {
     ];
     let mut nonzero = 0;
     for (from, to) in windows {
-        let app: Vec<CalendarRow> = reports
-            .calendar_beside_activity(&TimeRange::between(from, to))
-            .unwrap()
-            .into_iter()
-            .map(|c| (c.event.id, c.project_name, c.project_status, c.tracked_ms, c.project_ms))
-            .collect();
-        let mut stmt = db
-            .prepare(
-                "SELECT e.id, p.name, e.project_id, p.id IS NOT NULL, coalesce(p.archived, 0),
-                        coalesce(sum(max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms))), 0),
-                        coalesce(sum(CASE WHEN s.project_id = e.project_id
-                            THEN max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms)) END), 0)
-                 FROM cfg.calendar_events e
-                 LEFT JOIN cfg.projects p ON p.id = e.project_id
-                 LEFT JOIN activity_sessions s
-                        ON s.end_time_ms IS NOT NULL AND s.start_time_ms < e.end_time_ms AND s.end_time_ms > e.start_time_ms
-                 WHERE ?1 < ?2 AND e.start_time_ms < ?2
-                   AND max(coalesce(e.end_time_ms, e.start_time_ms), e.start_time_ms + 1) > ?1
-                 GROUP BY e.id ORDER BY e.start_time_ms, e.id",
-            )
-            .unwrap();
-        let expected: Vec<CalendarRow> = stmt
-            .query_map(params![from.timestamp_millis(), to.timestamp_millis()], |r| {
-                let id: Option<i64> = r.get(2)?;
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    status(id, r.get(3)?, r.get::<_, i64>(4)? != 0),
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(app, expected, "window {from} .. {to}");
+        let app = calendar_app(&reports, from, to);
+        assert_eq!(app, calendar_oracle(&db, from, to), "window {from} .. {to}");
         nonzero += app.iter().filter(|r| r.3 > 0).count();
     }
     assert!(nonzero > 10, "the data has overlaps to compare ({nonzero})");
+}
+
+/// The calendar report sums each event's overlap from the sessions' sorted starts and ends, not session by
+/// session: its answer still equals the JOIN's where the edges meet. Sessions and events on a grid of
+/// minutes (so their bounds often fall on each other's), sessions overlapping each other, ending at their
+/// start or before it (a clock set back while one ran), open ones; events of no length, with no end, or
+/// ending before their start; a session or event spanning the whole stretch; random windows.
+#[test]
+fn calendar_beside_activity_equals_the_attach_join_where_edges_meet() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(11);
+    let minute = |m: i64| base() + Duration::minutes(m);
+    let mut config = ConfigStore::open_in(dir.path()).unwrap();
+    let projects: Vec<i64> = (0..4)
+        .map(|i| config.create_project(&NewProject::named(format!("P{i}"))).unwrap().id)
+        .collect();
+    let pick = |rng: &mut StdRng| match rng.random_range(0..6) {
+        0 => None,
+        1 => Some(NEVER_EXISTED),
+        _ => Some(projects[rng.random_range(0..projects.len())]),
+    };
+    let sub = config
+        .add_subscription(&NewSubscription::new("Edges", "https://calendar.example.com/edges.ics"))
+        .unwrap();
+    let mut events: Vec<NewCalendarEvent> = (0..300)
+        .map(|e| {
+            let start = rng.random_range(0..600);
+            let end = match rng.random_range(0..10) {
+                0 => None,
+                1 => Some(minute(start)),
+                2 => Some(minute(start - rng.random_range(1..30))),
+                _ => Some(minute(start + rng.random_range(1..90))),
+            };
+            NewCalendarEvent {
+                end_time: end,
+                project_id: pick(&mut rng),
+                ..NewCalendarEvent::new(format!("uid-{e}"), minute(start))
+            }
+        })
+        .collect();
+    events.push(NewCalendarEvent {
+        end_time: Some(minute(700)),
+        project_id: Some(projects[0]),
+        ..NewCalendarEvent::new("all of it", minute(-100))
+    });
+    config.replace_calendar_events(sub.id, &events, Utc::now()).unwrap();
+
+    let mut writer = ActivityWriter::open_in(dir.path()).unwrap();
+    let mut session = |start: i64, end: Option<i64>, project_id: Option<i64>| {
+        let id = writer
+            .start_session(&NewSession {
+                project_id,
+                ..NewSession::new("editor", minute(start))
+            })
+            .unwrap();
+        if let Some(end) = end {
+            writer.end_session(id, minute(end)).unwrap();
+        }
+    };
+    for _ in 0..800 {
+        let start = rng.random_range(0..600);
+        let end = match rng.random_range(0..12) {
+            0 => None,
+            1 => Some(start),
+            2 => Some(start - rng.random_range(1..30)),
+            _ => Some(start + rng.random_range(1..60)),
+        };
+        session(start, end, pick(&mut rng));
+    }
+    session(-50, Some(650), Some(projects[0]));
+    drop(writer);
+
+    let reports = Reports::open(dir.path());
+    let db = oracle(dir.path());
+    let mut windows = vec![
+        (minute(-1000), minute(2000)),
+        (minute(0), minute(1)),
+        (minute(300), minute(300)),
+    ];
+    for _ in 0..60 {
+        let from = rng.random_range(-10..610);
+        windows.push((minute(from), minute(from + rng.random_range(1..120))));
+    }
+    let (mut events_seen, mut own_time) = (0, 0);
+    for (from, to) in windows {
+        let app = calendar_app(&reports, from, to);
+        assert_eq!(app, calendar_oracle(&db, from, to), "window {from} .. {to}");
+        events_seen += app.len();
+        own_time += app.iter().filter(|r| r.4 > 0).count();
+    }
+    assert!(
+        events_seen > 1000 && own_time > 300,
+        "the windows hold events and overlaps ({events_seen}, {own_time})"
+    );
 }
 
 #[test]

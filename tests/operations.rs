@@ -1978,7 +1978,7 @@ fn a_restore_of_an_older_backup_says_what_the_replaced_file_had_added() {
     let line = stdout.lines().next().unwrap();
     assert!(
         line.starts_with(&format!(
-            "restored {} from {} (schema 4); the previous file is kept at {}.replaced-",
+            "restored {} from {} (schema 5); the previous file is kept at {}.replaced-",
             activity.display(),
             backup.display(),
             activity.display()
@@ -3381,7 +3381,7 @@ fn an_index_and_a_trigger_dropped_in_the_sqlite3_shell_are_created_again_by_repa
         activity.display()
     );
     let remedy = format!(
-        "`splitstore repair --data-dir {d}` creates them again as this build's schema 4 has them, in one \
+        "`splitstore repair --data-dir {d}` creates them again as this build's schema 5 has them, in one \
          transaction (and recounts what a missing trigger did not keep)"
     );
     let daemon = run_splitstore(["daemon", "--events", "300", "--data-dir", d]);
@@ -3450,15 +3450,15 @@ fn a_user_version_set_back_by_hand_is_told_and_repair_writes_it_back() {
     let rows = rows_by_table(&activity);
     let d = utf8(&data);
     let message = format!(
-        "{} is activity.db at schema 4 whose user_version reads 3: its schema_migrations records this build's \
-         migrations 1 to 4 and its tables are exactly this build's at that version, so user_version was set back \
+        "{} is activity.db at schema 5 whose user_version reads 3: its schema_migrations records this build's \
+         migrations 1 to 5 and its tables are exactly this build's at that version, so user_version was set back \
          by hand (`PRAGMA user_version = 3`, as done to let an earlier build open a newer file), and migrating it \
          again would fail",
         activity.display()
     );
     let remedy = format!(
         "stop every owner of a database in {d} (the command takes all their locks), then run `splitstore repair \
-         --data-dir {d}`: it checks the file's tables against this build's schema again and writes user_version 4 \
+         --data-dir {d}`: it checks the file's tables against this build's schema again and writes user_version 5 \
          back into its header, changing no row; the file was not changed"
     );
 
@@ -3484,11 +3484,11 @@ fn a_user_version_set_back_by_hand_is_told_and_repair_writes_it_back() {
     assert!(
         texts(&repair).0.contains(
             "activity.db: its user_version read 3, set back by hand below the migrations it records; its tables are \
-             this build's schema 4 exactly: user_version 4 written back, every row kept\n"
+             this build's schema 5 exactly: user_version 5 written back, every row kept\n"
         ),
         "{repair:?}"
     );
-    assert_eq!(store_core::testing::user_version_of(&activity), 4);
+    assert_eq!(store_core::testing::user_version_of(&activity), 5);
     assert_eq!(rows_by_table(&activity), rows);
     let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
     assert!(daemon.status.success(), "{daemon:?}");

@@ -112,7 +112,7 @@ fn a_starting_daemon_asks_its_service_manager_for_time_while_it_waits_and_migrat
             "upgrading: copying the file".to_string(),
             "waiting".to_string(),
             "upgrading: copying the file".to_string(),
-            format!("upgrading: migrating to schema {end} (running totals per project in 15-minute buckets)"),
+            format!("upgrading: migrating to schema {end} (an index of the sessions longer than a day)"),
             format!("recording into {}", db.display()),
         ]
     );

@@ -27,8 +27,8 @@ mod writer;
 pub use group_commit::{GroupCommit, GroupCommitPolicy, Pending};
 pub use reader::{ActivityReader, SessionState};
 pub use repo::{
-    EndReason, Event, LastIds, Latest, NewEvent, NewSession, ProjectTotal, PrunedEdge, Session, rebuild_totals,
-    recount_totals, totals_disagreement,
+    EndReason, Event, LastIds, Latest, NewEvent, NewSession, ProjectTotal, PrunedEdge, Session, SessionSpan,
+    rebuild_totals, recount_totals, totals_disagreement,
 };
 pub use schema::SCHEMA;
 pub use store_core::checkpoint::{CheckpointMode, CheckpointResult};

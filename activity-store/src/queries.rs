@@ -265,18 +265,44 @@ ORDER BY start_time_ms, id
 LIMIT ?4"
 );
 
-/// Ended sessions whose time overlaps `[?1, ?2)`: started before `?2`, ended after `?1`. Index:
-/// `activity_sessions_end` on the end bound, so only sessions that ended after `?1` are visited (recent
-/// ones, for a recent window), however long the history. The unary `+` keeps the planner off the start
-/// index, whose bound (`start < ?2`) covers nearly all history
-/// (<https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_>).
+/// Ended sessions whose `$columns` overlap `[?1, ?2)` (started before `?2`, ended after `?1`), in two parts
+/// each bounded by the range, not by the history after it: those that started at most a day before `?1`
+/// (index `activity_sessions_start`, both bounds), and the longer ones (the partial index
+/// `activity_sessions_long` of migration 5, which holds only sessions longer than a day; the second part's
+/// WHERE names its condition, which is what lets the planner use it:
+/// <https://sqlite.org/partialindex.html#queries_using_partial_indexes>; the unary `+` keeps it off the
+/// start index, which the ORDER BY would otherwise draw it to, for every session before the range:
+/// <https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_>). The two parts
+/// share no session (the first starts at or after `?1` less a day, the second before). On a file without
+/// that index (a daemon of an older build keeps it) the second part searches `activity_sessions_end`, at
+/// what the whole read cost before. `?1 - 86400000` of the smallest integer is a REAL, still below every start
+/// (<https://sqlite.org/lang_expr.html>, "integer overflow").
+macro_rules! sessions_overlapping {
+    ($columns:expr) => {
+        concat!(
+            "SELECT ",
+            $columns,
+            " FROM activity_sessions
+WHERE start_time_ms >= ?1 - 86400000 AND start_time_ms < ?2 AND end_time_ms > ?1
+UNION ALL
+SELECT ",
+            $columns,
+            " FROM activity_sessions
+WHERE end_time_ms - start_time_ms > 86400000 AND end_time_ms > ?1 AND +start_time_ms < ?1 - 86400000"
+        )
+    };
+}
+
+/// Ended sessions whose time overlaps `[?1, ?2)`, oldest first (see `sessions_overlapping!` for the two
+/// parts and their indexes).
 pub const SESSIONS_OVERLAPPING: &str = concat!(
-    "SELECT ",
-    session_columns!(),
-    " FROM activity_sessions
-WHERE +start_time_ms < ?2 AND end_time_ms > ?1
-ORDER BY +start_time_ms, id"
+    sessions_overlapping!(session_columns!()),
+    "\nORDER BY start_time_ms, id"
 );
+
+/// As [`SESSIONS_OVERLAPPING`], only what a sum of the time tracked in an interval needs (no titles or
+/// URLs read over a year of history), in no order (the caller sorts starts and ends apart).
+pub const SESSION_SPANS_OVERLAPPING: &str = sessions_overlapping!("id, project_id, start_time_ms, end_time_ms");
 
 /// Events of session `?1` in time order, at most `?2`. Index: `activity_events_session`.
 pub const EVENTS_OF_SESSION: &str = concat!(

@@ -14,7 +14,7 @@ use store_core::{ChangeToken, ReadPool, Result, TimeRange};
 use crate::SCHEMA;
 use serde::Serialize;
 
-use crate::repo::{self, EndReason, Event, LastIds, Latest, ProjectTotal, PrunedEdge, Session};
+use crate::repo::{self, EndReason, Event, LastIds, Latest, ProjectTotal, PrunedEdge, Session, SessionSpan};
 
 /// What a session is now (see [`ActivityReader::session_state`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -102,9 +102,17 @@ impl ActivityReader {
 
     /// Every ended session whose time overlaps `range` (it started before its end and ended after its
     /// start), oldest first; open sessions are not included. Unlimited: the range bounds the answer, and
-    /// the end-time index bounds the cost to the sessions that ended after its start.
+    /// its cost is the sessions that started from a day before it to its end, and those longer than a day
+    /// (an index of its own, from schema 5), wherever in the history the range lies.
     pub fn sessions_overlapping(&self, range: &TimeRange) -> Result<Vec<Session>> {
         self.pool.read(|c| repo::sessions_overlapping(c, range))
+    }
+
+    /// The sessions [`sessions_overlapping`](Self::sessions_overlapping) returns, each as its id, project,
+    /// start and end only, in no order: for summing the time tracked in many intervals at once (the
+    /// calendar report), over months of history, without reading every title and URL.
+    pub fn session_spans_overlapping(&self, range: &TimeRange) -> Result<Vec<SessionSpan>> {
+        self.pool.read(|c| repo::session_spans_overlapping(c, range))
     }
 
     /// Events of one session in time order, at most `limit`.

@@ -64,6 +64,18 @@ pub struct Session {
     pub end_reason: Option<EndReason>,
 }
 
+/// An ended session's time and project, as [`ActivityReader::session_spans_overlapping`] reads them: what
+/// a sum of the time tracked in an interval needs, without the session's app, title or URL.
+///
+/// [`ActivityReader::session_spans_overlapping`]: crate::ActivityReader::session_spans_overlapping
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSpan {
+    pub id: i64,
+    pub project_id: Option<i64>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -573,14 +585,37 @@ pub(crate) fn sessions_of_project(
 }
 
 pub(crate) fn sessions_overlapping(conn: &Connection, range: &TimeRange) -> rusqlite::Result<Vec<Session>> {
+    overlapping(conn, range, queries::SESSIONS_OVERLAPPING, session_from_row)
+}
+
+pub(crate) fn session_spans_overlapping(conn: &Connection, range: &TimeRange) -> rusqlite::Result<Vec<SessionSpan>> {
+    overlapping(conn, range, queries::SESSION_SPANS_OVERLAPPING, |r| {
+        in_table("activity_sessions", r, |r| {
+            Ok(SessionSpan {
+                id: r.get(0)?,
+                project_id: r.get(1)?,
+                start: get_time(r, 2)?,
+                end: get_time(r, 3)?,
+            })
+        })
+    })
+}
+
+/// The rows `sql` selects for `range` (bound as `?1`, `?2`): none for an empty range (its bounds swapped,
+/// or equal), which holds no time for a session to overlap; the queries alone would still return every
+/// session spanning it, where every other range read returns nothing.
+fn overlapping<T>(
+    conn: &Connection,
+    range: &TimeRange,
+    sql: &str,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
     let (from, to) = range.bounds_ms();
-    // An empty range (its bounds swapped, or equal) holds no time for a session to overlap; the query alone
-    // would still return every session spanning it, where every other range read returns nothing.
     if from >= to {
         return Ok(Vec::new());
     }
-    let mut stmt = conn.prepare_cached(queries::SESSIONS_OVERLAPPING)?;
-    let rows = stmt.query_map((from, to), session_from_row)?;
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map((from, to), row)?;
     rows.collect()
 }
 

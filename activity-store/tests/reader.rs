@@ -294,3 +294,96 @@ fn sessions_overlapping_are_the_ended_sessions_sharing_some_time_with_the_range(
     assert_eq!(starts(350_000, 600_000), vec![500_000]);
     assert_eq!(starts(0, 1_000_000), vec![1_000, 100_000, 200_000, 300_000, 500_000]);
 }
+
+/// The overlapping sessions are read in two parts: those that started at most a day before the range, and
+/// the longer ones (their own partial index, from schema 5). Sessions of every length around that day, and
+/// ranges whose start falls a day after a session's, are found as every session is checked one by one; on a
+/// file of schema 4 (no such index, a daemon of an older build keeps it) too, and by both reads.
+#[test]
+fn sessions_overlapping_find_those_longer_than_a_day_and_just_under_it() {
+    const DAY: i64 = 86_400_000;
+    for version in [4, SCHEMA.end_version()] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("activity.db");
+        let options = activity_store::WriterOptions {
+            open: store_core::OpenOptions {
+                target_version: Some(version),
+                ..store_core::OpenOptions::default()
+            },
+            ..activity_store::WriterOptions::default()
+        };
+        let mut w = ActivityWriter::open_with(&db, &options).unwrap();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |n: i64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as i64
+        };
+        let lengths = [
+            -DAY,
+            -1,
+            0,
+            1,
+            60_000,
+            DAY - 1,
+            DAY,
+            DAY + 1,
+            DAY + 2,
+            2 * DAY,
+            30 * DAY,
+        ];
+        let mut sessions = Vec::new();
+        for _ in 0..600 {
+            let start = 10 * DAY + next(20 * DAY) / 60_000 * 60_000;
+            let end = (next(12) > 0).then(|| start + lengths[next(lengths.len() as i64) as usize]);
+            let id = w.start_session(&session(None, start)).unwrap();
+            if let Some(end) = end {
+                w.end_session(id, at(end)).unwrap();
+            }
+            sessions.push((id, start, end));
+        }
+        drop(w);
+        let r = ActivityReader::open(&db);
+        let mut ranges: Vec<(i64, i64)> = (0..150)
+            .map(|_| {
+                let from = 9 * DAY + next(40 * DAY) / 60_000 * 60_000;
+                (from, from + [1, 60_000, DAY, 7 * DAY][next(4) as usize])
+            })
+            .collect();
+        // A range starting a day (or a day and a minute) after a session did, each side of the boundary.
+        for &(_, start, _) in sessions.iter().take(40) {
+            ranges.push((start + DAY, start + DAY + 60_000));
+            ranges.push((start + DAY + 60_000, start + DAY + 120_000));
+        }
+        let (mut found, mut long) = (0, 0);
+        for (from, to) in ranges {
+            let range = TimeRange::between(at(from), at(to));
+            let expected: Vec<i64> = sessions
+                .iter()
+                .filter(|(_, start, end)| *start < to && end.is_some_and(|end| end > from))
+                .map(|(id, _, _)| *id)
+                .collect();
+            let mut read: Vec<i64> = r.sessions_overlapping(&range).unwrap().iter().map(|s| s.id).collect();
+            let mut spans: Vec<i64> = r
+                .session_spans_overlapping(&range)
+                .unwrap()
+                .iter()
+                .map(|s| s.id)
+                .collect();
+            read.sort_unstable();
+            spans.sort_unstable();
+            assert_eq!(read, expected, "schema {version}, [{from}, {to})");
+            assert_eq!(spans, expected, "schema {version}, [{from}, {to})");
+            found += expected.len();
+            long += sessions
+                .iter()
+                .filter(|(id, start, end)| expected.contains(id) && *start < from - DAY && end.is_some())
+                .count();
+        }
+        assert!(
+            found > 1000 && long > 50,
+            "the ranges hold sessions, long ones among them ({found}, {long})"
+        );
+    }
+}
