@@ -371,25 +371,15 @@ fn calendar_previous(reports: &Reports, range: &TimeRange) -> Vec<CalendarRow> {
 }
 
 impl AttachJoin {
-    /// The calendar report as one SQL statement: each event joined with every session sharing time with it.
+    /// The calendar report as one SQL statement (the oracle of `tests/joins.rs`): each event joined with every
+    /// session sharing time with it.
     fn calendar(&self, range: &TimeRange) -> Vec<CalendarRow> {
         let (from, to) = range.bounds_ms();
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT e.id, p.name,
-                        coalesce(sum(max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms))), 0),
-                        coalesce(sum(CASE WHEN s.project_id = e.project_id
-                            THEN max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms)) END), 0)
-                 FROM cfg.calendar_events e
-                 LEFT JOIN cfg.projects p ON p.id = e.project_id
-                 LEFT JOIN activity_sessions s
-                        ON s.end_time_ms IS NOT NULL AND s.start_time_ms < e.end_time_ms AND s.end_time_ms > e.start_time_ms
-                 WHERE e.start_time_ms < ?2 AND max(coalesce(e.end_time_ms, e.start_time_ms), e.start_time_ms + 1) > ?1
-                 GROUP BY e.id ORDER BY e.start_time_ms, e.id",
-            )
+            .prepare_cached(include_str!("../tests/support/calendar_join.sql"))
             .unwrap();
-        stmt.query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        stmt.query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(5)?, r.get(6)?)))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()

@@ -301,21 +301,7 @@ fn calendar_app(reports: &Reports, from: DateTime<Utc>, to: DateTime<Utc>) -> Ve
 
 /// The calendar report as one SQL JOIN: each event with every ended session sharing time with it.
 fn calendar_oracle(db: &Connection, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<CalendarRow> {
-    let mut stmt = db
-        .prepare_cached(
-            "SELECT e.id, p.name, e.project_id, p.id IS NOT NULL, coalesce(p.archived, 0),
-                    coalesce(sum(max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms))), 0),
-                    coalesce(sum(CASE WHEN s.project_id = e.project_id
-                        THEN max(0, min(e.end_time_ms, s.end_time_ms) - max(e.start_time_ms, s.start_time_ms)) END), 0)
-             FROM cfg.calendar_events e
-             LEFT JOIN cfg.projects p ON p.id = e.project_id
-             LEFT JOIN activity_sessions s
-                    ON s.end_time_ms IS NOT NULL AND s.start_time_ms < e.end_time_ms AND s.end_time_ms > e.start_time_ms
-             WHERE ?1 < ?2 AND e.start_time_ms < ?2
-               AND max(coalesce(e.end_time_ms, e.start_time_ms), e.start_time_ms + 1) > ?1
-             GROUP BY e.id ORDER BY e.start_time_ms, e.id",
-        )
-        .unwrap();
+    let mut stmt = db.prepare_cached(include_str!("support/calendar_join.sql")).unwrap();
     stmt.query_map(params![from.timestamp_millis(), to.timestamp_millis()], |r| {
         let id: Option<i64> = r.get(2)?;
         Ok((
