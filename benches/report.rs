@@ -209,6 +209,28 @@ fn ranges() -> Vec<(&'static str, TimeRange)> {
     ]
 }
 
+/// Runs the sides in turn, round after round, each round in a rotating order so that all see the same
+/// machine load, for 8 s and at least `min_rounds` rounds; a side runs its count of times a round. Each
+/// side's times, and the rounds run.
+fn interleaved(sides: &mut [(usize, &mut dyn FnMut())], min_rounds: usize) -> (Vec<Vec<Duration>>, usize) {
+    let mut times = vec![Vec::new(); sides.len()];
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut round = 0;
+    while Instant::now() < until || round < min_rounds {
+        for k in 0..sides.len() {
+            let side = (round + k) % sides.len();
+            let (repeat, run) = &mut sides[side];
+            for _ in 0..*repeat {
+                let t = Instant::now();
+                run();
+                times[side].push(t.elapsed());
+            }
+        }
+        round += 1;
+    }
+    (times, round)
+}
+
 fn median_ms(mut v: Vec<Duration>) -> f64 {
     v.sort();
     v[v.len() / 2].as_secs_f64() * 1e3
@@ -243,35 +265,29 @@ fn report(c: &mut Criterion) {
         // Interleaved: the sides alternate (in a rotating order) so all see the same load; medians. The
         // app join, and activity.db's totals alone (what the app join reads from activity.db), run five
         // times a round for more samples.
-        let mut times: [Vec<Duration>; 5] = Default::default();
-        let until = Instant::now() + Duration::from_secs(8);
-        let mut round = 0usize;
-        while Instant::now() < until || times[2].len() < 5 {
-            for k in 0..5 {
-                let side = (round + k) % 5;
-                let repeat = if side < 2 { 5 } else { 1 };
-                for _ in 0..repeat {
-                    let t = Instant::now();
-                    match side {
-                        0 => drop(std::hint::black_box(app_join(&reports, &range))),
-                        1 => drop(std::hint::black_box(
-                            reports.activity().totals_by_project(&range).unwrap(),
-                        )),
-                        2 => drop(std::hint::black_box(previous.run(&range))),
-                        3 => drop(std::hint::black_box(attach.run(&range))),
-                        _ => drop(std::hint::black_box(attach.run_grouped_first(&range))),
-                    }
-                    times[side].push(t.elapsed());
-                }
-            }
-            round += 1;
-        }
+        let (times, round) = interleaved(
+            &mut [
+                (5, &mut || drop(std::hint::black_box(app_join(&reports, &range)))),
+                (5, &mut || {
+                    drop(std::hint::black_box(
+                        reports.activity().totals_by_project(&range).unwrap(),
+                    ))
+                }),
+                (1, &mut || drop(std::hint::black_box(previous.run(&range)))),
+                (1, &mut || drop(std::hint::black_box(attach.run(&range)))),
+                (1, &mut || drop(std::hint::black_box(attach.run_grouped_first(&range)))),
+            ],
+            5,
+        );
         let p99 = {
             let mut v = times[0].clone();
             v.sort();
             v[(v.len() - 1) * 99 / 100].as_secs_f64() * 1e3
         };
-        let [app, totals, prev, sql, grouped] = times.map(median_ms);
+        let medians: Vec<f64> = times.into_iter().map(median_ms).collect();
+        let [app, totals, prev, sql, grouped] = medians[..] else {
+            unreachable!("five sides")
+        };
         lines.push(format!(
             "ratio time_per_project_{name} ({} rows, {round} rounds): app join {app:.2} ms (p99 {p99:.2} ms; goal \
              <= 10 ms; activity.db's totals alone {totals:.2} ms) / attach join {sql:.2} ms = {:.4} (goal <= 0.05); \
@@ -422,28 +438,19 @@ fn calendar(c: &mut Criterion) {
         g.finish();
 
         // Interleaved, as above: the sides alternate, medians.
-        let sides = if with_sql { 3 } else { 2 };
-        let mut times: [Vec<Duration>; 3] = Default::default();
-        let until = Instant::now() + Duration::from_secs(8);
-        let mut round = 0usize;
-        while Instant::now() < until || times[1].len() < 3 {
-            for k in 0..sides {
-                let side = (round + k) % sides;
-                let t = Instant::now();
-                match side {
-                    0 => drop(std::hint::black_box(calendar_app(&reports, &range))),
-                    1 => drop(std::hint::black_box(calendar_previous(&reports, &range))),
-                    _ => drop(std::hint::black_box(attach.calendar(&range))),
-                }
-                times[side].push(t.elapsed());
-            }
-            round += 1;
-        }
-        let [app, prev, sql] = times.map(|v| if v.is_empty() { f64::NAN } else { median_ms(v) });
-        let sql = if with_sql {
-            format!("; / attach join {sql:.2} ms = {:.4}", app / sql)
-        } else {
-            String::new()
+        let mut sides: [(usize, &mut dyn FnMut()); 3] = [
+            (1, &mut || drop(std::hint::black_box(calendar_app(&reports, &range)))),
+            (1, &mut || {
+                drop(std::hint::black_box(calendar_previous(&reports, &range)))
+            }),
+            (1, &mut || drop(std::hint::black_box(attach.calendar(&range)))),
+        ];
+        let (times, round) = interleaved(&mut sides[..if with_sql { 3 } else { 2 }], 3);
+        let medians: Vec<f64> = times.into_iter().map(median_ms).collect();
+        let (app, prev) = (medians[0], medians[1]);
+        let sql = match medians.get(2) {
+            Some(sql) => format!("; / attach join {sql:.2} ms = {:.4}", app / sql),
+            None => String::new(),
         };
         lines.push(format!(
             "ratio calendar_beside_activity_{name} ({} events, {round} rounds): app {app:.2} ms / previous app \
