@@ -22,6 +22,11 @@
 //! visited every session that ended after the range's start: run this bench on an earlier build for that);
 //! `attach_join`, the SQL over both files ATTACHed, for the day only (a week takes minutes: for each event
 //! it visits every session on one side of it).
+//!
+//! Then config.db's read of the calendar events of a range alone, over ten years of events (~21 000), for a
+//! recent day, a day five years back, a recent week and month, and all: `app` as it is, `raw` the same
+//! statement on a raw rusqlite connection, `previous` the statement of schema 2 (before config.db's
+//! migration 3), which visits every event that started before the range's end.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -82,7 +87,7 @@ fn build(dir: &Path) {
             Ok(())
         })
         .unwrap();
-    add_calendar(&mut config);
+    add_calendar(&mut config, 365);
 }
 
 type Row = (Option<i64>, Option<String>, i64, i64);
@@ -304,15 +309,15 @@ fn report(c: &mut Criterion) {
     }
 }
 
-/// A subscription's year of events: eight a working day (09:00 to 16:00, 30 to 90 minutes, the last of
-/// each day an instant reminder with no end), three in four on a project, and a week-long conference.
-fn add_calendar(config: &mut ConfigStore) {
+/// A subscription's `days` of events: eight a working day (09:00 to 16:00, 30 to 90 minutes, the last of
+/// each day an instant reminder with no end), three in four on a project, and a week-long conference a year.
+fn add_calendar(config: &mut ConfigStore, days: i64) {
     let sub = config
         .add_subscription(&NewSubscription::new("Work", "https://calendar.example.com/work.ics"))
         .unwrap();
     let minutes = chrono::Duration::minutes;
     let mut events = Vec::new();
-    for d in (0..365i64).filter(|d| d % 7 < 5) {
+    for d in (0..days).filter(|d| d % 7 < 5) {
         for k in 0..8i64 {
             let start = base() + chrono::Duration::days(d) + minutes(9 * 60 + k * 55 + (d * 7 + k * 13) % 30);
             events.push(NewCalendarEvent {
@@ -323,13 +328,15 @@ fn add_calendar(config: &mut ConfigStore) {
             });
         }
     }
-    let conference = base() + chrono::Duration::days(150);
-    events.push(NewCalendarEvent {
-        title: Some("Conference".into()),
-        end_time: Some(conference + chrono::Duration::days(7)),
-        project_id: Some(42),
-        ..NewCalendarEvent::new("conference", conference)
-    });
+    for year in (0..days).step_by(365).map(|d| d / 365) {
+        let conference = base() + chrono::Duration::days(year * 365 + 150);
+        events.push(NewCalendarEvent {
+            title: Some("Conference".into()),
+            end_time: Some(conference + chrono::Duration::days(7)),
+            project_id: Some(42),
+            ..NewCalendarEvent::new(format!("conference-{year}"), conference)
+        });
+    }
     config.replace_calendar_events(sub.id, &events, Utc::now()).unwrap();
 }
 
@@ -464,6 +471,107 @@ fn calendar(c: &mut Criterion) {
     }
 }
 
+/// config.db's read of the calendar events overlapping a range (`ConfigReader::calendar_events_between`,
+/// what the calendar report reads first) over ten years of a calendar, three ways on the same file: `app`
+/// as it is; `raw`, the same statement (`calendar::queries::EVENTS_OVERLAPPING`) on a raw rusqlite
+/// connection, its rows sorted as the app sorts them; `previous`, the statement a file of schema 2 is read
+/// by (`EVENTS_OVERLAPPING_SCHEMA_2`: every event that started before the range's end), on a raw connection.
+fn calendar_events(c: &mut Criterion) {
+    const DAYS: i64 = 3650;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ConfigStore::open_in(dir.path()).unwrap();
+    add_calendar(&mut config, DAYS);
+    drop(config);
+    let reader = ConfigReader::open_in(dir.path());
+    let conn = Connection::open_with_flags(dir.path().join("config.db"), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let raw = |sql: &str, range: &TimeRange| -> Vec<i64> {
+        let (from, to) = range.bounds_ms();
+        let mut stmt = conn.prepare_cached(sql).unwrap();
+        let mut rows: Vec<(i64, i64)> = stmt
+            .query_map(params![from, to], |r| Ok((r.get(4)?, r.get(0)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.sort();
+        rows.into_iter().map(|(_, id)| id).collect()
+    };
+    let app = |range: &TimeRange| -> Vec<i64> {
+        let events = reader.calendar_events_between(range).unwrap();
+        events.into_iter().map(|e| e.id).collect()
+    };
+    let day = |d: i64| base() + chrono::Duration::days(d);
+    let last = DAYS - 3; // a Thursday
+    let ranges = [
+        ("recent_day", TimeRange::between(day(last), day(last + 1))),
+        (
+            "day_five_years_back",
+            TimeRange::between(day(last - 5 * 364), day(last - 5 * 364 + 1)),
+        ),
+        ("recent_week", TimeRange::between(day(last - 6), day(last + 1))),
+        ("recent_month", TimeRange::between(day(last - 27), day(last + 1))),
+        ("all", TimeRange::all()),
+    ];
+    let mut lines = Vec::new();
+    for (name, range) in ranges {
+        let found = app(&range);
+        assert!(!found.is_empty(), "{name} has events");
+        assert_eq!(
+            found,
+            raw(config_store::calendar::queries::EVENTS_OVERLAPPING, &range),
+            "{name}"
+        );
+        assert_eq!(
+            found,
+            raw(config_store::calendar::queries::EVENTS_OVERLAPPING_SCHEMA_2, &range),
+            "{name}"
+        );
+
+        let mut g = c.benchmark_group(format!("calendar_events_{name}"));
+        g.measurement_time(Duration::from_secs(3)).sample_size(20);
+        g.bench_function("app", |bench| bench.iter(|| app(&range)));
+        g.bench_function("raw", |bench| {
+            bench.iter(|| raw(config_store::calendar::queries::EVENTS_OVERLAPPING, &range))
+        });
+        g.bench_function("previous", |bench| {
+            bench.iter(|| raw(config_store::calendar::queries::EVENTS_OVERLAPPING_SCHEMA_2, &range))
+        });
+        g.finish();
+
+        let repeat = if name == "all" { 1 } else { 20 };
+        let mut sides: [(usize, &mut dyn FnMut()); 3] = [
+            (repeat, &mut || drop(std::hint::black_box(app(&range)))),
+            (repeat, &mut || {
+                drop(std::hint::black_box(raw(
+                    config_store::calendar::queries::EVENTS_OVERLAPPING,
+                    &range,
+                )))
+            }),
+            (repeat, &mut || {
+                drop(std::hint::black_box(raw(
+                    config_store::calendar::queries::EVENTS_OVERLAPPING_SCHEMA_2,
+                    &range,
+                )))
+            }),
+        ];
+        let (times, round) = interleaved(&mut sides, 3);
+        let m: Vec<f64> = times.into_iter().map(median_ms).collect();
+        lines.push(format!(
+            "ratio calendar_events_{name} ({} of {} events, {round} rounds): app {:.3} ms / raw {:.3} ms = {:.3}; \
+             / previous {:.3} ms = {:.4}",
+            found.len(),
+            app(&TimeRange::all()).len(),
+            m[0],
+            m[1],
+            m[0] / m[1],
+            m[2],
+            m[0] / m[2]
+        ));
+    }
+    for line in lines {
+        println!("{line}");
+    }
+}
+
 /// The two files every group reads, built once per run.
 fn built() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
@@ -480,6 +588,6 @@ fn built() -> &'static Path {
     .path()
 }
 
-criterion_group!(benches, report, calendar);
+criterion_group!(benches, report, calendar, calendar_events);
 
 criterion_main!(benches);

@@ -148,6 +148,7 @@ CREATE INDEX c.project_domains_domain ON project_domains (domain COLLATE NOCASE)
 CREATE INDEX c.calendar_events_subscription ON calendar_events (subscription_id);
 CREATE INDEX c.calendar_events_start ON calendar_events (start_time_ms);
 CREATE INDEX c.calendar_events_project ON calendar_events (project_id, start_time_ms);
+CREATE INDEX c.calendar_events_long ON calendar_events (end_time_ms) WHERE end_time_ms - start_time_ms > 86400000;
 CREATE INDEX main.activity_sessions_start ON activity_sessions (start_time_ms, project_id, duration_seconds);
 CREATE INDEX main.activity_sessions_project ON activity_sessions (project_id, start_time_ms);
 CREATE INDEX main.activity_sessions_end ON activity_sessions (end_time_ms);
@@ -168,7 +169,7 @@ WINDOW running AS (PARTITION BY has_project, project_id ORDER BY bucket_ms ROWS 
 PRAGMA main.application_id = 1397771329;
 PRAGMA main.user_version = 5;
 PRAGMA c.application_id = 1397771331;
-PRAGMA c.user_version = 2;
+PRAGMA c.user_version = 3;
 COMMIT;
 
 -- Every row read back.

@@ -4770,9 +4770,10 @@ fn a_backup_restored_over_a_config_db_copied_back_from_before_ids_were_given_add
     let said = texts(&restore).0;
     assert!(
         said.starts_with(&format!(
-            "restored {} from {} (schema 2); the previous file is kept at ",
+            "restored {} from {} (schema {}); the previous file is kept at ",
             t.config.display(),
-            backup_of(&after, "config.db").display()
+            backup_of(&after, "config.db").display(),
+            config_store::SCHEMA.end_version()
         )) && said.lines().count() == 1,
         "{said}"
     );
@@ -4892,7 +4893,10 @@ fn rows_of_a_project_deleted_in_the_sqlite3_shell_stop_no_upgrade_and_repair_rem
     let d = utf8(&data);
     let server = run_splitstore(["server", "--seconds", "0.3", "--data-dir", d]);
     assert!(server.status.success(), "{server:?}");
-    assert_eq!(store_core::testing::user_version_of(&config), 2);
+    assert_eq!(
+        store_core::testing::user_version_of(&config),
+        config_store::SCHEMA.end_version()
+    );
     let message = format!(
         "{} has 2 foreign key violation(s): project_calendar_keywords row 2 names a row of projects the file does \
          not hold; project_domains row 2 names a row of projects the file does not hold",
@@ -4903,9 +4907,10 @@ fn rows_of_a_project_deleted_in_the_sqlite3_shell_stop_no_upgrade_and_repair_rem
          --data-dir {d}` removes the rows naming it, as that delete removes them with foreign keys on"
     );
     let upgrading = format!(
-        "splitstore server: upgrading {} from schema 1 to 2: a copy of the file first, then the migration; stopping \
+        "splitstore server: upgrading {} from schema 1 to {}: a copy of the file first, then the migration; stopping \
          it meanwhile starts it over at the next start\n",
-        config.display()
+        config.display(),
+        config_store::SCHEMA.end_version()
     );
     let warning = format!("splitstore server: warning: {message}. What to do: {remedy}\n");
     let (_, stderr) = texts(&server);

@@ -87,6 +87,12 @@ impl ConfigReader {
         Ok(self.pool.read(f)?)
     }
 
+    /// As [`read`](Self::read), `f` told the file's schema version (this build's readers read config.db
+    /// from schema 2 on: [`crate::SCHEMA`]'s `readers_read_from`).
+    fn read_versioned<T>(&self, f: impl FnOnce(&Connection, u32) -> rusqlite::Result<T>) -> Result<T> {
+        Ok(self.pool.read_versioned(f)?)
+    }
+
     /// Every project, archived ones included, by id, each with its domains and keywords.
     pub fn projects(&self) -> Result<Vec<Project>> {
         self.read(projects::repo::projects)
@@ -139,15 +145,18 @@ impl ConfigReader {
 
     /// Events of every subscription that overlap `range`, by start time. An event spans
     /// `[start_time, end_time)`; one without an end (or ending before it starts) is the instant
-    /// `start_time`. Empty when the range is.
+    /// `start_time`. Empty when the range is. Reads the events that started from a day before the range
+    /// to its end, and those longer than a day: the time a range takes does not grow with the history
+    /// before it (on a file of schema 2, kept by an older server, every event that started before the
+    /// range's end is read, as that build read them).
     pub fn calendar_events_between(&self, range: &TimeRange) -> Result<Vec<CalendarEvent>> {
-        self.read(|c| calendar::repo::events_between(c, range))
+        self.read_versioned(|c, version| calendar::repo::events_between(c, range, version))
     }
 
     /// As [`calendar_events_between`](Self::calendar_events_between), only events attributed to
     /// `project_id` (which may be a deleted project's id).
     pub fn calendar_events_for_project(&self, project_id: i64, range: &TimeRange) -> Result<Vec<CalendarEvent>> {
-        self.read(|c| calendar::repo::project_events_between(c, project_id, range))
+        self.read_versioned(|c, version| calendar::repo::project_events_between(c, project_id, range, version))
     }
 
     /// The setting `key` decoded as `T`; `None` if it is not set (or holds SQL `NULL`). A value that does

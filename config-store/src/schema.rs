@@ -56,8 +56,14 @@ pub static SCHEMA: Schema = Schema {
     derived_tables: &[],
     derived_check: None,
     append_only_tables: &[],
-    readers_read_from: None,
+    // A daemon upgraded before its server reads the file the older server keeps at schema 2: calendar
+    // events are then read as schema 2's readers read them, until the server's upgrade adds the index.
+    readers_read_from: Some(LONG_EVENTS_VERSION - 1),
 };
+
+/// The version that adds `calendar_events_long` (migration 3): a reader of an older file reads events
+/// without it.
+pub(crate) const LONG_EVENTS_VERSION: u32 = 3;
 
 /// The legacy combined database config.db (and activity.db) were split from.
 const LEGACY: Predecessor = Predecessor {
@@ -128,6 +134,20 @@ CREATE TABLE settings (
 CREATE INDEX calendar_events_subscription ON calendar_events (subscription_id);
 CREATE INDEX calendar_events_start ON calendar_events (start_time_ms);
 CREATE INDEX calendar_events_project ON calendar_events (project_id, start_time_ms);",
+        ),
+    },
+    Migration {
+        version: 3,
+        name: "an index of the calendar events longer than a day",
+        // Additive: an index; a reader built for version 2 never names it. The events that overlap a range
+        // are those that started at most a day before it (the start index) and these: a read of a past
+        // week visits a week and a day of events, not every event since the first one
+        // (`calendar::queries::EVENTS_OVERLAPPING`). Partial, so it holds only the rare long ones
+        // (<https://sqlite.org/partialindex.html>).
+        compat: Compat::Additive,
+        step: Step::Sql(
+            "CREATE INDEX calendar_events_long ON calendar_events (end_time_ms)
+WHERE end_time_ms - start_time_ms > 86400000;",
         ),
     },
 ];

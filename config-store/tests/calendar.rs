@@ -305,3 +305,102 @@ fn deleting_a_subscription_deletes_its_events_only() {
         vec![store.reader().subscription(home.id).unwrap().unwrap()]
     );
 }
+
+/// Events around a day long, read over ranges that begin just before, at and just after their ends and a
+/// day after their starts: a file of schema 2 (a server of an older build keeps it; this build's readers
+/// read it without the index of long events) and the same file upgraded to 3 both answer what a check of
+/// every event one by one answers, for all projects and for one.
+#[test]
+fn events_overlapping_find_those_longer_than_a_day_and_just_under_it() {
+    const DAY: i64 = 86_400_000;
+    let (_dir, path) = fresh();
+    drop(store_core::testing::open_at_version(&path, &config_store::SCHEMA, 2).unwrap());
+    let base = t("2024-05-01T00:00:00Z").timestamp_millis();
+    // (start, end): no end, no length, ending before the start, and lengths on each side of a day.
+    let lengths = [
+        None,
+        Some(0),
+        Some(-5_000),
+        Some(1),
+        Some(DAY - 1),
+        Some(DAY),
+        Some(DAY + 1),
+        Some(2 * DAY),
+        Some(10 * DAY),
+    ];
+    let events: Vec<(i64, Option<i64>, i64)> = (0..54)
+        .map(|i| {
+            let start = base + i * 27_420_000 + (i % 5) * 1_000;
+            (start, lengths[i as usize % lengths.len()].map(|l| start + l), 1 + i % 2)
+        })
+        .collect();
+    let mut sql = String::from("INSERT INTO calendar_subscriptions (id, name, url) VALUES (1, 'work', 'https://x');\n");
+    for (i, (start, end, project)) in events.iter().enumerate() {
+        let end = end.map_or("NULL".to_string(), |e| e.to_string());
+        sql += &format!(
+            "INSERT INTO calendar_events (subscription_id, uid, start_time_ms, end_time_ms, project_id) \
+             VALUES (1, 'e{i}', {start}, {end}, {project});\n"
+        );
+    }
+    exec(&path, &sql);
+
+    let expected = |from: i64, to: i64, project: Option<i64>| -> Vec<String> {
+        let mut hits: Vec<(i64, usize)> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, (start, end, p))| {
+                let end = end.unwrap_or(*start).max(start + 1);
+                from < to && *start < to && end > from && project.is_none_or(|q| q == *p)
+            })
+            .map(|(i, (start, _, _))| (*start, i))
+            .collect();
+        hits.sort();
+        hits.into_iter().map(|(_, i)| format!("e{i}")).collect()
+    };
+    let mut ranges = Vec::new();
+    for (start, end, _) in &events {
+        let end = end.unwrap_or(*start).max(start + 1);
+        for from in [
+            end - 1,
+            end,
+            end + 1,
+            start + DAY - 1,
+            start + DAY,
+            start + DAY + 1,
+            start - 1,
+        ] {
+            for width in [1, 3_600_000, 3 * DAY] {
+                ranges.push((from, from + width));
+            }
+        }
+    }
+    ranges.push((base - DAY, base + 30 * DAY));
+    // Empty and backwards: nothing, though a ten-day event spans them.
+    ranges.push((base + 5 * DAY, base + 5 * DAY));
+    ranges.push((base + 5 * DAY, base + 4 * DAY));
+
+    let check = |reader: &config_store::ConfigReader, schema: u32| {
+        let mut found = 0;
+        for &(from, to) in &ranges {
+            let range = TimeRange::between(
+                DateTime::from_timestamp_millis(from).unwrap(),
+                DateTime::from_timestamp_millis(to).unwrap(),
+            );
+            let all = reader.calendar_events_between(&range).unwrap();
+            assert_eq!(uids(&all), expected(from, to, None), "schema {schema}, [{from}, {to})");
+            let of_two = reader.calendar_events_for_project(2, &range).unwrap();
+            assert_eq!(
+                uids(&of_two),
+                expected(from, to, Some(2)),
+                "schema {schema}, project 2, [{from}, {to})"
+            );
+            found += all.len();
+        }
+        assert!(found > ranges.len(), "the ranges meet events: {found}");
+    };
+    check(&config_store::ConfigReader::open(&path), 2);
+    let store = ConfigStore::open(&path).unwrap();
+    assert_eq!(store.owner().open_report().upgrade.from_version, 2);
+    assert_eq!(store_core::testing::user_version_of(&path), 3);
+    check(store.reader(), 3);
+}

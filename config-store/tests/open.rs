@@ -107,7 +107,7 @@ fn a_reader_refuses_a_file_at_another_schema_version() {
     assert_eq!(
         err.to_string(),
         format!(
-            "{} is at schema 1, this build reads 2: the server has not upgraded it yet. What to do: start the server \
+            "{} is at schema 1, this build reads 2 to 3: the server has not upgraded it yet. What to do: start the server \
              from this build (`splitstore server --data-dir {}`) so it upgrades the file, then retry",
             path.display(),
             path.parent().unwrap().display()
@@ -126,9 +126,9 @@ fn a_reader_refuses_a_file_at_another_schema_version() {
 
     drop(store);
     // A newer build's additive migration: still read. A breaking one: refused.
-    exec(&path, "PRAGMA user_version = 3");
+    exec(&path, "PRAGMA user_version = 4");
     ConfigReader::open(&path).check().unwrap();
-    exec(&path, "UPDATE reader_compatibility SET min_reader_version = 3");
+    exec(&path, "UPDATE reader_compatibility SET min_reader_version = 4");
     let err = ConfigReader::open(&path).check().unwrap_err();
     assert_eq!(store_kind(&err), store_core::ErrorKind::SchemaNewer);
 }

@@ -15,7 +15,7 @@
 //! Anything that serialises subscriptions for someone else (a report, a diagnostic) must use
 //! [`CalendarUrl::redacted`].
 
-pub(crate) mod queries;
+pub mod queries;
 pub(crate) mod repo;
 
 use std::fmt;
@@ -266,6 +266,52 @@ fn read_back(conn: &Connection, path: &Path, id: i64) -> Result<Subscription> {
 #[cfg(test)]
 mod tests {
     use super::CalendarUrl;
+    use super::queries;
+
+    /// The plan's detail lines for `sql` on a fresh config.db, parameters bound to NULL (without `ANALYZE`
+    /// statistics the plan does not depend on the values).
+    fn plan(sql: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::ConfigStore::open_in(dir.path()).unwrap();
+        store
+            .owner()
+            .read(|c| {
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+                stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))?
+                    .collect()
+            })
+            .unwrap()
+    }
+
+    /// A range's events are searched from a day before it (start index, both bounds) and among the long
+    /// ones, never by a scan from the first event.
+    #[test]
+    fn events_overlapping_search_the_start_index_and_the_long_events() {
+        for (sql, first) in [
+            (
+                queries::EVENTS_OVERLAPPING,
+                "SEARCH calendar_events USING INDEX calendar_events_start (start_time_ms>? AND start_time_ms<?)",
+            ),
+            (
+                queries::PROJECT_EVENTS_OVERLAPPING,
+                "SEARCH calendar_events USING INDEX calendar_events_project (project_id=? AND start_time_ms>? AND start_time_ms<?)",
+            ),
+        ] {
+            let lines = plan(sql);
+            for want in [
+                first,
+                "SEARCH calendar_events USING INDEX calendar_events_long (end_time_ms>?)",
+            ] {
+                assert!(
+                    lines.iter().any(|l| l == want),
+                    "plan of\n{sql}\nis\n{}\nwhich lacks `{want}`",
+                    lines.join("\n")
+                );
+            }
+            assert!(!lines.iter().any(|l| l.starts_with("SCAN")), "{}", lines.join("\n"));
+        }
+    }
 
     #[test]
     fn debug_keeps_scheme_and_host_only() {

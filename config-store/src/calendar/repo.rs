@@ -110,20 +110,44 @@ pub(crate) fn insert_event(conn: &Connection, subscription_id: i64, event: &NewC
         .map(drop)
 }
 
-pub(crate) fn events_between(conn: &Connection, range: &TimeRange) -> rusqlite::Result<Vec<CalendarEvent>> {
+/// The events overlapping `range` in config.db at schema `version` (see `queries::EVENTS_OVERLAPPING`),
+/// oldest first (by start, then id).
+pub(crate) fn events_between(
+    conn: &Connection,
+    range: &TimeRange,
+    version: u32,
+) -> rusqlite::Result<Vec<CalendarEvent>> {
     let (from, to) = range.bounds_ms();
-    conn.prepare_cached(queries::SELECT_EVENTS_BETWEEN)?
-        .query_map(params![from, to], event_row)?
-        .collect()
+    let sql = if version < crate::schema::LONG_EVENTS_VERSION {
+        queries::EVENTS_OVERLAPPING_SCHEMA_2
+    } else {
+        queries::EVENTS_OVERLAPPING
+    };
+    oldest_first(conn.prepare_cached(sql)?.query_map(params![from, to], event_row)?)
 }
 
+/// As [`events_between`], only project `project_id`'s.
 pub(crate) fn project_events_between(
     conn: &Connection,
     project_id: i64,
     range: &TimeRange,
+    version: u32,
 ) -> rusqlite::Result<Vec<CalendarEvent>> {
     let (from, to) = range.bounds_ms();
-    conn.prepare_cached(queries::SELECT_PROJECT_EVENTS_BETWEEN)?
-        .query_map(params![from, to, project_id], event_row)?
-        .collect()
+    let sql = if version < crate::schema::LONG_EVENTS_VERSION {
+        queries::PROJECT_EVENTS_OVERLAPPING_SCHEMA_2
+    } else {
+        queries::PROJECT_EVENTS_OVERLAPPING
+    };
+    oldest_first(
+        conn.prepare_cached(sql)?
+            .query_map(params![from, to, project_id], event_row)?,
+    )
+}
+
+/// The events read, by start then id: the reads have no ORDER BY (`queries::EVENTS_OVERLAPPING` says why).
+fn oldest_first(rows: impl Iterator<Item = rusqlite::Result<CalendarEvent>>) -> rusqlite::Result<Vec<CalendarEvent>> {
+    let mut events = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    events.sort_by_key(|e| (e.start_time, e.id));
+    Ok(events)
 }
