@@ -484,16 +484,28 @@ fn calendar_events(c: &mut Criterion) {
     drop(config);
     let reader = ConfigReader::open_in(dir.path());
     let conn = Connection::open_with_flags(dir.path().join("config.db"), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    // Every column read into owned values, as the app reads an event, then sorted as the app sorts them.
+    type RawEvent = (i64, i64, i64, String, Option<String>, Option<i64>, Option<i64>);
     let raw = |sql: &str, range: &TimeRange| -> Vec<i64> {
         let (from, to) = range.bounds_ms();
         let mut stmt = conn.prepare_cached(sql).unwrap();
-        let mut rows: Vec<(i64, i64)> = stmt
-            .query_map(params![from, to], |r| Ok((r.get(4)?, r.get(0)?)))
+        let mut rows: Vec<RawEvent> = stmt
+            .query_map(params![from, to], |r| {
+                Ok((
+                    r.get(4)?,
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        rows.sort();
-        rows.into_iter().map(|(_, id)| id).collect()
+        rows.sort_by_key(|e| (e.0, e.1));
+        rows.into_iter().map(|e| e.1).collect()
     };
     let app = |range: &TimeRange| -> Vec<i64> {
         let events = reader.calendar_events_between(range).unwrap();
