@@ -50,9 +50,9 @@ WHERE ?1 < ?2",
     };
 }
 
-/// Events of `$project` (`$project_of_long` in the second part) that overlap `[?1, ?2)`, on a file of schema 3 or later, in no order (the caller
-/// sorts). Two parts, as activity.db's sessions are read: the events that start at most a day before the
-/// range (both bounds of the start index) and the longer ones (the partial index `calendar_events_long`
+/// Events of `$project` (`$project_of_long` in the second part) that overlap `[?1, ?2)`, on a file of
+/// schema 3 or later, in no order (the caller sorts). Two parts, as activity.db's sessions are read: the
+/// events that start at most a day before the range (both bounds of the start index) and the longer ones (the partial index `calendar_events_long`
 /// of migration 3, which holds only events longer than a day; the second part's WHERE names its condition,
 /// which is what lets the planner use it: <https://sqlite.org/partialindex.html#queries_using_partial_indexes>;
 /// the unary `+` keeps it off the start index:

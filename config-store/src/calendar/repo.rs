@@ -118,11 +118,11 @@ pub(crate) fn events_between(
     version: u32,
 ) -> rusqlite::Result<Vec<CalendarEvent>> {
     let (from, to) = range.bounds_ms();
-    let sql = if version < crate::schema::LONG_EVENTS_VERSION {
-        queries::EVENTS_OVERLAPPING_SCHEMA_2
-    } else {
-        queries::EVENTS_OVERLAPPING
-    };
+    let sql = for_version(
+        version,
+        queries::EVENTS_OVERLAPPING_SCHEMA_2,
+        queries::EVENTS_OVERLAPPING,
+    );
     oldest_first(conn.prepare_cached(sql)?.query_map(params![from, to], event_row)?)
 }
 
@@ -134,15 +134,24 @@ pub(crate) fn project_events_between(
     version: u32,
 ) -> rusqlite::Result<Vec<CalendarEvent>> {
     let (from, to) = range.bounds_ms();
-    let sql = if version < crate::schema::LONG_EVENTS_VERSION {
-        queries::PROJECT_EVENTS_OVERLAPPING_SCHEMA_2
-    } else {
-        queries::PROJECT_EVENTS_OVERLAPPING
-    };
+    let sql = for_version(
+        version,
+        queries::PROJECT_EVENTS_OVERLAPPING_SCHEMA_2,
+        queries::PROJECT_EVENTS_OVERLAPPING,
+    );
     oldest_first(
         conn.prepare_cached(sql)?
             .query_map(params![from, to, project_id], event_row)?,
     )
+}
+
+/// The statement of schema 2 on a file older than the index of long events, else the two-part one.
+fn for_version(version: u32, schema_2: &'static str, with_long_index: &'static str) -> &'static str {
+    if version < crate::schema::LONG_EVENTS_VERSION {
+        schema_2
+    } else {
+        with_long_index
+    }
 }
 
 /// The events read, by start then id: the reads have no ORDER BY (`queries::EVENTS_OVERLAPPING` says why).
