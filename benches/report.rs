@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use activity_store::{TimeRange, queries};
 use chrono::{DateTime, TimeZone, Utc};
+use config_store::calendar::queries::{EVENTS_OVERLAPPING, EVENTS_OVERLAPPING_SCHEMA_2};
 use config_store::{ConfigReader, ConfigStore, NewCalendarEvent, NewProject, NewSubscription};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::{Connection, OpenFlags, params};
@@ -523,29 +524,20 @@ fn calendar_events(c: &mut Criterion) {
         ("recent_month", TimeRange::between(day(last - 27), day(last + 1))),
         ("all", TimeRange::all()),
     ];
+    let total = app(&TimeRange::all()).len();
     let mut lines = Vec::new();
     for (name, range) in ranges {
         let found = app(&range);
         assert!(!found.is_empty(), "{name} has events");
-        assert_eq!(
-            found,
-            raw(config_store::calendar::queries::EVENTS_OVERLAPPING, &range),
-            "{name}"
-        );
-        assert_eq!(
-            found,
-            raw(config_store::calendar::queries::EVENTS_OVERLAPPING_SCHEMA_2, &range),
-            "{name}"
-        );
+        assert_eq!(found, raw(EVENTS_OVERLAPPING, &range), "{name}");
+        assert_eq!(found, raw(EVENTS_OVERLAPPING_SCHEMA_2, &range), "{name}");
 
         let mut g = c.benchmark_group(format!("calendar_events_{name}"));
         g.measurement_time(Duration::from_secs(3)).sample_size(20);
         g.bench_function("app", |bench| bench.iter(|| app(&range)));
-        g.bench_function("raw", |bench| {
-            bench.iter(|| raw(config_store::calendar::queries::EVENTS_OVERLAPPING, &range))
-        });
+        g.bench_function("raw", |bench| bench.iter(|| raw(EVENTS_OVERLAPPING, &range)));
         g.bench_function("previous", |bench| {
-            bench.iter(|| raw(config_store::calendar::queries::EVENTS_OVERLAPPING_SCHEMA_2, &range))
+            bench.iter(|| raw(EVENTS_OVERLAPPING_SCHEMA_2, &range))
         });
         g.finish();
 
@@ -553,16 +545,10 @@ fn calendar_events(c: &mut Criterion) {
         let mut sides: [(usize, &mut dyn FnMut()); 3] = [
             (repeat, &mut || drop(std::hint::black_box(app(&range)))),
             (repeat, &mut || {
-                drop(std::hint::black_box(raw(
-                    config_store::calendar::queries::EVENTS_OVERLAPPING,
-                    &range,
-                )))
+                drop(std::hint::black_box(raw(EVENTS_OVERLAPPING, &range)))
             }),
             (repeat, &mut || {
-                drop(std::hint::black_box(raw(
-                    config_store::calendar::queries::EVENTS_OVERLAPPING_SCHEMA_2,
-                    &range,
-                )))
+                drop(std::hint::black_box(raw(EVENTS_OVERLAPPING_SCHEMA_2, &range)))
             }),
         ];
         let (times, round) = interleaved(&mut sides, 3);
@@ -571,7 +557,7 @@ fn calendar_events(c: &mut Criterion) {
             "ratio calendar_events_{name} ({} of {} events, {round} rounds): app {:.3} ms / raw {:.3} ms = {:.3}; \
              / previous {:.3} ms = {:.4}",
             found.len(),
-            app(&TimeRange::all()).len(),
+            total,
             m[0],
             m[1],
             m[0] / m[1],
