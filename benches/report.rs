@@ -8,6 +8,10 @@
 //! - `attach_join`: the single-database SQL JOIN over both files ATTACHed, on a raw rusqlite connection
 //!   with the statement prepared once (and the same JOIN written group-first).
 //!
+//! Beside them, in the interleaved ratios only: activity.db's statement for the whole buckets of the range
+//! alone on a raw connection (`queries::TOTALS_FROM_BUCKETS`), against the one the build before ran
+//! (`TOTALS_FROM_BUCKETS_BEFORE`); the two are asserted equal first.
+//!
 //! Every side answers the same question (one row per distinct project_id, NULL and deleted included, with
 //! the project's name): the bench asserts equal rows before timing. Goals: app join <= 10 ms for every
 //! range, and <= 0.05x the JOIN over all sessions. `cargo bench --bench report`; the ratios are printed
@@ -148,6 +152,64 @@ fn app_join(reports: &Reports, range: &TimeRange) -> Vec<Row> {
         .collect()
 }
 
+/// activity-store's statement for the whole buckets of a range as the build before this bench's side was
+/// added ran it (`queries::TOTALS_FROM_BUCKETS` now): each bound's two columns read by a scalar subquery
+/// each in the select list, and the filter on `sessions` running its two again.
+const TOTALS_FROM_BUCKETS_BEFORE: &str = "WITH RECURSIVE assigned(project_id) AS (
+    SELECT (SELECT MAX(project_id) FROM activity_totals WHERE has_project = 1)
+    UNION ALL
+    SELECT (SELECT MAX(project_id) FROM activity_totals WHERE has_project = 1 AND project_id < assigned.project_id)
+    FROM assigned WHERE assigned.project_id IS NOT NULL
+),
+projects(has_project, project_id) AS (
+    SELECT 0, 0
+    UNION ALL
+    SELECT 1, project_id FROM assigned WHERE project_id IS NOT NULL
+),
+ranged(has_project, project_id, seconds, sessions) AS (
+    SELECT p.has_project, p.project_id,
+        IFNULL((SELECT t.seconds FROM activity_totals t
+                WHERE t.has_project = p.has_project AND t.project_id = p.project_id AND t.bucket_ms < ?2
+                ORDER BY t.bucket_ms DESC LIMIT 1), 0)
+        - CASE WHEN ?1 = -9223372036854775808 THEN 0 ELSE IFNULL((SELECT t.seconds FROM activity_totals t
+                  WHERE t.has_project = p.has_project AND t.project_id = p.project_id AND t.bucket_ms < ?1
+                  ORDER BY t.bucket_ms DESC LIMIT 1), 0) END,
+        IFNULL((SELECT t.sessions FROM activity_totals t
+                WHERE t.has_project = p.has_project AND t.project_id = p.project_id AND t.bucket_ms < ?2
+                ORDER BY t.bucket_ms DESC LIMIT 1), 0)
+        - CASE WHEN ?1 = -9223372036854775808 THEN 0 ELSE IFNULL((SELECT t.sessions FROM activity_totals t
+                  WHERE t.has_project = p.has_project AND t.project_id = p.project_id AND t.bucket_ms < ?1
+                  ORDER BY t.bucket_ms DESC LIMIT 1), 0) END
+    FROM projects p
+)
+SELECT CASE WHEN has_project THEN project_id END, seconds, sessions FROM ranged WHERE sessions > 0";
+
+/// The whole buckets of `range` (its bounds rounded inward to quarter hours) through `sql` on a raw
+/// connection: the statement alone, without the pool, the edges' sessions or the names. Sorted.
+fn whole_buckets(conn: &Connection, sql: &str, range: &TimeRange) -> Vec<(Option<i64>, i64, i64)> {
+    let (from, to) = range.bounds_ms();
+    let width = queries::TOTALS_BUCKET_MS;
+    let from = if from == i64::MIN {
+        from
+    } else {
+        (from + width - 1).div_euclid(width) * width
+    };
+    let to = if to == i64::MAX {
+        to
+    } else {
+        to.div_euclid(width) * width
+    };
+    let mut rows: Vec<(Option<i64>, i64, i64)> = conn
+        .prepare_cached(sql)
+        .unwrap()
+        .query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows.sort();
+    rows
+}
+
 /// `Reports::time_per_project` as it was before the running totals: the sessions aggregated per project
 /// in SQL inside activity.db, names from one query of config.db, joined and sorted in Rust.
 struct PreviousAppJoin {
@@ -260,6 +322,12 @@ fn report(c: &mut Criterion) {
         assert_eq!(a, b, "both sides answer the same question ({name})");
         assert_eq!(a, c2, "both sides answer the same question ({name})");
         assert!(!a.is_empty(), "{name} has sessions");
+        let raw = Connection::open_with_flags(dir.join("activity.db"), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        assert_eq!(
+            whole_buckets(&raw, queries::TOTALS_FROM_BUCKETS, &range),
+            whole_buckets(&raw, TOTALS_FROM_BUCKETS_BEFORE, &range),
+            "the statement answers what the build before's answered ({name})"
+        );
 
         let mut g = c.benchmark_group(format!("time_per_project_{name}"));
         g.measurement_time(Duration::from_secs(5)).sample_size(20);
@@ -282,6 +350,20 @@ fn report(c: &mut Criterion) {
                 (1, &mut || drop(std::hint::black_box(previous.run(&range)))),
                 (1, &mut || drop(std::hint::black_box(attach.run(&range)))),
                 (1, &mut || drop(std::hint::black_box(attach.run_grouped_first(&range)))),
+                (5, &mut || {
+                    drop(std::hint::black_box(whole_buckets(
+                        &raw,
+                        queries::TOTALS_FROM_BUCKETS,
+                        &range,
+                    )))
+                }),
+                (5, &mut || {
+                    drop(std::hint::black_box(whole_buckets(
+                        &raw,
+                        TOTALS_FROM_BUCKETS_BEFORE,
+                        &range,
+                    )))
+                }),
             ],
             5,
         );
@@ -291,18 +373,20 @@ fn report(c: &mut Criterion) {
             v[(v.len() - 1) * 99 / 100].as_secs_f64() * 1e3
         };
         let medians: Vec<f64> = times.into_iter().map(median_ms).collect();
-        let [app, totals, prev, sql, grouped] = medians[..] else {
-            unreachable!("five sides")
+        let [app, totals, prev, sql, grouped, whole, whole_before] = medians[..] else {
+            unreachable!("seven sides")
         };
         lines.push(format!(
             "ratio time_per_project_{name} ({} rows, {round} rounds): app join {app:.2} ms (p99 {p99:.2} ms; goal \
              <= 10 ms; activity.db's totals alone {totals:.2} ms) / attach join {sql:.2} ms = {:.4} (goal <= 0.05); \
              / attach join grouped first {grouped:.2} ms = {:.4}; / previous app join over sessions {prev:.2} ms = \
-             {:.4}",
+             {:.4}; the whole buckets' statement alone on raw rusqlite {whole:.2} ms / the build before's \
+             {whole_before:.2} ms = {:.3}",
             a.len(),
             app / sql,
             app / grouped,
-            app / prev
+            app / prev,
+            whole / whole_before
         ));
     }
     for line in lines {

@@ -46,10 +46,23 @@ pub const TOTALS_BUCKET_MS: i64 = 900_000;
 ///
 /// The projects are walked from the highest id down, one seek each on the primary key (a skip scan written
 /// as a recursive CTE, <https://sqlite.org/lang_with.html#recursive_query_examples>); each seek lands on the
-/// project's latest bucket, so the bucket before `?2` is usually on a page just read. Each bound is one
-/// seek per column (the `?1 = i64::MIN` side none: a CASE evaluates only the branch it takes). A handful
-/// of seeks per project, however long the history and whatever the range, all inside one statement (the
-/// same walk as a loop of statements in Rust was measured 1.5x to 4x slower for bounded ranges).
+/// project's latest bucket, so the bucket before `?2` is usually on a page just read. Each bound's bucket is
+/// one `MAX(bucket_ms)` on the key (the min/max optimization, one seek,
+/// <https://sqlite.org/optoverview.html#minmax>), and its row one lookup of the whole key that reads both
+/// columns. A project whose bucket before `?2` lies before `?1` (nothing in the range: most projects, for a
+/// short range or an idle project) is left at that, before its other bound is looked for; the `?1 =
+/// i64::MIN` side costs nothing (a CASE evaluates only the branch it takes, and a NULL key looks nothing
+/// up). A handful of seeks per project, however long the history and whatever the range, all inside one
+/// statement (the same walk as a loop of statements in Rust was measured 1.5x to 4x slower for bounded
+/// ranges).
+///
+/// Joined, not read by scalar subqueries in the select list: SQLite copies a CTE's columns into the outer
+/// query where they are used (it flattens the CTE), so a subquery named by both the filter and the result
+/// ran once for each, and a subquery returns one column, so each bound cost a seek per column; that way
+/// took 0.98x to 1.21x this one's time (`cargo bench --bench report`, seven ranges from three hours to all
+/// time, the last figure of its `ratio` lines). `CROSS JOIN` keeps the projects the outer loop
+/// (<https://sqlite.org/optoverview.html#crossjoin>): the totals in the outer loop would be every bucket
+/// read.
 pub const TOTALS_FROM_BUCKETS: &str = "WITH RECURSIVE assigned(project_id) AS (
     SELECT (SELECT MAX(project_id) FROM activity_totals WHERE has_project = 1)
     UNION ALL
@@ -60,24 +73,21 @@ projects(has_project, project_id) AS (
     SELECT 0, 0
     UNION ALL
     SELECT 1, project_id FROM assigned WHERE project_id IS NOT NULL
-),
-ranged(has_project, project_id, seconds, sessions) AS (
-    SELECT p.has_project, p.project_id,
-        IFNULL((SELECT t.seconds FROM activity_totals t
-                WHERE t.has_project = p.has_project AND t.project_id = p.project_id AND t.bucket_ms < ?2
-                ORDER BY t.bucket_ms DESC LIMIT 1), 0)
-        - CASE WHEN ?1 = -9223372036854775808 THEN 0 ELSE IFNULL((SELECT t.seconds FROM activity_totals t
-                  WHERE t.has_project = p.has_project AND t.project_id = p.project_id AND t.bucket_ms < ?1
-                  ORDER BY t.bucket_ms DESC LIMIT 1), 0) END,
-        IFNULL((SELECT t.sessions FROM activity_totals t
-                WHERE t.has_project = p.has_project AND t.project_id = p.project_id AND t.bucket_ms < ?2
-                ORDER BY t.bucket_ms DESC LIMIT 1), 0)
-        - CASE WHEN ?1 = -9223372036854775808 THEN 0 ELSE IFNULL((SELECT t.sessions FROM activity_totals t
-                  WHERE t.has_project = p.has_project AND t.project_id = p.project_id AND t.bucket_ms < ?1
-                  ORDER BY t.bucket_ms DESC LIMIT 1), 0) END
-    FROM projects p
 )
-SELECT CASE WHEN has_project THEN project_id END, seconds, sessions FROM ranged WHERE sessions > 0";
+SELECT CASE WHEN p.has_project THEN p.project_id END,
+    upto.seconds - IFNULL(earlier.seconds, 0),
+    upto.sessions - IFNULL(earlier.sessions, 0)
+FROM projects p
+CROSS JOIN activity_totals upto
+    ON upto.has_project = p.has_project AND upto.project_id = p.project_id
+    AND upto.bucket_ms = (SELECT MAX(t.bucket_ms) FROM activity_totals t
+        WHERE t.has_project = p.has_project AND t.project_id = p.project_id AND t.bucket_ms < ?2)
+    AND upto.bucket_ms >= ?1
+LEFT JOIN activity_totals earlier
+    ON earlier.has_project = p.has_project AND earlier.project_id = p.project_id
+    AND earlier.bucket_ms = CASE WHEN ?1 = -9223372036854775808 THEN NULL ELSE (SELECT MAX(t.bucket_ms) FROM activity_totals t
+        WHERE t.has_project = p.has_project AND t.project_id = p.project_id AND t.bucket_ms < ?1) END
+WHERE upto.sessions > IFNULL(earlier.sessions, 0)";
 
 /// The ended sessions still stored that started in `[?1, ?2)` (one bucket of the totals): fewer than the
 /// totals count there means retention pruned some of them. Index: `activity_sessions_start`.
