@@ -10,7 +10,7 @@
 //!
 //! Beside them, in the interleaved ratios only: activity.db's statement for the whole buckets of the range
 //! alone on a raw connection (`queries::TOTALS_FROM_BUCKETS`), against the one the build before ran
-//! (`TOTALS_FROM_BUCKETS_BEFORE`); the two are asserted equal first.
+//! (`totals_from_buckets_before`); the two are asserted equal first.
 //!
 //! Every side answers the same question (one row per distinct project_id, NULL and deleted included, with
 //! the project's name): the bench asserts equal rows before timing. Goals: app join <= 10 ms for every
@@ -153,19 +153,14 @@ fn app_join(reports: &Reports, range: &TimeRange) -> Vec<Row> {
 }
 
 /// activity-store's statement for the whole buckets of a range as the build before this bench's side was
-/// added ran it (`queries::TOTALS_FROM_BUCKETS` now): each bound's two columns read by a scalar subquery
-/// each in the select list, and the filter on `sessions` running its two again.
-const TOTALS_FROM_BUCKETS_BEFORE: &str = "WITH RECURSIVE assigned(project_id) AS (
-    SELECT (SELECT MAX(project_id) FROM activity_totals WHERE has_project = 1)
-    UNION ALL
-    SELECT (SELECT MAX(project_id) FROM activity_totals WHERE has_project = 1 AND project_id < assigned.project_id)
-    FROM assigned WHERE assigned.project_id IS NOT NULL
-),
-projects(has_project, project_id) AS (
-    SELECT 0, 0
-    UNION ALL
-    SELECT 1, project_id FROM assigned WHERE project_id IS NOT NULL
-),
+/// added ran it (`queries::TOTALS_FROM_BUCKETS` now): the same walk over the projects (the text now, up to
+/// its select), then each bound's two columns read by a scalar subquery each in the select list, and the
+/// filter on `sessions` running its two again.
+fn totals_from_buckets_before() -> String {
+    let now = queries::TOTALS_FROM_BUCKETS;
+    let walk = &now[..now.find("\nSELECT ").expect("the statement ends in its select")];
+    format!(
+        "{walk},
 ranged(has_project, project_id, seconds, sessions) AS (
     SELECT p.has_project, p.project_id,
         IFNULL((SELECT t.seconds FROM activity_totals t
@@ -182,7 +177,9 @@ ranged(has_project, project_id, seconds, sessions) AS (
                   ORDER BY t.bucket_ms DESC LIMIT 1), 0) END
     FROM projects p
 )
-SELECT CASE WHEN has_project THEN project_id END, seconds, sessions FROM ranged WHERE sessions > 0";
+SELECT CASE WHEN has_project THEN project_id END, seconds, sessions FROM ranged WHERE sessions > 0"
+    )
+}
 
 /// The whole buckets of `range` (its bounds rounded inward to quarter hours) through `sql` on a raw
 /// connection: the statement alone, without the pool, the edges' sessions or the names. Sorted.
@@ -309,6 +306,7 @@ fn report(c: &mut Criterion) {
     let reports = Reports::open(dir);
     let previous = PreviousAppJoin::open(dir);
     let attach = AttachJoin::open(dir);
+    let before = totals_from_buckets_before();
     let mut lines = Vec::new();
     for (name, range) in ranges() {
         let mut a = app_join(&reports, &range);
@@ -325,7 +323,7 @@ fn report(c: &mut Criterion) {
         let raw = Connection::open_with_flags(dir.join("activity.db"), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
         assert_eq!(
             whole_buckets(&raw, queries::TOTALS_FROM_BUCKETS, &range),
-            whole_buckets(&raw, TOTALS_FROM_BUCKETS_BEFORE, &range),
+            whole_buckets(&raw, &before, &range),
             "the statement answers what the build before's answered ({name})"
         );
 
@@ -358,11 +356,7 @@ fn report(c: &mut Criterion) {
                     )))
                 }),
                 (5, &mut || {
-                    drop(std::hint::black_box(whole_buckets(
-                        &raw,
-                        TOTALS_FROM_BUCKETS_BEFORE,
-                        &range,
-                    )))
+                    drop(std::hint::black_box(whole_buckets(&raw, &before, &range)))
                 }),
             ],
             5,
