@@ -59,10 +59,10 @@ pub const TOTALS_BUCKET_MS: i64 = 900_000;
 /// Joined, not read by scalar subqueries in the select list: SQLite copies a CTE's columns into the outer
 /// query where they are used (it flattens the CTE), so a subquery named by both the filter and the result
 /// ran once for each, and a subquery returns one column, so each bound cost a seek per column; that way
-/// took 0.98x to 1.21x this one's time (`cargo bench --bench report`, seven ranges from three hours to all
-/// time, the last figure of its `ratio` lines). `CROSS JOIN` keeps the projects the outer loop
-/// (<https://sqlite.org/optoverview.html#crossjoin>): the totals in the outer loop would be every bucket
-/// read.
+/// took 1.10x to 1.23x this one's time for six bounded ranges from three hours to half a year, and 0.87x to
+/// 1.35x for all time in three runs (`cargo bench --bench report`, the last figure of its `ratio` lines).
+/// `CROSS JOIN` keeps the projects the outer loop (<https://sqlite.org/optoverview.html#crossjoin>): the
+/// totals in the outer loop would be every bucket read.
 pub const TOTALS_FROM_BUCKETS: &str = "WITH RECURSIVE assigned(project_id) AS (
     SELECT (SELECT MAX(project_id) FROM activity_totals WHERE has_project = 1)
     UNION ALL
