@@ -4,17 +4,7 @@ mod common;
 
 use activity_store::{ActivityWriter, queries};
 use common::*;
-
-/// The plan's detail lines for `sql`, parameters bound to NULL (without `ANALYZE` statistics the plan
-/// does not depend on the values).
-fn plan(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
-    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-    let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
-    stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap()
-}
+use store_core::testing::query_plan as plan;
 
 fn filled() -> (tempfile::TempDir, rusqlite::Connection) {
     let dir = tempfile::tempdir().unwrap();

@@ -914,13 +914,7 @@ fn rebuilding_the_totals_gives_what_the_writer_kept() {
         activity_store::rebuild_totals(&c).unwrap();
         assert_eq!(kept(&c), by_writer, "temp_store = {temp_store}");
     }
-    let plan: Vec<String> = c
-        .prepare(&format!("EXPLAIN QUERY PLAN {}", queries::ENDED_SESSIONS_BY_PROJECT))
-        .unwrap()
-        .query_map([], |r| r.get(3))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
+    let plan = store_core::testing::query_plan(&c, queries::ENDED_SESSIONS_BY_PROJECT);
     assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
     // The migration's frozen backfill computes the same totals.
     let migration = SCHEMA.migrations[3].sql().unwrap();

@@ -164,6 +164,19 @@ pub fn query_column<T: rusqlite::types::FromSql, C: FromIterator<T>>(conn: &Conn
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// The detail lines of `EXPLAIN QUERY PLAN` for `sql` on `conn`, its parameters bound to NULL (without
+/// `ANALYZE` statistics the plan does not depend on the values).
+#[track_caller]
+pub fn query_plan(conn: &Connection, sql: &str) -> Vec<String> {
+    conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .and_then(|mut stmt| {
+            let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+            stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get(3))?
+                .collect()
+        })
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// Makes the next provenance record written through `conn` fail with "injected": the last statement of a
 /// mend recorded in one transaction (a recount, a removal of orphans, indexes created again), so a test shows
 /// that a failure there leaves everything as it was.

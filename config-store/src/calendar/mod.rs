@@ -268,19 +268,13 @@ mod tests {
     use super::CalendarUrl;
     use super::queries;
 
-    /// The plan's detail lines for `sql` on a fresh config.db, parameters bound to NULL (without `ANALYZE`
-    /// statistics the plan does not depend on the values).
+    /// The plan's detail lines for `sql` on a fresh config.db.
     fn plan(sql: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::ConfigStore::open_in(dir.path()).unwrap();
         store
             .owner()
-            .read(|c| {
-                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
-                stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))?
-                    .collect()
-            })
+            .read(|c| Ok(store_core::testing::query_plan(c, sql)))
             .unwrap()
     }
 
