@@ -1484,6 +1484,33 @@ mod encrypted {
         assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
     }
 
+    /// A data directory below a linked folder is encrypted by rekey, recorded and backed up under the key and
+    /// decrypted again: the key's opens, and the export's attach of the file being re-keyed, go through the
+    /// folder's resolved path, as every other open does (`hostile.rs` walks the plaintext commands there).
+    #[test]
+    fn a_data_directory_below_a_linked_folder_is_encrypted_recorded_and_decrypted() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("disk")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("disk"), dir.path().join("share")).unwrap();
+        let data = dir.path().join("share/data");
+        seed_data_dir(&data, 200);
+        let d = utf8(&data);
+        let k = key_file(&dir.path().join("key"));
+        let rekey = run_splitstore(["rekey", "--data-dir", d, "--new-key-file", &k]);
+        assert!(rekey.status.success(), "{rekey:?}");
+        let more = with_key(&["daemon", "--events", "100", "--data-dir", d], &k);
+        assert!(more.status.success(), "{more:?}");
+        assert_eq!(
+            count(&data, &key_of(&k), &activity_store::SCHEMA, "activity_events"),
+            300
+        );
+        let backup = with_key(&["backup", "--data-dir", d], &k);
+        assert!(backup.status.success(), "{backup:?}");
+        let back = run_splitstore(["rekey", "--data-dir", d, "--key-file", &k, "--decrypt"]);
+        assert!(back.status.success(), "{back:?}");
+        assert_eq!(count_rows(&data.join("activity.db"), "activity_events"), 300);
+    }
+
     /// An encrypted data directory restored or repaired without its key, from backups taken while it was in
     /// the clear: refused as `key_required`, nothing moved. Before, both files were put back in the clear
     /// (exit 0), the 500 events recorded under the key were dropped without a word, and the daemon started

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use support::{
-    backup_paths, copy_data_dir, count_rows, kill9, mode, output_within, run_splitstore, seed_data_dir,
+    backup_paths, copy_data_dir, count_rows, doctor_db_json, kill9, mode, output_within, run_splitstore, seed_data_dir,
     spawn_splitstore, splitstore, summary_field, texts, utf8,
 };
 
@@ -1393,4 +1393,85 @@ fn a_busy_timeout_past_what_sqlite_takes_waits_its_longest_instead_of_panicking(
         .checkpoint(splitstore::activity_store::CheckpointMode::Truncate)
         .unwrap();
     writer.prune_before(chrono::Utc::now()).unwrap();
+}
+
+/// A data directory below a linked folder (`~/.local/share` linked to another disk; macOS's `/tmp` and
+/// `/var` are links) is split, recorded, reported, checked, backed up and restored like any other. SQLite's
+/// `SQLITE_OPEN_NOFOLLOW`, there for a link in a database's own place, refuses a link anywhere in the path:
+/// the daemon's first start said "unable to open database file" and left an empty activity.db, and every
+/// other command failed alike. A backup folder named with `--to` that is a link was refused, its remedy to
+/// remove the user's link; a link in place of the data directory's own `backups` still is.
+#[test]
+fn a_data_directory_below_a_linked_folder_is_split_recorded_backed_up_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk");
+    fs::create_dir(&disk).unwrap();
+    symlink(&disk, dir.path().join("share")).unwrap();
+    let data = data_dir(&dir.path().join("share"));
+    let d = utf8(&data);
+    migrate_split::fixtures::build(&migrate_split::fixtures::LegacySpec::small(3), &data.join("legacy.db")).unwrap();
+    seed_data_dir(&data, 100);
+    let activity = disk.join("data/activity.db");
+    let split_and_recorded = count_rows(&activity, "activity_events");
+    assert!(
+        split_and_recorded > 100,
+        "the legacy file's events were split: {split_and_recorded}"
+    );
+    assert!(count_rows(&disk.join("data/config.db"), "projects") > 0);
+
+    let report = run_splitstore(["report", "--json", "--data-dir", d]);
+    assert!(report.status.success(), "{report:?}");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&report.stdout).unwrap();
+    assert!(!rows.is_empty(), "{rows:?}");
+    let doctor = run_splitstore(["doctor", "--json", "--data-dir", d]);
+    let json: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(json["healthy"], true, "{json}");
+    for db in ["activity.db", "config.db"] {
+        assert_eq!(doctor_db_json(&json, db)["check"]["ok"], true, "{json}");
+    }
+    // A backup folder that is itself a link, to an external disk say, is the user's too: backups go through
+    // it, and a restore reads them back. One in the data directory's own place is refused (below).
+    let usb = dir.path().join("usb");
+    fs::create_dir(&usb).unwrap();
+    let backups = dir.path().join("share/backups");
+    symlink(&usb, &backups).unwrap();
+    let backup = run_splitstore(["backup", "--data-dir", d, "--to", utf8(&backups)]);
+    assert!(backup.status.success(), "{backup:?}");
+    assert_eq!(backup_paths(&backup).len(), 2, "{backup:?}");
+    assert!(
+        backup_paths(&backup)
+            .iter()
+            .all(|b| usb.join(b.file_name().unwrap()).is_file()),
+        "{backup:?}"
+    );
+
+    let more = run_splitstore(["daemon", "--events", "50", "--data-dir", d]);
+    assert!(more.status.success(), "{more:?}");
+    assert_eq!(count_rows(&activity, "activity_events"), split_and_recorded + 50);
+    let restore = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&backups)]);
+    assert!(restore.status.success(), "{restore:?}");
+    assert_eq!(
+        count_rows(&activity, "activity_events"),
+        split_and_recorded,
+        "the backup's rows are back"
+    );
+    let repair = run_splitstore(["repair", "--data-dir", d]);
+    assert_eq!(
+        texts(&repair).0,
+        "activity.db: healthy, left alone\nconfig.db: healthy, left alone\n",
+        "{repair:?}"
+    );
+
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    symlink(&elsewhere, data.join("backups")).unwrap();
+    let planted = run_splitstore(["backup", "--data-dir", d]);
+    assert_eq!(planted.status.code(), Some(2), "{planted:?}");
+    let said = format!("{} is a symbolic link", data.join("backups").display());
+    assert!(texts(&planted).1.contains(&said), "{planted:?}");
+    assert_eq!(
+        fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written through it"
+    );
 }

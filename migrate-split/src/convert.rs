@@ -459,7 +459,10 @@ fn count_dangling(
 ) -> Result<()> {
     let c = activity.conn.conn();
     let attached = c
-        .execute(queries::ATTACH_CONFIG, [config_path.to_string_lossy()])
+        .execute(
+            queries::ATTACH_CONFIG,
+            [store_core::files::sqlite_path(config_path).to_string_lossy()],
+        )
         .map_err(|e| activity.err(e));
     attached?;
     let outcome = (|| -> Result<()> {
@@ -525,7 +528,7 @@ fn close_in_wal(out: Output, key: Option<&store_core::Key>) -> Result<()> {
             let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
                 | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
-            let conn = rusqlite::Connection::open_with_flags(&path, flags).at(&path)?;
+            let conn = rusqlite::Connection::open_with_flags(store_core::files::sqlite_path(&path), flags).at(&path)?;
             store_core::key::apply(&conn, &path, Some(key))?;
             let mode: String = conn
                 .query_row("PRAGMA journal_mode", [], |r| r.get(0))

@@ -656,7 +656,7 @@ pub fn take_backup(
         files::check_same_owner(&[files::nearest_existing(&dest_dir)])?;
     }
     files::create_private_dir_all(&dest_dir)?;
-    files::refuse_symlink(&dest_dir)?;
+    refuse_link_in_data_dir(&dest_dir, db_path)?;
     // Held from before the snapshot through the naming and the rotation: another backup into the folder
     // (a scheduled run overlapping a manual one) waits, so the later name always holds at least as much;
     // and a restore reading a backup of the folder is waited for, never rotated out from under it.
@@ -692,6 +692,19 @@ pub fn take_backup(
         }
     }
     Ok(target)
+}
+
+/// Refuses a backup folder that is a link when it sits in the data directory of `db_path` (the default
+/// `backups`, its `pre-migration`): a link there was planted or made by mistake, and would send the user's
+/// data wherever it points. A folder named elsewhere that is a link (`--to ~/Backups`, linked to an external
+/// disk) is the user's layout and is followed, as the data directory's own path is; restores read through
+/// it alike. Refused, its remedy said to remove the user's link.
+fn refuse_link_in_data_dir(folder: &Path, db_path: &Path) -> Result<()> {
+    let data_dir = files::resolved(files::parent_dir(db_path));
+    match files::resolved(files::parent_dir(folder)).starts_with(data_dir) {
+        true => files::refuse_symlink(folder),
+        false => Ok(()),
+    }
 }
 
 /// Page-exact copy of `conn`'s main database into the existing empty file `dest`, in one step, so it
@@ -734,7 +747,7 @@ pub fn snapshot_into(conn: &Connection, db_path: &Path, dest: &Path, key: Option
 /// A connection to the copy being made at `dest` (this process's own file, never a link), keyed with `key`.
 pub(crate) fn open_copy(dest: &Path, key: Option<&Key>) -> Result<Connection> {
     let out = Connection::open_with_flags(
-        dest,
+        files::sqlite_path(dest),
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )
     .at(dest)?;

@@ -75,6 +75,35 @@ pub fn resolved(path: &Path) -> PathBuf {
     fs::canonicalize(path).unwrap_or_else(|_| absolute(path))
 }
 
+/// The path to give SQLite for the database at `path` when it opens it with `SQLITE_OPEN_NOFOLLOW`: the
+/// folders above the file resolved (the nearest that exists canonicalized, the rest as named), the file's
+/// own name as given. SQLite's unix VFS counts every link met anywhere in a path and `SQLITE_OPEN_NOFOLLOW`
+/// then refuses the open (`unixFullPathname` answering `SQLITE_OK_SYMLINK`,
+/// <https://sqlite.org/c3ref/c_open_autoproxy.html>), so a data directory below a linked folder
+/// (`~/.local/share` linked to another disk, macOS's `/tmp` and `/var`) was "unable to open database file"
+/// for every open. A link in the file's own place is still refused, by SQLite and by [`open_private`].
+pub fn sqlite_path(path: &Path) -> PathBuf {
+    let Some(name) = path.file_name() else {
+        return path.to_path_buf();
+    };
+    let mut missing = Vec::new();
+    let mut folder = parent_dir(path);
+    loop {
+        if let Ok(real) = fs::canonicalize(folder) {
+            return missing.iter().rev().fold(real, |p, m| p.join(m)).join(name);
+        }
+        // A folder not made yet (a pool built before its directory): its name as given, below the
+        // nearest one that is there. `..` or the root: nothing to resolve.
+        match (folder.file_name(), folder.parent()) {
+            (Some(last), Some(up)) => {
+                missing.push(last);
+                folder = if up.as_os_str().is_empty() { Path::new(".") } else { up };
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
 /// The file an open descriptor refers to.
 pub fn file_id_of(file: &File) -> io::Result<FileId> {
     file.metadata().map(|m| (m.dev(), m.ino()))
@@ -802,10 +831,31 @@ mod tests {
 
     use super::{
         fuse_subtype, network_file_system, network_file_system_named, network_fuse_named, sha256_of, sha256_of_while,
-        shell_quoted, sqlite_temp_dir_with, write_json_atomically,
+        shell_quoted, sqlite_path, sqlite_temp_dir_with, write_json_atomically,
     };
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
+
+    /// SQLite is given a path with no link above the file, however much of it exists yet, and the file's own
+    /// name as given (a link there stays for SQLite and `O_NOFOLLOW` to refuse).
+    #[test]
+    fn sqlite_is_given_the_folders_above_a_database_resolved_and_its_own_name_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = std::fs::canonicalize(dir.path()).unwrap().join("disk");
+        std::fs::create_dir(&real).unwrap();
+        let share = dir.path().join("share");
+        std::os::unix::fs::symlink(&real, &share).unwrap();
+        assert_eq!(sqlite_path(&share.join("a.db")), real.join("a.db"));
+        assert_eq!(sqlite_path(&share.join("not/yet/a.db")), real.join("not/yet/a.db"));
+        std::os::unix::fs::symlink(real.join("elsewhere.db"), real.join("linked.db")).unwrap();
+        assert_eq!(sqlite_path(&share.join("linked.db")), real.join("linked.db"));
+        let relative = Path::new("a.db");
+        assert_eq!(
+            sqlite_path(relative),
+            std::env::current_dir().unwrap().canonicalize().unwrap().join("a.db")
+        );
+        assert_eq!(sqlite_path(Path::new("/")), Path::new("/"));
+    }
 
     /// A network file system is told by statfs's magic number, a local one never: a warning at every start of
     /// an owner on a local disk (9p and tmpfs differ in one digit) would teach its user to ignore it. FUSE

@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
+use crate::files::sqlite_path;
 use crate::records;
 
 /// Bytes in a key: 256 bits.
@@ -269,7 +270,7 @@ pub fn export(source: &Path, source_key: Option<&Key>, dest: &Path, dest_key: Op
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_NOFOLLOW
         | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(dest, flags).map_err(|e| Error::from_sqlite(dest, e))?;
+    let conn = Connection::open_with_flags(sqlite_path(dest), flags).map_err(|e| Error::from_sqlite(dest, e))?;
     apply(&conn, dest, dest_key)?;
     let source_key_sql = match source_key {
         Some(k) => raw_key_literal(k, "", ""),
@@ -277,7 +278,10 @@ pub fn export(source: &Path, source_key: Option<&Key>, dest: &Path, dest_key: Op
     };
     conn.execute(
         "ATTACH DATABASE ?1 AS export_source KEY ?2",
-        rusqlite::params![crate::files::file_uri(source, "mode=ro"), source_key_sql.as_str()],
+        rusqlite::params![
+            crate::files::file_uri(&sqlite_path(source), "mode=ro"),
+            source_key_sql.as_str()
+        ],
     )
     .map_err(|e| error_at(source, source_key, e))?;
     // sqlcipher_export copies the schema and the rows, not the header fields: auto_vacuum is set before the
@@ -302,7 +306,7 @@ pub fn export(source: &Path, source_key: Option<&Key>, dest: &Path, dest_key: Op
 /// connections to it: hazards "The ownership lock").
 pub fn readable_without_key(path: &Path) -> bool {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    Connection::open_with_flags(path, flags)
+    Connection::open_with_flags(sqlite_path(path), flags)
         .and_then(|c| c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)))
         .is_ok()
 }
@@ -401,7 +405,7 @@ pub(crate) fn explain_check(path: &Path, key: Option<&Key>, problems: Vec<String
 /// not verify), or `None` when it reports nothing (or cannot run).
 fn damaged_pages(path: &Path, key: &Key) -> Option<String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    let conn = Connection::open_with_flags(path, flags).ok()?;
+    let conn = Connection::open_with_flags(sqlite_path(path), flags).ok()?;
     apply_raw(&conn, key).ok()?;
     let problems: Vec<String> = conn
         .prepare("PRAGMA cipher_integrity_check")

@@ -871,9 +871,10 @@ fn raise_counters_record(conn: &Connection, db: &Path, kept: &mut BTreeMap<Strin
 /// else is read.
 fn connect(path: &Path, schema: &'static Schema, key: Option<&Key>, busy: Duration) -> Result<Connection> {
     let busy = busy_timeout_within_limit(busy);
-    // NOFOLLOW: SQLite itself refuses a database path that is a link (https://sqlite.org/c3ref/open.html).
+    // NOFOLLOW: SQLite itself refuses a database path that is a link (https://sqlite.org/c3ref/open.html);
+    // the folders above it resolved, as it refuses a link there too.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    let conn = Connection::open_with_flags(path, flags).at_db(path, schema)?;
+    let conn = Connection::open_with_flags(files::sqlite_path(path), flags).at_db(path, schema)?;
     // The key before any other statement (hazards: "Encryption at rest").
     crate::key::apply(&conn, path, key).map_err(|e| e.with_schema(schema))?;
     conn.busy_timeout(busy).at_db(path, schema)?;

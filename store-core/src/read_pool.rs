@@ -40,12 +40,6 @@ use crate::schema::Schema;
 /// Connections a reader pool keeps at most.
 pub const DEFAULT_READERS: u32 = 4;
 
-/// Read-only, and never through a link: SQLite would put `-wal`/`-shm` beside the link's target, outside
-/// the data directory.
-fn reader_flags() -> OpenFlags {
-    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW
-}
-
 /// Whether a reader opens `path` as `immutable=1`: on a file system mounted read-only (a snapshot, a backup
 /// disk) with no commits in a `-wal` beside the file (none, or one no longer than its header: a copy that
 /// left out the `-shm`, as backup tools are told to). A reader of a WAL database must create `-shm` (and `-wal`) beside
@@ -63,10 +57,19 @@ fn wal_holds_commits(path: &Path) -> bool {
     fs::metadata(files::with_suffix(path, "-wal")).is_ok_and(|m| m.len() > crate::records::WAL_HEADER_BYTES)
 }
 
-/// The file (a `file:` URI) and flags of a reader opening `path` immutable ([`read_as_immutable`]).
-fn immutable_target(path: &Path) -> (PathBuf, OpenFlags) {
-    let uri = files::file_uri(path, "immutable=1");
-    (uri.into(), reader_flags() | OpenFlags::SQLITE_OPEN_URI)
+/// The file and flags of a reader of `path`: read-only, and never through a link in the file's place
+/// (SQLite would put `-wal`/`-shm` beside the link's target, outside the data directory), the folders above
+/// it resolved ([`files::sqlite_path`]); `immutable` ([`read_as_immutable`]): a `file:` URI saying so.
+fn reader_target(path: &Path, immutable: bool) -> (PathBuf, OpenFlags) {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let at = files::sqlite_path(path);
+    match immutable {
+        true => (
+            files::file_uri(&at, "immutable=1").into(),
+            flags | OpenFlags::SQLITE_OPEN_URI,
+        ),
+        false => (at, flags),
+    }
 }
 
 /// One read-only connection outside any pool (backups, checks) to a database of `schema`, keyed with `key`
@@ -177,10 +180,7 @@ pub(crate) fn reads_with(path: &Path, key: Option<&Key>) -> bool {
 }
 
 fn open_reader(path: &Path, key: Option<&Key>) -> Result<Connection> {
-    let (target, flags) = match read_as_immutable(path) {
-        true => immutable_target(path),
-        false => (path.to_path_buf(), reader_flags()),
-    };
+    let (target, flags) = reader_target(path, read_as_immutable(path));
     let conn = Connection::open_with_flags(target, flags).at(path)?;
     crate::key::apply(&conn, path, key)?;
     conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).at(path)?;
@@ -333,8 +333,8 @@ impl ReadPool {
                 })
         };
         let manager = Manager {
-            sqlite: sqlite((path.to_path_buf(), reader_flags())),
-            immutable: sqlite(immutable_target(path)),
+            sqlite: sqlite(reader_target(path, false)),
+            immutable: sqlite(reader_target(path, true)),
             path: path.to_path_buf(),
         };
         let pool = Pool::builder()
