@@ -1475,3 +1475,121 @@ fn a_data_directory_below_a_linked_folder_is_split_recorded_backed_up_and_restor
         "nothing written through it"
     );
 }
+
+/// A database with a second name (`ln`, or `cp -al` of a data directory, taken for a copy) is said by its
+/// owner's start and by doctor, with the command that finds the other names. A write through one name
+/// changed the "copy" too, and an owner started on the other name wrote the same file beside another `-wal`
+/// and under another lock file, which corrupts it; nothing said so. Said, not refused (the daemon records
+/// on); removing the other name, which loses nothing, ends it.
+#[test]
+fn a_database_with_a_second_name_is_said_by_its_owners_start_and_doctor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    let d = utf8(&data);
+    seed_data_dir(&data, 50);
+    let activity = data.join("activity.db");
+    let keep = dir.path().join("activity-keep.db");
+    fs::hard_link(&activity, &keep).unwrap();
+    let said = format!(
+        "{} has 2 names (hard links): a write through one changes them all, so another name is no backup, and a \
+         process opening the file by another name uses another -wal, -shm and lock file, which corrupts it",
+        activity.display()
+    );
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
+    assert!(daemon.status.success(), "said, not refused: {daemon:?}");
+    let stderr = texts(&daemon).1;
+    assert!(
+        stderr.contains(&format!(
+            "splitstore daemon: warning: {said}. What to do: find the other names (`find "
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        count_rows(&keep, "activity_events"),
+        60,
+        "the other name is no copy: {keep:?}"
+    );
+
+    let doctor = run_splitstore(["doctor", "--json", "--data-dir", d]);
+    assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+    let json: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let problems = support::doctor_problems(&json, "activity.db");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let (code, message, remedy) = &problems[0];
+    assert_eq!((code.as_str(), message), ("hard_linked", &said));
+    assert!(
+        remedy.contains(&format!(" -xdev -samefile {}`) and remove them", activity.display())),
+        "{remedy}"
+    );
+    assert!(support::doctor_problems(&json, "config.db").is_empty(), "{json}");
+
+    fs::remove_file(&keep).unwrap();
+    let doctor = run_splitstore(["doctor", "--data-dir", d]);
+    assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", d]);
+    assert!(!texts(&daemon).1.contains("hard links"), "{daemon:?}");
+}
+
+/// Folders of 60 bytes below `root` down to a path of `len` bytes.
+fn path_of_length(root: &Path, len: usize) -> PathBuf {
+    let mut path = root.to_path_buf();
+    while path.as_os_str().len() < len {
+        let room = len - path.as_os_str().len() - 1;
+        path.push("d".repeat(room.clamp(1, 60)));
+    }
+    assert_eq!(path.as_os_str().len(), len);
+    path
+}
+
+/// A database path longer than SQLite opens one by (504 bytes, so that its journal's name fits in 512) is
+/// refused by its length, with the length a data directory may have, before anything is created: the
+/// daemon's first start said "unable to open database file" after creating the data directory, an empty
+/// activity.db and its lock file, and doctor said nothing of why. A backup folder alike.
+#[test]
+fn a_path_longer_than_sqlite_opens_is_refused_by_its_length_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let data = path_of_length(&root, 500);
+    let activity = data.join("activity.db");
+    let daemon = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
+    assert_eq!(daemon.status.code(), Some(2), "{daemon:?}");
+    assert_eq!(
+        texts(&daemon).1,
+        format!(
+            "splitstore daemon: {} is 512 bytes long (links in its folders resolved): SQLite opens a database by a \
+             path of at most 504 bytes, so that the name of its journal fits in 512. What to do: use a folder with a \
+             shorter path (move one that holds files whole, its owners stopped): a data directory's files and backups \
+             add up to 100 bytes to its path, so keep its path under 404 bytes (a link to it does not shorten it); \
+             nothing was changed\n",
+            activity.display()
+        )
+    );
+    assert_eq!(fs::read_dir(&root).unwrap().count(), 0, "nothing was created");
+
+    let data = path_of_length(&root, 400);
+    seed_data_dir(&data, 10);
+    let to = data.join("b".repeat(80));
+    let backup = run_splitstore(["backup", "--data-dir", utf8(&data), "--to", utf8(&to)]);
+    assert_eq!(backup.status.code(), Some(2), "{backup:?}");
+    assert!(
+        texts(&backup).1.contains("bytes long (links in its folders resolved)"),
+        "{backup:?}"
+    );
+    assert!(!to.exists(), "nothing was created");
+    let backup = run_splitstore(["backup", "--data-dir", utf8(&data)]);
+    assert!(
+        backup.status.success(),
+        "the data directory's own backups fit: {backup:?}"
+    );
+
+    // Moved whole below a longer path: doctor names it (it said only "unable to open database file").
+    let moved = path_of_length(&root.join("e"), 500);
+    fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    fs::rename(&data, &moved).unwrap();
+    let doctor = run_splitstore(["doctor", "--json", "--data-dir", utf8(&moved)]);
+    let json: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    for db in ["activity.db", "config.db"] {
+        let codes: Vec<String> = support::doctor_problems(&json, db).into_iter().map(|p| p.0).collect();
+        assert_eq!(codes, ["path_too_long"], "{db}: {json}");
+    }
+}

@@ -655,6 +655,8 @@ pub fn take_backup(
     if files::owner_of(db_path).is_some_and(|owner| owner != files::this_user()) {
         files::check_same_owner(&[files::nearest_existing(&dest_dir)])?;
     }
+    // The longest name the copy has, before the folder and its lock file are made.
+    files::check_sqlite_path(&partial_path(&dest_dir, schema, Utc::now()))?;
     files::create_private_dir_all(&dest_dir)?;
     refuse_link_in_data_dir(&dest_dir, db_path)?;
     // Held from before the snapshot through the naming and the rotation: another backup into the folder

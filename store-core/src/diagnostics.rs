@@ -201,6 +201,7 @@ fn inspect_with(
 ) -> DbHealth {
     let mut h = inspect_file(path, schema, opts, owner, writer_may_run);
     // Last: what is wrong with the file comes first.
+    h.problems.extend(hard_linked_problem(path, schema));
     readable_by_others(&mut h, path, schema, opts);
     h
 }
@@ -900,6 +901,34 @@ pub fn auto_vacuum_problem(
             schema.command("repair", files::parent_dir(path), "")
         ),
     }))
+}
+
+/// The `hard_linked` problem of the database at `path`, when the file has more than one name (`cp -al` or
+/// `ln` of a data directory or a database, taken for a copy). A write through one name changes every other,
+/// so another name is no backup; and SQLite names a database's `-wal` and `-shm` by the path it was opened
+/// by, as splitstore names its lock file, so a process opening another name writes the same file beside
+/// another log and under another lock, which corrupts it (<https://sqlite.org/howtocorrupt.html>, "Multiple
+/// links to the same file"; os_unix.c's `verifyDbFile` only logs "multiple links to file"). Not refused:
+/// nothing is wrong while nothing opens the other names, and refusing would stop the recording.
+pub fn hard_linked_problem(path: &Path, schema: &'static Schema) -> Option<Problem> {
+    use std::os::unix::fs::MetadataExt;
+    let names = std::fs::symlink_metadata(path).ok().filter(|m| m.is_file())?.nlink();
+    (names > 1).then(|| Problem {
+        code: ErrorKind::HardLinked,
+        message: format!(
+            "{} has {names} names (hard links): a write through one changes them all, so another name is no \
+             backup, and a process opening the file by another name uses another -wal, -shm and lock file, \
+             which corrupts it",
+            path.display()
+        ),
+        remedy: format!(
+            "find the other names (`find {} -xdev -samefile {}`) and remove them: they are this same file, so \
+             nothing is lost; for a copy, take a backup (`{}`)",
+            files::shell_quoted(&files::mount_point(path).unwrap_or_else(|| PathBuf::from("/"))),
+            files::shell_quoted(path),
+            schema.command("backup", files::parent_dir(path), "")
+        ),
+    })
 }
 
 /// The `network_file_system` problem of the data directory `dir`, when it lies on one

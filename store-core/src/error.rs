@@ -72,6 +72,8 @@ pub enum ErrorKind {
     /// A command would write beside files that belong to another user (run as root on a user's data
     /// directory, say): what it created there, that user's processes could not open.
     AnotherUsersFiles,
+    /// A database's path is longer than SQLite opens.
+    PathTooLong,
     /// The file does not exist.
     Missing,
     /// The file does not exist, but the data directory shows it held data (it was opened, backed up or
@@ -165,6 +167,10 @@ pub enum ErrorKind {
     /// The data directory is on a network file system, where SQLite's WAL and the owner lock do not hold
     /// across machines (diagnostics).
     NetworkFileSystem,
+    /// The database file has more than one name (hard links): a write through one name changes every
+    /// other, and a process opening another name uses another `-wal`, `-shm` and lock file (diagnostics, and
+    /// said at its owner's start).
+    HardLinked,
     /// A backup in the clear beside a database under a key: the history it holds is read without the key
     /// (diagnostics).
     BackupInTheClear,
@@ -215,6 +221,7 @@ impl ErrorKind {
             ErrorKind::ReadOnlyDirectory => "read_only_directory",
             ErrorKind::PermissionDenied => "permission_denied",
             ErrorKind::AnotherUsersFiles => "another_users_files",
+            ErrorKind::PathTooLong => "path_too_long",
             ErrorKind::Missing => "missing",
             ErrorKind::Removed => "removed",
             ErrorKind::PragmaRejected => "pragma_rejected",
@@ -255,6 +262,7 @@ impl ErrorKind {
             ErrorKind::SchemaObjectsMissing => "schema_objects_missing",
             ErrorKind::ReadableByOthers => "readable_by_others",
             ErrorKind::NetworkFileSystem => "network_file_system",
+            ErrorKind::HardLinked => "hard_linked",
             ErrorKind::BackupInTheClear => "backup_in_the_clear",
             ErrorKind::RestoreInterrupted => "restore_interrupted",
             ErrorKind::RestoreJournalUnreadable => "restore_journal_unreadable",
@@ -453,6 +461,9 @@ pub enum Error {
         user: u32,
         stray: bool,
     },
+    /// The database `path` is `bytes` long as SQLite would be given it (its folders' links resolved), more
+    /// than it opens ([`crate::files::SQLITE_MAX_DB_PATH`]).
+    PathTooLong { path: PathBuf, bytes: usize },
     /// A restore into a data directory whose predecessor (`path`) was not converted yet: the converter would
     /// refuse the restored files beside it, and no owner could start.
     RestoreBesideUnconverted { path: PathBuf, schema: &'static Schema },
@@ -758,6 +769,7 @@ impl Error {
             }
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::AnotherUsersFiles { .. } => ErrorKind::AnotherUsersFiles,
+            Error::PathTooLong { .. } => ErrorKind::PathTooLong,
             Error::Missing { .. } => ErrorKind::Missing,
             Error::Removed { .. } => ErrorKind::Removed,
             Error::RestoreUnfinished { .. } => ErrorKind::RestoreInterrupted,
@@ -820,6 +832,7 @@ impl Error {
             | Error::ReadOnlyWal { path }
             | Error::PermissionDenied { path, .. }
             | Error::AnotherUsersFiles { path, .. }
+            | Error::PathTooLong { path, .. }
             | Error::Missing { path, .. }
             | Error::Removed { path, .. }
             | Error::RestoreUnfinished { path, .. }
@@ -1067,6 +1080,11 @@ impl Error {
             Error::AnotherUsersFiles { owner, user, .. } => format!(
                 "{p} belongs to user {owner} and this command runs as user {user}: the files it would write beside \
                  it would belong to user {user}, and the processes of user {owner} that use it could not open them"
+            ),
+            Error::PathTooLong { bytes, .. } => format!(
+                "{p} is {bytes} bytes long (links in its folders resolved): SQLite opens a database by a path of at \
+                 most {} bytes, so that the name of its journal fits in 512",
+                crate::files::SQLITE_MAX_DB_PATH
             ),
             Error::Missing { schema, .. } => format!("{p} does not exist: {} has not created it yet", schema.owner),
             Error::RestoreUnfinished { holder: Some(h), .. } => format!(
@@ -1592,6 +1610,13 @@ impl Error {
             Error::AnotherUsersFiles { owner, .. } => {
                 format!("run the command as user {owner} (`sudo -u '#{owner}' COMMAND` as root); nothing was changed")
             }
+            Error::PathTooLong { .. } => format!(
+                "use a folder with a shorter path (move one that holds files whole, its owners stopped): a data \
+                 directory's files and backups add up to {} bytes to its path, so keep its path under {} bytes (a \
+                 link to it does not shorten it); nothing was changed",
+                crate::files::DATA_DIR_NAMES_MAX,
+                crate::files::SQLITE_MAX_DB_PATH - crate::files::DATA_DIR_NAMES_MAX
+            ),
             Error::RestoreUnfinished { holder: Some(_), .. } => {
                 "wait for it to finish, then read the file again".into()
             }
@@ -2034,6 +2059,7 @@ impl Error {
                 Error::ReadOnlyDirectory { path }
             }
             ErrorCode::PermissionDenied => Error::PermissionDenied { path, action: "open" },
+            ErrorCode::CannotOpen if let Err(too_long) = crate::files::check_sqlite_path(&path) => too_long,
             ErrorCode::ConstraintViolation => Error::Constraint {
                 path,
                 detail: err.to_string(),

@@ -104,6 +104,31 @@ pub fn sqlite_path(path: &Path) -> PathBuf {
     }
 }
 
+/// The longest path, in bytes, by which SQLite's unix VFS opens a database: its `MAX_PATHNAME` (512) less the 8
+/// of `-journal`, whose name it must be able to make ("the journal path required by the database being
+/// opened will be more than pVfs->mxPathname bytes", pager.c's `sqlite3PagerOpen`). A longer one is "unable
+/// to open database file", whatever the file.
+pub const SQLITE_MAX_DB_PATH: usize = 504;
+
+/// The most the stores add below a data directory's path to name a database they open
+/// (`backups/pre-migration/.activity-<time>-<pid>.partial` is 70).
+pub const DATA_DIR_NAMES_MAX: usize = 100;
+
+/// Refuses the database `path` when the path SQLite would be given for it ([`sqlite_path`]) is longer than
+/// SQLite opens ([`SQLITE_MAX_DB_PATH`]): [`Error::PathTooLong`], before anything is created. Such a data
+/// directory was "unable to open database file" at its owner's first start, an empty file left behind, and
+/// doctor said nothing of why.
+pub fn check_sqlite_path(path: &Path) -> Result<()> {
+    let bytes = sqlite_path(path).as_os_str().len();
+    match bytes > SQLITE_MAX_DB_PATH {
+        true => Err(Error::PathTooLong {
+            path: path.to_path_buf(),
+            bytes,
+        }),
+        false => Ok(()),
+    }
+}
+
 /// The file an open descriptor refers to.
 pub fn file_id_of(file: &File) -> io::Result<FileId> {
     file.metadata().map(|m| (m.dev(), m.ino()))
@@ -731,20 +756,30 @@ pub fn network_file_system(path: &Path) -> Option<&'static str> {
 const FUSE_MAGIC: i64 = 0x6573_5546;
 
 /// The program serving the FUSE mount `path` (canonical) lies on, as `/proc/self/mountinfo` (`mountinfo`)
-/// names it: the subtype of its file system type `fuse.<subtype>` (proc(5)), of the innermost mount holding
-/// the path (the last one listed, of mounts stacked on one point). `None` when the mount names none.
+/// names it: the subtype of its file system type `fuse.<subtype>` (proc(5)). `None` when the mount names none.
 fn fuse_subtype<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
+    mount_holding(mountinfo, path)?.1.strip_prefix("fuse.")
+}
+
+/// The innermost mount holding `path` (canonical) in `mountinfo` (`/proc/self/mountinfo`): its mount point and
+/// file system type (`ext4`, `fuse.sshfs`); the last one listed, of mounts stacked on one point.
+fn mount_holding<'a>(mountinfo: &'a str, path: &Path) -> Option<(PathBuf, &'a str)> {
     mountinfo
         .lines()
         .filter_map(|line| {
             // `36 35 98:0 /root /mount/point options [optional fields] - type source super-options`
             let (mount, kind) = line.split_once(" - ")?;
             let point = unescape_mountinfo(mount.split(' ').nth(4)?);
-            let subtype = kind.split(' ').next()?.strip_prefix("fuse");
-            path.starts_with(&point).then_some((point.as_os_str().len(), subtype))
+            path.starts_with(&point).then_some((point, kind.split(' ').next()?))
         })
-        .max_by_key(|(len, _)| *len)
-        .and_then(|(_, subtype)| subtype?.strip_prefix('.'))
+        .max_by_key(|(point, _)| point.as_os_str().len())
+}
+
+/// The mount point of the file system `path` lies on (Linux, `/proc/self/mountinfo`), `None` where it cannot be
+/// told.
+pub fn mount_point(path: &Path) -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    Some(mount_holding(&mountinfo, &path.canonicalize().ok()?)?.0)
 }
 
 /// A mount point as mountinfo writes it: space, tab, newline and backslash as octal escapes (`\040`).

@@ -153,6 +153,9 @@ pub struct OpenReport {
     /// The file's folder is on a network file system ([`crate::diagnostics::network_file_system_problem`]):
     /// said at every start, as doctor says it, since nothing refuses it (one machine's processes work there).
     pub network_file_system: Option<crate::diagnostics::Problem>,
+    /// The file has more than one name ([`crate::diagnostics::hard_linked_problem`]): said at every start, as
+    /// doctor says it, since nothing refuses it (nothing is wrong while nothing opens the other names).
+    pub hard_linked: Option<crate::diagnostics::Problem>,
     /// The file's `auto_vacuum` was turned off by a tool ([`crate::diagnostics::auto_vacuum_problem`]): said at
     /// every start, as doctor says it, until `repair` sets it back.
     pub auto_vacuum_off: Option<crate::diagnostics::Problem>,
@@ -215,6 +218,7 @@ impl OwnerConnection {
     /// not newer than the build, sets and verifies the posture, and applies pending migrations.
     pub fn open_with(path: &Path, schema: &'static Schema, opts: &OpenOptions) -> Result<OwnerConnection> {
         let path = &files::absolute(path);
+        files::check_sqlite_path(path)?;
         files::create_private_dir_all(files::parent_dir(path))?;
         // A restore killed half-way is undone first, so an owner never starts on half of a restored pair.
         let restore_undone = crate::restore::undo_interrupted(files::parent_dir(path))?;
@@ -407,6 +411,9 @@ impl OwnerConnection {
                 restore_undone: false,
                 network_file_system: (!opts.temporary_file)
                     .then(|| crate::diagnostics::network_file_system_problem(files::parent_dir(path)))
+                    .flatten(),
+                hard_linked: (!opts.temporary_file)
+                    .then(|| crate::diagnostics::hard_linked_problem(path, schema))
                     .flatten(),
                 auto_vacuum_off,
                 foreign_key_violations,

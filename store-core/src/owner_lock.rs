@@ -174,6 +174,8 @@ impl OwnerLock {
         // goes on writing its records, checking its `-wal` and naming its file where the file is.
         let db_path = &files::absolute(db_path);
         let lock_path = Self::path_for(db_path);
+        // Before the lock file is made: nothing is left beside a database SQLite could never open.
+        files::check_sqlite_path(db_path)?;
         files::check_private_dir(files::parent_dir(db_path))?;
         files::check_same_owner(&[db_path, &lock_path])?;
         let file = files::open_private(&lock_path)?;
