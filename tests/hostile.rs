@@ -1593,3 +1593,46 @@ fn a_path_longer_than_sqlite_opens_is_refused_by_its_length_before_anything_is_c
         assert_eq!(codes, ["path_too_long"], "{db}: {json}");
     }
 }
+
+/// A database given as the data directory (`--data-dir DIR/activity.db`) is said by the daemon and server
+/// as every other command says it: pass the folder that holds it. They said "is a regular file, not a
+/// directory" with the remedy to "remove it (or move it away)": the user's database. A program opening a
+/// store below a file that holds data gets a remedy that never says to delete it.
+#[test]
+fn a_database_given_as_the_data_directory_is_never_said_to_be_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 30);
+    for (command, db) in [("daemon", "activity.db"), ("server", "config.db")] {
+        let path = data.join(db);
+        let out = run_splitstore([command, "--data-dir", utf8(&path), "--seconds", "0.1"]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert_eq!(
+            texts(&out).1,
+            format!(
+                "splitstore {command}: {} is a file, not a directory. What to do: pass the --data-dir that holds \
+                 activity.db and config.db\n",
+                path.display()
+            )
+        );
+    }
+    let activity = data.join("activity.db");
+    let err = activity_store::ActivityWriter::open(&activity.join("activity.db"))
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.what(),
+        format!("{} is a regular file, not a directory", activity.display())
+    );
+    assert_eq!(
+        err.remedy(),
+        format!(
+            "nothing was written through it; it may hold data (a database given where its folder belongs, say), so \
+             never delete it unread: give the folder to use instead ({} holds it), or move it away (`mv {a} \
+             {a}.moved`) so that the folder can be created there",
+            data.display(),
+            a = activity.display()
+        )
+    );
+    assert_eq!(count_rows(&activity, "activity_events"), 30);
+}

@@ -123,6 +123,9 @@ pub fn run(args: Args) -> ExitCode {
         Ok(key) => key,
         Err(e) => return super::fail("daemon", &e),
     };
+    if let Err(e) = super::owners_data_dir(&args.data_dir) {
+        return super::fail("daemon", &e);
+    }
     if let Err(code) = super::upgrade_first("daemon", &args.data_dir, args.legacy.as_deref(), key.as_ref()) {
         return code;
     }

@@ -332,9 +332,21 @@ impl From<store_core::Error> for NotStarted {
 /// Checks that `--data-dir` names an existing directory, for the commands that only work on one (report,
 /// doctor, backup, restore, repair); the error says what it is instead.
 pub fn existing_data_dir(dir: &Path) -> Result<(), NotStarted> {
+    data_dir_as(dir, false)
+}
+
+/// [`existing_data_dir`] for the owners (daemon, server), which create a data directory not there yet: anything
+/// else in its place is said as the other commands say it. A database given as the data directory was
+/// said by the library's open, whose remedy was to remove what was in the way.
+pub fn owners_data_dir(dir: &Path) -> Result<(), NotStarted> {
+    data_dir_as(dir, true)
+}
+
+fn data_dir_as(dir: &Path, created_if_missing: bool) -> Result<(), NotStarted> {
     use store_core::ErrorKind;
     let (kind, problem) = match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => return Ok(()),
+        Err(e) if created_if_missing && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         // The kind the owners (daemon, server) give a data directory that is a file: one word for one path.
         Ok(_) => (ErrorKind::UnsafePath, "is a file, not a directory".into()),
         // Not there yet: the owners (daemon, server) create the data directory when they first start, so a reader

@@ -1934,6 +1934,19 @@ impl Error {
             ),
             Error::Unavailable { .. } => "retry; if it persists, check the file's health".into(),
             Error::Sqlite { schema, .. } => format!("run {} for a diagnosis", command(*schema, "doctor", "")),
+            // A file with something in it where a folder belongs: a database given as its own data directory,
+            // say. "Remove it" told a user to delete the data the command was meant to use.
+            Error::UnsafePath { path, .. }
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0) =>
+            {
+                format!(
+                    "nothing was written through it; it may hold data (a database given where its folder belongs, \
+                     say), so never delete it unread: give the folder to use instead ({} holds it), or move it away \
+                     (`mv {q} {q}.moved`) so that the folder can be created there",
+                    shell_quoted(crate::files::parent_dir(path)),
+                    q = shell_quoted(path)
+                )
+            }
             Error::UnsafePath { .. } => {
                 "nothing was written through it: remove it (or move it away) so that what belongs at that path (a \
                  file or a folder) can be created there, and make sure only this user can write the data directory \
