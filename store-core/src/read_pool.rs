@@ -235,11 +235,29 @@ impl std::ops::Deref for Reader {
 /// SQLite's connection manager; it tells r2d2 a spent connection is broken.
 #[derive(Debug)]
 struct Manager {
-    sqlite: SqliteConnectionManager,
-    /// The same, opening the file immutable ([`read_as_immutable`]), chosen per connection: the file system
-    /// may be mounted read-only after the pool was made.
-    immutable: SqliteConnectionManager,
     path: PathBuf,
+    key: Option<Key>,
+}
+
+impl Manager {
+    /// SQLite's side of a new connection to the file, as it is now: opened immutable when the file system is
+    /// mounted read-only ([`read_as_immutable`]; it may be remounted after the pool was made), its folders
+    /// resolved ([`reader_target`]; one made, or linked, after the pool was made is followed), keyed first.
+    fn sqlite(&self) -> SqliteConnectionManager {
+        let (target, flags) = reader_target(&self.path, read_as_immutable(&self.path));
+        let key = self.key.clone();
+        SqliteConnectionManager::file(target)
+            .with_flags(flags)
+            .with_init(move |c| {
+                if let Some(key) = &key {
+                    // First, before any other statement (hazards: "Encryption at rest").
+                    crate::key::apply_raw(c, key)?;
+                }
+                c.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
+                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                Ok(())
+            })
+    }
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -247,10 +265,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = rusqlite::Error;
 
     fn connect(&self) -> std::result::Result<Reader, rusqlite::Error> {
-        let sqlite = match read_as_immutable(&self.path) {
-            true => &self.immutable,
-            false => &self.sqlite,
-        };
+        let sqlite = self.sqlite();
         let (conn, file) = connect_to_file(&self.path, || sqlite.connect())?;
         Ok(Reader {
             conn,
@@ -261,7 +276,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn is_valid(&self, reader: &mut Reader) -> std::result::Result<(), rusqlite::Error> {
-        self.sqlite.is_valid(&mut reader.conn)
+        reader.conn.execute_batch("")
     }
 
     fn has_broken(&self, reader: &mut Reader) -> bool {
@@ -318,24 +333,9 @@ impl ReadPool {
     pub fn with_key_and_size(path: &Path, schema: &'static Schema, key: Option<Key>, max: u32) -> ReadPool {
         // Absolute: a process that changes its working directory later still reads this file.
         let path = &files::absolute(path);
-        let sqlite = |(target, flags): (PathBuf, OpenFlags)| {
-            let init_key = key.clone();
-            SqliteConnectionManager::file(target)
-                .with_flags(flags)
-                .with_init(move |c| {
-                    if let Some(key) = &init_key {
-                        // First, before any other statement (hazards: "Encryption at rest").
-                        crate::key::apply_raw(c, key)?;
-                    }
-                    c.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
-                    c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-                    Ok(())
-                })
-        };
         let manager = Manager {
-            sqlite: sqlite(reader_target(path, false)),
-            immutable: sqlite(reader_target(path, true)),
             path: path.to_path_buf(),
+            key: key.clone(),
         };
         let pool = Pool::builder()
             .max_size(max.max(1))

@@ -398,3 +398,25 @@ fn a_reader_open_across_a_restore_reads_the_restored_file_and_its_change_token_m
     );
     assert!(pool.changed_since(&token).unwrap().is_some(), "a restore is a change");
 }
+
+/// A pool made before its data directory, which is then made as a link to another disk (an app that builds
+/// its readers first, an installer that links the folder): its readers follow the link as the owner does.
+/// The pool resolved its file's folders once, when made, and every read after was "unable to open database
+/// file" (`SQLITE_OPEN_NOFOLLOW` refuses a link anywhere in a path).
+#[test]
+fn a_pool_made_before_its_folder_reads_through_a_link_made_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/items.db");
+    let pool = ReadPool::new(&db, &ITEMS);
+    let count = || pool.read(|c| c.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0)));
+    assert_eq!(count().unwrap_err().kind(), ErrorKind::Missing);
+    fs::create_dir(dir.path().join("disk")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("disk"), dir.path().join("data")).unwrap();
+    let owner = OwnerConnection::open(&db, &ITEMS).unwrap();
+    owner
+        .conn()
+        .execute("INSERT INTO items (name) VALUES ('through the link')", [])
+        .unwrap();
+    assert_eq!(count().unwrap(), 1);
+    assert!(dir.path().join("disk/items.db").is_file());
+}
