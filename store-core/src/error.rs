@@ -464,6 +464,13 @@ pub enum Error {
     /// The database `path` is `bytes` long as SQLite would be given it (its folders' links resolved), more
     /// than it opens ([`crate::files::SQLITE_MAX_DB_PATH`]).
     PathTooLong { path: PathBuf, bytes: usize },
+    /// The database `path` has another name (a hard link), `other`, by which `holder` has it open: refused
+    /// to an owner, which would write the same file beside another `-wal` and under another lock file.
+    OpenByAnotherName {
+        path: PathBuf,
+        other: PathBuf,
+        holder: crate::LockHolder,
+    },
     /// A restore into a data directory whose predecessor (`path`) was not converted yet: the converter would
     /// refuse the restored files beside it, and no owner could start.
     RestoreBesideUnconverted { path: PathBuf, schema: &'static Schema },
@@ -770,6 +777,7 @@ impl Error {
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::AnotherUsersFiles { .. } => ErrorKind::AnotherUsersFiles,
             Error::PathTooLong { .. } => ErrorKind::PathTooLong,
+            Error::OpenByAnotherName { .. } => ErrorKind::HardLinked,
             Error::Missing { .. } => ErrorKind::Missing,
             Error::Removed { .. } => ErrorKind::Removed,
             Error::RestoreUnfinished { .. } => ErrorKind::RestoreInterrupted,
@@ -833,6 +841,7 @@ impl Error {
             | Error::PermissionDenied { path, .. }
             | Error::AnotherUsersFiles { path, .. }
             | Error::PathTooLong { path, .. }
+            | Error::OpenByAnotherName { path, .. }
             | Error::Missing { path, .. }
             | Error::Removed { path, .. }
             | Error::RestoreUnfinished { path, .. }
@@ -1085,6 +1094,11 @@ impl Error {
                 "{p} is {bytes} bytes long (links in its folders resolved): SQLite opens a database by a path of at \
                  most {} bytes, so that the name of its journal fits in 512",
                 crate::files::SQLITE_MAX_DB_PATH
+            ),
+            Error::OpenByAnotherName { other, holder, .. } => format!(
+                "{p} is open by another name, {}, in {holder}: the same file (a hard link), whose -wal, -shm and lock \
+                 file go by that name, so two processes writing it by its two names would corrupt it",
+                other.display()
             ),
             Error::Missing { schema, .. } => format!("{p} does not exist: {} has not created it yet", schema.owner),
             Error::RestoreUnfinished { holder: Some(h), .. } => format!(
@@ -1610,6 +1624,12 @@ impl Error {
             Error::AnotherUsersFiles { owner, .. } => {
                 format!("run the command as user {owner} (`sudo -u '#{owner}' COMMAND` as root); nothing was changed")
             }
+            Error::OpenByAnotherName { other, holder, .. } => format!(
+                "stop pid {} first; then remove the other name (`rm {}`: it is this same file, so nothing is lost) \
+                 and start again; nothing was written",
+                holder.pid,
+                shell_quoted(other)
+            ),
             Error::PathTooLong { .. } => format!(
                 "use a folder with a shorter path (move one that holds files whole, its owners stopped): a data \
                  directory's files and backups add up to {} bytes to its path, so keep its path under {} bytes (a \

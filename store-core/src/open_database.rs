@@ -285,6 +285,7 @@ impl OwnerConnection {
         if opts.temporary_file {
             refuse_truncated(path, schema, opts.key.as_ref())?;
         } else {
+            refuse_open_by_another_name(path)?;
             refuse_before_open(path, schema, opts.key.as_ref())?;
         }
         // Before SQLite opens the file, which creates a `-wal` in place of one removed.
@@ -1009,6 +1010,29 @@ pub(crate) fn replaced_under_owner_here(db: &Path, schema: &'static Schema) -> O
 /// beside it of another file ([`records::orphan_wal`]: the file was replaced or removed by hand after a
 /// crash), or a file cut inside a page ([`refuse_cut_mid_page`]). Every open of it goes through here: the
 /// owner's, readers', doctor's.
+/// Refuses to own `path` while another process has the file open by another of its names (a hard link:
+/// [`crate::diagnostics::hard_linked_problem`]). The owner lock is taken by name, as SQLite names the `-wal`
+/// and `-shm`: an owner on each name would each hold its own lock and log, think itself the only writer, and
+/// corrupt the file (<https://sqlite.org/howtocorrupt.html>, "Multiple links to the same file"). Looked for only
+/// when the file has more than one name (it reads every process's descriptors).
+fn refuse_open_by_another_name(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(meta) = std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.is_file() && m.nlink() > 1)
+    else {
+        return Ok(());
+    };
+    match crate::process::open_by_another_name((meta.dev(), meta.ino()), path) {
+        Some((holder, other)) => Err(Error::OpenByAnotherName {
+            path: path.to_path_buf(),
+            other,
+            holder,
+        }),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn refuse_before_open(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<()> {
     refuse_truncated(path, schema, key)?;
     if let Some(orphan) = records::orphan_wal(path, schema) {

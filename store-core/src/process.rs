@@ -105,6 +105,21 @@ pub(crate) fn others_with_open(ids: &[FileId]) -> Vec<crate::LockHolder> {
     named(pids)
 }
 
+/// Another process (this one left out) with the file `id` open by another of its names than `path` (a hard
+/// link), and that name, as its descriptor's link in `/proc/PID/fd` says it. `None` where `/proc` does not
+/// tell; a process of another user is not seen ([`descriptors_on`]).
+pub(crate) fn open_by_another_name(id: FileId, path: &Path) -> Option<(crate::LockHolder, PathBuf)> {
+    let ours = std::fs::canonicalize(path).ok()?;
+    descriptors_on(id)
+        .into_iter()
+        .filter(|(pid, _)| *pid != std::process::id())
+        .find_map(|(pid, fdinfo)| {
+            let fd = fdinfo.parent()?.parent()?.join("fd").join(fdinfo.file_name()?);
+            let name = std::fs::read_link(fd).ok().filter(|name| *name != ours)?;
+            Some((named(BTreeSet::from([pid])).pop()?, name))
+        })
+}
+
 /// The pids `look` finds in three looks 20 ms apart, the first empty one ending it: what only passes by is
 /// left out, a transaction that ends, or a child another thread forks, which holds copies of every
 /// descriptor of its parent until it execs (a program's own test suite named those as holders).
