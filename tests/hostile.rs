@@ -1640,56 +1640,70 @@ fn a_database_given_as_the_data_directory_is_never_said_to_be_removed() {
 /// A daemon started on a database's other name (a hard link in another folder) while one records through the
 /// first is refused, naming the other name and the process holding it. The owner lock goes by name, as
 /// SQLite's `-wal` and `-shm` do: both daemons ran, each the only writer of the same file beside its own log,
-/// which corrupts it.
+/// which corrupts it. With the lock file linked too (`cp -al` of a data directory) the second was refused as
+/// locked by the first's pid, exit 75, and a supervisor started it again and again.
 #[test]
 fn an_owner_is_refused_while_another_process_has_its_file_open_by_another_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = data_dir(dir.path());
-    seed_data_dir(&data, 50);
-    let other = dir.path().join("other");
-    fs::create_dir(&other).unwrap();
-    fs::set_permissions(&other, fs::Permissions::from_mode(0o700)).unwrap();
-    fs::hard_link(data.join("activity.db"), other.join("activity.db")).unwrap();
-    let first = spawn_splitstore(
-        [
-            "daemon",
-            "--print-acks",
-            "--rate",
-            "200",
-            "--seconds",
-            "60",
-            "--data-dir",
-        ]
-        .into_iter()
-        .chain([utf8(&other)]),
-    );
-    let mut first = store_core::testing::KillOnDrop(first);
-    let (acks, _reader) = support::lines_of(first.0.stdout.take().unwrap());
-    let ack = acks
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the first daemon records");
-    assert!(ack.starts_with("ack "), "{ack}");
+    for lock_linked_too in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data_dir(dir.path());
+        seed_data_dir(&data, 50);
+        let other = dir.path().join("other");
+        fs::create_dir(&other).unwrap();
+        fs::set_permissions(&other, fs::Permissions::from_mode(0o700)).unwrap();
+        let linked: &[&str] = if lock_linked_too {
+            &["activity.db", "activity.db.lock"]
+        } else {
+            &["activity.db"]
+        };
+        for name in linked {
+            fs::hard_link(data.join(name), other.join(name)).unwrap();
+        }
+        let first = spawn_splitstore(
+            [
+                "daemon",
+                "--print-acks",
+                "--rate",
+                "200",
+                "--seconds",
+                "60",
+                "--data-dir",
+            ]
+            .into_iter()
+            .chain([utf8(&other)]),
+        );
+        let mut first = store_core::testing::KillOnDrop(first);
+        let (acks, _reader) = support::lines_of(first.0.stdout.take().unwrap());
+        let ack = acks
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the first daemon records");
+        assert!(ack.starts_with("ack "), "{ack}");
 
-    let refused = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
-    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
-    let stderr = texts(&refused).1;
-    let said = format!(
-        "splitstore daemon: {} is open by another name, {}, in pid {}",
-        data.join("activity.db").display(),
-        other.join("activity.db").display(),
-        first.0.id()
-    );
-    assert!(stderr.starts_with(&said), "{stderr}");
-    let named = format!(
-        ": the same file (a hard link), whose -wal, -shm and lock file go by that name, so two processes writing \
-         it by its two names would corrupt it. What to do: stop pid {} first; then remove the other name (`rm {}`: \
-         it is this same file, so nothing is lost) and start again; nothing was written\n",
-        first.0.id(),
-        other.join("activity.db").display()
-    );
-    assert!(stderr.ends_with(&named), "{stderr}");
+        let refused = run_splitstore(["daemon", "--events", "10", "--data-dir", utf8(&data)]);
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "lock linked too: {lock_linked_too}: {refused:?}"
+        );
+        let stderr = texts(&refused).1;
+        let said = format!(
+            "splitstore daemon: {} is open by another name, {}, in pid {}",
+            data.join("activity.db").display(),
+            other.join("activity.db").display(),
+            first.0.id()
+        );
+        assert!(stderr.starts_with(&said), "{stderr}");
+        let named = format!(
+            ": the same file (a hard link), whose -wal, -shm and lock file go by that name, so two processes \
+             writing it by its two names would corrupt it. What to do: stop pid {} first; then remove the other \
+             name (`rm {}`: it is this same file, so nothing is lost) and start again; nothing was written\n",
+            first.0.id(),
+            other.join("activity.db").display()
+        );
+        assert!(stderr.ends_with(&named), "{stderr}");
 
-    support::signal(&first.0, libc::SIGTERM);
-    assert!(store_core::testing::wait_within(&mut first.0, Duration::from_secs(30)).success());
-    support::assert_integrity_ok(&data.join("activity.db"));
+        support::signal(&first.0, libc::SIGTERM);
+        assert!(store_core::testing::wait_within(&mut first.0, Duration::from_secs(30)).success());
+        support::assert_integrity_ok(&data.join("activity.db"));
+    }
 }

@@ -1015,7 +1015,7 @@ pub(crate) fn replaced_under_owner_here(db: &Path, schema: &'static Schema) -> O
 /// and `-shm`: an owner on each name would each hold its own lock and log, think itself the only writer, and
 /// corrupt the file (<https://sqlite.org/howtocorrupt.html>, "Multiple links to the same file"). Looked for only
 /// when the file has more than one name (it reads every process's descriptors).
-fn refuse_open_by_another_name(path: &Path) -> Result<()> {
+pub(crate) fn refuse_open_by_another_name(path: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let Some(meta) = std::fs::symlink_metadata(path)
         .ok()

@@ -179,7 +179,14 @@ impl OwnerLock {
         files::check_private_dir(files::parent_dir(db_path))?;
         files::check_same_owner(&[db_path, &lock_path])?;
         let file = files::open_private(&lock_path)?;
-        lock_exclusive(&file, &lock_path, db_path)?;
+        lock_exclusive(&file, &lock_path, db_path).map_err(|e| match e.kind() {
+            // The lock file linked with the database (`cp -al` of a data directory): held by an owner of the
+            // file's other name, which has to go; waiting for that owner to stop would not help.
+            ErrorKind::Locked => crate::open_database::refuse_open_by_another_name(db_path)
+                .err()
+                .unwrap_or(e),
+            _ => e,
+        })?;
         Ok(OwnerLock {
             identity: identity(&file, &lock_path)?,
             file: record_holder(file, &lock_path, converting)?,
