@@ -1707,3 +1707,30 @@ fn an_owner_is_refused_while_another_process_has_its_file_open_by_another_name()
         support::assert_integrity_ok(&data.join("activity.db"));
     }
 }
+
+/// A link planted in place of the data directory's `backups` folder (by another user of a world-writable
+/// parent, or by mistake) is refused by an upgrade's backup too: the copy kept before a migration went
+/// through it, into `backups/pre-migration` wherever the link pointed.
+#[test]
+fn an_upgrades_backup_is_refused_through_a_link_in_place_of_the_backups_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    let (db, older) = support::activity_db_one_version_back(&data);
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    symlink(&elsewhere, data.join("backups")).unwrap();
+    let daemon = run_splitstore(["daemon", "--events", "5", "--data-dir", utf8(&data)]);
+    assert_eq!(daemon.status.code(), Some(2), "{daemon:?}");
+    let said = format!("{} is a symbolic link", data.join("backups").display());
+    assert!(texts(&daemon).1.contains(&said), "{daemon:?}");
+    assert_eq!(
+        fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written through it"
+    );
+    assert_eq!(
+        store_core::testing::user_version_of(&db),
+        older,
+        "not migrated without its copy"
+    );
+}

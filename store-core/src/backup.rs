@@ -657,8 +657,8 @@ pub fn take_backup(
     }
     // The longest name the copy has, before the folder and its lock file are made.
     files::check_sqlite_path(&partial_path(&dest_dir, schema, Utc::now()))?;
-    files::create_private_dir_all(&dest_dir)?;
     refuse_link_in_data_dir(&dest_dir, db_path)?;
+    files::create_private_dir_all(&dest_dir)?;
     // Held from before the snapshot through the naming and the rotation: another backup into the folder
     // (a scheduled run overlapping a manual one) waits, so the later name always holds at least as much;
     // and a restore reading a backup of the folder is waited for, never rotated out from under it.
@@ -697,16 +697,24 @@ pub fn take_backup(
 }
 
 /// Refuses a backup folder that is a link when it sits in the data directory of `db_path` (the default
-/// `backups`, its `pre-migration`): a link there was planted or made by mistake, and would send the user's
+/// `backups`, its `pre-migration`), and any link between the two (`backups` above `pre-migration`: an
+/// upgrade's copy went through one): a link there was planted or made by mistake, and would send the user's
 /// data wherever it points. A folder named elsewhere that is a link (`--to ~/Backups`, linked to an external
 /// disk) is the user's layout and is followed, as the data directory's own path is; restores read through
 /// it alike. Refused, its remedy said to remove the user's link.
 fn refuse_link_in_data_dir(folder: &Path, db_path: &Path) -> Result<()> {
-    let data_dir = files::resolved(files::parent_dir(db_path));
-    match files::resolved(files::parent_dir(folder)).starts_with(data_dir) {
-        true => files::refuse_symlink(folder),
-        false => Ok(()),
+    let data_dir = files::parent_dir(db_path);
+    // However the two are spelled (the data directory through a link, the folder not).
+    if files::resolved(files::parent_dir(folder)).starts_with(files::resolved(data_dir)) {
+        files::refuse_symlink(folder)?;
     }
+    let (data_dir, folder) = (files::absolute(data_dir), files::absolute(folder));
+    let mut at = data_dir.clone();
+    for part in folder.strip_prefix(&data_dir).into_iter().flat_map(Path::components) {
+        at.push(part);
+        files::refuse_symlink(&at)?;
+    }
+    Ok(())
 }
 
 /// Page-exact copy of `conn`'s main database into the existing empty file `dest`, in one step, so it
