@@ -908,8 +908,9 @@ pub fn auto_vacuum_problem(
 /// so another name is no backup; and SQLite names a database's `-wal` and `-shm` by the path it was opened
 /// by, as splitstore names its lock file, so a process opening another name writes the same file beside
 /// another log and under another lock, which corrupts it (<https://sqlite.org/howtocorrupt.html>, "Multiple
-/// links to the same file"; os_unix.c's `verifyDbFile` only logs "multiple links to file"). Not refused:
-/// nothing is wrong while nothing opens the other names, and refusing would stop the recording.
+/// links to the same file"; os_unix.c's `verifyDbFile` only logs "multiple links to file"). Said, not
+/// refused: nothing is wrong while nothing opens the other names, and refusing would stop the recording (an
+/// owner is refused while another process has the file open by another name).
 pub fn hard_linked_problem(path: &Path, schema: &'static Schema) -> Option<Problem> {
     use std::os::unix::fs::MetadataExt;
     let names = std::fs::symlink_metadata(path).ok().filter(|m| m.is_file())?.nlink();

@@ -154,7 +154,7 @@ pub struct OpenReport {
     /// said at every start, as doctor says it, since nothing refuses it (one machine's processes work there).
     pub network_file_system: Option<crate::diagnostics::Problem>,
     /// The file has more than one name ([`crate::diagnostics::hard_linked_problem`]): said at every start, as
-    /// doctor says it, since nothing refuses it (nothing is wrong while nothing opens the other names).
+    /// doctor says it (refused only while another process has it open by another name).
     pub hard_linked: Option<crate::diagnostics::Problem>,
     /// The file's `auto_vacuum` was turned off by a tool ([`crate::diagnostics::auto_vacuum_problem`]): said at
     /// every start, as doctor says it, until `repair` sets it back.
@@ -1005,11 +1005,6 @@ pub(crate) fn replaced_under_owner_here(db: &Path, schema: &'static Schema) -> O
     })
 }
 
-/// Refuses the user's database file where SQLite would read another file's pages as its own or delete what
-/// is left of it, before SQLite opens it: an empty file that is damage ([`refuse_truncated`]), a `-wal`
-/// beside it of another file ([`records::orphan_wal`]: the file was replaced or removed by hand after a
-/// crash), or a file cut inside a page ([`refuse_cut_mid_page`]). Every open of it goes through here: the
-/// owner's, readers', doctor's.
 /// Refuses to own `path` while another process has the file open by another of its names (a hard link:
 /// [`crate::diagnostics::hard_linked_problem`]). The owner lock is taken by name, as SQLite names the `-wal`
 /// and `-shm`: an owner on each name would each hold its own lock and log, think itself the only writer, and
@@ -1033,6 +1028,11 @@ pub(crate) fn refuse_open_by_another_name(path: &Path) -> Result<()> {
     }
 }
 
+/// Refuses the user's database file where SQLite would read another file's pages as its own or delete what
+/// is left of it, before SQLite opens it: an empty file that is damage ([`refuse_truncated`]), a `-wal`
+/// beside it of another file ([`records::orphan_wal`]: the file was replaced or removed by hand after a
+/// crash), or a file cut inside a page ([`refuse_cut_mid_page`]). Every open of it goes through here: the
+/// owner's, readers', doctor's.
 pub(crate) fn refuse_before_open(path: &Path, schema: &'static Schema, key: Option<&Key>) -> Result<()> {
     refuse_truncated(path, schema, key)?;
     if let Some(orphan) = records::orphan_wal(path, schema) {
