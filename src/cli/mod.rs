@@ -437,9 +437,10 @@ pub fn upgrade_first(
 }
 
 /// Says, once at start, what the owner's open found or did that the user should hear of: the `-wal` a crash
-/// left, gone before it; a network file system; a file with other names; `auto_vacuum` turned off by a tool; rows naming a parent a tool
-/// deleted; indexes or triggers a tool dropped; a migration of its file and where the file as it was is kept:
-/// the way back to the previous build (docs/upgrade.md, "Rolling back"), which otherwise only doctor lists.
+/// left, gone before it; a network file system; a file with other names; `auto_vacuum` turned off by a tool;
+/// rows naming a parent a tool deleted; indexes or triggers a tool dropped; a migration of its file and where
+/// the file as it was is kept: the way back to the previous build (docs/upgrade.md, "Rolling back"), which
+/// otherwise only doctor lists.
 pub fn say_opened(context: &str, owner: &store_core::OwnerConnection) {
     let report = owner.open_report();
     if report.wal_gone {

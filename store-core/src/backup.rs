@@ -700,8 +700,8 @@ pub fn take_backup(
 /// `backups`, its `pre-migration`), and any link between the two (`backups` above `pre-migration`: an
 /// upgrade's copy went through one): a link there was planted or made by mistake, and would send the user's
 /// data wherever it points. A folder named elsewhere that is a link (`--to ~/Backups`, linked to an external
-/// disk) is the user's layout and is followed, as the data directory's own path is; restores read through
-/// it alike. Refused, its remedy said to remove the user's link.
+/// disk) is the user's layout and is followed, as the data directory's own path is, and as restores read
+/// through it (it was refused, with a remedy to remove the user's link).
 fn refuse_link_in_data_dir(folder: &Path, db_path: &Path) -> Result<()> {
     let data_dir = files::parent_dir(db_path);
     // However the two are spelled (the data directory through a link, the folder not).
