@@ -145,14 +145,17 @@ pub fn create_private_dir_all(dir: &Path) -> Result<()> {
     if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
-    if let Ok(meta) = fs::metadata(dir) {
-        return Err(not_a_directory(dir, &meta));
-    }
+    // Created first, looked at after a failure: looked at first, a folder another process made between the
+    // look and the creation (four backups starting together into a new folder) was "a directory, not a
+    // directory". `create_dir_all` takes a folder made meanwhile as made.
     fs::DirBuilder::new()
         .recursive(true)
         .mode(PRIVATE_DIR_MODE)
         .create(dir)
-        .map_err(|e| Error::io(dir, "create the directory", e))
+        .map_err(|e| match fs::metadata(dir) {
+            Ok(meta) if !meta.is_dir() => not_a_directory(dir, &meta),
+            _ => Error::io(dir, "create the directory", e),
+        })
 }
 
 /// sha256 of everything `file` holds, read from its start (positioned reads: the descriptor's offset is
@@ -870,6 +873,26 @@ mod tests {
     };
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
+
+    /// Processes creating one new folder at once all find it made, whichever made it: one of four backups
+    /// starting together into a new backup folder failed with "backups is a directory, not a directory".
+    #[test]
+    fn a_folder_made_by_many_at_once_is_made_for_each() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..50 {
+            let folder = dir.path().join(format!("{round}/backups"));
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    s.spawn(|| {
+                        start.wait();
+                        super::create_private_dir_all(&folder).unwrap();
+                    });
+                }
+            });
+            assert!(folder.is_dir());
+        }
+    }
 
     /// SQLite is given a path with no link above the file, however much of it exists yet, and the file's own
     /// name as given (a link there stays for SQLite and `O_NOFOLLOW` to refuse).
