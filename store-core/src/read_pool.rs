@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use r2d2::{Pool, PooledConnection};
+use r2d2::{ManageConnection, Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
@@ -179,13 +179,35 @@ pub(crate) fn reads_with(path: &Path, key: Option<&Key>) -> bool {
     })
 }
 
+/// A reader's connection outside the pool: [`reader_connection`], its failures typed. A key on a build
+/// without encryption is [`Error::EncryptionUnavailable`] (plain SQLite ignores `PRAGMA key`).
 fn open_reader(path: &Path, key: Option<&Key>) -> Result<Connection> {
+    if key.is_some() && !crate::key::encryption_available() {
+        return Err(Error::EncryptionUnavailable {
+            path: path.to_path_buf(),
+        });
+    }
+    reader_connection(path, key).connect().at(path)
+}
+
+/// How a reader connects to the file at `path` as it is now, pooled or not: opened immutable when the file
+/// system is mounted read-only ([`read_as_immutable`]; it may be remounted after a pool was made), its
+/// folders resolved ([`reader_target`]; one made, or linked, after a pool was made is followed), keyed first,
+/// then its busy timeout and statement cache.
+fn reader_connection(path: &Path, key: Option<&Key>) -> SqliteConnectionManager {
     let (target, flags) = reader_target(path, read_as_immutable(path));
-    let conn = Connection::open_with_flags(target, flags).at(path)?;
-    crate::key::apply(&conn, path, key)?;
-    conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).at(path)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    Ok(conn)
+    let key = key.cloned();
+    SqliteConnectionManager::file(target)
+        .with_flags(flags)
+        .with_init(move |c| {
+            if let Some(key) = &key {
+                // First, before any other statement (hazards: "Encryption at rest").
+                crate::key::apply_raw(c, key)?;
+            }
+            c.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
+            c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            Ok(())
+        })
 }
 
 /// A pool of read-only connections to one database of a known kind and schema version. Cheap to clone:
@@ -239,33 +261,12 @@ struct Manager {
     key: Option<Key>,
 }
 
-impl Manager {
-    /// SQLite's side of a new connection to the file, as it is now: opened immutable when the file system is
-    /// mounted read-only ([`read_as_immutable`]; it may be remounted after the pool was made), its folders
-    /// resolved ([`reader_target`]; one made, or linked, after the pool was made is followed), keyed first.
-    fn sqlite(&self) -> SqliteConnectionManager {
-        let (target, flags) = reader_target(&self.path, read_as_immutable(&self.path));
-        let key = self.key.clone();
-        SqliteConnectionManager::file(target)
-            .with_flags(flags)
-            .with_init(move |c| {
-                if let Some(key) = &key {
-                    // First, before any other statement (hazards: "Encryption at rest").
-                    crate::key::apply_raw(c, key)?;
-                }
-                c.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
-                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-                Ok(())
-            })
-    }
-}
-
-impl r2d2::ManageConnection for Manager {
+impl ManageConnection for Manager {
     type Connection = Reader;
     type Error = rusqlite::Error;
 
     fn connect(&self) -> std::result::Result<Reader, rusqlite::Error> {
-        let sqlite = self.sqlite();
+        let sqlite = reader_connection(&self.path, self.key.as_ref());
         let (conn, file) = connect_to_file(&self.path, || sqlite.connect())?;
         Ok(Reader {
             conn,
