@@ -1734,3 +1734,134 @@ fn an_upgrades_backup_is_refused_through_a_link_in_place_of_the_backups_folder()
         "not migrated without its copy"
     );
 }
+
+/// A database its owner may not write (`chmod 400`, a copy off a read-only disk): SQLite opened it for
+/// reading only, without a word, and the daemon's first write failed with "attempt to write a readonly
+/// database", its remedy to run doctor, which said nothing of it; a `-shm` a reader then made beside it took
+/// the file's mode, and the daemon kept failing after the file alone was given back. Now the start refuses
+/// it naming the file and the `chmod` for it and the `-wal`/`-shm` beside it; doctor says the same; run as said,
+/// the daemon records. Root writes any mode: as root, the directory goes to user 65534 and the commands run as it.
+#[test]
+fn a_database_made_read_only_is_refused_with_the_chmod_that_lets_its_owner_write_again() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 10);
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if is_root {
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        give_to_nobody(&data);
+    }
+    let as_user = |program: &str, args: &[&str]| {
+        let mut cmd = match program {
+            "splitstore" => splitstore(),
+            other => Command::new(other),
+        };
+        cmd.args(args);
+        if is_root {
+            cmd.uid(65534).gid(65534);
+        }
+        output_within(&mut cmd, Duration::from_secs(60))
+    };
+    let (d, db) = (utf8(&data), data.join("activity.db"));
+    fs::set_permissions(&db, fs::Permissions::from_mode(0o400)).unwrap();
+    // A reader's look, as a user checking what is wrong: it makes the -wal and -shm beside the file.
+    let doctor = texts(&as_user("splitstore", &["doctor", "--data-dir", d])).0;
+    assert!(
+        doctor.contains(&format!(
+            "activity.db [permission_denied]: this user may not write {}",
+            db.display()
+        )),
+        "{doctor}"
+    );
+    let daemon = as_user("splitstore", &["daemon", "--data-dir", d, "--events", "5"]);
+    assert_eq!(daemon.status.code(), Some(2), "{daemon:?}");
+    let stderr = texts(&daemon).1;
+    let db_text = db.display().to_string();
+    assert!(
+        stderr.starts_with(&format!(
+            "splitstore daemon: this user may not write {db_text}. What to do: this user owns {db_text}, and its mode \
+             shuts this user out (see `ls -ld {db_text}`): `chmod u+rw {db_text}"
+        )),
+        "{stderr}"
+    );
+    let chmod = stderr.split('`').find(|part| part.starts_with("chmod ")).unwrap();
+    let given_back = as_user("sh", &["-c", chmod]);
+    assert!(given_back.status.success(), "{chmod}: {given_back:?}");
+    let daemon = as_user("splitstore", &["daemon", "--data-dir", d, "--events", "5"]);
+    assert!(daemon.status.success(), "after `{chmod}`: {daemon:?}");
+    assert_eq!(count_rows(&db, "activity_events"), 15);
+}
+
+/// `chattr +i` / `+a` (linux/fs.h): the attributes that refuse every writer, root included.
+const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
+const FS_IOC_SETFLAGS: libc::c_ulong = 0x4008_6602;
+const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+const FS_APPEND_FL: libc::c_int = 0x20;
+
+/// Sets (or clears) `flag` on the file at `path`, as `chattr` does; false where the file system or this user
+/// cannot.
+fn set_attribute(path: &Path, flag: libc::c_int, on: bool) -> bool {
+    let Ok(file) = fs::File::open(path) else { return false };
+    use std::os::fd::AsRawFd;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int through the pointer it is given; the descriptor is open.
+    if unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_GETFLAGS as _, &mut flags) } != 0 {
+        return false;
+    }
+    flags = if on { flags | flag } else { flags & !flag };
+    // SAFETY: FS_IOC_SETFLAGS reads one int through the pointer it is given; the descriptor is open.
+    unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_SETFLAGS as _, &flags) == 0 }
+}
+
+/// An immutable (`chattr +i`) or append-only (`chattr +a`) database refuses every writer, root included, and
+/// SQLite opened it for reading only: the daemon failed at its first write ("attempt to write a readonly
+/// database"), doctor silent. Now the start says which attribute, with the `chattr` that clears it, and
+/// doctor says the same; cleared, the daemon records. Where this user or the file system cannot set the
+/// attribute (not root; tmpfs before Linux 6.0), there is nothing to check.
+#[test]
+fn an_immutable_or_append_only_database_is_refused_with_the_chattr_that_clears_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 10);
+    let (d, db) = (utf8(&data), data.join("activity.db"));
+    let db_text = db.display().to_string();
+    let mut events = 10;
+    for (flag, name, letter) in [(FS_IMMUTABLE_FL, "immutable", 'i'), (FS_APPEND_FL, "append-only", 'a')] {
+        if !set_attribute(&db, flag, true) {
+            eprintln!("{name} cannot be set here: nothing to check");
+            return;
+        }
+        // Cleared whatever the assertions say: the temporary folder could not be removed otherwise.
+        struct Cleared<'a>(&'a Path, libc::c_int);
+        impl Drop for Cleared<'_> {
+            fn drop(&mut self) {
+                set_attribute(self.0, self.1, false);
+            }
+        }
+        let cleared = Cleared(&db, flag);
+        let daemon = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
+        assert_eq!(daemon.status.code(), Some(2), "{daemon:?}");
+        assert_eq!(
+            texts(&daemon).1.trim_end(),
+            format!(
+                "splitstore daemon: this user may not write {db_text}. What to do: {db_text} is {name} (see `lsattr \
+                 {db_text}`), which refuses every writer, root included: `sudo chattr -{letter} {db_text}`, where it \
+                 was not made so on purpose; nothing was changed"
+            )
+        );
+        let doctor = texts(&run_splitstore(["doctor", "--data-dir", d])).0;
+        assert!(
+            doctor.contains(&format!(
+                "activity.db [permission_denied]: this user may not write {db_text}\n    fix: {db_text} is {name}"
+            )),
+            "{doctor}"
+        );
+        drop(cleared);
+        let daemon = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
+        assert!(daemon.status.success(), "{name} cleared: {daemon:?}");
+        events += 5;
+        assert_eq!(count_rows(&db, "activity_events"), events);
+    }
+}

@@ -1581,10 +1581,28 @@ impl Error {
             Error::ReadOnlyDirectory { path } | Error::PermissionDenied { path, .. }
                 if let Some((at, mode)) = crate::files::shut_out_by_own_mode(path) =>
             {
+                // A database's `-wal` and `-shm` made while it was read-only took its mode: one `chmod` for all.
+                let shut_out_too = crate::files::sidecars(&at)
+                    .into_iter()
+                    .filter(|s| crate::files::shut_out_by_own_mode(s).is_some_and(|(by, _)| by == *s));
+                let all = std::iter::once(at.clone())
+                    .chain(shut_out_too)
+                    .map(|p| shell_quoted(&p))
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 let at = shell_quoted(&at);
                 format!(
-                    "this user owns {at}, and its mode shuts this user out (see `ls -ld {at}`): `chmod {mode} {at}`; \
+                    "this user owns {at}, and its mode shuts this user out (see `ls -ld {at}`): `chmod {mode} {all}`; \
                      or, where it was made so on purpose, give the command another place"
+                )
+            }
+            Error::PermissionDenied { path, .. }
+                if let Some((attribute, letter)) = crate::files::write_refusing_attribute(path) =>
+            {
+                let p = shell_quoted(path);
+                format!(
+                    "{p} is {attribute} (see `lsattr {p}`), which refuses every writer, root included: `sudo chattr \
+                     -{letter} {p}`, where it was not made so on purpose; nothing was changed"
                 )
             }
             Error::ReadOnlyDirectory { .. } => format!(

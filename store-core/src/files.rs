@@ -341,6 +341,69 @@ pub fn ensure_private(path: &Path) -> Result<()> {
     regular_and_private(&file, path)
 }
 
+/// Checks that this process may write `path`, if it is there (its effective user, as faccessat(2) with
+/// `AT_EACCESS` asks, and its attributes): SQLite opens a database, `-wal` or `-shm` it may not write for
+/// reading only, without a word (os_unix.c's `unixOpen` falls back to `O_RDONLY`; a `-shm` it makes takes
+/// the database's mode, so a database made read-only leaves a read-only `-shm` behind), and an owner's first
+/// write then failed with "attempt to write a readonly database". A mode that shuts this user out is
+/// [`Error::PermissionDenied`] (its remedy the `chmod`), as is an attribute refusing every writer
+/// ([`write_refusing_attribute`]); a file system mounted read-only is [`Error::ReadOnlyFileSystem`].
+pub fn ensure_writable(path: &Path) -> Result<()> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    // SAFETY: faccessat(2) only reads the NUL-terminated path it is given.
+    let allowed = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            libc::R_OK | libc::W_OK,
+            libc::AT_EACCESS,
+        )
+    } == 0;
+    if !allowed {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::NotFound => Ok(()),
+            _ => Err(Error::io(path, "write", e)),
+        };
+    }
+    // faccessat(2) tells an immutable file (EPERM), not an append-only one, which no open for writing opens.
+    match write_refusing_attribute(path) {
+        Some(_) => Err(Error::io(path, "write", io::Error::from_raw_os_error(libc::EPERM))),
+        None => Ok(()),
+    }
+}
+
+/// The attribute of `path` that refuses every writer, root included, as statx(2) tells it without opening
+/// the file: `("immutable", 'i')` (`chattr +i`) or `("append-only", 'a')` (`chattr +a`), with the letter
+/// `chattr` takes; `None` where neither is set or the file system does not say.
+pub fn write_refusing_attribute(path: &Path) -> Option<(&'static str, char)> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::uninit();
+    // SAFETY: statx(2) reads the NUL-terminated path and writes only the struct it is given.
+    if unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            0,
+            stx.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return None;
+    }
+    // SAFETY: statx returned 0, so it filled the struct.
+    let stx = unsafe { stx.assume_init() };
+    let set = |attribute: libc::c_int| stx.stx_attributes_mask & stx.stx_attributes & attribute as u64 != 0;
+    if set(libc::STATX_ATTR_IMMUTABLE) {
+        Some(("immutable", 'i'))
+    } else if set(libc::STATX_ATTR_APPEND) {
+        Some(("append-only", 'a'))
+    } else {
+        None
+    }
+}
+
 /// Opens an existing private file for reading (to fsync it, say) without following a symbolic link,
 /// checked as [`ensure_private`] checks it. Opens a descriptor (see [`open_private`]).
 pub fn open_private_existing(path: &Path) -> Result<File> {

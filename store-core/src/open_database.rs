@@ -882,7 +882,18 @@ fn connect(path: &Path, schema: &'static Schema, key: Option<&Key>, busy: Durati
     // NOFOLLOW: SQLite itself refuses a database path that is a link (https://sqlite.org/c3ref/open.html);
     // the folders above it resolved, as it refuses a link there too.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    // SQLite opens a file it may not write for reading only, without a word (`files::ensure_writable`):
+    // asked of each file first, to say which and why, then checked of the connection.
+    for file in std::iter::once(path.to_path_buf()).chain(files::sidecars(path)) {
+        files::ensure_writable(&file).map_err(|e| e.with_schema(schema))?;
+    }
     let conn = Connection::open_with_flags(files::sqlite_path(path), flags).at_db(path, schema)?;
+    if conn.is_readonly(rusqlite::MAIN_DB).at_db(path, schema)? {
+        return Err(Error::PermissionDenied {
+            path: path.to_path_buf(),
+            action: "write",
+        });
+    }
     // The key before any other statement (hazards: "Encryption at rest").
     crate::key::apply(&conn, path, key).map_err(|e| e.with_schema(schema))?;
     conn.busy_timeout(busy).at_db(path, schema)?;
