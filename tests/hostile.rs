@@ -1818,8 +1818,9 @@ fn set_attribute(path: &Path, flag: libc::c_int, on: bool) -> bool {
 /// An immutable (`chattr +i`) or append-only (`chattr +a`) database refuses every writer, root included, and
 /// SQLite opened it for reading only: the daemon failed at its first write ("attempt to write a readonly
 /// database"), doctor silent. Now the start says which attribute, with the `chattr` that clears it, and
-/// doctor says the same; cleared, the daemon records. Where this user or the file system cannot set the
-/// attribute (not root; tmpfs before Linux 6.0), there is nothing to check.
+/// doctor says the same; cleared, the daemon records. So for an immutable data directory, where SQLite could
+/// not make the `-wal` and `-shm` ("unable to open database file", doctor's remedy to run doctor). Where this
+/// user or the file system cannot set the attribute (not root; tmpfs before Linux 6.0), there is nothing to check.
 #[test]
 fn an_immutable_or_append_only_database_is_refused_with_the_chattr_that_clears_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -1833,20 +1834,13 @@ fn an_immutable_or_append_only_database_is_refused_with_the_chattr_that_clears_i
             eprintln!("{name} cannot be set here: nothing to check");
             return;
         }
-        // Cleared whatever the assertions say: the temporary folder could not be removed otherwise.
-        struct Cleared<'a>(&'a Path, libc::c_int);
-        impl Drop for Cleared<'_> {
-            fn drop(&mut self) {
-                set_attribute(self.0, self.1, false);
-            }
-        }
         let cleared = Cleared(&db, flag);
         let daemon = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
         assert_eq!(daemon.status.code(), Some(2), "{daemon:?}");
         assert_eq!(
             texts(&daemon).1.trim_end(),
             format!(
-                "splitstore daemon: this user may not write {db_text}. What to do: {db_text} is {name} (see `lsattr \
+                "splitstore daemon: this user may not write {db_text}. What to do: {db_text} is {name} (see `lsattr -d \
                  {db_text}`), which refuses every writer, root included: `sudo chattr -{letter} {db_text}`, where it \
                  was not made so on purpose; nothing was changed"
             )
@@ -1863,5 +1857,52 @@ fn an_immutable_or_append_only_database_is_refused_with_the_chattr_that_clears_i
         assert!(daemon.status.success(), "{name} cleared: {daemon:?}");
         events += 5;
         assert_eq!(count_rows(&db, "activity_events"), events);
+    }
+    // An immutable data directory: SQLite cannot make the -wal and -shm there ("unable to open database
+    // file", for the daemon, doctor and report alike). The daemon, the last to close, removes them.
+    let daemon = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    events += 5;
+    for sidecar in ["activity.db-wal", "activity.db-shm"] {
+        assert!(
+            !data.join(sidecar).exists(),
+            "{sidecar} is left by a clean stop: nothing to check"
+        );
+    }
+    assert!(set_attribute(&data, FS_IMMUTABLE_FL, true));
+    let cleared = Cleared(&data, FS_IMMUTABLE_FL);
+    let refusal = format!(
+        "this user may not create the -wal and -shm in {d}. What to do: {d} is immutable (see `lsattr -d {d}`), \
+         which refuses every writer, root included: `sudo chattr -i {d}`, where it was not made so on purpose; \
+         nothing was changed"
+    );
+    let daemon = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
+    assert_eq!(daemon.status.code(), Some(2), "{daemon:?}");
+    assert_eq!(texts(&daemon).1.trim_end(), format!("splitstore daemon: {refusal}"));
+    let report = run_splitstore(["report", "--data-dir", d]);
+    assert_eq!(texts(&report).1.trim_end(), format!("splitstore report: {refusal}"));
+    let doctor = texts(&run_splitstore(["doctor", "--data-dir", d])).0;
+    assert_eq!(
+        doctor
+            .matches(&format!(
+                "activity.db [permission_denied]: this user may not create the -wal and -shm in {d}\n"
+            ))
+            .count(),
+        1,
+        "{doctor}"
+    );
+    drop(cleared);
+    let daemon = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
+    assert!(daemon.status.success(), "immutable cleared: {daemon:?}");
+    assert_eq!(count_rows(&db, "activity_events"), events + 5);
+}
+
+/// Clears `.1` on the file at `.0` when dropped, whatever the assertions say: an immutable file or folder
+/// would keep the temporary folder from being removed.
+struct Cleared<'a>(&'a Path, libc::c_int);
+
+impl Drop for Cleared<'_> {
+    fn drop(&mut self) {
+        set_attribute(self.0, self.1, false);
     }
 }

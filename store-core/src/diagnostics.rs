@@ -202,22 +202,24 @@ fn inspect_with(
     let mut h = inspect_file(path, schema, opts, owner, writer_may_run);
     // Last: what is wrong with the file comes first.
     h.problems.extend(hard_linked_problem(path, schema));
-    if let Some(refused) = write_refused(path) {
+    // Said once: a reader of the file meets an immutable folder too.
+    if let Some(refused) = write_refused(path)
+        && !h.problems.iter().any(|p| p.message == refused.what())
+    {
         h.problem_from(&refused);
     }
     readable_by_others(&mut h, path, schema, opts);
     h
 }
 
-/// What the owner's start would refuse, asked as this user ([`files::ensure_writable`]): the first of the
-/// database's files (itself, `-wal`, `-shm`, lock file) that its mode or an attribute (`chattr +i`) keeps this
-/// user from writing. A file system mounted read-only is not told here: doctor reads snapshots and backup
-/// disks as they are.
+/// What the owner's start would refuse, asked as this user: the database, its `-wal`, `-shm`
+/// ([`crate::open_database::refuse_unwritable`]) or lock file that its mode or an attribute (`chattr +i`) keeps
+/// this user from writing, or an immutable folder where they go. A file system mounted read-only is not told
+/// here: doctor reads snapshots and backup disks as they are.
 fn write_refused(path: &Path) -> Option<Error> {
-    std::iter::once(path.to_path_buf())
-        .chain(files::sidecars(path))
-        .chain(std::iter::once(files::with_suffix(path, ".lock")))
-        .find_map(|file| files::ensure_writable(&file).err())
+    crate::open_database::refuse_unwritable(path)
+        .and_then(|()| files::ensure_writable(&files::with_suffix(path, ".lock")))
+        .err()
         .filter(|e| e.kind() == ErrorKind::PermissionDenied)
 }
 

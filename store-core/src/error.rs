@@ -1392,6 +1392,22 @@ impl Error {
         }
     }
 
+    /// The path whose mode decides a refusal at `path`: the folder holding it for an action that changes the
+    /// folder's entries (removing, moving, renaming or creating the file: the file's own mode plays no part),
+    /// else `path` itself.
+    fn whose_mode_refused<'a>(&self, path: &'a Path) -> &'a Path {
+        match self {
+            Error::PermissionDenied { action, .. }
+                if ["remove", "move", "rename", "create"]
+                    .iter()
+                    .any(|a| action.starts_with(a)) =>
+            {
+                crate::files::parent_dir(path)
+            }
+            _ => path,
+        }
+    }
+
     /// What to do about it.
     pub fn remedy(&self) -> String {
         let dir = parent_dir(self.path());
@@ -1577,9 +1593,22 @@ impl Error {
                  verifies; nothing was changed",
                 schema.command("restore", data_dir, "--from FILE")
             ),
+            // An attribute refuses root too, and no `chmod` changes it (chmod itself is refused): said first. One
+            // on the folder refuses what changes its entries (a `-wal` made, a file removed).
+            Error::PermissionDenied { path, .. }
+                if let Some((at, (attribute, letter))) = [path.as_path(), crate::files::parent_dir(path)]
+                    .into_iter()
+                    .find_map(|at| crate::files::write_refusing_attribute(at).map(|found| (at, found))) =>
+            {
+                let at = shell_quoted(at);
+                format!(
+                    "{at} is {attribute} (see `lsattr -d {at}`), which refuses every writer, root included: `sudo \
+                     chattr -{letter} {at}`, where it was not made so on purpose; nothing was changed"
+                )
+            }
             // The mode is read as the remedy is said: what shuts this user out now.
             Error::ReadOnlyDirectory { path } | Error::PermissionDenied { path, .. }
-                if let Some((at, mode)) = crate::files::shut_out_by_own_mode(path) =>
+                if let Some((at, mode)) = crate::files::shut_out_by_own_mode(self.whose_mode_refused(path)) =>
             {
                 // A database's `-wal` and `-shm` made while it was read-only took its mode: one `chmod` for all.
                 let shut_out_too = crate::files::sidecars(&at)
@@ -1594,15 +1623,6 @@ impl Error {
                 format!(
                     "this user owns {at}, and its mode shuts this user out (see `ls -ld {at}`): `chmod {mode} {all}`; \
                      or, where it was made so on purpose, give the command another place"
-                )
-            }
-            Error::PermissionDenied { path, .. }
-                if let Some((attribute, letter)) = crate::files::write_refusing_attribute(path) =>
-            {
-                let p = shell_quoted(path);
-                format!(
-                    "{p} is {attribute} (see `lsattr {p}`), which refuses every writer, root included: `sudo chattr \
-                     -{letter} {p}`, where it was not made so on purpose; nothing was changed"
                 )
             }
             Error::ReadOnlyDirectory { .. } => format!(
@@ -2388,6 +2408,34 @@ fn temp_dir_clause(dir: &Path, temp_dir: Option<&Path>, lead: &str) -> String {
 mod tests {
     use super::{Error, temp_dir_clause};
     use std::path::Path;
+
+    /// Removing a file is refused by its folder's mode, never its own: a read-only file in a read-only folder
+    /// was told to be made writable (`chmod u+rw FILE`), which left its removal refused.
+    #[test]
+    fn a_removal_refused_names_the_folders_mode_not_the_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("kept");
+        let file = folder.join("legacy.db");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let remedy = |action| {
+            Error::PermissionDenied {
+                path: file.clone(),
+                action,
+            }
+            .remedy()
+        };
+        let (removal, write) = (remedy("remove"), remedy("write"));
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(
+            removal.contains(&format!("`chmod u+rwx {}`", folder.display())),
+            "{removal}"
+        );
+        assert!(write.contains(&format!("`chmod u+rw {}`", file.display())), "{write}");
+    }
 
     #[test]
     fn a_copy_that_fails_its_checks_says_what_to_do_by_what_it_was_copied_for() {

@@ -882,11 +882,9 @@ fn connect(path: &Path, schema: &'static Schema, key: Option<&Key>, busy: Durati
     // NOFOLLOW: SQLite itself refuses a database path that is a link (https://sqlite.org/c3ref/open.html);
     // the folders above it resolved, as it refuses a link there too.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    // SQLite opens a file it may not write for reading only, without a word (`files::ensure_writable`):
-    // asked of each file first, to say which and why, then checked of the connection.
-    for file in std::iter::once(path.to_path_buf()).chain(files::sidecars(path)) {
-        files::ensure_writable(&file).map_err(|e| e.with_schema(schema))?;
-    }
+    // SQLite opens a file it may not write for reading only, without a word: asked first, to say which file
+    // and why, then checked of the connection.
+    refuse_unwritable(path).map_err(|e| e.with_schema(schema))?;
     let conn = Connection::open_with_flags(files::sqlite_path(path), flags).at_db(path, schema)?;
     if conn.is_readonly(rusqlite::MAIN_DB).at_db(path, schema)? {
         return Err(Error::PermissionDenied {
@@ -899,6 +897,32 @@ fn connect(path: &Path, schema: &'static Schema, key: Option<&Key>, busy: Durati
     conn.busy_timeout(busy).at_db(path, schema)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
+}
+
+/// What keeps a writer of `path` from writing it, asked before SQLite opens it: the database, its `-wal` or
+/// `-shm` this process may not write ([`files::ensure_writable`]: SQLite would open it for reading only, without
+/// a word), or an immutable folder where SQLite must create a `-wal` or `-shm` ([`immutable_folder`]; a mode
+/// shutting this user out of it is `SQLITE_READONLY_DIRECTORY`, said as [`Error::ReadOnlyDirectory`]).
+pub(crate) fn refuse_unwritable(path: &Path) -> Result<()> {
+    for file in std::iter::once(path.to_path_buf()).chain(files::sidecars(path)) {
+        files::ensure_writable(&file)?;
+    }
+    immutable_folder(path).map_or(Ok(()), Err)
+}
+
+/// The folder holding `path` is immutable (`chattr +i`) and a `-wal` or `-shm` is not there yet: SQLite cannot
+/// create it, for a reader as for the owner, and says only "unable to open database file".
+pub(crate) fn immutable_folder(path: &Path) -> Option<Error> {
+    let folder = files::parent_dir(path);
+    let creates = files::sidecars(path)[..2]
+        .iter()
+        .any(|sidecar| std::fs::symlink_metadata(sidecar).is_err());
+    matches!(files::write_refusing_attribute(folder), Some(("immutable", _)) if creates).then(|| {
+        Error::PermissionDenied {
+            path: folder.to_path_buf(),
+            action: "create the -wal and -shm in",
+        }
+    })
 }
 
 /// The posture every owner connection has, each setting read back.

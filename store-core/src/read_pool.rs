@@ -101,7 +101,8 @@ pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -
 
 /// SQLite says "unable to open" for a link (never followed) or anything but a regular file in the file's
 /// place (`unsafe_path`, as doctor says it), a file this user may not read (`permission_denied`, run as its
-/// owner, as the operating system says it), and a `-wal` it cannot read where it is
+/// owner, as the operating system says it), an immutable folder where its `-wal` and `-shm` would go
+/// ([`crate::open_database::immutable_folder`]), and a `-wal` it cannot read where it is
 /// ([`Error::ReadOnlyWal`]): which it is, or `None`. Asked without opening the file (closing a descriptor of it would drop this process's
 /// SQLite locks on it).
 fn unable_to_open(path: &Path) -> Option<Error> {
@@ -114,6 +115,9 @@ fn unable_to_open(path: &Path) -> Option<Error> {
     // SAFETY: access(2) only reads the NUL-terminated path it is given.
     if unsafe { libc::access(c_path.as_ptr(), libc::R_OK) } != 0 {
         return Some(Error::io(path, "read", std::io::Error::last_os_error()));
+    }
+    if let Some(immutable) = crate::open_database::immutable_folder(path) {
+        return Some(immutable);
     }
     (files::on_read_only_file_system(path) && wal_holds_commits(path)).then(|| Error::ReadOnlyWal {
         path: path.to_path_buf(),
