@@ -1842,7 +1842,7 @@ fn an_immutable_or_append_only_database_is_refused_with_the_chattr_that_clears_i
             format!(
                 "splitstore daemon: this user may not write {db_text}. What to do: {db_text} is {name} (see `lsattr -d \
                  {db_text}`), which refuses every writer, root included: `sudo chattr -{letter} {db_text}`, where it \
-                 was not made so on purpose; nothing was changed"
+                 was not made so on purpose"
             )
         );
         let doctor = texts(&run_splitstore(["doctor", "--data-dir", d])).0;
@@ -1873,8 +1873,7 @@ fn an_immutable_or_append_only_database_is_refused_with_the_chattr_that_clears_i
     let cleared = Cleared(&data, FS_IMMUTABLE_FL);
     let refusal = format!(
         "this user may not create the -wal and -shm in {d}. What to do: {d} is immutable (see `lsattr -d {d}`), \
-         which refuses every writer, root included: `sudo chattr -i {d}`, where it was not made so on purpose; \
-         nothing was changed"
+         which refuses every writer, root included: `sudo chattr -i {d}`, where it was not made so on purpose"
     );
     let daemon = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
     assert_eq!(daemon.status.code(), Some(2), "{daemon:?}");
@@ -1905,4 +1904,38 @@ impl Drop for Cleared<'_> {
     fn drop(&mut self) {
         set_attribute(self.0, self.1, false);
     }
+}
+
+/// A backup its user marked immutable to keep it for good (`chattr +i`): rotation's removal of it failed
+/// every later `backup` (exit 2, after the new backup was taken). It is kept now, not counted, and the rest
+/// rotate as `--keep` says.
+#[test]
+fn a_backup_marked_immutable_is_kept_by_rotation_and_backups_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 10);
+    let d = utf8(&data);
+    let backup = || {
+        let out = run_splitstore(["backup", "--data-dir", d, "--keep", "2"]);
+        assert!(out.status.success(), "{out:?}");
+        backup_paths(&out)
+    };
+    let pinned = backup()[0].clone();
+    assert!(
+        pinned.file_name().unwrap().to_string_lossy().starts_with("activity-"),
+        "{pinned:?}"
+    );
+    if !set_attribute(&pinned, FS_IMMUTABLE_FL, true) {
+        eprintln!("immutable cannot be set here: nothing to check");
+        return;
+    }
+    let _cleared = Cleared(&pinned, FS_IMMUTABLE_FL);
+    let taken: Vec<PathBuf> = (0..3).map(|_| backup()[0].clone()).collect();
+    let mut kept: Vec<PathBuf> = fs::read_dir(data.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("activity-"))
+        .collect();
+    kept.sort();
+    assert_eq!(kept, vec![pinned.clone(), taken[1].clone(), taken[2].clone()]);
 }

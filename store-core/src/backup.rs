@@ -837,7 +837,9 @@ fn copy_and_check(
 /// another backup of the same file finished meanwhile (two scheduled runs overlapping), and its command
 /// is about to say where it is. Only backups of the same file are removed (the same lineage; for a copy
 /// that records none, the same source path): another data directory's backups in the same folder are left
-/// alone, and so is anything named like a backup that is not one of this kind (see [`list_backups`]).
+/// alone, and so is anything named like a backup that is not one of this kind (see [`list_backups`]). A
+/// backup its user marked immutable or append-only (`chattr +i`, to keep it for good) is kept and not counted:
+/// its removal failed every later backup, after the new one was taken.
 pub fn prune_backups(dir: &Path, schema: &Schema, keep: usize, just_taken: &Path, key: Option<&Key>) -> Result<()> {
     let listing = list_backups(dir, schema, BackupClass::Manual, key);
     // Newest first: those after the one just taken are older.
@@ -845,7 +847,9 @@ pub fn prune_backups(dir: &Path, schema: &Schema, keep: usize, just_taken: &Path
         return Ok(());
     };
     let taken = &listing.backups[at];
-    let older = listing.backups[at + 1..].iter().filter(|b| b.same_file_as(taken));
+    let older = listing.backups[at + 1..]
+        .iter()
+        .filter(|b| b.same_file_as(taken) && files::write_refusing_attribute(&b.path).is_none());
     for old in older.skip(keep.max(1) - 1) {
         fs::remove_file(&old.path).map_err(|e| Error::io(&old.path, "remove an old backup", e))?;
     }

@@ -1603,7 +1603,7 @@ impl Error {
                 let at = shell_quoted(at);
                 format!(
                     "{at} is {attribute} (see `lsattr -d {at}`), which refuses every writer, root included: `sudo \
-                     chattr -{letter} {at}`, where it was not made so on purpose; nothing was changed"
+                     chattr -{letter} {at}`, where it was not made so on purpose"
                 )
             }
             // The mode is read as the remedy is said: what shuts this user out now.
