@@ -1393,12 +1393,12 @@ impl Error {
     }
 
     /// The path whose mode decides a refusal at `path`: the folder holding it for an action that changes the
-    /// folder's entries (removing, moving, renaming or creating the file: the file's own mode plays no part),
-    /// else `path` itself.
+    /// folder's entries (removing, moving, renaming, replacing or creating the file: the file's own mode plays
+    /// no part), else `path` itself.
     fn whose_mode_refused<'a>(&self, path: &'a Path) -> &'a Path {
         match self {
             Error::PermissionDenied { action, .. }
-                if ["remove", "move", "rename", "create"]
+                if ["remove", "move", "rename", "replace", "create"]
                     .iter()
                     .any(|a| action.starts_with(a)) =>
             {

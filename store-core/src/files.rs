@@ -583,9 +583,13 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, "fsync the directory", e))
 }
 
-/// Renames `from` to `to` (same directory) and fsyncs the directory. A rename never follows links.
+/// Renames `from` to `to` (same directory) and fsyncs the directory. A rename never follows links. One
+/// refused by an attribute of the file it would replace (`chattr +i`) names that file.
 pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
-    fs::rename(from, to).map_err(|e| Error::io(from, "rename", e))?;
+    fs::rename(from, to).map_err(|e| match write_refusing_attribute(to) {
+        Some(_) => Error::io(to, "replace", e),
+        None => Error::io(from, "rename", e),
+    })?;
     sync_dir(parent_dir(to))
 }
 
