@@ -3,7 +3,7 @@
 //! a file past it fails with `EFBIG` instead of killing the process (SQLite reports `SQLITE_IOERR_WRITE`, extended
 //! code 778, which store_core maps to `WriteFailed`). Each process must stop with one clear error naming its file
 //! and the remedy, exit 2, keep everything it acknowledged (integrity_check clean), and write again once the
-//! limit is lifted.
+//! limit is lifted. A file system out of inodes is a small tmpfs mounted for the test (root only).
 
 mod support;
 
@@ -516,4 +516,89 @@ fn a_key_rotation_that_cannot_write_its_journal_says_so_and_changes_nothing() {
     assert!(again.status.success(), "without the limit the rotation runs: {again:?}");
     let doctor = run_splitstore(["doctor", "--data-dir", d, "--key-file", &new]);
     assert_eq!(doctor.status.code(), Some(0), "{}", texts(&doctor).0);
+}
+
+/// A tmpfs of `inodes` inodes mounted at a new folder of `dir`, unmounted when dropped; `None` where this
+/// process may not mount (not root, no `CAP_SYS_ADMIN`).
+struct SmallFileSystem(std::path::PathBuf);
+
+impl SmallFileSystem {
+    fn mount(dir: &Path, inodes: u32) -> Option<SmallFileSystem> {
+        let at = dir.join("mnt");
+        std::fs::create_dir(&at).unwrap();
+        let target = std::ffi::CString::new(utf8(&at)).unwrap();
+        let options = std::ffi::CString::new(format!("size=8m,nr_inodes={inodes},mode=700")).unwrap();
+        // SAFETY: mount(2) reads the NUL-terminated strings it is given; tmpfs takes its options as text.
+        let mounted = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                options.as_ptr().cast(),
+            )
+        } == 0;
+        mounted.then_some(SmallFileSystem(at))
+    }
+}
+
+impl Drop for SmallFileSystem {
+    fn drop(&mut self) {
+        let target = std::ffi::CString::new(utf8(&self.0)).unwrap();
+        // SAFETY: umount2(2) reads the NUL-terminated path it is given.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// A file system out of inodes with space to spare (many small files): SQLite cannot create the `-wal` and
+/// `-shm` of a database whose owner stopped cleanly, and the daemon and report said "unable to open database
+/// file", their remedy to run doctor, which said the same. Now each says the file system has no inode left,
+/// with `df -i`, as a full disk (exit 75: a supervisor's restart helps once one is free), and the daemon
+/// starts once two files are removed, every event kept.
+#[test]
+fn a_file_system_out_of_inodes_is_said_so_and_the_daemon_starts_once_files_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(small) = SmallFileSystem::mount(dir.path(), 64) else {
+        eprintln!("cannot mount a tmpfs here (not root): nothing to check");
+        return;
+    };
+    let data = small.0.join("data");
+    std::fs::create_dir(&data).unwrap();
+    seed_data_dir(&data, 5);
+    // The server's reading left the -wal and -shm; the daemon, the last to close, removes them.
+    let daemon = run_splitstore(["daemon", "--events", "5", "--data-dir", utf8(&data)]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let db = data.join("activity.db");
+    for sidecar in ["-wal", "-shm"] {
+        assert!(
+            !Path::new(&format!("{}{sidecar}", db.display())).exists(),
+            "left by a clean stop"
+        );
+    }
+    let fillers: Vec<std::path::PathBuf> = (0..)
+        .map(|i| small.0.join(format!("small-{i}")))
+        .take_while(|p| std::fs::File::create(p).is_ok())
+        .collect();
+    assert!(!fillers.is_empty());
+    let d = utf8(&data);
+    let refusal = format!(
+        "{} cannot be opened: SQLite must create its -wal and -shm beside it, and the file system holding it has no \
+         inode left for a new file (see `df -i {d}`). What to do: remove files no longer needed on the file system \
+         holding {d} (each file takes an inode, whatever its size: a folder of many small files is the usual cause; \
+         `df -i {d}` shows what is left); committed data is intact, and it opens again once there is room for two \
+         files",
+        db.display()
+    );
+    let daemon = run_splitstore(["daemon", "--events", "5", "--data-dir", d]);
+    assert_eq!(daemon.status.code(), Some(75), "{daemon:?}");
+    assert_eq!(texts(&daemon).1.trim_end(), format!("splitstore daemon: {refusal}"));
+    let report = run_splitstore(["report", "--data-dir", d]);
+    assert_eq!(texts(&report).1.trim_end(), format!("splitstore report: {refusal}"));
+    for filler in &fillers[..2] {
+        std::fs::remove_file(filler).unwrap();
+    }
+    let daemon = run_splitstore(["daemon", "--events", "5", "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    assert_eq!(count_rows(&db, "activity_events"), 15);
+    drop(small);
 }

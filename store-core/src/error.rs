@@ -505,6 +505,10 @@ pub enum Error {
     },
     /// SQLITE_FULL: no space left for the write.
     DiskFull { path: PathBuf },
+    /// SQLite could not open the file ("unable to open database file"): it must create a `-wal` or `-shm`
+    /// beside it, and the file system holding it has no inode left for a new file (many small files fill
+    /// them with space to spare; `df -i`). Of kind [`ErrorKind::DiskFull`].
+    NoFreeInodes { path: PathBuf },
     /// SQLITE_FULL from an insert into an AUTOINCREMENT table whose largest id is `i64::MAX`: SQLite adds no
     /// row after it and never reuses a smaller id (<https://sqlite.org/autoinc.html>), whatever the disk holds.
     IdsExhausted {
@@ -783,7 +787,7 @@ impl Error {
             Error::RestoreUnfinished { .. } => ErrorKind::RestoreInterrupted,
             Error::RestoreJournalUnreadable { .. } => ErrorKind::RestoreJournalUnreadable,
             Error::PragmaRejected { .. } => ErrorKind::PragmaRejected,
-            Error::DiskFull { .. } => ErrorKind::DiskFull,
+            Error::DiskFull { .. } | Error::NoFreeInodes { .. } => ErrorKind::DiskFull,
             Error::IdsExhausted { .. } => ErrorKind::IdsExhausted,
             Error::OldIds { .. } => ErrorKind::OldIds,
             Error::WriteFailed { .. } => ErrorKind::WriteFailed,
@@ -848,6 +852,7 @@ impl Error {
             | Error::RestoreJournalUnreadable { path, .. }
             | Error::PragmaRejected { path, .. }
             | Error::DiskFull { path }
+            | Error::NoFreeInodes { path }
             | Error::IdsExhausted { path, .. }
             | Error::OldIds { path, .. }
             | Error::WriteFailed { path, .. }
@@ -1126,6 +1131,11 @@ impl Error {
                 format!("{p}: PRAGMA {pragma} reads back {got:?} after setting it to {wanted:?}")
             }
             Error::DiskFull { .. } => format!("{p}: the disk is full (SQLITE_FULL)"),
+            Error::NoFreeInodes { .. } => format!(
+                "{p} cannot be opened: SQLite must create its -wal and -shm beside it, and the file system holding it \
+                 has no inode left for a new file (see `df -i {}`)",
+                shell_quoted(parent_dir(self.path()))
+            ),
             Error::OldIds { tables, .. } => format!(
                 "{p} names {} by ids a repair has moved since: it was put back from before that repair (copied by \
                  hand, or restored by an earlier build), and its rows name rows the other file no longer has \
@@ -1718,6 +1728,11 @@ impl Error {
                  once space returns",
                 temp_dir_clause(dir, crate::files::sqlite_temp_dir().as_deref(), "on the disk holding")
             ),
+            Error::NoFreeInodes { .. } => format!(
+                "remove files no longer needed on the file system holding {quoted_dir} (each file takes an inode, \
+                 whatever its size: a folder of many small files is the usual cause; `df -i {quoted_dir}` shows what \
+                 is left); committed data is intact, and it opens again once there is room for two files"
+            ),
             Error::OldIds { schema, .. } => format!(
                 "{stop_owners}, then run {}: it moves them to the new ids, as the other file records them; no row \
                  is lost in the meantime",
@@ -2131,6 +2146,7 @@ impl Error {
             }
             ErrorCode::PermissionDenied => Error::PermissionDenied { path, action: "open" },
             ErrorCode::CannotOpen if let Err(too_long) = crate::files::check_sqlite_path(&path) => too_long,
+            ErrorCode::CannotOpen if crate::files::out_of_inodes(&path) => Error::NoFreeInodes { path },
             ErrorCode::ConstraintViolation => Error::Constraint {
                 path,
                 detail: err.to_string(),

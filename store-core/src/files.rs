@@ -786,17 +786,35 @@ pub fn on_different_file_systems(a: &Path, b: &Path) -> bool {
 /// Whether the file system holding `path` is mounted read-only (`statvfs`'s `ST_RDONLY`): a snapshot, a
 /// backup disk, a recovery boot. False when it cannot be asked.
 pub fn on_read_only_file_system(path: &Path) -> bool {
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
+    statvfs(path).is_some_and(|stat| stat.f_flag & libc::ST_RDONLY != 0)
+}
+
+/// Whether the file system holding the file at `path` has no inode left for a new file beside it (a `-wal`, a
+/// `-shm`) while a `-wal` or `-shm` of it is not there yet: SQLite then says only "unable to open database
+/// file". False where it cannot be asked, and where the file system does not count inodes (btrfs says 0 of 0).
+pub fn out_of_inodes(path: &Path) -> bool {
+    opening_creates_sidecars(path)
+        && statvfs(parent_dir(path)).is_some_and(|stat| stat.f_files > 0 && stat.f_favail == 0)
+}
+
+/// Whether opening the database at `path` in WAL mode creates a file beside it: its `-wal` or `-shm` is not
+/// there.
+pub fn opening_creates_sidecars(path: &Path) -> bool {
+    sidecars(path)[..2]
+        .iter()
+        .any(|sidecar| fs::symlink_metadata(sidecar).is_err())
+}
+
+/// statvfs(2) of `path`, or `None` where it cannot be asked.
+fn statvfs(path: &Path) -> Option<libc::statvfs> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: statvfs(2) reads the NUL-terminated path and writes only the struct it is given.
     if unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {
-        return false;
+        return None;
     }
     // SAFETY: statvfs returned 0, so it filled the struct.
-    let stat = unsafe { stat.assume_init() };
-    stat.f_flag & libc::ST_RDONLY != 0
+    Some(unsafe { stat.assume_init() })
 }
 
 /// The network file system `path` lies on, by name, as statfs(2) tells it (and, for a FUSE mount, the

@@ -914,9 +914,7 @@ pub(crate) fn refuse_unwritable(path: &Path) -> Result<()> {
 /// create it, for a reader as for the owner, and says only "unable to open database file".
 pub(crate) fn immutable_folder(path: &Path) -> Option<Error> {
     let folder = files::parent_dir(path);
-    let creates = files::sidecars(path)[..2]
-        .iter()
-        .any(|sidecar| std::fs::symlink_metadata(sidecar).is_err());
+    let creates = files::opening_creates_sidecars(path);
     matches!(files::write_refusing_attribute(folder), Some(("immutable", _)) if creates).then(|| {
         Error::PermissionDenied {
             path: folder.to_path_buf(),
