@@ -2047,4 +2047,40 @@ mod encrypted {
             );
         }
     }
+
+    /// A backup its user marked immutable to keep it (`chattr +i`) cannot be re-keyed: the rotation said
+    /// "this user may not rename .../.activity-...partial", a file the user never saw (and, removed, cannot
+    /// see). It names the backup now, and the rest rotates; the backup stays under the old key, said so.
+    #[test]
+    fn a_rotation_names_the_backup_an_attribute_keeps_under_the_old_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (old, new) = (
+            key_file(&dir.path().join("old.key")),
+            key_file(&dir.path().join("new.key")),
+        );
+        seed_with_key(&data, 10, &old);
+        let d = utf8(&data);
+        let backup = with_key(&["backup", "--data-dir", d], &old);
+        assert!(backup.status.success(), "{backup:?}");
+        let pinned = backup_paths(&backup)[0].clone();
+        if !set_attribute(&pinned, FS_IMMUTABLE_FL, true) {
+            eprintln!("immutable cannot be set here: nothing to check");
+            return;
+        }
+        let _cleared = Cleared(&pinned, FS_IMMUTABLE_FL);
+        let out = run_splitstore(["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new]);
+        assert!(out.status.success(), "{out:?}");
+        let stdout = texts(&out).0;
+        assert!(
+            stdout.contains(&format!(
+                "\nnot re-keyed, left under the old key: this user may not replace {}\n",
+                pinned.display()
+            )),
+            "{stdout}"
+        );
+        assert!(!stdout.contains(".partial"), "{stdout}");
+        let still_old = store_core::restore::verify_backup(&pinned, schema_of(&pinned), Some(&key_of(&old)));
+        assert!(still_old.is_ok(), "{still_old:?}");
+    }
 }

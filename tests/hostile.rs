@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use support::{
-    backup_paths, copy_data_dir, count_rows, doctor_db_json, kill9, mode, output_within, run_splitstore, seed_data_dir,
-    spawn_splitstore, splitstore, summary_field, texts, utf8,
+    Cleared, FS_APPEND_FL, FS_IMMUTABLE_FL, backup_paths, copy_data_dir, count_rows, doctor_db_json, kill9, mode,
+    output_within, run_splitstore, seed_data_dir, set_attribute, spawn_splitstore, splitstore, summary_field, texts,
+    utf8,
 };
 
 /// A file outside the data directory that a planted link points at, with its bytes and mode.
@@ -1794,27 +1795,6 @@ fn a_database_made_read_only_is_refused_with_the_chmod_that_lets_its_owner_write
     assert_eq!(count_rows(&db, "activity_events"), 15);
 }
 
-/// `chattr +i` / `+a` (linux/fs.h): the attributes that refuse every writer, root included.
-const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
-const FS_IOC_SETFLAGS: libc::c_ulong = 0x4008_6602;
-const FS_IMMUTABLE_FL: libc::c_int = 0x10;
-const FS_APPEND_FL: libc::c_int = 0x20;
-
-/// Sets (or clears) `flag` on the file at `path`, as `chattr` does; false where the file system or this user
-/// cannot.
-fn set_attribute(path: &Path, flag: libc::c_int, on: bool) -> bool {
-    let Ok(file) = fs::File::open(path) else { return false };
-    use std::os::fd::AsRawFd;
-    let mut flags: libc::c_int = 0;
-    // SAFETY: FS_IOC_GETFLAGS writes one int through the pointer it is given; the descriptor is open.
-    if unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_GETFLAGS as _, &mut flags) } != 0 {
-        return false;
-    }
-    flags = if on { flags | flag } else { flags & !flag };
-    // SAFETY: FS_IOC_SETFLAGS reads one int through the pointer it is given; the descriptor is open.
-    unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_SETFLAGS as _, &flags) == 0 }
-}
-
 /// An immutable (`chattr +i`) or append-only (`chattr +a`) database refuses every writer, root included, and
 /// SQLite opened it for reading only: the daemon failed at its first write ("attempt to write a readonly
 /// database"), doctor silent. Now the start says which attribute, with the `chattr` that clears it, and
@@ -1894,16 +1874,6 @@ fn an_immutable_or_append_only_database_is_refused_with_the_chattr_that_clears_i
     let daemon = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
     assert!(daemon.status.success(), "immutable cleared: {daemon:?}");
     assert_eq!(count_rows(&db, "activity_events"), events + 5);
-}
-
-/// Clears `.1` on the file at `.0` when dropped, whatever the assertions say: an immutable file or folder
-/// would keep the temporary folder from being removed.
-struct Cleared<'a>(&'a Path, libc::c_int);
-
-impl Drop for Cleared<'_> {
-    fn drop(&mut self) {
-        set_attribute(self.0, self.1, false);
-    }
 }
 
 /// A backup its user marked immutable to keep it for good (`chattr +i`): rotation's removal of it failed

@@ -354,3 +354,36 @@ impl ServiceManager {
         rest
     }
 }
+
+/// `chattr +i` / `+a` (linux/fs.h): the attributes that refuse every writer, root included.
+const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
+const FS_IOC_SETFLAGS: libc::c_ulong = 0x4008_6602;
+pub const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+pub const FS_APPEND_FL: libc::c_int = 0x20;
+
+/// Sets (or clears) `flag` on the file at `path`, as `chattr` does; false where the file system or this user
+/// cannot.
+pub fn set_attribute(path: &Path, flag: libc::c_int, on: bool) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    use std::os::fd::AsRawFd;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int through the pointer it is given; the descriptor is open.
+    if unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_GETFLAGS as _, &mut flags) } != 0 {
+        return false;
+    }
+    flags = if on { flags | flag } else { flags & !flag };
+    // SAFETY: FS_IOC_SETFLAGS reads one int through the pointer it is given; the descriptor is open.
+    unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_SETFLAGS as _, &flags) == 0 }
+}
+
+/// Clears `.1` on the file at `.0` when dropped, whatever the assertions say: an immutable file or folder
+/// would keep the temporary folder from being removed.
+pub struct Cleared<'a>(pub &'a Path, pub libc::c_int);
+
+impl Drop for Cleared<'_> {
+    fn drop(&mut self) {
+        set_attribute(self.0, self.1, false);
+    }
+}
