@@ -518,16 +518,16 @@ fn a_key_rotation_that_cannot_write_its_journal_says_so_and_changes_nothing() {
     assert_eq!(doctor.status.code(), Some(0), "{}", texts(&doctor).0);
 }
 
-/// A tmpfs of `inodes` inodes mounted at a new folder of `dir`, unmounted when dropped; `None` where this
-/// process may not mount (not root, no `CAP_SYS_ADMIN`).
+/// A tmpfs of `size_kib` KiB and `inodes` inodes mounted at a new folder of `dir`, unmounted when dropped;
+/// `None` where this process may not mount (not root, no `CAP_SYS_ADMIN`).
 struct SmallFileSystem(std::path::PathBuf);
 
 impl SmallFileSystem {
-    fn mount(dir: &Path, inodes: u32) -> Option<SmallFileSystem> {
+    fn mount(dir: &Path, size_kib: u32, inodes: u32) -> Option<SmallFileSystem> {
         let at = dir.join("mnt");
         std::fs::create_dir(&at).unwrap();
         let target = std::ffi::CString::new(utf8(&at)).unwrap();
-        let options = std::ffi::CString::new(format!("size=8m,nr_inodes={inodes},mode=700")).unwrap();
+        let options = std::ffi::CString::new(format!("size={size_kib}k,nr_inodes={inodes},mode=700")).unwrap();
         // SAFETY: mount(2) reads the NUL-terminated strings it is given; tmpfs takes its options as text.
         let mounted = unsafe {
             libc::mount(
@@ -558,23 +558,12 @@ impl Drop for SmallFileSystem {
 #[test]
 fn a_file_system_out_of_inodes_is_said_so_and_the_daemon_starts_once_files_are_removed() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(small) = SmallFileSystem::mount(dir.path(), 64) else {
+    let Some(small) = SmallFileSystem::mount(dir.path(), 8192, 64) else {
         eprintln!("cannot mount a tmpfs here (not root): nothing to check");
         return;
     };
-    let data = small.0.join("data");
-    std::fs::create_dir(&data).unwrap();
-    seed_data_dir(&data, 5);
-    // The server's reading left the -wal and -shm; the daemon, the last to close, removes them.
-    let daemon = run_splitstore(["daemon", "--events", "5", "--data-dir", utf8(&data)]);
-    assert!(daemon.status.success(), "{daemon:?}");
+    let data = stopped_cleanly(&small);
     let db = data.join("activity.db");
-    for sidecar in ["-wal", "-shm"] {
-        assert!(
-            !Path::new(&format!("{}{sidecar}", db.display())).exists(),
-            "left by a clean stop"
-        );
-    }
     let fillers: Vec<std::path::PathBuf> = (0..)
         .map(|i| small.0.join(format!("small-{i}")))
         .take_while(|p| std::fs::File::create(p).is_ok())
@@ -600,5 +589,59 @@ fn a_file_system_out_of_inodes_is_said_so_and_the_daemon_starts_once_files_are_r
     let daemon = run_splitstore(["daemon", "--events", "5", "--data-dir", d]);
     assert!(daemon.status.success(), "{daemon:?}");
     assert_eq!(count_rows(&db, "activity_events"), 15);
+    drop(small);
+}
+
+/// A data directory on `small` holding 10 events, its owners stopped cleanly: no `-wal` or `-shm`, which the
+/// next open must create.
+fn stopped_cleanly(small: &SmallFileSystem) -> std::path::PathBuf {
+    let data = small.0.join("data");
+    std::fs::create_dir(&data).unwrap();
+    seed_data_dir(&data, 5);
+    // The server's reading left the -wal and -shm; the daemon, the last to close, removes them.
+    let daemon = run_splitstore(["daemon", "--events", "5", "--data-dir", utf8(&data)]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    for sidecar in ["activity.db-wal", "activity.db-shm"] {
+        assert!(!data.join(sidecar).exists(), "{sidecar} left by a clean stop");
+    }
+    data
+}
+
+/// A disk full at the first open after a clean stop: the `-shm` SQLite creates cannot grow, which it says as
+/// "disk I/O error" (`SQLITE_IOERR_SHMSIZE`), not as a full disk, and the daemon and report said "the
+/// operating system refused a write (... extended code 4874)". Now both say the disk is full, and once space
+/// is freed the daemon records.
+#[test]
+fn a_disk_full_at_the_first_open_is_said_as_a_full_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(small) = SmallFileSystem::mount(dir.path(), 16384, 256) else {
+        eprintln!("cannot mount a tmpfs here (not root): nothing to check");
+        return;
+    };
+    let data = stopped_cleanly(&small);
+    let filler = small.0.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    while std::io::Write::write_all(&mut file, &[0u8; 64 * 1024]).is_ok() {}
+    drop(file);
+    let d = utf8(&data);
+    for (command, code) in [("daemon", 75), ("report", 2)] {
+        let out = match command {
+            "daemon" => run_splitstore(["daemon", "--events", "5", "--data-dir", d]),
+            _ => run_splitstore(["report", "--data-dir", d]),
+        };
+        assert_eq!(out.status.code(), Some(code), "{out:?}");
+        let stderr = texts(&out).1;
+        assert!(
+            stderr.starts_with(&format!(
+                "splitstore {command}: {}: the disk is full. What to do: free space on the disk holding {d}",
+                data.join("activity.db").display()
+            )),
+            "{stderr}"
+        );
+    }
+    std::fs::remove_file(&filler).unwrap();
+    let daemon = run_splitstore(["daemon", "--events", "5", "--data-dir", d]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    assert_eq!(count_rows(&data.join("activity.db"), "activity_events"), 15);
     drop(small);
 }

@@ -1130,7 +1130,7 @@ impl Error {
             } => {
                 format!("{p}: PRAGMA {pragma} reads back {got:?} after setting it to {wanted:?}")
             }
-            Error::DiskFull { .. } => format!("{p}: the disk is full (SQLITE_FULL)"),
+            Error::DiskFull { .. } => format!("{p}: the disk is full"),
             Error::NoFreeInodes { .. } => format!(
                 "{p} cannot be opened: SQLite must create its -wal and -shm beside it, and the file system holding it \
                  has no inode left for a new file (see `df -i {}`)",
@@ -2136,6 +2136,7 @@ impl Error {
                     extended,
                 }
             }
+            ErrorCode::SystemIoFailure if crate::files::out_of_space(&path) => Error::DiskFull { path },
             ErrorCode::SystemIoFailure => Error::WriteFailed {
                 path,
                 detail: format!("{err} (extended code {extended})"),

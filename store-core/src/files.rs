@@ -797,6 +797,16 @@ pub fn out_of_inodes(path: &Path) -> bool {
         && statvfs(parent_dir(path)).is_some_and(|stat| stat.f_files > 0 && stat.f_favail == 0)
 }
 
+/// Whether the file system holding the file at `path` has no block left that this process may write (root
+/// may write the blocks the file system keeps back for it): SQLite says a write it refused for want of room
+/// as `SQLITE_FULL` only for the database and `-wal`; growing the `-shm` (at the first open after a clean
+/// stop) fails as "disk I/O error" (`SQLITE_IOERR_SHMSIZE`). False where it cannot be asked.
+pub fn out_of_space(path: &Path) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    statvfs(parent_dir(path)).is_some_and(|stat| if root { stat.f_bfree } else { stat.f_bavail } == 0)
+}
+
 /// Whether opening the database at `path` in WAL mode creates a file beside it: its `-wal` or `-shm` is not
 /// there.
 pub fn opening_creates_sidecars(path: &Path) -> bool {
