@@ -366,7 +366,8 @@ pub fn ensure_writable(path: &Path) -> Result<()> {
             _ => Err(Error::io(path, "write", e)),
         };
     }
-    // faccessat(2) tells an immutable file (EPERM), not an append-only one, which no open for writing opens.
+    // faccessat(2) tells an immutable file (EPERM), not an append-only one, which refuses every open for
+    // writing but one that only appends (SQLite's is not).
     match write_refusing_attribute(path) {
         Some(_) => Err(Error::io(path, "write", io::Error::from_raw_os_error(libc::EPERM))),
         None => Ok(()),
