@@ -1909,3 +1909,32 @@ fn a_backup_marked_immutable_is_kept_by_rotation_and_backups_go_on() {
     kept.sort();
     assert_eq!(kept, vec![pinned.clone(), taken[1].clone(), taken[2].clone()]);
 }
+
+/// A private folder its owners may not write (`chattr +i`, or a mode without `u+w`): the owners run without
+/// their records (best effort: the counters that keep ids from being handed out twice after a restore, the
+/// failure doctor shows), and nothing said so; doctor was healthy. Doctor names it now with its remedy.
+#[test]
+fn a_private_folder_that_cannot_be_written_is_said_by_doctor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 10);
+    let private = data.join(".private");
+    if !set_attribute(&private, FS_IMMUTABLE_FL, true) {
+        eprintln!("immutable cannot be set here: nothing to check");
+        return;
+    }
+    let cleared = Cleared(&private, FS_IMMUTABLE_FL);
+    let doctor = run_splitstore(["doctor", "--data-dir", utf8(&data)]);
+    assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+    let p = private.display();
+    assert!(
+        texts(&doctor).0.contains(&format!(
+            "activity.db [permission_denied]: this user may not write {p}\n    fix: {p} is immutable (see `lsattr -d \
+             {p}`), which refuses every writer, root included: `sudo chattr -i {p}`"
+        )),
+        "{doctor:?}"
+    );
+    drop(cleared);
+    let doctor = run_splitstore(["doctor", "--data-dir", utf8(&data)]);
+    assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
+}

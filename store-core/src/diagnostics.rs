@@ -214,11 +214,14 @@ fn inspect_with(
 
 /// What the owner's start would refuse, asked as this user: the database, its `-wal`, `-shm`
 /// ([`crate::open_database::refuse_unwritable`]) or lock file that its mode or an attribute (`chattr +i`) keeps
-/// this user from writing, or an immutable folder where they go. A file system mounted read-only is not told
-/// here: doctor reads snapshots and backup disks as they are.
+/// this user from writing, or an immutable folder where they go; and the private folder, where the owner
+/// records what keeps ids from being handed out twice and why its last start failed (best effort: it runs
+/// without them, unsaid). A file system mounted read-only is not told here: doctor reads snapshots and backup
+/// disks as they are.
 fn write_refused(path: &Path) -> Option<Error> {
     crate::open_database::refuse_unwritable(path)
         .and_then(|()| files::ensure_writable(&files::with_suffix(path, ".lock")))
+        .and_then(|()| files::ensure_writable(&private_dir::private_dir_of(path)))
         .err()
         .filter(|e| e.kind() == ErrorKind::PermissionDenied)
 }

@@ -341,7 +341,8 @@ pub fn ensure_private(path: &Path) -> Result<()> {
     regular_and_private(&file, path)
 }
 
-/// Checks that this process may write `path`, if it is there (its effective user, as faccessat(2) with
+/// Checks that this process may write `path` (a file, or a folder to make files in), if it is there (its
+/// effective user, as faccessat(2) with
 /// `AT_EACCESS` asks, and its attributes): SQLite opens a database, `-wal` or `-shm` it may not write for
 /// reading only, without a word (os_unix.c's `unixOpen` falls back to `O_RDONLY`; a `-shm` it makes takes
 /// the database's mode, so a database made read-only leaves a read-only `-shm` behind), and an owner's first
@@ -350,15 +351,13 @@ pub fn ensure_private(path: &Path) -> Result<()> {
 /// ([`write_refusing_attribute`]); a file system mounted read-only is [`Error::ReadOnlyFileSystem`].
 pub fn ensure_writable(path: &Path) -> Result<()> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    // A folder is written by making files in it, which takes searching it too.
+    let wanted = match fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        true => libc::W_OK | libc::X_OK,
+        false => libc::R_OK | libc::W_OK,
+    };
     // SAFETY: faccessat(2) only reads the NUL-terminated path it is given.
-    let allowed = unsafe {
-        libc::faccessat(
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            libc::R_OK | libc::W_OK,
-            libc::AT_EACCESS,
-        )
-    } == 0;
+    let allowed = unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), wanted, libc::AT_EACCESS) } == 0;
     if !allowed {
         let e = io::Error::last_os_error();
         return match e.kind() {
