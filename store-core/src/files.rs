@@ -342,11 +342,10 @@ pub fn ensure_private(path: &Path) -> Result<()> {
 }
 
 /// Checks that this process may write `path` (a file, or a folder to make files in), if it is there (its
-/// effective user, as faccessat(2) with
-/// `AT_EACCESS` asks, and its attributes): SQLite opens a database, `-wal` or `-shm` it may not write for
-/// reading only, without a word (os_unix.c's `unixOpen` falls back to `O_RDONLY`; a `-shm` it makes takes
-/// the database's mode, so a database made read-only leaves a read-only `-shm` behind), and an owner's first
-/// write then failed with "attempt to write a readonly database". A mode that shuts this user out is
+/// effective user, as faccessat(2) with `AT_EACCESS` asks, and its attributes): SQLite opens a database,
+/// `-wal` or `-shm` it may not write for reading only, without a word (os_unix.c's `unixOpen` falls back to
+/// `O_RDONLY`; a `-shm` it makes takes the database's mode, so a database made read-only leaves a read-only
+/// `-shm` behind), and an owner's first write then failed with "attempt to write a readonly database". A mode that shuts this user out is
 /// [`Error::PermissionDenied`] (its remedy the `chmod`), as is an attribute refusing every writer
 /// ([`write_refusing_attribute`]); a file system mounted read-only is [`Error::ReadOnlyFileSystem`].
 pub fn ensure_writable(path: &Path) -> Result<()> {
