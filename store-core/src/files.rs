@@ -345,9 +345,10 @@ pub fn ensure_private(path: &Path) -> Result<()> {
 /// effective user, as faccessat(2) with `AT_EACCESS` asks, and its attributes): SQLite opens a database,
 /// `-wal` or `-shm` it may not write for reading only, without a word (os_unix.c's `unixOpen` falls back to
 /// `O_RDONLY`; a `-shm` it makes takes the database's mode, so a database made read-only leaves a read-only
-/// `-shm` behind), and an owner's first write then failed with "attempt to write a readonly database". A mode that shuts this user out is
-/// [`Error::PermissionDenied`] (its remedy the `chmod`), as is an attribute refusing every writer
-/// ([`write_refusing_attribute`]); a file system mounted read-only is [`Error::ReadOnlyFileSystem`].
+/// `-shm` behind), and an owner's first write then failed with "attempt to write a readonly database". A
+/// mode that shuts this user out is [`Error::PermissionDenied`] (its remedy the `chmod`), as is an attribute
+/// refusing every writer ([`write_refusing_attribute`]); a file system mounted read-only is
+/// [`Error::ReadOnlyFileSystem`].
 pub fn ensure_writable(path: &Path) -> Result<()> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
     // A folder is written by making files in it, which takes searching it too.
