@@ -103,8 +103,8 @@ pub fn open_read_only(path: &Path, schema: &'static Schema, key: Option<&Key>) -
 /// place (`unsafe_path`, as doctor says it), a file this user may not read (`permission_denied`, run as its
 /// owner, as the operating system says it), an immutable folder where its `-wal` and `-shm` would go
 /// ([`crate::open_database::immutable_folder`]), and a `-wal` it cannot read where it is
-/// ([`Error::ReadOnlyWal`]): which it is, or `None`. Asked without opening the file (closing a descriptor of it would drop this process's
-/// SQLite locks on it).
+/// ([`Error::ReadOnlyWal`]): which it is, or `None`. Asked without opening the file (closing a descriptor of
+/// it would drop this process's SQLite locks on it).
 fn unable_to_open(path: &Path) -> Option<Error> {
     if let Ok(meta) = fs::symlink_metadata(path)
         && let Err(not_a_file) = files::regular(path, meta)
