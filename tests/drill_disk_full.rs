@@ -518,13 +518,19 @@ fn a_key_rotation_that_cannot_write_its_journal_says_so_and_changes_nothing() {
     assert_eq!(doctor.status.code(), Some(0), "{}", texts(&doctor).0);
 }
 
-/// A tmpfs of `size_kib` KiB and `inodes` inodes mounted at a new folder of `dir`, unmounted when dropped;
-/// `None` where this process may not mount (not root, no `CAP_SYS_ADMIN`).
-struct SmallFileSystem(std::path::PathBuf);
+/// A tmpfs of its own temporary folder, unmounted when dropped (before the folder is removed).
+struct SmallFileSystem {
+    at: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
 
 impl SmallFileSystem {
-    fn mount(dir: &Path, size_kib: u32, inodes: u32) -> Option<SmallFileSystem> {
-        let at = dir.join("mnt");
+    /// A tmpfs of `size_kib` KiB and `inodes` inodes holding a data directory with 10 events whose owners
+    /// stopped cleanly: no `-wal` or `-shm`, which the next open must create. `None`, said, where this process
+    /// may not mount (not root, no `CAP_SYS_ADMIN`): the test then checks nothing.
+    fn with_stopped_data_dir(size_kib: u32, inodes: u32) -> Option<(SmallFileSystem, std::path::PathBuf)> {
+        let dir = tempfile::tempdir().unwrap();
+        let at = dir.path().join("mnt");
         std::fs::create_dir(&at).unwrap();
         let target = std::ffi::CString::new(utf8(&at)).unwrap();
         let options = std::ffi::CString::new(format!("size={size_kib}k,nr_inodes={inodes},mode=700")).unwrap();
@@ -538,13 +544,27 @@ impl SmallFileSystem {
                 options.as_ptr().cast(),
             )
         } == 0;
-        mounted.then_some(SmallFileSystem(at))
+        if !mounted {
+            eprintln!("cannot mount a tmpfs here (not root): nothing to check");
+            return None;
+        }
+        let small = SmallFileSystem { at, _dir: dir };
+        let data = small.at.join("data");
+        std::fs::create_dir(&data).unwrap();
+        seed_data_dir(&data, 5);
+        // The server's reading left the -wal and -shm; the daemon, the last to close, removes them.
+        let daemon = run_splitstore(["daemon", "--events", "5", "--data-dir", utf8(&data)]);
+        assert!(daemon.status.success(), "{daemon:?}");
+        for sidecar in ["activity.db-wal", "activity.db-shm"] {
+            assert!(!data.join(sidecar).exists(), "{sidecar} left by a clean stop");
+        }
+        Some((small, data))
     }
 }
 
 impl Drop for SmallFileSystem {
     fn drop(&mut self) {
-        let target = std::ffi::CString::new(utf8(&self.0)).unwrap();
+        let target = std::ffi::CString::new(utf8(&self.at)).unwrap();
         // SAFETY: umount2(2) reads the NUL-terminated path it is given.
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
     }
@@ -557,15 +577,12 @@ impl Drop for SmallFileSystem {
 /// starts once two files are removed, every event kept.
 #[test]
 fn a_file_system_out_of_inodes_is_said_so_and_the_daemon_starts_once_files_are_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(small) = SmallFileSystem::mount(dir.path(), 8192, 64) else {
-        eprintln!("cannot mount a tmpfs here (not root): nothing to check");
+    let Some((small, data)) = SmallFileSystem::with_stopped_data_dir(8192, 64) else {
         return;
     };
-    let data = stopped_cleanly(&small);
     let db = data.join("activity.db");
     let fillers: Vec<std::path::PathBuf> = (0..)
-        .map(|i| small.0.join(format!("small-{i}")))
+        .map(|i| small.at.join(format!("small-{i}")))
         .take_while(|p| std::fs::File::create(p).is_ok())
         .collect();
     assert!(!fillers.is_empty());
@@ -592,34 +609,16 @@ fn a_file_system_out_of_inodes_is_said_so_and_the_daemon_starts_once_files_are_r
     drop(small);
 }
 
-/// A data directory on `small` holding 10 events, its owners stopped cleanly: no `-wal` or `-shm`, which the
-/// next open must create.
-fn stopped_cleanly(small: &SmallFileSystem) -> std::path::PathBuf {
-    let data = small.0.join("data");
-    std::fs::create_dir(&data).unwrap();
-    seed_data_dir(&data, 5);
-    // The server's reading left the -wal and -shm; the daemon, the last to close, removes them.
-    let daemon = run_splitstore(["daemon", "--events", "5", "--data-dir", utf8(&data)]);
-    assert!(daemon.status.success(), "{daemon:?}");
-    for sidecar in ["activity.db-wal", "activity.db-shm"] {
-        assert!(!data.join(sidecar).exists(), "{sidecar} left by a clean stop");
-    }
-    data
-}
-
 /// A disk full at the first open after a clean stop: the `-shm` SQLite creates cannot grow, which it says as
 /// "disk I/O error" (`SQLITE_IOERR_SHMSIZE`), not as a full disk, and the daemon and report said "the
 /// operating system refused a write (... extended code 4874)". Now both say the disk is full, and once space
 /// is freed the daemon records.
 #[test]
 fn a_disk_full_at_the_first_open_is_said_as_a_full_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(small) = SmallFileSystem::mount(dir.path(), 16384, 256) else {
-        eprintln!("cannot mount a tmpfs here (not root): nothing to check");
+    let Some((small, data)) = SmallFileSystem::with_stopped_data_dir(16384, 256) else {
         return;
     };
-    let data = stopped_cleanly(&small);
-    let filler = small.0.join("filler");
+    let filler = small.at.join("filler");
     let mut file = std::fs::File::create(&filler).unwrap();
     while std::io::Write::write_all(&mut file, &[0u8; 64 * 1024]).is_ok() {}
     drop(file);

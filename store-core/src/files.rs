@@ -350,16 +350,12 @@ pub fn ensure_private(path: &Path) -> Result<()> {
 /// refusing every writer ([`write_refusing_attribute`]); a file system mounted read-only is
 /// [`Error::ReadOnlyFileSystem`].
 pub fn ensure_writable(path: &Path) -> Result<()> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
     // A folder is written by making files in it, which takes searching it too.
     let wanted = match fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
         true => libc::W_OK | libc::X_OK,
         false => libc::R_OK | libc::W_OK,
     };
-    // SAFETY: faccessat(2) only reads the NUL-terminated path it is given.
-    let allowed = unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), wanted, libc::AT_EACCESS) } == 0;
-    if !allowed {
-        let e = io::Error::last_os_error();
+    if let Err(e) = accessible(path, wanted) {
         return match e.kind() {
             io::ErrorKind::NotFound => Ok(()),
             _ => Err(Error::io(path, "write", e)),
@@ -373,11 +369,30 @@ pub fn ensure_writable(path: &Path) -> Result<()> {
     }
 }
 
+/// Whether this process may use `path` as `mode` (`libc::R_OK`, `W_OK`, `X_OK`) says, as faccessat(2) with
+/// `AT_EACCESS` answers for its effective user, without opening it; the refusal is the operating system's
+/// error (a path holding a NUL byte names no file: `NotFound`).
+pub fn accessible(path: &Path, mode: libc::c_int) -> io::Result<()> {
+    let Some(c_path) = c_path(path) else {
+        return Err(io::ErrorKind::NotFound.into());
+    };
+    // SAFETY: faccessat(2) only reads the NUL-terminated path it is given.
+    match unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), mode, libc::AT_EACCESS) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// `path` as the system calls take it, NUL-terminated; `None` for one holding a NUL byte.
+fn c_path(path: &Path) -> Option<std::ffi::CString> {
+    std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()
+}
+
 /// The attribute of `path` that refuses every writer, root included, as statx(2) tells it without opening
 /// the file: `("immutable", 'i')` (`chattr +i`) or `("append-only", 'a')` (`chattr +a`), with the letter
 /// `chattr` takes; `None` where neither is set or the file system does not say.
 pub fn write_refusing_attribute(path: &Path) -> Option<(&'static str, char)> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let c_path = c_path(path)?;
     let mut stx = std::mem::MaybeUninit::<libc::statx>::uninit();
     // SAFETY: statx(2) reads the NUL-terminated path and writes only the struct it is given.
     if unsafe {
@@ -817,7 +832,7 @@ pub fn opening_creates_sidecars(path: &Path) -> bool {
 
 /// statvfs(2) of `path`, or `None` where it cannot be asked.
 fn statvfs(path: &Path) -> Option<libc::statvfs> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let c_path = c_path(path)?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: statvfs(2) reads the NUL-terminated path and writes only the struct it is given.
     if unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {
@@ -833,7 +848,7 @@ fn statvfs(path: &Path) -> Option<libc::statvfs> {
 /// (<https://sqlite.org/wal.html>: "WAL does not work over a network filesystem"), and a lock taken on one
 /// machine may not be seen on another (<https://sqlite.org/howtocorrupt.html>, 2.1).
 pub fn network_file_system(path: &Path) -> Option<&'static str> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let c_path = c_path(path)?;
     let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
     // SAFETY: statfs(2) reads the NUL-terminated path and writes only the struct it is given.
     if unsafe { libc::statfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {

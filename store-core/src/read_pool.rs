@@ -111,10 +111,8 @@ fn unable_to_open(path: &Path) -> Option<Error> {
     {
         return Some(not_a_file);
     }
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
-    // SAFETY: access(2) only reads the NUL-terminated path it is given.
-    if unsafe { libc::access(c_path.as_ptr(), libc::R_OK) } != 0 {
-        return Some(Error::io(path, "read", std::io::Error::last_os_error()));
+    if let Err(e) = files::accessible(path, libc::R_OK) {
+        return Some(Error::io(path, "read", e));
     }
     if let Some(immutable) = crate::open_database::immutable_folder(path) {
         return Some(immutable);
