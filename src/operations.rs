@@ -199,6 +199,8 @@ pub fn restore_with(
     // Before the owner locks: a backup running into the folder is waited for (never a half-rotated folder
     // read), and a rotation waits for this restore to have copied the backup it chose.
     let _folder = FolderLock::shared_with(&backup_folder_of(from), waits)?;
+    // Before the files are opened to count what a backup would lose (which makes their `-wal` and `-shm`).
+    files::ensure_entries_can_move(data_dir)?;
     restore_locked(take_both_locks(data_dir)?, data_dir, from, hook, key)
 }
 
@@ -239,6 +241,10 @@ pub fn restore_from_other_key(
         true => None,
         false => Some(FolderLock::shared_with(&backup_folder_of(from), waits)?),
     };
+    // The copy is renamed into the backup folder, then restored through renames in the data directory.
+    for dir in [folder.as_path(), data_dir] {
+        files::ensure_entries_can_move(dir)?;
+    }
     let locks = take_both_locks(data_dir)?;
     let schema = kind_of(from, backup_key)?;
     let version: u32 = open_backup_file(from, schema.file_name, backup_key)?
@@ -1587,11 +1593,18 @@ pub fn rekey(
         std::fs::read_dir(dir).map_err(|e| Error::io(dir, "read the backup folder", e))?;
     }
     let locks = take_both_locks(data_dir)?;
+    let folders: Vec<PathBuf> = backup::backup_folders(&DATABASES[0].path_in(data_dir), elsewhere)
+        .into_iter()
+        .filter(|dir| dir.is_dir())
+        .collect();
+    // Each file and backup is re-keyed into a copy renamed over it: refused before any copy is made.
+    for dir in std::iter::once(data_dir).chain(folders.iter().map(PathBuf::as_path)) {
+        files::ensure_entries_can_move(dir)?;
+    }
     // Every backup folder it re-keys in, held as a backup holds it until the end: no backup is named, rotated
     // or restored there while its backups are replaced one by one.
-    let _folders = backup::backup_folders(&DATABASES[0].path_in(data_dir), elsewhere)
+    let _folders = folders
         .iter()
-        .filter(|dir| dir.is_dir())
         .map(|dir| FolderLock::exclusive_with(dir, waits))
         .collect::<Result<Vec<_>>>()?;
     // Checked for both files first: the copy's read of a file would take the -wal of another as damage (or

@@ -2083,4 +2083,53 @@ mod encrypted {
         let still_old = store_core::restore::verify_backup(&pinned, schema_of(&pinned), Some(&key_of(&old)));
         assert!(still_old.is_ok(), "{still_old:?}");
     }
+
+    /// A backup folder made append-only (`chattr +a`) let a rotation re-key both databases, then each backup
+    /// into a copy it could neither rename over the backup nor remove: every backup left under the old key,
+    /// a copy beside each. The rotation is refused now before any copy is made, and nothing changes key.
+    #[test]
+    fn a_rotation_with_an_append_only_backup_folder_is_refused_before_any_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (old, new) = (
+            key_file(&dir.path().join("old.key")),
+            key_file(&dir.path().join("new.key")),
+        );
+        seed_with_key(&data, 10, &old);
+        let d = utf8(&data);
+        let backup = with_key(&["backup", "--data-dir", d], &old);
+        assert!(backup.status.success(), "{backup:?}");
+        let backups = data.join("backups");
+        let listing = |folder: &Path| {
+            let mut names: Vec<String> = fs::read_dir(folder)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        if !set_attribute(&backups, FS_APPEND_FL, true) {
+            eprintln!("append-only cannot be set here: nothing to check");
+            return;
+        }
+        let cleared = Cleared(&backups, FS_APPEND_FL);
+        let before = (listing(&data), listing(&backups));
+        let out = run_splitstore(["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let b = backups.display();
+        assert_eq!(
+            texts(&out).1.trim_end(),
+            format!(
+                "splitstore rekey: this user may not rename or remove files in {b}. What to do: {b} is append-only \
+                 (see `lsattr -d {b}`), which refuses every writer, root included: `sudo chattr -a {b}`, where it \
+                 was not made so on purpose"
+            )
+        );
+        assert_eq!((listing(&data), listing(&backups)), before, "no copy made");
+        let daemon = with_key(&["daemon", "--data-dir", d, "--events", "5"], &old);
+        assert!(daemon.status.success(), "still under the old key: {daemon:?}");
+        drop(cleared);
+        let out = run_splitstore(["rekey", "--data-dir", d, "--key-file", &old, "--new-key-file", &new]);
+        assert!(out.status.success(), "cleared: {out:?}");
+    }
 }

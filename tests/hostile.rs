@@ -1938,3 +1938,91 @@ fn a_private_folder_that_cannot_be_written_is_said_by_doctor() {
     let doctor = run_splitstore(["doctor", "--data-dir", utf8(&data)]);
     assert_eq!(doctor.status.code(), Some(0), "{doctor:?}");
 }
+
+/// A folder made append-only (`chattr +a`: files may be added to it, none renamed or removed) let a backup
+/// or a restore copy the whole database into it, then refused the copy's rename into place and its removal:
+/// the copy was left behind (`.partial` with its `-journal`; `.restoring` with its journal and lock file),
+/// and the backup said "disk I/O error (extended code 2570)" of the database, with a remedy about free
+/// space; doctor said nothing. Each command, and a split into such a folder, is refused now before it copies
+/// anything, with the `chattr` that clears the folder, as doctor says; and works once it is cleared.
+#[test]
+fn a_folder_made_append_only_is_refused_before_anything_is_copied_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    seed_data_dir(&data, 10);
+    let d = utf8(&data);
+    let backups = data.join("backups");
+    let taken = run_splitstore(["backup", "--data-dir", d]);
+    assert!(taken.status.success(), "{taken:?}");
+    let names = |folder: &Path| {
+        let mut names: Vec<String> = fs::read_dir(folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let refusal = |folder: &Path| {
+        let f = folder.display();
+        format!(
+            "this user may not rename or remove files in {f}. What to do: {f} is append-only (see `lsattr -d {f}`), \
+             which refuses every writer, root included: `sudo chattr -a {f}`, where it was not made so on purpose"
+        )
+    };
+    if !set_attribute(&backups, FS_APPEND_FL, true) {
+        eprintln!("append-only cannot be set here: nothing to check");
+        return;
+    }
+    let cleared = Cleared(&backups, FS_APPEND_FL);
+    let before = names(&backups);
+    let backup = run_splitstore(["backup", "--data-dir", d]);
+    assert_eq!(backup.status.code(), Some(2), "{backup:?}");
+    assert_eq!(
+        texts(&backup).1.trim_end(),
+        format!("splitstore backup: {}", refusal(&backups))
+    );
+    assert_eq!(names(&backups), before, "nothing made in the backup folder");
+    let doctor = run_splitstore(["doctor", "--data-dir", d]);
+    assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+    let b = backups.display();
+    assert!(
+        texts(&doctor).0.contains(&format!(
+            "activity.db [permission_denied]: this user may not rename or remove files in {b}\n    fix: {b} is \
+             append-only"
+        )),
+        "{doctor:?}"
+    );
+    drop(cleared);
+    let doctor = run_splitstore(["doctor", "--data-dir", d]);
+    assert_eq!(doctor.status.code(), Some(0), "cleared: {doctor:?}");
+
+    let daemon = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    let db = data.join("activity.db");
+    assert!(set_attribute(&data, FS_APPEND_FL, true));
+    let cleared = Cleared(&data, FS_APPEND_FL);
+    let before = names(&data);
+    let restore = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&backups)]);
+    assert_eq!(restore.status.code(), Some(2), "{restore:?}");
+    assert_eq!(
+        texts(&restore).1.trim_end(),
+        format!("splitstore restore: {}", refusal(&data))
+    );
+    assert_eq!(names(&data), before, "nothing made in the data directory");
+    assert_eq!(count_rows(&db, "activity_events"), 15, "nothing restored");
+    drop(cleared);
+    let restore = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&backups)]);
+    assert!(restore.status.success(), "cleared: {restore:?}");
+    assert_eq!(count_rows(&db, "activity_events"), 10, "the backup restored");
+
+    let fresh = data_dir(&dir.path().join("split"));
+    let legacy = dir.path().join("legacy.db");
+    migrate_split::fixtures::build(&migrate_split::fixtures::LegacySpec::small(3), &legacy).unwrap();
+    assert!(set_attribute(&fresh, FS_APPEND_FL, true));
+    let cleared = Cleared(&fresh, FS_APPEND_FL);
+    let err = migrate_split::split(&legacy, &fresh, &Default::default()).unwrap_err();
+    assert_eq!(err.to_string(), refusal(&fresh));
+    assert!(names(&fresh).is_empty(), "nothing made: {:?}", names(&fresh));
+    drop(cleared);
+    migrate_split::split(&legacy, &fresh, &Default::default()).unwrap();
+}

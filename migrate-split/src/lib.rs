@@ -190,6 +190,8 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     }
 
     files::create_private_dir_all(data_dir)?;
+    // The outputs are written under temporary names and renamed into place.
+    files::ensure_entries_can_move(data_dir)?;
     let finals = outputs::final_paths(data_dir);
     // Held until this function returns: no daemon, server or other split works in the directory meanwhile.
     // Taken as a converter's, which a start waiting for this split (`upgrade::prepare`) waits to see released.

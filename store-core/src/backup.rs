@@ -658,6 +658,7 @@ pub fn take_backup(
     // The longest name the copy has, before the folder and its lock file are made.
     files::check_sqlite_path(&partial_path(&dest_dir, schema, Utc::now()))?;
     refuse_link_in_data_dir(&dest_dir, db_path)?;
+    files::ensure_entries_can_move(&dest_dir)?;
     files::create_private_dir_all(&dest_dir)?;
     // Held from before the snapshot through the naming and the rotation: another backup into the folder
     // (a scheduled run overlapping a manual one) waits, so the later name always holds at least as much;

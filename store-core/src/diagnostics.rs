@@ -68,6 +68,15 @@ pub struct InspectOptions {
     pub moves_recorded_elsewhere: Vec<crate::renumber::IdMoves>,
 }
 
+impl InspectOptions {
+    /// The folder the backups of the database at `path` are looked for in.
+    fn backup_dir_of(&self, path: &Path) -> PathBuf {
+        self.backup_dir
+            .clone()
+            .unwrap_or_else(|| backup::default_backup_dir(path))
+    }
+}
+
 impl Default for InspectOptions {
     fn default() -> Self {
         InspectOptions {
@@ -203,7 +212,7 @@ fn inspect_with(
     // Last: what is wrong with the file comes first.
     h.problems.extend(hard_linked_problem(path, schema));
     // Said once: a reader of the file meets an immutable folder too.
-    if let Some(refused) = write_refused(path)
+    if let Some(refused) = write_refused(path, &opts.backup_dir_of(path))
         && !h.problems.iter().any(|p| p.message == refused.what())
     {
         h.problem_from(&refused);
@@ -214,14 +223,17 @@ fn inspect_with(
 
 /// What the owner's start would refuse, asked as this user: the database, its `-wal`, `-shm`
 /// ([`crate::open_database::refuse_unwritable`]) or lock file that its mode or an attribute (`chattr +i`) keeps
-/// this user from writing, or an immutable folder where they go; and the private folder, where the owner
-/// records what keeps ids from being handed out twice and why its last start failed (best effort: it runs
-/// without them, unsaid). A file system mounted read-only is not told here: doctor reads snapshots and backup
-/// disks as they are.
-fn write_refused(path: &Path) -> Option<Error> {
+/// this user from writing, or an immutable folder where they go; the private folder, where the owner records
+/// what keeps ids from being handed out twice and why its last start failed (best effort: it runs without
+/// them, unsaid); and the data directory or backup folder (`backup_dir`) an attribute keeps from renaming
+/// files into place (`chattr +a`), where backups, restores, repairs and key rotations are refused. A file
+/// system mounted read-only is not told here: doctor reads snapshots and backup disks as they are.
+fn write_refused(path: &Path, backup_dir: &Path) -> Option<Error> {
     crate::open_database::refuse_unwritable(path)
         .and_then(|()| files::ensure_writable(&files::with_suffix(path, ".lock")))
         .and_then(|()| files::ensure_writable(&private_dir::private_dir_of(path)))
+        .and_then(|()| files::ensure_entries_can_move(files::parent_dir(path)))
+        .and_then(|()| files::ensure_entries_can_move(backup_dir))
         .err()
         .filter(|e| e.kind() == ErrorKind::PermissionDenied)
 }
@@ -234,10 +246,7 @@ fn inspect_file(
     writer_may_run: bool,
 ) -> DbHealth {
     let dir = files::parent_dir(path);
-    let backup_dir = opts
-        .backup_dir
-        .clone()
-        .unwrap_or_else(|| backup::default_backup_dir(path));
+    let backup_dir = opts.backup_dir_of(path);
     let key = opts.key.as_ref();
     let backups = backup::all_backups(&backup_dir, schema, key);
     let lineage = lineage_of(path, key);
@@ -756,10 +765,7 @@ fn inspect_contents(
 /// a sync) leaves the rest readable, backups of config.db and their settings (tokens) among them. Metadata
 /// reads only: one `readdir` per backup folder.
 fn readable_by_others(h: &mut DbHealth, path: &Path, schema: &'static Schema, opts: &InspectOptions) {
-    let backup_dir = opts
-        .backup_dir
-        .clone()
-        .unwrap_or_else(|| backup::default_backup_dir(path));
+    let backup_dir = opts.backup_dir_of(path);
     let backups = [backup_dir.clone(), backup::pre_migration_dir(&backup_dir)]
         .into_iter()
         .flat_map(|folder| std::fs::read_dir(folder).into_iter().flatten().flatten())

@@ -419,6 +419,21 @@ pub fn write_refusing_attribute(path: &Path) -> Option<(&'static str, char)> {
     }
 }
 
+/// Refuses, before anything is made there, a command that must rename or remove what it makes in `folder`
+/// (a copy made under a temporary name and renamed into place, a file moved aside, a journal removed) where
+/// an attribute forbids it: an append-only folder lets the copy be made in full, then refuses its rename and
+/// its removal, so it would be left behind, with an error that names something else; an immutable one
+/// refuses the copy. `Ok` for a folder not made yet (made without either) or a file system that does not say.
+pub fn ensure_entries_can_move(folder: &Path) -> Result<()> {
+    match write_refusing_attribute(folder) {
+        Some(_) => Err(Error::PermissionDenied {
+            path: folder.to_path_buf(),
+            action: "rename or remove files in",
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Opens an existing private file for reading (to fsync it, say) without following a symbolic link,
 /// checked as [`ensure_private`] checks it. Opens a descriptor (see [`open_private`]).
 pub fn open_private_existing(path: &Path) -> Result<File> {
@@ -545,6 +560,7 @@ pub fn refuse_symlink(path: &Path) -> Result<()> {
 pub fn write_json_atomically(path: &Path, value: &impl serde::Serialize, action: &'static str) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::io(path, action, io::Error::new(io::ErrorKind::InvalidData, e)))?;
+    ensure_entries_can_move(parent_dir(path))?;
     let temp = with_suffix(path, &format!(".tmp-{}", std::process::id()));
     let _ = fs::remove_file(&temp);
     let mut file = create_private_new(&temp)?;

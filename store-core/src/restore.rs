@@ -504,6 +504,7 @@ pub fn replace_all(
         return Ok((Vec::new(), Vec::new()));
     };
     let data_dir = files::parent_dir(first.lock().db_path()).to_path_buf();
+    files::ensure_entries_can_move(&data_dir)?;
     let step = |name: &str| -> Result<()> {
         match hook.map(|h| h(name)) {
             Some(Err(why)) => Err(Error::Io {

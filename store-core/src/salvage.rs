@@ -268,6 +268,8 @@ pub fn salvage_with(
             ),
         ));
     }
+    // The output is renamed into place, or removed on a failure.
+    files::ensure_entries_can_move(files::parent_dir(out))?;
     let source = DamagedFile::open(damaged, schema, base.is_some(), opts.key.as_ref(), true)?;
     let built = build(&source, schema, base, out, opts);
     drop(source);
