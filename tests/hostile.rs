@@ -1741,7 +1741,8 @@ fn an_upgrades_backup_is_refused_through_a_link_in_place_of_the_backups_folder()
 /// database", its remedy to run doctor, which said nothing of it; a `-shm` a reader then made beside it took
 /// the file's mode, and the daemon kept failing after the file alone was given back. Now the start refuses
 /// it naming the file and the `chmod` for it and the `-wal`/`-shm` beside it; doctor says the same; run as said,
-/// the daemon records. Root writes any mode: as root, the directory goes to user 65534 and the commands run as it.
+/// the daemon records. Root writes any mode: as root, the directory goes to user 65534 and the commands run as it;
+/// doctor run as root (under sudo, to look at a user's files) said nothing, and now reads the modes for their owner.
 #[test]
 fn a_database_made_read_only_is_refused_with_the_chmod_that_lets_its_owner_write_again() {
     use std::os::unix::process::CommandExt;
@@ -1788,6 +1789,16 @@ fn a_database_made_read_only_is_refused_with_the_chmod_that_lets_its_owner_write
         "{stderr}"
     );
     let chmod = stderr.split('`').find(|part| part.starts_with("chmod ")).unwrap();
+    if is_root {
+        // Doctor under sudo, which writes whatever the modes say: it reads them for the files' owner.
+        let doctor = run_splitstore(["doctor", "--data-dir", d]);
+        assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+        let said = format!(
+            "activity.db [permission_denied]: user 65534 owns {db_text} and may not write it: its mode shuts its \
+             owner out\n    fix: `{chmod}` (see `ls -ld {db_text}`; as root or user 65534)"
+        );
+        assert!(texts(&doctor).0.contains(&said), "{doctor:?}");
+    }
     let given_back = as_user("sh", &["-c", chmod]);
     assert!(given_back.status.success(), "{chmod}: {given_back:?}");
     let daemon = as_user("splitstore", &["daemon", "--data-dir", d, "--events", "5"]);

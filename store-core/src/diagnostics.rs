@@ -226,16 +226,32 @@ fn inspect_with(
 /// this user from writing, or an immutable folder where they go; the private folder, where the owner records
 /// what keeps ids from being handed out twice and why its last start failed (best effort: it runs without
 /// them, unsaid); and the data directory or backup folder (`backup_dir`) an attribute keeps from renaming
-/// files into place (`chattr +a`), where backups, restores, repairs and key rotations are refused. A file
-/// system mounted read-only is not told here: doctor reads snapshots and backup disks as they are.
+/// files into place (`chattr +a`), where backups, restores, repairs and key rotations are refused. Run as
+/// the superuser (`sudo`), which writes whatever the modes, the modes are read for the files' owner
+/// ([`Error::ShutsOutItsOwner`]). A file system mounted read-only is not told here: doctor reads snapshots
+/// and backup disks as they are.
 fn write_refused(path: &Path, backup_dir: &Path) -> Option<Error> {
+    let lock = files::with_suffix(path, ".lock");
+    let private = private_dir::private_dir_of(path);
     crate::open_database::refuse_unwritable(path)
-        .and_then(|()| files::ensure_writable(&files::with_suffix(path, ".lock")))
-        .and_then(|()| files::ensure_writable(&private_dir::private_dir_of(path)))
+        .and_then(|()| files::ensure_writable(&lock))
+        .and_then(|()| files::ensure_writable(&private))
         .and_then(|()| files::ensure_entries_can_move(files::parent_dir(path)))
         .and_then(|()| files::ensure_entries_can_move(backup_dir))
         .err()
         .filter(|e| e.kind() == ErrorKind::PermissionDenied)
+        .or_else(|| {
+            let [wal, shm, _] = files::sidecars(path);
+            [path, &wal, &shm, &lock, &private, files::parent_dir(path)]
+                .into_iter()
+                .find_map(|at| {
+                    files::shuts_out_its_owner(at).map(|(owner, mode)| Error::ShutsOutItsOwner {
+                        path: at.to_path_buf(),
+                        owner,
+                        mode,
+                    })
+                })
+        })
 }
 
 fn inspect_file(

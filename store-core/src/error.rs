@@ -451,6 +451,16 @@ pub enum Error {
     ReadOnlyWal { path: PathBuf },
     /// The operating system refused this user access to the path.
     PermissionDenied { path: PathBuf, action: &'static str },
+    /// `path` (a database, its `-wal`, `-shm` or lock file, or a folder they are made in) belongs to user
+    /// `owner`, and its own mode shuts that user out (`chmod 400`, say): the owner's start is refused. Said to
+    /// the superuser (doctor under `sudo`), who writes whatever the mode, where [`Error::PermissionDenied`]
+    /// tells the owner itself. `mode` is the `chmod` mode that lets the owner in. Of kind
+    /// [`ErrorKind::PermissionDenied`].
+    ShutsOutItsOwner {
+        path: PathBuf,
+        owner: u32,
+        mode: &'static str,
+    },
     /// `path`, a file this command would write beside (or a folder it would write into), belongs to user
     /// `owner`, and the command runs as user `user`.
     /// `stray`: the folder holding it belongs to `user`, so the file is the odd one out (left there by a
@@ -778,7 +788,7 @@ impl Error {
             Error::ReadOnlyDirectory { .. } | Error::ReadOnlyFileSystem { .. } | Error::ReadOnlyWal { .. } => {
                 ErrorKind::ReadOnlyDirectory
             }
-            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            Error::PermissionDenied { .. } | Error::ShutsOutItsOwner { .. } => ErrorKind::PermissionDenied,
             Error::AnotherUsersFiles { .. } => ErrorKind::AnotherUsersFiles,
             Error::PathTooLong { .. } => ErrorKind::PathTooLong,
             Error::OpenByAnotherName { .. } => ErrorKind::HardLinked,
@@ -843,6 +853,7 @@ impl Error {
             | Error::ReadOnlyFileSystem { path, .. }
             | Error::ReadOnlyWal { path }
             | Error::PermissionDenied { path, .. }
+            | Error::ShutsOutItsOwner { path, .. }
             | Error::AnotherUsersFiles { path, .. }
             | Error::PathTooLong { path, .. }
             | Error::OpenByAnotherName { path, .. }
@@ -1091,6 +1102,9 @@ impl Error {
                  read-only"
             ),
             Error::PermissionDenied { action, .. } => format!("this user may not {action} {p}"),
+            Error::ShutsOutItsOwner { owner, .. } => {
+                format!("user {owner} owns {p} and may not write it: its mode shuts its owner out")
+            }
             Error::AnotherUsersFiles { owner, user, .. } => format!(
                 "{p} belongs to user {owner} and this command runs as user {user}: the files it would write beside \
                  it would belong to user {user}, and the processes of user {owner} that use it could not open them"
@@ -1620,19 +1634,21 @@ impl Error {
             Error::ReadOnlyDirectory { path } | Error::PermissionDenied { path, .. }
                 if let Some((at, mode)) = crate::files::shut_out_by_own_mode(self.whose_mode_refused(path)) =>
             {
-                // A database's `-wal` and `-shm` made while it was read-only took its mode: one `chmod` for all.
-                let shut_out_too = crate::files::sidecars(&at)
-                    .into_iter()
-                    .filter(|s| crate::files::shut_out_by_own_mode(s).is_some_and(|(by, _)| by == *s));
-                let all = std::iter::once(at.clone())
-                    .chain(shut_out_too)
-                    .map(|p| shell_quoted(&p))
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let all = with_sidecars_shut_out(&at, |s| {
+                    crate::files::shut_out_by_own_mode(s).is_some_and(|(by, _)| by == s)
+                });
                 let at = shell_quoted(&at);
                 format!(
                     "this user owns {at}, and its mode shuts this user out (see `ls -ld {at}`): `chmod {mode} {all}`; \
                      or, where it was made so on purpose, give the command another place"
+                )
+            }
+            Error::ShutsOutItsOwner { path, owner, mode } => {
+                let all = with_sidecars_shut_out(path, |s| crate::files::shuts_out_its_owner(s).is_some());
+                let at = shell_quoted(path);
+                format!(
+                    "`chmod {mode} {all}` (see `ls -ld {at}`; as root or user {owner}); or, where it was made so on \
+                     purpose, give that user's commands another place"
                 )
             }
             Error::ReadOnlyDirectory { .. } => format!(
@@ -2410,6 +2426,16 @@ fn open_in(keepers: &[LockHolder]) -> String {
 /// `/tmp` to free space where there was plenty.
 ///
 /// `lead` joins the folder to the remedy's sentence ("on the disk holding", "for").
+/// `at` and those of its `-wal`, `-shm` and `-journal` that `shut_out` says are shut out too, quoted for one
+/// `chmod`: a database's sidecars made while it was read-only took its mode.
+fn with_sidecars_shut_out(at: &Path, shut_out: impl Fn(&Path) -> bool) -> String {
+    std::iter::once(at.to_path_buf())
+        .chain(crate::files::sidecars(at).into_iter().filter(|s| shut_out(s)))
+        .map(|p| shell_quoted(&p))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn temp_dir_clause(dir: &Path, temp_dir: Option<&Path>, lead: &str) -> String {
     match temp_dir {
         Some(temp) if crate::files::on_different_file_systems(dir, temp) => format!(

@@ -286,12 +286,30 @@ pub fn shut_out_by_own_mode(path: &Path) -> Option<(PathBuf, &'static str)> {
     let user = this_user();
     [path, parent_dir(path)].into_iter().find_map(|at| {
         let meta = fs::symlink_metadata(at).ok().filter(|m| m.uid() == user)?;
-        let (needs, mode) = match meta.is_dir() {
-            true => (0o700, "u+rwx"),
-            false => (0o600, "u+rw"),
-        };
-        (meta.permissions().mode() & needs != needs).then(|| (at.to_path_buf(), mode))
+        owner_mode_lacking(&meta).map(|mode| (at.to_path_buf(), mode))
     })
+}
+
+/// Run as the superuser, which writes whatever the mode says (doctor under `sudo`, to look at a user's data
+/// directory): the user owning `path` (a file, or a folder to make files in) when that is another user and
+/// the file's own mode shuts that user out, with the `chmod` mode that lets it in. `None` for any other
+/// process, which [`ensure_writable`] asks as itself, and where `path` is missing.
+pub fn shuts_out_its_owner(path: &Path) -> Option<(u32, &'static str)> {
+    if this_user() != 0 {
+        return None;
+    }
+    let meta = fs::symlink_metadata(path).ok().filter(|m| m.uid() != 0)?;
+    owner_mode_lacking(&meta).map(|mode| (meta.uid(), mode))
+}
+
+/// The `chmod` mode the owner of the file `meta` describes lacks to use it as the stores do: `u+rwx` for a
+/// folder, `u+rw` for a file; `None` where its mode has it.
+fn owner_mode_lacking(meta: &fs::Metadata) -> Option<&'static str> {
+    let (needs, mode) = match meta.is_dir() {
+        true => (0o700, "u+rwx"),
+        false => (0o600, "u+rw"),
+    };
+    (meta.permissions().mode() & needs != needs).then_some(mode)
 }
 
 /// The owner of `path` (following no link), if it can be read.
