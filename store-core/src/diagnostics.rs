@@ -211,11 +211,22 @@ fn inspect_with(
     let mut h = inspect_file(path, schema, opts, owner, writer_may_run);
     // Last: what is wrong with the file comes first.
     h.problems.extend(hard_linked_problem(path, schema));
-    // Said once: a reader of the file meets an immutable folder too.
-    if let Some(refused) = write_refused(path, &opts.backup_dir_of(path))
-        && !h.problems.iter().any(|p| p.message == refused.what())
-    {
-        h.problem_from(&refused);
+    if let Some(refused) = write_refused(path, &opts.backup_dir_of(path)) {
+        // What the owner's last start met, recorded then, is said as it stands now: the remedy recorded may
+        // miss a `-wal` made since with the file's mode, or speak to another user than doctor's. The record
+        // is still shown as the last failure.
+        if let Some(failure) = h
+            .last_failure
+            .as_ref()
+            .filter(|f| !f.while_running && f.banner.kind == refused.kind())
+        {
+            h.problems
+                .retain(|p| !(p.code == failure.banner.kind && p.message.ends_with(&failure.banner.message)));
+        }
+        // Said once: a reader of the file meets an immutable folder too.
+        if !h.problems.iter().any(|p| p.message == refused.what()) {
+            h.problem_from(&refused);
+        }
     }
     readable_by_others(&mut h, path, schema, opts);
     h
