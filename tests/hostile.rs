@@ -1802,7 +1802,11 @@ fn a_database_made_read_only_is_refused_with_the_chmod_that_lets_its_owner_write
              owner out\n    fix: `{chmod}` (see `ls -ld {db_text}`; as root or user 65534)"
         );
         assert!(texts(&doctor).0.contains(&said), "{doctor:?}");
-        assert_eq!(texts(&doctor).0.matches("activity.db [permission_denied]").count(), 1, "{doctor:?}");
+        assert_eq!(
+            texts(&doctor).0.matches("activity.db [permission_denied]").count(),
+            1,
+            "{doctor:?}"
+        );
     }
     let given_back = as_user("sh", &["-c", chmod]);
     assert!(given_back.status.success(), "{chmod}: {given_back:?}");
@@ -2025,6 +2029,15 @@ fn a_folder_made_append_only_is_refused_before_anything_is_copied_into_it() {
         format!("splitstore restore: {}", refusal(&data))
     );
     assert_eq!(names(&data), before, "nothing made in the data directory");
+    // Given as a link to it (the data directory on another disk): asked, and named, as the folder itself.
+    let linked = dir.path().join("linked");
+    symlink(&data, &linked).unwrap();
+    let restore = run_splitstore(["restore", "--data-dir", utf8(&linked), "--from", utf8(&backups)]);
+    assert_eq!(
+        texts(&restore).1.trim_end(),
+        format!("splitstore restore: {}", refusal(&data))
+    );
+    assert_eq!(names(&data), before, "nothing made through the link");
     assert_eq!(count_rows(&db, "activity_events"), 15, "nothing restored");
     drop(cleared);
     let restore = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&backups)]);

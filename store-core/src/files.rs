@@ -442,10 +442,13 @@ pub fn write_refusing_attribute(path: &Path) -> Option<(&'static str, char)> {
 /// an attribute forbids it: an append-only folder lets the copy be made in full, then refuses its rename and
 /// its removal, so it would be left behind, with an error that names something else; an immutable one
 /// refuses the copy. `Ok` for a folder not made yet (made without either) or a file system that does not say.
+/// A folder given as a link (a data directory or `backup --to` folder on another disk) is asked, and named,
+/// as the folder it links to.
 pub fn ensure_entries_can_move(folder: &Path) -> Result<()> {
-    match write_refusing_attribute(folder) {
+    let folder = resolved(folder);
+    match write_refusing_attribute(&folder) {
         Some(_) => Err(Error::PermissionDenied {
-            path: folder.to_path_buf(),
+            path: folder,
             action: "rename or remove files in",
         }),
         None => Ok(()),
