@@ -1264,6 +1264,31 @@ fn a_folder_of_this_users_own_that_shuts_it_out_names_the_chmod() {
     assert!(stderr.contains(&chmod), "{chmod} not in {stderr}");
     assert!(!stderr.contains("run as the user that owns"), "{stderr}");
     assert_eq!(fs::read_dir(&backups).unwrap().count(), 0, "nothing written");
+
+    // The data directory itself, given as a link to it (on another disk), shut out where SQLite must make
+    // the -wal and -shm: the link's own mode said nothing, and the remedy was to run as its owner.
+    let as_user = |args: &[&str]| {
+        let mut cmd = splitstore();
+        cmd.args(args);
+        if is_root {
+            cmd.uid(65534).gid(65534);
+        }
+        output_within(&mut cmd, Duration::from_secs(60))
+    };
+    let daemon = as_user(&["daemon", "--data-dir", utf8(&data), "--events", "5"]);
+    assert!(daemon.status.success(), "{daemon:?}");
+    assert!(
+        !data.join("activity.db-wal").exists(),
+        "left by a clean stop: nothing to check"
+    );
+    let linked = dir.path().join("linked");
+    symlink(&data, &linked).unwrap();
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o500)).unwrap();
+    let out = as_user(&["daemon", "--data-dir", utf8(&linked), "--events", "5"]);
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let chmod = format!("`chmod u+rwx {}`", data.display());
+    assert!(texts(&out).1.contains(&chmod), "{chmod} not in {out:?}");
 }
 
 /// `splitstore ARGS` run with the folder `dir` mounted read-only over itself (a bind mount in a private
@@ -1880,6 +1905,12 @@ fn an_immutable_or_append_only_database_is_refused_with_the_chattr_that_clears_i
     assert_eq!(texts(&daemon).1.trim_end(), format!("splitstore daemon: {refusal}"));
     let report = run_splitstore(["report", "--data-dir", d]);
     assert_eq!(texts(&report).1.trim_end(), format!("splitstore report: {refusal}"));
+    // Given as a link to it (the data directory on another disk): asked, and named, as the folder itself
+    // (the link's own attributes say nothing; it was "unable to open database file").
+    let linked = dir.path().join("linked");
+    symlink(&data, &linked).unwrap();
+    let daemon = run_splitstore(["daemon", "--data-dir", utf8(&linked), "--events", "5"]);
+    assert_eq!(texts(&daemon).1.trim_end(), format!("splitstore daemon: {refusal}"));
     let doctor = texts(&run_splitstore(["doctor", "--data-dir", d])).0;
     assert_eq!(
         doctor

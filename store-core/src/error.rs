@@ -1418,17 +1418,17 @@ impl Error {
 
     /// The path whose mode decides a refusal at `path`: the folder holding it for an action that changes the
     /// folder's entries (removing, moving, renaming, replacing or creating the file: the file's own mode plays
-    /// no part), else `path` itself.
-    fn whose_mode_refused<'a>(&self, path: &'a Path) -> &'a Path {
+    /// no part; as [`crate::files::resolved_folder_of`] names it), else `path` itself.
+    fn whose_mode_refused(&self, path: &Path) -> PathBuf {
         match self {
             Error::PermissionDenied { action, .. }
                 if ["remove", "move", "rename", "replace", "create"]
                     .iter()
                     .any(|a| action.starts_with(a)) =>
             {
-                crate::files::parent_dir(path)
+                crate::files::resolved_folder_of(path)
             }
-            _ => path,
+            _ => path.to_path_buf(),
         }
     }
 
@@ -1620,11 +1620,11 @@ impl Error {
             // An attribute refuses root too, and no `chmod` changes it (chmod itself is refused): said first. One
             // on the folder refuses what changes its entries (a `-wal` made, a file removed).
             Error::PermissionDenied { path, .. }
-                if let Some((at, (attribute, letter))) = [path.as_path(), crate::files::parent_dir(path)]
+                if let Some((at, (attribute, letter))) = [path.clone(), crate::files::resolved_folder_of(path)]
                     .into_iter()
-                    .find_map(|at| crate::files::write_refusing_attribute(at).map(|found| (at, found))) =>
+                    .find_map(|at| crate::files::write_refusing_attribute(&at).map(|found| (at, found))) =>
             {
-                let at = shell_quoted(at);
+                let at = shell_quoted(&at);
                 format!(
                     "{at} is {attribute} (see `lsattr -d {at}`), which refuses every writer, root included: `sudo \
                      chattr -{letter} {at}`, where it was not made so on purpose"
@@ -1632,7 +1632,7 @@ impl Error {
             }
             // The mode is read as the remedy is said: what shuts this user out now.
             Error::ReadOnlyDirectory { path } | Error::PermissionDenied { path, .. }
-                if let Some((at, mode)) = crate::files::shut_out_by_own_mode(self.whose_mode_refused(path)) =>
+                if let Some((at, mode)) = crate::files::shut_out_by_own_mode(&self.whose_mode_refused(path)) =>
             {
                 let all = with_sidecars_shut_out(&at, |s| {
                     crate::files::shut_out_by_own_mode(s).is_some_and(|(by, _)| by == s)

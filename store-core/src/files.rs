@@ -284,10 +284,18 @@ pub fn stray_of_another_user(path: &Path) -> Option<(PathBuf, u32)> {
 /// user is this one.
 pub fn shut_out_by_own_mode(path: &Path) -> Option<(PathBuf, &'static str)> {
     let user = this_user();
-    [path, parent_dir(path)].into_iter().find_map(|at| {
-        let meta = fs::symlink_metadata(at).ok().filter(|m| m.uid() == user)?;
-        owner_mode_lacking(&meta).map(|mode| (at.to_path_buf(), mode))
-    })
+    [path.to_path_buf(), resolved_folder_of(path)]
+        .into_iter()
+        .find_map(|at| {
+            let meta = fs::symlink_metadata(&at).ok().filter(|m| m.uid() == user)?;
+            owner_mode_lacking(&meta).map(|mode| (at, mode))
+        })
+}
+
+/// The folder holding `path` as what it names: a data directory given as a link (on another disk) is asked
+/// about, and named, as the folder it links to, whose mode and attributes are what refuse.
+pub fn resolved_folder_of(path: &Path) -> PathBuf {
+    resolved(parent_dir(path))
 }
 
 /// Run as the superuser, which writes whatever the mode says (doctor under `sudo`, to look at a user's data

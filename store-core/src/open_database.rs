@@ -911,13 +911,14 @@ pub(crate) fn refuse_unwritable(path: &Path) -> Result<()> {
 }
 
 /// The folder holding `path` is immutable (`chattr +i`) and a `-wal` or `-shm` is not there yet: SQLite cannot
-/// create it, for a reader as for the owner, and says only "unable to open database file".
+/// create it, for a reader as for the owner, and says only "unable to open database file". A data directory
+/// given as a link is asked, and named, as the folder it links to.
 pub(crate) fn immutable_folder(path: &Path) -> Option<Error> {
-    let folder = files::parent_dir(path);
+    let folder = files::resolved_folder_of(path);
     let creates = files::opening_creates_sidecars(path);
-    matches!(files::write_refusing_attribute(folder), Some(("immutable", _)) if creates).then(|| {
+    matches!(files::write_refusing_attribute(&folder), Some(("immutable", _)) if creates).then(|| {
         Error::PermissionDenied {
-            path: folder.to_path_buf(),
+            path: folder,
             action: "create the -wal and -shm in",
         }
     })
