@@ -1047,6 +1047,20 @@ fn root_writing_into_a_users_data_directory_is_refused_and_nothing_changes() {
     for args in [&["doctor", "--data-dir", d][..], &["report", "--data-dir", d]] {
         assert!(run_splitstore(args).status.success(), "{args:?} reads as root");
     }
+    // Never backed up: the backup folder would be made in the data directory, whose own folder is root's (as
+    // `/var/lib` is, for a service's). It was taken for a folder left by root, and the remedy was to give the
+    // whole data directory to root (`sudo chown -R 0`), which would shut its daemon out.
+    fs::remove_dir_all(&backups).unwrap();
+    let out = run_splitstore(["backup", "--data-dir", d]);
+    assert_eq!(
+        texts(&out).1.trim_end(),
+        format!(
+            "splitstore backup: {d} belongs to user 65534 and this command runs as user 0: the files it would write \
+             beside it would belong to user 0, and the processes of user 65534 that use it could not open them. \
+             What to do: run the command as user 65534 (`sudo -u '#65534' COMMAND` as root); nothing was changed"
+        )
+    );
+    assert!(!backups.exists(), "no backup folder made");
     // A database an earlier root run left root's, in the user's folder: the user's daemon says to give it
     // back (not to run as root, which would only spread root's files).
     let db = data.join("activity.db");
