@@ -2100,3 +2100,55 @@ fn a_folder_made_append_only_is_refused_before_anything_is_copied_into_it() {
     drop(cleared);
     migrate_split::split(&legacy, &fresh, &Default::default()).unwrap();
 }
+
+/// The first start after the upgrade run as root (`sudo`) on a user's data directory, which holds only the
+/// legacy file: no database or lock file was there to be refused, so the split wrote root's 0600 files
+/// (both databases, lock files, records), which the user's daemon and server could not open. The legacy file
+/// counts now as an owner's files do: refused before anything is created, naming the user to run as; run as
+/// that user, the split goes through. Root only: other users cannot make a file belong to someone else.
+#[test]
+fn a_split_run_as_root_of_a_users_legacy_file_is_refused_and_creates_nothing() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: nothing to check");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = data_dir(dir.path());
+    let legacy = data.join("legacy.db");
+    migrate_split::fixtures::build(&migrate_split::fixtures::LegacySpec::small(3), &legacy).unwrap();
+    fs::set_permissions(&legacy, fs::Permissions::from_mode(0o600)).unwrap();
+    give_to_nobody(&data);
+    let bytes = fs::read(&legacy).unwrap();
+    let d = utf8(&data);
+    let out = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        texts(&out).1.trim_end(),
+        format!(
+            "splitstore daemon: {} belongs to user 65534 and this command runs as user 0: the files it would write \
+             beside it would belong to user 0, and the processes of user 65534 that use it could not open them. \
+             What to do: run the command as user 65534 (`sudo -u '#65534' COMMAND` as root); nothing was changed",
+            legacy.display()
+        )
+    );
+    let names: Vec<_> = fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["legacy.db"], "nothing created");
+    assert_eq!(fs::read(&legacy).unwrap(), bytes, "the legacy file unchanged");
+    let mut cmd = splitstore();
+    cmd.args(["daemon", "--data-dir", d, "--events", "5"])
+        .uid(65534)
+        .gid(65534);
+    let out = output_within(&mut cmd, Duration::from_secs(120));
+    assert!(out.status.success(), "as its owner: {out:?}");
+    for db in ["activity.db", "config.db"] {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::metadata(data.join(db)).unwrap().uid(), 65534, "{db} is the user's");
+    }
+    assert!(
+        count_rows(&data.join("config.db"), "projects") > 0,
+        "the legacy rows split"
+    );
+}

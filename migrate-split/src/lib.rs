@@ -189,6 +189,13 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
         return dry_run(legacy, report, options, started);
     }
 
+    // The outputs belong to whoever writes them. A legacy file in the data directory, often the only file
+    // there before its first split, counts as an owner's files do (`OwnerLock` checks the outputs and lock
+    // files): a start after the upgrade run as root (`sudo`) on a user's directory left root's 0600 files
+    // that the user's daemon and server could not open.
+    if files::resolved_folder_of(legacy_path) == files::resolved(data_dir) {
+        files::check_same_owner(&[legacy_path])?;
+    }
     files::create_private_dir_all(data_dir)?;
     // The outputs are written under temporary names and renamed into place.
     files::ensure_entries_can_move(data_dir)?;
