@@ -2152,3 +2152,54 @@ fn a_split_run_as_root_of_a_users_legacy_file_is_refused_and_creates_nothing() {
         "the legacy rows split"
     );
 }
+
+/// Root's server started (`sudo`) on a user's data directory where only the user's daemon had run: no
+/// config.db or lock file of its own was there to be refused, so it made root's 0600 config.db, lock file and
+/// records, which the user's server could not open. The private folder, made by the first owner to run in a
+/// directory, says whose it is: refused now before anything is created, naming the user to run as.
+#[test]
+fn an_owner_run_as_root_where_only_the_users_other_owner_ran_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: nothing to check");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = data_dir(dir.path());
+    give_to_nobody(&data);
+    let d = utf8(&data);
+    let mut cmd = splitstore();
+    cmd.args(["daemon", "--data-dir", d, "--events", "5"])
+        .uid(65534)
+        .gid(65534);
+    let out = output_within(&mut cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "the user's daemon: {out:?}");
+    let out = run_splitstore(["server", "--data-dir", d, "--seconds", "0.1"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let private = data.join(".private");
+    assert_eq!(
+        texts(&out).1.trim_end(),
+        format!(
+            "splitstore server: {} belongs to user 65534 and this command runs as user 0: the files it would write \
+             beside it would belong to user 0, and the processes of user 65534 that use it could not open them. \
+             What to do: run the command as user 65534 (`sudo -u '#65534' COMMAND` as root); nothing was changed",
+            private.display()
+        )
+    );
+    assert!(!data.join("config.db").exists(), "no config.db made");
+    let mut todo = vec![data.clone()];
+    while let Some(p) = todo.pop() {
+        if p.is_dir() {
+            todo.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+        assert_eq!(
+            fs::symlink_metadata(&p).unwrap().uid(),
+            65534,
+            "{} is root's",
+            p.display()
+        );
+    }
+}

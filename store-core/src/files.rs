@@ -256,10 +256,10 @@ pub fn check_owned_by(paths: &[&Path], user: u32) -> Result<()> {
                 path: path.to_path_buf(),
                 owner: meta.uid(),
                 user,
-                // A file in a folder of this user is the odd one out (left by a command run as root). A folder is
-                // the user's layout (a data directory in root's `/var/lib`, a backup folder): never, or a backup
-                // run as root of a service's data directory said to give the whole directory to root.
-                stray: !meta.is_dir() && owner_of(parent_dir(path)) == Some(user),
+                // In a folder of this user: the odd one out (left by a command run as root), given back to this
+                // user. Never a folder to root: a user's data directory sits in root's `/var/lib` or `/tmp`, and
+                // a backup as root of one never backed up said to give the whole directory to root.
+                stray: owner_of(parent_dir(path)) == Some(user) && (!meta.is_dir() || user != 0),
             });
         }
     }

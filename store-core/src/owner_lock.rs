@@ -157,7 +157,7 @@ impl OwnerLock {
     /// The lock file is created 0600 (a link or FIFO in its place is refused, its target untouched) and
     /// records this process's pid and start time. A data directory other users may write is refused
     /// ([`files::check_private_dir`]): whoever can write it can plant links where the owner writes; so is
-    /// a database or lock file that belongs to another user ([`files::check_same_owner`]).
+    /// a database, lock file or private folder that belongs to another user ([`files::check_same_owner`]).
     pub fn acquire(db_path: &Path) -> Result<OwnerLock> {
         Self::take(db_path, false)
     }
@@ -177,7 +177,10 @@ impl OwnerLock {
         // Before the lock file is made: nothing is left beside a database SQLite could never open.
         files::check_sqlite_path(db_path)?;
         files::check_private_dir(files::parent_dir(db_path))?;
-        files::check_same_owner(&[db_path, &lock_path])?;
+        // The private folder too: made by the first owner to run in the directory, it tells whose directory
+        // it is while this database is not there yet (root's server started on a user's directory where only
+        // the daemon had run made root's config.db there).
+        files::check_same_owner(&[db_path, &lock_path, &crate::private_dir::private_dir_of(db_path)])?;
         let file = files::open_private(&lock_path)?;
         lock_exclusive(&file, &lock_path, db_path).map_err(|e| match e.kind() {
             // The lock file linked with the database (`cp -al` of a data directory): held by an owner of the
