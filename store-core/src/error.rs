@@ -2419,13 +2419,6 @@ fn open_in(keepers: &[LockHolder]) -> String {
     LockHolder::listed(keepers).map_or(String::new(), |keepers| format!("; it is open in {keepers}"))
 }
 
-/// What a full disk's or a failed write's remedy adds when SQLite's temporary files (`temp_dir`) lie on
-/// another file system than the database (`dir`): SQLITE_FULL and a failed write(2) do not say which file
-/// they came from, the database or a temporary file (the sort of an index build spills there: about 100 MB
-/// for a salvage of a 1 GB activity.db). Naming only the data directory sent a user with a small tmpfs
-/// `/tmp` to free space where there was plenty.
-///
-/// `lead` joins the folder to the remedy's sentence ("on the disk holding", "for").
 /// `at` and those of its `-wal`, `-shm` and `-journal` that `shut_out` says are shut out too, quoted for one
 /// `chmod`: a database's sidecars made while it was read-only took its mode.
 fn with_sidecars_shut_out(at: &Path, shut_out: impl Fn(&Path) -> bool) -> String {
@@ -2436,6 +2429,13 @@ fn with_sidecars_shut_out(at: &Path, shut_out: impl Fn(&Path) -> bool) -> String
         .join(" ")
 }
 
+/// What a full disk's or a failed write's remedy adds when SQLite's temporary files (`temp_dir`) lie on
+/// another file system than the database (`dir`): SQLITE_FULL and a failed write(2) do not say which file
+/// they came from, the database or a temporary file (the sort of an index build spills there: about 100 MB
+/// for a salvage of a 1 GB activity.db). Naming only the data directory sent a user with a small tmpfs
+/// `/tmp` to free space where there was plenty.
+///
+/// `lead` joins the folder to the remedy's sentence ("on the disk holding", "for").
 fn temp_dir_clause(dir: &Path, temp_dir: Option<&Path>, lead: &str) -> String {
     match temp_dir {
         Some(temp) if crate::files::on_different_file_systems(dir, temp) => format!(
