@@ -2203,3 +2203,61 @@ fn an_owner_run_as_root_where_only_the_users_other_owner_ran_is_refused() {
         );
     }
 }
+
+/// `sudo` on a user's own data directory, empty or not made yet (a restore onto a new machine, the first
+/// start): no file of the user's was there to be refused, so root's 0600 files were made, which the user's
+/// processes could not open. Root run through `sudo` (`SUDO_UID` names the user who ran it) on a folder of
+/// that user is refused now before anything is created. Root not run through `sudo` (a container's process,
+/// on a folder of the host's user) still starts on a new directory. Root only.
+#[test]
+fn a_command_run_through_sudo_on_the_users_own_folder_is_refused_and_creates_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: nothing to check");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let users = data_dir(dir.path());
+    give_to_nobody(&users);
+    let new_dir = users.join("app");
+    let refusal = |command: &str| {
+        format!(
+            "splitstore {command}: {} belongs to user 65534 and this command runs as user 0: the files it would \
+             write beside it would belong to user 0, and the processes of user 65534 that use it could not open \
+             them. What to do: run the command as user 65534 (`sudo -u '#65534' COMMAND` as root); nothing was \
+             changed",
+            users.display()
+        )
+    };
+    let backups = dir.path().join("backups-elsewhere");
+    let seeded = dir.path().join("seeded");
+    seed_data_dir(&seeded, 10);
+    assert!(
+        run_splitstore(["backup", "--data-dir", utf8(&seeded), "--to", utf8(&backups)])
+            .status
+            .success()
+    );
+    for (args, command) in [
+        (vec!["daemon", "--data-dir", utf8(&new_dir), "--events", "5"], "daemon"),
+        (vec!["server", "--data-dir", utf8(&users), "--seconds", "0.1"], "server"),
+        (
+            vec!["restore", "--data-dir", utf8(&new_dir), "--from", utf8(&backups)],
+            "restore",
+        ),
+    ] {
+        let mut cmd = splitstore();
+        cmd.args(&args).env("SUDO_UID", "65534");
+        let out = output_within(&mut cmd, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert_eq!(texts(&out).1.trim_end(), refusal(command), "{args:?}");
+        assert_eq!(fs::read_dir(&users).unwrap().count(), 0, "{args:?}: nothing created");
+    }
+    // Not through sudo: root's own process on a folder of another user (a container's), as before.
+    let mut cmd = splitstore();
+    cmd.args(["daemon", "--data-dir", utf8(&new_dir), "--events", "5"])
+        .env_remove("SUDO_UID");
+    let out = output_within(&mut cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(fs::metadata(new_dir.join("activity.db")).unwrap().uid(), 0);
+}

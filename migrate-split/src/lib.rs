@@ -196,7 +196,7 @@ pub fn split(legacy_path: &Path, data_dir: &Path, options: &Options) -> Result<R
     if files::resolved_folder_of(legacy_path) == files::resolved(data_dir) {
         files::check_same_owner(&[legacy_path])?;
     }
-    files::create_private_dir_all(data_dir)?;
+    files::create_data_dir(data_dir)?;
     // The outputs are written under temporary names and renamed into place.
     files::ensure_entries_can_move(data_dir)?;
     let finals = outputs::final_paths(data_dir);

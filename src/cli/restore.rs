@@ -56,7 +56,7 @@ pub fn run(args: Args) -> ExitCode {
         return super::fail_json("restore", &given_a_folder, args.json);
     }
     // Restoring into a new data directory (the old one is lost) is fine: it is created 0700.
-    if let Err(e) = store_core::files::create_private_dir_all(&args.data_dir) {
+    if let Err(e) = store_core::files::create_data_dir(&args.data_dir) {
         return super::fail_json("restore", &e, args.json);
     }
     let waits = super::command_waits("restore");

@@ -139,6 +139,14 @@ pub const PRIVATE_FILE_MODE: u32 = 0o600;
 /// Mode of the directories the stores create.
 pub const PRIVATE_DIR_MODE: u32 = 0o700;
 
+/// Creates the data directory `dir` of an owner or a restore (and missing parents) as
+/// [`create_private_dir_all`] does, after [`refuse_sudo_into_users_folder`]: one made by root there would
+/// belong to root.
+pub fn create_data_dir(dir: &Path) -> Result<()> {
+    refuse_sudo_into_users_folder(dir)?;
+    create_private_dir_all(dir)
+}
+
 /// Creates `dir` (and missing parents) with mode 0700. An existing directory is left as it is; an existing
 /// file in its place is an error that says so.
 pub fn create_private_dir_all(dir: &Path) -> Result<()> {
@@ -229,6 +237,27 @@ pub fn check_private_dir(dir: &Path) -> Result<()> {
 /// user (root in a container, on a folder the host's user owns) still starts on a new directory.
 pub fn check_same_owner(paths: &[&Path]) -> Result<()> {
     check_owned_by(paths, this_user())
+}
+
+/// Refuses root run through `sudo` (`SUDO_UID` names the user who ran it) on a folder of that user: `folder`,
+/// or the nearest folder above it that exists, where the command would make its files. Only files that are
+/// there count otherwise ([`check_same_owner`]: a process that always runs as root, in a container, starts on
+/// a new directory of the host's user), so `sudo` on a user's empty or new data directory (a restore onto a
+/// new machine, say) made root's 0600 files there, which the user's processes could not open.
+pub fn refuse_sudo_into_users_folder(folder: &Path) -> Result<()> {
+    let Some(sudo_user) = std::env::var("SUDO_UID").ok().and_then(|uid| uid.parse::<u32>().ok()) else {
+        return Ok(());
+    };
+    let at = nearest_existing(folder);
+    if this_user() == 0 && sudo_user != 0 && owner_of(at) == Some(sudo_user) {
+        return Err(Error::AnotherUsersFiles {
+            path: at.to_path_buf(),
+            owner: sudo_user,
+            user: 0,
+            stray: false,
+        });
+    }
+    Ok(())
 }
 
 /// The user this process writes as (its effective uid).

@@ -219,7 +219,7 @@ impl OwnerConnection {
     pub fn open_with(path: &Path, schema: &'static Schema, opts: &OpenOptions) -> Result<OwnerConnection> {
         let path = &files::absolute(path);
         files::check_sqlite_path(path)?;
-        files::create_private_dir_all(files::parent_dir(path))?;
+        files::create_data_dir(files::parent_dir(path))?;
         // A restore killed half-way is undone first, so an owner never starts on half of a restored pair.
         let restore_undone = crate::restore::undo_interrupted(files::parent_dir(path))?;
         let lock = OwnerLock::acquire(path)?;

@@ -181,6 +181,7 @@ impl OwnerLock {
         // it is while this database is not there yet (root's server started on a user's directory where only
         // the daemon had run made root's config.db there).
         files::check_same_owner(&[db_path, &lock_path, &crate::private_dir::private_dir_of(db_path)])?;
+        files::refuse_sudo_into_users_folder(files::parent_dir(db_path))?;
         let file = files::open_private(&lock_path)?;
         lock_exclusive(&file, &lock_path, db_path).map_err(|e| match e.kind() {
             // The lock file linked with the database (`cp -al` of a data directory): held by an owner of the
