@@ -2048,21 +2048,25 @@ mod encrypted {
         }
     }
 
+    /// A data directory in `dir` encrypted under a key, its files seeded and backed up, with a second key to
+    /// rotate to: the data directory, the two key files, and the backup's output.
+    fn encrypted_with_a_backup(dir: &Path) -> (PathBuf, String, String, std::process::Output) {
+        let data = dir.join("data");
+        let (old, new) = (key_file(&dir.join("old.key")), key_file(&dir.join("new.key")));
+        seed_with_key(&data, 10, &old);
+        let backup = with_key(&["backup", "--data-dir", utf8(&data)], &old);
+        assert!(backup.status.success(), "{backup:?}");
+        (data, old, new, backup)
+    }
+
     /// A backup its user marked immutable to keep it (`chattr +i`) cannot be re-keyed: the rotation said
     /// "this user may not rename .../.activity-...partial", a file the user never saw (and, removed, cannot
     /// see). It names the backup now, and the rest rotates; the backup stays under the old key, said so.
     #[test]
     fn a_rotation_names_the_backup_an_attribute_keeps_under_the_old_key() {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let (old, new) = (
-            key_file(&dir.path().join("old.key")),
-            key_file(&dir.path().join("new.key")),
-        );
-        seed_with_key(&data, 10, &old);
+        let (data, old, new, backup) = encrypted_with_a_backup(dir.path());
         let d = utf8(&data);
-        let backup = with_key(&["backup", "--data-dir", d], &old);
-        assert!(backup.status.success(), "{backup:?}");
         let pinned = backup_paths(&backup)[0].clone();
         if !set_attribute(&pinned, FS_IMMUTABLE_FL, true) {
             eprintln!("immutable cannot be set here: nothing to check");
@@ -2090,24 +2094,9 @@ mod encrypted {
     #[test]
     fn a_rotation_with_an_append_only_backup_folder_is_refused_before_any_copy() {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let (old, new) = (
-            key_file(&dir.path().join("old.key")),
-            key_file(&dir.path().join("new.key")),
-        );
-        seed_with_key(&data, 10, &old);
+        let (data, old, new, _) = encrypted_with_a_backup(dir.path());
         let d = utf8(&data);
-        let backup = with_key(&["backup", "--data-dir", d], &old);
-        assert!(backup.status.success(), "{backup:?}");
         let backups = data.join("backups");
-        let listing = |folder: &Path| {
-            let mut names: Vec<String> = fs::read_dir(folder)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            names
-        };
         if !set_attribute(&backups, FS_APPEND_FL, true) {
             eprintln!("append-only cannot be set here: nothing to check");
             return;

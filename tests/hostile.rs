@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use support::{
-    Cleared, FS_APPEND_FL, FS_IMMUTABLE_FL, backup_paths, copy_data_dir, count_rows, doctor_db_json, kill9, mode,
-    output_within, run_splitstore, seed_data_dir, set_attribute, spawn_splitstore, splitstore, summary_field, texts,
-    utf8,
+    Cleared, FS_APPEND_FL, FS_IMMUTABLE_FL, backup_paths, copy_data_dir, count_rows, doctor_db_json, kill9, listing,
+    mode, output_within, run_splitstore, seed_data_dir, set_attribute, spawn_splitstore, splitstore, summary_field,
+    texts, utf8,
 };
 
 /// A file outside the data directory that a planted link points at, with its bytes and mode.
@@ -1031,17 +1031,7 @@ fn root_writing_into_a_users_data_directory_is_refused_and_nothing_changes() {
             "server" => data.join("config.db"),
             _ => data.join("activity.db"),
         };
-        assert_eq!(
-            texts(&out).1.trim_end(),
-            format!(
-                "splitstore {}: {} belongs to user 65534 and this command runs as user 0: the files it would write \
-                 beside it would belong to user 0, and the processes of user 65534 that use it could not open \
-                 them. What to do: run the command as user 65534 (`sudo -u '#65534' COMMAND` as root); nothing was \
-                 changed",
-                args[0],
-                at.display()
-            )
-        );
+        assert_eq!(texts(&out).1.trim_end(), refused_as_root(args[0], &at));
     }
     assert!(tree() == before, "a file was created, removed or changed");
     for args in [&["doctor", "--data-dir", d][..], &["report", "--data-dir", d]] {
@@ -1052,14 +1042,7 @@ fn root_writing_into_a_users_data_directory_is_refused_and_nothing_changes() {
     // whole data directory to root (`sudo chown -R 0`), which would shut its daemon out.
     fs::remove_dir_all(&backups).unwrap();
     let out = run_splitstore(["backup", "--data-dir", d]);
-    assert_eq!(
-        texts(&out).1.trim_end(),
-        format!(
-            "splitstore backup: {d} belongs to user 65534 and this command runs as user 0: the files it would write \
-             beside it would belong to user 0, and the processes of user 65534 that use it could not open them. \
-             What to do: run the command as user 65534 (`sudo -u '#65534' COMMAND` as root); nothing was changed"
-        )
-    );
+    assert_eq!(texts(&out).1.trim_end(), refused_as_root("backup", &data));
     assert!(!backups.exists(), "no backup folder made");
     // A database an earlier root run left root's, in the user's folder: the user's daemon says to give it
     // back (not to run as root, which would only spread root's files).
@@ -1193,7 +1176,6 @@ fn a_data_directory_this_user_may_not_read_is_permission_denied_not_missing() {
 /// with doctor's remedy to run doctor.
 #[test]
 fn database_files_this_user_may_not_read_are_permission_denied_for_backup_and_doctor() {
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir(dir.path());
     seed_data_dir(&data, 10);
@@ -1209,15 +1191,8 @@ fn database_files_this_user_may_not_read_are_permission_denied_for_backup_and_do
             fs::set_permissions(data.join(db), fs::Permissions::from_mode(0o000)).unwrap();
         }
     }
-    let run = |args: &[&str]| {
-        let mut cmd = splitstore();
-        cmd.args(args);
-        if is_root {
-            // Root reads everything: run as nobody, to whom the 0600 files are closed.
-            cmd.uid(65534).gid(65534);
-        }
-        output_within(&mut cmd, Duration::from_secs(60))
-    };
+    // Root reads everything: run as nobody, to whom the 0600 files are closed.
+    let run = splitstore_as_user;
     let activity = data.join("activity.db");
     let may_not = format!("this user may not read {}", activity.display());
     let backup = run(&["backup", "--data-dir", utf8(&data), "--to", utf8(&to)]);
@@ -1247,11 +1222,47 @@ fn give_to_nobody(dir: &Path) {
     }
 }
 
+/// What `splitstore COMMAND`, run as root, says of `path`, a file or folder of user 65534 it would write beside.
+fn refused_as_root(command: &str, path: &Path) -> String {
+    format!(
+        "splitstore {command}: {} belongs to user 65534 and this command runs as user 0: the files it would write \
+         beside it would belong to user 0, and the processes of user 65534 that use it could not open them. What \
+         to do: run the command as user 65534 (`sudo -u '#65534' COMMAND` as root); nothing was changed",
+        path.display()
+    )
+}
+
+/// `splitstore ARGS`, run as user 65534 where this is root (root reads and writes whatever the modes say).
+fn splitstore_as_user(args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = splitstore();
+    cmd.args(args);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.uid(65534).gid(65534);
+    }
+    output_within(&mut cmd, Duration::from_secs(60))
+}
+
+/// A temporary folder (open to all, as `/home` is) holding an empty data directory of user 65534, for a test
+/// of root's commands on a user's files; `None`, said, where this is not root (others cannot give files away).
+fn users_data_dir_as_root() -> Option<(tempfile::TempDir, PathBuf)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: nothing to check");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = data_dir(dir.path());
+    give_to_nobody(&data);
+    Some((dir, data))
+}
+
 /// A backup folder of the user's own made read-only (`chmod 555`): a backup into it said to "run as the user
 /// that owns" the folder, which is this user. It names the `chmod` that lets this user in.
 #[test]
 fn a_folder_of_this_users_own_that_shuts_it_out_names_the_chmod() {
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir(dir.path());
     seed_data_dir(&data, 10);
@@ -1264,13 +1275,9 @@ fn a_folder_of_this_users_own_that_shuts_it_out_names_the_chmod() {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         give_to_nobody(&data);
     }
+    let as_user = splitstore_as_user;
     fs::set_permissions(&backups, fs::Permissions::from_mode(0o555)).unwrap();
-    let mut cmd = splitstore();
-    cmd.args(["backup", "--data-dir", utf8(&data)]);
-    if is_root {
-        cmd.uid(65534).gid(65534);
-    }
-    let out = output_within(&mut cmd, Duration::from_secs(60));
+    let out = as_user(&["backup", "--data-dir", utf8(&data)]);
     fs::set_permissions(&backups, fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = texts(&out).1;
@@ -1281,14 +1288,6 @@ fn a_folder_of_this_users_own_that_shuts_it_out_names_the_chmod() {
 
     // The data directory itself, given as a link to it (on another disk), shut out where SQLite must make
     // the -wal and -shm: the link's own mode said nothing, and the remedy was to run as its owner.
-    let as_user = |args: &[&str]| {
-        let mut cmd = splitstore();
-        cmd.args(args);
-        if is_root {
-            cmd.uid(65534).gid(65534);
-        }
-        output_within(&mut cmd, Duration::from_secs(60))
-    };
     let daemon = as_user(&["daemon", "--data-dir", utf8(&data), "--events", "5"]);
     assert!(daemon.status.success(), "{daemon:?}");
     assert!(
@@ -2019,14 +2018,6 @@ fn a_folder_made_append_only_is_refused_before_anything_is_copied_into_it() {
     let backups = data.join("backups");
     let taken = run_splitstore(["backup", "--data-dir", d]);
     assert!(taken.status.success(), "{taken:?}");
-    let names = |folder: &Path| {
-        let mut names: Vec<String> = fs::read_dir(folder)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
     let refusal = |folder: &Path| {
         let f = folder.display();
         format!(
@@ -2039,14 +2030,14 @@ fn a_folder_made_append_only_is_refused_before_anything_is_copied_into_it() {
         return;
     }
     let cleared = Cleared(&backups, FS_APPEND_FL);
-    let before = names(&backups);
+    let before = listing(&backups);
     let backup = run_splitstore(["backup", "--data-dir", d]);
     assert_eq!(backup.status.code(), Some(2), "{backup:?}");
     assert_eq!(
         texts(&backup).1.trim_end(),
         format!("splitstore backup: {}", refusal(&backups))
     );
-    assert_eq!(names(&backups), before, "nothing made in the backup folder");
+    assert_eq!(listing(&backups), before, "nothing made in the backup folder");
     let doctor = run_splitstore(["doctor", "--data-dir", d]);
     assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
     let b = backups.display();
@@ -2066,14 +2057,14 @@ fn a_folder_made_append_only_is_refused_before_anything_is_copied_into_it() {
     let db = data.join("activity.db");
     assert!(set_attribute(&data, FS_APPEND_FL, true));
     let cleared = Cleared(&data, FS_APPEND_FL);
-    let before = names(&data);
+    let before = listing(&data);
     let restore = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&backups)]);
     assert_eq!(restore.status.code(), Some(2), "{restore:?}");
     assert_eq!(
         texts(&restore).1.trim_end(),
         format!("splitstore restore: {}", refusal(&data))
     );
-    assert_eq!(names(&data), before, "nothing made in the data directory");
+    assert_eq!(listing(&data), before, "nothing made in the data directory");
     // Given as a link to it (the data directory on another disk): asked, and named, as the folder itself.
     let linked = dir.path().join("linked");
     symlink(&data, &linked).unwrap();
@@ -2082,7 +2073,7 @@ fn a_folder_made_append_only_is_refused_before_anything_is_copied_into_it() {
         texts(&restore).1.trim_end(),
         format!("splitstore restore: {}", refusal(&data))
     );
-    assert_eq!(names(&data), before, "nothing made through the link");
+    assert_eq!(listing(&data), before, "nothing made through the link");
     assert_eq!(count_rows(&db, "activity_events"), 15, "nothing restored");
     drop(cleared);
     let restore = run_splitstore(["restore", "--data-dir", d, "--from", utf8(&backups)]);
@@ -2096,7 +2087,7 @@ fn a_folder_made_append_only_is_refused_before_anything_is_copied_into_it() {
     let cleared = Cleared(&fresh, FS_APPEND_FL);
     let err = migrate_split::split(&legacy, &fresh, &Default::default()).unwrap_err();
     assert_eq!(err.to_string(), refusal(&fresh));
-    assert!(names(&fresh).is_empty(), "nothing made: {:?}", names(&fresh));
+    assert!(listing(&fresh).is_empty(), "nothing made: {:?}", listing(&fresh));
     drop(cleared);
     migrate_split::split(&legacy, &fresh, &Default::default()).unwrap();
 }
@@ -2109,31 +2100,18 @@ fn a_folder_made_append_only_is_refused_before_anything_is_copied_into_it() {
 #[test]
 fn a_split_run_as_root_of_a_users_legacy_file_is_refused_and_creates_nothing() {
     use std::os::unix::process::CommandExt;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not root: nothing to check");
+    let Some((_dir, data)) = users_data_dir_as_root() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let data = data_dir(dir.path());
+    };
     let legacy = data.join("legacy.db");
     migrate_split::fixtures::build(&migrate_split::fixtures::LegacySpec::small(3), &legacy).unwrap();
     fs::set_permissions(&legacy, fs::Permissions::from_mode(0o600)).unwrap();
-    give_to_nobody(&data);
+    give_to_nobody(&legacy);
     let bytes = fs::read(&legacy).unwrap();
     let d = utf8(&data);
     let out = run_splitstore(["daemon", "--data-dir", d, "--events", "5"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert_eq!(
-        texts(&out).1.trim_end(),
-        format!(
-            "splitstore daemon: {} belongs to user 65534 and this command runs as user 0: the files it would write \
-             beside it would belong to user 0, and the processes of user 65534 that use it could not open them. \
-             What to do: run the command as user 65534 (`sudo -u '#65534' COMMAND` as root); nothing was changed",
-            legacy.display()
-        )
-    );
+    assert_eq!(texts(&out).1.trim_end(), refused_as_root("daemon", &legacy));
     let names: Vec<_> = fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["legacy.db"], "nothing created");
     assert_eq!(fs::read(&legacy).unwrap(), bytes, "the legacy file unchanged");
@@ -2161,15 +2139,9 @@ fn a_split_run_as_root_of_a_users_legacy_file_is_refused_and_creates_nothing() {
 fn an_owner_run_as_root_where_only_the_users_other_owner_ran_is_refused() {
     use std::os::unix::fs::MetadataExt;
     use std::os::unix::process::CommandExt;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not root: nothing to check");
+    let Some((_dir, data)) = users_data_dir_as_root() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let data = data_dir(dir.path());
-    give_to_nobody(&data);
+    };
     let d = utf8(&data);
     let mut cmd = splitstore();
     cmd.args(["daemon", "--data-dir", d, "--events", "5"])
@@ -2180,15 +2152,7 @@ fn an_owner_run_as_root_where_only_the_users_other_owner_ran_is_refused() {
     let out = run_splitstore(["server", "--data-dir", d, "--seconds", "0.1"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let private = data.join(".private");
-    assert_eq!(
-        texts(&out).1.trim_end(),
-        format!(
-            "splitstore server: {} belongs to user 65534 and this command runs as user 0: the files it would write \
-             beside it would belong to user 0, and the processes of user 65534 that use it could not open them. \
-             What to do: run the command as user 65534 (`sudo -u '#65534' COMMAND` as root); nothing was changed",
-            private.display()
-        )
-    );
+    assert_eq!(texts(&out).1.trim_end(), refused_as_root("server", &private));
     assert!(!data.join("config.db").exists(), "no config.db made");
     let mut todo = vec![data.clone()];
     while let Some(p) = todo.pop() {
@@ -2212,24 +2176,10 @@ fn an_owner_run_as_root_where_only_the_users_other_owner_ran_is_refused() {
 #[test]
 fn a_command_run_through_sudo_on_the_users_own_folder_is_refused_and_creates_nothing() {
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not root: nothing to check");
+    let Some((dir, users)) = users_data_dir_as_root() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let users = data_dir(dir.path());
-    give_to_nobody(&users);
-    let new_dir = users.join("app");
-    let refusal = |command: &str| {
-        format!(
-            "splitstore {command}: {} belongs to user 65534 and this command runs as user 0: the files it would \
-             write beside it would belong to user 0, and the processes of user 65534 that use it could not open \
-             them. What to do: run the command as user 65534 (`sudo -u '#65534' COMMAND` as root); nothing was \
-             changed",
-            users.display()
-        )
     };
+    let new_dir = users.join("app");
     let backups = dir.path().join("backups-elsewhere");
     let seeded = dir.path().join("seeded");
     seed_data_dir(&seeded, 10);
@@ -2250,7 +2200,7 @@ fn a_command_run_through_sudo_on_the_users_own_folder_is_refused_and_creates_not
         cmd.args(&args).env("SUDO_UID", "65534");
         let out = output_within(&mut cmd, Duration::from_secs(60));
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
-        assert_eq!(texts(&out).1.trim_end(), refusal(command), "{args:?}");
+        assert_eq!(texts(&out).1.trim_end(), refused_as_root(command, &users), "{args:?}");
         assert_eq!(fs::read_dir(&users).unwrap().count(), 0, "{args:?}: nothing created");
     }
     // Not through sudo: root's own process on a folder of another user (a container's), as before.

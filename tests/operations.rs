@@ -264,15 +264,6 @@ fn named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     found
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// `<stem>-<YYYYMMDDTHHMMSS.mmmZ>-v<version>.db`: the name says which database, when, and which schema.
 #[track_caller]
 fn assert_backup_name(path: &Path, stem: &str, version: u32) {

@@ -387,3 +387,13 @@ impl Drop for Cleared<'_> {
         set_attribute(self.0, self.1, false);
     }
 }
+
+/// The names in the folder `dir`, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
