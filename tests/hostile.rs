@@ -1087,8 +1087,8 @@ fn root_writing_into_a_users_data_directory_is_refused_and_nothing_changes() {
 /// A data directory copied or put back by root (`sudo cp -r`, a backup tool's restore run as root) with only
 /// its top folder given back to the user: every file and folder in it is root's, 0600 and 0700. The user's
 /// commands said to "run as the user that owns" the data directory, who is that user, and the daemon named
-/// `.private/restore.journal`, which is not there. They name now the file or folder to give back, with the
-/// `sudo chown` that does it (`-R` for a folder), and once it is done the daemon starts. Root only.
+/// `.private/restore.journal`, which is not there. They name now the files and folders to give back, all in
+/// one `sudo chown -R` (it named one a run), and once it is done the daemon starts. Root only.
 #[test]
 fn a_data_directory_whose_contents_root_left_says_which_to_give_back() {
     use std::os::unix::process::CommandExt;
@@ -1109,28 +1109,42 @@ fn a_data_directory_whose_contents_root_left_says_which_to_give_back() {
         cmd.args(args).uid(65534).gid(65534);
         output_within(&mut cmd, Duration::from_secs(60))
     };
-    let private = data.join(".private");
     let daemon = as_user(&["daemon", "--data-dir", d, "--events", "5"]);
     assert_eq!(daemon.status.code(), Some(2), "{daemon:?}");
     let stderr = texts(&daemon).1;
-    assert!(
-        stderr.contains(&format!(
-            "give it back with `sudo chown -R 65534 {}`",
-            private.display()
-        )),
-        "{stderr}"
-    );
+    // Everything root left there, in one command (it named one a run).
+    let chown = stderr
+        .split('`')
+        .find(|part| part.starts_with("sudo chown -R 65534 "))
+        .unwrap();
+    for name in [
+        ".private",
+        "activity.db",
+        "activity.db.lock",
+        "config.db",
+        "config.db.lock",
+    ] {
+        assert!(
+            chown.contains(&format!("{} ", data.join(name).display())) || chown.ends_with(name),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("give them back with"), "{stderr}");
     assert!(!stderr.contains("run as the user that owns"), "{stderr}");
     assert!(!stderr.contains("restore.journal"), "{stderr}");
     let doctor = texts(&as_user(&["doctor", "--data-dir", d, "--no-check"])).0;
     let db = data.join("activity.db");
     assert!(
-        doctor.contains(&format!("give it back with `sudo chown 65534 {}`", db.display())),
+        doctor.contains("give them back with `sudo chown -R 65534 ") && doctor.contains(&db.display().to_string()),
         "{doctor}"
     );
     assert!(!doctor.contains("run as the user that owns"), "{doctor}");
-    // Given back as said (every file the remedies name, one after another: here all at once), it starts.
-    give_to_nobody(&data);
+    // Given back as said, it starts.
+    let given_back = Command::new("sh")
+        .args(["-c", chown.trim_start_matches("sudo ")])
+        .status()
+        .unwrap();
+    assert!(given_back.success(), "{chown}");
     let daemon = as_user(&["daemon", "--data-dir", d, "--events", "5"]);
     assert!(daemon.status.success(), "{daemon:?}");
 }
@@ -2204,10 +2218,29 @@ fn a_command_run_through_sudo_on_the_users_own_folder_is_refused_and_creates_not
         assert_eq!(fs::read_dir(&users).unwrap().count(), 0, "{args:?}: nothing created");
     }
     // Not through sudo: root's own process on a folder of another user (a container's), as before.
+    let d = utf8(&users);
     let mut cmd = splitstore();
-    cmd.args(["daemon", "--data-dir", utf8(&new_dir), "--events", "5"])
+    cmd.args(["daemon", "--data-dir", d, "--events", "5"])
         .env_remove("SUDO_UID");
     let out = output_within(&mut cmd, Duration::from_secs(60));
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(fs::metadata(new_dir.join("activity.db")).unwrap().uid(), 0);
+    assert_eq!(fs::metadata(users.join("activity.db")).unwrap().uid(), 0);
+    // The user's daemon there then names everything root left, in one `chown` (it named one a run: the
+    // private folder, then the database, then its lock file); run as said, the daemon records.
+    let out = splitstore_as_user(&["daemon", "--data-dir", d, "--events", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = texts(&out).1;
+    let chown = stderr
+        .split('`')
+        .find(|part| part.starts_with("sudo chown -R 65534 "))
+        .unwrap();
+    let left = [".private", "activity.db", "activity.db.lock"].map(|name| users.join(name).display().to_string());
+    assert!(chown.ends_with(&left.join(" ")), "{stderr}");
+    let given_back = Command::new("sh")
+        .args(["-c", chown.trim_start_matches("sudo ")])
+        .status()
+        .unwrap();
+    assert!(given_back.success(), "{chown}");
+    let out = splitstore_as_user(&["daemon", "--data-dir", d, "--events", "5"]);
+    assert!(out.status.success(), "after `{chown}`: {out:?}");
 }

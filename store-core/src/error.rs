@@ -464,12 +464,14 @@ pub enum Error {
     /// `path`, a file this command would write beside (or a folder it would write into), belongs to user
     /// `owner`, and the command runs as user `user`.
     /// `stray`: the folder holding it belongs to `user`, so the file is the odd one out (left there by a
-    /// command run as `owner`, root say) and goes back to `user`, rather than the command running as `owner`.
+    /// command run as `owner`, root say) and goes back to `user`, rather than the command running as `owner`;
+    /// `left_beside`, the rest of `owner`'s in that folder (what the same command left), goes back with it.
     AnotherUsersFiles {
         path: PathBuf,
         owner: u32,
         user: u32,
         stray: bool,
+        left_beside: Vec<PathBuf>,
     },
     /// The database `path` is `bytes` long as SQLite would be given it (its folders' links resolved), more
     /// than it opens ([`crate::files::SQLITE_MAX_DB_PATH`]).
@@ -1672,19 +1674,33 @@ impl Error {
                 path,
                 user,
                 stray: true,
+                left_beside,
                 ..
-            } => format!(
-                "the rest of {quoted_dir} belongs to user {user}: a command run as another user left it; give it \
-                 back with `sudo chown {}{user} {}` (and its -wal and -shm, if any), then run the command again; \
-                 nothing was changed",
-                // A folder (the private folder, the backups) holds that user's files too.
-                if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-                    "-R "
-                } else {
-                    ""
-                },
-                shell_quoted(path)
-            ),
+            } => {
+                let all: Vec<&PathBuf> = std::iter::once(path).chain(left_beside).collect();
+                format!(
+                    "the rest of {quoted_dir} belongs to user {user}: a command run as another user left {}; give {} \
+                     back with `sudo chown {}{user} {}`{}, then run the command again; nothing was changed",
+                    if all.len() == 1 { "it" } else { "them" },
+                    if all.len() == 1 { "it" } else { "them" },
+                    // A folder (the private folder, the backups) holds that user's files too.
+                    if all
+                        .iter()
+                        .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+                    {
+                        "-R "
+                    } else {
+                        ""
+                    },
+                    all.iter().map(|p| shell_quoted(p)).collect::<Vec<_>>().join(" "),
+                    // Listed when they are there: then none is missed.
+                    if left_beside.is_empty() {
+                        " (and its -wal and -shm, if any)"
+                    } else {
+                        ""
+                    }
+                )
+            }
             Error::AnotherUsersFiles { owner, .. } => {
                 format!("run the command as user {owner} (`sudo -u '#{owner}' COMMAND` as root); nothing was changed")
             }
@@ -2185,6 +2201,7 @@ impl Error {
             // owner", who is this user.
             (std::io::ErrorKind::PermissionDenied, _) => match crate::files::stray_of_another_user(&path) {
                 Some((at, owner)) => Error::AnotherUsersFiles {
+                    left_beside: crate::files::left_in_data_dir_beside(&at, owner),
                     path: at,
                     owner,
                     user: crate::files::this_user(),

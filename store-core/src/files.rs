@@ -255,6 +255,7 @@ pub fn refuse_sudo_into_users_folder(folder: &Path) -> Result<()> {
             owner: sudo_user,
             user: 0,
             stray: false,
+            left_beside: Vec::new(),
         });
     }
     Ok(())
@@ -281,18 +282,48 @@ pub fn check_owned_by(paths: &[&Path], user: u32) -> Result<()> {
         // Missing, or not visible to this user: the write itself says so.
         let Ok(meta) = fs::symlink_metadata(path) else { continue };
         if meta.uid() != user {
+            // In a folder of this user: the odd one out (left by a command run as root), given back to this
+            // user. Never a folder to root: a user's data directory sits in root's `/var/lib` or `/tmp`, and
+            // a backup as root of one never backed up said to give the whole directory to root.
+            let stray = owner_of(parent_dir(path)) == Some(user) && (!meta.is_dir() || user != 0);
             return Err(Error::AnotherUsersFiles {
                 path: path.to_path_buf(),
                 owner: meta.uid(),
                 user,
-                // In a folder of this user: the odd one out (left by a command run as root), given back to this
-                // user. Never a folder to root: a user's data directory sits in root's `/var/lib` or `/tmp`, and
-                // a backup as root of one never backed up said to give the whole directory to root.
-                stray: owner_of(parent_dir(path)) == Some(user) && (!meta.is_dir() || user != 0),
+                stray,
+                left_beside: match stray {
+                    true => owned_by_in(meta.uid(), parent_dir(path), path),
+                    false => Vec::new(),
+                },
             });
         }
     }
     Ok(())
+}
+
+/// Where `path`, another user's, was met inside a data directory (the folder holding a private folder), the
+/// rest of user `owner`'s entries there ([`owned_by_in`]); none elsewhere: a data directory that is itself
+/// that user's sits in a folder of this user's own (its home) whose other entries are none of ours.
+pub(crate) fn left_in_data_dir_beside(path: &Path, owner: u32) -> Vec<PathBuf> {
+    let folder = parent_dir(path);
+    match fs::symlink_metadata(crate::private_dir::private_dir(folder)).is_ok() {
+        true => owned_by_in(owner, folder, path),
+        false => Vec::new(),
+    }
+}
+
+/// The entries of `folder` but `except` that belong to user `owner`, sorted: what a command run as that
+/// user left beside a file it left, given back in one `chown` rather than one per run.
+fn owned_by_in(owner: u32, folder: &Path, except: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|p| p.file_name() != except.file_name() && owner_of(p) == Some(owner))
+        .collect();
+    found.sort();
+    found
 }
 
 /// After this user was refused access to `path`: the nearest of `path` and the folders above it that this
