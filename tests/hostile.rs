@@ -1091,7 +1091,6 @@ fn root_writing_into_a_users_data_directory_is_refused_and_nothing_changes() {
 /// one `sudo chown -R` (it named one a run), and once it is done the daemon starts. Root only.
 #[test]
 fn a_data_directory_whose_contents_root_left_says_which_to_give_back() {
-    use std::os::unix::process::CommandExt;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("not root: only root makes files belong to another user");
@@ -1104,19 +1103,21 @@ fn a_data_directory_whose_contents_root_left_says_which_to_give_back() {
     // Only the top folder goes back to the user (65534); what is in it stays root's.
     std::os::unix::fs::lchown(&data, Some(65534), Some(65534)).unwrap();
     let d = utf8(&data);
-    let as_user = |args: &[&str]| {
-        let mut cmd = splitstore();
-        cmd.args(args).uid(65534).gid(65534);
-        output_within(&mut cmd, Duration::from_secs(60))
-    };
+    let as_user = splitstore_as_user;
     let daemon = as_user(&["daemon", "--data-dir", d, "--events", "5"]);
     assert_eq!(daemon.status.code(), Some(2), "{daemon:?}");
     let stderr = texts(&daemon).1;
-    // Everything root left there, in one command (it named one a run).
-    let chown = stderr
-        .split('`')
-        .find(|part| part.starts_with("sudo chown -R 65534 "))
-        .unwrap();
+    assert!(!stderr.contains("run as the user that owns"), "{stderr}");
+    assert!(!stderr.contains("restore.journal"), "{stderr}");
+    let doctor = texts(&as_user(&["doctor", "--data-dir", d, "--no-check"])).0;
+    let db = data.join("activity.db");
+    assert!(
+        doctor.contains("give them back with `sudo chown -R 65534 ") && doctor.contains(&db.display().to_string()),
+        "{doctor}"
+    );
+    assert!(!doctor.contains("run as the user that owns"), "{doctor}");
+    // Everything root left there, in one command (it named one a run); given back as said, it starts.
+    let chown = give_back_as_said(&stderr);
     for name in [
         ".private",
         "activity.db",
@@ -1130,21 +1131,6 @@ fn a_data_directory_whose_contents_root_left_says_which_to_give_back() {
         );
     }
     assert!(stderr.contains("give them back with"), "{stderr}");
-    assert!(!stderr.contains("run as the user that owns"), "{stderr}");
-    assert!(!stderr.contains("restore.journal"), "{stderr}");
-    let doctor = texts(&as_user(&["doctor", "--data-dir", d, "--no-check"])).0;
-    let db = data.join("activity.db");
-    assert!(
-        doctor.contains("give them back with `sudo chown -R 65534 ") && doctor.contains(&db.display().to_string()),
-        "{doctor}"
-    );
-    assert!(!doctor.contains("run as the user that owns"), "{doctor}");
-    // Given back as said, it starts.
-    let given_back = Command::new("sh")
-        .args(["-c", chown.trim_start_matches("sudo ")])
-        .status()
-        .unwrap();
-    assert!(given_back.success(), "{chown}");
     let daemon = as_user(&["daemon", "--data-dir", d, "--events", "5"]);
     assert!(daemon.status.success(), "{daemon:?}");
 }
@@ -1234,6 +1220,21 @@ fn give_to_nobody(dir: &Path) {
         }
         std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
     }
+}
+
+/// Runs, as root (which the test is), the `sudo chown -R 65534 ...` a refusal's remedy in `stderr` says;
+/// returns it, to say what it gave back.
+fn give_back_as_said(stderr: &str) -> String {
+    let chown = stderr
+        .split('`')
+        .find(|part| part.starts_with("sudo chown -R 65534 "))
+        .unwrap_or_else(|| panic!("no chown said: {stderr}"));
+    let done = Command::new("sh")
+        .args(["-c", chown.trim_start_matches("sudo ")])
+        .status()
+        .unwrap();
+    assert!(done.success(), "{chown}");
+    chown.to_string()
 }
 
 /// What `splitstore COMMAND`, run as root, says of `path`, a file or folder of user 65534 it would write beside.
@@ -2229,18 +2230,9 @@ fn a_command_run_through_sudo_on_the_users_own_folder_is_refused_and_creates_not
     // private folder, then the database, then its lock file); run as said, the daemon records.
     let out = splitstore_as_user(&["daemon", "--data-dir", d, "--events", "5"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = texts(&out).1;
-    let chown = stderr
-        .split('`')
-        .find(|part| part.starts_with("sudo chown -R 65534 "))
-        .unwrap();
+    let chown = give_back_as_said(&texts(&out).1);
     let left = [".private", "activity.db", "activity.db.lock"].map(|name| users.join(name).display().to_string());
-    assert!(chown.ends_with(&left.join(" ")), "{stderr}");
-    let given_back = Command::new("sh")
-        .args(["-c", chown.trim_start_matches("sudo ")])
-        .status()
-        .unwrap();
-    assert!(given_back.success(), "{chown}");
+    assert!(chown.ends_with(&left.join(" ")), "{chown}");
     let out = splitstore_as_user(&["daemon", "--data-dir", d, "--events", "5"]);
     assert!(out.status.success(), "after `{chown}`: {out:?}");
 }
