@@ -292,7 +292,7 @@ pub fn check_owned_by(paths: &[&Path], user: u32) -> Result<()> {
                 user,
                 stray,
                 left_beside: match stray {
-                    true => owned_by_in(meta.uid(), parent_dir(path), path),
+                    true => left_in_data_dir_beside(path, meta.uid()),
                     false => Vec::new(),
                 },
             });
@@ -302,8 +302,9 @@ pub fn check_owned_by(paths: &[&Path], user: u32) -> Result<()> {
 }
 
 /// Where `path`, another user's, was met inside a data directory (the folder holding a private folder), the
-/// rest of user `owner`'s entries there ([`owned_by_in`]); none elsewhere: a data directory that is itself
-/// that user's sits in a folder of this user's own (its home) whose other entries are none of ours.
+/// rest of user `owner`'s entries there ([`owned_by_in`]); none elsewhere: a data directory (or backup folder)
+/// that is itself that user's sits in a folder of this user's own (its home) whose other entries are none of
+/// ours.
 pub(crate) fn left_in_data_dir_beside(path: &Path, owner: u32) -> Vec<PathBuf> {
     let folder = parent_dir(path);
     match fs::symlink_metadata(crate::private_dir::private_dir(folder)).is_ok() {
