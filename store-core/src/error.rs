@@ -1678,11 +1678,10 @@ impl Error {
                 ..
             } => {
                 let all: Vec<&PathBuf> = std::iter::once(path).chain(left_beside).collect();
+                let it = if all.len() == 1 { "it" } else { "them" };
                 format!(
-                    "the rest of {quoted_dir} belongs to user {user}: a command run as another user left {}; give {} \
-                     back with `sudo chown {}{user} {}`{}, then run the command again; nothing was changed",
-                    if all.len() == 1 { "it" } else { "them" },
-                    if all.len() == 1 { "it" } else { "them" },
+                    "the rest of {quoted_dir} belongs to user {user}: a command run as another user left {it}; give \
+                     {it} back with `sudo chown {}{user} {}`{}, then run the command again; nothing was changed",
                     // A folder (the private folder, the backups) holds that user's files too.
                     if all
                         .iter()
@@ -1692,7 +1691,7 @@ impl Error {
                     } else {
                         ""
                     },
-                    all.iter().map(|p| shell_quoted(p)).collect::<Vec<_>>().join(" "),
+                    shell_quoted_all(all.iter().map(|p| p.as_path())),
                     // Listed when they are there: then none is missed.
                     if left_beside.is_empty() {
                         " (and its -wal and -shm, if any)"
@@ -2439,11 +2438,13 @@ fn open_in(keepers: &[LockHolder]) -> String {
 /// `at` and those of its `-wal`, `-shm` and `-journal` that `shut_out` says are shut out too, quoted for one
 /// `chmod`: a database's sidecars made while it was read-only took its mode.
 fn with_sidecars_shut_out(at: &Path, shut_out: impl Fn(&Path) -> bool) -> String {
-    std::iter::once(at.to_path_buf())
-        .chain(crate::files::sidecars(at).into_iter().filter(|s| shut_out(s)))
-        .map(|p| shell_quoted(&p))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let sidecars = crate::files::sidecars(at);
+    shell_quoted_all(std::iter::once(at).chain(sidecars.iter().map(PathBuf::as_path).filter(|s| shut_out(s))))
+}
+
+/// `paths`, each quoted for a shell, one space apart: the arguments of one command.
+fn shell_quoted_all<'a>(paths: impl Iterator<Item = &'a Path>) -> String {
+    paths.map(shell_quoted).collect::<Vec<_>>().join(" ")
 }
 
 /// What a full disk's or a failed write's remedy adds when SQLite's temporary files (`temp_dir`) lie on

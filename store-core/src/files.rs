@@ -925,8 +925,7 @@ pub fn out_of_inodes(path: &Path) -> bool {
 /// as `SQLITE_FULL` only for the database and `-wal`; growing the `-shm` (at the first open after a clean
 /// stop) fails as "disk I/O error" (`SQLITE_IOERR_SHMSIZE`). False where it cannot be asked.
 pub fn out_of_space(path: &Path) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = this_user() == 0;
     statvfs(parent_dir(path)).is_some_and(|stat| if root { stat.f_bfree } else { stat.f_bavail } == 0)
 }
 
